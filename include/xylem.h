@@ -1,0 +1,207 @@
+/*
+ * xylem.h: the public C API of Xylem, a data-aware workflow engine.
+ *
+ * A program embeds a manager, declares the files its tasks read and write,
+ * submits tasks, and waits for them to complete. Workers (`xylem worker`)
+ * connect to the manager over TCP, cache the declared files, and run the
+ * tasks in sandboxes. This header is the only public interface: the CLI, the
+ * Python extension and C programs all use it.
+ *
+ * Conventions (docs/errors.md): a function that fails returns -1 or NULL and
+ * sets errno; where it takes `err`/`errlen`, it also writes a one-line
+ * reason there. The manager is single-threaded: call every function of one
+ * manager from one thread at a time. Several managers may live in one
+ * process.
+ */
+#ifndef XYLEM_H
+#define XYLEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(XY_BUILDING) && defined(__GNUC__)
+#define XY_API __attribute__((visibility("default")))
+#else
+#define XY_API
+#endif
+
+#define XY_VERSION_MAJOR 0
+#define XY_VERSION_MINOR 1
+#define XY_VERSION_PATCH 0
+
+struct xy_manager;
+struct xy_task;
+struct xy_file;
+
+/* How long a worker keeps a cached object. */
+typedef enum {
+	XY_CACHE_TASK = 0,     /* deleted when the task that used it ends */
+	XY_CACHE_WORKFLOW = 1, /* deleted when the manager goes away */
+	XY_CACHE_WORKER = 2,   /* kept until the worker exits */
+	XY_CACHE_FOREVER = 3,  /* kept in the worker's cache directory */
+} xy_cache_level;
+
+/* What became of a task, classed by blame (docs/errors.md). */
+typedef enum {
+	XY_RESULT_SUCCESS = 0,
+	XY_RESULT_APP_FAILED = 1,          /* non-zero exit, or an output missing */
+	XY_RESULT_WORKER_FAILED = 2,       /* lost its worker too many times */
+	XY_RESULT_RESOURCES_EXHAUSTED = 3, /* over memory, disk or time limit */
+	XY_RESULT_INPUT_MISSING = 4,       /* an input could not be found or made */
+	XY_RESULT_CANCELLED = 5,
+} xy_result;
+
+typedef enum {
+	XY_TASK_WAITING = 0, /* submitted, some input not yet produced */
+	XY_TASK_READY = 1,   /* all inputs exist, waiting for a worker */
+	XY_TASK_RUNNING = 2, /* sent to a worker (staging, running, returning) */
+	XY_TASK_DONE = 3,    /* completed, waiting to be returned by wait */
+	XY_TASK_RETURNED = 4 /* handed back to the caller by xy_manager_wait */
+} xy_task_state;
+
+/* ---------------------------------------------------------------- manager */
+
+struct xy_manager_options {
+	const char *host;   /* address to listen on; NULL: all interfaces */
+	int port;           /* 0: any free port, see xy_manager_port() */
+	const void *secret; /* shared secret; required */
+	size_t secret_len;
+	const char *history; /* SQLite run history path; NULL: none */
+	const char *name;    /* shown in logs and status; NULL: "xylem" */
+};
+
+/* Creates a manager listening on opt->port. Returns NULL on failure with
+ * errno set and a reason in err. The caller owns the manager. */
+XY_API struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
+					    char *err, size_t errlen);
+
+/* Stops listening, disconnects workers (telling them to drop workflow-level
+ * objects), and frees every task and file the manager still owns.
+ * xy_manager_destroy(NULL) does nothing. */
+XY_API void xy_manager_destroy(struct xy_manager *m);
+
+/* The TCP port the manager listens on (useful after port 0). */
+XY_API int xy_manager_port(const struct xy_manager *m);
+
+/* Tells connected workers to exit (used by `xylem run` for the workers it
+ * started). Returns the number of workers told. */
+XY_API int xy_manager_shutdown_workers(struct xy_manager *m);
+
+/* ------------------------------------------------------------------ files */
+
+/*
+ * A declared file belongs to the manager: the pointer stays valid until
+ * xy_manager_destroy. Declaring the same local path twice returns the same
+ * file. A local path is read (and hashed, off the event loop) when a task
+ * that needs it becomes ready; a task that writes it makes it instead.
+ */
+XY_API struct xy_file *xy_manager_declare_file(struct xy_manager *m,
+					       const char *path,
+					       xy_cache_level level, char *err,
+					       size_t errlen);
+
+/* An in-memory buffer; the manager copies data. */
+XY_API struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
+						 const void *data, size_t len,
+						 xy_cache_level level,
+						 char *err, size_t errlen);
+
+/* The manager-side path of a local file, or NULL for a buffer. */
+XY_API const char *xy_file_path(const struct xy_file *f);
+
+/* ------------------------------------------------------------------ tasks */
+
+/* Creates a task running `command` with /bin/sh -c in its sandbox. The
+ * caller owns it until xy_manager_submit; after xy_manager_wait returns it,
+ * the caller owns it again and frees it with xy_task_delete. */
+XY_API struct xy_task *xy_task_create(const char *command);
+XY_API void xy_task_delete(struct xy_task *t);
+
+/* Mounts f at sandbox name `as` (relative, no "..", no empty component).
+ * Returns -1 with errno EINVAL and a reason naming `as` if it is refused. */
+XY_API int xy_task_add_input(struct xy_task *t, struct xy_file *f,
+			     const char *as, char *err, size_t errlen);
+/* Brings sandbox name `as` back to the local file f when the task ends. */
+XY_API int xy_task_add_output(struct xy_task *t, struct xy_file *f,
+			      const char *as, char *err, size_t errlen);
+XY_API int xy_task_set_env(struct xy_task *t, const char *name,
+			   const char *value);
+XY_API void xy_task_set_cores(struct xy_task *t, int cores);
+XY_API void xy_task_set_memory(struct xy_task *t, int64_t mb);
+XY_API void xy_task_set_disk(struct xy_task *t, int64_t mb);
+XY_API void xy_task_set_gpus(struct xy_task *t, int gpus);
+XY_API void xy_task_set_retries(struct xy_task *t, int retries);
+XY_API void xy_task_set_priority(struct xy_task *t, double priority);
+XY_API void xy_task_set_time_limit(struct xy_task *t, double seconds);
+/* A free-form label kept with the task (the workflow's task id). */
+XY_API int xy_task_set_tag(struct xy_task *t, const char *tag);
+
+/* Hands t to the manager. Returns its id (> 0), or 0 on failure with a
+ * reason in err (then the caller still owns t). */
+XY_API uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
+				  char *err, size_t errlen);
+
+/* Cancels a submitted task; it comes back from wait as CANCELLED.
+ * Returns -1 with errno ENOENT if the id is unknown or already done. */
+XY_API int xy_manager_cancel(struct xy_manager *m, uint64_t id);
+
+/* Runs the manager until a task completes or `timeout` seconds pass
+ * (negative: no limit). Returns a completed task, now owned by the caller,
+ * or NULL on timeout (errno ETIMEDOUT) or when no task is outstanding
+ * (errno ENOENT). */
+XY_API struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout);
+
+/* Submitted tasks not yet returned by wait. */
+XY_API int64_t xy_manager_outstanding(const struct xy_manager *m);
+
+XY_API uint64_t xy_task_id(const struct xy_task *t);
+XY_API const char *xy_task_command(const struct xy_task *t);
+XY_API const char *xy_task_tag(const struct xy_task *t);
+XY_API xy_task_state xy_task_get_state(const struct xy_task *t);
+XY_API xy_result xy_task_result(const struct xy_task *t);
+XY_API const char *xy_result_string(xy_result r);
+XY_API int xy_task_exit_code(const struct xy_task *t);
+/* Captured stdout and stderr, interleaved, at most XY_OUTPUT_MAX bytes (the
+ * tail is kept); NUL-terminated. len may be NULL. */
+XY_API const char *xy_task_output(const struct xy_task *t, size_t *len);
+/* Why the task failed, in one line, or "" on success. */
+XY_API const char *xy_task_error(const struct xy_task *t);
+/* Name of the worker that ran it last, or "". */
+XY_API const char *xy_task_worker(const struct xy_task *t);
+XY_API int xy_task_attempts(const struct xy_task *t);
+
+#define XY_OUTPUT_MAX (1 << 20)
+
+struct xy_task_times {
+	double submitted; /* seconds since the epoch, on the manager's clock */
+	double dispatched;
+	double started; /* the worker's start and end, converted */
+	double finished;
+	double returned;
+};
+XY_API void xy_task_times(const struct xy_task *t, struct xy_task_times *out);
+
+/* ------------------------------------------------------------------ stats */
+
+struct xy_stats {
+	int64_t tasks_waiting, tasks_ready, tasks_running, tasks_done;
+	int64_t tasks_succeeded, tasks_failed; /* returned so far */
+	int64_t workers_connected, workers_busy;
+	int64_t cores_total, cores_used;
+	int64_t bytes_sent, bytes_received; /* file bodies, both directions */
+	int64_t transfers_active;
+};
+XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
+
+/* A JSON document describing the manager's tasks and workers, as `xylem
+ * status` prints it. The caller frees it with free(). */
+XY_API char *xy_manager_status_json(const struct xy_manager *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

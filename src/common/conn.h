@@ -1,0 +1,66 @@
+/*
+ * conn.h: a framed, authenticated control connection on a libuv TCP stream.
+ *
+ * A conn runs the handshake of auth.h (as server or client), then reads
+ * frames, decodes them with proto.h, and calls on_msg for each. Sends are
+ * encoded into an outgoing buffer and written in batches, so many small
+ * messages cost one write. Before the handshake ends a frame may be at most
+ * 1 KiB and the handshake must finish within 10 seconds.
+ *
+ * Lifetime: xy_conn_close marks the conn closing; on_close runs exactly
+ * once, from libuv's close callback (never inside on_msg), and then the conn
+ * is freed. The owner must drop its pointer in on_close.
+ */
+#ifndef XY_CONN_H
+#define XY_CONN_H
+
+#include <uv.h>
+
+#include "proto.h"
+
+struct xy_conn;
+
+/* m is freed by the conn after the callback returns; a handler that keeps a
+ * pointer field must set that field to NULL (steal it). */
+typedef void (*xy_conn_msg_cb)(struct xy_conn *c, unsigned type,
+			       union xy_msg *m);
+/* Handshake done: for a server, role is what the client claimed. */
+typedef void (*xy_conn_ready_cb)(struct xy_conn *c, uint8_t role);
+/* reason is a short text: "closed by peer", "bad secret", ... */
+typedef void (*xy_conn_close_cb)(struct xy_conn *c, const char *reason);
+
+struct xy_conn_opts {
+	const void *secret;
+	size_t secret_len;
+	uint8_t role; /* client: the role it claims; server: ignored */
+	xy_conn_ready_cb on_ready;
+	xy_conn_msg_cb on_msg;
+	xy_conn_close_cb on_close;
+	void *data;
+};
+
+/* Accepts a pending connection on server and starts the server side of the
+ * handshake. Returns NULL on failure (nothing to clean up). The secret is
+ * copied. */
+struct xy_conn *xy_conn_accept(uv_stream_t *server,
+			       const struct xy_conn_opts *opts);
+/* Connects to host:port and starts the client side. Failures to connect
+ * are reported through on_close. */
+struct xy_conn *xy_conn_connect(uv_loop_t *loop, const char *host, int port,
+				const struct xy_conn_opts *opts);
+
+/* Queues a message. Returns -1 if the conn is closing or out of memory. */
+int xy_conn_send(struct xy_conn *c, unsigned type, const union xy_msg *m);
+void xy_conn_close(struct xy_conn *c, const char *reason);
+int xy_conn_closing(const struct xy_conn *c);
+
+void *xy_conn_data(const struct xy_conn *c);
+void xy_conn_set_data(struct xy_conn *c, void *data);
+/* "ip:port" of the peer, and the ip alone. */
+const char *xy_conn_peer(const struct xy_conn *c);
+const char *xy_conn_peer_ip(const struct xy_conn *c);
+uint8_t xy_conn_role(const struct xy_conn *c);
+/* Bytes queued but not yet written. */
+size_t xy_conn_pending(const struct xy_conn *c);
+
+#endif

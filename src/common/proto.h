@@ -1,0 +1,265 @@
+/*
+ * proto.h: Xylem's wire protocol. Every message is a frame:
+ *
+ *     u32 payload length | u16 type | u16 flags (0) | payload
+ *
+ * integers little-endian, strings as u32 length + bytes. The payload of each
+ * type is a fixed sequence of fields (docs/protocol.md), decoded here into a
+ * struct with every size and count checked against the limits below. The
+ * manager and the worker dispatch decoded messages from tables indexed by
+ * type. Pairs with buf.h (encoding primitives) and conn.h (framing on
+ * libuv streams).
+ */
+#ifndef XY_PROTO_H
+#define XY_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
+#define XY_PROTO_VERSION 1
+#define XY_FRAME_HEADER 8
+
+/* Hard limits. A frame or field past one is a protocol error. */
+#define XY_MAX_FRAME (16u << 20)      /* payload bytes */
+#define XY_MAX_NAME 4096              /* sandbox names, env names, hosts */
+#define XY_MAX_STR 65536              /* other strings */
+#define XY_MAX_COMMAND (1u << 20)     /* a task's command line */
+#define XY_MAX_OUTPUT (1u << 20)      /* captured output per task */
+#define XY_MAX_ENV 4096               /* environment variables per task */
+#define XY_MAX_FILES 65536            /* inputs or outputs per task */
+#define XY_MAX_INVENTORY 1000000      /* cached objects in a hello */
+#define XY_MAX_STATUS (8u << 20)      /* status JSON */
+
+#define XY_ID_LEN 32    /* an object id: SHA-256 of its content */
+#define XY_NONCE_LEN 32
+#define XY_MAC_LEN 32   /* HMAC-SHA256 */
+#define XY_TOKEN_LEN 40 /* u64 expiry + 32-byte MAC */
+
+enum xy_msg_type {
+	/* handshake, on every connection (auth.h) */
+	XY_MSG_CHALLENGE = 1, /* server -> client */
+	XY_MSG_AUTH = 2,      /* client -> server */
+	XY_MSG_AUTH_OK = 3,   /* server -> client */
+	XY_MSG_ERROR = 4,     /* either way, before closing */
+	/* control: worker <-> manager */
+	XY_MSG_HELLO = 10,        /* w -> m */
+	XY_MSG_TASK = 11,         /* m -> w */
+	XY_MSG_FETCH = 12,        /* m -> w: get an object from a source */
+	XY_MSG_CACHE_UPDATE = 13, /* w -> m: an object arrived or failed */
+	XY_MSG_TASK_DONE = 14,    /* w -> m */
+	XY_MSG_CANCEL = 15,       /* m -> w */
+	XY_MSG_KEEPALIVE = 16,    /* either way */
+	XY_MSG_UNLINK = 17,       /* m -> w: drop an object */
+	XY_MSG_SHUTDOWN = 18,     /* m -> w: exit */
+	XY_MSG_BYE = 19,          /* w -> m: leaving, these tasks return */
+	XY_MSG_STATUS_REQ = 20,   /* status client -> m */
+	XY_MSG_STATUS_REPLY = 21, /* m -> status client */
+	/* transfer connections (xfer.h) */
+	XY_MSG_GET = 30,    /* client -> transfer server */
+	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
+	XY_MSG_MAX = 32
+};
+
+/* Roles a client claims in AUTH. */
+enum { XY_ROLE_WORKER = 1, XY_ROLE_STATUS = 2, XY_ROLE_TRANSFER = 3 };
+
+/* Object kinds. */
+enum { XY_KIND_FILE = 0, XY_KIND_DIR = 1 };
+
+/* CACHE_UPDATE and OBJECT status codes. */
+enum {
+	XY_OBJ_OK = 0,
+	XY_OBJ_NOT_FOUND = 1,  /* the source does not have it */
+	XY_OBJ_FAILED = 2,     /* connection or disk failure */
+	XY_OBJ_CORRUPT = 3,    /* content did not match its id */
+	XY_OBJ_DENIED = 4      /* bad secret or token */
+};
+
+struct xy_msg_challenge {
+	uint32_t magic;
+	uint16_t version;
+	uint8_t nonce[XY_NONCE_LEN];
+};
+
+struct xy_msg_auth {
+	uint16_t version;
+	uint8_t role;
+	uint8_t nonce[XY_NONCE_LEN];
+	uint8_t mac[XY_MAC_LEN];
+};
+
+struct xy_msg_auth_ok {
+	uint8_t mac[XY_MAC_LEN];
+};
+
+struct xy_msg_error {
+	uint32_t code;
+	char *text;
+};
+
+struct xy_inventory_item {
+	uint8_t id[XY_ID_LEN];
+	uint64_t size;
+	uint8_t kind;
+	uint8_t level;
+};
+
+struct xy_msg_hello {
+	char *name;     /* unique worker name, e.g. host:pid */
+	char *hostname;
+	uint32_t cores;
+	uint64_t memory_mb;
+	uint64_t disk_mb;
+	uint32_t gpus;
+	char *xfer_host; /* "" means: the address this connection comes from */
+	uint16_t xfer_port;
+	uint32_t n_items;
+	struct xy_inventory_item *items;
+};
+
+struct xy_task_input {
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint8_t level;
+	char *name; /* sandbox name, validated by both sides */
+};
+
+struct xy_task_output {
+	char *name;
+	uint8_t level;
+};
+
+struct xy_env_var {
+	char *name;
+	char *value;
+};
+
+struct xy_msg_task {
+	uint64_t task_id;
+	char *command;
+	uint32_t cores;
+	uint64_t memory_mb; /* 0: not limited */
+	uint64_t disk_mb;   /* 0: not limited */
+	uint32_t gpus;
+	uint64_t time_limit_ms; /* 0: none */
+	uint32_t n_env;
+	struct xy_env_var *env;
+	uint32_t n_inputs;
+	struct xy_task_input *inputs;
+	uint32_t n_outputs;
+	struct xy_task_output *outputs;
+};
+
+struct xy_msg_fetch {
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint8_t level;
+	uint64_t size;
+	char *host;
+	uint16_t port;
+	uint8_t token[XY_TOKEN_LEN];
+};
+
+struct xy_msg_cache_update {
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint8_t status; /* XY_OBJ_* */
+	uint64_t size;
+	uint64_t elapsed_us;
+	char *text; /* reason when status != OK */
+};
+
+struct xy_done_output {
+	char *name;
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint64_t size;
+};
+
+struct xy_msg_task_done {
+	uint64_t task_id;
+	uint8_t result; /* xy_result */
+	int32_t exit_code;
+	uint64_t start_us; /* worker wall clock, microseconds since epoch */
+	uint64_t end_us;
+	uint8_t output_truncated;
+	size_t output_len;
+	char *output; /* NUL-terminated, output_len bytes */
+	char *message; /* why it failed, or "" */
+	uint32_t n_outputs;
+	struct xy_done_output *outputs;
+};
+
+struct xy_msg_cancel {
+	uint64_t task_id;
+};
+
+struct xy_msg_unlink {
+	uint8_t id[XY_ID_LEN];
+};
+
+struct xy_msg_bye {
+	uint32_t n_tasks;
+	uint64_t *task_ids; /* tasks the worker gives back unfinished */
+};
+
+struct xy_msg_status_reply {
+	char *json;
+};
+
+struct xy_msg_get {
+	uint8_t id[XY_ID_LEN];
+	uint8_t token[XY_TOKEN_LEN];
+};
+
+struct xy_msg_object {
+	uint8_t status; /* XY_OBJ_* */
+	uint8_t kind;
+	uint64_t size; /* bytes of the unframed body that follows */
+};
+
+/* Every decoded message. The member matches the type. */
+union xy_msg {
+	struct xy_msg_challenge challenge;
+	struct xy_msg_auth auth;
+	struct xy_msg_auth_ok auth_ok;
+	struct xy_msg_error error;
+	struct xy_msg_hello hello;
+	struct xy_msg_task task;
+	struct xy_msg_fetch fetch;
+	struct xy_msg_cache_update cache_update;
+	struct xy_msg_task_done task_done;
+	struct xy_msg_cancel cancel;
+	struct xy_msg_unlink unlink;
+	struct xy_msg_bye bye;
+	struct xy_msg_status_reply status_reply;
+	struct xy_msg_get get;
+	struct xy_msg_object object;
+};
+
+/* Name of a message type for logs ("TASK"), or "?" if unknown. */
+const char *xy_msg_name(unsigned type);
+
+/* Parses a frame header. Returns -1 if flags are non-zero, the type is
+ * unknown, or the length exceeds XY_MAX_FRAME. */
+int xy_frame_parse(const uint8_t hdr[XY_FRAME_HEADER], uint32_t *len,
+		   uint16_t *type);
+
+/* Decodes a payload of the given type into *m (zeroed first). Returns 0, or
+ * -1 with a reason in err if the payload is short, long (trailing bytes),
+ * or breaks a limit; on failure *m holds nothing to free. On success free
+ * it with xy_msg_free. Sandbox names in TASK and TASK_DONE are checked with
+ * xy_check_sandbox_name. */
+int xy_msg_decode(unsigned type, const uint8_t *payload, size_t len,
+		  union xy_msg *m, char *err, size_t errlen);
+void xy_msg_free(unsigned type, union xy_msg *m);
+
+/* Appends a whole frame (header and payload) for message m of the given
+ * type to b. Returns -1 if b ran out of memory or the payload would exceed
+ * XY_MAX_FRAME. KEEPALIVE, SHUTDOWN and STATUS_REQ take m == NULL. */
+int xy_msg_encode(struct xy_buf *b, unsigned type, const union xy_msg *m);
+
+#endif
