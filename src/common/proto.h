@@ -95,6 +95,14 @@ struct xy_msg_auth_ok {
 	uint8_t mac[XY_MAC_LEN];
 };
 
+/* ERROR codes. */
+enum {
+	XY_ERR_PROTOCOL = 1, /* malformed or unexpected frame */
+	XY_ERR_AUTH = 2,     /* bad secret */
+	XY_ERR_VERSION = 3,  /* protocol version mismatch */
+	XY_ERR_TIMEOUT = 4   /* handshake took too long */
+};
+
 struct xy_msg_error {
 	uint32_t code;
 	char *text;

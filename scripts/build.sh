@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds Xylem into build/ (or the directory given), configuring it first
+# if needed. Extra arguments go to `meson setup`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build}
+shift || true
+if [ ! -f "$dir/build.ninja" ]; then
+	meson setup "$dir" "$@" >/dev/null
+fi
+ninja -C "$dir" >/dev/null
+echo "built $dir/src/cli/xylem" >&2

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing Xylem needs: Debian packages with
+# apt-get (when missing) and Python packages with pip. Safe to run again.
+set -euo pipefail
+
+debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
+      libjansson-dev libcurl4-openssl-dev libyaml-dev duktape-dev clang
+      libclang-rt-14-dev sqlite3 python3 python3-pip procps)
+missing=()
+for p in "${debs[@]}"; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}" >&2
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+py=(meson ninja pytest)
+need=()
+for m in "${py[@]}"; do
+	python3 -c "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('${m//-/_}') else 1)" 2>/dev/null || need+=("$m")
+done
+if ((${#need[@]})); then
+	echo "deps: pip installing ${need[*]}" >&2
+	python3 -m pip install -q "${need[@]}"
+fi

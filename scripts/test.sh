@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The quick start's second command: installs what is needed, builds Xylem
+# twice (plain, and with the address and undefined-behaviour sanitizers),
+# and runs every test in both: the C unit tests (meson test), the system
+# tests (pytest, real managers and workers), and a short fuzz run of the
+# message decoder (libFuzzer, clang).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+fuzz_seconds=${XYLEM_FUZZ_SECONDS:-30}
+
+echo "== build" >&2
+bash scripts/build.sh build
+echo "== unit tests" >&2
+meson test -C build --print-errorlogs --suite unit
+echo "== system tests" >&2
+XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/system
+
+echo "== sanitizers: address, undefined" >&2
+bash scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+	-Dbuildtype=debug
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+meson test -C build-asan --print-errorlogs --suite unit
+XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
+	python3 -m pytest -q tests/system
+
+echo "== fuzz the message decoder for ${fuzz_seconds}s" >&2
+CC=clang bash scripts/build.sh build-fuzz -Dfuzz=true \
+	-Db_sanitize=address,undefined -Db_lundef=false
+mkdir -p build-fuzz/corpus
+./build-fuzz/tests/fuzz/fuzz_decode -max_total_time="$fuzz_seconds" \
+	-print_final_stats=0 build-fuzz/corpus 2>build-fuzz/fuzz.log || {
+	tail -n 40 build-fuzz/fuzz.log >&2
+	exit 1
+}
+echo "fuzz: $(grep -c . build-fuzz/fuzz.log) log lines, no crash" >&2

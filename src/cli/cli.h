@@ -1,0 +1,21 @@
+/*
+ * cli.h: the subcommands of the `xylem` command, dispatched by main.c. Each
+ * takes its own argv (argv[0] is the subcommand's name) and returns the
+ * process exit status: 0 success, 1 failure, 2 a usage or input error,
+ * 130 interrupted.
+ */
+#ifndef XY_CLI_H
+#define XY_CLI_H
+
+#define XY_EXIT_OK 0
+#define XY_EXIT_FAIL 1
+#define XY_EXIT_USAGE 2
+#define XY_EXIT_INTERRUPTED 130
+
+int xy_cli_run(int argc, char **argv);
+int xy_cli_status(int argc, char **argv);
+
+/* True if argv holds "--help" or "-h" before any "--". */
+int xy_cli_wants_help(int argc, char **argv);
+
+#endif

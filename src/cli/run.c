@@ -1,0 +1,815 @@
+/*
+ * run.c: `xylem run WORKFLOW.json`. Loads and validates the workflow
+ * (workflow.c), creates a manager, declares each distinct path once,
+ * submits every task, starts local workers as child processes, and waits
+ * for the tasks while showing progress (progress.c). At the end it prints a
+ * summary with the failed tasks' output, stops the workers it started, and
+ * removes its temporary directory, whatever happened in between.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "progress.h"
+#include "util.h"
+#include "workflow.h"
+#include "xylem.h"
+
+#define MAX_FAILURES_SHOWN 20
+#define TAIL_LINES 10
+#define TAIL_BYTES 4096
+#define STOP_GRACE_S 5.0
+#define TERM_GRACE_S 2.0
+#define CANCEL_GRACE_S 5.0
+
+extern char **environ;
+
+/* The signal that interrupted the run (SIGINT or SIGTERM), and how many
+ * arrived: the first cancels the run, the second stops waiting. */
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_count;
+
+struct run_opts {
+	const char *workflow;
+	int workers; /* -1: one per core */
+	int port;
+	const char *secret_file;
+	const char *history;
+	int cores_per_worker; /* 0: cores / workers */
+	int quiet;
+};
+
+struct local_worker {
+	pid_t pid; /* 0 once reaped */
+	char cache[PATH_MAX];
+};
+
+struct failure {
+	char *tag;
+	const char *result;
+	int exit_code;
+	char *error;
+	char *tail; /* the last lines of the output */
+};
+
+struct run {
+	struct run_opts o;
+	struct xy_workflow *wf;
+	struct xy_manager *m;
+	char *secret;
+	size_t secret_len;
+	char tmpdir[PATH_MAX / 2]; /* "" until made */
+	char secret_path[PATH_MAX];
+	struct local_worker *workers;
+	int n_workers, worker_cores;
+	uint64_t *ids; /* by workflow task index */
+	size_t n_submitted;
+	int64_t succeeded, failed, cancelled;
+	struct failure fails[MAX_FAILURES_SHOWN];
+	size_t n_fails;
+	struct xy_progress progress;
+	int workers_gone; /* every local worker exited during the run */
+};
+
+/* ------------------------------------------------------------ arguments */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: xylem run WORKFLOW.json [options]\n\n"
+		"Runs every task of a workflow file (docs/workflow.md) and waits"
+		" for them.\nLocal workers are started unless --workers 0 is"
+		" given.\n\noptions:\n"
+		"  --workers N           local workers to start (default: one"
+		" per core;\n"
+		"                        0: only wait for external workers)\n"
+		"  --cores-per-worker N  cores each local worker offers (default:"
+		" cores / N)\n"
+		"  --port P              port to listen on (default: any free"
+		" port)\n"
+		"  --secret-file F       shared secret for workers (default: a"
+		" fresh one)\n"
+		"  --history DB          record the run in an SQLite database\n"
+		"  --quiet               no progress line and no summary unless"
+		" a task fails\n"
+		"  --help                show this help\n\n"
+		"Exit status: 0 if every task succeeded, 1 if one failed, 2 for"
+		" a bad\ncommand line or workflow file, 130 if interrupted.\n");
+}
+
+static int parse_count(const char *opt, const char *s, int lo, int hi,
+		       int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "xylem run: %s wants a number from %d to %d,"
+			" not '%s'\n", opt, lo, hi, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+/* Returns -1 to go on, or the exit status to end with. */
+static int parse_args(int argc, char **argv, struct run_opts *o)
+{
+	enum { O_WORKERS = 256, O_PORT, O_SECRET, O_HISTORY, O_CPW, O_QUIET };
+	static const struct option longopts[] = {
+		{"workers", required_argument, NULL, O_WORKERS},
+		{"port", required_argument, NULL, O_PORT},
+		{"secret-file", required_argument, NULL, O_SECRET},
+		{"history", required_argument, NULL, O_HISTORY},
+		{"cores-per-worker", required_argument, NULL, O_CPW},
+		{"quiet", no_argument, NULL, O_QUIET},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, bad = 0;
+
+	*o = (struct run_opts){.workers = -1};
+	opterr = 0;
+	/* GNU getopt moves the operands to the end, so options may come
+	 * before or after the workflow file. */
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_WORKERS:
+			bad |= parse_count("--workers", optarg, 0, 4096,
+					   &o->workers);
+			break;
+		case O_PORT:
+			bad |= parse_count("--port", optarg, 0, 65535, &o->port);
+			break;
+		case O_CPW:
+			bad |= parse_count("--cores-per-worker", optarg, 1,
+					   1 << 20, &o->cores_per_worker);
+			break;
+		case O_SECRET:
+			o->secret_file = optarg;
+			break;
+		case O_HISTORY:
+			o->history = optarg;
+			break;
+		case O_QUIET:
+			o->quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return XY_EXIT_OK;
+		default:
+			fprintf(stderr, "xylem run: unknown option or missing"
+				" value: '%s'\n", argv[optind - 1]);
+			bad = 1;
+		}
+	}
+	if (optind < argc)
+		o->workflow = argv[optind++];
+	if (!bad && optind < argc) {
+		fprintf(stderr, "xylem run: unexpected argument '%s'\n",
+			argv[optind]);
+		bad = 1;
+	}
+	if (!bad && !o->workflow) {
+		fprintf(stderr, "xylem run: no workflow file given\n");
+		bad = 1;
+	}
+	if (bad) {
+		fprintf(stderr, "(see 'xylem run --help')\n");
+		return XY_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int count_cores(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+/* A task that asks for more cores than any local worker offers would wait
+ * forever: refuse the run instead. External workers (--workers 0) may be
+ * of any size, so nothing is checked then. */
+static int check_fits(struct run *r)
+{
+	if (r->n_workers == 0)
+		return 0;
+	for (size_t i = 0; i < r->wf->n_tasks; i++) {
+		const struct xy_wf_task *t = &r->wf->tasks[i];
+
+		if (t->cores > r->worker_cores) {
+			fprintf(stderr,
+				"xylem run: %s: task \"%s\" asks for %d cores,"
+				" but each of the %d local workers has %d (see"
+				" --workers and --cores-per-worker)\n",
+				r->o.workflow, t->id, t->cores, r->n_workers,
+				r->worker_cores);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* An input that nobody writes and that does not exist fails its task with
+ * "input missing" later; say so now, once per path. */
+static void warn_missing_inputs(struct run *r)
+{
+	for (size_t i = 0; i < r->wf->n_paths; i++) {
+		const struct xy_wf_path *p = &r->wf->paths[i];
+
+		if (p->producer < 0 && access(p->full, F_OK) != 0)
+			fprintf(stderr, "xylem run: warning: input \"%s\" does"
+				" not exist and no task writes it\n", p->written);
+	}
+}
+
+static int make_tmpdir(struct run *r)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(r->tmpdir, sizeof r->tmpdir, "%s/xylem-run-XXXXXX",
+		 base && *base ? base : "/tmp");
+	if (!mkdtemp(r->tmpdir)) {
+		fprintf(stderr, "xylem run: cannot make a directory in %s: %s\n",
+			base && *base ? base : "/tmp", strerror(errno));
+		r->tmpdir[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* The secret from --secret-file, or 32 fresh random bytes written as hex to
+ * a 0600 file for the local workers. The hex text itself is the secret, so
+ * the file holds exactly what the manager uses. */
+static int load_secret(struct run *r)
+{
+	unsigned char raw[32];
+	char err[512];
+	int fd;
+
+	if (r->o.secret_file) {
+		r->secret = xy_read_secret(r->o.secret_file, &r->secret_len, err,
+					   sizeof err);
+		if (!r->secret) {
+			fprintf(stderr, "xylem run: %s\n", err);
+			return -1;
+		}
+		snprintf(r->secret_path, sizeof r->secret_path, "%s",
+			 r->o.secret_file);
+		return 0;
+	}
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+		fprintf(stderr, "xylem run: no random bytes: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	r->secret_len = 2 * sizeof raw;
+	r->secret = malloc(r->secret_len + 2);
+	if (!r->secret)
+		return -1;
+	xy_hex(raw, sizeof raw, r->secret);
+	snprintf(r->secret_path, sizeof r->secret_path, "%s/secret", r->tmpdir);
+	fd = open(r->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	r->secret[r->secret_len] = '\n';
+	if (fd < 0 || write(fd, r->secret, r->secret_len + 1) !=
+			      (ssize_t)r->secret_len + 1) {
+		fprintf(stderr, "xylem run: cannot write %s: %s\n",
+			r->secret_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	r->secret[r->secret_len] = '\0';
+	close(fd);
+	return 0;
+}
+
+static int start_manager(struct run *r)
+{
+	struct xy_manager_options opt = {
+		.port = r->o.port,
+		.secret = r->secret,
+		.secret_len = r->secret_len,
+		.history = r->o.history,
+		.name = r->wf->name ? r->wf->name : "xylem-run",
+	};
+	char err[512] = "";
+
+	r->m = xy_manager_create(&opt, err, sizeof err);
+	if (!r->m) {
+		fprintf(stderr, "xylem run: cannot start the manager: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Outputs land at their paths when their tasks end: make the directories
+ * that will hold them now. */
+static int make_output_dirs(struct run *r)
+{
+	for (size_t i = 0; i < r->wf->n_paths; i++) {
+		const struct xy_wf_path *p = &r->wf->paths[i];
+		char *dir, *slash;
+		int rc;
+
+		if (p->producer < 0)
+			continue;
+		dir = strdup(p->full);
+		if (!dir)
+			return -1;
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir)
+			*slash = '\0';
+		rc = slash && slash != dir ? xy_mkdir_p(dir) : 0;
+		if (rc < 0)
+			fprintf(stderr, "xylem run: cannot make directory %s for"
+				" \"%s\": %s\n", dir, p->written, strerror(errno));
+		free(dir);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------------- tasks */
+
+static struct xy_task *make_task(struct run *r, const struct xy_wf_task *w,
+				 struct xy_file **files, char *err, size_t errlen)
+{
+	struct xy_task *t = xy_task_create(w->command);
+	int bad = !t || xy_task_set_tag(t, w->id) < 0;
+
+	for (size_t j = 0; !bad && j < w->n_inputs; j++)
+		bad = xy_task_add_input(t, files[w->inputs[j].ref],
+					w->inputs[j].as, err, errlen) < 0;
+	for (size_t j = 0; !bad && j < w->n_outputs; j++)
+		bad = xy_task_add_output(t, files[w->outputs[j].ref],
+					 w->outputs[j].as, err, errlen) < 0;
+	for (size_t j = 0; !bad && j < w->n_env; j++)
+		bad = xy_task_set_env(t, w->env[j].name, w->env[j].value) < 0;
+	if (bad) {
+		if (!err[0])
+			snprintf(err, errlen, "%s", strerror(errno));
+		xy_task_delete(t);
+		return NULL;
+	}
+	if (w->cores > 0)
+		xy_task_set_cores(t, w->cores);
+	if (w->memory_mb >= 0)
+		xy_task_set_memory(t, w->memory_mb);
+	if (w->disk_mb >= 0)
+		xy_task_set_disk(t, w->disk_mb);
+	if (w->gpus >= 0)
+		xy_task_set_gpus(t, w->gpus);
+	if (w->retries >= 0)
+		xy_task_set_retries(t, w->retries);
+	if (w->has_priority)
+		xy_task_set_priority(t, w->priority);
+	if (w->time_limit > 0)
+		xy_task_set_time_limit(t, w->time_limit);
+	return t;
+}
+
+/* Declares every distinct path once, then creates and submits every
+ * task. */
+static int submit_all(struct run *r)
+{
+	struct xy_file **files = calloc(r->wf->n_paths + 1, sizeof(*files));
+	char err[1024] = "";
+	int rc = -1;
+
+	r->ids = calloc(r->wf->n_tasks + 1, sizeof(*r->ids));
+	if (!files || !r->ids)
+		goto out;
+	for (size_t i = 0; i < r->wf->n_paths; i++) {
+		const struct xy_wf_path *p = &r->wf->paths[i];
+
+		files[i] = xy_manager_declare_file(r->m, p->full, p->cache, err,
+						   sizeof err);
+		if (!files[i]) {
+			fprintf(stderr, "xylem run: \"%s\": %s\n", p->written, err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < r->wf->n_tasks; i++) {
+		const struct xy_wf_task *w = &r->wf->tasks[i];
+		struct xy_task *t = make_task(r, w, files, err, sizeof err);
+
+		if (t && !(r->ids[i] = xy_manager_submit(r->m, t, err, sizeof err)))
+			xy_task_delete(t);
+		if (!t || !r->ids[i]) {
+			fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id, err);
+			goto out;
+		}
+		r->n_submitted++;
+	}
+	rc = 0;
+out:
+	if (rc < 0 && (!files || !r->ids))
+		fprintf(stderr, "xylem run: out of memory\n");
+	free(files);
+	return rc;
+}
+
+/* Cancels every submitted task; those already done answer ENOENT. */
+static void cancel_all(struct run *r)
+{
+	for (size_t i = 0; i < r->n_submitted; i++)
+		xy_manager_cancel(r->m, r->ids[i]);
+}
+
+/* ------------------------------------------------------- local workers */
+
+/* The environment for local workers: ours, and XYLEM_LOG=warn unless the
+ * user chose a level, so that a run's terminal is not filled with each
+ * worker's info lines. */
+static char **worker_env(void)
+{
+	static char quiet[] = "XYLEM_LOG=warn";
+	size_t n = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	memcpy(env, environ, n * sizeof(*env));
+	if (!getenv("XYLEM_LOG"))
+		env[n] = quiet;
+	return env;
+}
+
+/* fork+exec of this very program as `xylem worker`. The child gets its own
+ * process group, so a ^C on the terminal reaches only `xylem run`, which
+ * then stops the workers in order; and it dies with us if we are killed. */
+static pid_t spawn_worker(struct run *r, int i, char **env)
+{
+	char where[64], cores[16];
+	pid_t parent = getpid(), pid;
+	sigset_t none;
+
+	snprintf(where, sizeof where, "127.0.0.1:%d", xy_manager_port(r->m));
+	snprintf(cores, sizeof cores, "%d", r->worker_cores);
+	snprintf(r->workers[i].cache, sizeof r->workers[i].cache,
+		 "%s/worker-%d", r->tmpdir, i + 1);
+	char *argv[] = {"xylem", "worker", where, "--secret-file",
+			r->secret_path, "--cores", cores, "--cache",
+			r->workers[i].cache, NULL};
+	sigemptyset(&none);
+	pid = fork();
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		execve("/proc/self/exe", argv, env);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int start_workers(struct run *r)
+{
+	char **env;
+
+	if (r->n_workers == 0) {
+		fprintf(stderr, "xylem run: waiting for workers on port %d"
+			" (secret file %s)\n", xy_manager_port(r->m),
+			r->secret_path);
+		return 0;
+	}
+	r->workers = calloc((size_t)r->n_workers, sizeof(*r->workers));
+	env = worker_env();
+	if (!r->workers || !env) {
+		free(env);
+		fprintf(stderr, "xylem run: out of memory\n");
+		return -1;
+	}
+	for (int i = 0; i < r->n_workers; i++) {
+		r->workers[i].pid = spawn_worker(r, i, env);
+		if (r->workers[i].pid < 0) {
+			r->workers[i].pid = 0;
+			fprintf(stderr, "xylem run: cannot start a worker: %s\n",
+				strerror(errno));
+			free(env);
+			return -1;
+		}
+	}
+	free(env);
+	return 0;
+}
+
+/* Reaps exited workers without blocking; returns how many still run. */
+static int reap_workers(struct run *r)
+{
+	int alive = 0, status;
+
+	for (int i = 0; i < r->n_workers; i++) {
+		struct local_worker *w = &r->workers[i];
+
+		if (w->pid && waitpid(w->pid, &status, WNOHANG) == w->pid)
+			w->pid = 0;
+		alive += w->pid != 0;
+	}
+	return alive;
+}
+
+static void signal_workers(struct run *r, int sig)
+{
+	for (int i = 0; i < r->n_workers; i++)
+		if (r->workers[i].pid)
+			kill(r->workers[i].pid, sig);
+}
+
+/* Keeps the manager's loop turning (so that SHUTDOWN and BYE go through)
+ * until every local worker exited or `seconds` passed. */
+static int pump_until_gone(struct run *r, double seconds)
+{
+	const struct timespec nap = {0, 20 * 1000 * 1000};
+	double end = xy_now() + seconds;
+	int alive;
+
+	while ((alive = reap_workers(r)) > 0 && xy_now() < end) {
+		double t0 = xy_now();
+
+		if (r->m)
+			xy_manager_wait(r->m, 0.05);
+		if (xy_now() - t0 < 0.01)
+			nanosleep(&nap, NULL);
+	}
+	return alive;
+}
+
+/* Asks, then tells, then forces the local workers to exit. */
+static void stop_workers(struct run *r)
+{
+	if (!r->workers || reap_workers(r) == 0)
+		return;
+	if (r->m)
+		xy_manager_shutdown_workers(r->m);
+	if (pump_until_gone(r, STOP_GRACE_S) == 0)
+		return;
+	signal_workers(r, SIGTERM);
+	if (pump_until_gone(r, TERM_GRACE_S) == 0)
+		return;
+	fprintf(stderr, "xylem run: killing workers that did not stop\n");
+	signal_workers(r, SIGKILL);
+	for (int i = 0; i < r->n_workers; i++)
+		if (r->workers[i].pid)
+			waitpid(r->workers[i].pid, NULL, 0);
+}
+
+/* -------------------------------------------------------------- waiting */
+
+/* The last TAIL_LINES lines of a task's output, at most TAIL_BYTES. */
+static char *output_tail(const struct xy_task *t)
+{
+	size_t len = 0;
+	const char *out = xy_task_output(t, &len), *p;
+	int lines = 0;
+
+	if (!out)
+		return strdup("");
+	while (len && (out[len - 1] == '\n' || out[len - 1] == '\0'))
+		len--;
+	p = out + len;
+	while (p > out && len - (size_t)(p - out) < TAIL_BYTES) {
+		if (p[-1] == '\n' && ++lines == TAIL_LINES)
+			break;
+		p--;
+	}
+	return strndup(p, len - (size_t)(p - out));
+}
+
+static void collect(struct run *r, struct xy_task *t)
+{
+	xy_result res = xy_task_result(t);
+
+	if (res == XY_RESULT_SUCCESS) {
+		r->succeeded++;
+	} else if (res == XY_RESULT_CANCELLED && stop_count) {
+		r->cancelled++;
+	} else {
+		r->failed++;
+		if (r->n_fails < MAX_FAILURES_SHOWN) {
+			struct failure *f = &r->fails[r->n_fails++];
+
+			f->tag = strdup(xy_task_tag(t) ? xy_task_tag(t) : "?");
+			f->result = xy_result_string(res);
+			f->exit_code = xy_task_exit_code(t);
+			f->error = strdup(xy_task_error(t) ? xy_task_error(t) : "");
+			f->tail = output_tail(t);
+		}
+	}
+	xy_task_delete(t);
+}
+
+static void show_progress(struct run *r, int force)
+{
+	struct xy_stats st;
+	struct xy_progress_counts c;
+
+	xy_manager_stats(r->m, &st);
+	c.done = r->succeeded + r->failed + r->cancelled;
+	c.total = (int64_t)r->n_submitted;
+	c.running = st.tasks_running;
+	c.failed = r->failed;
+	xy_progress_update(&r->progress, &c, force);
+}
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+	stop_count++;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Collects tasks until none is outstanding. A first signal cancels the
+ * rest and waits a little for them; a second stops waiting at once. */
+static void wait_all(struct run *r)
+{
+	double cancel_deadline = 0, next_reap = 0;
+
+	while (xy_manager_outstanding(r->m) > 0) {
+		struct xy_task *t;
+
+		if (stop_count && !cancel_deadline) {
+			xy_progress_clear(&r->progress);
+			fprintf(stderr, "xylem run: interrupted, cancelling"
+				" tasks\n");
+			cancel_all(r);
+			cancel_deadline = xy_now() + CANCEL_GRACE_S;
+		}
+		if (stop_count > 1 || (cancel_deadline && xy_now() > cancel_deadline))
+			break;
+		t = xy_manager_wait(r->m, 0.25);
+		if (t)
+			collect(r, t);
+		else if (errno == ENOENT)
+			break;
+		if (r->n_workers && xy_now() >= next_reap) {
+			next_reap = xy_now() + 0.25;
+			if (reap_workers(r) == 0 && !r->workers_gone) {
+				r->workers_gone = 1;
+				xy_progress_clear(&r->progress);
+				fprintf(stderr, "xylem run: every local worker"
+					" exited; cancelling the rest\n");
+				cancel_all(r);
+				cancel_deadline = xy_now() + CANCEL_GRACE_S;
+			}
+		}
+		show_progress(r, 0);
+	}
+}
+
+/* ------------------------------------------------------------- summary */
+
+static void print_failure(const struct failure *f)
+{
+	fprintf(stderr, "failed: task \"%s\": %s", f->tag, f->result);
+	if (f->exit_code)
+		fprintf(stderr, ", exit code %d", f->exit_code);
+	fputc('\n', stderr);
+	if (f->error[0])
+		fprintf(stderr, "  error: %s\n", f->error);
+	if (f->tail[0]) {
+		const char *line = f->tail;
+
+		fprintf(stderr, "  output (last lines):\n");
+		while (*line) {
+			const char *nl = strchr(line, '\n');
+			int n = nl ? (int)(nl - line) : (int)strlen(line);
+
+			fprintf(stderr, "    | %.*s\n", n, line);
+			line += n + (nl != NULL);
+		}
+	}
+}
+
+static void print_summary(struct run *r)
+{
+	double wall = xy_progress_elapsed(&r->progress);
+	int64_t done = r->succeeded + r->failed + r->cancelled;
+
+	xy_progress_clear(&r->progress);
+	for (size_t i = 0; i < r->n_fails; i++)
+		print_failure(&r->fails[i]);
+	if (r->failed > (int64_t)r->n_fails)
+		fprintf(stderr, "... and %lld more failed tasks\n",
+			(long long)(r->failed - (int64_t)r->n_fails));
+	if (r->o.quiet && !r->failed && !stop_count)
+		return;
+	fprintf(stderr, "xylem run: %lld tasks: %lld succeeded, %lld failed",
+		(long long)r->n_submitted, (long long)r->succeeded,
+		(long long)r->failed);
+	if (r->cancelled || (int64_t)r->n_submitted > done)
+		fprintf(stderr, ", %lld cancelled",
+			(long long)((int64_t)r->n_submitted - r->succeeded -
+				    r->failed));
+	fprintf(stderr, " in %.2f s (%.1f tasks/s)\n", wall,
+		wall > 0 ? (double)done / wall : 0.0);
+}
+
+static void cleanup(struct run *r)
+{
+	stop_workers(r);
+	xy_manager_destroy(r->m);
+	if (r->tmpdir[0] && xy_rm_rf(r->tmpdir) < 0)
+		fprintf(stderr, "xylem run: cannot remove %s: %s\n", r->tmpdir,
+			strerror(errno));
+	for (size_t i = 0; i < r->n_fails; i++) {
+		free(r->fails[i].tag);
+		free(r->fails[i].error);
+		free(r->fails[i].tail);
+	}
+	free(r->workers);
+	free(r->ids);
+	free(r->secret);
+	xy_workflow_free(r->wf);
+}
+
+/* Everything from the manager's start to the last task. */
+static int execute(struct run *r)
+{
+	if (make_tmpdir(r) < 0 || load_secret(r) < 0 || start_manager(r) < 0)
+		return XY_EXIT_FAIL;
+	if (make_output_dirs(r) < 0 || submit_all(r) < 0)
+		return XY_EXIT_FAIL;
+	catch_signals();
+	if (start_workers(r) < 0)
+		return XY_EXIT_FAIL;
+	xy_progress_init(&r->progress, stderr, !r->o.quiet);
+	wait_all(r);
+	print_summary(r);
+	if (stop_count)
+		return 128 + stop_signal;
+	return r->failed || r->workers_gone ? XY_EXIT_FAIL : XY_EXIT_OK;
+}
+
+int xy_cli_run(int argc, char **argv)
+{
+	struct run r;
+	char err[2048] = "";
+	int rc, ncores = count_cores();
+
+	memset(&r, 0, sizeof r);
+	rc = parse_args(argc, argv, &r.o);
+	if (rc >= 0)
+		return rc;
+	xy_log_set_level(XY_LOG_WARN);
+	r.wf = xy_workflow_load(r.o.workflow, err, sizeof err);
+	if (!r.wf) {
+		fprintf(stderr, "xylem run: %s\n", err);
+		return XY_EXIT_USAGE;
+	}
+	r.n_workers = r.o.workers < 0 ? ncores : r.o.workers;
+	r.worker_cores = r.o.cores_per_worker;
+	if (!r.worker_cores)
+		r.worker_cores = r.n_workers ? ncores / r.n_workers : ncores;
+	if (r.worker_cores < 1)
+		r.worker_cores = 1;
+	if (check_fits(&r) < 0) {
+		xy_workflow_free(r.wf);
+		return XY_EXIT_USAGE;
+	}
+	warn_missing_inputs(&r);
+	xy_progress_init(&r.progress, stderr, !r.o.quiet);
+	rc = execute(&r);
+	cleanup(&r);
+	return rc;
+}

@@ -1,0 +1,371 @@
+/*
+ * status.c: `xylem status HOST:PORT`. Connects to a running manager as a
+ * status client (conn.h, role STATUS) on a private libuv loop, asks once
+ * with STATUS_REQ, and prints the STATUS_REPLY document: as it is with
+ * --json, or as a table of tasks by state and of workers. The table is
+ * printed from whatever keys are present, so a manager that adds or lacks
+ * a field still gets a readable answer.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#define STATUS_TIMEOUT_MS 10000
+
+struct status_query {
+	uv_loop_t loop;
+	uv_timer_t timer;
+	struct xy_conn *conn;
+	char *json;        /* the reply, once it came */
+	char reason[512];  /* why there is no reply */
+	int authenticated; /* the handshake succeeded */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: xylem status HOST:PORT [--secret-file F] [--json]\n\n"
+		"Asks a running manager for its tasks and workers.\n\n"
+		"options:\n"
+		"  --secret-file F  the manager's shared secret (required unless"
+		" the\n"
+		"                   manager's secret is empty)\n"
+		"  --json           print the manager's JSON document as it"
+		" is\n"
+		"  --help           show this help\n\n"
+		"Exit status: 0 on an answer, 1 if the manager could not be"
+		" reached,\nrefused the secret or did not answer within 10 s,"
+		" 2 for a bad command line.\n");
+}
+
+/* ------------------------------------------------------------ the query */
+
+static void on_ready(struct xy_conn *c, uint8_t role)
+{
+	struct status_query *q = xy_conn_data(c);
+
+	q->authenticated = 1;
+	if (xy_conn_send(c, XY_MSG_STATUS_REQ, NULL) < 0)
+		xy_conn_close(c, "cannot send the request");
+}
+
+static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
+{
+	struct status_query *q = xy_conn_data(c);
+
+	if (type != XY_MSG_STATUS_REPLY)
+		return; /* keepalives and the like */
+	q->json = m->status_reply.json;
+	m->status_reply.json = NULL;
+	xy_conn_close(c, "done");
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void on_close(struct xy_conn *c, const char *reason)
+{
+	struct status_query *q = xy_conn_data(c);
+
+	q->conn = NULL;
+	if (!q->json)
+		snprintf(q->reason, sizeof q->reason, "%s", reason);
+	uv_timer_stop(&q->timer);
+	uv_close((uv_handle_t *)&q->timer, on_timer_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct status_query *q = t->data;
+
+	if (q->conn)
+		xy_conn_close(q->conn, "no answer within 10 s");
+}
+
+/* Runs the exchange to its end. Returns the reply or NULL with a reason in
+ * q->reason. */
+static char *query(struct status_query *q, const char *host, int port,
+		   const void *secret, size_t secret_len)
+{
+	struct xy_conn_opts opts = {
+		.secret = secret,
+		.secret_len = secret_len,
+		.role = XY_ROLE_STATUS,
+		.on_ready = on_ready,
+		.on_msg = on_msg,
+		.on_close = on_close,
+		.data = q,
+	};
+
+	if (uv_loop_init(&q->loop) < 0) {
+		snprintf(q->reason, sizeof q->reason, "cannot make a loop");
+		return NULL;
+	}
+	uv_timer_init(&q->loop, &q->timer);
+	q->timer.data = q;
+	q->conn = xy_conn_connect(&q->loop, host, port, &opts);
+	if (!q->conn) {
+		snprintf(q->reason, sizeof q->reason, "out of memory");
+		uv_close((uv_handle_t *)&q->timer, on_timer_closed);
+	} else {
+		uv_timer_start(&q->timer, on_timeout, STATUS_TIMEOUT_MS, 0);
+	}
+	uv_run(&q->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&q->loop);
+	return q->json;
+}
+
+/* --------------------------------------------------------------- table */
+
+static json_int_t int_of(json_t *obj, const char *key, int *present)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*present = json_is_number(v);
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	return json_is_real(v) ? (json_int_t)json_real_value(v) : 0;
+}
+
+static const char *str_of(json_t *obj, const char *key, const char *dflt)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static void human_bytes(double b, char *out, size_t n)
+{
+	static const char *const units[] = {"B", "KB", "MB", "GB", "TB"};
+	int u = 0;
+
+	while (b >= 1000 && u < 4) {
+		b /= 1000;
+		u++;
+	}
+	snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+static void print_manager(json_t *root)
+{
+	json_t *mgr = json_object_get(root, "manager");
+	json_t *up = json_object_get(mgr, "uptime");
+	int has_port;
+	json_int_t port = int_of(mgr, "port", &has_port);
+
+	if (!json_is_object(mgr))
+		return;
+	printf("manager  %s", str_of(mgr, "name", "?"));
+	if (has_port)
+		printf(", port %lld", (long long)port);
+	if (json_is_number(up))
+		printf(", up %.0f s", json_number_value(up));
+	printf("\n");
+}
+
+static void print_tasks(json_t *root)
+{
+	static const char *const states[] = {"waiting", "ready", "running",
+					     "done", "succeeded", "failed"};
+	json_t *tasks = json_object_get(root, "tasks");
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(tasks))
+		return;
+	printf("tasks   ");
+	for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+		int present;
+		json_int_t n = int_of(tasks, states[i], &present);
+
+		if (present)
+			printf(" %s %lld", states[i], (long long)n);
+	}
+	/* Any state this version does not know of, too. */
+	json_object_foreach(tasks, key, v) {
+		size_t i = 0;
+
+		while (i < sizeof states / sizeof states[0] &&
+		       strcmp(key, states[i]))
+			i++;
+		if (i == sizeof states / sizeof states[0] && json_is_integer(v))
+			printf(" %s %lld", key, (long long)json_integer_value(v));
+	}
+	printf("\n");
+}
+
+static void print_worker(json_t *w)
+{
+	char cores[32], mem[32];
+	int p1, p2, p3, p4, p5, p6;
+	json_int_t total = int_of(w, "cores", &p1);
+	json_int_t used = int_of(w, "cores_used", &p2);
+	json_int_t memory = int_of(w, "memory", &p3);
+	json_int_t gpus = int_of(w, "gpus", &p4);
+	json_int_t running = int_of(w, "running", &p5);
+	json_int_t done = int_of(w, "done", &p6);
+
+	if (p1 && p2)
+		snprintf(cores, sizeof cores, "%lld/%lld", (long long)used,
+			 (long long)total);
+	else if (p1)
+		snprintf(cores, sizeof cores, "%lld", (long long)total);
+	else
+		snprintf(cores, sizeof cores, "-");
+	if (p3)
+		human_bytes((double)memory * 1e6, mem, sizeof mem);
+	else
+		snprintf(mem, sizeof mem, "-");
+	printf("  %-28s %-16s %-9s %-9s %4lld %7lld %7lld\n",
+	       str_of(w, "name", "?"), str_of(w, "host", "-"), cores, mem,
+	       (long long)(p4 ? gpus : 0), (long long)(p5 ? running : 0),
+	       (long long)(p6 ? done : 0));
+}
+
+static void print_workers(json_t *root)
+{
+	json_t *workers = json_object_get(root, "workers"), *w;
+	size_t i;
+
+	if (!json_is_array(workers))
+		return;
+	printf("workers  %zu\n", json_array_size(workers));
+	if (!json_array_size(workers))
+		return;
+	printf("  %-28s %-16s %-9s %-9s %4s %7s %7s\n", "NAME", "HOST",
+	       "CORES", "MEMORY", "GPUS", "RUNNING", "DONE");
+	json_array_foreach(workers, i, w)
+		if (json_is_object(w))
+			print_worker(w);
+}
+
+static void print_table(json_t *root)
+{
+	int has_sent, has_recv;
+	json_int_t sent = int_of(root, "bytes_sent", &has_sent);
+	json_int_t recv = int_of(root, "bytes_received", &has_recv);
+	char a[32], b[32];
+
+	print_manager(root);
+	print_tasks(root);
+	print_workers(root);
+	if (has_sent || has_recv) {
+		human_bytes((double)sent, a, sizeof a);
+		human_bytes((double)recv, b, sizeof b);
+		printf("data     %s sent, %s received\n", a, b);
+	}
+}
+
+/* ------------------------------------------------------------- command */
+
+static int parse_args(int argc, char **argv, const char **where,
+		      const char **secret_file, int *as_json)
+{
+	static const struct option longopts[] = {
+		{"secret-file", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 's') {
+			*secret_file = optarg;
+		} else if (c == 'j') {
+			*as_json = 1;
+		} else if (c == 'h') {
+			usage(stdout);
+			return XY_EXIT_OK;
+		} else {
+			fprintf(stderr, "xylem status: unknown option or"
+				" missing value: '%s'\n(see 'xylem status"
+				" --help')\n", argv[optind - 1]);
+			return XY_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "xylem status: %s\n(see 'xylem status --help')\n",
+			optind < argc ? "give one HOST:PORT" : "no HOST:PORT given");
+		return XY_EXIT_USAGE;
+	}
+	*where = argv[optind];
+	return -1;
+}
+
+static int show(const char *text, int as_json)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if (as_json) {
+		printf("%s\n", text);
+		return XY_EXIT_OK;
+	}
+	root = json_loads(text, 0, &jerr);
+	if (!root) {
+		fprintf(stderr, "xylem status: the manager's answer is not JSON"
+			" (%s); here it is:\n%s\n", jerr.text, text);
+		return XY_EXIT_FAIL;
+	}
+	print_table(root);
+	json_decref(root);
+	return XY_EXIT_OK;
+}
+
+int xy_cli_status(int argc, char **argv)
+{
+	const char *where = NULL, *secret_file = NULL;
+	char host[256], err[512];
+	struct status_query q;
+	int as_json = 0, port, rc;
+	char *secret = NULL, *text;
+	size_t secret_len = 0;
+
+	rc = parse_args(argc, argv, &where, &secret_file, &as_json);
+	if (rc >= 0)
+		return rc;
+	if (xy_parse_hostport(where, host, sizeof host, &port) < 0 ||
+	    port <= 0) {
+		fprintf(stderr, "xylem status: '%s' is not HOST:PORT\n", where);
+		return XY_EXIT_USAGE;
+	}
+	if (secret_file) {
+		secret = xy_read_secret(secret_file, &secret_len, err, sizeof err);
+		if (!secret) {
+			fprintf(stderr, "xylem status: %s\n", err);
+			return XY_EXIT_FAIL;
+		}
+	}
+	/* The connection's own warnings would repeat what we say below. */
+	xy_log_set_level(XY_LOG_ERROR);
+	memset(&q, 0, sizeof q);
+	text = query(&q, host, port, secret ? secret : "", secret_len);
+	free(secret);
+	if (!text) {
+		if (strstr(q.reason, "secret"))
+			fprintf(stderr, "xylem status: %s refused the secret"
+				" (%s; check --secret-file)\n", where, q.reason);
+		else
+			fprintf(stderr, "xylem status: %s: %s%s\n", where,
+				q.authenticated ? "" : "cannot talk to the"
+				" manager: ", q.reason);
+		return XY_EXIT_FAIL;
+	}
+	rc = show(text, as_json);
+	free(text);
+	return rc;
+}

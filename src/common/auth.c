@@ -1,0 +1,342 @@
+/*
+ * auth.c: the HMAC challenge and response of auth.h, transfer tokens, and
+ * blocking frame I/O with deadlines for transfer connections (xfer.c).
+ * conn.c runs the same exchange on libuv streams with the MAC helpers here.
+ */
+#include "auth.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "util.h"
+
+#define LABEL_LEN 7
+#define PREAUTH_MAX 1024
+
+int xy_random(void *out, size_t n)
+{
+	if (n > 0x7fffffff || RAND_bytes(out, (int)n) != 1) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static void hmac(const void *secret, size_t secret_len, const uint8_t *msg,
+		 size_t n, uint8_t out[XY_MAC_LEN])
+{
+	unsigned int outlen = XY_MAC_LEN;
+	/* A zero-length key is legal for HMAC, but OpenSSL wants a non-NULL
+	 * pointer. */
+	static const uint8_t empty;
+	if (!HMAC(EVP_sha256(), secret_len ? secret : &empty, (int)secret_len,
+		  msg, n, out, &outlen))
+		memset(out, 0, XY_MAC_LEN);
+}
+
+void xy_auth_mac(const void *secret, size_t secret_len, char which,
+		 uint8_t role, const uint8_t a[XY_NONCE_LEN],
+		 const uint8_t b[XY_NONCE_LEN], uint8_t out[XY_MAC_LEN])
+{
+	uint8_t msg[LABEL_LEN + 1 + 2 * XY_NONCE_LEN];
+	memcpy(msg, which == 's' ? "xylem-s" : "xylem-c", LABEL_LEN);
+	msg[LABEL_LEN] = role;
+	memcpy(msg + LABEL_LEN + 1, a, XY_NONCE_LEN);
+	memcpy(msg + LABEL_LEN + 1 + XY_NONCE_LEN, b, XY_NONCE_LEN);
+	hmac(secret, secret_len, msg, sizeof msg, out);
+}
+
+int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) ? -1 : 0;
+}
+
+static void token_mac(const void *secret, size_t secret_len,
+		      const uint8_t id[XY_ID_LEN], const uint8_t expiry[8],
+		      uint8_t out[XY_MAC_LEN])
+{
+	uint8_t msg[LABEL_LEN + XY_ID_LEN + 8];
+	memcpy(msg, "xylem-t", LABEL_LEN);
+	memcpy(msg + LABEL_LEN, id, XY_ID_LEN);
+	memcpy(msg + LABEL_LEN + XY_ID_LEN, expiry, 8);
+	hmac(secret, secret_len, msg, sizeof msg, out);
+}
+
+void xy_token_make(const void *secret, size_t secret_len,
+		   const uint8_t id[XY_ID_LEN], uint64_t expiry,
+		   uint8_t out[XY_TOKEN_LEN])
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(expiry >> (8 * i));
+	token_mac(secret, secret_len, id, out, out + 8);
+}
+
+int xy_token_check(const void *secret, size_t secret_len,
+		   const uint8_t id[XY_ID_LEN], const uint8_t tok[XY_TOKEN_LEN],
+		   uint64_t now)
+{
+	uint8_t want[XY_MAC_LEN];
+	uint64_t expiry = 0;
+	for (int i = 0; i < 8; i++)
+		expiry |= (uint64_t)tok[i] << (8 * i);
+	token_mac(secret, secret_len, id, tok, want);
+	if (xy_auth_equal(want, tok + 8, XY_MAC_LEN) != 0) {
+		errno = EACCES;
+		return -1;
+	}
+	if (now > expiry) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return 0;
+}
+
+/* Milliseconds left until deadline (xy_mono_us), or -1 for no deadline. */
+static int left_ms(uint64_t deadline)
+{
+	if (!deadline)
+		return -1;
+	uint64_t now = xy_mono_us();
+	if (now >= deadline)
+		return 0;
+	uint64_t ms = (deadline - now + 999) / 1000;
+	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+static uint64_t deadline_of(int timeout_ms)
+{
+	return timeout_ms < 0 ? 0 : xy_mono_us() + (uint64_t)timeout_ms * 1000;
+}
+
+/* Waits until fd is ready for events or the deadline passes. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	for (;;) {
+		int ms = left_ms(deadline);
+		int n = poll(&p, 1, ms);
+		if (n > 0)
+			return 0;
+		if (n == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+int xy_fd_write_all(int fd, const void *p, size_t n, int timeout_ms)
+{
+	const uint8_t *s = p;
+	uint64_t deadline = deadline_of(timeout_ms);
+	while (n > 0) {
+		if (wait_fd(fd, POLLOUT, deadline) < 0)
+			return -1;
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(fd, s, n);
+		if (w < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == EWOULDBLOCK)
+				continue;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int xy_fd_read_all(int fd, void *p, size_t n, int timeout_ms)
+{
+	uint8_t *d = p;
+	uint64_t deadline = deadline_of(timeout_ms);
+	while (n > 0) {
+		if (wait_fd(fd, POLLIN, deadline) < 0)
+			return -1;
+		ssize_t r = recv(fd, d, n, MSG_DONTWAIT);
+		if (r < 0 && errno == ENOTSOCK)
+			r = read(fd, d, n);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == EWOULDBLOCK)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		d += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int xy_fd_send_msg(int fd, unsigned type, const union xy_msg *m,
+		   int timeout_ms, char *err, size_t errlen)
+{
+	struct xy_buf b;
+	xy_buf_init(&b);
+	if (xy_msg_encode(&b, type, m) < 0) {
+		int e = errno;
+		xy_buf_free(&b);
+		return xy_fail(err, errlen, e, "cannot encode %s: %s",
+			       xy_msg_name(type), strerror(e));
+	}
+	int rc = xy_fd_write_all(fd, b.data, b.len, timeout_ms);
+	int e = errno;
+	xy_buf_free(&b);
+	if (rc < 0)
+		return xy_fail(err, errlen, e, "cannot send %s: %s",
+			       xy_msg_name(type), strerror(e));
+	return 0;
+}
+
+/* Reads a frame's payload into a fresh buffer and decodes it. */
+static int recv_payload(int fd, uint16_t type, uint32_t len, union xy_msg *m,
+			uint64_t deadline, char *err, size_t errlen)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	if (!p)
+		return xy_fail(err, errlen, ENOMEM, "out of memory");
+	if (xy_fd_read_all(fd, p, len, left_ms(deadline)) < 0) {
+		int e = errno;
+		free(p);
+		return xy_fail(err, errlen, e, "reading %s: %s",
+			       xy_msg_name(type), strerror(e));
+	}
+	int rc = xy_msg_decode(type, p, len, m, err, errlen);
+	free(p);
+	return rc;
+}
+
+int xy_fd_recv_msg(int fd, unsigned expect, union xy_msg *m, uint32_t max,
+		   int timeout_ms, char *err, size_t errlen)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	uint8_t hdr[XY_FRAME_HEADER];
+	uint32_t len;
+	uint16_t type;
+	memset(m, 0, sizeof *m);
+	if (xy_fd_read_all(fd, hdr, sizeof hdr, timeout_ms) < 0) {
+		int e = errno;
+		return xy_fail(err, errlen, e, "waiting for %s: %s",
+			       xy_msg_name(expect),
+			       e == ECONNRESET ? "connection closed"
+					       : strerror(e));
+	}
+	if (xy_frame_parse(hdr, &len, &type) < 0)
+		return xy_fail(err, errlen, EPROTO, "bad frame header");
+	if (len > max)
+		return xy_fail(err, errlen, EPROTO,
+			       "%s frame of %u bytes exceeds %u",
+			       xy_msg_name(type), len, max);
+	if (type == XY_MSG_ERROR && expect != XY_MSG_ERROR) {
+		union xy_msg e;
+		if (recv_payload(fd, type, len, &e, deadline, err, errlen) < 0)
+			return -1;
+		xy_fail(err, errlen, ECONNREFUSED, "refused by peer: %s",
+			e.error.text ? e.error.text : "");
+		xy_msg_free(type, &e);
+		return -1;
+	}
+	if (type != expect)
+		return xy_fail(err, errlen, EPROTO, "expected %s, got %s",
+			       xy_msg_name(expect), xy_msg_name(type));
+	return recv_payload(fd, type, len, m, deadline, err, errlen);
+}
+
+/* Best effort: tells the peer why before the caller closes. */
+static void send_error(int fd, uint32_t code, const char *text)
+{
+	union xy_msg m = {.error = {.code = code, .text = (char *)text}};
+	xy_fd_send_msg(fd, XY_MSG_ERROR, &m, 1000, NULL, 0);
+}
+
+int xy_auth_client_fd(int fd, const void *secret, size_t secret_len,
+		      uint8_t role, int timeout_ms, char *err, size_t errlen)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	union xy_msg ch, au = {0}, ok;
+	if (xy_fd_recv_msg(fd, XY_MSG_CHALLENGE, &ch, PREAUTH_MAX, timeout_ms,
+			   err, errlen) < 0)
+		return -1;
+	if (ch.challenge.magic != XY_PROTO_MAGIC ||
+	    ch.challenge.version != XY_PROTO_VERSION) {
+		send_error(fd, XY_ERR_VERSION, "version mismatch");
+		return xy_fail(err, errlen, EPROTO,
+			       "server speaks protocol version %u, not %u",
+			       ch.challenge.version, XY_PROTO_VERSION);
+	}
+	au.auth.version = XY_PROTO_VERSION;
+	au.auth.role = role;
+	if (xy_random(au.auth.nonce, XY_NONCE_LEN) < 0)
+		return xy_fail(err, errlen, EIO, "no random bytes");
+	xy_auth_mac(secret, secret_len, 'c', role, ch.challenge.nonce,
+		    au.auth.nonce, au.auth.mac);
+	if (xy_fd_send_msg(fd, XY_MSG_AUTH, &au, left_ms(deadline), err,
+			   errlen) < 0)
+		return -1;
+	if (xy_fd_recv_msg(fd, XY_MSG_AUTH_OK, &ok, PREAUTH_MAX,
+			   left_ms(deadline), err, errlen) < 0)
+		return -1;
+	uint8_t want[XY_MAC_LEN];
+	xy_auth_mac(secret, secret_len, 's', role, au.auth.nonce,
+		    ch.challenge.nonce, want);
+	if (xy_auth_equal(want, ok.auth_ok.mac, XY_MAC_LEN) != 0)
+		return xy_fail(err, errlen, EACCES,
+			       "server did not prove the secret");
+	return 0;
+}
+
+int xy_auth_server_fd(int fd, const void *secret, size_t secret_len,
+		      uint8_t *role, int timeout_ms, char *err, size_t errlen)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	union xy_msg ch = {0}, au, ok = {0};
+	ch.challenge.magic = XY_PROTO_MAGIC;
+	ch.challenge.version = XY_PROTO_VERSION;
+	if (xy_random(ch.challenge.nonce, XY_NONCE_LEN) < 0)
+		return xy_fail(err, errlen, EIO, "no random bytes");
+	if (xy_fd_send_msg(fd, XY_MSG_CHALLENGE, &ch, timeout_ms, err,
+			   errlen) < 0)
+		return -1;
+	if (xy_fd_recv_msg(fd, XY_MSG_AUTH, &au, PREAUTH_MAX,
+			   left_ms(deadline), err, errlen) < 0) {
+		send_error(fd, XY_ERR_PROTOCOL,
+			   err && errlen ? err : "protocol error");
+		return -1;
+	}
+	if (au.auth.version != XY_PROTO_VERSION) {
+		send_error(fd, XY_ERR_VERSION, "version mismatch");
+		return xy_fail(err, errlen, EPROTO,
+			       "client speaks protocol version %u, not %u",
+			       au.auth.version, XY_PROTO_VERSION);
+	}
+	uint8_t want[XY_MAC_LEN];
+	xy_auth_mac(secret, secret_len, 'c', au.auth.role, ch.challenge.nonce,
+		    au.auth.nonce, want);
+	if (xy_auth_equal(want, au.auth.mac, XY_MAC_LEN) != 0) {
+		send_error(fd, XY_ERR_AUTH, "bad secret");
+		return xy_fail(err, errlen, EACCES, "bad secret");
+	}
+	xy_auth_mac(secret, secret_len, 's', au.auth.role, au.auth.nonce,
+		    ch.challenge.nonce, ok.auth_ok.mac);
+	if (xy_fd_send_msg(fd, XY_MSG_AUTH_OK, &ok, left_ms(deadline), err,
+			   errlen) < 0)
+		return -1;
+	if (role)
+		*role = au.auth.role;
+	return 0;
+}

@@ -1,0 +1,614 @@
+/*
+ * conn.c: framed, authenticated control connections on libuv TCP streams
+ * (conn.h). A conn runs the handshake of auth.h, then turns the byte
+ * stream into decoded messages for its owner. Outgoing frames collect in a
+ * buffer while one write is in flight, and go out together when it ends.
+ *
+ * A conn holds two handles, the TCP stream and a timer (the handshake
+ * deadline, and later the bound on flushing at close). It is freed only
+ * after both have closed and any address lookup has returned.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+#include "log.h"
+#include "util.h"
+
+#define PREAUTH_MAX_FRAME 1024
+#define HANDSHAKE_MS 10000
+#define CLOSE_FLUSH_MS 2000
+#define READ_CHUNK 65536
+#define KEEPALIVE_S 60
+
+enum state {
+	S_CONNECTING,      /* client: resolving and connecting */
+	S_AWAIT_CHALLENGE, /* client */
+	S_AWAIT_AUTH_OK,   /* client */
+	S_AWAIT_AUTH,      /* server */
+	S_READY,
+};
+
+struct xy_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_getaddrinfo_t gai;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	enum state state;
+	int server;
+	int closing;     /* xy_conn_close was called */
+	int handles;     /* handles not yet closed, once closing began */
+	int shut;        /* uv_close was called on both handles */
+	int closed;      /* both handles closed; on_close has run */
+	int gai_pending; /* the lookup still owns gai */
+	int silent;      /* failed in accept: free without on_close */
+	int writing;     /* wreq is in flight with `wbuf` */
+	uint8_t role;
+	uint8_t nonce_s[XY_NONCE_LEN];
+	uint8_t nonce_c[XY_NONCE_LEN];
+	uint8_t *secret;
+	size_t secret_len;
+	struct xy_conn_opts opts;
+	struct xy_buf in;   /* bytes read, not yet parsed */
+	struct xy_buf out;  /* frames queued for the next write */
+	struct xy_buf wbuf; /* frames being written */
+	struct xy_buf held; /* the owner's frames sent before READY */
+	char peer[80];
+	char peer_ip[64];
+	char reason[256];
+};
+
+static void finish_close(struct xy_conn *c);
+
+static void conn_free(struct xy_conn *c)
+{
+	if (c->secret)
+		OPENSSL_cleanse(c->secret, c->secret_len);
+	free(c->secret);
+	xy_buf_free(&c->in);
+	xy_buf_free(&c->out);
+	xy_buf_free(&c->wbuf);
+	xy_buf_free(&c->held);
+	free(c);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	struct xy_conn *c = h->data;
+	if (--c->handles > 0)
+		return;
+	c->closed = 1;
+	if (!c->silent && c->opts.on_close)
+		c->opts.on_close(c, c->reason);
+	if (!c->gai_pending)
+		conn_free(c);
+}
+
+static void finish_close(struct xy_conn *c)
+{
+	if (c->shut)
+		return;
+	c->shut = 1;
+	c->closing = 1;
+	if (!c->reason[0])
+		snprintf(c->reason, sizeof c->reason, "closed");
+	c->handles = 2;
+	uv_close((uv_handle_t *)&c->tcp, close_cb);
+	uv_close((uv_handle_t *)&c->timer, close_cb);
+}
+
+static void write_cb(uv_write_t *req, int status);
+
+/* Starts a write of everything queued, unless one is in flight. */
+static void flush(struct xy_conn *c)
+{
+	if (c->writing || c->out.len == 0 || c->shut)
+		return;
+	struct xy_buf t = c->wbuf;
+	c->wbuf = c->out;
+	c->out = t;
+	xy_buf_reset(&c->out);
+	uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (rc < 0) {
+		xy_buf_reset(&c->wbuf);
+		if (!c->closing)
+			snprintf(c->reason, sizeof c->reason,
+				 "write failed: %s", uv_strerror(rc));
+		finish_close(c);
+		return;
+	}
+	c->writing = 1;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct xy_conn *c = req->data;
+	c->writing = 0;
+	xy_buf_reset(&c->wbuf);
+	if (c->wbuf.cap > (1u << 20))
+		xy_buf_free(&c->wbuf); /* do not keep a large frame's memory */
+	if (status == UV_ECANCELED)
+		return;
+	if (status < 0) {
+		if (!c->closing)
+			snprintf(c->reason, sizeof c->reason,
+				 "write failed: %s", uv_strerror(status));
+		finish_close(c);
+		return;
+	}
+	flush(c);
+	if (c->closing && !c->writing)
+		finish_close(c);
+}
+
+/* Queues a frame regardless of state (the handshake uses this). */
+static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
+		 const union xy_msg *m)
+{
+	if (xy_msg_encode(b, type, m) < 0)
+		return -1;
+	if (b == &c->out)
+		flush(c);
+	return 0;
+}
+
+static void log_failure(struct xy_conn *c, const char *reason)
+{
+	if (c->state == S_READY)
+		XY_LOGW("conn", "closing %s: %s", c->peer, reason);
+	else if (c->server)
+		XY_LOGW("conn", "refused %s: %s", c->peer, reason);
+	else
+		XY_LOGW("conn", "handshake with %s failed: %s", c->peer,
+			reason);
+}
+
+/* A protocol or authentication failure: tell the peer why, log it, and
+ * close. */
+static void fail(struct xy_conn *c, uint32_t code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct xy_conn *c, uint32_t code, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	if (c->closing)
+		return;
+	if (code) {
+		union xy_msg m = {.error = {.code = code, .text = reason}};
+		queue(c, &c->out, XY_MSG_ERROR, &m);
+	}
+	log_failure(c, reason);
+	xy_conn_close(c, reason);
+}
+
+static void set_peer(struct xy_conn *c, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		uv_ip4_name(s4, ip, sizeof ip);
+		port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		uv_ip6_name(s6, ip, sizeof ip);
+		port = ntohs(s6->sin6_port);
+	}
+	snprintf(c->peer_ip, sizeof c->peer_ip, "%s", ip);
+	snprintf(c->peer, sizeof c->peer,
+		 sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+}
+
+static void handshake_done(struct xy_conn *c, uint8_t role)
+{
+	c->state = S_READY;
+	c->role = role;
+	uv_timer_stop(&c->timer);
+	if (c->held.len) {
+		xy_buf_put_raw(&c->out, c->held.data, c->held.len);
+		xy_buf_free(&c->held);
+		flush(c);
+	}
+	if (c->opts.on_ready)
+		c->opts.on_ready(c, role);
+}
+
+static void on_auth(struct xy_conn *c, const struct xy_msg_auth *a)
+{
+	if (a->version != XY_PROTO_VERSION) {
+		fail(c, XY_ERR_VERSION, "version mismatch (%u, not %u)",
+		     a->version, XY_PROTO_VERSION);
+		return;
+	}
+	uint8_t want[XY_MAC_LEN];
+	xy_auth_mac(c->secret, c->secret_len, 'c', a->role, c->nonce_s,
+		    a->nonce, want);
+	if (xy_auth_equal(want, a->mac, XY_MAC_LEN) != 0) {
+		fail(c, XY_ERR_AUTH, "bad secret");
+		return;
+	}
+	union xy_msg ok;
+	xy_auth_mac(c->secret, c->secret_len, 's', a->role, a->nonce,
+		    c->nonce_s, ok.auth_ok.mac);
+	queue(c, &c->out, XY_MSG_AUTH_OK, &ok);
+	handshake_done(c, a->role);
+}
+
+static void on_challenge(struct xy_conn *c, const struct xy_msg_challenge *ch)
+{
+	if (ch->magic != XY_PROTO_MAGIC || ch->version != XY_PROTO_VERSION) {
+		fail(c, XY_ERR_VERSION, "version mismatch (%u, not %u)",
+		     ch->version, XY_PROTO_VERSION);
+		return;
+	}
+	memcpy(c->nonce_s, ch->nonce, XY_NONCE_LEN);
+	union xy_msg a = {.auth = {.version = XY_PROTO_VERSION,
+				   .role = c->opts.role}};
+	if (xy_random(c->nonce_c, XY_NONCE_LEN) < 0) {
+		fail(c, 0, "no random bytes");
+		return;
+	}
+	memcpy(a.auth.nonce, c->nonce_c, XY_NONCE_LEN);
+	xy_auth_mac(c->secret, c->secret_len, 'c', c->opts.role, c->nonce_s,
+		    c->nonce_c, a.auth.mac);
+	c->state = S_AWAIT_AUTH_OK;
+	queue(c, &c->out, XY_MSG_AUTH, &a);
+}
+
+static void on_auth_ok(struct xy_conn *c, const struct xy_msg_auth_ok *ok)
+{
+	uint8_t want[XY_MAC_LEN];
+	xy_auth_mac(c->secret, c->secret_len, 's', c->opts.role, c->nonce_c,
+		    c->nonce_s, want);
+	if (xy_auth_equal(want, ok->mac, XY_MAC_LEN) != 0) {
+		fail(c, XY_ERR_AUTH, "server did not prove the secret");
+		return;
+	}
+	handshake_done(c, c->opts.role);
+}
+
+/* One decoded message: the handshake steps, or the owner's handler. */
+static void dispatch(struct xy_conn *c, unsigned type, union xy_msg *m)
+{
+	static const unsigned expect[] = {
+		[S_AWAIT_CHALLENGE] = XY_MSG_CHALLENGE,
+		[S_AWAIT_AUTH_OK] = XY_MSG_AUTH_OK,
+		[S_AWAIT_AUTH] = XY_MSG_AUTH,
+	};
+	if (type == XY_MSG_ERROR) {
+		fail(c, 0, "%s: %s",
+		     c->state == S_READY ? "peer error" : "refused by peer",
+		     m->error.text ? m->error.text : "");
+		return;
+	}
+	if (c->state == S_READY) {
+		if (type <= XY_MSG_AUTH_OK)
+			fail(c, XY_ERR_PROTOCOL, "unexpected %s",
+			     xy_msg_name(type));
+		else if (c->opts.on_msg)
+			c->opts.on_msg(c, type, m);
+		return;
+	}
+	if (type != expect[c->state]) {
+		fail(c, XY_ERR_PROTOCOL, "expected %s, got %s",
+		     xy_msg_name(expect[c->state]), xy_msg_name(type));
+		return;
+	}
+	if (type == XY_MSG_AUTH)
+		on_auth(c, &m->auth);
+	else if (type == XY_MSG_CHALLENGE)
+		on_challenge(c, &m->challenge);
+	else
+		on_auth_ok(c, &m->auth_ok);
+}
+
+/* Parses and dispatches every whole frame in c->in. Stops as soon as the
+ * conn starts closing, even inside one read. */
+static void process_input(struct xy_conn *c)
+{
+	size_t pos = 0;
+	while (!c->closing && c->in.len - pos >= XY_FRAME_HEADER) {
+		uint32_t len;
+		uint16_t type;
+		uint32_t max = c->state == S_READY ? XY_MAX_FRAME
+						   : PREAUTH_MAX_FRAME;
+		if (xy_frame_parse(c->in.data + pos, &len, &type) < 0) {
+			fail(c, XY_ERR_PROTOCOL, "bad frame header");
+			return;
+		}
+		if (len > max) {
+			fail(c, XY_ERR_PROTOCOL,
+			     "%s frame of %u bytes exceeds %u",
+			     xy_msg_name(type), len, max);
+			return;
+		}
+		if (c->in.len - pos - XY_FRAME_HEADER < len) {
+			/* Make room for the rest of this frame at once. */
+			xy_buf_reserve(&c->in, XY_FRAME_HEADER + len -
+						       (c->in.len - pos));
+			break;
+		}
+		union xy_msg m;
+		char why[256];
+		const uint8_t *p = c->in.data + pos + XY_FRAME_HEADER;
+		pos += XY_FRAME_HEADER + len;
+		if (xy_msg_decode(type, p, len, &m, why, sizeof why) < 0) {
+			fail(c, XY_ERR_PROTOCOL, "%s", why);
+			return;
+		}
+		dispatch(c, type, &m);
+		xy_msg_free(type, &m);
+	}
+	if (pos > 0 && !c->closing) {
+		memmove(c->in.data, c->in.data + pos, c->in.len - pos);
+		c->in.len -= pos;
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct xy_conn *c = h->data;
+	size_t want = suggested < READ_CHUNK ? READ_CHUNK : suggested;
+	if (c->in.cap - c->in.len < want / 2 &&
+	    xy_buf_reserve(&c->in, want) < 0) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	size_t room = c->in.cap - c->in.len;
+	*buf = uv_buf_init((char *)c->in.data + c->in.len,
+			   room > 0x7fffffff ? 0x7fffffff : (unsigned)room);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct xy_conn *c = s->data;
+	if (c->closing)
+		return;
+	if (nread == UV_EOF) {
+		if (c->state != S_READY)
+			log_failure(c, "closed by peer");
+		xy_conn_close(c, "closed by peer");
+		return;
+	}
+	if (nread < 0) {
+		char why[128];
+		snprintf(why, sizeof why, "read failed: %s",
+			 uv_strerror((int)nread));
+		log_failure(c, why);
+		xy_conn_close(c, why);
+		return;
+	}
+	c->in.len += (size_t)nread;
+	process_input(c);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct xy_conn *c = t->data;
+	if (c->closing)
+		finish_close(c); /* the flush at close took too long */
+	else if (c->state != S_READY)
+		fail(c, XY_ERR_TIMEOUT, "handshake timed out");
+}
+
+/* Allocates a conn and initialises its two handles on loop. */
+static struct xy_conn *conn_new(uv_loop_t *loop,
+				const struct xy_conn_opts *opts)
+{
+	struct xy_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->opts = *opts;
+	c->secret_len = opts->secret_len;
+	c->secret = malloc(opts->secret_len ? opts->secret_len : 1);
+	if (!c->secret) {
+		free(c);
+		return NULL;
+	}
+	if (opts->secret_len)
+		memcpy(c->secret, opts->secret, opts->secret_len);
+	xy_buf_init(&c->in);
+	xy_buf_init(&c->out);
+	xy_buf_init(&c->wbuf);
+	xy_buf_init(&c->held);
+	snprintf(c->peer, sizeof c->peer, "?");
+	snprintf(c->peer_ip, sizeof c->peer_ip, "?");
+	uv_tcp_init(loop, &c->tcp);
+	uv_timer_init(loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->wreq.data = c;
+	c->creq.data = c;
+	c->gai.data = c;
+	return c;
+}
+
+static void tune_socket(struct xy_conn *c)
+{
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+}
+
+struct xy_conn *xy_conn_accept(uv_stream_t *server,
+			       const struct xy_conn_opts *opts)
+{
+	struct xy_conn *c = conn_new(server->loop, opts);
+	if (!c)
+		return NULL;
+	c->server = 1;
+	c->state = S_AWAIT_AUTH;
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	union xy_msg ch = {.challenge = {.magic = XY_PROTO_MAGIC,
+					 .version = XY_PROTO_VERSION}};
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
+	    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) < 0 ||
+	    xy_random(c->nonce_s, XY_NONCE_LEN) < 0 ||
+	    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) < 0)
+		goto error;
+	set_peer(c, (struct sockaddr *)&ss);
+	tune_socket(c);
+	memcpy(ch.challenge.nonce, c->nonce_s, XY_NONCE_LEN);
+	if (queue(c, &c->out, XY_MSG_CHALLENGE, &ch) < 0 || c->shut)
+		goto error;
+	uv_timer_start(&c->timer, timer_cb, HANDSHAKE_MS, 0);
+	return c;
+error:
+	c->silent = 1;
+	c->closing = 1;
+	finish_close(c);
+	return NULL;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct xy_conn *c = req->data;
+	if (status == UV_ECANCELED || c->closing)
+		return;
+	if (status < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "cannot connect: %s",
+			 uv_strerror(status));
+		log_failure(c, why);
+		xy_conn_close(c, why);
+		return;
+	}
+	tune_socket(c);
+	c->state = S_AWAIT_CHALLENGE;
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (rc < 0)
+		fail(c, 0, "cannot read: %s", uv_strerror(rc));
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+	struct xy_conn *c = req->data;
+	c->gai_pending = 0;
+	if (c->closing) {
+		uv_freeaddrinfo(ai);
+		if (c->closed)
+			conn_free(c);
+		return;
+	}
+	if (status < 0 || !ai) {
+		char why[256];
+		snprintf(why, sizeof why, "cannot resolve: %s",
+			 uv_strerror(status));
+		log_failure(c, why);
+		uv_freeaddrinfo(ai);
+		xy_conn_close(c, why);
+		return;
+	}
+	set_peer(c, ai->ai_addr);
+	int rc = uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, connect_cb);
+	uv_freeaddrinfo(ai);
+	if (rc < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "cannot connect: %s",
+			 uv_strerror(rc));
+		log_failure(c, why);
+		xy_conn_close(c, why);
+	}
+}
+
+struct xy_conn *xy_conn_connect(uv_loop_t *loop, const char *host, int port,
+				const struct xy_conn_opts *opts)
+{
+	struct xy_conn *c = conn_new(loop, opts);
+	if (!c)
+		return NULL;
+	c->state = S_CONNECTING;
+	snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+	snprintf(c->peer_ip, sizeof c->peer_ip, "%s", host);
+	uv_timer_start(&c->timer, timer_cb, HANDSHAKE_MS, 0);
+	char portstr[16];
+	snprintf(portstr, sizeof portstr, "%d", port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM};
+	int rc = uv_getaddrinfo(loop, &c->gai, gai_cb, host, portstr, &hints);
+	if (rc < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "cannot resolve: %s", uv_strerror(rc));
+		log_failure(c, why);
+		xy_conn_close(c, why);
+	} else {
+		c->gai_pending = 1;
+	}
+	return c;
+}
+
+int xy_conn_send(struct xy_conn *c, unsigned type, const union xy_msg *m)
+{
+	if (c->closing) {
+		errno = EPIPE;
+		return -1;
+	}
+	return queue(c, c->state == S_READY ? &c->out : &c->held, type, m);
+}
+
+void xy_conn_close(struct xy_conn *c, const char *reason)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	snprintf(c->reason, sizeof c->reason, "%s", reason ? reason : "closed");
+	if (c->gai_pending)
+		uv_cancel((uv_req_t *)&c->gai);
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (c->state != S_CONNECTING)
+		flush(c);
+	if (c->writing) {
+		/* Let queued frames (an ERROR, a SHUTDOWN) reach the peer,
+		 * but not for ever. */
+		uv_timer_start(&c->timer, timer_cb, CLOSE_FLUSH_MS, 0);
+		return;
+	}
+	finish_close(c);
+}
+
+int xy_conn_closing(const struct xy_conn *c)
+{
+	return c->closing;
+}
+
+void *xy_conn_data(const struct xy_conn *c)
+{
+	return c->opts.data;
+}
+
+void xy_conn_set_data(struct xy_conn *c, void *data)
+{
+	c->opts.data = data;
+}
+
+const char *xy_conn_peer(const struct xy_conn *c)
+{
+	return c->peer;
+}
+
+const char *xy_conn_peer_ip(const struct xy_conn *c)
+{
+	return c->peer_ip;
+}
+
+uint8_t xy_conn_role(const struct xy_conn *c)
+{
+	return c->role;
+}
+
+size_t xy_conn_pending(const struct xy_conn *c)
+{
+	return c->out.len + c->wbuf.len + c->held.len;
+}

@@ -1,0 +1,484 @@
+/*
+ * catalog.c: the file catalogue, a sub-context of the manager. It holds the
+ * declared files (by path), the objects (by id) with the workers that hold
+ * them, the hashing of manager-side files on libuv's thread pool, and the
+ * table from which the manager's transfer server finds what to send. That
+ * table is the one thing here that other threads read, under its mutex.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+#include "object.h"
+#include "util.h"
+
+#define FILE_BUCKETS 4096
+#define OBJ_BUCKETS 4096
+
+struct served {
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	char *path;
+	struct served *next;
+};
+
+struct xy_catalog {
+	struct xy_manager *m;
+	struct xy_file *files[FILE_BUCKETS];
+	struct xy_file *buffers; /* files without a path */
+	struct xy_object *objects[OBJ_BUCKETS];
+	char staging[4096];
+	int hashing; /* jobs on the thread pool */
+	struct xy_file *to_hash;
+
+	pthread_mutex_t lock; /* guards served */
+	struct served *served[OBJ_BUCKETS];
+};
+
+struct hash_job {
+	uv_work_t req;
+	struct xy_catalog *c;
+	struct xy_file *f;
+	char *path;
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint64_t size;
+	int rc;
+	char err[512];
+};
+
+static uint32_t str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static uint32_t id_bucket(const uint8_t id[XY_ID_LEN])
+{
+	uint32_t b;
+	memcpy(&b, id, sizeof b);
+	return b % OBJ_BUCKETS;
+}
+
+struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
+				     size_t errlen)
+{
+	struct xy_catalog *c = calloc(1, sizeof *c);
+	if (!c) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->m = m;
+	pthread_mutex_init(&c->lock, NULL);
+	const char *tmp = getenv("TMPDIR");
+	snprintf(c->staging, sizeof c->staging, "%s/xylem-manager-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->staging)) {
+		xy_fail(err, errlen, errno, "cannot make %s: %s", c->staging,
+			strerror(errno));
+		c->staging[0] = 0;
+		xy_catalog_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void file_free(struct xy_file *f)
+{
+	free(f->path);
+	free(f->waiters);
+	free(f->error);
+	free(f);
+}
+
+void xy_catalog_destroy(struct xy_catalog *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < FILE_BUCKETS; i++)
+		for (struct xy_file *f = c->files[i], *n; f; f = n) {
+			n = f->next;
+			file_free(f);
+		}
+	for (struct xy_file *f = c->buffers, *n; f; f = n) {
+		n = f->next;
+		file_free(f);
+	}
+	for (int i = 0; i < OBJ_BUCKETS; i++) {
+		for (struct xy_object *o = c->objects[i], *n; o; o = n) {
+			n = o->hnext;
+			free(o->replicas);
+			free(o);
+		}
+		for (struct served *s = c->served[i], *n; s; s = n) {
+			n = s->next;
+			free(s->path);
+			free(s);
+		}
+	}
+	if (c->staging[0])
+		xy_rm_rf(c->staging);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+const char *xy_catalog_staging(struct xy_catalog *c)
+{
+	return c->staging;
+}
+
+struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
+				xy_cache_level level)
+{
+	uint32_t b = str_hash(path) % FILE_BUCKETS;
+	for (struct xy_file *f = c->files[b]; f; f = f->next)
+		if (!strcmp(f->path, path))
+			return f;
+	struct xy_file *f = calloc(1, sizeof *f);
+	if (!f || !(f->path = strdup(path))) {
+		free(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	f->level = level;
+	f->next = c->files[b];
+	c->files[b] = f;
+	return f;
+}
+
+struct xy_object *xy_catalog_object(struct xy_catalog *c,
+				    const uint8_t id[XY_ID_LEN], uint8_t kind,
+				    uint64_t size)
+{
+	uint32_t b = id_bucket(id);
+	for (struct xy_object *o = c->objects[b]; o; o = o->hnext)
+		if (!memcmp(o->id, id, XY_ID_LEN))
+			return o;
+	struct xy_object *o = calloc(1, sizeof *o);
+	if (!o)
+		abort(); /* a small fixed allocation on the loop */
+	memcpy(o->id, id, XY_ID_LEN);
+	xy_hex(id, XY_ID_LEN, o->hex);
+	o->kind = kind;
+	o->size = size;
+	o->hnext = c->objects[b];
+	c->objects[b] = o;
+	return o;
+}
+
+void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
+		      const char *path)
+{
+	uint32_t b = id_bucket(o->id);
+	o->on_manager = 1;
+	pthread_mutex_lock(&c->lock);
+	struct served *s;
+	for (s = c->served[b]; s; s = s->next)
+		if (!memcmp(s->id, o->id, XY_ID_LEN))
+			break;
+	if (!s && (s = calloc(1, sizeof *s))) {
+		memcpy(s->id, o->id, XY_ID_LEN);
+		s->next = c->served[b];
+		c->served[b] = s;
+	}
+	if (s) {
+		char *p = strdup(path);
+		if (p) {
+			free(s->path);
+			s->path = p;
+		}
+		s->kind = o->kind;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
+		      size_t pathlen, uint8_t *kind)
+{
+	struct xy_catalog *c = catalog;
+	int rc = -1;
+	pthread_mutex_lock(&c->lock);
+	for (struct served *s = c->served[id_bucket(id)]; s; s = s->next) {
+		if (!memcmp(s->id, id, XY_ID_LEN) && s->path &&
+		    strlen(s->path) < pathlen) {
+			strcpy(path, s->path);
+			*kind = s->kind;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
+				  size_t len, xy_cache_level level, char *err,
+				  size_t errlen)
+{
+	char path[4200];
+	static const char tmpl[] = "%s/buffer-XXXXXX";
+	snprintf(path, sizeof path, tmpl, c->staging);
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		xy_fail(err, errlen, errno, "cannot stage a buffer: %s",
+			strerror(errno));
+		return NULL;
+	}
+	int ok = len == 0 || write(fd, data, len) == (ssize_t)len;
+	close(fd);
+	uint8_t id[XY_ID_LEN], kind;
+	uint64_t size;
+	if (!ok || xy_object_hash(path, id, &kind, &size, err, errlen) < 0) {
+		if (!ok)
+			xy_fail(err, errlen, EIO, "cannot stage a buffer");
+		unlink(path);
+		return NULL;
+	}
+	struct xy_file *f = calloc(1, sizeof *f);
+	if (!f) {
+		unlink(path);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	f->level = level;
+	f->state = FILE_READY;
+	f->obj = xy_catalog_object(c, id, kind, size);
+	xy_catalog_serve(c, f->obj, path);
+	f->next = c->buffers;
+	c->buffers = f;
+	return f;
+}
+
+static int add_waiter(struct xy_file *f, struct xy_task *t)
+{
+	if (f->n_waiters == f->cap_waiters) {
+		uint32_t cap = f->cap_waiters ? 2 * f->cap_waiters : 4;
+		struct xy_task **nw = realloc(f->waiters, cap * sizeof *nw);
+		if (!nw)
+			return -1;
+		f->waiters = nw;
+		f->cap_waiters = cap;
+	}
+	f->waiters[f->n_waiters++] = t;
+	t->pending++;
+	return 0;
+}
+
+void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t)
+{
+	for (uint32_t i = 0; i < f->n_waiters; i++) {
+		if (f->waiters[i] == t) {
+			f->waiters[i] = f->waiters[--f->n_waiters];
+			t->pending--;
+			return;
+		}
+	}
+}
+
+static void hash_work(uv_work_t *req)
+{
+	struct hash_job *j = req->data;
+	j->rc = xy_object_hash(j->path, j->id, &j->kind, &j->size, j->err,
+			       sizeof j->err);
+}
+
+static void hash_done(uv_work_t *req, int status)
+{
+	struct hash_job *j = req->data;
+	struct xy_catalog *c = j->c;
+	c->hashing--;
+	if (j->rc == 0 && status == 0) {
+		struct xy_object *o =
+			xy_catalog_object(c, j->id, j->kind, j->size);
+		xy_catalog_serve(c, o, j->path);
+		xy_catalog_file_ready(c, j->f, o);
+	} else {
+		char why[700];
+		snprintf(why, sizeof why, "input %s: %s", j->path,
+			 status ? "cancelled" : j->err);
+		j->f->state = FILE_MISSING;
+		xy_catalog_file_failed(c, j->f, why);
+	}
+	free(j->path);
+	free(j);
+}
+
+static int start_hash(struct xy_catalog *c, struct xy_file *f)
+{
+	struct hash_job *j = calloc(1, sizeof *j);
+	if (!j || !(j->path = strdup(f->path))) {
+		free(j);
+		return -1;
+	}
+	j->c = c;
+	j->f = f;
+	j->req.data = j;
+	if (uv_queue_work(&c->m->loop, &j->req, hash_work, hash_done) < 0) {
+		free(j->path);
+		free(j);
+		return -1;
+	}
+	c->hashing++;
+	f->state = FILE_HASHING;
+	return 0;
+}
+
+static int has_source(const struct xy_object *o)
+{
+	if (o->on_manager)
+		return 1;
+	for (uint32_t i = 0; i < o->n_replicas; i++)
+		if (o->replicas[i].ready && o->replicas[i].worker->ready)
+			return 1;
+	return 0;
+}
+
+int xy_catalog_busy(const struct xy_catalog *c)
+{
+	return c->hashing > 0;
+}
+
+int xy_catalog_hash_wanted(const struct xy_catalog *c)
+{
+	return c->to_hash != NULL;
+}
+
+void xy_catalog_start_hashing(struct xy_catalog *c)
+{
+	while (c->to_hash) {
+		struct xy_file *f = c->to_hash;
+		c->to_hash = f->qnext;
+		f->qnext = NULL;
+		if (f->state != FILE_QUEUED)
+			continue;
+		if (start_hash(c, f) < 0) {
+			f->state = FILE_MISSING;
+			xy_catalog_file_failed(c, f, "cannot start hashing");
+		}
+	}
+}
+
+int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
+		    struct xy_task *t)
+{
+	switch (f->state) {
+	case FILE_NEW:
+		f->state = FILE_QUEUED;
+		f->qnext = c->to_hash;
+		c->to_hash = f;
+		return add_waiter(f, t) < 0 ? -1 : 0;
+	case FILE_QUEUED:
+	case FILE_HASHING:
+	case FILE_PRODUCED:
+		return add_waiter(f, t) < 0 ? -1 : 0;
+	case FILE_READY:
+		if (f->obj && has_source(f->obj))
+			return 1;
+		if (f->producer && f->producer->state == XY_TASK_RUNNING) {
+			f->state = FILE_PRODUCED;
+			return add_waiter(f, t) < 0 ? -1 : 0;
+		}
+		break;
+	case FILE_MISSING:
+		break;
+	}
+	free(t->error);
+	if (f->error)
+		t->error = strdup(f->error);
+	else if (asprintf(&t->error, "input %s: no copy is left",
+			  f->path ? f->path : "(buffer)") < 0)
+		t->error = NULL;
+	return -1;
+}
+
+void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
+			   struct xy_object *o)
+{
+	f->obj = o;
+	f->state = FILE_READY;
+	free(f->error);
+	f->error = NULL;
+	struct xy_task **w = f->waiters;
+	uint32_t n = f->n_waiters;
+	f->waiters = NULL;
+	f->n_waiters = f->cap_waiters = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		w[i]->pending--;
+		if (w[i]->pending == 0 && w[i]->state == XY_TASK_WAITING)
+			xy_manager_task_ready(c->m, w[i]);
+	}
+	free(w);
+}
+
+void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
+			    const char *reason)
+{
+	char *e = strdup(reason);
+	free(f->error);
+	f->error = e;
+	struct xy_task **w = f->waiters;
+	uint32_t n = f->n_waiters;
+	f->waiters = NULL;
+	f->n_waiters = f->cap_waiters = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		w[i]->pending--;
+		xy_manager_task_fail(c->m, w[i], XY_RESULT_INPUT_MISSING,
+				     reason);
+	}
+	free(w);
+}
+
+void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)
+{
+	(void)c;
+	f->state = FILE_PRODUCED;
+	f->obj = NULL;
+}
+
+struct replica *xy_object_replica(struct xy_object *o, struct xy_worker *w)
+{
+	for (uint32_t i = 0; i < o->n_replicas; i++)
+		if (o->replicas[i].worker == w)
+			return &o->replicas[i];
+	return NULL;
+}
+
+void xy_object_add_replica(struct xy_object *o, struct xy_worker *w,
+			   int ready)
+{
+	struct replica *r = xy_object_replica(o, w);
+	if (r) {
+		r->ready |= ready;
+		return;
+	}
+	if (o->n_replicas == o->cap_replicas) {
+		uint32_t cap = o->cap_replicas ? 2 * o->cap_replicas : 2;
+		struct replica *nr = realloc(o->replicas, cap * sizeof *nr);
+		if (!nr)
+			abort();
+		o->replicas = nr;
+		o->cap_replicas = cap;
+	}
+	o->replicas[o->n_replicas].worker = w;
+	o->replicas[o->n_replicas].ready = ready;
+	o->n_replicas++;
+	xy_wtable_note_object(w, o);
+}
+
+void xy_object_drop_replica(struct xy_object *o, struct xy_worker *w)
+{
+	for (uint32_t i = 0; i < o->n_replicas; i++) {
+		if (o->replicas[i].worker == w) {
+			o->replicas[i] = o->replicas[--o->n_replicas];
+			return;
+		}
+	}
+}

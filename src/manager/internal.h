@@ -1,0 +1,319 @@
+/*
+ * internal.h: the manager's private types and the interfaces between its
+ * sub-contexts (docs/architecture.md, "Manager sub-contexts"). Only files
+ * under src/manager include it.
+ *
+ * Ownership: the manager owns every submitted task until wait returns it,
+ * every declared file and every object until it is destroyed, and every
+ * worker record until its connection closes. Everything here runs on the
+ * manager's loop thread, except the served-object table (catalog.c), which
+ * transfer server threads read under its mutex.
+ */
+#ifndef XY_MANAGER_INTERNAL_H
+#define XY_MANAGER_INTERNAL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "conn.h"
+#include "history.h"
+#include "proto.h"
+#include "xfer.h"
+#include "xylem.h"
+
+struct xy_worker;
+struct xy_object;
+struct xy_catalog;
+struct xy_wtable;
+struct xy_sched;
+struct xy_xplan;
+struct peer;
+
+/* ------------------------------------------------------------------ tasks */
+
+struct task_file {
+	struct xy_file *file;
+	char *as;
+};
+
+struct xy_task {
+	uint64_t id;
+	char *command;
+	char *tag;
+	struct task_file *inputs, *outputs;
+	uint32_t n_inputs, n_outputs;
+	struct xy_env_var *env;
+	uint32_t n_env;
+	int cores, gpus;
+	int64_t memory, disk;
+	int retries;
+	double priority;
+	double time_limit;
+
+	xy_task_state state;
+	xy_result result;
+	int exit_code;
+	char *output;
+	size_t output_len;
+	char *error;
+	char *worker_name;
+	int attempts;       /* dispatches that reached a worker */
+	int worker_losses;  /* times its worker vanished under it */
+	int cancel_requested;
+	struct xy_task_times times;
+
+	struct xy_manager *manager;
+	int pending;               /* inputs not yet available */
+	int retrievals;            /* outputs still coming back */
+	int retrieval_failed;      /* an output could not be brought back */
+	struct xy_worker *worker;  /* while RUNNING */
+	struct xy_task *qprev, *qnext; /* ready level, worker list, done list */
+	struct rq_level *level;    /* its ready level while READY */
+	struct xy_task *hnext;     /* id hash chain */
+};
+
+/* ------------------------------------------------------------ catalogue */
+
+enum file_state {
+	FILE_NEW,      /* declared, not yet needed */
+	FILE_QUEUED,   /* needed; hashing starts at the next loop turn */
+	FILE_HASHING,  /* being hashed on the thread pool */
+	FILE_PRODUCED, /* will be written by its producer */
+	FILE_READY,    /* obj is known and has a source */
+	FILE_MISSING   /* the path could not be read */
+};
+
+struct xy_file {
+	char *path; /* NULL for a buffer */
+	xy_cache_level level;
+	enum file_state state;
+	struct xy_object *obj;
+	struct xy_task *producer;
+	struct xy_task **waiters; /* tasks whose pending count includes us */
+	uint32_t n_waiters, cap_waiters;
+	char *error;
+	struct xy_file *next; /* the catalogue's list */
+	struct xy_file *qnext; /* queued for hashing */
+};
+
+struct replica {
+	struct xy_worker *worker;
+	int ready; /* 0: a FETCH to it is in flight */
+};
+
+struct xy_object {
+	uint8_t id[XY_ID_LEN];
+	char hex[2 * XY_ID_LEN + 1];
+	uint8_t kind;
+	uint64_t size;
+	int on_manager;  /* the manager can serve it (path or buffer) */
+	int serving;     /* transfers now reading from the manager */
+	struct replica *replicas;
+	uint32_t n_replicas, cap_replicas;
+	struct xy_object *hnext;
+};
+
+struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
+				     size_t errlen);
+void xy_catalog_destroy(struct xy_catalog *c);
+struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
+				xy_cache_level level);
+struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
+				  size_t len, xy_cache_level level, char *err,
+				  size_t errlen);
+/* Called at submit for each input: returns 1 if the input is available
+ * now, 0 if t must wait (t is added to the file's waiters and hashing is
+ * started if needed), -1 if it is missing (reason in t->error). */
+int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
+		    struct xy_task *t);
+/* The object with this id, created if new. */
+struct xy_object *xy_catalog_object(struct xy_catalog *c,
+				    const uint8_t id[XY_ID_LEN], uint8_t kind,
+				    uint64_t size);
+/* Makes the manager serve obj from path (thread-safe table). */
+void xy_catalog_serve(struct xy_catalog *c, struct xy_object *obj,
+		      const char *path);
+/* The file f now has obj (its producer succeeded, or hashing finished):
+ * wakes its waiters. */
+void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
+			   struct xy_object *obj);
+/* f cannot be had: its waiters fail with INPUT_MISSING and reason. */
+void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
+			    const char *reason);
+/* f will be made again by its producer: tasks that need it must wait. */
+void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f);
+void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t);
+struct replica *xy_object_replica(struct xy_object *o, struct xy_worker *w);
+void xy_object_add_replica(struct xy_object *o, struct xy_worker *w,
+			   int ready);
+void xy_object_drop_replica(struct xy_object *o, struct xy_worker *w);
+int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
+		      size_t pathlen, uint8_t *kind);
+const char *xy_catalog_staging(struct xy_catalog *c);
+int xy_catalog_busy(const struct xy_catalog *c);
+int xy_catalog_hash_wanted(const struct xy_catalog *c);
+/* Starts hashing the files needed since the last turn, unless a task
+ * submitted meanwhile writes them. Hashing waits for this turn so that a
+ * program may submit a reader before the writer of a path. */
+void xy_catalog_start_hashing(struct xy_catalog *c);
+
+/* --------------------------------------------------------- worker table */
+
+struct xy_worker {
+	struct xy_conn *conn;
+	struct xy_manager *manager;
+	char *name, *hostname, *addr; /* addr: peer ip */
+	char *xfer_host;
+	int xfer_port;
+	int greeted; /* HELLO received */
+	int ready;   /* schedulable: greeted and not leaving */
+	int cores, gpus;
+	int64_t memory, disk;
+	int cores_used, gpus_used;
+	int64_t memory_used, disk_used;
+	int n_running;
+	int64_t n_done;
+	int fetches;  /* FETCHes to it in flight */
+	int serving;  /* transfers reading from it */
+	struct xy_task *running; /* list through qnext/qprev */
+	struct xy_object **held; /* objects it holds or is fetching */
+	uint32_t n_held, cap_held;
+	struct xy_worker *fprev, *fnext; /* free list */
+	int on_free;
+	struct xy_worker *next; /* all workers */
+	double connected_at;
+	uint64_t score_gen;
+	uint64_t score;
+};
+
+struct xy_wtable *xy_wtable_create(struct xy_manager *m);
+void xy_wtable_destroy(struct xy_wtable *wt);
+struct xy_worker *xy_wtable_add(struct xy_wtable *wt, struct xy_conn *c);
+/* The worker's HELLO: fills resources, records its inventory. */
+void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
+		     struct xy_msg_hello *h);
+/* The connection closed: requeues its tasks, drops its replicas, frees w. */
+void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
+		      const char *reason);
+/* Not schedulable any more (it said BYE). */
+void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w);
+int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t);
+void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
+		      struct xy_task *t);
+void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
+		       struct xy_task *t);
+struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt);
+struct xy_worker *xy_wtable_all(struct xy_wtable *wt);
+void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
+int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
+		    int64_t *cores_used);
+int xy_wtable_max_cores(struct xy_wtable *wt);
+
+/* ------------------------------------------------------------ scheduler */
+
+struct rq_level {
+	double priority;
+	struct xy_task *head, *tail;
+	int64_t count;
+};
+
+struct xy_sched *xy_sched_create(struct xy_manager *m);
+void xy_sched_destroy(struct xy_sched *s);
+void xy_sched_push(struct xy_sched *s, struct xy_task *t);
+void xy_sched_push_front(struct xy_sched *s, struct xy_task *t);
+struct xy_task *xy_sched_pop(struct xy_sched *s);
+void xy_sched_remove(struct xy_sched *s, struct xy_task *t);
+int64_t xy_sched_count(const struct xy_sched *s);
+/* One scheduling round: places ready tasks on free workers. Returns the
+ * number placed. */
+int xy_sched_round(struct xy_sched *s);
+void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
+		    double *seconds);
+/* The worker chosen for t, or NULL: the fitting worker with the most
+ * input bytes, ties to the one with the most free cores. */
+struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t);
+
+/* ------------------------------------------------------ transfer planner */
+
+#define XY_FETCH_PER_WORKER 4
+#define XY_SERVE_PER_SOURCE 8
+
+struct xy_xplan *xy_xplan_create(struct xy_manager *m, const char *secret,
+				 size_t secret_len);
+void xy_xplan_destroy(struct xy_xplan *x);
+/* Can every input of t missing on w be fetched now? 1 yes, 0 not now
+ * (limits), -1 some input has no source at all. */
+int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
+		       struct xy_worker *w);
+/* Sends FETCH for each input of t that w lacks. */
+void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
+		    struct xy_worker *w);
+/* A CACHE_UPDATE arrived from w. */
+void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
+		     struct xy_msg_cache_update *u);
+/* Brings obj, made by t on w, back to path in a thread; calls
+ * xy_manager_retrieved when done. */
+void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
+		       struct xy_worker *w, struct xy_object *obj,
+		       const char *path);
+/* Forgets w as a source (it is going away). */
+void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);
+int64_t xy_xplan_active(const struct xy_xplan *x);
+int xy_xplan_busy(const struct xy_xplan *x);
+int64_t xy_xplan_bytes_received(const struct xy_xplan *x);
+
+/* -------------------------------------------------------------- manager */
+
+struct xy_manager {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_prepare_t prepare;
+	uv_timer_t timer;
+	char *name;
+	char *secret;
+	size_t secret_len;
+	int port;
+	double started;
+
+	struct xy_catalog *catalog;
+	struct xy_wtable *wtable;
+	struct xy_sched *sched;
+	struct xy_xplan *xplan;
+	struct xy_history *history;
+	struct xy_xfer_server *xfer;
+
+	uint64_t next_task_id;
+	struct xy_task **task_table; /* id hash, chained through hnext */
+	uint64_t task_table_size;
+	int64_t n_tasks;             /* submitted, not yet returned */
+	int64_t n_waiting, n_running, n_done;
+	int64_t n_succeeded, n_failed;
+	struct xy_task *done_head, *done_tail;
+	int sched_dirty;
+	struct peer **peers; /* every open control connection */
+	size_t n_peers, cap_peers;
+	uv_idle_t idle; /* keeps poll from blocking while work is left */
+	int destroying;
+	int listening;
+};
+
+/* Task life cycle, called by the sub-contexts. */
+void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t);
+void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
+			  xy_result r, const char *why);
+void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
+			     const char *why);
+void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
+			      struct xy_worker *w);
+void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t,
+			  int ok, const char *why);
+void xy_manager_wake(struct xy_manager *m);
+int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
+		    const union xy_msg *msg);
+
+/* task.c */
+void xy_task_free_results(struct xy_task *t);
+/* status.c */
+char *xy_status_build(const struct xy_manager *m);
+
+#endif

@@ -1,0 +1,906 @@
+/*
+ * manager.c: the manager: its creation and teardown, the public calls a
+ * program makes (declare, submit, cancel, wait), the task life cycle that
+ * the sub-contexts drive, and the control connections from workers and
+ * status clients. The sub-contexts are in catalog.c, wtable.c, sched.c,
+ * xplan.c, history.c and status.c (docs/architecture.md).
+ *
+ * The loop runs only inside xy_manager_wait. Each turn: libuv runs timers
+ * and reads (message handlers and thread completions change state and set
+ * sched_dirty), then the prepare phase runs one scheduling round before
+ * libuv polls again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define WHO "manager"
+#define MAX_WORKER_LOSSES 10
+
+static void set_state(struct xy_manager *m, struct xy_task *t,
+		      xy_task_state s)
+{
+	int64_t *counts[] = {
+		[XY_TASK_WAITING] = &m->n_waiting,
+		[XY_TASK_READY] = NULL, /* the scheduler counts these */
+		[XY_TASK_RUNNING] = &m->n_running,
+		[XY_TASK_DONE] = &m->n_done,
+		[XY_TASK_RETURNED] = NULL,
+	};
+	if (counts[t->state])
+		(*counts[t->state])--;
+	t->state = s;
+	if (counts[s])
+		(*counts[s])++;
+}
+
+void xy_manager_wake(struct xy_manager *m)
+{
+	m->sched_dirty = 1;
+}
+
+int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
+		    const union xy_msg *msg)
+{
+	(void)m;
+	if (!w->conn)
+		return -1;
+	return xy_conn_send(w->conn, type, msg);
+}
+
+/* ---------------------------------------------------------- task table */
+
+static int table_grow(struct xy_manager *m)
+{
+	uint64_t size = m->task_table_size ? 2 * m->task_table_size : 1024;
+	struct xy_task **nt = calloc(size, sizeof *nt);
+	if (!nt)
+		return -1;
+	for (uint64_t i = 0; i < m->task_table_size; i++) {
+		for (struct xy_task *t = m->task_table[i], *n; t; t = n) {
+			n = t->hnext;
+			t->hnext = nt[t->id & (size - 1)];
+			nt[t->id & (size - 1)] = t;
+		}
+	}
+	free(m->task_table);
+	m->task_table = nt;
+	m->task_table_size = size;
+	return 0;
+}
+
+static struct xy_task *table_find(struct xy_manager *m, uint64_t id)
+{
+	if (!m->task_table_size)
+		return NULL;
+	struct xy_task *t = m->task_table[id & (m->task_table_size - 1)];
+	while (t && t->id != id)
+		t = t->hnext;
+	return t;
+}
+
+static void table_remove(struct xy_manager *m, struct xy_task *t)
+{
+	struct xy_task **pp = &m->task_table[t->id & (m->task_table_size - 1)];
+	while (*pp && *pp != t)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = t->hnext;
+	t->hnext = NULL;
+}
+
+/* ---------------------------------------------------------- life cycle */
+
+static const char *task_name(const struct xy_task *t, char *buf, size_t n)
+{
+	if (t->tag)
+		return t->tag;
+	snprintf(buf, n, "%llu", (unsigned long long)t->id);
+	return buf;
+}
+
+static void history_task(struct xy_manager *m, struct xy_task *t,
+			 const char *event, const char *detail)
+{
+	if (!m->history)
+		return;
+	xy_history_task(m->history, xy_now(), t->id, t->tag, event,
+			t->worker ? t->worker->name : t->worker_name,
+			t->attempts, (int)t->result, t->exit_code, detail);
+}
+
+/* The task is finished for good: its result is set. */
+static void finish(struct xy_manager *m, struct xy_task *t)
+{
+	set_state(m, t, XY_TASK_DONE);
+	t->qprev = NULL;
+	t->qnext = NULL;
+	if (m->done_tail)
+		m->done_tail->qnext = t;
+	else
+		m->done_head = t;
+	m->done_tail = t;
+	history_task(m, t, "done", t->error);
+	if (t->result == XY_RESULT_SUCCESS)
+		return;
+	/* Nothing it was to write will come: fail whoever waits on it. */
+	char name[32], why[1024];
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		if (f->producer != t)
+			continue;
+		snprintf(why, sizeof why,
+			 "input %s was not made: task %s %s", f->path,
+			 task_name(t, name, sizeof name),
+			 t->result == XY_RESULT_CANCELLED ? "was cancelled"
+							  : "failed");
+		f->state = FILE_MISSING;
+		xy_catalog_file_failed(m->catalog, f, why);
+	}
+}
+
+static void set_error(struct xy_task *t, const char *why)
+{
+	char *e = why ? strdup(why) : NULL;
+	free(t->error);
+	t->error = e;
+}
+
+void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
+			  xy_result r, const char *why)
+{
+	if (t->state == XY_TASK_DONE || t->state == XY_TASK_RETURNED)
+		return;
+	if (t->state == XY_TASK_READY)
+		xy_sched_remove(m->sched, t);
+	for (uint32_t i = 0; i < t->n_inputs; i++)
+		xy_catalog_remove_waiter(t->inputs[i].file, t);
+	t->result = r;
+	if (why)
+		set_error(t, why);
+	finish(m, t);
+}
+
+void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t)
+{
+	set_state(m, t, XY_TASK_READY);
+	xy_sched_push(m->sched, t);
+	m->sched_dirty = 1;
+}
+
+/* Puts t back to WAITING or READY, its inputs looked up again. */
+void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
+			     const char *why)
+{
+	if (why)
+		history_task(m, t, "requeued", why);
+	t->pending = 0;
+	set_state(m, t, XY_TASK_WAITING);
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		if (xy_catalog_need(m->catalog, t->inputs[i].file, t) < 0) {
+			char *e = t->error;
+			t->error = NULL;
+			xy_manager_task_fail(m, t, XY_RESULT_INPUT_MISSING, e);
+			free(e);
+			return;
+		}
+	}
+	if (t->pending == 0)
+		xy_manager_task_ready(m, t);
+}
+
+void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
+			      struct xy_worker *w)
+{
+	union xy_msg msg = {0};
+	struct xy_msg_task *tm = &msg.task;
+	struct xy_task_input in[t->n_inputs ? t->n_inputs : 1];
+	struct xy_task_output out[t->n_outputs ? t->n_outputs : 1];
+
+	tm->task_id = t->id;
+	tm->command = t->command;
+	tm->cores = (uint32_t)t->cores;
+	tm->memory_mb = (uint64_t)t->memory;
+	tm->disk_mb = (uint64_t)t->disk;
+	tm->gpus = (uint32_t)t->gpus;
+	tm->time_limit_ms = (uint64_t)(t->time_limit * 1000);
+	tm->n_env = t->n_env;
+	tm->env = t->env;
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		struct xy_file *f = t->inputs[i].file;
+		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
+		in[i].kind = f->obj->kind;
+		in[i].level = (uint8_t)f->level;
+		in[i].name = t->inputs[i].as;
+	}
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		out[i].name = t->outputs[i].as;
+		out[i].level = (uint8_t)t->outputs[i].file->level;
+	}
+	tm->n_inputs = t->n_inputs;
+	tm->inputs = in;
+	tm->n_outputs = t->n_outputs;
+	tm->outputs = out;
+
+	set_state(m, t, XY_TASK_RUNNING);
+	xy_wtable_commit(m->wtable, w, t);
+	t->attempts++;
+	t->times.dispatched = xy_now();
+	free(t->worker_name);
+	t->worker_name = strdup(w->name);
+	xy_manager_send(m, w, XY_MSG_TASK, &msg);
+	history_task(m, t, "dispatched", NULL);
+}
+
+void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t, int ok,
+			  const char *why)
+{
+	t->retrievals--;
+	if (!ok) {
+		t->retrieval_failed = 1;
+		set_error(t, why);
+	}
+	if (t->retrievals > 0 || m->destroying)
+		return;
+	if (!t->retrieval_failed) {
+		finish(m, t);
+		return;
+	}
+	/* An output was lost with its worker: make it again. */
+	t->retrieval_failed = 0;
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		if (t->outputs[i].file->producer == t)
+			xy_catalog_file_reset(m->catalog, t->outputs[i].file);
+	if (++t->worker_losses > MAX_WORKER_LOSSES) {
+		t->result = XY_RESULT_WORKER_FAILED;
+		finish(m, t);
+		return;
+	}
+	t->result = XY_RESULT_SUCCESS;
+	xy_manager_task_requeue(m, t, why);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
+			      struct xy_worker *w,
+			      struct xy_msg_task_done *d)
+{
+	for (uint32_t k = 0; k < d->n_outputs; k++) {
+		struct xy_done_output *o = &d->outputs[k];
+		struct xy_object *obj =
+			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
+		xy_object_add_replica(obj, w, 1);
+		if (d->result != XY_RESULT_SUCCESS)
+			continue;
+		for (uint32_t i = 0; i < t->n_outputs; i++) {
+			struct xy_file *f = t->outputs[i].file;
+			if (strcmp(t->outputs[i].as, o->name) ||
+			    f->producer != t)
+				continue;
+			xy_catalog_file_ready(m->catalog, f, obj);
+			xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
+		}
+	}
+}
+
+/* Drops w's copies of t's task-level inputs: the worker deletes them. */
+static void drop_task_level(struct xy_task *t, struct xy_worker *w)
+{
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		struct xy_file *f = t->inputs[i].file;
+		if (f->level == XY_CACHE_TASK && f->obj)
+			xy_object_drop_replica(f->obj, w);
+	}
+}
+
+static void on_task_done(struct xy_manager *m, struct xy_worker *w,
+			 union xy_msg *msg)
+{
+	struct xy_msg_task_done *d = &msg->task_done;
+	struct xy_task *t = table_find(m, d->task_id);
+	if (!t || t->worker != w) {
+		XY_LOGD(WHO, "worker %s reported unknown task %llu", w->name,
+			(unsigned long long)d->task_id);
+		return;
+	}
+	xy_wtable_release(m->wtable, w, t);
+	drop_task_level(t, w);
+	w->n_done++;
+	free(t->output);
+	t->output = d->output;
+	t->output_len = d->output_len;
+	d->output = NULL;
+	t->exit_code = d->exit_code;
+	t->times.started = d->start_us / 1e6;
+	t->times.finished = d->end_us / 1e6;
+	t->result = t->cancel_requested ? XY_RESULT_CANCELLED
+					: (xy_result)d->result;
+	set_error(t, d->message && *d->message ? d->message : NULL);
+	t->worker = NULL;
+	task_done_outputs(m, t, w, d);
+
+	int app_failures = t->attempts - t->worker_losses;
+	switch (t->result) {
+	case XY_RESULT_SUCCESS:
+		if (t->retrievals == 0)
+			finish(m, t);
+		break;
+	case XY_RESULT_WORKER_FAILED:
+		if (++t->worker_losses <= MAX_WORKER_LOSSES) {
+			t->result = XY_RESULT_SUCCESS;
+			xy_manager_task_requeue(m, t, t->error);
+		} else {
+			finish(m, t);
+		}
+		break;
+	case XY_RESULT_APP_FAILED:
+	case XY_RESULT_RESOURCES_EXHAUSTED:
+		if (app_failures <= t->retries) {
+			history_task(m, t, "retry", t->error);
+			t->result = XY_RESULT_SUCCESS;
+			xy_manager_task_requeue(m, t, NULL);
+			break;
+		}
+		/* fall through */
+	default:
+		finish(m, t);
+	}
+}
+
+static void on_hello(struct xy_manager *m, struct xy_worker *w,
+		     union xy_msg *msg)
+{
+	if (w->greeted) {
+		xy_conn_close(w->conn, "second HELLO");
+		return;
+	}
+	xy_wtable_hello(m->wtable, w, &msg->hello);
+}
+
+static void on_cache_update(struct xy_manager *m, struct xy_worker *w,
+			    union xy_msg *msg)
+{
+	xy_xplan_update(m->xplan, w, &msg->cache_update);
+}
+
+static void on_bye(struct xy_manager *m, struct xy_worker *w,
+		   union xy_msg *msg)
+{
+	struct xy_msg_bye *b = &msg->bye;
+	xy_wtable_disable(m->wtable, w);
+	XY_LOGI(WHO, "worker %s is leaving with %u tasks", w->name,
+		b->n_tasks);
+	for (uint32_t i = 0; i < b->n_tasks; i++) {
+		struct xy_task *t = table_find(m, b->task_ids[i]);
+		if (!t || t->worker != w)
+			continue;
+		xy_wtable_release(m->wtable, w, t);
+		xy_manager_task_requeue(m, t, "worker left");
+	}
+}
+
+static void on_keepalive(struct xy_manager *m, struct xy_worker *w,
+			 union xy_msg *msg)
+{
+	(void)m, (void)w, (void)msg;
+}
+
+typedef void (*worker_handler)(struct xy_manager *, struct xy_worker *,
+			       union xy_msg *);
+
+/* What a worker may send; anything else closes its connection. */
+static const worker_handler worker_handlers[XY_MSG_MAX] = {
+	[XY_MSG_HELLO] = on_hello,
+	[XY_MSG_CACHE_UPDATE] = on_cache_update,
+	[XY_MSG_TASK_DONE] = on_task_done,
+	[XY_MSG_BYE] = on_bye,
+	[XY_MSG_KEEPALIVE] = on_keepalive,
+};
+
+static void on_status_msg(struct xy_manager *m, struct xy_conn *c,
+			  unsigned type)
+{
+	if (type != XY_MSG_STATUS_REQ) {
+		xy_conn_close(c, "unexpected message from a status client");
+		return;
+	}
+	union xy_msg reply = {0};
+	reply.status_reply.json = xy_status_build(m);
+	if (!reply.status_reply.json) {
+		xy_conn_close(c, "out of memory");
+		return;
+	}
+	xy_conn_send(c, XY_MSG_STATUS_REPLY, &reply);
+	free(reply.status_reply.json);
+}
+
+/* What the manager knows of one control connection: its conn's data. */
+struct peer {
+	struct xy_manager *m;
+	struct xy_conn *conn;
+	struct xy_worker *worker; /* once a worker has authenticated */
+	size_t index;             /* in m->peers */
+};
+
+static void conn_msg(struct xy_conn *c, unsigned type, union xy_msg *msg)
+{
+	struct peer *p = xy_conn_data(c);
+	if (!p->worker) {
+		on_status_msg(p->m, c, type);
+		return;
+	}
+	struct xy_worker *w = p->worker;
+	worker_handler h = type < XY_MSG_MAX ? worker_handlers[type] : NULL;
+	if (!h || (!w->greeted && type != XY_MSG_HELLO)) {
+		char why[64];
+		snprintf(why, sizeof why, "unexpected %s", xy_msg_name(type));
+		XY_LOGW(WHO, "closing %s: %s", w->name, why);
+		xy_conn_close(c, why);
+		return;
+	}
+	h(p->m, w, msg);
+}
+
+static void conn_ready(struct xy_conn *c, uint8_t role)
+{
+	struct peer *p = xy_conn_data(c);
+	if (role == XY_ROLE_STATUS)
+		return;
+	if (role != XY_ROLE_WORKER) {
+		xy_conn_close(c, "wrong role for the control port");
+		return;
+	}
+	p->worker = xy_wtable_add(p->m->wtable, c);
+	if (!p->worker) {
+		xy_conn_close(c, "out of memory");
+		return;
+	}
+	xy_history_worker(p->m->history, xy_now(), p->worker->name,
+			  "connected", NULL);
+}
+
+static void conn_close(struct xy_conn *c, const char *reason)
+{
+	struct peer *p = xy_conn_data(c);
+	struct xy_manager *m = p->m;
+	m->peers[p->index] = m->peers[--m->n_peers];
+	m->peers[p->index]->index = p->index;
+	if (p->worker) {
+		p->worker->conn = NULL;
+		xy_wtable_remove(m->wtable, p->worker, reason);
+	} else if (xy_conn_role(c) == 0) {
+		xy_history_worker(m->history, xy_now(), xy_conn_peer(c),
+				  "refused", reason);
+	}
+	free(p);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct xy_manager *m = server->data;
+	if (status < 0) {
+		XY_LOGW(WHO, "accept: %s", uv_strerror(status));
+		return;
+	}
+	if (m->n_peers == m->cap_peers) {
+		size_t cap = m->cap_peers ? 2 * m->cap_peers : 16;
+		struct peer **np = realloc(m->peers, cap * sizeof *np);
+		if (!np)
+			return;
+		m->peers = np;
+		m->cap_peers = cap;
+	}
+	struct peer *p = calloc(1, sizeof *p);
+	if (!p)
+		return;
+	p->m = m;
+	struct xy_conn_opts o = {
+		.secret = m->secret,
+		.secret_len = m->secret_len,
+		.on_ready = conn_ready,
+		.on_msg = conn_msg,
+		.on_close = conn_close,
+		.data = p,
+	};
+	p->conn = xy_conn_accept(server, &o);
+	if (!p->conn) {
+		XY_LOGW(WHO, "cannot accept a connection");
+		free(p);
+		return;
+	}
+	p->index = m->n_peers;
+	m->peers[m->n_peers++] = p;
+}
+
+/* ----------------------------------------------------------- the loop */
+
+static void on_prepare(uv_prepare_t *h)
+{
+	struct xy_manager *m = h->data;
+	if (m->destroying)
+		return;
+	xy_catalog_start_hashing(m->catalog);
+	if (m->sched_dirty) {
+		m->sched_dirty = 0;
+		xy_sched_round(m->sched);
+	}
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	(void)h;
+}
+
+static void on_timer(uv_timer_t *h)
+{
+	(void)h;
+}
+
+/* One turn of the loop: blocks for at most ms milliseconds (0: none). */
+static void run_once(struct xy_manager *m, uint64_t ms)
+{
+	/* A scheduling round is due: do not let poll sleep before it. */
+	if (m->sched_dirty || xy_catalog_hash_wanted(m->catalog))
+		uv_idle_start(&m->idle, on_idle);
+	else
+		uv_idle_stop(&m->idle);
+	if (ms == 0) {
+		uv_run(&m->loop, UV_RUN_NOWAIT);
+		return;
+	}
+	uv_timer_start(&m->timer, on_timer, ms, 0);
+	uv_run(&m->loop, UV_RUN_ONCE);
+	uv_timer_stop(&m->timer);
+}
+
+static struct xy_task *pop_done(struct xy_manager *m)
+{
+	struct xy_task *t = m->done_head;
+	m->done_head = t->qnext;
+	if (!m->done_head)
+		m->done_tail = NULL;
+	t->qnext = NULL;
+	table_remove(m, t);
+	set_state(m, t, XY_TASK_RETURNED);
+	m->n_tasks--;
+	if (t->result == XY_RESULT_SUCCESS)
+		m->n_succeeded++;
+	else
+		m->n_failed++;
+	t->times.returned = xy_now();
+	history_task(m, t, "returned", NULL);
+	return t;
+}
+
+struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout)
+{
+	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
+	for (;;) {
+		if (m->done_head)
+			return pop_done(m);
+		if (m->n_tasks == 0) {
+			run_once(m, 0);
+			errno = ENOENT;
+			return NULL;
+		}
+		uint64_t ms = 1000;
+		if (deadline >= 0) {
+			double left = deadline - xy_now();
+			if (left <= 0) {
+				run_once(m, 0);
+				if (m->done_head)
+					return pop_done(m);
+				errno = ETIMEDOUT;
+				return NULL;
+			}
+			ms = left < 1 ? (uint64_t)(left * 1000) + 1 : 1000;
+		}
+		run_once(m, ms);
+	}
+}
+
+/* ------------------------------------------------------------- public */
+
+static int listen_on(struct xy_manager *m, const char *host, int port,
+		     char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	int rc;
+	if (!host)
+		host = "0.0.0.0";
+	if (strchr(host, ':'))
+		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa);
+	else
+		rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&sa);
+	if (rc < 0)
+		return xy_fail(err, errlen, EINVAL, "bad address %s", host);
+	uv_tcp_init(&m->loop, &m->listener);
+	m->listener.data = m;
+	m->listening = 1;
+	rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&m->listener, 511,
+			       on_connection);
+	if (rc < 0)
+		return xy_fail(err, errlen, -rc, "cannot listen on %s:%d: %s",
+			       host, port, uv_strerror(rc));
+	struct sockaddr_storage bound;
+	int len = sizeof bound;
+	uv_tcp_getsockname(&m->listener, (struct sockaddr *)&bound, &len);
+	m->port = ntohs(bound.ss_family == AF_INET6
+				? ((struct sockaddr_in6 *)&bound)->sin6_port
+				: ((struct sockaddr_in *)&bound)->sin_port);
+	return 0;
+}
+
+struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
+				     char *err, size_t errlen)
+{
+	if (!opt || !opt->secret || opt->secret_len == 0) {
+		xy_fail(err, errlen, EINVAL, "a shared secret is required");
+		return NULL;
+	}
+	struct xy_manager *m = calloc(1, sizeof *m);
+	if (!m) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	uv_loop_init(&m->loop);
+	uv_prepare_init(&m->loop, &m->prepare);
+	uv_idle_init(&m->loop, &m->idle);
+	uv_timer_init(&m->loop, &m->timer);
+	m->prepare.data = m;
+	uv_prepare_start(&m->prepare, on_prepare);
+	m->started = xy_now();
+	m->next_task_id = 1;
+	m->name = strdup(opt->name ? opt->name : "xylem");
+	m->secret = malloc(opt->secret_len);
+	if (!m->name || !m->secret) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		goto error;
+	}
+	memcpy(m->secret, opt->secret, opt->secret_len);
+	m->secret_len = opt->secret_len;
+	if (!(m->catalog = xy_catalog_create(m, err, errlen)))
+		goto error;
+	m->wtable = xy_wtable_create(m);
+	m->sched = xy_sched_create(m);
+	m->xplan = xy_xplan_create(m, m->secret, m->secret_len);
+	if (!m->wtable || !m->sched || !m->xplan || table_grow(m) < 0) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		goto error;
+	}
+	if (opt->history &&
+	    !(m->history = xy_history_open(opt->history, m->name, err, errlen)))
+		goto error;
+	if (listen_on(m, opt->host, opt->port, err, errlen) < 0)
+		goto error;
+	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,
+				       xy_catalog_lookup, m->catalog, err,
+				       errlen);
+	if (!m->xfer)
+		goto error;
+	return m;
+error:
+	xy_manager_destroy(m);
+	return NULL;
+}
+
+static void close_handle(uv_handle_t *h)
+{
+	if (uv_is_active(h) || !uv_is_closing(h))
+		if (!uv_is_closing(h))
+			uv_close(h, NULL);
+}
+
+void xy_manager_destroy(struct xy_manager *m)
+{
+	if (!m)
+		return;
+	m->destroying = 1;
+	/* Threads that read the catalogue stop first. */
+	xy_xfer_server_stop(m->xfer);
+	/* Connections close through their own callbacks, which take them
+	 * off the list; the loop then runs until every close and every
+	 * hashing or retrieval job is finished. */
+	for (size_t i = 0; i < m->n_peers; i++)
+		xy_conn_close(m->peers[i]->conn, "manager is closing");
+	uv_run(&m->loop, UV_RUN_NOWAIT);
+	if (m->listening)
+		close_handle((uv_handle_t *)&m->listener);
+	close_handle((uv_handle_t *)&m->prepare);
+	close_handle((uv_handle_t *)&m->idle);
+	close_handle((uv_handle_t *)&m->timer);
+	uv_run(&m->loop, UV_RUN_DEFAULT);
+	free(m->peers);
+	for (uint64_t i = 0; i < m->task_table_size; i++)
+		for (struct xy_task *t = m->task_table[i], *n; t; t = n) {
+			n = t->hnext;
+			xy_task_delete(t);
+		}
+	free(m->task_table);
+	xy_history_close(m->history);
+	xy_sched_destroy(m->sched);
+	xy_xplan_destroy(m->xplan);
+	xy_wtable_destroy(m->wtable);
+	xy_catalog_destroy(m->catalog);
+	uv_loop_close(&m->loop);
+	free(m->secret);
+	free(m->name);
+	free(m);
+}
+
+int xy_manager_port(const struct xy_manager *m)
+{
+	return m->port;
+}
+
+int xy_manager_shutdown_workers(struct xy_manager *m)
+{
+	int n = 0;
+	for (struct xy_worker *w = xy_wtable_all(m->wtable); w; w = w->next) {
+		if (!w->conn || !w->greeted)
+			continue;
+		xy_wtable_disable(m->wtable, w);
+		if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0)
+			n++;
+	}
+	/* Let the messages go out. */
+	for (int i = 0; i < 10; i++)
+		uv_run(&m->loop, UV_RUN_NOWAIT);
+	return n;
+}
+
+struct xy_file *xy_manager_declare_file(struct xy_manager *m,
+					const char *path,
+					xy_cache_level level, char *err,
+					size_t errlen)
+{
+	if (!path || !*path) {
+		xy_fail(err, errlen, EINVAL, "a file needs a path");
+		return NULL;
+	}
+	if ((unsigned)level > XY_CACHE_FOREVER) {
+		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+		return NULL;
+	}
+	struct xy_file *f = xy_catalog_file(m->catalog, path, level);
+	if (!f)
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+	return f;
+}
+
+struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
+					  const void *data, size_t len,
+					  xy_cache_level level, char *err,
+					  size_t errlen)
+{
+	if ((unsigned)level > XY_CACHE_FOREVER || (!data && len)) {
+		xy_fail(err, errlen, EINVAL, "bad buffer or cache level");
+		return NULL;
+	}
+	return xy_catalog_buffer(m->catalog, data, len, level, err, errlen);
+}
+
+const char *xy_file_path(const struct xy_file *f)
+{
+	return f->path;
+}
+
+static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
+			size_t errlen)
+{
+	if (t->id)
+		return xy_fail(err, errlen, EINVAL, "task already submitted");
+	if (!*t->command)
+		return xy_fail(err, errlen, EINVAL, "empty command");
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		struct xy_task *p = f->producer;
+		if (p && p->state != XY_TASK_DONE &&
+		    p->state != XY_TASK_RETURNED)
+			return xy_fail(err, errlen, EBUSY,
+				       "output %s is already written by task "
+				       "%llu", f->path,
+				       (unsigned long long)p->id);
+		for (uint32_t j = 0; j < t->n_inputs; j++)
+			if (t->inputs[j].file == f)
+				return xy_fail(err, errlen, EINVAL,
+					       "%s is both input and output",
+					       f->path);
+	}
+	if (m->n_tasks + 1 > (int64_t)m->task_table_size &&
+	    table_grow(m) < 0)
+		return xy_fail(err, errlen, ENOMEM, "out of memory");
+	return 0;
+}
+
+uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
+			   char *err, size_t errlen)
+{
+	if (check_submit(m, t, err, errlen) < 0)
+		return 0;
+	t->id = m->next_task_id++;
+	t->manager = m;
+	t->times.submitted = xy_now();
+	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
+	m->task_table[t->id & (m->task_table_size - 1)] = t;
+	m->n_tasks++;
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		f->producer = t;
+		f->state = FILE_PRODUCED;
+		f->obj = NULL;
+	}
+	t->state = XY_TASK_WAITING;
+	m->n_waiting++;
+	history_task(m, t, "submitted", t->command);
+	t->pending = 0;
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		if (xy_catalog_need(m->catalog, t->inputs[i].file, t) < 0) {
+			char *e = t->error;
+			t->error = NULL;
+			xy_manager_task_fail(m, t, XY_RESULT_INPUT_MISSING, e);
+			free(e);
+			return t->id;
+		}
+	}
+	if (t->pending == 0)
+		xy_manager_task_ready(m, t);
+	return t->id;
+}
+
+int xy_manager_cancel(struct xy_manager *m, uint64_t id)
+{
+	struct xy_task *t = table_find(m, id);
+	if (!t || t->state == XY_TASK_DONE || t->state == XY_TASK_RETURNED) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (t->state != XY_TASK_RUNNING) {
+		xy_manager_task_fail(m, t, XY_RESULT_CANCELLED, "cancelled");
+		return 0;
+	}
+	t->cancel_requested = 1;
+	if (t->worker) {
+		union xy_msg msg = {.cancel = {.task_id = t->id}};
+		xy_manager_send(m, t->worker, XY_MSG_CANCEL, &msg);
+	}
+	return 0;
+}
+
+int64_t xy_manager_outstanding(const struct xy_manager *m)
+{
+	return m->n_tasks;
+}
+
+void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
+{
+	int busy;
+	memset(out, 0, sizeof *out);
+	out->tasks_waiting = m->n_waiting;
+	out->tasks_ready = xy_sched_count(m->sched);
+	out->tasks_running = m->n_running;
+	out->tasks_done = m->n_done;
+	out->tasks_succeeded = m->n_succeeded;
+	out->tasks_failed = m->n_failed;
+	out->workers_connected = xy_wtable_count(m->wtable, &busy,
+						 &out->cores_total,
+						 &out->cores_used);
+	out->workers_busy = busy;
+	out->bytes_sent = (int64_t)xy_xfer_server_bytes_sent(m->xfer);
+	out->bytes_received = xy_xplan_bytes_received(m->xplan);
+	out->transfers_active = xy_xplan_active(m->xplan);
+	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds);
+}
+
+char *xy_manager_status_json(const struct xy_manager *m)
+{
+	return xy_status_build(m);
+}

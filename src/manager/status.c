@@ -1,0 +1,62 @@
+/*
+ * status.c: the manager's state as a JSON document, for `xylem status` and
+ * xy_manager_status_json. Built with jansson on the loop thread; the cost
+ * is one pass over the workers, never over the tasks.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "util.h"
+
+static json_t *tasks_json(const struct xy_manager *m)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "waiting",
+			 (json_int_t)m->n_waiting, "ready",
+			 (json_int_t)xy_sched_count(m->sched), "running",
+			 (json_int_t)m->n_running, "done",
+			 (json_int_t)m->n_done, "succeeded",
+			 (json_int_t)m->n_succeeded, "failed",
+			 (json_int_t)m->n_failed);
+}
+
+static json_t *workers_json(const struct xy_manager *m)
+{
+	json_t *arr = json_array();
+	for (struct xy_worker *w = xy_wtable_all(m->wtable); arr && w;
+	     w = w->next) {
+		if (!w->greeted)
+			continue;
+		json_array_append_new(
+			arr,
+			json_pack("{s:s,s:s,s:i,s:i,s:I,s:I,s:i,s:i,s:I,s:i,"
+				  "s:b}",
+				  "name", w->name, "host",
+				  w->hostname ? w->hostname : w->addr, "cores",
+				  w->cores, "cores_used", w->cores_used,
+				  "memory", (json_int_t)w->memory,
+				  "memory_used", (json_int_t)w->memory_used,
+				  "gpus", w->gpus, "running", w->n_running,
+				  "done", (json_int_t)w->n_done, "objects",
+				  (int)w->n_held, "schedulable", w->ready));
+	}
+	return arr;
+}
+
+char *xy_status_build(const struct xy_manager *m)
+{
+	struct xy_stats st;
+	xy_manager_stats(m, &st);
+	json_t *doc = json_pack(
+		"{s:{s:s,s:i,s:f},s:o,s:o,s:I,s:I,s:I}", "manager", "name",
+		m->name, "port", m->port, "uptime", xy_now() - m->started,
+		"tasks", tasks_json(m), "workers", workers_json(m),
+		"bytes_sent", (json_int_t)st.bytes_sent, "bytes_received",
+		(json_int_t)st.bytes_received, "transfers_active",
+		(json_int_t)st.transfers_active);
+	if (!doc)
+		return NULL;
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	return s;
+}

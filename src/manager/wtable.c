@@ -1,0 +1,272 @@
+/*
+ * wtable.c: the worker table, a sub-context of the manager. It keeps one
+ * record per connected worker: its resources and what is committed of
+ * them, its running tasks, the objects it holds, and the free list of
+ * workers with cores to spare that the scheduler walks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_WORKER_LOSSES 10
+
+struct xy_wtable {
+	struct xy_manager *m;
+	struct xy_worker *all;
+	struct xy_worker *free_head;
+	int count;
+};
+
+struct xy_wtable *xy_wtable_create(struct xy_manager *m)
+{
+	struct xy_wtable *wt = calloc(1, sizeof *wt);
+	if (wt)
+		wt->m = m;
+	return wt;
+}
+
+static void worker_free(struct xy_worker *w)
+{
+	free(w->name);
+	free(w->hostname);
+	free(w->addr);
+	free(w->xfer_host);
+	free(w->held);
+	free(w);
+}
+
+void xy_wtable_destroy(struct xy_wtable *wt)
+{
+	if (!wt)
+		return;
+	for (struct xy_worker *w = wt->all, *n; w; w = n) {
+		n = w->next;
+		worker_free(w);
+	}
+	free(wt);
+}
+
+static void free_list_update(struct xy_wtable *wt, struct xy_worker *w)
+{
+	int want = w->ready && w->cores_used < w->cores;
+	if (want == w->on_free)
+		return;
+	if (want) {
+		w->fprev = NULL;
+		w->fnext = wt->free_head;
+		if (wt->free_head)
+			wt->free_head->fprev = w;
+		wt->free_head = w;
+	} else {
+		if (w->fprev)
+			w->fprev->fnext = w->fnext;
+		else
+			wt->free_head = w->fnext;
+		if (w->fnext)
+			w->fnext->fprev = w->fprev;
+		w->fprev = w->fnext = NULL;
+	}
+	w->on_free = want;
+}
+
+struct xy_worker *xy_wtable_add(struct xy_wtable *wt, struct xy_conn *c)
+{
+	struct xy_worker *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->conn = c;
+	w->manager = wt->m;
+	w->addr = strdup(xy_conn_peer_ip(c));
+	w->name = strdup(xy_conn_peer(c));
+	w->connected_at = xy_now();
+	w->next = wt->all;
+	wt->all = w;
+	wt->count++;
+	return w;
+}
+
+static char *take(char **s)
+{
+	char *r = *s;
+	*s = NULL;
+	return r;
+}
+
+void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
+		     struct xy_msg_hello *h)
+{
+	if (h->name && *h->name) {
+		free(w->name);
+		w->name = take(&h->name);
+	}
+	w->hostname = take(&h->hostname);
+	w->xfer_host = take(&h->xfer_host);
+	w->xfer_port = h->xfer_port;
+	w->cores = (int)h->cores;
+	w->memory = (int64_t)h->memory_mb;
+	w->disk = (int64_t)h->disk_mb;
+	w->gpus = (int)h->gpus;
+	for (uint32_t i = 0; i < h->n_items; i++) {
+		struct xy_inventory_item *it = &h->items[i];
+		struct xy_object *o = xy_catalog_object(wt->m->catalog, it->id,
+							it->kind, it->size);
+		xy_object_add_replica(o, w, 1);
+	}
+	w->greeted = 1;
+	w->ready = 1;
+	free_list_update(wt, w);
+	XY_LOGI("manager", "worker %s ready: %d cores, %lld MB memory, "
+		"%lld MB disk, %d gpus, %u cached objects", w->name, w->cores,
+		(long long)w->memory, (long long)w->disk, w->gpus, h->n_items);
+	xy_history_worker(wt->m->history, xy_now(), w->name, "ready", NULL);
+	xy_manager_wake(wt->m);
+}
+
+void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o)
+{
+	if (w->n_held == w->cap_held) {
+		uint32_t cap = w->cap_held ? 2 * w->cap_held : 8;
+		struct xy_object **nh = realloc(w->held, cap * sizeof *nh);
+		if (!nh)
+			abort();
+		w->held = nh;
+		w->cap_held = cap;
+	}
+	w->held[w->n_held++] = o;
+}
+
+void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
+		      const char *reason)
+{
+	w->ready = 0;
+	free_list_update(wt, w);
+	if (w->cores)
+		XY_LOGW("manager", "worker %s disconnected: %s", w->name,
+			reason);
+	xy_history_worker(wt->m->history, xy_now(), w->name, "disconnected",
+			  reason);
+	/* Replicas first, so that requeued tasks do not count on them. */
+	for (uint32_t i = 0; i < w->n_held; i++)
+		xy_object_drop_replica(w->held[i], w);
+	w->n_held = 0;
+	xy_xplan_worker_gone(wt->m->xplan, w);
+	while (w->running && !wt->m->destroying) {
+		struct xy_task *t = w->running;
+		xy_wtable_release(wt, w, t);
+		t->worker_losses++;
+		if (t->worker_losses > MAX_WORKER_LOSSES)
+			xy_manager_task_fail(wt->m, t, XY_RESULT_WORKER_FAILED,
+					     "lost its worker too many times");
+		else
+			xy_manager_task_requeue(wt->m, t, "worker lost");
+	}
+	struct xy_worker **pp = &wt->all;
+	while (*pp && *pp != w)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = w->next;
+	wt->count--;
+	worker_free(w);
+}
+
+void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w)
+{
+	w->ready = 0;
+	free_list_update(wt, w);
+}
+
+int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t)
+{
+	if (!w->ready)
+		return 0;
+	if (w->cores - w->cores_used < t->cores)
+		return 0;
+	if (t->gpus && w->gpus - w->gpus_used < t->gpus)
+		return 0;
+	if (t->memory && w->memory && w->memory - w->memory_used < t->memory)
+		return 0;
+	if (t->disk && w->disk && w->disk - w->disk_used < t->disk)
+		return 0;
+	return 1;
+}
+
+void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
+		      struct xy_task *t)
+{
+	w->cores_used += t->cores;
+	w->gpus_used += t->gpus;
+	w->memory_used += t->memory;
+	w->disk_used += t->disk;
+	w->n_running++;
+	t->worker = w;
+	t->qprev = NULL;
+	t->qnext = w->running;
+	if (w->running)
+		w->running->qprev = t;
+	w->running = t;
+	free_list_update(wt, w);
+}
+
+void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
+		       struct xy_task *t)
+{
+	w->cores_used -= t->cores;
+	w->gpus_used -= t->gpus;
+	w->memory_used -= t->memory;
+	w->disk_used -= t->disk;
+	w->n_running--;
+	if (t->qprev)
+		t->qprev->qnext = t->qnext;
+	else
+		w->running = t->qnext;
+	if (t->qnext)
+		t->qnext->qprev = t->qprev;
+	t->qprev = t->qnext = NULL;
+	t->worker = NULL;
+	free_list_update(wt, w);
+	xy_manager_wake(wt->m);
+}
+
+struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt)
+{
+	return wt->free_head;
+}
+
+struct xy_worker *xy_wtable_all(struct xy_wtable *wt)
+{
+	return wt->all;
+}
+
+int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
+		    int64_t *cores_used)
+{
+	int n = 0, b = 0;
+	int64_t c = 0, u = 0;
+	for (struct xy_worker *w = wt->all; w; w = w->next) {
+		if (!w->ready)
+			continue;
+		n++;
+		b += w->n_running > 0;
+		c += w->cores;
+		u += w->cores_used;
+	}
+	if (busy)
+		*busy = b;
+	if (cores)
+		*cores = c;
+	if (cores_used)
+		*cores_used = u;
+	return n;
+}
+
+int xy_wtable_max_cores(struct xy_wtable *wt)
+{
+	int best = 0;
+	for (struct xy_worker *w = wt->all; w; w = w->next)
+		if (w->ready && w->cores > best)
+			best = w->cores;
+	return best;
+}

@@ -1,0 +1,351 @@
+/*
+ * xplan.c: the transfer planner, a sub-context of the manager. It decides
+ * where each worker fetches a missing input from (the manager's transfer
+ * server or a worker that holds the object), keeps the number of fetches
+ * in flight under a limit per destination and per source, and brings task
+ * outputs back to the manager's paths on libuv's thread pool, never on the
+ * loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define TOKEN_TTL 3600
+
+/* A FETCH in flight: dest is getting obj from src (NULL: the manager). */
+struct fetch {
+	struct xy_object *obj;
+	struct xy_worker *dest;
+	struct xy_worker *src;
+	int src_gone; /* src went away; nothing to count against */
+	double started;
+	struct fetch *next;
+};
+
+struct retrieve_job {
+	uv_work_t req;
+	struct xy_xplan *x;
+	struct xy_task *t;
+	struct xy_object *obj;
+	char *host;
+	int port;
+	char *path;
+	char *worker;
+	uint8_t token[XY_TOKEN_LEN];
+	uint64_t bytes;
+	double started;
+	int status;
+	char err[512];
+};
+
+struct xy_xplan {
+	struct xy_manager *m;
+	char *secret;
+	size_t secret_len;
+	struct fetch *fetches;
+	int64_t active;
+	int64_t bytes_received;
+	int retrievals; /* jobs on the thread pool */
+};
+
+struct xy_xplan *xy_xplan_create(struct xy_manager *m, const char *secret,
+				 size_t secret_len)
+{
+	struct xy_xplan *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	x->m = m;
+	x->secret = malloc(secret_len);
+	if (!x->secret) {
+		free(x);
+		return NULL;
+	}
+	memcpy(x->secret, secret, secret_len);
+	x->secret_len = secret_len;
+	return x;
+}
+
+void xy_xplan_destroy(struct xy_xplan *x)
+{
+	if (!x)
+		return;
+	for (struct fetch *f = x->fetches, *n; f; f = n) {
+		n = f->next;
+		free(f);
+	}
+	free(x->secret);
+	free(x);
+}
+
+int64_t xy_xplan_active(const struct xy_xplan *x)
+{
+	return x->active + x->retrievals;
+}
+
+int64_t xy_xplan_bytes_received(const struct xy_xplan *x)
+{
+	return x->bytes_received;
+}
+
+/* The least busy source of o other than dest under its limit; *none is
+ * set if o has no source at all. NULL with *none == 0 means "not now".
+ * *manager is set when the manager is the source. */
+static struct xy_worker *pick_source(struct xy_object *o,
+				     struct xy_worker *dest, int *manager,
+				     int *none)
+{
+	struct xy_worker *best = NULL;
+	int have = o->on_manager;
+	*manager = 0;
+	for (uint32_t i = 0; i < o->n_replicas; i++) {
+		struct replica *r = &o->replicas[i];
+		if (!r->ready || r->worker == dest || !r->worker->ready)
+			continue;
+		have = 1;
+		if (r->worker->serving >= XY_SERVE_PER_SOURCE)
+			continue;
+		if (!best || r->worker->serving < best->serving)
+			best = r->worker;
+	}
+	*none = !have;
+	if (o->on_manager && o->serving < XY_SERVE_PER_SOURCE &&
+	    (!best || o->serving <= best->serving)) {
+		*manager = 1;
+		return NULL;
+	}
+	return best;
+}
+
+int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
+		       struct xy_worker *w)
+{
+	int needed = 0;
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		struct xy_object *o = t->inputs[i].file->obj;
+		if (!o)
+			return -1;
+		if (xy_object_replica(o, w))
+			continue;
+		int manager, none;
+		struct xy_worker *src = pick_source(o, w, &manager, &none);
+		if (none)
+			return -1;
+		if (!src && !manager)
+			return 0;
+		needed++;
+	}
+	if (needed && w->fetches > 0 &&
+	    w->fetches + needed > XY_FETCH_PER_WORKER)
+		return 0;
+	return 1;
+}
+
+static void send_fetch(struct xy_xplan *x, struct xy_object *o,
+		       xy_cache_level level, struct xy_worker *w)
+{
+	int manager, none;
+	struct xy_worker *src = pick_source(o, w, &manager, &none);
+	struct fetch *f = calloc(1, sizeof *f);
+	if (!f)
+		abort();
+	f->obj = o;
+	f->dest = w;
+	f->src = src;
+	f->started = xy_now();
+	f->next = x->fetches;
+	x->fetches = f;
+
+	union xy_msg msg = {0};
+	struct xy_msg_fetch *m = &msg.fetch;
+	memcpy(m->id, o->id, XY_ID_LEN);
+	m->kind = o->kind;
+	m->level = (uint8_t)level;
+	m->size = o->size;
+	/* "" tells the worker to use the manager's own address. */
+	if (src) {
+		m->host = src->xfer_host && *src->xfer_host ? src->xfer_host
+							    : src->addr;
+		m->port = (uint16_t)src->xfer_port;
+		src->serving++;
+	} else {
+		m->host = "";
+		m->port = (uint16_t)xy_xfer_server_port(x->m->xfer);
+		o->serving++;
+	}
+	xy_token_make(x->secret, x->secret_len, o->id,
+		      (uint64_t)xy_now() + TOKEN_TTL, m->token);
+	w->fetches++;
+	x->active++;
+	xy_object_add_replica(o, w, 0);
+	xy_manager_send(x->m, w, XY_MSG_FETCH, &msg);
+}
+
+void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
+		    struct xy_worker *w)
+{
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		struct xy_object *o = t->inputs[i].file->obj;
+		if (!xy_object_replica(o, w))
+			send_fetch(x, o, t->inputs[i].file->level, w);
+	}
+}
+
+static void fetch_end(struct xy_xplan *x, struct fetch *f)
+{
+	if (f->src)
+		f->src->serving--;
+	else if (!f->src_gone)
+		f->obj->serving--;
+	f->dest->fetches--;
+	x->active--;
+	xy_manager_wake(x->m);
+}
+
+void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
+		     struct xy_msg_cache_update *u)
+{
+	struct fetch **pp = &x->fetches, *f = NULL;
+	for (; *pp; pp = &(*pp)->next) {
+		if ((*pp)->dest == w && !memcmp((*pp)->obj->id, u->id,
+						XY_ID_LEN)) {
+			f = *pp;
+			*pp = f->next;
+			break;
+		}
+	}
+	if (!f) {
+		/* An object the worker made or found on its own. */
+		if (u->status == XY_OBJ_OK)
+			xy_object_add_replica(xy_catalog_object(x->m->catalog,
+								u->id, u->kind,
+								u->size),
+					      w, 1);
+		return;
+	}
+	const char *src = f->src ? f->src->name : "manager";
+	if (u->status == XY_OBJ_OK) {
+		struct replica *r = xy_object_replica(f->obj, w);
+		if (r)
+			r->ready = 1;
+	} else {
+		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
+			f->obj->hex, src, w->name, u->text ? u->text : "");
+		xy_object_drop_replica(f->obj, w);
+	}
+	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
+			    w->name, u->size, u->elapsed_us / 1e6,
+			    u->status == XY_OBJ_OK ? "ok" : u->text);
+	fetch_end(x, f);
+	free(f);
+}
+
+void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
+{
+	for (struct fetch **pp = &x->fetches; *pp;) {
+		struct fetch *f = *pp;
+		if (f->dest == w) {
+			*pp = f->next;
+			fetch_end(x, f);
+			free(f);
+			continue;
+		}
+		if (f->src == w) {
+			f->src = NULL;
+			f->src_gone = 1;
+		}
+		pp = &f->next;
+	}
+}
+
+static void retrieve_work(uv_work_t *req)
+{
+	struct retrieve_job *j = req->data;
+	struct xy_xplan *x = j->x;
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.xylem-%d-%p", j->path, (int)getpid(),
+		 (void *)j);
+	j->status = xy_xfer_fetch(j->host, j->port, x->secret, x->secret_len,
+				  j->obj->id, j->token,
+				  tmp, 0, &j->bytes, j->err, sizeof j->err);
+	if (j->status != XY_OBJ_OK)
+		return;
+	struct stat st;
+	if (j->obj->kind == XY_KIND_DIR && lstat(j->path, &st) == 0)
+		xy_rm_rf(j->path);
+	if (rename(tmp, j->path) < 0) {
+		snprintf(j->err, sizeof j->err, "cannot rename to %s: %s",
+			 j->path, strerror(errno));
+		xy_rm_rf(tmp);
+		j->status = XY_OBJ_FAILED;
+	}
+}
+
+static void retrieve_done(uv_work_t *req, int status)
+{
+	struct retrieve_job *j = req->data;
+	struct xy_xplan *x = j->x;
+	int ok = status == 0 && j->status == XY_OBJ_OK;
+	x->retrievals--;
+	if (ok) {
+		x->bytes_received += (int64_t)j->bytes;
+		xy_catalog_serve(x->m->catalog, j->obj, j->path);
+	} else {
+		XY_LOGW("manager", "cannot bring %s back from %s: %s", j->path,
+			j->worker, status ? "cancelled" : j->err);
+	}
+	xy_history_transfer(x->m->history, xy_now(), j->obj->hex, j->worker,
+			    "manager", j->bytes, xy_now() - j->started,
+			    ok ? "ok" : j->err);
+	char why[700];
+	snprintf(why, sizeof why, "output %s could not be brought back: %s",
+		 j->path, j->err);
+	xy_manager_retrieved(x->m, j->t, ok, ok ? NULL : why);
+	free(j->host);
+	free(j->path);
+	free(j->worker);
+	free(j);
+}
+
+void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
+		       struct xy_worker *w, struct xy_object *obj,
+		       const char *path)
+{
+	struct retrieve_job *j = calloc(1, sizeof *j);
+	if (!j)
+		abort();
+	j->req.data = j;
+	j->x = x;
+	j->t = t;
+	j->obj = obj;
+	j->host = strdup(w->xfer_host && *w->xfer_host ? w->xfer_host
+						       : w->addr);
+	j->port = w->xfer_port;
+	j->path = strdup(path);
+	j->worker = strdup(w->name);
+	j->started = xy_now();
+	xy_token_make(x->secret, x->secret_len, obj->id,
+		      (uint64_t)xy_now() + TOKEN_TTL, j->token);
+	if (!j->host || !j->path || !j->worker)
+		abort();
+	x->retrievals++;
+	t->retrievals++;
+	if (uv_queue_work(&x->m->loop, &j->req, retrieve_work,
+			  retrieve_done) < 0) {
+		snprintf(j->err, sizeof j->err, "cannot start a thread");
+		j->status = XY_OBJ_FAILED;
+		retrieve_done(&j->req, 0);
+	}
+}
+
+int xy_xplan_busy(const struct xy_xplan *x)
+{
+	return x->retrievals > 0;
+}

@@ -1,0 +1,632 @@
+/*
+ * cache.c: the worker's content-addressed cache on local disk: a table of
+ * objects by id, guarded by a mutex for the transfer server's threads, and
+ * the directories that hold them; see cache.h. Pairs with object.h, whose
+ * stat gives the kind and size of objects found in forever/ at open.
+ */
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "object.h"
+#include "util.h"
+#include "xylem.h"
+
+#define HEX_LEN (2 * XY_ID_LEN)
+
+struct entry {
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint8_t level;
+	uint8_t unlink_pending;
+	uint32_t refs;
+	uint64_t size;
+	struct entry *next; /* bucket chain */
+};
+
+struct xy_cache {
+	char *root;
+	char *objects;
+	char *forever;
+	char *tmp;
+	char *sandbox;
+	int temporary; /* root made by mkdtemp: removed at close */
+	int owned;     /* we hold the lock: cleaning up is ours to do */
+	int lock_fd;
+	pthread_mutex_t mu; /* guards the table below */
+	struct entry **buckets;
+	size_t mask; /* bucket count - 1, a power of two minus one */
+	size_t count;
+};
+
+/* ------------------------------------------------------------ the table */
+
+/* Ids are SHA-256 digests, so any eight of their bytes hash uniformly. */
+static size_t bucket_of(const struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	uint64_t h;
+
+	memcpy(&h, id, sizeof h);
+	return (size_t)h & c->mask;
+}
+
+static struct entry *find(const struct xy_cache *c,
+			  const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e = c->buckets[bucket_of(c, id)];
+
+	while (e && memcmp(e->id, id, XY_ID_LEN) != 0)
+		e = e->next;
+	return e;
+}
+
+static int grow(struct xy_cache *c)
+{
+	size_t n = (c->mask + 1) * 2, i;
+	struct entry **b = calloc(n, sizeof *b);
+
+	if (!b)
+		return -1;
+	for (i = 0; i <= c->mask; i++) {
+		struct entry *e = c->buckets[i], *next;
+
+		for (; e; e = next) {
+			uint64_t h;
+
+			next = e->next;
+			memcpy(&h, e->id, sizeof h);
+			e->next = b[h & (n - 1)];
+			b[h & (n - 1)] = e;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->mask = n - 1;
+	return 0;
+}
+
+/* Adds an entry; the caller holds the lock and has checked it is absent. */
+static struct entry *add(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+			 uint8_t kind, uint8_t level, uint64_t size)
+{
+	struct entry *e;
+	size_t b;
+
+	if (c->count > c->mask && grow(c) < 0)
+		return NULL;
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return NULL;
+	memcpy(e->id, id, XY_ID_LEN);
+	e->kind = kind;
+	e->level = level;
+	e->size = size;
+	b = bucket_of(c, id);
+	e->next = c->buckets[b];
+	c->buckets[b] = e;
+	c->count++;
+	return e;
+}
+
+/* Unlinks e from the table; the caller holds the lock and frees e. */
+static void take(struct xy_cache *c, struct entry *e)
+{
+	struct entry **pp = &c->buckets[bucket_of(c, e->id)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	c->count--;
+}
+
+/* --------------------------------------------------------- paths on disk */
+
+static char *join(const char *a, const char *b)
+{
+	char *s;
+
+	if (asprintf(&s, "%s/%s", a, b) < 0)
+		return NULL;
+	return s;
+}
+
+int xy_cache_path(const struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		  uint8_t level, char *out, size_t len)
+{
+	char hex[HEX_LEN + 1];
+	int n;
+
+	xy_hex(id, XY_ID_LEN, hex);
+	n = snprintf(out, len, "%s/%s",
+		     level == XY_CACHE_FOREVER ? c->forever : c->objects, hex);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static void remove_path(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return;
+	if (S_ISDIR(st.st_mode) ? xy_rm_rf(path) : unlink(path))
+		XY_LOGW("cache", "cannot remove %s: %s", path, strerror(errno));
+}
+
+/* Renames an object. A directory without write permission cannot move to
+ * another parent (its ".." entry changes), so a read-only one is made
+ * writable for the move and restored after. */
+static int move_object(const char *src, const char *dst)
+{
+	struct stat st;
+	int fixed = 0, r, e;
+
+	if (lstat(src, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    !(st.st_mode & S_IWUSR) && chmod(src, st.st_mode | S_IWUSR) == 0)
+		fixed = 1;
+	r = rename(src, dst);
+	e = errno;
+	if (fixed)
+		chmod(r == 0 ? dst : src, st.st_mode & 07777);
+	errno = e;
+	return r;
+}
+
+/* Raises an entry's level; a rise to FOREVER moves the object into
+ * forever/. The caller holds the lock, so lookups never see the entry's
+ * level and its place on disk disagree. */
+static void raise_level(struct xy_cache *c, struct entry *e, uint8_t level)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (level <= e->level)
+		return;
+	if (level == XY_CACHE_FOREVER) {
+		if (xy_cache_path(c, e->id, e->level, from, sizeof from) < 0 ||
+		    xy_cache_path(c, e->id, level, to, sizeof to) < 0 ||
+		    move_object(from, to) < 0) {
+			XY_LOGW("cache", "cannot move %s into forever/: %s",
+				from, strerror(errno));
+			return;
+		}
+	}
+	e->level = level;
+}
+
+/* Removes an entry and its object. The entry leaves the table under the
+ * lock; the files go after, so a transfer thread is never blocked behind
+ * a large removal. */
+static void drop(struct xy_cache *c, struct entry *e)
+{
+	char path[PATH_MAX];
+	int ok;
+
+	pthread_mutex_lock(&c->mu);
+	take(c, e);
+	pthread_mutex_unlock(&c->mu);
+	ok = xy_cache_path(c, e->id, e->level, path, sizeof path) == 0;
+	free(e);
+	if (ok)
+		remove_path(path);
+}
+
+/* ------------------------------------------------------ open and close */
+
+static int is_hex_id(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < HEX_LEN; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') ||
+		      (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return name[HEX_LEN] == '\0';
+}
+
+/* Records one entry of forever/; anything that is not an object (a
+ * leftover of an interrupted write) is removed. */
+static void scan_one(struct xy_cache *c, const char *name)
+{
+	char path[PATH_MAX], err[256];
+	uint8_t id[XY_ID_LEN], kind;
+	uint64_t size;
+
+	if (snprintf(path, sizeof path, "%s/%s", c->forever, name) >=
+	    (int)sizeof path)
+		return;
+	if (!is_hex_id(name) || xy_unhex(name, id, XY_ID_LEN) < 0) {
+		XY_LOGI("cache", "removing stray %s", path);
+		remove_path(path);
+		return;
+	}
+	if (xy_object_stat(path, &kind, &size, err, sizeof err) < 0) {
+		XY_LOGW("cache", "removing unreadable %s: %s", path, err);
+		remove_path(path);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (!find(c, id) && !add(c, id, kind, XY_CACHE_FOREVER, size))
+		XY_LOGW("cache", "out of memory listing %s", path);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int scan_forever(struct xy_cache *c, char *err, size_t errlen)
+{
+	DIR *d = opendir(c->forever);
+	struct dirent *de;
+
+	if (!d)
+		return xy_fail(err, errlen, errno, "cannot list %s: %s",
+			       c->forever, strerror(errno));
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		scan_one(c, de->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Empties a directory by removing and remaking it. */
+static int renew_dir(const char *path, char *err, size_t errlen)
+{
+	if (xy_rm_rf(path) < 0 || mkdir(path, 0755) < 0)
+		return xy_fail(err, errlen, errno, "cannot empty %s: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
+static int make_root(struct xy_cache *c, const char *dir, char *err,
+		     size_t errlen)
+{
+	char tmpl[PATH_MAX], real[PATH_MAX];
+	const char *base = getenv("TMPDIR");
+
+	if (!dir) {
+		if (!base || !*base)
+			base = "/tmp";
+		if (snprintf(tmpl, sizeof tmpl, "%s/xylem-worker-XXXXXX",
+			     base) >= (int)sizeof tmpl)
+			return xy_fail(err, errlen, ENAMETOOLONG,
+				       "TMPDIR is too long");
+		if (!mkdtemp(tmpl))
+			return xy_fail(err, errlen, errno,
+				       "cannot make a directory under %s: %s",
+				       base, strerror(errno));
+		c->temporary = 1;
+		c->owned = 1;
+		dir = tmpl;
+	} else if (xy_mkdir_p(dir) < 0) {
+		return xy_fail(err, errlen, errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	}
+	if (!realpath(dir, real))
+		return xy_fail(err, errlen, errno, "cannot resolve %s: %s",
+			       dir, strerror(errno));
+	c->root = strdup(real);
+	return c->root ? 0 : xy_fail(err, errlen, ENOMEM, "out of memory");
+}
+
+/* Two workers on one cache directory would empty each other's objects/. */
+static int lock_root(struct xy_cache *c, char *err, size_t errlen)
+{
+	char *path = join(c->root, "lock");
+
+	if (!path)
+		return xy_fail(err, errlen, ENOMEM, "out of memory");
+	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	free(path);
+	if (c->lock_fd < 0)
+		return xy_fail(err, errlen, errno, "cannot lock %s: %s",
+			       c->root, strerror(errno));
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return xy_fail(err, errlen, errno,
+			       "cache directory %s is in use by another worker",
+			       c->root);
+	c->owned = 1;
+	return 0;
+}
+
+struct xy_cache *xy_cache_open(const char *dir, char *err, size_t errlen)
+{
+	struct xy_cache *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->lock_fd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	c->mask = 255;
+	c->buckets = calloc(c->mask + 1, sizeof *c->buckets);
+	if (!c->buckets) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		goto error;
+	}
+	if (make_root(c, dir, err, errlen) < 0)
+		goto error;
+	if (!c->temporary && lock_root(c, err, errlen) < 0)
+		goto error;
+	c->objects = join(c->root, "objects");
+	c->forever = join(c->root, "forever");
+	c->tmp = join(c->root, "tmp");
+	c->sandbox = join(c->root, "sandbox");
+	if (!c->objects || !c->forever || !c->tmp || !c->sandbox) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		goto error;
+	}
+	if (renew_dir(c->objects, err, errlen) < 0 ||
+	    renew_dir(c->tmp, err, errlen) < 0 ||
+	    renew_dir(c->sandbox, err, errlen) < 0)
+		goto error;
+	if (xy_mkdir_p(c->forever) < 0) {
+		xy_fail(err, errlen, errno, "cannot create %s: %s", c->forever,
+			strerror(errno));
+		goto error;
+	}
+	if (scan_forever(c, err, errlen) < 0)
+		goto error;
+	return c;
+error:
+	xy_cache_close(c);
+	return NULL;
+}
+
+static void free_table(struct xy_cache *c)
+{
+	size_t i;
+
+	for (i = 0; c->buckets && i <= c->mask; i++) {
+		struct entry *e = c->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(c->buckets);
+}
+
+void xy_cache_close(struct xy_cache *c)
+{
+	int e = errno;
+
+	if (!c)
+		return;
+	if (c->owned) {
+		if (c->temporary) {
+			xy_rm_rf(c->root);
+		} else {
+			const char *dirs[] = {c->objects, c->tmp, c->sandbox};
+
+			for (size_t i = 0; i < 3; i++)
+				if (dirs[i] && (xy_rm_rf(dirs[i]) < 0 ||
+						mkdir(dirs[i], 0755) < 0))
+					XY_LOGW("cache", "cannot empty %s: %s",
+						dirs[i], strerror(errno));
+		}
+	}
+	if (c->lock_fd >= 0)
+		close(c->lock_fd);
+	free_table(c);
+	pthread_mutex_destroy(&c->mu);
+	free(c->sandbox);
+	free(c->tmp);
+	free(c->forever);
+	free(c->objects);
+	free(c->root);
+	free(c);
+	errno = e;
+}
+
+const char *xy_cache_root(const struct xy_cache *c)
+{
+	return c->root;
+}
+
+const char *xy_cache_tmp(const struct xy_cache *c)
+{
+	return c->tmp;
+}
+
+const char *xy_cache_sandboxes(const struct xy_cache *c)
+{
+	return c->sandbox;
+}
+
+/* ------------------------------------------------------------ lookups */
+
+int xy_cache_lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
+		    size_t pathlen, uint8_t *kind)
+{
+	struct xy_cache *c = arg;
+	struct entry *e;
+	int r = -1;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e && xy_cache_path(c, id, e->level, path, pathlen) == 0) {
+		*kind = e->kind;
+		r = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int xy_cache_find(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		  struct xy_cache_info *info)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e && info) {
+		info->kind = e->kind;
+		info->level = e->level;
+		info->size = e->size;
+		info->refs = e->refs;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return e ? 0 : -1;
+}
+
+size_t xy_cache_count(struct xy_cache *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->count;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/* ------------------------------------------------------------ changes */
+
+int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		    uint8_t kind, uint8_t level, uint64_t size)
+{
+	struct entry *e;
+	int r = 0;
+
+	if (level > XY_CACHE_FOREVER)
+		level = XY_CACHE_FOREVER;
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e)
+		raise_level(c, e, level);
+	else if (!add(c, id, kind, level, size))
+		r = -1;
+	pthread_mutex_unlock(&c->mu);
+	if (r < 0)
+		errno = ENOMEM;
+	return r;
+}
+
+int xy_cache_adopt(struct xy_cache *c, const char *src,
+		   const uint8_t id[XY_ID_LEN], uint8_t kind, uint8_t level,
+		   uint64_t size, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+
+	if (level > XY_CACHE_FOREVER)
+		level = XY_CACHE_FOREVER;
+	if (xy_cache_find(c, id, NULL) == 0) {
+		remove_path(src);
+		return xy_cache_insert(c, id, kind, level, size);
+	}
+	if (xy_cache_path(c, id, level, path, sizeof path) < 0)
+		return xy_fail(err, errlen, errno, "cache path too long");
+	if (move_object(src, path) < 0) {
+		/* A copy left at the path by an earlier run has the same
+		 * content, since the name is the content's hash. */
+		if (errno != EEXIST && errno != ENOTEMPTY)
+			return xy_fail(err, errlen, errno,
+				       "cannot move %s into the cache: %s", src,
+				       strerror(errno));
+		remove_path(src);
+	}
+	if (xy_cache_insert(c, id, kind, level, size) < 0)
+		return xy_fail(err, errlen, errno, "out of memory");
+	return 0;
+}
+
+int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e)
+		e->refs++;
+	pthread_mutex_unlock(&c->mu);
+	if (!e)
+		errno = ENOENT;
+	return e ? 0 : -1;
+}
+
+void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e;
+	int gone = 0;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e && e->refs > 0 && --e->refs == 0)
+		gone = e->unlink_pending || e->level == XY_CACHE_TASK;
+	pthread_mutex_unlock(&c->mu);
+	if (gone)
+		drop(c, e);
+}
+
+int xy_cache_unlink(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e;
+	int busy = 0;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e && e->refs > 0) {
+		e->unlink_pending = 1;
+		busy = 1;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!e) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (busy)
+		return 1;
+	drop(c, e);
+	return 0;
+}
+
+int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
+		       uint32_t *n)
+{
+	struct xy_inventory_item *v = NULL;
+	size_t i, k = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->count) {
+		v = calloc(c->count, sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&c->mu);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	for (i = 0; i <= c->mask; i++) {
+		for (struct entry *e = c->buckets[i]; e; e = e->next) {
+			if (e->level != XY_CACHE_FOREVER ||
+			    k >= XY_MAX_INVENTORY)
+				continue;
+			memcpy(v[k].id, e->id, XY_ID_LEN);
+			v[k].size = e->size;
+			v[k].kind = e->kind;
+			v[k].level = e->level;
+			k++;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!k) {
+		free(v);
+		v = NULL;
+	}
+	*items = v;
+	*n = (uint32_t)k;
+	return 0;
+}

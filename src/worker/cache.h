@@ -1,0 +1,100 @@
+/*
+ * cache.h: the worker's content-addressed cache. An object lives under its
+ * hex SHA-256 id in <root>/objects/, or in <root>/forever/ when its cache
+ * level is FOREVER; <root>/tmp/ receives fetches in progress and
+ * <root>/sandbox/ holds the tasks' sandboxes. The table of objects is
+ * guarded by a mutex so the transfer server's threads can look objects up
+ * (xy_cache_lookup, an xy_xfer_lookup_fn); every other function is called
+ * from the worker's loop thread. Pairs with fetch.c (objects arriving),
+ * tasks.c (inputs referenced by running tasks, outputs adopted) and xfer.h
+ * (objects served).
+ *
+ * Layout at open and close: objects/, sandbox/ and tmp/ are emptied;
+ * forever/ is kept and its objects are listed (xy_cache_inventory). A cache
+ * opened without a directory lives in a fresh directory under $TMPDIR (or
+ * /tmp) that is removed at close.
+ */
+#ifndef XY_CACHE_H
+#define XY_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct xy_cache;
+
+struct xy_cache_info {
+	uint8_t kind;   /* XY_KIND_FILE or XY_KIND_DIR */
+	uint8_t level;  /* xy_cache_level */
+	uint64_t size;  /* stream size */
+	uint32_t refs;  /* running tasks that use it */
+};
+
+/* Opens the cache in dir, creating it if needed, or in a fresh temporary
+ * directory if dir is NULL. A directory given here persists; only one
+ * worker may hold it at a time (a lock file). Returns NULL with errno set
+ * and a reason in err. The caller owns the cache. */
+struct xy_cache *xy_cache_open(const char *dir, char *err, size_t errlen);
+
+/* Empties objects/, sandbox/ and tmp/, removes a temporary root, and frees
+ * the cache. close(NULL) does nothing. */
+void xy_cache_close(struct xy_cache *c);
+
+/* Absolute paths of the root and of its tmp/ and sandbox/ directories;
+ * owned by the cache. */
+const char *xy_cache_root(const struct xy_cache *c);
+const char *xy_cache_tmp(const struct xy_cache *c);
+const char *xy_cache_sandboxes(const struct xy_cache *c);
+
+/* Writes the path an object of this id and level has in the cache.
+ * Returns -1 (ENAMETOOLONG) if it does not fit in len. */
+int xy_cache_path(const struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		  uint8_t level, char *out, size_t len);
+
+/* The transfer server's lookup: arg is the cache. Writes the path and kind
+ * of a whole cached object and returns 0, or returns -1 if it is not
+ * cached. Thread-safe. */
+int xy_cache_lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
+		    size_t pathlen, uint8_t *kind);
+
+/* 0 and *info filled (info may be NULL) if the object is cached, else -1.
+ * Thread-safe. */
+int xy_cache_find(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		  struct xy_cache_info *info);
+
+/* Records an object already at xy_cache_path(id, level). If it is cached
+ * already, its level is raised to level if that is higher (moving it into
+ * forever/ if need be). Returns -1 with errno on failure. */
+int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		    uint8_t kind, uint8_t level, uint64_t size);
+
+/* Moves the object at src (a finished fetch in tmp/, or a task's output
+ * already made read-only) into the cache under id and records it. If the
+ * object is cached already, src is removed instead. src must be on the
+ * cache's file system. Returns 0, or -1 with errno and a reason in err
+ * (src is then left where it was). */
+int xy_cache_adopt(struct xy_cache *c, const char *src,
+		   const uint8_t id[XY_ID_LEN], uint8_t kind, uint8_t level,
+		   uint64_t size, char *err, size_t errlen);
+
+/* Reference counts held by running tasks. incref returns -1 (ENOENT) if
+ * the object is not cached. decref drops the object when its count reaches
+ * zero and it is of level TASK or an unlink is pending. */
+int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
+void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
+
+/* Deletes an object. Returns 0 if it was deleted now, 1 if running tasks
+ * use it (it goes when the last of them decrefs), -1 (ENOENT) if it is not
+ * cached. */
+int xy_cache_unlink(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
+
+/* Number of cached objects. */
+size_t xy_cache_count(struct xy_cache *c);
+
+/* The objects of level FOREVER, for HELLO: a malloc'd array of *n items
+ * that the caller frees (NULL when *n is 0). Returns -1 on ENOMEM. */
+int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
+		       uint32_t *n);
+
+#endif

@@ -1,0 +1,364 @@
+/*
+ * test_conn.c: unit tests for conn.h: a server conn and a client conn on
+ * one libuv loop over loopback, and raw sockets that misbehave.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "harness.h"
+#include "util.h"
+
+static const char secret[] = "s3cret";
+
+/* Present when built with the leak sanitizer: the harness ends cases with
+ * _exit, which skips the usual check. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
+/* What one side saw. */
+struct side {
+	int ready;
+	uint8_t role;
+	int msgs;
+	unsigned types[16];
+	uint64_t last_task;
+	int closes;
+	char reason[256];
+	int close_in_msg; /* on_msg closes the conn */
+	struct xy_conn *c;
+};
+
+static struct {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_timer_t guard;
+	int port;
+	struct side srv, cli;
+	int want_closes;
+} T;
+
+static void maybe_stop(void)
+{
+	if (T.srv.closes + T.cli.closes >= T.want_closes)
+		uv_stop(&T.loop);
+}
+
+static struct side *side_of(struct xy_conn *c)
+{
+	return xy_conn_data(c);
+}
+
+static void on_ready(struct xy_conn *c, uint8_t role)
+{
+	struct side *s = side_of(c);
+	s->ready++;
+	s->role = role;
+	if (s == &T.srv) {
+		/* The server answers once the client is in. */
+		union xy_msg m = {.cancel = {.task_id = 4242}};
+		XY_CHECK_EQ(xy_conn_send(c, XY_MSG_CANCEL, &m), 0);
+	}
+}
+
+static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
+{
+	struct side *s = side_of(c);
+	if (s->msgs < 16)
+		s->types[s->msgs] = type;
+	s->msgs++;
+	if (type == XY_MSG_CANCEL)
+		s->last_task = m->cancel.task_id;
+	if (type == XY_MSG_HELLO) {
+		/* Steal a field: the conn must not free it. */
+		char *name = m->hello.name;
+		m->hello.name = NULL;
+		XY_CHECK(!strcmp(name, "w1"));
+		free(name);
+	}
+	if (s->close_in_msg)
+		xy_conn_close(c, "handler closed");
+	else if (s == &T.cli && s->msgs == 1)
+		xy_conn_close(c, "client done");
+}
+
+static void on_close(struct xy_conn *c, const char *reason)
+{
+	struct side *s = side_of(c);
+	XY_CHECK(xy_conn_closing(c));
+	s->closes++;
+	snprintf(s->reason, sizeof s->reason, "%s", reason);
+	maybe_stop();
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	XY_CHECK_EQ(status, 0);
+	struct xy_conn_opts o = {secret, strlen(secret), 0, on_ready, on_msg,
+				 on_close, &T.srv};
+	T.srv.c = xy_conn_accept(server, &o);
+	XY_CHECK(T.srv.c != NULL);
+}
+
+static void guard_cb(uv_timer_t *t)
+{
+	fprintf(stderr, "loop guard expired\n");
+	exit(1);
+}
+
+static void setup(int want_closes)
+{
+	memset(&T, 0, sizeof T);
+	T.want_closes = want_closes;
+	XY_CHECK_EQ(uv_loop_init(&T.loop), 0);
+	uv_tcp_init(&T.loop, &T.listener);
+	struct sockaddr_in a;
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	XY_CHECK_EQ(uv_tcp_bind(&T.listener, (struct sockaddr *)&a, 0), 0);
+	XY_CHECK_EQ(uv_listen((uv_stream_t *)&T.listener, 16, on_connection),
+		    0);
+	int len = sizeof a;
+	uv_tcp_getsockname(&T.listener, (struct sockaddr *)&a, &len);
+	T.port = ntohs(a.sin_port);
+	uv_timer_init(&T.loop, &T.guard);
+	uv_timer_start(&T.guard, guard_cb, 15000, 0);
+	uv_unref((uv_handle_t *)&T.guard);
+}
+
+static void run_and_teardown(void)
+{
+	uv_run(&T.loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&T.listener, NULL);
+	uv_close((uv_handle_t *)&T.guard, NULL);
+	uv_run(&T.loop, UV_RUN_DEFAULT);
+	XY_CHECK_EQ(uv_loop_close(&T.loop), 0);
+	if (__lsan_do_recoverable_leak_check)
+		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+}
+
+/* Sends stderr to a file so a test can read the log. */
+static void capture_log(char *path, size_t n)
+{
+	snprintf(path, n, "%s/log", xy_test_tmpdir());
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	XY_CHECK(fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+}
+
+static void t_handshake_and_messages(void)
+{
+	setup(2);
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_WORKER,
+				 on_ready, on_msg, on_close, &T.cli};
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	XY_CHECK(T.cli.c != NULL);
+	/* Queued before the handshake ends: held until it does. */
+	union xy_msg m;
+	memset(&m, 0, sizeof m);
+	m.hello.name = "w1";
+	m.hello.hostname = "h";
+	m.hello.cores = 8;
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_HELLO, &m), 0);
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_KEEPALIVE, NULL), 0);
+	m.cancel.task_id = 7;
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_CANCEL, &m), 0);
+	XY_CHECK(xy_conn_pending(T.cli.c) > 0);
+	run_and_teardown();
+
+	XY_CHECK_EQ(T.srv.ready, 1);
+	XY_CHECK_EQ(T.cli.ready, 1);
+	XY_CHECK_EQ(T.srv.role, XY_ROLE_WORKER);
+	XY_CHECK_EQ(T.srv.msgs, 3);
+	XY_CHECK_EQ(T.srv.types[0], XY_MSG_HELLO);
+	XY_CHECK_EQ(T.srv.types[1], XY_MSG_KEEPALIVE);
+	XY_CHECK_EQ(T.srv.types[2], XY_MSG_CANCEL);
+	XY_CHECK_EQ(T.srv.last_task, 7);
+	XY_CHECK_EQ(T.cli.msgs, 1);
+	XY_CHECK_EQ(T.cli.last_task, 4242);
+	XY_CHECK_EQ(T.srv.closes, 1);
+	XY_CHECK_EQ(T.cli.closes, 1);
+	XY_CHECK(!strcmp(T.cli.reason, "client done"));
+	XY_CHECK(!strcmp(T.srv.reason, "closed by peer"));
+}
+
+static void t_wrong_secret(void)
+{
+	char log[4200];
+	capture_log(log, sizeof log);
+	setup(2);
+	struct xy_conn_opts o = {"wrong", 5, XY_ROLE_WORKER, on_ready, on_msg,
+				 on_close, &T.cli};
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.ready, 0);
+	XY_CHECK_EQ(T.cli.ready, 0);
+	XY_CHECK_EQ(T.srv.msgs + T.cli.msgs, 0);
+	XY_CHECK_EQ(T.srv.closes, 1);
+	XY_CHECK_EQ(T.cli.closes, 1);
+	XY_CHECK(!strcmp(T.srv.reason, "bad secret"));
+	XY_CHECK(strstr(T.cli.reason, "bad secret"));
+	size_t n;
+	char *text = xy_read_file(log, 1 << 20, &n);
+	XY_CHECK(text && strstr(text, "refused 127.0.0.1:"));
+	XY_CHECK(strstr(text, ": bad secret"));
+	free(text);
+}
+
+static void t_connect_refused(void)
+{
+	setup(1);
+	int port = T.port;
+	uv_close((uv_handle_t *)&T.listener, NULL);
+	uv_run(&T.loop, UV_RUN_NOWAIT);
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_WORKER,
+				 on_ready, on_msg, on_close, &T.cli};
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", port, &o);
+	XY_CHECK(T.cli.c != NULL);
+	uv_run(&T.loop, UV_RUN_DEFAULT);
+	XY_CHECK_EQ(T.cli.closes, 1);
+	XY_CHECK(strstr(T.cli.reason, "cannot connect"));
+	uv_close((uv_handle_t *)&T.guard, NULL);
+	uv_run(&T.loop, UV_RUN_DEFAULT);
+	XY_CHECK_EQ(uv_loop_close(&T.loop), 0);
+	if (__lsan_do_recoverable_leak_check)
+		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+}
+
+static int raw_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port)};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	XY_CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	return fd;
+}
+
+static void t_preauth_oversized_frame(void)
+{
+	setup(1);
+	int fd = raw_connect(T.port);
+	uint8_t hdr[8] = {0xd0, 0x07, 0, 0, XY_MSG_AUTH, 0, 0, 0}; /* 2000 */
+	XY_CHECK_EQ(write(fd, hdr, 8), 8);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.closes, 1);
+	XY_CHECK_EQ(T.srv.ready, 0);
+	XY_CHECK(strstr(T.srv.reason, "exceeds 1024"));
+	/* The raw peer got a CHALLENGE, then an ERROR, then EOF. */
+	union xy_msg m;
+	char err[256];
+	XY_CHECK_EQ(xy_fd_recv_msg(fd, XY_MSG_CHALLENGE, &m, 1024, 2000, err,
+				   sizeof err), 0);
+	XY_CHECK_EQ(xy_fd_recv_msg(fd, XY_MSG_ERROR, &m, 1024, 2000, err,
+				   sizeof err), 0);
+	XY_CHECK(strstr(m.error.text, "exceeds"));
+	xy_msg_free(XY_MSG_ERROR, &m);
+	char c;
+	XY_CHECK_EQ(xy_fd_read_all(fd, &c, 1, 2000), -1);
+	close(fd);
+}
+
+/* A blocking client in a thread: authenticates, then sends raw bytes. */
+struct raw_client {
+	int port;
+	const void *bytes;
+	size_t n;
+	int rc;
+};
+
+static void *raw_client_thread(void *arg)
+{
+	struct raw_client *r = arg;
+	int fd = raw_connect(r->port);
+	r->rc = xy_auth_client_fd(fd, secret, strlen(secret), XY_ROLE_WORKER,
+				  5000, NULL, 0);
+	if (r->rc == 0)
+		xy_fd_write_all(fd, r->bytes, r->n, 5000);
+	/* Wait for the server to close. */
+	char c;
+	while (xy_fd_read_all(fd, &c, 1, 5000) == 0)
+		;
+	close(fd);
+	return NULL;
+}
+
+static void t_bad_frame_after_auth(void)
+{
+	setup(1);
+	/* A TASK frame whose payload is three bytes. */
+	static const uint8_t bad[] = {3, 0, 0, 0, XY_MSG_TASK, 0, 0, 0, 1, 2,
+				      3};
+	struct raw_client r = {T.port, bad, sizeof bad, -1};
+	pthread_t th;
+	pthread_create(&th, NULL, raw_client_thread, &r);
+	run_and_teardown();
+	pthread_join(th, NULL);
+	XY_CHECK_EQ(r.rc, 0);
+	XY_CHECK_EQ(T.srv.ready, 1);
+	XY_CHECK_EQ(T.srv.msgs, 0);
+	XY_CHECK_EQ(T.srv.closes, 1);
+	XY_CHECK(strstr(T.srv.reason, "TASK: truncated"));
+}
+
+static void t_close_inside_on_msg(void)
+{
+	setup(1);
+	T.srv.close_in_msg = 1;
+	/* Three frames in one write: only the first is delivered. */
+	struct xy_buf b;
+	xy_buf_init(&b);
+	for (int i = 0; i < 3; i++)
+		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
+	struct raw_client r = {T.port, b.data, b.len, -1};
+	pthread_t th;
+	pthread_create(&th, NULL, raw_client_thread, &r);
+	run_and_teardown();
+	pthread_join(th, NULL);
+	xy_buf_free(&b);
+	XY_CHECK_EQ(T.srv.msgs, 1);
+	XY_CHECK_EQ(T.srv.closes, 1);
+	XY_CHECK(!strcmp(T.srv.reason, "handler closed"));
+}
+
+static void t_large_messages(void)
+{
+	/* A frame near the limit crosses many reads and writes. */
+	setup(2);
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_STATUS,
+				 on_ready, on_msg, on_close, &T.cli};
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	size_t n = XY_MAX_STATUS;
+	char *json = malloc(n + 1);
+	memset(json, 'j', n);
+	json[n] = 0;
+	union xy_msg m = {.status_reply = {json}};
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_STATUS_REPLY, &m), 0);
+	json[n - 1] = 0; /* one byte shorter */
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_STATUS_REPLY, &m), 0);
+	free(json);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.msgs, 2);
+	XY_CHECK_EQ(T.srv.types[1], XY_MSG_STATUS_REPLY);
+	XY_CHECK_EQ(T.srv.role, XY_ROLE_STATUS);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct xy_test tests[] = {
+		XY_TEST(t_handshake_and_messages),
+		XY_TEST(t_wrong_secret),
+		XY_TEST(t_connect_refused),
+		XY_TEST(t_preauth_oversized_frame),
+		XY_TEST(t_bad_frame_after_auth),
+		XY_TEST(t_close_inside_on_msg),
+		XY_TEST(t_large_messages),
+		{0},
+	};
+	return xy_test_main(argc, argv, tests);
+}

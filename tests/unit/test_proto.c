@@ -1,0 +1,519 @@
+/*
+ * test_proto.c: unit tests for the message codec of proto.h: round trips of
+ * every type, truncation at every length, limits, trailing bytes and
+ * hostile sandbox names.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "proto.h"
+
+/* Present when built with the leak sanitizer: lets a test check for leaks
+ * before the harness's _exit skips the usual check. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
+static void check_no_leaks(void)
+{
+	if (__lsan_do_recoverable_leak_check)
+		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+}
+
+static struct xy_inventory_item items[2] = {
+	{.id = {1, 2, 3}, .size = 1000, .kind = XY_KIND_FILE, .level = 2},
+	{.id = {9}, .size = 1ull << 40, .kind = XY_KIND_DIR, .level = 3},
+};
+static struct xy_env_var env[2] = {{"PATH", "/bin:/usr/bin"}, {"EMPTY", ""}};
+static struct xy_task_input inputs[2] = {
+	{.id = {7}, .kind = XY_KIND_FILE, .level = 1, .name = "in/data.txt"},
+	{.id = {8}, .kind = XY_KIND_DIR, .level = 0, .name = "env"},
+};
+static struct xy_task_output outputs[1] = {{"out.txt", 1}};
+static struct xy_done_output done_outputs[2] = {
+	{.name = "out.txt", .id = {0xaa}, .kind = XY_KIND_FILE, .size = 5},
+	{.name = "results/dir", .id = {0xbb}, .kind = XY_KIND_DIR, .size = 77},
+};
+static uint64_t bye_ids[3] = {1, 2, 1ull << 63};
+
+/* A filled-in message of each type; returns 0 for types with no payload. */
+static int sample(unsigned type, union xy_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	switch (type) {
+	case XY_MSG_CHALLENGE:
+		m->challenge.magic = XY_PROTO_MAGIC;
+		m->challenge.version = XY_PROTO_VERSION;
+		memset(m->challenge.nonce, 0x5a, XY_NONCE_LEN);
+		return 1;
+	case XY_MSG_AUTH:
+		m->auth.version = 1;
+		m->auth.role = XY_ROLE_TRANSFER;
+		memset(m->auth.nonce, 1, XY_NONCE_LEN);
+		memset(m->auth.mac, 2, XY_MAC_LEN);
+		return 1;
+	case XY_MSG_AUTH_OK:
+		memset(m->auth_ok.mac, 3, XY_MAC_LEN);
+		return 1;
+	case XY_MSG_ERROR:
+		m->error.code = 7;
+		m->error.text = "bad secret";
+		return 1;
+	case XY_MSG_HELLO:
+		m->hello = (struct xy_msg_hello){
+			"host:1", "host", 16, 64000, 1000000, 2, "", 9123,
+			2, items};
+		return 1;
+	case XY_MSG_TASK:
+		m->task = (struct xy_msg_task){
+			42, "echo hi > out.txt", 2, 512, 100, 1, 5000,
+			2, env, 2, inputs, 1, outputs};
+		return 1;
+	case XY_MSG_FETCH:
+		m->fetch.id[0] = 0x11;
+		m->fetch.kind = XY_KIND_DIR;
+		m->fetch.level = 3;
+		m->fetch.size = 123456789;
+		m->fetch.host = "10.1.2.3";
+		m->fetch.port = 40000;
+		memset(m->fetch.token, 0x33, XY_TOKEN_LEN);
+		return 1;
+	case XY_MSG_CACHE_UPDATE:
+		m->cache_update.id[31] = 0x44;
+		m->cache_update.kind = XY_KIND_FILE;
+		m->cache_update.status = XY_OBJ_CORRUPT;
+		m->cache_update.size = 99;
+		m->cache_update.elapsed_us = 1234;
+		m->cache_update.text = "hash mismatch";
+		return 1;
+	case XY_MSG_TASK_DONE:
+		m->task_done = (struct xy_msg_task_done){
+			42, 1, -9, 1000, 2000, 1, 5, "a\0b\nc", "killed",
+			2, done_outputs};
+		return 1;
+	case XY_MSG_CANCEL:
+		m->cancel.task_id = 77;
+		return 1;
+	case XY_MSG_UNLINK:
+		memset(m->unlink.id, 0xcc, XY_ID_LEN);
+		return 1;
+	case XY_MSG_BYE:
+		m->bye.n_tasks = 3;
+		m->bye.task_ids = bye_ids;
+		return 1;
+	case XY_MSG_STATUS_REPLY:
+		m->status_reply.json = "{\"tasks\": 3}";
+		return 1;
+	case XY_MSG_GET:
+		memset(m->get.id, 0xdd, XY_ID_LEN);
+		memset(m->get.token, 0xee, XY_TOKEN_LEN);
+		return 1;
+	case XY_MSG_OBJECT:
+		m->object.status = XY_OBJ_OK;
+		m->object.kind = XY_KIND_DIR;
+		m->object.size = 1ull << 33;
+		return 1;
+	}
+	return 0;
+}
+
+static int known(unsigned t)
+{
+	return strcmp(xy_msg_name(t), "?") != 0;
+}
+
+/* Encodes one frame and checks its header. */
+static void encode(unsigned type, const union xy_msg *m, struct xy_buf *b)
+{
+	xy_buf_init(b);
+	XY_CHECK_EQ(xy_msg_encode(b, type, m), 0);
+	uint32_t len;
+	uint16_t t;
+	XY_CHECK_EQ(xy_frame_parse(b->data, &len, &t), 0);
+	XY_CHECK_EQ(t, type);
+	XY_CHECK_EQ(len + XY_FRAME_HEADER, b->len);
+}
+
+static void t_round_trip_every_type(void)
+{
+	int n = 0;
+	for (unsigned type = 0; type < XY_MSG_MAX; type++) {
+		if (!known(type))
+			continue;
+		union xy_msg m, d;
+		int has = sample(type, &m);
+		struct xy_buf b, b2;
+		encode(type, has ? &m : NULL, &b);
+		char err[256];
+		XY_CHECK_EQ(xy_msg_decode(type, b.data + XY_FRAME_HEADER,
+					  b.len - XY_FRAME_HEADER, &d, err,
+					  sizeof err), 0);
+		/* Encoding what was decoded gives the same bytes. */
+		encode(type, has ? &d : NULL, &b2);
+		XY_CHECK_EQ(b.len, b2.len);
+		XY_CHECK(!memcmp(b.data, b2.data, b.len));
+		xy_msg_free(type, &d);
+		xy_buf_free(&b);
+		xy_buf_free(&b2);
+		n++;
+	}
+	XY_CHECK_EQ(n, 18);
+	check_no_leaks();
+}
+
+static void t_decoded_fields(void)
+{
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+	sample(XY_MSG_TASK, &m);
+	encode(XY_MSG_TASK, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), 0);
+	XY_CHECK_EQ(d.task.task_id, 42);
+	XY_CHECK(!strcmp(d.task.command, "echo hi > out.txt"));
+	XY_CHECK_EQ(d.task.time_limit_ms, 5000);
+	XY_CHECK_EQ(d.task.n_env, 2);
+	XY_CHECK(!strcmp(d.task.env[0].value, "/bin:/usr/bin"));
+	XY_CHECK(!strcmp(d.task.env[1].value, ""));
+	XY_CHECK_EQ(d.task.n_inputs, 2);
+	XY_CHECK(!strcmp(d.task.inputs[0].name, "in/data.txt"));
+	XY_CHECK_EQ(d.task.inputs[1].kind, XY_KIND_DIR);
+	XY_CHECK_EQ(d.task.inputs[1].id[0], 8);
+	XY_CHECK_EQ(d.task.n_outputs, 1);
+	XY_CHECK_EQ(d.task.outputs[0].level, 1);
+	/* A handler steals a field; free must cope. */
+	char *stolen = d.task.command;
+	char *stolen_name = d.task.inputs[0].name;
+	d.task.command = NULL;
+	d.task.inputs[0].name = NULL;
+	free(stolen);
+	free(stolen_name);
+	xy_msg_free(XY_MSG_TASK, &d);
+	xy_buf_free(&b);
+
+	sample(XY_MSG_TASK_DONE, &m);
+	encode(XY_MSG_TASK_DONE, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK_DONE, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.task_done.exit_code, -9);
+	XY_CHECK_EQ(d.task_done.output_len, 5);
+	XY_CHECK(!memcmp(d.task_done.output, "a\0b\nc", 6));
+	XY_CHECK(!strcmp(d.task_done.message, "killed"));
+	XY_CHECK_EQ(d.task_done.outputs[1].size, 77);
+	xy_msg_free(XY_MSG_TASK_DONE, &d);
+	xy_buf_free(&b);
+	check_no_leaks();
+}
+
+static void t_empty_messages(void)
+{
+	static const unsigned types[] = {XY_MSG_KEEPALIVE, XY_MSG_SHUTDOWN,
+					 XY_MSG_STATUS_REQ};
+	for (int i = 0; i < 3; i++) {
+		struct xy_buf b;
+		union xy_msg d;
+		encode(types[i], NULL, &b);
+		XY_CHECK_EQ(b.len, XY_FRAME_HEADER);
+		XY_CHECK_EQ(xy_msg_decode(types[i], NULL, 0, &d, NULL, 0), 0);
+		uint8_t extra = 0;
+		XY_CHECK_EQ(xy_msg_decode(types[i], &extra, 1, &d, NULL, 0),
+			    -1);
+		xy_buf_free(&b);
+	}
+	/* A type with a payload needs m. */
+	struct xy_buf b;
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_TASK, NULL), -1);
+	XY_CHECK_EQ(b.len, 0);
+	xy_buf_free(&b);
+}
+
+static void t_truncated_every_length(void)
+{
+	for (unsigned type = 0; type < XY_MSG_MAX; type++) {
+		union xy_msg m, d;
+		if (!known(type) || !sample(type, &m))
+			continue;
+		struct xy_buf b;
+		encode(type, &m, &b);
+		size_t plen = b.len - XY_FRAME_HEADER;
+		/* Copy each prefix to its own allocation so that the address
+		 * sanitizer sees any read past its end. */
+		for (size_t n = 0; n < plen; n++) {
+			uint8_t *p = malloc(n ? n : 1);
+			memcpy(p, b.data + XY_FRAME_HEADER, n);
+			char err[256] = "";
+			XY_CHECK_EQ(xy_msg_decode(type, p, n, &d, err,
+						  sizeof err), -1);
+			XY_CHECK(err[0] != 0);
+			XY_CHECK_EQ(errno, EPROTO);
+			free(p);
+		}
+		xy_buf_free(&b);
+	}
+	check_no_leaks();
+}
+
+static void t_trailing_bytes(void)
+{
+	for (unsigned type = 0; type < XY_MSG_MAX; type++) {
+		union xy_msg m, d;
+		if (!known(type))
+			continue;
+		int has = sample(type, &m);
+		struct xy_buf b;
+		encode(type, has ? &m : NULL, &b);
+		xy_buf_put_u8(&b, 0);
+		char err[256] = "";
+		XY_CHECK_EQ(xy_msg_decode(type, b.data + 8, b.len - 8, &d, err,
+					  sizeof err), -1);
+		XY_CHECK(strstr(err, "trailing"));
+		xy_buf_free(&b);
+	}
+	check_no_leaks();
+}
+
+static void t_unknown_types(void)
+{
+	union xy_msg d;
+	char err[128];
+	static const unsigned bad[] = {0, 5, 9, 22, 29, 32, 1000};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		XY_CHECK_EQ(xy_msg_decode(bad[i], NULL, 0, &d, err,
+					  sizeof err), -1);
+		XY_CHECK(!strcmp(xy_msg_name(bad[i]), "?"));
+		struct xy_buf b;
+		xy_buf_init(&b);
+		XY_CHECK_EQ(xy_msg_encode(&b, bad[i], NULL), -1);
+		xy_buf_free(&b);
+	}
+	XY_CHECK(!strcmp(xy_msg_name(XY_MSG_TASK_DONE), "TASK_DONE"));
+	xy_msg_free(1000, &d); /* harmless */
+}
+
+static void t_frame_header(void)
+{
+	uint8_t h[8] = {5, 0, 0, 0, XY_MSG_TASK, 0, 0, 0};
+	uint32_t len;
+	uint16_t type;
+	XY_CHECK_EQ(xy_frame_parse(h, &len, &type), 0);
+	XY_CHECK_EQ(len, 5);
+	XY_CHECK_EQ(type, XY_MSG_TASK);
+	h[6] = 1; /* flags */
+	XY_CHECK_EQ(xy_frame_parse(h, &len, &type), -1);
+	h[6] = 0;
+	h[4] = 99; /* type */
+	XY_CHECK_EQ(xy_frame_parse(h, &len, &type), -1);
+	h[4] = XY_MSG_TASK;
+	uint32_t big = XY_MAX_FRAME + 1;
+	memcpy(h, &big, 4); /* tests run little-endian */
+	XY_CHECK_EQ(xy_frame_parse(h, &len, &type), -1);
+	big = XY_MAX_FRAME;
+	memcpy(h, &big, 4);
+	XY_CHECK_EQ(xy_frame_parse(h, &len, &type), 0);
+}
+
+/* A TASK payload up to its env count, for hand-made hostile payloads. */
+static void task_head(struct xy_buf *b)
+{
+	xy_buf_init(b);
+	xy_buf_put_u64(b, 1);
+	xy_buf_put_str(b, "true");
+	xy_buf_put_u32(b, 1);
+	xy_buf_put_u64(b, 0);
+	xy_buf_put_u64(b, 0);
+	xy_buf_put_u32(b, 0);
+	xy_buf_put_u64(b, 0);
+}
+
+static void t_oversized_counts(void)
+{
+	struct xy_buf b;
+	union xy_msg d;
+	char err[256];
+
+	/* Over the limit. */
+	task_head(&b);
+	xy_buf_put_u32(&b, XY_MAX_ENV + 1);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "limit"));
+	xy_buf_free(&b);
+
+	/* Within the limit but far more than the bytes left: refused
+	 * before any allocation. */
+	task_head(&b);
+	xy_buf_put_u32(&b, 0);
+	xy_buf_put_u32(&b, XY_MAX_FILES);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "payload"));
+	xy_buf_free(&b);
+
+	xy_buf_init(&b);
+	xy_buf_put_u32(&b, XY_MAX_INVENTORY);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_BYE, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	xy_buf_free(&b);
+
+	/* Encoding refuses what decoding would refuse, and leaves the
+	 * buffer as it was. */
+	union xy_msg m;
+	sample(XY_MSG_HELLO, &m);
+	m.hello.n_items = XY_MAX_INVENTORY + 1;
+	xy_buf_init(&b);
+	xy_buf_put_u8(&b, 0x77);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_HELLO, &m), -1);
+	XY_CHECK_EQ(b.len, 1);
+	XY_CHECK(!b.oom);
+	sample(XY_MSG_BYE, &m);
+	m.bye.task_ids = NULL; /* a count with no array */
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_BYE, &m), -1);
+	XY_CHECK_EQ(b.len, 1);
+	xy_buf_free(&b);
+	check_no_leaks();
+}
+
+static void t_oversized_strings(void)
+{
+	char *big = malloc(XY_MAX_NAME + 2);
+	memset(big, 'h', XY_MAX_NAME + 1);
+	big[XY_MAX_NAME + 1] = 0;
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+
+	sample(XY_MSG_HELLO, &m);
+	m.hello.name = big;
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_HELLO, &m), -1);
+	XY_CHECK_EQ(errno, EINVAL);
+	xy_buf_free(&b);
+
+	/* By hand: a name one byte over XY_MAX_NAME. */
+	xy_buf_init(&b);
+	xy_buf_put_str(&b, big);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_HELLO, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "name too long"));
+	xy_buf_free(&b);
+	/* Exactly at the limit is fine for the string. */
+	big[XY_MAX_NAME] = 0;
+	m.hello.name = big;
+	encode(XY_MSG_HELLO, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_HELLO, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), 0);
+	XY_CHECK_EQ(strlen(d.hello.name), XY_MAX_NAME);
+	xy_msg_free(XY_MSG_HELLO, &d);
+	xy_buf_free(&b);
+
+	/* A length field claiming more than the payload holds. */
+	xy_buf_init(&b);
+	xy_buf_put_u32(&b, 1);
+	xy_buf_put_u32(&b, 60000);
+	xy_buf_put_raw(&b, "abc", 3);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_ERROR, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "truncated"));
+	xy_buf_free(&b);
+
+	/* Output over XY_MAX_OUTPUT. */
+	sample(XY_MSG_TASK_DONE, &m);
+	m.task_done.output_len = XY_MAX_OUTPUT + 1;
+	m.task_done.output = calloc(1, XY_MAX_OUTPUT + 2);
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_TASK_DONE, &m), -1);
+	free(m.task_done.output);
+	xy_buf_free(&b);
+	/* A NUL inside a string field. */
+	xy_buf_init(&b);
+	xy_buf_put_u32(&b, 1);
+	xy_buf_put_bytes(&b, "a\0b", 3);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_ERROR, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	xy_buf_free(&b);
+	free(big);
+	check_no_leaks();
+}
+
+static void expect_rejected(unsigned type, const union xy_msg *m,
+			    const char *name)
+{
+	struct xy_buf b;
+	union xy_msg d;
+	char err[256] = "";
+	encode(type, m, &b);
+	XY_CHECK_EQ(xy_msg_decode(type, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, name));
+	xy_buf_free(&b);
+}
+
+static void t_hostile_sandbox_names(void)
+{
+	static const char *bad[] = {"../x", "/etc/passwd", "a/../../b", "..",
+				    ".", "a//b", "a/", ""};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		union xy_msg m;
+		struct xy_task_input in = inputs[1];
+		struct xy_task_output out = outputs[0];
+		struct xy_done_output dout = done_outputs[0];
+		char q[64];
+		snprintf(q, sizeof q, "\"%s\"", bad[i]);
+		const char *want = bad[i][0] ? q : "empty";
+
+		sample(XY_MSG_TASK, &m);
+		in.name = (char *)bad[i];
+		m.task.inputs = &in;
+		m.task.n_inputs = 1;
+		expect_rejected(XY_MSG_TASK, &m, want);
+
+		sample(XY_MSG_TASK, &m);
+		out.name = (char *)bad[i];
+		m.task.outputs = &out;
+		expect_rejected(XY_MSG_TASK, &m, want);
+
+		sample(XY_MSG_TASK_DONE, &m);
+		dout.name = (char *)bad[i];
+		m.task_done.outputs = &dout;
+		m.task_done.n_outputs = 1;
+		expect_rejected(XY_MSG_TASK_DONE, &m, want);
+	}
+	check_no_leaks();
+}
+
+static void t_free_tolerates_null(void)
+{
+	for (unsigned type = 0; type < XY_MSG_MAX; type++) {
+		union xy_msg m;
+		memset(&m, 0, sizeof m);
+		xy_msg_free(type, &m);
+	}
+	/* Arrays with counts but stolen pointers. */
+	union xy_msg m;
+	memset(&m, 0, sizeof m);
+	m.task.n_env = 3;
+	m.task.n_inputs = 2;
+	xy_msg_free(XY_MSG_TASK, &m);
+	xy_msg_free(XY_MSG_TASK, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct xy_test tests[] = {
+		XY_TEST(t_round_trip_every_type),
+		XY_TEST(t_decoded_fields),
+		XY_TEST(t_empty_messages),
+		XY_TEST(t_truncated_every_length),
+		XY_TEST(t_trailing_bytes),
+		XY_TEST(t_unknown_types),
+		XY_TEST(t_frame_header),
+		XY_TEST(t_oversized_counts),
+		XY_TEST(t_oversized_strings),
+		XY_TEST(t_hostile_sandbox_names),
+		XY_TEST(t_free_tolerates_null),
+		{0},
+	};
+	return xy_test_main(argc, argv, tests);
+}
