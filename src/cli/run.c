@@ -76,6 +76,7 @@ struct run {
 	char secret_path[PATH_MAX];
 	struct local_worker *workers;
 	int n_workers, worker_cores;
+	int64_t worker_memory_mb; /* 0: let each worker detect it */
 	uint64_t *ids; /* by workflow task index */
 	size_t n_submitted;
 	int64_t succeeded, failed, cancelled;
@@ -101,8 +102,10 @@ static void usage(FILE *out)
 		" cores / N)\n"
 		"  --port P              port to listen on (default: any free"
 		" port)\n"
-		"  --secret-file F       shared secret for workers (default: a"
-		" fresh one)\n"
+		"  --secret-file F       read the workers' shared secret from F"
+		"\n"
+		"                        (default: XYLEM_SECRET, else a fresh"
+		" one)\n"
 		"  --history DB          record the run in an SQLite database\n"
 		"  --quiet               no progress line and no summary unless"
 		" a task fails\n"
@@ -210,9 +213,27 @@ static int count_cores(void)
 	return n > 0 ? (int)n : 1;
 }
 
-/* A task that asks for more cores than any local worker offers would wait
- * forever: refuse the run instead. External workers (--workers 0) may be
- * of any size, so nothing is checked then. */
+/* MemTotal in MB, or 0 if unknown. */
+static int64_t memory_mb(void)
+{
+	char line[256];
+	long long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "MemTotal:", 9) == 0) {
+			kb = strtoll(line + 9, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb / 1024;
+}
+
+/* A task that asks for more cores or memory than any local worker offers
+ * would wait forever: refuse the run instead. External workers (--workers
+ * 0) may be of any size, so nothing is checked then. */
 static int check_fits(struct run *r)
 {
 	if (r->n_workers == 0)
@@ -227,6 +248,15 @@ static int check_fits(struct run *r)
 				" --workers and --cores-per-worker)\n",
 				r->o.workflow, t->id, t->cores, r->n_workers,
 				r->worker_cores);
+			return -1;
+		}
+		if (r->worker_memory_mb && t->memory_mb > r->worker_memory_mb) {
+			fprintf(stderr,
+				"xylem run: %s: task \"%s\" asks for %lld MB of"
+				" memory, but each of the %d local workers has"
+				" %lld MB (see --workers)\n",
+				r->o.workflow, t->id, (long long)t->memory_mb,
+				r->n_workers, (long long)r->worker_memory_mb);
 			return -1;
 		}
 	}
@@ -261,9 +291,10 @@ static int make_tmpdir(struct run *r)
 	return 0;
 }
 
-/* The secret from --secret-file, or 32 fresh random bytes written as hex to
- * a 0600 file for the local workers. The hex text itself is the secret, so
- * the file holds exactly what the manager uses. */
+/* The secret from --secret-file, else from XYLEM_SECRET (as `xylem worker`
+ * does), else 32 fresh random bytes written as hex to a 0600 file for the
+ * local workers. The hex text itself is the secret, so the file holds
+ * exactly what the manager uses. */
 static int load_secret(struct run *r)
 {
 	unsigned char raw[32];
@@ -280,6 +311,12 @@ static int load_secret(struct run *r)
 		snprintf(r->secret_path, sizeof r->secret_path, "%s",
 			 r->o.secret_file);
 		return 0;
+	}
+	if (getenv("XYLEM_SECRET") && *getenv("XYLEM_SECRET")) {
+		/* Local workers inherit the variable; no file is needed. */
+		r->secret = strdup(getenv("XYLEM_SECRET"));
+		r->secret_len = r->secret ? strlen(r->secret) : 0;
+		return r->secret ? 0 : -1;
 	}
 	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
 		fprintf(stderr, "xylem run: no random bytes: %s\n",
@@ -468,17 +505,32 @@ static char **worker_env(void)
  * then stops the workers in order; and it dies with us if we are killed. */
 static pid_t spawn_worker(struct run *r, int i, char **env)
 {
-	char where[64], cores[16];
+	char where[64], cores[16], memory[32], *argv[16];
 	pid_t parent = getpid(), pid;
 	sigset_t none;
+	int n = 0;
 
 	snprintf(where, sizeof where, "127.0.0.1:%d", xy_manager_port(r->m));
 	snprintf(cores, sizeof cores, "%d", r->worker_cores);
+	snprintf(memory, sizeof memory, "%lld", (long long)r->worker_memory_mb);
 	snprintf(r->workers[i].cache, sizeof r->workers[i].cache,
 		 "%s/worker-%d", r->tmpdir, i + 1);
-	char *argv[] = {"xylem", "worker", where, "--secret-file",
-			r->secret_path, "--cores", cores, "--cache",
-			r->workers[i].cache, NULL};
+	argv[n++] = "xylem";
+	argv[n++] = "worker";
+	argv[n++] = where;
+	argv[n++] = "--cores";
+	argv[n++] = cores;
+	argv[n++] = "--cache";
+	argv[n++] = r->workers[i].cache;
+	if (r->worker_memory_mb > 0) {
+		argv[n++] = "--memory";
+		argv[n++] = memory;
+	}
+	if (r->secret_path[0]) {
+		argv[n++] = "--secret-file";
+		argv[n++] = r->secret_path;
+	}
+	argv[n] = NULL;
 	sigemptyset(&none);
 	pid = fork();
 	if (pid == 0) {
@@ -499,7 +551,8 @@ static int start_workers(struct run *r)
 
 	if (r->n_workers == 0) {
 		fprintf(stderr, "xylem run: waiting for workers on port %d"
-			" (secret file %s)\n", xy_manager_port(r->m),
+			" (secret %s%s)\n", xy_manager_port(r->m),
+			r->secret_path[0] ? "file " : "from XYLEM_SECRET",
 			r->secret_path);
 		return 0;
 	}
@@ -702,7 +755,7 @@ static void wait_all(struct run *r)
 static void print_failure(const struct failure *f)
 {
 	fprintf(stderr, "failed: task \"%s\": %s", f->tag, f->result);
-	if (f->exit_code)
+	if (f->exit_code >= 0) /* -1: the command never ran or was killed */
 		fprintf(stderr, ", exit code %d", f->exit_code);
 	fputc('\n', stderr);
 	if (f->error[0])
@@ -724,7 +777,7 @@ static void print_failure(const struct failure *f)
 static void print_summary(struct run *r)
 {
 	double wall = xy_progress_elapsed(&r->progress);
-	int64_t done = r->succeeded + r->failed + r->cancelled;
+	int64_t done = r->succeeded + r->failed;
 
 	xy_progress_clear(&r->progress);
 	for (size_t i = 0; i < r->n_fails; i++)
@@ -734,10 +787,10 @@ static void print_summary(struct run *r)
 			(long long)(r->failed - (int64_t)r->n_fails));
 	if (r->o.quiet && !r->failed && !stop_count)
 		return;
-	fprintf(stderr, "xylem run: %lld tasks: %lld succeeded, %lld failed",
-		(long long)r->n_submitted, (long long)r->succeeded,
-		(long long)r->failed);
-	if (r->cancelled || (int64_t)r->n_submitted > done)
+	fprintf(stderr, "xylem run: %lld task%s: %lld succeeded, %lld failed",
+		(long long)r->n_submitted, r->n_submitted == 1 ? "" : "s",
+		(long long)r->succeeded, (long long)r->failed);
+	if ((int64_t)r->n_submitted > done)
 		fprintf(stderr, ", %lld cancelled",
 			(long long)((int64_t)r->n_submitted - r->succeeded -
 				    r->failed));
@@ -771,9 +824,8 @@ static int execute(struct run *r)
 	if (make_output_dirs(r) < 0 || submit_all(r) < 0)
 		return XY_EXIT_FAIL;
 	catch_signals();
-	if (start_workers(r) < 0)
+	if (r->n_submitted && start_workers(r) < 0)
 		return XY_EXIT_FAIL;
-	xy_progress_init(&r->progress, stderr, !r->o.quiet);
 	wait_all(r);
 	print_summary(r);
 	if (stop_count)
@@ -803,6 +855,10 @@ int xy_cli_run(int argc, char **argv)
 		r.worker_cores = r.n_workers ? ncores / r.n_workers : ncores;
 	if (r.worker_cores < 1)
 		r.worker_cores = 1;
+	/* Local workers share this machine's memory rather than each
+	 * offering all of it. */
+	if (r.n_workers)
+		r.worker_memory_mb = memory_mb() / r.n_workers;
 	if (check_fits(&r) < 0) {
 		xy_workflow_free(r.wf);
 		return XY_EXIT_USAGE;

@@ -37,9 +37,8 @@ static void usage(FILE *out)
 		"usage: xylem status HOST:PORT [--secret-file F] [--json]\n\n"
 		"Asks a running manager for its tasks and workers.\n\n"
 		"options:\n"
-		"  --secret-file F  the manager's shared secret (required unless"
-		" the\n"
-		"                   manager's secret is empty)\n"
+		"  --secret-file F  read the manager's shared secret from F\n"
+		"                   (default: the XYLEM_SECRET variable)\n"
 		"  --json           print the manager's JSON document as it"
 		" is\n"
 		"  --help           show this help\n\n"
@@ -349,6 +348,9 @@ int xy_cli_status(int argc, char **argv)
 			fprintf(stderr, "xylem status: %s\n", err);
 			return XY_EXIT_FAIL;
 		}
+	} else if (getenv("XYLEM_SECRET")) {
+		secret = strdup(getenv("XYLEM_SECRET"));
+		secret_len = secret ? strlen(secret) : 0;
 	}
 	/* The connection's own warnings would repeat what we say below. */
 	xy_log_set_level(XY_LOG_ERROR);

@@ -511,8 +511,16 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 		xy_conn_close(c, why);
 		return;
 	}
-	set_peer(c, ai->ai_addr);
-	int rc = uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, connect_cb);
+	/* One attempt per conn: prefer IPv4, which a listener on 0.0.0.0
+	 * and a dual-stack one on :: both accept. */
+	const struct addrinfo *pick = ai;
+	for (const struct addrinfo *a = ai; a; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			pick = a;
+			break;
+		}
+	set_peer(c, pick->ai_addr);
+	int rc = uv_tcp_connect(&c->creq, &c->tcp, pick->ai_addr, connect_cb);
 	uv_freeaddrinfo(ai);
 	if (rc < 0) {
 		char why[256];
@@ -540,7 +548,8 @@ struct xy_conn *xy_conn_connect(uv_loop_t *loop, const char *host, int port,
 	int rc = uv_getaddrinfo(loop, &c->gai, gai_cb, host, portstr, &hints);
 	if (rc < 0) {
 		char why[256];
-		snprintf(why, sizeof why, "cannot resolve: %s", uv_strerror(rc));
+		snprintf(why, sizeof why, "cannot resolve: %s",
+			 uv_strerror(rc));
 		log_failure(c, why);
 		xy_conn_close(c, why);
 	} else {

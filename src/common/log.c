@@ -66,6 +66,14 @@ int xy_log_enabled(int level)
 	return level <= current_level();
 }
 
+/* The length after snprintf wrote k more bytes at n, truncated to fit. */
+static size_t advance(size_t n, int k, size_t size)
+{
+	if (k <= 0)
+		return n;
+	return (size_t)k < size - n ? n + (size_t)k : size - 1;
+}
+
 void xy_log(int level, const char *who, const char *fmt, ...)
 {
 	if (!xy_log_enabled(level))
@@ -84,15 +92,13 @@ void xy_log(int level, const char *who, const char *fmt, ...)
 	int k = snprintf(line + n, sizeof line - n, ".%03ld %s %s: ",
 			 (long)tv.tv_usec / 1000, level_names[level],
 			 who ? who : "xylem");
-	if (k > 0)
-		n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
+	n = advance(n, k, sizeof line);
 
 	va_list ap;
 	va_start(ap, fmt);
 	k = vsnprintf(line + n, sizeof line - n, fmt, ap);
 	va_end(ap);
-	if (k > 0)
-		n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
+	n = advance(n, k, sizeof line);
 	/* Always end with a newline, replacing the last byte if truncated. */
 	if (n >= sizeof line - 1)
 		n = sizeof line - 2;

@@ -110,15 +110,16 @@ static int out_str(struct out *o, const char *s, size_t n)
 	return out_put(o, s, n);
 }
 
-/* Appends exactly size bytes of the file at path (opened without
- * following links) to the stream. */
-static int out_file(struct out *o, const char *path, uint64_t size)
+/* Appends exactly size bytes of the file at path to the stream. Inside a
+ * directory links are entries of their own, so follow is 0 there. */
+static int out_file(struct out *o, const char *path, uint64_t size,
+		    int follow)
 {
 	if (o->count_only) {
 		o->total += size;
 		return 0;
 	}
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0)
 		return xy_fail(o->err, o->errlen, errno, "cannot open %s: %s",
 			       path, strerror(errno));
@@ -210,7 +211,7 @@ static int walk_entry(struct out *o, char *abs, size_t abs_len,
 		    out_str(o, rel, rel_len) < 0 ||
 		    out_le(o, (uint64_t)st.st_size, 8) < 0)
 			return -1;
-		return out_file(o, abs, (uint64_t)st.st_size);
+		return out_file(o, abs, (uint64_t)st.st_size, 0);
 	}
 	if (S_ISDIR(st.st_mode)) {
 		if (out_le(o, ENT_DIR, 1) < 0 || out_le(o, 0755, 4) < 0 ||
@@ -222,7 +223,8 @@ static int walk_entry(struct out *o, char *abs, size_t abs_len,
 		char target[XY_MAX_NAME + 1];
 		ssize_t n = readlink(abs, target, sizeof target);
 		if (n < 0 || n > XY_MAX_NAME)
-			return xy_fail(o->err, o->errlen, n < 0 ? errno : EINVAL,
+			return xy_fail(o->err, o->errlen,
+				       n < 0 ? errno : EINVAL,
 				       "cannot read link %s", abs);
 		if (out_le(o, ENT_LINK, 1) < 0 || out_le(o, 0777, 4) < 0 ||
 		    out_str(o, rel, rel_len) < 0)
@@ -270,7 +272,7 @@ static int produce(struct out *o, const char *path, uint8_t kind)
 		if (!S_ISREG(st.st_mode))
 			return xy_fail(o->err, o->errlen, EINVAL,
 				       "%s is not a regular file", path);
-		if (out_file(o, path, (uint64_t)st.st_size) < 0)
+		if (out_file(o, path, (uint64_t)st.st_size, 1) < 0)
 			return -1;
 		return o->count_only ? 0 : out_flush(o);
 	}
@@ -618,8 +620,9 @@ static int recv_entry(struct in *in, int type, const char *root,
 	*prev_dir = type == ENT_DIR;
 	if (type == ENT_DIR) {
 		if (mkdir(full, 0700) < 0)
-			return in_fail(in, XY_OBJ_FAILED, "cannot create %s: %s",
-				       full, strerror(errno));
+			return in_fail(in, XY_OBJ_FAILED,
+				       "cannot create %s: %s", full,
+				       strerror(errno));
 		return 0;
 	}
 	if (type == ENT_FILE)

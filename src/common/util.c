@@ -128,8 +128,9 @@ static int rm_dir_contents(int dirfd)
 		/* A directory: make it ours to enter and empty first, since
 		 * cache objects are stored read-only. */
 		fchmodat(dirfd, e->d_name, 0700, 0);
-		int sub = openat(dirfd, e->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY |
+							   O_NOFOLLOW |
+							   O_CLOEXEC);
 		if (sub < 0 || rm_dir_contents(sub) < 0 ||
 		    unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0) {
 			rc = -1, saved = errno;

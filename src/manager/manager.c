@@ -520,9 +520,10 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ----------------------------------------------------------- the loop */
 
-static void on_prepare(uv_prepare_t *h)
+/* The scheduling phase: start the hashing that new tasks asked for, then
+ * place ready tasks on free workers. */
+static void schedule_phase(struct xy_manager *m)
 {
-	struct xy_manager *m = h->data;
 	if (m->destroying)
 		return;
 	xy_catalog_start_hashing(m->catalog);
@@ -530,6 +531,11 @@ static void on_prepare(uv_prepare_t *h)
 		m->sched_dirty = 0;
 		xy_sched_round(m->sched);
 	}
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	schedule_phase(h->data);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -552,11 +558,14 @@ static void run_once(struct xy_manager *m, uint64_t ms)
 		uv_idle_stop(&m->idle);
 	if (ms == 0) {
 		uv_run(&m->loop, UV_RUN_NOWAIT);
-		return;
+	} else {
+		uv_timer_start(&m->timer, on_timer, ms, 0);
+		uv_run(&m->loop, UV_RUN_ONCE);
+		uv_timer_stop(&m->timer);
 	}
-	uv_timer_start(&m->timer, on_timer, ms, 0);
-	uv_run(&m->loop, UV_RUN_ONCE);
-	uv_timer_stop(&m->timer);
+	/* Workers freed by this turn get new work before the caller sees
+	 * the finished tasks, not after. */
+	schedule_phase(m);
 }
 
 static struct xy_task *pop_done(struct xy_manager *m)

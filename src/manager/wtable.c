@@ -143,9 +143,8 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 {
 	w->ready = 0;
 	free_list_update(wt, w);
-	if (w->cores)
-		XY_LOGW("manager", "worker %s disconnected: %s", w->name,
-			reason);
+	xy_log(wt->m->destroying ? XY_LOG_INFO : XY_LOG_WARN, "manager",
+	       "worker %s disconnected: %s", w->name, reason);
 	xy_history_worker(wt->m->history, xy_now(), w->name, "disconnected",
 			  reason);
 	/* Replicas first, so that requeued tasks do not count on them. */

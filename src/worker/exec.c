@@ -470,10 +470,12 @@ static void kill_group(struct xy_proc *p)
 			strerror(errno));
 }
 
+static void on_tick(uv_timer_t *t);
+
 static void tick_start(struct xy_exec *x)
 {
 	if (!x->ticking && !x->closing) {
-		uv_timer_start(&x->tick, NULL, TICK_MS, TICK_MS);
+		uv_timer_start(&x->tick, on_tick, TICK_MS, TICK_MS);
 		x->ticking = 1;
 	}
 }

@@ -60,9 +60,11 @@ struct xy_fetcher {
 	struct job *qhead, *qtail;
 	struct job *done;
 	int stopping;
-	/* threads */
+	int idle; /* threads waiting for a job */
+	/* threads, started as jobs come (a worker that never fetches has
+	 * none: fewer threads make each fork of a task cheaper) */
 	pthread_t threads[XY_FETCH_THREADS];
-	int nthreads;
+	int nthreads, max_threads;
 	int abandoned;
 };
 
@@ -114,8 +116,10 @@ static void *thread_main(void *arg)
 
 	pthread_mutex_lock(&f->mu);
 	for (;;) {
+		f->idle++;
 		while (!f->qhead && !f->stopping)
 			pthread_cond_wait(&f->cv, &f->mu);
+		f->idle--;
 		if (f->stopping)
 			break;
 		j = f->qhead;
@@ -199,7 +203,6 @@ struct xy_fetcher *xy_fetcher_create(uv_loop_t *loop, struct xy_cache *cache,
 				     void *arg, char *err, size_t errlen)
 {
 	struct xy_fetcher *f = calloc(1, sizeof *f);
-	int i, r;
 
 	if (!f || !(f->secret = malloc(secret_len ? secret_len : 1))) {
 		free(f);
@@ -218,16 +221,7 @@ struct xy_fetcher *xy_fetcher_create(uv_loop_t *loop, struct xy_cache *cache,
 	f->async.data = f;
 	if (nthreads < 1 || nthreads > XY_FETCH_THREADS)
 		nthreads = XY_FETCH_THREADS;
-	for (i = 0; i < nthreads; i++) {
-		r = pthread_create(&f->threads[i], NULL, thread_main, f);
-		if (r) {
-			xy_fail(err, errlen, r, "cannot start a thread: %s",
-				strerror(r));
-			xy_fetcher_stop(f);
-			return NULL;
-		}
-		f->nthreads++;
-	}
+	f->max_threads = nthreads;
 	return f;
 }
 
@@ -282,10 +276,31 @@ void xy_fetcher_stop(struct xy_fetcher *f)
 	uv_close((uv_handle_t *)&f->async, on_async_closed);
 }
 
+/* No thread could be started to run the queue: fail what waits in it. */
+static void fail_queue(struct xy_fetcher *f, int e)
+{
+	struct job *j;
+
+	XY_LOGE("fetch", "cannot start a fetch thread: %s", strerror(e));
+	pthread_mutex_lock(&f->mu);
+	while ((j = f->qhead)) {
+		f->qhead = j->qnext;
+		j->status = XY_OBJ_FAILED;
+		snprintf(j->text, sizeof j->text,
+			 "cannot start a fetch thread: %s", strerror(e));
+		j->qnext = f->done;
+		f->done = j;
+	}
+	f->qtail = NULL;
+	uv_async_send(&f->async);
+	pthread_mutex_unlock(&f->mu);
+}
+
 static int queue_job(struct xy_fetcher *f, struct job *j,
 		     const struct xy_msg_fetch *m)
 {
 	char hex[2 * XY_ID_LEN + 1];
+	int spawn;
 
 	xy_hex(m->id, XY_ID_LEN, hex);
 	free(j->host);
@@ -314,7 +329,17 @@ static int queue_job(struct xy_fetcher *f, struct job *j,
 		f->qhead = j;
 	f->qtail = j;
 	pthread_cond_signal(&f->cv);
+	spawn = f->idle == 0 && f->nthreads < f->max_threads;
 	pthread_mutex_unlock(&f->mu);
+	if (spawn) {
+		int r = pthread_create(&f->threads[f->nthreads], NULL,
+				       thread_main, f);
+
+		if (r == 0)
+			f->nthreads++;
+		else if (!f->nthreads)
+			fail_queue(f, r);
+	}
 	return 0;
 }
 

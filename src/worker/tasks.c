@@ -9,9 +9,12 @@
  */
 #include "tasks.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@
 extern char **environ;
 
 #define TBUCKETS 1024
+#define POOL_MAX 64
 
 enum { T_WAITING, T_READY, T_RUNNING, T_COLLECTING, T_ENDED };
 
@@ -69,6 +73,9 @@ struct xy_tasks {
 	uint32_t n_gpus;
 	uint64_t seq;
 	int quiet; /* shutting down: report nothing */
+	uint64_t pool[POOL_MAX]; /* empty sandboxes kept as .free-<n> */
+	int pool_n;
+	uint64_t pool_seq;
 };
 
 struct out_res {
@@ -260,6 +267,84 @@ static void sandbox_remove(struct xy_tasks *ts, char *path)
 	free(path);
 }
 
+/* ------------------------------------------- the pool of sandboxes */
+
+
+/* Making a directory costs far more than renaming one on some file
+ * systems (ext4 searches its inode tables for a free one: ~150 us against
+ * ~5 us), and a task without files leaves its sandbox empty. So empty
+ * sandboxes are kept as sandbox/.free-<n> and renamed for the next task. */
+
+static void pool_name(struct xy_tasks *ts, uint64_t k, char *out, size_t len)
+{
+	snprintf(out, len, "%s/.free-%" PRIu64,
+		 xy_cache_sandboxes(ts->o.cache), k);
+}
+
+/* True if path is an empty directory of ours with mode 0755. */
+static int reusable(const char *path)
+{
+	char buf[512];
+	struct stat st;
+	ssize_t n, off;
+	int fd, ok = 0;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == 0755 &&
+	    st.st_uid == geteuid()) {
+		n = getdents64(fd, buf, sizeof buf);
+		ok = n > 0;
+		for (off = 0; ok && off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+
+			ok = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
+			off += d->d_reclen;
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+/* Moves a pooled sandbox to path. Returns 0, or -1 (EEXIST if path is
+ * taken; the pool keeps its entry then). */
+static int pool_take(struct xy_tasks *ts, const char *path)
+{
+	char name[PATH_MAX];
+
+	if (!ts->pool_n) {
+		errno = ENOENT;
+		return -1;
+	}
+	pool_name(ts, ts->pool[ts->pool_n - 1], name, sizeof name);
+	if (renameat2(AT_FDCWD, name, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+		ts->pool_n--;
+		return 0;
+	}
+	if (errno != EEXIST)
+		ts->pool_n--; /* gone or unusable: forget it */
+	return -1;
+}
+
+/* Pools an empty sandbox, or removes it. Takes path. */
+static void sandbox_release(struct xy_tasks *ts, char *path)
+{
+	char name[PATH_MAX];
+	uint64_t k;
+
+	if (ts->pool_n < POOL_MAX && !ts->quiet && reusable(path)) {
+		k = ++ts->pool_seq;
+		pool_name(ts, k, name, sizeof name);
+		if (rename(path, name) == 0) {
+			ts->pool[ts->pool_n++] = k;
+			free(path);
+			return;
+		}
+	}
+	sandbox_remove(ts, path);
+}
+
 /* Once a task is reported and holds neither a process nor thread pool
  * work, its sandbox goes and it waits in the dead list to be freed. */
 static void maybe_retire(struct task *t)
@@ -267,7 +352,7 @@ static void maybe_retire(struct task *t)
 	if (!t->reported || t->proc || t->busy || t->list == &t->ts->dead)
 		return;
 	if (t->sandbox) {
-		sandbox_remove(t->ts, t->sandbox);
+		sandbox_release(t->ts, t->sandbox);
 		t->sandbox = NULL;
 	}
 	t->state = T_ENDED;
@@ -344,7 +429,531 @@ static void task_fail(struct task *t, int result, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (!t->exit_code && !t->start_us)
-		t->exit_code = -1;
+	if (!t->start_us)
+		t->exit_code = -1; /* it never ran */
 	task_end(t, result, msg, NULL, 0);
+}
+
+/* ------------------------------------------------------------ inputs */
+
+/* The result for a task whose input's fetch failed: the source's or the
+ * network's fault is the worker's (the manager tries elsewhere); a missing
+ * or refused object is the input's. */
+static int fetch_blame(int status)
+{
+	return status == XY_OBJ_FAILED || status == XY_OBJ_CORRUPT
+		       ? XY_RESULT_WORKER_FAILED
+		       : XY_RESULT_INPUT_MISSING;
+}
+
+/* Takes a reference on each cached input and counts the others. Returns 0,
+ * or -1 if the task has been ended because an input cannot come. */
+static int claim_inputs(struct task *t)
+{
+	struct xy_tasks *ts = t->ts;
+
+	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
+		struct xy_task_input *in = &t->spec.inputs[i];
+		const char *text = "";
+		int status = XY_OBJ_NOT_FOUND;
+
+		if (xy_cache_incref(ts->o.cache, in->id) == 0) {
+			t->held[i] = 1;
+			continue;
+		}
+		switch (xy_fetcher_state(ts->o.fetcher, in->id, &status,
+					 &text)) {
+		case XY_FETCH_PENDING:
+			t->missing++;
+			break;
+		case XY_FETCH_FAILED:
+			task_fail(t, fetch_blame(status),
+				  "input '%s' could not be fetched: %s",
+				  in->name, text);
+			return -1;
+		default:
+			task_fail(t, XY_RESULT_INPUT_MISSING,
+				  "input '%s' is neither cached nor being "
+				  "fetched on this worker", in->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
+{
+	struct task *t;
+
+	if (*slot(ts, m->task_id)) {
+		errno = EEXIST;
+		return -1;
+	}
+	t = calloc(1, sizeof *t);
+	if (!t || (m->n_inputs && !(t->held = calloc(m->n_inputs, 1)))) {
+		free(t);
+		errno = ENOMEM;
+		return -1;
+	}
+	t->ts = ts;
+	t->spec = *m;
+	memset(m, 0, sizeof *m);
+	t->hnext = ts->table[t->spec.task_id % TBUCKETS];
+	ts->table[t->spec.task_id % TBUCKETS] = t;
+	ts->count++;
+	t->state = T_WAITING;
+	list_add(&ts->waiting, t);
+	if (claim_inputs(t) < 0)
+		return 0;
+	if (!t->missing) {
+		t->state = T_READY;
+		list_move(&ts->ready, t);
+	}
+	return 0;
+}
+
+/* One task learns of a fetch's end. Returns without touching t further if
+ * the task ended. */
+static void input_arrived(struct task *t, const uint8_t id[XY_ID_LEN],
+			  int status, const char *text)
+{
+	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
+		struct xy_task_input *in = &t->spec.inputs[i];
+
+		if (t->held[i] || memcmp(in->id, id, XY_ID_LEN))
+			continue;
+		if (status != XY_OBJ_OK) {
+			task_fail(t, fetch_blame(status),
+				  "input '%s' could not be fetched: %s",
+				  in->name, text);
+			return;
+		}
+		if (xy_cache_incref(t->ts->o.cache, id) < 0) {
+			task_fail(t, XY_RESULT_INPUT_MISSING,
+				  "input '%s' left the cache", in->name);
+			return;
+		}
+		t->held[i] = 1;
+		t->missing--;
+	}
+	if (!t->missing) {
+		t->state = T_READY;
+		list_move(&t->ts->ready, t);
+	}
+}
+
+void xy_tasks_object_ready(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
+			   int status, const char *text)
+{
+	struct task *t, *next;
+
+	for (t = ts->waiting.head; t; t = next) {
+		next = t->next;
+		input_arrived(t, id, status, text);
+	}
+}
+
+/* ----------------------------------------------------------- starting */
+
+static int make_sandbox(struct task *t, char *err, size_t errlen)
+{
+	const char *base = xy_cache_sandboxes(t->ts->o.cache);
+	int n;
+
+	for (int tries = 0; tries < 100; tries++) {
+		free(t->sandbox);
+		if (!tries)
+			n = asprintf(&t->sandbox, "%s/%" PRIu64, base,
+				     t->spec.task_id);
+		else
+			n = asprintf(&t->sandbox, "%s/%" PRIu64 "-%" PRIu64,
+				     base, t->spec.task_id, ++t->ts->seq);
+		if (n < 0) {
+			t->sandbox = NULL;
+			return xy_fail(err, errlen, ENOMEM, "out of memory");
+		}
+		if (pool_take(t->ts, t->sandbox) == 0 ||
+		    mkdir(t->sandbox, 0755) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	xy_fail(err, errlen, errno, "cannot make sandbox %s: %s", t->sandbox,
+		strerror(errno));
+	free(t->sandbox);
+	t->sandbox = NULL;
+	return -1;
+}
+
+/* Links every input in. Returns -1 if all went well, or the result to end
+ * the task with (err says why): a name clash is the application's, any
+ * other failure the worker's. */
+static int link_inputs(struct task *t, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	uint8_t kind;
+
+	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
+		struct xy_task_input *in = &t->spec.inputs[i];
+
+		if (xy_cache_lookup(t->ts->o.cache, in->id, path, sizeof path,
+				    &kind) < 0) {
+			xy_fail(err, errlen, ENOENT,
+				"input '%s' left the cache", in->name);
+			return XY_RESULT_INPUT_MISSING;
+		}
+		if (xy_sandbox_link(t->sandbox, in->name, path, kind, err,
+				    errlen) < 0)
+			return errno == EINVAL || errno == ENOTDIR ||
+					       errno == EEXIST
+				       ? XY_RESULT_APP_FAILED
+				       : XY_RESULT_WORKER_FAILED;
+	}
+	return -1;
+}
+
+/* Picks GPU indices for the task, free ones first; if the manager asks
+ * for more than are free, the rest are shared. */
+static int gpus_take(struct task *t)
+{
+	struct xy_tasks *ts = t->ts;
+	uint32_t want = t->spec.gpus, k = 0, i;
+
+	if (!want)
+		return 0;
+	t->gpu_ids = calloc(want, sizeof *t->gpu_ids);
+	if (!t->gpu_ids)
+		return -1;
+	for (i = 0; i < ts->n_gpus && k < want; i++) {
+		if (!ts->gpu_busy[i]) {
+			ts->gpu_busy[i] = 1;
+			t->gpu_ids[k++] = i;
+		}
+	}
+	t->n_gpu_own = k;
+	for (i = 0; k < want; i++)
+		t->gpu_ids[k++] = ts->n_gpus ? i % ts->n_gpus : i;
+	return 0;
+}
+
+static int gpu_list(struct task *t, struct xy_env *env)
+{
+	size_t len = (size_t)t->spec.gpus * 11 + 1, off = 0;
+	char *s = malloc(len);
+	int r;
+
+	if (!s)
+		return -1;
+	s[0] = '\0';
+	for (uint32_t i = 0; i < t->spec.gpus; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s%" PRIu32,
+					i ? "," : "", t->gpu_ids[i]);
+	r = xy_env_set(env, "CUDA_VISIBLE_DEVICES", s);
+	free(s);
+	return r;
+}
+
+/* The worker's environment (less its secret), the task's resources, the
+ * task's own variables, and XYLEM_SANDBOX, later ones winning. */
+static int build_env(struct task *t, struct xy_env *env)
+{
+	static const char *const drop[] = {"XYLEM_SECRET", NULL};
+	char cores[16];
+
+	snprintf(cores, sizeof cores, "%" PRIu32,
+		 t->spec.cores ? t->spec.cores : 1);
+	if (xy_env_init(env, environ, drop) < 0)
+		return -1;
+	if (xy_env_set(env, "CORES", cores) < 0 ||
+	    xy_env_set(env, "OMP_NUM_THREADS", cores) < 0 ||
+	    (t->spec.gpus && (gpus_take(t) < 0 || gpu_list(t, env) < 0)))
+		return -1;
+	for (uint32_t i = 0; i < t->spec.n_env; i++)
+		if (xy_env_set(env, t->spec.env[i].name,
+			       t->spec.env[i].value) < 0)
+			return -1;
+	return xy_env_set(env, "XYLEM_SANDBOX", t->sandbox);
+}
+
+static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
+			 void *arg);
+
+static void task_start(struct task *t)
+{
+	struct xy_proc_opts po;
+	struct xy_env env;
+	char err[512];
+	int result;
+
+	list_move(&t->ts->running, t);
+	t->state = T_RUNNING;
+	if (make_sandbox(t, err, sizeof err) < 0) {
+		task_fail(t, XY_RESULT_WORKER_FAILED, "%s", err);
+		return;
+	}
+	result = link_inputs(t, err, sizeof err);
+	if (result >= 0) {
+		task_fail(t, result, "%s", err);
+		return;
+	}
+	memset(&env, 0, sizeof env);
+	if (build_env(t, &env) < 0) {
+		xy_env_free(&env);
+		task_fail(t, XY_RESULT_WORKER_FAILED, "out of memory");
+		return;
+	}
+	memset(&po, 0, sizeof po);
+	po.command = t->spec.command;
+	po.cwd = t->sandbox;
+	po.env = env.v;
+	po.memory_mb = t->spec.memory_mb;
+	po.disk_mb = t->spec.disk_mb;
+	po.time_limit_ms = t->spec.time_limit_ms;
+	po.on_done = on_proc_done;
+	po.arg = t;
+	t->proc = xy_proc_spawn(t->ts->o.exec, &po, err, sizeof err);
+	xy_env_free(&env);
+	if (!t->proc) {
+		task_fail(t, XY_RESULT_WORKER_FAILED, "%s", err);
+		return;
+	}
+	t->start_us = wall_us();
+}
+
+void xy_tasks_start_ready(struct xy_tasks *ts)
+{
+	while (ts->ready.head)
+		task_start(ts->ready.head);
+}
+
+void xy_tasks_reap(struct xy_tasks *ts)
+{
+	while (ts->dead.head)
+		task_free(ts->dead.head);
+}
+
+/* ------------------------------------------------------------ outputs */
+
+/* On the thread pool: finds, hashes and makes read-only each output. The
+ * task's spec and sandbox do not change while this runs. */
+static void collect_work(uv_work_t *req)
+{
+	struct collect *c = req->data;
+	struct task *t = c->t;
+	char err[200];
+
+	for (uint32_t i = 0; i < t->spec.n_outputs; i++) {
+		struct out_res *o = &c->res[i];
+		const char *name = t->spec.outputs[i].name;
+
+		if (xy_sandbox_output(t->sandbox, name, o->path,
+				      sizeof o->path, o->text,
+				      sizeof o->text) < 0) {
+			o->missing = errno == ENOENT;
+			o->bad = !o->missing;
+			continue;
+		}
+		if (xy_object_hash(o->path, o->id, &o->kind, &o->size, err,
+				   sizeof err) < 0) {
+			snprintf(o->text, sizeof o->text, "output '%s': %s",
+				 name, err);
+			o->bad = 1;
+			continue;
+		}
+		if (xy_object_make_readonly(o->path) < 0)
+			XY_LOGW("tasks", "cannot make %s read-only: %s",
+				o->path, strerror(errno));
+	}
+}
+
+/* Back on the loop: moves the outputs into the cache and reports. A
+ * missing or unreadable output fails a task that had exited 0; a cache
+ * that cannot take an output is the worker's failure. */
+static void collect_after(uv_work_t *req, int status)
+{
+	struct collect *c = req->data;
+	struct task *t = c->t;
+	uint32_t n = 0, nout = t->spec.n_outputs;
+	struct xy_done_output *outs = calloc(nout, sizeof *outs);
+	int result = t->result;
+	char err[256];
+
+	t->busy--;
+	for (uint32_t i = 0; !t->reported && i < nout; i++) {
+		struct out_res *o = &c->res[i];
+		struct xy_task_output *spec = &t->spec.outputs[i];
+
+		if (status < 0 || !outs) {
+			result = XY_RESULT_WORKER_FAILED;
+			snprintf(t->message, sizeof t->message,
+				 "cannot collect outputs");
+			break;
+		}
+		if (o->missing || o->bad) {
+			if (result == XY_RESULT_SUCCESS) {
+				result = XY_RESULT_APP_FAILED;
+				if (o->missing)
+					snprintf(t->message, sizeof t->message,
+						 "output '%s' was not created",
+						 spec->name);
+				else
+					snprintf(t->message, sizeof t->message,
+						 "%s", o->text);
+			}
+			continue;
+		}
+		if (xy_cache_adopt(t->ts->o.cache, o->path, o->id, o->kind,
+				   spec->level, o->size, err, sizeof err) < 0) {
+			result = XY_RESULT_WORKER_FAILED;
+			snprintf(t->message, sizeof t->message, "output '%s': %s",
+				 spec->name, err);
+			continue;
+		}
+		outs[n].name = spec->name;
+		memcpy(outs[n].id, o->id, XY_ID_LEN);
+		outs[n].kind = o->kind;
+		outs[n].size = o->size;
+		n++;
+	}
+	free(c->res);
+	free(c);
+	task_end(t, result, t->message, outs, n);
+	free(outs);
+	maybe_retire(t);
+}
+
+static void collect_start(struct task *t)
+{
+	struct collect *c = calloc(1, sizeof *c);
+
+	if (c)
+		c->res = calloc(t->spec.n_outputs, sizeof *c->res);
+	if (!c || !c->res) {
+		free(c);
+		task_fail(t, XY_RESULT_WORKER_FAILED, "out of memory");
+		return;
+	}
+	c->t = t;
+	c->req.data = c;
+	if (uv_queue_work(t->ts->o.loop, &c->req, collect_work,
+			  collect_after) < 0) {
+		free(c->res);
+		free(c);
+		task_fail(t, XY_RESULT_WORKER_FAILED,
+			  "cannot queue output hashing");
+		return;
+	}
+	t->state = T_COLLECTING;
+	t->busy++;
+}
+
+/* The process has ended and its output is read. A task without outputs
+ * is reported here and now, with no thread hop. */
+static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
+			 void *arg)
+{
+	struct task *t = arg;
+
+	t->proc = NULL;
+	xy_proc_release(p);
+	t->end_us = wall_us();
+	t->exit_code = r->exit_code;
+	t->output = r->output;
+	t->output_len = r->output_len;
+	t->truncated = r->truncated;
+	if (t->reported) {
+		maybe_retire(t);
+		return;
+	}
+	switch (r->end) {
+	case XY_PROC_LIMIT:
+		task_end(t, XY_RESULT_RESOURCES_EXHAUSTED, r->message, NULL,
+			 0);
+		return;
+	case XY_PROC_KILLED:
+		task_end(t, XY_RESULT_CANCELLED, "killed", NULL, 0);
+		return;
+	case XY_PROC_SIGNALED:
+		t->result = XY_RESULT_APP_FAILED;
+		snprintf(t->message, sizeof t->message,
+			 "killed by signal %d (%s)", r->signal,
+			 strsignal(r->signal));
+		break;
+	default:
+		t->result = r->exit_code ? XY_RESULT_APP_FAILED
+					 : XY_RESULT_SUCCESS;
+		if (r->exit_code)
+			snprintf(t->message, sizeof t->message,
+				 "exited with status %d", r->exit_code);
+		break;
+	}
+	if (!t->spec.n_outputs)
+		task_end(t, t->result, t->message, NULL, 0);
+	else
+		collect_start(t);
+}
+
+/* ------------------------------------------------ cancel and shutdown */
+
+int xy_tasks_cancel(struct xy_tasks *ts, uint64_t task_id)
+{
+	struct task *t = *slot(ts, task_id);
+
+	if (!t) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (t->proc)
+		xy_proc_kill(t->proc);
+	task_end(t, XY_RESULT_CANCELLED, "cancelled by the manager", NULL, 0);
+	return 0;
+}
+
+int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, i;
+	struct task *t;
+
+	*ids = NULL;
+	if (ts->count && !(v = malloc(ts->count * sizeof *v)))
+		return -1;
+	for (i = 0; i < TBUCKETS; i++)
+		for (t = ts->table[i]; t; t = t->hnext)
+			v[n++] = t->spec.task_id;
+	if (!n) {
+		free(v);
+		v = NULL;
+	}
+	*ids = v;
+	return (int64_t)n;
+}
+
+void xy_tasks_abort_all(struct xy_tasks *ts)
+{
+	struct task *t;
+
+	ts->quiet = 1;
+	for (size_t i = 0; i < TBUCKETS; i++) {
+		while ((t = ts->table[i])) {
+			if (t->proc)
+				xy_proc_kill(t->proc);
+			task_end(t, XY_RESULT_CANCELLED, "worker stopping",
+				 NULL, 0);
+		}
+	}
+}
+
+void xy_tasks_release_all(struct xy_tasks *ts)
+{
+	struct task *t, *next;
+
+	for (t = ts->running.head; t; t = next) {
+		next = t->next;
+		if (t->proc) {
+			xy_proc_release(t->proc);
+			t->proc = NULL;
+			maybe_retire(t);
+		}
+	}
 }

@@ -1,0 +1,710 @@
+/*
+ * worker.c: the `xylem worker` daemon: its command line, its parts (cache,
+ * transfer server, fetcher, process runner, tasks), the control connection
+ * to the manager with its table of message handlers, and the main loop as
+ * a short list of phases. Pairs with worker.h (the entry point the CLI
+ * calls) and with tasks.c, fetch.c, cache.c and exec.c, which do the work.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cache.h"
+#include "conn.h"
+#include "exec.h"
+#include "fetch.h"
+#include "log.h"
+#include "proto.h"
+#include "resources.h"
+#include "tasks.h"
+#include "util.h"
+#include "xfer.h"
+
+#define KEEPALIVE_MS 30000
+#define STOP_POLL_MS 10
+#define STOP_WAIT_MS 2000 /* for killed children to be reaped */
+
+enum phase { W_RUNNING, W_STOPPING, W_DONE };
+
+struct worker_config {
+	char host[256];
+	int port;
+	char *secret;
+	size_t secret_len;
+	char *name;
+	char *xfer_host;
+	const char *cache_dir;
+	struct xy_resources res; /* from the flags; 0 or -1: detect */
+	int set_cores, set_memory, set_disk, set_gpus;
+};
+
+struct xy_worker {
+	struct worker_config cfg;
+	uv_loop_t loop;
+	int loop_ready;
+	struct xy_cache *cache;
+	struct xy_xfer_server *xfer;
+	struct xy_exec *exec;
+	struct xy_fetcher *fetcher;
+	struct xy_tasks *tasks;
+	struct xy_conn *conn;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t keepalive, stop_timer;
+	int handles_ready;
+	enum phase phase;
+	int connected;
+	int exit_code;
+	uint64_t stop_deadline; /* loop ms */
+};
+
+/* ------------------------------------------------------ command line */
+
+static const char usage_text[] =
+	"usage: xylem worker HOST:PORT [options]\n"
+	"\n"
+	"Connects to the manager at HOST:PORT, caches the files it sends, and\n"
+	"runs its tasks in sandboxes.\n"
+	"\n"
+	"  --secret-file F       read the shared secret from F\n"
+	"                        (default: the XYLEM_SECRET variable)\n"
+	"  --cores N             cores to offer (default: all online)\n"
+	"  --memory MB           memory to offer (default: MemTotal)\n"
+	"  --disk MB             disk to offer (default: free space under the "
+	"cache)\n"
+	"  --gpus N              GPUs to offer (default: /dev/nvidia* count)\n"
+	"  --cache DIR           keep the cache in DIR; its forever/ objects\n"
+	"                        survive restarts (default: a temporary\n"
+	"                        directory, removed at exit)\n"
+	"  --name NAME           the worker's name (default: HOSTNAME:PID)\n"
+	"  --transfer-host ADDR  address other hosts use to fetch from this\n"
+	"                        worker (default: the one the manager sees)\n"
+	"  --help                show this help\n";
+
+static int usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "xylem worker: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n\n%s", usage_text);
+	return 2;
+}
+
+/* Parses a decimal count in [min, max]. */
+static int parse_count(const char *opt, const char *s, uint64_t min,
+		       uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (!s || *s < '0' || *s > '9')
+		goto bad;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return usage_error("--%s: '%s' is not a whole number from %" PRIu64
+			   " to %" PRIu64, opt, s ? s : "", min, max);
+}
+
+enum {
+	O_SECRET = 1000,
+	O_CORES,
+	O_MEMORY,
+	O_DISK,
+	O_GPUS,
+	O_CACHE,
+	O_NAME,
+	O_XFER_HOST,
+	O_HELP
+};
+
+static const struct option long_opts[] = {
+	{"secret-file", required_argument, NULL, O_SECRET},
+	{"cores", required_argument, NULL, O_CORES},
+	{"memory", required_argument, NULL, O_MEMORY},
+	{"disk", required_argument, NULL, O_DISK},
+	{"gpus", required_argument, NULL, O_GPUS},
+	{"cache", required_argument, NULL, O_CACHE},
+	{"name", required_argument, NULL, O_NAME},
+	{"transfer-host", required_argument, NULL, O_XFER_HOST},
+	{"help", no_argument, NULL, O_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+/* Applies one option. Returns -1 to go on, or an exit status. */
+static int apply_option(struct worker_config *cfg, int opt, const char *arg,
+			const char **secret_file)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case O_SECRET:
+		*secret_file = arg;
+		return -1;
+	case O_CACHE:
+		cfg->cache_dir = arg;
+		return -1;
+	case O_NAME:
+		if (!*arg || strlen(arg) >= XY_MAX_NAME)
+			return usage_error("--name: must be 1 to %d bytes",
+					   XY_MAX_NAME - 1);
+		cfg->name = strdup(arg);
+		return cfg->name ? -1 : 1;
+	case O_XFER_HOST:
+		if (strlen(arg) >= XY_MAX_NAME)
+			return usage_error("--transfer-host: too long");
+		cfg->xfer_host = strdup(arg);
+		return cfg->xfer_host ? -1 : 1;
+	case O_HELP:
+		fputs(usage_text, stdout);
+		return 0;
+	case O_CORES:
+		if (parse_count("cores", arg, 1, 1u << 20, &v))
+			return 2;
+		cfg->res.cores = (uint32_t)v;
+		cfg->set_cores = 1;
+		return -1;
+	case O_MEMORY:
+	case O_DISK:
+		if (parse_count(opt == O_MEMORY ? "memory" : "disk", arg, 1,
+				UINT64_C(1) << 40, &v))
+			return 2;
+		if (opt == O_MEMORY)
+			cfg->res.memory_mb = v, cfg->set_memory = 1;
+		else
+			cfg->res.disk_mb = v, cfg->set_disk = 1;
+		return -1;
+	case O_GPUS:
+		if (parse_count("gpus", arg, 0, 4096, &v))
+			return 2;
+		cfg->res.gpus = (uint32_t)v;
+		cfg->set_gpus = 1;
+		return -1;
+	}
+	return 2;
+}
+
+/* The secret comes from --secret-file, else from XYLEM_SECRET. */
+static int load_secret(struct worker_config *cfg, const char *file)
+{
+	char err[512];
+	const char *env;
+
+	if (file) {
+		cfg->secret = xy_read_secret(file, &cfg->secret_len, err,
+					     sizeof err);
+		if (!cfg->secret) {
+			fprintf(stderr, "xylem worker: %s\n", err);
+			return 2;
+		}
+		return -1;
+	}
+	env = getenv("XYLEM_SECRET");
+	if (!env || !*env) {
+		fprintf(stderr, "xylem worker: no secret: use --secret-file F "
+				"or set XYLEM_SECRET\n");
+		return 2;
+	}
+	cfg->secret = strdup(env);
+	cfg->secret_len = strlen(env);
+	return cfg->secret ? -1 : 1;
+}
+
+/* Parses argv (argv[0] is "worker"). Returns -1 to run, or the exit
+ * status to return at once. */
+static int parse_args(struct worker_config *cfg, int argc, char **argv)
+{
+	const char *secret_file = NULL, *target = NULL;
+	int opt, r;
+
+	optind = 0; /* a fresh scan, whatever ran getopt before */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+		if (opt == 'h')
+			opt = O_HELP;
+		if (opt == '?')
+			return usage_error("unknown option '%s'",
+					   argv[optind - 1]);
+		if (opt == ':')
+			return usage_error("option '%s' needs a value",
+					   argv[optind - 1]);
+		r = apply_option(cfg, opt, optarg, &secret_file);
+		if (r >= 0)
+			return r;
+	}
+	for (; optind < argc; optind++) {
+		if (target)
+			return usage_error("unexpected argument '%s'",
+					   argv[optind]);
+		target = argv[optind];
+	}
+	if (!target)
+		return usage_error("missing the manager's HOST:PORT");
+	if (xy_parse_hostport(target, cfg->host, sizeof cfg->host,
+			      &cfg->port) < 0 ||
+	    cfg->port < 1 || cfg->port > 65535)
+		return usage_error("'%s' is not HOST:PORT", target);
+	return load_secret(cfg, secret_file);
+}
+
+static void free_config(struct worker_config *cfg)
+{
+	if (cfg->secret)
+		memset(cfg->secret, 0, cfg->secret_len);
+	free(cfg->secret);
+	free(cfg->name);
+	free(cfg->xfer_host);
+}
+
+/* ---------------------------------------------------------- sending */
+
+static void send_msg(struct xy_worker *w, unsigned type, union xy_msg *m)
+{
+	if (!w->conn || xy_conn_closing(w->conn))
+		return;
+	if (xy_conn_send(w->conn, type, m) < 0)
+		XY_LOGW("worker", "cannot send %s: %s", xy_msg_name(type),
+			strerror(errno));
+}
+
+static void send_hello(struct xy_worker *w)
+{
+	union xy_msg m;
+	char host[256] = "";
+
+	memset(&m, 0, sizeof m);
+	gethostname(host, sizeof host - 1);
+	m.hello.name = w->cfg.name;
+	m.hello.hostname = host;
+	m.hello.cores = w->cfg.res.cores;
+	m.hello.memory_mb = w->cfg.res.memory_mb;
+	m.hello.disk_mb = w->cfg.res.disk_mb;
+	m.hello.gpus = w->cfg.res.gpus;
+	m.hello.xfer_host = w->cfg.xfer_host ? w->cfg.xfer_host : "";
+	m.hello.xfer_port = (uint16_t)xy_xfer_server_port(w->xfer);
+	if (xy_cache_inventory(w->cache, &m.hello.items, &m.hello.n_items) < 0)
+		XY_LOGW("worker", "out of memory listing the cache");
+	send_msg(w, XY_MSG_HELLO, &m);
+	XY_LOGI("worker", "connected to %s as %s (%" PRIu32 " cores, %" PRIu64
+		" MB memory, %" PRIu64 " MB disk, %" PRIu32 " GPUs, %" PRIu32
+		" cached objects)", xy_conn_peer(w->conn), w->cfg.name,
+		m.hello.cores, m.hello.memory_mb, m.hello.disk_mb,
+		m.hello.gpus, m.hello.n_items);
+	free(m.hello.items);
+}
+
+static void send_cache_update(struct xy_worker *w,
+			      const struct xy_fetch_result *r)
+{
+	union xy_msg m;
+
+	memset(&m, 0, sizeof m);
+	memcpy(m.cache_update.id, r->id, XY_ID_LEN);
+	m.cache_update.kind = r->kind;
+	m.cache_update.status = (uint8_t)r->status;
+	m.cache_update.size = r->size;
+	m.cache_update.elapsed_us = r->elapsed_us;
+	m.cache_update.text = (char *)(r->text ? r->text : "");
+	send_msg(w, XY_MSG_CACHE_UPDATE, &m);
+}
+
+/* tasks.c reports a task's end. */
+static void on_task_done(void *arg, const struct xy_msg_task_done *d)
+{
+	union xy_msg m;
+
+	m.task_done = *d;
+	send_msg(arg, XY_MSG_TASK_DONE, &m);
+}
+
+/* fetch.c reports a fetch's end: one CACHE_UPDATE per FETCH it answers,
+ * then the tasks waiting on the object go on. */
+static void on_fetched(void *arg, const struct xy_fetch_result *r)
+{
+	struct xy_worker *w = arg;
+
+	if (r->status != XY_OBJ_OK)
+		XY_LOGW("worker", "fetch failed: %s", r->text);
+	for (unsigned i = 0; i < r->requests; i++)
+		send_cache_update(w, r);
+	xy_tasks_object_ready(w->tasks, r->id, r->status, r->text);
+}
+
+/* --------------------------------------------------------- stopping */
+
+/* Wakes the loop while stopping, so the stop phase can look again. */
+static void on_stop_poll(uv_timer_t *t)
+{
+}
+
+/* Starts the end: tell the manager which tasks it gets back (unless it
+ * asked us to stop, or is gone), kill every task's process group, and
+ * close the connection once BYE is out (conn.c flushes at close). The
+ * stop phase finishes when the children are reaped. */
+static void begin_stop(struct xy_worker *w, int bye, const char *why)
+{
+	union xy_msg m;
+	int64_t n;
+
+	if (w->phase != W_RUNNING)
+		return;
+	XY_LOGI("worker", "stopping: %s", why);
+	w->phase = W_STOPPING;
+	if (bye && w->conn && w->connected) {
+		memset(&m, 0, sizeof m);
+		n = xy_tasks_unfinished(w->tasks, &m.bye.task_ids);
+		m.bye.n_tasks = n > 0 ? (uint32_t)n : 0;
+		send_msg(w, XY_MSG_BYE, &m);
+		free(m.bye.task_ids);
+	}
+	xy_tasks_abort_all(w->tasks);
+	if (w->conn)
+		xy_conn_close(w->conn, why);
+	uv_timer_stop(&w->keepalive);
+	w->stop_deadline = uv_now(&w->loop) + STOP_WAIT_MS;
+	uv_timer_start(&w->stop_timer, on_stop_poll, STOP_POLL_MS,
+		       STOP_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct xy_worker *w = s->data;
+
+	begin_stop(w, 1, signum == SIGINT ? "interrupted" : "terminated");
+}
+
+static void on_keepalive(uv_timer_t *t)
+{
+	send_msg(t->data, XY_MSG_KEEPALIVE, NULL);
+}
+
+/* ------------------------------------------------- control messages */
+
+static void handle_task(struct xy_worker *w, union xy_msg *m)
+{
+	uint64_t id = m->task.task_id;
+
+	if (xy_tasks_submit(w->tasks, &m->task) < 0)
+		XY_LOGW("worker", "task %" PRIu64 " refused: %s", id,
+			errno == EEXIST ? "already here" : strerror(errno));
+}
+
+static void handle_fetch(struct xy_worker *w, union xy_msg *m)
+{
+	struct xy_msg_fetch *f = &m->fetch;
+	struct xy_fetch_result r;
+	struct xy_cache_info info;
+
+	memset(&r, 0, sizeof r);
+	memcpy(r.id, f->id, XY_ID_LEN);
+	r.kind = f->kind;
+	r.level = f->level;
+	r.text = "";
+	if (xy_cache_find(w->cache, f->id, &info) == 0) {
+		/* Already here; a FOREVER request still moves it. */
+		xy_cache_insert(w->cache, f->id, info.kind, f->level,
+				info.size);
+		r.kind = info.kind;
+		r.size = info.size;
+		send_cache_update(w, &r);
+		return;
+	}
+	/* An empty source host means the manager's own transfer server, at
+	 * the address this worker reached the manager on. */
+	if (!f->host || !*f->host) {
+		free(f->host);
+		f->host = strdup(w->cfg.host);
+	}
+	if (xy_fetcher_request(w->fetcher, f) < 0) {
+		r.status = XY_OBJ_FAILED;
+		r.text = "out of memory";
+		send_cache_update(w, &r);
+	}
+}
+
+static void handle_cancel(struct xy_worker *w, union xy_msg *m)
+{
+	if (xy_tasks_cancel(w->tasks, m->cancel.task_id) < 0)
+		XY_LOGD("worker", "cancel: no task %" PRIu64,
+			m->cancel.task_id);
+}
+
+static void handle_unlink(struct xy_worker *w, union xy_msg *m)
+{
+	if (xy_cache_unlink(w->cache, m->unlink.id) < 0)
+		XY_LOGD("worker", "unlink: object not cached");
+}
+
+static void handle_keepalive(struct xy_worker *w, union xy_msg *m)
+{
+}
+
+static void handle_shutdown(struct xy_worker *w, union xy_msg *m)
+{
+	w->exit_code = 0;
+	begin_stop(w, 0, "shut down by the manager");
+}
+
+typedef void (*handler_fn)(struct xy_worker *w, union xy_msg *m);
+
+static const handler_fn handlers[XY_MSG_MAX] = {
+	[XY_MSG_TASK] = handle_task,
+	[XY_MSG_FETCH] = handle_fetch,
+	[XY_MSG_CANCEL] = handle_cancel,
+	[XY_MSG_KEEPALIVE] = handle_keepalive,
+	[XY_MSG_UNLINK] = handle_unlink,
+	[XY_MSG_SHUTDOWN] = handle_shutdown,
+};
+
+static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
+{
+	struct xy_worker *w = xy_conn_data(c);
+	char why[64];
+
+	if (w->phase != W_RUNNING)
+		return;
+	if (type >= XY_MSG_MAX || !handlers[type]) {
+		snprintf(why, sizeof why, "unexpected %s from the manager",
+			 xy_msg_name(type));
+		XY_LOGE("worker", "%s", why);
+		xy_conn_close(c, why);
+		return;
+	}
+	handlers[type](w, m);
+}
+
+static void on_ready(struct xy_conn *c, uint8_t role)
+{
+	struct xy_worker *w = xy_conn_data(c);
+
+	w->connected = 1;
+	send_hello(w);
+	uv_timer_start(&w->keepalive, on_keepalive, KEEPALIVE_MS,
+		       KEEPALIVE_MS);
+}
+
+static void on_close(struct xy_conn *c, const char *reason)
+{
+	struct xy_worker *w = xy_conn_data(c);
+
+	w->conn = NULL;
+	if (w->phase != W_RUNNING)
+		return;
+	if (w->connected)
+		XY_LOGE("worker", "lost the manager at %s:%d: %s", w->cfg.host,
+			w->cfg.port, reason);
+	else
+		XY_LOGE("worker", "cannot connect to the manager at %s:%d: %s",
+			w->cfg.host, w->cfg.port, reason);
+	w->exit_code = 1;
+	begin_stop(w, 0, "no manager");
+}
+
+/* ------------------------------------------------------ setting up */
+
+static int open_cache(struct xy_worker *w)
+{
+	char err[512];
+	struct xy_resources found;
+
+	w->cache = xy_cache_open(w->cfg.cache_dir, err, sizeof err);
+	if (!w->cache) {
+		XY_LOGE("worker", "%s", err);
+		return -1;
+	}
+	xy_resources_detect(&found, xy_cache_root(w->cache));
+	if (!w->cfg.set_cores)
+		w->cfg.res.cores = found.cores;
+	if (!w->cfg.set_memory)
+		w->cfg.res.memory_mb = found.memory_mb;
+	if (!w->cfg.set_disk)
+		w->cfg.res.disk_mb = found.disk_mb;
+	if (!w->cfg.set_gpus)
+		w->cfg.res.gpus = found.gpus;
+	return 0;
+}
+
+static int start_parts(struct xy_worker *w)
+{
+	struct xy_tasks_opts to;
+	char err[512];
+
+	w->xfer = xy_xfer_server_start(NULL, 0, w->cfg.secret,
+				       w->cfg.secret_len, xy_cache_lookup,
+				       w->cache, err, sizeof err);
+	if (!w->xfer) {
+		XY_LOGE("worker", "cannot start the transfer server: %s", err);
+		return -1;
+	}
+	w->exec = xy_exec_create(&w->loop);
+	w->fetcher = xy_fetcher_create(&w->loop, w->cache, w->cfg.secret,
+				       w->cfg.secret_len, XY_FETCH_THREADS,
+				       on_fetched, w, err, sizeof err);
+	if (!w->exec || !w->fetcher) {
+		XY_LOGE("worker", "cannot start: %s",
+			w->fetcher ? "out of memory" : err);
+		return -1;
+	}
+	memset(&to, 0, sizeof to);
+	to.loop = &w->loop;
+	to.cache = w->cache;
+	to.fetcher = w->fetcher;
+	to.exec = w->exec;
+	to.gpus = w->cfg.res.gpus;
+	to.on_done = on_task_done;
+	to.arg = w;
+	w->tasks = xy_tasks_create(&to);
+	if (!w->tasks) {
+		XY_LOGE("worker", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void init_handles(struct xy_worker *w)
+{
+	uv_signal_init(&w->loop, &w->sigterm);
+	uv_signal_init(&w->loop, &w->sigint);
+	uv_timer_init(&w->loop, &w->keepalive);
+	uv_timer_init(&w->loop, &w->stop_timer);
+	w->sigterm.data = w->sigint.data = w;
+	w->keepalive.data = w->stop_timer.data = w;
+	uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&w->sigint, on_signal, SIGINT);
+	w->handles_ready = 1;
+}
+
+static int connect_manager(struct xy_worker *w)
+{
+	struct xy_conn_opts co;
+
+	memset(&co, 0, sizeof co);
+	co.secret = w->cfg.secret;
+	co.secret_len = w->cfg.secret_len;
+	co.role = XY_ROLE_WORKER;
+	co.on_ready = on_ready;
+	co.on_msg = on_msg;
+	co.on_close = on_close;
+	co.data = w;
+	w->conn = xy_conn_connect(&w->loop, w->cfg.host, w->cfg.port, &co);
+	if (!w->conn) {
+		XY_LOGE("worker", "cannot connect to %s:%d: out of memory",
+			w->cfg.host, w->cfg.port);
+		return -1;
+	}
+	return 0;
+}
+
+static int worker_setup(struct xy_worker *w)
+{
+	char host[256] = "";
+
+	if (uv_loop_init(&w->loop) < 0) {
+		XY_LOGE("worker", "cannot make an event loop");
+		return -1;
+	}
+	w->loop_ready = 1;
+	if (!w->cfg.name) {
+		gethostname(host, sizeof host - 1);
+		if (asprintf(&w->cfg.name, "%s:%d", host, (int)getpid()) < 0) {
+			w->cfg.name = NULL;
+			return -1;
+		}
+	}
+	if (open_cache(w) < 0 || start_parts(w) < 0)
+		return -1;
+	init_handles(w);
+	return connect_manager(w);
+}
+
+/* Closes everything in reverse order of setup. Processes still alive are
+ * given up (they were killed in the stop phase); the loop then runs dry,
+ * which waits for thread pool work, before tasks and cache go. */
+static void worker_teardown(struct xy_worker *w)
+{
+	if (w->tasks) {
+		xy_tasks_abort_all(w->tasks);
+		xy_tasks_release_all(w->tasks);
+	}
+	if (w->conn)
+		xy_conn_close(w->conn, "worker exiting");
+	if (w->handles_ready) {
+		uv_close((uv_handle_t *)&w->stop_timer, NULL);
+		uv_close((uv_handle_t *)&w->keepalive, NULL);
+		uv_close((uv_handle_t *)&w->sigint, NULL);
+		uv_close((uv_handle_t *)&w->sigterm, NULL);
+	}
+	xy_fetcher_stop(w->fetcher);
+	xy_exec_destroy(w->exec);
+	xy_xfer_server_stop(w->xfer);
+	if (w->loop_ready) {
+		uv_run(&w->loop, UV_RUN_DEFAULT);
+		xy_tasks_destroy(w->tasks);
+		if (uv_loop_close(&w->loop) < 0)
+			XY_LOGW("worker", "event loop still busy at exit");
+	}
+	xy_cache_close(w->cache);
+	free_config(&w->cfg);
+}
+
+/* ---------------------------------------------------------- the loop */
+
+/* Phase: once stopping, finish when the connection is closed and the
+ * killed children are reaped, or when waiting for them took too long. */
+static void phase_stop(struct xy_worker *w)
+{
+	if (w->phase != W_STOPPING || w->conn)
+		return;
+	if (xy_exec_live(w->exec) == 0 ||
+	    uv_now(&w->loop) >= w->stop_deadline)
+		w->phase = W_DONE;
+}
+
+static void worker_run(struct xy_worker *w)
+{
+	while (w->phase != W_DONE) {
+		uv_run(&w->loop, UV_RUN_ONCE); /* messages, children, timers */
+		xy_tasks_start_ready(w->tasks); /* tasks with every input */
+		xy_tasks_reap(w->tasks);        /* tasks that have let go */
+		phase_stop(w);
+	}
+}
+
+int xy_worker_main(int argc, char **argv)
+{
+	struct xy_worker w;
+	int r;
+
+	memset(&w, 0, sizeof w);
+	r = parse_args(&w.cfg, argc, argv);
+	if (r >= 0) {
+		free_config(&w.cfg);
+		return r;
+	}
+	xy_log_set_level(XY_LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	if (worker_setup(&w) < 0)
+		w.exit_code = 1;
+	else
+		worker_run(&w);
+	worker_teardown(&w);
+	return w.exit_code;
+}

@@ -14,6 +14,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Under the sanitizers (scripts/test.sh sets XYLEM_SANITIZED) everything is
+# several times slower: every timeout stretches by this factor.
+SLOW = 4 if os.environ.get("XYLEM_SANITIZED") else 1
+
 
 def find_binary():
     env = os.environ.get("XYLEM_BIN")
@@ -46,7 +50,7 @@ def task(tid, command, inputs=(), outputs=(), **extra):
 
 def wait_for(cond, timeout, interval=0.05, what="condition"):
     """Polls cond() until it is true; fails the test after timeout."""
-    end = time.monotonic() + timeout
+    end = time.monotonic() + timeout * SLOW
     while time.monotonic() < end:
         value = cond()
         if value:
@@ -116,7 +120,7 @@ class Proc:
     def wait(self, timeout):
         """Waits for the exit; returns the exit status."""
         try:
-            rc = self.p.wait(timeout)
+            rc = self.p.wait(timeout * SLOW)
         except subprocess.TimeoutExpired:
             kill_group(self.p)
             self.p.wait(5)
@@ -141,6 +145,12 @@ class Proc:
         # parent (PR_SET_PDEATHSIG); nothing else to do here.
 
 
+class Result:
+    def __init__(self, returncode, output):
+        self.returncode = returncode
+        self.output = output
+
+
 class Xylem:
     """Starts xylem commands for one test and cleans up after it."""
 
@@ -152,12 +162,12 @@ class Xylem:
         self.env.setdefault("TMPDIR", str(tmp_path))
 
     def run(self, *args, timeout=120, env=None):
-        """Runs xylem to completion; returns a CompletedProcess whose
-        .output is stdout and stderr together."""
+        """Runs xylem to completion; returns a Result with .returncode and
+        .output (stdout and stderr together)."""
         p = Proc([self.bin, *map(str, args)], env=env or self.env)
         self.procs.append(p)
         rc = p.wait(timeout)
-        return subprocess.CompletedProcess(p.args, rc, p.output, None)
+        return Result(rc, p.output)
 
     def start(self, *args, env=None):
         p = Proc([self.bin, *map(str, args)], env=env or self.env)

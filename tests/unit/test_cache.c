@@ -1,0 +1,492 @@
+/*
+ * test_cache.c: unit tests of the worker's content-addressed cache
+ * (cache.c): insert, lookup, reference counts, unlink, levels, the forever/
+ * inventory across a reopen, the lock; and of the sandbox code in exec.c
+ * that links inputs and finds outputs, which must refuse hostile names.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "exec.h"
+#include "harness.h"
+#include "object.h"
+#include "util.h"
+#include "xylem.h"
+
+/* dir/name in one of a ring of buffers: valid for the next 63 calls,
+ * which is longer than any test here needs. */
+static char *path_in(const char *dir, const char *name)
+{
+	static char buf[64][PATH_MAX];
+	static int k;
+	char *p = buf[k++ % 64];
+	size_t a = strlen(dir), b = strlen(name);
+
+	XY_CHECK(a + b + 2 <= PATH_MAX);
+	memmove(p, dir, a);
+	p[a] = '/';
+	memcpy(p + a + 1, name, b + 1);
+	return p;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	XY_CHECK(f);
+	fputs(text, f);
+	XY_CHECK(fclose(f) == 0);
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* Writes text to a fresh file in the cache's tmp/ and adopts it. */
+static void put_text(struct xy_cache *c, const char *text, uint8_t level,
+		     uint8_t id[XY_ID_LEN])
+{
+	static int n;
+	char src[PATH_MAX], err[256];
+	uint8_t kind;
+	uint64_t size;
+
+	snprintf(src, sizeof src, "%s/in.%d", xy_cache_tmp(c), n++);
+	write_file(src, text);
+	XY_CHECK(xy_object_hash(src, id, &kind, &size, err, sizeof err) == 0);
+	XY_CHECK_EQ(kind, XY_KIND_FILE);
+	XY_CHECK(xy_cache_adopt(c, src, id, kind, level, size, err,
+				sizeof err) == 0);
+	XY_CHECK(!exists(src));
+}
+
+static struct xy_cache *open_in(const char *name)
+{
+	char err[256];
+	struct xy_cache *c = xy_cache_open(path_in(xy_test_tmpdir(), name),
+					   err, sizeof err);
+
+	if (!c)
+		fprintf(stderr, "open: %s\n", err);
+	XY_CHECK(c);
+	return c;
+}
+
+static void t_insert_lookup(void)
+{
+	struct xy_cache *c = open_in("c");
+	struct xy_cache_info info;
+	uint8_t id[XY_ID_LEN], id2[XY_ID_LEN], kind = 9;
+	char path[PATH_MAX], want[PATH_MAX];
+	size_t len;
+	char *body;
+
+	memset(id, 0, sizeof id);
+	XY_CHECK(xy_cache_lookup(c, id, path, sizeof path, &kind) < 0);
+	put_text(c, "hello", XY_CACHE_WORKER, id);
+	XY_CHECK_EQ(xy_cache_count(c), 1);
+	XY_CHECK(xy_cache_lookup(c, id, path, sizeof path, &kind) == 0);
+	XY_CHECK_EQ(kind, XY_KIND_FILE);
+	XY_CHECK(xy_cache_path(c, id, XY_CACHE_WORKER, want, sizeof want) ==
+		 0);
+	XY_CHECK(!strcmp(path, want));
+	XY_CHECK(strstr(path, "/objects/"));
+	body = xy_read_file(path, 100, &len);
+	XY_CHECK(body && len == 5 && !memcmp(body, "hello", 5));
+	free(body);
+	XY_CHECK(access(path, W_OK) < 0 || geteuid() == 0);
+	XY_CHECK(xy_cache_find(c, id, &info) == 0);
+	XY_CHECK_EQ(info.size, 5);
+	XY_CHECK_EQ(info.level, XY_CACHE_WORKER);
+	XY_CHECK_EQ(info.refs, 0);
+
+	/* The same content again: the new copy goes, the entry stays. */
+	put_text(c, "hello", XY_CACHE_WORKER, id2);
+	XY_CHECK(!memcmp(id, id2, XY_ID_LEN));
+	XY_CHECK_EQ(xy_cache_count(c), 1);
+
+	/* A path too small is refused, not truncated. */
+	XY_CHECK(xy_cache_lookup(c, id, path, 10, &kind) < 0);
+	xy_cache_close(c);
+}
+
+static void t_refcount_unlink(void)
+{
+	struct xy_cache *c = open_in("c");
+	struct xy_cache_info info;
+	uint8_t id[XY_ID_LEN], none[XY_ID_LEN];
+	char path[PATH_MAX];
+
+	memset(none, 7, sizeof none);
+	put_text(c, "data", XY_CACHE_WORKFLOW, id);
+	XY_CHECK(xy_cache_path(c, id, XY_CACHE_WORKFLOW, path, sizeof path) ==
+		 0);
+	XY_CHECK(xy_cache_incref(c, id) == 0);
+	XY_CHECK(xy_cache_incref(c, id) == 0);
+	XY_CHECK(xy_cache_incref(c, none) < 0 && errno == ENOENT);
+	XY_CHECK(xy_cache_find(c, id, &info) == 0 && info.refs == 2);
+
+	/* In use: the unlink waits for the last reference. */
+	XY_CHECK_EQ(xy_cache_unlink(c, id), 1);
+	XY_CHECK(exists(path));
+	xy_cache_decref(c, id);
+	XY_CHECK(xy_cache_find(c, id, NULL) == 0 && exists(path));
+	xy_cache_decref(c, id);
+	XY_CHECK(xy_cache_find(c, id, NULL) < 0);
+	XY_CHECK(!exists(path));
+	XY_CHECK_EQ(xy_cache_count(c), 0);
+
+	/* Unused: gone at once; absent: ENOENT. */
+	put_text(c, "more", XY_CACHE_WORKER, id);
+	XY_CHECK_EQ(xy_cache_unlink(c, id), 0);
+	XY_CHECK(xy_cache_find(c, id, NULL) < 0);
+	XY_CHECK(xy_cache_unlink(c, id) < 0 && errno == ENOENT);
+	xy_cache_decref(c, none); /* harmless */
+	xy_cache_close(c);
+}
+
+static void t_task_level_dropped(void)
+{
+	struct xy_cache *c = open_in("c");
+	uint8_t t[XY_ID_LEN], w[XY_ID_LEN];
+
+	put_text(c, "for one task", XY_CACHE_TASK, t);
+	put_text(c, "for the worker", XY_CACHE_WORKER, w);
+	/* Not dropped merely for having no users yet. */
+	XY_CHECK(xy_cache_find(c, t, NULL) == 0);
+	XY_CHECK(xy_cache_incref(c, t) == 0);
+	XY_CHECK(xy_cache_incref(c, t) == 0);
+	XY_CHECK(xy_cache_incref(c, w) == 0);
+	xy_cache_decref(c, t);
+	XY_CHECK(xy_cache_find(c, t, NULL) == 0);
+	xy_cache_decref(c, t);
+	XY_CHECK(xy_cache_find(c, t, NULL) < 0);
+	xy_cache_decref(c, w);
+	XY_CHECK(xy_cache_find(c, w, NULL) == 0);
+	xy_cache_close(c);
+}
+
+/* Makes a small tree in the cache's tmp/ and adopts it as a directory. */
+static void put_dir(struct xy_cache *c, uint8_t level, uint8_t id[XY_ID_LEN],
+		    uint64_t *size)
+{
+	char dir[PATH_MAX], err[256];
+	uint8_t kind;
+
+	snprintf(dir, sizeof dir, "%s/tree", xy_cache_tmp(c));
+	XY_CHECK(mkdir(dir, 0755) == 0);
+	XY_CHECK(mkdir(path_in(dir, "sub"), 0755) == 0);
+	write_file(path_in(dir, "a"), "aaa");
+	write_file(path_in(dir, "sub/b"), "bb");
+	XY_CHECK(xy_object_hash(dir, id, &kind, size, err, sizeof err) == 0);
+	XY_CHECK_EQ(kind, XY_KIND_DIR);
+	XY_CHECK(xy_object_make_readonly(dir) == 0);
+	XY_CHECK(xy_cache_adopt(c, dir, id, kind, level, *size, err,
+				sizeof err) == 0);
+}
+
+static void t_forever_reopen(void)
+{
+	struct xy_cache *c = open_in("c");
+	struct xy_inventory_item *items;
+	uint8_t f[XY_ID_LEN], d[XY_ID_LEN], w[XY_ID_LEN], kind;
+	char path[PATH_MAX], wpath[PATH_MAX], junk[PATH_MAX];
+	uint64_t dsize;
+	uint32_t n;
+
+	put_text(c, "keep me", XY_CACHE_FOREVER, f);
+	put_dir(c, XY_CACHE_FOREVER, d, &dsize);
+	put_text(c, "lose me", XY_CACHE_WORKER, w);
+	XY_CHECK(xy_cache_lookup(c, w, wpath, sizeof wpath, &kind) == 0);
+	XY_CHECK(xy_cache_inventory(c, &items, &n) == 0);
+	XY_CHECK_EQ(n, 2);
+	free(items);
+	snprintf(junk, sizeof junk, "%s/forever/partial.part",
+		 xy_cache_root(c));
+	write_file(junk, "x");
+	xy_cache_close(c);
+	XY_CHECK(!exists(wpath));
+
+	c = open_in("c");
+	XY_CHECK(!exists(junk));
+	XY_CHECK_EQ(xy_cache_count(c), 2);
+	XY_CHECK(xy_cache_find(c, w, NULL) < 0);
+	XY_CHECK(xy_cache_lookup(c, f, path, sizeof path, &kind) == 0);
+	XY_CHECK(strstr(path, "/forever/") && kind == XY_KIND_FILE);
+	XY_CHECK(xy_cache_lookup(c, d, path, sizeof path, &kind) == 0);
+	XY_CHECK(kind == XY_KIND_DIR && exists(path_in(path, "sub/b")));
+	XY_CHECK(xy_cache_inventory(c, &items, &n) == 0);
+	XY_CHECK_EQ(n, 2);
+	for (uint32_t i = 0; i < n; i++) {
+		int is_dir = !memcmp(items[i].id, d, XY_ID_LEN);
+
+		XY_CHECK(is_dir || !memcmp(items[i].id, f, XY_ID_LEN));
+		XY_CHECK_EQ(items[i].kind, is_dir ? XY_KIND_DIR : XY_KIND_FILE);
+		XY_CHECK_EQ(items[i].size, is_dir ? dsize : 7);
+		XY_CHECK_EQ(items[i].level, XY_CACHE_FOREVER);
+	}
+	free(items);
+	xy_cache_close(c);
+}
+
+static void t_level_raised(void)
+{
+	struct xy_cache *c = open_in("c");
+	struct xy_cache_info info;
+	uint8_t id[XY_ID_LEN], d[XY_ID_LEN], kind;
+	char before[PATH_MAX], after[PATH_MAX];
+	uint64_t size;
+
+	put_text(c, "promote", XY_CACHE_WORKER, id);
+	XY_CHECK(xy_cache_lookup(c, id, before, sizeof before, &kind) == 0);
+	XY_CHECK(xy_cache_insert(c, id, kind, XY_CACHE_FOREVER, 7) == 0);
+	XY_CHECK(xy_cache_lookup(c, id, after, sizeof after, &kind) == 0);
+	XY_CHECK(strstr(after, "/forever/") && exists(after));
+	XY_CHECK(!exists(before));
+	/* Never lowered. */
+	XY_CHECK(xy_cache_insert(c, id, kind, XY_CACHE_TASK, 7) == 0);
+	XY_CHECK(xy_cache_find(c, id, &info) == 0);
+	XY_CHECK_EQ(info.level, XY_CACHE_FOREVER);
+	/* A read-only directory moves too. */
+	put_dir(c, XY_CACHE_WORKER, d, &size);
+	XY_CHECK(xy_cache_insert(c, d, XY_KIND_DIR, XY_CACHE_FOREVER, size) ==
+		 0);
+	XY_CHECK(xy_cache_lookup(c, d, after, sizeof after, &kind) == 0);
+	XY_CHECK(strstr(after, "/forever/") && exists(path_in(after, "a")));
+	xy_cache_close(c);
+}
+
+static void t_temporary_root(void)
+{
+	char err[256], root[PATH_MAX];
+	struct xy_cache *c;
+
+	setenv("TMPDIR", xy_test_tmpdir(), 1);
+	c = xy_cache_open(NULL, err, sizeof err);
+	XY_CHECK(c);
+	snprintf(root, sizeof root, "%s", xy_cache_root(c));
+	XY_CHECK(!strncmp(root, xy_test_tmpdir(), strlen(xy_test_tmpdir())) ||
+		 strstr(root, "xylem-worker-"));
+	XY_CHECK(exists(path_in(root, "objects")));
+	XY_CHECK(exists(path_in(root, "sandbox")));
+	XY_CHECK(exists(path_in(root, "tmp")));
+	xy_cache_close(c);
+	XY_CHECK(!exists(root));
+}
+
+static void t_one_worker_per_dir(void)
+{
+	struct xy_cache *a = open_in("c"), *b;
+	uint8_t id[XY_ID_LEN];
+	char err[256];
+
+	put_text(a, "mine", XY_CACHE_WORKER, id);
+	b = xy_cache_open(path_in(xy_test_tmpdir(), "c"), err, sizeof err);
+	XY_CHECK(!b);
+	XY_CHECK(strstr(err, "in use"));
+	/* The refused open left the holder's objects alone. */
+	XY_CHECK(xy_cache_find(a, id, NULL) == 0);
+	XY_CHECK(xy_cache_incref(a, id) == 0);
+	xy_cache_close(a);
+	b = open_in("c");
+	xy_cache_close(b);
+}
+
+struct lookers {
+	struct xy_cache *c;
+	uint8_t id[XY_ID_LEN];
+	int stop;
+	long hits;
+};
+
+static void *look(void *arg)
+{
+	struct lookers *l = arg;
+	char path[PATH_MAX];
+	uint8_t kind;
+
+	while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED))
+		if (xy_cache_lookup(l->c, l->id, path, sizeof path, &kind) ==
+		    0)
+			l->hits++;
+	return NULL;
+}
+
+/* Lookups from other threads (the transfer server) while the loop
+ * thread inserts and drops; meant for the sanitizers. */
+static void t_lookup_from_threads(void)
+{
+	struct lookers l;
+	pthread_t th[3];
+	uint8_t id[XY_ID_LEN];
+	char text[32];
+
+	memset(&l, 0, sizeof l);
+	l.c = open_in("c");
+	put_text(l.c, "shared", XY_CACHE_WORKER, l.id);
+	for (int i = 0; i < 3; i++)
+		XY_CHECK(pthread_create(&th[i], NULL, look, &l) == 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(text, sizeof text, "object %d", i);
+		put_text(l.c, text, XY_CACHE_WORKER, id);
+		if (i % 2)
+			XY_CHECK_EQ(xy_cache_unlink(l.c, id), 0);
+	}
+	__atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	XY_CHECK(l.hits > 0);
+	XY_CHECK_EQ(xy_cache_count(l.c), 151);
+	xy_cache_close(l.c);
+}
+
+/* ------------------------------------------------------------ sandboxes */
+
+static void t_sandbox_link(void)
+{
+	const char *tmp = xy_test_tmpdir();
+	char *sb = path_in(tmp, "sb"), *src = path_in(tmp, "src");
+	char err[256];
+	struct stat a, b;
+
+	XY_CHECK(mkdir(sb, 0755) == 0);
+	write_file(src, "input");
+	XY_CHECK(xy_sandbox_link(sb, "a/b/c", src, XY_KIND_FILE, err,
+				 sizeof err) == 0);
+	XY_CHECK(stat(src, &a) == 0 && stat(path_in(sb, "a/b/c"), &b) == 0);
+	XY_CHECK(a.st_ino == b.st_ino); /* a hard link */
+	XY_CHECK(xy_sandbox_link(sb, "top", src, XY_KIND_FILE, err,
+				 sizeof err) == 0);
+	XY_CHECK(xy_sandbox_link(sb, "top", src, XY_KIND_FILE, err,
+				 sizeof err) < 0);
+	XY_CHECK(errno == EEXIST && strstr(err, "top"));
+	/* A directory comes in as a symbolic link. */
+	XY_CHECK(xy_sandbox_link(sb, "dir", tmp, XY_KIND_DIR, err,
+				 sizeof err) == 0);
+	XY_CHECK(lstat(path_in(sb, "dir"), &a) == 0 && S_ISLNK(a.st_mode));
+	/* A name below a file is refused. */
+	XY_CHECK(xy_sandbox_link(sb, "top/x", src, XY_KIND_FILE, err,
+				 sizeof err) < 0);
+	XY_CHECK(errno == ENOTDIR);
+}
+
+static void t_sandbox_hostile_names(void)
+{
+	static const char *bad[] = {
+		"../escape", "/etc/passwd", "a/../../escape", "",   "a//b",
+		".",         "..",          "a/./b",          "a/", "a/..",
+	};
+	const char *tmp = xy_test_tmpdir();
+	char *sb = path_in(tmp, "sb"), *src = path_in(tmp, "src");
+	char *outside = path_in(tmp, "outside");
+	char err[256], path[PATH_MAX];
+
+	XY_CHECK(mkdir(sb, 0755) == 0);
+	XY_CHECK(mkdir(outside, 0755) == 0);
+	write_file(src, "input");
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = '\0';
+		XY_CHECK(xy_sandbox_link(sb, bad[i], src, XY_KIND_FILE, err,
+					 sizeof err) < 0);
+		XY_CHECK_EQ(errno, EINVAL);
+		XY_CHECK(err[0]);
+		XY_CHECK(xy_sandbox_output(sb, bad[i], path, sizeof path, err,
+					   sizeof err) < 0);
+		XY_CHECK_EQ(errno, EINVAL);
+	}
+	XY_CHECK(!exists(path_in(tmp, "escape")));
+
+	/* An input directory is a symbolic link out of the sandbox: a later
+	 * name must not reach through it. */
+	XY_CHECK(xy_sandbox_link(sb, "d", outside, XY_KIND_DIR, err,
+				 sizeof err) == 0);
+	XY_CHECK(xy_sandbox_link(sb, "d/x", src, XY_KIND_FILE, err,
+				 sizeof err) < 0);
+	XY_CHECK_EQ(errno, ENOTDIR);
+	XY_CHECK(xy_sandbox_link(sb, "d/deeper/x", src, XY_KIND_FILE, err,
+				 sizeof err) < 0);
+	XY_CHECK(!exists(path_in(outside, "x")));
+	XY_CHECK(!exists(path_in(outside, "deeper")));
+
+	/* Nor may an output be taken from through it. */
+	write_file(path_in(outside, "y"), "not the task's");
+	XY_CHECK(xy_sandbox_output(sb, "d/y", path, sizeof path, err,
+				   sizeof err) < 0);
+	XY_CHECK_EQ(errno, ELOOP);
+	XY_CHECK(exists(path_in(outside, "y")));
+}
+
+static void t_sandbox_outputs(void)
+{
+	const char *tmp = xy_test_tmpdir();
+	char *sb = path_in(tmp, "sb"), *far = path_in(tmp, "far");
+	char err[256], path[PATH_MAX], *body;
+	size_t len;
+
+	XY_CHECK(mkdir(sb, 0755) == 0);
+	write_file(far, "far away");
+	write_file(path_in(sb, "real"), "here");
+	XY_CHECK(xy_sandbox_output(sb, "real", path, sizeof path, err,
+				   sizeof err) == 0);
+	XY_CHECK(!strcmp(path, path_in(sb, "real")));
+	XY_CHECK(xy_sandbox_output(sb, "missing", path, sizeof path, err,
+				   sizeof err) < 0);
+	XY_CHECK_EQ(errno, ENOENT);
+	XY_CHECK(xy_sandbox_output(sb, "no/such", path, sizeof path, err,
+				   sizeof err) < 0);
+	XY_CHECK_EQ(errno, ENOENT);
+
+	/* A link to a file inside: its target is taken. */
+	XY_CHECK(symlink("real", path_in(sb, "alias")) == 0);
+	XY_CHECK(xy_sandbox_output(sb, "alias", path, sizeof path, err,
+				   sizeof err) == 0);
+	XY_CHECK(!strcmp(path, path_in(sb, "real")));
+	/* A link to a file outside: copied in, the original untouched. */
+	XY_CHECK(symlink(far, path_in(sb, "farlink")) == 0);
+	XY_CHECK(xy_sandbox_output(sb, "farlink", path, sizeof path, err,
+				   sizeof err) == 0);
+	XY_CHECK(!strncmp(path, sb, strlen(sb)) && path[strlen(sb)] == '/');
+	body = xy_read_file(path, 100, &len);
+	XY_CHECK(body && len == 8 && !memcmp(body, "far away", 8));
+	free(body);
+	XY_CHECK(exists(far));
+	/* A link to a directory outside: refused. */
+	XY_CHECK(symlink(tmp, path_in(sb, "up")) == 0);
+	XY_CHECK(xy_sandbox_output(sb, "up", path, sizeof path, err,
+				   sizeof err) < 0);
+	XY_CHECK_EQ(errno, EISDIR);
+	/* A dangling link is an output not made. */
+	XY_CHECK(symlink("nowhere", path_in(sb, "dangling")) == 0);
+	XY_CHECK(xy_sandbox_output(sb, "dangling", path, sizeof path, err,
+				   sizeof err) < 0);
+	XY_CHECK_EQ(errno, ENOENT);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct xy_test tests[] = {
+		XY_TEST(t_insert_lookup),
+		XY_TEST(t_refcount_unlink),
+		XY_TEST(t_task_level_dropped),
+		XY_TEST(t_forever_reopen),
+		XY_TEST(t_level_raised),
+		XY_TEST(t_temporary_root),
+		XY_TEST(t_one_worker_per_dir),
+		XY_TEST(t_lookup_from_threads),
+		XY_TEST(t_sandbox_link),
+		XY_TEST(t_sandbox_hostile_names),
+		XY_TEST(t_sandbox_outputs),
+		{0},
+	};
+	return xy_test_main(argc, argv, tests);
+}

@@ -240,6 +240,20 @@ static int raw_connect(int port)
 	return fd;
 }
 
+static void t_handshake_timeout(void)
+{
+	/* A peer that connects and says nothing is dropped after 10 s. */
+	setup(1);
+	int fd = raw_connect(T.port);
+	uint64_t t0 = xy_mono_us();
+	run_and_teardown();
+	uint64_t dt = xy_mono_us() - t0;
+	XY_CHECK(dt > 9000000 && dt < 12000000);
+	XY_CHECK_EQ(T.srv.closes, 1);
+	XY_CHECK(!strcmp(T.srv.reason, "handshake timed out"));
+	close(fd);
+}
+
 static void t_preauth_oversized_frame(void)
 {
 	setup(1);
@@ -354,6 +368,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_handshake_and_messages),
 		XY_TEST(t_wrong_secret),
 		XY_TEST(t_connect_refused),
+		XY_TEST_T(t_handshake_timeout, 20),
 		XY_TEST(t_preauth_oversized_frame),
 		XY_TEST(t_bad_frame_after_auth),
 		XY_TEST(t_close_inside_on_msg),

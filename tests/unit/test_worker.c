@@ -1,0 +1,653 @@
+/*
+ * test_worker.c: the worker daemon (src/worker) against a fake manager.
+ * Each case forks a real worker (xy_worker_main) that connects to a
+ * manager played here with conn.h and a transfer server of its own, then
+ * drives it with TASK, FETCH, CANCEL, SHUTDOWN and signals and checks what
+ * comes back. Pairs with test_cache.c, which covers the cache and the
+ * sandbox code alone.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "harness.h"
+#include "object.h"
+#include "proto.h"
+#include "util.h"
+#include "worker.h"
+#include "xfer.h"
+#include "xylem.h"
+
+#define SECRET "test-secret"
+#define WAIT_MS 10000
+
+struct got {
+	unsigned type;
+	union xy_msg m;
+	struct got *next;
+};
+
+struct fm {
+	uv_loop_t loop;
+	uv_tcp_t server;
+	uv_timer_t timer;
+	struct xy_conn *conn;
+	int port;
+	int closed;
+	struct got *head, *tail;
+	pid_t worker;
+	char dir[PATH_MAX];  /* files the manager serves */
+	char cache[PATH_MAX];
+	struct xy_xfer_server *xfer;
+	uint16_t worker_xfer_port;
+};
+
+
+static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
+{
+	struct fm *f = xy_conn_data(c);
+	struct got *g = calloc(1, sizeof *g);
+
+	XY_CHECK(g);
+	g->type = type;
+	g->m = *m;
+	memset(m, 0, sizeof *m); /* stolen */
+	if (f->tail)
+		f->tail->next = g;
+	else
+		f->head = g;
+	f->tail = g;
+}
+
+static void on_close(struct xy_conn *c, const char *reason)
+{
+	struct fm *f = xy_conn_data(c);
+
+	f->conn = NULL;
+	f->closed = 1;
+}
+
+static void on_connection(uv_stream_t *s, int status)
+{
+	struct fm *f = s->data;
+	struct xy_conn_opts o;
+
+	memset(&o, 0, sizeof o);
+	o.secret = SECRET;
+	o.secret_len = strlen(SECRET);
+	o.on_msg = on_msg;
+	o.on_close = on_close;
+	o.data = f;
+	XY_CHECK(status == 0 && !f->conn);
+	f->conn = xy_conn_accept(s, &o);
+	XY_CHECK(f->conn);
+}
+
+/* The manager's files are served by name = hex id under f->dir. */
+static int lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
+		  size_t pathlen, uint8_t *kind)
+{
+	struct fm *f = arg;
+	char hex[2 * XY_ID_LEN + 1];
+	struct stat st;
+
+	xy_hex(id, XY_ID_LEN, hex);
+	snprintf(path, pathlen, "%s/%s", f->dir, hex);
+	if (stat(path, &st) < 0)
+		return -1;
+	*kind = S_ISDIR(st.st_mode) ? XY_KIND_DIR : XY_KIND_FILE;
+	return 0;
+}
+
+static void start_worker(struct fm *f, const char *secret, const char *extra)
+{
+	char target[64], cores[] = "2";
+	char *argv[16];
+	int argc = 0;
+
+	snprintf(target, sizeof target, "127.0.0.1:%d", f->port);
+	argv[argc++] = "worker";
+	argv[argc++] = target;
+	argv[argc++] = "--cores";
+	argv[argc++] = cores;
+	argv[argc++] = "--cache";
+	argv[argc++] = f->cache;
+	argv[argc++] = "--name";
+	argv[argc++] = "w1";
+	if (extra)
+		argv[argc++] = (char *)extra;
+	argv[argc] = NULL;
+	fflush(NULL);
+	f->worker = fork();
+	XY_CHECK(f->worker >= 0);
+	if (f->worker == 0) {
+		setenv("XYLEM_SECRET", secret, 1);
+		setenv("XYLEM_LOG", "warn", 1);
+		_exit(xy_worker_main(argc, argv));
+	}
+}
+
+static void fm_start(struct fm *f, const char *secret, const char *extra)
+{
+	struct sockaddr_in sa;
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	char err[256];
+
+	memset(f, 0, sizeof *f);
+	snprintf(f->dir, sizeof f->dir, "%s/files", xy_test_tmpdir());
+	snprintf(f->cache, sizeof f->cache, "%s/cache", xy_test_tmpdir());
+	XY_CHECK(mkdir(f->dir, 0755) == 0);
+	XY_CHECK(uv_loop_init(&f->loop) == 0);
+	uv_timer_init(&f->loop, &f->timer);
+	uv_tcp_init(&f->loop, &f->server);
+	f->server.data = f;
+	uv_ip4_addr("127.0.0.1", 0, &sa);
+	XY_CHECK(uv_tcp_bind(&f->server, (struct sockaddr *)&sa, 0) == 0);
+	XY_CHECK(uv_listen((uv_stream_t *)&f->server, 8, on_connection) == 0);
+	uv_tcp_getsockname(&f->server, (struct sockaddr *)&ss, &len);
+	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	f->xfer = xy_xfer_server_start("127.0.0.1", 0, SECRET, strlen(SECRET),
+				       lookup, f, err, sizeof err);
+	XY_CHECK(f->xfer);
+	start_worker(f, secret, extra);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+}
+
+/* Runs the loop until a message of this type arrives; returns it (the
+ * caller frees it with got_free). */
+static struct got *wait_for(struct fm *f, unsigned type)
+{
+	uint64_t end = xy_mono_us() + (uint64_t)WAIT_MS * 1000;
+
+	uv_timer_start(&f->timer, on_timer, 50, 50);
+	while (xy_mono_us() < end) {
+		struct got **pp = &f->head, *prev = NULL;
+
+		for (; *pp; prev = *pp, pp = &(*pp)->next) {
+			struct got *g = *pp;
+
+			if (g->type != type)
+				continue;
+			*pp = g->next;
+			if (f->tail == g)
+				f->tail = prev;
+			uv_timer_stop(&f->timer);
+			return g;
+		}
+		uv_run(&f->loop, UV_RUN_ONCE);
+	}
+	fprintf(stderr, "no %s within %d ms\n", xy_msg_name(type), WAIT_MS);
+	exit(1);
+}
+
+static void got_free(struct got *g)
+{
+	xy_msg_free(g->type, &g->m);
+	free(g);
+}
+
+static void send_msg(struct fm *f, unsigned type, union xy_msg *m)
+{
+	XY_CHECK(f->conn);
+	XY_CHECK(xy_conn_send(f->conn, type, m) == 0);
+}
+
+/* Waits for HELLO and checks what it says. */
+static void hello(struct fm *f)
+{
+	struct got *g = wait_for(f, XY_MSG_HELLO);
+
+	XY_CHECK(!strcmp(g->m.hello.name, "w1"));
+	XY_CHECK_EQ(g->m.hello.cores, 2);
+	XY_CHECK(g->m.hello.memory_mb > 0);
+	XY_CHECK(g->m.hello.xfer_port > 0);
+	f->worker_xfer_port = g->m.hello.xfer_port;
+	got_free(g);
+}
+
+/* Waits for the worker to exit, serving the connection meanwhile. */
+static int wait_exit(struct fm *f)
+{
+	uint64_t end = xy_mono_us() + (uint64_t)WAIT_MS * 1000;
+	pid_t pid = f->worker;
+	int status;
+
+	while (xy_mono_us() < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status)
+						 : 128 + WTERMSIG(status);
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(5000);
+	}
+	kill(pid, SIGKILL);
+	fprintf(stderr, "worker did not exit\n");
+	exit(1);
+}
+
+static void shutdown_worker(struct fm *f)
+{
+	send_msg(f, XY_MSG_SHUTDOWN, NULL);
+	XY_CHECK_EQ(wait_exit(f), 0);
+}
+
+static void task_msg(union xy_msg *m, uint64_t id, const char *cmd)
+{
+	memset(m, 0, sizeof *m);
+	m->task.task_id = id;
+	m->task.command = (char *)cmd;
+	m->task.cores = 1;
+}
+
+/* Sends a task without files and waits for its TASK_DONE. */
+static struct got *run(struct fm *f, uint64_t id, const char *cmd)
+{
+	union xy_msg m;
+	struct got *g;
+
+	task_msg(&m, id, cmd);
+	send_msg(f, XY_MSG_TASK, &m);
+	g = wait_for(f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.task_id, id);
+	return g;
+}
+
+static void t_noop_and_failure(void)
+{
+	struct fm f;
+	struct got *g;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	g = run(&f, 1, "true");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK_EQ(g->m.task_done.exit_code, 0);
+	XY_CHECK(g->m.task_done.end_us >= g->m.task_done.start_us);
+	XY_CHECK(g->m.task_done.start_us > 1600000000ull * 1000000);
+	got_free(g);
+
+	g = run(&f, 2, "echo out; echo err >&2; exit 3");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.exit_code, 3);
+	XY_CHECK(!strcmp(g->m.task_done.output, "out\nerr\n"));
+	got_free(g);
+
+	g = run(&f, 3, "kill -SEGV $$");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.exit_code, 128 + SIGSEGV);
+	got_free(g);
+
+	/* The environment: the sandbox, the cores, no secret. */
+	g = run(&f, 4, "test \"$PWD\" = \"$XYLEM_SANDBOX\" && "
+		       "test \"$CORES\" = 1 && test \"$OMP_NUM_THREADS\" = 1 "
+		       "&& test -z \"$XYLEM_SECRET\"");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	got_free(g);
+	shutdown_worker(&f);
+}
+
+static void t_output_ring(void)
+{
+	struct fm f;
+	struct got *g;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	/* 3 MiB of output: the last 1 MiB is kept. */
+	g = run(&f, 1, "head -c 3145728 /dev/zero | tr '\\0' a; echo END");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK(g->m.task_done.output_truncated);
+	XY_CHECK_EQ(g->m.task_done.output_len, XY_MAX_OUTPUT);
+	XY_CHECK(!strcmp(g->m.task_done.output + XY_MAX_OUTPUT - 4, "END\n"));
+	got_free(g);
+	shutdown_worker(&f);
+}
+
+/* Puts text in the manager's directory under its id. */
+static void serve_text(struct fm *f, const char *text, uint8_t id[XY_ID_LEN],
+		       uint64_t *size)
+{
+	char tmp[PATH_MAX], path[PATH_MAX], hex[2 * XY_ID_LEN + 1], err[256];
+	uint8_t kind;
+	FILE *fp;
+
+	snprintf(tmp, sizeof tmp, "%s/new", f->dir);
+	fp = fopen(tmp, "w");
+	XY_CHECK(fp);
+	fputs(text, fp);
+	fclose(fp);
+	XY_CHECK(xy_object_hash(tmp, id, &kind, size, err, sizeof err) == 0);
+	xy_hex(id, XY_ID_LEN, hex);
+	snprintf(path, sizeof path, "%s/%s", f->dir, hex);
+	XY_CHECK(rename(tmp, path) == 0);
+}
+
+static void fetch_msg(union xy_msg *m, const uint8_t id[XY_ID_LEN],
+		      uint64_t size, int port)
+{
+	memset(m, 0, sizeof *m);
+	memcpy(m->fetch.id, id, XY_ID_LEN);
+	m->fetch.kind = XY_KIND_FILE;
+	m->fetch.level = XY_CACHE_WORKFLOW;
+	m->fetch.size = size;
+	m->fetch.host = "127.0.0.1";
+	m->fetch.port = (uint16_t)port;
+	xy_token_make(SECRET, strlen(SECRET), id, (uint64_t)time(NULL) + 60,
+		      m->fetch.token);
+}
+
+static void t_fetch_inputs_outputs(void)
+{
+	struct xy_task_input in;
+	struct xy_task_output out[2];
+	uint8_t id[XY_ID_LEN], want[XY_ID_LEN], tok[XY_TOKEN_LEN], kind;
+	char back[PATH_MAX], err[256], *body;
+	uint64_t size, bytes;
+	union xy_msg m;
+	struct got *g;
+	size_t len;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	serve_text(&f, "line\n", id, &size);
+	fetch_msg(&m, id, size, xy_xfer_server_port(f.xfer));
+	send_msg(&f, XY_MSG_FETCH, &m);
+	/* The TASK follows its FETCH at once and waits for the input. */
+	task_msg(&m, 7, "cat in/data in/data > out.txt");
+	memset(&in, 0, sizeof in);
+	memcpy(in.id, id, XY_ID_LEN);
+	in.name = "in/data";
+	in.level = XY_CACHE_WORKFLOW;
+	memset(out, 0, sizeof out);
+	out[0].name = "out.txt";
+	out[0].level = XY_CACHE_WORKER;
+	m.task.n_inputs = 1;
+	m.task.inputs = &in;
+	m.task.n_outputs = 1;
+	m.task.outputs = out;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_CACHE_UPDATE);
+	XY_CHECK_EQ(g->m.cache_update.status, XY_OBJ_OK);
+	XY_CHECK_EQ(g->m.cache_update.size, size);
+	got_free(g);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK_EQ(g->m.task_done.n_outputs, 1);
+	XY_CHECK(!strcmp(g->m.task_done.outputs[0].name, "out.txt"));
+	XY_CHECK_EQ(g->m.task_done.outputs[0].size, 10);
+	memcpy(want, g->m.task_done.outputs[0].id, XY_ID_LEN);
+	got_free(g);
+
+	/* The output is served by the worker's transfer server. */
+	snprintf(back, sizeof back, "%s/back", xy_test_tmpdir());
+	xy_token_make(SECRET, strlen(SECRET), want, (uint64_t)time(NULL) + 60,
+		      tok);
+	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
+				  strlen(SECRET), want, tok, back, 0, &bytes,
+				  err, sizeof err),
+		    XY_OBJ_OK);
+	body = xy_read_file(back, 100, &len);
+	XY_CHECK(body && len == 10 && !memcmp(body, "line\nline\n", 10));
+	free(body);
+
+	/* A FETCH of a cached object is answered at once. */
+	fetch_msg(&m, id, size, xy_xfer_server_port(f.xfer));
+	send_msg(&f, XY_MSG_FETCH, &m);
+	g = wait_for(&f, XY_MSG_CACHE_UPDATE);
+	XY_CHECK_EQ(g->m.cache_update.status, XY_OBJ_OK);
+	got_free(g);
+
+	/* A declared output not made fails the task; one made is kept. */
+	task_msg(&m, 8, "echo x > a");
+	out[0].name = "a";
+	out[1].name = "b";
+	m.task.n_outputs = 2;
+	m.task.outputs = out;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK(strstr(g->m.task_done.message, "'b' was not created"));
+	XY_CHECK_EQ(g->m.task_done.n_outputs, 1);
+	got_free(g);
+	(void)kind;
+	shutdown_worker(&f);
+}
+
+static void t_inputs_missing(void)
+{
+	struct xy_task_input in;
+	uint8_t id[XY_ID_LEN];
+	uint64_t size;
+	union xy_msg m;
+	struct got *g;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	/* Neither cached nor fetched. */
+	memset(&in, 0, sizeof in);
+	memset(in.id, 1, XY_ID_LEN);
+	in.name = "nothing";
+	task_msg(&m, 1, "true");
+	m.task.n_inputs = 1;
+	m.task.inputs = &in;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_INPUT_MISSING);
+	XY_CHECK(strstr(g->m.task_done.message, "'nothing'"));
+	got_free(g);
+
+	/* A fetch the source cannot answer. */
+	serve_text(&f, "gone", id, &size);
+	fetch_msg(&m, id, size, xy_xfer_server_port(f.xfer));
+	memset(m.fetch.id, 2, XY_ID_LEN);
+	xy_token_make(SECRET, strlen(SECRET), m.fetch.id,
+		      (uint64_t)time(NULL) + 60, m.fetch.token);
+	memcpy(in.id, m.fetch.id, XY_ID_LEN);
+	send_msg(&f, XY_MSG_FETCH, &m);
+	task_msg(&m, 2, "true");
+	m.task.n_inputs = 1;
+	m.task.inputs = &in;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_CACHE_UPDATE);
+	XY_CHECK(g->m.cache_update.status != XY_OBJ_OK);
+	got_free(g);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK(g->m.task_done.result == XY_RESULT_INPUT_MISSING ||
+		 g->m.task_done.result == XY_RESULT_WORKER_FAILED);
+	got_free(g);
+	shutdown_worker(&f);
+}
+
+static void t_limits(void)
+{
+	union xy_msg m;
+	struct got *g;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	task_msg(&m, 1, "sleep 20");
+	m.task.time_limit_ms = 300;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_RESOURCES_EXHAUSTED);
+	XY_CHECK(strstr(g->m.task_done.message, "time"));
+	XY_CHECK(g->m.task_done.end_us - g->m.task_done.start_us < 3000000);
+	got_free(g);
+
+	/* tail holds a 200 MB line in memory until its input ends. */
+	task_msg(&m, 2, "(head -c 200000000 /dev/zero; sleep 20) | tail");
+	m.task.memory_mb = 50;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_RESOURCES_EXHAUSTED);
+	XY_CHECK(strstr(g->m.task_done.message, "memory"));
+	XY_CHECK(strstr(g->m.task_done.message, "50 MB limit"));
+	got_free(g);
+
+	task_msg(&m, 3, "head -c 30000000 /dev/zero > big; sleep 20");
+	m.task.disk_mb = 10;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_RESOURCES_EXHAUSTED);
+	XY_CHECK(strstr(g->m.task_done.message, "disk"));
+	got_free(g);
+	shutdown_worker(&f);
+}
+
+static void t_cancel(void)
+{
+	union xy_msg m;
+	struct got *g;
+	struct fm f;
+	uint64_t t0;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	task_msg(&m, 5, "sleep 30");
+	send_msg(&f, XY_MSG_TASK, &m);
+	usleep(200000);
+	t0 = xy_mono_us();
+	memset(&m, 0, sizeof m);
+	m.cancel.task_id = 5;
+	send_msg(&f, XY_MSG_CANCEL, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_CANCELLED);
+	XY_CHECK(xy_mono_us() - t0 < 2000000);
+	got_free(g);
+	/* The worker goes on. */
+	g = run(&f, 6, "true");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	got_free(g);
+	shutdown_worker(&f);
+}
+
+static int dir_empty(const char *path)
+{
+	char cmd[PATH_MAX + 64];
+
+	snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", path);
+	return system(cmd) == 0;
+}
+
+static void t_sigterm_bye(void)
+{
+	char sb[PATH_MAX];
+	union xy_msg m;
+	struct got *g;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	task_msg(&m, 11, "sleep 30");
+	send_msg(&f, XY_MSG_TASK, &m);
+	task_msg(&m, 12, "sleep 30");
+	send_msg(&f, XY_MSG_TASK, &m);
+	usleep(300000);
+	kill(f.worker, SIGTERM);
+	g = wait_for(&f, XY_MSG_BYE);
+	XY_CHECK_EQ(g->m.bye.n_tasks, 2);
+	XY_CHECK(g->m.bye.task_ids[0] + g->m.bye.task_ids[1] == 23);
+	got_free(g);
+	XY_CHECK_EQ(wait_exit(&f), 0);
+	snprintf(sb, sizeof sb, "%s/sandbox", f.cache);
+	XY_CHECK(dir_empty(sb));
+	/* No TASK_DONE for the tasks given back. */
+	for (struct got *x = f.head; x; x = x->next)
+		XY_CHECK(x->type != XY_MSG_TASK_DONE);
+}
+
+static void t_bad_secret(void)
+{
+	struct fm f;
+
+	fm_start(&f, "not the secret", NULL);
+	XY_CHECK_EQ(wait_exit(&f), 1);
+}
+
+static void t_many_noops(void)
+{
+	const int n = 2000;
+	union xy_msg m;
+	uint64_t t0, t1;
+	int done = 0, sent = 0;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL);
+	hello(&f);
+	t0 = xy_mono_us();
+	/* Keep two tasks in flight, as a manager would on two cores. */
+	while (sent < 2) {
+		task_msg(&m, (uint64_t)++sent, "true");
+		send_msg(&f, XY_MSG_TASK, &m);
+	}
+	while (done < n) {
+		struct got *g = wait_for(&f, XY_MSG_TASK_DONE);
+
+		XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+		got_free(g);
+		done++;
+		if (sent < n) {
+			task_msg(&m, (uint64_t)++sent, "true");
+			send_msg(&f, XY_MSG_TASK, &m);
+		}
+	}
+	t1 = xy_mono_us();
+	printf("%d no-op tasks on 2 cores: %.0f tasks/s\n", n,
+	       n / ((t1 - t0) / 1e6));
+	shutdown_worker(&f);
+}
+
+static void t_usage(void)
+{
+	char *help[] = {"worker", "--help", NULL};
+	char *bad[] = {"worker", "127.0.0.1:1", "--cores", "zero", NULL};
+	char *unknown[] = {"worker", "127.0.0.1:1", "--frobnicate", NULL};
+	char *none[] = {"worker", NULL};
+	char *nosecret[] = {"worker", "127.0.0.1:1", NULL};
+
+	XY_CHECK(freopen("/dev/null", "w", stdout));
+	XY_CHECK(freopen("/dev/null", "w", stderr));
+	XY_CHECK_EQ(xy_worker_main(2, help), 0);
+	XY_CHECK_EQ(xy_worker_main(4, bad), 2);
+	XY_CHECK_EQ(xy_worker_main(3, unknown), 2);
+	XY_CHECK_EQ(xy_worker_main(1, none), 2);
+	unsetenv("XYLEM_SECRET");
+	XY_CHECK_EQ(xy_worker_main(2, nosecret), 2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct xy_test tests[] = {
+		XY_TEST(t_usage),
+		XY_TEST(t_noop_and_failure),
+		XY_TEST(t_output_ring),
+		XY_TEST(t_fetch_inputs_outputs),
+		XY_TEST(t_inputs_missing),
+		XY_TEST(t_limits),
+		XY_TEST(t_cancel),
+		XY_TEST(t_sigterm_bye),
+		XY_TEST(t_bad_secret),
+		XY_TEST_T(t_many_noops, 60),
+		{0},
+	};
+	signal(SIGPIPE, SIG_IGN);
+	return xy_test_main(argc, argv, tests);
+}
