@@ -325,7 +325,7 @@ static const char *const top_keys[] = {"name", "tasks", NULL};
 static int parse_file(struct parse *ps, json_t *v, const char *who,
 		      const char *dir, struct xy_wf_file *f)
 {
-	char where[512], why[512];
+	char where[600], why[512]; /* who (512) and a suffix */
 	json_t *c;
 
 	snprintf(where, sizeof where, "%s: %s", who, dir);
@@ -403,7 +403,7 @@ static int parse_env(struct parse *ps, json_t *obj, const char *who,
 static int parse_resources(struct parse *ps, json_t *obj, const char *who,
 			   struct xy_wf_task *t)
 {
-	char where[512];
+	char where[600]; /* who (512) and a suffix */
 	long long v;
 	json_t *x;
 

@@ -185,7 +185,7 @@ static void fail(struct xy_conn *c, uint32_t code, const char *fmt, ...)
 	va_end(ap);
 	if (c->closing)
 		return;
-	if (code) {
+	if (code && c->state != S_CONNECTING) {
 		union xy_msg m = {.error = {.code = code, .text = reason}};
 		queue(c, &c->out, XY_MSG_ERROR, &m);
 	}

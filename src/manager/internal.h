@@ -167,6 +167,7 @@ struct xy_worker {
 	int xfer_port;
 	int greeted; /* HELLO received */
 	int ready;   /* schedulable: greeted and not leaving */
+	int leaving; /* said BYE or was told to shut down */
 	int cores, gpus;
 	int64_t memory, disk;
 	int cores_used, gpus_used;

@@ -141,9 +141,11 @@ void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o)
 void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 		      const char *reason)
 {
+	int expected = wt->m->destroying || w->leaving;
 	w->ready = 0;
 	free_list_update(wt, w);
-	xy_log(wt->m->destroying ? XY_LOG_INFO : XY_LOG_WARN, "manager",
+	/* Expected after SHUTDOWN, BYE or destroy; a surprise otherwise. */
+	xy_log(expected ? XY_LOG_INFO : XY_LOG_WARN, "manager",
 	       "worker %s disconnected: %s", w->name, reason);
 	xy_history_worker(wt->m->history, xy_now(), w->name, "disconnected",
 			  reason);
@@ -174,6 +176,7 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w)
 {
 	w->ready = 0;
+	w->leaving = 1;
 	free_list_update(wt, w);
 }
 

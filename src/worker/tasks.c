@@ -284,7 +284,7 @@ static void pool_name(struct xy_tasks *ts, uint64_t k, char *out, size_t len)
 /* True if path is an empty directory of ours with mode 0755. */
 static int reusable(const char *path)
 {
-	char buf[512];
+	char buf[512] __attribute__((aligned(8))); /* as dirent64 needs */
 	struct stat st;
 	ssize_t n, off;
 	int fd, ok = 0;
@@ -299,7 +299,8 @@ static int reusable(const char *path)
 		for (off = 0; ok && off < n;) {
 			struct dirent64 *d = (struct dirent64 *)(buf + off);
 
-			ok = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
+			ok = !strcmp(d->d_name, ".") ||
+			     !strcmp(d->d_name, "..");
 			off += d->d_reclen;
 		}
 	}
@@ -805,8 +806,8 @@ static void collect_after(uv_work_t *req, int status)
 		if (xy_cache_adopt(t->ts->o.cache, o->path, o->id, o->kind,
 				   spec->level, o->size, err, sizeof err) < 0) {
 			result = XY_RESULT_WORKER_FAILED;
-			snprintf(t->message, sizeof t->message, "output '%s': %s",
-				 spec->name, err);
+			snprintf(t->message, sizeof t->message,
+				 "output '%s': %s", spec->name, err);
 			continue;
 		}
 		outs[n].name = spec->name;

@@ -7,7 +7,9 @@
  */
 #include "worker.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -28,6 +30,7 @@
 #include "tasks.h"
 #include "util.h"
 #include "xfer.h"
+#include "xylem.h"
 
 #define KEEPALIVE_MS 30000
 #define STOP_POLL_MS 10
@@ -401,10 +404,23 @@ static void on_keepalive(uv_timer_t *t)
 static void handle_task(struct xy_worker *w, union xy_msg *m)
 {
 	uint64_t id = m->task.task_id;
+	union xy_msg d;
 
-	if (xy_tasks_submit(w->tasks, &m->task) < 0)
-		XY_LOGW("worker", "task %" PRIu64 " refused: %s", id,
-			errno == EEXIST ? "already here" : strerror(errno));
+	if (xy_tasks_submit(w->tasks, &m->task) == 0)
+		return;
+	if (errno == EEXIST) {
+		/* Answering would end the task that holds the id. */
+		XY_LOGW("worker", "task %" PRIu64 " is already here", id);
+		return;
+	}
+	memset(&d, 0, sizeof d);
+	d.task_done.task_id = id;
+	d.task_done.result = XY_RESULT_WORKER_FAILED;
+	d.task_done.exit_code = -1;
+	d.task_done.start_us = d.task_done.end_us = (uint64_t)(xy_now() * 1e6);
+	d.task_done.output = "";
+	d.task_done.message = "out of memory on the worker";
+	send_msg(w, XY_MSG_TASK_DONE, &d);
 }
 
 static void handle_fetch(struct xy_worker *w, union xy_msg *m)
@@ -688,6 +704,28 @@ static void worker_run(struct xy_worker *w)
 	}
 }
 
+/* Descriptors the worker inherited (from `xylem run`, a batch system, a
+ * shell) must not reach the tasks: mark every one past stderr
+ * close-on-exec. */
+static void seal_inherited_fds(void)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	d = opendir("/proc/self/fd"); /* kernels before 5.11 */
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (fd > 2 && fd != dirfd(d))
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 int xy_worker_main(int argc, char **argv)
 {
 	struct xy_worker w;
@@ -701,6 +739,7 @@ int xy_worker_main(int argc, char **argv)
 	}
 	xy_log_set_level(XY_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	seal_inherited_fds();
 	if (worker_setup(&w) < 0)
 		w.exit_code = 1;
 	else

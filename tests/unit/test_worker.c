@@ -9,9 +9,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +56,21 @@ struct fm {
 	uint16_t worker_xfer_port;
 };
 
+
+/* snprintf that fails the test instead of truncating. */
+static void pathf(char *out, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void pathf(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+	XY_CHECK(n >= 0 && (size_t)n < len);
+}
 
 static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
 {
@@ -120,8 +139,10 @@ static void start_worker(struct fm *f, const char *secret, const char *extra)
 	argv[argc++] = target;
 	argv[argc++] = "--cores";
 	argv[argc++] = cores;
-	argv[argc++] = "--cache";
-	argv[argc++] = f->cache;
+	if (f->cache[0]) {
+		argv[argc++] = "--cache";
+		argv[argc++] = f->cache;
+	}
 	argv[argc++] = "--name";
 	argv[argc++] = "w1";
 	if (extra)
@@ -133,11 +154,13 @@ static void start_worker(struct fm *f, const char *secret, const char *extra)
 	if (f->worker == 0) {
 		setenv("XYLEM_SECRET", secret, 1);
 		setenv("XYLEM_LOG", "warn", 1);
-		_exit(xy_worker_main(argc, argv));
+		/* exit, not _exit: the sanitizers report at exit */
+		exit(xy_worker_main(argc, argv));
 	}
 }
 
-static void fm_start(struct fm *f, const char *secret, const char *extra)
+static void fm_start(struct fm *f, const char *secret, const char *extra,
+		     int own_cache)
 {
 	struct sockaddr_in sa;
 	struct sockaddr_storage ss;
@@ -146,7 +169,9 @@ static void fm_start(struct fm *f, const char *secret, const char *extra)
 
 	memset(f, 0, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "%s/files", xy_test_tmpdir());
-	snprintf(f->cache, sizeof f->cache, "%s/cache", xy_test_tmpdir());
+	if (own_cache)
+		snprintf(f->cache, sizeof f->cache, "%s/cache",
+			 xy_test_tmpdir());
 	XY_CHECK(mkdir(f->dir, 0755) == 0);
 	XY_CHECK(uv_loop_init(&f->loop) == 0);
 	uv_timer_init(&f->loop, &f->timer);
@@ -165,6 +190,18 @@ static void fm_start(struct fm *f, const char *secret, const char *extra)
 
 static void on_timer(uv_timer_t *t)
 {
+}
+
+/* Runs the manager's loop for ms milliseconds, so what it queued goes
+ * out. */
+static void pump(struct fm *f, int ms)
+{
+	uint64_t end = xy_mono_us() + (uint64_t)ms * 1000;
+
+	uv_timer_start(&f->timer, on_timer, 10, 10);
+	while (xy_mono_us() < end)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	uv_timer_stop(&f->timer);
 }
 
 /* Runs the loop until a message of this type arrives; returns it (the
@@ -272,7 +309,7 @@ static void t_noop_and_failure(void)
 	struct fm f;
 	struct got *g;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	g = run(&f, 1, "true");
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
@@ -306,7 +343,7 @@ static void t_output_ring(void)
 	struct fm f;
 	struct got *g;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	/* 3 MiB of output: the last 1 MiB is kept. */
 	g = run(&f, 1, "head -c 3145728 /dev/zero | tr '\\0' a; echo END");
@@ -326,14 +363,14 @@ static void serve_text(struct fm *f, const char *text, uint8_t id[XY_ID_LEN],
 	uint8_t kind;
 	FILE *fp;
 
-	snprintf(tmp, sizeof tmp, "%s/new", f->dir);
+	pathf(tmp, sizeof tmp, "%s/new", f->dir);
 	fp = fopen(tmp, "w");
 	XY_CHECK(fp);
 	fputs(text, fp);
 	fclose(fp);
 	XY_CHECK(xy_object_hash(tmp, id, &kind, size, err, sizeof err) == 0);
 	xy_hex(id, XY_ID_LEN, hex);
-	snprintf(path, sizeof path, "%s/%s", f->dir, hex);
+	pathf(path, sizeof path, "%s/%s", f->dir, hex);
 	XY_CHECK(rename(tmp, path) == 0);
 }
 
@@ -363,7 +400,7 @@ static void t_fetch_inputs_outputs(void)
 	size_t len;
 	struct fm f;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	serve_text(&f, "line\n", id, &size);
 	fetch_msg(&m, id, size, xy_xfer_server_port(f.xfer));
@@ -429,6 +466,128 @@ static void t_fetch_inputs_outputs(void)
 	shutdown_worker(&f);
 }
 
+/* Makes a directory object in the manager's directory. */
+static void serve_dir(struct fm *f, uint8_t id[XY_ID_LEN], uint64_t *size)
+{
+	char tmp[PATH_MAX], path[3 * PATH_MAX], hex[2 * XY_ID_LEN + 1];
+	char err[256];
+	uint8_t kind;
+
+	pathf(tmp, sizeof tmp, "%s/newdir", f->dir);
+	pathf(path, sizeof path, "mkdir -p %s/sub && echo one > %s/a && "
+	      "echo two > %s/sub/b", tmp, tmp, tmp);
+	XY_CHECK(system(path) == 0);
+	XY_CHECK(xy_object_hash(tmp, id, &kind, size, err, sizeof err) == 0);
+	XY_CHECK_EQ(kind, XY_KIND_DIR);
+	xy_hex(id, XY_ID_LEN, hex);
+	pathf(path, sizeof path, "%s/%s", f->dir, hex);
+	XY_CHECK(rename(tmp, path) == 0);
+}
+
+static void t_dirs_forever_unlink(void)
+{
+	struct xy_task_input in;
+	struct xy_task_output out;
+	uint8_t id[XY_ID_LEN], oid[XY_ID_LEN], tok[XY_TOKEN_LEN];
+	char back[PATH_MAX], err[PATH_MAX + 64];
+	uint64_t size, bytes;
+	union xy_msg m;
+	struct got *g;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL, 1);
+	hello(&f);
+	serve_dir(&f, id, &size);
+	fetch_msg(&m, id, size, xy_xfer_server_port(f.xfer));
+	m.fetch.kind = XY_KIND_DIR;
+	m.fetch.level = XY_CACHE_FOREVER;
+	send_msg(&f, XY_MSG_FETCH, &m);
+	g = wait_for(&f, XY_MSG_CACHE_UPDATE);
+	XY_CHECK_EQ(g->m.cache_update.status, XY_OBJ_OK);
+	got_free(g);
+
+	task_msg(&m, 1, "test -L d && test \"$(cat d/sub/b)\" = two && "
+			"mkdir -p o/deep && cp d/a o/deep/a && echo 3 > o/c");
+	memset(&in, 0, sizeof in);
+	memcpy(in.id, id, XY_ID_LEN);
+	in.kind = XY_KIND_DIR;
+	in.level = XY_CACHE_FOREVER;
+	in.name = "d";
+	memset(&out, 0, sizeof out);
+	out.name = "o";
+	out.level = XY_CACHE_WORKER;
+	m.task.n_inputs = 1;
+	m.task.inputs = &in;
+	m.task.n_outputs = 1;
+	m.task.outputs = &out;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK_EQ(g->m.task_done.n_outputs, 1);
+	XY_CHECK_EQ(g->m.task_done.outputs[0].kind, XY_KIND_DIR);
+	memcpy(oid, g->m.task_done.outputs[0].id, XY_ID_LEN);
+	got_free(g);
+
+	/* The output directory comes back whole. */
+	snprintf(back, sizeof back, "%s/back", xy_test_tmpdir());
+	xy_token_make(SECRET, strlen(SECRET), oid, (uint64_t)time(NULL) + 60,
+		      tok);
+	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
+				  strlen(SECRET), oid, tok, back, 0, &bytes,
+				  err, sizeof err),
+		    XY_OBJ_OK);
+	pathf(err, sizeof err, "test \"$(cat %s/deep/a)\" = one", back);
+	XY_CHECK(system(err) == 0);
+
+	/* Unlinked, it is served no more. */
+	memset(&m, 0, sizeof m);
+	memcpy(m.unlink.id, oid, XY_ID_LEN);
+	send_msg(&f, XY_MSG_UNLINK, &m);
+	task_msg(&m, 2, "true"); /* a round trip: the UNLINK is done */
+	send_msg(&f, XY_MSG_TASK, &m);
+	got_free(wait_for(&f, XY_MSG_TASK_DONE));
+	xy_rm_rf(back);
+	XY_CHECK(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
+			       strlen(SECRET), oid, tok, back, 0, &bytes, err,
+			       sizeof err) != XY_OBJ_OK);
+	shutdown_worker(&f);
+
+	/* A restart on the same cache lists the FOREVER directory. */
+	start_worker(&f, SECRET, NULL);
+	g = wait_for(&f, XY_MSG_HELLO);
+	XY_CHECK_EQ(g->m.hello.n_items, 1);
+	XY_CHECK(!memcmp(g->m.hello.items[0].id, id, XY_ID_LEN));
+	XY_CHECK_EQ(g->m.hello.items[0].kind, XY_KIND_DIR);
+	XY_CHECK_EQ(g->m.hello.items[0].size, size);
+	got_free(g);
+	shutdown_worker(&f);
+}
+
+static void t_gpus_and_default_cache(void)
+{
+	struct fm f;
+	struct got *g;
+
+	union xy_msg m;
+	char cmd[PATH_MAX];
+
+	setenv("TMPDIR", xy_test_tmpdir(), 1);
+	fm_start(&f, SECRET, "--gpus=2", 0);
+	hello(&f);
+	task_msg(&m, 1, "test \"$CUDA_VISIBLE_DEVICES\" = 0,1");
+	m.task.gpus = 2;
+	send_msg(&f, XY_MSG_TASK, &m);
+	g = wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	got_free(g);
+	snprintf(cmd, sizeof cmd, "ls -d %s/xylem-worker-* >/dev/null 2>&1",
+		 xy_test_tmpdir());
+	XY_CHECK(system(cmd) == 0);
+	shutdown_worker(&f);
+	/* The temporary cache is gone with the worker. */
+	XY_CHECK(system(cmd) != 0);
+}
+
 static void t_inputs_missing(void)
 {
 	struct xy_task_input in;
@@ -438,7 +597,7 @@ static void t_inputs_missing(void)
 	struct got *g;
 	struct fm f;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	/* Neither cached nor fetched. */
 	memset(&in, 0, sizeof in);
@@ -481,7 +640,7 @@ static void t_limits(void)
 	struct got *g;
 	struct fm f;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	task_msg(&m, 1, "sleep 20");
 	m.task.time_limit_ms = 300;
@@ -519,11 +678,11 @@ static void t_cancel(void)
 	struct fm f;
 	uint64_t t0;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	task_msg(&m, 5, "sleep 30");
 	send_msg(&f, XY_MSG_TASK, &m);
-	usleep(200000);
+	pump(&f, 200);
 	t0 = xy_mono_us();
 	memset(&m, 0, sizeof m);
 	m.cancel.task_id = 5;
@@ -554,54 +713,101 @@ static void t_sigterm_bye(void)
 	struct got *g;
 	struct fm f;
 
-	fm_start(&f, SECRET, NULL);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
 	task_msg(&m, 11, "sleep 30");
 	send_msg(&f, XY_MSG_TASK, &m);
 	task_msg(&m, 12, "sleep 30");
 	send_msg(&f, XY_MSG_TASK, &m);
-	usleep(300000);
+	pump(&f, 300);
 	kill(f.worker, SIGTERM);
 	g = wait_for(&f, XY_MSG_BYE);
 	XY_CHECK_EQ(g->m.bye.n_tasks, 2);
 	XY_CHECK(g->m.bye.task_ids[0] + g->m.bye.task_ids[1] == 23);
 	got_free(g);
 	XY_CHECK_EQ(wait_exit(&f), 0);
-	snprintf(sb, sizeof sb, "%s/sandbox", f.cache);
+	pathf(sb, sizeof sb, "%s/sandbox", f.cache);
 	XY_CHECK(dir_empty(sb));
 	/* No TASK_DONE for the tasks given back. */
 	for (struct got *x = f.head; x; x = x->next)
 		XY_CHECK(x->type != XY_MSG_TASK_DONE);
 }
 
+static void t_stop_during_fetch(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	struct xy_task_input in;
+	union xy_msg m;
+	struct got *g;
+	struct fm f;
+	uint64_t t0;
+	int fd;
+
+	/* A source that accepts and then says nothing. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	XY_CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+	XY_CHECK(listen(fd, 4) == 0);
+	XY_CHECK(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+
+	fm_start(&f, SECRET, NULL, 1);
+	hello(&f);
+	memset(&in, 0, sizeof in);
+	memset(in.id, 5, XY_ID_LEN);
+	in.name = "slow";
+	fetch_msg(&m, in.id, 1, ntohs(sa.sin_port));
+	send_msg(&f, XY_MSG_FETCH, &m);
+	task_msg(&m, 9, "true");
+	m.task.n_inputs = 1;
+	m.task.inputs = &in;
+	send_msg(&f, XY_MSG_TASK, &m);
+	pump(&f, 300);
+	t0 = xy_mono_us();
+	kill(f.worker, SIGTERM);
+	g = wait_for(&f, XY_MSG_BYE);
+	XY_CHECK_EQ(g->m.bye.n_tasks, 1);
+	XY_CHECK_EQ(g->m.bye.task_ids[0], 9);
+	got_free(g);
+	XY_CHECK_EQ(wait_exit(&f), 0);
+	XY_CHECK(xy_mono_us() - t0 < 5000000);
+	close(fd);
+}
+
 static void t_bad_secret(void)
 {
 	struct fm f;
 
-	fm_start(&f, "not the secret", NULL);
+	fm_start(&f, "not the secret", NULL, 1);
 	XY_CHECK_EQ(wait_exit(&f), 1);
 }
 
-static void t_many_noops(void)
+/* Many short tasks in turn, two at a time, as a manager keeps a two-core
+ * worker busy: every one is reported once, in whatever order. */
+static void t_many_tasks(void)
 {
-	const int n = 2000;
-	union xy_msg m;
-	uint64_t t0, t1;
+	const int n = 500;
+	char *seen = calloc(n + 1, 1);
 	int done = 0, sent = 0;
+	union xy_msg m;
 	struct fm f;
 
-	fm_start(&f, SECRET, NULL);
+	XY_CHECK(seen);
+	fm_start(&f, SECRET, NULL, 1);
 	hello(&f);
-	t0 = xy_mono_us();
-	/* Keep two tasks in flight, as a manager would on two cores. */
 	while (sent < 2) {
 		task_msg(&m, (uint64_t)++sent, "true");
 		send_msg(&f, XY_MSG_TASK, &m);
 	}
 	while (done < n) {
 		struct got *g = wait_for(&f, XY_MSG_TASK_DONE);
+		uint64_t id = g->m.task_done.task_id;
 
 		XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+		XY_CHECK(id >= 1 && id <= (uint64_t)n && !seen[id]);
+		seen[id] = 1;
 		got_free(g);
 		done++;
 		if (sent < n) {
@@ -609,9 +815,7 @@ static void t_many_noops(void)
 			send_msg(&f, XY_MSG_TASK, &m);
 		}
 	}
-	t1 = xy_mono_us();
-	printf("%d no-op tasks on 2 cores: %.0f tasks/s\n", n,
-	       n / ((t1 - t0) / 1e6));
+	free(seen);
 	shutdown_worker(&f);
 }
 
@@ -640,12 +844,15 @@ int main(int argc, char **argv)
 		XY_TEST(t_noop_and_failure),
 		XY_TEST(t_output_ring),
 		XY_TEST(t_fetch_inputs_outputs),
+		XY_TEST(t_dirs_forever_unlink),
+		XY_TEST(t_gpus_and_default_cache),
 		XY_TEST(t_inputs_missing),
 		XY_TEST(t_limits),
 		XY_TEST(t_cancel),
 		XY_TEST(t_sigterm_bye),
+		XY_TEST(t_stop_during_fetch),
 		XY_TEST(t_bad_secret),
-		XY_TEST_T(t_many_noops, 60),
+		XY_TEST_T(t_many_tasks, 60),
 		{0},
 	};
 	signal(SIGPIPE, SIG_IGN);
