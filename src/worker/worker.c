@@ -374,6 +374,9 @@ static void begin_stop(struct xy_worker *w, int bye, const char *why)
 	if (bye && w->conn && w->connected) {
 		memset(&m, 0, sizeof m);
 		n = xy_tasks_unfinished(w->tasks, &m.bye.task_ids);
+		/* The decoder's limit; a worker never holds that many. */
+		if (n > XY_MAX_FILES)
+			n = XY_MAX_FILES;
 		m.bye.n_tasks = n > 0 ? (uint32_t)n : 0;
 		send_msg(w, XY_MSG_BYE, &m);
 		free(m.bye.task_ids);

@@ -65,6 +65,7 @@ static void put_text(struct xy_cache *c, const char *text, uint8_t level,
 	write_file(src, text);
 	XY_CHECK(xy_object_hash(src, id, &kind, &size, err, sizeof err) == 0);
 	XY_CHECK_EQ(kind, XY_KIND_FILE);
+	XY_CHECK(xy_object_make_readonly(src) == 0); /* as callers do */
 	XY_CHECK(xy_cache_adopt(c, src, id, kind, level, size, err,
 				sizeof err) == 0);
 	XY_CHECK(!exists(src));
