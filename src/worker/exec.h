@@ -2,7 +2,7 @@
  * exec.h: sandboxes and the processes that run in them. A sandbox is a
  * directory per task into which the task's inputs are linked under their
  * sandbox names; a process is `/bin/sh -c COMMAND` started in it with
- * uv_spawn, in a process group of its own, its stdout and stderr captured
+ * posix_spawn, in a process group of its own, its stdout and stderr captured
  * into one ring that keeps the last XY_MAX_OUTPUT bytes. A monitor (one
  * timer for all processes) samples each group's resident memory, the
  * sandbox's disk use and the elapsed time, and kills a group that passes
