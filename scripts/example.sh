@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh build
 cd examples/sort-merge
-exec ../../build/src/cli/xylem run workflow.json "$@"
+../../build/src/cli/xylem run workflow.json "$@"
+./check.sh
+echo "results: examples/sort-merge/out/ (report.txt, counts.txt, total.txt)"

@@ -740,30 +740,11 @@ struct xy_workflow *xy_workflow_parse(const char *text, size_t len,
 	return ps.w;
 }
 
-/* The absolute directory that holds path, for relative paths in it. */
-static char *base_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char cwd[4096], *out;
-
-	if (slash == path)
-		return strdup("/");
-	if (path[0] == '/')
-		return strndup(path, (size_t)(slash - path));
-	if (!getcwd(cwd, sizeof cwd))
-		return NULL;
-	if (!slash)
-		return strdup(cwd);
-	if (asprintf(&out, "%s/%.*s", cwd, (int)(slash - path), path) < 0)
-		return NULL;
-	return out;
-}
-
 struct xy_workflow *xy_workflow_load(const char *path, char *err,
 				     size_t errlen)
 {
 	struct xy_workflow *w = NULL;
-	char *text, *base;
+	char *text, base[4096];
 	size_t len = 0;
 
 	text = xy_read_file(path, MAX_WORKFLOW_BYTES, &len);
@@ -772,13 +753,12 @@ struct xy_workflow *xy_workflow_load(const char *path, char *err,
 			strerror(errno));
 		return NULL;
 	}
-	base = base_dir(path);
-	if (!base)
-		xy_fail(err, errlen, errno, "%s: cannot find its directory: %s",
-			path, strerror(errno));
+	/* Relative paths start at the current directory, as a shell's do. */
+	if (!getcwd(base, sizeof base))
+		xy_fail(err, errlen, errno, "cannot find the current directory: %s",
+			strerror(errno));
 	else
 		w = xy_workflow_parse(text, len, path, base, err, errlen);
-	free(base);
 	free(text);
 	return w;
 }

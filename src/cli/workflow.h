@@ -64,7 +64,7 @@ struct xy_workflow {
 };
 
 /* Reads and validates the workflow file at path. Relative paths in it are
- * taken from the directory that holds the file. Returns NULL with errno set
+ * taken from the current directory. Returns NULL with errno set
  * and a one-line reason in err that starts with the file's name, and names
  * the task, the key and the value at fault (or the line and column of a
  * JSON syntax error). The caller frees the result with xy_workflow_free. */

@@ -667,10 +667,14 @@ static int recv_dir(struct in *in, const char *root)
 	return rc;
 }
 
-static int recv_body(struct in *in, uint8_t kind, const char *part)
+static int recv_body(struct in *in, uint8_t kind, const char *part,
+		     int readonly)
 {
 	if (kind == XY_KIND_FILE)
-		return recv_file(in, part, 0644, in->left);
+		/* A file's stream carries no mode. In a cache it is made
+		 * executable, so that an input script runs as ./script; a
+		 * copy brought back to the manager is a plain 0644 file. */
+		return recv_file(in, part, readonly ? 0755 : 0644, in->left);
 	if (mkdir(part, 0700) < 0)
 		return in_fail(in, XY_OBJ_FAILED, "cannot create %s: %s", part,
 			       strerror(errno));
@@ -743,7 +747,8 @@ int xy_object_recv(int fd, uint8_t kind, uint64_t size,
 	if (!in.buf || !in.md ||
 	    EVP_DigestInit_ex(in.md, EVP_sha256(), NULL) != 1)
 		in_fail(&in, XY_OBJ_FAILED, "out of memory");
-	else if (recv_body(&in, kind, part) == 0 && recv_verify(&in, id) == 0)
+	else if (recv_body(&in, kind, part, readonly) == 0 &&
+		 recv_verify(&in, id) == 0)
 		finish_recv(&in, part, dest, readonly);
 	if (in.status != XY_OBJ_OK)
 		xy_rm_rf(part);

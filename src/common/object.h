@@ -42,8 +42,10 @@ int xy_object_hash(const char *path, uint8_t id[XY_ID_LEN], uint8_t *kind,
  * materialises it at dest, which must not exist: written under
  * "dest.part" and renamed into place only if the SHA-256 of the stream
  * equals id. Paths inside a directory stream are checked with
- * xy_check_sandbox_name. If readonly, files become 0444 (0555 if
- * executable) and directories 0555. Returns an XY_OBJ_* status: OK,
+ * xy_check_sandbox_name. If readonly (a cache's copy), a plain-file
+ * object becomes 0555 (its stream has no mode, and an input script must
+ * run), files in a directory 0444 or 0555 by their recorded mode, and
+ * directories 0555; otherwise a plain file is 0644. Returns an XY_OBJ_* status: OK,
  * CORRUPT (hash mismatch or malformed stream), or FAILED (I/O), with a
  * reason in err. Nothing is left at dest or dest.part on failure. */
 int xy_object_recv(int fd, uint8_t kind, uint64_t size,

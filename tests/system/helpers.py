@@ -161,10 +161,10 @@ class Xylem:
         self.env = dict(os.environ)
         self.env.setdefault("TMPDIR", str(tmp_path))
 
-    def run(self, *args, timeout=120, env=None):
-        """Runs xylem to completion; returns a Result with .returncode and
-        .output (stdout and stderr together)."""
-        p = Proc([self.bin, *map(str, args)], env=env or self.env)
+    def run(self, *args, timeout=120, env=None, cwd=None):
+        """Runs xylem to completion (in cwd, if given); returns a Result
+        with .returncode and .output (stdout and stderr together)."""
+        p = Proc([self.bin, *map(str, args)], env=env or self.env, cwd=cwd)
         self.procs.append(p)
         rc = p.wait(timeout)
         return Result(rc, p.output)

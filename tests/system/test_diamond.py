@@ -49,14 +49,17 @@ def test_diamond_one_worker(xylem, tmp_path):
 
 
 def test_relative_paths_and_input_file(xylem, tmp_path):
-    """Relative paths start at the workflow's directory, not the cwd; an
-    input from the user's disk is read and its output comes back beside."""
+    """Relative paths start at the current directory, as the issue says,
+    not at the workflow file's; an input from the user's disk is read and
+    its output comes back there."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in/words.txt").write_text("b\na\nc\n")
-    wf = write_workflow(tmp_path / "wf.json", [
+    (tmp_path / "flows").mkdir()
+    write_workflow(tmp_path / "flows/wf.json", [
         task("sort", "sort w > s", inputs=[("in/words.txt", "w")],
              outputs=[("sorted/s.txt", "s")], env={"LC_ALL": "C"})])
-    r = xylem.run("run", wf, "--workers", "1", timeout=60)
+    r = xylem.run("run", "flows/wf.json", "--workers", "1", timeout=60,
+                  cwd=tmp_path)
     assert r.returncode == 0, r.output
     assert (tmp_path / "sorted/s.txt").read_text() == "a\nb\nc\n"
 
@@ -66,10 +69,32 @@ def test_sort_merge_example(xylem, tmp_path):
     ex = tmp_path / "sort-merge"
     shutil.copytree(REPO / "examples/sort-merge", ex,
                     ignore=shutil.ignore_patterns("out"))
-    r = xylem.run("run", ex / "workflow.json", "--workers", "2", timeout=120)
+    r = xylem.run("run", "workflow.json", "--workers", "2", timeout=120,
+                  cwd=ex)
     assert r.returncode == 0, r.output
     check = subprocess.run([str(ex / "check.sh")], capture_output=True,
                            text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     report = (ex / "out/report.txt").read_text()
     assert report.startswith("words: 14500\n")
+
+
+def test_input_script_and_directory(xylem, tmp_path):
+    """An input script runs as ./script in the sandbox, and a directory
+    input arrives whole, with its tree (as a symbolic link into the
+    cache, hence find -L)."""
+    script = tmp_path / "count.sh"
+    script.write_text("#!/bin/sh\nfind -L data -type f | sort > listing\n"
+                      "cat data/sub/deep.txt >> listing\n")
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "top.txt").write_text("top\n")
+    (data / "sub" / "deep.txt").write_text("deep\n")
+    out = tmp_path / "out" / "listing"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("list", "./count.sh",
+             inputs=[(script, "count.sh"), (data, "data")],
+             outputs=[(out, "listing")])])
+    r = xylem.run("run", wf, "--workers", "1", timeout=60)
+    assert r.returncode == 0, r.output
+    assert out.read_text() == "data/sub/deep.txt\ndata/top.txt\ndeep\n"

@@ -127,7 +127,7 @@ static void t_fetch_file_and_dir(void)
 	free(body);
 	struct stat st;
 	XY_CHECK_EQ(stat(tpath("got.txt"), &st), 0);
-	XY_CHECK_EQ(st.st_mode & 0777, 0444);
+	XY_CHECK_EQ(st.st_mode & 0777, 0555);
 
 	token(objs[1].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("localhost", port, secret, strlen(secret),
