@@ -158,6 +158,53 @@ XY_API struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout);
 /* Submitted tasks not yet returned by wait. */
 XY_API int64_t xy_manager_outstanding(const struct xy_manager *m);
 
+/*
+ * Threads. A manager belongs to one thread, which calls wait or run; other
+ * threads reach it only through these three calls, which are safe from any
+ * thread (the Python extension's manager thread is built on them).
+ */
+/* Runs fn(m, arg) on the manager's thread at its next turn (inside wait or
+ * run), in the order posted. Returns -1 with ENOMEM or ESHUTDOWN. */
+XY_API int xy_manager_post(struct xy_manager *m,
+			   void (*fn)(struct xy_manager *m, void *arg),
+			   void *arg);
+/* Makes a wait or run in progress (or the next one) return early: wait
+ * returns NULL with errno EINTR, run returns -1 with errno EINTR. */
+XY_API void xy_manager_interrupt(struct xy_manager *m);
+/* Runs the manager, with or without outstanding tasks, until a completed
+ * task is ready for wait (returns 1), timeout seconds pass (returns 0;
+ * negative: no limit), or it is interrupted (returns -1, errno EINTR). */
+XY_API int xy_manager_run(struct xy_manager *m, double timeout);
+
+/*
+ * Libraries: warm processes on workers that serve function calls. A
+ * library is declared once from a template task: its command starts one
+ * instance (e.g. `python3 -m xylem.library`), its inputs are staged to
+ * every worker that serves it and linked into each instance's sandbox,
+ * its env and resources apply to each instance. An instance talks to its
+ * worker over file descriptor 3 (docs/protocol.md, "Library instances").
+ * A call is a task made by xy_task_create_call: the worker hands its
+ * payload to an idle instance of the library (starting one if none is
+ * idle) instead of starting a process, and the instance's reply comes back
+ * as the task's output (xy_task_output). The manager takes ownership of
+ * tmpl. Declaring a name again replaces it for workers that have not yet
+ * started it.
+ */
+XY_API int xy_manager_declare_library(struct xy_manager *m, const char *name,
+				      struct xy_task *tmpl, char *err,
+				      size_t errlen);
+/* A call to library `library` with an opaque payload (copied; at most
+ * XY_PAYLOAD_MAX bytes). Inputs, outputs, env and resources are set as for
+ * any task; the call runs with its sandbox as the instance's working
+ * directory. */
+XY_API struct xy_task *xy_task_create_call(const char *library,
+					   const void *payload, size_t len);
+#define XY_PAYLOAD_MAX (8 << 20)
+
+/* A number the caller keeps with a task (the Python executor's key). */
+XY_API void xy_task_set_user(struct xy_task *t, uint64_t value);
+XY_API uint64_t xy_task_user(const struct xy_task *t);
+
 XY_API uint64_t xy_task_id(const struct xy_task *t);
 XY_API const char *xy_task_command(const struct xy_task *t);
 XY_API const char *xy_task_tag(const struct xy_task *t);
@@ -166,7 +213,8 @@ XY_API xy_result xy_task_result(const struct xy_task *t);
 XY_API const char *xy_result_string(xy_result r);
 XY_API int xy_task_exit_code(const struct xy_task *t);
 /* Captured stdout and stderr, interleaved, at most XY_OUTPUT_MAX bytes (the
- * tail is kept); NUL-terminated. len may be NULL. */
+ * tail is kept); for a call, the library instance's reply (at most
+ * XY_PAYLOAD_MAX bytes). NUL-terminated. len may be NULL. */
 XY_API const char *xy_task_output(const struct xy_task *t, size_t *len);
 /* Why the task failed, in one line, or "" on success. */
 XY_API const char *xy_task_error(const struct xy_task *t);

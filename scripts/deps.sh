@@ -18,12 +18,11 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-py=(meson ninja pytest)
 need=()
-for m in "${py[@]}"; do
-	python3 -c "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('${m//-/_}') else 1)" 2>/dev/null || need+=("$m")
-done
+command -v meson >/dev/null 2>&1 || need+=(meson)
+command -v ninja >/dev/null 2>&1 || need+=(ninja)
+python3 -c "import pytest" 2>/dev/null || need+=(pytest)
 if ((${#need[@]})); then
 	echo "deps: pip installing ${need[*]}" >&2
-	python3 -m pip install -q "${need[@]}"
+	python3 -m pip install -q --root-user-action=ignore "${need[@]}"
 fi

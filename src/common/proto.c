@@ -323,6 +323,13 @@ static void dec_task(struct dec *d, union xy_msg *m)
 		t->env[i].value = dstr(d, XY_MAX_STR, "env value");
 	}
 	dec_task_files(d, t);
+	t->library = dstr(d, XY_MAX_NAME, "library");
+	if (dlen_ok(d, XY_MAX_PAYLOAD, "payload") == 0) {
+		t->payload = xy_get_bytes(&d->r, XY_MAX_PAYLOAD,
+					  &t->payload_len);
+		if (!t->payload)
+			dfail(d, "out of memory");
+	}
 }
 
 static void enc_task(struct enc *e, const union xy_msg *m)
@@ -356,12 +363,20 @@ static void enc_task(struct enc *e, const union xy_msg *m)
 		estr(e, t->outputs[i].name, XY_MAX_NAME);
 		xy_buf_put_u8(e->b, t->outputs[i].level);
 	}
+	estr(e, t->library, XY_MAX_NAME);
+	size_t plen = t->payload ? t->payload_len : 0;
+	if (plen > XY_MAX_PAYLOAD)
+		e->bad = 1;
+	else
+		xy_buf_put_bytes(e->b, t->payload, plen);
 }
 
 static void free_task(union xy_msg *m)
 {
 	struct xy_msg_task *t = &m->task;
 	free(t->command);
+	free(t->library);
+	free(t->payload);
 	for (uint32_t i = 0; i < t->n_env && t->env; i++) {
 		free(t->env[i].name);
 		free(t->env[i].value);
@@ -445,8 +460,8 @@ static void dec_task_done(struct dec *d, union xy_msg *m)
 	t->start_us = xy_get_u64(&d->r);
 	t->end_us = xy_get_u64(&d->r);
 	t->output_truncated = xy_get_u8(&d->r);
-	if (dlen_ok(d, XY_MAX_OUTPUT, "output") == 0) {
-		t->output = xy_get_bytes(&d->r, XY_MAX_OUTPUT, &t->output_len);
+	if (dlen_ok(d, XY_MAX_PAYLOAD, "output") == 0) {
+		t->output = xy_get_bytes(&d->r, XY_MAX_PAYLOAD, &t->output_len);
 		if (!t->output)
 			dfail(d, "out of memory");
 	}
@@ -476,7 +491,7 @@ static void enc_task_done(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, t->end_us);
 	xy_buf_put_u8(e->b, t->output_truncated);
 	size_t olen = t->output ? t->output_len : 0;
-	if (olen > XY_MAX_OUTPUT)
+	if (olen > XY_MAX_PAYLOAD)
 		e->bad = 1;
 	else
 		xy_buf_put_bytes(e->b, t->output, olen);
@@ -605,6 +620,7 @@ static const struct msg_ops {
 	[XY_MSG_ERROR] = {"ERROR", dec_error, enc_error, free_error},
 	[XY_MSG_HELLO] = {"HELLO", dec_hello, enc_hello, free_hello},
 	[XY_MSG_TASK] = {"TASK", dec_task, enc_task, free_task},
+	[XY_MSG_LIBRARY] = {"LIBRARY", dec_task, enc_task, free_task},
 	[XY_MSG_FETCH] = {"FETCH", dec_fetch, enc_fetch, free_fetch},
 	[XY_MSG_CACHE_UPDATE] = {"CACHE_UPDATE", dec_cache_update,
 				 enc_cache_update, free_cache_update},

@@ -28,6 +28,7 @@
 #define XY_MAX_STR 65536              /* other strings */
 #define XY_MAX_COMMAND (1u << 20)     /* a task's command line */
 #define XY_MAX_OUTPUT (1u << 20)      /* captured output per task */
+#define XY_MAX_PAYLOAD (8u << 20)     /* a call's payload, or its reply */
 #define XY_MAX_ENV 4096               /* environment variables per task */
 #define XY_MAX_FILES 65536            /* inputs or outputs per task */
 #define XY_MAX_INVENTORY 1000000      /* cached objects in a hello */
@@ -57,6 +58,7 @@ enum xy_msg_type {
 	XY_MSG_BYE = 19,          /* w -> m: leaving, these tasks return */
 	XY_MSG_STATUS_REQ = 20,   /* status client -> m */
 	XY_MSG_STATUS_REPLY = 21, /* m -> status client */
+	XY_MSG_LIBRARY = 22,      /* m -> w: a library's template (as TASK) */
 	/* transfer connections (xfer.h) */
 	XY_MSG_GET = 30,    /* client -> transfer server */
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
@@ -159,6 +161,12 @@ struct xy_msg_task {
 	struct xy_task_input *inputs;
 	uint32_t n_outputs;
 	struct xy_task_output *outputs;
+	/* A call: the library that serves it ("" for a command task) and the
+	 * payload handed to the instance. In LIBRARY, library is the name
+	 * being defined and payload is empty. */
+	char *library;
+	size_t payload_len;
+	char *payload;
 };
 
 struct xy_msg_fetch {
@@ -195,7 +203,7 @@ struct xy_msg_task_done {
 	uint64_t end_us;
 	uint8_t output_truncated;
 	size_t output_len;
-	char *output; /* NUL-terminated, output_len bytes */
+	char *output; /* NUL-terminated, output_len bytes; a call's reply */
 	char *message; /* why it failed, or "" */
 	uint32_t n_outputs;
 	struct xy_done_output *outputs;

@@ -67,7 +67,12 @@ static int sample(unsigned type, union xy_msg *m)
 	case XY_MSG_TASK:
 		m->task = (struct xy_msg_task){
 			42, "echo hi > out.txt", 2, 512, 100, 1, 5000,
-			2, env, 2, inputs, 1, outputs};
+			2, env, 2, inputs, 1, outputs, "", 0, NULL};
+		return 1;
+	case XY_MSG_LIBRARY:
+		m->task = (struct xy_msg_task){
+			0, "python3 -m xylem.library", 1, 0, 0, 0, 0,
+			2, env, 2, inputs, 0, NULL, "pylib", 4, "p\0ld"};
 		return 1;
 	case XY_MSG_FETCH:
 		m->fetch.id[0] = 0x11;
@@ -157,7 +162,7 @@ static void t_round_trip_every_type(void)
 		xy_buf_free(&b2);
 		n++;
 	}
-	XY_CHECK_EQ(n, 18);
+	XY_CHECK_EQ(n, 19);
 	check_no_leaks();
 }
 
@@ -182,6 +187,7 @@ static void t_decoded_fields(void)
 	XY_CHECK_EQ(d.task.inputs[1].id[0], 8);
 	XY_CHECK_EQ(d.task.n_outputs, 1);
 	XY_CHECK_EQ(d.task.outputs[0].level, 1);
+	XY_CHECK(!strcmp(d.task.library, "") && d.task.payload_len == 0);
 	/* A handler steals a field; free must cope. */
 	char *stolen = d.task.command;
 	char *stolen_name = d.task.inputs[0].name;
@@ -190,6 +196,17 @@ static void t_decoded_fields(void)
 	free(stolen);
 	free(stolen_name);
 	xy_msg_free(XY_MSG_TASK, &d);
+	xy_buf_free(&b);
+
+	/* A library template: the name and a payload with a NUL in it. */
+	sample(XY_MSG_LIBRARY, &m);
+	encode(XY_MSG_LIBRARY, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_LIBRARY, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK(!strcmp(d.task.library, "pylib"));
+	XY_CHECK_EQ(d.task.payload_len, 4);
+	XY_CHECK(!memcmp(d.task.payload, "p\0ld", 4));
+	xy_msg_free(XY_MSG_LIBRARY, &d);
 	xy_buf_free(&b);
 
 	sample(XY_MSG_TASK_DONE, &m);
@@ -278,7 +295,7 @@ static void t_unknown_types(void)
 {
 	union xy_msg d;
 	char err[128];
-	static const unsigned bad[] = {0, 5, 9, 22, 29, 32, 1000};
+	static const unsigned bad[] = {0, 5, 9, 23, 29, 32, 1000};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		XY_CHECK_EQ(xy_msg_decode(bad[i], NULL, 0, &d, err,
 					  sizeof err), -1);
@@ -418,10 +435,10 @@ static void t_oversized_strings(void)
 	XY_CHECK(strstr(err, "truncated"));
 	xy_buf_free(&b);
 
-	/* Output over XY_MAX_OUTPUT. */
+	/* Output (or a call's reply) over XY_MAX_PAYLOAD. */
 	sample(XY_MSG_TASK_DONE, &m);
-	m.task_done.output_len = XY_MAX_OUTPUT + 1;
-	m.task_done.output = calloc(1, XY_MAX_OUTPUT + 2);
+	m.task_done.output_len = XY_MAX_PAYLOAD + 1;
+	m.task_done.output = calloc(1, XY_MAX_PAYLOAD + 2);
 	xy_buf_init(&b);
 	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_TASK_DONE, &m), -1);
 	free(m.task_done.output);
