@@ -75,13 +75,16 @@ struct xy_manager_options {
 };
 
 /* Creates a manager listening on opt->port. Returns NULL on failure with
- * errno set and a reason in err. The caller owns the manager. */
+ * errno set and a reason in err. The caller owns the manager. If SIGPIPE
+ * has its default action, it is set to be ignored, so that a worker that
+ * vanishes mid-write cannot kill the program. */
 XY_API struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 					    char *err, size_t errlen);
 
-/* Stops listening, disconnects workers (telling them to drop workflow-level
- * objects), and frees every task and file the manager still owns.
- * xy_manager_destroy(NULL) does nothing. */
+/* Stops listening, disconnects workers (which then exit, dropping all but
+ * their FOREVER objects), and frees every task, file and library the
+ * manager still owns. Posts not yet run are dropped. No other thread may
+ * use m from then on. xy_manager_destroy(NULL) does nothing. */
 XY_API void xy_manager_destroy(struct xy_manager *m);
 
 /* The TCP port the manager listens on (useful after port 0). */
@@ -141,7 +144,13 @@ XY_API void xy_task_set_time_limit(struct xy_task *t, double seconds);
 XY_API int xy_task_set_tag(struct xy_task *t, const char *tag);
 
 /* Hands t to the manager. Returns its id (> 0), or 0 on failure with a
- * reason in err (then the caller still owns t). */
+ * reason in err (then the caller still owns t). A task that reads a file
+ * another submitted task writes waits for it; the writer may be submitted
+ * after the reader, as long as both are submitted before the next wait.
+ * A file may have one writer at a time; a new writer of a file is refused
+ * until the previous one is done, and readers not yet started then read
+ * what the new writer makes. Resources and files of a submitted task are
+ * fixed: the setters leave it unchanged until wait returns it. */
 XY_API uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 				  char *err, size_t errlen);
 
@@ -227,7 +236,7 @@ XY_API int xy_task_attempts(const struct xy_task *t);
 struct xy_task_times {
 	double submitted; /* seconds since the epoch, on the manager's clock */
 	double dispatched;
-	double started; /* the worker's start and end, converted */
+	double started; /* the worker's start and end, by its clock */
 	double finished;
 	double returned;
 };

@@ -12,6 +12,7 @@
 #ifndef XY_MANAGER_INTERNAL_H
 #define XY_MANAGER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -28,6 +29,17 @@ struct xy_wtable;
 struct xy_sched;
 struct xy_xplan;
 struct peer;
+struct post;
+
+/* A declared library: a template for the instances workers start. A
+ * replaced library stays allocated until the manager goes, since workers
+ * remember which library objects they were sent. */
+struct library {
+	char *name;
+	struct xy_task *tmpl;
+	int current; /* not replaced by a later declaration */
+	struct library *next;
+};
 
 /* ------------------------------------------------------------------ tasks */
 
@@ -49,6 +61,10 @@ struct xy_task {
 	int retries;
 	double priority;
 	double time_limit;
+	uint64_t user;
+	char *library;  /* a call: the library that serves it */
+	char *payload;  /* a call's payload */
+	size_t payload_len;
 
 	xy_task_state state;
 	xy_result result;
@@ -58,6 +74,7 @@ struct xy_task {
 	char *error;
 	char *worker_name;
 	int attempts;       /* dispatches that reached a worker */
+	int failures;       /* attempts that failed by the task's fault */
 	int worker_losses;  /* times its worker vanished under it */
 	int cancel_requested;
 	struct xy_task_times times;
@@ -107,7 +124,6 @@ struct xy_object {
 	uint8_t kind;
 	uint64_t size;
 	int on_manager;  /* the manager can serve it (path or buffer) */
-	int serving;     /* transfers now reading from the manager */
 	struct replica *replicas;
 	uint32_t n_replicas, cap_replicas;
 	struct xy_object *hnext;
@@ -179,10 +195,13 @@ struct xy_worker {
 	struct xy_task *running; /* list through qnext/qprev */
 	struct xy_object **held; /* objects it holds or is fetching */
 	uint32_t n_held, cap_held;
+	struct library **libs; /* libraries sent to it */
+	uint32_t n_libs;
 	struct xy_worker *fprev, *fnext; /* free list */
 	int on_free;
 	struct xy_worker *next; /* all workers */
 	double connected_at;
+	uint64_t last_heard; /* loop time of its last message */
 	uint64_t score_gen;
 	uint64_t score;
 };
@@ -265,6 +284,9 @@ int64_t xy_xplan_bytes_received(const struct xy_xplan *x);
 
 /* -------------------------------------------------------------- manager */
 
+#define XY_LIVENESS_MS 15000
+#define XY_WORKER_TIMEOUT_MS 120000
+
 struct xy_manager {
 	uv_loop_t loop;
 	uv_tcp_t listener;
@@ -294,6 +316,14 @@ struct xy_manager {
 	struct peer **peers; /* every open control connection */
 	size_t n_peers, cap_peers;
 	uv_idle_t idle; /* keeps poll from blocking while work is left */
+	uv_async_t async; /* wakes the loop for posts and interrupts */
+	uv_timer_t liveness;
+	uint64_t last_liveness;
+	pthread_mutex_t post_lock;
+	struct post *posts, *posts_tail; /* under post_lock */
+	int closed;                      /* under post_lock: no more posts */
+	int interrupted;                 /* atomic */
+	struct library *libraries;
 	int destroying;
 	int listening;
 };
@@ -306,9 +336,18 @@ void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
 			     const char *why);
 void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 			      struct xy_worker *w);
+/* An output came back (ok), or could not: local is set when the manager
+ * could not write it (its blame), clear when the transfer failed. */
 void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t,
-			  int ok, const char *why);
+			  int ok, int local, const char *why);
+void xy_manager_task_lost(struct xy_manager *m, struct xy_task *t,
+			  const char *why);
 void xy_manager_wake(struct xy_manager *m);
+/* The current library of that name, or NULL. */
+struct library *xy_manager_library(struct xy_manager *m, const char *name);
+/* Sends w the LIBRARY message for name unless it has had it already. */
+void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
+			     const char *name);
 int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 		    const union xy_msg *msg);
 

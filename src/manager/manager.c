@@ -11,6 +11,7 @@
  * libuv polls again.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,8 +200,10 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 {
 	union xy_msg msg = {0};
 	struct xy_msg_task *tm = &msg.task;
-	struct xy_task_input in[t->n_inputs ? t->n_inputs : 1];
-	struct xy_task_output out[t->n_outputs ? t->n_outputs : 1];
+	struct xy_task_input *in = calloc(t->n_inputs + 1, sizeof *in);
+	struct xy_task_output *out = calloc(t->n_outputs + 1, sizeof *out);
+	if (!in || !out)
+		abort();
 
 	tm->task_id = t->id;
 	tm->command = t->command;
@@ -226,6 +229,9 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	tm->inputs = in;
 	tm->n_outputs = t->n_outputs;
 	tm->outputs = out;
+	tm->library = t->library;
+	tm->payload = t->payload;
+	tm->payload_len = t->payload_len;
 
 	set_state(m, t, XY_TASK_RUNNING);
 	xy_wtable_commit(m->wtable, w, t);
@@ -233,21 +239,68 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
-	xy_manager_send(m, w, XY_MSG_TASK, &msg);
+	if (t->library)
+		xy_manager_send_library(m, w, t->library);
+	int rc = xy_manager_send(m, w, XY_MSG_TASK, &msg);
+	free(in);
+	free(out);
+	if (rc < 0) {
+		/* Refused by the encoder, or the connection is closing. */
+		xy_wtable_release(m->wtable, w, t);
+		xy_manager_task_lost(m, t, "could not be sent to its worker");
+		return;
+	}
 	history_task(m, t, "dispatched", NULL);
 }
 
-void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t, int ok,
+/* The worker t ran on was lost (disconnected, killed, or a transfer
+ * failed): run it again elsewhere without using a retry, up to a bound
+ * that stops a task which kills every worker it lands on. */
+void xy_manager_task_lost(struct xy_manager *m, struct xy_task *t,
 			  const char *why)
+{
+	if (t->cancel_requested) {
+		t->result = XY_RESULT_CANCELLED;
+		set_error(t, "cancelled");
+		finish(m, t);
+		return;
+	}
+	if (++t->worker_losses > MAX_WORKER_LOSSES) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "lost its worker %d times; last: %s",
+			 t->worker_losses, why ? why : "");
+		t->result = XY_RESULT_WORKER_FAILED;
+		set_error(t, msg);
+		finish(m, t);
+		return;
+	}
+	t->result = XY_RESULT_SUCCESS;
+	xy_manager_task_requeue(m, t, why);
+}
+
+void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t, int ok,
+			  int local, const char *why)
 {
 	t->retrievals--;
 	if (!ok) {
-		t->retrieval_failed = 1;
+		t->retrieval_failed = local ? 2 : 1;
 		set_error(t, why);
 	}
 	if (t->retrievals > 0 || m->destroying)
 		return;
-	if (!t->retrieval_failed) {
+	if (t->cancel_requested && !t->retrieval_failed) {
+		t->result = XY_RESULT_CANCELLED;
+		set_error(t, "cancelled");
+	}
+	if (!t->retrieval_failed || t->cancel_requested) {
+		finish(m, t);
+		return;
+	}
+	if (t->retrieval_failed == 2) {
+		/* The manager cannot write where it was asked to: running
+		 * the task again would not help. */
+		t->retrieval_failed = 0;
+		t->result = XY_RESULT_APP_FAILED;
 		finish(m, t);
 		return;
 	}
@@ -256,13 +309,195 @@ void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t, int ok,
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		if (t->outputs[i].file->producer == t)
 			xy_catalog_file_reset(m->catalog, t->outputs[i].file);
-	if (++t->worker_losses > MAX_WORKER_LOSSES) {
-		t->result = XY_RESULT_WORKER_FAILED;
-		finish(m, t);
-		return;
+	xy_manager_task_lost(m, t, why);
+}
+
+/* ----------------------------------------------------------- libraries */
+
+/* The wire's limits, checked here so that a task the encoder would
+ * refuse is refused at submit, not lost at dispatch. */
+static int check_limits(const struct xy_task *t, char *err, size_t errlen)
+{
+	if (strlen(t->command) > XY_MAX_COMMAND)
+		return xy_fail(err, errlen, E2BIG, "command over %u bytes",
+			       XY_MAX_COMMAND);
+	if (t->payload_len > XY_MAX_PAYLOAD)
+		return xy_fail(err, errlen, E2BIG, "payload over %u bytes",
+			       XY_MAX_PAYLOAD);
+	if (t->n_env > XY_MAX_ENV)
+		return xy_fail(err, errlen, E2BIG, "more than %u variables",
+			       XY_MAX_ENV);
+	for (uint32_t i = 0; i < t->n_env; i++)
+		if (strlen(t->env[i].name) > XY_MAX_NAME ||
+		    strlen(t->env[i].value) > XY_MAX_STR)
+			return xy_fail(err, errlen, E2BIG,
+				       "variable %.40s is too long",
+				       t->env[i].name);
+	return 0;
+}
+
+
+struct library *xy_manager_library(struct xy_manager *m, const char *name)
+{
+	for (struct library *l = m->libraries; l; l = l->next)
+		if (l->current && !strcmp(l->name, name))
+			return l;
+	return NULL;
+}
+
+int xy_manager_declare_library(struct xy_manager *m, const char *name,
+			       struct xy_task *tmpl, char *err, size_t errlen)
+{
+	if (!name || !*name || strlen(name) > XY_MAX_NAME)
+		return xy_fail(err, errlen, EINVAL, "a library needs a name");
+	if (!tmpl || !*tmpl->command || tmpl->library || tmpl->n_outputs ||
+	    tmpl->manager)
+		return xy_fail(err, errlen, EINVAL,
+			       "library %s: the template must be an unsubmitted "
+			       "command task without outputs", name);
+	if (check_limits(tmpl, err, errlen) < 0)
+		return -1;
+	struct library *l = calloc(1, sizeof *l);
+	if (!l || !(l->name = strdup(name))) {
+		free(l);
+		return xy_fail(err, errlen, ENOMEM, "out of memory");
 	}
-	t->result = XY_RESULT_SUCCESS;
-	xy_manager_task_requeue(m, t, why);
+	struct library *old = xy_manager_library(m, name);
+	if (old)
+		old->current = 0;
+	l->tmpl = tmpl;
+	l->current = 1;
+	l->next = m->libraries;
+	m->libraries = l;
+	return 0;
+}
+
+/* A call carries its library's inputs, so that they are staged with it
+ * and count towards placing it where they already are. */
+static int add_library_inputs(struct xy_manager *m, struct xy_task *t,
+			      char *err, size_t errlen)
+{
+	struct library *l = xy_manager_library(m, t->library);
+	for (uint32_t i = 0; i < l->tmpl->n_inputs; i++) {
+		struct task_file *li = &l->tmpl->inputs[i];
+		int have = 0;
+		for (uint32_t j = 0; j < t->n_inputs; j++) {
+			if (t->inputs[j].file == li->file &&
+			    !strcmp(t->inputs[j].as, li->as))
+				have = 1;
+			else if (!strcmp(t->inputs[j].as, li->as))
+				return xy_fail(err, errlen, EINVAL,
+					       "input %s is also an input of "
+					       "library %s", li->as, l->name);
+		}
+		if (!have &&
+		    xy_task_add_input(t, li->file, li->as, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
+			     const char *name)
+{
+	struct library *l = xy_manager_library(m, name);
+	for (uint32_t i = 0; i < w->n_libs; i++)
+		if (w->libs[i] == l)
+			return;
+	struct library **nl = realloc(w->libs, (w->n_libs + 1) * sizeof *nl);
+	if (!nl)
+		abort();
+	w->libs = nl;
+	w->libs[w->n_libs++] = l;
+
+	struct xy_task *tp = l->tmpl;
+	union xy_msg msg = {0};
+	struct xy_msg_task *tm = &msg.task;
+	struct xy_task_input *in = calloc(tp->n_inputs + 1, sizeof *in);
+	if (!in)
+		abort();
+	for (uint32_t i = 0; i < tp->n_inputs; i++) {
+		struct xy_file *f = tp->inputs[i].file;
+		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
+		in[i].kind = f->obj->kind;
+		in[i].level = (uint8_t)f->level;
+		in[i].name = tp->inputs[i].as;
+	}
+	tm->command = tp->command;
+	tm->cores = (uint32_t)tp->cores;
+	tm->memory_mb = (uint64_t)tp->memory;
+	tm->disk_mb = (uint64_t)tp->disk;
+	tm->gpus = (uint32_t)tp->gpus;
+	tm->n_env = tp->n_env;
+	tm->env = tp->env;
+	tm->n_inputs = tp->n_inputs;
+	tm->inputs = in;
+	tm->library = l->name;
+	xy_manager_send(m, w, XY_MSG_LIBRARY, &msg);
+	free(in);
+}
+
+/* ------------------------------------------------------------ threads */
+
+struct post {
+	void (*fn)(struct xy_manager *, void *);
+	void *arg;
+	struct post *next;
+};
+
+int xy_manager_post(struct xy_manager *m,
+		    void (*fn)(struct xy_manager *m, void *arg), void *arg)
+{
+	struct post *p = malloc(sizeof *p);
+	if (!p) {
+		errno = ENOMEM;
+		return -1;
+	}
+	p->fn = fn;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&m->post_lock);
+	if (m->closed) {
+		pthread_mutex_unlock(&m->post_lock);
+		free(p);
+		errno = ESHUTDOWN;
+		return -1;
+	}
+	if (m->posts_tail)
+		m->posts_tail->next = p;
+	else
+		m->posts = p;
+	m->posts_tail = p;
+	pthread_mutex_unlock(&m->post_lock);
+	uv_async_send(&m->async);
+	return 0;
+}
+
+void xy_manager_interrupt(struct xy_manager *m)
+{
+	__atomic_store_n(&m->interrupted, 1, __ATOMIC_SEQ_CST);
+	uv_async_send(&m->async);
+}
+
+static int take_interrupt(struct xy_manager *m)
+{
+	return __atomic_exchange_n(&m->interrupted, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Runs what other threads posted, in order. */
+static void on_async(uv_async_t *h)
+{
+	struct xy_manager *m = h->data;
+	pthread_mutex_lock(&m->post_lock);
+	struct post *p = m->posts;
+	m->posts = m->posts_tail = NULL;
+	pthread_mutex_unlock(&m->post_lock);
+	while (p) {
+		struct post *next = p->next;
+		p->fn(m, p->arg);
+		free(p);
+		p = next;
+	}
 }
 
 /* ------------------------------------------------------------ messages */
@@ -276,7 +511,7 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		struct xy_object *obj =
 			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
 		xy_object_add_replica(obj, w, 1);
-		if (d->result != XY_RESULT_SUCCESS)
+		if (t->result != XY_RESULT_SUCCESS)
 			continue;
 		for (uint32_t i = 0; i < t->n_outputs; i++) {
 			struct xy_file *f = t->outputs[i].file;
@@ -289,13 +524,30 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 	}
 }
 
-/* Drops w's copies of t's task-level inputs: the worker deletes them. */
-static void drop_task_level(struct xy_task *t, struct xy_worker *w)
+static int running_uses(struct xy_worker *w, struct xy_object *o)
+{
+	for (struct xy_task *r = w->running; r; r = r->qnext)
+		for (uint32_t i = 0; i < r->n_inputs; i++)
+			if (r->inputs[i].file->obj == o)
+				return 1;
+	return 0;
+}
+
+/* t is done with w: w deletes the task-level inputs that no other task
+ * running there needs. The manager decides, since only it knows what is
+ * bound for w next. */
+static void drop_task_level(struct xy_manager *m, struct xy_task *t,
+			    struct xy_worker *w)
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_file *f = t->inputs[i].file;
-		if (f->level == XY_CACHE_TASK && f->obj)
-			xy_object_drop_replica(f->obj, w);
+		if (f->level != XY_CACHE_TASK || !f->obj ||
+		    !xy_object_replica(f->obj, w) || running_uses(w, f->obj))
+			continue;
+		xy_object_drop_replica(f->obj, w);
+		union xy_msg msg;
+		memcpy(msg.unlink.id, f->obj->id, XY_ID_LEN);
+		xy_manager_send(m, w, XY_MSG_UNLINK, &msg);
 	}
 }
 
@@ -310,7 +562,7 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 		return;
 	}
 	xy_wtable_release(m->wtable, w, t);
-	drop_task_level(t, w);
+	drop_task_level(m, t, w);
 	w->n_done++;
 	free(t->output);
 	t->output = d->output;
@@ -322,26 +574,19 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 	t->result = t->cancel_requested ? XY_RESULT_CANCELLED
 					: (xy_result)d->result;
 	set_error(t, d->message && *d->message ? d->message : NULL);
-	t->worker = NULL;
 	task_done_outputs(m, t, w, d);
 
-	int app_failures = t->attempts - t->worker_losses;
 	switch (t->result) {
 	case XY_RESULT_SUCCESS:
 		if (t->retrievals == 0)
 			finish(m, t);
 		break;
 	case XY_RESULT_WORKER_FAILED:
-		if (++t->worker_losses <= MAX_WORKER_LOSSES) {
-			t->result = XY_RESULT_SUCCESS;
-			xy_manager_task_requeue(m, t, t->error);
-		} else {
-			finish(m, t);
-		}
+		xy_manager_task_lost(m, t, t->error);
 		break;
 	case XY_RESULT_APP_FAILED:
 	case XY_RESULT_RESOURCES_EXHAUSTED:
-		if (app_failures <= t->retries) {
+		if (++t->failures <= t->retries) {
 			history_task(m, t, "retry", t->error);
 			t->result = XY_RESULT_SUCCESS;
 			xy_manager_task_requeue(m, t, NULL);
@@ -381,7 +626,7 @@ static void on_bye(struct xy_manager *m, struct xy_worker *w,
 		if (!t || t->worker != w)
 			continue;
 		xy_wtable_release(m->wtable, w, t);
-		xy_manager_task_requeue(m, t, "worker left");
+		xy_manager_task_lost(m, t, "its worker left");
 	}
 }
 
@@ -436,6 +681,7 @@ static void conn_msg(struct xy_conn *c, unsigned type, union xy_msg *msg)
 		return;
 	}
 	struct xy_worker *w = p->worker;
+	w->last_heard = uv_now(&p->m->loop);
 	worker_handler h = type < XY_MSG_MAX ? worker_handlers[type] : NULL;
 	if (!h || (!w->greeted && type != XY_MSG_HELLO)) {
 		char why[64];
@@ -548,6 +794,24 @@ static void on_timer(uv_timer_t *h)
 	(void)h;
 }
 
+/* Closes the connections of workers silent for XY_WORKER_TIMEOUT_MS.
+ * Workers send KEEPALIVE every 30 s. Silence is measured only while the
+ * loop runs: after the caller has not run the loop for a while, the
+ * clocks start again, since their messages may still be unread. */
+static void on_liveness(uv_timer_t *h)
+{
+	struct xy_manager *m = h->data;
+	uint64_t now = uv_now(&m->loop);
+	int resumed = now - m->last_liveness > 2 * XY_LIVENESS_MS;
+	m->last_liveness = now;
+	for (struct xy_worker *w = xy_wtable_all(m->wtable); w; w = w->next) {
+		if (resumed || !w->last_heard)
+			w->last_heard = now;
+		else if (w->conn && now - w->last_heard > XY_WORKER_TIMEOUT_MS)
+			xy_conn_close(w->conn, "silent for too long");
+	}
+}
+
 /* One turn of the loop: blocks for at most ms milliseconds (0: none). */
 static void run_once(struct xy_manager *m, uint64_t ms)
 {
@@ -576,6 +840,10 @@ static struct xy_task *pop_done(struct xy_manager *m)
 		m->done_tail = NULL;
 	t->qnext = NULL;
 	table_remove(m, t);
+	/* The caller may free t now: no file may point at it. */
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		if (t->outputs[i].file->producer == t)
+			t->outputs[i].file->producer = NULL;
 	set_state(m, t, XY_TASK_RETURNED);
 	m->n_tasks--;
 	if (t->result == XY_RESULT_SUCCESS)
@@ -587,30 +855,59 @@ static struct xy_task *pop_done(struct xy_manager *m)
 	return t;
 }
 
+/* Milliseconds to block for until deadline (negative: none), at most a
+ * second; 0 if it has passed. */
+static uint64_t block_ms(double deadline)
+{
+	if (deadline < 0)
+		return 1000;
+	double left = deadline - xy_now();
+	if (left <= 0)
+		return 0;
+	return left < 1 ? (uint64_t)(left * 1000) + 1 : 1000;
+}
+
 struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout)
 {
 	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
 	for (;;) {
 		if (m->done_head)
 			return pop_done(m);
+		if (take_interrupt(m)) {
+			errno = EINTR;
+			return NULL;
+		}
 		if (m->n_tasks == 0) {
 			run_once(m, 0);
 			errno = ENOENT;
 			return NULL;
 		}
-		uint64_t ms = 1000;
-		if (deadline >= 0) {
-			double left = deadline - xy_now();
-			if (left <= 0) {
-				run_once(m, 0);
-				if (m->done_head)
-					return pop_done(m);
-				errno = ETIMEDOUT;
-				return NULL;
-			}
-			ms = left < 1 ? (uint64_t)(left * 1000) + 1 : 1000;
+		uint64_t ms = block_ms(deadline);
+		if (ms == 0) {
+			run_once(m, 0);
+			if (m->done_head)
+				return pop_done(m);
+			errno = ETIMEDOUT;
+			return NULL;
 		}
 		run_once(m, ms);
+	}
+}
+
+int xy_manager_run(struct xy_manager *m, double timeout)
+{
+	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
+	for (;;) {
+		if (m->done_head)
+			return 1;
+		if (take_interrupt(m)) {
+			errno = EINTR;
+			return -1;
+		}
+		uint64_t ms = block_ms(deadline);
+		run_once(m, ms);
+		if (ms == 0)
+			return m->done_head ? 1 : 0;
 	}
 }
 
@@ -660,10 +957,23 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
 	}
+	/* A worker that vanishes mid-write must not kill the program that
+	 * embeds us; a program that set its own SIGPIPE handler keeps it. */
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&m->loop);
 	uv_prepare_init(&m->loop, &m->prepare);
 	uv_idle_init(&m->loop, &m->idle);
 	uv_timer_init(&m->loop, &m->timer);
+	uv_async_init(&m->loop, &m->async, on_async);
+	uv_timer_init(&m->loop, &m->liveness);
+	m->liveness.data = m;
+	uv_timer_start(&m->liveness, on_liveness, XY_LIVENESS_MS,
+		       XY_LIVENESS_MS);
+	uv_unref((uv_handle_t *)&m->liveness);
+	m->async.data = m;
+	pthread_mutex_init(&m->post_lock, NULL);
 	m->prepare.data = m;
 	uv_prepare_start(&m->prepare, on_prepare);
 	m->started = xy_now();
@@ -726,7 +1036,24 @@ void xy_manager_destroy(struct xy_manager *m)
 	close_handle((uv_handle_t *)&m->prepare);
 	close_handle((uv_handle_t *)&m->idle);
 	close_handle((uv_handle_t *)&m->timer);
+	close_handle((uv_handle_t *)&m->liveness);
+	pthread_mutex_lock(&m->post_lock);
+	m->closed = 1;
+	for (struct post *p = m->posts, *n; p; p = n) {
+		n = p->next;
+		free(p);
+	}
+	m->posts = m->posts_tail = NULL;
+	pthread_mutex_unlock(&m->post_lock);
+	close_handle((uv_handle_t *)&m->async);
 	uv_run(&m->loop, UV_RUN_DEFAULT);
+	for (struct library *l = m->libraries, *n; l; l = n) {
+		n = l->next;
+		xy_task_delete(l->tmpl);
+		free(l->name);
+		free(l);
+	}
+	pthread_mutex_destroy(&m->post_lock);
 	free(m->peers);
 	for (uint64_t i = 0; i < m->task_table_size; i++)
 		for (struct xy_task *t = m->task_table[i], *n; t; t = n) {
@@ -807,8 +1134,13 @@ static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
 {
 	if (t->id)
 		return xy_fail(err, errlen, EINVAL, "task already submitted");
-	if (!*t->command)
+	if (!*t->command && !t->library)
 		return xy_fail(err, errlen, EINVAL, "empty command");
+	if (t->library && !xy_manager_library(m, t->library))
+		return xy_fail(err, errlen, ENOENT, "no library named %s",
+			       t->library);
+	if (check_limits(t, err, errlen) < 0)
+		return -1;
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
 		struct xy_file *f = t->outputs[i].file;
 		struct xy_task *p = f->producer;
@@ -834,6 +1166,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 			   char *err, size_t errlen)
 {
 	if (check_submit(m, t, err, errlen) < 0)
+		return 0;
+	if (t->library && add_library_inputs(m, t, err, errlen) < 0)
 		return 0;
 	t->id = m->next_task_id++;
 	t->manager = m;

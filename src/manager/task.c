@@ -4,11 +4,20 @@
  * returns the task. The manager's life cycle of a task is in manager.c.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "proto.h"
 #include "util.h"
+
+/* Resources and policies are fixed once the manager holds the task: the
+ * setters below do nothing to a submitted task that is not yet returned. */
+static int frozen(const struct xy_task *t)
+{
+	return t->manager && t->state != XY_TASK_RETURNED;
+}
 
 struct xy_task *xy_task_create(const char *command)
 {
@@ -26,6 +35,29 @@ struct xy_task *xy_task_create(const char *command)
 	}
 	t->cores = 1;
 	t->exit_code = -1;
+	return t;
+}
+
+struct xy_task *xy_task_create_call(const char *library, const void *payload,
+				    size_t len)
+{
+	if (!library || !*library || strlen(library) > XY_MAX_NAME ||
+	    len > XY_PAYLOAD_MAX || (len && !payload)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct xy_task *t = xy_task_create("");
+	if (!t)
+		return NULL;
+	t->library = strdup(library);
+	t->payload = malloc(len ? len : 1);
+	if (!t->library || !t->payload) {
+		xy_task_delete(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(t->payload, payload, len);
+	t->payload_len = len;
 	return t;
 }
 
@@ -55,6 +87,8 @@ void xy_task_delete(struct xy_task *t)
 	free(t->env);
 	free(t->command);
 	free(t->tag);
+	free(t->library);
+	free(t->payload);
 	xy_task_free_results(t);
 	free(t);
 }
@@ -65,6 +99,9 @@ static int add_file(struct task_file **arr, uint32_t *n, struct xy_file *f,
 {
 	if (!f)
 		return xy_fail(err, errlen, EINVAL, "%s: no file given", what);
+	if (*n >= XY_MAX_FILES)
+		return xy_fail(err, errlen, E2BIG, "more than %u %ss",
+			       XY_MAX_FILES, what);
 	if (xy_check_sandbox_name(as, err, errlen) < 0)
 		return -1;
 	for (uint32_t i = 0; i < *n; i++)
@@ -86,6 +123,8 @@ static int add_file(struct task_file **arr, uint32_t *n, struct xy_file *f,
 int xy_task_add_input(struct xy_task *t, struct xy_file *f, const char *as,
 		      char *err, size_t errlen)
 {
+	if (frozen(t))
+		return xy_fail(err, errlen, EBUSY, "the task is submitted");
 	return add_file(&t->inputs, &t->n_inputs, f, as, "input", err,
 			errlen);
 }
@@ -93,6 +132,8 @@ int xy_task_add_input(struct xy_task *t, struct xy_file *f, const char *as,
 int xy_task_add_output(struct xy_task *t, struct xy_file *f, const char *as,
 		       char *err, size_t errlen)
 {
+	if (frozen(t))
+		return xy_fail(err, errlen, EBUSY, "the task is submitted");
 	if (f && !f->path)
 		return xy_fail(err, errlen, EINVAL,
 			       "output \"%s\": a buffer cannot be an output",
@@ -103,7 +144,7 @@ int xy_task_add_output(struct xy_task *t, struct xy_file *f, const char *as,
 
 int xy_task_set_env(struct xy_task *t, const char *name, const char *value)
 {
-	if (!name || !*name || strchr(name, '=') || !value) {
+	if (!name || !*name || strchr(name, '=') || !value || frozen(t)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -134,37 +175,59 @@ int xy_task_set_env(struct xy_task *t, const char *name, const char *value)
 
 void xy_task_set_cores(struct xy_task *t, int cores)
 {
-	t->cores = cores > 0 ? cores : 1;
+	if (!frozen(t))
+		t->cores = cores > 0 ? cores : 1;
 }
 
 void xy_task_set_memory(struct xy_task *t, int64_t mb)
 {
-	t->memory = mb > 0 ? mb : 0;
+	if (!frozen(t))
+		t->memory = mb > 0 ? mb : 0;
 }
 
 void xy_task_set_disk(struct xy_task *t, int64_t mb)
 {
-	t->disk = mb > 0 ? mb : 0;
+	if (!frozen(t))
+		t->disk = mb > 0 ? mb : 0;
 }
 
 void xy_task_set_gpus(struct xy_task *t, int gpus)
 {
-	t->gpus = gpus > 0 ? gpus : 0;
+	if (!frozen(t))
+		t->gpus = gpus > 0 ? gpus : 0;
 }
 
 void xy_task_set_retries(struct xy_task *t, int retries)
 {
-	t->retries = retries > 0 ? retries : 0;
+	if (!frozen(t))
+		t->retries = retries > 0 ? retries : 0;
 }
 
 void xy_task_set_priority(struct xy_task *t, double priority)
 {
-	t->priority = priority;
+	/* The ready queue orders by priority: NaN would order nothing. */
+	if (!frozen(t))
+		t->priority = isfinite(priority) ? priority : 0;
 }
 
 void xy_task_set_time_limit(struct xy_task *t, double seconds)
 {
-	t->time_limit = seconds > 0 ? seconds : 0;
+	/* Past a year is no limit at all. */
+	if (!frozen(t))
+		t->time_limit = isfinite(seconds) && seconds > 0 &&
+					seconds < 31536000
+				? seconds
+				: 0;
+}
+
+void xy_task_set_user(struct xy_task *t, uint64_t value)
+{
+	t->user = value;
+}
+
+uint64_t xy_task_user(const struct xy_task *t)
+{
+	return t->user;
 }
 
 int xy_task_set_tag(struct xy_task *t, const char *tag)

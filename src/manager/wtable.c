@@ -11,8 +11,6 @@
 #include "log.h"
 #include "util.h"
 
-#define MAX_WORKER_LOSSES 10
-
 struct xy_wtable {
 	struct xy_manager *m;
 	struct xy_worker *all;
@@ -35,6 +33,7 @@ static void worker_free(struct xy_worker *w)
 	free(w->addr);
 	free(w->xfer_host);
 	free(w->held);
+	free(w->libs);
 	free(w);
 }
 
@@ -157,12 +156,7 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 	while (w->running && !wt->m->destroying) {
 		struct xy_task *t = w->running;
 		xy_wtable_release(wt, w, t);
-		t->worker_losses++;
-		if (t->worker_losses > MAX_WORKER_LOSSES)
-			xy_manager_task_fail(wt->m, t, XY_RESULT_WORKER_FAILED,
-					     "lost its worker too many times");
-		else
-			xy_manager_task_requeue(wt->m, t, "worker lost");
+		xy_manager_task_lost(wt->m, t, "its worker disconnected");
 	}
 	struct xy_worker **pp = &wt->all;
 	while (*pp && *pp != w)

@@ -43,6 +43,7 @@ struct retrieve_job {
 	uint64_t bytes;
 	double started;
 	int status;
+	int local; /* the failure was the manager's own (mkdir, rename) */
 	char err[512];
 };
 
@@ -51,6 +52,7 @@ struct xy_xplan {
 	char *secret;
 	size_t secret_len;
 	struct fetch *fetches;
+	int serving; /* fetches reading from the manager's transfer server */
 	int64_t active;
 	int64_t bytes_received;
 	int retrievals; /* jobs on the thread pool */
@@ -98,7 +100,7 @@ int64_t xy_xplan_bytes_received(const struct xy_xplan *x)
 /* The least busy source of o other than dest under its limit; *none is
  * set if o has no source at all. NULL with *none == 0 means "not now".
  * *manager is set when the manager is the source. */
-static struct xy_worker *pick_source(struct xy_object *o,
+static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 				     struct xy_worker *dest, int *manager,
 				     int *none)
 {
@@ -116,8 +118,8 @@ static struct xy_worker *pick_source(struct xy_object *o,
 			best = r->worker;
 	}
 	*none = !have;
-	if (o->on_manager && o->serving < XY_SERVE_PER_SOURCE &&
-	    (!best || o->serving <= best->serving)) {
+	if (o->on_manager && x->serving < XY_SERVE_PER_SOURCE &&
+	    (!best || x->serving <= best->serving)) {
 		*manager = 1;
 		return NULL;
 	}
@@ -135,7 +137,7 @@ int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 		if (xy_object_replica(o, w))
 			continue;
 		int manager, none;
-		struct xy_worker *src = pick_source(o, w, &manager, &none);
+		struct xy_worker *src = pick_source(x, o, w, &manager, &none);
 		if (none)
 			return -1;
 		if (!src && !manager)
@@ -152,7 +154,7 @@ static void send_fetch(struct xy_xplan *x, struct xy_object *o,
 		       xy_cache_level level, struct xy_worker *w)
 {
 	int manager, none;
-	struct xy_worker *src = pick_source(o, w, &manager, &none);
+	struct xy_worker *src = pick_source(x, o, w, &manager, &none);
 	struct fetch *f = calloc(1, sizeof *f);
 	if (!f)
 		abort();
@@ -178,7 +180,7 @@ static void send_fetch(struct xy_xplan *x, struct xy_object *o,
 	} else {
 		m->host = "";
 		m->port = (uint16_t)xy_xfer_server_port(x->m->xfer);
-		o->serving++;
+		x->serving++;
 	}
 	xy_token_make(x->secret, x->secret_len, o->id,
 		      (uint64_t)xy_now() + TOKEN_TTL, m->token);
@@ -203,7 +205,7 @@ static void fetch_end(struct xy_xplan *x, struct fetch *f)
 	if (f->src)
 		f->src->serving--;
 	else if (!f->src_gone)
-		f->obj->serving--;
+		x->serving--;
 	f->dest->fetches--;
 	x->active--;
 	xy_manager_wake(x->m);
@@ -239,6 +241,9 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
 			f->obj->hex, src, w->name, u->text ? u->text : "");
 		xy_object_drop_replica(f->obj, w);
+		/* A worker that no longer has it is no source for it. */
+		if (u->status == XY_OBJ_NOT_FOUND && f->src)
+			xy_object_drop_replica(f->obj, f->src);
 	}
 	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
 			    w->name, u->size, u->elapsed_us / 1e6,
@@ -265,16 +270,35 @@ void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 	}
 }
 
+/* Creates the directory that will hold path, if missing. */
+static int make_parent(const char *path)
+{
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	return xy_mkdir_p(dir);
+}
+
 static void retrieve_work(uv_work_t *req)
 {
 	struct retrieve_job *j = req->data;
 	struct xy_xplan *x = j->x;
 	char tmp[4200];
+	if (make_parent(j->path) < 0) {
+		snprintf(j->err, sizeof j->err, "cannot make the directory "
+			 "of %s: %s", j->path, strerror(errno));
+		j->status = XY_OBJ_FAILED;
+		j->local = 1;
+		return;
+	}
 	snprintf(tmp, sizeof tmp, "%s.xylem-%d-%p", j->path, (int)getpid(),
 		 (void *)j);
 	j->status = xy_xfer_fetch(j->host, j->port, x->secret, x->secret_len,
-				  j->obj->id, j->token,
-				  tmp, 0, &j->bytes, j->err, sizeof j->err);
+				  j->obj->id, j->token, tmp, 0, &j->bytes,
+				  j->err, sizeof j->err);
 	if (j->status != XY_OBJ_OK)
 		return;
 	struct stat st;
@@ -285,6 +309,7 @@ static void retrieve_work(uv_work_t *req)
 			 j->path, strerror(errno));
 		xy_rm_rf(tmp);
 		j->status = XY_OBJ_FAILED;
+		j->local = 1;
 	}
 }
 
@@ -307,7 +332,7 @@ static void retrieve_done(uv_work_t *req, int status)
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
-	xy_manager_retrieved(x->m, j->t, ok, ok ? NULL : why);
+	xy_manager_retrieved(x->m, j->t, ok, j->local, ok ? NULL : why);
 	free(j->host);
 	free(j->path);
 	free(j->worker);
@@ -337,12 +362,10 @@ void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
 		abort();
 	x->retrievals++;
 	t->retrievals++;
+	/* uv_queue_work fails only on bad arguments. */
 	if (uv_queue_work(&x->m->loop, &j->req, retrieve_work,
-			  retrieve_done) < 0) {
-		snprintf(j->err, sizeof j->err, "cannot start a thread");
-		j->status = XY_OBJ_FAILED;
-		retrieve_done(&j->req, 0);
-	}
+			  retrieve_done) < 0)
+		abort();
 }
 
 int xy_xplan_busy(const struct xy_xplan *x)

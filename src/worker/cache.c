@@ -565,8 +565,10 @@ void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 
 	pthread_mutex_lock(&c->mu);
 	e = find(c, id);
+	/* Task-level objects too wait for the manager's UNLINK: it alone
+	 * knows whether another task bound for this worker needs one. */
 	if (e && e->refs > 0 && --e->refs == 0)
-		gone = e->unlink_pending || e->level == XY_CACHE_TASK;
+		gone = e->unlink_pending;
 	pthread_mutex_unlock(&c->mu);
 	if (gone)
 		drop(c, e);

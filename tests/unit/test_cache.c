@@ -156,19 +156,21 @@ static void t_refcount_unlink(void)
 	xy_cache_close(c);
 }
 
-static void t_task_level_dropped(void)
+static void t_task_level_waits_for_unlink(void)
 {
 	struct xy_cache *c = open_in("c");
 	uint8_t t[XY_ID_LEN], w[XY_ID_LEN];
 
 	put_text(c, "for one task", XY_CACHE_TASK, t);
 	put_text(c, "for the worker", XY_CACHE_WORKER, w);
-	/* Not dropped merely for having no users yet. */
-	XY_CHECK(xy_cache_find(c, t, NULL) == 0);
-	XY_CHECK(xy_cache_incref(c, t) == 0);
 	XY_CHECK(xy_cache_incref(c, t) == 0);
 	XY_CHECK(xy_cache_incref(c, w) == 0);
+	/* The last user going is not enough: the manager decides. */
 	xy_cache_decref(c, t);
+	XY_CHECK(xy_cache_find(c, t, NULL) == 0);
+	/* UNLINK while in use waits for the last user. */
+	XY_CHECK(xy_cache_incref(c, t) == 0);
+	XY_CHECK(xy_cache_unlink(c, t) == 1);
 	XY_CHECK(xy_cache_find(c, t, NULL) == 0);
 	xy_cache_decref(c, t);
 	XY_CHECK(xy_cache_find(c, t, NULL) < 0);
@@ -478,7 +480,7 @@ int main(int argc, char **argv)
 	static const struct xy_test tests[] = {
 		XY_TEST(t_insert_lookup),
 		XY_TEST(t_refcount_unlink),
-		XY_TEST(t_task_level_dropped),
+		XY_TEST(t_task_level_waits_for_unlink),
 		XY_TEST(t_forever_reopen),
 		XY_TEST(t_level_raised),
 		XY_TEST(t_temporary_root),

@@ -4,6 +4,9 @@
  * its cascade, a missing input found by the hashing thread, timeouts.
  */
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,6 +151,138 @@ static void t_status_json(void)
 	xy_manager_destroy(m);
 }
 
+
+static void count_post(struct xy_manager *m, void *arg)
+{
+	(void)m;
+	(*(int *)arg)++;
+}
+
+struct poster {
+	struct xy_manager *m;
+	int count;
+};
+
+static void *poster_main(void *arg)
+{
+	struct poster *p = arg;
+	for (int i = 0; i < 100; i++)
+		XY_CHECK(xy_manager_post(p->m, count_post, &p->count) == 0);
+	usleep(100000);
+	xy_manager_interrupt(p->m);
+	return NULL;
+}
+
+/* Another thread posts work and interrupts a run; the posts run on the
+ * manager's thread, in order, and the run returns EINTR. */
+static void t_post_and_interrupt(void)
+{
+	struct xy_manager *m = mk();
+	struct poster p = {m, 0};
+	pthread_t th;
+	pthread_create(&th, NULL, poster_main, &p);
+	double t0 = xy_now_for_tests();
+	XY_CHECK_EQ(xy_manager_run(m, 10), -1);
+	XY_CHECK(errno == EINTR);
+	XY_CHECK(xy_now_for_tests() - t0 < 5);
+	pthread_join(th, NULL);
+	XY_CHECK_EQ(p.count, 100);
+	/* Without tasks, run times out rather than returning at once. */
+	t0 = xy_now_for_tests();
+	XY_CHECK_EQ(xy_manager_run(m, 0.2), 0);
+	XY_CHECK(xy_now_for_tests() - t0 >= 0.15);
+	/* An interrupt before a wait is not lost. */
+	xy_manager_interrupt(m);
+	XY_CHECK(xy_manager_submit(m, xy_task_create("true"), NULL, 0));
+	XY_CHECK(xy_manager_wait(m, 5) == NULL && errno == EINTR);
+	xy_manager_destroy(m);
+}
+
+static void t_libraries_and_calls(void)
+{
+	struct xy_manager *m = mk();
+	char err[256] = "";
+	XY_CHECK(xy_task_create_call("", "x", 1) == NULL);
+	XY_CHECK(xy_task_create_call("lib", NULL, XY_PAYLOAD_MAX + 1) == NULL);
+	struct xy_task *c = xy_task_create_call("pylib", "payload", 7);
+	XY_CHECK(c);
+	/* No such library yet. */
+	XY_CHECK(xy_manager_submit(m, c, err, sizeof err) == 0);
+	XY_CHECK(strstr(err, "pylib"));
+	/* A template with outputs is refused; a plain one is taken. */
+	struct xy_task *bad = xy_task_create("serve");
+	struct xy_file *o = xy_manager_declare_file(m, "o", 1, NULL, 0);
+	XY_CHECK(xy_task_add_output(bad, o, "o", NULL, 0) == 0);
+	XY_CHECK(xy_manager_declare_library(m, "pylib", bad, err, sizeof err)
+		 < 0);
+	xy_task_delete(bad);
+	struct xy_task *tmpl = xy_task_create("python3 -m xylem.library");
+	struct xy_file *env = xy_manager_declare_buffer(m, "env", 3, 2, NULL, 0);
+	XY_CHECK(xy_task_add_input(tmpl, env, "env.tar", NULL, 0) == 0);
+	XY_CHECK(xy_manager_declare_library(m, "pylib", tmpl, err, sizeof err)
+		 == 0);
+	xy_task_set_user(c, 77);
+	XY_CHECK(xy_manager_submit(m, c, err, sizeof err) > 0);
+	/* The call carries the library's input, so it is staged with it. */
+	XY_CHECK_EQ(xy_task_get_state(c), XY_TASK_READY);
+	XY_CHECK(xy_manager_cancel(m, xy_task_id(c)) == 0);
+	struct xy_task *r = xy_manager_wait(m, 5);
+	XY_CHECK(r == c && xy_task_user(r) == 77);
+	XY_CHECK_EQ(xy_task_result(r), XY_RESULT_CANCELLED);
+	xy_task_delete(r);
+	xy_manager_destroy(m); /* frees the template */
+}
+
+static void t_setters_guarded(void)
+{
+	struct xy_manager *m = mk();
+	struct xy_task *t = xy_task_create("true");
+	xy_task_set_priority(t, NAN);
+	xy_task_set_time_limit(t, INFINITY);
+	XY_CHECK(xy_manager_submit(m, t, NULL, 0));
+	/* Frozen once submitted. */
+	xy_task_set_cores(t, 64);
+	XY_CHECK(xy_task_set_env(t, "A", "b") < 0);
+	struct xy_task *u = xy_task_create("true");
+	xy_task_set_priority(u, 1);
+	XY_CHECK(xy_manager_submit(m, u, NULL, 0));
+	char *s = xy_manager_status_json(m);
+	XY_CHECK(strstr(s, "\"ready\":2"));
+	free(s);
+	/* A NaN priority became 0 and the queue still works. */
+	XY_CHECK(xy_manager_cancel(m, xy_task_id(t)) == 0);
+	XY_CHECK(xy_manager_cancel(m, xy_task_id(u)) == 0);
+	for (int i = 0; i < 2; i++)
+		xy_task_delete(xy_manager_wait(m, 5));
+	xy_manager_destroy(m);
+}
+
+/* A writer returned and freed leaves no dangling producer: a second
+ * writer of the same path is accepted. */
+static void t_writer_freed(void)
+{
+	struct xy_manager *m = mk();
+	struct xy_file *f = xy_manager_declare_file(m, "out.txt", 1, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		struct xy_task *t = xy_task_create("echo > o");
+		XY_CHECK(xy_task_add_output(t, f, "o", NULL, 0) == 0);
+		XY_CHECK(xy_manager_submit(m, t, NULL, 0));
+		XY_CHECK(xy_manager_cancel(m, xy_task_id(t)) == 0);
+		xy_task_delete(xy_manager_wait(m, 5));
+	}
+	/* Over the wire's limits: refused at submit, not lost later. */
+	char *big = malloc((1 << 20) + 2);
+	memset(big, 'x', (1 << 20) + 1);
+	big[(1 << 20) + 1] = 0;
+	struct xy_task *t = xy_task_create(big);
+	char err[256];
+	XY_CHECK(xy_manager_submit(m, t, err, sizeof err) == 0);
+	XY_CHECK(strstr(err, "command over"));
+	xy_task_delete(t);
+	free(big);
+	xy_manager_destroy(m);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -157,6 +292,10 @@ int main(int argc, char **argv)
 		XY_TEST(t_missing_input),
 		XY_TEST(t_cancel_cascades),
 		XY_TEST(t_status_json),
+		XY_TEST(t_post_and_interrupt),
+		XY_TEST(t_libraries_and_calls),
+		XY_TEST(t_setters_guarded),
+		XY_TEST(t_writer_freed),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
