@@ -443,7 +443,7 @@ void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)
 	f->obj = NULL;
 }
 
-struct replica *xy_object_replica(struct xy_object *o, struct xy_worker *w)
+struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w)
 {
 	for (uint32_t i = 0; i < o->n_replicas; i++)
 		if (o->replicas[i].worker == w)
@@ -451,10 +451,10 @@ struct replica *xy_object_replica(struct xy_object *o, struct xy_worker *w)
 	return NULL;
 }
 
-void xy_object_add_replica(struct xy_object *o, struct xy_worker *w,
+void xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
 			   int ready)
 {
-	struct replica *r = xy_object_replica(o, w);
+	struct replica *r = xy_catalog_replica_find(o, w);
 	if (r) {
 		r->ready |= ready;
 		return;
@@ -473,11 +473,22 @@ void xy_object_add_replica(struct xy_object *o, struct xy_worker *w,
 	xy_wtable_note_object(w, o);
 }
 
-void xy_object_drop_replica(struct xy_object *o, struct xy_worker *w)
+void xy_catalog_replica_forget(struct xy_object *o, struct xy_worker *w)
 {
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		if (o->replicas[i].worker == w) {
 			o->replicas[i] = o->replicas[--o->n_replicas];
+			return;
+		}
+	}
+}
+
+void xy_catalog_replica_drop(struct xy_object *o, struct xy_worker *w)
+{
+	xy_catalog_replica_forget(o, w);
+	for (uint32_t i = 0; i < w->n_held; i++) {
+		if (w->held[i] == o) {
+			w->held[i] = w->held[--w->n_held];
 			return;
 		}
 	}

@@ -159,10 +159,13 @@ void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 /* f will be made again by its producer: tasks that need it must wait. */
 void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f);
 void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t);
-struct replica *xy_object_replica(struct xy_object *o, struct xy_worker *w);
-void xy_object_add_replica(struct xy_object *o, struct xy_worker *w,
+struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w);
+void xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
 			   int ready);
-void xy_object_drop_replica(struct xy_object *o, struct xy_worker *w);
+/* Drops w's copy of o, and o from w's list of held objects. */
+void xy_catalog_replica_drop(struct xy_object *o, struct xy_worker *w);
+/* Drops w's copy of o only (w is going away with its list). */
+void xy_catalog_replica_forget(struct xy_object *o, struct xy_worker *w);
 int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
 		      size_t pathlen, uint8_t *kind);
 const char *xy_catalog_staging(struct xy_catalog *c);

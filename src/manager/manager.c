@@ -510,7 +510,7 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		struct xy_done_output *o = &d->outputs[k];
 		struct xy_object *obj =
 			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
-		xy_object_add_replica(obj, w, 1);
+		xy_catalog_replica_add(obj, w, 1);
 		if (t->result != XY_RESULT_SUCCESS)
 			continue;
 		for (uint32_t i = 0; i < t->n_outputs; i++) {
@@ -542,9 +542,9 @@ static void drop_task_level(struct xy_manager *m, struct xy_task *t,
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_file *f = t->inputs[i].file;
 		if (f->level != XY_CACHE_TASK || !f->obj ||
-		    !xy_object_replica(f->obj, w) || running_uses(w, f->obj))
+		    !xy_catalog_replica_find(f->obj, w) || running_uses(w, f->obj))
 			continue;
-		xy_object_drop_replica(f->obj, w);
+		xy_catalog_replica_drop(f->obj, w);
 		union xy_msg msg;
 		memcpy(msg.unlink.id, f->obj->id, XY_ID_LEN);
 		xy_manager_send(m, w, XY_MSG_UNLINK, &msg);

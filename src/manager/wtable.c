@@ -112,7 +112,7 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 		struct xy_inventory_item *it = &h->items[i];
 		struct xy_object *o = xy_catalog_object(wt->m->catalog, it->id,
 							it->kind, it->size);
-		xy_object_add_replica(o, w, 1);
+		xy_catalog_replica_add(o, w, 1);
 	}
 	w->greeted = 1;
 	w->ready = 1;
@@ -150,7 +150,7 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 			  reason);
 	/* Replicas first, so that requeued tasks do not count on them. */
 	for (uint32_t i = 0; i < w->n_held; i++)
-		xy_object_drop_replica(w->held[i], w);
+		xy_catalog_replica_forget(w->held[i], w);
 	w->n_held = 0;
 	xy_xplan_worker_gone(wt->m->xplan, w);
 	while (w->running && !wt->m->destroying) {

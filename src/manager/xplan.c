@@ -134,7 +134,7 @@ int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 		struct xy_object *o = t->inputs[i].file->obj;
 		if (!o)
 			return -1;
-		if (xy_object_replica(o, w))
+		if (xy_catalog_replica_find(o, w))
 			continue;
 		int manager, none;
 		struct xy_worker *src = pick_source(x, o, w, &manager, &none);
@@ -186,7 +186,7 @@ static void send_fetch(struct xy_xplan *x, struct xy_object *o,
 		      (uint64_t)xy_now() + TOKEN_TTL, m->token);
 	w->fetches++;
 	x->active++;
-	xy_object_add_replica(o, w, 0);
+	xy_catalog_replica_add(o, w, 0);
 	xy_manager_send(x->m, w, XY_MSG_FETCH, &msg);
 }
 
@@ -195,7 +195,7 @@ void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_object *o = t->inputs[i].file->obj;
-		if (!xy_object_replica(o, w))
+		if (!xy_catalog_replica_find(o, w))
 			send_fetch(x, o, t->inputs[i].file->level, w);
 	}
 }
@@ -226,7 +226,7 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 	if (!f) {
 		/* An object the worker made or found on its own. */
 		if (u->status == XY_OBJ_OK)
-			xy_object_add_replica(xy_catalog_object(x->m->catalog,
+			xy_catalog_replica_add(xy_catalog_object(x->m->catalog,
 								u->id, u->kind,
 								u->size),
 					      w, 1);
@@ -234,16 +234,16 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 	}
 	const char *src = f->src ? f->src->name : "manager";
 	if (u->status == XY_OBJ_OK) {
-		struct replica *r = xy_object_replica(f->obj, w);
+		struct replica *r = xy_catalog_replica_find(f->obj, w);
 		if (r)
 			r->ready = 1;
 	} else {
 		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
 			f->obj->hex, src, w->name, u->text ? u->text : "");
-		xy_object_drop_replica(f->obj, w);
+		xy_catalog_replica_drop(f->obj, w);
 		/* A worker that no longer has it is no source for it. */
 		if (u->status == XY_OBJ_NOT_FOUND && f->src)
-			xy_object_drop_replica(f->obj, f->src);
+			xy_catalog_replica_drop(f->obj, f->src);
 	}
 	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
 			    w->name, u->size, u->elapsed_us / 1e6,
