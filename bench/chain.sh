@@ -23,11 +23,11 @@ import json, sys
 work, n = sys.argv[1], int(sys.argv[2])
 def chain(length, name):
     tasks = [{"id": "t0", "command": "echo link > out",
-              "outputs": [{"path": f"{name}/f0", "as": "out"}]}]
+              "outputs": [{"path": f"{work}/{name}/f0", "as": "out"}]}]
     for i in range(1, length):
         tasks.append({"id": f"t{i}", "command": "cat in > out",
-                      "inputs": [{"path": f"{name}/f{i-1}", "as": "in"}],
-                      "outputs": [{"path": f"{name}/f{i}", "as": "out"}]})
+                      "inputs": [{"path": f"{work}/{name}/f{i-1}", "as": "in"}],
+                      "outputs": [{"path": f"{work}/{name}/f{i}", "as": "out"}]})
     json.dump({"tasks": tasks}, open(f"{work}/{name}.json", "w"))
 chain(n, "long")
 chain(1, "short")
