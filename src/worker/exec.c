@@ -2,7 +2,8 @@
  * exec.c: sandboxes, task environments, and the processes that run tasks:
  * spawning with posix_spawn in a process group of their own, capturing their
  * output into a ring, and a monitor that enforces memory, disk and time
- * limits; see exec.h. Pairs with tasks.c, its only user besides the tests.
+ * limits; see exec.h. Pairs with tasks.c (task processes) and library.c
+ * (library instances), its users besides the tests.
  */
 #include "exec.h"
 
@@ -314,6 +315,7 @@ void xy_env_free(struct xy_env *env)
 
 struct ring {
 	char *data;
+	size_t max;             /* bytes kept */
 	size_t cap, len, start; /* start != 0 only once len == max */
 	int truncated;
 };
@@ -327,8 +329,8 @@ static int ring_grow(struct ring *r, size_t need)
 		return 0;
 	while (cap < need)
 		cap *= 2;
-	if (cap > XY_MAX_OUTPUT)
-		cap = XY_MAX_OUTPUT;
+	if (cap > r->max)
+		cap = r->max;
 	d = realloc(r->data, cap);
 	if (!d)
 		return -1;
@@ -337,10 +339,10 @@ static int ring_grow(struct ring *r, size_t need)
 	return 0;
 }
 
-/* Appends n bytes, keeping only the last XY_MAX_OUTPUT. */
+/* Appends n bytes, keeping only the last r->max. */
 static void ring_append(struct ring *r, const char *p, size_t n)
 {
-	const size_t max = XY_MAX_OUTPUT;
+	const size_t max = r->max;
 	size_t w, first;
 
 	if (n >= max) {
@@ -837,6 +839,7 @@ static struct xy_proc *proc_new(struct xy_exec *x, const struct xy_proc_opts *o)
 	p->memory_mb = o->memory_mb;
 	p->disk_mb = o->disk_mb;
 	p->time_limit_ms = o->time_limit_ms;
+	p->ring.max = o->log_max ? o->log_max : XY_MAX_OUTPUT;
 	p->on_done = o->on_done;
 	p->arg = o->arg;
 	p->next = x->procs;
@@ -854,6 +857,12 @@ static struct xy_proc *proc_new(struct xy_exec *x, const struct xy_proc_opts *o)
  * than uv_spawn: glibc starts the child with vfork semantics instead of
  * copying the worker's page tables, which is most of the cost of a short
  * task. The exit is watched through a pidfd on the loop.
+ *
+ * Every descriptor of the worker is close-on-exec; the child keeps only
+ * what dup2 gives it, since dup2 clears that flag on the new descriptor.
+ * A descriptor for fd 3 that is itself below 4 is first copied higher, so
+ * that neither the dup2 onto 0-2 clobbers it nor a dup2 onto itself (which
+ * would keep the flag on older C libraries) is needed.
  */
 static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 {
@@ -861,13 +870,23 @@ static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, dfl;
+	int r, fd3 = -1, copy = -1;
 	pid_t pid;
-	int r;
 
+	if (o->give_fd3) {
+		fd3 = o->fd3;
+		if (fd3 < 4) {
+			fd3 = copy = fcntl(o->fd3, F_DUPFD_CLOEXEC, 4);
+			if (fd3 < 0)
+				return -errno;
+		}
+	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, wfd, 1);
 	posix_spawn_file_actions_adddup2(&fa, wfd, 2);
+	if (fd3 >= 0)
+		posix_spawn_file_actions_adddup2(&fa, fd3, 3);
 	posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
 	posix_spawnattr_init(&at);
 	sigemptyset(&none);
@@ -880,6 +899,8 @@ static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 	r = posix_spawn(&pid, "/bin/sh", &fa, &at, args, o->env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+	if (copy >= 0)
+		close(copy);
 	if (r)
 		return -r;
 	p->pid = pid;
@@ -957,6 +978,18 @@ struct xy_proc *xy_proc_spawn(struct xy_exec *x, const struct xy_proc_opts *o,
 int xy_proc_pid(const struct xy_proc *p)
 {
 	return p->pid;
+}
+
+void xy_proc_set_limits(struct xy_proc *p, uint64_t memory_mb,
+			uint64_t time_limit_ms)
+{
+	if (p->released || p->done || p->exited)
+		return;
+	p->memory_mb = memory_mb;
+	p->time_limit_ms = time_limit_ms;
+	p->start_ms = uv_now(p->x->loop);
+	if (memory_mb || time_limit_ms)
+		tick_start(p->x);
 }
 
 void xy_proc_kill(struct xy_proc *p)

@@ -3,7 +3,8 @@
  * directory per task into which the task's inputs are linked under their
  * sandbox names; a process is `/bin/sh -c COMMAND` started in it with
  * posix_spawn, in a process group of its own, its stdout and stderr captured
- * into one ring that keeps the last XY_MAX_OUTPUT bytes. A monitor (one
+ * into one ring that keeps the last XY_MAX_OUTPUT bytes (or fewer, as
+ * asked), optionally with one more descriptor as its fd 3. A monitor (one
  * timer for all processes) samples each group's resident memory, the
  * sandbox's disk use and the elapsed time, and kills a group that passes
  * its limit. Pairs with tasks.c, which drives a task through these steps,
@@ -96,6 +97,9 @@ struct xy_proc_opts {
 	uint64_t memory_mb;  /* 0: not limited */
 	uint64_t disk_mb;    /* 0: not limited; measured under cwd */
 	uint64_t time_limit_ms; /* 0: none */
+	size_t log_max;      /* output bytes kept; 0: XY_MAX_OUTPUT */
+	int fd3;             /* with give_fd3: the child's descriptor 3 */
+	int give_fd3;
 	xy_proc_done_cb on_done;
 	void *arg;
 };
@@ -116,6 +120,11 @@ struct xy_proc *xy_proc_spawn(struct xy_exec *x, const struct xy_proc_opts *o,
 			      char *err, size_t errlen);
 /* The process id, which is also its process group id. */
 int xy_proc_pid(const struct xy_proc *p);
+/* Changes the memory and time limits of a process that has not ended; 0
+ * lifts a limit. The time limit counts from this call. (A library
+ * instance takes each call's limits while it serves the call.) */
+void xy_proc_set_limits(struct xy_proc *p, uint64_t memory_mb,
+			uint64_t time_limit_ms);
 /* Sends SIGKILL to the process group. The callback still runs, with end
  * KILLED unless the process had already ended. */
 void xy_proc_kill(struct xy_proc *p);

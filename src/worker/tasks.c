@@ -4,8 +4,10 @@
  * next loop phase), running (from its start until it has let go of its
  * process and of any thread pool work, which may be after its TASK_DONE
  * when it was cancelled), or dead (freed in the reap phase). Tasks not yet
- * reported are also in a table by id. Pairs with exec.c (sandboxes and
- * processes), cache.c and fetch.c.
+ * reported are also in a table by id. A call runs in its library's
+ * instance instead of a process; it holds on like a process until the
+ * instance has let go of its sandbox. Pairs with exec.c (sandboxes and
+ * processes), library.c (instances), cache.c and fetch.c.
  */
 #include "tasks.h"
 
@@ -48,8 +50,9 @@ struct task {
 	uint8_t *held;    /* per input: we hold a cache reference */
 	char *sandbox;
 	struct xy_proc *proc;
+	struct xy_lib_call call; /* a call handed to a library instance */
 	int busy; /* thread pool work in flight */
-	unsigned reported : 1;
+	unsigned reported : 1, in_lib : 1;
 	uint32_t *gpu_ids;
 	uint32_t n_gpu_own; /* the first n_gpu_own of gpu_ids are ours */
 	uint64_t start_us, end_us;
@@ -101,6 +104,11 @@ struct rm_req {
 
 static void task_end(struct task *t, int result, const char *message,
 		     struct xy_done_output *outs, uint32_t n);
+
+static int is_call(const struct task *t)
+{
+	return t->spec.library && t->spec.library[0];
+}
 
 static uint64_t wall_us(void)
 {
@@ -350,7 +358,8 @@ static void sandbox_release(struct xy_tasks *ts, char *path)
  * work, its sandbox goes and it waits in the dead list to be freed. */
 static void maybe_retire(struct task *t)
 {
-	if (!t->reported || t->proc || t->busy || t->list == &t->ts->dead)
+	if (!t->reported || t->proc || t->in_lib || t->busy ||
+	    t->list == &t->ts->dead)
 		return;
 	if (t->sandbox) {
 		sandbox_release(t->ts, t->sandbox);
@@ -504,6 +513,12 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
 	ts->count++;
 	t->state = T_WAITING;
 	list_add(&ts->waiting, t);
+	if (is_call(t) && !xy_libs_defined(ts->o.libs, t->spec.library)) {
+		task_fail(t, XY_RESULT_APP_FAILED,
+			  "library %s is not defined on this worker",
+			  t->spec.library);
+		return 0;
+	}
 	if (claim_inputs(t) < 0)
 		return 0;
 	if (!t->missing) {
@@ -678,6 +693,33 @@ static int build_env(struct task *t, struct xy_env *env)
 
 static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
 			 void *arg);
+static void on_call_done(struct xy_lib_call *c, struct xy_lib_result *r);
+
+/* A call, its sandbox made: an instance of its library does the rest. */
+static void call_start(struct task *t)
+{
+	struct xy_lib_call *c = &t->call;
+	char err[512];
+	int result;
+
+	memset(c, 0, sizeof *c);
+	c->task_id = t->spec.task_id;
+	c->library = t->spec.library;
+	c->sandbox = t->sandbox;
+	c->payload = t->spec.payload;
+	c->payload_len = t->spec.payload ? t->spec.payload_len : 0;
+	c->memory_mb = t->spec.memory_mb;
+	c->time_limit_ms = t->spec.time_limit_ms;
+	c->on_done = on_call_done;
+	c->arg = t;
+	result = xy_libs_call(t->ts->o.libs, c, err, sizeof err);
+	if (result >= 0) {
+		task_fail(t, result, "%s", err);
+		return;
+	}
+	t->in_lib = 1;
+	t->start_us = wall_us();
+}
 
 static void task_start(struct task *t)
 {
@@ -695,6 +737,10 @@ static void task_start(struct task *t)
 	result = link_inputs(t, err, sizeof err);
 	if (result >= 0) {
 		task_fail(t, result, "%s", err);
+		return;
+	}
+	if (is_call(t)) {
+		call_start(t);
 		return;
 	}
 	memset(&env, 0, sizeof env);
@@ -894,6 +940,32 @@ static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
 		collect_start(t);
 }
 
+/* The call's instance replied, or failed, or let go of a cancelled call.
+ * A reply is the output; the declared outputs are collected from the
+ * call's sandbox as a command's are. */
+static void on_call_done(struct xy_lib_call *c, struct xy_lib_result *r)
+{
+	struct task *t = c->arg;
+
+	t->in_lib = 0;
+	t->end_us = wall_us();
+	free(t->output);
+	t->output = r->output;
+	t->output_len = r->output ? r->output_len : 0;
+	t->truncated = r->truncated;
+	t->exit_code = r->exit_code;
+	if (t->reported) {
+		maybe_retire(t);
+		return;
+	}
+	if (r->result != XY_RESULT_SUCCESS || !t->spec.n_outputs) {
+		task_end(t, r->result, r->message, NULL, 0);
+		return;
+	}
+	t->result = XY_RESULT_SUCCESS;
+	collect_start(t);
+}
+
 /* ------------------------------------------------ cancel and shutdown */
 
 int xy_tasks_cancel(struct xy_tasks *ts, uint64_t task_id)
@@ -906,6 +978,8 @@ int xy_tasks_cancel(struct xy_tasks *ts, uint64_t task_id)
 	}
 	if (t->proc)
 		xy_proc_kill(t->proc);
+	if (t->in_lib && xy_libs_cancel(ts->o.libs, &t->call) == 0)
+		t->in_lib = 0;
 	task_end(t, XY_RESULT_CANCELLED, "cancelled by the manager", NULL, 0);
 	return 0;
 }
@@ -939,6 +1013,9 @@ void xy_tasks_abort_all(struct xy_tasks *ts)
 		while ((t = ts->table[i])) {
 			if (t->proc)
 				xy_proc_kill(t->proc);
+			if (t->in_lib &&
+			    xy_libs_cancel(ts->o.libs, &t->call) == 0)
+				t->in_lib = 0;
 			task_end(t, XY_RESULT_CANCELLED, "worker stopping",
 				 NULL, 0);
 		}
@@ -954,7 +1031,11 @@ void xy_tasks_release_all(struct xy_tasks *ts)
 		if (t->proc) {
 			xy_proc_release(t->proc);
 			t->proc = NULL;
-			maybe_retire(t);
 		}
+		if (t->in_lib) {
+			xy_libs_detach(ts->o.libs, &t->call);
+			t->in_lib = 0;
+		}
+		maybe_retire(t);
 	}
 }

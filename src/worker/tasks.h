@@ -3,6 +3,9 @@
  * each of its inputs is in the cache, is started in a sandbox of its own
  * (exec.h), and when its process ends has its outputs hashed (on libuv's
  * thread pool) and adopted into the cache before its TASK_DONE goes out.
+ * A call (a TASK naming a library) takes the same path, but instead of a
+ * process of its own it is handed to an instance of its library
+ * (library.h), and its reply is its output.
  * Pairs with worker.c, which feeds it messages and fetch completions and
  * sends what it reports, and with cache.c, fetch.c and exec.c.
  */
@@ -16,6 +19,7 @@
 #include "cache.h"
 #include "exec.h"
 #include "fetch.h"
+#include "library.h"
 #include "proto.h"
 
 struct xy_tasks;
@@ -28,6 +32,7 @@ struct xy_tasks_opts {
 	struct xy_cache *cache;
 	struct xy_fetcher *fetcher;
 	struct xy_exec *exec;
+	struct xy_libs *libs; /* for calls: TASKs that name a library */
 	uint32_t gpus; /* for CUDA_VISIBLE_DEVICES */
 	xy_tasks_done_fn on_done;
 	void *arg;
@@ -64,10 +69,12 @@ void xy_tasks_reap(struct xy_tasks *ts);
  * when none). Returns the count, or -1 on ENOMEM. */
 int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids);
 
-/* Shutting down: no more reports; every process group is killed and every
- * unfinished task ends silently. */
+/* Shutting down: no more reports; every process group is killed (and
+ * every instance serving a call) and every unfinished task ends
+ * silently. */
 void xy_tasks_abort_all(struct xy_tasks *ts);
-/* Gives up processes not yet reaped, so the loop can close. */
+/* Gives up processes not yet reaped and detaches calls from their
+ * instances, so the loop can close. */
 void xy_tasks_release_all(struct xy_tasks *ts);
 
 /* Tasks held in memory, whatever their state. */

@@ -3,7 +3,8 @@
  * transfer server, fetcher, process runner, tasks), the control connection
  * to the manager with its table of message handlers, and the main loop as
  * a short list of phases. Pairs with worker.h (the entry point the CLI
- * calls) and with tasks.c, fetch.c, cache.c and exec.c, which do the work.
+ * calls) and with tasks.c, library.c, fetch.c, cache.c and exec.c, which
+ * do the work.
  */
 #include "worker.h"
 
@@ -24,6 +25,7 @@
 #include "conn.h"
 #include "exec.h"
 #include "fetch.h"
+#include "library.h"
 #include "log.h"
 #include "proto.h"
 #include "resources.h"
@@ -58,6 +60,7 @@ struct xy_worker {
 	struct xy_xfer_server *xfer;
 	struct xy_exec *exec;
 	struct xy_fetcher *fetcher;
+	struct xy_libs *libs;
 	struct xy_tasks *tasks;
 	struct xy_conn *conn;
 	uv_signal_t sigterm, sigint;
@@ -359,9 +362,10 @@ static void on_stop_poll(uv_timer_t *t)
 }
 
 /* Starts the end: tell the manager which tasks it gets back (unless it
- * asked us to stop, or is gone), kill every task's process group, and
- * close the connection once BYE is out (conn.c flushes at close). The
- * stop phase finishes when the children are reaped. */
+ * asked us to stop, or is gone), kill every task's process group and
+ * every library instance, and close the connection once BYE is out
+ * (conn.c flushes at close). The stop phase finishes when the children
+ * are reaped. */
 static void begin_stop(struct xy_worker *w, int bye, const char *why)
 {
 	union xy_msg m;
@@ -382,6 +386,7 @@ static void begin_stop(struct xy_worker *w, int bye, const char *why)
 		free(m.bye.task_ids);
 	}
 	xy_tasks_abort_all(w->tasks);
+	xy_libs_stop(w->libs);
 	if (w->conn)
 		xy_conn_close(w->conn, why);
 	uv_timer_stop(&w->keepalive);
@@ -424,6 +429,16 @@ static void handle_task(struct xy_worker *w, union xy_msg *m)
 	d.task_done.output = "";
 	d.task_done.message = "out of memory on the worker";
 	send_msg(w, XY_MSG_TASK_DONE, &d);
+}
+
+/* A library's template. There is no reply: a call to a library that
+ * could not be defined fails as one that is not defined. */
+static void handle_library(struct xy_worker *w, union xy_msg *m)
+{
+	char err[256];
+
+	if (xy_libs_define(w->libs, &m->task, err, sizeof err) < 0)
+		XY_LOGW("worker", "LIBRARY refused: %s", err);
 }
 
 static void handle_fetch(struct xy_worker *w, union xy_msg *m)
@@ -491,6 +506,7 @@ static const handler_fn handlers[XY_MSG_MAX] = {
 	[XY_MSG_KEEPALIVE] = handle_keepalive,
 	[XY_MSG_UNLINK] = handle_unlink,
 	[XY_MSG_SHUTDOWN] = handle_shutdown,
+	[XY_MSG_LIBRARY] = handle_library,
 };
 
 static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
@@ -563,6 +579,7 @@ static int open_cache(struct xy_worker *w)
 
 static int start_parts(struct xy_worker *w)
 {
+	struct xy_libs_opts lo;
 	struct xy_tasks_opts to;
 	char err[512];
 
@@ -574,10 +591,17 @@ static int start_parts(struct xy_worker *w)
 		return -1;
 	}
 	w->exec = xy_exec_create(&w->loop);
+	if (w->exec) {
+		memset(&lo, 0, sizeof lo);
+		lo.loop = &w->loop;
+		lo.cache = w->cache;
+		lo.exec = w->exec;
+		w->libs = xy_libs_create(&lo);
+	}
 	w->fetcher = xy_fetcher_create(&w->loop, w->cache, w->cfg.secret,
 				       w->cfg.secret_len, XY_FETCH_THREADS,
 				       on_fetched, w, err, sizeof err);
-	if (!w->exec || !w->fetcher) {
+	if (!w->exec || !w->libs || !w->fetcher) {
 		XY_LOGE("worker", "cannot start: %s",
 			w->fetcher ? "out of memory" : err);
 		return -1;
@@ -587,6 +611,7 @@ static int start_parts(struct xy_worker *w)
 	to.cache = w->cache;
 	to.fetcher = w->fetcher;
 	to.exec = w->exec;
+	to.libs = w->libs;
 	to.gpus = w->cfg.res.gpus;
 	to.on_done = on_task_done;
 	to.arg = w;
@@ -672,6 +697,7 @@ static void worker_teardown(struct xy_worker *w)
 		uv_close((uv_handle_t *)&w->sigterm, NULL);
 	}
 	xy_fetcher_stop(w->fetcher);
+	xy_libs_destroy(w->libs);
 	xy_exec_destroy(w->exec);
 	xy_xfer_server_stop(w->xfer);
 	if (w->loop_ready) {
