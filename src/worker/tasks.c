@@ -446,14 +446,14 @@ static void task_fail(struct task *t, int result, const char *fmt, ...)
 
 /* ------------------------------------------------------------ inputs */
 
-/* The result for a task whose input's fetch failed: the source's or the
- * network's fault is the worker's (the manager tries elsewhere); a missing
- * or refused object is the input's. */
+/* A fetch that failed is blamed on this worker whatever the reason: a
+ * source that answers NOT_FOUND may only have dropped its copy, so the
+ * manager, which knows whether any copy is left, retries the task
+ * elsewhere or fails it. */
 static int fetch_blame(int status)
 {
-	return status == XY_OBJ_FAILED || status == XY_OBJ_CORRUPT
-		       ? XY_RESULT_WORKER_FAILED
-		       : XY_RESULT_INPUT_MISSING;
+	(void)status;
+	return XY_RESULT_WORKER_FAILED;
 }
 
 /* Takes a reference on each cached input and counts the others. Returns 0,
@@ -482,7 +482,7 @@ static int claim_inputs(struct task *t)
 				  in->name, text);
 			return -1;
 		default:
-			task_fail(t, XY_RESULT_INPUT_MISSING,
+			task_fail(t, XY_RESULT_WORKER_FAILED,
 				  "input '%s' is neither cached nor being "
 				  "fetched on this worker", in->name);
 			return -1;
