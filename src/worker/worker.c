@@ -52,7 +52,7 @@ struct worker_config {
 	int set_cores, set_memory, set_disk, set_gpus;
 };
 
-struct xy_worker {
+struct xy_daemon {
 	struct worker_config cfg;
 	uv_loop_t loop;
 	int loop_ready;
@@ -282,7 +282,7 @@ static void free_config(struct worker_config *cfg)
 
 /* ---------------------------------------------------------- sending */
 
-static void send_msg(struct xy_worker *w, unsigned type, union xy_msg *m)
+static void send_msg(struct xy_daemon *w, unsigned type, union xy_msg *m)
 {
 	if (!w->conn || xy_conn_closing(w->conn))
 		return;
@@ -291,7 +291,7 @@ static void send_msg(struct xy_worker *w, unsigned type, union xy_msg *m)
 			strerror(errno));
 }
 
-static void send_hello(struct xy_worker *w)
+static void send_hello(struct xy_daemon *w)
 {
 	union xy_msg m;
 	char host[256] = "";
@@ -317,7 +317,7 @@ static void send_hello(struct xy_worker *w)
 	free(m.hello.items);
 }
 
-static void send_cache_update(struct xy_worker *w,
+static void send_cache_update(struct xy_daemon *w,
 			      const struct xy_fetch_result *r)
 {
 	union xy_msg m;
@@ -345,7 +345,7 @@ static void on_task_done(void *arg, const struct xy_msg_task_done *d)
  * then the tasks waiting on the object go on. */
 static void on_fetched(void *arg, const struct xy_fetch_result *r)
 {
-	struct xy_worker *w = arg;
+	struct xy_daemon *w = arg;
 
 	if (r->status != XY_OBJ_OK)
 		XY_LOGW("worker", "fetch failed: %s", r->text);
@@ -366,7 +366,7 @@ static void on_stop_poll(uv_timer_t *t)
  * every library instance, and close the connection once BYE is out
  * (conn.c flushes at close). The stop phase finishes when the children
  * are reaped. */
-static void begin_stop(struct xy_worker *w, int bye, const char *why)
+static void begin_stop(struct xy_daemon *w, int bye, const char *why)
 {
 	union xy_msg m;
 	int64_t n;
@@ -397,7 +397,7 @@ static void begin_stop(struct xy_worker *w, int bye, const char *why)
 
 static void on_signal(uv_signal_t *s, int signum)
 {
-	struct xy_worker *w = s->data;
+	struct xy_daemon *w = s->data;
 
 	begin_stop(w, 1, signum == SIGINT ? "interrupted" : "terminated");
 }
@@ -409,7 +409,7 @@ static void on_keepalive(uv_timer_t *t)
 
 /* ------------------------------------------------- control messages */
 
-static void handle_task(struct xy_worker *w, union xy_msg *m)
+static void handle_task(struct xy_daemon *w, union xy_msg *m)
 {
 	uint64_t id = m->task.task_id;
 	union xy_msg d;
@@ -433,7 +433,7 @@ static void handle_task(struct xy_worker *w, union xy_msg *m)
 
 /* A library's template. There is no reply: a call to a library that
  * could not be defined fails as one that is not defined. */
-static void handle_library(struct xy_worker *w, union xy_msg *m)
+static void handle_library(struct xy_daemon *w, union xy_msg *m)
 {
 	char err[256];
 
@@ -441,7 +441,7 @@ static void handle_library(struct xy_worker *w, union xy_msg *m)
 		XY_LOGW("worker", "LIBRARY refused: %s", err);
 }
 
-static void handle_fetch(struct xy_worker *w, union xy_msg *m)
+static void handle_fetch(struct xy_daemon *w, union xy_msg *m)
 {
 	struct xy_msg_fetch *f = &m->fetch;
 	struct xy_fetch_result r;
@@ -474,30 +474,30 @@ static void handle_fetch(struct xy_worker *w, union xy_msg *m)
 	}
 }
 
-static void handle_cancel(struct xy_worker *w, union xy_msg *m)
+static void handle_cancel(struct xy_daemon *w, union xy_msg *m)
 {
 	if (xy_tasks_cancel(w->tasks, m->cancel.task_id) < 0)
 		XY_LOGD("worker", "cancel: no task %" PRIu64,
 			m->cancel.task_id);
 }
 
-static void handle_unlink(struct xy_worker *w, union xy_msg *m)
+static void handle_unlink(struct xy_daemon *w, union xy_msg *m)
 {
 	if (xy_cache_unlink(w->cache, m->unlink.id) < 0)
 		XY_LOGD("worker", "unlink: object not cached");
 }
 
-static void handle_keepalive(struct xy_worker *w, union xy_msg *m)
+static void handle_keepalive(struct xy_daemon *w, union xy_msg *m)
 {
 }
 
-static void handle_shutdown(struct xy_worker *w, union xy_msg *m)
+static void handle_shutdown(struct xy_daemon *w, union xy_msg *m)
 {
 	w->exit_code = 0;
 	begin_stop(w, 0, "shut down by the manager");
 }
 
-typedef void (*handler_fn)(struct xy_worker *w, union xy_msg *m);
+typedef void (*handler_fn)(struct xy_daemon *w, union xy_msg *m);
 
 static const handler_fn handlers[XY_MSG_MAX] = {
 	[XY_MSG_TASK] = handle_task,
@@ -511,7 +511,7 @@ static const handler_fn handlers[XY_MSG_MAX] = {
 
 static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
 {
-	struct xy_worker *w = xy_conn_data(c);
+	struct xy_daemon *w = xy_conn_data(c);
 	char why[64];
 
 	if (w->phase != W_RUNNING)
@@ -528,7 +528,7 @@ static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
 
 static void on_ready(struct xy_conn *c, uint8_t role)
 {
-	struct xy_worker *w = xy_conn_data(c);
+	struct xy_daemon *w = xy_conn_data(c);
 
 	w->connected = 1;
 	send_hello(w);
@@ -538,7 +538,7 @@ static void on_ready(struct xy_conn *c, uint8_t role)
 
 static void on_close(struct xy_conn *c, const char *reason)
 {
-	struct xy_worker *w = xy_conn_data(c);
+	struct xy_daemon *w = xy_conn_data(c);
 
 	w->conn = NULL;
 	if (w->phase != W_RUNNING)
@@ -555,7 +555,7 @@ static void on_close(struct xy_conn *c, const char *reason)
 
 /* ------------------------------------------------------ setting up */
 
-static int open_cache(struct xy_worker *w)
+static int open_cache(struct xy_daemon *w)
 {
 	char err[512];
 	struct xy_resources found;
@@ -577,7 +577,7 @@ static int open_cache(struct xy_worker *w)
 	return 0;
 }
 
-static int start_parts(struct xy_worker *w)
+static int start_parts(struct xy_daemon *w)
 {
 	struct xy_libs_opts lo;
 	struct xy_tasks_opts to;
@@ -623,7 +623,7 @@ static int start_parts(struct xy_worker *w)
 	return 0;
 }
 
-static void init_handles(struct xy_worker *w)
+static void init_handles(struct xy_daemon *w)
 {
 	uv_signal_init(&w->loop, &w->sigterm);
 	uv_signal_init(&w->loop, &w->sigint);
@@ -636,7 +636,7 @@ static void init_handles(struct xy_worker *w)
 	w->handles_ready = 1;
 }
 
-static int connect_manager(struct xy_worker *w)
+static int connect_manager(struct xy_daemon *w)
 {
 	struct xy_conn_opts co;
 
@@ -657,7 +657,7 @@ static int connect_manager(struct xy_worker *w)
 	return 0;
 }
 
-static int worker_setup(struct xy_worker *w)
+static int worker_setup(struct xy_daemon *w)
 {
 	char host[256] = "";
 
@@ -682,7 +682,7 @@ static int worker_setup(struct xy_worker *w)
 /* Closes everything in reverse order of setup. Processes still alive are
  * given up (they were killed in the stop phase); the loop then runs dry,
  * which waits for thread pool work, before tasks and cache go. */
-static void worker_teardown(struct xy_worker *w)
+static void worker_teardown(struct xy_daemon *w)
 {
 	if (w->tasks) {
 		xy_tasks_abort_all(w->tasks);
@@ -714,7 +714,7 @@ static void worker_teardown(struct xy_worker *w)
 
 /* Phase: once stopping, finish when the connection is closed and the
  * killed children are reaped, or when waiting for them took too long. */
-static void phase_stop(struct xy_worker *w)
+static void phase_stop(struct xy_daemon *w)
 {
 	if (w->phase != W_STOPPING || w->conn)
 		return;
@@ -723,7 +723,7 @@ static void phase_stop(struct xy_worker *w)
 		w->phase = W_DONE;
 }
 
-static void worker_run(struct xy_worker *w)
+static void worker_run(struct xy_daemon *w)
 {
 	while (w->phase != W_DONE) {
 		uv_run(&w->loop, UV_RUN_ONCE); /* messages, children, timers */
@@ -757,7 +757,7 @@ static void seal_inherited_fds(void)
 
 int xy_worker_main(int argc, char **argv)
 {
-	struct xy_worker w;
+	struct xy_daemon w;
 	int r;
 
 	memset(&w, 0, sizeof w);
