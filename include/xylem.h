@@ -195,8 +195,9 @@ XY_API int xy_manager_run(struct xy_manager *m, double timeout);
  * A call is a task made by xy_task_create_call: the worker hands its
  * payload to an idle instance of the library (starting one if none is
  * idle) instead of starting a process, and the instance's reply comes back
- * as the task's output (xy_task_output). The manager takes ownership of
- * tmpl. Declaring a name again replaces it for workers that have not yet
+ * as the task's output (xy_task_output). On success the manager takes
+ * ownership of tmpl; on failure (-1, reason in err) the caller keeps it.
+ * Declaring a name again replaces it for workers that have not yet
  * started it.
  */
 XY_API int xy_manager_declare_library(struct xy_manager *m, const char *name,

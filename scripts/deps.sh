@@ -5,7 +5,8 @@ set -euo pipefail
 
 debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev duktape-dev clang
-      libclang-rt-14-dev sqlite3 python3 python3-pip procps)
+      libclang-rt-14-dev sqlite3 python3 python3-pip python3-dev procps
+      iproute2)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,6 +23,7 @@ need=()
 command -v meson >/dev/null 2>&1 || need+=(meson)
 command -v ninja >/dev/null 2>&1 || need+=(ninja)
 python3 -c "import pytest" 2>/dev/null || need+=(pytest)
+python3 -c "import cloudpickle" 2>/dev/null || need+=(cloudpickle)
 if ((${#need[@]})); then
 	echo "deps: pip installing ${need[*]}" >&2
 	python3 -m pip install -q --root-user-action=ignore "${need[@]}"

@@ -2,8 +2,10 @@
 # The quick start's second command: installs what is needed, builds Xylem
 # twice (plain, and with the address and undefined-behaviour sanitizers),
 # and runs every test in both: the C unit tests (meson test), the system
-# tests (pytest, real managers and workers), and a short fuzz run of the
-# message decoder (libFuzzer, clang).
+# tests (pytest, real managers and workers), the Python package's tests,
+# the namespace cluster tests (root only: real network namespaces with
+# links capped by tc), and a short fuzz run of the message decoder
+# (libFuzzer, clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -15,6 +17,10 @@ echo "== unit tests" >&2
 meson test -C build --print-errorlogs --suite unit
 echo "== system tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/system
+echo "== python tests" >&2
+XYLEM_BUILD_DIR=$PWD/build PYTHONPATH=$PWD/python python3 -m pytest -q tests/python
+echo "== namespace cluster tests" >&2
+XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/netns
 
 echo "== sanitizers: address, undefined" >&2
 bash scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
@@ -24,6 +30,10 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 meson test -C build-asan --print-errorlogs --suite unit
 XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
 	python3 -m pytest -q tests/system
+# Workers from the sanitized build; the extension from the plain one (a
+# sanitized extension needs the runtime preloaded into python itself).
+XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
+	XYLEM_SANITIZED=1 PYTHONPATH=$PWD/python python3 -m pytest -q tests/python
 
 echo "== fuzz the message decoder for ${fuzz_seconds}s" >&2
 CC=clang bash scripts/build.sh build-fuzz -Dfuzz=true \

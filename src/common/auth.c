@@ -62,38 +62,48 @@ int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 static void token_mac(const void *secret, size_t secret_len,
 		      const uint8_t id[XY_ID_LEN], const uint8_t expiry[8],
-		      uint8_t out[XY_MAC_LEN])
+		      const char *name, uint8_t out[XY_MAC_LEN])
 {
-	uint8_t msg[LABEL_LEN + XY_ID_LEN + 8];
+	size_t n = name ? strlen(name) : 0;
+	if (n > XY_MAX_NAME)
+		n = XY_MAX_NAME;
+	uint8_t msg[LABEL_LEN + XY_ID_LEN + 8 + XY_MAX_NAME];
 	memcpy(msg, "xylem-t", LABEL_LEN);
 	memcpy(msg + LABEL_LEN, id, XY_ID_LEN);
 	memcpy(msg + LABEL_LEN + XY_ID_LEN, expiry, 8);
-	hmac(secret, secret_len, msg, sizeof msg, out);
+	if (n)
+		memcpy(msg + LABEL_LEN + XY_ID_LEN + 8, name, n);
+	hmac(secret, secret_len, msg, LABEL_LEN + XY_ID_LEN + 8 + n, out);
 }
 
 void xy_token_make(const void *secret, size_t secret_len,
-		   const uint8_t id[XY_ID_LEN], uint64_t expiry,
-		   uint8_t out[XY_TOKEN_LEN])
+		   const uint8_t id[XY_ID_LEN], uint64_t expiry_us,
+		   const char *name, uint8_t out[XY_TOKEN_LEN])
 {
 	for (int i = 0; i < 8; i++)
-		out[i] = (uint8_t)(expiry >> (8 * i));
-	token_mac(secret, secret_len, id, out, out + 8);
+		out[i] = (uint8_t)(expiry_us >> (8 * i));
+	token_mac(secret, secret_len, id, out, name, out + 8);
 }
 
-int xy_token_check(const void *secret, size_t secret_len,
-		   const uint8_t id[XY_ID_LEN], const uint8_t tok[XY_TOKEN_LEN],
-		   uint64_t now)
+uint64_t xy_token_expiry(const uint8_t tok[XY_TOKEN_LEN])
 {
-	uint8_t want[XY_MAC_LEN];
 	uint64_t expiry = 0;
 	for (int i = 0; i < 8; i++)
 		expiry |= (uint64_t)tok[i] << (8 * i);
-	token_mac(secret, secret_len, id, tok, want);
+	return expiry;
+}
+
+int xy_token_check(const void *secret, size_t secret_len,
+		   const uint8_t id[XY_ID_LEN], const char *name,
+		   const uint8_t tok[XY_TOKEN_LEN], uint64_t now_us)
+{
+	uint8_t want[XY_MAC_LEN];
+	token_mac(secret, secret_len, id, tok, name, want);
 	if (xy_auth_equal(want, tok + 8, XY_MAC_LEN) != 0) {
 		errno = EACCES;
 		return -1;
 	}
-	if (now > expiry) {
+	if (now_us > xy_token_expiry(tok)) {
 		errno = ETIMEDOUT;
 		return -1;
 	}

@@ -31,15 +31,22 @@ void xy_auth_mac(const void *secret, size_t secret_len, char which,
 /* Constant-time comparison; 0 if equal. */
 int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n);
 
-/* Transfer tokens: expiry (u64 seconds since the epoch, little-endian)
- * followed by HMAC(secret, "xylem-t" id expiry). */
+/* Transfer tokens: expiry (u64 microseconds since the epoch,
+ * little-endian) followed by HMAC(secret, "xylem-t" id expiry name): a
+ * token lets the receiver called name get object id until expiry. An
+ * issuer makes each expiry unique (it never issues the same one twice),
+ * so that a server can tell a token's second use from another token. */
 void xy_token_make(const void *secret, size_t secret_len,
-		   const uint8_t id[XY_ID_LEN], uint64_t expiry,
-		   uint8_t out[XY_TOKEN_LEN]);
-/* 0 if the token is genuine for id and not expired at time now. */
+		   const uint8_t id[XY_ID_LEN], uint64_t expiry_us,
+		   const char *name, uint8_t out[XY_TOKEN_LEN]);
+/* 0 if the token is genuine for id and name and not expired at now_us;
+ * else -1 with errno EACCES (forged, or for another object or receiver)
+ * or ETIMEDOUT (expired). */
 int xy_token_check(const void *secret, size_t secret_len,
-		   const uint8_t id[XY_ID_LEN], const uint8_t tok[XY_TOKEN_LEN],
-		   uint64_t now);
+		   const uint8_t id[XY_ID_LEN], const char *name,
+		   const uint8_t tok[XY_TOKEN_LEN], uint64_t now_us);
+/* A token's expiry. */
+uint64_t xy_token_expiry(const uint8_t tok[XY_TOKEN_LEN]);
 
 /* Blocking handshakes on a connected socket, each bounded by timeout_ms.
  * Return 0, or -1 with a reason in err. The server variant stores the

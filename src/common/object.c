@@ -370,39 +370,129 @@ int xy_object_stat(const char *path, uint8_t *kind, uint64_t *size,
 	return 0;
 }
 
-static int hash_sink(void *arg, const void *p, size_t n)
+/* Hashing state: the whole stream, and each chunk of it when cs != 0. */
+struct hasher {
+	EVP_MD_CTX *whole, *chunk;
+	uint32_t cs;
+	uint64_t in_chunk; /* bytes of the current chunk so far */
+	struct xy_chunks *out;
+	uint32_t cap;
+};
+
+static int chunk_end(struct hasher *h)
 {
-	return EVP_DigestUpdate(arg, p, n) == 1 ? 0 : -1;
+	struct xy_chunks *c = h->out;
+	unsigned int len = XY_ID_LEN;
+	if (c->n == h->cap) {
+		if (h->cap > XY_MAX_CHUNKS)
+			return -1;
+		uint32_t cap = h->cap ? 2 * h->cap : 16;
+		uint8_t *p = realloc(c->hash, (size_t)cap * XY_ID_LEN);
+		if (!p)
+			return -1;
+		c->hash = p;
+		h->cap = cap;
+	}
+	if (EVP_DigestFinal_ex(h->chunk, c->hash + (size_t)c->n * XY_ID_LEN,
+			       &len) != 1 ||
+	    EVP_DigestInit_ex(h->chunk, EVP_sha256(), NULL) != 1)
+		return -1;
+	c->n++;
+	h->in_chunk = 0;
+	return 0;
 }
 
-int xy_object_hash(const char *path, uint8_t id[XY_ID_LEN], uint8_t *kind,
-		   uint64_t *size, char *err, size_t errlen)
+static int hash_sink(void *arg, const void *p, size_t n)
 {
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return xy_fail(err, errlen, errno, "cannot stat %s: %s", path,
-			       strerror(errno));
-	uint8_t k = S_ISDIR(st.st_mode) ? XY_KIND_DIR : XY_KIND_FILE;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(md);
+	struct hasher *h = arg;
+	const uint8_t *b = p;
+	if (EVP_DigestUpdate(h->whole, p, n) != 1)
+		return -1;
+	while (h->cs && n > 0) {
+		size_t k = h->cs - h->in_chunk < n ? h->cs - h->in_chunk : n;
+		if (EVP_DigestUpdate(h->chunk, b, k) != 1)
+			return -1;
+		h->in_chunk += k;
+		b += k;
+		n -= k;
+		if (h->in_chunk == h->cs && chunk_end(h) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Hashes path of kind k with chunks of cs bytes (0: none) into h. */
+static int hash_run(const char *path, uint8_t k, struct hasher *h,
+		    uint8_t id[XY_ID_LEN], uint64_t *size, char *err,
+		    size_t errlen)
+{
+	h->whole = EVP_MD_CTX_new();
+	h->chunk = h->cs ? EVP_MD_CTX_new() : NULL;
+	if (!h->whole || EVP_DigestInit_ex(h->whole, EVP_sha256(), NULL) != 1 ||
+	    (h->cs && (!h->chunk || EVP_DigestInit_ex(h->chunk, EVP_sha256(),
+						       NULL) != 1))) {
+		EVP_MD_CTX_free(h->whole);
+		EVP_MD_CTX_free(h->chunk);
 		return xy_fail(err, errlen, ENOMEM, "cannot start SHA-256");
 	}
-	struct out o = {.sink = hash_sink, .arg = md, .err = err,
+	struct out o = {.sink = hash_sink, .arg = h, .err = err,
 			.errlen = errlen};
 	o.buf = malloc(IOBUF);
 	int rc = o.buf ? produce(&o, path, k)
 		       : xy_fail(err, errlen, ENOMEM, "out of memory");
 	unsigned int n = XY_ID_LEN;
-	if (rc == 0 && EVP_DigestFinal_ex(md, id, &n) != 1)
+	if (rc == 0 && EVP_DigestFinal_ex(h->whole, id, &n) != 1)
 		rc = xy_fail(err, errlen, EIO, "cannot finish SHA-256");
+	if (rc == 0 && h->cs && h->in_chunk && chunk_end(h) < 0)
+		rc = xy_fail(err, errlen, ENOMEM, "cannot hash chunks");
 	free(o.buf);
-	EVP_MD_CTX_free(md);
+	EVP_MD_CTX_free(h->whole);
+	EVP_MD_CTX_free(h->chunk);
+	*size = o.total;
+	return rc;
+}
+
+int xy_object_hash(const char *path, uint8_t id[XY_ID_LEN], uint8_t *kind,
+		   uint64_t *size, char *err, size_t errlen)
+{
+	return xy_object_hash_chunks(path, id, kind, size, NULL, err, errlen);
+}
+
+int xy_object_hash_chunks(const char *path, uint8_t id[XY_ID_LEN],
+			  uint8_t *kind, uint64_t *size,
+			  struct xy_chunks *chunks, char *err, size_t errlen)
+{
+	struct stat st;
+	struct xy_chunks tmp = {0};
+	struct hasher h = {.out = chunks ? chunks : &tmp};
+	uint64_t total = 0;
+	if (chunks)
+		memset(chunks, 0, sizeof *chunks);
+	if (stat(path, &st) < 0)
+		return xy_fail(err, errlen, errno, "cannot stat %s: %s", path,
+			       strerror(errno));
+	uint8_t k = S_ISDIR(st.st_mode) ? XY_KIND_DIR : XY_KIND_FILE;
+	/* Only an object of more than one chunk has a list; a directory's
+	 * stream size takes a walk of its metadata to learn. */
+	if (chunks && k == XY_KIND_FILE)
+		total = (uint64_t)st.st_size;
+	else if (chunks && xy_object_stat(path, NULL, &total, err, errlen) < 0)
+		return -1;
+	if (chunks && xy_chunk_count(total, xy_chunk_size_for(total)))
+		h.cs = xy_chunk_size_for(total);
+	int rc = hash_run(path, k, &h, id, &total, err, errlen);
+	if (rc < 0 || !h.cs || xy_chunk_count(total, h.cs) != h.out->n) {
+		/* No list, or the object changed size while hashed. */
+		free(h.out->hash);
+		memset(h.out, 0, sizeof *h.out);
+	} else {
+		h.out->chunk_size = h.cs;
+	}
 	if (rc == 0) {
 		if (kind)
 			*kind = k;
 		if (size)
-			*size = o.total;
+			*size = total;
 	}
 	return rc;
 }

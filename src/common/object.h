@@ -38,6 +38,14 @@ int xy_object_stat(const char *path, uint8_t *kind, uint64_t *size,
 int xy_object_hash(const char *path, uint8_t id[XY_ID_LEN], uint8_t *kind,
 		   uint64_t *size, char *err, size_t errlen);
 
+/* As xy_object_hash, and also the chunk list (proto.h, struct
+ * xy_chunks) with chunks of xy_chunk_size_for(size) bytes. An object of
+ * one chunk or less gets none (n == 0, hash NULL). chunks->hash is the
+ * caller's to free. */
+int xy_object_hash_chunks(const char *path, uint8_t id[XY_ID_LEN],
+			  uint8_t *kind, uint64_t *size,
+			  struct xy_chunks *chunks, char *err, size_t errlen);
+
 /* Reads a stream of exactly size bytes from fd (timeout_ms per read) and
  * materialises it at dest, which must not exist: written under
  * "dest.part" and renamed into place only if the SHA-256 of the stream

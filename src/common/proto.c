@@ -390,7 +390,51 @@ static void free_task(union xy_msg *m)
 	free(t->outputs);
 }
 
+/* Chunk lists, in FETCH and TASK_DONE outputs. */
+uint32_t xy_chunk_size_for(uint64_t size)
+{
+	uint64_t per = (size + XY_MAX_CHUNKS - 1) / XY_MAX_CHUNKS;
+	uint64_t cs = (per + XY_CHUNK_MIN - 1) / XY_CHUNK_MIN * XY_CHUNK_MIN;
+	if (cs < XY_CHUNK_MIN)
+		cs = XY_CHUNK_MIN;
+	return cs > UINT32_MAX / 2 ? 0 : (uint32_t)cs;
+}
+
+uint64_t xy_chunk_count(uint64_t size, uint32_t chunk_size)
+{
+	if (chunk_size == 0)
+		return 0;
+	uint64_t n = size / chunk_size + (size % chunk_size != 0);
+	return n >= 2 ? n : 0;
+}
+
+static void dec_chunks(struct dec *d, struct xy_chunks *c, uint64_t size)
+{
+	c->chunk_size = xy_get_u32(&d->r);
+	uint32_t n = dcount(d, XY_MAX_CHUNKS, XY_ID_LEN, "chunks");
+	if (n && xy_chunk_count(size, c->chunk_size) != n) {
+		dfail(d, "%u chunks of %u bytes do not make %llu bytes", n,
+		      c->chunk_size, (unsigned long long)size);
+		return;
+	}
+	c->hash = dalloc(d, n, XY_ID_LEN);
+	if (!c->hash)
+		return;
+	c->n = n;
+	xy_get_raw(&d->r, c->hash, (size_t)n * XY_ID_LEN);
+}
+
+static void enc_chunks(struct enc *e, const struct xy_chunks *c)
+{
+	xy_buf_put_u32(e->b, c->chunk_size);
+	if (!ecount(e, c->n, XY_MAX_CHUNKS, c->hash))
+		return;
+	xy_buf_put_raw(e->b, c->hash, (size_t)c->n * XY_ID_LEN);
+}
+
 /* FETCH */
+#define SOURCE_WIRE (4 + 2 + 1)
+
 static void dec_fetch(struct dec *d, union xy_msg *m)
 {
 	struct xy_msg_fetch *f = &m->fetch;
@@ -398,8 +442,16 @@ static void dec_fetch(struct dec *d, union xy_msg *m)
 	f->kind = xy_get_u8(&d->r);
 	f->level = xy_get_u8(&d->r);
 	f->size = xy_get_u64(&d->r);
-	f->host = dstr(d, XY_MAX_NAME, "host");
-	f->port = xy_get_u16(&d->r);
+	dec_chunks(d, &f->chunks, f->size);
+	uint32_t n = dcount(d, XY_MAX_SOURCES, SOURCE_WIRE, "sources");
+	if (!n && !d->r.err)
+		dfail(d, "no source");
+	f->n_sources = d->r.err ? 0 : n;
+	for (uint32_t i = 0; i < f->n_sources; i++) {
+		f->sources[i].host = dstr(d, XY_MAX_NAME, "host");
+		f->sources[i].port = xy_get_u16(&d->r);
+		f->sources[i].partial = xy_get_u8(&d->r);
+	}
 	xy_get_raw(&d->r, f->token, XY_TOKEN_LEN);
 }
 
@@ -410,14 +462,25 @@ static void enc_fetch(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u8(e->b, f->kind);
 	xy_buf_put_u8(e->b, f->level);
 	xy_buf_put_u64(e->b, f->size);
-	estr(e, f->host, XY_MAX_NAME);
-	xy_buf_put_u16(e->b, f->port);
+	enc_chunks(e, &f->chunks);
+	if (f->n_sources == 0 ||
+	    !ecount(e, f->n_sources, XY_MAX_SOURCES, f->sources)) {
+		e->bad = 1;
+		return;
+	}
+	for (uint32_t i = 0; i < f->n_sources; i++) {
+		estr(e, f->sources[i].host, XY_MAX_NAME);
+		xy_buf_put_u16(e->b, f->sources[i].port);
+		xy_buf_put_u8(e->b, f->sources[i].partial);
+	}
 	xy_buf_put_raw(e->b, f->token, XY_TOKEN_LEN);
 }
 
 static void free_fetch(union xy_msg *m)
 {
-	free(m->fetch.host);
+	for (uint32_t i = 0; i < m->fetch.n_sources; i++)
+		free(m->fetch.sources[i].host);
+	free(m->fetch.chunks.hash);
 }
 
 /* CACHE_UPDATE */
@@ -429,6 +492,7 @@ static void dec_cache_update(struct dec *d, union xy_msg *m)
 	u->status = xy_get_u8(&d->r);
 	u->size = xy_get_u64(&d->r);
 	u->elapsed_us = xy_get_u64(&d->r);
+	u->verified = xy_get_u64(&d->r);
 	u->text = dstr(d, XY_MAX_STR, "text");
 }
 
@@ -440,6 +504,7 @@ static void enc_cache_update(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u8(e->b, u->status);
 	xy_buf_put_u64(e->b, u->size);
 	xy_buf_put_u64(e->b, u->elapsed_us);
+	xy_buf_put_u64(e->b, u->verified);
 	estr(e, u->text, XY_MAX_STR);
 }
 
@@ -449,7 +514,7 @@ static void free_cache_update(union xy_msg *m)
 }
 
 /* TASK_DONE */
-#define DONE_OUTPUT_WIRE (4 + XY_ID_LEN + 1 + 8)
+#define DONE_OUTPUT_WIRE (4 + XY_ID_LEN + 1 + 8 + 4 + 4)
 
 static void dec_task_done(struct dec *d, union xy_msg *m)
 {
@@ -478,6 +543,7 @@ static void dec_task_done(struct dec *d, union xy_msg *m)
 		xy_get_raw(&d->r, o->id, XY_ID_LEN);
 		o->kind = xy_get_u8(&d->r);
 		o->size = xy_get_u64(&d->r);
+		dec_chunks(d, &o->chunks, o->size);
 	}
 }
 
@@ -504,6 +570,7 @@ static void enc_task_done(struct enc *e, const union xy_msg *m)
 		xy_buf_put_raw(e->b, o->id, XY_ID_LEN);
 		xy_buf_put_u8(e->b, o->kind);
 		xy_buf_put_u64(e->b, o->size);
+		enc_chunks(e, &o->chunks);
 	}
 }
 
@@ -512,8 +579,10 @@ static void free_task_done(union xy_msg *m)
 	struct xy_msg_task_done *t = &m->task_done;
 	free(t->output);
 	free(t->message);
-	for (uint32_t i = 0; i < t->n_outputs && t->outputs; i++)
+	for (uint32_t i = 0; i < t->n_outputs && t->outputs; i++) {
 		free(t->outputs[i].name);
+		free(t->outputs[i].chunks.hash);
+	}
 	free(t->outputs);
 }
 
@@ -585,12 +654,25 @@ static void dec_get(struct dec *d, union xy_msg *m)
 {
 	xy_get_raw(&d->r, m->get.id, XY_ID_LEN);
 	xy_get_raw(&d->r, m->get.token, XY_TOKEN_LEN);
+	m->get.name = dstr(d, XY_MAX_NAME, "name");
+	m->get.offset = xy_get_u64(&d->r);
+	m->get.flags = xy_get_u8(&d->r);
+	if (!d->r.err && (m->get.flags & ~XY_GET_PARTIAL))
+		dfail(d, "unknown flags %#x", m->get.flags);
 }
 
 static void enc_get(struct enc *e, const union xy_msg *m)
 {
 	xy_buf_put_raw(e->b, m->get.id, XY_ID_LEN);
 	xy_buf_put_raw(e->b, m->get.token, XY_TOKEN_LEN);
+	estr(e, m->get.name, XY_MAX_NAME);
+	xy_buf_put_u64(e->b, m->get.offset);
+	xy_buf_put_u8(e->b, m->get.flags);
+}
+
+static void free_get(union xy_msg *m)
+{
+	free(m->get.name);
 }
 
 /* OBJECT */
@@ -634,7 +716,7 @@ static const struct msg_ops {
 	[XY_MSG_STATUS_REQ] = {"STATUS_REQ", NULL, NULL, NULL},
 	[XY_MSG_STATUS_REPLY] = {"STATUS_REPLY", dec_status_reply,
 				 enc_status_reply, free_status_reply},
-	[XY_MSG_GET] = {"GET", dec_get, enc_get, NULL},
+	[XY_MSG_GET] = {"GET", dec_get, enc_get, free_get},
 	[XY_MSG_OBJECT] = {"OBJECT", dec_object, enc_object, NULL},
 };
 

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 2
+#define XY_PROTO_VERSION 3
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -33,6 +33,9 @@
 #define XY_MAX_FILES 65536            /* inputs or outputs per task */
 #define XY_MAX_INVENTORY 1000000      /* cached objects in a hello */
 #define XY_MAX_STATUS (8u << 20)      /* status JSON */
+#define XY_MAX_CHUNKS 4096            /* chunks in an object's chunk list */
+#define XY_MAX_SOURCES 4              /* sources in a FETCH */
+#define XY_CHUNK_MIN (1u << 20)       /* the smallest standard chunk */
 
 #define XY_ID_LEN 32    /* an object id: SHA-256 of its content */
 #define XY_NONCE_LEN 32
@@ -64,6 +67,10 @@ enum xy_msg_type {
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
 	XY_MSG_MAX = 32
 };
+
+/* GET flags. PARTIAL: the server may answer from an object it is still
+ * receiving, sending its verified chunks as they grow. */
+enum { XY_GET_PARTIAL = 1 };
 
 /* Roles a client claims in AUTH. */
 enum { XY_ROLE_WORKER = 1, XY_ROLE_STATUS = 2, XY_ROLE_TRANSFER = 3 };
@@ -169,13 +176,32 @@ struct xy_msg_task {
 	char *payload;
 };
 
+/* An object's chunk list: the SHA-256 of each chunk_size piece of its
+ * stream (the last may be short). n == 0: no list; the object is checked
+ * whole (every object of at most one chunk). Otherwise n is exactly
+ * ceil(size / chunk_size) and at most XY_MAX_CHUNKS. */
+struct xy_chunks {
+	uint32_t chunk_size;
+	uint32_t n;
+	uint8_t *hash; /* n * XY_ID_LEN bytes */
+};
+
+/* A place to fetch from. partial: it may still be receiving the object,
+ * so ask with XY_GET_PARTIAL. host "" means the manager's address. */
+struct xy_source {
+	char *host;
+	uint16_t port;
+	uint8_t partial;
+};
+
 struct xy_msg_fetch {
 	uint8_t id[XY_ID_LEN];
 	uint8_t kind;
 	uint8_t level;
 	uint64_t size;
-	char *host;
-	uint16_t port;
+	struct xy_chunks chunks;
+	uint32_t n_sources; /* 1..XY_MAX_SOURCES, in order of preference */
+	struct xy_source sources[XY_MAX_SOURCES];
 	uint8_t token[XY_TOKEN_LEN];
 };
 
@@ -185,6 +211,7 @@ struct xy_msg_cache_update {
 	uint8_t status; /* XY_OBJ_* */
 	uint64_t size;
 	uint64_t elapsed_us;
+	uint64_t verified; /* stream bytes received and verified */
 	char *text; /* reason when status != OK */
 };
 
@@ -193,6 +220,7 @@ struct xy_done_output {
 	uint8_t id[XY_ID_LEN];
 	uint8_t kind;
 	uint64_t size;
+	struct xy_chunks chunks;
 };
 
 struct xy_msg_task_done {
@@ -229,12 +257,15 @@ struct xy_msg_status_reply {
 struct xy_msg_get {
 	uint8_t id[XY_ID_LEN];
 	uint8_t token[XY_TOKEN_LEN];
+	char *name;      /* the receiver, as the token names it */
+	uint64_t offset; /* send the stream from here */
+	uint8_t flags;   /* XY_GET_* */
 };
 
 struct xy_msg_object {
 	uint8_t status; /* XY_OBJ_* */
 	uint8_t kind;
-	uint64_t size; /* bytes of the unframed body that follows */
+	uint64_t size; /* the whole stream; size - offset bytes follow */
 };
 
 /* Every decoded message. The member matches the type. */
@@ -255,6 +286,12 @@ union xy_msg {
 	struct xy_msg_get get;
 	struct xy_msg_object object;
 };
+
+/* The chunk size for an object of this size: XY_CHUNK_MIN, or a multiple
+ * of it large enough for at most XY_MAX_CHUNKS chunks. */
+uint32_t xy_chunk_size_for(uint64_t size);
+/* ceil(size / chunk_size) if that is 2 or more, else 0 (no list). */
+uint64_t xy_chunk_count(uint64_t size, uint32_t chunk_size);
 
 /* Name of a message type for logs ("TASK"), or "?" if unknown. */
 const char *xy_msg_name(unsigned type);

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +39,34 @@
 #include "util.h"
 
 #define PREAUTH_MAX 1024
+#define GET_MAX (XY_MAX_NAME + 256)
 #define CONNECT_TIMEOUT_MS 10000
+#define USED_BUCKETS 256
+
+/* An object being received (xfer.h). Guarded by the server's plock;
+ * freed when unlisted and its last reference is dropped. */
+struct xy_xfer_partial {
+	struct xy_xfer_server *s;
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint64_t size;
+	uint64_t verified;
+	int fd;
+	int state; /* P_RECEIVING, P_DONE or P_FAILED */
+	int refs;  /* the receiver's, and one per reader */
+	int listed;
+	struct xy_xfer_partial *next;
+};
+
+enum { P_RECEIVING, P_DONE, P_FAILED };
+
+/* A token seen by this server, remembered until it expires. */
+struct used {
+	uint8_t mac[XY_MAC_LEN];
+	uint64_t expiry;
+	int uses;
+	struct used *next;
+};
 
 struct slot {
 	struct xy_xfer_server *s;
@@ -64,6 +93,13 @@ struct xy_xfer_server {
 	int stopping;
 	int active;
 	struct slot slots[XY_XFER_MAX_CONN];
+	int64_t corrupt_at; /* test hook; -1: off */
+	int pstopping;      /* under plock */
+	/* objects being received, and tokens used */
+	pthread_mutex_t plock;
+	pthread_cond_t pcond; /* progress, a new object, or an end */
+	struct xy_xfer_partial *partials;
+	struct used *used[USED_BUCKETS];
 };
 
 static void peer_name(const struct sockaddr *sa, char *out, size_t n)
@@ -90,21 +126,24 @@ static void tune_socket(int fd, int timeout_ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* Stream bytes to the socket, refusing more than the size announced. */
-struct sink_ctx {
-	int fd;
-	uint64_t left;
-};
+/* ---- Serving ---- */
 
-static int sock_sink(void *arg, const void *p, size_t n)
+static uint64_t wall_us(void)
 {
-	struct sink_ctx *k = arg;
-	if (n > k->left) {
-		errno = EFBIG;
-		return -1;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
 	}
-	k->left -= n;
-	return xy_fd_write_all(k->fd, p, n, XY_XFER_TIMEOUT_MS);
 }
 
 static int send_object_header(int fd, uint8_t status, uint8_t kind,
@@ -115,42 +154,345 @@ static int send_object_header(int fd, uint8_t status, uint8_t kind,
 			      0);
 }
 
+/* Sends bytes [from, to) of the file fd, flipping the byte at corrupt_at
+ * (the test hook) on the way. */
+static int send_range(int sock, int fd, uint64_t from, uint64_t to,
+		      int64_t corrupt_at)
+{
+	off_t off = (off_t)from;
+	while ((uint64_t)off < to) {
+		uint64_t end = to;
+		if (corrupt_at >= (int64_t)off && (uint64_t)corrupt_at < to) {
+			if (corrupt_at == (int64_t)off) {
+				uint8_t b;
+				if (pread(fd, &b, 1, off) != 1)
+					return -1;
+				b ^= 0xff;
+				if (xy_fd_write_all(sock, &b, 1,
+						    XY_XFER_TIMEOUT_MS) < 0)
+					return -1;
+				off++;
+				continue;
+			}
+			end = (uint64_t)corrupt_at;
+		}
+		uint64_t want = end - (uint64_t)off;
+		ssize_t n = sendfile(sock, fd, &off,
+				     want > (1u << 30) ? (1u << 30) : want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO; /* the file shrank */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Directory stream bytes to the socket: the first `skip` bytes are
+ * dropped, and no more than `left` sent. pos is the stream offset. */
+struct sink_ctx {
+	int fd;
+	uint64_t pos, skip, left;
+	int64_t corrupt_at;
+};
+
+static int sock_sink(void *arg, const void *p, size_t n)
+{
+	struct sink_ctx *k = arg;
+	const uint8_t *b = p;
+	if (k->pos < k->skip) {
+		size_t d = k->skip - k->pos < n ? k->skip - k->pos : n;
+		b += d;
+		n -= d;
+		k->pos += d;
+	}
+	if (n > k->left) {
+		errno = EFBIG;
+		return -1;
+	}
+	k->left -= n;
+	int64_t c = k->corrupt_at - (int64_t)k->pos;
+	k->pos += n;
+	if (c < 0 || c >= (int64_t)n)
+		return xy_fd_write_all(k->fd, b, n, XY_XFER_TIMEOUT_MS);
+	uint8_t flip = b[c] ^ 0xff;
+	if (xy_fd_write_all(k->fd, b, (size_t)c, XY_XFER_TIMEOUT_MS) < 0 ||
+	    xy_fd_write_all(k->fd, &flip, 1, XY_XFER_TIMEOUT_MS) < 0)
+		return -1;
+	return xy_fd_write_all(k->fd, b + c + 1, n - (size_t)c - 1,
+			       XY_XFER_TIMEOUT_MS);
+}
+
+/* Serves a complete object from path, from g->offset. */
+static int serve_complete(struct slot *sl, const struct xy_msg_get *g,
+			  const char *path, uint8_t kind, const char *hex)
+{
+	struct xy_xfer_server *s = sl->s;
+	char err[256] = "";
+	uint64_t size = 0;
+	uint8_t k2 = kind;
+	struct stat st;
+	int fd = -1, rc;
+	if (kind == XY_KIND_FILE) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			size = (uint64_t)st.st_size;
+		else
+			snprintf(err, sizeof err, "cannot open %.200s", path);
+	} else if (xy_object_stat(path, &k2, &size, err, sizeof err) < 0 ||
+		   k2 != kind) {
+		snprintf(err, sizeof err, "kind changed");
+	}
+	if (err[0] || g->offset > size) {
+		XY_LOGW("xfer", "cannot serve %.16s from %s: %s", hex, path,
+			err[0] ? err : "offset past the end");
+		if (fd >= 0)
+			close(fd);
+		return send_object_header(sl->fd, XY_OBJ_FAILED, kind, 0);
+	}
+	if (send_object_header(sl->fd, XY_OBJ_OK, kind, size) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fd >= 0) {
+		rc = send_range(sl->fd, fd, g->offset, size, s->corrupt_at);
+		close(fd);
+	} else {
+		struct sink_ctx k = {sl->fd, 0, g->offset, size - g->offset,
+				     s->corrupt_at};
+		rc = xy_object_stream(path, kind, sock_sink, &k, -1, err,
+				      sizeof err);
+		if (rc == 0 && k.left != 0)
+			rc = -1;
+	}
+	if (rc < 0) {
+		XY_LOGW("xfer", "sending %.16s to %s failed: %s", hex, sl->peer,
+			err[0] ? err : strerror(errno));
+		return -1;
+	}
+	atomic_fetch_add(&s->bytes_sent, size - g->offset);
+	return 0;
+}
+
+static struct xy_xfer_partial *partial_find(struct xy_xfer_server *s,
+					    const uint8_t id[XY_ID_LEN])
+{
+	for (struct xy_xfer_partial *p = s->partials; p; p = p->next)
+		if (p->state != P_FAILED && !memcmp(p->id, id, XY_ID_LEN))
+			return p;
+	return NULL;
+}
+
+/* Drops a reference; called with plock held. */
+static void partial_put(struct xy_xfer_partial *p)
+{
+	if (--p->refs > 0 || p->listed)
+		return;
+	close(p->fd);
+	free(p);
+}
+
+/* A reference to the object id being received, waiting for it to appear
+ * until *until at most once; NULL if it did not. */
+static struct xy_xfer_partial *partial_get(struct xy_xfer_server *s,
+					   const uint8_t id[XY_ID_LEN],
+					   const struct timespec *until)
+{
+	pthread_mutex_lock(&s->plock);
+	struct xy_xfer_partial *p = partial_find(s, id);
+	if (!p && !s->pstopping) {
+		pthread_cond_timedwait(&s->pcond, &s->plock, until);
+		p = partial_find(s, id);
+	}
+	if (p)
+		p->refs++;
+	pthread_mutex_unlock(&s->plock);
+	return p;
+}
+
+/* Sends p's stream from offset as its verified bytes grow. */
+static int serve_partial(struct slot *sl, const struct xy_msg_get *g,
+			 struct xy_xfer_partial *p)
+{
+	struct xy_xfer_server *s = sl->s;
+	uint64_t pos = g->offset, avail;
+	int rc = 0;
+	if (pos > p->size ||
+	    send_object_header(sl->fd, pos > p->size ? XY_OBJ_FAILED
+						     : XY_OBJ_OK,
+			       p->kind, p->size) < 0 || pos > p->size)
+		rc = -1;
+	pthread_mutex_lock(&s->plock);
+	while (rc == 0 && pos < p->size) {
+		struct timespec until;
+		deadline_after(&until, XY_XFER_TIMEOUT_MS);
+		while (p->verified <= pos && p->state == P_RECEIVING &&
+		       !s->pstopping && rc == 0)
+			rc = pthread_cond_timedwait(&s->pcond, &s->plock,
+						    &until) ? -1 : 0;
+		if (rc < 0 || p->state == P_FAILED || s->pstopping) {
+			rc = -1;
+			break;
+		}
+		avail = p->verified;
+		pthread_mutex_unlock(&s->plock);
+		rc = send_range(sl->fd, p->fd, pos, avail, s->corrupt_at);
+		if (rc == 0)
+			atomic_fetch_add(&s->bytes_sent, avail - pos);
+		pos = avail;
+		pthread_mutex_lock(&s->plock);
+	}
+	partial_put(p);
+	pthread_mutex_unlock(&s->plock);
+	return rc;
+}
+
+/* Counts a use of a genuine token; -1 if it was used up already. */
+static int token_use(struct xy_xfer_server *s,
+		     const uint8_t tok[XY_TOKEN_LEN], uint64_t now_us)
+{
+	struct used **pp = &s->used[tok[8] % USED_BUCKETS], *u;
+	int rc = 0;
+	pthread_mutex_lock(&s->plock);
+	while ((u = *pp)) {
+		if (u->expiry < now_us) { /* forget expired tokens */
+			*pp = u->next;
+			free(u);
+			continue;
+		}
+		if (!memcmp(u->mac, tok + 8, XY_MAC_LEN))
+			break;
+		pp = &u->next;
+	}
+	if (u) {
+		rc = u->uses >= XY_TOKEN_USES ? -1 : 0;
+		u->uses += rc == 0;
+	} else if ((u = calloc(1, sizeof *u))) {
+		memcpy(u->mac, tok + 8, XY_MAC_LEN);
+		u->expiry = xy_token_expiry(tok);
+		u->uses = 1;
+		u->next = s->used[tok[8] % USED_BUCKETS];
+		s->used[tok[8] % USED_BUCKETS] = u;
+	}
+	pthread_mutex_unlock(&s->plock);
+	return rc;
+}
+
+static void free_tables(struct xy_xfer_server *s)
+{
+	for (int i = 0; i < USED_BUCKETS; i++) {
+		for (struct used *u = s->used[i], *n; u; u = n) {
+			n = u->next;
+			free(u);
+		}
+	}
+}
+
 /* Serves one GET. Returns 0 to keep the connection, -1 to close it. */
 static int serve_get(struct slot *sl, const struct xy_msg_get *g)
 {
 	struct xy_xfer_server *s = sl->s;
-	char path[4096], err[256], hex[2 * XY_ID_LEN + 1];
-	uint8_t kind, k2;
-	uint64_t size;
+	char path[4096], hex[2 * XY_ID_LEN + 1];
+	uint8_t kind;
+	uint64_t now = wall_us();
 	xy_hex(g->id, XY_ID_LEN, hex);
-	if (xy_token_check(s->secret, s->secret_len, g->id, g->token,
-			   (uint64_t)time(NULL)) < 0) {
-		XY_LOGW("xfer", "denied %s: %s token for %.16s", sl->peer,
-			errno == ETIMEDOUT ? "expired" : "bad", hex);
+	if (xy_token_check(s->secret, s->secret_len, g->id, g->name, g->token,
+			   now) < 0 ||
+	    token_use(s, g->token, now) < 0) {
+		XY_LOGW("xfer", "denied %s (%s): %s token for %.16s", sl->peer,
+			g->name, errno == ETIMEDOUT ? "expired"
+				 : errno == EACCES  ? "bad"
+						    : "used",
+			hex);
 		send_object_header(sl->fd, XY_OBJ_DENIED, 0, 0);
 		return -1;
 	}
-	if (s->lookup(s->arg, g->id, path, sizeof path, &kind) < 0)
-		return send_object_header(sl->fd, XY_OBJ_NOT_FOUND, 0, 0);
-	if (xy_object_stat(path, &k2, &size, err, sizeof err) < 0 ||
-	    k2 != kind) {
-		XY_LOGW("xfer", "cannot serve %.16s from %s: %s", hex, path,
-			k2 != kind ? "kind changed" : err);
-		return send_object_header(sl->fd, XY_OBJ_FAILED, kind, 0);
+	struct timespec until;
+	deadline_after(&until, XY_PARTIAL_WAIT_MS);
+	for (;;) {
+		if (s->lookup(s->arg, g->id, path, sizeof path, &kind) == 0)
+			return serve_complete(sl, g, path, kind, hex);
+		if (!(g->flags & XY_GET_PARTIAL))
+			break;
+		struct xy_xfer_partial *p = partial_get(s, g->id, &until);
+		if (p)
+			return serve_partial(sl, g, p);
+		struct timespec now_ts;
+		clock_gettime(CLOCK_REALTIME, &now_ts);
+		if (now_ts.tv_sec > until.tv_sec ||
+		    (now_ts.tv_sec == until.tv_sec &&
+		     now_ts.tv_nsec >= until.tv_nsec))
+			break;
 	}
-	if (send_object_header(sl->fd, XY_OBJ_OK, kind, size) < 0)
-		return -1;
-	struct sink_ctx k = {sl->fd, size};
-	if (xy_object_stream(path, kind, sock_sink, &k,
-			     kind == XY_KIND_FILE ? sl->fd : -1, err,
-			     sizeof err) < 0 ||
-	    (kind == XY_KIND_DIR && k.left != 0)) {
-		XY_LOGW("xfer", "sending %.16s to %s failed: %s", hex, sl->peer,
-			k.left ? err : "object changed while sent");
-		return -1;
+	return send_object_header(sl->fd, XY_OBJ_NOT_FOUND, 0, 0);
+}
+
+/* ---- Publishing objects being received ---- */
+
+struct xy_xfer_partial *xy_xfer_partial_begin(struct xy_xfer_server *s,
+					      const uint8_t id[XY_ID_LEN],
+					      uint8_t kind, uint64_t size,
+					      int fd)
+{
+	if (!s)
+		return NULL;
+	struct xy_xfer_partial *p = calloc(1, sizeof *p);
+	if (!p || (p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		free(p);
+		return NULL;
 	}
-	atomic_fetch_add(&s->bytes_sent, size);
-	return 0;
+	p->s = s;
+	memcpy(p->id, id, XY_ID_LEN);
+	p->kind = kind;
+	p->size = size;
+	p->refs = 1;
+	p->listed = 1;
+	pthread_mutex_lock(&s->plock);
+	p->next = s->partials;
+	s->partials = p;
+	pthread_cond_broadcast(&s->pcond);
+	pthread_mutex_unlock(&s->plock);
+	return p;
+}
+
+void xy_xfer_partial_progress(struct xy_xfer_partial *p, uint64_t verified)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->s->plock);
+	p->verified = verified;
+	pthread_cond_broadcast(&p->s->pcond);
+	pthread_mutex_unlock(&p->s->plock);
+}
+
+void xy_xfer_partial_end(struct xy_xfer_partial *p, int ok)
+{
+	if (!p)
+		return;
+	struct xy_xfer_server *s = p->s;
+	pthread_mutex_lock(&s->plock);
+	p->state = ok ? P_DONE : P_FAILED;
+	if (ok)
+		p->verified = p->size;
+	for (struct xy_xfer_partial **pp = &s->partials; *pp;
+	     pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	p->listed = 0;
+	pthread_cond_broadcast(&s->pcond);
+	partial_put(p);
+	pthread_mutex_unlock(&s->plock);
+}
+
+void xy_xfer_server_corrupt(struct xy_xfer_server *s, int64_t offset)
+{
+	s->corrupt_at = offset;
 }
 
 static void *conn_main(void *arg)
@@ -170,11 +512,14 @@ static void *conn_main(void *arg)
 	} else {
 		union xy_msg m;
 		/* An idle connection ends after XY_XFER_TIMEOUT_MS. */
-		while (xy_fd_recv_msg(sl->fd, XY_MSG_GET, &m, PREAUTH_MAX,
+		while (xy_fd_recv_msg(sl->fd, XY_MSG_GET, &m, GET_MAX,
 				      XY_XFER_TIMEOUT_MS, err,
-				      sizeof err) == 0 &&
-		       serve_get(sl, &m.get) == 0)
-			;
+				      sizeof err) == 0) {
+			int rc = serve_get(sl, &m.get);
+			xy_msg_free(XY_MSG_GET, &m);
+			if (rc < 0)
+				break;
+		}
 	}
 	/* The peer sees EOF now; the descriptor stays ours until joined. */
 	shutdown(sl->fd, SHUT_RDWR);
@@ -358,8 +703,11 @@ struct xy_xfer_server *xy_xfer_server_start(const char *host, int port,
 		return NULL;
 	}
 	s->lfd = s->wake[0] = s->wake[1] = -1;
+	s->corrupt_at = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	pthread_mutex_init(&s->plock, NULL);
+	pthread_cond_init(&s->pcond, NULL);
 	atomic_init(&s->bytes_sent, 0);
 	s->lookup = lookup;
 	s->arg = arg;
@@ -406,6 +754,10 @@ void xy_xfer_server_stop(struct xy_xfer_server *s)
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->plock);
+	s->pstopping = 1;
+	pthread_cond_broadcast(&s->pcond);
+	pthread_mutex_unlock(&s->plock);
 	if (s->wake[1] >= 0 && write(s->wake[1], "s", 1) < 0 &&
 	    errno != EAGAIN)
 		XY_LOGE("xfer", "cannot wake the accept thread");
@@ -432,8 +784,11 @@ void xy_xfer_server_stop(struct xy_xfer_server *s)
 	if (s->secret)
 		OPENSSL_cleanse(s->secret, s->secret_len);
 	free(s->secret);
+	free_tables(s);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->pcond);
+	pthread_mutex_destroy(&s->plock);
 	free(s);
 }
 
@@ -471,7 +826,7 @@ static int connect_addr(const struct addrinfo *ai, int timeout_ms)
 	return fd;
 }
 
-static int connect_to(const char *host, int port, char *err, size_t errlen)
+int xy_xfer_connect(const char *host, int port, char *err, size_t errlen)
 {
 	char serv[16];
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -496,16 +851,19 @@ static int connect_to(const char *host, int port, char *err, size_t errlen)
 /* The fetch after connecting: auth, GET, OBJECT, body. */
 static int fetch_on(int fd, const void *secret, size_t secret_len,
 		    const uint8_t id[XY_ID_LEN],
-		    const uint8_t token[XY_TOKEN_LEN], const char *dest,
-		    int readonly, uint64_t *bytes, char *err, size_t errlen)
+		    const uint8_t token[XY_TOKEN_LEN], const char *name,
+		    const char *dest, int readonly, uint64_t *bytes, char *err,
+		    size_t errlen)
 {
 	union xy_msg m;
 	if (xy_auth_client_fd(fd, secret, secret_len, XY_ROLE_TRANSFER,
 			      XY_XFER_TIMEOUT_MS, err, errlen) < 0)
 		return errno == ECONNREFUSED || errno == EACCES ? XY_OBJ_DENIED
 							       : XY_OBJ_FAILED;
+	memset(&m, 0, sizeof m);
 	memcpy(m.get.id, id, XY_ID_LEN);
 	memcpy(m.get.token, token, XY_TOKEN_LEN);
+	m.get.name = (char *)name;
 	if (xy_fd_send_msg(fd, XY_MSG_GET, &m, XY_XFER_TIMEOUT_MS, err,
 			   errlen) < 0 ||
 	    xy_fd_recv_msg(fd, XY_MSG_OBJECT, &m, PREAUTH_MAX,
@@ -533,14 +891,15 @@ static int fetch_on(int fd, const void *secret, size_t secret_len,
 
 int xy_xfer_fetch(const char *host, int port, const void *secret,
 		  size_t secret_len, const uint8_t id[XY_ID_LEN],
-		  const uint8_t token[XY_TOKEN_LEN], const char *dest,
-		  int readonly, uint64_t *bytes, char *err, size_t errlen)
+		  const uint8_t token[XY_TOKEN_LEN], const char *name,
+		  const char *dest, int readonly, uint64_t *bytes, char *err,
+		  size_t errlen)
 {
-	int fd = connect_to(host, port, err, errlen);
+	int fd = xy_xfer_connect(host, port, err, errlen);
 	if (fd < 0)
 		return XY_OBJ_FAILED;
-	int st = fetch_on(fd, secret, secret_len, id, token, dest, readonly,
-			  bytes, err, errlen);
+	int st = fetch_on(fd, secret, secret_len, id, token, name, dest,
+			  readonly, bytes, err, errlen);
 	close(fd);
 	return st;
 }

@@ -9,6 +9,15 @@
  * The server is a thread that accepts, and a thread per connection (at
  * most XY_XFER_MAX_CONN at once; more wait in the listen backlog). Both use
  * blocking sockets with deadlines.
+ *
+ * Pipelined broadcast (docs/dataplane.md): a GET may start at an offset,
+ * and with XY_GET_PARTIAL the server also answers from an object that its
+ * host is still receiving, sending verified bytes as they come. A
+ * receiver publishes such an object with xy_xfer_partial_begin; the
+ * table of them is shared by the receiving thread and every connection
+ * thread, under a mutex with a condition variable that progress
+ * broadcasts. The chunked client, with per-chunk verification and
+ * failover between sources, is in xchunk.c.
  */
 #ifndef XY_XFER_H
 #define XY_XFER_H
@@ -20,6 +29,12 @@
 
 #define XY_XFER_MAX_CONN 64
 #define XY_XFER_TIMEOUT_MS 30000
+/* A server accepts a token this many times: a receiver's GET, and the one
+ * retry it makes after a corrupt chunk. */
+#define XY_TOKEN_USES 2
+/* How long a PARTIAL GET waits for its object to appear on the server's
+ * host (its own FETCH may arrive just after its successor's GET). */
+#define XY_PARTIAL_WAIT_MS 10000
 
 /* Finds an object for the server: its path (NUL-terminated into path) and
  * kind. Returns 0 if present, -1 if not. Called from server threads, so it
@@ -43,13 +58,74 @@ uint64_t xy_xfer_server_bytes_sent(const struct xy_xfer_server *s);
  * stop(NULL) does nothing. */
 void xy_xfer_server_stop(struct xy_xfer_server *s);
 
+/* Test hook: the server flips the byte at this stream offset in every
+ * stream it sends (-1: never). */
+void xy_xfer_server_corrupt(struct xy_xfer_server *s, int64_t offset);
+
+/* An object being received that the server may serve to PARTIAL GETs. */
+struct xy_xfer_partial;
+
+/* Publishes object id (kind, whole stream size) whose stream is being
+ * written into the file fd (duplicated; the caller keeps its own).
+ * Returns NULL if s is NULL or memory ran out (the object is then just
+ * not served until complete). */
+struct xy_xfer_partial *xy_xfer_partial_begin(struct xy_xfer_server *s,
+					      const uint8_t id[XY_ID_LEN],
+					      uint8_t kind, uint64_t size,
+					      int fd);
+/* The first `verified` bytes of the stream are verified and may be
+ * served. */
+void xy_xfer_partial_progress(struct xy_xfer_partial *p, uint64_t verified);
+/* Ends the publication: ok means the whole stream is verified (readers
+ * finish from the file), else readers still waiting are cut off. p is
+ * freed when its last reader is done. end(NULL) does nothing. */
+void xy_xfer_partial_end(struct xy_xfer_partial *p, int ok);
+
+/* Connects to host:port within a deadline: a blocking socket tuned for
+ * transfers, or -1 with a reason in err. */
+int xy_xfer_connect(const char *host, int port, char *err, size_t errlen);
+
 /* Fetches object id from host:port into dest (which must not exist; see
- * xy_object_recv). Returns an XY_OBJ_* status with a reason in err;
- * *bytes receives the stream size on success. Blocking: call it from a
- * thread, never from an event loop. */
+ * xy_object_recv), as the receiver called name (the token's). Returns an
+ * XY_OBJ_* status with a reason in err; *bytes receives the stream size
+ * on success. Blocking: call it from a thread, never from an event
+ * loop. */
 int xy_xfer_fetch(const char *host, int port, const void *secret,
 		  size_t secret_len, const uint8_t id[XY_ID_LEN],
-		  const uint8_t token[XY_TOKEN_LEN], const char *dest,
-		  int readonly, uint64_t *bytes, char *err, size_t errlen);
+		  const uint8_t token[XY_TOKEN_LEN], const char *name,
+		  const char *dest, int readonly, uint64_t *bytes, char *err,
+		  size_t errlen);
+
+/* A chunked fetch: an object with a chunk list, from sources in order. */
+struct xy_xfer_spec {
+	const void *secret;
+	size_t secret_len;
+	const uint8_t *id;
+	uint8_t kind;
+	uint64_t size;
+	const struct xy_chunks *chunks; /* n >= 2 */
+	const struct xy_source *sources;
+	uint32_t n_sources;
+	const uint8_t *token;
+	const char *name; /* the receiver, as the token names it */
+	const char *dest; /* must not exist */
+	int readonly;
+	struct xy_xfer_server *server; /* publishes progress; may be NULL */
+};
+
+/* Receives the stream into dest.stream chunk by chunk, verifying each
+ * against the list and publishing verified bytes to spec->server. A
+ * source that fails (cannot connect, NOT_FOUND, DENIED, a broken stream,
+ * or a corrupt chunk twice) is left for the next, from the first
+ * unverified chunk; a corrupt chunk is fetched once more from the same
+ * source first. When every chunk is verified and the whole stream hashes
+ * to id, the object is made at dest (a directory is unpacked from the
+ * stream). Returns an XY_OBJ_* status with a reason in err; *verified is
+ * the bytes verified. On OK, *pub is the publication still open, for the
+ * caller to end once the object is where the server looks (in its
+ * cache); on failure it is ended and *pub is NULL. */
+int xy_xfer_fetch_chunks(const struct xy_xfer_spec *spec,
+			 struct xy_xfer_partial **pub, uint64_t *verified,
+			 char *err, size_t errlen);
 
 #endif

@@ -49,6 +49,7 @@ struct hash_job {
 	uint8_t id[XY_ID_LEN];
 	uint8_t kind;
 	uint64_t size;
+	struct xy_chunks chunks;
 	int rc;
 	char err[512];
 };
@@ -116,6 +117,7 @@ void xy_catalog_destroy(struct xy_catalog *c)
 		for (struct xy_object *o = c->objects[i], *n; o; o = n) {
 			n = o->hnext;
 			free(o->replicas);
+			free(o->chunks.hash);
 			free(o);
 		}
 		for (struct served *s = c->served[i], *n; s; s = n) {
@@ -172,6 +174,17 @@ struct xy_object *xy_catalog_object(struct xy_catalog *c,
 	o->hnext = c->objects[b];
 	c->objects[b] = o;
 	return o;
+}
+
+void xy_catalog_set_chunks(struct xy_object *o, struct xy_chunks *chunks)
+{
+	if (!o->chunks.n && chunks->n &&
+	    xy_chunk_count(o->size, chunks->chunk_size) == chunks->n) {
+		o->chunks = *chunks;
+	} else {
+		free(chunks->hash);
+	}
+	memset(chunks, 0, sizeof *chunks);
 }
 
 void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
@@ -236,7 +249,9 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
 	close(fd);
 	uint8_t id[XY_ID_LEN], kind;
 	uint64_t size;
-	if (!ok || xy_object_hash(path, id, &kind, &size, err, errlen) < 0) {
+	struct xy_chunks chunks;
+	if (!ok || xy_object_hash_chunks(path, id, &kind, &size, &chunks, err,
+					 errlen) < 0) {
 		if (!ok)
 			xy_fail(err, errlen, EIO, "cannot stage a buffer");
 		unlink(path);
@@ -244,6 +259,7 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
 	}
 	struct xy_file *f = calloc(1, sizeof *f);
 	if (!f) {
+		free(chunks.hash);
 		unlink(path);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
@@ -251,6 +267,7 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
 	f->level = level;
 	f->state = FILE_READY;
 	f->obj = xy_catalog_object(c, id, kind, size);
+	xy_catalog_set_chunks(f->obj, &chunks);
 	xy_catalog_serve(c, f->obj, path);
 	f->next = c->buffers;
 	c->buffers = f;
@@ -286,8 +303,8 @@ void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t)
 static void hash_work(uv_work_t *req)
 {
 	struct hash_job *j = req->data;
-	j->rc = xy_object_hash(j->path, j->id, &j->kind, &j->size, j->err,
-			       sizeof j->err);
+	j->rc = xy_object_hash_chunks(j->path, j->id, &j->kind, &j->size,
+				      &j->chunks, j->err, sizeof j->err);
 }
 
 static void hash_done(uv_work_t *req, int status)
@@ -298,6 +315,7 @@ static void hash_done(uv_work_t *req, int status)
 	if (j->rc == 0 && status == 0) {
 		struct xy_object *o =
 			xy_catalog_object(c, j->id, j->kind, j->size);
+		xy_catalog_set_chunks(o, &j->chunks);
 		xy_catalog_serve(c, o, j->path);
 		xy_catalog_file_ready(c, j->f, o);
 	} else {
@@ -307,6 +325,7 @@ static void hash_done(uv_work_t *req, int status)
 		j->f->state = FILE_MISSING;
 		xy_catalog_file_failed(c, j->f, why);
 	}
+	free(j->chunks.hash);
 	free(j->path);
 	free(j);
 }

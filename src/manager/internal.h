@@ -124,6 +124,7 @@ struct xy_object {
 	uint8_t kind;
 	uint64_t size;
 	int on_manager;  /* the manager can serve it (path or buffer) */
+	struct xy_chunks chunks; /* its chunk list, if known (n == 0: none) */
 	struct replica *replicas;
 	uint32_t n_replicas, cap_replicas;
 	struct xy_object *hnext;
@@ -146,6 +147,9 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 struct xy_object *xy_catalog_object(struct xy_catalog *c,
 				    const uint8_t id[XY_ID_LEN], uint8_t kind,
 				    uint64_t size);
+/* Gives obj the chunk list in *chunks (taken: *chunks is emptied) if it
+ * has none yet and the list fits its size; otherwise frees it. */
+void xy_catalog_set_chunks(struct xy_object *obj, struct xy_chunks *chunks);
 /* Makes the manager serve obj from path (thread-safe table). */
 void xy_catalog_serve(struct xy_catalog *c, struct xy_object *obj,
 		      const char *path);

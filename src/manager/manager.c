@@ -510,6 +510,7 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		struct xy_done_output *o = &d->outputs[k];
 		struct xy_object *obj =
 			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
+		xy_catalog_set_chunks(obj, &o->chunks);
 		xy_catalog_replica_add(obj, w, 1);
 		if (t->result != XY_RESULT_SUCCESS)
 			continue;
@@ -1025,14 +1026,14 @@ void xy_manager_destroy(struct xy_manager *m)
 	m->destroying = 1;
 	/* Threads that read the catalogue stop first. */
 	xy_xfer_server_stop(m->xfer);
-	/* Connections close through their own callbacks, which take them
-	 * off the list; the loop then runs until every close and every
-	 * hashing or retrieval job is finished. */
-	for (size_t i = 0; i < m->n_peers; i++)
-		xy_conn_close(m->peers[i]->conn, "manager is closing");
-	uv_run(&m->loop, UV_RUN_NOWAIT);
+	/* The listener closes first, so that no connection arrives after
+	 * the others were told to close. Connections close through their
+	 * own callbacks, which take them off the list; the loop then runs
+	 * until every close and every hashing or retrieval job is done. */
 	if (m->listening)
 		close_handle((uv_handle_t *)&m->listener);
+	for (size_t i = 0; i < m->n_peers; i++)
+		xy_conn_close(m->peers[i]->conn, "manager is closing");
 	close_handle((uv_handle_t *)&m->prepare);
 	close_handle((uv_handle_t *)&m->idle);
 	close_handle((uv_handle_t *)&m->timer);

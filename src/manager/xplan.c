@@ -5,6 +5,12 @@
  * in flight under a limit per destination and per source, and brings task
  * outputs back to the manager's paths on libuv's thread pool, never on the
  * loop.
+ *
+ * Pipelined broadcast (docs/dataplane.md): an object with a chunk list
+ * that several workers fetch at once goes down a chain. A new fetch
+ * starts from an idle complete copy if there is one; else it joins the
+ * chain at its tail, reading from the last receiver while that one still
+ * receives, with the receivers before it and the manager as fallbacks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,14 +24,19 @@
 #include "log.h"
 #include "util.h"
 
-#define TOKEN_TTL 3600
+#define TOKEN_TTL_US (3600ull * 1000000ull)
+#define MANAGER_NAME "manager" /* the receiver name in retrieval tokens */
 
-/* A FETCH in flight: dest is getting obj from src (NULL: the manager). */
+/* A FETCH in flight: dest is getting obj from src (NULL: the manager),
+ * then from the other sources in alt (alt_mgr: the manager last). */
 struct fetch {
 	struct xy_object *obj;
 	struct xy_worker *dest;
 	struct xy_worker *src;
 	int src_gone; /* src went away; nothing to count against */
+	struct xy_worker *alt[XY_MAX_SOURCES];
+	int n_alt, alt_mgr;
+	struct fetch *pred, *succ; /* neighbours in a chain */
 	double started;
 	struct fetch *next;
 };
@@ -56,7 +67,20 @@ struct xy_xplan {
 	int64_t active;
 	int64_t bytes_received;
 	int retrievals; /* jobs on the thread pool */
+	uint64_t last_expiry; /* tokens get distinct expiries */
 };
+
+/* A token for name to get id; expiries are distinct, so that a server
+ * can count the uses of each token. */
+static void make_token(struct xy_xplan *x, const uint8_t id[XY_ID_LEN],
+		       const char *name, uint8_t out[XY_TOKEN_LEN])
+{
+	uint64_t e = (uint64_t)(xy_now() * 1e6) + TOKEN_TTL_US;
+	if (e <= x->last_expiry)
+		e = x->last_expiry + 1;
+	x->last_expiry = e;
+	xy_token_make(x->secret, x->secret_len, id, e, name, out);
+}
 
 struct xy_xplan *xy_xplan_create(struct xy_manager *m, const char *secret,
 				 size_t secret_len)
@@ -126,6 +150,9 @@ static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 	return best;
 }
 
+static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
+				struct xy_worker *dest);
+
 int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 		       struct xy_worker *w)
 {
@@ -138,9 +165,9 @@ int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 			continue;
 		int manager, none;
 		struct xy_worker *src = pick_source(x, o, w, &manager, &none);
-		if (none)
+		if (none && !chain_tail(x, o, w))
 			return -1;
-		if (!src && !manager)
+		if (!src && !manager && !chain_tail(x, o, w))
 			return 0;
 		needed++;
 	}
@@ -150,40 +177,117 @@ int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 	return 1;
 }
 
-static void send_fetch(struct xy_xplan *x, struct xy_object *o,
-		       xy_cache_level level, struct xy_worker *w)
+/* The last receiver of o in a chain, which may take a successor. */
+static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
+				struct xy_worker *dest)
 {
-	int manager, none;
-	struct xy_worker *src = pick_source(x, o, w, &manager, &none);
-	struct fetch *f = calloc(1, sizeof *f);
+	if (o->chunks.n < 2)
+		return NULL;
+	for (struct fetch *f = x->fetches; f; f = f->next)
+		if (f->obj == o && !f->succ && f->dest != dest &&
+		    f->dest->ready)
+			return f;
+	return NULL;
+}
+
+/* An idle complete source of o, for the head of a new chain. */
+static int idle_source(struct xy_xplan *x, struct xy_object *o,
+		       struct xy_worker *dest, struct xy_worker **src)
+{
+	for (uint32_t i = 0; i < o->n_replicas; i++) {
+		struct replica *r = &o->replicas[i];
+		if (r->ready && r->worker != dest && r->worker->ready &&
+		    r->worker->serving == 0) {
+			*src = r->worker;
+			return 1;
+		}
+	}
+	*src = NULL;
+	return o->on_manager && x->serving == 0;
+}
+
+/* Fills f's source list: after pred's receiver, pred's own sources. */
+static void plan_sources(struct xy_xplan *x, struct fetch *f,
+			 struct fetch *pred, int manager)
+{
+	struct xy_object *o = f->obj;
+	if (pred) {
+		f->alt[f->n_alt++] = pred->dest;
+		for (int i = 0; i < pred->n_alt &&
+				f->n_alt < XY_MAX_SOURCES - o->on_manager;
+		     i++)
+			if (pred->alt[i] != f->dest)
+				f->alt[f->n_alt++] = pred->alt[i];
+	} else if (!manager && f->src) {
+		f->alt[f->n_alt++] = f->src;
+	}
+	f->alt_mgr = o->on_manager != 0;
+	(void)x;
+}
+
+static void encode_source(struct xy_xplan *x, struct xy_object *o,
+			  struct xy_worker *w, struct xy_source *s)
+{
+	if (!w) {
+		s->host = ""; /* the worker uses the manager's address */
+		s->port = (uint16_t)xy_xfer_server_port(x->m->xfer);
+		s->partial = 0;
+		return;
+	}
+	struct replica *r = xy_catalog_replica_find(o, w);
+	s->host = w->xfer_host && *w->xfer_host ? w->xfer_host : w->addr;
+	s->port = (uint16_t)w->xfer_port;
+	s->partial = !r || !r->ready;
+}
+
+/* Chooses where dest gets o from: a new fetch record, linked in. */
+static struct fetch *plan_fetch(struct xy_xplan *x, struct xy_object *o,
+				struct xy_worker *w)
+{
+	struct fetch *f = calloc(1, sizeof *f), *pred = NULL;
+	struct xy_worker *src;
+	int manager = 0, none;
 	if (!f)
 		abort();
 	f->obj = o;
 	f->dest = w;
+	if (o->chunks.n >= 2 && idle_source(x, o, w, &src))
+		manager = !src;
+	else if (!(pred = chain_tail(x, o, w)))
+		src = pick_source(x, o, w, &manager, &none);
+	else
+		src = pred->dest;
 	f->src = src;
+	f->pred = pred;
+	if (pred)
+		pred->succ = f;
+	plan_sources(x, f, pred, manager);
+	if (src)
+		src->serving++;
+	else
+		x->serving++;
 	f->started = xy_now();
 	f->next = x->fetches;
 	x->fetches = f;
+	return f;
+}
 
+static void send_fetch(struct xy_xplan *x, struct xy_object *o,
+		       xy_cache_level level, struct xy_worker *w)
+{
+	struct fetch *f = plan_fetch(x, o, w);
 	union xy_msg msg = {0};
 	struct xy_msg_fetch *m = &msg.fetch;
 	memcpy(m->id, o->id, XY_ID_LEN);
 	m->kind = o->kind;
 	m->level = (uint8_t)level;
 	m->size = o->size;
-	/* "" tells the worker to use the manager's own address. */
-	if (src) {
-		m->host = src->xfer_host && *src->xfer_host ? src->xfer_host
-							    : src->addr;
-		m->port = (uint16_t)src->xfer_port;
-		src->serving++;
-	} else {
-		m->host = "";
-		m->port = (uint16_t)xy_xfer_server_port(x->m->xfer);
-		x->serving++;
-	}
-	xy_token_make(x->secret, x->secret_len, o->id,
-		      (uint64_t)xy_now() + TOKEN_TTL, m->token);
+	m->chunks = o->chunks;
+	for (int i = 0; i < f->n_alt; i++)
+		encode_source(x, o, f->alt[i], &m->sources[m->n_sources++]);
+	if (f->alt_mgr || !m->n_sources)
+		encode_source(x, o, NULL, &m->sources[m->n_sources++]);
+	make_token(x, o->id, w->name, m->token);
 	w->fetches++;
 	x->active++;
 	xy_catalog_replica_add(o, w, 0);
@@ -202,6 +306,10 @@ void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
 
 static void fetch_end(struct xy_xplan *x, struct fetch *f)
 {
+	if (f->pred)
+		f->pred->succ = NULL;
+	if (f->succ)
+		f->succ->pred = NULL;
 	if (f->src)
 		f->src->serving--;
 	else if (!f->src_gone)
@@ -242,7 +350,11 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 			f->obj->hex, src, w->name, u->text ? u->text : "");
 		xy_catalog_replica_drop(f->obj, w);
 		/* A worker that no longer has it is no source for it. */
-		if (u->status == XY_OBJ_NOT_FOUND && f->src)
+		struct replica *r = f->src ? xy_catalog_replica_find(f->obj,
+								     f->src)
+					   : NULL;
+		if (u->status == XY_OBJ_NOT_FOUND && r && r->ready &&
+		    f->n_alt + f->alt_mgr == 1)
 			xy_catalog_replica_drop(f->obj, f->src);
 	}
 	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
@@ -265,6 +377,14 @@ void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 		if (f->src == w) {
 			f->src = NULL;
 			f->src_gone = 1;
+		}
+		for (int i = 0; i < f->n_alt; i++) {
+			if (f->alt[i] != w)
+				continue;
+			memmove(&f->alt[i], &f->alt[i + 1],
+				(size_t)(f->n_alt - i - 1) * sizeof f->alt[0]);
+			f->n_alt--;
+			i--;
 		}
 		pp = &f->next;
 	}
@@ -297,8 +417,8 @@ static void retrieve_work(uv_work_t *req)
 	snprintf(tmp, sizeof tmp, "%s.xylem-%d-%p", j->path, (int)getpid(),
 		 (void *)j);
 	j->status = xy_xfer_fetch(j->host, j->port, x->secret, x->secret_len,
-				  j->obj->id, j->token, tmp, 0, &j->bytes,
-				  j->err, sizeof j->err);
+				  j->obj->id, j->token, MANAGER_NAME, tmp, 0,
+				  &j->bytes, j->err, sizeof j->err);
 	if (j->status != XY_OBJ_OK)
 		return;
 	struct stat st;
@@ -356,8 +476,7 @@ void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
 	j->path = strdup(path);
 	j->worker = strdup(w->name);
 	j->started = xy_now();
-	xy_token_make(x->secret, x->secret_len, obj->id,
-		      (uint64_t)xy_now() + TOKEN_TTL, j->token);
+	make_token(x, obj->id, MANAGER_NAME, j->token);
 	if (!j->host || !j->path || !j->worker)
 		abort();
 	x->retrievals++;

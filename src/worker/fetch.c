@@ -30,9 +30,12 @@ struct job {
 	uint8_t kind;
 	uint8_t level;
 	uint8_t token[XY_TOKEN_LEN];
-	char *host;
-	int port;
+	uint64_t size;
+	struct xy_chunks chunks;
+	struct xy_source sources[XY_MAX_SOURCES];
+	uint32_t n_sources;
 	char *dest; /* in tmp/ */
+	struct xy_xfer_partial *pub; /* served while it arrives, until adopted */
 	int state;
 	unsigned requests;
 	uint64_t t0_us;
@@ -47,6 +50,8 @@ struct job {
 struct xy_fetcher {
 	uv_loop_t *loop;
 	struct xy_cache *cache;
+	struct xy_xfer_server *server;
+	const char *name;
 	void *secret;
 	size_t secret_len;
 	uv_async_t async;
@@ -91,20 +96,59 @@ static void unlink_job(struct xy_fetcher *f, struct job *j)
 	*pp = j->hnext;
 }
 
+/* Frees what a FETCH gave the job. */
+static void clear_request(struct job *j)
+{
+	for (uint32_t i = 0; i < j->n_sources; i++)
+		free(j->sources[i].host);
+	j->n_sources = 0;
+	free(j->chunks.hash);
+	memset(&j->chunks, 0, sizeof j->chunks);
+}
+
 static void free_job(struct job *j)
 {
-	free(j->host);
+	clear_request(j);
+	xy_xfer_partial_end(j->pub, 0);
 	free(j->dest);
 	free(j);
 }
 
 /* ------------------------------------------------------------ threads */
 
+/* An object of one chunk or less comes whole, from the first source
+ * that has it. */
+static void run_whole(struct xy_fetcher *f, struct job *j)
+{
+	for (uint32_t i = 0; i < j->n_sources; i++) {
+		j->status = xy_xfer_fetch(j->sources[i].host,
+					  j->sources[i].port, f->secret,
+					  f->secret_len, j->id, j->token,
+					  f->name, j->dest, 1, &j->bytes,
+					  j->text, sizeof j->text);
+		if (j->status == XY_OBJ_OK)
+			return;
+	}
+}
+
 static void run_job(struct xy_fetcher *f, struct job *j)
 {
-	j->status = xy_xfer_fetch(j->host, j->port, f->secret, f->secret_len,
-				  j->id, j->token, j->dest, 1, &j->bytes,
-				  j->text, sizeof j->text);
+	j->status = XY_OBJ_FAILED;
+	if (j->chunks.n >= 2) {
+		struct xy_xfer_spec sp = {
+			.secret = f->secret, .secret_len = f->secret_len,
+			.id = j->id, .kind = j->kind, .size = j->size,
+			.chunks = &j->chunks, .sources = j->sources,
+			.n_sources = j->n_sources, .token = j->token,
+			.name = f->name, .dest = j->dest, .readonly = 1,
+			.server = f->server};
+		uint64_t verified;
+		j->status = xy_xfer_fetch_chunks(&sp, &j->pub, &verified,
+						 j->text, sizeof j->text);
+		j->bytes = j->status == XY_OBJ_OK ? j->size : verified;
+	} else {
+		run_whole(f, j);
+	}
 	if (j->status != XY_OBJ_OK && !j->text[0])
 		snprintf(j->text, sizeof j->text, "fetch failed");
 }
@@ -155,12 +199,16 @@ static void complete(struct xy_fetcher *f, struct job *j)
 		snprintf(j->text, sizeof j->text, "%s", err);
 		xy_rm_rf(j->dest);
 	}
+	/* In the cache now (or failed): the server finds it there. */
+	xy_xfer_partial_end(j->pub, j->status == XY_OBJ_OK);
+	j->pub = NULL;
 	memset(&r, 0, sizeof r);
 	memcpy(r.id, j->id, XY_ID_LEN);
 	r.kind = j->kind;
 	r.level = j->level;
 	r.status = j->status;
-	r.size = j->bytes;
+	r.size = j->status == XY_OBJ_OK ? j->bytes : 0;
+	r.verified = j->bytes;
 	r.elapsed_us = xy_mono_us() - j->t0_us;
 	r.text = j->status == XY_OBJ_OK ? "" : j->text;
 	r.requests = j->requests;
@@ -169,8 +217,7 @@ static void complete(struct xy_fetcher *f, struct job *j)
 	} else {
 		/* Kept so a TASK that needs it learns why it is missing. */
 		j->state = J_FAILED;
-		free(j->host);
-		j->host = NULL;
+		clear_request(j);
 	}
 	f->cb(f->arg, &r);
 	if (j->status == XY_OBJ_OK)
@@ -215,6 +262,7 @@ struct xy_fetcher *xy_fetcher_create(uv_loop_t *loop, struct xy_cache *cache,
 	f->cache = cache;
 	f->cb = cb;
 	f->arg = arg;
+	f->name = "";
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	uv_async_init(loop, &f->async, on_async);
@@ -249,6 +297,13 @@ static void on_async_closed(uv_handle_t *h)
 	pthread_cond_destroy(&f->cv);
 	free(f->secret);
 	free(f);
+}
+
+void xy_fetcher_set_peer(struct xy_fetcher *f, struct xy_xfer_server *server,
+			 const char *name)
+{
+	f->server = server;
+	f->name = name;
 }
 
 void xy_fetcher_stop(struct xy_fetcher *f)
@@ -303,17 +358,31 @@ static int queue_job(struct xy_fetcher *f, struct job *j,
 	int spawn;
 
 	xy_hex(m->id, XY_ID_LEN, hex);
-	free(j->host);
+	clear_request(j);
 	free(j->dest);
-	j->host = strdup(m->host ? m->host : "");
 	if (asprintf(&j->dest, "%s/%s.%" PRIu64, xy_cache_tmp(f->cache), hex,
 		     ++f->seq) < 0)
 		j->dest = NULL;
-	if (!j->host || !j->dest)
+	if (!j->dest)
 		return -1;
+	for (uint32_t i = 0; i < m->n_sources; i++) {
+		j->sources[i] = m->sources[i];
+		j->sources[i].host = strdup(m->sources[i].host);
+		j->n_sources = i + 1;
+		if (!j->sources[i].host)
+			return -1;
+	}
+	j->chunks = m->chunks;
+	j->chunks.hash = NULL;
+	if (m->chunks.n) {
+		size_t n = (size_t)m->chunks.n * XY_ID_LEN;
+		if (!(j->chunks.hash = malloc(n)))
+			return -1;
+		memcpy(j->chunks.hash, m->chunks.hash, n);
+	}
 	j->kind = m->kind;
 	j->level = m->level;
-	j->port = m->port;
+	j->size = m->size;
 	memcpy(j->token, m->token, XY_TOKEN_LEN);
 	j->state = J_QUEUED;
 	j->requests = 1;

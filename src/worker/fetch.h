@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "proto.h"
+#include "xfer.h"
 
 #define XY_FETCH_THREADS 4
 
@@ -26,6 +27,7 @@ struct xy_fetch_result {
 	uint8_t level;
 	int status;          /* XY_OBJ_* */
 	uint64_t size;       /* stream size, when OK */
+	uint64_t verified;   /* stream bytes verified (all of them when OK) */
 	uint64_t elapsed_us; /* from the first request to the end */
 	const char *text;    /* why not, when status != OK; else "" */
 	unsigned requests;   /* FETCH messages this completion answers */
@@ -44,6 +46,12 @@ struct xy_fetcher *xy_fetcher_create(uv_loop_t *loop, struct xy_cache *cache,
 				     const void *secret, size_t secret_len,
 				     int nthreads, xy_fetch_done_cb cb,
 				     void *arg, char *err, size_t errlen);
+
+/* Names this worker in GETs (the name tokens are bound to) and sets the
+ * transfer server that serves objects while they arrive. Both are kept
+ * by reference and must outlive the fetcher's threads. */
+void xy_fetcher_set_peer(struct xy_fetcher *f, struct xy_xfer_server *server,
+			 const char *name);
 
 /* Stops the fetcher: fetches not started are dropped without a callback;
  * fetches in progress are given about a second to end, and are abandoned

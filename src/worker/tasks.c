@@ -86,10 +86,15 @@ struct out_res {
 	uint8_t id[XY_ID_LEN];
 	uint8_t kind;
 	uint64_t size;
+	struct xy_chunks chunks; /* for TASK_DONE, when it has a list */
 	int missing;
 	int bad;
 	char text[256];
 };
+
+/* Chunk lists in one TASK_DONE stay under this many bytes, far inside a
+ * frame; an output past it is reported without one (fetched whole). */
+#define DONE_CHUNK_BUDGET (8u << 20)
 
 struct collect {
 	uv_work_t req;
@@ -800,8 +805,8 @@ static void collect_work(uv_work_t *req)
 			o->bad = !o->missing;
 			continue;
 		}
-		if (xy_object_hash(o->path, o->id, &o->kind, &o->size, err,
-				   sizeof err) < 0) {
+		if (xy_object_hash_chunks(o->path, o->id, &o->kind, &o->size,
+					  &o->chunks, err, sizeof err) < 0) {
 			snprintf(o->text, sizeof o->text, "output '%s': %s",
 				 name, err);
 			o->bad = 1;
@@ -824,6 +829,7 @@ static void collect_after(uv_work_t *req, int status)
 	struct xy_done_output *outs = calloc(nout, sizeof *outs);
 	int result = t->result;
 	char err[256];
+	size_t budget = DONE_CHUNK_BUDGET;
 
 	t->busy--;
 	for (uint32_t i = 0; !t->reported && i < nout; i++) {
@@ -860,11 +866,17 @@ static void collect_after(uv_work_t *req, int status)
 		memcpy(outs[n].id, o->id, XY_ID_LEN);
 		outs[n].kind = o->kind;
 		outs[n].size = o->size;
+		if ((size_t)o->chunks.n * XY_ID_LEN <= budget) {
+			outs[n].chunks = o->chunks;
+			budget -= (size_t)o->chunks.n * XY_ID_LEN;
+		}
 		n++;
 	}
+	task_end(t, result, t->message, outs, n);
+	for (uint32_t i = 0; i < nout; i++)
+		free(c->res[i].chunks.hash);
 	free(c->res);
 	free(c);
-	task_end(t, result, t->message, outs, n);
 	free(outs);
 	maybe_retire(t);
 }

@@ -328,6 +328,8 @@ static void send_cache_update(struct xy_daemon *w,
 	m.cache_update.status = (uint8_t)r->status;
 	m.cache_update.size = r->size;
 	m.cache_update.elapsed_us = r->elapsed_us;
+	m.cache_update.verified = r->status == XY_OBJ_OK ? r->size
+							 : r->verified;
 	m.cache_update.text = (char *)(r->text ? r->text : "");
 	send_msg(w, XY_MSG_CACHE_UPDATE, &m);
 }
@@ -463,11 +465,15 @@ static void handle_fetch(struct xy_daemon *w, union xy_msg *m)
 	}
 	/* An empty source host means the manager's own transfer server, at
 	 * the address this worker reached the manager on. */
-	if (!f->host || !*f->host) {
-		free(f->host);
-		f->host = strdup(w->cfg.host);
+	int oom = 0;
+	for (uint32_t i = 0; i < f->n_sources; i++) {
+		if (f->sources[i].host && *f->sources[i].host)
+			continue;
+		free(f->sources[i].host);
+		f->sources[i].host = strdup(w->cfg.host);
+		oom |= !f->sources[i].host;
 	}
-	if (xy_fetcher_request(w->fetcher, f) < 0) {
+	if (oom || xy_fetcher_request(w->fetcher, f) < 0) {
 		r.status = XY_OBJ_FAILED;
 		r.text = "out of memory";
 		send_cache_update(w, &r);
@@ -605,6 +611,17 @@ static int start_parts(struct xy_daemon *w)
 		XY_LOGE("worker", "cannot start: %s",
 			w->fetcher ? "out of memory" : err);
 		return -1;
+	}
+	xy_fetcher_set_peer(w->fetcher, w->xfer, w->cfg.name);
+	/* Test hook (docs/dataplane.md): serve chunk N of every stream with
+	 * one byte flipped. */
+	const char *corrupt = getenv("XYLEM_TEST_CORRUPT_CHUNK");
+	if (corrupt && *corrupt) {
+		XY_LOGW("worker", "test hook: corrupting chunk %s of what this "
+			"worker serves", corrupt);
+		xy_xfer_server_corrupt(w->xfer, (int64_t)strtoll(corrupt, NULL,
+								 10) *
+						    XY_CHUNK_MIN);
 	}
 	memset(&to, 0, sizeof to);
 	to.loop = &w->loop;

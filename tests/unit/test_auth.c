@@ -65,31 +65,35 @@ static void t_tokens(void)
 	uint8_t id[XY_ID_LEN], tok[XY_TOKEN_LEN];
 	memset(id, 0x42, sizeof id);
 	uint64_t expiry = 1700000000;
-	xy_token_make(secret, strlen(secret), id, expiry, tok);
+	xy_token_make(secret, strlen(secret), id, expiry, "w1", tok);
 	/* Expiry first, little-endian. */
 	XY_CHECK_EQ(tok[0], expiry & 0xff);
 	XY_CHECK_EQ(tok[3], (expiry >> 24) & 0xff);
-	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, tok, expiry - 5),
+	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, "w1", tok, expiry - 5),
 		    0);
-	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, tok, expiry),
+	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, "w1", tok, expiry),
 		    0);
 	/* Expired. */
-	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, tok, expiry + 1),
+	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, "w1", tok, expiry + 1),
 		    -1);
 	XY_CHECK_EQ(errno, ETIMEDOUT);
 	/* Wrong secret, wrong id. */
-	XY_CHECK_EQ(xy_token_check("nope", 4, id, tok, expiry - 5), -1);
+	XY_CHECK_EQ(xy_token_check("nope", 4, id, "w1", tok, expiry - 5), -1);
 	XY_CHECK_EQ(errno, EACCES);
 	uint8_t id2[XY_ID_LEN];
 	memcpy(id2, id, sizeof id2);
 	id2[31] ^= 1;
-	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id2, tok, 0), -1);
+	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id2, "w1", tok, 0), -1);
+	/* Bound to the receiver's name. */
+	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, "w2", tok, 0), -1);
+	XY_CHECK_EQ(errno, EACCES);
+	XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, "", tok, 0), -1);
 	/* Tampered MAC byte, and an extended expiry. */
 	for (int i = 0; i < XY_TOKEN_LEN; i++) {
 		uint8_t t2[XY_TOKEN_LEN];
 		memcpy(t2, tok, sizeof t2);
 		t2[i] ^= 0x80;
-		XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, t2,
+		XY_CHECK_EQ(xy_token_check(secret, strlen(secret), id, "w1", t2,
 					   expiry - 5), -1);
 	}
 }

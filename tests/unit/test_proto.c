@@ -30,9 +30,11 @@ static struct xy_task_input inputs[2] = {
 	{.id = {8}, .kind = XY_KIND_DIR, .level = 0, .name = "env"},
 };
 static struct xy_task_output outputs[1] = {{"out.txt", 1}};
+static uint8_t chunk_hashes[3 * XY_ID_LEN] = {1, 2, 3, [95] = 9};
 static struct xy_done_output done_outputs[2] = {
 	{.name = "out.txt", .id = {0xaa}, .kind = XY_KIND_FILE, .size = 5},
-	{.name = "results/dir", .id = {0xbb}, .kind = XY_KIND_DIR, .size = 77},
+	{.name = "results/dir", .id = {0xbb}, .kind = XY_KIND_DIR, .size = 77,
+	 .chunks = {30, 3, chunk_hashes}},
 };
 static uint64_t bye_ids[3] = {1, 2, 1ull << 63};
 
@@ -79,8 +81,10 @@ static int sample(unsigned type, union xy_msg *m)
 		m->fetch.kind = XY_KIND_DIR;
 		m->fetch.level = 3;
 		m->fetch.size = 123456789;
-		m->fetch.host = "10.1.2.3";
-		m->fetch.port = 40000;
+		m->fetch.chunks = (struct xy_chunks){50000000, 3, chunk_hashes};
+		m->fetch.n_sources = 2;
+		m->fetch.sources[0] = (struct xy_source){"10.1.2.3", 40000, 1};
+		m->fetch.sources[1] = (struct xy_source){"", 9, 0};
 		memset(m->fetch.token, 0x33, XY_TOKEN_LEN);
 		return 1;
 	case XY_MSG_CACHE_UPDATE:
@@ -89,6 +93,7 @@ static int sample(unsigned type, union xy_msg *m)
 		m->cache_update.status = XY_OBJ_CORRUPT;
 		m->cache_update.size = 99;
 		m->cache_update.elapsed_us = 1234;
+		m->cache_update.verified = 4321;
 		m->cache_update.text = "hash mismatch";
 		return 1;
 	case XY_MSG_TASK_DONE:
@@ -112,6 +117,9 @@ static int sample(unsigned type, union xy_msg *m)
 	case XY_MSG_GET:
 		memset(m->get.id, 0xdd, XY_ID_LEN);
 		memset(m->get.token, 0xee, XY_TOKEN_LEN);
+		m->get.name = "host:123";
+		m->get.offset = 1ull << 20;
+		m->get.flags = XY_GET_PARTIAL;
 		return 1;
 	case XY_MSG_OBJECT:
 		m->object.status = XY_OBJ_OK;
@@ -218,8 +226,104 @@ static void t_decoded_fields(void)
 	XY_CHECK(!memcmp(d.task_done.output, "a\0b\nc", 6));
 	XY_CHECK(!strcmp(d.task_done.message, "killed"));
 	XY_CHECK_EQ(d.task_done.outputs[1].size, 77);
+	XY_CHECK_EQ(d.task_done.outputs[0].chunks.n, 0);
+	XY_CHECK_EQ(d.task_done.outputs[1].chunks.n, 3);
+	XY_CHECK_EQ(d.task_done.outputs[1].chunks.hash[95], 9);
 	xy_msg_free(XY_MSG_TASK_DONE, &d);
 	xy_buf_free(&b);
+
+	sample(XY_MSG_FETCH, &m);
+	encode(XY_MSG_FETCH, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_FETCH, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.fetch.chunks.chunk_size, 50000000);
+	XY_CHECK_EQ(d.fetch.chunks.n, 3);
+	XY_CHECK_EQ(d.fetch.n_sources, 2);
+	XY_CHECK(!strcmp(d.fetch.sources[0].host, "10.1.2.3"));
+	XY_CHECK_EQ(d.fetch.sources[0].partial, 1);
+	XY_CHECK(!strcmp(d.fetch.sources[1].host, ""));
+	xy_msg_free(XY_MSG_FETCH, &d);
+	xy_buf_free(&b);
+	check_no_leaks();
+}
+
+/* Encodes m as type and expects the decoder to refuse it with why. */
+static void refused(unsigned type, const union xy_msg *m, const char *why)
+{
+	struct xy_buf b;
+	union xy_msg d;
+	char err[256] = "";
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, type, m), 0);
+	XY_CHECK_EQ(xy_msg_decode(type, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, why));
+	xy_buf_free(&b);
+}
+
+static void t_chunk_lists(void)
+{
+	union xy_msg m;
+	struct xy_buf b;
+	XY_CHECK_EQ(xy_chunk_size_for(0), XY_CHUNK_MIN);
+	XY_CHECK_EQ(xy_chunk_size_for(4096ull << 20), XY_CHUNK_MIN);
+	XY_CHECK_EQ(xy_chunk_size_for((4096ull << 20) + 1), 2 * XY_CHUNK_MIN);
+	XY_CHECK_EQ(xy_chunk_count(XY_CHUNK_MIN, XY_CHUNK_MIN), 0);
+	XY_CHECK_EQ(xy_chunk_count(XY_CHUNK_MIN + 1, XY_CHUNK_MIN), 2);
+	XY_CHECK_EQ(xy_chunk_count(5, 0), 0);
+	/* A list that does not cut the size into its count. */
+	sample(XY_MSG_FETCH, &m);
+	m.fetch.size = 200000000;
+	refused(XY_MSG_FETCH, &m, "do not make");
+	sample(XY_MSG_FETCH, &m);
+	m.fetch.chunks.chunk_size = 0;
+	refused(XY_MSG_FETCH, &m, "do not make");
+	/* No source, or too many: the encoder refuses too many. */
+	sample(XY_MSG_FETCH, &m);
+	m.fetch.n_sources = 0;
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_FETCH, &m), -1);
+	m.fetch.n_sources = XY_MAX_SOURCES + 1;
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_FETCH, &m), -1);
+	xy_buf_free(&b);
+	/* Hand-made: a source count of 0, and one of 5. */
+	for (uint32_t n = 0; n <= 5; n += 5) {
+		xy_buf_init(&b);
+		xy_buf_put_raw(&b, chunk_hashes, XY_ID_LEN);
+		xy_buf_put_u8(&b, 0);
+		xy_buf_put_u8(&b, 0);
+		xy_buf_put_u64(&b, 10);
+		xy_buf_put_u32(&b, 0);
+		xy_buf_put_u32(&b, 0);
+		xy_buf_put_u32(&b, n);
+		for (uint32_t i = 0; i < n; i++) {
+			xy_buf_put_bytes(&b, "h", 1);
+			xy_buf_put_u16(&b, 1);
+			xy_buf_put_u8(&b, 0);
+		}
+		xy_buf_put_raw(&b, chunk_hashes, XY_TOKEN_LEN);
+		union xy_msg d;
+		char err[256] = "";
+		XY_CHECK_EQ(xy_msg_decode(XY_MSG_FETCH, b.data, b.len, &d, err,
+					  sizeof err), -1);
+		XY_CHECK(strstr(err, n ? "exceeds limit" : "no source"));
+		xy_buf_free(&b);
+	}
+	/* Too many chunks. */
+	sample(XY_MSG_TASK_DONE, &m);
+	struct xy_done_output o = done_outputs[1];
+	static uint8_t many[(XY_MAX_CHUNKS + 1) * XY_ID_LEN];
+	o.size = XY_MAX_CHUNKS + 1;
+	o.chunks = (struct xy_chunks){1, XY_MAX_CHUNKS + 1, many};
+	m.task_done.n_outputs = 1;
+	m.task_done.outputs = &o;
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_TASK_DONE, &m), -1);
+	xy_buf_free(&b);
+	/* Unknown GET flags. */
+	sample(XY_MSG_GET, &m);
+	m.get.flags = 0x80;
+	refused(XY_MSG_GET, &m, "flags");
 	check_no_leaks();
 }
 
@@ -521,6 +625,7 @@ int main(int argc, char **argv)
 	static const struct xy_test tests[] = {
 		XY_TEST(t_round_trip_every_type),
 		XY_TEST(t_decoded_fields),
+		XY_TEST(t_chunk_lists),
 		XY_TEST(t_empty_messages),
 		XY_TEST(t_truncated_every_length),
 		XY_TEST(t_trailing_bytes),

@@ -132,10 +132,12 @@ static int lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
 static void start_worker(struct fm *f, const char *secret, const char *extra)
 {
 	char target[64], cores[] = "2";
-	char *argv[16];
+	char *argv[18];
 	int argc = 0;
 
 	snprintf(target, sizeof target, "127.0.0.1:%d", f->port);
+	argv[argc++] = "test_worker";
+	argv[argc++] = "--as-worker";
 	argv[argc++] = "worker";
 	argv[argc++] = target;
 	argv[argc++] = "--cores";
@@ -155,8 +157,12 @@ static void start_worker(struct fm *f, const char *secret, const char *extra)
 	if (f->worker == 0) {
 		setenv("XYLEM_SECRET", secret, 1);
 		setenv("XYLEM_LOG", "warn", 1);
-		/* exit, not _exit: the sanitizers report at exit */
-		exit(xy_worker_main(argc, argv));
+		/* A fresh image, not the forked one: this process has the fake
+		 * manager's threads, and a lock one of them held at fork (the
+		 * sanitizers' allocator has no fork handlers) would never be
+		 * released in the child. main() runs the worker. */
+		execv("/proc/self/exe", argv);
+		_exit(127);
 	}
 }
 
@@ -383,9 +389,10 @@ static void fetch_msg(union xy_msg *m, const uint8_t id[XY_ID_LEN],
 	m->fetch.kind = XY_KIND_FILE;
 	m->fetch.level = XY_CACHE_WORKFLOW;
 	m->fetch.size = size;
-	m->fetch.host = "127.0.0.1";
-	m->fetch.port = (uint16_t)port;
-	xy_token_make(SECRET, strlen(SECRET), id, (uint64_t)time(NULL) + 60,
+	m->fetch.n_sources = 1;
+	m->fetch.sources[0].host = "127.0.0.1";
+	m->fetch.sources[0].port = (uint16_t)port;
+	xy_token_make(SECRET, strlen(SECRET), id, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1",
 		      m->fetch.token);
 }
 
@@ -434,10 +441,10 @@ static void t_fetch_inputs_outputs(void)
 
 	/* The output is served by the worker's transfer server. */
 	snprintf(back, sizeof back, "%s/back", xy_test_tmpdir());
-	xy_token_make(SECRET, strlen(SECRET), want, (uint64_t)time(NULL) + 60,
+	xy_token_make(SECRET, strlen(SECRET), want, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1",
 		      tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
-				  strlen(SECRET), want, tok, back, 0, &bytes,
+				  strlen(SECRET), want, tok, "w1", back, 0, &bytes,
 				  err, sizeof err),
 		    XY_OBJ_OK);
 	body = xy_read_file(back, 100, &len);
@@ -531,10 +538,10 @@ static void t_dirs_forever_unlink(void)
 
 	/* The output directory comes back whole. */
 	snprintf(back, sizeof back, "%s/back", xy_test_tmpdir());
-	xy_token_make(SECRET, strlen(SECRET), oid, (uint64_t)time(NULL) + 60,
+	xy_token_make(SECRET, strlen(SECRET), oid, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1",
 		      tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
-				  strlen(SECRET), oid, tok, back, 0, &bytes,
+				  strlen(SECRET), oid, tok, "w1", back, 0, &bytes,
 				  err, sizeof err),
 		    XY_OBJ_OK);
 	pathf(err, sizeof err, "test \"$(cat %s/deep/a)\" = one", back);
@@ -549,7 +556,7 @@ static void t_dirs_forever_unlink(void)
 	got_free(wait_for(&f, XY_MSG_TASK_DONE));
 	xy_rm_rf(back);
 	XY_CHECK(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
-			       strlen(SECRET), oid, tok, back, 0, &bytes, err,
+			       strlen(SECRET), oid, tok, "w1", back, 0, &bytes, err,
 			       sizeof err) != XY_OBJ_OK);
 	shutdown_worker(&f);
 
@@ -619,8 +626,7 @@ static void t_inputs_missing(void)
 	serve_text(&f, "gone", id, &size);
 	fetch_msg(&m, id, size, xy_xfer_server_port(f.xfer));
 	memset(m.fetch.id, 2, XY_ID_LEN);
-	xy_token_make(SECRET, strlen(SECRET), m.fetch.id,
-		      (uint64_t)time(NULL) + 60, m.fetch.token);
+	xy_token_make(SECRET, strlen(SECRET), m.fetch.id, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1", m.fetch.token);
 	memcpy(in.id, m.fetch.id, XY_ID_LEN);
 	send_msg(&f, XY_MSG_FETCH, &m);
 	task_msg(&m, 2, "true");
@@ -1270,6 +1276,10 @@ static void t_usage(void)
 
 int main(int argc, char **argv)
 {
+	/* The worker half of start_worker; exit, not _exit: the sanitizers
+	 * report at exit. */
+	if (argc > 2 && !strcmp(argv[1], "--as-worker"))
+		return xy_worker_main(argc - 2, argv + 2);
 	static const struct xy_test tests[] = {
 		XY_TEST(t_usage),
 		XY_TEST(t_noop_and_failure),

@@ -104,7 +104,7 @@ static struct xy_xfer_server *start(void)
 
 static void token(const uint8_t id[XY_ID_LEN], uint8_t tok[XY_TOKEN_LEN])
 {
-	xy_token_make(secret, strlen(secret), id, (uint64_t)time(NULL) + 60,
+	xy_token_make(secret, strlen(secret), id, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1",
 		      tok);
 }
 
@@ -118,7 +118,7 @@ static void t_fetch_file_and_dir(void)
 
 	token(objs[0].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, tpath("got.txt"), 1, &bytes,
+				  objs[0].id, tok, "w1", tpath("got.txt"), 1, &bytes,
 				  err, sizeof err), XY_OBJ_OK);
 	XY_CHECK_EQ(bytes, objs[0].size);
 	size_t n;
@@ -131,7 +131,7 @@ static void t_fetch_file_and_dir(void)
 
 	token(objs[1].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("localhost", port, secret, strlen(secret),
-				  objs[1].id, tok, tpath("gotdir"), 0, &bytes,
+				  objs[1].id, tok, "w1", tpath("gotdir"), 0, &bytes,
 				  err, sizeof err), XY_OBJ_OK);
 	XY_CHECK_EQ(bytes, objs[1].size);
 	body = xy_read_file(tpath("gotdir/sub/two"), 1024, &n);
@@ -159,7 +159,7 @@ static void t_wrong_secret(void)
 	char err[256];
 	token(objs[0].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", xy_xfer_server_port(s), "nope",
-				  4, objs[0].id, tok, tpath("got"), 1, NULL,
+				  4, objs[0].id, tok, "w1", tpath("got"), 1, NULL,
 				  err, sizeof err), XY_OBJ_DENIED);
 	XY_CHECK(strstr(err, "bad secret"));
 	XY_CHECK(access(tpath("got"), F_OK) < 0);
@@ -177,19 +177,18 @@ static void t_bad_token(void)
 	/* A token for another object. */
 	token(objs[1].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, tpath("got"), 1, NULL, err,
+				  objs[0].id, tok, "w1", tpath("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_DENIED);
 	XY_CHECK(strstr(err, "token"));
 	/* Expired. */
-	xy_token_make(secret, strlen(secret), objs[0].id,
-		      (uint64_t)time(NULL) - 10, tok);
+	xy_token_make(secret, strlen(secret), objs[0].id, ((uint64_t)time(NULL) - 10) * 1000000ull, "w1", tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, tpath("got"), 1, NULL, err,
+				  objs[0].id, tok, "w1", tpath("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_DENIED);
 	/* Made with another secret. */
-	xy_token_make("other", 5, objs[0].id, (uint64_t)time(NULL) + 60, tok);
+	xy_token_make("other", 5, objs[0].id, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1", tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, tpath("got"), 1, NULL, err,
+				  objs[0].id, tok, "w1", tpath("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_DENIED);
 	XY_CHECK(access(tpath("got"), F_OK) < 0);
 	XY_CHECK_EQ(lookups, 0);
@@ -205,7 +204,7 @@ static void t_missing_object(void)
 	memset(id, 0x77, sizeof id);
 	token(id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", xy_xfer_server_port(s), secret,
-				  strlen(secret), id, tok, tpath("got"), 1,
+				  strlen(secret), id, tok, "w1", tpath("got"), 1,
 				  NULL, err, sizeof err), XY_OBJ_NOT_FOUND);
 	XY_CHECK_EQ(lookups, 1);
 	XY_CHECK(access(tpath("got"), F_OK) < 0);
@@ -232,6 +231,8 @@ static void t_several_gets_one_connection(void)
 		    0);
 	union xy_msg m;
 	/* Missing, then present: the connection survives NOT_FOUND. */
+	memset(&m, 0, sizeof m);
+	m.get.name = "w1";
 	memset(m.get.id, 0x55, XY_ID_LEN);
 	token(m.get.id, m.get.token);
 	XY_CHECK_EQ(xy_fd_send_msg(fd, XY_MSG_GET, &m, 2000, err, sizeof err),
@@ -240,6 +241,8 @@ static void t_several_gets_one_connection(void)
 				   sizeof err), 0);
 	XY_CHECK_EQ(m.object.status, XY_OBJ_NOT_FOUND);
 	for (int i = 0; i < 2; i++) {
+		memset(&m, 0, sizeof m);
+		m.get.name = "w1";
 		memcpy(m.get.id, objs[i].id, XY_ID_LEN);
 		token(m.get.id, m.get.token);
 		XY_CHECK_EQ(xy_fd_send_msg(fd, XY_MSG_GET, &m, 2000, err,
@@ -254,6 +257,8 @@ static void t_several_gets_one_connection(void)
 					   2000, err, sizeof err), XY_OBJ_OK);
 	}
 	/* A bad token closes the connection after DENIED. */
+	memset(&m, 0, sizeof m);
+	m.get.name = "w1";
 	memset(m.get.token, 0, XY_TOKEN_LEN);
 	XY_CHECK_EQ(xy_fd_send_msg(fd, XY_MSG_GET, &m, 2000, err, sizeof err),
 		    0);
@@ -320,7 +325,7 @@ static void t_connect_refused(void)
 	uint8_t id[XY_ID_LEN] = {0}, tok[XY_TOKEN_LEN] = {0};
 	char err[256];
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  id, tok, tpath("got"), 1, NULL, err,
+				  id, tok, "w1", tpath("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_FAILED);
 	XY_CHECK(strstr(err, "cannot connect"));
 	/* Port in use: start fails with a reason. */

@@ -1,0 +1,208 @@
+"""How a Python call travels: the payload the executor sends, the reply
+the library (or the fresh-mode runner) sends back, and running a call
+between the two. Shared by executor.py, library.py and runner.py.
+
+It imports cloudpickle only when a call is made or encoded, so that the
+library can report a missing cloudpickle as it starts.
+
+A payload is a pickled tuple, one of:
+
+    ("call", digest, fn_bytes, args, kwargs, env)
+        digest is the SHA-256 of fn_bytes, the cloudpickled function: a
+        library unpickles each distinct function once and keeps it, so a
+        function and the modules it imports load once per process. env is
+        None or a dict of environment variables set during the call.
+    ("file", name)
+        the real payload is the file `name` in the call's sandbox (used
+        when it is larger than a call message may be).
+
+A reply is a pickled tuple, one of:
+
+    ("ok", value)
+    ("err", exc_bytes, type_name, message, traceback_text)
+        exc_bytes is the pickled exception, or None if it could not be
+        pickled or would not unpickle; the strings let the manager side
+        build a stand-in (errors.RemoteError) if exc_bytes is None or
+        cannot be loaded there.
+"""
+
+import hashlib
+import os
+import pickle
+import sys
+import traceback
+
+# The call's payload in its sandbox when it is too large for a message,
+# and the fresh-mode runner's input and output.
+CALL_FILE = "xylem-call.pkl"
+RESULT_FILE = "xylem-result.pkl"
+
+# Room for the frame header around a payload or reply (a call's task id
+# and sandbox path; a reply's task id) below the 8 MiB frame limit.
+FRAME_SLACK = 64 * 1024
+MESSAGE_MAX = (8 << 20) - FRAME_SLACK
+
+# The environment variable that carries the manager's major.minor Python,
+# and what a process says when its own is another (xylem/__init__.py).
+PYTHON_ENV = "XYLEM_PYTHON"
+MISMATCH_TEXT = "interpreter mismatch"
+
+
+def _cloudpickle():
+    import cloudpickle
+    return cloudpickle
+
+
+def pickle_function(fn):
+    """Returns (digest, bytes) of the cloudpickled function."""
+    data = _cloudpickle().dumps(fn)
+    return hashlib.sha256(data).digest(), data
+
+
+def encode_call(fn, args, kwargs, env=None):
+    """The payload for calling fn(*args, **kwargs); raises whatever
+    pickling raises."""
+    digest, fn_bytes = pickle_function(fn)
+    return _cloudpickle().dumps(
+        ("call", digest, fn_bytes, tuple(args), dict(kwargs), env))
+
+
+def encode_indirect(name):
+    return pickle.dumps(("file", name))
+
+
+class FunctionCache:
+    """Unpickled functions by digest, the most recently used kept."""
+
+    def __init__(self, size=256):
+        self.size = size
+        self.fns = {}
+
+    def get(self, digest, fn_bytes):
+        fn = self.fns.pop(digest, None)
+        if fn is None:
+            fn = pickle.loads(fn_bytes)
+        self.fns[digest] = fn  # re-inserted last: the newest
+        while len(self.fns) > self.size:
+            del self.fns[next(iter(self.fns))]
+        return fn
+
+
+def _type_name(exc):
+    t = type(exc)
+    mod = getattr(t, "__module__", "")
+    if mod in ("builtins", "__main__", None, ""):
+        return t.__qualname__
+    return "%s.%s" % (mod, t.__qualname__)
+
+
+def error_reply(exc, tb_text=None):
+    """The reply for an exception: itself if it survives a pickle round
+    trip here, else only its type name, message and traceback."""
+    if tb_text is None:
+        tb_text = "".join(traceback.format_exception(
+            type(exc), exc, exc.__traceback__))
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable %s>" % type(exc).__name__
+    try:
+        exc_bytes = _cloudpickle().dumps(exc)
+        pickle.loads(exc_bytes)  # many exceptions pickle but do not load
+    except Exception:
+        exc_bytes = None
+    return pickle.dumps(("err", exc_bytes, _type_name(exc), message,
+                         tb_text))
+
+
+def _result_reply(value, limit):
+    try:
+        data = _cloudpickle().dumps(("ok", value))
+    except Exception as e:
+        err = _pickle_error("the result (%s) could not be pickled: %s: %s"
+                            % (type(value).__name__, type(e).__name__, e))
+        return error_reply(err, tb_text=traceback.format_exc())
+    if limit is not None and len(data) > limit:
+        err = _pickle_error(
+            "the result is %d bytes pickled, over the %d a call may return;"
+            " write it to an output file (xylem.File) instead"
+            % (len(data), limit))
+        return error_reply(err, tb_text="")
+    return data
+
+
+def _pickle_error(text):
+    # Imported here: the package's errors module is plain Python, but
+    # keep this file importable on its own.
+    from xylem.errors import PickleError
+    return PickleError(text)
+
+
+def _with_env(env, fn, args, kwargs):
+    """Calls fn with env's variables set, restoring them afterwards."""
+    if not env:
+        return fn(*args, **kwargs)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_call(payload, cache, limit=MESSAGE_MAX):
+    """Runs the call in payload (in the current directory, the call's
+    sandbox) and returns its reply. Never raises, except for the
+    exceptions that should end the process (none are caught but those
+    that the call itself raised, which become replies)."""
+    try:
+        call = pickle.loads(payload)
+        if call[0] == "file":
+            with open(call[1], "rb") as f:
+                call = pickle.loads(f.read())
+        _, digest, fn_bytes, args, kwargs, env = call
+        fn = cache.get(digest, fn_bytes)
+    except BaseException as e:
+        return error_reply(e)
+    try:
+        value = _with_env(env, fn, args, kwargs)
+    except BaseException as e:
+        # SystemExit and KeyboardInterrupt too: they are the call's, and
+        # the library stays up for the next one.
+        return error_reply(e, _user_traceback(e))
+    return _result_reply(value, limit)
+
+
+def _user_traceback(e):
+    """The traceback from the user's function on: this file's frames,
+    where every call starts, say nothing to the user."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def decode_reply(data):
+    """("ok", value) or ("err", exception) from a reply, the exception
+    rebuilt with its remote traceback as __cause__. Raises if the reply
+    cannot be unpickled (its value's type is unknown here)."""
+    from xylem.errors import RemoteError, RemoteTraceback
+    reply = pickle.loads(data)
+    if reply[0] == "ok":
+        return reply
+    _, exc_bytes, type_name, message, tb_text = reply
+    exc = None
+    if exc_bytes is not None:
+        try:
+            exc = pickle.loads(exc_bytes)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(type_name, message)
+    if tb_text:
+        exc.__cause__ = RemoteTraceback('\n"""\n%s"""' % tb_text)
+    return ("err", exc)

@@ -1,0 +1,1106 @@
+/*
+ * _core.c: the C extension behind the xylem Python package. It binds the
+ * public API (include/xylem.h) and nothing else. Class Manager owns one
+ * manager and a thread that runs its event loop (xy_manager_run). Python
+ * threads never touch the manager directly: they hand it closures with
+ * xy_manager_post, either fire-and-forget (submit) or waiting on a
+ * condition variable with the GIL released (declare, stats, cancel...).
+ * The loop thread hands completed tasks back to one Python callback, in
+ * batches, with the GIL taken. executor.py builds the Executor on this.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xylem.h"
+
+#define ERRLEN 512
+
+/* The result code of a task the manager refused at submit. */
+#define RESULT_NOT_SUBMITTED (-1)
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define finalizing() Py_IsFinalizing()
+#else
+#define finalizing() _Py_IsFinalizing()
+#endif
+
+/* --------------------------------------------------------------- keymap */
+
+/*
+ * key -> task id, for cancel(key). Only the loop thread touches it: submit
+ * closures add, completions remove, cancel closures look up. Open
+ * addressing with linear probing; key 0 marks an empty slot.
+ */
+struct keymap {
+	uint64_t *keys, *ids;
+	size_t cap, n;
+};
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+	key *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(key ^ (key >> 29)) & (cap - 1);
+}
+
+static int keymap_put(struct keymap *km, uint64_t key, uint64_t id);
+
+static int keymap_grow(struct keymap *km)
+{
+	struct keymap old = *km;
+	size_t cap = old.cap ? old.cap * 2 : 64;
+
+	km->keys = calloc(cap, sizeof *km->keys);
+	km->ids = calloc(cap, sizeof *km->ids);
+	if (!km->keys || !km->ids) {
+		free(km->keys);
+		free(km->ids);
+		*km = old;
+		return -1;
+	}
+	km->cap = cap;
+	km->n = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.keys[i])
+			keymap_put(km, old.keys[i], old.ids[i]);
+	free(old.keys);
+	free(old.ids);
+	return 0;
+}
+
+static int keymap_put(struct keymap *km, uint64_t key, uint64_t id)
+{
+	size_t i;
+
+	if ((km->n + 1) * 2 > km->cap && keymap_grow(km) < 0)
+		return -1;
+	i = slot_of(key, km->cap);
+	while (km->keys[i] && km->keys[i] != key)
+		i = (i + 1) & (km->cap - 1);
+	if (!km->keys[i])
+		km->n++;
+	km->keys[i] = key;
+	km->ids[i] = id;
+	return 0;
+}
+
+/* The slot holding key, or cap if it is absent. */
+static size_t keymap_find(const struct keymap *km, uint64_t key)
+{
+	if (!km->cap || !key)
+		return km->cap;
+	for (size_t i = slot_of(key, km->cap); km->keys[i];
+	     i = (i + 1) & (km->cap - 1))
+		if (km->keys[i] == key)
+			return i;
+	return km->cap;
+}
+
+/*
+ * Removes key by shifting later members of its probe run back, so that no
+ * tombstones accumulate: an entry at j moves into the hole at i unless its
+ * home slot lies cyclically in (i, j].
+ */
+static void keymap_del(struct keymap *km, uint64_t key)
+{
+	size_t mask = km->cap - 1, i = keymap_find(km, key), j, k;
+
+	if (i == km->cap)
+		return;
+	for (j = (i + 1) & mask; km->keys[j]; j = (j + 1) & mask) {
+		k = slot_of(km->keys[j], km->cap);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		km->keys[i] = km->keys[j];
+		km->ids[i] = km->ids[j];
+		i = j;
+	}
+	km->keys[i] = 0;
+	km->n--;
+}
+
+/* -------------------------------------------------------------- Manager */
+
+/* A submit the manager refused: reported through the callback. */
+struct refusal {
+	uint64_t key;
+	char *reason;
+	struct refusal *next;
+};
+
+typedef struct {
+	PyObject_HEAD
+	struct xy_manager *m;
+	pthread_t thread;
+	int running; /* the loop thread exists and is not yet joined */
+	int closing; /* close() began: no more posts */
+	int port;
+	/* Under the GIL. */
+	PyObject *callback;
+	struct xy_file **files; /* file handles index this table */
+	size_t n_files, cap_files;
+	/* The loop thread's own state, touched only on that thread. */
+	struct keymap keys;
+	struct refusal *refused;
+	int stop;
+} Manager;
+
+static PyTypeObject ManagerType;
+
+static int on_loop_thread(Manager *self)
+{
+	return self->running && pthread_equal(pthread_self(), self->thread);
+}
+
+static int check_open(Manager *self)
+{
+	if (!self->m || self->closing) {
+		PyErr_SetString(PyExc_RuntimeError, "the manager is closed");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------ synchronous calls */
+
+/*
+ * A call that runs on the loop thread while the calling Python thread
+ * waits, GIL released. The fields below `body` are the arguments and the
+ * results; each body uses the ones it needs.
+ */
+struct sync {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	void (*body)(Manager *self, struct sync *s);
+	const char *str;
+	const void *data;
+	size_t len;
+	int level;
+	uint64_t u64;
+	struct xy_task *task;
+	void *ptr;
+	int64_t num;
+	struct xy_stats stats;
+	char err[ERRLEN];
+};
+
+struct sync_post {
+	Manager *self;
+	struct sync *s;
+};
+
+static void sync_trampoline(struct xy_manager *m, void *arg)
+{
+	struct sync_post *p = arg;
+	struct sync *s = p->s;
+
+	(void)m;
+	s->body(p->self, s);
+	free(p);
+	pthread_mutex_lock(&s->mu);
+	s->done = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Runs s->body on the loop thread and waits for it. The GIL is held on
+ * entry and exit. Returns -1 with a Python exception set if it could not
+ * be posted. From the loop thread itself (a callback), it runs at once. */
+static int run_sync(Manager *self, struct sync *s)
+{
+	struct sync_post *p;
+	int r;
+
+	if (check_open(self) < 0)
+		return -1;
+	if (on_loop_thread(self)) {
+		s->body(self, s);
+		return 0;
+	}
+	p = malloc(sizeof *p);
+	if (!p) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	*p = (struct sync_post){self, s};
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	r = xy_manager_post(self->m, sync_trampoline, p);
+	if (r == 0) {
+		Py_BEGIN_ALLOW_THREADS
+		pthread_mutex_lock(&s->mu);
+		while (!s->done)
+			pthread_cond_wait(&s->cv, &s->mu);
+		pthread_mutex_unlock(&s->mu);
+		Py_END_ALLOW_THREADS
+	} else {
+		free(p);
+		PyErr_SetFromErrno(PyExc_OSError);
+	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	return r;
+}
+
+/* ------------------------------------------------------------ delivery */
+
+/* A growable array of completed tasks, collected without the GIL. */
+struct batch {
+	struct xy_task **tasks;
+	size_t n, cap;
+	struct refusal *refused;
+};
+
+static PyObject *times_tuple(const struct xy_task *t)
+{
+	struct xy_task_times tm;
+
+	xy_task_times(t, &tm);
+	return Py_BuildValue("(ddddd)", tm.submitted, tm.dispatched,
+			     tm.started, tm.finished, tm.returned);
+}
+
+/* (key, result, exit_code, output, error, worker, attempts, times) */
+static PyObject *task_tuple(const struct xy_task *t)
+{
+	size_t len;
+	const char *out = xy_task_output(t, &len);
+	const char *e = xy_task_error(t), *w = xy_task_worker(t);
+	PyObject *times = times_tuple(t);
+
+	if (!times)
+		return NULL;
+	return Py_BuildValue(
+		"(KiiNNNiN)", (unsigned long long)xy_task_user(t),
+		(int)xy_task_result(t), xy_task_exit_code(t),
+		PyBytes_FromStringAndSize(out, (Py_ssize_t)len),
+		PyUnicode_DecodeUTF8(e, (Py_ssize_t)strlen(e), "replace"),
+		PyUnicode_DecodeUTF8(w, (Py_ssize_t)strlen(w), "replace"),
+		xy_task_attempts(t), times);
+}
+
+static PyObject *refusal_tuple(const struct refusal *r)
+{
+	PyObject *reason = PyUnicode_DecodeUTF8(
+		r->reason, (Py_ssize_t)strlen(r->reason), "replace");
+
+	return Py_BuildValue("(Kiiy#Nsi(ddddd))", (unsigned long long)r->key,
+			     RESULT_NOT_SUBMITTED, -1, "", (Py_ssize_t)0,
+			     reason, "", 0, 0., 0., 0., 0., 0.);
+}
+
+static PyObject *batch_list(const struct batch *b)
+{
+	PyObject *list = PyList_New(0), *item;
+	int bad = !list;
+
+	for (size_t i = 0; !bad && i < b->n; i++) {
+		item = task_tuple(b->tasks[i]);
+		bad = !item || PyList_Append(list, item) < 0;
+		Py_XDECREF(item);
+	}
+	for (struct refusal *r = b->refused; !bad && r; r = r->next) {
+		item = refusal_tuple(r);
+		bad = !item || PyList_Append(list, item) < 0;
+		Py_XDECREF(item);
+	}
+	if (bad)
+		Py_CLEAR(list);
+	return list;
+}
+
+/* Hands a batch to the callback, with the GIL taken for the purpose. */
+static void call_back(Manager *self, const struct batch *b)
+{
+	PyGILState_STATE g;
+	PyObject *list, *cb, *r;
+
+	if (finalizing())
+		return;
+	g = PyGILState_Ensure();
+	cb = self->callback;
+	Py_XINCREF(cb);
+	list = batch_list(b);
+	if (!list) {
+		PyErr_WriteUnraisable((PyObject *)self);
+	} else if (cb && cb != Py_None) {
+		r = PyObject_CallFunctionObjArgs(cb, list, NULL);
+		if (!r)
+			PyErr_WriteUnraisable(cb);
+		Py_XDECREF(r);
+	}
+	Py_XDECREF(list);
+	Py_XDECREF(cb);
+	PyGILState_Release(g);
+}
+
+/* Collects what completed (and what the manager refused) and delivers
+ * it. Runs on the loop thread, between turns. */
+static void deliver(Manager *self)
+{
+	struct batch b = {0};
+	struct xy_task *t, **nt;
+
+	for (;;) {
+		/* Room first, so that a task taken from wait is never lost:
+		 * without memory, what is left waits for the next round. */
+		if (b.n == b.cap) {
+			size_t cap = b.cap ? b.cap * 2 : 64;
+			nt = realloc(b.tasks, cap * sizeof *nt);
+			if (!nt)
+				break;
+			b.tasks = nt;
+			b.cap = cap;
+		}
+		t = xy_manager_wait(self->m, 0);
+		if (!t)
+			break;
+		keymap_del(&self->keys, xy_task_user(t));
+		b.tasks[b.n++] = t;
+	}
+	b.refused = self->refused;
+	self->refused = NULL;
+	if (b.n || b.refused)
+		call_back(self, &b);
+	for (size_t i = 0; i < b.n; i++)
+		xy_task_delete(b.tasks[i]);
+	free(b.tasks);
+	while (b.refused) {
+		struct refusal *r = b.refused;
+		b.refused = r->next;
+		free(r->reason);
+		free(r);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	Manager *self = arg;
+	PyGILState_STATE g;
+
+	while (!self->stop) {
+		if (xy_manager_run(self->m, -1) < 0 && errno != EINTR) {
+			fprintf(stderr, "xylem: manager loop: %s\n",
+				strerror(errno));
+			usleep(10000);
+		}
+		deliver(self);
+	}
+	deliver(self);
+	/* Drop the reference the thread held (see Manager_init). */
+	if (!finalizing()) {
+		g = PyGILState_Ensure();
+		Py_DECREF(self);
+		PyGILState_Release(g);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------ task building */
+
+static int cache_level(const char *s, xy_cache_level *out)
+{
+	static const char *names[] = {"task", "workflow", "worker", "forever"};
+
+	for (int i = 0; i < 4; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (xy_cache_level)i;
+			return 0;
+		}
+	}
+	PyErr_Format(PyExc_ValueError,
+		     "cache level must be task, workflow, worker or forever,"
+		     " not '%s'",
+		     s);
+	return -1;
+}
+
+static struct xy_file *file_of(Manager *self, PyObject *handle)
+{
+	Py_ssize_t i = PyLong_AsSsize_t(handle);
+
+	if (i == -1 && PyErr_Occurred())
+		return NULL;
+	if (i < 0 || (size_t)i >= self->n_files) {
+		PyErr_Format(PyExc_ValueError, "no file handle %zd", i);
+		return NULL;
+	}
+	return self->files[i];
+}
+
+/* Adds (handle, sandbox name) pairs as inputs or outputs. */
+static int add_files(Manager *self, struct xy_task *t, PyObject *seq,
+		     int output)
+{
+	PyObject *fast, *handle;
+	const char *as;
+	struct xy_file *f;
+	char err[ERRLEN];
+	int r = 0;
+
+	if (!seq || seq == Py_None)
+		return 0;
+	fast = PySequence_Fast(seq, "inputs and outputs must be sequences");
+	if (!fast)
+		return -1;
+	for (Py_ssize_t i = 0; r == 0 && i < PySequence_Fast_GET_SIZE(fast);
+	     i++) {
+		r = -1;
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i),
+				      "Os;a file is a (handle, name) pair",
+				      &handle, &as))
+			break;
+		f = file_of(self, handle);
+		if (!f)
+			break;
+		r = output ? xy_task_add_output(t, f, as, err, sizeof err)
+			   : xy_task_add_input(t, f, as, err, sizeof err);
+		if (r < 0)
+			PyErr_SetString(PyExc_ValueError, err);
+	}
+	Py_DECREF(fast);
+	return r;
+}
+
+static int add_env(struct xy_task *t, PyObject *env)
+{
+	PyObject *key, *value;
+	Py_ssize_t pos = 0;
+	const char *k, *v;
+
+	if (!env || env == Py_None)
+		return 0;
+	if (!PyDict_Check(env)) {
+		PyErr_SetString(PyExc_TypeError, "env must be a dict");
+		return -1;
+	}
+	while (PyDict_Next(env, &pos, &key, &value)) {
+		k = PyUnicode_AsUTF8(key);
+		v = k ? PyUnicode_AsUTF8(value) : NULL;
+		if (!v)
+			return -1;
+		if (xy_task_set_env(t, k, v) < 0) {
+			PyErr_Format(PyExc_ValueError,
+				     "bad environment variable '%s'", k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The fields that a task and a library template share. */
+struct task_spec {
+	PyObject *inputs, *outputs, *env;
+	int cores, gpus, retries;
+	long long memory, disk;
+	double priority, time_limit;
+	const char *tag;
+};
+
+static int apply_spec(Manager *self, struct xy_task *t,
+		      const struct task_spec *sp)
+{
+	if (add_files(self, t, sp->inputs, 0) < 0 ||
+	    add_files(self, t, sp->outputs, 1) < 0 || add_env(t, sp->env) < 0)
+		return -1;
+	xy_task_set_cores(t, sp->cores);
+	xy_task_set_memory(t, sp->memory);
+	xy_task_set_disk(t, sp->disk);
+	xy_task_set_gpus(t, sp->gpus);
+	xy_task_set_retries(t, sp->retries);
+	xy_task_set_priority(t, sp->priority);
+	xy_task_set_time_limit(t, sp->time_limit);
+	if (sp->tag && xy_task_set_tag(t, sp->tag) < 0) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	return 0;
+}
+
+/* A command task, or a call when library is given. */
+static struct xy_task *new_task(const char *command, const char *library,
+				const Py_buffer *payload)
+{
+	struct xy_task *t;
+
+	if (!command == !library) {
+		PyErr_SetString(PyExc_ValueError,
+				"give either command or library");
+		return NULL;
+	}
+	if (library && payload->len > XY_PAYLOAD_MAX) {
+		PyErr_Format(PyExc_ValueError,
+			     "call payload of %zd bytes exceeds %d",
+			     payload->len, XY_PAYLOAD_MAX);
+		return NULL;
+	}
+	t = library ? xy_task_create_call(library, payload->buf,
+					  (size_t)payload->len)
+		    : xy_task_create(command);
+	if (!t)
+		PyErr_SetFromErrno(PyExc_OSError);
+	return t;
+}
+
+/* ------------------------------------------------------------- methods */
+
+struct submit_post {
+	Manager *self;
+	struct xy_task *t;
+	uint64_t key;
+};
+
+/* On the loop thread: submits, or records the refusal for delivery. */
+static void submit_closure(struct xy_manager *m, void *arg)
+{
+	struct submit_post *p = arg;
+	struct refusal *r;
+	char err[ERRLEN] = "";
+	uint64_t id;
+
+	id = xy_manager_submit(m, p->t, err, sizeof err);
+	if (id) {
+		keymap_put(&p->self->keys, p->key, id);
+	} else {
+		xy_task_delete(p->t);
+		r = calloc(1, sizeof *r);
+		if (r) {
+			r->key = p->key;
+			r->reason = strdup(*err ? err : strerror(errno));
+			r->next = p->self->refused;
+			p->self->refused = r;
+			/* Make run return so that the refusal is delivered. */
+			xy_manager_interrupt(m);
+		}
+	}
+	free(p);
+}
+
+static PyObject *Manager_submit(Manager *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"key",     "command", "library", "payload",
+				 "inputs",  "outputs", "env",     "cores",
+				 "memory",  "disk",    "gpus",    "retries",
+				 "priority", "time_limit", "tag", NULL};
+	struct task_spec sp = {.cores = 1};
+	unsigned long long key;
+	const char *command = NULL, *library = NULL;
+	Py_buffer payload = {0};
+	struct submit_post *p;
+	struct xy_task *t = NULL;
+
+	if (!PyArg_ParseTupleAndKeywords(
+		    args, kw, "K|$zzy*OOOiLLiiddz", kwlist, &key, &command,
+		    &library, &payload, &sp.inputs, &sp.outputs, &sp.env,
+		    &sp.cores, &sp.memory, &sp.disk, &sp.gpus, &sp.retries,
+		    &sp.priority, &sp.time_limit, &sp.tag))
+		return NULL;
+	if (key == 0) {
+		PyErr_SetString(PyExc_ValueError, "key must be positive");
+		goto fail;
+	}
+	if (check_open(self) < 0)
+		goto fail;
+	t = new_task(command, library, &payload);
+	if (!t || apply_spec(self, t, &sp) < 0)
+		goto fail;
+	xy_task_set_user(t, key);
+	p = malloc(sizeof *p);
+	if (!p) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	*p = (struct submit_post){self, t, key};
+	if (xy_manager_post(self->m, submit_closure, p) < 0) {
+		free(p);
+		PyErr_SetFromErrno(PyExc_OSError);
+		goto fail;
+	}
+	PyBuffer_Release(&payload);
+	Py_RETURN_NONE;
+fail:
+	xy_task_delete(t);
+	if (payload.obj)
+		PyBuffer_Release(&payload);
+	return NULL;
+}
+
+static void declare_file_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_declare_file(self->m, s->str, s->level, s->err,
+					 sizeof s->err);
+}
+
+static void declare_buffer_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_declare_buffer(self->m, s->data, s->len, s->level,
+					   s->err, sizeof s->err);
+}
+
+/* Adds a declared file to the handle table; returns its handle. */
+static PyObject *new_handle(Manager *self, struct xy_file *f)
+{
+	struct xy_file **nf;
+
+	for (size_t i = 0; i < self->n_files; i++)
+		if (self->files[i] == f) /* the same path declared again */
+			return PyLong_FromSize_t(i);
+	if (self->n_files == self->cap_files) {
+		size_t cap = self->cap_files ? self->cap_files * 2 : 64;
+		nf = realloc(self->files, cap * sizeof *nf);
+		if (!nf)
+			return PyErr_NoMemory();
+		self->files = nf;
+		self->cap_files = cap;
+	}
+	self->files[self->n_files] = f;
+	return PyLong_FromSize_t(self->n_files++);
+}
+
+static PyObject *Manager_declare_file(Manager *self, PyObject *args)
+{
+	const char *path, *cache = "workflow";
+	struct sync s = {.body = declare_file_body};
+	xy_cache_level level;
+
+	if (!PyArg_ParseTuple(args, "s|s", &path, &cache) ||
+	    cache_level(cache, &level) < 0)
+		return NULL;
+	s.str = path;
+	s.level = (int)level;
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_Format(PyExc_OSError, "%s", s.err);
+	return new_handle(self, s.ptr);
+}
+
+static PyObject *Manager_declare_buffer(Manager *self, PyObject *args)
+{
+	const char *cache = "task";
+	struct sync s = {.body = declare_buffer_body};
+	Py_buffer data;
+	xy_cache_level level;
+	int r;
+
+	if (!PyArg_ParseTuple(args, "y*|s", &data, &cache))
+		return NULL;
+	if (cache_level(cache, &level) < 0) {
+		PyBuffer_Release(&data);
+		return NULL;
+	}
+	s.data = data.buf;
+	s.len = (size_t)data.len;
+	s.level = (int)level;
+	r = run_sync(self, &s);
+	PyBuffer_Release(&data);
+	if (r < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_Format(PyExc_OSError, "%s", s.err);
+	return new_handle(self, s.ptr);
+}
+
+static void declare_library_body(Manager *self, struct sync *s)
+{
+	s->num = xy_manager_declare_library(self->m, s->str, s->task, s->err,
+					    sizeof s->err);
+}
+
+static PyObject *Manager_declare_library(Manager *self, PyObject *args,
+					 PyObject *kw)
+{
+	static char *kwlist[] = {"name",   "command", "inputs", "env", "cores",
+				 "memory", "disk",    "gpus",   NULL};
+	struct task_spec sp = {.cores = 1};
+	struct sync s = {.body = declare_library_body};
+	const char *name, *command;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|$OOiLLi", kwlist, &name,
+					 &command, &sp.inputs, &sp.env,
+					 &sp.cores, &sp.memory, &sp.disk,
+					 &sp.gpus))
+		return NULL;
+	if (check_open(self) < 0)
+		return NULL;
+	s.task = xy_task_create(command);
+	if (!s.task)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	if (apply_spec(self, s.task, &sp) < 0) {
+		xy_task_delete(s.task);
+		return NULL;
+	}
+	s.str = name;
+	/* The manager keeps the template only if it accepts it. */
+	if (run_sync(self, &s) < 0 || s.num < 0) {
+		xy_task_delete(s.task);
+		if (!PyErr_Occurred())
+			PyErr_Format(PyExc_ValueError, "%s", s.err);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+static void cancel_body(Manager *self, struct sync *s)
+{
+	size_t i = keymap_find(&self->keys, s->u64);
+
+	s->num = i < self->keys.cap &&
+		 xy_manager_cancel(self->m, self->keys.ids[i]) == 0;
+}
+
+static PyObject *Manager_cancel(Manager *self, PyObject *arg)
+{
+	struct sync s = {.body = cancel_body};
+
+	s.u64 = PyLong_AsUnsignedLongLong(arg);
+	if (PyErr_Occurred() || run_sync(self, &s) < 0)
+		return NULL;
+	return PyBool_FromLong((long)s.num);
+}
+
+static void stats_body(Manager *self, struct sync *s)
+{
+	xy_manager_stats(self->m, &s->stats);
+}
+
+static PyObject *Manager_stats(Manager *self, PyObject *unused)
+{
+	struct sync s = {.body = stats_body};
+	struct xy_stats *st = &s.stats;
+
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	return Py_BuildValue(
+		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsd}", "tasks_waiting",
+		st->tasks_waiting, "tasks_ready", st->tasks_ready,
+		"tasks_running", st->tasks_running, "tasks_done",
+		st->tasks_done, "tasks_succeeded", st->tasks_succeeded,
+		"tasks_failed", st->tasks_failed, "workers_connected",
+		st->workers_connected, "workers_busy", st->workers_busy,
+		"cores_total", st->cores_total, "cores_used", st->cores_used,
+		"bytes_sent", st->bytes_sent, "bytes_received",
+		st->bytes_received, "transfers_active", st->transfers_active,
+		"decisions", st->decisions, "decision_seconds",
+		st->decision_seconds);
+}
+
+static void status_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_status_json(self->m);
+}
+
+static PyObject *Manager_status_json(Manager *self, PyObject *unused)
+{
+	struct sync s = {.body = status_body};
+	PyObject *r;
+
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_NoMemory();
+	r = PyUnicode_FromString(s.ptr);
+	free(s.ptr);
+	return r;
+}
+
+static void shutdown_workers_body(Manager *self, struct sync *s)
+{
+	s->num = xy_manager_shutdown_workers(self->m);
+}
+
+static PyObject *Manager_shutdown_workers(Manager *self, PyObject *unused)
+{
+	struct sync s = {.body = shutdown_workers_body};
+
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	return PyLong_FromLongLong(s.num);
+}
+
+static PyObject *Manager_set_callback(Manager *self, PyObject *fn)
+{
+	if (fn != Py_None && !PyCallable_Check(fn)) {
+		PyErr_SetString(PyExc_TypeError,
+				"the callback must be callable");
+		return NULL;
+	}
+	Py_INCREF(fn);
+	Py_XSETREF(self->callback, fn);
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------ life cycle */
+
+static void stop_closure(struct xy_manager *m, void *arg)
+{
+	Manager *self = arg;
+
+	self->stop = 1;
+	xy_manager_interrupt(m);
+}
+
+/* Stops the loop thread, waits for it, and destroys the manager. Tasks
+ * still outstanding are dropped without a callback. */
+static PyObject *Manager_close(Manager *self, PyObject *unused)
+{
+	if (self->running && on_loop_thread(self)) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"close() cannot run on the manager's thread");
+		return NULL;
+	}
+	if (self->closing) /* closed, or being closed by another thread */
+		Py_RETURN_NONE;
+	self->closing = 1;
+	if (self->running) {
+		/* If the post fails, the loop reads stop after the
+		 * interrupt. */
+		if (xy_manager_post(self->m, stop_closure, self) < 0)
+			self->stop = 1;
+		xy_manager_interrupt(self->m);
+		Py_BEGIN_ALLOW_THREADS
+		pthread_join(self->thread, NULL);
+		Py_END_ALLOW_THREADS
+		self->running = 0;
+	}
+	if (self->m) {
+		Py_BEGIN_ALLOW_THREADS
+		xy_manager_destroy(self->m);
+		Py_END_ALLOW_THREADS
+		self->m = NULL;
+	}
+	free(self->keys.keys);
+	free(self->keys.ids);
+	self->keys = (struct keymap){0};
+	Py_CLEAR(self->callback);
+	Py_RETURN_NONE;
+}
+
+static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"port", "host", "secret", "history", "name",
+				 NULL};
+	struct xy_manager_options o = {0};
+	Py_buffer secret = {0};
+	char err[ERRLEN] = "";
+	sigset_t all, old;
+	int r;
+
+	if (self->m || self->running) {
+		PyErr_SetString(PyExc_RuntimeError, "Manager is initialised");
+		return -1;
+	}
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zz", kwlist, &o.port,
+					 &o.host, &secret, &o.history, &o.name))
+		return -1;
+	if (!secret.obj || secret.len == 0) {
+		if (secret.obj)
+			PyBuffer_Release(&secret);
+		PyErr_SetString(PyExc_TypeError,
+				"Manager() needs a non-empty secret (bytes)");
+		return -1;
+	}
+	o.secret = secret.buf;
+	o.secret_len = (size_t)secret.len;
+	Py_BEGIN_ALLOW_THREADS
+	self->m = xy_manager_create(&o, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	PyBuffer_Release(&secret);
+	if (!self->m) {
+		PyErr_Format(PyExc_OSError, "cannot create manager: %s", err);
+		return -1;
+	}
+	self->port = xy_manager_port(self->m);
+	/* The loop thread takes no signals: they belong to Python's main
+	 * thread. It holds a reference to self until it ends. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	Py_INCREF(self);
+	r = pthread_create(&self->thread, NULL, loop_main, self);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		Py_DECREF(self);
+		xy_manager_destroy(self->m);
+		self->m = NULL;
+		errno = r;
+		PyErr_SetFromErrno(PyExc_OSError);
+		return -1;
+	}
+	self->running = 1;
+	return 0;
+}
+
+static int Manager_traverse(Manager *self, visitproc visit, void *arg)
+{
+	Py_VISIT(self->callback);
+	return 0;
+}
+
+static int Manager_clear(Manager *self)
+{
+	Py_CLEAR(self->callback);
+	return 0;
+}
+
+static void Manager_dealloc(Manager *self)
+{
+	PyObject_GC_UnTrack(self);
+	/* The loop thread holds a reference while it runs, so it has ended
+	 * here, or this is that thread dropping its last reference after its
+	 * loop ended. */
+	if (self->running)
+		pthread_detach(self->thread);
+	xy_manager_destroy(self->m);
+	free(self->files);
+	free(self->keys.keys);
+	free(self->keys.ids);
+	Py_CLEAR(self->callback);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Manager_get_port(Manager *self, void *closure)
+{
+	return PyLong_FromLong(self->port);
+}
+
+static PyObject *Manager_get_closed(Manager *self, void *closure)
+{
+	return PyBool_FromLong(!self->m || self->closing);
+}
+
+static PyMethodDef Manager_methods[] = {
+	{"submit", (PyCFunction)(void (*)(void))Manager_submit,
+	 METH_VARARGS | METH_KEYWORDS,
+	 "submit(key, *, command=None, library=None, payload=b'', inputs=(),"
+	 " outputs=(), env=None, cores=1, memory=0, disk=0, gpus=0,"
+	 " retries=0, priority=0.0, time_limit=0.0, tag=None)\n"
+	 "Hands a command task or a call to the manager; its result comes"
+	 " back\nthrough the callback under `key`."},
+	{"declare_file", (PyCFunction)Manager_declare_file, METH_VARARGS,
+	 "declare_file(path, cache='workflow') -> handle"},
+	{"declare_buffer", (PyCFunction)Manager_declare_buffer, METH_VARARGS,
+	 "declare_buffer(data, cache='task') -> handle"},
+	{"declare_library",
+	 (PyCFunction)(void (*)(void))Manager_declare_library,
+	 METH_VARARGS | METH_KEYWORDS,
+	 "declare_library(name, command, *, inputs=(), env=None, cores=1,"
+	 " memory=0, disk=0, gpus=0)"},
+	{"cancel", (PyCFunction)Manager_cancel, METH_O,
+	 "cancel(key) -> True if a task was cancelled"},
+	{"stats", (PyCFunction)Manager_stats, METH_NOARGS,
+	 "stats() -> dict of counters"},
+	{"status_json", (PyCFunction)Manager_status_json, METH_NOARGS,
+	 "status_json() -> str, as `xylem status --json` prints it"},
+	{"shutdown_workers", (PyCFunction)Manager_shutdown_workers, METH_NOARGS,
+	 "shutdown_workers() -> number of workers told to exit"},
+	{"set_callback", (PyCFunction)Manager_set_callback, METH_O,
+	 "set_callback(fn): fn(list of result tuples), on the manager's"
+	 " thread"},
+	{"close", (PyCFunction)Manager_close, METH_NOARGS,
+	 "close(): stops the loop thread and destroys the manager"},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Manager_getset[] = {
+	{"port", (getter)Manager_get_port, NULL, "the port listened on", NULL},
+	{"closed", (getter)Manager_get_closed, NULL, "close() was called",
+	 NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ManagerType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "xylem._core.Manager",
+	.tp_basicsize = sizeof(Manager),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+	.tp_doc = "Manager(port=0, host=None, *, secret, history=None,"
+		  " name=None)\n\nA Xylem manager whose event loop runs on a"
+		  " thread of its own.",
+	.tp_new = PyType_GenericNew,
+	.tp_init = (initproc)Manager_init,
+	.tp_dealloc = (destructor)Manager_dealloc,
+	.tp_traverse = (traverseproc)Manager_traverse,
+	.tp_clear = (inquiry)Manager_clear,
+	.tp_methods = Manager_methods,
+	.tp_getset = Manager_getset,
+};
+
+/* --------------------------------------------------------------- module */
+
+static PyObject *core_result_string(PyObject *mod, PyObject *arg)
+{
+	long r = PyLong_AsLong(arg);
+
+	if (r == -1 && PyErr_Occurred())
+		return NULL;
+	if (r == RESULT_NOT_SUBMITTED)
+		return PyUnicode_FromString("not submitted");
+	return PyUnicode_FromString(xy_result_string((xy_result)r));
+}
+
+static PyMethodDef core_methods[] = {
+	{"result_string", core_result_string, METH_O,
+	 "result_string(code) -> the result's name"},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "xylem._core",
+	.m_doc = "Bindings of Xylem's public C API (include/xylem.h).",
+	.m_size = -1,
+	.m_methods = core_methods,
+};
+
+static int add_constants(PyObject *mod)
+{
+	static const struct {
+		const char *name;
+		long value;
+	} k[] = {
+		{"RESULT_NOT_SUBMITTED", RESULT_NOT_SUBMITTED},
+		{"RESULT_SUCCESS", XY_RESULT_SUCCESS},
+		{"RESULT_APP_FAILED", XY_RESULT_APP_FAILED},
+		{"RESULT_WORKER_FAILED", XY_RESULT_WORKER_FAILED},
+		{"RESULT_RESOURCES_EXHAUSTED", XY_RESULT_RESOURCES_EXHAUSTED},
+		{"RESULT_INPUT_MISSING", XY_RESULT_INPUT_MISSING},
+		{"RESULT_CANCELLED", XY_RESULT_CANCELLED},
+		{"PAYLOAD_MAX", XY_PAYLOAD_MAX},
+		{"OUTPUT_MAX", XY_OUTPUT_MAX},
+	};
+
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+		if (PyModule_AddIntConstant(mod, k[i].name, k[i].value) < 0)
+			return -1;
+	return PyModule_AddObject(mod, "VERSION",
+				  Py_BuildValue("(iii)", XY_VERSION_MAJOR,
+						XY_VERSION_MINOR,
+						XY_VERSION_PATCH));
+}
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+	PyObject *mod;
+
+	if (PyType_Ready(&ManagerType) < 0)
+		return NULL;
+	mod = PyModule_Create(&core_module);
+	if (!mod)
+		return NULL;
+	Py_INCREF(&ManagerType);
+	if (PyModule_AddObject(mod, "Manager", (PyObject *)&ManagerType) < 0 ||
+	    add_constants(mod) < 0) {
+		Py_DECREF(&ManagerType);
+		Py_DECREF(mod);
+		return NULL;
+	}
+	return mod;
+}

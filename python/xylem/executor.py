@@ -1,0 +1,597 @@
+"""xylem.Executor: a concurrent.futures.Executor that runs Python calls
+and shell commands on Xylem workers (docs/python.md).
+
+Each Executor owns a manager (xylem._core.Manager, whose event loop runs
+on a thread of its own) and, unless told otherwise, one local worker per
+core. A call goes, by default, to a warm library process on a worker
+(library.py): the function is pickled with cloudpickle, sent as the
+call's payload, and its value or exception comes back as the reply. With
+fresh=True a call runs instead as a command task, ``python -m
+xylem.runner``, in a process of its own (runner.py). A ShellFunction runs
+as a command task (shell.py).
+
+Threads: user threads call submit; the manager's thread calls
+_on_results with completed tasks, and sets the Futures from there. The
+executor's lock guards only its own tables, and is never held across a
+call into the manager, since the manager's thread may be waiting for it.
+"""
+
+import atexit
+import concurrent.futures as cf
+import functools
+import itertools
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import weakref
+
+from . import _calls, _core
+from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
+                     PickleError, ResourcesExhausted, TaskFailed,
+                     WorkerFailed)
+from .files import File
+from .shell import ShellFunction
+from .workers import LocalWorkers
+
+# Executors not yet shut down, which the interpreter's exit shuts down.
+_live = weakref.WeakSet()
+_library_numbers = itertools.count(1)
+
+# Per-call options and their defaults (docs/python.md, "Options").
+DEFAULT_OPTIONS = {
+    "cores": 1,         # cores the call or command needs
+    "memory": 0,        # MB; 0: no declared need, no limit
+    "disk": 0,          # MB of sandbox
+    "gpus": 0,
+    "inputs": (),       # xylem.File (or paths): staged into the sandbox
+    "outputs": (),      # xylem.File: brought back from the sandbox
+    "env": None,        # dict of environment variables for the call
+    "retries": 0,       # further attempts after a failure
+    "time_limit": 0,    # seconds; past it: ResourcesExhausted
+    "priority": 0.0,    # higher runs first
+    "tag": None,        # a label shown in status and history
+    "fresh": None,      # True: a new process for this call
+}
+
+
+def _check_options(opts):
+    """A complete, checked option dict from defaults and changes."""
+    unknown = set(opts) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))};"
+                        f" known: {', '.join(DEFAULT_OPTIONS)}")
+    o = dict(DEFAULT_OPTIONS)
+    o.update(opts)
+    for k in ("cores", "memory", "disk", "gpus", "retries"):
+        if not isinstance(o[k], int) or o[k] < 0:
+            raise ValueError(f"{k} must be an int >= 0, not {o[k]!r}")
+    if o["time_limit"] is None:
+        o["time_limit"] = 0
+    if o["time_limit"] < 0:
+        raise ValueError("time_limit must be >= 0 seconds")
+    o["inputs"] = tuple(File.of(f) for f in o["inputs"] or ())
+    o["outputs"] = tuple(File.of(f) for f in o["outputs"] or ())
+    if o["env"] is not None:
+        o["env"] = {str(k): str(v) for k, v in o["env"].items()}
+    return o
+
+
+class _Future(cf.Future):
+    """A Future whose cancel() also cancels its task. It stays pending
+    until its result arrives, so cancel() works wherever the task is."""
+
+    _xy_on_cancel = None
+
+    def cancel(self):
+        if not super().cancel():
+            return False
+        if self._xy_on_cancel is not None:
+            self._xy_on_cancel()
+        return True
+
+
+class _Pending:
+    """What the executor keeps about a task until its result comes."""
+
+    __slots__ = ("future", "kind", "result_path", "shell", "marker")
+
+    def __init__(self, future, kind, result_path=None, shell=None,
+                 marker=None):
+        self.future = future
+        self.kind = kind  # "call", "fresh" or "shell"
+        self.result_path = result_path
+        self.shell = shell
+        self.marker = marker
+
+
+def _default_pythonpath():
+    """Where library processes look for modules: the directory holding
+    this xylem package first, then the program's own module directories
+    (not the standard library or site-packages, which a local worker's
+    interpreter has already, and which would confuse another version)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    skip = set()
+    for k in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(k)
+        if p:
+            skip.add(os.path.realpath(p))
+    paths = [here]
+    for p in sys.path:
+        if not p or not os.path.isdir(p):
+            continue
+        p = os.path.abspath(p)
+        if os.path.realpath(p) not in skip and p not in paths:
+            paths.append(p)
+    return os.pathsep.join(paths)
+
+
+def _read_secret(path):
+    with open(path, "rb") as f:
+        s = f.read().rstrip(b"\r\n")
+    if not s:
+        raise ValueError(f"secret file {path} is empty")
+    return s
+
+
+class _Options:
+    """A view of an Executor with other per-call options: submit and map
+    as the Executor's, options() to change more. Cheap to make."""
+
+    def __init__(self, executor, opts):
+        self._executor = executor
+        self._opts = opts
+
+    def options(self, **changes):
+        merged = dict(self._opts)
+        merged.update(changes)
+        return _Options(self._executor, _check_options(merged))
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._executor._submit(self._opts, fn, args, kwargs)
+
+    def map(self, fn, *iterables, **kw):
+        # The standard implementation, which calls self.submit.
+        return cf.Executor.map(self, fn, *iterables, **kw)
+
+    def __repr__(self):
+        changed = {k: v for k, v in self._opts.items()
+                   if v != DEFAULT_OPTIONS[k]}
+        return f"<xylem options {changed} of {self._executor!r}>"
+
+
+class Executor(cf.Executor):
+    """Runs calls on Xylem workers.
+
+    workers: local workers to start (None: one per core; 0: none, serve
+        workers that connect from elsewhere).
+    cores_per_worker: cores each local worker offers (default 1).
+    port, host: where the manager listens (default: any free port; on
+        127.0.0.1 when only local workers are served, else on every
+        interface).
+    secret, secret_file: the shared secret (bytes, or a file holding it).
+        Default: $XYLEM_SECRET, else a fresh one in a 0600 file, whose
+        path is the secret_file attribute.
+    fresh: run each call in a fresh process instead of a warm library.
+    python: the interpreter command workers run (default sys.executable).
+    pythonpath: PYTHONPATH for the library and runner processes.
+    library_env: further environment variables for them.
+    name, history: the manager's name and an SQLite run history path.
+    """
+
+    def __init__(self, workers=None, *, port=0, host=None, secret=None,
+                 secret_file=None, cores_per_worker=1, fresh=False,
+                 python=None, pythonpath=None, library_env=None, name=None,
+                 history=None):
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = {}
+        self._keys = itertools.count(1)
+        self._handles = {}
+        self._shutdown = False
+        self._closed = threading.Event()
+        self._local = None
+        self._manager = None
+        self._fresh = bool(fresh)
+        self._loop_ident = None  # the manager thread's, once it calls back
+        self._defaults = _check_options({})
+        self._tmpdir = tempfile.mkdtemp(prefix="xylem-py-")
+        try:
+            self._start(workers, port, host, secret, secret_file,
+                        cores_per_worker, python, pythonpath, library_env,
+                        name, history)
+        except BaseException:
+            self._close()
+            raise
+        _live.add(self)
+
+    def _start(self, workers, port, host, secret, secret_file, cpw, python,
+               pythonpath, library_env, name, history):
+        if workers is None:
+            workers = os.cpu_count() or 1
+        local_only = (not port and secret is None and secret_file is None
+                      and workers > 0)
+        if secret_file is not None:
+            secret = _read_secret(secret_file)
+        elif secret is None and os.environ.get("XYLEM_SECRET"):
+            secret = os.environ["XYLEM_SECRET"].encode()
+        if secret is None:
+            secret = secrets.token_hex(32).encode()
+        elif isinstance(secret, str):
+            secret = secret.encode()
+        if secret_file is None:
+            secret_file = os.path.join(self._tmpdir, "secret")
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secret + b"\n")
+        self.secret_file = secret_file
+        if host is None and local_only:
+            host = "127.0.0.1"
+        self._manager = _core.Manager(port=port, host=host, secret=secret,
+                                      history=history, name=name)
+        self._manager.set_callback(self._on_results)
+        self._python = python or sys.executable
+        self._env = {
+            _calls.PYTHON_ENV: "%d.%d" % sys.version_info[:2],
+            "PYTHONPATH": pythonpath if pythonpath is not None
+            else _default_pythonpath(),
+            # Prints reach the log as they happen, so a crash shows them.
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._env.update({str(k): str(v)
+                          for k, v in (library_env or {}).items()})
+        self._library = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+        self._manager.declare_library(
+            self._library, f"{shlex.quote(self._python)} -m xylem.library",
+            env=self._env)
+        if workers > 0:
+            self._local = LocalWorkers(workers, self._manager.port,
+                                       secret_file, self._tmpdir, cpw)
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def port(self):
+        """The port the manager listens on, for workers started elsewhere
+        (``xylem worker HOST:PORT --secret-file F``)."""
+        return self._manager.port
+
+    def options(self, **opts):
+        """A view with these per-call options: ``ex.options(cores=2,
+        inputs=[xylem.File("a.txt")]).submit(fn, x)``. Options: cores,
+        memory, disk, gpus, inputs, outputs, env, retries, time_limit,
+        priority, tag, fresh."""
+        return _Options(self, _check_options(opts))
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Schedules fn(*args, **kwargs) and returns its Future. fn may be
+        a ShellFunction, which runs as a command."""
+        return self._submit(self._defaults, fn, args, kwargs)
+
+    def stats(self):
+        """The manager's counters (tasks, workers, cores, bytes)."""
+        return self._manager.stats()
+
+    def status(self):
+        """The manager's status document, as `xylem status --json`."""
+        import json
+        return json.loads(self._manager.status_json())
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """As concurrent.futures.Executor.shutdown: no new calls; with
+        cancel_futures, cancels the pending ones; with wait, returns once
+        every Future is done and the manager and local workers are gone
+        (else that happens in the background)."""
+        if threading.get_ident() == self._loop_ident:
+            # From a done-callback, on the manager's thread: waiting here
+            # would wait for this very thread.
+            wait = False
+        with self._lock:
+            first = not self._shutdown
+            self._shutdown = True
+            pending = [p.future for p in self._pending.values()]
+        if cancel_futures:
+            for f in pending:
+                f.cancel()
+        if not first:
+            if wait:
+                self._closed.wait()
+            return
+        if wait:
+            self._wait_idle()
+            self._close()
+        else:
+            # Not a daemon: the interpreter's exit waits for it, as it
+            # waits for the standard executors' work.
+            threading.Thread(target=self._close_when_idle,
+                             name="xylem-shutdown").start()
+
+    def __repr__(self):
+        state = "shut down" if self._shutdown else "running"
+        port = self._manager.port if self._manager else "-"
+        return f"<xylem.Executor port={port} {state}" \
+               f" pending={len(self._pending)}>"
+
+    # ------------------------------------------------------------ submit
+
+    def _submit(self, opts, fn, args, kwargs):
+        fresh = self._fresh if opts["fresh"] is None else opts["fresh"]
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after"
+                                   " shutdown")
+            key = next(self._keys)
+        future = _Future()
+        future._xy_on_cancel = functools.partial(self._cancelled, key)
+        try:
+            if isinstance(fn, ShellFunction):
+                pending, spec = self._shell_spec(future, fn, args, kwargs)
+            elif fresh:
+                pending, spec = self._fresh_spec(future, key, fn, args,
+                                                 kwargs, opts["env"])
+            else:
+                pending, spec = self._call_spec(future, fn, args, kwargs,
+                                                opts["env"])
+            spec.update(self._resources(opts, spec))
+        except Exception as e:
+            # A Future that fails at once loses nothing else (docs:
+            # errors): unpicklable functions and arguments land here.
+            future.set_running_or_notify_cancel()
+            future.set_exception(e)
+            return future
+        with self._lock:
+            self._pending[key] = pending
+        try:
+            self._manager.submit(key, **spec)
+        except Exception as e:
+            with self._lock:
+                self._pending.pop(key, None)
+            if future.set_running_or_notify_cancel():
+                future.set_exception(e)
+        return future
+
+    def _call_spec(self, future, fn, args, kwargs, env):
+        payload = self._encode(fn, args, kwargs, env)
+        inputs = []
+        if len(payload) > _calls.MESSAGE_MAX:
+            # Too large for a message: the payload travels as a file.
+            h = self._manager.declare_buffer(payload, "task")
+            inputs.append((h, _calls.CALL_FILE))
+            payload = _calls.encode_indirect(_calls.CALL_FILE)
+        spec = {"library": self._library, "payload": payload,
+                "inputs": inputs}
+        return _Pending(future, "call"), spec
+
+    def _fresh_spec(self, future, key, fn, args, kwargs, env):
+        payload = self._encode(fn, args, kwargs, env)
+        h = self._manager.declare_buffer(payload, "task")
+        path = os.path.join(self._tmpdir, "results", f"{key}.pkl")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        out = self._manager.declare_file(path, "task")
+        spec = {"command": f"{shlex.quote(self._python)} -m xylem.runner",
+                "inputs": [(h, _calls.CALL_FILE)],
+                "outputs": [(out, _calls.RESULT_FILE)],
+                "env": dict(self._env)}
+        return _Pending(future, "fresh", result_path=path), spec
+
+    def _shell_spec(self, future, shell, args, kwargs):
+        command, marker = shell.wrapper(shell.format(*args, **kwargs))
+        spec = {"command": command}
+        if shell.time_limit():
+            spec["time_limit"] = float(shell.time_limit())
+        return _Pending(future, "shell", shell=shell, marker=marker), spec
+
+    @staticmethod
+    def _encode(fn, args, kwargs, env):
+        try:
+            return _calls.encode_call(fn, args, kwargs, env)
+        except Exception as e:
+            name = getattr(fn, "__qualname__", None) or repr(fn)
+            raise PickleError(f"cannot pickle the call to {name}:"
+                              f" {type(e).__name__}: {e}") from e
+
+    def _resources(self, opts, spec):
+        """The manager's task fields for opts, merged with the spec's own
+        inputs, outputs, env and time limit."""
+        r = {k: opts[k] for k in ("cores", "memory", "disk", "gpus",
+                                  "retries", "priority", "tag")}
+        r["inputs"] = list(spec.get("inputs", ())) + \
+            [(self._handle(f), f.name) for f in opts["inputs"]]
+        r["outputs"] = list(spec.get("outputs", ())) + \
+            [(self._handle(f), f.name) for f in opts["outputs"]]
+        r["time_limit"] = float(opts["time_limit"] or
+                                spec.get("time_limit", 0))
+        if "command" in spec:
+            # A command's env is the process's; a warm call gets its env
+            # in the payload, since the library is already running.
+            env = dict(spec.get("env") or {})
+            env.update(opts["env"] or {})
+            r["env"] = env
+        return r
+
+    def _handle(self, f):
+        key = (f.path, f.cache)
+        h = self._handles.get(key)
+        if h is None:
+            h = self._manager.declare_file(f.path, f.cache)
+            self._handles[key] = h
+        return h
+
+    # ----------------------------------------------------------- results
+
+    def _on_results(self, batch):
+        """On the manager's thread: sets the Futures of completed tasks."""
+        self._loop_ident = threading.get_ident()
+        for item in batch:
+            key = item[0]
+            with self._lock:
+                p = self._pending.get(key)
+            if p is not None:
+                try:
+                    self._complete(p, *item[1:6])
+                except BaseException as e:
+                    # Not expected; but one bad result must not cost
+                    # the rest of the batch their Futures.
+                    _fail_late(p.future, e)
+            with self._lock:
+                self._pending.pop(key, None)
+                if not self._pending:
+                    self._idle.notify_all()
+
+    def _complete(self, p, result, exit_code, output, error, worker):
+        if result == _core.RESULT_CANCELLED:
+            cf.Future.cancel(p.future)  # not ours: no second cancel
+            return
+        try:
+            outcome = self._outcome(p, result, exit_code, output, error,
+                                    worker)
+        except BaseException as e:
+            outcome = ("err", e)
+        finally:
+            if p.result_path:
+                try:
+                    os.unlink(p.result_path)
+                except OSError:
+                    pass
+        if not p.future.set_running_or_notify_cancel():
+            return  # cancelled in the meantime
+        if outcome[0] == "ok":
+            p.future.set_result(outcome[1])
+        else:
+            p.future.set_exception(outcome[1])
+
+    def _outcome(self, p, result, exit_code, output, error, worker):
+        if result != _core.RESULT_SUCCESS:
+            return "err", _failure(p.kind, result, exit_code, output, error,
+                                   worker)
+        if p.kind == "shell":
+            r = p.shell.parse(output, p.marker)
+            if r is None:
+                return "err", TaskFailed(
+                    "the shell wrapper's output was cut or garbled",
+                    _text(output), exit_code, worker)
+            return "ok", r
+        if p.kind == "fresh":
+            with open(p.result_path, "rb") as f:
+                output = f.read()
+        try:
+            return _calls.decode_reply(output)
+        except Exception as e:
+            err = PickleError(f"the result could not be unpickled here:"
+                              f" {type(e).__name__}: {e}")
+            err.__cause__ = e
+            return "err", err
+
+    # ---------------------------------------------------------- shutdown
+
+    def _cancelled(self, key):
+        """A Future was cancelled: forget it and cancel its task."""
+        with self._lock:
+            self._pending.pop(key, None)
+            if not self._pending:
+                self._idle.notify_all()
+        try:
+            self._manager.cancel(key)
+        except (RuntimeError, OSError):
+            pass  # closed: nothing left to cancel
+
+    def _wait_idle(self):
+        with self._lock:
+            while self._pending:
+                self._idle.wait()
+
+    def _close_when_idle(self):
+        self._wait_idle()
+        self._close()
+
+    def _stop_local_workers(self, grace=5.0):
+        """Tells the workers to exit and gives them grace seconds while
+        the manager still runs (so that none is left trying to reach a
+        manager that is gone), then signals those left."""
+        deadline = time.monotonic() + grace
+        try:
+            self._manager.shutdown_workers()
+            while self._local.alive() and time.monotonic() < deadline:
+                # A worker not yet connected was not told: stop waiting.
+                if self._manager.stats()["workers_connected"] == 0:
+                    break
+                time.sleep(0.01)
+        except (RuntimeError, OSError):
+            pass
+        self._local.stop(grace=0)
+
+    def _close(self):
+        """Stops local workers and the manager, cancels what is left, and
+        removes the temporary directory."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._shutdown = True
+        try:
+            if self._local is not None:
+                self._stop_local_workers()
+        finally:
+            if self._manager is not None:
+                self._manager.close()
+            with self._lock:
+                left = list(self._pending.values())
+                self._pending.clear()
+            for p in left:
+                cf.Future.cancel(p.future)
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            _live.discard(self)
+            self._closed.set()
+
+
+def _text(b):
+    return bytes(b).decode("utf-8", "replace")
+
+
+def _fail_late(future, exc):
+    """Sets exc on a Future in whatever state _complete left it."""
+    if future.done():
+        return
+    try:
+        future.set_running_or_notify_cancel()
+    except RuntimeError:
+        pass  # already running
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _failure(kind, result, exit_code, output, error, worker):
+    """The exception for a task that did not succeed."""
+    text = _text(output)
+    args = (text, exit_code, worker, _core.result_string(result))
+    if result == _core.RESULT_NOT_SUBMITTED:
+        return TaskFailed(f"the manager refused the task: {error}", *args)
+    if result == _core.RESULT_INPUT_MISSING:
+        return InputMissing(error or "an input is missing", *args)
+    if result == _core.RESULT_RESOURCES_EXHAUSTED:
+        return ResourcesExhausted(error or "over a resource limit", *args)
+    if result == _core.RESULT_WORKER_FAILED:
+        return WorkerFailed(error or "lost its worker too often", *args)
+    if _calls.MISMATCH_TEXT in text:
+        line = next(ln for ln in text.splitlines()
+                    if _calls.MISMATCH_TEXT in ln)
+        return InterpreterMismatch(line.strip(), *args)
+    if kind == "call" and error.startswith("library "):
+        return LibraryCrashed(error, *args)
+    if kind == "fresh":
+        return TaskFailed(f"the Python process running the call failed:"
+                          f" {error or f'exit status {exit_code}'}", *args)
+    return TaskFailed(error or f"failed with exit status {exit_code}", *args)
+
+
+def _shutdown_all():
+    for ex in list(_live):
+        ex.shutdown(wait=True)
+
+
+atexit.register(_shutdown_all)

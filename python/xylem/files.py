@@ -1,0 +1,47 @@
+"""xylem.File: a file on the manager's side that a call or a command
+reads or writes (docs/python.md, "Options").
+
+An input is staged to the worker (cached there by content) and appears in
+the task's sandbox under its ``name``; an output is the sandbox file of
+that name, brought back to ``path`` when the task ends.
+"""
+
+import os
+
+CACHE_LEVELS = ("task", "workflow", "worker", "forever")
+
+
+class File:
+    """A local file, by path, mounted in the sandbox as ``name`` (default:
+    the path's last component). ``cache`` says how long workers keep it:
+    "task", "workflow" (the default: until the executor shuts down),
+    "worker" or "forever" (kept in the worker's cache directory)."""
+
+    __slots__ = ("path", "name", "cache")
+
+    def __init__(self, path, name=None, cache="workflow"):
+        self.path = os.path.abspath(os.fspath(path))
+        self.name = name if name is not None else os.path.basename(self.path)
+        if not self.name:
+            raise ValueError(f"File({path!r}) needs a name in the sandbox")
+        if cache not in CACHE_LEVELS:
+            raise ValueError(f"cache must be one of {', '.join(CACHE_LEVELS)},"
+                             f" not {cache!r}")
+        self.cache = cache
+
+    @classmethod
+    def of(cls, f):
+        """A File from a File, a path string or an os.PathLike."""
+        return f if isinstance(f, File) else cls(f)
+
+    def __repr__(self):
+        return f"xylem.File({self.path!r}, name={self.name!r}," \
+               f" cache={self.cache!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, File) and \
+            (self.path, self.name, self.cache) == \
+            (other.path, other.name, other.cache)
+
+    def __hash__(self):
+        return hash((self.path, self.name, self.cache))

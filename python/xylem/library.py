@@ -1,0 +1,106 @@
+"""A warm library instance: ``python -m xylem.library``, started by a
+worker from the template that the executor declared (docs/python.md,
+"Warm functions"; the channel is docs/protocol.md, "Library instances").
+
+Importing the xylem package first checks that this is the Python version
+the manager asked for (xylem/__init__.py). The library then says hello on
+file descriptor 3 and serves one call at a time: each call
+frame carries a task id, the call's sandbox and a payload (_calls.py).
+The call runs with the sandbox as its working directory; the reply frame
+carries the task id and the pickled value or exception. Functions are
+unpickled once per distinct function and kept, so their modules load once
+per instance. What the user's code prints goes to stdout and stderr, which
+the worker keeps as the instance's log; the protocol has a descriptor of
+its own.
+"""
+
+import os
+import struct
+import sys
+
+from xylem import _calls
+
+HELLO = b"XYLIB1"
+CHANNEL_FD = 3
+# A call frame is a payload (at most 8 MiB), a sandbox path and a task id.
+FRAME_MAX = (8 << 20) + 64 * 1024
+
+
+class ChannelClosed(Exception):
+    pass
+
+
+def read_exact(fd, n):
+    parts = []
+    while n:
+        data = os.read(fd, min(n, 1 << 20))
+        if not data:
+            raise ChannelClosed()
+        parts.append(data)
+        n -= len(data)
+    return b"".join(parts)
+
+
+def read_frame(fd):
+    (n,) = struct.unpack("<I", read_exact(fd, 4))
+    if n > FRAME_MAX:
+        sys.stderr.write("xylem library: frame of %d bytes from the worker"
+                         " exceeds %d\n" % (n, FRAME_MAX))
+        sys.exit(2)
+    return read_exact(fd, n)
+
+
+def write_frame(fd, *parts):
+    data = b"".join([struct.pack("<I", sum(len(p) for p in parts))]
+                    + list(parts))
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def parse_call(frame):
+    """(task_id, sandbox, payload) from a call frame."""
+    (task_id, n) = struct.unpack_from("<QI", frame, 0)
+    sandbox = bytes(frame[12:12 + n]).decode("utf-8", "surrogateescape")
+    return task_id, sandbox, memoryview(frame)[12 + n:]
+
+
+def serve(fd):
+    home = os.getcwd()
+    cache = _calls.FunctionCache()
+    while True:
+        try:
+            frame = read_frame(fd)
+        except ChannelClosed:
+            return 0  # the worker closed the channel: its way of saying bye
+        task_id, sandbox, payload = parse_call(frame)
+        try:
+            os.chdir(sandbox)
+            reply = _calls.run_call(payload, cache)
+        except OSError as e:
+            reply = _calls.error_reply(e)
+        finally:
+            os.chdir(home)
+        # Anything the call printed reaches the log before the reply does.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        write_frame(fd, struct.pack("<Q", task_id), reply)
+
+
+def main():
+    try:
+        # A private copy that child processes do not inherit; fd 3 itself
+        # is then free for the user's code to reuse.
+        fd = os.dup(CHANNEL_FD)
+        os.close(CHANNEL_FD)
+    except OSError:
+        sys.stderr.write("xylem library: no channel on descriptor 3; a"
+                         " worker starts this program, not a user\n")
+        return 2
+    _calls._cloudpickle()  # fail before hello if it is missing
+    write_frame(fd, HELLO)
+    return serve(fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

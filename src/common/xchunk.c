@@ -1,0 +1,266 @@
+/*
+ * xchunk.c: the chunked fetch client of xfer.h (xy_xfer_fetch_chunks).
+ * An object with a chunk list is received into "dest.stream" one chunk at
+ * a time; each chunk is verified against the list (which came from the
+ * manager, never from the source) before it counts, and verified bytes
+ * are published to this host's transfer server, so that a successor in a
+ * broadcast chain reads them while the rest still arrives. Sources are
+ * tried in order, each from the first unverified chunk (docs/dataplane.md).
+ */
+#include "xfer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "auth.h"
+#include "log.h"
+#include "object.h"
+#include "util.h"
+
+#define RXBUF (256 * 1024)
+
+struct rx {
+	const struct xy_xfer_spec *sp;
+	int fd; /* dest.stream */
+	EVP_MD_CTX *whole, *save, *chunk;
+	uint32_t next;     /* the first unverified chunk */
+	uint64_t verified; /* its offset */
+	struct xy_xfer_partial *pub;
+	uint8_t *buf;
+	char why[256]; /* the last source's failure */
+};
+
+static uint64_t chunk_len(const struct rx *rx, uint32_t k)
+{
+	uint64_t cs = rx->sp->chunks->chunk_size, off = (uint64_t)k * cs;
+	return rx->sp->size - off < cs ? rx->sp->size - off : cs;
+}
+
+static int rx_fail(struct rx *rx, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int rx_fail(struct rx *rx, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rx->why, sizeof rx->why, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* Reads up to n bytes from the socket within the transfer timeout. */
+static ssize_t read_some(int sock, void *p, size_t n)
+{
+	for (;;) {
+		struct pollfd pf = {.fd = sock, .events = POLLIN};
+		int k = poll(&pf, 1, XY_XFER_TIMEOUT_MS);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		ssize_t r = k < 0 ? -1 : read(sock, p, n);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r == 0)
+			errno = ECONNRESET;
+		return r > 0 ? r : -1;
+	}
+}
+
+/* Receives chunk rx->next from the socket into the file and checks it.
+ * Returns OK, CORRUPT or FAILED. */
+static int recv_chunk(struct rx *rx, int sock)
+{
+	uint64_t len = chunk_len(rx, rx->next), off = rx->verified, got = 0;
+	const uint8_t *want = rx->sp->chunks->hash + (size_t)rx->next * XY_ID_LEN;
+	uint8_t have[XY_ID_LEN];
+	unsigned int hl = XY_ID_LEN;
+	if (EVP_MD_CTX_copy_ex(rx->save, rx->whole) != 1 ||
+	    EVP_DigestInit_ex(rx->chunk, EVP_sha256(), NULL) != 1)
+		return rx_fail(rx, XY_OBJ_FAILED, "SHA-256 failed");
+	while (got < len) {
+		size_t want_n = len - got < RXBUF ? (size_t)(len - got) : RXBUF;
+		ssize_t r = read_some(sock, rx->buf, want_n);
+		if (r < 0)
+			return rx_fail(rx, XY_OBJ_FAILED, "reading chunk %u: %s",
+				       rx->next, strerror(errno));
+		if (pwrite(rx->fd, rx->buf, (size_t)r, (off_t)(off + got)) != r)
+			return rx_fail(rx, XY_OBJ_FAILED, "writing: %s",
+				       strerror(errno));
+		EVP_DigestUpdate(rx->chunk, rx->buf, (size_t)r);
+		EVP_DigestUpdate(rx->whole, rx->buf, (size_t)r);
+		got += (uint64_t)r;
+	}
+	EVP_DigestFinal_ex(rx->chunk, have, &hl);
+	if (memcmp(have, want, XY_ID_LEN) != 0) {
+		EVP_MD_CTX_copy_ex(rx->whole, rx->save);
+		return rx_fail(rx, XY_OBJ_CORRUPT, "chunk %u is corrupt",
+			       rx->next);
+	}
+	rx->next++;
+	rx->verified += len;
+	xy_xfer_partial_progress(rx->pub, rx->verified);
+	return XY_OBJ_OK;
+}
+
+/* Asks src for the stream from the first unverified chunk. Returns OK
+ * with the body about to follow on *sock, or why not. */
+static int request(struct rx *rx, const struct xy_source *src, int *sock)
+{
+	const struct xy_xfer_spec *sp = rx->sp;
+	union xy_msg m;
+	char err[200];
+	int fd = xy_xfer_connect(src->host, src->port, err, sizeof err);
+	if (fd < 0)
+		return rx_fail(rx, XY_OBJ_FAILED, "%s", err);
+	*sock = fd;
+	if (xy_auth_client_fd(fd, sp->secret, sp->secret_len,
+			      XY_ROLE_TRANSFER, XY_XFER_TIMEOUT_MS, err,
+			      sizeof err) < 0)
+		return rx_fail(rx, XY_OBJ_DENIED, "%s", err);
+	memset(&m, 0, sizeof m);
+	memcpy(m.get.id, sp->id, XY_ID_LEN);
+	memcpy(m.get.token, sp->token, XY_TOKEN_LEN);
+	m.get.name = (char *)sp->name;
+	m.get.offset = rx->verified;
+	m.get.flags = src->partial ? XY_GET_PARTIAL : 0;
+	if (xy_fd_send_msg(fd, XY_MSG_GET, &m, XY_XFER_TIMEOUT_MS, err,
+			   sizeof err) < 0 ||
+	    xy_fd_recv_msg(fd, XY_MSG_OBJECT, &m, 1024, XY_XFER_TIMEOUT_MS,
+			   err, sizeof err) < 0)
+		return rx_fail(rx, XY_OBJ_FAILED, "%s", err);
+	if (m.object.status != XY_OBJ_OK)
+		return rx_fail(rx, m.object.status, "source answered %s",
+			       m.object.status == XY_OBJ_NOT_FOUND ? "not found"
+			       : m.object.status == XY_OBJ_DENIED  ? "denied"
+								   : "failed");
+	if (m.object.kind != sp->kind || m.object.size != sp->size)
+		return rx_fail(rx, XY_OBJ_FAILED, "source has another object");
+	return XY_OBJ_OK;
+}
+
+/* One connection to src: chunks until the end, a corrupt chunk, or a
+ * failure. */
+static int attempt(struct rx *rx, const struct xy_source *src)
+{
+	int sock = -1;
+	int st = request(rx, src, &sock);
+	while (st == XY_OBJ_OK && rx->next < rx->sp->chunks->n)
+		st = recv_chunk(rx, sock);
+	if (sock >= 0)
+		close(sock);
+	return st;
+}
+
+/* Every chunk is verified: checks the whole stream, then makes dest. */
+static int finish(struct rx *rx, const char *stream, char *err,
+		  size_t errlen)
+{
+	const struct xy_xfer_spec *sp = rx->sp;
+	uint8_t got[XY_ID_LEN];
+	unsigned int n = XY_ID_LEN;
+	if (EVP_DigestFinal_ex(rx->whole, got, &n) != 1 ||
+	    memcmp(got, sp->id, XY_ID_LEN) != 0) {
+		xy_fail(err, errlen, EIO, "chunks verified, but the stream "
+			"does not hash to its id");
+		return XY_OBJ_CORRUPT;
+	}
+	if (sp->kind == XY_KIND_FILE) {
+		if (fchmod(rx->fd, sp->readonly ? 0555 : 0644) < 0 ||
+		    rename(stream, sp->dest) < 0) {
+			xy_fail(err, errlen, errno, "cannot make %s: %s",
+				sp->dest, strerror(errno));
+			return XY_OBJ_FAILED;
+		}
+		return XY_OBJ_OK;
+	}
+	/* A directory is unpacked from its verified stream (and checked
+	 * once more as it is parsed). */
+	if (lseek(rx->fd, 0, SEEK_SET) < 0)
+		return XY_OBJ_FAILED;
+	int st = xy_object_recv(rx->fd, sp->kind, sp->size, sp->id, sp->dest,
+				sp->readonly, XY_XFER_TIMEOUT_MS, err, errlen);
+	unlink(stream);
+	return st;
+}
+
+/* Tries the sources in order; a corrupt chunk is fetched once more from
+ * the same source. */
+static int run_sources(struct rx *rx)
+{
+	const struct xy_xfer_spec *sp = rx->sp;
+	char hex[2 * XY_ID_LEN + 1];
+	int st = XY_OBJ_FAILED;
+	xy_hex(sp->id, XY_ID_LEN, hex);
+	for (uint32_t i = 0; i < sp->n_sources; i++) {
+		const struct xy_source *src = &sp->sources[i];
+		int corrupt = 0;
+		do {
+			st = attempt(rx, src);
+			if (st == XY_OBJ_OK)
+				return st;
+			XY_LOGW("xfer", "%.16s from %s:%u: %s", hex, src->host,
+				src->port, rx->why);
+		} while (st == XY_OBJ_CORRUPT && ++corrupt < 2);
+	}
+	return st;
+}
+
+int xy_xfer_fetch_chunks(const struct xy_xfer_spec *sp,
+			 struct xy_xfer_partial **pub, uint64_t *verified,
+			 char *err, size_t errlen)
+{
+	struct rx rx = {.sp = sp, .fd = -1};
+	char stream[4200];
+	int st = XY_OBJ_FAILED;
+	*pub = NULL;
+	snprintf(stream, sizeof stream, "%s.stream", sp->dest);
+	rx.whole = EVP_MD_CTX_new();
+	rx.save = EVP_MD_CTX_new();
+	rx.chunk = EVP_MD_CTX_new();
+	rx.buf = malloc(RXBUF);
+	if (!rx.whole || !rx.save || !rx.chunk || !rx.buf ||
+	    EVP_DigestInit_ex(rx.whole, EVP_sha256(), NULL) != 1)
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+	else if ((rx.fd = open(stream, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			       0600)) < 0)
+		xy_fail(err, errlen, errno, "cannot create %s: %s", stream,
+			strerror(errno));
+	else if (!sp->chunks || sp->chunks->n < 2 || sp->n_sources == 0)
+		xy_fail(err, errlen, EINVAL, "no chunk list or no source");
+	else {
+		rx.pub = xy_xfer_partial_begin(sp->server, sp->id, sp->kind,
+					       sp->size, rx.fd);
+		st = run_sources(&rx);
+		if (st != XY_OBJ_OK)
+			xy_fail(err, errlen, EIO, "%u source%s failed, last: %s",
+				sp->n_sources, sp->n_sources > 1 ? "s" : "",
+				rx.why);
+		else
+			st = finish(&rx, stream, err, errlen);
+	}
+	if (rx.fd >= 0)
+		close(rx.fd);
+	if (st != XY_OBJ_OK) {
+		unlink(stream);
+		xy_xfer_partial_end(rx.pub, 0);
+	} else {
+		*pub = rx.pub;
+	}
+	*verified = rx.verified;
+	EVP_MD_CTX_free(rx.whole);
+	EVP_MD_CTX_free(rx.save);
+	EVP_MD_CTX_free(rx.chunk);
+	free(rx.buf);
+	return st;
+}
