@@ -173,7 +173,9 @@ XY_API int64_t xy_manager_outstanding(const struct xy_manager *m);
  * thread (the Python extension's manager thread is built on them).
  */
 /* Runs fn(m, arg) on the manager's thread at its next turn (inside wait or
- * run), in the order posted. Returns -1 with ENOMEM or ESHUTDOWN. */
+ * run), in the order posted. Returns -1 with ENOMEM or ESHUTDOWN. arg
+ * stays the caller's; a post not yet run when the manager is destroyed is
+ * dropped without being run. */
 XY_API int xy_manager_post(struct xy_manager *m,
 			   void (*fn)(struct xy_manager *m, void *arg),
 			   void *arg);

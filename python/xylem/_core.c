@@ -387,7 +387,7 @@ static void *loop_main(void *arg)
 	Manager *self = arg;
 	PyGILState_STATE g;
 
-	while (!self->stop) {
+	while (!__atomic_load_n(&self->stop, __ATOMIC_ACQUIRE)) {
 		if (xy_manager_run(self->m, -1) < 0 && errno != EINTR) {
 			fprintf(stderr, "xylem: manager loop: %s\n",
 				strerror(errno));
@@ -845,7 +845,7 @@ static void stop_closure(struct xy_manager *m, void *arg)
 {
 	Manager *self = arg;
 
-	self->stop = 1;
+	__atomic_store_n(&self->stop, 1, __ATOMIC_RELEASE);
 	xy_manager_interrupt(m);
 }
 
@@ -865,7 +865,7 @@ static PyObject *Manager_close(Manager *self, PyObject *unused)
 		/* If the post fails, the loop reads stop after the
 		 * interrupt. */
 		if (xy_manager_post(self->m, stop_closure, self) < 0)
-			self->stop = 1;
+			__atomic_store_n(&self->stop, 1, __ATOMIC_RELEASE);
 		xy_manager_interrupt(self->m);
 		Py_BEGIN_ALLOW_THREADS
 		pthread_join(self->thread, NULL);

@@ -59,8 +59,19 @@ def write_frame(fd, *parts):
 
 
 def parse_call(frame):
-    """(task_id, sandbox, payload) from a call frame."""
+    """(task_id, sandbox, payload) from a call frame. A frame too short
+    for its own fields means the worker and this library disagree on the
+    protocol: nothing sensible can follow, so the library says why and
+    exits, and the worker fails the call with this line."""
+    if len(frame) < 12:
+        sys.stderr.write("xylem library: call frame of %d bytes is too "
+                         "short\n" % len(frame))
+        sys.exit(2)
     (task_id, n) = struct.unpack_from("<QI", frame, 0)
+    if 12 + n > len(frame):
+        sys.stderr.write("xylem library: call frame names a %d-byte "
+                         "sandbox path in %d bytes\n" % (n, len(frame)))
+        sys.exit(2)
     sandbox = bytes(frame[12:12 + n]).decode("utf-8", "surrogateescape")
     return task_id, sandbox, memoryview(frame)[12 + n:]
 

@@ -91,12 +91,18 @@ static int recv_chunk(struct rx *rx, int sock)
 	while (got < len) {
 		size_t want_n = len - got < RXBUF ? (size_t)(len - got) : RXBUF;
 		ssize_t r = read_some(sock, rx->buf, want_n);
-		if (r < 0)
+		/* A chunk cut short is taken again, whole, from the next
+		 * source: the running hash goes back to where it began. */
+		if (r < 0) {
+			EVP_MD_CTX_copy_ex(rx->whole, rx->save);
 			return rx_fail(rx, XY_OBJ_FAILED, "reading chunk %u: %s",
 				       rx->next, strerror(errno));
-		if (pwrite(rx->fd, rx->buf, (size_t)r, (off_t)(off + got)) != r)
+		}
+		if (pwrite(rx->fd, rx->buf, (size_t)r, (off_t)(off + got)) != r) {
+			EVP_MD_CTX_copy_ex(rx->whole, rx->save);
 			return rx_fail(rx, XY_OBJ_FAILED, "writing: %s",
 				       strerror(errno));
+		}
 		EVP_DigestUpdate(rx->chunk, rx->buf, (size_t)r);
 		EVP_DigestUpdate(rx->whole, rx->buf, (size_t)r);
 		got += (uint64_t)r;

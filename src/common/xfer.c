@@ -392,6 +392,15 @@ static void free_tables(struct xy_xfer_server *s)
 }
 
 /* Serves one GET. Returns 0 to keep the connection, -1 to close it. */
+/* The server is stopping: no partial object will appear any more. */
+static int server_stopping(struct xy_xfer_server *s)
+{
+	pthread_mutex_lock(&s->plock);
+	int stopping = s->pstopping;
+	pthread_mutex_unlock(&s->plock);
+	return stopping;
+}
+
 static int serve_get(struct slot *sl, const struct xy_msg_get *g)
 {
 	struct xy_xfer_server *s = sl->s;
@@ -415,7 +424,7 @@ static int serve_get(struct slot *sl, const struct xy_msg_get *g)
 	for (;;) {
 		if (s->lookup(s->arg, g->id, path, sizeof path, &kind) == 0)
 			return serve_complete(sl, g, path, kind, hex);
-		if (!(g->flags & XY_GET_PARTIAL))
+		if (!(g->flags & XY_GET_PARTIAL) || server_stopping(s))
 			break;
 		struct xy_xfer_partial *p = partial_get(s, g->id, &until);
 		if (p)

@@ -1014,9 +1014,8 @@ error:
 
 static void close_handle(uv_handle_t *h)
 {
-	if (uv_is_active(h) || !uv_is_closing(h))
-		if (!uv_is_closing(h))
-			uv_close(h, NULL);
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
 }
 
 void xy_manager_destroy(struct xy_manager *m)

@@ -716,13 +716,15 @@ static void worker_teardown(struct xy_daemon *w)
 	xy_fetcher_stop(w->fetcher);
 	xy_libs_destroy(w->libs);
 	xy_exec_destroy(w->exec);
-	xy_xfer_server_stop(w->xfer);
 	if (w->loop_ready) {
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 		xy_tasks_destroy(w->tasks);
 		if (uv_loop_close(&w->loop) < 0)
 			XY_LOGW("worker", "event loop still busy at exit");
 	}
+	/* Last: the fetcher's jobs, freed by the loop run above, end the
+	 * partial objects they published on this server. */
+	xy_xfer_server_stop(w->xfer);
 	xy_cache_close(w->cache);
 	free_config(&w->cfg);
 }

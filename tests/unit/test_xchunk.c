@@ -224,6 +224,7 @@ struct relay {
 	struct xy_xfer_server *s;
 	struct holder *h;
 	int fail_after; /* chunks; -1: finish */
+	int half;       /* serve half of the next chunk before failing */
 };
 
 static void *relay_main(void *arg)
@@ -237,6 +238,12 @@ static void *relay_main(void *arg)
 	uint8_t *b = malloc(MIB);
 	uint64_t done = 0;
 	for (uint32_t k = 0; k < r->h->chunks.n; k++) {
+		if ((int)k == r->fail_after && r->half) {
+			ssize_t n = pread(in, b, MIB / 2, (off_t)done);
+			XY_CHECK_EQ(pwrite(fd, b, (size_t)n, (off_t)done), n);
+			xy_xfer_partial_progress(p, done + MIB / 2);
+			usleep(300000);
+		}
 		if ((int)k == r->fail_after)
 			break;
 		ssize_t n = pread(in, b, MIB, (off_t)done);
@@ -258,7 +265,7 @@ static void t_partial_relay(void)
 	struct holder h = {0}, none = {0};
 	make_object(&h, "obj", 4 * MIB + 3);
 	struct xy_xfer_server *origin = serve(&h), *rs = serve(&none);
-	struct relay r = {rs, &h, -1};
+	struct relay r = {rs, &h, -1, 0};
 	pthread_t th;
 	/* The successor asks first: the relay's object appears later. */
 	struct fetch_args f;
@@ -285,6 +292,16 @@ static void t_partial_relay(void)
 	       sent != h.size - MIB && xy_mono_us() - t0 < 2000000)
 		usleep(1000);
 	XY_CHECK(sent == h.size - 2 * MIB || sent == h.size - MIB);
+	/* The relay dies in the middle of a chunk: that chunk is taken
+	 * again, whole, from the origin, and the whole hash still holds. */
+	r.half = 1;
+	spec(&f, &h, "got4", NULL);
+	add_source(&f, xy_xfer_server_port(rs), 1);
+	add_source(&f, xy_xfer_server_port(origin), 0);
+	XY_CHECK_EQ(pthread_create(&th, NULL, relay_main, &r), 0);
+	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
+	pthread_join(th, NULL);
+	check_same(h.path, tpath("got4"));
 	/* Without PARTIAL, a server that only receives has nothing. */
 	spec(&f, &h, "got3", NULL);
 	add_source(&f, xy_xfer_server_port(rs), 0);
