@@ -6,7 +6,7 @@ set -euo pipefail
 debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev duktape-dev clang
       libclang-rt-14-dev sqlite3 python3 python3-pip python3-dev procps
-      iproute2)
+      iproute2 openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -24,6 +24,10 @@ command -v meson >/dev/null 2>&1 || need+=(meson)
 command -v ninja >/dev/null 2>&1 || need+=(ninja)
 python3 -c "import pytest" 2>/dev/null || need+=(pytest)
 python3 -c "import cloudpickle" 2>/dev/null || need+=(cloudpickle)
+# Parsl, pinned (docs/python.md), with what its own test suite imports.
+python3 -c "import parsl, sys; sys.exit(parsl.__version__ != '2026.10.26')" \
+	2>/dev/null || need+=("parsl[monitoring]==2026.10.26")
+python3 -c "import pandas" 2>/dev/null || need+=(pandas)
 if ((${#need[@]})); then
 	echo "deps: pip installing ${need[*]}" >&2
 	python3 -m pip install -q --root-user-action=ignore "${need[@]}"

@@ -19,6 +19,8 @@ echo "== system tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/system
 echo "== python tests" >&2
 XYLEM_BUILD_DIR=$PWD/build PYTHONPATH=$PWD/python python3 -m pytest -q tests/python
+echo "== Parsl's own test suite, with XylemExecutor" >&2
+XYLEM_BUILD_DIR=$PWD/build bash scripts/parsl-suite.sh
 echo "== namespace cluster tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/netns
 

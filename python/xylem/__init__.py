@@ -45,12 +45,14 @@ from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ResourcesExhausted, TaskFailed, WorkerFailed,
                      XylemError)
 from .files import File
+from .mpi import MPIFunction
 from .shell import ShellFunction, ShellResult
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Executor", "File", "ShellFunction", "ShellResult", "XylemError",
+    "Executor", "File", "MPIFunction", "ShellFunction", "ShellResult",
+    "XylemError",
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
     "ResourcesExhausted", "WorkerFailed", "PickleError", "RemoteError",
     "RemoteTraceback",

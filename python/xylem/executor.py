@@ -385,6 +385,9 @@ class Executor(cf.Executor):
         spec = {"command": command}
         if shell.time_limit():
             spec["time_limit"] = float(shell.time_limit())
+        if getattr(shell, "cores", None):
+            # An MPIFunction needs a core per rank (on one worker).
+            spec["cores"] = shell.cores
         return _Pending(future, "shell", shell=shell, marker=marker), spec
 
     @staticmethod
@@ -401,6 +404,7 @@ class Executor(cf.Executor):
         inputs, outputs, env and time limit."""
         r = {k: opts[k] for k in ("cores", "memory", "disk", "gpus",
                                   "retries", "priority", "tag")}
+        r["cores"] = max(r["cores"], spec.get("cores", 0))
         r["inputs"] = list(spec.get("inputs", ())) + \
             [(self._handle(f), f.name) for f in opts["inputs"]]
         r["outputs"] = list(spec.get("outputs", ())) + \

@@ -1,0 +1,466 @@
+"""xylem.parsl.XylemExecutor: a Parsl executor that runs apps on Xylem
+workers (docs/python.md, "Parsl").
+
+Each XylemExecutor wraps a xylem.Executor (a manager in this process, and
+local workers unless a Parsl provider starts them). A Parsl task becomes a
+warm call: the app's function (Parsl's python_app or bash_app wrapper) runs
+in a library instance on a worker, inside a sandbox.
+
+Files: every Parsl File with the file: scheme that the task names (in
+``inputs``, in ``outputs``, as a positional or keyword argument) is
+declared to the manager, so that no shared filesystem is needed. Inputs
+are staged into the sandbox and outputs brought back to their paths. The
+task receives copies of its Files whose local_path is the sandbox name
+(the relative path itself for a relative path, ``.parsl/N/NAME`` for
+others). ``stdout`` and ``stderr`` are written in the sandbox and
+appended to (mode "a", the default) or written over (mode "w") their
+paths on this side when the task ends.
+
+Threads: the DataFlowKernel calls submit() (holding its submitter lock);
+the xylem Executor's manager thread completes the xylem futures; a
+completion thread of this executor then moves standard streams, removes
+placeholders and sets the Parsl futures, so that the DataFlowKernel's
+callbacks (which may submit dependent tasks, and take its locks) never
+run on the manager's thread.
+"""
+
+import copy
+import functools
+import itertools
+import logging
+import math
+import os
+import queue
+import shlex
+import shutil
+import tempfile
+import threading
+from concurrent.futures import CancelledError, Future
+from typing import Any, Dict, List, Optional, Union
+
+from parsl.app.errors import BadStdStreamFile
+from parsl.data_provider.files import File as ParslFile
+from parsl.executors.status_handling import BlockProviderExecutor
+from parsl.providers.base import ExecutionProvider
+from parsl.utils import RepresentationMixin, get_std_fname_mode
+
+import xylem
+from xylem import errors as xerrors
+from xylem.workers import find_xylem
+
+from . import _remote
+from .errors import (XylemInputMissing, XylemLibraryCrashed,
+                     XylemResourcesExhausted, XylemTaskFailure, XylemTimeout,
+                     XylemWorkerLost)
+
+logger = logging.getLogger(__name__)
+
+# parsl_resource_specification keys and the xylem option each sets.
+RESOURCE_KEYS = {
+    "cores": "cores",
+    "memory": "memory",      # MB
+    "disk": "disk",          # MB
+    "gpus": "gpus",
+    "priority": "priority",
+    "walltime": "time_limit",  # seconds
+}
+
+# Sandbox names of the standard streams.
+STD_NAMES = {"stdout": ".parsl-stdout", "stderr": ".parsl-stderr"}
+
+
+class _Task:
+    """What the executor keeps about a submitted task until it ends."""
+
+    __slots__ = ("tid", "future", "outputs", "std")
+
+    def __init__(self, tid, future, outputs, std):
+        self.tid = tid
+        self.future = future
+        self.outputs = outputs  # sandbox name -> path here
+        self.std = std          # [(temporary path, path here, mode)]
+
+
+class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
+    """Runs Parsl apps on Xylem workers.
+
+    label: the executor's label in the Parsl config.
+    provider: a Parsl ExecutionProvider that starts workers (``xylem
+        worker HOST:PORT --secret-file F --cores N`` per block); None
+        (the default): the executor starts ``workers`` local workers.
+    workers: local workers to start when there is no provider (None: one
+        per core; 0: none, workers connect from elsewhere).
+    cores_per_worker: cores each worker offers (local or provider's).
+    address: the host name or address that provider-started workers
+        connect to (default: 127.0.0.1 for a LocalProvider, else
+        parsl.addresses.get_any_address()).
+    port: where the manager listens (0: any free port).
+    secret_file: the shared secret's file; it must be readable at the
+        same path where the provider starts workers (default: generated
+        in the executor's temporary directory).
+    worker_command: the ``xylem`` program for provider-started workers
+        (default: the one this package uses), and worker_options more
+        arguments for it (e.g. ``--cache /scratch/xylem``).
+    xylem_options: more keyword arguments for xylem.Executor (python,
+        pythonpath, library_env, name, history, ...).
+    storage_access: Parsl staging providers (default: Parsl's).
+    remote_monitoring_radio: the radio for Parsl's resource monitoring
+        (default: UDP to this host).
+    shared_fs: True: workers see this side's files at the same paths;
+        Files and standard streams are then passed as they are, not
+        declared (no staging, no rewritten paths).
+    """
+
+    def __init__(self, label: str = "xylem",
+                 provider: Optional[ExecutionProvider] = None,
+                 workers: Optional[int] = None,
+                 cores_per_worker: int = 1,
+                 address: Optional[str] = None,
+                 port: int = 0,
+                 secret_file: Optional[str] = None,
+                 worker_command: Optional[str] = None,
+                 worker_options: str = "",
+                 xylem_options: Optional[Dict[str, Any]] = None,
+                 storage_access: Optional[List[Any]] = None,
+                 remote_monitoring_radio: Any = None,
+                 shared_fs: bool = False,
+                 block_error_handler: Union[bool, Any] = True):
+        BlockProviderExecutor.__init__(self, provider=provider,
+                                       block_error_handler=block_error_handler)
+        self.label = label
+        self.workers = workers
+        self.cores_per_worker = cores_per_worker
+        self.address = address
+        self.port = port
+        self.secret_file = secret_file
+        self.worker_command = worker_command
+        self.worker_options = worker_options
+        self.xylem_options = dict(xylem_options or {})
+        self.storage_access = storage_access
+        self.shared_fs = shared_fs
+        if remote_monitoring_radio is None:
+            from parsl.monitoring.radios.udp import UDPRadio
+            remote_monitoring_radio = UDPRadio(
+                address=self._address() if provider is not None
+                else "127.0.0.1")
+        self.remote_monitoring_radio = remote_monitoring_radio
+        self._xy = None
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._done = queue.SimpleQueue()
+        self._completer = None
+        self._tmpdir = None
+        self._warned = set()
+
+    # ---------------------------------------------------------- lifecycle
+
+    def _address(self):
+        if self.address:
+            return self.address
+        from parsl.providers import LocalProvider
+        if self.provider is None or isinstance(self.provider, LocalProvider):
+            return "127.0.0.1"
+        from parsl.addresses import get_any_address
+        return get_any_address()
+
+    def start(self):
+        super().start()
+        self._tmpdir = tempfile.mkdtemp(prefix="xylem-parsl-")
+        opts = dict(self.xylem_options)
+        if self.provider is not None:
+            opts.update(workers=0, port=self.port,
+                        secret_file=self.secret_file)
+            if self._address() in ("127.0.0.1", "localhost"):
+                opts.setdefault("host", "127.0.0.1")
+        else:
+            opts.update(workers=self.workers, port=self.port,
+                        cores_per_worker=self.cores_per_worker)
+            if self.secret_file is not None:
+                opts["secret_file"] = self.secret_file
+        opts.setdefault("name", f"parsl-{self.label}")
+        self._xy = xylem.Executor(**opts)
+        self._completer = threading.Thread(
+            target=self._complete_loop, name=f"xylem-parsl-{self.label}",
+            daemon=True)
+        self._completer.start()
+        if self.provider is not None and self.provider.init_blocks:
+            self.scale_out_facade(self.provider.init_blocks)
+
+    def _get_launch_command(self, block_id):
+        binary = self.worker_command or find_xylem()
+        cmd = (f"{shlex.quote(binary)} worker"
+               f" {self._address()}:{self._xy.port}"
+               f" --secret-file {shlex.quote(self._xy.secret_file)}"
+               f" --cores {self.cores_per_worker}")
+        if self.worker_options:
+            cmd += " " + self.worker_options
+        return f"PARSL_WORKER_BLOCK_ID={block_id} {cmd}"
+
+    def outstanding(self) -> int:
+        with self._lock:
+            return len(self._tasks)
+
+    @property
+    def workers_per_node(self) -> Union[int, float]:
+        # Tasks a block runs at once, for Parsl's scaling strategy.
+        return self.cores_per_worker
+
+    def monitor_resources(self) -> bool:
+        # Parsl's per-task resource monitor would start a process per task
+        # inside the warm library; Xylem measures tasks itself.
+        return False
+
+    def shutdown(self):
+        if self._xy is not None:
+            self._xy.shutdown(wait=True, cancel_futures=True)
+        if self.provider is not None:
+            blocks = [b for b, s in self._status.items()
+                      if not s.terminal]
+            if blocks:
+                try:
+                    self.scale_in(len(blocks))
+                except Exception:
+                    logger.exception("scaling in at shutdown failed")
+        if self._completer is not None:
+            self._done.put(None)
+            self._completer.join()
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        super().shutdown()
+
+    # ------------------------------------------------------------- submit
+
+    def submit(self, func, resource_specification, *args, **kwargs):
+        if self.bad_state_is_set:
+            raise self.executor_exception
+        tid = next(self._ids)
+        opts = self._resources(resource_specification or {})
+        future = Future()
+        future.parsl_executor_task_id = tid
+        try:
+            inputs, outputs, std, args, kwargs = self._files(tid, args,
+                                                             kwargs)
+        except BadStdStreamFile as e:
+            future.set_exception(e)
+            return future
+        task = _Task(tid, future, {x.name: x.path for x in outputs}, std)
+        if "cores" in opts:
+            # As a command task's: a warm call's process is the library's.
+            opts["env"] = {"CORES": str(opts["cores"]),
+                           "OMP_NUM_THREADS": str(opts["cores"])}
+        opts.update(inputs=inputs, retries=0,
+                    tag=f"parsl:{getattr(func, '__name__', 'app')}")
+        opts["outputs"] = outputs + [xylem.File(tmp, name=name, cache="task")
+                                     for tmp, _, _, name in std]
+        with self._lock:
+            self._tasks[tid] = future
+        try:
+            xf = self._xy.options(**opts).submit(
+                functools.partial(_remote.run, func),
+                [x.name for x in opts["outputs"]], args, kwargs)
+        except BaseException:
+            with self._lock:
+                self._tasks.pop(tid, None)
+            raise
+        xf.add_done_callback(lambda f: self._done.put((task, f)))
+        return future
+
+    def _resources(self, spec):
+        """xylem options from a parsl_resource_specification."""
+        opts = {}
+        for k, v in spec.items():
+            opt = RESOURCE_KEYS.get(k)
+            if opt is None:
+                if k not in self._warned:
+                    self._warned.add(k)
+                    logger.warning("%s: resource specification key %r is"
+                                   " not used by Xylem", self.label, k)
+                continue
+            if v is None:
+                continue
+            if opt == "priority":
+                opts[opt] = float(v)
+            elif opt == "time_limit":
+                opts[opt] = float(v)
+            else:
+                opts[opt] = int(math.ceil(v))
+        return opts
+
+    def _files(self, tid, args, kwargs):
+        """Declares the task's Parsl Files: returns the xylem inputs and
+        outputs, the standard streams [(temporary path, path here, mode,
+        sandbox name)] and the arguments with Files rewritten to their
+        sandbox names."""
+        names = {}  # path here -> sandbox name
+        inputs, outputs = {}, {}
+
+        def sandbox_name(path):
+            name = names.get(path)
+            if name is None:
+                rel = os.path.normpath(path)
+                if os.path.isabs(rel) or rel == "." or \
+                        rel.split(os.sep)[0] in ("..", ".parsl") or \
+                        rel in STD_NAMES.values():
+                    rel = f".parsl/{len(names)}/{os.path.basename(rel)}"
+                name = names[path] = rel
+            return name
+
+        def local(f):
+            # A file: File, or one of another scheme that a staging
+            # provider gave a local path here (zip:, an http: download).
+            return isinstance(f, ParslFile) and \
+                (f.scheme == "file" or f.local_path is not None)
+
+        def as_input(f, required):
+            if not local(f):
+                return f
+            path = f.filepath
+            if not (required and f.scheme == "file") and \
+                    not os.path.exists(path):
+                return f  # not ours to stage: left as it is
+            name = sandbox_name(path)
+            inputs[name] = xylem.File(path, name=name)
+            c = copy.copy(f)
+            c.local_path = name
+            return c
+
+        def as_output(f):
+            if not local(f):
+                return f
+            path = f.filepath
+            name = sandbox_name(path)
+            outputs[name] = xylem.File(path, name=name)
+            c = copy.copy(f)
+            c.local_path = name
+            return c
+
+        if self.shared_fs:
+            return [], [], [], args, kwargs
+        args = tuple(as_input(a, False) for a in args)
+        kwargs = dict(kwargs)
+        std = []
+        std_names = {}
+        for k, v in list(kwargs.items()):
+            if k == "inputs" and isinstance(v, (list, tuple)):
+                kwargs[k] = [as_input(f, True) for f in v]
+            elif k == "outputs" and isinstance(v, (list, tuple)):
+                kwargs[k] = [as_output(f) for f in v]
+            elif k in STD_NAMES:
+                if v is None:
+                    continue
+                fname, mode = get_std_fname_mode(k, v)
+                path = os.path.abspath(fname)
+                name = std_names.get(path)
+                if name is None:
+                    name = std_names[path] = STD_NAMES[k]
+                    tmp = os.path.join(self._tmpdir, f"{tid}-{k}")
+                    std.append((tmp, path, mode, name))
+                    _open_std(k, path, mode)
+                # The sandbox's file is new: the mode applies here, when
+                # the task ends (append, or write over).
+                kwargs[k] = (name, mode)
+            else:
+                kwargs[k] = as_input(v, False)
+        return (list(inputs.values()), list(outputs.values()), std, args,
+                kwargs)
+
+    # ------------------------------------------------------------ results
+
+    def _complete_loop(self):
+        while True:
+            item = self._done.get()
+            if item is None:
+                return
+            task, xf = item
+            try:
+                self._complete(task, xf)
+            except BaseException as e:  # never leave a future pending
+                logger.exception("completing task %s", task.tid)
+                if not task.future.done():
+                    task.future.set_exception(e)
+            finally:
+                with self._lock:
+                    self._tasks.pop(task.tid, None)
+
+    def _complete(self, task, xf):
+        try:
+            value, missing = xf.result()
+            exc = None
+        except CancelledError:
+            exc = XylemTaskFailure(self, "the task was cancelled (the"
+                                   " executor is shutting down)")
+        except xerrors.TaskFailed as e:
+            exc = self._failure(e)
+        except Exception as e:
+            exc = e
+        if exc is None:
+            for name in missing:
+                path = task.outputs.get(name)
+                if path is not None:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+        self._std(task, missing if exc is None else ())
+        if task.future.done():
+            return  # failed already (set_bad_state_and_fail_all)
+        if exc is None:
+            task.future.set_result(value)
+        else:
+            task.future.set_exception(exc)
+
+    def _std(self, task, missing):
+        """Appends (or writes over) the task's standard streams here."""
+        missing_names = set(missing)
+        for tmp, path, mode, name in task.std:
+            if not os.path.exists(tmp):
+                continue
+            try:
+                if name in missing_names:
+                    continue  # the app never opened it
+                d = os.path.dirname(path)
+                if d:
+                    os.makedirs(d, exist_ok=True)
+                with open(tmp, "rb") as src, \
+                        open(path, "wb" if "w" in mode else "ab") as dst:
+                    shutil.copyfileobj(src, dst)
+            except OSError:
+                logger.exception("task %s: cannot write %s", task.tid, path)
+            finally:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def _failure(self, e):
+        """The Parsl exception for a xylem failure."""
+        text = str(e)
+        if isinstance(e, xerrors.ResourcesExhausted):
+            if "time" in (e.reason or "").lower():
+                exc = XylemTimeout(self, text, e)
+            else:
+                exc = XylemResourcesExhausted(self, text, e)
+        elif isinstance(e, xerrors.WorkerFailed):
+            exc = XylemWorkerLost(self, text, e)
+        elif isinstance(e, xerrors.LibraryCrashed):
+            exc = XylemLibraryCrashed(self, text, e)
+        elif isinstance(e, xerrors.InputMissing):
+            exc = XylemInputMissing(self, text, e)
+        else:
+            exc = XylemTaskFailure(self, text, e)
+        exc.__cause__ = e
+        return exc
+
+
+def _open_std(fdname, path, mode):
+    """Creates (or truncates, for "w") a standard stream's file here when
+    the task is submitted, as Parsl's bash wrapper does on a shared
+    filesystem, so that a bad path or mode fails the task at once."""
+    try:
+        d = os.path.dirname(path)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        open(path, mode).close()
+    except Exception as e:
+        raise BadStdStreamFile(f"{fdname} {path!r} (mode {mode!r}): {e}") \
+            from e

@@ -1,0 +1,237 @@
+"""xylem.parsl.XylemExecutor under Parsl's DataFlowKernel: python, bash
+and join apps, Files staged without a shared path, standard streams,
+resource specifications, retries, and workers started through a Parsl
+provider (docs/python.md, "Parsl")."""
+
+import os
+
+import pytest
+
+parsl = pytest.importorskip("parsl")
+
+from parsl import File, bash_app, join_app, python_app  # noqa: E402
+from parsl.config import Config  # noqa: E402
+
+from conftest import TIMEOUT  # noqa: E402
+from xylem.parsl import XylemExecutor  # noqa: E402
+from xylem.parsl.errors import (XylemResourcesExhausted,  # noqa: E402
+                                XylemTimeout)
+
+
+@python_app
+def square(x):
+    return x * x
+
+
+@python_app
+def where():
+    return os.getcwd()
+
+
+@python_app
+def upper(inputs=(), outputs=()):
+    # Paths as the task sees them: names in its sandbox, not ours.
+    assert not os.path.isabs(inputs[0].filepath)
+    with open(inputs[0]) as f, open(outputs[0], "w") as g:
+        g.write(f.read().upper())
+    return inputs[0].filepath, outputs[0].filepath
+
+
+@python_app
+def concat(a, b, outputs=()):
+    with open(a) as f, open(b) as g, open(outputs[0], "w") as h:
+        h.write(f.read() + g.read())
+
+
+@python_app
+def no_output(outputs=()):
+    raise ValueError("no output made")
+
+
+@bash_app
+def echo(msg, stdout=None, stderr=None):
+    return f"echo {msg}; echo err-{msg} >&2"
+
+
+@bash_app
+def write(msg, outputs=(), stdout=None, stderr=None):
+    return f"echo {msg} > {outputs[0]}; cat {outputs[0]}"
+
+
+@bash_app
+def exit_with(code):
+    return f"exit {code}"
+
+
+@join_app
+def squares_sum(n):
+    return total(inputs=[square(i) for i in range(n)])
+
+
+@python_app
+def total(inputs=()):
+    return sum(inputs)
+
+
+@python_app
+def flaky(counter, succeed_at):
+    # The counter is on this machine's filesystem (local workers share
+    # it), the one way to count tries across fresh library instances.
+    n = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+    with open(counter, "w") as f:
+        f.write(str(n))
+    if n < succeed_at:
+        raise RuntimeError(f"try {n}")
+    return n
+
+
+@python_app
+def cores_env(parsl_resource_specification={}):
+    return int(os.environ["CORES"])
+
+
+@python_app
+def hog(mb, parsl_resource_specification={}):
+    import time
+    b = bytearray(mb << 20)
+    for i in range(0, len(b), 4096):
+        b[i] = 1
+    time.sleep(3)
+    return len(b)
+
+
+@python_app
+def nap(s, parsl_resource_specification={}):
+    import time
+    time.sleep(s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def dfk(tmp_path_factory):
+    """A DataFlowKernel with a XylemExecutor of two local workers of two
+    cores each, and two retries."""
+    run_dir = tmp_path_factory.mktemp("runinfo")
+    config = Config(executors=[XylemExecutor(workers=2, cores_per_worker=2)],
+                    retries=2, run_dir=str(run_dir), strategy="none")
+    with parsl.load(config) as d:
+        yield d
+    parsl.clear()
+
+
+def test_python_app(dfk):
+    assert square(7).result(TIMEOUT) == 49
+    assert [f.result(TIMEOUT) for f in [square(i) for i in range(20)]] == \
+        [i * i for i in range(20)]
+
+
+def test_runs_in_a_sandbox(dfk, tmp_path):
+    assert where().result(TIMEOUT) != os.getcwd()
+
+
+def test_bash_app_stdout_stderr(dfk, tmp_path):
+    out, err = tmp_path / "sub" / "echo.out", tmp_path / "echo.err"
+    assert echo("hi", stdout=str(out), stderr=str(err)).result(TIMEOUT) == 0
+    assert out.read_text() == "hi\n"
+    assert err.read_text().endswith("err-hi\n")
+    # The default mode appends, as on a shared filesystem; "w" writes over.
+    echo("again", stdout=str(out), stderr=str(err)).result(TIMEOUT)
+    assert out.read_text() == "hi\nagain\n"
+    echo("new", stdout=(str(out), "w"), stderr=str(err)).result(TIMEOUT)
+    assert out.read_text() == "new\n"
+
+
+def test_bash_app_same_file_for_both(dfk, tmp_path):
+    log = str(tmp_path / "both.log")
+    echo("x", stdout=log, stderr=log).result(TIMEOUT)
+    text = open(log).read()
+    assert "x\n" in text and "err-x\n" in text
+
+
+def test_bash_app_failure(dfk):
+    with pytest.raises(parsl.app.errors.BashExitFailure):
+        exit_with(3).result(TIMEOUT)
+
+
+def test_join_app(dfk):
+    assert squares_sum(5).result(TIMEOUT) == 0 + 1 + 4 + 9 + 16
+
+
+def test_files_without_a_shared_path(dfk, tmp_path, monkeypatch):
+    src = tmp_path / "in.txt"
+    src.write_text("hello")
+    dst = tmp_path / "made" / "here" / "out.txt"  # no such directory yet
+    f = upper(inputs=[File(str(src))], outputs=[File(str(dst))])
+    seen_in, seen_out = f.result(TIMEOUT)
+    assert dst.read_text() == "HELLO"
+    assert seen_in != str(src) and seen_out != str(dst)
+    # An output feeds the next task through its DataFuture; positional
+    # Files are inputs; a relative path keeps its name in the sandbox.
+    monkeypatch.chdir(tmp_path)
+    w = write("bash", outputs=[File("rel/w.txt")],
+              stdout=str(tmp_path / "w.out"))
+    c = concat(File(str(src)), w.outputs[0],
+               outputs=[File(str(tmp_path / "cat.txt"))])
+    c.result(TIMEOUT)
+    assert (tmp_path / "rel" / "w.txt").read_text() == "bash\n"
+    assert (tmp_path / "w.out").read_text() == "bash\n"
+    assert (tmp_path / "cat.txt").read_text() == "hellobash\n"
+
+
+def test_output_not_made(dfk, tmp_path):
+    out = tmp_path / "never.txt"
+    with pytest.raises(ValueError, match="no output made"):
+        no_output(outputs=[File(str(out))]).result(TIMEOUT)
+    assert not out.exists()
+
+
+def test_resource_specification(dfk):
+    spec = {"cores": 2, "memory": 500, "disk": 100, "gpus": 0}
+    assert cores_env(parsl_resource_specification=spec).result(TIMEOUT) == 2
+    assert cores_env(parsl_resource_specification={}).result(TIMEOUT) == 1
+
+
+def test_memory_limit(dfk):
+    # The warm process with Parsl loaded takes some 60 MB already.
+    with pytest.raises(XylemResourcesExhausted, match="memory"):
+        hog(400, parsl_resource_specification={"memory": 250}) \
+            .result(TIMEOUT)
+
+
+def test_walltime(dfk):
+    with pytest.raises(parsl.app.errors.AppTimeout):
+        nap(30, parsl_resource_specification={"walltime": 0.5}) \
+            .result(TIMEOUT)
+    with pytest.raises(XylemTimeout, match="time"):
+        nap(30, parsl_resource_specification={"walltime": 0.5}) \
+            .result(TIMEOUT)
+
+
+def test_retries(dfk, tmp_path):
+    # Fails twice, then succeeds on the third try (retries=2).
+    counter = str(tmp_path / "count")
+    f = flaky(counter, 3)
+    assert f.result(TIMEOUT) == 3
+    assert f.task_record["fail_count"] == 2
+    # Fails on every try: the last try's exception.
+    counter2 = str(tmp_path / "count2")
+    with pytest.raises(RuntimeError, match="try 3"):
+        flaky(counter2, 10).result(TIMEOUT)
+    assert open(counter2).read() == "3"
+
+
+def test_provider(tmp_path):
+    from parsl.providers import LocalProvider
+    parsl.clear()
+    ex = XylemExecutor(label="xylem_provider", cores_per_worker=2,
+                       provider=LocalProvider(init_blocks=1, min_blocks=0,
+                                              max_blocks=1))
+    config = Config(executors=[ex], run_dir=str(tmp_path / "runinfo"),
+                    strategy="none")
+    with parsl.load(config):
+        assert square(9).result(TIMEOUT) == 81
+        assert len(ex.blocks_to_job_id) == 1
+        assert ex.workers_per_node == 2
+        # The block's worker connected with the cores it was told.
+        assert ex._xy.stats()["cores_total"] == 2
+    parsl.clear()
