@@ -418,6 +418,17 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	return -1;
 }
 
+/* Detaches f's waiters, so that what is done to each of them (which may
+ * touch f) does not disturb the walk. The caller frees the array. */
+static struct xy_task **take_waiters(struct xy_file *f, uint32_t *n)
+{
+	struct xy_task **w = f->waiters;
+	*n = f->n_waiters;
+	f->waiters = NULL;
+	f->n_waiters = f->cap_waiters = 0;
+	return w;
+}
+
 void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
 			   struct xy_object *o)
 {
@@ -425,10 +436,8 @@ void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
 	f->state = FILE_READY;
 	free(f->error);
 	f->error = NULL;
-	struct xy_task **w = f->waiters;
-	uint32_t n = f->n_waiters;
-	f->waiters = NULL;
-	f->n_waiters = f->cap_waiters = 0;
+	uint32_t n;
+	struct xy_task **w = take_waiters(f, &n);
 	for (uint32_t i = 0; i < n; i++) {
 		w[i]->pending--;
 		if (w[i]->pending == 0 && w[i]->state == XY_TASK_WAITING)
@@ -443,10 +452,8 @@ void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 	char *e = strdup(reason);
 	free(f->error);
 	f->error = e;
-	struct xy_task **w = f->waiters;
-	uint32_t n = f->n_waiters;
-	f->waiters = NULL;
-	f->n_waiters = f->cap_waiters = 0;
+	uint32_t n;
+	struct xy_task **w = take_waiters(f, &n);
 	for (uint32_t i = 0; i < n; i++) {
 		w[i]->pending--;
 		xy_manager_task_fail(c->m, w[i], XY_RESULT_INPUT_MISSING,

@@ -1184,18 +1184,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 	t->state = XY_TASK_WAITING;
 	m->n_waiting++;
 	history_task(m, t, "submitted", t->command);
-	t->pending = 0;
-	for (uint32_t i = 0; i < t->n_inputs; i++) {
-		if (xy_catalog_need(m->catalog, t->inputs[i].file, t) < 0) {
-			char *e = t->error;
-			t->error = NULL;
-			xy_manager_task_fail(m, t, XY_RESULT_INPUT_MISSING, e);
-			free(e);
-			return t->id;
-		}
-	}
-	if (t->pending == 0)
-		xy_manager_task_ready(m, t);
+	/* Its inputs are looked up as for a task put back in the queue. */
+	xy_manager_task_requeue(m, t, NULL);
 	return t->id;
 }
 

@@ -1013,3 +1013,40 @@ void xy_proc_release(struct xy_proc *p)
 	uv_close((uv_handle_t *)&p->out, on_handle_closed);
 	/* The exit watch stays until the shell is reaped (on_pidfd). */
 }
+
+/* ---------------------------------------------------- removing sandboxes */
+
+struct rm_req {
+	uv_work_t req;
+	char *path;
+};
+
+static void rm_work(uv_work_t *req)
+{
+	struct rm_req *r = req->data;
+
+	xy_rm_rf(r->path);
+}
+
+static void rm_after(uv_work_t *req, int status)
+{
+	struct rm_req *r = req->data;
+
+	free(r->path);
+	free(r);
+}
+
+void xy_sandbox_remove_async(uv_loop_t *loop, char *path)
+{
+	struct rm_req *r = calloc(1, sizeof *r);
+
+	if (r) {
+		r->path = path;
+		r->req.data = r;
+		if (uv_queue_work(loop, &r->req, rm_work, rm_after) == 0)
+			return;
+		free(r);
+	}
+	xy_rm_rf(path);
+	free(path);
+}

@@ -133,4 +133,9 @@ void xy_proc_kill(struct xy_proc *p);
  * the group killed. */
 void xy_proc_release(struct xy_proc *p);
 
+/* Removes a sandbox tree on libuv's thread pool, so a large one never
+ * stalls the loop (at once if that cannot be queued). Takes path, which
+ * must be malloc'd. */
+void xy_sandbox_remove_async(uv_loop_t *loop, char *path);
+
 #endif

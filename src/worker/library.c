@@ -77,11 +77,6 @@ struct call_write {
 	uint8_t hdr[CALL_HDR];
 };
 
-struct rm_req {
-	uv_work_t req;
-	char *path;
-};
-
 struct xy_libs {
 	struct xy_libs_opts o;
 	struct lib *libs;
@@ -159,33 +154,13 @@ static struct lib *lib_new(struct xy_libs *L, const char *name)
 	return b;
 }
 
-static void rm_work(uv_work_t *req)
-{
-	struct rm_req *r = req->data;
-
-	xy_rm_rf(r->path);
-}
-
-static void rm_after(uv_work_t *req, int status)
-{
-	struct rm_req *r = req->data;
-
-	free(r->path);
-	free(r);
-}
-
 /* Removes an instance's sandbox on the thread pool (at once if sync, or
  * if that cannot be queued). Takes path. */
 static void sandbox_remove(struct xy_libs *L, char *path, int sync)
 {
-	struct rm_req *r = sync ? NULL : calloc(1, sizeof *r);
-
-	if (r) {
-		r->path = path;
-		r->req.data = r;
-		if (uv_queue_work(L->o.loop, &r->req, rm_work, rm_after) == 0)
-			return;
-		free(r);
+	if (!sync) {
+		xy_sandbox_remove_async(L->o.loop, path);
+		return;
 	}
 	xy_rm_rf(path);
 	free(path);

@@ -102,11 +102,6 @@ struct collect {
 	struct out_res *res;
 };
 
-struct rm_req {
-	uv_work_t req;
-	char *path;
-};
-
 static void task_end(struct task *t, int result, const char *message,
 		     struct xy_done_output *outs, uint32_t n);
 
@@ -243,41 +238,15 @@ size_t xy_tasks_count(const struct xy_tasks *ts)
 
 /* ------------------------------------------------------------ ending */
 
-static void rm_work(uv_work_t *req)
-{
-	struct rm_req *r = req->data;
-
-	xy_rm_rf(r->path);
-}
-
-static void rm_after(uv_work_t *req, int status)
-{
-	struct rm_req *r = req->data;
-
-	free(r->path);
-	free(r);
-}
-
 /* An empty sandbox (a task without inputs that wrote nothing) goes at
  * once; anything else is removed on the thread pool. */
 static void sandbox_remove(struct xy_tasks *ts, char *path)
 {
-	struct rm_req *r;
-
 	if (rmdir(path) == 0 || errno == ENOENT) {
 		free(path);
 		return;
 	}
-	r = calloc(1, sizeof *r);
-	if (r) {
-		r->path = path;
-		r->req.data = r;
-		if (uv_queue_work(ts->o.loop, &r->req, rm_work, rm_after) == 0)
-			return;
-		free(r);
-	}
-	xy_rm_rf(path);
-	free(path);
+	xy_sandbox_remove_async(ts->o.loop, path);
 }
 
 /* ------------------------------------------- the pool of sandboxes */
