@@ -333,11 +333,17 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 	}
 	if (!f) {
 		/* An object the worker made or found on its own. */
-		if (u->status == XY_OBJ_OK)
-			xy_catalog_replica_add(xy_catalog_object(x->m->catalog,
-								u->id, u->kind,
-								u->size),
-					      w, 1);
+		struct xy_object *o = xy_catalog_object(x->m->catalog, u->id,
+							u->kind, u->size);
+		if (u->status == XY_OBJ_OK) {
+			xy_catalog_replica_add(o, w, 1);
+		} else if (xy_catalog_replica_find(o, w)) {
+			/* It left the worker's cache (evicted): the
+			 * reconciliation of the manager's view. */
+			XY_LOGI("manager", "%s no longer has %.12s: %s",
+				w->name, o->hex, u->text ? u->text : "");
+			xy_catalog_replica_drop(o, w);
+		}
 		return;
 	}
 	const char *src = f->src ? f->src->name : "manager";

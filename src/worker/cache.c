@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ struct entry {
 	uint8_t unlink_pending;
 	uint32_t refs;
 	uint64_t size;
+	uint64_t last_use; /* c->clock at the last lookup, incref or insert */
 	struct entry *next; /* bucket chain */
 };
 
@@ -48,6 +50,11 @@ struct xy_cache {
 	struct entry **buckets;
 	size_t mask; /* bucket count - 1, a power of two minus one */
 	size_t count;
+	uint64_t clock;  /* ticks at each use: orders entries for eviction */
+	uint64_t total;  /* sum of the entries' sizes */
+	uint64_t budget; /* bytes; 0: no limit */
+	xy_cache_evict_fn on_evict;
+	void *evict_arg;
 };
 
 /* ------------------------------------------------------------ the table */
@@ -109,9 +116,11 @@ static struct entry *add(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 	if (!e)
 		return NULL;
 	memcpy(e->id, id, XY_ID_LEN);
+	c->total += size;
 	e->kind = kind;
 	e->level = level;
 	e->size = size;
+	e->last_use = ++c->clock;
 	b = bucket_of(c, id);
 	e->next = c->buckets[b];
 	c->buckets[b] = e;
@@ -128,6 +137,7 @@ static void take(struct xy_cache *c, struct entry *e)
 		pp = &(*pp)->next;
 	*pp = e->next;
 	c->count--;
+	c->total -= e->size;
 }
 
 /* --------------------------------------------------------- paths on disk */
@@ -460,6 +470,7 @@ int xy_cache_lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
 	pthread_mutex_lock(&c->mu);
 	e = find(c, id);
 	if (e && xy_cache_path(c, id, e->level, path, pathlen) == 0) {
+		e->last_use = ++c->clock;
 		*kind = e->kind;
 		r = 0;
 	}
@@ -494,6 +505,79 @@ size_t xy_cache_count(struct xy_cache *c)
 	return n;
 }
 
+/* ----------------------------------------------------------- eviction */
+
+void xy_cache_set_budget(struct xy_cache *c, uint64_t bytes,
+			 xy_cache_evict_fn fn, void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->budget = bytes;
+	pthread_mutex_unlock(&c->mu);
+	c->on_evict = fn;
+	c->evict_arg = arg;
+}
+
+uint64_t xy_cache_bytes(struct xy_cache *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->total;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/* The least recently used entry no running task holds, other than keep;
+ * the caller holds the lock. A scan of the whole table per eviction: O(n),
+ * acceptable while caches hold thousands of objects, not millions (an LRU
+ * list would make it O(1)). Objects of every level are candidates, FOREVER
+ * ones included; fetches in progress are in tmp/, not in the table. */
+static struct entry *lru_victim(const struct xy_cache *c,
+				const uint8_t keep[XY_ID_LEN])
+{
+	struct entry *best = NULL;
+
+	for (size_t i = 0; i <= c->mask; i++)
+		for (struct entry *e = c->buckets[i]; e; e = e->next)
+			if (!e->refs && memcmp(e->id, keep, XY_ID_LEN) &&
+			    (!best || e->last_use < best->last_use))
+				best = e;
+	return best;
+}
+
+/* While the cache is over its budget, drops the least recently used
+ * unreferenced object and reports it. The object just inserted (keep) is
+ * spared even when it alone is over the budget: its fetch or task wants
+ * it next. */
+static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
+{
+	char path[PATH_MAX];
+
+	for (;;) {
+		struct entry *e = NULL;
+		int ok;
+
+		pthread_mutex_lock(&c->mu);
+		if (c->budget && c->total > c->budget) {
+			e = lru_victim(c, keep);
+			if (e)
+				take(c, e);
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (!e)
+			return;
+		ok = xy_cache_path(c, e->id, e->level, path, sizeof path) == 0;
+		if (ok)
+			remove_path(path);
+		XY_LOGI("cache", "evicted %.12s... (%" PRIu64 " bytes, unused "
+			"the longest)", ok ? strrchr(path, '/') + 1 : "?",
+			e->size);
+		if (c->on_evict)
+			c->on_evict(c->evict_arg, e->id, e->kind, e->size);
+		free(e);
+	}
+}
+
 /* ------------------------------------------------------------ changes */
 
 int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
@@ -506,14 +590,19 @@ int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		level = XY_CACHE_FOREVER;
 	pthread_mutex_lock(&c->mu);
 	e = find(c, id);
-	if (e)
+	if (e) {
 		raise_level(c, e, level);
-	else if (!add(c, id, kind, level, size))
+		e->last_use = ++c->clock;
+	} else if (!(e = add(c, id, kind, level, size))) {
 		r = -1;
+	}
 	pthread_mutex_unlock(&c->mu);
-	if (r < 0)
+	if (r < 0) {
 		errno = ENOMEM;
-	return r;
+		return r;
+	}
+	evict(c, id);
+	return 0;
 }
 
 int xy_cache_adopt(struct xy_cache *c, const char *src,
@@ -550,8 +639,10 @@ int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 
 	pthread_mutex_lock(&c->mu);
 	e = find(c, id);
-	if (e)
+	if (e) {
 		e->refs++;
+		e->last_use = ++c->clock;
+	}
 	pthread_mutex_unlock(&c->mu);
 	if (!e)
 		errno = ENOENT;

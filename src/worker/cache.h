@@ -89,6 +89,23 @@ void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
  * cached. */
 int xy_cache_unlink(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
 
+/* Eviction: once the objects' sizes add up to more than the budget, each
+ * insert (a fetch or an adoption included) drops unreferenced objects,
+ * least recently used first (a lookup, incref or insert is a use), until
+ * the cache fits or only referenced objects and the one just inserted are
+ * left. Objects of any level go, FOREVER ones included. fn (may be NULL)
+ * is called on the loop thread after each eviction, the object gone from
+ * the table and the disk. */
+typedef void (*xy_cache_evict_fn)(void *arg, const uint8_t id[XY_ID_LEN],
+				  uint8_t kind, uint64_t size);
+
+/* Sets the budget in bytes (0: none, the default) and the callback. */
+void xy_cache_set_budget(struct xy_cache *c, uint64_t bytes,
+			 xy_cache_evict_fn fn, void *arg);
+
+/* Sum of the cached objects' sizes. */
+uint64_t xy_cache_bytes(struct xy_cache *c);
+
 /* Number of cached objects. */
 size_t xy_cache_count(struct xy_cache *c);
 

@@ -334,6 +334,22 @@ static void send_cache_update(struct xy_daemon *w,
 	send_msg(w, XY_MSG_CACHE_UPDATE, &m);
 }
 
+/* cache.c evicted an object to stay within the disk budget: the manager
+ * drops this worker's replica of it. */
+static void on_evicted(void *arg, const uint8_t id[XY_ID_LEN], uint8_t kind,
+		       uint64_t size)
+{
+	struct xy_fetch_result r;
+
+	memset(&r, 0, sizeof r);
+	memcpy(r.id, id, XY_ID_LEN);
+	r.kind = kind;
+	r.status = XY_OBJ_NOT_FOUND;
+	r.size = size;
+	r.text = "evicted";
+	send_cache_update(arg, &r);
+}
+
 /* tasks.c reports a task's end. */
 static void on_task_done(void *arg, const struct xy_msg_task_done *d)
 {
@@ -580,6 +596,9 @@ static int open_cache(struct xy_daemon *w)
 		w->cfg.res.disk_mb = found.disk_mb;
 	if (!w->cfg.set_gpus)
 		w->cfg.res.gpus = found.gpus;
+	/* The disk offered is the cache's budget. */
+	xy_cache_set_budget(w->cache, w->cfg.res.disk_mb * UINT64_C(1048576),
+			    on_evicted, w);
 	return 0;
 }
 

@@ -475,6 +475,129 @@ static void t_sandbox_outputs(void)
 	XY_CHECK_EQ(errno, ENOENT);
 }
 
+/* ------------------------------------------------------------ eviction */
+
+struct evictions {
+	int n;
+	uint8_t ids[8][XY_ID_LEN];
+	uint64_t sizes[8];
+};
+
+static void note_eviction(void *arg, const uint8_t id[XY_ID_LEN],
+			  uint8_t kind, uint64_t size)
+{
+	struct evictions *ev = arg;
+
+	XY_CHECK_EQ(kind, XY_KIND_FILE);
+	XY_CHECK(ev->n < 8);
+	memcpy(ev->ids[ev->n], id, XY_ID_LEN);
+	ev->sizes[ev->n++] = size;
+}
+
+/* Ten bytes of distinct content per n. */
+static void put_ten(struct xy_cache *c, int n, uint8_t level,
+		    uint8_t id[XY_ID_LEN])
+{
+	char text[16];
+
+	snprintf(text, sizeof text, "obj-%05d\n", n);
+	XY_CHECK_EQ(strlen(text), 10);
+	put_text(c, text, level, id);
+}
+
+static int gone(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		uint8_t level)
+{
+	char path[PATH_MAX];
+
+	XY_CHECK(xy_cache_path(c, id, level, path, sizeof path) == 0);
+	return xy_cache_find(c, id, NULL) < 0 && !exists(path);
+}
+
+static void t_evict_lru(void)
+{
+	struct xy_cache *c = open_in("e");
+	struct evictions ev;
+	uint8_t a[XY_ID_LEN], b[XY_ID_LEN], d[XY_ID_LEN], e[XY_ID_LEN];
+	char path[PATH_MAX];
+	uint8_t kind;
+
+	memset(&ev, 0, sizeof ev);
+	xy_cache_set_budget(c, 25, note_eviction, &ev);
+	put_ten(c, 1, XY_CACHE_WORKFLOW, a);
+	put_ten(c, 2, XY_CACHE_FOREVER, b);
+	XY_CHECK_EQ(xy_cache_bytes(c), 20);
+	XY_CHECK_EQ(ev.n, 0);
+	/* A lookup makes a the most recently used: b goes first, FOREVER
+	 * or not. */
+	XY_CHECK(xy_cache_lookup(c, a, path, sizeof path, &kind) == 0);
+	put_ten(c, 3, XY_CACHE_WORKFLOW, d);
+	XY_CHECK_EQ(ev.n, 1);
+	XY_CHECK(!memcmp(ev.ids[0], b, XY_ID_LEN));
+	XY_CHECK_EQ(ev.sizes[0], 10);
+	XY_CHECK(gone(c, b, XY_CACHE_FOREVER));
+	XY_CHECK(xy_cache_find(c, a, NULL) == 0);
+	XY_CHECK_EQ(xy_cache_bytes(c), 20);
+	/* Without a use since, a is now older than d. */
+	put_ten(c, 4, XY_CACHE_TASK, e);
+	XY_CHECK_EQ(ev.n, 2);
+	XY_CHECK(!memcmp(ev.ids[1], a, XY_ID_LEN));
+	XY_CHECK(gone(c, a, XY_CACHE_WORKFLOW));
+	XY_CHECK(xy_cache_find(c, d, NULL) == 0);
+	XY_CHECK(xy_cache_find(c, e, NULL) == 0);
+	/* Inserting an object already cached is a use, not a growth. */
+	XY_CHECK(xy_cache_insert(c, d, XY_KIND_FILE, XY_CACHE_WORKFLOW, 10) ==
+		 0);
+	XY_CHECK_EQ(ev.n, 2);
+	put_ten(c, 5, XY_CACHE_WORKFLOW, a);
+	XY_CHECK_EQ(ev.n, 3);
+	XY_CHECK(!memcmp(ev.ids[2], e, XY_ID_LEN));
+	XY_CHECK_EQ(xy_cache_count(c), 2);
+	xy_cache_close(c);
+}
+
+static void t_evict_spares_pinned(void)
+{
+	struct xy_cache *c = open_in("e");
+	struct evictions ev;
+	uint8_t a[XY_ID_LEN], b[XY_ID_LEN], d[XY_ID_LEN], e[XY_ID_LEN];
+	uint8_t f[XY_ID_LEN];
+
+	memset(&ev, 0, sizeof ev);
+	put_ten(c, 1, XY_CACHE_WORKFLOW, a);
+	put_ten(c, 2, XY_CACHE_WORKFLOW, b);
+	XY_CHECK(xy_cache_incref(c, a) == 0);
+	XY_CHECK(xy_cache_incref(c, b) == 0);
+	/* No budget yet: nothing goes. */
+	put_ten(c, 3, XY_CACHE_WORKFLOW, d);
+	XY_CHECK_EQ(xy_cache_count(c), 3);
+	/* Over budget with everything else pinned: the object just put is
+	 * spared too, and the cache stays over. */
+	xy_cache_set_budget(c, 5, note_eviction, &ev);
+	XY_CHECK(xy_cache_incref(c, d) == 0);
+	put_ten(c, 4, XY_CACHE_WORKFLOW, e);
+	XY_CHECK_EQ(ev.n, 0);
+	XY_CHECK_EQ(xy_cache_count(c), 4);
+	XY_CHECK_EQ(xy_cache_bytes(c), 40);
+	/* Let go of b and d: at the next insert they go, as does e, least
+	 * recently used first (incref is a use), but a stays pinned. */
+	xy_cache_decref(c, b);
+	xy_cache_decref(c, d);
+	XY_CHECK(xy_cache_find(c, b, NULL) == 0); /* no eviction at decref */
+	put_ten(c, 5, XY_CACHE_WORKFLOW, f);
+	XY_CHECK_EQ(ev.n, 3);
+	XY_CHECK(!memcmp(ev.ids[0], b, XY_ID_LEN));
+	XY_CHECK(!memcmp(ev.ids[1], d, XY_ID_LEN));
+	XY_CHECK(!memcmp(ev.ids[2], e, XY_ID_LEN));
+	XY_CHECK(gone(c, b, XY_CACHE_WORKFLOW));
+	XY_CHECK(gone(c, e, XY_CACHE_WORKFLOW));
+	XY_CHECK(xy_cache_find(c, a, NULL) == 0);
+	XY_CHECK(xy_cache_find(c, f, NULL) == 0);
+	XY_CHECK_EQ(xy_cache_bytes(c), 20);
+	xy_cache_decref(c, a);
+	xy_cache_close(c);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -486,6 +609,8 @@ int main(int argc, char **argv)
 		XY_TEST(t_temporary_root),
 		XY_TEST(t_one_worker_per_dir),
 		XY_TEST(t_lookup_from_threads),
+		XY_TEST(t_evict_lru),
+		XY_TEST(t_evict_spares_pinned),
 		XY_TEST(t_sandbox_link),
 		XY_TEST(t_sandbox_hostile_names),
 		XY_TEST(t_sandbox_outputs),
