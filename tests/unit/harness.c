@@ -18,6 +18,24 @@ const char *xy_test_tmpdir(void)
 	return tmpdir;
 }
 
+char *xy_test_path(const char *rel)
+{
+	static char bufs[8][8192];
+	static int next;
+	char *p = bufs[next++ % 8];
+	snprintf(p, sizeof bufs[0], "%s/%s", tmpdir, rel);
+	return p;
+}
+
+/* Present when built with the leak sanitizer. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
+void xy_test_check_no_leaks(void)
+{
+	if (__lsan_do_recoverable_leak_check)
+		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+}
+
 static int run_one(const struct xy_test *t)
 {
 	snprintf(tmpdir, sizeof tmpdir, "%s/xytest-XXXXXX",

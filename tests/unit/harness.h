@@ -51,5 +51,10 @@ int xy_test_main(int argc, char **argv, const struct xy_test *tests);
 /* A fresh temporary directory for the current case (removed afterwards by
  * the harness). */
 const char *xy_test_tmpdir(void);
+/* tmpdir/rel, in one of 8 rotating static buffers. */
+char *xy_test_path(const char *rel);
+/* Fails the case if the leak sanitizer (when built in) finds a leak now:
+ * the harness ends cases with _exit, which skips the usual check. */
+void xy_test_check_no_leaks(void);
 
 #endif

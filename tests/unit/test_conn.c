@@ -17,10 +17,6 @@
 
 static const char secret[] = "s3cret";
 
-/* Present when built with the leak sanitizer: the harness ends cases with
- * _exit, which skips the usual check. */
-int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
-
 /* What one side saw. */
 struct side {
 	int ready;
@@ -137,8 +133,7 @@ static void run_and_teardown(void)
 	uv_close((uv_handle_t *)&T.guard, NULL);
 	uv_run(&T.loop, UV_RUN_DEFAULT);
 	XY_CHECK_EQ(uv_loop_close(&T.loop), 0);
-	if (__lsan_do_recoverable_leak_check)
-		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+	xy_test_check_no_leaks();
 }
 
 /* Sends stderr to a file so a test can read the log. */
@@ -226,8 +221,7 @@ static void t_connect_refused(void)
 	uv_close((uv_handle_t *)&T.guard, NULL);
 	uv_run(&T.loop, UV_RUN_DEFAULT);
 	XY_CHECK_EQ(uv_loop_close(&T.loop), 0);
-	if (__lsan_do_recoverable_leak_check)
-		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+	xy_test_check_no_leaks();
 }
 
 static int raw_connect(int port)

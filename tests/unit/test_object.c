@@ -19,28 +19,9 @@
 #include "object.h"
 #include "util.h"
 
-/* Present when built with the leak sanitizer: the harness ends cases with
- * _exit, which skips the usual check. */
-int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
-
-static void check_no_leaks(void)
-{
-	if (__lsan_do_recoverable_leak_check)
-		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
-}
-
-static char *tpath(const char *rel)
-{
-	static char bufs[8][4096];
-	static int next;
-	char *p = bufs[next++ % 8];
-	snprintf(p, 4096, "%s/%s", xy_test_tmpdir(), rel);
-	return p;
-}
-
 static void put_file(const char *rel, const char *content, mode_t mode)
 {
-	const char *p = tpath(rel);
+	const char *p = xy_test_path(rel);
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, mode);
 	XY_CHECK(fd >= 0);
 	XY_CHECK_EQ(write(fd, content, strlen(content)), strlen(content));
@@ -82,7 +63,7 @@ static int recv_bytes(const void *p, size_t n, uint64_t size, uint8_t kind,
 		      const uint8_t id[32], const char *dest, char *err,
 		      size_t errlen)
 {
-	const char *src = tpath("stream.bin");
+	const char *src = xy_test_path("stream.bin");
 	int fd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	XY_CHECK(fd >= 0);
 	XY_CHECK_EQ(write(fd, p, n), n);
@@ -105,13 +86,13 @@ static void assert_absent(const char *dest)
 
 static void make_tree(void)
 {
-	XY_CHECK_EQ(xy_mkdir_p(tpath("tree/sub/deep")), 0);
-	XY_CHECK_EQ(xy_mkdir_p(tpath("tree/empty")), 0);
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("tree/sub/deep")), 0);
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("tree/empty")), 0);
 	put_file("tree/b.txt", "bee", 0644);
 	put_file("tree/a.sh", "#!/bin/sh\necho a\n", 0755);
 	put_file("tree/sub/deep/z", "", 0600);
 	put_file("tree/sub-x", "sibling sorting after sub/", 0644);
-	XY_CHECK_EQ(symlink("../b.txt", tpath("tree/sub/link")), 0);
+	XY_CHECK_EQ(symlink("../b.txt", xy_test_path("tree/sub/link")), 0);
 }
 
 static void t_file_hash(void)
@@ -121,39 +102,39 @@ static void t_file_hash(void)
 	uint8_t kind = 9;
 	uint64_t size = 0;
 	char err[256];
-	XY_CHECK_EQ(xy_object_hash(tpath("f"), id, &kind, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("f"), id, &kind, &size, err,
 				   sizeof err), 0);
 	XY_CHECK_EQ(kind, XY_KIND_FILE);
 	XY_CHECK_EQ(size, 5);
 	sha256("hello", 5, want);
 	XY_CHECK(!memcmp(id, want, 32));
 	/* Mode does not matter for a file, content does. */
-	chmod(tpath("f"), 0400);
-	XY_CHECK_EQ(xy_object_hash(tpath("f"), id2, NULL, NULL, err,
+	chmod(xy_test_path("f"), 0400);
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("f"), id2, NULL, NULL, err,
 				   sizeof err), 0);
 	XY_CHECK(!memcmp(id, id2, 32));
 	put_file("f", "hellO", 0644);
-	XY_CHECK_EQ(xy_object_hash(tpath("f"), id2, NULL, NULL, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("f"), id2, NULL, NULL, err,
 				   sizeof err), 0);
 	XY_CHECK(memcmp(id, id2, 32) != 0);
 	/* A symlink at the top is followed. */
-	XY_CHECK_EQ(symlink(tpath("f"), tpath("lf")), 0);
+	XY_CHECK_EQ(symlink(xy_test_path("f"), xy_test_path("lf")), 0);
 	uint8_t id3[32];
-	XY_CHECK_EQ(xy_object_hash(tpath("lf"), id3, &kind, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("lf"), id3, &kind, &size, err,
 				   sizeof err), 0);
 	XY_CHECK(!memcmp(id2, id3, 32));
 	XY_CHECK_EQ(kind, XY_KIND_FILE);
-	XY_CHECK_EQ(xy_object_hash(tpath("missing"), id2, NULL, NULL, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("missing"), id2, NULL, NULL, err,
 				   sizeof err), -1);
 	XY_CHECK(strstr(err, "missing"));
 }
 
 static void t_dir_stream_layout(void)
 {
-	XY_CHECK_EQ(xy_mkdir_p(tpath("d")), 0);
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("d")), 0);
 	put_file("d/a", "x", 0600);
 	struct xy_buf b, w;
-	stream_of(tpath("d"), XY_KIND_DIR, &b);
+	stream_of(xy_test_path("d"), XY_KIND_DIR, &b);
 	xy_buf_init(&w);
 	xy_buf_put_raw(&w, "XYDIR1\0\0", 8);
 	xy_buf_put_u8(&w, 1);
@@ -173,7 +154,7 @@ static void t_dir_order(void)
 {
 	make_tree();
 	struct xy_buf b;
-	stream_of(tpath("tree"), XY_KIND_DIR, &b);
+	stream_of(xy_test_path("tree"), XY_KIND_DIR, &b);
 	static const char *order[] = {"a.sh", "b.txt", "empty", "sub",
 				      "sub/deep", "sub/deep/z", "sub/link",
 				      "sub-x"};
@@ -193,7 +174,7 @@ static void t_dir_order(void)
 	uint8_t kind;
 	uint64_t size;
 	char err[256];
-	XY_CHECK_EQ(xy_object_stat(tpath("tree"), &kind, &size, err,
+	XY_CHECK_EQ(xy_object_stat(xy_test_path("tree"), &kind, &size, err,
 				   sizeof err), 0);
 	XY_CHECK_EQ(kind, XY_KIND_DIR);
 	XY_CHECK_EQ(size, b.len);
@@ -207,44 +188,44 @@ static void t_dir_hash_stable(void)
 	uint64_t size;
 	uint8_t kind;
 	char err[256];
-	XY_CHECK_EQ(xy_object_hash(tpath("tree"), id, &kind, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("tree"), id, &kind, &size, err,
 				   sizeof err), 0);
 	XY_CHECK_EQ(kind, XY_KIND_DIR);
 	struct xy_buf b;
-	stream_of(tpath("tree"), XY_KIND_DIR, &b);
+	stream_of(xy_test_path("tree"), XY_KIND_DIR, &b);
 	sha256(b.data, b.len, want);
 	XY_CHECK(!memcmp(id, want, 32));
 	XY_CHECK_EQ(size, b.len);
 	xy_buf_free(&b);
 	/* Read-only copies and other umasks hash the same. */
-	XY_CHECK_EQ(xy_object_make_readonly(tpath("tree")), 0);
+	XY_CHECK_EQ(xy_object_make_readonly(xy_test_path("tree")), 0);
 	struct stat st;
-	XY_CHECK_EQ(stat(tpath("tree/a.sh"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("tree/a.sh"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0555);
-	XY_CHECK_EQ(stat(tpath("tree/b.txt"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("tree/b.txt"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0444);
-	XY_CHECK_EQ(stat(tpath("tree/sub"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("tree/sub"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0555);
-	XY_CHECK_EQ(xy_object_hash(tpath("tree"), id2, NULL, NULL, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("tree"), id2, NULL, NULL, err,
 				   sizeof err), 0);
 	XY_CHECK(!memcmp(id, id2, 32));
 	/* The executable bit is part of the id. */
-	chmod(tpath("tree/b.txt"), 0544);
-	XY_CHECK_EQ(xy_object_hash(tpath("tree"), id2, NULL, NULL, err,
+	chmod(xy_test_path("tree/b.txt"), 0544);
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("tree"), id2, NULL, NULL, err,
 				   sizeof err), 0);
 	XY_CHECK(memcmp(id, id2, 32) != 0);
 	/* A symlink at the top is followed. */
-	chmod(tpath("tree/b.txt"), 0444);
-	XY_CHECK_EQ(symlink(tpath("tree"), tpath("alias")), 0);
-	XY_CHECK_EQ(xy_object_hash(tpath("alias"), id2, NULL, NULL, err,
+	chmod(xy_test_path("tree/b.txt"), 0444);
+	XY_CHECK_EQ(symlink(xy_test_path("tree"), xy_test_path("alias")), 0);
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("alias"), id2, NULL, NULL, err,
 				   sizeof err), 0);
 	XY_CHECK(!memcmp(id, id2, 32));
 	/* A fifo cannot be part of an object. */
-	chmod(tpath("tree"), 0755);
-	XY_CHECK_EQ(mkfifo(tpath("tree/fifo"), 0644), 0);
-	XY_CHECK_EQ(xy_object_hash(tpath("tree"), id2, NULL, NULL, err,
+	chmod(xy_test_path("tree"), 0755);
+	XY_CHECK_EQ(mkfifo(xy_test_path("tree/fifo"), 0644), 0);
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("tree"), id2, NULL, NULL, err,
 				   sizeof err), -1);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_recv_file(void)
@@ -253,9 +234,9 @@ static void t_recv_file(void)
 	uint8_t id[32];
 	uint64_t size;
 	char err[256];
-	XY_CHECK_EQ(xy_object_hash(tpath("f"), id, NULL, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("f"), id, NULL, &size, err,
 				   sizeof err), 0);
-	const char *dest = tpath("got");
+	const char *dest = xy_test_path("got");
 	XY_CHECK_EQ(recv_bytes("some content\n", 13, size, XY_KIND_FILE, id,
 			       dest, err, sizeof err), XY_OBJ_OK);
 	char *s = get_file(dest);
@@ -277,31 +258,31 @@ static void t_recv_dir(void)
 	uint8_t id[32], id2[32];
 	uint64_t size;
 	char err[256];
-	XY_CHECK_EQ(xy_object_hash(tpath("tree"), id, NULL, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("tree"), id, NULL, &size, err,
 				   sizeof err), 0);
 	struct xy_buf b;
-	stream_of(tpath("tree"), XY_KIND_DIR, &b);
-	const char *dest = tpath("copy");
+	stream_of(xy_test_path("tree"), XY_KIND_DIR, &b);
+	const char *dest = xy_test_path("copy");
 	XY_CHECK_EQ(recv_bytes(b.data, b.len, size, XY_KIND_DIR, id, dest, err,
 			       sizeof err), XY_OBJ_OK);
 	xy_buf_free(&b);
-	char *s = get_file(tpath("copy/sub/link"));
+	char *s = get_file(xy_test_path("copy/sub/link"));
 	XY_CHECK(!strcmp(s, "bee"));
 	free(s);
 	char target[64] = "";
-	XY_CHECK(readlink(tpath("copy/sub/link"), target, sizeof target) > 0);
+	XY_CHECK(readlink(xy_test_path("copy/sub/link"), target, sizeof target) > 0);
 	XY_CHECK(!strcmp(target, "../b.txt"));
 	struct stat st;
-	XY_CHECK_EQ(stat(tpath("copy/a.sh"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("copy/a.sh"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0555);
-	XY_CHECK_EQ(stat(tpath("copy/b.txt"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("copy/b.txt"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0444);
-	XY_CHECK_EQ(stat(tpath("copy/empty"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("copy/empty"), &st), 0);
 	XY_CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0555);
 	XY_CHECK_EQ(xy_object_hash(dest, id2, NULL, NULL, err, sizeof err), 0);
 	XY_CHECK(!memcmp(id, id2, 32));
-	XY_CHECK(access(tpath("copy.part"), F_OK) < 0);
-	check_no_leaks();
+	XY_CHECK(access(xy_test_path("copy.part"), F_OK) < 0);
+	xy_test_check_no_leaks();
 }
 
 static void t_corrupt_byte(void)
@@ -310,15 +291,15 @@ static void t_corrupt_byte(void)
 	uint8_t id[32];
 	uint64_t size;
 	char err[256];
-	XY_CHECK_EQ(xy_object_hash(tpath("tree"), id, NULL, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("tree"), id, NULL, &size, err,
 				   sizeof err), 0);
 	struct xy_buf b;
-	stream_of(tpath("tree"), XY_KIND_DIR, &b);
+	stream_of(xy_test_path("tree"), XY_KIND_DIR, &b);
 	/* Flip a byte of file content ("bee" -> "bEe"). */
 	uint8_t *p = memmem(b.data, b.len, "bee", 3);
 	XY_CHECK(p);
 	p[1] = 'E';
-	const char *dest = tpath("copy");
+	const char *dest = xy_test_path("copy");
 	XY_CHECK_EQ(recv_bytes(b.data, b.len, size, XY_KIND_DIR, id, dest, err,
 			       sizeof err), XY_OBJ_CORRUPT);
 	XY_CHECK(strstr(err, "hashes to"));
@@ -327,7 +308,7 @@ static void t_corrupt_byte(void)
 
 	/* The same for a plain file. */
 	put_file("f", "0123456789", 0644);
-	XY_CHECK_EQ(xy_object_hash(tpath("f"), id, NULL, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("f"), id, NULL, &size, err,
 				   sizeof err), 0);
 	XY_CHECK_EQ(recv_bytes("0123456788", 10, 10, XY_KIND_FILE, id, dest,
 			       err, sizeof err), XY_OBJ_CORRUPT);
@@ -336,7 +317,7 @@ static void t_corrupt_byte(void)
 	XY_CHECK_EQ(recv_bytes("01234", 5, 10, XY_KIND_FILE, id, dest, err,
 			       sizeof err), XY_OBJ_FAILED);
 	assert_absent(dest);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 /* A hand-made directory stream from (type, path, content) triples. Its
@@ -367,8 +348,8 @@ static void hostile(const struct ent *e, size_t n, const char *why)
 	uint8_t id[32];
 	sha256(b.data, b.len, id);
 	char err[256] = "";
-	XY_CHECK_EQ(xy_mkdir_p(tpath("in")), 0);
-	const char *dest = tpath("in/obj");
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("in")), 0);
+	const char *dest = xy_test_path("in/obj");
 	XY_CHECK_EQ(recv_bytes(b.data, b.len, b.len, XY_KIND_DIR, id, dest,
 			       err, sizeof err), XY_OBJ_CORRUPT);
 	XY_CHECK(strstr(err, why));
@@ -378,18 +359,18 @@ static void hostile(const struct ent *e, size_t n, const char *why)
 
 static void t_hostile_dir_streams(void)
 {
-	XY_CHECK_EQ(xy_mkdir_p(tpath("outside")), 0);
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("outside")), 0);
 	/* A path that climbs out. */
 	struct ent up[] = {{1, "../x", "pwned"}};
 	hostile(up, 1, "\"../x\"");
-	XY_CHECK(access(tpath("in/x"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("in/x"), F_OK) < 0);
 	struct ent abs[] = {{1, "/tmp/x", "pwned"}};
 	hostile(abs, 1, "absolute");
 	/* A file written through a symlink the stream itself made. */
-	struct ent via_link[] = {{3, "a", tpath("outside")},
+	struct ent via_link[] = {{3, "a", xy_test_path("outside")},
 				 {1, "a/evil", "pwned"}};
 	hostile(via_link, 2, "out of order");
-	XY_CHECK(access(tpath("outside/evil"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("outside/evil"), F_OK) < 0);
 	/* Out of order, duplicates, a child before its parent, a child of
 	 * a file. */
 	struct ent order[] = {{1, "b", "1"}, {1, "a", "2"}};
@@ -403,14 +384,14 @@ static void t_hostile_dir_streams(void)
 	struct ent left_dir[] = {{2, "a", NULL}, {1, "ab", "1"},
 				 {1, "a/c", "2"}};
 	hostile(left_dir, 3, "out of order");
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_malformed_streams(void)
 {
 	char err[256];
 	uint8_t id[32];
-	const char *dest = tpath("obj");
+	const char *dest = xy_test_path("obj");
 	/* Bad magic. */
 	sha256("XYDIR2\0\0\xff", 9, id);
 	XY_CHECK_EQ(recv_bytes("XYDIR2\0\0\xff", 9, 9, XY_KIND_DIR, id, dest,
@@ -434,9 +415,9 @@ static void t_malformed_streams(void)
 	XY_CHECK_EQ(recv_bytes("XYDIR1\0\0\xff", 9, 9, XY_KIND_DIR, id, dest,
 			       err, sizeof err), XY_OBJ_OK);
 	/* Unknown kind. */
-	XY_CHECK_EQ(recv_bytes("x", 1, 1, 7, id, tpath("k"), err, sizeof err),
+	XY_CHECK_EQ(recv_bytes("x", 1, 1, 7, id, xy_test_path("k"), err, sizeof err),
 		    XY_OBJ_CORRUPT);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 struct sender {
@@ -461,31 +442,31 @@ static void t_sendfile_over_socket(void)
 	char *data = malloc(n);
 	for (size_t i = 0; i < n; i++)
 		data[i] = (char)(i * 7 + i / 1000);
-	int fd = open(tpath("big"), O_WRONLY | O_CREAT, 0644);
+	int fd = open(xy_test_path("big"), O_WRONLY | O_CREAT, 0644);
 	XY_CHECK_EQ(write(fd, data, n), n);
 	close(fd);
 	uint8_t id[32];
 	uint64_t size;
 	char err[256];
-	XY_CHECK_EQ(xy_object_hash(tpath("big"), id, NULL, &size, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("big"), id, NULL, &size, err,
 				   sizeof err), 0);
 	XY_CHECK_EQ(size, n);
 	int sv[2];
 	XY_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	struct sender s = {tpath("big"), sv[0], -1};
+	struct sender s = {xy_test_path("big"), sv[0], -1};
 	pthread_t th;
 	pthread_create(&th, NULL, send_thread, &s);
 	XY_CHECK_EQ(xy_object_recv(sv[1], XY_KIND_FILE, size, id,
-				   tpath("big.copy"), 0, 5000, err, sizeof err),
+				   xy_test_path("big.copy"), 0, 5000, err, sizeof err),
 		    XY_OBJ_OK);
 	pthread_join(th, NULL);
 	XY_CHECK_EQ(s.rc, 0);
 	size_t got;
-	char *copy = xy_read_file(tpath("big.copy"), n + 1, &got);
+	char *copy = xy_read_file(xy_test_path("big.copy"), n + 1, &got);
 	XY_CHECK(copy && got == n && !memcmp(copy, data, n));
 	free(copy);
 	free(data);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 int main(int argc, char **argv)

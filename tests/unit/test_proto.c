@@ -10,16 +10,6 @@
 #include "harness.h"
 #include "proto.h"
 
-/* Present when built with the leak sanitizer: lets a test check for leaks
- * before the harness's _exit skips the usual check. */
-int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
-
-static void check_no_leaks(void)
-{
-	if (__lsan_do_recoverable_leak_check)
-		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
-}
-
 static struct xy_inventory_item items[2] = {
 	{.id = {1, 2, 3}, .size = 1000, .kind = XY_KIND_FILE, .level = 2},
 	{.id = {9}, .size = 1ull << 40, .kind = XY_KIND_DIR, .level = 3},
@@ -171,7 +161,7 @@ static void t_round_trip_every_type(void)
 		n++;
 	}
 	XY_CHECK_EQ(n, 19);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_decoded_fields(void)
@@ -244,7 +234,7 @@ static void t_decoded_fields(void)
 	XY_CHECK(!strcmp(d.fetch.sources[1].host, ""));
 	xy_msg_free(XY_MSG_FETCH, &d);
 	xy_buf_free(&b);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 /* Encodes m as type and expects the decoder to refuse it with why. */
@@ -324,7 +314,7 @@ static void t_chunk_lists(void)
 	sample(XY_MSG_GET, &m);
 	m.get.flags = 0x80;
 	refused(XY_MSG_GET, &m, "flags");
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_empty_messages(void)
@@ -373,7 +363,7 @@ static void t_truncated_every_length(void)
 		}
 		xy_buf_free(&b);
 	}
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_trailing_bytes(void)
@@ -392,7 +382,7 @@ static void t_trailing_bytes(void)
 		XY_CHECK(strstr(err, "trailing"));
 		xy_buf_free(&b);
 	}
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_unknown_types(void)
@@ -493,7 +483,7 @@ static void t_oversized_counts(void)
 	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_BYE, &m), -1);
 	XY_CHECK_EQ(b.len, 1);
 	xy_buf_free(&b);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_oversized_strings(void)
@@ -555,7 +545,7 @@ static void t_oversized_strings(void)
 				  sizeof err), -1);
 	xy_buf_free(&b);
 	free(big);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void expect_rejected(unsigned type, const union xy_msg *m,
@@ -601,7 +591,7 @@ static void t_hostile_sandbox_names(void)
 		m.task_done.n_outputs = 1;
 		expect_rejected(XY_MSG_TASK_DONE, &m, want);
 	}
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_free_tolerates_null(void)

@@ -25,23 +25,6 @@
 
 static const char secret[] = "chunk secret";
 
-int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
-
-static void check_no_leaks(void)
-{
-	if (__lsan_do_recoverable_leak_check)
-		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
-}
-
-static char *tpath(const char *rel)
-{
-	static char bufs[8][4096];
-	static int next;
-	char *p = bufs[next++ % 8];
-	snprintf(p, 4096, "%s/%s", xy_test_tmpdir(), rel);
-	return p;
-}
-
 /* The one object the servers hold (a path), or none. */
 struct holder {
 	char path[4096];
@@ -67,7 +50,7 @@ static int lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
 static void make_object(struct holder *h, const char *rel, uint64_t size)
 {
 	char err[256];
-	snprintf(h->path, sizeof h->path, "%s", tpath(rel));
+	snprintf(h->path, sizeof h->path, "%s", xy_test_path(rel));
 	int fd = open(h->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	XY_CHECK(fd >= 0);
 	uint8_t *b = malloc(MIB);
@@ -120,7 +103,7 @@ static void spec(struct fetch_args *a, const struct holder *h,
 		.secret = secret, .secret_len = strlen(secret), .id = h->id,
 		.kind = h->kind, .size = h->size, .chunks = &h->chunks,
 		.sources = a->src, .token = a->token, .name = "r1",
-		.dest = tpath(dest), .readonly = 1, .server = mine};
+		.dest = xy_test_path(dest), .readonly = 1, .server = mine};
 }
 
 static void add_source(struct fetch_args *a, int port, int partial)
@@ -156,7 +139,7 @@ static void t_chunk_list(void)
 	XY_CHECK_EQ(h.chunks.n, 4);
 	XY_CHECK_EQ(h.chunks.chunk_size, MIB);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_fetch_and_resume_offset(void)
@@ -169,14 +152,14 @@ static void t_fetch_and_resume_offset(void)
 	add_source(&f, xy_xfer_server_port(a), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
 	XY_CHECK_EQ(f.verified, h.size);
-	check_same(h.path, tpath("got"));
+	check_same(h.path, xy_test_path("got"));
 	struct stat st;
-	XY_CHECK_EQ(stat(tpath("got"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("got"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0555);
-	XY_CHECK(access(tpath("got.stream"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got.stream"), F_OK) < 0);
 	xy_xfer_server_stop(a);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 /* A dead source, then one that corrupts chunk 1 every time, then a good
@@ -196,7 +179,7 @@ static void t_failover(void)
 	add_source(&f, xy_xfer_server_port(bad), 0);
 	add_source(&f, xy_xfer_server_port(good), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
-	check_same(h.path, tpath("got"));
+	check_same(h.path, xy_test_path("got"));
 	/* The bad source sent chunk 0 and the bad chunk 1, then chunk 1
 	 * again; the good one only from chunk 1 on. */
 	uint64_t t0 = xy_mono_us();
@@ -210,12 +193,12 @@ static void t_failover(void)
 	XY_CHECK_EQ(run(&f), XY_OBJ_CORRUPT);
 	XY_CHECK(strstr(f.err, "corrupt"));
 	XY_CHECK_EQ(f.verified, MIB);
-	XY_CHECK(access(tpath("got2"), F_OK) < 0);
-	XY_CHECK(access(tpath("got2.stream"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got2"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got2.stream"), F_OK) < 0);
 	xy_xfer_server_stop(bad);
 	xy_xfer_server_stop(good);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 /* A relay that publishes an object chunk by chunk, as a fetch thread
@@ -231,7 +214,7 @@ static void *relay_main(void *arg)
 {
 	struct relay *r = arg;
 	int in = open(r->h->path, O_RDONLY);
-	int fd = open(tpath("relay.stream"), O_RDWR | O_CREAT | O_TRUNC,
+	int fd = open(xy_test_path("relay.stream"), O_RDWR | O_CREAT | O_TRUNC,
 		      0600);
 	struct xy_xfer_partial *p = xy_xfer_partial_begin(
 		r->s, r->h->id, r->h->kind, r->h->size, fd);
@@ -274,7 +257,7 @@ static void t_partial_relay(void)
 	XY_CHECK_EQ(pthread_create(&th, NULL, relay_main, &r), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
 	pthread_join(th, NULL);
-	check_same(h.path, tpath("got"));
+	check_same(h.path, xy_test_path("got"));
 	XY_CHECK_EQ(xy_xfer_server_bytes_sent(origin), 0);
 	/* The relay dies after 2 chunks: the rest comes from the origin. */
 	r.fail_after = 2;
@@ -284,7 +267,7 @@ static void t_partial_relay(void)
 	XY_CHECK_EQ(pthread_create(&th, NULL, relay_main, &r), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
 	pthread_join(th, NULL);
-	check_same(h.path, tpath("got2"));
+	check_same(h.path, xy_test_path("got2"));
 	/* From the first unverified chunk: 2 if the successor had read
 	 * both before the relay failed, else 1. */
 	uint64_t sent, t0 = xy_mono_us();
@@ -301,7 +284,7 @@ static void t_partial_relay(void)
 	XY_CHECK_EQ(pthread_create(&th, NULL, relay_main, &r), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
 	pthread_join(th, NULL);
-	check_same(h.path, tpath("got4"));
+	check_same(h.path, xy_test_path("got4"));
 	/* Without PARTIAL, a server that only receives has nothing. */
 	spec(&f, &h, "got3", NULL);
 	add_source(&f, xy_xfer_server_port(rs), 0);
@@ -309,7 +292,7 @@ static void t_partial_relay(void)
 	xy_xfer_server_stop(origin);
 	xy_xfer_server_stop(rs);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 /* A chain: r1 fetches from the origin and publishes on its own server;
@@ -344,8 +327,8 @@ static void t_chain(void)
 	pthread_join(t2, NULL);
 	XY_CHECK_EQ(c1.st, XY_OBJ_OK);
 	XY_CHECK_EQ(c2.st, XY_OBJ_OK);
-	check_same(h.path, tpath("r1"));
-	check_same(h.path, tpath("r2"));
+	check_same(h.path, xy_test_path("r1"));
+	check_same(h.path, xy_test_path("r2"));
 	/* The origin sent the object once, to r1; r2 got it from s1. */
 	uint64_t t0 = xy_mono_us();
 	while (xy_xfer_server_bytes_sent(s1) != h.size &&
@@ -356,7 +339,7 @@ static void t_chain(void)
 	xy_xfer_server_stop(origin);
 	xy_xfer_server_stop(s1);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_tokens(void)
@@ -371,21 +354,21 @@ static void t_tokens(void)
 	/* Bound to the receiver's name. */
 	xy_token_make(secret, strlen(secret), h.id, expiry(), "r1", tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  h.id, tok, "r2", tpath("x"), 0, &bytes, err,
+				  h.id, tok, "r2", xy_test_path("x"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_DENIED);
 	/* Used twice (a fetch and its retry), then refused as replayed. */
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  h.id, tok, "r1", tpath("a"), 0, &bytes, err,
+				  h.id, tok, "r1", xy_test_path("a"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_OK);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  h.id, tok, "r1", tpath("b"), 0, &bytes, err,
+				  h.id, tok, "r1", xy_test_path("b"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_OK);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  h.id, tok, "r1", tpath("c"), 0, &bytes, err,
+				  h.id, tok, "r1", xy_test_path("c"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_DENIED);
 	xy_xfer_server_stop(a);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 /* A directory bigger than a chunk goes chunked and is unpacked. */
@@ -393,11 +376,11 @@ static void t_directory(void)
 {
 	struct holder h = {0}, tmp = {0};
 	char err[256];
-	XY_CHECK_EQ(xy_mkdir_p(tpath("tree/sub")), 0);
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("tree/sub")), 0);
 	make_object(&tmp, "tree/sub/big", 2 * MIB + 9);
 	free(tmp.chunks.hash);
 	make_object(&tmp, "tree/a", 100);
-	snprintf(h.path, sizeof h.path, "%s", tpath("tree"));
+	snprintf(h.path, sizeof h.path, "%s", xy_test_path("tree"));
 	XY_CHECK_EQ(xy_object_hash_chunks(h.path, h.id, &h.kind, &h.size,
 					  &h.chunks, err, sizeof err), 0);
 	XY_CHECK_EQ(h.kind, XY_KIND_DIR);
@@ -408,7 +391,7 @@ static void t_directory(void)
 	spec(&f, &h, "gotdir", NULL);
 	add_source(&f, xy_xfer_server_port(a), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
-	check_same(h.path, tpath("gotdir"));
+	check_same(h.path, xy_test_path("gotdir"));
 	/* A ranged GET of a directory's stream, after a corrupt chunk. */
 	xy_xfer_server_corrupt(a, MIB + 1);
 	struct xy_xfer_server *b = serve(&h);
@@ -416,11 +399,11 @@ static void t_directory(void)
 	add_source(&f, xy_xfer_server_port(a), 0);
 	add_source(&f, xy_xfer_server_port(b), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
-	check_same(h.path, tpath("gotdir2"));
+	check_same(h.path, xy_test_path("gotdir2"));
 	xy_xfer_server_stop(a);
 	xy_xfer_server_stop(b);
 	free(h.chunks.hash);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 int main(int argc, char **argv)

@@ -22,16 +22,6 @@
 
 static const char secret[] = "transfer secret";
 
-/* Present when built with the leak sanitizer: the harness ends cases with
- * _exit, which skips the usual check. */
-int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
-
-static void check_no_leaks(void)
-{
-	if (__lsan_do_recoverable_leak_check)
-		XY_CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
-}
-
 /* The objects the test server holds. */
 static struct {
 	uint8_t id[XY_ID_LEN];
@@ -57,18 +47,9 @@ static int lookup(void *arg, const uint8_t id[XY_ID_LEN], char *path,
 	return -1;
 }
 
-static char *tpath(const char *rel)
-{
-	static char bufs[8][4096];
-	static int next;
-	char *p = bufs[next++ % 8];
-	snprintf(p, 4096, "%s/%s", xy_test_tmpdir(), rel);
-	return p;
-}
-
 static void put_file(const char *rel, const char *s)
 {
-	int fd = open(tpath(rel), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = open(xy_test_path(rel), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	XY_CHECK(fd >= 0);
 	XY_CHECK_EQ(write(fd, s, strlen(s)), strlen(s));
 	close(fd);
@@ -78,7 +59,7 @@ static int add_obj(const char *rel)
 {
 	char err[256];
 	int i = n_objs++;
-	snprintf(objs[i].path, sizeof objs[i].path, "%s", tpath(rel));
+	snprintf(objs[i].path, sizeof objs[i].path, "%s", xy_test_path(rel));
 	XY_CHECK_EQ(xy_object_hash(objs[i].path, objs[i].id, &objs[i].kind,
 				   &objs[i].size, err, sizeof err), 0);
 	return i;
@@ -88,7 +69,7 @@ static struct xy_xfer_server *start(void)
 {
 	char err[256];
 	n_objs = 0;
-	XY_CHECK_EQ(xy_mkdir_p(tpath("src/dir/sub")), 0);
+	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("src/dir/sub")), 0);
 	put_file("src/file.txt", "file body\n");
 	put_file("src/dir/one", "1");
 	put_file("src/dir/sub/two", "22");
@@ -118,27 +99,27 @@ static void t_fetch_file_and_dir(void)
 
 	token(objs[0].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, "w1", tpath("got.txt"), 1, &bytes,
+				  objs[0].id, tok, "w1", xy_test_path("got.txt"), 1, &bytes,
 				  err, sizeof err), XY_OBJ_OK);
 	XY_CHECK_EQ(bytes, objs[0].size);
 	size_t n;
-	char *body = xy_read_file(tpath("got.txt"), 1024, &n);
+	char *body = xy_read_file(xy_test_path("got.txt"), 1024, &n);
 	XY_CHECK(body && !strcmp(body, "file body\n"));
 	free(body);
 	struct stat st;
-	XY_CHECK_EQ(stat(tpath("got.txt"), &st), 0);
+	XY_CHECK_EQ(stat(xy_test_path("got.txt"), &st), 0);
 	XY_CHECK_EQ(st.st_mode & 0777, 0555);
 
 	token(objs[1].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("localhost", port, secret, strlen(secret),
-				  objs[1].id, tok, "w1", tpath("gotdir"), 0, &bytes,
+				  objs[1].id, tok, "w1", xy_test_path("gotdir"), 0, &bytes,
 				  err, sizeof err), XY_OBJ_OK);
 	XY_CHECK_EQ(bytes, objs[1].size);
-	body = xy_read_file(tpath("gotdir/sub/two"), 1024, &n);
+	body = xy_read_file(xy_test_path("gotdir/sub/two"), 1024, &n);
 	XY_CHECK(body && !strcmp(body, "22"));
 	free(body);
 	uint8_t id[XY_ID_LEN];
-	XY_CHECK_EQ(xy_object_hash(tpath("gotdir"), id, NULL, NULL, err,
+	XY_CHECK_EQ(xy_object_hash(xy_test_path("gotdir"), id, NULL, NULL, err,
 				   sizeof err), 0);
 	XY_CHECK(!memcmp(id, objs[1].id, XY_ID_LEN));
 	/* The server counts a stream once it is written, which may be a
@@ -149,7 +130,7 @@ static void t_fetch_file_and_dir(void)
 		usleep(1000);
 	XY_CHECK_EQ(xy_xfer_server_bytes_sent(s), want);
 	xy_xfer_server_stop(s);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_wrong_secret(void)
@@ -159,10 +140,10 @@ static void t_wrong_secret(void)
 	char err[256];
 	token(objs[0].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", xy_xfer_server_port(s), "nope",
-				  4, objs[0].id, tok, "w1", tpath("got"), 1, NULL,
+				  4, objs[0].id, tok, "w1", xy_test_path("got"), 1, NULL,
 				  err, sizeof err), XY_OBJ_DENIED);
 	XY_CHECK(strstr(err, "bad secret"));
-	XY_CHECK(access(tpath("got"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got"), F_OK) < 0);
 	XY_CHECK_EQ(lookups, 0);
 	XY_CHECK_EQ(xy_xfer_server_bytes_sent(s), 0);
 	xy_xfer_server_stop(s);
@@ -177,23 +158,23 @@ static void t_bad_token(void)
 	/* A token for another object. */
 	token(objs[1].id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, "w1", tpath("got"), 1, NULL, err,
+				  objs[0].id, tok, "w1", xy_test_path("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_DENIED);
 	XY_CHECK(strstr(err, "token"));
 	/* Expired. */
 	xy_token_make(secret, strlen(secret), objs[0].id, ((uint64_t)time(NULL) - 10) * 1000000ull, "w1", tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, "w1", tpath("got"), 1, NULL, err,
+				  objs[0].id, tok, "w1", xy_test_path("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_DENIED);
 	/* Made with another secret. */
 	xy_token_make("other", 5, objs[0].id, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1", tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  objs[0].id, tok, "w1", tpath("got"), 1, NULL, err,
+				  objs[0].id, tok, "w1", xy_test_path("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_DENIED);
-	XY_CHECK(access(tpath("got"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got"), F_OK) < 0);
 	XY_CHECK_EQ(lookups, 0);
 	xy_xfer_server_stop(s);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_missing_object(void)
@@ -204,10 +185,10 @@ static void t_missing_object(void)
 	memset(id, 0x77, sizeof id);
 	token(id, tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", xy_xfer_server_port(s), secret,
-				  strlen(secret), id, tok, "w1", tpath("got"), 1,
+				  strlen(secret), id, tok, "w1", xy_test_path("got"), 1,
 				  NULL, err, sizeof err), XY_OBJ_NOT_FOUND);
 	XY_CHECK_EQ(lookups, 1);
-	XY_CHECK(access(tpath("got"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got"), F_OK) < 0);
 	xy_xfer_server_stop(s);
 }
 
@@ -253,7 +234,7 @@ static void t_several_gets_one_connection(void)
 		XY_CHECK_EQ(m.object.kind, objs[i].kind);
 		XY_CHECK_EQ(m.object.size, objs[i].size);
 		XY_CHECK_EQ(xy_object_recv(fd, m.object.kind, m.object.size,
-					   objs[i].id, tpath(i ? "d" : "f"), 1,
+					   objs[i].id, xy_test_path(i ? "d" : "f"), 1,
 					   2000, err, sizeof err), XY_OBJ_OK);
 	}
 	/* A bad token closes the connection after DENIED. */
@@ -270,7 +251,7 @@ static void t_several_gets_one_connection(void)
 	XY_CHECK_EQ(errno, ECONNRESET);
 	close(fd);
 	xy_xfer_server_stop(s);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_wrong_role(void)
@@ -314,7 +295,7 @@ static void t_stop_with_open_connections(void)
 		close(fds[i]);
 	}
 	xy_xfer_server_stop(NULL);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 static void t_connect_refused(void)
@@ -325,7 +306,7 @@ static void t_connect_refused(void)
 	uint8_t id[XY_ID_LEN] = {0}, tok[XY_TOKEN_LEN] = {0};
 	char err[256];
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
-				  id, tok, "w1", tpath("got"), 1, NULL, err,
+				  id, tok, "w1", xy_test_path("got"), 1, NULL, err,
 				  sizeof err), XY_OBJ_FAILED);
 	XY_CHECK(strstr(err, "cannot connect"));
 	/* Port in use: start fails with a reason. */
@@ -335,7 +316,7 @@ static void t_connect_refused(void)
 				      sizeof err) == NULL);
 	XY_CHECK(strstr(err, "cannot listen"));
 	xy_xfer_server_stop(a);
-	check_no_leaks();
+	xy_test_check_no_leaks();
 }
 
 int main(int argc, char **argv)
