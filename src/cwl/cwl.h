@@ -1,0 +1,198 @@
+/*
+ * cwl.h: the CWL v1.2 CommandLineTool runner (docs/cwl.md).
+ *
+ * Three stages, each a file group:
+ *
+ *   load    (load.c, yaml.c, schema.c): a .cwl document, YAML or JSON, with
+ *           $import, $include, $graph and #fragments resolved, turned into
+ *           the canonical tool below and checked; a job object loaded,
+ *           checked against the tool's inputs, defaults filled, File and
+ *           Directory objects completed (fileobj.c).
+ *   expr    (expr.c): parameter references and JavaScript expressions, on
+ *           Duktape.
+ *   exec    (cmdline.c, outputs.c, exec.c): the command line built from
+ *           the bindings, the process run in its output directory, the
+ *           output object collected.
+ *
+ * `xylem cwl` (src/cli/cwl.c) loads on the manager's side, stages the
+ * job's files as task inputs, and runs `xylem cwl-exec` as the task; that
+ * runs exec on the worker, in the task's sandbox.
+ *
+ * Every value is a jansson json_t. A function that fails returns NULL or
+ * -1 and writes one line to err: "FILE:LINE: what was wrong, what was
+ * expected" where a position is known.
+ *
+ * The canonical tool (what cwl_load_tool returns, what exec reads):
+ *
+ *   class        "CommandLineTool" (an ExpressionTool or Workflow is
+ *                refused with CWL_UNSUPPORTED)
+ *   cwlVersion   "v1.2" (v1.0 and v1.1 are accepted as they are)
+ *   id           the document's URI, with its fragment
+ *   inputs       array of parameters: {"id": short name, "type": T, and
+ *                as given: inputBinding, default, format, loadContents,
+ *                loadListing, streamable, label, doc}; "secondaryFiles"
+ *                always an array of {"pattern": str, "required": bool|str}
+ *   outputs      array, likewise, with outputBinding; an output of type
+ *                stdout or stderr becomes File with a glob of the stdout
+ *                (stderr) name, which is then always set
+ *   baseCommand  array of strings (absent: [])
+ *   arguments    array of bindings: a plain string s becomes
+ *                {"valueFrom": s}
+ *   stdin, stdout, stderr    strings, as given (may be expressions)
+ *   successCodes, temporaryFailCodes, permanentFailCodes   arrays of ints
+ *   requirements object: class name (no namespace) -> the requirement
+ *   hints        object: class name -> the hint, only the classes the
+ *                runner knows; requirements win over hints
+ *   $namespaces  as given, for formats
+ *
+ *   A type T is one of: a name ("null", "boolean", "int", "long", "float",
+ *   "double", "string", "File", "Directory", "Any"); an array of T, a
+ *   union; {"type": "array", "items": T, "inputBinding"?};
+ *   {"type": "record", "name"?, "fields": [{"name": short, "type": T,
+ *   "inputBinding"?, "secondaryFiles"?, "format"?, ...}]};
+ *   {"type": "enum", "name"?, "symbols": [short names], "inputBinding"?}.
+ *   "T?" and "T[]" are expanded, SchemaDefRequirement names are replaced
+ *   by copies of their definitions, and field and symbol names are short
+ *   (the part after the last '/' or '#').
+ *
+ * A File object after cwl_load_job: class, location (file:// URI), path
+ * (absolute), basename, dirname, nameroot, nameext, size, checksum
+ * ("sha1$..."), and where they apply format (a full URI), contents
+ * (loadContents), secondaryFiles. A Directory: class, location, path,
+ * basename, and listing when loadListing asks for it. A File or Directory
+ * literal (contents or listing, no location) is written under the scratch
+ * directory passed to cwl_load_job, so that every object has a path.
+ */
+#ifndef XY_CWL_H
+#define XY_CWL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Process exit statuses, as cwltest reads them. */
+#define CWL_OK 0
+#define CWL_PERMANENT_FAIL 1
+#define CWL_USAGE 2
+#define CWL_TEMPORARY_FAIL 75
+#define CWL_UNSUPPORTED 33
+
+/* loadContents reads at most this much. */
+#define CWL_CONTENTS_MAX (64 * 1024)
+
+/* ------------------------------------------------------------------ load */
+
+/* Parses one YAML or JSON file into JSON, with $import and $include
+ * resolved relative to it. Scalars follow YAML 1.2's core schema for
+ * plain scalars (true/false, null/~, ints, floats), quoted ones are
+ * strings. Positions are kept: see cwl_where. */
+json_t *cwl_yaml_load(const char *path, char *err, size_t errlen);
+
+/* Where a node came from, for messages: "FILE:LINE" of a container (object
+ * or array) that cwl_yaml_load made, or of the nearest enclosing one that
+ * the caller passes instead; "FILE" if unknown. Returns buf. */
+const char *cwl_where(const json_t *node, char *buf, size_t len);
+
+/* Loads TOOL (a path, optionally with "#fragment"), resolves it into the
+ * canonical tool and checks it. *status is CWL_OK, CWL_PERMANENT_FAIL for
+ * a bad document or CWL_UNSUPPORTED for a class or requirement this
+ * runner does not run. */
+json_t *cwl_load_tool(const char *tool, int *status, char *err,
+		      size_t errlen);
+
+/* Loads the job (JOB NULL: an empty one), checks every input against its
+ * type, fills defaults and completes File and Directory objects (paths in
+ * the job are relative to the job file's directory; defaults' to the
+ * tool's). Literal files go under scratch. */
+json_t *cwl_load_job(const json_t *tool, const char *job, const char *scratch,
+		     char *err, size_t errlen);
+
+/* A requirement of the tool by class name, falling back to a hint of that
+ * class; NULL if neither. *hint (may be NULL) says which. */
+const json_t *cwl_requirement(const json_t *tool, const char *cls, int *hint);
+
+/* -------------------------------------------------------- File objects */
+
+/* Completes a File or Directory object that has a path or location:
+ * path, location, basename, dirname, nameroot, nameext, and for a File
+ * size and (with checksum set) its sha1 checksum. Returns -1 if it does
+ * not exist (err names it). */
+int cwl_file_complete(json_t *obj, int checksum, char *err, size_t errlen);
+
+/* Reads up to CWL_CONTENTS_MAX bytes of a File into its "contents".
+ * A larger file is an error, as the spec says. */
+int cwl_file_load_contents(json_t *file, char *err, size_t errlen);
+
+/* Fills a Directory's "listing": "shallow_listing" one level,
+ * "deep_listing" all of it, "no_listing" nothing. */
+int cwl_dir_listing(json_t *dir, const char *depth, char *err, size_t errlen);
+
+/* The name secondary-file pattern `pattern` gives for primary `basename`:
+ * each leading '^' takes off one extension, the rest is appended. */
+char *cwl_secondary_name(const char *basename, const char *pattern);
+
+/* ------------------------------------------------------------------ expr */
+
+struct cwl_expr;
+
+/* A Duktape context for the tool, with InlineJavascriptRequirement's
+ * expressionLib loaded when the tool has it. */
+struct cwl_expr *cwl_expr_new(const json_t *tool, char *err, size_t errlen);
+void cwl_expr_free(struct cwl_expr *x);
+
+/* True if text holds a $(...) or ${...} that is not escaped. */
+int cwl_expr_has(const char *text);
+
+/* Evaluates text with `inputs`, `self` and `runtime` bound (any may be
+ * NULL: null). A text that is one whole $(...) or ${...} gives that
+ * value; otherwise each expression is put in the string, strings as they
+ * are and other values as JSON in the reference runner's format
+ * (cwl_json_dumps). A text without expressions gives itself. Returns a new
+ * reference, or NULL with err. */
+json_t *cwl_expr_eval(struct cwl_expr *x, const char *text,
+		      const json_t *inputs, const json_t *self,
+		      const json_t *runtime, char *err, size_t errlen);
+
+/* Evaluates v if it is a string with an expression, else returns a new
+ * reference to v. */
+json_t *cwl_expr_eval_value(struct cwl_expr *x, const json_t *v,
+			    const json_t *inputs, const json_t *self,
+			    const json_t *runtime, char *err, size_t errlen);
+
+/* JSON as the reference runner writes it into strings and files (Python's
+ * json.dumps with sort_keys=True): ", " and ": " separators, keys sorted.
+ * The caller frees the result. */
+char *cwl_json_dumps(const json_t *v);
+
+/* ------------------------------------------------------------------ exec */
+
+struct cwl_runtime {
+	const char *outdir; /* absolute; the tool's working directory */
+	const char *tmpdir; /* absolute */
+	int64_t cores;
+	int64_t ram;         /* MiB */
+	int64_t outdir_size; /* MiB */
+	int64_t tmpdir_size; /* MiB */
+	double time_limit;   /* seconds, 0: none (ToolTimeLimit) */
+};
+
+/* The resources the tool asks for (ResourceRequirement, evaluated with
+ * the job's inputs), rounded up as the spec says; defaults 1 core,
+ * 256 MiB ram, 1024 MiB outdir and tmpdir. */
+int cwl_resources(const json_t *tool, const json_t *job, struct cwl_runtime *rt,
+		  char *err, size_t errlen);
+
+/* Runs the tool on the job here: InitialWorkDir staged into rt->outdir,
+ * the command line built, the process run with rt->outdir as its working
+ * directory and tmpdir as TMPDIR/HOME (EnvVarRequirement applied),
+ * stdin/stdout/stderr redirected, the exit code classed, the outputs
+ * collected. Returns the output object (paths absolute, every output
+ * File and Directory under rt->outdir) and *status CWL_OK, or NULL and
+ * *status CWL_PERMANENT_FAIL, CWL_TEMPORARY_FAIL or CWL_UNSUPPORTED with
+ * a reason in err. The tool's own stderr goes to this process's stderr
+ * unless captured. */
+json_t *cwl_exec_tool(const json_t *tool, const json_t *job,
+		      const struct cwl_runtime *rt, int *status, char *err,
+		      size_t errlen);
+
+#endif

@@ -1,0 +1,3 @@
+/* outputs.c: placeholder until written (cwl.h). */
+#include <stdio.h>
+#include "cwl.h"

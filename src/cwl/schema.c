@@ -1,0 +1,3 @@
+/* schema.c: placeholder until written (cwl.h). */
+#include <stdio.h>
+#include "cwl.h"
