@@ -14,6 +14,8 @@
 
 int xy_cli_run(int argc, char **argv);
 int xy_cli_status(int argc, char **argv);
+int xy_cli_cwl(int argc, char **argv);
+int xy_cli_cwl_exec(int argc, char **argv);
 
 /* True if argv holds "--help" or "-h" before any "--". */
 int xy_cli_wants_help(int argc, char **argv);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "local.h"
 #include "log.h"
 #include "progress.h"
 #include "util.h"
@@ -32,11 +33,7 @@
 #define MAX_FAILURES_SHOWN 20
 #define TAIL_LINES 10
 #define TAIL_BYTES 4096
-#define STOP_GRACE_S 5.0
-#define TERM_GRACE_S 2.0
 #define CANCEL_GRACE_S 5.0
-
-extern char **environ;
 
 /* The signal that interrupted the run (SIGINT or SIGTERM), and how many
  * arrived: the first cancels the run, the second stops waiting. */
@@ -53,11 +50,6 @@ struct run_opts {
 	int quiet;
 };
 
-struct local_worker {
-	pid_t pid; /* 0 once reaped */
-	char cache[PATH_MAX];
-};
-
 struct failure {
 	char *tag;
 	const char *result;
@@ -70,13 +62,7 @@ struct run {
 	struct run_opts o;
 	struct xy_workflow *wf;
 	struct xy_manager *m;
-	char *secret;
-	size_t secret_len;
-	char tmpdir[PATH_MAX / 2]; /* "" until made */
-	char secret_path[PATH_MAX];
-	struct local_worker *workers;
-	int n_workers, worker_cores;
-	int64_t worker_memory_mb; /* 0: let each worker detect it */
+	struct xy_local local; /* directory, secret, local workers */
 	uint64_t *ids; /* by workflow task index */
 	size_t n_submitted;
 	int64_t succeeded, failed, cancelled;
@@ -202,61 +188,34 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 
 /* ---------------------------------------------------------------- setup */
 
-static int count_cores(void)
-{
-	cpu_set_t set;
-	long n;
-
-	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-		return CPU_COUNT(&set);
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)n : 1;
-}
-
-/* MemTotal in MB, or 0 if unknown. */
-static int64_t memory_mb(void)
-{
-	char line[256];
-	long long kb = 0;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "MemTotal:", 9) == 0) {
-			kb = strtoll(line + 9, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kb / 1024;
-}
-
 /* A task that asks for more cores or memory than any local worker offers
  * would wait forever: refuse the run instead. External workers (--workers
  * 0) may be of any size, so nothing is checked then. */
 static int check_fits(struct run *r)
 {
-	if (r->n_workers == 0)
+	if (r->local.n_workers == 0)
 		return 0;
 	for (size_t i = 0; i < r->wf->n_tasks; i++) {
 		const struct xy_wf_task *t = &r->wf->tasks[i];
 
-		if (t->cores > r->worker_cores) {
+		if (t->cores > r->local.worker_cores) {
 			fprintf(stderr,
 				"xylem run: %s: task \"%s\" asks for %d cores,"
 				" but each of the %d local workers has %d (see"
 				" --workers and --cores-per-worker)\n",
-				r->o.workflow, t->id, t->cores, r->n_workers,
-				r->worker_cores);
+				r->o.workflow, t->id, t->cores,
+				r->local.n_workers, r->local.worker_cores);
 			return -1;
 		}
-		if (r->worker_memory_mb && t->memory_mb > r->worker_memory_mb) {
+		int64_t mb = r->local.worker_memory_mb;
+
+		if (mb && t->memory_mb > mb) {
 			fprintf(stderr,
 				"xylem run: %s: task \"%s\" asks for %lld MB of"
 				" memory, but each of the %d local workers has"
 				" %lld MB (see --workers)\n",
 				r->o.workflow, t->id, (long long)t->memory_mb,
-				r->n_workers, (long long)r->worker_memory_mb);
+				r->local.n_workers, (long long)mb);
 			return -1;
 		}
 	}
@@ -276,80 +235,12 @@ static void warn_missing_inputs(struct run *r)
 	}
 }
 
-static int make_tmpdir(struct run *r)
-{
-	const char *base = getenv("TMPDIR");
-
-	snprintf(r->tmpdir, sizeof r->tmpdir, "%s/xylem-run-XXXXXX",
-		 base && *base ? base : "/tmp");
-	if (!mkdtemp(r->tmpdir)) {
-		fprintf(stderr, "xylem run: cannot make a directory in %s: %s\n",
-			base && *base ? base : "/tmp", strerror(errno));
-		r->tmpdir[0] = '\0';
-		return -1;
-	}
-	return 0;
-}
-
-/* The secret from --secret-file, else from XYLEM_SECRET (as `xylem worker`
- * does), else 32 fresh random bytes written as hex to a 0600 file for the
- * local workers. The hex text itself is the secret, so the file holds
- * exactly what the manager uses. */
-static int load_secret(struct run *r)
-{
-	unsigned char raw[32];
-	char err[512];
-	int fd;
-
-	if (r->o.secret_file) {
-		r->secret = xy_read_secret(r->o.secret_file, &r->secret_len, err,
-					   sizeof err);
-		if (!r->secret) {
-			fprintf(stderr, "xylem run: %s\n", err);
-			return -1;
-		}
-		snprintf(r->secret_path, sizeof r->secret_path, "%s",
-			 r->o.secret_file);
-		return 0;
-	}
-	if (getenv("XYLEM_SECRET") && *getenv("XYLEM_SECRET")) {
-		/* Local workers inherit the variable; no file is needed. */
-		r->secret = strdup(getenv("XYLEM_SECRET"));
-		r->secret_len = r->secret ? strlen(r->secret) : 0;
-		return r->secret ? 0 : -1;
-	}
-	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-		fprintf(stderr, "xylem run: no random bytes: %s\n",
-			strerror(errno));
-		return -1;
-	}
-	r->secret_len = 2 * sizeof raw;
-	r->secret = malloc(r->secret_len + 2);
-	if (!r->secret)
-		return -1;
-	xy_hex(raw, sizeof raw, r->secret);
-	snprintf(r->secret_path, sizeof r->secret_path, "%s/secret", r->tmpdir);
-	fd = open(r->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	r->secret[r->secret_len] = '\n';
-	if (fd < 0 || write(fd, r->secret, r->secret_len + 1) !=
-			      (ssize_t)r->secret_len + 1) {
-		fprintf(stderr, "xylem run: cannot write %s: %s\n",
-			r->secret_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	r->secret[r->secret_len] = '\0';
-	close(fd);
-	return 0;
-}
-
 static int start_manager(struct run *r)
 {
 	struct xy_manager_options opt = {
 		.port = r->o.port,
-		.secret = r->secret,
-		.secret_len = r->secret_len,
+		.secret = r->local.secret,
+		.secret_len = r->local.secret_len,
 		.history = r->o.history,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
 	};
@@ -478,165 +369,6 @@ static void cancel_all(struct run *r)
 		xy_manager_cancel(r->m, r->ids[i]);
 }
 
-/* ------------------------------------------------------- local workers */
-
-/* The environment for local workers: ours, and XYLEM_LOG=warn unless the
- * user chose a level, so that a run's terminal is not filled with each
- * worker's info lines. */
-static char **worker_env(void)
-{
-	static char quiet[] = "XYLEM_LOG=warn";
-	size_t n = 0;
-	char **env;
-
-	while (environ[n])
-		n++;
-	env = calloc(n + 2, sizeof(*env));
-	if (!env)
-		return NULL;
-	memcpy(env, environ, n * sizeof(*env));
-	if (!getenv("XYLEM_LOG"))
-		env[n] = quiet;
-	return env;
-}
-
-/* fork+exec of this very program as `xylem worker`. The child gets its own
- * process group, so a ^C on the terminal reaches only `xylem run`, which
- * then stops the workers in order; and it dies with us if we are killed. */
-static pid_t spawn_worker(struct run *r, int i, char **env)
-{
-	char where[64], cores[16], memory[32], *argv[16];
-	pid_t parent = getpid(), pid;
-	sigset_t none;
-	int n = 0;
-
-	snprintf(where, sizeof where, "127.0.0.1:%d", xy_manager_port(r->m));
-	snprintf(cores, sizeof cores, "%d", r->worker_cores);
-	snprintf(memory, sizeof memory, "%lld", (long long)r->worker_memory_mb);
-	snprintf(r->workers[i].cache, sizeof r->workers[i].cache,
-		 "%s/worker-%d", r->tmpdir, i + 1);
-	argv[n++] = "xylem";
-	argv[n++] = "worker";
-	argv[n++] = where;
-	argv[n++] = "--cores";
-	argv[n++] = cores;
-	argv[n++] = "--cache";
-	argv[n++] = r->workers[i].cache;
-	if (r->worker_memory_mb > 0) {
-		argv[n++] = "--memory";
-		argv[n++] = memory;
-	}
-	if (r->secret_path[0]) {
-		argv[n++] = "--secret-file";
-		argv[n++] = r->secret_path;
-	}
-	argv[n] = NULL;
-	sigemptyset(&none);
-	pid = fork();
-	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		execve("/proc/self/exe", argv, env);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int start_workers(struct run *r)
-{
-	char **env;
-
-	if (r->n_workers == 0) {
-		fprintf(stderr, "xylem run: waiting for workers on port %d"
-			" (secret %s%s)\n", xy_manager_port(r->m),
-			r->secret_path[0] ? "file " : "from XYLEM_SECRET",
-			r->secret_path);
-		return 0;
-	}
-	r->workers = calloc((size_t)r->n_workers, sizeof(*r->workers));
-	env = worker_env();
-	if (!r->workers || !env) {
-		free(env);
-		fprintf(stderr, "xylem run: out of memory\n");
-		return -1;
-	}
-	for (int i = 0; i < r->n_workers; i++) {
-		r->workers[i].pid = spawn_worker(r, i, env);
-		if (r->workers[i].pid < 0) {
-			r->workers[i].pid = 0;
-			fprintf(stderr, "xylem run: cannot start a worker: %s\n",
-				strerror(errno));
-			free(env);
-			return -1;
-		}
-	}
-	free(env);
-	return 0;
-}
-
-/* Reaps exited workers without blocking; returns how many still run. */
-static int reap_workers(struct run *r)
-{
-	int alive = 0, status;
-
-	for (int i = 0; i < r->n_workers; i++) {
-		struct local_worker *w = &r->workers[i];
-
-		if (w->pid && waitpid(w->pid, &status, WNOHANG) == w->pid)
-			w->pid = 0;
-		alive += w->pid != 0;
-	}
-	return alive;
-}
-
-static void signal_workers(struct run *r, int sig)
-{
-	for (int i = 0; i < r->n_workers; i++)
-		if (r->workers[i].pid)
-			kill(r->workers[i].pid, sig);
-}
-
-/* Keeps the manager's loop turning (so that SHUTDOWN and BYE go through)
- * until every local worker exited or `seconds` passed. */
-static int pump_until_gone(struct run *r, double seconds)
-{
-	const struct timespec nap = {0, 20 * 1000 * 1000};
-	double end = xy_now() + seconds;
-	int alive;
-
-	while ((alive = reap_workers(r)) > 0 && xy_now() < end) {
-		double t0 = xy_now();
-
-		if (r->m)
-			xy_manager_wait(r->m, 0.05);
-		if (xy_now() - t0 < 0.01)
-			nanosleep(&nap, NULL);
-	}
-	return alive;
-}
-
-/* Asks, then tells, then forces the local workers to exit. */
-static void stop_workers(struct run *r)
-{
-	if (!r->workers || reap_workers(r) == 0)
-		return;
-	if (r->m)
-		xy_manager_shutdown_workers(r->m);
-	if (pump_until_gone(r, STOP_GRACE_S) == 0)
-		return;
-	signal_workers(r, SIGTERM);
-	if (pump_until_gone(r, TERM_GRACE_S) == 0)
-		return;
-	fprintf(stderr, "xylem run: killing workers that did not stop\n");
-	signal_workers(r, SIGKILL);
-	for (int i = 0; i < r->n_workers; i++)
-		if (r->workers[i].pid)
-			waitpid(r->workers[i].pid, NULL, 0);
-}
-
 /* -------------------------------------------------------------- waiting */
 
 /* The last TAIL_LINES lines of a task's output, at most TAIL_BYTES. */
@@ -735,9 +467,9 @@ static void wait_all(struct run *r)
 			collect(r, t);
 		else if (errno == ENOENT)
 			break;
-		if (r->n_workers && xy_now() >= next_reap) {
+		if (r->local.n_workers && xy_now() >= next_reap) {
 			next_reap = xy_now() + 0.25;
-			if (reap_workers(r) == 0 && !r->workers_gone) {
+			if (xy_local_reap(&r->local) == 0 && !r->workers_gone) {
 				r->workers_gone = 1;
 				xy_progress_clear(&r->progress);
 				fprintf(stderr, "xylem run: every local worker"
@@ -800,31 +532,31 @@ static void print_summary(struct run *r)
 
 static void cleanup(struct run *r)
 {
-	stop_workers(r);
+	xy_local_stop(&r->local);
 	xy_manager_destroy(r->m);
-	if (r->tmpdir[0] && xy_rm_rf(r->tmpdir) < 0)
-		fprintf(stderr, "xylem run: cannot remove %s: %s\n", r->tmpdir,
-			strerror(errno));
+	r->local.m = NULL;
+	xy_local_free(&r->local);
 	for (size_t i = 0; i < r->n_fails; i++) {
 		free(r->fails[i].tag);
 		free(r->fails[i].error);
 		free(r->fails[i].tail);
 	}
-	free(r->workers);
 	free(r->ids);
-	free(r->secret);
 	xy_workflow_free(r->wf);
 }
 
 /* Everything from the manager's start to the last task. */
 static int execute(struct run *r)
 {
-	if (make_tmpdir(r) < 0 || load_secret(r) < 0 || start_manager(r) < 0)
+	if (xy_local_tmpdir(&r->local, "xylem-run") < 0 ||
+	    xy_local_secret(&r->local, r->o.secret_file) < 0 ||
+	    start_manager(r) < 0)
 		return XY_EXIT_FAIL;
+	r->local.m = r->m;
 	if (make_output_dirs(r) < 0 || submit_all(r) < 0)
 		return XY_EXIT_FAIL;
 	catch_signals();
-	if (r->n_submitted && start_workers(r) < 0)
+	if (r->n_submitted && xy_local_start_workers(&r->local) < 0)
 		return XY_EXIT_FAIL;
 	wait_all(r);
 	print_summary(r);
@@ -837,9 +569,11 @@ int xy_cli_run(int argc, char **argv)
 {
 	struct run r;
 	char err[2048] = "";
-	int rc, ncores = count_cores();
+	struct xy_local *l = &r.local;
+	int rc, ncores = xy_local_cores();
 
 	memset(&r, 0, sizeof r);
+	r.local.who = "xylem run";
 	rc = parse_args(argc, argv, &r.o);
 	if (rc >= 0)
 		return rc;
@@ -849,16 +583,16 @@ int xy_cli_run(int argc, char **argv)
 		fprintf(stderr, "xylem run: %s\n", err);
 		return XY_EXIT_USAGE;
 	}
-	r.n_workers = r.o.workers < 0 ? ncores : r.o.workers;
-	r.worker_cores = r.o.cores_per_worker;
-	if (!r.worker_cores)
-		r.worker_cores = r.n_workers ? ncores / r.n_workers : ncores;
-	if (r.worker_cores < 1)
-		r.worker_cores = 1;
+	l->n_workers = r.o.workers < 0 ? ncores : r.o.workers;
+	l->worker_cores = r.o.cores_per_worker;
+	if (!l->worker_cores)
+		l->worker_cores = l->n_workers ? ncores / l->n_workers : ncores;
+	if (l->worker_cores < 1)
+		l->worker_cores = 1;
 	/* Local workers share this machine's memory rather than each
 	 * offering all of it. */
-	if (r.n_workers)
-		r.worker_memory_mb = memory_mb() / r.n_workers;
+	if (l->n_workers)
+		l->worker_memory_mb = xy_local_memory_mb() / l->n_workers;
 	if (check_fits(&r) < 0) {
 		xy_workflow_free(r.wf);
 		return XY_EXIT_USAGE;

@@ -131,6 +131,11 @@ int cwl_dir_listing(json_t *dir, const char *depth, char *err, size_t errlen);
  * each leading '^' takes off one extension, the rest is appended. */
 char *cwl_secondary_name(const char *basename, const char *pattern);
 
+/* "file://" and the path, percent-encoded where RFC 3986 asks; and back
+ * (a plain path is returned as it is). The caller frees the result. */
+char *cwl_path_to_uri(const char *path);
+char *cwl_uri_to_path(const char *uri);
+
 /* ------------------------------------------------------------------ expr */
 
 struct cwl_expr;

@@ -793,6 +793,19 @@ static void seal_inherited_fds(void)
 	closedir(d);
 }
 
+/* Tasks find this very program in XYLEM_EXE: a CWL task runs
+ * `$XYLEM_EXE cwl-exec` on whatever host its worker is. */
+static void export_exe(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		setenv("XYLEM_EXE", exe, 1);
+	}
+}
+
 int xy_worker_main(int argc, char **argv)
 {
 	struct xy_daemon w;
@@ -807,6 +820,7 @@ int xy_worker_main(int argc, char **argv)
 	xy_log_set_level(XY_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	seal_inherited_fds();
+	export_exe();
 	if (worker_setup(&w) < 0)
 		w.exit_code = 1;
 	else

@@ -1,0 +1,625 @@
+/*
+ * cwl.c: `xylem cwl TOOL [JOB]`, and `xylem cwl-exec`, which it runs as a
+ * task (docs/cwl.md).
+ *
+ * `cwl`, on the manager's side, loads the tool and the job (src/cwl),
+ * starts a manager and a local worker, and runs the tool as one task: every
+ * File and Directory of the job is a declared input mounted at
+ * in/K/BASENAME, K numbering the source directories, so that secondary
+ * files stay beside their primary file; the tool, the job and the runtime
+ * go in as the buffer cwl-job.json. The task's out/ directory and
+ * cwl-result.json come back; the output files move to --outdir, and the
+ * output object, its paths rewritten, is printed on stdout, which carries
+ * nothing else.
+ *
+ * `cwl-exec`, in the task's sandbox, makes the job's paths absolute, runs
+ * the tool (cwl_exec_tool) with out/ as its output directory and tmp/ as
+ * its temporary one, and writes the output object, paths relative to out/,
+ * to cwl-result.json. Its exit status is the tool's CWL status.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "cwl.h"
+#include "local.h"
+#include "log.h"
+#include "util.h"
+#include "xylem.h"
+
+#define JOB_FILE "cwl-job.json"
+#define RESULT_FILE "cwl-result.json"
+
+struct cwl_opts {
+	const char *tool, *job;
+	const char *outdir;
+	const char *secret_file;
+	int quiet, print_tool, print_job;
+};
+
+/* The job's distinct files and directories, as task inputs. */
+struct staging {
+	json_t *roots; /* manager path -> sandbox name */
+	json_t *dirs;  /* source directory -> its number K */
+};
+
+struct cwl_run {
+	struct cwl_opts o;
+	struct xy_local local;
+	struct xy_manager *m;
+	json_t *tool, *job;
+	struct cwl_runtime rt;
+	char outdir[PATH_MAX];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: xylem cwl [options] TOOL.cwl [JOB.yml|JOB.json]\n\n"
+		"Runs a CWL v1.2 CommandLineTool as a Xylem task on a local"
+		" worker and prints\nits output object as JSON on stdout."
+		" TOOL may end in #ID to pick a process\nfrom a packed"
+		" document.\n\n"
+		"options:\n"
+		"  --outdir DIR       where output files go (default: the"
+		" current directory)\n"
+		"  --quiet            print only errors on stderr\n"
+		"  --secret-file F    the shared secret for the workers\n"
+		"  --print-tool       print the loaded tool in canonical form"
+		" and exit\n"
+		"  --print-job        print the checked job object and exit\n\n"
+		"exit status: 0 success, 1 the tool failed (permanentFail),"
+		" 2 usage,\n33 a feature this runner does not support, 75 a"
+		" temporary failure.\n"
+		"Documentation: docs/cwl.md.\n");
+}
+
+static int parse_args(int argc, char **argv, struct cwl_opts *o)
+{
+	static const struct option longopts[] = {
+		{"outdir", required_argument, NULL, 'o'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"secret-file", required_argument, NULL, 's'},
+		{"print-tool", no_argument, NULL, 'T'},
+		{"print-job", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+hq", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o': o->outdir = optarg; break;
+		case 'q': o->quiet = 1; break;
+		case 's': o->secret_file = optarg; break;
+		case 'T': o->print_tool = 1; break;
+		case 'J': o->print_job = 1; break;
+		case 'h': usage(stdout); return XY_EXIT_OK;
+		default: usage(stderr); return XY_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2) {
+		usage(stderr);
+		return XY_EXIT_USAGE;
+	}
+	o->tool = argv[optind];
+	o->job = argc - optind == 2 ? argv[optind + 1] : NULL;
+	return -1;
+}
+
+/* ------------------------------------------------------------ walking */
+
+static int is_fileobj(const json_t *v)
+{
+	const char *cls = json_string_value(json_object_get(v, "class"));
+
+	return cls && (!strcmp(cls, "File") || !strcmp(cls, "Directory"));
+}
+
+typedef int (*visit_fn)(json_t *obj, int nested, void *arg);
+
+/* Calls fn on every File and Directory in v, depth first, the object
+ * before its secondary files and listing; `nested` says it lies inside a
+ * Directory's listing. A non-zero return stops the walk. */
+static int walk(json_t *v, int nested, visit_fn fn, void *arg)
+{
+	const char *key;
+	json_t *x;
+	size_t i;
+	int r;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if ((r = walk(x, nested, fn, arg)))
+				return r;
+		return 0;
+	}
+	if (!json_is_object(v))
+		return 0;
+	if (!is_fileobj(v)) {
+		json_object_foreach(v, key, x)
+			if ((r = walk(x, nested, fn, arg)))
+				return r;
+		return 0;
+	}
+	if ((r = fn(v, nested, arg)))
+		return r;
+	if ((r = walk(json_object_get(v, "secondaryFiles"), nested, fn, arg)))
+		return r;
+	return walk(json_object_get(v, "listing"), 1, fn, arg);
+}
+
+/* Sets path and location of obj to path, and drops dirname (it is made
+ * again from the path where it is needed). */
+static int set_path(json_t *obj, const char *path)
+{
+	char *uri = cwl_path_to_uri(path);
+
+	if (!uri)
+		return -1;
+	json_object_set_new(obj, "path", json_string(path));
+	json_object_set_new(obj, "location", json_string(uri));
+	json_object_del(obj, "dirname");
+	free(uri);
+	return 0;
+}
+
+/* ------------------------------------------------------------- staging */
+
+/* The sandbox name of a top-level object: in/K/BASENAME. */
+static int stage_root(json_t *obj, int nested, void *arg)
+{
+	struct staging *s = arg;
+	const char *path = json_string_value(json_object_get(obj, "path"));
+	char dir[PATH_MAX], name[PATH_MAX + 64];
+	json_t *k;
+
+	if (nested || !path || json_object_get(s->roots, path))
+		return 0;
+	snprintf(dir, sizeof dir, "%s", path);
+	k = json_object_get(s->dirs, dirname(dir));
+	if (!k) {
+		k = json_integer((json_int_t)json_object_size(s->dirs) + 1);
+		json_object_set_new(s->dirs, dir, k);
+	}
+	snprintf(dir, sizeof dir, "%s", path);
+	snprintf(name, sizeof name, "in/%lld/%s",
+		 (long long)json_integer_value(k), basename(dir));
+	json_object_set_new(s->roots, path, json_string(name));
+	return 0;
+}
+
+/* Rewrites an object's path to its sandbox name: its own root's, or the
+ * root directory's that holds it. */
+static int to_sandbox(json_t *obj, int nested, void *arg)
+{
+	struct staging *s = arg;
+	const char *path = json_string_value(json_object_get(obj, "path"));
+	const char *root, *rest;
+	char name[2 * PATH_MAX];
+	json_t *rel;
+
+	if (!path)
+		return 0;
+	json_object_foreach(s->roots, root, rel) {
+		size_t n = strlen(root);
+
+		if (strncmp(path, root, n) || (path[n] && path[n] != '/'))
+			continue;
+		rest = path + n;
+		snprintf(name, sizeof name, "%s%s", json_string_value(rel),
+			 rest);
+		json_object_set_new(obj, "path", json_string(name));
+		json_object_set_new(obj, "location", json_string(name));
+		json_object_del(obj, "dirname");
+		return 0;
+	}
+	return 0;
+}
+
+/* Declares the job's files as inputs of t and rewrites the job's paths to
+ * their sandbox names. */
+static int stage_inputs(struct cwl_run *r, struct xy_task *t, json_t *job,
+			char *err, size_t errlen)
+{
+	struct staging s = {json_object(), json_object()};
+	const char *path;
+	json_t *name;
+	int rc = 0;
+
+	walk(job, 0, stage_root, &s);
+	json_object_foreach(s.roots, path, name) {
+		struct xy_file *f = xy_manager_declare_file(
+			r->m, path, XY_CACHE_WORKFLOW, err, errlen);
+
+		if (!f || xy_task_add_input(t, f, json_string_value(name), err,
+					    errlen) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0)
+		walk(job, 0, to_sandbox, &s);
+	json_decref(s.roots);
+	json_decref(s.dirs);
+	return rc;
+}
+
+static json_t *runtime_json(const struct cwl_runtime *rt)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:f}", "cores",
+			 (json_int_t)rt->cores, "ram", (json_int_t)rt->ram,
+			 "outdirSize", (json_int_t)rt->outdir_size,
+			 "tmpdirSize", (json_int_t)rt->tmpdir_size,
+			 "timelimit", rt->time_limit);
+}
+
+/* The one task: `cwl-exec` on the staged job, out/ and the result back. */
+static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
+{
+	struct xy_task *t = xy_task_create("exec \"$XYLEM_EXE\" cwl-exec "
+					   JOB_FILE);
+	json_t *job = json_deep_copy(r->job), *doc = NULL;
+	char path[PATH_MAX], *text = NULL;
+	struct xy_file *f;
+	int ok = 0;
+
+	if (!t || !job || stage_inputs(r, t, job, err, errlen) < 0)
+		goto out;
+	doc = json_pack("{s:O, s:O, s:o}", "tool", r->tool, "job", job,
+			"runtime", runtime_json(&r->rt));
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	f = text ? xy_manager_declare_buffer(r->m, text, strlen(text),
+					     XY_CACHE_TASK, err, errlen)
+		 : NULL;
+	if (!f || xy_task_add_input(t, f, JOB_FILE, err, errlen) < 0)
+		goto out;
+	snprintf(path, sizeof path, "%s/out", r->local.tmpdir);
+	f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err, errlen);
+	if (!f || xy_task_add_output(t, f, "out", err, errlen) < 0)
+		goto out;
+	snprintf(path, sizeof path, "%s/" RESULT_FILE, r->local.tmpdir);
+	f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err, errlen);
+	if (!f || xy_task_add_output(t, f, RESULT_FILE, err, errlen) < 0)
+		goto out;
+	xy_task_set_cores(t, (int)r->rt.cores);
+	xy_task_set_tag(t, r->o.tool);
+	ok = 1;
+out:
+	free(text);
+	json_decref(doc);
+	json_decref(job);
+	if (!ok) {
+		xy_task_delete(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* ------------------------------------------------------------- results */
+
+/* Moves src to dst, making dst's directory. A source already gone was
+ * moved with the directory that held it. Across file systems rename fails
+ * with EXDEV, and that is reported: put $TMPDIR on the file system of
+ * --outdir. */
+static int move(const char *src, const char *dst, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (lstat(src, &st) < 0)
+		return 0;
+	snprintf(dir, sizeof dir, "%s", dst);
+	if (xy_mkdir_p(dirname(dir)) < 0)
+		return xy_fail(err, errlen, errno, "cannot make %s: %s", dir,
+			       strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		xy_rm_rf(dst);
+	if (rename(src, dst) < 0)
+		return xy_fail(err, errlen, errno, "cannot move %s to %s: %s",
+			       src, dst, strerror(errno));
+	return 0;
+}
+
+struct relocation {
+	const char *from, *to; /* the returned out/, and --outdir */
+	char *err;
+	size_t errlen;
+};
+
+static int relocate(json_t *obj, int nested, void *arg)
+{
+	struct relocation *rl = arg;
+	const char *rel = json_string_value(json_object_get(obj, "path"));
+	char src[2 * PATH_MAX], dst[2 * PATH_MAX];
+
+	if (!rel) /* a literal that was never written */
+		return 0;
+	snprintf(src, sizeof src, "%s/%s", rl->from, rel);
+	snprintf(dst, sizeof dst, "%s/%s", rl->to, rel);
+	if (move(src, dst, rl->err, rl->errlen) < 0 || set_path(obj, dst) < 0)
+		return -1;
+	return 0;
+}
+
+/* Reads the result, moves its files to --outdir and prints it. */
+static int deliver(struct cwl_run *r, char *err, size_t errlen)
+{
+	char path[PATH_MAX], from[PATH_MAX];
+	json_error_t je;
+	json_t *out;
+	struct relocation rl = {from, r->outdir, err, errlen};
+
+	snprintf(path, sizeof path, "%s/" RESULT_FILE, r->local.tmpdir);
+	snprintf(from, sizeof from, "%s/out", r->local.tmpdir);
+	out = json_load_file(path, 0, &je);
+	if (!out)
+		return xy_fail(err, errlen, EINVAL, "the task's result: %s",
+			       je.text);
+	if (xy_mkdir_p(r->outdir) < 0 || walk(out, 0, relocate, &rl)) {
+		if (!*err)
+			xy_fail(err, errlen, errno, "cannot use %s: %s",
+				r->outdir, strerror(errno));
+		json_decref(out);
+		return -1;
+	}
+	json_dumpf(out, stdout, JSON_INDENT(4) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+	fflush(stdout);
+	json_decref(out);
+	return 0;
+}
+
+/* What became of the task, as a CWL exit status. */
+static int classify(struct cwl_run *r, struct xy_task *t)
+{
+	size_t len = 0;
+	const char *output = xy_task_output(t, &len);
+	int code = xy_task_exit_code(t);
+	char err[1024] = "";
+
+	if (xy_task_result(t) == XY_RESULT_SUCCESS) {
+		if (!r->o.quiet && len)
+			fwrite(output, 1, len, stderr);
+		if (deliver(r, err, sizeof err) == 0)
+			return CWL_OK;
+		fprintf(stderr, "xylem cwl: %s\n", err);
+		return CWL_PERMANENT_FAIL;
+	}
+	if (len)
+		fwrite(output, 1, len, stderr);
+	if (xy_task_result(t) != XY_RESULT_APP_FAILED || code < 0) {
+		fprintf(stderr, "xylem cwl: the task failed: %s: %s\n",
+			xy_result_string(xy_task_result(t)), xy_task_error(t));
+		return CWL_PERMANENT_FAIL;
+	}
+	if (code == CWL_UNSUPPORTED || code == CWL_TEMPORARY_FAIL)
+		return code;
+	return CWL_PERMANENT_FAIL;
+}
+
+/* ----------------------------------------------------------------- cwl */
+
+static int start(struct cwl_run *r)
+{
+	struct xy_manager_options opt = {.host = "127.0.0.1", .name = "xylem-cwl"};
+	char err[1024] = "";
+	int cores = xy_local_cores();
+
+	if (xy_local_secret(&r->local, r->o.secret_file) < 0)
+		return -1;
+	opt.secret = r->local.secret;
+	opt.secret_len = r->local.secret_len;
+	r->m = xy_manager_create(&opt, err, sizeof err);
+	if (!r->m) {
+		fprintf(stderr, "xylem cwl: cannot start the manager: %s\n",
+			err);
+		return -1;
+	}
+	r->local.m = r->m;
+	r->local.n_workers = 1;
+	r->local.worker_cores = cores > r->rt.cores ? cores : (int)r->rt.cores;
+	return 0;
+}
+
+static int run_task(struct cwl_run *r)
+{
+	char err[2048] = "";
+	struct xy_task *t = make_task(r, err, sizeof err);
+	int rc;
+
+	if (!t || !xy_manager_submit(r->m, t, err, sizeof err)) {
+		fprintf(stderr, "xylem cwl: %s\n", err);
+		xy_task_delete(t);
+		return CWL_PERMANENT_FAIL;
+	}
+	if (xy_local_start_workers(&r->local) < 0)
+		return CWL_PERMANENT_FAIL;
+	t = xy_manager_wait(r->m, -1);
+	if (!t) {
+		fprintf(stderr, "xylem cwl: waiting for the task: %s\n",
+			strerror(errno));
+		return CWL_PERMANENT_FAIL;
+	}
+	rc = classify(r, t);
+	xy_task_delete(t);
+	return rc;
+}
+
+static int print_json(const json_t *v)
+{
+	json_dumpf(v, stdout, JSON_INDENT(4) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+	return XY_EXIT_OK;
+}
+
+static int load(struct cwl_run *r, const char *scratch)
+{
+	char err[4096] = "";
+	int status = CWL_OK;
+
+	r->tool = cwl_load_tool(r->o.tool, &status, err, sizeof err);
+	if (!r->tool) {
+		fprintf(stderr, "xylem cwl: %s\n", err);
+		return status == CWL_OK ? CWL_PERMANENT_FAIL : status;
+	}
+	if (r->o.print_tool)
+		return print_json(r->tool) - 1; /* -1: done, exit 0 */
+	r->job = cwl_load_job(r->tool, r->o.job, scratch, err, sizeof err);
+	if (!r->job) {
+		fprintf(stderr, "xylem cwl: %s\n", err);
+		return CWL_PERMANENT_FAIL;
+	}
+	if (r->o.print_job)
+		return print_json(r->job) - 1;
+	if (cwl_resources(r->tool, r->job, &r->rt, err, sizeof err) < 0) {
+		fprintf(stderr, "xylem cwl: %s\n", err);
+		return CWL_PERMANENT_FAIL;
+	}
+	return CWL_OK;
+}
+
+int xy_cli_cwl(int argc, char **argv)
+{
+	struct cwl_run r;
+	char scratch[PATH_MAX];
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	r.local.who = "xylem cwl";
+	rc = parse_args(argc, argv, &r.o);
+	if (rc >= 0)
+		return rc;
+	xy_log_set_level(XY_LOG_WARN);
+	if (!realpath(r.o.outdir ? r.o.outdir : ".", r.outdir)) {
+		if (!r.o.outdir || xy_mkdir_p(r.o.outdir) < 0 ||
+		    !realpath(r.o.outdir, r.outdir)) {
+			fprintf(stderr, "xylem cwl: --outdir %s: %s\n",
+				r.o.outdir ? r.o.outdir : ".", strerror(errno));
+			return XY_EXIT_USAGE;
+		}
+	}
+	if (xy_local_tmpdir(&r.local, "xylem-cwl") < 0)
+		return CWL_PERMANENT_FAIL;
+	snprintf(scratch, sizeof scratch, "%s/literals", r.local.tmpdir);
+	rc = load(&r, scratch);
+	if (rc == -1)
+		rc = XY_EXIT_OK;
+	else if (rc == CWL_OK)
+		rc = start(&r) < 0 ? CWL_PERMANENT_FAIL : run_task(&r);
+	xy_local_stop(&r.local);
+	xy_manager_destroy(r.m);
+	r.local.m = NULL;
+	xy_local_free(&r.local);
+	json_decref(r.tool);
+	json_decref(r.job);
+	return rc;
+}
+
+/* ------------------------------------------------------------ cwl-exec */
+
+/* Sandbox-relative paths of the job become absolute. */
+static int absolutize(json_t *obj, int nested, void *arg)
+{
+	const char *sandbox = arg;
+	const char *rel = json_string_value(json_object_get(obj, "path"));
+	char path[2 * PATH_MAX];
+
+	if (!rel || rel[0] == '/')
+		return 0;
+	snprintf(path, sizeof path, "%s/%s", sandbox, rel);
+	return set_path(obj, path);
+}
+
+/* Paths under out/ become relative to it. */
+static int relativize(json_t *obj, int nested, void *arg)
+{
+	const char *outdir = arg;
+	const char *path = json_string_value(json_object_get(obj, "path"));
+	size_t n = strlen(outdir);
+	char *rel;
+
+	if (!path)
+		return 0;
+	if (strncmp(path, outdir, n) || path[n] != '/') {
+		fprintf(stderr, "xylem cwl-exec: output %s is outside %s\n",
+			path, outdir);
+		return -1;
+	}
+	rel = strdup(path + n + 1);
+	json_object_set_new(obj, "path", json_string(rel));
+	json_object_set_new(obj, "location", json_string(rel));
+	json_object_del(obj, "dirname");
+	free(rel);
+	return 0;
+}
+
+static int load_runtime(const json_t *doc, const char *sandbox,
+			struct cwl_runtime *rt, char *outdir, char *tmpdir)
+{
+	const json_t *j = json_object_get(doc, "runtime");
+
+	snprintf(outdir, PATH_MAX, "%s/out", sandbox);
+	snprintf(tmpdir, PATH_MAX, "%s/tmp", sandbox);
+	if ((mkdir(outdir, 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(tmpdir, 0700) < 0 && errno != EEXIST))
+		return -1;
+	rt->outdir = outdir;
+	rt->tmpdir = tmpdir;
+	rt->cores = json_integer_value(json_object_get(j, "cores"));
+	rt->ram = json_integer_value(json_object_get(j, "ram"));
+	rt->outdir_size = json_integer_value(json_object_get(j, "outdirSize"));
+	rt->tmpdir_size = json_integer_value(json_object_get(j, "tmpdirSize"));
+	rt->time_limit = json_number_value(json_object_get(j, "timelimit"));
+	return 0;
+}
+
+int xy_cli_cwl_exec(int argc, char **argv)
+{
+	char sandbox[PATH_MAX], outdir[PATH_MAX], tmpdir[PATH_MAX];
+	char err[4096] = "";
+	struct cwl_runtime rt;
+	json_error_t je;
+	json_t *doc, *job, *out;
+	int status = CWL_PERMANENT_FAIL;
+
+	if (argc != 2 || xy_cli_wants_help(argc, argv)) {
+		fprintf(argc == 2 ? stdout : stderr,
+			"usage: xylem cwl-exec JOB.json\n\nRuns a CWL tool"
+			" inside a task's sandbox; `xylem cwl` submits it."
+			"\n");
+		return argc == 2 ? XY_EXIT_OK : XY_EXIT_USAGE;
+	}
+	doc = json_load_file(argv[1], 0, &je);
+	if (!doc || !getcwd(sandbox, sizeof sandbox) ||
+	    load_runtime(doc, sandbox, &rt, outdir, tmpdir) < 0) {
+		fprintf(stderr, "xylem cwl-exec: %s: %s\n", argv[1],
+			doc ? strerror(errno) : je.text);
+		json_decref(doc);
+		return CWL_PERMANENT_FAIL;
+	}
+	job = json_object_get(doc, "job");
+	walk(job, 0, absolutize, sandbox);
+	out = cwl_exec_tool(json_object_get(doc, "tool"), job, &rt, &status,
+			    err, sizeof err);
+	if (!out)
+		fprintf(stderr, "xylem cwl-exec: %s\n", err);
+	else if (walk(out, 0, relativize, outdir) ||
+		 json_dump_file(out, RESULT_FILE, JSON_COMPACT) < 0)
+		status = CWL_PERMANENT_FAIL;
+	else
+		status = CWL_OK;
+	json_decref(out);
+	json_decref(doc);
+	return status;
+}

@@ -1,0 +1,293 @@
+/*
+ * local.c: the private directory, the secret and the local workers that
+ * `xylem run` and `xylem cwl` start (local.h). A worker is this very
+ * program run as `xylem worker`, in a process group of its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "local.h"
+#include "util.h"
+#include "xylem.h"
+
+#define STOP_GRACE_S 5.0
+#define TERM_GRACE_S 2.0
+
+extern char **environ;
+
+int xy_local_cores(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+/* MemTotal in MB, or 0 if unknown. */
+int64_t xy_local_memory_mb(void)
+{
+	char line[256];
+	long long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "MemTotal:", 9) == 0) {
+			kb = strtoll(line + 9, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb / 1024;
+}
+
+int xy_local_tmpdir(struct xy_local *l, const char *prefix)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(l->tmpdir, sizeof l->tmpdir, "%s/%s-XXXXXX",
+		 base && *base ? base : "/tmp", prefix);
+	if (!mkdtemp(l->tmpdir)) {
+		fprintf(stderr, "%s: cannot make a directory in %s: %s\n",
+			l->who, base && *base ? base : "/tmp", strerror(errno));
+		l->tmpdir[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* The secret from secret_file (--secret-file), else from XYLEM_SECRET (as `xylem worker`
+ * does), else 32 fresh random bytes written as hex to a 0600 file for the
+ * local workers. The hex text itself is the secret, so the file holds
+ * exactly what the manager uses. */
+int xy_local_secret(struct xy_local *l, const char *secret_file)
+{
+	unsigned char raw[32];
+	char err[512];
+	int fd;
+
+	if (secret_file) {
+		l->secret = xy_read_secret(secret_file, &l->secret_len, err,
+					   sizeof err);
+		if (!l->secret) {
+			fprintf(stderr, "%s: %s\n", l->who, err);
+			return -1;
+		}
+		snprintf(l->secret_path, sizeof l->secret_path, "%s",
+			 secret_file);
+		return 0;
+	}
+	if (getenv("XYLEM_SECRET") && *getenv("XYLEM_SECRET")) {
+		/* Local workers inherit the variable; no file is needed. */
+		l->secret = strdup(getenv("XYLEM_SECRET"));
+		l->secret_len = l->secret ? strlen(l->secret) : 0;
+		return l->secret ? 0 : -1;
+	}
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+		fprintf(stderr, "%s: no random bytes: %s\n",
+			l->who, strerror(errno));
+		return -1;
+	}
+	l->secret_len = 2 * sizeof raw;
+	l->secret = malloc(l->secret_len + 2);
+	if (!l->secret)
+		return -1;
+	xy_hex(raw, sizeof raw, l->secret);
+	snprintf(l->secret_path, sizeof l->secret_path, "%s/secret", l->tmpdir);
+	fd = open(l->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	l->secret[l->secret_len] = '\n';
+	if (fd < 0 || write(fd, l->secret, l->secret_len + 1) !=
+			      (ssize_t)l->secret_len + 1) {
+		fprintf(stderr, "%s: cannot write %s: %s\n",
+			l->who, l->secret_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	l->secret[l->secret_len] = '\0';
+	close(fd);
+	return 0;
+}
+
+/* The environment for local workers: ours, and XYLEM_LOG=warn unless the
+ * user chose a level, so that a terminal is not filled with each worker's
+ * info lines. */
+static char **worker_env(void)
+{
+	static char quiet[] = "XYLEM_LOG=warn";
+	size_t n = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	memcpy(env, environ, n * sizeof(*env));
+	if (!getenv("XYLEM_LOG"))
+		env[n] = quiet;
+	return env;
+}
+
+/* fork+exec of this very program as `xylem worker`. The child gets its own
+ * process group, so a ^C on the terminal reaches only this program, which
+ * then stops the workers in order; and it dies with us if we are killed. */
+static pid_t spawn_worker(struct xy_local *l, int i, char **env)
+{
+	char where[64], cores[16], memory[32], *argv[16];
+	pid_t parent = getpid(), pid;
+	sigset_t none;
+	int n = 0;
+
+	snprintf(where, sizeof where, "127.0.0.1:%d", xy_manager_port(l->m));
+	snprintf(cores, sizeof cores, "%d", l->worker_cores);
+	snprintf(memory, sizeof memory, "%lld", (long long)l->worker_memory_mb);
+	snprintf(l->workers[i].cache, sizeof l->workers[i].cache,
+		 "%s/worker-%d", l->tmpdir, i + 1);
+	argv[n++] = "xylem";
+	argv[n++] = "worker";
+	argv[n++] = where;
+	argv[n++] = "--cores";
+	argv[n++] = cores;
+	argv[n++] = "--cache";
+	argv[n++] = l->workers[i].cache;
+	if (l->worker_memory_mb > 0) {
+		argv[n++] = "--memory";
+		argv[n++] = memory;
+	}
+	if (l->secret_path[0]) {
+		argv[n++] = "--secret-file";
+		argv[n++] = l->secret_path;
+	}
+	argv[n] = NULL;
+	sigemptyset(&none);
+	pid = fork();
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		execve("/proc/self/exe", argv, env);
+		_exit(127);
+	}
+	return pid;
+}
+
+int xy_local_start_workers(struct xy_local *l)
+{
+	char **env;
+
+	if (l->n_workers == 0) {
+		fprintf(stderr, "%s: waiting for workers on port %d"
+			" (secret %s%s)\n", l->who, xy_manager_port(l->m),
+			l->secret_path[0] ? "file " : "from XYLEM_SECRET",
+			l->secret_path);
+		return 0;
+	}
+	l->workers = calloc((size_t)l->n_workers, sizeof(*l->workers));
+	env = worker_env();
+	if (!l->workers || !env) {
+		free(env);
+		fprintf(stderr, "%s: out of memory\n", l->who);
+		return -1;
+	}
+	for (int i = 0; i < l->n_workers; i++) {
+		l->workers[i].pid = spawn_worker(l, i, env);
+		if (l->workers[i].pid < 0) {
+			l->workers[i].pid = 0;
+			fprintf(stderr, "%s: cannot start a worker: %s\n",
+				l->who, strerror(errno));
+			free(env);
+			return -1;
+		}
+	}
+	free(env);
+	return 0;
+}
+
+/* Reaps exited workers without blocking; returns how many still run. */
+int xy_local_reap(struct xy_local *l)
+{
+	int alive = 0, status;
+
+	for (int i = 0; i < l->n_workers; i++) {
+		struct xy_local_worker *w = &l->workers[i];
+
+		if (w->pid && waitpid(w->pid, &status, WNOHANG) == w->pid)
+			w->pid = 0;
+		alive += w->pid != 0;
+	}
+	return alive;
+}
+
+static void signal_workers(struct xy_local *l, int sig)
+{
+	for (int i = 0; i < l->n_workers; i++)
+		if (l->workers[i].pid)
+			kill(l->workers[i].pid, sig);
+}
+
+/* Keeps the manager's loop turning (so that SHUTDOWN and BYE go through)
+ * until every local worker exited or `seconds` passed. */
+static int pump_until_gone(struct xy_local *l, double seconds)
+{
+	const struct timespec nap = {0, 20 * 1000 * 1000};
+	double end = xy_now() + seconds;
+	int alive;
+
+	while ((alive = xy_local_reap(l)) > 0 && xy_now() < end) {
+		double t0 = xy_now();
+
+		if (l->m)
+			xy_manager_wait(l->m, 0.05);
+		if (xy_now() - t0 < 0.01)
+			nanosleep(&nap, NULL);
+	}
+	return alive;
+}
+
+/* Asks, then tells, then forces the local workers to exit. */
+void xy_local_stop(struct xy_local *l)
+{
+	if (!l->workers || xy_local_reap(l) == 0)
+		return;
+	if (l->m)
+		xy_manager_shutdown_workers(l->m);
+	if (pump_until_gone(l, STOP_GRACE_S) == 0)
+		return;
+	signal_workers(l, SIGTERM);
+	if (pump_until_gone(l, TERM_GRACE_S) == 0)
+		return;
+	fprintf(stderr, "%s: killing workers that did not stop\n", l->who);
+	signal_workers(l, SIGKILL);
+	for (int i = 0; i < l->n_workers; i++)
+		if (l->workers[i].pid)
+			waitpid(l->workers[i].pid, NULL, 0);
+}
+
+void xy_local_free(struct xy_local *l)
+{
+	xy_local_stop(l);
+	if (l->tmpdir[0] && xy_rm_rf(l->tmpdir) < 0)
+		fprintf(stderr, "%s: cannot remove %s: %s\n", l->who, l->tmpdir,
+			strerror(errno));
+	l->tmpdir[0] = '\0';
+	free(l->workers);
+	l->workers = NULL;
+	free(l->secret);
+	l->secret = NULL;
+}

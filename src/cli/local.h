@@ -1,0 +1,56 @@
+/*
+ * local.h: what `xylem run` and `xylem cwl` share to run on this machine:
+ * a private directory, the shared secret, and local workers started as
+ * child processes of this program (`xylem worker`), stopped in order at
+ * the end.
+ */
+#ifndef XY_CLI_LOCAL_H
+#define XY_CLI_LOCAL_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct xy_manager;
+
+struct xy_local_worker {
+	pid_t pid; /* 0 once reaped */
+	char cache[PATH_MAX];
+};
+
+struct xy_local {
+	const char *who; /* "xylem run": the prefix of every message */
+	struct xy_manager *m; /* the caller's; used to pump SHUTDOWN/BYE */
+	char *secret;
+	size_t secret_len;
+	char tmpdir[PATH_MAX / 2]; /* "" until made */
+	char secret_path[PATH_MAX];
+	struct xy_local_worker *workers;
+	int n_workers, worker_cores;
+	int64_t worker_memory_mb; /* 0: let each worker detect it */
+};
+
+/* This machine's usable cores (affinity), and MemTotal in MB (0 unknown). */
+int xy_local_cores(void);
+int64_t xy_local_memory_mb(void);
+
+/* Makes l->tmpdir under $TMPDIR (or /tmp), named PREFIX-XXXXXX. */
+int xy_local_tmpdir(struct xy_local *l, const char *prefix);
+
+/* The secret from secret_file, else from XYLEM_SECRET, else 32 random
+ * bytes as hex, written to a 0600 file in l->tmpdir for the workers. */
+int xy_local_secret(struct xy_local *l, const char *secret_file);
+
+/* Starts l->n_workers workers of l->worker_cores cores each, connecting to
+ * l->m on 127.0.0.1. With n_workers 0 it says where workers may connect. */
+int xy_local_start_workers(struct xy_local *l);
+
+/* Reaps exited workers without blocking; returns how many still run. */
+int xy_local_reap(struct xy_local *l);
+
+/* Asks, then tells, then forces the workers to exit; then removes the
+ * directory and frees what l holds. The caller destroys l->m after. */
+void xy_local_stop(struct xy_local *l);
+void xy_local_free(struct xy_local *l);
+
+#endif
