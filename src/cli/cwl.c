@@ -38,12 +38,13 @@
 
 #define JOB_FILE "cwl-job.json"
 #define RESULT_FILE "cwl-result.json"
+#define SUBDIR_MAX (PATH_MAX + 8) /* the sandbox's out/ and tmp/ */
 
 struct cwl_opts {
 	const char *tool, *job;
 	const char *outdir;
 	const char *secret_file;
-	int quiet, print_tool, print_job;
+	int quiet, print_tool, print_job, prepare;
 };
 
 /* The job's distinct files and directories, as task inputs. */
@@ -76,7 +77,11 @@ static void usage(FILE *out)
 		"  --secret-file F    the shared secret for the workers\n"
 		"  --print-tool       print the loaded tool in canonical form"
 		" and exit\n"
-		"  --print-job        print the checked job object and exit\n\n"
+		"  --print-job        print the checked job object and exit\n"
+		"  --prepare          print the task's job document and the"
+		" inputs to stage,\n"
+		"                     for a caller that submits the task"
+		" itself, and exit\n\n"
 		"exit status: 0 success, 1 the tool failed (permanentFail),"
 		" 2 usage,\n33 a feature this runner does not support, 75 a"
 		" temporary failure.\n"
@@ -91,6 +96,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		{"secret-file", required_argument, NULL, 's'},
 		{"print-tool", no_argument, NULL, 'T'},
 		{"print-job", no_argument, NULL, 'J'},
+		{"prepare", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -104,6 +110,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		case 's': o->secret_file = optarg; break;
 		case 'T': o->print_tool = 1; break;
 		case 'J': o->print_job = 1; break;
+		case 'P': o->prepare = 1; break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default: usage(stderr); return XY_EXIT_USAGE;
 		}
@@ -159,17 +166,17 @@ static int walk(json_t *v, int nested, visit_fn fn, void *arg)
 	return walk(json_object_get(v, "listing"), 1, fn, arg);
 }
 
-/* Sets path and location of obj to path, and drops dirname (it is made
- * again from the path where it is needed). */
+/* Sets path, location and dirname of obj from path. */
 static int set_path(json_t *obj, const char *path)
 {
-	char *uri = cwl_path_to_uri(path);
+	char *uri = cwl_path_to_uri(path), dir[2 * PATH_MAX];
 
 	if (!uri)
 		return -1;
+	snprintf(dir, sizeof dir, "%s", path);
 	json_object_set_new(obj, "path", json_string(path));
 	json_object_set_new(obj, "location", json_string(uri));
-	json_object_del(obj, "dirname");
+	json_object_set_new(obj, "dirname", json_string(dirname(dir)));
 	free(uri);
 	return 0;
 }
@@ -227,32 +234,34 @@ static int to_sandbox(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
-/* Declares the job's files as inputs of t and rewrites the job's paths to
- * their sandbox names. */
-static int stage_inputs(struct cwl_run *r, struct xy_task *t, json_t *job,
-			char *err, size_t errlen)
+/* The job's files and directories to stage, as {manager path: sandbox
+ * name}; the job's paths are rewritten to those names. */
+static json_t *plan_inputs(json_t *job)
 {
 	struct staging s = {json_object(), json_object()};
-	const char *path;
-	json_t *name;
-	int rc = 0;
 
 	walk(job, 0, stage_root, &s);
-	json_object_foreach(s.roots, path, name) {
+	walk(job, 0, to_sandbox, &s);
+	json_decref(s.dirs);
+	return s.roots;
+}
+
+/* Declares the planned inputs as inputs of t. */
+static int stage_inputs(struct cwl_run *r, struct xy_task *t,
+			const json_t *plan, char *err, size_t errlen)
+{
+	const char *path;
+	json_t *name;
+
+	json_object_foreach((json_t *)plan, path, name) {
 		struct xy_file *f = xy_manager_declare_file(
 			r->m, path, XY_CACHE_WORKFLOW, err, errlen);
 
 		if (!f || xy_task_add_input(t, f, json_string_value(name), err,
-					    errlen) < 0) {
-			rc = -1;
-			break;
-		}
+					    errlen) < 0)
+			return -1;
 	}
-	if (rc == 0)
-		walk(job, 0, to_sandbox, &s);
-	json_decref(s.roots);
-	json_decref(s.dirs);
-	return rc;
+	return 0;
 }
 
 static json_t *runtime_json(const struct cwl_runtime *rt)
@@ -264,24 +273,35 @@ static json_t *runtime_json(const struct cwl_runtime *rt)
 			 "timelimit", rt->time_limit);
 }
 
+/* What the task reads as JOB_FILE: the tool, the staged job and the
+ * runtime. Fills *plan with the inputs to stage. */
+static json_t *task_doc(struct cwl_run *r, json_t **plan)
+{
+	json_t *job = json_deep_copy(r->job);
+
+	*plan = job ? plan_inputs(job) : NULL;
+	if (!*plan) {
+		json_decref(job);
+		return NULL;
+	}
+	return json_pack("{s:O, s:o, s:o}", "tool", r->tool, "job", job,
+			 "runtime", runtime_json(&r->rt));
+}
+
 /* The one task: `cwl-exec` on the staged job, out/ and the result back. */
 static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 {
 	struct xy_task *t = xy_task_create("exec \"$XYLEM_EXE\" cwl-exec "
 					   JOB_FILE);
-	json_t *job = json_deep_copy(r->job), *doc = NULL;
-	char path[PATH_MAX], *text = NULL;
+	json_t *plan = NULL, *doc = task_doc(r, &plan);
+	char path[PATH_MAX], *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	struct xy_file *f;
 	int ok = 0;
 
-	if (!t || !job || stage_inputs(r, t, job, err, errlen) < 0)
+	if (!t || !text || stage_inputs(r, t, plan, err, errlen) < 0)
 		goto out;
-	doc = json_pack("{s:O, s:O, s:o}", "tool", r->tool, "job", job,
-			"runtime", runtime_json(&r->rt));
-	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	f = text ? xy_manager_declare_buffer(r->m, text, strlen(text),
-					     XY_CACHE_TASK, err, errlen)
-		 : NULL;
+	f = xy_manager_declare_buffer(r->m, text, strlen(text), XY_CACHE_TASK,
+				      err, errlen);
 	if (!f || xy_task_add_input(t, f, JOB_FILE, err, errlen) < 0)
 		goto out;
 	snprintf(path, sizeof path, "%s/out", r->local.tmpdir);
@@ -298,12 +318,32 @@ static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 out:
 	free(text);
 	json_decref(doc);
-	json_decref(job);
+	json_decref(plan);
 	if (!ok) {
 		xy_task_delete(t);
 		return NULL;
 	}
 	return t;
+}
+
+/* --prepare: what a caller that submits the task itself (the Python
+ * package's CWLApp) needs: {"doc": JOB_FILE's content, "inputs": {path:
+ * sandbox name}}. */
+static int print_prepared(struct cwl_run *r)
+{
+	json_t *plan = NULL, *doc = task_doc(r, &plan);
+	json_t *all = doc ? json_pack("{s:o, s:o}", "doc", doc, "inputs", plan)
+			  : NULL;
+
+	if (!all) {
+		json_decref(plan);
+		fprintf(stderr, "xylem cwl: out of memory\n");
+		return CWL_PERMANENT_FAIL;
+	}
+	json_dumpf(all, stdout, JSON_COMPACT);
+	fputc('\n', stdout);
+	json_decref(all);
+	return -1;
 }
 
 /* ------------------------------------------------------------- results */
@@ -314,7 +354,7 @@ out:
  * --outdir. */
 static int move(const char *src, const char *dst, char *err, size_t errlen)
 {
-	char dir[PATH_MAX];
+	char dir[2 * PATH_MAX];
 	struct stat st;
 
 	if (lstat(src, &st) < 0)
@@ -486,7 +526,7 @@ static int load(struct cwl_run *r, const char *scratch)
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		return CWL_PERMANENT_FAIL;
 	}
-	return CWL_OK;
+	return r->o.prepare ? print_prepared(r) : CWL_OK;
 }
 
 int xy_cli_cwl(int argc, char **argv)
@@ -569,8 +609,8 @@ static int load_runtime(const json_t *doc, const char *sandbox,
 {
 	const json_t *j = json_object_get(doc, "runtime");
 
-	snprintf(outdir, PATH_MAX, "%s/out", sandbox);
-	snprintf(tmpdir, PATH_MAX, "%s/tmp", sandbox);
+	snprintf(outdir, SUBDIR_MAX, "%s/out", sandbox);
+	snprintf(tmpdir, SUBDIR_MAX, "%s/tmp", sandbox);
 	if ((mkdir(outdir, 0755) < 0 && errno != EEXIST) ||
 	    (mkdir(tmpdir, 0700) < 0 && errno != EEXIST))
 		return -1;
@@ -586,7 +626,7 @@ static int load_runtime(const json_t *doc, const char *sandbox,
 
 int xy_cli_cwl_exec(int argc, char **argv)
 {
-	char sandbox[PATH_MAX], outdir[PATH_MAX], tmpdir[PATH_MAX];
+	char sandbox[PATH_MAX], outdir[SUBDIR_MAX], tmpdir[SUBDIR_MAX];
 	char err[4096] = "";
 	struct cwl_runtime rt;
 	json_error_t je;

@@ -111,6 +111,57 @@ json_t *cwl_load_job(const json_t *tool, const char *job, const char *scratch,
  * class; NULL if neither. *hint (may be NULL) says which. */
 const json_t *cwl_requirement(const json_t *tool, const char *cls, int *hint);
 
+/* ------------------------------------------------------ load internals */
+/* Shared by yaml.c, load.c, schema.c and fileobj.c; exec may use them. */
+
+/* Gives `to` the position recorded for `from` (for nodes built from
+ * document nodes, so that later messages can still say FILE:LINE). */
+void cwl_where_copy(const json_t *to, const json_t *from);
+
+/* The part of a name after its last '#', then after its last '/'. */
+const char *cwl_short_name(const char *s);
+
+/* s with its %XX escapes decoded (a relative location in a job or a
+ * document is a URI reference). The caller frees the result. */
+char *cwl_percent_decode(const char *s);
+
+/* Makes the location and path of every File and Directory in v absolute
+ * against base (a relative location is percent-decoded first). */
+void cwl_files_resolve(json_t *v, const char *base);
+
+/* A type normalized as the top comment says; defs maps short names to
+ * SchemaDefRequirement types; at gives the position for messages. A new
+ * reference, or NULL with err. */
+json_t *cwl_type_norm(const json_t *t, const json_t *defs, const json_t *ns,
+		      int output, const json_t *at, char *err, size_t errlen);
+
+/* Normalizes a parameter in place: "id" short, type, secondaryFiles
+ * (required defaults to true for inputs, false for outputs) and format
+ * (namespace prefixes expanded). cwl_field_norm does the same to a copy
+ * of a record field ("name" instead of "id"). */
+int cwl_param_norm(json_t *p, const json_t *defs, const json_t *ns,
+		   int output, char *err, size_t errlen);
+json_t *cwl_field_norm(const json_t *f, const json_t *defs, const json_t *ns,
+		       int output, char *err, size_t errlen);
+json_t *cwl_secondary_norm(const json_t *sf, int output, const json_t *at,
+			   char *err, size_t errlen);
+
+/* A format (string or list) with "prefix:" replaced by its $namespaces
+ * URI; expressions and unknown prefixes stay. A new reference. */
+json_t *cwl_format_expand(const json_t *fmt, const json_t *ns);
+
+/* The input object: each input's value from job, else its default
+ * (Files resolved against tooldir), else null, checked against its type.
+ * A job's "cwl:requirements" is carried over as it is. */
+json_t *cwl_inputs_fill(const json_t *tool, const json_t *job,
+			const char *tooldir, char *err, size_t errlen);
+
+/* Completes every File and Directory of the input object (literals
+ * written under scratch, contents, listings), then finds secondaryFiles
+ * and checks formats, evaluating expressions with the whole object. */
+int cwl_inputs_files(const json_t *tool, json_t *job, const char *scratch,
+		     char *err, size_t errlen);
+
 /* -------------------------------------------------------- File objects */
 
 /* Completes a File or Directory object that has a path or location:
@@ -158,6 +209,14 @@ json_t *cwl_expr_eval(struct cwl_expr *x, const char *text,
 		      const json_t *inputs, const json_t *self,
 		      const json_t *runtime, char *err, size_t errlen);
 
+/* As cwl_expr_eval, but the text is not trimmed first: the reference
+ * runner keeps the white space around an InitialWorkDir entry, so that
+ * "$(x)\n" is a string with x's JSON in it, not x. */
+json_t *cwl_expr_eval_keep_space(struct cwl_expr *x, const char *text,
+				 const json_t *inputs, const json_t *self,
+				 const json_t *runtime, char *err,
+				 size_t errlen);
+
 /* Evaluates v if it is a string with an expression, else returns a new
  * reference to v. */
 json_t *cwl_expr_eval_value(struct cwl_expr *x, const json_t *v,
@@ -199,5 +258,32 @@ int cwl_resources(const json_t *tool, const json_t *job, struct cwl_runtime *rt,
 json_t *cwl_exec_tool(const json_t *tool, const json_t *job,
 		      const struct cwl_runtime *rt, int *status, char *err,
 		      size_t errlen);
+
+/* The pieces of cwl_exec_tool, shared between its files. `runtime` is
+ * the runtime object expressions see. */
+
+/* 1 if value v has type T (cwl.h's canonical types), as the reference
+ * runner picks a union's branch: ints are accepted as floats, records
+ * may carry extra keys. */
+int cwl_type_match(const json_t *type, const json_t *v);
+
+/* The command line (cmdline.c): an array of strings from baseCommand,
+ * arguments and the inputs' bindings, sorted as the spec says; with
+ * ShellCommandRequirement ["/bin/sh", "-c", LINE]. */
+json_t *cwl_command_line(struct cwl_expr *x, const json_t *tool,
+			 const json_t *inputs, const json_t *runtime,
+			 char *err, size_t errlen);
+
+/* Copies a file or a directory tree (exec.c); symbolic links are
+ * followed. */
+int cwl_copy_path(const char *src, const char *dst, char *err, size_t errlen);
+
+/* The output object (outputs.c) from outdir after the tool ran: from
+ * cwl.output.json if the tool wrote one, else from each output's
+ * binding; Files completed with size and checksum, Directories listed
+ * deeply, everything checked against the output types. */
+json_t *cwl_collect_outputs(struct cwl_expr *x, const json_t *tool,
+			    const json_t *inputs, const json_t *runtime,
+			    const char *outdir, char *err, size_t errlen);
 
 #endif

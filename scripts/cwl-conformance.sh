@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs the CWL v1.2 conformance suite against `xylem cwl` with cwltest
+# (docs/cwl.md): the required CommandLineTool tests, then every test tagged
+# command_line_tool, in a scratch copy of the suite (tests write beside
+# themselves). Prints each run's counts and the failing tests, and fails
+# if fewer pass than the floors below, which hold what the runner passes
+# today, so that a regression stops CI.
+#
+#   scripts/cwl-conformance.sh [SUITE_DIR]
+#
+# SUITE_DIR defaults to $CWL_SUITE, else ../shared/cwl-v1.2 beside the
+# checkout. Without a suite there it says so and exits 0: the suite is not
+# part of this repository.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+xylem=${XYLEM_BIN:-$top/build/src/cli/xylem}
+suite=${1:-${CWL_SUITE:-$top/../shared/cwl-v1.2}}
+jobs=${CWL_JOBS:-2}
+floor_required=${CWL_FLOOR_REQUIRED:-68}
+floor_clt=${CWL_FLOOR_CLT:-176}
+
+if [ ! -f "$suite/conformance_tests.yaml" ]; then
+	echo "cwl-conformance: no suite at $suite (set CWL_SUITE); skipped" >&2
+	exit 0
+fi
+command -v cwltest >/dev/null || python3 -m pip install -q \
+	--root-user-action=ignore cwltest
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/xylem-cwl-suite-XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+cp -r "$suite/." "$scratch/"
+cd "$scratch"
+
+# run NAME FLOOR CWLTEST-ARGS...: one cwltest run, its counts (from its
+# JUnit report) checked against FLOOR.
+status=0
+run() {
+	local name=$1 floor=$2 log="$scratch/$1.log" xml="$scratch/$1.xml" passed
+	shift 2
+	timeout 1800 cwltest --test conformance_tests.yaml --tool "$xylem" \
+		-j "$jobs" --timeout 120 --junit-xml "$xml" "$@" -- cwl \
+		>"$log" 2>&1 || true
+	passed=$(python3 - "$xml" "$name" "$floor" <<'PY'
+import sys, xml.etree.ElementTree as ET
+path, name, floor = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    cases = ET.parse(path).getroot().iter("testcase")
+except (OSError, ET.ParseError) as e:
+    print(f"cwl-conformance: {name}: no report ({e})", file=sys.stderr)
+    print(0)
+    sys.exit()
+passed, failed, unsupported = 0, [], []
+for c in cases:
+    bad = [x.tag for x in c if x.tag in ("failure", "error", "skipped")]
+    label = c.get("name") or c.get("classname")
+    if not bad:
+        passed += 1
+    elif bad[0] == "skipped":
+        unsupported.append(label)
+    else:
+        failed.append(label)
+print(f"cwl-conformance: {name}: {passed} passed, {len(failed)} failed,"
+      f" {len(unsupported)} unsupported (floor {floor})", file=sys.stderr)
+for label in failed:
+    print(f"  failed: {label}", file=sys.stderr)
+for label in unsupported:
+    print(f"  unsupported: {label}", file=sys.stderr)
+print(passed)
+PY
+)
+	if [ "$passed" -lt "$floor" ]; then
+		tail -30 "$log"
+		status=1
+	fi
+}
+run required "$floor_required" --tags required \
+	--exclude-tags workflow,expression_tool
+run command_line_tool "$floor_clt" --tags command_line_tool
+exit $status
