@@ -32,6 +32,7 @@ import time
 import weakref
 
 from . import _calls, _core
+from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      PickleError, ResourcesExhausted, TaskFailed,
                      WorkerFailed)
@@ -99,15 +100,18 @@ class _Future(cf.Future):
 class _Pending:
     """What the executor keeps about a task until its result comes."""
 
-    __slots__ = ("future", "kind", "result_path", "shell", "marker")
+    __slots__ = ("future", "kind", "result_path", "shell", "marker", "app",
+                 "back")
 
     def __init__(self, future, kind, result_path=None, shell=None,
-                 marker=None):
+                 marker=None, app=None, back=None):
         self.future = future
-        self.kind = kind  # "call", "fresh" or "shell"
+        self.kind = kind  # "call", "fresh", "shell" or "cwl"
         self.result_path = result_path
         self.shell = shell
         self.marker = marker
+        self.app = app    # a CWLApp, and the directory its outputs reach
+        self.back = back
 
 
 def _default_pythonpath():
@@ -332,6 +336,11 @@ class Executor(cf.Executor):
         try:
             if isinstance(fn, ShellFunction):
                 pending, spec = self._shell_spec(future, fn, args, kwargs)
+            elif isinstance(fn, CWLApp):
+                if args:
+                    raise TypeError("a CWLApp takes keyword arguments only")
+                spec, back = fn.task_spec(self._manager, kwargs)
+                pending = _Pending(future, "cwl", app=fn, back=back)
             elif fresh:
                 pending, spec = self._fresh_spec(future, key, fn, args,
                                                  kwargs, opts["env"])
@@ -471,6 +480,12 @@ class Executor(cf.Executor):
             p.future.set_exception(outcome[1])
 
     def _outcome(self, p, result, exit_code, output, error, worker):
+        if p.kind == "cwl" and result in (_core.RESULT_SUCCESS,
+                                          _core.RESULT_APP_FAILED):
+            return p.app.finish(p.back, result == _core.RESULT_SUCCESS,
+                                exit_code, output, error)
+        if p.kind == "cwl":
+            shutil.rmtree(p.back, ignore_errors=True)
         if result != _core.RESULT_SUCCESS:
             return "err", _failure(p.kind, result, exit_code, output, error,
                                    worker)

@@ -1,0 +1,270 @@
+"""xylem.cwl.CWLApp: a CWL CommandLineTool as a Python callable
+(docs/cwl.md, "From Python and Parsl").
+
+    app = CWLApp("sort.cwl", executor=ex)
+    out = app(input_file="data.txt", reverse=True).result()
+    out["sorted"]            # a path under the app's outdir
+
+The tool and the job are loaded and checked by the C runner (`xylem cwl
+--prepare`), so a tool behaves as `xylem cwl` runs it. The call is one
+command task, `$XYLEM_EXE cwl-exec`, whose File and Directory inputs are
+declared data, staged to the worker; its output directory comes back to a
+fresh directory under ``outdir``, and the Future's result is the output
+object with every File and Directory replaced by its path.
+
+Under Parsl, ``app.parsl_app()`` gives a function that the DataFlowKernel
+runs on ``xylem.parsl.XylemExecutor``; its Parsl File arguments and its
+output directory are the task's data needs (see that method).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from .errors import TaskFailed
+from .files import File
+from .workers import find_xylem
+
+__all__ = ["CWLApp", "CWLError"]
+
+JOB_FILE = "cwl-job.json"
+RESULT_FILE = "cwl-result.json"
+STATUS = {1: "permanentFail", 33: "unsupported feature", 75: "temporaryFail"}
+
+
+class CWLError(Exception):
+    """The tool could not be loaded, or its run failed. ``status`` is the
+    runner's exit status (1 permanentFail, 33 unsupported, 75
+    temporaryFail) and ``stderr`` what it said."""
+
+    def __init__(self, message, status=1, stderr=""):
+        super().__init__(message)
+        self.status = status
+        self.stderr = stderr
+
+
+def _job_value(v):
+    """A Python argument as a CWL job value: paths and xylem.Files become
+    File objects (or Directory objects for directories)."""
+    if isinstance(v, File):
+        v = v.path
+    if isinstance(v, os.PathLike):
+        v = os.fspath(v)
+    if hasattr(v, "filepath") and hasattr(v, "scheme"):  # a Parsl File
+        v = v.filepath
+    if isinstance(v, str) and os.path.isabs(v) and os.path.exists(v):
+        cls = "Directory" if os.path.isdir(v) else "File"
+        return {"class": cls, "path": v}
+    if isinstance(v, (list, tuple)):
+        return [_job_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _job_value(x) for k, x in v.items()}
+    return v
+
+
+def _as_paths(v):
+    """The output object with every File and Directory as its path."""
+    if isinstance(v, dict):
+        if v.get("class") in ("File", "Directory"):
+            return v.get("path")
+        return {k: _as_paths(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_as_paths(x) for x in v]
+    return v
+
+
+def _relocate(v, src, dst):
+    """Moves the returned files named in v (paths relative to src) under
+    dst and makes v's paths absolute there."""
+    if isinstance(v, list):
+        for x in v:
+            _relocate(x, src, dst)
+        return
+    if not isinstance(v, dict):
+        return
+    if v.get("class") in ("File", "Directory") and v.get("path"):
+        rel = v["path"]
+        target = os.path.join(dst, rel)
+        if os.path.lexists(os.path.join(src, rel)):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(os.path.join(src, rel), target)
+        v["path"] = target
+        v["location"] = "file://" + target
+        v.pop("dirname", None)
+    for x in v.values():
+        _relocate(x, src, dst)
+
+
+def _run_in_sandbox(doc, names, dst, inputs=(), outputs=()):
+    """On the worker, in the call's sandbox: links each staged input at the
+    name the job document expects, runs `$XYLEM_EXE cwl-exec`, and leaves
+    the tool's output directory at outputs[0]. Returns the output object
+    with paths under dst, where that directory arrives."""
+    import json as _json
+    import os as _os
+    import subprocess as _subprocess
+    for name, f in zip(names, inputs):
+        _os.makedirs(_os.path.dirname(name), exist_ok=True)
+        if not _os.path.lexists(name):
+            _os.symlink(_os.path.abspath(f.filepath), name)
+    with open("cwl-job.json", "w") as f:
+        f.write(doc)
+    r = _subprocess.run([_os.environ["XYLEM_EXE"], "cwl-exec",
+                         "cwl-job.json"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"cwl-exec exited {r.returncode}: {r.stderr}")
+    with open("cwl-result.json") as f:
+        result = _json.load(f)
+    _os.rename("out", outputs[0].filepath)
+
+    def absolute(v):
+        if isinstance(v, dict):
+            if v.get("class") in ("File", "Directory"):
+                return _os.path.join(dst, v["path"])
+            return {k: absolute(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [absolute(x) for x in v]
+        return v
+    return absolute(result)
+
+
+class CWLApp:
+    """A CommandLineTool, loaded and checked now. Call it with keyword
+    arguments named after the tool's inputs (paths or xylem.File for
+    File and Directory inputs); it returns a Future of the output object.
+    ``executor`` is a xylem.Executor (default: one made on first call);
+    ``outdir`` holds a fresh directory per call (default: the current
+    directory)."""
+
+    def __init__(self, tool, executor=None, outdir=None):
+        self.tool = os.path.abspath(os.fspath(tool))
+        self.outdir = os.path.abspath(outdir or os.getcwd())
+        self._executor = executor
+        self._own = None
+        doc = json.loads(self._xylem("--print-tool", self.tool))
+        self.inputs = [p["id"] for p in doc.get("inputs", [])]
+        self.outputs = [p["id"] for p in doc.get("outputs", [])]
+
+    def __repr__(self):
+        return f"CWLApp({self.tool!r})"
+
+    @staticmethod
+    def _xylem(*args):
+        r = subprocess.run([find_xylem(), "cwl", *args], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            raise CWLError(r.stderr.strip() or f"xylem cwl exited"
+                           f" {r.returncode}", r.returncode, r.stderr)
+        return r.stdout
+
+    def prepare(self, kwargs):
+        """The task's job document and the inputs to stage, from the C
+        runner: {"doc": ..., "inputs": {path: sandbox name}}."""
+        unknown = sorted(set(kwargs) - set(self.inputs))
+        if unknown:
+            raise TypeError(f"{os.path.basename(self.tool)} has no input"
+                            f" {', '.join(unknown)} (its inputs:"
+                            f" {', '.join(self.inputs) or 'none'})")
+        job = {k: _job_value(v) for k, v in kwargs.items()}
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(job, f)
+            f.flush()
+            return json.loads(self._xylem("--prepare", self.tool, f.name))
+
+    def __call__(self, **kwargs):
+        ex = self._executor
+        if ex is None:
+            if self._own is None:
+                from .executor import Executor
+                self._own = Executor()
+            ex = self._own
+        return ex.submit(self, **kwargs)
+
+    # The executor's side (executor.py): the task, then its result.
+
+    def task_spec(self, manager, kwargs):
+        """The command task for one call, and the directory its outputs
+        come back to. manager declares buffers and files."""
+        prepared = self.prepare(kwargs)
+        doc = json.dumps(prepared["doc"]).encode()
+        os.makedirs(self.outdir, exist_ok=True)
+        back = tempfile.mkdtemp(prefix=".xylem-cwl-", dir=self.outdir)
+        inputs = [(manager.declare_buffer(doc, "task"), JOB_FILE)]
+        inputs += [(manager.declare_file(p, "workflow"), name)
+                   for p, name in prepared["inputs"].items()]
+        outputs = [(manager.declare_file(os.path.join(back, "out"), "task"),
+                    "out"),
+                   (manager.declare_file(os.path.join(back, RESULT_FILE),
+                                         "task"), RESULT_FILE)]
+        spec = {"command": f'exec "$XYLEM_EXE" cwl-exec {JOB_FILE}',
+                "inputs": inputs, "outputs": outputs,
+                "cores": int(prepared["doc"]["runtime"].get("cores", 1))}
+        return spec, back
+
+    def finish(self, back, ok, exit_code, output, error):
+        """The output object of a finished call, or the CWLError."""
+        try:
+            if not ok:
+                text = output.decode(errors="replace") if output else ""
+                what = STATUS.get(exit_code, error or f"exit {exit_code}")
+                return "err", CWLError(f"{os.path.basename(self.tool)}:"
+                                       f" {what}\n{text}".rstrip(),
+                                       exit_code if exit_code > 0 else 1,
+                                       text)
+            with open(os.path.join(back, RESULT_FILE)) as f:
+                result = json.load(f)
+            dst = tempfile.mkdtemp(prefix="cwl-", dir=self.outdir)
+            _relocate(result, os.path.join(back, "out"), dst)
+            return "ok", _as_paths(result)
+        except (OSError, ValueError) as e:
+            return "err", TaskFailed(f"the tool's outputs could not be"
+                                     f" collected: {e}", "", exit_code, "")
+        finally:
+            shutil.rmtree(back, ignore_errors=True)
+
+    def parsl_app(self, executors="all"):
+        """This tool as a Parsl app for xylem.parsl.XylemExecutor. Call the
+        result with the tool's inputs as keyword arguments (Parsl Files,
+        paths, or AppFutures' DataFutures); it returns Parsl's AppFuture
+        of the output object, paths absolute under a fresh directory in
+        ``outdir``. The job is prepared here, by the C runner; the Files
+        become the task's inputs, and that directory its one output, so
+        the executor stages both like any Parsl data."""
+        import parsl
+        from parsl.data_provider.files import File as ParslFile
+
+        remote = parsl.python_app(_run_in_sandbox, executors=executors)
+
+        def call(**kwargs):
+            files = {}
+
+            def collect(v):
+                if hasattr(v, "filepath") and hasattr(v, "scheme"):
+                    files[os.path.abspath(v.filepath)] = v
+                elif isinstance(v, (list, tuple)):
+                    for x in v:
+                        collect(x)
+                elif isinstance(v, dict):
+                    for x in v.values():
+                        collect(x)
+            collect(list(kwargs.values()))
+            prepared = self.prepare(kwargs)
+            os.makedirs(self.outdir, exist_ok=True)
+            dst = tempfile.mkdtemp(prefix="cwl-", dir=self.outdir)
+            os.rmdir(dst)  # the task's output directory comes back here
+            names, inputs = [], []
+            for path, name in prepared["inputs"].items():
+                names.append(name)
+                inputs.append(files.get(path) or ParslFile(path))
+            return remote(json.dumps(prepared["doc"]), names, dst,
+                          inputs=inputs, outputs=[ParslFile(dst)])
+        call.__name__ = os.path.splitext(os.path.basename(self.tool))[0]
+        return call
+
+    def close(self):
+        """Shuts down the executor this app made for itself, if any."""
+        if self._own is not None:
+            self._own.shutdown()
+            self._own = None

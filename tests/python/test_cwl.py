@@ -1,0 +1,94 @@
+"""xylem.cwl.CWLApp: a CWL CommandLineTool called from Python through
+xylem.Executor, and as a Parsl app under XylemExecutor (docs/cwl.md)."""
+
+import os
+import textwrap
+
+import pytest
+
+from conftest import TIMEOUT
+from xylem.cwl import CWLApp, CWLError
+
+SORT = """
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: sort
+inputs:
+  src: {type: File, inputBinding: {position: 2}}
+  reverse: {type: boolean, default: false, inputBinding: {prefix: -r,
+            position: 1}}
+stdout: sorted.txt
+outputs:
+  sorted: {type: stdout}
+  lines: {type: int, outputBinding: {glob: sorted.txt, loadContents: true,
+          outputEval: "$(self[0].contents.split('\\\\n').length - 1)"}}
+requirements: {InlineJavascriptRequirement: {}}
+"""
+
+
+@pytest.fixture
+def sort_tool(tmp_path):
+    tool = tmp_path / "sort.cwl"
+    tool.write_text(textwrap.dedent(SORT).lstrip())
+    data = tmp_path / "data.txt"
+    data.write_text("b\nc\na\n")
+    return tool, data
+
+
+def test_call_through_the_executor(ex, sort_tool, tmp_path):
+    tool, data = sort_tool
+    app = CWLApp(tool, executor=ex, outdir=tmp_path / "results")
+    assert app.inputs == ["src", "reverse"] or \
+        sorted(app.inputs) == ["reverse", "src"]
+    futures = [app(src=str(data)), app(src=data, reverse=True)]
+    plain, rev = (f.result(timeout=TIMEOUT) for f in futures)
+    assert open(plain["sorted"]).read() == "a\nb\nc\n"
+    assert open(rev["sorted"]).read() == "c\nb\na\n"
+    assert plain["lines"] == 3
+    # Each call has a directory of its own under outdir.
+    assert os.path.dirname(plain["sorted"]) != os.path.dirname(rev["sorted"])
+    assert plain["sorted"].startswith(str(tmp_path / "results"))
+
+
+def test_unknown_input_is_a_type_error(ex, sort_tool):
+    tool, data = sort_tool
+    app = CWLApp(tool, executor=ex)
+    f = app(src=str(data), colour="red")
+    with pytest.raises(TypeError, match="colour"):
+        f.result(timeout=TIMEOUT)
+
+
+def test_failing_tool_raises_cwl_error(ex, tmp_path):
+    tool = tmp_path / "fail.cwl"
+    tool.write_text("cwlVersion: v1.2\nclass: CommandLineTool\n"
+                    "baseCommand: [sh, -c, 'echo boom >&2; exit 3']\n"
+                    "inputs: []\noutputs: []\n")
+    app = CWLApp(tool, executor=ex, outdir=tmp_path)
+    with pytest.raises(CWLError) as e:
+        app().result(timeout=TIMEOUT)
+    assert e.value.status == 1 and "boom" in e.value.stderr
+
+
+def test_bad_document_fails_at_construction(tmp_path):
+    tool = tmp_path / "bad.cwl"
+    tool.write_text("class: CommandLineTool\ninputs: [\n")
+    with pytest.raises(CWLError, match="bad.cwl"):
+        CWLApp(tool)
+
+
+def test_as_a_parsl_app(sort_tool, tmp_path):
+    parsl = pytest.importorskip("parsl")
+    from parsl import File
+    from parsl.config import Config
+    from xylem.parsl import XylemExecutor
+
+    tool, data = sort_tool
+    config = Config(executors=[XylemExecutor(workers=1)],
+                    run_dir=str(tmp_path / "runinfo"), strategy="none")
+    with parsl.load(config):
+        sort = CWLApp(tool, outdir=tmp_path / "out").parsl_app()
+        out = sort(src=File(str(data)), reverse=True).result(timeout=TIMEOUT)
+    parsl.clear()
+    assert open(out["sorted"]).read() == "c\nb\na\n"
+    assert out["lines"] == 3
+    assert out["sorted"].startswith(str(tmp_path / "out"))
