@@ -161,7 +161,7 @@ class CWLApp:
 
     def prepare(self, kwargs):
         """The task's job document and the inputs to stage, from the C
-        runner: {"doc": ..., "inputs": {path: sandbox name}}."""
+        runner: {"doc": ..., "inputs": [[path, sandbox name], ...]}."""
         unknown = sorted(set(kwargs) - set(self.inputs))
         if unknown:
             raise TypeError(f"{os.path.basename(self.tool)} has no input"
@@ -193,7 +193,7 @@ class CWLApp:
         back = tempfile.mkdtemp(prefix=".xylem-cwl-", dir=self.outdir)
         inputs = [(manager.declare_buffer(doc, "task"), JOB_FILE)]
         inputs += [(manager.declare_file(p, "workflow"), name)
-                   for p, name in prepared["inputs"].items()]
+                   for p, name in prepared["inputs"]]
         outputs = [(manager.declare_file(os.path.join(back, "out"), "task"),
                     "out"),
                    (manager.declare_file(os.path.join(back, RESULT_FILE),
@@ -255,7 +255,7 @@ class CWLApp:
             dst = tempfile.mkdtemp(prefix="cwl-", dir=self.outdir)
             os.rmdir(dst)  # the task's output directory comes back here
             names, inputs = [], []
-            for path, name in prepared["inputs"].items():
+            for path, name in prepared["inputs"]:
                 names.append(name)
                 inputs.append(files.get(path) or ParslFile(path))
             return remote(json.dumps(prepared["doc"]), names, dst,

@@ -17,6 +17,7 @@
  * its temporary one, and writes the output object, paths relative to out/,
  * to cwl-result.json. Its exit status is the tool's CWL status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -47,10 +48,12 @@ struct cwl_opts {
 	int quiet, print_tool, print_job, prepare;
 };
 
-/* The job's distinct files and directories, as task inputs. */
+/* The files and directories to stage, as task inputs. */
 struct staging {
-	json_t *roots; /* manager path -> sandbox name */
+	json_t *roots; /* [{path, base, name}]: source, basename, sandbox name */
 	json_t *dirs;  /* source directory -> its number K */
+	json_t *names; /* sandbox names taken -> their source path */
+	json_int_t next_k;
 };
 
 struct cwl_run {
@@ -183,82 +186,165 @@ static int set_path(json_t *obj, const char *path)
 
 /* ------------------------------------------------------------- staging */
 
-/* The sandbox name of a top-level object: in/K/BASENAME. */
-static int stage_root(json_t *obj, int nested, void *arg)
+static const char *basename_of(const json_t *obj, const char *path)
 {
-	struct staging *s = arg;
-	const char *path = json_string_value(json_object_get(obj, "path"));
-	char dir[PATH_MAX], name[PATH_MAX + 64];
+	const char *base = json_string_value(json_object_get(obj, "basename"));
+	const char *slash = strrchr(path, '/');
+
+	return base && *base ? base : slash ? slash + 1 : path;
+}
+
+static const json_t *find_root(const struct staging *s, const char *path,
+			       const char *base)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(s->roots, i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "path")), path) &&
+		    !strcmp(json_string_value(json_object_get(r, "base")), base))
+			return r;
+	return NULL;
+}
+
+/* K for objects from path's directory: one per source directory, or a
+ * fresh one (k < 0) where that would clash. */
+static json_int_t dir_number(struct staging *s, const char *path)
+{
+	char dir[PATH_MAX];
 	json_t *k;
 
-	if (nested || !path || json_object_get(s->roots, path))
-		return 0;
 	snprintf(dir, sizeof dir, "%s", path);
 	k = json_object_get(s->dirs, dirname(dir));
 	if (!k) {
-		k = json_integer((json_int_t)json_object_size(s->dirs) + 1);
+		k = json_integer(++s->next_k);
 		json_object_set_new(s->dirs, dir, k);
 	}
-	snprintf(dir, sizeof dir, "%s", path);
-	snprintf(name, sizeof name, "in/%lld/%s",
-		 (long long)json_integer_value(k), basename(dir));
-	json_object_set_new(s->roots, path, json_string(name));
+	return json_integer_value(k);
+}
+
+/* Stages obj at in/K/BASENAME, K given or (0) its directory's. A name
+ * another source holds already moves it to a K of its own. */
+static json_int_t stage_one(struct staging *s, const json_t *obj,
+			    json_int_t k)
+{
+	const char *path = json_string_value(json_object_get(obj, "path"));
+	const char *base, *holder;
+	char name[PATH_MAX + 64];
+
+	if (!path)
+		return k;
+	base = basename_of(obj, path);
+	if (find_root(s, path, base))
+		return k;
+	if (!k)
+		k = dir_number(s, path);
+	snprintf(name, sizeof name, "in/%lld/%s", (long long)k, base);
+	holder = json_string_value(json_object_get(s->names, name));
+	if (holder && strcmp(holder, path)) {
+		k = ++s->next_k;
+		snprintf(name, sizeof name, "in/%lld/%s", (long long)k, base);
+	}
+	json_object_set_new(s->names, name, json_string(path));
+	json_array_append_new(s->roots, json_pack("{s:s, s:s, s:s}", "path",
+						  path, "base", base, "name",
+						  name));
+	return k;
+}
+
+/* A top-level object, and its secondary files beside it (same K), as
+ * tools expect them. Objects inside a Directory's listing go with it. */
+static int stage_root(json_t *obj, int nested, void *arg)
+{
+	struct staging *s = arg;
+	const json_t *sec = json_object_get(obj, "secondaryFiles"), *x;
+	json_int_t k;
+	size_t i;
+
+	if (nested)
+		return 0;
+	k = stage_one(s, obj, 0);
+	json_array_foreach(sec, i, x)
+		stage_one(s, x, k);
 	return 0;
 }
 
-/* Rewrites an object's path to its sandbox name: its own root's, or the
- * root directory's that holds it. */
+/* Rewrites an object's path to its sandbox name: its own, or that of the
+ * staged directory that holds it. */
 static int to_sandbox(json_t *obj, int nested, void *arg)
 {
 	struct staging *s = arg;
 	const char *path = json_string_value(json_object_get(obj, "path"));
-	const char *root, *rest;
+	const json_t *r;
 	char name[2 * PATH_MAX];
-	json_t *rel;
+	size_t i;
 
 	if (!path)
 		return 0;
-	json_object_foreach(s->roots, root, rel) {
-		size_t n = strlen(root);
+	r = find_root(s, path, basename_of(obj, path));
+	if (r) {
+		snprintf(name, sizeof name, "%s",
+			 json_string_value(json_object_get(r, "name")));
+	} else {
+		json_array_foreach(s->roots, i, r) {
+			const char *root = json_string_value(
+				json_object_get(r, "path"));
+			size_t n = strlen(root);
 
-		if (strncmp(path, root, n) || (path[n] && path[n] != '/'))
-			continue;
-		rest = path + n;
-		snprintf(name, sizeof name, "%s%s", json_string_value(rel),
-			 rest);
-		json_object_set_new(obj, "path", json_string(name));
-		json_object_set_new(obj, "location", json_string(name));
-		json_object_del(obj, "dirname");
-		return 0;
+			if (!strncmp(path, root, n) && path[n] == '/')
+				break;
+		}
+		if (i == json_array_size(s->roots))
+			return 0;
+		snprintf(name, sizeof name, "%s%s",
+			 json_string_value(json_object_get(r, "name")),
+			 path + strlen(json_string_value(
+				json_object_get(r, "path"))));
 	}
+	json_object_set_new(obj, "path", json_string(name));
+	json_object_set_new(obj, "location", json_string(name));
+	json_object_del(obj, "dirname");
 	return 0;
 }
 
-/* The job's files and directories to stage, as {manager path: sandbox
- * name}; the job's paths are rewritten to those names. */
-static json_t *plan_inputs(json_t *job)
+/* The files and directories of the job and of the tool's own
+ * requirements (InitialWorkDir listings may name files) to stage, as
+ * [[manager path, sandbox name]]; their paths are rewritten to those
+ * names. */
+static json_t *plan_inputs(json_t *job, json_t *tool)
 {
-	struct staging s = {json_object(), json_object()};
+	struct staging s = {json_array(), json_object(), json_object(), 0};
+	json_t *plan = json_array(), *r;
+	size_t i;
 
 	walk(job, 0, stage_root, &s);
+	walk(json_object_get(tool, "requirements"), 0, stage_root, &s);
 	walk(job, 0, to_sandbox, &s);
+	walk(json_object_get(tool, "requirements"), 0, to_sandbox, &s);
+	json_array_foreach(s.roots, i, r)
+		json_array_append_new(plan, json_pack(
+			"[O, O]", json_object_get(r, "path"),
+			json_object_get(r, "name")));
+	json_decref(s.roots);
 	json_decref(s.dirs);
-	return s.roots;
+	json_decref(s.names);
+	return plan;
 }
 
 /* Declares the planned inputs as inputs of t. */
 static int stage_inputs(struct cwl_run *r, struct xy_task *t,
 			const json_t *plan, char *err, size_t errlen)
 {
-	const char *path;
-	json_t *name;
+	const json_t *pair;
+	size_t i;
 
-	json_object_foreach((json_t *)plan, path, name) {
+	json_array_foreach(plan, i, pair) {
+		const char *path = json_string_value(json_array_get(pair, 0));
+		const char *name = json_string_value(json_array_get(pair, 1));
 		struct xy_file *f = xy_manager_declare_file(
 			r->m, path, XY_CACHE_WORKFLOW, err, errlen);
 
-		if (!f || xy_task_add_input(t, f, json_string_value(name), err,
-					    errlen) < 0)
+		if (!f || xy_task_add_input(t, f, name, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -277,14 +363,15 @@ static json_t *runtime_json(const struct cwl_runtime *rt)
  * runtime. Fills *plan with the inputs to stage. */
 static json_t *task_doc(struct cwl_run *r, json_t **plan)
 {
-	json_t *job = json_deep_copy(r->job);
+	json_t *job = json_deep_copy(r->job), *tool = json_deep_copy(r->tool);
 
-	*plan = job ? plan_inputs(job) : NULL;
+	*plan = job && tool ? plan_inputs(job, tool) : NULL;
 	if (!*plan) {
 		json_decref(job);
+		json_decref(tool);
 		return NULL;
 	}
-	return json_pack("{s:O, s:o, s:o}", "tool", r->tool, "job", job,
+	return json_pack("{s:o, s:o, s:o}", "tool", tool, "job", job,
 			 "runtime", runtime_json(&r->rt));
 }
 
@@ -327,8 +414,8 @@ out:
 }
 
 /* --prepare: what a caller that submits the task itself (the Python
- * package's CWLApp) needs: {"doc": JOB_FILE's content, "inputs": {path:
- * sandbox name}}. */
+ * package's CWLApp) needs: {"doc": JOB_FILE's content, "inputs": [[path,
+ * sandbox name], ...]}. */
 static int print_prepared(struct cwl_run *r)
 {
 	json_t *plan = NULL, *doc = task_doc(r, &plan);
@@ -371,6 +458,29 @@ static int move(const char *src, const char *dst, char *err, size_t errlen)
 	return 0;
 }
 
+/* Moves every entry of directory from into to. */
+static int move_all(const char *from, const char *to, char *err,
+		    size_t errlen)
+{
+	char src[2 * PATH_MAX], dst[2 * PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(from);
+	int rc = 0;
+
+	if (!d)
+		return xy_fail(err, errlen, errno, "cannot read %s: %s", from,
+			       strerror(errno));
+	while (rc == 0 && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(src, sizeof src, "%s/%s", from, e->d_name);
+		snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
+		rc = move(src, dst, err, errlen);
+	}
+	closedir(d);
+	return rc;
+}
+
 struct relocation {
 	const char *from, *to; /* the returned out/, and --outdir */
 	char *err;
@@ -385,6 +495,9 @@ static int relocate(json_t *obj, int nested, void *arg)
 
 	if (!rel) /* a literal that was never written */
 		return 0;
+	if (!strcmp(rel, ".")) /* the output directory itself */
+		return move_all(rl->from, rl->to, rl->err, rl->errlen) < 0 ||
+		       set_path(obj, rl->to) < 0 ? -1 : 0;
 	snprintf(src, sizeof src, "%s/%s", rl->from, rel);
 	snprintf(dst, sizeof dst, "%s/%s", rl->to, rel);
 	if (move(src, dst, rl->err, rl->errlen) < 0 || set_path(obj, dst) < 0)
@@ -503,6 +616,31 @@ static int print_json(const json_t *v)
 	return XY_EXIT_OK;
 }
 
+static int complete_one(json_t *obj, int nested, void *arg)
+{
+	char *err = arg;
+
+	if (!json_object_get(obj, "path")) /* a literal: exec writes it */
+		return 0;
+	return cwl_file_complete(obj, 0, err, 1024) < 0 ? -1 : 0;
+}
+
+/* Files and Directories named in the tool itself (an InitialWorkDir
+ * listing may hold them) are relative to the tool's directory. */
+static int tool_files(struct cwl_run *r, char *err)
+{
+	char dir[PATH_MAX], full[PATH_MAX], *hash;
+	json_t *reqs = json_object_get(r->tool, "requirements");
+
+	snprintf(dir, sizeof dir, "%s", r->o.tool);
+	if ((hash = strchr(dir, '#')))
+		*hash = '\0';
+	if (!realpath(dir, full))
+		return 0; /* the loader read it; nothing to resolve here */
+	cwl_files_resolve(reqs, dirname(full));
+	return walk(reqs, 0, complete_one, err) ? -1 : 0;
+}
+
 static int load(struct cwl_run *r, const char *scratch)
 {
 	char err[4096] = "";
@@ -512,6 +650,10 @@ static int load(struct cwl_run *r, const char *scratch)
 	if (!r->tool) {
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		return status == CWL_OK ? CWL_PERMANENT_FAIL : status;
+	}
+	if (tool_files(r, err) < 0) {
+		fprintf(stderr, "xylem cwl: %s: %s\n", r->o.tool, err);
+		return CWL_PERMANENT_FAIL;
 	}
 	if (r->o.print_tool)
 		return print_json(r->tool) - 1; /* -1: done, exit 0 */
@@ -552,6 +694,12 @@ int xy_cli_cwl(int argc, char **argv)
 	if (xy_local_tmpdir(&r.local, "xylem-cwl") < 0)
 		return CWL_PERMANENT_FAIL;
 	snprintf(scratch, sizeof scratch, "%s/literals", r.local.tmpdir);
+	if (mkdir(scratch, 0700) < 0) {
+		fprintf(stderr, "xylem cwl: cannot make %s: %s\n", scratch,
+			strerror(errno));
+		xy_local_free(&r.local);
+		return CWL_PERMANENT_FAIL;
+	}
 	rc = load(&r, scratch);
 	if (rc == -1)
 		rc = XY_EXIT_OK;
@@ -591,6 +739,12 @@ static int relativize(json_t *obj, int nested, void *arg)
 
 	if (!path)
 		return 0;
+	if (!strcmp(path, outdir)) { /* a glob of "." */
+		json_object_set_new(obj, "path", json_string("."));
+		json_object_set_new(obj, "location", json_string("."));
+		json_object_del(obj, "dirname");
+		return 0;
+	}
 	if (strncmp(path, outdir, n) || path[n] != '/') {
 		fprintf(stderr, "xylem cwl-exec: output %s is outside %s\n",
 			path, outdir);
