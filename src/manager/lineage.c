@@ -225,7 +225,7 @@ int xy_lineage_remake(struct xy_lineage *l, struct xy_file *f, char **why)
 		return -1;
 	}
 	xy_manager_enter_internal(l->m, t);
-	XY_LOGI(WHO, "%s lost its last copy: task %llu runs again as %llu",
+	XY_LOGW(WHO, "%s lost its last copy: task %llu runs again as %llu",
 		xy_file_label(f), (unsigned long long)r->origin,
 		(unsigned long long)t->id);
 	/* Its inputs are looked up in the next phase, not here: the task
