@@ -1,8 +1,8 @@
 """Temps on loopback (docs/dataplane.md, "Temps and lineage"): a chain
 A -> temp -> B whose temp never reaches the manager; the temp's only
 holder killed after A ended, so that A runs again (internally) before B;
-and a rerun that fails, so that B fails with "input missing" and says
-why. The same loss across namespaces, mid-transfer, is in
+a rerun that fails, so that B fails with "input missing" and says why;
+and a temp evicted from a small cache, which counts as lost. The same loss across namespaces, mid-transfer, is in
 tests/netns/test_temps.py; the C API's cases are in
 tests/unit/test_lineage.c."""
 
@@ -88,3 +88,31 @@ def test_temp_rerun_fails(xylem, tmp_path, secret_file):
     assert 'task "b": input missing' in output, output
     assert "was lost and could not be made again" in output, output
     assert "1 succeeded, 1 failed" in output, output
+
+
+def test_evicted_temp_is_made_again(xylem, tmp_path, secret_file):
+    """One worker with a 2 MiB cache: A's 1.5 MiB temp is evicted when C
+    makes another; B, which reads A's temp after C, has A run again."""
+    marks, size = tmp_path / "marks", 3 << 19
+    big = f"head -c {size} /dev/zero | tr '\\0' %s > t"
+    tasks = [
+        {"id": "a", "command": f"echo x >> {marks}; {big % 'a'}; echo a > ok",
+         "outputs": [temp_out(tmp_path / "t1", "t"),
+                     {"path": str(tmp_path / "ok_a"), "as": "ok"}]},
+        {"id": "c", "command": f"{big % 'c'}; echo c > ok",
+         "inputs": [{"path": str(tmp_path / "ok_a"), "as": "prev"}],
+         "outputs": [temp_out(tmp_path / "t2", "t"),
+                     {"path": str(tmp_path / "ok_c"), "as": "ok"}]},
+        task("b", "wc -c < t > out",
+             inputs=[(tmp_path / "t1", "t"), (tmp_path / "ok_c", "prev")],
+             outputs=[(tmp_path / "out", "out")]),
+    ]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    mgr, port = xylem.manager(wf, secret_file)
+    w = xylem.worker(port, secret_file, 1, "--disk", "2")
+    assert mgr.wait(30) == 0, mgr.output + w.output
+    assert (tmp_path / "out").read_text().strip() == str(size)
+    assert marks.read_text() == "x\nx\n", mgr.output + w.output
+    assert "temp-1 lost its last copy" in mgr.output, mgr.output
+    w.wait_line(r"evicted", 10)
+    assert "3 succeeded, 0 failed" in mgr.output, mgr.output
