@@ -93,6 +93,8 @@ static void finish(struct xy_manager *m, pid_t *pids, int n)
 	for (int i = 0; i < n; i++)
 		if (pids[i] > 0)
 			waitpid(pids[i], NULL, 0);
+	/* Recipes, remakes and fetches left nothing behind. */
+	xy_test_check_no_leaks();
 }
 
 static struct xy_task *task(const char *cmd, struct xy_file *in,

@@ -153,6 +153,7 @@ static void t_temps(void)
 	XY_CHECK(xy_manager_fetch(m, t2, xy_test_path("x"), 1, err,
 				  sizeof err) < 0 && errno == ENOENT);
 	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
 }
 
 static void t_cancel_cascades(void)
