@@ -2,9 +2,9 @@
 A -> temp -> B whose temp never reaches the manager; the temp's only
 holder killed after A ended, so that A runs again (internally) before B;
 a rerun that fails, so that B fails with "input missing" and says why;
-and a temp evicted from a small cache, which counts as lost. The same loss across namespaces, mid-transfer, is in
-tests/netns/test_temps.py; the C API's cases are in
-tests/unit/test_lineage.c."""
+and a temp evicted from a small cache, which counts as lost. The same
+loss across namespaces, mid-transfer, is in tests/netns/test_temps.py; the
+C API's cases are in tests/unit/test_lineage.c."""
 
 import os
 import signal
