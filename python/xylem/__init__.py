@@ -44,7 +44,7 @@ from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      PickleError, RemoteError, RemoteTraceback,
                      ResourcesExhausted, TaskFailed, WorkerFailed,
                      XylemError)
-from .files import File
+from .files import File, Temp
 from .mpi import MPIFunction
 from .shell import ShellFunction, ShellResult
 
@@ -52,7 +52,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Executor", "File", "MPIFunction", "ShellFunction", "ShellResult",
-    "XylemError",
+    "Temp", "XylemError",
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
     "ResourcesExhausted", "WorkerFailed", "PickleError", "RemoteError",
     "RemoteTraceback",

@@ -646,6 +646,18 @@ static void declare_buffer_body(Manager *self, struct sync *s)
 					   s->err, sizeof s->err);
 }
 
+/* A temp; s->num is the number of copies wanted. */
+static void declare_temp_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_declare_temp(self->m, s->level, s->err,
+					 sizeof s->err);
+	if (s->ptr && s->num > 1 && xy_file_set_replicas(s->ptr,
+							 (int)s->num) < 0) {
+		snprintf(s->err, sizeof s->err, "bad replica count");
+		s->ptr = NULL;
+	}
+}
+
 /* Adds a declared file to the handle table; returns its handle. */
 static PyObject *new_handle(Manager *self, struct xy_file *f)
 {
@@ -677,6 +689,28 @@ static PyObject *Manager_declare_file(Manager *self, PyObject *args)
 		return NULL;
 	s.str = path;
 	s.level = (int)level;
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_Format(PyExc_OSError, "%s", s.err);
+	return new_handle(self, s.ptr);
+}
+
+static PyObject *Manager_declare_temp(Manager *self, PyObject *args)
+{
+	const char *cache = "workflow";
+	int replicas = 1;
+	struct sync s = {.body = declare_temp_body};
+	xy_cache_level level;
+
+	if (!PyArg_ParseTuple(args, "|si", &cache, &replicas) ||
+	    cache_level(cache, &level) < 0)
+		return NULL;
+	if (replicas < 1)
+		return PyErr_Format(PyExc_ValueError,
+				    "replicas must be >= 1, not %d", replicas);
+	s.level = (int)level;
+	s.num = replicas;
 	if (run_sync(self, &s) < 0)
 		return NULL;
 	if (!s.ptr)
@@ -989,6 +1023,8 @@ static PyMethodDef Manager_methods[] = {
 	 "declare_file(path, cache='workflow') -> handle"},
 	{"declare_buffer", (PyCFunction)Manager_declare_buffer, METH_VARARGS,
 	 "declare_buffer(data, cache='task') -> handle"},
+	{"declare_temp", (PyCFunction)Manager_declare_temp, METH_VARARGS,
+	 "declare_temp(cache='workflow', replicas=1) -> handle"},
 	{"declare_library",
 	 (PyCFunction)(void (*)(void))Manager_declare_library,
 	 METH_VARARGS | METH_KEYWORDS,

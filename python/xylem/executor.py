@@ -35,7 +35,7 @@ from . import _calls, _core
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      PickleError, ResourcesExhausted, TaskFailed,
                      WorkerFailed)
-from .files import File
+from .files import File, Temp
 from .shell import ShellFunction
 from .workers import LocalWorkers
 
@@ -420,10 +420,14 @@ class Executor(cf.Executor):
         return r
 
     def _handle(self, f):
-        key = (f.path, f.cache)
+        # A Temp is its own key (by identity); a File is its path.
+        key = f if isinstance(f, Temp) else (f.path, f.cache)
         h = self._handles.get(key)
         if h is None:
-            h = self._manager.declare_file(f.path, f.cache)
+            if isinstance(f, Temp):
+                h = self._manager.declare_temp(f.cache, f.replicas)
+            else:
+                h = self._manager.declare_file(f.path, f.cache)
             self._handles[key] = h
         return h
 

@@ -263,7 +263,7 @@ static int make_output_dirs(struct run *r)
 		char *dir, *slash;
 		int rc;
 
-		if (p->producer < 0)
+		if (p->producer < 0 || p->temp)
 			continue;
 		dir = strdup(p->full);
 		if (!dir)
@@ -335,8 +335,13 @@ static int submit_all(struct run *r)
 	for (size_t i = 0; i < r->wf->n_paths; i++) {
 		const struct xy_wf_path *p = &r->wf->paths[i];
 
-		files[i] = xy_manager_declare_file(r->m, p->full, p->cache, err,
-						   sizeof err);
+		if (p->temp)
+			files[i] = xy_manager_declare_temp(r->m, p->cache, err,
+							   sizeof err);
+		else
+			files[i] = xy_manager_declare_file(r->m, p->full,
+							   p->cache, err,
+							   sizeof err);
 		if (!files[i]) {
 			fprintf(stderr, "xylem run: \"%s\": %s\n", p->written, err);
 			goto out;

@@ -293,6 +293,7 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 		f->ref = (size_t)i;
 		if (f->cache > w->paths[i].cache)
 			w->paths[i].cache = f->cache;
+		w->paths[i].temp |= f->temp;
 		return 0;
 	}
 	grown = realloc(w->paths, (w->n_paths + 1) * sizeof(*grown));
@@ -302,7 +303,7 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 	}
 	w->paths = grown;
 	p = &w->paths[w->n_paths];
-	*p = (struct xy_wf_path){full, f->path, f->cache, -1};
+	*p = (struct xy_wf_path){full, f->path, f->cache, -1, f->temp};
 	if (strmap_put(&ps->paths, p->full, w->n_paths) < 0) {
 		free(full);
 		return oom(ps);
@@ -313,7 +314,8 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 
 /* ------------------------------------------------------------- tasks */
 
-static const char *const file_keys[] = {"path", "as", "cache", NULL};
+static const char *const file_keys[] = {"path", "as", "cache", "temp",
+					NULL};
 static const char *const task_keys[] = {
 	"id", "command", "inputs", "outputs", "env", "resources", "retries",
 	"priority", "time_limit", NULL};
@@ -350,6 +352,10 @@ static int parse_file(struct parse *ps, json_t *v, const char *who,
 	c = json_object_get(v, "cache");
 	if (c && get_cache(ps, c, where, &f->cache) < 0)
 		return -1;
+	c = json_object_get(v, "temp");
+	if (c && !json_is_boolean(c))
+		return perr(ps, "%s \"temp\": must be true or false", where);
+	f->temp = c && json_is_true(c);
 	return intern_path(ps, f);
 }
 
@@ -578,11 +584,18 @@ static int link_producers(struct parse *ps)
 	for (size_t i = 0; i < w->n_tasks; i++) {
 		struct xy_wf_task *t = &w->tasks[i];
 
-		for (size_t j = 0; j < t->n_inputs; j++)
-			if (w->paths[t->inputs[j].ref].producer == (long)i)
+		for (size_t j = 0; j < t->n_inputs; j++) {
+			struct xy_wf_path *p = &w->paths[t->inputs[j].ref];
+
+			if (p->producer == (long)i)
 				return perr(ps, "task \"%s\" reads \"%s\", which"
 					    " it writes itself", t->id,
 					    t->inputs[j].path);
+			if (p->temp && p->producer < 0)
+				return perr(ps, "task \"%s\" reads temp \"%s\","
+					    " which no task writes", t->id,
+					    t->inputs[j].path);
+		}
 	}
 	return 0;
 }

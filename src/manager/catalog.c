@@ -378,7 +378,15 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 		f->qnext = NULL;
 		if (f->state != FILE_QUEUED)
 			continue;
-		if (start_hash(c, f) < 0) {
+		if (f->temp) {
+			/* Nothing to hash: a temp exists only once a
+			 * task writes it, and none was submitted. */
+			char why[128];
+			snprintf(why, sizeof why, "input %s: no task writes it",
+				 xy_file_label(f));
+			f->state = FILE_MISSING;
+			xy_catalog_file_failed(c, f, why);
+		} else if (start_hash(c, f) < 0) {
 			f->state = FILE_MISSING;
 			xy_catalog_file_failed(c, f, "cannot start hashing");
 		}
@@ -401,6 +409,16 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	case FILE_READY:
 		if (f->obj && has_source(f->obj))
 			return 1;
+		if (f->temp) {
+			/* Its last copy is gone: made again by its
+			 * producer, if that can be. */
+			char *why = NULL;
+			if (xy_lineage_remake(c->m->lineage, f, &why) == 0)
+				return add_waiter(f, t) < 0 ? -1 : 0;
+			free(t->error);
+			t->error = why;
+			return -1;
+		}
 		if (f->producer && f->producer->state == XY_TASK_RUNNING) {
 			f->state = FILE_PRODUCED;
 			return add_waiter(f, t) < 0 ? -1 : 0;
@@ -413,7 +431,7 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	if (f->error)
 		t->error = strdup(f->error);
 	else if (asprintf(&t->error, "input %s: no copy is left",
-			  f->path ? f->path : "(buffer)") < 0)
+			  xy_file_label(f)) < 0)
 		t->error = NULL;
 	return -1;
 }

@@ -115,34 +115,64 @@ static void history_task(struct xy_manager *m, struct xy_task *t,
 			t->attempts, (int)t->result, t->exit_code, detail);
 }
 
+/* t failed for good: nothing it was to write will come, so whoever waits
+ * on one of its outputs fails. */
+static void fail_outputs(struct xy_manager *m, struct xy_task *t)
+{
+	char name[32], why[1024];
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		if (f->producer != t)
+			continue;
+		if (t->internal)
+			snprintf(why, sizeof why, "input %s was lost and could "
+				 "not be made again: task %s failed: %s",
+				 xy_file_label(f),
+				 task_name(t, name, sizeof name),
+				 t->error ? t->error : "");
+		else
+			snprintf(why, sizeof why,
+				 "input %s was not made: task %s %s",
+				 xy_file_label(f),
+				 task_name(t, name, sizeof name),
+				 t->result == XY_RESULT_CANCELLED
+					 ? "was cancelled"
+					 : "failed");
+		f->state = FILE_MISSING;
+		xy_catalog_file_failed(m->catalog, f, why);
+	}
+}
+
+/* A remake is never returned: it leaves the table and its files now, and
+ * is freed at the lineage's next phase. */
+static void retire_internal(struct xy_manager *m, struct xy_task *t)
+{
+	table_remove(m, t);
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		if (t->outputs[i].file->producer == t)
+			t->outputs[i].file->producer = NULL;
+	set_state(m, t, XY_TASK_RETURNED);
+	xy_lineage_retire(m->lineage, t);
+}
+
 /* The task is finished for good: its result is set. */
 static void finish(struct xy_manager *m, struct xy_task *t)
 {
 	set_state(m, t, XY_TASK_DONE);
 	t->qprev = NULL;
 	t->qnext = NULL;
-	if (m->done_tail)
-		m->done_tail->qnext = t;
-	else
-		m->done_head = t;
-	m->done_tail = t;
-	history_task(m, t, "done", t->error);
-	if (t->result == XY_RESULT_SUCCESS)
-		return;
-	/* Nothing it was to write will come: fail whoever waits on it. */
-	char name[32], why[1024];
-	for (uint32_t i = 0; i < t->n_outputs; i++) {
-		struct xy_file *f = t->outputs[i].file;
-		if (f->producer != t)
-			continue;
-		snprintf(why, sizeof why,
-			 "input %s was not made: task %s %s", f->path,
-			 task_name(t, name, sizeof name),
-			 t->result == XY_RESULT_CANCELLED ? "was cancelled"
-							  : "failed");
-		f->state = FILE_MISSING;
-		xy_catalog_file_failed(m->catalog, f, why);
+	if (!t->internal) {
+		if (m->done_tail)
+			m->done_tail->qnext = t;
+		else
+			m->done_head = t;
+		m->done_tail = t;
 	}
+	history_task(m, t, "done", t->error);
+	if (t->result != XY_RESULT_SUCCESS)
+		fail_outputs(m, t);
+	if (t->internal)
+		retire_internal(m, t);
 }
 
 static void set_error(struct xy_task *t, const char *why)
@@ -520,7 +550,10 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 			    f->producer != t)
 				continue;
 			xy_catalog_file_ready(m->catalog, f, obj);
-			xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
+			if (f->temp) /* stays on w: back only if asked */
+				xy_lineage_made(m->lineage, f);
+			else
+				xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
 		}
 	}
 }
@@ -773,6 +806,7 @@ static void schedule_phase(struct xy_manager *m)
 {
 	if (m->destroying)
 		return;
+	xy_lineage_phase(m->lineage);
 	xy_catalog_start_hashing(m->catalog);
 	if (m->sched_dirty) {
 		m->sched_dirty = 0;
@@ -866,6 +900,11 @@ static uint64_t block_ms(double deadline)
 	if (left <= 0)
 		return 0;
 	return left < 1 ? (uint64_t)(left * 1000) + 1 : 1000;
+}
+
+void xy_manager_turn(struct xy_manager *m, double deadline)
+{
+	run_once(m, block_ms(deadline));
 }
 
 struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout)
@@ -992,7 +1031,9 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->wtable = xy_wtable_create(m);
 	m->sched = xy_sched_create(m);
 	m->xplan = xy_xplan_create(m, m->secret, m->secret_len);
-	if (!m->wtable || !m->sched || !m->xplan || table_grow(m) < 0) {
+	m->lineage = xy_lineage_create(m);
+	if (!m->wtable || !m->sched || !m->xplan || !m->lineage ||
+	    table_grow(m) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
@@ -1062,6 +1103,7 @@ void xy_manager_destroy(struct xy_manager *m)
 		}
 	free(m->task_table);
 	xy_history_close(m->history);
+	xy_lineage_destroy(m->lineage);
 	xy_sched_destroy(m->sched);
 	xy_xplan_destroy(m->xplan);
 	xy_wtable_destroy(m->wtable);
@@ -1148,13 +1190,13 @@ static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
 		    p->state != XY_TASK_RETURNED)
 			return xy_fail(err, errlen, EBUSY,
 				       "output %s is already written by task "
-				       "%llu", f->path,
+				       "%llu", xy_file_label(f),
 				       (unsigned long long)p->id);
 		for (uint32_t j = 0; j < t->n_inputs; j++)
 			if (t->inputs[j].file == f)
 				return xy_fail(err, errlen, EINVAL,
 					       "%s is both input and output",
-					       f->path);
+					       xy_file_label(f));
 	}
 	if (m->n_tasks + 1 > (int64_t)m->task_table_size &&
 	    table_grow(m) < 0)
@@ -1168,6 +1210,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 	if (check_submit(m, t, err, errlen) < 0)
 		return 0;
 	if (t->library && add_library_inputs(m, t, err, errlen) < 0)
+		return 0;
+	if (xy_lineage_record(m->lineage, t, err, errlen) < 0)
 		return 0;
 	t->id = m->next_task_id++;
 	t->manager = m;
@@ -1189,10 +1233,30 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 	return t->id;
 }
 
+void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t)
+{
+	t->id = m->next_task_id++;
+	t->manager = m;
+	t->internal = 1;
+	t->times.submitted = xy_now();
+	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
+	m->task_table[t->id & (m->task_table_size - 1)] = t;
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		f->producer = t;
+		f->state = FILE_PRODUCED;
+		f->obj = NULL;
+	}
+	t->state = XY_TASK_WAITING;
+	m->n_waiting++;
+	history_task(m, t, "remade", t->command);
+}
+
 int xy_manager_cancel(struct xy_manager *m, uint64_t id)
 {
 	struct xy_task *t = table_find(m, id);
-	if (!t || t->state == XY_TASK_DONE || t->state == XY_TASK_RETURNED) {
+	if (!t || t->internal || t->state == XY_TASK_DONE ||
+	    t->state == XY_TASK_RETURNED) {
 		errno = ENOENT;
 		return -1;
 	}
@@ -1231,6 +1295,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	out->bytes_received = xy_xplan_bytes_received(m->xplan);
 	out->transfers_active = xy_xplan_active(m->xplan);
 	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds);
+	out->temps_remade = xy_lineage_remakes(m->lineage);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)
