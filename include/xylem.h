@@ -158,6 +158,37 @@ XY_API int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
 			    const char *path, double timeout, char *err,
 			    size_t errlen);
 
+/*
+ * A URL (http, https, ftp, ftps) that workers fetch themselves: the
+ * manager never reads it. The first time a task needs it, one worker
+ * fetches it from the origin and caches it; every task that needs it
+ * meanwhile waits, and every other worker then gets it from a worker
+ * that holds it, never from the origin again (while a copy is left). An
+ * HTTP error fails the tasks that need it with INPUT_MISSING and the
+ * status in their error. Declaring the same URL again returns the same
+ * file, owned by the manager. NULL with EINVAL if url has no scheme.
+ */
+XY_API struct xy_file *xy_manager_declare_url(struct xy_manager *m,
+					      const char *url,
+					      xy_cache_level level, char *err,
+					      size_t errlen);
+
+/*
+ * The expansion of an archive (a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz
+ * or .zip file, local, a buffer, a URL or a task's output): a task that
+ * takes it as an input sees a directory holding the archive's contents
+ * under its sandbox name. Each worker gets the archive itself, as any
+ * input (from the manager or a peer, verified), and expands it once, at
+ * `level`, for every task that uses it there; its expansion is read-only.
+ * An archive that cannot be expanded fails the tasks with INPUT_MISSING
+ * and the unpacker's message. Declaring the same archive again returns
+ * the same file (its level raised to the higher). Owned by the manager.
+ */
+XY_API struct xy_file *xy_manager_declare_unpack(struct xy_manager *m,
+						 struct xy_file *archive,
+						 xy_cache_level level,
+						 char *err, size_t errlen);
+
 /* ------------------------------------------------------------------ tasks */
 
 /* Creates a task running `command` with /bin/sh -c in its sandbox. The
@@ -177,6 +208,15 @@ XY_API int xy_task_add_output(struct xy_task *t, struct xy_file *f,
 			      const char *as, char *err, size_t errlen);
 XY_API int xy_task_set_env(struct xy_task *t, const char *name,
 			   const char *value);
+/* Runs t in a software environment: env (from xy_manager_declare_unpack,
+ * a packed virtual environment or any tree with a bin/) is mounted at
+ * sandbox name ".xylem/env" and activated: VIRTUAL_ENV and
+ * XYLEM_ENVIRONMENT name it and its bin/ comes first on PATH; if it holds
+ * an xylem-env.sh at its top, the command sources that first (bin/activate
+ * is not sourced). On a library's template, every instance runs in it.
+ * Returns -1 with EINVAL if env is not an expansion, EEXIST if t has one. */
+XY_API int xy_task_set_environment(struct xy_task *t, struct xy_file *env,
+				   char *err, size_t errlen);
 XY_API void xy_task_set_cores(struct xy_task *t, int cores);
 XY_API void xy_task_set_memory(struct xy_task *t, int64_t mb);
 XY_API void xy_task_set_disk(struct xy_task *t, int64_t mb);

@@ -20,6 +20,7 @@ struct xy_wf_file {
 	xy_cache_level cache; /* as asked by this entry */
 	size_t ref;           /* index into xy_workflow.paths */
 	int temp;             /* "temp": true */
+	int unpack;           /* an input archive, mounted expanded */
 };
 
 /* A distinct local path, named by one or more entries. */
@@ -29,6 +30,7 @@ struct xy_wf_path {
 	xy_cache_level cache; /* the longest level any entry asked for */
 	long producer;        /* index of the task that writes it, or -1 */
 	int temp;             /* a temp: stays on workers, never written */
+	int url;              /* full is a URL that workers fetch */
 };
 
 struct xy_wf_env {

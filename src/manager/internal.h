@@ -64,6 +64,7 @@ struct xy_task {
 	double priority;
 	double time_limit;
 	uint64_t user;
+	struct xy_file *environment; /* mounted at XY_ENV_MOUNT, activated */
 	char *library;  /* a call: the library that serves it */
 	char *payload;  /* a call's payload */
 	size_t payload_len;
@@ -104,7 +105,10 @@ enum file_state {
 };
 
 struct xy_file {
-	char *path; /* NULL for a buffer */
+	char *path; /* NULL for a buffer, a URL or an expansion */
+	char *url;  /* a URL input (urls.c): fetched by a worker, not here */
+	struct xy_file *archive;  /* an expansion: the archive it expands */
+	struct xy_file *unpacked; /* an archive: its expansion, if declared */
 	xy_cache_level level;
 	enum file_state state;
 	struct xy_object *obj;
@@ -141,6 +145,15 @@ struct xy_object {
 
 struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 				     size_t errlen);
+/* The file for a URL (declared again: the same file), or NULL on ENOMEM. */
+struct xy_file *xy_catalog_url(struct xy_catalog *c, const char *url,
+			       xy_cache_level level);
+/* The expansion of archive (declared again: the same file, its level
+ * raised to the higher one). It mirrors the archive: the same object,
+ * the same state; tasks that need it wait on the archive. */
+struct xy_file *xy_catalog_unpack(struct xy_catalog *c,
+				  struct xy_file *archive,
+				  xy_cache_level level);
 void xy_catalog_destroy(struct xy_catalog *c);
 struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
 				xy_cache_level level);
@@ -188,6 +201,30 @@ int xy_catalog_hash_wanted(const struct xy_catalog *c);
  * submitted meanwhile writes them. Hashing waits for this turn so that a
  * program may submit a reader before the writer of a path. */
 void xy_catalog_start_hashing(struct xy_catalog *c);
+
+/* ------------------------------------------------------------ URLs */
+
+/* URL inputs (urls.c): the manager never fetches one; it sends FETCH_URL
+ * to one worker, which fetches from the origin, and learns the object's
+ * id from URL_DONE; every other worker then gets it from a holder. */
+struct xy_urls;
+struct xy_urls *xy_urls_create(struct xy_manager *m);
+void xy_urls_destroy(struct xy_urls *u);
+/* f (a URL file, now FILE_QUEUED) is needed: sends FETCH_URL to a worker
+ * at once, or at a later xy_urls_phase when none is ready. */
+void xy_urls_start(struct xy_urls *u, struct xy_file *f);
+/* Schedule phase: starts the fetches that waited for a worker. */
+void xy_urls_phase(struct xy_urls *u);
+void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
+		  struct xy_msg_url_done *d);
+/* w is going: its fetches start again elsewhere. */
+void xy_urls_worker_gone(struct xy_urls *u, struct xy_worker *w);
+int xy_urls_busy(const struct xy_urls *u);
+
+/* The sandbox name a task's environment is mounted at (unpack.c). */
+#define XY_ENV_MOUNT ".xylem/env"
+/* The TASK/LIBRARY input kind for input f of t (unpack.c). */
+uint8_t xy_input_kind(const struct xy_task *t, const struct xy_file *f);
 
 /* --------------------------------------------------------- worker table */
 
@@ -356,6 +393,7 @@ struct xy_manager {
 	struct xy_lineage *lineage;
 	struct xy_history *history;
 	struct xy_xfer_server *xfer;
+	struct xy_urls *urls;
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */

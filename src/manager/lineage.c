@@ -82,6 +82,8 @@ const char *xy_file_label(const struct xy_file *f)
 {
 	if (f->path)
 		return f->path;
+	if (f->url)
+		return f->url;
 	return f->label ? f->label : "(buffer)";
 }
 

@@ -247,7 +247,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_file *f = t->inputs[i].file;
 		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
-		in[i].kind = f->obj->kind;
+		in[i].kind = xy_input_kind(t, f);
 		in[i].level = (uint8_t)f->level;
 		in[i].name = t->inputs[i].as;
 	}
@@ -449,7 +449,7 @@ void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
 	for (uint32_t i = 0; i < tp->n_inputs; i++) {
 		struct xy_file *f = tp->inputs[i].file;
 		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
-		in[i].kind = f->obj->kind;
+		in[i].kind = xy_input_kind(tp, f);
 		in[i].level = (uint8_t)f->level;
 		in[i].name = tp->inputs[i].as;
 	}
@@ -648,6 +648,12 @@ static void on_cache_update(struct xy_manager *m, struct xy_worker *w,
 	xy_xplan_update(m->xplan, w, &msg->cache_update);
 }
 
+static void on_url_done(struct xy_manager *m, struct xy_worker *w,
+			union xy_msg *msg)
+{
+	xy_urls_done(m->urls, w, &msg->url_done);
+}
+
 static void on_bye(struct xy_manager *m, struct xy_worker *w,
 		   union xy_msg *msg)
 {
@@ -677,6 +683,7 @@ typedef void (*worker_handler)(struct xy_manager *, struct xy_worker *,
 static const worker_handler worker_handlers[XY_MSG_MAX] = {
 	[XY_MSG_HELLO] = on_hello,
 	[XY_MSG_CACHE_UPDATE] = on_cache_update,
+	[XY_MSG_URL_DONE] = on_url_done,
 	[XY_MSG_TASK_DONE] = on_task_done,
 	[XY_MSG_BYE] = on_bye,
 	[XY_MSG_KEEPALIVE] = on_keepalive,
@@ -808,6 +815,7 @@ static void schedule_phase(struct xy_manager *m)
 		return;
 	xy_lineage_phase(m->lineage);
 	xy_catalog_start_hashing(m->catalog);
+	xy_urls_phase(m->urls);
 	if (m->sched_dirty) {
 		m->sched_dirty = 0;
 		xy_sched_round(m->sched);
@@ -1032,7 +1040,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->sched = xy_sched_create(m);
 	m->xplan = xy_xplan_create(m, m->secret, m->secret_len);
 	m->lineage = xy_lineage_create(m);
-	if (!m->wtable || !m->sched || !m->xplan || !m->lineage ||
+	m->urls = xy_urls_create(m);
+	if (!m->wtable || !m->sched || !m->xplan || !m->lineage || !m->urls ||
 	    table_grow(m) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
@@ -1106,6 +1115,7 @@ void xy_manager_destroy(struct xy_manager *m)
 	xy_lineage_destroy(m->lineage);
 	xy_sched_destroy(m->sched);
 	xy_xplan_destroy(m->xplan);
+	xy_urls_destroy(m->urls);
 	xy_wtable_destroy(m->wtable);
 	xy_catalog_destroy(m->catalog);
 	uv_loop_close(&m->loop);
