@@ -113,8 +113,81 @@ XY_API struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
 						 xy_cache_level level,
 						 char *err, size_t errlen);
 
-/* The manager-side path of a local file, or NULL for a buffer. */
+/* The manager-side path of a local file, or NULL for a buffer or a temp. */
 XY_API const char *xy_file_path(const struct xy_file *f);
+
+/*
+ * Temps (docs/dataplane.md, "Temps and lineage"). A temp is a file that
+ * lives only on workers: the task that writes it (xy_task_add_output)
+ * leaves it in its worker's cache, tasks that read it run there or get it
+ * by peer transfer, and it comes back to the manager only through
+ * xy_manager_fetch. It belongs to the manager like any declared file.
+ * level says how long workers keep it; XY_CACHE_TASK is taken as
+ * XY_CACHE_WORKFLOW, since a temp must outlive the task that wrote it.
+ *
+ * If every copy is lost (its workers vanished, or evicted it) while a
+ * submitted task still needs it, the manager runs the task that wrote it
+ * again, from a copy it kept at submit (so the caller may delete that
+ * task after wait), and the writers of that task's own lost temp inputs
+ * before it. Such a rerun is internal: wait never returns it, and tasks
+ * that need the temp wait for it. If the rerun fails for good, they fail
+ * with XY_RESULT_INPUT_MISSING and an error naming the temp. A temp is
+ * assumed to be made the same way each time: a rerun that makes other
+ * bytes gives later readers those bytes.
+ */
+XY_API struct xy_file *xy_manager_declare_temp(struct xy_manager *m,
+					       xy_cache_level level,
+					       char *err, size_t errlen);
+/* Copies to keep of temp f (default 1): once its writer succeeds, the
+ * manager copies it by peer transfer to n-1 more workers (as many as are
+ * connected), so that losing one worker does not force a rerun. Lost
+ * copies are not replaced. Returns -1 with EINVAL if f is not a temp or
+ * n < 1. */
+XY_API int xy_file_set_replicas(struct xy_file *f, int n);
+/* 1 if f is a temp, else 0. */
+XY_API int xy_file_is_temp(const struct xy_file *f);
+/* Brings temp f back to the local path (a file or directory, replaced if
+ * it exists), running the manager's loop meanwhile as wait does (tasks
+ * that complete stay for wait). If f is being written, waits for it; if
+ * its copies are lost, has it made again. Returns 0, or -1 with errno and
+ * a reason in err: EINVAL (not a temp), ENOENT (no task writes it, or its
+ * writer failed), ETIMEDOUT after timeout seconds (negative: no limit),
+ * EIO (the transfer or the write failed). The manager does not serve the
+ * copy at path to workers. Call it from the manager's thread. */
+XY_API int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
+			    const char *path, double timeout, char *err,
+			    size_t errlen);
+
+/*
+ * A URL (http, https, ftp, ftps) that workers fetch themselves: the
+ * manager never reads it. The first time a task needs it, one worker
+ * fetches it from the origin and caches it; every task that needs it
+ * meanwhile waits, and every other worker then gets it from a worker
+ * that holds it, never from the origin again (while a copy is left). An
+ * HTTP error fails the tasks that need it with INPUT_MISSING and the
+ * status in their error. Declaring the same URL again returns the same
+ * file, owned by the manager. NULL with EINVAL if url has no scheme.
+ */
+XY_API struct xy_file *xy_manager_declare_url(struct xy_manager *m,
+					      const char *url,
+					      xy_cache_level level, char *err,
+					      size_t errlen);
+
+/*
+ * The expansion of an archive (a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz
+ * or .zip file, local, a buffer, a URL or a task's output): a task that
+ * takes it as an input sees a directory holding the archive's contents
+ * under its sandbox name. Each worker gets the archive itself, as any
+ * input (from the manager or a peer, verified), and expands it once, at
+ * `level`, for every task that uses it there; its expansion is read-only.
+ * An archive that cannot be expanded fails the tasks with INPUT_MISSING
+ * and the unpacker's message. Declaring the same archive again returns
+ * the same file (its level raised to the higher). Owned by the manager.
+ */
+XY_API struct xy_file *xy_manager_declare_unpack(struct xy_manager *m,
+						 struct xy_file *archive,
+						 xy_cache_level level,
+						 char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ tasks */
 
@@ -128,11 +201,22 @@ XY_API void xy_task_delete(struct xy_task *t);
  * Returns -1 with errno EINVAL and a reason naming `as` if it is refused. */
 XY_API int xy_task_add_input(struct xy_task *t, struct xy_file *f,
 			     const char *as, char *err, size_t errlen);
-/* Brings sandbox name `as` back to the local file f when the task ends. */
+/* Brings sandbox name `as` back to the local file f when the task ends;
+ * if f is a temp, leaves it in the worker's cache instead. A buffer
+ * cannot be an output. */
 XY_API int xy_task_add_output(struct xy_task *t, struct xy_file *f,
 			      const char *as, char *err, size_t errlen);
 XY_API int xy_task_set_env(struct xy_task *t, const char *name,
 			   const char *value);
+/* Runs t in a software environment: env (from xy_manager_declare_unpack,
+ * a packed virtual environment or any tree with a bin/) is mounted at
+ * sandbox name ".xylem/env" and activated: VIRTUAL_ENV and
+ * XYLEM_ENVIRONMENT name it and its bin/ comes first on PATH; if it holds
+ * an xylem-env.sh at its top, the command sources that first (bin/activate
+ * is not sourced). On a library's template, every instance runs in it.
+ * Returns -1 with EINVAL if env is not an expansion, EEXIST if t has one. */
+XY_API int xy_task_set_environment(struct xy_task *t, struct xy_file *env,
+				   char *err, size_t errlen);
 XY_API void xy_task_set_cores(struct xy_task *t, int cores);
 XY_API void xy_task_set_memory(struct xy_task *t, int64_t mb);
 XY_API void xy_task_set_disk(struct xy_task *t, int64_t mb);
@@ -256,6 +340,7 @@ struct xy_stats {
 	int64_t transfers_active;
 	int64_t decisions;       /* tasks placed by the scheduler so far */
 	double decision_seconds; /* time spent placing them */
+	int64_t temps_remade;    /* reruns for temps whose copies were lost */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

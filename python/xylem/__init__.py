@@ -44,15 +44,16 @@ from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      PickleError, RemoteError, RemoteTraceback,
                      ResourcesExhausted, TaskFailed, WorkerFailed,
                      XylemError)
-from .files import File
+from .environment import Environment
+from .files import File, Temp
 from .mpi import MPIFunction
 from .shell import ShellFunction, ShellResult
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Executor", "File", "MPIFunction", "ShellFunction", "ShellResult",
-    "XylemError",
+    "Environment", "Executor", "File", "MPIFunction", "ShellFunction",
+    "ShellResult", "Temp", "XylemError",
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
     "ResourcesExhausted", "WorkerFailed", "PickleError", "RemoteError",
     "RemoteTraceback",

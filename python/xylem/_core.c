@@ -499,7 +499,7 @@ static int add_env(struct xy_task *t, PyObject *env)
 
 /* The fields that a task and a library template share. */
 struct task_spec {
-	PyObject *inputs, *outputs, *env;
+	PyObject *inputs, *outputs, *env, *environment;
 	int cores, gpus, retries;
 	long long memory, disk;
 	double priority, time_limit;
@@ -509,9 +509,21 @@ struct task_spec {
 static int apply_spec(Manager *self, struct xy_task *t,
 		      const struct task_spec *sp)
 {
+	char err[ERRLEN];
+	struct xy_file *f;
+
 	if (add_files(self, t, sp->inputs, 0) < 0 ||
 	    add_files(self, t, sp->outputs, 1) < 0 || add_env(t, sp->env) < 0)
 		return -1;
+	if (sp->environment && sp->environment != Py_None) {
+		f = file_of(self, sp->environment);
+		if (!f)
+			return -1;
+		if (xy_task_set_environment(t, f, err, sizeof err) < 0) {
+			PyErr_SetString(PyExc_ValueError, err);
+			return -1;
+		}
+	}
 	xy_task_set_cores(t, sp->cores);
 	xy_task_set_memory(t, sp->memory);
 	xy_task_set_disk(t, sp->disk);
@@ -590,7 +602,8 @@ static PyObject *Manager_submit(Manager *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"key",     "command", "library", "payload",
 				 "inputs",  "outputs", "env",     "cores",
 				 "memory",  "disk",    "gpus",    "retries",
-				 "priority", "time_limit", "tag", NULL};
+				 "priority", "time_limit", "tag", "environment",
+				 NULL};
 	struct task_spec sp = {.cores = 1};
 	unsigned long long key;
 	const char *command = NULL, *library = NULL;
@@ -599,10 +612,10 @@ static PyObject *Manager_submit(Manager *self, PyObject *args, PyObject *kw)
 	struct xy_task *t = NULL;
 
 	if (!PyArg_ParseTupleAndKeywords(
-		    args, kw, "K|$zzy*OOOiLLiiddz", kwlist, &key, &command,
+		    args, kw, "K|$zzy*OOOiLLiiddzO", kwlist, &key, &command,
 		    &library, &payload, &sp.inputs, &sp.outputs, &sp.env,
 		    &sp.cores, &sp.memory, &sp.disk, &sp.gpus, &sp.retries,
-		    &sp.priority, &sp.time_limit, &sp.tag))
+		    &sp.priority, &sp.time_limit, &sp.tag, &sp.environment))
 		return NULL;
 	if (key == 0) {
 		PyErr_SetString(PyExc_ValueError, "key must be positive");
@@ -646,6 +659,18 @@ static void declare_buffer_body(Manager *self, struct sync *s)
 					   s->err, sizeof s->err);
 }
 
+/* A temp; s->num is the number of copies wanted. */
+static void declare_temp_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_declare_temp(self->m, s->level, s->err,
+					 sizeof s->err);
+	if (s->ptr && s->num > 1 && xy_file_set_replicas(s->ptr,
+							 (int)s->num) < 0) {
+		snprintf(s->err, sizeof s->err, "bad replica count");
+		s->ptr = NULL;
+	}
+}
+
 /* Adds a declared file to the handle table; returns its handle. */
 static PyObject *new_handle(Manager *self, struct xy_file *f)
 {
@@ -684,6 +709,28 @@ static PyObject *Manager_declare_file(Manager *self, PyObject *args)
 	return new_handle(self, s.ptr);
 }
 
+static PyObject *Manager_declare_temp(Manager *self, PyObject *args)
+{
+	const char *cache = "workflow";
+	int replicas = 1;
+	struct sync s = {.body = declare_temp_body};
+	xy_cache_level level;
+
+	if (!PyArg_ParseTuple(args, "|si", &cache, &replicas) ||
+	    cache_level(cache, &level) < 0)
+		return NULL;
+	if (replicas < 1)
+		return PyErr_Format(PyExc_ValueError,
+				    "replicas must be >= 1, not %d", replicas);
+	s.level = (int)level;
+	s.num = replicas;
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_Format(PyExc_OSError, "%s", s.err);
+	return new_handle(self, s.ptr);
+}
+
 static PyObject *Manager_declare_buffer(Manager *self, PyObject *args)
 {
 	const char *cache = "task";
@@ -710,6 +757,54 @@ static PyObject *Manager_declare_buffer(Manager *self, PyObject *args)
 	return new_handle(self, s.ptr);
 }
 
+static void declare_url_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_declare_url(self->m, s->str, s->level, s->err,
+					sizeof s->err);
+}
+
+static PyObject *Manager_declare_url(Manager *self, PyObject *args)
+{
+	const char *url, *cache = "workflow";
+	struct sync s = {.body = declare_url_body};
+	xy_cache_level level;
+
+	if (!PyArg_ParseTuple(args, "s|s", &url, &cache) ||
+	    cache_level(cache, &level) < 0)
+		return NULL;
+	s.str = url;
+	s.level = (int)level;
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_Format(PyExc_ValueError, "%s", s.err);
+	return new_handle(self, s.ptr);
+}
+
+static void declare_unpack_body(Manager *self, struct sync *s)
+{
+	s->ptr = xy_manager_declare_unpack(self->m, s->ptr, s->level, s->err,
+					   sizeof s->err);
+}
+
+static PyObject *Manager_declare_unpack(Manager *self, PyObject *args)
+{
+	const char *cache = "workflow";
+	struct sync s = {.body = declare_unpack_body};
+	PyObject *handle;
+	xy_cache_level level;
+
+	if (!PyArg_ParseTuple(args, "O|s", &handle, &cache) ||
+	    cache_level(cache, &level) < 0 || !(s.ptr = file_of(self, handle)))
+		return NULL;
+	s.level = (int)level;
+	if (run_sync(self, &s) < 0)
+		return NULL;
+	if (!s.ptr)
+		return PyErr_Format(PyExc_ValueError, "%s", s.err);
+	return new_handle(self, s.ptr);
+}
+
 static void declare_library_body(Manager *self, struct sync *s)
 {
 	s->num = xy_manager_declare_library(self->m, s->str, s->task, s->err,
@@ -720,15 +815,16 @@ static PyObject *Manager_declare_library(Manager *self, PyObject *args,
 					 PyObject *kw)
 {
 	static char *kwlist[] = {"name",   "command", "inputs", "env", "cores",
-				 "memory", "disk",    "gpus",   NULL};
+				 "memory", "disk",    "gpus",   "environment",
+				 NULL};
 	struct task_spec sp = {.cores = 1};
 	struct sync s = {.body = declare_library_body};
 	const char *name, *command;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|$OOiLLi", kwlist, &name,
-					 &command, &sp.inputs, &sp.env,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|$OOiLLiO", kwlist,
+					 &name, &command, &sp.inputs, &sp.env,
 					 &sp.cores, &sp.memory, &sp.disk,
-					 &sp.gpus))
+					 &sp.gpus, &sp.environment))
 		return NULL;
 	if (check_open(self) < 0)
 		return NULL;
@@ -982,18 +1078,25 @@ static PyMethodDef Manager_methods[] = {
 	 METH_VARARGS | METH_KEYWORDS,
 	 "submit(key, *, command=None, library=None, payload=b'', inputs=(),"
 	 " outputs=(), env=None, cores=1, memory=0, disk=0, gpus=0,"
-	 " retries=0, priority=0.0, time_limit=0.0, tag=None)\n"
+	 " retries=0, priority=0.0, time_limit=0.0, tag=None,"
+	 " environment=None)\n"
 	 "Hands a command task or a call to the manager; its result comes"
 	 " back\nthrough the callback under `key`."},
 	{"declare_file", (PyCFunction)Manager_declare_file, METH_VARARGS,
 	 "declare_file(path, cache='workflow') -> handle"},
 	{"declare_buffer", (PyCFunction)Manager_declare_buffer, METH_VARARGS,
 	 "declare_buffer(data, cache='task') -> handle"},
+	{"declare_temp", (PyCFunction)Manager_declare_temp, METH_VARARGS,
+	 "declare_temp(cache='workflow', replicas=1) -> handle"},
+	{"declare_url", (PyCFunction)Manager_declare_url, METH_VARARGS,
+	 "declare_url(url, cache='workflow') -> handle"},
+	{"declare_unpack", (PyCFunction)Manager_declare_unpack, METH_VARARGS,
+	 "declare_unpack(archive_handle, cache='workflow') -> handle"},
 	{"declare_library",
 	 (PyCFunction)(void (*)(void))Manager_declare_library,
 	 METH_VARARGS | METH_KEYWORDS,
 	 "declare_library(name, command, *, inputs=(), env=None, cores=1,"
-	 " memory=0, disk=0, gpus=0)"},
+	 " memory=0, disk=0, gpus=0, environment=None)"},
 	{"cancel", (PyCFunction)Manager_cancel, METH_O,
 	 "cancel(key) -> True if a task was cancelled"},
 	{"stats", (PyCFunction)Manager_stats, METH_NOARGS,

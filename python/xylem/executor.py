@@ -36,7 +36,8 @@ from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      PickleError, ResourcesExhausted, TaskFailed,
                      WorkerFailed)
-from .files import File
+from .environment import Environment
+from .files import File, Temp
 from .shell import ShellFunction
 from .workers import LocalWorkers
 
@@ -58,6 +59,8 @@ DEFAULT_OPTIONS = {
     "priority": 0.0,    # higher runs first
     "tag": None,        # a label shown in status and history
     "fresh": None,      # True: a new process for this call
+    "environment": None,  # xylem.Environment to run in (None: the
+                          # Executor's)
 }
 
 
@@ -80,6 +83,9 @@ def _check_options(opts):
     o["outputs"] = tuple(File.of(f) for f in o["outputs"] or ())
     if o["env"] is not None:
         o["env"] = {str(k): str(v) for k, v in o["env"].items()}
+    if o["environment"] is not None and \
+            not isinstance(o["environment"], Environment):
+        o["environment"] = Environment(o["environment"])
     return o
 
 
@@ -182,7 +188,10 @@ class Executor(cf.Executor):
         Default: $XYLEM_SECRET, else a fresh one in a 0600 file, whose
         path is the secret_file attribute.
     fresh: run each call in a fresh process instead of a warm library.
-    python: the interpreter command workers run (default sys.executable).
+    python: the interpreter command workers run (default sys.executable;
+        with an environment, its own python).
+    environment: a xylem.Environment (or a path to make one from) that
+        calls and commands run in unless their options say otherwise.
     pythonpath: PYTHONPATH for the library and runner processes.
     library_env: further environment variables for them.
     name, history: the manager's name and an SQLite run history path.
@@ -191,7 +200,7 @@ class Executor(cf.Executor):
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
-                 history=None):
+                 history=None, environment=None):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -203,7 +212,9 @@ class Executor(cf.Executor):
         self._manager = None
         self._fresh = bool(fresh)
         self._loop_ident = None  # the manager thread's, once it calls back
-        self._defaults = _check_options({})
+        self._defaults = _check_options({"environment": environment})
+        self._libraries = {}   # Environment (or None) -> library name
+        self._env_handles = {}  # Environment -> unpack handle
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-py-")
         try:
             self._start(workers, port, host, secret, secret_file,
@@ -250,10 +261,8 @@ class Executor(cf.Executor):
         }
         self._env.update({str(k): str(v)
                           for k, v in (library_env or {}).items()})
-        self._library = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
-        self._manager.declare_library(
-            self._library, f"{shlex.quote(self._python)} -m xylem.library",
-            env=self._env)
+        self._python_given = python is not None
+        self._library = self._library_for(self._defaults["environment"])
         if workers > 0:
             self._local = LocalWorkers(workers, self._manager.port,
                                        secret_file, self._tmpdir, cpw)
@@ -270,7 +279,7 @@ class Executor(cf.Executor):
         """A view with these per-call options: ``ex.options(cores=2,
         inputs=[xylem.File("a.txt")]).submit(fn, x)``. Options: cores,
         memory, disk, gpus, inputs, outputs, env, retries, time_limit,
-        priority, tag, fresh."""
+        priority, tag, fresh, environment."""
         return _Options(self, _check_options(opts))
 
     def submit(self, fn, /, *args, **kwargs):
@@ -326,6 +335,9 @@ class Executor(cf.Executor):
 
     def _submit(self, opts, fn, args, kwargs):
         fresh = self._fresh if opts["fresh"] is None else opts["fresh"]
+        if opts["environment"] is None and \
+                self._defaults["environment"] is not None:
+            opts = dict(opts, environment=self._defaults["environment"])
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after"
@@ -334,6 +346,7 @@ class Executor(cf.Executor):
         future = _Future()
         future._xy_on_cancel = functools.partial(self._cancelled, key)
         try:
+            environment = opts["environment"]
             if isinstance(fn, ShellFunction):
                 pending, spec = self._shell_spec(future, fn, args, kwargs)
             elif isinstance(fn, CWLApp):
@@ -343,10 +356,11 @@ class Executor(cf.Executor):
                 pending = _Pending(future, "cwl", app=fn, back=back)
             elif fresh:
                 pending, spec = self._fresh_spec(future, key, fn, args,
-                                                 kwargs, opts["env"])
+                                                 kwargs, opts["env"],
+                                                 environment)
             else:
                 pending, spec = self._call_spec(future, fn, args, kwargs,
-                                                opts["env"])
+                                                opts["env"], environment)
             spec.update(self._resources(opts, spec))
         except Exception as e:
             # A Future that fails at once loses nothing else (docs:
@@ -365,7 +379,38 @@ class Executor(cf.Executor):
                 future.set_exception(e)
         return future
 
-    def _call_spec(self, future, fn, args, kwargs, env):
+    def _python_in(self, environment):
+        """The interpreter command: in an environment, its own python
+        (first on PATH there), unless the Executor was given one."""
+        if environment is not None and not self._python_given:
+            return "python"
+        return shlex.quote(self._python)
+
+    def _environment_handle(self, environment):
+        if environment is None:
+            return None
+        h = self._env_handles.get(environment)
+        if h is None:
+            archive = self._manager.declare_file(environment.tarball,
+                                                 environment.cache)
+            h = self._manager.declare_unpack(archive, environment.cache)
+            self._env_handles[environment] = h
+        return h
+
+    def _library_for(self, environment):
+        """The warm library whose instances run in environment: one per
+        environment, declared when first needed."""
+        name = self._libraries.get(environment)
+        if name is None:
+            name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+            self._manager.declare_library(
+                name, f"{self._python_in(environment)} -m xylem.library",
+                env=self._env,
+                environment=self._environment_handle(environment))
+            self._libraries[environment] = name
+        return name
+
+    def _call_spec(self, future, fn, args, kwargs, env, environment=None):
         payload = self._encode(fn, args, kwargs, env)
         inputs = []
         if len(payload) > _calls.MESSAGE_MAX:
@@ -373,17 +418,19 @@ class Executor(cf.Executor):
             h = self._manager.declare_buffer(payload, "task")
             inputs.append((h, _calls.CALL_FILE))
             payload = _calls.encode_indirect(_calls.CALL_FILE)
-        spec = {"library": self._library, "payload": payload,
-                "inputs": inputs}
+        spec = {"library": self._library_for(environment),
+                "payload": payload, "inputs": inputs}
         return _Pending(future, "call"), spec
 
-    def _fresh_spec(self, future, key, fn, args, kwargs, env):
+    def _fresh_spec(self, future, key, fn, args, kwargs, env,
+                    environment=None):
         payload = self._encode(fn, args, kwargs, env)
         h = self._manager.declare_buffer(payload, "task")
         path = os.path.join(self._tmpdir, "results", f"{key}.pkl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         out = self._manager.declare_file(path, "task")
-        spec = {"command": f"{shlex.quote(self._python)} -m xylem.runner",
+        spec = {"command": f"{self._python_in(environment)} -m"
+                           " xylem.runner",
                 "inputs": [(h, _calls.CALL_FILE)],
                 "outputs": [(out, _calls.RESULT_FILE)],
                 "env": dict(self._env)}
@@ -426,13 +473,19 @@ class Executor(cf.Executor):
             env = dict(spec.get("env") or {})
             env.update(opts["env"] or {})
             r["env"] = env
+            # A call's environment is its library's.
+            r["environment"] = self._environment_handle(opts["environment"])
         return r
 
     def _handle(self, f):
-        key = (f.path, f.cache)
+        # A Temp is its own key (by identity); a File is its path.
+        key = f if isinstance(f, Temp) else (f.path, f.cache)
         h = self._handles.get(key)
         if h is None:
-            h = self._manager.declare_file(f.path, f.cache)
+            if isinstance(f, Temp):
+                h = self._manager.declare_temp(f.cache, f.replicas)
+            else:
+                h = self._manager.declare_file(f.path, f.cache)
             self._handles[key] = h
         return h
 

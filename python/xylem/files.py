@@ -1,9 +1,11 @@
 """xylem.File: a file on the manager's side that a call or a command
-reads or writes (docs/python.md, "Options").
+reads or writes, and xylem.Temp: a file that stays on the workers
+(docs/python.md, "Options").
 
 An input is staged to the worker (cached there by content) and appears in
 the task's sandbox under its ``name``; an output is the sandbox file of
-that name, brought back to ``path`` when the task ends.
+that name, brought back to ``path`` when the task ends (a File) or left in
+the worker's cache for later calls (a Temp).
 """
 
 import os
@@ -31,8 +33,9 @@ class File:
 
     @classmethod
     def of(cls, f):
-        """A File from a File, a path string or an os.PathLike."""
-        return f if isinstance(f, File) else cls(f)
+        """A File from a File, a path string or an os.PathLike; a Temp
+        as it is."""
+        return f if isinstance(f, (File, Temp)) else cls(f)
 
     def __repr__(self):
         return f"xylem.File({self.path!r}, name={self.name!r}," \
@@ -45,3 +48,33 @@ class File:
 
     def __hash__(self):
         return hash((self.path, self.name, self.cache))
+
+
+class Temp:
+    """A file that never comes to this side: the call that has it in its
+    outputs leaves it on its worker, and calls that have the same Temp
+    object in their inputs run there or get it from that worker
+    (docs/dataplane.md, "Temps and lineage"). If every copy is lost, the
+    call that made it runs again before its readers. ``name`` is its name
+    in the sandbox, ``cache`` as for File ("task" counts as "workflow"),
+    ``replicas`` the copies kept once it is made. Each Temp object is a
+    distinct temp."""
+
+    __slots__ = ("name", "cache", "replicas")
+
+    def __init__(self, name, cache="workflow", replicas=1):
+        if not name:
+            raise ValueError("a Temp needs a name in the sandbox")
+        if cache not in CACHE_LEVELS:
+            raise ValueError(f"cache must be one of {', '.join(CACHE_LEVELS)},"
+                             f" not {cache!r}")
+        if not isinstance(replicas, int) or replicas < 1:
+            raise ValueError(f"replicas must be an int >= 1, not"
+                             f" {replicas!r}")
+        self.name = name
+        self.cache = cache
+        self.replicas = replicas
+
+    def __repr__(self):
+        return f"xylem.Temp({self.name!r}, cache={self.cache!r}," \
+               f" replicas={self.replicas})"

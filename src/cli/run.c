@@ -229,7 +229,7 @@ static void warn_missing_inputs(struct run *r)
 	for (size_t i = 0; i < r->wf->n_paths; i++) {
 		const struct xy_wf_path *p = &r->wf->paths[i];
 
-		if (p->producer < 0 && access(p->full, F_OK) != 0)
+		if (p->producer < 0 && !p->url && access(p->full, F_OK) != 0)
 			fprintf(stderr, "xylem run: warning: input \"%s\" does"
 				" not exist and no task writes it\n", p->written);
 	}
@@ -263,7 +263,7 @@ static int make_output_dirs(struct run *r)
 		char *dir, *slash;
 		int rc;
 
-		if (p->producer < 0)
+		if (p->producer < 0 || p->temp)
 			continue;
 		dir = strdup(p->full);
 		if (!dir)
@@ -290,9 +290,16 @@ static struct xy_task *make_task(struct run *r, const struct xy_wf_task *w,
 	struct xy_task *t = xy_task_create(w->command);
 	int bad = !t || xy_task_set_tag(t, w->id) < 0;
 
-	for (size_t j = 0; !bad && j < w->n_inputs; j++)
-		bad = xy_task_add_input(t, files[w->inputs[j].ref],
-					w->inputs[j].as, err, errlen) < 0;
+	for (size_t j = 0; !bad && j < w->n_inputs; j++) {
+		struct xy_file *f = files[w->inputs[j].ref];
+
+		if (w->inputs[j].unpack)
+			f = xy_manager_declare_unpack(r->m, f,
+						      w->inputs[j].cache, err,
+						      errlen);
+		bad = !f || xy_task_add_input(t, f, w->inputs[j].as, err,
+					      errlen) < 0;
+	}
 	for (size_t j = 0; !bad && j < w->n_outputs; j++)
 		bad = xy_task_add_output(t, files[w->outputs[j].ref],
 					 w->outputs[j].as, err, errlen) < 0;
@@ -335,8 +342,17 @@ static int submit_all(struct run *r)
 	for (size_t i = 0; i < r->wf->n_paths; i++) {
 		const struct xy_wf_path *p = &r->wf->paths[i];
 
-		files[i] = xy_manager_declare_file(r->m, p->full, p->cache, err,
-						   sizeof err);
+		if (p->temp)
+			files[i] = xy_manager_declare_temp(r->m, p->cache, err,
+							   sizeof err);
+		else if (p->url)
+			files[i] = xy_manager_declare_url(r->m, p->full,
+							  p->cache, err,
+							  sizeof err);
+		else
+			files[i] = xy_manager_declare_file(r->m, p->full,
+							   p->cache, err,
+							   sizeof err);
 		if (!files[i]) {
 			fprintf(stderr, "xylem run: \"%s\": %s\n", p->written, err);
 			goto out;

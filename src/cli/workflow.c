@@ -282,7 +282,8 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 {
 	struct xy_workflow *w = ps->w;
 	struct xy_wf_path *p, *grown;
-	char *full = resolve_path(ps->basedir, f->path);
+	int url = strstr(f->path, "://") != NULL;
+	char *full = url ? strdup(f->path) : resolve_path(ps->basedir, f->path);
 	long i;
 
 	if (!full)
@@ -293,6 +294,7 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 		f->ref = (size_t)i;
 		if (f->cache > w->paths[i].cache)
 			w->paths[i].cache = f->cache;
+		w->paths[i].temp |= f->temp;
 		return 0;
 	}
 	grown = realloc(w->paths, (w->n_paths + 1) * sizeof(*grown));
@@ -302,7 +304,7 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 	}
 	w->paths = grown;
 	p = &w->paths[w->n_paths];
-	*p = (struct xy_wf_path){full, f->path, f->cache, -1};
+	*p = (struct xy_wf_path){full, f->path, f->cache, -1, f->temp, url};
 	if (strmap_put(&ps->paths, p->full, w->n_paths) < 0) {
 		free(full);
 		return oom(ps);
@@ -313,7 +315,8 @@ static int intern_path(struct parse *ps, struct xy_wf_file *f)
 
 /* ------------------------------------------------------------- tasks */
 
-static const char *const file_keys[] = {"path", "as", "cache", NULL};
+static const char *const file_keys[] = {"path", "url", "as", "cache",
+					"temp", "unpack", NULL};
 static const char *const task_keys[] = {
 	"id", "command", "inputs", "outputs", "env", "resources", "retries",
 	"priority", "time_limit", NULL};
@@ -321,35 +324,66 @@ static const char *const resource_keys[] = {"cores", "memory", "disk",
 					    "gpus", NULL};
 static const char *const top_keys[] = {"name", "tasks", NULL};
 
+/* An input may be a URL ("url" instead of "path") and an archive to
+ * mount expanded ("unpack": true); an output is neither. */
+static int url_and_unpack(struct parse *ps, json_t *v, const char *where,
+			  const char *dir, struct xy_wf_file *f)
+{
+	json_t *u = json_object_get(v, "unpack");
+	int input = !strcmp(dir, "input");
+
+	if (json_object_get(v, "url") && json_object_get(v, "path"))
+		return perr(ps, "%s: give \"path\" or \"url\", not both",
+			    where);
+	if (!input && (u || json_object_get(v, "url")))
+		return perr(ps, "%s: only an input may have \"%s\"", where,
+			    u ? "unpack" : "url");
+	if (u && !json_is_boolean(u))
+		return perr(ps, "%s: \"unpack\" must be true or false", where);
+	f->unpack = u && json_is_true(u);
+	return 0;
+}
+
 /* One entry of "inputs" or "outputs"; dir is "input" or "output". */
 static int parse_file(struct parse *ps, json_t *v, const char *who,
 		      const char *dir, struct xy_wf_file *f)
 {
 	char where[600], why[512]; /* who (512) and a suffix */
 	json_t *c;
+	const char *key;
 
 	snprintf(where, sizeof where, "%s: %s", who, dir);
 	f->cache = XY_CACHE_WORKFLOW;
 	if (!json_is_object(v))
 		return perr(ps, "%s: each entry must be an object with \"path\""
 			    " and \"as\"", where);
-	if (check_keys(ps, v, file_keys, where) < 0)
+	if (check_keys(ps, v, file_keys, where) < 0 ||
+	    url_and_unpack(ps, v, where, dir, f) < 0)
 		return -1;
-	if (!json_object_get(v, "path") || !json_object_get(v, "as"))
+	key = json_object_get(v, "url") ? "url" : "path";
+	if (!json_object_get(v, key) || !json_object_get(v, "as"))
 		return perr(ps, "%s: an entry lacks \"%s\"", where,
-			    json_object_get(v, "path") ? "as" : "path");
-	if (get_string(ps, json_object_get(v, "path"), where, "path",
+			    json_object_get(v, key) ? "as" : key);
+	if (get_string(ps, json_object_get(v, key), where, key,
 		       &f->path) < 0 ||
 	    get_string(ps, json_object_get(v, "as"), where, "as", &f->as) < 0)
 		return -1;
 	if (!f->path[0])
-		return perr(ps, "%s: \"path\" is empty", where);
+		return perr(ps, "%s: \"%s\" is empty", where, key);
+	if ((strstr(f->path, "://") != NULL) != !strcmp(key, "url"))
+		return perr(ps, "%s: \"%s\" is %s URL: give it as \"%s\"",
+			    where, f->path, *key == 'u' ? "not a" : "a",
+			    *key == 'u' ? "path" : "url");
 	if (xy_check_sandbox_name(f->as, why, sizeof why) < 0)
 		return perr(ps, "%s \"as\": \"%s\" is refused: %s", where, f->as,
 			    why);
 	c = json_object_get(v, "cache");
 	if (c && get_cache(ps, c, where, &f->cache) < 0)
 		return -1;
+	c = json_object_get(v, "temp");
+	if (c && !json_is_boolean(c))
+		return perr(ps, "%s \"temp\": must be true or false", where);
+	f->temp = c && json_is_true(c);
 	return intern_path(ps, f);
 }
 
@@ -578,11 +612,18 @@ static int link_producers(struct parse *ps)
 	for (size_t i = 0; i < w->n_tasks; i++) {
 		struct xy_wf_task *t = &w->tasks[i];
 
-		for (size_t j = 0; j < t->n_inputs; j++)
-			if (w->paths[t->inputs[j].ref].producer == (long)i)
+		for (size_t j = 0; j < t->n_inputs; j++) {
+			struct xy_wf_path *p = &w->paths[t->inputs[j].ref];
+
+			if (p->producer == (long)i)
 				return perr(ps, "task \"%s\" reads \"%s\", which"
 					    " it writes itself", t->id,
 					    t->inputs[j].path);
+			if (p->temp && p->producer < 0)
+				return perr(ps, "task \"%s\" reads temp \"%s\","
+					    " which no task writes", t->id,
+					    t->inputs[j].path);
+		}
 	}
 	return 0;
 }

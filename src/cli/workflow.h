@@ -19,6 +19,8 @@ struct xy_wf_file {
 	char *as;             /* the sandbox name, validated */
 	xy_cache_level cache; /* as asked by this entry */
 	size_t ref;           /* index into xy_workflow.paths */
+	int temp;             /* "temp": true */
+	int unpack;           /* an input archive, mounted expanded */
 };
 
 /* A distinct local path, named by one or more entries. */
@@ -27,6 +29,8 @@ struct xy_wf_path {
 	char *written;        /* as first written, for messages */
 	xy_cache_level cache; /* the longest level any entry asked for */
 	long producer;        /* index of the task that writes it, or -1 */
+	int temp;             /* a temp: stays on workers, never written */
+	int url;              /* full is a URL that workers fetch */
 };
 
 struct xy_wf_env {

@@ -286,6 +286,8 @@ static void dec_task_files(struct dec *d, struct xy_msg_task *t)
 		struct xy_task_input *in = &t->inputs[i];
 		xy_get_raw(&d->r, in->id, XY_ID_LEN);
 		in->kind = xy_get_u8(&d->r);
+		if (!d->r.err && in->kind > XY_INPUT_ENV)
+			dfail(d, "input %u has unknown kind %u", i, in->kind);
 		in->level = xy_get_u8(&d->r);
 		in->name = dstr(d, XY_MAX_NAME, "input name");
 		dsandbox(d, in->name, "input", i);
@@ -649,6 +651,57 @@ static void free_status_reply(union xy_msg *m)
 	free(m->status_reply.json);
 }
 
+/* FETCH_URL */
+static void dec_fetch_url(struct dec *d, union xy_msg *m)
+{
+	m->fetch_url.req_id = xy_get_u64(&d->r);
+	m->fetch_url.level = xy_get_u8(&d->r);
+	m->fetch_url.url = dstr(d, XY_MAX_URL, "url");
+}
+
+static void enc_fetch_url(struct enc *e, const union xy_msg *m)
+{
+	xy_buf_put_u64(e->b, m->fetch_url.req_id);
+	xy_buf_put_u8(e->b, m->fetch_url.level);
+	estr(e, m->fetch_url.url, XY_MAX_URL);
+}
+
+static void free_fetch_url(union xy_msg *m)
+{
+	free(m->fetch_url.url);
+}
+
+/* URL_DONE */
+static void dec_url_done(struct dec *d, union xy_msg *m)
+{
+	struct xy_msg_url_done *u = &m->url_done;
+	u->req_id = xy_get_u64(&d->r);
+	u->status = xy_get_u8(&d->r);
+	xy_get_raw(&d->r, u->id, XY_ID_LEN);
+	u->size = xy_get_u64(&d->r);
+	u->elapsed_us = xy_get_u64(&d->r);
+	dec_chunks(d, &u->chunks, u->size);
+	u->text = dstr(d, XY_MAX_STR, "text");
+}
+
+static void enc_url_done(struct enc *e, const union xy_msg *m)
+{
+	const struct xy_msg_url_done *u = &m->url_done;
+	xy_buf_put_u64(e->b, u->req_id);
+	xy_buf_put_u8(e->b, u->status);
+	xy_buf_put_raw(e->b, u->id, XY_ID_LEN);
+	xy_buf_put_u64(e->b, u->size);
+	xy_buf_put_u64(e->b, u->elapsed_us);
+	enc_chunks(e, &u->chunks);
+	estr(e, u->text, XY_MAX_STR);
+}
+
+static void free_url_done(union xy_msg *m)
+{
+	free(m->url_done.chunks.hash);
+	free(m->url_done.text);
+}
+
 /* GET */
 static void dec_get(struct dec *d, union xy_msg *m)
 {
@@ -716,6 +769,10 @@ static const struct msg_ops {
 	[XY_MSG_STATUS_REQ] = {"STATUS_REQ", NULL, NULL, NULL},
 	[XY_MSG_STATUS_REPLY] = {"STATUS_REPLY", dec_status_reply,
 				 enc_status_reply, free_status_reply},
+	[XY_MSG_FETCH_URL] = {"FETCH_URL", dec_fetch_url, enc_fetch_url,
+			      free_fetch_url},
+	[XY_MSG_URL_DONE] = {"URL_DONE", dec_url_done, enc_url_done,
+			     free_url_done},
 	[XY_MSG_GET] = {"GET", dec_get, enc_get, free_get},
 	[XY_MSG_OBJECT] = {"OBJECT", dec_object, enc_object, NULL},
 };

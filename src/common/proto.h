@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 3
+#define XY_PROTO_VERSION 4
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -35,6 +35,7 @@
 #define XY_MAX_STATUS (8u << 20)      /* status JSON */
 #define XY_MAX_CHUNKS 4096            /* chunks in an object's chunk list */
 #define XY_MAX_SOURCES 4              /* sources in a FETCH */
+#define XY_MAX_URL 8192               /* a URL in FETCH_URL */
 #define XY_CHUNK_MIN (1u << 20)       /* the smallest standard chunk */
 
 #define XY_ID_LEN 32    /* an object id: SHA-256 of its content */
@@ -62,6 +63,8 @@ enum xy_msg_type {
 	XY_MSG_STATUS_REQ = 20,   /* status client -> m */
 	XY_MSG_STATUS_REPLY = 21, /* m -> status client */
 	XY_MSG_LIBRARY = 22,      /* m -> w: a library's template (as TASK) */
+	XY_MSG_FETCH_URL = 23,    /* m -> w: fetch a URL from its origin */
+	XY_MSG_URL_DONE = 24,     /* w -> m: what the URL turned out to be */
 	/* transfer connections (xfer.h) */
 	XY_MSG_GET = 30,    /* client -> transfer server */
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
@@ -77,6 +80,11 @@ enum { XY_ROLE_WORKER = 1, XY_ROLE_STATUS = 2, XY_ROLE_TRANSFER = 3 };
 
 /* Object kinds. */
 enum { XY_KIND_FILE = 0, XY_KIND_DIR = 1 };
+
+/* Further kinds a task input may carry (TASK, LIBRARY): the input is an
+ * archive object that the worker mounts expanded (UNPACK), and that is
+ * also the task's software environment (ENV). docs/dataplane.md. */
+enum { XY_INPUT_UNPACK = 2, XY_INPUT_ENV = 3 };
 
 /* CACHE_UPDATE and OBJECT status codes. */
 enum {
@@ -215,6 +223,23 @@ struct xy_msg_cache_update {
 	char *text; /* reason when status != OK */
 };
 
+struct xy_msg_fetch_url {
+	uint64_t req_id; /* the manager's number for this fetch */
+	uint8_t level;   /* the object's cache level */
+	char *url;
+};
+
+/* The end of a FETCH_URL: on OK, the object now cached under id. */
+struct xy_msg_url_done {
+	uint64_t req_id;
+	uint8_t status; /* XY_OBJ_* */
+	uint8_t id[XY_ID_LEN];
+	uint64_t size;
+	uint64_t elapsed_us;
+	struct xy_chunks chunks;
+	char *text; /* why not ("HTTP 404 from URL"), when status != OK */
+};
+
 struct xy_done_output {
 	char *name;
 	uint8_t id[XY_ID_LEN];
@@ -278,6 +303,8 @@ union xy_msg {
 	struct xy_msg_task task;
 	struct xy_msg_fetch fetch;
 	struct xy_msg_cache_update cache_update;
+	struct xy_msg_fetch_url fetch_url;
+	struct xy_msg_url_done url_done;
 	struct xy_msg_task_done task_done;
 	struct xy_msg_cancel cancel;
 	struct xy_msg_unlink unlink;

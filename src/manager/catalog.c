@@ -95,6 +95,7 @@ struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 static void file_free(struct xy_file *f)
 {
 	free(f->path);
+	free(f->url);
 	free(f->waiters);
 	free(f->error);
 	free(f);
@@ -142,7 +143,7 @@ struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
 {
 	uint32_t b = str_hash(path) % FILE_BUCKETS;
 	for (struct xy_file *f = c->files[b]; f; f = f->next)
-		if (!strcmp(f->path, path))
+		if (f->path && !strcmp(f->path, path))
 			return f;
 	struct xy_file *f = calloc(1, sizeof *f);
 	if (!f || !(f->path = strdup(path))) {
@@ -153,6 +154,49 @@ struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
 	f->level = level;
 	f->next = c->files[b];
 	c->files[b] = f;
+	return f;
+}
+
+struct xy_file *xy_catalog_url(struct xy_catalog *c, const char *url,
+			       xy_cache_level level)
+{
+	uint32_t b = str_hash(url) % FILE_BUCKETS;
+	for (struct xy_file *f = c->files[b]; f; f = f->next)
+		if (f->url && !strcmp(f->url, url))
+			return f;
+	struct xy_file *f = calloc(1, sizeof *f);
+	if (!f || !(f->url = strdup(url))) {
+		free(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	f->level = level;
+	f->next = c->files[b];
+	c->files[b] = f;
+	return f;
+}
+
+struct xy_file *xy_catalog_unpack(struct xy_catalog *c,
+				  struct xy_file *archive,
+				  xy_cache_level level)
+{
+	struct xy_file *f = archive->unpacked;
+	if (f) {
+		if (level > f->level)
+			f->level = level;
+		return f;
+	}
+	if (!(f = calloc(1, sizeof *f))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	f->level = level;
+	f->archive = archive;
+	f->obj = archive->obj;
+	f->state = archive->state == FILE_READY ? FILE_READY : FILE_NEW;
+	archive->unpacked = f;
+	f->next = c->buffers;
+	c->buffers = f;
 	return f;
 }
 
@@ -291,6 +335,8 @@ static int add_waiter(struct xy_file *f, struct xy_task *t)
 
 void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t)
 {
+	if (f->archive) /* an expansion's waiters wait on its archive */
+		f = f->archive;
 	for (uint32_t i = 0; i < f->n_waiters; i++) {
 		if (f->waiters[i] == t) {
 			f->waiters[i] = f->waiters[--f->n_waiters];
@@ -378,6 +424,20 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 		f->qnext = NULL;
 		if (f->state != FILE_QUEUED)
 			continue;
+		if (f->temp) {
+			/* Nothing to hash: a temp exists only once a
+			 * task writes it, and none was submitted. */
+			char why[128];
+			snprintf(why, sizeof why, "input %s: no task writes it",
+				 xy_file_label(f));
+			f->state = FILE_MISSING;
+			xy_catalog_file_failed(c, f, why);
+			continue;
+		}
+		if (f->url) {
+			xy_urls_start(c->m->urls, f);
+			continue;
+		}
 		if (start_hash(c, f) < 0) {
 			f->state = FILE_MISSING;
 			xy_catalog_file_failed(c, f, "cannot start hashing");
@@ -385,9 +445,27 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 	}
 }
 
+/* An expansion is available when its archive is. */
+static int need_unpacked(struct xy_catalog *c, struct xy_file *f,
+			 struct xy_task *t)
+{
+	int r = xy_catalog_need(c, f->archive, t);
+	if (r == 1) {
+		f->obj = f->archive->obj;
+		f->state = FILE_READY;
+	}
+	return r;
+}
+
 int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		    struct xy_task *t)
 {
+	if (f->archive)
+		return need_unpacked(c, f, t);
+	/* A URL whose copies are all gone is fetched from its origin
+	 * again. */
+	if (f->url && f->state == FILE_READY && f->obj && !has_source(f->obj))
+		f->state = FILE_NEW;
 	switch (f->state) {
 	case FILE_NEW:
 		f->state = FILE_QUEUED;
@@ -401,6 +479,16 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	case FILE_READY:
 		if (f->obj && has_source(f->obj))
 			return 1;
+		if (f->temp) {
+			/* Its last copy is gone: made again by its
+			 * producer, if that can be. */
+			char *why = NULL;
+			if (xy_lineage_remake(c->m->lineage, f, &why) == 0)
+				return add_waiter(f, t) < 0 ? -1 : 0;
+			free(t->error);
+			t->error = why;
+			return -1;
+		}
 		if (f->producer && f->producer->state == XY_TASK_RUNNING) {
 			f->state = FILE_PRODUCED;
 			return add_waiter(f, t) < 0 ? -1 : 0;
@@ -413,7 +501,7 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	if (f->error)
 		t->error = strdup(f->error);
 	else if (asprintf(&t->error, "input %s: no copy is left",
-			  f->path ? f->path : "(buffer)") < 0)
+			  xy_file_label(f)) < 0)
 		t->error = NULL;
 	return -1;
 }
@@ -436,6 +524,10 @@ void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
 	f->state = FILE_READY;
 	free(f->error);
 	f->error = NULL;
+	if (f->unpacked) {
+		f->unpacked->obj = o;
+		f->unpacked->state = FILE_READY;
+	}
 	uint32_t n;
 	struct xy_task **w = take_waiters(f, &n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -467,6 +559,10 @@ void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)
 	(void)c;
 	f->state = FILE_PRODUCED;
 	f->obj = NULL;
+	if (f->unpacked) {
+		f->unpacked->state = FILE_NEW;
+		f->unpacked->obj = NULL;
+	}
 }
 
 struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w)

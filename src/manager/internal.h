@@ -28,6 +28,8 @@ struct xy_catalog;
 struct xy_wtable;
 struct xy_sched;
 struct xy_xplan;
+struct xy_lineage;
+struct recipe;
 struct peer;
 struct post;
 
@@ -62,6 +64,7 @@ struct xy_task {
 	double priority;
 	double time_limit;
 	uint64_t user;
+	struct xy_file *environment; /* mounted at XY_ENV_MOUNT, activated */
 	char *library;  /* a call: the library that serves it */
 	char *payload;  /* a call's payload */
 	size_t payload_len;
@@ -87,6 +90,7 @@ struct xy_task {
 	struct xy_task *qprev, *qnext; /* ready level, worker list, done list */
 	struct rq_level *level;    /* its ready level while READY */
 	struct xy_task *hnext;     /* id hash chain */
+	int internal; /* a remake of lost temps (lineage.c): never returned */
 };
 
 /* ------------------------------------------------------------ catalogue */
@@ -101,7 +105,10 @@ enum file_state {
 };
 
 struct xy_file {
-	char *path; /* NULL for a buffer */
+	char *path; /* NULL for a buffer, a URL or an expansion */
+	char *url;  /* a URL input (urls.c): fetched by a worker, not here */
+	struct xy_file *archive;  /* an expansion: the archive it expands */
+	struct xy_file *unpacked; /* an archive: its expansion, if declared */
 	xy_cache_level level;
 	enum file_state state;
 	struct xy_object *obj;
@@ -111,6 +118,12 @@ struct xy_file {
 	char *error;
 	struct xy_file *next; /* the catalogue's list */
 	struct xy_file *qnext; /* queued for hashing */
+	/* Temps only (lineage.c owns them): */
+	int temp;
+	int replicas;          /* copies wanted once it is made */
+	char *label;           /* "temp-N", for messages */
+	struct recipe *recipe; /* how to make it again */
+	struct xy_file *tnext; /* the lineage's list */
 };
 
 struct replica {
@@ -132,6 +145,15 @@ struct xy_object {
 
 struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 				     size_t errlen);
+/* The file for a URL (declared again: the same file), or NULL on ENOMEM. */
+struct xy_file *xy_catalog_url(struct xy_catalog *c, const char *url,
+			       xy_cache_level level);
+/* The expansion of archive (declared again: the same file, its level
+ * raised to the higher one). It mirrors the archive: the same object,
+ * the same state; tasks that need it wait on the archive. */
+struct xy_file *xy_catalog_unpack(struct xy_catalog *c,
+				  struct xy_file *archive,
+				  xy_cache_level level);
 void xy_catalog_destroy(struct xy_catalog *c);
 struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
 				xy_cache_level level);
@@ -179,6 +201,30 @@ int xy_catalog_hash_wanted(const struct xy_catalog *c);
  * submitted meanwhile writes them. Hashing waits for this turn so that a
  * program may submit a reader before the writer of a path. */
 void xy_catalog_start_hashing(struct xy_catalog *c);
+
+/* ------------------------------------------------------------ URLs */
+
+/* URL inputs (urls.c): the manager never fetches one; it sends FETCH_URL
+ * to one worker, which fetches from the origin, and learns the object's
+ * id from URL_DONE; every other worker then gets it from a holder. */
+struct xy_urls;
+struct xy_urls *xy_urls_create(struct xy_manager *m);
+void xy_urls_destroy(struct xy_urls *u);
+/* f (a URL file, now FILE_QUEUED) is needed: sends FETCH_URL to a worker
+ * at once, or at a later xy_urls_phase when none is ready. */
+void xy_urls_start(struct xy_urls *u, struct xy_file *f);
+/* Schedule phase: starts the fetches that waited for a worker. */
+void xy_urls_phase(struct xy_urls *u);
+void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
+		  struct xy_msg_url_done *d);
+/* w is going: its fetches start again elsewhere. */
+void xy_urls_worker_gone(struct xy_urls *u, struct xy_worker *w);
+int xy_urls_busy(const struct xy_urls *u);
+
+/* The sandbox name a task's environment is mounted at (unpack.c). */
+#define XY_ENV_MOUNT ".xylem/env"
+/* The TASK/LIBRARY input kind for input f of t (unpack.c). */
+uint8_t xy_input_kind(const struct xy_task *t, const struct xy_file *f);
 
 /* --------------------------------------------------------- worker table */
 
@@ -283,11 +329,46 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
 		       struct xy_worker *w, struct xy_object *obj,
 		       const char *path);
+/* The same for no task: done(arg, ok, why) runs on the loop at the end. */
+void xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
+			  struct xy_object *obj, const char *path,
+			  void (*done)(void *arg, int ok, const char *why),
+			  void *arg);
+/* Sends w a FETCH of obj with no task waiting for it (a temp's extra
+ * copy). The CACHE_UPDATE makes the replica ready. */
+void xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
+		   xy_cache_level level, struct xy_worker *w);
 /* Forgets w as a source (it is going away). */
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);
 int64_t xy_xplan_active(const struct xy_xplan *x);
 int xy_xplan_busy(const struct xy_xplan *x);
 int64_t xy_xplan_bytes_received(const struct xy_xplan *x);
+
+/* -------------------------------------------------------------- lineage */
+
+/* Temps and their lineage (lineage.c, docs/dataplane.md "Temps"). */
+struct xy_lineage *xy_lineage_create(struct xy_manager *m);
+/* Frees the temps, the recipes and the retired remakes. */
+void xy_lineage_destroy(struct xy_lineage *l);
+struct xy_file *xy_lineage_declare(struct xy_lineage *l,
+				   xy_cache_level level, char *err,
+				   size_t errlen);
+/* At submit: keeps a recipe of t if it writes a temp. -1 on ENOMEM. */
+int xy_lineage_record(struct xy_lineage *l, struct xy_task *t, char *err,
+		      size_t errlen);
+/* f is a temp with no copy left that a task needs: its producer is
+ * queued to run again (f is then FILE_PRODUCED) and 0 returned, or -1
+ * with a reason in *why (malloc'd) if it cannot be made again. */
+int xy_lineage_remake(struct xy_lineage *l, struct xy_file *f, char **why);
+/* The temp f was made (obj on w): copies it to more workers if asked. */
+void xy_lineage_made(struct xy_lineage *l, struct xy_file *f);
+/* A remake finished (t->internal): it is freed in the next phase. */
+void xy_lineage_retire(struct xy_lineage *l, struct xy_task *t);
+/* The loop's phase: frees retired remakes, starts queued ones. */
+void xy_lineage_phase(struct xy_lineage *l);
+int64_t xy_lineage_remakes(const struct xy_lineage *l);
+/* The file's name in messages: its path, its label, or "(buffer)". */
+const char *xy_file_label(const struct xy_file *f);
 
 /* -------------------------------------------------------------- manager */
 
@@ -309,8 +390,10 @@ struct xy_manager {
 	struct xy_wtable *wtable;
 	struct xy_sched *sched;
 	struct xy_xplan *xplan;
+	struct xy_lineage *lineage;
 	struct xy_history *history;
 	struct xy_xfer_server *xfer;
+	struct xy_urls *urls;
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */
@@ -357,6 +440,12 @@ void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
 			     const char *name);
 int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 		    const union xy_msg *msg);
+/* Enters an internal task (a remake) into the task table, WAITING; its
+ * inputs are looked up by xy_manager_task_requeue later. */
+void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t);
+/* One turn of the loop, blocking until deadline at most (xy_now() based;
+ * negative: up to a second). */
+void xy_manager_turn(struct xy_manager *m, double deadline);
 
 /* task.c */
 void xy_task_free_results(struct xy_task *t);

@@ -115,34 +115,64 @@ static void history_task(struct xy_manager *m, struct xy_task *t,
 			t->attempts, (int)t->result, t->exit_code, detail);
 }
 
+/* t failed for good: nothing it was to write will come, so whoever waits
+ * on one of its outputs fails. */
+static void fail_outputs(struct xy_manager *m, struct xy_task *t)
+{
+	char name[32], why[1024];
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		if (f->producer != t)
+			continue;
+		if (t->internal)
+			snprintf(why, sizeof why, "input %s was lost and could "
+				 "not be made again: task %s failed: %s",
+				 xy_file_label(f),
+				 task_name(t, name, sizeof name),
+				 t->error ? t->error : "");
+		else
+			snprintf(why, sizeof why,
+				 "input %s was not made: task %s %s",
+				 xy_file_label(f),
+				 task_name(t, name, sizeof name),
+				 t->result == XY_RESULT_CANCELLED
+					 ? "was cancelled"
+					 : "failed");
+		f->state = FILE_MISSING;
+		xy_catalog_file_failed(m->catalog, f, why);
+	}
+}
+
+/* A remake is never returned: it leaves the table and its files now, and
+ * is freed at the lineage's next phase. */
+static void retire_internal(struct xy_manager *m, struct xy_task *t)
+{
+	table_remove(m, t);
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		if (t->outputs[i].file->producer == t)
+			t->outputs[i].file->producer = NULL;
+	set_state(m, t, XY_TASK_RETURNED);
+	xy_lineage_retire(m->lineage, t);
+}
+
 /* The task is finished for good: its result is set. */
 static void finish(struct xy_manager *m, struct xy_task *t)
 {
 	set_state(m, t, XY_TASK_DONE);
 	t->qprev = NULL;
 	t->qnext = NULL;
-	if (m->done_tail)
-		m->done_tail->qnext = t;
-	else
-		m->done_head = t;
-	m->done_tail = t;
-	history_task(m, t, "done", t->error);
-	if (t->result == XY_RESULT_SUCCESS)
-		return;
-	/* Nothing it was to write will come: fail whoever waits on it. */
-	char name[32], why[1024];
-	for (uint32_t i = 0; i < t->n_outputs; i++) {
-		struct xy_file *f = t->outputs[i].file;
-		if (f->producer != t)
-			continue;
-		snprintf(why, sizeof why,
-			 "input %s was not made: task %s %s", f->path,
-			 task_name(t, name, sizeof name),
-			 t->result == XY_RESULT_CANCELLED ? "was cancelled"
-							  : "failed");
-		f->state = FILE_MISSING;
-		xy_catalog_file_failed(m->catalog, f, why);
+	if (!t->internal) {
+		if (m->done_tail)
+			m->done_tail->qnext = t;
+		else
+			m->done_head = t;
+		m->done_tail = t;
 	}
+	history_task(m, t, "done", t->error);
+	if (t->result != XY_RESULT_SUCCESS)
+		fail_outputs(m, t);
+	if (t->internal)
+		retire_internal(m, t);
 }
 
 static void set_error(struct xy_task *t, const char *why)
@@ -217,7 +247,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_file *f = t->inputs[i].file;
 		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
-		in[i].kind = f->obj->kind;
+		in[i].kind = xy_input_kind(t, f);
 		in[i].level = (uint8_t)f->level;
 		in[i].name = t->inputs[i].as;
 	}
@@ -419,7 +449,7 @@ void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
 	for (uint32_t i = 0; i < tp->n_inputs; i++) {
 		struct xy_file *f = tp->inputs[i].file;
 		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
-		in[i].kind = f->obj->kind;
+		in[i].kind = xy_input_kind(tp, f);
 		in[i].level = (uint8_t)f->level;
 		in[i].name = tp->inputs[i].as;
 	}
@@ -520,7 +550,10 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 			    f->producer != t)
 				continue;
 			xy_catalog_file_ready(m->catalog, f, obj);
-			xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
+			if (f->temp) /* stays on w: back only if asked */
+				xy_lineage_made(m->lineage, f);
+			else
+				xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
 		}
 	}
 }
@@ -615,6 +648,12 @@ static void on_cache_update(struct xy_manager *m, struct xy_worker *w,
 	xy_xplan_update(m->xplan, w, &msg->cache_update);
 }
 
+static void on_url_done(struct xy_manager *m, struct xy_worker *w,
+			union xy_msg *msg)
+{
+	xy_urls_done(m->urls, w, &msg->url_done);
+}
+
 static void on_bye(struct xy_manager *m, struct xy_worker *w,
 		   union xy_msg *msg)
 {
@@ -644,6 +683,7 @@ typedef void (*worker_handler)(struct xy_manager *, struct xy_worker *,
 static const worker_handler worker_handlers[XY_MSG_MAX] = {
 	[XY_MSG_HELLO] = on_hello,
 	[XY_MSG_CACHE_UPDATE] = on_cache_update,
+	[XY_MSG_URL_DONE] = on_url_done,
 	[XY_MSG_TASK_DONE] = on_task_done,
 	[XY_MSG_BYE] = on_bye,
 	[XY_MSG_KEEPALIVE] = on_keepalive,
@@ -773,7 +813,9 @@ static void schedule_phase(struct xy_manager *m)
 {
 	if (m->destroying)
 		return;
+	xy_lineage_phase(m->lineage);
 	xy_catalog_start_hashing(m->catalog);
+	xy_urls_phase(m->urls);
 	if (m->sched_dirty) {
 		m->sched_dirty = 0;
 		xy_sched_round(m->sched);
@@ -866,6 +908,11 @@ static uint64_t block_ms(double deadline)
 	if (left <= 0)
 		return 0;
 	return left < 1 ? (uint64_t)(left * 1000) + 1 : 1000;
+}
+
+void xy_manager_turn(struct xy_manager *m, double deadline)
+{
+	run_once(m, block_ms(deadline));
 }
 
 struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout)
@@ -992,7 +1039,10 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->wtable = xy_wtable_create(m);
 	m->sched = xy_sched_create(m);
 	m->xplan = xy_xplan_create(m, m->secret, m->secret_len);
-	if (!m->wtable || !m->sched || !m->xplan || table_grow(m) < 0) {
+	m->lineage = xy_lineage_create(m);
+	m->urls = xy_urls_create(m);
+	if (!m->wtable || !m->sched || !m->xplan || !m->lineage || !m->urls ||
+	    table_grow(m) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
@@ -1062,8 +1112,10 @@ void xy_manager_destroy(struct xy_manager *m)
 		}
 	free(m->task_table);
 	xy_history_close(m->history);
+	xy_lineage_destroy(m->lineage);
 	xy_sched_destroy(m->sched);
 	xy_xplan_destroy(m->xplan);
+	xy_urls_destroy(m->urls);
 	xy_wtable_destroy(m->wtable);
 	xy_catalog_destroy(m->catalog);
 	uv_loop_close(&m->loop);
@@ -1148,13 +1200,13 @@ static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
 		    p->state != XY_TASK_RETURNED)
 			return xy_fail(err, errlen, EBUSY,
 				       "output %s is already written by task "
-				       "%llu", f->path,
+				       "%llu", xy_file_label(f),
 				       (unsigned long long)p->id);
 		for (uint32_t j = 0; j < t->n_inputs; j++)
 			if (t->inputs[j].file == f)
 				return xy_fail(err, errlen, EINVAL,
 					       "%s is both input and output",
-					       f->path);
+					       xy_file_label(f));
 	}
 	if (m->n_tasks + 1 > (int64_t)m->task_table_size &&
 	    table_grow(m) < 0)
@@ -1168,6 +1220,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 	if (check_submit(m, t, err, errlen) < 0)
 		return 0;
 	if (t->library && add_library_inputs(m, t, err, errlen) < 0)
+		return 0;
+	if (xy_lineage_record(m->lineage, t, err, errlen) < 0)
 		return 0;
 	t->id = m->next_task_id++;
 	t->manager = m;
@@ -1189,10 +1243,30 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 	return t->id;
 }
 
+void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t)
+{
+	t->id = m->next_task_id++;
+	t->manager = m;
+	t->internal = 1;
+	t->times.submitted = xy_now();
+	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
+	m->task_table[t->id & (m->task_table_size - 1)] = t;
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		f->producer = t;
+		f->state = FILE_PRODUCED;
+		f->obj = NULL;
+	}
+	t->state = XY_TASK_WAITING;
+	m->n_waiting++;
+	history_task(m, t, "remade", t->command);
+}
+
 int xy_manager_cancel(struct xy_manager *m, uint64_t id)
 {
 	struct xy_task *t = table_find(m, id);
-	if (!t || t->state == XY_TASK_DONE || t->state == XY_TASK_RETURNED) {
+	if (!t || t->internal || t->state == XY_TASK_DONE ||
+	    t->state == XY_TASK_RETURNED) {
 		errno = ENOENT;
 		return -1;
 	}
@@ -1231,6 +1305,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	out->bytes_received = xy_xplan_bytes_received(m->xplan);
 	out->transfers_active = xy_xplan_active(m->xplan);
 	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds);
+	out->temps_remade = xy_lineage_remakes(m->lineage);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)

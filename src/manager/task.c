@@ -134,7 +134,7 @@ int xy_task_add_output(struct xy_task *t, struct xy_file *f, const char *as,
 {
 	if (frozen(t))
 		return xy_fail(err, errlen, EBUSY, "the task is submitted");
-	if (f && !f->path)
+	if (f && !f->path && !f->temp)
 		return xy_fail(err, errlen, EINVAL,
 			       "output \"%s\": a buffer cannot be an output",
 			       as ? as : "");

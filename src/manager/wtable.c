@@ -153,6 +153,7 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 		xy_catalog_replica_forget(w->held[i], w);
 	w->n_held = 0;
 	xy_xplan_worker_gone(wt->m->xplan, w);
+	xy_urls_worker_gone(wt->m->urls, w);
 	while (w->running && !wt->m->destroying) {
 		struct xy_task *t = w->running;
 		xy_wtable_release(wt, w, t);

@@ -44,7 +44,9 @@ struct fetch {
 struct retrieve_job {
 	uv_work_t req;
 	struct xy_xplan *x;
-	struct xy_task *t;
+	struct xy_task *t; /* NULL: done(arg, ...) is told instead */
+	void (*done)(void *arg, int ok, const char *why);
+	void *arg;
 	struct xy_object *obj;
 	char *host;
 	int port;
@@ -447,7 +449,9 @@ static void retrieve_done(uv_work_t *req, int status)
 	x->retrievals--;
 	if (ok) {
 		x->bytes_received += (int64_t)j->bytes;
-		xy_catalog_serve(x->m->catalog, j->obj, j->path);
+		/* A temp fetched back is the caller's copy, not a source. */
+		if (j->t)
+			xy_catalog_serve(x->m->catalog, j->obj, j->path);
 	} else {
 		XY_LOGW("manager", "cannot bring %s back from %s: %s", j->path,
 			j->worker, status ? "cancelled" : j->err);
@@ -458,23 +462,23 @@ static void retrieve_done(uv_work_t *req, int status)
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
-	xy_manager_retrieved(x->m, j->t, ok, j->local, ok ? NULL : why);
+	if (j->t)
+		xy_manager_retrieved(x->m, j->t, ok, j->local,
+				     ok ? NULL : why);
+	else
+		j->done(j->arg, ok, ok ? NULL : why);
 	free(j->host);
 	free(j->path);
 	free(j->worker);
 	free(j);
 }
 
-void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
-		       struct xy_worker *w, struct xy_object *obj,
-		       const char *path)
+static void retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
+			   struct xy_worker *w, struct xy_object *obj,
+			   const char *path)
 {
-	struct retrieve_job *j = calloc(1, sizeof *j);
-	if (!j)
-		abort();
 	j->req.data = j;
 	j->x = x;
-	j->t = t;
 	j->obj = obj;
 	j->host = strdup(w->xfer_host && *w->xfer_host ? w->xfer_host
 						       : w->addr);
@@ -486,11 +490,41 @@ void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
 	if (!j->host || !j->path || !j->worker)
 		abort();
 	x->retrievals++;
-	t->retrievals++;
 	/* uv_queue_work fails only on bad arguments. */
 	if (uv_queue_work(&x->m->loop, &j->req, retrieve_work,
 			  retrieve_done) < 0)
 		abort();
+}
+
+void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
+		       struct xy_worker *w, struct xy_object *obj,
+		       const char *path)
+{
+	struct retrieve_job *j = calloc(1, sizeof *j);
+	if (!j)
+		abort();
+	j->t = t;
+	t->retrievals++;
+	retrieve_start(x, j, w, obj, path);
+}
+
+void xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
+			  struct xy_object *obj, const char *path,
+			  void (*done)(void *arg, int ok, const char *why),
+			  void *arg)
+{
+	struct retrieve_job *j = calloc(1, sizeof *j);
+	if (!j)
+		abort();
+	j->done = done;
+	j->arg = arg;
+	retrieve_start(x, j, w, obj, path);
+}
+
+void xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
+		   xy_cache_level level, struct xy_worker *w)
+{
+	send_fetch(x, obj, level, w);
 }
 
 int xy_xplan_busy(const struct xy_xplan *x)

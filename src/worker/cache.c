@@ -43,6 +43,7 @@ struct xy_cache {
 	char *forever;
 	char *tmp;
 	char *sandbox;
+	char *unpacked; /* expansions of archive objects, by the archive's id */
 	int temporary; /* root made by mkdtemp: removed at close */
 	int owned;     /* we hold the lock: cleaning up is ours to do */
 	int lock_fd;
@@ -167,6 +168,33 @@ int xy_cache_path(const struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 	return 0;
 }
 
+static void remove_path(const char *path);
+
+int xy_cache_unpacked_path(const struct xy_cache *c,
+			   const uint8_t id[XY_ID_LEN], char *out, size_t len)
+{
+	char hex[HEX_LEN + 1];
+	int n;
+
+	xy_hex(id, XY_ID_LEN, hex);
+	n = snprintf(out, len, "%s/%s", c->unpacked, hex);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* An archive's expansion goes with the archive. */
+static void remove_unpacked(const struct xy_cache *c,
+			    const uint8_t id[XY_ID_LEN])
+{
+	char path[PATH_MAX];
+
+	if (xy_cache_unpacked_path(c, id, path, sizeof path) == 0)
+		remove_path(path);
+}
+
 static void remove_path(const char *path)
 {
 	struct stat st;
@@ -229,6 +257,7 @@ static void drop(struct xy_cache *c, struct entry *e)
 	take(c, e);
 	pthread_mutex_unlock(&c->mu);
 	ok = xy_cache_path(c, e->id, e->level, path, sizeof path) == 0;
+	remove_unpacked(c, e->id);
 	free(e);
 	if (ok)
 		remove_path(path);
@@ -375,13 +404,16 @@ struct xy_cache *xy_cache_open(const char *dir, char *err, size_t errlen)
 	c->forever = join(c->root, "forever");
 	c->tmp = join(c->root, "tmp");
 	c->sandbox = join(c->root, "sandbox");
-	if (!c->objects || !c->forever || !c->tmp || !c->sandbox) {
+	c->unpacked = join(c->root, "unpacked");
+	if (!c->objects || !c->forever || !c->tmp || !c->sandbox ||
+	    !c->unpacked) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
 	if (renew_dir(c->objects, err, errlen) < 0 ||
 	    renew_dir(c->tmp, err, errlen) < 0 ||
-	    renew_dir(c->sandbox, err, errlen) < 0)
+	    renew_dir(c->sandbox, err, errlen) < 0 ||
+	    renew_dir(c->unpacked, err, errlen) < 0)
 		goto error;
 	if (xy_mkdir_p(c->forever) < 0) {
 		xy_fail(err, errlen, errno, "cannot create %s: %s", c->forever,
@@ -421,9 +453,10 @@ void xy_cache_close(struct xy_cache *c)
 		if (c->temporary) {
 			xy_rm_rf(c->root);
 		} else {
-			const char *dirs[] = {c->objects, c->tmp, c->sandbox};
+			const char *dirs[] = {c->objects, c->tmp, c->sandbox,
+					      c->unpacked};
 
-			for (size_t i = 0; i < 3; i++)
+			for (size_t i = 0; i < 4; i++)
 				if (dirs[i] && (xy_rm_rf(dirs[i]) < 0 ||
 						mkdir(dirs[i], 0755) < 0))
 					XY_LOGW("cache", "cannot empty %s: %s",
@@ -434,6 +467,7 @@ void xy_cache_close(struct xy_cache *c)
 		close(c->lock_fd);
 	free_table(c);
 	pthread_mutex_destroy(&c->mu);
+	free(c->unpacked);
 	free(c->sandbox);
 	free(c->tmp);
 	free(c->forever);
@@ -569,6 +603,7 @@ static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
 		ok = xy_cache_path(c, e->id, e->level, path, sizeof path) == 0;
 		if (ok)
 			remove_path(path);
+		remove_unpacked(c, e->id);
 		XY_LOGI("cache", "evicted %.12s... (%" PRIu64 " bytes, unused "
 			"the longest)", ok ? strrchr(path, '/') + 1 : "?",
 			e->size);

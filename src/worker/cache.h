@@ -2,14 +2,16 @@
  * cache.h: the worker's content-addressed cache. An object lives under its
  * hex SHA-256 id in <root>/objects/, or in <root>/forever/ when its cache
  * level is FOREVER; <root>/tmp/ receives fetches in progress and
- * <root>/sandbox/ holds the tasks' sandboxes. The table of objects is
+ * <root>/sandbox/ holds the tasks' sandboxes; <root>/unpacked/ holds the
+ * expansions of archive objects (unpack.c), each removed with its archive. The table of objects is
  * guarded by a mutex so the transfer server's threads can look objects up
  * (xy_cache_lookup, an xy_xfer_lookup_fn); every other function is called
  * from the worker's loop thread. Pairs with fetch.c (objects arriving),
  * tasks.c (inputs referenced by running tasks, outputs adopted) and xfer.h
  * (objects served).
  *
- * Layout at open and close: objects/, sandbox/ and tmp/ are emptied;
+ * Layout at open and close: objects/, sandbox/, tmp/ and unpacked/ are
+ * emptied;
  * forever/ is kept and its objects are listed (xy_cache_inventory). A cache
  * opened without a directory lives in a fresh directory under $TMPDIR (or
  * /tmp) that is removed at close.
@@ -51,6 +53,13 @@ const char *xy_cache_sandboxes(const struct xy_cache *c);
  * Returns -1 (ENAMETOOLONG) if it does not fit in len. */
 int xy_cache_path(const struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		  uint8_t level, char *out, size_t len);
+
+/* Writes where the expansion of archive object id lives (or will):
+ * <root>/unpacked/<hex id>. The cache removes it whenever it drops the
+ * archive (unlink, eviction, close); it is not counted in the budget.
+ * Returns -1 (ENAMETOOLONG) if it does not fit in len. */
+int xy_cache_unpacked_path(const struct xy_cache *c,
+			   const uint8_t id[XY_ID_LEN], char *out, size_t len);
 
 /* The transfer server's lookup: arg is the cache. Writes the path and kind
  * of a whole cached object and returns 0, or returns -1 if it is not

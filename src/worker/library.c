@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "unpack.h"
 #include "util.h"
 #include "xylem.h"
 
@@ -696,8 +697,8 @@ static int inst_sandbox(struct lib_inst *i, char *err, size_t errlen)
 		if (xy_cache_incref(i->L->o.cache, in->id) == 0)
 			i->held[k] = 1;
 		if (!i->held[k] ||
-		    xy_cache_lookup(i->L->o.cache, in->id, path, sizeof path,
-				    &kind) < 0) {
+		    xy_unpack_input_path(i->L->o.cache, in, path, sizeof path,
+					 &kind) < 0) {
 			xy_fail(err, errlen, ENOENT, "library %s: input '%s' "
 				"is not cached on this worker", i->lib->name,
 				in->name);
@@ -714,8 +715,10 @@ static int inst_sandbox(struct lib_inst *i, char *err, size_t errlen)
 }
 
 /* The worker's environment (less its secret), the template's cores, its
- * own variables, and XYLEM_SANDBOX, later ones winning. */
-static int inst_env(struct lib_inst *i, struct xy_env *env)
+ * own variables, its software environment's activation (*wrapped: the
+ * command to run instead, or NULL), and XYLEM_SANDBOX, later ones
+ * winning. */
+static int inst_env(struct lib_inst *i, struct xy_env *env, char **wrapped)
 {
 	static const char *const drop[] = {"XYLEM_SECRET", NULL};
 	const struct xy_msg_task *m = &i->tmpl->m;
@@ -730,6 +733,9 @@ static int inst_env(struct lib_inst *i, struct xy_env *env)
 	for (uint32_t k = 0; k < m->n_env; k++)
 		if (xy_env_set(env, m->env[k].name, m->env[k].value) < 0)
 			return -1;
+	if (xy_unpack_activate(env, i->sandbox, m->inputs, m->n_inputs,
+			       m->command, wrapped) < 0)
+		return -1;
 	return xy_env_set(env, "XYLEM_SANDBOX", i->sandbox);
 }
 
@@ -740,6 +746,7 @@ static int inst_spawn(struct lib_inst *i, char *err, size_t errlen)
 {
 	struct xy_proc_opts po;
 	struct xy_env env;
+	char *wrapped = NULL;
 	int sv[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -753,17 +760,18 @@ static int inst_spawn(struct lib_inst *i, char *err, size_t errlen)
 	i->holds++;
 	r = uv_pipe_open(&i->sock, sv[0]);
 	memset(&env, 0, sizeof env);
-	if (r < 0 || inst_env(i, &env) < 0) {
+	if (r < 0 || inst_env(i, &env, &wrapped) < 0) {
 		if (r < 0)
 			close(sv[0]);
 		close(sv[1]);
 		xy_env_free(&env);
+		free(wrapped);
 		xy_fail(err, errlen, ENOMEM, "cannot start library %s: %s",
 			i->lib->name, r < 0 ? uv_strerror(r) : "out of memory");
 		return XY_RESULT_WORKER_FAILED;
 	}
 	memset(&po, 0, sizeof po);
-	po.command = i->tmpl->m.command;
+	po.command = wrapped ? wrapped : i->tmpl->m.command;
 	po.cwd = i->sandbox;
 	po.env = env.v;
 	po.memory_mb = i->tmpl->m.memory_mb;
@@ -776,6 +784,7 @@ static int inst_spawn(struct lib_inst *i, char *err, size_t errlen)
 	i->proc = xy_proc_spawn(i->L->o.exec, &po, err, errlen);
 	close(sv[1]);
 	xy_env_free(&env);
+	free(wrapped);
 	if (!i->proc)
 		return XY_RESULT_WORKER_FAILED;
 	i->holds++;

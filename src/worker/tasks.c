@@ -32,6 +32,10 @@
 extern char **environ;
 
 #define TBUCKETS 1024
+
+/* held[i]: the input's object is referenced; an archive input may still
+ * wait for its expansion. */
+enum { HELD_NO = 0, HELD_YES = 1, HELD_UNPACKING = 2 };
 #define POOL_MAX 64
 
 enum { T_WAITING, T_READY, T_RUNNING, T_COLLECTING, T_ENDED };
@@ -47,7 +51,7 @@ struct task {
 	struct xy_msg_task spec; /* stolen from the TASK message */
 	int state;
 	uint32_t missing; /* inputs not yet cached */
-	uint8_t *held;    /* per input: we hold a cache reference */
+	uint8_t *held;    /* per input: we hold a cache reference (HELD_*) */
 	char *sandbox;
 	struct xy_proc *proc;
 	struct xy_lib_call call; /* a call handed to a library instance */
@@ -430,6 +434,30 @@ static int fetch_blame(int status)
 	return XY_RESULT_WORKER_FAILED;
 }
 
+/* Input i is referenced in the cache now; an archive also needs its
+ * expansion, which may make the task wait (counted in missing). Returns
+ * 0, or -1 if the task has been ended because it cannot be expanded. */
+static int input_held(struct task *t, uint32_t i)
+{
+	struct xy_task_input *in = &t->spec.inputs[i];
+	const char *text = "";
+	int r;
+
+	t->held[i] = HELD_YES;
+	if (in->kind < XY_INPUT_UNPACK)
+		return 0;
+	r = xy_unpacker_need(t->ts->o.unpacker, in->id, &text);
+	if (r == 0) {
+		t->held[i] = HELD_UNPACKING;
+		t->missing++;
+	} else if (r < 0) {
+		task_fail(t, XY_RESULT_INPUT_MISSING, "input '%s': %s",
+			  in->name, text);
+		return -1;
+	}
+	return 0;
+}
+
 /* Takes a reference on each cached input and counts the others. Returns 0,
  * or -1 if the task has been ended because an input cannot come. */
 static int claim_inputs(struct task *t)
@@ -442,7 +470,8 @@ static int claim_inputs(struct task *t)
 		int status = XY_OBJ_NOT_FOUND;
 
 		if (xy_cache_incref(ts->o.cache, in->id) == 0) {
-			t->held[i] = 1;
+			if (input_held(t, i) < 0)
+				return -1;
 			continue;
 		}
 		switch (xy_fetcher_state(ts->o.fetcher, in->id, &status,
@@ -523,12 +552,48 @@ static void input_arrived(struct task *t, const uint8_t id[XY_ID_LEN],
 				  "input '%s' left the cache", in->name);
 			return;
 		}
-		t->held[i] = 1;
+		t->missing--;
+		if (input_held(t, i) < 0)
+			return;
+	}
+	if (!t->missing) {
+		t->state = T_READY;
+		list_move(&t->ts->ready, t);
+	}
+}
+
+/* One task learns of an expansion's end. */
+static void expansion_ended(struct task *t, const uint8_t id[XY_ID_LEN],
+			    int ok, const char *text)
+{
+	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
+		struct xy_task_input *in = &t->spec.inputs[i];
+
+		if (t->held[i] != HELD_UNPACKING ||
+		    memcmp(in->id, id, XY_ID_LEN))
+			continue;
+		if (!ok) {
+			task_fail(t, XY_RESULT_INPUT_MISSING, "input '%s': %s",
+				  in->name, text);
+			return;
+		}
+		t->held[i] = HELD_YES;
 		t->missing--;
 	}
 	if (!t->missing) {
 		t->state = T_READY;
 		list_move(&t->ts->ready, t);
+	}
+}
+
+void xy_tasks_unpacked(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
+		       int ok, const char *text)
+{
+	struct task *t, *next;
+
+	for (t = ts->waiting.head; t; t = next) {
+		next = t->next;
+		expansion_ended(t, id, ok, text);
 	}
 }
 
@@ -586,8 +651,8 @@ static int link_inputs(struct task *t, char *err, size_t errlen)
 	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
 		struct xy_task_input *in = &t->spec.inputs[i];
 
-		if (xy_cache_lookup(t->ts->o.cache, in->id, path, sizeof path,
-				    &kind) < 0) {
+		if (xy_unpack_input_path(t->ts->o.cache, in, path, sizeof path,
+					 &kind) < 0) {
 			xy_fail(err, errlen, ENOENT,
 				"input '%s' left the cache", in->name);
 			return XY_RESULT_INPUT_MISSING;
@@ -644,8 +709,10 @@ static int gpu_list(struct task *t, struct xy_env *env)
 }
 
 /* The worker's environment (less its secret), the task's resources, the
- * task's own variables, and XYLEM_SANDBOX, later ones winning. */
-static int build_env(struct task *t, struct xy_env *env)
+ * task's own variables, its software environment's activation, and
+ * XYLEM_SANDBOX, later ones winning. *wrapped: the command to run instead
+ * of the task's (malloc'd), or NULL. */
+static int build_env(struct task *t, struct xy_env *env, char **wrapped)
 {
 	static const char *const drop[] = {"XYLEM_SECRET", NULL};
 	char cores[16];
@@ -662,6 +729,9 @@ static int build_env(struct task *t, struct xy_env *env)
 		if (xy_env_set(env, t->spec.env[i].name,
 			       t->spec.env[i].value) < 0)
 			return -1;
+	if (xy_unpack_activate(env, t->sandbox, t->spec.inputs,
+			       t->spec.n_inputs, t->spec.command, wrapped) < 0)
+		return -1;
 	return xy_env_set(env, "XYLEM_SANDBOX", t->sandbox);
 }
 
@@ -699,6 +769,7 @@ static void task_start(struct task *t)
 {
 	struct xy_proc_opts po;
 	struct xy_env env;
+	char *wrapped = NULL;
 	char err[512];
 	int result;
 
@@ -718,13 +789,14 @@ static void task_start(struct task *t)
 		return;
 	}
 	memset(&env, 0, sizeof env);
-	if (build_env(t, &env) < 0) {
+	if (build_env(t, &env, &wrapped) < 0) {
 		xy_env_free(&env);
+		free(wrapped);
 		task_fail(t, XY_RESULT_WORKER_FAILED, "out of memory");
 		return;
 	}
 	memset(&po, 0, sizeof po);
-	po.command = t->spec.command;
+	po.command = wrapped ? wrapped : t->spec.command;
 	po.cwd = t->sandbox;
 	po.env = env.v;
 	po.memory_mb = t->spec.memory_mb;
@@ -734,6 +806,7 @@ static void task_start(struct task *t)
 	po.arg = t;
 	t->proc = xy_proc_spawn(t->ts->o.exec, &po, err, sizeof err);
 	xy_env_free(&env);
+	free(wrapped);
 	if (!t->proc) {
 		task_fail(t, XY_RESULT_WORKER_FAILED, "%s", err);
 		return;

@@ -21,6 +21,7 @@
 #include "fetch.h"
 #include "library.h"
 #include "proto.h"
+#include "unpack.h"
 
 struct xy_tasks;
 
@@ -33,6 +34,7 @@ struct xy_tasks_opts {
 	struct xy_fetcher *fetcher;
 	struct xy_exec *exec;
 	struct xy_libs *libs; /* for calls: TASKs that name a library */
+	struct xy_unpacker *unpacker; /* for UNPACK and ENV inputs */
 	uint32_t gpus; /* for CUDA_VISIBLE_DEVICES */
 	xy_tasks_done_fn on_done;
 	void *arg;
@@ -54,6 +56,11 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m);
 /* A fetch ended: tasks waiting for id go on, or fail with it. */
 void xy_tasks_object_ready(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
 			   int status, const char *text);
+
+/* An archive's expansion ended (unpack.h): tasks waiting for it go on,
+ * or fail with INPUT_MISSING and text. */
+void xy_tasks_unpacked(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
+		       int ok, const char *text);
 
 /* Ends a task with CANCELLED at once (its group is killed, its sandbox
  * removed once the processes are gone). Returns -1 (ENOENT) if there is no

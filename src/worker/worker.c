@@ -30,6 +30,8 @@
 #include "proto.h"
 #include "resources.h"
 #include "tasks.h"
+#include "unpack.h"
+#include "urlfetch.h"
 #include "util.h"
 #include "xfer.h"
 #include "xylem.h"
@@ -62,6 +64,8 @@ struct xy_daemon {
 	struct xy_fetcher *fetcher;
 	struct xy_libs *libs;
 	struct xy_tasks *tasks;
+	struct xy_unpacker *unpacker;
+	struct xy_urlfetch *urls;
 	struct xy_conn *conn;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t keepalive, stop_timer;
@@ -372,6 +376,25 @@ static void on_fetched(void *arg, const struct xy_fetch_result *r)
 	xy_tasks_object_ready(w->tasks, r->id, r->status, r->text);
 }
 
+/* unpack.c reports an archive's expansion: the tasks waiting for it go
+ * on, or fail. */
+static void on_unpacked(void *arg, const uint8_t id[XY_ID_LEN], int ok,
+			const char *text)
+{
+	struct xy_daemon *w = arg;
+
+	xy_tasks_unpacked(w->tasks, id, ok, text);
+}
+
+/* urlfetch.c reports a URL fetched from its origin, or not. */
+static void on_url_done(void *arg, const struct xy_msg_url_done *d)
+{
+	union xy_msg m;
+
+	m.url_done = *d;
+	send_msg(arg, XY_MSG_URL_DONE, &m);
+}
+
 /* --------------------------------------------------------- stopping */
 
 /* Wakes the loop while stopping, so the stop phase can look again. */
@@ -405,6 +428,8 @@ static void begin_stop(struct xy_daemon *w, int bye, const char *why)
 	}
 	xy_tasks_abort_all(w->tasks);
 	xy_libs_stop(w->libs);
+	xy_unpacker_quiet(w->unpacker);
+	xy_urlfetch_stop(w->urls);
 	if (w->conn)
 		xy_conn_close(w->conn, why);
 	uv_timer_stop(&w->keepalive);
@@ -496,6 +521,19 @@ static void handle_fetch(struct xy_daemon *w, union xy_msg *m)
 	}
 }
 
+static void handle_fetch_url(struct xy_daemon *w, union xy_msg *m)
+{
+	struct xy_msg_url_done d;
+
+	if (xy_urlfetch_request(w->urls, &m->fetch_url) == 0)
+		return;
+	memset(&d, 0, sizeof d);
+	d.req_id = m->fetch_url.req_id;
+	d.status = XY_OBJ_FAILED;
+	d.text = "out of memory on the worker";
+	on_url_done(w, &d);
+}
+
 static void handle_cancel(struct xy_daemon *w, union xy_msg *m)
 {
 	if (xy_tasks_cancel(w->tasks, m->cancel.task_id) < 0)
@@ -524,6 +562,7 @@ typedef void (*handler_fn)(struct xy_daemon *w, union xy_msg *m);
 static const handler_fn handlers[XY_MSG_MAX] = {
 	[XY_MSG_TASK] = handle_task,
 	[XY_MSG_FETCH] = handle_fetch,
+	[XY_MSG_FETCH_URL] = handle_fetch_url,
 	[XY_MSG_CANCEL] = handle_cancel,
 	[XY_MSG_KEEPALIVE] = handle_keepalive,
 	[XY_MSG_UNLINK] = handle_unlink,
@@ -642,12 +681,21 @@ static int start_parts(struct xy_daemon *w)
 								 10) *
 						    XY_CHUNK_MIN);
 	}
+	w->unpacker = xy_unpacker_create(&w->loop, w->cache, on_unpacked, w);
+	w->urls = xy_urlfetch_create(&w->loop, w->cache, on_url_done, w, err,
+				     sizeof err);
+	if (!w->unpacker || !w->urls) {
+		XY_LOGE("worker", "cannot start: %s",
+			w->urls ? "out of memory" : err);
+		return -1;
+	}
 	memset(&to, 0, sizeof to);
 	to.loop = &w->loop;
 	to.cache = w->cache;
 	to.fetcher = w->fetcher;
 	to.exec = w->exec;
 	to.libs = w->libs;
+	to.unpacker = w->unpacker;
 	to.gpus = w->cfg.res.gpus;
 	to.on_done = on_task_done;
 	to.arg = w;
@@ -733,11 +781,15 @@ static void worker_teardown(struct xy_daemon *w)
 		uv_close((uv_handle_t *)&w->sigterm, NULL);
 	}
 	xy_fetcher_stop(w->fetcher);
+	xy_unpacker_quiet(w->unpacker);
+	xy_urlfetch_stop(w->urls);
 	xy_libs_destroy(w->libs);
 	xy_exec_destroy(w->exec);
 	if (w->loop_ready) {
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 		xy_tasks_destroy(w->tasks);
+		xy_unpacker_destroy(w->unpacker);
+		xy_urlfetch_destroy(w->urls);
 		if (uv_loop_close(&w->loop) < 0)
 			XY_LOGW("worker", "event loop still busy at exit");
 	}

@@ -53,6 +53,25 @@ def test_input_and_output_files(ex, tmp_path, fresh):
     assert dst.read_text() == "HELLO XYLEM\n"
 
 
+def test_temp_between_calls(ex, tmp_path):
+    """A Temp made by one call feeds the next without coming back."""
+    mid = xylem.Temp("mid.txt")
+    src = tmp_path / "in.txt"
+    src.write_text("temp\n")
+    dst = tmp_path / "out.txt"
+    a = ex.options(inputs=[xylem.File(src, name="a.txt")],
+                   outputs=[mid]).submit(pyfuncs.upper_file, "a.txt",
+                                         "mid.txt")
+    assert a.result(TIMEOUT) == 5
+    b = ex.options(inputs=[mid], outputs=[xylem.File(dst, name="b.txt")]) \
+        .submit(pyfuncs.upper_file, "mid.txt", "b.txt")
+    assert b.result(TIMEOUT) == 5
+    assert dst.read_text() == "TEMP\n"
+    assert not (tmp_path / "mid.txt").exists()
+    with pytest.raises(ValueError):
+        xylem.Temp("x", replicas=0)
+
+
 def test_input_paths_and_sandbox_names(ex, tmp_path):
     (tmp_path / "data.csv").write_text("1,2\n")
     f = ex.options(inputs=[str(tmp_path / "data.csv")]).submit(

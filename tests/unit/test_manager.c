@@ -97,6 +97,65 @@ static void t_missing_input(void)
 	xy_manager_destroy(m);
 }
 
+/* Temps without workers: declared, accepted as outputs (buffers are
+ * not), a reader of a temp nobody writes fails, and a reader of a temp
+ * whose writer is cancelled fails naming the temp. Runs with workers are
+ * in test_lineage.c. */
+static void t_temps(void)
+{
+	struct xy_manager *m = mk();
+	char err[512];
+	struct xy_file *t1 = xy_manager_declare_temp(m, XY_CACHE_TASK, err,
+						     sizeof err);
+	struct xy_file *t2 = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_file *buf = xy_manager_declare_buffer(m, "x", 1, 1, NULL, 0);
+	XY_CHECK(t1 && t2 && t1 != t2 && buf);
+	XY_CHECK(!xy_file_path(t1) && xy_file_is_temp(t1));
+	XY_CHECK(!xy_file_is_temp(buf));
+	XY_CHECK(!xy_manager_declare_temp(m, 7, err, sizeof err) &&
+		 errno == EINVAL);
+	XY_CHECK(xy_file_set_replicas(t1, 3) == 0);
+	XY_CHECK(xy_file_set_replicas(t1, 0) < 0 && errno == EINVAL);
+	XY_CHECK(xy_file_set_replicas(buf, 2) < 0 && errno == EINVAL);
+
+	struct xy_task *a = xy_task_create("echo hi > out");
+	XY_CHECK(xy_task_add_output(a, buf, "out", err, sizeof err) < 0);
+	XY_CHECK(xy_task_add_output(a, t1, "out", err, sizeof err) == 0);
+	struct xy_task *b = xy_task_create("cat in");
+	XY_CHECK(xy_task_add_input(b, t1, "in", NULL, 0) == 0);
+	struct xy_task *c = xy_task_create("cat in");
+	XY_CHECK(xy_task_add_input(c, t2, "in", NULL, 0) == 0);
+	uint64_t ia = xy_manager_submit(m, a, err, sizeof err);
+	XY_CHECK(ia && xy_manager_submit(m, b, err, sizeof err) &&
+		 xy_manager_submit(m, c, err, sizeof err));
+	/* The caller may free its writer: the manager kept a copy. */
+	XY_CHECK(xy_manager_cancel(m, ia) == 0);
+	int seen = 0;
+	for (int i = 0; i < 3; i++) {
+		struct xy_task *r = xy_manager_wait(m, 5);
+		XY_CHECK(r);
+		if (r == b) {
+			XY_CHECK_EQ(xy_task_result(r), XY_RESULT_INPUT_MISSING);
+			XY_CHECK(strstr(xy_task_error(r),
+					"temp-1 was not made"));
+		} else if (r == c) {
+			XY_CHECK_EQ(xy_task_result(r), XY_RESULT_INPUT_MISSING);
+			XY_CHECK(strstr(xy_task_error(r),
+					"temp-2: no task writes it"));
+		}
+		seen |= r == a ? 1 : r == b ? 2 : 4;
+		xy_task_delete(r);
+	}
+	XY_CHECK_EQ(seen, 7);
+	XY_CHECK(xy_manager_fetch(m, t1, xy_test_path("x"), 1, err,
+				  sizeof err) < 0 && errno == ENOENT);
+	XY_CHECK(strstr(err, "temp-1"));
+	XY_CHECK(xy_manager_fetch(m, t2, xy_test_path("x"), 1, err,
+				  sizeof err) < 0 && errno == ENOENT);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
 static void t_cancel_cascades(void)
 {
 	struct xy_manager *m = mk();
@@ -291,6 +350,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_hostile_names_refused),
 		XY_TEST(t_missing_input),
 		XY_TEST(t_cancel_cascades),
+		XY_TEST(t_temps),
 		XY_TEST(t_status_json),
 		XY_TEST(t_post_and_interrupt),
 		XY_TEST(t_libraries_and_calls),

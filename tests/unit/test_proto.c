@@ -111,6 +111,21 @@ static int sample(unsigned type, union xy_msg *m)
 		m->get.offset = 1ull << 20;
 		m->get.flags = XY_GET_PARTIAL;
 		return 1;
+	case XY_MSG_FETCH_URL:
+		m->fetch_url.req_id = 5;
+		m->fetch_url.level = 2;
+		m->fetch_url.url = "https://example.org/data.tar.gz";
+		return 1;
+	case XY_MSG_URL_DONE:
+		m->url_done.req_id = 5;
+		m->url_done.status = XY_OBJ_OK;
+		m->url_done.id[0] = 0x77;
+		m->url_done.size = 3ull << 20;
+		m->url_done.elapsed_us = 99;
+		m->url_done.chunks = (struct xy_chunks){1u << 20, 3,
+							chunk_hashes};
+		m->url_done.text = "";
+		return 1;
 	case XY_MSG_OBJECT:
 		m->object.status = XY_OBJ_OK;
 		m->object.kind = XY_KIND_DIR;
@@ -137,6 +152,32 @@ static void encode(unsigned type, const union xy_msg *m, struct xy_buf *b)
 	XY_CHECK_EQ(len + XY_FRAME_HEADER, b->len);
 }
 
+/* Task inputs carry kinds up to ENV; anything past is refused. */
+static void t_input_kinds(void)
+{
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+	struct xy_task_input in[1] = {{.id = {1}, .kind = XY_INPUT_ENV,
+				       .level = 1, .name = ".xylem/env"}};
+
+	sample(XY_MSG_TASK, &m);
+	m.task.n_inputs = 1;
+	m.task.inputs = in;
+	encode(XY_MSG_TASK, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), 0);
+	XY_CHECK_EQ(d.task.inputs[0].kind, XY_INPUT_ENV);
+	xy_msg_free(XY_MSG_TASK, &d);
+	xy_buf_free(&b);
+	in[0].kind = XY_INPUT_ENV + 1;
+	encode(XY_MSG_TASK, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "unknown kind") != NULL);
+	xy_buf_free(&b);
+}
+
 static void t_round_trip_every_type(void)
 {
 	int n = 0;
@@ -160,7 +201,7 @@ static void t_round_trip_every_type(void)
 		xy_buf_free(&b2);
 		n++;
 	}
-	XY_CHECK_EQ(n, 19);
+	XY_CHECK_EQ(n, 21);
 	xy_test_check_no_leaks();
 }
 
@@ -389,7 +430,7 @@ static void t_unknown_types(void)
 {
 	union xy_msg d;
 	char err[128];
-	static const unsigned bad[] = {0, 5, 9, 23, 29, 32, 1000};
+	static const unsigned bad[] = {0, 5, 9, 25, 29, 32, 1000};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		XY_CHECK_EQ(xy_msg_decode(bad[i], NULL, 0, &d, err,
 					  sizeof err), -1);
@@ -614,6 +655,7 @@ int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
 		XY_TEST(t_round_trip_every_type),
+		XY_TEST(t_input_kinds),
 		XY_TEST(t_decoded_fields),
 		XY_TEST(t_chunk_lists),
 		XY_TEST(t_empty_messages),

@@ -278,6 +278,35 @@ static void t_two_writers(void)
 		"task \"a\" reads \"x\", which it writes itself");
 }
 
+/* "temp": true on an entry makes its path a temp; a temp must have a
+ * writer in the workflow. */
+static void t_temps(void)
+{
+	struct xy_workflow *w = parse(
+		"{\"tasks\": [\n"
+		" {\"id\": \"a\", \"command\": \"true\","
+		"  \"outputs\": [{\"path\": \"mid\", \"as\": \"x\","
+		"   \"temp\": true}]},\n"
+		" {\"id\": \"b\", \"command\": \"true\","
+		"  \"inputs\": [{\"path\": \"mid\", \"as\": \"x\"}],"
+		"  \"outputs\": [{\"path\": \"out\", \"as\": \"y\","
+		"   \"temp\": false}]}]}");
+	XY_CHECK(w);
+	XY_CHECK_EQ(w->n_paths, 2);
+	XY_CHECK(w->paths[w->tasks[1].inputs[0].ref].temp);
+	XY_CHECK(w->tasks[0].outputs[0].temp && !w->tasks[1].inputs[0].temp);
+	XY_CHECK(!w->paths[w->tasks[1].outputs[0].ref].temp);
+	xy_workflow_free(w);
+	REFUSED("{\"tasks\": [{\"id\": \"b\", \"command\": \"true\","
+		" \"inputs\": [{\"path\": \"m\", \"as\": \"x\","
+		" \"temp\": true}]}]}",
+		"task \"b\" reads temp \"m\", which no task writes");
+	REFUSED("{\"tasks\": [{\"id\": \"b\", \"command\": \"true\","
+		" \"outputs\": [{\"path\": \"m\", \"as\": \"x\","
+		" \"temp\": 1}]}]}",
+		"\"temp\": must be true or false");
+}
+
 static void t_cycle(void)
 {
 	REFUSED("{\"tasks\": [\n"
@@ -330,6 +359,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_bad_values),
 		XY_TEST(t_malformed_json),
 		XY_TEST(t_two_writers),
+		XY_TEST(t_temps),
 		XY_TEST(t_cycle),
 		XY_TEST(t_long_chain),
 		{0},

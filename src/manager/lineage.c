@@ -1,0 +1,394 @@
+/*
+ * lineage.c: temps and their lineage, a sub-context of the manager. A temp
+ * is a file that lives only in workers' caches: the task that writes it
+ * leaves it where it ran, later tasks read it there or by peer transfer,
+ * and it comes back to the manager only through xy_manager_fetch. For
+ * each task that writes a temp the lineage keeps a recipe (a private copy
+ * of the task), so that a temp whose last copy is gone can be made again
+ * when a task still needs it: the catalogue asks for that (catalog.c,
+ * xy_catalog_need), and the remake's own lost inputs are remade in turn,
+ * since its inputs are looked up the same way. Remakes are internal tasks
+ * that wait never returns (docs/dataplane.md, "Temps and lineage").
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define WHO "manager"
+
+/* How to make a task's temps again: a copy of the task with only its
+ * temp outputs, made at submit, since the caller may delete its task
+ * once wait has returned it. */
+struct recipe {
+	struct xy_task *task;
+	uint64_t origin; /* the id of the task it copies */
+	struct recipe *next;
+};
+
+struct xy_lineage {
+	struct xy_manager *m;
+	struct xy_file *temps;    /* every declared temp, through tnext */
+	uint64_t n_temps;
+	struct recipe *recipes;   /* kept until the manager goes */
+	struct xy_task *to_start; /* remakes whose inputs are looked up next */
+	struct xy_task *dead;     /* finished remakes, freed next phase */
+	int64_t remakes;
+};
+
+struct xy_lineage *xy_lineage_create(struct xy_manager *m)
+{
+	struct xy_lineage *l = calloc(1, sizeof *l);
+	if (l)
+		l->m = m;
+	return l;
+}
+
+static void free_tasks(struct xy_task *t)
+{
+	for (struct xy_task *n; t; t = n) {
+		n = t->qnext;
+		xy_task_delete(t);
+	}
+}
+
+void xy_lineage_destroy(struct xy_lineage *l)
+{
+	if (!l)
+		return;
+	/* Remakes still to start are in the manager's task table, which
+	 * frees them; retired ones are ours alone. */
+	free_tasks(l->dead);
+	for (struct recipe *r = l->recipes, *n; r; r = n) {
+		n = r->next;
+		xy_task_delete(r->task);
+		free(r);
+	}
+	for (struct xy_file *f = l->temps, *n; f; f = n) {
+		n = f->tnext;
+		free(f->label);
+		free(f->waiters);
+		free(f->error);
+		free(f);
+	}
+	free(l);
+}
+
+const char *xy_file_label(const struct xy_file *f)
+{
+	if (f->path)
+		return f->path;
+	if (f->url)
+		return f->url;
+	return f->label ? f->label : "(buffer)";
+}
+
+int64_t xy_lineage_remakes(const struct xy_lineage *l)
+{
+	return l->remakes;
+}
+
+struct xy_file *xy_lineage_declare(struct xy_lineage *l,
+				   xy_cache_level level, char *err,
+				   size_t errlen)
+{
+	struct xy_file *f = calloc(1, sizeof *f);
+	if (!f || asprintf(&f->label, "temp-%llu",
+			   (unsigned long long)l->n_temps + 1) < 0) {
+		free(f);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	l->n_temps++;
+	f->temp = 1;
+	f->replicas = 1;
+	/* A task-level temp would be unlinked after its first reader. */
+	f->level = level < XY_CACHE_WORKFLOW ? XY_CACHE_WORKFLOW : level;
+	f->tnext = l->temps;
+	l->temps = f;
+	return f;
+}
+
+/* Is a copy of o within reach: on the manager, or ready on a worker? */
+static int has_copy(const struct xy_object *o)
+{
+	if (!o)
+		return 0;
+	if (o->on_manager)
+		return 1;
+	for (uint32_t i = 0; i < o->n_replicas; i++)
+		if (o->replicas[i].ready && o->replicas[i].worker->ready)
+			return 1;
+	return 0;
+}
+
+/* Which outputs a copy keeps: at record, the temps; at a remake, the
+ * temps of that recipe that are lost, plus the one asked for. */
+struct keep {
+	struct recipe *r;
+	struct xy_file *asked;
+};
+
+static int keep_output(const struct xy_file *f, const struct keep *k)
+{
+	if (!f->temp)
+		return 0;
+	if (!k)
+		return 1;
+	if (f->recipe != k->r)
+		return 0; /* a later task writes it now */
+	return f == k->asked ||
+	       (f->state == FILE_READY && !has_copy(f->obj));
+}
+
+static int copy_files(struct xy_task *t, const struct xy_task *src,
+		      const struct keep *k)
+{
+	for (uint32_t i = 0; i < src->n_inputs; i++)
+		if (xy_task_add_input(t, src->inputs[i].file,
+				      src->inputs[i].as, NULL, 0) < 0)
+			return -1;
+	for (uint32_t i = 0; i < src->n_outputs; i++)
+		if (keep_output(src->outputs[i].file, k) &&
+		    xy_task_add_output(t, src->outputs[i].file,
+				       src->outputs[i].as, NULL, 0) < 0)
+			return -1;
+	for (uint32_t i = 0; i < src->n_env; i++)
+		if (xy_task_set_env(t, src->env[i].name,
+				    src->env[i].value) < 0)
+			return -1;
+	return 0;
+}
+
+/* A fresh, unsubmitted copy of src's command, files, environment and
+ * resources; NULL on ENOMEM. */
+static struct xy_task *copy_task(const struct xy_task *src,
+				 const struct keep *k)
+{
+	struct xy_task *t = src->library
+		? xy_task_create_call(src->library, src->payload,
+				      src->payload_len)
+		: xy_task_create(src->command);
+	if (!t)
+		return NULL;
+	if (copy_files(t, src, k) < 0 ||
+	    (src->tag && xy_task_set_tag(t, src->tag) < 0)) {
+		xy_task_delete(t);
+		return NULL;
+	}
+	t->cores = src->cores;
+	t->gpus = src->gpus;
+	t->memory = src->memory;
+	t->disk = src->disk;
+	t->retries = src->retries;
+	t->priority = src->priority;
+	t->time_limit = src->time_limit;
+	return t;
+}
+
+int xy_lineage_record(struct xy_lineage *l, struct xy_task *t, char *err,
+		      size_t errlen)
+{
+	int temps = 0;
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		temps += t->outputs[i].file->temp;
+	if (!temps)
+		return 0;
+	struct recipe *r = calloc(1, sizeof *r);
+	if (!r || !(r->task = copy_task(t, NULL))) {
+		free(r);
+		return xy_fail(err, errlen, ENOMEM, "out of memory");
+	}
+	/* Called just before submit gives t this id. */
+	r->origin = l->m->next_task_id;
+	r->next = l->recipes;
+	l->recipes = r;
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		if (t->outputs[i].file->temp)
+			t->outputs[i].file->recipe = r;
+	return 0;
+}
+
+int xy_lineage_remake(struct xy_lineage *l, struct xy_file *f, char **why)
+{
+	struct recipe *r = f->recipe;
+	struct keep k = {r, f};
+	struct xy_task *t = r ? copy_task(r->task, &k) : NULL;
+	if (!t) {
+		if (asprintf(why, "input %s: its last copy is gone and %s",
+			     xy_file_label(f),
+			     r ? "out of memory to make it again"
+			       : "no task can make it again") < 0)
+			*why = NULL;
+		return -1;
+	}
+	xy_manager_enter_internal(l->m, t);
+	XY_LOGW(WHO, "%s lost its last copy: task %llu runs again as %llu",
+		xy_file_label(f), (unsigned long long)r->origin,
+		(unsigned long long)t->id);
+	/* Its inputs are looked up in the next phase, not here: the task
+	 * that asked is in the middle of its own lookup. */
+	t->qnext = l->to_start;
+	l->to_start = t;
+	l->remakes++;
+	xy_manager_wake(l->m);
+	return 0;
+}
+
+void xy_lineage_made(struct xy_lineage *l, struct xy_file *f)
+{
+	struct xy_object *o = f->obj;
+	if (f->replicas < 2 || !o)
+		return;
+	int have = (int)o->n_replicas;
+	for (struct xy_worker *w = xy_wtable_all(l->m->wtable);
+	     w && have < f->replicas; w = w->next) {
+		if (!w->ready || xy_catalog_replica_find(o, w))
+			continue;
+		xy_xplan_copy(l->m->xplan, o, f->level, w);
+		have++;
+	}
+}
+
+void xy_lineage_retire(struct xy_lineage *l, struct xy_task *t)
+{
+	t->qnext = l->dead;
+	l->dead = t;
+}
+
+void xy_lineage_phase(struct xy_lineage *l)
+{
+	free_tasks(l->dead);
+	l->dead = NULL;
+	/* A remake's lookup may queue the remakes of its own lost inputs:
+	 * they are started in this same loop. */
+	while (l->to_start) {
+		struct xy_task *t = l->to_start;
+		l->to_start = t->qnext;
+		t->qnext = NULL;
+		xy_manager_task_requeue(l->m, t, NULL);
+	}
+}
+
+/* ------------------------------------------------------------- public */
+
+struct xy_file *xy_manager_declare_temp(struct xy_manager *m,
+					xy_cache_level level, char *err,
+					size_t errlen)
+{
+	if ((unsigned)level > XY_CACHE_FOREVER) {
+		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+		return NULL;
+	}
+	return xy_lineage_declare(m->lineage, level, err, errlen);
+}
+
+int xy_file_set_replicas(struct xy_file *f, int n)
+{
+	if (!f || !f->temp || n < 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	f->replicas = n;
+	return 0;
+}
+
+int xy_file_is_temp(const struct xy_file *f)
+{
+	return f && f->temp;
+}
+
+/* A fetch back in flight. The caller may give up on it (timeout); the
+ * retrieval's callback then frees it. */
+struct fetch_back {
+	int done, ok, abandoned;
+	char why[600];
+};
+
+static void fetched(void *arg, int ok, const char *why)
+{
+	struct fetch_back *fb = arg;
+	if (fb->abandoned) {
+		free(fb);
+		return;
+	}
+	fb->done = 1;
+	fb->ok = ok;
+	snprintf(fb->why, sizeof fb->why, "%s", why ? why : "");
+}
+
+static struct xy_worker *holder(const struct xy_object *o)
+{
+	for (uint32_t i = 0; o && i < o->n_replicas; i++)
+		if (o->replicas[i].ready && o->replicas[i].worker->ready)
+			return o->replicas[i].worker;
+	return NULL;
+}
+
+/* Starts bringing f to path if a worker holds it (1), or has it made
+ * again, or waits for its producer (0); -1 if it cannot be had. */
+static int fetch_start(struct xy_manager *m, struct xy_file *f,
+		       const char *path, struct fetch_back **fb, char *err,
+		       size_t errlen)
+{
+	struct xy_worker *w;
+	char *why = NULL;
+	switch (f->state) {
+	case FILE_MISSING:
+		return xy_fail(err, errlen, ENOENT, "%s",
+			       f->error ? f->error : "it was not made");
+	case FILE_NEW:
+		return xy_fail(err, errlen, ENOENT, "%s: no task writes it",
+			       xy_file_label(f));
+	case FILE_READY:
+		if ((w = holder(f->obj)) != NULL) {
+			if (!(*fb = calloc(1, sizeof **fb)))
+				return xy_fail(err, errlen, ENOMEM,
+					       "out of memory");
+			xy_xplan_retrieve_cb(m->xplan, w, f->obj, path, fetched,
+					     *fb);
+			return 1;
+		}
+		if (xy_lineage_remake(m->lineage, f, &why) < 0) {
+			xy_fail(err, errlen, ENOENT, "%s", why ? why : "lost");
+			free(why);
+			return -1;
+		}
+		return 0;
+	default: /* being made */
+		return 0;
+	}
+}
+
+int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
+		     const char *path, double timeout, char *err,
+		     size_t errlen)
+{
+	if (!f || !f->temp || !path || !*path)
+		return xy_fail(err, errlen, EINVAL,
+			       "fetch needs a temp and a path");
+	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
+	struct fetch_back *fb = NULL;
+	for (;;) {
+		if (fb && fb->done) {
+			int ok = fb->ok;
+			if (!ok)
+				xy_fail(err, errlen, EIO, "%s", fb->why);
+			free(fb);
+			return ok ? 0 : -1;
+		}
+		if (!fb && fetch_start(m, f, path, &fb, err, errlen) < 0)
+			return -1;
+		if (deadline >= 0 && xy_now() >= deadline) {
+			if (fb)
+				fb->abandoned = 1;
+			return xy_fail(err, errlen, ETIMEDOUT,
+				       "%s: timed out", xy_file_label(f));
+		}
+		xy_manager_turn(m, deadline);
+	}
+}

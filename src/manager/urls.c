@@ -1,0 +1,217 @@
+/*
+ * urls.c: URL inputs, a sub-context of the manager. The manager never
+ * fetches a URL itself. When a task first needs one, the catalogue hands
+ * the file here; FETCH_URL goes to one worker (the ready worker with the
+ * fewest fetches in flight, then the most free cores), which fetches it
+ * from the origin, caches it and answers URL_DONE with its id, size and
+ * chunk list. Until then every task that needs the URL waits (it is in
+ * the file's waiters, as for a file being hashed), so the origin sees one
+ * request; afterwards the URL is an object like any other, held by that
+ * worker, and the transfer planner sends every other worker to a holder.
+ * Pairs with catalog.c, which queues URL files, and src/worker/urlfetch.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define WHO "manager"
+
+/* A FETCH_URL in flight. */
+struct url_fetch {
+	uint64_t req_id;
+	struct xy_file *f;
+	struct xy_worker *w;
+	double started;
+	struct url_fetch *next;
+};
+
+struct xy_urls {
+	struct xy_manager *m;
+	uint64_t next_req;
+	struct url_fetch *fetches;
+	struct xy_file **queued; /* waiting for a ready worker */
+	uint32_t n_queued, cap_queued;
+};
+
+struct xy_urls *xy_urls_create(struct xy_manager *m)
+{
+	struct xy_urls *u = calloc(1, sizeof *u);
+	if (u)
+		u->m = m;
+	return u;
+}
+
+void xy_urls_destroy(struct xy_urls *u)
+{
+	if (!u)
+		return;
+	for (struct url_fetch *f = u->fetches, *n; f; f = n) {
+		n = f->next;
+		free(f);
+	}
+	free(u->queued);
+	free(u);
+}
+
+int xy_urls_busy(const struct xy_urls *u)
+{
+	return u->fetches != NULL;
+}
+
+/* The worker to send a URL to, or NULL if none is ready. */
+static struct xy_worker *pick_worker(struct xy_urls *u)
+{
+	struct xy_worker *best = NULL;
+	for (struct xy_worker *w = xy_wtable_all(u->m->wtable); w;
+	     w = w->next) {
+		if (!w->ready)
+			continue;
+		if (!best || w->fetches < best->fetches ||
+		    (w->fetches == best->fetches &&
+		     w->cores - w->cores_used >
+			     best->cores - best->cores_used))
+			best = w;
+	}
+	return best;
+}
+
+static void enqueue(struct xy_urls *u, struct xy_file *f)
+{
+	if (u->n_queued == u->cap_queued) {
+		uint32_t cap = u->cap_queued ? 2 * u->cap_queued : 8;
+		struct xy_file **q = realloc(u->queued, cap * sizeof *q);
+		if (!q)
+			abort(); /* a small allocation on the loop */
+		u->queued = q;
+		u->cap_queued = cap;
+	}
+	u->queued[u->n_queued++] = f;
+}
+
+/* Sends FETCH_URL for f to a ready worker. Returns -1 if none is. */
+static int send_fetch(struct xy_urls *u, struct xy_file *f)
+{
+	struct xy_worker *w = pick_worker(u);
+	struct url_fetch *uf;
+	union xy_msg msg = {0};
+	if (!w)
+		return -1;
+	if (!(uf = calloc(1, sizeof *uf)))
+		abort();
+	uf->req_id = ++u->next_req;
+	uf->f = f;
+	uf->w = w;
+	uf->started = xy_now();
+	uf->next = u->fetches;
+	u->fetches = uf;
+	f->state = FILE_HASHING; /* its id is being found out */
+	msg.fetch_url.req_id = uf->req_id;
+	msg.fetch_url.level = (uint8_t)f->level;
+	msg.fetch_url.url = f->url;
+	XY_LOGI(WHO, "%s fetches %s from its origin", w->name, f->url);
+	xy_manager_send(u->m, w, XY_MSG_FETCH_URL, &msg);
+	return 0;
+}
+
+void xy_urls_start(struct xy_urls *u, struct xy_file *f)
+{
+	if (send_fetch(u, f) < 0)
+		enqueue(u, f);
+}
+
+void xy_urls_phase(struct xy_urls *u)
+{
+	while (u->n_queued) {
+		struct xy_file *f = u->queued[u->n_queued - 1];
+		if (f->state == FILE_QUEUED && send_fetch(u, f) < 0)
+			return;
+		u->n_queued--;
+	}
+}
+
+static struct url_fetch *take(struct xy_urls *u, uint64_t req_id,
+			      struct xy_worker *w)
+{
+	for (struct url_fetch **pp = &u->fetches; *pp; pp = &(*pp)->next) {
+		struct url_fetch *f = *pp;
+		if (f->req_id == req_id && f->w == w) {
+			*pp = f->next;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
+		  struct xy_msg_url_done *d)
+{
+	struct url_fetch *uf = take(u, d->req_id, w);
+	struct xy_catalog *c = u->m->catalog;
+	if (!uf) {
+		XY_LOGD(WHO, "%s answered an unknown URL fetch", w->name);
+		return;
+	}
+	struct xy_file *f = uf->f;
+	double secs = xy_now() - uf->started;
+	free(uf);
+	if (d->status != XY_OBJ_OK) {
+		char why[700];
+		snprintf(why, sizeof why, "input %.300s: %s", f->url,
+			 d->text && *d->text ? d->text : "cannot be fetched");
+		XY_LOGW(WHO, "%s", why);
+		xy_history_transfer(u->m->history, xy_now(), "", f->url,
+				    w->name, 0, secs, d->text);
+		f->state = FILE_MISSING;
+		xy_catalog_file_failed(c, f, why);
+		return;
+	}
+	struct xy_object *o = xy_catalog_object(c, d->id, XY_KIND_FILE,
+						d->size);
+	xy_catalog_set_chunks(o, &d->chunks);
+	xy_catalog_replica_add(o, w, 1);
+	xy_history_transfer(u->m->history, xy_now(), o->hex, f->url, w->name,
+			    d->size, secs, "ok");
+	xy_catalog_file_ready(c, f, o);
+	xy_manager_wake(u->m);
+}
+
+void xy_urls_worker_gone(struct xy_urls *u, struct xy_worker *w)
+{
+	for (struct url_fetch **pp = &u->fetches; *pp;) {
+		struct url_fetch *uf = *pp;
+		if (uf->w != w) {
+			pp = &uf->next;
+			continue;
+		}
+		*pp = uf->next;
+		XY_LOGI(WHO, "%s left while fetching %s: another worker will",
+			w->name, uf->f->url);
+		uf->f->state = FILE_QUEUED;
+		enqueue(u, uf->f);
+		free(uf);
+	}
+}
+
+struct xy_file *xy_manager_declare_url(struct xy_manager *m, const char *url,
+				       xy_cache_level level, char *err,
+				       size_t errlen)
+{
+	if (!url || !strstr(url, "://") || strlen(url) > XY_MAX_URL) {
+		xy_fail(err, errlen, EINVAL, "'%.200s' is not a URL",
+			url ? url : "");
+		return NULL;
+	}
+	if ((unsigned)level > XY_CACHE_FOREVER) {
+		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+		return NULL;
+	}
+	struct xy_file *f = xy_catalog_url(m->catalog, url, level);
+	if (!f)
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+	return f;
+}

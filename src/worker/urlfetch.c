@@ -1,0 +1,267 @@
+/*
+ * urlfetch.c: URL fetches with libcurl on libuv's thread pool; see
+ * urlfetch.h. The pool thread downloads into tmp/, checks the HTTP
+ * status, hashes the file and makes it read-only; the loop adopts it into
+ * the cache and reports. A fetch in progress holds a pool thread (libuv
+ * has 4 by default) for as long as the download lasts.
+ */
+#include "urlfetch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "object.h"
+#include "util.h"
+
+#define CONNECT_TIMEOUT_S 30L
+#define STALL_S 60L /* a transfer under 1 byte/s this long fails */
+
+struct job {
+	uv_work_t req;
+	struct xy_urlfetch *u;
+	uint64_t req_id;
+	uint8_t level;
+	char *url;
+	char path[PATH_MAX];
+	uint64_t t0_us;
+	/* results, written by the pool thread */
+	int status;
+	uint8_t id[XY_ID_LEN];
+	uint64_t size;
+	struct xy_chunks chunks;
+	char text[512];
+};
+
+struct xy_urlfetch {
+	uv_loop_t *loop;
+	struct xy_cache *cache;
+	xy_url_done_fn cb;
+	void *arg;
+	uint64_t seq;
+	atomic_int stopping;
+};
+
+struct xy_urlfetch *xy_urlfetch_create(uv_loop_t *loop,
+				       struct xy_cache *cache,
+				       xy_url_done_fn cb, void *arg,
+				       char *err, size_t errlen)
+{
+	struct xy_urlfetch *u;
+	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (rc != CURLE_OK) {
+		xy_fail(err, errlen, EIO, "cannot start libcurl: %s",
+			curl_easy_strerror(rc));
+		return NULL;
+	}
+	u = calloc(1, sizeof *u);
+	if (!u) {
+		curl_global_cleanup();
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	u->loop = loop;
+	u->cache = cache;
+	u->cb = cb;
+	u->arg = arg;
+	atomic_init(&u->stopping, 0);
+	return u;
+}
+
+void xy_urlfetch_stop(struct xy_urlfetch *u)
+{
+	if (u)
+		atomic_store(&u->stopping, 1);
+}
+
+void xy_urlfetch_destroy(struct xy_urlfetch *u)
+{
+	if (!u)
+		return;
+	free(u);
+	curl_global_cleanup();
+}
+
+/* ------------------------------------------------ on the thread pool */
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	int fd = *(int *)arg;
+	size_t len = size * n, off = 0;
+
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return 0; /* curl fails with CURLE_WRITE_ERROR */
+		off += (size_t)w;
+	}
+	return len;
+}
+
+/* Aborts the transfer when the worker stops. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
+		       curl_off_t ut, curl_off_t un)
+{
+	struct xy_urlfetch *u = arg;
+
+	return atomic_load(&u->stopping) ? 1 : 0;
+}
+
+static void set_options(CURL *h, struct job *j, int *fd, char *errbuf)
+{
+	curl_easy_setopt(h, CURLOPT_URL, j->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, STALL_S);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "xylem-worker");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, fd);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, j->u);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+/* Downloads into j->path. Returns 0, or -1 with j->text set. */
+static int download(struct job *j)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long code = 0;
+	CURLcode rc;
+	CURL *h;
+	int fd;
+
+	fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(j->text, sizeof j->text, "cannot create %.300s: %s",
+			 j->path, strerror(errno));
+		return -1;
+	}
+	h = curl_easy_init();
+	if (!h) {
+		close(fd);
+		snprintf(j->text, sizeof j->text, "cannot start libcurl");
+		return -1;
+	}
+	set_options(h, j, &fd, errbuf);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(h);
+	if (close(fd) < 0 && rc == CURLE_OK)
+		rc = CURLE_WRITE_ERROR;
+	if (rc == CURLE_OK && code >= 400) {
+		snprintf(j->text, sizeof j->text, "HTTP %ld from %s", code,
+			 j->url);
+		return -1;
+	}
+	if (rc != CURLE_OK) {
+		snprintf(j->text, sizeof j->text, "cannot fetch %s: %s",
+			 j->url, *errbuf ? errbuf : curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static void url_work(uv_work_t *req)
+{
+	struct job *j = req->data;
+	char err[256];
+	uint8_t kind;
+
+	j->status = XY_OBJ_FAILED;
+	if (download(j) < 0) {
+		unlink(j->path);
+		return;
+	}
+	if (xy_object_hash_chunks(j->path, j->id, &kind, &j->size,
+				  &j->chunks, err, sizeof err) < 0) {
+		snprintf(j->text, sizeof j->text, "%s: %s", j->url, err);
+		unlink(j->path);
+		return;
+	}
+	chmod(j->path, 0555); /* as a received file object is */
+	j->status = XY_OBJ_OK;
+}
+
+/* ------------------------------------------------------- on the loop */
+
+static void url_done(uv_work_t *req, int status)
+{
+	struct job *j = req->data;
+	struct xy_urlfetch *u = j->u;
+	struct xy_msg_url_done d;
+	char err[256];
+
+	if (status < 0 && j->status == XY_OBJ_OK)
+		j->status = XY_OBJ_FAILED;
+	if (j->status == XY_OBJ_OK &&
+	    xy_cache_adopt(u->cache, j->path, j->id, XY_KIND_FILE, j->level,
+			   j->size, err, sizeof err) < 0) {
+		j->status = XY_OBJ_FAILED;
+		snprintf(j->text, sizeof j->text, "%s", err);
+		unlink(j->path);
+	}
+	memset(&d, 0, sizeof d);
+	d.req_id = j->req_id;
+	d.status = (uint8_t)j->status;
+	if (j->status == XY_OBJ_OK) {
+		memcpy(d.id, j->id, XY_ID_LEN);
+		d.size = j->size;
+		d.chunks = j->chunks;
+		XY_LOGI("url", "fetched %s (%" PRIu64 " bytes)", j->url,
+			j->size);
+	} else {
+		XY_LOGW("url", "%s", j->text);
+	}
+	d.elapsed_us = xy_mono_us() - j->t0_us;
+	d.text = j->status == XY_OBJ_OK ? "" : j->text;
+	if (!atomic_load(&u->stopping))
+		u->cb(u->arg, &d);
+	free(j->chunks.hash);
+	free(j->url);
+	free(j);
+}
+
+int xy_urlfetch_request(struct xy_urlfetch *u,
+			const struct xy_msg_fetch_url *m)
+{
+	struct job *j = calloc(1, sizeof *j);
+
+	if (!j || !(j->url = strdup(m->url))) {
+		free(j);
+		errno = ENOMEM;
+		return -1;
+	}
+	j->u = u;
+	j->req.data = j;
+	j->req_id = m->req_id;
+	j->level = m->level;
+	j->t0_us = xy_mono_us();
+	snprintf(j->path, sizeof j->path, "%s/url-%" PRIu64 "-%" PRIu64,
+		 xy_cache_tmp(u->cache), m->req_id, ++u->seq);
+	if (uv_queue_work(u->loop, &j->req, url_work, url_done) < 0) {
+		free(j->url);
+		free(j);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,154 @@
+"""Archives declared for unpacking and URL inputs, through workflow files
+(docs/workflow.md): an archive is expanded once per worker and shared by
+the tasks there; a corrupt one fails its tasks with INPUT_MISSING and the
+reason; a URL is fetched from its origin once, whatever the number of
+workers, and an HTTP error fails its tasks with the status."""
+
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from helpers import SLOW, wait_for, write_workflow
+
+WORKERS = 3
+
+
+def unpack_task(tid, archive, out):
+    return {"id": tid,
+            "command": "cat d/sub/a.txt d/b.txt > out; readlink d >> out;"
+                       " sleep 0.5",
+            "inputs": [{"path": str(archive), "as": "d", "unpack": True}],
+            "outputs": [{"path": str(out), "as": "out"}]}
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar", "w"), (".tgz", "w:gz"),
+                                         (".tar.bz2", "w:bz2"),
+                                         (".tar.xz", "w:xz")])
+def test_unpacked_once_per_worker(xylem, tmp_path, suffix, mode):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("alpha\n")
+    (src / "b.txt").write_text("beta\n")
+    archive = tmp_path / f"arch{suffix}"
+    with tarfile.open(archive, mode) as t:
+        t.add(src, arcname=".")
+    tasks = [unpack_task(f"t{i}", archive, tmp_path / f"o{i}")
+             for i in range(8)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    r = xylem.run("run", wf, "--workers", "2", "--cores-per-worker", "2",
+                  env={**os.environ, "XYLEM_LOG": "info"}, timeout=60)
+    assert r.returncode == 0, r.output
+    roots = set()
+    for i in range(8):
+        lines = (tmp_path / f"o{i}").read_text().splitlines()
+        assert lines[:2] == ["alpha", "beta"]
+        roots.add(lines[2])
+    assert all(re.search(r"/unpacked/[0-9a-f]{64}$", x) for x in roots)
+    assert len(roots) == 2, roots  # one expansion on each worker
+    assert len(re.findall(r"unpacked [0-9a-f]{12} into", r.output)) == 2, \
+        r.output
+
+
+def test_corrupt_archive(xylem, tmp_path):
+    bad = tmp_path / "bad.tgz"
+    bad.write_bytes(os.urandom(5000))
+    good = tmp_path / "good.txt"
+    good.write_text("x\n")
+    wf = write_workflow(tmp_path / "wf.json", [
+        {"id": "bad", "command": "ls d",
+         "inputs": [{"path": str(bad), "as": "d", "unpack": True}]},
+        {"id": "ok", "command": "cat g",
+         "inputs": [{"path": str(good), "as": "g"}]}])
+    r = xylem.run("run", wf, "--workers", "1", timeout=60)
+    assert r.returncode == 1, r.output
+    assert 'task "bad": input missing' in r.output
+    assert "cannot unpack the archive: tar exited with status 2" in r.output
+    assert "1 succeeded, 1 failed" in r.output
+
+
+def test_unpack_refused_on_output(xylem, tmp_path):
+    wf = write_workflow(tmp_path / "wf.json", [
+        {"id": "w", "command": "true",
+         "outputs": [{"path": str(tmp_path / "o"), "as": "o",
+                      "unpack": True}]}])
+    r = xylem.run("run", wf, timeout=30)
+    assert r.returncode == 2, r.output
+    assert "only an input may have" in r.output
+
+
+@pytest.fixture
+def origin(tmp_path):
+    """A plain HTTP server on loopback serving tmp_path/www; its log (one
+    line per request) is tmp_path/http.log."""
+    www = tmp_path / "www"
+    www.mkdir()
+    log = open(tmp_path / "http.log", "w")
+    p = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0",
+                          "--bind", "127.0.0.1", "--directory", str(www)],
+                         stdout=log, stderr=subprocess.STDOUT)
+    port = wait_for(lambda: re.search(
+        r"port (\d+)", (tmp_path / "http.log").read_text()), 10,
+        what="the HTTP server").group(1)
+    yield www, f"http://127.0.0.1:{port}", tmp_path / "http.log"
+    p.terminate()
+    p.wait(10)
+    log.close()
+
+
+def test_url_one_get_for_many_workers(xylem, tmp_path, origin):
+    www, base, log = origin
+    data = os.urandom(3 << 20)  # three chunks: peers relay a chain
+    (www / "data.bin").write_bytes(data)
+    tasks = [{"id": f"u{i}", "command": "sha256sum data > out; sleep 1",
+              "inputs": [{"url": f"{base}/data.bin", "as": "data"}],
+              "outputs": [{"path": str(tmp_path / f"o{i}"), "as": "out"}]}
+             for i in range(WORKERS * 2)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    r = xylem.run("run", wf, "--workers", str(WORKERS),
+                  "--cores-per-worker", "1", timeout=60)
+    assert r.returncode == 0, r.output
+    import hashlib
+    want = hashlib.sha256(data).hexdigest()
+    for i in range(WORKERS * 2):
+        assert (tmp_path / f"o{i}").read_text().split()[0] == want
+    gets = [ln for ln in log.read_text().splitlines() if '"GET ' in ln]
+    assert len(gets) == 1, gets
+
+
+def test_url_http_error(xylem, tmp_path, origin):
+    www, base, log = origin
+    wf = write_workflow(tmp_path / "wf.json", [
+        {"id": "miss", "command": "cat data",
+         "inputs": [{"url": f"{base}/nope", "as": "data"}]}])
+    r = xylem.run("run", wf, "--workers", "1", timeout=60)
+    assert r.returncode == 1, r.output
+    assert 'task "miss": input missing' in r.output
+    assert f"HTTP 404 from {base}/nope" in r.output
+
+
+def test_url_unpacked(xylem, tmp_path, origin):
+    """An archive at a URL, unpacked: fetched once, expanded per worker."""
+    www, base, log = origin
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("alpha\n")
+    (src / "b.txt").write_text("beta\n")
+    with tarfile.open(www / "a.tar.gz", "w:gz") as t:
+        t.add(src, arcname=".")
+    tasks = [{"id": f"t{i}", "command": "cat d/sub/a.txt d/b.txt > out",
+              "inputs": [{"url": f"{base}/a.tar.gz", "as": "d",
+                          "unpack": True}],
+              "outputs": [{"path": str(tmp_path / f"o{i}"), "as": "out"}]}
+             for i in range(4)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    r = xylem.run("run", wf, "--workers", "2", timeout=60)
+    assert r.returncode == 0, r.output
+    for i in range(4):
+        assert (tmp_path / f"o{i}").read_text() == "alpha\nbeta\n"
+    gets = [ln for ln in log.read_text().splitlines() if '"GET ' in ln]
+    assert len(gets) == 1, gets
