@@ -4,7 +4,10 @@
 # command_line_tool, in a scratch copy of the suite (tests write beside
 # themselves). Prints each run's counts and the failing tests, and fails
 # if fewer pass than the floors below, which hold what the runner passes
-# today, so that a regression stops CI.
+# today, so that a regression stops CI. Of the 68 required tests, one
+# (cwloutput_nolimit) has a DockerRequirement: with no container runtime
+# here it answers 33, which the issue allows. The command_line_tool tests
+# it does not pass are that one and 15 more that need a container (33).
 #
 #   scripts/cwl-conformance.sh [SUITE_DIR]
 #
@@ -16,8 +19,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 xylem=${XYLEM_BIN:-$top/build/src/cli/xylem}
 suite=${1:-${CWL_SUITE:-$top/../shared/cwl-v1.2}}
 jobs=${CWL_JOBS:-2}
-floor_required=${CWL_FLOOR_REQUIRED:-68}
-floor_clt=${CWL_FLOOR_CLT:-176}
+floor_required=${CWL_FLOOR_REQUIRED:-67}
+floor_clt=${CWL_FLOOR_CLT:-179}
 
 if [ ! -f "$suite/conformance_tests.yaml" ]; then
 	echo "cwl-conformance: no suite at $suite (set CWL_SUITE); skipped" >&2

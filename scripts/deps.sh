@@ -28,6 +28,8 @@ python3 -c "import cloudpickle" 2>/dev/null || need+=(cloudpickle)
 python3 -c "import parsl, sys; sys.exit(parsl.__version__ != '2026.10.26')" \
 	2>/dev/null || need+=("parsl[monitoring]==2026.10.26")
 python3 -c "import pandas" 2>/dev/null || need+=(pandas)
+# The CWL conformance runner (scripts/cwl-conformance.sh).
+command -v cwltest >/dev/null 2>&1 || need+=(cwltest)
 if ((${#need[@]})); then
 	echo "deps: pip installing ${need[*]}" >&2
 	python3 -m pip install -q --root-user-action=ignore "${need[@]}"

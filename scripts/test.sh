@@ -4,7 +4,8 @@
 # and runs every test in both: the C unit tests (meson test), the system
 # tests (pytest, real managers and workers), the Python package's tests,
 # the namespace cluster tests (root only: real network namespaces with
-# links capped by tc), and a short fuzz run of the message decoder
+# links capped by tc), the CWL conformance suite (scripts/cwl-conformance.sh),
+# and a short fuzz run of the message decoder
 # (libFuzzer, clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ echo "== Parsl's own test suite, with XylemExecutor" >&2
 XYLEM_BUILD_DIR=$PWD/build bash scripts/parsl-suite.sh
 echo "== namespace cluster tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/netns
+echo "== CWL v1.2 conformance (cwltest, when the suite is there)" >&2
+XYLEM_BIN=$PWD/build/src/cli/xylem bash scripts/cwl-conformance.sh
 
 echo "== sanitizers: address, undefined" >&2
 bash scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \

@@ -5,8 +5,8 @@
  * `cwl`, on the manager's side, loads the tool and the job (src/cwl),
  * starts a manager and a local worker, and runs the tool as one task: every
  * File and Directory of the job is a declared input mounted at
- * in/K/BASENAME, K numbering the source directories, so that secondary
- * files stay beside their primary file; the tool, the job and the runtime
+ * in/K/BASENAME, K numbering the job's inputs, with secondary files
+ * beside their primary file; the tool, the job and the runtime
  * go in as the buffer cwl-job.json. The task's out/ directory and
  * cwl-result.json come back; the output files move to --outdir, and the
  * output object, its paths rewritten, is printed on stdout, which carries
@@ -17,11 +17,13 @@
  * its temporary one, and writes the output object, paths relative to out/,
  * to cwl-result.json. Its exit status is the tool's CWL status.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +52,8 @@ struct cwl_opts {
 
 /* The files and directories to stage, as task inputs. */
 struct staging {
-	json_t *roots; /* [{path, base, name}]: source, basename, sandbox name */
-	json_t *dirs;  /* source directory -> its number K */
+	json_t *roots; /* [{path, base, name, k}]: source, basename, sandbox
+			* name, its directory's number */
 	json_t *names; /* sandbox names taken -> their source path */
 	json_int_t next_k;
 };
@@ -207,38 +209,24 @@ static const json_t *find_root(const struct staging *s, const char *path,
 	return NULL;
 }
 
-/* K for objects from path's directory: one per source directory, or a
- * fresh one (k < 0) where that would clash. */
-static json_int_t dir_number(struct staging *s, const char *path)
-{
-	char dir[PATH_MAX];
-	json_t *k;
-
-	snprintf(dir, sizeof dir, "%s", path);
-	k = json_object_get(s->dirs, dirname(dir));
-	if (!k) {
-		k = json_integer(++s->next_k);
-		json_object_set_new(s->dirs, dir, k);
-	}
-	return json_integer_value(k);
-}
-
-/* Stages obj at in/K/BASENAME, K given or (0) its directory's. A name
- * another source holds already moves it to a K of its own. */
+/* Stages obj at in/K/BASENAME, with K given or (0) a new one, as the
+ * reference runner gives each input a directory of its own. Returns the
+ * K used (that of an earlier staging of the same object, if any). */
 static json_int_t stage_one(struct staging *s, const json_t *obj,
 			    json_int_t k)
 {
 	const char *path = json_string_value(json_object_get(obj, "path"));
 	const char *base, *holder;
 	char name[PATH_MAX + 64];
+	const json_t *r;
 
 	if (!path)
 		return k;
 	base = basename_of(obj, path);
-	if (find_root(s, path, base))
-		return k;
+	if ((r = find_root(s, path, base)))
+		return json_integer_value(json_object_get(r, "k"));
 	if (!k)
-		k = dir_number(s, path);
+		k = ++s->next_k;
 	snprintf(name, sizeof name, "in/%lld/%s", (long long)k, base);
 	holder = json_string_value(json_object_get(s->names, name));
 	if (holder && strcmp(holder, path)) {
@@ -246,9 +234,9 @@ static json_int_t stage_one(struct staging *s, const json_t *obj,
 		snprintf(name, sizeof name, "in/%lld/%s", (long long)k, base);
 	}
 	json_object_set_new(s->names, name, json_string(path));
-	json_array_append_new(s->roots, json_pack("{s:s, s:s, s:s}", "path",
-						  path, "base", base, "name",
-						  name));
+	json_array_append_new(s->roots, json_pack("{s:s, s:s, s:s, s:I}",
+						  "path", path, "base", base,
+						  "name", name, "k", k));
 	return k;
 }
 
@@ -313,7 +301,7 @@ static int to_sandbox(json_t *obj, int nested, void *arg)
  * names. */
 static json_t *plan_inputs(json_t *job, json_t *tool)
 {
-	struct staging s = {json_array(), json_object(), json_object(), 0};
+	struct staging s = {json_array(), json_object(), 0};
 	json_t *plan = json_array(), *r;
 	size_t i;
 
@@ -326,7 +314,6 @@ static json_t *plan_inputs(json_t *job, json_t *tool)
 			"[O, O]", json_object_get(r, "path"),
 			json_object_get(r, "name")));
 	json_decref(s.roots);
-	json_decref(s.dirs);
 	json_decref(s.names);
 	return plan;
 }
@@ -481,6 +468,11 @@ static int move_all(const char *from, const char *to, char *err,
 	return rc;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 struct relocation {
 	const char *from, *to; /* the returned out/, and --outdir */
 	char *err;
@@ -505,6 +497,76 @@ static int relocate(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
+/* A real that holds an integer too large for jansson's integers (CWL
+ * documents have them, e.g. 1e42 written out in full) prints as that
+ * integer, from its shortest exact form, as the reference runner's
+ * Python integers do. Other reals print as jansson prints them. */
+static void print_real(FILE *out, double x)
+{
+	char buf[64], digits[32];
+	json_t *j;
+	int p, e, n = 0;
+
+	if (x != floor(x) || fabs(x) < 1e16 || !isfinite(x)) {
+		j = json_real(x);
+		json_dumpf(j, out, JSON_ENCODE_ANY);
+		json_decref(j);
+		return;
+	}
+	for (p = 1; p <= 17; p++) {
+		snprintf(buf, sizeof buf, "%.*e", p - 1, x);
+		if (strtod(buf, NULL) == x)
+			break;
+	}
+	for (const char *c = buf; *c && *c != 'e'; c++)
+		if (isdigit((unsigned char)*c))
+			digits[n++] = *c;
+	digits[n] = '\0';
+	e = atoi(strchr(buf, 'e') + 1);
+	fprintf(out, "%s%s", x < 0 ? "-" : "", digits);
+	for (int i = n - 1; i < e; i++)
+		fputc('0', out);
+}
+
+/* The output object as JSON, indented by 4 with sorted keys. */
+static void print_value(FILE *out, const json_t *v, int depth)
+{
+	const char *key;
+	size_t i, n = 0;
+
+	if (json_is_real(v)) {
+		print_real(out, json_real_value(v));
+	} else if (json_is_array(v) && json_array_size(v)) {
+		fputc('[', out);
+		for (i = 0; i < json_array_size(v); i++) {
+			fprintf(out, "%s\n%*s", i ? "," : "", 4 * (depth + 1), "");
+			print_value(out, json_array_get(v, i), depth + 1);
+		}
+		fprintf(out, "\n%*s]", 4 * depth, "");
+	} else if (json_is_object(v) && json_object_size(v)) {
+		const char **keys = calloc(json_object_size(v), sizeof *keys);
+		json_t *x;
+
+		json_object_foreach((json_t *)v, key, x)
+			keys[n++] = key;
+		qsort(keys, n, sizeof *keys, by_name);
+		fputc('{', out);
+		for (i = 0; i < n; i++) {
+			json_t *k = json_string(keys[i]);
+
+			fprintf(out, "%s\n%*s", i ? "," : "", 4 * (depth + 1), "");
+			json_dumpf(k, out, JSON_ENCODE_ANY);
+			fputs(": ", out);
+			print_value(out, json_object_get(v, keys[i]), depth + 1);
+			json_decref(k);
+		}
+		fprintf(out, "\n%*s}", 4 * depth, "");
+		free(keys);
+	} else {
+		json_dumpf(v, out, JSON_ENCODE_ANY);
+	}
+}
+
 /* Reads the result, moves its files to --outdir and prints it. */
 static int deliver(struct cwl_run *r, char *err, size_t errlen)
 {
@@ -526,7 +588,7 @@ static int deliver(struct cwl_run *r, char *err, size_t errlen)
 		json_decref(out);
 		return -1;
 	}
-	json_dumpf(out, stdout, JSON_INDENT(4) | JSON_SORT_KEYS);
+	print_value(stdout, out, 0);
 	fputc('\n', stdout);
 	fflush(stdout);
 	json_decref(out);
