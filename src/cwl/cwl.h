@@ -248,7 +248,7 @@ int cwl_resources(const json_t *tool, const json_t *job, struct cwl_runtime *rt,
 
 /* Runs the tool on the job here: InitialWorkDir staged into rt->outdir,
  * the command line built, the process run with rt->outdir as its working
- * directory and tmpdir as TMPDIR/HOME (EnvVarRequirement applied),
+ * directory, HOME and tmpdir as TMPDIR (EnvVarRequirement applied),
  * stdin/stdout/stderr redirected, the exit code classed, the outputs
  * collected. Returns the output object (paths absolute, every output
  * File and Directory under rt->outdir) and *status CWL_OK, or NULL and
