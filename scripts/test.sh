@@ -39,6 +39,7 @@ XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
 # sanitized extension needs the runtime preloaded into python itself).
 XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
 	XYLEM_SANITIZED=1 PYTHONPATH=$PWD/python python3 -m pytest -q tests/python
+XYLEM_BIN=$PWD/build-asan/src/cli/xylem bash scripts/cwl-conformance.sh
 
 echo "== fuzz the message decoder for ${fuzz_seconds}s" >&2
 CC=clang bash scripts/build.sh build-fuzz -Dfuzz=true \
