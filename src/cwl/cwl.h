@@ -77,6 +77,9 @@
 #define CWL_TEMPORARY_FAIL 75
 #define CWL_UNSUPPORTED 33
 
+/* The namespace of Xylem's extensions (xylem:InlinePythonRequirement). */
+#define XYLEM_NS "https://xylem.dev/cwl#"
+
 /* loadContents reads at most this much. */
 #define CWL_CONTENTS_MAX (64 * 1024)
 
@@ -222,6 +225,16 @@ json_t *cwl_expr_eval_keep_space(struct cwl_expr *x, const char *text,
 json_t *cwl_expr_eval_value(struct cwl_expr *x, const json_t *v,
 			    const json_t *inputs, const json_t *self,
 			    const json_t *runtime, char *err, size_t errlen);
+
+/* Python expressions (xylem:InlinePythonRequirement, pyexpr.c): an
+ * interpreter process for one tool run, with the requirement's
+ * expressionLib run in it; ex is "(expression)" or "{body}". */
+struct cwl_py;
+struct cwl_py *cwl_py_start(const json_t *req, char *err, size_t errlen);
+json_t *cwl_py_eval(struct cwl_py *p, const char *ex, size_t len,
+		    const json_t *inputs, const json_t *self,
+		    const json_t *runtime, char *err, size_t errlen);
+void cwl_py_stop(struct cwl_py *p);
 
 /* JSON as the reference runner writes it into strings and files (Python's
  * json.dumps with sort_keys=True): ", " and ": " separators, keys sorted.

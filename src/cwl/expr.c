@@ -24,6 +24,7 @@
 
 struct cwl_expr {
 	duk_context *ctx; /* NULL: parameter references only */
+	struct cwl_py *py; /* xylem:InlinePythonRequirement: Python instead */
 	int old_escapes;  /* v1.0, v1.1: a backslash escapes any character */
 };
 
@@ -511,6 +512,14 @@ struct cwl_expr *cwl_expr_new(const json_t *tool, char *err, size_t errlen)
 	}
 	const char *v = json_string_value(json_object_get(tool, "cwlVersion"));
 	x->old_escapes = v && (!strcmp(v, "v1.0") || !strcmp(v, "v1.1"));
+	const json_t *py = tool ? cwl_requirement(tool,
+			"InlinePythonRequirement", NULL) : NULL;
+	if (py) {
+		x->py = cwl_py_start(py, err, errlen);
+		if (!x->py)
+			goto error;
+		return x;
+	}
 	const json_t *req =
 		tool ? cwl_requirement(tool, "InlineJavascriptRequirement",
 				       NULL)
@@ -536,6 +545,7 @@ void cwl_expr_free(struct cwl_expr *x)
 		return;
 	if (x->ctx)
 		duk_destroy_heap(x->ctx);
+	cwl_py_stop(x->py);
 	free(x);
 }
 
@@ -629,6 +639,9 @@ static json_t *evaluate(struct cwl_expr *x, const char *ex, size_t len,
 	int r = param_ref(ex, len, sc, &v, err, errlen);
 	if (r == 1)
 		return v;
+	if (x && x->py)
+		return cwl_py_eval(x->py, ex, len, sc->inputs, sc->self,
+				   sc->runtime, err, errlen);
 	if (x && x->ctx)
 		return js_eval(x, ex, len, sc, err, errlen);
 	if (r == 0)

@@ -25,6 +25,7 @@ static const char *const known_classes[] = {
 	"NetworkAccess", "InplaceUpdateRequirement", "ToolTimeLimit",
 	"SubworkflowFeatureRequirement", "ScatterFeatureRequirement",
 	"MultipleInputFeatureRequirement", "StepInputExpressionRequirement",
+	"InlinePythonRequirement", /* Xylem's own (XYLEM_NS) */
 	NULL,
 };
 
@@ -139,6 +140,12 @@ static const char *class_short(const char *cls)
 
 	if (strncmp(cls, "cwl:", 4) == 0)
 		return cls + 4;
+	/* Xylem's extensions, as xylem:NAME (with $namespaces giving
+	 * XYLEM_NS for "xylem") or in full. */
+	if (strncmp(cls, "xylem:", 6) == 0)
+		return cls + 6;
+	if (strncmp(cls, XYLEM_NS, strlen(XYLEM_NS)) == 0)
+		return cls + strlen(XYLEM_NS);
 	if (h && strstr(cls, "w3id.org/cwl"))
 		return h + 1;
 	if (strchr(cls, ':') || strchr(cls, '#') || strchr(cls, '/'))

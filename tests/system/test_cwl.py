@@ -182,3 +182,51 @@ def test_help_and_usage(xylem_bin):
     r = subprocess.run([xylem_bin, "cwl"], capture_output=True, text=True,
                        timeout=TIMEOUT)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+PY_TOOL = """
+    cwlVersion: v1.2
+    class: CommandLineTool
+    $namespaces: {{xylem: "https://xylem.dev/cwl#"}}
+    requirements:
+      xylem:InlinePythonRequirement:
+        expressionLib: ["def twice(x):\\n    return 2 * x\\n"]
+    inputs:
+      n: {{type: int, default: 21}}
+    baseCommand: echo
+    arguments: [{arg}]
+    stdout: out.txt
+    outputs:
+      out: {{type: string, outputBinding: {{glob: out.txt, loadContents: true,
+             outputEval: '$(self[0].contents.strip())'}}}}
+    """
+
+
+def run_py(xylem_bin, tmp_path, arg):
+    tool = write(tmp_path / "py.cwl", PY_TOOL.format(arg=json.dumps(arg)))
+    return cwl(xylem_bin, "--quiet", "--outdir", tmp_path / "o", tool)
+
+
+def test_inline_python_expressions(xylem_bin, tmp_path):
+    r = run_py(xylem_bin, tmp_path, "$(twice(inputs.n))")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["out"] == "42"
+    r = run_py(xylem_bin, tmp_path,
+               "${\n  s = 0\n  for i in range(inputs.n):\n"
+               "      s += i\n  return s\n}")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["out"] == str(sum(range(21)))
+
+
+def test_inline_python_is_sandboxed(xylem_bin, tmp_path):
+    marker = tmp_path / "escaped"
+    for arg, why in [
+            (f"$(__import__('os').system('touch {marker}'))", "_"),
+            ("$(().__class__.__base__)", "_"),
+            ("$(open('/etc/hostname').read())", "NameError"),
+            ("${\n  import os\n  return os.getcwd()\n}", "import"),
+            ("$(eval('1+1'))", "NameError")]:
+        r = run_py(xylem_bin, tmp_path, arg)
+        assert r.returncode == 1, (arg, r.stdout)
+        assert why in r.stderr, (arg, r.stderr)
+    assert not marker.exists()
