@@ -691,22 +691,37 @@ static PyObject *new_handle(Manager *self, struct xy_file *f)
 	return PyLong_FromSize_t(self->n_files++);
 }
 
-static PyObject *Manager_declare_file(Manager *self, PyObject *args)
+/* Runs a declare body on the manager's thread; its file as a handle, or
+ * exc with the manager's reason. */
+static PyObject *declared(Manager *self, struct sync *s, PyObject *exc)
 {
-	const char *path, *cache = "workflow";
-	struct sync s = {.body = declare_file_body};
+	if (run_sync(self, s) < 0)
+		return NULL;
+	if (!s->ptr)
+		return PyErr_Format(exc, "%s", s->err);
+	return new_handle(self, s->ptr);
+}
+
+/* declare_file(path, cache) and declare_url(url, cache). */
+static PyObject *declare_named(Manager *self, PyObject *args,
+			       void (*body)(Manager *, struct sync *),
+			       PyObject *exc)
+{
+	const char *name, *cache = "workflow";
+	struct sync s = {.body = body};
 	xy_cache_level level;
 
-	if (!PyArg_ParseTuple(args, "s|s", &path, &cache) ||
+	if (!PyArg_ParseTuple(args, "s|s", &name, &cache) ||
 	    cache_level(cache, &level) < 0)
 		return NULL;
-	s.str = path;
+	s.str = name;
 	s.level = (int)level;
-	if (run_sync(self, &s) < 0)
-		return NULL;
-	if (!s.ptr)
-		return PyErr_Format(PyExc_OSError, "%s", s.err);
-	return new_handle(self, s.ptr);
+	return declared(self, &s, exc);
+}
+
+static PyObject *Manager_declare_file(Manager *self, PyObject *args)
+{
+	return declare_named(self, args, declare_file_body, PyExc_OSError);
 }
 
 static PyObject *Manager_declare_temp(Manager *self, PyObject *args)
@@ -724,11 +739,7 @@ static PyObject *Manager_declare_temp(Manager *self, PyObject *args)
 				    "replicas must be >= 1, not %d", replicas);
 	s.level = (int)level;
 	s.num = replicas;
-	if (run_sync(self, &s) < 0)
-		return NULL;
-	if (!s.ptr)
-		return PyErr_Format(PyExc_OSError, "%s", s.err);
-	return new_handle(self, s.ptr);
+	return declared(self, &s, PyExc_OSError);
 }
 
 static PyObject *Manager_declare_buffer(Manager *self, PyObject *args)
@@ -765,20 +776,7 @@ static void declare_url_body(Manager *self, struct sync *s)
 
 static PyObject *Manager_declare_url(Manager *self, PyObject *args)
 {
-	const char *url, *cache = "workflow";
-	struct sync s = {.body = declare_url_body};
-	xy_cache_level level;
-
-	if (!PyArg_ParseTuple(args, "s|s", &url, &cache) ||
-	    cache_level(cache, &level) < 0)
-		return NULL;
-	s.str = url;
-	s.level = (int)level;
-	if (run_sync(self, &s) < 0)
-		return NULL;
-	if (!s.ptr)
-		return PyErr_Format(PyExc_ValueError, "%s", s.err);
-	return new_handle(self, s.ptr);
+	return declare_named(self, args, declare_url_body, PyExc_ValueError);
 }
 
 static void declare_unpack_body(Manager *self, struct sync *s)
@@ -798,11 +796,7 @@ static PyObject *Manager_declare_unpack(Manager *self, PyObject *args)
 	    cache_level(cache, &level) < 0 || !(s.ptr = file_of(self, handle)))
 		return NULL;
 	s.level = (int)level;
-	if (run_sync(self, &s) < 0)
-		return NULL;
-	if (!s.ptr)
-		return PyErr_Format(PyExc_ValueError, "%s", s.err);
-	return new_handle(self, s.ptr);
+	return declared(self, &s, PyExc_ValueError);
 }
 
 static void declare_library_body(Manager *self, struct sync *s)

@@ -241,7 +241,7 @@ void xy_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
-static int hexval(char c)
+int xy_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -255,8 +255,8 @@ static int hexval(char c)
 int xy_unhex(const char *s, uint8_t *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]);
-		int lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
+		int hi = xy_hexval(s[2 * i]);
+		int lo = hi < 0 ? -1 : xy_hexval(s[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			errno = EINVAL;
 			return -1;

@@ -37,6 +37,8 @@ char *xy_read_secret(const char *path, size_t *len, char *err, size_t errlen);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void xy_hex(const uint8_t *p, size_t n, char *out);
+/* The value of one hex digit, or -1. */
+int xy_hexval(int c);
 /* Parses 2n hex digits into n bytes. Returns -1 if malformed. */
 int xy_unhex(const char *s, uint8_t *out, size_t n);
 

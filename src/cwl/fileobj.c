@@ -19,22 +19,12 @@
 #include <unistd.h>
 
 #include "cwl.h"
+#include "util.h"
 
 /* Literal trees and listings deeper than this are refused. */
 #define TREE_DEPTH_MAX 64
 
 /* ------------------------------------------------ locations and paths */
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 char *cwl_percent_decode(const char *s)
 {
@@ -43,8 +33,8 @@ char *cwl_percent_decode(const char *s)
 	if (!out)
 		return NULL;
 	for (; *s; s++) {
-		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*o++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+		if (*s == '%' && xy_hexval(s[1]) >= 0 && xy_hexval(s[2]) >= 0) {
+			*o++ = (char)(xy_hexval(s[1]) * 16 + xy_hexval(s[2]));
 			s += 2;
 		} else {
 			*o++ = *s;

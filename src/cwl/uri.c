@@ -38,38 +38,23 @@ char *cwl_path_to_uri(const char *path)
 	return uri;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 char *cwl_uri_to_path(const char *uri)
 {
 	const char *p = uri;
-	char *path, *o;
+	char *path, *end;
 
 	if (strncmp(uri, "file://", 7) != 0)
 		return strdup(uri);
 	p += 7;
 	if (*p != '/') /* file://host/path: the host is ours or empty */
 		p = strchr(p, '/') ? strchr(p, '/') : p + strlen(p);
-	path = malloc(strlen(p) + 1);
+	path = strdup(p);
 	if (!path)
 		return NULL;
-	for (o = path; *p && *p != '?' && *p != '#'; p++) {
-		int hi, lo;
-
-		if (*p == '%' && (hi = hexval(p[1])) >= 0 &&
-		    (lo = hexval(p[2])) >= 0) {
-			*o++ = (char)(hi << 4 | lo);
-			p += 2;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
+	if ((end = strpbrk(path, "?#"))) /* not part of the path */
+		*end = '\0';
+	p = path;
+	path = cwl_percent_decode(p);
+	free((char *)p);
 	return path;
 }

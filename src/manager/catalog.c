@@ -138,42 +138,43 @@ const char *xy_catalog_staging(struct xy_catalog *c)
 	return c->staging;
 }
 
-struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
-				xy_cache_level level)
+/* The file named key (a path, or with url set a URL), made if new. */
+static struct xy_file *find_or_add(struct xy_catalog *c, const char *key,
+				   int url, xy_cache_level level)
 {
-	uint32_t b = str_hash(path) % FILE_BUCKETS;
-	for (struct xy_file *f = c->files[b]; f; f = f->next)
-		if (f->path && !strcmp(f->path, path))
+	uint32_t b = str_hash(key) % FILE_BUCKETS;
+	for (struct xy_file *f = c->files[b]; f; f = f->next) {
+		const char *name = url ? f->url : f->path;
+		if (name && !strcmp(name, key))
 			return f;
+	}
 	struct xy_file *f = calloc(1, sizeof *f);
-	if (!f || !(f->path = strdup(path))) {
+	char *copy = f ? strdup(key) : NULL;
+	if (!copy) {
 		free(f);
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (url)
+		f->url = copy;
+	else
+		f->path = copy;
 	f->level = level;
 	f->next = c->files[b];
 	c->files[b] = f;
 	return f;
 }
 
+struct xy_file *xy_catalog_file(struct xy_catalog *c, const char *path,
+				xy_cache_level level)
+{
+	return find_or_add(c, path, 0, level);
+}
+
 struct xy_file *xy_catalog_url(struct xy_catalog *c, const char *url,
 			       xy_cache_level level)
 {
-	uint32_t b = str_hash(url) % FILE_BUCKETS;
-	for (struct xy_file *f = c->files[b]; f; f = f->next)
-		if (f->url && !strcmp(f->url, url))
-			return f;
-	struct xy_file *f = calloc(1, sizeof *f);
-	if (!f || !(f->url = strdup(url))) {
-		free(f);
-		errno = ENOMEM;
-		return NULL;
-	}
-	f->level = level;
-	f->next = c->files[b];
-	c->files[b] = f;
-	return f;
+	return find_or_add(c, url, 1, level);
 }
 
 struct xy_file *xy_catalog_unpack(struct xy_catalog *c,
@@ -396,8 +397,10 @@ static int start_hash(struct xy_catalog *c, struct xy_file *f)
 	return 0;
 }
 
-static int has_source(const struct xy_object *o)
+int xy_catalog_has_source(const struct xy_object *o)
 {
+	if (!o)
+		return 0;
 	if (o->on_manager)
 		return 1;
 	for (uint32_t i = 0; i < o->n_replicas; i++)
@@ -464,7 +467,8 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		return need_unpacked(c, f, t);
 	/* A URL whose copies are all gone is fetched from its origin
 	 * again. */
-	if (f->url && f->state == FILE_READY && f->obj && !has_source(f->obj))
+	if (f->url && f->state == FILE_READY && f->obj &&
+	    !xy_catalog_has_source(f->obj))
 		f->state = FILE_NEW;
 	switch (f->state) {
 	case FILE_NEW:
@@ -477,7 +481,7 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	case FILE_PRODUCED:
 		return add_waiter(f, t) < 0 ? -1 : 0;
 	case FILE_READY:
-		if (f->obj && has_source(f->obj))
+		if (f->obj && xy_catalog_has_source(f->obj))
 			return 1;
 		if (f->temp) {
 			/* Its last copy is gone: made again by its

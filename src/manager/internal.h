@@ -195,6 +195,9 @@ void xy_catalog_replica_forget(struct xy_object *o, struct xy_worker *w);
 int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
 		      size_t pathlen, uint8_t *kind);
 const char *xy_catalog_staging(struct xy_catalog *c);
+/* 1 if a copy of o is within reach: on the manager, or ready on a ready
+ * worker (0 for NULL). */
+int xy_catalog_has_source(const struct xy_object *o);
 int xy_catalog_busy(const struct xy_catalog *c);
 int xy_catalog_hash_wanted(const struct xy_catalog *c);
 /* Starts hashing the files needed since the last turn, unless a task

@@ -113,19 +113,6 @@ struct xy_file *xy_lineage_declare(struct xy_lineage *l,
 	return f;
 }
 
-/* Is a copy of o within reach: on the manager, or ready on a worker? */
-static int has_copy(const struct xy_object *o)
-{
-	if (!o)
-		return 0;
-	if (o->on_manager)
-		return 1;
-	for (uint32_t i = 0; i < o->n_replicas; i++)
-		if (o->replicas[i].ready && o->replicas[i].worker->ready)
-			return 1;
-	return 0;
-}
-
 /* Which outputs a copy keeps: at record, the temps; at a remake, the
  * temps of that recipe that are lost, plus the one asked for. */
 struct keep {
@@ -142,7 +129,7 @@ static int keep_output(const struct xy_file *f, const struct keep *k)
 	if (f->recipe != k->r)
 		return 0; /* a later task writes it now */
 	return f == k->asked ||
-	       (f->state == FILE_READY && !has_copy(f->obj));
+	       (f->state == FILE_READY && !xy_catalog_has_source(f->obj));
 }
 
 static int copy_files(struct xy_task *t, const struct xy_task *src,

@@ -1214,6 +1214,27 @@ static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
 	return 0;
 }
 
+/* Gives t its id and a place in the task table, and makes it the
+ * producer of its outputs; it waits for its inputs from now on. */
+static void enter_table(struct xy_manager *m, struct xy_task *t,
+			const char *event)
+{
+	t->id = m->next_task_id++;
+	t->manager = m;
+	t->times.submitted = xy_now();
+	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
+	m->task_table[t->id & (m->task_table_size - 1)] = t;
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		f->producer = t;
+		f->state = FILE_PRODUCED;
+		f->obj = NULL;
+	}
+	t->state = XY_TASK_WAITING;
+	m->n_waiting++;
+	history_task(m, t, event, t->command);
+}
+
 uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 			   char *err, size_t errlen)
 {
@@ -1223,21 +1244,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 		return 0;
 	if (xy_lineage_record(m->lineage, t, err, errlen) < 0)
 		return 0;
-	t->id = m->next_task_id++;
-	t->manager = m;
-	t->times.submitted = xy_now();
-	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
-	m->task_table[t->id & (m->task_table_size - 1)] = t;
+	enter_table(m, t, "submitted");
 	m->n_tasks++;
-	for (uint32_t i = 0; i < t->n_outputs; i++) {
-		struct xy_file *f = t->outputs[i].file;
-		f->producer = t;
-		f->state = FILE_PRODUCED;
-		f->obj = NULL;
-	}
-	t->state = XY_TASK_WAITING;
-	m->n_waiting++;
-	history_task(m, t, "submitted", t->command);
 	/* Its inputs are looked up as for a task put back in the queue. */
 	xy_manager_task_requeue(m, t, NULL);
 	return t->id;
@@ -1245,21 +1253,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 
 void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t)
 {
-	t->id = m->next_task_id++;
-	t->manager = m;
 	t->internal = 1;
-	t->times.submitted = xy_now();
-	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
-	m->task_table[t->id & (m->task_table_size - 1)] = t;
-	for (uint32_t i = 0; i < t->n_outputs; i++) {
-		struct xy_file *f = t->outputs[i].file;
-		f->producer = t;
-		f->state = FILE_PRODUCED;
-		f->obj = NULL;
-	}
-	t->state = XY_TASK_WAITING;
-	m->n_waiting++;
-	history_task(m, t, "remade", t->command);
+	enter_table(m, t, "remade");
 }
 
 int xy_manager_cancel(struct xy_manager *m, uint64_t id)
