@@ -86,8 +86,16 @@ def _relocate(v, src, dst):
         return
     if v.get("class") in ("File", "Directory") and v.get("path"):
         rel = v["path"]
-        target = os.path.join(dst, rel)
-        if os.path.lexists(os.path.join(src, rel)):
+        parts = rel.split("/")
+        if rel != "." and (os.path.isabs(rel) or ".." in parts
+                           or "" in parts):
+            raise ValueError(f"the tool's result names {rel!r}, outside"
+                             f" its output directory")
+        target = os.path.normpath(os.path.join(dst, rel))
+        if rel == ".":  # the output directory itself
+            for name in os.listdir(src):
+                shutil.move(os.path.join(src, name), os.path.join(dst, name))
+        elif os.path.lexists(os.path.join(src, rel)):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(os.path.join(src, rel), target)
         v["path"] = target

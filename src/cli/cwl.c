@@ -490,6 +490,10 @@ static int relocate(json_t *obj, int nested, void *arg)
 	if (!strcmp(rel, ".")) /* the output directory itself */
 		return move_all(rl->from, rl->to, rl->err, rl->errlen) < 0 ||
 		       set_path(obj, rl->to) < 0 ? -1 : 0;
+	/* The result came from the task: nothing it names may lead out of
+	 * --outdir, whatever the tool wrote. */
+	if (xy_check_sandbox_name(rel, rl->err, rl->errlen) < 0)
+		return -1;
 	snprintf(src, sizeof src, "%s/%s", rl->from, rel);
 	snprintf(dst, sizeof dst, "%s/%s", rl->to, rel);
 	if (move(src, dst, rl->err, rl->errlen) < 0 || set_path(obj, dst) < 0)
@@ -807,7 +811,8 @@ static int relativize(json_t *obj, int nested, void *arg)
 		json_object_del(obj, "dirname");
 		return 0;
 	}
-	if (strncmp(path, outdir, n) || path[n] != '/') {
+	if (strncmp(path, outdir, n) || path[n] != '/' ||
+	    xy_check_sandbox_name(path + n + 1, NULL, 0) < 0) {
 		fprintf(stderr, "xylem cwl-exec: output %s is outside %s\n",
 			path, outdir);
 		return -1;

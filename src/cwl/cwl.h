@@ -190,6 +190,16 @@ char *cwl_secondary_name(const char *basename, const char *pattern);
 char *cwl_path_to_uri(const char *path);
 char *cwl_uri_to_path(const char *uri);
 
+/* 0 if base can name a file in a directory: not empty, no '/', not "."
+ * or "..". Else -1 with EINVAL and a reason. Every basename that becomes
+ * a path (literals, outputs brought into outdir) passes through it; names
+ * with directories in them (InitialWorkDir entrynames, stdout) pass
+ * xy_check_sandbox_name instead. */
+int cwl_check_basename(const char *base, char *err, size_t errlen);
+
+/* 1 if path is dir or lies below it (both absolute, links resolved). */
+int cwl_path_within(const char *path, const char *dir);
+
 /* ------------------------------------------------------------------ expr */
 
 struct cwl_expr;

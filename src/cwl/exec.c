@@ -409,8 +409,7 @@ static int stage_item(struct stage *s, json_t *item, const char *dir)
 	char *dst = NULL;
 	if (!base && src)
 		base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
-	if (!base || base[0] == '/' || !strncmp(base, "../", 3) ||
-	    strstr(base, "/../"))
+	if (!base || xy_check_sandbox_name(base, NULL, 0) < 0)
 		return xy_fail(s->err, s->errlen, EINVAL,
 			       "InitialWorkDir name %s is not allowed",
 			       base ? base : "(none)");
@@ -641,7 +640,7 @@ static int stream_path(struct stage *s, const json_t *tool, const char *key,
 	if (!p && !(in && json_is_null(v)))
 		rc = xy_fail(s->err, s->errlen, EINVAL,
 			     "%s must give a string", key);
-	else if (p && !in && (!*p || p[0] == '/' || strstr(p, "..")))
+	else if (p && !in && xy_check_sandbox_name(p, NULL, 0) < 0)
 		rc = xy_fail(s->err, s->errlen, EINVAL,
 			     "%s must be a relative path, not %s", key, p);
 	else if (p && in)

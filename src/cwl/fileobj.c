@@ -194,13 +194,13 @@ int cwl_file_complete(json_t *obj, int checksum, char *err, size_t errlen)
 	struct stat st;
 
 	if (!path) {
-		snprintf(err, errlen, "%s has no local path or location",
+		xy_fail(err, errlen, EINVAL, "%s has no local path or location",
 			 dir ? "Directory" : "File");
 		return -1;
 	}
 	if (stat(path, &st) < 0 || (dir ? !S_ISDIR(st.st_mode) :
 				     !S_ISREG(st.st_mode))) {
-		snprintf(err, errlen, "%s not found: %s", dir ? "Directory" :
+		xy_fail(err, errlen, EINVAL, "%s not found: %s", dir ? "Directory" :
 			 "File", path);
 		free(path);
 		return -1;
@@ -239,13 +239,13 @@ int cwl_file_load_contents(json_t *file, char *err, size_t errlen)
 		n = n < 0 ? -1 : (ssize_t)got;
 	}
 	if (n > CWL_CONTENTS_MAX)
-		snprintf(err, errlen, "loadContents: %s is larger than %d "
+		xy_fail(err, errlen, EINVAL, "loadContents: %s is larger than %d "
 			 "bytes", path, CWL_CONTENTS_MAX);
 	else if (n >= 0 && !(s = json_stringn(buf, (size_t)n)))
-		snprintf(err, errlen, "loadContents: %s is not UTF-8 text",
+		xy_fail(err, errlen, EINVAL, "loadContents: %s is not UTF-8 text",
 			 path);
 	else if (n < 0)
-		snprintf(err, errlen, "loadContents: cannot read %s: %s",
+		xy_fail(err, errlen, EINVAL, "loadContents: cannot read %s: %s",
 			 path ? path : "a File without a path", strerror(errno));
 	if (fd >= 0)
 		close(fd);
@@ -270,7 +270,7 @@ static json_t *listing_entry(const char *p, int deep, int depth, char *err,
 	json_t *e;
 
 	if (stat(p, &st) < 0) {
-		snprintf(err, errlen, "listing %s: %s", p, strerror(errno));
+		xy_fail(err, errlen, EINVAL, "listing %s: %s", p, strerror(errno));
 		return NULL;
 	}
 	e = json_pack("{s:s,s:s}", "class", S_ISDIR(st.st_mode) ?
@@ -279,7 +279,7 @@ static json_t *listing_entry(const char *p, int deep, int depth, char *err,
 		goto fail;
 	if (deep && S_ISDIR(st.st_mode)) {
 		if (depth >= TREE_DEPTH_MAX) {
-			snprintf(err, errlen, "listing %s: too deep", p);
+			xy_fail(err, errlen, EINVAL, "listing %s: too deep", p);
 			goto fail;
 		}
 		if (listing_at(e, p, deep, depth + 1, err, errlen) < 0)
@@ -300,7 +300,7 @@ static int listing_at(json_t *dir, const char *path, int deep, int depth,
 	char *p;
 
 	if (n < 0) {
-		snprintf(err, errlen, "listing %s: %s", path, strerror(errno));
+		xy_fail(err, errlen, EINVAL, "listing %s: %s", path, strerror(errno));
 		json_decref(list);
 		return -1;
 	}
@@ -332,7 +332,7 @@ int cwl_dir_listing(json_t *dir, const char *depth, char *err, size_t errlen)
 		return 0;
 	path = object_path(dir);
 	if (!path) {
-		snprintf(err, errlen, "listing a Directory without a path");
+		xy_fail(err, errlen, EINVAL, "listing a Directory without a path");
 		return -1;
 	}
 	rc = listing_at(dir, path, strcmp(depth, "deep_listing") == 0, 0,
@@ -384,7 +384,7 @@ static int copy_file(const char *from, const char *to, char *err,
 		rc = n == 0 ? 0 : -1;
 	}
 	if (rc < 0)
-		snprintf(err, errlen, "copying %s to %s: %s", from, to,
+		xy_fail(err, errlen, EINVAL, "copying %s to %s: %s", from, to,
 			 strerror(errno));
 	if (in >= 0)
 		close(in);
@@ -402,12 +402,12 @@ static int write_text(const char *path, const json_t *contents, char *err,
 	int rc;
 
 	if (!f) {
-		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+		xy_fail(err, errlen, EINVAL, "writing %s: %s", path, strerror(errno));
 		return -1;
 	}
 	rc = (len && fwrite(s ? s : "", 1, len, f) != len) ? -1 : 0;
 	if (fclose(f) != 0 || rc < 0) {
-		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+		xy_fail(err, errlen, EINVAL, "writing %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -423,7 +423,7 @@ static int place_dir(json_t *obj, const char *target, int depth, char *err,
 	size_t i;
 
 	if (mkdir(target, 0755) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", target, strerror(errno));
+		xy_fail(err, errlen, EINVAL, "mkdir %s: %s", target, strerror(errno));
 		return -1;
 	}
 	json_array_foreach(json_object_get(obj, "listing"), i, e)
@@ -445,8 +445,12 @@ static int place(json_t *obj, const char *dir, int depth, char *err,
 
 	if (!base && src)
 		base = strrchr(src, '/') + 1;
+	if (base && cwl_check_basename(base, err, errlen) < 0) {
+		free(src);
+		return -1;
+	}
 	if (depth > TREE_DEPTH_MAX || !json_is_object(obj) || !cls) {
-		snprintf(err, errlen, "a Directory literal's listing holds "
+		xy_fail(err, errlen, EINVAL, "a Directory literal's listing holds "
 			 "something that is not a File or Directory");
 	} else if (asprintf(&target, "%s/%s", dir, base ? base : (isdir ?
 			    "dir" : "literal")) < 0) {
@@ -456,7 +460,7 @@ static int place(json_t *obj, const char *dir, int depth, char *err,
 	} else if (isdir) {
 		rc = symlink(src, target);
 		if (rc < 0)
-			snprintf(err, errlen, "linking %s: %s", target,
+			xy_fail(err, errlen, EINVAL, "linking %s: %s", target,
 				 strerror(errno));
 	} else if (!src) {
 		rc = write_text(target, json_object_get(obj, "contents"), err,
@@ -491,14 +495,14 @@ static int write_literal(json_t *obj, const char *scratch, char *err,
 	int rc;
 
 	if (!scratch) {
-		snprintf(err, errlen, "a File or Directory literal needs a "
+		xy_fail(err, errlen, EINVAL, "a File or Directory literal needs a "
 			 "scratch directory");
 		return -1;
 	}
 	if (asprintf(&dir, "%s/literalXXXXXX", scratch) < 0)
 		return -1;
 	if (!mkdtemp(dir)) {
-		snprintf(err, errlen, "mkdtemp %s: %s", dir, strerror(errno));
+		xy_fail(err, errlen, EINVAL, "mkdtemp %s: %s", dir, strerror(errno));
 		free(dir);
 		return -1;
 	}
@@ -875,7 +879,7 @@ int cwl_inputs_files(const json_t *tool, json_t *job, const char *scratch,
 				 json_object_get(p, "type"), p) < 0) {
 				char *why = strdup(err);
 
-				snprintf(err, errlen, "%s: input '%s': %s",
+				xy_fail(err, errlen, EINVAL, "%s: input '%s': %s",
 					 cwl_where(p, where, sizeof where), id,
 					 why ? why : "");
 				free(why);

@@ -6,6 +6,7 @@
  * document ($graph, #fragment), applies the map forms and shortcuts of the
  * spec, and sorts requirements from hints.
  */
+#include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cwl.h"
+#include "util.h"
 
 /* The requirement classes this runner knows. DockerRequirement is known
  * but refused as a requirement (there is no container runtime here). */
@@ -51,6 +53,7 @@ static int bad(struct tl *t, const json_t *at, const char *fmt,
 	snprintf(t->err, t->errlen, "%s: %s", cwl_where(at, where,
 						       sizeof where), what);
 	t->status = CWL_PERMANENT_FAIL;
+	errno = EINVAL;
 	return -1;
 }
 
@@ -739,7 +742,7 @@ static json_t *job_read(const char *job, char *err, size_t errlen)
 		return json_object();
 	}
 	if (raw && !json_is_object(raw)) {
-		snprintf(err, errlen, "%s: a job must be a map of input "
+		xy_fail(err, errlen, EINVAL, "%s: a job must be a map of input "
 			 "names to values", cwl_where(raw, where, sizeof where));
 		json_decref(raw);
 		return NULL;

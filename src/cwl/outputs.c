@@ -471,6 +471,55 @@ static char *object_path(struct collector *c, const json_t *obj)
 	return out;
 }
 
+/* Whether an input object holds real (a path with links resolved). */
+static int holds(const json_t *v, const char *real)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if (holds(x, real))
+				return 1;
+		return 0;
+	}
+	if (!json_is_object(v))
+		return 0;
+	if (is_fileobj(v)) {
+		const char *p = json_string_value(json_object_get(v, "path"));
+		char *r = p ? realpath(p, NULL) : NULL;
+		int in = r && cwl_path_within(real, r);
+
+		free(r);
+		if (in)
+			return 1;
+	}
+	json_object_foreach((json_t *)v, k, x)
+		if (holds(x, real))
+			return 1;
+	return 0;
+}
+
+/* An output must lie in the output directory, or be one of the inputs
+ * (passed through): anything else, such as a cwl.output.json naming
+ * "../../etc", is refused before any file is copied or moved. */
+static int may_leave(struct collector *c, const char *path)
+{
+	char *real = realpath(path, NULL);
+	int ok = real && (cwl_path_within(real, c->real_outdir) ||
+			  holds(c->inputs, real));
+
+	if (!real)
+		xy_fail(c->err, c->errlen, errno, "output %s: %s", path,
+			strerror(errno));
+	else if (!ok)
+		xy_fail(c->err, c->errlen, EPERM, "output %s is outside the"
+			" output directory and is not an input", path);
+	free(real);
+	return ok ? 0 : -1;
+}
+
 static int finish(struct collector *c, json_t *v);
 
 static int finish_object(struct collector *c, json_t *obj)
@@ -483,6 +532,11 @@ static int finish_object(struct collector *c, json_t *obj)
 			       "an output File or Directory has no path");
 	const char *name = strrchr(path, '/') + 1;
 	const char *base = json_string_value(json_object_get(obj, "basename"));
+	if (may_leave(c, path) < 0 ||
+	    (base && *base && cwl_check_basename(base, c->err, c->errlen))) {
+		free(path);
+		return -1;
+	}
 	json_object_set_new(obj, "path", json_string(path));
 	json_object_del(obj, "location");
 	json_object_del(obj, "dirname");

@@ -7,10 +7,14 @@
  * The interpreter is a separate `python3 -I -S` process per tool run,
  * spoken to in lines of JSON over a pipe pair. It is sandboxed in three
  * layers: the code is parsed first and refused if it imports, or names
- * anything that starts with an underscore (the usual ways out of a
- * restricted namespace go through dunder attributes); it runs with a small
- * table of builtins (no open, no __import__, no eval); and the process
- * runs in an empty directory with an empty environment, under limits on
+ * anything that starts with an underscore, a frame, code or traceback
+ * attribute (gi_frame, f_back, tb_frame...) or str.format (whose format
+ * strings reach attributes the parser cannot see): the ways out of a
+ * restricted namespace go through those. It runs with a small table of
+ * builtins (no open, __import__, eval, getattr, format) and a few chosen
+ * functions of math, re, json and posixpath, never the modules; and the
+ * process
+ * runs in / with only PATH and LC_ALL in its environment, under limits on
  * CPU time, memory, file size and open files. Each expression also has a
  * wall-clock limit, after which the process is killed.
  */
@@ -44,7 +48,7 @@ static const char script[] =
 	"import ast, json, math, re, sys, textwrap\n"
 	"import posixpath\n"
 	"SAFE = ('abs all any bool chr dict divmod enumerate filter float '\n"
-	"        'format frozenset hex int isinstance len list map max min oct '\n"
+	"        'frozenset hex int isinstance len list map max min oct '\n"
 	"        'ord pow range repr reversed round set slice sorted str sum '\n"
 	"        'tuple zip ValueError TypeError KeyError IndexError Exception '\n"
 	"        'True False None').split()\n"
@@ -62,6 +66,8 @@ static const char script[] =
 	"    if isinstance(v, list):\n"
 	"        return [wrap(x) for x in v]\n"
 	"    return v\n"
+	"DENY_PREFIX = ('_', 'gi_', 'cr_', 'ag_', 'f_', 'tb_', 'co_')\n"
+	"DENY = ('format', 'format_map', 'mro')\n"
 	"def check(tree):\n"
 	"    for n in ast.walk(tree):\n"
 	"        if isinstance(n, (ast.Import, ast.ImportFrom, ast.Global,\n"
@@ -69,15 +75,24 @@ static const char script[] =
 	"            raise ValueError('imports and globals are not allowed')\n"
 	"        name = getattr(n, 'attr', None) or getattr(n, 'id', None) \\\n"
 	"            or getattr(n, 'name', None) or getattr(n, 'arg', None)\n"
-	"        if isinstance(name, str) and name.startswith('_'):\n"
-	"            raise ValueError('names starting with _ are not allowed: '\n"
-	"                             + name)\n"
+	"        if isinstance(name, str) and (name.startswith(DENY_PREFIX)\n"
+	"                                      or name in DENY):\n"
+	"            raise ValueError('name not allowed: ' + name)\n"
 	"def compile_checked(src, mode):\n"
 	"    tree = ast.parse(src, '<expression>', mode)\n"
 	"    check(tree)\n"
 	"    return compile(tree, '<expression>', mode)\n"
-	"G = {'__builtins__': B, 'math': math, 're': re, 'json': json,\n"
-	"     'path': posixpath}\n"
+	"class NS:\n"
+	"    def __init__(self, **kw):\n"
+	"        self.__dict__.update(kw)\n"
+	"def pick(mod, names):\n"
+	"    return NS(**{k: getattr(mod, k) for k in names.split()})\n"
+	"G = {'__builtins__': B, 'math': math,\n"
+	"     're': pick(re, 'compile escape findall fullmatch match search '\n"
+	"                'split sub subn'),\n"
+	"     'json': pick(json, 'dumps loads'),\n"
+	"     'path': pick(posixpath, 'basename dirname isabs join normpath '\n"
+	"                  'relpath split splitext')}\n"
 	"for src in json.loads(sys.stdin.readline()):\n"
 	"    exec(compile_checked(textwrap.dedent(src), 'exec'), G)\n"
 	"sys.stdout.write('{}\\n'); sys.stdout.flush()\n"
@@ -126,10 +141,10 @@ static void child(int in, int out)
 		struct rlimit r = {limits[i].lim, limits[i].lim};
 		setrlimit(limits[i].res, &r);
 	}
-	/* PATH is searched by hand: execvpe would take ours. */
-	execve("/usr/local/bin/python3", argv, envp);
+	/* Only these two: a PATH search would run whatever python3 the
+	 * caller's environment names, with that environment's needs. */
 	execve("/usr/bin/python3", argv, envp);
-	execvp("python3", argv);
+	execve("/usr/local/bin/python3", argv, envp);
 	_exit(127);
 }
 
@@ -217,6 +232,8 @@ struct cwl_py *cwl_py_start(const json_t *req, char *err, size_t errlen)
 	char *text = NULL;
 	json_t *ok;
 
+	if (p)
+		p->to = p->from = -1;
 	if (!p || pipe2(a, O_CLOEXEC) < 0 || pipe2(b, O_CLOEXEC) < 0) {
 		xy_fail(err, errlen, errno, "cannot start Python: %s",
 			strerror(errno));
@@ -236,8 +253,7 @@ struct cwl_py *cwl_py_start(const json_t *req, char *err, size_t errlen)
 			strerror(errno));
 		goto error;
 	}
-	text = json_dumps(json_is_array(lib) ? lib : json_array(),
-			  JSON_COMPACT);
+	text = json_is_array(lib) ? json_dumps(lib, JSON_COMPACT) : strdup("[]");
 	if (!text || send_line(p, text, err, errlen) < 0 ||
 	    !(ok = read_line(p, err, errlen)))
 		goto error;

@@ -6,11 +6,13 @@
  * File work on the values (completion, secondaryFiles, format) is in
  * fileobj.c; load.c drives both.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cwl.h"
+#include "util.h"
 
 /* SchemaDefRequirement types may refer to each other; no sane chain is
  * longer than this, and a cycle would otherwise recurse forever. */
@@ -78,6 +80,7 @@ static int fail(struct norm *n, const json_t *at, const char *what,
 		 cwl_where(at, where, sizeof where), what, dump ? ": " : "",
 		 dump ? dump : "");
 	free(dump);
+	errno = EINVAL;
 	return -1;
 }
 
@@ -306,7 +309,7 @@ static json_t *sf_entry(const json_t *v, int output, const json_t *at,
 					    json_boolean(!output));
 		return e;
 	}
-	snprintf(err, errlen, "%s: secondaryFiles entry must be a pattern "
+	xy_fail(err, errlen, EINVAL, "%s: secondaryFiles entry must be a pattern "
 		 "string or {pattern, required}",
 		 cwl_where(json_is_object(v) ? v : at, where, sizeof where));
 	return NULL;
@@ -398,7 +401,7 @@ json_t *cwl_field_norm(const json_t *f, const json_t *defs, const json_t *ns,
 
 	if (!json_is_object(f) || !json_is_string(json_object_get(f, "name")) ||
 	    !json_object_get(f, "type")) {
-		snprintf(err, errlen, "%s: a record field needs a 'name' and "
+		xy_fail(err, errlen, EINVAL, "%s: a record field needs a 'name' and "
 			 "a 'type'", cwl_where(f, where, sizeof where));
 		return NULL;
 	}
@@ -488,12 +491,12 @@ json_t *cwl_inputs_fill(const json_t *tool, const json_t *job,
 		if (t && !cwl_type_match(t, v)) {
 			cwl_where(p, where, sizeof where);
 			if (json_is_null(v))
-				snprintf(err, errlen, "%s: missing required "
+				xy_fail(err, errlen, EINVAL, "%s: missing required "
 					 "input '%s'", where, id);
 			else {
 				describe(got, sizeof got, v);
 				describe(want, sizeof want, t);
-				snprintf(err, errlen, "%s: input '%s'%s is "
+				xy_fail(err, errlen, EINVAL, "%s: input '%s'%s is "
 					 "%s, expected type %s", where, id,
 					 from_def ? " (default)" : "", got,
 					 want);

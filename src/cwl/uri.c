@@ -1,13 +1,15 @@
 /*
- * uri.c: file:// URIs and paths (cwl.h). CWL names every File by a
+ * uri.c: file:// URIs, paths and names (cwl.h). CWL names every File by a
  * location URI and a path; the two must agree for names with spaces,
  * '#', '%' or non-ASCII bytes, which the conformance suite uses.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cwl.h"
+#include "util.h"
 
 /* Unreserved characters and the path's own separators stay as they are. */
 static int keep(unsigned char c)
@@ -57,4 +59,22 @@ char *cwl_uri_to_path(const char *uri)
 	path = cwl_percent_decode(p);
 	free((char *)p);
 	return path;
+}
+
+int cwl_check_basename(const char *base, char *err, size_t errlen)
+{
+	if (!base || !*base || strchr(base, '/') || !strcmp(base, ".") ||
+	    !strcmp(base, ".."))
+		return xy_fail(err, errlen, EINVAL, "basename \"%s\" is not a"
+			       " plain file name", base ? base : "");
+	return 0;
+}
+
+int cwl_path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(path, dir, n))
+		return 0;
+	return path[n] == '\0' || path[n] == '/' || (n && dir[n - 1] == '/');
 }

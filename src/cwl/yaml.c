@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "cwl.h"
+#include "util.h"
 
 /* $import chains deeper than this are taken as a cycle. */
 #define IMPORT_DEPTH_MAX 16
@@ -611,7 +612,7 @@ static json_t *doc_load(const char *path, int depth, char *err,
 	FILE *f = fopen(path, "rb");
 
 	if (!f) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
+		xy_fail(err, errlen, EINVAL, "%s: cannot open: %s", path,
 			 strerror(errno));
 		return NULL;
 	}

@@ -225,8 +225,15 @@ def test_inline_python_is_sandboxed(xylem_bin, tmp_path):
             ("$(().__class__.__base__)", "_"),
             ("$(open('/etc/hostname').read())", "NameError"),
             ("${\n  import os\n  return os.getcwd()\n}", "import"),
-            ("$(eval('1+1'))", "NameError")]:
+            ("$(eval('1+1'))", "NameError"),
+            (f"$(path.os.system('touch {marker}'))", "AttributeError"),
+            ("$('{0.__class__}'.format(1))", "not allowed"),
+            ("$(format(1, 'x'))", "not allowed"),
+            ("${\n  g = (x for x in [1])\n"
+             "  return str(g.gi_frame.f_back)\n}", "not allowed"),
+            ("$(json.codecs)", "AttributeError")]:
         r = run_py(xylem_bin, tmp_path, arg)
         assert r.returncode == 1, (arg, r.stdout)
         assert why in r.stderr, (arg, r.stderr)
+        assert "Python expression" in r.stderr, (arg, r.stderr)
     assert not marker.exists()
