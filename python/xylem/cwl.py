@@ -167,9 +167,11 @@ class CWLApp:
                            f" {r.returncode}", r.returncode, r.stderr)
         return r.stdout
 
-    def prepare(self, kwargs):
+    def prepare(self, kwargs, scratch):
         """The task's job document and the inputs to stage, from the C
-        runner: {"doc": ..., "inputs": [[path, sandbox name], ...]}."""
+        runner: {"doc": ..., "inputs": [[path, sandbox name], ...]}.
+        File and Directory literals are written under scratch, which the
+        caller keeps until the task has staged them."""
         unknown = sorted(set(kwargs) - set(self.inputs))
         if unknown:
             raise TypeError(f"{os.path.basename(self.tool)} has no input"
@@ -179,7 +181,8 @@ class CWLApp:
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
             json.dump(job, f)
             f.flush()
-            return json.loads(self._xylem("--prepare", self.tool, f.name))
+            return json.loads(self._xylem("--prepare", "--scratch", scratch,
+                                          self.tool, f.name))
 
     def __call__(self, **kwargs):
         ex = self._executor
@@ -195,10 +198,14 @@ class CWLApp:
     def task_spec(self, manager, kwargs):
         """The command task for one call, and the directory its outputs
         come back to. manager declares buffers and files."""
-        prepared = self.prepare(kwargs)
-        doc = json.dumps(prepared["doc"]).encode()
         os.makedirs(self.outdir, exist_ok=True)
         back = tempfile.mkdtemp(prefix=".xylem-cwl-", dir=self.outdir)
+        try:
+            prepared = self.prepare(kwargs, os.path.join(back, "literals"))
+        except BaseException:
+            shutil.rmtree(back, ignore_errors=True)
+            raise
+        doc = json.dumps(prepared["doc"]).encode()
         inputs = [(manager.declare_buffer(doc, "task"), JOB_FILE)]
         inputs += [(manager.declare_file(p, "workflow"), name)
                    for p, name in prepared["inputs"]]
@@ -258,9 +265,10 @@ class CWLApp:
                     for x in v.values():
                         collect(x)
             collect(list(kwargs.values()))
-            prepared = self.prepare(kwargs)
             os.makedirs(self.outdir, exist_ok=True)
             dst = tempfile.mkdtemp(prefix="cwl-", dir=self.outdir)
+            # Literals live beside the outputs-to-be, for as long as they.
+            prepared = self.prepare(kwargs, dst + ".literals")
             os.rmdir(dst)  # the task's output directory comes back here
             names, inputs = [], []
             for path, name in prepared["inputs"]:

@@ -47,6 +47,7 @@ struct cwl_opts {
 	const char *tool, *job;
 	const char *outdir;
 	const char *secret_file;
+	const char *scratch; /* where literal files go; NULL: the run's own */
 	int quiet, print_tool, print_job, prepare;
 };
 
@@ -86,7 +87,10 @@ static void usage(FILE *out)
 		"  --prepare          print the task's job document and the"
 		" inputs to stage,\n"
 		"                     for a caller that submits the task"
-		" itself, and exit\n\n"
+		" itself, and exit\n"
+		"  --scratch DIR      write File and Directory literals under"
+		" DIR, which\n"
+		"                     outlives the command (with --prepare)\n\n"
 		"exit status: 0 success, 1 the tool failed (permanentFail),"
 		" 2 usage,\n33 a feature this runner does not support, 75 a"
 		" temporary failure.\n"
@@ -102,6 +106,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		{"print-tool", no_argument, NULL, 'T'},
 		{"print-job", no_argument, NULL, 'J'},
 		{"prepare", no_argument, NULL, 'P'},
+		{"scratch", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -116,6 +121,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		case 'T': o->print_tool = 1; break;
 		case 'J': o->print_job = 1; break;
 		case 'P': o->prepare = 1; break;
+		case 'S': o->scratch = optarg; break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default: usage(stderr); return XY_EXIT_USAGE;
 		}
@@ -759,8 +765,11 @@ int xy_cli_cwl(int argc, char **argv)
 	}
 	if (xy_local_tmpdir(&r.local, "xylem-cwl") < 0)
 		return CWL_PERMANENT_FAIL;
-	snprintf(scratch, sizeof scratch, "%s/literals", r.local.tmpdir);
-	if (mkdir(scratch, 0700) < 0) {
+	if (r.o.scratch)
+		snprintf(scratch, sizeof scratch, "%s", r.o.scratch);
+	else
+		snprintf(scratch, sizeof scratch, "%s/literals", r.local.tmpdir);
+	if (xy_mkdir_p(scratch) < 0) {
 		fprintf(stderr, "xylem cwl: cannot make %s: %s\n", scratch,
 			strerror(errno));
 		xy_local_free(&r.local);

@@ -505,6 +505,9 @@ static void child(const struct proc *p, int errfd)
 {
 	const int wr = O_WRONLY | O_CREAT | O_TRUNC;
 	int e = 0;
+	/* xylem ignores SIGPIPE for itself; a tool gets the default, so
+	 * that `yes | head` ends as it does in a shell. */
+	signal(SIGPIPE, SIG_DFL);
 	if (chdir(p->cwd))
 		e = errno;
 	else if (redirect(p->in ? p->in : "/dev/null", O_RDONLY, 0))

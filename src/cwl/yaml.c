@@ -23,6 +23,7 @@
 /* $import chains deeper than this are taken as a cycle. */
 #define IMPORT_DEPTH_MAX 16
 /* Nesting deeper than this is refused rather than risking the stack. */
+#define NODES_MAX 1000000 /* nodes in one document, aliases expanded */
 #define NEST_MAX 512
 
 /* ------------------------------------------------------ position table */
@@ -148,6 +149,7 @@ void cwl_where_copy(const json_t *to, const json_t *from)
 struct anchor {
 	char *name;
 	json_t *node;
+	size_t weight; /* the nodes it stands for, aliases expanded */
 };
 
 struct ld {
@@ -157,6 +159,7 @@ struct ld {
 	int depth;  /* $import depth */
 	struct anchor *anchors;
 	size_t nanchors;
+	size_t nodes; /* read so far, each alias counted as what it names */
 	char *err;
 	size_t errlen;
 };
@@ -175,9 +178,13 @@ static int next(struct ld *l, yaml_event_t *ev)
 	return -1;
 }
 
-static int anchor_add(struct ld *l, const yaml_char_t *name, json_t *node)
+/* Names node for later aliases. It is called once the node is complete,
+ * so that an alias inside a node cannot name the node itself (a cycle). */
+static int anchor_add(struct ld *l, const yaml_char_t *name, json_t *node,
+		      size_t weight)
 {
 	struct anchor *n;
+	char *copy;
 
 	if (!name)
 		return 0;
@@ -185,22 +192,40 @@ static int anchor_add(struct ld *l, const yaml_char_t *name, json_t *node)
 	if (!n)
 		return -1;
 	l->anchors = n;
-	n[l->nanchors].name = strdup((const char *)name);
+	if (!(copy = strdup((const char *)name)))
+		return -1;
+	n[l->nanchors].name = copy;
 	n[l->nanchors].node = json_incref(node);
+	n[l->nanchors].weight = weight;
 	l->nanchors++;
 	return 0;
 }
 
+/* An alias shares its node. What later stages make of the document
+ * (copies, walks, dumps) grows with the aliases expanded, so their sum
+ * is bounded: a "billion laughs" document is refused, not expanded. */
 static json_t *alias(struct ld *l, const yaml_event_t *ev)
 {
 	const char *name = (const char *)ev->data.alias.anchor;
 	size_t i;
 
-	for (i = l->nanchors; i > 0; i--)
-		if (strcmp(l->anchors[i - 1].name, name) == 0)
-			return json_incref(l->anchors[i - 1].node);
-	snprintf(l->err, l->errlen, "%s:%zu: unknown YAML alias '*%s'",
-		 l->path, ev->start_mark.line + 1, name);
+	for (i = l->nanchors; i > 0; i--) {
+		struct anchor *a = &l->anchors[i - 1];
+
+		if (strcmp(a->name, name) != 0)
+			continue;
+		l->nodes += a->weight;
+		if (l->nodes > NODES_MAX) {
+			snprintf(l->err, l->errlen, "%s:%zu: aliases expand to"
+				 " more than %d nodes", l->path,
+				 ev->start_mark.line + 1, NODES_MAX);
+			return NULL;
+		}
+		return json_incref(a->node);
+	}
+	snprintf(l->err, l->errlen, "%s:%zu: unknown YAML alias '*%s'"
+		 " (or one that names the node it is in)", l->path,
+		 ev->start_mark.line + 1, name);
 	return NULL;
 }
 
@@ -310,7 +335,8 @@ static json_t *scalar(struct ld *l, const yaml_event_t *ev)
 		return NULL;
 	}
 	pos_put(v, l->file, (int)ev->start_mark.line + 1);
-	if (anchor_add(l, ev->data.scalar.anchor, v) < 0) {
+	l->nodes++;
+	if (anchor_add(l, ev->data.scalar.anchor, v, 1) < 0) {
 		json_decref(v);
 		return NULL;
 	}
@@ -323,15 +349,17 @@ static json_t *sequence(struct ld *l, yaml_event_t *start, int nest)
 {
 	json_t *a = json_array(), *item;
 	yaml_event_t ev;
+	size_t before = l->nodes++;
 
 	pos_put(a, l->file, (int)start->start_mark.line + 1);
-	if (anchor_add(l, start->data.sequence_start.anchor, a) < 0)
-		goto fail;
 	for (;;) {
 		if (next(l, &ev) < 0)
 			goto fail;
 		if (ev.type == YAML_SEQUENCE_END_EVENT) {
 			yaml_event_delete(&ev);
+			if (anchor_add(l, start->data.sequence_start.anchor, a,
+				       l->nodes - before) < 0)
+				goto fail;
 			return a;
 		}
 		item = node(l, &ev, nest + 1);
@@ -376,9 +404,9 @@ static json_t *mapping(struct ld *l, yaml_event_t *start, int nest)
 	int line = (int)start->start_mark.line + 1;
 	char *key;
 
+	size_t before = l->nodes++;
+
 	pos_put(o, l->file, line);
-	if (anchor_add(l, start->data.mapping_start.anchor, o) < 0)
-		goto fail;
 	for (;;) {
 		if (next(l, &ev) < 0)
 			goto fail;
@@ -402,7 +430,10 @@ static json_t *mapping(struct ld *l, yaml_event_t *start, int nest)
 	}
 	if (json_object_size(o) == 1 && (json_object_get(o, "$import") ||
 					 json_object_get(o, "$include")))
-		return directive(l, o, line);
+		o = directive(l, o, line);
+	if (o && anchor_add(l, start->data.mapping_start.anchor, o,
+			    l->nodes - before) < 0)
+		goto fail;
 	return o;
 fail:
 	json_decref(o);

@@ -92,3 +92,25 @@ def test_as_a_parsl_app(sort_tool, tmp_path):
     assert open(out["sorted"]).read() == "c\nb\na\n"
     assert out["lines"] == 3
     assert out["sorted"].startswith(str(tmp_path / "out"))
+
+
+def test_literal_file_default(ex, tmp_path):
+    """A File literal (contents, no location) is written where the task
+    can still stage it: the C runner's scratch is the call's own."""
+    tool = tmp_path / "lit.cwl"
+    tool.write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: cat
+        inputs:
+          f:
+            type: File
+            default: {class: File, basename: greeting.txt, contents: hello}
+            inputBinding: {position: 1}
+        stdout: out.txt
+        outputs:
+          out: stdout
+        """).lstrip())
+    app = CWLApp(tool, executor=ex, outdir=tmp_path / "o")
+    out = app().result(timeout=TIMEOUT)
+    assert open(out["out"]).read() == "hello"
