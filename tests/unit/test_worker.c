@@ -861,7 +861,7 @@ static const char echo_py[] =
 	"    if p == b'sleep':\n"
 	"        time.sleep(30)\n"
 	"    if p == b'nap':\n"
-	"        time.sleep(0.5)\n"
+	"        time.sleep(2)\n"
 	"    if p == b'eat':\n"
 	"        x = b'x' * (200 << 20)\n"
 	"        time.sleep(30)\n"
@@ -1063,7 +1063,8 @@ static void t_library_parallel_large(void)
 	hello(&f);
 	stage_echo(&f, &in, id);
 	define_lib(&f, "echo", "python3 lib.py", NULL, &in);
-	call_msg(&m, 1, "echo", "nap", 3, &in); /* busy while 2 comes */
+	/* Busy for 2 s while 2 comes, whatever the machine's load. */
+	call_msg(&m, 1, "echo", "nap", 3, &in);
 	send_msg(&f, XY_MSG_TASK, &m);
 	call_msg(&m, 2, "echo", p, big, &in);
 	send_msg(&f, XY_MSG_TASK, &m);
