@@ -75,7 +75,7 @@ struct xy_manager_options {
 	/* Calls each worker may hold per core beyond its free cores, handed
 	 * to its next idle library instance without waiting for the manager
 	 * (docs/architecture.md, "The call window"). 0: the default,
-	 * XY_CALL_WINDOW; negative: none. */
+	 * XY_CALL_WINDOW; negative: none; at most 64. */
 	int call_window;
 };
 
