@@ -72,7 +72,14 @@ struct xy_manager_options {
 	size_t secret_len;
 	const char *history; /* SQLite run history path; NULL: none */
 	const char *name;    /* shown in logs and status; NULL: "xylem" */
+	/* Calls each worker may hold per core beyond its free cores, handed
+	 * to its next idle library instance without waiting for the manager
+	 * (docs/architecture.md, "The call window"). 0: the default,
+	 * XY_CALL_WINDOW; negative: none; at most 64. */
+	int call_window;
 };
+
+#define XY_CALL_WINDOW 2
 
 /* Creates a manager listening on opt->port. Returns NULL on failure with
  * errno set and a reason in err. The caller owns the manager. If SIGPIPE

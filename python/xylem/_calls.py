@@ -59,12 +59,86 @@ def pickle_function(fn):
     return hashlib.sha256(data).digest(), data
 
 
-def encode_call(fn, args, kwargs, env=None):
+# Types that plain pickle writes exactly as cloudpickle does (never by
+# value), so arguments made only of these skip cloudpickle's slower
+# pickler.
+_PLAIN = frozenset((int, float, complex, bool, str, bytes, type(None)))
+
+
+def _plain(values):
+    """True if every value is of a _PLAIN type, or a tuple or list of
+    such (one level down)."""
+    for v in values:
+        t = type(v)
+        if t in _PLAIN:
+            continue
+        if t is tuple or t is list:
+            for w in v:
+                if type(w) not in _PLAIN:
+                    return False
+            continue
+        return False
+    return True
+
+
+class FunctionPickles:
+    """The executor's side of the function cache: a plain function
+    (types.FunctionType) is cloudpickled when it is first submitted, and
+    those bytes are sent with every later call of the same function
+    object, which saves most of a call's pickling.
+
+    The entry is checked against the function's code, defaults and
+    closure cells (what a program may rebind on a function object), and
+    a changed one is pickled again. The module globals that cloudpickle
+    copies by value (those of a function defined in __main__ or a
+    notebook) are copied once, when the function is first pickled:
+    changing such a global afterwards is not seen by later calls, as
+    with Dask's function cache; pass the value as an argument instead.
+    Entries go with their functions (weak references)."""
+
+    LIMIT = 1 << 20  # larger pickles are not kept
+
+    def __init__(self):
+        import weakref
+        self.entries = weakref.WeakKeyDictionary()
+
+    @staticmethod
+    def _state(fn):
+        cells = fn.__closure__
+        if cells:
+            try:
+                cells = tuple(id(c.cell_contents) for c in cells)
+            except ValueError:  # an empty cell
+                return None
+        return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, cells)
+
+    def get(self, fn):
+        """(digest, bytes) of fn pickled, from the cache when it holds
+        fn unchanged."""
+        if type(fn) is not _FunctionType:
+            return pickle_function(fn)
+        state = self._state(fn)
+        entry = self.entries.get(fn)
+        if entry is not None and state is not None and entry[0] == state:
+            return entry[1]
+        pickled = pickle_function(fn)
+        if state is not None and len(pickled[1]) <= self.LIMIT:
+            self.entries[fn] = (state, pickled)
+        return pickled
+
+
+_FunctionType = type(pickle_function)
+
+
+def encode_call(fn, args, kwargs, env=None, pickles=None):
     """The payload for calling fn(*args, **kwargs); raises whatever
-    pickling raises."""
-    digest, fn_bytes = pickle_function(fn)
-    return _cloudpickle().dumps(
-        ("call", digest, fn_bytes, tuple(args), dict(kwargs), env))
+    pickling raises. pickles: a FunctionPickles to take fn from."""
+    digest, fn_bytes = (pickles.get(fn) if pickles is not None
+                        else pickle_function(fn))
+    call = ("call", digest, fn_bytes, tuple(args), dict(kwargs), env)
+    if _plain(args) and (not kwargs or _plain(kwargs.values())):
+        return pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+    return _cloudpickle().dumps(call)
 
 
 def encode_indirect(name):

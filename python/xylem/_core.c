@@ -977,8 +977,8 @@ static PyObject *Manager_close(Manager *self, PyObject *unused)
 
 static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"port", "host", "secret", "history", "name",
-				 NULL};
+	static char *kwlist[] = {"port",    "host", "secret", "history",
+				 "name",    "call_window", NULL};
 	struct xy_manager_options o = {0};
 	Py_buffer secret = {0};
 	char err[ERRLEN] = "";
@@ -989,8 +989,9 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Manager is initialised");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zz", kwlist, &o.port,
-					 &o.host, &secret, &o.history, &o.name))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzi", kwlist, &o.port,
+					 &o.host, &secret, &o.history, &o.name,
+					 &o.call_window))
 		return -1;
 	if (!secret.obj || secret.len == 0) {
 		if (secret.obj)
@@ -1119,8 +1120,10 @@ static PyTypeObject ManagerType = {
 	.tp_basicsize = sizeof(Manager),
 	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "Manager(port=0, host=None, *, secret, history=None,"
-		  " name=None)\n\nA Xylem manager whose event loop runs on a"
-		  " thread of its own.",
+		  " name=None, call_window=0)\n\nA Xylem manager whose event"
+		  " loop runs on a thread of its own. call_window: calls a"
+		  " worker may hold per core beyond its free cores (0: the"
+		  " default, negative: none).",
 	.tp_new = PyType_GenericNew,
 	.tp_init = (initproc)Manager_init,
 	.tp_dealloc = (destructor)Manager_dealloc,

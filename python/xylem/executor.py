@@ -64,6 +64,11 @@ DEFAULT_OPTIONS = {
 }
 
 
+# The options that _resources hands to the manager as they are.
+_RESOURCE_KEYS = ("cores", "memory", "disk", "gpus", "retries", "priority",
+                  "tag")
+
+
 def _check_options(opts):
     """A complete, checked option dict from defaults and changes."""
     unknown = set(opts) - set(DEFAULT_OPTIONS)
@@ -206,6 +211,7 @@ class Executor(cf.Executor):
         self._pending = {}
         self._keys = itertools.count(1)
         self._handles = {}
+        self._pickles = _calls.FunctionPickles()
         self._shutdown = False
         self._closed = threading.Event()
         self._local = None
@@ -446,10 +452,9 @@ class Executor(cf.Executor):
             spec["cores"] = shell.cores
         return _Pending(future, "shell", shell=shell, marker=marker), spec
 
-    @staticmethod
-    def _encode(fn, args, kwargs, env):
+    def _encode(self, fn, args, kwargs, env):
         try:
-            return _calls.encode_call(fn, args, kwargs, env)
+            return _calls.encode_call(fn, args, kwargs, env, self._pickles)
         except Exception as e:
             name = getattr(fn, "__qualname__", None) or repr(fn)
             raise PickleError(f"cannot pickle the call to {name}:"
@@ -458,13 +463,16 @@ class Executor(cf.Executor):
     def _resources(self, opts, spec):
         """The manager's task fields for opts, merged with the spec's own
         inputs, outputs, env and time limit."""
-        r = {k: opts[k] for k in ("cores", "memory", "disk", "gpus",
-                                  "retries", "priority", "tag")}
-        r["cores"] = max(r["cores"], spec.get("cores", 0))
-        r["inputs"] = list(spec.get("inputs", ())) + \
-            [(self._handle(f), f.name) for f in opts["inputs"]]
-        r["outputs"] = list(spec.get("outputs", ())) + \
-            [(self._handle(f), f.name) for f in opts["outputs"]]
+        r = {k: opts[k] for k in _RESOURCE_KEYS}
+        if "cores" in spec:
+            r["cores"] = max(r["cores"], spec["cores"])
+        inputs = spec.get("inputs")
+        if inputs or opts["inputs"]:
+            r["inputs"] = list(inputs or ()) + \
+                [(self._handle(f), f.name) for f in opts["inputs"]]
+        if spec.get("outputs") or opts["outputs"]:
+            r["outputs"] = list(spec.get("outputs", ())) + \
+                [(self._handle(f), f.name) for f in opts["outputs"]]
         r["time_limit"] = float(opts["time_limit"] or
                                 spec.get("time_limit", 0))
         if "command" in spec:

@@ -242,7 +242,7 @@ struct xy_worker {
 	int leaving; /* said BYE or was told to shut down */
 	int cores, gpus;
 	int64_t memory, disk;
-	int cores_used, gpus_used;
+	int cores_used, gpus_used; /* cores_used counts queued calls too */
 	int64_t memory_used, disk_used;
 	int n_running;
 	int64_t n_done;
@@ -273,7 +273,12 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 		      const char *reason);
 /* Not schedulable any more (it said BYE). */
 void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w);
+/* True if t may go to w now: within its free resources or, for a call
+ * without GPUs, within its call window (docs/architecture.md). */
 int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t);
+/* w's cores not committed, less the window: negative while calls wait
+ * on it for a core. */
+int xy_wtable_free_cores(const struct xy_worker *w);
 void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 		      struct xy_task *t);
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
@@ -406,6 +411,7 @@ struct xy_manager {
 	int64_t n_succeeded, n_failed;
 	struct xy_task *done_head, *done_tail;
 	int sched_dirty;
+	int call_window; /* calls a worker may hold per core, beyond its cores */
 	struct peer **peers; /* every open control connection */
 	size_t n_peers, cap_peers;
 	uv_idle_t idle; /* keeps poll from blocking while work is left */

@@ -1027,6 +1027,11 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->started = xy_now();
 	m->next_task_id = 1;
 	m->name = strdup(opt->name ? opt->name : "xylem");
+	m->call_window = opt->call_window == 0 ? XY_CALL_WINDOW
+			 : opt->call_window < 0 ? 0
+						: opt->call_window;
+	if (m->call_window > 64)
+		m->call_window = 64;
 	m->secret = malloc(opt->secret_len);
 	if (!m->name || !m->secret) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");

@@ -6,7 +6,8 @@
  * in an array sorted by priority, highest first. Taking the next task is
  * O(1) whatever the number of queued tasks; adding a task is O(log P) for P
  * distinct priorities (O(P) when its priority is new). Placement looks only
- * at workers with free cores and at the replicas of the task's inputs.
+ * at workers with free cores (or room in their call window, wtable.c) and
+ * at the replicas of the task's inputs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,21 @@ static void score_inputs(struct xy_sched *s, struct xy_task *t)
 	}
 }
 
+/* True if a worker with (score, free cores) is a better place for t than
+ * the best so far. A worker where t can start now beats one where a call
+ * would wait in its window (free cores short), whatever it holds; then
+ * the most bytes of t's inputs held; then the most free cores. */
+static int better(const struct xy_task *t, uint64_t score, int free_cores,
+		  uint64_t best_score, int best_free)
+{
+	int now = free_cores >= t->cores, best_now = best_free >= t->cores;
+	if (now != best_now)
+		return now;
+	if (score != best_score)
+		return score > best_score;
+	return free_cores > best_free;
+}
+
 struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 {
 	s->gen++;
@@ -199,15 +215,15 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 		score_inputs(s, t);
 	struct xy_worker *best = NULL;
 	uint64_t best_score = 0;
-	int best_free = -1;
+	int best_free = 0;
 	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable); w;
 	     w = w->fnext) {
 		if (!xy_wtable_fits(w, t))
 			continue;
 		uint64_t score = w->score_gen == s->gen ? w->score : 0;
-		int free_cores = w->cores - w->cores_used;
-		if (!best || score > best_score ||
-		    (score == best_score && free_cores > best_free)) {
+		int free_cores = xy_wtable_free_cores(w);
+		if (!best ||
+		    better(t, score, free_cores, best_score, best_free)) {
 			best = w;
 			best_score = score;
 			best_free = free_cores;

@@ -29,11 +29,17 @@ static json_t *workers_json(const struct xy_manager *m)
 			continue;
 		json_array_append_new(
 			arr,
-			json_pack("{s:s,s:s,s:i,s:i,s:I,s:I,s:i,s:i,s:I,s:i,"
-				  "s:b}",
+			json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:i,s:i,s:I,"
+				  "s:i,s:b}",
 				  "name", w->name, "host",
 				  w->hostname ? w->hostname : w->addr, "cores",
-				  w->cores, "cores_used", w->cores_used,
+				  w->cores, "cores_used",
+				  w->cores_used < w->cores ? w->cores_used
+							   : w->cores,
+				  "cores_queued",
+				  w->cores_used > w->cores
+					  ? w->cores_used - w->cores
+					  : 0,
 				  "memory", (json_int_t)w->memory,
 				  "memory_used", (json_int_t)w->memory_used,
 				  "gpus", w->gpus, "running", w->n_running,

@@ -3,6 +3,13 @@
  * record per connected worker: its resources and what is committed of
  * them, its running tasks, the objects it holds, and the free list of
  * workers with cores to spare that the scheduler walks.
+ *
+ * The call window: a worker may be sent up to call_window calls per core
+ * beyond its free cores. Their resources are committed at dispatch like
+ * any task's, so cores_used may exceed cores; the worker holds such calls
+ * until a core of its own is free (tasks.c) and hands each to the next
+ * idle library instance, so that a call's round trip to the manager does
+ * not leave the instance waiting. Commands and GPU calls never queue.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +55,20 @@ void xy_wtable_destroy(struct xy_wtable *wt)
 	free(wt);
 }
 
+/* Cores a worker may have committed to calls: its own and its window. */
+static int call_cores(const struct xy_worker *w)
+{
+	return w->cores + w->manager->call_window * w->cores;
+}
+
+int xy_wtable_free_cores(const struct xy_worker *w)
+{
+	return w->cores - w->cores_used;
+}
+
 static void free_list_update(struct xy_wtable *wt, struct xy_worker *w)
 {
-	int want = w->ready && w->cores_used < w->cores;
+	int want = w->ready && w->cores_used < call_cores(w);
 	if (want == w->on_free)
 		return;
 	if (want) {
@@ -179,7 +197,9 @@ int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t)
 {
 	if (!w->ready)
 		return 0;
-	if (w->cores - w->cores_used < t->cores)
+	if (w->cores - w->cores_used < t->cores &&
+	    (!t->library || t->gpus || t->cores > w->cores ||
+	     call_cores(w) - w->cores_used < t->cores))
 		return 0;
 	if (t->gpus && w->gpus - w->gpus_used < t->gpus)
 		return 0;
@@ -248,7 +268,7 @@ int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		n++;
 		b += w->n_running > 0;
 		c += w->cores;
-		u += w->cores_used;
+		u += w->cores_used < w->cores ? w->cores_used : w->cores;
 	}
 	if (busy)
 		*busy = b;

@@ -56,7 +56,7 @@ struct task {
 	struct xy_proc *proc;
 	struct xy_lib_call call; /* a call handed to a library instance */
 	int busy; /* thread pool work in flight */
-	unsigned reported : 1, in_lib : 1;
+	unsigned reported : 1, in_lib : 1, has_cores : 1;
 	uint32_t *gpu_ids;
 	uint32_t n_gpu_own; /* the first n_gpu_own of gpu_ids are ours */
 	uint64_t start_us, end_us;
@@ -78,6 +78,7 @@ struct xy_tasks {
 	size_t count;
 	uint8_t *gpu_busy;
 	uint32_t n_gpus;
+	uint32_t cores_busy; /* of the tasks started and not yet reported */
 	uint64_t seq;
 	int quiet; /* shutting down: report nothing */
 	uint64_t pool[POOL_MAX]; /* empty sandboxes kept as .free-<n> */
@@ -238,6 +239,37 @@ void xy_tasks_destroy(struct xy_tasks *ts)
 size_t xy_tasks_count(const struct xy_tasks *ts)
 {
 	return ts->count;
+}
+
+/* ------------------------------------------------------------ cores */
+
+/*
+ * The manager commits a task's cores when it sends it, but may send calls
+ * beyond this worker's cores (its call window, docs/architecture.md): a
+ * ready task starts only when its cores are free here, in the order the
+ * tasks became ready. A task's cores are free again when it is reported,
+ * as the manager frees them when it reads the report. Commands and calls
+ * within the cores never wait here: the manager counts every task it sent
+ * and has not heard back from.
+ */
+static int cores_fit(const struct xy_tasks *ts, const struct task *t)
+{
+	return !ts->o.cores || !ts->cores_busy ||
+	       ts->cores_busy + t->spec.cores <= ts->o.cores;
+}
+
+static void cores_take(struct task *t)
+{
+	t->ts->cores_busy += t->spec.cores;
+	t->has_cores = 1;
+}
+
+static void cores_give(struct task *t)
+{
+	if (!t->has_cores)
+		return;
+	t->ts->cores_busy -= t->spec.cores;
+	t->has_cores = 0;
 }
 
 /* ------------------------------------------------------------ ending */
@@ -401,6 +433,7 @@ static void task_end(struct task *t, int result, const char *message,
 	report(t, result, message, outs, n);
 	release_inputs(t);
 	gpus_give(t);
+	cores_give(t);
 	if (t->list == &t->ts->waiting || t->list == &t->ts->ready)
 		list_move(&t->ts->running, t);
 	maybe_retire(t);
@@ -775,6 +808,7 @@ static void task_start(struct task *t)
 
 	list_move(&t->ts->running, t);
 	t->state = T_RUNNING;
+	cores_take(t);
 	if (make_sandbox(t, err, sizeof err) < 0) {
 		task_fail(t, XY_RESULT_WORKER_FAILED, "%s", err);
 		return;
@@ -816,7 +850,7 @@ static void task_start(struct task *t)
 
 void xy_tasks_start_ready(struct xy_tasks *ts)
 {
-	while (ts->ready.head)
+	while (ts->ready.head && cores_fit(ts, ts->ready.head))
 		task_start(ts->ready.head);
 }
 

@@ -36,6 +36,7 @@ struct xy_tasks_opts {
 	struct xy_libs *libs; /* for calls: TASKs that name a library */
 	struct xy_unpacker *unpacker; /* for UNPACK and ENV inputs */
 	uint32_t gpus; /* for CUDA_VISIBLE_DEVICES */
+	uint32_t cores; /* started tasks' cores stay within it; 0: no limit */
 	xy_tasks_done_fn on_done;
 	void *arg;
 };
@@ -67,7 +68,9 @@ void xy_tasks_unpacked(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
  * such unfinished task. */
 int xy_tasks_cancel(struct xy_tasks *ts, uint64_t task_id);
 
-/* Loop phase: starts the tasks whose inputs are all in the cache. */
+/* Loop phase: starts the tasks whose inputs are all in the cache, in
+ * order, while their cores fit in opts.cores (a call the manager queued
+ * here waits for a core). */
 void xy_tasks_start_ready(struct xy_tasks *ts);
 /* Loop phase: frees the tasks that have ended and let go of everything. */
 void xy_tasks_reap(struct xy_tasks *ts);

@@ -697,6 +697,7 @@ static int start_parts(struct xy_daemon *w)
 	to.libs = w->libs;
 	to.unpacker = w->unpacker;
 	to.gpus = w->cfg.res.gpus;
+	to.cores = w->cfg.res.cores;
 	to.on_done = on_task_done;
 	to.arg = w;
 	w->tasks = xy_tasks_create(&to);

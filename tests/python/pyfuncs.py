@@ -109,3 +109,10 @@ def crash_once(marker, value):
         return value
     open(marker, "w").close()
     os._exit(5)
+
+
+def interval(seconds):
+    """(pid, start, end) of a call that sleeps for seconds."""
+    start = time.time()
+    time.sleep(seconds)
+    return os.getpid(), start, time.time()

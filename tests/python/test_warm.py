@@ -94,3 +94,60 @@ def test_interpreter_mismatch(make_executor, fresh):
     text = str(info.value)
     assert "interpreter mismatch" in text and "2.7" in text
     assert "%d.%d" % os.sys.version_info[:2] in text
+
+
+# The call window (docs/architecture.md): a worker is sent more calls
+# than its cores, holds the rest, and hands each to the next idle
+# instance.
+
+def test_window_runs_one_call_at_a_time_per_core(make_executor):
+    ex = make_executor(workers=1)
+    fs = [ex.submit(pyfuncs.interval, 0.05) for _ in range(8)]
+    seen = sorted(f.result(TIMEOUT) for f in fs)
+    assert len({pid for pid, _, _ in seen}) == 1  # no second instance
+    for (_, _, end), (_, start, _) in zip(seen, seen[1:]):
+        assert start >= end - 0.005  # never two calls at once
+
+
+def test_window_calls_survive_a_crash_ahead_of_them(make_executor):
+    ex = make_executor(workers=1)
+    crash = ex.submit(pyfuncs.crash, 3)
+    rest = [ex.submit(pyfuncs.add, i) for i in range(4)]
+    with pytest.raises(xylem.LibraryCrashed):
+        crash.result(TIMEOUT)
+    assert [f.result(TIMEOUT) for f in rest] == [0, 1, 2, 3]
+
+
+def test_window_calls_cancelled_while_held(make_executor):
+    ex = make_executor(workers=1)
+    busy = ex.submit(pyfuncs.sleep_then, 1, "busy")
+    held = [ex.submit(pyfuncs.add, i) for i in range(2)]
+    time.sleep(0.3)  # dispatched by now, and held by the worker
+    assert all(f.cancel() for f in held)
+    assert busy.result(TIMEOUT) == "busy"
+    assert all(f.cancelled() for f in held)
+    assert ex.submit(pyfuncs.add, 7).result(TIMEOUT) == 7
+    assert ex.stats()["cores_used"] == 0
+
+
+def test_window_calls_of_a_killed_worker_run_elsewhere(make_executor,
+                                                       tmp_path):
+    ex = make_executor(workers=2)
+    marker = str(tmp_path / "started")
+    f = ex.submit(pyfuncs.once_then_value, marker, 60, "ran again")
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(marker):
+        assert time.monotonic() < deadline, "the call never started"
+        time.sleep(0.02)
+    # Both workers' cores and windows fill: some of these wait behind f.
+    rest = [ex.submit(pyfuncs.sleep_then, 0.2, i) for i in range(6)]
+    time.sleep(0.1)
+    with open(marker) as m:
+        pid = int(m.read())
+    workers = {p.pid for p in ex._local.procs}
+    while pid not in workers:
+        pid = _parent(pid)
+        assert pid > 1, "the library is not under a local worker"
+    os.kill(pid, signal.SIGKILL)
+    assert [g.result(TIMEOUT) for g in rest] == list(range(6))
+    assert f.result(TIMEOUT) == "ran again"

@@ -1,6 +1,7 @@
 /*
  * test_sched.c: the scheduler's ready queue: priority order, FIFO within a
- * priority, removal from the middle, and levels that come and go.
+ * priority, removal from the middle, and levels that come and go; and
+ * which tasks fit a worker, its call window included.
  */
 #include <stdlib.h>
 
@@ -69,6 +70,41 @@ static void t_remove_and_front(void)
 	xy_sched_destroy(s);
 }
 
+/* A one-core worker with a window of 2 takes a command only on a free
+ * core, and up to 3 one-core calls without GPUs in all. */
+static void t_call_window(void)
+{
+	struct xy_manager m = {.call_window = 2};
+	struct xy_worker w = {.manager = &m, .ready = 1, .cores = 1};
+	struct xy_task *cmd = xy_task_create("true");
+	struct xy_task *call = xy_task_create_call("lib", "x", 1);
+	struct xy_task *gpu = xy_task_create_call("lib", "x", 1);
+	struct xy_task *big = xy_task_create_call("lib", "x", 1);
+	XY_CHECK(cmd && call && gpu && big);
+	xy_task_set_gpus(gpu, 1);
+	w.gpus = 1;
+	xy_task_set_cores(big, 2);
+	XY_CHECK(xy_wtable_fits(&w, cmd) && xy_wtable_fits(&w, call));
+	w.cores_used = 1;
+	XY_CHECK(!xy_wtable_fits(&w, cmd));
+	XY_CHECK(!xy_wtable_fits(&w, gpu));
+	XY_CHECK(!xy_wtable_fits(&w, big)); /* more than the worker has */
+	XY_CHECK(xy_wtable_fits(&w, call));
+	XY_CHECK_EQ(xy_wtable_free_cores(&w), 0);
+	w.cores_used = 2;
+	XY_CHECK(xy_wtable_fits(&w, call));
+	w.cores_used = 3;
+	XY_CHECK(!xy_wtable_fits(&w, call));
+	XY_CHECK_EQ(xy_wtable_free_cores(&w), -2);
+	m.call_window = 0; /* none */
+	w.cores_used = 1;
+	XY_CHECK(!xy_wtable_fits(&w, call));
+	xy_task_delete(cmd);
+	xy_task_delete(call);
+	xy_task_delete(gpu);
+	xy_task_delete(big);
+}
+
 static void t_many_levels(void)
 {
 	struct xy_sched *s = xy_sched_create(NULL);
@@ -96,6 +132,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_priority_order),
 		XY_TEST(t_remove_and_front),
 		XY_TEST(t_many_levels),
+		XY_TEST(t_call_window),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
