@@ -137,13 +137,6 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 
 /* ------------------------------------------------------------ walking */
 
-static int is_fileobj(const json_t *v)
-{
-	const char *cls = json_string_value(json_object_get(v, "class"));
-
-	return cls && (!strcmp(cls, "File") || !strcmp(cls, "Directory"));
-}
-
 typedef int (*visit_fn)(json_t *obj, int nested, void *arg);
 
 /* Calls fn on every File and Directory in v, depth first, the object
@@ -164,7 +157,7 @@ static int walk(json_t *v, int nested, visit_fn fn, void *arg)
 	}
 	if (!json_is_object(v))
 		return 0;
-	if (!is_fileobj(v)) {
+	if (!cwl_is_fileobj(v)) {
 		json_object_foreach(v, key, x)
 			if ((r = walk(x, nested, fn, arg)))
 				return r;

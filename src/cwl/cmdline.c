@@ -32,12 +32,6 @@ struct binder {
 static const char *const carried[] = {"secondaryFiles", "format",
 				      "streamable", "loadContents"};
 
-static int is_class(const json_t *v, const char *cls)
-{
-	const char *c = json_string_value(json_object_get(v, "class"));
-	return c && !strcmp(c, cls);
-}
-
 static int match_named(const char *t, const json_t *v)
 {
 	if (!strcmp(t, "null"))
@@ -53,7 +47,7 @@ static int match_named(const char *t, const json_t *v)
 	if (!strcmp(t, "string"))
 		return json_is_string(v);
 	if (!strcmp(t, "File") || !strcmp(t, "Directory"))
-		return is_class(v, t);
+		return cwl_is_class(v, t);
 	return 0;
 }
 
@@ -84,8 +78,8 @@ int cwl_type_match(const json_t *type, const json_t *v)
 		return 1;
 	}
 	if (!strcmp(tn, "record")) {
-		if (!json_is_object(v) || is_class(v, "File") ||
-		    is_class(v, "Directory"))
+		if (!json_is_object(v) || cwl_is_class(v, "File") ||
+		    cwl_is_class(v, "Directory"))
 			return 0;
 		json_array_foreach(json_object_get(type, "fields"), i, item) {
 			const char *name =
@@ -427,7 +421,7 @@ static char *float_text(double d)
 static char *to_text(struct binder *b, const json_t *v)
 {
 	char tmp[32];
-	if (is_class(v, "File") || is_class(v, "Directory")) {
+	if (cwl_is_class(v, "File") || cwl_is_class(v, "Directory")) {
 		const char *p = json_string_value(json_object_get(v, "path"));
 		if (!p)
 			xy_fail(b->err, b->errlen, EINVAL,
@@ -533,7 +527,7 @@ static int binding_args(struct binder *b, const json_t *binding, json_t *args)
 			     "'separate' needs a prefix");
 	else if (json_is_array(value))
 		rc = list_args(b, binding, value, prefix, sep, args);
-	else if (is_class(value, "File") || is_class(value, "Directory"))
+	else if (cwl_is_class(value, "File") || cwl_is_class(value, "Directory"))
 		rc = add_text(args, prefix, to_text(b, value), sep);
 	else if (json_is_object(value) || json_is_true(value)) {
 		if (prefix)

@@ -99,14 +99,14 @@ const char *cwl_where(const json_t *node, char *buf, size_t len);
 /* Loads TOOL (a path, optionally with "#fragment"), resolves it into the
  * canonical tool and checks it. *status is CWL_OK, CWL_PERMANENT_FAIL for
  * a bad document or CWL_UNSUPPORTED for a class or requirement this
- * runner does not run. */
+ * runner does not run. The caller owns the result (a new reference). */
 json_t *cwl_load_tool(const char *tool, int *status, char *err,
 		      size_t errlen);
 
 /* Loads the job (JOB NULL: an empty one), checks every input against its
  * type, fills defaults and completes File and Directory objects (paths in
  * the job are relative to the job file's directory; defaults' to the
- * tool's). Literal files go under scratch. */
+ * tool's). Literal files go under scratch. The caller owns the result. */
 json_t *cwl_load_job(const json_t *tool, const char *job, const char *scratch,
 		     char *err, size_t errlen);
 
@@ -197,6 +197,10 @@ char *cwl_uri_to_path(const char *uri);
  * xy_check_sandbox_name instead. */
 int cwl_check_basename(const char *base, char *err, size_t errlen);
 
+/* 1 if v is an object of class cls; 1 if v is a File or Directory. */
+int cwl_is_class(const json_t *v, const char *cls);
+int cwl_is_fileobj(const json_t *v);
+
 /* 1 if path is dir or lies below it (both absolute, links resolved). */
 int cwl_path_within(const char *path, const char *dir);
 
@@ -276,8 +280,8 @@ int cwl_resources(const json_t *tool, const json_t *job, struct cwl_runtime *rt,
  * collected. Returns the output object (paths absolute, every output
  * File and Directory under rt->outdir) and *status CWL_OK, or NULL and
  * *status CWL_PERMANENT_FAIL, CWL_TEMPORARY_FAIL or CWL_UNSUPPORTED with
- * a reason in err. The tool's own stderr goes to this process's stderr
- * unless captured. */
+ * a reason in err. The caller owns the result (a new reference). The
+ * tool's own stderr goes to this process's stderr unless captured. */
 json_t *cwl_exec_tool(const json_t *tool, const json_t *job,
 		      const struct cwl_runtime *rt, int *status, char *err,
 		      size_t errlen);

@@ -27,17 +27,6 @@
 #include "cwl.h"
 #include "util.h"
 
-static int is_class(const json_t *v, const char *cls)
-{
-	const char *c = json_string_value(json_object_get(v, "class"));
-	return c && !strcmp(c, cls);
-}
-
-static int is_fileobj(const json_t *v)
-{
-	return is_class(v, "File") || is_class(v, "Directory");
-}
-
 /* The tool with the requirements a job may carry in "cwl:requirements"
  * put over its own, as the reference runner takes them. */
 static json_t *with_job_requirements(const json_t *tool, const json_t *job)
@@ -227,7 +216,7 @@ static int dirent_value(struct stage *s, json_t *entry, const json_t *name,
 	json_t *item, *obj;
 	int files = json_is_array(entry);
 	json_array_foreach(entry, i, item)
-		files &= is_fileobj(item);
+		files &= cwl_is_fileobj(item);
 	if (files && json_array_size(entry)) {
 		json_array_foreach(entry, i, item) {
 			obj = json_deep_copy(item);
@@ -237,7 +226,7 @@ static int dirent_value(struct stage *s, json_t *entry, const json_t *name,
 		}
 		return 0;
 	}
-	if (is_fileobj(entry)) {
+	if (cwl_is_fileobj(entry)) {
 		obj = json_deep_copy(entry);
 	} else if (!json_is_string(name) || !json_string_length(name)) {
 		return xy_fail(s->err, s->errlen, EINVAL,
@@ -305,7 +294,7 @@ static int add_item(struct stage *s, json_t *v, json_t *ls)
 				    json_object_get(v, "entryname"),
 				    json_is_true(json_object_get(v, "writable")),
 				    ls);
-	if (!is_fileobj(v))
+	if (!cwl_is_fileobj(v))
 		return xy_fail(s->err, s->errlen, EINVAL,
 			       "an InitialWorkDir item is not a File, "
 			       "Directory or Dirent");
@@ -370,7 +359,7 @@ static int stage_existing(struct stage *s, json_t *item, const char *src,
 	if (!same) {
 		unlink(dst);
 		if (json_is_true(json_object_get(item, "writable")) ||
-		    is_class(item, "Directory") ||
+		    cwl_is_class(item, "Directory") ||
 		    linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW))
 			rc = cwl_copy_path(src, dst, s->err, s->errlen);
 	}
@@ -390,7 +379,7 @@ static int stage_children(struct stage *s, json_t *item, const char *dst)
 		if (!rc)
 			rc = stage_item(s, c, dir);
 	free(dir);
-	if (is_class(item, "Directory") &&
+	if (cwl_is_class(item, "Directory") &&
 	    !json_object_get(item, "path")) { /* a literal's listing */
 		json_array_foreach(json_object_get(item, "listing"), i, c)
 			if (!rc)
@@ -424,7 +413,7 @@ static int stage_item(struct stage *s, json_t *item, const char *dir)
 			     strerror(errno));
 	else if (src)
 		rc = stage_existing(s, item, src, dst);
-	else if (is_class(item, "Directory"))
+	else if (cwl_is_class(item, "Directory"))
 		rc = xy_mkdir_p(dst) ? xy_fail(s->err, s->errlen, errno,
 					       "mkdir %s", dst)
 				     : 0;
@@ -443,7 +432,7 @@ static void repoint(json_t *v, const json_t *moved)
 	size_t i;
 	const char *k;
 	json_t *item;
-	if (is_fileobj(v)) {
+	if (cwl_is_fileobj(v)) {
 		const json_t *to = json_object_get(
 			moved, json_string_value(json_object_get(v, "path")) ?: "");
 		if (to) {

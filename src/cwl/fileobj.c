@@ -366,33 +366,6 @@ char *cwl_secondary_name(const char *basename, const char *pattern)
 
 /* ------------------------------------------------------------ literals */
 
-static int copy_file(const char *from, const char *to, char *err,
-		     size_t errlen)
-{
-	char buf[65536];
-	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
-	ssize_t n = -1;
-
-	if (in >= 0)
-		out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (out >= 0) {
-		while ((n = read(in, buf, sizeof buf)) > 0)
-			if (write(out, buf, (size_t)n) != n) {
-				n = -1;
-				break;
-			}
-		rc = n == 0 ? 0 : -1;
-	}
-	if (rc < 0)
-		xy_fail(err, errlen, EINVAL, "copying %s to %s: %s", from, to,
-			 strerror(errno));
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return rc;
-}
-
 static int write_text(const char *path, const json_t *contents, char *err,
 		      size_t errlen)
 {
@@ -466,7 +439,7 @@ static int place(json_t *obj, const char *dir, int depth, char *err,
 		rc = write_text(target, json_object_get(obj, "contents"), err,
 				errlen);
 	} else {
-		rc = copy_file(src, target, err, errlen);
+		rc = cwl_copy_path(src, target, err, errlen);
 	}
 	if (rc == 0) {
 		json_object_del(obj, "path");

@@ -36,17 +36,6 @@ struct collector {
 	char *real_outdir; /* outdir with its links resolved */
 };
 
-static int is_class(const json_t *v, const char *cls)
-{
-	const char *c = json_string_value(json_object_get(v, "class"));
-	return c && !strcmp(c, cls);
-}
-
-static int is_fileobj(const json_t *v)
-{
-	return is_class(v, "File") || is_class(v, "Directory");
-}
-
 /* Python's truth of a value: null, false, 0, "", [] and {} are false. */
 static int truthy(const json_t *v)
 {
@@ -172,10 +161,10 @@ static json_t *glob_all(struct collector *c, const json_t *binding)
 	json_array_foreach(found, i, p) {
 		if (cwl_file_complete(p, 1, c->err, c->errlen))
 			goto error;
-		if (contents && is_class(p, "File") &&
+		if (contents && cwl_is_class(p, "File") &&
 		    cwl_file_load_contents(p, c->err, c->errlen))
 			goto error;
-		if (depth && is_class(p, "Directory") &&
+		if (depth && cwl_is_class(p, "Directory") &&
 		    cwl_dir_listing(p, depth, c->err, c->errlen))
 			goto error;
 	}
@@ -486,7 +475,7 @@ static int holds(const json_t *v, const char *real)
 	}
 	if (!json_is_object(v))
 		return 0;
-	if (is_fileobj(v)) {
+	if (cwl_is_fileobj(v)) {
 		const char *p = json_string_value(json_object_get(v, "path"));
 		char *r = p ? realpath(p, NULL) : NULL;
 		int in = r && cwl_path_within(real, r);
@@ -551,7 +540,7 @@ static int finish_object(struct collector *c, json_t *obj)
 		rc = cwl_file_complete(obj, 1, c->err, c->errlen);
 	/* The caller gets every Directory listed in full, as the reference
 	 * runner gives it; a listing made here already is. */
-	if (!rc && is_class(obj, "Directory") && !c->listed) {
+	if (!rc && cwl_is_class(obj, "Directory") && !c->listed) {
 		json_object_del(obj, "listing");
 		rc = cwl_dir_listing(obj, "deep_listing", c->err, c->errlen);
 	}
@@ -572,7 +561,7 @@ static int finish(struct collector *c, json_t *v)
 	size_t i;
 	const char *k;
 	json_t *item;
-	if (is_fileobj(v))
+	if (cwl_is_fileobj(v))
 		return finish_object(c, v);
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, item)

@@ -78,3 +78,15 @@ int cwl_path_within(const char *path, const char *dir)
 		return 0;
 	return path[n] == '\0' || path[n] == '/' || (n && dir[n - 1] == '/');
 }
+
+int cwl_is_class(const json_t *v, const char *cls)
+{
+	const char *c = json_string_value(json_object_get(v, "class"));
+
+	return c && !strcmp(c, cls);
+}
+
+int cwl_is_fileobj(const json_t *v)
+{
+	return cwl_is_class(v, "File") || cwl_is_class(v, "Directory");
+}
