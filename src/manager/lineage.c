@@ -174,6 +174,9 @@ static struct xy_task *copy_task(const struct xy_task *src,
 	t->retries = src->retries;
 	t->priority = src->priority;
 	t->time_limit = src->time_limit;
+	/* copy_files gave t the environment's input, at XY_ENV_MOUNT; this
+	 * marks it for activation (ENV, not UNPACK), as at the original. */
+	t->environment = src->environment;
 	return t;
 }
 
