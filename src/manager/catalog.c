@@ -69,6 +69,14 @@ static uint32_t id_bucket(const uint8_t id[XY_ID_LEN])
 	return b % OBJ_BUCKETS;
 }
 
+int xy_catalog_check_level(xy_cache_level level, char *err, size_t errlen)
+{
+	if ((unsigned)level > XY_CACHE_FOREVER)
+		return xy_fail(err, errlen, EINVAL, "bad cache level %d",
+			       (int)level);
+	return 0;
+}
+
 struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 				     size_t errlen)
 {

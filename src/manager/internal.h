@@ -145,6 +145,9 @@ struct xy_object {
 
 struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 				     size_t errlen);
+/* Checks a cache level given to a declare call: 0, or -1 (EINVAL) with
+ * the reason in err. */
+int xy_catalog_check_level(xy_cache_level level, char *err, size_t errlen);
 /* The file for a URL (declared again: the same file), or NULL on ENOMEM. */
 struct xy_file *xy_catalog_url(struct xy_catalog *c, const char *url,
 			       xy_cache_level level);
@@ -211,6 +214,9 @@ void xy_catalog_start_hashing(struct xy_catalog *c);
  * to one worker, which fetches from the origin, and learns the object's
  * id from URL_DONE; every other worker then gets it from a holder. */
 struct xy_urls;
+/* FETCH_URLs in flight to one worker at most; the others wait for room.
+ * The worker runs as many downloads at once (src/worker/urlfetch.c). */
+#define XY_URLS_PER_WORKER 2
 struct xy_urls *xy_urls_create(struct xy_manager *m);
 void xy_urls_destroy(struct xy_urls *u);
 /* f (a URL file, now FILE_QUEUED) is needed: sends FETCH_URL to a worker
@@ -247,6 +253,7 @@ struct xy_worker {
 	int n_running;
 	int64_t n_done;
 	int fetches;  /* FETCHes to it in flight */
+	int url_fetches; /* FETCH_URLs to it in flight (urls.c) */
 	int serving;  /* transfers reading from it */
 	struct xy_task *running; /* list through qnext/qprev */
 	struct xy_object **held; /* objects it holds or is fetching */

@@ -270,10 +270,8 @@ struct xy_file *xy_manager_declare_temp(struct xy_manager *m,
 					xy_cache_level level, char *err,
 					size_t errlen)
 {
-	if ((unsigned)level > XY_CACHE_FOREVER) {
-		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+	if (xy_catalog_check_level(level, err, errlen) < 0)
 		return NULL;
-	}
 	return xy_lineage_declare(m->lineage, level, err, errlen);
 }
 
