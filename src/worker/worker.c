@@ -626,6 +626,7 @@ static int open_cache(struct xy_daemon *w)
 		XY_LOGE("worker", "%s", err);
 		return -1;
 	}
+	xy_cache_set_loop(w->cache, &w->loop);
 	xy_resources_detect(&found, xy_cache_root(w->cache));
 	if (!w->cfg.set_cores)
 		w->cfg.res.cores = found.cores;
