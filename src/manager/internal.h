@@ -124,6 +124,8 @@ struct xy_file {
 	char *label;           /* "temp-N", for messages */
 	struct recipe *recipe; /* how to make it again */
 	struct xy_file *tnext; /* the lineage's list */
+	int awaiting;          /* its waiters wait for a copy in flight */
+	struct xy_file *anext; /* the catalogue's list of those */
 };
 
 struct replica {
@@ -201,6 +203,13 @@ const char *xy_catalog_staging(struct xy_catalog *c);
 /* 1 if a copy of o is within reach: on the manager, or ready on a ready
  * worker (0 for NULL). */
 int xy_catalog_has_source(const struct xy_object *o);
+/* 1 if a copy of o is on its way to a ready worker (a FETCH in flight),
+ * 0 if not or for NULL. */
+int xy_catalog_copy_in_flight(const struct xy_object *o);
+/* Copies ended, or a worker left: temps whose readers waited for a copy
+ * in flight (xy_catalog_need) wake them if it landed, or are made again
+ * if none is left on its way. */
+void xy_catalog_copies_changed(struct xy_catalog *c);
 int xy_catalog_busy(const struct xy_catalog *c);
 int xy_catalog_hash_wanted(const struct xy_catalog *c);
 /* Starts hashing the files needed since the last turn, unless a task

@@ -341,6 +341,8 @@ static int fetch_start(struct xy_manager *m, struct xy_file *f,
 					     *fb);
 			return 1;
 		}
+		if (xy_catalog_copy_in_flight(f->obj))
+			return 0; /* a copy is on its way: wait for it */
 		if (xy_lineage_remake(m->lineage, f, &why) < 0) {
 			xy_fail(err, errlen, ENOENT, "%s", why ? why : "lost");
 			free(why);
