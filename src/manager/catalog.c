@@ -2,8 +2,10 @@
  * catalog.c: the file catalogue, a sub-context of the manager. It holds the
  * declared files (by path), the objects (by id) with the workers that hold
  * them, the hashing of manager-side files on libuv's thread pool, and the
- * table from which the manager's transfer server finds what to send. That
- * table is the one thing here that other threads read, under its mutex.
+ * table from which the manager's transfer server finds what to send, and
+ * the lost temps whose readers wait for a copy still on its way. The
+ * served table is the one thing here that other threads read, under its
+ * mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
