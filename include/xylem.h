@@ -173,7 +173,8 @@ XY_API int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
  * that holds it, never from the origin again (while a copy is left). An
  * HTTP error fails the tasks that need it with INPUT_MISSING and the
  * status in their error. Declaring the same URL again returns the same
- * file, owned by the manager. NULL with EINVAL if url has no scheme.
+ * file, owned by the manager. NULL with EINVAL, and the reason in err,
+ * if url is not a URL or has another scheme (file:// among them).
  */
 XY_API struct xy_file *xy_manager_declare_url(struct xy_manager *m,
 					      const char *url,

@@ -2,8 +2,10 @@
  * catalog.c: the file catalogue, a sub-context of the manager. It holds the
  * declared files (by path), the objects (by id) with the workers that hold
  * them, the hashing of manager-side files on libuv's thread pool, and the
- * table from which the manager's transfer server finds what to send. That
- * table is the one thing here that other threads read, under its mutex.
+ * table from which the manager's transfer server finds what to send, and
+ * the lost temps whose readers wait for a copy still on its way. The
+ * served table is the one thing here that other threads read, under its
+ * mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,7 @@ struct xy_catalog {
 	char staging[4096];
 	int hashing; /* jobs on the thread pool */
 	struct xy_file *to_hash;
+	struct xy_file *awaiting; /* temps waiting for a copy, through anext */
 
 	pthread_mutex_t lock; /* guards served */
 	struct served *served[OBJ_BUCKETS];
@@ -67,6 +70,14 @@ static uint32_t id_bucket(const uint8_t id[XY_ID_LEN])
 	uint32_t b;
 	memcpy(&b, id, sizeof b);
 	return b % OBJ_BUCKETS;
+}
+
+int xy_catalog_check_level(xy_cache_level level, char *err, size_t errlen)
+{
+	if ((unsigned)level > XY_CACHE_FOREVER)
+		return xy_fail(err, errlen, EINVAL, "bad cache level %d",
+			       (int)level);
+	return 0;
 }
 
 struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
@@ -409,6 +420,14 @@ int xy_catalog_has_source(const struct xy_object *o)
 	return 0;
 }
 
+int xy_catalog_copy_in_flight(const struct xy_object *o)
+{
+	for (uint32_t i = 0; o && i < o->n_replicas; i++)
+		if (!o->replicas[i].ready && o->replicas[i].worker->ready)
+			return 1;
+	return 0;
+}
+
 int xy_catalog_busy(const struct xy_catalog *c)
 {
 	return c->hashing > 0;
@@ -448,6 +467,64 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 	}
 }
 
+/* t waits for f, a temp whose last ready copy is gone while another is
+ * on its way to a worker (a second replica, or a reader's fetch): that
+ * copy is waited for rather than the temp made again at once, which
+ * would run its writer for nothing and, once the copy landed, leave it
+ * on an object the temp no longer has. xy_catalog_copies_changed ends
+ * the wait. */
+static int await_copy(struct xy_catalog *c, struct xy_file *f,
+		      struct xy_task *t)
+{
+	if (add_waiter(f, t) < 0)
+		return -1;
+	if (!f->awaiting) {
+		XY_LOGI("manager", "%s: its last copy is gone, another is on "
+			"its way: waiting for it", xy_file_label(f));
+		f->awaiting = 1;
+		f->anext = c->awaiting;
+		c->awaiting = f;
+	}
+	return 0;
+}
+
+/* How a temp's wait for a copy ends: 1 the copy landed, -1 none is left
+ * on its way, 0 still waiting. A temp made or written again meanwhile
+ * (no longer READY) has nothing to wait for: its waiters wait on that. */
+static int copy_outcome(const struct xy_file *f)
+{
+	if (f->state != FILE_READY || !f->obj)
+		return 2;
+	if (xy_catalog_has_source(f->obj))
+		return 1;
+	return xy_catalog_copy_in_flight(f->obj) ? 0 : -1;
+}
+
+void xy_catalog_copies_changed(struct xy_catalog *c)
+{
+	struct xy_file **pp = &c->awaiting;
+	while (*pp) {
+		struct xy_file *f = *pp;
+		int r = copy_outcome(f);
+		if (r == 0) {
+			pp = &f->anext;
+			continue;
+		}
+		*pp = f->anext;
+		f->anext = NULL;
+		f->awaiting = 0;
+		if (r == 1) {
+			xy_catalog_file_ready(c, f, f->obj);
+		} else if (r == -1) {
+			char *why = NULL;
+			if (xy_lineage_remake(c->m->lineage, f, &why) < 0)
+				xy_catalog_file_failed(c, f, why ? why
+								 : "lost");
+			free(why);
+		}
+	}
+}
+
 /* An expansion is available when its archive is. */
 static int need_unpacked(struct xy_catalog *c, struct xy_file *f,
 			 struct xy_task *t)
@@ -483,6 +560,8 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	case FILE_READY:
 		if (f->obj && xy_catalog_has_source(f->obj))
 			return 1;
+		if (f->temp && xy_catalog_copy_in_flight(f->obj))
+			return await_copy(c, f, t);
 		if (f->temp) {
 			/* Its last copy is gone: made again by its
 			 * producer, if that can be. */

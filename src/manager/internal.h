@@ -124,6 +124,8 @@ struct xy_file {
 	char *label;           /* "temp-N", for messages */
 	struct recipe *recipe; /* how to make it again */
 	struct xy_file *tnext; /* the lineage's list */
+	int awaiting;          /* its waiters wait for a copy in flight */
+	struct xy_file *anext; /* the catalogue's list of those */
 };
 
 struct replica {
@@ -145,6 +147,9 @@ struct xy_object {
 
 struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 				     size_t errlen);
+/* Checks a cache level given to a declare call: 0, or -1 (EINVAL) with
+ * the reason in err. */
+int xy_catalog_check_level(xy_cache_level level, char *err, size_t errlen);
 /* The file for a URL (declared again: the same file), or NULL on ENOMEM. */
 struct xy_file *xy_catalog_url(struct xy_catalog *c, const char *url,
 			       xy_cache_level level);
@@ -198,6 +203,13 @@ const char *xy_catalog_staging(struct xy_catalog *c);
 /* 1 if a copy of o is within reach: on the manager, or ready on a ready
  * worker (0 for NULL). */
 int xy_catalog_has_source(const struct xy_object *o);
+/* 1 if a copy of o is on its way to a ready worker (a FETCH in flight),
+ * 0 if not or for NULL. */
+int xy_catalog_copy_in_flight(const struct xy_object *o);
+/* Copies ended, or a worker left: temps whose readers waited for a copy
+ * in flight (xy_catalog_need) wake them if it landed, or are made again
+ * if none is left on its way. */
+void xy_catalog_copies_changed(struct xy_catalog *c);
 int xy_catalog_busy(const struct xy_catalog *c);
 int xy_catalog_hash_wanted(const struct xy_catalog *c);
 /* Starts hashing the files needed since the last turn, unless a task
@@ -211,6 +223,9 @@ void xy_catalog_start_hashing(struct xy_catalog *c);
  * to one worker, which fetches from the origin, and learns the object's
  * id from URL_DONE; every other worker then gets it from a holder. */
 struct xy_urls;
+/* FETCH_URLs in flight to one worker at most; the others wait for room.
+ * The worker runs as many downloads at once (src/worker/urlfetch.c). */
+#define XY_URLS_PER_WORKER 2
 struct xy_urls *xy_urls_create(struct xy_manager *m);
 void xy_urls_destroy(struct xy_urls *u);
 /* f (a URL file, now FILE_QUEUED) is needed: sends FETCH_URL to a worker
@@ -247,6 +262,7 @@ struct xy_worker {
 	int n_running;
 	int64_t n_done;
 	int fetches;  /* FETCHes to it in flight */
+	int url_fetches; /* FETCH_URLs to it in flight (urls.c) */
 	int serving;  /* transfers reading from it */
 	struct xy_task *running; /* list through qnext/qprev */
 	struct xy_object **held; /* objects it holds or is fetching */

@@ -174,6 +174,9 @@ static struct xy_task *copy_task(const struct xy_task *src,
 	t->retries = src->retries;
 	t->priority = src->priority;
 	t->time_limit = src->time_limit;
+	/* copy_files gave t the environment's input, at XY_ENV_MOUNT; this
+	 * marks it for activation (ENV, not UNPACK), as at the original. */
+	t->environment = src->environment;
 	return t;
 }
 
@@ -267,10 +270,8 @@ struct xy_file *xy_manager_declare_temp(struct xy_manager *m,
 					xy_cache_level level, char *err,
 					size_t errlen)
 {
-	if ((unsigned)level > XY_CACHE_FOREVER) {
-		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+	if (xy_catalog_check_level(level, err, errlen) < 0)
 		return NULL;
-	}
 	return xy_lineage_declare(m->lineage, level, err, errlen);
 }
 
@@ -340,6 +341,8 @@ static int fetch_start(struct xy_manager *m, struct xy_file *f,
 					     *fb);
 			return 1;
 		}
+		if (xy_catalog_copy_in_flight(f->obj))
+			return 0; /* a copy is on its way: wait for it */
 		if (xy_lineage_remake(m->lineage, f, &why) < 0) {
 			xy_fail(err, errlen, ENOENT, "%s", why ? why : "lost");
 			free(why);

@@ -1159,10 +1159,8 @@ struct xy_file *xy_manager_declare_file(struct xy_manager *m,
 		xy_fail(err, errlen, EINVAL, "a file needs a path");
 		return NULL;
 	}
-	if ((unsigned)level > XY_CACHE_FOREVER) {
-		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+	if (xy_catalog_check_level(level, err, errlen) < 0)
 		return NULL;
-	}
 	struct xy_file *f = xy_catalog_file(m->catalog, path, level);
 	if (!f)
 		xy_fail(err, errlen, ENOMEM, "out of memory");
@@ -1174,10 +1172,13 @@ struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
 					  xy_cache_level level, char *err,
 					  size_t errlen)
 {
-	if ((unsigned)level > XY_CACHE_FOREVER || (!data && len)) {
-		xy_fail(err, errlen, EINVAL, "bad buffer or cache level");
+	if (!data && len) {
+		xy_fail(err, errlen, EINVAL, "a buffer of %zu bytes needs "
+			"data", len);
 		return NULL;
 	}
+	if (xy_catalog_check_level(level, err, errlen) < 0)
+		return NULL;
 	return xy_catalog_buffer(m->catalog, data, len, level, err, errlen);
 }
 

@@ -24,10 +24,8 @@ struct xy_file *xy_manager_declare_unpack(struct xy_manager *m,
 				: "no archive given");
 		return NULL;
 	}
-	if ((unsigned)level > XY_CACHE_FOREVER) {
-		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
+	if (xy_catalog_check_level(level, err, errlen) < 0)
 		return NULL;
-	}
 	struct xy_file *f = xy_catalog_unpack(m->catalog, archive, level);
 	if (!f)
 		xy_fail(err, errlen, ENOMEM, "out of memory");

@@ -2,7 +2,9 @@
  * urls.c: URL inputs, a sub-context of the manager. The manager never
  * fetches a URL itself. When a task first needs one, the catalogue hands
  * the file here; FETCH_URL goes to one worker (the ready worker with the
- * fewest fetches in flight, then the most free cores), which fetches it
+ * fewest URL fetches in flight, then the fewest peer fetches, then the
+ * most free cores, and never more than XY_URLS_PER_WORKER at once to one
+ * worker: the rest wait here), which fetches it
  * from the origin, caches it and answers URL_DONE with its id, size and
  * chunk list. Until then every task that needs the URL waits (it is in
  * the file's waiters, as for a file being hashed), so the origin sees one
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 #include "log.h"
@@ -63,18 +66,30 @@ int xy_urls_busy(const struct xy_urls *u)
 	return u->fetches != NULL;
 }
 
-/* The worker to send a URL to, or NULL if none is ready. */
+/* Is a better place for a URL than b: fewer downloads, then fewer peer
+ * fetches, then more free cores. */
+static int better(const struct xy_worker *a, const struct xy_worker *b)
+{
+	if (a->url_fetches != b->url_fetches)
+		return a->url_fetches < b->url_fetches;
+	if (a->fetches != b->fetches)
+		return a->fetches < b->fetches;
+	return a->cores - a->cores_used > b->cores - b->cores_used;
+}
+
+/* The worker to send a URL to, or NULL if none is ready or every ready
+ * one has XY_URLS_PER_WORKER downloads already. A download holds one of
+ * the worker's thread pool threads while it lasts, and that pool also
+ * collects outputs, expands archives and removes sandboxes: a worker
+ * whose pool is all downloads stalls for as long as the slowest origin. */
 static struct xy_worker *pick_worker(struct xy_urls *u)
 {
 	struct xy_worker *best = NULL;
 	for (struct xy_worker *w = xy_wtable_all(u->m->wtable); w;
 	     w = w->next) {
-		if (!w->ready)
+		if (!w->ready || w->url_fetches >= XY_URLS_PER_WORKER)
 			continue;
-		if (!best || w->fetches < best->fetches ||
-		    (w->fetches == best->fetches &&
-		     w->cores - w->cores_used >
-			     best->cores - best->cores_used))
+		if (!best || better(w, best))
 			best = w;
 	}
 	return best;
@@ -93,7 +108,8 @@ static void enqueue(struct xy_urls *u, struct xy_file *f)
 	u->queued[u->n_queued++] = f;
 }
 
-/* Sends FETCH_URL for f to a ready worker. Returns -1 if none is. */
+/* Sends FETCH_URL for f to a ready worker. Returns -1 if none can take
+ * it now. */
 static int send_fetch(struct xy_urls *u, struct xy_file *f)
 {
 	struct xy_worker *w = pick_worker(u);
@@ -109,6 +125,7 @@ static int send_fetch(struct xy_urls *u, struct xy_file *f)
 	uf->started = xy_now();
 	uf->next = u->fetches;
 	u->fetches = uf;
+	w->url_fetches++;
 	f->state = FILE_HASHING; /* its id is being found out */
 	msg.fetch_url.req_id = uf->req_id;
 	msg.fetch_url.level = (uint8_t)f->level;
@@ -141,6 +158,7 @@ static struct url_fetch *take(struct xy_urls *u, uint64_t req_id,
 		struct url_fetch *f = *pp;
 		if (f->req_id == req_id && f->w == w) {
 			*pp = f->next;
+			w->url_fetches--;
 			return f;
 		}
 	}
@@ -159,6 +177,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 	struct xy_file *f = uf->f;
 	double secs = xy_now() - uf->started;
 	free(uf);
+	xy_manager_wake(u->m); /* a URL waiting for room may go to w now */
 	if (d->status != XY_OBJ_OK) {
 		char why[700];
 		snprintf(why, sizeof why, "input %.300s: %s", f->url,
@@ -189,6 +208,7 @@ void xy_urls_worker_gone(struct xy_urls *u, struct xy_worker *w)
 			continue;
 		}
 		*pp = uf->next;
+		w->url_fetches--;
 		XY_LOGI(WHO, "%s left while fetching %s: another worker will",
 			w->name, uf->f->url);
 		uf->f->state = FILE_QUEUED;
@@ -197,19 +217,33 @@ void xy_urls_worker_gone(struct xy_urls *u, struct xy_worker *w)
 	}
 }
 
+/* 0 if url is one a worker will fetch: http, https, ftp or ftps (any
+ * case), with a host part; -1 (EINVAL) with the reason otherwise. Any
+ * other scheme (file:, for one) would read the worker's own files or
+ * talk to services no task declared (principle 9). */
+static int check_url(const char *url, char *err, size_t errlen)
+{
+	static const char *const schemes[] = {"http", "https", "ftp", "ftps"};
+	const char *sep = url ? strstr(url, "://") : NULL;
+	if (!sep || sep == url || !sep[3] || strlen(url) > XY_MAX_URL)
+		return xy_fail(err, errlen, EINVAL, "'%.200s' is not a URL",
+			       url ? url : "");
+	size_t n = (size_t)(sep - url);
+	for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+		if (strlen(schemes[i]) == n &&
+		    !strncasecmp(url, schemes[i], n))
+			return 0;
+	return xy_fail(err, errlen, EINVAL, "'%.200s': only http, https, ftp "
+		       "and ftps URLs can be inputs", url);
+}
+
 struct xy_file *xy_manager_declare_url(struct xy_manager *m, const char *url,
 				       xy_cache_level level, char *err,
 				       size_t errlen)
 {
-	if (!url || !strstr(url, "://") || strlen(url) > XY_MAX_URL) {
-		xy_fail(err, errlen, EINVAL, "'%.200s' is not a URL",
-			url ? url : "");
+	if (check_url(url, err, errlen) < 0 ||
+	    xy_catalog_check_level(level, err, errlen) < 0)
 		return NULL;
-	}
-	if ((unsigned)level > XY_CACHE_FOREVER) {
-		xy_fail(err, errlen, EINVAL, "bad cache level %d", level);
-		return NULL;
-	}
 	struct xy_file *f = xy_catalog_url(m->catalog, url, level);
 	if (!f)
 		xy_fail(err, errlen, ENOMEM, "out of memory");

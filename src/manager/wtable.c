@@ -172,6 +172,8 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 	w->n_held = 0;
 	xy_xplan_worker_gone(wt->m->xplan, w);
 	xy_urls_worker_gone(wt->m->urls, w);
+	if (!wt->m->destroying)
+		xy_catalog_copies_changed(wt->m->catalog);
 	while (w->running && !wt->m->destroying) {
 		struct xy_task *t = w->running;
 		xy_wtable_release(wt, w, t);
@@ -191,6 +193,8 @@ void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w)
 	w->ready = 0;
 	w->leaving = 1;
 	free_list_update(wt, w);
+	/* A copy on its way to it is no longer one to wait for. */
+	xy_catalog_copies_changed(wt->m->catalog);
 }
 
 int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t)

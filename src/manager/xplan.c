@@ -346,6 +346,7 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 				w->name, o->hex, u->text ? u->text : "");
 			xy_catalog_replica_drop(o, w);
 		}
+		xy_catalog_copies_changed(x->m->catalog);
 		return;
 	}
 	const char *src = f->src ? f->src->name : "manager";
@@ -370,6 +371,7 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 			    u->status == XY_OBJ_OK ? "ok" : u->text);
 	fetch_end(x, f);
 	free(f);
+	xy_catalog_copies_changed(x->m->catalog);
 }
 
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "log.h"
 #include "object.h"
 #include "util.h"
@@ -56,6 +57,8 @@ struct xy_cache {
 	uint64_t budget; /* bytes; 0: no limit */
 	xy_cache_evict_fn on_evict;
 	void *evict_arg;
+	uv_loop_t *loop;     /* directories dropped are removed on its pool */
+	uint64_t trash_seq;  /* names them in tmp/ meanwhile */
 };
 
 /* ------------------------------------------------------------ the table */
@@ -169,6 +172,7 @@ int xy_cache_path(const struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 }
 
 static void remove_path(const char *path);
+static void discard(struct xy_cache *c, const char *path);
 
 int xy_cache_unpacked_path(const struct xy_cache *c,
 			   const uint8_t id[XY_ID_LEN], char *out, size_t len)
@@ -186,13 +190,12 @@ int xy_cache_unpacked_path(const struct xy_cache *c,
 }
 
 /* An archive's expansion goes with the archive. */
-static void remove_unpacked(const struct xy_cache *c,
-			    const uint8_t id[XY_ID_LEN])
+static void remove_unpacked(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 {
 	char path[PATH_MAX];
 
 	if (xy_cache_unpacked_path(c, id, path, sizeof path) == 0)
-		remove_path(path);
+		discard(c, path);
 }
 
 static void remove_path(const char *path)
@@ -222,6 +225,43 @@ static int move_object(const char *src, const char *dst)
 		chmod(r == 0 ? dst : src, st.st_mode & 07777);
 	errno = e;
 	return r;
+}
+
+/* Removes what is at path. A directory (an expansion, a directory object)
+ * may hold tens of thousands of files, a venv's for one, and removing
+ * them on the loop would hold up keepalives for seconds (principle 1):
+ * once the cache has a loop, it is renamed into tmp/ at once, so its
+ * place is free, and removed on the thread pool as sandboxes are. */
+static void discard(struct xy_cache *c, const char *path)
+{
+	char trash[PATH_MAX];
+	struct stat st;
+	char *p;
+
+	if (lstat(path, &st) < 0)
+		return;
+	if (!S_ISDIR(st.st_mode) || !c->loop) {
+		remove_path(path);
+		return;
+	}
+	if (snprintf(trash, sizeof trash, "%s/gone-%" PRIu64, c->tmp,
+		     ++c->trash_seq) >= (int)sizeof trash ||
+	    move_object(path, trash) < 0) {
+		XY_LOGW("cache", "cannot move %s aside to remove it: %s", path,
+			strerror(errno));
+		remove_path(path);
+		return;
+	}
+	if (!(p = strdup(trash))) {
+		remove_path(trash);
+		return;
+	}
+	xy_sandbox_remove_async(c->loop, p);
+}
+
+void xy_cache_set_loop(struct xy_cache *c, uv_loop_t *loop)
+{
+	c->loop = loop;
 }
 
 /* Raises an entry's level; a rise to FOREVER moves the object into
@@ -260,7 +300,7 @@ static void drop(struct xy_cache *c, struct entry *e)
 	remove_unpacked(c, e->id);
 	free(e);
 	if (ok)
-		remove_path(path);
+		discard(c, path);
 }
 
 /* ------------------------------------------------------ open and close */
@@ -602,7 +642,7 @@ static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
 			return;
 		ok = xy_cache_path(c, e->id, e->level, path, sizeof path) == 0;
 		if (ok)
-			remove_path(path);
+			discard(c, path);
 		remove_unpacked(c, e->id);
 		XY_LOGI("cache", "evicted %.12s... (%" PRIu64 " bytes, unused "
 			"the longest)", ok ? strrchr(path, '/') + 1 : "?",

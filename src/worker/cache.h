@@ -3,16 +3,17 @@
  * hex SHA-256 id in <root>/objects/, or in <root>/forever/ when its cache
  * level is FOREVER; <root>/tmp/ receives fetches in progress and
  * <root>/sandbox/ holds the tasks' sandboxes; <root>/unpacked/ holds the
- * expansions of archive objects (unpack.c), each removed with its archive. The table of objects is
- * guarded by a mutex so the transfer server's threads can look objects up
- * (xy_cache_lookup, an xy_xfer_lookup_fn); every other function is called
- * from the worker's loop thread. Pairs with fetch.c (objects arriving),
- * tasks.c (inputs referenced by running tasks, outputs adopted) and xfer.h
- * (objects served).
+ * expansions of archive objects (unpack.c), each removed with its
+ * archive (a directory dropped is moved into tmp/ and removed on the
+ * thread pool). The table of objects is guarded by a mutex so the
+ * transfer server's threads can look objects up (xy_cache_lookup, an
+ * xy_xfer_lookup_fn); every other function is called from the worker's
+ * loop thread. Pairs with fetch.c (objects arriving), tasks.c (inputs
+ * referenced by running tasks, outputs adopted) and xfer.h (objects
+ * served).
  *
  * Layout at open and close: objects/, sandbox/, tmp/ and unpacked/ are
- * emptied;
- * forever/ is kept and its objects are listed (xy_cache_inventory). A cache
+ * emptied; forever/ is kept and its objects are listed (xy_cache_inventory). A cache
  * opened without a directory lives in a fresh directory under $TMPDIR (or
  * /tmp) that is removed at close.
  */
@@ -21,6 +22,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <uv.h>
 
 #include "proto.h"
 
@@ -38,6 +41,12 @@ struct xy_cache_info {
  * worker may hold it at a time (a lock file). Returns NULL with errno set
  * and a reason in err. The caller owns the cache. */
 struct xy_cache *xy_cache_open(const char *dir, char *err, size_t errlen);
+
+/* From now on, directories the cache drops (expansions, directory
+ * objects) are renamed into tmp/ and removed on loop's thread pool, never
+ * on the loop itself; without a loop they are removed at once. The loop
+ * must run dry before the cache is closed. */
+void xy_cache_set_loop(struct xy_cache *c, uv_loop_t *loop);
 
 /* Empties objects/, sandbox/ and tmp/, removes a temporary root, and frees
  * the cache. close(NULL) does nothing. */

@@ -467,6 +467,15 @@ static int fetch_blame(int status)
 	return XY_RESULT_WORKER_FAILED;
 }
 
+/* The result for a task whose input could not be expanded: a bad
+ * archive is the input's, for good; anything else this worker's, and the
+ * manager runs the task again elsewhere (unpack.h). */
+static int unpack_blame(int end)
+{
+	return end == XY_UNPACK_BAD ? XY_RESULT_INPUT_MISSING
+				    : XY_RESULT_WORKER_FAILED;
+}
+
 /* Input i is referenced in the cache now; an archive also needs its
  * expansion, which may make the task wait (counted in missing). Returns
  * 0, or -1 if the task has been ended because it cannot be expanded. */
@@ -484,8 +493,8 @@ static int input_held(struct task *t, uint32_t i)
 		t->held[i] = HELD_UNPACKING;
 		t->missing++;
 	} else if (r < 0) {
-		task_fail(t, XY_RESULT_INPUT_MISSING, "input '%s': %s",
-			  in->name, text);
+		task_fail(t, unpack_blame(r), "input '%s': %s", in->name,
+			  text);
 		return -1;
 	}
 	return 0;
@@ -597,7 +606,7 @@ static void input_arrived(struct task *t, const uint8_t id[XY_ID_LEN],
 
 /* One task learns of an expansion's end. */
 static void expansion_ended(struct task *t, const uint8_t id[XY_ID_LEN],
-			    int ok, const char *text)
+			    int end, const char *text)
 {
 	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
 		struct xy_task_input *in = &t->spec.inputs[i];
@@ -605,8 +614,8 @@ static void expansion_ended(struct task *t, const uint8_t id[XY_ID_LEN],
 		if (t->held[i] != HELD_UNPACKING ||
 		    memcmp(in->id, id, XY_ID_LEN))
 			continue;
-		if (!ok) {
-			task_fail(t, XY_RESULT_INPUT_MISSING, "input '%s': %s",
+		if (end != XY_UNPACK_DONE) {
+			task_fail(t, unpack_blame(end), "input '%s': %s",
 				  in->name, text);
 			return;
 		}
@@ -620,13 +629,13 @@ static void expansion_ended(struct task *t, const uint8_t id[XY_ID_LEN],
 }
 
 void xy_tasks_unpacked(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
-		       int ok, const char *text)
+		       int end, const char *text)
 {
 	struct task *t, *next;
 
 	for (t = ts->waiting.head; t; t = next) {
 		next = t->next;
-		expansion_ended(t, id, ok, text);
+		expansion_ended(t, id, end, text);
 	}
 }
 

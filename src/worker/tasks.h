@@ -58,10 +58,11 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m);
 void xy_tasks_object_ready(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
 			   int status, const char *text);
 
-/* An archive's expansion ended (unpack.h): tasks waiting for it go on,
- * or fail with INPUT_MISSING and text. */
+/* An archive's expansion ended (end: an xy_unpack_end, unpack.h): tasks
+ * waiting for it go on, or fail with text, with INPUT_MISSING for a bad
+ * archive and WORKER_FAILED for a fault of this worker. */
 void xy_tasks_unpacked(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
-		       int ok, const char *text);
+		       int end, const char *text);
 
 /* Ends a task with CANCELLED at once (its group is killed, its sandbox
  * removed once the processes are gone). Returns -1 (ENOENT) if there is no

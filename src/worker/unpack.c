@@ -2,8 +2,10 @@
  * unpack.c: archive expansions on libuv's thread pool, one per archive
  * per worker, and the activation of software environments; see unpack.h.
  * A job lives in the table while its expansion runs, and stays there if
- * it failed (the archive is content-addressed: it would fail again), so
- * that later tasks fail at once with the same reason. A finished
+ * the archive proved bad (the archive is content-addressed: it would fail
+ * again), so that later tasks fail at once with the same reason; a fault
+ * of this worker (XY_UNPACK_FAULT) is forgotten, and tried again by the
+ * next task that needs the expansion. A finished
  * expansion is known by its directory existing: the cache removes that
  * directory with its archive, and nothing here can go stale.
  */
@@ -40,7 +42,7 @@ struct job {
 	char tmp[PATH_MAX];     /* the expansion while it is made */
 	char dest[PATH_MAX];    /* its place once complete */
 	char text[512];         /* why it failed */
-	int ok;
+	int end;                /* an xy_unpack_end, once it ended */
 	struct job *next;
 };
 
@@ -52,6 +54,7 @@ struct xy_unpacker {
 	struct job *jobs;
 	uint64_t seq;
 	int quiet;
+	char text[512]; /* why the last need failed without a job to keep */
 };
 
 struct xy_unpacker *xy_unpacker_create(uv_loop_t *loop,
@@ -161,12 +164,39 @@ static int run_tool(char **argv, const char *errpath)
 	return ws;
 }
 
+/* Classes the tool's end: only a non-zero exit status is the archive's
+ * doing (tar and unzip say so of a corrupt or truncated archive); a
+ * signal (the OOM killer, an operator) or a failure to start is this
+ * worker's, and may not happen again. */
+static int tool_end(struct job *j, char **argv, int ws, const char *tail)
+{
+	if (ws < 0) {
+		snprintf(j->text, sizeof j->text, "cannot run %s: %s",
+			 argv[0], strerror(errno));
+		return XY_UNPACK_FAULT;
+	}
+	if (WIFSIGNALED(ws)) {
+		snprintf(j->text, sizeof j->text, "cannot unpack the archive: "
+			 "%s was killed by signal %d", argv[0], WTERMSIG(ws));
+		return XY_UNPACK_FAULT;
+	}
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
+		snprintf(j->text, sizeof j->text,
+			 "cannot unpack the archive: %s exited with status %d%s"
+			 "%s", argv[0], WIFEXITED(ws) ? WEXITSTATUS(ws) : -1,
+			 *tail ? ": " : "", tail);
+		return XY_UNPACK_BAD;
+	}
+	return XY_UNPACK_DONE;
+}
+
 static void unpack_work(uv_work_t *req)
 {
 	struct job *j = req->data;
 	char errpath[PATH_MAX + 8], tail[ERR_TAIL + 1], *argv[8];
 	int ws;
 
+	j->end = XY_UNPACK_FAULT;
 	snprintf(errpath, sizeof errpath, "%s.err", j->tmp);
 	if (mkdir(j->tmp, 0755) < 0) {
 		snprintf(j->text, sizeof j->text, "cannot make %.300s: %s", j->tmp,
@@ -177,21 +207,13 @@ static void unpack_work(uv_work_t *req)
 	ws = run_tool(argv, errpath);
 	read_tail(errpath, tail, sizeof tail);
 	unlink(errpath);
-	if (ws < 0)
-		snprintf(j->text, sizeof j->text, "cannot run %s: %s",
-			 argv[0], strerror(errno));
-	else if (!WIFEXITED(ws) || WEXITSTATUS(ws))
-		snprintf(j->text, sizeof j->text,
-			 "cannot unpack the archive: %s exited with status %d%s"
-			 "%s", argv[0], WIFEXITED(ws) ? WEXITSTATUS(ws)
-						      : 128 + WTERMSIG(ws),
-			 *tail ? ": " : "", tail);
-	else if (rename(j->tmp, j->dest) < 0)
+	j->end = tool_end(j, argv, ws, tail);
+	if (j->end == XY_UNPACK_DONE && rename(j->tmp, j->dest) < 0) {
 		snprintf(j->text, sizeof j->text, "cannot move the expansion "
 			 "into place: %s", strerror(errno));
-	else
-		j->ok = 1;
-	if (!j->ok) {
+		j->end = XY_UNPACK_FAULT;
+	}
+	if (j->end != XY_UNPACK_DONE) {
 		xy_rm_rf(j->tmp);
 		return;
 	}
@@ -203,6 +225,16 @@ static void unpack_work(uv_work_t *req)
 
 /* ------------------------------------------------------- on the loop */
 
+/* Takes j out of the table. */
+static void unlink_job(struct xy_unpacker *u, struct job *j)
+{
+	struct job **pp = &u->jobs;
+
+	while (*pp != j)
+		pp = &(*pp)->next;
+	*pp = j->next;
+}
+
 static void unpack_done(uv_work_t *req, int status)
 {
 	struct job *j = req->data;
@@ -210,27 +242,30 @@ static void unpack_done(uv_work_t *req, int status)
 	char hex[2 * XY_ID_LEN + 1];
 
 	xy_cache_decref(u->cache, j->id);
-	if (status < 0 && !j->text[0])
+	if (status < 0) {
+		j->end = XY_UNPACK_FAULT;
 		snprintf(j->text, sizeof j->text, "expansion cancelled");
+	}
 	xy_hex(j->id, XY_ID_LEN, hex);
-	if (j->ok)
+	if (j->end == XY_UNPACK_DONE)
 		XY_LOGI("unpack", "unpacked %.12s into %s", hex, j->dest);
 	else
-		XY_LOGW("unpack", "archive %.12s: %s", hex, j->text);
+		XY_LOGW("unpack", "archive %.12s: %s%s", hex, j->text,
+			j->end == XY_UNPACK_BAD ? "" : " (tried again when "
+			"next needed)");
 	j->state = J_FAILED;
 	if (!u->quiet)
-		u->cb(u->arg, j->id, j->ok, j->text);
-	if (j->ok) {
-		struct job **pp = &u->jobs;
-
-		while (*pp != j)
-			pp = &(*pp)->next;
-		*pp = j->next;
+		u->cb(u->arg, j->id, j->end, j->text);
+	/* Only a bad archive is remembered: a success is known by its
+	 * directory, and a fault may not happen again. */
+	if (j->end != XY_UNPACK_BAD) {
+		unlink_job(u, j);
 		free(j);
 	}
 }
 
-/* Fills a new job's paths; the archive must be a cached file. */
+/* Fills a new job's paths; the archive must be a cached file. Returns
+ * 0, or how it failed (an xy_unpack_end) with j->text set. */
 static int job_paths(struct xy_unpacker *u, struct job *j)
 {
 	char hex[2 * XY_ID_LEN + 1];
@@ -240,12 +275,12 @@ static int job_paths(struct xy_unpacker *u, struct job *j)
 	if (xy_cache_lookup(u->cache, j->id, j->archive, sizeof j->archive,
 			    &kind) < 0) {
 		snprintf(j->text, sizeof j->text, "the archive is not cached");
-		return -1;
+		return XY_UNPACK_FAULT;
 	}
 	if (kind != XY_KIND_FILE) {
 		snprintf(j->text, sizeof j->text,
 			 "a directory is not an archive");
-		return -1;
+		return XY_UNPACK_BAD;
 	}
 	if (snprintf(j->tmp, sizeof j->tmp, "%s/unpack-%s-%" PRIu64,
 		     xy_cache_tmp(u->cache), hex, ++u->seq) >=
@@ -253,7 +288,27 @@ static int job_paths(struct xy_unpacker *u, struct job *j)
 	    xy_cache_unpacked_path(u->cache, j->id, j->dest,
 				   sizeof j->dest) < 0) {
 		snprintf(j->text, sizeof j->text, "cache path too long");
-		return -1;
+		return XY_UNPACK_FAULT;
+	}
+	return 0;
+}
+
+/* Queues j's expansion. Returns 0, or how it failed with j->text set. */
+static int job_start(struct xy_unpacker *u, struct job *j)
+{
+	int r = job_paths(u, j);
+
+	if (r)
+		return r;
+	/* The archive stays while its expansion is made. */
+	if (xy_cache_incref(u->cache, j->id) < 0) {
+		snprintf(j->text, sizeof j->text, "the archive left the cache");
+		return XY_UNPACK_FAULT;
+	}
+	if (uv_queue_work(u->loop, &j->req, unpack_work, unpack_done) < 0) {
+		xy_cache_decref(u->cache, j->id);
+		snprintf(j->text, sizeof j->text, "cannot queue the expansion");
+		return XY_UNPACK_FAULT;
 	}
 	return 0;
 }
@@ -264,39 +319,36 @@ int xy_unpacker_need(struct xy_unpacker *u, const uint8_t id[XY_ID_LEN],
 	struct job *j = find(u, id);
 	char path[PATH_MAX];
 	struct stat st;
+	int r;
 
 	if (j) {
 		*text = j->text;
-		return j->state == J_RUNNING ? 0 : -1;
+		return j->state == J_RUNNING ? 0 : j->end;
 	}
 	if (xy_cache_unpacked_path(u->cache, id, path, sizeof path) == 0 &&
 	    lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return 1;
+	*text = u->text;
 	if (!(j = calloc(1, sizeof *j))) {
-		*text = "out of memory";
-		return -1;
+		snprintf(u->text, sizeof u->text, "out of memory");
+		return XY_UNPACK_FAULT;
 	}
 	memcpy(j->id, id, XY_ID_LEN);
 	j->u = u;
 	j->req.data = j;
-	j->state = J_FAILED;
+	j->state = J_RUNNING;
+	if ((r = job_start(u, j)) != 0) {
+		j->state = J_FAILED;
+		j->end = r;
+		snprintf(u->text, sizeof u->text, "%s", j->text);
+		if (r == XY_UNPACK_FAULT) {
+			free(j);
+			return r;
+		}
+	}
 	j->next = u->jobs;
 	u->jobs = j;
-	*text = j->text;
-	if (job_paths(u, j) < 0)
-		return -1;
-	/* The archive stays while its expansion is made. */
-	if (xy_cache_incref(u->cache, id) < 0) {
-		snprintf(j->text, sizeof j->text, "the archive left the cache");
-		return -1;
-	}
-	if (uv_queue_work(u->loop, &j->req, unpack_work, unpack_done) < 0) {
-		xy_cache_decref(u->cache, id);
-		snprintf(j->text, sizeof j->text, "cannot queue the expansion");
-		return -1;
-	}
-	j->state = J_RUNNING;
-	return 0;
+	return r;
 }
 
 int xy_unpack_input_path(struct xy_cache *c, const struct xy_task_input *in,

@@ -25,10 +25,26 @@
 
 struct xy_unpacker;
 
-/* An expansion ended: ok, or not, with text saying why. Runs on the
- * loop; text is valid during the call only. */
+/* How an expansion ended, or why it cannot be had. */
+enum xy_unpack_end {
+	XY_UNPACK_DONE = 1,
+	/* The archive itself: tar or unzip exited with a non-zero status,
+	 * or the object is a directory. It is content-addressed and would
+	 * fail again, so this is remembered for the worker's life, and the
+	 * tasks that need it fail with INPUT_MISSING. */
+	XY_UNPACK_BAD = -1,
+	/* This worker, this time: a directory it could not make or rename
+	 * (a full disk), the tool killed by a signal (out of memory) or not
+	 * started, the thread pool refusing the job. Forgotten at once: the
+	 * next task that needs it tries again, and the tasks that needed
+	 * it fail with WORKER_FAILED, which the manager retries elsewhere. */
+	XY_UNPACK_FAULT = -2,
+};
+
+/* An expansion ended (end: an xy_unpack_end), with text saying why it
+ * failed. Runs on the loop; text is valid during the call only. */
 typedef void (*xy_unpack_done_fn)(void *arg, const uint8_t id[XY_ID_LEN],
-				  int ok, const char *text);
+				  int end, const char *text);
 
 /* Returns NULL on ENOMEM. loop and cache must outlive the unpacker. */
 struct xy_unpacker *xy_unpacker_create(uv_loop_t *loop,
@@ -42,9 +58,11 @@ void xy_unpacker_destroy(struct xy_unpacker *u);
 void xy_unpacker_quiet(struct xy_unpacker *u);
 
 /* Asks for the expansion of cached archive id. Returns 1 if it exists,
- * 0 if it is being made (the callback follows), or -1 if it cannot be
- * made (the archive is not cached, or an earlier expansion of it failed:
- * *text says why, valid until the next call). */
+ * 0 if it is being made (the callback follows), XY_UNPACK_BAD if it
+ * cannot be made (an earlier expansion of it failed so, or it is a
+ * directory), or XY_UNPACK_FAULT if it cannot be made now (the archive is
+ * not cached, or the expansion could not be started). *text says why,
+ * valid until the next call. */
 int xy_unpacker_need(struct xy_unpacker *u, const uint8_t id[XY_ID_LEN],
 		     const char **text);
 

@@ -3,7 +3,10 @@
  * urlfetch.h. The pool thread downloads into tmp/, checks the HTTP
  * status, hashes the file and makes it read-only; the loop adopts it into
  * the cache and reports. A fetch in progress holds a pool thread (libuv
- * has 4 by default) for as long as the download lasts.
+ * has 4 by default) for as long as the download lasts, so at most
+ * XY_URL_DOWNLOADS run at once and the others wait in a queue here: the
+ * pool also collects outputs, expands archives and removes sandboxes,
+ * and must never be all downloads.
  */
 #include "urlfetch.h"
 
@@ -23,6 +26,7 @@
 #include "object.h"
 #include "util.h"
 
+#define XY_URL_DOWNLOADS 2 /* at once; the manager sends no more either */
 #define CONNECT_TIMEOUT_S 30L
 #define STALL_S 60L /* a transfer under 1 byte/s this long fails */
 
@@ -40,6 +44,7 @@ struct job {
 	uint64_t size;
 	struct xy_chunks chunks;
 	char text[512];
+	struct job *next; /* waiting for a download slot */
 };
 
 struct xy_urlfetch {
@@ -49,7 +54,30 @@ struct xy_urlfetch {
 	void *arg;
 	uint64_t seq;
 	atomic_int stopping;
+	int running;             /* jobs on the thread pool */
+	struct job *head, *tail; /* jobs waiting for one of them to end */
+	/* The schemes fetched, and those redirects may lead to: the ones
+	 * allowed that this libcurl supports (CURLOPT_PROTOCOLS_STR refuses
+	 * a list that names one it lacks, and would leave all enabled). */
+	char protocols[32], redirects[16];
 };
+
+/* Appends to list each of want (comma-separated) that libcurl supports. */
+static void supported(const char *const *want, char *list, size_t len)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+	list[0] = '\0';
+	for (; *want; want++)
+		for (const char *const *p = v->protocols; p && *p; p++)
+			if (!strcmp(*p, *want)) {
+				size_t n = strlen(list);
+
+				snprintf(list + n, len - n, "%s%s",
+					 n ? "," : "", *want);
+				break;
+			}
+}
 
 struct xy_urlfetch *xy_urlfetch_create(uv_loop_t *loop,
 				       struct xy_cache *cache,
@@ -75,6 +103,12 @@ struct xy_urlfetch *xy_urlfetch_create(uv_loop_t *loop,
 	u->cb = cb;
 	u->arg = arg;
 	atomic_init(&u->stopping, 0);
+	static const char *const fetched[] = {"http", "https", "ftp", "ftps",
+					      NULL};
+	static const char *const redirected[] = {"http", "https", NULL};
+	supported(fetched, u->protocols, sizeof u->protocols);
+	supported(redirected, u->redirects, sizeof u->redirects);
+	XY_LOGD("url", "libcurl fetches %s", u->protocols);
 	return u;
 }
 
@@ -88,6 +122,12 @@ void xy_urlfetch_destroy(struct xy_urlfetch *u)
 {
 	if (!u)
 		return;
+	/* Jobs still queued never started: the worker stopped first. */
+	for (struct job *j = u->head, *n; j; j = n) {
+		n = j->next;
+		free(j->url);
+		free(j);
+	}
 	free(u);
 	curl_global_cleanup();
 }
@@ -120,11 +160,28 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
 	return atomic_load(&u->stopping) ? 1 : 0;
 }
 
+/* Allows only the schemes of u->protocols, and redirects to those of
+ * u->redirects. Returns 0, or -1 with j->text set: a download that goes
+ * ahead with libcurl's defaults could read file:// on this worker. */
+static int restrict_protocols(CURL *h, struct job *j)
+{
+	CURLcode rc = CURLE_UNSUPPORTED_PROTOCOL;
+
+	if (*j->u->protocols && *j->u->redirects &&
+	    (rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
+				   j->u->protocols)) == CURLE_OK &&
+	    (rc = curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
+				   j->u->redirects)) == CURLE_OK)
+		return 0;
+	snprintf(j->text, sizeof j->text, "cannot fetch %s: cannot restrict "
+		 "libcurl to the protocols '%s' (redirects '%s'): %s", j->url,
+		 j->u->protocols, j->u->redirects, curl_easy_strerror(rc));
+	return -1;
+}
+
 static void set_options(CURL *h, struct job *j, int *fd, char *errbuf)
 {
 	curl_easy_setopt(h, CURLOPT_URL, j->url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -159,6 +216,11 @@ static int download(struct job *j)
 	if (!h) {
 		close(fd);
 		snprintf(j->text, sizeof j->text, "cannot start libcurl");
+		return -1;
+	}
+	if (restrict_protocols(h, j) < 0) {
+		curl_easy_cleanup(h);
+		close(fd);
 		return -1;
 	}
 	set_options(h, j, &fd, errbuf);
@@ -203,15 +265,12 @@ static void url_work(uv_work_t *req)
 
 /* ------------------------------------------------------- on the loop */
 
-static void url_done(uv_work_t *req, int status)
+/* Adopts j's download into the cache, reports it and frees j. */
+static void finish(struct xy_urlfetch *u, struct job *j)
 {
-	struct job *j = req->data;
-	struct xy_urlfetch *u = j->u;
 	struct xy_msg_url_done d;
 	char err[256];
 
-	if (status < 0 && j->status == XY_OBJ_OK)
-		j->status = XY_OBJ_FAILED;
 	if (j->status == XY_OBJ_OK &&
 	    xy_cache_adopt(u->cache, j->path, j->id, XY_KIND_FILE, j->level,
 			   j->size, err, sizeof err) < 0) {
@@ -240,6 +299,52 @@ static void url_done(uv_work_t *req, int status)
 	free(j);
 }
 
+static void url_done(uv_work_t *req, int status);
+
+/* Puts j on the thread pool. Returns -1 if libuv refuses. */
+static int start(struct xy_urlfetch *u, struct job *j)
+{
+	if (uv_queue_work(u->loop, &j->req, url_work, url_done) < 0)
+		return -1;
+	u->running++;
+	return 0;
+}
+
+/* Starts the queued jobs there is room for, unless the worker stops. */
+static void start_queued(struct xy_urlfetch *u)
+{
+	while (u->head && u->running < XY_URL_DOWNLOADS &&
+	       !atomic_load(&u->stopping)) {
+		struct job *j = u->head;
+
+		u->head = j->next;
+		if (!u->head)
+			u->tail = NULL;
+		j->next = NULL;
+		if (start(u, j) < 0) {
+			j->status = XY_OBJ_FAILED;
+			snprintf(j->text, sizeof j->text, "cannot fetch %s: "
+				 "cannot queue the download", j->url);
+			finish(u, j);
+		}
+	}
+}
+
+static void url_done(uv_work_t *req, int status)
+{
+	struct job *j = req->data;
+	struct xy_urlfetch *u = j->u;
+
+	u->running--;
+	if (status < 0 && j->status == XY_OBJ_OK) {
+		j->status = XY_OBJ_FAILED;
+		snprintf(j->text, sizeof j->text, "cannot fetch %s: "
+			 "cancelled", j->url);
+	}
+	finish(u, j);
+	start_queued(u);
+}
+
 int xy_urlfetch_request(struct xy_urlfetch *u,
 			const struct xy_msg_fetch_url *m)
 {
@@ -257,11 +362,19 @@ int xy_urlfetch_request(struct xy_urlfetch *u,
 	j->t0_us = xy_mono_us();
 	snprintf(j->path, sizeof j->path, "%s/url-%" PRIu64 "-%" PRIu64,
 		 xy_cache_tmp(u->cache), m->req_id, ++u->seq);
-	if (uv_queue_work(u->loop, &j->req, url_work, url_done) < 0) {
-		free(j->url);
-		free(j);
-		errno = ENOMEM;
-		return -1;
+	if (u->running < XY_URL_DOWNLOADS) {
+		if (start(u, j) < 0) {
+			free(j->url);
+			free(j);
+			errno = ENOMEM;
+			return -1;
+		}
+		return 0;
 	}
+	if (u->tail)
+		u->tail->next = j;
+	else
+		u->head = j;
+	u->tail = j;
 	return 0;
 }

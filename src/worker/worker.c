@@ -378,12 +378,12 @@ static void on_fetched(void *arg, const struct xy_fetch_result *r)
 
 /* unpack.c reports an archive's expansion: the tasks waiting for it go
  * on, or fail. */
-static void on_unpacked(void *arg, const uint8_t id[XY_ID_LEN], int ok,
+static void on_unpacked(void *arg, const uint8_t id[XY_ID_LEN], int end,
 			const char *text)
 {
 	struct xy_daemon *w = arg;
 
-	xy_tasks_unpacked(w->tasks, id, ok, text);
+	xy_tasks_unpacked(w->tasks, id, end, text);
 }
 
 /* urlfetch.c reports a URL fetched from its origin, or not. */
@@ -626,6 +626,7 @@ static int open_cache(struct xy_daemon *w)
 		XY_LOGE("worker", "%s", err);
 		return -1;
 	}
+	xy_cache_set_loop(w->cache, &w->loop);
 	xy_resources_detect(&found, xy_cache_root(w->cache));
 	if (!w->cfg.set_cores)
 		w->cfg.res.cores = found.cores;

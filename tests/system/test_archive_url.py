@@ -152,3 +152,67 @@ def test_url_unpacked(xylem, tmp_path, origin):
         assert (tmp_path / f"o{i}").read_text() == "alpha\nbeta\n"
     gets = [ln for ln in log.read_text().splitlines() if '"GET ' in ln]
     assert len(gets) == 1, gets
+
+
+class HoldingOrigin:
+    """An HTTP origin on loopback that holds every request until `want`
+    are open at once (or `patience` seconds pass), then answers them all;
+    `most` is the largest number it saw open together."""
+
+    def __init__(self, want, patience):
+        import socket
+        import threading
+        self.want, self.patience = want, patience
+        self.lock = threading.Condition()
+        self.open = self.most = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import threading
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(conn,),
+                             daemon=True).start()
+
+    def answer(self, conn):
+        with conn:
+            path = conn.recv(4096).split(b" ")[1]
+            with self.lock:
+                self.open += 1
+                self.most = max(self.most, self.open)
+                self.lock.notify_all()
+                self.lock.wait_for(lambda: self.most >= self.want,
+                                   self.patience)
+            body = path * 100
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n"
+                         % len(body) + body)
+            with self.lock:
+                self.open -= 1
+
+    def close(self):
+        self.sock.close()
+
+
+def test_urls_spread_over_workers(xylem, tmp_path):
+    """Four URLs, two workers: each worker downloads two at once (the
+    cap), rather than one worker taking all four and queueing half."""
+    origin = HoldingOrigin(want=4, patience=8 * SLOW)
+    try:
+        tasks = [{"id": f"u{i}", "command": "wc -c < data > out",
+                  "inputs": [{"url": f"http://127.0.0.1:{origin.port}/{i}",
+                              "as": "data"}],
+                  "outputs": [{"path": str(tmp_path / f"o{i}"),
+                               "as": "out"}]}
+                 for i in range(4)]
+        wf = write_workflow(tmp_path / "wf.json", tasks)
+        r = xylem.run("run", wf, "--workers", "2", "--cores-per-worker",
+                      "1", timeout=60)
+        assert r.returncode == 0, r.output
+        assert origin.most == 4, origin.most
+    finally:
+        origin.close()

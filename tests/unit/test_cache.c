@@ -1,12 +1,14 @@
 /*
  * test_cache.c: unit tests of the worker's content-addressed cache
  * (cache.c): insert, lookup, reference counts, unlink, levels, the forever/
- * inventory across a reopen, the lock; and of the sandbox code in exec.c
+ * inventory across a reopen, the lock, directories dropped off the loop;
+ * and of the sandbox code in exec.c
  * that links inputs and finds outputs, which must refuse hostile names.
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,6 +516,64 @@ static int gone(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 	return xy_cache_find(c, id, NULL) < 0 && !exists(path);
 }
 
+/* Work that holds a pool thread until released. */
+static atomic_int holding, released;
+
+static void hold_work(uv_work_t *req)
+{
+	atomic_fetch_add(&holding, 1);
+	while (!atomic_load(&released))
+		usleep(1000);
+}
+
+static void hold_done(uv_work_t *req, int status)
+{
+}
+
+/* Dropping an archive with its expansion, or a directory object, frees
+ * their places at once and leaves the files to the thread pool: with
+ * every pool thread held, they are still in tmp/ after the unlink
+ * returns, and gone once the pool is free and the loop has run dry. */
+static void t_drop_dirs_off_the_loop(void)
+{
+	struct xy_cache *c = open_in("c");
+	uint8_t arch[XY_ID_LEN], dir[XY_ID_LEN];
+	char unpacked[PATH_MAX], obj[PATH_MAX], cmd[4 * PATH_MAX + 64];
+	uv_work_t hold[4];
+	uv_loop_t loop;
+	uint64_t size;
+
+	setenv("UV_THREADPOOL_SIZE", "4", 1);
+	XY_CHECK(uv_loop_init(&loop) == 0);
+	xy_cache_set_loop(c, &loop);
+	put_text(c, "an archive", XY_CACHE_WORKER, arch);
+	put_dir(c, XY_CACHE_WORKER, dir, &size);
+	XY_CHECK(xy_cache_unpacked_path(c, arch, unpacked, sizeof unpacked) ==
+		 0);
+	/* An expansion, read-only as unpack.c leaves it. */
+	snprintf(cmd, sizeof cmd, "mkdir -p %s/bin && touch %s/bin/python "
+		 "%s/x && chmod -R a-w %s", unpacked, unpacked, unpacked,
+		 unpacked);
+	XY_CHECK(system(cmd) == 0);
+	XY_CHECK(xy_cache_path(c, dir, XY_CACHE_WORKER, obj, sizeof obj) == 0);
+	for (int i = 0; i < 4; i++)
+		XY_CHECK(uv_queue_work(&loop, &hold[i], hold_work,
+				       hold_done) == 0);
+	while (atomic_load(&holding) < 4)
+		usleep(1000);
+	XY_CHECK_EQ(xy_cache_unlink(c, arch), 0);
+	XY_CHECK_EQ(xy_cache_unlink(c, dir), 0);
+	XY_CHECK(!exists(unpacked) && !exists(obj));
+	XY_CHECK(exists(path_in(xy_cache_tmp(c), "gone-1/bin/python")));
+	XY_CHECK(exists(path_in(xy_cache_tmp(c), "gone-2/sub/b")));
+	atomic_store(&released, 1);
+	XY_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+	XY_CHECK(!exists(path_in(xy_cache_tmp(c), "gone-1")));
+	XY_CHECK(!exists(path_in(xy_cache_tmp(c), "gone-2")));
+	XY_CHECK(uv_loop_close(&loop) == 0);
+	xy_cache_close(c);
+}
+
 static void t_evict_lru(void)
 {
 	struct xy_cache *c = open_in("e");
@@ -611,6 +671,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_lookup_from_threads),
 		XY_TEST(t_evict_lru),
 		XY_TEST(t_evict_spares_pinned),
+		XY_TEST(t_drop_dirs_off_the_loop),
 		XY_TEST(t_sandbox_link),
 		XY_TEST(t_sandbox_hostile_names),
 		XY_TEST(t_sandbox_outputs),

@@ -7,7 +7,8 @@
  * runs again, transitively through a second temp); a rerun that fails
  * (the reader fails with INPUT_MISSING and says why); a temp no task
  * writes; fetching a temp back, before and after its loss; a second copy
- * that spares a rerun. Submission checks without workers are in
+ * that spares a rerun; a writer run in a software environment, remade in
+ * it. Submission checks without workers are in
  * test_manager.c.
  */
 #include <errno.h>
@@ -317,6 +318,52 @@ static void t_replica_spares_rerun(void)
 	finish(m, w, 2);
 }
 
+/* A packed environment whose bin/ has `greet`, which prints its name;
+ * returns the archive's path. */
+static const char *make_env_archive(void)
+{
+	const char *dir = xy_test_path("env"), *tgz = xy_test_path("env.tgz");
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "mkdir -p %s/bin && printf '#!/bin/sh\\necho env-greets\\n' "
+		 "> %s/bin/greet && chmod +x %s/bin/greet && "
+		 "tar -czf %s -C %s .", dir, dir, dir, tgz, dir);
+	XY_CHECK(system(cmd) == 0);
+	return tgz;
+}
+
+/* The writer runs in an environment; its worker dies; the remake must
+ * run in that environment too (its bin/ on PATH), not with the archive
+ * merely unpacked beside it. */
+static void t_remake_keeps_environment(void)
+{
+	struct xy_manager *m = mk();
+	pid_t w[2] = {start_worker(m, "w1"), 0};
+	await_workers(m, 1);
+	char err[256], cmd[1024];
+	const char *ma = xy_test_path("marks-a");
+	struct xy_file *arch = xy_manager_declare_file(m, make_env_archive(),
+						       1, err, sizeof err);
+	struct xy_file *env = xy_manager_declare_unpack(m, arch, 1, err,
+							sizeof err);
+	struct xy_file *t1 = xy_manager_declare_temp(m, 1, err, sizeof err);
+	XY_CHECK(arch && env && t1);
+	snprintf(cmd, sizeof cmd, "echo x >> %s; greet > out", ma);
+	struct xy_task *a = task(cmd, NULL, t1);
+	XY_CHECK(xy_task_set_environment(a, env, err, sizeof err) == 0);
+	run(m, a, XY_RESULT_SUCCESS);
+	kill_worker(m, w[0], 0);
+	w[0] = 0;
+	w[1] = start_worker(m, "w2");
+	const char *res = xy_test_path("result");
+	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
+						      sizeof err);
+	run(m, task("cat in > out", t1, out), XY_RESULT_SUCCESS);
+	XY_CHECK(!strcmp(slurp(res), "env-greets\n"));
+	XY_CHECK_EQ(runs(ma), 2);
+	finish(m, w, 2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--as-worker"))
@@ -327,6 +374,7 @@ int main(int argc, char **argv)
 		XY_TEST_T(t_rerun_fails, 60),
 		XY_TEST_T(t_fetch_back, 60),
 		XY_TEST_T(t_replica_spares_rerun, 60),
+		XY_TEST_T(t_remake_keeps_environment, 60),
 		{0},
 	};
 	signal(SIGPIPE, SIG_IGN);

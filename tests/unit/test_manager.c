@@ -1,7 +1,8 @@
 /*
  * test_manager.c: the manager through the public API alone, with no
  * workers: creation, submission checks, dependencies, cancellation and
- * its cascade, a missing input found by the hashing thread, timeouts.
+ * its cascade, a missing input found by the hashing thread, timeouts,
+ * the checks of the declare calls (URL schemes, cache levels).
  */
 #include <errno.h>
 #include <math.h>
@@ -77,6 +78,44 @@ static void t_hostile_names_refused(void)
 	XY_CHECK(xy_task_add_input(t, f, "in", NULL, 0) == 0);
 	XY_CHECK(xy_task_add_input(t, f, "in", NULL, 0) < 0);
 	xy_task_delete(t);
+	xy_manager_destroy(m);
+}
+
+/* URLs a worker would fetch are accepted; any other scheme is refused
+ * at declare, with the reason (file:// would read the worker's disk);
+ * a bad cache level is refused by every declare call alike. */
+static void t_declare_checks(void)
+{
+	struct xy_manager *m = mk();
+	char err[256] = "";
+	static const char *const good[] = {"http://h/a", "https://h/a",
+					   "ftp://h/a", "FTPS://h/a"};
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+		XY_CHECK(xy_manager_declare_url(m, good[i], 1, err, sizeof err));
+	static const char *const bad[] = {"file:///etc/passwd", "gopher://h/",
+					  "dict://h/x", "httpx://h/", "://h",
+					  "http://", "no-scheme"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = 0;
+		XY_CHECK(!xy_manager_declare_url(m, bad[i], 1, err, sizeof err));
+		XY_CHECK(errno == EINVAL && *err);
+	}
+	XY_CHECK(!xy_manager_declare_url(m, "file:///etc/passwd", 1, err,
+					 sizeof err));
+	XY_CHECK(strstr(err, "only http, https, ftp and ftps"));
+	struct xy_file *f = xy_manager_declare_file(m, "/etc/hostname", 1,
+						    err, sizeof err);
+	XY_CHECK(f);
+	XY_CHECK(!xy_manager_declare_file(m, "/x", 9, err, sizeof err));
+	XY_CHECK(errno == EINVAL && strstr(err, "bad cache level 9"));
+	XY_CHECK(!xy_manager_declare_url(m, "http://h/b", 9, err, sizeof err));
+	XY_CHECK(errno == EINVAL && strstr(err, "bad cache level 9"));
+	XY_CHECK(!xy_manager_declare_temp(m, 9, err, sizeof err));
+	XY_CHECK(errno == EINVAL && strstr(err, "bad cache level 9"));
+	XY_CHECK(!xy_manager_declare_unpack(m, f, 9, err, sizeof err));
+	XY_CHECK(errno == EINVAL && strstr(err, "bad cache level 9"));
+	XY_CHECK(!xy_manager_declare_buffer(m, "x", 1, 9, err, sizeof err));
+	XY_CHECK(errno == EINVAL && strstr(err, "bad cache level 9"));
 	xy_manager_destroy(m);
 }
 
@@ -348,6 +387,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_create_needs_secret),
 		XY_TEST(t_wait_empty_and_timeout),
 		XY_TEST(t_hostile_names_refused),
+		XY_TEST(t_declare_checks),
 		XY_TEST(t_missing_input),
 		XY_TEST(t_cancel_cascades),
 		XY_TEST(t_temps),

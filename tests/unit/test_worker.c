@@ -4,7 +4,9 @@
  * manager played here with conn.h and a transfer server of its own, then
  * drives it with TASK, FETCH, LIBRARY, CANCEL, SHUTDOWN and signals and
  * checks what comes back; the library cases run a small python3 library
- * that speaks the instances' protocol on fd 3. Pairs with test_cache.c,
+ * that speaks the instances' protocol on fd 3; archives are expanded by
+ * a fake tar that can fail as a worker does, and URLs fetched from a fake
+ * origin that never answers. Pairs with test_cache.c,
  * which covers the cache and the sandbox code alone.
  */
 #include <errno.h>
@@ -1269,6 +1271,229 @@ static void t_library_many_calls(void)
 	shutdown_worker(&f);
 }
 
+/* --------------------------------------------- archives and URLs */
+
+/* Serves the file at src (moved) as an object of the fake manager. */
+static void serve_file(struct fm *f, const char *src, uint8_t id[XY_ID_LEN],
+		       uint64_t *size)
+{
+	char path[PATH_MAX], hex[2 * XY_ID_LEN + 1], err[256];
+	uint8_t kind;
+
+	XY_CHECK(xy_object_hash(src, id, &kind, size, err, sizeof err) == 0);
+	xy_hex(id, XY_ID_LEN, hex);
+	pathf(path, sizeof path, "%s/%s", f->dir, hex);
+	XY_CHECK(rename(src, path) == 0);
+}
+
+/* Runs `cmd` with archive id unpacked at d; fetches it first if asked.
+ * Returns the TASK_DONE. */
+static struct got *run_unpacked(struct fm *f, uint64_t tid,
+				const uint8_t id[XY_ID_LEN], uint64_t size,
+				int fetch, const char *cmd)
+{
+	struct xy_task_input in;
+	union xy_msg m;
+	struct got *g;
+
+	if (fetch) {
+		fetch_msg(&m, id, size, xy_xfer_server_port(f->xfer));
+		send_msg(f, XY_MSG_FETCH, &m);
+	}
+	memset(&in, 0, sizeof in);
+	memcpy(in.id, id, XY_ID_LEN);
+	in.name = "d";
+	in.kind = XY_INPUT_UNPACK;
+	in.level = XY_CACHE_WORKFLOW;
+	task_msg(&m, tid, cmd);
+	m.task.n_inputs = 1;
+	m.task.inputs = &in;
+	send_msg(f, XY_MSG_TASK, &m);
+	if (fetch) {
+		g = wait_for(f, XY_MSG_CACHE_UPDATE);
+		XY_CHECK_EQ(g->m.cache_update.status, XY_OBJ_OK);
+		got_free(g);
+	}
+	g = wait_for(f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.task_id, tid);
+	return g;
+}
+
+/* Lines in a file: how many times the fake tar ran. */
+static int lines_in(const char *path)
+{
+	size_t len = 0;
+	char *s = xy_read_file(path, 1 << 16, &len);
+	int n = 0;
+
+	for (size_t i = 0; s && i < len; i++)
+		n += s[i] == '\n';
+	free(s);
+	return n;
+}
+
+/* A tar killed by a signal (as by the OOM killer) is this worker's fault:
+ * the task fails with WORKER_FAILED, for the manager to run it again, and
+ * the failure is forgotten, so the next task expands the archive. A tar
+ * that exits with an error is the archive's: INPUT_MISSING, remembered. */
+static void t_unpack_fault_not_remembered(void)
+{
+	char bin[PATH_MAX], tar[PATH_MAX], log[PATH_MAX], src[PATH_MAX];
+	char arch[PATH_MAX], cmd[4 * PATH_MAX], path[8192];
+	uint8_t id[XY_ID_LEN], bad[XY_ID_LEN];
+	uint64_t size, bad_size;
+	struct got *g;
+	struct fm f;
+
+	/* The first run of tar kills itself; the others log and run the
+	 * real one. */
+	pathf(bin, sizeof bin, "%s/bin", xy_test_tmpdir());
+	pathf(tar, sizeof tar, "%s/tar", bin);
+	pathf(log, sizeof log, "%s/tar.log", xy_test_tmpdir());
+	pathf(cmd, sizeof cmd, "mkdir -p %s && printf '#!/bin/sh\\n"
+	      "echo run >> %s\\n"
+	      "[ -e %s.once ] || { : > %s.once; kill -9 $$; }\\n"
+	      "PATH=\"$XY_TEST_REAL_PATH\" exec tar \"$@\"\\n' > %s && "
+	      "chmod +x %s", bin, log, log, log, tar, tar);
+	XY_CHECK(system(cmd) == 0);
+	pathf(src, sizeof src, "%s/src", xy_test_tmpdir());
+	pathf(arch, sizeof arch, "%s/a.tgz", xy_test_tmpdir());
+	pathf(cmd, sizeof cmd, "mkdir -p %s && echo alpha > %s/a.txt && "
+	      "tar -czf %s -C %s .", src, src, arch, src);
+	XY_CHECK(system(cmd) == 0);
+	setenv("XY_TEST_REAL_PATH", getenv("PATH"), 1);
+	pathf(path, sizeof path, "%s:%s", bin, getenv("PATH"));
+	setenv("PATH", path, 1); /* the worker inherits it */
+
+	fm_start(&f, SECRET, NULL, 1);
+	hello(&f);
+	serve_file(&f, arch, id, &size);
+	g = run_unpacked(&f, 1, id, size, 1, "cat d/a.txt");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_WORKER_FAILED);
+	XY_CHECK(strstr(g->m.task_done.message, "killed by signal 9"));
+	got_free(g);
+	g = run_unpacked(&f, 2, id, size, 0, "cat d/a.txt");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK(!strcmp(g->m.task_done.output, "alpha\n"));
+	got_free(g);
+	XY_CHECK_EQ(lines_in(log), 2);
+
+	/* Not an archive: tar exits with status 2, once for both tasks. */
+	serve_text(&f, "not an archive at all\n", bad, &bad_size);
+	for (uint64_t tid = 3; tid <= 4; tid++) {
+		g = run_unpacked(&f, tid, bad, bad_size, tid == 3, "ls d");
+		XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_INPUT_MISSING);
+		XY_CHECK(strstr(g->m.task_done.message,
+				"tar exited with status 2"));
+		got_free(g);
+	}
+	XY_CHECK_EQ(lines_in(log), 3);
+	shutdown_worker(&f);
+}
+
+/* A fake origin on the fake manager's loop: it accepts HTTP connections
+ * and never answers, until the test closes them. */
+struct origin {
+	uv_tcp_t server;
+	uv_tcp_t *clients[8];
+	int n, port;
+};
+
+static void on_origin_conn(uv_stream_t *s, int status)
+{
+	struct origin *o = s->data;
+	uv_tcp_t *c = calloc(1, sizeof *c);
+
+	XY_CHECK(status == 0 && c && o->n < 8);
+	uv_tcp_init(s->loop, c);
+	XY_CHECK(uv_accept(s, (uv_stream_t *)c) == 0);
+	o->clients[o->n++] = c;
+}
+
+static void origin_start(struct fm *f, struct origin *o)
+{
+	struct sockaddr_in sa;
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+
+	memset(o, 0, sizeof *o);
+	uv_tcp_init(&f->loop, &o->server);
+	o->server.data = o;
+	uv_ip4_addr("127.0.0.1", 0, &sa);
+	XY_CHECK(uv_tcp_bind(&o->server, (struct sockaddr *)&sa, 0) == 0);
+	XY_CHECK(uv_listen((uv_stream_t *)&o->server, 8, on_origin_conn) == 0);
+	uv_tcp_getsockname(&o->server, (struct sockaddr *)&ss, &len);
+	o->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Hangs up on the clients from..n-1: their downloads fail. */
+static void origin_hang_up(struct origin *o, int from)
+{
+	for (int i = from; i < o->n; i++)
+		uv_close((uv_handle_t *)o->clients[i], free_handle);
+}
+
+static void fetch_url(struct fm *f, uint64_t req, const char *url)
+{
+	union xy_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.fetch_url.req_id = req;
+	m.fetch_url.level = XY_CACHE_WORKFLOW;
+	m.fetch_url.url = (char *)url;
+	send_msg(f, XY_MSG_FETCH_URL, &m);
+}
+
+/* At most two downloads at once, the rest queued on the worker: its
+ * thread pool (4 threads) must keep room for outputs, expansions and
+ * sandbox removals. And a file:// URL is refused by libcurl itself. */
+static void t_url_downloads_capped(void)
+{
+	char url[128];
+	struct origin o;
+	struct got *g;
+	struct fm f;
+
+	fm_start(&f, SECRET, NULL, 1);
+	hello(&f);
+	fetch_url(&f, 1, "file:///etc/passwd");
+	g = wait_for(&f, XY_MSG_URL_DONE);
+	XY_CHECK(g->m.url_done.status != XY_OBJ_OK);
+	XY_CHECK(strstr(g->m.url_done.text, "file"));
+	got_free(g);
+
+	origin_start(&f, &o);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/x", o.port);
+	for (uint64_t r = 2; r <= 5; r++)
+		fetch_url(&f, r, url);
+	pump(&f, 1000);
+	XY_CHECK_EQ(o.n, 2);
+	/* A task still runs meanwhile (its sandbox goes on the pool). */
+	g = run(&f, 9, "echo ok");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	got_free(g);
+	origin_hang_up(&o, 0);
+	for (int i = 0; i < 2; i++) {
+		g = wait_for(&f, XY_MSG_URL_DONE);
+		XY_CHECK(g->m.url_done.status != XY_OBJ_OK);
+		got_free(g);
+	}
+	pump(&f, 500);
+	XY_CHECK_EQ(o.n, 4);
+	origin_hang_up(&o, 2);
+	for (int i = 0; i < 2; i++) {
+		g = wait_for(&f, XY_MSG_URL_DONE);
+		got_free(g);
+	}
+	uv_close((uv_handle_t *)&o.server, NULL);
+	shutdown_worker(&f);
+}
+
 static void t_usage(void)
 {
 	char *help[] = {"worker", "--help", NULL};
@@ -1312,6 +1537,8 @@ int main(int argc, char **argv)
 		XY_TEST(t_library_failures),
 		XY_TEST(t_library_cancel_limit_stop),
 		XY_TEST_T(t_library_many_calls, 60),
+		XY_TEST(t_unpack_fault_not_remembered),
+		XY_TEST(t_url_downloads_capped),
 		{0},
 	};
 	signal(SIGPIPE, SIG_IGN);
