@@ -903,6 +903,19 @@ int xy_libs_defined(const struct xy_libs *L, const char *name)
 	return L && name && lib_find(L, name) != NULL;
 }
 
+/* A starting instance of b's current template that no call waits for
+ * (its call was cancelled): the next call takes it rather than start
+ * another. */
+static struct lib_inst *unclaimed(struct xy_libs *L, struct lib *b)
+{
+	for (struct lib_inst *i = L->insts; i; i = i->next)
+		if (i->lib == b && i->state == I_STARTING && !i->waiter &&
+		    !i->dead && !i->broken && !i->retiring &&
+		    i->tmpl == b->tmpl)
+			return i;
+	return NULL;
+}
+
 int xy_libs_call(struct xy_libs *L, struct xy_lib_call *c, char *err,
 		 size_t errlen)
 {
@@ -926,6 +939,13 @@ int xy_libs_call(struct xy_libs *L, struct xy_lib_call *c, char *err,
 	if (i) {
 		idle_del(i);
 		serve(i, c);
+		return -1;
+	}
+	i = unclaimed(L, b);
+	if (i) { /* left starting by a call cancelled meanwhile */
+		i->waiter = c;
+		c->inst = i;
+		wait_add(b, c);
 		return -1;
 	}
 	result = inst_start(L, b, &i, err, errlen);

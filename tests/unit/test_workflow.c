@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_two_writers),
 		XY_TEST(t_temps),
 		XY_TEST(t_cycle),
-		XY_TEST(t_long_chain),
+		XY_TEST_T(t_long_chain, 120), /* slow under the sanitizers */
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
