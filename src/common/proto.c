@@ -496,6 +496,11 @@ static void dec_cache_update(struct dec *d, union xy_msg *m)
 	u->elapsed_us = xy_get_u64(&d->r);
 	u->verified = xy_get_u64(&d->r);
 	u->text = dstr(d, XY_MAX_STR, "text");
+	for (int i = 0; i < XY_MAX_SOURCES; i++) {
+		u->blame[i] = xy_get_u8(&d->r);
+		if (u->blame[i] > XY_BLAME_HOST && !d->r.err)
+			dfail(d, "bad blame");
+	}
 }
 
 static void enc_cache_update(struct enc *e, const union xy_msg *m)
@@ -508,6 +513,8 @@ static void enc_cache_update(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, u->elapsed_us);
 	xy_buf_put_u64(e->b, u->verified);
 	estr(e, u->text, XY_MAX_STR);
+	for (int i = 0; i < XY_MAX_SOURCES; i++)
+		xy_buf_put_u8(e->b, u->blame[i]);
 }
 
 static void free_cache_update(union xy_msg *m)

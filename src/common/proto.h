@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 5
+#define XY_PROTO_VERSION 6
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -94,6 +94,13 @@ enum {
 	XY_OBJ_CORRUPT = 3,    /* content did not match its id */
 	XY_OBJ_DENIED = 4      /* bad secret or token */
 };
+
+/* What a receiver blames a FETCH source for (CACHE_UPDATE blame[i], for
+ * the FETCH's sources[i]): nothing; its copy (it answered but the object
+ * was missing, refused, corrupt, or its stream broke or stalled); or the
+ * host (no connection, or the handshake failed). The manager rests such
+ * a source for a while (docs/dataplane.md, "Source cooldown"). */
+enum { XY_BLAME_NONE = 0, XY_BLAME_OBJECT = 1, XY_BLAME_HOST = 2 };
 
 struct xy_msg_challenge {
 	uint32_t magic;
@@ -221,6 +228,9 @@ struct xy_msg_cache_update {
 	uint64_t elapsed_us;
 	uint64_t verified; /* stream bytes received and verified */
 	char *text; /* reason when status != OK */
+	/* XY_BLAME_* for each source of the FETCH answered, in its order;
+	 * set on success too, when the fetch went on past a failed source. */
+	uint8_t blame[XY_MAX_SOURCES];
 };
 
 struct xy_msg_fetch_url {

@@ -5,7 +5,8 @@
  * manager, never from the source) before it counts, and verified bytes
  * are published to this host's transfer server, so that a successor in a
  * broadcast chain reads them while the rest still arrives. Sources are
- * tried in order, each from the first unverified chunk (docs/dataplane.md).
+ * tried in order, each from the first unverified chunk, and each one that
+ * fails is blamed for the manager (docs/dataplane.md).
  */
 #include "xfer.h"
 
@@ -30,12 +31,13 @@
 struct rx {
 	const struct xy_xfer_spec *sp;
 	int fd; /* dest.stream */
-	EVP_MD_CTX *whole, *save, *chunk;
+	EVP_MD_CTX *chunk;
 	uint32_t next;     /* the first unverified chunk */
 	uint64_t verified; /* its offset */
 	struct xy_xfer_partial *pub;
 	uint8_t *buf;
 	char why[256]; /* the last source's failure */
+	uint8_t blame; /* XY_BLAME_* for that failure */
 };
 
 static uint64_t chunk_len(const struct rx *rx, uint32_t k)
@@ -44,12 +46,15 @@ static uint64_t chunk_len(const struct rx *rx, uint32_t k)
 	return rx->sp->size - off < cs ? rx->sp->size - off : cs;
 }
 
-static int rx_fail(struct rx *rx, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Records why the current source failed, and whom that blames. */
+static int rx_fail(struct rx *rx, int status, uint8_t blame,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int rx_fail(struct rx *rx, int status, const char *fmt, ...)
+static int rx_fail(struct rx *rx, int status, uint8_t blame,
+		   const char *fmt, ...)
 {
 	va_list ap;
+	rx->blame = blame;
 	va_start(ap, fmt);
 	vsnprintf(rx->why, sizeof rx->why, fmt, ap);
 	va_end(ap);
@@ -85,34 +90,28 @@ static int recv_chunk(struct rx *rx, int sock)
 	const uint8_t *want = rx->sp->chunks->hash + (size_t)rx->next * XY_ID_LEN;
 	uint8_t have[XY_ID_LEN];
 	unsigned int hl = XY_ID_LEN;
-	if (EVP_MD_CTX_copy_ex(rx->save, rx->whole) != 1 ||
-	    EVP_DigestInit_ex(rx->chunk, EVP_sha256(), NULL) != 1)
-		return rx_fail(rx, XY_OBJ_FAILED, "SHA-256 failed");
+	if (EVP_DigestInit_ex(rx->chunk, EVP_sha256(), NULL) != 1)
+		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_NONE,
+			       "SHA-256 failed");
+	/* A chunk cut short is taken again, whole, from the next source;
+	 * its bytes here are simply written over. */
 	while (got < len) {
 		size_t want_n = len - got < RXBUF ? (size_t)(len - got) : RXBUF;
 		ssize_t r = read_some(sock, rx->buf, want_n);
-		/* A chunk cut short is taken again, whole, from the next
-		 * source: the running hash goes back to where it began. */
-		if (r < 0) {
-			EVP_MD_CTX_copy_ex(rx->whole, rx->save);
-			return rx_fail(rx, XY_OBJ_FAILED, "reading chunk %u: %s",
-				       rx->next, strerror(errno));
-		}
-		if (pwrite(rx->fd, rx->buf, (size_t)r, (off_t)(off + got)) != r) {
-			EVP_MD_CTX_copy_ex(rx->whole, rx->save);
-			return rx_fail(rx, XY_OBJ_FAILED, "writing: %s",
+		if (r < 0)
+			return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
+				       "reading chunk %u: %s", rx->next,
 				       strerror(errno));
-		}
+		if (pwrite(rx->fd, rx->buf, (size_t)r, (off_t)(off + got)) != r)
+			return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_NONE,
+				       "writing: %s", strerror(errno));
 		EVP_DigestUpdate(rx->chunk, rx->buf, (size_t)r);
-		EVP_DigestUpdate(rx->whole, rx->buf, (size_t)r);
 		got += (uint64_t)r;
 	}
 	EVP_DigestFinal_ex(rx->chunk, have, &hl);
-	if (memcmp(have, want, XY_ID_LEN) != 0) {
-		EVP_MD_CTX_copy_ex(rx->whole, rx->save);
-		return rx_fail(rx, XY_OBJ_CORRUPT, "chunk %u is corrupt",
-			       rx->next);
-	}
+	if (memcmp(have, want, XY_ID_LEN) != 0)
+		return rx_fail(rx, XY_OBJ_CORRUPT, XY_BLAME_OBJECT,
+			       "chunk %u is corrupt", rx->next);
 	rx->next++;
 	rx->verified += len;
 	xy_xfer_partial_progress(rx->pub, rx->verified);
@@ -128,12 +127,12 @@ static int request(struct rx *rx, const struct xy_source *src, int *sock)
 	char err[200];
 	int fd = xy_xfer_connect(src->host, src->port, err, sizeof err);
 	if (fd < 0)
-		return rx_fail(rx, XY_OBJ_FAILED, "%s", err);
+		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_HOST, "%s", err);
 	*sock = fd;
 	if (xy_auth_client_fd(fd, sp->secret, sp->secret_len,
 			      XY_ROLE_TRANSFER, XY_XFER_TIMEOUT_MS, err,
 			      sizeof err) < 0)
-		return rx_fail(rx, XY_OBJ_DENIED, "%s", err);
+		return rx_fail(rx, XY_OBJ_DENIED, XY_BLAME_HOST, "%s", err);
 	memset(&m, 0, sizeof m);
 	memcpy(m.get.id, sp->id, XY_ID_LEN);
 	memcpy(m.get.token, sp->token, XY_TOKEN_LEN);
@@ -144,14 +143,16 @@ static int request(struct rx *rx, const struct xy_source *src, int *sock)
 			   sizeof err) < 0 ||
 	    xy_fd_recv_msg(fd, XY_MSG_OBJECT, &m, 1024, XY_XFER_TIMEOUT_MS,
 			   err, sizeof err) < 0)
-		return rx_fail(rx, XY_OBJ_FAILED, "%s", err);
+		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT, "%s", err);
 	if (m.object.status != XY_OBJ_OK)
-		return rx_fail(rx, m.object.status, "source answered %s",
+		return rx_fail(rx, m.object.status, XY_BLAME_OBJECT,
+			       "source answered %s",
 			       m.object.status == XY_OBJ_NOT_FOUND ? "not found"
 			       : m.object.status == XY_OBJ_DENIED  ? "denied"
 								   : "failed");
 	if (m.object.kind != sp->kind || m.object.size != sp->size)
-		return rx_fail(rx, XY_OBJ_FAILED, "source has another object");
+		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
+			       "source has another object");
 	return XY_OBJ_OK;
 }
 
@@ -168,19 +169,17 @@ static int attempt(struct rx *rx, const struct xy_source *src)
 	return st;
 }
 
-/* Every chunk is verified: checks the whole stream, then makes dest. */
+/* Every chunk is verified: makes dest. The stream is not hashed whole
+ * once more. Each chunk matched its SHA-256 in the manager's list, and
+ * that list was made in the same pass over the same bytes as the id
+ * (xy_object_hash_chunks, on the manager or on the worker that wrote or
+ * downloaded the object), so the stream is the one whose hash is id; a
+ * second pass would only spend a core's worth of SHA-256 per relay of a
+ * broadcast. */
 static int finish(struct rx *rx, const char *stream, char *err,
 		  size_t errlen)
 {
 	const struct xy_xfer_spec *sp = rx->sp;
-	uint8_t got[XY_ID_LEN];
-	unsigned int n = XY_ID_LEN;
-	if (EVP_DigestFinal_ex(rx->whole, got, &n) != 1 ||
-	    memcmp(got, sp->id, XY_ID_LEN) != 0) {
-		xy_fail(err, errlen, EIO, "chunks verified, but the stream "
-			"does not hash to its id");
-		return XY_OBJ_CORRUPT;
-	}
 	if (sp->kind == XY_KIND_FILE) {
 		if (fchmod(rx->fd, sp->readonly ? 0555 : 0644) < 0 ||
 		    rename(stream, sp->dest) < 0) {
@@ -218,6 +217,8 @@ static int run_sources(struct rx *rx)
 			XY_LOGW("xfer", "%.16s from %s:%u: %s", hex, src->host,
 				src->port, rx->why);
 		} while (st == XY_OBJ_CORRUPT && ++corrupt < 2);
+		if (sp->blame)
+			sp->blame[i] = rx->blame;
 	}
 	return st;
 }
@@ -231,12 +232,9 @@ int xy_xfer_fetch_chunks(const struct xy_xfer_spec *sp,
 	int st = XY_OBJ_FAILED;
 	*pub = NULL;
 	snprintf(stream, sizeof stream, "%s.stream", sp->dest);
-	rx.whole = EVP_MD_CTX_new();
-	rx.save = EVP_MD_CTX_new();
 	rx.chunk = EVP_MD_CTX_new();
 	rx.buf = malloc(RXBUF);
-	if (!rx.whole || !rx.save || !rx.chunk || !rx.buf ||
-	    EVP_DigestInit_ex(rx.whole, EVP_sha256(), NULL) != 1)
+	if (!rx.chunk || !rx.buf)
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 	else if ((rx.fd = open(stream, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
 			       0600)) < 0)
@@ -264,8 +262,6 @@ int xy_xfer_fetch_chunks(const struct xy_xfer_spec *sp,
 		*pub = rx.pub;
 	}
 	*verified = rx.verified;
-	EVP_MD_CTX_free(rx.whole);
-	EVP_MD_CTX_free(rx.save);
 	EVP_MD_CTX_free(rx.chunk);
 	free(rx.buf);
 	return st;

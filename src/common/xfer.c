@@ -861,14 +861,16 @@ int xy_xfer_connect(const char *host, int port, char *err, size_t errlen)
 static int fetch_on(int fd, const void *secret, size_t secret_len,
 		    const uint8_t id[XY_ID_LEN],
 		    const uint8_t token[XY_TOKEN_LEN], const char *name,
-		    const char *dest, int readonly, uint64_t *bytes, char *err,
-		    size_t errlen)
+		    const char *dest, int readonly, uint64_t *bytes,
+		    uint8_t *blame, char *err, size_t errlen)
 {
 	union xy_msg m;
+	*blame = XY_BLAME_HOST;
 	if (xy_auth_client_fd(fd, secret, secret_len, XY_ROLE_TRANSFER,
 			      XY_XFER_TIMEOUT_MS, err, errlen) < 0)
 		return errno == ECONNREFUSED || errno == EACCES ? XY_OBJ_DENIED
 							       : XY_OBJ_FAILED;
+	*blame = XY_BLAME_OBJECT;
 	memset(&m, 0, sizeof m);
 	memcpy(m.get.id, id, XY_ID_LEN);
 	memcpy(m.get.token, token, XY_TOKEN_LEN);
@@ -898,17 +900,32 @@ static int fetch_on(int fd, const void *secret, size_t secret_len,
 	return st;
 }
 
+int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
+			size_t secret_len, const uint8_t id[XY_ID_LEN],
+			const uint8_t token[XY_TOKEN_LEN], const char *name,
+			const char *dest, int readonly, uint64_t *bytes,
+			uint8_t *blame, char *err, size_t errlen)
+{
+	uint8_t b = XY_BLAME_HOST;
+	int st = XY_OBJ_FAILED;
+	int fd = xy_xfer_connect(host, port, err, errlen);
+	if (fd >= 0) {
+		st = fetch_on(fd, secret, secret_len, id, token, name, dest,
+			      readonly, bytes, &b, err, errlen);
+		close(fd);
+	}
+	if (blame)
+		*blame = st == XY_OBJ_OK ? XY_BLAME_NONE : b;
+	return st;
+}
+
 int xy_xfer_fetch(const char *host, int port, const void *secret,
 		  size_t secret_len, const uint8_t id[XY_ID_LEN],
 		  const uint8_t token[XY_TOKEN_LEN], const char *name,
 		  const char *dest, int readonly, uint64_t *bytes, char *err,
 		  size_t errlen)
 {
-	int fd = xy_xfer_connect(host, port, err, errlen);
-	if (fd < 0)
-		return XY_OBJ_FAILED;
-	int st = fetch_on(fd, secret, secret_len, id, token, name, dest,
-			  readonly, bytes, err, errlen);
-	close(fd);
-	return st;
+	return xy_xfer_fetch_blame(host, port, secret, secret_len, id, token,
+				   name, dest, readonly, bytes, NULL, err,
+				   errlen);
 }

@@ -95,6 +95,16 @@ int xy_xfer_fetch(const char *host, int port, const void *secret,
 		  const uint8_t token[XY_TOKEN_LEN], const char *name,
 		  const char *dest, int readonly, uint64_t *bytes, char *err,
 		  size_t errlen);
+/* The same, and on failure *blame says whom: XY_BLAME_HOST if no
+ * authenticated connection was made, else XY_BLAME_OBJECT (a failure
+ * while receiving counts against the source too, though a full disk
+ * here would be this host's: an object of one chunk costs little to
+ * fetch elsewhere). */
+int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
+			size_t secret_len, const uint8_t id[XY_ID_LEN],
+			const uint8_t token[XY_TOKEN_LEN], const char *name,
+			const char *dest, int readonly, uint64_t *bytes,
+			uint8_t *blame, char *err, size_t errlen);
 
 /* A chunked fetch: an object with a chunk list, from sources in order. */
 struct xy_xfer_spec {
@@ -111,16 +121,22 @@ struct xy_xfer_spec {
 	const char *dest; /* must not exist */
 	int readonly;
 	struct xy_xfer_server *server; /* publishes progress; may be NULL */
+	/* Out, optional: XY_BLAME_* for each source that failed, indexed
+	 * like sources (n_sources entries, zeroed by the caller). */
+	uint8_t *blame;
 };
 
 /* Receives the stream into dest.stream chunk by chunk, verifying each
  * against the list and publishing verified bytes to spec->server. A
  * source that fails (cannot connect, NOT_FOUND, DENIED, a broken stream,
  * or a corrupt chunk twice) is left for the next, from the first
- * unverified chunk; a corrupt chunk is fetched once more from the same
- * source first. When every chunk is verified and the whole stream hashes
- * to id, the object is made at dest (a directory is unpacked from the
- * stream). Returns an XY_OBJ_* status with a reason in err; *verified is
+ * unverified chunk, and blamed in spec->blame; a corrupt chunk is fetched
+ * once more from the same source first. When every chunk is verified,
+ * the object is made at dest (a directory is unpacked from the stream,
+ * which checks it against id once more). The whole stream is not hashed
+ * again: the list is bound to id where it was made (docs/dataplane.md,
+ * "Chunks and verification"), so chunks that all match it are the
+ * stream whose hash is id. Returns an XY_OBJ_* status with a reason in err; *verified is
  * the bytes verified. On OK, *pub is the publication still open, for the
  * caller to end once the object is where the server looks (in its
  * cache); on failure it is ended and *pub is NULL. */

@@ -32,6 +32,8 @@ struct xy_lineage;
 struct recipe;
 struct peer;
 struct post;
+struct fetch;    /* xplan.c */
+struct cooldown; /* xplan.c */
 
 /* A declared library: a template for the instances workers start. A
  * replaced library stays allocated until the manager goes, since workers
@@ -142,6 +144,7 @@ struct xy_object {
 	struct xy_chunks chunks; /* its chunk list, if known (n == 0: none) */
 	struct replica *replicas;
 	uint32_t n_replicas, cap_replicas;
+	struct fetch *fetching; /* xplan.c: its fetches in flight, newest first */
 	struct xy_object *hnext;
 };
 
@@ -264,6 +267,7 @@ struct xy_worker {
 	int fetches;  /* FETCHes to it in flight */
 	int url_fetches; /* FETCH_URLs to it in flight (urls.c) */
 	int serving;  /* transfers reading from it */
+	struct cooldown *cooling; /* xplan.c: its rests as a source */
 	struct xy_task *running; /* list through qnext/qprev */
 	struct xy_object **held; /* objects it holds or is fetching */
 	uint32_t n_held, cap_held;
@@ -364,6 +368,20 @@ void xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
 		   xy_cache_level level, struct xy_worker *w);
 /* Forgets w as a source (it is going away). */
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);
+/* Frees w's source cooldowns (wtable.c, as w is freed). */
+void xy_xplan_worker_free(struct xy_worker *w);
+/* How many cooldowns w serves now (for status): rests as a source after
+ * a receiver blamed it, for one object or for all. */
+int xy_xplan_resting(const struct xy_worker *w);
+/* Sets the first cooldown of a blamed source and its cap, in seconds
+ * (30 and 300 unless set; tests shorten them). */
+void xy_xplan_set_cooldown(struct xy_xplan *x, double base, double cap);
+/* The sources of the fetch of o to dest in flight, in the FETCH's order,
+ * into out (NULL: the manager, or a worker gone); their number, or -1 if
+ * there is no such fetch. For tests. */
+int xy_xplan_sources(struct xy_xplan *x, const struct xy_object *o,
+		     const struct xy_worker *dest, struct xy_worker **out,
+		     int max);
 int64_t xy_xplan_active(const struct xy_xplan *x);
 int xy_xplan_busy(const struct xy_xplan *x);
 int64_t xy_xplan_bytes_received(const struct xy_xplan *x);

@@ -30,7 +30,7 @@ static json_t *workers_json(const struct xy_manager *m)
 		json_array_append_new(
 			arr,
 			json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:i,s:i,s:I,"
-				  "s:i,s:b}",
+				  "s:i,s:b,s:i}",
 				  "name", w->name, "host",
 				  w->hostname ? w->hostname : w->addr, "cores",
 				  w->cores, "cores_used",
@@ -44,7 +44,8 @@ static json_t *workers_json(const struct xy_manager *m)
 				  "memory_used", (json_int_t)w->memory_used,
 				  "gpus", w->gpus, "running", w->n_running,
 				  "done", (json_int_t)w->n_done, "objects",
-				  (int)w->n_held, "schedulable", w->ready));
+				  (int)w->n_held, "schedulable", w->ready,
+				  "source_cooldowns", xy_xplan_resting(w)));
 	}
 	return arr;
 }

@@ -41,6 +41,7 @@ static void worker_free(struct xy_worker *w)
 	free(w->xfer_host);
 	free(w->held);
 	free(w->libs);
+	xy_xplan_worker_free(w);
 	free(w);
 }
 

@@ -11,6 +11,12 @@
  * starts from an idle complete copy if there is one; else it joins the
  * chain at its tail, reading from the last receiver while that one still
  * receives, with the receivers before it and the manager as fallbacks.
+ *
+ * Source cooldown: a worker that a receiver blames in CACHE_UPDATE (it
+ * could not be reached, or its copy was missing, refused or corrupt, or
+ * its stream broke) rests as a source for a while, for that object or,
+ * if its host failed, for every object; the planner uses other sources
+ * meanwhile, and a resting one only when no other copy exists.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +32,8 @@
 
 #define TOKEN_TTL_US (3600ull * 1000000ull)
 #define MANAGER_NAME "manager" /* the receiver name in retrieval tokens */
+#define COOL_BASE_S 30.0 /* a blamed source's first rest */
+#define COOL_CAP_S 300.0 /* the longest, after failures in a row */
 
 /* A FETCH in flight: dest is getting obj from src (NULL: the manager),
  * then from the other sources in alt (alt_mgr: the manager last). */
@@ -36,9 +44,25 @@ struct fetch {
 	int src_gone; /* src went away; nothing to count against */
 	struct xy_worker *alt[XY_MAX_SOURCES];
 	int n_alt, alt_mgr;
+	/* The sources in the FETCH's order, to read the blame in its
+	 * CACHE_UPDATE by index: the manager at mgr_at (-1: not listed),
+	 * NULL elsewhere for a worker gone since. */
+	struct xy_worker *sent[XY_MAX_SOURCES];
+	int n_sent, mgr_at;
 	struct fetch *pred, *succ; /* neighbours in a chain */
 	double started;
-	struct fetch *next;
+	struct fetch *prev, *next;   /* every fetch (x->fetches) */
+	struct fetch *oprev, *onext; /* the object's (obj->fetching) */
+};
+
+/* A rest from serving: w is not asked for obj (NULL: for anything)
+ * until `until`. span doubles when a source fails again soon after its
+ * rest ended, up to the cap, and falls back to the base after a quiet
+ * while. Kept on the worker (w->cooling) until it serves again or goes. */
+struct cooldown {
+	struct xy_object *obj;
+	double until, span;
+	struct cooldown *next;
 };
 
 struct retrieve_job {
@@ -70,6 +94,7 @@ struct xy_xplan {
 	int64_t bytes_received;
 	int retrievals; /* jobs on the thread pool */
 	uint64_t last_expiry; /* tokens get distinct expiries */
+	double cool_base, cool_cap; /* seconds */
 };
 
 /* A token for name to get id; expiries are distinct, so that a server
@@ -98,7 +123,15 @@ struct xy_xplan *xy_xplan_create(struct xy_manager *m, const char *secret,
 	}
 	memcpy(x->secret, secret, secret_len);
 	x->secret_len = secret_len;
+	x->cool_base = COOL_BASE_S;
+	x->cool_cap = COOL_CAP_S;
 	return x;
+}
+
+void xy_xplan_set_cooldown(struct xy_xplan *x, double base, double cap)
+{
+	x->cool_base = base;
+	x->cool_cap = cap > base ? cap : base;
 }
 
 void xy_xplan_destroy(struct xy_xplan *x)
@@ -123,25 +156,124 @@ int64_t xy_xplan_bytes_received(const struct xy_xplan *x)
 	return x->bytes_received;
 }
 
+/* ------------------------------------------------------ source cooldown */
+
+static struct cooldown *cooldown_find(struct xy_worker *w,
+				      const struct xy_object *scope)
+{
+	struct cooldown *c = w->cooling;
+	while (c && c->obj != scope)
+		c = c->next;
+	return c;
+}
+
+/* Is w resting as a source of o at time now? */
+static int resting(const struct xy_worker *w, const struct xy_object *o,
+		   double now)
+{
+	for (const struct cooldown *c = w->cooling; c; c = c->next)
+		if ((!c->obj || c->obj == o) && now < c->until)
+			return 1;
+	return 0;
+}
+
+/* dest blamed w for o: w rests, for o or (blame HOST) for everything. A
+ * failure reported while w already rests came from a fetch planned
+ * before its rest began, and does not lengthen it. */
+static void cool(struct xy_xplan *x, struct xy_worker *w,
+		 struct xy_object *o, uint8_t blame, struct xy_worker *dest)
+{
+	struct xy_object *scope = blame == XY_BLAME_HOST ? NULL : o;
+	struct cooldown *c = cooldown_find(w, scope);
+	double now = xy_now();
+	if (c && now < c->until)
+		return;
+	if (!c) {
+		if (!(c = calloc(1, sizeof *c)))
+			abort(); /* a small fixed allocation on the loop */
+		c->obj = scope;
+		c->next = w->cooling;
+		w->cooling = c;
+		c->span = x->cool_base;
+	} else if (now - c->until < x->cool_cap) {
+		c->span = 2 * c->span < x->cool_cap ? 2 * c->span : x->cool_cap;
+	} else {
+		c->span = x->cool_base;
+	}
+	c->until = now + c->span;
+	XY_LOGW("manager", "source %s rests for %.3g s (%s): %s could not "
+		"get %.12s from it", w->name, c->span,
+		scope ? "for this object" : "for every object, its host failed",
+		dest->name, o->hex);
+}
+
+/* w served o to the end: whatever it was blamed for before is over. */
+static void warm(struct xy_worker *w, const struct xy_object *o)
+{
+	for (struct cooldown **pp = &w->cooling; *pp;) {
+		struct cooldown *c = *pp;
+		if (c->obj && c->obj != o) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		free(c);
+	}
+}
+
+void xy_xplan_worker_free(struct xy_worker *w)
+{
+	for (struct cooldown *c = w->cooling, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	w->cooling = NULL;
+}
+
+int xy_xplan_resting(const struct xy_worker *w)
+{
+	double now = xy_now();
+	int n = 0;
+	for (const struct cooldown *c = w->cooling; c; c = c->next)
+		n += now < c->until;
+	return n;
+}
+
+/* ------------------------------------------------------------- planning */
+
 /* The least busy source of o other than dest under its limit; *none is
  * set if o has no source at all. NULL with *none == 0 means "not now".
- * *manager is set when the manager is the source. */
+ * *manager is set when the manager is the source. A resting source is
+ * chosen only when no other copy exists: a retry then is better than no
+ * way at all, and its fetch may still fall back to the manager. */
 static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 				     struct xy_worker *dest, int *manager,
 				     int *none)
 {
-	struct xy_worker *best = NULL;
+	struct xy_worker *best = NULL, *rested = NULL;
 	int have = o->on_manager;
+	double now = xy_now();
 	*manager = 0;
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
-		if (!r->ready || r->worker == dest || !r->worker->ready)
+		struct xy_worker *s = r->worker;
+		if (!r->ready || s == dest || !s->ready)
 			continue;
+		if (resting(s, o, now)) {
+			if (!rested || s->serving < rested->serving)
+				rested = s;
+			continue;
+		}
 		have = 1;
-		if (r->worker->serving >= XY_SERVE_PER_SOURCE)
+		if (s->serving >= XY_SERVE_PER_SOURCE)
 			continue;
-		if (!best || r->worker->serving < best->serving)
-			best = r->worker;
+		if (!best || s->serving < best->serving)
+			best = s;
+	}
+	if (!have && rested) {
+		have = 1;
+		if (rested->serving < XY_SERVE_PER_SOURCE)
+			best = rested;
 	}
 	*none = !have;
 	if (o->on_manager && x->serving < XY_SERVE_PER_SOURCE &&
@@ -167,10 +299,8 @@ int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 			continue;
 		int manager, none;
 		struct xy_worker *src = pick_source(x, o, w, &manager, &none);
-		if (none && !chain_tail(x, o, w))
-			return -1;
 		if (!src && !manager && !chain_tail(x, o, w))
-			return 0;
+			return none ? -1 : 0;
 		needed++;
 	}
 	if (needed && w->fetches > 0 &&
@@ -179,15 +309,19 @@ int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 	return 1;
 }
 
-/* The last receiver of o in a chain, which may take a successor. */
+/* The last receiver of o in a chain, which may take a successor: the
+ * newest of o's own fetches with none (a walk over o's fetches only,
+ * most often one step). */
 static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
 				struct xy_worker *dest)
 {
+	(void)x;
 	if (o->chunks.n < 2)
 		return NULL;
-	for (struct fetch *f = x->fetches; f; f = f->next)
-		if (f->obj == o && !f->succ && f->dest != dest &&
-		    f->dest->ready)
+	double now = o->fetching ? xy_now() : 0;
+	for (struct fetch *f = o->fetching; f; f = f->onext)
+		if (!f->succ && f->dest != dest && f->dest->ready &&
+		    !resting(f->dest, o, now))
 			return f;
 	return NULL;
 }
@@ -196,10 +330,11 @@ static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
 static int idle_source(struct xy_xplan *x, struct xy_object *o,
 		       struct xy_worker *dest, struct xy_worker **src)
 {
+	double now = xy_now();
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
 		if (r->ready && r->worker != dest && r->worker->ready &&
-		    r->worker->serving == 0) {
+		    r->worker->serving == 0 && !resting(r->worker, o, now)) {
 			*src = r->worker;
 			return 1;
 		}
@@ -214,11 +349,13 @@ static void plan_sources(struct xy_xplan *x, struct fetch *f,
 {
 	struct xy_object *o = f->obj;
 	if (pred) {
+		double now = xy_now();
 		f->alt[f->n_alt++] = pred->dest;
 		for (int i = 0; i < pred->n_alt &&
 				f->n_alt < XY_MAX_SOURCES - o->on_manager;
 		     i++)
-			if (pred->alt[i] != f->dest)
+			if (pred->alt[i] != f->dest &&
+			    !resting(pred->alt[i], o, now))
 				f->alt[f->n_alt++] = pred->alt[i];
 	} else if (!manager && f->src) {
 		f->alt[f->n_alt++] = f->src;
@@ -240,6 +377,36 @@ static void encode_source(struct xy_xplan *x, struct xy_object *o,
 	s->host = w->xfer_host && *w->xfer_host ? w->xfer_host : w->addr;
 	s->port = (uint16_t)w->xfer_port;
 	s->partial = !r || !r->ready;
+}
+
+static void link_fetch(struct xy_xplan *x, struct fetch *f)
+{
+	f->prev = NULL;
+	f->next = x->fetches;
+	if (f->next)
+		f->next->prev = f;
+	x->fetches = f;
+	f->oprev = NULL;
+	f->onext = f->obj->fetching;
+	if (f->onext)
+		f->onext->oprev = f;
+	f->obj->fetching = f;
+}
+
+static void unlink_fetch(struct xy_xplan *x, struct fetch *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		x->fetches = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	if (f->oprev)
+		f->oprev->onext = f->onext;
+	else
+		f->obj->fetching = f->onext;
+	if (f->onext)
+		f->onext->oprev = f->oprev;
 }
 
 /* Chooses where dest gets o from: a new fetch record, linked in. */
@@ -269,8 +436,7 @@ static struct fetch *plan_fetch(struct xy_xplan *x, struct xy_object *o,
 	else
 		x->serving++;
 	f->started = xy_now();
-	f->next = x->fetches;
-	x->fetches = f;
+	link_fetch(x, f);
 	return f;
 }
 
@@ -285,10 +451,16 @@ static void send_fetch(struct xy_xplan *x, struct xy_object *o,
 	m->level = (uint8_t)level;
 	m->size = o->size;
 	m->chunks = o->chunks;
-	for (int i = 0; i < f->n_alt; i++)
+	f->mgr_at = -1;
+	for (int i = 0; i < f->n_alt; i++) {
+		f->sent[m->n_sources] = f->alt[i];
 		encode_source(x, o, f->alt[i], &m->sources[m->n_sources++]);
-	if (f->alt_mgr || !m->n_sources)
+	}
+	if (f->alt_mgr || !m->n_sources) {
+		f->mgr_at = (int)m->n_sources;
 		encode_source(x, o, NULL, &m->sources[m->n_sources++]);
+	}
+	f->n_sent = (int)m->n_sources;
 	make_token(x, o->id, w->name, m->token);
 	w->fetches++;
 	x->active++;
@@ -321,35 +493,39 @@ static void fetch_end(struct xy_xplan *x, struct fetch *f)
 	xy_manager_wake(x->m);
 }
 
-void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
-		     struct xy_msg_cache_update *u)
+/* Reads the receiver's blame: each worker source it blames rests; the
+ * first one not blamed on success delivered the object (sources after
+ * it were not tried) and is trusted again. Returns the name of the one
+ * that delivered, or of the planned source on failure. */
+static const char *judge_sources(struct xy_xplan *x, struct fetch *f,
+				 const struct xy_msg_cache_update *u)
 {
-	struct fetch **pp = &x->fetches, *f = NULL;
-	for (; *pp; pp = &(*pp)->next) {
-		if ((*pp)->dest == w && !memcmp((*pp)->obj->id, u->id,
-						XY_ID_LEN)) {
-			f = *pp;
-			*pp = f->next;
-			break;
+	const char *who = f->src ? f->src->name : "manager";
+	for (int i = 0; i < f->n_sent; i++) {
+		struct xy_worker *s = i == f->mgr_at ? NULL : f->sent[i];
+		if (u->blame[i] != XY_BLAME_NONE) {
+			if (s)
+				cool(x, s, f->obj, u->blame[i], f->dest);
+			continue;
 		}
+		if (u->status != XY_OBJ_OK)
+			continue;
+		if (i == f->mgr_at)
+			return "manager";
+		if (!s)
+			return "(gone)";
+		warm(s, f->obj);
+		return s->name;
 	}
-	if (!f) {
-		/* An object the worker made or found on its own. */
-		struct xy_object *o = xy_catalog_object(x->m->catalog, u->id,
-							u->kind, u->size);
-		if (u->status == XY_OBJ_OK) {
-			xy_catalog_replica_add(o, w, 1);
-		} else if (xy_catalog_replica_find(o, w)) {
-			/* It left the worker's cache (evicted): the
-			 * reconciliation of the manager's view. */
-			XY_LOGI("manager", "%s no longer has %.12s: %s",
-				w->name, o->hex, u->text ? u->text : "");
-			xy_catalog_replica_drop(o, w);
-		}
-		xy_catalog_copies_changed(x->m->catalog);
-		return;
-	}
-	const char *src = f->src ? f->src->name : "manager";
+	return who;
+}
+
+/* The fetch's CACHE_UPDATE: the replica is made ready or dropped. */
+static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
+			   struct fetch *f,
+			   const struct xy_msg_cache_update *u)
+{
+	const char *src = judge_sources(x, f, u);
 	if (u->status == XY_OBJ_OK) {
 		struct replica *r = xy_catalog_replica_find(f->obj, w);
 		if (r)
@@ -369,6 +545,32 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
 			    w->name, u->size, u->elapsed_us / 1e6,
 			    u->status == XY_OBJ_OK ? "ok" : u->text);
+}
+
+void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
+		     struct xy_msg_cache_update *u)
+{
+	struct xy_object *o = xy_catalog_object(x->m->catalog, u->id, u->kind,
+						u->size);
+	struct fetch *f = o->fetching;
+	while (f && f->dest != w)
+		f = f->onext;
+	if (!f) {
+		/* An object the worker made or found on its own. */
+		if (u->status == XY_OBJ_OK) {
+			xy_catalog_replica_add(o, w, 1);
+		} else if (xy_catalog_replica_find(o, w)) {
+			/* It left the worker's cache (evicted): the
+			 * reconciliation of the manager's view. */
+			XY_LOGI("manager", "%s no longer has %.12s: %s",
+				w->name, o->hex, u->text ? u->text : "");
+			xy_catalog_replica_drop(o, w);
+		}
+		xy_catalog_copies_changed(x->m->catalog);
+		return;
+	}
+	unlink_fetch(x, f);
+	fetch_reported(x, w, f, u);
 	fetch_end(x, f);
 	free(f);
 	xy_catalog_copies_changed(x->m->catalog);
@@ -376,10 +578,10 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 {
-	for (struct fetch **pp = &x->fetches; *pp;) {
-		struct fetch *f = *pp;
+	for (struct fetch *f = x->fetches, *n; f; f = n) {
+		n = f->next;
 		if (f->dest == w) {
-			*pp = f->next;
+			unlink_fetch(x, f);
 			fetch_end(x, f);
 			free(f);
 			continue;
@@ -388,6 +590,9 @@ void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 			f->src = NULL;
 			f->src_gone = 1;
 		}
+		for (int i = 0; i < f->n_sent; i++)
+			if (f->sent[i] == w)
+				f->sent[i] = NULL;
 		for (int i = 0; i < f->n_alt; i++) {
 			if (f->alt[i] != w)
 				continue;
@@ -396,8 +601,23 @@ void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 			f->n_alt--;
 			i--;
 		}
-		pp = &f->next;
 	}
+}
+
+int xy_xplan_sources(struct xy_xplan *x, const struct xy_object *o,
+		     const struct xy_worker *dest, struct xy_worker **out,
+		     int max)
+{
+	(void)x;
+	const struct fetch *f = o->fetching;
+	while (f && f->dest != dest)
+		f = f->onext;
+	if (!f)
+		return -1;
+	int n = 0;
+	for (int i = 0; i < f->n_sent && n < max; i++)
+		out[n++] = i == f->mgr_at ? NULL : f->sent[i];
+	return n;
 }
 
 /* Creates the directory that will hold path, if missing. */

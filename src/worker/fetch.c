@@ -43,6 +43,7 @@ struct job {
 	int status;
 	uint64_t bytes;
 	char text[256];
+	uint8_t blame[XY_MAX_SOURCES]; /* XY_BLAME_* per source */
 	struct job *qnext; /* the thread queue, or the done list */
 	struct job *hnext; /* the table */
 };
@@ -121,11 +122,10 @@ static void free_job(struct job *j)
 static void run_whole(struct xy_fetcher *f, struct job *j)
 {
 	for (uint32_t i = 0; i < j->n_sources; i++) {
-		j->status = xy_xfer_fetch(j->sources[i].host,
-					  j->sources[i].port, f->secret,
-					  f->secret_len, j->id, j->token,
-					  f->name, j->dest, 1, &j->bytes,
-					  j->text, sizeof j->text);
+		j->status = xy_xfer_fetch_blame(
+			j->sources[i].host, j->sources[i].port, f->secret,
+			f->secret_len, j->id, j->token, f->name, j->dest, 1,
+			&j->bytes, &j->blame[i], j->text, sizeof j->text);
 		if (j->status == XY_OBJ_OK)
 			return;
 	}
@@ -141,7 +141,7 @@ static void run_job(struct xy_fetcher *f, struct job *j)
 			.chunks = &j->chunks, .sources = j->sources,
 			.n_sources = j->n_sources, .token = j->token,
 			.name = f->name, .dest = j->dest, .readonly = 1,
-			.server = f->server};
+			.server = f->server, .blame = j->blame};
 		uint64_t verified;
 		j->status = xy_xfer_fetch_chunks(&sp, &j->pub, &verified,
 						 j->text, sizeof j->text);
@@ -212,6 +212,7 @@ static void complete(struct xy_fetcher *f, struct job *j)
 	r.elapsed_us = xy_mono_us() - j->t0_us;
 	r.text = j->status == XY_OBJ_OK ? "" : j->text;
 	r.requests = j->requests;
+	memcpy(r.blame, j->blame, sizeof r.blame);
 	if (j->status == XY_OBJ_OK) {
 		unlink_job(f, j);
 	} else {
@@ -389,6 +390,7 @@ static int queue_job(struct xy_fetcher *f, struct job *j,
 	j->status = XY_OBJ_OK;
 	j->bytes = 0;
 	j->text[0] = '\0';
+	memset(j->blame, 0, sizeof j->blame);
 	j->t0_us = xy_mono_us();
 	pthread_mutex_lock(&f->mu);
 	j->qnext = NULL;

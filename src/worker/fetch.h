@@ -31,6 +31,8 @@ struct xy_fetch_result {
 	uint64_t elapsed_us; /* from the first request to the end */
 	const char *text;    /* why not, when status != OK; else "" */
 	unsigned requests;   /* FETCH messages this completion answers */
+	/* XY_BLAME_* for each source of the FETCH that started the fetch */
+	uint8_t blame[XY_MAX_SOURCES];
 };
 
 /* Runs on the loop once a fetch has ended and, if OK, the object is in the

@@ -335,6 +335,7 @@ static void send_cache_update(struct xy_daemon *w,
 	m.cache_update.verified = r->status == XY_OBJ_OK ? r->size
 							 : r->verified;
 	m.cache_update.text = (char *)(r->text ? r->text : "");
+	memcpy(m.cache_update.blame, r->blame, sizeof r->blame);
 	send_msg(w, XY_MSG_CACHE_UPDATE, &m);
 }
 

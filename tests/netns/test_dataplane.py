@@ -1,12 +1,13 @@
 """The data plane across namespaces (docs/dataplane.md): a peer transfer
 down a broadcast chain, a relay killed mid-broadcast (its successors
-finish from another source), and a corrupted chunk detected and fetched
-again. Tokens (binding, replay) are checked on loopback in
+finish from another source), a corrupted chunk detected and fetched
+again, and the source that sent it rested by the manager. Tokens (binding, replay) are checked on loopback in
 tests/unit/test_xchunk.c."""
 
 import hashlib
 import json
 import os
+import secrets
 import signal
 import sqlite3
 import time
@@ -124,3 +125,34 @@ def test_corrupt_chunk_fetched_again(netns, xylem_bin, secret_file,
     assert w1.output.count("chunk 1 is corrupt") == 2, logs
     rows = [r for r in transfers(db, digest) if r[3] == "ok"]
     assert sorted(r[1] for r in rows) == ["w0", "w1"], rows
+
+
+@pytest.mark.slow
+def test_corrupt_source_rests(netns, xylem_bin, secret_file, tmp_path):
+    """Source cooldown (docs/dataplane.md): w0 holds the object and
+    corrupts chunk 1 of whatever it serves. w1 fetches from w0 (an idle
+    complete copy), gets the bad chunk twice, finishes from the manager,
+    and blames w0, which the manager rests. w2, which comes next, would
+    have started from w0 too (the first idle copy); it reads from w1
+    instead and never sees a bad chunk. Every task succeeds."""
+    data, digest = make_input(tmp_path, 8 * MIB)
+    wf, db = hash_tasks(tmp_path, data, 3, sleep=12), tmp_path / "run.db"
+    with Cluster(3, rate="200mbit",
+                 prefix="xybc" + secrets.token_hex(3)) as c:
+        mgr, _ = c.start_manager(wf, secret_file, "--history", db,
+                                 cwd=tmp_path)
+        w0 = c.start_worker(0, secret_file,
+                            env={"XYLEM_TEST_CORRUPT_CHUNK": "1"})
+        time.sleep(3)  # w0 has the object and runs t0
+        w1 = c.start_worker(1, secret_file)
+        mgr.wait_line(r"source w0 rests for 30 s \(for this object\)", 30)
+        w2 = c.start_worker(2, secret_file)
+        rc = mgr.wait(120)
+        logs = mgr.output + w0.output + w1.output + w2.output
+    assert rc == 0, logs
+    check_outputs(tmp_path, 3, digest)
+    assert w1.output.count("chunk 1 is corrupt") == 2, logs
+    assert "corrupt" not in w2.output, logs
+    rows = {r[1]: r[0] for r in transfers(db, digest) if r[3] == "ok"}
+    assert rows.get("w1") == "manager", rows  # where it finished
+    assert rows.get("w2") == "w1", rows

@@ -85,6 +85,8 @@ static int sample(unsigned type, union xy_msg *m)
 		m->cache_update.elapsed_us = 1234;
 		m->cache_update.verified = 4321;
 		m->cache_update.text = "hash mismatch";
+		m->cache_update.blame[1] = XY_BLAME_HOST;
+		m->cache_update.blame[2] = XY_BLAME_OBJECT;
 		return 1;
 	case XY_MSG_TASK_DONE:
 		m->task_done = (struct xy_msg_task_done){
@@ -176,6 +178,32 @@ static void t_input_kinds(void)
 				  sizeof err), -1);
 	XY_CHECK(strstr(err, "unknown kind") != NULL);
 	xy_buf_free(&b);
+}
+
+/* CACHE_UPDATE blames each source of its FETCH: the values arrive in
+ * order, and one past XY_BLAME_HOST is refused. */
+static void t_cache_update_blame(void)
+{
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+	sample(XY_MSG_CACHE_UPDATE, &m);
+	encode(XY_MSG_CACHE_UPDATE, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_CACHE_UPDATE, b.data + 8, b.len - 8,
+				  &d, err, sizeof err), 0);
+	XY_CHECK_EQ(d.cache_update.blame[0], XY_BLAME_NONE);
+	XY_CHECK_EQ(d.cache_update.blame[1], XY_BLAME_HOST);
+	XY_CHECK_EQ(d.cache_update.blame[2], XY_BLAME_OBJECT);
+	XY_CHECK_EQ(d.cache_update.blame[3], XY_BLAME_NONE);
+	xy_msg_free(XY_MSG_CACHE_UPDATE, &d);
+	xy_buf_free(&b);
+	m.cache_update.blame[3] = XY_BLAME_HOST + 1;
+	encode(XY_MSG_CACHE_UPDATE, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_CACHE_UPDATE, b.data + 8, b.len - 8,
+				  &d, err, sizeof err), -1);
+	XY_CHECK(strstr(err, "bad blame") != NULL);
+	xy_buf_free(&b);
+	xy_test_check_no_leaks();
 }
 
 static void t_round_trip_every_type(void)
@@ -656,6 +684,7 @@ int main(int argc, char **argv)
 	static const struct xy_test tests[] = {
 		XY_TEST(t_round_trip_every_type),
 		XY_TEST(t_input_kinds),
+		XY_TEST(t_cache_update_blame),
 		XY_TEST(t_decoded_fields),
 		XY_TEST(t_chunk_lists),
 		XY_TEST(t_empty_messages),

@@ -174,12 +174,19 @@ static void t_failover(void)
 	xy_xfer_server_stop(dead);
 	xy_xfer_server_corrupt(bad, MIB + 10);
 	struct fetch_args f;
+	uint8_t blame[XY_MAX_SOURCES] = {0};
 	spec(&f, &h, "got", NULL);
+	f.sp.blame = blame;
 	add_source(&f, dead_port, 0);
 	add_source(&f, xy_xfer_server_port(bad), 0);
 	add_source(&f, xy_xfer_server_port(good), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
 	check_same(h.path, xy_test_path("got"));
+	/* Each failed source is blamed: the dead one's host, the bad one's
+	 * copy; not the one that delivered. */
+	XY_CHECK_EQ(blame[0], XY_BLAME_HOST);
+	XY_CHECK_EQ(blame[1], XY_BLAME_OBJECT);
+	XY_CHECK_EQ(blame[2], XY_BLAME_NONE);
 	/* The bad source sent chunk 0 and the bad chunk 1, then chunk 1
 	 * again; the good one only from chunk 1 on. */
 	uint64_t t0 = xy_mono_us();
@@ -276,7 +283,7 @@ static void t_partial_relay(void)
 		usleep(1000);
 	XY_CHECK(sent == h.size - 2 * MIB || sent == h.size - MIB);
 	/* The relay dies in the middle of a chunk: that chunk is taken
-	 * again, whole, from the origin, and the whole hash still holds. */
+	 * again, whole, from the origin. */
 	r.half = 1;
 	spec(&f, &h, "got4", NULL);
 	add_source(&f, xy_xfer_server_port(rs), 1);

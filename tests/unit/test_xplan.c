@@ -1,0 +1,215 @@
+/*
+ * test_xplan.c: the transfer planner's choice of sources (xplan.c), with
+ * a manager made of its catalogue alone and workers that are records
+ * with no connection (a FETCH to them is planned, then dropped unsent),
+ * so that each case reads the plan straight from the planner and plays
+ * the receivers' CACHE_UPDATEs by hand. Cases: a source blamed for one
+ * object rests for that object only, and chains and new fetches go
+ * around it; a host blamed rests for every object; a rest ends, and
+ * doubles when the source fails again soon after; the last copy is
+ * still used while it rests; a source that delivers is trusted again; a
+ * resting receiver takes no successor. The same behaviour with real
+ * workers across hosts is tests/netns/test_dataplane.py.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "util.h"
+
+#define MIB (1u << 20)
+
+struct env {
+	struct xy_manager m;
+	struct xy_worker w[6]; /* A..F */
+};
+
+static struct xy_xplan *setup(struct env *e)
+{
+	char err[256];
+	static const char *names[] = {"A", "B", "C", "D", "E", "F"};
+	memset(e, 0, sizeof *e);
+	e->m.catalog = xy_catalog_create(&e->m, err, sizeof err);
+	XY_CHECK(e->m.catalog);
+	e->m.xplan = xy_xplan_create(&e->m, "s", 1);
+	XY_CHECK(e->m.xplan);
+	for (int i = 0; i < 6; i++) {
+		e->w[i].name = (char *)names[i];
+		e->w[i].addr = "127.0.0.1";
+		e->w[i].xfer_port = 9000 + i;
+		e->w[i].greeted = e->w[i].ready = 1;
+	}
+	return e->m.xplan;
+}
+
+static void teardown(struct env *e)
+{
+	xy_xplan_destroy(e->m.xplan);
+	for (int i = 0; i < 6; i++) {
+		xy_xplan_worker_free(&e->w[i]);
+		free(e->w[i].held);
+	}
+	xy_catalog_destroy(e->m.catalog);
+	xy_test_check_no_leaks();
+}
+
+/* An object of size bytes with a chunk list (size > 1 MiB) or without,
+ * held complete by the workers in `holders` ("AB": A and B). */
+static struct xy_object *object(struct env *e, uint8_t tag, uint64_t size,
+				const char *holders)
+{
+	uint8_t id[XY_ID_LEN] = {tag};
+	struct xy_object *o = xy_catalog_object(e->m.catalog, id, 0, size);
+	if (size > MIB) {
+		o->chunks.chunk_size = MIB;
+		o->chunks.n = (uint32_t)((size + MIB - 1) / MIB);
+		o->chunks.hash = calloc(o->chunks.n, XY_ID_LEN);
+		XY_CHECK(o->chunks.hash);
+	}
+	for (const char *h = holders; *h; h++)
+		xy_catalog_replica_add(o, &e->w[*h - 'A'], 1);
+	return o;
+}
+
+/* The sources planned for o to dest, as letters ("" none; "m" the
+ * manager): sends the FETCH first. */
+static const char *plan(struct env *e, struct xy_object *o, int dest)
+{
+	static char out[XY_MAX_SOURCES + 1];
+	struct xy_worker *s[XY_MAX_SOURCES];
+	xy_xplan_copy(e->m.xplan, o, XY_CACHE_WORKFLOW, &e->w[dest]);
+	int n = xy_xplan_sources(e->m.xplan, o, &e->w[dest], s,
+				 XY_MAX_SOURCES);
+	XY_CHECK(n >= 0);
+	for (int i = 0; i < n; i++)
+		out[i] = s[i] ? (char)('A' + (s[i] - e->w)) : 'm';
+	out[n] = 0;
+	return out;
+}
+
+/* dest reports the end of its fetch of o, blaming its sources as given
+ * (blame[i] for the FETCH's source i). */
+static void report(struct env *e, struct xy_object *o, int dest, int status,
+		   uint8_t b0, uint8_t b1)
+{
+	struct xy_msg_cache_update u;
+	memset(&u, 0, sizeof u);
+	memcpy(u.id, o->id, XY_ID_LEN);
+	u.kind = o->kind;
+	u.status = (uint8_t)status;
+	u.size = status == XY_OBJ_OK ? o->size : 0;
+	u.text = status == XY_OBJ_OK ? "" : "failed";
+	u.blame[0] = b0;
+	u.blame[1] = b1;
+	xy_xplan_update(e->m.xplan, &e->w[dest], &u);
+}
+
+enum { A, B, C, D, E, F };
+
+static void t_object_blame(void)
+{
+	struct env e;
+	setup(&e);
+	struct xy_object *o = object(&e, 1, 4 * MIB, "AB");
+	struct xy_object *o2 = object(&e, 2, 4 * MIB, "A");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_CORRUPT, XY_BLAME_OBJECT, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
+	/* A rests for o: a new chain starts from B, and a receiver that
+	 * joins it has B as its fallback, never A. */
+	XY_CHECK(!strcmp(plan(&e, o, E), "B"));
+	XY_CHECK(!strcmp(plan(&e, o, F), "EB"));
+	/* Not for o2. */
+	XY_CHECK(!strcmp(plan(&e, o2, C), "A"));
+	teardown(&e);
+}
+
+static void t_host_blame(void)
+{
+	struct env e;
+	setup(&e);
+	struct xy_object *o = object(&e, 1, 4 * MIB, "AB");
+	struct xy_object *o2 = object(&e, 2, 512 * 1024, "AB");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	/* A fetch that went on past A, and succeeded from B's copy. */
+	report(&e, o, D, XY_OBJ_OK, XY_BLAME_HOST, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
+	/* Its host failed: A rests for o2 too, on the whole-object path. */
+	XY_CHECK(!strcmp(plan(&e, o2, C), "B"));
+	XY_CHECK(!strcmp(plan(&e, o2, E), "B"));
+	teardown(&e);
+}
+
+static void t_rest_ends_and_doubles(void)
+{
+	struct env e;
+	struct xy_xplan *x = setup(&e);
+	xy_xplan_set_cooldown(x, 0.3, 2.0);
+	struct xy_object *o = object(&e, 1, 512 * 1024, "AB");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_OBJECT, 0);
+	/* A failure from a fetch planned before the rest began does not
+	 * lengthen it. */
+	XY_CHECK(!strcmp(plan(&e, o, E), "B"));
+	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
+	usleep(400000);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	XY_CHECK(!strcmp(plan(&e, o, E), "A")); /* tried again */
+	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_OBJECT, 0);
+	/* Failed again soon after: 0.6 s now. */
+	usleep(400000);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
+	XY_CHECK(!strcmp(plan(&e, o, C), "B"));
+	usleep(300000);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	teardown(&e);
+}
+
+static void t_last_copy_and_recovery(void)
+{
+	struct env e;
+	setup(&e);
+	struct xy_object *o = object(&e, 1, 512 * 1024, "A");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_HOST, 0);
+	/* A rests, but holds the only copy: asked all the same. */
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	/* It delivers: no longer resting, for anything. */
+	report(&e, o, D, XY_OBJ_OK, XY_BLAME_NONE, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	teardown(&e);
+}
+
+static void t_resting_tail_skipped(void)
+{
+	struct env e;
+	setup(&e);
+	struct xy_object *o = object(&e, 1, 4 * MIB, "A");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	XY_CHECK(!strcmp(plan(&e, o, E), "DA"));
+	/* E could not read D's stream, and then failed on its own side. */
+	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_OBJECT, XY_BLAME_NONE);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[D]), 1);
+	/* D is the chain's tail again, but rests: F reads from A. */
+	XY_CHECK(!strcmp(plan(&e, o, F), "A"));
+	/* D's own fetch ends; C joins the one tail left, F. */
+	report(&e, o, D, XY_OBJ_OK, 0, 0);
+	XY_CHECK(!strcmp(plan(&e, o, C), "FA"));
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[D]), 1);
+	teardown(&e);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct xy_test tests[] = {
+		XY_TEST(t_object_blame),
+		XY_TEST(t_host_blame),
+		XY_TEST(t_rest_ends_and_doubles),
+		XY_TEST(t_last_copy_and_recovery),
+		XY_TEST(t_resting_tail_skipped),
+		{0},
+	};
+	return xy_test_main(argc, argv, tests);
+}
