@@ -74,6 +74,7 @@ struct fetch_work {
 	char path[PATH_LEN];
 	const char *name;
 	int status;
+	uint64_t bytes; /* fetched; 0 if the store held it */
 	char err[600];
 };
 
@@ -361,7 +362,7 @@ static void fetch_work(uv_work_t *req)
 	}
 	snprintf(tmp, sizeof tmp, "%s.%p", w->path, (void *)w);
 	w->status = xy_xfer_fetch(w->host, w->port, m->secret, m->secret_len,
-				  w->id, w->token, RECEIVER, tmp, 0, NULL,
+				  w->id, w->token, RECEIVER, tmp, 0, &w->bytes,
 				  w->err, sizeof w->err);
 	if (w->status != XY_OBJ_OK)
 		return;
@@ -380,6 +381,9 @@ static void fetch_done(uv_work_t *req, int status)
 	struct fetch_work *w = req->data;
 	struct client_job *j = w->job;
 
+	if (status == 0 && w->status == XY_OBJ_OK && w->bytes)
+		XY_LOGI(WHO, "client %s: input %s fetched (%llu bytes)",
+			w->host, w->name, (unsigned long long)w->bytes);
 	if ((status < 0 || w->status != XY_OBJ_OK) && !j->why &&
 	    asprintf(&j->why, "input %s could not be fetched from the "
 		     "client: %s", w->name, status < 0 ? "cancelled" : w->err) < 0)
