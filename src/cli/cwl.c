@@ -75,8 +75,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: xylem cwl [options] TOOL.cwl [JOB.yml|JOB.json]\n\n"
 		"Runs a CWL v1.2 CommandLineTool as a Xylem task on a local"
-		" worker and prints\nits output object as JSON on stdout."
-		" TOOL may end in #ID to pick a process\nfrom a packed"
+		" worker (or on a\nstanding manager's workers, --manager) and"
+		" prints its output object as JSON\non stdout."
+		" TOOL may end in #ID to pick a process from a packed"
 		" document.\n\n"
 		"options:\n"
 		"  --outdir DIR       where output files go (default: the"
