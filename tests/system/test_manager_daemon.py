@@ -9,6 +9,7 @@ mid-task, and a malformed SUBMIT."""
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import textwrap
@@ -21,7 +22,7 @@ from test_protocol import (auth_frame, closed_by_manager, connect, frame,
 
 TIMEOUT = 60 * SLOW
 ROLE_CLIENT = 4
-AUTH_OK, SUBMIT = 3, 40
+AUTH_OK, SUBMIT, RESULT = 3, 40, 41
 
 
 def write(path, text):
@@ -90,6 +91,8 @@ def test_round_trip_twice(xylem_bin, standing, secret_file, tmp_path):
     fetched = [l for l in mgr.output.splitlines() if " fetched (" in l]
     assert len([l for l in fetched if "/data.txt " in l]) == 1, mgr.output
     assert len([l for l in fetched if "/dir " in l]) == 1, mgr.output
+    mgr.signal(signal.SIGTERM)
+    assert mgr.wait(30) == 0, mgr.output
 
 
 def test_failing_tool(xylem_bin, standing, secret_file, tmp_path):
@@ -158,6 +161,8 @@ def test_killed_client(xylem, xylem_bin, standing, secret_file, tmp_path):
     r = cwl(xylem_bin, port, secret_file, "--outdir", out, tool)
     assert r.returncode == 0, r.stderr + mgr.output
     assert (out / "said.txt").read_text() == "still here\n"
+    mgr.signal(signal.SIGTERM)
+    assert mgr.wait(30) == 0, mgr.output
 
 
 def status(xylem_bin, port, secret_file):
@@ -198,6 +203,8 @@ def test_malformed_submit(xylem_bin, standing, secret_file, tmp_path):
                 outputs: []
                 """))
     assert r.returncode == 0, r.stderr
+    mgr.signal(signal.SIGTERM)
+    assert mgr.wait(30) == 0, mgr.output
 
 
 def test_manager_stops_on_signal(xylem, secret_file):
@@ -216,3 +223,44 @@ def test_help(xylem_bin):
     r = subprocess.run([xylem_bin, "manager", "--workers", "x"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
+
+
+def client_socket(port, secret_file):
+    """A raw client connection, authenticated with role CLIENT."""
+    secret = open(secret_file, "rb").read().rstrip(b"\n")
+    s = connect(port)
+    nonce_s = read_challenge(s)
+    s.sendall(auth_frame(secret, ROLE_CLIENT, nonce_s, os.urandom(32)))
+    mtype, _ = recv_frame(s)
+    assert mtype == AUTH_OK
+    return s
+
+
+def test_unreachable_input(standing, secret_file):
+    """An input the manager cannot fetch from the client ends the task as
+    INPUT_MISSING, in a RESULT, and the connection stays open."""
+    mgr, port = standing
+    s = client_socket(port, secret_file)
+    gone = socket.socket()
+    gone.bind(("127.0.0.1", 0))
+    dead_port = gone.getsockname()[1]
+    gone.close()
+
+    def string(b):
+        return struct.pack("<I", len(b)) + b
+    inp = string(b"in.txt") + os.urandom(32) + struct.pack("<BQ", 0, 5)
+    payload = (struct.pack("<Q", 9) + string(b"") + string(b"cat in.txt")
+               + struct.pack("<IQQIQ", 1, 0, 0, 0, 0)
+               + struct.pack("<II", 0, 1) + inp + struct.pack("<I", 0)
+               + struct.pack("<H", dead_port))
+    s.sendall(frame(SUBMIT, payload))
+    while True:
+        mtype, body = recv_frame(s)
+        if mtype == RESULT:
+            break
+    cid, result, code, n = struct.unpack("<QBiI", body[:17])
+    message = body[17:17 + n].decode()
+    assert (cid, result, code) == (9, 4, -1)
+    assert "in.txt could not be fetched from the client" in message
+    s.close()
+    assert mgr.p.poll() is None
