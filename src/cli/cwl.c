@@ -3,7 +3,8 @@
  * task (docs/cwl.md).
  *
  * `cwl`, on the manager's side, loads the tool and the job (src/cwl),
- * starts a manager and a local worker, and runs the tool as one task: every
+ * starts a manager and a local worker (or, with --manager, submits to a
+ * standing manager through client.h), and runs the tool as one task: every
  * File and Directory of the job is a declared input mounted at
  * in/K/BASENAME, K numbering the job's inputs, with secondary files
  * beside their primary file; the tool, the job and the runtime
@@ -33,6 +34,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "client.h"
 #include "cwl.h"
 #include "local.h"
 #include "log.h"
@@ -48,6 +50,7 @@ struct cwl_opts {
 	const char *outdir;
 	const char *secret_file;
 	const char *scratch; /* where literal files go; NULL: the run's own */
+	const char *manager; /* HOST:PORT of a standing manager, or NULL */
 	int quiet, print_tool, print_job, prepare;
 };
 
@@ -73,14 +76,20 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: xylem cwl [options] TOOL.cwl [JOB.yml|JOB.json]\n\n"
 		"Runs a CWL v1.2 CommandLineTool as a Xylem task on a local"
-		" worker and prints\nits output object as JSON on stdout."
-		" TOOL may end in #ID to pick a process\nfrom a packed"
+		" worker (or on a\nstanding manager's workers, --manager) and"
+		" prints its output object as JSON\non stdout."
+		" TOOL may end in #ID to pick a process from a packed"
 		" document.\n\n"
 		"options:\n"
 		"  --outdir DIR       where output files go (default: the"
 		" current directory)\n"
 		"  --quiet            print only errors on stderr\n"
-		"  --secret-file F    the shared secret for the workers\n"
+		"  --manager H:P      submit to the standing manager at H:P"
+		" (xylem manager)\n"
+		"                     instead of starting one\n"
+		"  --secret-file F    the shared secret (default: XYLEM_SECRET;"
+		" with no\n"
+		"                     --manager, else a fresh one)\n"
 		"  --print-tool       print the loaded tool in canonical form"
 		" and exit\n"
 		"  --print-job        print the checked job object and exit\n"
@@ -103,6 +112,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		{"outdir", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"secret-file", required_argument, NULL, 's'},
+		{"manager", required_argument, NULL, 'm'},
 		{"print-tool", no_argument, NULL, 'T'},
 		{"print-job", no_argument, NULL, 'J'},
 		{"prepare", no_argument, NULL, 'P'},
@@ -118,6 +128,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		case 'o': o->outdir = optarg; break;
 		case 'q': o->quiet = 1; break;
 		case 's': o->secret_file = optarg; break;
+		case 'm': o->manager = optarg; break;
 		case 'T': o->print_tool = 1; break;
 		case 'J': o->print_job = 1; break;
 		case 'P': o->prepare = 1; break;
@@ -598,27 +609,34 @@ static int deliver(struct cwl_run *r, char *err, size_t errlen)
 	return 0;
 }
 
-/* What became of the task, as a CWL exit status. */
-static int classify(struct cwl_run *r, struct xy_task *t)
+/* What became of the task, wherever it ran. */
+struct outcome {
+	xy_result result;
+	int code;
+	const char *output;
+	size_t len;
+	const char *error;
+};
+
+/* The outcome as a CWL exit status; on success the outputs delivered. */
+static int classify(struct cwl_run *r, const struct outcome *o)
 {
-	size_t len = 0;
-	const char *output = xy_task_output(t, &len);
-	int code = xy_task_exit_code(t);
+	int code = o->code;
 	char err[1024] = "";
 
-	if (xy_task_result(t) == XY_RESULT_SUCCESS) {
-		if (!r->o.quiet && len)
-			fwrite(output, 1, len, stderr);
+	if (o->result == XY_RESULT_SUCCESS) {
+		if (!r->o.quiet && o->len)
+			fwrite(o->output, 1, o->len, stderr);
 		if (deliver(r, err, sizeof err) == 0)
 			return CWL_OK;
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		return CWL_PERMANENT_FAIL;
 	}
-	if (len)
-		fwrite(output, 1, len, stderr);
-	if (xy_task_result(t) != XY_RESULT_APP_FAILED || code < 0) {
+	if (o->len)
+		fwrite(o->output, 1, o->len, stderr);
+	if (o->result != XY_RESULT_APP_FAILED || code < 0) {
 		fprintf(stderr, "xylem cwl: the task failed: %s: %s\n",
-			xy_result_string(xy_task_result(t)), xy_task_error(t));
+			xy_result_string(o->result), o->error);
 		return CWL_PERMANENT_FAIL;
 	}
 	if (code == CWL_UNSUPPORTED || code == CWL_TEMPORARY_FAIL)
@@ -669,8 +687,128 @@ static int run_task(struct cwl_run *r)
 			strerror(errno));
 		return CWL_PERMANENT_FAIL;
 	}
-	rc = classify(r, t);
+	struct outcome o = {xy_task_result(t), xy_task_exit_code(t), NULL,
+			    0, xy_task_error(t)};
+	o.output = xy_task_output(t, &o.len);
+	rc = classify(r, &o);
 	xy_task_delete(t);
+	return rc;
+}
+
+/* ------------------------------------------------------------- remote */
+
+/* The same task for a standing manager: cwl-job.json is written to our
+ * directory and sent as a file; the inputs are the plan's. */
+static int remote_task(struct cwl_run *r, struct xy_client_task *ct,
+		       struct xy_client_input **inputs, json_t **plan)
+{
+	static const char *const outputs[] = {"out", RESULT_FILE};
+	static char job_path[PATH_MAX];
+	json_t *doc = task_doc(r, plan), *pair;
+	size_t i, n;
+
+	snprintf(job_path, sizeof job_path, "%s/" JOB_FILE, r->local.tmpdir);
+	if (!doc || json_dump_file(doc, job_path, JSON_COMPACT) < 0) {
+		json_decref(doc);
+		return -1;
+	}
+	json_decref(doc);
+	n = json_array_size(*plan);
+	if (!(*inputs = calloc(n + 1, sizeof **inputs)))
+		return -1;
+	json_array_foreach(*plan, i, pair) {
+		(*inputs)[i].path = json_string_value(json_array_get(pair, 0));
+		(*inputs)[i].name = json_string_value(json_array_get(pair, 1));
+	}
+	(*inputs)[n] = (struct xy_client_input){job_path, JOB_FILE};
+	*ct = (struct xy_client_task){
+		.command = "exec \"$XYLEM_EXE\" cwl-exec " JOB_FILE,
+		.tag = r->o.tool, .cores = (int)r->rt.cores,
+		.inputs = *inputs, .n_inputs = (uint32_t)n + 1,
+		.outputs = outputs, .n_outputs = 2};
+	return 0;
+}
+
+/* Brings the outputs of a successful RESULT into our directory, where
+ * deliver looks. */
+static int remote_fetch(struct cwl_run *r, struct xy_client *c,
+			const struct xy_msg_result *res, char *err,
+			size_t errlen)
+{
+	char dest[PATH_MAX + 64];
+
+	for (uint32_t i = 0; i < res->n_outputs; i++) {
+		snprintf(dest, sizeof dest, "%s/%s", r->local.tmpdir,
+			 res->outputs[i].name);
+		if (xy_client_fetch(c, res, i, dest, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Submits the task to the manager named by --manager, waits for it,
+ * fetches its outputs and classifies it as run_task does. */
+static int remote_exchange(struct cwl_run *r, struct xy_client *c)
+{
+	struct xy_client_task ct;
+	struct xy_client_input *inputs = NULL;
+	struct xy_msg_result res;
+	json_t *plan = NULL;
+	char err[2048] = "";
+	int rc = CWL_PERMANENT_FAIL;
+
+	if (remote_task(r, &ct, &inputs, &plan) < 0)
+		fprintf(stderr, "xylem cwl: cannot write %s: %s\n", JOB_FILE,
+			strerror(errno));
+	else if (!xy_client_submit(c, &ct, err, sizeof err) ||
+		 xy_client_wait(c, -1, &res, err, sizeof err) < 0)
+		fprintf(stderr, "xylem cwl: %s: %s\n", r->o.manager, err);
+	else {
+		struct outcome o = {(xy_result)res.result, res.exit_code,
+				    res.output, res.output_len, res.message};
+		if (o.result == XY_RESULT_SUCCESS &&
+		    remote_fetch(r, c, &res, err, sizeof err) < 0)
+			fprintf(stderr, "xylem cwl: %s\n", err);
+		else
+			rc = classify(r, &o);
+		xy_client_result_free(&res);
+	}
+	free(inputs);
+	json_decref(plan);
+	return rc;
+}
+
+static int run_remote(struct cwl_run *r)
+{
+	char host[256], err[1024] = "";
+	struct xy_client *c;
+	int port, rc;
+
+	if (xy_parse_hostport(r->o.manager, host, sizeof host, &port) < 0 ||
+	    port <= 0) {
+		fprintf(stderr, "xylem cwl: --manager '%s' is not HOST:PORT\n",
+			r->o.manager);
+		return XY_EXIT_USAGE;
+	}
+	if (!r->o.secret_file && !getenv("XYLEM_SECRET")) {
+		fprintf(stderr, "xylem cwl: --manager needs the manager's"
+			" secret: --secret-file F or XYLEM_SECRET\n");
+		return XY_EXIT_USAGE;
+	}
+	if (xy_local_secret(&r->local, r->o.secret_file) < 0)
+		return CWL_PERMANENT_FAIL;
+	/* The connection's own warnings would repeat what we say. */
+	xy_log_set_level(XY_LOG_ERROR);
+	c = xy_client_connect(host, port, r->local.secret, r->local.secret_len,
+			      30, err, sizeof err);
+	if (!c) {
+		fprintf(stderr, "xylem cwl: %s %s: %s\n", r->o.manager,
+			errno == EACCES ? "refused the secret (check"
+			" --secret-file)" : "cannot be reached", err);
+		return CWL_PERMANENT_FAIL;
+	}
+	rc = remote_exchange(r, c);
+	xy_client_close(c);
 	return rc;
 }
 
@@ -771,6 +909,8 @@ int xy_cli_cwl(int argc, char **argv)
 	rc = load(&r, scratch);
 	if (rc == -1)
 		rc = XY_EXIT_OK;
+	else if (rc == CWL_OK && r.o.manager)
+		rc = run_remote(&r);
 	else if (rc == CWL_OK)
 		rc = start(&r) < 0 ? CWL_PERMANENT_FAIL : run_task(&r);
 	xy_local_stop(&r.local);

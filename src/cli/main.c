@@ -23,7 +23,8 @@ static int cmd_help(int argc, char **argv);
 
 static const struct command commands[] = {
 	{"run", xy_cli_run, "run a workflow file on local or remote workers"},
-	{"cwl", xy_cli_cwl, "run a CWL CommandLineTool on a local worker"},
+	{"manager", xy_cli_manager, "run a standing manager that clients submit to"},
+	{"cwl", xy_cli_cwl, "run a CWL CommandLineTool, locally or on a manager"},
 	{"cwl-exec", xy_cli_cwl_exec, "run a CWL tool in a task (xylem cwl runs it)"},
 	{"status", xy_cli_status, "show a running manager's tasks and workers"},
 	{"worker", xy_worker_main, "run a worker that connects to a manager"},

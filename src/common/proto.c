@@ -750,6 +750,184 @@ static void enc_object(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, m->object.size);
 }
 
+/* SUBMIT */
+#define SUBMIT_INPUT_WIRE (4 + XY_ID_LEN + 1 + 8)
+
+static void dec_submit_env(struct dec *d, struct xy_msg_submit *s)
+{
+	uint32_t n = dcount(d, XY_MAX_ENV, ENV_WIRE, "env");
+	s->env = dalloc(d, n, sizeof *s->env);
+	if (!s->env)
+		return;
+	s->n_env = n;
+	for (uint32_t i = 0; i < n; i++) {
+		s->env[i].name = dstr(d, XY_MAX_NAME, "env name");
+		s->env[i].value = dstr(d, XY_MAX_STR, "env value");
+	}
+}
+
+static void dec_submit_files(struct dec *d, struct xy_msg_submit *s)
+{
+	uint32_t n = dcount(d, XY_MAX_FILES, SUBMIT_INPUT_WIRE, "inputs");
+	s->inputs = dalloc(d, n, sizeof *s->inputs);
+	if (n && !s->inputs)
+		return;
+	s->n_inputs = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct xy_submit_input *in = &s->inputs[i];
+		in->name = dstr(d, XY_MAX_NAME, "input name");
+		dsandbox(d, in->name, "input", i);
+		xy_get_raw(&d->r, in->id, XY_ID_LEN);
+		in->kind = xy_get_u8(&d->r);
+		if (!d->r.err && in->kind > XY_KIND_DIR)
+			dfail(d, "input %u has unknown kind %u", i, in->kind);
+		in->size = xy_get_u64(&d->r);
+	}
+	n = dcount(d, XY_MAX_FILES, 4, "outputs");
+	s->outputs = dalloc(d, n, sizeof *s->outputs);
+	if (n && !s->outputs)
+		return;
+	s->n_outputs = n;
+	for (uint32_t i = 0; i < n; i++) {
+		s->outputs[i] = dstr(d, XY_MAX_NAME, "output name");
+		dsandbox(d, s->outputs[i], "output", i);
+	}
+}
+
+static void dec_submit(struct dec *d, union xy_msg *m)
+{
+	struct xy_msg_submit *s = &m->submit;
+	s->id = xy_get_u64(&d->r);
+	s->tag = dstr(d, XY_MAX_NAME, "tag");
+	s->command = dstr(d, XY_MAX_COMMAND, "command");
+	s->cores = xy_get_u32(&d->r);
+	s->memory_mb = xy_get_u64(&d->r);
+	s->disk_mb = xy_get_u64(&d->r);
+	s->gpus = xy_get_u32(&d->r);
+	s->time_limit_ms = xy_get_u64(&d->r);
+	dec_submit_env(d, s);
+	dec_submit_files(d, s);
+	s->xfer_port = xy_get_u16(&d->r);
+}
+
+static void enc_submit(struct enc *e, const union xy_msg *m)
+{
+	const struct xy_msg_submit *s = &m->submit;
+	xy_buf_put_u64(e->b, s->id);
+	estr(e, s->tag, XY_MAX_NAME);
+	estr(e, s->command, XY_MAX_COMMAND);
+	xy_buf_put_u32(e->b, s->cores);
+	xy_buf_put_u64(e->b, s->memory_mb);
+	xy_buf_put_u64(e->b, s->disk_mb);
+	xy_buf_put_u32(e->b, s->gpus);
+	xy_buf_put_u64(e->b, s->time_limit_ms);
+	if (!ecount(e, s->n_env, XY_MAX_ENV, s->env))
+		return;
+	for (uint32_t i = 0; i < s->n_env; i++) {
+		estr(e, s->env[i].name, XY_MAX_NAME);
+		estr(e, s->env[i].value, XY_MAX_STR);
+	}
+	if (!ecount(e, s->n_inputs, XY_MAX_FILES, s->inputs))
+		return;
+	for (uint32_t i = 0; i < s->n_inputs; i++) {
+		const struct xy_submit_input *in = &s->inputs[i];
+		estr(e, in->name, XY_MAX_NAME);
+		xy_buf_put_raw(e->b, in->id, XY_ID_LEN);
+		xy_buf_put_u8(e->b, in->kind);
+		xy_buf_put_u64(e->b, in->size);
+	}
+	if (!ecount(e, s->n_outputs, XY_MAX_FILES, s->outputs))
+		return;
+	for (uint32_t i = 0; i < s->n_outputs; i++)
+		estr(e, s->outputs[i], XY_MAX_NAME);
+	xy_buf_put_u16(e->b, s->xfer_port);
+}
+
+static void free_submit(union xy_msg *m)
+{
+	struct xy_msg_submit *s = &m->submit;
+	free(s->tag);
+	free(s->command);
+	for (uint32_t i = 0; i < s->n_env && s->env; i++) {
+		free(s->env[i].name);
+		free(s->env[i].value);
+	}
+	free(s->env);
+	for (uint32_t i = 0; i < s->n_inputs && s->inputs; i++)
+		free(s->inputs[i].name);
+	free(s->inputs);
+	for (uint32_t i = 0; i < s->n_outputs && s->outputs; i++)
+		free(s->outputs[i]);
+	free(s->outputs);
+}
+
+/* RESULT */
+#define RESULT_OUTPUT_WIRE (4 + XY_ID_LEN + 1 + 8)
+
+static void dec_result(struct dec *d, union xy_msg *m)
+{
+	struct xy_msg_result *r = &m->result;
+	r->id = xy_get_u64(&d->r);
+	r->result = xy_get_u8(&d->r);
+	r->exit_code = (int32_t)xy_get_u32(&d->r);
+	r->message = dstr(d, XY_MAX_STR, "message");
+	if (dlen_ok(d, XY_MAX_OUTPUT, "output") == 0) {
+		r->output = xy_get_bytes(&d->r, XY_MAX_OUTPUT, &r->output_len);
+		if (!r->output)
+			dfail(d, "out of memory");
+	}
+	r->xfer_port = xy_get_u16(&d->r);
+	uint32_t n = dcount(d, XY_MAX_FILES, RESULT_OUTPUT_WIRE, "outputs");
+	r->outputs = dalloc(d, n, sizeof *r->outputs);
+	if (!r->outputs)
+		return;
+	r->n_outputs = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct xy_result_output *o = &r->outputs[i];
+		o->name = dstr(d, XY_MAX_NAME, "output name");
+		dsandbox(d, o->name, "output", i);
+		xy_get_raw(&d->r, o->id, XY_ID_LEN);
+		o->kind = xy_get_u8(&d->r);
+		if (!d->r.err && o->kind > XY_KIND_DIR)
+			dfail(d, "output %u has unknown kind %u", i, o->kind);
+		o->size = xy_get_u64(&d->r);
+	}
+}
+
+static void enc_result(struct enc *e, const union xy_msg *m)
+{
+	const struct xy_msg_result *r = &m->result;
+	xy_buf_put_u64(e->b, r->id);
+	xy_buf_put_u8(e->b, r->result);
+	xy_buf_put_u32(e->b, (uint32_t)r->exit_code);
+	estr(e, r->message, XY_MAX_STR);
+	size_t olen = r->output ? r->output_len : 0;
+	if (olen > XY_MAX_OUTPUT)
+		e->bad = 1;
+	else
+		xy_buf_put_bytes(e->b, r->output, olen);
+	xy_buf_put_u16(e->b, r->xfer_port);
+	if (!ecount(e, r->n_outputs, XY_MAX_FILES, r->outputs))
+		return;
+	for (uint32_t i = 0; i < r->n_outputs; i++) {
+		const struct xy_result_output *o = &r->outputs[i];
+		estr(e, o->name, XY_MAX_NAME);
+		xy_buf_put_raw(e->b, o->id, XY_ID_LEN);
+		xy_buf_put_u8(e->b, o->kind);
+		xy_buf_put_u64(e->b, o->size);
+	}
+}
+
+static void free_result(union xy_msg *m)
+{
+	struct xy_msg_result *r = &m->result;
+	free(r->message);
+	free(r->output);
+	for (uint32_t i = 0; i < r->n_outputs && r->outputs; i++)
+		free(r->outputs[i].name);
+	free(r->outputs);
+}
+
 static const struct msg_ops {
 	const char *name;
 	dec_fn dec;
@@ -782,6 +960,8 @@ static const struct msg_ops {
 			     free_url_done},
 	[XY_MSG_GET] = {"GET", dec_get, enc_get, free_get},
 	[XY_MSG_OBJECT] = {"OBJECT", dec_object, enc_object, NULL},
+	[XY_MSG_SUBMIT] = {"SUBMIT", dec_submit, enc_submit, free_submit},
+	[XY_MSG_RESULT] = {"RESULT", dec_result, enc_result, free_result},
 };
 
 static const struct msg_ops *lookup(unsigned type)

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 6
+#define XY_PROTO_VERSION 7
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -68,7 +68,10 @@ enum xy_msg_type {
 	/* transfer connections (xfer.h) */
 	XY_MSG_GET = 30,    /* client -> transfer server */
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
-	XY_MSG_MAX = 32
+	/* client connections: a program submits to a standing manager */
+	XY_MSG_SUBMIT = 40, /* client -> m: run this task */
+	XY_MSG_RESULT = 41, /* m -> client: what became of it */
+	XY_MSG_MAX = 42
 };
 
 /* GET flags. PARTIAL: the server may answer from an object it is still
@@ -76,7 +79,12 @@ enum xy_msg_type {
 enum { XY_GET_PARTIAL = 1 };
 
 /* Roles a client claims in AUTH. */
-enum { XY_ROLE_WORKER = 1, XY_ROLE_STATUS = 2, XY_ROLE_TRANSFER = 3 };
+enum {
+	XY_ROLE_WORKER = 1,
+	XY_ROLE_STATUS = 2,
+	XY_ROLE_TRANSFER = 3,
+	XY_ROLE_CLIENT = 4 /* submits tasks (SUBMIT, RESULT) */
+};
 
 /* Object kinds. */
 enum { XY_KIND_FILE = 0, XY_KIND_DIR = 1 };
@@ -303,6 +311,61 @@ struct xy_msg_object {
 	uint64_t size; /* the whole stream; size - offset bytes follow */
 };
 
+/* A client's task input: an object the client serves from its own
+ * transfer server (kind FILE or DIR only), mounted at name. */
+struct xy_submit_input {
+	char *name;
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint64_t size; /* its stream's size */
+};
+
+/* SUBMIT: a client asks a manager to run a command task. id is the
+ * client's own number for it, unique among its tasks not yet answered;
+ * the manager fetches each input it lacks from the client's transfer
+ * server (the connection's address, xfer_port) and answers with RESULT. */
+struct xy_msg_submit {
+	uint64_t id;
+	char *tag; /* a label for logs and status, or "" */
+	char *command;
+	uint32_t cores;
+	uint64_t memory_mb; /* 0: not limited */
+	uint64_t disk_mb;   /* 0: not limited */
+	uint32_t gpus;
+	uint64_t time_limit_ms; /* 0: none */
+	uint32_t n_env;
+	struct xy_env_var *env;
+	uint32_t n_inputs;
+	struct xy_submit_input *inputs;
+	uint32_t n_outputs;
+	char **outputs; /* sandbox names */
+	uint16_t xfer_port;
+};
+
+/* An output of a finished client task, served by the manager's transfer
+ * server under id. */
+struct xy_result_output {
+	char *name;
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint64_t size;
+};
+
+/* RESULT: the end of a client's task. Outputs are listed on success
+ * only; the client gets them from the manager's transfer server at the
+ * control connection's host and xfer_port. */
+struct xy_msg_result {
+	uint64_t id; /* the client's, from SUBMIT */
+	uint8_t result; /* xy_result */
+	int32_t exit_code;
+	char *message; /* why it failed, or "" */
+	size_t output_len;
+	char *output; /* the last XY_MAX_OUTPUT bytes of its output */
+	uint16_t xfer_port;
+	uint32_t n_outputs;
+	struct xy_result_output *outputs;
+};
+
 /* Every decoded message. The member matches the type. */
 union xy_msg {
 	struct xy_msg_challenge challenge;
@@ -322,6 +385,8 @@ union xy_msg {
 	struct xy_msg_status_reply status_reply;
 	struct xy_msg_get get;
 	struct xy_msg_object object;
+	struct xy_msg_submit submit;
+	struct xy_msg_result result;
 };
 
 /* The chunk size for an object of this size: XY_CHUNK_MIN, or a multiple
@@ -341,8 +406,8 @@ int xy_frame_parse(const uint8_t hdr[XY_FRAME_HEADER], uint32_t *len,
 /* Decodes a payload of the given type into *m (zeroed first). Returns 0, or
  * -1 with a reason in err if the payload is short, long (trailing bytes),
  * or breaks a limit; on failure *m holds nothing to free. On success free
- * it with xy_msg_free. Sandbox names in TASK and TASK_DONE are checked with
- * xy_check_sandbox_name. */
+ * it with xy_msg_free. Sandbox names in TASK, TASK_DONE, SUBMIT and RESULT
+ * are checked with xy_check_sandbox_name. */
 int xy_msg_decode(unsigned type, const uint8_t *payload, size_t len,
 		  union xy_msg *m, char *err, size_t errlen);
 void xy_msg_free(unsigned type, union xy_msg *m);

@@ -440,6 +440,28 @@ static int resolve_link(struct collector *c, const char *path)
 	return rc;
 }
 
+/* True if the directory holding path lies outside outdir once links are
+ * resolved: the tool reached it through a symbolic link (`cp -r` copies
+ * a linked input directory as a link). Such an object is brought in as a
+ * copy, never left to be moved by the caller, which would move it out of
+ * the input it belongs to: a worker's cached object. */
+static int through_link(struct collector *c, const char *path)
+{
+	char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+	char *real = NULL;
+	size_t n = strlen(c->real_outdir);
+	int out;
+
+	if (slash && slash != dir)
+		*slash = 0;
+	real = slash ? realpath(dir, NULL) : NULL;
+	out = real && strcmp(real, c->real_outdir) &&
+	      (strncmp(real, c->real_outdir, n) || real[n] != '/');
+	free(real);
+	free(dir);
+	return out;
+}
+
 /* The absolute path an output object names: a relative path or location
  * is taken from outdir, as the reference runner reads cwl.output.json. */
 static char *object_path(struct collector *c, const json_t *obj)
@@ -531,7 +553,8 @@ static int finish_object(struct collector *c, json_t *obj)
 	json_object_del(obj, "dirname");
 	if (strncmp(path, c->outdir, olen) ||
 	    (path[olen] != '/' && path[olen] != 0) ||
-	    (base && *base && strcmp(base, name)))
+	    (base && *base && strcmp(base, name)) ||
+	    (path[olen] == '/' && through_link(c, path)))
 		rc = bring_in(c, obj, path, base && *base ? base : name);
 	else
 		rc = resolve_link(c, path);

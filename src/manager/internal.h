@@ -34,6 +34,9 @@ struct peer;
 struct post;
 struct fetch;    /* xplan.c */
 struct cooldown; /* xplan.c */
+struct client;
+struct client_job;
+struct xy_clients;
 
 /* A declared library: a template for the instances workers start. A
  * replaced library stays allocated until the manager goes, since workers
@@ -92,7 +95,9 @@ struct xy_task {
 	struct xy_task *qprev, *qnext; /* ready level, worker list, done list */
 	struct rq_level *level;    /* its ready level while READY */
 	struct xy_task *hnext;     /* id hash chain */
-	int internal; /* a remake of lost temps (lineage.c): never returned */
+	int internal; /* a remake of lost temps (lineage.c) or a client's
+		       * task (client.c, job set): never returned by wait */
+	struct client_job *job; /* the client's job it runs for */
 };
 
 /* ------------------------------------------------------------ catalogue */
@@ -412,6 +417,25 @@ int64_t xy_lineage_remakes(const struct xy_lineage *l);
 /* The file's name in messages: its path, its label, or "(buffer)". */
 const char *xy_file_label(const struct xy_file *f);
 
+/* -------------------------------------------------------------- clients */
+
+/* Programs that submit tasks over the control port with role CLIENT
+ * (client.c, docs/architecture.md "Clients"). */
+struct xy_clients *xy_clients_create(struct xy_manager *m);
+/* Frees every job left; tasks still in the manager's table are its. */
+void xy_clients_destroy(struct xy_clients *cs);
+/* A connection authenticated as a client; NULL on ENOMEM. */
+struct client *xy_clients_add(struct xy_clients *cs, struct xy_conn *c);
+/* A message from it: SUBMIT, KEEPALIVE; anything else closes it. */
+void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
+		    union xy_msg *msg);
+/* Its connection closed: its tasks are cancelled, cl is freed. */
+void xy_clients_remove(struct xy_clients *cs, struct client *cl,
+		       const char *reason);
+/* t, a client's task, is finished and out of the manager's table: its
+ * job owns it now, and answers the client. */
+void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t);
+
 /* -------------------------------------------------------------- manager */
 
 #define XY_LIVENESS_MS 15000
@@ -436,6 +460,7 @@ struct xy_manager {
 	struct xy_history *history;
 	struct xy_xfer_server *xfer;
 	struct xy_urls *urls;
+	struct xy_clients *clients;
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */
@@ -486,6 +511,12 @@ int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 /* Enters an internal task (a remake) into the task table, WAITING; its
  * inputs are looked up by xy_manager_task_requeue later. */
 void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t);
+/* Submits t as an internal task (a client's): checked as by submit, its
+ * inputs looked up now. Returns its id, or 0 with a reason in err. */
+uint64_t xy_manager_submit_internal(struct xy_manager *m, struct xy_task *t,
+				    char *err, size_t errlen);
+/* Cancels t, submitted and not finished (as xy_manager_cancel). */
+void xy_manager_task_cancel(struct xy_manager *m, struct xy_task *t);
 /* One turn of the loop, blocking until deadline at most (xy_now() based;
  * negative: up to a second). */
 void xy_manager_turn(struct xy_manager *m, double deadline);

@@ -3,7 +3,8 @@
  * program makes (declare, submit, cancel, wait), the task life cycle that
  * the sub-contexts drive, and the control connections from workers and
  * status clients. The sub-contexts are in catalog.c, wtable.c, sched.c,
- * xplan.c, history.c and status.c (docs/architecture.md).
+ * xplan.c, lineage.c, history.c, status.c and client.c (clients that
+ * submit tasks over the control port; docs/architecture.md).
  *
  * The loop runs only inside xy_manager_wait. Each turn: libuv runs timers
  * and reads (message handlers and thread completions change state and set
@@ -124,7 +125,7 @@ static void fail_outputs(struct xy_manager *m, struct xy_task *t)
 		struct xy_file *f = t->outputs[i].file;
 		if (f->producer != t)
 			continue;
-		if (t->internal)
+		if (t->internal && !t->job)
 			snprintf(why, sizeof why, "input %s was lost and could "
 				 "not be made again: task %s failed: %s",
 				 xy_file_label(f),
@@ -143,8 +144,9 @@ static void fail_outputs(struct xy_manager *m, struct xy_task *t)
 	}
 }
 
-/* A remake is never returned: it leaves the table and its files now, and
- * is freed at the lineage's next phase. */
+/* An internal task is never returned: it leaves the table and its files
+ * now; a remake is freed at the lineage's next phase, a client's task
+ * goes to its job. */
 static void retire_internal(struct xy_manager *m, struct xy_task *t)
 {
 	table_remove(m, t);
@@ -152,7 +154,10 @@ static void retire_internal(struct xy_manager *m, struct xy_task *t)
 		if (t->outputs[i].file->producer == t)
 			t->outputs[i].file->producer = NULL;
 	set_state(m, t, XY_TASK_RETURNED);
-	xy_lineage_retire(m->lineage, t);
+	if (t->job)
+		xy_clients_task_done(m->clients, t);
+	else
+		xy_lineage_retire(m->lineage, t);
 }
 
 /* The task is finished for good: its result is set. */
@@ -711,12 +716,17 @@ struct peer {
 	struct xy_manager *m;
 	struct xy_conn *conn;
 	struct xy_worker *worker; /* once a worker has authenticated */
+	struct client *client;    /* once a client has authenticated */
 	size_t index;             /* in m->peers */
 };
 
 static void conn_msg(struct xy_conn *c, unsigned type, union xy_msg *msg)
 {
 	struct peer *p = xy_conn_data(c);
+	if (p->client) {
+		xy_clients_msg(p->m->clients, p->client, type, msg);
+		return;
+	}
 	if (!p->worker) {
 		on_status_msg(p->m, c, type);
 		return;
@@ -739,6 +749,11 @@ static void conn_ready(struct xy_conn *c, uint8_t role)
 	struct peer *p = xy_conn_data(c);
 	if (role == XY_ROLE_STATUS)
 		return;
+	if (role == XY_ROLE_CLIENT) {
+		if (!(p->client = xy_clients_add(p->m->clients, c)))
+			xy_conn_close(c, "out of memory");
+		return;
+	}
 	if (role != XY_ROLE_WORKER) {
 		xy_conn_close(c, "wrong role for the control port");
 		return;
@@ -758,7 +773,9 @@ static void conn_close(struct xy_conn *c, const char *reason)
 	struct xy_manager *m = p->m;
 	m->peers[p->index] = m->peers[--m->n_peers];
 	m->peers[p->index]->index = p->index;
-	if (p->worker) {
+	if (p->client) {
+		xy_clients_remove(m->clients, p->client, reason);
+	} else if (p->worker) {
 		p->worker->conn = NULL;
 		xy_wtable_remove(m->wtable, p->worker, reason);
 	} else if (xy_conn_role(c) == 0) {
@@ -1046,8 +1063,9 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->xplan = xy_xplan_create(m, m->secret, m->secret_len);
 	m->lineage = xy_lineage_create(m);
 	m->urls = xy_urls_create(m);
+	m->clients = xy_clients_create(m);
 	if (!m->wtable || !m->sched || !m->xplan || !m->lineage || !m->urls ||
-	    table_grow(m) < 0) {
+	    !m->clients || table_grow(m) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
@@ -1110,6 +1128,7 @@ void xy_manager_destroy(struct xy_manager *m)
 	}
 	pthread_mutex_destroy(&m->post_lock);
 	free(m->peers);
+	xy_clients_destroy(m->clients);
 	for (uint64_t i = 0; i < m->task_table_size; i++)
 		for (struct xy_task *t = m->task_table[i], *n; t; t = n) {
 			n = t->hnext;
@@ -1263,6 +1282,17 @@ void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t)
 	enter_table(m, t, "remade");
 }
 
+uint64_t xy_manager_submit_internal(struct xy_manager *m, struct xy_task *t,
+				    char *err, size_t errlen)
+{
+	if (check_submit(m, t, err, errlen) < 0)
+		return 0;
+	t->internal = 1;
+	enter_table(m, t, "submitted");
+	xy_manager_task_requeue(m, t, NULL);
+	return t->id;
+}
+
 int xy_manager_cancel(struct xy_manager *m, uint64_t id)
 {
 	struct xy_task *t = table_find(m, id);
@@ -1271,16 +1301,21 @@ int xy_manager_cancel(struct xy_manager *m, uint64_t id)
 		errno = ENOENT;
 		return -1;
 	}
+	xy_manager_task_cancel(m, t);
+	return 0;
+}
+
+void xy_manager_task_cancel(struct xy_manager *m, struct xy_task *t)
+{
 	if (t->state != XY_TASK_RUNNING) {
 		xy_manager_task_fail(m, t, XY_RESULT_CANCELLED, "cancelled");
-		return 0;
+		return;
 	}
 	t->cancel_requested = 1;
 	if (t->worker) {
 		union xy_msg msg = {.cancel = {.task_id = t->id}};
 		xy_manager_send(m, t->worker, XY_MSG_CANCEL, &msg);
 	}
-	return 0;
 }
 
 int64_t xy_manager_outstanding(const struct xy_manager *m)

@@ -671,8 +671,10 @@ static void retrieve_done(uv_work_t *req, int status)
 	x->retrievals--;
 	if (ok) {
 		x->bytes_received += (int64_t)j->bytes;
-		/* A temp fetched back is the caller's copy, not a source. */
-		if (j->t)
+		/* A temp fetched back is the caller's copy, not a source;
+		 * a client's output is served once it is in the store
+		 * (client.c), never from its job's directory. */
+		if (j->t && !j->t->job)
 			xy_catalog_serve(x->m->catalog, j->obj, j->path);
 	} else {
 		XY_LOGW("manager", "cannot bring %s back from %s: %s", j->path,

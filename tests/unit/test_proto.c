@@ -27,6 +27,18 @@ static struct xy_done_output done_outputs[2] = {
 	 .chunks = {30, 3, chunk_hashes}},
 };
 static uint64_t bye_ids[3] = {1, 2, 1ull << 63};
+static struct xy_submit_input submit_inputs[2] = {
+	{.name = "in/1/data.txt", .id = {0x31}, .kind = XY_KIND_FILE,
+	 .size = 6},
+	{.name = "cwl-job.json", .id = {0x32}, .kind = XY_KIND_DIR,
+	 .size = 1ull << 35},
+};
+static char *submit_outputs[2] = {"out", "cwl-result.json"};
+static struct xy_result_output result_outputs[2] = {
+	{.name = "out", .id = {0x41}, .kind = XY_KIND_DIR, .size = 90},
+	{.name = "cwl-result.json", .id = {0x42}, .kind = XY_KIND_FILE,
+	 .size = 12},
+};
 
 /* A filled-in message of each type; returns 0 for types with no payload. */
 static int sample(unsigned type, union xy_msg *m)
@@ -127,6 +139,17 @@ static int sample(unsigned type, union xy_msg *m)
 		m->url_done.chunks = (struct xy_chunks){1u << 20, 3,
 							chunk_hashes};
 		m->url_done.text = "";
+		return 1;
+	case XY_MSG_SUBMIT:
+		m->submit = (struct xy_msg_submit){
+			7, "tool.cwl", "exec \"$XYLEM_EXE\" cwl-exec x", 2, 100,
+			0, 0, 60000, 2, env, 2, submit_inputs, 2,
+			submit_outputs, 40001};
+		return 1;
+	case XY_MSG_RESULT:
+		m->result = (struct xy_msg_result){
+			7, 1, 33, "failed", 4, "o\0ut", 40002, 2,
+			result_outputs};
 		return 1;
 	case XY_MSG_OBJECT:
 		m->object.status = XY_OBJ_OK;
@@ -229,7 +252,7 @@ static void t_round_trip_every_type(void)
 		xy_buf_free(&b2);
 		n++;
 	}
-	XY_CHECK_EQ(n, 21);
+	XY_CHECK_EQ(n, 23);
 	xy_test_check_no_leaks();
 }
 
@@ -302,6 +325,95 @@ static void t_decoded_fields(void)
 	XY_CHECK_EQ(d.fetch.sources[0].partial, 1);
 	XY_CHECK(!strcmp(d.fetch.sources[1].host, ""));
 	xy_msg_free(XY_MSG_FETCH, &d);
+	xy_buf_free(&b);
+	xy_test_check_no_leaks();
+}
+
+static void refused(unsigned type, const union xy_msg *m, const char *why);
+
+/* The client messages: every field comes back, and kinds past DIR (an
+ * archive or environment is not for clients) are refused. */
+static void t_client_messages(void)
+{
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+
+	sample(XY_MSG_SUBMIT, &m);
+	encode(XY_MSG_SUBMIT, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_SUBMIT, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.submit.id, 7);
+	XY_CHECK(!strcmp(d.submit.tag, "tool.cwl"));
+	XY_CHECK_EQ(d.submit.cores, 2);
+	XY_CHECK_EQ(d.submit.memory_mb, 100);
+	XY_CHECK_EQ(d.submit.time_limit_ms, 60000);
+	XY_CHECK_EQ(d.submit.n_env, 2);
+	XY_CHECK(!strcmp(d.submit.env[1].name, "EMPTY"));
+	XY_CHECK_EQ(d.submit.n_inputs, 2);
+	XY_CHECK(!strcmp(d.submit.inputs[0].name, "in/1/data.txt"));
+	XY_CHECK_EQ(d.submit.inputs[1].kind, XY_KIND_DIR);
+	XY_CHECK_EQ(d.submit.inputs[1].size, 1ull << 35);
+	XY_CHECK_EQ(d.submit.inputs[1].id[0], 0x32);
+	XY_CHECK_EQ(d.submit.n_outputs, 2);
+	XY_CHECK(!strcmp(d.submit.outputs[1], "cwl-result.json"));
+	XY_CHECK_EQ(d.submit.xfer_port, 40001);
+	xy_msg_free(XY_MSG_SUBMIT, &d);
+	xy_buf_free(&b);
+
+	sample(XY_MSG_RESULT, &m);
+	encode(XY_MSG_RESULT, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_RESULT, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.result.id, 7);
+	XY_CHECK_EQ(d.result.exit_code, 33);
+	XY_CHECK(!strcmp(d.result.message, "failed"));
+	XY_CHECK_EQ(d.result.output_len, 4);
+	XY_CHECK(!memcmp(d.result.output, "o\0ut", 4));
+	XY_CHECK_EQ(d.result.xfer_port, 40002);
+	XY_CHECK_EQ(d.result.n_outputs, 2);
+	XY_CHECK_EQ(d.result.outputs[0].kind, XY_KIND_DIR);
+	XY_CHECK_EQ(d.result.outputs[1].size, 12);
+	xy_msg_free(XY_MSG_RESULT, &d);
+	xy_buf_free(&b);
+
+	struct xy_submit_input in = submit_inputs[0];
+	sample(XY_MSG_SUBMIT, &m);
+	in.kind = XY_INPUT_UNPACK;
+	m.submit.inputs = &in;
+	m.submit.n_inputs = 1;
+	refused(XY_MSG_SUBMIT, &m, "unknown kind");
+	struct xy_result_output out = result_outputs[0];
+	sample(XY_MSG_RESULT, &m);
+	out.kind = 9;
+	m.result.outputs = &out;
+	m.result.n_outputs = 1;
+	refused(XY_MSG_RESULT, &m, "unknown kind");
+	/* A RESULT's output is at most XY_MAX_OUTPUT bytes. */
+	sample(XY_MSG_RESULT, &m);
+	m.result.output_len = XY_MAX_OUTPUT + 1;
+	m.result.output = calloc(1, XY_MAX_OUTPUT + 2);
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_RESULT, &m), -1);
+	free(m.result.output);
+	xy_buf_free(&b);
+	/* A SUBMIT's output count past the payload is refused before any
+	 * allocation. */
+	xy_buf_init(&b);
+	xy_buf_put_u64(&b, 1);
+	xy_buf_put_str(&b, "");
+	xy_buf_put_str(&b, "true");
+	xy_buf_put_u32(&b, 1);
+	xy_buf_put_u64(&b, 0);
+	xy_buf_put_u64(&b, 0);
+	xy_buf_put_u32(&b, 0);
+	xy_buf_put_u64(&b, 0);
+	xy_buf_put_u32(&b, 0);
+	xy_buf_put_u32(&b, 0);
+	xy_buf_put_u32(&b, XY_MAX_FILES);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_SUBMIT, b.data, b.len, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "exceeds the payload"));
 	xy_buf_free(&b);
 	xy_test_check_no_leaks();
 }
@@ -659,6 +771,24 @@ static void t_hostile_sandbox_names(void)
 		m.task_done.outputs = &dout;
 		m.task_done.n_outputs = 1;
 		expect_rejected(XY_MSG_TASK_DONE, &m, want);
+
+		struct xy_submit_input sin = submit_inputs[0];
+		char *sout = (char *)bad[i];
+		struct xy_result_output rout = result_outputs[0];
+		sample(XY_MSG_SUBMIT, &m);
+		sin.name = (char *)bad[i];
+		m.submit.inputs = &sin;
+		m.submit.n_inputs = 1;
+		expect_rejected(XY_MSG_SUBMIT, &m, want);
+		sample(XY_MSG_SUBMIT, &m);
+		m.submit.outputs = &sout;
+		m.submit.n_outputs = 1;
+		expect_rejected(XY_MSG_SUBMIT, &m, want);
+		sample(XY_MSG_RESULT, &m);
+		rout.name = (char *)bad[i];
+		m.result.outputs = &rout;
+		m.result.n_outputs = 1;
+		expect_rejected(XY_MSG_RESULT, &m, want);
 	}
 	xy_test_check_no_leaks();
 }
@@ -687,6 +817,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_cache_update_blame),
 		XY_TEST(t_decoded_fields),
 		XY_TEST(t_chunk_lists),
+		XY_TEST(t_client_messages),
 		XY_TEST(t_empty_messages),
 		XY_TEST(t_truncated_every_length),
 		XY_TEST(t_trailing_bytes),

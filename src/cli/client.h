@@ -1,0 +1,77 @@
+/*
+ * client.h: a client of a standing manager (`xylem manager`, or any
+ * manager): it connects to the control port with role CLIENT, submits
+ * command tasks whose inputs are files and directories on this machine,
+ * waits for their RESULTs and fetches their outputs
+ * (docs/architecture.md, "Clients"; docs/protocol.md). No filesystem is
+ * shared: the client runs a transfer server of its own from which the
+ * manager fetches the inputs it lacks, and gets outputs from the
+ * manager's transfer server. `xylem cwl --manager` is built on it.
+ *
+ * Everything is blocking, on a private libuv loop that runs only inside
+ * these calls; use one client from one thread. Errors: -1 or NULL, errno,
+ * and a reason in err.
+ */
+#ifndef XY_CLI_CLIENT_H
+#define XY_CLI_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct xy_client;
+
+/* An input: the local file or directory at path, mounted at name. */
+struct xy_client_input {
+	const char *path;
+	const char *name;
+};
+
+/* A command task, as SUBMIT carries it. */
+struct xy_client_task {
+	const char *command;
+	const char *tag; /* NULL: none */
+	int cores;       /* 0: 1 */
+	int64_t memory_mb, disk_mb; /* 0: not limited */
+	int gpus;
+	double time_limit; /* seconds; 0: none */
+	const struct xy_env_var *env;
+	uint32_t n_env;
+	const struct xy_client_input *inputs;
+	uint32_t n_inputs;
+	const char *const *outputs; /* sandbox names brought back */
+	uint32_t n_outputs;
+};
+
+/* Connects to the manager at host:port and proves the secret (copied),
+ * within timeout seconds; starts the client's transfer server. Returns
+ * NULL with a reason in err: EACCES if the manager refused the secret. */
+struct xy_client *xy_client_connect(const char *host, int port,
+				    const void *secret, size_t secret_len,
+				    double timeout, char *err, size_t errlen);
+
+/* Hashes t's inputs (their content names them), offers them on the
+ * transfer server, and sends SUBMIT. Returns the task's id (> 0), or 0
+ * with a reason in err. */
+uint64_t xy_client_submit(struct xy_client *c, const struct xy_client_task *t,
+			  char *err, size_t errlen);
+
+/* Waits up to timeout seconds (negative: no limit) for the RESULT of any
+ * submitted task, into *out, which the caller frees with
+ * xy_client_result_free. Returns 0, or -1: ETIMEDOUT, or ECONNRESET if
+ * the connection closed (reason in err). */
+int xy_client_wait(struct xy_client *c, double timeout,
+		   struct xy_msg_result *out, char *err, size_t errlen);
+void xy_client_result_free(struct xy_msg_result *r);
+
+/* Fetches output i of result r from the manager into dest (which must not
+ * exist), verifying its content. Returns 0, or -1 with a reason in err. */
+int xy_client_fetch(struct xy_client *c, const struct xy_msg_result *r,
+		    uint32_t i, const char *dest, char *err, size_t errlen);
+
+/* Closes the connection (the manager cancels tasks not yet answered),
+ * stops the transfer server, frees c. close(NULL) does nothing. */
+void xy_client_close(struct xy_client *c);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * manager_cmd.c: `xylem manager`, a standing manager. It listens until
+ * SIGINT or SIGTERM; workers connect to it as to any manager (it may start
+ * N local ones itself, local.c), and clients (`xylem cwl --manager`,
+ * client.h) submit tasks to it, which it runs as internal tasks
+ * (src/manager/client.c). It submits nothing of its own. At the signal it
+ * stops its local workers, tells the others to exit, and exits 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "local.h"
+#include "log.h"
+#include "util.h"
+#include "xylem.h"
+
+/* The signal that asks us to stop. */
+static volatile sig_atomic_t stop_signal;
+
+struct manager_opts {
+	const char *host;
+	int port;
+	const char *secret_file;
+	const char *history;
+	int workers;
+	int cores_per_worker; /* 0: cores / workers */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: xylem manager [options]\n\n"
+		"Runs a standing manager until SIGINT or SIGTERM: workers"
+		" connect to it, and\nclients (xylem cwl --manager) submit"
+		" tasks to it.\n\noptions:\n"
+		"  --host H              address to listen on (default: all"
+		" interfaces)\n"
+		"  --port P              port to listen on (default: any free"
+		" port)\n"
+		"  --secret-file F       read the shared secret from F"
+		" (default: XYLEM_SECRET,\n"
+		"                        else a fresh one in a file named on"
+		" stderr)\n"
+		"  --workers N           local workers to start (default: 0)\n"
+		"  --cores-per-worker C  cores each local worker offers"
+		" (default: cores / N)\n"
+		"  --history DB          record tasks in an SQLite database\n"
+		"  --help                show this help\n\n"
+		"It prints 'xylem manager: listening on port P' on stderr when"
+		" ready.\nExit status: 0 after a signal, 1 if it cannot start,"
+		" 2 for a bad command line.\n");
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi,
+		     int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "xylem manager: %s wants a number from %d to"
+			" %d, not '%s'\n", opt, lo, hi, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+/* Returns -1 to go on, or the exit status to end with. */
+static int parse_args(int argc, char **argv, struct manager_opts *o)
+{
+	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW };
+	static const struct option longopts[] = {
+		{"host", required_argument, NULL, O_HOST},
+		{"port", required_argument, NULL, O_PORT},
+		{"secret-file", required_argument, NULL, O_SECRET},
+		{"history", required_argument, NULL, O_HISTORY},
+		{"workers", required_argument, NULL, O_WORKERS},
+		{"cores-per-worker", required_argument, NULL, O_CPW},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, bad = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_HOST: o->host = optarg; break;
+		case O_PORT:
+			bad |= parse_int("--port", optarg, 0, 65535, &o->port);
+			break;
+		case O_SECRET: o->secret_file = optarg; break;
+		case O_HISTORY: o->history = optarg; break;
+		case O_WORKERS:
+			bad |= parse_int("--workers", optarg, 0, 4096,
+					 &o->workers);
+			break;
+		case O_CPW:
+			bad |= parse_int("--cores-per-worker", optarg, 1,
+					 1 << 20, &o->cores_per_worker);
+			break;
+		case 'h': usage(stdout); return XY_EXIT_OK;
+		default:
+			fprintf(stderr, "xylem manager: unknown option or"
+				" missing value: '%s'\n", argv[optind - 1]);
+			bad = 1;
+		}
+	}
+	if (!bad && optind < argc) {
+		fprintf(stderr, "xylem manager: unexpected argument '%s'\n",
+			argv[optind]);
+		bad = 1;
+	}
+	if (bad) {
+		fprintf(stderr, "(see 'xylem manager --help')\n");
+		return XY_EXIT_USAGE;
+	}
+	return -1;
+}
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Runs the manager until a signal; says once if every local worker
+ * exited. Embedded programs' tasks never come here: wait returns none. */
+static void serve(struct xy_manager *m, struct xy_local *l)
+{
+	int warned = 0;
+
+	while (!stop_signal) {
+		xy_manager_run(m, 0.25);
+		if (l->n_workers && !warned && xy_local_reap(l) == 0) {
+			fprintf(stderr, "xylem manager: every local worker"
+				" exited\n");
+			warned = 1;
+		}
+	}
+}
+
+static int start(const struct manager_opts *o, struct xy_local *l,
+		 struct xy_manager **mp)
+{
+	struct xy_manager_options opt = {
+		.host = o->host, .port = o->port, .history = o->history,
+		.name = "xylem-manager"};
+	char err[512] = "";
+	int cores = xy_local_cores();
+
+	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
+	    xy_local_secret(l, o->secret_file) < 0)
+		return -1;
+	opt.secret = l->secret;
+	opt.secret_len = l->secret_len;
+	if (!(*mp = xy_manager_create(&opt, err, sizeof err))) {
+		fprintf(stderr, "xylem manager: cannot start: %s\n", err);
+		return -1;
+	}
+	l->m = *mp;
+	l->n_workers = o->workers;
+	l->worker_cores = o->cores_per_worker ? o->cores_per_worker
+		: o->workers ? cores / o->workers : cores;
+	if (l->worker_cores < 1)
+		l->worker_cores = 1;
+	if (l->n_workers)
+		l->worker_memory_mb = xy_local_memory_mb() / l->n_workers;
+	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)\n",
+		xy_manager_port(*mp),
+		l->secret_path[0] ? "file " : "from XYLEM_SECRET",
+		l->secret_path);
+	return l->n_workers ? xy_local_start_workers(l) : 0;
+}
+
+int xy_cli_manager(int argc, char **argv)
+{
+	struct manager_opts o = {0};
+	struct xy_local l;
+	struct xy_manager *m = NULL;
+	int rc;
+
+	memset(&l, 0, sizeof l);
+	l.who = "xylem manager";
+	if ((rc = parse_args(argc, argv, &o)) >= 0)
+		return rc;
+	xy_log_set_level(XY_LOG_INFO); /* XYLEM_LOG overrides it */
+	catch_signals();
+	rc = start(&o, &l, &m) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
+	if (rc == XY_EXIT_OK) {
+		serve(m, &l);
+		fprintf(stderr, "xylem manager: stopping on signal %d\n",
+			(int)stop_signal);
+	}
+	xy_local_stop(&l);
+	xy_manager_destroy(m); /* other workers see it go, and exit */
+	l.m = NULL;
+	xy_local_free(&l);
+	return rc;
+}

@@ -1,0 +1,493 @@
+/*
+ * client.c: clients, a sub-context of the manager. A client is a program
+ * that connects to the control port with role CLIENT and submits command
+ * tasks (SUBMIT), which the manager answers one by one (RESULT); `xylem
+ * cwl --manager` is one (docs/architecture.md, "Clients"; the messages
+ * are in docs/protocol.md).
+ *
+ * A client's inputs live on its side. The manager fetches each one it
+ * does not hold yet from the client's transfer server, on libuv's thread
+ * pool, into its object store (the directory objects/ of the catalogue's
+ * staging area, one entry per object id), declares it as a local file,
+ * and submits the task as an internal task owned by the client's job:
+ * wait never returns it. Its outputs come back to the manager as any
+ * task's do (xplan.c), into jobs/N/; when it ends they are moved into the
+ * store, which the manager's transfer server serves by id, and RESULT
+ * names them for the client to fetch. A client that goes away cancels its
+ * tasks; nothing else is lost.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define WHO "manager"
+#define TOKEN_TTL_US (3600ull * 1000000ull)
+/* The receiver name in the tokens the manager shows a client's server. */
+#define RECEIVER "manager"
+#define DIR_LEN 4120 /* the staging directory's, and objects/ or jobs/ */
+#define PATH_LEN (DIR_LEN + XY_MAX_NAME + 32)
+
+struct client {
+	struct xy_clients *cs;
+	struct xy_conn *conn;
+	char *addr; /* where its transfer server is: the peer's ip */
+};
+
+/* One SUBMIT, from its arrival to its RESULT. */
+struct client_job {
+	struct xy_clients *cs;
+	struct client *cl;  /* NULL once the client is gone */
+	uint64_t cid;       /* the client's id for it */
+	uint64_t seq;       /* ours: names its directory under jobs/ */
+	union xy_msg sub;   /* the SUBMIT, until the task is made */
+	struct xy_task *t;  /* once made */
+	int in_table;       /* t is in the manager's table, not ours */
+	int work;           /* thread-pool jobs in flight */
+	char *why;          /* the first input that could not be had */
+	struct client_job *prev, *next;
+};
+
+struct xy_clients {
+	struct xy_manager *m;
+	struct client_job *jobs; /* every job, of every client */
+	uint64_t seq;
+	uint64_t last_expiry; /* tokens get distinct expiries */
+	char store[DIR_LEN], jobdir[DIR_LEN];
+};
+
+/* An input brought from a client's transfer server into the store. */
+struct fetch_work {
+	uv_work_t req;
+	struct client_job *job;
+	char *host;
+	int port;
+	uint8_t id[XY_ID_LEN];
+	uint8_t token[XY_TOKEN_LEN];
+	char path[PATH_LEN];
+	const char *name;
+	int status;
+	uint64_t bytes; /* fetched; 0 if the store held it */
+	char err[600];
+};
+
+/* A finished job's outputs moved into the store, its directory removed. */
+struct settle_work {
+	uv_work_t req;
+	struct client_job *job;
+	char **from, **to; /* n_outputs each, NULL on failure */
+	uint32_t n;
+	char dir[PATH_LEN];
+};
+
+struct xy_clients *xy_clients_create(struct xy_manager *m)
+{
+	struct xy_clients *cs = calloc(1, sizeof *cs);
+	const char *staging = xy_catalog_staging(m->catalog);
+
+	if (!cs)
+		return NULL;
+	cs->m = m;
+	snprintf(cs->store, sizeof cs->store, "%.4096s/objects", staging);
+	snprintf(cs->jobdir, sizeof cs->jobdir, "%.4096s/jobs", staging);
+	if (xy_mkdir_p(cs->store) < 0 || xy_mkdir_p(cs->jobdir) < 0) {
+		free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+static void job_free(struct client_job *j)
+{
+	struct xy_clients *cs = j->cs;
+
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		cs->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	if (!j->in_table)
+		xy_task_delete(j->t);
+	xy_msg_free(XY_MSG_SUBMIT, &j->sub);
+	free(j->why);
+	free(j);
+}
+
+void xy_clients_destroy(struct xy_clients *cs)
+{
+	if (!cs)
+		return;
+	/* Tasks still in the manager's table are freed with it. */
+	while (cs->jobs)
+		job_free(cs->jobs);
+	free(cs);
+}
+
+struct client *xy_clients_add(struct xy_clients *cs, struct xy_conn *c)
+{
+	struct client *cl = calloc(1, sizeof *cl);
+
+	if (!cl || !(cl->addr = strdup(xy_conn_peer_ip(c)))) {
+		free(cl);
+		return NULL;
+	}
+	cl->cs = cs;
+	cl->conn = c;
+	XY_LOGI(WHO, "client %s connected", xy_conn_peer(c));
+	return cl;
+}
+
+void xy_clients_remove(struct xy_clients *cs, struct client *cl,
+		       const char *reason)
+{
+	int n = 0;
+
+	for (struct client_job *j = cs->jobs; j; j = j->next) {
+		if (j->cl != cl)
+			continue;
+		j->cl = NULL;
+		n++;
+		/* A running task is told to stop; its job ends when it
+		 * does. A job still fetching ends when its fetches do. */
+		if (j->in_table && !cs->m->destroying)
+			xy_manager_task_cancel(cs->m, j->t);
+	}
+	XY_LOGI(WHO, "client %s left (%s)%s", cl->addr, reason,
+		n ? ", its tasks are cancelled" : "");
+	free(cl->addr);
+	free(cl);
+}
+
+/* ------------------------------------------------------------ RESULT */
+
+/* Sends the job's RESULT, from its task if it was made. */
+static void send_result(struct client_job *j, xy_result r, const char *why)
+{
+	struct xy_manager *m = j->cs->m;
+	struct xy_task *t = j->t;
+	struct xy_result_output *outs = NULL;
+	union xy_msg msg = {0};
+	struct xy_msg_result *res = &msg.result;
+
+	res->id = j->cid;
+	res->result = (uint8_t)r;
+	res->exit_code = t ? t->exit_code : -1;
+	res->message = (char *)(why ? why : t && t->error ? t->error : "");
+	res->xfer_port = (uint16_t)xy_xfer_server_port(m->xfer);
+	if (t && t->output) {
+		size_t n = t->output_len;
+		res->output_len = n > XY_MAX_OUTPUT ? XY_MAX_OUTPUT : n;
+		res->output = t->output + (n - res->output_len);
+	}
+	if (t && r == XY_RESULT_SUCCESS && t->n_outputs &&
+	    (outs = calloc(t->n_outputs, sizeof *outs))) {
+		for (uint32_t i = 0; i < t->n_outputs; i++) {
+			struct xy_object *o = t->outputs[i].file->obj;
+			outs[i].name = t->outputs[i].as;
+			memcpy(outs[i].id, o->id, XY_ID_LEN);
+			outs[i].kind = o->kind;
+			outs[i].size = o->size;
+		}
+		res->n_outputs = t->n_outputs;
+		res->outputs = outs;
+	}
+	if (xy_conn_send(j->cl->conn, XY_MSG_RESULT, &msg) < 0)
+		xy_conn_close(j->cl->conn, "cannot send a RESULT");
+	XY_LOGI(WHO, "client %s: task %llu %s", j->cl->addr,
+		(unsigned long long)j->cid, xy_result_string(r));
+	free(outs);
+}
+
+static void settle_work(uv_work_t *req)
+{
+	struct settle_work *w = req->data;
+	struct stat st;
+
+	for (uint32_t i = 0; i < w->n; i++) {
+		/* The store keeps one copy of an object: a copy already there
+		 * stays, being served. */
+		if (lstat(w->to[i], &st) == 0 || rename(w->from[i], w->to[i]) < 0)
+			xy_rm_rf(w->from[i]);
+	}
+	xy_rm_rf(w->dir);
+}
+
+static void settle_done(uv_work_t *req, int status)
+{
+	struct settle_work *w = req->data;
+	struct client_job *j = w->job;
+	struct xy_clients *cs = j->cs;
+	struct xy_task *t = j->t;
+
+	(void)status;
+	for (uint32_t i = 0; i < w->n && !cs->m->destroying; i++)
+		xy_catalog_serve(cs->m->catalog, t->outputs[i].file->obj,
+				 w->to[i]);
+	if (j->cl && !cs->m->destroying)
+		send_result(j, t->result, NULL);
+	for (uint32_t i = 0; i < w->n; i++) {
+		free(w->from[i]);
+		free(w->to[i]);
+	}
+	free(w->from);
+	free(w->to);
+	free(w);
+	job_free(j);
+}
+
+void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t)
+{
+	struct client_job *j = t->job;
+	struct settle_work *w = calloc(1, sizeof *w);
+	uint32_t n = t->result == XY_RESULT_SUCCESS ? t->n_outputs : 0;
+
+	j->in_table = 0;
+	if (!w || (n && (!(w->from = calloc(n, sizeof *w->from)) ||
+			 !(w->to = calloc(n, sizeof *w->to)))))
+		abort(); /* small allocations on the loop */
+	w->req.data = w;
+	w->job = j;
+	w->n = n;
+	snprintf(w->dir, sizeof w->dir, "%s/%llu", cs->jobdir,
+		 (unsigned long long)j->seq);
+	for (uint32_t i = 0; i < n; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		w->from[i] = strdup(f->path);
+		if (asprintf(&w->to[i], "%s/%s", cs->store, f->obj->hex) < 0 ||
+		    !w->from[i])
+			abort();
+	}
+	if (uv_queue_work(&cs->m->loop, &w->req, settle_work, settle_done) < 0)
+		abort(); /* fails only on bad arguments */
+}
+
+/* ---------------------------------------------------------- the task */
+
+/* The task of a job whose inputs are all in the store. */
+static struct xy_task *make_task(struct client_job *j, char *err,
+				 size_t errlen)
+{
+	struct xy_clients *cs = j->cs;
+	struct xy_msg_submit *s = &j->sub.submit;
+	struct xy_task *t = xy_task_create(s->command);
+	char path[PATH_LEN], hex[2 * XY_ID_LEN + 1];
+	int bad = !t || (*s->tag && xy_task_set_tag(t, s->tag) < 0);
+
+	for (uint32_t i = 0; !bad && i < s->n_inputs; i++) {
+		xy_hex(s->inputs[i].id, XY_ID_LEN, hex);
+		snprintf(path, sizeof path, "%s/%s", cs->store, hex);
+		struct xy_file *f = xy_manager_declare_file(
+			cs->m, path, XY_CACHE_WORKFLOW, err, errlen);
+		bad = !f || xy_task_add_input(t, f, s->inputs[i].name, err,
+					      errlen) < 0;
+	}
+	for (uint32_t i = 0; !bad && i < s->n_outputs; i++) {
+		snprintf(path, sizeof path, "%s/%llu/%s", cs->jobdir,
+			 (unsigned long long)j->seq, s->outputs[i]);
+		struct xy_file *f = xy_manager_declare_file(
+			cs->m, path, XY_CACHE_TASK, err, errlen);
+		bad = !f || xy_task_add_output(t, f, s->outputs[i], err,
+					       errlen) < 0;
+	}
+	for (uint32_t i = 0; !bad && i < s->n_env; i++)
+		bad = xy_task_set_env(t, s->env[i].name, s->env[i].value) < 0;
+	if (bad) {
+		if (!*err)
+			snprintf(err, errlen, "out of memory");
+		xy_task_delete(t);
+		return NULL;
+	}
+	xy_task_set_cores(t, s->cores ? (int)s->cores : 1);
+	xy_task_set_memory(t, (int64_t)s->memory_mb);
+	xy_task_set_disk(t, (int64_t)s->disk_mb);
+	xy_task_set_gpus(t, (int)s->gpus);
+	xy_task_set_time_limit(t, s->time_limit_ms / 1000.0);
+	return t;
+}
+
+/* Every input of j is in the store (or could not be had): submits its
+ * task, or answers at once. */
+static void job_staged(struct client_job *j)
+{
+	struct xy_manager *m = j->cs->m;
+	char err[1024] = "";
+
+	if (!j->cl || m->destroying) {
+		job_free(j);
+		return;
+	}
+	if (j->why) {
+		send_result(j, XY_RESULT_INPUT_MISSING, j->why);
+		job_free(j);
+		return;
+	}
+	j->t = make_task(j, err, sizeof err);
+	if (j->t) {
+		j->t->job = j;
+		j->in_table = 1;
+		if (xy_manager_submit_internal(m, j->t, err, sizeof err))
+			goto submitted;
+		j->in_table = 0;
+		j->t->job = NULL;
+	}
+	send_result(j, XY_RESULT_APP_FAILED, err);
+	job_free(j);
+	return;
+submitted:
+	XY_LOGI(WHO, "client %s: task %llu runs as %llu", j->cl->addr,
+		(unsigned long long)j->cid, (unsigned long long)j->t->id);
+	xy_msg_free(XY_MSG_SUBMIT, &j->sub);
+}
+
+/* ---------------------------------------------------------- fetching */
+
+static void fetch_work(uv_work_t *req)
+{
+	struct fetch_work *w = req->data;
+	struct xy_manager *m = w->job->cs->m;
+	char tmp[PATH_LEN + 64];
+	struct stat st;
+
+	if (lstat(w->path, &st) == 0) { /* held already */
+		w->status = XY_OBJ_OK;
+		return;
+	}
+	snprintf(tmp, sizeof tmp, "%s.%p", w->path, (void *)w);
+	w->status = xy_xfer_fetch(w->host, w->port, m->secret, m->secret_len,
+				  w->id, w->token, RECEIVER, tmp, 0, &w->bytes,
+				  w->err, sizeof w->err);
+	if (w->status != XY_OBJ_OK)
+		return;
+	/* Another job may have brought the same object meanwhile. */
+	if (lstat(w->path, &st) == 0 || rename(tmp, w->path) < 0)
+		xy_rm_rf(tmp);
+	if (lstat(w->path, &st) < 0) {
+		snprintf(w->err, sizeof w->err, "cannot keep %.300s: %s", w->path,
+			 strerror(errno));
+		w->status = XY_OBJ_FAILED;
+	}
+}
+
+static void fetch_done(uv_work_t *req, int status)
+{
+	struct fetch_work *w = req->data;
+	struct client_job *j = w->job;
+
+	if (status == 0 && w->status == XY_OBJ_OK && w->bytes)
+		XY_LOGI(WHO, "client %s: input %s fetched (%llu bytes)",
+			w->host, w->name, (unsigned long long)w->bytes);
+	if ((status < 0 || w->status != XY_OBJ_OK) && !j->why &&
+	    asprintf(&j->why, "input %s could not be fetched from the "
+		     "client: %s", w->name, status < 0 ? "cancelled" : w->err) < 0)
+		j->why = NULL;
+	free(w->host);
+	free(w);
+	if (--j->work == 0)
+		job_staged(j);
+}
+
+static void start_fetch(struct client_job *j, struct xy_submit_input *in)
+{
+	struct xy_clients *cs = j->cs;
+	struct fetch_work *w = calloc(1, sizeof *w);
+	char hex[2 * XY_ID_LEN + 1];
+	uint64_t e = (uint64_t)(xy_now() * 1e6) + TOKEN_TTL_US;
+
+	if (!w || !(w->host = strdup(j->cl->addr)))
+		abort(); /* small allocations on the loop */
+	if (e <= cs->last_expiry)
+		e = cs->last_expiry + 1;
+	cs->last_expiry = e;
+	w->req.data = w;
+	w->job = j;
+	w->port = j->sub.submit.xfer_port;
+	w->name = in->name;
+	memcpy(w->id, in->id, XY_ID_LEN);
+	xy_token_make(cs->m->secret, cs->m->secret_len, in->id, e, RECEIVER,
+		      w->token);
+	xy_hex(in->id, XY_ID_LEN, hex);
+	snprintf(w->path, sizeof w->path, "%s/%s", cs->store, hex);
+	j->work++;
+	if (uv_queue_work(&cs->m->loop, &w->req, fetch_work, fetch_done) < 0)
+		abort();
+}
+
+/* ------------------------------------------------------------ SUBMIT */
+
+/* What makes a SUBMIT malformed beyond what the decoder checks. */
+static const char *bad_submit(struct xy_clients *cs, struct client *cl,
+			      const struct xy_msg_submit *s)
+{
+	if (!*s->command)
+		return "SUBMIT with an empty command";
+	if (s->n_inputs && !s->xfer_port)
+		return "SUBMIT with inputs but no transfer port";
+	for (struct client_job *j = cs->jobs; j; j = j->next)
+		if (j->cl == cl && j->cid == s->id)
+			return "SUBMIT with the id of a task not yet answered";
+	for (uint32_t i = 0; i < s->n_inputs + s->n_outputs; i++) {
+		const char *a = i < s->n_inputs ? s->inputs[i].name
+						: s->outputs[i - s->n_inputs];
+		for (uint32_t k = i + 1; k < s->n_inputs + s->n_outputs; k++)
+			if (!strcmp(a, k < s->n_inputs
+					       ? s->inputs[k].name
+					       : s->outputs[k - s->n_inputs]))
+				return "SUBMIT names a sandbox path twice";
+	}
+	return NULL;
+}
+
+static void on_submit(struct xy_clients *cs, struct client *cl,
+		      union xy_msg *msg)
+{
+	const char *why = bad_submit(cs, cl, &msg->submit);
+	struct client_job *j;
+
+	if (why) {
+		XY_LOGW(WHO, "closing client %s: %s", cl->addr, why);
+		xy_conn_close(cl->conn, why);
+		return;
+	}
+	if (!(j = calloc(1, sizeof *j))) {
+		xy_conn_close(cl->conn, "out of memory");
+		return;
+	}
+	j->cs = cs;
+	j->cl = cl;
+	j->cid = msg->submit.id;
+	j->seq = ++cs->seq;
+	j->sub = *msg; /* stolen: the conn frees an empty message */
+	memset(msg, 0, sizeof *msg);
+	j->next = cs->jobs;
+	if (cs->jobs)
+		cs->jobs->prev = j;
+	cs->jobs = j;
+	for (uint32_t i = 0; i < j->sub.submit.n_inputs; i++)
+		start_fetch(j, &j->sub.submit.inputs[i]);
+	if (j->work == 0)
+		job_staged(j);
+}
+
+void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
+		    union xy_msg *msg)
+{
+	char why[64];
+
+	if (type == XY_MSG_SUBMIT) {
+		on_submit(cs, cl, msg);
+		return;
+	}
+	if (type == XY_MSG_KEEPALIVE)
+		return;
+	snprintf(why, sizeof why, "unexpected %s", xy_msg_name(type));
+	XY_LOGW(WHO, "closing client %s: %s", cl->addr, why);
+	xy_conn_close(cl->conn, why);
+}
