@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the CWL v1.2 conformance suite against `xylem cwl` with cwltest
 # (docs/cwl.md): the required CommandLineTool tests, then every test tagged
-# command_line_tool, in a scratch copy of the suite (tests write beside
-# themselves). Prints each run's counts and the failing tests, and fails
+# command_line_tool, each on local workers, then the required tests again
+# through a standing manager (`xylem cwl --manager`), in a scratch copy of
+# the suite (tests write beside themselves). Prints each run's counts and the failing tests, and fails
 # if fewer pass than the floors below, which hold what the runner passes
 # today, so that a regression stops CI. Of the 68 required tests, one
 # (cwloutput_nolimit) has a DockerRequirement: with no container runtime
@@ -33,14 +34,18 @@ trap 'rm -rf "$scratch"' EXIT
 cp -r "$suite/." "$scratch/"
 cd "$scratch"
 
-# run NAME FLOOR CWLTEST-ARGS...: one cwltest run, its counts (from its
-# JUnit report) checked against FLOOR.
+# run NAME FLOOR CWLTEST-ARGS... [-- cwl ARGS...]: one cwltest run, its
+# counts (from its JUnit report) checked against FLOOR.
 status=0
 run() {
 	local name=$1 floor=$2 log="$scratch/$1.log" xml="$scratch/$1.xml" passed
 	shift 2
+	case " $* " in
+	*" -- "*) ;;
+	*) set -- "$@" -- cwl ;;
+	esac
 	timeout 1800 cwltest --test conformance_tests.yaml --tool "$xylem" \
-		-j "$jobs" --timeout 120 --junit-xml "$xml" "$@" -- cwl \
+		-j "$jobs" --timeout 120 --junit-xml "$xml" "$@" \
 		>"$log" 2>&1 || true
 	passed=$(python3 - "$xml" "$name" "$floor" <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -78,4 +83,29 @@ PY
 run required "$floor_required" --tags required \
 	--exclude-tags workflow,expression_tool
 run command_line_tool "$floor_clt" --tags command_line_tool
+
+# The required tests again, submitted to one standing manager (`xylem
+# manager`, one local worker) with `xylem cwl --manager`: every tool of
+# the run goes through the same manager and worker.
+secret="$scratch/secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret"
+chmod 600 "$secret"
+"$xylem" manager --host 127.0.0.1 --workers 1 --secret-file "$secret" \
+	2>"$scratch/manager.log" &
+mgr=$!
+trap 'kill $mgr 2>/dev/null; wait $mgr 2>/dev/null; rm -rf "$scratch"' EXIT
+port=""
+for _ in $(seq 100); do
+	port=$(grep -oE 'listening on port [0-9]+' "$scratch/manager.log" |
+		grep -oE '[0-9]+$' || true)
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+if [ -z "$port" ]; then
+	cat "$scratch/manager.log" >&2
+	exit 1
+fi
+run required-via-manager "$floor_required" --tags required \
+	--exclude-tags workflow,expression_tool -- cwl --manager \
+	"127.0.0.1:$port" --secret-file "$secret"
 exit $status
