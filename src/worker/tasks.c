@@ -53,6 +53,7 @@ struct task {
 	uint32_t missing; /* inputs not yet cached */
 	uint8_t *held;    /* per input: we hold a cache reference (HELD_*) */
 	char *sandbox;
+	uint64_t pooled; /* k if the sandbox is the pool's .free-<k> */
 	struct xy_proc *proc;
 	struct xy_lib_call call; /* a call handed to a library instance */
 	int busy; /* thread pool work in flight */
@@ -346,13 +347,20 @@ static int pool_take(struct xy_tasks *ts, const char *path)
 	return -1;
 }
 
-/* Pools an empty sandbox, or removes it. Takes path. */
-static void sandbox_release(struct xy_tasks *ts, char *path)
+/* Pools an empty sandbox, or removes it. Takes path. A sandbox that is
+ * a pool directory used in place (pooled, its k) goes back under its own
+ * name, without a rename. */
+static void sandbox_release(struct xy_tasks *ts, char *path, uint64_t pooled)
 {
 	char name[PATH_MAX];
 	uint64_t k;
 
 	if (ts->pool_n < POOL_MAX && !ts->quiet && reusable(path)) {
+		if (pooled) {
+			ts->pool[ts->pool_n++] = pooled;
+			free(path);
+			return;
+		}
 		k = ++ts->pool_seq;
 		pool_name(ts, k, name, sizeof name);
 		if (rename(path, name) == 0) {
@@ -364,6 +372,41 @@ static void sandbox_release(struct xy_tasks *ts, char *path)
 	sandbox_remove(ts, path);
 }
 
+/*
+ * A call with neither inputs nor outputs (most warm calls) runs in a pool
+ * directory as it is: its name is never used for anything but its path,
+ * and nothing is linked into it or collected from it, so renaming it to
+ * the task's id and back (two renames, most of a call's sandbox cost on
+ * ext4) buys nothing. It is checked empty when the call ends, as any
+ * pooled sandbox is, so no call sees what an earlier one left. Returns
+ * 0, or -1 with errno set.
+ */
+static int pool_use(struct task *t)
+{
+	struct xy_tasks *ts = t->ts;
+	char name[PATH_MAX];
+	uint64_t k;
+
+	if (ts->pool_n) {
+		k = ts->pool[--ts->pool_n];
+		pool_name(ts, k, name, sizeof name);
+	} else {
+		k = ++ts->pool_seq;
+		pool_name(ts, k, name, sizeof name);
+		if (mkdir(name, 0755) < 0)
+			return -1;
+	}
+	free(t->sandbox);
+	t->sandbox = strdup(name);
+	if (!t->sandbox) {
+		rmdir(name);
+		errno = ENOMEM;
+		return -1;
+	}
+	t->pooled = k;
+	return 0;
+}
+
 /* Once a task is reported and holds neither a process nor thread pool
  * work, its sandbox goes and it waits in the dead list to be freed. */
 static void maybe_retire(struct task *t)
@@ -372,7 +415,7 @@ static void maybe_retire(struct task *t)
 	    t->list == &t->ts->dead)
 		return;
 	if (t->sandbox) {
-		sandbox_release(t->ts, t->sandbox);
+		sandbox_release(t->ts, t->sandbox, t->pooled);
 		t->sandbox = NULL;
 	}
 	t->state = T_ENDED;
@@ -648,6 +691,12 @@ static int make_sandbox(struct task *t, char *err, size_t errlen)
 	const char *base = xy_cache_sandboxes(t->ts->o.cache);
 	int n;
 
+	if (is_call(t) && !t->spec.n_inputs && !t->spec.n_outputs) {
+		if (pool_use(t) == 0)
+			return 0;
+		return xy_fail(err, errlen, errno, "cannot make a sandbox: %s",
+			       strerror(errno));
+	}
 	for (int tries = 0; tries < 100; tries++) {
 		free(t->sandbox);
 		if (!tries)
