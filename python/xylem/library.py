@@ -5,7 +5,8 @@ worker from the template that the executor declared (docs/python.md,
 Importing the xylem package first checks that this is the Python version
 the manager asked for (xylem/__init__.py). The library then says hello on
 file descriptor 3 and serves one call at a time: each call
-frame carries a task id, the call's sandbox and a payload (_calls.py).
+frame carries a task id, the call's sandbox and a payload (_calls.py),
+and usually arrives whole, taken in one read with its length.
 The call runs with the sandbox as its working directory; the reply frame
 carries the task id and the pickled value or exception. Functions are
 unpickled once per distinct function and kept, so their modules load once
