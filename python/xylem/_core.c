@@ -151,6 +151,7 @@ typedef struct {
 	struct keymap keys;
 	struct refusal *refused;
 	int stop;
+	PyThreadState *tstate; /* the loop thread's, kept while it runs */
 } Manager;
 
 static PyTypeObject ManagerType;
@@ -318,15 +319,15 @@ static PyObject *batch_list(const struct batch *b)
 	return list;
 }
 
-/* Hands a batch to the callback, with the GIL taken for the purpose. */
+/* Hands a batch to the callback, with the GIL taken for the purpose on
+ * the loop thread's own thread state (loop_main). */
 static void call_back(Manager *self, const struct batch *b)
 {
-	PyGILState_STATE g;
 	PyObject *list, *cb, *r;
 
 	if (finalizing())
 		return;
-	g = PyGILState_Ensure();
+	PyEval_RestoreThread(self->tstate);
 	cb = self->callback;
 	Py_XINCREF(cb);
 	list = batch_list(b);
@@ -340,7 +341,7 @@ static void call_back(Manager *self, const struct batch *b)
 	}
 	Py_XDECREF(list);
 	Py_XDECREF(cb);
-	PyGILState_Release(g);
+	self->tstate = PyEval_SaveThread();
 }
 
 /* Collects what completed (and what the manager refused) and delivers
@@ -382,11 +383,21 @@ static void deliver(Manager *self)
 	}
 }
 
+/*
+ * The loop thread takes a Python thread state once, as it starts, and
+ * keeps it until it ends: PyGILState_Ensure and Release around each batch
+ * would make and free one every time, with a fresh frame stack (an mmap
+ * and its page faults), a large share of the thread's work when batches
+ * are small. Taken with PyGILState_Ensure, so that code in the callback
+ * that calls PyGILState_Ensure itself finds it.
+ */
 static void *loop_main(void *arg)
 {
 	Manager *self = arg;
 	PyGILState_STATE g;
 
+	g = PyGILState_Ensure();
+	self->tstate = PyEval_SaveThread();
 	while (!__atomic_load_n(&self->stop, __ATOMIC_ACQUIRE)) {
 		if (xy_manager_run(self->m, -1) < 0 && errno != EINTR) {
 			fprintf(stderr, "xylem: manager loop: %s\n",
@@ -396,9 +407,11 @@ static void *loop_main(void *arg)
 		deliver(self);
 	}
 	deliver(self);
-	/* Drop the reference the thread held (see Manager_init). */
+	/* Drop the reference the thread held (see Manager_init), and the
+	 * thread state. While Python finalizes, both are left to it. */
 	if (!finalizing()) {
-		g = PyGILState_Ensure();
+		PyEval_RestoreThread(self->tstate);
+		self->tstate = NULL;
 		Py_DECREF(self);
 		PyGILState_Release(g);
 	}

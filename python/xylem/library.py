@@ -5,7 +5,8 @@ worker from the template that the executor declared (docs/python.md,
 Importing the xylem package first checks that this is the Python version
 the manager asked for (xylem/__init__.py). The library then says hello on
 file descriptor 3 and serves one call at a time: each call
-frame carries a task id, the call's sandbox and a payload (_calls.py).
+frame carries a task id, the call's sandbox and a payload (_calls.py),
+and usually arrives whole, taken in one read with its length.
 The call runs with the sandbox as its working directory; the reply frame
 carries the task id and the pickled value or exception. Functions are
 unpickled once per distinct function and kept, so their modules load once
@@ -30,24 +31,37 @@ class ChannelClosed(Exception):
     pass
 
 
-def read_exact(fd, n):
-    parts = []
-    while n:
-        data = os.read(fd, min(n, 1 << 20))
-        if not data:
-            raise ChannelClosed()
-        parts.append(data)
-        n -= len(data)
-    return b"".join(parts)
+class Reader:
+    """Frames from the channel, read in as few system calls as the
+    socket allows: a call frame usually arrives whole, and one read then
+    takes it (its length and its bytes together)."""
 
+    CHUNK = 1 << 16
 
-def read_frame(fd):
-    (n,) = struct.unpack("<I", read_exact(fd, 4))
-    if n > FRAME_MAX:
-        sys.stderr.write("xylem library: frame of %d bytes from the worker"
-                         " exceeds %d\n" % (n, FRAME_MAX))
-        sys.exit(2)
-    return read_exact(fd, n)
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, want):
+        """Reads until the buffer holds at least want bytes."""
+        while len(self.buf) < want:
+            data = os.read(self.fd, max(self.CHUNK, want - len(self.buf)))
+            if not data:
+                raise ChannelClosed()
+            self.buf += data
+
+    def frame(self):
+        self._fill(4)
+        (n,) = struct.unpack_from("<I", self.buf, 0)
+        if n > FRAME_MAX:
+            sys.stderr.write("xylem library: frame of %d bytes from the"
+                             " worker exceeds %d\n" % (n, FRAME_MAX))
+            sys.exit(2)
+        self._fill(4 + n)
+        with memoryview(self.buf) as view:
+            frame = bytes(view[4:4 + n])
+        del self.buf[:4 + n]
+        return frame
 
 
 def write_frame(fd, *parts):
@@ -79,9 +93,10 @@ def parse_call(frame):
 def serve(fd):
     home = os.getcwd()
     cache = _calls.FunctionCache()
+    reader = Reader(fd)
     while True:
         try:
-            frame = read_frame(fd)
+            frame = reader.frame()
         except ChannelClosed:
             return 0  # the worker closed the channel: its way of saying bye
         task_id, sandbox, payload = parse_call(frame)

@@ -53,6 +53,8 @@ struct task {
 	uint32_t missing; /* inputs not yet cached */
 	uint8_t *held;    /* per input: we hold a cache reference (HELD_*) */
 	char *sandbox;
+	uint64_t pooled; /* k if the sandbox is the pool's .free-<k> */
+	int pool_fd;     /* that directory, open; or -1 */
 	struct xy_proc *proc;
 	struct xy_lib_call call; /* a call handed to a library instance */
 	int busy; /* thread pool work in flight */
@@ -81,7 +83,10 @@ struct xy_tasks {
 	uint32_t cores_busy; /* of the tasks started and not yet reported */
 	uint64_t seq;
 	int quiet; /* shutting down: report nothing */
-	uint64_t pool[POOL_MAX]; /* empty sandboxes kept as .free-<n> */
+	struct pool_dir {
+		uint64_t k; /* sandbox/.free-<k> */
+		int fd;     /* it, open, or -1 */
+	} pool[POOL_MAX]; /* empty sandboxes, the newest last */
 	int pool_n;
 	uint64_t pool_seq;
 };
@@ -109,6 +114,7 @@ struct collect {
 
 static void task_end(struct task *t, int result, const char *message,
 		     struct xy_done_output *outs, uint32_t n);
+static void pool_pop(struct xy_tasks *ts);
 
 static int is_call(const struct task *t)
 {
@@ -201,6 +207,8 @@ static void task_free(struct task *t)
 	union xy_msg m;
 
 	list_del(t);
+	if (t->pool_fd >= 0)
+		close(t->pool_fd);
 	m.task = t->spec;
 	xy_msg_free(XY_MSG_TASK, &m);
 	free(t->held);
@@ -232,6 +240,8 @@ void xy_tasks_destroy(struct xy_tasks *ts)
 			task_free(t);
 		}
 	}
+	while (ts->pool_n)
+		pool_pop(ts);
 	free(ts->gpu_busy);
 	free(ts);
 }
@@ -287,7 +297,6 @@ static void sandbox_remove(struct xy_tasks *ts, char *path)
 
 /* ------------------------------------------- the pool of sandboxes */
 
-
 /* Making a directory costs far more than renaming one on some file
  * systems (ext4 searches its inode tables for a free one: ~150 us against
  * ~5 us), and a task without files leaves its sandbox empty. So empty
@@ -299,31 +308,59 @@ static void pool_name(struct xy_tasks *ts, uint64_t k, char *out, size_t len)
 		 xy_cache_sandboxes(ts->o.cache), k);
 }
 
-/* True if path is an empty directory of ours with mode 0755. */
-static int reusable(const char *path)
+/* True if fd is an empty directory of ours with mode 0755. */
+static int empty_dir(int fd)
 {
 	char buf[512] __attribute__((aligned(8))); /* as dirent64 needs */
 	struct stat st;
 	ssize_t n, off;
-	int fd, ok = 0;
+	int ok;
 
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fstat(fd, &st) < 0 || (st.st_mode & 07777) != 0755 ||
+	    st.st_uid != geteuid() || lseek(fd, 0, SEEK_SET) < 0)
+		return 0;
+	n = getdents64(fd, buf, sizeof buf);
+	ok = n > 0;
+	for (off = 0; ok && off < n;) {
+		struct dirent64 *d = (struct dirent64 *)(buf + off);
+
+		ok = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
+		off += d->d_reclen;
+	}
+	return ok;
+}
+
+static int open_dir(const char *path)
+{
+	return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* True if path is an empty directory of ours with mode 0755. */
+static int reusable(const char *path)
+{
+	int fd = open_dir(path), ok;
+
 	if (fd < 0)
 		return 0;
-	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == 0755 &&
-	    st.st_uid == geteuid()) {
-		n = getdents64(fd, buf, sizeof buf);
-		ok = n > 0;
-		for (off = 0; ok && off < n;) {
-			struct dirent64 *d = (struct dirent64 *)(buf + off);
-
-			ok = !strcmp(d->d_name, ".") ||
-			     !strcmp(d->d_name, "..");
-			off += d->d_reclen;
-		}
-	}
+	ok = empty_dir(fd);
 	close(fd);
 	return ok;
+}
+
+static void pool_push(struct xy_tasks *ts, uint64_t k, int fd)
+{
+	ts->pool[ts->pool_n].k = k;
+	ts->pool[ts->pool_n].fd = fd;
+	ts->pool_n++;
+}
+
+/* Forgets the newest entry, closing its descriptor. */
+static void pool_pop(struct xy_tasks *ts)
+{
+	struct pool_dir *e = &ts->pool[--ts->pool_n];
+
+	if (e->fd >= 0)
+		close(e->fd);
 }
 
 /* Moves a pooled sandbox to path. Returns 0, or -1 (EEXIST if path is
@@ -336,32 +373,92 @@ static int pool_take(struct xy_tasks *ts, const char *path)
 		errno = ENOENT;
 		return -1;
 	}
-	pool_name(ts, ts->pool[ts->pool_n - 1], name, sizeof name);
+	pool_name(ts, ts->pool[ts->pool_n - 1].k, name, sizeof name);
 	if (renameat2(AT_FDCWD, name, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
-		ts->pool_n--;
+		pool_pop(ts);
 		return 0;
 	}
 	if (errno != EEXIST)
-		ts->pool_n--; /* gone or unusable: forget it */
+		pool_pop(ts); /* gone or unusable: forget it */
 	return -1;
 }
 
-/* Pools an empty sandbox, or removes it. Takes path. */
-static void sandbox_release(struct xy_tasks *ts, char *path)
+/* Pools an empty sandbox, or removes it. Takes path. A pool directory
+ * used in place (t->pooled, pool_use) goes back under its own name,
+ * checked through the descriptor it keeps; any other is renamed. */
+static void sandbox_release(struct task *t)
 {
-	char name[PATH_MAX];
+	struct xy_tasks *ts = t->ts;
+	char name[PATH_MAX], *path = t->sandbox;
+	int room = ts->pool_n < POOL_MAX && !ts->quiet;
 	uint64_t k;
 
-	if (ts->pool_n < POOL_MAX && !ts->quiet && reusable(path)) {
+	t->sandbox = NULL;
+	if (t->pooled && t->pool_fd >= 0) {
+		if (room && empty_dir(t->pool_fd)) {
+			pool_push(ts, t->pooled, t->pool_fd);
+			t->pool_fd = -1;
+			free(path);
+			return;
+		}
+		close(t->pool_fd);
+		t->pool_fd = -1;
+	} else if (room && reusable(path)) {
 		k = ++ts->pool_seq;
 		pool_name(ts, k, name, sizeof name);
 		if (rename(path, name) == 0) {
-			ts->pool[ts->pool_n++] = k;
+			pool_push(ts, k, -1);
 			free(path);
 			return;
 		}
 	}
 	sandbox_remove(ts, path);
+}
+
+/*
+ * A call with neither inputs nor outputs (most warm calls) runs in a pool
+ * directory as it is: its name is never used for anything but its path,
+ * and nothing is linked into it or collected from it, so renaming it to
+ * the task's id and back (two renames, most of a call's sandbox cost on
+ * ext4) buys nothing. The directory stays open from then on, so that the
+ * check that it is empty when the call ends, as for any pooled sandbox,
+ * needs no path lookup: no call sees what an earlier one left there
+ * (what a call leaves in its library's memory is another matter,
+ * docs/python.md). Returns 0, or -1 with errno set.
+ */
+static int pool_use(struct task *t)
+{
+	struct xy_tasks *ts = t->ts;
+	char name[PATH_MAX];
+	uint64_t k;
+	int fd = -1;
+
+	if (ts->pool_n) {
+		k = ts->pool[--ts->pool_n].k;
+		fd = ts->pool[ts->pool_n].fd;
+		pool_name(ts, k, name, sizeof name);
+	} else {
+		k = ++ts->pool_seq;
+		pool_name(ts, k, name, sizeof name);
+		if (mkdir(name, 0755) < 0)
+			return -1;
+	}
+	if (fd < 0)
+		fd = open_dir(name);
+	free(t->sandbox);
+	t->sandbox = fd >= 0 ? strdup(name) : NULL;
+	if (!t->sandbox) {
+		int e = fd >= 0 ? ENOMEM : errno;
+
+		if (fd >= 0)
+			close(fd);
+		xy_rm_rf(name);
+		errno = e;
+		return -1;
+	}
+	t->pooled = k;
+	t->pool_fd = fd;
+	return 0;
 }
 
 /* Once a task is reported and holds neither a process nor thread pool
@@ -371,10 +468,8 @@ static void maybe_retire(struct task *t)
 	if (!t->reported || t->proc || t->in_lib || t->busy ||
 	    t->list == &t->ts->dead)
 		return;
-	if (t->sandbox) {
-		sandbox_release(t->ts, t->sandbox);
-		t->sandbox = NULL;
-	}
+	if (t->sandbox)
+		sandbox_release(t);
 	t->state = T_ENDED;
 	list_move(&t->ts->dead, t);
 }
@@ -551,6 +646,7 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
 		return -1;
 	}
 	t->ts = ts;
+	t->pool_fd = -1;
 	t->spec = *m;
 	memset(m, 0, sizeof *m);
 	t->hnext = ts->table[t->spec.task_id % TBUCKETS];
@@ -657,6 +753,12 @@ static int make_sandbox(struct task *t, char *err, size_t errlen)
 	const char *base = xy_cache_sandboxes(t->ts->o.cache);
 	int n;
 
+	if (is_call(t) && !t->spec.n_inputs && !t->spec.n_outputs) {
+		if (pool_use(t) == 0)
+			return 0;
+		return xy_fail(err, errlen, errno, "cannot make a sandbox: %s",
+			       strerror(errno));
+	}
 	for (int tries = 0; tries < 100; tries++) {
 		free(t->sandbox);
 		if (!tries)

@@ -74,6 +74,16 @@ def cwd_files():
     return sorted(os.listdir("."))
 
 
+def litter(tag):
+    """What the call finds in its working directory, after which it
+    leaves a file and a directory there."""
+    found = sorted(os.listdir("."))
+    with open("left-" + tag, "w") as f:
+        f.write(tag)
+    os.mkdir("dir-" + tag)
+    return found
+
+
 def upper_file(src, dst):
     """Reads src in the sandbox and writes it upper-cased to dst."""
     with open(src) as f:

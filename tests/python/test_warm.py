@@ -23,6 +23,15 @@ def test_warm_calls_share_a_process_and_its_modules(make_executor):
     assert [r[2] for r in results] == [1, 2, 3, 4]
 
 
+def test_warm_calls_never_see_files_left_by_earlier_ones(make_executor):
+    # Calls without files run in pooled directories used in place
+    # (docs/worker.md): one left with anything in it is not reused.
+    ex = make_executor(workers=1)
+    for i in range(6):
+        assert ex.submit(pyfuncs.litter, str(i)).result(TIMEOUT) == []
+    assert ex.submit(pyfuncs.cwd_files).result(TIMEOUT) == []
+
+
 def test_fresh_calls_get_new_processes(make_executor):
     ex = make_executor(workers=1)
     view = ex.options(fresh=True)
