@@ -606,7 +606,7 @@ static void enc_cancel(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, m->cancel.task_id);
 }
 
-/* UNLINK */
+/* UNLINK, and RELEASE (the same payload: an object id) */
 static void dec_unlink(struct dec *d, union xy_msg *m)
 {
 	xy_get_raw(&d->r, m->unlink.id, XY_ID_LEN);
@@ -949,6 +949,7 @@ static const struct msg_ops {
 	[XY_MSG_CANCEL] = {"CANCEL", dec_cancel, enc_cancel, NULL},
 	[XY_MSG_KEEPALIVE] = {"KEEPALIVE", NULL, NULL, NULL},
 	[XY_MSG_UNLINK] = {"UNLINK", dec_unlink, enc_unlink, NULL},
+	[XY_MSG_RELEASE] = {"RELEASE", dec_unlink, enc_unlink, NULL},
 	[XY_MSG_SHUTDOWN] = {"SHUTDOWN", NULL, NULL, NULL},
 	[XY_MSG_BYE] = {"BYE", dec_bye, enc_bye, free_bye},
 	[XY_MSG_STATUS_REQ] = {"STATUS_REQ", NULL, NULL, NULL},

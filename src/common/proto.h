@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 7
+#define XY_PROTO_VERSION 8
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -65,6 +65,7 @@ enum xy_msg_type {
 	XY_MSG_LIBRARY = 22,      /* m -> w: a library's template (as TASK) */
 	XY_MSG_FETCH_URL = 23,    /* m -> w: fetch a URL from its origin */
 	XY_MSG_URL_DONE = 24,     /* w -> m: what the URL turned out to be */
+	XY_MSG_RELEASE = 25,      /* m -> w: an output is back; may be evicted */
 	/* transfer connections (xfer.h) */
 	XY_MSG_GET = 30,    /* client -> transfer server */
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
@@ -381,6 +382,7 @@ union xy_msg {
 	struct xy_msg_task_done task_done;
 	struct xy_msg_cancel cancel;
 	struct xy_msg_unlink unlink;
+	struct xy_msg_unlink release; /* the same: an object id */
 	struct xy_msg_bye bye;
 	struct xy_msg_status_reply status_reply;
 	struct xy_msg_get get;

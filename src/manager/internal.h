@@ -359,6 +359,10 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 		     struct xy_msg_cache_update *u);
 /* Brings obj, made by t on w, back to path in a thread; calls
  * xy_manager_retrieved when done. */
+/* Tells w that the manager has its copy of output obj (or will not take
+ * one), so that w may evict it (RELEASE). */
+void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
+			const struct xy_object *obj);
 void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
 		       struct xy_worker *w, struct xy_object *obj,
 		       const char *path);

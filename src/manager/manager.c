@@ -545,22 +545,37 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		struct xy_done_output *o = &d->outputs[k];
 		struct xy_object *obj =
 			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
+		int fetching = 0;
 		xy_catalog_set_chunks(obj, &o->chunks);
 		xy_catalog_replica_add(obj, w, 1);
-		if (t->result != XY_RESULT_SUCCESS)
-			continue;
-		for (uint32_t i = 0; i < t->n_outputs; i++) {
+		for (uint32_t i = 0; t->result == XY_RESULT_SUCCESS &&
+				     i < t->n_outputs; i++) {
 			struct xy_file *f = t->outputs[i].file;
 			if (strcmp(t->outputs[i].as, o->name) ||
 			    f->producer != t)
 				continue;
 			xy_catalog_file_ready(m->catalog, f, obj);
-			if (f->temp) /* stays on w: back only if asked */
+			if (f->temp) { /* stays on w: back only if asked */
 				xy_lineage_made(m->lineage, f);
-			else
+			} else {
 				xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
+				fetching = 1;
+			}
 		}
+		/* The worker holds each output it reports until we have
+		 * it; one we do not bring back may go at once. */
+		if (!fetching)
+			xy_manager_release(m, w, obj);
 	}
+}
+
+void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
+			const struct xy_object *obj)
+{
+	union xy_msg msg;
+
+	memcpy(msg.release.id, obj->id, XY_ID_LEN);
+	xy_manager_send(m, w, XY_MSG_RELEASE, &msg);
 }
 
 static int running_uses(struct xy_worker *w, struct xy_object *o)

@@ -663,6 +663,18 @@ static void retrieve_work(uv_work_t *req)
 	}
 }
 
+/* A task's output is back (or given up): its worker, if still here, may
+ * evict it now. */
+static void release_output(struct xy_xplan *x, const struct retrieve_job *j)
+{
+	for (struct xy_worker *w = xy_wtable_all(x->m->wtable); w;
+	     w = w->next)
+		if (!strcmp(w->name, j->worker)) {
+			xy_manager_release(x->m, w, j->obj);
+			return;
+		}
+}
+
 static void retrieve_done(uv_work_t *req, int status)
 {
 	struct retrieve_job *j = req->data;
@@ -686,6 +698,8 @@ static void retrieve_done(uv_work_t *req, int status)
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
+	if (j->t)
+		release_output(x, j);
 	if (j->t)
 		xy_manager_retrieved(x->m, j->t, ok, j->local,
 				     ok ? NULL : why);

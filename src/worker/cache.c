@@ -33,6 +33,7 @@ struct entry {
 	uint8_t level;
 	uint8_t unlink_pending;
 	uint32_t refs;
+	uint32_t held; /* of refs: outputs the manager has not yet taken */
 	uint64_t size;
 	uint64_t last_use; /* c->clock at the last lookup, incref or insert */
 	struct entry *next; /* bucket chain */
@@ -738,6 +739,36 @@ void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 	pthread_mutex_unlock(&c->mu);
 	if (gone)
 		drop(c, e);
+}
+
+int xy_cache_hold_output(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->mu);
+	if ((e = find(c, id))) {
+		e->refs++;
+		e->held++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!e)
+		errno = ENOENT;
+	return e ? 0 : -1;
+}
+
+void xy_cache_release_output(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e;
+	int held;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	held = e && e->held > 0;
+	if (held)
+		e->held--;
+	pthread_mutex_unlock(&c->mu);
+	if (held) /* a RELEASE for nothing held is ignored */
+		xy_cache_decref(c, id);
 }
 
 int xy_cache_unlink(struct xy_cache *c, const uint8_t id[XY_ID_LEN])

@@ -99,6 +99,11 @@ int xy_cache_adopt(struct xy_cache *c, const char *src,
 /* Reference counts held by running tasks. incref returns -1 (ENOENT) if
  * the object is not cached. decref drops the object when its count reaches
  * zero and it is of level TASK or an unlink is pending. */
+/* An output reported to the manager is held (a reference, so never
+ * evicted) until the manager has brought its copy back and sends
+ * RELEASE: evicting it first would cost its task a rerun. */
+int xy_cache_hold_output(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
+void xy_cache_release_output(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
 int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
 void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
 

@@ -1049,6 +1049,7 @@ static void collect_after(uv_work_t *req, int status)
 				 "output '%s': %s", spec->name, err);
 			continue;
 		}
+		xy_cache_hold_output(t->ts->o.cache, o->id);
 		outs[n].name = spec->name;
 		memcpy(outs[n].id, o->id, XY_ID_LEN);
 		outs[n].kind = o->kind;

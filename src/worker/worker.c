@@ -548,6 +548,11 @@ static void handle_unlink(struct xy_daemon *w, union xy_msg *m)
 		XY_LOGD("worker", "unlink: object not cached");
 }
 
+static void handle_release(struct xy_daemon *w, union xy_msg *m)
+{
+	xy_cache_release_output(w->cache, m->release.id);
+}
+
 static void handle_keepalive(struct xy_daemon *w, union xy_msg *m)
 {
 }
@@ -567,6 +572,7 @@ static const handler_fn handlers[XY_MSG_MAX] = {
 	[XY_MSG_CANCEL] = handle_cancel,
 	[XY_MSG_KEEPALIVE] = handle_keepalive,
 	[XY_MSG_UNLINK] = handle_unlink,
+	[XY_MSG_RELEASE] = handle_release,
 	[XY_MSG_SHUTDOWN] = handle_shutdown,
 	[XY_MSG_LIBRARY] = handle_library,
 };

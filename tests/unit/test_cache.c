@@ -616,6 +616,40 @@ static void t_evict_lru(void)
 	xy_cache_close(c);
 }
 
+/* An output the manager has not yet brought back is held: no insert
+ * evicts it until RELEASE, and a RELEASE for nothing held changes
+ * nothing (the refs of running tasks stay). */
+static void t_outputs_held_until_released(void)
+{
+	struct xy_cache *c = open_in("e");
+	struct evictions ev;
+	uint8_t out[XY_ID_LEN], b[XY_ID_LEN], d[XY_ID_LEN];
+
+	memset(&ev, 0, sizeof ev);
+	xy_cache_set_budget(c, 15, note_eviction, &ev);
+	put_ten(c, 1, XY_CACHE_WORKFLOW, out);
+	XY_CHECK(xy_cache_hold_output(c, out) == 0);
+	XY_CHECK(xy_cache_hold_output(c, out) == 0); /* two tasks made it */
+	put_ten(c, 2, XY_CACHE_WORKFLOW, b);
+	XY_CHECK_EQ(ev.n, 0);
+	XY_CHECK(xy_cache_find(c, out, NULL) == 0);
+	xy_cache_release_output(c, out);
+	put_ten(c, 3, XY_CACHE_WORKFLOW, d);
+	XY_CHECK(xy_cache_find(c, out, NULL) == 0); /* one hold is left */
+	XY_CHECK_EQ(ev.n, 1);
+	XY_CHECK(!memcmp(ev.ids[0], b, XY_ID_LEN));
+	xy_cache_release_output(c, out);
+	xy_cache_release_output(c, out); /* nothing held: ignored */
+	XY_CHECK(xy_cache_incref(c, d) == 0);
+	xy_cache_release_output(c, d); /* not an output: d stays pinned */
+	put_ten(c, 4, XY_CACHE_WORKFLOW, b);
+	XY_CHECK_EQ(ev.n, 2);
+	XY_CHECK(!memcmp(ev.ids[1], out, XY_ID_LEN));
+	XY_CHECK(xy_cache_find(c, d, NULL) == 0);
+	xy_cache_decref(c, d);
+	xy_cache_close(c);
+}
+
 static void t_evict_spares_pinned(void)
 {
 	struct xy_cache *c = open_in("e");
@@ -671,6 +705,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_lookup_from_threads),
 		XY_TEST(t_evict_lru),
 		XY_TEST(t_evict_spares_pinned),
+		XY_TEST(t_outputs_held_until_released),
 		XY_TEST(t_drop_dirs_off_the_loop),
 		XY_TEST(t_sandbox_link),
 		XY_TEST(t_sandbox_hostile_names),

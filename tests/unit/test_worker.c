@@ -549,8 +549,11 @@ static void t_dirs_forever_unlink(void)
 	pathf(err, sizeof err, "test \"$(cat %s/deep/a)\" = one", back);
 	XY_CHECK(system(err) == 0);
 
-	/* Unlinked, it is served no more. */
+	/* Released (the manager has it) and unlinked, it is served no
+	 * more. */
 	memset(&m, 0, sizeof m);
+	memcpy(m.release.id, oid, XY_ID_LEN);
+	send_msg(&f, XY_MSG_RELEASE, &m);
 	memcpy(m.unlink.id, oid, XY_ID_LEN);
 	send_msg(&f, XY_MSG_UNLINK, &m);
 	task_msg(&m, 2, "true"); /* a round trip: the UNLINK is done */
