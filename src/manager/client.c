@@ -35,10 +35,18 @@
 #define DIR_LEN 4120 /* the staging directory's, and objects/ or jobs/ */
 #define PATH_LEN (DIR_LEN + XY_MAX_NAME + 32)
 
+/* A client's share of the manager: files in one SUBMIT, and tasks not
+ * yet answered (the duplicate-id check walks these). */
+#define CLIENT_FILES_MAX 4096
+#define CLIENT_JOBS_MAX 10000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 struct client {
 	struct xy_clients *cs;
 	struct xy_conn *conn;
 	char *addr; /* where its transfer server is: the peer's ip */
+	int jobs;   /* its jobs not yet answered */
 };
 
 /* One SUBMIT, from its arrival to its RESULT. */
@@ -108,6 +116,8 @@ static void job_free(struct client_job *j)
 {
 	struct xy_clients *cs = j->cs;
 
+	if (j->cl)
+		j->cl->jobs--;
 	if (j->prev)
 		j->prev->next = j->next;
 	else
@@ -154,6 +164,7 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 		if (j->cl != cl)
 			continue;
 		j->cl = NULL;
+		cl->jobs--;
 		n++;
 		/* A running task is told to stop; its job ends when it
 		 * does. A job still fetching ends when its fetches do. */
@@ -422,7 +433,33 @@ static void start_fetch(struct client_job *j, struct xy_submit_input *in)
 
 /* ------------------------------------------------------------ SUBMIT */
 
-/* What makes a SUBMIT malformed beyond what the decoder checks. */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 1 if two of the SUBMIT's sandbox names are the same: sorted, so that a
+ * large SUBMIT costs n log n on the loop, not n squared. */
+static int names_repeat(const struct xy_msg_submit *s)
+{
+	uint32_t n = s->n_inputs + s->n_outputs;
+	const char **names = malloc((n ? n : 1) * sizeof *names);
+	int repeat = 0;
+
+	if (!names)
+		return 1;
+	for (uint32_t i = 0; i < n; i++)
+		names[i] = i < s->n_inputs ? s->inputs[i].name
+					   : s->outputs[i - s->n_inputs];
+	qsort(names, n, sizeof *names, by_name);
+	for (uint32_t i = 1; i < n && !repeat; i++)
+		repeat = !strcmp(names[i - 1], names[i]);
+	free(names);
+	return repeat;
+}
+
+/* What makes a SUBMIT malformed, or too much, beyond what the decoder
+ * checks. */
 static const char *bad_submit(struct xy_clients *cs, struct client *cl,
 			      const struct xy_msg_submit *s)
 {
@@ -430,18 +467,15 @@ static const char *bad_submit(struct xy_clients *cs, struct client *cl,
 		return "SUBMIT with an empty command";
 	if (s->n_inputs && !s->xfer_port)
 		return "SUBMIT with inputs but no transfer port";
+	if (s->n_inputs + s->n_outputs > CLIENT_FILES_MAX)
+		return "SUBMIT with more than " STR(CLIENT_FILES_MAX) " files";
+	if (cl->jobs >= CLIENT_JOBS_MAX)
+		return "more than " STR(CLIENT_JOBS_MAX) " tasks not yet answered";
 	for (struct client_job *j = cs->jobs; j; j = j->next)
 		if (j->cl == cl && j->cid == s->id)
 			return "SUBMIT with the id of a task not yet answered";
-	for (uint32_t i = 0; i < s->n_inputs + s->n_outputs; i++) {
-		const char *a = i < s->n_inputs ? s->inputs[i].name
-						: s->outputs[i - s->n_inputs];
-		for (uint32_t k = i + 1; k < s->n_inputs + s->n_outputs; k++)
-			if (!strcmp(a, k < s->n_inputs
-					       ? s->inputs[k].name
-					       : s->outputs[k - s->n_inputs]))
-				return "SUBMIT names a sandbox path twice";
-	}
+	if (names_repeat(s))
+		return "SUBMIT names a sandbox path twice";
 	return NULL;
 }
 
@@ -464,6 +498,7 @@ static void on_submit(struct xy_clients *cs, struct client *cl,
 	j->cl = cl;
 	j->cid = msg->submit.id;
 	j->seq = ++cs->seq;
+	cl->jobs++;
 	j->sub = *msg; /* stolen: the conn frees an empty message */
 	memset(msg, 0, sizeof *msg);
 	j->next = cs->jobs;

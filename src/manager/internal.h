@@ -257,6 +257,7 @@ uint8_t xy_input_kind(const struct xy_task *t, const struct xy_file *f);
 struct xy_worker {
 	struct xy_conn *conn;
 	struct xy_manager *manager;
+	uint64_t serial; /* unique for the manager's life; names may repeat */
 	char *name, *hostname, *addr; /* addr: peer ip */
 	char *xfer_host;
 	int xfer_port;
@@ -357,12 +358,12 @@ void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
 /* A CACHE_UPDATE arrived from w. */
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 		     struct xy_msg_cache_update *u);
-/* Brings obj, made by t on w, back to path in a thread; calls
- * xy_manager_retrieved when done. */
 /* Tells w that the manager has its copy of output obj (or will not take
  * one), so that w may evict it (RELEASE). */
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
 			const struct xy_object *obj);
+/* Brings obj, made by t on w, back to path in a thread; calls
+ * xy_manager_retrieved when done, and releases obj on w. */
 void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
 		       struct xy_worker *w, struct xy_object *obj,
 		       const char *path);
@@ -470,6 +471,7 @@ struct xy_manager {
 	struct xy_task **task_table; /* id hash, chained through hnext */
 	uint64_t task_table_size;
 	int64_t n_tasks;             /* submitted, not yet returned */
+	int64_t n_entries;           /* in the task table, internal ones too */
 	int64_t n_waiting, n_running, n_done;
 	int64_t n_succeeded, n_failed;
 	struct xy_task *done_head, *done_tail;

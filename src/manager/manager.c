@@ -91,8 +91,10 @@ static void table_remove(struct xy_manager *m, struct xy_task *t)
 	struct xy_task **pp = &m->task_table[t->id & (m->task_table_size - 1)];
 	while (*pp && *pp != t)
 		pp = &(*pp)->hnext;
-	if (*pp)
+	if (*pp) {
 		*pp = t->hnext;
+		m->n_entries--;
+	}
 	t->hnext = NULL;
 }
 
@@ -613,6 +615,12 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 	if (!t || t->worker != w) {
 		XY_LOGD(WHO, "worker %s reported unknown task %llu", w->name,
 			(unsigned long long)d->task_id);
+		/* It holds what it reported until told: nothing comes. */
+		for (uint32_t k = 0; k < d->n_outputs; k++) {
+			union xy_msg r;
+			memcpy(r.release.id, d->outputs[k].id, XY_ID_LEN);
+			xy_manager_send(m, w, XY_MSG_RELEASE, &r);
+		}
 		return;
 	}
 	xy_wtable_release(m->wtable, w, t);
@@ -1248,7 +1256,9 @@ static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
 					       "%s is both input and output",
 					       xy_file_label(f));
 	}
-	if (m->n_tasks + 1 > (int64_t)m->task_table_size &&
+	/* Sized by every entry, internal tasks (remakes, clients')
+	 * included, so that a lookup stays O(1). */
+	if (m->n_entries + 1 > (int64_t)m->task_table_size &&
 	    table_grow(m) < 0)
 		return xy_fail(err, errlen, ENOMEM, "out of memory");
 	return 0;
@@ -1264,6 +1274,7 @@ static void enter_table(struct xy_manager *m, struct xy_task *t,
 	t->times.submitted = xy_now();
 	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
 	m->task_table[t->id & (m->task_table_size - 1)] = t;
+	m->n_entries++;
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
 		struct xy_file *f = t->outputs[i].file;
 		f->producer = t;
@@ -1293,6 +1304,8 @@ uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 
 void xy_manager_enter_internal(struct xy_manager *m, struct xy_task *t)
 {
+	if (m->n_entries + 1 > (int64_t)m->task_table_size)
+		table_grow(m); /* on ENOMEM the chains only grow longer */
 	t->internal = 1;
 	enter_table(m, t, "remade");
 }

@@ -76,6 +76,7 @@ struct retrieve_job {
 	int port;
 	char *path;
 	char *worker;
+	uint64_t serial; /* the worker's, to release the output there */
 	uint8_t token[XY_TOKEN_LEN];
 	uint64_t bytes;
 	double started;
@@ -180,12 +181,28 @@ static int resting(const struct xy_worker *w, const struct xy_object *o,
 /* dest blamed w for o: w rests, for o or (blame HOST) for everything. A
  * failure reported while w already rests came from a fetch planned
  * before its rest began, and does not lengthen it. */
+/* Drops w's records that ended over cool_cap ago: they would start
+ * again from cool_base anyway, and resting() walks the list. */
+static void prune(struct xy_xplan *x, struct xy_worker *w, double now)
+{
+	for (struct cooldown **pp = &w->cooling; *pp;) {
+		struct cooldown *c = *pp;
+		if (now - c->until < x->cool_cap) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		free(c);
+	}
+}
+
 static void cool(struct xy_xplan *x, struct xy_worker *w,
 		 struct xy_object *o, uint8_t blame, struct xy_worker *dest)
 {
 	struct xy_object *scope = blame == XY_BLAME_HOST ? NULL : o;
-	struct cooldown *c = cooldown_find(w, scope);
 	double now = xy_now();
+	prune(x, w, now);
+	struct cooldown *c = cooldown_find(w, scope);
 	if (c && now < c->until)
 		return;
 	if (!c) {
@@ -664,12 +681,12 @@ static void retrieve_work(uv_work_t *req)
 }
 
 /* A task's output is back (or given up): its worker, if still here, may
- * evict it now. */
+ * evict it now. Found by serial: a name may come again. */
 static void release_output(struct xy_xplan *x, const struct retrieve_job *j)
 {
 	for (struct xy_worker *w = xy_wtable_all(x->m->wtable); w;
 	     w = w->next)
-		if (!strcmp(w->name, j->worker)) {
+		if (w->serial == j->serial) {
 			xy_manager_release(x->m, w, j->obj);
 			return;
 		}
@@ -698,13 +715,13 @@ static void retrieve_done(uv_work_t *req, int status)
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
-	if (j->t)
+	if (j->t) {
 		release_output(x, j);
-	if (j->t)
 		xy_manager_retrieved(x->m, j->t, ok, j->local,
 				     ok ? NULL : why);
-	else
+	} else {
 		j->done(j->arg, ok, ok ? NULL : why);
+	}
 	free(j->host);
 	free(j->path);
 	free(j->worker);
@@ -723,6 +740,7 @@ static void retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
 	j->port = w->xfer_port;
 	j->path = strdup(path);
 	j->worker = strdup(w->name);
+	j->serial = w->serial;
 	j->started = xy_now();
 	make_token(x, obj->id, MANAGER_NAME, j->token);
 	if (!j->host || !j->path || !j->worker)
