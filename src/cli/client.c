@@ -172,6 +172,7 @@ struct xy_client *xy_client_connect(const char *host, int port,
 				    double timeout, char *err, size_t errlen)
 {
 	struct xy_client *c = calloc(1, sizeof *c);
+	char local[64];
 	struct xy_conn_opts o = {.secret = secret, .secret_len = secret_len,
 				 .role = XY_ROLE_CLIENT, .on_ready = on_ready,
 				 .on_msg = on_msg, .on_close = on_close};
@@ -199,8 +200,14 @@ struct xy_client *xy_client_connect(const char *host, int port,
 			: c->conn ? "out of memory" : c->reason);
 		goto error;
 	}
-	c->xfer = xy_xfer_server_start(NULL, 0, secret, secret_len, lookup, c,
-				       err, errlen);
+	/* Served only where the manager reached us, not on every
+	 * interface of this host. */
+	c->xfer = xy_conn_local_ip(c->conn, local, sizeof local) == 0
+			  ? xy_xfer_server_start(local, 0, secret, secret_len,
+						 lookup, c, err, errlen)
+			  : NULL;
+	if (!c->xfer && !*err)
+		xy_fail(err, errlen, EADDRNOTAVAIL, "no local address");
 	if (!c->xfer)
 		goto error;
 	return c;

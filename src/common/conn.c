@@ -612,6 +612,18 @@ const char *xy_conn_peer_ip(const struct xy_conn *c)
 	return c->peer_ip;
 }
 
+int xy_conn_local_ip(const struct xy_conn *c, char *ip, size_t len)
+{
+	struct sockaddr_storage ss;
+	int n = sizeof ss;
+
+	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &n) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return uv_ip6_name((struct sockaddr_in6 *)&ss, ip, len) ? -1 : 0;
+	return uv_ip4_name((struct sockaddr_in *)&ss, ip, len) ? -1 : 0;
+}
+
 uint8_t xy_conn_role(const struct xy_conn *c)
 {
 	return c->role;

@@ -59,6 +59,8 @@ void xy_conn_set_data(struct xy_conn *c, void *data);
 /* "ip:port" of the peer, and the ip alone. */
 const char *xy_conn_peer(const struct xy_conn *c);
 const char *xy_conn_peer_ip(const struct xy_conn *c);
+/* The address this end of c is bound to, as text, into ip. 0 or -1. */
+int xy_conn_local_ip(const struct xy_conn *c, char *ip, size_t len);
 uint8_t xy_conn_role(const struct xy_conn *c);
 /* Bytes queued but not yet written. */
 size_t xy_conn_pending(const struct xy_conn *c);
