@@ -83,7 +83,8 @@ def _plain(values):
 
 class FunctionPickles:
     """The executor's side of the function cache: a plain function
-    (types.FunctionType) is cloudpickled when it is first submitted, and
+    (types.FunctionType), or a functools.partial of one over plain
+    functions, is cloudpickled when it is first submitted, and
     those bytes are sent with every later call of the same function
     object, which saves most of a call's pickling.
 
@@ -112,12 +113,25 @@ class FunctionPickles:
                 return None
         return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, cells)
 
+    def _key_state(self, fn):
+        """The state to check an entry against, or None if fn is not
+        cached: a plain function, or a partial of one over plain
+        functions (the Parsl executor's wrapper of an app)."""
+        if type(fn) is _FunctionType:
+            return self._state(fn)
+        if type(fn) is _partial and not fn.keywords and \
+                type(fn.func) is _FunctionType and \
+                all(type(a) is _FunctionType for a in fn.args):
+            states = tuple(self._state(f) for f in (fn.func, *fn.args))
+            return None if None in states else states
+        return None
+
     def get(self, fn):
         """(digest, bytes) of fn pickled, from the cache when it holds
         fn unchanged."""
-        if type(fn) is not _FunctionType:
+        state = self._key_state(fn)
+        if state is None:
             return pickle_function(fn)
-        state = self._state(fn)
         entry = self.entries.get(fn)
         if entry is not None and state is not None and entry[0] == state:
             return entry[1]
@@ -128,6 +142,7 @@ class FunctionPickles:
 
 
 _FunctionType = type(pickle_function)
+_partial = __import__("functools").partial
 
 
 def encode_call(fn, args, kwargs, env=None, pickles=None):

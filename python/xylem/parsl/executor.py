@@ -35,6 +35,7 @@ import shlex
 import shutil
 import tempfile
 import threading
+import weakref
 from concurrent.futures import CancelledError, Future
 from typing import Any, Dict, List, Optional, Union
 
@@ -147,6 +148,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self._xy = None
         self._lock = threading.Lock()
         self._ids = itertools.count()
+        self._runners = weakref.WeakKeyDictionary()  # app -> partial
         self._done = queue.SimpleQueue()
         self._completer = None
         self._tmpdir = None
@@ -256,14 +258,27 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             self._tasks[tid] = future
         try:
             xf = self._xy.options(**opts).submit(
-                functools.partial(_remote.run, func),
-                [x.name for x in opts["outputs"]], args, kwargs)
+                self._runner(func), [x.name for x in opts["outputs"]],
+                args, kwargs)
         except BaseException:
             with self._lock:
                 self._tasks.pop(tid, None)
             raise
         xf.add_done_callback(lambda f: self._done.put((task, f)))
         return future
+
+    def _runner(self, func):
+        """The function the library calls for an app: one object per app
+        function, so that its pickle is made once (_calls.FunctionPickles)
+        rather than at every task."""
+        runner = self._runners.get(func)
+        if runner is None:
+            runner = functools.partial(_remote.run, func)
+            try:
+                self._runners[func] = runner
+            except TypeError:  # not weakly referable: not kept
+                pass
+        return runner
 
     def _resources(self, spec):
         """xylem options from a parsl_resource_specification."""
