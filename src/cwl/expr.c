@@ -12,9 +12,11 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <duktape.h>
 
@@ -424,6 +426,47 @@ static json_t *from_js(const char *text, char *err, size_t errlen)
 	return v;
 }
 
+/*
+ * Debian's Duktape is built without its interrupt check, so a runaway
+ * expression ($(while(1){})) cannot be stopped from inside. The process
+ * is: an expression that runs past JS_TIMEOUT_S ends the command (xylem
+ * cwl, or cwl-exec in the task) with a message and permanentFail. It is
+ * process state, set and restored around each evaluation, in a runner
+ * that is one process per tool.
+ */
+#define JS_TIMEOUT_S 30 /* XYLEM_CWL_JS_TIMEOUT overrides (tests) */
+
+static struct sigaction watchdog_old;
+static char watchdog_msg[96]; /* written whole from the handler */
+
+static void watchdog_fire(int sig)
+{
+	if (write(2, watchdog_msg, strlen(watchdog_msg)) < 0)
+		_exit(CWL_PERMANENT_FAIL);
+	_exit(CWL_PERMANENT_FAIL);
+}
+
+static void watchdog_arm(void)
+{
+	const char *env = getenv("XYLEM_CWL_JS_TIMEOUT");
+	unsigned s = env && atoi(env) > 0 ? (unsigned)atoi(env) : JS_TIMEOUT_S;
+	struct sigaction sa;
+
+	snprintf(watchdog_msg, sizeof watchdog_msg, "xylem: a JavaScript "
+		 "expression ran past %u s; stopped\n", s);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = watchdog_fire;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &watchdog_old);
+	alarm(s);
+}
+
+static void watchdog_disarm(void)
+{
+	alarm(0);
+	sigaction(SIGALRM, &watchdog_old, NULL);
+}
+
 static json_t *js_eval(struct cwl_expr *x, const char *ex, size_t len,
 		       const struct scope *sc, char *err, size_t errlen)
 {
@@ -454,7 +497,10 @@ static json_t *js_eval(struct cwl_expr *x, const char *ex, size_t len,
 			j.json[i] = "null";
 	j.code = (const char *)code.data;
 	j.len = code.len;
-	if (duk_safe_call(x->ctx, js_run, &j, 0, 1) != DUK_EXEC_SUCCESS)
+	watchdog_arm();
+	int rc = duk_safe_call(x->ctx, js_run, &j, 0, 1);
+	watchdog_disarm();
+	if (rc != DUK_EXEC_SUCCESS)
 		xy_fail(err, errlen, EINVAL, "expression %.*s failed: %s",
 			(int)(len > 200 ? 200 : len), ex,
 			duk_safe_to_string(x->ctx, -1));

@@ -237,3 +237,21 @@ def test_inline_python_is_sandboxed(xylem_bin, tmp_path):
         assert why in r.stderr, (arg, r.stderr)
         assert "Python expression" in r.stderr, (arg, r.stderr)
     assert not marker.exists()
+
+
+def test_runaway_javascript_is_stopped(xylem_bin, tmp_path):
+    tool = write(tmp_path / "loop.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        requirements: {InlineJavascriptRequirement: {}}
+        baseCommand: echo
+        inputs: []
+        arguments: ['${ while (true) {} }']
+        outputs: []
+        """)
+    env = dict(os.environ, XYLEM_CWL_JS_TIMEOUT="2")
+    r = subprocess.run([xylem_bin, "cwl", "--outdir", str(tmp_path / "o"),
+                        str(tool)], capture_output=True, text=True,
+                       timeout=TIMEOUT, env=env)
+    assert r.returncode == 1, r.stderr
+    assert "ran past 2 s" in r.stderr
