@@ -55,9 +55,12 @@ def test_two_ranks_each_print(mex):
 
 def test_prefix_variables_and_placement(mex):
     # The template puts the launcher itself; both names hold the prefix.
+    # Each rank writes a file of its own: mpirun's forwarding of the
+    # ranks' stdout can drop a short-lived rank's line on a loaded host.
     mf = xylem.MPIFunction(
         'echo "x=$XYLEM_MPI_PREFIX"; echo "p=$PARSL_MPI_PREFIX";'
-        " $PARSL_MPI_PREFIX env | grep '^OMPI_COMM_WORLD_RANK=' | sort",
+        " $PARSL_MPI_PREFIX sh -c 'echo OMPI_COMM_WORLD_RANK=$OMPI_COMM_WORLD_RANK"
+        " > rank.$OMPI_COMM_WORLD_RANK'; cat rank.* | sort",
         ranks=2, prepend_prefix=False)
     r = mex.submit(mf).result(TIMEOUT)
     assert r.returncode == 0, r.stderr
