@@ -18,6 +18,12 @@ int xy_cli_manager(int argc, char **argv);
 int xy_cli_cwl(int argc, char **argv);
 int xy_cli_cwl_exec(int argc, char **argv);
 
+/* Parses option opt's value s as an integer from lo to hi into *out;
+ * otherwise says so on stderr, as `who: --opt wants a number ...`, and
+ * returns -1. */
+int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
+	       int hi, int *out);
+
 /* True if argv holds "--help" or "-h" before any "--". */
 int xy_cli_wants_help(int argc, char **argv);
 

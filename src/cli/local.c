@@ -54,6 +54,21 @@ int64_t xy_local_memory_mb(void)
 	return kb / 1024;
 }
 
+void xy_local_size(struct xy_local *l, int workers, int cores_per_worker)
+{
+	int cores = xy_local_cores();
+
+	l->n_workers = workers < 0 ? cores : workers;
+	l->worker_cores = cores_per_worker ? cores_per_worker
+			  : l->n_workers ? cores / l->n_workers : cores;
+	if (l->worker_cores < 1)
+		l->worker_cores = 1;
+	/* Local workers share this machine's memory rather than each
+	 * offering all of it. */
+	if (l->n_workers)
+		l->worker_memory_mb = xy_local_memory_mb() / l->n_workers;
+}
+
 int xy_local_tmpdir(struct xy_local *l, const char *prefix)
 {
 	const char *base = getenv("TMPDIR");

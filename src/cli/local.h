@@ -34,6 +34,11 @@ struct xy_local {
 int xy_local_cores(void);
 int64_t xy_local_memory_mb(void);
 
+/* Sizes the local workers: `workers` of them (negative: one per core),
+ * each with cores_per_worker cores (0: the cores shared out) and an equal
+ * share of the memory. */
+void xy_local_size(struct xy_local *l, int workers, int cores_per_worker);
+
 /* Makes l->tmpdir under $TMPDIR (or /tmp), named PREFIX-XXXXXX. */
 int xy_local_tmpdir(struct xy_local *l, const char *prefix);
 

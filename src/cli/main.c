@@ -3,8 +3,10 @@
  * it the rest of the arguments; `worker` goes to the worker daemon
  * (src/worker), the others to the files beside this one.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -41,6 +43,23 @@ static void usage(FILE *out)
 		fprintf(out, "  %-9s %s\n", c->name, c->summary);
 	fprintf(out, "\n'xylem COMMAND --help' describes a command."
 		     " Documentation: docs/cli.md.\n");
+}
+
+int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
+	       int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "%s: %s wants a number from %d to %d, not"
+			" '%s'\n", who, opt, lo, hi, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
 }
 
 int xy_cli_wants_help(int argc, char **argv)

@@ -56,23 +56,6 @@ static void usage(FILE *out)
 		" 2 for a bad command line.\n");
 }
 
-static int parse_int(const char *opt, const char *s, int lo, int hi,
-		     int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "xylem manager: %s wants a number from %d to"
-			" %d, not '%s'\n", opt, lo, hi, s);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
@@ -94,17 +77,19 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		switch (c) {
 		case O_HOST: o->host = optarg; break;
 		case O_PORT:
-			bad |= parse_int("--port", optarg, 0, 65535, &o->port);
+			bad |= xy_cli_int("xylem manager", "--port", optarg,
+					  0, 65535, &o->port);
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
 		case O_WORKERS:
-			bad |= parse_int("--workers", optarg, 0, 4096,
-					 &o->workers);
+			bad |= xy_cli_int("xylem manager", "--workers", optarg,
+					  0, 4096, &o->workers);
 			break;
 		case O_CPW:
-			bad |= parse_int("--cores-per-worker", optarg, 1,
-					 1 << 20, &o->cores_per_worker);
+			bad |= xy_cli_int("xylem manager",
+					  "--cores-per-worker", optarg,
+					  1, 1 << 20, &o->cores_per_worker);
 			break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default:
@@ -164,7 +149,6 @@ static int start(const struct manager_opts *o, struct xy_local *l,
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager"};
 	char err[512] = "";
-	int cores = xy_local_cores();
 
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
 	    xy_local_secret(l, o->secret_file) < 0)
@@ -176,13 +160,7 @@ static int start(const struct manager_opts *o, struct xy_local *l,
 		return -1;
 	}
 	l->m = *mp;
-	l->n_workers = o->workers;
-	l->worker_cores = o->cores_per_worker ? o->cores_per_worker
-		: o->workers ? cores / o->workers : cores;
-	if (l->worker_cores < 1)
-		l->worker_cores = 1;
-	if (l->n_workers)
-		l->worker_memory_mb = xy_local_memory_mb() / l->n_workers;
+	xy_local_size(l, o->workers, o->cores_per_worker);
 	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)\n",
 		xy_manager_port(*mp),
 		l->secret_path[0] ? "file " : "from XYLEM_SECRET",

@@ -100,23 +100,6 @@ static void usage(FILE *out)
 		" a bad\ncommand line or workflow file, 130 if interrupted.\n");
 }
 
-static int parse_count(const char *opt, const char *s, int lo, int hi,
-		       int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "xylem run: %s wants a number from %d to %d,"
-			" not '%s'\n", opt, lo, hi, s);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
@@ -140,15 +123,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_WORKERS:
-			bad |= parse_count("--workers", optarg, 0, 4096,
-					   &o->workers);
+			bad |= xy_cli_int("xylem run", "--workers", optarg,
+					  0, 4096, &o->workers);
 			break;
 		case O_PORT:
-			bad |= parse_count("--port", optarg, 0, 65535, &o->port);
+			bad |= xy_cli_int("xylem run", "--port", optarg,
+					  0, 65535, &o->port);
 			break;
 		case O_CPW:
-			bad |= parse_count("--cores-per-worker", optarg, 1,
-					   1 << 20, &o->cores_per_worker);
+			bad |= xy_cli_int("xylem run",
+					  "--cores-per-worker", optarg,
+					  1, 1 << 20, &o->cores_per_worker);
 			break;
 		case O_SECRET:
 			o->secret_file = optarg;
@@ -586,7 +571,7 @@ int xy_cli_run(int argc, char **argv)
 	struct run r;
 	char err[2048] = "";
 	struct xy_local *l = &r.local;
-	int rc, ncores = xy_local_cores();
+	int rc;
 
 	memset(&r, 0, sizeof r);
 	r.local.who = "xylem run";
@@ -599,16 +584,7 @@ int xy_cli_run(int argc, char **argv)
 		fprintf(stderr, "xylem run: %s\n", err);
 		return XY_EXIT_USAGE;
 	}
-	l->n_workers = r.o.workers < 0 ? ncores : r.o.workers;
-	l->worker_cores = r.o.cores_per_worker;
-	if (!l->worker_cores)
-		l->worker_cores = l->n_workers ? ncores / l->n_workers : ncores;
-	if (l->worker_cores < 1)
-		l->worker_cores = 1;
-	/* Local workers share this machine's memory rather than each
-	 * offering all of it. */
-	if (l->n_workers)
-		l->worker_memory_mb = xy_local_memory_mb() / l->n_workers;
+	xy_local_size(l, r.o.workers, r.o.cores_per_worker);
 	if (check_fits(&r) < 0) {
 		xy_workflow_free(r.wf);
 		return XY_EXIT_USAGE;

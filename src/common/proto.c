@@ -305,6 +305,33 @@ static void dec_task_files(struct dec *d, struct xy_msg_task *t)
 	}
 }
 
+/* An environment list, as TASK and SUBMIT carry it. Returns -1 if the
+ * decoder failed (d says why). */
+static int dec_env(struct dec *d, uint32_t *n_env, struct xy_env_var **env)
+{
+	uint32_t n = dcount(d, XY_MAX_ENV, ENV_WIRE, "env");
+	*env = dalloc(d, n, sizeof **env);
+	if (n && !*env)
+		return -1;
+	*n_env = n;
+	for (uint32_t i = 0; i < n; i++) {
+		(*env)[i].name = dstr(d, XY_MAX_NAME, "env name");
+		(*env)[i].value = dstr(d, XY_MAX_STR, "env value");
+	}
+	return d->r.err ? -1 : 0;
+}
+
+static int enc_env(struct enc *e, uint32_t n, const struct xy_env_var *env)
+{
+	if (!ecount(e, n, XY_MAX_ENV, env))
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		estr(e, env[i].name, XY_MAX_NAME);
+		estr(e, env[i].value, XY_MAX_STR);
+	}
+	return 1;
+}
+
 static void dec_task(struct dec *d, union xy_msg *m)
 {
 	struct xy_msg_task *t = &m->task;
@@ -315,15 +342,8 @@ static void dec_task(struct dec *d, union xy_msg *m)
 	t->disk_mb = xy_get_u64(&d->r);
 	t->gpus = xy_get_u32(&d->r);
 	t->time_limit_ms = xy_get_u64(&d->r);
-	uint32_t n = dcount(d, XY_MAX_ENV, ENV_WIRE, "env");
-	t->env = dalloc(d, n, sizeof *t->env);
-	if (n && !t->env)
+	if (dec_env(d, &t->n_env, &t->env) < 0)
 		return;
-	t->n_env = n;
-	for (uint32_t i = 0; i < n; i++) {
-		t->env[i].name = dstr(d, XY_MAX_NAME, "env name");
-		t->env[i].value = dstr(d, XY_MAX_STR, "env value");
-	}
 	dec_task_files(d, t);
 	t->library = dstr(d, XY_MAX_NAME, "library");
 	if (dlen_ok(d, XY_MAX_PAYLOAD, "payload") == 0) {
@@ -344,12 +364,8 @@ static void enc_task(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, t->disk_mb);
 	xy_buf_put_u32(e->b, t->gpus);
 	xy_buf_put_u64(e->b, t->time_limit_ms);
-	if (!ecount(e, t->n_env, XY_MAX_ENV, t->env))
+	if (!enc_env(e, t->n_env, t->env))
 		return;
-	for (uint32_t i = 0; i < t->n_env; i++) {
-		estr(e, t->env[i].name, XY_MAX_NAME);
-		estr(e, t->env[i].value, XY_MAX_STR);
-	}
 	if (!ecount(e, t->n_inputs, XY_MAX_FILES, t->inputs))
 		return;
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
@@ -753,19 +769,6 @@ static void enc_object(struct enc *e, const union xy_msg *m)
 /* SUBMIT */
 #define SUBMIT_INPUT_WIRE (4 + XY_ID_LEN + 1 + 8)
 
-static void dec_submit_env(struct dec *d, struct xy_msg_submit *s)
-{
-	uint32_t n = dcount(d, XY_MAX_ENV, ENV_WIRE, "env");
-	s->env = dalloc(d, n, sizeof *s->env);
-	if (!s->env)
-		return;
-	s->n_env = n;
-	for (uint32_t i = 0; i < n; i++) {
-		s->env[i].name = dstr(d, XY_MAX_NAME, "env name");
-		s->env[i].value = dstr(d, XY_MAX_STR, "env value");
-	}
-}
-
 static void dec_submit_files(struct dec *d, struct xy_msg_submit *s)
 {
 	uint32_t n = dcount(d, XY_MAX_FILES, SUBMIT_INPUT_WIRE, "inputs");
@@ -805,8 +808,8 @@ static void dec_submit(struct dec *d, union xy_msg *m)
 	s->disk_mb = xy_get_u64(&d->r);
 	s->gpus = xy_get_u32(&d->r);
 	s->time_limit_ms = xy_get_u64(&d->r);
-	dec_submit_env(d, s);
-	dec_submit_files(d, s);
+	if (dec_env(d, &s->n_env, &s->env) == 0)
+		dec_submit_files(d, s);
 	s->xfer_port = xy_get_u16(&d->r);
 }
 
@@ -821,12 +824,8 @@ static void enc_submit(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, s->disk_mb);
 	xy_buf_put_u32(e->b, s->gpus);
 	xy_buf_put_u64(e->b, s->time_limit_ms);
-	if (!ecount(e, s->n_env, XY_MAX_ENV, s->env))
+	if (!enc_env(e, s->n_env, s->env))
 		return;
-	for (uint32_t i = 0; i < s->n_env; i++) {
-		estr(e, s->env[i].name, XY_MAX_NAME);
-		estr(e, s->env[i].value, XY_MAX_STR);
-	}
 	if (!ecount(e, s->n_inputs, XY_MAX_FILES, s->inputs))
 		return;
 	for (uint32_t i = 0; i < s->n_inputs; i++) {
