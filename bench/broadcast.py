@@ -35,7 +35,6 @@ build/src/cli/xylem).
 """
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -50,9 +49,10 @@ sys.path.insert(0, str(REPO / "tests/netns"))
 
 import cluster                                   # noqa: E402
 from cluster import MANAGER, Cluster, ClusterError  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))
+from nsbench import HTTP_SERVER, sha256_file, write_random  # noqa: E402
 
 HTTP_PORT = 8000
-CHUNK = 1 << 20
 
 
 def parse_args(argv):
@@ -72,17 +72,6 @@ def parse_args(argv):
     if not a.ns or a.ns[0] < 1 or a.size_mib < 1:
         ap.error("--workers and --size-mib must be positive")
     return a
-
-
-# ------------------------------------------------------------ the object
-
-def make_object(path, size):
-    """Writes size random bytes to path."""
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            f.write(os.urandom(min(CHUNK, left)))
-            left -= CHUNK
 
 
 # --------------------------------------------------------------- Xylem
@@ -153,24 +142,6 @@ def run_xylem(c, n, obj, obj_id, limit, work):
 
 
 # ------------------------------------------------------------ baselines
-
-# http.server, with file bodies sent by sendfile(2) rather than copied
-# through Python, so that the baselines spend no more CPU than they must.
-HTTP_SERVER = """
-import functools, http.server, sys
-class H(http.server.SimpleHTTPRequestHandler):
-    def copyfile(self, src, dst):
-        dst.flush()
-        self.connection.sendfile(src)
-    def log_message(self, *a):
-        pass
-addr, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = http.server.ThreadingHTTPServer((addr, port),
-                                    functools.partial(H, directory=root))
-print("Serving HTTP", flush=True)
-s.serve_forever()
-"""
-
 
 def start_http(c, hosts, root):
     """An HTTP server on each host, serving root/<host>/."""
@@ -288,7 +259,7 @@ def main(argv):
         work = c.workdir / "bench"
         work.mkdir()
         obj = work / "object.bin"
-        make_object(obj, size)
+        write_random(obj, size)
         obj_id = sha256_file(obj) if "xylem" in a.methods else None
         header(a, limit)
         for n in a.ns:
@@ -317,17 +288,6 @@ def clear_copies(work):
     for p in work.glob("*/*/*"):
         if p.is_file():
             p.unlink()
-
-
-def sha256_file(path):
-    """The object's id: the SHA-256 of its content, in hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(CHUNK)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ else build/src/cli/xylem).
 """
 
 import argparse
-import hashlib
 import json
 import os
 import secrets
@@ -64,9 +63,10 @@ sys.path.insert(0, str(REPO / "tests/netns"))
 
 import cluster                                   # noqa: E402
 from cluster import MANAGER, Cluster, ClusterError  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))
+from nsbench import HTTP_SERVER, sha256_file, write_random  # noqa: E402
 
 HTTP_PORT = 8000
-CHUNK = 1 << 20
 TARGET = 3.0
 PUBLISHED = 1.48
 TOOLS = ("cksum", "md5sum", "sha256sum", "b2sum")
@@ -100,15 +100,6 @@ def parse_args(argv):
 
 
 # ------------------------------------------------------------ the inputs
-
-def write_random(path, size):
-    """Writes size random bytes to path."""
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            f.write(os.urandom(min(CHUNK, left)))
-            left -= CHUNK
-
 
 ANALYZE = """#!/bin/sh
 # The environment's analysis: reads the dataset ($1) in full and prints
@@ -242,22 +233,6 @@ def run_xylem(c, a, data, env, work, expect):
 
 # ------------------------------------------------------------ baseline
 
-# http.server, with file bodies sent by sendfile(2) rather than copied
-# through Python (as in broadcast.py).
-HTTP_SERVER = """
-import functools, http.server, sys
-class H(http.server.SimpleHTTPRequestHandler):
-    def copyfile(self, src, dst):
-        dst.flush()
-        self.connection.sendfile(src)
-    def log_message(self, *a):
-        pass
-addr, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = http.server.ThreadingHTTPServer((addr, port),
-                                    functools.partial(H, directory=root))
-print("Serving HTTP", flush=True)
-s.serve_forever()
-"""
 
 # One worker host of the baseline: its tasks all start at once. Each gets
 # the environment, then the dataset, through the host's cache: under a
@@ -417,17 +392,6 @@ def report_xylem(h, data, env, transfers):
     if h["failed_transfers"]:
         print(f"          {len(h['failed_transfers'])} transfers failed"
               " and were retried")
-
-
-def sha256_file(path):
-    """An object's id: the SHA-256 of its content, in hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(CHUNK)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
 
 
 if __name__ == "__main__":

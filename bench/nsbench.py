@@ -1,0 +1,47 @@
+"""What the namespace-cluster benchmarks share (broadcast.py,
+parsl_workflow.py): random inputs, their ids, and the HTTP server their
+baselines fetch from."""
+
+import hashlib
+import os
+
+CHUNK = 1 << 20
+
+# http.server, with file bodies sent by sendfile(2) rather than copied
+# through Python, so that the baseline's server is not what limits it.
+# Run as `python3 -c HTTP_SERVER ADDR PORT ROOT`; it prints "Serving HTTP"
+# when it listens.
+HTTP_SERVER = """
+import functools, http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def copyfile(self, src, dst):
+        dst.flush()
+        self.connection.sendfile(src)
+    def log_message(self, *a):
+        pass
+addr, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = http.server.ThreadingHTTPServer((addr, port),
+                                    functools.partial(H, directory=root))
+print("Serving HTTP", flush=True)
+s.serve_forever()
+"""
+
+
+def write_random(path, size):
+    """Writes size random bytes to path."""
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(os.urandom(min(CHUNK, left)))
+            left -= CHUNK
+
+
+def sha256_file(path):
+    """An object's id: the SHA-256 of its content, in hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(CHUNK)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
