@@ -709,7 +709,9 @@ int xy_cache_adopt(struct xy_cache *c, const char *src,
 	return 0;
 }
 
-int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+/* A reference on id: a task's use (a use for the LRU too), or a hold of
+ * an output until the manager's RELEASE. */
+static int ref(struct xy_cache *c, const uint8_t id[XY_ID_LEN], int hold)
 {
 	struct entry *e;
 
@@ -717,12 +719,20 @@ int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 	e = find(c, id);
 	if (e) {
 		e->refs++;
-		e->last_use = ++c->clock;
+		if (hold)
+			e->held++;
+		else
+			e->last_use = ++c->clock;
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (!e)
 		errno = ENOENT;
 	return e ? 0 : -1;
+}
+
+int xy_cache_incref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	return ref(c, id, 0);
 }
 
 void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
@@ -743,17 +753,7 @@ void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 
 int xy_cache_hold_output(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 {
-	struct entry *e;
-
-	pthread_mutex_lock(&c->mu);
-	if ((e = find(c, id))) {
-		e->refs++;
-		e->held++;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (!e)
-		errno = ENOENT;
-	return e ? 0 : -1;
+	return ref(c, id, 1);
 }
 
 void xy_cache_release_output(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
