@@ -257,7 +257,6 @@ uint8_t xy_input_kind(const struct xy_task *t, const struct xy_file *f);
 struct xy_worker {
 	struct xy_conn *conn;
 	struct xy_manager *manager;
-	uint64_t serial; /* unique for the manager's life; names may repeat */
 	char *name, *hostname, *addr; /* addr: peer ip */
 	char *xfer_host;
 	int xfer_port;

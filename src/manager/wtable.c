@@ -23,7 +23,6 @@ struct xy_wtable {
 	struct xy_worker *all;
 	struct xy_worker *free_head;
 	int count;
-	uint64_t serials; /* the last one given */
 };
 
 struct xy_wtable *xy_wtable_create(struct xy_manager *m)
@@ -98,7 +97,6 @@ struct xy_worker *xy_wtable_add(struct xy_wtable *wt, struct xy_conn *c)
 		return NULL;
 	w->conn = c;
 	w->manager = wt->m;
-	w->serial = ++wt->serials;
 	w->addr = strdup(xy_conn_peer_ip(c));
 	w->name = strdup(xy_conn_peer(c));
 	w->connected_at = xy_now();

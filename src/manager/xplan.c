@@ -76,7 +76,8 @@ struct retrieve_job {
 	int port;
 	char *path;
 	char *worker;
-	uint64_t serial; /* the worker's, to release the output there */
+	struct xy_worker *w; /* to release the output on; NULL once gone */
+	struct retrieve_job *rprev, *rnext; /* x->retrieving */
 	uint8_t token[XY_TOKEN_LEN];
 	uint64_t bytes;
 	double started;
@@ -91,6 +92,7 @@ struct xy_xplan {
 	size_t secret_len;
 	struct fetch *fetches;
 	int serving; /* fetches reading from the manager's transfer server */
+	struct retrieve_job *retrieving; /* on the thread pool */
 	int64_t active;
 	int64_t bytes_received;
 	int retrievals; /* jobs on the thread pool */
@@ -595,6 +597,9 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 {
+	for (struct retrieve_job *j = x->retrieving; j; j = j->rnext)
+		if (j->w == w)
+			j->w = NULL;
 	for (struct fetch *f = x->fetches, *n; f; f = n) {
 		n = f->next;
 		if (f->dest == w) {
@@ -680,18 +685,6 @@ static void retrieve_work(uv_work_t *req)
 	}
 }
 
-/* A task's output is back (or given up): its worker, if still here, may
- * evict it now. Found by serial: a name may come again. */
-static void release_output(struct xy_xplan *x, const struct retrieve_job *j)
-{
-	for (struct xy_worker *w = xy_wtable_all(x->m->wtable); w;
-	     w = w->next)
-		if (w->serial == j->serial) {
-			xy_manager_release(x->m, w, j->obj);
-			return;
-		}
-}
-
 static void retrieve_done(uv_work_t *req, int status)
 {
 	struct retrieve_job *j = req->data;
@@ -715,8 +708,17 @@ static void retrieve_done(uv_work_t *req, int status)
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
+	if (j->rprev)
+		j->rprev->rnext = j->rnext;
+	else
+		x->retrieving = j->rnext;
+	if (j->rnext)
+		j->rnext->rprev = j->rprev;
 	if (j->t) {
-		release_output(x, j);
+		/* The output is back, or given up: its worker (if still
+		 * here) may evict it now. */
+		if (j->w)
+			xy_manager_release(x->m, j->w, j->obj);
 		xy_manager_retrieved(x->m, j->t, ok, j->local,
 				     ok ? NULL : why);
 	} else {
@@ -740,7 +742,11 @@ static void retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
 	j->port = w->xfer_port;
 	j->path = strdup(path);
 	j->worker = strdup(w->name);
-	j->serial = w->serial;
+	j->w = w;
+	j->rnext = x->retrieving;
+	if (x->retrieving)
+		x->retrieving->rprev = j;
+	x->retrieving = j;
 	j->started = xy_now();
 	make_token(x, obj->id, MANAGER_NAME, j->token);
 	if (!j->host || !j->path || !j->worker)
