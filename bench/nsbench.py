@@ -1,11 +1,23 @@
 """What the namespace-cluster benchmarks share (broadcast.py,
-parsl_workflow.py): random inputs, their ids, and the HTTP server their
-baselines fetch from."""
+parsl_workflow.py): the links' options, random inputs, their ids, and the
+HTTP server their baselines fetch from."""
 
 import hashlib
 import os
 
 CHUNK = 1 << 20
+
+
+def add_link_args(ap):
+    """--rate and --mtu: every link's cap and frame size. Jumbo frames
+    (9000, as on most HPC Ethernet) by default: with 1500-byte frames the
+    emulated network's per-frame work in the kernel, not the links, is
+    what limits a 2-core machine once 8 or more links are busy both ways
+    (docs/netns.md, "What one machine can carry")."""
+    ap.add_argument("--rate", default="200mbit",
+                    help="every link's cap, tc syntax (200mbit)")
+    ap.add_argument("--mtu", type=int, default=9000,
+                    help="every link's MTU (9000; 1500 for standard frames)")
 
 # http.server, with file bodies sent by sendfile(2) rather than copied
 # through Python, so that the baseline's server is not what limits it.

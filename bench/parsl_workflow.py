@@ -64,7 +64,8 @@ sys.path.insert(0, str(REPO / "tests/netns"))
 import cluster                                   # noqa: E402
 from cluster import MANAGER, Cluster, ClusterError  # noqa: E402
 sys.path.insert(0, str(REPO / "bench"))
-from nsbench import HTTP_SERVER, sha256_file, write_random  # noqa: E402
+from nsbench import (HTTP_SERVER, add_link_args, sha256_file,  # noqa: E402
+                     write_random)
 
 HTTP_PORT = 8000
 TARGET = 3.0
@@ -82,8 +83,7 @@ def parse_args(argv):
                     help="the dataset's size in MiB (128)")
     ap.add_argument("--env-mib", type=int, default=64,
                     help="the packed environment's size in MiB (64)")
-    ap.add_argument("--rate", default="200mbit",
-                    help="every link's cap, tc syntax (200mbit)")
+    add_link_args(ap)
     ap.add_argument("--tool", default="cksum", choices=TOOLS,
                     help="what bin/analyze reads the dataset with (cksum)")
     ap.add_argument("--only", default="xylem,baseline",
@@ -332,7 +332,7 @@ def main(argv):
         return 1
     bits = cluster.rate_bits(a.rate)
     data_size, env_size = a.data_mib << 20, a.env_mib << 20
-    with Cluster(a.hosts, rate=a.rate) as c:
+    with Cluster(a.hosts, rate=a.rate, mtu=a.mtu) as c:
         work = c.workdir / "bench"
         work.mkdir()
         data = work / "data.bin"
@@ -345,7 +345,7 @@ def main(argv):
               f" ({a.tasks // a.hosts} a host), each running bin/analyze"
               f" ({a.tool}) from a\n{env.stat().st_size / 2**20:.1f} MiB"
               f" packed environment over a {a.data_mib} MiB dataset; every"
-              f" link {a.rate} both ways.\n(data + env)/bandwidth ="
+              f" link {a.rate} both ways, MTU {a.mtu}.\n(data + env)/bandwidth ="
               f" {once:.1f} s; one server sending it to every host:"
               f" {a.hosts * once:.1f} s.", flush=True)
         res = {}

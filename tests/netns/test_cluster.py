@@ -67,6 +67,22 @@ while left > 0:
 c.close()
 """
 
+# One UDP datagram: received on ADDR:PORT (its size printed), and sent with
+# the don't-fragment bit set, so that it crosses whole or not at all.
+UDP_RECEIVE = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2]))); print("listening", flush=True)
+print("got", len(s.recv(65536)), flush=True)
+"""
+
+UDP_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER, IP_PMTUDISC_DO
+s.sendto(b"x" * int(sys.argv[3]), (sys.argv[1], int(sys.argv[2])))
+"""
+
 
 def py(*args):
     return [sys.executable, "-u", "-c", *map(str, args)]
@@ -109,8 +125,9 @@ def assert_gone(prefix, before_links=None):
 def test_layout_and_caps(netns):
     """Each host has lo and eth0 with one address and one route; the
     bridge's namespace has no address; both ends of every link carry a
-    tbf at the host's rate (the manager's own rate on its link)."""
-    with Cluster(2, rate="100mbit", manager_rate="300mbit") as c:
+    tbf at the host's rate (the manager's own rate on its link) and the
+    cluster's MTU, and an 8000-byte datagram crosses unfragmented."""
+    with Cluster(2, rate="100mbit", manager_rate="300mbit", mtu=9000) as c:
         for h in c.hosts:
             addrs = c.check_output(h, ["ip", "-4", "-o", "addr"])
             assert f"inet {c.addr(h)}/24" in addrs
@@ -122,6 +139,14 @@ def test_layout_and_caps(netns):
             rate = "300Mbit" if h == cluster.MANAGER else "100Mbit"
             for side in c.qdiscs(h):
                 assert "tbf" in side and f"rate {rate}" in side
+            ends = (c.check_output(h, ["ip", "-o", "link", "show", "eth0"]),
+                    cluster.sh(["ip", "-n", c.bridge_ns, "-o", "link",
+                                "show", f"v-{h}"]))
+            assert all(" mtu 9000 " in end for end in ends), ends
+        rx = c.spawn("w1", py(UDP_RECEIVE, c.addr("w1"), PORT))
+        rx.wait_line("listening", 10)
+        c.check_output("w0", py(UDP_SEND, c.addr("w1"), PORT, 8000))
+        assert rx.wait_line(r"got (\d+)", 10).group(1) == "8000"
         br = cluster.sh(["ip", "-n", c.bridge_ns, "-4", "-o", "addr"])
         assert "inet" not in br.replace("inet 127.0.0.1", "")
 
