@@ -102,7 +102,7 @@ def origin(tmp_path):
 
 def test_url_one_get_for_many_workers(xylem, tmp_path, origin):
     www, base, log = origin
-    data = os.urandom(3 << 20)  # three chunks: peers relay a chain
+    data = os.urandom(3 << 20)  # twelve chunks: peers relay a chain
     (www / "data.bin").write_bytes(data)
     tasks = [{"id": f"u{i}", "command": "sha256sum data > out; sleep 1",
               "inputs": [{"url": f"{base}/data.bin", "as": "data"}],

@@ -21,7 +21,7 @@
 #include "util.h"
 #include "xfer.h"
 
-#define MIB (1u << 20)
+#define CHUNK XY_CHUNK_MIN /* one standard chunk */
 
 static const char secret[] = "chunk secret";
 
@@ -53,10 +53,10 @@ static void make_object(struct holder *h, const char *rel, uint64_t size)
 	snprintf(h->path, sizeof h->path, "%s", xy_test_path(rel));
 	int fd = open(h->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	XY_CHECK(fd >= 0);
-	uint8_t *b = malloc(MIB);
+	uint8_t *b = malloc(CHUNK);
 	uint32_t x = 12345;
-	for (uint64_t off = 0; off < size; off += MIB) {
-		size_t n = size - off < MIB ? (size_t)(size - off) : MIB;
+	for (uint64_t off = 0; off < size; off += CHUNK) {
+		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
 		for (size_t i = 0; i < n; i++) {
 			x = x * 1103515245u + 12345u;
 			b[i] = (uint8_t)(x >> 16);
@@ -133,11 +133,11 @@ static void check_same(const char *a, const char *b)
 static void t_chunk_list(void)
 {
 	struct holder h = {0};
-	make_object(&h, "small", MIB);
+	make_object(&h, "small", CHUNK);
 	XY_CHECK_EQ(h.chunks.n, 0); /* one chunk: no list */
-	make_object(&h, "big", 3 * MIB + 5);
+	make_object(&h, "big", 3 * CHUNK + 5);
 	XY_CHECK_EQ(h.chunks.n, 4);
-	XY_CHECK_EQ(h.chunks.chunk_size, MIB);
+	XY_CHECK_EQ(h.chunks.chunk_size, CHUNK);
 	free(h.chunks.hash);
 	xy_test_check_no_leaks();
 }
@@ -145,7 +145,7 @@ static void t_chunk_list(void)
 static void t_fetch_and_resume_offset(void)
 {
 	struct holder h = {0};
-	make_object(&h, "obj", 3 * MIB + 77);
+	make_object(&h, "obj", 3 * CHUNK + 77);
 	struct xy_xfer_server *a = serve(&h);
 	struct fetch_args f;
 	spec(&f, &h, "got", NULL);
@@ -167,12 +167,12 @@ static void t_fetch_and_resume_offset(void)
 static void t_failover(void)
 {
 	struct holder h = {0};
-	make_object(&h, "obj", 4 * MIB);
+	make_object(&h, "obj", 4 * CHUNK);
 	struct xy_xfer_server *dead = serve(&h), *bad = serve(&h),
 			      *good = serve(&h);
 	int dead_port = xy_xfer_server_port(dead);
 	xy_xfer_server_stop(dead);
-	xy_xfer_server_corrupt(bad, MIB + 10);
+	xy_xfer_server_corrupt(bad, CHUNK + 10);
 	struct fetch_args f;
 	uint8_t blame[XY_MAX_SOURCES] = {0};
 	spec(&f, &h, "got", NULL);
@@ -190,16 +190,16 @@ static void t_failover(void)
 	/* The bad source sent chunk 0 and the bad chunk 1, then chunk 1
 	 * again; the good one only from chunk 1 on. */
 	uint64_t t0 = xy_mono_us();
-	while (xy_xfer_server_bytes_sent(good) != 3 * MIB &&
+	while (xy_xfer_server_bytes_sent(good) != 3 * CHUNK &&
 	       xy_mono_us() - t0 < 2000000)
 		usleep(1000);
-	XY_CHECK_EQ(xy_xfer_server_bytes_sent(good), 3 * MIB);
+	XY_CHECK_EQ(xy_xfer_server_bytes_sent(good), 3 * CHUNK);
 	/* With the bad source alone: CORRUPT, nothing left behind. */
 	spec(&f, &h, "got2", NULL);
 	add_source(&f, xy_xfer_server_port(bad), 0);
 	XY_CHECK_EQ(run(&f), XY_OBJ_CORRUPT);
 	XY_CHECK(strstr(f.err, "corrupt"));
-	XY_CHECK_EQ(f.verified, MIB);
+	XY_CHECK_EQ(f.verified, CHUNK);
 	XY_CHECK(access(xy_test_path("got2"), F_OK) < 0);
 	XY_CHECK(access(xy_test_path("got2.stream"), F_OK) < 0);
 	xy_xfer_server_stop(bad);
@@ -225,18 +225,18 @@ static void *relay_main(void *arg)
 		      0600);
 	struct xy_xfer_partial *p = xy_xfer_partial_begin(
 		r->s, r->h->id, r->h->kind, r->h->size, fd);
-	uint8_t *b = malloc(MIB);
+	uint8_t *b = malloc(CHUNK);
 	uint64_t done = 0;
 	for (uint32_t k = 0; k < r->h->chunks.n; k++) {
 		if ((int)k == r->fail_after && r->half) {
-			ssize_t n = pread(in, b, MIB / 2, (off_t)done);
+			ssize_t n = pread(in, b, CHUNK / 2, (off_t)done);
 			XY_CHECK_EQ(pwrite(fd, b, (size_t)n, (off_t)done), n);
-			xy_xfer_partial_progress(p, done + MIB / 2);
+			xy_xfer_partial_progress(p, done + CHUNK / 2);
 			usleep(300000);
 		}
 		if ((int)k == r->fail_after)
 			break;
-		ssize_t n = pread(in, b, MIB, (off_t)done);
+		ssize_t n = pread(in, b, CHUNK, (off_t)done);
 		XY_CHECK(n > 0);
 		XY_CHECK_EQ(pwrite(fd, b, (size_t)n, (off_t)done), n);
 		done += (uint64_t)n;
@@ -253,7 +253,7 @@ static void *relay_main(void *arg)
 static void t_partial_relay(void)
 {
 	struct holder h = {0}, none = {0};
-	make_object(&h, "obj", 4 * MIB + 3);
+	make_object(&h, "obj", 4 * CHUNK + 3);
 	struct xy_xfer_server *origin = serve(&h), *rs = serve(&none);
 	struct relay r = {rs, &h, -1, 0};
 	pthread_t th;
@@ -278,10 +278,10 @@ static void t_partial_relay(void)
 	/* From the first unverified chunk: 2 if the successor had read
 	 * both before the relay failed, else 1. */
 	uint64_t sent, t0 = xy_mono_us();
-	while ((sent = xy_xfer_server_bytes_sent(origin)) != h.size - 2 * MIB &&
-	       sent != h.size - MIB && xy_mono_us() - t0 < 2000000)
+	while ((sent = xy_xfer_server_bytes_sent(origin)) != h.size - 2 * CHUNK &&
+	       sent != h.size - CHUNK && xy_mono_us() - t0 < 2000000)
 		usleep(1000);
-	XY_CHECK(sent == h.size - 2 * MIB || sent == h.size - MIB);
+	XY_CHECK(sent == h.size - 2 * CHUNK || sent == h.size - CHUNK);
 	/* The relay dies in the middle of a chunk: that chunk is taken
 	 * again, whole, from the origin. */
 	r.half = 1;
@@ -319,7 +319,7 @@ static void *chain_main(void *arg)
 static void t_chain(void)
 {
 	struct holder h = {0}, none = {0};
-	make_object(&h, "obj", 6 * MIB);
+	make_object(&h, "obj", 6 * CHUNK);
 	struct xy_xfer_server *origin = serve(&h), *s1 = serve(&none);
 	struct chain_arg c1, c2;
 	spec(&c1.f, &h, "r1", s1);
@@ -352,7 +352,7 @@ static void t_chain(void)
 static void t_tokens(void)
 {
 	struct holder h = {0};
-	make_object(&h, "obj", 2 * MIB);
+	make_object(&h, "obj", 2 * CHUNK);
 	struct xy_xfer_server *a = serve(&h);
 	int port = xy_xfer_server_port(a);
 	uint8_t tok[XY_TOKEN_LEN];
@@ -384,7 +384,7 @@ static void t_directory(void)
 	struct holder h = {0}, tmp = {0};
 	char err[256];
 	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("tree/sub")), 0);
-	make_object(&tmp, "tree/sub/big", 2 * MIB + 9);
+	make_object(&tmp, "tree/sub/big", 2 * CHUNK + 9);
 	free(tmp.chunks.hash);
 	make_object(&tmp, "tree/a", 100);
 	snprintf(h.path, sizeof h.path, "%s", xy_test_path("tree"));
@@ -400,7 +400,7 @@ static void t_directory(void)
 	XY_CHECK_EQ(run(&f), XY_OBJ_OK);
 	check_same(h.path, xy_test_path("gotdir"));
 	/* A ranged GET of a directory's stream, after a corrupt chunk. */
-	xy_xfer_server_corrupt(a, MIB + 1);
+	xy_xfer_server_corrupt(a, CHUNK + 1);
 	struct xy_xfer_server *b = serve(&h);
 	spec(&f, &h, "gotdir2", NULL);
 	add_source(&f, xy_xfer_server_port(a), 0);
