@@ -118,7 +118,8 @@ static void free_job(struct job *j)
 /* ------------------------------------------------------------ threads */
 
 /* An object of one chunk or less comes whole, from the first source
- * that has it. */
+ * that has it. A failure that blames no source is this worker's own (its
+ * disk is full): the next source would meet the same disk. */
 static void run_whole(struct xy_fetcher *f, struct job *j)
 {
 	for (uint32_t i = 0; i < j->n_sources; i++) {
@@ -126,7 +127,7 @@ static void run_whole(struct xy_fetcher *f, struct job *j)
 			j->sources[i].host, j->sources[i].port, f->secret,
 			f->secret_len, j->id, j->token, f->name, j->dest, 1,
 			&j->bytes, &j->blame[i], j->text, sizeof j->text);
-		if (j->status == XY_OBJ_OK)
+		if (j->status == XY_OBJ_OK || j->blame[i] == XY_BLAME_NONE)
 			return;
 	}
 }
