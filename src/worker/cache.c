@@ -604,10 +604,11 @@ uint64_t xy_cache_bytes(struct xy_cache *c)
 }
 
 /* The least recently used entry no running task holds, other than keep
- * (may be NULL); the caller holds the lock. A scan of the whole table per eviction: O(n),
- * acceptable while caches hold thousands of objects, not millions (an LRU
- * list would make it O(1)). Objects of every level are candidates, FOREVER
- * ones included; fetches in progress are in tmp/, not in the table. */
+ * (may be NULL); the caller holds the lock. A scan of the whole table per
+ * eviction: O(n), acceptable while caches hold thousands of objects, not
+ * millions (an LRU list would make it O(1)). Objects of every level are
+ * candidates, FOREVER ones included; fetches in progress are in tmp/, not
+ * in the table. */
 static struct entry *lru_victim(const struct xy_cache *c,
 				const uint8_t keep[XY_ID_LEN])
 {
