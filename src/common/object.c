@@ -500,7 +500,9 @@ int xy_object_hash_chunks(const char *path, uint8_t id[XY_ID_LEN],
 /* ---- Receiving streams ---- */
 
 /* Stream input: exactly `left` more bytes may come from fd; every byte is
- * hashed as it arrives. status is the XY_OBJ_* class of the first error. */
+ * hashed as it arrives. status is the XY_OBJ_* class of the first error;
+ * broken says that it was the stream's (it ended, stalled or failed), not
+ * this host's own. */
 struct in {
 	int fd;
 	int timeout_ms;
@@ -509,6 +511,7 @@ struct in {
 	size_t pos, len;
 	EVP_MD_CTX *md;
 	int status;
+	int broken;
 	char *err;
 	size_t errlen;
 };
@@ -543,15 +546,19 @@ static int in_fill(struct in *in)
 		int k = poll(&p, 1, in->timeout_ms);
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k == 0)
+		if (k == 0) {
+			in->broken = in->status == XY_OBJ_OK;
 			return in_fail(in, XY_OBJ_FAILED, "read timed out");
+		}
 		ssize_t r = k < 0 ? -1 : read(in->fd, in->buf, want);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (r <= 0)
+		if (r <= 0) {
+			in->broken = in->status == XY_OBJ_OK;
 			return in_fail(in, XY_OBJ_FAILED, "reading stream: %s",
 				       r < 0 ? strerror(errno)
 				       : "connection closed");
+		}
 		EVP_DigestUpdate(in->md, in->buf, (size_t)r);
 		in->left -= (uint64_t)r;
 		in->pos = 0;
@@ -603,8 +610,8 @@ static int in_str(struct in *in, char *out, size_t max, const char *what)
 	return 0;
 }
 
-/* Copies n stream bytes into the file fd. */
-static int in_copy(struct in *in, int fd, uint64_t n)
+/* Copies n stream bytes into the file fd, at path. */
+static int in_copy(struct in *in, int fd, const char *path, uint64_t n)
 {
 	while (n > 0) {
 		if (in_fill(in) < 0)
@@ -620,7 +627,8 @@ static int in_copy(struct in *in, int fd, uint64_t n)
 				continue;
 			if (w < 0)
 				return in_fail(in, XY_OBJ_FAILED,
-					       "writing: %s", strerror(errno));
+					       "cannot write %s: %s", path,
+					       strerror(errno));
 			done += (size_t)w;
 		}
 		in->pos += k;
@@ -639,7 +647,7 @@ static int recv_file(struct in *in, const char *path, uint32_t mode,
 	if (fd < 0)
 		return in_fail(in, XY_OBJ_FAILED, "cannot create %s: %s",
 			       path, strerror(errno));
-	int rc = in_copy(in, fd, size);
+	int rc = in_copy(in, fd, path, size);
 	if (close(fd) < 0 && rc == 0)
 		rc = in_fail(in, XY_OBJ_FAILED, "writing %s: %s", path,
 			     strerror(errno));
@@ -809,41 +817,52 @@ static void finish_recv(struct in *in, const char *part, const char *dest,
 			strerror(errno));
 }
 
-int xy_object_recv(int fd, uint8_t kind, uint64_t size,
-		   const uint8_t id[XY_ID_LEN], const char *dest, int readonly,
-		   int timeout_ms, char *err, size_t errlen)
+/* Materialises the stream at dest through dest.part; see xy_object_recv.
+ * The outcome is in in->status. */
+static void recv_object(struct in *in, uint8_t kind,
+			const uint8_t id[XY_ID_LEN], const char *dest,
+			int readonly)
 {
-	struct in in = {.fd = fd, .timeout_ms = timeout_ms, .left = size,
-			.err = err, .errlen = errlen};
 	char part[PATH_MAX];
 	struct stat st;
 	if (kind != XY_KIND_FILE && kind != XY_KIND_DIR) {
-		in_fail(&in, XY_OBJ_CORRUPT, "bad kind %u", kind);
-		return in.status;
+		in_fail(in, XY_OBJ_CORRUPT, "bad kind %u", kind);
+		return;
 	}
 	if ((size_t)snprintf(part, sizeof part, "%s.part", dest) >=
 	    sizeof part) {
-		in_fail(&in, XY_OBJ_FAILED, "path too long: %s", dest);
-		return in.status;
+		in_fail(in, XY_OBJ_FAILED, "path too long: %s", dest);
+		return;
 	}
 	if (lstat(dest, &st) == 0) {
-		in_fail(&in, XY_OBJ_FAILED, "%s exists", dest);
-		return in.status;
+		in_fail(in, XY_OBJ_FAILED, "%s exists", dest);
+		return;
 	}
 	/* A part left by a crashed attempt is ours to remove. */
 	xy_rm_rf(part);
-	in.buf = malloc(IOBUF);
-	in.md = EVP_MD_CTX_new();
-	if (!in.buf || !in.md ||
-	    EVP_DigestInit_ex(in.md, EVP_sha256(), NULL) != 1)
-		in_fail(&in, XY_OBJ_FAILED, "out of memory");
-	else if (recv_body(&in, kind, part, readonly) == 0 &&
-		 recv_verify(&in, id) == 0)
-		finish_recv(&in, part, dest, readonly);
-	if (in.status != XY_OBJ_OK)
+	in->buf = malloc(IOBUF);
+	in->md = EVP_MD_CTX_new();
+	if (!in->buf || !in->md ||
+	    EVP_DigestInit_ex(in->md, EVP_sha256(), NULL) != 1)
+		in_fail(in, XY_OBJ_FAILED, "out of memory");
+	else if (recv_body(in, kind, part, readonly) == 0 &&
+		 recv_verify(in, id) == 0)
+		finish_recv(in, part, dest, readonly);
+	if (in->status != XY_OBJ_OK)
 		xy_rm_rf(part);
+}
+
+int xy_object_recv(int fd, uint8_t kind, uint64_t size,
+		   const uint8_t id[XY_ID_LEN], const char *dest, int readonly,
+		   int timeout_ms, int *local, char *err, size_t errlen)
+{
+	struct in in = {.fd = fd, .timeout_ms = timeout_ms, .left = size,
+			.err = err, .errlen = errlen};
+	recv_object(&in, kind, id, dest, readonly);
 	free(in.buf);
 	EVP_MD_CTX_free(in.md);
+	if (local)
+		*local = in.status == XY_OBJ_FAILED && !in.broken;
 	return in.status;
 }
 

@@ -55,10 +55,13 @@ int xy_object_hash_chunks(const char *path, uint8_t id[XY_ID_LEN],
  * run), files in a directory 0444 or 0555 by their recorded mode, and
  * directories 0555; otherwise a plain file is 0644. Returns an XY_OBJ_* status: OK,
  * CORRUPT (hash mismatch or malformed stream), or FAILED (I/O), with a
- * reason in err. Nothing is left at dest or dest.part on failure. */
+ * reason in err. Nothing is left at dest or dest.part on failure. If
+ * local is not NULL, *local is set to 1 when the failure was this host's
+ * own (creating or writing under dest: a full disk, most often) rather
+ * than the stream's (it broke, stalled or was malformed), else to 0. */
 int xy_object_recv(int fd, uint8_t kind, uint64_t size,
 		   const uint8_t id[XY_ID_LEN], const char *dest, int readonly,
-		   int timeout_ms, char *err, size_t errlen);
+		   int timeout_ms, int *local, char *err, size_t errlen);
 
 /* Makes a tree read-only as above (for outputs moved into a cache). */
 int xy_object_make_readonly(const char *path);

@@ -82,6 +82,27 @@ static ssize_t read_some(int sock, void *p, size_t n)
 	}
 }
 
+/* Writes n bytes at off into the stream file. A short write (the disk
+ * filled up part way) is continued, so that the error reported is the
+ * one that stopped it (ENOSPC), not a stale errno. */
+static int write_at(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
 /* Receives chunk rx->next from the socket into the file and checks it.
  * Returns OK, CORRUPT or FAILED. */
 static int recv_chunk(struct rx *rx, int sock)
@@ -102,9 +123,10 @@ static int recv_chunk(struct rx *rx, int sock)
 			return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
 				       "reading chunk %u: %s", rx->next,
 				       strerror(errno));
-		if (pwrite(rx->fd, rx->buf, (size_t)r, (off_t)(off + got)) != r)
+		if (write_at(rx->fd, rx->buf, (size_t)r, off + got) < 0)
 			return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_NONE,
-				       "writing: %s", strerror(errno));
+				       "cannot write chunk %u to disk: %s",
+				       rx->next, strerror(errno));
 		EVP_DigestUpdate(rx->chunk, rx->buf, (size_t)r);
 		got += (uint64_t)r;
 	}
@@ -194,13 +216,16 @@ static int finish(struct rx *rx, const char *stream, char *err,
 	if (lseek(rx->fd, 0, SEEK_SET) < 0)
 		return XY_OBJ_FAILED;
 	int st = xy_object_recv(rx->fd, sp->kind, sp->size, sp->id, sp->dest,
-				sp->readonly, XY_XFER_TIMEOUT_MS, err, errlen);
+				sp->readonly, XY_XFER_TIMEOUT_MS, NULL, err,
+				errlen);
 	unlink(stream);
 	return st;
 }
 
 /* Tries the sources in order; a corrupt chunk is fetched once more from
- * the same source. */
+ * the same source. A failure of this host's own (blaming nobody: its
+ * disk is full) ends the fetch there, since every source would meet the
+ * same disk. */
 static int run_sources(struct rx *rx)
 {
 	const struct xy_xfer_spec *sp = rx->sp;
@@ -219,6 +244,8 @@ static int run_sources(struct rx *rx)
 		} while (st == XY_OBJ_CORRUPT && ++corrupt < 2);
 		if (sp->blame)
 			sp->blame[i] = rx->blame;
+		if (rx->blame == XY_BLAME_NONE)
+			break;
 	}
 	return st;
 }
@@ -246,7 +273,9 @@ int xy_xfer_fetch_chunks(const struct xy_xfer_spec *sp,
 		rx.pub = xy_xfer_partial_begin(sp->server, sp->id, sp->kind,
 					       sp->size, rx.fd);
 		st = run_sources(&rx);
-		if (st != XY_OBJ_OK)
+		if (st != XY_OBJ_OK && rx.blame == XY_BLAME_NONE)
+			xy_fail(err, errlen, EIO, "%s", rx.why);
+		else if (st != XY_OBJ_OK)
 			xy_fail(err, errlen, EIO, "%u source%s failed, last: %s",
 				sp->n_sources, sp->n_sources > 1 ? "s" : "",
 				rx.why);

@@ -893,10 +893,14 @@ static int fetch_on(int fd, const void *secret, size_t secret_len,
 		xy_fail(err, errlen, EIO, "source failed to read the object");
 		return XY_OBJ_FAILED;
 	}
+	int local = 0;
 	int st = xy_object_recv(fd, m.object.kind, m.object.size, id, dest,
-				readonly, XY_XFER_TIMEOUT_MS, err, errlen);
+				readonly, XY_XFER_TIMEOUT_MS, &local, err,
+				errlen);
 	if (st == XY_OBJ_OK && bytes)
 		*bytes = m.object.size;
+	if (local)
+		*blame = XY_BLAME_NONE; /* our disk, not the source */
 	return st;
 }
 

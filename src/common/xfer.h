@@ -96,10 +96,10 @@ int xy_xfer_fetch(const char *host, int port, const void *secret,
 		  const char *dest, int readonly, uint64_t *bytes, char *err,
 		  size_t errlen);
 /* The same, and on failure *blame says whom: XY_BLAME_HOST if no
- * authenticated connection was made, else XY_BLAME_OBJECT (a failure
- * while receiving counts against the source too, though a full disk
- * here would be this host's: an object of one chunk costs little to
- * fetch elsewhere). */
+ * authenticated connection was made, XY_BLAME_NONE if the failure was
+ * this host's own (creating or writing dest: a full disk), else
+ * XY_BLAME_OBJECT (the source refused, lacked or broke off the
+ * object, or sent a corrupt one). */
 int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
 			size_t secret_len, const uint8_t id[XY_ID_LEN],
 			const uint8_t token[XY_TOKEN_LEN], const char *name,
@@ -131,9 +131,11 @@ struct xy_xfer_spec {
  * source that fails (cannot connect, NOT_FOUND, DENIED, a broken stream,
  * or a corrupt chunk twice) is left for the next, from the first
  * unverified chunk, and blamed in spec->blame; a corrupt chunk is fetched
- * once more from the same source first. When every chunk is verified,
- * the object is made at dest (a directory is unpacked from the stream,
- * which checks it against id once more). The whole stream is not hashed
+ * once more from the same source first. A failure to write dest.stream
+ * (a full disk) is this host's: it ends the fetch at once and blames no
+ * source, so that one at least stays XY_BLAME_NONE. When every chunk is
+ * verified, the object is made at dest (a directory is unpacked from the
+ * stream, which checks it against id once more). The whole stream is not hashed
  * again: the list is bound to id where it was made (docs/dataplane.md,
  * "Chunks and verification"), so chunks that all match it are the
  * stream whose hash is id. Returns an XY_OBJ_* status with a reason in err; *verified is

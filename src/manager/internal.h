@@ -314,6 +314,9 @@ void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used);
 int xy_wtable_max_cores(struct xy_wtable *wt);
+/* The largest disk (MB) a ready worker offers: 0 if one gives no figure
+ * (no limit). A walk over every worker. */
+int64_t xy_wtable_max_disk(struct xy_wtable *wt);
 
 /* ------------------------------------------------------------ scheduler */
 

@@ -304,8 +304,8 @@ void xy_manager_task_lost(struct xy_manager *m, struct xy_task *t,
 	}
 	if (++t->worker_losses > MAX_WORKER_LOSSES) {
 		char msg[512];
-		snprintf(msg, sizeof msg, "lost its worker %d times; last: %s",
-			 t->worker_losses, why ? why : "");
+		snprintf(msg, sizeof msg, "failed on a worker %d times; "
+			 "last: %s", t->worker_losses, why ? why : "");
 		t->result = XY_RESULT_WORKER_FAILED;
 		set_error(t, msg);
 		finish(m, t);
@@ -643,9 +643,15 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 		if (t->retrievals == 0)
 			finish(m, t);
 		break;
-	case XY_RESULT_WORKER_FAILED:
-		xy_manager_task_lost(m, t, t->error);
+	case XY_RESULT_WORKER_FAILED: {
+		/* The worker's own failure (an input it could not fetch or
+		 * store): named, since the task may meet others later. */
+		char why[1024];
+		snprintf(why, sizeof why, "on %s: %s", w->name,
+			 t->error ? t->error : "worker failed");
+		xy_manager_task_lost(m, t, why);
 		break;
+	}
 	case XY_RESULT_APP_FAILED:
 	case XY_RESULT_RESOURCES_EXHAUSTED:
 		if (++t->failures <= t->retries) {

@@ -7,7 +7,9 @@
  * O(1) whatever the number of queued tasks; adding a task is O(log P) for P
  * distinct priorities (O(P) when its priority is new). Placement looks only
  * at workers with free cores (or room in their call window, wtable.c) and
- * at the replicas of the task's inputs.
+ * at the replicas of the task's inputs. A worker whose disk cannot hold
+ * the inputs it would have to fetch is passed over while another's can
+ * ("room").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -175,13 +177,18 @@ int64_t xy_sched_count(const struct xy_sched *s)
 	return s->count;
 }
 
-/* Adds up, per worker, the bytes of t's inputs it holds or is fetching. */
-static void score_inputs(struct xy_sched *s, struct xy_task *t)
+/* Adds up, per worker, the bytes of t's inputs it holds or is fetching
+ * (each input's size plus one, so that empty ones count). Returns the
+ * same sum over all of t's inputs: a worker's score less than that is
+ * what it still has to fetch. */
+static uint64_t score_inputs(struct xy_sched *s, struct xy_task *t)
 {
+	uint64_t all = 0;
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_object *o = t->inputs[i].file->obj;
 		if (!o)
 			continue;
+		all += o->size + 1;
 		for (uint32_t r = 0; r < o->n_replicas; r++) {
 			struct xy_worker *w = o->replicas[r].worker;
 			if (w->score_gen != s->gen) {
@@ -191,6 +198,31 @@ static void score_inputs(struct xy_sched *s, struct xy_task *t)
 			w->score += o->size + 1;
 		}
 	}
+	return all;
+}
+
+/* True if a disk of disk_mb (0: no figure, no limit) holds need bytes. */
+static int holds(int64_t disk_mb, uint64_t need)
+{
+	return disk_mb <= 0 || need <= (uint64_t)disk_mb << 20;
+}
+
+/* True if w has the disk for the need bytes of inputs it lacks, or if no
+ * ready worker has (*most caches the largest disk, -1 until looked up):
+ * then each worker is as good a try as another, and a fetch that finds
+ * the disk full costs the task one of its bounded worker failures
+ * (manager.c) rather than leaving it queued for ever. A worker whose
+ * fetch did not fit is taken to offer less disk from then on (xplan.c),
+ * so this also keeps a task from going back to the worker whose disk
+ * could not hold its input while another can. */
+static int room(struct xy_sched *s, const struct xy_worker *w, uint64_t need,
+		int64_t *most)
+{
+	if (holds(w->disk, need))
+		return 1;
+	if (*most < 0)
+		*most = xy_wtable_max_disk(s->m->wtable);
+	return !holds(*most, need);
 }
 
 /* True if a worker with (score, free cores) is a better place for t than
@@ -211,8 +243,8 @@ static int better(const struct xy_task *t, uint64_t score, int free_cores,
 struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 {
 	s->gen++;
-	if (t->n_inputs)
-		score_inputs(s, t);
+	uint64_t all = t->n_inputs ? score_inputs(s, t) : 0;
+	int64_t most = -1;
 	struct xy_worker *best = NULL;
 	uint64_t best_score = 0;
 	int best_free = 0;
@@ -221,6 +253,8 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 		if (!xy_wtable_fits(w, t))
 			continue;
 		uint64_t score = w->score_gen == s->gen ? w->score : 0;
+		if (!room(s, w, all - score, &most))
+			continue;
 		int free_cores = xy_wtable_free_cores(w);
 		if (!best ||
 		    better(t, score, free_cores, best_score, best_free)) {

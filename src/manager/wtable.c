@@ -284,6 +284,20 @@ int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 	return n;
 }
 
+int64_t xy_wtable_max_disk(struct xy_wtable *wt)
+{
+	int64_t best = 0;
+	for (struct xy_worker *w = wt->all; w; w = w->next) {
+		if (!w->ready)
+			continue;
+		if (w->disk <= 0)
+			return 0;
+		if (w->disk > best)
+			best = w->disk;
+	}
+	return best;
+}
+
 int xy_wtable_max_cores(struct xy_wtable *wt)
 {
 	int best = 0;

@@ -16,7 +16,9 @@
  * could not be reached, or its copy was missing, refused or corrupt, or
  * its stream broke) rests as a source for a while, for that object or,
  * if its host failed, for every object; the planner uses other sources
- * meanwhile, and a resting one only when no other copy exists.
+ * meanwhile, and a resting one only when no other copy exists. A
+ * receiver that fails on its own side (its disk is full) blames no
+ * source; it is taken to offer less disk instead ("no_room").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -82,7 +84,8 @@ struct retrieve_job {
 	uint64_t bytes;
 	double started;
 	int status;
-	int local; /* the failure was the manager's own (mkdir, rename) */
+	int local; /* the failure was the manager's own (mkdir, writing,
+		    * rename) */
 	char err[512];
 };
 
@@ -180,9 +183,6 @@ static int resting(const struct xy_worker *w, const struct xy_object *o,
 	return 0;
 }
 
-/* dest blamed w for o: w rests, for o or (blame HOST) for everything. A
- * failure reported while w already rests came from a fetch planned
- * before its rest began, and does not lengthen it. */
 /* Drops w's records that ended over cool_cap ago: they would start
  * again from cool_base anyway, and resting() walks the list. */
 static void prune(struct xy_xplan *x, struct xy_worker *w, double now)
@@ -198,6 +198,9 @@ static void prune(struct xy_xplan *x, struct xy_worker *w, double now)
 	}
 }
 
+/* dest blamed w for o: w rests, for o or (blame HOST) for everything. A
+ * failure reported while w already rests came from a fetch planned
+ * before its rest began, and does not lengthen it. */
 static void cool(struct xy_xplan *x, struct xy_worker *w,
 		 struct xy_object *o, uint8_t blame, struct xy_worker *dest)
 {
@@ -539,6 +542,42 @@ static const char *judge_sources(struct xy_xplan *x, struct fetch *f,
 	return who;
 }
 
+/* True if the fetch failed on the receiver's own side: a source it was
+ * given is not blamed. A receiver blames every source it tries and
+ * fails with, and stops at a failure of its own (writing its disk), so
+ * that source, and any after it, stays unblamed. */
+static int receiver_failed(const struct fetch *f,
+			   const struct xy_msg_cache_update *u)
+{
+	if (u->status != XY_OBJ_FAILED)
+		return 0;
+	for (int i = 0; i < f->n_sent; i++)
+		if (u->blame[i] == XY_BLAME_NONE)
+			return 1;
+	return 0;
+}
+
+/* w could not store o: its disk is fuller than the disk it offered (or
+ * it failed otherwise on its own side). From now on it is taken to offer
+ * less than o's size, so that the scheduler sends o, and inputs as
+ * large, to workers with room (sched.c, "room"). */
+static void no_room(struct xy_worker *w, const struct xy_object *o)
+{
+	int64_t mb = (int64_t)((o->size > 0 ? o->size - 1 : 0) >> 20);
+	if (mb < 1)
+		mb = 1;
+	if (w->disk && w->disk <= mb)
+		return;
+	char was[40] = "unlimited";
+	if (w->disk)
+		snprintf(was, sizeof was, "%lld MB", (long long)w->disk);
+	XY_LOGW("manager", "worker %s could not store %.12s (%llu bytes): "
+		"taking its disk to be %lld MB from now on, not %s",
+		w->name, o->hex, (unsigned long long)o->size, (long long)mb,
+		was);
+	w->disk = mb;
+}
+
 /* The fetch's CACHE_UPDATE: the replica is made ready or dropped. */
 static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 			   struct fetch *f,
@@ -552,6 +591,8 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 	} else {
 		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
 			f->obj->hex, src, w->name, u->text ? u->text : "");
+		if (receiver_failed(f, u))
+			no_room(w, f->obj);
 		xy_catalog_replica_drop(f->obj, w);
 		/* A worker that no longer has it is no source for it. */
 		struct replica *r = f->src ? xy_catalog_replica_find(f->obj,
@@ -668,11 +709,17 @@ static void retrieve_work(uv_work_t *req)
 	}
 	snprintf(tmp, sizeof tmp, "%s.xylem-%d-%p", j->path, (int)getpid(),
 		 (void *)j);
-	j->status = xy_xfer_fetch(j->host, j->port, x->secret, x->secret_len,
-				  j->obj->id, j->token, MANAGER_NAME, tmp, 0,
-				  &j->bytes, j->err, sizeof j->err);
-	if (j->status != XY_OBJ_OK)
+	uint8_t blame;
+	j->status = xy_xfer_fetch_blame(j->host, j->port, x->secret,
+					x->secret_len, j->obj->id, j->token,
+					MANAGER_NAME, tmp, 0, &j->bytes,
+					&blame, j->err, sizeof j->err);
+	if (j->status != XY_OBJ_OK) {
+		/* Blaming nobody: the manager could not write it (its disk
+		 * is full), which running the task again would not mend. */
+		j->local = blame == XY_BLAME_NONE;
 		return;
+	}
 	struct stat st;
 	if (j->obj->kind == XY_KIND_DIR && lstat(j->path, &st) == 0)
 		xy_rm_rf(j->path);

@@ -55,6 +55,7 @@ struct xy_cache {
 	size_t count;
 	uint64_t clock;  /* ticks at each use: orders entries for eviction */
 	uint64_t total;  /* sum of the entries' sizes */
+	uint64_t reserved; /* fetches on their way into tmp/ */
 	uint64_t budget; /* bytes; 0: no limit */
 	xy_cache_evict_fn on_evict;
 	void *evict_arg;
@@ -602,11 +603,12 @@ uint64_t xy_cache_bytes(struct xy_cache *c)
 	return n;
 }
 
-/* The least recently used entry no running task holds, other than keep;
- * the caller holds the lock. A scan of the whole table per eviction: O(n),
- * acceptable while caches hold thousands of objects, not millions (an LRU
- * list would make it O(1)). Objects of every level are candidates, FOREVER
- * ones included; fetches in progress are in tmp/, not in the table. */
+/* The least recently used entry no running task holds, other than keep
+ * (may be NULL); the caller holds the lock. A scan of the whole table per
+ * eviction: O(n), acceptable while caches hold thousands of objects, not
+ * millions (an LRU list would make it O(1)). Objects of every level are
+ * candidates, FOREVER ones included; fetches in progress are in tmp/, not
+ * in the table. */
 static struct entry *lru_victim(const struct xy_cache *c,
 				const uint8_t keep[XY_ID_LEN])
 {
@@ -614,16 +616,17 @@ static struct entry *lru_victim(const struct xy_cache *c,
 
 	for (size_t i = 0; i <= c->mask; i++)
 		for (struct entry *e = c->buckets[i]; e; e = e->next)
-			if (!e->refs && memcmp(e->id, keep, XY_ID_LEN) &&
+			if (!e->refs &&
+			    (!keep || memcmp(e->id, keep, XY_ID_LEN)) &&
 			    (!best || e->last_use < best->last_use))
 				best = e;
 	return best;
 }
 
-/* While the cache is over its budget, drops the least recently used
- * unreferenced object and reports it. The object just inserted (keep) is
- * spared even when it alone is over the budget: its fetch or task wants
- * it next. */
+/* While the cache's objects and the fetches reserved are over its
+ * budget, drops the least recently used unreferenced object and reports
+ * it. The object just inserted (keep; NULL: none) is spared even when it
+ * alone is over the budget: its fetch or task wants it next. */
 static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
 {
 	char path[PATH_MAX];
@@ -633,7 +636,7 @@ static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
 		int ok;
 
 		pthread_mutex_lock(&c->mu);
-		if (c->budget && c->total > c->budget) {
+		if (c->budget && c->total + c->reserved > c->budget) {
 			e = lru_victim(c, keep);
 			if (e)
 				take(c, e);
@@ -652,6 +655,21 @@ static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
 			c->on_evict(c->evict_arg, e->id, e->kind, e->size);
 		free(e);
 	}
+}
+
+void xy_cache_reserve(struct xy_cache *c, uint64_t size)
+{
+	pthread_mutex_lock(&c->mu);
+	c->reserved += size;
+	pthread_mutex_unlock(&c->mu);
+	evict(c, NULL);
+}
+
+void xy_cache_unreserve(struct xy_cache *c, uint64_t size)
+{
+	pthread_mutex_lock(&c->mu);
+	c->reserved -= size < c->reserved ? size : c->reserved;
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* ------------------------------------------------------------ changes */

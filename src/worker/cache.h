@@ -112,8 +112,9 @@ void xy_cache_decref(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
  * cached. */
 int xy_cache_unlink(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
 
-/* Eviction: once the objects' sizes add up to more than the budget, each
- * insert (a fetch or an adoption included) drops unreferenced objects,
+/* Eviction: once the objects' sizes (and the fetches reserved) add up to
+ * more than the budget, each insert (a fetch or an adoption included)
+ * and each reservation drops unreferenced objects,
  * least recently used first (a lookup, incref or insert is a use), until
  * the cache fits or only referenced objects and the one just inserted are
  * left. Objects of any level go, FOREVER ones included. fn (may be NULL)
@@ -125,6 +126,15 @@ typedef void (*xy_cache_evict_fn)(void *arg, const uint8_t id[XY_ID_LEN],
 /* Sets the budget in bytes (0: none, the default) and the callback. */
 void xy_cache_set_budget(struct xy_cache *c, uint64_t bytes,
 			 xy_cache_evict_fn fn, void *arg);
+
+/* A fetch of size bytes is about to be received into tmp/: the bytes
+ * count against the budget until unreserve (called before the fetch is
+ * adopted, or when it fails), and objects are evicted now, as after an
+ * insert, until the cache and every reservation fit. Evicting only once
+ * the fetch has landed would be too late when the budget is the whole
+ * disk: the fetch would find the disk full. */
+void xy_cache_reserve(struct xy_cache *c, uint64_t size);
+void xy_cache_unreserve(struct xy_cache *c, uint64_t size);
 
 /* Sum of the cached objects' sizes. */
 uint64_t xy_cache_bytes(struct xy_cache *c);

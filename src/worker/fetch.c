@@ -35,6 +35,7 @@ struct job {
 	struct xy_source sources[XY_MAX_SOURCES];
 	uint32_t n_sources;
 	char *dest; /* in tmp/ */
+	uint64_t reserved; /* bytes reserved in the cache for it */
 	struct xy_xfer_partial *pub; /* served while it arrives, until adopted */
 	int state;
 	unsigned requests;
@@ -118,7 +119,8 @@ static void free_job(struct job *j)
 /* ------------------------------------------------------------ threads */
 
 /* An object of one chunk or less comes whole, from the first source
- * that has it. */
+ * that has it. A failure that blames no source is this worker's own (its
+ * disk is full): the next source would meet the same disk. */
 static void run_whole(struct xy_fetcher *f, struct job *j)
 {
 	for (uint32_t i = 0; i < j->n_sources; i++) {
@@ -126,7 +128,7 @@ static void run_whole(struct xy_fetcher *f, struct job *j)
 			j->sources[i].host, j->sources[i].port, f->secret,
 			f->secret_len, j->id, j->token, f->name, j->dest, 1,
 			&j->bytes, &j->blame[i], j->text, sizeof j->text);
-		if (j->status == XY_OBJ_OK)
+		if (j->status == XY_OBJ_OK || j->blame[i] == XY_BLAME_NONE)
 			return;
 	}
 }
@@ -192,6 +194,8 @@ static void complete(struct xy_fetcher *f, struct job *j)
 	struct xy_fetch_result r;
 	char err[256];
 
+	xy_cache_unreserve(f->cache, j->reserved);
+	j->reserved = 0;
 	if (j->status == XY_OBJ_OK &&
 	    xy_cache_adopt(f->cache, j->dest, j->id, j->kind, j->level,
 			   j->bytes, err, sizeof err) < 0) {
@@ -434,7 +438,11 @@ int xy_fetcher_request(struct xy_fetcher *f, const struct xy_msg_fetch *m)
 		j->hnext = f->table[b];
 		f->table[b] = j;
 	}
+	/* Room first: the cache evicts for it before a byte arrives. */
+	j->reserved = m->size;
+	xy_cache_reserve(f->cache, j->reserved);
 	if (queue_job(f, j, m) < 0) {
+		xy_cache_unreserve(f->cache, j->reserved);
 		unlink_job(f, j);
 		free_job(j);
 		errno = ENOMEM;

@@ -1134,7 +1134,11 @@ static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
 				 "exited with status %d", r->exit_code);
 		break;
 	}
-	if (!t->spec.n_outputs)
+	/* A command that failed leaves its outputs in its sandbox, which
+	 * goes with it: they are whatever it left, perhaps cut short by a
+	 * full disk, and the manager brings back only a success's outputs.
+	 * Kept, they would hold that disk full for the next task. */
+	if (!t->spec.n_outputs || t->result != XY_RESULT_SUCCESS)
 		task_end(t, t->result, t->message, NULL, 0);
 	else
 		collect_start(t);

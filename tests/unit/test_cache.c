@@ -650,6 +650,38 @@ static void t_outputs_held_until_released(void)
 	xy_cache_close(c);
 }
 
+/* A fetch reserves its size before it starts: the cache evicts for it
+ * then, so that the fetch finds room on a disk the budget fills, and
+ * the reservation counts until it is given back (the object adopted). */
+static void t_reserve_makes_room(void)
+{
+	struct xy_cache *c = open_in("e");
+	struct evictions ev;
+	uint8_t a[XY_ID_LEN], b[XY_ID_LEN], d[XY_ID_LEN];
+
+	memset(&ev, 0, sizeof ev);
+	xy_cache_set_budget(c, 25, note_eviction, &ev);
+	put_ten(c, 1, XY_CACHE_WORKFLOW, a);
+	put_ten(c, 2, XY_CACHE_WORKFLOW, b);
+	XY_CHECK(xy_cache_incref(c, b) == 0);
+	xy_cache_reserve(c, 10);
+	XY_CHECK_EQ(ev.n, 1); /* a goes now; b is pinned */
+	XY_CHECK(!memcmp(ev.ids[0], a, XY_ID_LEN));
+	XY_CHECK_EQ(xy_cache_bytes(c), 10);
+	/* While reserved, an insert leaves room for it. */
+	xy_cache_decref(c, b);
+	put_ten(c, 3, XY_CACHE_WORKFLOW, d);
+	XY_CHECK_EQ(ev.n, 2);
+	XY_CHECK(!memcmp(ev.ids[1], b, XY_ID_LEN));
+	/* Given back: the fetch's object takes its place. */
+	xy_cache_unreserve(c, 10);
+	put_ten(c, 4, XY_CACHE_WORKFLOW, a);
+	XY_CHECK_EQ(ev.n, 2);
+	XY_CHECK_EQ(xy_cache_bytes(c), 20);
+	xy_cache_unreserve(c, 5); /* more than reserved: ignored */
+	xy_cache_close(c);
+}
+
 static void t_evict_spares_pinned(void)
 {
 	struct xy_cache *c = open_in("e");
@@ -705,6 +737,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_lookup_from_threads),
 		XY_TEST(t_evict_lru),
 		XY_TEST(t_evict_spares_pinned),
+		XY_TEST(t_reserve_makes_room),
 		XY_TEST(t_outputs_held_until_released),
 		XY_TEST(t_drop_dirs_off_the_loop),
 		XY_TEST(t_sandbox_link),

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,7 +70,7 @@ static int recv_bytes(const void *p, size_t n, uint64_t size, uint8_t kind,
 	XY_CHECK(fd >= 0);
 	XY_CHECK_EQ(write(fd, p, n), n);
 	lseek(fd, 0, SEEK_SET);
-	int st = xy_object_recv(fd, kind, size, id, dest, 1, 2000, err,
+	int st = xy_object_recv(fd, kind, size, id, dest, 1, 2000, NULL, err,
 				errlen);
 	close(fd);
 	unlink(src);
@@ -357,6 +359,64 @@ static void hostile(const struct ent *e, size_t n, const char *why)
 	xy_buf_free(&b);
 }
 
+/* Receives size bytes of stream from the file src into dest; *local
+ * says whose failure it was. */
+static int recv_from(const char *src, uint64_t size, const uint8_t id[32],
+		     const char *dest, int *local, char *err, size_t errlen)
+{
+	int fd = open(src, O_RDONLY);
+	XY_CHECK(fd >= 0);
+	int st = xy_object_recv(fd, XY_KIND_FILE, size, id, dest, 1, 2000,
+				local, err, errlen);
+	close(fd);
+	return st;
+}
+
+/* Whose failure: this host's when it cannot write (a full disk, played
+ * here by a file size limit), the stream's when it ends early or does
+ * not match. */
+static void t_recv_local_failure(void)
+{
+	size_t n = 256 * 1024;
+	char *data = malloc(n), err[512];
+	uint8_t id[32];
+	int local = -1;
+	XY_CHECK(data);
+	memset(data, 'x', n);
+	const char *src = xy_test_path("src");
+	int fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	XY_CHECK_EQ(write(fd, data, n), (ssize_t)n);
+	close(fd);
+	sha256(data, n, id);
+	/* The stream ends early: its fault. */
+	XY_CHECK_EQ(recv_from(src, n + 1, id, xy_test_path("a"), &local, err,
+			      sizeof err), XY_OBJ_FAILED);
+	XY_CHECK_EQ(local, 0);
+	assert_absent(xy_test_path("a"));
+	/* Another object's bytes: its fault. */
+	id[0] ^= 1;
+	XY_CHECK_EQ(recv_from(src, n, id, xy_test_path("b"), &local, err,
+			      sizeof err), XY_OBJ_CORRUPT);
+	XY_CHECK_EQ(local, 0);
+	id[0] ^= 1;
+	/* No room to write: ours, with the errno and the path. */
+	struct rlimit rl = {64 * 1024, RLIM_INFINITY};
+	signal(SIGXFSZ, SIG_IGN);
+	XY_CHECK_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	XY_CHECK_EQ(recv_from(src, n, id, xy_test_path("c"), &local, err,
+			      sizeof err), XY_OBJ_FAILED);
+	XY_CHECK_EQ(local, 1);
+	XY_CHECK(strstr(err, "cannot write") && strstr(err, "c.part"));
+	XY_CHECK(strstr(err, strerror(EFBIG)));
+	assert_absent(xy_test_path("c"));
+	/* Nowhere to write: ours too. */
+	XY_CHECK_EQ(recv_from(src, n, id, xy_test_path("none/d"), &local, err,
+			      sizeof err), XY_OBJ_FAILED);
+	XY_CHECK_EQ(local, 1);
+	free(data);
+	xy_test_check_no_leaks();
+}
+
 static void t_hostile_dir_streams(void)
 {
 	XY_CHECK_EQ(xy_mkdir_p(xy_test_path("outside")), 0);
@@ -457,7 +517,8 @@ static void t_sendfile_over_socket(void)
 	pthread_t th;
 	pthread_create(&th, NULL, send_thread, &s);
 	XY_CHECK_EQ(xy_object_recv(sv[1], XY_KIND_FILE, size, id,
-				   xy_test_path("big.copy"), 0, 5000, err, sizeof err),
+				   xy_test_path("big.copy"), 0, 5000, NULL, err,
+				   sizeof err),
 		    XY_OBJ_OK);
 	pthread_join(th, NULL);
 	XY_CHECK_EQ(s.rc, 0);
@@ -479,6 +540,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_recv_file),
 		XY_TEST(t_recv_dir),
 		XY_TEST(t_corrupt_byte),
+		XY_TEST(t_recv_local_failure),
 		XY_TEST(t_hostile_dir_streams),
 		XY_TEST(t_malformed_streams),
 		XY_TEST(t_sendfile_over_socket),

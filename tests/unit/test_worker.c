@@ -156,6 +156,18 @@ static void t_fetch_inputs_outputs(void)
 	XY_CHECK(strstr(g->m.task_done.message, "'b' was not created"));
 	XY_CHECK_EQ(g->m.task_done.n_outputs, 1);
 	fm_got_free(g);
+
+	/* A command that fails keeps none: what it left (cut short by a
+	 * full disk, say) goes with its sandbox. */
+	fm_task_msg(&m, 9, "echo x > a; echo y > b; exit 4");
+	m.task.n_outputs = 2;
+	m.task.outputs = out;
+	fm_send(&f, XY_MSG_TASK, &m);
+	g = fm_wait_for(&f, XY_MSG_TASK_DONE);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.exit_code, 4);
+	XY_CHECK_EQ(g->m.task_done.n_outputs, 0);
+	fm_got_free(g);
 	(void)kind;
 	fm_shutdown(&f);
 }

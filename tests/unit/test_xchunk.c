@@ -2,15 +2,17 @@
  * test_xchunk.c: the chunked fetch (xchunk.c) and the server's ranged and
  * partial GETs (xfer.c), on loopback: chunk lists, failover from a dead,
  * corrupting or failing source from the first unverified chunk, a relay
- * serving an object while it still receives it, and token binding and
- * replay.
+ * serving an object while it still receives it, token binding and
+ * replay, and a receiver that cannot write (blaming no source).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,6 +207,58 @@ static void t_failover(void)
 	xy_xfer_server_stop(bad);
 	xy_xfer_server_stop(good);
 	free(h.chunks.hash);
+	xy_test_check_no_leaks();
+}
+
+/* A receiver whose disk is full (played by a file size limit) fails on
+ * its own side: it blames no source, tries no other, and leaves nothing
+ * behind; whole (one chunk) or chunked. */
+static void t_local_failure(void)
+{
+	struct holder h = {0}, one = {0};
+	make_object(&h, "obj", 4 * MIB);
+	make_object(&one, "one", MIB);
+	struct xy_xfer_server *a = serve(&h), *b = serve(&h),
+			      *c = serve(&one);
+	struct rlimit rl = {MIB + MIB / 2, RLIM_INFINITY};
+	signal(SIGXFSZ, SIG_IGN);
+	XY_CHECK_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	struct fetch_args f;
+	uint8_t blame[XY_MAX_SOURCES] = {0};
+	spec(&f, &h, "got", NULL);
+	f.sp.blame = blame;
+	add_source(&f, xy_xfer_server_port(a), 0);
+	add_source(&f, xy_xfer_server_port(b), 0);
+	XY_CHECK_EQ(run(&f), XY_OBJ_FAILED);
+	XY_CHECK(strstr(f.err, "cannot write chunk 1 to disk"));
+	XY_CHECK(strstr(f.err, strerror(EFBIG)));
+	XY_CHECK(!strstr(f.err, "source"));
+	XY_CHECK_EQ(blame[0], XY_BLAME_NONE);
+	XY_CHECK_EQ(blame[1], XY_BLAME_NONE);
+	XY_CHECK_EQ(f.verified, MIB);
+	XY_CHECK_EQ(xy_xfer_server_bytes_sent(b), 0);
+	XY_CHECK(access(xy_test_path("got"), F_OK) < 0);
+	XY_CHECK(access(xy_test_path("got.stream"), F_OK) < 0);
+	/* Whole: the same, through xy_xfer_fetch_blame. */
+	rl.rlim_cur = MIB / 2;
+	XY_CHECK_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	uint8_t tok[XY_TOKEN_LEN], who = 9;
+	uint64_t bytes;
+	char err[512];
+	xy_token_make(secret, strlen(secret), one.id, expiry(), "r1", tok);
+	XY_CHECK_EQ(xy_xfer_fetch_blame("127.0.0.1", xy_xfer_server_port(c),
+					secret, strlen(secret), one.id, tok,
+					"r1", xy_test_path("got1"), 1, &bytes,
+					&who, err, sizeof err),
+		    XY_OBJ_FAILED);
+	XY_CHECK_EQ(who, XY_BLAME_NONE);
+	XY_CHECK(strstr(err, "cannot write") && strstr(err, strerror(EFBIG)));
+	XY_CHECK(access(xy_test_path("got1.part"), F_OK) < 0);
+	xy_xfer_server_stop(a);
+	xy_xfer_server_stop(b);
+	xy_xfer_server_stop(c);
+	free(h.chunks.hash);
+	free(one.chunks.hash);
 	xy_test_check_no_leaks();
 }
 
@@ -419,6 +473,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_chunk_list),
 		XY_TEST(t_fetch_and_resume_offset),
 		XY_TEST(t_failover),
+		XY_TEST(t_local_failure),
 		XY_TEST(t_partial_relay),
 		XY_TEST(t_chain),
 		XY_TEST(t_tokens),

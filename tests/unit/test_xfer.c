@@ -235,7 +235,8 @@ static void t_several_gets_one_connection(void)
 		XY_CHECK_EQ(m.object.size, objs[i].size);
 		XY_CHECK_EQ(xy_object_recv(fd, m.object.kind, m.object.size,
 					   objs[i].id, xy_test_path(i ? "d" : "f"), 1,
-					   2000, err, sizeof err), XY_OBJ_OK);
+					   2000, NULL, err, sizeof err),
+			    XY_OBJ_OK);
 	}
 	/* A bad token closes the connection after DENIED. */
 	memset(&m, 0, sizeof m);

@@ -8,8 +8,11 @@
  * around it; a host blamed rests for every object; a rest ends, and
  * doubles when the source fails again soon after; the last copy is
  * still used while it rests; a source that delivers is trusted again; a
- * resting receiver takes no successor. The same behaviour with real
- * workers across hosts is tests/netns/test_dataplane.py.
+ * resting receiver takes no successor; a receiver that fails on its own
+ * side (a full disk) rests no source and is taken to have less disk.
+ * The same behaviour with real workers across hosts is
+ * tests/netns/test_dataplane.py (tests/system/test_full_disk.py for the
+ * full disk).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +204,37 @@ static void t_resting_tail_skipped(void)
 	teardown(&e);
 }
 
+/* D cannot store a 16 MiB object (it blames nobody): A, its source, does
+ * not rest, and D is taken to offer 15 MB of disk, not the 64 it said. A
+ * failure that blames its source leaves the receiver's disk alone. */
+static void t_receiver_failure(void)
+{
+	struct env e;
+	setup(&e);
+	e.w[D].disk = 64;
+	e.w[E].disk = 64;
+	struct xy_object *o = object(&e, 1, 16 * MIB, "AB");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	XY_CHECK_EQ(e.w[D].disk, 15);
+	XY_CHECK(!xy_catalog_replica_find(o, &e.w[D]));
+	/* Never raised again by a smaller object. */
+	struct xy_object *o2 = object(&e, 2, 4 * MIB, "A");
+	XY_CHECK(!strcmp(plan(&e, o2, D), "A"));
+	report(&e, o2, D, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
+	XY_CHECK_EQ(e.w[D].disk, 3);
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
+	XY_CHECK_EQ(e.w[D].disk, 3);
+	/* E is cut off by its source: the source's fault, not E's disk. */
+	XY_CHECK(!strcmp(plan(&e, o, E), "A"));
+	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_OBJECT, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
+	XY_CHECK_EQ(e.w[E].disk, 64);
+	teardown(&e);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -209,6 +243,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_rest_ends_and_doubles),
 		XY_TEST(t_last_copy_and_recovery),
 		XY_TEST(t_resting_tail_skipped),
+		XY_TEST(t_receiver_failure),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
