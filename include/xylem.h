@@ -49,10 +49,11 @@ typedef enum {
 typedef enum {
 	XY_RESULT_SUCCESS = 0,
 	XY_RESULT_APP_FAILED = 1,          /* non-zero exit, or an output missing */
-	XY_RESULT_WORKER_FAILED = 2,       /* lost its worker too many times */
+	XY_RESULT_WORKER_FAILED = 2,       /* lost or failed by its workers */
 	XY_RESULT_RESOURCES_EXHAUSTED = 3, /* over memory, disk or time limit */
 	XY_RESULT_INPUT_MISSING = 4,       /* an input could not be found or made */
 	XY_RESULT_CANCELLED = 5,
+	XY_RESULT_MANAGER_FAILED = 6,      /* the manager could not store a result */
 } xy_result;
 
 typedef enum {

@@ -41,9 +41,9 @@ def _check_interpreter():
 _check_interpreter()
 
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
-                     PickleError, RemoteError, RemoteTraceback,
-                     ResourcesExhausted, TaskFailed, WorkerFailed,
-                     XylemError)
+                     ManagerFailed, PickleError, RemoteError,
+                     RemoteTraceback, ResourcesExhausted, TaskFailed,
+                     WorkerFailed, XylemError)
 from .environment import Environment
 from .files import File, Temp
 from .mpi import MPIFunction
@@ -55,7 +55,8 @@ __all__ = [
     "Environment", "Executor", "File", "MPIFunction", "ShellFunction",
     "ShellResult", "Temp", "XylemError",
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
-    "ResourcesExhausted", "WorkerFailed", "PickleError", "RemoteError",
+    "ResourcesExhausted", "WorkerFailed", "ManagerFailed", "PickleError",
+    "RemoteError",
     "RemoteTraceback",
 ]
 

@@ -68,7 +68,14 @@ class ResourcesExhausted(TaskFailed):
 
 
 class WorkerFailed(TaskFailed):
-    """The task lost its worker too many times."""
+    """The task lost its worker, or failed on a worker's own side (an
+    input it could not fetch or store), too many times."""
+
+
+class ManagerFailed(TaskFailed):
+    """The manager could not store the task's result (a directory it
+    cannot make, its own disk full); running the task again would not
+    help."""
 
 
 class PickleError(XylemError):

@@ -34,8 +34,8 @@ import weakref
 from . import _calls, _core
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
-                     PickleError, ResourcesExhausted, TaskFailed,
-                     WorkerFailed)
+                     ManagerFailed, PickleError, ResourcesExhausted,
+                     TaskFailed, WorkerFailed)
 from .environment import Environment
 from .files import File, Temp
 from .shell import ShellFunction
@@ -656,7 +656,9 @@ def _failure(kind, result, exit_code, output, error, worker):
     if result == _core.RESULT_RESOURCES_EXHAUSTED:
         return ResourcesExhausted(error or "over a resource limit", *args)
     if result == _core.RESULT_WORKER_FAILED:
-        return WorkerFailed(error or "lost its worker too often", *args)
+        return WorkerFailed(error or "failed on its workers too often", *args)
+    if result == _core.RESULT_MANAGER_FAILED:
+        return ManagerFailed(error or "the manager failed", *args)
     if _calls.MISMATCH_TEXT in text:
         line = next(ln for ln in text.splitlines()
                     if _calls.MISMATCH_TEXT in ln)

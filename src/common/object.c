@@ -499,6 +499,12 @@ int xy_object_hash_chunks(const char *path, uint8_t id[XY_ID_LEN],
 
 /* ---- Receiving streams ---- */
 
+int xy_object_write_status(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EFBIG ? XY_OBJ_NO_ROOM
+							      : XY_OBJ_FAILED;
+}
+
 /* Stream input: exactly `left` more bytes may come from fd; every byte is
  * hashed as it arrives. status is the XY_OBJ_* class of the first error;
  * broken says that it was the stream's (it ended, stalled or failed), not
@@ -626,7 +632,7 @@ static int in_copy(struct in *in, int fd, const char *path, uint64_t n)
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0)
-				return in_fail(in, XY_OBJ_FAILED,
+				return in_fail(in, xy_object_write_status(errno),
 					       "cannot write %s: %s", path,
 					       strerror(errno));
 			done += (size_t)w;
@@ -645,12 +651,12 @@ static int recv_file(struct in *in, const char *path, uint32_t mode,
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 				    O_CLOEXEC, (mode & 0777) | 0600);
 	if (fd < 0)
-		return in_fail(in, XY_OBJ_FAILED, "cannot create %s: %s",
-			       path, strerror(errno));
+		return in_fail(in, xy_object_write_status(errno),
+			       "cannot create %s: %s", path, strerror(errno));
 	int rc = in_copy(in, fd, path, size);
 	if (close(fd) < 0 && rc == 0)
-		rc = in_fail(in, XY_OBJ_FAILED, "writing %s: %s", path,
-			     strerror(errno));
+		rc = in_fail(in, xy_object_write_status(errno),
+			     "writing %s: %s", path, strerror(errno));
 	return rc;
 }
 
@@ -718,7 +724,7 @@ static int recv_entry(struct in *in, int type, const char *root,
 	*prev_dir = type == ENT_DIR;
 	if (type == ENT_DIR) {
 		if (mkdir(full, 0700) < 0)
-			return in_fail(in, XY_OBJ_FAILED,
+			return in_fail(in, xy_object_write_status(errno),
 				       "cannot create %s: %s", full,
 				       strerror(errno));
 		return 0;
@@ -730,8 +736,8 @@ static int recv_entry(struct in *in, int type, const char *root,
 	if (in_str(in, path, XY_MAX_NAME, "link target") < 0)
 		return -1;
 	if (symlink(path, full) < 0)
-		return in_fail(in, XY_OBJ_FAILED, "cannot create %s: %s", full,
-			       strerror(errno));
+		return in_fail(in, xy_object_write_status(errno),
+			       "cannot create %s: %s", full, strerror(errno));
 	return 0;
 }
 
@@ -774,8 +780,8 @@ static int recv_body(struct in *in, uint8_t kind, const char *part,
 		 * copy brought back to the manager is a plain 0644 file. */
 		return recv_file(in, part, readonly ? 0755 : 0644, in->left);
 	if (mkdir(part, 0700) < 0)
-		return in_fail(in, XY_OBJ_FAILED, "cannot create %s: %s", part,
-			       strerror(errno));
+		return in_fail(in, xy_object_write_status(errno),
+			       "cannot create %s: %s", part, strerror(errno));
 	if (recv_dir(in, part) < 0)
 		return -1;
 	if (chmod(part, 0755) < 0)
@@ -862,7 +868,8 @@ int xy_object_recv(int fd, uint8_t kind, uint64_t size,
 	free(in.buf);
 	EVP_MD_CTX_free(in.md);
 	if (local)
-		*local = in.status == XY_OBJ_FAILED && !in.broken;
+		*local = (in.status == XY_OBJ_FAILED && !in.broken) ||
+			 in.status == XY_OBJ_NO_ROOM;
 	return in.status;
 }
 

@@ -63,6 +63,11 @@ int xy_object_recv(int fd, uint8_t kind, uint64_t size,
 		   const uint8_t id[XY_ID_LEN], const char *dest, int readonly,
 		   int timeout_ms, int *local, char *err, size_t errlen);
 
+/* The XY_OBJ_* status of a failure to create or write a received
+ * object with errno err: NO_ROOM for a full disk or quota (ENOSPC,
+ * EDQUOT, EFBIG), else FAILED. */
+int xy_object_write_status(int err);
+
 /* Makes a tree read-only as above (for outputs moved into a cache). */
 int xy_object_make_readonly(const char *path);
 

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 8
+#define XY_PROTO_VERSION 9
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -101,7 +101,8 @@ enum {
 	XY_OBJ_NOT_FOUND = 1,  /* the source does not have it */
 	XY_OBJ_FAILED = 2,     /* connection or disk failure */
 	XY_OBJ_CORRUPT = 3,    /* content did not match its id */
-	XY_OBJ_DENIED = 4      /* bad secret or token */
+	XY_OBJ_DENIED = 4,     /* bad secret or token */
+	XY_OBJ_NO_ROOM = 5     /* the receiver's disk is full (or its quota) */
 };
 
 /* What a receiver blames a FETCH source for (CACHE_UPDATE blame[i], for

@@ -124,7 +124,8 @@ static int recv_chunk(struct rx *rx, int sock)
 				       "reading chunk %u: %s", rx->next,
 				       strerror(errno));
 		if (write_at(rx->fd, rx->buf, (size_t)r, off + got) < 0)
-			return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_NONE,
+			return rx_fail(rx, xy_object_write_status(errno),
+				       XY_BLAME_NONE,
 				       "cannot write chunk %u to disk: %s",
 				       rx->next, strerror(errno));
 		EVP_DigestUpdate(rx->chunk, rx->buf, (size_t)r);
@@ -264,10 +265,11 @@ int xy_xfer_fetch_chunks(const struct xy_xfer_spec *sp,
 	if (!rx.chunk || !rx.buf)
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 	else if ((rx.fd = open(stream, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-			       0600)) < 0)
+			       0600)) < 0) {
+		st = xy_object_write_status(errno);
 		xy_fail(err, errlen, errno, "cannot create %s: %s", stream,
 			strerror(errno));
-	else if (!sp->chunks || sp->chunks->n < 2 || sp->n_sources == 0)
+	} else if (!sp->chunks || sp->chunks->n < 2 || sp->n_sources == 0)
 		xy_fail(err, errlen, EINVAL, "no chunk list or no source");
 	else {
 		rx.pub = xy_xfer_partial_begin(sp->server, sp->id, sp->kind,

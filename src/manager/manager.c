@@ -319,7 +319,8 @@ void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t, int ok,
 			  int local, const char *why)
 {
 	t->retrievals--;
-	if (!ok) {
+	if (!ok && (local || !t->retrieval_failed)) {
+		/* The manager's own failure outranks a lost worker's. */
 		t->retrieval_failed = local ? 2 : 1;
 		set_error(t, why);
 	}
@@ -337,7 +338,7 @@ void xy_manager_retrieved(struct xy_manager *m, struct xy_task *t, int ok,
 		/* The manager cannot write where it was asked to: running
 		 * the task again would not help. */
 		t->retrieval_failed = 0;
-		t->result = XY_RESULT_APP_FAILED;
+		t->result = XY_RESULT_MANAGER_FAILED;
 		finish(m, t);
 		return;
 	}

@@ -8,8 +8,8 @@
  * distinct priorities (O(P) when its priority is new). Placement looks only
  * at workers with free cores (or room in their call window, wtable.c) and
  * at the replicas of the task's inputs. A worker whose disk cannot hold
- * the inputs it would have to fetch is passed over while another's can
- * ("room").
+ * the inputs it would have to fetch is passed over while some worker's
+ * can (xy_wtable_has_room, "room_anywhere").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -201,28 +201,33 @@ static uint64_t score_inputs(struct xy_sched *s, struct xy_task *t)
 	return all;
 }
 
-/* True if a disk of disk_mb (0: no figure, no limit) holds need bytes. */
-static int holds(int64_t disk_mb, uint64_t need)
+/* The bytes of t's inputs (all of them: all) that w would have to fetch. */
+static uint64_t to_fetch(const struct xy_sched *s, const struct xy_worker *w,
+			 uint64_t all)
 {
-	return disk_mb <= 0 || need <= (uint64_t)disk_mb << 20;
+	return all - (w->score_gen == s->gen ? w->score : 0);
 }
 
-/* True if w has the disk for the need bytes of inputs it lacks, or if no
- * ready worker has (*most caches the largest disk, -1 until looked up):
- * then each worker is as good a try as another, and a fetch that finds
- * the disk full costs the task one of its bounded worker failures
- * (manager.c) rather than leaving it queued for ever. A worker whose
- * fetch did not fit is taken to offer less disk from then on (xplan.c),
- * so this also keeps a task from going back to the worker whose disk
- * could not hold its input while another can. */
-static int room(struct xy_sched *s, const struct xy_worker *w, uint64_t need,
-		int64_t *most)
+/* True if w could run t once idle: its totals, not what is free now. */
+static int could_run(const struct xy_worker *w, const struct xy_task *t)
 {
-	if (holds(w->disk, need))
-		return 1;
-	if (*most < 0)
-		*most = xy_wtable_max_disk(s->m->wtable);
-	return !holds(*most, need);
+	return w->ready && w->cores >= t->cores && w->gpus >= t->gpus &&
+	       (!t->memory || !w->memory || w->memory >= t->memory) &&
+	       (!t->disk || !w->disk || w->disk >= t->disk);
+}
+
+/* True if some worker that could run t has room for the inputs it would
+ * fetch. A walk over every worker, made only when a free one has no room
+ * (rare: a disk declared small, or full lately). */
+static int room_anywhere(const struct xy_sched *s, const struct xy_task *t,
+			 uint64_t all, double now)
+{
+	for (struct xy_worker *w = xy_wtable_all(s->m->wtable); w;
+	     w = w->next)
+		if (could_run(w, t) &&
+		    xy_wtable_has_room(w, to_fetch(s, w, all), now))
+			return 1;
+	return 0;
 }
 
 /* True if a worker with (score, free cores) is a better place for t than
@@ -244,17 +249,22 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 {
 	s->gen++;
 	uint64_t all = t->n_inputs ? score_inputs(s, t) : 0;
-	int64_t most = -1;
-	struct xy_worker *best = NULL;
-	uint64_t best_score = 0;
+	double now = t->n_inputs ? xy_now() : 0;
+	struct xy_worker *best = NULL, *cramped = NULL;
+	uint64_t best_score = 0, cramped_score = 0;
 	int best_free = 0;
 	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable); w;
 	     w = w->fnext) {
 		if (!xy_wtable_fits(w, t))
 			continue;
 		uint64_t score = w->score_gen == s->gen ? w->score : 0;
-		if (!room(s, w, all - score, &most))
+		if (!xy_wtable_has_room(w, all - score, now)) {
+			if (!cramped || score > cramped_score) {
+				cramped = w;
+				cramped_score = score;
+			}
 			continue;
+		}
 		int free_cores = xy_wtable_free_cores(w);
 		if (!best ||
 		    better(t, score, free_cores, best_score, best_free)) {
@@ -263,6 +273,12 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 			best_free = free_cores;
 		}
 	}
+	/* A worker without room only if no worker could ever give t room:
+	 * then one is as good a try as another, and a fetch that finds the
+	 * disk full costs t one of its bounded worker failures (manager.c)
+	 * rather than leaving it queued for ever. */
+	if (!best && cramped && !room_anywhere(s, t, all, now))
+		best = cramped;
 	return best;
 }
 

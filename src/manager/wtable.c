@@ -18,6 +18,11 @@
 #include "log.h"
 #include "util.h"
 
+/* How long a worker's failure to store an object (NO_ROOM) keeps objects
+ * as large away from it: its disk may have been filled by a sandbox or
+ * by evictable objects meanwhile gone. */
+#define NO_ROOM_MEMORY 300.0
+
 struct xy_wtable {
 	struct xy_manager *m;
 	struct xy_worker *all;
@@ -284,18 +289,22 @@ int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 	return n;
 }
 
-int64_t xy_wtable_max_disk(struct xy_wtable *wt)
+int xy_wtable_has_room(const struct xy_worker *w, uint64_t need, double now)
 {
-	int64_t best = 0;
-	for (struct xy_worker *w = wt->all; w; w = w->next) {
-		if (!w->ready)
-			continue;
-		if (w->disk <= 0)
-			return 0;
-		if (w->disk > best)
-			best = w->disk;
-	}
-	return best;
+	if (w->disk > 0 && need > (uint64_t)w->disk << 20)
+		return 0;
+	return !w->no_room || now >= w->no_room_until || need < w->no_room;
+}
+
+void xy_wtable_no_room(struct xy_worker *w, uint64_t size, double now)
+{
+	if (w->no_room && now < w->no_room_until && w->no_room <= size)
+		return;
+	XY_LOGW("manager", "%s has no room for %llu bytes: no inputs that "
+		"large go to it for %.0f s", w->name,
+		(unsigned long long)size, NO_ROOM_MEMORY);
+	w->no_room = size;
+	w->no_room_until = now + NO_ROOM_MEMORY;
 }
 
 int xy_wtable_max_cores(struct xy_wtable *wt)

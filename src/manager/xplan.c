@@ -17,8 +17,9 @@
  * its stream broke) rests as a source for a while, for that object or,
  * if its host failed, for every object; the planner uses other sources
  * meanwhile, and a resting one only when no other copy exists. A
- * receiver that fails on its own side (its disk is full) blames no
- * source; it is taken to offer less disk instead ("no_room").
+ * receiver that fails on its own side blames no source; if its disk was
+ * full (NO_ROOM), objects as large go elsewhere for a while (wtable.c,
+ * xy_wtable_no_room).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -542,42 +543,6 @@ static const char *judge_sources(struct xy_xplan *x, struct fetch *f,
 	return who;
 }
 
-/* True if the fetch failed on the receiver's own side: a source it was
- * given is not blamed. A receiver blames every source it tries and
- * fails with, and stops at a failure of its own (writing its disk), so
- * that source, and any after it, stays unblamed. */
-static int receiver_failed(const struct fetch *f,
-			   const struct xy_msg_cache_update *u)
-{
-	if (u->status != XY_OBJ_FAILED)
-		return 0;
-	for (int i = 0; i < f->n_sent; i++)
-		if (u->blame[i] == XY_BLAME_NONE)
-			return 1;
-	return 0;
-}
-
-/* w could not store o: its disk is fuller than the disk it offered (or
- * it failed otherwise on its own side). From now on it is taken to offer
- * less than o's size, so that the scheduler sends o, and inputs as
- * large, to workers with room (sched.c, "room"). */
-static void no_room(struct xy_worker *w, const struct xy_object *o)
-{
-	int64_t mb = (int64_t)((o->size > 0 ? o->size - 1 : 0) >> 20);
-	if (mb < 1)
-		mb = 1;
-	if (w->disk && w->disk <= mb)
-		return;
-	char was[40] = "unlimited";
-	if (w->disk)
-		snprintf(was, sizeof was, "%lld MB", (long long)w->disk);
-	XY_LOGW("manager", "worker %s could not store %.12s (%llu bytes): "
-		"taking its disk to be %lld MB from now on, not %s",
-		w->name, o->hex, (unsigned long long)o->size, (long long)mb,
-		was);
-	w->disk = mb;
-}
-
 /* The fetch's CACHE_UPDATE: the replica is made ready or dropped. */
 static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 			   struct fetch *f,
@@ -591,8 +556,8 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 	} else {
 		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
 			f->obj->hex, src, w->name, u->text ? u->text : "");
-		if (receiver_failed(f, u))
-			no_room(w, f->obj);
+		if (u->status == XY_OBJ_NO_ROOM)
+			xy_wtable_no_room(w, f->obj->size, xy_now());
 		xy_catalog_replica_drop(f->obj, w);
 		/* A worker that no longer has it is no source for it. */
 		struct replica *r = f->src ? xy_catalog_replica_find(f->obj,

@@ -661,8 +661,10 @@ void xy_cache_reserve(struct xy_cache *c, uint64_t size)
 {
 	pthread_mutex_lock(&c->mu);
 	c->reserved += size;
+	int fits = !c->budget || size <= c->budget;
 	pthread_mutex_unlock(&c->mu);
-	evict(c, NULL);
+	if (fits)
+		evict(c, NULL);
 }
 
 void xy_cache_unreserve(struct xy_cache *c, uint64_t size)

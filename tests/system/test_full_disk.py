@@ -4,18 +4,20 @@ worker (`unshare -m`), and a manager whose output directory is one.
 
 * An input larger than the only worker's disk: every fetch fails with
   "No space left on device", naming the worker; the partial file is
-  removed; the task ends failed after a bounded number of tries while
-  the worker stays usable.
+  removed; the manager learns the worker has no room for it; the task
+  ends failed after a bounded number of tries while the worker stays
+  usable.
 * A worker that offers more disk than it has (`--disk 64` on 8 MiB)
   fails to store a 16 MiB temp from a peer: the peer is not blamed, the
-  manager takes the worker's disk to be smaller, and the task waits for
-  the worker that holds the temp and runs there.
+  manager sends objects that large elsewhere for a while, and the task
+  waits for the worker that holds the temp and runs there.
 * A worker whose disk (as it says) cannot hold an input is never sent
   it while another can.
 * A task whose output fills the disk fails with its own error; its
   sandbox and its partial output go, and the next task there succeeds.
 * The manager's own disk fills while it brings an output back: that
-  task fails with the reason, once, and the others succeed.
+  task fails (manager failed) with the reason, once, and the others
+  succeed.
 
 Needs root and util-linux (unshare, nsenter); skipped otherwise."""
 
@@ -141,7 +143,7 @@ def test_input_larger_than_every_disk(xylem, tmp_path, secret_file):
                     " AND status != 'ok'")
     assert 1 <= len(fetches) <= 11, fetches
     assert all("No space left on device" in s for (s,) in fetches), fetches
-    assert "rests for" not in out, out
+    assert "small has no room for 16777216 bytes" in out, out
 
 
 def peer_workflow(tmp_path, go, blocking, extra=()):
@@ -171,8 +173,7 @@ def test_worker_short_of_disk_blames_no_source(xylem, tmp_path, secret_file):
     # It says 64 MB; it has 8 MiB.
     cache = tmp_path / "cache"
     w = small_worker(xylem, port, secret_file, cache, "small", "--disk", 64)
-    mgr.wait_line(r"worker small could not store \S+ \(16777216 bytes\)",
-                  30)
+    mgr.wait_line(r"small has no room for 16777216 bytes", 30)
     assert files_over(w, cache, 64) == []
     assert in_worker(w, "ls", "-A", str(cache / "tmp")).split() == []
     go.touch()
@@ -267,7 +268,7 @@ def test_manager_disk_full(xylem, tmp_path):
     xylem.procs.append(p)
     assert p.wait(60) == 1, p.output
     text = p.output
-    assert 'task "big": application failed' in text, text
+    assert 'task "big": manager failed' in text, text
     assert "could not be brought back" in text, text
     assert "No space left on device" in text, text
     assert "1 succeeded, 1 failed" in text, text

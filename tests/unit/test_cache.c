@@ -678,7 +678,16 @@ static void t_reserve_makes_room(void)
 	put_ten(c, 4, XY_CACHE_WORKFLOW, a);
 	XY_CHECK_EQ(ev.n, 2);
 	XY_CHECK_EQ(xy_cache_bytes(c), 20);
-	xy_cache_unreserve(c, 5); /* more than reserved: ignored */
+	xy_cache_unreserve(c, 5); /* more than reserved: down to none */
+	xy_cache_reserve(c, 5);   /* 20 + 5 fits the 25: nothing goes */
+	XY_CHECK_EQ(ev.n, 2);
+	xy_cache_unreserve(c, 5);
+	/* Larger than the whole budget: emptying the cache would not make
+	 * it fit, so nothing goes. */
+	xy_cache_reserve(c, 30);
+	XY_CHECK_EQ(ev.n, 2);
+	XY_CHECK_EQ(xy_cache_bytes(c), 20);
+	xy_cache_unreserve(c, 30);
 	xy_cache_close(c);
 }
 

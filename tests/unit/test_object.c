@@ -399,12 +399,13 @@ static void t_recv_local_failure(void)
 			      sizeof err), XY_OBJ_CORRUPT);
 	XY_CHECK_EQ(local, 0);
 	id[0] ^= 1;
-	/* No room to write: ours, with the errno and the path. */
+	/* No room to write (a file size limit plays the full disk): ours,
+	 * NO_ROOM, with the errno and the path. */
 	struct rlimit rl = {64 * 1024, RLIM_INFINITY};
 	signal(SIGXFSZ, SIG_IGN);
 	XY_CHECK_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
 	XY_CHECK_EQ(recv_from(src, n, id, xy_test_path("c"), &local, err,
-			      sizeof err), XY_OBJ_FAILED);
+			      sizeof err), XY_OBJ_NO_ROOM);
 	XY_CHECK_EQ(local, 1);
 	XY_CHECK(strstr(err, "cannot write") && strstr(err, "c.part"));
 	XY_CHECK(strstr(err, strerror(EFBIG)));

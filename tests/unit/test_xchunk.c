@@ -216,11 +216,11 @@ static void t_failover(void)
 static void t_local_failure(void)
 {
 	struct holder h = {0}, one = {0};
-	make_object(&h, "obj", 4 * MIB);
-	make_object(&one, "one", MIB);
+	make_object(&h, "obj", 4 * CHUNK);
+	make_object(&one, "one", CHUNK);
 	struct xy_xfer_server *a = serve(&h), *b = serve(&h),
 			      *c = serve(&one);
-	struct rlimit rl = {MIB + MIB / 2, RLIM_INFINITY};
+	struct rlimit rl = {CHUNK + CHUNK / 2, RLIM_INFINITY};
 	signal(SIGXFSZ, SIG_IGN);
 	XY_CHECK_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
 	struct fetch_args f;
@@ -229,18 +229,18 @@ static void t_local_failure(void)
 	f.sp.blame = blame;
 	add_source(&f, xy_xfer_server_port(a), 0);
 	add_source(&f, xy_xfer_server_port(b), 0);
-	XY_CHECK_EQ(run(&f), XY_OBJ_FAILED);
+	XY_CHECK_EQ(run(&f), XY_OBJ_NO_ROOM);
 	XY_CHECK(strstr(f.err, "cannot write chunk 1 to disk"));
 	XY_CHECK(strstr(f.err, strerror(EFBIG)));
 	XY_CHECK(!strstr(f.err, "source"));
 	XY_CHECK_EQ(blame[0], XY_BLAME_NONE);
 	XY_CHECK_EQ(blame[1], XY_BLAME_NONE);
-	XY_CHECK_EQ(f.verified, MIB);
+	XY_CHECK_EQ(f.verified, CHUNK);
 	XY_CHECK_EQ(xy_xfer_server_bytes_sent(b), 0);
 	XY_CHECK(access(xy_test_path("got"), F_OK) < 0);
 	XY_CHECK(access(xy_test_path("got.stream"), F_OK) < 0);
 	/* Whole: the same, through xy_xfer_fetch_blame. */
-	rl.rlim_cur = MIB / 2;
+	rl.rlim_cur = CHUNK / 2;
 	XY_CHECK_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
 	uint8_t tok[XY_TOKEN_LEN], who = 9;
 	uint64_t bytes;
@@ -250,7 +250,7 @@ static void t_local_failure(void)
 					secret, strlen(secret), one.id, tok,
 					"r1", xy_test_path("got1"), 1, &bytes,
 					&who, err, sizeof err),
-		    XY_OBJ_FAILED);
+		    XY_OBJ_NO_ROOM);
 	XY_CHECK_EQ(who, XY_BLAME_NONE);
 	XY_CHECK(strstr(err, "cannot write") && strstr(err, strerror(EFBIG)));
 	XY_CHECK(access(xy_test_path("got1.part"), F_OK) < 0);

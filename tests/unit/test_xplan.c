@@ -9,7 +9,8 @@
  * doubles when the source fails again soon after; the last copy is
  * still used while it rests; a source that delivers is trusted again; a
  * resting receiver takes no successor; a receiver that fails on its own
- * side (a full disk) rests no source and is taken to have less disk.
+ * side rests no source, and if its disk was full (NO_ROOM) gets no input
+ * as large for a while.
  * The same behaviour with real workers across hosts is
  * tests/netns/test_dataplane.py (tests/system/test_full_disk.py for the
  * full disk).
@@ -204,34 +205,41 @@ static void t_resting_tail_skipped(void)
 	teardown(&e);
 }
 
-/* D cannot store a 16 MiB object (it blames nobody): A, its source, does
- * not rest, and D is taken to offer 15 MB of disk, not the 64 it said. A
- * failure that blames its source leaves the receiver's disk alone. */
+/* A receiver whose disk was full (NO_ROOM) blames no source, and for a
+ * while gets no input as large; a smaller one lowers that mark, a larger
+ * one leaves it. Its own failure of another kind (FAILED, no source
+ * blamed) marks nothing; a source that cut it off rests. */
 static void t_receiver_failure(void)
 {
 	struct env e;
 	setup(&e);
-	e.w[D].disk = 64;
-	e.w[E].disk = 64;
 	struct xy_object *o = object(&e, 1, 16 * MIB, "AB");
 	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
-	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
+	report(&e, o, D, XY_OBJ_NO_ROOM, XY_BLAME_NONE, 0);
 	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
-	XY_CHECK_EQ(e.w[D].disk, 15);
 	XY_CHECK(!xy_catalog_replica_find(o, &e.w[D]));
-	/* Never raised again by a smaller object. */
+	double now = xy_now();
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 16 * MIB, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[D], 16 * MIB - 1, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[D], 16 * MIB, now + 301));
 	struct xy_object *o2 = object(&e, 2, 4 * MIB, "A");
 	XY_CHECK(!strcmp(plan(&e, o2, D), "A"));
-	report(&e, o2, D, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
-	XY_CHECK_EQ(e.w[D].disk, 3);
+	report(&e, o2, D, XY_OBJ_NO_ROOM, XY_BLAME_NONE, 0);
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 4 * MIB, now));
 	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
-	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
-	XY_CHECK_EQ(e.w[D].disk, 3);
+	report(&e, o, D, XY_OBJ_NO_ROOM, XY_BLAME_NONE, 0);
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 4 * MIB, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[D], 4 * MIB - 1, now));
+	/* E fails on its own side otherwise: nobody rests, nothing marked. */
+	XY_CHECK(!strcmp(plan(&e, o, E), "A"));
+	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	XY_CHECK(xy_wtable_has_room(&e.w[E], 16 * MIB, now));
 	/* E is cut off by its source: the source's fault, not E's disk. */
 	XY_CHECK(!strcmp(plan(&e, o, E), "A"));
 	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_OBJECT, 0);
 	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
-	XY_CHECK_EQ(e.w[E].disk, 64);
+	XY_CHECK(xy_wtable_has_room(&e.w[E], 16 * MIB, now));
 	teardown(&e);
 }
 

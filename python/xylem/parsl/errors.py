@@ -28,8 +28,9 @@ class XylemTimeout(XylemResourcesExhausted, AppTimeout):
 
 
 class XylemWorkerLost(XylemTaskFailure):
-    """The task lost its worker too many times (Xylem runs a task again on
-    another worker by itself, up to 10 times, before giving up)."""
+    """The task lost its worker, or failed on a worker's own side (an input
+    it could not fetch or store), too many times (Xylem runs a task again
+    by itself, up to 10 times, before giving up)."""
 
 
 class XylemLibraryCrashed(XylemTaskFailure):
