@@ -132,16 +132,17 @@ struct xy_xfer_spec {
  * or a corrupt chunk twice) is left for the next, from the first
  * unverified chunk, and blamed in spec->blame; a corrupt chunk is fetched
  * once more from the same source first. A failure to write dest.stream
- * (a full disk) is this host's: it ends the fetch at once and blames no
- * source, so that one at least stays XY_BLAME_NONE. When every chunk is
- * verified, the object is made at dest (a directory is unpacked from the
- * stream, which checks it against id once more). The whole stream is not hashed
- * again: the list is bound to id where it was made (docs/dataplane.md,
- * "Chunks and verification"), so chunks that all match it are the
- * stream whose hash is id. Returns an XY_OBJ_* status with a reason in err; *verified is
- * the bytes verified. On OK, *pub is the publication still open, for the
- * caller to end once the object is where the server looks (in its
- * cache); on failure it is ended and *pub is NULL. */
+ * is this host's: it ends the fetch at once and blames no source, so
+ * that one at least stays XY_BLAME_NONE (status NO_ROOM if the disk or a
+ * quota was full). When every chunk is verified, the object is made at
+ * dest (a directory is unpacked from the stream, which checks it against
+ * id once more). The whole stream is not hashed again: the list is bound
+ * to id where it was made (docs/dataplane.md, "Chunks and verification"),
+ * so chunks that all match it are the stream whose hash is id. Returns
+ * an XY_OBJ_* status with a reason in err; *verified is the bytes
+ * verified. On OK, *pub is the publication still open, for the caller to
+ * end once the object is where the server looks (in its cache); on
+ * failure it is ended and *pub is NULL. */
 int xy_xfer_fetch_chunks(const struct xy_xfer_spec *spec,
 			 struct xy_xfer_partial **pub, uint64_t *verified,
 			 char *err, size_t errlen);

@@ -438,8 +438,9 @@ static void t_chunk_lists(void)
 	union xy_msg m;
 	struct xy_buf b;
 	XY_CHECK_EQ(xy_chunk_size_for(0), XY_CHUNK_MIN);
-	XY_CHECK_EQ(xy_chunk_size_for((uint64_t)XY_MAX_CHUNKS * XY_CHUNK_MIN), XY_CHUNK_MIN);
-	XY_CHECK_EQ(xy_chunk_size_for((uint64_t)XY_MAX_CHUNKS * XY_CHUNK_MIN + 1), 2 * XY_CHUNK_MIN);
+	uint64_t most = (uint64_t)XY_MAX_CHUNKS * XY_CHUNK_MIN;
+	XY_CHECK_EQ(xy_chunk_size_for(most), XY_CHUNK_MIN);
+	XY_CHECK_EQ(xy_chunk_size_for(most + 1), 2 * XY_CHUNK_MIN);
 	XY_CHECK_EQ(xy_chunk_count(XY_CHUNK_MIN, XY_CHUNK_MIN), 0);
 	XY_CHECK_EQ(xy_chunk_count(XY_CHUNK_MIN + 1, XY_CHUNK_MIN), 2);
 	XY_CHECK_EQ(xy_chunk_count(5, 0), 0);
