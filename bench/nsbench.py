@@ -1,9 +1,13 @@
 """What the namespace-cluster benchmarks share (broadcast.py,
 parsl_workflow.py): the links' options, random inputs, their ids, and the
-HTTP server their baselines fetch from."""
+HTTP server their baselines fetch from. Import it with tests/netns on
+sys.path (it reads the cluster's limits)."""
 
+import argparse
 import hashlib
 import os
+
+import cluster
 
 CHUNK = 1 << 20
 
@@ -14,10 +18,32 @@ def add_link_args(ap):
     emulated network's per-frame work in the kernel, not the links, is
     what limits a 2-core machine once 8 or more links are busy both ways
     (docs/netns.md, "What one machine can carry")."""
-    ap.add_argument("--rate", default="200mbit",
+    ap.add_argument("--rate", default="200mbit", type=_rate,
                     help="every link's cap, tc syntax (200mbit)")
-    ap.add_argument("--mtu", type=int, default=9000,
+    ap.add_argument("--mtu", type=_mtu, default=9000,
                     help="every link's MTU (9000; 1500 for standard frames)")
+
+
+def _rate(text):
+    """--rate: tc's syntax, checked as the cluster will read it."""
+    try:
+        cluster.rate_bits(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _mtu(text):
+    """--mtu: an integer in the range the cluster takes."""
+    try:
+        mtu = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") \
+            from None
+    if not cluster.MTU_MIN <= mtu <= cluster.MTU_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{mtu}: from {cluster.MTU_MIN} to {cluster.MTU_MAX}")
+    return mtu
 
 # http.server, with file bodies sent by sendfile(2) rather than copied
 # through Python, so that the baseline's server is not what limits it.

@@ -53,6 +53,7 @@ MANAGER = "manager"
 TBF_LATENCY = "50ms"    # how long a packet may wait in a tbf queue
 ETH_HEADER = 14         # what tbf counts of a frame beyond its IP packet
 TCP_IP_HEADERS = 52     # IPv4, TCP and its timestamp option
+MTU_MIN, MTU_MAX = 576, 65535   # what a link's MTU may be here
 
 
 class ClusterError(Exception):
@@ -421,8 +422,8 @@ class Cluster:
                  prefix=None, workdir=None, binary=None, mtu=1500):
         if not 1 <= n_workers <= 200:
             raise ValueError("n_workers: 1 to 200")
-        if not 576 <= mtu <= 65535:
-            raise ValueError("mtu: 576 to 65535")
+        if not MTU_MIN <= mtu <= MTU_MAX:
+            raise ValueError(f"mtu: {MTU_MIN} to {MTU_MAX}")
         self.mtu = mtu
         self.n_workers = n_workers
         self.rate = rate
