@@ -53,7 +53,7 @@ typedef enum {
 	XY_RESULT_RESOURCES_EXHAUSTED = 3, /* over memory, disk or time limit */
 	XY_RESULT_INPUT_MISSING = 4,       /* an input could not be found or made */
 	XY_RESULT_CANCELLED = 5,
-	XY_RESULT_MANAGER_FAILED = 6,      /* the manager could not store a result */
+	XY_RESULT_MANAGER_FAILED = 6,      /* the manager could not store it */
 } xy_result;
 
 typedef enum {

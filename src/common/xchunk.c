@@ -104,7 +104,7 @@ static int write_at(int fd, const uint8_t *p, size_t n, uint64_t off)
 }
 
 /* Receives chunk rx->next from the socket into the file and checks it.
- * Returns OK, CORRUPT or FAILED. */
+ * Returns OK, CORRUPT, FAILED, or NO_ROOM (this host could not write it). */
 static int recv_chunk(struct rx *rx, int sock)
 {
 	uint64_t len = chunk_len(rx, rx->next), off = rx->verified, got = 0;
@@ -167,12 +167,18 @@ static int request(struct rx *rx, const struct xy_source *src, int *sock)
 	    xy_fd_recv_msg(fd, XY_MSG_OBJECT, &m, 1024, XY_XFER_TIMEOUT_MS,
 			   err, sizeof err) < 0)
 		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT, "%s", err);
-	if (m.object.status != XY_OBJ_OK)
+	/* A source answers NOT_FOUND, DENIED or FAILED; anything else is
+	 * taken as FAILED, so that no status of this host's own (NO_ROOM)
+	 * comes from a source. */
+	if (m.object.status == XY_OBJ_NOT_FOUND ||
+	    m.object.status == XY_OBJ_DENIED)
 		return rx_fail(rx, m.object.status, XY_BLAME_OBJECT,
 			       "source answered %s",
-			       m.object.status == XY_OBJ_NOT_FOUND ? "not found"
-			       : m.object.status == XY_OBJ_DENIED  ? "denied"
-								   : "failed");
+			       m.object.status == XY_OBJ_DENIED ? "denied"
+								: "not found");
+	if (m.object.status != XY_OBJ_OK)
+		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
+			       "source answered failed");
 	if (m.object.kind != sp->kind || m.object.size != sp->size)
 		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
 			       "source has another object");

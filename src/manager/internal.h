@@ -265,8 +265,10 @@ struct xy_worker {
 	int leaving; /* said BYE or was told to shut down */
 	int cores, gpus;
 	int64_t memory, disk;
-	/* The size of the smallest object it could not store (NO_ROOM: its
-	 * disk was full), until no_room_until (loop seconds); 0: none. */
+	/* One more than the size of the smallest object it could not store
+	 * (NO_ROOM: its disk was full), until no_room_until (xy_now()
+	 * seconds); 0: no such object. In the units of the scheduler's
+	 * need, which counts each input as its size plus one. */
 	uint64_t no_room;
 	double no_room_until;
 	int cores_used, gpus_used; /* cores_used counts queued calls too */
@@ -318,13 +320,13 @@ void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used);
 int xy_wtable_max_cores(struct xy_wtable *wt);
-/* True if w may be given need bytes of inputs to fetch: its disk (if it
- * gives one) holds them, and it has not lately failed to store an object
- * of that size or less (no_room). */
+/* True if w may be given inputs to fetch that add up to need (each input
+ * its size plus one): its disk (if it gives one) holds them, and it has
+ * not lately failed to store an object of that size or less (no_room). */
 int xy_wtable_has_room(const struct xy_worker *w, uint64_t need, double now);
 /* w could not store an object of size bytes (NO_ROOM): remembered for a
  * while, so that objects as large go elsewhere. */
-void xy_wtable_no_room(struct xy_worker *w, uint64_t size, double now);
+void xy_wtable_mark_no_room(struct xy_worker *w, uint64_t size, double now);
 
 /* ------------------------------------------------------------ scheduler */
 

@@ -296,14 +296,15 @@ int xy_wtable_has_room(const struct xy_worker *w, uint64_t need, double now)
 	return !w->no_room || now >= w->no_room_until || need < w->no_room;
 }
 
-void xy_wtable_no_room(struct xy_worker *w, uint64_t size, double now)
+void xy_wtable_mark_no_room(struct xy_worker *w, uint64_t size, double now)
 {
-	if (w->no_room && now < w->no_room_until && w->no_room <= size)
-		return;
-	XY_LOGW("manager", "%s has no room for %llu bytes: no inputs that "
-		"large go to it for %.0f s", w->name,
-		(unsigned long long)size, NO_ROOM_MEMORY);
-	w->no_room = size;
+	int marked = w->no_room && now < w->no_room_until;
+	if (!marked || size + 1 < w->no_room) {
+		XY_LOGW("manager", "%s has no room for %llu bytes: no inputs "
+			"that large go to it for %.0f s", w->name,
+			(unsigned long long)size, NO_ROOM_MEMORY);
+		w->no_room = size + 1;
+	}
 	w->no_room_until = now + NO_ROOM_MEMORY;
 }
 

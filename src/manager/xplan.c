@@ -19,7 +19,7 @@
  * meanwhile, and a resting one only when no other copy exists. A
  * receiver that fails on its own side blames no source; if its disk was
  * full (NO_ROOM), objects as large go elsewhere for a while (wtable.c,
- * xy_wtable_no_room).
+ * xy_wtable_mark_no_room).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -557,7 +557,7 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
 			f->obj->hex, src, w->name, u->text ? u->text : "");
 		if (u->status == XY_OBJ_NO_ROOM)
-			xy_wtable_no_room(w, f->obj->size, xy_now());
+			xy_wtable_mark_no_room(w, f->obj->size, xy_now());
 		xy_catalog_replica_drop(f->obj, w);
 		/* A worker that no longer has it is no source for it. */
 		struct replica *r = f->src ? xy_catalog_replica_find(f->obj,

@@ -657,14 +657,17 @@ static void evict(struct xy_cache *c, const uint8_t keep[XY_ID_LEN])
 	}
 }
 
-void xy_cache_reserve(struct xy_cache *c, uint64_t size)
+uint64_t xy_cache_reserve(struct xy_cache *c, uint64_t size)
 {
 	pthread_mutex_lock(&c->mu);
-	c->reserved += size;
 	int fits = !c->budget || size <= c->budget;
-	pthread_mutex_unlock(&c->mu);
 	if (fits)
-		evict(c, NULL);
+		c->reserved += size;
+	pthread_mutex_unlock(&c->mu);
+	if (!fits)
+		return 0;
+	evict(c, NULL);
+	return size;
 }
 
 void xy_cache_unreserve(struct xy_cache *c, uint64_t size)

@@ -132,9 +132,11 @@ void xy_cache_set_budget(struct xy_cache *c, uint64_t bytes,
  * adopted, or when it fails), and objects are evicted now, as after an
  * insert, until the cache and every reservation fit. Evicting only once
  * the fetch has landed would be too late when the budget is the whole
- * disk: the fetch would find the disk full. A fetch larger than the whole
- * budget evicts nothing: emptying the cache would not make it fit. */
-void xy_cache_reserve(struct xy_cache *c, uint64_t size);
+ * disk: the fetch would find the disk full. Returns the bytes reserved,
+ * for unreserve: size, or 0 for a fetch larger than the whole budget,
+ * which reserves and evicts nothing (emptying the cache would not make it
+ * fit, and counting it would empty the cache at the next insert). */
+uint64_t xy_cache_reserve(struct xy_cache *c, uint64_t size);
 void xy_cache_unreserve(struct xy_cache *c, uint64_t size);
 
 /* Sum of the cached objects' sizes. */

@@ -439,8 +439,7 @@ int xy_fetcher_request(struct xy_fetcher *f, const struct xy_msg_fetch *m)
 		f->table[b] = j;
 	}
 	/* Room first: the cache evicts for it before a byte arrives. */
-	j->reserved = m->size;
-	xy_cache_reserve(f->cache, j->reserved);
+	j->reserved = xy_cache_reserve(f->cache, m->size);
 	if (queue_job(f, j, m) < 0) {
 		xy_cache_unreserve(f->cache, j->reserved);
 		unlink_job(f, j);

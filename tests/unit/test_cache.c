@@ -664,7 +664,7 @@ static void t_reserve_makes_room(void)
 	put_ten(c, 1, XY_CACHE_WORKFLOW, a);
 	put_ten(c, 2, XY_CACHE_WORKFLOW, b);
 	XY_CHECK(xy_cache_incref(c, b) == 0);
-	xy_cache_reserve(c, 10);
+	XY_CHECK_EQ(xy_cache_reserve(c, 10), 10);
 	XY_CHECK_EQ(ev.n, 1); /* a goes now; b is pinned */
 	XY_CHECK(!memcmp(ev.ids[0], a, XY_ID_LEN));
 	XY_CHECK_EQ(xy_cache_bytes(c), 10);
@@ -679,15 +679,17 @@ static void t_reserve_makes_room(void)
 	XY_CHECK_EQ(ev.n, 2);
 	XY_CHECK_EQ(xy_cache_bytes(c), 20);
 	xy_cache_unreserve(c, 5); /* more than reserved: down to none */
-	xy_cache_reserve(c, 5);   /* 20 + 5 fits the 25: nothing goes */
+	XY_CHECK_EQ(xy_cache_reserve(c, 5), 5); /* 20 + 5 fits the 25 */
 	XY_CHECK_EQ(ev.n, 2);
 	xy_cache_unreserve(c, 5);
 	/* Larger than the whole budget: emptying the cache would not make
-	 * it fit, so nothing goes. */
-	xy_cache_reserve(c, 30);
+	 * it fit, so nothing is reserved and nothing goes, now or at the
+	 * next insert. */
+	XY_CHECK_EQ(xy_cache_reserve(c, 30), 0);
 	XY_CHECK_EQ(ev.n, 2);
+	put_ten(c, 5, XY_CACHE_WORKFLOW, b); /* 30: over by one object */
+	XY_CHECK_EQ(ev.n, 3);
 	XY_CHECK_EQ(xy_cache_bytes(c), 20);
-	xy_cache_unreserve(c, 30);
 	xy_cache_close(c);
 }
 

@@ -219,27 +219,33 @@ static void t_receiver_failure(void)
 	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
 	XY_CHECK(!xy_catalog_replica_find(o, &e.w[D]));
 	double now = xy_now();
-	XY_CHECK(!xy_wtable_has_room(&e.w[D], 16 * MIB, now));
-	XY_CHECK(xy_wtable_has_room(&e.w[D], 16 * MIB - 1, now));
-	XY_CHECK(xy_wtable_has_room(&e.w[D], 16 * MIB, now + 301));
+	/* (A need counts each input as its size plus one.) */
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 16 * MIB + 1, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[D], 16 * MIB, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[D], 16 * MIB + 1, now + 301));
 	struct xy_object *o2 = object(&e, 2, 4 * MIB, "A");
 	XY_CHECK(!strcmp(plan(&e, o2, D), "A"));
 	report(&e, o2, D, XY_OBJ_NO_ROOM, XY_BLAME_NONE, 0);
-	XY_CHECK(!xy_wtable_has_room(&e.w[D], 4 * MIB, now));
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 4 * MIB + 1, now));
 	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
 	report(&e, o, D, XY_OBJ_NO_ROOM, XY_BLAME_NONE, 0);
-	XY_CHECK(!xy_wtable_has_room(&e.w[D], 4 * MIB, now));
-	XY_CHECK(xy_wtable_has_room(&e.w[D], 4 * MIB - 1, now));
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 4 * MIB + 1, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[D], 4 * MIB, now));
+	/* An empty object (a directory, with no inodes left) marks too. */
+	struct xy_object *o3 = object(&e, 3, 0, "A");
+	XY_CHECK(!strcmp(plan(&e, o3, D), "A"));
+	report(&e, o3, D, XY_OBJ_NO_ROOM, XY_BLAME_NONE, 0);
+	XY_CHECK(!xy_wtable_has_room(&e.w[D], 1, now));
 	/* E fails on its own side otherwise: nobody rests, nothing marked. */
 	XY_CHECK(!strcmp(plan(&e, o, E), "A"));
 	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_NONE, 0);
 	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
-	XY_CHECK(xy_wtable_has_room(&e.w[E], 16 * MIB, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[E], 16 * MIB + 1, now));
 	/* E is cut off by its source: the source's fault, not E's disk. */
 	XY_CHECK(!strcmp(plan(&e, o, E), "A"));
 	report(&e, o, E, XY_OBJ_FAILED, XY_BLAME_OBJECT, 0);
 	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
-	XY_CHECK(xy_wtable_has_room(&e.w[E], 16 * MIB, now));
+	XY_CHECK(xy_wtable_has_room(&e.w[E], 16 * MIB + 1, now));
 	teardown(&e);
 }
 
