@@ -114,6 +114,7 @@ enum file_state {
 struct xy_file {
 	char *path; /* NULL for a buffer, a URL or an expansion */
 	char *url;  /* a URL input (urls.c): fetched by a worker, not here */
+	int url_no_room; /* a URL: workers that had no room for it */
 	struct xy_file *archive;  /* an expansion: the archive it expands */
 	struct xy_file *unpacked; /* an archive: its expansion, if declared */
 	xy_cache_level level;

@@ -10,7 +10,10 @@
  * the file's waiters, as for a file being hashed), so the origin sees one
  * request; afterwards the URL is an object like any other, held by that
  * worker, and the transfer planner sends every other worker to a holder.
- * Pairs with catalog.c, which queues URL files, and src/worker/urlfetch.c.
+ * A worker whose disk fills during the download (NO_ROOM, with the bytes
+ * that fitted) is marked (xy_wtable_mark_no_room) and the URL goes to
+ * another, preferring workers with room; after XY_URL_NO_ROOM_TRIES such
+ * failures the URL is missing. Pairs with catalog.c, which queues URL files, and src/worker/urlfetch.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +26,10 @@
 #include "util.h"
 
 #define WHO "manager"
+
+/* Workers that may run out of disk fetching one URL before it is given
+ * up as missing. */
+#define XY_URL_NO_ROOM_TRIES 3
 
 /* A FETCH_URL in flight. */
 struct url_fetch {
@@ -85,12 +92,20 @@ static int better(const struct xy_worker *a, const struct xy_worker *b)
 static struct xy_worker *pick_worker(struct xy_urls *u)
 {
 	struct xy_worker *best = NULL;
+	int best_room = 0;
+	double now = xy_now();
 	for (struct xy_worker *w = xy_wtable_all(u->m->wtable); w;
 	     w = w->next) {
 		if (!w->ready || w->url_fetches >= XY_URLS_PER_WORKER)
 			continue;
-		if (!best || better(w, best))
+		/* Not lately out of room: a URL's size is not known before
+		 * it is fetched, so any mark counts. */
+		int room = !w->no_room || now >= w->no_room_until;
+		if (!best || room > best_room ||
+		    (room == best_room && better(w, best))) {
 			best = w;
+			best_room = room;
+		}
 	}
 	return best;
 }
@@ -178,10 +193,26 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 	double secs = xy_now() - uf->started;
 	free(uf);
 	xy_manager_wake(u->m); /* a URL waiting for room may go to w now */
+	if (d->status == XY_OBJ_NO_ROOM &&
+	    ++f->url_no_room < XY_URL_NO_ROOM_TRIES) {
+		XY_LOGW(WHO, "%s had no room for %s (%s): another worker will "
+			"fetch it", w->name, f->url, d->text ? d->text : "");
+		xy_history_transfer(u->m->history, xy_now(), "", f->url,
+				    w->name, 0, secs, d->text);
+		xy_wtable_mark_no_room(w, d->size, xy_now());
+		f->state = FILE_QUEUED;
+		xy_urls_start(u, f);
+		return;
+	}
 	if (d->status != XY_OBJ_OK) {
 		char why[700];
-		snprintf(why, sizeof why, "input %.300s: %s", f->url,
-			 d->text && *d->text ? d->text : "cannot be fetched");
+		char tail[64] = "";
+		if (d->status == XY_OBJ_NO_ROOM)
+			snprintf(tail, sizeof tail, " (no room, %d tries)",
+				 f->url_no_room);
+		snprintf(why, sizeof why, "input %.300s: %s%s", f->url,
+			 d->text && *d->text ? d->text : "cannot be fetched",
+			 tail);
 		XY_LOGW(WHO, "%s", why);
 		xy_history_transfer(u->m->history, xy_now(), "", f->url,
 				    w->name, 0, secs, d->text);

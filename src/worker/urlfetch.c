@@ -39,6 +39,9 @@ struct job {
 	char path[PATH_MAX];
 	uint64_t t0_us;
 	/* results, written by the pool thread */
+	int fd;           /* the download, while it is written */
+	int write_errno;  /* why writing it failed, if it did */
+	uint64_t written; /* bytes written to it */
 	int status;
 	uint8_t id[XY_ID_LEN];
 	uint64_t size;
@@ -136,17 +139,20 @@ void xy_urlfetch_destroy(struct xy_urlfetch *u)
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
-	int fd = *(int *)arg;
+	struct job *j = arg;
 	size_t len = size * n, off = 0;
 
 	while (off < len) {
-		ssize_t w = write(fd, p + off, len - off);
+		ssize_t w = write(j->fd, p + off, len - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
+		if (w <= 0) {
+			j->write_errno = w < 0 ? errno : ENOSPC;
 			return 0; /* curl fails with CURLE_WRITE_ERROR */
+		}
 		off += (size_t)w;
+		j->written += (uint64_t)w;
 	}
 	return len;
 }
@@ -179,7 +185,7 @@ static int restrict_protocols(CURL *h, struct job *j)
 	return -1;
 }
 
-static void set_options(CURL *h, struct job *j, int *fd, char *errbuf)
+static void set_options(CURL *h, struct job *j, char *errbuf)
 {
 	curl_easy_setopt(h, CURLOPT_URL, j->url);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
@@ -190,7 +196,7 @@ static void set_options(CURL *h, struct job *j, int *fd, char *errbuf)
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, STALL_S);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "xylem-worker");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, fd);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, j);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, j->u);
@@ -204,34 +210,44 @@ static int download(struct job *j)
 	long code = 0;
 	CURLcode rc;
 	CURL *h;
-	int fd;
 
-	fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (j->fd < 0) {
+		j->status = xy_object_write_status(errno);
 		snprintf(j->text, sizeof j->text, "cannot create %.300s: %s",
 			 j->path, strerror(errno));
 		return -1;
 	}
 	h = curl_easy_init();
 	if (!h) {
-		close(fd);
+		close(j->fd);
 		snprintf(j->text, sizeof j->text, "cannot start libcurl");
 		return -1;
 	}
 	if (restrict_protocols(h, j) < 0) {
 		curl_easy_cleanup(h);
-		close(fd);
+		close(j->fd);
 		return -1;
 	}
-	set_options(h, j, &fd, errbuf);
+	set_options(h, j, errbuf);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
-	if (close(fd) < 0 && rc == CURLE_OK)
+	if (close(j->fd) < 0 && rc == CURLE_OK) {
+		j->write_errno = errno;
 		rc = CURLE_WRITE_ERROR;
+	}
 	if (rc == CURLE_OK && code >= 400) {
 		snprintf(j->text, sizeof j->text, "HTTP %ld from %s", code,
 			 j->url);
+		return -1;
+	}
+	if (rc == CURLE_WRITE_ERROR && j->write_errno) {
+		/* This worker's disk, not the origin: NO_ROOM lets the
+		 * manager try another worker (urls.c). */
+		j->status = xy_object_write_status(j->write_errno);
+		snprintf(j->text, sizeof j->text, "cannot write %.300s: %s",
+			 j->path, strerror(j->write_errno));
 		return -1;
 	}
 	if (rc != CURLE_OK) {
@@ -288,6 +304,9 @@ static void finish(struct xy_urlfetch *u, struct job *j)
 		XY_LOGI("url", "fetched %s (%" PRIu64 " bytes)", j->url,
 			j->size);
 	} else {
+		/* NO_ROOM: what did fit, the least the object can be. */
+		if (j->status == XY_OBJ_NO_ROOM)
+			d.size = j->written;
 		XY_LOGW("url", "%s", j->text);
 	}
 	d.elapsed_us = xy_mono_us() - j->t0_us;

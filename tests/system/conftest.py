@@ -4,12 +4,14 @@ workers, or as a standalone manager (`xylem run --workers 0`) with `xylem
 worker` processes that the test starts. Every wait has a timeout, and every
 process a test starts is stopped when the test ends."""
 
-import os
+import re
 import secrets
+import subprocess
+import sys
 
 import pytest
 
-from helpers import Xylem, find_binary
+from helpers import Xylem, find_binary, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +38,22 @@ def xylem(xylem_bin, tmp_path):
     x = Xylem(xylem_bin, tmp_path)
     yield x
     x.cleanup()
+
+
+@pytest.fixture
+def origin(tmp_path):
+    """A plain HTTP server on loopback serving tmp_path/www; its log (one
+    line per request) is tmp_path/http.log."""
+    www = tmp_path / "www"
+    www.mkdir()
+    log = open(tmp_path / "http.log", "w")
+    p = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0",
+                          "--bind", "127.0.0.1", "--directory", str(www)],
+                         stdout=log, stderr=subprocess.STDOUT)
+    port = wait_for(lambda: re.search(
+        r"port (\d+)", (tmp_path / "http.log").read_text()), 10,
+        what="the HTTP server").group(1)
+    yield www, f"http://127.0.0.1:{port}", tmp_path / "http.log"
+    p.terminate()
+    p.wait(10)
+    log.close()

@@ -6,14 +6,11 @@ workers, and an HTTP error fails its tasks with the status."""
 
 import os
 import re
-import subprocess
-import sys
 import tarfile
-import time
 
 import pytest
 
-from helpers import SLOW, wait_for, write_workflow
+from helpers import SLOW, write_workflow
 
 WORKERS = 3
 
@@ -79,25 +76,6 @@ def test_unpack_refused_on_output(xylem, tmp_path):
     r = xylem.run("run", wf, timeout=30)
     assert r.returncode == 2, r.output
     assert "only an input may have" in r.output
-
-
-@pytest.fixture
-def origin(tmp_path):
-    """A plain HTTP server on loopback serving tmp_path/www; its log (one
-    line per request) is tmp_path/http.log."""
-    www = tmp_path / "www"
-    www.mkdir()
-    log = open(tmp_path / "http.log", "w")
-    p = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0",
-                          "--bind", "127.0.0.1", "--directory", str(www)],
-                         stdout=log, stderr=subprocess.STDOUT)
-    port = wait_for(lambda: re.search(
-        r"port (\d+)", (tmp_path / "http.log").read_text()), 10,
-        what="the HTTP server").group(1)
-    yield www, f"http://127.0.0.1:{port}", tmp_path / "http.log"
-    p.terminate()
-    p.wait(10)
-    log.close()
 
 
 def test_url_one_get_for_many_workers(xylem, tmp_path, origin):

@@ -15,17 +15,22 @@ worker (`unshare -m`), and a manager whose output directory is one.
   it while another can.
 * A task whose output fills the disk fails with its own error; its
   sandbox and its partial output go, and the next task there succeeds.
+* A URL whose download fills a worker's disk goes to a worker with room;
+  with none, its task ends INPUT_MISSING after 3 tries, saying why.
 * The manager's own disk fills while it brings an output back: that
   task fails (manager failed) with the reason, once, and the others
   succeed.
 
 Needs root and util-linux (unshare, nsenter); skipped otherwise."""
 
+import hashlib
 import os
+import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
+import sys
 
 import pytest
 
@@ -100,6 +105,12 @@ def done(db, tag):
     rows = query(db, "SELECT detail, worker FROM task_events WHERE tag = ?"
                  " AND event = 'done'", tag)
     return rows[0] if rows else None
+
+
+def ready(db, worker):
+    """True once the worker's "ready" event is in the history."""
+    return query(db, "SELECT 1 FROM worker_events WHERE worker = ? AND"
+                 " event = 'ready'", worker) != []
 
 
 def gate(path):
@@ -278,3 +289,91 @@ def test_manager_disk_full(xylem, tmp_path):
     runs = query(db, "SELECT count(*) FROM task_events WHERE tag = 'big'"
                  " AND event = 'dispatched'")
     assert runs == [(1,)], runs
+
+
+# An HTTP origin that holds every GET until the file `go` exists, so that
+# the test decides when the download starts filling a disk. Prints its
+# port.
+HELD_ORIGIN = """
+import http.server, os, sys, time
+root, go = sys.argv[1], sys.argv[2]
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        while not os.path.exists(go):
+            time.sleep(0.05)
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(
+    ("127.0.0.1", 0), lambda *a: H(*a, directory=root))
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def held_origin(xylem, tmp_path, size):
+    """Serves tmp_path/www/big (size random bytes) once tmp_path/go
+    exists; returns (url, go, content)."""
+    www, go = tmp_path / "www", tmp_path / "go"
+    www.mkdir()
+    data = os.urandom(size)
+    (www / "big").write_bytes(data)
+    p = Proc([sys.executable, "-u", "-c", HELD_ORIGIN, str(www), str(go)])
+    xylem.procs.append(p)
+    port = p.wait_line(r"port (\d+)", 10).group(1)
+    return f"http://127.0.0.1:{port}/big", go, data
+
+
+def test_url_goes_to_a_worker_with_room(xylem, tmp_path, secret_file):
+    url, go, data = held_origin(xylem, tmp_path, 16 * MIB)
+    wf = write_workflow(tmp_path / "wf.json", [
+        {"id": "u", "command": "sha256sum < big > sum",
+         "inputs": [{"url": url, "as": "big"}],
+         "outputs": [{"path": str(tmp_path / "sum"), "as": "sum"}]}])
+    db = tmp_path / "run.db"
+    mgr, port = xylem.manager(wf, secret_file, "--history", db)
+    small_worker(xylem, port, secret_file, tmp_path / "cache", "small")
+    # The only worker: the URL is sent to it and its GET held.
+    wait_for(lambda: ready(db, "small"), 30, what="small to be ready")
+    xylem.worker(port, secret_file, 1, "--name", "big")
+    wait_for(lambda: ready(db, "big"), 30, what="big to be ready")
+    go.touch()
+    assert mgr.wait(60) == 0, mgr.output
+    out = mgr.output
+    assert re.search(r"small had no room for http\S+ \(cannot write .*No"
+                     r" space left on device\): another worker will", out), out
+    assert "small has no room for" in out, out
+    want = hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "sum").read_text().split()[0] == want
+    assert done(db, "u")[1] == "big"
+    fetched = query(db, "SELECT dest, status FROM transfers WHERE"
+                    " source = ? ORDER BY time", url)
+    assert [d for d, _ in fetched] == ["small", "big"], fetched
+    assert "No space left on device" in fetched[0][1]
+    assert fetched[1][1] == "ok"
+
+
+def test_url_with_no_room_anywhere(xylem, tmp_path, secret_file):
+    url, go, _ = held_origin(xylem, tmp_path, 16 * MIB)
+    go.touch()
+    hold = tmp_path / "hold"
+    wf = write_workflow(tmp_path / "wf.json", [
+        {"id": "u", "command": "wc -c < big > n",
+         "inputs": [{"url": url, "as": "big"}],
+         "outputs": [{"path": str(tmp_path / "n"), "as": "n"}]},
+        # Keeps the run (and the worker's namespace) up for a look.
+        task("hold", f"{gate(hold)}; echo ok > o",
+             outputs=[(tmp_path / "o", "o")])])
+    db = tmp_path / "run.db"
+    mgr, port = xylem.manager(wf, secret_file, "--history", db)
+    w = small_worker(xylem, port, secret_file, tmp_path / "cache", "small")
+    detail = wait_for(lambda: done(db, "u"), 30, what="u to fail")[0]
+    assert "No space left on device (no room, 3 tries)" in detail, detail
+    # Nothing half-written stays behind.
+    assert files_over(w, tmp_path / "cache", 64) == []
+    hold.touch()
+    assert mgr.wait(60) == 1, mgr.output
+    out = mgr.output
+    assert 'task "u": input missing' in out, out
+    assert out.count("small had no room for http") == 2, out
+    assert "1 succeeded, 1 failed" in out, out
