@@ -13,6 +13,8 @@ worker (`unshare -m`), and a manager whose output directory is one.
   waits for the worker that holds the temp and runs there.
 * A worker whose disk (as it says) cannot hold an input is never sent
   it while another can.
+* ... unless the other could never run the task (too few cores): then
+  the task is tried where it can run, and ends failed, bounded.
 * A task whose output fills the disk fails with its own error; its
   sandbox and its partial output go, and the next task there succeeds.
 * A URL whose download fills a worker's disk goes to a worker with room;
@@ -377,3 +379,25 @@ def test_url_with_no_room_anywhere(xylem, tmp_path, secret_file):
     assert 'task "u": input missing' in out, out
     assert out.count("small had no room for http") == 2, out
     assert "1 succeeded, 1 failed" in out, out
+
+
+def test_room_only_where_the_task_cannot_run(xylem, tmp_path, secret_file):
+    """A worker with room that could never run the task (too few cores)
+    does not hold it back: the task is tried on the one that can run it
+    and ends failed, bounded, rather than waiting for ever."""
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(16 * MIB))
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("t", "wc -c < big > n", inputs=[(big, "big")],
+             outputs=[(tmp_path / "n", "n")],
+             resources={"cores": 2})])
+    db = tmp_path / "run.db"
+    mgr, port = xylem.manager(wf, secret_file, "--history", db)
+    xylem.worker(port, secret_file, 1, "--name", "roomy")
+    wait_for(lambda: ready(db, "roomy"), 30, what="roomy to be ready")
+    small_worker(xylem, port, secret_file, tmp_path / "cache", "small",
+                 cores=2)
+    assert mgr.wait(60) == 1, mgr.output
+    out = mgr.output
+    assert 'task "t": worker failed' in out, out
+    assert "failed on a worker 11 times; last: on small:" in out, out
