@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import secrets
 import sqlite3
 import sys
 import time
@@ -52,6 +51,7 @@ sys.path.insert(0, str(REPO / "tests/netns"))
 import cluster                                   # noqa: E402
 from cluster import MANAGER, Cluster, ClusterError  # noqa: E402
 sys.path.insert(0, str(REPO / "bench"))
+import nsbench                                   # noqa: E402
 from nsbench import (HTTP_SERVER, add_link_args, sha256_file,  # noqa: E402
                      write_random)
 
@@ -122,24 +122,7 @@ def run_xylem(c, n, obj, obj_id, limit, work):
     bar.mkdir(parents=True)
     patience = 4 * n * limit + 120
     write_workflow(run_dir / "wf.json", obj, n, bar, patience)
-    secret = run_dir / "secret"
-    secret.write_text(secrets.token_hex(32) + "\n")
-    secret.chmod(0o600)
-    db = run_dir / "run.db"
-    mgr, _ = c.start_manager(run_dir / "wf.json", secret, "--history", db,
-                             "--quiet", cwd=run_dir)
-    # Start every worker before waiting for any: started one by one, the
-    # last would join (and so finish) a second or more after the first
-    # dispatch at N = 8, which the span would count against the transfer.
-    workers = [c.start_worker(i, secret, cores=1, wait=False)
-               for i in range(n)]
-    for w in workers:
-        w.wait_line(r"connected to ", 30)
-    rc = mgr.wait(patience + 60)
-    for w in workers:
-        w.wait(30)
-    if rc != 0:
-        raise ClusterError(f"xylem run: exit {rc}:\n{mgr.output}")
+    db = nsbench.run_xylem(c, run_dir, n, 1, patience + 60)
     return xylem_span(db, obj_id, n)
 
 

@@ -6,6 +6,7 @@ sys.path (it reads the cluster's limits)."""
 import argparse
 import hashlib
 import os
+import secrets
 
 import cluster
 
@@ -83,3 +84,29 @@ def sha256_file(path):
             if not b:
                 return h.hexdigest()
             h.update(b)
+
+
+def run_xylem(c, run_dir, n_workers, cores, timeout):
+    """`xylem run run_dir/wf.json --workers 0` on the cluster's manager
+    host and one `xylem worker --cores cores` on each of the first
+    n_workers worker hosts, with a fresh secret; waits for the run to end
+    and returns its history database. Every worker is started before any
+    is waited for: started one by one, the last would join a second or
+    more after the first dispatch at N = 8, which a timed span would
+    count against the transfer."""
+    secret = run_dir / "secret"
+    secret.write_text(secrets.token_hex(32) + "\n")
+    secret.chmod(0o600)
+    db = run_dir / "run.db"
+    mgr, _ = c.start_manager(run_dir / "wf.json", secret, "--history", db,
+                             "--quiet", cwd=run_dir)
+    workers = [c.start_worker(i, secret, cores=cores, wait=False)
+               for i in range(n_workers)]
+    for w in workers:
+        w.wait_line(r"connected to ", 30)
+    rc = mgr.wait(timeout)
+    for w in workers:
+        w.wait(30)
+    if rc != 0:
+        raise cluster.ClusterError(f"xylem run: exit {rc}:\n{mgr.output}")
+    return db

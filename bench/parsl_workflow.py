@@ -50,7 +50,6 @@ else build/src/cli/xylem).
 import argparse
 import json
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -64,6 +63,7 @@ sys.path.insert(0, str(REPO / "tests/netns"))
 import cluster                                   # noqa: E402
 from cluster import MANAGER, Cluster, ClusterError  # noqa: E402
 sys.path.insert(0, str(REPO / "bench"))
+import nsbench                                   # noqa: E402
 from nsbench import (HTTP_SERVER, add_link_args, sha256_file,  # noqa: E402
                      write_random)
 
@@ -208,24 +208,7 @@ def run_xylem(c, a, data, env, work, expect):
     results = run_dir / "results"
     results.mkdir(parents=True)
     write_workflow(run_dir / "wf.json", a, data, env, results)
-    secret = run_dir / "secret"
-    secret.write_text(secrets.token_hex(32) + "\n")
-    secret.chmod(0o600)
-    db = run_dir / "run.db"
-    mgr, _ = c.start_manager(run_dir / "wf.json", secret, "--history", db,
-                             "--quiet", cwd=run_dir)
-    # Start every worker before waiting for any, so that they join within
-    # a moment of each other (as in broadcast.py).
-    cores = a.tasks // a.hosts
-    workers = [c.start_worker(i, secret, cores=cores, wait=False)
-               for i in range(a.hosts)]
-    for w in workers:
-        w.wait_line(r"connected to ", 30)
-    rc = mgr.wait(1800)
-    for w in workers:
-        w.wait(30)
-    if rc != 0:
-        raise ClusterError(f"xylem run: exit {rc}:\n{mgr.output}")
+    db = nsbench.run_xylem(c, run_dir, a.hosts, a.tasks // a.hosts, 1800)
     check_results([results / f"t{i}" for i in range(a.tasks)], expect,
                   "xylem")
     return history_summary(db)

@@ -7,10 +7,12 @@ debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
       libjansson-dev libcurl4-openssl-dev libyaml-dev duktape-dev clang
       libclang-rt-14-dev sqlite3 python3 python3-pip python3-dev procps
       iproute2 openmpi-bin libopenmpi-dev
-      tar bzip2 xz-utils unzip curl python-is-python3)
+      tar bzip2 xz-utils unzip curl python-is-python3
+      util-linux mount findutils)
 # tar, bzip2, xz-utils and unzip: workers expand archives with them; curl:
 # the namespace benchmarks' baselines; python-is-python3: CWL conformance
-# tools that run `python`.
+# tools that run `python`; util-linux (unshare, nsenter), mount and
+# findutils: the full-disk tests (a tmpfs in a mount namespace).
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
