@@ -21,7 +21,6 @@
 #include "util.h"
 #include "xfer.h"
 
-#define TOKEN_TTL_US (3600ull * 1000000ull)
 #define RECEIVER "client" /* the receiver name in our tokens */
 
 /* An object the transfer server offers. */
@@ -305,14 +304,11 @@ int xy_client_fetch(struct xy_client *c, const struct xy_msg_result *r,
 {
 	const struct xy_result_output *o = &r->outputs[i];
 	uint8_t token[XY_TOKEN_LEN];
-	uint64_t e = (uint64_t)(xy_now() * 1e6) + TOKEN_TTL_US;
 	char why[512] = "";
 	int st;
 
-	if (e <= c->last_expiry)
-		e = c->last_expiry + 1;
-	c->last_expiry = e;
-	xy_token_make(c->secret, c->secret_len, o->id, e, RECEIVER, token);
+	xy_token_issue(c->secret, c->secret_len, &c->last_expiry, o->id,
+		       RECEIVER, token);
 	st = xy_xfer_fetch(c->host, r->xfer_port, c->secret, c->secret_len,
 			   o->id, token, RECEIVER, dest, 0, NULL, why,
 			   sizeof why);

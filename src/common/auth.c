@@ -85,6 +85,17 @@ void xy_token_make(const void *secret, size_t secret_len,
 	token_mac(secret, secret_len, id, out, name, out + 8);
 }
 
+void xy_token_issue(const void *secret, size_t secret_len, uint64_t *last,
+		    const uint8_t id[XY_ID_LEN], const char *name,
+		    uint8_t out[XY_TOKEN_LEN])
+{
+	uint64_t e = (uint64_t)(xy_now() * 1e6) + XY_TOKEN_TTL_US;
+	if (e <= *last)
+		e = *last + 1;
+	*last = e;
+	xy_token_make(secret, secret_len, id, e, name, out);
+}
+
 uint64_t xy_token_expiry(const uint8_t tok[XY_TOKEN_LEN])
 {
 	uint64_t expiry = 0;

@@ -39,6 +39,14 @@ int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n);
 void xy_token_make(const void *secret, size_t secret_len,
 		   const uint8_t id[XY_ID_LEN], uint64_t expiry_us,
 		   const char *name, uint8_t out[XY_TOKEN_LEN]);
+/* How long a token that xy_token_issue makes lasts. */
+#define XY_TOKEN_TTL_US (3600ull * 1000000ull)
+/* Makes a token for name to get id, lasting XY_TOKEN_TTL_US from now,
+ * with an expiry later than *last (the issuer's previous one, which it
+ * keeps there), so that the issuer never issues one expiry twice. */
+void xy_token_issue(const void *secret, size_t secret_len, uint64_t *last,
+		    const uint8_t id[XY_ID_LEN], const char *name,
+		    uint8_t out[XY_TOKEN_LEN]);
 /* 0 if the token is genuine for id and name and not expired at now_us;
  * else -1 with errno EACCES (forged, or for another object or receiver)
  * or ETIMEDOUT (expired). */

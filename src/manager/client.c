@@ -29,7 +29,6 @@
 #include "util.h"
 
 #define WHO "manager"
-#define TOKEN_TTL_US (3600ull * 1000000ull)
 /* The receiver name in the tokens the manager shows a client's server. */
 #define RECEIVER "manager"
 #define DIR_LEN 4120 /* the staging directory's, and objects/ or jobs/ */
@@ -410,20 +409,16 @@ static void start_fetch(struct client_job *j, struct xy_submit_input *in)
 	struct xy_clients *cs = j->cs;
 	struct fetch_work *w = calloc(1, sizeof *w);
 	char hex[2 * XY_ID_LEN + 1];
-	uint64_t e = (uint64_t)(xy_now() * 1e6) + TOKEN_TTL_US;
 
 	if (!w || !(w->host = strdup(j->cl->addr)))
 		abort(); /* small allocations on the loop */
-	if (e <= cs->last_expiry)
-		e = cs->last_expiry + 1;
-	cs->last_expiry = e;
 	w->req.data = w;
 	w->job = j;
 	w->port = j->sub.submit.xfer_port;
 	w->name = in->name;
 	memcpy(w->id, in->id, XY_ID_LEN);
-	xy_token_make(cs->m->secret, cs->m->secret_len, in->id, e, RECEIVER,
-		      w->token);
+	xy_token_issue(cs->m->secret, cs->m->secret_len, &cs->last_expiry,
+		       in->id, RECEIVER, w->token);
 	xy_hex(in->id, XY_ID_LEN, hex);
 	snprintf(w->path, sizeof w->path, "%s/%s", cs->store, hex);
 	j->work++;

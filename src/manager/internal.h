@@ -325,6 +325,8 @@ int xy_wtable_max_cores(struct xy_wtable *wt);
  * its size plus one): its disk (if it gives one) holds them, and it has
  * not lately failed to store an object of that size or less (no_room). */
 int xy_wtable_has_room(const struct xy_worker *w, uint64_t need, double now);
+/* True if w lately failed to store an object (no_room, not expired). */
+int xy_wtable_no_room_marked(const struct xy_worker *w, double now);
 /* w could not store an object of size bytes (NO_ROOM): remembered for a
  * while, so that objects as large go elsewhere. */
 void xy_wtable_mark_no_room(struct xy_worker *w, uint64_t size, double now);
@@ -371,10 +373,10 @@ void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
 /* A CACHE_UPDATE arrived from w. */
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 		     struct xy_msg_cache_update *u);
-/* Tells w that the manager has its copy of output obj (or will not take
+/* Tells w that the manager has its copy of output id (or will not take
  * one), so that w may evict it (RELEASE). */
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
-			const struct xy_object *obj);
+			const uint8_t id[XY_ID_LEN]);
 /* Brings obj, made by t on w, back to path in a thread; calls
  * xy_manager_retrieved when done, and releases obj on w. */
 void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,

@@ -568,16 +568,16 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		/* The worker holds each output it reports until we have
 		 * it; one we do not bring back may go at once. */
 		if (!fetching)
-			xy_manager_release(m, w, obj);
+			xy_manager_release(m, w, obj->id);
 	}
 }
 
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
-			const struct xy_object *obj)
+			const uint8_t id[XY_ID_LEN])
 {
 	union xy_msg msg;
 
-	memcpy(msg.release.id, obj->id, XY_ID_LEN);
+	memcpy(msg.release.id, id, XY_ID_LEN);
 	xy_manager_send(m, w, XY_MSG_RELEASE, &msg);
 }
 
@@ -617,11 +617,8 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 		XY_LOGD(WHO, "worker %s reported unknown task %llu", w->name,
 			(unsigned long long)d->task_id);
 		/* It holds what it reported until told: nothing comes. */
-		for (uint32_t k = 0; k < d->n_outputs; k++) {
-			union xy_msg r;
-			memcpy(r.release.id, d->outputs[k].id, XY_ID_LEN);
-			xy_manager_send(m, w, XY_MSG_RELEASE, &r);
-		}
+		for (uint32_t k = 0; k < d->n_outputs; k++)
+			xy_manager_release(m, w, d->outputs[k].id);
 		return;
 	}
 	xy_wtable_release(m->wtable, w, t);

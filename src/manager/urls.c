@@ -81,7 +81,7 @@ static int better(const struct xy_worker *a, const struct xy_worker *b)
 		return a->url_fetches < b->url_fetches;
 	if (a->fetches != b->fetches)
 		return a->fetches < b->fetches;
-	return a->cores - a->cores_used > b->cores - b->cores_used;
+	return xy_wtable_free_cores(a) > xy_wtable_free_cores(b);
 }
 
 /* The worker to send a URL to, or NULL if none is ready or every ready
@@ -100,7 +100,7 @@ static struct xy_worker *pick_worker(struct xy_urls *u)
 			continue;
 		/* Not lately out of room: a URL's size is not known before
 		 * it is fetched, so any mark counts. */
-		int room = !w->no_room || now >= w->no_room_until;
+		int room = !xy_wtable_no_room_marked(w, now);
 		if (!best || room > best_room ||
 		    (room == best_room && better(w, best))) {
 			best = w;

@@ -289,17 +289,21 @@ int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 	return n;
 }
 
+int xy_wtable_no_room_marked(const struct xy_worker *w, double now)
+{
+	return w->no_room && now < w->no_room_until;
+}
+
 int xy_wtable_has_room(const struct xy_worker *w, uint64_t need, double now)
 {
 	if (w->disk > 0 && need > (uint64_t)w->disk << 20)
 		return 0;
-	return !w->no_room || now >= w->no_room_until || need < w->no_room;
+	return !xy_wtable_no_room_marked(w, now) || need < w->no_room;
 }
 
 void xy_wtable_mark_no_room(struct xy_worker *w, uint64_t size, double now)
 {
-	int marked = w->no_room && now < w->no_room_until;
-	if (!marked || size + 1 < w->no_room) {
+	if (!xy_wtable_no_room_marked(w, now) || size + 1 < w->no_room) {
 		XY_LOGW("manager", "%s has no room for %llu bytes: no inputs "
 			"that large go to it for %.0f s", w->name,
 			(unsigned long long)size, NO_ROOM_MEMORY);

@@ -33,7 +33,6 @@
 #include "log.h"
 #include "util.h"
 
-#define TOKEN_TTL_US (3600ull * 1000000ull)
 #define MANAGER_NAME "manager" /* the receiver name in retrieval tokens */
 #define COOL_BASE_S 30.0 /* a blamed source's first rest */
 #define COOL_CAP_S 300.0 /* the longest, after failures in a row */
@@ -104,16 +103,12 @@ struct xy_xplan {
 	double cool_base, cool_cap; /* seconds */
 };
 
-/* A token for name to get id; expiries are distinct, so that a server
- * can count the uses of each token. */
+/* A token for name to get id (auth.h, xy_token_issue). */
 static void make_token(struct xy_xplan *x, const uint8_t id[XY_ID_LEN],
 		       const char *name, uint8_t out[XY_TOKEN_LEN])
 {
-	uint64_t e = (uint64_t)(xy_now() * 1e6) + TOKEN_TTL_US;
-	if (e <= x->last_expiry)
-		e = x->last_expiry + 1;
-	x->last_expiry = e;
-	xy_token_make(x->secret, x->secret_len, id, e, name, out);
+	xy_token_issue(x->secret, x->secret_len, &x->last_expiry, id, name,
+		       out);
 }
 
 struct xy_xplan *xy_xplan_create(struct xy_manager *m, const char *secret,
@@ -218,10 +213,10 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 		c->next = w->cooling;
 		w->cooling = c;
 		c->span = x->cool_base;
-	} else if (now - c->until < x->cool_cap) {
-		c->span = 2 * c->span < x->cool_cap ? 2 * c->span : x->cool_cap;
 	} else {
-		c->span = x->cool_base;
+		/* Failed again within cool_cap of its last rest (prune
+		 * dropped older records): a longer rest. */
+		c->span = 2 * c->span < x->cool_cap ? 2 * c->span : x->cool_cap;
 	}
 	c->until = now + c->span;
 	XY_LOGW("manager", "source %s rests for %.3g s (%s): %s could not "
@@ -730,7 +725,7 @@ static void retrieve_done(uv_work_t *req, int status)
 		/* The output is back, or given up: its worker (if still
 		 * here) may evict it now. */
 		if (j->w)
-			xy_manager_release(x->m, j->w, j->obj);
+			xy_manager_release(x->m, j->w, j->obj->id);
 		xy_manager_retrieved(x->m, j->t, ok, j->local,
 				     ok ? NULL : why);
 	} else {
