@@ -29,7 +29,6 @@ A reply is a pickled tuple, one of:
 import hashlib
 import os
 import pickle
-import sys
 import traceback
 
 # The call's payload in its sandbox when it is too large for a message,
@@ -133,10 +132,10 @@ class FunctionPickles:
         if state is None:
             return pickle_function(fn)
         entry = self.entries.get(fn)
-        if entry is not None and state is not None and entry[0] == state:
+        if entry is not None and entry[0] == state:
             return entry[1]
         pickled = pickle_function(fn)
-        if state is not None and len(pickled[1]) <= self.LIMIT:
+        if len(pickled[1]) <= self.LIMIT:
             self.entries[fn] = (state, pickled)
         return pickled
 

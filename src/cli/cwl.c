@@ -649,20 +649,12 @@ static int classify(struct cwl_run *r, const struct outcome *o)
 static int start(struct cwl_run *r)
 {
 	struct xy_manager_options opt = {.host = "127.0.0.1", .name = "xylem-cwl"};
-	char err[1024] = "";
 	int cores = xy_local_cores();
 
-	if (xy_local_secret(&r->local, r->o.secret_file) < 0)
+	if (xy_local_secret(&r->local, r->o.secret_file) < 0 ||
+	    xy_local_manager(&r->local, &opt) < 0)
 		return -1;
-	opt.secret = r->local.secret;
-	opt.secret_len = r->local.secret_len;
-	r->m = xy_manager_create(&opt, err, sizeof err);
-	if (!r->m) {
-		fprintf(stderr, "xylem cwl: cannot start the manager: %s\n",
-			err);
-		return -1;
-	}
-	r->local.m = r->m;
+	r->m = r->local.m;
 	r->local.n_workers = 1;
 	r->local.worker_cores = cores > r->rt.cores ? cores : (int)r->rt.cores;
 	return 0;
@@ -913,9 +905,6 @@ int xy_cli_cwl(int argc, char **argv)
 		rc = run_remote(&r);
 	else if (rc == CWL_OK)
 		rc = start(&r) < 0 ? CWL_PERMANENT_FAIL : run_task(&r);
-	xy_local_stop(&r.local);
-	xy_manager_destroy(r.m);
-	r.local.m = NULL;
 	xy_local_free(&r.local);
 	json_decref(r.tool);
 	json_decref(r.job);

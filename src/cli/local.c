@@ -275,6 +275,21 @@ static int pump_until_gone(struct xy_local *l, double seconds)
 	return alive;
 }
 
+int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt)
+{
+	char err[1024] = "";
+
+	opt->secret = l->secret;
+	opt->secret_len = l->secret_len;
+	l->m = xy_manager_create(opt, err, sizeof err);
+	if (!l->m) {
+		fprintf(stderr, "%s: cannot start the manager: %s\n", l->who,
+			err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Asks, then tells, then forces the local workers to exit. */
 void xy_local_stop(struct xy_local *l)
 {
@@ -297,6 +312,8 @@ void xy_local_stop(struct xy_local *l)
 void xy_local_free(struct xy_local *l)
 {
 	xy_local_stop(l);
+	xy_manager_destroy(l->m);
+	l->m = NULL;
 	if (l->tmpdir[0] && xy_rm_rf(l->tmpdir) < 0)
 		fprintf(stderr, "%s: cannot remove %s: %s\n", l->who, l->tmpdir,
 			strerror(errno));

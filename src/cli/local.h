@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct xy_manager;
+struct xy_manager_options;
 
 struct xy_local_worker {
 	pid_t pid; /* 0 once reaped */
@@ -20,7 +21,7 @@ struct xy_local_worker {
 
 struct xy_local {
 	const char *who; /* "xylem run": the prefix of every message */
-	struct xy_manager *m; /* the caller's; used to pump SHUTDOWN/BYE */
+	struct xy_manager *m; /* from xy_local_manager; destroyed by free */
 	char *secret;
 	size_t secret_len;
 	char tmpdir[PATH_MAX / 2]; /* "" until made */
@@ -46,6 +47,10 @@ int xy_local_tmpdir(struct xy_local *l, const char *prefix);
  * bytes as hex, written to a 0600 file in l->tmpdir for the workers. */
 int xy_local_secret(struct xy_local *l, const char *secret_file);
 
+/* Creates the manager with opt (its secret l's) as l->m; says why not
+ * on stderr. */
+int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt);
+
 /* Starts l->n_workers workers of l->worker_cores cores each, connecting to
  * l->m on 127.0.0.1. With n_workers 0 it says where workers may connect. */
 int xy_local_start_workers(struct xy_local *l);
@@ -53,9 +58,10 @@ int xy_local_start_workers(struct xy_local *l);
 /* Reaps exited workers without blocking; returns how many still run. */
 int xy_local_reap(struct xy_local *l);
 
-/* Asks, then tells, then forces the workers to exit; then removes the
- * directory and frees what l holds. The caller destroys l->m after. */
+/* Asks, then tells, then forces the workers to exit. */
 void xy_local_stop(struct xy_local *l);
+/* Stops the workers, destroys the manager (workers elsewhere see it go,
+ * and exit), removes the directory and frees what l holds. */
 void xy_local_free(struct xy_local *l);
 
 #endif

@@ -142,27 +142,19 @@ static void serve(struct xy_manager *m, struct xy_local *l)
 	}
 }
 
-static int start(const struct manager_opts *o, struct xy_local *l,
-		 struct xy_manager **mp)
+static int start(const struct manager_opts *o, struct xy_local *l)
 {
 	struct xy_manager_options opt = {
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager"};
-	char err[512] = "";
 
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
-	    xy_local_secret(l, o->secret_file) < 0)
+	    xy_local_secret(l, o->secret_file) < 0 ||
+	    xy_local_manager(l, &opt) < 0)
 		return -1;
-	opt.secret = l->secret;
-	opt.secret_len = l->secret_len;
-	if (!(*mp = xy_manager_create(&opt, err, sizeof err))) {
-		fprintf(stderr, "xylem manager: cannot start: %s\n", err);
-		return -1;
-	}
-	l->m = *mp;
 	xy_local_size(l, o->workers, o->cores_per_worker);
 	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)\n",
-		xy_manager_port(*mp),
+		xy_manager_port(l->m),
 		l->secret_path[0] ? "file " : "from XYLEM_SECRET",
 		l->secret_path);
 	return l->n_workers ? xy_local_start_workers(l) : 0;
@@ -172,7 +164,6 @@ int xy_cli_manager(int argc, char **argv)
 {
 	struct manager_opts o = {0};
 	struct xy_local l;
-	struct xy_manager *m = NULL;
 	int rc;
 
 	memset(&l, 0, sizeof l);
@@ -181,15 +172,12 @@ int xy_cli_manager(int argc, char **argv)
 		return rc;
 	xy_log_set_level(XY_LOG_INFO); /* XYLEM_LOG overrides it */
 	catch_signals();
-	rc = start(&o, &l, &m) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
+	rc = start(&o, &l) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
 	if (rc == XY_EXIT_OK) {
-		serve(m, &l);
+		serve(l.m, &l);
 		fprintf(stderr, "xylem manager: stopping on signal %d\n",
 			(int)stop_signal);
 	}
-	xy_local_stop(&l);
-	xy_manager_destroy(m); /* other workers see it go, and exit */
-	l.m = NULL;
 	xy_local_free(&l);
 	return rc;
 }

@@ -224,18 +224,12 @@ static int start_manager(struct run *r)
 {
 	struct xy_manager_options opt = {
 		.port = r->o.port,
-		.secret = r->local.secret,
-		.secret_len = r->local.secret_len,
 		.history = r->o.history,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
 	};
-	char err[512] = "";
-
-	r->m = xy_manager_create(&opt, err, sizeof err);
-	if (!r->m) {
-		fprintf(stderr, "xylem run: cannot start the manager: %s\n", err);
+	if (xy_local_manager(&r->local, &opt) < 0)
 		return -1;
-	}
+	r->m = r->local.m;
 	return 0;
 }
 
@@ -533,10 +527,8 @@ static void print_summary(struct run *r)
 
 static void cleanup(struct run *r)
 {
-	xy_local_stop(&r->local);
-	xy_manager_destroy(r->m);
-	r->local.m = NULL;
 	xy_local_free(&r->local);
+	r->m = NULL;
 	for (size_t i = 0; i < r->n_fails; i++) {
 		free(r->fails[i].tag);
 		free(r->fails[i].error);
@@ -553,7 +545,6 @@ static int execute(struct run *r)
 	    xy_local_secret(&r->local, r->o.secret_file) < 0 ||
 	    start_manager(r) < 0)
 		return XY_EXIT_FAIL;
-	r->local.m = r->m;
 	if (make_output_dirs(r) < 0 || submit_all(r) < 0)
 		return XY_EXIT_FAIL;
 	catch_signals();

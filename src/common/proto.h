@@ -36,6 +36,7 @@
 #define XY_MAX_CHUNKS 4096            /* chunks in an object's chunk list */
 #define XY_MAX_SOURCES 4              /* sources in a FETCH */
 #define XY_MAX_URL 8192               /* a URL in FETCH_URL */
+#define XY_URL_FETCHES 2              /* FETCH_URLs a worker runs at once */
 #define XY_CHUNK_MIN (1u << 18)       /* the smallest standard chunk */
 
 #define XY_ID_LEN 32    /* an object id: SHA-256 of its content */

@@ -232,9 +232,9 @@ void xy_catalog_start_hashing(struct xy_catalog *c);
  * to one worker, which fetches from the origin, and learns the object's
  * id from URL_DONE; every other worker then gets it from a holder. */
 struct xy_urls;
-/* FETCH_URLs in flight to one worker at most; the others wait for room.
- * The worker runs as many downloads at once (src/worker/urlfetch.c). */
-#define XY_URLS_PER_WORKER 2
+/* At most XY_URL_FETCHES (proto.h) FETCH_URLs are in flight to one
+ * worker, which runs as many downloads at once; the others wait for
+ * room. */
 struct xy_urls *xy_urls_create(struct xy_manager *m);
 void xy_urls_destroy(struct xy_urls *u);
 /* f (a URL file, now FILE_QUEUED) is needed: sends FETCH_URL to a worker

@@ -3,7 +3,7 @@
  * fetches a URL itself. When a task first needs one, the catalogue hands
  * the file here; FETCH_URL goes to one worker (the ready worker with the
  * fewest URL fetches in flight, then the fewest peer fetches, then the
- * most free cores, and never more than XY_URLS_PER_WORKER at once to one
+ * most free cores, and never more than XY_URL_FETCHES at once to one
  * worker: the rest wait here), which fetches it
  * from the origin, caches it and answers URL_DONE with its id, size and
  * chunk list. Until then every task that needs the URL waits (it is in
@@ -85,7 +85,7 @@ static int better(const struct xy_worker *a, const struct xy_worker *b)
 }
 
 /* The worker to send a URL to, or NULL if none is ready or every ready
- * one has XY_URLS_PER_WORKER downloads already. A download holds one of
+ * one has XY_URL_FETCHES downloads already. A download holds one of
  * the worker's thread pool threads while it lasts, and that pool also
  * collects outputs, expands archives and removes sandboxes: a worker
  * whose pool is all downloads stalls for as long as the slowest origin. */
@@ -96,7 +96,7 @@ static struct xy_worker *pick_worker(struct xy_urls *u)
 	double now = xy_now();
 	for (struct xy_worker *w = xy_wtable_all(u->m->wtable); w;
 	     w = w->next) {
-		if (!w->ready || w->url_fetches >= XY_URLS_PER_WORKER)
+		if (!w->ready || w->url_fetches >= XY_URL_FETCHES)
 			continue;
 		/* Not lately out of room: a URL's size is not known before
 		 * it is fetched, so any mark counts. */

@@ -4,7 +4,7 @@
  * status, hashes the file and makes it read-only; the loop adopts it into
  * the cache and reports. A fetch in progress holds a pool thread (libuv
  * has 4 by default) for as long as the download lasts, so at most
- * XY_URL_DOWNLOADS run at once and the others wait in a queue here: the
+ * XY_URL_FETCHES run at once and the others wait in a queue here: the
  * pool also collects outputs, expands archives and removes sandboxes,
  * and must never be all downloads.
  */
@@ -26,7 +26,6 @@
 #include "object.h"
 #include "util.h"
 
-#define XY_URL_DOWNLOADS 2 /* at once; the manager sends no more either */
 #define CONNECT_TIMEOUT_S 30L
 #define STALL_S 60L /* a transfer under 1 byte/s this long fails */
 
@@ -332,7 +331,7 @@ static int start(struct xy_urlfetch *u, struct job *j)
 /* Starts the queued jobs there is room for, unless the worker stops. */
 static void start_queued(struct xy_urlfetch *u)
 {
-	while (u->head && u->running < XY_URL_DOWNLOADS &&
+	while (u->head && u->running < XY_URL_FETCHES &&
 	       !atomic_load(&u->stopping)) {
 		struct job *j = u->head;
 
@@ -381,7 +380,7 @@ int xy_urlfetch_request(struct xy_urlfetch *u,
 	j->t0_us = xy_mono_us();
 	snprintf(j->path, sizeof j->path, "%s/url-%" PRIu64 "-%" PRIu64,
 		 xy_cache_tmp(u->cache), m->req_id, ++u->seq);
-	if (u->running < XY_URL_DOWNLOADS) {
+	if (u->running < XY_URL_FETCHES) {
 		if (start(u, j) < 0) {
 			free(j->url);
 			free(j);

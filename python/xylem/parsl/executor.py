@@ -35,7 +35,6 @@ import shlex
 import shutil
 import tempfile
 import threading
-import weakref
 from concurrent.futures import CancelledError, Future
 from typing import Any, Dict, List, Optional, Union
 
@@ -148,7 +147,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self._xy = None
         self._lock = threading.Lock()
         self._ids = itertools.count()
-        self._runners = weakref.WeakKeyDictionary()  # app -> partial
+        # app function -> its runner, for the executor's life: a weak
+        # mapping would keep them anyway (each runner refers to its key),
+        # and apps live as long as the program that runs them.
+        self._runners = {}
         self._done = queue.SimpleQueue()
         self._completer = None
         self._tmpdir = None
@@ -276,7 +278,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             runner = functools.partial(_remote.run, func)
             try:
                 self._runners[func] = runner
-            except TypeError:  # not weakly referable: not kept
+            except TypeError:  # not hashable: not kept
                 pass
         return runner
 
