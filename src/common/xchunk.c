@@ -146,40 +146,20 @@ static int recv_chunk(struct rx *rx, int sock)
 static int request(struct rx *rx, const struct xy_source *src, int *sock)
 {
 	const struct xy_xfer_spec *sp = rx->sp;
-	union xy_msg m;
+	struct xy_msg_object hdr;
 	char err[200];
 	int fd = xy_xfer_connect(src->host, src->port, err, sizeof err);
 	if (fd < 0)
 		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_HOST, "%s", err);
 	*sock = fd;
-	if (xy_auth_client_fd(fd, sp->secret, sp->secret_len,
-			      XY_ROLE_TRANSFER, XY_XFER_TIMEOUT_MS, err,
-			      sizeof err) < 0)
-		return rx_fail(rx, XY_OBJ_DENIED, XY_BLAME_HOST, "%s", err);
-	memset(&m, 0, sizeof m);
-	memcpy(m.get.id, sp->id, XY_ID_LEN);
-	memcpy(m.get.token, sp->token, XY_TOKEN_LEN);
-	m.get.name = (char *)sp->name;
-	m.get.offset = rx->verified;
-	m.get.flags = src->partial ? XY_GET_PARTIAL : 0;
-	if (xy_fd_send_msg(fd, XY_MSG_GET, &m, XY_XFER_TIMEOUT_MS, err,
-			   sizeof err) < 0 ||
-	    xy_fd_recv_msg(fd, XY_MSG_OBJECT, &m, 1024, XY_XFER_TIMEOUT_MS,
-			   err, sizeof err) < 0)
-		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT, "%s", err);
-	/* A source answers NOT_FOUND, DENIED or FAILED; anything else is
-	 * taken as FAILED, so that no status of this host's own (NO_ROOM)
-	 * comes from a source. */
-	if (m.object.status == XY_OBJ_NOT_FOUND ||
-	    m.object.status == XY_OBJ_DENIED)
-		return rx_fail(rx, m.object.status, XY_BLAME_OBJECT,
-			       "source answered %s",
-			       m.object.status == XY_OBJ_DENIED ? "denied"
-								: "not found");
-	if (m.object.status != XY_OBJ_OK)
-		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
-			       "source answered failed");
-	if (m.object.kind != sp->kind || m.object.size != sp->size)
+	uint8_t blame;
+	int st = xy_xfer_request(fd, sp->secret, sp->secret_len, sp->id,
+				 sp->token, sp->name, rx->verified,
+				 src->partial ? XY_GET_PARTIAL : 0, &hdr, &blame,
+				 err, sizeof err);
+	if (st != XY_OBJ_OK)
+		return rx_fail(rx, st, blame, "%s", err);
+	if (hdr.kind != sp->kind || hdr.size != sp->size)
 		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_OBJECT,
 			       "source has another object");
 	return XY_OBJ_OK;

@@ -857,11 +857,10 @@ int xy_xfer_connect(const char *host, int port, char *err, size_t errlen)
 	return fd;
 }
 
-/* The fetch after connecting: auth, GET, OBJECT, body. */
-static int fetch_on(int fd, const void *secret, size_t secret_len,
+int xy_xfer_request(int fd, const void *secret, size_t secret_len,
 		    const uint8_t id[XY_ID_LEN],
 		    const uint8_t token[XY_TOKEN_LEN], const char *name,
-		    const char *dest, int readonly, uint64_t *bytes,
+		    uint64_t offset, uint8_t flags, struct xy_msg_object *hdr,
 		    uint8_t *blame, char *err, size_t errlen)
 {
 	union xy_msg m;
@@ -875,14 +874,21 @@ static int fetch_on(int fd, const void *secret, size_t secret_len,
 	memcpy(m.get.id, id, XY_ID_LEN);
 	memcpy(m.get.token, token, XY_TOKEN_LEN);
 	m.get.name = (char *)name;
+	m.get.offset = offset;
+	m.get.flags = flags;
 	if (xy_fd_send_msg(fd, XY_MSG_GET, &m, XY_XFER_TIMEOUT_MS, err,
 			   errlen) < 0 ||
 	    xy_fd_recv_msg(fd, XY_MSG_OBJECT, &m, PREAUTH_MAX,
 			   XY_XFER_TIMEOUT_MS, err, errlen) < 0)
 		return XY_OBJ_FAILED;
+	*hdr = m.object;
+	/* A source answers NOT_FOUND, DENIED or FAILED; anything else is
+	 * taken as FAILED, so that no status of the receiver's own
+	 * (NO_ROOM) comes from a source. */
 	switch (m.object.status) {
 	case XY_OBJ_OK:
-		break;
+		*blame = XY_BLAME_NONE;
+		return XY_OBJ_OK;
 	case XY_OBJ_NOT_FOUND:
 		xy_fail(err, errlen, ENOENT, "source does not have the object");
 		return XY_OBJ_NOT_FOUND;
@@ -893,12 +899,26 @@ static int fetch_on(int fd, const void *secret, size_t secret_len,
 		xy_fail(err, errlen, EIO, "source failed to read the object");
 		return XY_OBJ_FAILED;
 	}
+}
+
+/* The fetch after connecting: the request, then the body. */
+static int fetch_on(int fd, const void *secret, size_t secret_len,
+		    const uint8_t id[XY_ID_LEN],
+		    const uint8_t token[XY_TOKEN_LEN], const char *name,
+		    const char *dest, int readonly, uint64_t *bytes,
+		    uint8_t *blame, char *err, size_t errlen)
+{
+	struct xy_msg_object hdr;
+	int st = xy_xfer_request(fd, secret, secret_len, id, token, name, 0,
+				 0, &hdr, blame, err, errlen);
+	if (st != XY_OBJ_OK)
+		return st;
+	*blame = XY_BLAME_OBJECT;
 	int local = 0;
-	int st = xy_object_recv(fd, m.object.kind, m.object.size, id, dest,
-				readonly, XY_XFER_TIMEOUT_MS, &local, err,
-				errlen);
+	st = xy_object_recv(fd, hdr.kind, hdr.size, id, dest, readonly,
+			    XY_XFER_TIMEOUT_MS, &local, err, errlen);
 	if (st == XY_OBJ_OK && bytes)
-		*bytes = m.object.size;
+		*bytes = hdr.size;
 	if (local)
 		*blame = XY_BLAME_NONE; /* our disk, not the source */
 	return st;

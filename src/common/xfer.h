@@ -84,6 +84,18 @@ void xy_xfer_partial_end(struct xy_xfer_partial *p, int ok);
 /* Connects to host:port within a deadline: a blocking socket tuned for
  * transfers, or -1 with a reason in err. */
 int xy_xfer_connect(const char *host, int port, char *err, size_t errlen);
+/* The request half of a fetch on a connected fd: authenticates, sends
+ * GET for id from offset (flags XY_GET_*) and reads the OBJECT header
+ * into *hdr. Returns OK, with the body (hdr->size - offset bytes) about
+ * to follow and *blame NONE; or the status, with a reason in err and
+ * *blame HOST (the handshake failed: DENIED if refused) or OBJECT (the
+ * source answered NOT_FOUND, DENIED or FAILED; any other status it sends
+ * is FAILED, so that no status of the receiver's own comes from it). */
+int xy_xfer_request(int fd, const void *secret, size_t secret_len,
+		    const uint8_t id[XY_ID_LEN],
+		    const uint8_t token[XY_TOKEN_LEN], const char *name,
+		    uint64_t offset, uint8_t flags, struct xy_msg_object *hdr,
+		    uint8_t *blame, char *err, size_t errlen);
 
 /* Fetches object id from host:port into dest (which must not exist; see
  * xy_object_recv), as the receiver called name (the token's). Returns an
