@@ -408,16 +408,17 @@ static int start_hash(struct xy_catalog *c, struct xy_file *f)
 	return 0;
 }
 
+struct xy_worker *xy_catalog_holder(const struct xy_object *o)
+{
+	for (uint32_t i = 0; o && i < o->n_replicas; i++)
+		if (o->replicas[i].ready && o->replicas[i].worker->ready)
+			return o->replicas[i].worker;
+	return NULL;
+}
+
 int xy_catalog_has_source(const struct xy_object *o)
 {
-	if (!o)
-		return 0;
-	if (o->on_manager)
-		return 1;
-	for (uint32_t i = 0; i < o->n_replicas; i++)
-		if (o->replicas[i].ready && o->replicas[i].worker->ready)
-			return 1;
-	return 0;
+	return o && (o->on_manager || xy_catalog_holder(o));
 }
 
 int xy_catalog_copy_in_flight(const struct xy_object *o)

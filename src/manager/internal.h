@@ -209,6 +209,8 @@ void xy_catalog_replica_forget(struct xy_object *o, struct xy_worker *w);
 int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
 		      size_t pathlen, uint8_t *kind);
 const char *xy_catalog_staging(struct xy_catalog *c);
+/* A ready worker with a ready copy of o, or NULL (also for NULL). */
+struct xy_worker *xy_catalog_holder(const struct xy_object *o);
 /* 1 if a copy of o is within reach: on the manager, or ready on a ready
  * worker (0 for NULL). */
 int xy_catalog_has_source(const struct xy_object *o);
@@ -311,6 +313,8 @@ int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t);
 /* w's cores not committed, less the window: negative while calls wait
  * on it for a core. */
 int xy_wtable_free_cores(const struct xy_worker *w);
+/* Cores of w's own in use: cores_used without calls queued beyond them. */
+int xy_wtable_cores_busy(const struct xy_worker *w);
 void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 		      struct xy_task *t);
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,

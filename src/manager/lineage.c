@@ -309,14 +309,6 @@ static void fetched(void *arg, int ok, const char *why)
 	snprintf(fb->why, sizeof fb->why, "%s", why ? why : "");
 }
 
-static struct xy_worker *holder(const struct xy_object *o)
-{
-	for (uint32_t i = 0; o && i < o->n_replicas; i++)
-		if (o->replicas[i].ready && o->replicas[i].worker->ready)
-			return o->replicas[i].worker;
-	return NULL;
-}
-
 /* Starts bringing f to path if a worker holds it (1), or has it made
  * again, or waits for its producer (0); -1 if it cannot be had. */
 static int fetch_start(struct xy_manager *m, struct xy_file *f,
@@ -333,7 +325,7 @@ static int fetch_start(struct xy_manager *m, struct xy_file *f,
 		return xy_fail(err, errlen, ENOENT, "%s: no task writes it",
 			       xy_file_label(f));
 	case FILE_READY:
-		if ((w = holder(f->obj)) != NULL) {
+		if ((w = xy_catalog_holder(f->obj)) != NULL) {
 			if (!(*fb = calloc(1, sizeof **fb)))
 				return xy_fail(err, errlen, ENOMEM,
 					       "out of memory");

@@ -33,13 +33,9 @@ static json_t *workers_json(const struct xy_manager *m)
 				  "s:i,s:b,s:i}",
 				  "name", w->name, "host",
 				  w->hostname ? w->hostname : w->addr, "cores",
-				  w->cores, "cores_used",
-				  w->cores_used < w->cores ? w->cores_used
-							   : w->cores,
+				  w->cores, "cores_used", xy_wtable_cores_busy(w),
 				  "cores_queued",
-				  w->cores_used > w->cores
-					  ? w->cores_used - w->cores
-					  : 0,
+				  w->cores_used - xy_wtable_cores_busy(w),
 				  "memory", (json_int_t)w->memory,
 				  "memory_used", (json_int_t)w->memory_used,
 				  "gpus", w->gpus, "running", w->n_running,

@@ -72,6 +72,11 @@ int xy_wtable_free_cores(const struct xy_worker *w)
 	return w->cores - w->cores_used;
 }
 
+int xy_wtable_cores_busy(const struct xy_worker *w)
+{
+	return w->cores_used < w->cores ? w->cores_used : w->cores;
+}
+
 static void free_list_update(struct xy_wtable *wt, struct xy_worker *w)
 {
 	int want = w->ready && w->cores_used < call_cores(w);
@@ -278,7 +283,7 @@ int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		n++;
 		b += w->n_running > 0;
 		c += w->cores;
-		u += w->cores_used < w->cores ? w->cores_used : w->cores;
+		u += xy_wtable_cores_busy(w);
 	}
 	if (busy)
 		*busy = b;
