@@ -30,7 +30,6 @@ from .workers import find_xylem
 __all__ = ["CWLApp", "CWLError"]
 
 JOB_FILE = "cwl-job.json"
-RESULT_FILE = "cwl-result.json"
 STATUS = {1: "permanentFail", 33: "unsupported feature", 75: "temporaryFail"}
 
 
@@ -73,36 +72,6 @@ def _as_paths(v):
     if isinstance(v, list):
         return [_as_paths(x) for x in v]
     return v
-
-
-def _relocate(v, src, dst):
-    """Moves the returned files named in v (paths relative to src) under
-    dst and makes v's paths absolute there."""
-    if isinstance(v, list):
-        for x in v:
-            _relocate(x, src, dst)
-        return
-    if not isinstance(v, dict):
-        return
-    if v.get("class") in ("File", "Directory") and v.get("path"):
-        rel = v["path"]
-        parts = rel.split("/")
-        if rel != "." and (os.path.isabs(rel) or ".." in parts
-                           or "" in parts):
-            raise ValueError(f"the tool's result names {rel!r}, outside"
-                             f" its output directory")
-        target = os.path.normpath(os.path.join(dst, rel))
-        if rel == ".":  # the output directory itself
-            for name in os.listdir(src):
-                shutil.move(os.path.join(src, name), os.path.join(dst, name))
-        elif os.path.lexists(os.path.join(src, rel)):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.move(os.path.join(src, rel), target)
-        v["path"] = target
-        v["location"] = "file://" + target
-        v.pop("dirname", None)
-    for x in v.values():
-        _relocate(x, src, dst)
 
 
 def _run_in_sandbox(doc, names, dst, inputs=(), outputs=()):
@@ -209,13 +178,10 @@ class CWLApp:
         inputs = [(manager.declare_buffer(doc, "task"), JOB_FILE)]
         inputs += [(manager.declare_file(p, "workflow"), name)
                    for p, name in prepared["inputs"]]
-        outputs = [(manager.declare_file(os.path.join(back, "out"), "task"),
-                    "out"),
-                   (manager.declare_file(os.path.join(back, RESULT_FILE),
-                                         "task"), RESULT_FILE)]
-        spec = {"command": f'exec "$XYLEM_EXE" cwl-exec {JOB_FILE}',
-                "inputs": inputs, "outputs": outputs,
-                "cores": int(prepared["doc"]["runtime"].get("cores", 1))}
+        outputs = [(manager.declare_file(os.path.join(back, name), "task"),
+                    name) for name in prepared["outputs"]]
+        spec = {"command": prepared["command"], "inputs": inputs,
+                "outputs": outputs, "cores": prepared["cores"]}
         return spec, back
 
     def finish(self, back, ok, exit_code, output, error):
@@ -228,12 +194,11 @@ class CWLApp:
                                        f" {what}\n{text}".rstrip(),
                                        exit_code if exit_code > 0 else 1,
                                        text)
-            with open(os.path.join(back, RESULT_FILE)) as f:
-                result = json.load(f)
             dst = tempfile.mkdtemp(prefix="cwl-", dir=self.outdir)
-            _relocate(result, os.path.join(back, "out"), dst)
+            result = json.loads(self._xylem("--deliver", back, "--outdir",
+                                            dst, self.tool))
             return "ok", _as_paths(result)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, CWLError) as e:
             return "err", TaskFailed(f"the tool's outputs could not be"
                                      f" collected: {e}", "", exit_code, "")
         finally:

@@ -52,6 +52,7 @@ struct cwl_opts {
 	const char *scratch; /* where literal files go; NULL: the run's own */
 	const char *manager; /* HOST:PORT of a standing manager, or NULL */
 	int quiet, print_tool, print_job, prepare;
+	const char *deliver; /* --deliver: a task's returned directory */
 };
 
 /* The files and directories to stage, as task inputs. */
@@ -99,7 +100,12 @@ static void usage(FILE *out)
 		" itself, and exit\n"
 		"  --scratch DIR      write File and Directory literals under"
 		" DIR, which\n"
-		"                     outlives the command (with --prepare)\n\n"
+		"                     outlives the command (with --prepare)\n"
+		"  --deliver DIR      move the outputs that such a task brought"
+		" back to DIR\n"
+		"                     (its out/ and " RESULT_FILE ") to --outdir,"
+		" print the\n"
+		"                     output object, and exit\n\n"
 		"exit status: 0 success, 1 the tool failed (permanentFail),"
 		" 2 usage,\n33 a feature this runner does not support, 75 a"
 		" temporary failure.\n"
@@ -117,6 +123,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		{"print-job", no_argument, NULL, 'J'},
 		{"prepare", no_argument, NULL, 'P'},
 		{"scratch", required_argument, NULL, 'S'},
+		{"deliver", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -133,6 +140,7 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 		case 'J': o->print_job = 1; break;
 		case 'P': o->prepare = 1; break;
 		case 'S': o->scratch = optarg; break;
+		case 'D': o->deliver = optarg; break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default: usage(stderr); return XY_EXIT_USAGE;
 		}
@@ -372,11 +380,14 @@ static json_t *task_doc(struct cwl_run *r, json_t **plan)
 			 "runtime", runtime_json(&r->rt));
 }
 
-/* The one task: `cwl-exec` on the staged job, out/ and the result back. */
+/* The one task: `cwl-exec` on the staged job, out/ and the result back,
+ * wherever it is submitted from (here, a standing manager, Python). */
+#define TASK_COMMAND "exec \"$XYLEM_EXE\" cwl-exec " JOB_FILE
+static const char *const task_outputs[] = {"out", RESULT_FILE};
+
 static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 {
-	struct xy_task *t = xy_task_create("exec \"$XYLEM_EXE\" cwl-exec "
-					   JOB_FILE);
+	struct xy_task *t = xy_task_create(TASK_COMMAND);
 	json_t *plan = NULL, *doc = task_doc(r, &plan);
 	char path[PATH_MAX], *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	struct xy_file *f;
@@ -388,14 +399,15 @@ static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 				      err, errlen);
 	if (!f || xy_task_add_input(t, f, JOB_FILE, err, errlen) < 0)
 		goto out;
-	snprintf(path, sizeof path, "%s/out", r->local.tmpdir);
-	f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err, errlen);
-	if (!f || xy_task_add_output(t, f, "out", err, errlen) < 0)
-		goto out;
-	snprintf(path, sizeof path, "%s/" RESULT_FILE, r->local.tmpdir);
-	f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err, errlen);
-	if (!f || xy_task_add_output(t, f, RESULT_FILE, err, errlen) < 0)
-		goto out;
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", r->local.tmpdir,
+			 task_outputs[i]);
+		f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err,
+					    errlen);
+		if (!f || xy_task_add_output(t, f, task_outputs[i], err,
+					     errlen) < 0)
+			goto out;
+	}
 	xy_task_set_cores(t, (int)r->rt.cores);
 	xy_task_set_tag(t, r->o.tool);
 	ok = 1;
@@ -412,11 +424,17 @@ out:
 
 /* --prepare: what a caller that submits the task itself (the Python
  * package's CWLApp) needs: {"doc": JOB_FILE's content, "inputs": [[path,
- * sandbox name], ...]}. */
+ * sandbox name], ...], "command": ..., "outputs": [sandbox name, ...],
+ * "cores": N}; it hands the directory the outputs come back to to
+ * --deliver. */
 static int print_prepared(struct cwl_run *r)
 {
 	json_t *plan = NULL, *doc = task_doc(r, &plan);
-	json_t *all = doc ? json_pack("{s:o, s:o}", "doc", doc, "inputs", plan)
+	json_t *all = doc ? json_pack("{s:o, s:o, s:s, s:[s,s], s:i}", "doc",
+				      doc, "inputs", plan, "command",
+				      TASK_COMMAND, "outputs",
+				      task_outputs[0], task_outputs[1],
+				      "cores", (int)r->rt.cores)
 			  : NULL;
 
 	if (!all) {
@@ -581,16 +599,18 @@ static void print_value(FILE *out, const json_t *v, int depth)
 	}
 }
 
-/* Reads the result, moves its files to --outdir and prints it. */
-static int deliver(struct cwl_run *r, char *err, size_t errlen)
+/* Reads the result that came back to back (RESULT_FILE, and out/), moves
+ * its files to --outdir and prints it. */
+static int deliver(struct cwl_run *r, const char *back, char *err,
+		   size_t errlen)
 {
 	char path[PATH_MAX], from[PATH_MAX];
 	json_error_t je;
 	json_t *out;
 	struct relocation rl = {from, r->outdir, err, errlen};
 
-	snprintf(path, sizeof path, "%s/" RESULT_FILE, r->local.tmpdir);
-	snprintf(from, sizeof from, "%s/out", r->local.tmpdir);
+	snprintf(path, sizeof path, "%s/" RESULT_FILE, back);
+	snprintf(from, sizeof from, "%s/out", back);
 	out = json_load_file(path, 0, &je);
 	if (!out)
 		return xy_fail(err, errlen, EINVAL, "the task's result: %s",
@@ -627,7 +647,7 @@ static int classify(struct cwl_run *r, const struct outcome *o)
 	if (o->result == XY_RESULT_SUCCESS) {
 		if (!r->o.quiet && o->len)
 			fwrite(o->output, 1, o->len, stderr);
-		if (deliver(r, err, sizeof err) == 0)
+		if (deliver(r, r->local.tmpdir, err, sizeof err) == 0)
 			return CWL_OK;
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		return CWL_PERMANENT_FAIL;
@@ -694,7 +714,6 @@ static int run_task(struct cwl_run *r)
 static int remote_task(struct cwl_run *r, struct xy_client_task *ct,
 		       struct xy_client_input **inputs, json_t **plan)
 {
-	static const char *const outputs[] = {"out", RESULT_FILE};
 	static char job_path[PATH_MAX];
 	json_t *doc = task_doc(r, plan), *pair;
 	size_t i, n;
@@ -714,10 +733,10 @@ static int remote_task(struct cwl_run *r, struct xy_client_task *ct,
 	}
 	(*inputs)[n] = (struct xy_client_input){job_path, JOB_FILE};
 	*ct = (struct xy_client_task){
-		.command = "exec \"$XYLEM_EXE\" cwl-exec " JOB_FILE,
+		.command = TASK_COMMAND,
 		.tag = r->o.tool, .cores = (int)r->rt.cores,
 		.inputs = *inputs, .n_inputs = (uint32_t)n + 1,
-		.outputs = outputs, .n_outputs = 2};
+		.outputs = task_outputs, .n_outputs = 2};
 	return 0;
 }
 
@@ -885,6 +904,13 @@ int xy_cli_cwl(int argc, char **argv)
 				r.o.outdir ? r.o.outdir : ".", strerror(errno));
 			return XY_EXIT_USAGE;
 		}
+	}
+	if (r.o.deliver) {
+		char err[1024] = "";
+		if (deliver(&r, r.o.deliver, err, sizeof err) == 0)
+			return XY_EXIT_OK;
+		fprintf(stderr, "xylem cwl: %s\n", err);
+		return CWL_PERMANENT_FAIL;
 	}
 	if (xy_local_tmpdir(&r.local, "xylem-cwl") < 0)
 		return CWL_PERMANENT_FAIL;
