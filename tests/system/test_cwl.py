@@ -255,3 +255,35 @@ def test_runaway_javascript_is_stopped(xylem_bin, tmp_path):
                        timeout=TIMEOUT, env=env)
     assert r.returncode == 1, r.stderr
     assert "ran past 2 s" in r.stderr
+
+
+def test_deliver_moves_outputs_and_refuses_escapes(xylem_bin, tmp_path):
+    """--deliver DIR (what CWLApp calls once a task's outputs are back):
+    the files the result names move from DIR/out to --outdir and the
+    object is printed with their new paths; a result that names a path
+    leading out of the output directory is refused, and nothing moves."""
+    tool = write(tmp_path / "t.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: "true"
+        inputs: []
+        outputs: []
+        """)
+    back = tmp_path / "back"
+    (back / "out").mkdir(parents=True)
+    (back / "out" / "a.txt").write_text("hi\n")
+    (back / "cwl-result.json").write_text(json.dumps(
+        {"a": {"class": "File", "path": "a.txt"}}))
+    dst = tmp_path / "dst"
+    r = cwl(xylem_bin, "--deliver", back, "--outdir", dst, tool)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["a"]["path"] == str(dst / "a.txt")
+    assert (dst / "a.txt").read_text() == "hi\n"
+    (back / "out" / "b.txt").write_text("no\n")
+    (back / "cwl-result.json").write_text(json.dumps(
+        {"b": {"class": "File", "path": "../out/b.txt"}}))
+    r = cwl(xylem_bin, "--deliver", back, "--outdir", dst / "sub", tool)
+    assert r.returncode == 1, r.stdout
+    assert ".." in r.stderr, r.stderr
+    assert (back / "out" / "b.txt").exists()
+    assert not (dst / "out").exists()
