@@ -941,15 +941,10 @@ int xy_libs_call(struct xy_libs *L, struct xy_lib_call *c, char *err,
 		serve(i, c);
 		return -1;
 	}
+	/* An instance left starting by a call cancelled meanwhile, else a
+	 * new one; c waits for it to be ready. */
 	i = unclaimed(L, b);
-	if (i) { /* left starting by a call cancelled meanwhile */
-		i->waiter = c;
-		c->inst = i;
-		wait_add(b, c);
-		return -1;
-	}
-	result = inst_start(L, b, &i, err, errlen);
-	if (result >= 0)
+	if (!i && (result = inst_start(L, b, &i, err, errlen)) >= 0)
 		return result;
 	i->waiter = c;
 	c->inst = i;
