@@ -3,6 +3,7 @@
 # if needed. Extra arguments go to `meson setup`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv.sh # meson and ninja, from scripts/deps.sh
 dir=${1:-build}
 shift || true
 if [ ! -f "$dir/build.ninja" ]; then

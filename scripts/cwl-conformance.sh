@@ -27,8 +27,7 @@ if [ ! -f "$suite/conformance_tests.yaml" ]; then
 	echo "cwl-conformance: no suite at $suite (set CWL_SUITE); skipped" >&2
 	exit 0
 fi
-command -v cwltest >/dev/null || python3 -m pip install -q \
-	--root-user-action=ignore cwltest
+. "$top/scripts/venv.sh" # cwltest, from scripts/deps.sh
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/xylem-cwl-suite-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 cp -r "$suite/." "$scratch/"

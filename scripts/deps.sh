@@ -1,18 +1,42 @@
 #!/usr/bin/env bash
 # Installs what building and testing Xylem needs: Debian packages with
-# apt-get (when missing) and Python packages with pip. Safe to run again.
+# apt-get (when missing), and Python packages, each pinned in
+# scripts/constraints.txt, into a virtual environment made with the
+# python3 first on PATH: .venv in the checkout, or $XYLEM_VENV. Nothing
+# is pip-installed into a system interpreter (Debian's own python3 refuses
+# that, PEP 668). Safe to run again: it installs only what is missing.
+#
+#   scripts/deps.sh [build|test]
+#
+# build: what building Xylem and running the examples need;
+# test (the default): also pytest, Parsl with what its own test suite
+# imports, and the CWL conformance runner.
+# The scripts then put the environment first on PATH (scripts/venv.sh).
 set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-test}
+case $what in
+build | test) ;;
+*)
+	echo "usage: scripts/deps.sh [build|test]" >&2
+	exit 2
+	;;
+esac
 
 debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
-      libjansson-dev libcurl4-openssl-dev libyaml-dev duktape-dev clang
-      libclang-rt-14-dev sqlite3 python3 python3-pip python3-dev procps
-      iproute2 openmpi-bin libopenmpi-dev
-      tar bzip2 xz-utils unzip curl python-is-python3
-      util-linux mount findutils)
-# tar, bzip2, xz-utils and unzip: workers expand archives with them; curl:
-# the namespace benchmarks' baselines; python-is-python3: CWL conformance
-# tools that run `python`; util-linux (unshare, nsenter), mount and
-# findutils: the full-disk tests (a tmpfs in a mount namespace).
+      libjansson-dev libcurl4-openssl-dev libyaml-dev duktape-dev
+      sqlite3 python3 python3-dev python3-venv procps
+      tar bzip2 xz-utils unzip)
+# tar, bzip2, xz-utils and unzip: workers expand archives with them.
+if [ "$what" = test ]; then
+	debs+=(clang libclang-rt-14-dev iproute2 openmpi-bin libopenmpi-dev
+	       curl python-is-python3 util-linux mount findutils)
+	# clang and its runtime: the fuzz build; iproute2: the namespace
+	# tests; Open MPI: MPIFunction's tests; curl: the namespace
+	# benchmarks' baselines; python-is-python3: CWL conformance tools
+	# that run `python`; util-linux (unshare, nsenter), mount and
+	# findutils: the full-disk tests (a tmpfs in a mount namespace).
+fi
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,21 +46,32 @@ if ((${#missing[@]})); then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+		"${missing[@]}" >/dev/null
 fi
 
-need=()
-command -v meson >/dev/null 2>&1 || need+=(meson)
-command -v ninja >/dev/null 2>&1 || need+=(ninja)
-python3 -c "import pytest" 2>/dev/null || need+=(pytest)
-python3 -c "import cloudpickle" 2>/dev/null || need+=(cloudpickle)
-# Parsl, pinned (docs/python.md), with what its own test suite imports.
-python3 -c "import parsl, sys; sys.exit(parsl.__version__ != '2026.10.26')" \
-	2>/dev/null || need+=("parsl[monitoring]==2026.10.26")
-python3 -c "import pandas" 2>/dev/null || need+=(pandas)
-# The CWL conformance runner (scripts/cwl-conformance.sh).
-command -v cwltest >/dev/null 2>&1 || need+=(cwltest)
-if ((${#need[@]})); then
-	echo "deps: pip installing ${need[*]}" >&2
-	python3 -m pip install -q --root-user-action=ignore "${need[@]}"
+# The virtual environment, made again if its interpreter is gone (a
+# system upgrade, or a copy of the checkout from another machine).
+venv=${XYLEM_VENV:-$top/.venv}
+if ! "$venv/bin/python" -c "" 2>/dev/null; then
+	rm -rf "$venv"
+	echo "deps: making a virtual environment at $venv with" \
+		"$(command -v python3)" >&2
+	python3 -m venv "$venv"
+fi
+
+# The top-level packages; their versions, and every package they pull in,
+# come from the constraints file.
+pkgs=(meson ninja meson-python cloudpickle)
+if [ "$what" = test ]; then
+	pkgs+=(pytest "parsl[monitoring]" pandas cwltest)
+fi
+constraints=$top/scripts/constraints.txt
+stamp="$venv/.xylem-deps-$what"
+want="$(sha256sum "$constraints" | cut -d' ' -f1) ${pkgs[*]}"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+	echo "deps: pip installing ${pkgs[*]} into $venv" >&2
+	"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+		-c "$constraints" "${pkgs[@]}"
+	printf '%s\n' "$want" >"$stamp"
 fi

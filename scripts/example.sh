@@ -3,7 +3,8 @@
 # and runs the sort-merge example workflow on local workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh build
+. scripts/venv.sh
 bash scripts/build.sh build
 cd examples/sort-merge
 ../../build/src/cli/xylem run workflow.json "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs Parsl's own test suite (the pinned release, installed by deps.sh)
+# Runs Parsl's own test suite (the pinned release, installed by deps.sh
+# into the checkout's virtual environment)
 # against xylem.parsl.XylemExecutor, through tests/parsl_config.py, in a
 # scratch directory (the suite writes files where it runs). Deselected,
 # and why:
@@ -12,6 +13,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${XYLEM_BUILD_DIR:-$top/build}
+. "$top/scripts/venv.sh" # the pinned Parsl and pytest, from scripts/deps.sh
 parsl_tests=$(python3 -c "import os, parsl; print(os.path.dirname(parsl.__file__) + '/tests')")
 sel="not cleannet and not test_output_chain_filenames"
 if [ "$(id -u)" -eq 0 ]; then

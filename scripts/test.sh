@@ -6,10 +6,12 @@
 # the namespace cluster tests (root only: real network namespaces with
 # links capped by tc), the CWL conformance suite (scripts/cwl-conformance.sh),
 # and a short fuzz run of the message decoder
-# (libFuzzer, clang).
+# (libFuzzer, clang). Python packages come from the checkout's virtual
+# environment, which scripts/deps.sh makes (pinned: scripts/constraints.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh test
+. scripts/venv.sh
 fuzz_seconds=${XYLEM_FUZZ_SECONDS:-30}
 
 echo "== build" >&2
