@@ -14,9 +14,11 @@ xylem=${XYLEM_BIN:-$top/build/src/cli/xylem}
 suite=${1:-${CWL_SUITE:-$top/../shared/cwl-v1.2}}
 jobs=${CWL_JOBS:-2}
 [ -f "$suite/conformance_tests.yaml" ] || { echo "no suite at $suite" >&2; exit 2; }
+# cwltest is pinned in the checkout's virtual environment
+# (scripts/deps.sh); cwltool, which only this benchmark uses, goes there too.
+. "$top/scripts/venv.sh"
 for p in cwltest cwltool; do
-	command -v $p >/dev/null || python3 -m pip install -q \
-		--root-user-action=ignore $p
+	command -v $p >/dev/null || python3 -m pip install -q $p
 done
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/xylem-cwl-bench-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
