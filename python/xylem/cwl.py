@@ -44,21 +44,72 @@ class CWLError(Exception):
         self.stderr = stderr
 
 
-def _job_value(v):
-    """A Python argument as a CWL job value: paths and xylem.Files become
-    File objects (or Directory objects for directories)."""
+def _path_class(t):
+    """"File" or "Directory" when a plain string given for an input of
+    CWL type t names a path (t is File or Directory, perhaps optional),
+    else None."""
+    if isinstance(t, str):
+        return t if t in ("File", "Directory") else None
+    if isinstance(t, list):
+        classes = {_path_class(x) for x in t if x != "null"}
+        if "string" in t or len(classes) != 1:
+            return None  # a string is a string there, or it is unclear
+        return classes.pop()
+    return None
+
+
+def _item_type(t):
+    """The type of an array's items, for t an array type (or an optional
+    one), else None."""
+    if isinstance(t, list):
+        arrays = [x for x in t if isinstance(x, dict)]
+        t = arrays[0] if len(arrays) == 1 else None
+    if isinstance(t, dict) and t.get("type") == "array":
+        return t.get("items")
+    return None
+
+
+def _absolute(obj):
+    """A File or Directory object with a relative path or location made
+    absolute against the current directory, as cwltool reads a job given
+    on its command line (the runner would read it against the job file's
+    own directory, a temporary one)."""
+    obj = dict(obj)
+    for key in ("path", "location"):
+        v = obj.get(key)
+        if isinstance(v, str) and "://" not in v and not os.path.isabs(v):
+            obj[key] = os.path.abspath(v)
+    for key in ("secondaryFiles", "listing"):
+        if isinstance(obj.get(key), list):
+            obj[key] = [_job_value(x) for x in obj[key]]
+    return obj
+
+
+def _job_value(v, t=None):
+    """A Python argument for an input of CWL type t as a CWL job value:
+    paths (relative to the current directory, as a shell user types
+    them) and xylem.Files become File objects (or Directory objects), and
+    File objects with relative paths get absolute ones. Without a type
+    that says File or Directory, only an absolute path that exists is
+    taken for one."""
     if isinstance(v, File):
         v = v.path
     if isinstance(v, os.PathLike):
         v = os.fspath(v)
     if hasattr(v, "filepath") and hasattr(v, "scheme"):  # a Parsl File
         v = v.filepath
-    if isinstance(v, str) and os.path.isabs(v) and os.path.exists(v):
-        cls = "Directory" if os.path.isdir(v) else "File"
-        return {"class": cls, "path": v}
+    cls = _path_class(t)
+    if isinstance(v, str) and (cls or (os.path.isabs(v) and
+                                       os.path.exists(v))):
+        path = os.path.abspath(v)
+        if cls is None:
+            cls = "Directory" if os.path.isdir(path) else "File"
+        return {"class": cls, "path": path}
     if isinstance(v, (list, tuple)):
-        return [_job_value(x) for x in v]
+        return [_job_value(x, _item_type(t)) for x in v]
     if isinstance(v, dict):
+        if v.get("class") in ("File", "Directory"):
+            return _absolute(v)
         return {k: _job_value(x) for k, x in v.items()}
     return v
 
@@ -122,6 +173,8 @@ class CWLApp:
         self._own = None
         doc = json.loads(self._xylem("--print-tool", self.tool))
         self.inputs = [p["id"] for p in doc.get("inputs", [])]
+        self._types = {p["id"]: p.get("type")
+                       for p in doc.get("inputs", [])}
         self.outputs = [p["id"] for p in doc.get("outputs", [])]
 
     def __repr__(self):
@@ -146,7 +199,8 @@ class CWLApp:
             raise TypeError(f"{os.path.basename(self.tool)} has no input"
                             f" {', '.join(unknown)} (its inputs:"
                             f" {', '.join(self.inputs) or 'none'})")
-        job = {k: _job_value(v) for k, v in kwargs.items()}
+        job = {k: _job_value(v, self._types.get(k))
+               for k, v in kwargs.items()}
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
             json.dump(job, f)
             f.flush()

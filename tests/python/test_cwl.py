@@ -50,6 +50,21 @@ def test_call_through_the_executor(ex, sort_tool, tmp_path):
     assert plain["sorted"].startswith(str(tmp_path / "results"))
 
 
+def test_relative_paths_as_a_shell_user_types_them(ex, sort_tool, tmp_path,
+                                                   monkeypatch):
+    # A path relative to the current directory, plain or in a File
+    # object, names that file (docs/cwl.md); a missing one says so.
+    tool, data = sort_tool
+    monkeypatch.chdir(tmp_path)
+    app = CWLApp(tool, executor=ex, outdir="results")
+    plain = app(src="data.txt").result(timeout=TIMEOUT)
+    obj = app(src={"class": "File", "path": "data.txt"}, reverse=True)
+    assert open(plain["sorted"]).read() == "a\nb\nc\n"
+    assert open(obj.result(timeout=TIMEOUT)["sorted"]).read() == "c\nb\na\n"
+    with pytest.raises(CWLError, match="File not found: .*nope.txt"):
+        app(src="nope.txt").result(timeout=TIMEOUT)
+
+
 def test_unknown_input_is_a_type_error(ex, sort_tool):
     tool, data = sort_tool
     app = CWLApp(tool, executor=ex)
