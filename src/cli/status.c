@@ -358,7 +358,11 @@ int xy_cli_status(int argc, char **argv)
 	text = query(&q, host, port, secret ? secret : "", secret_len);
 	free(secret);
 	if (!text) {
-		if (strstr(q.reason, "secret"))
+		if (strstr(q.reason, "secret") && !secret_len)
+			fprintf(stderr, "xylem status: %s wants its shared"
+				" secret, and none was given (--secret-file F,"
+				" or XYLEM_SECRET)\n", where);
+		else if (strstr(q.reason, "secret"))
 			fprintf(stderr, "xylem status: %s refused the secret"
 				" (%s; check --secret-file)\n", where, q.reason);
 		else

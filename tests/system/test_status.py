@@ -76,6 +76,15 @@ def test_status_wrong_secret(xylem, waiting_manager, tmp_path):
     assert "secret" in r.output
 
 
+def test_status_no_secret_says_none_was_given(xylem, waiting_manager):
+    _, port = waiting_manager
+    env = {k: v for k, v in xylem.env.items() if k != "XYLEM_SECRET"}
+    r = xylem.run("status", f"127.0.0.1:{port}", timeout=20, env=env)
+    assert r.returncode == 1
+    assert "none was given" in r.output and "--secret-file" in r.output
+    assert "refused" not in r.output
+
+
 def test_status_no_manager(xylem, secret_file):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
