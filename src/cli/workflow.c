@@ -134,32 +134,6 @@ static int oom(struct parse *ps)
 		       ps->label);
 }
 
-/* Edit distance, for "did you mean" hints on unknown keys. */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), row[64];
-
-	if (la >= 64 || lb >= 64)
-		return 64;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
 /* Every key of obj must be in known (NULL-terminated). */
 static int check_keys(struct parse *ps, json_t *obj, const char *const *known,
 		      const char *where)
@@ -173,7 +147,7 @@ static int check_keys(struct parse *ps, json_t *obj, const char *const *known,
 
 		hint = NULL;
 		for (const char *const *k = known; *k && !found; k++) {
-			size_t d = distance(key, *k);
+			size_t d = xy_edit_distance(key, *k);
 			found = d == 0;
 			if (d < best) {
 				best = d;

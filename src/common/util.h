@@ -46,4 +46,8 @@ int xy_unhex(const char *s, uint8_t *out, size_t n);
  * receives at most hostlen-1 bytes. */
 int xy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/* The edit distance between a and b, for "did you mean" hints; 64 for
+ * strings of 64 bytes or more. */
+size_t xy_edit_distance(const char *a, const char *b);
+
 #endif

@@ -133,6 +133,53 @@ static int check_class(struct tl *t)
 	return 0;
 }
 
+/* The fields of a CommandLineTool (v1.0 to v1.2). */
+static const char *const tool_fields[] = {
+	"class", "cwlVersion", "id", "label", "doc", "intent", "inputs",
+	"outputs", "requirements", "hints", "baseCommand", "arguments",
+	"stdin", "stdout", "stderr", "successCodes", "temporaryFailCodes",
+	"permanentFailCodes", NULL,
+};
+
+/* A field that is not the spec's is an error, as in the reference
+ * runner, so that a typo (baseComand) fails at load rather than as an
+ * empty command line at run time. Fields in a namespace (s:author) and
+ * directives ($namespaces) are the document's own and pass. */
+static int check_fields(struct tl *t)
+{
+	const char *key, *hint;
+	const json_t *v;
+	char what[160];
+
+	json_object_foreach((json_t *)t->proc, key, v) {
+		size_t best = 3, d;
+		const char *const *f;
+
+		if (key[0] == '$' || strchr(key, ':'))
+			continue;
+		hint = NULL;
+		for (f = tool_fields; *f; f++) {
+			d = xy_edit_distance(key, *f);
+			if (d == 0)
+				break;
+			if (d < best) {
+				best = d;
+				hint = *f;
+			}
+		}
+		if (*f)
+			continue;
+		if (hint)
+			snprintf(what, sizeof what, "unknown field '%.64s' (did"
+				 " you mean '%s'?)", key, hint);
+		else
+			snprintf(what, sizeof what, "unknown field '%.64s' of a"
+				 " CommandLineTool", key);
+		return bad(t, v, "%s", what);
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------- requirements */
 
 /* The class without a namespace, or NULL when it lives in a namespace
@@ -609,7 +656,7 @@ static int build(struct tl *t, const char *frag)
 {
 	json_t *in, *out;
 
-	if (pick(t, frag) < 0 || check_class(t) < 0)
+	if (pick(t, frag) < 0 || check_class(t) < 0 || check_fields(t) < 0)
 		return -1;
 	t->ns = json_object_get(t->proc, "$namespaces");
 	if (!t->ns)

@@ -261,6 +261,19 @@ static void t_tool_refusals(void)
 	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\n"
 		     "outputs: []\nbaseCommand: {a: 1}\n", CWL_PERMANENT_FAIL,
 		     "baseCommand must be");
+	/* A typo'd field fails at load, with the field it resembles; one in
+	 * a namespace is the document's own. */
+	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\n"
+		     "outputs: []\nbaseComand: echo\n", CWL_PERMANENT_FAIL,
+		     "bad.cwl:5: unknown field 'baseComand' (did you mean "
+		     "'baseCommand'?)");
+	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\n"
+		     "outputs: []\ncolour: red\n", CWL_PERMANENT_FAIL,
+		     "unknown field 'colour' of a CommandLineTool");
+	json_decref(tool_ok("ns.cwl", "cwlVersion: v1.2\nclass: CommandLineTool"
+			    "\n$namespaces: {s: 'https://schema.org/'}\n"
+			    "s:author: me\ninputs: []\noutputs: []\n"
+			    "baseCommand: echo\n"));
 	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: [\n",
 		     CWL_PERMANENT_FAIL, "invalid YAML");
 	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\n"
