@@ -17,6 +17,9 @@ int xy_fail(char *err, size_t errlen, int e, const char *fmt, ...)
 
 /* Wall clock, seconds since the epoch, and monotonic microseconds. */
 double xy_now(void);
+/* Seconds on the monotonic clock, for timeouts and durations: an NTP
+ * step of the wall clock (xy_now) neither stretches nor cuts them. */
+double xy_mono(void);
 uint64_t xy_mono_us(void);
 
 /* 0 if `name` is a safe sandbox-relative path: not empty, not absolute, no

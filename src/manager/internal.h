@@ -93,7 +93,8 @@ struct xy_task {
 	int retrieval_failed;      /* an output could not be brought back */
 	struct xy_worker *worker;  /* while RUNNING */
 	struct xy_task *qprev, *qnext; /* ready level, worker list, done list */
-	struct rq_level *level;    /* its ready level while READY */
+	struct rq_level *level;    /* its ready level while READY (sched.c) */
+	uint64_t qseq;             /* its place in the ready queue (sched.c) */
 	struct xy_task *hnext;     /* id hash chain */
 	int internal; /* a remake of lost temps (lineage.c) or a client's
 		       * task (client.c, job set): never returned by wait */
@@ -269,8 +270,8 @@ struct xy_worker {
 	int cores, gpus;
 	int64_t memory, disk;
 	/* One more than the size of the smallest object it could not store
-	 * (NO_ROOM: its disk was full), until no_room_until (xy_now()
-	 * seconds); 0: no such object. In the units of the scheduler's
+	 * (NO_ROOM: its disk was full), until no_room_until
+	 * (xy_manager_now seconds); 0: no such object. In the units of the scheduler's
 	 * need, which counts each input as its size plus one. */
 	uint64_t no_room;
 	double no_room_until;
@@ -298,7 +299,11 @@ struct xy_worker {
 
 struct xy_wtable *xy_wtable_create(struct xy_manager *m);
 void xy_wtable_destroy(struct xy_wtable *wt);
+/* A record for the worker on connection c (NULL: none, for unit tests),
+ * not yet ready. NULL if memory is short. */
 struct xy_worker *xy_wtable_add(struct xy_wtable *wt, struct xy_conn *c);
+/* w is greeted and schedulable, with the resources set in its record. */
+void xy_wtable_ready(struct xy_wtable *wt, struct xy_worker *w);
 /* The worker's HELLO: fills resources, records its inventory. */
 void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 		     struct xy_msg_hello *h);
@@ -337,27 +342,7 @@ void xy_wtable_mark_no_room(struct xy_worker *w, uint64_t size, double now);
 
 /* ------------------------------------------------------------ scheduler */
 
-struct rq_level {
-	double priority;
-	struct xy_task *head, *tail;
-	int64_t count;
-};
-
-struct xy_sched *xy_sched_create(struct xy_manager *m);
-void xy_sched_destroy(struct xy_sched *s);
-void xy_sched_push(struct xy_sched *s, struct xy_task *t);
-void xy_sched_push_front(struct xy_sched *s, struct xy_task *t);
-struct xy_task *xy_sched_pop(struct xy_sched *s);
-void xy_sched_remove(struct xy_sched *s, struct xy_task *t);
-int64_t xy_sched_count(const struct xy_sched *s);
-/* One scheduling round: places ready tasks on free workers. Returns the
- * number placed. */
-int xy_sched_round(struct xy_sched *s);
-void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
-		    double *seconds);
-/* The worker chosen for t, or NULL: the fitting worker with the most
- * input bytes, ties to the one with the most free cores. */
-struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t);
+#include "scheduler.h"
 
 /* ------------------------------------------------------ transfer planner */
 
@@ -509,7 +494,13 @@ struct xy_manager {
 	struct library *libraries;
 	int destroying;
 	int listening;
+	/* The clock of rests, no-room marks and transfer durations:
+	 * monotonic (xy_mono) unless a unit test sets its own. */
+	double (*clock)(void);
 };
+
+/* Now on m's clock, in seconds (m may be NULL: the monotonic clock). */
+double xy_manager_now(const struct xy_manager *m);
 
 /* Task life cycle, called by the sub-contexts. */
 void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t);
@@ -542,7 +533,7 @@ uint64_t xy_manager_submit_internal(struct xy_manager *m, struct xy_task *t,
 				    char *err, size_t errlen);
 /* Cancels t, submitted and not finished (as xy_manager_cancel). */
 void xy_manager_task_cancel(struct xy_manager *m, struct xy_task *t);
-/* One turn of the loop, blocking until deadline at most (xy_now() based;
+/* One turn of the loop, blocking until deadline at most (xy_mono() based;
  * negative: up to a second). */
 void xy_manager_turn(struct xy_manager *m, double deadline);
 

@@ -353,7 +353,7 @@ int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
 	if (!f || !f->temp || !path || !*path)
 		return xy_fail(err, errlen, EINVAL,
 			       "fetch needs a temp and a path");
-	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
+	double deadline = timeout >= 0 ? xy_mono() + timeout : -1;
 	struct fetch_back *fb = NULL;
 	for (;;) {
 		if (fb && fb->done) {
@@ -365,7 +365,7 @@ int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
 		}
 		if (!fb && fetch_start(m, f, path, &fb, err, errlen) < 0)
 			return -1;
-		if (deadline >= 0 && xy_now() >= deadline) {
+		if (deadline >= 0 && xy_mono() >= deadline) {
 			if (fb)
 				fb->abandoned = 1;
 			return xy_fail(err, errlen, ETIMEDOUT,

@@ -182,6 +182,11 @@ static void finish(struct xy_manager *m, struct xy_task *t)
 		retire_internal(m, t);
 }
 
+double xy_manager_now(const struct xy_manager *m)
+{
+	return m && m->clock ? m->clock() : xy_mono();
+}
+
 static void set_error(struct xy_task *t, const char *why)
 {
 	char *e = why ? strdup(why) : NULL;
@@ -206,8 +211,12 @@ void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 
 void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t)
 {
+	if (xy_sched_push(m->sched, t) < 0) {
+		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
+				     "the manager is out of memory");
+		return;
+	}
 	set_state(m, t, XY_TASK_READY);
-	xy_sched_push(m->sched, t);
 	m->sched_dirty = 1;
 }
 
@@ -948,7 +957,7 @@ static uint64_t block_ms(double deadline)
 {
 	if (deadline < 0)
 		return 1000;
-	double left = deadline - xy_now();
+	double left = deadline - xy_mono();
 	if (left <= 0)
 		return 0;
 	return left < 1 ? (uint64_t)(left * 1000) + 1 : 1000;
@@ -961,7 +970,7 @@ void xy_manager_turn(struct xy_manager *m, double deadline)
 
 struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout)
 {
-	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
+	double deadline = timeout >= 0 ? xy_mono() + timeout : -1;
 	for (;;) {
 		if (m->done_head)
 			return pop_done(m);
@@ -988,7 +997,7 @@ struct xy_task *xy_manager_wait(struct xy_manager *m, double timeout)
 
 int xy_manager_run(struct xy_manager *m, double timeout)
 {
-	double deadline = timeout >= 0 ? xy_now() + timeout : -1;
+	double deadline = timeout >= 0 ? xy_mono() + timeout : -1;
 	for (;;) {
 		if (m->done_head)
 			return 1;
@@ -1068,7 +1077,7 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	pthread_mutex_init(&m->post_lock, NULL);
 	m->prepare.data = m;
 	uv_prepare_start(&m->prepare, on_prepare);
-	m->started = xy_now();
+	m->started = xy_mono();
 	m->next_task_id = 1;
 	m->name = strdup(opt->name ? opt->name : "xylem");
 	m->call_window = opt->call_window == 0 ? XY_CALL_WINDOW

@@ -1,16 +1,32 @@
 /*
- * sched.c: the scheduler, a sub-context of the manager. It holds the ready
- * queue and places ready tasks on workers.
+ * sched.c: the scheduler, a sub-context of the manager (scheduler.h: not
+ * sched.h, which would hide the system header of that name). It holds the
+ * ready queue and places ready tasks on workers.
  *
- * The ready queue is one FIFO list per distinct priority, the levels kept
- * in an array sorted by priority, highest first. Taking the next task is
- * O(1) whatever the number of queued tasks; adding a task is O(log P) for P
- * distinct priorities (O(P) when its priority is new). Placement looks only
- * at workers with free cores (or room in their call window, wtable.c) and
- * at the replicas of the task's inputs. A worker whose disk cannot hold
- * the inputs it would have to fetch is passed over while some worker's
- * can (xy_wtable_has_room, "room_anywhere").
+ * The ready queue is grouped by shape: the cores, GPUs, memory and disk a
+ * task asks for, and whether it is a call (calls may wait in a worker's
+ * call window, commands need free cores). Within a shape, one FIFO list
+ * per distinct priority, the levels sorted highest first. The shapes with
+ * tasks sit in a binary heap ordered by their first task (highest
+ * priority, then first queued, by a sequence number given at push), so
+ * the task that runs first of all is at the top whatever its shape.
+ *
+ * A round takes tasks from the top. When no free worker fits a task, its
+ * whole shape is set aside for the rest of the round, so a thousand GPU
+ * tasks ahead of a one-core task cost one check, not a thousand: finding
+ * a task that fits is O(shapes), not O(queued tasks). A task that fits
+ * but cannot be staged now (the planner's limits, or no room) is set
+ * aside alone, at most ASIDE_MAX a shape, and goes back to the head of
+ * its level at the end of the round. Adding a task is O(shapes + log P)
+ * for P priorities of its shape; the shapes are few in practice (they
+ * are searched one by one), and a shape or a level is freed when it
+ * empties. Placement looks only at workers with free cores (or room in
+ * their call window, wtable.c) and at the replicas of the task's inputs.
+ * A worker whose disk cannot hold the inputs it would have to fetch is
+ * passed over while some worker's can (xy_wtable_has_room,
+ * "room_anywhere").
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,42 +34,234 @@
 #include "util.h"
 
 #define ASIDE_MAX 32
+#define NOT_IN_HEAP UINT32_MAX
+
+/* Tasks that fit the same workers: the resources they ask for. */
+struct shape {
+	int cores, gpus, call;
+	int64_t memory, disk;
+	struct rq_level **levels; /* highest priority first */
+	uint32_t n_levels, cap_levels;
+	int64_t count;
+	uint32_t heap_at;  /* its index in the heap, or NOT_IN_HEAP */
+	uint32_t index;    /* its index in shapes[] */
+	int parked;        /* out of the heap for this round: no free worker
+			    * fits its tasks, or ASIDE_MAX were set aside */
+	int n_aside;       /* tasks set aside in this round */
+};
+
+struct rq_level {
+	double priority;
+	struct shape *shape;
+	struct xy_task *head, *tail;
+	int64_t count;
+};
 
 struct xy_sched {
 	struct xy_manager *m;
-	struct rq_level **levels;
-	uint32_t n_levels, cap_levels;
+	struct xy_sched_ops ops;
+	struct shape **shapes; /* every shape with tasks, any order */
+	uint32_t n_shapes, cap_shapes;
+	struct shape **heap;   /* the same, by their first task */
+	uint32_t n_heap;
 	int64_t count;
-	uint64_t gen;
+	uint64_t seq;    /* the last sequence number given */
+	uint64_t gen;    /* scoring generation (score_inputs) */
 	int64_t decisions;
 	uint64_t decision_us;
 };
 
+static int real_can_stage(void *arg, struct xy_task *t, struct xy_worker *w)
+{
+	struct xy_manager *m = arg;
+	return xy_xplan_can_stage(m->xplan, t, w);
+}
+
+static void real_dispatch(void *arg, struct xy_task *t, struct xy_worker *w)
+{
+	struct xy_manager *m = arg;
+	xy_xplan_stage(m->xplan, t, w);
+	xy_manager_task_dispatch(m, t, w);
+}
+
+static void real_requeue(void *arg, struct xy_task *t)
+{
+	xy_manager_task_requeue(arg, t, NULL);
+}
+
 struct xy_sched *xy_sched_create(struct xy_manager *m)
 {
 	struct xy_sched *s = calloc(1, sizeof *s);
-	if (s)
-		s->m = m;
+	if (!s)
+		return NULL;
+	s->m = m;
+	s->ops = (struct xy_sched_ops){real_can_stage, real_dispatch,
+				       real_requeue, m};
 	return s;
+}
+
+static void shape_free(struct shape *sh)
+{
+	for (uint32_t i = 0; i < sh->n_levels; i++)
+		free(sh->levels[i]);
+	free(sh->levels);
+	free(sh);
 }
 
 void xy_sched_destroy(struct xy_sched *s)
 {
 	if (!s)
 		return;
-	for (uint32_t i = 0; i < s->n_levels; i++)
-		free(s->levels[i]);
-	free(s->levels);
+	for (uint32_t i = 0; i < s->n_shapes; i++)
+		shape_free(s->shapes[i]);
+	free(s->shapes);
+	free(s->heap);
 	free(s);
 }
 
-/* Index of the level with priority p, or where it would go. */
-static uint32_t level_find(struct xy_sched *s, double p, int *found)
+void xy_sched_set_ops(struct xy_sched *s, const struct xy_sched_ops *ops)
 {
-	uint32_t lo = 0, hi = s->n_levels;
+	s->ops = *ops;
+}
+
+/* ------------------------------------------------------------- the heap */
+
+/* The first task of a shape with tasks. */
+static const struct xy_task *first(const struct shape *sh)
+{
+	return sh->levels[0]->head;
+}
+
+/* True if shape a's first task runs before b's. */
+static int before(const struct shape *a, const struct shape *b)
+{
+	const struct xy_task *x = first(a), *y = first(b);
+	if (x->priority != y->priority)
+		return x->priority > y->priority;
+	return x->qseq < y->qseq;
+}
+
+static void heap_set(struct xy_sched *s, uint32_t i, struct shape *sh)
+{
+	s->heap[i] = sh;
+	sh->heap_at = i;
+}
+
+static void sift_up(struct xy_sched *s, uint32_t i)
+{
+	struct shape *sh = s->heap[i];
+	while (i > 0) {
+		uint32_t up = (i - 1) / 2;
+		if (!before(sh, s->heap[up]))
+			break;
+		heap_set(s, i, s->heap[up]);
+		i = up;
+	}
+	heap_set(s, i, sh);
+}
+
+static void sift_down(struct xy_sched *s, uint32_t i)
+{
+	struct shape *sh = s->heap[i];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= s->n_heap)
+			break;
+		if (c + 1 < s->n_heap && before(s->heap[c + 1], s->heap[c]))
+			c++;
+		if (!before(s->heap[c], sh))
+			break;
+		heap_set(s, i, s->heap[c]);
+		i = c;
+	}
+	heap_set(s, i, sh);
+}
+
+/* The heap has room for every shape (it grows with shapes[]). */
+static void heap_insert(struct xy_sched *s, struct shape *sh)
+{
+	heap_set(s, s->n_heap++, sh);
+	sift_up(s, sh->heap_at);
+}
+
+static void heap_delete(struct xy_sched *s, struct shape *sh)
+{
+	uint32_t i = sh->heap_at;
+	struct shape *last = s->heap[--s->n_heap];
+	sh->heap_at = NOT_IN_HEAP;
+	if (last == sh)
+		return;
+	heap_set(s, i, last);
+	sift_up(s, i);
+	sift_down(s, last->heap_at);
+}
+
+/* sh's first task changed: its place in the heap, if it has one. */
+static void heap_fix(struct xy_sched *s, struct shape *sh)
+{
+	if (sh->heap_at == NOT_IN_HEAP)
+		return;
+	sift_up(s, sh->heap_at);
+	sift_down(s, sh->heap_at);
+}
+
+/* ------------------------------------------------------------ the shapes */
+
+static int same_shape(const struct shape *sh, const struct xy_task *t)
+{
+	return sh->cores == t->cores && sh->gpus == t->gpus &&
+	       sh->memory == t->memory && sh->disk == t->disk &&
+	       sh->call == (t->library != NULL);
+}
+
+static struct shape *shape_get(struct xy_sched *s, const struct xy_task *t)
+{
+	for (uint32_t i = 0; i < s->n_shapes; i++)
+		if (same_shape(s->shapes[i], t))
+			return s->shapes[i];
+	if (s->n_shapes == s->cap_shapes) {
+		uint32_t cap = s->cap_shapes ? 2 * s->cap_shapes : 8;
+		struct shape **ns = realloc(s->shapes, cap * sizeof *ns);
+		if (!ns)
+			return NULL;
+		s->shapes = ns;
+		struct shape **nh = realloc(s->heap, cap * sizeof *nh);
+		if (!nh)
+			return NULL;
+		s->heap = nh;
+		s->cap_shapes = cap;
+	}
+	struct shape *sh = calloc(1, sizeof *sh);
+	if (!sh)
+		return NULL;
+	sh->cores = t->cores;
+	sh->gpus = t->gpus;
+	sh->memory = t->memory;
+	sh->disk = t->disk;
+	sh->call = t->library != NULL;
+	sh->heap_at = NOT_IN_HEAP;
+	sh->index = s->n_shapes;
+	s->shapes[s->n_shapes++] = sh;
+	return sh;
+}
+
+static void shape_drop(struct xy_sched *s, struct shape *sh)
+{
+	if (sh->heap_at != NOT_IN_HEAP)
+		heap_delete(s, sh);
+	struct shape *last = s->shapes[--s->n_shapes];
+	s->shapes[sh->index] = last;
+	last->index = sh->index;
+	shape_free(sh);
+}
+
+/* Index of sh's level with priority p, or where it would go. */
+static uint32_t level_find(const struct shape *sh, double p, int *found)
+{
+	uint32_t lo = 0, hi = sh->n_levels;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		double q = s->levels[mid]->priority;
+		double q = sh->levels[mid]->priority;
 		if (q == p) {
 			*found = 1;
 			return mid;
@@ -67,50 +275,60 @@ static uint32_t level_find(struct xy_sched *s, double p, int *found)
 	return lo;
 }
 
-static struct rq_level *level_get(struct xy_sched *s, double p)
+static struct rq_level *level_get(struct shape *sh, double p)
 {
 	int found;
-	uint32_t i = level_find(s, p, &found);
+	uint32_t i = level_find(sh, p, &found);
 	if (found)
-		return s->levels[i];
-	if (s->n_levels == s->cap_levels) {
-		uint32_t cap = s->cap_levels ? 2 * s->cap_levels : 8;
-		struct rq_level **nl = realloc(s->levels, cap * sizeof *nl);
+		return sh->levels[i];
+	if (sh->n_levels == sh->cap_levels) {
+		uint32_t cap = sh->cap_levels ? 2 * sh->cap_levels : 4;
+		struct rq_level **nl = realloc(sh->levels, cap * sizeof *nl);
 		if (!nl)
 			return NULL;
-		s->levels = nl;
-		s->cap_levels = cap;
+		sh->levels = nl;
+		sh->cap_levels = cap;
 	}
 	struct rq_level *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
 	l->priority = p;
-	memmove(&s->levels[i + 1], &s->levels[i],
-		(s->n_levels - i) * sizeof *s->levels);
-	s->levels[i] = l;
-	s->n_levels++;
+	l->shape = sh;
+	memmove(&sh->levels[i + 1], &sh->levels[i],
+		(sh->n_levels - i) * sizeof *sh->levels);
+	sh->levels[i] = l;
+	sh->n_levels++;
 	return l;
 }
 
-static void level_drop_if_empty(struct xy_sched *s, struct rq_level *l)
+static void level_drop(struct shape *sh, struct rq_level *l)
 {
-	if (l->head)
-		return;
 	int found;
-	uint32_t i = level_find(s, l->priority, &found);
+	uint32_t i = level_find(sh, l->priority, &found);
 	if (!found)
 		return;
-	memmove(&s->levels[i], &s->levels[i + 1],
-		(s->n_levels - i - 1) * sizeof *s->levels);
-	s->n_levels--;
+	memmove(&sh->levels[i], &sh->levels[i + 1],
+		(sh->n_levels - i - 1) * sizeof *sh->levels);
+	sh->n_levels--;
 	free(l);
 }
 
-static void push(struct xy_sched *s, struct xy_task *t, int front)
+/* ------------------------------------------------------------- the queue */
+
+/* Queues t at the front or the back of its level. At the front, t keeps
+ * the sequence number it had, so that a task set aside in a round is
+ * still the first of its shape. A shape set aside in this round goes
+ * back into the heap at the round's end, not here. */
+static int push(struct xy_sched *s, struct xy_task *t, int front)
 {
-	struct rq_level *l = level_get(s, t->priority);
-	if (!l)
-		abort(); /* a few bytes for a new level; nothing to recover */
+	struct shape *sh = shape_get(s, t);
+	struct rq_level *l = sh ? level_get(sh, t->priority) : NULL;
+	if (!l) {
+		if (sh && !sh->count)
+			shape_drop(s, sh);
+		errno = ENOMEM;
+		return -1;
+	}
 	t->level = l;
 	if (front) {
 		t->qprev = NULL;
@@ -121,6 +339,7 @@ static void push(struct xy_sched *s, struct xy_task *t, int front)
 			l->tail = t;
 		l->head = t;
 	} else {
+		t->qseq = ++s->seq;
 		t->qnext = NULL;
 		t->qprev = l->tail;
 		if (l->tail)
@@ -130,17 +349,20 @@ static void push(struct xy_sched *s, struct xy_task *t, int front)
 		l->tail = t;
 	}
 	l->count++;
+	sh->count++;
 	s->count++;
+	if (sh->heap_at == NOT_IN_HEAP) {
+		if (!sh->parked)
+			heap_insert(s, sh);
+	} else if (l->head == t) {
+		heap_fix(s, sh);
+	}
+	return 0;
 }
 
-void xy_sched_push(struct xy_sched *s, struct xy_task *t)
+int xy_sched_push(struct xy_sched *s, struct xy_task *t)
 {
-	push(s, t, 0);
-}
-
-void xy_sched_push_front(struct xy_sched *s, struct xy_task *t)
-{
-	push(s, t, 1);
+	return push(s, t, 0);
 }
 
 void xy_sched_remove(struct xy_sched *s, struct xy_task *t)
@@ -148,6 +370,8 @@ void xy_sched_remove(struct xy_sched *s, struct xy_task *t)
 	struct rq_level *l = t->level;
 	if (!l)
 		return;
+	struct shape *sh = l->shape;
+	int was_first = l == sh->levels[0] && l->head == t;
 	if (t->qprev)
 		t->qprev->qnext = t->qnext;
 	else
@@ -159,15 +383,21 @@ void xy_sched_remove(struct xy_sched *s, struct xy_task *t)
 	t->qprev = t->qnext = NULL;
 	t->level = NULL;
 	l->count--;
+	sh->count--;
 	s->count--;
-	level_drop_if_empty(s, l);
+	if (!l->head)
+		level_drop(sh, l);
+	if (!sh->count)
+		shape_drop(s, sh);
+	else if (was_first)
+		heap_fix(s, sh);
 }
 
 struct xy_task *xy_sched_pop(struct xy_sched *s)
 {
-	if (!s->n_levels)
+	if (!s->n_heap)
 		return NULL;
-	struct xy_task *t = s->levels[0]->head;
+	struct xy_task *t = s->heap[0]->levels[0]->head;
 	xy_sched_remove(s, t);
 	return t;
 }
@@ -175,6 +405,11 @@ struct xy_task *xy_sched_pop(struct xy_sched *s)
 int64_t xy_sched_count(const struct xy_sched *s)
 {
 	return s->count;
+}
+
+uint32_t xy_sched_shapes(const struct xy_sched *s)
+{
+	return s->n_shapes;
 }
 
 /* Adds up, per worker, the bytes of t's inputs it holds or is fetching
@@ -249,7 +484,7 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 {
 	s->gen++;
 	uint64_t all = t->n_inputs ? score_inputs(s, t) : 0;
-	double now = t->n_inputs ? xy_now() : 0;
+	double now = t->n_inputs ? xy_manager_now(s->m) : 0;
 	struct xy_worker *best = NULL, *cramped = NULL;
 	uint64_t best_score = 0, cramped_score = 0;
 	int best_free = 0;
@@ -289,31 +524,76 @@ void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
 	*seconds = s->decision_us / 1e6;
 }
 
-int xy_sched_round(struct xy_sched *s)
+/* True if some free worker fits t now (its resources, not its data). */
+static int fits_a_free_worker(struct xy_sched *s, const struct xy_task *t)
 {
-	struct xy_task *aside[ASIDE_MAX];
-	int n_aside = 0, placed = 0;
-	uint64_t t0 = xy_mono_us();
-	while (n_aside < ASIDE_MAX && xy_wtable_free_list(s->m->wtable)) {
-		struct xy_task *t = xy_sched_pop(s);
-		if (!t)
-			break;
-		struct xy_worker *w = xy_sched_choose(s, t);
-		int staged = w ? xy_xplan_can_stage(s->m->xplan, t, w) : 0;
-		if (staged > 0) {
-			xy_xplan_stage(s->m->xplan, t, w);
-			xy_manager_task_dispatch(s->m, t, w);
-			placed++;
-		} else if (staged < 0) {
-			xy_manager_task_requeue(s->m, t, NULL);
-		} else {
-			aside[n_aside++] = t;
+	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable); w;
+	     w = w->fnext)
+		if (xy_wtable_fits(w, t))
+			return 1;
+	return 0;
+}
+
+/* Out of the heap until the round ends. */
+static void park(struct xy_sched *s, struct shape *sh)
+{
+	if (sh->heap_at != NOT_IN_HEAP)
+		heap_delete(s, sh);
+	sh->parked = 1;
+}
+
+/* The end of a round: the shapes set aside go back into the heap, then
+ * the tasks set aside (a list, last set aside first) go back to the
+ * heads of their levels, in their order. */
+static void round_end(struct xy_sched *s, struct xy_task *aside)
+{
+	for (uint32_t i = 0; i < s->n_shapes; i++) {
+		struct shape *sh = s->shapes[i];
+		sh->n_aside = 0;
+		if (sh->parked) {
+			sh->parked = 0;
+			heap_insert(s, sh);
 		}
 	}
-	/* Back at the head, in their order, so that the next round sees
-	 * them first again. */
-	while (n_aside > 0)
-		xy_sched_push_front(s, aside[--n_aside]);
+	while (aside) {
+		struct xy_task *next = aside->qnext;
+		if (push(s, aside, 1) < 0) /* out of memory: it fails */
+			s->ops.requeue(s->ops.arg, aside);
+		aside = next;
+	}
+}
+
+int xy_sched_round(struct xy_sched *s)
+{
+	struct xy_task *aside = NULL;
+	int placed = 0;
+	uint64_t t0 = xy_mono_us();
+	while (s->n_heap && xy_wtable_free_list(s->m->wtable)) {
+		struct shape *sh = s->heap[0];
+		struct xy_task *t = sh->levels[0]->head;
+		struct xy_worker *w = xy_sched_choose(s, t);
+		if (!w && !fits_a_free_worker(s, t)) {
+			/* Nor will any other task of this shape. */
+			park(s, sh);
+			continue;
+		}
+		int last = sh->count == 1; /* then removing t frees sh */
+		xy_sched_remove(s, t);
+		int staged = w ? s->ops.can_stage(s->ops.arg, t, w) : 0;
+		if (staged > 0) {
+			s->ops.dispatch(s->ops.arg, t, w);
+			placed++;
+		} else if (staged < 0) {
+			s->ops.requeue(s->ops.arg, t);
+		} else {
+			/* It fits, but its inputs cannot come now. */
+			t->qnext = aside;
+			aside = t;
+			if (!last && ++sh->n_aside >= ASIDE_MAX)
+				park(s, sh);
+		}
+	}
+	round_end(s, aside);
 	s->decisions += placed;
 	s->decision_us += xy_mono_us() - t0;
 	return placed;

@@ -52,7 +52,7 @@ char *xy_status_build(const struct xy_manager *m)
 	xy_manager_stats(m, &st);
 	json_t *doc = json_pack(
 		"{s:{s:s,s:i,s:f},s:o,s:o,s:I,s:I,s:I}", "manager", "name",
-		m->name, "port", m->port, "uptime", xy_now() - m->started,
+		m->name, "port", m->port, "uptime", xy_mono() - m->started,
 		"tasks", tasks_json(m), "workers", workers_json(m),
 		"bytes_sent", (json_int_t)st.bytes_sent, "bytes_received",
 		(json_int_t)st.bytes_received, "transfers_active",

@@ -93,7 +93,7 @@ static struct xy_worker *pick_worker(struct xy_urls *u)
 {
 	struct xy_worker *best = NULL;
 	int best_room = 0;
-	double now = xy_now();
+	double now = xy_manager_now(u->m);
 	for (struct xy_worker *w = xy_wtable_all(u->m->wtable); w;
 	     w = w->next) {
 		if (!w->ready || w->url_fetches >= XY_URL_FETCHES)
@@ -137,7 +137,7 @@ static int send_fetch(struct xy_urls *u, struct xy_file *f)
 	uf->req_id = ++u->next_req;
 	uf->f = f;
 	uf->w = w;
-	uf->started = xy_now();
+	uf->started = xy_manager_now(u->m);
 	uf->next = u->fetches;
 	u->fetches = uf;
 	w->url_fetches++;
@@ -190,7 +190,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 		return;
 	}
 	struct xy_file *f = uf->f;
-	double secs = xy_now() - uf->started;
+	double secs = xy_manager_now(u->m) - uf->started;
 	free(uf);
 	xy_manager_wake(u->m); /* a URL waiting for room may go to w now */
 	if (d->status == XY_OBJ_NO_ROOM &&
@@ -199,7 +199,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 			"fetch it", w->name, f->url, d->text ? d->text : "");
 		xy_history_transfer(u->m->history, xy_now(), "", f->url,
 				    w->name, 0, secs, d->text);
-		xy_wtable_mark_no_room(w, d->size, xy_now());
+		xy_wtable_mark_no_room(w, d->size, xy_manager_now(u->m));
 		f->state = FILE_QUEUED;
 		xy_urls_start(u, f);
 		return;

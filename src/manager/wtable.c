@@ -107,9 +107,13 @@ struct xy_worker *xy_wtable_add(struct xy_wtable *wt, struct xy_conn *c)
 		return NULL;
 	w->conn = c;
 	w->manager = wt->m;
-	w->addr = strdup(xy_conn_peer_ip(c));
-	w->name = strdup(xy_conn_peer(c));
+	w->addr = strdup(c ? xy_conn_peer_ip(c) : "");
+	w->name = strdup(c ? xy_conn_peer(c) : "");
 	w->connected_at = xy_now();
+	if (!w->addr || !w->name) {
+		worker_free(w);
+		return NULL;
+	}
 	w->next = wt->all;
 	wt->all = w;
 	wt->count++;
@@ -143,14 +147,19 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 							it->kind, it->size);
 		xy_catalog_replica_add(o, w, 1);
 	}
-	w->greeted = 1;
-	w->ready = 1;
-	free_list_update(wt, w);
+	xy_wtable_ready(wt, w);
 	XY_LOGI("manager", "worker %s ready: %d cores, %lld MB memory, "
 		"%lld MB disk, %d gpus, %u cached objects", w->name, w->cores,
 		(long long)w->memory, (long long)w->disk, w->gpus, h->n_items);
 	xy_history_worker(wt->m->history, xy_now(), w->name, "ready", NULL);
 	xy_manager_wake(wt->m);
+}
+
+void xy_wtable_ready(struct xy_wtable *wt, struct xy_worker *w)
+{
+	w->greeted = 1;
+	w->ready = 1;
+	free_list_update(wt, w);
 }
 
 void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o)

@@ -201,7 +201,7 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 		 struct xy_object *o, uint8_t blame, struct xy_worker *dest)
 {
 	struct xy_object *scope = blame == XY_BLAME_HOST ? NULL : o;
-	double now = xy_now();
+	double now = xy_manager_now(x->m);
 	prune(x, w, now);
 	struct cooldown *c = cooldown_find(w, scope);
 	if (c && now < c->until)
@@ -250,7 +250,7 @@ void xy_xplan_worker_free(struct xy_worker *w)
 
 int xy_xplan_resting(const struct xy_worker *w)
 {
-	double now = xy_now();
+	double now = xy_manager_now(w->manager);
 	int n = 0;
 	for (const struct cooldown *c = w->cooling; c; c = c->next)
 		n += now < c->until;
@@ -270,7 +270,7 @@ static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 {
 	struct xy_worker *best = NULL, *rested = NULL;
 	int have = o->on_manager;
-	double now = xy_now();
+	double now = xy_manager_now(x->m);
 	*manager = 0;
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
@@ -336,7 +336,7 @@ static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
 	(void)x;
 	if (o->chunks.n < 2)
 		return NULL;
-	double now = o->fetching ? xy_now() : 0;
+	double now = o->fetching ? xy_manager_now(x->m) : 0;
 	for (struct fetch *f = o->fetching; f; f = f->onext)
 		if (!f->succ && f->dest != dest && f->dest->ready &&
 		    !resting(f->dest, o, now))
@@ -348,7 +348,7 @@ static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
 static int idle_source(struct xy_xplan *x, struct xy_object *o,
 		       struct xy_worker *dest, struct xy_worker **src)
 {
-	double now = xy_now();
+	double now = xy_manager_now(x->m);
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
 		if (r->ready && r->worker != dest && r->worker->ready &&
@@ -367,7 +367,7 @@ static void plan_sources(struct xy_xplan *x, struct fetch *f,
 {
 	struct xy_object *o = f->obj;
 	if (pred) {
-		double now = xy_now();
+		double now = xy_manager_now(x->m);
 		f->alt[f->n_alt++] = pred->dest;
 		for (int i = 0; i < pred->n_alt &&
 				f->n_alt < XY_MAX_SOURCES - o->on_manager;
@@ -453,7 +453,7 @@ static struct fetch *plan_fetch(struct xy_xplan *x, struct xy_object *o,
 		src->serving++;
 	else
 		x->serving++;
-	f->started = xy_now();
+	f->started = xy_manager_now(x->m);
 	link_fetch(x, f);
 	return f;
 }
@@ -552,7 +552,8 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 		XY_LOGW("manager", "fetch of %.12s from %s to %s failed: %s",
 			f->obj->hex, src, w->name, u->text ? u->text : "");
 		if (u->status == XY_OBJ_NO_ROOM)
-			xy_wtable_mark_no_room(w, f->obj->size, xy_now());
+			xy_wtable_mark_no_room(w, f->obj->size,
+					       xy_manager_now(x->m));
 		xy_catalog_replica_drop(f->obj, w);
 		/* A worker that no longer has it is no source for it. */
 		struct replica *r = f->src ? xy_catalog_replica_find(f->obj,
@@ -710,7 +711,8 @@ static void retrieve_done(uv_work_t *req, int status)
 			j->worker, status ? "cancelled" : j->err);
 	}
 	xy_history_transfer(x->m->history, xy_now(), j->obj->hex, j->worker,
-			    "manager", j->bytes, xy_now() - j->started,
+			    "manager", j->bytes,
+			    xy_manager_now(x->m) - j->started,
 			    ok ? "ok" : j->err);
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
@@ -754,7 +756,7 @@ static void retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
 	if (x->retrieving)
 		x->retrieving->rprev = j;
 	x->retrieving = j;
-	j->started = xy_now();
+	j->started = xy_manager_now(x->m);
 	make_token(x, obj->id, MANAGER_NAME, j->token);
 	if (!j->host || !j->path || !j->worker)
 		abort();

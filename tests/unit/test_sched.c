@@ -1,9 +1,16 @@
 /*
  * test_sched.c: the scheduler's ready queue: priority order, FIFO within a
- * priority, removal from the middle, and levels that come and go; and
- * which tasks fit a worker, its call window included.
+ * priority, across shapes too, removal from the middle, and levels and
+ * shapes that come and go; which tasks fit a worker, its call window
+ * included; and placement by rounds, on workers that are records with no
+ * connection and operations that record what a round would send: a
+ * shape that fits no free worker does not hold up the others, priorities
+ * hold across shapes, the worker holding a task's inputs is chosen, and a
+ * worker whose disk was full is passed over until its mark expires on the
+ * manager's clock (a fake one: no test sleeps).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -61,9 +68,6 @@ static void t_remove_and_front(void)
 	xy_sched_remove(s, b);
 	xy_sched_remove(s, d); /* its level empties and goes away */
 	XY_CHECK_EQ(xy_sched_count(s), 2);
-	xy_sched_push_front(s, c == xy_sched_pop(s) ? c : a);
-	XY_CHECK(xy_sched_pop(s) == a);
-	xy_sched_push_front(s, a);
 	XY_CHECK(xy_sched_pop(s) == a);
 	XY_CHECK(xy_sched_pop(s) == c);
 	XY_CHECK(xy_sched_pop(s) == NULL);
@@ -125,6 +129,206 @@ static void t_many_levels(void)
 	xy_sched_destroy(s);
 }
 
+/* Tasks of several shapes come out by priority, then in the order they
+ * were queued, whatever their shapes. */
+static void t_order_across_shapes(void)
+{
+	struct xy_sched *s = xy_sched_create(NULL);
+	struct xy_task *t[6];
+	int cores[] = {1, 2, 1, 4, 2, 1};
+	double prio[] = {0, 0, 5, 0, 5, 0};
+	for (int i = 0; i < 6; i++) {
+		t[i] = mk(i + 1, prio[i]);
+		xy_task_set_cores(t[i], cores[i]);
+		XY_CHECK_EQ(xy_sched_push(s, t[i]), 0);
+	}
+	XY_CHECK_EQ(xy_sched_shapes(s), 3);
+	int want[] = {2, 4, 0, 1, 3, 5};
+	for (int i = 0; i < 6; i++)
+		XY_CHECK(xy_sched_pop(s) == t[want[i]]);
+	XY_CHECK_EQ(xy_sched_shapes(s), 0); /* each freed as it emptied */
+	for (int i = 0; i < 6; i++)
+		xy_task_delete(t[i]);
+	xy_sched_destroy(s);
+}
+
+/* ------------------------------------------------------------ placement */
+
+static double fake_now = 5000;
+
+static double fake_clock(void)
+{
+	return fake_now;
+}
+
+struct place {
+	struct xy_manager m;
+	struct xy_task *placed[64];
+	struct xy_worker *on[64];
+	int n_placed, n_staged;
+};
+
+static int fake_can_stage(void *arg, struct xy_task *t, struct xy_worker *w)
+{
+	struct place *p = arg;
+	p->n_staged++;
+	return 1;
+}
+
+/* What the manager's dispatch does to the worker's record. */
+static void fake_dispatch(void *arg, struct xy_task *t, struct xy_worker *w)
+{
+	struct place *p = arg;
+	XY_CHECK(p->n_placed < 64);
+	xy_wtable_commit(p->m.wtable, w, t);
+	p->placed[p->n_placed] = t;
+	p->on[p->n_placed++] = w;
+}
+
+static void fake_requeue(void *arg, struct xy_task *t)
+{
+	XY_CHECK(!"no task lacks a source here");
+}
+
+static void place_setup(struct place *p)
+{
+	char err[256];
+	memset(p, 0, sizeof *p);
+	p->m.clock = fake_clock;
+	p->m.catalog = xy_catalog_create(&p->m, err, sizeof err);
+	p->m.wtable = xy_wtable_create(&p->m);
+	p->m.sched = xy_sched_create(&p->m);
+	XY_CHECK(p->m.catalog && p->m.wtable && p->m.sched);
+	struct xy_sched_ops ops = {fake_can_stage, fake_dispatch, fake_requeue,
+				   p};
+	xy_sched_set_ops(p->m.sched, &ops);
+}
+
+static struct xy_worker *worker(struct place *p, const char *name, int cores,
+				int gpus)
+{
+	struct xy_worker *w = xy_wtable_add(p->m.wtable, NULL);
+	XY_CHECK(w);
+	free(w->name);
+	w->name = strdup(name);
+	w->cores = cores;
+	w->gpus = gpus;
+	xy_wtable_ready(p->m.wtable, w);
+	return w;
+}
+
+/* Every task placed goes back to being free, and is deleted. */
+static void place_teardown(struct place *p)
+{
+	for (int i = 0; i < p->n_placed; i++) {
+		xy_wtable_release(p->m.wtable, p->on[i], p->placed[i]);
+		xy_task_delete(p->placed[i]);
+	}
+	struct xy_task *t;
+	while ((t = xy_sched_pop(p->m.sched)))
+		xy_task_delete(t);
+	xy_sched_destroy(p->m.sched);
+	xy_wtable_destroy(p->m.wtable);
+	xy_catalog_destroy(p->m.catalog);
+}
+
+static struct xy_task *queued(struct place *p, uint64_t id, int cores,
+			      int gpus, double prio)
+{
+	struct xy_task *t = mk(id, prio);
+	xy_task_set_cores(t, cores);
+	xy_task_set_gpus(t, gpus);
+	XY_CHECK_EQ(xy_sched_push(p->m.sched, t), 0);
+	return t;
+}
+
+/* The issue's case, at a larger scale: 1,000 one-GPU tasks queued ahead
+ * of 10 one-core tasks, on a worker with 2 cores and 1 GPU. The first
+ * round places one GPU task and one core task, and looks at the GPU
+ * shape once: not at each of its tasks. */
+static void t_no_head_of_line_blocking(void)
+{
+	struct place p;
+	place_setup(&p);
+	worker(&p, "w", 2, 1);
+	enum { GPU_TASKS = 1000 };
+	for (int i = 0; i < GPU_TASKS; i++)
+		queued(&p, i + 1, 1, 1, 0);
+	struct xy_task *first_cpu = queued(&p, 5000, 1, 0, 0);
+	for (int i = 1; i < 10; i++)
+		queued(&p, 5000 + i, 1, 0, 0);
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 2);
+	XY_CHECK_EQ(p.n_placed, 2);
+	XY_CHECK_EQ(p.placed[0]->id, 1);
+	XY_CHECK(p.placed[1] == first_cpu);
+	XY_CHECK_EQ(p.n_staged, 2);
+	/* The GPU tasks keep their order for the next round. */
+	XY_CHECK_EQ(xy_sched_count(p.m.sched), GPU_TASKS - 1 + 9);
+	struct xy_task *next = xy_sched_pop(p.m.sched);
+	XY_CHECK_EQ(next->id, 2);
+	xy_task_delete(next);
+	place_teardown(&p);
+}
+
+/* Priority holds across shapes: with one free core, the two-core task of
+ * priority 9 waits for a worker it fits and the one-core task of
+ * priority 5 runs before the one-core task of priority 1. */
+static void t_priorities_across_shapes(void)
+{
+	struct place p;
+	place_setup(&p);
+	struct xy_worker *small = worker(&p, "small", 1, 0);
+	struct xy_task *low = queued(&p, 1, 1, 0, 1);
+	struct xy_task *big = queued(&p, 2, 2, 0, 9);
+	struct xy_task *mid = queued(&p, 3, 1, 0, 5);
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 1);
+	XY_CHECK(p.placed[0] == mid && p.on[0] == small);
+	struct xy_worker *large = worker(&p, "large", 4, 0);
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 2);
+	XY_CHECK(p.placed[1] == big && p.on[1] == large);
+	XY_CHECK(p.placed[2] == low && p.on[2] == large);
+	place_teardown(&p);
+}
+
+/* A task goes to the worker that holds most of its input bytes; a worker
+ * whose disk was lately full (NO_ROOM) gets no input as large until its
+ * mark expires on the manager's clock. */
+static void t_data_and_room(void)
+{
+	struct place p;
+	place_setup(&p);
+	struct xy_worker *a = worker(&p, "a", 2, 0);
+	struct xy_worker *b = worker(&p, "b", 2, 0);
+	uint8_t id1[XY_ID_LEN] = {7}, id2[XY_ID_LEN] = {8};
+	struct xy_object *held = xy_catalog_object(p.m.catalog, id1, 0, 1000);
+	struct xy_object *big = xy_catalog_object(p.m.catalog, id2, 0, 1 << 20);
+	XY_CHECK(held && big);
+	xy_catalog_replica_add(held, b, 1);
+	struct xy_file f1 = {.state = FILE_READY, .obj = held};
+	struct xy_file f2 = {.state = FILE_READY, .obj = big};
+	struct task_file in1 = {.file = &f1, .as = "in"};
+	struct task_file in2 = {.file = &f2, .as = "in"};
+	struct xy_task *t = mk(1, 0);
+	t->inputs = &in1;
+	t->n_inputs = 1;
+	XY_CHECK(xy_sched_choose(p.m.sched, t) == b);
+	/* An input no worker holds, and a's disk lately full for it. */
+	t->inputs = &in2;
+	xy_wtable_mark_no_room(a, 1 << 20, fake_now);
+	XY_CHECK(xy_sched_choose(p.m.sched, t) == b);
+	/* Both full: no worker could give it room, so one is tried. */
+	xy_wtable_mark_no_room(b, 1 << 20, fake_now);
+	XY_CHECK(xy_sched_choose(p.m.sched, t) != NULL);
+	/* Five minutes on, the marks have expired; b is marked again. */
+	fake_now += 301;
+	xy_wtable_mark_no_room(b, 1 << 20, fake_now);
+	XY_CHECK(xy_sched_choose(p.m.sched, t) == a);
+	t->inputs = NULL;
+	t->n_inputs = 0;
+	xy_task_delete(t);
+	place_teardown(&p);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -133,6 +337,10 @@ int main(int argc, char **argv)
 		XY_TEST(t_remove_and_front),
 		XY_TEST(t_many_levels),
 		XY_TEST(t_call_window),
+		XY_TEST(t_order_across_shapes),
+		XY_TEST(t_no_head_of_line_blocking),
+		XY_TEST(t_priorities_across_shapes),
+		XY_TEST(t_data_and_room),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

@@ -1,0 +1,59 @@
+/*
+ * scheduler.h: the scheduler, a sub-context of the manager (sched.c). It
+ * holds the ready queue, grouped by resource shape, and places ready
+ * tasks on free workers. Only files under src/manager include it.
+ */
+#ifndef XY_MANAGER_SCHEDULER_H
+#define XY_MANAGER_SCHEDULER_H
+
+#include <stdint.h>
+
+struct xy_manager;
+struct xy_sched;
+struct xy_task;
+struct xy_worker;
+
+/* What a round does with a task and the worker chosen for it. The
+ * defaults are the transfer planner's and the manager's; a unit test sets
+ * its own, so that a round runs without connections. */
+struct xy_sched_ops {
+	/* 1: every input t lacks on w can be fetched now; 0: not now (the
+	 * planner's limits); -1: some input has no source at all. */
+	int (*can_stage)(void *arg, struct xy_task *t, struct xy_worker *w);
+	/* Sends t's fetches and t to w; t leaves the queue for good. */
+	void (*dispatch)(void *arg, struct xy_task *t, struct xy_worker *w);
+	/* t cannot be staged anywhere: the manager decides what is next. */
+	void (*requeue)(void *arg, struct xy_task *t);
+	void *arg;
+};
+
+/* A scheduler for m (NULL in tests of the queue alone), with the real
+ * operations. NULL with errno set if memory is short. */
+struct xy_sched *xy_sched_create(struct xy_manager *m);
+void xy_sched_destroy(struct xy_sched *s);
+void xy_sched_set_ops(struct xy_sched *s, const struct xy_sched_ops *ops);
+
+/* Queues t at the back of its shape and priority; -1 (ENOMEM) if a new
+ * shape or level could not be made, and t is not queued. */
+int xy_sched_push(struct xy_sched *s, struct xy_task *t);
+/* The task that runs first of all queued: highest priority, then first
+ * queued, across every shape. NULL if none. */
+struct xy_task *xy_sched_pop(struct xy_sched *s);
+/* Takes t out of the queue, wherever it is; nothing if it is not in. */
+void xy_sched_remove(struct xy_sched *s, struct xy_task *t);
+int64_t xy_sched_count(const struct xy_sched *s);
+/* Distinct shapes with queued tasks (for tests and status). */
+uint32_t xy_sched_shapes(const struct xy_sched *s);
+
+/* One scheduling round: places ready tasks on free workers, in priority
+ * order across shapes, passing over the shapes that no free worker fits.
+ * Returns the number placed. */
+int xy_sched_round(struct xy_sched *s);
+void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
+		    double *seconds);
+/* The worker chosen for t, or NULL: a fitting worker where t can start
+ * now, then the one with the most input bytes, then the most free
+ * cores. */
+struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t);
+
+#endif
