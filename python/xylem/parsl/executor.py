@@ -9,12 +9,15 @@ in a library instance on a worker, inside a sandbox.
 Files: every Parsl File with the file: scheme that the task names (in
 ``inputs``, in ``outputs``, as a positional or keyword argument) is
 declared to the manager, so that no shared filesystem is needed. Inputs
-are staged into the sandbox and outputs brought back to their paths. The
-task receives copies of its Files whose local_path is the sandbox name
-(the relative path itself for a relative path, ``.parsl/N/NAME`` for
-others). ``stdout`` and ``stderr`` are written in the sandbox and
-appended to (mode "a", the default) or written over (mode "w") their
-paths on this side when the task ends.
+are staged into the sandbox. Outputs are brought back into a staging
+directory of this executor, and put at their paths (each in one rename)
+only once the task has succeeded: a task that failed, or was cancelled
+at shutdown, leaves nothing at its output paths. The task receives copies
+of its Files whose local_path is the sandbox name (the relative path
+itself for a relative path, ``.parsl/N/NAME`` for others). ``stdout``
+and ``stderr`` are written in the sandbox and appended to (mode "a", the
+default) or written over (mode "w") their paths on this side when the
+task ends.
 
 Threads: the DataFlowKernel calls submit() (holding its submitter lock);
 the xylem Executor's manager thread completes the xylem futures; a
@@ -38,7 +41,7 @@ import threading
 from concurrent.futures import CancelledError, Future
 from typing import Any, Dict, List, Optional, Union
 
-from parsl.app.errors import BadStdStreamFile
+from parsl.app.errors import BadStdStreamFile, RemoteExceptionWrapper
 from parsl.data_provider.files import File as ParslFile
 from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.providers.base import ExecutionProvider
@@ -77,7 +80,7 @@ class _Task:
     def __init__(self, tid, future, outputs, std):
         self.tid = tid
         self.future = future
-        self.outputs = outputs  # sandbox name -> path here
+        self.outputs = outputs  # [(sandbox name, staged path, path here)]
         self.std = std          # [(temporary path, path here, mode)]
 
 
@@ -154,6 +157,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self._done = queue.SimpleQueue()
         self._completer = None
         self._tmpdir = None
+        self._staging = None
+        # Path here -> the staged copy that the last task to write it
+        # left, which later tasks read it from (see _files).
+        self._produced = {}
         self._warned = set()
 
     # ---------------------------------------------------------- lifecycle
@@ -170,6 +177,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
     def start(self):
         super().start()
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-parsl-")
+        self._staging = _staging_dir(self.run_dir, self.label)
         opts = dict(self.xylem_options)
         if self.provider is not None:
             opts.update(workers=0, port=self.port,
@@ -228,8 +236,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         if self._completer is not None:
             self._done.put(None)
             self._completer.join()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        for d in (self._tmpdir, self._staging):
+            if d:
+                shutil.rmtree(d, ignore_errors=True)
         super().shutdown()
 
     # ------------------------------------------------------------- submit
@@ -247,15 +256,17 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         except BadStdStreamFile as e:
             future.set_exception(e)
             return future
-        task = _Task(tid, future, {x.name: x.path for x in outputs}, std)
+        task = _Task(tid, future, [(x.name, x.path, here)
+                                   for x, here in outputs], std)
         if "cores" in opts:
             # As a command task's: a warm call's process is the library's.
             opts["env"] = {"CORES": str(opts["cores"]),
                            "OMP_NUM_THREADS": str(opts["cores"])}
         opts.update(inputs=inputs, retries=0,
                     tag=f"parsl:{getattr(func, '__name__', 'app')}")
-        opts["outputs"] = outputs + [xylem.File(tmp, name=name, cache="task")
-                                     for tmp, _, _, name in std]
+        opts["outputs"] = [x for x, _ in outputs] + \
+            [xylem.File(tmp, name=name, cache="task")
+             for tmp, _, _, name in std]
         with self._lock:
             self._tasks[tid] = future
         try:
@@ -304,10 +315,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         return opts
 
     def _files(self, tid, args, kwargs):
-        """Declares the task's Parsl Files: returns the xylem inputs and
-        outputs, the standard streams [(temporary path, path here, mode,
-        sandbox name)] and the arguments with Files rewritten to their
-        sandbox names."""
+        """Declares the task's Parsl Files: returns the xylem inputs, the
+        outputs [(xylem File of the staged copy, path here)], the standard
+        streams [(temporary path, path here, mode, sandbox name)] and the
+        arguments with Files rewritten to their sandbox names."""
         names = {}  # path here -> sandbox name
         inputs, outputs = {}, {}
 
@@ -336,7 +347,12 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                     not os.path.exists(path):
                 return f  # not ours to stage: left as it is
             name = sandbox_name(path)
-            inputs[name] = xylem.File(path, name=name)
+            # A file that a task of ours wrote is read from its staged
+            # copy: the manager knows which workers hold that one, and
+            # its catalogue, which never hashes a path twice, would give
+            # a path written again its first content.
+            staged = self._produced.get(os.path.abspath(path), path)
+            inputs[name] = xylem.File(staged, name=name)
             c = copy.copy(f)
             c.local_path = name
             return c
@@ -346,7 +362,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                 return f
             path = f.filepath
             name = sandbox_name(path)
-            outputs[name] = xylem.File(path, name=name)
+            staged = os.path.join(self._staging, f"{tid}-{len(outputs)}")
+            outputs[name] = (xylem.File(staged, name=name),
+                             os.path.abspath(path))
             c = copy.copy(f)
             c.local_path = name
             return c
@@ -410,14 +428,8 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             exc = self._failure(e)
         except Exception as e:
             exc = e
-        if exc is None:
-            for name in missing:
-                path = task.outputs.get(name)
-                if path is not None:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+        if exc is None and not isinstance(value, RemoteExceptionWrapper):
+            exc = self._deliver(task, missing)
         self._std(task, missing if exc is None else ())
         if task.future.done():
             return  # failed already (set_bad_state_and_fail_all)
@@ -425,6 +437,24 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             task.future.set_result(value)
         else:
             task.future.set_exception(exc)
+
+    def _deliver(self, task, missing):
+        """Puts a successful task's staged outputs (except the missing
+        ones, which are the worker side's placeholders) at their paths
+        here; returns None, or the exception for the task if one could
+        not be put there."""
+        missing = set(missing)
+        for name, staged, path in task.outputs:
+            if name in missing:
+                continue
+            try:
+                _put(staged, path)
+            except OSError as e:
+                return XylemTaskFailure(self, f"output {path} could not be"
+                                        f" written here: {e}")
+            with self._lock:
+                self._produced[path] = staged
+        return None
 
     def _std(self, task, missing):
         """Appends (or writes over) the task's standard streams here."""
@@ -467,6 +497,50 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             exc = XylemTaskFailure(self, text, e)
         exc.__cause__ = e
         return exc
+
+
+def _staging_dir(run_dir, label):
+    """A new directory for staged outputs: in Parsl's run directory if it
+    can be, which is usually on the filesystem of the outputs' paths, so
+    that putting an output there is a hard link rather than a copy."""
+    try:
+        return tempfile.mkdtemp(prefix=f"{label}-outputs-", dir=run_dir)
+    except (OSError, TypeError):
+        return tempfile.mkdtemp(prefix=f"xylem-parsl-{label}-outputs-")
+
+
+def _put(staged, path):
+    """Makes path a copy of the staged file or directory in one rename,
+    so that no partial file is ever seen there; the staged one stays
+    (the manager may serve it to later tasks)."""
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.xylem-{os.getpid()}-{threading.get_ident()}"
+    try:
+        if os.path.isdir(staged):
+            shutil.copytree(staged, tmp, symlinks=True,
+                            copy_function=_link_or_copy)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+        else:
+            _link_or_copy(staged, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _link_or_copy(src, dst):
+    """A hard link where both are on one filesystem, else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
 
 
 def _open_std(fdname, path, mode):
