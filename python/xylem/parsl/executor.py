@@ -111,7 +111,12 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         (default: UDP to this host).
     shared_fs: True: workers see this side's files at the same paths;
         Files and standard streams are then passed as they are, not
-        declared (no staging, no rewritten paths).
+        declared (no staging, no rewritten paths), and apps run in
+        working_dir rather than in their sandboxes.
+    working_dir: with shared_fs, the directory apps run in, where
+        relative paths resolve (default: this process's working
+        directory when the executor starts, as a LocalProvider's
+        HighThroughputExecutor workers would).
     """
 
     def __init__(self, label: str = "xylem",
@@ -127,6 +132,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                  storage_access: Optional[List[Any]] = None,
                  remote_monitoring_radio: Any = None,
                  shared_fs: bool = False,
+                 working_dir: Optional[str] = None,
                  block_error_handler: Union[bool, Any] = True):
         BlockProviderExecutor.__init__(self, provider=provider,
                                        block_error_handler=block_error_handler)
@@ -141,6 +147,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self.xylem_options = dict(xylem_options or {})
         self.storage_access = storage_access
         self.shared_fs = shared_fs
+        if working_dir is not None and not shared_fs:
+            raise ValueError("working_dir needs shared_fs=True: without a"
+                             " shared filesystem, apps run in sandboxes")
+        self.working_dir = working_dir
         if remote_monitoring_radio is None:
             from parsl.monitoring.radios.udp import UDPRadio
             remote_monitoring_radio = UDPRadio(
@@ -157,6 +167,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self._done = queue.SimpleQueue()
         self._completer = None
         self._tmpdir = None
+        self._cwd = None  # where apps run (shared_fs), fixed at start
         self._staging = None
         # Path here -> the staged copy that the last task to write it
         # left, which later tasks read it from (see _files).
@@ -178,6 +189,8 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         super().start()
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-parsl-")
         self._staging = _staging_dir(self.run_dir, self.label)
+        if self.shared_fs:
+            self._cwd = os.path.abspath(self.working_dir or os.getcwd())
         opts = dict(self.xylem_options)
         if self.provider is not None:
             opts.update(workers=0, port=self.port,
@@ -286,7 +299,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         rather than at every task."""
         runner = self._runners.get(func)
         if runner is None:
-            runner = functools.partial(_remote.run, func)
+            runner = functools.partial(_remote.run, func, cwd=self._cwd)
             try:
                 self._runners[func] = runner
             except TypeError:  # not hashable: not kept
