@@ -51,7 +51,7 @@ import xylem
 from xylem import errors as xerrors
 from xylem.workers import find_xylem
 
-from . import _remote
+from . import _hints, _remote
 from .errors import (XylemInputMissing, XylemLibraryCrashed,
                      XylemResourcesExhausted, XylemTaskFailure, XylemTimeout,
                      XylemWorkerLost)
@@ -75,13 +75,14 @@ STD_NAMES = {"stdout": ".parsl-stdout", "stderr": ".parsl-stderr"}
 class _Task:
     """What the executor keeps about a submitted task until it ends."""
 
-    __slots__ = ("tid", "future", "outputs", "std")
+    __slots__ = ("tid", "future", "outputs", "std", "declared")
 
-    def __init__(self, tid, future, outputs, std):
+    def __init__(self, tid, future, outputs, std, declared):
         self.tid = tid
         self.future = future
         self.outputs = outputs  # [(sandbox name, staged path, path here)]
         self.std = std          # [(temporary path, path here, mode)]
+        self.declared = declared  # the sandbox names of its Files
 
 
 class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
@@ -269,8 +270,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         except BadStdStreamFile as e:
             future.set_exception(e)
             return future
-        task = _Task(tid, future, [(x.name, x.path, here)
-                                   for x, here in outputs], std)
+        task = _Task(tid, future,
+                     [(x.name, x.path, here) for x, here in outputs], std,
+                     {x.name for x in inputs} |
+                     {x.name for x, _ in outputs})
         if "cores" in opts:
             # As a command task's: a warm call's process is the library's.
             opts["env"] = {"CORES": str(opts["cores"]),
@@ -441,7 +444,11 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             exc = self._failure(e)
         except Exception as e:
             exc = e
-        if exc is None and not isinstance(value, RemoteExceptionWrapper):
+        if exc is None and isinstance(value, RemoteExceptionWrapper):
+            if not self.shared_fs:
+                _hints.add(value.e_value, task.declared,
+                           [tmp for tmp, _, _, _ in task.std])
+        elif exc is None:
             exc = self._deliver(task, missing)
         self._std(task, missing if exc is None else ())
         if task.future.done():
