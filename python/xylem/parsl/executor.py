@@ -4,9 +4,10 @@ workers (docs/python.md, "Parsl").
 Each XylemExecutor wraps a xylem.Executor (a manager in this process, and
 local workers unless a Parsl provider starts them). A Parsl task becomes a
 warm call: the app's function (Parsl's python_app or bash_app wrapper) runs
-in a library instance on a worker, inside a sandbox.
+in a library instance on a worker, inside a sandbox; with shared_fs, in
+the executor's working directory instead, and its Files are not declared.
 
-Files: every Parsl File with the file: scheme that the task names (in
+Files (without shared_fs): every Parsl File with the file: scheme that the task names (in
 ``inputs``, in ``outputs``, as a positional or keyword argument) is
 declared to the manager, so that no shared filesystem is needed. Inputs
 are staged into the sandbox. Outputs are brought back into a staging
