@@ -12,8 +12,10 @@ Files (without shared_fs): every Parsl File with the file: scheme that the task 
 declared to the manager, so that no shared filesystem is needed. Inputs
 are staged into the sandbox. Outputs are brought back into a staging
 directory of this executor, and put at their paths (each in one rename)
-only once the task has succeeded: a task that failed, or was cancelled
-at shutdown, leaves nothing at its output paths. The task receives copies
+only once Xylem has run the task to its end: a task cancelled at
+shutdown, or failed by Xylem, leaves nothing at its output paths; what
+an app wrote before it raised is put there, as on a shared filesystem
+(Parsl's own test_launch_apps expects it). The task receives copies
 of its Files whose local_path is the sandbox name (the relative path
 itself for a relative path, ``.parsl/N/NAME`` for others). ``stdout``
 and ``stderr`` are written in the sandbox and appended to (mode "a", the
@@ -445,11 +447,11 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             exc = self._failure(e)
         except Exception as e:
             exc = e
-        if exc is None and isinstance(value, RemoteExceptionWrapper):
-            if not self.shared_fs:
+        if exc is None:
+            if isinstance(value, RemoteExceptionWrapper) and \
+                    not self.shared_fs:
                 _hints.add(value.e_value, task.declared,
                            [tmp for tmp, _, _, _ in task.std])
-        elif exc is None:
             exc = self._deliver(task, missing)
         self._std(task, missing if exc is None else ())
         if task.future.done():
@@ -460,10 +462,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             task.future.set_exception(exc)
 
     def _deliver(self, task, missing):
-        """Puts a successful task's staged outputs (except the missing
-        ones, which are the worker side's placeholders) at their paths
-        here; returns None, or the exception for the task if one could
-        not be put there."""
+        """Puts the staged outputs of a task that Xylem ran to its end
+        (except the missing ones, which are the worker side's
+        placeholders) at their paths here; returns None, or the exception
+        for the task if one could not be put there."""
         missing = set(missing)
         for name, staged, path in task.outputs:
             if name in missing:
