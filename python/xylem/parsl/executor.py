@@ -7,9 +7,10 @@ warm call: the app's function (Parsl's python_app or bash_app wrapper) runs
 in a library instance on a worker, inside a sandbox; with shared_fs, in
 the executor's working directory instead, and its Files are not declared.
 
-Files (without shared_fs): every Parsl File with the file: scheme that the task names (in
-``inputs``, in ``outputs``, as a positional or keyword argument) is
-declared to the manager, so that no shared filesystem is needed. Inputs
+Files (without shared_fs): every Parsl File with the file: scheme that
+the task names (in ``inputs``, in ``outputs``, as a positional or
+keyword argument) is declared to the manager, so that no shared
+filesystem is needed. Inputs
 are staged into the sandbox. Outputs are brought back into a staging
 directory of this executor, and put at their paths (each in one rename)
 only once Xylem has run the task to its end: a task cancelled at
