@@ -4,6 +4,7 @@ resource specifications, retries, and workers started through a Parsl
 provider (docs/python.md, "Parsl")."""
 
 import os
+import sys
 
 import pytest
 
@@ -61,6 +62,22 @@ def write(msg, outputs=(), stdout=None, stderr=None):
 @bash_app
 def exit_with(code):
     return f"exit {code}"
+
+
+@python_app
+def read_undeclared(path):
+    with open(path) as f:
+        return f.read()
+
+
+@bash_app
+def run_tool(inputs=(), stderr=None):
+    return "./tool.sh"
+
+
+@bash_app
+def cat_undeclared(stderr=None):
+    return "cat input.txt"
 
 
 @join_app
@@ -218,6 +235,58 @@ def test_retries(dfk, tmp_path):
     with pytest.raises(RuntimeError, match="try 3"):
         flaky(counter2, 10).result(TIMEOUT)
     assert open(counter2).read() == "3"
+
+
+def hint(e):
+    """The hint on e: its notes, or its message before Python 3.11."""
+    return " ".join(getattr(e, "__notes__", [])) + str(e)
+
+
+needs_notes = pytest.mark.skipif(sys.version_info < (3, 11),
+                                 reason="exception notes are Python 3.11+")
+
+
+def test_undeclared_relative_path_hint(dfk, tmp_path, monkeypatch):
+    # The file is here, but the app runs in a sandbox: the same
+    # FileNotFoundError as before, saying how to declare it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.txt").write_text("x")
+    with pytest.raises(FileNotFoundError) as e:
+        read_undeclared("input.txt").result(TIMEOUT)
+    assert "inputs=[File('input.txt')]" in hint(e.value)
+    assert "shared_fs=True" in hint(e.value)
+    # Declared, it is there.
+    assert read_undeclared(File("input.txt")).result(TIMEOUT) == "x"
+    # No hint for a path that is missing here too.
+    with pytest.raises(FileNotFoundError) as e:
+        read_undeclared(str(tmp_path / "nowhere.txt")).result(TIMEOUT)
+    assert "inputs=" not in hint(e.value)
+
+
+@needs_notes
+def test_bash_app_not_found_hint(dfk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tool = tmp_path / "tool.sh"
+    tool.write_text("#!/bin/sh\necho tool\n")
+    tool.chmod(0o755)
+    # From its stderr: the path the shell did not find.
+    with pytest.raises(parsl.app.errors.BashExitFailure) as e:
+        run_tool(stderr="err.txt").result(TIMEOUT)
+    assert "'./tool.sh'" in hint(e.value)
+    assert "inputs=[File(" in hint(e.value)
+    # Without stderr, from exit code 127.
+    with pytest.raises(parsl.app.errors.BashExitFailure) as e:
+        run_tool().result(TIMEOUT)
+    assert "127" in hint(e.value) and "inputs=[File(" in hint(e.value)
+    with pytest.raises(parsl.app.errors.BashExitFailure) as e:
+        cat_undeclared(stderr="err.txt").result(TIMEOUT)
+    assert "inputs=[File('input.txt')]" in hint(e.value)
+    # Declared, the program is there, and runs.
+    assert run_tool(inputs=[File("tool.sh")]).result(TIMEOUT) == 0
+    # A failure of the app's own has no hint.
+    with pytest.raises(parsl.app.errors.BashExitFailure) as e:
+        exit_with(3).result(TIMEOUT)
+    assert not getattr(e.value, "__notes__", None)
 
 
 def test_provider(tmp_path):

@@ -4,17 +4,24 @@ workers (docs/python.md, "Parsl").
 Each XylemExecutor wraps a xylem.Executor (a manager in this process, and
 local workers unless a Parsl provider starts them). A Parsl task becomes a
 warm call: the app's function (Parsl's python_app or bash_app wrapper) runs
-in a library instance on a worker, inside a sandbox.
+in a library instance on a worker, inside a sandbox; with shared_fs, in
+the executor's working directory instead, and its Files are not declared.
 
-Files: every Parsl File with the file: scheme that the task names (in
-``inputs``, in ``outputs``, as a positional or keyword argument) is
-declared to the manager, so that no shared filesystem is needed. Inputs
-are staged into the sandbox and outputs brought back to their paths. The
-task receives copies of its Files whose local_path is the sandbox name
-(the relative path itself for a relative path, ``.parsl/N/NAME`` for
-others). ``stdout`` and ``stderr`` are written in the sandbox and
-appended to (mode "a", the default) or written over (mode "w") their
-paths on this side when the task ends.
+Files (without shared_fs): every Parsl File with the file: scheme that
+the task names (in ``inputs``, in ``outputs``, as a positional or
+keyword argument) is declared to the manager, so that no shared
+filesystem is needed. Inputs
+are staged into the sandbox. Outputs are brought back into a staging
+directory of this executor, and put at their paths (each in one rename)
+only once Xylem has run the task to its end: a task cancelled at
+shutdown, or failed by Xylem, leaves nothing at its output paths; what
+an app wrote before it raised is put there, as on a shared filesystem
+(Parsl's own test_launch_apps expects it). The task receives copies
+of its Files whose local_path is the sandbox name (the relative path
+itself for a relative path, ``.parsl/N/NAME`` for others). ``stdout``
+and ``stderr`` are written in the sandbox and appended to (mode "a", the
+default) or written over (mode "w") their paths on this side when the
+task ends.
 
 Threads: the DataFlowKernel calls submit() (holding its submitter lock);
 the xylem Executor's manager thread completes the xylem futures; a
@@ -38,7 +45,7 @@ import threading
 from concurrent.futures import CancelledError, Future
 from typing import Any, Dict, List, Optional, Union
 
-from parsl.app.errors import BadStdStreamFile
+from parsl.app.errors import BadStdStreamFile, RemoteExceptionWrapper
 from parsl.data_provider.files import File as ParslFile
 from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.providers.base import ExecutionProvider
@@ -48,7 +55,7 @@ import xylem
 from xylem import errors as xerrors
 from xylem.workers import find_xylem
 
-from . import _remote
+from . import _hints, _remote
 from .errors import (XylemInputMissing, XylemLibraryCrashed,
                      XylemResourcesExhausted, XylemTaskFailure, XylemTimeout,
                      XylemWorkerLost)
@@ -72,13 +79,14 @@ STD_NAMES = {"stdout": ".parsl-stdout", "stderr": ".parsl-stderr"}
 class _Task:
     """What the executor keeps about a submitted task until it ends."""
 
-    __slots__ = ("tid", "future", "outputs", "std")
+    __slots__ = ("tid", "future", "outputs", "std", "declared")
 
-    def __init__(self, tid, future, outputs, std):
+    def __init__(self, tid, future, outputs, std, declared):
         self.tid = tid
         self.future = future
-        self.outputs = outputs  # sandbox name -> path here
+        self.outputs = outputs  # [(sandbox name, staged path, path here)]
         self.std = std          # [(temporary path, path here, mode)]
+        self.declared = declared  # the sandbox names of its Files
 
 
 class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
@@ -108,7 +116,12 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         (default: UDP to this host).
     shared_fs: True: workers see this side's files at the same paths;
         Files and standard streams are then passed as they are, not
-        declared (no staging, no rewritten paths).
+        declared (no staging, no rewritten paths), and apps run in
+        working_dir rather than in their sandboxes.
+    working_dir: with shared_fs, the directory apps run in, where
+        relative paths resolve (default: this process's working
+        directory when the executor starts, as a LocalProvider's
+        HighThroughputExecutor workers would).
     """
 
     def __init__(self, label: str = "xylem",
@@ -124,6 +137,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                  storage_access: Optional[List[Any]] = None,
                  remote_monitoring_radio: Any = None,
                  shared_fs: bool = False,
+                 working_dir: Optional[str] = None,
                  block_error_handler: Union[bool, Any] = True):
         BlockProviderExecutor.__init__(self, provider=provider,
                                        block_error_handler=block_error_handler)
@@ -138,6 +152,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self.xylem_options = dict(xylem_options or {})
         self.storage_access = storage_access
         self.shared_fs = shared_fs
+        if working_dir is not None and not shared_fs:
+            raise ValueError("working_dir needs shared_fs=True: without a"
+                             " shared filesystem, apps run in sandboxes")
+        self.working_dir = working_dir
         if remote_monitoring_radio is None:
             from parsl.monitoring.radios.udp import UDPRadio
             remote_monitoring_radio = UDPRadio(
@@ -154,6 +172,11 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self._done = queue.SimpleQueue()
         self._completer = None
         self._tmpdir = None
+        self._cwd = None  # where apps run (shared_fs), fixed at start
+        self._staging = None
+        # Path here -> the staged copy that the last task to write it
+        # left, which later tasks read it from (see _files).
+        self._produced = {}
         self._warned = set()
 
     # ---------------------------------------------------------- lifecycle
@@ -170,6 +193,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
     def start(self):
         super().start()
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-parsl-")
+        self._staging = _staging_dir(self.run_dir, self.label)
+        if self.shared_fs:
+            self._cwd = os.path.abspath(self.working_dir or os.getcwd())
         opts = dict(self.xylem_options)
         if self.provider is not None:
             opts.update(workers=0, port=self.port,
@@ -228,8 +254,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         if self._completer is not None:
             self._done.put(None)
             self._completer.join()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        for d in (self._tmpdir, self._staging):
+            if d:
+                shutil.rmtree(d, ignore_errors=True)
         super().shutdown()
 
     # ------------------------------------------------------------- submit
@@ -247,15 +274,19 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         except BadStdStreamFile as e:
             future.set_exception(e)
             return future
-        task = _Task(tid, future, {x.name: x.path for x in outputs}, std)
+        task = _Task(tid, future,
+                     [(x.name, x.path, here) for x, here in outputs], std,
+                     {x.name for x in inputs} |
+                     {x.name for x, _ in outputs})
         if "cores" in opts:
             # As a command task's: a warm call's process is the library's.
             opts["env"] = {"CORES": str(opts["cores"]),
                            "OMP_NUM_THREADS": str(opts["cores"])}
         opts.update(inputs=inputs, retries=0,
                     tag=f"parsl:{getattr(func, '__name__', 'app')}")
-        opts["outputs"] = outputs + [xylem.File(tmp, name=name, cache="task")
-                                     for tmp, _, _, name in std]
+        opts["outputs"] = [x for x, _ in outputs] + \
+            [xylem.File(tmp, name=name, cache="task")
+             for tmp, _, _, name in std]
         with self._lock:
             self._tasks[tid] = future
         try:
@@ -275,7 +306,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         rather than at every task."""
         runner = self._runners.get(func)
         if runner is None:
-            runner = functools.partial(_remote.run, func)
+            runner = functools.partial(_remote.run, func, cwd=self._cwd)
             try:
                 self._runners[func] = runner
             except TypeError:  # not hashable: not kept
@@ -304,10 +335,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         return opts
 
     def _files(self, tid, args, kwargs):
-        """Declares the task's Parsl Files: returns the xylem inputs and
-        outputs, the standard streams [(temporary path, path here, mode,
-        sandbox name)] and the arguments with Files rewritten to their
-        sandbox names."""
+        """Declares the task's Parsl Files: returns the xylem inputs, the
+        outputs [(xylem File of the staged copy, path here)], the standard
+        streams [(temporary path, path here, mode, sandbox name)] and the
+        arguments with Files rewritten to their sandbox names."""
         names = {}  # path here -> sandbox name
         inputs, outputs = {}, {}
 
@@ -336,7 +367,12 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                     not os.path.exists(path):
                 return f  # not ours to stage: left as it is
             name = sandbox_name(path)
-            inputs[name] = xylem.File(path, name=name)
+            # A file that a task of ours wrote is read from its staged
+            # copy: the manager knows which workers hold that one, and
+            # its catalogue, which never hashes a path twice, would give
+            # a path written again its first content.
+            staged = self._produced.get(os.path.abspath(path), path)
+            inputs[name] = xylem.File(staged, name=name)
             c = copy.copy(f)
             c.local_path = name
             return c
@@ -346,7 +382,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                 return f
             path = f.filepath
             name = sandbox_name(path)
-            outputs[name] = xylem.File(path, name=name)
+            staged = os.path.join(self._staging, f"{tid}-{len(outputs)}")
+            outputs[name] = (xylem.File(staged, name=name),
+                             os.path.abspath(path))
             c = copy.copy(f)
             c.local_path = name
             return c
@@ -411,13 +449,11 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         except Exception as e:
             exc = e
         if exc is None:
-            for name in missing:
-                path = task.outputs.get(name)
-                if path is not None:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+            if isinstance(value, RemoteExceptionWrapper) and \
+                    not self.shared_fs:
+                _hints.add(value.e_value, task.declared,
+                           [tmp for tmp, _, _, _ in task.std])
+            exc = self._deliver(task, missing)
         self._std(task, missing if exc is None else ())
         if task.future.done():
             return  # failed already (set_bad_state_and_fail_all)
@@ -425,6 +461,24 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             task.future.set_result(value)
         else:
             task.future.set_exception(exc)
+
+    def _deliver(self, task, missing):
+        """Puts the staged outputs of a task that Xylem ran to its end
+        (except the missing ones, which are the worker side's
+        placeholders) at their paths here; returns None, or the exception
+        for the task if one could not be put there."""
+        missing = set(missing)
+        for name, staged, path in task.outputs:
+            if name in missing:
+                continue
+            try:
+                _put(staged, path)
+            except OSError as e:
+                return XylemTaskFailure(self, f"output {path} could not be"
+                                        f" written here: {e}")
+            with self._lock:
+                self._produced[path] = staged
+        return None
 
     def _std(self, task, missing):
         """Appends (or writes over) the task's standard streams here."""
@@ -467,6 +521,50 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             exc = XylemTaskFailure(self, text, e)
         exc.__cause__ = e
         return exc
+
+
+def _staging_dir(run_dir, label):
+    """A new directory for staged outputs: in Parsl's run directory if it
+    can be, which is usually on the filesystem of the outputs' paths, so
+    that putting an output there is a hard link rather than a copy."""
+    try:
+        return tempfile.mkdtemp(prefix=f"{label}-outputs-", dir=run_dir)
+    except (OSError, TypeError):
+        return tempfile.mkdtemp(prefix=f"xylem-parsl-{label}-outputs-")
+
+
+def _put(staged, path):
+    """Makes path a copy of the staged file or directory in one rename,
+    so that no partial file is ever seen there; the staged one stays
+    (the manager may serve it to later tasks)."""
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.xylem-{os.getpid()}-{threading.get_ident()}"
+    try:
+        if os.path.isdir(staged):
+            shutil.copytree(staged, tmp, symlinks=True,
+                            copy_function=_link_or_copy)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+        else:
+            _link_or_copy(staged, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _link_or_copy(src, dst):
+    """A hard link where both are on one filesystem, else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
 
 
 def _open_std(fdname, path, mode):
