@@ -162,12 +162,14 @@ static char **worker_env(void)
  * then stops the workers in order; and it dies with us if we are killed. */
 static pid_t spawn_worker(struct xy_local *l, int i, char **env)
 {
-	char where[64], cores[16], memory[32], *argv[16];
+	char where[96], cores[16], memory[32], *argv[16];
 	pid_t parent = getpid(), pid;
 	sigset_t none;
 	int n = 0;
 
-	snprintf(where, sizeof where, "127.0.0.1:%d", xy_manager_port(l->m));
+	snprintf(where, sizeof where,
+		 strchr(l->worker_host, ':') ? "[%s]:%d" : "%s:%d",
+		 l->worker_host, xy_manager_port(l->m));
 	snprintf(cores, sizeof cores, "%d", l->worker_cores);
 	snprintf(memory, sizeof memory, "%lld", (long long)l->worker_memory_mb);
 	snprintf(l->workers[i].cache, sizeof l->workers[i].cache,
@@ -278,9 +280,14 @@ static int pump_until_gone(struct xy_local *l, double seconds)
 int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt)
 {
 	char err[1024] = "";
+	const char *h = opt->host;
 
 	opt->secret = l->secret;
 	opt->secret_len = l->secret_len;
+	if (!h || !*h || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") ||
+	    strlen(h) >= sizeof l->worker_host)
+		h = "127.0.0.1";
+	snprintf(l->worker_host, sizeof l->worker_host, "%s", h);
 	l->m = xy_manager_create(opt, err, sizeof err);
 	if (!l->m) {
 		fprintf(stderr, "%s: cannot start the manager: %s\n", l->who,
