@@ -259,7 +259,9 @@ static void signal_workers(struct xy_local *l, int sig)
 }
 
 /* Keeps the manager's loop turning (so that SHUTDOWN and BYE go through)
- * until every local worker exited or `seconds` passed. */
+ * until every local worker exited or `seconds` passed. The caller has
+ * stopped collecting tasks (a second ^C stops waiting for the cancelled
+ * ones): a task that comes back now is ours to free. */
 static int pump_until_gone(struct xy_local *l, double seconds)
 {
 	const struct timespec nap = {0, 20 * 1000 * 1000};
@@ -270,7 +272,7 @@ static int pump_until_gone(struct xy_local *l, double seconds)
 		double t0 = xy_now();
 
 		if (l->m)
-			xy_manager_wait(l->m, 0.05);
+			xy_task_delete(xy_manager_wait(l->m, 0.05));
 		if (xy_now() - t0 < 0.01)
 			nanosleep(&nap, NULL);
 	}
