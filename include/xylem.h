@@ -89,17 +89,19 @@ struct xy_manager_options {
 XY_API struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 					    char *err, size_t errlen);
 
-/* Stops listening, disconnects workers (which then exit, dropping all but
- * their FOREVER objects), and frees every task, file and library the
- * manager still owns. Posts not yet run are dropped. No other thread may
- * use m from then on. xy_manager_destroy(NULL) does nothing. */
+/* Stops listening, tells every connected worker to exit (SHUTDOWN, as
+ * xy_manager_shutdown_workers; such a worker exits 0, dropping all but
+ * its FOREVER objects) and disconnects it, and frees every task, file and
+ * library the manager still owns. Posts not yet run are dropped. No other
+ * thread may use m from then on. xy_manager_destroy(NULL) does nothing. */
 XY_API void xy_manager_destroy(struct xy_manager *m);
 
 /* The TCP port the manager listens on (useful after port 0). */
 XY_API int xy_manager_port(const struct xy_manager *m);
 
-/* Tells connected workers to exit (used by `xylem run` for the workers it
- * started). Returns the number of workers told. */
+/* Tells connected workers to exit now, while the manager still runs (used
+ * by `xylem run` for the workers it started, which it then waits for).
+ * Returns the number of workers told; one told before is not told again. */
 XY_API int xy_manager_shutdown_workers(struct xy_manager *m);
 
 /* ------------------------------------------------------------------ files */

@@ -11,7 +11,8 @@
  * go in as the buffer cwl-job.json. The task's out/ directory and
  * cwl-result.json come back; the output files move to --outdir, and the
  * output object, its paths rewritten, is printed on stdout, which carries
- * nothing else.
+ * nothing else. SIGINT and SIGTERM cancel the task, and the directories
+ * are removed before it exits with 128 + the signal.
  *
  * `cwl-exec`, in the task's sandbox, makes the job's paths absolute, runs
  * the tool (cwl_exec_tool) with out/ as its output directory and tmp/ as
@@ -25,6 +26,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,14 @@
 #define JOB_FILE "cwl-job.json"
 #define RESULT_FILE "cwl-result.json"
 #define SUBDIR_MAX (PATH_MAX + 8) /* the sandbox's out/ and tmp/ */
+#define CANCEL_GRACE_S 5.0
+#define WAIT_SLICE_S 0.25
+
+/* The signal that interrupted the command (SIGINT or SIGTERM), and how
+ * many arrived: the first cancels the task, the second stops waiting;
+ * either way the directories are removed (as xylem run does). */
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_count;
 
 struct cwl_opts {
 	const char *tool, *job;
@@ -108,7 +118,8 @@ static void usage(FILE *out)
 		"                     output object, and exit\n\n"
 		"exit status: 0 success, 1 the tool failed (permanentFail),"
 		" 2 usage,\n33 a feature this runner does not support, 75 a"
-		" temporary failure.\n"
+		" temporary failure,\n130 after SIGINT (143 after SIGTERM):"
+		" the task cancelled, its directories\nremoved.\n"
 		"Documentation: docs/cwl.md.\n");
 }
 
@@ -664,6 +675,30 @@ static int classify(struct cwl_run *r, const struct outcome *o)
 	return CWL_PERMANENT_FAIL;
 }
 
+/* ------------------------------------------------------------- signals */
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+	stop_count++;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static int interrupted_status(void)
+{
+	return 128 + stop_signal;
+}
+
 /* ----------------------------------------------------------------- cwl */
 
 static int start(struct cwl_run *r)
@@ -680,20 +715,50 @@ static int start(struct cwl_run *r)
 	return 0;
 }
 
+/* Waits for task id in slices, so that a signal is seen: the first
+ * cancels the task (its worker kills it) and waits up to CANCEL_GRACE_S
+ * for it to come back; a second stops waiting. NULL with EINTR then. */
+static struct xy_task *wait_task(struct cwl_run *r, uint64_t id)
+{
+	double deadline = 0;
+	struct xy_task *t;
+
+	for (;;) {
+		if (stop_count && !deadline) {
+			fprintf(stderr, "xylem cwl: interrupted, cancelling"
+				" the task\n");
+			xy_manager_cancel(r->m, id);
+			deadline = xy_now() + CANCEL_GRACE_S;
+		}
+		if (stop_count > 1 || (deadline && xy_now() > deadline)) {
+			errno = EINTR;
+			return NULL;
+		}
+		t = xy_manager_wait(r->m, WAIT_SLICE_S);
+		if (t || errno != ETIMEDOUT)
+			return t;
+	}
+}
+
 static int run_task(struct cwl_run *r)
 {
 	char err[2048] = "";
 	struct xy_task *t = make_task(r, err, sizeof err);
+	uint64_t id;
 	int rc;
 
-	if (!t || !xy_manager_submit(r->m, t, err, sizeof err)) {
+	if (!t || !(id = xy_manager_submit(r->m, t, err, sizeof err))) {
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		xy_task_delete(t);
 		return CWL_PERMANENT_FAIL;
 	}
 	if (xy_local_start_workers(&r->local) < 0)
 		return CWL_PERMANENT_FAIL;
-	t = xy_manager_wait(r->m, -1);
+	t = wait_task(r, id);
+	if (stop_count) {
+		xy_task_delete(t);
+		return interrupted_status();
+	}
 	if (!t) {
 		fprintf(stderr, "xylem cwl: waiting for the task: %s\n",
 			strerror(errno));
@@ -757,6 +822,24 @@ static int remote_fetch(struct cwl_run *r, struct xy_client *c,
 	return 0;
 }
 
+/* Waits for the RESULT in slices, so that a signal is seen; closing the
+ * connection then makes the manager cancel the task. -1 with EINTR. */
+static int wait_result(struct xy_client *c, struct xy_msg_result *res,
+		       char *err, size_t errlen)
+{
+	for (;;) {
+		if (stop_count) {
+			fprintf(stderr, "xylem cwl: interrupted, cancelling"
+				" the task\n");
+			return xy_fail(err, errlen, EINTR, "interrupted");
+		}
+		if (xy_client_wait(c, WAIT_SLICE_S, res, err, errlen) == 0)
+			return 0;
+		if (errno != ETIMEDOUT)
+			return -1;
+	}
+}
+
 /* Submits the task to the manager named by --manager, waits for it,
  * fetches its outputs and classifies it as run_task does. */
 static int remote_exchange(struct cwl_run *r, struct xy_client *c)
@@ -772,8 +855,13 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c)
 		fprintf(stderr, "xylem cwl: cannot write %s: %s\n", JOB_FILE,
 			strerror(errno));
 	else if (!xy_client_submit(c, &ct, err, sizeof err) ||
-		 xy_client_wait(c, -1, &res, err, sizeof err) < 0)
-		fprintf(stderr, "xylem cwl: %s: %s\n", r->o.manager, err);
+		 wait_result(c, &res, err, sizeof err) < 0) {
+		if (stop_count)
+			rc = interrupted_status();
+		else
+			fprintf(stderr, "xylem cwl: %s: %s\n", r->o.manager,
+				err);
+	}
 	else {
 		struct outcome o = {(xy_result)res.result, res.exit_code,
 				    res.output, res.output_len, res.message};
@@ -781,7 +869,8 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c)
 		    remote_fetch(r, c, &res, err, sizeof err) < 0)
 			fprintf(stderr, "xylem cwl: %s\n", err);
 		else
-			rc = classify(r, &o);
+			rc = stop_count ? interrupted_status()
+					: classify(r, &o);
 		xy_client_result_free(&res);
 	}
 	free(inputs);
@@ -914,6 +1003,9 @@ int xy_cli_cwl(int argc, char **argv)
 	}
 	if (xy_local_tmpdir(&r.local, "xylem-cwl") < 0)
 		return CWL_PERMANENT_FAIL;
+	/* From here on a signal ends the command through the cleanup
+	 * below, which removes the directories. */
+	catch_signals();
 	if (r.o.scratch)
 		snprintf(scratch, sizeof scratch, "%s", r.o.scratch);
 	else
@@ -925,7 +1017,9 @@ int xy_cli_cwl(int argc, char **argv)
 		return CWL_PERMANENT_FAIL;
 	}
 	rc = load(&r, scratch);
-	if (rc == -1)
+	if (stop_count)
+		rc = interrupted_status();
+	else if (rc == -1)
 		rc = XY_EXIT_OK;
 	else if (rc == CWL_OK && r.o.manager)
 		rc = run_remote(&r);

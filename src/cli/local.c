@@ -162,12 +162,14 @@ static char **worker_env(void)
  * then stops the workers in order; and it dies with us if we are killed. */
 static pid_t spawn_worker(struct xy_local *l, int i, char **env)
 {
-	char where[64], cores[16], memory[32], *argv[16];
+	char where[96], cores[16], memory[32], *argv[16];
 	pid_t parent = getpid(), pid;
 	sigset_t none;
 	int n = 0;
 
-	snprintf(where, sizeof where, "127.0.0.1:%d", xy_manager_port(l->m));
+	snprintf(where, sizeof where,
+		 strchr(l->worker_host, ':') ? "[%s]:%d" : "%s:%d",
+		 l->worker_host, xy_manager_port(l->m));
 	snprintf(cores, sizeof cores, "%d", l->worker_cores);
 	snprintf(memory, sizeof memory, "%lld", (long long)l->worker_memory_mb);
 	snprintf(l->workers[i].cache, sizeof l->workers[i].cache,
@@ -257,7 +259,9 @@ static void signal_workers(struct xy_local *l, int sig)
 }
 
 /* Keeps the manager's loop turning (so that SHUTDOWN and BYE go through)
- * until every local worker exited or `seconds` passed. */
+ * until every local worker exited or `seconds` passed. The caller has
+ * stopped collecting tasks (a second ^C stops waiting for the cancelled
+ * ones): a task that comes back now is ours to free. */
 static int pump_until_gone(struct xy_local *l, double seconds)
 {
 	const struct timespec nap = {0, 20 * 1000 * 1000};
@@ -268,7 +272,7 @@ static int pump_until_gone(struct xy_local *l, double seconds)
 		double t0 = xy_now();
 
 		if (l->m)
-			xy_manager_wait(l->m, 0.05);
+			xy_task_delete(xy_manager_wait(l->m, 0.05));
 		if (xy_now() - t0 < 0.01)
 			nanosleep(&nap, NULL);
 	}
@@ -278,9 +282,14 @@ static int pump_until_gone(struct xy_local *l, double seconds)
 int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt)
 {
 	char err[1024] = "";
+	const char *h = opt->host;
 
 	opt->secret = l->secret;
 	opt->secret_len = l->secret_len;
+	if (!h || !*h || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") ||
+	    strlen(h) >= sizeof l->worker_host)
+		h = "127.0.0.1";
+	snprintf(l->worker_host, sizeof l->worker_host, "%s", h);
 	l->m = xy_manager_create(opt, err, sizeof err);
 	if (!l->m) {
 		fprintf(stderr, "%s: cannot start the manager: %s\n", l->who,

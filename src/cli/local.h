@@ -25,6 +25,9 @@ struct xy_local {
 	char *secret;
 	size_t secret_len;
 	char tmpdir[PATH_MAX / 2]; /* "" until made */
+	/* Where local workers reach the manager: the address it listens
+	 * on, or 127.0.0.1 when it listens on every interface. */
+	char worker_host[64];
 	char secret_path[PATH_MAX];
 	struct xy_local_worker *workers;
 	int n_workers, worker_cores;
@@ -52,7 +55,8 @@ int xy_local_secret(struct xy_local *l, const char *secret_file);
 int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt);
 
 /* Starts l->n_workers workers of l->worker_cores cores each, connecting to
- * l->m on 127.0.0.1. With n_workers 0 it says where workers may connect. */
+ * l->m at l->worker_host. With n_workers 0 it says where workers may
+ * connect. */
 int xy_local_start_workers(struct xy_local *l);
 
 /* Reaps exited workers without blocking; returns how many still run. */

@@ -43,6 +43,7 @@ static volatile sig_atomic_t stop_count;
 struct run_opts {
 	const char *workflow;
 	int workers; /* -1: one per core */
+	const char *host; /* --host; NULL: chosen by listen_host */
 	int port;
 	const char *secret_file;
 	const char *history;
@@ -86,6 +87,12 @@ static void usage(FILE *out)
 		"                        0: only wait for external workers)\n"
 		"  --cores-per-worker N  cores each local worker offers (default:"
 		" cores / N)\n"
+		"  --host H              address to listen on (default:"
+		" 127.0.0.1 when only\n"
+		"                        local workers are served, that is"
+		" without --workers 0,\n"
+		"                        --port or --secret-file; else all"
+		" interfaces)\n"
 		"  --port P              port to listen on (default: any free"
 		" port)\n"
 		"  --secret-file F       read the workers' shared secret from F"
@@ -103,9 +110,11 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
-	enum { O_WORKERS = 256, O_PORT, O_SECRET, O_HISTORY, O_CPW, O_QUIET };
+	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
+	       O_QUIET };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
+		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
@@ -125,6 +134,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case O_WORKERS:
 			bad |= xy_cli_int("xylem run", "--workers", optarg,
 					  0, 4096, &o->workers);
+			break;
+		case O_HOST:
+			o->host = optarg;
 			break;
 		case O_PORT:
 			bad |= xy_cli_int("xylem run", "--port", optarg,
@@ -220,9 +232,23 @@ static void warn_missing_inputs(struct run *r)
 	}
 }
 
+/* The address to listen on: --host, else loopback when the run serves
+ * only the local workers it starts (as the Python Executor decides: no
+ * port and no secret file to hand to workers elsewhere), else every
+ * interface. */
+static const char *listen_host(const struct run *r)
+{
+	if (r->o.host)
+		return r->o.host;
+	if (r->local.n_workers > 0 && !r->o.port && !r->o.secret_file)
+		return "127.0.0.1";
+	return NULL;
+}
+
 static int start_manager(struct run *r)
 {
 	struct xy_manager_options opt = {
+		.host = listen_host(r),
 		.port = r->o.port,
 		.history = r->o.history,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
@@ -230,6 +256,14 @@ static int start_manager(struct run *r)
 	if (xy_local_manager(&r->local, &opt) < 0)
 		return -1;
 	r->m = r->local.m;
+	/* Never the secret itself: where it is, for `xylem status`. */
+	XY_LOGI("run", "listening on %s%s%s:%d (secret %s%s)",
+		opt.host && strchr(opt.host, ':') ? "[" : "",
+		opt.host ? opt.host : "0.0.0.0",
+		opt.host && strchr(opt.host, ':') ? "]" : "",
+		xy_manager_port(r->m),
+		r->local.secret_path[0] ? "file " : "from XYLEM_SECRET",
+		r->local.secret_path);
 	return 0;
 }
 

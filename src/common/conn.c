@@ -50,6 +50,7 @@ struct xy_conn {
 	int gai_pending; /* the lookup still owns gai */
 	int silent;      /* failed in accept: free without on_close */
 	int writing;     /* wreq is in flight with `wbuf` */
+	int refused;     /* the handshake failed for good (xy_conn_refused) */
 	uint8_t role;
 	uint8_t nonce_s[XY_NONCE_LEN];
 	uint8_t nonce_c[XY_NONCE_LEN];
@@ -162,7 +163,10 @@ static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
 
 static void log_failure(struct xy_conn *c, const char *reason)
 {
-	if (c->state == S_READY)
+	if (c->opts.quiet && !c->server && c->state != S_READY)
+		XY_LOGD("conn", "handshake with %s failed: %s", c->peer,
+			reason);
+	else if (c->state == S_READY)
 		XY_LOGW("conn", "closing %s: %s", c->peer, reason);
 	else if (c->server)
 		XY_LOGW("conn", "refused %s: %s", c->peer, reason);
@@ -249,6 +253,7 @@ static void on_auth(struct xy_conn *c, const struct xy_msg_auth *a)
 static void on_challenge(struct xy_conn *c, const struct xy_msg_challenge *ch)
 {
 	if (ch->magic != XY_PROTO_MAGIC || ch->version != XY_PROTO_VERSION) {
+		c->refused = 1;
 		fail(c, XY_ERR_VERSION, "version mismatch (%u, not %u)",
 		     ch->version, XY_PROTO_VERSION);
 		return;
@@ -273,6 +278,7 @@ static void on_auth_ok(struct xy_conn *c, const struct xy_msg_auth_ok *ok)
 	xy_auth_mac(c->secret, c->secret_len, 's', c->opts.role, c->nonce_c,
 		    c->nonce_s, want);
 	if (xy_auth_equal(want, ok->mac, XY_MAC_LEN) != 0) {
+		c->refused = 1;
 		fail(c, XY_ERR_AUTH, "server did not prove the secret");
 		return;
 	}
@@ -288,6 +294,11 @@ static void dispatch(struct xy_conn *c, unsigned type, union xy_msg *m)
 		[S_AWAIT_AUTH] = XY_MSG_AUTH,
 	};
 	if (type == XY_MSG_ERROR) {
+		/* A refusal of the secret or the version stands; a peer that
+		 * gave up waiting for us (TIMEOUT) may take us next time. */
+		c->refused = c->state != S_READY &&
+			     (m->error.code == XY_ERR_AUTH ||
+			      m->error.code == XY_ERR_VERSION);
 		fail(c, 0, "%s: %s",
 		     c->state == S_READY ? "peer error" : "refused by peer",
 		     m->error.text ? m->error.text : "");
@@ -590,6 +601,11 @@ void xy_conn_close(struct xy_conn *c, const char *reason)
 int xy_conn_closing(const struct xy_conn *c)
 {
 	return c->closing;
+}
+
+int xy_conn_refused(const struct xy_conn *c)
+{
+	return c->refused;
 }
 
 void *xy_conn_data(const struct xy_conn *c)

@@ -37,6 +37,10 @@ struct xy_conn_opts {
 	xy_conn_msg_cb on_msg;
 	xy_conn_close_cb on_close;
 	void *data;
+	/* Client: a failure before the handshake ends is logged at debug
+	 * level only, for an owner that reports it itself (a worker that
+	 * retries while its manager is not up yet). */
+	int quiet;
 };
 
 /* Accepts a pending connection on server and starts the server side of the
@@ -53,6 +57,12 @@ struct xy_conn *xy_conn_connect(uv_loop_t *loop, const char *host, int port,
 int xy_conn_send(struct xy_conn *c, unsigned type, const union xy_msg *m);
 void xy_conn_close(struct xy_conn *c, const char *reason);
 int xy_conn_closing(const struct xy_conn *c);
+/* 1 if the handshake failed for a reason that trying again would not
+ * mend: the peer refused us (a bad secret, another protocol version), or
+ * it spoke another version or could not prove the secret. 0 for every
+ * other end (nothing listening, no route, no answer in time, a peer that
+ * closed), and once the handshake is done. Valid until on_close returns. */
+int xy_conn_refused(const struct xy_conn *c);
 
 void *xy_conn_data(const struct xy_conn *c);
 void xy_conn_set_data(struct xy_conn *c, void *data);

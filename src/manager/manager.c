@@ -1127,11 +1127,36 @@ static void close_handle(uv_handle_t *h)
 		uv_close(h, NULL);
 }
 
+/* Sends SHUTDOWN to every greeted worker not already leaving (said BYE
+ * or told before), and takes it out of the schedule. Returns how many
+ * were told. */
+static int tell_workers_to_stop(struct xy_manager *m)
+{
+	int n = 0;
+	if (!m->wtable)
+		return 0; /* a create that failed early */
+	for (struct xy_worker *w = xy_wtable_all(m->wtable); w; w = w->next) {
+		if (!w->conn || !w->greeted || w->leaving)
+			continue;
+		if (m->destroying)
+			w->leaving = 1; /* nothing is scheduled any more */
+		else
+			xy_wtable_disable(m->wtable, w);
+		if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0)
+			n++;
+	}
+	return n;
+}
+
 void xy_manager_destroy(struct xy_manager *m)
 {
 	if (!m)
 		return;
 	m->destroying = 1;
+	/* A clean end: workers are told to exit before their connections
+	 * close (a close flushes what was queued), so that they stop as
+	 * asked, with status 0, rather than as abandoned. */
+	tell_workers_to_stop(m);
 	/* Threads that read the catalogue stop first. */
 	xy_xfer_server_stop(m->xfer);
 	/* The listener closes first, so that no connection arrives after
@@ -1191,14 +1216,7 @@ int xy_manager_port(const struct xy_manager *m)
 
 int xy_manager_shutdown_workers(struct xy_manager *m)
 {
-	int n = 0;
-	for (struct xy_worker *w = xy_wtable_all(m->wtable); w; w = w->next) {
-		if (!w->conn || !w->greeted)
-			continue;
-		xy_wtable_disable(m->wtable, w);
-		if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0)
-			n++;
-	}
+	int n = tell_workers_to_stop(m);
 	/* Let the messages go out. */
 	for (int i = 0; i < 10; i++)
 		uv_run(&m->loop, UV_RUN_NOWAIT);

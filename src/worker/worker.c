@@ -39,6 +39,14 @@
 #define KEEPALIVE_MS 30000
 #define STOP_POLL_MS 10
 #define STOP_WAIT_MS 2000 /* for killed children to be reaped */
+/* Waiting for a manager that is not up yet: tries spaced from 0.1 s,
+ * doubling to 5 s, each with jitter, so that a thousand workers a batch
+ * system started at once do not knock in step; a line in the log at
+ * the start and then every 60 s. */
+#define CONNECT_TIMEOUT_S 300.0
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+#define RETRY_NOTE_MS 60000
 
 enum phase { W_RUNNING, W_STOPPING, W_DONE };
 
@@ -52,6 +60,16 @@ struct worker_config {
 	const char *cache_dir;
 	struct xy_resources res; /* from the flags; 0 or -1: detect */
 	int set_cores, set_memory, set_disk, set_gpus;
+	double connect_timeout; /* seconds to wait for the manager; 0: once */
+};
+
+/* Tries to reach the manager, until the first handshake is done. */
+struct connecting {
+	uint64_t start;     /* loop ms (monotonic) of the first try */
+	uint64_t backoff;   /* ms: the next pause before jitter */
+	uint64_t next_note; /* loop ms of the next "still waiting" line */
+	unsigned tries;
+	unsigned seed; /* for the jitter */
 };
 
 struct xy_daemon {
@@ -68,8 +86,9 @@ struct xy_daemon {
 	struct xy_urlfetch *urls;
 	struct xy_conn *conn;
 	uv_signal_t sigterm, sigint;
-	uv_timer_t keepalive, stop_timer;
+	uv_timer_t keepalive, stop_timer, retry_timer;
 	int handles_ready;
+	struct connecting cx;
 	enum phase phase;
 	int connected;
 	int exit_code;
@@ -97,7 +116,16 @@ static const char usage_text[] =
 	"  --name NAME           the worker's name (default: HOSTNAME:PID)\n"
 	"  --transfer-host ADDR  address other hosts use to fetch from this\n"
 	"                        worker (default: the one the manager sees)\n"
-	"  --help                show this help\n";
+	"  --connect-timeout S   wait up to S seconds for a manager not up\n"
+	"                        yet, trying again with growing pauses\n"
+	"                        (default: 300; 0: try once); a manager\n"
+	"                        that refuses the secret or the version\n"
+	"                        ends the worker at once\n"
+	"  --help                show this help\n"
+	"\n"
+	"Exit status: 0 when told to stop by the manager, or on SIGTERM or\n"
+	"SIGINT; 1 when the manager refused it, could not be reached in\n"
+	"time, or was lost; 2 for a bad command line.\n";
 
 static int usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
@@ -143,6 +171,7 @@ enum {
 	O_CACHE,
 	O_NAME,
 	O_XFER_HOST,
+	O_CONNECT_TIMEOUT,
 	O_HELP
 };
 
@@ -155,9 +184,25 @@ static const struct option long_opts[] = {
 	{"cache", required_argument, NULL, O_CACHE},
 	{"name", required_argument, NULL, O_NAME},
 	{"transfer-host", required_argument, NULL, O_XFER_HOST},
+	{"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
+
+/* Parses seconds, a decimal number from 0 to a year. */
+static int parse_seconds(const char *opt, const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = s && *s >= '0' && *s <= '9' ? strtod(s, &end) : -1;
+	if (v < 0 || errno || *end || !(v <= 365 * 86400.0))
+		return usage_error("--%s: '%s' is not a number of seconds "
+				   "from 0 to 31536000", opt, s ? s : "");
+	*out = v;
+	return 0;
+}
 
 /* Applies one option. Returns -1 to go on, or an exit status. */
 static int apply_option(struct worker_config *cfg, int opt, const char *arg,
@@ -183,6 +228,11 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 			return usage_error("--transfer-host: too long");
 		cfg->xfer_host = strdup(arg);
 		return cfg->xfer_host ? -1 : 1;
+	case O_CONNECT_TIMEOUT:
+		if (parse_seconds("connect-timeout", arg,
+				  &cfg->connect_timeout))
+			return 2;
+		return -1;
 	case O_HELP:
 		fputs(usage_text, stdout);
 		return 0;
@@ -247,6 +297,7 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 
 	optind = 0; /* a fresh scan, whatever ran getopt before */
 	opterr = 0;
+	cfg->connect_timeout = CONNECT_TIMEOUT_S;
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
 		if (opt == 'h')
 			opt = O_HELP;
@@ -434,6 +485,7 @@ static void begin_stop(struct xy_daemon *w, int bye, const char *why)
 	if (w->conn)
 		xy_conn_close(w->conn, why);
 	uv_timer_stop(&w->keepalive);
+	uv_timer_stop(&w->retry_timer);
 	w->stop_deadline = uv_now(&w->loop) + STOP_WAIT_MS;
 	uv_timer_start(&w->stop_timer, on_stop_poll, STOP_POLL_MS,
 		       STOP_POLL_MS);
@@ -604,6 +656,64 @@ static void on_ready(struct xy_conn *c, uint8_t role)
 		       KEEPALIVE_MS);
 }
 
+static int connect_manager(struct xy_daemon *w);
+
+static void on_retry(uv_timer_t *t)
+{
+	struct xy_daemon *w = t->data;
+
+	if (w->phase == W_RUNNING && !w->conn && connect_manager(w) < 0) {
+		w->exit_code = 1;
+		begin_stop(w, 0, "no manager");
+	}
+}
+
+/* The pause before the next try: half the backoff plus a random part of
+ * the other half; the backoff doubles up to its cap. */
+static uint64_t next_pause(struct connecting *cx)
+{
+	uint64_t pause = cx->backoff / 2 +
+			 (uint64_t)rand_r(&cx->seed) % (cx->backoff / 2 + 1);
+
+	cx->backoff = cx->backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+						      : cx->backoff * 2;
+	return pause;
+}
+
+/* A try that failed for a reason that may pass (nothing listens yet, no
+ * route, no answer in time, a handshake cut short): schedules the next
+ * while --connect-timeout lasts, saying so in the log at the first
+ * failure and then every RETRY_NOTE_MS. Returns -1 once the time is
+ * up. */
+static int retry_later(struct xy_daemon *w, const char *reason)
+{
+	struct connecting *cx = &w->cx;
+	uint64_t now, limit, waited, pause;
+
+	uv_update_time(&w->loop);
+	now = uv_now(&w->loop);
+	limit = (uint64_t)(w->cfg.connect_timeout * 1000);
+	waited = now - cx->start;
+	if (waited >= limit)
+		return -1;
+	pause = next_pause(cx);
+	if (pause > limit - waited)
+		pause = limit - waited;
+	if (cx->tries == 1) {
+		XY_LOGI("worker", "waiting for the manager at %s:%d (%s);"
+			" trying again for up to %g s", w->cfg.host,
+			w->cfg.port, reason, w->cfg.connect_timeout);
+		cx->next_note = now + RETRY_NOTE_MS;
+	} else if (now >= cx->next_note) {
+		XY_LOGI("worker", "still waiting for the manager at %s:%d"
+			" after %.0f s, %u tries (%s)", w->cfg.host,
+			w->cfg.port, waited / 1000.0, cx->tries, reason);
+		cx->next_note = now + RETRY_NOTE_MS;
+	}
+	uv_timer_start(&w->retry_timer, on_retry, pause, 0);
+	return 0;
+}
+
 static void on_close(struct xy_conn *c, const char *reason)
 {
 	struct xy_daemon *w = xy_conn_data(c);
@@ -611,12 +721,24 @@ static void on_close(struct xy_conn *c, const char *reason)
 	w->conn = NULL;
 	if (w->phase != W_RUNNING)
 		return;
-	if (w->connected)
+	if (w->connected) {
 		XY_LOGE("worker", "lost the manager at %s:%d: %s", w->cfg.host,
 			w->cfg.port, reason);
-	else
+	} else if (xy_conn_refused(c)) {
+		XY_LOGE("worker", "the manager at %s:%d refused this worker:"
+			" %s", w->cfg.host, w->cfg.port, reason);
+	} else if (retry_later(w, reason) == 0) {
+		return;
+	} else if (w->cfg.connect_timeout > 0) {
+		XY_LOGE("worker", "cannot connect to the manager at %s:%d:"
+			" %s (gave up after %g s, %u tr%s; see"
+			" --connect-timeout)", w->cfg.host, w->cfg.port, reason,
+			w->cfg.connect_timeout, w->cx.tries,
+			w->cx.tries == 1 ? "y" : "ies");
+	} else {
 		XY_LOGE("worker", "cannot connect to the manager at %s:%d: %s",
 			w->cfg.host, w->cfg.port, reason);
+	}
 	w->exit_code = 1;
 	begin_stop(w, 0, "no manager");
 }
@@ -722,18 +844,24 @@ static void init_handles(struct xy_daemon *w)
 	uv_signal_init(&w->loop, &w->sigint);
 	uv_timer_init(&w->loop, &w->keepalive);
 	uv_timer_init(&w->loop, &w->stop_timer);
+	uv_timer_init(&w->loop, &w->retry_timer);
 	w->sigterm.data = w->sigint.data = w;
-	w->keepalive.data = w->stop_timer.data = w;
+	w->keepalive.data = w->stop_timer.data = w->retry_timer.data = w;
 	uv_signal_start(&w->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&w->sigint, on_signal, SIGINT);
 	w->handles_ready = 1;
 }
 
+/* One try to reach the manager; on_ready or on_close tells how it went.
+ * While tries remain, the conn's own failure lines are left to
+ * retry_later, which says less. */
 static int connect_manager(struct xy_daemon *w)
 {
 	struct xy_conn_opts co;
 
+	w->cx.tries++;
 	memset(&co, 0, sizeof co);
+	co.quiet = w->cfg.connect_timeout > 0;
 	co.secret = w->cfg.secret;
 	co.secret_len = w->cfg.secret_len;
 	co.role = XY_ROLE_WORKER;
@@ -769,6 +897,10 @@ static int worker_setup(struct xy_daemon *w)
 	if (open_cache(w) < 0 || start_parts(w) < 0)
 		return -1;
 	init_handles(w);
+	uv_update_time(&w->loop);
+	w->cx.start = uv_now(&w->loop);
+	w->cx.backoff = RETRY_FIRST_MS;
+	w->cx.seed = (unsigned)getpid() ^ (unsigned)uv_hrtime();
 	return connect_manager(w);
 }
 
@@ -784,6 +916,7 @@ static void worker_teardown(struct xy_daemon *w)
 	if (w->conn)
 		xy_conn_close(w->conn, "worker exiting");
 	if (w->handles_ready) {
+		uv_close((uv_handle_t *)&w->retry_timer, NULL);
 		uv_close((uv_handle_t *)&w->stop_timer, NULL);
 		uv_close((uv_handle_t *)&w->keepalive, NULL);
 		uv_close((uv_handle_t *)&w->sigint, NULL);

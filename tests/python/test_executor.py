@@ -166,9 +166,10 @@ def test_remote_workers_with_port_and_secret_file(make_executor, tmp_path):
     ex = make_executor(workers=0, secret_file=str(secret))
     assert ex.secret_file == str(secret)
     f = ex.submit(pyfuncs.add, 20, 22)
+    log = open(tmp_path / "worker.log", "w+")
     w = subprocess.Popen([find_xylem(), "worker", f"127.0.0.1:{ex.port}",
                           "--secret-file", str(secret), "--cores", "1"],
-                         stdin=subprocess.DEVNULL)
+                         stdin=subprocess.DEVNULL, stderr=log)
     try:
         assert f.result(TIMEOUT) == 42
         assert ex.stats()["workers_connected"] == 1
@@ -181,3 +182,11 @@ def test_remote_workers_with_port_and_secret_file(make_executor, tmp_path):
             w.kill()
             w.wait()
             pytest.fail("the worker did not exit when the manager went")
+    # A clean shutdown tells the worker to stop: it exits 0, with no
+    # error line, so that a batch job running it does not fail.
+    log.seek(0)
+    text = log.read()
+    log.close()
+    assert w.returncode == 0, text
+    assert " error " not in text, text
+    assert "shut down by the manager" in text, text

@@ -8,9 +8,11 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "conn.h"
 #include "harness.h"
 #include "util.h"
@@ -26,6 +28,7 @@ struct side {
 	uint64_t last_task;
 	int closes;
 	char reason[256];
+	int refused; /* xy_conn_refused at on_close */
 	int close_in_msg; /* on_msg closes the conn */
 	struct xy_conn *c;
 };
@@ -88,6 +91,7 @@ static void on_close(struct xy_conn *c, const char *reason)
 	struct side *s = side_of(c);
 	XY_CHECK(xy_conn_closing(c));
 	s->closes++;
+	s->refused = xy_conn_refused(c);
 	snprintf(s->reason, sizeof s->reason, "%s", reason);
 	maybe_stop();
 }
@@ -180,6 +184,7 @@ static void t_handshake_and_messages(void)
 	XY_CHECK_EQ(T.cli.closes, 1);
 	XY_CHECK(!strcmp(T.cli.reason, "client done"));
 	XY_CHECK(!strcmp(T.srv.reason, "closed by peer"));
+	XY_CHECK_EQ(T.cli.refused, 0);
 }
 
 static void t_wrong_secret(void)
@@ -198,6 +203,8 @@ static void t_wrong_secret(void)
 	XY_CHECK_EQ(T.cli.closes, 1);
 	XY_CHECK(!strcmp(T.srv.reason, "bad secret"));
 	XY_CHECK(strstr(T.cli.reason, "bad secret"));
+	/* A refusal that trying again would meet again. */
+	XY_CHECK_EQ(T.cli.refused, 1);
 	size_t n;
 	char *text = xy_read_file(log, 1 << 20, &n);
 	XY_CHECK(text && strstr(text, "refused 127.0.0.1:"));
@@ -218,6 +225,7 @@ static void t_connect_refused(void)
 	uv_run(&T.loop, UV_RUN_DEFAULT);
 	XY_CHECK_EQ(T.cli.closes, 1);
 	XY_CHECK(strstr(T.cli.reason, "cannot connect"));
+	XY_CHECK_EQ(T.cli.refused, 0); /* a manager may listen later */
 	uv_close((uv_handle_t *)&T.guard, NULL);
 	uv_run(&T.loop, UV_RUN_DEFAULT);
 	XY_CHECK_EQ(uv_loop_close(&T.loop), 0);
@@ -232,6 +240,73 @@ static int raw_connect(int port)
 	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
 	XY_CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
 	return fd;
+}
+
+/* A raw listening socket on loopback, non-blocking; its port in *port. */
+static int raw_listen(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	XY_CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	XY_CHECK_EQ(listen(fd, 4), 0);
+	XY_CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Turns the loop (the client's lookup and connect) until a connection
+ * is pending on lfd, within the guard's time, and accepts it. */
+static int raw_accept(int lfd)
+{
+	const struct timespec nap = {0, 1000000};
+	uint64_t end = xy_mono_us() + 10000000;
+	int fd;
+
+	while ((fd = accept(lfd, NULL, NULL)) < 0 && xy_mono_us() < end) {
+		uv_run(&T.loop, UV_RUN_NOWAIT);
+		nanosleep(&nap, NULL);
+	}
+	XY_CHECK(fd >= 0);
+	return fd;
+}
+
+/* A client that meets a peer of another protocol version, or a peer
+ * that hangs up in the handshake: only the first is refused for good. */
+static void t_refused_or_not(void)
+{
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_WORKER,
+				 on_ready, on_msg, on_close, &T.cli};
+	union xy_msg ch = {.challenge = {.magic = XY_PROTO_MAGIC,
+					 .version = XY_PROTO_VERSION + 1}};
+	struct xy_buf b;
+	int port, lfd, fd;
+
+	setup(1);
+	o.quiet = 1;
+	lfd = raw_listen(&port);
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", port, &o);
+	fd = raw_accept(lfd);
+	xy_buf_init(&b);
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_CHALLENGE, &ch), 0);
+	XY_CHECK_EQ(write(fd, b.data, b.len), (ssize_t)b.len);
+	xy_buf_free(&b);
+	run_and_teardown();
+	XY_CHECK_EQ(T.cli.closes, 1);
+	XY_CHECK(strstr(T.cli.reason, "version mismatch"));
+	XY_CHECK_EQ(T.cli.refused, 1);
+	close(fd);
+
+	setup(1);
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", port, &o);
+	close(raw_accept(lfd));
+	run_and_teardown();
+	XY_CHECK_EQ(T.cli.closes, 1);
+	XY_CHECK(!strcmp(T.cli.reason, "closed by peer"));
+	XY_CHECK_EQ(T.cli.refused, 0);
+	close(lfd);
 }
 
 static void t_handshake_timeout(void)
@@ -362,6 +437,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_handshake_and_messages),
 		XY_TEST(t_wrong_secret),
 		XY_TEST(t_connect_refused),
+		XY_TEST(t_refused_or_not),
 		XY_TEST_T(t_handshake_timeout, 20),
 		XY_TEST(t_preauth_oversized_frame),
 		XY_TEST(t_bad_frame_after_auth),
