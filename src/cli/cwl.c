@@ -52,8 +52,6 @@
 /* The signal that interrupted the command (SIGINT or SIGTERM), and how
  * many arrived: the first cancels the task, the second stops waiting;
  * either way the directories are removed (as xylem run does). */
-static volatile sig_atomic_t stop_signal;
-static volatile sig_atomic_t stop_count;
 
 struct cwl_opts {
 	const char *tool, *job;
@@ -675,30 +673,6 @@ static int classify(struct cwl_run *r, const struct outcome *o)
 	return CWL_PERMANENT_FAIL;
 }
 
-/* ------------------------------------------------------------- signals */
-
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-	stop_count++;
-}
-
-static void catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-static int interrupted_status(void)
-{
-	return 128 + stop_signal;
-}
-
 /* ----------------------------------------------------------------- cwl */
 
 static int start(struct cwl_run *r)
@@ -724,13 +698,13 @@ static struct xy_task *wait_task(struct cwl_run *r, uint64_t id)
 	struct xy_task *t;
 
 	for (;;) {
-		if (stop_count && !deadline) {
+		if (xy_local_stops() && !deadline) {
 			fprintf(stderr, "xylem cwl: interrupted, cancelling"
 				" the task\n");
 			xy_manager_cancel(r->m, id);
-			deadline = xy_now() + CANCEL_GRACE_S;
+			deadline = xy_mono() + CANCEL_GRACE_S;
 		}
-		if (stop_count > 1 || (deadline && xy_now() > deadline)) {
+		if (xy_local_stops() > 1 || (deadline && xy_mono() > deadline)) {
 			errno = EINTR;
 			return NULL;
 		}
@@ -755,9 +729,9 @@ static int run_task(struct cwl_run *r)
 	if (xy_local_start_workers(&r->local) < 0)
 		return CWL_PERMANENT_FAIL;
 	t = wait_task(r, id);
-	if (stop_count) {
+	if (xy_local_stops()) {
 		xy_task_delete(t);
-		return interrupted_status();
+		return xy_local_stop_status();
 	}
 	if (!t) {
 		fprintf(stderr, "xylem cwl: waiting for the task: %s\n",
@@ -828,7 +802,7 @@ static int wait_result(struct xy_client *c, struct xy_msg_result *res,
 		       char *err, size_t errlen)
 {
 	for (;;) {
-		if (stop_count) {
+		if (xy_local_stops()) {
 			fprintf(stderr, "xylem cwl: interrupted, cancelling"
 				" the task\n");
 			return xy_fail(err, errlen, EINTR, "interrupted");
@@ -856,8 +830,8 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c)
 			strerror(errno));
 	else if (!xy_client_submit(c, &ct, err, sizeof err) ||
 		 wait_result(c, &res, err, sizeof err) < 0) {
-		if (stop_count)
-			rc = interrupted_status();
+		if (xy_local_stops())
+			rc = xy_local_stop_status();
 		else
 			fprintf(stderr, "xylem cwl: %s: %s\n", r->o.manager,
 				err);
@@ -869,7 +843,7 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c)
 		    remote_fetch(r, c, &res, err, sizeof err) < 0)
 			fprintf(stderr, "xylem cwl: %s\n", err);
 		else
-			rc = stop_count ? interrupted_status()
+			rc = xy_local_stops() ? xy_local_stop_status()
 					: classify(r, &o);
 		xy_client_result_free(&res);
 	}
@@ -1005,7 +979,7 @@ int xy_cli_cwl(int argc, char **argv)
 		return CWL_PERMANENT_FAIL;
 	/* From here on a signal ends the command through the cleanup
 	 * below, which removes the directories. */
-	catch_signals();
+	xy_local_catch_signals();
 	if (r.o.scratch)
 		snprintf(scratch, sizeof scratch, "%s", r.o.scratch);
 	else
@@ -1017,8 +991,8 @@ int xy_cli_cwl(int argc, char **argv)
 		return CWL_PERMANENT_FAIL;
 	}
 	rc = load(&r, scratch);
-	if (stop_count)
-		rc = interrupted_status();
+	if (xy_local_stops())
+		rc = xy_local_stop_status();
 	else if (rc == -1)
 		rc = XY_EXIT_OK;
 	else if (rc == CWL_OK && r.o.manager)

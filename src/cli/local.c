@@ -1,7 +1,8 @@
 /*
  * local.c: the private directory, the secret and the local workers that
- * `xylem run` and `xylem cwl` start (local.h). A worker is this very
- * program run as `xylem worker`, in a process group of its own.
+ * `xylem run`, `xylem manager` and `xylem cwl` start, and the signals that
+ * stop them (local.h). A worker is this very program run as `xylem
+ * worker`, in a process group of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,41 @@
 #define TERM_GRACE_S 2.0
 
 extern char **environ;
+
+/* The command's stop signals: written by the handler, read by its loop. */
+static volatile sig_atomic_t stop_signal, stop_count;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+	stop_count++;
+}
+
+void xy_local_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int xy_local_stops(void)
+{
+	return stop_count;
+}
+
+int xy_local_stop_signal(void)
+{
+	return stop_signal;
+}
+
+int xy_local_stop_status(void)
+{
+	return 128 + stop_signal;
+}
 
 int xy_local_cores(void)
 {

@@ -1,8 +1,8 @@
 /*
- * local.h: what `xylem run` and `xylem cwl` share to run on this machine:
- * a private directory, the shared secret, and local workers started as
- * child processes of this program (`xylem worker`), stopped in order at
- * the end.
+ * local.h: what `xylem run`, `xylem manager` and `xylem cwl` share to run
+ * on this machine: a private directory, the shared secret, local workers
+ * started as child processes of this program (`xylem worker`), stopped in
+ * order at the end, and the signals that stop the command.
  */
 #ifndef XY_CLI_LOCAL_H
 #define XY_CLI_LOCAL_H
@@ -33,6 +33,16 @@ struct xy_local {
 	int n_workers, worker_cores;
 	int64_t worker_memory_mb; /* 0: let each worker detect it */
 };
+
+/* SIGINT and SIGTERM stop a command: from now on each is counted and
+ * the last one kept, for the command's loop to read, instead of ending
+ * the process (so that it cancels its tasks and removes its directory). */
+void xy_local_catch_signals(void);
+/* How many such signals came (a second one: stop waiting). */
+int xy_local_stops(void);
+/* The last one (0: none), and the exit status it makes, 128 + it. */
+int xy_local_stop_signal(void);
+int xy_local_stop_status(void);
 
 /* This machine's usable cores (affinity), and MemTotal in MB (0 unknown). */
 int xy_local_cores(void);

@@ -20,7 +20,6 @@
 #include "xylem.h"
 
 /* The signal that asks us to stop. */
-static volatile sig_atomic_t stop_signal;
 
 struct manager_opts {
 	const char *host;
@@ -110,29 +109,13 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 	return -1;
 }
 
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-}
-
-static void catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
 /* Runs the manager until a signal; says once if every local worker
  * exited. Embedded programs' tasks never come here: wait returns none. */
 static void serve(struct xy_manager *m, struct xy_local *l)
 {
 	int warned = 0;
 
-	while (!stop_signal) {
+	while (!xy_local_stops()) {
 		xy_manager_run(m, 0.25);
 		if (l->n_workers && !warned && xy_local_reap(l) == 0) {
 			fprintf(stderr, "xylem manager: every local worker"
@@ -171,12 +154,12 @@ int xy_cli_manager(int argc, char **argv)
 	if ((rc = parse_args(argc, argv, &o)) >= 0)
 		return rc;
 	xy_log_set_level(XY_LOG_INFO); /* XYLEM_LOG overrides it */
-	catch_signals();
+	xy_local_catch_signals();
 	rc = start(&o, &l) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
 	if (rc == XY_EXIT_OK) {
 		serve(l.m, &l);
 		fprintf(stderr, "xylem manager: stopping on signal %d\n",
-			(int)stop_signal);
+			xy_local_stop_signal());
 	}
 	xy_local_free(&l);
 	return rc;

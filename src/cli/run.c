@@ -37,8 +37,6 @@
 
 /* The signal that interrupted the run (SIGINT or SIGTERM), and how many
  * arrived: the first cancels the run, the second stops waiting. */
-static volatile sig_atomic_t stop_signal;
-static volatile sig_atomic_t stop_count;
 
 struct run_opts {
 	const char *workflow;
@@ -426,7 +424,7 @@ static void collect(struct run *r, struct xy_task *t)
 
 	if (res == XY_RESULT_SUCCESS) {
 		r->succeeded++;
-	} else if (res == XY_RESULT_CANCELLED && stop_count) {
+	} else if (res == XY_RESULT_CANCELLED && xy_local_stops()) {
 		r->cancelled++;
 	} else {
 		r->failed++;
@@ -456,23 +454,6 @@ static void show_progress(struct run *r, int force)
 	xy_progress_update(&r->progress, &c, force);
 }
 
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-	stop_count++;
-}
-
-static void catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
 /* Collects tasks until none is outstanding. A first signal cancels the
  * rest and waits a little for them; a second stops waiting at once. */
 static void wait_all(struct run *r)
@@ -482,29 +463,29 @@ static void wait_all(struct run *r)
 	while (xy_manager_outstanding(r->m) > 0) {
 		struct xy_task *t;
 
-		if (stop_count && !cancel_deadline) {
+		if (xy_local_stops() && !cancel_deadline) {
 			xy_progress_clear(&r->progress);
 			fprintf(stderr, "xylem run: interrupted, cancelling"
 				" tasks\n");
 			cancel_all(r);
-			cancel_deadline = xy_now() + CANCEL_GRACE_S;
+			cancel_deadline = xy_mono() + CANCEL_GRACE_S;
 		}
-		if (stop_count > 1 || (cancel_deadline && xy_now() > cancel_deadline))
+		if (xy_local_stops() > 1 || (cancel_deadline && xy_mono() > cancel_deadline))
 			break;
 		t = xy_manager_wait(r->m, 0.25);
 		if (t)
 			collect(r, t);
 		else if (errno == ENOENT)
 			break;
-		if (r->local.n_workers && xy_now() >= next_reap) {
-			next_reap = xy_now() + 0.25;
+		if (r->local.n_workers && xy_mono() >= next_reap) {
+			next_reap = xy_mono() + 0.25;
 			if (xy_local_reap(&r->local) == 0 && !r->workers_gone) {
 				r->workers_gone = 1;
 				xy_progress_clear(&r->progress);
 				fprintf(stderr, "xylem run: every local worker"
 					" exited; cancelling the rest\n");
 				cancel_all(r);
-				cancel_deadline = xy_now() + CANCEL_GRACE_S;
+				cancel_deadline = xy_mono() + CANCEL_GRACE_S;
 			}
 		}
 		show_progress(r, 0);
@@ -546,7 +527,7 @@ static void print_summary(struct run *r)
 	if (r->failed > (int64_t)r->n_fails)
 		fprintf(stderr, "... and %lld more failed tasks\n",
 			(long long)(r->failed - (int64_t)r->n_fails));
-	if (r->o.quiet && !r->failed && !stop_count)
+	if (r->o.quiet && !r->failed && !xy_local_stops())
 		return;
 	fprintf(stderr, "xylem run: %lld task%s: %lld succeeded, %lld failed",
 		(long long)r->n_submitted, r->n_submitted == 1 ? "" : "s",
@@ -581,13 +562,13 @@ static int execute(struct run *r)
 		return XY_EXIT_FAIL;
 	if (make_output_dirs(r) < 0 || submit_all(r) < 0)
 		return XY_EXIT_FAIL;
-	catch_signals();
+	xy_local_catch_signals();
 	if (r->n_submitted && xy_local_start_workers(&r->local) < 0)
 		return XY_EXIT_FAIL;
 	wait_all(r);
 	print_summary(r);
-	if (stop_count)
-		return 128 + stop_signal;
+	if (xy_local_stops())
+		return xy_local_stop_status();
 	return r->failed || r->workers_gone ? XY_EXIT_FAIL : XY_EXIT_OK;
 }
 
