@@ -1,6 +1,6 @@
-"""SIGINT and SIGTERM on `xylem cwl` and `xylem manager`: the running task
-is cancelled and its process killed, the command exits promptly (xylem
-cwl with 128 + the signal, as xylem run does; xylem manager with 0), and
+"""SIGINT and SIGTERM on `xylem run`, `xylem cwl` and `xylem manager`: the
+running tasks are cancelled and their processes killed, the command exits
+promptly (xylem run and cwl with 128 + the signal; xylem manager with 0), and
 nothing is left in $TMPDIR: neither the command's own directory (with the
 secret) nor the manager's staging directory."""
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import wait_for
+from helpers import task, wait_for, write_workflow
 
 
 def alive(pid):
@@ -67,6 +67,33 @@ def test_cwl_interrupted(xylem, tmp_path, signals):
     assert took < 10, (took, p.output)
     assert "interrupted, cancelling the task" in p.output, p.output
     wait_for(lambda: not alive(pid), 10, what="the tool's process to go")
+    assert list(tmpdir.iterdir()) == [], p.output
+
+
+@pytest.mark.parametrize("signals", [
+    [signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+    ids=["sigint", "sigterm", "sigint-twice"])
+def test_run_interrupted(xylem, tmp_path, signals):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    tasks = [task(f"s{i}", f"echo $$ > {pids}/{i}; exec sleep 60")
+             for i in range(4)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    tmpdir, env = fresh_tmpdir(xylem, tmp_path)
+    p = xylem.start("run", wf, "--workers", "2", env=env)
+    wait_for(lambda: len(list(pids.iterdir())) == 2, 30,
+             what="two tasks to start")
+    running = [int(f.read_text()) for f in pids.iterdir()]
+    t0 = time.monotonic()
+    for sig in signals:
+        p.signal(sig)
+    rc = p.wait(30)
+    assert rc == 128 + signals[0], p.output
+    assert time.monotonic() - t0 < 10, p.output
+    assert "interrupted, cancelling tasks" in p.output, p.output
+    assert "4 cancelled" in p.output, p.output
+    for pid in running:
+        wait_for(lambda: not alive(pid), 10, what="the tasks' processes")
     assert list(tmpdir.iterdir()) == [], p.output
 
 
