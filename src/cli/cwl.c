@@ -55,6 +55,8 @@
 
 struct cwl_opts {
 	const char *tool, *job;
+	char **inputs;  /* after the tool: --INPUT VALUE ..., n_inputs of them */
+	int n_inputs;
 	const char *outdir;
 	const char *secret_file;
 	const char *scratch; /* where literal files go; NULL: the run's own */
@@ -83,12 +85,19 @@ struct cwl_run {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: xylem cwl [options] TOOL.cwl [JOB.yml|JOB.json]\n\n"
+		"usage: xylem cwl [options] TOOL.cwl [JOB.yml|JOB.json]"
+		" [--INPUT VALUE ...]\n\n"
 		"Runs a CWL v1.2 CommandLineTool as a Xylem task on a local"
 		" worker (or on a\nstanding manager's workers, --manager) and"
 		" prints its output object as JSON\non stdout."
 		" TOOL may end in #ID to pick a process from a packed"
-		" document.\n\n"
+		" document.\nThe tool's inputs come from the job file, or"
+		" as options after the tool\n(--text notes.txt --top 3; a"
+		" path relative to the current directory; a\nboolean input"
+		" alone is true; an array input once per item), over the job"
+		"\nfile's. --outdir, --quiet, --manager and --secret-file may"
+		" also follow the\ntool; after a lone --, every option is"
+		" the tool's.\n\n"
 		"options:\n"
 		"  --outdir DIR       where output files go (default: the"
 		" current directory)\n"
@@ -121,46 +130,116 @@ static void usage(FILE *out)
 		"Documentation: docs/cwl.md.\n");
 }
 
-static int parse_args(int argc, char **argv, struct cwl_opts *o)
-{
-	static const struct option longopts[] = {
-		{"outdir", required_argument, NULL, 'o'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"secret-file", required_argument, NULL, 's'},
-		{"manager", required_argument, NULL, 'm'},
-		{"print-tool", no_argument, NULL, 'T'},
-		{"print-job", no_argument, NULL, 'J'},
-		{"prepare", no_argument, NULL, 'P'},
-		{"scratch", required_argument, NULL, 'S'},
-		{"deliver", required_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
+static const struct option longopts[] = {
+	{"outdir", required_argument, NULL, 'o'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"secret-file", required_argument, NULL, 's'},
+	{"manager", required_argument, NULL, 'm'},
+	{"print-tool", no_argument, NULL, 'T'},
+	{"print-job", no_argument, NULL, 'J'},
+	{"prepare", no_argument, NULL, 'P'},
+	{"scratch", required_argument, NULL, 'S'},
+	{"deliver", required_argument, NULL, 'D'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+hq", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o': o->outdir = optarg; break;
-		case 'q': o->quiet = 1; break;
-		case 's': o->secret_file = optarg; break;
-		case 'm': o->manager = optarg; break;
-		case 'T': o->print_tool = 1; break;
-		case 'J': o->print_job = 1; break;
-		case 'P': o->prepare = 1; break;
-		case 'S': o->scratch = optarg; break;
-		case 'D': o->deliver = optarg; break;
-		case 'h': usage(stdout); return XY_EXIT_OK;
-		default: usage(stderr); return XY_EXIT_USAGE;
+/* The run's options that still count after the tool, as users of other
+ * runners type them (xylem cwl tool.cwl --outdir out job.yml). */
+static const char run_options[] = "oqsm";
+
+static int set_option(struct cwl_opts *o, int c, char *arg)
+{
+	switch (c) {
+	case 'o': o->outdir = arg; break;
+	case 'q': o->quiet = 1; break;
+	case 's': o->secret_file = arg; break;
+	case 'm': o->manager = arg; break;
+	case 'T': o->print_tool = 1; break;
+	case 'J': o->print_job = 1; break;
+	case 'P': o->prepare = 1; break;
+	case 'S': o->scratch = arg; break;
+	case 'D': o->deliver = arg; break;
+	case 'h': usage(stdout); return XY_EXIT_OK;
+	default:
+		fprintf(stderr, "(see 'xylem cwl --help')\n");
+		return XY_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* If argv[*i] is one of the run options, sets it (its value the next
+ * argument or after '='), moves *i past it and returns 1; else 0; or a
+ * usage error's exit status. */
+static int run_option(struct cwl_opts *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i] + 2, *eq = strchr(a, '=');
+	size_t len = eq ? (size_t)(eq - a) : strlen(a);
+	const struct option *opt;
+
+	for (opt = longopts; opt->name; opt++)
+		if (strchr(run_options, opt->val) &&
+		    strlen(opt->name) == len && !strncmp(opt->name, a, len))
+			break;
+	if (!opt->name)
+		return 0;
+	if (opt->has_arg == no_argument)
+		return set_option(o, opt->val, NULL) < 0 ? 1 : XY_EXIT_USAGE;
+	if (!eq && *i + 1 >= argc) {
+		fprintf(stderr, "xylem cwl: --%s wants a value\n", opt->name);
+		return XY_EXIT_USAGE;
+	}
+	set_option(o, opt->val, eq ? (char *)eq + 1 : argv[++*i]);
+	return 1;
+}
+
+/* After TOOL: a job file, the run options, and the tool's inputs
+ * (--INPUT VALUE, read once the tool is loaded; all of them after a
+ * lone "--"). The inputs are gathered in place at the front of this part
+ * of argv (they never overtake the argument being read). */
+static int after_tool(struct cwl_opts *o, int argc, char **argv, int i)
+{
+	int rc, inputs_only = 0;
+
+	o->inputs = argv + i;
+	for (; i < argc; i++) {
+		if (!inputs_only && !strcmp(argv[i], "--")) {
+			inputs_only = 1;
+		} else if (!inputs_only && !strncmp(argv[i], "--", 2)) {
+			rc = run_option(o, argc, argv, &i);
+			if (rc > 1)
+				return rc;
+			if (rc == 0)
+				o->inputs[o->n_inputs++] = argv[i];
+		} else if (inputs_only || o->n_inputs) {
+			o->inputs[o->n_inputs++] = argv[i];
+		} else if (!o->job) {
+			o->job = argv[i];
+		} else {
+			fprintf(stderr, "xylem cwl: '%s': a second job file (one"
+				" job, or the tool's inputs as --INPUT VALUE)\n"
+				"(see 'xylem cwl --help')\n", argv[i]);
+			return XY_EXIT_USAGE;
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2) {
+	return -1;
+}
+
+static int parse_args(int argc, char **argv, struct cwl_opts *o)
+{
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+hq", longopts, NULL)) != -1)
+		if ((rc = set_option(o, c, optarg)) >= 0)
+			return rc;
+	if (optind >= argc) {
+		fprintf(stderr, "xylem cwl: no tool given\n");
 		usage(stderr);
 		return XY_EXIT_USAGE;
 	}
 	o->tool = argv[optind];
-	o->job = argc - optind == 2 ? argv[optind + 1] : NULL;
-	return -1;
+	return after_tool(o, argc, argv, optind + 1);
 }
 
 /* ------------------------------------------------------------ walking */
@@ -922,6 +1001,7 @@ static int load(struct cwl_run *r, const char *scratch)
 {
 	char err[4096] = "";
 	int status = CWL_OK;
+	json_t *args = NULL;
 
 	r->tool = cwl_load_tool(r->o.tool, &status, err, sizeof err);
 	if (!r->tool) {
@@ -934,7 +1014,17 @@ static int load(struct cwl_run *r, const char *scratch)
 	}
 	if (r->o.print_tool)
 		return print_json(r->tool) - 1; /* -1: done, exit 0 */
-	r->job = cwl_load_job(r->tool, r->o.job, scratch, err, sizeof err);
+	if (r->o.n_inputs) {
+		args = cwl_job_args(r->tool, r->o.n_inputs, r->o.inputs, err,
+				    sizeof err);
+		if (!args) {
+			fprintf(stderr, "xylem cwl: %s\n", err);
+			return CWL_PERMANENT_FAIL;
+		}
+	}
+	r->job = cwl_load_job(r->tool, r->o.job, args, scratch, err,
+			      sizeof err);
+	json_decref(args);
 	if (!r->job) {
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		return CWL_PERMANENT_FAIL;

@@ -103,11 +103,22 @@ const char *cwl_where(const json_t *node, char *buf, size_t len);
 json_t *cwl_load_tool(const char *tool, int *status, char *err,
 		      size_t errlen);
 
-/* Loads the job (JOB NULL: an empty one), checks every input against its
+/* Loads the job (JOB NULL: an empty one), with the values of args (NULL:
+ * none; from cwl_job_args) over its own, checks every input against its
  * type, fills defaults and completes File and Directory objects (paths in
  * the job are relative to the job file's directory; defaults' to the
  * tool's). Literal files go under scratch. The caller owns the result. */
-json_t *cwl_load_job(const json_t *tool, const char *job, const char *scratch,
+json_t *cwl_load_job(const json_t *tool, const char *job, const json_t *args,
+		     const char *scratch, char *err, size_t errlen);
+
+/* A job's values from command-line arguments (jobargs.c): argv holds
+ * argc of `--INPUT VALUE` and `--INPUT=VALUE`, each read by the input's
+ * type (a path relative to the current directory for a File or a
+ * Directory, made absolute; a boolean input's flag alone is true; an
+ * array input takes one item each time). NULL with the reason in err for
+ * an input the tool lacks, a missing value or one of the wrong type. The
+ * caller owns the result. */
+json_t *cwl_job_args(const json_t *tool, int argc, char *const *argv,
 		     char *err, size_t errlen);
 
 /* A requirement of the tool by class name, falling back to a hint of that

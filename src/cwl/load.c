@@ -797,8 +797,8 @@ static json_t *job_read(const char *job, char *err, size_t errlen)
 	return raw;
 }
 
-json_t *cwl_load_job(const json_t *tool, const char *job, const char *scratch,
-		     char *err, size_t errlen)
+json_t *cwl_load_job(const json_t *tool, const char *job, const json_t *args,
+		     const char *scratch, char *err, size_t errlen)
 {
 	json_t *raw, *filled = NULL;
 	char *jdir = job ? dir_of(job) : NULL, *tdir = tool_dir(tool);
@@ -808,6 +808,8 @@ json_t *cwl_load_job(const json_t *tool, const char *job, const char *scratch,
 	raw = job_read(job, err, errlen);
 	if (raw) {
 		cwl_files_resolve(raw, jdir);
+		if (args)
+			json_object_update(raw, (json_t *)args);
 		filled = cwl_inputs_fill(tool, raw, tdir, err, errlen);
 	}
 	if (filled && cwl_inputs_files(tool, filled, scratch, err,

@@ -182,6 +182,67 @@ def test_help_and_usage(xylem_bin):
     r = subprocess.run([xylem_bin, "cwl"], capture_output=True, text=True,
                        timeout=TIMEOUT)
     assert r.returncode == 2 and "usage" in r.stderr
+    assert "no tool given" in r.stderr
+
+
+ARGS_TOOL = """
+    cwlVersion: v1.2
+    class: CommandLineTool
+    baseCommand: [sh, -c, 'printf "%s\\n" "$*" >said.txt; cat "$0" >>said.txt']
+    inputs:
+      src: {type: File, inputBinding: {position: 0}}
+      n: {type: int, default: 1, inputBinding: {position: 1, prefix: -n}}
+      loud: {type: boolean, default: false,
+             inputBinding: {position: 2, prefix: --loud}}
+      words: {type: 'string[]', default: [], inputBinding: {position: 3}}
+      outdir: {type: string, default: none, inputBinding: {position: 4}}
+    outputs:
+      said: {type: File, outputBinding: {glob: said.txt}}
+    """
+
+
+def test_inputs_as_options_after_the_tool(xylem_bin, tmp_path):
+    # As the reference runner reads them: typed by the tool, paths
+    # relative to the current directory, over a job file's values; the
+    # run's own options may follow the tool too.
+    tool = write(tmp_path / "args.cwl", ARGS_TOOL)
+    (tmp_path / "data.txt").write_text("DATA\n")
+    (tmp_path / "job.yml").write_text("n: 5\nsrc: {class: File, path: "
+                                      "data.txt}\n")
+    r = cwl(xylem_bin, tool, "--outdir", "o1", "--src", "data.txt",
+            "--n=7", "--loud", "--words", "a", "--words", "b c",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = (tmp_path / "o1" / "said.txt").read_text().splitlines()
+    assert said == ["-n 7 --loud a b c none", "DATA"]
+    r = cwl(xylem_bin, tool, "job.yml", "--outdir", "o2", "--", "--outdir",
+            "mine", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = (tmp_path / "o2" / "said.txt").read_text().splitlines()
+    assert said == ["-n 5 mine", "DATA"]
+    for args, why in [
+            (["--srx", "data.txt"], "no input --srx (did you mean --src?)"),
+            (["--src", "data.txt", "--n", "two"], "'two' is not of type int"),
+            (["--src"], "--src wants a value"),
+            (["--src", "nope.txt"], "nope.txt")]:
+        r = cwl(xylem_bin, tool, *args, cwd=tmp_path)
+        assert r.returncode == 1 and why in r.stderr, (args, r.stderr)
+    r = cwl(xylem_bin, tool, "job.yml", "other.yml", cwd=tmp_path)
+    assert r.returncode == 2 and "a second job file" in r.stderr
+
+
+def test_unknown_field_is_refused_with_a_hint(xylem_bin, tmp_path):
+    tool = write(tmp_path / "typo.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseComand: echo
+        inputs: []
+        outputs: []
+        """)
+    r = cwl(xylem_bin, tool)
+    assert r.returncode == 1
+    assert "typo.cwl:3: unknown field 'baseComand' (did you mean " \
+        "'baseCommand'?)" in r.stderr
 
 
 PY_TOOL = """

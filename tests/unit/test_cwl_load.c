@@ -311,7 +311,7 @@ static void t_job_fill(void)
 	job = put("data/job.yml", "f: {class: File, location: r.txt}\n"
 		  "s: hi\nlit: {class: File, contents: abc, basename: l.txt}\n"
 		  "d: {class: Directory, location: '.'}\n");
-	j = cwl_load_job(t, job, xy_test_path("scratch"), err, sizeof err);
+	j = cwl_load_job(t, job, NULL, xy_test_path("scratch"), err, sizeof err);
 	if (!j)
 		fprintf(stderr, "%s\n", err);
 	XY_CHECK(j != NULL);
@@ -340,7 +340,7 @@ static void t_job_fill(void)
 
 static void job_refused(json_t *t, const char *text, const char *needle)
 {
-	json_t *j = cwl_load_job(t, put("data/bad.yml", text),
+	json_t *j = cwl_load_job(t, put("data/bad.yml", text), NULL,
 				 xy_test_tmpdir(), err, sizeof err);
 
 	if (j || !strstr(err, needle)) {
@@ -386,7 +386,7 @@ static void t_job_dir_literal(void)
 				"  - class: Directory\n    basename: sub\n"
 				"    listing: [{class: File, basename: l.txt, "
 				"contents: abc}]\n"),
-			 xy_test_path("scratch"), err, sizeof err);
+			 NULL, xy_test_path("scratch"), err, sizeof err);
 	if (!j)
 		fprintf(stderr, "%s\n", err);
 	XY_CHECK(j != NULL);
