@@ -39,6 +39,11 @@ struct xy_catalog {
 	int hashing; /* jobs on the thread pool */
 	struct xy_file *to_hash;
 	struct xy_file *awaiting; /* temps waiting for a copy, through anext */
+	/* Files that failed, whose waiters are still to fail (through
+	 * fail_next), and whether that is under way: a loop, not a
+	 * recursion, however long the chain of dependent tasks. */
+	struct xy_file *failing, *failing_tail;
+	int failing_now;
 
 	pthread_mutex_t lock; /* guards served */
 	struct served *served[OBJ_BUCKETS];
@@ -622,20 +627,47 @@ void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
 	free(w);
 }
 
+/* Fails the waiters of every file in the failing list. A waiter's
+ * failure fails its outputs (manager.c), which join the list here rather
+ * than fail their own waiters from inside this call. */
+static void fail_waiters(struct xy_catalog *c)
+{
+	struct xy_file *f;
+	c->failing_now = 1;
+	while ((f = c->failing)) {
+		c->failing = f->fail_next;
+		if (!c->failing)
+			c->failing_tail = NULL;
+		f->fail_next = NULL;
+		f->fail_queued = 0;
+		uint32_t n;
+		struct xy_task **w = take_waiters(f, &n);
+		for (uint32_t i = 0; i < n; i++) {
+			w[i]->pending--;
+			xy_manager_task_fail(c->m, w[i],
+					     XY_RESULT_INPUT_MISSING, f->error);
+		}
+		free(w);
+	}
+	c->failing_now = 0;
+}
+
 void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 			    const char *reason)
 {
 	char *e = strdup(reason);
 	free(f->error);
 	f->error = e;
-	uint32_t n;
-	struct xy_task **w = take_waiters(f, &n);
-	for (uint32_t i = 0; i < n; i++) {
-		w[i]->pending--;
-		xy_manager_task_fail(c->m, w[i], XY_RESULT_INPUT_MISSING,
-				     reason);
+	if (!f->fail_queued) {
+		f->fail_queued = 1;
+		if (c->failing_tail)
+			c->failing_tail->fail_next = f;
+		else
+			c->failing = f;
+		c->failing_tail = f;
 	}
-	free(w);
+	if (!c->failing_now)
+		fail_waiters(c);
 }
 
 void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)

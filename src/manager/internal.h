@@ -135,6 +135,9 @@ struct xy_file {
 	struct xy_file *tnext; /* the lineage's list */
 	int awaiting;          /* its waiters wait for a copy in flight */
 	struct xy_file *anext; /* the catalogue's list of those */
+	/* Failed, its waiters still to fail (catalog.c, fail_waiters). */
+	struct xy_file *fail_next;
+	int fail_queued;
 };
 
 struct replica {

@@ -236,6 +236,39 @@ static void t_cancel_cascades(void)
 	xy_manager_destroy(m);
 }
 
+/* A failed head of a chain of 100,000 tasks fails every task of the
+ * chain, in a loop: by recursion (a frame of more than 1 KiB per task)
+ * it overflowed the stack of the process. */
+static void t_long_chain_fails_without_recursion(void)
+{
+	enum { N = 100000 };
+	struct xy_manager *m = mk();
+	char path[4200];
+	snprintf(path, sizeof path, "%s/missing", xy_test_tmpdir());
+	struct xy_file *in = xy_manager_declare_file(m, path, 1, NULL, 0);
+	XY_CHECK(in);
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "%s/chain-%d", xy_test_tmpdir(), i);
+		struct xy_file *out = xy_manager_declare_file(m, path, 1, NULL,
+							      0);
+		struct xy_task *t = xy_task_create("cat in > out");
+		XY_CHECK(out && t);
+		XY_CHECK(xy_task_add_input(t, in, "in", NULL, 0) == 0);
+		XY_CHECK(xy_task_add_output(t, out, "out", NULL, 0) == 0);
+		XY_CHECK(xy_manager_submit(m, t, NULL, 0));
+		in = out;
+	}
+	int failed = 0;
+	struct xy_task *r;
+	while ((r = xy_manager_wait(m, 30))) {
+		failed += xy_task_result(r) == XY_RESULT_INPUT_MISSING;
+		xy_task_delete(r);
+	}
+	XY_CHECK_EQ(errno, ENOENT); /* none left, none timed out */
+	XY_CHECK_EQ(failed, N);
+	xy_manager_destroy(m);
+}
+
 static void t_status_json(void)
 {
 	struct xy_manager *m = mk();
@@ -390,6 +423,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_declare_checks),
 		XY_TEST(t_missing_input),
 		XY_TEST(t_cancel_cascades),
+		XY_TEST(t_long_chain_fails_without_recursion),
 		XY_TEST(t_temps),
 		XY_TEST(t_status_json),
 		XY_TEST(t_post_and_interrupt),
