@@ -59,6 +59,7 @@ struct client_job {
 	int in_table;       /* t is in the manager's table, not ours */
 	int work;           /* thread-pool jobs in flight */
 	char *why;          /* the first input that could not be had */
+	int oom;            /* memory was short for its work */
 	struct client_job *prev, *next;
 };
 
@@ -230,6 +231,17 @@ static void settle_work(uv_work_t *req)
 	xy_rm_rf(w->dir);
 }
 
+static void settle_free(struct settle_work *w)
+{
+	for (uint32_t i = 0; w->from && i < w->n; i++)
+		free(w->from[i]);
+	for (uint32_t i = 0; w->to && i < w->n; i++)
+		free(w->to[i]);
+	free(w->from);
+	free(w->to);
+	free(w);
+}
+
 static void settle_done(uv_work_t *req, int status)
 {
 	struct settle_work *w = req->data;
@@ -243,40 +255,57 @@ static void settle_done(uv_work_t *req, int status)
 				 w->to[i]);
 	if (j->cl && !cs->m->destroying)
 		send_result(j, t->result, NULL);
-	for (uint32_t i = 0; i < w->n; i++) {
-		free(w->from[i]);
-		free(w->to[i]);
-	}
-	free(w->from);
-	free(w->to);
-	free(w);
+	settle_free(w);
 	job_free(j);
+}
+
+/* The settling of a job's outputs, or NULL if memory is short. */
+static struct settle_work *settle_make(struct xy_clients *cs,
+				       struct client_job *j, uint32_t n)
+{
+	struct settle_work *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->req.data = w;
+	w->job = j;
+	w->n = n;
+	if (n && (!(w->from = calloc(n, sizeof *w->from)) ||
+		  !(w->to = calloc(n, sizeof *w->to)))) {
+		settle_free(w);
+		return NULL;
+	}
+	snprintf(w->dir, sizeof w->dir, "%s/%llu", cs->jobdir,
+		 (unsigned long long)j->seq);
+	for (uint32_t i = 0; i < n; i++) {
+		struct xy_file *f = j->t->outputs[i].file;
+		w->from[i] = strdup(f->path);
+		if (asprintf(&w->to[i], "%s/%s", cs->store, f->obj->hex) < 0)
+			w->to[i] = NULL;
+		if (!w->from[i] || !w->to[i]) {
+			settle_free(w);
+			return NULL;
+		}
+	}
+	return w;
 }
 
 void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t)
 {
 	struct client_job *j = t->job;
-	struct settle_work *w = calloc(1, sizeof *w);
 	uint32_t n = t->result == XY_RESULT_SUCCESS ? t->n_outputs : 0;
+	struct settle_work *w;
 
 	j->in_table = 0;
-	if (!w || (n && (!(w->from = calloc(n, sizeof *w->from)) ||
-			 !(w->to = calloc(n, sizeof *w->to)))))
-		abort(); /* small allocations on the loop */
-	w->req.data = w;
-	w->job = j;
-	w->n = n;
-	snprintf(w->dir, sizeof w->dir, "%s/%llu", cs->jobdir,
-		 (unsigned long long)j->seq);
-	for (uint32_t i = 0; i < n; i++) {
-		struct xy_file *f = t->outputs[i].file;
-		w->from[i] = strdup(f->path);
-		if (asprintf(&w->to[i], "%s/%s", cs->store, f->obj->hex) < 0 ||
-		    !w->from[i])
-			abort();
-	}
-	if (uv_queue_work(&cs->m->loop, &w->req, settle_work, settle_done) < 0)
-		abort(); /* fails only on bad arguments */
+	w = settle_make(cs, j, n);
+	if (w && uv_queue_work(&cs->m->loop, &w->req, settle_work,
+			       settle_done) == 0)
+		return;
+	if (w)
+		settle_free(w);
+	if (j->cl && !cs->m->destroying)
+		send_result(j, XY_RESULT_MANAGER_FAILED,
+			    "the manager is out of memory");
+	job_free(j);
 }
 
 /* ---------------------------------------------------------- the task */
@@ -331,6 +360,12 @@ static void job_staged(struct client_job *j)
 	char err[1024] = "";
 
 	if (!j->cl || m->destroying) {
+		job_free(j);
+		return;
+	}
+	if (j->oom) {
+		send_result(j, XY_RESULT_MANAGER_FAILED, "the manager is out of"
+			    " memory");
 		job_free(j);
 		return;
 	}
@@ -410,8 +445,11 @@ static void start_fetch(struct client_job *j, struct xy_submit_input *in)
 	struct fetch_work *w = calloc(1, sizeof *w);
 	char hex[2 * XY_ID_LEN + 1];
 
-	if (!w || !(w->host = strdup(j->cl->addr)))
-		abort(); /* small allocations on the loop */
+	if (!w || !(w->host = strdup(j->cl->addr))) {
+		free(w);
+		j->oom = 1;
+		return;
+	}
 	w->req.data = w;
 	w->job = j;
 	w->port = j->sub.submit.xfer_port;
@@ -421,9 +459,13 @@ static void start_fetch(struct client_job *j, struct xy_submit_input *in)
 		       in->id, RECEIVER, w->token);
 	xy_hex(in->id, XY_ID_LEN, hex);
 	snprintf(w->path, sizeof w->path, "%s/%s", cs->store, hex);
+	if (uv_queue_work(&cs->m->loop, &w->req, fetch_work, fetch_done) < 0) {
+		free(w->host);
+		free(w);
+		j->oom = 1;
+		return;
+	}
 	j->work++;
-	if (uv_queue_work(&cs->m->loop, &w->req, fetch_work, fetch_done) < 0)
-		abort();
 }
 
 /* ------------------------------------------------------------ SUBMIT */

@@ -110,13 +110,19 @@ static struct xy_worker *pick_worker(struct xy_urls *u)
 	return best;
 }
 
+/* Queues f until a worker can fetch it; if even that cannot be had, its
+ * waiters fail (the manager's fault, not the URL's). */
 static void enqueue(struct xy_urls *u, struct xy_file *f)
 {
 	if (u->n_queued == u->cap_queued) {
 		uint32_t cap = u->cap_queued ? 2 * u->cap_queued : 8;
 		struct xy_file **q = realloc(u->queued, cap * sizeof *q);
-		if (!q)
-			abort(); /* a small allocation on the loop */
+		if (!q) {
+			f->state = FILE_MISSING;
+			xy_catalog_file_failed(u->m->catalog, f, "the manager"
+					       " is out of memory");
+			return;
+		}
 		u->queued = q;
 		u->cap_queued = cap;
 	}
@@ -124,7 +130,7 @@ static void enqueue(struct xy_urls *u, struct xy_file *f)
 }
 
 /* Sends FETCH_URL for f to a ready worker. Returns -1 if none can take
- * it now. */
+ * it now (or memory is short now: it is tried again later). */
 static int send_fetch(struct xy_urls *u, struct xy_file *f)
 {
 	struct xy_worker *w = pick_worker(u);
@@ -133,7 +139,7 @@ static int send_fetch(struct xy_urls *u, struct xy_file *f)
 	if (!w)
 		return -1;
 	if (!(uf = calloc(1, sizeof *uf)))
-		abort();
+		return -1;
 	uf->req_id = ++u->next_req;
 	uf->f = f;
 	uf->w = w;
