@@ -291,13 +291,14 @@ struct xy_worker {
 	uint32_t n_held, cap_held;
 	struct library **libs; /* libraries sent to it */
 	uint32_t n_libs;
-	struct xy_worker *fprev, *fnext; /* free list */
-	int on_free;
+	struct xy_worker *fprev, *fnext; /* free or window list (wtable.c) */
+	int on_free; /* which of those, or 0 */
 	struct xy_worker *next; /* all workers */
 	double connected_at;
 	uint64_t last_heard; /* loop time of its last message */
 	uint64_t score_gen;
 	uint64_t score;
+	uint64_t weighed_gen; /* sched.c: weighed in this decision */
 };
 
 struct xy_wtable *xy_wtable_create(struct xy_manager *m);
@@ -327,7 +328,10 @@ void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 		      struct xy_task *t);
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 		       struct xy_task *t);
+/* The workers with free cores, through fnext; and those with no free
+ * core but room in their call window, which only calls fit. */
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt);
+struct xy_worker *xy_wtable_window_list(struct xy_wtable *wt);
 struct xy_worker *xy_wtable_all(struct xy_wtable *wt);
 void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,

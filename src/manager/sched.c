@@ -480,41 +480,79 @@ static int better(const struct xy_task *t, uint64_t score, int free_cores,
 	return free_cores > best_free;
 }
 
+/* The best place for t found so far, and the best of those without room
+ * for its inputs. */
+struct choice {
+	struct xy_worker *best, *cramped;
+	uint64_t best_score, cramped_score;
+	int best_free;
+};
+
+/* Weighs w (free, not weighed before) as a place for t. */
+static void weigh(struct xy_sched *s, const struct xy_task *t,
+		  struct xy_worker *w, uint64_t all, double now,
+		  struct choice *c)
+{
+	if (!xy_wtable_fits(w, t))
+		return;
+	uint64_t score = w->score_gen == s->gen ? w->score : 0;
+	if (!xy_wtable_has_room(w, all - score, now)) {
+		if (!c->cramped || score > c->cramped_score) {
+			c->cramped = w;
+			c->cramped_score = score;
+		}
+		return;
+	}
+	int free_cores = xy_wtable_free_cores(w);
+	if (!c->best ||
+	    better(t, score, free_cores, c->best_score, c->best_free)) {
+		c->best = w;
+		c->best_score = score;
+		c->best_free = free_cores;
+	}
+}
+
+/* The workers that hold some of t's inputs are weighed first, found
+ * through the inputs' replicas; then the workers with free cores, which
+ * hold nothing of t's, only until one where t can start now: none after
+ * it could hold more, so the cost of a decision does not grow with the
+ * number of free workers (the most free cores is then a tie-break among
+ * holders only); then, for a call that cannot start anywhere now, the
+ * first worker with room in its window. Workers whose cores are all
+ * taken are on neither list, so a thousand busy workers cost nothing. */
 struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 {
 	s->gen++;
 	uint64_t all = t->n_inputs ? score_inputs(s, t) : 0;
 	double now = t->n_inputs ? xy_manager_now(s->m) : 0;
-	struct xy_worker *best = NULL, *cramped = NULL;
-	uint64_t best_score = 0, cramped_score = 0;
-	int best_free = 0;
-	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable); w;
-	     w = w->fnext) {
-		if (!xy_wtable_fits(w, t))
-			continue;
-		uint64_t score = w->score_gen == s->gen ? w->score : 0;
-		if (!xy_wtable_has_room(w, all - score, now)) {
-			if (!cramped || score > cramped_score) {
-				cramped = w;
-				cramped_score = score;
+	struct choice c = {0};
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		struct xy_object *o = t->inputs[i].file->obj;
+		for (uint32_t r = 0; o && r < o->n_replicas; r++) {
+			struct xy_worker *w = o->replicas[r].worker;
+			if (w->on_free && w->weighed_gen != s->gen) {
+				w->weighed_gen = s->gen;
+				weigh(s, t, w, all, now, &c);
 			}
-			continue;
-		}
-		int free_cores = xy_wtable_free_cores(w);
-		if (!best ||
-		    better(t, score, free_cores, best_score, best_free)) {
-			best = w;
-			best_score = score;
-			best_free = free_cores;
 		}
 	}
+	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable);
+	     w && !(c.best && c.best_free >= t->cores); w = w->fnext)
+		if (w->weighed_gen != s->gen)
+			weigh(s, t, w, all, now, &c);
+	/* A call may wait in a window: the first that takes it will do. */
+	for (struct xy_worker *w = t->library && !c.best ?
+		     xy_wtable_window_list(s->m->wtable) : NULL;
+	     w && !c.best; w = w->fnext)
+		if (w->weighed_gen != s->gen)
+			weigh(s, t, w, all, now, &c);
 	/* A worker without room only if no worker could ever give t room:
 	 * then one is as good a try as another, and a fetch that finds the
 	 * disk full costs t one of its bounded worker failures (manager.c)
 	 * rather than leaving it queued for ever. */
-	if (!best && cramped && !room_anywhere(s, t, all, now))
-		best = cramped;
-	return best;
+	if (!c.best && c.cramped && !room_anywhere(s, t, all, now))
+		c.best = c.cramped;
+	return c.best;
 }
 
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
@@ -524,11 +562,17 @@ void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
 	*seconds = s->decision_us / 1e6;
 }
 
-/* True if some free worker fits t now (its resources, not its data). */
+/* True if some free worker fits t now (its resources, not its data): a
+ * worker with free cores, or for a call one with room in its window. */
 static int fits_a_free_worker(struct xy_sched *s, const struct xy_task *t)
 {
 	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable); w;
 	     w = w->fnext)
+		if (xy_wtable_fits(w, t))
+			return 1;
+	for (struct xy_worker *w = t->library ?
+		     xy_wtable_window_list(s->m->wtable) : NULL;
+	     w; w = w->fnext)
 		if (xy_wtable_fits(w, t))
 			return 1;
 	return 0;
@@ -568,7 +612,8 @@ int xy_sched_round(struct xy_sched *s)
 	struct xy_task *aside = NULL;
 	int placed = 0;
 	uint64_t t0 = xy_mono_us();
-	while (s->n_heap && xy_wtable_free_list(s->m->wtable)) {
+	while (s->n_heap && (xy_wtable_free_list(s->m->wtable) ||
+			     xy_wtable_window_list(s->m->wtable))) {
 		struct shape *sh = s->heap[0];
 		struct xy_task *t = sh->levels[0]->head;
 		struct xy_worker *w = xy_sched_choose(s, t);

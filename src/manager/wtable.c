@@ -26,7 +26,8 @@
 struct xy_wtable {
 	struct xy_manager *m;
 	struct xy_worker *all;
-	struct xy_worker *free_head;
+	struct xy_worker *free_head;   /* workers with free cores */
+	struct xy_worker *window_head; /* with room for calls only */
 	int count;
 };
 
@@ -77,25 +78,38 @@ int xy_wtable_cores_busy(const struct xy_worker *w)
 	return w->cores_used < w->cores ? w->cores_used : w->cores;
 }
 
+/* The list a worker belongs on: free cores (FREE_CORES), room in its
+ * call window only (WINDOW), or none. */
+enum { NOT_FREE, FREE_CORES, WINDOW };
+
+static struct xy_worker **list_head(struct xy_wtable *wt, int which)
+{
+	return which == FREE_CORES ? &wt->free_head : &wt->window_head;
+}
+
 static void free_list_update(struct xy_wtable *wt, struct xy_worker *w)
 {
-	int want = w->ready && w->cores_used < call_cores(w);
+	int want = !w->ready ? NOT_FREE
+		   : w->cores_used < w->cores ? FREE_CORES
+		   : w->cores_used < call_cores(w) ? WINDOW : NOT_FREE;
 	if (want == w->on_free)
 		return;
-	if (want) {
-		w->fprev = NULL;
-		w->fnext = wt->free_head;
-		if (wt->free_head)
-			wt->free_head->fprev = w;
-		wt->free_head = w;
-	} else {
+	if (w->on_free) {
 		if (w->fprev)
 			w->fprev->fnext = w->fnext;
 		else
-			wt->free_head = w->fnext;
+			*list_head(wt, w->on_free) = w->fnext;
 		if (w->fnext)
 			w->fnext->fprev = w->fprev;
 		w->fprev = w->fnext = NULL;
+	}
+	if (want) {
+		struct xy_worker **head = list_head(wt, want);
+		w->fprev = NULL;
+		w->fnext = *head;
+		if (*head)
+			(*head)->fprev = w;
+		*head = w;
 	}
 	w->on_free = want;
 }
@@ -274,6 +288,11 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt)
 {
 	return wt->free_head;
+}
+
+struct xy_worker *xy_wtable_window_list(struct xy_wtable *wt)
+{
+	return wt->window_head;
 }
 
 struct xy_worker *xy_wtable_all(struct xy_wtable *wt)
