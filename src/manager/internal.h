@@ -12,8 +12,11 @@
 #ifndef XY_MANAGER_INTERNAL_H
 #define XY_MANAGER_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "conn.h"
@@ -183,7 +186,8 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
  * started if needed), -1 if it is missing (reason in t->error). */
 int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		    struct xy_task *t);
-/* The object with this id, created if new. */
+/* The object with this id, created if new; NULL (ENOMEM) if it is new
+ * and memory is short. */
 struct xy_object *xy_catalog_object(struct xy_catalog *c,
 				    const uint8_t id[XY_ID_LEN], uint8_t kind,
 				    uint64_t size);
@@ -204,7 +208,9 @@ void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f);
 void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t);
 struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w);
-void xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
+/* Records that w holds o (ready) or is fetching it, on o and in w's list
+ * alike, or on neither: 0, or -1 (ENOMEM) with nothing recorded. */
+int xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
 			   int ready);
 /* Drops w's copy of o, and o from w's list of held objects. */
 void xy_catalog_replica_drop(struct xy_object *o, struct xy_worker *w);
@@ -329,7 +335,9 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 		       struct xy_task *t);
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt);
 struct xy_worker *xy_wtable_all(struct xy_wtable *wt);
-void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
+/* Adds o to w's list of held objects (xy_catalog_replica_add's other
+ * half): 0, or -1 (ENOMEM) with the list unchanged. */
+int xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used);
 int xy_wtable_max_cores(struct xy_wtable *wt);
@@ -500,7 +508,38 @@ struct xy_manager {
 	/* The clock of rests, no-room marks and transfer durations:
 	 * monotonic (xy_mono) unless a unit test sets its own. */
 	double (*clock)(void);
+	/* Fault injection, for unit tests only: while not 0, each
+	 * allocation made through xy__calloc, xy__realloc or xy__strdup
+	 * counts it down, and the one that brings it to 0 fails (1: the
+	 * next one). Always 0 otherwise. */
+	uint64_t fail_alloc;
 };
+
+/* The allocations of the manager's loop whose failure it survives
+ * (docs/errors.md, "Out of memory"): calloc, realloc and strdup, except
+ * that m's fail_alloc (m may be NULL) can make one fail with ENOMEM. */
+static inline int xy__alloc_fails(struct xy_manager *m)
+{
+	if (!m || !m->fail_alloc || --m->fail_alloc)
+		return 0;
+	errno = ENOMEM;
+	return 1;
+}
+
+static inline void *xy__calloc(struct xy_manager *m, size_t n, size_t size)
+{
+	return xy__alloc_fails(m) ? NULL : calloc(n, size);
+}
+
+static inline void *xy__realloc(struct xy_manager *m, void *p, size_t size)
+{
+	return xy__alloc_fails(m) ? NULL : realloc(p, size);
+}
+
+static inline char *xy__strdup(struct xy_manager *m, const char *s)
+{
+	return xy__alloc_fails(m) ? NULL : strdup(s);
+}
 
 /* Now on m's clock, in seconds (m may be NULL: the monotonic clock). */
 double xy_manager_now(const struct xy_manager *m);

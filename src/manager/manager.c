@@ -549,16 +549,40 @@ static void on_async(uv_async_t *h)
 
 /* ------------------------------------------------------------ messages */
 
-static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
-			      struct xy_worker *w,
-			      struct xy_msg_task_done *d)
+/* True if t is to keep the output w reported under name: t succeeded
+ * and writes a file of that name. */
+static int output_wanted(const struct xy_task *t, const char *name)
 {
+	for (uint32_t i = 0; t->result == XY_RESULT_SUCCESS &&
+			     i < t->n_outputs; i++)
+		if (!strcmp(t->outputs[i].as, name) &&
+		    t->outputs[i].file->producer == t)
+			return 1;
+	return 0;
+}
+
+/* Records the outputs w reported for t, and starts bringing back those
+ * that t keeps. -1 if memory was short for one of those (it is not
+ * recorded, and w may let it go), 0 otherwise. */
+static int task_done_outputs(struct xy_manager *m, struct xy_task *t,
+			     struct xy_worker *w,
+			     struct xy_msg_task_done *d)
+{
+	int rc = 0;
 	for (uint32_t k = 0; k < d->n_outputs; k++) {
 		struct xy_done_output *o = &d->outputs[k];
 		struct xy_object *obj =
 			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
 		int fetching = 0;
+		if (!obj) {
+			if (output_wanted(t, o->name))
+				rc = -1;
+			xy_manager_release(m, w, o->id);
+			continue;
+		}
 		xy_catalog_set_chunks(obj, &o->chunks);
+		/* Unrecorded, w's copy is not a source: a temp is then
+		 * made again when a task needs it. */
 		xy_catalog_replica_add(obj, w, 1);
 		for (uint32_t i = 0; t->result == XY_RESULT_SUCCESS &&
 				     i < t->n_outputs; i++) {
@@ -579,6 +603,7 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		if (!fetching)
 			xy_manager_release(m, w, obj->id);
 	}
+	return rc;
 }
 
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
@@ -643,7 +668,17 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 	t->result = t->cancel_requested ? XY_RESULT_CANCELLED
 					: (xy_result)d->result;
 	set_error(t, d->message && *d->message ? d->message : NULL);
-	task_done_outputs(m, t, w, d);
+	if (task_done_outputs(m, t, w, d) < 0) {
+		/* An output the manager has no memory to keep: its own
+		 * failure, as when it cannot write one (xy_manager_retrieved,
+		 * which settles it if retrievals are under way). */
+		t->retrieval_failed = 2;
+		set_error(t, "the manager is out of memory");
+		if (t->retrievals == 0) {
+			t->retrieval_failed = 0;
+			t->result = XY_RESULT_MANAGER_FAILED;
+		}
+	}
 
 	switch (t->result) {
 	case XY_RESULT_SUCCESS:

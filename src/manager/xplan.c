@@ -573,6 +573,10 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 {
 	struct xy_object *o = xy_catalog_object(x->m->catalog, u->id, u->kind,
 						u->size);
+	/* A new object has no fetch in flight: one the worker made or
+	 * found, that memory is short to record, is left unknown. */
+	if (!o)
+		return;
 	struct fetch *f = o->fetching;
 	while (f && f->dest != w)
 		f = f->onext;
