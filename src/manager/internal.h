@@ -367,9 +367,10 @@ void xy_xplan_destroy(struct xy_xplan *x);
  * (limits), -1 some input has no source at all. */
 int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 		       struct xy_worker *w);
-/* Sends FETCH for each input of t that w lacks. */
-void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
-		    struct xy_worker *w);
+/* Sends FETCH for each input of t that w lacks: 0, or -1 (ENOMEM) when
+ * one cannot be planned (the fetches sent before it go on). */
+int xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
+		   struct xy_worker *w);
 /* A CACHE_UPDATE arrived from w. */
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 		     struct xy_msg_cache_update *u);
@@ -378,19 +379,22 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
 			const uint8_t id[XY_ID_LEN]);
 /* Brings obj, made by t on w, back to path in a thread; calls
- * xy_manager_retrieved when done, and releases obj on w. */
-void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
-		       struct xy_worker *w, struct xy_object *obj,
-		       const char *path);
-/* The same for no task: done(arg, ok, why) runs on the loop at the end. */
-void xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
-			  struct xy_object *obj, const char *path,
-			  void (*done)(void *arg, int ok, const char *why),
-			  void *arg);
+ * xy_manager_retrieved when done, and releases obj on w. -1 (ENOMEM) if
+ * it cannot start: then nothing is called or released. */
+int xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
+		      struct xy_worker *w, struct xy_object *obj,
+		      const char *path);
+/* The same for no task: done(arg, ok, why) runs on the loop at the end,
+ * unless -1 (ENOMEM) is returned. */
+int xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
+			 struct xy_object *obj, const char *path,
+			 void (*done)(void *arg, int ok, const char *why),
+			 void *arg);
 /* Sends w a FETCH of obj with no task waiting for it (a temp's extra
- * copy). The CACHE_UPDATE makes the replica ready. */
-void xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
-		   xy_cache_level level, struct xy_worker *w);
+ * copy). The CACHE_UPDATE makes the replica ready. -1 (ENOMEM) if it
+ * cannot be planned: nothing is sent. */
+int xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
+		  xy_cache_level level, struct xy_worker *w);
 /* Forgets w as a source (it is going away). */
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);
 /* Frees w's source cooldowns (wtable.c, as w is freed). */

@@ -563,7 +563,7 @@ static int output_wanted(const struct xy_task *t, const char *name)
 
 /* Records the outputs w reported for t, and starts bringing back those
  * that t keeps. -1 if memory was short for one of those (it is not
- * recorded, and w may let it go), 0 otherwise. */
+ * recorded or not brought back, and w may let it go), 0 otherwise. */
 static int task_done_outputs(struct xy_manager *m, struct xy_task *t,
 			     struct xy_worker *w,
 			     struct xy_msg_task_done *d)
@@ -590,12 +590,15 @@ static int task_done_outputs(struct xy_manager *m, struct xy_task *t,
 			if (strcmp(t->outputs[i].as, o->name) ||
 			    f->producer != t)
 				continue;
-			xy_catalog_file_ready(m->catalog, f, obj);
 			if (f->temp) { /* stays on w: back only if asked */
+				xy_catalog_file_ready(m->catalog, f, obj);
 				xy_lineage_made(m->lineage, f);
-			} else {
-				xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
+			} else if (xy_xplan_retrieve(m->xplan, t, w, obj,
+						     f->path) == 0) {
+				xy_catalog_file_ready(m->catalog, f, obj);
 				fetching = 1;
+			} else {
+				rc = -1; /* t fails: f is not made */
 			}
 		}
 		/* The worker holds each output it reports until we have
