@@ -554,6 +554,9 @@ void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 			  xy_result r, const char *why);
 void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
 			     const char *why);
+/* Sends t's fetches and t to w, committing w's resources to it. If
+ * memory is short for that, t fails with MANAGER_FAILED instead and w
+ * is not committed. */
 void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 			      struct xy_worker *w);
 /* An output came back (ok), or could not: local is set when the manager
@@ -565,9 +568,10 @@ void xy_manager_task_lost(struct xy_manager *m, struct xy_task *t,
 void xy_manager_wake(struct xy_manager *m);
 /* The current library of that name, or NULL. */
 struct library *xy_manager_library(struct xy_manager *m, const char *name);
-/* Sends w the LIBRARY message for name unless it has had it already. */
-void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
-			     const char *name);
+/* Sends w the LIBRARY message for name unless it has had it already: 0,
+ * or -1 (ENOMEM) with nothing sent. */
+int xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
+			    const char *name);
 int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 		    const union xy_msg *msg);
 /* Enters an internal task (a remake) into the task table, WAITING; its

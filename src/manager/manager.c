@@ -246,10 +246,24 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 {
 	union xy_msg msg = {0};
 	struct xy_msg_task *tm = &msg.task;
-	struct xy_task_input *in = calloc(t->n_inputs + 1, sizeof *in);
-	struct xy_task_output *out = calloc(t->n_outputs + 1, sizeof *out);
-	if (!in || !out)
-		abort();
+	struct xy_task_input *in = xy__calloc(m, t->n_inputs + 1, sizeof *in);
+	struct xy_task_output *out =
+		xy__calloc(m, t->n_outputs + 1, sizeof *out);
+
+	/* Everything that needs memory comes before w is committed. A task
+	 * that cannot go fails as the manager's fault (requeued, it would
+	 * be picked again at once, in this same round); the fetches sent
+	 * for it go on, recorded as any other. */
+	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
+	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
+		free(in);
+		free(out);
+		XY_LOGW(WHO, "task %llu cannot be sent to %s: the manager is "
+			"out of memory", (unsigned long long)t->id, w->name);
+		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
+				     "the manager is out of memory");
+		return;
+	}
 
 	tm->task_id = t->id;
 	tm->command = t->command;
@@ -285,8 +299,6 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
-	if (t->library)
-		xy_manager_send_library(m, w, t->library);
 	int rc = xy_manager_send(m, w, XY_MSG_TASK, &msg);
 	free(in);
 	free(out);
@@ -444,25 +456,27 @@ static int add_library_inputs(struct xy_manager *m, struct xy_task *t,
 	return 0;
 }
 
-void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
-			     const char *name)
+int xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
+			    const char *name)
 {
 	struct library *l = xy_manager_library(m, name);
 	for (uint32_t i = 0; i < w->n_libs; i++)
 		if (w->libs[i] == l)
-			return;
-	struct library **nl = realloc(w->libs, (w->n_libs + 1) * sizeof *nl);
-	if (!nl)
-		abort();
-	w->libs = nl;
-	w->libs[w->n_libs++] = l;
-
+			return 0;
 	struct xy_task *tp = l->tmpl;
 	union xy_msg msg = {0};
 	struct xy_msg_task *tm = &msg.task;
-	struct xy_task_input *in = calloc(tp->n_inputs + 1, sizeof *in);
-	if (!in)
-		abort();
+	struct xy_task_input *in = xy__calloc(m, tp->n_inputs + 1, sizeof *in);
+	struct library **nl = in ? xy__realloc(m, w->libs, (w->n_libs + 1) *
+						 sizeof *nl)
+				 : NULL;
+	if (!nl) {
+		free(in);
+		return -1;
+	}
+	w->libs = nl;
+	w->libs[w->n_libs++] = l;
+
 	for (uint32_t i = 0; i < tp->n_inputs; i++) {
 		struct xy_file *f = tp->inputs[i].file;
 		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
@@ -482,6 +496,7 @@ void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
 	tm->library = l->name;
 	xy_manager_send(m, w, XY_MSG_LIBRARY, &msg);
 	free(in);
+	return 0;
 }
 
 /* ------------------------------------------------------------ threads */
