@@ -176,7 +176,8 @@ static void t_oom_object_and_replica(void)
 	errno = 0;
 	XY_CHECK(xy_catalog_object(m->catalog, id, XY_KIND_FILE, 5) == NULL);
 	XY_CHECK(errno == ENOMEM && m->fail_alloc == 0);
-	struct xy_object *o = xy_catalog_object(m->catalog, id, XY_KIND_FILE, 5);
+	struct xy_object *o =
+		xy_catalog_object(m->catalog, id, XY_KIND_FILE, 5);
 	XY_CHECK(o && o->size == 5);
 	struct xy_worker w = {.name = "w", .manager = m};
 	for (uint64_t n = 1; n <= 2; n++) { /* o's array, then w's list */
