@@ -225,9 +225,9 @@ struct xy_object *xy_catalog_object(struct xy_catalog *c,
 	for (struct xy_object *o = c->objects[b]; o; o = o->hnext)
 		if (!memcmp(o->id, id, XY_ID_LEN))
 			return o;
-	struct xy_object *o = calloc(1, sizeof *o);
+	struct xy_object *o = xy__calloc(c->m, 1, sizeof *o);
 	if (!o)
-		abort(); /* a small fixed allocation on the loop */
+		return NULL;
 	memcpy(o->id, id, XY_ID_LEN);
 	xy_hex(id, XY_ID_LEN, o->hex);
 	o->kind = kind;
@@ -327,7 +327,13 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
 	}
 	f->level = level;
 	f->state = FILE_READY;
-	f->obj = xy_catalog_object(c, id, kind, size);
+	if (!(f->obj = xy_catalog_object(c, id, kind, size))) {
+		free(f);
+		free(chunks.hash);
+		unlink(path);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
 	xy_catalog_set_chunks(f->obj, &chunks);
 	xy_catalog_serve(c, f->obj, path);
 	f->next = c->buffers;
@@ -374,15 +380,24 @@ static void hash_done(uv_work_t *req, int status)
 {
 	struct hash_job *j = req->data;
 	struct xy_catalog *c = j->c;
+	int hashed = j->rc == 0 && status == 0;
+	struct xy_object *o =
+		hashed ? xy_catalog_object(c, j->id, j->kind, j->size) : NULL;
+	char why[700];
 	c->hashing--;
-	if (j->rc == 0 && status == 0) {
-		struct xy_object *o =
-			xy_catalog_object(c, j->id, j->kind, j->size);
+	if (o) {
 		xy_catalog_set_chunks(o, &j->chunks);
 		xy_catalog_serve(c, o, j->path);
 		xy_catalog_file_ready(c, j->f, o);
+	} else if (hashed) {
+		/* Hashed, but memory is short to record its object: its
+		 * waiters fail. The file itself is fine, so a task that
+		 * needs it later has it hashed again. */
+		snprintf(why, sizeof why, "input %s: the manager is out of "
+			 "memory", j->path);
+		j->f->state = FILE_NEW;
+		xy_catalog_file_failed(c, j->f, why);
 	} else {
-		char why[700];
 		snprintf(why, sizeof why, "input %s: %s", j->path,
 			 status ? "cancelled" : j->err);
 		j->f->state = FILE_MISSING;
@@ -689,26 +704,31 @@ struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w
 	return NULL;
 }
 
-void xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
+int xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
 			   int ready)
 {
 	struct replica *r = xy_catalog_replica_find(o, w);
 	if (r) {
 		r->ready |= ready;
-		return;
+		return 0;
 	}
 	if (o->n_replicas == o->cap_replicas) {
 		uint32_t cap = o->cap_replicas ? 2 * o->cap_replicas : 2;
-		struct replica *nr = realloc(o->replicas, cap * sizeof *nr);
+		struct replica *nr = xy__realloc(w->manager, o->replicas,
+						 cap * sizeof *nr);
 		if (!nr)
-			abort();
+			return -1;
 		o->replicas = nr;
 		o->cap_replicas = cap;
 	}
+	/* Recorded on both sides or on neither: a replica that w does not
+	 * list would outlive w (xy_wtable_remove forgets only those). */
+	if (xy_wtable_note_object(w, o) < 0)
+		return -1;
 	o->replicas[o->n_replicas].worker = w;
 	o->replicas[o->n_replicas].ready = ready;
 	o->n_replicas++;
-	xy_wtable_note_object(w, o);
+	return 0;
 }
 
 void xy_catalog_replica_forget(struct xy_object *o, struct xy_worker *w)

@@ -12,8 +12,11 @@
 #ifndef XY_MANAGER_INTERNAL_H
 #define XY_MANAGER_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "conn.h"
@@ -183,7 +186,8 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
  * started if needed), -1 if it is missing (reason in t->error). */
 int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		    struct xy_task *t);
-/* The object with this id, created if new. */
+/* The object with this id, created if new; NULL (ENOMEM) if it is new
+ * and memory is short. */
 struct xy_object *xy_catalog_object(struct xy_catalog *c,
 				    const uint8_t id[XY_ID_LEN], uint8_t kind,
 				    uint64_t size);
@@ -204,7 +208,9 @@ void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f);
 void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t);
 struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w);
-void xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
+/* Records that w holds o (ready) or is fetching it, on o and in w's list
+ * alike, or on neither: 0, or -1 (ENOMEM) with nothing recorded. */
+int xy_catalog_replica_add(struct xy_object *o, struct xy_worker *w,
 			   int ready);
 /* Drops w's copy of o, and o from w's list of held objects. */
 void xy_catalog_replica_drop(struct xy_object *o, struct xy_worker *w);
@@ -333,7 +339,9 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt);
 struct xy_worker *xy_wtable_window_list(struct xy_wtable *wt);
 struct xy_worker *xy_wtable_all(struct xy_wtable *wt);
-void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
+/* Adds o to w's list of held objects (xy_catalog_replica_add's other
+ * half): 0, or -1 (ENOMEM) with the list unchanged. */
+int xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used);
 int xy_wtable_max_cores(struct xy_wtable *wt);
@@ -363,9 +371,10 @@ void xy_xplan_destroy(struct xy_xplan *x);
  * (limits), -1 some input has no source at all. */
 int xy_xplan_can_stage(struct xy_xplan *x, struct xy_task *t,
 		       struct xy_worker *w);
-/* Sends FETCH for each input of t that w lacks. */
-void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
-		    struct xy_worker *w);
+/* Sends FETCH for each input of t that w lacks: 0, or -1 (ENOMEM) when
+ * one cannot be planned (the fetches sent before it go on). */
+int xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
+		   struct xy_worker *w);
 /* A CACHE_UPDATE arrived from w. */
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 		     struct xy_msg_cache_update *u);
@@ -374,19 +383,22 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
 			const uint8_t id[XY_ID_LEN]);
 /* Brings obj, made by t on w, back to path in a thread; calls
- * xy_manager_retrieved when done, and releases obj on w. */
-void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
-		       struct xy_worker *w, struct xy_object *obj,
-		       const char *path);
-/* The same for no task: done(arg, ok, why) runs on the loop at the end. */
-void xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
-			  struct xy_object *obj, const char *path,
-			  void (*done)(void *arg, int ok, const char *why),
-			  void *arg);
+ * xy_manager_retrieved when done, and releases obj on w. -1 (ENOMEM) if
+ * it cannot start: then nothing is called or released. */
+int xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
+		      struct xy_worker *w, struct xy_object *obj,
+		      const char *path);
+/* The same for no task: done(arg, ok, why) runs on the loop at the end,
+ * unless -1 (ENOMEM) is returned. */
+int xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
+			 struct xy_object *obj, const char *path,
+			 void (*done)(void *arg, int ok, const char *why),
+			 void *arg);
 /* Sends w a FETCH of obj with no task waiting for it (a temp's extra
- * copy). The CACHE_UPDATE makes the replica ready. */
-void xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
-		   xy_cache_level level, struct xy_worker *w);
+ * copy). The CACHE_UPDATE makes the replica ready. -1 (ENOMEM) if it
+ * cannot be planned: nothing is sent. */
+int xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
+		  xy_cache_level level, struct xy_worker *w);
 /* Forgets w as a source (it is going away). */
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);
 /* Frees w's source cooldowns (wtable.c, as w is freed). */
@@ -504,7 +516,38 @@ struct xy_manager {
 	/* The clock of rests, no-room marks and transfer durations:
 	 * monotonic (xy_mono) unless a unit test sets its own. */
 	double (*clock)(void);
+	/* Fault injection, for unit tests only: while not 0, each
+	 * allocation made through xy__calloc, xy__realloc or xy__strdup
+	 * counts it down, and the one that brings it to 0 fails (1: the
+	 * next one). Always 0 otherwise. */
+	uint64_t fail_alloc;
 };
+
+/* The allocations of the manager's loop whose failure it survives
+ * (docs/errors.md, "Out of memory"): calloc, realloc and strdup, except
+ * that m's fail_alloc (m may be NULL) can make one fail with ENOMEM. */
+static inline int xy__alloc_fails(struct xy_manager *m)
+{
+	if (!m || !m->fail_alloc || --m->fail_alloc)
+		return 0;
+	errno = ENOMEM;
+	return 1;
+}
+
+static inline void *xy__calloc(struct xy_manager *m, size_t n, size_t size)
+{
+	return xy__alloc_fails(m) ? NULL : calloc(n, size);
+}
+
+static inline void *xy__realloc(struct xy_manager *m, void *p, size_t size)
+{
+	return xy__alloc_fails(m) ? NULL : realloc(p, size);
+}
+
+static inline char *xy__strdup(struct xy_manager *m, const char *s)
+{
+	return xy__alloc_fails(m) ? NULL : strdup(s);
+}
 
 /* Now on m's clock, in seconds (m may be NULL: the monotonic clock). */
 double xy_manager_now(const struct xy_manager *m);
@@ -515,6 +558,9 @@ void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 			  xy_result r, const char *why);
 void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
 			     const char *why);
+/* Sends t's fetches and t to w, committing w's resources to it. If
+ * memory is short for that, t fails with MANAGER_FAILED instead and w
+ * is not committed. */
 void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 			      struct xy_worker *w);
 /* An output came back (ok), or could not: local is set when the manager
@@ -526,9 +572,10 @@ void xy_manager_task_lost(struct xy_manager *m, struct xy_task *t,
 void xy_manager_wake(struct xy_manager *m);
 /* The current library of that name, or NULL. */
 struct library *xy_manager_library(struct xy_manager *m, const char *name);
-/* Sends w the LIBRARY message for name unless it has had it already. */
-void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
-			     const char *name);
+/* Sends w the LIBRARY message for name unless it has had it already: 0,
+ * or -1 (ENOMEM) with nothing sent. */
+int xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
+			    const char *name);
 int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 		    const union xy_msg *msg);
 /* Enters an internal task (a remake) into the task table, WAITING; its

@@ -239,7 +239,10 @@ void xy_lineage_made(struct xy_lineage *l, struct xy_file *f)
 	     w && have < f->replicas; w = w->next) {
 		if (!w->ready || xy_catalog_replica_find(o, w))
 			continue;
-		xy_xplan_copy(l->m->xplan, o, f->level, w);
+		/* An extra copy spares a remake; without memory for one,
+		 * the temp makes do with fewer. */
+		if (xy_xplan_copy(l->m->xplan, o, f->level, w) < 0)
+			break;
 		have++;
 	}
 }
@@ -329,8 +332,13 @@ static int fetch_start(struct xy_manager *m, struct xy_file *f,
 			if (!(*fb = calloc(1, sizeof **fb)))
 				return xy_fail(err, errlen, ENOMEM,
 					       "out of memory");
-			xy_xplan_retrieve_cb(m->xplan, w, f->obj, path, fetched,
-					     *fb);
+			if (xy_xplan_retrieve_cb(m->xplan, w, f->obj, path,
+						 fetched, *fb) < 0) {
+				free(*fb);
+				*fb = NULL;
+				return xy_fail(err, errlen, ENOMEM,
+					       "out of memory");
+			}
 			return 1;
 		}
 		if (xy_catalog_copy_in_flight(f->obj))

@@ -246,10 +246,24 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 {
 	union xy_msg msg = {0};
 	struct xy_msg_task *tm = &msg.task;
-	struct xy_task_input *in = calloc(t->n_inputs + 1, sizeof *in);
-	struct xy_task_output *out = calloc(t->n_outputs + 1, sizeof *out);
-	if (!in || !out)
-		abort();
+	struct xy_task_input *in = xy__calloc(m, t->n_inputs + 1, sizeof *in);
+	struct xy_task_output *out =
+		xy__calloc(m, t->n_outputs + 1, sizeof *out);
+
+	/* Everything that needs memory comes before w is committed. A task
+	 * that cannot go fails as the manager's fault (requeued, it would
+	 * be picked again at once, in this same round); the fetches sent
+	 * for it go on, recorded as any other. */
+	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
+	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
+		free(in);
+		free(out);
+		XY_LOGW(WHO, "task %llu cannot be sent to %s: the manager is "
+			"out of memory", (unsigned long long)t->id, w->name);
+		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
+				     "the manager is out of memory");
+		return;
+	}
 
 	tm->task_id = t->id;
 	tm->command = t->command;
@@ -285,8 +299,6 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
-	if (t->library)
-		xy_manager_send_library(m, w, t->library);
 	int rc = xy_manager_send(m, w, XY_MSG_TASK, &msg);
 	free(in);
 	free(out);
@@ -444,25 +456,27 @@ static int add_library_inputs(struct xy_manager *m, struct xy_task *t,
 	return 0;
 }
 
-void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
-			     const char *name)
+int xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
+			    const char *name)
 {
 	struct library *l = xy_manager_library(m, name);
 	for (uint32_t i = 0; i < w->n_libs; i++)
 		if (w->libs[i] == l)
-			return;
-	struct library **nl = realloc(w->libs, (w->n_libs + 1) * sizeof *nl);
-	if (!nl)
-		abort();
-	w->libs = nl;
-	w->libs[w->n_libs++] = l;
-
+			return 0;
 	struct xy_task *tp = l->tmpl;
 	union xy_msg msg = {0};
 	struct xy_msg_task *tm = &msg.task;
-	struct xy_task_input *in = calloc(tp->n_inputs + 1, sizeof *in);
-	if (!in)
-		abort();
+	struct xy_task_input *in = xy__calloc(m, tp->n_inputs + 1, sizeof *in);
+	struct library **nl = in ? xy__realloc(m, w->libs, (w->n_libs + 1) *
+						 sizeof *nl)
+				 : NULL;
+	if (!nl) {
+		free(in);
+		return -1;
+	}
+	w->libs = nl;
+	w->libs[w->n_libs++] = l;
+
 	for (uint32_t i = 0; i < tp->n_inputs; i++) {
 		struct xy_file *f = tp->inputs[i].file;
 		memcpy(in[i].id, f->obj->id, XY_ID_LEN);
@@ -482,6 +496,7 @@ void xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
 	tm->library = l->name;
 	xy_manager_send(m, w, XY_MSG_LIBRARY, &msg);
 	free(in);
+	return 0;
 }
 
 /* ------------------------------------------------------------ threads */
@@ -549,16 +564,40 @@ static void on_async(uv_async_t *h)
 
 /* ------------------------------------------------------------ messages */
 
-static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
-			      struct xy_worker *w,
-			      struct xy_msg_task_done *d)
+/* True if t is to keep the output w reported under name: t succeeded
+ * and writes a file of that name. */
+static int output_wanted(const struct xy_task *t, const char *name)
 {
+	for (uint32_t i = 0; t->result == XY_RESULT_SUCCESS &&
+			     i < t->n_outputs; i++)
+		if (!strcmp(t->outputs[i].as, name) &&
+		    t->outputs[i].file->producer == t)
+			return 1;
+	return 0;
+}
+
+/* Records the outputs w reported for t, and starts bringing back those
+ * that t keeps. -1 if memory was short for one of those (it is not
+ * recorded or not brought back, and w may let it go), 0 otherwise. */
+static int task_done_outputs(struct xy_manager *m, struct xy_task *t,
+			     struct xy_worker *w,
+			     struct xy_msg_task_done *d)
+{
+	int rc = 0;
 	for (uint32_t k = 0; k < d->n_outputs; k++) {
 		struct xy_done_output *o = &d->outputs[k];
 		struct xy_object *obj =
 			xy_catalog_object(m->catalog, o->id, o->kind, o->size);
 		int fetching = 0;
+		if (!obj) {
+			if (output_wanted(t, o->name))
+				rc = -1;
+			xy_manager_release(m, w, o->id);
+			continue;
+		}
 		xy_catalog_set_chunks(obj, &o->chunks);
+		/* Unrecorded, w's copy is not a source: a temp is then
+		 * made again when a task needs it. */
 		xy_catalog_replica_add(obj, w, 1);
 		for (uint32_t i = 0; t->result == XY_RESULT_SUCCESS &&
 				     i < t->n_outputs; i++) {
@@ -566,12 +605,15 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 			if (strcmp(t->outputs[i].as, o->name) ||
 			    f->producer != t)
 				continue;
-			xy_catalog_file_ready(m->catalog, f, obj);
 			if (f->temp) { /* stays on w: back only if asked */
+				xy_catalog_file_ready(m->catalog, f, obj);
 				xy_lineage_made(m->lineage, f);
-			} else {
-				xy_xplan_retrieve(m->xplan, t, w, obj, f->path);
+			} else if (xy_xplan_retrieve(m->xplan, t, w, obj,
+						     f->path) == 0) {
+				xy_catalog_file_ready(m->catalog, f, obj);
 				fetching = 1;
+			} else {
+				rc = -1; /* t fails: f is not made */
 			}
 		}
 		/* The worker holds each output it reports until we have
@@ -579,6 +621,7 @@ static void task_done_outputs(struct xy_manager *m, struct xy_task *t,
 		if (!fetching)
 			xy_manager_release(m, w, obj->id);
 	}
+	return rc;
 }
 
 void xy_manager_release(struct xy_manager *m, struct xy_worker *w,
@@ -643,7 +686,17 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 	t->result = t->cancel_requested ? XY_RESULT_CANCELLED
 					: (xy_result)d->result;
 	set_error(t, d->message && *d->message ? d->message : NULL);
-	task_done_outputs(m, t, w, d);
+	if (task_done_outputs(m, t, w, d) < 0) {
+		/* An output the manager has no memory to keep: its own
+		 * failure, as when it cannot write one (xy_manager_retrieved,
+		 * which settles it if retrievals are under way). */
+		t->retrieval_failed = 2;
+		set_error(t, "the manager is out of memory");
+		if (t->retrievals == 0) {
+			t->retrieval_failed = 0;
+			t->result = XY_RESULT_MANAGER_FAILED;
+		}
+	}
 
 	switch (t->result) {
 	case XY_RESULT_SUCCESS:

@@ -79,9 +79,7 @@ static int real_can_stage(void *arg, struct xy_task *t, struct xy_worker *w)
 
 static void real_dispatch(void *arg, struct xy_task *t, struct xy_worker *w)
 {
-	struct xy_manager *m = arg;
-	xy_xplan_stage(m->xplan, t, w);
-	xy_manager_task_dispatch(m, t, w);
+	xy_manager_task_dispatch(arg, t, w);
 }
 
 static void real_requeue(void *arg, struct xy_task *t)

@@ -228,7 +228,16 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 	}
 	struct xy_object *o = xy_catalog_object(c, d->id, XY_KIND_FILE,
 						d->size);
+	if (!o) {
+		/* Fetched, but memory is short to record it: its waiters
+		 * fail, as when it cannot be queued (enqueue). */
+		f->state = FILE_MISSING;
+		xy_catalog_file_failed(c, f, "the manager is out of memory");
+		return;
+	}
 	xy_catalog_set_chunks(o, &d->chunks);
+	/* Unrecorded, w's copy is not a source: the URL is then fetched
+	 * again when a task needs it (xy_catalog_need). */
 	xy_catalog_replica_add(o, w, 1);
 	xy_history_transfer(u->m->history, xy_now(), o->hex, f->url, w->name,
 			    d->size, secs, "ok");

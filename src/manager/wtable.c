@@ -155,12 +155,20 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 	w->memory = (int64_t)h->memory_mb;
 	w->disk = (int64_t)h->disk_mb;
 	w->gpus = (int)h->gpus;
+	/* What it holds is knowledge that saves fetches, not a duty: an
+	 * object memory is short for goes unrecorded, as if not held. */
+	uint32_t skipped = 0;
 	for (uint32_t i = 0; i < h->n_items; i++) {
 		struct xy_inventory_item *it = &h->items[i];
 		struct xy_object *o = xy_catalog_object(wt->m->catalog, it->id,
 							it->kind, it->size);
-		xy_catalog_replica_add(o, w, 1);
+		if (!o || xy_catalog_replica_add(o, w, 1) < 0)
+			skipped++;
 	}
+	if (skipped)
+		XY_LOGW("manager", "worker %s: %u of its cached objects not "
+			"recorded: the manager is out of memory", w->name,
+			skipped);
 	xy_wtable_ready(wt, w);
 	XY_LOGI("manager", "worker %s ready: %d cores, %lld MB memory, "
 		"%lld MB disk, %d gpus, %u cached objects", w->name, w->cores,
@@ -176,17 +184,19 @@ void xy_wtable_ready(struct xy_wtable *wt, struct xy_worker *w)
 	free_list_update(wt, w);
 }
 
-void xy_wtable_note_object(struct xy_worker *w, struct xy_object *o)
+int xy_wtable_note_object(struct xy_worker *w, struct xy_object *o)
 {
 	if (w->n_held == w->cap_held) {
 		uint32_t cap = w->cap_held ? 2 * w->cap_held : 8;
-		struct xy_object **nh = realloc(w->held, cap * sizeof *nh);
+		struct xy_object **nh = xy__realloc(w->manager, w->held,
+						    cap * sizeof *nh);
 		if (!nh)
-			abort();
+			return -1;
 		w->held = nh;
 		w->cap_held = cap;
 	}
 	w->held[w->n_held++] = o;
+	return 0;
 }
 
 void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,

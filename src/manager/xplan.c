@@ -207,8 +207,13 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 	if (c && now < c->until)
 		return;
 	if (!c) {
-		if (!(c = calloc(1, sizeof *c)))
-			abort(); /* a small fixed allocation on the loop */
+		/* A rest that cannot be recorded is not taken: the source
+		 * stays in use, as before it was blamed. */
+		if (!(c = xy__calloc(x->m, 1, sizeof *c))) {
+			XY_LOGW("manager", "source %s does not rest: the "
+				"manager is out of memory", w->name);
+			return;
+		}
 		c->obj = scope;
 		c->next = w->cooling;
 		w->cooling = c;
@@ -427,15 +432,13 @@ static void unlink_fetch(struct xy_xplan *x, struct fetch *f)
 		f->onext->oprev = f->oprev;
 }
 
-/* Chooses where dest gets o from: a new fetch record, linked in. */
-static struct fetch *plan_fetch(struct xy_xplan *x, struct xy_object *o,
-				struct xy_worker *w)
+/* Chooses where dest gets o from, in f (zeroed), and links f in. */
+static void plan_fetch(struct xy_xplan *x, struct fetch *f,
+		       struct xy_object *o, struct xy_worker *w)
 {
-	struct fetch *f = calloc(1, sizeof *f), *pred = NULL;
+	struct fetch *pred = NULL;
 	struct xy_worker *src;
 	int manager = 0, none;
-	if (!f)
-		abort();
 	f->obj = o;
 	f->dest = w;
 	if (o->chunks.n >= 2 && idle_source(x, o, w, &src))
@@ -455,15 +458,25 @@ static struct fetch *plan_fetch(struct xy_xplan *x, struct xy_object *o,
 		x->serving++;
 	f->started = xy_manager_now(x->m);
 	link_fetch(x, f);
-	return f;
 }
 
-static void send_fetch(struct xy_xplan *x, struct xy_object *o,
-		       xy_cache_level level, struct xy_worker *w)
+/* Sends w a FETCH of o: 0, or -1 (ENOMEM) with nothing planned, sent or
+ * recorded. */
+static int send_fetch(struct xy_xplan *x, struct xy_object *o,
+		      xy_cache_level level, struct xy_worker *w)
 {
-	struct fetch *f = plan_fetch(x, o, w);
+	struct fetch *f = xy__calloc(x->m, 1, sizeof *f);
 	union xy_msg msg = {0};
 	struct xy_msg_fetch *m = &msg.fetch;
+	if (!f)
+		return -1;
+	/* The replica first, the one step that can fail; it is not ready,
+	 * so no plan counts it as a source. */
+	if (xy_catalog_replica_add(o, w, 0) < 0) {
+		free(f);
+		return -1;
+	}
+	plan_fetch(x, f, o, w);
 	memcpy(m->id, o->id, XY_ID_LEN);
 	m->kind = o->kind;
 	m->level = (uint8_t)level;
@@ -482,18 +495,20 @@ static void send_fetch(struct xy_xplan *x, struct xy_object *o,
 	make_token(x, o->id, w->name, m->token);
 	w->fetches++;
 	x->active++;
-	xy_catalog_replica_add(o, w, 0);
 	xy_manager_send(x->m, w, XY_MSG_FETCH, &msg);
+	return 0;
 }
 
-void xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
-		    struct xy_worker *w)
+int xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
+		   struct xy_worker *w)
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
 		struct xy_object *o = t->inputs[i].file->obj;
-		if (!xy_catalog_replica_find(o, w))
-			send_fetch(x, o, t->inputs[i].file->level, w);
+		if (!xy_catalog_replica_find(o, w) &&
+		    send_fetch(x, o, t->inputs[i].file->level, w) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 static void fetch_end(struct xy_xplan *x, struct fetch *f)
@@ -573,6 +588,10 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 {
 	struct xy_object *o = xy_catalog_object(x->m->catalog, u->id, u->kind,
 						u->size);
+	/* A new object has no fetch in flight: one the worker made or
+	 * found, that memory is short to record, is left unknown. */
+	if (!o)
+		return;
 	struct fetch *f = o->fetching;
 	while (f && f->dest != w)
 		f = f->onext;
@@ -739,63 +758,73 @@ static void retrieve_done(uv_work_t *req, int status)
 	free(j);
 }
 
-static void retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
-			   struct xy_worker *w, struct xy_object *obj,
-			   const char *path)
+/* Fills j (zeroed but for its task or callback) and queues it: 0, or -1
+ * (ENOMEM) with j freed and nothing started. */
+static int retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
+			  struct xy_worker *w, struct xy_object *obj,
+			  const char *path)
 {
 	j->req.data = j;
 	j->x = x;
 	j->obj = obj;
-	j->host = strdup(w->xfer_host && *w->xfer_host ? w->xfer_host
-						       : w->addr);
+	j->host = xy__strdup(x->m, w->xfer_host && *w->xfer_host ? w->xfer_host
+								 : w->addr);
 	j->port = w->xfer_port;
-	j->path = strdup(path);
-	j->worker = strdup(w->name);
+	j->path = xy__strdup(x->m, path);
+	j->worker = xy__strdup(x->m, w->name);
 	j->w = w;
+	j->started = xy_manager_now(x->m);
+	make_token(x, obj->id, MANAGER_NAME, j->token);
+	/* uv_queue_work fails only on bad arguments. */
+	if (!j->host || !j->path || !j->worker ||
+	    uv_queue_work(&x->m->loop, &j->req, retrieve_work,
+			  retrieve_done) < 0) {
+		free(j->host);
+		free(j->path);
+		free(j->worker);
+		free(j);
+		errno = ENOMEM;
+		return -1;
+	}
 	j->rnext = x->retrieving;
 	if (x->retrieving)
 		x->retrieving->rprev = j;
 	x->retrieving = j;
-	j->started = xy_manager_now(x->m);
-	make_token(x, obj->id, MANAGER_NAME, j->token);
-	if (!j->host || !j->path || !j->worker)
-		abort();
 	x->retrievals++;
-	/* uv_queue_work fails only on bad arguments. */
-	if (uv_queue_work(&x->m->loop, &j->req, retrieve_work,
-			  retrieve_done) < 0)
-		abort();
+	return 0;
 }
 
-void xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
-		       struct xy_worker *w, struct xy_object *obj,
-		       const char *path)
+int xy_xplan_retrieve(struct xy_xplan *x, struct xy_task *t,
+		      struct xy_worker *w, struct xy_object *obj,
+		      const char *path)
 {
-	struct retrieve_job *j = calloc(1, sizeof *j);
+	struct retrieve_job *j = xy__calloc(x->m, 1, sizeof *j);
 	if (!j)
-		abort();
+		return -1;
 	j->t = t;
+	if (retrieve_start(x, j, w, obj, path) < 0)
+		return -1;
 	t->retrievals++;
-	retrieve_start(x, j, w, obj, path);
+	return 0;
 }
 
-void xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
-			  struct xy_object *obj, const char *path,
-			  void (*done)(void *arg, int ok, const char *why),
-			  void *arg)
+int xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
+			 struct xy_object *obj, const char *path,
+			 void (*done)(void *arg, int ok, const char *why),
+			 void *arg)
 {
-	struct retrieve_job *j = calloc(1, sizeof *j);
+	struct retrieve_job *j = xy__calloc(x->m, 1, sizeof *j);
 	if (!j)
-		abort();
+		return -1;
 	j->done = done;
 	j->arg = arg;
-	retrieve_start(x, j, w, obj, path);
+	return retrieve_start(x, j, w, obj, path);
 }
 
-void xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
-		   xy_cache_level level, struct xy_worker *w)
+int xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
+		  xy_cache_level level, struct xy_worker *w)
 {
-	send_fetch(x, obj, level, w);
+	return send_fetch(x, obj, level, w);
 }
 
 int xy_xplan_busy(const struct xy_xplan *x)

@@ -2,14 +2,20 @@
  * test_catalog.c: the file catalogue: one file per path, objects by id,
  * replicas, the served-object table the transfer server reads, and a
  * lost temp's wait for a copy in flight (with a manager and fake worker
- * records).
+ * records); and what is left when an allocation fails (the manager's
+ * fail_alloc): an object or a replica not recorded, a buffer refused, a
+ * hashed file's or a fetched URL's readers failed, a HELLO's inventory
+ * recorded in part.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "internal.h"
+#include "util.h"
 
 static void t_file_once_per_path(void)
 {
@@ -157,6 +163,173 @@ static void t_temp_waits_for_copy_in_flight(void)
 	free(to.held);
 }
 
+/* ------------------------------------------------------- out of memory */
+
+/* A new object memory is short for is NULL (ENOMEM), and nothing is
+ * recorded; a replica is recorded on the object and in its worker's list
+ * alike, or on neither, whichever of the two allocations fails. */
+static void t_oom_object_and_replica(void)
+{
+	struct xy_manager *m = mk();
+	uint8_t id[XY_ID_LEN] = {3};
+	m->fail_alloc = 1;
+	errno = 0;
+	XY_CHECK(xy_catalog_object(m->catalog, id, XY_KIND_FILE, 5) == NULL);
+	XY_CHECK(errno == ENOMEM && m->fail_alloc == 0);
+	struct xy_object *o =
+		xy_catalog_object(m->catalog, id, XY_KIND_FILE, 5);
+	XY_CHECK(o && o->size == 5);
+	struct xy_worker w = {.name = "w", .manager = m};
+	for (uint64_t n = 1; n <= 2; n++) { /* o's array, then w's list */
+		m->fail_alloc = n;
+		XY_CHECK(xy_catalog_replica_add(o, &w, 1) < 0);
+		XY_CHECK(errno == ENOMEM && m->fail_alloc == 0);
+		XY_CHECK_EQ(o->n_replicas, 0);
+		XY_CHECK_EQ(w.n_held, 0);
+	}
+	XY_CHECK_EQ(xy_catalog_replica_add(o, &w, 1), 0);
+	XY_CHECK_EQ(o->n_replicas, 1);
+	XY_CHECK(w.n_held == 1 && w.held[0] == o);
+	/* Known already: no allocation, nothing to fail. */
+	m->fail_alloc = 1;
+	XY_CHECK_EQ(xy_catalog_replica_add(o, &w, 1), 0);
+	XY_CHECK_EQ(m->fail_alloc, 1);
+	m->fail_alloc = 0;
+	xy_manager_destroy(m);
+	free(w.held);
+	xy_test_check_no_leaks();
+}
+
+/* The buffers staged in the manager's staging directory. */
+static int staged(struct xy_manager *m)
+{
+	DIR *d = opendir(xy_catalog_staging(m->catalog));
+	struct dirent *e;
+	int n = 0;
+	XY_CHECK(d);
+	while ((e = readdir(d)))
+		n += !strncmp(e->d_name, "buffer-", 7);
+	closedir(d);
+	return n;
+}
+
+/* A buffer whose object cannot be recorded is refused with ENOMEM and
+ * leaves no staged copy behind. */
+static void t_oom_buffer(void)
+{
+	struct xy_manager *m = mk();
+	char err[256] = "";
+	m->fail_alloc = 1;
+	errno = 0;
+	XY_CHECK(xy_manager_declare_buffer(m, "data", 4, XY_CACHE_TASK, err,
+					   sizeof err) == NULL);
+	XY_CHECK(errno == ENOMEM && strstr(err, "out of memory"));
+	XY_CHECK_EQ(m->fail_alloc, 0);
+	XY_CHECK_EQ(staged(m), 0);
+	XY_CHECK(xy_manager_declare_buffer(m, "data", 4, XY_CACHE_TASK, err,
+					   sizeof err) != NULL);
+	XY_CHECK_EQ(staged(m), 1);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
+/* A file hashed whose object cannot be recorded fails its reader (the
+ * manager is out of memory); the file itself is not marked missing, and
+ * a later reader has it hashed again. */
+static void t_oom_hash_done(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	const char *path = xy_test_path("in.txt");
+	FILE *fp = fopen(path, "w");
+	XY_CHECK(fp && fputs("x\n", fp) >= 0 && fclose(fp) == 0);
+	struct xy_file *f = xy_manager_declare_file(m, path, XY_CACHE_TASK,
+						    err, sizeof err);
+	XY_CHECK(f);
+	struct xy_task *a = reader(m, f);
+	m->fail_alloc = 1; /* the object, once hashed */
+	XY_CHECK(xy_manager_wait(m, 10) == a);
+	XY_CHECK_EQ(m->fail_alloc, 0);
+	XY_CHECK_EQ(xy_task_result(a), XY_RESULT_INPUT_MISSING);
+	XY_CHECK(strstr(xy_task_error(a), "out of memory"));
+	XY_CHECK(f->state == FILE_NEW && !f->obj);
+	struct xy_task *b = reader(m, f);
+	for (int i = 0; i < 1000 && f->state != FILE_READY; i++)
+		xy_manager_turn(m, xy_mono() + 0.01);
+	XY_CHECK(f->state == FILE_READY && f->obj);
+	XY_CHECK(b->state == XY_TASK_READY);
+	xy_task_delete(a);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
+/* A worker's HELLO lists three cached objects; whichever allocation
+ * fails, the worker is ready and each object is either recorded on both
+ * sides (a replica of it, and in its list) or on neither. */
+static void t_oom_hello_inventory(void)
+{
+	for (uint64_t n = 1; n <= 8; n++) { /* 7 allocations, then none */
+		struct xy_manager *m = mk();
+		struct xy_worker *w = xy_wtable_add(m->wtable, NULL);
+		struct xy_inventory_item items[3] = {
+			{.id = {1}, .size = 1}, {.id = {2}, .size = 2},
+			{.id = {3}, .size = 3}};
+		struct xy_msg_hello h = {.cores = 1, .n_items = 3,
+					 .items = items};
+		XY_CHECK(w);
+		m->fail_alloc = n;
+		xy_wtable_hello(m->wtable, w, &h);
+		XY_CHECK(w->ready);
+		m->fail_alloc = 0;
+		int recorded = 0;
+		for (int i = 0; i < 3; i++) {
+			struct xy_object *o = xy_catalog_object(
+				m->catalog, items[i].id, 0, items[i].size);
+			int listed = 0;
+			for (uint32_t k = 0; k < w->n_held; k++)
+				listed += w->held[k] == o;
+			XY_CHECK_EQ(listed, xy_catalog_replica_find(o, w) != 0);
+			XY_CHECK(o->n_replicas <= 1);
+			recorded += listed;
+		}
+		XY_CHECK_EQ((uint32_t)recorded, w->n_held);
+		/* One allocation failed: one object is not recorded. */
+		XY_CHECK_EQ(recorded, n <= 7 ? 2 : 3);
+		xy_manager_destroy(m);
+	}
+	xy_test_check_no_leaks();
+}
+
+/* A worker fetched a URL whose object cannot be recorded: the URL's
+ * reader fails, with the manager's shortage as the reason. */
+static void t_oom_url_done(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	struct xy_worker *w = xy_wtable_add(m->wtable, NULL);
+	XY_CHECK(w);
+	w->cores = 1;
+	xy_wtable_ready(m->wtable, w);
+	struct xy_file *f = xy_manager_declare_url(m, "http://example.org/x",
+						   XY_CACHE_TASK, err,
+						   sizeof err);
+	XY_CHECK(f);
+	struct xy_task *t = reader(m, f);
+	xy_catalog_start_hashing(m->catalog); /* FETCH_URL to w (unsent) */
+	XY_CHECK_EQ(w->url_fetches, 1);
+	struct xy_msg_url_done d = {.req_id = 1, .status = XY_OBJ_OK,
+				    .id = {4}, .size = 1};
+	m->fail_alloc = 1;
+	xy_urls_done(m->urls, w, &d);
+	XY_CHECK_EQ(m->fail_alloc, 0);
+	XY_CHECK_EQ(w->url_fetches, 0);
+	XY_CHECK(t->state == XY_TASK_DONE);
+	XY_CHECK_EQ(t->result, XY_RESULT_INPUT_MISSING);
+	XY_CHECK(strstr(t->error, "out of memory"));
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -165,6 +338,11 @@ int main(int argc, char **argv)
 		XY_TEST(t_served_table),
 		XY_TEST(t_buffer_is_ready),
 		XY_TEST(t_temp_waits_for_copy_in_flight),
+		XY_TEST(t_oom_object_and_replica),
+		XY_TEST(t_oom_buffer),
+		XY_TEST(t_oom_hash_done),
+		XY_TEST(t_oom_hello_inventory),
+		XY_TEST(t_oom_url_done),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

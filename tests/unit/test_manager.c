@@ -2,7 +2,10 @@
  * test_manager.c: the manager through the public API alone, with no
  * workers: creation, submission checks, dependencies, cancellation and
  * its cascade, a missing input found by the hashing thread, timeouts,
- * the checks of the declare calls (URL schemes, cache levels).
+ * the checks of the declare calls (URL schemes, cache levels). One case
+ * reaches inside (internal.h): a dispatch to a worker record with no
+ * connection, whose allocations fail one by one (the manager's
+ * fail_alloc).
  */
 #include <errno.h>
 #include <math.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "internal.h"
 #include "util.h"
 #include "xylem.h"
 
@@ -414,6 +418,70 @@ static void t_writer_freed(void)
 	xy_manager_destroy(m);
 }
 
+/* A call whose dispatch meets a failed allocation, at each one in turn
+ * (its message's arrays, its input's FETCH, its library's LIBRARY), fails
+ * with MANAGER_FAILED and commits nothing on its worker, a record with
+ * no connection; once none fails, it is committed, and (unsent, with no
+ * connection) lost and queued again, its worker free again. */
+static void t_oom_dispatch(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	struct xy_worker *w = xy_wtable_add(m->wtable, NULL);
+	XY_CHECK(w);
+	w->cores = 4;
+	xy_wtable_ready(m->wtable, w);
+	struct xy_task *tmpl = xy_task_create("serve");
+	struct xy_file *env = xy_manager_declare_buffer(m, "env", 3, 2, err,
+							sizeof err);
+	XY_CHECK(tmpl && env);
+	XY_CHECK(xy_task_add_input(tmpl, env, "env.tar", err, sizeof err) == 0);
+	XY_CHECK(xy_manager_declare_library(m, "lib", tmpl, err, sizeof err)
+		 == 0);
+	int failed = 0;
+	for (uint64_t n = 1; n < 20; n++) {
+		struct xy_task *t = xy_task_create_call("lib", "p", 1);
+		XY_CHECK(xy_manager_submit(m, t, err, sizeof err) > 0);
+		XY_CHECK_EQ(xy_task_get_state(t), XY_TASK_READY);
+		m->fail_alloc = n;
+		xy_manager_task_dispatch(m, t, w);
+		XY_CHECK(w->cores_used == 0 && w->n_running == 0);
+		XY_CHECK(!w->running);
+		if (m->fail_alloc) { /* none failed */
+			XY_CHECK_EQ(xy_task_get_state(t), XY_TASK_READY);
+			XY_CHECK_EQ(t->attempts, 1);
+			XY_CHECK(w->n_libs == 1 && w->libs[0]->tmpl == tmpl);
+			break;
+		}
+		failed++;
+		XY_CHECK(xy_manager_wait(m, 0) == t);
+		XY_CHECK_EQ(xy_task_result(t), XY_RESULT_MANAGER_FAILED);
+		XY_CHECK(!strcmp(xy_task_error(t),
+				 "the manager is out of memory"));
+		XY_CHECK_EQ(t->attempts, 0);
+		xy_task_delete(t);
+	}
+	/* in, out, the FETCH's record, its replica on the object and in
+	 * w's list, the LIBRARY's place in w's list (what grew in a try
+	 * that failed stays grown, so the counts shift): each failed once.
+	 * The one FETCH recorded is in flight, not sent again. */
+	XY_CHECK_EQ(failed, 6);
+	XY_CHECK_EQ(w->fetches, 1);
+	XY_CHECK(xy_catalog_replica_find(env->obj, w));
+	/* The LIBRARY's inputs array, and its place, for another worker. */
+	struct xy_worker *w2 = xy_wtable_add(m->wtable, NULL);
+	XY_CHECK(w2);
+	for (uint64_t n = 1; n <= 2; n++) {
+		m->fail_alloc = n;
+		XY_CHECK_EQ(xy_manager_send_library(m, w2, "lib"), -1);
+		XY_CHECK(m->fail_alloc == 0 && w2->n_libs == 0);
+	}
+	XY_CHECK_EQ(xy_manager_send_library(m, w2, "lib"), 0);
+	XY_CHECK_EQ(w2->n_libs, 1);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -430,6 +498,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_libraries_and_calls),
 		XY_TEST(t_setters_guarded),
 		XY_TEST(t_writer_freed),
+		XY_TEST(t_oom_dispatch),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

@@ -10,7 +10,10 @@
  * still used while it rests; a source that delivers is trusted again; a
  * resting receiver takes no successor; a receiver that fails on its own
  * side rests no source, and if its disk was full (NO_ROOM) gets no input
- * as large for a while.
+ * as large for a while. When an allocation fails (the manager's
+ * fail_alloc): a FETCH not planned leaves nothing behind, a task staged
+ * in part keeps the fetches sent, a rest not recorded is not taken, and
+ * a retrieval not started runs no callback.
  * The same behaviour with real workers across hosts is
  * tests/netns/test_dataplane.py (tests/system/test_full_disk.py for the
  * full disk).
@@ -259,6 +262,114 @@ static void t_receiver_failure(void)
 	teardown(&e);
 }
 
+/* ------------------------------------------------------- out of memory */
+
+/* A FETCH that cannot be planned (its record, the replica on the
+ * object, the receiver's list: each allocation in turn) is not sent, and
+ * leaves nothing behind: no fetch, no replica, no count of fetches or of
+ * transfers served. With memory, the same plan goes through. */
+static void t_oom_fetch_not_planned(void)
+{
+	struct env e;
+	struct xy_xplan *x = setup(&e);
+	struct xy_object *o = object(&e, 1, 4 * MIB, "AB");
+	struct xy_worker *s[XY_MAX_SOURCES];
+	for (uint64_t n = 1; n <= 4; n++) { /* 3 allocations, then none */
+		e.m.fail_alloc = n;
+		int rc = xy_xplan_copy(x, o, XY_CACHE_WORKFLOW, &e.w[D]);
+		if (n == 4) {
+			XY_CHECK_EQ(rc, 0);
+			break;
+		}
+		XY_CHECK_EQ(rc, -1);
+		XY_CHECK_EQ(e.m.fail_alloc, 0);
+		XY_CHECK_EQ(xy_xplan_sources(x, o, &e.w[D], s, 4), -1);
+		XY_CHECK(!xy_catalog_replica_find(o, &e.w[D]));
+		XY_CHECK_EQ(e.w[D].n_held, 0);
+		XY_CHECK_EQ(e.w[D].fetches, 0);
+		XY_CHECK(e.w[A].serving == 0 && e.w[B].serving == 0);
+		XY_CHECK_EQ(xy_xplan_active(x), 0);
+	}
+	XY_CHECK(e.m.fail_alloc > 0); /* none failed */
+	e.m.fail_alloc = 0;
+	XY_CHECK_EQ(xy_xplan_sources(x, o, &e.w[D], s, 4), 1);
+	XY_CHECK(xy_catalog_replica_find(o, &e.w[D]));
+	XY_CHECK_EQ(xy_xplan_active(x), 1);
+	report(&e, o, D, XY_OBJ_OK, 0, 0);
+	XY_CHECK(xy_catalog_replica_find(o, &e.w[D])->ready);
+	teardown(&e);
+}
+
+/* Staging a task whose second input cannot be planned: -1, and the
+ * first input's fetch stays in flight, recorded as any other. */
+static void t_oom_stage(void)
+{
+	struct env e;
+	struct xy_xplan *x = setup(&e);
+	struct xy_object *o1 = object(&e, 1, 100, "A");
+	struct xy_object *o2 = object(&e, 2, 100, "A");
+	struct xy_file f1 = {.state = FILE_READY, .obj = o1};
+	struct xy_file f2 = {.state = FILE_READY, .obj = o2};
+	struct task_file in[2] = {{.file = &f1, .as = "a"},
+				  {.file = &f2, .as = "b"}};
+	struct xy_task t = {.inputs = in, .n_inputs = 2};
+	struct xy_worker *s[XY_MAX_SOURCES];
+	/* o1: the fetch, C's list (o1's array has room); o2: the fetch. */
+	e.m.fail_alloc = 3;
+	XY_CHECK_EQ(xy_xplan_stage(x, &t, &e.w[C]), -1);
+	XY_CHECK_EQ(xy_xplan_sources(x, o1, &e.w[C], s, 4), 1);
+	XY_CHECK_EQ(xy_xplan_sources(x, o2, &e.w[C], s, 4), -1);
+	XY_CHECK(xy_catalog_replica_find(o1, &e.w[C]));
+	XY_CHECK(!xy_catalog_replica_find(o2, &e.w[C]));
+	XY_CHECK_EQ(e.w[C].fetches, 1);
+	XY_CHECK_EQ(e.w[A].serving, 1);
+	report(&e, o1, C, XY_OBJ_OK, 0, 0);
+	XY_CHECK_EQ(xy_xplan_active(x), 0);
+	teardown(&e);
+}
+
+/* A rest that cannot be recorded is not taken: the blamed source is
+ * still planned first. */
+static void t_oom_rest_not_recorded(void)
+{
+	struct env e;
+	setup(&e);
+	struct xy_object *o = object(&e, 1, 512 * 1024, "AB");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	e.m.fail_alloc = 1;
+	report(&e, o, D, XY_OBJ_CORRUPT, XY_BLAME_OBJECT, 0);
+	XY_CHECK_EQ(e.m.fail_alloc, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_CORRUPT, XY_BLAME_OBJECT, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
+	teardown(&e);
+}
+
+static void no_call(void *arg, int ok, const char *why)
+{
+	(void)arg, (void)ok, (void)why;
+	XY_CHECK(!"called");
+}
+
+/* A retrieval that cannot start (its job, then each of its strings) is
+ * -1, with nothing in flight and its callback never run. */
+static void t_oom_retrieve_not_started(void)
+{
+	struct env e;
+	struct xy_xplan *x = setup(&e);
+	struct xy_object *o = object(&e, 1, 100, "A");
+	for (uint64_t n = 1; n <= 4; n++) {
+		e.m.fail_alloc = n;
+		XY_CHECK_EQ(xy_xplan_retrieve_cb(x, &e.w[A], o, "/nowhere/x",
+						 no_call, NULL), -1);
+		XY_CHECK_EQ(e.m.fail_alloc, 0);
+		XY_CHECK(!xy_xplan_busy(x));
+		XY_CHECK_EQ(xy_xplan_active(x), 0);
+	}
+	teardown(&e);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -268,6 +379,10 @@ int main(int argc, char **argv)
 		XY_TEST(t_last_copy_and_recovery),
 		XY_TEST(t_resting_tail_skipped),
 		XY_TEST(t_receiver_failure),
+		XY_TEST(t_oom_fetch_not_planned),
+		XY_TEST(t_oom_stage),
+		XY_TEST(t_oom_rest_not_recorded),
+		XY_TEST(t_oom_retrieve_not_started),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
