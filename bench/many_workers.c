@@ -40,25 +40,35 @@
 
 /* ----------------------------------------------------- the simulators */
 
+struct sim;
+
+/* One simulated worker: its connection, made again until it is in. */
+struct simw {
+	struct sim *s;
+	struct xy_conn *c;
+	int idx, ready;
+};
+
 struct sim {
 	uv_loop_t loop;
 	uv_timer_t keepalive;
 	int port, id;
-	int n, started, ready, closed;
-	struct xy_conn **conns;
+	int n, started, closed;
+	struct simw *w;
 };
 
-static void sim_connect_next(struct sim *s);
+static void sim_connect(struct simw *sw);
 
 static void sim_on_ready(struct xy_conn *c, uint8_t role)
 {
-	struct sim *s = xy_conn_data(c);
+	struct simw *sw = xy_conn_data(c);
+	struct sim *s = sw->s;
 	char name[64];
 	union xy_msg m;
 
 	(void)role;
 	memset(&m, 0, sizeof m);
-	snprintf(name, sizeof name, "sim-%d-%d", s->id, s->ready);
+	snprintf(name, sizeof name, "sim-%d-%d", s->id, sw->idx);
 	m.hello.name = name;
 	m.hello.hostname = "sim";
 	m.hello.cores = 1;
@@ -67,8 +77,9 @@ static void sim_on_ready(struct xy_conn *c, uint8_t role)
 	m.hello.xfer_host = "";
 	m.hello.xfer_port = 1;
 	xy_conn_send(c, XY_MSG_HELLO, &m);
-	s->ready++;
-	sim_connect_next(s);
+	sw->ready = 1;
+	if (s->started < s->n)
+		sim_connect(&s->w[s->started++]);
 }
 
 static void sim_on_msg(struct xy_conn *c, unsigned type, union xy_msg *msg)
@@ -88,18 +99,26 @@ static void sim_on_msg(struct xy_conn *c, unsigned type, union xy_msg *msg)
 	xy_conn_send(c, XY_MSG_TASK_DONE, &m);
 }
 
+/* A connection that ended before its handshake did (the manager too busy
+ * to answer in time) is made again, as a real worker does. */
 static void sim_on_close(struct xy_conn *c, const char *reason)
 {
-	struct sim *s = xy_conn_data(c);
+	struct simw *sw = xy_conn_data(c);
+	struct sim *s = sw->s;
 
 	(void)reason;
+	sw->c = NULL;
+	if (!sw->ready) {
+		sim_connect(sw);
+		return;
+	}
 	if (++s->closed == s->n) {
 		uv_timer_stop(&s->keepalive);
 		uv_close((uv_handle_t *)&s->keepalive, NULL);
 	}
 }
 
-static void sim_connect_next(struct sim *s)
+static void sim_connect(struct simw *sw)
 {
 	struct xy_conn_opts o = {.secret = SECRET,
 				 .secret_len = strlen(SECRET),
@@ -107,17 +126,14 @@ static void sim_connect_next(struct sim *s)
 				 .on_ready = sim_on_ready,
 				 .on_msg = sim_on_msg,
 				 .on_close = sim_on_close,
-				 .data = s};
+				 .data = sw,
+				 .quiet = 1};
 
-	if (s->started == s->n)
-		return;
-	s->conns[s->started] = xy_conn_connect(&s->loop, "127.0.0.1",
-					       s->port, &o);
-	if (!s->conns[s->started]) {
-		fprintf(stderr, "simulator %d: cannot connect\n", s->id);
+	sw->c = xy_conn_connect(&sw->s->loop, "127.0.0.1", sw->s->port, &o);
+	if (!sw->c) {
+		fprintf(stderr, "simulator %d: cannot connect\n", sw->s->id);
 		exit(1);
 	}
-	s->started++;
 }
 
 static void sim_keepalive(uv_timer_t *h)
@@ -127,8 +143,8 @@ static void sim_keepalive(uv_timer_t *h)
 
 	memset(&m, 0, sizeof m);
 	for (int i = 0; i < s->started; i++)
-		if (s->conns[i] && !xy_conn_closing(s->conns[i]))
-			xy_conn_send(s->conns[i], XY_MSG_KEEPALIVE, &m);
+		if (s->w[i].c && s->w[i].ready && !xy_conn_closing(s->w[i].c))
+			xy_conn_send(s->w[i].c, XY_MSG_KEEPALIVE, &m);
 }
 
 /* A simulator process: n workers connected to port, until the manager
@@ -137,15 +153,19 @@ static void simulate(int id, int port, int n)
 {
 	struct sim s = {.port = port, .id = id, .n = n};
 
-	s.conns = calloc((size_t)n, sizeof *s.conns);
-	if (!s.conns || uv_loop_init(&s.loop) < 0)
+	s.w = calloc((size_t)n, sizeof *s.w);
+	if (!s.w || uv_loop_init(&s.loop) < 0)
 		_exit(1);
+	for (int i = 0; i < n; i++) {
+		s.w[i].s = &s;
+		s.w[i].idx = i;
+	}
 	xy_log_set_level(XY_LOG_ERROR);
 	uv_timer_init(&s.loop, &s.keepalive);
 	s.keepalive.data = &s;
 	uv_timer_start(&s.keepalive, sim_keepalive, 10000, 10000);
-	for (int i = 0; i < CONNECTING_MAX && i < n; i++)
-		sim_connect_next(&s);
+	while (s.started < CONNECTING_MAX && s.started < n)
+		sim_connect(&s.w[s.started++]);
 	uv_run(&s.loop, UV_RUN_DEFAULT);
 	_exit(0);
 }
@@ -201,7 +221,7 @@ static struct figures measure(int workers, long depth, long completions)
 				       .secret = SECRET,
 				       .secret_len = strlen(SECRET)};
 	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
-	struct xy_stats st, before, after;
+	struct xy_stats st = {0}, before, after;
 	struct figures f;
 	pid_t sims[SIMULATORS];
 	int n_sims = workers < SIMULATORS ? 1 : SIMULATORS;
@@ -226,8 +246,9 @@ static struct figures measure(int workers, long depth, long completions)
 	do {
 		xy_task_delete(wait_one(m));
 		submit_noop(m);
-		done++;
-		xy_manager_stats(m, &st);
+		/* Stats walk every worker: now and then. */
+		if (++done % 1000 == 0 || workers <= 100)
+			xy_manager_stats(m, &st);
 	} while (st.workers_connected < workers);
 	size_t h2 = heap_bytes();
 	f.worker_bytes = (double)(h2 - h1) / workers;
