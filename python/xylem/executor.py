@@ -24,6 +24,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import sys
 import sysconfig
 import tempfile
@@ -31,7 +32,7 @@ import threading
 import time
 import weakref
 
-from . import _calls, _core
+from . import _calls, _core, _interrupt
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, ResourcesExhausted,
@@ -213,7 +214,9 @@ class Executor(cf.Executor):
         self._handles = {}
         self._pickles = _calls.FunctionPickles()
         self._shutdown = False
+        self._closing = False
         self._closed = threading.Event()
+        self._hurrying = threading.Event()
         self._local = None
         self._manager = None
         self._fresh = bool(fresh)
@@ -230,6 +233,7 @@ class Executor(cf.Executor):
             self._close()
             raise
         _live.add(self)
+        _interrupt.watch_sigterm(_live)
 
     def _start(self, workers, port, host, secret, secret_file, cpw, python,
                pythonpath, library_env, name, history):
@@ -330,6 +334,22 @@ class Executor(cf.Executor):
             # waits for the standard executors' work.
             threading.Thread(target=self._close_when_idle,
                              name="xylem-shutdown").start()
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        """A normal exit waits for every Future, as concurrent.futures
+        does. An exit on an exception (a Ctrl-C, SystemExit, any error),
+        or an interrupt during that wait, cancels every pending Future,
+        running calls included, and returns once the workers, the
+        manager and the temporary directories are gone."""
+        if exc_type is None:
+            try:
+                self.shutdown(wait=True)
+            except BaseException:
+                self._abort()
+                raise
+        else:
+            self._abort()
+        return False
 
     def __repr__(self):
         state = "shut down" if self._shutdown else "running"
@@ -581,6 +601,32 @@ class Executor(cf.Executor):
         except (RuntimeError, OSError):
             pass  # closed: nothing left to cancel
 
+    def _abort(self):
+        """Shuts down at once: cancels every pending Future (which kills
+        the running calls) and closes, without waiting for results. In
+        the main thread a second SIGINT or SIGTERM meanwhile hurries the
+        close instead of raising (_interrupt.py)."""
+        with self._lock:
+            self._shutdown = True
+            pending = [p.future for p in self._pending.values()]
+        for f in pending:
+            f.cancel()
+        if threading.get_ident() == self._loop_ident:
+            # On the manager's thread, which _close would join.
+            threading.Thread(target=self._close,
+                             name="xylem-shutdown").start()
+            return
+        with _interrupt.hurried_by_signals(self):
+            self._close()
+
+    def _hurry(self):
+        """Stops waiting for the local workers: asks them to stop now
+        (a worker given SIGTERM kills its calls and exits), and has the
+        close kill any that are slow. Safe in a signal handler."""
+        self._hurrying.set()
+        if self._local is not None:
+            self._local.signal(signal.SIGTERM)
+
     def _wait_idle(self):
         with self._lock:
             while self._pending:
@@ -599,20 +645,26 @@ class Executor(cf.Executor):
             self._manager.shutdown_workers()
             while self._local.alive() and time.monotonic() < deadline:
                 # A worker not yet connected was not told: stop waiting.
-                if self._manager.stats()["workers_connected"] == 0:
+                if self._manager.stats()["workers_connected"] == 0 or \
+                        self._hurrying.is_set():
                     break
                 time.sleep(0.01)
         except (RuntimeError, OSError):
             pass
-        self._local.stop(grace=0)
+        self._local.stop(grace=0,
+                         term_wait=0.5 if self._hurrying.is_set() else 2.0)
 
     def _close(self):
         """Stops local workers and the manager, cancels what is left, and
         removes the temporary directory."""
         with self._lock:
-            if self._closed.is_set():
-                return
-            self._shutdown = True
+            closing = self._closing
+            self._closing = self._shutdown = True
+        if closing:
+            # Closed, or being closed by another thread (a shutdown
+            # without wait): done when that is.
+            self._closed.wait()
+            return
         try:
             if self._local is not None:
                 self._stop_local_workers()
@@ -626,6 +678,7 @@ class Executor(cf.Executor):
                 cf.Future.cancel(p.future)
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             _live.discard(self)
+            _interrupt.unwatch_sigterm()
             self._closed.set()
 
 
@@ -672,8 +725,15 @@ def _failure(kind, result, exit_code, output, error, worker):
 
 
 def _shutdown_all():
+    """At the interpreter's exit: shuts down the executors still open,
+    waiting for their Futures, or, when the program is ending on a Ctrl-C
+    or SIGTERM, at once (their calls cancelled)."""
+    prompt = _interrupt.interrupted()
     for ex in list(_live):
-        ex.shutdown(wait=True)
+        if prompt:
+            ex._abort()
+        else:
+            ex.shutdown(wait=True)
 
 
 atexit.register(_shutdown_all)

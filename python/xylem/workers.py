@@ -77,22 +77,27 @@ class LocalWorkers:
     def alive(self):
         return [p for p in self.procs if p.poll() is None]
 
-    def stop(self, grace=5.0):
+    def signal(self, sig):
+        """Sends sig to the workers still running."""
+        for p in self.alive():
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace=5.0, term_wait=2.0):
         """Waits up to grace seconds for the workers to exit (after the
         manager told them to, or went away), then sends SIGTERM (a worker
-        then says BYE and cleans up), and after 2 s more SIGKILL."""
+        then kills its tasks, says BYE and cleans up), and after
+        term_wait seconds more SIGKILL."""
         deadline = time.monotonic() + grace
-        for sig, wait in ((None, grace), (signal.SIGTERM, 2.0),
+        for sig, wait in ((None, grace), (signal.SIGTERM, term_wait),
                           (signal.SIGKILL, 5.0)):
             left = self.alive()
             if not left:
                 return
             if sig is not None:
-                for p in left:
-                    try:
-                        p.send_signal(sig)
-                    except ProcessLookupError:
-                        pass
+                self.signal(sig)
                 deadline = time.monotonic() + wait
             for p in left:
                 try:
