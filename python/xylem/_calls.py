@@ -46,6 +46,10 @@ MESSAGE_MAX = (8 << 20) - FRAME_SLACK
 PYTHON_ENV = "XYLEM_PYTHON"
 MISMATCH_TEXT = "interpreter mismatch"
 
+# The environment variable that carries directories for the end of
+# sys.path, after an environment's own packages (xylem/__init__.py).
+PATH_AFTER_ENV = "XYLEM_PYTHONPATH_AFTER"
+
 
 def _cloudpickle():
     import cloudpickle

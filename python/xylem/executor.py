@@ -126,25 +126,57 @@ class _Pending:
         self.back = back
 
 
-def _default_pythonpath():
-    """Where library processes look for modules: the directory holding
-    this xylem package first, then the program's own module directories
-    (not the standard library or site-packages, which a local worker's
-    interpreter has already, and which would confuse another version)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    skip = set()
+# The package's own directory, and the one holding it (an installed
+# package's site-packages, with every other package of this side).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SITE_NAMES = ("site-packages", "dist-packages")
+
+
+def _site_dirs():
+    """The real paths of the standard library and the site directories,
+    and of the directory holding this package."""
+    dirs = {os.path.realpath(os.path.dirname(_PACKAGE_DIR))}
     for k in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = sysconfig.get_paths().get(k)
         if p:
-            skip.add(os.path.realpath(p))
-    paths = [here]
+            dirs.add(os.path.realpath(p))
+    try:
+        import site
+        for p in site.getsitepackages() + [site.getusersitepackages()]:
+            dirs.add(os.path.realpath(p))
+    except (AttributeError, TypeError):
+        pass  # a virtualenv's old site.py lacks them
+    return dirs
+
+
+def _program_paths():
+    """The program's own module directories in sys.path (its script's
+    directory, PYTHONPATH): not the standard library, nor a site
+    directory, nor the one that holds xylem, whose packages are this
+    interpreter's and would shadow an environment's (or confuse another
+    version)."""
+    skip = _site_dirs()
+    paths = []
     for p in sys.path:
         if not p or not os.path.isdir(p):
             continue
         p = os.path.abspath(p)
-        if os.path.realpath(p) not in skip and p not in paths:
+        real = os.path.realpath(p)
+        if real in skip or os.path.basename(real) in _SITE_NAMES:
+            continue
+        if p not in paths:
             paths.append(p)
-    return os.pathsep.join(paths)
+    return paths
+
+
+def _xylem_only_dir(tmpdir):
+    """A directory holding only the xylem package (a symbolic link to
+    this one), for the PYTHONPATH of library and runner processes: the
+    directory that holds the package itself may be site-packages."""
+    d = os.path.join(tmpdir, "pythonpath")
+    os.mkdir(d)
+    os.symlink(_PACKAGE_DIR, os.path.join(d, "xylem"))
+    return d
 
 
 def _read_secret(path):
@@ -264,13 +296,15 @@ class Executor(cf.Executor):
         self._python = python or sys.executable
         self._env = {
             _calls.PYTHON_ENV: "%d.%d" % sys.version_info[:2],
-            "PYTHONPATH": pythonpath if pythonpath is not None
-            else _default_pythonpath(),
             # Prints reach the log as they happen, so a crash shows them.
             "PYTHONUNBUFFERED": "1",
         }
-        self._env.update({str(k): str(v)
-                          for k, v in (library_env or {}).items()})
+        self._pythonpath = pythonpath
+        if pythonpath is None:
+            self._xylem_dir = _xylem_only_dir(self._tmpdir)
+            self._program_paths = _program_paths()
+        self._library_env = {str(k): str(v)
+                             for k, v in (library_env or {}).items()}
         self._python_given = python is not None
         self._library = self._library_for(self._defaults["environment"])
         if workers > 0:
@@ -412,6 +446,27 @@ class Executor(cf.Executor):
             return "python"
         return shlex.quote(self._python)
 
+    def _process_env(self, environment):
+        """The variables of the library and runner processes that run in
+        environment (None: the worker's own Python). PYTHONPATH is the
+        pythonpath given, else a directory holding only xylem and then the
+        program's own directories; in an environment, those come after
+        the environment's own packages instead (xylem/__init__.py appends
+        them), so that they shadow none of its packages."""
+        env = dict(self._env)
+        if self._pythonpath is not None:
+            env["PYTHONPATH"] = self._pythonpath
+        elif environment is None:
+            env["PYTHONPATH"] = os.pathsep.join([self._xylem_dir] +
+                                                self._program_paths)
+        else:
+            env["PYTHONPATH"] = self._xylem_dir
+            if self._program_paths:
+                env[_calls.PATH_AFTER_ENV] = os.pathsep.join(
+                    self._program_paths)
+        env.update(self._library_env)
+        return env
+
     def _environment_handle(self, environment):
         if environment is None:
             return None
@@ -431,7 +486,7 @@ class Executor(cf.Executor):
             name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
             self._manager.declare_library(
                 name, f"{self._python_in(environment)} -m xylem.library",
-                env=self._env,
+                env=self._process_env(environment),
                 environment=self._environment_handle(environment))
             self._libraries[environment] = name
         return name
@@ -459,7 +514,7 @@ class Executor(cf.Executor):
                            " xylem.runner",
                 "inputs": [(h, _calls.CALL_FILE)],
                 "outputs": [(out, _calls.RESULT_FILE)],
-                "env": dict(self._env)}
+                "env": self._process_env(environment)}
         return _Pending(future, "fresh", result_path=path), spec
 
     def _shell_spec(self, future, shell, args, kwargs):
