@@ -30,6 +30,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 
 from . import _calls, _core, _interrupt
@@ -68,6 +69,32 @@ DEFAULT_OPTIONS = {
 # The options that _resources hands to the manager as they are.
 _RESOURCE_KEYS = ("cores", "memory", "disk", "gpus", "retries", "priority",
                   "tag")
+
+# A task's shape: what a worker must have to run it, and how to say it.
+_SHAPE_KEYS = ("cores", "memory", "disk", "gpus")
+_SHAPE_UNITS = {"cores": "cores", "memory": "MB of memory",
+                "disk": "MB of disk", "gpus": "GPUs"}
+
+# Seconds between two looks at the connected workers for one shape that
+# none of them (or none yet) could run.
+_FIT_RECHECK_S = 1.0
+
+
+def _shortfall(need, worker):
+    """The keys of need (a shape) that worker (a dict with the shape's
+    keys) cannot meet, as the scheduler judges: cores and GPUs always,
+    memory and disk when the worker gives them (0: unknown)."""
+    short = []
+    for k, n in zip(_SHAPE_KEYS, need):
+        have = worker.get(k) or 0
+        if n > have and (have or k in ("cores", "gpus")):
+            short.append(k)
+    return short
+
+
+def _shape_text(need, keys):
+    return ", ".join(f"{n} {_SHAPE_UNITS[k]}"
+                     for k, n in zip(_SHAPE_KEYS, need) if k in keys)
 
 
 def _check_options(opts):
@@ -249,6 +276,10 @@ class Executor(cf.Executor):
         self._closing = False
         self._closed = threading.Event()
         self._hurrying = threading.Event()
+        self._settled = set()  # shapes that fit a worker, or warned of
+        self._unsettled = {}   # shapes seen with no worker yet -> when
+        self._fit_watcher = None
+        self._fit_lock = threading.Lock()
         self._local = None
         self._manager = None
         self._fresh = bool(fresh)
@@ -290,6 +321,9 @@ class Executor(cf.Executor):
         self.secret_file = secret_file
         if host is None and local_only:
             host = "127.0.0.1"
+        # Only its own workers can ever come: a task none of them can run
+        # fails at once (_check_fits).
+        self._local_only = local_only
         self._manager = _core.Manager(port=port, host=host, secret=secret,
                                       history=history, name=name)
         self._manager.set_callback(self._on_results)
@@ -422,6 +456,7 @@ class Executor(cf.Executor):
                 pending, spec = self._call_spec(future, fn, args, kwargs,
                                                 opts["env"], environment)
             spec.update(self._resources(opts, spec))
+            self._check_fits(spec)
         except Exception as e:
             # A Future that fails at once loses nothing else (docs:
             # errors): unpicklable functions and arguments land here.
@@ -559,6 +594,80 @@ class Executor(cf.Executor):
             # A call's environment is its library's.
             r["environment"] = self._environment_handle(opts["environment"])
         return r
+
+    def _check_fits(self, spec):
+        """A task that no worker could ever run waits forever. With only
+        its own local workers (their shape known), this raises ValueError
+        for it. Else it warns, once per shape, if no worker connected so
+        far (nor a local one) could run it, since a larger one may yet
+        connect; a shape seen before any worker connected is looked at
+        again each second until one has (_watch_fits)."""
+        need = tuple(spec.get(k) or 0 for k in _SHAPE_KEYS)
+        if (need[0] <= 1 and not any(need[1:])) or need in self._settled:
+            return  # every worker has a core; or decided already
+        if self._local_only:
+            short = _shortfall(need, self._local.shape)
+            if short:
+                have = tuple(self._local.shape.get(k) or 0
+                             for k in _SHAPE_KEYS)
+                raise ValueError(
+                    f"the task asks for {_shape_text(need, short)}, but"
+                    f" each of this executor's {len(self._local.procs)}"
+                    f" local workers has {_shape_text(have, short)}, and"
+                    f" no other worker can connect (see workers=,"
+                    f" cores_per_worker=, port=)")
+            self._settled.add(need)
+            return
+        last = self._unsettled.get(need)
+        if last is None or time.monotonic() - last >= _FIT_RECHECK_S:
+            self._look_for_worker(need, stacklevel=5)
+        if need not in self._settled:
+            self._start_fit_watcher()
+
+    def _look_for_worker(self, need, stacklevel):
+        """Settles need (a shape) if a connected or local worker could
+        run it, or warns and settles it if workers are there and none
+        could; with no worker yet, leaves it for a later look."""
+        self._unsettled[need] = time.monotonic()
+        workers = self.status()["workers"]
+        if self._local is not None:
+            workers.append(self._local.shape)
+        if not workers:
+            return
+        if all(_shortfall(need, w) for w in workers):
+            largest = max(tuple(w.get(k) or 0 for k in _SHAPE_KEYS)
+                          for w in workers)
+            warnings.warn(
+                f"xylem: tasks asking for {_shape_text(need, _SHAPE_KEYS)}"
+                f" wait: no worker connected so far can run them (the"
+                f" largest has {_shape_text(largest, _SHAPE_KEYS)}); they"
+                f" run when such a worker connects", UserWarning,
+                stacklevel=stacklevel)
+        self._settled.add(need)
+        self._unsettled.pop(need, None)
+
+    def _start_fit_watcher(self):
+        with self._lock:
+            if self._fit_watcher is not None or self._closing:
+                return
+            self._fit_watcher = threading.Thread(
+                target=self._watch_fits, name="xylem-fits", daemon=True)
+        self._fit_watcher.start()
+
+    def _watch_fits(self):
+        """Each second until the executor closes, looks again at the
+        shapes of tasks submitted before any worker connected. It holds
+        _fit_lock while it asks the manager, and _close takes that lock
+        before closing it, so that no question is left unanswered."""
+        while not self._closed.wait(_FIT_RECHECK_S):
+            with self._fit_lock:
+                if self._closing:
+                    return
+                try:
+                    for need in list(self._unsettled):
+                        self._look_for_worker(need, stacklevel=2)
+                except (RuntimeError, OSError):
+                    return  # the manager is closing
 
     def _handle(self, f):
         # A Temp is its own key (by identity); a File is its path.
@@ -725,7 +834,8 @@ class Executor(cf.Executor):
                 self._stop_local_workers()
         finally:
             if self._manager is not None:
-                self._manager.close()
+                with self._fit_lock:  # no question to it left unanswered
+                    self._manager.close()
             with self._lock:
                 left = list(self._pending.values())
                 self._pending.clear()
