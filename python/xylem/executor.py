@@ -863,9 +863,40 @@ def _fail_late(future, exc):
         future.set_exception(exc)
 
 
+def _call_output(result, output, error):
+    """(text, reply) from a failed warm call's output. A call that its
+    library answered (and that failed afterwards: a declared output
+    missing, or not stored) carries the pickled reply, which is no text:
+    reply is then the decoded reply, or None if it would not decode, and
+    text is empty, since the call's prints stay in the instance's log.
+    A call whose instance ended (a crash, a limit) carries that log:
+    text is then the part written since the call started."""
+    data = bytes(output)
+    answered = not error.startswith("library ") and result in (
+        _core.RESULT_APP_FAILED, _core.RESULT_WORKER_FAILED,
+        _core.RESULT_MANAGER_FAILED)
+    if answered and data[:1] == b"\x80":  # a pickle's first byte
+        try:
+            return "", _calls.decode_reply(data)
+        except Exception:
+            return "", None
+    return _calls.this_call_output(_text(data)), None
+
+
 def _failure(kind, result, exit_code, output, error, worker):
     """The exception for a task that did not succeed."""
-    text = _text(output)
+    if kind == "call":
+        text, reply = _call_output(result, output, error)
+        if reply is not None and reply[0] == "err" and \
+                result == _core.RESULT_APP_FAILED:
+            # The function raised, and so left its outputs unwritten: its
+            # exception says why, as for any call that raised.
+            exc = reply[1]
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"xylem: {error}")
+            return exc
+    else:
+        text = _text(output)
     args = (text, exit_code, worker, _core.result_string(result))
     if result == _core.RESULT_NOT_SUBMITTED:
         return TaskFailed(f"the manager refused the task: {error}", *args)

@@ -100,6 +100,8 @@ def serve(fd):
         except ChannelClosed:
             return 0  # the worker closed the channel: its way of saying bye
         task_id, sandbox, payload = parse_call(frame)
+        # The call's prints follow this in the log (_calls.CALL_MARK).
+        os.write(1, _calls.CALL_MARK)
         try:
             os.chdir(sandbox)
             reply = _calls.run_call(payload, cache)
