@@ -47,7 +47,7 @@ PYTHON_ENV = "XYLEM_PYTHON"
 MISMATCH_TEXT = "interpreter mismatch"
 
 # What a library instance writes to its log (stdout and stderr, one pipe)
-# as each call starts: the log of an instance that ends during a call is
+# as each call ends: the log of an instance that ends during a call is
 # shown from the last mark on, so that it shows only that call's prints.
 CALL_MARK = b"\x1exylem: call\x1e\n"
 
