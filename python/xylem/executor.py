@@ -620,7 +620,10 @@ class Executor(cf.Executor):
             return
         last = self._unsettled.get(need)
         if last is None or time.monotonic() - last >= _FIT_RECHECK_S:
-            self._look_for_worker(need, stacklevel=5)
+            with self._fit_lock:  # see _watch_fits
+                if self._closing:
+                    return
+                self._look_for_worker(need, stacklevel=5)
         if need not in self._settled:
             self._start_fit_watcher()
 
