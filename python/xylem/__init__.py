@@ -38,7 +38,20 @@ def _check_interpreter():
         _sys.exit(3)
 
 
+def _append_paths():
+    """In a library or runner process in an environment, appends the
+    program's own module directories (XYLEM_PYTHONPATH_AFTER, from the
+    executor) to sys.path, after the environment's packages, where
+    PYTHONPATH would have put them before. The variable is then dropped,
+    as XYLEM_PYTHON is (the name is _calls.PATH_AFTER_ENV)."""
+    after = _os.environ.pop("XYLEM_PYTHONPATH_AFTER", None)
+    for p in (after or "").split(_os.pathsep):
+        if p and p not in _sys.path:
+            _sys.path.append(p)
+
+
 _check_interpreter()
+_append_paths()
 
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, RemoteError,

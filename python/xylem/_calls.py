@@ -46,6 +46,23 @@ MESSAGE_MAX = (8 << 20) - FRAME_SLACK
 PYTHON_ENV = "XYLEM_PYTHON"
 MISMATCH_TEXT = "interpreter mismatch"
 
+# What a library instance writes to its log (stdout and stderr, one pipe)
+# as each call ends: the log of an instance that ends during a call is
+# shown from the last mark on, so that it shows only that call's prints.
+CALL_MARK = b"\x1exylem: call\x1e\n"
+
+
+def this_call_output(log):
+    """The part of an instance's log (text) after the last CALL_MARK."""
+    mark = CALL_MARK.decode()
+    i = log.rfind(mark)
+    return log if i < 0 else log[i + len(mark):]
+
+
+# The environment variable that carries directories for the end of
+# sys.path, after an environment's own packages (xylem/__init__.py).
+PATH_AFTER_ENV = "XYLEM_PYTHONPATH_AFTER"
+
 
 def _cloudpickle():
     import cloudpickle

@@ -24,14 +24,16 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import sys
 import sysconfig
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 
-from . import _calls, _core
+from . import _calls, _core, _interrupt
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, ResourcesExhausted,
@@ -67,6 +69,32 @@ DEFAULT_OPTIONS = {
 # The options that _resources hands to the manager as they are.
 _RESOURCE_KEYS = ("cores", "memory", "disk", "gpus", "retries", "priority",
                   "tag")
+
+# A task's shape: what a worker must have to run it, and how to say it.
+_SHAPE_KEYS = ("cores", "memory", "disk", "gpus")
+_SHAPE_UNITS = {"cores": "cores", "memory": "MB of memory",
+                "disk": "MB of disk", "gpus": "GPUs"}
+
+# Seconds between two looks at the connected workers for one shape that
+# none of them (or none yet) could run.
+_FIT_RECHECK_S = 1.0
+
+
+def _shortfall(need, worker):
+    """The keys of need (a shape) that worker (a dict with the shape's
+    keys) cannot meet, as the scheduler judges: cores and GPUs always,
+    memory and disk when the worker gives them (0: unknown)."""
+    short = []
+    for k, n in zip(_SHAPE_KEYS, need):
+        have = worker.get(k) or 0
+        if n > have and (have or k in ("cores", "gpus")):
+            short.append(k)
+    return short
+
+
+def _shape_text(need, keys):
+    return ", ".join(f"{n} {_SHAPE_UNITS[k]}"
+                     for k, n in zip(_SHAPE_KEYS, need) if k in keys)
 
 
 def _check_options(opts):
@@ -125,25 +153,57 @@ class _Pending:
         self.back = back
 
 
-def _default_pythonpath():
-    """Where library processes look for modules: the directory holding
-    this xylem package first, then the program's own module directories
-    (not the standard library or site-packages, which a local worker's
-    interpreter has already, and which would confuse another version)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    skip = set()
+# The package's own directory, and the one holding it (an installed
+# package's site-packages, with every other package of this side).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SITE_NAMES = ("site-packages", "dist-packages")
+
+
+def _site_dirs():
+    """The real paths of the standard library and the site directories,
+    and of the directory holding this package."""
+    dirs = {os.path.realpath(os.path.dirname(_PACKAGE_DIR))}
     for k in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = sysconfig.get_paths().get(k)
         if p:
-            skip.add(os.path.realpath(p))
-    paths = [here]
+            dirs.add(os.path.realpath(p))
+    try:
+        import site
+        for p in site.getsitepackages() + [site.getusersitepackages()]:
+            dirs.add(os.path.realpath(p))
+    except (AttributeError, TypeError):
+        pass  # a virtualenv's old site.py lacks them
+    return dirs
+
+
+def _program_paths():
+    """The program's own module directories in sys.path (its script's
+    directory, PYTHONPATH): not the standard library, nor a site
+    directory, nor the one that holds xylem, whose packages are this
+    interpreter's and would shadow an environment's (or confuse another
+    version)."""
+    skip = _site_dirs()
+    paths = []
     for p in sys.path:
         if not p or not os.path.isdir(p):
             continue
         p = os.path.abspath(p)
-        if os.path.realpath(p) not in skip and p not in paths:
+        real = os.path.realpath(p)
+        if real in skip or os.path.basename(real) in _SITE_NAMES:
+            continue
+        if p not in paths:
             paths.append(p)
-    return os.pathsep.join(paths)
+    return paths
+
+
+def _xylem_only_dir(tmpdir):
+    """A directory holding only the xylem package (a symbolic link to
+    this one), for the PYTHONPATH of library and runner processes: the
+    directory that holds the package itself may be site-packages."""
+    d = os.path.join(tmpdir, "pythonpath")
+    os.mkdir(d)
+    os.symlink(_PACKAGE_DIR, os.path.join(d, "xylem"))
+    return d
 
 
 def _read_secret(path):
@@ -213,7 +273,13 @@ class Executor(cf.Executor):
         self._handles = {}
         self._pickles = _calls.FunctionPickles()
         self._shutdown = False
+        self._closing = False
         self._closed = threading.Event()
+        self._hurrying = threading.Event()
+        self._settled = set()  # shapes that fit a worker, or warned of
+        self._unsettled = {}   # shapes seen with no worker yet -> when
+        self._fit_watcher = None
+        self._fit_lock = threading.Lock()
         self._local = None
         self._manager = None
         self._fresh = bool(fresh)
@@ -230,6 +296,7 @@ class Executor(cf.Executor):
             self._close()
             raise
         _live.add(self)
+        _interrupt.watch_sigterm(_live)
 
     def _start(self, workers, port, host, secret, secret_file, cpw, python,
                pythonpath, library_env, name, history):
@@ -254,19 +321,24 @@ class Executor(cf.Executor):
         self.secret_file = secret_file
         if host is None and local_only:
             host = "127.0.0.1"
+        # Only its own workers can ever come: a task none of them can run
+        # fails at once (_check_fits).
+        self._local_only = local_only
         self._manager = _core.Manager(port=port, host=host, secret=secret,
                                       history=history, name=name)
         self._manager.set_callback(self._on_results)
         self._python = python or sys.executable
         self._env = {
             _calls.PYTHON_ENV: "%d.%d" % sys.version_info[:2],
-            "PYTHONPATH": pythonpath if pythonpath is not None
-            else _default_pythonpath(),
             # Prints reach the log as they happen, so a crash shows them.
             "PYTHONUNBUFFERED": "1",
         }
-        self._env.update({str(k): str(v)
-                          for k, v in (library_env or {}).items()})
+        self._pythonpath = pythonpath
+        if pythonpath is None:
+            self._xylem_dir = _xylem_only_dir(self._tmpdir)
+            self._program_paths = _program_paths()
+        self._library_env = {str(k): str(v)
+                             for k, v in (library_env or {}).items()}
         self._python_given = python is not None
         self._library = self._library_for(self._defaults["environment"])
         if workers > 0:
@@ -331,6 +403,22 @@ class Executor(cf.Executor):
             threading.Thread(target=self._close_when_idle,
                              name="xylem-shutdown").start()
 
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        """A normal exit waits for every Future, as concurrent.futures
+        does. An exit on an exception (a Ctrl-C, SystemExit, any error),
+        or an interrupt during that wait, cancels every pending Future,
+        running calls included, and returns once the workers, the
+        manager and the temporary directories are gone."""
+        if exc_type is None:
+            try:
+                self.shutdown(wait=True)
+            except BaseException:
+                self._abort()
+                raise
+        else:
+            self._abort()
+        return False
+
     def __repr__(self):
         state = "shut down" if self._shutdown else "running"
         port = self._manager.port if self._manager else "-"
@@ -368,6 +456,7 @@ class Executor(cf.Executor):
                 pending, spec = self._call_spec(future, fn, args, kwargs,
                                                 opts["env"], environment)
             spec.update(self._resources(opts, spec))
+            self._check_fits(spec)
         except Exception as e:
             # A Future that fails at once loses nothing else (docs:
             # errors): unpicklable functions and arguments land here.
@@ -392,6 +481,27 @@ class Executor(cf.Executor):
             return "python"
         return shlex.quote(self._python)
 
+    def _process_env(self, environment):
+        """The variables of the library and runner processes that run in
+        environment (None: the worker's own Python). PYTHONPATH is the
+        pythonpath given, else a directory holding only xylem and then the
+        program's own directories; in an environment, those come after
+        the environment's own packages instead (xylem/__init__.py appends
+        them), so that they shadow none of its packages."""
+        env = dict(self._env)
+        if self._pythonpath is not None:
+            env["PYTHONPATH"] = self._pythonpath
+        elif environment is None:
+            env["PYTHONPATH"] = os.pathsep.join([self._xylem_dir] +
+                                                self._program_paths)
+        else:
+            env["PYTHONPATH"] = self._xylem_dir
+            if self._program_paths:
+                env[_calls.PATH_AFTER_ENV] = os.pathsep.join(
+                    self._program_paths)
+        env.update(self._library_env)
+        return env
+
     def _environment_handle(self, environment):
         if environment is None:
             return None
@@ -411,7 +521,7 @@ class Executor(cf.Executor):
             name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
             self._manager.declare_library(
                 name, f"{self._python_in(environment)} -m xylem.library",
-                env=self._env,
+                env=self._process_env(environment),
                 environment=self._environment_handle(environment))
             self._libraries[environment] = name
         return name
@@ -439,7 +549,7 @@ class Executor(cf.Executor):
                            " xylem.runner",
                 "inputs": [(h, _calls.CALL_FILE)],
                 "outputs": [(out, _calls.RESULT_FILE)],
-                "env": dict(self._env)}
+                "env": self._process_env(environment)}
         return _Pending(future, "fresh", result_path=path), spec
 
     def _shell_spec(self, future, shell, args, kwargs):
@@ -484,6 +594,83 @@ class Executor(cf.Executor):
             # A call's environment is its library's.
             r["environment"] = self._environment_handle(opts["environment"])
         return r
+
+    def _check_fits(self, spec):
+        """A task that no worker could ever run waits forever. With only
+        its own local workers (their shape known), this raises ValueError
+        for it. Else it warns, once per shape, if no worker connected so
+        far (nor a local one) could run it, since a larger one may yet
+        connect; a shape seen before any worker connected is looked at
+        again each second until one has (_watch_fits)."""
+        need = tuple(spec.get(k) or 0 for k in _SHAPE_KEYS)
+        if (need[0] <= 1 and not any(need[1:])) or need in self._settled:
+            return  # every worker has a core; or decided already
+        if self._local_only:
+            short = _shortfall(need, self._local.shape)
+            if short:
+                have = tuple(self._local.shape.get(k) or 0
+                             for k in _SHAPE_KEYS)
+                raise ValueError(
+                    f"the task asks for {_shape_text(need, short)}, but"
+                    f" each of this executor's {len(self._local.procs)}"
+                    f" local workers has {_shape_text(have, short)}, and"
+                    f" no other worker can connect (see workers=,"
+                    f" cores_per_worker=, port=)")
+            self._settled.add(need)
+            return
+        last = self._unsettled.get(need)
+        if last is None or time.monotonic() - last >= _FIT_RECHECK_S:
+            with self._fit_lock:  # see _watch_fits
+                if self._closing:
+                    return
+                self._look_for_worker(need, stacklevel=5)
+        if need not in self._settled:
+            self._start_fit_watcher()
+
+    def _look_for_worker(self, need, stacklevel):
+        """Settles need (a shape) if a connected or local worker could
+        run it, or warns and settles it if workers are there and none
+        could; with no worker yet, leaves it for a later look."""
+        self._unsettled[need] = time.monotonic()
+        workers = self.status()["workers"]
+        if self._local is not None:
+            workers.append(self._local.shape)
+        if not workers:
+            return
+        if all(_shortfall(need, w) for w in workers):
+            largest = max(tuple(w.get(k) or 0 for k in _SHAPE_KEYS)
+                          for w in workers)
+            warnings.warn(
+                f"xylem: tasks asking for {_shape_text(need, _SHAPE_KEYS)}"
+                f" wait: no worker connected so far can run them (the"
+                f" largest has {_shape_text(largest, _SHAPE_KEYS)}); they"
+                f" run when such a worker connects", UserWarning,
+                stacklevel=stacklevel)
+        self._settled.add(need)
+        self._unsettled.pop(need, None)
+
+    def _start_fit_watcher(self):
+        with self._lock:
+            if self._fit_watcher is not None or self._closing:
+                return
+            self._fit_watcher = threading.Thread(
+                target=self._watch_fits, name="xylem-fits", daemon=True)
+        self._fit_watcher.start()
+
+    def _watch_fits(self):
+        """Each second until the executor closes, looks again at the
+        shapes of tasks submitted before any worker connected. It holds
+        _fit_lock while it asks the manager, and _close takes that lock
+        before closing it, so that no question is left unanswered."""
+        while not self._closed.wait(_FIT_RECHECK_S):
+            with self._fit_lock:
+                if self._closing:
+                    return
+                try:
+                    for need in list(self._unsettled):
+                        self._look_for_worker(need, stacklevel=2)
+                except (RuntimeError, OSError):
+                    return  # the manager is closing
 
     def _handle(self, f):
         # A Temp is its own key (by identity); a File is its path.
@@ -581,6 +768,32 @@ class Executor(cf.Executor):
         except (RuntimeError, OSError):
             pass  # closed: nothing left to cancel
 
+    def _abort(self):
+        """Shuts down at once: cancels every pending Future (which kills
+        the running calls) and closes, without waiting for results. In
+        the main thread a second SIGINT or SIGTERM meanwhile hurries the
+        close instead of raising (_interrupt.py)."""
+        with self._lock:
+            self._shutdown = True
+            pending = [p.future for p in self._pending.values()]
+        for f in pending:
+            f.cancel()
+        if threading.get_ident() == self._loop_ident:
+            # On the manager's thread, which _close would join.
+            threading.Thread(target=self._close,
+                             name="xylem-shutdown").start()
+            return
+        with _interrupt.hurried_by_signals(self):
+            self._close()
+
+    def _hurry(self):
+        """Stops waiting for the local workers: asks them to stop now
+        (a worker given SIGTERM kills its calls and exits), and has the
+        close kill any that are slow. Safe in a signal handler."""
+        self._hurrying.set()
+        if self._local is not None:
+            self._local.signal(signal.SIGTERM)
+
     def _wait_idle(self):
         with self._lock:
             while self._pending:
@@ -599,26 +812,33 @@ class Executor(cf.Executor):
             self._manager.shutdown_workers()
             while self._local.alive() and time.monotonic() < deadline:
                 # A worker not yet connected was not told: stop waiting.
-                if self._manager.stats()["workers_connected"] == 0:
+                if self._manager.stats()["workers_connected"] == 0 or \
+                        self._hurrying.is_set():
                     break
                 time.sleep(0.01)
         except (RuntimeError, OSError):
             pass
-        self._local.stop(grace=0)
+        self._local.stop(grace=0,
+                         term_wait=0.5 if self._hurrying.is_set() else 2.0)
 
     def _close(self):
         """Stops local workers and the manager, cancels what is left, and
         removes the temporary directory."""
         with self._lock:
-            if self._closed.is_set():
-                return
-            self._shutdown = True
+            closing = self._closing
+            self._closing = self._shutdown = True
+        if closing:
+            # Closed, or being closed by another thread (a shutdown
+            # without wait): done when that is.
+            self._closed.wait()
+            return
         try:
             if self._local is not None:
                 self._stop_local_workers()
         finally:
             if self._manager is not None:
-                self._manager.close()
+                with self._fit_lock:  # no question to it left unanswered
+                    self._manager.close()
             with self._lock:
                 left = list(self._pending.values())
                 self._pending.clear()
@@ -626,6 +846,7 @@ class Executor(cf.Executor):
                 cf.Future.cancel(p.future)
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             _live.discard(self)
+            _interrupt.unwatch_sigterm()
             self._closed.set()
 
 
@@ -645,9 +866,40 @@ def _fail_late(future, exc):
         future.set_exception(exc)
 
 
+def _call_output(result, output, error):
+    """(text, reply) from a failed warm call's output. A call that its
+    library answered (and that failed afterwards: a declared output
+    missing, or not stored) carries the pickled reply, which is no text:
+    reply is then the decoded reply, or None if it would not decode, and
+    text is empty, since the call's prints stay in the instance's log.
+    A call whose instance ended (a crash, a limit) carries that log:
+    text is then the part written since the call started."""
+    data = bytes(output)
+    answered = not error.startswith("library ") and result in (
+        _core.RESULT_APP_FAILED, _core.RESULT_WORKER_FAILED,
+        _core.RESULT_MANAGER_FAILED)
+    if answered and data[:1] == b"\x80":  # a pickle's first byte
+        try:
+            return "", _calls.decode_reply(data)
+        except Exception:
+            return "", None
+    return _calls.this_call_output(_text(data)), None
+
+
 def _failure(kind, result, exit_code, output, error, worker):
     """The exception for a task that did not succeed."""
-    text = _text(output)
+    if kind == "call":
+        text, reply = _call_output(result, output, error)
+        if reply is not None and reply[0] == "err" and \
+                result == _core.RESULT_APP_FAILED:
+            # The function raised, and so left its outputs unwritten: its
+            # exception says why, as for any call that raised.
+            exc = reply[1]
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"xylem: {error}")
+            return exc
+    else:
+        text = _text(output)
     args = (text, exit_code, worker, _core.result_string(result))
     if result == _core.RESULT_NOT_SUBMITTED:
         return TaskFailed(f"the manager refused the task: {error}", *args)
@@ -672,8 +924,15 @@ def _failure(kind, result, exit_code, output, error, worker):
 
 
 def _shutdown_all():
+    """At the interpreter's exit: shuts down the executors still open,
+    waiting for their Futures, or, when the program is ending on a Ctrl-C
+    or SIGTERM, at once (their calls cancelled)."""
+    prompt = _interrupt.interrupted()
     for ex in list(_live):
-        ex.shutdown(wait=True)
+        if prompt:
+            ex._abort()
+        else:
+            ex.shutdown(wait=True)
 
 
 atexit.register(_shutdown_all)

@@ -107,9 +107,15 @@ def serve(fd):
             reply = _calls.error_reply(e)
         finally:
             os.chdir(home)
-        # Anything the call printed reaches the log before the reply does.
+        # Anything the call printed reaches the log before the reply does,
+        # and then the mark that ends its part (_calls.CALL_MARK), written
+        # just before the reply so that the worker reads both at once.
         sys.stdout.flush()
         sys.stderr.flush()
+        try:
+            os.write(1, _calls.CALL_MARK)
+        except OSError:
+            pass  # the call closed its stdout: no log to mark
         write_frame(fd, struct.pack("<Q", task_id), reply)
 
 

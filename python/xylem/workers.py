@@ -49,10 +49,34 @@ def memory_mb():
         return 0
 
 
+def gpu_count():
+    """The GPUs a worker finds here by default: /dev/nvidiaN devices."""
+    try:
+        names = os.listdir("/dev")
+    except OSError:
+        return 0
+    return sum(1 for n in names
+               if n.startswith("nvidia") and n[6:].isdigit())
+
+
+def free_disk_mb(path):
+    """Free space under path in MB (0: unknown), as a worker measures the
+    disk it offers by default."""
+    try:
+        return shutil.disk_usage(path).free >> 20
+    except OSError:
+        return 0
+
+
 class LocalWorkers:
     """N ``xylem worker`` processes connected to 127.0.0.1:port, each with
     its own cache directory under tmpdir, each offering `cores` cores and
-    an equal share of the machine's memory."""
+    an equal share of the machine's memory.
+
+    The attribute ``shape`` is what each offers, as it is told: a dict of
+    cores, memory and disk (MB; 0: unknown, left to the worker, which
+    then sets no limit if it cannot tell either) and gpus. Disk and GPUs
+    are found as a worker would find them."""
 
     def __init__(self, n, port, secret_file, tmpdir, cores=1):
         self.procs = []
@@ -60,13 +84,19 @@ class LocalWorkers:
         env = dict(os.environ)
         env.setdefault("XYLEM_LOG", "warn")
         share = memory_mb() // max(n, 1)
+        self.shape = {"cores": cores, "memory": share,
+                      "disk": free_disk_mb(tmpdir), "gpus": gpu_count()}
         for i in range(n):
             cache = os.path.join(tmpdir, f"worker-{i}")
             args = [binary, "worker", f"127.0.0.1:{port}",
                     "--secret-file", secret_file, "--cores", str(cores),
                     "--cache", cache]
-            if share:
-                args += ["--memory", str(share)]
+            # The shape given, not detected by each worker, so that the
+            # executor knows it for certain.
+            args += ["--gpus", str(self.shape["gpus"])]
+            for k in ("memory", "disk"):
+                if self.shape[k]:
+                    args += [f"--{k}", str(self.shape[k])]
             # A session of their own: a ^C on the terminal reaches only
             # the program, which then stops them in order. They also exit
             # by themselves when the manager's connection closes.
@@ -77,22 +107,27 @@ class LocalWorkers:
     def alive(self):
         return [p for p in self.procs if p.poll() is None]
 
-    def stop(self, grace=5.0):
+    def signal(self, sig):
+        """Sends sig to the workers still running."""
+        for p in self.alive():
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace=5.0, term_wait=2.0):
         """Waits up to grace seconds for the workers to exit (after the
         manager told them to, or went away), then sends SIGTERM (a worker
-        then says BYE and cleans up), and after 2 s more SIGKILL."""
+        then kills its tasks, says BYE and cleans up), and after
+        term_wait seconds more SIGKILL."""
         deadline = time.monotonic() + grace
-        for sig, wait in ((None, grace), (signal.SIGTERM, 2.0),
+        for sig, wait in ((None, grace), (signal.SIGTERM, term_wait),
                           (signal.SIGKILL, 5.0)):
             left = self.alive()
             if not left:
                 return
             if sig is not None:
-                for p in left:
-                    try:
-                        p.send_signal(sig)
-                    except ProcessLookupError:
-                        pass
+                self.signal(sig)
                 deadline = time.monotonic() + wait
             for p in left:
                 try:

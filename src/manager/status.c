@@ -29,8 +29,8 @@ static json_t *workers_json(const struct xy_manager *m)
 			continue;
 		json_array_append_new(
 			arr,
-			json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:i,s:i,s:I,"
-				  "s:i,s:b,s:i}",
+			json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:i,s:i,"
+				  "s:I,s:i,s:b,s:i}",
 				  "name", w->name, "host",
 				  w->hostname ? w->hostname : w->addr, "cores",
 				  w->cores, "cores_used", xy_wtable_cores_busy(w),
@@ -38,6 +38,7 @@ static json_t *workers_json(const struct xy_manager *m)
 				  w->cores_used - xy_wtable_cores_busy(w),
 				  "memory", (json_int_t)w->memory,
 				  "memory_used", (json_int_t)w->memory_used,
+				  "disk", (json_int_t)w->disk,
 				  "gpus", w->gpus, "running", w->n_running,
 				  "done", (json_int_t)w->n_done, "objects",
 				  (int)w->n_held, "schedulable", w->ready,

@@ -125,3 +125,78 @@ def test_bad_environment_path(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(ValueError):
         xylem.Environment(tmp_path / "x.txt")
+
+
+LEAK = "xyleak_test_pkg"
+
+# A program that submits from a site-packages directory holding xylem and
+# another package, LEAK, as an installed xylem is: a call in the
+# environment must not import LEAK, nor pytest (in this side's venv).
+ISOLATION_PROGRAM = """
+import sys
+import xylem
+
+def probe():
+    import importlib, os
+    out = {}
+    for name in ("%(probe)s", "%(leak)s", "pytest", "pyfuncs"):
+        try:
+            m = importlib.import_module(name)
+            out[name] = os.path.realpath(m.__file__)
+        except ModuleNotFoundError as e:
+            out[name] = "missing: %%s" %% e
+    return out
+
+with xylem.Executor(workers=1, environment=xylem.Environment(sys.argv[1]),
+                    **eval(sys.argv[2])) as ex:
+    print(repr(ex.submit(probe).result(timeout=%(timeout)d)))
+""" % {"probe": PROBE, "leak": LEAK, "timeout": TIMEOUT}
+
+
+def _installed_layout(tmp_path):
+    """A site-packages directory holding xylem (a link to this package)
+    and LEAK."""
+    site = tmp_path / "lib" / "site-packages"
+    (site / LEAK).mkdir(parents=True)
+    (site / LEAK / "__init__.py").write_text("")
+    os.symlink(os.path.dirname(xylem.__file__), site / "xylem")
+    return site
+
+
+def _run_isolation(tmp_path, env_dir, options):
+    site = _installed_layout(tmp_path)
+    # The program's own directory has a package of the environment's
+    # package's name, which must not shadow it there.
+    mine = tmp_path / "mine"
+    (mine / PROBE).mkdir(parents=True)
+    (mine / PROBE / "__init__.py").write_text("")
+    src = tmp_path / "prog.py"
+    src.write_text(ISOLATION_PROGRAM)
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(site), str(mine), here]))
+    out = subprocess.run([sys.executable, str(src), str(env_dir),
+                          repr(options)], env=env, capture_output=True,
+                         text=True, timeout=TIMEOUT * 2)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return site, eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_environment_does_not_see_the_submitting_sides_packages(tmp_path,
+                                                                env_dir):
+    site, got = _run_isolation(tmp_path, env_dir, {})
+    # The environment's own package comes from its expansion ...
+    assert "/unpacked/" in got[PROBE], got
+    # ... and nothing comes from the site-packages that holds xylem, or
+    # from this interpreter's.
+    assert got[LEAK].startswith("missing:"), got
+    assert got["pytest"].startswith("missing:"), got
+    # The program's own modules (its PYTHONPATH) are still there.
+    assert got["pyfuncs"].endswith("pyfuncs.py"), got
+
+
+def test_environment_with_an_explicit_pythonpath(tmp_path, env_dir):
+    site = tmp_path / "lib" / "site-packages"
+    _, got = _run_isolation(tmp_path, env_dir, {"pythonpath": str(site)})
+    assert got[LEAK] == os.path.realpath(site / LEAK / "__init__.py"), got
+    assert "/unpacked/" in got[PROBE], got

@@ -44,10 +44,40 @@ def test_missing_input(ex, tmp_path, fresh):
 
 
 def test_missing_output(ex, tmp_path):
-    f = ex.options(outputs=[xylem.File(tmp_path / "never")]).submit(
+    f = ex.options(outputs=[xylem.File(tmp_path / "never.txt")]).submit(
         pyfuncs.add, 1)
-    with pytest.raises(xylem.TaskFailed, match="never"):
+    with pytest.raises(xylem.TaskFailed, match="never.txt") as info:
         f.result(TIMEOUT)
+    # The library's pickled reply is not the call's output: none shows
+    # (its bytes, decoded, would hold replacement characters).
+    err = info.value
+    for garbage in ("\x80", "\ufffd", "output:"):
+        assert garbage not in str(err) and garbage not in err.output, \
+            repr(str(err))
+    assert err.output == ""
+    assert str(err).startswith("output 'never.txt' was not created"), \
+        str(err)
+
+
+def test_missing_output_of_a_function_that_raised(ex, tmp_path):
+    # The function's own exception says why the output is missing.
+    f = ex.options(outputs=[xylem.File(tmp_path / "never.txt")]).submit(
+        pyfuncs.fail, "failed before writing")
+    with pytest.raises(ValueError, match="failed before writing") as info:
+        f.result(TIMEOUT)
+    assert isinstance(info.value.__cause__, xylem.RemoteTraceback)
+    assert "output 'never.txt' was not created" in \
+        "".join(getattr(info.value, "__notes__", ["was not created"]))
+
+
+def test_library_crash_shows_only_its_own_calls_output(make_executor):
+    ex = make_executor(workers=1)
+    ex.submit(print, "printed by an earlier call").result(TIMEOUT)
+    with pytest.raises(xylem.LibraryCrashed) as info:
+        ex.submit(pyfuncs.crash, 3).result(TIMEOUT)
+    err = info.value
+    assert err.output == "about to crash\n", repr(err.output)
+    assert "earlier" not in str(err)
 
 
 def test_errors_are_task_failed(ex):
