@@ -147,6 +147,7 @@ typedef struct {
 	PyObject *callback;
 	struct xy_file **files; /* file handles index this table */
 	size_t n_files, cap_files;
+	PyObject *handles; /* the file's address -> its handle, made lazily */
 	/* The loop thread's own state, touched only on that thread. */
 	struct keymap keys;
 	struct refusal *refused;
@@ -688,20 +689,39 @@ static void declare_temp_body(Manager *self, struct sync *s)
 static PyObject *new_handle(Manager *self, struct xy_file *f)
 {
 	struct xy_file **nf;
+	PyObject *key, *handle;
 
-	for (size_t i = 0; i < self->n_files; i++)
-		if (self->files[i] == f) /* the same path declared again */
-			return PyLong_FromSize_t(i);
+	if (!self->handles && !(self->handles = PyDict_New()))
+		return NULL;
+	if (!(key = PyLong_FromVoidPtr(f)))
+		return NULL;
+	/* The same path declared again: its handle, found in O(1) (a scan of
+	 * every handle made it quadratic over a long run). */
+	handle = PyDict_GetItemWithError(self->handles, key);
+	if (handle || PyErr_Occurred()) {
+		Py_DECREF(key);
+		Py_XINCREF(handle);
+		return handle;
+	}
 	if (self->n_files == self->cap_files) {
 		size_t cap = self->cap_files ? self->cap_files * 2 : 64;
 		nf = realloc(self->files, cap * sizeof *nf);
-		if (!nf)
+		if (!nf) {
+			Py_DECREF(key);
 			return PyErr_NoMemory();
+		}
 		self->files = nf;
 		self->cap_files = cap;
 	}
-	self->files[self->n_files] = f;
-	return PyLong_FromSize_t(self->n_files++);
+	handle = PyLong_FromSize_t(self->n_files);
+	if (!handle || PyDict_SetItem(self->handles, key, handle) < 0) {
+		Py_DECREF(key);
+		Py_XDECREF(handle);
+		return NULL;
+	}
+	Py_DECREF(key);
+	self->files[self->n_files++] = f;
+	return handle;
 }
 
 /* Runs a declare body on the manager's thread; its file as a handle, or
@@ -1046,6 +1066,7 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 static int Manager_traverse(Manager *self, visitproc visit, void *arg)
 {
 	Py_VISIT(self->callback);
+	Py_VISIT(self->handles);
 	return 0;
 }
 
@@ -1065,6 +1086,7 @@ static void Manager_dealloc(Manager *self)
 		pthread_detach(self->thread);
 	xy_manager_destroy(self->m);
 	free(self->files);
+	Py_CLEAR(self->handles);
 	free(self->keys.keys);
 	free(self->keys.ids);
 	Py_CLEAR(self->callback);

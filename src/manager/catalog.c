@@ -8,6 +8,7 @@
  * mutex.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,13 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "htab.h"
 #include "internal.h"
 #include "log.h"
 #include "object.h"
 #include "util.h"
 
-#define FILE_BUCKETS 4096
-#define OBJ_BUCKETS 4096
 
 struct served {
 	uint8_t id[XY_ID_LEN];
@@ -32,9 +32,9 @@ struct served {
 
 struct xy_catalog {
 	struct xy_manager *m;
-	struct xy_file *files[FILE_BUCKETS];
+	struct xy_htab files;   /* by path or URL, through next */
 	struct xy_file *buffers; /* files without a path */
-	struct xy_object *objects[OBJ_BUCKETS];
+	struct xy_htab objects; /* by id, through hnext */
 	char staging[4096];
 	int hashing; /* jobs on the thread pool */
 	struct xy_file *to_hash;
@@ -46,7 +46,7 @@ struct xy_catalog {
 	int failing_now;
 
 	pthread_mutex_t lock; /* guards served */
-	struct served *served[OBJ_BUCKETS];
+	struct xy_htab served; /* by id, through next */
 };
 
 struct hash_job {
@@ -70,11 +70,28 @@ static uint32_t str_hash(const char *s)
 	return h;
 }
 
-static uint32_t id_bucket(const uint8_t id[XY_ID_LEN])
+/* An id is a SHA-256: any four of its bytes are a good hash. */
+static uint32_t id_hash(const uint8_t id[XY_ID_LEN])
 {
 	uint32_t b;
 	memcpy(&b, id, sizeof b);
-	return b % OBJ_BUCKETS;
+	return b;
+}
+
+static uint32_t file_hash(const void *node)
+{
+	const struct xy_file *f = node;
+	return str_hash(f->url ? f->url : f->path);
+}
+
+static uint32_t object_hash(const void *node)
+{
+	return id_hash(((const struct xy_object *)node)->id);
+}
+
+static uint32_t served_hash(const void *node)
+{
+	return id_hash(((const struct served *)node)->id);
 }
 
 int xy_catalog_check_level(xy_cache_level level, char *err, size_t errlen)
@@ -95,6 +112,16 @@ struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 	}
 	c->m = m;
 	pthread_mutex_init(&c->lock, NULL);
+	if (xy_htab_init(&c->files, offsetof(struct xy_file, next),
+			 file_hash) < 0 ||
+	    xy_htab_init(&c->objects, offsetof(struct xy_object, hnext),
+			 object_hash) < 0 ||
+	    xy_htab_init(&c->served, offsetof(struct served, next),
+			 served_hash) < 0) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		xy_catalog_destroy(c);
+		return NULL;
+	}
 	const char *tmp = getenv("TMPDIR");
 	snprintf(c->staging, sizeof c->staging, "%s/xylem-manager-XXXXXX",
 		 tmp && *tmp ? tmp : "/tmp");
@@ -121,8 +148,9 @@ void xy_catalog_destroy(struct xy_catalog *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < FILE_BUCKETS; i++)
-		for (struct xy_file *f = c->files[i], *n; f; f = n) {
+	for (size_t i = 0; i < c->files.n_slots; i++)
+		for (struct xy_file *f = xy_htab_slot(&c->files, i), *n; f;
+		     f = n) {
 			n = f->next;
 			file_free(f);
 		}
@@ -130,19 +158,24 @@ void xy_catalog_destroy(struct xy_catalog *c)
 		n = f->next;
 		file_free(f);
 	}
-	for (int i = 0; i < OBJ_BUCKETS; i++) {
-		for (struct xy_object *o = c->objects[i], *n; o; o = n) {
+	for (size_t i = 0; i < c->objects.n_slots; i++)
+		for (struct xy_object *o = xy_htab_slot(&c->objects, i), *n;
+		     o; o = n) {
 			n = o->hnext;
 			free(o->replicas);
 			free(o->chunks.hash);
 			free(o);
 		}
-		for (struct served *s = c->served[i], *n; s; s = n) {
+	for (size_t i = 0; i < c->served.n_slots; i++)
+		for (struct served *s = xy_htab_slot(&c->served, i), *n; s;
+		     s = n) {
 			n = s->next;
 			free(s->path);
 			free(s);
 		}
-	}
+	xy_htab_free(&c->files);
+	xy_htab_free(&c->objects);
+	xy_htab_free(&c->served);
 	if (c->staging[0])
 		xy_rm_rf(c->staging);
 	pthread_mutex_destroy(&c->lock);
@@ -158,8 +191,8 @@ const char *xy_catalog_staging(struct xy_catalog *c)
 static struct xy_file *find_or_add(struct xy_catalog *c, const char *key,
 				   int url, xy_cache_level level)
 {
-	uint32_t b = str_hash(key) % FILE_BUCKETS;
-	for (struct xy_file *f = c->files[b]; f; f = f->next) {
+	uint32_t h = str_hash(key);
+	for (struct xy_file *f = xy_htab_first(&c->files, h); f; f = f->next) {
 		const char *name = url ? f->url : f->path;
 		if (name && !strcmp(name, key))
 			return f;
@@ -176,8 +209,7 @@ static struct xy_file *find_or_add(struct xy_catalog *c, const char *key,
 	else
 		f->path = copy;
 	f->level = level;
-	f->next = c->files[b];
-	c->files[b] = f;
+	xy_htab_insert(&c->files, f, h);
 	return f;
 }
 
@@ -221,8 +253,9 @@ struct xy_object *xy_catalog_object(struct xy_catalog *c,
 				    const uint8_t id[XY_ID_LEN], uint8_t kind,
 				    uint64_t size)
 {
-	uint32_t b = id_bucket(id);
-	for (struct xy_object *o = c->objects[b]; o; o = o->hnext)
+	uint32_t h = id_hash(id);
+	for (struct xy_object *o = xy_htab_first(&c->objects, h); o;
+	     o = o->hnext)
 		if (!memcmp(o->id, id, XY_ID_LEN))
 			return o;
 	struct xy_object *o = xy__calloc(c->m, 1, sizeof *o);
@@ -232,8 +265,7 @@ struct xy_object *xy_catalog_object(struct xy_catalog *c,
 	xy_hex(id, XY_ID_LEN, o->hex);
 	o->kind = kind;
 	o->size = size;
-	o->hnext = c->objects[b];
-	c->objects[b] = o;
+	xy_htab_insert(&c->objects, o, h);
 	return o;
 }
 
@@ -251,17 +283,16 @@ void xy_catalog_set_chunks(struct xy_object *o, struct xy_chunks *chunks)
 void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
 		      const char *path)
 {
-	uint32_t b = id_bucket(o->id);
+	uint32_t h = id_hash(o->id);
 	o->on_manager = 1;
 	pthread_mutex_lock(&c->lock);
 	struct served *s;
-	for (s = c->served[b]; s; s = s->next)
+	for (s = xy_htab_first(&c->served, h); s; s = s->next)
 		if (!memcmp(s->id, o->id, XY_ID_LEN))
 			break;
 	if (!s && (s = calloc(1, sizeof *s))) {
 		memcpy(s->id, o->id, XY_ID_LEN);
-		s->next = c->served[b];
-		c->served[b] = s;
+		xy_htab_insert(&c->served, s, h);
 	}
 	if (s) {
 		char *p = strdup(path);
@@ -280,7 +311,8 @@ int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
 	struct xy_catalog *c = catalog;
 	int rc = -1;
 	pthread_mutex_lock(&c->lock);
-	for (struct served *s = c->served[id_bucket(id)]; s; s = s->next) {
+	for (struct served *s = xy_htab_first(&c->served, id_hash(id)); s;
+	     s = s->next) {
 		if (!memcmp(s->id, id, XY_ID_LEN) && s->path &&
 		    strlen(s->path) < pathlen) {
 			strcpy(path, s->path);

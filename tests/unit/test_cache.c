@@ -323,7 +323,7 @@ static void *look(void *arg)
 	while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED))
 		if (xy_cache_lookup(l->c, l->id, path, sizeof path, &kind) ==
 		    0)
-			l->hits++;
+			__atomic_add_fetch(&l->hits, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -347,6 +347,11 @@ static void t_lookup_from_threads(void)
 		if (i % 2)
 			XY_CHECK_EQ(xy_cache_unlink(l.c, id), 0);
 	}
+	/* On a loaded machine the lookers may not have run yet: they must
+	 * have looked at least once before they stop (the alarm bounds
+	 * this wait). */
+	while (!__atomic_load_n(&l.hits, __ATOMIC_RELAXED))
+		usleep(1000);
 	__atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < 3; i++)
 		pthread_join(th[i], NULL);
