@@ -34,6 +34,7 @@ import warnings
 import weakref
 
 from . import _calls, _core, _interrupt
+from ._callbacks import Callbacks
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, ResourcesExhausted,
@@ -124,9 +125,12 @@ def _check_options(opts):
 
 class _Future(cf.Future):
     """A Future whose cancel() also cancels its task. It stays pending
-    until its result arrives, so cancel() works wherever the task is."""
+    until its result arrives, so cancel() works wherever the task is. Its
+    done-callbacks run on its Executor's callback thread when the
+    manager's thread finishes it (_callbacks.py)."""
 
     _xy_on_cancel = None
+    _xy_executor = None
 
     def cancel(self):
         if not super().cancel():
@@ -134,6 +138,12 @@ class _Future(cf.Future):
         if self._xy_on_cancel is not None:
             self._xy_on_cancel()
         return True
+
+    def add_done_callback(self, fn):
+        ex = self._xy_executor
+        if ex is not None:
+            fn = ex._callbacks.wrap(fn, lambda: ex._loop_ident)
+        super().add_done_callback(fn)
 
 
 class _Pending:
@@ -283,6 +293,12 @@ class Executor(cf.Executor):
         self._local = None
         self._manager = None
         self._fresh = bool(fresh)
+        self._callbacks = Callbacks()
+        # Declarations made on first use (libraries, environments, files)
+        # happen once even when threads submit at once. Never taken on
+        # the manager's thread, which runs no user code, so holding it
+        # across a call into the manager cannot deadlock.
+        self._declare_lock = threading.RLock()
         self._loop_ident = None  # the manager thread's, once it calls back
         self._defaults = _check_options({"environment": environment})
         self._libraries = {}   # Environment (or None) -> library name
@@ -379,9 +395,10 @@ class Executor(cf.Executor):
         cancel_futures, cancels the pending ones; with wait, returns once
         every Future is done and the manager and local workers are gone
         (else that happens in the background)."""
-        if threading.get_ident() == self._loop_ident:
-            # From a done-callback, on the manager's thread: waiting here
-            # would wait for this very thread.
+        if threading.get_ident() == self._loop_ident or \
+                self._callbacks.on_thread():
+            # From a done-callback: it does not wait (on the manager's
+            # thread, that would wait for this very thread).
             wait = False
         with self._lock:
             first = not self._shutdown
@@ -397,6 +414,10 @@ class Executor(cf.Executor):
         if wait:
             self._wait_idle()
             self._close()
+            # Every Future is done: their callbacks have run too when
+            # this returns, as with the standard executors (but for a
+            # shutdown from a callback, which cannot wait for itself).
+            self._callbacks.stop(wait=True)
         else:
             # Not a daemon: the interpreter's exit waits for it, as it
             # waits for the standard executors' work.
@@ -438,6 +459,7 @@ class Executor(cf.Executor):
                                    " shutdown")
             key = next(self._keys)
         future = _Future()
+        future._xy_executor = self
         future._xy_on_cancel = functools.partial(self._cancelled, key)
         try:
             environment = opts["environment"]
@@ -506,24 +528,32 @@ class Executor(cf.Executor):
         if environment is None:
             return None
         h = self._env_handles.get(environment)
-        if h is None:
-            archive = self._manager.declare_file(environment.tarball,
-                                                 environment.cache)
-            h = self._manager.declare_unpack(archive, environment.cache)
-            self._env_handles[environment] = h
+        if h is not None:
+            return h
+        with self._declare_lock:
+            h = self._env_handles.get(environment)
+            if h is None:
+                archive = self._manager.declare_file(environment.tarball,
+                                                     environment.cache)
+                h = self._manager.declare_unpack(archive, environment.cache)
+                self._env_handles[environment] = h
         return h
 
     def _library_for(self, environment):
         """The warm library whose instances run in environment: one per
         environment, declared when first needed."""
         name = self._libraries.get(environment)
-        if name is None:
-            name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
-            self._manager.declare_library(
-                name, f"{self._python_in(environment)} -m xylem.library",
-                env=self._process_env(environment),
-                environment=self._environment_handle(environment))
-            self._libraries[environment] = name
+        if name is not None:
+            return name
+        with self._declare_lock:
+            name = self._libraries.get(environment)
+            if name is None:
+                name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+                self._manager.declare_library(
+                    name, f"{self._python_in(environment)} -m"
+                    " xylem.library", env=self._process_env(environment),
+                    environment=self._environment_handle(environment))
+                self._libraries[environment] = name
         return name
 
     def _call_spec(self, future, fn, args, kwargs, env, environment=None):
@@ -676,12 +706,16 @@ class Executor(cf.Executor):
         # A Temp is its own key (by identity); a File is its path.
         key = f if isinstance(f, Temp) else (f.path, f.cache)
         h = self._handles.get(key)
-        if h is None:
-            if isinstance(f, Temp):
-                h = self._manager.declare_temp(f.cache, f.replicas)
-            else:
-                h = self._manager.declare_file(f.path, f.cache)
-            self._handles[key] = h
+        if h is not None:
+            return h
+        with self._declare_lock:
+            h = self._handles.get(key)
+            if h is None:
+                if isinstance(f, Temp):
+                    h = self._manager.declare_temp(f.cache, f.replicas)
+                else:
+                    h = self._manager.declare_file(f.path, f.cache)
+                self._handles[key] = h
         return h
 
     # ----------------------------------------------------------- results
@@ -845,6 +879,7 @@ class Executor(cf.Executor):
             for p in left:
                 cf.Future.cancel(p.future)
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._callbacks.stop(wait=False)
             _live.discard(self)
             _interrupt.unwatch_sigterm()
             self._closed.set()

@@ -87,6 +87,28 @@ def test_warm_calls_on_two_workers_unpack_once_each(make_executor, env_dir,
         err[-3000:]
 
 
+def test_threads_at_once_declare_one_library(make_executor, env_dir):
+    # Threads that submit their first calls in an environment at once
+    # share one library: one declaration (library names are numbered from
+    # one counter).
+    import concurrent.futures as cf
+    import threading
+    from xylem import executor
+    ex = make_executor(workers=1)
+    env = xylem.Environment(env_dir)
+    before = next(executor._library_numbers)
+    start = threading.Barrier(8)
+
+    def first_call(i):
+        start.wait(TIMEOUT)
+        return ex.options(environment=env).submit(probe, i).result(TIMEOUT)
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(first_call, range(8)))
+    assert all(r[0] == "from the environment" for r in results)
+    assert next(executor._library_numbers) == before + 2
+
+
 def test_fresh_and_shell_in_environment(make_executor, env_dir):
     env = xylem.Environment(env_dir)
     ex = make_executor(workers=1)

@@ -4,6 +4,7 @@ one process, and workers started from elsewhere."""
 
 import concurrent.futures as cf
 import subprocess
+import threading
 import time
 
 import pytest
@@ -130,11 +131,32 @@ def test_done_callbacks_and_as_completed(ex):
         f.add_done_callback(lambda f: seen.append(f.result()))
     done = {f.result() for f in cf.as_completed(fs, timeout=TIMEOUT)}
     assert done == set(range(10))
+    # Callbacks run on a thread of their own, soon after.
+    deadline = time.monotonic() + TIMEOUT
+    while len(seen) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert sorted(seen) == list(range(10))
+    # On a Future already done, a callback runs at once, in this thread.
+    here = []
+    fs[0].add_done_callback(lambda f: here.append(threading.get_ident()))
+    assert here == [threading.get_ident()]
+
+
+def test_a_slow_callback_stalls_nothing(ex):
+    # Callbacks do not run on the manager's thread: one that blocks does
+    # not hold up the next call's result.
+    gate = threading.Event()
+    first = ex.submit(pyfuncs.add, 1)
+    first.add_done_callback(lambda f: gate.wait(4 * TIMEOUT))
+    first.result(TIMEOUT)
+    try:
+        assert ex.submit(pyfuncs.add, 2).result(TIMEOUT) == 2
+    finally:
+        gate.set()
 
 
 def test_submit_from_a_done_callback(ex):
-    # Callbacks run on the manager's thread; submitting from one works.
+    # Submitting from a callback works (it runs on the callback thread).
     second = []
     first = ex.submit(pyfuncs.add, 1)
     first.add_done_callback(

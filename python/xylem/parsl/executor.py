@@ -297,7 +297,11 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             with self._lock:
                 self._tasks.pop(tid, None)
             raise
-        xf.add_done_callback(lambda f: self._done.put((task, f)))
+        # This callback only queues the task for the completer thread, so
+        # it may run on the manager's thread itself: the plain Future's
+        # add_done_callback, not the hop to the callback thread that
+        # xylem's Futures make for user callbacks.
+        Future.add_done_callback(xf, lambda f: self._done.put((task, f)))
         return future
 
     def _runner(self, func):
