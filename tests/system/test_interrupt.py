@@ -76,14 +76,16 @@ def test_cwl_interrupted(xylem, tmp_path, signals):
 def test_run_interrupted(xylem, tmp_path, signals):
     pids = tmp_path / "pids"
     pids.mkdir()
-    tasks = [task(f"s{i}", f"echo $$ > {pids}/{i}; exec sleep 60")
+    # Each pid file appears whole (a rename), so a file seen is readable.
+    tasks = [task(f"s{i}", f"echo $$ > {pids}/{i}.tmp;"
+                  f" mv {pids}/{i}.tmp {pids}/{i}.pid; exec sleep 60")
              for i in range(4)]
     wf = write_workflow(tmp_path / "wf.json", tasks)
     tmpdir, env = fresh_tmpdir(xylem, tmp_path)
     p = xylem.start("run", wf, "--workers", "2", env=env)
-    wait_for(lambda: len(list(pids.iterdir())) == 2, 30,
+    wait_for(lambda: len(list(pids.glob("*.pid"))) == 2, 30,
              what="two tasks to start")
-    running = [int(f.read_text()) for f in pids.iterdir()]
+    running = [int(f.read_text()) for f in pids.glob("*.pid")]
     t0 = time.monotonic()
     for sig in signals:
         p.signal(sig)
