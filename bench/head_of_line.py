@@ -33,16 +33,23 @@ def run(xylem, work, name, tasks):
     with open(wf, "w") as f:
         json.dump({"tasks": tasks}, f)
     secret = os.path.join(work, "secret")
-    mgr = subprocess.Popen(
-        [xylem, "run", wf, "--workers", "0", "--port", "0", "--secret-file",
-         secret, "--history", db, "--quiet"],
-        stderr=subprocess.PIPE, text=True)
-    port = None
-    for line in mgr.stderr:
-        if "waiting for workers on port" in line:
-            port = int(line.split("port")[1].split()[0])
-            break
+    log = os.path.join(work, f"{name}.log")
+    # The manager's messages go to a file, which nothing has to keep
+    # reading for it to go on.
+    with open(log, "w") as err:
+        mgr = subprocess.Popen(
+            [xylem, "run", wf, "--workers", "0", "--port", "0",
+             "--secret-file", secret, "--history", db, "--quiet"],
+            stderr=err)
+    port, deadline = None, time.monotonic() + 30
+    while port is None and time.monotonic() < deadline:
+        with open(log) as f:
+            for line in f:
+                if "waiting for workers on port" in line:
+                    port = int(line.split("port")[1].split()[0])
+        time.sleep(0.05)
     if port is None:
+        mgr.kill()
         sys.exit(f"{name}: the manager did not start")
     worker = subprocess.Popen(
         [xylem, "worker", f"127.0.0.1:{port}", "--secret-file", secret,
@@ -51,8 +58,10 @@ def run(xylem, work, name, tasks):
         if mgr.wait(600) != 0:
             sys.exit(f"{name}: the run failed")
     finally:
-        worker.kill()
-        worker.wait()
+        for p in (worker, mgr):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
     con = sqlite3.connect(db)
     ready = con.execute("SELECT min(time) FROM worker_events"
                         " WHERE event = 'ready'").fetchone()[0]

@@ -63,7 +63,13 @@ def unwatch_sigterm():
     """Restores SIGTERM's default action once no executor is left, if the
     handler is still ours (from another thread, the handler itself does
     so when SIGTERM comes)."""
-    if _state["executors"] or not _in_main_thread():
+    if _state["executors"]:
+        return
+    # A SIGTERM handled is forgotten with the executors it ended: a
+    # program that caught its SystemExit and made a new Executor gets a
+    # SIGTERM of its own again, and exits wait again.
+    _state["terminated"] = False
+    if not _in_main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is _on_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -866,23 +866,31 @@ class Executor(cf.Executor):
             # without wait): done when that is.
             self._closed.wait()
             return
+        # Each step in a finally of its own: an interrupt (a Ctrl-C, or
+        # SIGTERM as SystemExit) in one still runs the rest, so the
+        # secret's directory goes and _closed is set, on which a later
+        # close (the interpreter's exit) waits.
         try:
             if self._local is not None:
                 self._stop_local_workers()
         finally:
-            if self._manager is not None:
-                with self._fit_lock:  # no question to it left unanswered
-                    self._manager.close()
-            with self._lock:
-                left = list(self._pending.values())
-                self._pending.clear()
-            for p in left:
-                cf.Future.cancel(p.future)
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._callbacks.stop(wait=False)
-            _live.discard(self)
-            _interrupt.unwatch_sigterm()
-            self._closed.set()
+            try:
+                if self._manager is not None:
+                    with self._fit_lock:  # no question left unanswered
+                        self._manager.close()
+            finally:
+                try:
+                    with self._lock:
+                        left = list(self._pending.values())
+                        self._pending.clear()
+                    for p in left:
+                        cf.Future.cancel(p.future)
+                finally:
+                    shutil.rmtree(self._tmpdir, ignore_errors=True)
+                    self._callbacks.stop(wait=False)
+                    _live.discard(self)
+                    _interrupt.unwatch_sigterm()
+                    self._closed.set()
 
 
 def _text(b):

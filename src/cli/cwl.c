@@ -49,10 +49,6 @@
 #define CANCEL_GRACE_S 5.0
 #define WAIT_SLICE_S 0.25
 
-/* The signal that interrupted the command (SIGINT or SIGTERM), and how
- * many arrived: the first cancels the task, the second stops waiting;
- * either way the directories are removed (as xylem run does). */
-
 struct cwl_opts {
 	const char *tool, *job;
 	char **inputs;  /* after the tool: --INPUT VALUE ..., n_inputs of them */

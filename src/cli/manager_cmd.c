@@ -19,8 +19,6 @@
 #include "util.h"
 #include "xylem.h"
 
-/* The signal that asks us to stop. */
-
 struct manager_opts {
 	const char *host;
 	int port;

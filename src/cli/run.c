@@ -35,9 +35,6 @@
 #define TAIL_BYTES 4096
 #define CANCEL_GRACE_S 5.0
 
-/* The signal that interrupted the run (SIGINT or SIGTERM), and how many
- * arrived: the first cancels the run, the second stops waiting. */
-
 struct run_opts {
 	const char *workflow;
 	int workers; /* -1: one per core */
@@ -470,7 +467,8 @@ static void wait_all(struct run *r)
 			cancel_all(r);
 			cancel_deadline = xy_mono() + CANCEL_GRACE_S;
 		}
-		if (xy_local_stops() > 1 || (cancel_deadline && xy_mono() > cancel_deadline))
+		if (xy_local_stops() > 1 ||
+		    (cancel_deadline && xy_mono() > cancel_deadline))
 			break;
 		t = xy_manager_wait(r->m, 0.25);
 		if (t)

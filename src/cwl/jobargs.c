@@ -64,19 +64,24 @@ static int no_such_input(const json_t *tool, const char *arg, char *err,
 		       "inputs: %s)", arg, used ? names : "none");
 }
 
-/* The type a value given for type t is read as: t without null, the
- * first member of a union otherwise. */
+/* The type a value given for type t is read as: a union that admits a
+ * string reads it as a string (as CWLApp does in Python, cwl.py), else
+ * as its first member other than null. */
 static const json_t *value_type(const json_t *t)
 {
-	const json_t *x;
+	const json_t *x, *first = NULL;
 	size_t i;
 
 	if (!json_is_array(t))
 		return t;
-	json_array_foreach(t, i, x)
-		if (!json_is_string(x) || strcmp(json_string_value(x), "null"))
+	json_array_foreach(t, i, x) {
+		const char *n = json_string_value(x);
+		if (n && !strcmp(n, "string"))
 			return x;
-	return t;
+		if (!first && (!n || strcmp(n, "null")))
+			first = x;
+	}
+	return first ? first : t;
 }
 
 static const char *type_name(const json_t *t)

@@ -98,6 +98,7 @@ struct xy_task {
 	struct xy_task *qprev, *qnext; /* ready level, worker list, done list */
 	struct rq_level *level;    /* its ready level while READY (sched.c) */
 	uint64_t qseq;             /* its place in the ready queue (sched.c) */
+	struct xy_task *anext;     /* set aside in a round (sched.c) */
 	struct xy_task *hnext;     /* id hash chain */
 	int internal; /* a remake of lost temps (lineage.c) or a client's
 		       * task (client.c, job set): never returned by wait */
@@ -279,9 +280,9 @@ struct xy_worker {
 	int cores, gpus;
 	int64_t memory, disk;
 	/* One more than the size of the smallest object it could not store
-	 * (NO_ROOM: its disk was full), until no_room_until
-	 * (xy_manager_now seconds); 0: no such object. In the units of the scheduler's
-	 * need, which counts each input as its size plus one. */
+	 * (NO_ROOM: its disk was full), until no_room_until (seconds on
+	 * xy_manager_now's clock); 0: no such object. In the units of the
+	 * scheduler's need, which counts each input as its size plus one. */
 	uint64_t no_room;
 	double no_room_until;
 	int cores_used, gpus_used; /* cores_used counts queued calls too */

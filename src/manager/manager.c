@@ -241,30 +241,11 @@ void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
 		xy_manager_task_ready(m, t);
 }
 
-void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
-			      struct xy_worker *w)
+/* The TASK message for t, with in and out (arrays of t's inputs and
+ * outputs) filled: it points into t, which must outlive it. */
+static void task_message(struct xy_task *t, struct xy_msg_task *tm,
+			 struct xy_task_input *in, struct xy_task_output *out)
 {
-	union xy_msg msg = {0};
-	struct xy_msg_task *tm = &msg.task;
-	struct xy_task_input *in = xy__calloc(m, t->n_inputs + 1, sizeof *in);
-	struct xy_task_output *out =
-		xy__calloc(m, t->n_outputs + 1, sizeof *out);
-
-	/* Everything that needs memory comes before w is committed. A task
-	 * that cannot go fails as the manager's fault (requeued, it would
-	 * be picked again at once, in this same round); the fetches sent
-	 * for it go on, recorded as any other. */
-	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
-	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
-		free(in);
-		free(out);
-		XY_LOGW(WHO, "task %llu cannot be sent to %s: the manager is "
-			"out of memory", (unsigned long long)t->id, w->name);
-		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
-				     "the manager is out of memory");
-		return;
-	}
-
 	tm->task_id = t->id;
 	tm->command = t->command;
 	tm->cores = (uint32_t)t->cores;
@@ -292,7 +273,31 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	tm->library = t->library;
 	tm->payload = t->payload;
 	tm->payload_len = t->payload_len;
+}
 
+void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
+			      struct xy_worker *w)
+{
+	union xy_msg msg = {0};
+	struct xy_task_input *in = xy__calloc(m, t->n_inputs + 1, sizeof *in);
+	struct xy_task_output *out =
+		xy__calloc(m, t->n_outputs + 1, sizeof *out);
+
+	/* Everything that needs memory comes before w is committed. A task
+	 * that cannot go fails as the manager's fault (requeued, it would
+	 * be picked again at once, in this same round); the fetches sent
+	 * for it go on, recorded as any other. */
+	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
+	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
+		free(in);
+		free(out);
+		XY_LOGW(WHO, "task %llu cannot be sent to %s: the manager is "
+			"out of memory", (unsigned long long)t->id, w->name);
+		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
+				     "the manager is out of memory");
+		return;
+	}
+	task_message(t, &msg.task, in, out);
 	set_state(m, t, XY_TASK_RUNNING);
 	xy_wtable_commit(m->wtable, w, t);
 	t->attempts++;

@@ -3,23 +3,25 @@
  * sched.h, which would hide the system header of that name). It holds the
  * ready queue and places ready tasks on workers.
  *
- * The ready queue is grouped by shape: the cores, GPUs, memory and disk a
- * task asks for, and whether it is a call (calls may wait in a worker's
- * call window, commands need free cores). Within a shape, one FIFO list
- * per distinct priority, the levels sorted highest first. The shapes with
+ * The ready queue is grouped by shape: the cores and GPUs a task asks
+ * for, whether it is a call (calls may wait in a worker's call window,
+ * commands need free cores), and the classes of its memory and disk (the
+ * power of two at or above each), so that tasks that each ask for their
+ * own amount of memory share a few shapes rather than make one each.
+ * Shapes are found by a hash of those. Within a shape, one FIFO list per
+ * distinct priority, the levels sorted highest first. The shapes with
  * tasks sit in a binary heap ordered by their first task (highest
  * priority, then first queued, by a sequence number given at push), so
  * the task that runs first of all is at the top whatever its shape.
  *
  * A round takes tasks from the top. When no free worker fits a task, its
- * whole shape is set aside for the rest of the round, so a thousand GPU
- * tasks ahead of a one-core task cost one check, not a thousand: finding
- * a task that fits is O(shapes), not O(queued tasks). A task that fits
- * but cannot be staged now (the planner's limits, or no room) is set
- * aside alone, at most ASIDE_MAX a shape, and goes back to the head of
- * its level at the end of the round. Adding a task is O(shapes + log P)
- * for P priorities of its shape; the shapes are few in practice (they
- * are searched one by one), and a shape or a level is freed when it
+ * whole shape is set aside (parked) for the rest of the round, so a
+ * thousand GPU tasks ahead of a one-core task cost one check, not a
+ * thousand: a round looks at each shape at most once to park it. A task
+ * that fits but cannot be staged now (the planner's limits, or no room)
+ * is set aside alone, at most ASIDE_MAX a shape, and goes back to the
+ * head of its level at the end of the round. Adding a task is O(log P)
+ * for P priorities of its shape; a shape or a level is freed when it
  * empties. Placement looks only at workers with free cores (or room in
  * their call window, wtable.c) and at the replicas of the task's inputs.
  * A worker whose disk cannot hold the inputs it would have to fetch is
@@ -27,27 +29,35 @@
  * "room_anywhere").
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "htab.h"
 #include "internal.h"
 #include "util.h"
 
 #define ASIDE_MAX 32
 #define NOT_IN_HEAP UINT32_MAX
 
-/* Tasks that fit the same workers: the resources they ask for. */
+/* Tasks that fit about the same workers: the cores and GPUs they ask
+ * for, call or command, and the classes of their memory and disk (the
+ * power of two at or above it; 0 for none), so that tasks that ask for
+ * memory each by its own measure do not make a shape each. */
 struct shape {
 	int cores, gpus, call;
-	int64_t memory, disk;
+	int mem_class, disk_class;
+	uint32_t hash;
+	struct shape *hnext;  /* the shapes' hash table */
+	struct shape *pnext;  /* the shapes parked in this round */
 	struct rq_level **levels; /* highest priority first */
 	uint32_t n_levels, cap_levels;
 	int64_t count;
 	uint32_t heap_at;  /* its index in the heap, or NOT_IN_HEAP */
-	uint32_t index;    /* its index in shapes[] */
 	int parked;        /* out of the heap for this round: no free worker
 			    * fits its tasks, or ASIDE_MAX were set aside */
-	int n_aside;       /* tasks set aside in this round */
+	int n_aside;       /* tasks set aside in round aside_round */
+	uint64_t aside_round;
 };
 
 struct rq_level {
@@ -60,13 +70,14 @@ struct rq_level {
 struct xy_sched {
 	struct xy_manager *m;
 	struct xy_sched_ops ops;
-	struct shape **shapes; /* every shape with tasks, any order */
-	uint32_t n_shapes, cap_shapes;
-	struct shape **heap;   /* the same, by their first task */
-	uint32_t n_heap;
+	struct xy_htab shapes; /* every shape with tasks, by hash */
+	struct shape **heap;   /* the same but those parked, by first task */
+	uint32_t n_heap, cap_heap;
+	struct shape *parked;  /* set aside for this round, through pnext */
 	int64_t count;
 	uint64_t seq;    /* the last sequence number given */
 	uint64_t gen;    /* scoring generation (score_inputs) */
+	uint64_t round;  /* rounds begun */
 	int64_t decisions;
 	uint64_t decision_us;
 };
@@ -87,11 +98,21 @@ static void real_requeue(void *arg, struct xy_task *t)
 	xy_manager_task_requeue(arg, t, NULL);
 }
 
+static uint32_t shape_hash(const void *node)
+{
+	return ((const struct shape *)node)->hash;
+}
+
 struct xy_sched *xy_sched_create(struct xy_manager *m)
 {
 	struct xy_sched *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
+	if (xy_htab_init(&s->shapes, offsetof(struct shape, hnext),
+			 shape_hash) < 0) {
+		free(s);
+		return NULL;
+	}
 	s->m = m;
 	s->ops = (struct xy_sched_ops){real_can_stage, real_dispatch,
 				       real_requeue, m};
@@ -110,9 +131,13 @@ void xy_sched_destroy(struct xy_sched *s)
 {
 	if (!s)
 		return;
-	for (uint32_t i = 0; i < s->n_shapes; i++)
-		shape_free(s->shapes[i]);
-	free(s->shapes);
+	for (size_t i = 0; i < s->shapes.n_slots; i++)
+		for (struct shape *sh = xy_htab_slot(&s->shapes, i), *n; sh;
+		     sh = n) {
+			n = sh->hnext;
+			shape_free(sh);
+		}
+	xy_htab_free(&s->shapes);
 	free(s->heap);
 	free(s);
 }
@@ -175,7 +200,7 @@ static void sift_down(struct xy_sched *s, uint32_t i)
 	heap_set(s, i, sh);
 }
 
-/* The heap has room for every shape (it grows with shapes[]). */
+/* The heap has room for every shape (shape_get grows it). */
 static void heap_insert(struct xy_sched *s, struct shape *sh)
 {
 	heap_set(s, s->n_heap++, sh);
@@ -205,51 +230,70 @@ static void heap_fix(struct xy_sched *s, struct shape *sh)
 
 /* ------------------------------------------------------------ the shapes */
 
-static int same_shape(const struct shape *sh, const struct xy_task *t)
+/* The power of two at or above v, as its exponent plus one; 0 for 0. */
+static int size_class(int64_t v)
 {
-	return sh->cores == t->cores && sh->gpus == t->gpus &&
-	       sh->memory == t->memory && sh->disk == t->disk &&
-	       sh->call == (t->library != NULL);
+	int c = 1;
+	if (v <= 0)
+		return 0;
+	for (uint64_t p = 1; p < (uint64_t)v && c < 64; p <<= 1)
+		c++;
+	return c;
 }
 
+/* A shape as t would have it (its key fields only). */
+static struct shape key_of(const struct xy_task *t)
+{
+	struct shape k = {.cores = t->cores, .gpus = t->gpus,
+			  .call = t->library != NULL,
+			  .mem_class = size_class(t->memory),
+			  .disk_class = size_class(t->disk)};
+	k.hash = (uint32_t)(k.cores * 2654435761u) ^
+		 (uint32_t)(k.gpus * 40503u) ^ (uint32_t)(k.call << 31) ^
+		 (uint32_t)(k.mem_class << 8) ^ (uint32_t)(k.disk_class << 16);
+	return k;
+}
+
+static int same_key(const struct shape *a, const struct shape *b)
+{
+	return a->cores == b->cores && a->gpus == b->gpus &&
+	       a->call == b->call && a->mem_class == b->mem_class &&
+	       a->disk_class == b->disk_class;
+}
+
+/* t's shape, made if new: O(1), whatever the number of shapes. */
 static struct shape *shape_get(struct xy_sched *s, const struct xy_task *t)
 {
-	for (uint32_t i = 0; i < s->n_shapes; i++)
-		if (same_shape(s->shapes[i], t))
-			return s->shapes[i];
-	if (s->n_shapes == s->cap_shapes) {
-		uint32_t cap = s->cap_shapes ? 2 * s->cap_shapes : 8;
-		struct shape **ns = realloc(s->shapes, cap * sizeof *ns);
-		if (!ns)
-			return NULL;
-		s->shapes = ns;
+	struct shape k = key_of(t);
+	for (struct shape *sh = xy_htab_first(&s->shapes, k.hash); sh;
+	     sh = sh->hnext)
+		if (same_key(sh, &k))
+			return sh;
+	if (s->shapes.count == s->cap_heap) {
+		uint32_t cap = s->cap_heap ? 2 * s->cap_heap : 8;
 		struct shape **nh = realloc(s->heap, cap * sizeof *nh);
 		if (!nh)
 			return NULL;
 		s->heap = nh;
-		s->cap_shapes = cap;
+		s->cap_heap = cap;
 	}
 	struct shape *sh = calloc(1, sizeof *sh);
 	if (!sh)
 		return NULL;
-	sh->cores = t->cores;
-	sh->gpus = t->gpus;
-	sh->memory = t->memory;
-	sh->disk = t->disk;
-	sh->call = t->library != NULL;
+	*sh = k;
 	sh->heap_at = NOT_IN_HEAP;
-	sh->index = s->n_shapes;
-	s->shapes[s->n_shapes++] = sh;
+	xy_htab_insert(&s->shapes, sh, sh->hash);
 	return sh;
 }
 
+/* An empty shape goes; one parked in this round stays until its end. */
 static void shape_drop(struct xy_sched *s, struct shape *sh)
 {
+	if (sh->parked)
+		return;
 	if (sh->heap_at != NOT_IN_HEAP)
 		heap_delete(s, sh);
-	struct shape *last = s->shapes[--s->n_shapes];
-	s->shapes[sh->index] = last;
-	last->index = sh->index;
+	xy_htab_remove(&s->shapes, sh, sh->hash);
 	shape_free(sh);
 }
 
@@ -407,7 +451,7 @@ int64_t xy_sched_count(const struct xy_sched *s)
 
 uint32_t xy_sched_shapes(const struct xy_sched *s)
 {
-	return s->n_shapes;
+	return (uint32_t)s->shapes.count;
 }
 
 /* Adds up, per worker, the bytes of t's inputs it holds or is fetching
@@ -582,23 +626,34 @@ static void park(struct xy_sched *s, struct shape *sh)
 	if (sh->heap_at != NOT_IN_HEAP)
 		heap_delete(s, sh);
 	sh->parked = 1;
+	sh->pnext = s->parked;
+	s->parked = sh;
 }
 
-/* The end of a round: the shapes set aside go back into the heap, then
- * the tasks set aside (a list, last set aside first) go back to the
- * heads of their levels, in their order. */
+/* The end of a round: the shapes set aside go back into the heap (or
+ * go, if they emptied meanwhile), then the tasks set aside (a list, last
+ * set aside first) go back to the heads of their levels, in their order.
+ * A task finished meanwhile (failed with its inputs) is not put back. */
 static void round_end(struct xy_sched *s, struct xy_task *aside)
 {
-	for (uint32_t i = 0; i < s->n_shapes; i++) {
-		struct shape *sh = s->shapes[i];
-		sh->n_aside = 0;
-		if (sh->parked) {
-			sh->parked = 0;
+	struct shape *sh;
+	while ((sh = s->parked)) {
+		s->parked = sh->pnext;
+		sh->pnext = NULL;
+		sh->parked = 0;
+		if (!sh->count)
+			shape_drop(s, sh);
+		else
 			heap_insert(s, sh);
-		}
 	}
 	while (aside) {
-		struct xy_task *next = aside->qnext;
+		struct xy_task *next = aside->anext;
+		aside->anext = NULL;
+		if (aside->state == XY_TASK_DONE ||
+		    aside->state == XY_TASK_RETURNED) {
+			aside = next;
+			continue;
+		}
 		if (push(s, aside, 1) < 0) /* out of memory: it fails */
 			s->ops.requeue(s->ops.arg, aside);
 		aside = next;
@@ -610,13 +665,16 @@ int xy_sched_round(struct xy_sched *s)
 	struct xy_task *aside = NULL;
 	int placed = 0;
 	uint64_t t0 = xy_mono_us();
+	s->round++;
 	while (s->n_heap && (xy_wtable_free_list(s->m->wtable) ||
 			     xy_wtable_window_list(s->m->wtable))) {
 		struct shape *sh = s->heap[0];
 		struct xy_task *t = sh->levels[0]->head;
 		struct xy_worker *w = xy_sched_choose(s, t);
 		if (!w && !fits_a_free_worker(s, t)) {
-			/* Nor will any other task of this shape. */
+			/* Nor, to within a factor of two of its memory and
+			 * disk, will any other task of its shape: they wait
+			 * for the next round. */
 			park(s, sh);
 			continue;
 		}
@@ -630,9 +688,15 @@ int xy_sched_round(struct xy_sched *s)
 			s->ops.requeue(s->ops.arg, t);
 		} else {
 			/* It fits, but its inputs cannot come now. */
-			t->qnext = aside;
+			t->anext = aside;
 			aside = t;
-			if (!last && ++sh->n_aside >= ASIDE_MAX)
+			if (last)
+				continue;
+			if (sh->aside_round != s->round) {
+				sh->aside_round = s->round;
+				sh->n_aside = 0;
+			}
+			if (++sh->n_aside >= ASIDE_MAX)
 				park(s, sh);
 		}
 	}

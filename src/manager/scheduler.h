@@ -51,9 +51,10 @@ uint32_t xy_sched_shapes(const struct xy_sched *s);
 int xy_sched_round(struct xy_sched *s);
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
 		    double *seconds);
-/* The worker chosen for t, or NULL: a fitting worker where t can start
- * now, then the one with the most input bytes, then the most free
- * cores. */
+/* The worker chosen for t, or NULL: among those that hold some of its
+ * inputs, where it can start now, then the most input bytes, then the
+ * most free cores; else the first free worker where it can start now;
+ * for a call, else the first with room in its call window. */
 struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t);
 
 #endif

@@ -443,17 +443,23 @@ static void t_oom_dispatch(void)
 		struct xy_task *t = xy_task_create_call("lib", "p", 1);
 		XY_CHECK(xy_manager_submit(m, t, err, sizeof err) > 0);
 		XY_CHECK_EQ(xy_task_get_state(t), XY_TASK_READY);
+		/* As a round does: out of the queue, then dispatched. */
+		xy_sched_remove(m->sched, t);
 		m->fail_alloc = n;
 		xy_manager_task_dispatch(m, t, w);
 		XY_CHECK(w->cores_used == 0 && w->n_running == 0);
 		XY_CHECK(!w->running);
 		if (m->fail_alloc) { /* none failed */
+			/* Sent to no connection: lost, and queued again,
+			 * once. */
 			XY_CHECK_EQ(xy_task_get_state(t), XY_TASK_READY);
+			XY_CHECK_EQ(xy_sched_count(m->sched), 1);
 			XY_CHECK_EQ(t->attempts, 1);
 			XY_CHECK(w->n_libs == 1 && w->libs[0]->tmpl == tmpl);
 			break;
 		}
 		failed++;
+		XY_CHECK_EQ(xy_sched_count(m->sched), 0);
 		XY_CHECK(xy_manager_wait(m, 0) == t);
 		XY_CHECK_EQ(xy_task_result(t), XY_RESULT_MANAGER_FAILED);
 		XY_CHECK(!strcmp(xy_task_error(t),

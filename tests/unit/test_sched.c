@@ -56,7 +56,7 @@ static void t_priority_order(void)
 	xy_sched_destroy(s);
 }
 
-static void t_remove_and_front(void)
+static void t_remove_from_the_middle(void)
 {
 	struct xy_sched *s = xy_sched_create(NULL);
 	struct xy_task *a = mk(1, 0), *b = mk(2, 0), *c = mk(3, 0);
@@ -166,12 +166,20 @@ struct place {
 	struct xy_task *placed[64];
 	struct xy_worker *on[64];
 	int n_placed, n_staged;
+	struct xy_task *requeued[8];
+	int n_requeued;
 };
 
+/* Staging as the planner would answer it: tasks tagged "later" cannot
+ * be staged now, tasks tagged "nowhere" have an input with no source. */
 static int fake_can_stage(void *arg, struct xy_task *t, struct xy_worker *w)
 {
 	struct place *p = arg;
 	p->n_staged++;
+	if (t->tag && !strcmp(t->tag, "later"))
+		return 0;
+	if (t->tag && !strcmp(t->tag, "nowhere"))
+		return -1;
 	return 1;
 }
 
@@ -187,7 +195,9 @@ static void fake_dispatch(void *arg, struct xy_task *t, struct xy_worker *w)
 
 static void fake_requeue(void *arg, struct xy_task *t)
 {
-	XY_CHECK(!"no task lacks a source here");
+	struct place *p = arg;
+	XY_CHECK(p->n_requeued < 8);
+	p->requeued[p->n_requeued++] = t;
 }
 
 static void place_setup(struct place *p)
@@ -227,6 +237,8 @@ static void place_teardown(struct place *p)
 	struct xy_task *t;
 	while ((t = xy_sched_pop(p->m.sched)))
 		xy_task_delete(t);
+	for (int i = 0; i < p->n_requeued; i++)
+		xy_task_delete(p->requeued[i]);
 	xy_sched_destroy(p->m.sched);
 	xy_wtable_destroy(p->m.wtable);
 	xy_catalog_destroy(p->m.catalog);
@@ -329,18 +341,106 @@ static void t_data_and_room(void)
 	place_teardown(&p);
 }
 
+/* Tasks whose inputs cannot come now are set aside, at most ASIDE_MAX
+ * (32) of a shape a round, and go back in their order; a task with an
+ * input that has no source goes to the manager; another shape is placed
+ * meanwhile. */
+static void t_set_aside_and_requeued(void)
+{
+	struct place p;
+	place_setup(&p);
+	worker(&p, "w", 4, 0);
+	struct xy_task *later[40];
+	for (int i = 0; i < 40; i++) {
+		later[i] = queued(&p, i + 1, 1, 0, 0);
+		xy_task_set_tag(later[i], "later");
+	}
+	struct xy_task *nowhere = queued(&p, 50, 2, 0, 0);
+	xy_task_set_tag(nowhere, "nowhere");
+	struct xy_task *two = queued(&p, 51, 2, 0, 0);
+	struct xy_task *one = queued(&p, 52, 1, 0, 0); /* behind the 40 */
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 1);
+	XY_CHECK(p.placed[0] == two);
+	XY_CHECK(p.n_requeued == 1 && p.requeued[0] == nowhere);
+	/* The one-core shape was parked after 32 set aside: the 33rd and
+	 * the task behind were not looked at this round. */
+	XY_CHECK_EQ(p.n_staged, 32 + 2);
+	XY_CHECK_EQ(xy_sched_count(p.m.sched), 41);
+	for (int i = 0; i < 40; i++)
+		XY_CHECK(xy_sched_pop(p.m.sched) == later[i]);
+	XY_CHECK(xy_sched_pop(p.m.sched) == one);
+	for (int i = 0; i < 40; i++)
+		xy_task_delete(later[i]);
+	xy_task_delete(one);
+	place_teardown(&p);
+}
+
+/* Tasks that each ask for their own memory share a few shapes (classes
+ * of powers of two), so queueing stays O(1) a task. */
+static void t_memory_classes(void)
+{
+	struct xy_sched *s = xy_sched_create(NULL);
+	enum { N = 20000 };
+	static struct xy_task *t[N];
+	for (int i = 0; i < N; i++) {
+		t[i] = mk(i + 1, 0);
+		xy_task_set_memory(t[i], 1000 + i);
+		XY_CHECK_EQ(xy_sched_push(s, t[i]), 0);
+	}
+	/* 1000..20999 MB: the classes of 1024, 2048, ..., 32768. */
+	XY_CHECK_EQ(xy_sched_shapes(s), 6);
+	for (int i = 0; i < N; i++)
+		XY_CHECK(xy_sched_pop(s) == t[i]); /* FIFO across them */
+	for (int i = 0; i < N; i++)
+		xy_task_delete(t[i]);
+	xy_sched_destroy(s);
+}
+
+/* A worker is on the free list while a core is free, then on the window
+ * list while calls may wait there, then on neither; and back. */
+static void t_free_and_window_lists(void)
+{
+	struct place p;
+	place_setup(&p);
+	p.m.call_window = 2;
+	struct xy_worker *w = worker(&p, "w", 1, 0);
+	struct xy_wtable *wt = p.m.wtable;
+	struct xy_task *cmd = mk(1, 0);
+	struct xy_task *c1 = xy_task_create_call("lib", "x", 1);
+	struct xy_task *c2 = xy_task_create_call("lib", "x", 1);
+	XY_CHECK(c1 && c2);
+	XY_CHECK(xy_wtable_free_list(wt) == w && !xy_wtable_window_list(wt));
+	xy_wtable_commit(wt, w, cmd);
+	XY_CHECK(!xy_wtable_free_list(wt) && xy_wtable_window_list(wt) == w);
+	xy_wtable_commit(wt, w, c1);
+	xy_wtable_commit(wt, w, c2);
+	XY_CHECK(!xy_wtable_free_list(wt) && !xy_wtable_window_list(wt));
+	xy_wtable_release(wt, w, c2);
+	XY_CHECK(!xy_wtable_free_list(wt) && xy_wtable_window_list(wt) == w);
+	xy_wtable_release(wt, w, c1);
+	xy_wtable_release(wt, w, cmd);
+	XY_CHECK(xy_wtable_free_list(wt) == w && !xy_wtable_window_list(wt));
+	xy_task_delete(cmd);
+	xy_task_delete(c1);
+	xy_task_delete(c2);
+	place_teardown(&p);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
 		XY_TEST(t_fifo_within_priority),
 		XY_TEST(t_priority_order),
-		XY_TEST(t_remove_and_front),
+		XY_TEST(t_remove_from_the_middle),
 		XY_TEST(t_many_levels),
 		XY_TEST(t_call_window),
 		XY_TEST(t_order_across_shapes),
 		XY_TEST(t_no_head_of_line_blocking),
 		XY_TEST(t_priorities_across_shapes),
 		XY_TEST(t_data_and_room),
+		XY_TEST(t_set_aside_and_requeued),
+		XY_TEST(t_memory_classes),
+		XY_TEST(t_free_and_window_lists),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

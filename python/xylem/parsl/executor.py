@@ -529,8 +529,8 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
 
 def _staging_dir(run_dir, label):
     """A new directory for staged outputs: in Parsl's run directory if it
-    can be, which is usually on the filesystem of the outputs' paths, so
-    that putting an output there is a hard link rather than a copy."""
+    can be, which is usually on the filesystem of the outputs' paths (a
+    copy there may then share blocks, where the filesystem can)."""
     try:
         return tempfile.mkdtemp(prefix=f"{label}-outputs-", dir=run_dir)
     except (OSError, TypeError):
@@ -538,37 +538,33 @@ def _staging_dir(run_dir, label):
 
 
 def _put(staged, path):
-    """Makes path a copy of the staged file or directory in one rename,
-    so that no partial file is ever seen there; the staged one stays
-    (the manager may serve it to later tasks)."""
+    """Makes path a copy of the staged file (in one rename, so that no
+    partial file is ever seen there) or directory (a rename of the old
+    one aside, then of the new one in). The staged one stays, as it was:
+    the manager may serve it to later tasks, so path is a copy of it, not
+    a link that an edit of path would change under the manager."""
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
     tmp = f"{path}.xylem-{os.getpid()}-{threading.get_ident()}"
+    old = tmp + ".old"
     try:
         if os.path.isdir(staged):
-            shutil.copytree(staged, tmp, symlinks=True,
-                            copy_function=_link_or_copy)
+            shutil.copytree(staged, tmp, symlinks=True)
             if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
+                os.rename(path, old)
         else:
-            _link_or_copy(staged, tmp)
+            shutil.copy2(staged, tmp)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.isdir(tmp) and not os.path.islink(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.lexists(tmp):
-            os.unlink(tmp)
+        for p in (tmp, old):
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            elif os.path.lexists(p):
+                os.unlink(p)
         raise
-
-
-def _link_or_copy(src, dst):
-    """A hard link where both are on one filesystem, else a copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
+    if os.path.lexists(old):
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _open_std(fdname, path, mode):
