@@ -248,9 +248,9 @@ static struct shape key_of(const struct xy_task *t)
 			  .call = t->library != NULL,
 			  .mem_class = size_class(t->memory),
 			  .disk_class = size_class(t->disk)};
-	k.hash = (uint32_t)(k.cores * 2654435761u) ^
-		 (uint32_t)(k.gpus * 40503u) ^ (uint32_t)(k.call << 31) ^
-		 (uint32_t)(k.mem_class << 8) ^ (uint32_t)(k.disk_class << 16);
+	k.hash = ((uint32_t)k.cores * 2654435761u) ^
+		 ((uint32_t)k.gpus * 40503u) ^ ((uint32_t)k.call << 31) ^
+		 ((uint32_t)k.mem_class << 8) ^ ((uint32_t)k.disk_class << 16);
 	return k;
 }
 
