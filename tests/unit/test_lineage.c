@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "realmgr.h"
 #include "util.h"
 #include "worker.h"
 #include "xylem.h"
@@ -28,36 +29,13 @@
 
 static struct xy_manager *mk(void)
 {
-	char err[256];
-	struct xy_manager_options o = {.host = "127.0.0.1",
-				       .secret = SECRET,
-				       .secret_len = strlen(SECRET)};
-	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
-	if (!m)
-		fprintf(stderr, "create: %s\n", err);
-	XY_CHECK(m);
-	return m;
+	return rm_manager(SECRET);
 }
 
 /* Starts a worker named name with one core; returns its pid. */
 static pid_t start_worker(struct xy_manager *m, const char *name)
 {
-	char target[64];
-	snprintf(target, sizeof target, "127.0.0.1:%d", xy_manager_port(m));
-	char *argv[] = {"test_lineage", "--as-worker", "worker", target,
-			"--cores", "1", "--name", (char *)name, NULL};
-	fflush(NULL);
-	pid_t pid = fork();
-	XY_CHECK(pid >= 0);
-	if (pid == 0) {
-		setenv("XYLEM_SECRET", SECRET, 1);
-		setenv("XYLEM_LOG", "warn", 1);
-		/* A fresh image: the manager's threads do not survive a
-		 * fork, and a lock one of them held would stay held. */
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	return pid;
+	return rm_start_worker(m, SECRET, name);
 }
 
 /* Runs the manager until n workers are connected. */

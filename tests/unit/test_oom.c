@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "realmgr.h"
 #include "internal.h"
 #include "util.h"
 #include "worker.h"
@@ -26,38 +27,11 @@
 
 #define SECRET "oom-secret"
 
-static struct xy_manager *mk(void)
-{
-	char err[256];
-	struct xy_manager_options o = {.host = "127.0.0.1",
-				       .secret = SECRET,
-				       .secret_len = strlen(SECRET)};
-	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
-	if (!m)
-		fprintf(stderr, "create: %s\n", err);
-	XY_CHECK(m);
-	return m;
-}
-
 /* Starts a worker with one core, and runs the manager until it is
  * connected; returns its pid. */
 static pid_t start_worker(struct xy_manager *m)
 {
-	char target[64];
-	snprintf(target, sizeof target, "127.0.0.1:%d", xy_manager_port(m));
-	char *argv[] = {"test_oom", "--as-worker", "worker", target,
-			"--cores", "1", "--name", "w1", NULL};
-	fflush(NULL);
-	pid_t pid = fork();
-	XY_CHECK(pid >= 0);
-	if (pid == 0) {
-		setenv("XYLEM_SECRET", SECRET, 1);
-		setenv("XYLEM_LOG", "warn", 1);
-		/* A fresh image: the manager's threads do not survive a
-		 * fork. */
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
+	pid_t pid = rm_start_worker(m, SECRET, "w1");
 	struct xy_stats st;
 	double end = xy_now() + 20;
 	do {
@@ -132,7 +106,7 @@ static void t_task_done_short_of_memory(void)
 		XY_RESULT_MANAGER_FAILED, /* its worker's name */
 		XY_RESULT_SUCCESS,        /* none fails */
 	};
-	struct xy_manager *m = mk();
+	struct xy_manager *m = rm_manager(SECRET);
 	pid_t pid = start_worker(m);
 	for (uint64_t n = 1; n <= sizeof want / sizeof *want; n++) {
 		xy_result r = run_failing(m, n);
