@@ -562,7 +562,8 @@ static void weigh(struct xy_sched *s, const struct xy_task *t,
  * holders only); then, for a call that cannot start anywhere now, the
  * first worker with room in its window. Workers whose cores are all
  * taken are on neither list, so a thousand busy workers cost nothing. */
-struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
+static struct xy_worker *choose(struct xy_sched *s, struct xy_task *t,
+				 struct choice *c_out)
 {
 	s->gen++;
 	uint64_t all = t->n_inputs ? score_inputs(s, t) : 0;
@@ -594,7 +595,14 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 	 * rather than leaving it queued for ever. */
 	if (!c.best && c.cramped && !room_anywhere(s, t, all, now))
 		c.best = c.cramped;
+	*c_out = c;
 	return c.best;
+}
+
+struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
+{
+	struct choice c;
+	return choose(s, t, &c);
 }
 
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
@@ -602,22 +610,6 @@ void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
 {
 	*decisions = s->decisions;
 	*seconds = s->decision_us / 1e6;
-}
-
-/* True if some free worker fits t now (its resources, not its data): a
- * worker with free cores, or for a call one with room in its window. */
-static int fits_a_free_worker(struct xy_sched *s, const struct xy_task *t)
-{
-	for (struct xy_worker *w = xy_wtable_free_list(s->m->wtable); w;
-	     w = w->fnext)
-		if (xy_wtable_fits(w, t))
-			return 1;
-	for (struct xy_worker *w = t->library ?
-		     xy_wtable_window_list(s->m->wtable) : NULL;
-	     w; w = w->fnext)
-		if (xy_wtable_fits(w, t))
-			return 1;
-	return 0;
 }
 
 /* Out of the heap until the round ends. */
@@ -670,11 +662,14 @@ int xy_sched_round(struct xy_sched *s)
 			     xy_wtable_window_list(s->m->wtable))) {
 		struct shape *sh = s->heap[0];
 		struct xy_task *t = sh->levels[0]->head;
-		struct xy_worker *w = xy_sched_choose(s, t);
-		if (!w && !fits_a_free_worker(s, t)) {
-			/* Nor, to within a factor of two of its memory and
-			 * disk, will any other task of its shape: they wait
-			 * for the next round. */
+		struct choice c;
+		struct xy_worker *w = choose(s, t, &c);
+		if (!w && !c.cramped) {
+			/* No free worker fits t (choose weighed them all,
+			 * and any that fits is best or cramped). Nor, to
+			 * within a factor of two of its memory and disk, will
+			 * any other task of its shape: they wait for the
+			 * next round. */
 			park(s, sh);
 			continue;
 		}
