@@ -8,6 +8,7 @@
 
 #include "harness.h"
 #include "realmgr.h"
+#include "util.h"
 #include "xylem.h"
 
 struct xy_manager *rm_manager(const char *secret)
@@ -42,4 +43,27 @@ pid_t rm_start_worker(struct xy_manager *m, const char *secret,
 		_exit(127);
 	}
 	return pid;
+}
+
+void rm_await_workers(struct xy_manager *m, int n)
+{
+	struct xy_stats st;
+	double end = xy_mono() + 20;
+	do {
+		xy_manager_run(m, 0.05);
+		xy_manager_stats(m, &st);
+	} while (st.workers_connected != n && xy_mono() < end);
+	XY_CHECK_EQ(st.workers_connected, n);
+}
+
+char *rm_slurp(const char *path)
+{
+	static char buf[4096];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
 }

@@ -18,5 +18,10 @@ struct xy_manager *rm_manager(const char *secret);
 /* Starts a worker named name with one core for m; returns its pid. */
 pid_t rm_start_worker(struct xy_manager *m, const char *secret,
 		      const char *name);
+/* Runs m until exactly n workers are connected (waiting for more to
+ * come, or for some to go); fails the test after 20 s. */
+void rm_await_workers(struct xy_manager *m, int n);
+/* The first 4 KiB of a file, in a static buffer; NULL if unreadable. */
+char *rm_slurp(const char *path);
 
 #endif

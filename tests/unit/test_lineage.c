@@ -38,30 +38,12 @@ static pid_t start_worker(struct xy_manager *m, const char *name)
 	return rm_start_worker(m, SECRET, name);
 }
 
-/* Runs the manager until n workers are connected. */
-static void await_workers(struct xy_manager *m, int n)
-{
-	struct xy_stats st;
-	double end = xy_now() + 20;
-	do {
-		xy_manager_run(m, 0.05);
-		xy_manager_stats(m, &st);
-	} while (st.workers_connected < n && xy_now() < end);
-	XY_CHECK_EQ(st.workers_connected, n);
-}
-
 static void kill_worker(struct xy_manager *m, pid_t pid, int left)
 {
 	int status;
 	kill(pid, SIGKILL);
 	XY_CHECK(waitpid(pid, &status, 0) == pid);
-	struct xy_stats st;
-	double end = xy_now() + 20;
-	do {
-		xy_manager_run(m, 0.05);
-		xy_manager_stats(m, &st);
-	} while (st.workers_connected > left && xy_now() < end);
-	XY_CHECK_EQ(st.workers_connected, left);
+	rm_await_workers(m, left);
 }
 
 /* Stops the workers that are left (the manager tells them to exit). */
@@ -107,22 +89,11 @@ static void run(struct xy_manager *m, struct xy_task *t, xy_result want)
 	xy_task_delete(d);
 }
 
-static char *slurp(const char *path)
-{
-	static char buf[4096];
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	return buf;
-}
 
 /* Lines in a marks file: how many times a task ran. */
 static int runs(const char *path)
 {
-	char *s = slurp(path);
+	char *s = rm_slurp(path);
 	int n = 0;
 	for (; s && *s; s++)
 		n += *s == '\n';
@@ -158,7 +129,7 @@ static void t_chain_on_one_worker(void)
 		XY_CHECK(d && xy_task_result(d) == XY_RESULT_SUCCESS);
 		xy_task_delete(d);
 	}
-	XY_CHECK(!strcmp(slurp(res), "HELLO\n"));
+	XY_CHECK(!strcmp(rm_slurp(res), "HELLO\n"));
 	struct xy_stats st;
 	xy_manager_stats(m, &st);
 	XY_CHECK_EQ(st.temps_remade, 0);
@@ -174,7 +145,7 @@ static void t_lost_holder_remade_transitively(void)
 {
 	struct xy_manager *m = mk();
 	pid_t w[2] = {start_worker(m, "w1"), 0};
-	await_workers(m, 1);
+	rm_await_workers(m, 1);
 	char err[256], cmd[1024];
 	const char *ma = xy_test_path("marks-a"), *mc = xy_test_path("marks-c");
 	struct xy_file *t1 = xy_manager_declare_temp(m, 1, err, sizeof err);
@@ -190,7 +161,7 @@ static void t_lost_holder_remade_transitively(void)
 	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
 						      sizeof err);
 	run(m, task("cat in > out", t2, out), XY_RESULT_SUCCESS);
-	XY_CHECK(!strcmp(slurp(res), "one\ntwo\n"));
+	XY_CHECK(!strcmp(rm_slurp(res), "one\ntwo\n"));
 	XY_CHECK_EQ(runs(ma), 2);
 	XY_CHECK_EQ(runs(mc), 2);
 	struct xy_stats st;
@@ -206,7 +177,7 @@ static void t_rerun_fails(void)
 {
 	struct xy_manager *m = mk();
 	pid_t w[2] = {start_worker(m, "w1"), 0};
-	await_workers(m, 1);
+	rm_await_workers(m, 1);
 	char err[256], cmd[1024];
 	const char *once = xy_test_path("once");
 	struct xy_file *t1 = xy_manager_declare_temp(m, 1, err, sizeof err);
@@ -233,7 +204,7 @@ static void t_fetch_back(void)
 {
 	struct xy_manager *m = mk();
 	pid_t w[2] = {start_worker(m, "w1"), 0};
-	await_workers(m, 1);
+	rm_await_workers(m, 1);
 	char err[256];
 	const char *ma = xy_test_path("marks-a");
 	const char *p1 = xy_test_path("back1"), *p2 = xy_test_path("d/back2");
@@ -246,14 +217,14 @@ static void t_fetch_back(void)
 	run(m, task(writer(ma, "back"), NULL, t1), XY_RESULT_SUCCESS);
 	XY_CHECK(access(p1, F_OK) < 0); /* not brought back unasked */
 	XY_CHECK(xy_manager_fetch(m, t1, p1, 30, err, sizeof err) == 0);
-	XY_CHECK(!strcmp(slurp(p1), "back\n"));
+	XY_CHECK(!strcmp(rm_slurp(p1), "back\n"));
 	kill_worker(m, w[0], 0);
 	w[0] = 0;
 	w[1] = start_worker(m, "w2");
 	/* Lost: made again for the fetch alone. */
 	if (xy_manager_fetch(m, t1, p2, 30, err, sizeof err) < 0)
 		fprintf(stderr, "fetch: %s\n", err);
-	XY_CHECK(!strcmp(slurp(p2), "back\n"));
+	XY_CHECK(!strcmp(rm_slurp(p2), "back\n"));
 	XY_CHECK_EQ(runs(ma), 2);
 	finish(m, w, 2);
 }
@@ -264,7 +235,7 @@ static void t_replica_spares_rerun(void)
 {
 	struct xy_manager *m = mk();
 	pid_t w[2] = {start_worker(m, "w1"), start_worker(m, "w2")};
-	await_workers(m, 2);
+	rm_await_workers(m, 2);
 	char err[256];
 	const char *ma = xy_test_path("marks-a");
 	struct xy_file *t1 = xy_manager_declare_temp(m, 1, err, sizeof err);
@@ -289,7 +260,7 @@ static void t_replica_spares_rerun(void)
 	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
 						      sizeof err);
 	run(m, task("cat in > out", t1, out), XY_RESULT_SUCCESS);
-	XY_CHECK(!strcmp(slurp(res), "two\n"));
+	XY_CHECK(!strcmp(rm_slurp(res), "two\n"));
 	XY_CHECK_EQ(runs(ma), 1);
 	xy_manager_stats(m, &st);
 	XY_CHECK_EQ(st.temps_remade, 0);
@@ -317,7 +288,7 @@ static void t_remake_keeps_environment(void)
 {
 	struct xy_manager *m = mk();
 	pid_t w[2] = {start_worker(m, "w1"), 0};
-	await_workers(m, 1);
+	rm_await_workers(m, 1);
 	char err[256], cmd[1024];
 	const char *ma = xy_test_path("marks-a");
 	struct xy_file *arch = xy_manager_declare_file(m, make_env_archive(),
@@ -337,7 +308,7 @@ static void t_remake_keeps_environment(void)
 	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
 						      sizeof err);
 	run(m, task("cat in > out", t1, out), XY_RESULT_SUCCESS);
-	XY_CHECK(!strcmp(slurp(res), "env-greets\n"));
+	XY_CHECK(!strcmp(rm_slurp(res), "env-greets\n"));
 	XY_CHECK_EQ(runs(ma), 2);
 	finish(m, w, 2);
 }

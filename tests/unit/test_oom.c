@@ -32,27 +32,10 @@
 static pid_t start_worker(struct xy_manager *m)
 {
 	pid_t pid = rm_start_worker(m, SECRET, "w1");
-	struct xy_stats st;
-	double end = xy_now() + 20;
-	do {
-		xy_manager_run(m, 0.05);
-		xy_manager_stats(m, &st);
-	} while (st.workers_connected < 1 && xy_now() < end);
-	XY_CHECK_EQ(st.workers_connected, 1);
+	rm_await_workers(m, 1);
 	return pid;
 }
 
-static char *slurp(const char *path)
-{
-	static char buf[256];
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	return buf;
-}
 
 /* Runs a task writing "n" to out-n, with the nth allocation from the
  * moment it runs made to fail; returns its result, checked against
@@ -79,7 +62,7 @@ static xy_result run_failing(struct xy_manager *m, uint64_t n)
 	XY_CHECK(xy_manager_wait(m, 20) == t);
 	xy_result r = xy_task_result(t);
 	if (r == XY_RESULT_SUCCESS) {
-		XY_CHECK(slurp(path) && !strcmp(slurp(path), want));
+		XY_CHECK(rm_slurp(path) && !strcmp(rm_slurp(path), want));
 	} else {
 		XY_CHECK_EQ(m->fail_alloc, 0);
 		XY_CHECK(!strcmp(xy_task_error(t),
