@@ -46,7 +46,6 @@
 #define JOB_FILE "cwl-job.json"
 #define RESULT_FILE "cwl-result.json"
 #define SUBDIR_MAX (PATH_MAX + 8) /* the sandbox's out/ and tmp/ */
-#define CANCEL_GRACE_S 5.0
 #define WAIT_SLICE_S 0.25
 
 struct cwl_opts {
@@ -765,8 +764,9 @@ static int start(struct cwl_run *r)
 }
 
 /* Waits for task id in slices, so that a signal is seen: the first
- * cancels the task (its worker kills it) and waits up to CANCEL_GRACE_S
- * for it to come back; a second stops waiting. NULL with EINTR then. */
+ * cancels the task (its worker kills it) and waits up to
+ * XY_LOCAL_CANCEL_GRACE_S for it to come back; a second stops waiting.
+ * NULL with EINTR then. */
 static struct xy_task *wait_task(struct cwl_run *r, uint64_t id)
 {
 	double deadline = 0;
@@ -777,7 +777,7 @@ static struct xy_task *wait_task(struct cwl_run *r, uint64_t id)
 			fprintf(stderr, "xylem cwl: interrupted, cancelling"
 				" the task\n");
 			xy_manager_cancel(r->m, id);
-			deadline = xy_mono() + CANCEL_GRACE_S;
+			deadline = xy_mono() + XY_LOCAL_CANCEL_GRACE_S;
 		}
 		if (xy_local_stops() > 1 || (deadline && xy_mono() > deadline)) {
 			errno = EINTR;

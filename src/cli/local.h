@@ -34,6 +34,10 @@ struct xy_local {
 	int64_t worker_memory_mb; /* 0: let each worker detect it */
 };
 
+/* After a first stop signal, how long a command waits for its cancelled
+ * tasks to end before it stops waiting (a second signal stops at once). */
+#define XY_LOCAL_CANCEL_GRACE_S 5.0
+
 /* SIGINT and SIGTERM stop a command: from now on each is counted and
  * the last one kept, for the command's loop to read, instead of ending
  * the process (so that it cancels its tasks and removes its directory). */

@@ -33,7 +33,6 @@
 #define MAX_FAILURES_SHOWN 20
 #define TAIL_LINES 10
 #define TAIL_BYTES 4096
-#define CANCEL_GRACE_S 5.0
 
 struct run_opts {
 	const char *workflow;
@@ -465,7 +464,8 @@ static void wait_all(struct run *r)
 			fprintf(stderr, "xylem run: interrupted, cancelling"
 				" tasks\n");
 			cancel_all(r);
-			cancel_deadline = xy_mono() + CANCEL_GRACE_S;
+			cancel_deadline = xy_mono() +
+					  XY_LOCAL_CANCEL_GRACE_S;
 		}
 		if (xy_local_stops() > 1 ||
 		    (cancel_deadline && xy_mono() > cancel_deadline))
@@ -483,7 +483,8 @@ static void wait_all(struct run *r)
 				fprintf(stderr, "xylem run: every local worker"
 					" exited; cancelling the rest\n");
 				cancel_all(r);
-				cancel_deadline = xy_mono() + CANCEL_GRACE_S;
+				cancel_deadline = xy_mono() +
+						  XY_LOCAL_CANCEL_GRACE_S;
 			}
 		}
 		show_progress(r, 0);
