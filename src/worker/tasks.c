@@ -80,6 +80,8 @@ struct xy_tasks {
 	size_t count;
 	uint8_t *gpu_busy;
 	uint32_t n_gpus;
+	char **gpu_name; /* each GPU's id for CUDA_VISIBLE_DEVICES, or NULL */
+	char *gpu_names; /* the strings gpu_name points into */
 	uint32_t cores_busy; /* of the tasks started and not yet reported */
 	uint64_t seq;
 	int quiet; /* shutting down: report nothing */
@@ -187,6 +189,31 @@ static void table_del(struct task *t)
 
 /* ------------------------------------------------- create and destroy */
 
+/* Splits "2,3" into the names of GPU 0 and GPU 1. Without ids, or with
+ * fewer than n_gpus of them, GPUs are named by their index. */
+static int name_gpus(struct xy_tasks *ts, const char *ids)
+{
+	uint32_t i = 0;
+	char *p;
+
+	if (!ids || !ts->n_gpus)
+		return 0;
+	ts->gpu_names = strdup(ids);
+	ts->gpu_name = calloc(ts->n_gpus, sizeof *ts->gpu_name);
+	if (!ts->gpu_names || !ts->gpu_name)
+		return -1;
+	for (p = ts->gpu_names; p && i < ts->n_gpus; i++) {
+		ts->gpu_name[i] = p;
+		if ((p = strchr(p, ',')))
+			*p++ = '\0';
+	}
+	if (i < ts->n_gpus) {
+		free(ts->gpu_name);
+		ts->gpu_name = NULL;
+	}
+	return 0;
+}
+
 struct xy_tasks *xy_tasks_create(const struct xy_tasks_opts *opts)
 {
 	struct xy_tasks *ts = calloc(1, sizeof *ts);
@@ -194,9 +221,11 @@ struct xy_tasks *xy_tasks_create(const struct xy_tasks_opts *opts)
 	if (!ts)
 		return NULL;
 	ts->o = *opts;
+	ts->o.gpu_ids = NULL; /* not kept: gpu_name has them */
 	ts->n_gpus = opts->gpus;
-	if (ts->n_gpus && !(ts->gpu_busy = calloc(ts->n_gpus, 1))) {
-		free(ts);
+	if ((ts->n_gpus && !(ts->gpu_busy = calloc(ts->n_gpus, 1))) ||
+	    name_gpus(ts, opts->gpu_ids) < 0) {
+		xy_tasks_destroy(ts);
 		return NULL;
 	}
 	return ts;
@@ -243,6 +272,8 @@ void xy_tasks_destroy(struct xy_tasks *ts)
 	while (ts->pool_n)
 		pool_pop(ts);
 	free(ts->gpu_busy);
+	free(ts->gpu_name);
+	free(ts->gpu_names);
 	free(ts);
 }
 
@@ -835,18 +866,31 @@ static int gpus_take(struct task *t)
 	return 0;
 }
 
+/* GPU i's id: its name from the worker's list, else its index. */
+static const char *gpu_id(const struct xy_tasks *ts, uint32_t i,
+			  char buf[11])
+{
+	if (ts->gpu_name && i < ts->n_gpus)
+		return ts->gpu_name[i];
+	snprintf(buf, 11, "%" PRIu32, i);
+	return buf;
+}
+
 static int gpu_list(struct task *t, struct xy_env *env)
 {
-	size_t len = (size_t)t->spec.gpus * 11 + 1, off = 0;
-	char *s = malloc(len);
+	size_t len = 1, off = 0;
+	char *s, buf[11];
 	int r;
 
-	if (!s)
+	for (uint32_t i = 0; i < t->spec.gpus; i++)
+		len += strlen(gpu_id(t->ts, t->gpu_ids[i], buf)) + 1;
+	if (!(s = malloc(len)))
 		return -1;
 	s[0] = '\0';
 	for (uint32_t i = 0; i < t->spec.gpus; i++)
-		off += (size_t)snprintf(s + off, len - off, "%s%" PRIu32,
-					i ? "," : "", t->gpu_ids[i]);
+		off += (size_t)snprintf(s + off, len - off, "%s%s",
+					i ? "," : "",
+					gpu_id(t->ts, t->gpu_ids[i], buf));
 	r = xy_env_set(env, "CUDA_VISIBLE_DEVICES", s);
 	free(s);
 	return r;

@@ -36,6 +36,8 @@ struct xy_tasks_opts {
 	struct xy_libs *libs; /* for calls: TASKs that name a library */
 	struct xy_unpacker *unpacker; /* for UNPACK and ENV inputs */
 	uint32_t gpus; /* for CUDA_VISIBLE_DEVICES */
+	/* Their ids, comma-separated ("2,3"; copied), or NULL: 0 to gpus-1. */
+	const char *gpu_ids;
 	uint32_t cores; /* started tasks' cores stay within it; 0: no limit */
 	xy_tasks_done_fn on_done;
 	void *arg;

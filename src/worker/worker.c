@@ -58,8 +58,8 @@ struct worker_config {
 	char *name;
 	char *xfer_host;
 	const char *cache_dir;
-	struct xy_resources res; /* from the flags; 0 or -1: detect */
-	int set_cores, set_memory, set_disk, set_gpus;
+	struct xy_resources res;
+	unsigned given; /* XY_RES_* bits: the resources the flags set */
 	double connect_timeout; /* seconds to wait for the manager; 0: once */
 };
 
@@ -105,11 +105,15 @@ static const char usage_text[] =
 	"\n"
 	"  --secret-file F       read the shared secret from F\n"
 	"                        (default: the XYLEM_SECRET variable)\n"
-	"  --cores N             cores to offer (default: all online)\n"
-	"  --memory MB           memory to offer (default: MemTotal)\n"
+	"  --cores N             cores to offer (default: the Slurm job's\n"
+	"                        SLURM_CPUS_ON_NODE, else all online)\n"
+	"  --memory MB           memory to offer (default: the Slurm job's\n"
+	"                        SLURM_MEM_PER_NODE, else MemTotal)\n"
 	"  --disk MB             disk to offer (default: free space under the "
 	"cache)\n"
-	"  --gpus N              GPUs to offer (default: /dev/nvidia* count)\n"
+	"  --gpus N              GPUs to offer (default: the Slurm job's\n"
+	"                        SLURM_GPUS_ON_NODE, else the count of\n"
+	"                        CUDA_VISIBLE_DEVICES or of /dev/nvidia*)\n"
 	"  --cache DIR           keep the cache in DIR; its forever/ objects\n"
 	"                        survive restarts (default: a temporary\n"
 	"                        directory, removed at exit)\n"
@@ -240,7 +244,7 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 		if (parse_count("cores", arg, 1, 1u << 20, &v))
 			return 2;
 		cfg->res.cores = (uint32_t)v;
-		cfg->set_cores = 1;
+		cfg->given |= XY_RES_CORES;
 		return -1;
 	case O_MEMORY:
 	case O_DISK:
@@ -248,15 +252,15 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 				UINT64_C(1) << 40, &v))
 			return 2;
 		if (opt == O_MEMORY)
-			cfg->res.memory_mb = v, cfg->set_memory = 1;
+			cfg->res.memory_mb = v, cfg->given |= XY_RES_MEMORY;
 		else
-			cfg->res.disk_mb = v, cfg->set_disk = 1;
+			cfg->res.disk_mb = v, cfg->given |= XY_RES_DISK;
 		return -1;
 	case O_GPUS:
 		if (parse_count("gpus", arg, 0, 4096, &v))
 			return 2;
 		cfg->res.gpus = (uint32_t)v;
-		cfg->set_gpus = 1;
+		cfg->given |= XY_RES_GPUS;
 		return -1;
 	}
 	return 2;
@@ -333,6 +337,7 @@ static void free_config(struct worker_config *cfg)
 	free(cfg->secret);
 	free(cfg->name);
 	free(cfg->xfer_host);
+	xy_resources_clear(&cfg->res);
 }
 
 /* ---------------------------------------------------------- sending */
@@ -747,8 +752,9 @@ static void on_close(struct xy_conn *c, const char *reason)
 
 static int open_cache(struct xy_daemon *w)
 {
+	struct xy_resources *r = &w->cfg.res;
 	char err[512];
-	struct xy_resources found;
+	int in_job;
 
 	w->cache = xy_cache_open(w->cfg.cache_dir, err, sizeof err);
 	if (!w->cache) {
@@ -756,15 +762,18 @@ static int open_cache(struct xy_daemon *w)
 		return -1;
 	}
 	xy_cache_set_loop(w->cache, &w->loop);
-	xy_resources_detect(&found, xy_cache_root(w->cache));
-	if (!w->cfg.set_cores)
-		w->cfg.res.cores = found.cores;
-	if (!w->cfg.set_memory)
-		w->cfg.res.memory_mb = found.memory_mb;
-	if (!w->cfg.set_disk)
-		w->cfg.res.disk_mb = found.disk_mb;
-	if (!w->cfg.set_gpus)
-		w->cfg.res.gpus = found.gpus;
+	in_job = xy_resources_find(r, w->cfg.given, xy_cache_root(w->cache),
+				   getenv);
+	if (in_job < 0) {
+		XY_LOGE("worker", "out of memory");
+		return -1;
+	}
+	if (in_job)
+		XY_LOGI("worker", "in Slurm job %s: offering %" PRIu32
+			" cores, %" PRIu64 " MB, %" PRIu32 " GPUs%s%s%s",
+			getenv("SLURM_JOB_ID"), r->cores, r->memory_mb,
+			r->gpus, r->gpu_ids ? " (" : "",
+			r->gpu_ids ? r->gpu_ids : "", r->gpu_ids ? ")" : "");
 	/* The disk offered is the cache's budget. */
 	xy_cache_set_budget(w->cache, w->cfg.res.disk_mb * UINT64_C(1048576),
 			    on_evicted, w);
@@ -827,6 +836,7 @@ static int start_parts(struct xy_daemon *w)
 	to.libs = w->libs;
 	to.unpacker = w->unpacker;
 	to.gpus = w->cfg.res.gpus;
+	to.gpu_ids = w->cfg.res.gpu_ids;
 	to.cores = w->cfg.res.cores;
 	to.on_done = on_task_done;
 	to.arg = w;

@@ -297,6 +297,56 @@ static void t_gpus_and_default_cache(void)
 	XY_CHECK(system(cmd) != 0);
 }
 
+static void send_gpu_task(struct fm *f, uint64_t id, const char *cmd,
+			  uint32_t gpus)
+{
+	union xy_msg m;
+
+	fm_task_msg(&m, id, cmd);
+	m.task.gpus = gpus;
+	fm_send(f, XY_MSG_TASK, &m);
+}
+
+static void expect_successes(struct fm *f, int n)
+{
+	while (n-- > 0) {
+		struct got *g = fm_wait_for(f, XY_MSG_TASK_DONE);
+
+		XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+		fm_got_free(g);
+	}
+}
+
+/* Inside a Slurm job the worker offers the job's memory and GPUs (its
+ * --cores flag wins over the job's), and each task gets ids of the job's
+ * GPUs, free ones first, given back when it ends. */
+static void t_slurm_job(void)
+{
+	struct got *g;
+	struct fm f;
+
+	setenv("SLURM_JOB_ID", "42", 1);
+	setenv("SLURM_CPUS_ON_NODE", "8", 1);
+	setenv("SLURM_MEM_PER_NODE", "1234", 1);
+	setenv("SLURM_GPUS_ON_NODE", "2", 1);
+	setenv("CUDA_VISIBLE_DEVICES", "7,5", 1);
+	fm_start(&f, SECRET, NULL, 1);
+	g = fm_wait_for(&f, XY_MSG_HELLO);
+	XY_CHECK_EQ(g->m.hello.cores, 2);
+	XY_CHECK_EQ(g->m.hello.memory_mb, 1234);
+	XY_CHECK_EQ(g->m.hello.gpus, 2);
+	fm_got_free(g);
+	/* Two at once, one GPU each. */
+	send_gpu_task(&f, 1, "test \"$CUDA_VISIBLE_DEVICES\" = 7 && sleep 0.3",
+		      1);
+	send_gpu_task(&f, 2, "test \"$CUDA_VISIBLE_DEVICES\" = 5", 1);
+	expect_successes(&f, 2);
+	/* Both given back: one task may have both. */
+	send_gpu_task(&f, 3, "test \"$CUDA_VISIBLE_DEVICES\" = 7,5", 2);
+	expect_successes(&f, 1);
+	fm_shutdown(&f);
+}
+
 static void t_inputs_missing(void)
 {
 	struct xy_task_input in;
@@ -775,6 +825,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_fetch_inputs_outputs),
 		XY_TEST(t_dirs_forever_unlink),
 		XY_TEST(t_gpus_and_default_cache),
+		XY_TEST(t_slurm_job),
 		XY_TEST(t_inputs_missing),
 		XY_TEST(t_limits),
 		XY_TEST(t_cancel),
