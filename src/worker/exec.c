@@ -498,6 +498,8 @@ static void finish(struct xy_proc *p)
 		snprintf(r.message, sizeof r.message, "%s", p->message);
 	} else if (p->killed) {
 		r.end = XY_PROC_KILLED;
+	} else if (p->term_signal == SIGTERM) {
+		r.end = XY_PROC_TERMINATED;
 	} else if (p->term_signal) {
 		r.end = XY_PROC_SIGNALED;
 	} else {

@@ -619,6 +619,10 @@ static void fail_call(struct lib_inst *i, struct xy_lib_call *c,
 	} else if (pr->end == XY_PROC_LIMIT) {
 		r.result = XY_RESULT_RESOURCES_EXHAUSTED;
 		snprintf(msg, sizeof msg, "library %s: %s", name, pr->message);
+	} else if (pr->end == XY_PROC_TERMINATED) {
+		r.result = XY_RESULT_WORKER_FAILED;
+		snprintf(msg, sizeof msg, "library %s was %s %s", name,
+			 XY_PROC_TERMINATED_TEXT, when);
 	} else if (i->why[0]) {
 		r.result = i->fault ? i->fault : XY_RESULT_APP_FAILED;
 		snprintf(msg, sizeof msg, "library %s was killed %s: %s", name,

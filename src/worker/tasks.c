@@ -1164,6 +1164,13 @@ static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
 	case XY_PROC_KILLED:
 		task_end(t, XY_RESULT_CANCELLED, "killed", NULL, 0);
 		return;
+	case XY_PROC_TERMINATED:
+		/* Lost with its worker: it runs again elsewhere without
+		 * using a retry. */
+		t->result = XY_RESULT_WORKER_FAILED;
+		snprintf(t->message, sizeof t->message, "%s",
+			 XY_PROC_TERMINATED_TEXT);
+		break;
 	case XY_PROC_SIGNALED:
 		t->result = XY_RESULT_APP_FAILED;
 		snprintf(t->message, sizeof t->message,

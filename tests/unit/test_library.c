@@ -52,6 +52,8 @@ static const char echo_py[] =
 	"    if p == b'die':\n"
 	"        print('dying', flush=True)\n"
 	"        os._exit(7)\n"
+	"    if p == b'term':\n"
+	"        os.killpg(0, 15)\n"
 	"    if p == b'sleep':\n"
 	"        time.sleep(30)\n"
 	"    if p == b'nap':\n"
@@ -214,6 +216,14 @@ static void t_library_calls(void)
 			 "library echo exited with status 7 during a call"));
 	XY_CHECK(strstr(g->m.task_done.output, "echo starting\n"));
 	XY_CHECK(strstr(g->m.task_done.output, "dying\n"));
+	fm_got_free(g);
+	/* Or of a SIGTERM to its whole group from elsewhere, as when a batch
+	 * system ends the worker's job: the worker's loss, not the call's
+	 * fault. */
+	g = call(&f, 40, "echo", "term", &in);
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_WORKER_FAILED);
+	XY_CHECK(strstr(g->m.task_done.message, "library echo was killed by "
+						"SIGTERM from outside"));
 	fm_got_free(g);
 
 	/* The next call starts a fresh instance. */

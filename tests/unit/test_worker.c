@@ -55,6 +55,13 @@ static void t_noop_and_failure(void)
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 128 + SIGSEGV);
 	fm_got_free(g);
+	/* SIGTERM from elsewhere: a batch system ending the worker's job
+	 * (docs/worker.md, "Tasks"); the worker's blame. */
+	g = fm_run(&f, 5, "kill -TERM $$");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_WORKER_FAILED);
+	XY_CHECK_EQ(g->m.task_done.exit_code, 128 + SIGTERM);
+	XY_CHECK(strstr(g->m.task_done.message, "SIGTERM from outside"));
+	fm_got_free(g);
 
 	/* The environment: the sandbox, the cores, no secret. */
 	g = fm_run(&f, 4, "test \"$PWD\" = \"$XYLEM_SANDBOX\" && "
