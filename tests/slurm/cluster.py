@@ -267,6 +267,9 @@ class SlurmCluster:
             f"SlurmdLogFile={d}/log/slurmd.%n.log",
             "SlurmdParameters=config_overrides",
             "SchedulerType=sched/backfill",
+            # Batch jobs start at once, not at the next pass up to 3 s
+            # later (the default delay).
+            "SchedulerParameters=batch_sched_delay=0",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core_Memory",
             # linuxproc follows children by parentage, so a job's
