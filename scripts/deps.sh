@@ -30,12 +30,16 @@ debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
 # tar, bzip2, xz-utils and unzip: workers expand archives with them.
 if [ "$what" = test ]; then
 	debs+=(clang libclang-rt-14-dev iproute2 openmpi-bin libopenmpi-dev
-	       curl python-is-python3 util-linux mount findutils)
+	       curl python-is-python3 util-linux mount findutils
+	       munge slurmctld slurmd slurm-client)
 	# clang and its runtime: the fuzz build; iproute2: the namespace
 	# tests; Open MPI: MPIFunction's tests; curl: the namespace
 	# benchmarks' baselines; python-is-python3: CWL conformance tools
 	# that run `python`; util-linux (unshare, nsenter), mount and
-	# findutils: the full-disk tests (a tmpfs in a mount namespace).
+	# findutils: the full-disk tests (a tmpfs in a mount namespace);
+	# munge and Slurm: the Slurm tests' cluster (tests/slurm), which
+	# starts daemons of its own. Never slurm-wlm-emulator: its
+	# alternatives replace slurmd and slurmctld with front-end builds.
 fi
 missing=()
 for p in "${debs[@]}"; do
@@ -46,8 +50,23 @@ if ((${#missing[@]})); then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	$SUDO apt-get update -qq
+	# Installing munge or slurmd would start its daemon; a policy-rc.d
+	# that refuses every start keeps them down (one already there is
+	# left alone).
+	policy=/usr/sbin/policy-rc.d
+	ours=
+	if [ ! -e "$policy" ]; then
+		ours=1
+		trap '$SUDO rm -f "$policy"' EXIT
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+		$SUDO chmod +x "$policy"
+	fi
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
 		"${missing[@]}" >/dev/null
+	if [ -n "$ours" ]; then
+		$SUDO rm -f "$policy"
+		trap - EXIT
+	fi
 fi
 
 # The virtual environment, made again if its interpreter is gone (a

@@ -4,7 +4,9 @@
 # and runs every test in both: the C unit tests (meson test), the system
 # tests (pytest, real managers and workers), the Python package's tests,
 # the namespace cluster tests (root only: real network namespaces with
-# links capped by tc), the CWL conformance suite (scripts/cwl-conformance.sh),
+# links capped by tc), the Slurm tests (root only: a real Slurm on
+# loopback, workers in its jobs), the CWL conformance suite
+# (scripts/cwl-conformance.sh),
 # and a short fuzz run of the message decoder
 # (libFuzzer, clang). Python packages come from the checkout's virtual
 # environment, which scripts/deps.sh makes (pinned: scripts/constraints.txt).
@@ -26,6 +28,8 @@ echo "== Parsl's own test suite, with XylemExecutor" >&2
 XYLEM_BUILD_DIR=$PWD/build bash scripts/parsl-suite.sh
 echo "== namespace cluster tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/netns
+echo "== Slurm tests" >&2
+XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/slurm
 echo "== CWL v1.2 conformance (cwltest, when the suite is there)" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem bash scripts/cwl-conformance.sh
 
@@ -37,6 +41,8 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 meson test -C build-asan --print-errorlogs --suite unit
 XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
 	python3 -m pytest -q tests/system
+XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
+	python3 -m pytest -q tests/slurm
 # Workers from the sanitized build; the extension from the plain one (a
 # sanitized extension needs the runtime preloaded into python itself).
 XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
