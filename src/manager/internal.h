@@ -300,7 +300,10 @@ struct xy_worker {
 	uint32_t n_libs;
 	struct xy_worker *fprev, *fnext; /* free or window list (wtable.c) */
 	int on_free; /* which of those, or 0 */
-	struct xy_worker *next; /* all workers */
+	struct xy_worker *next, *prev; /* all workers */
+	struct {
+		int ready, busy, cores, cores_busy;
+	} counted; /* its part of the table's sums (wtable.c) */
 	double connected_at;
 	uint64_t last_heard; /* loop time of its last message */
 	uint64_t score_gen;
@@ -345,7 +348,6 @@ struct xy_worker *xy_wtable_all(struct xy_wtable *wt);
 int xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used);
-int xy_wtable_max_cores(struct xy_wtable *wt);
 /* True if w may be given inputs to fetch that add up to need (each input
  * its size plus one): its disk (if it gives one) holds them, and it has
  * not lately failed to store an object of that size or less (no_room). */

@@ -1457,7 +1457,8 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	out->bytes_sent = (int64_t)xy_xfer_server_bytes_sent(m->xfer);
 	out->bytes_received = xy_xplan_bytes_received(m->xplan);
 	out->transfers_active = xy_xplan_active(m->xplan);
-	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds);
+	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds,
+		       &out->send_seconds);
 	out->temps_remade = xy_lineage_remakes(m->lineage);
 }
 

@@ -79,7 +79,8 @@ struct xy_sched {
 	uint64_t gen;    /* scoring generation (score_inputs) */
 	uint64_t round;  /* rounds begun */
 	int64_t decisions;
-	uint64_t decision_us;
+	uint64_t decision_us; /* in rounds, less send_us */
+	uint64_t send_us;     /* in ops.dispatch */
 };
 
 static int real_can_stage(void *arg, struct xy_task *t, struct xy_worker *w)
@@ -606,10 +607,11 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 }
 
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
-		    double *seconds)
+		    double *seconds, double *send_seconds)
 {
 	*decisions = s->decisions;
 	*seconds = s->decision_us / 1e6;
+	*send_seconds = s->send_us / 1e6;
 }
 
 /* Out of the heap until the round ends. */
@@ -656,7 +658,7 @@ int xy_sched_round(struct xy_sched *s)
 {
 	struct xy_task *aside = NULL;
 	int placed = 0;
-	uint64_t t0 = xy_mono_us();
+	uint64_t t0 = xy_mono_us(), send_us = 0;
 	s->round++;
 	while (s->n_heap && (xy_wtable_free_list(s->m->wtable) ||
 			     xy_wtable_window_list(s->m->wtable))) {
@@ -677,7 +679,9 @@ int xy_sched_round(struct xy_sched *s)
 		xy_sched_remove(s, t);
 		int staged = w ? s->ops.can_stage(s->ops.arg, t, w) : 0;
 		if (staged > 0) {
+			uint64_t d0 = xy_mono_us();
 			s->ops.dispatch(s->ops.arg, t, w);
+			send_us += xy_mono_us() - d0;
 			placed++;
 		} else if (staged < 0) {
 			s->ops.requeue(s->ops.arg, t);
@@ -697,6 +701,7 @@ int xy_sched_round(struct xy_sched *s)
 	}
 	round_end(s, aside);
 	s->decisions += placed;
-	s->decision_us += xy_mono_us() - t0;
+	s->decision_us += xy_mono_us() - t0 - send_us;
+	s->send_us += send_us;
 	return placed;
 }

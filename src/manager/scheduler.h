@@ -49,8 +49,10 @@ uint32_t xy_sched_shapes(const struct xy_sched *s);
  * order across shapes, passing over the shapes that no free worker fits.
  * Returns the number placed. */
 int xy_sched_round(struct xy_sched *s);
+/* Tasks placed so far, the seconds spent choosing where (rounds less
+ * their sends) and the seconds spent sending them (ops.dispatch). */
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
-		    double *seconds);
+		    double *seconds, double *send_seconds);
 /* The worker chosen for t, or NULL: among those that hold some of its
  * inputs, where it can start now, then the most input bytes, then the
  * most free cores; else the first free worker where it can start now;
