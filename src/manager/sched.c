@@ -53,6 +53,7 @@ struct shape {
 	struct rq_level **levels; /* highest priority first */
 	uint32_t n_levels, cap_levels;
 	int64_t count;
+	int64_t memory, disk; /* the most any of its tasks asked for */
 	uint32_t heap_at;  /* its index in the heap, or NOT_IN_HEAP */
 	int parked;        /* out of the heap for this round: no free worker
 			    * fits its tasks, or ASIDE_MAX were set aside */
@@ -393,6 +394,10 @@ static int push(struct xy_sched *s, struct xy_task *t, int front)
 	}
 	l->count++;
 	sh->count++;
+	if (t->memory > sh->memory)
+		sh->memory = t->memory;
+	if (t->disk > sh->disk)
+		sh->disk = t->disk;
 	s->count++;
 	if (sh->heap_at == NOT_IN_HEAP) {
 		if (!sh->parked)
@@ -443,6 +448,25 @@ struct xy_task *xy_sched_pop(struct xy_sched *s)
 	struct xy_task *t = s->heap[0]->levels[0]->head;
 	xy_sched_remove(s, t);
 	return t;
+}
+
+size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
+		       size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->shapes.n_slots; i++)
+		for (struct shape *sh = xy_htab_slot(&s->shapes, i); sh;
+		     sh = sh->hnext) {
+			if (n < max) {
+				out[n].need.cores = sh->cores;
+				out[n].need.gpus = sh->gpus;
+				out[n].need.memory = sh->memory;
+				out[n].need.disk = sh->disk;
+				out[n].count = sh->count;
+			}
+			n++;
+		}
+	return n;
 }
 
 int64_t xy_sched_count(const struct xy_sched *s)
