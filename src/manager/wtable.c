@@ -318,6 +318,19 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 	xy_manager_wake(wt->m);
 }
 
+void xy_wtable_drained(struct xy_wtable *wt, struct xy_worker *w)
+{
+	(void)wt;
+	/* Its outputs come back first, and what others fetch from it. */
+	if (!w->draining || w->n_running || w->retrieving || w->serving ||
+	    w->told_stop || !w->conn)
+		return;
+	if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0) {
+		w->told_stop = 1;
+		XY_LOGI("manager", "worker %s drained: told to stop", w->name);
+	}
+}
+
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt)
 {
 	return wt->free_head;

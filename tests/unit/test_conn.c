@@ -398,7 +398,7 @@ static void t_bad_frame_after_auth(void)
 	/* A TASK frame whose payload is three bytes. */
 	static const uint8_t bad[] = {3, 0, 0, 0, XY_MSG_TASK, 0, 0, 0, 1, 2,
 				      3};
-	struct raw_client r = {T.port, bad, sizeof bad, -1};
+	struct raw_client r = {T.port, bad, sizeof bad, -1, 0, NULL, 0};
 	pthread_t th;
 	pthread_create(&th, NULL, raw_client_thread, &r);
 	run_and_teardown();
@@ -419,7 +419,7 @@ static void t_close_inside_on_msg(void)
 	xy_buf_init(&b);
 	for (int i = 0; i < 3; i++)
 		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
-	struct raw_client r = {T.port, b.data, b.len, -1};
+	struct raw_client r = {T.port, b.data, b.len, -1, 0, NULL, 0};
 	pthread_t th;
 	pthread_create(&th, NULL, raw_client_thread, &r);
 	run_and_teardown();
