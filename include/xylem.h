@@ -350,7 +350,8 @@ struct xy_stats {
 	int64_t bytes_sent, bytes_received; /* file bodies, both directions */
 	int64_t transfers_active;
 	int64_t decisions;       /* tasks placed by the scheduler so far */
-	double decision_seconds; /* time spent placing them */
+	double decision_seconds; /* time spent choosing where */
+	double send_seconds;     /* time spent sending them there */
 	int64_t temps_remade;    /* reruns for temps whose copies were lost */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);

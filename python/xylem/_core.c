@@ -904,7 +904,7 @@ static PyObject *Manager_stats(Manager *self, PyObject *unused)
 	if (run_sync(self, &s) < 0)
 		return NULL;
 	return Py_BuildValue(
-		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsd}", "tasks_waiting",
+		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsdsd}", "tasks_waiting",
 		st->tasks_waiting, "tasks_ready", st->tasks_ready,
 		"tasks_running", st->tasks_running, "tasks_done",
 		st->tasks_done, "tasks_succeeded", st->tasks_succeeded,
@@ -914,7 +914,7 @@ static PyObject *Manager_stats(Manager *self, PyObject *unused)
 		"bytes_sent", st->bytes_sent, "bytes_received",
 		st->bytes_received, "transfers_active", st->transfers_active,
 		"decisions", st->decisions, "decision_seconds",
-		st->decision_seconds);
+		st->decision_seconds, "send_seconds", st->send_seconds);
 }
 
 static void status_body(Manager *self, struct sync *s)

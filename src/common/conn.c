@@ -3,6 +3,7 @@
  * (conn.h). A conn runs the handshake of auth.h, then turns the byte
  * stream into decoded messages for its owner. Outgoing frames collect in a
  * buffer while one write is in flight, and go out together when it ends.
+ * Reads go into a buffer shared by the thread's conns (alloc_cb).
  *
  * A conn holds two handles, the TCP stream and a timer (the handshake
  * deadline, and later the bound on flushing at close). It is freed only
@@ -11,6 +12,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,61 +327,124 @@ static void dispatch(struct xy_conn *c, unsigned type, union xy_msg *m)
 		on_auth_ok(c, &m->auth_ok);
 }
 
-/* Parses and dispatches every whole frame in c->in. Stops as soon as the
- * conn starts closing, even inside one read. */
-static void process_input(struct xy_conn *c)
+/* Parses and dispatches every whole frame in data[0..len). Returns the
+ * bytes used; the rest is the start of a frame, whose whole length (its
+ * header and body) goes to *want once its header has come (else 0).
+ * Stops as soon as the conn starts closing, even inside one read. */
+static size_t parse_frames(struct xy_conn *c, const uint8_t *data,
+			   size_t len, size_t *want)
 {
 	size_t pos = 0;
-	while (!c->closing && c->in.len - pos >= XY_FRAME_HEADER) {
-		uint32_t len;
+	*want = 0;
+	while (!c->closing && len - pos >= XY_FRAME_HEADER) {
+		uint32_t flen;
 		uint16_t type;
 		uint32_t max = c->state == S_READY ? XY_MAX_FRAME
 						   : PREAUTH_MAX_FRAME;
-		if (xy_frame_parse(c->in.data + pos, &len, &type) < 0) {
+		if (xy_frame_parse(data + pos, &flen, &type) < 0) {
 			fail(c, XY_ERR_PROTOCOL, "bad frame header");
-			return;
+			break;
 		}
-		if (len > max) {
+		if (flen > max) {
 			fail(c, XY_ERR_PROTOCOL,
 			     "%s frame of %u bytes exceeds %u",
-			     xy_msg_name(type), len, max);
-			return;
+			     xy_msg_name(type), flen, max);
+			break;
 		}
-		if (c->in.len - pos - XY_FRAME_HEADER < len) {
-			/* Make room for the rest of this frame at once. */
-			xy_buf_reserve(&c->in, XY_FRAME_HEADER + len -
-						       (c->in.len - pos));
+		if (len - pos - XY_FRAME_HEADER < flen) {
+			*want = XY_FRAME_HEADER + (size_t)flen;
 			break;
 		}
 		union xy_msg m;
 		char why[256];
-		const uint8_t *p = c->in.data + pos + XY_FRAME_HEADER;
-		pos += XY_FRAME_HEADER + len;
-		if (xy_msg_decode(type, p, len, &m, why, sizeof why) < 0) {
+		const uint8_t *p = data + pos + XY_FRAME_HEADER;
+		pos += XY_FRAME_HEADER + flen;
+		if (xy_msg_decode(type, p, flen, &m, why, sizeof why) < 0) {
 			fail(c, XY_ERR_PROTOCOL, "%s", why);
-			return;
+			break;
 		}
 		dispatch(c, type, &m);
 		xy_msg_free(type, &m);
 	}
-	if (pos > 0 && !c->closing) {
-		memmove(c->in.data, c->in.data + pos, c->in.len - pos);
-		c->in.len -= pos;
+	return pos;
+}
+
+/*
+ * Reads land in one buffer that a thread's conns share, and a conn keeps
+ * in `in` only the start of a frame that has not all come: an idle conn
+ * holds no read buffer (10,000 workers would otherwise hold 640 MiB).
+ * `busy` guards the buffer while its frames are dispatched, in case a
+ * handler ever reads from another conn of the thread's loop.
+ */
+struct shared_read {
+	int busy;
+	uint8_t data[READ_CHUNK];
+};
+
+static pthread_key_t shared_key;
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+static int shared_ok;
+
+static void shared_key_make(void)
+{
+	shared_ok = pthread_key_create(&shared_key, free) == 0;
+}
+
+/* This thread's buffer, made on first use; NULL if there is no memory. */
+static struct shared_read *shared_read(void)
+{
+	pthread_once(&shared_once, shared_key_make);
+	if (!shared_ok)
+		return NULL;
+	struct shared_read *s = pthread_getspecific(shared_key);
+	if (!s && (s = calloc(1, sizeof *s)) &&
+	    pthread_setspecific(shared_key, s) != 0) {
+		free(s);
+		s = NULL;
 	}
+	return s;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct xy_conn *c = h->data;
-	size_t want = suggested < READ_CHUNK ? READ_CHUNK : suggested;
-	if (c->in.cap - c->in.len < want / 2 &&
-	    xy_buf_reserve(&c->in, want) < 0) {
+	struct shared_read *s;
+	(void)suggested;
+	if (c->in.len == 0 && (s = shared_read()) && !s->busy) {
+		*buf = uv_buf_init((char *)s->data, sizeof s->data);
+		return;
+	}
+	/* The rest of a frame begun in an earlier read: straight into the
+	 * conn's own buffer, made large enough for the frame by read_cb. */
+	if (c->in.cap - c->in.len < READ_CHUNK / 2 &&
+	    xy_buf_reserve(&c->in, READ_CHUNK) < 0) {
 		*buf = uv_buf_init(NULL, 0);
 		return;
 	}
 	size_t room = c->in.cap - c->in.len;
 	*buf = uv_buf_init((char *)c->in.data + c->in.len,
 			   room > 0x7fffffff ? 0x7fffffff : (unsigned)room);
+}
+
+/* Keeps what parse_frames left of a read, with room for the whole of
+ * the frame it begins. */
+static void keep_rest(struct xy_conn *c, const uint8_t *rest, size_t n,
+		      size_t want)
+{
+	if (c->closing)
+		return;
+	if (rest != c->in.data) {
+		xy_buf_reset(&c->in);
+		xy_buf_put_raw(&c->in, rest, n);
+	} else {
+		c->in.len = n;
+	}
+	if (want > n)
+		xy_buf_reserve(&c->in, want - n);
+	if (c->in.oom)
+		fail(c, 0, "out of memory for a frame of %zu bytes", want);
+	else if (n == 0)
+		xy_buf_free(&c->in); /* idle: the shared buffer serves */
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -401,8 +466,24 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		xy_conn_close(c, why);
 		return;
 	}
+	if (nread == 0)
+		return;
+	size_t want, used;
+	const uint8_t *data = (const uint8_t *)buf->base;
+	if (data != c->in.data + c->in.len) {
+		/* The shared buffer (c->in was empty). */
+		struct shared_read *sh = shared_read();
+		sh->busy = 1;
+		used = parse_frames(c, data, (size_t)nread, &want);
+		sh->busy = 0;
+		keep_rest(c, data + used, (size_t)nread - used, want);
+		return;
+	}
 	c->in.len += (size_t)nread;
-	process_input(c);
+	used = parse_frames(c, c->in.data, c->in.len, &want);
+	if (used > 0 && !c->closing)
+		memmove(c->in.data, c->in.data + used, c->in.len - used);
+	keep_rest(c, c->in.data, c->in.len - used, want);
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -648,4 +729,9 @@ uint8_t xy_conn_role(const struct xy_conn *c)
 size_t xy_conn_pending(const struct xy_conn *c)
 {
 	return c->out.len + c->wbuf.len + c->held.len;
+}
+
+size_t xy_conn_memory(const struct xy_conn *c)
+{
+	return c->in.cap + c->out.cap + c->wbuf.cap + c->held.cap;
 }

@@ -74,5 +74,7 @@ int xy_conn_local_ip(const struct xy_conn *c, char *ip, size_t len);
 uint8_t xy_conn_role(const struct xy_conn *c);
 /* Bytes queued but not yet written. */
 size_t xy_conn_pending(const struct xy_conn *c);
+/* Bytes of memory its buffers hold (read, queued, being written). */
+size_t xy_conn_memory(const struct xy_conn *c);
 
 #endif

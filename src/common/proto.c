@@ -950,6 +950,7 @@ static const struct msg_ops {
 	[XY_MSG_UNLINK] = {"UNLINK", dec_unlink, enc_unlink, NULL},
 	[XY_MSG_RELEASE] = {"RELEASE", dec_unlink, enc_unlink, NULL},
 	[XY_MSG_SHUTDOWN] = {"SHUTDOWN", NULL, NULL, NULL},
+	[XY_MSG_DRAIN] = {"DRAIN", NULL, NULL, NULL},
 	[XY_MSG_BYE] = {"BYE", dec_bye, enc_bye, free_bye},
 	[XY_MSG_STATUS_REQ] = {"STATUS_REQ", NULL, NULL, NULL},
 	[XY_MSG_STATUS_REPLY] = {"STATUS_REPLY", dec_status_reply,

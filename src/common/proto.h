@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 9
+#define XY_PROTO_VERSION 10
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -67,6 +67,7 @@ enum xy_msg_type {
 	XY_MSG_FETCH_URL = 23,    /* m -> w: fetch a URL from its origin */
 	XY_MSG_URL_DONE = 24,     /* w -> m: what the URL turned out to be */
 	XY_MSG_RELEASE = 25,      /* m -> w: an output is back; may be evicted */
+	XY_MSG_DRAIN = 26,        /* w -> m: no new tasks; SHUTDOWN once idle */
 	/* transfer connections (xfer.h) */
 	XY_MSG_GET = 30,    /* client -> transfer server */
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */

@@ -292,6 +292,7 @@ struct xy_worker {
 	int fetches;  /* FETCHes to it in flight */
 	int url_fetches; /* FETCH_URLs to it in flight (urls.c) */
 	int serving;  /* transfers reading from it */
+	int retrieving; /* outputs being brought back from it (xplan.c) */
 	struct cooldown *cooling; /* xplan.c: its rests as a source */
 	struct xy_task *running; /* list through qnext/qprev */
 	struct xy_object **held; /* objects it holds or is fetching */
@@ -300,7 +301,12 @@ struct xy_worker {
 	uint32_t n_libs;
 	struct xy_worker *fprev, *fnext; /* free or window list (wtable.c) */
 	int on_free; /* which of those, or 0 */
-	struct xy_worker *next; /* all workers */
+	int draining;  /* said DRAIN: SHUTDOWN once it runs nothing */
+	int told_stop; /* SHUTDOWN sent to it alone (drained) */
+	struct xy_worker *next, *prev; /* all workers */
+	struct {
+		int ready, busy, cores, cores_busy;
+	} counted; /* its part of the table's sums (wtable.c) */
 	double connected_at;
 	uint64_t last_heard; /* loop time of its last message */
 	uint64_t score_gen;
@@ -335,6 +341,9 @@ void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 		      struct xy_task *t);
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 		       struct xy_task *t);
+/* A draining worker that runs nothing, and from which nothing is being
+ * brought back or fetched, is told to stop. */
+void xy_wtable_drained(struct xy_wtable *wt, struct xy_worker *w);
 /* The workers with free cores, through fnext; and those with no free
  * core but room in their call window, which only calls fit. */
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt);
@@ -345,7 +354,6 @@ struct xy_worker *xy_wtable_all(struct xy_wtable *wt);
 int xy_wtable_note_object(struct xy_worker *w, struct xy_object *o);
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used);
-int xy_wtable_max_cores(struct xy_wtable *wt);
 /* True if w may be given inputs to fetch that add up to need (each input
  * its size plus one): its disk (if it gives one) holds them, and it has
  * not lately failed to store an object of that size or less (no_room). */

@@ -729,6 +729,8 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 	default:
 		finish(m, t);
 	}
+	/* After its outputs' retrievals began: they hold it back. */
+	xy_wtable_drained(m->wtable, w);
 }
 
 static void on_hello(struct xy_manager *m, struct xy_worker *w,
@@ -769,6 +771,23 @@ static void on_bye(struct xy_manager *m, struct xy_worker *w,
 	}
 }
 
+/* The worker takes no new task (SIGUSR1, say, before its allocation
+ * ends); once it runs none, it is told to stop (on_task_done, and
+ * xplan.c as transfers from it end). */
+static void on_drain(struct xy_manager *m, struct xy_worker *w,
+		     union xy_msg *msg)
+{
+	(void)msg;
+	if (w->draining)
+		return;
+	w->draining = 1;
+	xy_wtable_disable(m->wtable, w);
+	XY_LOGI(WHO, "worker %s is draining: %d tasks to finish", w->name,
+		w->n_running);
+	xy_history_worker(m->history, xy_now(), w->name, "draining", NULL);
+	xy_wtable_drained(m->wtable, w);
+}
+
 static void on_keepalive(struct xy_manager *m, struct xy_worker *w,
 			 union xy_msg *msg)
 {
@@ -785,6 +804,7 @@ static const worker_handler worker_handlers[XY_MSG_MAX] = {
 	[XY_MSG_URL_DONE] = on_url_done,
 	[XY_MSG_TASK_DONE] = on_task_done,
 	[XY_MSG_BYE] = on_bye,
+	[XY_MSG_DRAIN] = on_drain,
 	[XY_MSG_KEEPALIVE] = on_keepalive,
 };
 
@@ -1457,7 +1477,8 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	out->bytes_sent = (int64_t)xy_xfer_server_bytes_sent(m->xfer);
 	out->bytes_received = xy_xplan_bytes_received(m->xplan);
 	out->transfers_active = xy_xplan_active(m->xplan);
-	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds);
+	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds,
+		       &out->send_seconds);
 	out->temps_remade = xy_lineage_remakes(m->lineage);
 }
 

@@ -53,6 +53,7 @@ struct shape {
 	struct rq_level **levels; /* highest priority first */
 	uint32_t n_levels, cap_levels;
 	int64_t count;
+	int64_t memory, disk; /* the most any of its tasks asked for */
 	uint32_t heap_at;  /* its index in the heap, or NOT_IN_HEAP */
 	int parked;        /* out of the heap for this round: no free worker
 			    * fits its tasks, or ASIDE_MAX were set aside */
@@ -79,7 +80,8 @@ struct xy_sched {
 	uint64_t gen;    /* scoring generation (score_inputs) */
 	uint64_t round;  /* rounds begun */
 	int64_t decisions;
-	uint64_t decision_us;
+	uint64_t decision_us; /* in rounds, less send_us */
+	uint64_t send_us;     /* in ops.dispatch */
 };
 
 static int real_can_stage(void *arg, struct xy_task *t, struct xy_worker *w)
@@ -392,6 +394,10 @@ static int push(struct xy_sched *s, struct xy_task *t, int front)
 	}
 	l->count++;
 	sh->count++;
+	if (t->memory > sh->memory)
+		sh->memory = t->memory;
+	if (t->disk > sh->disk)
+		sh->disk = t->disk;
 	s->count++;
 	if (sh->heap_at == NOT_IN_HEAP) {
 		if (!sh->parked)
@@ -442,6 +448,25 @@ struct xy_task *xy_sched_pop(struct xy_sched *s)
 	struct xy_task *t = s->heap[0]->levels[0]->head;
 	xy_sched_remove(s, t);
 	return t;
+}
+
+size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
+		       size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->shapes.n_slots; i++)
+		for (struct shape *sh = xy_htab_slot(&s->shapes, i); sh;
+		     sh = sh->hnext) {
+			if (n < max) {
+				out[n].need.cores = sh->cores;
+				out[n].need.gpus = sh->gpus;
+				out[n].need.memory = sh->memory;
+				out[n].need.disk = sh->disk;
+				out[n].count = sh->count;
+			}
+			n++;
+		}
+	return n;
 }
 
 int64_t xy_sched_count(const struct xy_sched *s)
@@ -606,10 +631,11 @@ struct xy_worker *xy_sched_choose(struct xy_sched *s, struct xy_task *t)
 }
 
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
-		    double *seconds)
+		    double *seconds, double *send_seconds)
 {
 	*decisions = s->decisions;
 	*seconds = s->decision_us / 1e6;
+	*send_seconds = s->send_us / 1e6;
 }
 
 /* Out of the heap until the round ends. */
@@ -656,7 +682,7 @@ int xy_sched_round(struct xy_sched *s)
 {
 	struct xy_task *aside = NULL;
 	int placed = 0;
-	uint64_t t0 = xy_mono_us();
+	uint64_t t0 = xy_mono_us(), send_us = 0;
 	s->round++;
 	while (s->n_heap && (xy_wtable_free_list(s->m->wtable) ||
 			     xy_wtable_window_list(s->m->wtable))) {
@@ -677,7 +703,9 @@ int xy_sched_round(struct xy_sched *s)
 		xy_sched_remove(s, t);
 		int staged = w ? s->ops.can_stage(s->ops.arg, t, w) : 0;
 		if (staged > 0) {
+			uint64_t d0 = xy_mono_us();
 			s->ops.dispatch(s->ops.arg, t, w);
+			send_us += xy_mono_us() - d0;
 			placed++;
 		} else if (staged < 0) {
 			s->ops.requeue(s->ops.arg, t);
@@ -697,6 +725,7 @@ int xy_sched_round(struct xy_sched *s)
 	}
 	round_end(s, aside);
 	s->decisions += placed;
-	s->decision_us += xy_mono_us() - t0;
+	s->decision_us += xy_mono_us() - t0 - send_us;
+	s->send_us += send_us;
 	return placed;
 }

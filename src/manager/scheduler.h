@@ -6,7 +6,10 @@
 #ifndef XY_MANAGER_SCHEDULER_H
 #define XY_MANAGER_SCHEDULER_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "scaler.h"
 
 struct xy_manager;
 struct xy_sched;
@@ -42,6 +45,12 @@ struct xy_task *xy_sched_pop(struct xy_sched *s);
 /* Takes t out of the queue, wherever it is; nothing if it is not in. */
 void xy_sched_remove(struct xy_sched *s, struct xy_task *t);
 int64_t xy_sched_count(const struct xy_sched *s);
+/* The queue by shape, for the scaler: what each shape's tasks ask for
+ * (the most of any, for memory and disk) and how many are queued, into
+ * out[0..max). Returns the number of shapes, which may be more than max:
+ * O(shapes + the table's buckets), whatever the number of tasks. */
+size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
+		       size_t max);
 /* Distinct shapes with queued tasks (for tests and status). */
 uint32_t xy_sched_shapes(const struct xy_sched *s);
 
@@ -49,8 +58,10 @@ uint32_t xy_sched_shapes(const struct xy_sched *s);
  * order across shapes, passing over the shapes that no free worker fits.
  * Returns the number placed. */
 int xy_sched_round(struct xy_sched *s);
+/* Tasks placed so far, the seconds spent choosing where (rounds less
+ * their sends) and the seconds spent sending them (ops.dispatch). */
 void xy_sched_stats(const struct xy_sched *s, int64_t *decisions,
-		    double *seconds);
+		    double *seconds, double *send_seconds);
 /* The worker chosen for t, or NULL: among those that hold some of its
  * inputs, where it can start now, then the most input bytes, then the
  * most free cores; else the first free worker where it can start now;

@@ -29,6 +29,9 @@ struct xy_wtable {
 	struct xy_worker *free_head;   /* workers with free cores */
 	struct xy_worker *window_head; /* with room for calls only */
 	int count;
+	/* Sums over the ready workers, kept by note_change. */
+	int n_ready, n_busy;
+	int64_t cores, cores_busy;
 };
 
 struct xy_wtable *xy_wtable_create(struct xy_manager *m)
@@ -87,8 +90,25 @@ static struct xy_worker **list_head(struct xy_wtable *wt, int which)
 	return which == FREE_CORES ? &wt->free_head : &wt->window_head;
 }
 
-static void free_list_update(struct xy_wtable *wt, struct xy_worker *w)
+/* What w adds to the table's sums, as last counted. */
+static void count(struct xy_wtable *wt, const struct xy_worker *w, int sign)
 {
+	wt->n_ready += sign * w->counted.ready;
+	wt->n_busy += sign * w->counted.busy;
+	wt->cores += sign * w->counted.cores;
+	wt->cores_busy += sign * w->counted.cores_busy;
+}
+
+/* After any change to w's readiness or what is committed on it: its
+ * place on the free lists, and the table's sums. */
+static void note_change(struct xy_wtable *wt, struct xy_worker *w)
+{
+	count(wt, w, -1);
+	w->counted.ready = w->ready;
+	w->counted.busy = w->ready && w->n_running > 0;
+	w->counted.cores = w->ready ? w->cores : 0;
+	w->counted.cores_busy = w->ready ? xy_wtable_cores_busy(w) : 0;
+	count(wt, w, 1);
 	int want = !w->ready ? NOT_FREE
 		   : w->cores_used < w->cores ? FREE_CORES
 		   : w->cores_used < call_cores(w) ? WINDOW : NOT_FREE;
@@ -129,6 +149,8 @@ struct xy_worker *xy_wtable_add(struct xy_wtable *wt, struct xy_conn *c)
 		return NULL;
 	}
 	w->next = wt->all;
+	if (wt->all)
+		wt->all->prev = w;
 	wt->all = w;
 	wt->count++;
 	return w;
@@ -181,7 +203,7 @@ void xy_wtable_ready(struct xy_wtable *wt, struct xy_worker *w)
 {
 	w->greeted = 1;
 	w->ready = 1;
-	free_list_update(wt, w);
+	note_change(wt, w);
 }
 
 int xy_wtable_note_object(struct xy_worker *w, struct xy_object *o)
@@ -204,7 +226,7 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 {
 	int expected = wt->m->destroying || w->leaving;
 	w->ready = 0;
-	free_list_update(wt, w);
+	note_change(wt, w);
 	/* Expected after SHUTDOWN, BYE or destroy; a surprise otherwise. */
 	xy_log(expected ? XY_LOG_INFO : XY_LOG_WARN, "manager",
 	       "worker %s disconnected: %s", w->name, reason);
@@ -223,11 +245,12 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 		xy_wtable_release(wt, w, t);
 		xy_manager_task_lost(wt->m, t, "its worker disconnected");
 	}
-	struct xy_worker **pp = &wt->all;
-	while (*pp && *pp != w)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = w->next;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		wt->all = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
 	wt->count--;
 	worker_free(w);
 }
@@ -236,7 +259,7 @@ void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w)
 {
 	w->ready = 0;
 	w->leaving = 1;
-	free_list_update(wt, w);
+	note_change(wt, w);
 	/* A copy on its way to it is no longer one to wait for. */
 	xy_catalog_copies_changed(wt->m->catalog);
 }
@@ -272,7 +295,7 @@ void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 	if (w->running)
 		w->running->qprev = t;
 	w->running = t;
-	free_list_update(wt, w);
+	note_change(wt, w);
 }
 
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
@@ -291,8 +314,21 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 		t->qnext->qprev = t->qprev;
 	t->qprev = t->qnext = NULL;
 	t->worker = NULL;
-	free_list_update(wt, w);
+	note_change(wt, w);
 	xy_manager_wake(wt->m);
+}
+
+void xy_wtable_drained(struct xy_wtable *wt, struct xy_worker *w)
+{
+	(void)wt;
+	/* Its outputs come back first, and what others fetch from it. */
+	if (!w->draining || w->n_running || w->retrieving || w->serving ||
+	    w->told_stop || !w->conn)
+		return;
+	if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0) {
+		w->told_stop = 1;
+		XY_LOGI("manager", "worker %s drained: told to stop", w->name);
+	}
 }
 
 struct xy_worker *xy_wtable_free_list(struct xy_wtable *wt)
@@ -313,23 +349,13 @@ struct xy_worker *xy_wtable_all(struct xy_wtable *wt)
 int xy_wtable_count(struct xy_wtable *wt, int *busy, int64_t *cores,
 		    int64_t *cores_used)
 {
-	int n = 0, b = 0;
-	int64_t c = 0, u = 0;
-	for (struct xy_worker *w = wt->all; w; w = w->next) {
-		if (!w->ready)
-			continue;
-		n++;
-		b += w->n_running > 0;
-		c += w->cores;
-		u += xy_wtable_cores_busy(w);
-	}
 	if (busy)
-		*busy = b;
+		*busy = wt->n_busy;
 	if (cores)
-		*cores = c;
+		*cores = wt->cores;
 	if (cores_used)
-		*cores_used = u;
-	return n;
+		*cores_used = wt->cores_busy;
+	return wt->n_ready;
 }
 
 int xy_wtable_no_room_marked(const struct xy_worker *w, double now)
@@ -353,13 +379,4 @@ void xy_wtable_mark_no_room(struct xy_worker *w, uint64_t size, double now)
 		w->no_room = size + 1;
 	}
 	w->no_room_until = now + NO_ROOM_MEMORY;
-}
-
-int xy_wtable_max_cores(struct xy_wtable *wt)
-{
-	int best = 0;
-	for (struct xy_worker *w = wt->all; w; w = w->next)
-		if (w->ready && w->cores > best)
-			best = w->cores;
-	return best;
 }

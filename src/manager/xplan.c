@@ -517,10 +517,12 @@ static void fetch_end(struct xy_xplan *x, struct fetch *f)
 		f->pred->succ = NULL;
 	if (f->succ)
 		f->succ->pred = NULL;
-	if (f->src)
+	if (f->src) {
 		f->src->serving--;
-	else if (!f->src_gone)
+		xy_wtable_drained(x->m->wtable, f->src);
+	} else if (!f->src_gone) {
 		x->serving--;
+	}
 	f->dest->fetches--;
 	x->active--;
 	xy_manager_wake(x->m);
@@ -619,8 +621,10 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w)
 {
 	for (struct retrieve_job *j = x->retrieving; j; j = j->rnext)
-		if (j->w == w)
+		if (j->w == w) {
 			j->w = NULL;
+			w->retrieving--;
+		}
 	for (struct fetch *f = x->fetches, *n; f; f = n) {
 		n = f->next;
 		if (f->dest == w) {
@@ -742,6 +746,8 @@ static void retrieve_done(uv_work_t *req, int status)
 		x->retrieving = j->rnext;
 	if (j->rnext)
 		j->rnext->rprev = j->rprev;
+	if (j->w)
+		j->w->retrieving--;
 	if (j->t) {
 		/* The output is back, or given up: its worker (if still
 		 * here) may evict it now. */
@@ -752,6 +758,8 @@ static void retrieve_done(uv_work_t *req, int status)
 	} else {
 		j->done(j->arg, ok, ok ? NULL : why);
 	}
+	if (j->w)
+		xy_wtable_drained(x->m->wtable, j->w);
 	free(j->host);
 	free(j->path);
 	free(j->worker);
@@ -791,6 +799,7 @@ static int retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
 		x->retrieving->rprev = j;
 	x->retrieving = j;
 	x->retrievals++;
+	w->retrieving++;
 	return 0;
 }
 

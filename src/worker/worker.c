@@ -61,6 +61,8 @@ struct worker_config {
 	struct xy_resources res;
 	unsigned given; /* XY_RES_* bits: the resources the flags set */
 	double connect_timeout; /* seconds to wait for the manager; 0: once */
+	double drain_grace; /* after SIGUSR1, seconds before what runs is
+			    * returned; 0: none, wait for it to finish */
 };
 
 /* Tries to reach the manager, until the first handshake is done. */
@@ -85,8 +87,9 @@ struct xy_daemon {
 	struct xy_unpacker *unpacker;
 	struct xy_urlfetch *urls;
 	struct xy_conn *conn;
-	uv_signal_t sigterm, sigint;
-	uv_timer_t keepalive, stop_timer, retry_timer;
+	uv_signal_t sigterm, sigint, sigusr1;
+	uv_timer_t keepalive, stop_timer, retry_timer, drain_timer;
+	int draining; /* SIGUSR1: said DRAIN, waits for SHUTDOWN */
 	int handles_ready;
 	struct connecting cx;
 	enum phase phase;
@@ -125,10 +128,14 @@ static const char usage_text[] =
 	"                        (default: 300; 0: try once); a manager\n"
 	"                        that refuses the secret or the version\n"
 	"                        ends the worker at once\n"
+	"  --drain-grace S       on SIGUSR1 (a drain: no new tasks, then exit\n"
+	"                        0), return to the manager whatever still\n"
+	"                        runs after S seconds (default: 0, wait for\n"
+	"                        it to finish)\n"
 	"  --help                show this help\n"
 	"\n"
-	"Exit status: 0 when told to stop by the manager, or on SIGTERM or\n"
-	"SIGINT; 1 when the manager refused it, could not be reached in\n"
+	"Exit status: 0 when told to stop by the manager, drained, or on\n"
+	"SIGTERM or SIGINT; 1 when the manager refused it, could not be reached in\n"
 	"time, or was lost; 2 for a bad command line.\n";
 
 static int usage_error(const char *fmt, ...)
@@ -176,6 +183,7 @@ enum {
 	O_NAME,
 	O_XFER_HOST,
 	O_CONNECT_TIMEOUT,
+	O_DRAIN_GRACE,
 	O_HELP
 };
 
@@ -189,6 +197,7 @@ static const struct option long_opts[] = {
 	{"name", required_argument, NULL, O_NAME},
 	{"transfer-host", required_argument, NULL, O_XFER_HOST},
 	{"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
+	{"drain-grace", required_argument, NULL, O_DRAIN_GRACE},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -235,6 +244,10 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 	case O_CONNECT_TIMEOUT:
 		if (parse_seconds("connect-timeout", arg,
 				  &cfg->connect_timeout))
+			return 2;
+		return -1;
+	case O_DRAIN_GRACE:
+		if (parse_seconds("drain-grace", arg, &cfg->drain_grace))
 			return 2;
 		return -1;
 	case O_HELP:
@@ -494,6 +507,35 @@ static void begin_stop(struct xy_daemon *w, int bye, const char *why)
 	w->stop_deadline = uv_now(&w->loop) + STOP_WAIT_MS;
 	uv_timer_start(&w->stop_timer, on_stop_poll, STOP_POLL_MS,
 		       STOP_POLL_MS);
+}
+
+static void on_drain_grace(uv_timer_t *t)
+{
+	struct xy_daemon *w = t->data;
+	w->exit_code = 0;
+	begin_stop(w, 1, "drained: the grace ended, returning what runs");
+}
+
+/* SIGUSR1 (sbatch --signal, before a walltime; or by hand): take no new
+ * task, finish what runs, and exit 0 when the manager says SHUTDOWN. */
+static void on_drain_signal(uv_signal_t *s, int signum)
+{
+	struct xy_daemon *w = s->data;
+	(void)signum;
+	if (w->phase != W_RUNNING || w->draining)
+		return;
+	if (!w->conn || !w->connected) {
+		w->exit_code = 0;
+		begin_stop(w, 0, "drained before reaching the manager");
+		return;
+	}
+	w->draining = 1;
+	XY_LOGI("worker", "draining: no new tasks; %zu to finish",
+		xy_tasks_count(w->tasks));
+	send_msg(w, XY_MSG_DRAIN, NULL);
+	if (w->cfg.drain_grace > 0)
+		uv_timer_start(&w->drain_timer, on_drain_grace,
+			       (uint64_t)(w->cfg.drain_grace * 1000), 0);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -852,13 +894,17 @@ static void init_handles(struct xy_daemon *w)
 {
 	uv_signal_init(&w->loop, &w->sigterm);
 	uv_signal_init(&w->loop, &w->sigint);
+	uv_signal_init(&w->loop, &w->sigusr1);
+	uv_timer_init(&w->loop, &w->drain_timer);
 	uv_timer_init(&w->loop, &w->keepalive);
 	uv_timer_init(&w->loop, &w->stop_timer);
 	uv_timer_init(&w->loop, &w->retry_timer);
-	w->sigterm.data = w->sigint.data = w;
+	w->sigterm.data = w->sigint.data = w->sigusr1.data = w;
+	w->drain_timer.data = w;
 	w->keepalive.data = w->stop_timer.data = w->retry_timer.data = w;
 	uv_signal_start(&w->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&w->sigint, on_signal, SIGINT);
+	uv_signal_start(&w->sigusr1, on_drain_signal, SIGUSR1);
 	w->handles_ready = 1;
 }
 
@@ -931,6 +977,8 @@ static void worker_teardown(struct xy_daemon *w)
 		uv_close((uv_handle_t *)&w->keepalive, NULL);
 		uv_close((uv_handle_t *)&w->sigint, NULL);
 		uv_close((uv_handle_t *)&w->sigterm, NULL);
+		uv_close((uv_handle_t *)&w->sigusr1, NULL);
+		uv_close((uv_handle_t *)&w->drain_timer, NULL);
 	}
 	xy_fetcher_stop(w->fetcher);
 	xy_unpacker_quiet(w->unpacker);

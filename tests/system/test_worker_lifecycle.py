@@ -162,3 +162,63 @@ def test_connect_timeout_bad_value(xylem, secret_file):
                       "--connect-timeout", bad, timeout=10)
         assert r.returncode == 2, (bad, r.output)
         assert "--connect-timeout" in r.output, r.output
+
+
+def test_drain_on_sigusr1(xylem, tmp_path, secret_file):
+    """SIGUSR1 drains a worker (sbatch --signal sends it before a
+    walltime): the task it runs finishes there, once, no new task goes to
+    it, and it exits 0 when the manager, seeing it idle, tells it to
+    stop. The task queued behind runs on the next worker."""
+    out = tmp_path / "out"
+    out.mkdir()
+    flag = tmp_path / "started"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("slow", f"touch {flag}; sleep 2; echo slow > o",
+             outputs=[(out / "slow", "o")]),
+        task("next", "echo next > o", outputs=[(out / "next", "o")])])
+    mgr, port = xylem.manager(wf, secret_file)
+    w1 = xylem.worker(port, secret_file, 1)
+    wait_for(flag.exists, 30, what="the slow task to start")
+    w1.signal(signal.SIGUSR1)
+    w1.wait_line(r"draining: no new tasks; 1 to finish", 10)
+    assert w1.wait(30) == 0, w1.output
+    assert "shut down by the manager" in w1.output, w1.output
+    assert (out / "slow").read_text() == "slow\n", (mgr.output, w1.output)
+    assert not (out / "next").exists()
+    w2 = xylem.worker(port, secret_file, 1)
+    assert mgr.wait(60) == 0, mgr.output
+    assert (out / "next").read_text() == "next\n"
+    assert w2.wait(30) == 0, w2.output
+    # Ran once each: nothing was lost or run again.
+    assert "lost" not in mgr.output and "again" not in mgr.output, \
+        mgr.output
+
+
+def test_drain_grace_returns_what_runs(xylem, tmp_path, secret_file):
+    """With --drain-grace, a task still running when the grace ends goes
+    back to the manager (without costing the task a retry) and runs to
+    the end on another worker; the drained worker exits 0."""
+    out = tmp_path / "out"
+    out.mkdir()
+    count = tmp_path / "starts"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("long", f"echo x >> {count}; sleep 3; echo done > o",
+             outputs=[(out / "long", "o")], retries=0)])
+    mgr, port = xylem.manager(wf, secret_file)
+    w1 = xylem.worker(port, secret_file, 1, "--drain-grace", "0.5")
+    wait_for(count.exists, 30, what="the task to start")
+    w1.signal(signal.SIGUSR1)
+    assert w1.wait(30) == 0, w1.output
+    assert "drained: the grace ended" in w1.output, w1.output
+    w2 = xylem.worker(port, secret_file, 1)
+    assert mgr.wait(60) == 0, mgr.output
+    assert (out / "long").read_text() == "done\n"
+    assert count.read_text() == "x\nx\n"
+    assert w2.wait(30) == 0, w2.output
+
+
+def test_drain_grace_bad_value(xylem, secret_file):
+    r = xylem.run("worker", "127.0.0.1:1", "--drain-grace", "soon",
+                  "--secret-file", secret_file)
+    assert r.returncode == 2
+    assert "--drain-grace: 'soon' is not a number of seconds" in r.output

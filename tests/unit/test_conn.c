@@ -30,6 +30,8 @@ struct side {
 	char reason[256];
 	int refused; /* xy_conn_refused at on_close */
 	int close_in_msg; /* on_msg closes the conn */
+	int close_after;  /* on_msg closes the conn after this many */
+	size_t held_at_last; /* xy_conn_memory before the last message */
 	struct xy_conn *c;
 };
 
@@ -80,7 +82,10 @@ static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
 		XY_CHECK(!strcmp(name, "w1"));
 		free(name);
 	}
-	if (s->close_in_msg)
+	if (s->close_after && s->msgs == s->close_after) {
+		s->held_at_last = xy_conn_memory(c);
+		xy_conn_close(c, "all came");
+	} else if (s->close_in_msg)
 		xy_conn_close(c, "handler closed");
 	else if (s == &T.cli && s->msgs == 1)
 		xy_conn_close(c, "client done");
@@ -353,6 +358,10 @@ struct raw_client {
 	const void *bytes;
 	size_t n;
 	int rc;
+	size_t piece; /* if not 0: the first 64 bytes written this many at a
+		       * time, the rest 7000 at a time */
+	const void *tail; /* then, after a pause, these */
+	size_t n_tail;
 };
 
 static void *raw_client_thread(void *arg)
@@ -361,8 +370,20 @@ static void *raw_client_thread(void *arg)
 	int fd = raw_connect(r->port);
 	r->rc = xy_auth_client_fd(fd, secret, strlen(secret), XY_ROLE_WORKER,
 				  5000, NULL, 0);
-	if (r->rc == 0)
-		xy_fd_write_all(fd, r->bytes, r->n, 5000);
+	const struct timespec nap = {0, 2000000};
+	for (size_t at = 0, k; r->rc == 0 && at < r->n; at += k) {
+		k = !r->piece ? r->n : at < 64 ? r->piece : 7000;
+		if (k > r->n - at)
+			k = r->n - at;
+		xy_fd_write_all(fd, (const char *)r->bytes + at, k, 5000);
+		if (r->piece)
+			nanosleep(&nap, NULL);
+	}
+	if (r->rc == 0 && r->n_tail) {
+		const struct timespec pause = {0, 50000000};
+		nanosleep(&pause, NULL);
+		xy_fd_write_all(fd, r->tail, r->n_tail, 5000);
+	}
 	/* Wait for the server to close. */
 	char c;
 	while (xy_fd_read_all(fd, &c, 1, 5000) == 0)
@@ -377,7 +398,7 @@ static void t_bad_frame_after_auth(void)
 	/* A TASK frame whose payload is three bytes. */
 	static const uint8_t bad[] = {3, 0, 0, 0, XY_MSG_TASK, 0, 0, 0, 1, 2,
 				      3};
-	struct raw_client r = {T.port, bad, sizeof bad, -1};
+	struct raw_client r = {T.port, bad, sizeof bad, -1, 0, NULL, 0};
 	pthread_t th;
 	pthread_create(&th, NULL, raw_client_thread, &r);
 	run_and_teardown();
@@ -398,7 +419,7 @@ static void t_close_inside_on_msg(void)
 	xy_buf_init(&b);
 	for (int i = 0; i < 3; i++)
 		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
-	struct raw_client r = {T.port, b.data, b.len, -1};
+	struct raw_client r = {T.port, b.data, b.len, -1, 0, NULL, 0};
 	pthread_t th;
 	pthread_create(&th, NULL, raw_client_thread, &r);
 	run_and_teardown();
@@ -407,6 +428,52 @@ static void t_close_inside_on_msg(void)
 	XY_CHECK_EQ(T.srv.msgs, 1);
 	XY_CHECK_EQ(T.srv.closes, 1);
 	XY_CHECK(!strcmp(T.srv.reason, "handler closed"));
+}
+
+/* Frames cut across reads at every kind of place (inside a header,
+ * inside a body, a frame and the start of the next in one read, a frame
+ * larger than a read) all arrive whole; and a conn with no frame in part
+ * holds no read buffer. */
+static void t_frames_split_across_reads(void)
+{
+	static const size_t pieces[] = {1, 5, 13, 7000, 1 << 20};
+	for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
+		setup(1);
+		T.srv.close_after = 5;
+		struct xy_buf b;
+		xy_buf_init(&b);
+		union xy_msg m = {.cancel = {.task_id = 9}};
+		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
+		xy_msg_encode(&b, XY_MSG_CANCEL, &m);
+		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
+		size_t n = 200000; /* over the 64 KiB a read takes */
+		char *json = malloc(n + 1);
+		memset(json, 'j', n);
+		json[n] = 0;
+		m.status_reply.json = json;
+		xy_msg_encode(&b, XY_MSG_STATUS_REPLY, &m);
+		free(json);
+		size_t head = b.len;
+		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
+		struct raw_client r = {T.port, b.data, head, -1, pieces[i],
+				       b.data + head, b.len - head};
+		pthread_t th;
+		pthread_create(&th, NULL, raw_client_thread, &r);
+		run_and_teardown();
+		pthread_join(th, NULL);
+		xy_buf_free(&b);
+		XY_CHECK_EQ(r.rc, 0);
+		XY_CHECK_EQ(T.srv.msgs, 5);
+		XY_CHECK_EQ(T.srv.types[0], XY_MSG_KEEPALIVE);
+		XY_CHECK_EQ(T.srv.types[1], XY_MSG_CANCEL);
+		XY_CHECK_EQ(T.srv.last_task, 9);
+		XY_CHECK_EQ(T.srv.types[3], XY_MSG_STATUS_REPLY);
+		XY_CHECK_EQ(T.srv.types[4], XY_MSG_KEEPALIVE);
+		/* The last frame came alone, after a pause: the conn had
+		 * nothing read left over, and held no read buffer. */
+		XY_CHECK(T.srv.held_at_last < 4096);
+		XY_CHECK(!strcmp(T.srv.reason, "all came"));
+	}
 }
 
 static void t_large_messages(void)
@@ -442,6 +509,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_preauth_oversized_frame),
 		XY_TEST(t_bad_frame_after_auth),
 		XY_TEST(t_close_inside_on_msg),
+		XY_TEST(t_frames_split_across_reads),
 		XY_TEST(t_large_messages),
 		{0},
 	};

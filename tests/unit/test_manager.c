@@ -488,10 +488,81 @@ static void t_oom_dispatch(void)
 	xy_test_check_no_leaks();
 }
 
+/* The counts of connected workers that stats and status show are sums
+ * kept as workers come, take and finish work, leave the schedule and
+ * go, not walks over every worker; and a worker leaves the table's list
+ * from anywhere in it. Both checked against a walk at each step. */
+static void check_sums(struct xy_manager *m, int n_all)
+{
+	int n = 0, busy = 0, all = 0;
+	int64_t cores = 0, used = 0, got_cores, got_used;
+	for (struct xy_worker *w = xy_wtable_all(m->wtable); w; w = w->next) {
+		XY_CHECK(!w->next || w->next->prev == w);
+		all++;
+		if (!w->ready)
+			continue;
+		n++;
+		busy += w->n_running > 0;
+		cores += w->cores;
+		used += xy_wtable_cores_busy(w);
+	}
+	int got_busy;
+	XY_CHECK_EQ(all, n_all);
+	XY_CHECK_EQ(xy_wtable_count(m->wtable, &got_busy, &got_cores,
+				    &got_used), n);
+	XY_CHECK_EQ(got_busy, busy);
+	XY_CHECK_EQ(got_cores, cores);
+	XY_CHECK_EQ(got_used, used);
+}
+
+static void t_worker_sums(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	struct xy_worker *w[5];
+	struct xy_task *t[5];
+	for (int i = 0; i < 5; i++) {
+		w[i] = xy_wtable_add(m->wtable, NULL);
+		XY_CHECK(w[i]);
+		w[i]->cores = i + 1;
+		check_sums(m, i + 1);
+		xy_wtable_ready(m->wtable, w[i]);
+		check_sums(m, i + 1);
+	}
+	for (int i = 0; i < 5; i++) {
+		t[i] = xy_task_create("true");
+		xy_task_set_cores(t[i], i + 1);
+		XY_CHECK(xy_manager_submit(m, t[i], err, sizeof err) > 0);
+		xy_sched_remove(m->sched, t[i]);
+		xy_wtable_commit(m->wtable, w[i], t[i]);
+		check_sums(m, 5);
+	}
+	int busy;
+	XY_CHECK_EQ(xy_wtable_count(m->wtable, &busy, NULL, NULL), 5);
+	XY_CHECK_EQ(busy, 5);
+	xy_wtable_release(m->wtable, w[0], t[0]);
+	check_sums(m, 5);
+	xy_wtable_disable(m->wtable, w[1]); /* busy, and leaving */
+	check_sums(m, 5);
+	/* The middle of the list, its head (the last added), its tail. */
+	xy_wtable_remove(m->wtable, w[2], "test");
+	check_sums(m, 4);
+	xy_wtable_remove(m->wtable, w[4], "test");
+	check_sums(m, 3);
+	xy_wtable_remove(m->wtable, w[0], "test");
+	check_sums(m, 2);
+	/* Tasks lost with their worker are queued again. */
+	XY_CHECK_EQ(xy_task_get_state(t[2]), XY_TASK_READY);
+	XY_CHECK_EQ(xy_task_get_state(t[4]), XY_TASK_READY);
+	xy_manager_destroy(m); /* deletes the tasks submitted to it */
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
 		XY_TEST(t_create_needs_secret),
+		XY_TEST(t_worker_sums),
 		XY_TEST(t_wait_empty_and_timeout),
 		XY_TEST(t_hostile_names_refused),
 		XY_TEST(t_declare_checks),

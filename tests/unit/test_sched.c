@@ -426,6 +426,33 @@ static void t_free_and_window_lists(void)
 	place_teardown(&p);
 }
 
+/* The queue by shape, for the scaler: counts, and the most memory any
+ * task of a shape asked for (not its class's bound). */
+static void t_demand(void)
+{
+	struct place p;
+	place_setup(&p);
+	struct xy_task *t[5];
+	for (int i = 0; i < 5; i++) {
+		t[i] = queued(&p, (uint64_t)i + 1, i < 3 ? 1 : 2, 0, 0);
+		xy_sched_remove(p.m.sched, t[i]);
+		xy_task_set_memory(t[i], i == 1 ? 3000 : 2500);
+		XY_CHECK_EQ(xy_sched_push(p.m.sched, t[i]), 0);
+	}
+	struct xy_demand d[4];
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 2);
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 1), 2); /* more than max */
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 2);
+	int one = d[0].need.cores == 1 ? 0 : 1;
+	XY_CHECK_EQ(d[one].need.cores, 1);
+	XY_CHECK_EQ(d[one].count, 3);
+	XY_CHECK_EQ(d[one].need.memory, 3000);
+	XY_CHECK_EQ(d[1 - one].need.cores, 2);
+	XY_CHECK_EQ(d[1 - one].count, 2);
+	XY_CHECK_EQ(d[1 - one].need.memory, 2500);
+	place_teardown(&p);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -441,6 +468,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_set_aside_and_requeued),
 		XY_TEST(t_memory_classes),
 		XY_TEST(t_free_and_window_lists),
+		XY_TEST(t_demand),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
