@@ -190,3 +190,30 @@ def test_worker_job_ends_with_its_manager(slurm_clean, xylem, xylem_bin,
     assert w.wait_ended(job, "FAILED") == "FAILED"
     assert "lost the manager" in w.log(job), w.log(job)
     assert cluster.wait_until(lambda: not leftovers(job), 10), leftovers(job)
+
+
+def test_drain_by_the_batch_shells_signal(slurm_clean, xylem, xylem_bin,
+                                          secret_file, tmp_path):
+    """SIGUSR1 to the batch shell alone (`scancel --batch`, as `sbatch
+    --signal=B:USR1@S` sends it before a walltime) drains the worker,
+    which is the batch shell (exec): its task, not signalled, finishes
+    there, and the job completes."""
+    flag, out = tmp_path / "go", tmp_path / "out"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("slow", held("echo $SLURM_JOB_ID > r", flag),
+             outputs=[(out / "slow", "r")])])
+    mgr, port = xylem.manager(wf, secret_file)
+    w = Workers(slurm_clean, xylem_bin, tmp_path, port, secret_file)
+    job = w.submit("-p", "cpu", "-c", "1", "--mem", "500")
+    w.wait_connected(xylem, port, secret_file, 1)
+    assert cluster.wait_until(
+        lambda: status(xylem, port, secret_file)["tasks"].get("running"),
+        20 * SLOW, 0.2)
+    slurm_clean.run("scancel", "--batch", "--signal=USR1", job)
+    assert cluster.wait_until(lambda: "draining" in w.log(job), 10), \
+        w.log(job)
+    flag.touch()
+    assert mgr.wait(60) == 0, mgr.output
+    assert (out / "slow").read_text() == f"{job}\n"
+    assert w.wait_ended(job, "COMPLETED") == "COMPLETED"
+    assert cluster.wait_until(lambda: not leftovers(job), 10), leftovers(job)
