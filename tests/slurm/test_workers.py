@@ -74,6 +74,23 @@ class Workers:
             pytest.fail(f"{e}\n{self.log(job)}")
 
 
+def busy_worker(slurm, xylem, xylem_bin, secret_file, tmp_path, command,
+                outputs=()):
+    """A manager with one task, `command`, and a one-core worker job
+    running it. Returns (manager, port, workers, job)."""
+    wf = write_workflow(tmp_path / "wf.json",
+                        [task("one", command, outputs=outputs)])
+    mgr, port = xylem.manager(wf, secret_file)
+    w = Workers(slurm, xylem_bin, tmp_path, port, secret_file)
+    job = w.submit("-p", "cpu", "-c", "1", "--mem", "500")
+    w.wait_connected(xylem, port, secret_file, 1)
+    if not cluster.wait_until(lambda: status(
+            xylem, port, secret_file)["tasks"].get("running"), 20 * SLOW,
+            0.2):
+        pytest.fail(f"the task did not start:\n{w.logs()}")
+    return mgr, port, w, job
+
+
 def leftovers(job):
     """Processes that still carry the job's id: its worker and tasks."""
     return cluster.processes_with_env("SLURM_JOB_ID", job)
@@ -148,16 +165,9 @@ def test_tasks_get_their_workers_gpu_ids(slurm_clean, xylem, xylem_bin,
 
 def test_scancel_ends_the_worker(slurm_clean, xylem, xylem_bin, secret_file,
                                  tmp_path):
-    flag = tmp_path / "never"
-    wf = write_workflow(tmp_path / "wf.json",
-                        [task("long", held("true", flag))])
-    mgr, port = xylem.manager(wf, secret_file)
-    w = Workers(slurm_clean, xylem_bin, tmp_path, port, secret_file)
-    job = w.submit("-p", "cpu", "-c", "1", "--mem", "500")
-    w.wait_connected(xylem, port, secret_file, 1)
-    assert cluster.wait_until(
-        lambda: status(xylem, port, secret_file)["tasks"].get("running"),
-        20 * SLOW, 0.2)
+    mgr, port, w, job = busy_worker(slurm_clean, xylem, xylem_bin,
+                                    secret_file, tmp_path,
+                                    held("true", tmp_path / "never"))
     assert leftovers(job)
     slurm_clean.run("scancel", job)
     assert w.wait_ended(job, "CANCELLED") == "CANCELLED"
@@ -178,12 +188,9 @@ def test_scancel_ends_the_worker(slurm_clean, xylem, xylem_bin, secret_file,
 
 def test_worker_job_ends_with_its_manager(slurm_clean, xylem, xylem_bin,
                                           secret_file, tmp_path):
-    wf = write_workflow(tmp_path / "wf.json",
-                        [task("long", held("true", tmp_path / "never"))])
-    mgr, port = xylem.manager(wf, secret_file)
-    w = Workers(slurm_clean, xylem_bin, tmp_path, port, secret_file)
-    job = w.submit("-p", "cpu", "-c", "1", "--mem", "500")
-    w.wait_connected(xylem, port, secret_file, 1)
+    mgr, port, w, job = busy_worker(slurm_clean, xylem, xylem_bin,
+                                    secret_file, tmp_path,
+                                    held("true", tmp_path / "never"))
     mgr.signal(signal.SIGKILL)
     # A lost manager ends the worker with status 1: the job fails, and
     # is gone from the cluster.
@@ -199,16 +206,9 @@ def test_drain_by_the_batch_shells_signal(slurm_clean, xylem, xylem_bin,
     which is the batch shell (exec): its task, not signalled, finishes
     there, and the job completes."""
     flag, out = tmp_path / "go", tmp_path / "out"
-    wf = write_workflow(tmp_path / "wf.json", [
-        task("slow", held("echo $SLURM_JOB_ID > r", flag),
-             outputs=[(out / "slow", "r")])])
-    mgr, port = xylem.manager(wf, secret_file)
-    w = Workers(slurm_clean, xylem_bin, tmp_path, port, secret_file)
-    job = w.submit("-p", "cpu", "-c", "1", "--mem", "500")
-    w.wait_connected(xylem, port, secret_file, 1)
-    assert cluster.wait_until(
-        lambda: status(xylem, port, secret_file)["tasks"].get("running"),
-        20 * SLOW, 0.2)
+    mgr, port, w, job = busy_worker(
+        slurm_clean, xylem, xylem_bin, secret_file, tmp_path,
+        held("echo $SLURM_JOB_ID > r", flag), [(out / "slow", "r")])
     slurm_clean.run("scancel", "--batch", "--signal=USR1", job)
     assert cluster.wait_until(lambda: "draining" in w.log(job), 10), \
         w.log(job)

@@ -62,22 +62,31 @@ static void t_outside_a_job(void)
 	xy_resources_clear(&r);
 }
 
+/* Finds the resources env gives, with no flags, and checks them: cores,
+ * memory, GPUs and the GPUs' ids (NULL: indices). */
+static void check_found(const char *const *env, int in_job, uint32_t cores,
+			uint64_t memory_mb, uint32_t gpus, const char *ids)
+{
+	struct xy_resources r = {0};
+
+	XY_CHECK_EQ(find(&r, 0, env), in_job);
+	XY_CHECK_EQ(r.cores, cores);
+	XY_CHECK_EQ(r.memory_mb, memory_mb);
+	XY_CHECK_EQ(r.gpus, gpus);
+	check_ids(&r, ids);
+	/* Disk is never the job's. */
+	XY_CHECK_EQ(r.disk_mb, xy_resources_disk_mb(xy_test_tmpdir()));
+	xy_resources_clear(&r);
+}
+
 static void t_job_allocation(void)
 {
 	static const char *const env[] = {
 		"SLURM_JOB_ID=12", "SLURM_CPUS_ON_NODE=4",
 		"SLURM_MEM_PER_NODE=2000", "SLURM_GPUS_ON_NODE=2", NULL};
-	struct xy_resources r = {0};
 
-	XY_CHECK_EQ(find(&r, 0, env), 1);
-	XY_CHECK_EQ(r.cores, 4);
-	XY_CHECK_EQ(r.memory_mb, 2000);
-	XY_CHECK_EQ(r.gpus, 2);
 	/* Slurm named no ids (gres without device files): indices. */
-	check_ids(&r, NULL);
-	/* Disk is never the job's. */
-	XY_CHECK_EQ(r.disk_mb, xy_resources_disk_mb(xy_test_tmpdir()));
-	xy_resources_clear(&r);
+	check_found(env, 1, 4, 2000, 2, NULL);
 }
 
 static void t_job_memory_per_cpu_and_defaults(void)
@@ -86,20 +95,12 @@ static void t_job_memory_per_cpu_and_defaults(void)
 		"SLURM_JOB_ID=3", "SLURM_CPUS_ON_NODE=3",
 		"SLURM_MEM_PER_CPU=500", NULL};
 	static const char *const bare[] = {"SLURM_JOB_ID=4", NULL};
-	struct xy_resources r = {0};
 
-	XY_CHECK_EQ(find(&r, 0, per_cpu), 1);
-	XY_CHECK_EQ(r.cores, 3);
-	XY_CHECK_EQ(r.memory_mb, 1500);
 	/* A job that asked for no GPUs offers none of the node's. */
-	XY_CHECK_EQ(r.gpus, 0);
-	xy_resources_clear(&r);
+	check_found(per_cpu, 1, 3, 1500, 0, NULL);
 	/* A job that says nothing: the machine's cores and memory. */
-	XY_CHECK_EQ(find(&r, 0, bare), 1);
-	XY_CHECK_EQ(r.cores, xy_resources_cores());
-	XY_CHECK_EQ(r.memory_mb, xy_resources_memory_mb());
-	XY_CHECK_EQ(r.gpus, 0);
-	xy_resources_clear(&r);
+	check_found(bare, 1, xy_resources_cores(), xy_resources_memory_mb(),
+		    0, NULL);
 }
 
 static void t_job_bad_values(void)
@@ -107,13 +108,17 @@ static void t_job_bad_values(void)
 	static const char *const env[] = {
 		"SLURM_JOB_ID=5", "SLURM_CPUS_ON_NODE=4x",
 		"SLURM_MEM_PER_NODE=-1", "SLURM_GPUS_ON_NODE=lots", NULL};
-	struct xy_resources r = {0};
 
-	XY_CHECK_EQ(find(&r, 0, env), 1);
-	XY_CHECK_EQ(r.cores, xy_resources_cores());
-	XY_CHECK_EQ(r.memory_mb, xy_resources_memory_mb());
-	XY_CHECK_EQ(r.gpus, 0);
-	xy_resources_clear(&r);
+	check_found(env, 1, xy_resources_cores(), xy_resources_memory_mb(),
+		    0, NULL);
+}
+
+/* check_found for the GPUs alone: cores and memory the machine's. */
+static void check_gpus(const char *const *env, int in_job, uint32_t gpus,
+		       const char *ids)
+{
+	check_found(env, in_job, xy_resources_cores(),
+		    xy_resources_memory_mb(), gpus, ids);
 }
 
 static void t_job_gpu_ids(void)
@@ -130,28 +135,15 @@ static void t_job_gpu_ids(void)
 	static const char *const short_list[] = {
 		"SLURM_JOB_ID=6", "SLURM_GPUS_ON_NODE=2",
 		"SLURM_JOB_GPUS=5", NULL};
-	struct xy_resources r = {0};
 
-	XY_CHECK_EQ(find(&r, 0, job), 1);
-	XY_CHECK_EQ(r.gpus, 2);
-	check_ids(&r, "2,3");
-	xy_resources_clear(&r);
+	check_gpus(job, 1, 2, "2,3");
 	/* The step's GPUs over the job's; as many as the job has here. */
-	XY_CHECK_EQ(find(&r, 0, step), 1);
-	XY_CHECK_EQ(r.gpus, 2);
-	check_ids(&r, "3,1");
-	xy_resources_clear(&r);
+	check_gpus(step, 1, 2, "3,1");
 	/* CUDA_VISIBLE_DEVICES over both; without SLURM_GPUS_ON_NODE the
 	 * count is that of the ids. */
-	XY_CHECK_EQ(find(&r, 0, cvd), 1);
-	XY_CHECK_EQ(r.gpus, 2);
-	check_ids(&r, "GPU-a1,GPU-b2");
-	xy_resources_clear(&r);
+	check_gpus(cvd, 1, 2, "GPU-a1,GPU-b2");
 	/* Fewer ids than GPUs: indices, not half a list. */
-	XY_CHECK_EQ(find(&r, 0, short_list), 1);
-	XY_CHECK_EQ(r.gpus, 2);
-	check_ids(&r, NULL);
-	xy_resources_clear(&r);
+	check_gpus(short_list, 1, 2, NULL);
 }
 
 static void t_visible_devices_outside_a_job(void)
@@ -162,25 +154,13 @@ static void t_visible_devices_outside_a_job(void)
 	static const char *const none[] = {"CUDA_VISIBLE_DEVICES=", NULL};
 	static const char *const nodev[] = {"CUDA_VISIBLE_DEVICES=NoDevFiles",
 					    NULL};
-	struct xy_resources r = {0};
 
 	/* CUDA reads up to the first invalid entry. */
-	XY_CHECK_EQ(find(&r, 0, cut), 0);
-	XY_CHECK_EQ(r.gpus, 2);
-	check_ids(&r, "0,2");
-	xy_resources_clear(&r);
-	XY_CHECK_EQ(find(&r, 0, trailing), 0);
-	XY_CHECK_EQ(r.gpus, 1);
-	check_ids(&r, "4");
-	xy_resources_clear(&r);
+	check_gpus(cut, 0, 2, "0,2");
+	check_gpus(trailing, 0, 1, "4");
 	/* Set and empty: no GPU is visible, whatever /dev holds. */
-	XY_CHECK_EQ(find(&r, 0, none), 0);
-	XY_CHECK_EQ(r.gpus, 0);
-	check_ids(&r, NULL);
-	xy_resources_clear(&r);
-	XY_CHECK_EQ(find(&r, 0, nodev), 0);
-	XY_CHECK_EQ(r.gpus, 0);
-	xy_resources_clear(&r);
+	check_gpus(none, 0, 0, NULL);
+	check_gpus(nodev, 0, 0, NULL);
 }
 
 static void t_flags_win(void)
