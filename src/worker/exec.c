@@ -496,10 +496,14 @@ static void finish(struct xy_proc *p)
 	if (p->over) {
 		r.end = XY_PROC_LIMIT;
 		snprintf(r.message, sizeof r.message, "%s", p->message);
+	} else if (p->term_signal == SIGTERM ||
+		   (!p->term_signal && p->exit_status == 128 + SIGTERM)) {
+		/* Before KILLED: the worker sends only SIGKILL, so this came
+		 * from outside even when the worker has killed the group
+		 * since (a library instance whose socket closed first). */
+		r.end = XY_PROC_TERMINATED;
 	} else if (p->killed) {
 		r.end = XY_PROC_KILLED;
-	} else if (p->term_signal == SIGTERM) {
-		r.end = XY_PROC_TERMINATED;
 	} else if (p->term_signal) {
 		r.end = XY_PROC_SIGNALED;
 	} else {

@@ -72,17 +72,19 @@ enum xy_proc_end {
 	XY_PROC_SIGNALED = 1, /* killed by a signal we did not send */
 	XY_PROC_KILLED = 2,   /* killed by xy_proc_kill */
 	XY_PROC_LIMIT = 3,    /* killed past a limit; message says which */
-	/* Killed by a SIGTERM we did not send: what a batch system sends
-	 * every process of a job it ends (scancel, a walltime, a
-	 * preemption), the worker included, which may not have handled its
-	 * own yet. The worker's loss, not the process's fault. */
+	/* Killed by a SIGTERM we did not send, or exited with status 143
+	 * (128 + SIGTERM: a shell, or a wrapper such as a pyenv shim, whose
+	 * child it killed): what a batch system sends every process of a
+	 * job it ends (scancel, a walltime, a preemption), the worker
+	 * included, which may not have handled its own yet. The worker's
+	 * loss, not the process's fault. */
 	XY_PROC_TERMINATED = 4
 };
 
 /* How a task or call ended by XY_PROC_TERMINATED is described. */
-#define XY_PROC_TERMINATED_TEXT                                            \
-	"killed by SIGTERM from outside the worker (a batch system ending " \
-	"its job?)"
+#define XY_PROC_TERMINATED_TEXT                                             \
+	"ended by SIGTERM from outside the worker (a batch system ending its " \
+	"job?)"
 
 struct xy_proc_result {
 	int end;       /* xy_proc_end */

@@ -621,7 +621,7 @@ static void fail_call(struct lib_inst *i, struct xy_lib_call *c,
 		snprintf(msg, sizeof msg, "library %s: %s", name, pr->message);
 	} else if (pr->end == XY_PROC_TERMINATED) {
 		r.result = XY_RESULT_WORKER_FAILED;
-		snprintf(msg, sizeof msg, "library %s was %s %s", name,
+		snprintf(msg, sizeof msg, "library %s %s %s", name,
 			 XY_PROC_TERMINATED_TEXT, when);
 	} else if (i->why[0]) {
 		r.result = i->fault ? i->fault : XY_RESULT_APP_FAILED;

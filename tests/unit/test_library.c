@@ -222,7 +222,7 @@ static void t_library_calls(void)
 	 * fault. */
 	g = call(&f, 40, "echo", "term", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_WORKER_FAILED);
-	XY_CHECK(strstr(g->m.task_done.message, "library echo was killed by "
+	XY_CHECK(strstr(g->m.task_done.message, "library echo ended by "
 						"SIGTERM from outside"));
 	fm_got_free(g);
 

@@ -62,6 +62,12 @@ static void t_noop_and_failure(void)
 	XY_CHECK_EQ(g->m.task_done.exit_code, 128 + SIGTERM);
 	XY_CHECK(strstr(g->m.task_done.message, "SIGTERM from outside"));
 	fm_got_free(g);
+	/* As is 143 (128 + SIGTERM), how a shell or a wrapper reports a
+	 * child that the signal killed when it was not killed itself. */
+	g = fm_run(&f, 6, "exit 143");
+	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_WORKER_FAILED);
+	XY_CHECK_EQ(g->m.task_done.exit_code, 143);
+	fm_got_free(g);
 
 	/* The environment: the sandbox, the cores, no secret. */
 	g = fm_run(&f, 4, "test \"$PWD\" = \"$XYLEM_SANDBOX\" && "
