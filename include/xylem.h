@@ -54,6 +54,7 @@ typedef enum {
 	XY_RESULT_INPUT_MISSING = 4,       /* an input could not be found or made */
 	XY_RESULT_CANCELLED = 5,
 	XY_RESULT_MANAGER_FAILED = 6,      /* the manager could not store it */
+	XY_RESULT_UNSCHEDULABLE = 7,       /* fits no worker any pool brings */
 } xy_result;
 
 typedef enum {
@@ -103,6 +104,43 @@ XY_API int xy_manager_port(const struct xy_manager *m);
  * by `xylem run` for the workers it started, which it then waits for).
  * Returns the number of workers told; one told before is not told again. */
 XY_API int xy_manager_shutdown_workers(struct xy_manager *m);
+
+/* ------------------------------------------------------------------ pools */
+
+/*
+ * A pool is a batch system's target whose jobs each bring one worker of
+ * the shape given here; the manager asks for as many as the queued tasks
+ * need, within the pool's limits, and releases idle ones
+ * (docs/scaling.md). Providers: "local" (worker processes on this host)
+ * and "slurm" (sbatch, squeue, scancel on PATH).
+ */
+struct xy_pool_options {
+	const char *name;     /* 1 to 32 of [A-Za-z0-9_-]; unique */
+	const char *provider; /* "local" (NULL) or "slurm" */
+	int cores, gpus;      /* a worker's: cores at least 1 */
+	int64_t memory_mb, disk_mb; /* 0: not stated */
+	int min_workers, max_workers; /* max_workers 0: no limit */
+	int backlog;          /* jobs pending at once; 0: 4 */
+	int priority;         /* of pools that fit a task, highest first */
+	double walltime_s;    /* slurm: a job's time limit; 0: the default */
+	double idle_timeout_s; /* a worker idle this long goes; 0: 60 */
+	const char *partition; /* slurm: --partition */
+	const char *const *extra_args; /* slurm: more sbatch arguments,
+					* NULL-ended; NULL: none */
+	const char *xylem;    /* the program workers run; NULL: "xylem" */
+	const char *manager_host; /* where workers reach the manager;
+				   * NULL: 127.0.0.1 */
+	const char *log_dir;  /* slurm: each worker's log, NAME.log; NULL:
+			       * none */
+};
+
+/* Adds a pool to m: 0, or -1 with errno and the reason in err. A task no
+ * pool's worker could ever run (more cores, GPUs or memory than any
+ * pool's) fails at once with XY_RESULT_UNSCHEDULABLE, its error naming
+ * the pools' shapes. */
+XY_API int xy_manager_add_pool(struct xy_manager *m,
+			       const struct xy_pool_options *o, char *err,
+			       size_t errlen);
 
 /* ------------------------------------------------------------------ files */
 

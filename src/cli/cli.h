@@ -24,6 +24,18 @@ int xy_cli_cwl_exec(int argc, char **argv);
 int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
 	       int hi, int *out);
 
+/* --pool KEY=VALUE,...: one pool (pools_arg.c, docs/cli.md). Parse
+ * says what is wrong on stderr and returns NULL; add adds each to m,
+ * its workers running this program, -1 (said on stderr) if one is
+ * refused. */
+#define XY_CLI_POOLS_MAX 16
+struct xy_cli_pool;
+struct xy_manager;
+struct xy_cli_pool *xy_cli_pool_parse(const char *who, const char *spec);
+void xy_cli_pool_free(struct xy_cli_pool *p);
+int xy_cli_pools_add(const char *who, struct xy_manager *m,
+		     struct xy_cli_pool **pools, int n);
+
 /* True if argv holds "--help" or "-h" before any "--". */
 int xy_cli_wants_help(int argc, char **argv);
 

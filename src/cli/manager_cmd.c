@@ -26,6 +26,8 @@ struct manager_opts {
 	const char *history;
 	int workers;
 	int cores_per_worker; /* 0: cores / workers */
+	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
+	int n_pools;
 };
 
 static void usage(FILE *out)
@@ -47,6 +49,12 @@ static void usage(FILE *out)
 		"  --cores-per-worker C  cores each local worker offers"
 		" (default: cores / N)\n"
 		"  --history DB          record tasks in an SQLite database\n"
+		"  --pool SPEC           a pool of workers from a batch system,"
+		" as KEY=VALUE,...\n"
+		"                        (name, provider, cores, memory, gpus,"
+		" min, max, backlog,\n"
+		"                        partition, walltime, idle, ...; see"
+		" docs/cli.md); repeatable\n"
 		"  --help                show this help\n\n"
 		"It prints 'xylem manager: listening on port P' on stderr when"
 		" ready.\nExit status: 0 after a signal, 1 if it cannot start,"
@@ -56,7 +64,8 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
-	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW };
+	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
+	       O_POOL };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
@@ -64,6 +73,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		{"history", required_argument, NULL, O_HISTORY},
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
+		{"pool", required_argument, NULL, O_POOL},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -87,6 +97,18 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			bad |= xy_cli_int("xylem manager",
 					  "--cores-per-worker", optarg,
 					  1, 1 << 20, &o->cores_per_worker);
+			break;
+		case O_POOL:
+			if (o->n_pools == XY_CLI_POOLS_MAX) {
+				fprintf(stderr, "xylem manager: at most %d"
+					" pools\n", XY_CLI_POOLS_MAX);
+				bad = 1;
+			} else if (!(o->pools[o->n_pools] = xy_cli_pool_parse(
+					     "xylem manager", optarg))) {
+				bad = 1;
+			} else {
+				o->n_pools++;
+			}
 			break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default:
@@ -131,7 +153,9 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
 	    xy_local_secret(l, o->secret_file) < 0 ||
-	    xy_local_manager(l, &opt) < 0)
+	    xy_local_manager(l, &opt) < 0 ||
+	    xy_cli_pools_add("xylem manager", l->m,
+			     (struct xy_cli_pool **)o->pools, o->n_pools) < 0)
 		return -1;
 	xy_local_size(l, o->workers, o->cores_per_worker);
 	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)\n",
@@ -149,8 +173,11 @@ int xy_cli_manager(int argc, char **argv)
 
 	memset(&l, 0, sizeof l);
 	l.who = "xylem manager";
-	if ((rc = parse_args(argc, argv, &o)) >= 0)
+	if ((rc = parse_args(argc, argv, &o)) >= 0) {
+		for (int i = 0; i < o.n_pools; i++)
+			xy_cli_pool_free(o.pools[i]);
 		return rc;
+	}
 	xy_log_set_level(XY_LOG_INFO); /* XYLEM_LOG overrides it */
 	xy_local_catch_signals();
 	rc = start(&o, &l) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
@@ -160,5 +187,7 @@ int xy_cli_manager(int argc, char **argv)
 			xy_local_stop_signal());
 	}
 	xy_local_free(&l);
+	for (int i = 0; i < o.n_pools; i++)
+		xy_cli_pool_free(o.pools[i]);
 	return rc;
 }

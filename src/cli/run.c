@@ -43,6 +43,8 @@ struct run_opts {
 	const char *history;
 	int cores_per_worker; /* 0: cores / workers */
 	int quiet;
+	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
+	int n_pools;
 };
 
 struct failure {
@@ -94,6 +96,11 @@ static void usage(FILE *out)
 		"                        (default: XYLEM_SECRET, else a fresh"
 		" one)\n"
 		"  --history DB          record the run in an SQLite database\n"
+		"  --pool SPEC           a pool of workers from a batch system,"
+		" as KEY=VALUE,...\n"
+		"                        (docs/cli.md, \"Pools\"); repeatable;"
+		" with a pool,\n"
+		"                        --workers defaults to 0\n"
 		"  --quiet               no progress line and no summary unless"
 		" a task fails\n"
 		"  --help                show this help\n\n"
@@ -105,7 +112,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
-	       O_QUIET };
+	       O_QUIET, O_POOL };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
@@ -114,6 +121,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"history", required_argument, NULL, O_HISTORY},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"quiet", no_argument, NULL, O_QUIET},
+		{"pool", required_argument, NULL, O_POOL},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -149,6 +157,18 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_QUIET:
 			o->quiet = 1;
+			break;
+		case O_POOL:
+			if (o->n_pools == XY_CLI_POOLS_MAX) {
+				fprintf(stderr, "xylem run: at most %d pools\n",
+					XY_CLI_POOLS_MAX);
+				bad = 1;
+			} else if (!(o->pools[o->n_pools] = xy_cli_pool_parse(
+					     "xylem run", optarg))) {
+				bad = 1;
+			} else {
+				o->n_pools++;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -247,7 +267,9 @@ static int start_manager(struct run *r)
 		.history = r->o.history,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
 	};
-	if (xy_local_manager(&r->local, &opt) < 0)
+	if (xy_local_manager(&r->local, &opt) < 0 ||
+	    xy_cli_pools_add("xylem run", r->local.m, r->o.pools,
+			     r->o.n_pools) < 0)
 		return -1;
 	r->m = r->local.m;
 	/* Never the secret itself: where it is, for `xylem status`. */
@@ -542,6 +564,9 @@ static void print_summary(struct run *r)
 static void cleanup(struct run *r)
 {
 	xy_local_free(&r->local);
+	for (int i = 0; i < r->o.n_pools; i++)
+		xy_cli_pool_free(r->o.pools[i]);
+	r->o.n_pools = 0;
 	r->m = NULL;
 	for (size_t i = 0; i < r->n_fails; i++) {
 		free(r->fails[i].tag);
@@ -581,17 +606,23 @@ int xy_cli_run(int argc, char **argv)
 	memset(&r, 0, sizeof r);
 	r.local.who = "xylem run";
 	rc = parse_args(argc, argv, &r.o);
-	if (rc >= 0)
+	if (rc >= 0) {
+		cleanup(&r);
 		return rc;
+	}
 	xy_log_set_level(XY_LOG_WARN);
 	r.wf = xy_workflow_load(r.o.workflow, err, sizeof err);
 	if (!r.wf) {
 		fprintf(stderr, "xylem run: %s\n", err);
+		cleanup(&r);
 		return XY_EXIT_USAGE;
 	}
+	/* Pools bring the workers: none local unless asked for. */
+	if (r.o.n_pools && r.o.workers < 0)
+		r.o.workers = 0;
 	xy_local_size(l, r.o.workers, r.o.cores_per_worker);
 	if (check_fits(&r) < 0) {
-		xy_workflow_free(r.wf);
+		cleanup(&r);
 		return XY_EXIT_USAGE;
 	}
 	warn_missing_inputs(&r);

@@ -498,6 +498,7 @@ struct xy_manager {
 	struct xy_xfer_server *xfer;
 	struct xy_urls *urls;
 	struct xy_clients *clients;
+	struct xy_pools *pools;
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */

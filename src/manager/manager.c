@@ -19,6 +19,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "pools.h"
 #include "util.h"
 
 #define WHO "manager"
@@ -741,6 +742,7 @@ static void on_hello(struct xy_manager *m, struct xy_worker *w,
 		return;
 	}
 	xy_wtable_hello(m->wtable, w, &msg->hello);
+	xy_pools_worker_ready(m->pools, w);
 }
 
 static void on_cache_update(struct xy_manager *m, struct xy_worker *w,
@@ -951,6 +953,7 @@ static void schedule_phase(struct xy_manager *m)
 		m->sched_dirty = 0;
 		xy_sched_round(m->sched);
 	}
+	xy_pools_phase(m->pools);
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -1178,8 +1181,9 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->lineage = xy_lineage_create(m);
 	m->urls = xy_urls_create(m);
 	m->clients = xy_clients_create(m);
+	m->pools = xy_pools_create(m);
 	if (!m->wtable || !m->sched || !m->xplan || !m->lineage || !m->urls ||
-	    !m->clients || table_grow(m) < 0) {
+	    !m->clients || !m->pools || table_grow(m) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
@@ -1235,6 +1239,9 @@ void xy_manager_destroy(struct xy_manager *m)
 	 * close (a close flushes what was queued), so that they stop as
 	 * asked, with status 0, rather than as abandoned. */
 	tell_workers_to_stop(m);
+	/* Jobs whose workers have not come are cancelled. */
+	xy_pools_destroy(m->pools);
+	m->pools = NULL;
 	/* Threads that read the catalogue stop first. */
 	xy_xfer_server_stop(m->xfer);
 	/* The listener closes first, so that no connection arrives after
@@ -1485,4 +1492,10 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 char *xy_manager_status_json(const struct xy_manager *m)
 {
 	return xy_status_build(m);
+}
+
+int xy_manager_add_pool(struct xy_manager *m, const struct xy_pool_options *o,
+			char *err, size_t errlen)
+{
+	return xy_pools_add(m->pools, o, err, errlen);
 }

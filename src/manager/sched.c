@@ -463,10 +463,22 @@ size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
 				out[n].need.memory = sh->memory;
 				out[n].need.disk = sh->disk;
 				out[n].count = sh->count;
+				out[n].key = sh;
 			}
 			n++;
 		}
 	return n;
+}
+
+struct xy_task *xy_sched_shape_first(struct xy_sched *s, const void *key)
+{
+	/* key may be stale (its shape emptied and freed): look it up. */
+	for (size_t i = 0; i < s->shapes.n_slots; i++)
+		for (struct shape *sh = xy_htab_slot(&s->shapes, i); sh;
+		     sh = sh->hnext)
+			if (sh == key)
+				return sh->count ? sh->levels[0]->head : NULL;
+	return NULL;
 }
 
 int64_t xy_sched_count(const struct xy_sched *s)

@@ -51,6 +51,9 @@ int64_t xy_sched_count(const struct xy_sched *s);
  * O(shapes + the table's buckets), whatever the number of tasks. */
 size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
 		       size_t max);
+/* The first queued task of the shape whose key xy_sched_demand gave, or
+ * NULL if that shape has emptied (O(shapes)). */
+struct xy_task *xy_sched_shape_first(struct xy_sched *s, const void *key);
 /* Distinct shapes with queued tasks (for tests and status). */
 uint32_t xy_sched_shapes(const struct xy_sched *s);
 

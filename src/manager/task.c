@@ -275,6 +275,7 @@ const char *xy_result_string(xy_result r)
 		[XY_RESULT_INPUT_MISSING] = "input missing",
 		[XY_RESULT_CANCELLED] = "cancelled",
 		[XY_RESULT_MANAGER_FAILED] = "manager failed",
+		[XY_RESULT_UNSCHEDULABLE] = "unschedulable",
 	};
 	if ((unsigned)r >= sizeof names / sizeof names[0])
 		return "unknown";

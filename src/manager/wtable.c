@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pools.h"
 #include "log.h"
 #include "util.h"
 
@@ -238,6 +239,7 @@ void xy_wtable_remove(struct xy_wtable *wt, struct xy_worker *w,
 	w->n_held = 0;
 	xy_xplan_worker_gone(wt->m->xplan, w);
 	xy_urls_worker_gone(wt->m->urls, w);
+	xy_pools_worker_gone(wt->m->pools, w);
 	if (!wt->m->destroying)
 		xy_catalog_copies_changed(wt->m->catalog);
 	while (w->running && !wt->m->destroying) {

@@ -1,0 +1,157 @@
+/*
+ * pools_arg.c: the --pool option of `xylem run` and `xylem manager`
+ * (cli.h): one pool as comma-separated KEY=VALUE pairs, checked here and
+ * added to the manager by xy_cli_pools_add (docs/cli.md, "Pools").
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "xylem.h"
+
+#define EXTRA_MAX 16
+
+struct xy_cli_pool {
+	struct xy_pool_options o;
+	char *spec; /* a copy, cut up: the strings in o point into it */
+	const char *extra[EXTRA_MAX + 1];
+	int n_extra;
+};
+
+static int number(const char *who, const char *key, const char *v,
+		  double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (!*v || *end || errno || d < lo || d > hi) {
+		fprintf(stderr, "%s: --pool: %s wants a number from %g to %g,"
+			" not '%s'\n", who, key, lo, hi, v);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+/* Applies key=v to p; -1 with a message on stderr if it is bad. */
+static int apply(const char *who, struct xy_cli_pool *p, const char *key,
+		 const char *v)
+{
+	struct xy_pool_options *o = &p->o;
+	double d;
+	static const struct {
+		const char *key;
+		double lo, hi;
+	} nums[] = {
+		{"cores", 1, 1 << 20},     {"gpus", 0, 1024},
+		{"memory", 0, 1e12},       {"disk", 0, 1e12},
+		{"min", 0, 1e6},           {"max", 0, 1e6},
+		{"backlog", 0, 1e6},       {"priority", -1e6, 1e6},
+		{"walltime", 0, 1e8},      {"idle", 0, 1e8},
+	};
+	if (!strcmp(key, "name"))
+		o->name = v;
+	else if (!strcmp(key, "provider"))
+		o->provider = v;
+	else if (!strcmp(key, "partition"))
+		o->partition = v;
+	else if (!strcmp(key, "manager-host"))
+		o->manager_host = v;
+	else if (!strcmp(key, "log-dir"))
+		o->log_dir = v;
+	else if (!strcmp(key, "sbatch-arg")) {
+		if (p->n_extra == EXTRA_MAX) {
+			fprintf(stderr, "%s: --pool: at most %d sbatch-arg\n",
+				who, EXTRA_MAX);
+			return -1;
+		}
+		p->extra[p->n_extra++] = v;
+		o->extra_args = p->extra;
+	} else {
+		size_t i;
+		for (i = 0; i < sizeof nums / sizeof nums[0]; i++)
+			if (!strcmp(key, nums[i].key))
+				break;
+		if (i == sizeof nums / sizeof nums[0]) {
+			fprintf(stderr, "%s: --pool: unknown key '%s'\n", who,
+				key);
+			return -1;
+		}
+		if (number(who, key, v, nums[i].lo, nums[i].hi, &d) < 0)
+			return -1;
+		switch (i) {
+		case 0: o->cores = (int)d; break;
+		case 1: o->gpus = (int)d; break;
+		case 2: o->memory_mb = (int64_t)d; break;
+		case 3: o->disk_mb = (int64_t)d; break;
+		case 4: o->min_workers = (int)d; break;
+		case 5: o->max_workers = (int)d; break;
+		case 6: o->backlog = (int)d; break;
+		case 7: o->priority = (int)d; break;
+		case 8: o->walltime_s = d; break;
+		case 9: o->idle_timeout_s = d; break;
+		}
+	}
+	return 0;
+}
+
+struct xy_cli_pool *xy_cli_pool_parse(const char *who, const char *spec)
+{
+	struct xy_cli_pool *p = calloc(1, sizeof *p);
+	if (!p || !(p->spec = strdup(spec))) {
+		free(p);
+		fprintf(stderr, "%s: out of memory\n", who);
+		return NULL;
+	}
+	char *save = NULL;
+	for (char *kv = strtok_r(p->spec, ",", &save); kv;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		if (!eq) {
+			fprintf(stderr, "%s: --pool: '%s' is not KEY=VALUE\n",
+				who, kv);
+			goto bad;
+		}
+		*eq = 0;
+		if (apply(who, p, kv, eq + 1) < 0)
+			goto bad;
+	}
+	if (!p->o.name || !p->o.cores) {
+		fprintf(stderr, "%s: --pool: name= and cores= are needed\n",
+			who);
+		goto bad;
+	}
+	return p;
+bad:
+	xy_cli_pool_free(p);
+	return NULL;
+}
+
+void xy_cli_pool_free(struct xy_cli_pool *p)
+{
+	if (!p)
+		return;
+	free(p->spec);
+	free(p);
+}
+
+int xy_cli_pools_add(const char *who, struct xy_manager *m,
+		     struct xy_cli_pool **pools, int n)
+{
+	char self[PATH_MAX], err[512];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	self[len > 0 ? len : 0] = 0;
+	for (int i = 0; i < n; i++) {
+		/* Workers run this very program. */
+		pools[i]->o.xylem = len > 0 ? self : NULL;
+		if (xy_manager_add_pool(m, &pools[i]->o, err, sizeof err) < 0) {
+			fprintf(stderr, "%s: %s\n", who, err);
+			return -1;
+		}
+	}
+	return 0;
+}
