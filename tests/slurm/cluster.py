@@ -225,6 +225,17 @@ class SlurmCluster:
                              f"\n{self.logs()}")
         return state
 
+    def jobcomp(self):
+        """The job completion log: one dict a job that ended (JobId,
+        Name, JobState, Partition, NodeList, ProcCnt, ...), oldest
+        first."""
+        try:
+            text = (self.dir / "log" / "jobcomp.log").read_text()
+        except OSError:
+            return []
+        return [dict(re.findall(r"(\S+?)=(\S*)", line))
+                for line in text.splitlines() if line.strip()]
+
     def node_states(self):
         """{node: state} from sinfo, e.g. {"c1": "idle", "g1": "mixed"}."""
         out = self.run("sinfo", "-h", "-N", "-o", "%N %T", check=False)
