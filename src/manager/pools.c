@@ -12,7 +12,12 @@
  * Providers run the batch system's commands as child processes of the
  * loop (cmd_run), never blocking it: `sbatch --parsable` (its answer is
  * the job id), one `squeue` a poll for every job of this user, `scancel`.
- * The local provider starts `xylem worker` itself.
+ * The local provider starts `xylem worker` itself. A job that leaves
+ * Slurm's queue before its worker came is looked into (scontrol, and
+ * its log's last lines) so that the log and status say why.
+ *
+ * A manager killed with SIGKILL cancels nothing: the watchdog, a shell
+ * started with the first slurm pool, does it for it (watchdog_start).
  *
  * xy_pools_phase runs after each scheduling round: the pools' counts and
  * the queue by shape go to the plan (scaler.c), and its jobs to submit
@@ -65,6 +70,9 @@ struct job {
 	uint64_t idle_since; /* loop ms; 0: busy or not connected */
 	uv_process_t proc;   /* local: the worker itself */
 	int proc_live;
+	int inquest;         /* slurm: asking why it left the queue */
+	char batch_state[16]; /* slurm: as squeue last said */
+	char why[300];       /* why it ended */
 	struct job *next;
 };
 
@@ -92,6 +100,7 @@ struct pool {
 	int polling;
 	int64_t submitted, ended;
 	char why[200];
+	char last_failure[300];
 };
 
 struct xy_pools {
@@ -104,6 +113,12 @@ struct xy_pools {
 	uint64_t last_plan;
 	int64_t last_queue;
 	int cmds; /* child commands in flight */
+	struct cmd *cmd_list;
+	/* The watchdog (slurm pools): its process and the write end of its
+	 * stdin, which only this process holds. */
+	uv_process_t wd;
+	uv_pipe_t wd_in;
+	int wd_live; /* handles of the watchdog not yet closed */
 };
 
 /* ----------------------------------------------------------- commands */
@@ -115,10 +130,12 @@ struct cmd {
 	struct xy_buf ebuf;
 	char chunk[4096];
 	int64_t status;
+	int exited;
 	int handles; /* open: the process and the pipes */
 	struct xy_pools *ps;
 	void (*done)(void *arg, int status, const char *out);
 	void *arg;
+	struct cmd *next, **pprev; /* in ps->cmd_list */
 };
 
 static void cmd_closed(uv_handle_t *h)
@@ -130,6 +147,9 @@ static void cmd_closed(uv_handle_t *h)
 	xy_buf_put_u8(&c->buf, 0);
 	xy_buf_free(&c->ebuf);
 	c->ps->cmds--;
+	if (c->next)
+		c->next->pprev = c->pprev;
+	*c->pprev = c->next;
 	if (c->done)
 		c->done(c->arg, (int)c->status,
 			c->buf.oom ? "" : (const char *)c->buf.data);
@@ -141,6 +161,7 @@ static void cmd_exit(uv_process_t *p, int64_t status, int sig)
 {
 	struct cmd *c = p->data;
 	c->status = sig ? 128 + sig : status;
+	c->exited = 1;
 	uv_close((uv_handle_t *)p, cmd_closed);
 }
 
@@ -189,6 +210,11 @@ static int cmd_run(struct xy_pools *ps, char **argv, char **env,
 				  .stdio = stdio};
 	int rc = uv_spawn(&ps->m->loop, &c->proc, &o);
 	ps->cmds++;
+	c->next = ps->cmd_list;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &ps->cmd_list;
+	ps->cmd_list = c;
 	if (rc < 0) {
 		XY_LOGW(WHO, "cannot run %s: %s", argv[0], uv_strerror(rc));
 		c->handles = 3; /* a failed spawn's handle is closed too */
@@ -227,6 +253,7 @@ static int connected_serving(const struct pool *p)
  * after FAILS_TO_PAUSE in a row the pool asks for nothing for a while. */
 static void note_failure(struct pool *p, const char *why)
 {
+	snprintf(p->last_failure, sizeof p->last_failure, "%s", why);
 	if (++p->fails < FAILS_TO_PAUSE)
 		return;
 	p->paused_until = uv_now(&p->ps->m->loop) + PAUSE_MS;
@@ -244,7 +271,10 @@ static void job_end(struct job *j, const char *why)
 	int never_came = j->state != JOB_CONNECTED;
 	j->state = JOB_ENDED;
 	p->ended++;
-	if (never_came && !j->cancel) {
+	snprintf(j->why, sizeof j->why, "%s", why);
+	if (!j->id[0])
+		; /* never submitted: submit_failed says why */
+	else if (never_came && !j->cancel) {
 		XY_LOGW(WHO, "pool %s: job %s (%s) ended before its worker "
 			"connected: %s", p->conf.name, j->id, j->name, why);
 		note_failure(p, why);
@@ -435,11 +465,19 @@ static void sbatch_done(void *arg, int status, const char *out)
 		job_submitted(j, id);
 		return;
 	}
+	/* sbatch's own words, its lines joined. */
 	char why[400];
-	snprintf(why, sizeof why, "sbatch exited %d: %.300s", status, out);
-	for (char *c = why; *c; c++)
-		if (*c == '\n')
-			*c = ' ';
+	int at = snprintf(why, sizeof why, "sbatch exited %d:", status);
+	const char *sep = " ";
+	for (const char *l = out; *l && at < (int)sizeof why - 1;) {
+		size_t len = strcspn(l, "\n");
+		if (len) {
+			at += snprintf(why + at, sizeof why - at, "%s%.*s", sep,
+				       (int)len, l);
+			sep = "; ";
+		}
+		l += len + (l[len] == '\n');
+	}
 	submit_failed(j, why);
 }
 
@@ -515,6 +553,90 @@ static int slurm_submit(struct pool *p, struct job *j)
 	return 0;
 }
 
+/* The value of KEY= in one line of `scontrol -o` into buf ("" if none). */
+static void field(const char *line, const char *key, char *buf, size_t n)
+{
+	size_t k = strlen(key);
+	const char *at = line;
+	buf[0] = 0;
+	while ((at = strstr(at, key))) {
+		if (at == line || at[-1] == ' ') {
+			size_t len = strcspn(at + k, " \n");
+			snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1),
+				 at + k);
+			return;
+		}
+		at += k;
+	}
+}
+
+/* The last line of text that holds something, into buf. */
+static void last_line(const char *text, char *buf, size_t n)
+{
+	const char *best = NULL;
+	size_t best_len = 0;
+	for (const char *at = text; *at;) {
+		size_t len = strcspn(at, "\n");
+		if (strspn(at, " \t") < len) {
+			best = at;
+			best_len = len;
+		}
+		at += len + (at[len] == '\n');
+	}
+	snprintf(buf, n, "%.*s", best ? (int)(best_len < n ? best_len : n - 1)
+				       : 0, best ? best : "");
+}
+
+/* The inquest's answer: scontrol's line, then the log's last lines. */
+static void inquest_done(void *arg, int status, const char *out)
+{
+	struct job *j = arg;
+	char state[32], code[16], reason[64], tail[200], why[300];
+	(void)status;
+	j->inquest = 0;
+	size_t first = strcspn(out, "\n");
+	char *line = strndup(out, first);
+	field(line ? line : "", "JobState=", state, sizeof state);
+	field(line ? line : "", "ExitCode=", code, sizeof code);
+	field(line ? line : "", "Reason=", reason, sizeof reason);
+	free(line);
+	last_line(out + first, tail, sizeof tail);
+	int exit_code = 0, sig = 0;
+	sscanf(code, "%d:%d", &exit_code, &sig);
+	int at = snprintf(why, sizeof why, "left the queue");
+	if (state[0])
+		at += snprintf(why + at, sizeof why - at, " %s", state);
+	if (sig)
+		at += snprintf(why + at, sizeof why - at, ", signal %d", sig);
+	else if (state[0])
+		at += snprintf(why + at, sizeof why - at, ", exit %d",
+			       exit_code);
+	if (reason[0] && strcmp(reason, "None"))
+		at += snprintf(why + at, sizeof why - at, " (%s)", reason);
+	if (tail[0] && at < (int)sizeof why)
+		snprintf(why + at, sizeof why - at, "; its log ends: %s", tail);
+	job_end(j, why);
+}
+
+/* j left the queue before its worker came: asks Slurm how it ended, and
+ * reads the end of its log (if the pool keeps logs), then ends it. */
+static void inquest(struct job *j)
+{
+	struct pool *p = j->pool;
+	char log[1100] = "";
+	if (p->log_dir)
+		snprintf(log, sizeof log, "%s/%s.log", p->log_dir, j->name);
+	char *argv[] = {"/bin/sh", "-c",
+			"scontrol -o show job \"$1\" 2>/dev/null || echo;"
+			" [ -z \"$2\" ] || tail -n 5 \"$2\" 2>/dev/null",
+			"xylem-inquest", j->id, log, NULL};
+	j->inquest = 1;
+	if (cmd_run(p->ps, argv, NULL, inquest_done, j) < 0) {
+		j->inquest = 0;
+		job_end(j, "left the queue");
+	}
+}
+
 static void squeue_done(void *arg, int status, const char *out)
 {
 	struct pool *p = arg;
@@ -526,7 +648,7 @@ static void squeue_done(void *arg, int status, const char *out)
 	}
 	/* Lines "ID STATE"; a pending job not listed has ended. */
 	for (struct job *j = p->jobs; j; j = j->next) {
-		if (j->state != JOB_PENDING || !j->id[0])
+		if (j->state != JOB_PENDING || !j->id[0] || j->inquest)
 			continue;
 		const char *at = out, *state = NULL;
 		size_t n = strlen(j->id);
@@ -538,14 +660,21 @@ static void squeue_done(void *arg, int status, const char *out)
 			at = strchr(at, '\n');
 			at = at ? at + 1 : NULL;
 		}
-		if (!state)
-			job_end(j, "no longer in the queue");
+		if (state)
+			snprintf(j->batch_state, sizeof j->batch_state, "%.*s",
+				 (int)strcspn(state, " \n"), state);
+		else if (j->cancel)
+			job_end(j, "cancelled");
+		else
+			inquest(j);
 	}
 }
 
 static void slurm_poll(struct pool *p)
 {
-	char *argv[] = {"squeue", "--noheader", "--format=%i %T", NULL};
+	char user[32];
+	snprintf(user, sizeof user, "--user=%u", (unsigned)getuid());
+	char *argv[] = {"squeue", "--noheader", "--format=%i %T", user, NULL};
 	if (p->polling)
 		return;
 	p->polling = 1;
@@ -785,6 +914,104 @@ void xy_pools_worker_gone(struct xy_pools *ps, struct xy_worker *w)
 			}
 }
 
+/* ------------------------------------------------------------ watchdog */
+
+/*
+ * A manager killed with SIGKILL (or dead of a crash) cancels none of its
+ * jobs, and one still pending would start later for nobody. Its watchdog
+ * does: a shell started with the first slurm pool, in a session of its
+ * own (a ^C to the manager's process group does not reach it), deaf to
+ * INT, TERM and HUP, reading its stdin. The other end of that pipe is
+ * this process's alone: libuv opens it close-on-exec, so neither the
+ * batch system's commands nor local workers hold it. A clean end writes
+ * "done" and the watchdog exits; any other end of this process closes
+ * the pipe, the read sees end-of-file, and the watchdog cancels every
+ * job of this user whose name starts with xy-<id>- (every job of this
+ * manager), then once more 3 s later, for an sbatch that was in flight.
+ * scancel --name matches whole names only, hence squeue and a filter.
+ * Only async-signal-safe work happens in this process: libuv forks and
+ * execs /bin/sh.
+ */
+static const char watchdog_sh[] =
+	"trap '' INT TERM HUP\n"
+	"read -r said\n"
+	"[ \"$said\" = done ] && exit 0\n"
+	"for pause in 0 3; do\n"
+	"	sleep $pause\n"
+	"	ids=$(squeue -h -o '%i %j' -u \"$(id -u)\" |\n"
+	"		while read -r id name; do\n"
+	"			case $name in \"$1\"*) echo \"$id\";; esac\n"
+	"		done)\n"
+	"	[ -z \"$ids\" ] && continue\n"
+	"	echo \"xylem-watchdog: manager gone, cancelling its jobs:\" $ids >&2\n"
+	"	scancel $ids\n"
+	"done\n";
+
+static void watchdog_closed(uv_handle_t *h)
+{
+	struct xy_pools *ps = h->data;
+	ps->wd_live--;
+}
+
+static void watchdog_exit(uv_process_t *proc, int64_t status, int sig)
+{
+	struct xy_pools *ps = proc->data;
+	if (!ps->m->destroying)
+		XY_LOGW(WHO, "the watchdog ended (status %d, signal %d): the "
+			"jobs of this manager would be left behind if it were "
+			"killed", (int)status, sig);
+	uv_close((uv_handle_t *)proc, watchdog_closed);
+}
+
+/* Starts the watchdog, once; a failure is logged, not fatal. */
+static void watchdog_start(struct xy_pools *ps)
+{
+	if (ps->wd_live)
+		return;
+	char prefix[16];
+	snprintf(prefix, sizeof prefix, "xy-%s-", ps->id);
+	char *argv[] = {"/bin/sh", "-c", (char *)watchdog_sh,
+			"xylem-watchdog", prefix, NULL};
+	uv_pipe_init(&ps->m->loop, &ps->wd_in, 0);
+	ps->wd_in.data = ps->wd.data = ps;
+	uv_stdio_container_t stdio[3] = {
+		{.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
+		 .data.stream = (uv_stream_t *)&ps->wd_in},
+		{.flags = UV_IGNORE},
+		{.flags = UV_INHERIT_FD, .data.fd = 2},
+	};
+	uv_process_options_t o = {.exit_cb = watchdog_exit, .file = argv[0],
+				  .args = argv, .stdio_count = 3,
+				  .stdio = stdio,
+				  .flags = UV_PROCESS_DETACHED};
+	int rc = uv_spawn(&ps->m->loop, &ps->wd, &o);
+	ps->wd_live = 2;
+	if (rc < 0) {
+		XY_LOGW(WHO, "cannot start the watchdog (%s): if this manager "
+			"is killed, its jobs are left behind", uv_strerror(rc));
+		uv_close((uv_handle_t *)&ps->wd, watchdog_closed);
+		uv_close((uv_handle_t *)&ps->wd_in, watchdog_closed);
+		return;
+	}
+	uv_unref((uv_handle_t *)&ps->wd);
+	XY_LOGI(WHO, "watchdog %d: cancels the jobs %s* if this manager dies",
+		ps->wd.pid, prefix);
+}
+
+/* The clean end: a settled manager (no job left to cancel) tells the
+ * watchdog so, and it exits; otherwise it sweeps, on its own. */
+static void watchdog_stop(struct xy_pools *ps, int settled)
+{
+	if (!ps->wd_live || uv_is_closing((uv_handle_t *)&ps->wd_in))
+		return;
+	if (settled) {
+		uv_buf_t b = uv_buf_init("done\n", 5);
+		uv_try_write((uv_stream_t *)&ps->wd_in, &b, 1);
+	} else if (!uv_is_closing((uv_handle_t *)&ps->wd))
+		uv_close((uv_handle_t *)&ps->wd, watchdog_closed);
+	uv_close((uv_handle_t *)&ps->wd_in, watchdog_closed);
+}
+
 /* --------------------------------------------------------- lifecycle */
 
 struct xy_pools *xy_pools_create(struct xy_manager *m)
@@ -818,31 +1045,84 @@ static void pool_free(struct pool *p)
 	free(p);
 }
 
+/* Children of ps still to come back: commands and local workers. */
+static int live(const struct xy_pools *ps)
+{
+	int n = ps->cmds;
+	for (int i = 0; i < ps->n; i++)
+		for (const struct job *j = ps->pools[i]->jobs; j; j = j->next)
+			n += j->proc_live;
+	return n;
+}
+
+/* Runs the loop until ps has no child (with all, the watchdog too) or
+ * for at most ms; the tick wakes the loop at least once a second. */
+static void wait_children(struct xy_pools *ps, int ms, int all)
+{
+	uint64_t end = xy_mono_us() + (uint64_t)ms * 1000;
+	while ((live(ps) || (all && ps->wd_live)) && xy_mono_us() < end)
+		uv_run(&ps->m->loop, UV_RUN_ONCE);
+}
+
+static void kill_children(struct xy_pools *ps)
+{
+	for (struct cmd *c = ps->cmd_list; c; c = c->next)
+		if (!c->exited)
+			uv_process_kill(&c->proc, SIGKILL);
+	for (int i = 0; i < ps->n; i++)
+		for (struct job *j = ps->pools[i]->jobs; j; j = j->next)
+			if (j->proc_live && !uv_is_closing((uv_handle_t *)&j->proc))
+				uv_process_kill(&j->proc, SIGKILL);
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+	struct xy_pools *ps = h->data;
+	ps->ticking = 0;
+}
+
 void xy_pools_destroy(struct xy_pools *ps)
 {
 	if (!ps)
 		return;
-	/* Jobs whose workers have not come: cancelled, and the commands
-	 * in flight let finish (a few seconds at most). */
+	/* Jobs whose workers have not come are cancelled: those pending
+	 * now, and those being submitted once their id comes back. */
 	for (int i = 0; i < ps->n; i++) {
 		struct pool *p = ps->pools[i];
-		for (struct job *j = p->jobs; j; j = j->next)
-			if (j->state == JOB_PENDING)
+		for (struct job *j = p->jobs; j; j = j->next) {
+			if (j->state == JOB_PENDING && !j->cancel)
 				p->prov->cancel(p, j);
+			if (j->state == JOB_PENDING ||
+			    j->state == JOB_SUBMITTING)
+				j->cancel = 1;
+		}
 	}
-	uint64_t end = xy_mono_us() + 5000000;
-	int live;
-	do {
-		live = ps->cmds;
-		for (int i = 0; i < ps->n; i++)
-			for (struct job *j = ps->pools[i]->jobs; j;
-			     j = j->next)
-				live += j->proc_live;
-		if (live)
+	/* The commands in flight are let finish (a few seconds at most);
+	 * if they do not, they are killed, and an sbatch killed may have
+	 * submitted a job: the watchdog is then left to sweep. */
+	wait_children(ps, 5000, 0);
+	int settled = !live(ps);
+	if (!settled) {
+		XY_LOGW(WHO, "%d commands or workers still running after 5 s:"
+			" killed", live(ps));
+		kill_children(ps);
+	}
+	watchdog_stop(ps, settled);
+	wait_children(ps, 2000, 1);
+	if (ps->ticking) {
+		uv_close((uv_handle_t *)&ps->tick, tick_closed);
+		while (ps->ticking) /* a closing handle: the loop won't wait */
 			uv_run(&ps->m->loop, UV_RUN_ONCE);
-	} while (live && xy_mono_us() < end);
-	if (ps->ticking)
-		uv_close((uv_handle_t *)&ps->tick, NULL);
+	}
+	if (live(ps) || ps->wd_live) {
+		/* Cannot happen short of a process that ignores SIGKILL: its
+		 * handles' memory must outlive them, so it is left. */
+		XY_LOGE(WHO, "children of the pools did not exit; their memory"
+			" is left allocated");
+		for (struct cmd *c = ps->cmd_list; c; c = c->next)
+			c->done = NULL;
+		return;
+	}
 	for (int i = 0; i < ps->n; i++)
 		pool_free(ps->pools[i]);
 	free(ps);
@@ -939,6 +1219,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 		uv_timer_start(&ps->tick, on_tick, TICK_MS, TICK_MS);
 		ps->ticking = 1;
 	}
+	if (prov == &slurm_provider)
+		watchdog_start(ps);
 	ps->pools[ps->n++] = p;
 	XY_LOGI(WHO, "pool %s (%s): %d cores, %d GPUs, %lld MB a worker; %d "
 		"to %d workers, %d pending at most", p->conf.name, prov->name,
@@ -958,14 +1240,15 @@ json_t *xy_pools_status(const struct xy_pools *ps)
 		json_t *jobs = json_array();
 		for (const struct job *j = p->jobs; jobs && j; j = j->next)
 			json_array_append_new(
-				jobs, json_pack("{s:s,s:s,s:s,s:b}", "id", j->id,
-						"name", j->name, "state",
+				jobs, json_pack("{s:s,s:s,s:s,s:b,s:s,s:s}", "id",
+						j->id, "name", j->name, "state",
 						job_states[j->state], "cancelled",
-						j->cancel));
+						j->cancel, "batch_state",
+						j->batch_state, "why", j->why));
 		json_array_append_new(
 			arr,
 			json_pack("{s:s,s:s,s:i,s:i,s:I,s:i,s:i,s:i,s:i,s:i,"
-				  "s:I,s:I,s:s,s:o}",
+				  "s:I,s:I,s:s,s:s,s:o}",
 				  "name", p->conf.name, "provider",
 				  p->prov->name, "cores", p->conf.node.cores,
 				  "gpus", p->conf.node.gpus, "memory",
@@ -979,6 +1262,7 @@ json_t *xy_pools_status(const struct xy_pools *ps)
 				  "backlog", p->conf.backlog, "submitted",
 				  (json_int_t)p->submitted, "ended",
 				  (json_int_t)p->ended, "why", p->why,
+				  "last_failure", p->last_failure,
 				  "jobs", jobs));
 	}
 	return arr;
