@@ -2,9 +2,9 @@
  * status.c: `xylem status HOST:PORT`. Connects to a running manager as a
  * status client (conn.h, role STATUS) on a private libuv loop, asks once
  * with STATUS_REQ, and prints the STATUS_REPLY document: as it is with
- * --json, or as a table of tasks by state and of workers. The table is
- * printed from whatever keys are present, so a manager that adds or lacks
- * a field still gets a readable answer.
+ * --json, or as a table of tasks by state, of workers and of pools. The
+ * table is printed from whatever keys are present, so a manager that adds
+ * or lacks a field still gets a readable answer.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -250,6 +250,53 @@ static void print_workers(json_t *root)
 			print_worker(w);
 }
 
+/* A pool: its shape and counts, the scaler's last reason, its last
+ * failure, and its recent jobs with their states and why they ended. */
+static void print_pool(json_t *p)
+{
+	int k;
+	json_t *jobs = json_object_get(p, "jobs"), *j;
+	size_t i;
+	const char *fail = str_of(p, "last_failure", "");
+
+	printf("  %s (%s): %lld cores, %lld GPUs, %lld MB a worker; %lld "
+	       "connected, %lld pending; %lld submitted, %lld ended\n",
+	       str_of(p, "name", "?"), str_of(p, "provider", "?"),
+	       (long long)int_of(p, "cores", &k),
+	       (long long)int_of(p, "gpus", &k),
+	       (long long)int_of(p, "memory", &k),
+	       (long long)int_of(p, "connected", &k),
+	       (long long)int_of(p, "pending", &k),
+	       (long long)int_of(p, "submitted", &k),
+	       (long long)int_of(p, "ended", &k));
+	printf("    why: %s\n", str_of(p, "why", "-"));
+	if (*fail)
+		printf("    last failure: %s\n", fail);
+	if (!json_array_size(jobs))
+		return;
+	printf("    %-10s %-28s %-10s %-10s %s\n", "JOB", "NAME", "STATE",
+	       "BATCH", "WHY");
+	json_array_foreach(jobs, i, j)
+		printf("    %-10s %-28s %-10s %-10s %s\n", str_of(j, "id", "-"),
+		       str_of(j, "name", "?"), str_of(j, "state", "?"),
+		       *str_of(j, "batch_state", "") ?
+			       str_of(j, "batch_state", "") : "-",
+		       str_of(j, "why", ""));
+}
+
+static void print_pools(json_t *root)
+{
+	json_t *pools = json_object_get(root, "pools"), *p;
+	size_t i;
+
+	if (!json_array_size(pools))
+		return;
+	printf("pools    %zu\n", json_array_size(pools));
+	json_array_foreach(pools, i, p)
+		if (json_is_object(p))
+			print_pool(p);
+}
+
 static void print_table(json_t *root)
 {
 	int has_sent, has_recv;
@@ -260,6 +307,7 @@ static void print_table(json_t *root)
 	print_manager(root);
 	print_tasks(root);
 	print_workers(root);
+	print_pools(root);
 	if (has_sent || has_recv) {
 		human_bytes((double)sent, a, sizeof a);
 		human_bytes((double)recv, b, sizeof b);

@@ -600,6 +600,7 @@ static void inquest_done(void *arg, int status, const char *out)
 	field(line ? line : "", "ExitCode=", code, sizeof code);
 	field(line ? line : "", "Reason=", reason, sizeof reason);
 	free(line);
+	snprintf(j->batch_state, sizeof j->batch_state, "%.15s", state);
 	last_line(out + first, tail, sizeof tail);
 	int exit_code = 0, sig = 0;
 	sscanf(code, "%d:%d", &exit_code, &sig);
@@ -895,6 +896,8 @@ void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w)
 	if (!j || j->state == JOB_ENDED)
 		return;
 	j->state = JOB_CONNECTED;
+	if (j->pool->prov == &slurm_provider) /* its worker runs: so does it */
+		snprintf(j->batch_state, sizeof j->batch_state, "RUNNING");
 	j->worker = w;
 	j->cancel = 0;
 	j->pool->fails = 0;

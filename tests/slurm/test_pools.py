@@ -331,7 +331,13 @@ def test_standing_manager_shows_jobs_and_releases_idle_workers(
     assert p["provider"] == "slurm" and p["connected"] == 1, p
     assert [(j["id"], j["name"], j["state"]) for j in p["jobs"]] == \
         [(job, name, "connected")], p
+    assert p["jobs"][0]["batch_state"] == "RUNNING", p
     assert pools.slurm.job_state(job) == "RUNNING"
+    r = pools.xylem.run("status", f"127.0.0.1:{port}", "--secret-file",
+                        pools.secret_file, timeout=20)
+    assert re.search(rf"cpu \(slurm\): 2 cores, 0 GPUs, 500 MB a worker; 1"
+                     rf" connected, 0 pending.*\n.*\n.*\n +{job} +{name} +"
+                     r"connected +RUNNING", r.output), r.output
     flag.touch()
     assert client.wait(30) == 0, client.output
     mgr.wait_line(rf"pool cpu: releasing {name}, idle for", 10)
