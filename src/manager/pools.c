@@ -50,6 +50,7 @@
 #define POLL_EVERY_MS 2000  /* squeue, while jobs are pending */
 #define FAILS_TO_PAUSE 5    /* submissions failed in a row */
 #define PAUSE_MS 60000
+#define BACKOFF_MS 1000     /* after one failure; doubled for each more */
 #define DRAIN_GRACE_S 50    /* jobs get SIGUSR1 60 s before walltime */
 #define CMD_OUTPUT_MAX 65536
 
@@ -249,16 +250,19 @@ static int connected_serving(const struct pool *p)
 	return n;
 }
 
-/* A submission refused, or a job that ended before its worker came:
- * after FAILS_TO_PAUSE in a row the pool asks for nothing for a while. */
+/* A submission refused, or a job that ended before its worker came: the
+ * pool waits 1, 2, 4, then 8 s before it asks again, and after
+ * FAILS_TO_PAUSE in a row asks for nothing for PAUSE_MS. */
 static void note_failure(struct pool *p, const char *why)
 {
 	snprintf(p->last_failure, sizeof p->last_failure, "%s", why);
-	if (++p->fails < FAILS_TO_PAUSE)
-		return;
-	p->paused_until = uv_now(&p->ps->m->loop) + PAUSE_MS;
+	int pause = ++p->fails < FAILS_TO_PAUSE ? BACKOFF_MS << (p->fails - 1)
+						 : PAUSE_MS;
+	p->paused_until = uv_now(&p->ps->m->loop) + pause;
 	snprintf(p->why, sizeof p->why, "paused for %d s after %d failures "
-		 "in a row; last: %.120s", PAUSE_MS / 1000, p->fails, why);
+		 "in a row; last: %.120s", pause / 1000, p->fails, why);
+	if (p->fails < FAILS_TO_PAUSE)
+		return;
 	XY_LOGW(WHO, "pool %s: %s", p->conf.name, p->why);
 	p->fails = 0;
 }

@@ -108,20 +108,26 @@ def wait_until(cond, timeout, interval=0.1):
         time.sleep(interval)
 
 
-def processes_with_env(name, value):
-    """Pids of the processes whose environment holds name=value."""
-    needle = f"{name}={value}".encode() + b"\0"
+def processes_with(entry, needle):
+    """Pids of the live processes whose /proc/PID/ENTRY ("environ",
+    "cmdline": NUL-separated) holds needle as one of its strings."""
+    needle = needle.encode() + b"\0"
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            env = (d / "environ").read_bytes() + b"\0"
+            text = (d / entry).read_bytes() + b"\0"
         except OSError:
             continue
-        if b"\0" + needle in b"\0" + env and pid_alive(int(d.name)):
+        if b"\0" + needle in b"\0" + text and pid_alive(int(d.name)):
             pids.append(int(d.name))
     return pids
+
+
+def processes_with_env(name, value):
+    """Pids of the processes whose environment holds name=value."""
+    return processes_with("environ", f"{name}={value}")
 
 
 def make_device(path):

@@ -118,21 +118,10 @@ def prefix_of(name):
     return re.match(r"(xy-[0-9a-f]{8}-)", name).group(1)
 
 
-def watchdogs(manager_id):
-    """Pids of processes whose command line names the manager's id (its
-    watchdog)."""
-    found = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if b"xylem-watchdog" in cmd and manager_id.encode() in cmd:
-            found.append(int(d))
-    return found
+def watchdogs(prefix):
+    """Pids of the watchdog of the manager whose jobs are named prefix*
+    (`sh -c SCRIPT xylem-watchdog PREFIX`)."""
+    return cluster.processes_with("cmdline", prefix)
 
 
 def test_burst_scales_out_and_leaves_nothing(pools, tmp_path):
@@ -161,7 +150,7 @@ def test_burst_scales_out_and_leaves_nothing(pools, tmp_path):
     # A job still pending when the demand fell is cancelled; the others
     # complete when the manager tells their workers to stop.
     assert set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
-    assert not watchdogs(prefix[3:11])
+    assert not watchdogs(prefix)
 
 
 def test_gpu_tasks_cause_only_gpu_jobs(pools, tmp_path):
@@ -279,10 +268,10 @@ def test_killed_manager_leaves_no_job(pools, tmp_path):
     prefix = m.group(1)
     assert cluster.wait_until(lambda: len(pools.queued(prefix)) == 4,
                               10 * SLOW, 0.2), pools.queued(prefix)
-    assert len(watchdogs(prefix[3:11])) == 1
+    assert len(watchdogs(prefix)) == 1
     mgr.signal(signal.SIGKILL)
     pools.wait_no_jobs(prefix, 10)
-    assert cluster.wait_until(lambda: not watchdogs(prefix[3:11]), 5)
+    assert cluster.wait_until(lambda: not watchdogs(prefix), 5)
 
 
 def standing_manager(pools, *specs):
