@@ -114,6 +114,7 @@ struct xy_pools {
 	uint64_t last_plan;
 	int64_t last_queue;
 	int cmds; /* child commands in flight */
+	int unsure; /* an sbatch died: it may have submitted a job unknown */
 	struct cmd *cmd_list;
 	/* The watchdog (slurm pools): its process and the write end of its
 	 * stdin, which only this process holds. */
@@ -206,9 +207,12 @@ static int cmd_run(struct xy_pools *ps, char **argv, char **env,
 		{.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
 		 .data.stream = (uv_stream_t *)&c->err},
 	};
+	/* In a session of its own: a ^C meant for the manager must not kill
+	 * an sbatch that may have submitted a job already. */
 	uv_process_options_t o = {.exit_cb = cmd_exit, .file = argv[0],
 				  .args = argv, .env = env, .stdio_count = 3,
-				  .stdio = stdio};
+				  .stdio = stdio,
+				  .flags = UV_PROCESS_DETACHED};
 	int rc = uv_spawn(&ps->m->loop, &c->proc, &o);
 	ps->cmds++;
 	c->next = ps->cmd_list;
@@ -259,8 +263,8 @@ static void note_failure(struct pool *p, const char *why)
 	int pause = ++p->fails < FAILS_TO_PAUSE ? BACKOFF_MS << (p->fails - 1)
 						 : PAUSE_MS;
 	p->paused_until = uv_now(&p->ps->m->loop) + pause;
-	snprintf(p->why, sizeof p->why, "paused for %d s after %d failures "
-		 "in a row; last: %.120s", pause / 1000, p->fails, why);
+	snprintf(p->why, sizeof p->why, "paused for %d s after failure %d "
+		 "in a row: %.120s", pause / 1000, p->fails, why);
 	if (p->fails < FAILS_TO_PAUSE)
 		return;
 	XY_LOGW(WHO, "pool %s: %s", p->conf.name, p->why);
@@ -469,6 +473,8 @@ static void sbatch_done(void *arg, int status, const char *out)
 		job_submitted(j, id);
 		return;
 	}
+	if (status >= 128)
+		j->pool->ps->unsure = 1;
 	/* sbatch's own words, its lines joined. */
 	char why[400];
 	int at = snprintf(why, sizeof why, "sbatch exited %d:", status);
@@ -537,9 +543,10 @@ static int slurm_submit(struct pool *p, struct job *j)
 		argv[k++] = tlim;
 		argv[k++] = "--signal=B:USR1@60";
 	}
-	snprintf(out, sizeof out, "--output=%s/%s.log",
-		 p->log_dir ? p->log_dir : "/dev", p->log_dir ? j->name : "null");
-	if (!p->log_dir)
+	if (p->log_dir)
+		snprintf(out, sizeof out, "--output=%s/%s.log", p->log_dir,
+			 j->name);
+	else
 		snprintf(out, sizeof out, "--output=/dev/null");
 	argv[k++] = out;
 	for (int i = 0; p->extra && p->extra[i] && k < 96; i++)
@@ -950,7 +957,7 @@ static const char watchdog_sh[] =
 	"			case $name in \"$1\"*) echo \"$id\";; esac\n"
 	"		done)\n"
 	"	[ -z \"$ids\" ] && continue\n"
-	"	echo \"xylem-watchdog: manager gone, cancelling its jobs:\" $ids >&2\n"
+	"	echo \"xylem-watchdog: manager gone, cancelling\" $ids >&2\n"
 	"	scancel $ids\n"
 	"done\n";
 
@@ -1078,7 +1085,8 @@ static void kill_children(struct xy_pools *ps)
 			uv_process_kill(&c->proc, SIGKILL);
 	for (int i = 0; i < ps->n; i++)
 		for (struct job *j = ps->pools[i]->jobs; j; j = j->next)
-			if (j->proc_live && !uv_is_closing((uv_handle_t *)&j->proc))
+			if (j->proc_live &&
+			    !uv_is_closing((uv_handle_t *)&j->proc))
 				uv_process_kill(&j->proc, SIGKILL);
 }
 
@@ -1106,10 +1114,11 @@ void xy_pools_destroy(struct xy_pools *ps)
 	}
 	/* The commands in flight are let finish (a few seconds at most);
 	 * if they do not, they are killed, and an sbatch killed may have
-	 * submitted a job: the watchdog is then left to sweep. */
+	 * submitted a job: the watchdog is then left to sweep, as it is
+	 * if an sbatch died earlier. */
 	wait_children(ps, 5000, 0);
-	int settled = !live(ps);
-	if (!settled) {
+	int settled = !live(ps) && !ps->unsure;
+	if (live(ps)) {
 		XY_LOGW(WHO, "%d commands or workers still running after 5 s:"
 			" killed", live(ps));
 		kill_children(ps);
@@ -1239,6 +1248,14 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 
 /* ------------------------------------------------------------- status */
 
+static json_t *job_status(const struct job *j)
+{
+	return json_pack("{s:s,s:s,s:s,s:b,s:s,s:s}", "id", j->id, "name",
+			 j->name, "state", job_states[j->state], "cancelled",
+			 j->cancel, "batch_state", j->batch_state, "why",
+			 j->why);
+}
+
 json_t *xy_pools_status(const struct xy_pools *ps)
 {
 	json_t *arr = json_array();
@@ -1246,12 +1263,7 @@ json_t *xy_pools_status(const struct xy_pools *ps)
 		const struct pool *p = ps->pools[i];
 		json_t *jobs = json_array();
 		for (const struct job *j = p->jobs; jobs && j; j = j->next)
-			json_array_append_new(
-				jobs, json_pack("{s:s,s:s,s:s,s:b,s:s,s:s}", "id",
-						j->id, "name", j->name, "state",
-						job_states[j->state], "cancelled",
-						j->cancel, "batch_state",
-						j->batch_state, "why", j->why));
+			json_array_append_new(jobs, job_status(j));
 		json_array_append_new(
 			arr,
 			json_pack("{s:s,s:s,s:i,s:i,s:I,s:i,s:i,s:i,s:i,s:i,"
