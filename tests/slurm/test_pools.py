@@ -284,6 +284,12 @@ def standing_manager(pools, *specs):
     return mgr, port
 
 
+def stop(mgr):
+    """Stops a standing manager as ^C would; it must exit 0."""
+    mgr.signal(signal.SIGTERM)
+    assert mgr.wait(20) == 0, mgr.output
+
+
 def status(pools, port):
     r = pools.xylem.run("status", f"127.0.0.1:{port}", "--secret-file",
                         pools.secret_file, "--json", timeout=20)
@@ -335,8 +341,8 @@ def test_standing_manager_shows_jobs_and_releases_idle_workers(
     assert p["connected"] == 0 and p["pending"] == 0, p
     assert p["jobs"][0]["state"] == "ended", p
     assert mgr.p.poll() is None
-    mgr.signal(signal.SIGTERM)
-    assert mgr.wait(20) == 0, mgr.output
+    stop(mgr)
+    assert not watchdogs(prefix_of(name))
 
 
 def test_worker_that_cannot_start_says_why(pools, tmp_path):
@@ -355,6 +361,8 @@ def test_worker_that_cannot_start_says_why(pools, tmp_path):
     (p,) = status(pools, port)["pools"]
     ended = [j for j in p["jobs"] if j["id"] == m.group(1)]
     assert ended and why in ended[0]["why"], p
+    assert ended[0]["batch_state"] == "FAILED", p
+    stop(mgr)
 
 
 def test_refused_submission_shows_sbatchs_message(pools, tmp_path):
@@ -365,3 +373,4 @@ def test_refused_submission_shows_sbatchs_message(pools, tmp_path):
     assert "Invalid partition name specified" in m.group(1), m.group(1)
     (p,) = status(pools, port)["pools"]
     assert "Invalid partition name specified" in p["last_failure"], p
+    stop(mgr)
