@@ -48,6 +48,7 @@
 #define TICK_MS 1000
 #define PLAN_EVERY_MS 20    /* at most one plan in this long */
 #define POLL_EVERY_MS 2000  /* squeue, while jobs are pending */
+#define SUBMITS_AT_ONCE 8   /* a pool's submissions under way at most */
 #define FAILS_TO_PAUSE 5    /* submissions failed in a row */
 #define PAUSE_MS 60000
 #define BACKOFF_MS 1000     /* after one failure; doubled for each more */
@@ -67,6 +68,7 @@ struct job {
 	char id[32];   /* the batch system's id; "" until it answers */
 	enum job_state state;
 	int cancel;    /* to be cancelled once its id is known */
+	int queued;    /* SUBMITTING, waiting for its turn (submit_next) */
 	struct xy_worker *worker;
 	uint64_t idle_since; /* loop ms; 0: busy or not connected */
 	uv_process_t proc;   /* local: the worker itself */
@@ -96,6 +98,7 @@ struct pool {
 	struct job *jobs;
 	uint64_t seq;
 	int fails;            /* submissions failed in a row */
+	int in_flight;        /* submissions under way */
 	uint64_t paused_until; /* loop ms */
 	uint64_t last_poll;
 	int polling;
@@ -310,6 +313,7 @@ static void prune(struct pool *p)
 static void job_submitted(struct job *j, const char *id)
 {
 	struct pool *p = j->pool;
+	p->in_flight--;
 	snprintf(j->id, sizeof j->id, "%s", id);
 	if (j->state == JOB_SUBMITTING)
 		j->state = JOB_PENDING;
@@ -322,6 +326,7 @@ static void job_submitted(struct job *j, const char *id)
 static void submit_failed(struct job *j, const char *why)
 {
 	struct pool *p = j->pool;
+	p->in_flight--;
 	XY_LOGW(WHO, "pool %s: submission failed: %s", p->conf.name, why);
 	j->cancel = 1;
 	job_end(j, why);
@@ -464,6 +469,8 @@ static void free_env(char **env)
 	free(env);
 }
 
+static void submit_next(struct pool *p);
+
 static void sbatch_done(void *arg, int status, const char *out)
 {
 	struct job *j = arg;
@@ -471,6 +478,7 @@ static void sbatch_done(void *arg, int status, const char *out)
 	/* --parsable: "ID" or "ID;CLUSTER". */
 	if (status == 0 && sscanf(out, "%31[0-9_]", id) == 1) {
 		job_submitted(j, id);
+		submit_next(j->pool);
 		return;
 	}
 	if (status >= 128)
@@ -489,6 +497,7 @@ static void sbatch_done(void *arg, int status, const char *out)
 		l += len + (l[len] == '\n');
 	}
 	submit_failed(j, why);
+	submit_next(j->pool);
 }
 
 /* Quotes s for sh in single quotes into buf; -1 if it holds one. */
@@ -714,6 +723,24 @@ static const struct provider slurm_provider = {"slurm", slurm_submit,
 
 /* --------------------------------------------------------------- plan */
 
+/* Starts the oldest waiting submissions, SUBMITS_AT_ONCE at most under
+ * way: a burst's hundred jobs are not a hundred sbatch at once. Called
+ * when one is asked for and when one ends (never from within one). */
+static void submit_next(struct pool *p)
+{
+	while (p->in_flight < SUBMITS_AT_ONCE) {
+		struct job *oldest = NULL;
+		for (struct job *j = p->jobs; j; j = j->next)
+			if (j->queued)
+				oldest = j;
+		if (!oldest)
+			return;
+		oldest->queued = 0;
+		p->in_flight++;
+		p->prov->submit(p, oldest);
+	}
+}
+
 static void submit_one(struct pool *p)
 {
 	struct job *j = calloc(1, sizeof *j);
@@ -723,10 +750,10 @@ static void submit_one(struct pool *p)
 	snprintf(j->name, sizeof j->name, "xy-%s-%s-%llu", p->ps->id,
 		 p->conf.name, (unsigned long long)++p->seq);
 	j->state = JOB_SUBMITTING;
+	j->queued = 1;
 	j->next = p->jobs;
 	p->jobs = j;
 	p->submitted++;
-	p->prov->submit(p, j);
 }
 
 /* Cancels up to n pending jobs, the newest first. */
@@ -738,8 +765,10 @@ static void cancel_pending(struct pool *p, int n)
 			continue;
 		j->cancel = 1;
 		n--;
-		if (j->state == JOB_PENDING) {
+		if (j->state == JOB_PENDING)
 			p->prov->cancel(p, j);
+		if (j->state == JOB_PENDING || j->queued) {
+			j->queued = 0;
 			job_end(j, "cancelled: no queued task needs it");
 		}
 	}
@@ -809,6 +838,7 @@ void xy_pools_phase(struct xy_pools *ps)
 					 plan.why[i]);
 			for (int k = 0; k < plan.submit[i]; k++)
 				submit_one(p);
+			submit_next(p);
 			cancel_pending(p, plan.cancel[i]);
 		}
 	}
@@ -1110,6 +1140,10 @@ void xy_pools_destroy(struct xy_pools *ps)
 			if (j->state == JOB_PENDING ||
 			    j->state == JOB_SUBMITTING)
 				j->cancel = 1;
+			if (j->queued) {
+				j->queued = 0;
+				job_end(j, "cancelled: the manager is stopping");
+			}
 		}
 	}
 	/* The commands in flight are let finish (a few seconds at most);

@@ -28,18 +28,36 @@ TOOLS = ("sbatch", "squeue", "scancel")
 
 class Spy:
     """A directory of sbatch, squeue and scancel that log their
-    arguments, one call a line, to calls.log, then run Slurm's own."""
+    arguments, one call a line, to calls.log, then run Slurm's own.
+    slow_sbatch(s) makes sbatch take s seconds more, and log "+" when
+    it starts and "-" when it ends to running.log."""
 
     def __init__(self, tmp_path):
         self.dir = tmp_path / "spy"
         self.dir.mkdir()
         self.log = tmp_path / "calls.log"
         self.log.touch()
+        self.running = tmp_path / "running.log"
         for tool in TOOLS:
-            f = self.dir / tool
-            f.write_text(f'#!/bin/sh\necho "{tool} $*" >> {self.log}\n'
-                         f'exec {shutil.which(tool)} "$@"\n')
-            f.chmod(0o755)
+            self.write(tool, f'exec {shutil.which(tool)} "$@"')
+
+    def write(self, tool, run):
+        f = self.dir / tool
+        f.write_text(f'#!/bin/sh\necho "{tool} $*" >> {self.log}\n{run}\n')
+        f.chmod(0o755)
+
+    def slow_sbatch(self, seconds):
+        self.write("sbatch", f"echo + >> {self.running}; sleep {seconds};"
+                   f' {shutil.which("sbatch")} "$@"; rc=$?;'
+                   f" echo - >> {self.running}; exit $rc")
+
+    def most_at_once(self):
+        """The most sbatch calls under way at once (slow_sbatch)."""
+        n = most = 0
+        for c in self.running.read_text().split():
+            n += 1 if c == "+" else -1
+            most = max(most, n)
+        return most
 
     def calls(self, tool):
         return [line.split(" ", 1)[1] if " " in line else ""
@@ -151,6 +169,21 @@ def test_burst_scales_out_and_leaves_nothing(pools, tmp_path):
     # complete when the manager tells their workers to stop.
     assert set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
     assert not watchdogs(prefix)
+
+
+def test_submissions_under_way_are_capped(pools, tmp_path):
+    """Twelve one-core tasks on one-core workers: twelve jobs, but never
+    more than eight sbatch at once (each made to take 0.3 s)."""
+    pools.spy.slow_sbatch(0.3)
+    wf = write_workflow(tmp_path / "wf.json", [
+        task(f"t{i}", "sleep 1") for i in range(12)])
+    r = pools.run(wf, pools.spec("cpu", 1, memory=100, max=12,
+                                 backlog=12))
+    assert r.returncode == 0, r.output
+    assert len(pools.spy.calls("sbatch")) == 12, r.output
+    assert 2 <= pools.spy.most_at_once() <= 8, \
+        pools.spy.running.read_text()
+    pools.wait_no_jobs(prefix_of(submitted(r.output)[0]))
 
 
 def test_gpu_tasks_cause_only_gpu_jobs(pools, tmp_path):
