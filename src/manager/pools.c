@@ -12,7 +12,8 @@
  * Providers run the batch system's commands as child processes of the
  * loop (cmd_run), never blocking it: `sbatch --parsable` (its answer is
  * the job id), one `squeue` a poll for every job of this user, `scancel`.
- * The local provider starts `xylem worker` itself. A job that leaves
+ * The local provider starts `xylem worker` itself. A pool has at most
+ * SUBMITS_AT_ONCE submissions under way (submit_next). A job that leaves
  * Slurm's queue before its worker came is looked into (scontrol, and
  * its log's last lines) so that the log and status say why.
  *
