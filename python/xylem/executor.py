@@ -282,6 +282,10 @@ class Executor(cf.Executor):
         self._keys = itertools.count(1)
         self._handles = {}
         self._pickles = _calls.FunctionPickles()
+        # A function's pickle, once sent, travels as an object that each
+        # worker fetches once and keeps while the executor lives.
+        self._function_refs = _calls.FunctionRefs(
+            lambda data: self._manager.declare_buffer(data, "workflow"))
         self._shutdown = False
         self._closing = False
         self._closed = threading.Event()
@@ -557,8 +561,7 @@ class Executor(cf.Executor):
         return name
 
     def _call_spec(self, future, fn, args, kwargs, env, environment=None):
-        payload = self._encode(fn, args, kwargs, env)
-        inputs = []
+        payload, inputs = self._encode(fn, args, kwargs, env)
         if len(payload) > _calls.MESSAGE_MAX:
             # Too large for a message: the payload travels as a file.
             h = self._manager.declare_buffer(payload, "task")
@@ -570,14 +573,14 @@ class Executor(cf.Executor):
 
     def _fresh_spec(self, future, key, fn, args, kwargs, env,
                     environment=None):
-        payload = self._encode(fn, args, kwargs, env)
+        payload, inputs = self._encode(fn, args, kwargs, env)
         h = self._manager.declare_buffer(payload, "task")
         path = os.path.join(self._tmpdir, "results", f"{key}.pkl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         out = self._manager.declare_file(path, "task")
         spec = {"command": f"{self._python_in(environment)} -m"
                            " xylem.runner",
-                "inputs": [(h, _calls.CALL_FILE)],
+                "inputs": inputs + [(h, _calls.CALL_FILE)],
                 "outputs": [(out, _calls.RESULT_FILE)],
                 "env": self._process_env(environment)}
         return _Pending(future, "fresh", result_path=path), spec
@@ -593,12 +596,21 @@ class Executor(cf.Executor):
         return _Pending(future, "shell", shell=shell, marker=marker), spec
 
     def _encode(self, fn, args, kwargs, env):
+        """(payload, inputs): the call's payload, and the input that holds
+        its function's pickle when that goes by reference (_calls.py,
+        FunctionRefs)."""
         try:
-            return _calls.encode_call(fn, args, kwargs, env, self._pickles)
+            digest, fn_bytes = self._pickles.get(fn)
         except Exception as e:
-            name = getattr(fn, "__qualname__", None) or repr(fn)
-            raise PickleError(f"cannot pickle the call to {name}:"
-                              f" {type(e).__name__}: {e}") from e
+            raise _pickle_error(fn, e) from e
+        ref = self._function_refs.get(digest, fn_bytes)
+        try:
+            payload = _calls.encode_call(
+                digest, fn_bytes if ref is None else _calls.FN_FILE, args,
+                kwargs, env)
+        except Exception as e:
+            raise _pickle_error(fn, e) from e
+        return payload, [] if ref is None else [(ref, _calls.FN_FILE)]
 
     def _resources(self, opts, spec):
         """The manager's task fields for opts, merged with the spec's own
@@ -895,6 +907,12 @@ class Executor(cf.Executor):
 
 def _text(b):
     return bytes(b).decode("utf-8", "replace")
+
+
+def _pickle_error(fn, e):
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    return PickleError(f"cannot pickle the call to {name}:"
+                       f" {type(e).__name__}: {e}")
 
 
 def _fail_late(future, exc):

@@ -395,6 +395,10 @@ static void sandbox_release(struct task *t)
 
 	t->sandbox = NULL;
 	if (t->pooled && t->pool_fd >= 0) {
+		/* Its inputs were linked in by name (pool_use): unlinked
+		 * here, whatever the call did with them meanwhile. */
+		for (uint32_t i = 0; i < t->spec.n_inputs; i++)
+			unlinkat(t->pool_fd, t->spec.inputs[i].name, 0);
 		if (room && empty_dir(t->pool_fd)) {
 			pool_push(ts, t->pooled, t->pool_fd);
 			t->pool_fd = -1;
@@ -416,15 +420,18 @@ static void sandbox_release(struct task *t)
 }
 
 /*
- * A call with neither inputs nor outputs (most warm calls) runs in a pool
- * directory as it is: its name is never used for anything but its path,
- * and nothing is linked into it or collected from it, so renaming it to
- * the task's id and back (two renames, most of a call's sandbox cost on
- * ext4) buys nothing. The directory stays open from then on, so that the
- * check that it is empty when the call ends, as for any pooled sandbox,
- * needs no path lookup: no call sees what an earlier one left there
- * (what a call leaves in its library's memory is another matter,
- * docs/python.md). Returns 0, or -1 with errno set.
+ * A call without outputs whose inputs all have names of one component
+ * (most warm calls: none, or the function's pickle, docs/python.md) runs
+ * in a pool directory as it is: its name is never used for anything but
+ * its path, and nothing is collected from it, so renaming it to the
+ * task's id and back (two renames, most of a call's sandbox cost on
+ * ext4) buys nothing. Its inputs are linked in by name and unlinked by
+ * name when it ends (a link and an unlink cost far less than the two
+ * renames, and no directory is made for them). The directory stays open
+ * from then on, so that the check that it is empty when the call ends,
+ * as for any pooled sandbox, needs no path lookup: no call sees what an
+ * earlier one left there (what a call leaves in its library's memory is
+ * another matter, docs/python.md). Returns 0, or -1 with errno set.
  */
 static int pool_use(struct task *t)
 {
@@ -748,12 +755,21 @@ void xy_tasks_object_ready(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
 
 /* ----------------------------------------------------------- starting */
 
+/* True if every input's sandbox name is one component (pool_use). */
+static int flat_inputs(const struct task *t)
+{
+	for (uint32_t i = 0; i < t->spec.n_inputs; i++)
+		if (strchr(t->spec.inputs[i].name, '/'))
+			return 0;
+	return 1;
+}
+
 static int make_sandbox(struct task *t, char *err, size_t errlen)
 {
 	const char *base = xy_cache_sandboxes(t->ts->o.cache);
 	int n;
 
-	if (is_call(t) && !t->spec.n_inputs && !t->spec.n_outputs) {
+	if (is_call(t) && !t->spec.n_outputs && flat_inputs(t)) {
 		if (pool_use(t) == 0)
 			return 0;
 		return xy_fail(err, errlen, errno, "cannot make a sandbox: %s",
