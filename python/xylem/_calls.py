@@ -48,8 +48,13 @@ FRAME_SLACK = 64 * 1024
 MESSAGE_MAX = (8 << 20) - FRAME_SLACK
 
 # The environment variable that carries the manager's major.minor Python,
-# and what a process says when its own is another (xylem/__init__.py).
+# and the exit status of a process whose own is another, reserved for that
+# (xylem/__init__.py; EX_CONFIG in sysexits.h): a library instance that
+# exits with it before it is ready, or a fresh-mode runner that exits
+# with it, was started with the wrong interpreter. MISMATCH_TEXT begins
+# the line it writes to stderr, shown to people.
 PYTHON_ENV = "XYLEM_PYTHON"
+MISMATCH_STATUS = 78
 MISMATCH_TEXT = "interpreter mismatch"
 
 # What a library instance writes to its log (stdout and stderr, one pipe)

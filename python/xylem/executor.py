@@ -741,7 +741,9 @@ class Executor(cf.Executor):
                 p = self._pending.get(key)
             if p is not None:
                 try:
-                    self._complete(p, *item[1:6])
+                    # (key, result, exit_code, output, error, worker,
+                    # attempts, times, failure): _core.c
+                    self._complete(p, *item[1:6], item[8])
                 except BaseException as e:
                     # Not expected; but one bad result must not cost
                     # the rest of the batch their Futures.
@@ -751,13 +753,14 @@ class Executor(cf.Executor):
                 if not self._pending:
                     self._idle.notify_all()
 
-    def _complete(self, p, result, exit_code, output, error, worker):
+    def _complete(self, p, result, exit_code, output, error, worker,
+                  failure):
         if result == _core.RESULT_CANCELLED:
             cf.Future.cancel(p.future)  # not ours: no second cancel
             return
         try:
             outcome = self._outcome(p, result, exit_code, output, error,
-                                    worker)
+                                    worker, failure)
         except BaseException as e:
             outcome = ("err", e)
         finally:
@@ -773,7 +776,8 @@ class Executor(cf.Executor):
         else:
             p.future.set_exception(outcome[1])
 
-    def _outcome(self, p, result, exit_code, output, error, worker):
+    def _outcome(self, p, result, exit_code, output, error, worker,
+                 failure):
         if p.kind == "cwl" and result in (_core.RESULT_SUCCESS,
                                           _core.RESULT_APP_FAILED):
             return p.app.finish(p.back, result == _core.RESULT_SUCCESS,
@@ -782,7 +786,7 @@ class Executor(cf.Executor):
             shutil.rmtree(p.back, ignore_errors=True)
         if result != _core.RESULT_SUCCESS:
             return "err", _failure(p.kind, result, exit_code, output, error,
-                                   worker)
+                                   worker, failure)
         if p.kind == "shell":
             r = p.shell.parse(output, p.marker)
             if r is None:
@@ -927,16 +931,17 @@ def _fail_late(future, exc):
         future.set_exception(exc)
 
 
-def _call_output(result, output, error):
+def _call_output(result, output, failure):
     """(text, reply) from a failed warm call's output. A call that its
     library answered (and that failed afterwards: a declared output
     missing, or not stored) carries the pickled reply, which is no text:
     reply is then the decoded reply, or None if it would not decode, and
     text is empty, since the call's prints stay in the instance's log.
-    A call whose instance ended (a crash, a limit) carries that log:
-    text is then the part written since the call started."""
+    A call whose instance ended (failure says so: a crash, a limit)
+    carries that log: text is then the part written since the call
+    started."""
     data = bytes(output)
-    answered = not error.startswith("library ") and result in (
+    answered = failure == _core.FAILURE_NONE and result in (
         _core.RESULT_APP_FAILED, _core.RESULT_WORKER_FAILED,
         _core.RESULT_MANAGER_FAILED)
     if answered and data[:1] == b"\x80":  # a pickle's first byte
@@ -947,10 +952,35 @@ def _call_output(result, output, error):
     return _calls.this_call_output(_text(data)), None
 
 
-def _failure(kind, result, exit_code, output, error, worker):
-    """The exception for a task that did not succeed."""
+def _wrong_interpreter(kind, exit_code, failure):
+    """True if the process started to run the call refused this Python
+    (xylem/__init__.py), by the status reserved for that: a library
+    instance that exited with it before it was ready, or a fresh-mode
+    runner that exited with it (which a function of its own that calls
+    os._exit with that status would also do: docs/python.md)."""
+    if exit_code != _calls.MISMATCH_STATUS:
+        return False
     if kind == "call":
-        text, reply = _call_output(result, output, error)
+        return failure == _core.FAILURE_LIBRARY_START
+    return kind == "fresh"
+
+
+def _mismatch_line(text, exit_code):
+    """The line the refusing process wrote, for people; a stand-in if its
+    output lost it."""
+    for line in text.splitlines():
+        if _calls.MISMATCH_TEXT in line:
+            return line.strip()
+    return (f"xylem: {_calls.MISMATCH_TEXT}: the worker's Python is not the"
+            f" manager's (exit status {exit_code})")
+
+
+def _failure(kind, result, exit_code, output, error, worker, failure):
+    """The exception for a task that did not succeed, classed by its
+    result, its failure (xy_failure) and exit code, never by the text of
+    its error or output, which the exception carries for people."""
+    if kind == "call":
+        text, reply = _call_output(result, output, failure)
         if reply is not None and reply[0] == "err" and \
                 result == _core.RESULT_APP_FAILED:
             # The function raised, and so left its outputs unwritten: its
@@ -972,11 +1002,9 @@ def _failure(kind, result, exit_code, output, error, worker):
         return WorkerFailed(error or "failed on its workers too often", *args)
     if result == _core.RESULT_MANAGER_FAILED:
         return ManagerFailed(error or "the manager failed", *args)
-    if _calls.MISMATCH_TEXT in text:
-        line = next(ln for ln in text.splitlines()
-                    if _calls.MISMATCH_TEXT in ln)
-        return InterpreterMismatch(line.strip(), *args)
-    if kind == "call" and error.startswith("library "):
+    if _wrong_interpreter(kind, exit_code, failure):
+        return InterpreterMismatch(_mismatch_line(text, exit_code), *args)
+    if kind == "call" and failure != _core.FAILURE_NONE:
         return LibraryCrashed(error, *args)
     if kind == "fresh":
         return TaskFailed(f"the Python process running the call failed:"

@@ -63,6 +63,7 @@ struct task {
 	uint32_t n_gpu_own; /* the first n_gpu_own of gpu_ids are ours */
 	uint64_t start_us, end_us;
 	int result; /* decided at exit, before the outputs are taken */
+	uint8_t failure; /* xy_failure: what failed a call */
 	int32_t exit_code;
 	char *output;
 	size_t output_len;
@@ -505,6 +506,7 @@ static void report(struct task *t, int result, const char *message,
 	memset(&d, 0, sizeof d);
 	d.task_id = t->spec.task_id;
 	d.result = (uint8_t)result;
+	d.failure = t->failure;
 	d.exit_code = t->exit_code;
 	d.start_us = t->start_us;
 	d.end_us = t->end_us ? t->end_us : wall_us();
@@ -1174,6 +1176,7 @@ static void on_call_done(struct xy_lib_call *c, struct xy_lib_result *r)
 	t->output_len = r->output ? r->output_len : 0;
 	t->truncated = r->truncated;
 	t->exit_code = r->exit_code;
+	t->failure = (uint8_t)r->failure;
 	if (t->reported) {
 		maybe_retire(t);
 		return;

@@ -177,6 +177,7 @@ static void t_library_calls(void)
 	/* Two calls, one instance: its pid, its env, the call's inputs. */
 	g = call(&f, 1, "echo", "hello", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_NONE);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 0);
 	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:olleh"));
 	XY_CHECK(g->m.task_done.end_us >= g->m.task_done.start_us);
@@ -206,9 +207,11 @@ static void t_library_calls(void)
 	      "test -f lib-1/lib.py", f.cache);
 	XY_CHECK(fm_eventually(cmd));
 
-	/* The instance dies in a call: the call fails with its log. */
+	/* The instance dies in a call: the call fails with its log, and
+	 * says so by its failure, not only by its message. */
 	g = call(&f, 4, "echo", "die", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 7);
 	XY_CHECK(!strcmp(g->m.task_done.message,
 			 "library echo exited with status 7 during a call"));
@@ -296,6 +299,7 @@ static void t_library_failures(void)
 	fm_hello(&f);
 	g = call(&f, 1, "nope", "x", NULL);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_NONE); /* no instance */
 	XY_CHECK(!strcmp(g->m.task_done.message,
 			 "library nope is not defined on this worker"));
 	fm_got_free(g);
@@ -304,6 +308,7 @@ static void t_library_failures(void)
 	define_lib(&f, "broken", "echo starting; exit 5", NULL, NULL);
 	g = call(&f, 2, "broken", "x", NULL);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_START);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 5);
 	XY_CHECK(!strcmp(g->m.task_done.message,
 			 "library broken exited with status 5 before it was "
@@ -316,6 +321,7 @@ static void t_library_failures(void)
 		   "sleep 30", NULL, NULL);
 	g = call(&f, 3, "rude", "x", NULL);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_START);
 	XY_CHECK(strstr(g->m.task_done.message, "before it was ready"));
 	XY_CHECK(strstr(g->m.task_done.message, "XYLIB1"));
 	fm_got_free(g);
@@ -325,6 +331,7 @@ static void t_library_failures(void)
 	define_lib(&f, "echo", "python3 lib.py", NULL, &in);
 	g = call(&f, 4, "echo", "bad", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK(strstr(g->m.task_done.message,
 			"library echo was killed during a call"));
 	XY_CHECK(strstr(g->m.task_done.message, "over the"));
@@ -375,6 +382,7 @@ static void t_library_cancel_limit_stop(void)
 	fm_send(&f, XY_MSG_TASK, &m);
 	g = fm_wait_for(&f, XY_MSG_TASK_DONE);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_RESOURCES_EXHAUSTED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK(strstr(g->m.task_done.message, "time"));
 	fm_got_free(g);
 
