@@ -4,11 +4,12 @@ and shell commands on Xylem workers (docs/python.md).
 Each Executor owns a manager (xylem._core.Manager, whose event loop runs
 on a thread of its own) and, unless told otherwise, one local worker per
 core. A call goes, by default, to a warm library process on a worker
-(library.py): the function is pickled with cloudpickle, sent as the
-call's payload, and its value or exception comes back as the reply. With
-fresh=True a call runs instead as a command task, ``python -m
-xylem.runner``, in a process of its own (runner.py). A ShellFunction runs
-as a command task (shell.py).
+(library.py): the function is pickled with cloudpickle and sent in the
+call's payload (a large one, once sent, as an object that each worker
+fetches once: _calls.FunctionRefs), and its value or exception comes
+back as the reply. With fresh=True a call runs instead as a command task,
+``python -m xylem.runner``, in a process of its own (runner.py). A
+ShellFunction runs as a command task (shell.py).
 
 Threads: user threads call submit; the manager's thread calls
 _on_results with completed tasks, and sets the Futures from there. The
