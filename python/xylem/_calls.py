@@ -200,12 +200,15 @@ class FunctionRefs:
     INLINE_MAX = 4096
     SEEN_MAX = 4096
 
-    def __init__(self, declare):
+    def __init__(self, declare, lock=None):
+        """declare(bytes) returns a handle; lock (default a lock of its
+        own) is held while it runs, so that a digest is declared once
+        whatever the threads that submit."""
         import threading
         self.declare = declare
         self.handles = {}   # digest -> handle of its declared object
         self.seen = set()   # digests sent inline once
-        self.lock = threading.Lock()  # one declaration per digest
+        self.lock = lock if lock is not None else threading.Lock()
 
     def get(self, digest, fn_bytes):
         """The handle of the object holding fn_bytes, or None if they go

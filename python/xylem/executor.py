@@ -283,10 +283,6 @@ class Executor(cf.Executor):
         self._keys = itertools.count(1)
         self._handles = {}
         self._pickles = _calls.FunctionPickles()
-        # A function's pickle, once sent, travels as an object that each
-        # worker fetches once and keeps while the executor lives.
-        self._function_refs = _calls.FunctionRefs(
-            lambda data: self._manager.declare_buffer(data, "workflow"))
         self._shutdown = False
         self._closing = False
         self._closed = threading.Event()
@@ -299,11 +295,16 @@ class Executor(cf.Executor):
         self._manager = None
         self._fresh = bool(fresh)
         self._callbacks = Callbacks()
-        # Declarations made on first use (libraries, environments, files)
-        # happen once even when threads submit at once. Never taken on
+        # Declarations made on first use (libraries, environments, files,
+        # function pickles) happen once even when threads submit at once. Never taken on
         # the manager's thread, which runs no user code, so holding it
         # across a call into the manager cannot deadlock.
         self._declare_lock = threading.RLock()
+        # A large function's pickle, once sent, travels as an object that
+        # each worker fetches once and keeps while the executor lives.
+        self._function_refs = _calls.FunctionRefs(
+            lambda data: self._manager.declare_buffer(data, "workflow"),
+            self._declare_lock)
         self._loop_ident = None  # the manager thread's, once it calls back
         self._defaults = _check_options({"environment": environment})
         self._libraries = {}   # Environment (or None) -> library name
