@@ -296,9 +296,9 @@ class Executor(cf.Executor):
         self._fresh = bool(fresh)
         self._callbacks = Callbacks()
         # Declarations made on first use (libraries, environments, files,
-        # function pickles) happen once even when threads submit at once. Never taken on
-        # the manager's thread, which runs no user code, so holding it
-        # across a call into the manager cannot deadlock.
+        # function pickles) happen once even when threads submit at once.
+        # Never taken on the manager's thread, which runs no user code, so
+        # holding it across a call into the manager cannot deadlock.
         self._declare_lock = threading.RLock()
         # A large function's pickle, once sent, travels as an object that
         # each worker fetches once and keeps while the executor lives.
