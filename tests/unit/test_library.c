@@ -25,8 +25,8 @@
 
 /* A library that speaks the fd-3 protocol: it says hello, then answers
  * each call with "pid:FOO:L:" and the payload reversed, where L says
- * whether lib.py is linked into the call's sandbox. Some payloads make it
- * misbehave. */
+ * whether lib.py is linked into the call's sandbox ("where" is answered
+ * with the sandbox's name). Some payloads make it misbehave. */
 static const char echo_py[] =
 	"import os, struct, sys, time\n"
 	"def rd(n):\n"
@@ -64,6 +64,8 @@ static const char echo_py[] =
 	"        time.sleep(30)\n"
 	"    if p == b'out':\n"
 	"        open(os.path.join(sb, 'out.txt'), 'w').write('hi')\n"
+	"    if p == b'where':\n"
+	"        p = os.path.basename(sb).encode()[::-1]\n"
 	"    L = os.path.exists(os.path.join(sb, 'lib.py'))\n"
 	"    r = b'%d:%s:%d:' % (os.getpid(), "
 	"os.environ.get('FOO', '').encode(), L)\n"
@@ -189,6 +191,21 @@ static void t_library_calls(void)
 	XY_CHECK_EQ(reply_pid(g), pid);
 	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:cba"));
 	fm_got_free(g);
+
+	/* Without outputs, and with an input of one component, a call runs
+	 * in a pooled directory in place, the input linked in; it is gone
+	 * when the call ends, so the next call gets the same directory. */
+	g = call(&f, 20, "echo", "where", &in);
+	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:.free-"));
+	snprintf(sb, sizeof sb, "%s", strstr(g->m.task_done.output, ".free-"));
+	fm_got_free(g);
+	g = call(&f, 21, "echo", "where", &in);
+	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:.free-"));
+	XY_CHECK(!strcmp(strstr(g->m.task_done.output, ".free-"), sb));
+	fm_got_free(g);
+	fm_pathf(cmd, sizeof cmd, "test -z \"$(ls -A %s/sandbox/%s)\"", f.cache,
+		 sb);
+	XY_CHECK(fm_eventually(cmd));
 
 	/* A call's declared outputs are collected from its sandbox. */
 	call_msg(&m, 3, "echo", "out", 3, &in);
