@@ -183,7 +183,7 @@ class FunctionRefs:
     and fresh"). A pickle of at most INLINE_MAX bytes always travels
     inline: on one host a reference costs about as much as that many
     inline bytes (an input the manager schedules, a link into the
-    sandbox and its removal, measured with bench/py_calls.py's no-op).
+    sandbox and its removal; docs/python.md has the measurement).
     A larger one travels inline the first time its digest is sent, and
     from the second time on as a content-addressed object that
     declare(bytes) makes (the executor's declared buffer, kept on
