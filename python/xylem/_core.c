@@ -271,7 +271,8 @@ static PyObject *times_tuple(const struct xy_task *t)
 			     tm.started, tm.finished, tm.returned);
 }
 
-/* (key, result, exit_code, output, error, worker, attempts, times) */
+/* (key, result, exit_code, output, error, worker, attempts, times,
+ *  failure) */
 static PyObject *task_tuple(const struct xy_task *t)
 {
 	size_t len;
@@ -282,12 +283,12 @@ static PyObject *task_tuple(const struct xy_task *t)
 	if (!times)
 		return NULL;
 	return Py_BuildValue(
-		"(KiiNNNiN)", (unsigned long long)xy_task_user(t),
+		"(KiiNNNiNi)", (unsigned long long)xy_task_user(t),
 		(int)xy_task_result(t), xy_task_exit_code(t),
 		PyBytes_FromStringAndSize(out, (Py_ssize_t)len),
 		PyUnicode_DecodeUTF8(e, (Py_ssize_t)strlen(e), "replace"),
 		PyUnicode_DecodeUTF8(w, (Py_ssize_t)strlen(w), "replace"),
-		xy_task_attempts(t), times);
+		xy_task_attempts(t), times, (int)xy_task_failure(t));
 }
 
 static PyObject *refusal_tuple(const struct refusal *r)
@@ -295,9 +296,10 @@ static PyObject *refusal_tuple(const struct refusal *r)
 	PyObject *reason = PyUnicode_DecodeUTF8(
 		r->reason, (Py_ssize_t)strlen(r->reason), "replace");
 
-	return Py_BuildValue("(Kiiy#Nsi(ddddd))", (unsigned long long)r->key,
+	return Py_BuildValue("(Kiiy#Nsi(ddddd)i)", (unsigned long long)r->key,
 			     RESULT_NOT_SUBMITTED, -1, "", (Py_ssize_t)0,
-			     reason, "", 0, 0., 0., 0., 0., 0.);
+			     reason, "", 0, 0., 0., 0., 0., 0.,
+			     (int)XY_FAILURE_NONE);
 }
 
 static PyObject *batch_list(const struct batch *b)
@@ -1210,6 +1212,9 @@ static int add_constants(PyObject *mod)
 		{"RESULT_MANAGER_FAILED", XY_RESULT_MANAGER_FAILED},
 		{"RESULT_UNSCHEDULABLE", XY_RESULT_UNSCHEDULABLE},
 		{"RESULT_CANCELLED", XY_RESULT_CANCELLED},
+		{"FAILURE_NONE", XY_FAILURE_NONE},
+		{"FAILURE_LIBRARY_START", XY_FAILURE_LIBRARY_START},
+		{"FAILURE_LIBRARY_EXIT", XY_FAILURE_LIBRARY_EXIT},
 		{"PAYLOAD_MAX", XY_PAYLOAD_MAX},
 		{"OUTPUT_MAX", XY_OUTPUT_MAX},
 	};
