@@ -58,19 +58,21 @@ _append_paths()
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, RemoteError,
                      RemoteTraceback, ResourcesExhausted, TaskFailed,
-                     WorkerFailed, XylemError)
+                     Unschedulable, WorkerFailed, XylemError)
 from .environment import Environment
 from .files import File, Temp
 from .mpi import MPIFunction
+from .pools import Pool
 from .shell import ShellFunction, ShellResult
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Environment", "Executor", "File", "MPIFunction", "ShellFunction",
+    "Environment", "Executor", "File", "MPIFunction", "Pool", "ShellFunction",
     "ShellResult", "Temp", "XylemError",
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
-    "ResourcesExhausted", "WorkerFailed", "ManagerFailed", "PickleError",
+    "ResourcesExhausted", "WorkerFailed", "ManagerFailed", "Unschedulable",
+    "PickleError",
     "RemoteError",
     "RemoteTraceback",
 ]

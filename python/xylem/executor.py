@@ -39,11 +39,11 @@ from ._callbacks import Callbacks
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, ResourcesExhausted,
-                     TaskFailed, WorkerFailed)
+                     TaskFailed, Unschedulable, WorkerFailed)
 from .environment import Environment
 from .files import File, Temp
 from .shell import ShellFunction
-from .workers import LocalWorkers
+from .workers import LocalWorkers, find_xylem
 
 # Executors not yet shut down, which the interpreter's exit shuts down.
 _live = weakref.WeakSet()
@@ -271,12 +271,16 @@ class Executor(cf.Executor):
     pythonpath: PYTHONPATH for the library and runner processes.
     library_env: further environment variables for them.
     name, history: the manager's name and an SQLite run history path.
+    pools: xylem.Pool objects: workers from a batch system (or local
+        processes), as many as the queued calls need, within each pool's
+        limits (docs/scaling.md). With pools, workers defaults to 0, and
+        a call no pool's worker could run fails with xylem.Unschedulable.
     """
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
-                 history=None, environment=None):
+                 history=None, environment=None, pools=None):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -292,6 +296,7 @@ class Executor(cf.Executor):
         self._fit_watcher = None
         self._fit_lock = threading.Lock()
         self._local = None
+        self._pools = []
         self._manager = None
         self._fresh = bool(fresh)
         self._callbacks = Callbacks()
@@ -313,7 +318,7 @@ class Executor(cf.Executor):
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
-                        name, history)
+                        name, history, list(pools or ()))
         except BaseException:
             self._close()
             raise
@@ -321,9 +326,11 @@ class Executor(cf.Executor):
         _interrupt.watch_sigterm(_live)
 
     def _start(self, workers, port, host, secret, secret_file, cpw, python,
-               pythonpath, library_env, name, history):
+               pythonpath, library_env, name, history, pools):
         if workers is None:
-            workers = os.cpu_count() or 1
+            # Pools bring the workers: none local unless asked for.
+            workers = 0 if pools else os.cpu_count() or 1
+        self._pools = pools
         local_only = (not port and secret is None and secret_file is None
                       and workers > 0)
         if secret_file is not None:
@@ -349,6 +356,11 @@ class Executor(cf.Executor):
         self._manager = _core.Manager(port=port, host=host, secret=secret,
                                       history=history, name=name)
         self._manager.set_callback(self._on_results)
+        for pool in pools:
+            try:
+                self._manager.add_pool(**pool.options(find_xylem()))
+            except ValueError as e:
+                raise ValueError(f"xylem.Executor: {e}") from None
         self._python = python or sys.executable
         self._env = {
             _calls.PYTHON_ENV: "%d.%d" % sys.version_info[:2],
@@ -649,6 +661,8 @@ class Executor(cf.Executor):
         need = tuple(spec.get(k) or 0 for k in _SHAPE_KEYS)
         if (need[0] <= 1 and not any(need[1:])) or need in self._settled:
             return  # every worker has a core; or decided already
+        if self._pools:
+            return  # the manager fails it (Unschedulable) if no pool fits
         if self._local_only:
             short = _shortfall(need, self._local.shape)
             if short:
@@ -1004,6 +1018,8 @@ def _failure(kind, result, exit_code, output, error, worker, failure):
         return WorkerFailed(error or "failed on its workers too often", *args)
     if result == _core.RESULT_MANAGER_FAILED:
         return ManagerFailed(error or "the manager failed", *args)
+    if result == _core.RESULT_UNSCHEDULABLE:
+        return Unschedulable(error or "no pool can run it", *args)
     if _wrong_interpreter(kind, exit_code, failure):
         return InterpreterMismatch(_mismatch_line(text, exit_code), *args)
     if kind == "call" and failure != _core.FAILURE_NONE:
