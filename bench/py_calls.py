@@ -14,6 +14,11 @@ this machine, in the same run, through:
           processes=True), client.submit(noop, i, pure=False) for each,
           then client.gather
 
+With --fn-bytes N the no-op closes over N bytes of data, so that its
+pickle carries them (as a function defined in __main__ that takes data
+with it): Xylem sends a function's pickle over 4 KiB to each worker once,
+as an object, rather than with every call (docs/python.md).
+
 Each is timed from its first submit to its last result. Start-up is timed
 apart and not counted: making the executor (parsl.load for HTEX, the
 cluster and client for Dask) and a warm-up batch of --warmup calls, which
@@ -52,6 +57,19 @@ def noop(i):
     return i
 
 
+def make_noop(nbytes):
+    """noop, or (nbytes > 0) a no-op that closes over nbytes of data of its
+    own, so that its pickle carries them: a function that takes data with
+    it, which Xylem sends to each worker once (docs/python.md)."""
+    if not nbytes:
+        return noop
+    pad = b"x" * nbytes
+
+    def noop_with_data(i):
+        return i if pad else None
+    return noop_with_data
+
+
 # ------------------------------------------------------------ phases
 #
 # Each phase prints one line "RESULT {json}" on stdout with startup (s),
@@ -76,6 +94,7 @@ def check(results, n, what):
 
 def phase_xylem(a, deadline):
     import xylem
+    noop = make_noop(a.fn_bytes)
     t0 = time.perf_counter()
     ex = xylem.Executor(workers=2)
     try:
@@ -114,7 +133,7 @@ def phase_htex(a, deadline):
     if parsl.__version__ != PARSL_VERSION:
         print(f"note: parsl {parsl.__version__}, not {PARSL_VERSION}",
               file=sys.stderr)
-    noop_app = parsl.python_app(noop)
+    noop_app = parsl.python_app(make_noop(a.fn_bytes))
     run_dir = tempfile.mkdtemp(prefix="py-calls-parsl-")
     config = Config(
         executors=[HighThroughputExecutor(
@@ -151,6 +170,7 @@ def phase_htex(a, deadline):
 
 def phase_dask(a, deadline):
     from distributed import Client, LocalCluster
+    noop = make_noop(a.fn_bytes)
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -248,7 +268,7 @@ def spawn(a, phase):
     workers can be killed with it). Returns its result dict, or None."""
     cmd = [sys.executable, os.path.abspath(__file__), "--phase", phase,
            "--calls", str(a.calls), "--warmup", str(a.warmup),
-           "--timeout", str(a.timeout)]
+           "--timeout", str(a.timeout), "--fn-bytes", str(a.fn_bytes)]
     print(f"-- {phase}: {a.calls} calls ...", flush=True)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                          start_new_session=True)
@@ -294,12 +314,16 @@ def main(argv):
     ap.add_argument("--timeout", type=float, default=300,
                     help="seconds each phase may take, start-up included "
                          f"(300; its shutdown gets {SHUTDOWN_GRACE} more)")
+    ap.add_argument("--fn-bytes", type=int, default=0,
+                    help="bytes of data the no-op closes over, so that its"
+                         " pickle carries them (0)")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-htex", action="store_true")
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    if a.calls < 1 or a.warmup < 1:
-        ap.error("--calls and --warmup must be positive")
+    if a.calls < 1 or a.warmup < 1 or a.fn_bytes < 0:
+        ap.error("--calls and --warmup must be positive, --fn-bytes not"
+                 " negative")
     if a.phase:
         run_phase(a)
         return 0
@@ -324,8 +348,9 @@ def main(argv):
     def rate(r, run="submit"):
         return n / r["runs"][run]
 
+    data = f", the no-op carrying {a.fn_bytes} bytes" if a.fn_bytes else ""
     print(f"\nno-op Python calls: {n}, 2 workers x 1 core each "
-          f"(warm-up {a.warmup} calls, counted in start-up)")
+          f"(warm-up {a.warmup} calls, counted in start-up{data})")
     rows = []
     x = results.get("xylem")
     if x:

@@ -57,6 +57,24 @@ typedef enum {
 	XY_RESULT_UNSCHEDULABLE = 7,       /* fits no worker any pool brings */
 } xy_result;
 
+/*
+ * What failed a call, where its result alone does not say: set by the
+ * worker that ran it (docs/errors.md, "Calls"). NONE for a command, for a
+ * call its library instance answered, and for one that never reached an
+ * instance. A program classes a failure by this and by the exit code,
+ * never by the error's text, which is for people.
+ */
+typedef enum {
+	XY_FAILURE_NONE = 0,
+	/* The instance started for the call ended (exited, crashed or was
+	 * killed) before it said it was ready; the exit code is its status
+	 * and the output the tail of its log. */
+	XY_FAILURE_LIBRARY_START = 1,
+	/* The instance serving the call ended during it; exit code and
+	 * output as above. */
+	XY_FAILURE_LIBRARY_EXIT = 2,
+} xy_failure;
+
 typedef enum {
 	XY_TASK_WAITING = 0, /* submitted, some input not yet produced */
 	XY_TASK_READY = 1,   /* all inputs exist, waiting for a worker */
@@ -357,6 +375,9 @@ XY_API xy_task_state xy_task_get_state(const struct xy_task *t);
 XY_API xy_result xy_task_result(const struct xy_task *t);
 XY_API const char *xy_result_string(xy_result r);
 XY_API int xy_task_exit_code(const struct xy_task *t);
+/* What failed a call, where the result alone does not say (xy_failure),
+ * as its last attempt reported it; XY_FAILURE_NONE otherwise. */
+XY_API xy_failure xy_task_failure(const struct xy_task *t);
 /* Captured stdout and stderr, interleaved, at most XY_OUTPUT_MAX bytes (the
  * tail is kept); for a call, the library instance's reply (at most
  * XY_PAYLOAD_MAX bytes). NUL-terminated. len may be NULL. */

@@ -22,10 +22,12 @@ import sys as _sys
 def _check_interpreter():
     """In a library or runner process (started with XYLEM_PYTHON set to
     the manager's major.minor), exits with one clear line if this Python
-    is another version. It runs first, before anything a wrong version
-    could fail to parse or import, so this file keeps to syntax that even
-    Python 2 parses. The variable is then dropped, so that programs the
-    call starts do not inherit the check."""
+    is another version, and with the status reserved for that,
+    _calls.MISMATCH_STATUS (78), by which the executor knows it. It runs
+    first, before anything a wrong version could fail to parse or import,
+    so this file keeps to syntax that even Python 2 parses. The variable
+    is then dropped, so that programs the call starts do not inherit the
+    check."""
     want = _os.environ.pop("XYLEM_PYTHON", None)
     have = "%d.%d" % tuple(_sys.version_info[:2])
     if want and want != have:
@@ -35,7 +37,7 @@ def _check_interpreter():
             " on the worker or give the executor python=...\n"
             % (want, _sys.executable, have, want))
         _sys.stderr.flush()
-        _sys.exit(3)
+        _sys.exit(78)
 
 
 def _append_paths():
@@ -56,19 +58,21 @@ _append_paths()
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, RemoteError,
                      RemoteTraceback, ResourcesExhausted, TaskFailed,
-                     WorkerFailed, XylemError)
+                     Unschedulable, WorkerFailed, XylemError)
 from .environment import Environment
 from .files import File, Temp
 from .mpi import MPIFunction
+from .pools import Pool
 from .shell import ShellFunction, ShellResult
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Environment", "Executor", "File", "MPIFunction", "ShellFunction",
+    "Environment", "Executor", "File", "MPIFunction", "Pool", "ShellFunction",
     "ShellResult", "Temp", "XylemError",
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
-    "ResourcesExhausted", "WorkerFailed", "ManagerFailed", "PickleError",
+    "ResourcesExhausted", "WorkerFailed", "ManagerFailed", "Unschedulable",
+    "PickleError",
     "RemoteError",
     "RemoteTraceback",
 ]

@@ -7,11 +7,17 @@ library can report a missing cloudpickle as it starts.
 
 A payload is a pickled tuple, one of:
 
-    ("call", digest, fn_bytes, args, kwargs, env)
-        digest is the SHA-256 of fn_bytes, the cloudpickled function: a
-        library unpickles each distinct function once and keeps it, so a
-        function and the modules it imports load once per process. env is
-        None or a dict of environment variables set during the call.
+    ("call", digest, fn, args, kwargs, env)
+        digest is the SHA-256 of the cloudpickled function. fn is that
+        pickle (bytes), or the sandbox name (str) of an input holding it:
+        the executor sends a function's pickle by reference once it has
+        sent it before (FunctionRefs), and each worker then fetches the
+        object once and keeps it in its cache. A library unpickles each
+        distinct function once and keeps it, so a function and the modules
+        it imports load once per process; it reads the file only for a
+        digest it does not hold, and removes the file from the sandbox
+        before the call runs either way. env is None or a dict of
+        environment variables set during the call.
     ("file", name)
         the real payload is the file `name` in the call's sandbox (used
         when it is larger than a call message may be).
@@ -42,8 +48,13 @@ FRAME_SLACK = 64 * 1024
 MESSAGE_MAX = (8 << 20) - FRAME_SLACK
 
 # The environment variable that carries the manager's major.minor Python,
-# and what a process says when its own is another (xylem/__init__.py).
+# and the exit status of a process whose own is another, reserved for that
+# (xylem/__init__.py; EX_CONFIG in sysexits.h): a library instance that
+# exits with it before it is ready, or a fresh-mode runner that exits
+# with it, was started with the wrong interpreter. MISMATCH_TEXT begins
+# the line it writes to stderr, shown to people.
 PYTHON_ENV = "XYLEM_PYTHON"
+MISMATCH_STATUS = 78
 MISMATCH_TEXT = "interpreter mismatch"
 
 # What a library instance writes to its log (stdout and stderr, one pipe)
@@ -161,12 +172,69 @@ _FunctionType = type(pickle_function)
 _partial = __import__("functools").partial
 
 
-def encode_call(fn, args, kwargs, env=None, pickles=None):
-    """The payload for calling fn(*args, **kwargs); raises whatever
-    pickling raises. pickles: a FunctionPickles to take fn from."""
-    digest, fn_bytes = (pickles.get(fn) if pickles is not None
-                        else pickle_function(fn))
-    call = ("call", digest, fn_bytes, tuple(args), dict(kwargs), env)
+# The sandbox name of a call's function pickle when it travels by
+# reference: the library removes it before the call runs, so the call's
+# sandbox holds only its own inputs.
+FN_FILE = ".xylem-function.pkl"
+
+
+class FunctionRefs:
+    """Which function pickles travel by reference (docs/python.md, "Warm
+    and fresh"). A pickle of at most INLINE_MAX bytes always travels
+    inline: on one host a reference costs about as much as that many
+    inline bytes (an input the manager schedules, a link into the
+    sandbox and its removal; docs/python.md has the measurement).
+    A larger one travels inline the first time its digest is sent, and
+    from the second time on as a content-addressed object that
+    declare(bytes) makes (the executor's declared buffer, kept on
+    workers for the executor's life): each worker fetches it once and
+    keeps it in its cache. So a function pickled anew for every call (a
+    closure over each call's values) never becomes an object, and a
+    function called many times reaches each worker once as an object
+    (and the first worker once more, inline with the first call).
+
+    The digests sent once are forgotten SEEN_MAX at a time, so that a
+    stream of distinct functions costs bounded memory; a function
+    forgotten that way is sent inline once more."""
+
+    INLINE_MAX = 4096
+    SEEN_MAX = 4096
+
+    def __init__(self, declare, lock=None):
+        """declare(bytes) returns a handle; lock (default a lock of its
+        own) is held while it runs, so that a digest is declared once
+        whatever the threads that submit."""
+        import threading
+        self.declare = declare
+        self.handles = {}   # digest -> handle of its declared object
+        self.seen = set()   # digests sent inline once
+        self.lock = lock if lock is not None else threading.Lock()
+
+    def get(self, digest, fn_bytes):
+        """The handle of the object holding fn_bytes, or None if they go
+        inline this time."""
+        h = self.handles.get(digest)
+        if h is not None or len(fn_bytes) <= self.INLINE_MAX:
+            return h
+        with self.lock:
+            h = self.handles.get(digest)
+            if h is None:
+                if digest not in self.seen:
+                    if len(self.seen) >= self.SEEN_MAX:
+                        self.seen.clear()
+                    self.seen.add(digest)
+                    return None
+                h = self.declare(fn_bytes)
+                self.handles[digest] = h
+                self.seen.discard(digest)
+        return h
+
+
+def encode_call(digest, fn, args, kwargs, env=None):
+    """The payload for calling the function whose pickle has this digest
+    (fn: the pickle, or FN_FILE when it is an input of the call) with
+    args and kwargs; raises whatever pickling raises."""
+    call = ("call", digest, fn, tuple(args), dict(kwargs), env)
     if _plain(args) and (not kwargs or _plain(kwargs.values())):
         return pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
     return _cloudpickle().dumps(call)
@@ -183,14 +251,26 @@ class FunctionCache:
         self.size = size
         self.fns = {}
 
-    def get(self, digest, fn_bytes):
-        fn = self.fns.pop(digest, None)
-        if fn is None:
-            fn = pickle.loads(fn_bytes)
-        self.fns[digest] = fn  # re-inserted last: the newest
+    def get(self, digest, fn):
+        """The function with this digest: from the cache, else unpickled
+        from fn, its pickle or the name of a file holding it. Such a file
+        is removed either way (encode_call)."""
+        f = self.fns.pop(digest, None)
+        if type(fn) is str:
+            path, fn = fn, None
+            if f is None:
+                with open(path, "rb") as fh:
+                    fn = fh.read()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if f is None:
+            f = pickle.loads(fn)
+        self.fns[digest] = f  # re-inserted last: the newest
         while len(self.fns) > self.size:
             del self.fns[next(iter(self.fns))]
-        return fn
+        return f
 
 
 def _type_name(exc):
@@ -275,8 +355,8 @@ def run_call(payload, cache, limit=MESSAGE_MAX):
         if call[0] == "file":
             with open(call[1], "rb") as f:
                 call = pickle.loads(f.read())
-        _, digest, fn_bytes, args, kwargs, env = call
-        fn = cache.get(digest, fn_bytes)
+        _, digest, fn, args, kwargs, env = call
+        fn = cache.get(digest, fn)
     except BaseException as e:
         return error_reply(e)
     try:

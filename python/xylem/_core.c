@@ -271,7 +271,8 @@ static PyObject *times_tuple(const struct xy_task *t)
 			     tm.started, tm.finished, tm.returned);
 }
 
-/* (key, result, exit_code, output, error, worker, attempts, times) */
+/* (key, result, exit_code, output, error, worker, attempts, times,
+ *  failure) */
 static PyObject *task_tuple(const struct xy_task *t)
 {
 	size_t len;
@@ -282,12 +283,12 @@ static PyObject *task_tuple(const struct xy_task *t)
 	if (!times)
 		return NULL;
 	return Py_BuildValue(
-		"(KiiNNNiN)", (unsigned long long)xy_task_user(t),
+		"(KiiNNNiNi)", (unsigned long long)xy_task_user(t),
 		(int)xy_task_result(t), xy_task_exit_code(t),
 		PyBytes_FromStringAndSize(out, (Py_ssize_t)len),
 		PyUnicode_DecodeUTF8(e, (Py_ssize_t)strlen(e), "replace"),
 		PyUnicode_DecodeUTF8(w, (Py_ssize_t)strlen(w), "replace"),
-		xy_task_attempts(t), times);
+		xy_task_attempts(t), times, (int)xy_task_failure(t));
 }
 
 static PyObject *refusal_tuple(const struct refusal *r)
@@ -295,9 +296,10 @@ static PyObject *refusal_tuple(const struct refusal *r)
 	PyObject *reason = PyUnicode_DecodeUTF8(
 		r->reason, (Py_ssize_t)strlen(r->reason), "replace");
 
-	return Py_BuildValue("(Kiiy#Nsi(ddddd))", (unsigned long long)r->key,
+	return Py_BuildValue("(Kiiy#Nsi(ddddd)i)", (unsigned long long)r->key,
 			     RESULT_NOT_SUBMITTED, -1, "", (Py_ssize_t)0,
-			     reason, "", 0, 0., 0., 0., 0., 0.);
+			     reason, "", 0, 0., 0., 0., 0., 0.,
+			     (int)XY_FAILURE_NONE);
 }
 
 static PyObject *batch_list(const struct batch *b)
@@ -873,6 +875,67 @@ static PyObject *Manager_declare_library(Manager *self, PyObject *args,
 	Py_RETURN_NONE;
 }
 
+static void add_pool_body(Manager *self, struct sync *s)
+{
+	s->num = xy_manager_add_pool(self->m, s->ptr, s->err, sizeof s->err);
+}
+
+/* add_pool(name, cores, *, provider, gpus, memory, disk, min_workers,
+ * max_workers, backlog, priority, walltime, idle_timeout, partition,
+ * extra_args, xylem, manager_host, log_dir): xy_manager_add_pool. */
+static PyObject *Manager_add_pool(Manager *self, PyObject *args,
+				  PyObject *kw)
+{
+	static char *kwlist[] = {"name",	 "cores",	 "provider",
+				 "gpus",	 "memory",	 "disk",
+				 "min_workers",	 "max_workers",	 "backlog",
+				 "priority",	 "walltime",	 "idle_timeout",
+				 "partition",	 "extra_args",	 "xylem",
+				 "manager_host", "log_dir",	 NULL};
+	struct xy_pool_options o = {0};
+	PyObject *extra = NULL, *items = NULL;
+	struct sync s = {.body = add_pool_body, .ptr = &o};
+	const char **argv = NULL;
+
+	if (!PyArg_ParseTupleAndKeywords(
+		    args, kw, "si|$ziLLiiiiddzOzzz", kwlist, &o.name, &o.cores,
+		    &o.provider, &o.gpus, &o.memory_mb, &o.disk_mb,
+		    &o.min_workers, &o.max_workers, &o.backlog, &o.priority,
+		    &o.walltime_s, &o.idle_timeout_s, &o.partition, &extra,
+		    &o.xylem, &o.manager_host, &o.log_dir))
+		return NULL;
+	if (extra && extra != Py_None) {
+		items = PySequence_Fast(extra, "extra_args: a list of str");
+		if (!items)
+			return NULL;
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+		argv = calloc((size_t)n + 1, sizeof *argv);
+		if (!argv) {
+			Py_DECREF(items);
+			return PyErr_NoMemory();
+		}
+		for (Py_ssize_t i = 0; i < n; i++) {
+			PyObject *a = PySequence_Fast_GET_ITEM(items, i);
+			if (!(argv[i] = PyUnicode_AsUTF8(a)))
+				goto error;
+		}
+		o.extra_args = argv;
+	}
+	if (run_sync(self, &s) < 0)
+		goto error;
+	free(argv);
+	Py_XDECREF(items);
+	if (s.num < 0) {
+		PyErr_Format(PyExc_ValueError, "%s", s.err);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+error:
+	free(argv);
+	Py_XDECREF(items);
+	return NULL;
+}
+
 static void cancel_body(Manager *self, struct sync *s)
 {
 	size_t i = keymap_find(&self->keys, s->u64);
@@ -1127,6 +1190,9 @@ static PyMethodDef Manager_methods[] = {
 	 METH_VARARGS | METH_KEYWORDS,
 	 "declare_library(name, command, *, inputs=(), env=None, cores=1,"
 	 " memory=0, disk=0, gpus=0, environment=None)"},
+	{"add_pool", (PyCFunction)(void (*)(void))Manager_add_pool,
+	 METH_VARARGS | METH_KEYWORDS,
+	 "add_pool(name, cores, **options): a pool of workers (xylem.Pool)"},
 	{"cancel", (PyCFunction)Manager_cancel, METH_O,
 	 "cancel(key) -> True if a task was cancelled"},
 	{"stats", (PyCFunction)Manager_stats, METH_NOARGS,
@@ -1210,6 +1276,9 @@ static int add_constants(PyObject *mod)
 		{"RESULT_MANAGER_FAILED", XY_RESULT_MANAGER_FAILED},
 		{"RESULT_UNSCHEDULABLE", XY_RESULT_UNSCHEDULABLE},
 		{"RESULT_CANCELLED", XY_RESULT_CANCELLED},
+		{"FAILURE_NONE", XY_FAILURE_NONE},
+		{"FAILURE_LIBRARY_START", XY_FAILURE_LIBRARY_START},
+		{"FAILURE_LIBRARY_EXIT", XY_FAILURE_LIBRARY_EXIT},
 		{"PAYLOAD_MAX", XY_PAYLOAD_MAX},
 		{"OUTPUT_MAX", XY_OUTPUT_MAX},
 	};

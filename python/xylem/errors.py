@@ -67,6 +67,11 @@ class ResourcesExhausted(TaskFailed):
     """The task went over its time, memory or disk limit and was killed."""
 
 
+class Unschedulable(TaskFailed):
+    """The task asks for more cores, GPUs, memory or disk than any of the
+    executor's pools' workers has (xylem.Pool), so it could never run."""
+
+
 class WorkerFailed(TaskFailed):
     """The task lost its worker, or failed on a worker's own side (an
     input it could not fetch or store), too many times."""

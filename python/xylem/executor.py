@@ -4,11 +4,12 @@ and shell commands on Xylem workers (docs/python.md).
 Each Executor owns a manager (xylem._core.Manager, whose event loop runs
 on a thread of its own) and, unless told otherwise, one local worker per
 core. A call goes, by default, to a warm library process on a worker
-(library.py): the function is pickled with cloudpickle, sent as the
-call's payload, and its value or exception comes back as the reply. With
-fresh=True a call runs instead as a command task, ``python -m
-xylem.runner``, in a process of its own (runner.py). A ShellFunction runs
-as a command task (shell.py).
+(library.py): the function is pickled with cloudpickle and sent in the
+call's payload (a large one, once sent, as an object that each worker
+fetches once: _calls.FunctionRefs), and its value or exception comes
+back as the reply. With fresh=True a call runs instead as a command task,
+``python -m xylem.runner``, in a process of its own (runner.py). A
+ShellFunction runs as a command task (shell.py).
 
 Threads: user threads call submit; the manager's thread calls
 _on_results with completed tasks, and sets the Futures from there. The
@@ -38,11 +39,11 @@ from ._callbacks import Callbacks
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, ResourcesExhausted,
-                     TaskFailed, WorkerFailed)
+                     TaskFailed, Unschedulable, WorkerFailed)
 from .environment import Environment
 from .files import File, Temp
 from .shell import ShellFunction
-from .workers import LocalWorkers
+from .workers import LocalWorkers, find_xylem
 
 # Executors not yet shut down, which the interpreter's exit shuts down.
 _live = weakref.WeakSet()
@@ -270,12 +271,16 @@ class Executor(cf.Executor):
     pythonpath: PYTHONPATH for the library and runner processes.
     library_env: further environment variables for them.
     name, history: the manager's name and an SQLite run history path.
+    pools: xylem.Pool objects: workers from a batch system (or local
+        processes), as many as the queued calls need, within each pool's
+        limits (docs/scaling.md). With pools, workers defaults to 0, and
+        a call no pool's worker could run fails with xylem.Unschedulable.
     """
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
-                 history=None, environment=None):
+                 history=None, environment=None, pools=None):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -291,14 +296,20 @@ class Executor(cf.Executor):
         self._fit_watcher = None
         self._fit_lock = threading.Lock()
         self._local = None
+        self._pools = []
         self._manager = None
         self._fresh = bool(fresh)
         self._callbacks = Callbacks()
-        # Declarations made on first use (libraries, environments, files)
-        # happen once even when threads submit at once. Never taken on
-        # the manager's thread, which runs no user code, so holding it
-        # across a call into the manager cannot deadlock.
+        # Declarations made on first use (libraries, environments, files,
+        # function pickles) happen once even when threads submit at once.
+        # Never taken on the manager's thread, which runs no user code, so
+        # holding it across a call into the manager cannot deadlock.
         self._declare_lock = threading.RLock()
+        # A large function's pickle, once sent, travels as an object that
+        # each worker fetches once and keeps while the executor lives.
+        self._function_refs = _calls.FunctionRefs(
+            lambda data: self._manager.declare_buffer(data, "workflow"),
+            self._declare_lock)
         self._loop_ident = None  # the manager thread's, once it calls back
         self._defaults = _check_options({"environment": environment})
         self._libraries = {}   # Environment (or None) -> library name
@@ -307,7 +318,7 @@ class Executor(cf.Executor):
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
-                        name, history)
+                        name, history, list(pools or ()))
         except BaseException:
             self._close()
             raise
@@ -315,9 +326,11 @@ class Executor(cf.Executor):
         _interrupt.watch_sigterm(_live)
 
     def _start(self, workers, port, host, secret, secret_file, cpw, python,
-               pythonpath, library_env, name, history):
+               pythonpath, library_env, name, history, pools):
         if workers is None:
-            workers = os.cpu_count() or 1
+            # Pools bring the workers: none local unless asked for.
+            workers = 0 if pools else os.cpu_count() or 1
+        self._pools = pools
         local_only = (not port and secret is None and secret_file is None
                       and workers > 0)
         if secret_file is not None:
@@ -343,6 +356,11 @@ class Executor(cf.Executor):
         self._manager = _core.Manager(port=port, host=host, secret=secret,
                                       history=history, name=name)
         self._manager.set_callback(self._on_results)
+        for pool in pools:
+            try:
+                self._manager.add_pool(**pool.options(find_xylem()))
+            except ValueError as e:
+                raise ValueError(f"xylem.Executor: {e}") from None
         self._python = python or sys.executable
         self._env = {
             _calls.PYTHON_ENV: "%d.%d" % sys.version_info[:2],
@@ -557,8 +575,7 @@ class Executor(cf.Executor):
         return name
 
     def _call_spec(self, future, fn, args, kwargs, env, environment=None):
-        payload = self._encode(fn, args, kwargs, env)
-        inputs = []
+        payload, inputs = self._encode(fn, args, kwargs, env)
         if len(payload) > _calls.MESSAGE_MAX:
             # Too large for a message: the payload travels as a file.
             h = self._manager.declare_buffer(payload, "task")
@@ -570,14 +587,14 @@ class Executor(cf.Executor):
 
     def _fresh_spec(self, future, key, fn, args, kwargs, env,
                     environment=None):
-        payload = self._encode(fn, args, kwargs, env)
+        payload, inputs = self._encode(fn, args, kwargs, env)
         h = self._manager.declare_buffer(payload, "task")
         path = os.path.join(self._tmpdir, "results", f"{key}.pkl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         out = self._manager.declare_file(path, "task")
         spec = {"command": f"{self._python_in(environment)} -m"
                            " xylem.runner",
-                "inputs": [(h, _calls.CALL_FILE)],
+                "inputs": inputs + [(h, _calls.CALL_FILE)],
                 "outputs": [(out, _calls.RESULT_FILE)],
                 "env": self._process_env(environment)}
         return _Pending(future, "fresh", result_path=path), spec
@@ -593,12 +610,21 @@ class Executor(cf.Executor):
         return _Pending(future, "shell", shell=shell, marker=marker), spec
 
     def _encode(self, fn, args, kwargs, env):
+        """(payload, inputs): the call's payload, and the input that holds
+        its function's pickle when that goes by reference (_calls.py,
+        FunctionRefs)."""
         try:
-            return _calls.encode_call(fn, args, kwargs, env, self._pickles)
+            digest, fn_bytes = self._pickles.get(fn)
         except Exception as e:
-            name = getattr(fn, "__qualname__", None) or repr(fn)
-            raise PickleError(f"cannot pickle the call to {name}:"
-                              f" {type(e).__name__}: {e}") from e
+            raise _pickle_error(fn, e) from e
+        ref = self._function_refs.get(digest, fn_bytes)
+        try:
+            payload = _calls.encode_call(
+                digest, fn_bytes if ref is None else _calls.FN_FILE, args,
+                kwargs, env)
+        except Exception as e:
+            raise _pickle_error(fn, e) from e
+        return payload, [] if ref is None else [(ref, _calls.FN_FILE)]
 
     def _resources(self, opts, spec):
         """The manager's task fields for opts, merged with the spec's own
@@ -635,6 +661,8 @@ class Executor(cf.Executor):
         need = tuple(spec.get(k) or 0 for k in _SHAPE_KEYS)
         if (need[0] <= 1 and not any(need[1:])) or need in self._settled:
             return  # every worker has a core; or decided already
+        if self._pools:
+            return  # the manager fails it (Unschedulable) if no pool fits
         if self._local_only:
             short = _shortfall(need, self._local.shape)
             if short:
@@ -729,7 +757,9 @@ class Executor(cf.Executor):
                 p = self._pending.get(key)
             if p is not None:
                 try:
-                    self._complete(p, *item[1:6])
+                    # (key, result, exit_code, output, error, worker,
+                    # attempts, times, failure): _core.c
+                    self._complete(p, *item[1:6], item[8])
                 except BaseException as e:
                     # Not expected; but one bad result must not cost
                     # the rest of the batch their Futures.
@@ -739,13 +769,14 @@ class Executor(cf.Executor):
                 if not self._pending:
                     self._idle.notify_all()
 
-    def _complete(self, p, result, exit_code, output, error, worker):
+    def _complete(self, p, result, exit_code, output, error, worker,
+                  failure):
         if result == _core.RESULT_CANCELLED:
             cf.Future.cancel(p.future)  # not ours: no second cancel
             return
         try:
             outcome = self._outcome(p, result, exit_code, output, error,
-                                    worker)
+                                    worker, failure)
         except BaseException as e:
             outcome = ("err", e)
         finally:
@@ -761,7 +792,8 @@ class Executor(cf.Executor):
         else:
             p.future.set_exception(outcome[1])
 
-    def _outcome(self, p, result, exit_code, output, error, worker):
+    def _outcome(self, p, result, exit_code, output, error, worker,
+                 failure):
         if p.kind == "cwl" and result in (_core.RESULT_SUCCESS,
                                           _core.RESULT_APP_FAILED):
             return p.app.finish(p.back, result == _core.RESULT_SUCCESS,
@@ -770,7 +802,7 @@ class Executor(cf.Executor):
             shutil.rmtree(p.back, ignore_errors=True)
         if result != _core.RESULT_SUCCESS:
             return "err", _failure(p.kind, result, exit_code, output, error,
-                                   worker)
+                                   worker, failure)
         if p.kind == "shell":
             r = p.shell.parse(output, p.marker)
             if r is None:
@@ -897,6 +929,12 @@ def _text(b):
     return bytes(b).decode("utf-8", "replace")
 
 
+def _pickle_error(fn, e):
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    return PickleError(f"cannot pickle the call to {name}:"
+                       f" {type(e).__name__}: {e}")
+
+
 def _fail_late(future, exc):
     """Sets exc on a Future in whatever state _complete left it."""
     if future.done():
@@ -909,16 +947,17 @@ def _fail_late(future, exc):
         future.set_exception(exc)
 
 
-def _call_output(result, output, error):
+def _call_output(result, output, failure):
     """(text, reply) from a failed warm call's output. A call that its
     library answered (and that failed afterwards: a declared output
     missing, or not stored) carries the pickled reply, which is no text:
     reply is then the decoded reply, or None if it would not decode, and
     text is empty, since the call's prints stay in the instance's log.
-    A call whose instance ended (a crash, a limit) carries that log:
-    text is then the part written since the call started."""
+    A call whose instance ended (failure says so: a crash, a limit)
+    carries that log: text is then the part written since the call
+    started."""
     data = bytes(output)
-    answered = not error.startswith("library ") and result in (
+    answered = failure == _core.FAILURE_NONE and result in (
         _core.RESULT_APP_FAILED, _core.RESULT_WORKER_FAILED,
         _core.RESULT_MANAGER_FAILED)
     if answered and data[:1] == b"\x80":  # a pickle's first byte
@@ -929,10 +968,35 @@ def _call_output(result, output, error):
     return _calls.this_call_output(_text(data)), None
 
 
-def _failure(kind, result, exit_code, output, error, worker):
-    """The exception for a task that did not succeed."""
+def _wrong_interpreter(kind, exit_code, failure):
+    """True if the process started to run the call refused this Python
+    (xylem/__init__.py), by the status reserved for that: a library
+    instance that exited with it before it was ready, or a fresh-mode
+    runner that exited with it (which a function of its own that calls
+    os._exit with that status would also do: docs/python.md)."""
+    if exit_code != _calls.MISMATCH_STATUS:
+        return False
     if kind == "call":
-        text, reply = _call_output(result, output, error)
+        return failure == _core.FAILURE_LIBRARY_START
+    return kind == "fresh"
+
+
+def _mismatch_line(text, exit_code):
+    """The line the refusing process wrote, for people; a stand-in if its
+    output lost it."""
+    for line in text.splitlines():
+        if _calls.MISMATCH_TEXT in line:
+            return line.strip()
+    return (f"xylem: {_calls.MISMATCH_TEXT}: the worker's Python is not the"
+            f" manager's (exit status {exit_code})")
+
+
+def _failure(kind, result, exit_code, output, error, worker, failure):
+    """The exception for a task that did not succeed, classed by its
+    result, its failure (xy_failure) and exit code, never by the text of
+    its error or output, which the exception carries for people."""
+    if kind == "call":
+        text, reply = _call_output(result, output, failure)
         if reply is not None and reply[0] == "err" and \
                 result == _core.RESULT_APP_FAILED:
             # The function raised, and so left its outputs unwritten: its
@@ -954,11 +1018,11 @@ def _failure(kind, result, exit_code, output, error, worker):
         return WorkerFailed(error or "failed on its workers too often", *args)
     if result == _core.RESULT_MANAGER_FAILED:
         return ManagerFailed(error or "the manager failed", *args)
-    if _calls.MISMATCH_TEXT in text:
-        line = next(ln for ln in text.splitlines()
-                    if _calls.MISMATCH_TEXT in ln)
-        return InterpreterMismatch(line.strip(), *args)
-    if kind == "call" and error.startswith("library "):
+    if result == _core.RESULT_UNSCHEDULABLE:
+        return Unschedulable(error or "no pool can run it", *args)
+    if _wrong_interpreter(kind, exit_code, failure):
+        return InterpreterMismatch(_mismatch_line(text, exit_code), *args)
+    if kind == "call" and failure != _core.FAILURE_NONE:
         return LibraryCrashed(error, *args)
     if kind == "fresh":
         return TaskFailed(f"the Python process running the call failed:"

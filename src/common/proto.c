@@ -546,6 +546,9 @@ static void dec_task_done(struct dec *d, union xy_msg *m)
 	struct xy_msg_task_done *t = &m->task_done;
 	t->task_id = xy_get_u64(&d->r);
 	t->result = xy_get_u8(&d->r);
+	t->failure = xy_get_u8(&d->r);
+	if (t->failure > XY_FAILURE_MAX)
+		dfail(d, "unknown failure %u", t->failure);
 	t->exit_code = (int32_t)xy_get_u32(&d->r);
 	t->start_us = xy_get_u64(&d->r);
 	t->end_us = xy_get_u64(&d->r);
@@ -577,6 +580,7 @@ static void enc_task_done(struct enc *e, const union xy_msg *m)
 	const struct xy_msg_task_done *t = &m->task_done;
 	xy_buf_put_u64(e->b, t->task_id);
 	xy_buf_put_u8(e->b, t->result);
+	xy_buf_put_u8(e->b, t->failure);
 	xy_buf_put_u32(e->b, (uint32_t)t->exit_code);
 	xy_buf_put_u64(e->b, t->start_us);
 	xy_buf_put_u64(e->b, t->end_us);

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 10
+#define XY_PROTO_VERSION 11
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -270,9 +270,13 @@ struct xy_done_output {
 	struct xy_chunks chunks;
 };
 
+/* The last value of xy_failure (xylem.h) that TASK_DONE may carry. */
+#define XY_FAILURE_MAX 2
+
 struct xy_msg_task_done {
 	uint64_t task_id;
 	uint8_t result; /* xy_result */
+	uint8_t failure; /* xy_failure; at most XY_FAILURE_MAX */
 	int32_t exit_code;
 	uint64_t start_us; /* worker wall clock, microseconds since epoch */
 	uint64_t end_us;

@@ -79,6 +79,7 @@ struct xy_task {
 
 	xy_task_state state;
 	xy_result result;
+	xy_failure failure; /* its last TASK_DONE's */
 	int exit_code;
 	char *output;
 	size_t output_len;

@@ -300,6 +300,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	}
 	task_message(t, &msg.task, in, out);
 	set_state(m, t, XY_TASK_RUNNING);
+	t->failure = XY_FAILURE_NONE; /* this attempt's, from its TASK_DONE */
 	xy_wtable_commit(m->wtable, w, t);
 	t->attempts++;
 	t->times.dispatched = xy_now();
@@ -687,6 +688,7 @@ static void on_task_done(struct xy_manager *m, struct xy_worker *w,
 	t->output_len = d->output_len;
 	d->output = NULL;
 	t->exit_code = d->exit_code;
+	t->failure = (xy_failure)d->failure;
 	t->times.started = d->start_us / 1e6;
 	t->times.finished = d->end_us / 1e6;
 	t->result = t->cancel_requested ? XY_RESULT_CANCELLED

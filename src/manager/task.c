@@ -287,6 +287,11 @@ int xy_task_exit_code(const struct xy_task *t)
 	return t->exit_code;
 }
 
+xy_failure xy_task_failure(const struct xy_task *t)
+{
+	return t->failure;
+}
+
 const char *xy_task_output(const struct xy_task *t, size_t *len)
 {
 	if (len)

@@ -613,6 +613,8 @@ static void fail_call(struct lib_inst *i, struct xy_lib_call *c,
 
 	memset(&r, 0, sizeof r);
 	r.exit_code = pr->exit_code;
+	r.failure = c == i->waiter ? XY_FAILURE_LIBRARY_START
+				   : XY_FAILURE_LIBRARY_EXIT;
 	if (c->cancelled) {
 		r.result = XY_RESULT_CANCELLED;
 		snprintf(msg, sizeof msg, "cancelled by the manager");

@@ -27,6 +27,7 @@ struct xy_lib_call;
  * the reply on SUCCESS, else the tail of the instance's log. */
 struct xy_lib_result {
 	int result;        /* xy_result */
+	int failure;       /* xy_failure: set when an instance ended */
 	int32_t exit_code; /* 0, or the instance's exit status */
 	char *output;
 	size_t output_len;

@@ -63,6 +63,7 @@ struct task {
 	uint32_t n_gpu_own; /* the first n_gpu_own of gpu_ids are ours */
 	uint64_t start_us, end_us;
 	int result; /* decided at exit, before the outputs are taken */
+	uint8_t failure; /* xy_failure: what failed a call */
 	int32_t exit_code;
 	char *output;
 	size_t output_len;
@@ -426,6 +427,10 @@ static void sandbox_release(struct task *t)
 
 	t->sandbox = NULL;
 	if (t->pooled && t->pool_fd >= 0) {
+		/* Its inputs were linked in by name (pool_use): unlinked
+		 * here, whatever the call did with them meanwhile. */
+		for (uint32_t i = 0; i < t->spec.n_inputs; i++)
+			unlinkat(t->pool_fd, t->spec.inputs[i].name, 0);
 		if (room && empty_dir(t->pool_fd)) {
 			pool_push(ts, t->pooled, t->pool_fd);
 			t->pool_fd = -1;
@@ -447,15 +452,18 @@ static void sandbox_release(struct task *t)
 }
 
 /*
- * A call with neither inputs nor outputs (most warm calls) runs in a pool
- * directory as it is: its name is never used for anything but its path,
- * and nothing is linked into it or collected from it, so renaming it to
- * the task's id and back (two renames, most of a call's sandbox cost on
- * ext4) buys nothing. The directory stays open from then on, so that the
- * check that it is empty when the call ends, as for any pooled sandbox,
- * needs no path lookup: no call sees what an earlier one left there
- * (what a call leaves in its library's memory is another matter,
- * docs/python.md). Returns 0, or -1 with errno set.
+ * A call without outputs whose inputs all have names of one component
+ * (most warm calls: none, or the function's pickle, docs/python.md) runs
+ * in a pool directory as it is: its name is never used for anything but
+ * its path, and nothing is collected from it, so renaming it to the
+ * task's id and back (two renames, most of a call's sandbox cost on
+ * ext4) buys nothing. Its inputs are linked in by name and unlinked by
+ * name when it ends (a link and an unlink cost far less than the two
+ * renames, and no directory is made for them). The directory stays open
+ * from then on, so that the check that it is empty when the call ends,
+ * as for any pooled sandbox, needs no path lookup: no call sees what an
+ * earlier one left there (what a call leaves in its library's memory is
+ * another matter, docs/python.md). Returns 0, or -1 with errno set.
  */
 static int pool_use(struct task *t)
 {
@@ -529,6 +537,7 @@ static void report(struct task *t, int result, const char *message,
 	memset(&d, 0, sizeof d);
 	d.task_id = t->spec.task_id;
 	d.result = (uint8_t)result;
+	d.failure = t->failure;
 	d.exit_code = t->exit_code;
 	d.start_us = t->start_us;
 	d.end_us = t->end_us ? t->end_us : wall_us();
@@ -779,12 +788,21 @@ void xy_tasks_object_ready(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
 
 /* ----------------------------------------------------------- starting */
 
+/* True if every input's sandbox name is one component (pool_use). */
+static int flat_inputs(const struct task *t)
+{
+	for (uint32_t i = 0; i < t->spec.n_inputs; i++)
+		if (strchr(t->spec.inputs[i].name, '/'))
+			return 0;
+	return 1;
+}
+
 static int make_sandbox(struct task *t, char *err, size_t errlen)
 {
 	const char *base = xy_cache_sandboxes(t->ts->o.cache);
 	int n;
 
-	if (is_call(t) && !t->spec.n_inputs && !t->spec.n_outputs) {
+	if (is_call(t) && !t->spec.n_outputs && flat_inputs(t)) {
 		if (pool_use(t) == 0)
 			return 0;
 		return xy_fail(err, errlen, errno, "cannot make a sandbox: %s",
@@ -1209,6 +1227,7 @@ static void on_call_done(struct xy_lib_call *c, struct xy_lib_result *r)
 	t->output_len = r->output ? r->output_len : 0;
 	t->truncated = r->truncated;
 	t->exit_code = r->exit_code;
+	t->failure = (uint8_t)r->failure;
 	if (t->reported) {
 		maybe_retire(t);
 		return;

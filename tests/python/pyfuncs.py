@@ -57,8 +57,9 @@ def return_lock():
     return threading.Lock()
 
 
-def crash(status=3):
-    sys.stdout.write("about to crash\n")
+def crash(status=3, line="about to crash"):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
     os._exit(status)
 
 

@@ -1,6 +1,10 @@
 """The errors a user will meet, each on its own Future, costing nothing
-else: unpicklable functions, arguments and results, missing inputs."""
+else: unpicklable functions, arguments and results, missing inputs; and
+how failures are classed: by codes (the result, the failure that the
+worker reports, the exit status), never by the text of an error or of
+what the call printed."""
 
+import pickle
 import threading
 
 import pytest
@@ -78,6 +82,96 @@ def test_library_crash_shows_only_its_own_calls_output(make_executor):
     err = info.value
     assert err.output == "about to crash\n", repr(err.output)
     assert "earlier" not in str(err)
+
+
+# Classed by code: a call's own words cannot make it another class.
+
+MISMATCH_LINE = "xylem: interpreter mismatch: only a call's print"
+
+
+@pytest.mark.parametrize("status", [3, 78])
+def test_a_crash_that_prints_the_mismatch_line_is_a_crash(make_executor,
+                                                          status):
+    # 78 is the status reserved for a mismatch, but a mismatch is known
+    # by it only before the instance is ready, not during a call.
+    ex = make_executor(workers=1)
+    f = ex.submit(pyfuncs.crash, status, MISMATCH_LINE)
+    with pytest.raises(xylem.LibraryCrashed) as info:
+        f.result(TIMEOUT)
+    assert type(info.value) is xylem.LibraryCrashed
+    assert info.value.exit_code == status
+    assert MISMATCH_LINE in info.value.output  # there for people
+    assert ex.submit(pyfuncs.add, 1).result(TIMEOUT) == 1
+
+
+def test_a_fresh_crash_that_prints_the_mismatch_line_is_not_one(ex):
+    f = ex.options(fresh=True).submit(pyfuncs.crash, 5, MISMATCH_LINE)
+    with pytest.raises(xylem.TaskFailed, match="status 5") as info:
+        f.result(TIMEOUT)
+    assert type(info.value) is xylem.TaskFailed
+
+
+@pytest.mark.parametrize("message", [
+    "library xylem-py-1-1 exited with status 3 during a call",
+    "xylem: interpreter mismatch: the manager runs Python 2.7"])
+@pytest.mark.parametrize("output", [False, True])
+def test_exceptions_that_read_like_xylem_errors_stay_themselves(
+        ex, tmp_path, message, output):
+    opts = {"outputs": [xylem.File(tmp_path / "never.txt")]} if output \
+        else {}
+    f = ex.options(**opts).submit(pyfuncs.fail, message)
+    with pytest.raises(ValueError) as info:
+        f.result(TIMEOUT)
+    assert str(info.value) == message
+
+
+def _failure(kind, result, exit_code=1, output=b"", error="",
+             failure=None):
+    from xylem import _core, executor
+    if failure is None:
+        failure = _core.FAILURE_NONE
+    return executor._failure(kind, result, exit_code, output, error, "w",
+                             failure)
+
+
+def test_failures_classed_by_code_not_text():
+    from xylem import _calls, _core
+    app = _core.RESULT_APP_FAILED
+    start, exit_ = _core.FAILURE_LIBRARY_START, _core.FAILURE_LIBRARY_EXIT
+    status = _calls.MISMATCH_STATUS
+
+    # A mismatch: the reserved status before the instance was ready, or
+    # from a fresh runner, whatever the texts say.
+    e = _failure("call", app, status, b"", "anything", start)
+    assert type(e) is xylem.InterpreterMismatch
+    assert _calls.MISMATCH_TEXT in e.reason  # a stand-in line for people
+    e = _failure("call", app, status, b"x\n" + MISMATCH_LINE.encode(), "",
+                 start)
+    assert e.reason == MISMATCH_LINE
+    e = _failure("fresh", app, status, b"", "exited with status 78")
+    assert type(e) is xylem.InterpreterMismatch
+
+    # Not a mismatch, whatever the log says.
+    log = MISMATCH_LINE.encode()
+    for code, failure in ((1, start), (status, exit_), (3, exit_)):
+        e = _failure("call", app, code, log, "no library word", failure)
+        assert type(e) is xylem.LibraryCrashed, (code, failure)
+        assert e.reason == "no library word"
+    e = _failure("fresh", app, 5, log, "exited with status 5")
+    assert type(e) is xylem.TaskFailed
+
+    # An instance's end is known by the failure, not by "library " in
+    # the error; without one, the output is the library's reply.
+    e = _failure("call", app, -1, b"", "library nope is not defined")
+    assert type(e) is xylem.TaskFailed
+    reply = _calls.error_reply(KeyError("k"))
+    e = _failure("call", app, 0, reply, "library-like text: never.txt")
+    assert type(e) is KeyError
+    e = _failure("call", _core.RESULT_RESOURCES_EXHAUSTED, -1,
+                 b"printed\n", "library x: over its time limit", exit_)
+    assert type(e) is xylem.ResourcesExhausted
+    assert e.output == "printed\n"
+    assert pickle.loads(reply)[0] == "err"
 
 
 def test_errors_are_task_failed(ex):

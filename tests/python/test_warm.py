@@ -103,6 +103,8 @@ def test_interpreter_mismatch(make_executor, fresh):
     text = str(info.value)
     assert "interpreter mismatch" in text and "2.7" in text
     assert "%d.%d" % os.sys.version_info[:2] in text
+    # Known by the status reserved for it (xylem/__init__.py).
+    assert info.value.exit_code == 78
 
 
 # The call window (docs/architecture.md): a worker is sent more calls

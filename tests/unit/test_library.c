@@ -25,8 +25,8 @@
 
 /* A library that speaks the fd-3 protocol: it says hello, then answers
  * each call with "pid:FOO:L:" and the payload reversed, where L says
- * whether lib.py is linked into the call's sandbox. Some payloads make it
- * misbehave. */
+ * whether lib.py is linked into the call's sandbox ("where" is answered
+ * with the sandbox's name). Some payloads make it misbehave. */
 static const char echo_py[] =
 	"import os, struct, sys, time\n"
 	"def rd(n):\n"
@@ -66,6 +66,8 @@ static const char echo_py[] =
 	"        time.sleep(30)\n"
 	"    if p == b'out':\n"
 	"        open(os.path.join(sb, 'out.txt'), 'w').write('hi')\n"
+	"    if p == b'where':\n"
+	"        p = os.path.basename(sb).encode()[::-1]\n"
 	"    L = os.path.exists(os.path.join(sb, 'lib.py'))\n"
 	"    r = b'%d:%s:%d:' % (os.getpid(), "
 	"os.environ.get('FOO', '').encode(), L)\n"
@@ -179,6 +181,7 @@ static void t_library_calls(void)
 	/* Two calls, one instance: its pid, its env, the call's inputs. */
 	g = call(&f, 1, "echo", "hello", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_SUCCESS);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_NONE);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 0);
 	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:olleh"));
 	XY_CHECK(g->m.task_done.end_us >= g->m.task_done.start_us);
@@ -190,6 +193,21 @@ static void t_library_calls(void)
 	XY_CHECK_EQ(reply_pid(g), pid);
 	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:cba"));
 	fm_got_free(g);
+
+	/* Without outputs, and with an input of one component, a call runs
+	 * in a pooled directory in place, the input linked in; it is gone
+	 * when the call ends, so the next call gets the same directory. */
+	g = call(&f, 20, "echo", "where", &in);
+	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:.free-"));
+	snprintf(sb, sizeof sb, "%s", strstr(g->m.task_done.output, ".free-"));
+	fm_got_free(g);
+	g = call(&f, 21, "echo", "where", &in);
+	XY_CHECK(strstr(g->m.task_done.output, ":bar:1:.free-"));
+	XY_CHECK(!strcmp(strstr(g->m.task_done.output, ".free-"), sb));
+	fm_got_free(g);
+	fm_pathf(cmd, sizeof cmd, "test -z \"$(ls -A %s/sandbox/%s)\"", f.cache,
+		 sb);
+	XY_CHECK(fm_eventually(cmd));
 
 	/* A call's declared outputs are collected from its sandbox. */
 	call_msg(&m, 3, "echo", "out", 3, &in);
@@ -208,9 +226,11 @@ static void t_library_calls(void)
 	      "test -f lib-1/lib.py", f.cache);
 	XY_CHECK(fm_eventually(cmd));
 
-	/* The instance dies in a call: the call fails with its log. */
+	/* The instance dies in a call: the call fails with its log, and
+	 * says so by its failure, not only by its message. */
 	g = call(&f, 4, "echo", "die", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 7);
 	XY_CHECK(!strcmp(g->m.task_done.message,
 			 "library echo exited with status 7 during a call"));
@@ -306,6 +326,7 @@ static void t_library_failures(void)
 	fm_hello(&f);
 	g = call(&f, 1, "nope", "x", NULL);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_NONE); /* no instance */
 	XY_CHECK(!strcmp(g->m.task_done.message,
 			 "library nope is not defined on this worker"));
 	fm_got_free(g);
@@ -314,6 +335,7 @@ static void t_library_failures(void)
 	define_lib(&f, "broken", "echo starting; exit 5", NULL, NULL);
 	g = call(&f, 2, "broken", "x", NULL);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_START);
 	XY_CHECK_EQ(g->m.task_done.exit_code, 5);
 	XY_CHECK(!strcmp(g->m.task_done.message,
 			 "library broken exited with status 5 before it was "
@@ -326,6 +348,7 @@ static void t_library_failures(void)
 		   "sleep 30", NULL, NULL);
 	g = call(&f, 3, "rude", "x", NULL);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_START);
 	XY_CHECK(strstr(g->m.task_done.message, "before it was ready"));
 	XY_CHECK(strstr(g->m.task_done.message, "XYLIB1"));
 	fm_got_free(g);
@@ -335,6 +358,7 @@ static void t_library_failures(void)
 	define_lib(&f, "echo", "python3 lib.py", NULL, &in);
 	g = call(&f, 4, "echo", "bad", &in);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_APP_FAILED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK(strstr(g->m.task_done.message,
 			"library echo was killed during a call"));
 	XY_CHECK(strstr(g->m.task_done.message, "over the"));
@@ -385,6 +409,7 @@ static void t_library_cancel_limit_stop(void)
 	fm_send(&f, XY_MSG_TASK, &m);
 	g = fm_wait_for(&f, XY_MSG_TASK_DONE);
 	XY_CHECK_EQ(g->m.task_done.result, XY_RESULT_RESOURCES_EXHAUSTED);
+	XY_CHECK_EQ(g->m.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK(strstr(g->m.task_done.message, "time"));
 	fm_got_free(g);
 

@@ -9,6 +9,11 @@
 
 #include "harness.h"
 #include "proto.h"
+#include "xylem.h"
+
+/* TASK_DONE's limit on failures is xylem.h's last one. */
+_Static_assert(XY_FAILURE_MAX == XY_FAILURE_LIBRARY_EXIT,
+	       "XY_FAILURE_MAX is not xy_failure's last value");
 
 static struct xy_inventory_item items[2] = {
 	{.id = {1, 2, 3}, .size = 1000, .kind = XY_KIND_FILE, .level = 2},
@@ -102,7 +107,8 @@ static int sample(unsigned type, union xy_msg *m)
 		return 1;
 	case XY_MSG_TASK_DONE:
 		m->task_done = (struct xy_msg_task_done){
-			42, 1, -9, 1000, 2000, 1, 5, "a\0b\nc", "killed",
+			42, 1, XY_FAILURE_LIBRARY_EXIT, -9, 1000, 2000, 1, 5,
+			"a\0b\nc", "killed",
 			2, done_outputs};
 		return 1;
 	case XY_MSG_CANCEL:
@@ -230,6 +236,29 @@ static void t_cache_update_blame(void)
 	xy_test_check_no_leaks();
 }
 
+/* A TASK_DONE's failure is one that xylem.h defines, or refused. */
+static void t_task_done_failure(void)
+{
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+	sample(XY_MSG_TASK_DONE, &m);
+	m.task_done.failure = XY_FAILURE_LIBRARY_START;
+	encode(XY_MSG_TASK_DONE, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK_DONE, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.task_done.failure, XY_FAILURE_LIBRARY_START);
+	xy_msg_free(XY_MSG_TASK_DONE, &d);
+	xy_buf_free(&b);
+	m.task_done.failure = XY_FAILURE_MAX + 1;
+	encode(XY_MSG_TASK_DONE, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK_DONE, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), -1);
+	XY_CHECK(strstr(err, "unknown failure 3") != NULL);
+	xy_buf_free(&b);
+	xy_test_check_no_leaks();
+}
+
 static void t_round_trip_every_type(void)
 {
 	int n = 0;
@@ -304,6 +333,7 @@ static void t_decoded_fields(void)
 	encode(XY_MSG_TASK_DONE, &m, &b);
 	XY_CHECK_EQ(xy_msg_decode(XY_MSG_TASK_DONE, b.data + 8, b.len - 8, &d,
 				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.task_done.failure, XY_FAILURE_LIBRARY_EXIT);
 	XY_CHECK_EQ(d.task_done.exit_code, -9);
 	XY_CHECK_EQ(d.task_done.output_len, 5);
 	XY_CHECK(!memcmp(d.task_done.output, "a\0b\nc", 6));
@@ -817,6 +847,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_round_trip_every_type),
 		XY_TEST(t_input_kinds),
 		XY_TEST(t_cache_update_blame),
+		XY_TEST(t_task_done_failure),
 		XY_TEST(t_decoded_fields),
 		XY_TEST(t_chunk_lists),
 		XY_TEST(t_client_messages),
