@@ -8,8 +8,10 @@
  * (the reader fails with INPUT_MISSING and says why); a temp no task
  * writes; fetching a temp back, before and after its loss; a second copy
  * that spares a rerun; a writer run in a software environment, remade in
- * it. Submission checks without workers are in
- * test_manager.c.
+ * it; temps released early: one read after its release by a reader
+ * queued behind its writer, a chain remade through a released temp that
+ * a live temp's recipe reads, with nothing left once both are done.
+ * Submission checks without workers are in test_manager.c.
  */
 #include <errno.h>
 #include <signal.h>
@@ -313,6 +315,92 @@ static void t_remake_keeps_environment(void)
 	finish(m, w, 2);
 }
 
+static int64_t files_held(struct xy_manager *m)
+{
+	struct xy_stats st;
+	xy_manager_run(m, 0.05); /* a turn or more: its phase frees */
+	xy_manager_stats(m, &st);
+	return st.files;
+}
+
+/* The temp is released as soon as its writer and its reader are
+ * submitted: it lives until the reader, queued behind the writer, has
+ * read it, then goes. */
+static void t_released_temp_read_later(void)
+{
+	struct xy_manager *m = mk();
+	pid_t w[1] = {start_worker(m, "w1")};
+	rm_await_workers(m, 1);
+	char err[256];
+	const char *res = xy_test_path("result");
+	struct xy_file *tmp = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
+						      sizeof err);
+	struct xy_task *a = task("sleep 0.3; echo later > out", NULL, tmp);
+	struct xy_task *b = task("cat in > out", tmp, out);
+	XY_CHECK(xy_manager_submit(m, a, err, sizeof err));
+	XY_CHECK(xy_manager_submit(m, b, err, sizeof err));
+	XY_CHECK_EQ(xy_file_release(tmp), 0);
+	XY_CHECK_EQ(xy_file_release(out), 0);
+	XY_CHECK_EQ(files_held(m), 2);
+	for (int i = 0; i < 2; i++) {
+		struct xy_task *d = xy_manager_wait(m, 60);
+		XY_CHECK(d && xy_task_result(d) == XY_RESULT_SUCCESS);
+		if (d == a) /* its reader has yet to run */
+			XY_CHECK_EQ(files_held(m), 2);
+		xy_task_delete(d);
+	}
+	XY_CHECK(!strcmp(rm_slurp(res), "later\n"));
+	XY_CHECK_EQ(files_held(m), 0);
+	finish(m, w, 1);
+}
+
+/* A -> t1 -> C -> t2, each temp released once its reader is submitted:
+ * t1, read by t2's recipe, stays while t2 does. Both copies lost with
+ * w1, a reader of t2 has C made again and, before it, A. When t2 goes
+ * too, nothing is left. */
+static void t_released_temps_remade(void)
+{
+	struct xy_manager *m = mk();
+	pid_t w[2] = {start_worker(m, "w1"), 0};
+	rm_await_workers(m, 1);
+	char err[256], cmd[1024];
+	const char *ma = xy_test_path("marks-a"), *mc = xy_test_path("marks-c");
+	struct xy_file *t1 = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_file *t2 = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_task *a = task(writer(ma, "one"), NULL, t1);
+	snprintf(cmd, sizeof cmd, "echo x >> %s; (cat in; echo two) > out",
+		 mc);
+	struct xy_task *c = task(cmd, t1, t2);
+	XY_CHECK(xy_manager_submit(m, a, err, sizeof err));
+	XY_CHECK(xy_manager_submit(m, c, err, sizeof err));
+	XY_CHECK_EQ(xy_file_release(t1), 0);
+	for (int i = 0; i < 2; i++) {
+		struct xy_task *d = xy_manager_wait(m, 60);
+		XY_CHECK(d && xy_task_result(d) == XY_RESULT_SUCCESS);
+		xy_task_delete(d);
+	}
+	XY_CHECK_EQ(files_held(m), 2); /* t1 for t2's recipe, and t2 */
+	kill_worker(m, w[0], 0);
+	w[0] = 0;
+	w[1] = start_worker(m, "w2");
+	const char *res = xy_test_path("result");
+	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
+						      sizeof err);
+	struct xy_task *b = task("cat in > out", t2, out);
+	XY_CHECK(xy_manager_submit(m, b, err, sizeof err));
+	XY_CHECK_EQ(xy_file_release(t2), 0);
+	XY_CHECK_EQ(xy_file_release(out), 0);
+	struct xy_task *d = xy_manager_wait(m, 60);
+	XY_CHECK(d == b && xy_task_result(d) == XY_RESULT_SUCCESS);
+	xy_task_delete(d);
+	XY_CHECK(!strcmp(rm_slurp(res), "one\ntwo\n"));
+	XY_CHECK_EQ(runs(ma), 2);
+	XY_CHECK_EQ(runs(mc), 2);
+	XY_CHECK_EQ(files_held(m), 0);
+	finish(m, w, 2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--as-worker"))
@@ -324,6 +412,8 @@ int main(int argc, char **argv)
 		XY_TEST_T(t_fetch_back, 60),
 		XY_TEST_T(t_replica_spares_rerun, 60),
 		XY_TEST_T(t_remake_keeps_environment, 60),
+		XY_TEST_T(t_released_temp_read_later, 60),
+		XY_TEST_T(t_released_temps_remade, 60),
 		{0},
 	};
 	signal(SIGPIPE, SIG_IGN);
