@@ -734,14 +734,18 @@ static PyObject *new_handle(Manager *self, struct xy_file *f)
 	/* The same path declared again: its handle, found in O(1) (a scan of
 	 * every handle made it quadratic over a long run). */
 	handle = PyDict_GetItemWithError(self->handles, key);
-	if (handle) {
+	i = handle ? keymap_find(&self->uses,
+				 PyLong_AsUnsignedLongLong(handle) + 1)
+		   : self->uses.cap;
+	if (i < self->uses.cap) {
 		Py_INCREF(handle);
-		i = keymap_find(&self->uses,
-				PyLong_AsUnsignedLongLong(handle) + 1);
 		self->uses.ids[i]++;
 		Py_DECREF(key);
 		return handle;
 	}
+	/* New, or an address left behind by a release (below): a new
+	 * handle, which takes its place in the dict. */
+	handle = NULL;
 	if (PyErr_Occurred() ||
 	    !(handle = PyLong_FromUnsignedLongLong(self->next_handle)))
 		goto fail;

@@ -406,8 +406,10 @@ static void unserve(struct xy_catalog *c, struct xy_object *o)
 }
 
 /* f, whose path may be where o is served from, no longer has o: o is
- * served from its staged copy or another of its files with a path, or
- * not at all. The program may remove or rewrite a path it released. */
+ * served from its staged copy or another of its files with a path, if
+ * it has one (the program may remove or rewrite a path it released).
+ * Else it stays as it is until o has no file and no fetch left (settle):
+ * a fetch of it may be under way from that path. */
 static void serve_elsewhere(struct xy_catalog *c, struct xy_object *o,
 			    const struct xy_file *f)
 {
@@ -432,7 +434,6 @@ static void serve_elsewhere(struct xy_catalog *c, struct xy_object *o,
 			return;
 		}
 	}
-	unserve(c, o);
 }
 
 struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
