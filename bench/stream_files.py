@@ -19,7 +19,6 @@ given back.
 In-tree: XYLEM_BUILD_DIR=build PYTHONPATH=python (docs/python.md).
 """
 
-import argparse
 import concurrent.futures as cf
 import os
 import shutil
@@ -28,19 +27,12 @@ import tempfile
 import time
 
 import xylem
+from stream_calls import parse_stream_arguments, rss_mib, stream_arguments
 
 
 def copy(src, dst):
     with open(src, "rb") as f, open(dst, "wb") as g:
         g.write(f.read())
-
-
-def rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def window(ex, d, first, n, keep):
@@ -64,21 +56,11 @@ def window(ex, d, first, n, keep):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=1_000_000)
-    ap.add_argument("--window", type=int, default=10_000)
-    ap.add_argument("--checkpoints", default="100000,500000,1000000")
-    ap.add_argument("--workers", type=int, default=2)
+    ap = stream_arguments(__doc__, 1_000_000, 10_000,
+                          "100000,500000,1000000")
     ap.add_argument("--keep", action="store_true")
-    a = ap.parse_args()
-    try:
-        marks = sorted(int(x) for x in a.checkpoints.split(","))
-    except ValueError:
-        ap.error("--checkpoints wants numbers separated by commas")
-    if a.calls < 1 or a.window < 1 or not marks or marks[0] < a.window \
-            or marks[-1] > a.calls:
-        ap.error("want calls >= 1, window >= 1, and checkpoints between"
-                 " the window and the calls")
+    a = parse_stream_arguments(ap)
+    marks = a.marks
     rows = []
     d = tempfile.mkdtemp(prefix="xylem-stream-files-")
     try:
