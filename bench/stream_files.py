@@ -12,10 +12,13 @@ calls in flight hold.
 
 usage: bench/stream_files.py [--calls 1000000] [--window 10000]
                              [--checkpoints 100000,500000,1000000]
-                             [--workers 2] [--keep]
+                             [--workers 2] [--keep | --outputs-only]
 --keep declares the inputs once and keeps them (xylem.File without
 per_call, never released), for a look at what grows when nothing is
-given back.
+given back. --outputs-only gives each call an output alone (as a Parsl
+task's standard streams are): the manager then serves nothing, and its
+transfer server remembers no token (each input it serves adds one, kept
+for the token's hour; bench/README.md).
 In-tree: XYLEM_BUILD_DIR=build PYTHONPATH=python (docs/python.md).
 """
 
@@ -35,41 +38,55 @@ def copy(src, dst):
         g.write(f.read())
 
 
-def window(ex, d, first, n, keep):
+def make(dst, text):
+    with open(dst, "w") as g:
+        g.write(text)
+
+
+def window(ex, d, first, n, keep, outputs_only):
     """n calls, each copying an input of its own to an output of its
-    own; waits for them, then removes both sides' files."""
+    own (or writing the output alone); waits for them, then removes both
+    sides' files."""
     futures = []
     for i in range(first, first + n):
         src, dst = os.path.join(d, f"in-{i}"), os.path.join(d, f"out-{i}")
+        out = [xylem.File(dst, name="out")]
+        if outputs_only:
+            futures.append(ex.options(outputs=out).submit(
+                make, "out", f"call {i}\n"))
+            continue
         with open(src, "w") as f:
             f.write(f"call {i}\n")
         futures.append(ex.options(
             inputs=[xylem.File(src, name="in", per_call=not keep)],
-            outputs=[xylem.File(dst, name="out")]).submit(copy, "in", "out"))
+            outputs=out).submit(copy, "in", "out"))
     cf.wait(futures)
     bad = [f for f in futures if f.exception() is not None]
     if bad:
         sys.exit(f"a call failed: {bad[0].exception()!r}")
     for i in range(first, first + n):
-        os.unlink(os.path.join(d, f"in-{i}"))
-        os.unlink(os.path.join(d, f"out-{i}"))
+        for p in (f"in-{i}", f"out-{i}"):
+            if os.path.exists(os.path.join(d, p)):
+                os.unlink(os.path.join(d, p))
 
 
 def main():
     ap = stream_arguments(__doc__, 1_000_000, 10_000,
                           "100000,500000,1000000")
-    ap.add_argument("--keep", action="store_true")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--keep", action="store_true")
+    how.add_argument("--outputs-only", action="store_true")
     a = parse_stream_arguments(ap)
     marks = a.marks
     rows = []
     d = tempfile.mkdtemp(prefix="xylem-stream-files-")
     try:
         with xylem.Executor(workers=a.workers) as ex:
-            window(ex, d, 0, 100, a.keep)  # warm-up
+            window(ex, d, 0, 100, a.keep, a.outputs_only)  # warm-up
             done, t_mark, n_mark = 0, time.monotonic(), 0
             while done < a.calls:
                 n = min(a.window, a.calls - done)
-                window(ex, d, 100 + done, n, a.keep)
+                window(ex, d, 100 + done, n, a.keep, a.outputs_only)
                 done += n
                 if marks and done >= marks[0]:
                     now = time.monotonic()
