@@ -32,21 +32,34 @@ def rss_mib():
     return 0.0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=10_000_000)
-    ap.add_argument("--window", type=int, default=100_000)
-    ap.add_argument("--checkpoints", default="1000000,5000000,10000000")
+def stream_arguments(doc, calls, window, checkpoints):
+    """The options of a stream benchmark (this one, stream_files.py)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=calls)
+    ap.add_argument("--window", type=int, default=window)
+    ap.add_argument("--checkpoints", default=checkpoints)
     ap.add_argument("--workers", type=int, default=2)
+    return ap
+
+
+def parse_stream_arguments(ap):
+    """ap's arguments, the checkpoints checked and sorted into marks."""
     a = ap.parse_args()
     try:
-        marks = sorted(int(x) for x in a.checkpoints.split(","))
+        a.marks = sorted(int(x) for x in a.checkpoints.split(","))
     except ValueError:
         ap.error("--checkpoints wants numbers separated by commas")
-    if a.calls < 1 or a.window < 1 or not marks or marks[0] < a.window \
-            or marks[-1] > a.calls:
+    if a.calls < 1 or a.window < 1 or not a.marks or \
+            a.marks[0] < a.window or a.marks[-1] > a.calls:
         ap.error("want calls >= 1, window >= 1, and checkpoints between"
                  " the window and the calls")
+    return a
+
+
+def main():
+    a = parse_stream_arguments(stream_arguments(
+        __doc__, 10_000_000, 100_000, "1000000,5000000,10000000"))
+    marks = a.marks
     rows = []
     with xylem.Executor(workers=a.workers) as ex:
         ex.submit(noop).result()

@@ -163,10 +163,14 @@ XY_API int xy_manager_add_pool(struct xy_manager *m,
 /* ------------------------------------------------------------------ files */
 
 /*
- * A declared file belongs to the manager: the pointer stays valid until
- * xy_manager_destroy. Declaring the same local path twice returns the same
- * file. A local path is read (and hashed, off the event loop) when a task
- * that needs it becomes ready; a task that writes it makes it instead.
+ * A declared file belongs to the manager. Each declaration (of any kind:
+ * file, buffer, temp, URL, expansion) gives the caller a handle on it,
+ * which the caller gives back with xy_file_release; until then the
+ * pointer stays valid (at the latest until xy_manager_destroy).
+ * Declaring the same local path twice returns the same file, and two
+ * handles on it. A local path is read (and hashed, off the event loop)
+ * when a task that needs it becomes ready; a task that writes it makes
+ * it instead.
  */
 XY_API struct xy_file *xy_manager_declare_file(struct xy_manager *m,
 					       const char *path,
@@ -181,6 +185,30 @@ XY_API struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
 
 /* The manager-side path of a local file, or NULL for a buffer or a temp. */
 XY_API const char *xy_file_path(const struct xy_file *f);
+
+/*
+ * Gives back one handle on f, for a program that will not name f again
+ * (docs/dataplane.md, "When a file is freed"). The manager frees f once
+ * no handle is left and nothing of its own needs it: no task submitted
+ * and not yet returned by wait lists it as an input or an output, no
+ * expansion of it is declared, no recipe of a live temp reads it (so a
+ * lost temp can still be made again), no hashing, URL download or
+ * xy_manager_fetch of it is under way. Tasks submitted before the
+ * release run as if it had not happened; a released temp that a queued
+ * task reads survives until that task is done. The file's object goes
+ * when no file has it any more; workers then delete their copies of
+ * level task or workflow (their copies of level worker or forever stay,
+ * as promised), after the manager has kept it known for a while in case
+ * the same content is declared again.
+ *
+ * Returns 0, or -1 with errno EINVAL (and changes nothing) if f is NULL
+ * or every handle on it was given back already: a double release is
+ * harmless while the file exists. Using f after its last handle is given
+ * back (in a task, a declare_unpack, a fetch, or a release) is the
+ * caller's bug, as is using memory after free(). Call it from the
+ * manager's thread (the Python package posts it there).
+ */
+XY_API int xy_file_release(struct xy_file *f);
 
 /*
  * Temps (docs/dataplane.md, "Temps and lineage"). A temp is a file that
@@ -412,6 +440,8 @@ struct xy_stats {
 	double decision_seconds; /* time spent choosing where */
 	double send_seconds;     /* time spent sending them there */
 	int64_t temps_remade;    /* reruns for temps whose copies were lost */
+	int64_t files;   /* declared files the catalogue holds now */
+	int64_t objects; /* objects it knows now (idle ones included) */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

@@ -7,6 +7,12 @@
  * condition variable with the GIL released (declare, stats, cancel...).
  * The loop thread hands completed tasks back to one Python callback, in
  * batches, with the GIL taken. executor.py builds the Executor on this.
+ *
+ * A file handle is a number (never reused) for a declared file; the same
+ * file declared again gets the same number, which then stands for both
+ * declarations. release(handle) gives one back, from any thread (a
+ * garbage collector's finalizer included): it posts xy_file_release, so
+ * that it reaches the manager after every submit posted before it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -145,8 +151,9 @@ typedef struct {
 	int port;
 	/* Under the GIL. */
 	PyObject *callback;
-	struct xy_file **files; /* file handles index this table */
-	size_t n_files, cap_files;
+	/* handle + 1 -> its file, and -> the declarations it stands for */
+	struct keymap files, uses;
+	uint64_t next_handle;
 	PyObject *handles; /* the file's address -> its handle, made lazily */
 	/* The loop thread's own state, touched only on that thread. */
 	struct keymap keys;
@@ -440,17 +447,28 @@ static int cache_level(const char *s, xy_cache_level *out)
 	return -1;
 }
 
+/* The slot of handle in self->files, or -1 with ValueError set. */
+static Py_ssize_t handle_slot(Manager *self, PyObject *handle)
+{
+	Py_ssize_t h = PyLong_AsSsize_t(handle);
+	size_t i;
+
+	if (h == -1 && PyErr_Occurred())
+		return -1;
+	i = h < 0 ? self->files.cap
+		  : keymap_find(&self->files, (uint64_t)h + 1);
+	if (i == self->files.cap) {
+		PyErr_Format(PyExc_ValueError, "no file handle %zd", h);
+		return -1;
+	}
+	return (Py_ssize_t)i;
+}
+
 static struct xy_file *file_of(Manager *self, PyObject *handle)
 {
-	Py_ssize_t i = PyLong_AsSsize_t(handle);
+	Py_ssize_t i = handle_slot(self, handle);
 
-	if (i == -1 && PyErr_Occurred())
-		return NULL;
-	if (i < 0 || (size_t)i >= self->n_files) {
-		PyErr_Format(PyExc_ValueError, "no file handle %zd", i);
-		return NULL;
-	}
-	return self->files[i];
+	return i < 0 ? NULL : (struct xy_file *)(uintptr_t)self->files.ids[i];
 }
 
 /* Adds (handle, sandbox name) pairs as inputs or outputs. */
@@ -687,43 +705,99 @@ static void declare_temp_body(Manager *self, struct sync *s)
 	}
 }
 
-/* Adds a declared file to the handle table; returns its handle. */
+static void release_closure(struct xy_manager *m, void *arg)
+{
+	(void)m;
+	xy_file_release(arg);
+}
+
+/* Gives one declaration of f back to the manager, on its thread. Not
+ * after close: destroy freed every file. */
+static void post_release(Manager *self, struct xy_file *f)
+{
+	if (self->m && !self->closing)
+		xy_manager_post(self->m, release_closure, f);
+}
+
+/* The handle of a file just declared (one more declaration it stands
+ * for), made if new; NULL with an exception set, the declaration then
+ * given back. */
 static PyObject *new_handle(Manager *self, struct xy_file *f)
 {
-	struct xy_file **nf;
-	PyObject *key, *handle;
+	PyObject *key = NULL, *handle = NULL;
+	size_t i;
 
 	if (!self->handles && !(self->handles = PyDict_New()))
-		return NULL;
+		goto fail;
 	if (!(key = PyLong_FromVoidPtr(f)))
-		return NULL;
+		goto fail;
 	/* The same path declared again: its handle, found in O(1) (a scan of
 	 * every handle made it quadratic over a long run). */
 	handle = PyDict_GetItemWithError(self->handles, key);
-	if (handle || PyErr_Occurred()) {
+	i = handle ? keymap_find(&self->uses,
+				 PyLong_AsUnsignedLongLong(handle) + 1)
+		   : self->uses.cap;
+	if (i < self->uses.cap) {
+		Py_INCREF(handle);
+		self->uses.ids[i]++;
 		Py_DECREF(key);
-		Py_XINCREF(handle);
 		return handle;
 	}
-	if (self->n_files == self->cap_files) {
-		size_t cap = self->cap_files ? self->cap_files * 2 : 64;
-		nf = realloc(self->files, cap * sizeof *nf);
-		if (!nf) {
-			Py_DECREF(key);
-			return PyErr_NoMemory();
-		}
-		self->files = nf;
-		self->cap_files = cap;
+	/* New, or an address left behind by a release (below): a new
+	 * handle, which takes its place in the dict. */
+	handle = NULL;
+	if (PyErr_Occurred() ||
+	    !(handle = PyLong_FromUnsignedLongLong(self->next_handle)))
+		goto fail;
+	if (keymap_put(&self->files, self->next_handle + 1,
+		       (uint64_t)(uintptr_t)f) < 0 ||
+	    keymap_put(&self->uses, self->next_handle + 1, 1) < 0) {
+		keymap_del(&self->files, self->next_handle + 1);
+		PyErr_NoMemory();
+		goto fail;
 	}
-	handle = PyLong_FromSize_t(self->n_files);
-	if (!handle || PyDict_SetItem(self->handles, key, handle) < 0) {
-		Py_DECREF(key);
-		Py_XDECREF(handle);
-		return NULL;
+	if (PyDict_SetItem(self->handles, key, handle) < 0) {
+		keymap_del(&self->files, self->next_handle + 1);
+		keymap_del(&self->uses, self->next_handle + 1);
+		goto fail;
 	}
+	self->next_handle++;
 	Py_DECREF(key);
-	self->files[self->n_files++] = f;
 	return handle;
+fail:
+	Py_XDECREF(key);
+	Py_XDECREF(handle);
+	post_release(self, f);
+	return NULL;
+}
+
+/* release(handle): gives back one declaration that handle stands for.
+ * The handle is gone once it stands for none. */
+static PyObject *Manager_release(Manager *self, PyObject *handle)
+{
+	Py_ssize_t i;
+	size_t u;
+	uint64_t key;
+	struct xy_file *f;
+	PyObject *addr;
+
+	if (!self->m || self->closing)
+		Py_RETURN_NONE; /* every file went with the manager */
+	if ((i = handle_slot(self, handle)) < 0)
+		return NULL;
+	key = self->files.keys[i];
+	f = (struct xy_file *)(uintptr_t)self->files.ids[i];
+	u = keymap_find(&self->uses, key);
+	if (--self->uses.ids[u] == 0) {
+		keymap_del(&self->files, key);
+		keymap_del(&self->uses, key);
+		addr = PyLong_FromVoidPtr(f);
+		if (!addr || PyDict_DelItem(self->handles, addr) < 0)
+			PyErr_Clear(); /* an address left behind is harmless */
+		Py_XDECREF(addr);
+	}
+	post_release(self, f);
+	Py_RETURN_NONE;
 }
 
 /* Runs a declare body on the manager's thread; its file as a handle, or
@@ -967,7 +1041,7 @@ static PyObject *Manager_stats(Manager *self, PyObject *unused)
 	if (run_sync(self, &s) < 0)
 		return NULL;
 	return Py_BuildValue(
-		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsdsd}", "tasks_waiting",
+		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsdsdsLsL}", "tasks_waiting",
 		st->tasks_waiting, "tasks_ready", st->tasks_ready,
 		"tasks_running", st->tasks_running, "tasks_done",
 		st->tasks_done, "tasks_succeeded", st->tasks_succeeded,
@@ -977,7 +1051,8 @@ static PyObject *Manager_stats(Manager *self, PyObject *unused)
 		"bytes_sent", st->bytes_sent, "bytes_received",
 		st->bytes_received, "transfers_active", st->transfers_active,
 		"decisions", st->decisions, "decision_seconds",
-		st->decision_seconds, "send_seconds", st->send_seconds);
+		st->decision_seconds, "send_seconds", st->send_seconds,
+		"files", st->files, "objects", st->objects);
 }
 
 static void status_body(Manager *self, struct sync *s)
@@ -1071,6 +1146,15 @@ static PyObject *Manager_close(Manager *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+static void free_handles(Manager *self)
+{
+	free(self->files.keys);
+	free(self->files.ids);
+	free(self->uses.keys);
+	free(self->uses.ids);
+	self->files = self->uses = (struct keymap){0};
+}
+
 static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"port",    "host", "secret", "history",
@@ -1148,7 +1232,7 @@ static void Manager_dealloc(Manager *self)
 	if (self->running)
 		pthread_detach(self->thread);
 	xy_manager_destroy(self->m);
-	free(self->files);
+	free_handles(self);
 	Py_CLEAR(self->handles);
 	free(self->keys.keys);
 	free(self->keys.ids);
@@ -1185,6 +1269,10 @@ static PyMethodDef Manager_methods[] = {
 	 "declare_url(url, cache='workflow') -> handle"},
 	{"declare_unpack", (PyCFunction)Manager_declare_unpack, METH_VARARGS,
 	 "declare_unpack(archive_handle, cache='workflow') -> handle"},
+	{"release", (PyCFunction)Manager_release, METH_O,
+	 "release(handle): gives back one declaration of the file; the"
+	 " manager frees it once nothing refers to it. Safe from any thread"
+	 " (a finalizer included); nothing after close."},
 	{"declare_library",
 	 (PyCFunction)(void (*)(void))Manager_declare_library,
 	 METH_VARARGS | METH_KEYWORDS,

@@ -234,8 +234,11 @@ class CWLApp:
                    for p, name in prepared["inputs"]]
         outputs = [(manager.declare_file(os.path.join(back, name), "task"),
                     name) for name in prepared["outputs"]]
+        # The job document and the outputs are this call's alone: given
+        # back once it is submitted (the manager keeps them meanwhile).
         spec = {"command": prepared["command"], "inputs": inputs,
-                "outputs": outputs, "cores": prepared["cores"]}
+                "outputs": outputs, "cores": prepared["cores"],
+                "release": [inputs[0][0]] + [h for h, _ in outputs]}
         return spec, back
 
     def finish(self, back, ok, exit_code, output, error):

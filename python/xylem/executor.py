@@ -15,6 +15,12 @@ Threads: user threads call submit; the manager's thread calls
 _on_results with completed tasks, and sets the Futures from there. The
 executor's lock guards only its own tables, and is never held across a
 call into the manager, since the manager's thread may be waiting for it.
+
+Files: an input File is declared once and kept (in _handles) until
+release() or shutdown; a per_call input, an output, and the buffers and
+result files of one call are declared for that call and given back once
+it is submitted (the manager keeps them while the call needs them); a
+Temp is given back when the Temp object is garbage collected.
 """
 
 import atexit
@@ -286,6 +292,8 @@ class Executor(cf.Executor):
         self._pending = {}
         self._keys = itertools.count(1)
         self._handles = {}
+        # Temp -> (handle, the finalizer that gives it back, at most once)
+        self._temps = weakref.WeakKeyDictionary()
         self._pickles = _calls.FunctionPickles()
         self._shutdown = False
         self._closing = False
@@ -400,8 +408,28 @@ class Executor(cf.Executor):
         return self._submit(self._defaults, fn, args, kwargs)
 
     def stats(self):
-        """The manager's counters (tasks, workers, cores, bytes)."""
+        """The manager's counters (tasks, workers, cores, bytes, files
+        and objects in its catalogue)."""
         return self._manager.stats()
+
+    def release(self, *files):
+        """Gives back this executor's declarations of files (Files, paths
+        or Temps) that no later call will name: the manager forgets each
+        once no call needs it any more (calls submitted before keep
+        theirs). A file named again is declared again (and hashed again).
+        Release a file once no other thread is submitting a call that
+        names it. Files never declared, or released already, are
+        skipped."""
+        for f in files:
+            f = File.of(f)
+            if isinstance(f, Temp):
+                entry = self._temps.pop(f, None)
+                if entry is not None:
+                    entry[1]()  # its finalizer, which then does nothing
+                continue
+            h = self._handles.pop((f.path, f.cache), None)
+            if h is not None:
+                _give_back(self._manager, h)
 
     def status(self):
         """The manager's status document, as `xylem status --json`."""
@@ -479,6 +507,7 @@ class Executor(cf.Executor):
         future = _Future()
         future._xy_executor = self
         future._xy_on_cancel = functools.partial(self._cancelled, key)
+        spec = {}
         try:
             environment = opts["environment"]
             if isinstance(fn, ShellFunction):
@@ -500,9 +529,15 @@ class Executor(cf.Executor):
         except Exception as e:
             # A Future that fails at once loses nothing else (docs:
             # errors): unpicklable functions and arguments land here.
+            for h in spec.pop("release", ()):
+                _give_back(self._manager, h)
             future.set_running_or_notify_cancel()
             future.set_exception(e)
             return future
+        # The call's own files: given back once it is submitted, which it
+        # is first (the manager runs posts in order), so that the call
+        # holds them until it ends.
+        own = spec.pop("release", ())
         with self._lock:
             self._pending[key] = pending
         try:
@@ -512,6 +547,9 @@ class Executor(cf.Executor):
                 self._pending.pop(key, None)
             if future.set_running_or_notify_cancel():
                 future.set_exception(e)
+        finally:
+            for h in own:
+                _give_back(self._manager, h)
         return future
 
     def _python_in(self, environment):
@@ -576,13 +614,15 @@ class Executor(cf.Executor):
 
     def _call_spec(self, future, fn, args, kwargs, env, environment=None):
         payload, inputs = self._encode(fn, args, kwargs, env)
+        own = []
         if len(payload) > _calls.MESSAGE_MAX:
             # Too large for a message: the payload travels as a file.
             h = self._manager.declare_buffer(payload, "task")
+            own.append(h)
             inputs.append((h, _calls.CALL_FILE))
             payload = _calls.encode_indirect(_calls.CALL_FILE)
         spec = {"library": self._library_for(environment),
-                "payload": payload, "inputs": inputs}
+                "payload": payload, "inputs": inputs, "release": own}
         return _Pending(future, "call"), spec
 
     def _fresh_spec(self, future, key, fn, args, kwargs, env,
@@ -596,7 +636,8 @@ class Executor(cf.Executor):
                            " xylem.runner",
                 "inputs": inputs + [(h, _calls.CALL_FILE)],
                 "outputs": [(out, _calls.RESULT_FILE)],
-                "env": self._process_env(environment)}
+                "env": self._process_env(environment),
+                "release": [h, out]}
         return _Pending(future, "fresh", result_path=path), spec
 
     def _shell_spec(self, future, shell, args, kwargs):
@@ -635,10 +676,11 @@ class Executor(cf.Executor):
         inputs = spec.get("inputs")
         if inputs or opts["inputs"]:
             r["inputs"] = list(inputs or ()) + \
-                [(self._handle(f), f.name) for f in opts["inputs"]]
+                [(self._handle(f, spec), f.name) for f in opts["inputs"]]
         if spec.get("outputs") or opts["outputs"]:
             r["outputs"] = list(spec.get("outputs", ())) + \
-                [(self._handle(f), f.name) for f in opts["outputs"]]
+                [(self._handle(f, spec, True), f.name)
+                 for f in opts["outputs"]]
         r["time_limit"] = float(opts["time_limit"] or
                                 spec.get("time_limit", 0))
         if "command" in spec:
@@ -730,21 +772,43 @@ class Executor(cf.Executor):
                 except (RuntimeError, OSError):
                     return  # the manager is closing
 
-    def _handle(self, f):
-        # A Temp is its own key (by identity); a File is its path.
-        key = f if isinstance(f, Temp) else (f.path, f.cache)
+    def _handle(self, f, spec, per_call=None):
+        """The manager's handle for f: a Temp's (declared once, given back
+        when it is garbage collected), a File's declared for this call
+        alone (per_call, by default the File's own: given back once spec
+        is submitted), or a File's kept for every call that names its
+        path."""
+        if isinstance(f, Temp):
+            return self._temp_handle(f)
+        if per_call or (per_call is None and f.per_call):
+            h = self._manager.declare_file(f.path, f.cache)
+            spec.setdefault("release", []).append(h)
+            return h
+        key = (f.path, f.cache)
         h = self._handles.get(key)
         if h is not None:
             return h
         with self._declare_lock:
             h = self._handles.get(key)
             if h is None:
-                if isinstance(f, Temp):
-                    h = self._manager.declare_temp(f.cache, f.replicas)
-                else:
-                    h = self._manager.declare_file(f.path, f.cache)
+                h = self._manager.declare_file(f.path, f.cache)
                 self._handles[key] = h
         return h
+
+    def _temp_handle(self, f):
+        entry = self._temps.get(f)
+        if entry is not None:
+            return entry[0]
+        with self._declare_lock:
+            entry = self._temps.get(f)
+            if entry is None:
+                h = self._manager.declare_temp(f.cache, f.replicas)
+                # On whatever thread collects f: release() only posts,
+                # and takes no lock of ours.
+                fin = weakref.finalize(f, _give_back, self._manager, h)
+                fin.atexit = False
+                entry = self._temps[f] = (h, fin)
+        return entry[0]
 
     # ----------------------------------------------------------- results
 
@@ -933,6 +997,15 @@ def _pickle_error(fn, e):
     name = getattr(fn, "__qualname__", None) or repr(fn)
     return PickleError(f"cannot pickle the call to {name}:"
                        f" {type(e).__name__}: {e}")
+
+
+def _give_back(manager, h):
+    """Gives one declaration of handle h back to manager, from any thread
+    (a finalizer's included): nothing once the manager is closed."""
+    try:
+        manager.release(h)
+    except (ValueError, RuntimeError, OSError):
+        pass  # released already, or the manager is gone
 
 
 def _fail_late(future, exc):

@@ -17,11 +17,19 @@ class File:
     """A local file, by path, mounted in the sandbox as ``name`` (default:
     the path's last component). ``cache`` says how long workers keep it:
     "task", "workflow" (the default: until the executor shuts down),
-    "worker" or "forever" (kept in the worker's cache directory)."""
+    "worker" or "forever" (kept in the worker's cache directory).
 
-    __slots__ = ("path", "name", "cache")
+    As an input, the executor declares a path once and keeps it declared
+    (for every call that names it) until ``Executor.release`` or shutdown;
+    with ``per_call=True`` it declares it for each call that names it
+    instead, and lets it go with that call, for a file that one call alone
+    reads. Outputs are always declared per call (docs/python.md,
+    "Files")."""
 
-    def __init__(self, path, name=None, cache="workflow"):
+    __slots__ = ("path", "name", "cache", "per_call")
+
+    def __init__(self, path, name=None, cache="workflow", per_call=False):
+        self.per_call = bool(per_call)
         self.path = os.path.abspath(os.fspath(path))
         self.name = name if name is not None else os.path.basename(self.path)
         if not self.name:
@@ -38,16 +46,17 @@ class File:
         return f if isinstance(f, (File, Temp)) else cls(f)
 
     def __repr__(self):
+        once = ", per_call=True" if self.per_call else ""
         return f"xylem.File({self.path!r}, name={self.name!r}," \
-               f" cache={self.cache!r})"
+               f" cache={self.cache!r}{once})"
 
     def __eq__(self, other):
         return isinstance(other, File) and \
-            (self.path, self.name, self.cache) == \
-            (other.path, other.name, other.cache)
+            (self.path, self.name, self.cache, self.per_call) == \
+            (other.path, other.name, other.cache, other.per_call)
 
     def __hash__(self):
-        return hash((self.path, self.name, self.cache))
+        return hash((self.path, self.name, self.cache, self.per_call))
 
 
 class Temp:
@@ -58,9 +67,11 @@ class Temp:
     call that made it runs again before its readers. ``name`` is its name
     in the sandbox, ``cache`` as for File ("task" counts as "workflow"),
     ``replicas`` the copies kept once it is made. Each Temp object is a
-    distinct temp."""
+    distinct temp, given back to the manager when the object is garbage
+    collected (or by ``Executor.release``): calls submitted before then
+    still read it, and it is made again for them if lost."""
 
-    __slots__ = ("name", "cache", "replicas")
+    __slots__ = ("name", "cache", "replicas", "__weakref__")
 
     def __init__(self, name, cache="workflow", replicas=1):
         if not name:

@@ -6,6 +6,16 @@
  * the lost temps whose readers wait for a copy still on its way. The
  * served table is the one thing here that other threads read, under its
  * mutex.
+ *
+ * When a file is freed: each file counts the program's handles and the
+ * manager's own references (internal.h); when both are gone it joins the
+ * dead list, and the phase (xy_catalog_phase, once a turn) frees it, so
+ * that nothing is freed under a caller that still walks it. An object
+ * keeps the list of its files; when the last goes, and no fetch or
+ * retrieval holds it, it stops being served and, if workers hold copies,
+ * waits among the idle objects (oldest out first, XY_IDLE_OBJECTS at
+ * most) for a file with that content to be declared again; the oldest
+ * is dropped, its task- and workflow-level copies deleted (UNLINK).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -33,8 +43,12 @@ struct served {
 struct xy_catalog {
 	struct xy_manager *m;
 	struct xy_htab files;   /* by path or URL, through next */
-	struct xy_file *buffers; /* files without a path */
+	struct xy_file *unnamed; /* buffers, expansions, temps (unext) */
 	struct xy_htab objects; /* by id, through hnext */
+	struct xy_file *dead;      /* no reference left, through dnext */
+	struct xy_object *check;   /* to look at in the phase, through cnext */
+	struct xy_object *idle_head, *idle_tail; /* through inext */
+	int64_t n_files, n_idle;
 	char staging[4096];
 	int hashing; /* jobs on the thread pool */
 	struct xy_file *to_hash;
@@ -135,13 +149,22 @@ struct xy_catalog *xy_catalog_create(struct xy_manager *m, char *err,
 	return c;
 }
 
-static void file_free(struct xy_file *f)
+static void file_memory_free(struct xy_file *f)
 {
 	free(f->path);
 	free(f->url);
+	free(f->label);
 	free(f->waiters);
 	free(f->error);
 	free(f);
+}
+
+static void object_memory_free(struct xy_object *o)
+{
+	free(o->replicas);
+	free(o->chunks.hash);
+	free(o->staged);
+	free(o);
 }
 
 void xy_catalog_destroy(struct xy_catalog *c)
@@ -152,19 +175,17 @@ void xy_catalog_destroy(struct xy_catalog *c)
 		for (struct xy_file *f = xy_htab_slot(&c->files, i), *n; f;
 		     f = n) {
 			n = f->next;
-			file_free(f);
+			file_memory_free(f);
 		}
-	for (struct xy_file *f = c->buffers, *n; f; f = n) {
-		n = f->next;
-		file_free(f);
+	for (struct xy_file *f = c->unnamed, *n; f; f = n) {
+		n = f->unext;
+		file_memory_free(f);
 	}
 	for (size_t i = 0; i < c->objects.n_slots; i++)
 		for (struct xy_object *o = xy_htab_slot(&c->objects, i), *n;
 		     o; o = n) {
 			n = o->hnext;
-			free(o->replicas);
-			free(o->chunks.hash);
-			free(o);
+			object_memory_free(o);
 		}
 	for (size_t i = 0; i < c->served.n_slots; i++)
 		for (struct served *s = xy_htab_slot(&c->served, i), *n; s;
@@ -187,20 +208,55 @@ const char *xy_catalog_staging(struct xy_catalog *c)
 	return c->staging;
 }
 
-/* The file named key (a path, or with url set a URL), made if new. */
+/* A new file of c with one handle, not yet in a table or list. */
+static struct xy_file *file_new(struct xy_catalog *c, xy_cache_level level)
+{
+	struct xy_file *f = calloc(1, sizeof *f);
+	if (!f) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	f->catalog = c;
+	f->handles = 1;
+	f->level = level;
+	c->n_files++;
+	return f;
+}
+
+static void unnamed_add(struct xy_catalog *c, struct xy_file *f)
+{
+	f->uprev = NULL;
+	f->unext = c->unnamed;
+	if (f->unext)
+		f->unext->uprev = f;
+	c->unnamed = f;
+}
+
+struct xy_file *xy_catalog_unnamed(struct xy_catalog *c, xy_cache_level level)
+{
+	struct xy_file *f = file_new(c, level);
+	if (f)
+		unnamed_add(c, f);
+	return f;
+}
+
+/* The file named key (a path, or with url set a URL), made if new; one
+ * more handle on it if not. */
 static struct xy_file *find_or_add(struct xy_catalog *c, const char *key,
 				   int url, xy_cache_level level)
 {
 	uint32_t h = str_hash(key);
 	for (struct xy_file *f = xy_htab_first(&c->files, h); f; f = f->next) {
 		const char *name = url ? f->url : f->path;
-		if (name && !strcmp(name, key))
+		if (name && !strcmp(name, key)) {
+			f->handles++;
 			return f;
+		}
 	}
-	struct xy_file *f = calloc(1, sizeof *f);
-	char *copy = f ? strdup(key) : NULL;
-	if (!copy) {
-		free(f);
+	char *copy = strdup(key);
+	struct xy_file *f = copy ? file_new(c, level) : NULL;
+	if (!f) {
+		free(copy);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -208,7 +264,6 @@ static struct xy_file *find_or_add(struct xy_catalog *c, const char *key,
 		f->url = copy;
 	else
 		f->path = copy;
-	f->level = level;
 	xy_htab_insert(&c->files, f, h);
 	return f;
 }
@@ -233,19 +288,16 @@ struct xy_file *xy_catalog_unpack(struct xy_catalog *c,
 	if (f) {
 		if (level > f->level)
 			f->level = level;
+		f->handles++;
 		return f;
 	}
-	if (!(f = calloc(1, sizeof *f))) {
-		errno = ENOMEM;
+	if (!(f = xy_catalog_unnamed(c, level)))
 		return NULL;
-	}
-	f->level = level;
 	f->archive = archive;
-	f->obj = archive->obj;
+	f->obj = archive->obj; /* a mirror: not among the object's files */
 	f->state = archive->state == FILE_READY ? FILE_READY : FILE_NEW;
 	archive->unpacked = f;
-	f->next = c->buffers;
-	c->buffers = f;
+	xy_catalog_file_incref(archive); /* its expansion needs it */
 	return f;
 }
 
@@ -266,6 +318,9 @@ struct xy_object *xy_catalog_object(struct xy_catalog *c,
 	o->kind = kind;
 	o->size = size;
 	xy_htab_insert(&c->objects, o, h);
+	/* Known from a worker (an output, an inventory) with no file yet:
+	 * the phase drops it if none takes it. */
+	xy_catalog_consider(c, o);
 	return o;
 }
 
@@ -325,6 +380,62 @@ int xy_catalog_lookup(void *catalog, const uint8_t id[XY_ID_LEN], char *path,
 	return rc;
 }
 
+/* The manager stops serving o: its served entry goes, and its staged
+ * copy with it. A GET already reading it keeps its open file. */
+static void unserve(struct xy_catalog *c, struct xy_object *o)
+{
+	struct served *s;
+	uint32_t h = id_hash(o->id);
+	pthread_mutex_lock(&c->lock);
+	for (s = xy_htab_first(&c->served, h); s; s = s->next)
+		if (!memcmp(s->id, o->id, XY_ID_LEN))
+			break;
+	if (s)
+		xy_htab_remove(&c->served, s, h);
+	pthread_mutex_unlock(&c->lock);
+	if (s) {
+		free(s->path);
+		free(s);
+	}
+	if (o->staged) {
+		unlink(o->staged);
+		free(o->staged);
+		o->staged = NULL;
+	}
+	o->on_manager = 0;
+}
+
+/* f, whose path may be where o is served from, no longer has o: o is
+ * served from its staged copy or another of its files with a path, if
+ * it has one (the program may remove or rewrite a path it released).
+ * Else it stays as it is until o has no file and no fetch left (settle):
+ * a fetch of it may be under way from that path. */
+static void serve_elsewhere(struct xy_catalog *c, struct xy_object *o,
+			    const struct xy_file *f)
+{
+	struct served *s;
+	int was = 0;
+	if (!o->on_manager || !f->path)
+		return;
+	pthread_mutex_lock(&c->lock);
+	for (s = xy_htab_first(&c->served, id_hash(o->id)); s; s = s->next)
+		if (!memcmp(s->id, o->id, XY_ID_LEN))
+			was = s->path && !strcmp(s->path, f->path);
+	pthread_mutex_unlock(&c->lock);
+	if (!was)
+		return;
+	if (o->staged) {
+		xy_catalog_serve(c, o, o->staged);
+		return;
+	}
+	for (struct xy_file *g = o->files; g; g = g->onext) {
+		if (g->path && g != f) {
+			xy_catalog_serve(c, o, g->path);
+			return;
+		}
+	}
+}
+
 struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
 				  size_t len, xy_cache_level level, char *err,
 				  size_t errlen)
@@ -350,26 +461,26 @@ struct xy_file *xy_catalog_buffer(struct xy_catalog *c, const void *data,
 		unlink(path);
 		return NULL;
 	}
-	struct xy_file *f = calloc(1, sizeof *f);
+	struct xy_object *o = xy_catalog_object(c, id, kind, size);
+	struct xy_file *f = o ? xy_catalog_unnamed(c, level) : NULL;
 	if (!f) {
 		free(chunks.hash);
 		unlink(path);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
 	}
-	f->level = level;
 	f->state = FILE_READY;
-	if (!(f->obj = xy_catalog_object(c, id, kind, size))) {
-		free(f);
-		free(chunks.hash);
+	xy_catalog_file_set_object(c, f, o);
+	xy_catalog_set_chunks(o, &chunks);
+	/* The object keeps one staged copy, whoever else has it, and
+	 * removes it when it goes; the same bytes staged again are not
+	 * kept twice. */
+	if (o->staged) {
 		unlink(path);
-		xy_fail(err, errlen, ENOMEM, "out of memory");
-		return NULL;
+	} else {
+		o->staged = strdup(path);
+		xy_catalog_serve(c, o, path);
 	}
-	xy_catalog_set_chunks(f->obj, &chunks);
-	xy_catalog_serve(c, f->obj, path);
-	f->next = c->buffers;
-	c->buffers = f;
 	return f;
 }
 
@@ -435,6 +546,7 @@ static void hash_done(uv_work_t *req, int status)
 		j->f->state = FILE_MISSING;
 		xy_catalog_file_failed(c, j->f, why);
 	}
+	xy_catalog_file_decref(j->f); /* the hashing's */
 	free(j->chunks.hash);
 	free(j->path);
 	free(j);
@@ -493,12 +605,16 @@ int xy_catalog_hash_wanted(const struct xy_catalog *c)
 
 void xy_catalog_start_hashing(struct xy_catalog *c)
 {
+	/* The queue holds a reference on each file, which a hashing job or
+	 * a URL fetch takes over. */
 	while (c->to_hash) {
 		struct xy_file *f = c->to_hash;
 		c->to_hash = f->qnext;
 		f->qnext = NULL;
-		if (f->state != FILE_QUEUED)
+		if (f->state != FILE_QUEUED) {
+			xy_catalog_file_decref(f);
 			continue;
+		}
 		if (f->temp) {
 			/* Nothing to hash: a temp exists only once a
 			 * task writes it, and none was submitted. */
@@ -507,6 +623,7 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 				 xy_file_label(f));
 			f->state = FILE_MISSING;
 			xy_catalog_file_failed(c, f, why);
+			xy_catalog_file_decref(f);
 			continue;
 		}
 		if (f->url) {
@@ -516,6 +633,7 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 		if (start_hash(c, f) < 0) {
 			f->state = FILE_MISSING;
 			xy_catalog_file_failed(c, f, "cannot start hashing");
+			xy_catalog_file_decref(f);
 		}
 	}
 }
@@ -537,6 +655,7 @@ static int await_copy(struct xy_catalog *c, struct xy_file *f,
 		f->awaiting = 1;
 		f->anext = c->awaiting;
 		c->awaiting = f;
+		xy_catalog_file_incref(f); /* the wait's */
 	}
 	return 0;
 }
@@ -575,6 +694,7 @@ void xy_catalog_copies_changed(struct xy_catalog *c)
 								 : "lost");
 			free(why);
 		}
+		xy_catalog_file_decref(f);
 	}
 }
 
@@ -605,6 +725,7 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		f->state = FILE_QUEUED;
 		f->qnext = c->to_hash;
 		c->to_hash = f;
+		xy_catalog_file_incref(f); /* the queue's */
 		return add_waiter(f, t) < 0 ? -1 : 0;
 	case FILE_QUEUED:
 	case FILE_HASHING:
@@ -656,14 +777,12 @@ static struct xy_task **take_waiters(struct xy_file *f, uint32_t *n)
 void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,
 			   struct xy_object *o)
 {
-	f->obj = o;
+	xy_catalog_file_set_object(c, f, o);
 	f->state = FILE_READY;
 	free(f->error);
 	f->error = NULL;
-	if (f->unpacked) {
-		f->unpacked->obj = o;
+	if (f->unpacked)
 		f->unpacked->state = FILE_READY;
-	}
 	uint32_t n;
 	struct xy_task **w = take_waiters(f, &n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -719,13 +838,10 @@ void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 
 void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)
 {
-	(void)c;
 	f->state = FILE_PRODUCED;
-	f->obj = NULL;
-	if (f->unpacked) {
+	xy_catalog_file_set_object(c, f, NULL);
+	if (f->unpacked)
 		f->unpacked->state = FILE_NEW;
-		f->unpacked->obj = NULL;
-	}
 }
 
 struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w)
@@ -768,6 +884,9 @@ void xy_catalog_replica_forget(struct xy_object *o, struct xy_worker *w)
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		if (o->replicas[i].worker == w) {
 			o->replicas[i] = o->replicas[--o->n_replicas];
+			/* An idle object with no copy left goes. */
+			if (!o->files && w->manager)
+				xy_catalog_consider(w->manager->catalog, o);
 			return;
 		}
 	}
@@ -782,4 +901,222 @@ void xy_catalog_replica_drop(struct xy_object *o, struct xy_worker *w)
 			return;
 		}
 	}
+}
+
+/* ---------------------------------------------------- when a file goes */
+
+void xy_catalog_consider(struct xy_catalog *c, struct xy_object *o)
+{
+	if (!c || o->checking)
+		return;
+	o->checking = 1;
+	o->cnext = c->check;
+	c->check = o;
+}
+
+static void object_unlink_file(struct xy_object *o, struct xy_file *f)
+{
+	if (f->oprev)
+		f->oprev->onext = f->onext;
+	else if (o->files == f)
+		o->files = f->onext;
+	else
+		return; /* not on its list */
+	if (f->onext)
+		f->onext->oprev = f->oprev;
+	f->oprev = f->onext = NULL;
+}
+
+static void idle_remove(struct xy_catalog *c, struct xy_object *o)
+{
+	if (!o->idle)
+		return;
+	if (o->iprev)
+		o->iprev->inext = o->inext;
+	else
+		c->idle_head = o->inext;
+	if (o->inext)
+		o->inext->iprev = o->iprev;
+	else
+		c->idle_tail = o->iprev;
+	o->iprev = o->inext = NULL;
+	o->idle = 0;
+	c->n_idle--;
+}
+
+void xy_catalog_file_set_object(struct xy_catalog *c, struct xy_file *f,
+				struct xy_object *o)
+{
+	struct xy_object *old = f->obj;
+	if (f->unpacked)
+		f->unpacked->obj = o;
+	if (old == o)
+		return;
+	f->obj = o;
+	if (old) {
+		object_unlink_file(old, f);
+		serve_elsewhere(c, old, f);
+		if (!old->files)
+			xy_catalog_consider(c, old);
+	}
+	if (!o)
+		return;
+	f->oprev = NULL;
+	f->onext = o->files;
+	if (o->files)
+		o->files->oprev = f;
+	o->files = f;
+	if (f->level > o->level)
+		o->level = (uint8_t)f->level;
+	idle_remove(c, o);
+}
+
+/* Puts f on the dead list: the phase frees it unless it is declared or
+ * used again meanwhile. */
+static void bury(struct xy_file *f)
+{
+	struct xy_catalog *c = f->catalog;
+	if (!c || f->dead)
+		return;
+	f->dead = 1;
+	f->dnext = c->dead;
+	c->dead = f;
+}
+
+void xy_catalog_file_incref(struct xy_file *f)
+{
+	f->refs++;
+}
+
+void xy_catalog_file_decref(struct xy_file *f)
+{
+	if (f->refs > 0 && --f->refs == 0 && f->handles == 0)
+		bury(f);
+}
+
+int xy_file_release(struct xy_file *f)
+{
+	if (!f || f->handles == 0) {
+		/* Released more often than declared: the caller's slip,
+		 * which must not cost a reference someone else holds. */
+		XY_LOGW("manager", "%s released more often than declared",
+			f ? xy_file_label(f) : "(null file)");
+		errno = EINVAL;
+		return -1;
+	}
+	if (--f->handles == 0 && f->refs == 0)
+		bury(f);
+	return 0;
+}
+
+/* Takes f out of the catalogue and frees it; what it held goes with it:
+ * its archive's reference, its recipe (a temp), its object's file. */
+static void file_free(struct xy_catalog *c, struct xy_file *f)
+{
+	if (f->path || f->url) {
+		xy_htab_remove(&c->files, f, file_hash(f));
+	} else {
+		if (f->uprev)
+			f->uprev->unext = f->unext;
+		else
+			c->unnamed = f->unext;
+		if (f->unext)
+			f->unext->uprev = f->uprev;
+	}
+	if (f->archive) {
+		f->archive->unpacked = NULL;
+		xy_catalog_file_decref(f->archive);
+		f->obj = NULL; /* its archive's, mirrored */
+	}
+	if (f->temp && c->m)
+		xy_lineage_forget(c->m->lineage, f);
+	xy_catalog_file_set_object(c, f, NULL);
+	c->n_files--;
+	file_memory_free(f);
+}
+
+/* Tells each worker that holds o below XY_CACHE_WORKER to delete its
+ * copy, and forgets every copy: o is about to be freed. A copy at level
+ * worker or forever stays in its worker's cache, as its level promised;
+ * a later FETCH of it there is answered at once. */
+static void drop_copies(struct xy_catalog *c, struct xy_object *o)
+{
+	while (o->n_replicas) {
+		struct xy_worker *w = o->replicas[o->n_replicas - 1].worker;
+		if (o->level < XY_CACHE_WORKER && c->m && w->conn) {
+			union xy_msg msg;
+			memcpy(msg.unlink.id, o->id, XY_ID_LEN);
+			xy_manager_send(c->m, w, XY_MSG_UNLINK, &msg);
+		}
+		xy_catalog_replica_drop(o, w);
+	}
+}
+
+static void object_free(struct xy_catalog *c, struct xy_object *o)
+{
+	idle_remove(c, o);
+	if (o->on_manager || o->staged)
+		unserve(c, o);
+	xy_htab_remove(&c->objects, o, id_hash(o->id));
+	object_memory_free(o);
+}
+
+/* o was considered: kept if a file has it, a fetch or a retrieval holds
+ * it; else no longer served, and freed, or idle while workers hold
+ * copies. */
+static void settle(struct xy_catalog *c, struct xy_object *o)
+{
+	if (o->files || o->pins || o->fetching)
+		return;
+	if (o->on_manager || o->staged)
+		unserve(c, o);
+	if (!o->n_replicas) {
+		object_free(c, o);
+		return;
+	}
+	if (o->idle)
+		return;
+	o->idle = 1;
+	o->inext = NULL;
+	o->iprev = c->idle_tail;
+	if (c->idle_tail)
+		c->idle_tail->inext = o;
+	else
+		c->idle_head = o;
+	c->idle_tail = o;
+	c->n_idle++;
+}
+
+void xy_catalog_phase(struct xy_catalog *c)
+{
+	struct xy_file *f;
+	struct xy_object *o;
+	/* A file freed may give back others (an archive, a recipe's
+	 * inputs): they join the list and go in this same loop. */
+	while ((f = c->dead)) {
+		c->dead = f->dnext;
+		f->dnext = NULL;
+		f->dead = 0;
+		if (!f->handles && !f->refs)
+			file_free(c, f);
+	}
+	while ((o = c->check)) {
+		c->check = o->cnext;
+		o->cnext = NULL;
+		o->checking = 0;
+		settle(c, o);
+	}
+	while (c->n_idle > XY_IDLE_OBJECTS) {
+		o = c->idle_head;
+		o->checking = 1; /* dropping its copies considers it */
+		drop_copies(c, o);
+		object_free(c, o);
+	}
+}
+
+void xy_catalog_counts(const struct xy_catalog *c, int64_t *files,
+		       int64_t *objects)
+{
+	*files = c->n_files;
+	*objects = (int64_t)c->objects.count;
 }

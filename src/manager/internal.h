@@ -4,7 +4,9 @@
  * under src/manager include it.
  *
  * Ownership: the manager owns every submitted task until wait returns it,
- * every declared file and every object until it is destroyed, and every
+ * every declared file until nothing refers to it (catalog.c: the
+ * program's handles and the manager's own references), every object
+ * until no file refers to it and its idle spell is over, and every
  * worker record until its connection closes. Everything here runs on the
  * manager's loop thread, except the served-object table (catalog.c), which
  * transfer server threads read under its mutex.
@@ -125,19 +127,29 @@ struct xy_file {
 	struct xy_file *unpacked; /* an archive: its expansion, if declared */
 	xy_cache_level level;
 	enum file_state state;
-	struct xy_object *obj;
+	struct xy_object *obj; /* set through xy_catalog_file_set_object */
 	struct xy_task *producer;
 	struct xy_task **waiters; /* tasks whose pending count includes us */
 	uint32_t n_waiters, cap_waiters;
 	char *error;
-	struct xy_file *next; /* the catalogue's list */
+	struct xy_file *next; /* the catalogue's table by path or URL */
 	struct xy_file *qnext; /* queued for hashing */
-	/* Temps only (lineage.c owns them): */
+	/* References (catalog.c, "When a file is freed"): the program's,
+	 * one per declaration less its releases, and the manager's own.
+	 * With neither left it joins the catalogue's dead list (dnext) and
+	 * is freed at its next phase, unless declared again meanwhile. */
+	struct xy_catalog *catalog;
+	uint32_t handles;
+	uint32_t refs;
+	int dead;
+	struct xy_file *dnext;
+	struct xy_file *uprev, *unext; /* files without a name (catalog.c) */
+	struct xy_file *oprev, *onext; /* the files of obj (not expansions) */
+	/* Temps only (lineage.c owns their recipes): */
 	int temp;
 	int replicas;          /* copies wanted once it is made */
 	char *label;           /* "temp-N", for messages */
 	struct recipe *recipe; /* how to make it again */
-	struct xy_file *tnext; /* the lineage's list */
 	int awaiting;          /* its waiters wait for a copy in flight */
 	struct xy_file *anext; /* the catalogue's list of those */
 	/* Failed, its waiters still to fail (catalog.c, fail_waiters). */
@@ -154,12 +166,22 @@ struct xy_object {
 	uint8_t id[XY_ID_LEN];
 	char hex[2 * XY_ID_LEN + 1];
 	uint8_t kind;
+	/* The highest level the manager knows a worker keeps it at: copies
+	 * below XY_CACHE_WORKER are deleted (UNLINK) when it is dropped. */
+	uint8_t level;
 	uint64_t size;
 	int on_manager;  /* the manager can serve it (path or buffer) */
+	char *staged; /* its copy in the staging directory (a buffer's) */
 	struct xy_chunks chunks; /* its chunk list, if known (n == 0: none) */
 	struct replica *replicas;
 	uint32_t n_replicas, cap_replicas;
 	struct fetch *fetching; /* xplan.c: its fetches in flight, newest first */
+	struct xy_file *files; /* the files that have it, through onext */
+	uint32_t pins; /* retrievals in flight (xplan.c) */
+	/* Looked at in the catalogue's phase (cnext), idle (no file, no
+	 * pin, copies on workers: iprev/inext, oldest first). */
+	int checking, idle;
+	struct xy_object *cnext, *iprev, *inext;
 	struct xy_object *hnext;
 };
 
@@ -239,6 +261,38 @@ int xy_catalog_hash_wanted(const struct xy_catalog *c);
  * submitted meanwhile writes them. Hashing waits for this turn so that a
  * program may submit a reader before the writer of a path. */
 void xy_catalog_start_hashing(struct xy_catalog *c);
+
+/* When a file is freed (catalog.c; docs/dataplane.md, "When a file is
+ * freed"). A file holds the program's handles (one per declaration, less
+ * its releases: xy_file_release) and the manager's own references:
+ * each task in the task table that lists it (input or output), a
+ * library template that lists it, a recipe that reads it (lineage.c),
+ * its expansion, its hashing or URL fetch, a wait for a copy of it, a
+ * fetch back (xy_manager_fetch). With neither left it is freed at the
+ * catalogue's next phase. An object is kept while a file has it, a
+ * fetch of it is in flight or a retrieval pins it; then, if workers
+ * still hold copies, it stays known among the last XY_IDLE_OBJECTS idle
+ * ones (a file declared again with that content finds them), else it
+ * is freed. */
+#define XY_IDLE_OBJECTS 1024
+/* A new file without a name (a temp, lineage.c) with one handle, or NULL
+ * on ENOMEM. */
+struct xy_file *xy_catalog_unnamed(struct xy_catalog *c, xy_cache_level level);
+void xy_catalog_file_incref(struct xy_file *f);
+void xy_catalog_file_decref(struct xy_file *f);
+/* Gives f the object o (NULL: none), keeping each object's list of its
+ * files; an object that loses its last file is looked at in the phase. */
+void xy_catalog_file_set_object(struct xy_catalog *c, struct xy_file *f,
+				struct xy_object *o);
+/* o may have no file left, no fetch and no pin: looked at in the phase
+ * (c may be NULL: then nothing). */
+void xy_catalog_consider(struct xy_catalog *c, struct xy_object *o);
+/* The phase (each turn of the loop): frees the files that nothing refers
+ * to, then the objects they leave behind. */
+void xy_catalog_phase(struct xy_catalog *c);
+/* Files and objects the catalogue holds now (idle objects included). */
+void xy_catalog_counts(const struct xy_catalog *c, int64_t *files,
+		       int64_t *objects);
 
 /* ------------------------------------------------------------ URLs */
 
@@ -433,7 +487,7 @@ int64_t xy_xplan_bytes_received(const struct xy_xplan *x);
 
 /* Temps and their lineage (lineage.c, docs/dataplane.md "Temps"). */
 struct xy_lineage *xy_lineage_create(struct xy_manager *m);
-/* Frees the temps, the recipes and the retired remakes. */
+/* Frees the recipes and the retired remakes (temps are the catalogue's). */
 void xy_lineage_destroy(struct xy_lineage *l);
 struct xy_file *xy_lineage_declare(struct xy_lineage *l,
 				   xy_cache_level level, char *err,
@@ -445,6 +499,9 @@ int xy_lineage_record(struct xy_lineage *l, struct xy_task *t, char *err,
  * queued to run again (f is then FILE_PRODUCED) and 0 returned, or -1
  * with a reason in *why (malloc'd) if it cannot be made again. */
 int xy_lineage_remake(struct xy_lineage *l, struct xy_file *f, char **why);
+/* The temp f is being freed: it leaves its recipe, which goes with its
+ * last temp (and gives back its inputs). */
+void xy_lineage_forget(struct xy_lineage *l, struct xy_file *f);
 /* The temp f was made (obj on w): copies it to more workers if asked. */
 void xy_lineage_made(struct xy_lineage *l, struct xy_file *f);
 /* A remake finished (t->internal): it is freed in the next phase. */

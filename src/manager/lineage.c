@@ -23,18 +23,20 @@
 
 /* How to make a task's temps again: a copy of the task with only its
  * temp outputs, made at submit, since the caller may delete its task
- * once wait has returned it. */
+ * once wait has returned it. It holds a reference on each of its inputs
+ * (none on its outputs, whose recipe it is) and lives while one of its
+ * temps does: a temp freed, or written since by another task, leaves
+ * its outputs, and the last one to leave frees it. */
 struct recipe {
 	struct xy_task *task;
 	uint64_t origin; /* the id of the task it copies */
-	struct recipe *next;
+	struct recipe *prev, *next;
 };
 
 struct xy_lineage {
 	struct xy_manager *m;
-	struct xy_file *temps;    /* every declared temp, through tnext */
-	uint64_t n_temps;
-	struct recipe *recipes;   /* kept until the manager goes */
+	uint64_t n_temps;         /* temps declared, for their labels */
+	struct recipe *recipes;   /* those a temp still points at */
 	struct xy_task *to_start; /* remakes whose inputs are looked up next */
 	struct xy_task *dead;     /* finished remakes, freed next phase */
 	int64_t remakes;
@@ -68,13 +70,6 @@ void xy_lineage_destroy(struct xy_lineage *l)
 		xy_task_delete(r->task);
 		free(r);
 	}
-	for (struct xy_file *f = l->temps, *n; f; f = n) {
-		n = f->tnext;
-		free(f->label);
-		free(f->waiters);
-		free(f->error);
-		free(f);
-	}
 	free(l);
 }
 
@@ -96,20 +91,23 @@ struct xy_file *xy_lineage_declare(struct xy_lineage *l,
 				   xy_cache_level level, char *err,
 				   size_t errlen)
 {
-	struct xy_file *f = calloc(1, sizeof *f);
-	if (!f || asprintf(&f->label, "temp-%llu",
-			   (unsigned long long)l->n_temps + 1) < 0) {
-		free(f);
+	char *label = NULL;
+	struct xy_file *f = NULL;
+	/* A task-level temp would be unlinked after its first reader. */
+	if (level < XY_CACHE_WORKFLOW)
+		level = XY_CACHE_WORKFLOW;
+	if (asprintf(&label, "temp-%llu",
+		     (unsigned long long)l->n_temps + 1) < 0)
+		label = NULL; /* asprintf leaves it undefined */
+	if (!label || !(f = xy_catalog_unnamed(l->m->catalog, level))) {
+		free(label);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
 	}
 	l->n_temps++;
+	f->label = label;
 	f->temp = 1;
 	f->replicas = 1;
-	/* A task-level temp would be unlinked after its first reader. */
-	f->level = level < XY_CACHE_WORKFLOW ? XY_CACHE_WORKFLOW : level;
-	f->tnext = l->temps;
-	l->temps = f;
 	return f;
 }
 
@@ -180,6 +178,46 @@ static struct xy_task *copy_task(const struct xy_task *src,
 	return t;
 }
 
+static void recipe_free(struct xy_lineage *l, struct recipe *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		l->recipes = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	for (uint32_t i = 0; i < r->task->n_inputs; i++)
+		xy_catalog_file_decref(r->task->inputs[i].file);
+	xy_task_delete(r->task);
+	free(r);
+}
+
+/* The temp f leaves its recipe's outputs; the recipe goes with its last
+ * temp. */
+static void leave_recipe(struct xy_lineage *l, struct xy_file *f)
+{
+	struct recipe *r = f->recipe;
+	struct xy_task *t = r ? r->task : NULL;
+	f->recipe = NULL;
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < t->n_outputs;) {
+		if (t->outputs[i].file != f) {
+			i++;
+			continue;
+		}
+		free(t->outputs[i].as);
+		t->outputs[i] = t->outputs[--t->n_outputs];
+	}
+	if (t->n_outputs == 0)
+		recipe_free(l, r);
+}
+
+void xy_lineage_forget(struct xy_lineage *l, struct xy_file *f)
+{
+	leave_recipe(l, f);
+}
+
 int xy_lineage_record(struct xy_lineage *l, struct xy_task *t, char *err,
 		      size_t errlen)
 {
@@ -196,10 +234,18 @@ int xy_lineage_record(struct xy_lineage *l, struct xy_task *t, char *err,
 	/* Called just before submit gives t this id. */
 	r->origin = l->m->next_task_id;
 	r->next = l->recipes;
+	if (r->next)
+		r->next->prev = r;
 	l->recipes = r;
-	for (uint32_t i = 0; i < t->n_outputs; i++)
-		if (t->outputs[i].file->temp)
-			t->outputs[i].file->recipe = r;
+	for (uint32_t i = 0; i < r->task->n_inputs; i++)
+		xy_catalog_file_incref(r->task->inputs[i].file);
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		if (!f->temp || f->recipe == r)
+			continue;
+		leave_recipe(l, f); /* t writes it now */
+		f->recipe = r;
+	}
 	return 0;
 }
 
@@ -354,13 +400,11 @@ static int fetch_start(struct xy_manager *m, struct xy_file *f,
 	}
 }
 
-int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
-		     const char *path, double timeout, char *err,
-		     size_t errlen)
+/* Runs the loop until f is at path, or it cannot be, or the timeout. */
+static int fetch_loop(struct xy_manager *m, struct xy_file *f,
+		      const char *path, double timeout, char *err,
+		      size_t errlen)
 {
-	if (!f || !f->temp || !path || !*path)
-		return xy_fail(err, errlen, EINVAL,
-			       "fetch needs a temp and a path");
 	double deadline = timeout >= 0 ? xy_mono() + timeout : -1;
 	struct fetch_back *fb = NULL;
 	for (;;) {
@@ -381,4 +425,18 @@ int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
 		}
 		xy_manager_turn(m, deadline);
 	}
+}
+
+int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
+		     const char *path, double timeout, char *err,
+		     size_t errlen)
+{
+	if (!f || !f->temp || !path || !*path)
+		return xy_fail(err, errlen, EINVAL,
+			       "fetch needs a temp and a path");
+	/* A post run meanwhile may release f: freeing it waits for us. */
+	xy_catalog_file_incref(f);
+	int rc = fetch_loop(m, f, path, timeout, err, errlen);
+	xy_catalog_file_decref(f);
+	return rc;
 }

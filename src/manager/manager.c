@@ -147,15 +147,27 @@ static void fail_outputs(struct xy_manager *m, struct xy_task *t)
 	}
 }
 
+/* t leaves the task table: it is no longer any file's producer, and
+ * gives back its references on the files it lists (a file nothing else
+ * needs is freed at the catalogue's next phase). */
+static void leave_files(struct xy_task *t)
+{
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		if (t->outputs[i].file->producer == t)
+			t->outputs[i].file->producer = NULL;
+		xy_catalog_file_decref(t->outputs[i].file);
+	}
+	for (uint32_t i = 0; i < t->n_inputs; i++)
+		xy_catalog_file_decref(t->inputs[i].file);
+}
+
 /* An internal task is never returned: it leaves the table and its files
  * now; a remake is freed at the lineage's next phase, a client's task
  * goes to its job. */
 static void retire_internal(struct xy_manager *m, struct xy_task *t)
 {
 	table_remove(m, t);
-	for (uint32_t i = 0; i < t->n_outputs; i++)
-		if (t->outputs[i].file->producer == t)
-			t->outputs[i].file->producer = NULL;
+	leave_files(t);
 	set_state(m, t, XY_TASK_RETURNED);
 	if (t->job)
 		xy_clients_task_done(m->clients, t);
@@ -431,6 +443,9 @@ int xy_manager_declare_library(struct xy_manager *m, const char *name,
 	struct library *old = xy_manager_library(m, name);
 	if (old)
 		old->current = 0;
+	/* Kept until the manager goes, as the library itself is. */
+	for (uint32_t i = 0; i < tmpl->n_inputs; i++)
+		xy_catalog_file_incref(tmpl->inputs[i].file);
 	l->tmpl = tmpl;
 	l->current = 1;
 	l->next = m->libraries;
@@ -583,6 +598,16 @@ static int output_wanted(const struct xy_task *t, const char *name)
 	return 0;
 }
 
+/* The level t declared for its output of that name (none: the task
+ * level, the lowest). */
+static uint8_t output_level(const struct xy_task *t, const char *name)
+{
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		if (!strcmp(t->outputs[i].as, name))
+			return (uint8_t)t->outputs[i].file->level;
+	return XY_CACHE_TASK;
+}
+
 /* Records the outputs w reported for t, and starts bringing back those
  * that t keeps. -1 if memory was short for one of those (it is not
  * recorded or not brought back, and w may let it go), 0 otherwise. */
@@ -603,6 +628,8 @@ static int task_done_outputs(struct xy_manager *m, struct xy_task *t,
 			continue;
 		}
 		xy_catalog_set_chunks(obj, &o->chunks);
+		if (output_level(t, o->name) > obj->level)
+			obj->level = output_level(t, o->name);
 		/* Unrecorded, w's copy is not a source: a temp is then
 		 * made again when a task needs it. */
 		xy_catalog_replica_add(obj, w, 1);
@@ -956,6 +983,7 @@ static void schedule_phase(struct xy_manager *m)
 		xy_sched_round(m->sched);
 	}
 	xy_pools_phase(m->pools);
+	xy_catalog_phase(m->catalog);
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -1020,9 +1048,7 @@ static struct xy_task *pop_done(struct xy_manager *m)
 	t->qnext = NULL;
 	table_remove(m, t);
 	/* The caller may free t now: no file may point at it. */
-	for (uint32_t i = 0; i < t->n_outputs; i++)
-		if (t->outputs[i].file->producer == t)
-			t->outputs[i].file->producer = NULL;
+	leave_files(t);
 	set_state(m, t, XY_TASK_RETURNED);
 	m->n_tasks--;
 	if (t->result == XY_RESULT_SUCCESS)
@@ -1393,11 +1419,14 @@ static void enter_table(struct xy_manager *m, struct xy_task *t,
 	t->hnext = m->task_table[t->id & (m->task_table_size - 1)];
 	m->task_table[t->id & (m->task_table_size - 1)] = t;
 	m->n_entries++;
+	for (uint32_t i = 0; i < t->n_inputs; i++)
+		xy_catalog_file_incref(t->inputs[i].file);
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
 		struct xy_file *f = t->outputs[i].file;
+		xy_catalog_file_incref(f);
 		f->producer = t;
 		f->state = FILE_PRODUCED;
-		f->obj = NULL;
+		xy_catalog_file_set_object(m->catalog, f, NULL);
 	}
 	t->state = XY_TASK_WAITING;
 	m->n_waiting++;
@@ -1489,6 +1518,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds,
 		       &out->send_seconds);
 	out->temps_remade = xy_lineage_remakes(m->lineage);
+	xy_catalog_counts(m->catalog, &out->files, &out->objects);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)

@@ -53,13 +53,14 @@ char *xy_status_build(const struct xy_manager *m)
 	struct xy_stats st;
 	xy_manager_stats(m, &st);
 	json_t *doc = json_pack(
-		"{s:{s:s,s:i,s:f},s:o,s:o,s:o,s:I,s:I,s:I}", "manager", "name",
-		m->name, "port", m->port, "uptime", xy_mono() - m->started,
-		"tasks", tasks_json(m), "workers", workers_json(m), "pools",
-		xy_pools_status(m->pools),
+		"{s:{s:s,s:i,s:f},s:o,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I}}",
+		"manager", "name", m->name, "port", m->port, "uptime",
+		xy_mono() - m->started, "tasks", tasks_json(m), "workers",
+		workers_json(m), "pools", xy_pools_status(m->pools),
 		"bytes_sent", (json_int_t)st.bytes_sent, "bytes_received",
 		(json_int_t)st.bytes_received, "transfers_active",
-		(json_int_t)st.transfers_active);
+		(json_int_t)st.transfers_active, "catalog", "files",
+		(json_int_t)st.files, "objects", (json_int_t)st.objects);
 	if (!doc)
 		return NULL;
 	char *s = json_dumps(doc, JSON_COMPACT);

@@ -31,7 +31,9 @@
  * up as missing. */
 #define XY_URL_NO_ROOM_TRIES 3
 
-/* A FETCH_URL in flight. */
+/* A FETCH_URL in flight. It holds the reference on its file that the
+ * catalogue's hashing queue handed over, as the queue of URLs waiting
+ * for a worker does; it is given back when the URL is had or failed. */
 struct url_fetch {
 	uint64_t req_id;
 	struct xy_file *f;
@@ -121,6 +123,7 @@ static void enqueue(struct xy_urls *u, struct xy_file *f)
 			f->state = FILE_MISSING;
 			xy_catalog_file_failed(u->m->catalog, f, "the manager"
 					       " is out of memory");
+			xy_catalog_file_decref(f);
 			return;
 		}
 		u->queued = q;
@@ -166,7 +169,9 @@ void xy_urls_phase(struct xy_urls *u)
 {
 	while (u->n_queued) {
 		struct xy_file *f = u->queued[u->n_queued - 1];
-		if (f->state == FILE_QUEUED && send_fetch(u, f) < 0)
+		if (f->state != FILE_QUEUED)
+			xy_catalog_file_decref(f); /* nothing to fetch now */
+		else if (send_fetch(u, f) < 0)
 			return;
 		u->n_queued--;
 	}
@@ -207,7 +212,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 				    w->name, 0, secs, d->text);
 		xy_wtable_mark_no_room(w, d->size, xy_manager_now(u->m));
 		f->state = FILE_QUEUED;
-		xy_urls_start(u, f);
+		xy_urls_start(u, f); /* with the fetch's reference */
 		return;
 	}
 	if (d->status != XY_OBJ_OK) {
@@ -224,6 +229,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 				    w->name, 0, secs, d->text);
 		f->state = FILE_MISSING;
 		xy_catalog_file_failed(c, f, why);
+		xy_catalog_file_decref(f);
 		return;
 	}
 	struct xy_object *o = xy_catalog_object(c, d->id, XY_KIND_FILE,
@@ -233,6 +239,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 		 * fail, as when it cannot be queued (enqueue). */
 		f->state = FILE_MISSING;
 		xy_catalog_file_failed(c, f, "the manager is out of memory");
+		xy_catalog_file_decref(f);
 		return;
 	}
 	xy_catalog_set_chunks(o, &d->chunks);
@@ -242,6 +249,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 	xy_history_transfer(u->m->history, xy_now(), o->hex, f->url, w->name,
 			    d->size, secs, "ok");
 	xy_catalog_file_ready(c, f, o);
+	xy_catalog_file_decref(f);
 	xy_manager_wake(u->m);
 }
 

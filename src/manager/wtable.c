@@ -185,8 +185,12 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 		struct xy_inventory_item *it = &h->items[i];
 		struct xy_object *o = xy_catalog_object(wt->m->catalog, it->id,
 							it->kind, it->size);
-		if (!o || xy_catalog_replica_add(o, w, 1) < 0)
+		if (!o || xy_catalog_replica_add(o, w, 1) < 0) {
 			skipped++;
+			continue;
+		}
+		if (it->level > o->level) /* never deleted below it */
+			o->level = it->level;
 	}
 	if (skipped)
 		XY_LOGW("manager", "worker %s: %u of its cached objects not "

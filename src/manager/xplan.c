@@ -57,15 +57,24 @@ struct fetch {
 	struct fetch *oprev, *onext; /* the object's (obj->fetching) */
 };
 
-/* A rest from serving: w is not asked for obj (NULL: for anything)
- * until `until`. span doubles when a source fails again soon after its
- * rest ended, up to the cap, and falls back to the base after a quiet
- * while. Kept on the worker (w->cooling) until it serves again or goes. */
+/* A rest from serving: w is not asked for the object with this id (all:
+ * for anything) until `until`. span doubles when a source fails again
+ * soon after its rest ended, up to the cap, and falls back to the base
+ * after a quiet while. Kept on the worker (w->cooling) until it serves
+ * again or goes. By id, not by object: an object may be freed (no file
+ * has it) and made again while the rest lasts. */
 struct cooldown {
-	struct xy_object *obj;
+	uint8_t id[XY_ID_LEN];
+	int all;
 	double until, span;
 	struct cooldown *next;
 };
+
+/* Does c cover o (NULL: the rest for every object)? */
+static int covers(const struct cooldown *c, const struct xy_object *o)
+{
+	return c->all || (o && !memcmp(c->id, o->id, XY_ID_LEN));
+}
 
 struct retrieve_job {
 	uv_work_t req;
@@ -160,11 +169,13 @@ int64_t xy_xplan_bytes_received(const struct xy_xplan *x)
 
 /* ------------------------------------------------------ source cooldown */
 
+/* w's record for scope: o, or NULL for its rest for every object. */
 static struct cooldown *cooldown_find(struct xy_worker *w,
 				      const struct xy_object *scope)
 {
 	struct cooldown *c = w->cooling;
-	while (c && c->obj != scope)
+	while (c && (scope ? c->all || memcmp(c->id, scope->id, XY_ID_LEN)
+			   : !c->all))
 		c = c->next;
 	return c;
 }
@@ -174,7 +185,7 @@ static int resting(const struct xy_worker *w, const struct xy_object *o,
 		   double now)
 {
 	for (const struct cooldown *c = w->cooling; c; c = c->next)
-		if ((!c->obj || c->obj == o) && now < c->until)
+		if (covers(c, o) && now < c->until)
 			return 1;
 	return 0;
 }
@@ -214,7 +225,9 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 				"manager is out of memory", w->name);
 			return;
 		}
-		c->obj = scope;
+		c->all = !scope;
+		if (scope)
+			memcpy(c->id, scope->id, XY_ID_LEN);
 		c->next = w->cooling;
 		w->cooling = c;
 		c->span = x->cool_base;
@@ -235,7 +248,7 @@ static void warm(struct xy_worker *w, const struct xy_object *o)
 {
 	for (struct cooldown **pp = &w->cooling; *pp;) {
 		struct cooldown *c = *pp;
-		if (c->obj && c->obj != o) {
+		if (!covers(c, o)) {
 			pp = &c->next;
 			continue;
 		}
@@ -430,6 +443,9 @@ static void unlink_fetch(struct xy_xplan *x, struct fetch *f)
 		f->obj->fetching = f->onext;
 	if (f->onext)
 		f->onext->oprev = f->oprev;
+	/* Its last fetch held an object that no file may have now. */
+	if (!f->obj->fetching && !f->obj->files)
+		xy_catalog_consider(x->m->catalog, f->obj);
 }
 
 /* Chooses where dest gets o from, in f (zeroed), and links f in. */
@@ -480,6 +496,8 @@ static int send_fetch(struct xy_xplan *x, struct xy_object *o,
 	memcpy(m->id, o->id, XY_ID_LEN);
 	m->kind = o->kind;
 	m->level = (uint8_t)level;
+	if (level > o->level)
+		o->level = (uint8_t)level;
 	m->size = o->size;
 	m->chunks = o->chunks;
 	f->mgr_at = -1;
@@ -598,8 +616,11 @@ void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
 	while (f && f->dest != w)
 		f = f->onext;
 	if (!f) {
-		/* An object the worker made or found on its own. */
+		/* An object the worker made or found on its own, at a
+		 * level the manager does not know: never deleted there. */
 		if (u->status == XY_OBJ_OK) {
+			if (o->level < XY_CACHE_WORKER)
+				o->level = XY_CACHE_WORKER;
 			xy_catalog_replica_add(o, w, 1);
 		} else if (xy_catalog_replica_find(o, w)) {
 			/* It left the worker's cache (evicted): the
@@ -740,6 +761,8 @@ static void retrieve_done(uv_work_t *req, int status)
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
+	if (--j->obj->pins == 0 && !j->obj->files)
+		xy_catalog_consider(x->m->catalog, j->obj);
 	if (j->rprev)
 		j->rprev->rnext = j->rnext;
 	else
@@ -800,6 +823,7 @@ static int retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
 	x->retrieving = j;
 	x->retrievals++;
 	w->retrieving++;
+	obj->pins++; /* kept while it comes back, whoever lets go of it */
 	return 0;
 }
 

@@ -692,6 +692,10 @@ int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 	if (e) {
 		raise_level(c, e, level);
 		e->last_use = ++c->clock;
+		/* Wanted again (a FETCH, an output): an UNLINK still waiting
+		 * for its last user no longer applies, or the manager would
+		 * count on a copy that goes when that user ends. */
+		e->unlink_pending = 0;
 	} else if (!(e = add(c, id, kind, level, size))) {
 		r = -1;
 	}

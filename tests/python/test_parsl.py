@@ -5,6 +5,7 @@ provider (docs/python.md, "Parsl")."""
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -193,6 +194,37 @@ def test_files_without_a_shared_path(dfk, tmp_path, monkeypatch):
     assert (tmp_path / "rel" / "w.txt").read_text() == "bash\n"
     assert (tmp_path / "w.out").read_text() == "bash\n"
     assert (tmp_path / "cat.txt").read_text() == "hellobash\n"
+
+
+def test_long_run_gives_files_back(dfk, tmp_path):
+    """Each task's standard streams, outputs and the staged copies it
+    reads are the manager's only while the task needs them: rounds of
+    tasks leave the manager's count of files where it was."""
+    xy = dfk.executors["xylem"]._xy
+    src = tmp_path / "in.txt"
+    src.write_text("in")
+
+    start = xy.stats()["files"]  # inputs of earlier tests, kept
+
+    def round_(r, n):
+        ws = [write(f"{r}-{i}", outputs=[File(str(tmp_path / f"w{r}-{i}"))],
+                    stdout=str(tmp_path / f"o{r}-{i}"),
+                    stderr=str(tmp_path / f"e{r}-{i}")) for i in range(n)]
+        cs = [concat(File(str(src)), w.outputs[0],
+                     outputs=[File(str(tmp_path / f"c{r}-{i}"))])
+              for i, w in enumerate(ws)]
+        for f in ws + cs:
+            f.result(TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while xy.stats()["files"] > start + 1 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        return xy.stats()["files"] - start
+
+    # Left: in.txt alone, declared once for every task that reads it.
+    assert round_(1, 20) == 1
+    assert round_(2, 40) == 1
+    assert (tmp_path / "c2-39").read_text() == "in2-39\n"
 
 
 def test_output_not_made(dfk, tmp_path):

@@ -1,5 +1,6 @@
-"""`xylem status` against a live manager: tasks by state, workers, JSON
-output, and clear failures for a wrong secret or no manager."""
+"""`xylem status` against a live manager: tasks by state, workers, the
+catalogue's counts, JSON output, and clear failures for a wrong secret or
+no manager."""
 
 import json
 import socket
@@ -40,6 +41,9 @@ def test_status_shows_waiting_tasks(xylem, waiting_manager, secret_file):
     assert doc["tasks"]["waiting"] == 1
     assert doc["tasks"].get("running", 0) == 0
     assert doc["workers"] == []
+    # The catalogue: out/1 (written by one task, read by another), out/2
+    # and out/3, none made yet.
+    assert doc["catalog"] == {"files": 3, "objects": 0}
 
     r = xylem.run("status", f"127.0.0.1:{port}", "--secret-file", secret_file,
                   timeout=20)

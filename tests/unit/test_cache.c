@@ -181,6 +181,27 @@ static void t_task_level_waits_for_unlink(void)
 	xy_cache_close(c);
 }
 
+/* An UNLINK that waits for the object's last user is called off when
+ * the object is wanted again meanwhile (a FETCH for it is answered from
+ * the cache): the manager then counts on this copy, which must stay. */
+static void t_insert_cancels_pending_unlink(void)
+{
+	struct xy_cache *c = open_in("c");
+	uint8_t id[XY_ID_LEN];
+
+	put_text(c, "released, then declared again", XY_CACHE_WORKFLOW, id);
+	XY_CHECK(xy_cache_incref(c, id) == 0);
+	XY_CHECK_EQ(xy_cache_unlink(c, id), 1);
+	XY_CHECK(xy_cache_insert(c, id, XY_KIND_FILE, XY_CACHE_WORKFLOW,
+				 30) == 0);
+	xy_cache_decref(c, id);
+	XY_CHECK(xy_cache_find(c, id, NULL) == 0);
+	/* A later UNLINK with no user left still deletes it. */
+	XY_CHECK_EQ(xy_cache_unlink(c, id), 0);
+	XY_CHECK(xy_cache_find(c, id, NULL) < 0);
+	xy_cache_close(c);
+}
+
 /* Makes a small tree in the cache's tmp/ and adopts it as a directory. */
 static void put_dir(struct xy_cache *c, uint8_t level, uint8_t id[XY_ID_LEN],
 		    uint64_t *size)
@@ -746,6 +767,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_insert_lookup),
 		XY_TEST(t_refcount_unlink),
 		XY_TEST(t_task_level_waits_for_unlink),
+		XY_TEST(t_insert_cancels_pending_unlink),
 		XY_TEST(t_forever_reopen),
 		XY_TEST(t_level_raised),
 		XY_TEST(t_temporary_root),

@@ -5,7 +5,14 @@
  * records); and what is left when an allocation fails (the manager's
  * fail_alloc): an object or a replica not recorded, a buffer refused, a
  * hashed file's or a fetched URL's readers failed, a HELLO's inventory
- * recorded in part.
+ * recorded in part. And when a file is freed (its handles given back and
+ * nothing of the manager's needing it): a double release; an input of a
+ * queued task kept until the task is returned; a recipe's input kept
+ * while its temp lives; an object kept while another file has it
+ * (served from that file's path then) and freed with its last file; one
+ * staged copy for equal buffers; idle objects (copies on workers) found
+ * again by a file of the same content, the oldest dropped past
+ * XY_IDLE_OBJECTS. With real workers: test_lineage.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -109,7 +116,8 @@ static struct xy_file *stranded_temp(struct xy_manager *m, uint8_t tag,
 	XY_CHECK(xy_task_add_output(w, f, "out", err, sizeof err) == 0);
 	XY_CHECK(xy_lineage_record(m->lineage, w, err, sizeof err) == 0);
 	xy_task_delete(w);
-	f->obj = xy_catalog_object(m->catalog, id, XY_KIND_FILE, 2);
+	xy_catalog_file_set_object(m->catalog, f, xy_catalog_object(
+		m->catalog, id, XY_KIND_FILE, 2));
 	f->state = FILE_READY;
 	xy_catalog_replica_add(f->obj, gone, 1);
 	xy_catalog_replica_add(f->obj, to, 0);
@@ -161,6 +169,231 @@ static void t_temp_waits_for_copy_in_flight(void)
 	xy_manager_destroy(m);
 	free(gone.held);
 	free(to.held);
+}
+
+/* ---------------------------------------------------- when a file goes */
+
+static int staged(struct xy_manager *m);
+
+static int64_t n_files(struct xy_manager *m)
+{
+	struct xy_stats st;
+	xy_manager_stats(m, &st);
+	return st.files;
+}
+
+static int64_t n_objects(struct xy_manager *m)
+{
+	struct xy_stats st;
+	xy_manager_stats(m, &st);
+	return st.objects;
+}
+
+static const char *write_text(const char *name, const char *text)
+{
+	const char *path = xy_test_path(name);
+	FILE *fp = fopen(path, "w");
+	XY_CHECK(fp && fputs(text, fp) >= 0 && fclose(fp) == 0);
+	return path;
+}
+
+/* Each declaration is a handle; the file goes at the phase after the
+ * last is given back. One release too many is refused and harmless. */
+static void t_release_handles(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	struct xy_file *a = xy_manager_declare_file(m, "/x/a", 1, err,
+						    sizeof err);
+	XY_CHECK(xy_manager_declare_file(m, "/x/a", 1, err, sizeof err) == a);
+	struct xy_file *t = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_file *b = xy_manager_declare_buffer(m, "b", 1, 1, err,
+						      sizeof err);
+	XY_CHECK(a && t && b);
+	XY_CHECK_EQ(n_files(m), 3);
+	XY_CHECK_EQ(xy_file_release(a), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_files(m), 3); /* a has a handle left */
+	XY_CHECK_EQ(xy_file_release(a), 0);
+	XY_CHECK_EQ(xy_file_release(t), 0);
+	XY_CHECK_EQ(xy_file_release(b), 0);
+	/* Again, before the phase frees them: refused, nothing changes. */
+	errno = 0;
+	XY_CHECK(xy_file_release(a) < 0 && errno == EINVAL);
+	XY_CHECK(xy_file_release(t) < 0 && errno == EINVAL);
+	XY_CHECK(xy_file_release(NULL) < 0 && errno == EINVAL);
+	XY_CHECK_EQ(n_files(m), 3);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_files(m), 0);
+	XY_CHECK_EQ(n_objects(m), 0); /* the buffer's, with no copy left */
+	XY_CHECK(xy_manager_declare_file(m, "/x/a", 1, err, sizeof err));
+	XY_CHECK_EQ(n_files(m), 1);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
+/* A released input of a queued task stays until the task is returned:
+ * then the file goes, and its object with it (no worker holds it). A
+ * file declared again before the phase is not freed. */
+static void t_released_input_waits_for_its_task(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	const char *path = write_text("in.txt", "input\n");
+	struct xy_file *f = xy_manager_declare_file(m, path, 1, err,
+						    sizeof err);
+	struct xy_task *a = reader(m, f);
+	XY_CHECK_EQ(xy_file_release(f), 0);
+	for (int i = 0; i < 1000 && f->state != FILE_READY; i++)
+		xy_manager_turn(m, xy_mono() + 0.01);
+	XY_CHECK(f->state == FILE_READY && a->state == XY_TASK_READY);
+	XY_CHECK_EQ(n_files(m), 1);
+	XY_CHECK_EQ(n_objects(m), 1);
+	char served[4200];
+	uint8_t kind;
+	uint8_t id[XY_ID_LEN];
+	memcpy(id, f->obj->id, XY_ID_LEN);
+	XY_CHECK(xy_catalog_lookup(m->catalog, id, served, sizeof served,
+				   &kind) == 0);
+	XY_CHECK_EQ(xy_manager_cancel(m, a->id), 0);
+	XY_CHECK(xy_manager_wait(m, 1) == a);
+	xy_task_delete(a);
+	/* Released and unused, but declared again before the phase. */
+	XY_CHECK(xy_manager_declare_file(m, path, 1, err, sizeof err) == f);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_files(m), 1);
+	XY_CHECK(f->state == FILE_READY && f->obj);
+	XY_CHECK_EQ(xy_file_release(f), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_files(m), 0);
+	XY_CHECK_EQ(n_objects(m), 0);
+	XY_CHECK(xy_catalog_lookup(m->catalog, id, served, sizeof served,
+				   &kind) < 0);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
+/* A temp's recipe reads x: x stays, released, while the temp lives (it
+ * may have to be made again), and goes with it. */
+static void t_recipe_keeps_its_inputs(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	struct xy_file *x = xy_manager_declare_file(m, "/x/in", 1, err,
+						    sizeof err);
+	struct xy_file *t = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_task *w = xy_task_create("cat in > out");
+	XY_CHECK(xy_task_add_input(w, x, "in", err, sizeof err) == 0);
+	XY_CHECK(xy_task_add_output(w, t, "out", err, sizeof err) == 0);
+	XY_CHECK(xy_manager_submit(m, w, err, sizeof err));
+	XY_CHECK_EQ(xy_file_release(x), 0);
+	XY_CHECK_EQ(xy_manager_cancel(m, w->id), 0);
+	XY_CHECK(xy_manager_wait(m, 1) == w);
+	xy_task_delete(w);
+	for (int i = 0; i < 20; i++)
+		xy_manager_turn(m, xy_mono() + 0.01);
+	XY_CHECK_EQ(n_files(m), 2);
+	XY_CHECK_EQ(xy_file_release(t), 0);
+	/* x was queued for hashing at submit, which holds it until its
+	 * (failed: there is no such path) hashing ends. */
+	for (int i = 0; i < 1000 && n_files(m); i++)
+		xy_manager_turn(m, xy_mono() + 0.01);
+	XY_CHECK_EQ(n_files(m), 0);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
+/* Two paths with the same content share an object: the first released,
+ * the object is served from the other path; the last released, the
+ * object goes. Equal buffers keep one staged copy, removed with their
+ * object. */
+static void t_object_goes_with_its_last_file(void)
+{
+	struct xy_manager *m = mk();
+	char err[256], served[4200];
+	uint8_t kind, id[XY_ID_LEN] = {5};
+	const char *pa = write_text("a", "same\n"), *pb = write_text("b",
+								   "same\n");
+	struct xy_file *a = xy_manager_declare_file(m, pa, 1, err, sizeof err);
+	struct xy_file *b = xy_manager_declare_file(m, pb, 1, err, sizeof err);
+	struct xy_object *o = xy_catalog_object(m->catalog, id, XY_KIND_FILE,
+						5);
+	xy_catalog_file_ready(m->catalog, b, o);
+	xy_catalog_serve(m->catalog, o, pb);
+	xy_catalog_file_ready(m->catalog, a, o);
+	xy_catalog_serve(m->catalog, o, pa);
+	XY_CHECK_EQ(xy_file_release(a), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_objects(m), 1);
+	XY_CHECK(xy_catalog_lookup(m->catalog, id, served, sizeof served,
+				   &kind) == 0 && !strcmp(served, pb));
+	XY_CHECK_EQ(xy_file_release(b), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_objects(m), 0);
+	XY_CHECK(xy_catalog_lookup(m->catalog, id, served, sizeof served,
+				   &kind) < 0);
+
+	struct xy_file *c = xy_manager_declare_buffer(m, "data", 4, 1, err,
+						      sizeof err);
+	struct xy_file *d = xy_manager_declare_buffer(m, "data", 4, 1, err,
+						      sizeof err);
+	XY_CHECK(c && d && c != d && c->obj == d->obj);
+	XY_CHECK_EQ(staged(m), 1);
+	XY_CHECK_EQ(xy_file_release(c), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(staged(m), 1);
+	XY_CHECK(d->obj->on_manager);
+	XY_CHECK_EQ(xy_file_release(d), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(staged(m), 0);
+	XY_CHECK_EQ(n_objects(m), 0);
+	xy_manager_destroy(m);
+	xy_test_check_no_leaks();
+}
+
+/* An object no file has whose copies are on a worker stays known (idle):
+ * a file of the same content declared later finds its copy. Past
+ * XY_IDLE_OBJECTS idle ones, the oldest goes, and its worker's record
+ * of it with it. */
+static void t_idle_objects(void)
+{
+	struct xy_manager *m = mk();
+	char err[256];
+	struct xy_worker w = {.name = "w", .ready = 1, .manager = m};
+	uint8_t id[XY_ID_LEN] = {7};
+	struct xy_file *f = xy_manager_declare_file(m, "/x/f", 1, err,
+						    sizeof err);
+	struct xy_object *o = xy_catalog_object(m->catalog, id, XY_KIND_FILE,
+						3);
+	XY_CHECK(xy_catalog_replica_add(o, &w, 1) == 0);
+	xy_catalog_file_ready(m->catalog, f, o);
+	XY_CHECK_EQ(xy_file_release(f), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_files(m), 0);
+	XY_CHECK_EQ(n_objects(m), 1);
+	XY_CHECK(o->idle && !o->on_manager);
+	struct xy_file *g = xy_manager_declare_file(m, "/x/g", 1, err,
+						    sizeof err);
+	XY_CHECK(xy_catalog_object(m->catalog, id, XY_KIND_FILE, 3) == o);
+	xy_catalog_file_ready(m->catalog, g, o);
+	XY_CHECK(!o->idle && xy_catalog_holder(o) == &w);
+	XY_CHECK_EQ(xy_file_release(g), 0);
+	xy_catalog_phase(m->catalog);
+	XY_CHECK(o->idle);
+	for (int i = 1; i <= XY_IDLE_OBJECTS; i++) {
+		uint8_t other[XY_ID_LEN] = {8, (uint8_t)i, (uint8_t)(i >> 8)};
+		struct xy_object *p = xy_catalog_object(m->catalog, other,
+							XY_KIND_FILE, 3);
+		XY_CHECK(xy_catalog_replica_add(p, &w, 1) == 0);
+	}
+	xy_catalog_phase(m->catalog);
+	XY_CHECK_EQ(n_objects(m), XY_IDLE_OBJECTS);
+	XY_CHECK_EQ(w.n_held, XY_IDLE_OBJECTS);
+	for (uint32_t i = 0; i < w.n_held; i++)
+		XY_CHECK(w.held[i]->id[0] == 8);
+	xy_manager_destroy(m);
+	free(w.held);
+	xy_test_check_no_leaks();
 }
 
 /* ------------------------------------------------------- out of memory */
@@ -338,6 +571,11 @@ int main(int argc, char **argv)
 		XY_TEST(t_served_table),
 		XY_TEST(t_buffer_is_ready),
 		XY_TEST(t_temp_waits_for_copy_in_flight),
+		XY_TEST(t_release_handles),
+		XY_TEST(t_released_input_waits_for_its_task),
+		XY_TEST(t_recipe_keeps_its_inputs),
+		XY_TEST(t_object_goes_with_its_last_file),
+		XY_TEST(t_idle_objects),
 		XY_TEST(t_oom_object_and_replica),
 		XY_TEST(t_oom_buffer),
 		XY_TEST(t_oom_hash_done),

@@ -8,8 +8,10 @@
  * (the reader fails with INPUT_MISSING and says why); a temp no task
  * writes; fetching a temp back, before and after its loss; a second copy
  * that spares a rerun; a writer run in a software environment, remade in
- * it. Submission checks without workers are in
- * test_manager.c.
+ * it; temps released early: one read after its release by a reader
+ * queued behind its writer, a chain remade through a released temp that
+ * a live temp's recipe reads, with nothing left once both are done.
+ * Submission checks without workers are in test_manager.c.
  */
 #include <errno.h>
 #include <signal.h>
@@ -139,9 +141,20 @@ static void t_chain_on_one_worker(void)
 	finish(m, w, 1);
 }
 
+static int64_t files_held(struct xy_manager *m)
+{
+	struct xy_stats st;
+	xy_manager_run(m, 0.05); /* a turn or more: its phase frees */
+	xy_manager_stats(m, &st);
+	return st.files;
+}
+
 /* A -> t1 -> C -> t2 on w1; w1 dies; B reads t2 on w2: C runs again, and
- * before it A, since t1 went with w1 too. */
-static void t_lost_holder_remade_transitively(void)
+ * before it A, since t1 went with w1 too. With release, each temp (and
+ * B's output) is given back as soon as its reader is submitted: t1, read
+ * by t2's recipe, stays while t2 does, and nothing is left once B is
+ * done. */
+static void lost_chain(int release)
 {
 	struct xy_manager *m = mk();
 	pid_t w[2] = {start_worker(m, "w1"), 0};
@@ -150,17 +163,35 @@ static void t_lost_holder_remade_transitively(void)
 	const char *ma = xy_test_path("marks-a"), *mc = xy_test_path("marks-c");
 	struct xy_file *t1 = xy_manager_declare_temp(m, 1, err, sizeof err);
 	struct xy_file *t2 = xy_manager_declare_temp(m, 1, err, sizeof err);
-	run(m, task(writer(ma, "one"), NULL, t1), XY_RESULT_SUCCESS);
 	snprintf(cmd, sizeof cmd, "echo x >> %s; (cat in; echo two) > out",
 		 mc);
-	run(m, task(cmd, t1, t2), XY_RESULT_SUCCESS);
+	XY_CHECK(xy_manager_submit(m, task(writer(ma, "one"), NULL, t1), err,
+				   sizeof err));
+	XY_CHECK(xy_manager_submit(m, task(cmd, t1, t2), err, sizeof err));
+	if (release)
+		XY_CHECK_EQ(xy_file_release(t1), 0);
+	for (int i = 0; i < 2; i++) {
+		struct xy_task *d = xy_manager_wait(m, 60);
+		XY_CHECK(d && xy_task_result(d) == XY_RESULT_SUCCESS);
+		xy_task_delete(d);
+	}
+	if (release) /* t1 for t2's recipe, and t2 */
+		XY_CHECK_EQ(files_held(m), 2);
 	kill_worker(m, w[0], 0);
 	w[0] = 0;
 	w[1] = start_worker(m, "w2");
 	const char *res = xy_test_path("result");
 	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
 						      sizeof err);
-	run(m, task("cat in > out", t2, out), XY_RESULT_SUCCESS);
+	struct xy_task *b = task("cat in > out", t2, out);
+	XY_CHECK(xy_manager_submit(m, b, err, sizeof err));
+	if (release) {
+		XY_CHECK_EQ(xy_file_release(t2), 0);
+		XY_CHECK_EQ(xy_file_release(out), 0);
+	}
+	struct xy_task *d = xy_manager_wait(m, 60);
+	XY_CHECK(d == b && xy_task_result(d) == XY_RESULT_SUCCESS);
+	xy_task_delete(d);
 	XY_CHECK(!strcmp(rm_slurp(res), "one\ntwo\n"));
 	XY_CHECK_EQ(runs(ma), 2);
 	XY_CHECK_EQ(runs(mc), 2);
@@ -168,7 +199,19 @@ static void t_lost_holder_remade_transitively(void)
 	xy_manager_stats(m, &st);
 	XY_CHECK_EQ(st.temps_remade, 2);
 	XY_CHECK_EQ(xy_manager_outstanding(m), 0);
+	if (release)
+		XY_CHECK_EQ(files_held(m), 0);
 	finish(m, w, 2);
+}
+
+static void t_lost_holder_remade_transitively(void)
+{
+	lost_chain(0);
+}
+
+static void t_released_temps_remade(void)
+{
+	lost_chain(1);
 }
 
 /* The writer succeeds once, then fails: the reader that needed the
@@ -313,6 +356,38 @@ static void t_remake_keeps_environment(void)
 	finish(m, w, 2);
 }
 
+/* The temp is released as soon as its writer and its reader are
+ * submitted: it lives until the reader, queued behind the writer, has
+ * read it, then goes. */
+static void t_released_temp_read_later(void)
+{
+	struct xy_manager *m = mk();
+	pid_t w[1] = {start_worker(m, "w1")};
+	rm_await_workers(m, 1);
+	char err[256];
+	const char *res = xy_test_path("result");
+	struct xy_file *tmp = xy_manager_declare_temp(m, 1, err, sizeof err);
+	struct xy_file *out = xy_manager_declare_file(m, res, 0, err,
+						      sizeof err);
+	struct xy_task *a = task("sleep 0.3; echo later > out", NULL, tmp);
+	struct xy_task *b = task("cat in > out", tmp, out);
+	XY_CHECK(xy_manager_submit(m, a, err, sizeof err));
+	XY_CHECK(xy_manager_submit(m, b, err, sizeof err));
+	XY_CHECK_EQ(xy_file_release(tmp), 0);
+	XY_CHECK_EQ(xy_file_release(out), 0);
+	XY_CHECK_EQ(files_held(m), 2);
+	for (int i = 0; i < 2; i++) {
+		struct xy_task *d = xy_manager_wait(m, 60);
+		XY_CHECK(d && xy_task_result(d) == XY_RESULT_SUCCESS);
+		if (d == a) /* its reader has yet to run */
+			XY_CHECK_EQ(files_held(m), 2);
+		xy_task_delete(d);
+	}
+	XY_CHECK(!strcmp(rm_slurp(res), "later\n"));
+	XY_CHECK_EQ(files_held(m), 0);
+	finish(m, w, 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "--as-worker"))
@@ -324,6 +399,8 @@ int main(int argc, char **argv)
 		XY_TEST_T(t_fetch_back, 60),
 		XY_TEST_T(t_replica_spares_rerun, 60),
 		XY_TEST_T(t_remake_keeps_environment, 60),
+		XY_TEST_T(t_released_temp_read_later, 60),
+		XY_TEST_T(t_released_temps_remade, 60),
 		{0},
 	};
 	signal(SIGPIPE, SIG_IGN);

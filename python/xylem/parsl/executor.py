@@ -10,7 +10,11 @@ the executor's working directory instead, and its Files are not declared.
 Files (without shared_fs): every Parsl File with the file: scheme that
 the task names (in ``inputs``, in ``outputs``, as a positional or
 keyword argument) is declared to the manager, so that no shared
-filesystem is needed. Inputs
+filesystem is needed. A task's standard streams, its outputs and the
+staged copies it reads are declared for that task alone (outputs and
+per_call Files of xylem.Executor): the manager frees each once the task
+has ended and its outputs are back, so that a long run does not grow
+it; the other inputs are declared once per path. Inputs
 are staged into the sandbox. Outputs are brought back into a staging
 directory of this executor, and put at their paths (each in one rename)
 only once Xylem has run the task to its end: a task cancelled at
@@ -375,8 +379,13 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             # copy: the manager knows which workers hold that one, and
             # its catalogue, which never hashes a path twice, would give
             # a path written again its first content.
-            staged = self._produced.get(os.path.abspath(path), path)
-            inputs[name] = xylem.File(staged, name=name)
+            staged = self._produced.get(os.path.abspath(path))
+            # The staged copy is declared for this task alone, as its
+            # writer's output was: the manager lets go of it once no
+            # task needs it (an idle object keeps its copies known, so a
+            # reader declared later still runs where it lies).
+            inputs[name] = xylem.File(staged or path, name=name,
+                                      per_call=staged is not None)
             c = copy.copy(f)
             c.local_path = name
             return c
