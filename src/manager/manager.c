@@ -811,12 +811,10 @@ static void on_drain(struct xy_manager *m, struct xy_worker *w,
 	(void)msg;
 	if (w->draining)
 		return;
-	w->draining = 1;
-	xy_wtable_disable(m->wtable, w);
 	XY_LOGI(WHO, "worker %s is draining: %d tasks to finish", w->name,
 		w->n_running);
 	xy_history_worker(m->history, xy_now(), w->name, "draining", NULL);
-	xy_wtable_drained(m->wtable, w);
+	xy_wtable_drain(m->wtable, w);
 }
 
 static void on_keepalive(struct xy_manager *m, struct xy_worker *w,

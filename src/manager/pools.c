@@ -892,9 +892,7 @@ static void release_idle(struct pool *p, uint64_t now)
 		struct xy_worker *w = best->worker;
 		XY_LOGI(WHO, "pool %s: releasing %s, idle for %.0f s",
 			p->conf.name, w->name, (now - best->idle_since) / 1e3);
-		w->draining = 1;
-		xy_wtable_disable(p->ps->m->wtable, w);
-		xy_wtable_drained(p->ps->m->wtable, w);
+		xy_wtable_drain(p->ps->m->wtable, w);
 		serving--;
 	}
 }

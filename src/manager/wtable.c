@@ -324,6 +324,15 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 	xy_manager_wake(wt->m);
 }
 
+void xy_wtable_drain(struct xy_wtable *wt, struct xy_worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = 1;
+	xy_wtable_disable(wt, w);
+	xy_wtable_drained(wt, w);
+}
+
 void xy_wtable_drained(struct xy_wtable *wt, struct xy_worker *w)
 {
 	(void)wt;

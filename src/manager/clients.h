@@ -1,0 +1,27 @@
+/*
+ * clients.h: clients (client.c): programs that submit tasks with role
+ * CLIENT. A sub-context of the manager, with its own create and destroy;
+ * only files under src/manager include it, through internal.h, which gives
+ * the types it shares with the others.
+ */
+#ifndef XY_MANAGER_CLIENTS_H
+#define XY_MANAGER_CLIENTS_H
+
+/* Programs that submit tasks over the control port with role CLIENT
+ * (client.c, docs/architecture.md "Clients"). */
+struct xy_clients *xy_clients_create(struct xy_manager *m);
+/* Frees every job left; tasks still in the manager's table are its. */
+void xy_clients_destroy(struct xy_clients *cs);
+/* A connection authenticated as a client; NULL on ENOMEM. */
+struct client *xy_clients_add(struct xy_clients *cs, struct xy_conn *c);
+/* A message from it: SUBMIT, KEEPALIVE; anything else closes it. */
+void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
+		    union xy_msg *msg);
+/* Its connection closed: its tasks are cancelled, cl is freed. */
+void xy_clients_remove(struct xy_clients *cs, struct client *cl,
+		       const char *reason);
+/* t, a client's task, is finished and out of the manager's table: its
+ * job owns it now, and answers the client. */
+void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t);
+
+#endif
