@@ -132,13 +132,16 @@ XY_API int xy_manager_shutdown_workers(struct xy_manager *m);
  * (docs/scaling.md). Providers: "local" (worker processes on this host)
  * and "slurm" (sbatch, squeue, scancel on PATH).
  */
+#define XY_POOL_BACKLOG_MAX 10000
+
 struct xy_pool_options {
 	const char *name;     /* 1 to 32 of [A-Za-z0-9_-]; unique */
 	const char *provider; /* "local" (NULL) or "slurm" */
 	int cores, gpus;      /* a worker's: cores at least 1 */
 	int64_t memory_mb, disk_mb; /* 0: not stated */
 	int min_workers, max_workers; /* max_workers 0: no limit */
-	int backlog;          /* jobs pending at once; 0: 4 */
+	int backlog;          /* jobs pending at once, at most
+			       * XY_POOL_BACKLOG_MAX; 0: 4 */
 	int priority;         /* of pools that fit a task, highest first */
 	double walltime_s;    /* slurm: a job's time limit; 0: the default */
 	double idle_timeout_s; /* a worker idle this long goes; 0: 60 */
@@ -146,8 +149,9 @@ struct xy_pool_options {
 	const char *const *extra_args; /* slurm: more sbatch arguments,
 					* NULL-ended; NULL: none */
 	const char *xylem;    /* the program workers run; NULL: "xylem" */
-	const char *manager_host; /* where workers reach the manager;
-				   * NULL: 127.0.0.1 */
+	const char *manager_host; /* where workers reach the manager; NULL:
+				   * 127.0.0.1 (local), this host's name
+				   * (slurm) */
 	const char *log_dir;  /* slurm: each worker's log, NAME.log; NULL:
 			       * none */
 };

@@ -339,8 +339,9 @@ class Executor(cf.Executor):
             # Pools bring the workers: none local unless asked for.
             workers = 0 if pools else os.cpu_count() or 1
         self._pools = pools
+        # Pools' workers (a batch system's) connect from elsewhere.
         local_only = (not port and secret is None and secret_file is None
-                      and workers > 0)
+                      and workers > 0 and not pools)
         if secret_file is not None:
             secret = _read_secret(secret_file)
         elif secret is None and os.environ.get("XYLEM_SECRET"):

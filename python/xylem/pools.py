@@ -22,7 +22,8 @@ class Pool:
     idle_timeout: seconds a worker may stay idle before it is released.
     partition, sbatch_args: Slurm's ``--partition`` and more ``sbatch``
         arguments.
-    manager_host: where workers reach the manager (default 127.0.0.1).
+    manager_host: where workers reach the manager (default: 127.0.0.1
+        for local pools, this host's name for Slurm's).
     log_dir: each Slurm worker's log, as ``DIR/NAME.log``.
     """
 
@@ -46,6 +47,9 @@ class Pool:
         self.walltime = walltime
         self.idle_timeout = idle_timeout
         self.partition = partition
+        if isinstance(sbatch_args, str):
+            raise TypeError(f"Pool {name!r}: sbatch_args is a list of"
+                            f" arguments, not a string")
         self.sbatch_args = list(sbatch_args)
         self.manager_host = manager_host
         self.log_dir = log_dir

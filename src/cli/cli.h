@@ -32,6 +32,9 @@ int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
 struct xy_cli_pool;
 struct xy_manager;
 struct xy_cli_pool *xy_cli_pool_parse(const char *who, const char *spec);
+/* One --pool SPEC more into pools[*n]: 0, or -1 (said on stderr). */
+int xy_cli_pool_arg(const char *who, const char *spec,
+		    struct xy_cli_pool **pools, int *n);
 void xy_cli_pool_free(struct xy_cli_pool *p);
 int xy_cli_pools_add(const char *who, struct xy_manager *m,
 		     struct xy_cli_pool **pools, int n);

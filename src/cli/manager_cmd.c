@@ -99,16 +99,8 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 					  1, 1 << 20, &o->cores_per_worker);
 			break;
 		case O_POOL:
-			if (o->n_pools == XY_CLI_POOLS_MAX) {
-				fprintf(stderr, "xylem manager: at most %d"
-					" pools\n", XY_CLI_POOLS_MAX);
-				bad = 1;
-			} else if (!(o->pools[o->n_pools] = xy_cli_pool_parse(
-					     "xylem manager", optarg))) {
-				bad = 1;
-			} else {
-				o->n_pools++;
-			}
+			bad |= xy_cli_pool_arg("xylem manager", optarg,
+					       o->pools, &o->n_pools) < 0;
 			break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default:

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +23,18 @@ struct xy_cli_pool {
 	int n_extra;
 };
 
+/* v as a number from lo to hi (a whole one if whole): else -1, said. */
 static int number(const char *who, const char *key, const char *v,
-		  double lo, double hi, double *out)
+		  double lo, double hi, int whole, double *out)
 {
 	char *end;
 	errno = 0;
 	double d = strtod(v, &end);
-	if (!*v || *end || errno || d < lo || d > hi) {
-		fprintf(stderr, "%s: --pool: %s wants a number from %g to %g,"
-			" not '%s'\n", who, key, lo, hi, v);
+	if (!*v || *end || errno || !isfinite(d) || d < lo || d > hi ||
+	    (whole && d != floor(d))) {
+		fprintf(stderr, "%s: --pool: %s wants a%s number from %.0f to"
+			" %.0f, not '%s'\n", who, key, whole ? " whole" : "",
+			lo, hi, v);
 		return -1;
 	}
 	*out = d;
@@ -50,7 +54,7 @@ static int apply(const char *who, struct xy_cli_pool *p, const char *key,
 		{"cores", 1, 1 << 20},     {"gpus", 0, 1024},
 		{"memory", 0, 1e12},       {"disk", 0, 1e12},
 		{"min", 0, 1e6},           {"max", 0, 1e6},
-		{"backlog", 0, 1e6},       {"priority", -1e6, 1e6},
+		{"backlog", 0, XY_POOL_BACKLOG_MAX},       {"priority", -1e6, 1e6},
 		{"walltime", 0, 1e8},      {"idle", 0, 1e8},
 	};
 	if (!strcmp(key, "name"))
@@ -81,7 +85,8 @@ static int apply(const char *who, struct xy_cli_pool *p, const char *key,
 				key);
 			return -1;
 		}
-		if (number(who, key, v, nums[i].lo, nums[i].hi, &d) < 0)
+		/* walltime and idle (the last two) are seconds. */
+		if (number(who, key, v, nums[i].lo, nums[i].hi, i < 8, &d) < 0)
 			return -1;
 		switch (i) {
 		case 0: o->cores = (int)d; break;
@@ -125,10 +130,30 @@ struct xy_cli_pool *xy_cli_pool_parse(const char *who, const char *spec)
 			who);
 		goto bad;
 	}
+	if (p->o.provider && strcmp(p->o.provider, "local") &&
+	    strcmp(p->o.provider, "slurm")) {
+		fprintf(stderr, "%s: --pool: unknown provider '%s' (local or"
+			" slurm)\n", who, p->o.provider);
+		goto bad;
+	}
 	return p;
 bad:
 	xy_cli_pool_free(p);
 	return NULL;
+}
+
+int xy_cli_pool_arg(const char *who, const char *spec,
+		    struct xy_cli_pool **pools, int *n)
+{
+	if (*n == XY_CLI_POOLS_MAX) {
+		fprintf(stderr, "%s: at most %d pools\n", who,
+			XY_CLI_POOLS_MAX);
+		return -1;
+	}
+	if (!(pools[*n] = xy_cli_pool_parse(who, spec)))
+		return -1;
+	(*n)++;
+	return 0;
 }
 
 void xy_cli_pool_free(struct xy_cli_pool *p)

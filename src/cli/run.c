@@ -159,16 +159,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->quiet = 1;
 			break;
 		case O_POOL:
-			if (o->n_pools == XY_CLI_POOLS_MAX) {
-				fprintf(stderr, "xylem run: at most %d pools\n",
-					XY_CLI_POOLS_MAX);
-				bad = 1;
-			} else if (!(o->pools[o->n_pools] = xy_cli_pool_parse(
-					     "xylem run", optarg))) {
-				bad = 1;
-			} else {
-				o->n_pools++;
-			}
+			bad |= xy_cli_pool_arg("xylem run", optarg, o->pools,
+					       &o->n_pools) < 0;
 			break;
 		case 'h':
 			usage(stdout);

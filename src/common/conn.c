@@ -53,6 +53,7 @@ struct xy_conn {
 	int silent;      /* failed in accept: free without on_close */
 	int writing;     /* wreq is in flight with `wbuf` */
 	int refused;     /* the handshake failed for good (xy_conn_refused) */
+	int shared_in;   /* alloc_cb gave the thread's shared read buffer */
 	uint8_t role;
 	uint8_t nonce_s[XY_NONCE_LEN];
 	uint8_t nonce_c[XY_NONCE_LEN];
@@ -410,7 +411,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct xy_conn *c = h->data;
 	struct shared_read *s;
 	(void)suggested;
-	if (c->in.len == 0 && (s = shared_read()) && !s->busy) {
+	c->shared_in = c->in.len == 0 && (s = shared_read()) && !s->busy;
+	if (c->shared_in) {
 		*buf = uv_buf_init((char *)s->data, sizeof s->data);
 		return;
 	}
@@ -470,7 +472,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	size_t want, used;
 	const uint8_t *data = (const uint8_t *)buf->base;
-	if (data != c->in.data + c->in.len) {
+	if (c->shared_in) {
 		/* The shared buffer (c->in was empty). */
 		struct shared_read *sh = shared_read();
 		sh->busy = 1;

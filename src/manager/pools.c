@@ -31,6 +31,7 @@
 #include "pools.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@
 #define SUBMITS_AT_ONCE 8   /* a pool's submissions under way at most */
 #define FAILS_TO_PAUSE 5    /* submissions failed in a row */
 #define PAUSE_MS 60000
+#define UNFIT_GRACE_MS 2000 /* after the first pool, before unfit fails */
 #define BACKOFF_MS 1000     /* after one failure; doubled for each more */
 #define DRAIN_GRACE_S 50    /* jobs get SIGUSR1 60 s before walltime */
 #define CMD_OUTPUT_MAX 65536
@@ -71,10 +73,10 @@ struct job {
 	int cancel;    /* to be cancelled once its id is known */
 	int queued;    /* SUBMITTING, waiting for its turn (submit_next) */
 	struct xy_worker *worker;
-	uint64_t idle_since; /* loop ms; 0: busy or not connected */
 	uv_process_t proc;   /* local: the worker itself */
 	int proc_live;
 	int inquest;         /* slurm: asking why it left the queue */
+	int cmds;            /* commands in flight that hold it (cmd_run) */
 	char batch_state[16]; /* slurm: as squeue last said */
 	char why[300];       /* why it ended */
 	struct job *next;
@@ -125,6 +127,7 @@ struct xy_pools {
 	uv_process_t wd;
 	uv_pipe_t wd_in;
 	int wd_live; /* handles of the watchdog not yet closed */
+	uint64_t since; /* loop ms of the first pool's adding */
 };
 
 /* ----------------------------------------------------------- commands */
@@ -141,6 +144,7 @@ struct cmd {
 	struct xy_pools *ps;
 	void (*done)(void *arg, int status, const char *out);
 	void *arg;
+	struct job *job; /* held while the command runs (prune waits) */
 	struct cmd *next, **pprev; /* in ps->cmd_list */
 };
 
@@ -156,6 +160,8 @@ static void cmd_closed(uv_handle_t *h)
 	if (c->next)
 		c->next->pprev = c->pprev;
 	*c->pprev = c->next;
+	if (c->job)
+		c->job->cmds--;
 	if (c->done)
 		c->done(c->arg, (int)c->status,
 			c->buf.oom ? "" : (const char *)c->buf.data);
@@ -193,7 +199,8 @@ static void cmd_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
  * and what it wrote to stdout and stderr. 0, or -1 if it did not start
  * (done is then not called). */
 static int cmd_run(struct xy_pools *ps, char **argv, char **env,
-		   void (*done)(void *, int, const char *), void *arg)
+		   void (*done)(void *, int, const char *), void *arg,
+		   struct job *job)
 {
 	struct cmd *c = calloc(1, sizeof *c);
 	if (!c)
@@ -234,6 +241,8 @@ static int cmd_run(struct xy_pools *ps, char **argv, char **env,
 		return -1;
 	}
 	c->handles = 3;
+	if ((c->job = job))
+		job->cmds++;
 	uv_read_start((uv_stream_t *)&c->out, cmd_alloc, cmd_read);
 	uv_read_start((uv_stream_t *)&c->err, cmd_alloc, cmd_read);
 	return 0;
@@ -266,13 +275,15 @@ static void note_failure(struct pool *p, const char *why)
 	snprintf(p->last_failure, sizeof p->last_failure, "%s", why);
 	int pause = ++p->fails < FAILS_TO_PAUSE ? BACKOFF_MS << (p->fails - 1)
 						 : PAUSE_MS;
-	p->paused_until = uv_now(&p->ps->m->loop) + pause;
+	uint64_t until = uv_now(&p->ps->m->loop) + (uint64_t)pause;
+	/* A later failure never shortens a pause; the count goes back to 0
+	 * only when a worker connects (xy_pools_worker_ready). */
+	if (until > p->paused_until)
+		p->paused_until = until;
 	snprintf(p->why, sizeof p->why, "paused for %d s after failure %d "
 		 "in a row: %.120s", pause / 1000, p->fails, why);
-	if (p->fails < FAILS_TO_PAUSE)
-		return;
-	XY_LOGW(WHO, "pool %s: %s", p->conf.name, p->why);
-	p->fails = 0;
+	if (p->fails == FAILS_TO_PAUSE)
+		XY_LOGW(WHO, "pool %s: %s", p->conf.name, p->why);
 }
 
 static void job_end(struct job *j, const char *why)
@@ -302,7 +313,8 @@ static void prune(struct pool *p)
 	int kept = 0;
 	for (struct job **pj = &p->jobs; *pj;) {
 		struct job *j = *pj;
-		if (j->state == JOB_ENDED && !j->proc_live && ++kept > 16) {
+		if (j->state == JOB_ENDED && !j->proc_live && !j->cmds &&
+		    ++kept > 16) {
 			*pj = j->next;
 			free(j);
 			continue;
@@ -320,8 +332,10 @@ static void job_submitted(struct job *j, const char *id)
 		j->state = JOB_PENDING;
 	XY_LOGI(WHO, "pool %s: submitted job %s (%s)", p->conf.name, j->id,
 		j->name);
-	if (j->cancel && j->state == JOB_PENDING)
+	if (j->cancel && j->state == JOB_PENDING) {
 		p->prov->cancel(p, j);
+		job_end(j, "cancelled: no queued task needs it");
+	}
 }
 
 static void submit_failed(struct job *j, const char *why)
@@ -405,8 +419,10 @@ static int local_submit(struct pool *p, struct job *j)
 	free_env(env);
 	if (rc < 0) {
 		char why[300];
-		j->proc_live = 1; /* until its handle is closed */
-		uv_close((uv_handle_t *)&j->proc, local_closed);
+		if (env) { /* a failed spawn's handle is closed too */
+			j->proc_live = 1; /* until it is */
+			uv_close((uv_handle_t *)&j->proc, local_closed);
+		}
 		snprintf(why, sizeof why, "cannot start %s: %s", argv[0],
 			 uv_strerror(rc));
 		submit_failed(j, why);
@@ -518,13 +534,19 @@ static int slurm_submit(struct pool *p, struct job *j)
 	int k = 0;
 	char *wargv[10];
 	worker_argv(j, addr, sizeof addr, wargv);
-	if (quote(xylem, sizeof xylem, p->xylem) < 0) {
-		submit_failed(j, "the xylem path holds a quote");
+	char qaddr[320];
+	if (quote(xylem, sizeof xylem, p->xylem) < 0 ||
+	    quote(qaddr, sizeof qaddr, addr) < 0) {
+		submit_failed(j, "the xylem path or the manager's address "
+			      "holds a quote, or is too long");
 		return -1;
 	}
-	snprintf(wrap, sizeof wrap, "exec %s worker %s --name %s "
-		 "--connect-timeout 30 --drain-grace %d", xylem, addr,
-		 j->name, DRAIN_GRACE_S);
+	if (snprintf(wrap, sizeof wrap, "exec %s worker %s --name %s "
+		     "--connect-timeout 30 --drain-grace %d", xylem, qaddr,
+		     j->name, DRAIN_GRACE_S) >= (int)sizeof wrap) {
+		submit_failed(j, "the worker's command line is too long");
+		return -1;
+	}
 	argv[k++] = "sbatch";
 	argv[k++] = "--parsable";
 	snprintf(name, sizeof name, "--job-name=%s", j->name);
@@ -565,7 +587,7 @@ static int slurm_submit(struct pool *p, struct job *j)
 	argv[k++] = wrap;
 	argv[k] = NULL;
 	char **env = secret_env(p->ps->m);
-	int rc = env ? cmd_run(p->ps, argv, env, sbatch_done, j) : -1;
+	int rc = env ? cmd_run(p->ps, argv, env, sbatch_done, j, j) : -1;
 	free_env(env);
 	if (rc < 0) {
 		submit_failed(j, "cannot run sbatch");
@@ -653,7 +675,7 @@ static void inquest(struct job *j)
 			" [ -z \"$2\" ] || tail -n 5 \"$2\" 2>/dev/null",
 			"xylem-inquest", j->id, log, NULL};
 	j->inquest = 1;
-	if (cmd_run(p->ps, argv, NULL, inquest_done, j) < 0) {
+	if (cmd_run(p->ps, argv, NULL, inquest_done, j, j) < 0) {
 		j->inquest = 0;
 		job_end(j, "left the queue");
 	}
@@ -700,7 +722,7 @@ static void slurm_poll(struct pool *p)
 	if (p->polling)
 		return;
 	p->polling = 1;
-	if (cmd_run(p->ps, argv, NULL, squeue_done, p) < 0)
+	if (cmd_run(p->ps, argv, NULL, squeue_done, p, NULL) < 0)
 		p->polling = 0;
 }
 
@@ -716,7 +738,7 @@ static void slurm_cancel(struct pool *p, struct job *j)
 	char *argv[] = {"scancel", j->id, NULL};
 	XY_LOGI(WHO, "pool %s: cancelling job %s (%s)", p->conf.name, j->id,
 		j->name);
-	cmd_run(p->ps, argv, NULL, scancel_done, NULL);
+	cmd_run(p->ps, argv, NULL, scancel_done, NULL, NULL);
 }
 
 static const struct provider slurm_provider = {"slurm", slurm_submit,
@@ -729,6 +751,8 @@ static const struct provider slurm_provider = {"slurm", slurm_submit,
  * when one is asked for and when one ends (never from within one). */
 static void submit_next(struct pool *p)
 {
+	if (uv_now(&p->ps->m->loop) < p->paused_until)
+		return; /* the tick tries again */
 	while (p->in_flight < SUBMITS_AT_ONCE) {
 		struct job *oldest = NULL;
 		for (struct job *j = p->jobs; j; j = j->next)
@@ -761,8 +785,8 @@ static void submit_one(struct pool *p)
 static void cancel_pending(struct pool *p, int n)
 {
 	for (struct job *j = p->jobs; j && n > 0; j = j->next) {
-		if (j->cancel || (j->state != JOB_PENDING &&
-				  j->state != JOB_SUBMITTING))
+		if (j->cancel || j->inquest || (j->state != JOB_PENDING &&
+					       j->state != JOB_SUBMITTING))
 			continue;
 		j->cancel = 1;
 		n--;
@@ -775,27 +799,58 @@ static void cancel_pending(struct pool *p, int n)
 	}
 }
 
-/* Fails the tasks of a shape no pool could ever run, naming the pools'
- * nodes. */
+/* 1 if a pool's node or a connected worker (started with the run, or
+ * by hand) could run a task asking need. */
+static int could_run(struct xy_pools *ps, const struct xy_res *need)
+{
+	for (int i = 0; i < ps->n; i++)
+		if (xy_res_fits(&ps->pools[i]->conf.node, need))
+			return 1;
+	for (struct xy_worker *w = xy_wtable_all(ps->m->wtable); w;
+	     w = w->next) {
+		struct xy_res have = {w->cores, w->gpus, w->memory, w->disk};
+		if (w->ready && xy_res_fits(&have, need))
+			return 1;
+	}
+	return 0;
+}
+
+/* Fails the tasks of a shape whose largest no pool fits that nothing
+ * could ever run, naming what they ask and the pools' nodes; the others
+ * of the shape (it spans a power of two of memory) stay, and the shape
+ * is sized by them again. */
 static void fail_unfit(struct xy_pools *ps, const struct xy_demand *d)
 {
-	char why[1024];
-	int at = snprintf(why, sizeof why, "no pool can run it: it asks for "
-			  "%d cores, %d GPUs, %lld MB memory; the pools offer",
-			  d->need.cores, d->need.gpus,
-			  (long long)d->need.memory);
-	for (int i = 0; i < ps->n && at < (int)sizeof why; i++) {
-		const struct xy_res *r = &ps->pools[i]->conf.node;
-		at += snprintf(why + at, sizeof why - at,
-			       "%s %s: %d cores, %d GPUs, %lld MB",
-			       i ? ";" : "", ps->pools[i]->conf.name, r->cores,
-			       r->gpus, (long long)r->memory);
-	}
-	struct xy_task *t;
-	while ((t = xy_sched_shape_first(ps->m->sched, d->key))) {
+	struct xy_task **tasks;
+	size_t n = xy_sched_shape_tasks(ps->m->sched, d->shape, &tasks);
+	struct xy_res last = {-1, 0, 0, 0};
+	int last_fits = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct xy_task *t = tasks[k];
+		struct xy_res need = {t->cores, t->gpus, t->memory, t->disk};
+		if (memcmp(&need, &last, sizeof need)) {
+			last = need;
+			last_fits = could_run(ps, &need);
+		}
+		if (last_fits)
+			continue;
+		char why[1024];
+		int at = snprintf(why, sizeof why, "no pool can run it: it asks"
+				  " for %d cores, %d GPUs, %lld MB memory; the"
+				  " pools offer", t->cores, t->gpus,
+				  (long long)t->memory);
+		for (int i = 0; i < ps->n && at < (int)sizeof why; i++) {
+			const struct xy_res *r = &ps->pools[i]->conf.node;
+			at += snprintf(why + at, sizeof why - at,
+				       "%s %s: %d cores, %d GPUs, %lld MB",
+				       i ? ";" : "", ps->pools[i]->conf.name,
+				       r->cores, r->gpus, (long long)r->memory);
+		}
 		XY_LOGW(WHO, "task %llu: %s", (unsigned long long)t->id, why);
 		xy_manager_task_fail(ps->m, t, XY_RESULT_UNSCHEDULABLE, why);
 	}
+	free(tasks);
+	xy_sched_shape_refit(ps->m->sched, d->shape);
 }
 
 void xy_pools_phase(struct xy_pools *ps)
@@ -830,7 +885,10 @@ void xy_pools_phase(struct xy_pools *ps)
 	}
 	struct xy_plan plan;
 	if (xy_scaler_plan(conf, counts, ps->n, d, n, &plan) == 0) {
-		for (size_t u = 0; u < plan.n_unfit; u++)
+		/* Workers a run starts beside its pools connect in its
+		 * first moments: what they could run is not failed before. */
+		for (size_t u = 0; u < plan.n_unfit &&
+				   now - ps->since >= UNFIT_GRACE_MS; u++)
 			fail_unfit(ps, &d[plan.unfit[u]]);
 		for (int i = 0; i < ps->n; i++) {
 			struct pool *p = ps->pools[i];
@@ -873,13 +931,11 @@ static void release_idle(struct pool *p, uint64_t now)
 			struct xy_worker *w = j->worker;
 			if (j->state != JOB_CONNECTED || !w || w->draining)
 				continue;
-			if (w->n_running > 0 || !w->ready) {
-				j->idle_since = 0;
-				continue;
-			}
-			if (!j->idle_since)
-				j->idle_since = now;
-			if (now - j->idle_since < p->idle_timeout * 1000)
+			/* Idle since its last task ended (wtable.c stamps
+			 * last_busy), however short the tasks between
+			 * ticks. */
+			if (w->n_running > 0 || !w->ready ||
+			    now - w->last_busy < p->idle_timeout * 1000)
 				continue;
 			uint64_t b = unique_bytes(w);
 			if (!best || b < best_bytes) {
@@ -891,7 +947,7 @@ static void release_idle(struct pool *p, uint64_t now)
 			return;
 		struct xy_worker *w = best->worker;
 		XY_LOGI(WHO, "pool %s: releasing %s, idle for %.0f s",
-			p->conf.name, w->name, (now - best->idle_since) / 1e3);
+			p->conf.name, w->name, (now - w->last_busy) / 1e3);
 		xy_wtable_drain(p->ps->m->wtable, w);
 		serving--;
 	}
@@ -901,6 +957,8 @@ static void on_tick(uv_timer_t *h)
 {
 	struct xy_pools *ps = h->data;
 	uint64_t now = uv_now(&ps->m->loop);
+	if (ps->m->destroying)
+		return; /* xy_pools_destroy runs the loop: nothing new */
 	for (int i = 0; i < ps->n; i++) {
 		struct pool *p = ps->pools[i];
 		release_idle(p, now);
@@ -1109,9 +1167,16 @@ static void wait_children(struct xy_pools *ps, int ms, int all)
 
 static void kill_children(struct xy_pools *ps)
 {
-	for (struct cmd *c = ps->cmd_list; c; c = c->next)
-		if (!c->exited)
+	for (struct cmd *c = ps->cmd_list; c; c = c->next) {
+		if (!c->exited && !uv_is_closing((uv_handle_t *)&c->proc))
 			uv_process_kill(&c->proc, SIGKILL);
+		/* A child of its own (a wrapper's background job) may hold
+		 * the pipes open: they are not waited for. */
+		if (!uv_is_closing((uv_handle_t *)&c->out))
+			uv_close((uv_handle_t *)&c->out, cmd_closed);
+		if (!uv_is_closing((uv_handle_t *)&c->err))
+			uv_close((uv_handle_t *)&c->err, cmd_closed);
+	}
 	for (int i = 0; i < ps->n; i++)
 		for (struct job *j = ps->pools[i]->jobs; j; j = j->next)
 			if (j->proc_live &&
@@ -1223,13 +1288,17 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	if (ps->n == XY_POOLS_MAX)
 		return xy_fail(err, errlen, EINVAL, "at most %d pools",
 			       XY_POOLS_MAX);
-	if (o->cores < 1 || o->gpus < 0 || o->memory_mb < 0 ||
+	if (!isfinite(o->walltime_s) || !isfinite(o->idle_timeout_s) ||
+	    o->cores < 1 || o->gpus < 0 || o->memory_mb < 0 ||
 	    o->disk_mb < 0 || o->min_workers < 0 || o->max_workers < 0 ||
-	    o->backlog < 0 || o->walltime_s < 0 || o->idle_timeout_s < 0 ||
+	    o->backlog < 0 || o->backlog > XY_POOL_BACKLOG_MAX ||
+	    o->walltime_s < 0 || o->idle_timeout_s < 0 ||
 	    (o->max_workers && o->min_workers > o->max_workers))
 		return xy_fail(err, errlen, EINVAL, "pool %s: cores must be at"
-			       " least 1, no count negative, and min_workers "
-			       "at most max_workers", o->name);
+			       " least 1, no count or time negative or not "
+			       "finite, the backlog at most %d, and "
+			       "min_workers at most max_workers", o->name,
+			       XY_POOL_BACKLOG_MAX);
 	struct pool *p = calloc(1, sizeof *p);
 	if (!p)
 		return xy_fail(err, errlen, ENOMEM, "out of memory");
@@ -1248,8 +1317,12 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	p->partition = dup_or_null(o->partition, &oom);
 	p->xylem = dup_or_null(o->xylem ? o->xylem : "xylem", &oom);
 	p->log_dir = dup_or_null(o->log_dir, &oom);
-	p->host = dup_or_null(o->manager_host ? o->manager_host : "127.0.0.1",
-			      &oom);
+	/* Local workers are on this host; a batch system's, elsewhere. */
+	char self[256] = "127.0.0.1";
+	if (prov != &local_provider && gethostname(self, sizeof self) < 0)
+		snprintf(self, sizeof self, "127.0.0.1");
+	self[sizeof self - 1] = 0;
+	p->host = dup_or_null(o->manager_host ? o->manager_host : self, &oom);
 	size_t n_extra = 0;
 	while (o->extra_args && o->extra_args[n_extra])
 		n_extra++;
@@ -1270,6 +1343,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	}
 	if (prov == &slurm_provider)
 		watchdog_start(ps);
+	if (!ps->n)
+		ps->since = uv_now(&ps->m->loop);
 	ps->pools[ps->n++] = p;
 	XY_LOGI(WHO, "pool %s (%s): %d cores, %d GPUs, %lld MB a worker; %d "
 		"to %d workers, %d pending at most", p->conf.name, prov->name,

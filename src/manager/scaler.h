@@ -42,7 +42,7 @@ struct xy_pool_count {
 struct xy_demand {
 	struct xy_res need;
 	int64_t count;
-	const void *key; /* the scheduler's shape (xy_sched_shape_first) */
+	uint64_t shape; /* the scheduler's id for it (xy_sched_shape_tasks) */
 };
 
 struct xy_plan {

@@ -54,6 +54,7 @@ struct shape {
 	uint32_t n_levels, cap_levels;
 	int64_t count;
 	int64_t memory, disk; /* the most any of its tasks asked for */
+	uint64_t id;          /* never reused (xy_sched_demand) */
 	uint32_t heap_at;  /* its index in the heap, or NOT_IN_HEAP */
 	int parked;        /* out of the heap for this round: no free worker
 			    * fits its tasks, or ASIDE_MAX were set aside */
@@ -79,6 +80,7 @@ struct xy_sched {
 	uint64_t seq;    /* the last sequence number given */
 	uint64_t gen;    /* scoring generation (score_inputs) */
 	uint64_t round;  /* rounds begun */
+	uint64_t shape_ids; /* the last shape id given */
 	int64_t decisions;
 	uint64_t decision_us; /* in rounds, less send_us */
 	uint64_t send_us;     /* in ops.dispatch */
@@ -284,6 +286,7 @@ static struct shape *shape_get(struct xy_sched *s, const struct xy_task *t)
 		return NULL;
 	*sh = k;
 	sh->heap_at = NOT_IN_HEAP;
+	sh->id = ++s->shape_ids;
 	xy_htab_insert(&s->shapes, sh, sh->hash);
 	return sh;
 }
@@ -463,22 +466,51 @@ size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
 				out[n].need.memory = sh->memory;
 				out[n].need.disk = sh->disk;
 				out[n].count = sh->count;
-				out[n].key = sh;
+				out[n].shape = sh->id;
 			}
 			n++;
 		}
 	return n;
 }
 
-struct xy_task *xy_sched_shape_first(struct xy_sched *s, const void *key)
+static struct shape *shape_by_id(const struct xy_sched *s, uint64_t id)
 {
-	/* key may be stale (its shape emptied and freed): look it up. */
 	for (size_t i = 0; i < s->shapes.n_slots; i++)
 		for (struct shape *sh = xy_htab_slot(&s->shapes, i); sh;
 		     sh = sh->hnext)
-			if (sh == key)
-				return sh->count ? sh->levels[0]->head : NULL;
+			if (sh->id == id)
+				return sh;
 	return NULL;
+}
+
+size_t xy_sched_shape_tasks(const struct xy_sched *s, uint64_t id,
+			    struct xy_task ***out)
+{
+	struct shape *sh = shape_by_id(s, id);
+	*out = NULL;
+	if (!sh || !sh->count ||
+	    !(*out = malloc((size_t)sh->count * sizeof **out)))
+		return 0;
+	size_t n = 0;
+	for (uint32_t i = 0; i < sh->n_levels; i++)
+		for (struct xy_task *t = sh->levels[i]->head; t; t = t->qnext)
+			(*out)[n++] = t;
+	return n;
+}
+
+void xy_sched_shape_refit(struct xy_sched *s, uint64_t id)
+{
+	struct shape *sh = shape_by_id(s, id);
+	if (!sh)
+		return;
+	sh->memory = sh->disk = 0;
+	for (uint32_t i = 0; i < sh->n_levels; i++)
+		for (struct xy_task *t = sh->levels[i]->head; t; t = t->qnext) {
+			if (t->memory > sh->memory)
+				sh->memory = t->memory;
+			if (t->disk > sh->disk)
+				sh->disk = t->disk;
+		}
 }
 
 int64_t xy_sched_count(const struct xy_sched *s)

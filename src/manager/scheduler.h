@@ -51,9 +51,14 @@ int64_t xy_sched_count(const struct xy_sched *s);
  * O(shapes + the table's buckets), whatever the number of tasks. */
 size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
 		       size_t max);
-/* The first queued task of the shape whose key xy_sched_demand gave, or
- * NULL if that shape has emptied (O(shapes)). */
-struct xy_task *xy_sched_shape_first(struct xy_sched *s, const void *key);
+/* The queued tasks of the shape whose id xy_sched_demand gave, into a
+ * malloc'd *out; their number (0 if the shape has emptied, or memory is
+ * short). O(shapes + its tasks). */
+size_t xy_sched_shape_tasks(const struct xy_sched *s, uint64_t shape,
+			    struct xy_task ***out);
+/* The shape's memory and disk made again the most its tasks ask for
+ * (they only grow as tasks come): after some of them left. */
+void xy_sched_shape_refit(struct xy_sched *s, uint64_t shape);
 /* Distinct shapes with queued tasks (for tests and status). */
 uint32_t xy_sched_shapes(const struct xy_sched *s);
 

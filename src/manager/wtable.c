@@ -208,6 +208,7 @@ void xy_wtable_ready(struct xy_wtable *wt, struct xy_worker *w)
 {
 	w->greeted = 1;
 	w->ready = 1;
+	w->last_busy = uv_now(&wt->m->loop);
 	note_change(wt, w);
 }
 
@@ -320,6 +321,7 @@ void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 		t->qnext->qprev = t->qprev;
 	t->qprev = t->qnext = NULL;
 	t->worker = NULL;
+	w->last_busy = uv_now(&wt->m->loop);
 	note_change(wt, w);
 	xy_manager_wake(wt->m);
 }

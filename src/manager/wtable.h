@@ -41,6 +41,7 @@ struct xy_worker {
 	int cores_used, gpus_used; /* cores_used counts queued calls too */
 	int64_t memory_used, disk_used;
 	int n_running;
+	uint64_t last_busy; /* loop ms: it became ready, or a task ended */
 	int64_t n_done;
 	int fetches;  /* FETCHes to it in flight */
 	int url_fetches; /* FETCH_URLs to it in flight (urls.c) */

@@ -109,7 +109,8 @@ def test_bad_pool_specs(xylem, tmp_path):
     for spec, says in [
             ("cores=2", "name= and cores= are needed"),
             ("name=x", "name= and cores= are needed"),
-            ("name=x,cores=two", "cores wants a number"),
+            ("name=x,cores=two", "cores wants a whole number from 1 to"
+             " 1048576, not 'two'"),
             ("name=x,cores=1,colour=red", "unknown key 'colour'"),
             ("name=x,cores", "'cores' is not KEY=VALUE")]:
         r = xylem.run("run", wf, "--pool", spec)
@@ -121,3 +122,44 @@ def test_bad_pool_specs(xylem, tmp_path):
     r = xylem.run("run", wf, "--pool", "name=bad/name,cores=1")
     assert r.returncode != 0
     assert "pool name 'bad/name'" in r.output, r.output
+
+
+def test_unfit_is_per_task_not_per_shape(xylem, tmp_path):
+    """Tasks of 1,900 and 1,100 MB share a shape (a power of two of
+    memory): only the one no pool's worker fits fails."""
+    out = tmp_path / "out"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("big", "true", resources={"memory": 1900}),
+        task("small", "echo s > o", outputs=[(out / "s", "o")],
+             resources={"memory": 1100})])
+    r = pool_run(xylem, wf, "name=p,cores=1,memory=1500,max=1", timeout=60)
+    assert r.returncode == 1, r.output
+    assert 'failed: task "big": unschedulable' in r.output, r.output
+    assert "asks for 1 cores, 0 GPUs, 1900 MB" in r.output, r.output
+    assert (out / "s").read_text() == "s\n"
+
+
+def test_local_workers_beside_pools_count(xylem, tmp_path):
+    """A task larger than any pool's worker but within a worker the run
+    started itself is not unschedulable."""
+    out = tmp_path / "out"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task(f"t{i}", f"echo {i} > o", outputs=[(out / str(i), "o")],
+             resources={"cores": 4}) for i in range(2)])
+    r = xylem.run("run", wf, "--workers", "1", "--cores-per-worker", "4",
+                  "--pool", "name=p,cores=2,max=1", timeout=60)
+    assert r.returncode == 0, r.output
+    assert (out / "0").read_text() == "0\n"
+
+
+def test_pool_numbers_must_be_finite_and_whole(xylem, tmp_path):
+    wf = write_workflow(tmp_path / "wf.json", [task("a", "true")])
+    for spec, says in [
+            ("name=x,cores=1,idle=nan", "idle wants a number"),
+            ("name=x,cores=2.5", "cores wants a whole number"),
+            ("name=x,cores=1,priority=inf", "priority wants a whole"),
+            ("name=x,cores=1,provider=pbs",
+             "unknown provider 'pbs' (local or slurm)")]:
+        r = xylem.run("run", wf, "--pool", spec)
+        assert r.returncode == 2, (spec, r.output)
+        assert says in r.output, (spec, r.output)
