@@ -5,10 +5,12 @@ declared for the call alone (xylem.File(..., per_call=True)) and an
 output, both given back to the manager once the call has ended, as the
 Parsl executor's standard streams and staged copies are. At checkpoints
 it prints the resident memory of this process, which holds the manager,
-the manager's count of files and objects, and calls a second. The
-baseline, in the same run, is the first checkpoint: memory should stay
-flat within 10% from there to the last, and the files at the few the
-calls in flight hold.
+the C heap in use (malloc's, from mallinfo2: the manager's state, where
+the resident memory also counts what the allocator keeps free), the
+Python objects (sys.getallocatedblocks), the manager's count of files
+and objects, and calls a second. The baseline, in the same run, is the
+first checkpoint: memory should stay flat within 10% from there to the
+last, and the files at the few the calls in flight hold.
 
 usage: bench/stream_files.py [--calls 1000000] [--window 10000]
                              [--checkpoints 100000,500000,1000000]
@@ -23,6 +25,7 @@ In-tree: XYLEM_BUILD_DIR=build PYTHONPATH=python (docs/python.md).
 """
 
 import concurrent.futures as cf
+import ctypes
 import os
 import shutil
 import sys
@@ -31,6 +34,23 @@ import time
 
 import xylem
 from stream_calls import parse_stream_arguments, rss_mib, stream_arguments
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_mib():
+    """The C heap in use (glibc's mallinfo2: every arena), or 0."""
+    try:
+        f = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return 0.0
+    f.restype = _Mallinfo2
+    m = f()
+    return (m.uordblks + m.hblkhd) / 2**20
 
 
 def copy(src, dst):
@@ -93,18 +113,22 @@ def main():
                     rate = (done - n_mark) / (now - t_mark)
                     st = ex.stats()
                     rows.append((done, rss_mib(), rate, st["files"],
-                                 st["objects"]))
-                    print(f"{done:>10,} calls: RSS {rows[-1][1]:8.1f} MiB,"
-                          f" {st['files']:>8,} files, {st['objects']:>8,}"
-                          f" objects, {rate:7.0f} calls/s since the last"
-                          f" mark", flush=True)
+                                 st["objects"], heap_mib(),
+                                 sys.getallocatedblocks()))
+                    print(f"{done:>10,} calls: RSS {rows[-1][1]:6.1f} MiB,"
+                          f" heap {rows[-1][5]:6.2f} MiB, {rows[-1][6]:,}"
+                          f" Python blocks, {st['files']:,} files,"
+                          f" {st['objects']:,} objects, {rate:5.0f}"
+                          f" calls/s since the last mark", flush=True)
                     t_mark, n_mark = now, done
                     marks.pop(0)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     first, last = rows[0], rows[-1]
     print(f"from {first[0]:,} to {last[0]:,} calls: RSS ratio"
-          f" {last[1] / first[1]:.3f}, files {first[3]:,} -> {last[3]:,},"
+          f" {last[1] / first[1]:.3f}, heap ratio {last[5] / first[5]:.3f},"
+          f" Python blocks ratio {last[6] / first[6]:.3f}, files"
+          f" {first[3]:,} -> {last[3]:,},"
           f" objects {first[4]:,} -> {last[4]:,}, rate ratio"
           f" {last[2] / first[2]:.3f} (target: RSS within 10% of 1)")
 
