@@ -17,23 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "xylem.h"
-
-#define SECRET "bench-secret"
-
-static struct xy_manager *make_manager(void)
-{
-	char err[256];
-	struct xy_manager_options o = {.host = "127.0.0.1",
-				       .secret = SECRET,
-				       .secret_len = strlen(SECRET)};
-	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
-	if (!m) {
-		fprintf(stderr, "manager: %s\n", err);
-		exit(1);
-	}
-	return m;
-}
 
 static void submit_noop(struct xy_manager *m, long i)
 {
@@ -70,7 +55,7 @@ static size_t heap_bytes(void)
  * time of one decision in microseconds. */
 static double decision_time(const char *xylem, long depth, long completions)
 {
-	struct xy_manager *m = make_manager();
+	struct xy_manager *m = bench_manager();
 	for (long i = 0; i < depth; i++)
 		submit_noop(m, i);
 	pid_t w[2];
@@ -113,7 +98,7 @@ int main(int argc, char **argv)
 	}
 	long n = argc > 2 ? atol(argv[2]) : 1000000;
 
-	struct xy_manager *m = make_manager();
+	struct xy_manager *m = bench_manager();
 	size_t h0 = heap_bytes();
 	for (long i = 0; i < n; i++)
 		submit_noop(m, i);

@@ -31,12 +31,12 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "bench.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
 #include "xylem.h"
 
-#define SECRET "bench-secret"
 #define SIMULATORS 4
 #define CONNECTING_MAX 128 /* connections a simulator opens at once */
 
@@ -218,20 +218,12 @@ struct figures {
  * kept at `depth`. */
 static struct figures measure(int workers, long depth, long completions)
 {
-	char err[256];
-	struct xy_manager_options o = {.host = "127.0.0.1",
-				       .secret = SECRET,
-				       .secret_len = strlen(SECRET)};
-	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
+	struct xy_manager *m = bench_manager();
 	struct xy_stats st = {0}, before, after;
 	struct figures f;
 	pid_t sims[SIMULATORS];
 	int n_sims = workers < SIMULATORS ? 1 : SIMULATORS;
 
-	if (!m) {
-		fprintf(stderr, "manager: %s\n", err);
-		exit(1);
-	}
 	size_t h0 = heap_bytes();
 	for (long i = 0; i < depth; i++)
 		submit_noop(m);

@@ -16,13 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "internal.h"
 #include "log.h"
 #include "scheduler.h"
 #include "util.h"
 #include "xylem.h"
-
-#define SECRET "bench-secret"
 
 /* Shape i of n: 1 to 16 cores, a GPU for one in ten, memory in steps. */
 static void shape_of(int i, struct xy_task *t)
@@ -35,14 +34,7 @@ static void shape_of(int i, struct xy_task *t)
 static double decision_ms(long tasks, int shapes, int workers, int repeats)
 {
 	char err[256];
-	struct xy_manager_options o = {.host = "127.0.0.1",
-				       .secret = SECRET,
-				       .secret_len = strlen(SECRET)};
-	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
-	if (!m) {
-		fprintf(stderr, "manager: %s\n", err);
-		exit(1);
-	}
+	struct xy_manager *m = bench_manager();
 	for (long i = 0; i < tasks; i++) {
 		struct xy_task *t = xy_task_create("true");
 		if (!t) {

@@ -239,6 +239,16 @@ struct library *xy_manager_library(struct xy_manager *m, const char *name);
  * or -1 (ENOMEM) with nothing sent. */
 int xy_manager_send_library(struct xy_manager *m, struct xy_worker *w,
 			    const char *name);
+/* The wire's limits, checked at submit so that a task the encoder would
+ * refuse is refused there, not lost at dispatch: 0, or -1 (E2BIG). */
+int xy_manager_check_limits(const struct xy_task *t, char *err,
+			    size_t errlen);
+/* A call carries its library's inputs, so that they are staged with it
+ * and count towards placing it where they already are: 0, or -1. */
+int xy_manager_add_library_inputs(struct xy_manager *m, struct xy_task *t,
+				  char *err, size_t errlen);
+/* Frees every library, replaced ones too (xy_manager_destroy). */
+void xy_manager_free_libraries(struct xy_manager *m);
 int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 		    const union xy_msg *msg);
 /* Enters an internal task (a remake) into the task table, WAITING; its
