@@ -119,7 +119,6 @@ struct xy_pools {
 	int ticking;
 	uint64_t last_plan;
 	int64_t last_queue;
-	int force; /* plan at the next phase (on_tick) */
 	int cmds; /* child commands in flight */
 	int unsure; /* an sbatch died: it may have submitted a job unknown */
 	struct cmd *cmd_list;
@@ -860,14 +859,8 @@ void xy_pools_phase(struct xy_pools *ps)
 		return;
 	uint64_t now = uv_now(&ps->m->loop);
 	int64_t queued = xy_sched_count(ps->m->sched);
-	/* After every round comes here: a burst's first plan is at once,
-	 * later ones at most every PLAN_EVERY_MS while the queue changes,
-	 * and once a second (on_tick) whatever it does. */
-	int burst = ps->last_queue == 0 && queued > 0;
-	if (!burst && !ps->force && (queued == ps->last_queue ||
-				     now - ps->last_plan < PLAN_EVERY_MS))
+	if (now - ps->last_plan < PLAN_EVERY_MS && queued == ps->last_queue)
 		return;
-	ps->force = 0;
 	ps->last_plan = now;
 	ps->last_queue = queued;
 
@@ -978,7 +971,7 @@ static void on_tick(uv_timer_t *h)
 	}
 	/* Demand that did not change is planned again now and then: a
 	 * pause may have ended, or a job ended. */
-	ps->force = 1;
+	ps->last_plan = 0;
 	xy_pools_phase(ps);
 }
 

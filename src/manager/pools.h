@@ -29,8 +29,7 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 int xy_pools_count(const struct xy_pools *ps);
 
 /* After a scheduling round: plans, and submits or cancels jobs (at most
- * once every 20 ms while the queue changes, whatever the number of
- * rounds; at once for a burst into an empty queue). */
+ * once every few milliseconds, whatever the number of rounds). */
 void xy_pools_phase(struct xy_pools *ps);
 /* w said HELLO: if a pool's job brought it, the job is now connected. */
 void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w);
