@@ -129,8 +129,9 @@ XY_API int xy_manager_shutdown_workers(struct xy_manager *m);
  * A pool is a batch system's target whose jobs each bring one worker of
  * the shape given here; the manager asks for as many as the queued tasks
  * need, within the pool's limits, and releases idle ones
- * (docs/scaling.md). Providers: "local" (worker processes on this host)
- * and "slurm" (sbatch, squeue, scancel on PATH).
+ * (docs/scaling.md). Providers: "local" (worker processes on this host),
+ * "slurm" (sbatch, squeue, scancel on PATH) and "external" (the
+ * application's own: the hooks below, and xy_manager_pool_job).
  */
 #define XY_POOL_BACKLOG_MAX 10000
 
@@ -154,6 +155,14 @@ struct xy_pool_options {
 				   * (slurm) */
 	const char *log_dir;  /* slurm: each worker's log, NAME.log; NULL:
 			       * none */
+	/* external: the manager calls these on its loop thread, and they
+	 * must return at once. submit asks for a job whose worker is
+	 * started with `--name JOB`; cancel, for the end of one (id: as
+	 * the application said it, "" if it has not yet). */
+	void (*submit)(void *arg, const char *pool, const char *job);
+	void (*cancel)(void *arg, const char *pool, const char *job,
+		       const char *id);
+	void *hook_arg;
 };
 
 /* Adds a pool to m: 0, or -1 with errno and the reason in err. A task no
@@ -163,6 +172,13 @@ struct xy_pool_options {
 XY_API int xy_manager_add_pool(struct xy_manager *m,
 			       const struct xy_pool_options *o, char *err,
 			       size_t errlen);
+
+/* An external pool's answer for a job: submitted as id (why NULL), or
+ * refused, or ended (why says how). On the loop thread only (from a
+ * closure of xy_manager_post). 0, or -1 if m has no such job (gone: the
+ * application should cancel what it submitted for it). */
+XY_API int xy_manager_pool_job(struct xy_manager *m, const char *job,
+			       const char *id, const char *why);
 
 /* ------------------------------------------------------------------ files */
 

@@ -155,6 +155,10 @@ typedef struct {
 	struct keymap files, uses;
 	uint64_t next_handle;
 	PyObject *handles; /* the file's address -> its handle, made lazily */
+	/* The hooks of external pools (add_pool): the manager holds them
+	 * until it is destroyed, so they are dropped only after that, and
+	 * not shown to the garbage collector. */
+	PyObject *pool_hooks;
 	/* The loop thread's own state, touched only on that thread. */
 	struct keymap keys;
 	struct refusal *refused;
@@ -954,9 +958,40 @@ static void add_pool_body(Manager *self, struct sync *s)
 	s->num = xy_manager_add_pool(self->m, s->ptr, s->err, sizeof s->err);
 }
 
+/* An external pool's hook, on the loop thread (or the thread destroying
+ * the manager): hooks(what, pool, job, id), what "submit" or "cancel".
+ * It must return at once; what it raises is reported and dropped. */
+static void pool_hook(void *fn, const char *what, const char *pool,
+		      const char *job, const char *id)
+{
+	PyGILState_STATE g;
+	PyObject *r;
+
+	if (finalizing())
+		return;
+	g = PyGILState_Ensure();
+	r = PyObject_CallFunction(fn, "ssss", what, pool, job, id);
+	if (!r)
+		PyErr_WriteUnraisable(fn);
+	Py_XDECREF(r);
+	PyGILState_Release(g);
+}
+
+static void pool_hook_submit(void *fn, const char *pool, const char *job)
+{
+	pool_hook(fn, "submit", pool, job, "");
+}
+
+static void pool_hook_cancel(void *fn, const char *pool, const char *job,
+			     const char *id)
+{
+	pool_hook(fn, "cancel", pool, job, id);
+}
+
 /* add_pool(name, cores, *, provider, gpus, memory, disk, min_workers,
  * max_workers, backlog, priority, walltime, idle_timeout, partition,
- * extra_args, xylem, manager_host, log_dir): xy_manager_add_pool. */
+ * extra_args, xylem, manager_host, log_dir, hooks): xy_manager_add_pool.
+ * hooks: with provider "external", the callable pool_hook calls. */
 static PyObject *Manager_add_pool(Manager *self, PyObject *args,
 				  PyObject *kw)
 {
@@ -965,19 +1000,35 @@ static PyObject *Manager_add_pool(Manager *self, PyObject *args,
 				 "min_workers",	 "max_workers",	 "backlog",
 				 "priority",	 "walltime",	 "idle_timeout",
 				 "partition",	 "extra_args",	 "xylem",
-				 "manager_host", "log_dir",	 NULL};
+				 "manager_host", "log_dir",	 "hooks",
+				 NULL};
 	struct xy_pool_options o = {0};
-	PyObject *extra = NULL, *items = NULL;
+	PyObject *extra = NULL, *items = NULL, *hooks = NULL;
 	struct sync s = {.body = add_pool_body, .ptr = &o};
 	const char **argv = NULL;
 
 	if (!PyArg_ParseTupleAndKeywords(
-		    args, kw, "si|$ziLLiiiiddzOzzz", kwlist, &o.name, &o.cores,
-		    &o.provider, &o.gpus, &o.memory_mb, &o.disk_mb,
+		    args, kw, "si|$ziLLiiiiddzOzzzO", kwlist, &o.name,
+		    &o.cores, &o.provider, &o.gpus, &o.memory_mb, &o.disk_mb,
 		    &o.min_workers, &o.max_workers, &o.backlog, &o.priority,
 		    &o.walltime_s, &o.idle_timeout_s, &o.partition, &extra,
-		    &o.xylem, &o.manager_host, &o.log_dir))
+		    &o.xylem, &o.manager_host, &o.log_dir, &hooks))
 		return NULL;
+	if (hooks && hooks != Py_None) {
+		if (!PyCallable_Check(hooks)) {
+			PyErr_SetString(PyExc_TypeError,
+					"hooks must be callable");
+			return NULL;
+		}
+		if (!self->pool_hooks && !(self->pool_hooks = PyList_New(0)))
+			return NULL;
+		/* Kept even if the pool is refused: it is small. */
+		if (PyList_Append(self->pool_hooks, hooks) < 0)
+			return NULL;
+		o.submit = pool_hook_submit;
+		o.cancel = pool_hook_cancel;
+		o.hook_arg = hooks;
+	}
 	if (extra && extra != Py_None) {
 		items = PySequence_Fast(extra, "extra_args: a list of str");
 		if (!items)
@@ -1008,6 +1059,26 @@ error:
 	free(argv);
 	Py_XDECREF(items);
 	return NULL;
+}
+
+static void pool_job_body(Manager *self, struct sync *s)
+{
+	const char **a = s->ptr;
+
+	s->num = xy_manager_pool_job(self->m, a[0], a[1], a[2]);
+}
+
+/* pool_job(job, id, why): an external pool's answer (xy_manager_pool_job):
+ * True, or False if the manager has no such job. */
+static PyObject *Manager_pool_job(Manager *self, PyObject *args)
+{
+	const char *a[3] = {NULL, NULL, NULL};
+	struct sync s = {.body = pool_job_body, .ptr = a};
+
+	if (!PyArg_ParseTuple(args, "szz", &a[0], &a[1], &a[2]) ||
+	    run_sync(self, &s) < 0)
+		return NULL;
+	return PyBool_FromLong(s.num == 0);
 }
 
 static void cancel_body(Manager *self, struct sync *s)
@@ -1139,6 +1210,7 @@ static PyObject *Manager_close(Manager *self, PyObject *unused)
 		Py_END_ALLOW_THREADS
 		self->m = NULL;
 	}
+	Py_CLEAR(self->pool_hooks);
 	free(self->keys.keys);
 	free(self->keys.ids);
 	self->keys = (struct keymap){0};
@@ -1232,6 +1304,7 @@ static void Manager_dealloc(Manager *self)
 	if (self->running)
 		pthread_detach(self->thread);
 	xy_manager_destroy(self->m);
+	Py_CLEAR(self->pool_hooks);
 	free_handles(self);
 	Py_CLEAR(self->handles);
 	free(self->keys.keys);
@@ -1281,6 +1354,8 @@ static PyMethodDef Manager_methods[] = {
 	{"add_pool", (PyCFunction)(void (*)(void))Manager_add_pool,
 	 METH_VARARGS | METH_KEYWORDS,
 	 "add_pool(name, cores, **options): a pool of workers (xylem.Pool)"},
+	{"pool_job", (PyCFunction)Manager_pool_job, METH_VARARGS,
+	 "pool_job(job, id, why): an external pool's answer for a job"},
 	{"cancel", (PyCFunction)Manager_cancel, METH_O,
 	 "cancel(key) -> True if a task was cancelled"},
 	{"stats", (PyCFunction)Manager_stats, METH_NOARGS,

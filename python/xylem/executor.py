@@ -32,6 +32,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import sysconfig
 import tempfile
@@ -48,6 +49,7 @@ from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      TaskFailed, Unschedulable, WorkerFailed)
 from .environment import Environment
 from .files import File, Temp
+from .pools import ProviderJobs
 from .shell import ShellFunction
 from .workers import LocalWorkers, find_xylem
 
@@ -257,6 +259,17 @@ class _Options:
         return f"<xylem options {changed} of {self._executor!r}>"
 
 
+def _each_finally(steps):
+    """Runs each of steps, the next in a finally of the one before: an
+    interrupt (a Ctrl-C, or SIGTERM as SystemExit) in one still runs the
+    rest."""
+    if steps:
+        try:
+            steps[0]()
+        finally:
+            _each_finally(steps[1:])
+
+
 class Executor(cf.Executor):
     """Runs calls on Xylem workers.
 
@@ -305,6 +318,7 @@ class Executor(cf.Executor):
         self._fit_lock = threading.Lock()
         self._local = None
         self._pools = []
+        self._provider_jobs = None  # pools whose provider is an object
         self._manager = None
         self._fresh = bool(fresh)
         self._callbacks = Callbacks()
@@ -366,8 +380,15 @@ class Executor(cf.Executor):
                                       history=history, name=name)
         self._manager.set_callback(self._on_results)
         for pool in pools:
+            opts = pool.options(find_xylem())
+            if pool.external:
+                if self._provider_jobs is None:
+                    self._provider_jobs = ProviderJobs(self._manager,
+                                                       self._worker_command)
+                self._provider_jobs.add(pool, self._tmpdir)
+                opts["hooks"] = self._provider_jobs.hook
             try:
-                self._manager.add_pool(**pool.options(find_xylem()))
+                self._manager.add_pool(**opts)
             except ValueError as e:
                 raise ValueError(f"xylem.Executor: {e}") from None
         self._python = python or sys.executable
@@ -930,6 +951,20 @@ class Executor(cf.Executor):
             while self._pending:
                 self._idle.wait()
 
+    def _worker_command(self, pool, job):
+        """The command line of the worker that job of pool (its provider
+        an object) runs."""
+        host = pool.manager_host or socket.gethostname()
+        cmd = [pool.xylem or find_xylem(), "worker",
+               f"{host}:{self._manager.port}", "--name", job,
+               "--secret-file", self.secret_file, "--cores",
+               str(int(pool.cores)), "--gpus", str(int(pool.gpus)),
+               "--connect-timeout", "30"]
+        if pool.memory:
+            cmd += ["--memory", str(int(pool.memory))]
+        return " ".join(shlex.quote(a) for a in cmd) + \
+            (" " + pool.worker_options if pool.worker_options else "")
+
     def _close_when_idle(self):
         self._wait_idle()
         self._close()
@@ -967,27 +1002,33 @@ class Executor(cf.Executor):
         # SIGTERM as SystemExit) in one still runs the rest, so the
         # secret's directory goes and _closed is set, on which a later
         # close (the interpreter's exit) waits.
+        steps = [self._stop_local_workers if self._local is not None
+                 else None, self._close_manager,
+                 self._provider_jobs.stop if self._provider_jobs is not None
+                 else None,  # cancels the jobs of pools with a provider
+                 self._cancel_left, self._remove_tmpdir]
+        _each_finally([s for s in steps if s is not None])
+
+    def _close_manager(self):
+        if self._manager is not None:
+            with self._fit_lock:  # no question left unanswered
+                self._manager.close()
+
+    def _cancel_left(self):
+        with self._lock:
+            left = list(self._pending.values())
+            self._pending.clear()
+        for p in left:
+            cf.Future.cancel(p.future)
+
+    def _remove_tmpdir(self):
         try:
-            if self._local is not None:
-                self._stop_local_workers()
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
         finally:
-            try:
-                if self._manager is not None:
-                    with self._fit_lock:  # no question left unanswered
-                        self._manager.close()
-            finally:
-                try:
-                    with self._lock:
-                        left = list(self._pending.values())
-                        self._pending.clear()
-                    for p in left:
-                        cf.Future.cancel(p.future)
-                finally:
-                    shutil.rmtree(self._tmpdir, ignore_errors=True)
-                    self._callbacks.stop(wait=False)
-                    _live.discard(self)
-                    _interrupt.unwatch_sigterm()
-                    self._closed.set()
+            self._callbacks.stop(wait=False)
+            _live.discard(self)
+            _interrupt.unwatch_sigterm()
+            self._closed.set()
 
 
 def _text(b):

@@ -1394,3 +1394,9 @@ int xy_manager_add_pool(struct xy_manager *m, const struct xy_pool_options *o,
 {
 	return xy_pools_add(m->pools, o, err, errlen);
 }
+
+int xy_manager_pool_job(struct xy_manager *m, const char *job, const char *id,
+			const char *why)
+{
+	return xy_pools_job_answer(m->pools, job, id, why);
+}

@@ -12,7 +12,9 @@
  * Providers run the batch system's commands as child processes of the
  * loop (cmd_run), never blocking it: `sbatch --parsable` (its answer is
  * the job id), one `squeue` a poll for every job of this user, `scancel`.
- * The local provider starts `xylem worker` itself. A pool has at most
+ * The local provider starts `xylem worker` itself; an external one
+ * hands each submission and cancellation to the application's hooks,
+ * whose answers come back by xy_pools_job_answer. A pool has at most
  * SUBMITS_AT_ONCE submissions under way (submit_next). A job that leaves
  * Slurm's queue before its worker came is looked into (scontrol, and
  * its log's last lines) so that the log and status say why.
@@ -97,6 +99,11 @@ struct pool {
 	const struct provider *prov;
 	char *partition, *xylem, *host, *log_dir;
 	char **extra; /* NULL-ended */
+	/* external: the application's (struct xy_pool_options) */
+	void (*hook_submit)(void *arg, const char *pool, const char *job);
+	void (*hook_cancel)(void *arg, const char *pool, const char *job,
+			    const char *id);
+	void *hook_arg;
 	double walltime, idle_timeout;
 	struct job *jobs;
 	uint64_t seq;
@@ -744,6 +751,44 @@ static void slurm_cancel(struct pool *p, struct job *j)
 static const struct provider slurm_provider = {"slurm", slurm_submit,
 					       slurm_poll, slurm_cancel};
 
+/* ---------------------------------------------------- external provider */
+
+/* The application submits (Python's pools: a Parsl ExecutionProvider),
+ * and answers with xy_pools_job_answer; it also says when a job ends. */
+static int external_submit(struct pool *p, struct job *j)
+{
+	p->hook_submit(p->hook_arg, p->conf.name, j->name);
+	return 0;
+}
+
+static void external_cancel(struct pool *p, struct job *j)
+{
+	XY_LOGI(WHO, "pool %s: cancelling job %s (%s)", p->conf.name, j->id,
+		j->name);
+	p->hook_cancel(p->hook_arg, p->conf.name, j->name, j->id);
+}
+
+static const struct provider external_provider = {"external",
+						  external_submit, NULL,
+						  external_cancel};
+
+static struct job *job_named(struct xy_pools *ps, const char *name);
+
+int xy_pools_job_answer(struct xy_pools *ps, const char *name, const char *id,
+			const char *why)
+{
+	struct job *j = ps && name ? job_named(ps, name) : NULL;
+	if (!j || j->pool->prov != &external_provider)
+		return -1;
+	if (j->state == JOB_SUBMITTING && id && *id)
+		job_submitted(j, id);
+	else if (j->state == JOB_SUBMITTING)
+		submit_failed(j, why && *why ? why : "the provider refused it");
+	else if (why && *why)
+		job_end(j, why); /* nothing if it had ended already */
+	return 0;
+}
+
 /* --------------------------------------------------------------- plan */
 
 /* Starts the oldest waiting submissions, SUBMITS_AT_ONCE at most under
@@ -1274,6 +1319,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 		prov = &local_provider;
 	else if (!strcmp(o->provider, "slurm"))
 		prov = &slurm_provider;
+	else if (!strcmp(o->provider, "external"))
+		prov = &external_provider;
 	if (!name_ok(o->name))
 		return xy_fail(err, errlen, EINVAL, "pool name '%s': 1 to 32 "
 			       "letters, digits, '-' or '_'",
@@ -1284,7 +1331,12 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 				       o->name);
 	if (!prov)
 		return xy_fail(err, errlen, EINVAL, "pool %s: unknown provider"
-			       " '%s' (local or slurm)", o->name, o->provider);
+			       " '%s' (local, slurm or external)", o->name,
+			       o->provider);
+	if (prov == &external_provider && (!o->submit || !o->cancel))
+		return xy_fail(err, errlen, EINVAL, "pool %s: an external "
+			       "provider needs submit and cancel hooks",
+			       o->name);
 	if (ps->n == XY_POOLS_MAX)
 		return xy_fail(err, errlen, EINVAL, "at most %d pools",
 			       XY_POOLS_MAX);
@@ -1312,6 +1364,9 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	p->conf.backlog = o->backlog ? o->backlog : 4;
 	p->conf.priority = o->priority;
 	p->walltime = o->walltime_s;
+	p->hook_submit = o->submit;
+	p->hook_cancel = o->cancel;
+	p->hook_arg = o->hook_arg;
 	p->idle_timeout = o->idle_timeout_s ? o->idle_timeout_s : 60;
 	int oom = 0;
 	p->partition = dup_or_null(o->partition, &oom);

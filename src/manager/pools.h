@@ -1,6 +1,7 @@
 /*
  * pools.h: pools, a sub-context of the manager (pools.c). A pool is a
- * batch-system target (a provider: "local" or "slurm") whose jobs each
+ * batch-system target (a provider: "local", "slurm", or "external":
+ * the application's, through hooks) whose jobs each
  * bring one worker shaped like the pool's node. After each scheduling
  * round the scaler's plan (scaler.h) says how many jobs each pool should
  * have; this module submits, watches, cancels and releases them
@@ -35,6 +36,11 @@ void xy_pools_phase(struct xy_pools *ps);
 void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w);
 /* w is going: its job, if any, is over. */
 void xy_pools_worker_gone(struct xy_pools *ps, struct xy_worker *w);
+
+/* An external pool's answer for job (xy_manager_pool_job): 0, or -1 if
+ * no external pool has it. */
+int xy_pools_job_answer(struct xy_pools *ps, const char *job, const char *id,
+			const char *why);
 
 /* The pools for status: each with its jobs, counts and last reason. */
 json_t *xy_pools_status(const struct xy_pools *ps);

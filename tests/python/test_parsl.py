@@ -324,15 +324,37 @@ def test_bash_app_not_found_hint(dfk, tmp_path, monkeypatch):
 def test_provider(tmp_path):
     from parsl.providers import LocalProvider
     parsl.clear()
+    provider = LocalProvider(init_blocks=0, min_blocks=0, max_blocks=3)
     ex = XylemExecutor(label="xylem_provider", cores_per_worker=2,
-                       provider=LocalProvider(init_blocks=1, min_blocks=0,
-                                              max_blocks=1))
+                       provider=provider, idle_timeout=2)
+    # Parsl's own strategy would start blocks for queued tasks: it is not
+    # the one that runs here.
     config = Config(executors=[ex], run_dir=str(tmp_path / "runinfo"),
-                    strategy="none")
+                    strategy="htex_auto_scale", strategy_period=0.2)
     with parsl.load(config):
         assert square(9).result(TIMEOUT) == 81
-        assert len(ex.blocks_to_job_id) == 1
-        assert ex.workers_per_node == 2
-        # The block's worker connected with the cores it was told.
+        pool = ex._xy.status()["pools"][0]
+        assert pool["provider"] == "external"
+        # One one-core task: one job, though max_blocks is 3.
+        assert pool["submitted"] == 1, pool
+        # The job's worker connected with the cores it was told, and the
+        # provider wrote its script where the DataFlowKernel said.
         assert ex._xy.stats()["cores_total"] == 2
+        assert os.listdir(provider.script_dir)
+        # Two-core tasks of a second, six at once: three jobs, the most
+        # it may have.
+        spec = {"cores": 2}
+        futures = [nap(1, parsl_resource_specification=spec)
+                   for _ in range(6)]
+        for f in futures:
+            f.result(TIMEOUT)
+        pool = ex._xy.status()["pools"][0]
+        assert pool["submitted"] == 3, pool
+        assert not ex.blocks_to_job_id  # Parsl's blocks: none
+        # Idle, the workers are released: their jobs end.
+        deadline = time.monotonic() + 30
+        while ex._xy.stats()["workers_connected"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ex._xy.stats()["workers_connected"] == 0
     parsl.clear()

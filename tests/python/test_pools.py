@@ -51,3 +51,114 @@ def test_bad_pools():
         xylem.Executor(pools=[xylem.Pool("a b", 1)])
     with pytest.raises(ValueError, match="pool 'p' twice"):
         xylem.Executor(pools=[xylem.Pool("p", 1), xylem.Pool("p", 2)])
+
+
+# ------------------------------------------------ a Parsl provider's pool
+
+def _processes_named(text):
+    """The pids of processes whose command line contains text."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_parsl_provider_brings_workers_and_leaves_none():
+    from parsl.providers import LocalProvider
+    provider = LocalProvider()
+    pool = xylem.Pool("prov", cores=2, provider=provider, max_workers=2,
+                      backlog=2, idle_timeout=30, manager_host="127.0.0.1")
+    with xylem.Executor(pools=[pool]) as ex:
+        results = list(ex.map(slow_pid, range(8)))
+        assert [x for _, x in results] == list(range(8))
+        p = ex.status()["pools"][0]
+        assert p["provider"] == "external", p
+        # The scaler's decision, carried out by Parsl's provider.
+        assert p["submitted"] == 2 and p["connected"] == 2, p
+        ids = [j["id"] for j in p["jobs"]]
+        names = [j["name"] for j in p["jobs"]]
+        assert all(ids), p
+        # Parsl's LocalProvider knows them as its own, running.
+        states = provider.status(ids)
+        assert all(s.state.name == "RUNNING" for s in states), states
+    # Shut down: no worker of the pool's is left.
+    deadline = time.monotonic() + 15
+    while any(_processes_named(n) for n in names) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_processes_named(n) for n in names)
+
+
+class _Refusing:
+    """A provider whose batch system refuses every job: what a real one
+    cannot be made to do on demand."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def submit(self, command, tasks_per_node, job_name="x"):
+        self.calls += 1
+        raise RuntimeError("sbatch: error: invalid partition specified")
+
+    def status(self, job_ids):
+        return []
+
+    def cancel(self, job_ids):
+        return [True for _ in job_ids]
+
+
+def test_refused_provider_submissions_are_reported():
+    provider = _Refusing()
+    pool = xylem.Pool("refused", cores=1, provider=provider, max_workers=1)
+    with xylem.Executor(pools=[pool]) as ex:
+        f = ex.submit(sum, [1, 2])
+        deadline = time.monotonic() + 20
+        p = ex.status()["pools"][0]
+        while "invalid partition" not in p["last_failure"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+            p = ex.status()["pools"][0]
+        assert "RuntimeError: sbatch: error: invalid partition" in \
+            p["last_failure"], p
+        assert "paused" in p["why"], p
+        ex.shutdown(wait=False, cancel_futures=True)
+    assert f.cancelled() or f.done()
+    assert provider.calls >= 1
+
+
+def test_provider_job_that_ends_is_reported():
+    from parsl.providers import LocalProvider
+    provider = LocalProvider()
+    # Its jobs start a program that exits at once: no worker ever comes.
+    pool = xylem.Pool("ends", cores=1, provider=provider, max_workers=1,
+                      xylem="/bin/false")
+    with xylem.Executor(pools=[pool]) as ex:
+        ex._provider_jobs._poll_interval = 0.5
+        f = ex.submit(sum, [1, 2])
+        deadline = time.monotonic() + 20
+        p = ex.status()["pools"][0]
+        while not p["last_failure"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            p = ex.status()["pools"][0]
+        assert "the provider says" in p["last_failure"], p
+        ended = [j for j in p["jobs"] if j["state"] == "ended"]
+        assert ended and "the provider says" in ended[0]["why"], p
+        ex.shutdown(wait=False, cancel_futures=True)
+    assert f.cancelled() or f.done()
+
+
+def test_bad_provider_objects():
+    with pytest.raises(TypeError, match="has no submit, status, cancel"):
+        xylem.Pool("p", 1, provider=object())
+
+    class Blocks(_Refusing):
+        nodes_per_block = 2
+    with pytest.raises(ValueError, match="nodes_per_block must be 1"):
+        xylem.Pool("p", 1, provider=Blocks())

@@ -42,7 +42,7 @@ import logging
 import math
 import os
 import queue
-import shlex
+import re
 import shutil
 import tempfile
 import threading
@@ -57,7 +57,7 @@ from parsl.utils import RepresentationMixin, get_std_fname_mode
 
 import xylem
 from xylem import errors as xerrors
-from xylem.workers import find_xylem
+from xylem.pools import BACKLOG_MAX
 
 from . import _hints, _remote
 from .errors import (XylemInputMissing, XylemLibraryCrashed,
@@ -97,12 +97,24 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
     """Runs Parsl apps on Xylem workers.
 
     label: the executor's label in the Parsl config.
-    provider: a Parsl ExecutionProvider that starts workers (``xylem
-        worker HOST:PORT --secret-file F --cores N`` per block); None
-        (the default): the executor starts ``workers`` local workers.
+    provider: a Parsl ExecutionProvider (SlurmProvider, LocalProvider,
+        ...) whose jobs (blocks) each run one worker (``xylem worker
+        HOST:PORT --name JOB --secret-file F --cores N``); None (the
+        default): the executor starts ``workers`` local workers. Xylem's
+        scaler, not Parsl's strategy, decides how many jobs there are: as
+        many as the queued tasks' cores, memory and GPUs need on workers
+        of cores_per_worker, gpus_per_worker and memory_per_worker,
+        between the provider's min_blocks and max_blocks; idle workers
+        go after idle_timeout seconds (docs/scaling.md). The provider's
+        nodes_per_block must be 1; its init_blocks and parallelism are
+        not used.
     workers: local workers to start when there is no provider (None: one
         per core; 0: none, workers connect from elsewhere).
     cores_per_worker: cores each worker offers (local or provider's).
+    gpus_per_worker, memory_per_worker: GPUs and memory (MB) each of a
+        provider's workers offers (0: none, not stated).
+    idle_timeout: seconds a provider's worker may be idle before its job
+        is released (default: Parsl's max_idletime, 120).
     address: the host name or address that provider-started workers
         connect to (default: 127.0.0.1 for a LocalProvider, else
         parsl.addresses.get_any_address()).
@@ -132,6 +144,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
                  provider: Optional[ExecutionProvider] = None,
                  workers: Optional[int] = None,
                  cores_per_worker: int = 1,
+                 gpus_per_worker: int = 0,
+                 memory_per_worker: int = 0,
+                 idle_timeout: float = 120.0,
                  address: Optional[str] = None,
                  port: int = 0,
                  secret_file: Optional[str] = None,
@@ -148,6 +163,9 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         self.label = label
         self.workers = workers
         self.cores_per_worker = cores_per_worker
+        self.gpus_per_worker = gpus_per_worker
+        self.memory_per_worker = memory_per_worker
+        self.idle_timeout = idle_timeout
         self.address = address
         self.port = port
         self.secret_file = secret_file
@@ -203,7 +221,7 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         opts = dict(self.xylem_options)
         if self.provider is not None:
             opts.update(workers=0, port=self.port,
-                        secret_file=self.secret_file)
+                        secret_file=self.secret_file, pools=[self._pool()])
             if self._address() in ("127.0.0.1", "localhost"):
                 opts.setdefault("host", "127.0.0.1")
         else:
@@ -217,18 +235,33 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             target=self._complete_loop, name=f"xylem-parsl-{self.label}",
             daemon=True)
         self._completer.start()
-        if self.provider is not None and self.provider.init_blocks:
-            self.scale_out_facade(self.provider.init_blocks)
+
+    def _pool(self):
+        """The pool whose jobs the provider runs: Xylem's scaler sizes
+        it."""
+        p = self.provider
+        walltime = getattr(p, "walltime", None)
+        return xylem.Pool(
+            _pool_name(self.label), self.cores_per_worker, provider=p, gpus=self.gpus_per_worker,
+            memory=self.memory_per_worker,
+            min_workers=p.min_blocks, max_workers=p.max_blocks,
+            # Parsl asks for up to max_blocks at once; so may Xylem.
+            backlog=max(1, min(p.max_blocks, BACKLOG_MAX)),
+            walltime=_seconds(walltime) if walltime else 0,
+            idle_timeout=self.idle_timeout, manager_host=self._address(),
+            xylem=self.worker_command, worker_options=self.worker_options)
+
+    @property
+    def status_polling_interval(self):
+        # 0: Parsl's job status poller, and so its scaling strategy,
+        # leave this executor alone; Xylem's scaler runs its provider.
+        return 0
 
     def _get_launch_command(self, block_id):
-        binary = self.worker_command or find_xylem()
-        cmd = (f"{shlex.quote(binary)} worker"
-               f" {self._address()}:{self._xy.port}"
-               f" --secret-file {shlex.quote(self._xy.secret_file)}"
-               f" --cores {self.cores_per_worker}")
-        if self.worker_options:
-            cmd += " " + self.worker_options
-        return f"PARSL_WORKER_BLOCK_ID={block_id} {cmd}"
+        # Parsl's own scale_out would run this; Xylem's scaler names each
+        # job itself (xylem.Executor._worker_command).
+        raise NotImplementedError("Xylem's scaler starts this executor's"
+                                  " workers: Parsl's blocks are not used")
 
     def outstanding(self) -> int:
         with self._lock:
@@ -246,15 +279,8 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
 
     def shutdown(self):
         if self._xy is not None:
+            # With a provider, this cancels every job it ran.
             self._xy.shutdown(wait=True, cancel_futures=True)
-        if self.provider is not None:
-            blocks = [b for b, s in self._status.items()
-                      if not s.terminal]
-            if blocks:
-                try:
-                    self.scale_in(len(blocks))
-                except Exception:
-                    logger.exception("scaling in at shutdown failed")
         if self._completer is not None:
             self._done.put(None)
             self._completer.join()
@@ -534,6 +560,23 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
             exc = XylemTaskFailure(self, text, e)
         exc.__cause__ = e
         return exc
+
+
+def _pool_name(label):
+    """A pool's name (1 to 32 of letters, digits, - and _) for label."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", label)[:32] or "parsl"
+
+
+def _seconds(walltime):
+    """Seconds in a Parsl provider's walltime: "[D-]HH:MM:SS", "MM:SS",
+    or a number of seconds."""
+    if isinstance(walltime, (int, float)):
+        return float(walltime)
+    days, _, clock = str(walltime).rpartition("-")
+    total = 0.0
+    for part in clock.split(":"):
+        total = total * 60 + float(part)
+    return total + 86400 * float(days or 0)
 
 
 def _staging_dir(run_dir, label):
