@@ -18,6 +18,9 @@
 #include "pools.h"
 #include "log.h"
 #include "util.h"
+#include "xplan.h"
+
+#define HAND_OFF_ROUNDS 2
 
 /* How long a worker's failure to store an object (NO_ROOM) keeps objects
  * as large away from it: its disk may have been filled by a sandbox or
@@ -337,11 +340,23 @@ void xy_wtable_drain(struct xy_wtable *wt, struct xy_worker *w)
 
 void xy_wtable_drained(struct xy_wtable *wt, struct xy_worker *w)
 {
-	(void)wt;
 	/* Its outputs come back first, and what others fetch from it. */
 	if (!w->draining || w->n_running || w->retrieving || w->serving ||
 	    w->told_stop || !w->conn)
 		return;
+	/* Then the last copies it holds of files still named go to other
+	 * workers (a temp would otherwise be made again); the copies' ends
+	 * call this again. A round whose copies fail is tried once more. */
+	if (w->hand_offs < HAND_OFF_ROUNDS) {
+		w->hand_offs++;
+		int n = xy_xplan_hand_off(wt->m->xplan, w);
+		if (n > 0) {
+			XY_LOGI("manager", "worker %s drains: %d last copies "
+				"go to other workers first", w->name, n);
+			return;
+		}
+		w->hand_offs = HAND_OFF_ROUNDS; /* nothing to hand off */
+	}
 	if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0) {
 		w->told_stop = 1;
 		XY_LOGI("manager", "worker %s drained: told to stop", w->name);

@@ -293,9 +293,13 @@ static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
 		struct xy_worker *s = r->worker;
-		if (!r->ready || s == dest || !s->ready)
+		if (!r->ready || s == dest)
 			continue;
-		if (resting(s, o, now)) {
+		/* A draining worker still serves, as a last resort: its
+		 * last copies are handed off from it (xy_xplan_hand_off). */
+		if (!s->ready && !(s->draining && !s->told_stop && s->conn))
+			continue;
+		if (!s->ready || resting(s, o, now)) {
 			if (!rested || s->serving < rested->serving)
 				rested = s;
 			continue;
@@ -858,6 +862,50 @@ int xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
 		  xy_cache_level level, struct xy_worker *w)
 {
 	return send_fetch(x, obj, level, w);
+}
+
+/* 1 if o has a copy, or one on its way, on a ready worker other than w. */
+static int copied_elsewhere(struct xy_object *o, const struct xy_worker *w)
+{
+	for (uint32_t i = 0; i < o->n_replicas; i++)
+		if (o->replicas[i].worker != w && o->replicas[i].worker->ready)
+			return 1;
+	return 0;
+}
+
+/* The ready worker, other than w, without o, with the fewest fetches in
+ * flight, or NULL. */
+static struct xy_worker *heir(struct xy_xplan *x, struct xy_object *o,
+			      const struct xy_worker *w)
+{
+	struct xy_worker *best = NULL;
+	for (struct xy_worker *v = xy_wtable_all(x->m->wtable); v;
+	     v = v->next) {
+		if (v == w || !v->ready || xy_catalog_replica_find(o, v))
+			continue;
+		if (!best || v->fetches < best->fetches)
+			best = v;
+	}
+	return best;
+}
+
+int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w)
+{
+	int n = 0;
+	for (uint32_t i = 0; i < w->n_held; i++) {
+		struct xy_object *o = w->held[i];
+		struct replica *r = xy_catalog_replica_find(o, w);
+		if (!o->files || o->on_manager || !r || !r->ready ||
+		    copied_elsewhere(o, w))
+			continue;
+		struct xy_worker *to = heir(x, o, w);
+		if (!to)
+			break; /* no other worker */
+		if (send_fetch(x, o, (xy_cache_level)o->level, to) < 0)
+			break;
+		n++;
+	}
+	return n;
 }
 
 int xy_xplan_busy(const struct xy_xplan *x)

@@ -46,6 +46,11 @@ int xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
  * cannot be planned: nothing is sent. */
 int xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
 		  xy_cache_level level, struct xy_worker *w);
+/* w drains: each object of which it holds the last copy, and that a
+ * file still names, is sent (FETCH) to another ready worker, w its
+ * source. Returns the copies begun (0: none needed, or no worker to
+ * take them: a temp is then made again if a task needs it). */
+int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w);
 /* Forgets w as a source (it is going away). */
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);
 /* Frees w's source cooldowns (wtable.c, as w is freed). */

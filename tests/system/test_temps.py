@@ -6,9 +6,11 @@ and a temp evicted from a small cache, which counts as lost. The same
 loss across namespaces, mid-transfer, is in tests/netns/test_temps.py; the
 C API's cases are in tests/unit/test_lineage.c."""
 
+import json
 import os
 import signal
 import sqlite3
+import subprocess
 
 from helpers import task, wait_for, write_workflow
 
@@ -25,6 +27,14 @@ def events(db, tag):
                 " ORDER BY time", (tag,))]
     except sqlite3.Error:
         return []
+
+
+def workers_ready(xylem, port, secret_file):
+    r = subprocess.run([xylem.bin, "status", f"127.0.0.1:{port}",
+                        "--secret-file", secret_file, "--json"],
+                       capture_output=True, text=True, timeout=30)
+    return sum(1 for w in json.loads(r.stdout)["workers"]
+               if w["schedulable"])
 
 
 def test_temp_chain(xylem, tmp_path):
@@ -116,3 +126,33 @@ def test_evicted_temp_is_made_again(xylem, tmp_path, secret_file):
     assert "temp-1 lost its last copy" in mgr.output, mgr.output
     w.wait_line(r"evicted", 10)
     assert "3 succeeded, 0 failed" in mgr.output, mgr.output
+
+
+def test_draining_holder_hands_its_temp_off(xylem, tmp_path, secret_file):
+    """A (1 core) writes a temp on w1; w2 (1 core) comes; w1 is drained
+    (SIGUSR1), and before it stops, the temp's last copy goes to w2. B
+    (2 cores) then runs on w3 with the temp from w2: A ran once."""
+    mid, out, marks = tmp_path / "mid", tmp_path / "out", tmp_path / "marks"
+    tasks = [
+        {"id": "a", "command": f"echo x >> {marks}; echo made > out",
+         "outputs": [temp_out(mid, "out")]},
+        task("b", "cat in > out", inputs=[(mid, "in")],
+             outputs=[(out, "out")], resources={"cores": 2}),
+    ]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    db = tmp_path / "run.db"
+    mgr, port = xylem.manager(wf, secret_file, "--history", db)
+    w1 = xylem.worker(port, secret_file, 1)
+    wait_for(lambda: "done" in events(db, "a"), 30, what="a to end")
+    w2 = xylem.worker(port, secret_file, 1)
+    # The manager has w2 (its HELLO may come after w1's DRAIN else).
+    wait_for(lambda: workers_ready(xylem, port, secret_file) == 2, 10,
+             what="w2 to be ready")
+    w1.signal(signal.SIGUSR1)
+    assert w1.wait(30) == 0, w1.output
+    xylem.worker(port, secret_file, 2)
+    assert mgr.wait(60) == 0, mgr.output
+    assert out.read_text() == "made\n"
+    assert marks.read_text() == "x\n", "a ran again: " + mgr.output
+    assert "lost its last copy" not in mgr.output, mgr.output
+    w2.signal(signal.SIGTERM)
