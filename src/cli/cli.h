@@ -35,6 +35,11 @@ struct xy_cli_pool *xy_cli_pool_parse(const char *who, const char *spec);
 /* One --pool SPEC more into pools[*n]: 0, or -1 (said on stderr). */
 int xy_cli_pool_arg(const char *who, const char *spec,
 		    struct xy_cli_pool **pools, int *n);
+/* --pools FILE: a --pool SPEC a line ('#' starts a comment; blank lines
+ * are skipped), each into pools[*n]: 0, or -1 (said on stderr, with the
+ * file's name and the line's number). */
+int xy_cli_pools_file(const char *who, const char *path,
+		      struct xy_cli_pool **pools, int *n);
 void xy_cli_pool_free(struct xy_cli_pool *p);
 int xy_cli_pools_add(const char *who, struct xy_manager *m,
 		     struct xy_cli_pool **pools, int n);

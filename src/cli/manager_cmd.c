@@ -55,6 +55,8 @@ static void usage(FILE *out)
 		" min, max, backlog,\n"
 		"                        partition, walltime, idle, ...; see"
 		" docs/cli.md); repeatable\n"
+		"  --pools FILE          pools from a file: a SPEC a line, '#'"
+		" comments\n"
 		"  --help                show this help\n\n"
 		"It prints 'xylem manager: listening on port P' on stderr when"
 		" ready.\nExit status: 0 after a signal, 1 if it cannot start,"
@@ -65,7 +67,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL };
+	       O_POOL, O_POOLS };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
@@ -74,6 +76,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"pool", required_argument, NULL, O_POOL},
+		{"pools", required_argument, NULL, O_POOLS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -101,6 +104,10 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		case O_POOL:
 			bad |= xy_cli_pool_arg("xylem manager", optarg,
 					       o->pools, &o->n_pools) < 0;
+			break;
+		case O_POOLS:
+			bad |= xy_cli_pools_file("xylem manager", optarg,
+						 o->pools, &o->n_pools) < 0;
 			break;
 		case 'h': usage(stdout); return XY_EXIT_OK;
 		default:

@@ -1,7 +1,8 @@
 /*
- * pools_arg.c: the --pool option of `xylem run` and `xylem manager`
- * (cli.h): one pool as comma-separated KEY=VALUE pairs, checked here and
- * added to the manager by xy_cli_pools_add (docs/cli.md, "Pools").
+ * pools_arg.c: the --pool and --pools options of `xylem run` and `xylem
+ * manager` (cli.h): one pool as comma-separated KEY=VALUE pairs, or a
+ * file of them, one a line; checked here and added to the manager by
+ * xy_cli_pools_add (docs/cli.md, "Pools").
  */
 #include <errno.h>
 #include <limits.h>
@@ -154,6 +155,44 @@ int xy_cli_pool_arg(const char *who, const char *spec,
 		return -1;
 	(*n)++;
 	return 0;
+}
+
+int xy_cli_pools_file(const char *who, const char *path,
+		      struct xy_cli_pool **pools, int *n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%s: --pools %s: %s\n", who, path,
+			strerror(errno));
+		return -1;
+	}
+	char *line = NULL, where[PATH_MAX + 64];
+	size_t cap = 0;
+	int rc = 0, at = 0, before = *n;
+	while (rc == 0 && getline(&line, &cap, f) >= 0) {
+		at++;
+		char *s = line + strspn(line, " \t");
+		s[strcspn(s, "#\r\n")] = 0; /* a comment runs to the end */
+		for (size_t k = strlen(s); k && (s[k - 1] == ' ' ||
+						 s[k - 1] == '\t');)
+			s[--k] = 0;
+		if (!*s)
+			continue;
+		snprintf(where, sizeof where, "%s: %s:%d", who, path, at);
+		rc = xy_cli_pool_arg(where, s, pools, n);
+	}
+	if (rc == 0 && ferror(f)) {
+		fprintf(stderr, "%s: --pools %s: %s\n", who, path,
+			strerror(errno));
+		rc = -1;
+	}
+	if (rc == 0 && *n == before) {
+		fprintf(stderr, "%s: --pools %s: no pool in it\n", who, path);
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
 }
 
 void xy_cli_pool_free(struct xy_cli_pool *p)

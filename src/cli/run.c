@@ -101,6 +101,8 @@ static void usage(FILE *out)
 		"                        (docs/cli.md, \"Pools\"); repeatable;"
 		" with a pool,\n"
 		"                        --workers defaults to 0\n"
+		"  --pools FILE          pools from a file: a SPEC a line, '#'"
+		" comments\n"
 		"  --quiet               no progress line and no summary unless"
 		" a task fails\n"
 		"  --help                show this help\n\n"
@@ -112,7 +114,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
-	       O_QUIET, O_POOL };
+	       O_QUIET, O_POOL, O_POOLS };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
@@ -122,6 +124,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"pool", required_argument, NULL, O_POOL},
+		{"pools", required_argument, NULL, O_POOLS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -161,6 +164,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case O_POOL:
 			bad |= xy_cli_pool_arg("xylem run", optarg, o->pools,
 					       &o->n_pools) < 0;
+			break;
+		case O_POOLS:
+			bad |= xy_cli_pools_file("xylem run", optarg, o->pools,
+						 &o->n_pools) < 0;
 			break;
 		case 'h':
 			usage(stdout);

@@ -163,3 +163,41 @@ def test_pool_numbers_must_be_finite_and_whole(xylem, tmp_path):
         r = xylem.run("run", wf, "--pool", spec)
         assert r.returncode == 2, (spec, r.output)
         assert says in r.output, (spec, r.output)
+
+
+def test_pools_from_a_file(xylem, tmp_path):
+    """--pools FILE: a --pool SPEC a line, with comments and blank lines;
+    a bad line is named by its number; a missing or empty file is an
+    error."""
+    out = tmp_path / "out"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("g", "echo g > o", outputs=[(out / "g", "o")],
+             resources={"gpus": 1}),
+        task("c", "echo c > o", outputs=[(out / "c", "o")])])
+    conf = tmp_path / "pools.conf"
+    conf.write_text("# the machine's pools\n"
+                    "name=cpu,cores=2,max=1   # CPU only\n"
+                    "\n"
+                    "  name=gpu,cores=2,gpus=1,max=1\n")
+    r = xylem.run("run", wf, "--quiet", "--pools", conf, timeout=120,
+                  env={**xylem.env, "XYLEM_LOG": "info"})
+    assert r.returncode == 0, r.output
+    assert (out / "g").read_text() == "g\n"
+    assert (out / "c").read_text() == "c\n"
+    assert sorted(re.findall(r"pool (\w+) \(local\)", r.output)) == \
+        ["cpu", "gpu"], r.output
+    conf.write_text("name=cpu,cores=2\nname=gpu,cores=2,gpus=one\n")
+    r = xylem.run("run", wf, "--pools", conf)
+    assert r.returncode == 2, r.output
+    assert f"xylem run: {conf}:2: --pool: gpus wants a whole number" in \
+        r.output, r.output
+    for text, says in [("# nothing\n\n", "no pool in it"),
+                       (None, "No such file or directory")]:
+        if text is None:
+            conf.unlink()
+        else:
+            conf.write_text(text)
+        r = xylem.run("manager", "--pools", conf)
+        assert r.returncode == 2, r.output
+        assert f"xylem manager: --pools {conf}: {says}" in r.output, \
+            r.output
