@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,4 +330,63 @@ size_t xy_edit_distance(const char *a, const char *b)
 		}
 	}
 	return row[lb];
+}
+
+void xy_crash_point(const char *name)
+{
+	const char *at = getenv("XYLEM_CRASH_POINT");
+	if (!at || strcmp(at, name))
+		return;
+	/* Visits are counted in the environment itself, so that the count
+	 * needs no state of this library's. */
+	const char *after = getenv("XYLEM_CRASH_AFTER");
+	long left = after ? strtol(after, NULL, 10) : 1;
+	if (left > 1) {
+		char buf[24];
+		snprintf(buf, sizeof buf, "%ld", left - 1);
+		setenv("XYLEM_CRASH_AFTER", buf, 1);
+		return;
+	}
+	kill(getpid(), SIGKILL);
+}
+
+/* The table for the byte-at-a-time CRC-32C (reflected 0x82F63B78). */
+static uint32_t crc32c_byte(uint32_t crc, uint8_t b)
+{
+	crc ^= b;
+	for (int k = 0; k < 8; k++)
+		crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
+	return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	uint64_t c = crc;
+	for (; n >= 8; n -= 8, p += 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+	}
+	crc = (uint32_t)c;
+	for (; n; n--, p++)
+		crc = __builtin_ia32_crc32qi(crc, *p);
+	return crc;
+}
+#endif
+
+uint32_t xy_crc32c(uint32_t crc, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	crc = ~crc;
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return ~crc32c_hw(crc, p, n);
+#endif
+	/* Without the instruction: a bit at a time, 8 steps a byte (slow,
+	 * but only on machines without SSE 4.2). */
+	for (; n; n--, p++)
+		crc = crc32c_byte(crc, *p);
+	return ~crc;
 }

@@ -49,6 +49,15 @@ int xy_unhex(const char *s, uint8_t *out, size_t n);
  * receives at most hostlen-1 bytes. */
 int xy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/* A named crash point for durability tests (docs/durability.md): kills
+ * this process with SIGKILL if the environment's XYLEM_CRASH_POINT is
+ * name, at its XYLEM_CRASH_AFTER-th visit (default: the first). */
+void xy_crash_point(const char *name);
+#define XY_CRASH_POINT(name) xy_crash_point(name)
+
+/* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
+uint32_t xy_crc32c(uint32_t crc, const void *p, size_t n);
+
 /* The edit distance between a and b, for "did you mean" hints; 64 for
  * strings of 64 bytes or more. */
 size_t xy_edit_distance(const char *a, const char *b);

@@ -1,0 +1,503 @@
+/*
+ * journal.c: the manager's journal (journal.h, docs/durability.md).
+ *
+ * A directory holds `lock` (flock'ed while a manager has it), `snapshot`
+ * (optional) and `log`. Both files are runs of records, each a 28-byte
+ * header and a payload: magic, length, CRC-32C (over the rest of the
+ * header and the payload), type, flags, epoch, sequence number. A
+ * snapshot starts with a SNAP record whose payload is the last sequence
+ * number it covers; the log's records at or below it are skipped.
+ *
+ * Reading maps each file and walks it (scan). The first record that is
+ * cut short or fails its checksum ends the walk: if a good record follows
+ * anywhere after it, the damage is in the middle and open refuses;
+ * otherwise it is a torn tail, and the log is truncated there.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define WHO "journal"
+#define MAGIC 0x314a5958u /* "XYJ1" little-endian */
+#define HEADER 28
+#define SNAP 0xffffu /* a snapshot's first record: its last seq */
+
+struct xy_journal {
+	char *dir;
+	int dirfd, lockfd, logfd; /* -1: none (a snapshot being built) */
+	enum xy_journal_mode mode;
+	uint8_t *buf; /* records appended, not yet written */
+	size_t len, cap;
+	uint64_t seq; /* the last given */
+	uint32_t epoch;
+	int failed; /* a write or sync failed: nothing more is written */
+	struct xy_journal_info info;
+};
+
+/* ------------------------------------------------------------ encoding */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint32_t checksum(const uint8_t *rec, size_t len)
+{
+	/* The header after the checksum, then the payload. */
+	return xy_crc32c(xy_crc32c(0, rec + 12, HEADER - 12), rec + HEADER,
+			 len);
+}
+
+static uint64_t append(struct xy_journal *j, unsigned type, const void *data,
+		       size_t len);
+
+uint64_t xy_journal_append(struct xy_journal *j, unsigned type,
+			   const void *data, size_t len)
+{
+	if (type >= SNAP) {
+		errno = EINVAL;
+		return 0;
+	}
+	return append(j, type, data, len);
+}
+
+static uint64_t append(struct xy_journal *j, unsigned type, const void *data,
+		       size_t len)
+{
+	if (j->failed) {
+		errno = EIO;
+		return 0;
+	}
+	if (len > XY_JOURNAL_RECORD_MAX) {
+		errno = EMSGSIZE;
+		return 0;
+	}
+	if (j->len + HEADER + len > j->cap) {
+		size_t cap = j->cap ? j->cap : 4096;
+		while (cap < j->len + HEADER + len)
+			cap *= 2;
+		uint8_t *b = realloc(j->buf, cap);
+		if (!b) {
+			errno = ENOMEM;
+			return 0;
+		}
+		j->buf = b;
+		j->cap = cap;
+	}
+	uint8_t *rec = j->buf + j->len;
+	put32(rec, MAGIC);
+	put32(rec + 4, (uint32_t)len);
+	rec[12] = (uint8_t)type;
+	rec[13] = (uint8_t)(type >> 8);
+	rec[14] = rec[15] = 0;
+	put32(rec + 16, j->epoch);
+	put64(rec + 16 + 4, ++j->seq);
+	if (len)
+		memcpy(rec + HEADER, data, len);
+	put32(rec + 8, checksum(rec, len));
+	j->len += HEADER + len;
+	return j->seq;
+}
+
+size_t xy_journal_pending(const struct xy_journal *j)
+{
+	return j->len;
+}
+
+/* ------------------------------------------------------------- writing */
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int flush_to(struct xy_journal *j, int sync)
+{
+	if (j->failed) {
+		errno = EIO;
+		return -1;
+	}
+	if (!j->len && !sync)
+		return 0;
+	XY_CRASH_POINT("journal-before-write");
+	if (write_all(j->logfd, j->buf, j->len) < 0)
+		goto failed;
+	XY_CRASH_POINT("journal-after-write");
+	j->info.log_bytes += j->len;
+	j->info.last_seq = j->seq;
+	j->len = 0;
+	if (sync && fdatasync(j->logfd) < 0)
+		goto failed;
+	if (sync)
+		XY_CRASH_POINT("journal-after-sync");
+	return 0;
+failed:
+	/* After a failed fdatasync the kernel may have dropped the pages:
+	 * nothing written later could be trusted to follow them. */
+	XY_LOGE(WHO, "%s/log: %s: the journal stops here", j->dir,
+		strerror(errno));
+	j->failed = 1;
+	return -1;
+}
+
+int xy_journal_flush(struct xy_journal *j)
+{
+	return flush_to(j, j->mode == XY_JOURNAL_SYNC);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* 1 if a whole record with a good checksum starts at p (n bytes left). */
+static int good_record(const uint8_t *p, size_t n)
+{
+	if (n < HEADER || get32(p) != MAGIC)
+		return 0;
+	uint32_t len = get32(p + 4);
+	return len <= XY_JOURNAL_RECORD_MAX && len <= n - HEADER &&
+	       checksum(p, len) == get32(p + 8);
+}
+
+struct scan {
+	const char *file; /* for messages */
+	uint64_t skip_to; /* records at or below this seq are skipped */
+	uint64_t prev_seq; /* 0: none yet */
+	uint32_t max_epoch;
+	uint64_t snap_seq; /* a snapshot's SNAP record */
+	size_t end; /* where the good records end */
+};
+
+/* Walks n bytes of records at p, handing each to fn. 0, with s->end
+ * short of n for a torn tail; -1 with the reason in err for damage
+ * before the end, a broken sequence, or fn's refusal. */
+static int scan(struct scan *s, const uint8_t *p, size_t n,
+		struct xy_journal *j, xy_journal_replay_fn fn, void *arg,
+		char *err, size_t errlen)
+{
+	size_t at = 0;
+	while (at < n) {
+		if (!good_record(p + at, n - at)) {
+			for (size_t k = at + 1; k + HEADER <= n; k++)
+				if (good_record(p + k, n - k))
+					return xy_fail(
+						err, errlen, EINVAL,
+						"%s: damaged record at offset "
+						"%zu, with good records after "
+						"it (at %zu): not replayed; "
+						"move the journal aside to "
+						"start afresh", s->file, at, k);
+			break; /* a torn tail */
+		}
+		const uint8_t *rec = p + at;
+		uint32_t len = get32(rec + 4);
+		unsigned type = rec[12] | (unsigned)rec[13] << 8;
+		uint32_t epoch = get32(rec + 16);
+		uint64_t seq = get64(rec + 20);
+		/* After a snapshot, the log goes on from its last record
+		 * (or still holds older ones, skipped below). */
+		uint64_t want = s->prev_seq ? s->prev_seq + 1 : seq;
+		if (!s->prev_seq && s->skip_to && seq > s->skip_to + 1)
+			want = s->skip_to + 1;
+		if (seq != want || epoch < s->max_epoch)
+			return xy_fail(err, errlen, EINVAL, "%s: record %llu "
+				       "at offset %zu follows %llu of epoch "
+				       "%u with epoch %u: out of order",
+				       s->file, (unsigned long long)seq, at,
+				       (unsigned long long)s->prev_seq,
+				       s->max_epoch, epoch);
+		s->prev_seq = seq;
+		s->max_epoch = epoch;
+		at += HEADER + len;
+		if (type == SNAP) {
+			if (len != 8 || seq != 1)
+				return xy_fail(err, errlen, EINVAL, "%s: a "
+					       "snapshot's header in the "
+					       "wrong place", s->file);
+			s->snap_seq = get64(rec + HEADER);
+			continue;
+		}
+		if (seq <= s->skip_to || type == XY_JOURNAL_EPOCH)
+			continue;
+		j->info.records++;
+		char why[256] = "";
+		if (fn(arg, type, epoch, seq, rec + HEADER, len, why,
+		       sizeof why))
+			return xy_fail(err, errlen, EINVAL, "%s: record %llu "
+				       "at offset %zu: %s", s->file,
+				       (unsigned long long)seq, at - HEADER -
+				       len, why[0] ? why : "refused");
+	}
+	s->end = at;
+	return 0;
+}
+
+/* Maps the file name in j's directory and scans it. *size is its size
+ * (0 if it does not exist). */
+static int read_file(struct xy_journal *j, const char *name, struct scan *s,
+		     size_t *size, xy_journal_replay_fn fn, void *arg,
+		     char *err, size_t errlen)
+{
+	int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	*size = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : xy_fail(err, errlen, errno,
+						     "%s/%s: %s", j->dir, name,
+						     strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return xy_fail(err, errlen, e, "%s/%s: %s", j->dir, name,
+			       strerror(e));
+	}
+	*size = (size_t)st.st_size;
+	s->end = 0;
+	if (!*size) {
+		close(fd);
+		return 0;
+	}
+	void *p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return xy_fail(err, errlen, errno, "%s/%s: %s", j->dir, name,
+			       strerror(errno));
+	madvise(p, *size, MADV_SEQUENTIAL);
+	int rc = scan(s, p, *size, j, fn, arg, err, errlen);
+	munmap(p, *size);
+	return rc;
+}
+
+static int replay(struct xy_journal *j, xy_journal_replay_fn fn, void *arg,
+		  char *err, size_t errlen)
+{
+	char snap_name[] = "snapshot", log_name[] = "log";
+	struct scan snap = {.file = "snapshot"}, log = {.file = "log"};
+	size_t size;
+	if (read_file(j, snap_name, &snap, &size, fn, arg, err, errlen) < 0)
+		return -1;
+	if (snap.end != size) /* renamed in whole: any damage is real */
+		return xy_fail(err, errlen, EINVAL, "%s/snapshot: damaged at "
+			       "offset %zu of %zu", j->dir, snap.end, size);
+	log.skip_to = snap.snap_seq;
+	if (read_file(j, log_name, &log, &size, fn, arg, err, errlen) < 0)
+		return -1;
+	if (log.end < size) {
+		j->info.cut_bytes = size - log.end;
+		XY_LOGW(WHO, "%s/log: a torn tail of %zu bytes at offset %zu "
+			"is cut off", j->dir, size - log.end, log.end);
+		if (ftruncate(j->logfd, (off_t)log.end) < 0 ||
+		    fdatasync(j->logfd) < 0)
+			return xy_fail(err, errlen, errno, "%s/log: %s", j->dir,
+				       strerror(errno));
+	}
+	j->info.log_bytes = log.end;
+	j->seq = log.prev_seq > snap.snap_seq ? log.prev_seq : snap.snap_seq;
+	uint32_t max = log.max_epoch > snap.max_epoch ? log.max_epoch
+						      : snap.max_epoch;
+	j->epoch = max + 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------- opening */
+
+static int lock_dir(struct xy_journal *j, char *err, size_t errlen)
+{
+	j->lockfd = openat(j->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
+			   0600);
+	if (j->lockfd < 0)
+		return xy_fail(err, errlen, errno, "%s/lock: %s", j->dir,
+			       strerror(errno));
+	if (flock(j->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		char pid[32] = "";
+		ssize_t n = pread(j->lockfd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		return xy_fail(err, errlen, e == EWOULDBLOCK ? EWOULDBLOCK : e,
+			       "journal %s is in use by another manager%s%s%s",
+			       j->dir, *pid ? " (pid " : "", pid,
+			       *pid ? ")" : "");
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(j->lockfd, 0) < 0 || pwrite(j->lockfd, pid, n, 0) < 0)
+		XY_LOGW(WHO, "%s/lock: %s", j->dir, strerror(errno));
+	return 0;
+}
+
+struct xy_journal *xy_journal_open(const char *dir, enum xy_journal_mode mode,
+				   xy_journal_replay_fn fn, void *arg,
+				   char *err, size_t errlen)
+{
+	struct xy_journal *j = calloc(1, sizeof *j);
+	double t0 = xy_mono();
+	if (!j || !(j->dir = strdup(dir))) {
+		free(j);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	j->dirfd = j->lockfd = j->logfd = -1;
+	j->mode = mode;
+	if (xy_mkdir_p(dir) < 0 ||
+	    (j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		xy_fail(err, errlen, errno, "journal %s: %s", dir,
+			strerror(errno));
+		goto error;
+	}
+	if (lock_dir(j, err, errlen) < 0)
+		goto error;
+	j->logfd = openat(j->dirfd, "log",
+			  O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (j->logfd < 0) {
+		xy_fail(err, errlen, errno, "%s/log: %s", dir, strerror(errno));
+		goto error;
+	}
+	if (replay(j, fn, arg, err, errlen) < 0)
+		goto error;
+	/* The new epoch is on disk before anything of it is said. */
+	if (!xy_journal_append(j, XY_JOURNAL_EPOCH, NULL, 0) ||
+	    flush_to(j, 1) < 0 || fsync(j->dirfd) < 0) {
+		xy_fail(err, errlen, errno, "%s/log: %s", dir, strerror(errno));
+		goto error;
+	}
+	j->info.epoch = j->epoch;
+	j->info.replay_seconds = xy_mono() - t0;
+	return j;
+error:
+	xy_journal_close(j);
+	return NULL;
+}
+
+void xy_journal_close(struct xy_journal *j)
+{
+	if (!j)
+		return;
+	if (j->logfd >= 0 && j->len)
+		xy_journal_flush(j);
+	if (j->logfd >= 0)
+		close(j->logfd);
+	if (j->lockfd >= 0)
+		close(j->lockfd); /* and so unlocked */
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	free(j->buf);
+	free(j->dir);
+	free(j);
+}
+
+const struct xy_journal_info *xy_journal_info(const struct xy_journal *j)
+{
+	return &j->info;
+}
+
+/* ---------------------------------------------------------- compaction */
+
+/* Writes n bytes to dir/tmp, syncs it and renames it over dir/name. */
+static int replace_file(struct xy_journal *j, const char *tmp,
+			const char *name, const uint8_t *p, size_t n,
+			const char *crash_point)
+{
+	int fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+					       O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, p, n) < 0 || fdatasync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		unlinkat(j->dirfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	if (crash_point)
+		XY_CRASH_POINT(crash_point);
+	if (renameat(j->dirfd, tmp, j->dirfd, name) < 0 || fsync(j->dirfd) < 0)
+		return -1;
+	return 0;
+}
+
+int xy_journal_compact(struct xy_journal *j,
+		       int (*dump)(void *arg, struct xy_journal *snap),
+		       void *arg, char *err, size_t errlen)
+{
+	if (xy_journal_flush(j) < 0)
+		return xy_fail(err, errlen, errno, "%s/log: %s", j->dir,
+			       strerror(errno));
+	struct xy_journal snap = {.dirfd = -1, .lockfd = -1, .logfd = -1,
+				  .epoch = j->epoch, .dir = j->dir};
+	uint8_t last[8];
+	put64(last, j->seq);
+	int rc = -1;
+	if (!append(&snap, SNAP, last, sizeof last) ||
+	    dump(arg, &snap) < 0) {
+		xy_fail(err, errlen, errno ? errno : EINVAL, "%s: the "
+			"snapshot could not be made: %s", j->dir,
+			strerror(errno ? errno : EINVAL));
+		goto done;
+	}
+	if (replace_file(j, "snapshot.tmp", "snapshot", snap.buf, snap.len,
+			 "compact-after-snapshot-write") < 0) {
+		xy_fail(err, errlen, errno, "%s/snapshot: %s", j->dir,
+			strerror(errno));
+		goto done;
+	}
+	XY_CRASH_POINT("compact-after-snapshot-rename");
+	/* The snapshot covers the log: an empty one replaces it. */
+	if (replace_file(j, "log.tmp", "log", NULL, 0, NULL) < 0) {
+		xy_fail(err, errlen, errno, "%s/log: %s", j->dir,
+			strerror(errno));
+		goto done;
+	}
+	XY_CRASH_POINT("compact-after-log-rename");
+	int fd = openat(j->dirfd, "log", O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd < 0) {
+		xy_fail(err, errlen, errno, "%s/log: %s", j->dir,
+			strerror(errno));
+		j->failed = 1; /* the old log is gone from the directory */
+		goto done;
+	}
+	close(j->logfd);
+	j->logfd = fd;
+	j->info.log_bytes = 0;
+	rc = 0;
+done:
+	free(snap.buf);
+	return rc;
+}

@@ -1,0 +1,406 @@
+/*
+ * test_journal.c: unit tests for the journal (journal.h): replay in
+ * order across reopenings and epochs; a tail torn at every byte of the
+ * last record; a flipped bit at the end and in the middle; the lock;
+ * compaction, and compaction or a flush killed at each crash point in a
+ * forked child, then the journal reopened.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "journal.h"
+
+#define MAX_SEEN 4096
+
+/* What a replay saw: each record's type, epoch, seq and payload. */
+struct seen {
+	int n;
+	unsigned type[MAX_SEEN];
+	uint32_t epoch[MAX_SEEN];
+	uint64_t seq[MAX_SEEN];
+	char text[MAX_SEEN][32];
+	int refuse_at; /* a record number (1-based) to refuse; 0: none */
+};
+
+static int record(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
+		  const void *data, size_t len, char *err, size_t errlen)
+{
+	struct seen *s = arg;
+	XY_CHECK(s->n < MAX_SEEN && len < sizeof s->text[0]);
+	if (s->refuse_at && s->n + 1 == s->refuse_at) {
+		snprintf(err, errlen, "not this one");
+		return -1;
+	}
+	s->type[s->n] = type;
+	s->epoch[s->n] = epoch;
+	s->seq[s->n] = seq;
+	memcpy(s->text[s->n], data, len);
+	s->text[s->n][len] = 0;
+	s->n++;
+	return 0;
+}
+
+static struct xy_journal *open_j(const char *dir, struct seen *s)
+{
+	char err[512];
+	memset(s, 0, sizeof *s);
+	struct xy_journal *j = xy_journal_open(dir, XY_JOURNAL_PROCESS,
+					       record, s, err, sizeof err);
+	if (!j)
+		fprintf(stderr, "open: %s\n", err);
+	XY_CHECK(j);
+	return j;
+}
+
+static void put(struct xy_journal *j, unsigned type, const char *text)
+{
+	XY_CHECK(xy_journal_append(j, type, text, strlen(text)) > 0);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+	XY_CHECK(stat(path, &st) == 0);
+	return st.st_size;
+}
+
+/* Records come back in order, typed, across reopenings; each opening is
+ * a new epoch, and sequence numbers go on. */
+static void t_replay_in_order(void)
+{
+	const char *dir = xy_test_path("j");
+	struct seen s;
+	struct xy_journal *j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 0);
+	XY_CHECK_EQ(xy_journal_info(j)->epoch, 1);
+	put(j, 1, "one");
+	put(j, 2, "two");
+	XY_CHECK(xy_journal_pending(j) > 0);
+	XY_CHECK_EQ(xy_journal_flush(j), 0);
+	XY_CHECK_EQ(xy_journal_pending(j), 0);
+	put(j, 3, "three"); /* flushed by close */
+	xy_journal_close(j);
+
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 3);
+	XY_CHECK(!strcmp(s.text[0], "one") && !strcmp(s.text[2], "three"));
+	XY_CHECK_EQ(s.type[1], 2);
+	XY_CHECK_EQ(s.epoch[0], 1);
+	/* seq 1 was the first epoch's own record. */
+	XY_CHECK_EQ(s.seq[0], 2);
+	XY_CHECK_EQ(s.seq[2], 4);
+	XY_CHECK_EQ(xy_journal_info(j)->epoch, 2);
+	XY_CHECK_EQ(xy_journal_info(j)->records, 3);
+	put(j, 4, "four");
+	xy_journal_close(j);
+
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 4);
+	XY_CHECK_EQ(s.epoch[3], 2);
+	XY_CHECK_EQ(xy_journal_info(j)->epoch, 3);
+	/* An empty payload, and one too large. */
+	XY_CHECK(xy_journal_append(j, 5, NULL, 0) > 0);
+	XY_CHECK(xy_journal_append(j, 5, "x", XY_JOURNAL_RECORD_MAX + 1) == 0);
+	XY_CHECK_EQ(errno, EMSGSIZE);
+	XY_CHECK(xy_journal_append(j, 0xffff, "x", 1) == 0);
+	XY_CHECK_EQ(errno, EINVAL);
+	xy_journal_close(j);
+}
+
+/* A second opening of a journal in use is refused, naming the first's
+ * pid; once closed, it opens. */
+static void t_lock(void)
+{
+	const char *dir = xy_test_path("j");
+	struct seen s, s2;
+	char err[512];
+	struct xy_journal *j = open_j(dir, &s);
+	XY_CHECK(!xy_journal_open(dir, XY_JOURNAL_SYNC, record, &s2, err,
+				  sizeof err));
+	XY_CHECK_EQ(errno, EWOULDBLOCK);
+	char pid[32];
+	snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+	XY_CHECK(strstr(err, "is in use by another manager"));
+	XY_CHECK(strstr(err, pid));
+	xy_journal_close(j);
+	j = open_j(dir, &s);
+	xy_journal_close(j);
+}
+
+/* Writes three records in one epoch and closes: the log, and the size it
+ * had before the last record. */
+static off_t three_records(const char *dir, char *log, size_t n)
+{
+	struct seen s;
+	struct xy_journal *j = open_j(dir, &s);
+	put(j, 1, "alpha");
+	put(j, 1, "beta");
+	XY_CHECK_EQ(xy_journal_flush(j), 0);
+	snprintf(log, n, "%s/log", dir);
+	off_t before = size_of(log);
+	put(j, 1, "gamma-the-last");
+	xy_journal_close(j);
+	return before;
+}
+
+/* The last record cut at every byte: the two before it come back, the
+ * rest is cut off, and the journal goes on from there. */
+static void t_torn_tail_every_byte(void)
+{
+	char log[600];
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s", xy_test_path("j"));
+	off_t before = three_records(dir, log, sizeof log);
+	off_t full = size_of(log);
+	for (off_t cut = before + 1; cut < full; cut++) {
+		XY_CHECK(truncate(log, cut) == 0);
+		struct seen s;
+		struct xy_journal *j = open_j(dir, &s);
+		XY_CHECK_EQ(s.n, 2);
+		XY_CHECK(!strcmp(s.text[1], "beta"));
+		XY_CHECK_EQ(xy_journal_info(j)->cut_bytes, cut - before);
+		xy_journal_close(j);
+		/* Cut, then the new epoch's record (a header alone). */
+		XY_CHECK_EQ(size_of(log), before + 28);
+		/* The same journal again, for the next cut. */
+		char rm[600];
+		snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+		XY_CHECK(system(rm) == 0);
+		XY_CHECK_EQ(three_records(dir, log, sizeof log), before);
+	}
+}
+
+static void flip(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	XY_CHECK(fd >= 0);
+	uint8_t b;
+	XY_CHECK(pread(fd, &b, 1, at) == 1);
+	b ^= 0x10;
+	XY_CHECK(pwrite(fd, &b, 1, at) == 1);
+	close(fd);
+}
+
+/* A flipped bit in the last record is a torn tail: cut. In a record
+ * with good ones after it, it is damage: the open is refused, naming the
+ * offset, and the files are left as they were. */
+static void t_flipped_bit(void)
+{
+	char log[600], dir[512], err[512];
+	snprintf(dir, sizeof dir, "%s", xy_test_path("j"));
+	off_t before = three_records(dir, log, sizeof log);
+	flip(log, before + 30);
+	struct seen s;
+	struct xy_journal *j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 2);
+	xy_journal_close(j);
+
+	/* Now a bit of "alpha" (the first record after the epoch's). */
+	off_t size = size_of(log);
+	flip(log, 28 + 30);
+	memset(&s, 0, sizeof s);
+	XY_CHECK(!xy_journal_open(dir, XY_JOURNAL_PROCESS, record, &s, err,
+				  sizeof err));
+	XY_CHECK_EQ(errno, EINVAL);
+	XY_CHECK(strstr(err, "damaged record at offset 28"));
+	XY_CHECK(strstr(err, "with good records after it"));
+	XY_CHECK_EQ(size_of(log), size);
+	/* The lock went with the failed open. */
+	flip(log, 28 + 30);
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 2);
+	xy_journal_close(j);
+}
+
+/* A callback's refusal fails the open with its reason. */
+static void t_refused_record(void)
+{
+	char log[600], dir[512], err[512];
+	snprintf(dir, sizeof dir, "%s", xy_test_path("j"));
+	three_records(dir, log, sizeof log);
+	struct seen s = {.refuse_at = 2};
+	XY_CHECK(!xy_journal_open(dir, XY_JOURNAL_PROCESS, record, &s, err,
+				  sizeof err));
+	XY_CHECK(strstr(err, "not this one"));
+}
+
+/* Records written in a child killed at a crash point (forked, with the
+ * point in its environment). Returns the child's signal. */
+static int crash_child(const char *dir, const char *point, int compact);
+
+static int dump_state(void *arg, struct xy_journal *snap)
+{
+	int *n = arg;
+	char text[32];
+	for (int i = 0; i < *n; i++) {
+		snprintf(text, sizeof text, "state-%d", i);
+		if (!xy_journal_append(snap, 7, text, strlen(text)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Compaction replaces the log's records by the state's; records after
+ * it follow; a second compaction replaces the first. */
+static void t_compact(void)
+{
+	const char *dir = xy_test_path("j");
+	char err[512], log[600];
+	struct seen s;
+	struct xy_journal *j = open_j(dir, &s);
+	for (int i = 0; i < 50; i++)
+		put(j, 1, "churn");
+	int state = 3;
+	XY_CHECK_EQ(xy_journal_compact(j, dump_state, &state, err,
+				       sizeof err), 0);
+	snprintf(log, sizeof log, "%s/log", dir);
+	XY_CHECK_EQ(size_of(log), 0);
+	put(j, 2, "after");
+	xy_journal_close(j);
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 4);
+	XY_CHECK(!strcmp(s.text[0], "state-0"));
+	XY_CHECK(!strcmp(s.text[3], "after"));
+	XY_CHECK(s.seq[3] > 50);
+	state = 1;
+	XY_CHECK_EQ(xy_journal_compact(j, dump_state, &state, err,
+				       sizeof err), 0);
+	xy_journal_close(j);
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 1);
+	XY_CHECK(!strcmp(s.text[0], "state-0"));
+	xy_journal_close(j);
+}
+
+static int crash_child(const char *dir, const char *point, int compact)
+{
+	pid_t pid = fork();
+	XY_CHECK(pid >= 0);
+	if (pid == 0) {
+		struct seen s;
+		char err[512];
+		struct xy_journal *j = open_j(dir, &s);
+		setenv("XYLEM_CRASH_POINT", point, 1);
+		put(j, 1, "late");
+		if (compact) {
+			int state = 2;
+			xy_journal_compact(j, dump_state, &state, err,
+					   sizeof err);
+		} else {
+			xy_journal_flush(j);
+			put(j, 1, "later");
+			xy_journal_close(j);
+		}
+		_exit(0);
+	}
+	int status;
+	XY_CHECK(waitpid(pid, &status, 0) == pid);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+/* Killed at each point of a compaction, the journal reopens as either
+ * the old state or the new one, never a mix, never nothing. */
+static void t_compact_crash_points(void)
+{
+	static const char *points[] = {"compact-after-snapshot-write",
+				       "compact-after-snapshot-rename",
+				       "compact-after-log-rename"};
+	for (size_t p = 0; p < sizeof points / sizeof points[0]; p++) {
+		char dir[512];
+		snprintf(dir, sizeof dir, "%s", xy_test_path(points[p]));
+		struct seen s;
+		struct xy_journal *j = open_j(dir, &s);
+		put(j, 1, "kept");
+		xy_journal_close(j);
+		XY_CHECK_EQ(crash_child(dir, points[p], 1), SIGKILL);
+		j = open_j(dir, &s);
+		XY_CHECK_EQ(s.n, 2);
+		if (!strcmp(s.text[0], "kept")) { /* the old: the log */
+			XY_CHECK(p == 0);
+			XY_CHECK(!strcmp(s.text[1], "late"));
+		} else { /* the new: the snapshot */
+			XY_CHECK(p > 0);
+			XY_CHECK(!strcmp(s.text[0], "state-0"));
+			XY_CHECK(!strcmp(s.text[1], "state-1"));
+		}
+		/* It goes on: a record now comes back after them. */
+		put(j, 1, "next");
+		xy_journal_close(j);
+		j = open_j(dir, &s);
+		XY_CHECK(!strcmp(s.text[s.n - 1], "next"));
+		xy_journal_close(j);
+	}
+}
+
+/* Killed before a flush's write, nothing of it is there; after it, all
+ * of it is (kill -9 loses no written record). */
+static void t_flush_crash_points(void)
+{
+	char dir[512];
+	struct seen s;
+	snprintf(dir, sizeof dir, "%s", xy_test_path("before"));
+	XY_CHECK_EQ(crash_child(dir, "journal-before-write", 0), SIGKILL);
+	struct xy_journal *j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 0);
+	xy_journal_close(j);
+	snprintf(dir, sizeof dir, "%s", xy_test_path("after"));
+	XY_CHECK_EQ(crash_child(dir, "journal-after-write", 0), SIGKILL);
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 1);
+	XY_CHECK(!strcmp(s.text[0], "late"));
+	xy_journal_close(j);
+	/* XYLEM_CRASH_AFTER=2: the second visit, so "late" is written and
+	 * "later" is not. */
+	snprintf(dir, sizeof dir, "%s", xy_test_path("second"));
+	setenv("XYLEM_CRASH_AFTER", "2", 1);
+	XY_CHECK_EQ(crash_child(dir, "journal-before-write", 0), SIGKILL);
+	unsetenv("XYLEM_CRASH_AFTER");
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 1);
+	XY_CHECK(!strcmp(s.text[0], "late"));
+	xy_journal_close(j);
+}
+
+/* In sync mode every flush is synced; the records are the same. */
+static void t_sync_mode(void)
+{
+	const char *dir = xy_test_path("j");
+	char err[512];
+	struct seen s = {0};
+	struct xy_journal *j = xy_journal_open(dir, XY_JOURNAL_SYNC, record,
+					       &s, err, sizeof err);
+	XY_CHECK(j);
+	put(j, 9, "synced");
+	XY_CHECK_EQ(xy_journal_flush(j), 0);
+	xy_journal_close(j);
+	j = open_j(dir, &s);
+	XY_CHECK_EQ(s.n, 1);
+	XY_CHECK_EQ(s.type[0], 9);
+	xy_journal_close(j);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct xy_test tests[] = {
+		XY_TEST(t_replay_in_order),
+		XY_TEST(t_lock),
+		XY_TEST(t_torn_tail_every_byte),
+		XY_TEST(t_flipped_bit),
+		XY_TEST(t_refused_record),
+		XY_TEST(t_compact),
+		XY_TEST(t_compact_crash_points),
+		XY_TEST(t_flush_crash_points),
+		XY_TEST(t_sync_mode),
+		{0},
+	};
+	return xy_test_main(argc, argv, tests);
+}
