@@ -97,6 +97,12 @@ struct xy_manager_options {
 	 * (docs/architecture.md, "The call window"). 0: the default,
 	 * XY_CALL_WINDOW; negative: none; at most 64. */
 	int call_window;
+	/* A journal directory (docs/durability.md): a manager started
+	 * again on it finishes a task it finished before, with its
+	 * outputs still where they were, without running it. NULL: none.
+	 * journal_sync: also fdatasync each turn's records. */
+	const char *journal;
+	int journal_sync;
 };
 
 #define XY_CALL_WINDOW 2
@@ -462,6 +468,7 @@ struct xy_stats {
 	int64_t temps_remade;    /* reruns for temps whose copies were lost */
 	int64_t files;   /* declared files the catalogue holds now */
 	int64_t objects; /* objects it knows now (idle ones included) */
+	int64_t tasks_skipped; /* finished from the journal, not run */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

@@ -41,6 +41,8 @@ struct run_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	const char *journal;
+	int journal_sync;
 	int cores_per_worker; /* 0: cores / workers */
 	int quiet;
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
@@ -96,6 +98,12 @@ static void usage(FILE *out)
 		"                        (default: XYLEM_SECRET, else a fresh"
 		" one)\n"
 		"  --history DB          record the run in an SQLite database\n"
+		"  --journal DIR         keep a journal there: run again on it,"
+		" the tasks that\n"
+		"                        finished (outputs unchanged) are not"
+		" run again\n"
+		"  --journal-sync        also sync the journal to disk each"
+		" turn (machine crashes)\n"
 		"  --pool SPEC           a pool of workers from a batch system,"
 		" as KEY=VALUE,...\n"
 		"                        (docs/cli.md, \"Pools\"); repeatable;"
@@ -114,13 +122,15 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
-	       O_QUIET, O_POOL, O_POOLS };
+	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"journal", required_argument, NULL, O_JOURNAL},
+		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"pool", required_argument, NULL, O_POOL},
@@ -157,6 +167,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_HISTORY:
 			o->history = optarg;
+			break;
+		case O_JOURNAL:
+			o->journal = optarg;
+			break;
+		case O_JOURNAL_SYNC:
+			o->journal_sync = 1;
 			break;
 		case O_QUIET:
 			o->quiet = 1;
@@ -265,6 +281,8 @@ static int start_manager(struct run *r)
 		.port = r->o.port,
 		.history = r->o.history,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
+		.journal = r->o.journal,
+		.journal_sync = r->o.journal_sync,
 	};
 	if (xy_local_manager(&r->local, &opt) < 0 ||
 	    xy_cli_pools_add("xylem run", r->local.m, r->o.pools,
@@ -556,6 +574,11 @@ static void print_summary(struct run *r)
 		fprintf(stderr, ", %lld cancelled",
 			(long long)((int64_t)r->n_submitted - r->succeeded -
 				    r->failed));
+	struct xy_stats st;
+	xy_manager_stats(r->m, &st);
+	if (st.tasks_skipped)
+		fprintf(stderr, " (%lld finished before: not run again)",
+			(long long)st.tasks_skipped);
 	fprintf(stderr, " in %.2f s (%.1f tasks/s)\n", wall,
 		wall > 0 ? (double)done / wall : 0.0);
 }

@@ -844,6 +844,17 @@ void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)
 		f->unpacked->state = FILE_NEW;
 }
 
+void xy_catalog_file_rehash(struct xy_catalog *c, struct xy_file *f)
+{
+	xy_catalog_file_set_object(c, f, NULL);
+	f->state = FILE_QUEUED;
+	f->qnext = c->to_hash;
+	c->to_hash = f;
+	xy_catalog_file_incref(f); /* the queue's */
+	if (f->unpacked)
+		f->unpacked->state = FILE_NEW;
+}
+
 struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w)
 {
 	for (uint32_t i = 0; i < o->n_replicas; i++)

@@ -129,6 +129,10 @@ void xy_catalog_file_failed(struct xy_catalog *c, struct xy_file *f,
 			    const char *reason);
 /* f will be made again by its producer: tasks that need it must wait. */
 void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f);
+/* f, an output at its path that its producer need not write again (a
+ * journal's, memo.c), is hashed from there like a declared input; its
+ * waiters go on once that is done. */
+void xy_catalog_file_rehash(struct xy_catalog *c, struct xy_file *f);
 void xy_catalog_remove_waiter(struct xy_file *f, struct xy_task *t);
 struct replica *xy_catalog_replica_find(struct xy_object *o, struct xy_worker *w);
 /* Records that w holds o (ready) or is fetching it, on o and in w's list

@@ -106,6 +106,7 @@ struct xy_task {
 	uint64_t qseq;             /* its place in the ready queue (sched.c) */
 	struct xy_task *anext;     /* set aside in a round (sched.c) */
 	struct xy_task *hnext;     /* id hash chain */
+	int skipped;  /* finished from the journal, not run (memo.c) */
 	int internal; /* a remake of lost temps (lineage.c) or a client's
 		       * task (client.c, job set): never returned by wait */
 	struct client_job *job; /* the client's job it runs for */
@@ -152,6 +153,7 @@ struct xy_manager {
 	struct xy_urls *urls;
 	struct xy_clients *clients;
 	struct xy_pools *pools;
+	struct xy_memo *memo; /* NULL without a journal */
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */
@@ -221,6 +223,10 @@ void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 			  xy_result r, const char *why);
 void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,
 			     const char *why);
+/* t, waiting and with its inputs, finishes as a success without being
+ * run (the journal knew it: memo.c); why goes to the history. */
+void xy_manager_task_skip(struct xy_manager *m, struct xy_task *t,
+			  const char *why);
 /* Sends t's fetches and t to w, committing w's resources to it. If
  * memory is short for that, t fails with MANAGER_FAILED instead and w
  * is not committed. */

@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "memo.h"
 #include "pools.h"
 #include "util.h"
 
@@ -192,6 +193,8 @@ static void finish(struct xy_manager *m, struct xy_task *t)
 	history_task(m, t, "done", t->error);
 	if (t->result != XY_RESULT_SUCCESS)
 		fail_outputs(m, t);
+	else if (!t->skipped)
+		xy_memo_finished(m->memo, t);
 	if (t->internal)
 		retire_internal(m, t);
 }
@@ -225,6 +228,8 @@ void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 
 void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t)
 {
+	if (m->memo && xy_memo_try(m->memo, t))
+		return;
 	if (xy_sched_push(m->sched, t) < 0) {
 		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
 				     "the manager is out of memory");
@@ -232,6 +237,15 @@ void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t)
 	}
 	set_state(m, t, XY_TASK_READY);
 	m->sched_dirty = 1;
+}
+
+void xy_manager_task_skip(struct xy_manager *m, struct xy_task *t,
+			  const char *why)
+{
+	t->skipped = 1;
+	t->result = XY_RESULT_SUCCESS;
+	history_task(m, t, "skipped", why);
+	finish(m, t);
 }
 
 /* Puts t back to WAITING or READY, its inputs looked up again. */
@@ -903,8 +917,9 @@ static void run_once(struct xy_manager *m, uint64_t ms)
 		uv_timer_stop(&m->timer);
 	}
 	/* Workers freed by this turn get new work before the caller sees
-	 * the finished tasks, not after. */
+	 * the finished tasks, not after; and the journal has them first. */
 	schedule_phase(m);
+	xy_memo_flush(m->memo);
 }
 
 static struct xy_task *pop_done(struct xy_manager *m)
@@ -1086,6 +1101,10 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	if (opt->history &&
 	    !(m->history = xy_history_open(opt->history, m->name, err, errlen)))
 		goto error;
+	if (opt->journal && !(m->memo = xy_memo_open(m, opt->journal,
+						     opt->journal_sync, err,
+						     errlen)))
+		goto error;
 	if (listen_on(m, opt->host, opt->port, err, errlen) < 0)
 		goto error;
 	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,
@@ -1172,6 +1191,7 @@ void xy_manager_destroy(struct xy_manager *m)
 			xy_task_delete(t);
 		}
 	free(m->task_table);
+	xy_memo_destroy(m->memo);
 	xy_history_close(m->history);
 	xy_lineage_destroy(m->lineage);
 	xy_sched_destroy(m->sched);
@@ -1382,6 +1402,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 		       &out->send_seconds);
 	out->temps_remade = xy_lineage_remakes(m->lineage);
 	xy_catalog_counts(m->catalog, &out->files, &out->objects);
+	out->tasks_skipped = xy_memo_skipped(m->memo);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)

@@ -1,0 +1,318 @@
+/*
+ * memo.c: the finished tasks a journal remembers (memo.h).
+ *
+ * A DONE record is a task's fingerprint (SHA-256 over what makes its
+ * results what they are: command, library, payload, environment
+ * variables, software environment, each input's name and content id,
+ * each output's name and path) and, for each output, the size and
+ * modification time (ns) its file had once it was brought back. Replay
+ * keeps the last record of each fingerprint in a table. A ready task
+ * whose fingerprint is there, and whose output files all still have
+ * those sizes and times, is finished without running: its outputs are
+ * hashed again from their paths, as declared inputs are, and the tasks
+ * that read them wait for that.
+ */
+#include "memo.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "htab.h"
+#include "internal.h"
+#include "journal.h"
+#include "log.h"
+#include "util.h"
+
+#define WHO "journal"
+#define REC_DONE 1
+#define OUTPUTS_MAX 100000
+
+struct entry {
+	uint8_t fp[XY_ID_LEN];
+	uint32_t n_out;
+	struct out_stat {
+		uint64_t size;
+		int64_t mtime_ns;
+	} *outs;
+	struct entry *next;
+};
+
+struct xy_memo {
+	struct xy_manager *m;
+	struct xy_journal *j;
+	struct xy_htab table; /* entries by fingerprint */
+	int64_t skipped;
+	int broken; /* the journal failed: nothing more is recorded */
+};
+
+static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
+{
+	uint32_t h;
+	memcpy(&h, fp, sizeof h);
+	return h;
+}
+
+static uint32_t entry_hash(const void *node)
+{
+	return fp_hash(((const struct entry *)node)->fp);
+}
+
+static struct entry *find(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN])
+{
+	for (struct entry *e = xy_htab_first(&memo->table, fp_hash(fp)); e;
+	     e = xy_htab_next(&memo->table, e))
+		if (!memcmp(e->fp, fp, XY_ID_LEN))
+			return e;
+	return NULL;
+}
+
+static void entry_free(struct entry *e)
+{
+	if (e)
+		free(e->outs);
+	free(e);
+}
+
+/* ---------------------------------------------------------- fingerprint */
+
+static void put_str(EVP_MD_CTX *c, const char *s)
+{
+	uint64_t n = s ? strlen(s) : UINT64_MAX; /* NULL differs from "" */
+	EVP_DigestUpdate(c, &n, sizeof n);
+	if (s)
+		EVP_DigestUpdate(c, s, n);
+}
+
+static void put_id(EVP_MD_CTX *c, const struct xy_file *f)
+{
+	static const uint8_t none[XY_ID_LEN];
+	EVP_DigestUpdate(c, f && f->obj ? f->obj->id : none, XY_ID_LEN);
+}
+
+/* t's fingerprint into fp: 0, or -1 if an input has no content yet or
+ * the digest cannot be had. */
+static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
+{
+	for (uint32_t i = 0; i < t->n_inputs; i++)
+		if (!t->inputs[i].file->obj)
+			return -1;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c);
+		return -1;
+	}
+	put_str(c, "xylem task 1");
+	put_str(c, t->command);
+	put_str(c, t->library);
+	uint64_t n = t->payload_len;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	if (n)
+		EVP_DigestUpdate(c, t->payload, n);
+	n = t->n_env;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	for (uint32_t i = 0; i < t->n_env; i++) {
+		put_str(c, t->env[i].name);
+		put_str(c, t->env[i].value);
+	}
+	put_id(c, t->environment);
+	n = t->n_inputs;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		put_str(c, t->inputs[i].as);
+		put_id(c, t->inputs[i].file);
+	}
+	n = t->n_outputs;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		put_str(c, t->outputs[i].as);
+		put_str(c, t->outputs[i].file->path);
+	}
+	unsigned len = 0;
+	int ok = EVP_DigestFinal_ex(c, fp, &len) == 1 && len == XY_ID_LEN;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+/* ---------------------------------------------------------- the records */
+
+/* Takes the DONE record in (data, len) into the table, in place of an
+ * older one of the same fingerprint. */
+static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
+		      const void *data, size_t len, char *err, size_t errlen)
+{
+	struct xy_memo *memo = arg;
+	(void)epoch;
+	(void)seq;
+	if (type != REC_DONE) {
+		snprintf(err, errlen, "unknown record type %u (a newer "
+			 "xylem's journal?)", type);
+		return -1;
+	}
+	struct xy_reader r;
+	xy_reader_init(&r, data, len);
+	struct entry *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	xy_get_raw(&r, e->fp, XY_ID_LEN);
+	e->n_out = xy_get_count(&r, OUTPUTS_MAX);
+	if (!r.err && e->n_out &&
+	    !(e->outs = calloc(e->n_out, sizeof *e->outs))) {
+		entry_free(e);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (uint32_t i = 0; !r.err && i < e->n_out; i++) {
+		e->outs[i].size = xy_get_u64(&r);
+		e->outs[i].mtime_ns = xy_get_i64(&r);
+	}
+	if (r.err || r.left) {
+		entry_free(e);
+		snprintf(err, errlen, "a malformed DONE record");
+		return -1;
+	}
+	struct entry *old = find(memo, e->fp);
+	if (old) {
+		xy_htab_remove(&memo->table, old, fp_hash(old->fp));
+		entry_free(old);
+	}
+	xy_htab_insert(&memo->table, e, fp_hash(e->fp));
+	return 0;
+}
+
+struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
+			     char *err, size_t errlen)
+{
+	struct xy_memo *memo = calloc(1, sizeof *memo);
+	if (!memo || xy_htab_init(&memo->table, offsetof(struct entry, next),
+				  entry_hash) < 0) {
+		free(memo);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	memo->m = m;
+	memo->j = xy_journal_open(dir, sync ? XY_JOURNAL_SYNC
+					    : XY_JOURNAL_PROCESS,
+				  replay_one, memo, err, errlen);
+	if (!memo->j) {
+		int e = errno;
+		xy_memo_destroy(memo);
+		errno = e;
+		return NULL;
+	}
+	const struct xy_journal_info *in = xy_journal_info(memo->j);
+	XY_LOGI(WHO, "%s: epoch %u, %llu records replayed in %.3f s; %zu "
+		"finished tasks known", dir, in->epoch,
+		(unsigned long long)in->records, in->replay_seconds,
+		memo->table.count);
+	return memo;
+}
+
+void xy_memo_destroy(struct xy_memo *memo)
+{
+	if (!memo)
+		return;
+	xy_journal_close(memo->j);
+	for (size_t i = 0; i < memo->table.n_slots; i++)
+		for (struct entry *e = xy_htab_slot(&memo->table, i), *n; e;
+		     e = n) {
+			n = e->next;
+			entry_free(e);
+		}
+	xy_htab_free(&memo->table);
+	free(memo);
+}
+
+static int stat_ns(const char *path, uint64_t *size, int64_t *mtime_ns)
+{
+	struct stat st;
+	if (!path || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return -1;
+	*size = (uint64_t)st.st_size;
+	*mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+		    st.st_mtim.tv_nsec;
+	return 0;
+}
+
+int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
+{
+	uint8_t fp[XY_ID_LEN];
+	if (!memo || t->internal || fingerprint(t, fp) < 0)
+		return 0;
+	struct entry *e = find(memo, fp);
+	if (!e || e->n_out != t->n_outputs)
+		return 0;
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		uint64_t size;
+		int64_t mtime;
+		struct xy_file *f = t->outputs[i].file;
+		if (f->temp || f->producer != t ||
+		    stat_ns(f->path, &size, &mtime) < 0 ||
+		    size != e->outs[i].size || mtime != e->outs[i].mtime_ns)
+			return 0; /* gone or changed: it runs again */
+	}
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		xy_catalog_file_rehash(memo->m->catalog, t->outputs[i].file);
+	memo->skipped++;
+	xy_manager_task_skip(memo->m, t, "finished before (the journal)");
+	return 1;
+}
+
+void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
+{
+	uint8_t fp[XY_ID_LEN];
+	if (!memo || memo->broken || t->internal ||
+	    t->result != XY_RESULT_SUCCESS || fingerprint(t, fp) < 0)
+		return;
+	struct xy_buf b;
+	xy_buf_init(&b);
+	xy_buf_put_raw(&b, fp, XY_ID_LEN);
+	xy_buf_put_u32(&b, t->n_outputs);
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		uint64_t size;
+		int64_t mtime;
+		struct xy_file *f = t->outputs[i].file;
+		if (f->temp || stat_ns(f->path, &size, &mtime) < 0) {
+			xy_buf_free(&b);
+			return; /* nothing there to find again */
+		}
+		xy_buf_put_u64(&b, size);
+		xy_buf_put_i64(&b, mtime);
+	}
+	char err[256];
+	if (b.oom || !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
+	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
+		       sizeof err) < 0)
+		XY_LOGW(WHO, "task %llu: not recorded: %s",
+			(unsigned long long)t->id,
+			b.oom ? "out of memory" : strerror(errno));
+	xy_buf_free(&b);
+}
+
+void xy_memo_flush(struct xy_memo *memo)
+{
+	if (!memo || memo->broken || !xy_journal_pending(memo->j))
+		return;
+	if (xy_journal_flush(memo->j) < 0)
+		memo->broken = 1; /* journal.c said why */
+}
+
+int64_t xy_memo_skipped(const struct xy_memo *memo)
+{
+	return memo ? memo->skipped : 0;
+}
+
+int64_t xy_memo_known(const struct xy_memo *memo)
+{
+	return memo ? (int64_t)memo->table.count : 0;
+}
+
+uint32_t xy_memo_epoch(const struct xy_memo *memo)
+{
+	return memo ? xy_journal_info(memo->j)->epoch : 0;
+}

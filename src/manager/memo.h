@@ -1,0 +1,46 @@
+/*
+ * memo.h: the finished tasks a journal remembers (memo.c,
+ * docs/durability.md, "Restart"). A task is known by its fingerprint:
+ * its command, library and payload, environment, and each input's name
+ * and content. When one finishes well, its fingerprint and its outputs'
+ * paths, sizes and modification times go to the journal; a manager
+ * started again on that journal finishes an identical task whose outputs
+ * are still as they were left without running it. Only files under
+ * src/manager include it.
+ */
+#ifndef XY_MANAGER_MEMO_H
+#define XY_MANAGER_MEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct xy_manager;
+struct xy_memo;
+struct xy_task;
+
+/* Opens the journal in dir and reads what it remembers. NULL with errno
+ * and the reason in err (journal.h: in use, damaged, I/O). */
+struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
+			     char *err, size_t errlen);
+/* Flushes, closes the journal, frees. NULL does nothing. */
+void xy_memo_destroy(struct xy_memo *memo);
+
+/* t is ready (every input has its content): if the journal has it, with
+ * its outputs where they were, t is finished as a success without being
+ * run (its outputs hashed again from their paths) and 1 is returned;
+ * else 0. */
+int xy_memo_try(struct xy_memo *memo, struct xy_task *t);
+/* t finished well, its outputs back: the record goes to the journal's
+ * buffer (xy_memo_flush writes it). Tasks with temps among their outputs
+ * are not recorded. */
+void xy_memo_finished(struct xy_memo *memo, struct xy_task *t);
+/* Writes the records of this loop turn (one write): before any of their
+ * tasks is handed to the program. */
+void xy_memo_flush(struct xy_memo *memo);
+
+/* Counts, for stats and status. */
+int64_t xy_memo_skipped(const struct xy_memo *memo);
+int64_t xy_memo_known(const struct xy_memo *memo);
+uint32_t xy_memo_epoch(const struct xy_memo *memo);
+
+#endif
