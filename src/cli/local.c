@@ -298,7 +298,11 @@ static void signal_workers(struct xy_local *l, int sig)
  * until every local worker exited or `seconds` passed. The caller has
  * stopped collecting tasks (a second ^C stops waiting for the cancelled
  * ones): a task that comes back now is ours to free. */
-static int pump_until_gone(struct xy_local *l, double seconds)
+/* Runs the manager until the local workers have exited, for at most
+ * seconds; with tell, each worker that connects meanwhile is told to
+ * stop too (one still starting when the run ended would otherwise wait
+ * for the signal). */
+static int pump_until_gone(struct xy_local *l, double seconds, int tell)
 {
 	const struct timespec nap = {0, 20 * 1000 * 1000};
 	double end = xy_now() + seconds;
@@ -307,6 +311,8 @@ static int pump_until_gone(struct xy_local *l, double seconds)
 	while ((alive = xy_local_reap(l)) > 0 && xy_now() < end) {
 		double t0 = xy_now();
 
+		if (l->m && tell)
+			xy_manager_shutdown_workers(l->m);
 		if (l->m)
 			xy_task_delete(xy_manager_wait(l->m, 0.05));
 		if (xy_now() - t0 < 0.01)
@@ -340,12 +346,10 @@ void xy_local_stop(struct xy_local *l)
 {
 	if (!l->workers || xy_local_reap(l) == 0)
 		return;
-	if (l->m)
-		xy_manager_shutdown_workers(l->m);
-	if (pump_until_gone(l, STOP_GRACE_S) == 0)
+	if (pump_until_gone(l, STOP_GRACE_S, 1) == 0)
 		return;
 	signal_workers(l, SIGTERM);
-	if (pump_until_gone(l, TERM_GRACE_S) == 0)
+	if (pump_until_gone(l, TERM_GRACE_S, 0) == 0)
 		return;
 	fprintf(stderr, "%s: killing workers that did not stop\n", l->who);
 	signal_workers(l, SIGKILL);
