@@ -30,23 +30,37 @@
 #define WHO "journal"
 #define REC_DONE 1
 #define OUTPUTS_MAX 100000
+/* The log is compacted once it holds more than this, and more than
+ * twice what a snapshot of the table would (XYLEM_JOURNAL_COMPACT_BYTES
+ * sets the first, for tests). */
+#define COMPACT_MIN (64u << 20)
 
 struct entry {
 	uint8_t fp[XY_ID_LEN];
+	/* Where its outputs are (a digest of their paths), if it has any:
+	 * a later record with the same place replaces this one, since its
+	 * task rewrote them. */
+	uint8_t place[XY_ID_LEN];
+	uint8_t has_place;
+	uint32_t bytes; /* its record's payload */
 	uint32_t n_out;
 	struct out_stat {
 		uint64_t size;
 		int64_t mtime_ns;
 	} *outs;
-	struct entry *next;
+	struct entry *next, *pnext; /* the two tables' chains */
 };
 
 struct xy_memo {
 	struct xy_manager *m;
 	struct xy_journal *j;
-	struct xy_htab table; /* entries by fingerprint */
+	struct xy_htab table;  /* entries by fingerprint (next) */
+	struct xy_htab places; /* those with a place, by it (pnext) */
 	int64_t skipped;
 	int broken; /* the journal failed: nothing more is recorded */
+	uint64_t table_bytes; /* the payloads of the table's records */
+	uint64_t compact_min;
+	int64_t compactions;
 };
 
 static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
@@ -59,6 +73,31 @@ static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
 static uint32_t entry_hash(const void *node)
 {
 	return fp_hash(((const struct entry *)node)->fp);
+}
+
+static uint32_t place_hash(const void *node)
+{
+	return fp_hash(((const struct entry *)node)->place);
+}
+
+static struct entry *find_place(struct xy_memo *memo,
+				const uint8_t place[XY_ID_LEN])
+{
+	for (struct entry *e = xy_htab_first(&memo->places, fp_hash(place));
+	     e; e = xy_htab_next(&memo->places, e))
+		if (!memcmp(e->place, place, XY_ID_LEN))
+			return e;
+	return NULL;
+}
+
+static void drop(struct xy_memo *memo, struct entry *e)
+{
+	memo->table_bytes -= e->bytes;
+	xy_htab_remove(&memo->table, e, fp_hash(e->fp));
+	if (e->has_place)
+		xy_htab_remove(&memo->places, e, fp_hash(e->place));
+	free(e->outs);
+	free(e);
 }
 
 static struct entry *find(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN])
@@ -137,10 +176,44 @@ static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
 	return ok ? 0 : -1;
 }
 
+/* The digest of t's outputs' paths into place: 0, or -1 if t has no
+ * output (nothing of it is ever rewritten) or no digest. */
+static int place_of(const struct xy_task *t, uint8_t place[XY_ID_LEN])
+{
+	if (!t->n_outputs)
+		return -1;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c);
+		return -1;
+	}
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		put_str(c, t->outputs[i].file->path);
+	unsigned len = 0;
+	int ok = EVP_DigestFinal_ex(c, place, &len) == 1 && len == XY_ID_LEN;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
 /* ---------------------------------------------------------- the records */
 
-/* Takes the DONE record in (data, len) into the table, in place of an
- * older one of the same fingerprint. */
+/* A DONE record: fingerprint, place (a flag, then the digest), the
+ * outputs' sizes and times. */
+static void encode(const struct entry *e, struct xy_buf *b)
+{
+	xy_buf_put_raw(b, e->fp, XY_ID_LEN);
+	xy_buf_put_u8(b, e->has_place);
+	if (e->has_place)
+		xy_buf_put_raw(b, e->place, XY_ID_LEN);
+	xy_buf_put_u32(b, e->n_out);
+	for (uint32_t k = 0; k < e->n_out; k++) {
+		xy_buf_put_u64(b, e->outs[k].size);
+		xy_buf_put_i64(b, e->outs[k].mtime_ns);
+	}
+}
+
+/* Takes the DONE record in (data, len) into the tables, in place of an
+ * older one of the same fingerprint or the same place. */
 static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 		      const void *data, size_t len, char *err, size_t errlen)
 {
@@ -160,6 +233,9 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 		return -1;
 	}
 	xy_get_raw(&r, e->fp, XY_ID_LEN);
+	e->has_place = xy_get_u8(&r);
+	if (e->has_place)
+		xy_get_raw(&r, e->place, XY_ID_LEN);
 	e->n_out = xy_get_count(&r, OUTPUTS_MAX);
 	if (!r.err && e->n_out &&
 	    !(e->outs = calloc(e->n_out, sizeof *e->outs))) {
@@ -171,17 +247,21 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 		e->outs[i].size = xy_get_u64(&r);
 		e->outs[i].mtime_ns = xy_get_i64(&r);
 	}
-	if (r.err || r.left) {
+	if (r.err || r.left || e->has_place > 1) {
 		entry_free(e);
 		snprintf(err, errlen, "a malformed DONE record");
 		return -1;
 	}
 	struct entry *old = find(memo, e->fp);
-	if (old) {
-		xy_htab_remove(&memo->table, old, fp_hash(old->fp));
-		entry_free(old);
-	}
+	if (old)
+		drop(memo, old);
+	if (e->has_place && (old = find_place(memo, e->place)))
+		drop(memo, old);
+	e->bytes = (uint32_t)len;
+	memo->table_bytes += len;
 	xy_htab_insert(&memo->table, e, fp_hash(e->fp));
+	if (e->has_place)
+		xy_htab_insert(&memo->places, e, fp_hash(e->place));
 	return 0;
 }
 
@@ -190,12 +270,18 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 {
 	struct xy_memo *memo = calloc(1, sizeof *memo);
 	if (!memo || xy_htab_init(&memo->table, offsetof(struct entry, next),
-				  entry_hash) < 0) {
+				  entry_hash) < 0 ||
+	    xy_htab_init(&memo->places, offsetof(struct entry, pnext),
+			 place_hash) < 0) {
+		if (memo)
+			xy_htab_free(&memo->table);
 		free(memo);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
 	}
 	memo->m = m;
+	const char *min = getenv("XYLEM_JOURNAL_COMPACT_BYTES");
+	memo->compact_min = min ? strtoull(min, NULL, 10) : COMPACT_MIN;
 	memo->j = xy_journal_open(dir, sync ? XY_JOURNAL_SYNC
 					    : XY_JOURNAL_PROCESS,
 				  replay_one, memo, err, errlen);
@@ -225,6 +311,7 @@ void xy_memo_destroy(struct xy_memo *memo)
 			entry_free(e);
 		}
 	xy_htab_free(&memo->table);
+	xy_htab_free(&memo->places);
 	free(memo);
 }
 
@@ -265,41 +352,88 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 {
-	uint8_t fp[XY_ID_LEN];
+	struct entry e = {.n_out = t->n_outputs};
 	if (!memo || memo->broken || t->internal ||
-	    t->result != XY_RESULT_SUCCESS || fingerprint(t, fp) < 0)
+	    t->result != XY_RESULT_SUCCESS || fingerprint(t, e.fp) < 0)
 		return;
+	e.has_place = place_of(t, e.place) == 0;
+	struct out_stat outs[16];
+	e.outs = t->n_outputs <= 16 ? outs
+				    : calloc(t->n_outputs, sizeof *e.outs);
 	struct xy_buf b;
 	xy_buf_init(&b);
-	xy_buf_put_raw(&b, fp, XY_ID_LEN);
-	xy_buf_put_u32(&b, t->n_outputs);
+	if (!e.outs)
+		goto oom;
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
-		uint64_t size;
-		int64_t mtime;
 		struct xy_file *f = t->outputs[i].file;
-		if (f->temp || stat_ns(f->path, &size, &mtime) < 0) {
-			xy_buf_free(&b);
-			return; /* nothing there to find again */
-		}
-		xy_buf_put_u64(&b, size);
-		xy_buf_put_i64(&b, mtime);
+		if (f->temp || stat_ns(f->path, &e.outs[i].size,
+				       &e.outs[i].mtime_ns) < 0)
+			goto done; /* nothing there to find again */
 	}
+	encode(&e, &b);
 	char err[256];
 	if (b.oom || !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
 	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
 		       sizeof err) < 0)
-		XY_LOGW(WHO, "task %llu: not recorded: %s",
-			(unsigned long long)t->id,
-			b.oom ? "out of memory" : strerror(errno));
+		goto oom;
+	goto done;
+oom:
+	XY_LOGW(WHO, "task %llu: not recorded: %s", (unsigned long long)t->id,
+		b.oom || !e.outs ? "out of memory" : strerror(errno));
+done:
+	if (e.outs != outs)
+		free(e.outs);
 	xy_buf_free(&b);
+}
+
+/* The table as records, for a snapshot. */
+static int dump(void *arg, struct xy_journal *snap)
+{
+	struct xy_memo *memo = arg;
+	struct xy_buf b;
+	xy_buf_init(&b);
+	for (size_t i = 0; i < memo->table.n_slots; i++)
+		for (struct entry *e = xy_htab_slot(&memo->table, i); e;
+		     e = e->next) {
+			xy_buf_reset(&b);
+			encode(e, &b);
+			if (b.oom || !xy_journal_append(snap, REC_DONE, b.data,
+							b.len)) {
+				xy_buf_free(&b);
+				errno = ENOMEM;
+				return -1;
+			}
+		}
+	xy_buf_free(&b);
+	return 0;
 }
 
 void xy_memo_flush(struct xy_memo *memo)
 {
 	if (!memo || memo->broken || !xy_journal_pending(memo->j))
 		return;
-	if (xy_journal_flush(memo->j) < 0)
+	if (xy_journal_flush(memo->j) < 0) {
 		memo->broken = 1; /* journal.c said why */
+		return;
+	}
+	/* Records of tasks recorded again (their outputs rewritten) pile
+	 * up: a snapshot of the table replaces them. A failed compaction
+	 * leaves the journal as it was. */
+	uint64_t log = xy_journal_info(memo->j)->log_bytes;
+	uint64_t snap = memo->table_bytes + 28 * memo->table.count;
+	if (log <= memo->compact_min || log <= 2 * snap)
+		return;
+	char err[512];
+	double t0 = xy_mono();
+	if (xy_journal_compact(memo->j, dump, memo, err, sizeof err) < 0) {
+		XY_LOGW(WHO, "compaction failed: %s", err);
+		memo->compact_min = log * 2; /* not again at once */
+		return;
+	}
+	memo->compactions++;
+	XY_LOGI(WHO, "compacted: %llu bytes of log into a snapshot of %zu "
+		"tasks in %.3f s", (unsigned long long)log, memo->table.count,
+		xy_mono() - t0);
 }
 
 int64_t xy_memo_skipped(const struct xy_memo *memo)

@@ -185,3 +185,31 @@ def test_second_manager_on_a_journal_is_refused(xylem, tmp_path):
         r.output, r.output
     os.kill(p.pid, signal.SIGKILL)
     p.wait(10)
+
+
+def test_compaction_keeps_what_matters(xylem, tmp_path):
+    """A record replaces the one before it for the same outputs, and the
+    log, grown past its bound (small here), becomes a snapshot of the
+    tasks it knows: the journal stays small, and a run again still runs
+    nothing."""
+    wf, marks = chains(tmp_path, n=1, length=2)
+    j = tmp_path / "journal"
+    env = {**xylem.env, "XYLEM_JOURNAL_COMPACT_BYTES": "300",
+           "XYLEM_LOG": "info"}
+    compacted = 0
+    for k in range(8):
+        (tmp_path / "in_0").write_text(f"version {k}\n")
+        r = xylem.run("run", wf, "--journal", j, "--workers", "1",
+                      timeout=60, env=env)
+        assert r.returncode == 0, r.output
+        compacted += r.output.count("compacted:")
+    assert runs(marks) == {"t0_0": 8, "t0_1": 8}
+    assert compacted >= 2, compacted
+    assert (j / "snapshot").exists()
+    # Two tasks known, whatever the runs before: about 2 records' worth.
+    size = (j / "snapshot").stat().st_size + (j / "log").stat().st_size
+    assert size < 1000, size
+    r = xylem.run("run", wf, "--journal", j, "--workers", "1", timeout=60,
+                  env=env)
+    assert "(2 finished before: not run again)" in r.output, r.output
+    assert runs(marks) == {"t0_0": 8, "t0_1": 8}
