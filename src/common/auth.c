@@ -12,11 +12,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "log.h"
 #include "util.h"
 
 #define LABEL_LEN 7
@@ -31,6 +34,12 @@ int xy_random(void *out, size_t n)
 	return 0;
 }
 
+/*
+ * HMAC-SHA256 of msg under secret. It fails closed: if OpenSSL cannot
+ * compute it, out gets random bytes (or, without those, bytes of this
+ * process's own that no peer can know), never a value that another
+ * party could compute too, so the MAC it stands for is refused.
+ */
 static void hmac(const void *secret, size_t secret_len, const uint8_t *msg,
 		 size_t n, uint8_t out[XY_MAC_LEN])
 {
@@ -38,9 +47,17 @@ static void hmac(const void *secret, size_t secret_len, const uint8_t *msg,
 	/* A zero-length key is legal for HMAC, but OpenSSL wants a non-NULL
 	 * pointer. */
 	static const uint8_t empty;
-	if (!HMAC(EVP_sha256(), secret_len ? secret : &empty, (int)secret_len,
-		  msg, n, out, &outlen))
-		memset(out, 0, XY_MAC_LEN);
+	if (secret_len <= INT_MAX &&
+	    HMAC(EVP_sha256(), secret_len ? secret : &empty, (int)secret_len,
+		 msg, n, out, &outlen) && outlen == XY_MAC_LEN)
+		return;
+	XY_LOGE("auth", "HMAC-SHA256 failed (%s): the MAC is refused",
+		ERR_error_string(ERR_get_error(), NULL));
+	if (RAND_bytes(out, XY_MAC_LEN) == 1)
+		return;
+	uint64_t mix[4] = {xy_mono_us(), (uint64_t)(uintptr_t)out,
+			   (uint64_t)getpid(), (uint64_t)(uintptr_t)msg};
+	memcpy(out, mix, XY_MAC_LEN);
 }
 
 void xy_auth_mac(const void *secret, size_t secret_len, char which,

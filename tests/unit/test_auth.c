@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -58,6 +59,26 @@ static void t_mac_layout(void)
 	/* An empty secret still works (and differs). */
 	xy_auth_mac("", 0, 'c', XY_ROLE_WORKER, a, b, other);
 	XY_CHECK(xy_auth_equal(mac, other, 32) != 0);
+}
+
+/* An HMAC that OpenSSL cannot compute (a key longer than it takes)
+ * fails closed: never all zeros, never the same twice, so that no peer
+ * could send it. Before, both sides computed zeros, which matched. */
+static void t_mac_fails_closed(void)
+{
+	uint8_t a[XY_NONCE_LEN] = {0}, b[XY_NONCE_LEN] = {0};
+	uint8_t m1[XY_MAC_LEN], m2[XY_MAC_LEN], zero[XY_MAC_LEN] = {0};
+	size_t huge = (size_t)INT_MAX + 1; /* refused before it is read */
+	xy_auth_mac(secret, huge, 'c', XY_ROLE_WORKER, a, b, m1);
+	xy_auth_mac(secret, huge, 'c', XY_ROLE_WORKER, a, b, m2);
+	XY_CHECK(xy_auth_equal(m1, zero, XY_MAC_LEN) != 0);
+	XY_CHECK(xy_auth_equal(m1, m2, XY_MAC_LEN) != 0);
+	/* A token made so is refused by a checker that also fails. */
+	uint8_t id[XY_ID_LEN] = {1}, tok[XY_TOKEN_LEN];
+	uint64_t later = (uint64_t)(xy_now() + 60) * 1000000;
+	xy_token_make(secret, huge, id, later, "w1", tok);
+	XY_CHECK(xy_token_check(secret, huge, id, "w1", tok,
+				(uint64_t)xy_now() * 1000000) < 0);
 }
 
 static void t_tokens(void)
@@ -263,6 +284,7 @@ int main(int argc, char **argv)
 	static const struct xy_test tests[] = {
 		XY_TEST(t_random),
 		XY_TEST(t_mac_layout),
+		XY_TEST(t_mac_fails_closed),
 		XY_TEST(t_tokens),
 		XY_TEST(t_handshake_ok),
 		XY_TEST(t_handshake_wrong_secret),
