@@ -7,7 +7,7 @@
 # links capped by tc), the Slurm tests (root only: a real Slurm on
 # loopback, workers in its jobs), the CWL conformance suite
 # (scripts/cwl-conformance.sh),
-# and a short fuzz run of the message decoder
+# and short fuzz runs of the message decoder and the journal's readers
 # (libFuzzer, clang). Python packages come from the checkout's virtual
 # environment, which scripts/deps.sh makes (pinned: scripts/constraints.txt).
 set -euo pipefail
@@ -59,3 +59,14 @@ mkdir -p build-fuzz/corpus
 	exit 1
 }
 echo "fuzz: $(grep -c . build-fuzz/fuzz.log) log lines, no crash" >&2
+# The journal's readers, from the seeds kept in the tree (new inputs go
+# to the build's own corpus, never into the tree).
+echo "== fuzz the journal's readers for ${fuzz_seconds}s" >&2
+mkdir -p build-fuzz/corpus-journal
+./build-fuzz/tests/fuzz/fuzz_journal -max_total_time="$fuzz_seconds" \
+	-print_final_stats=0 build-fuzz/corpus-journal tests/fuzz/corpus/journal \
+	2>build-fuzz/fuzz-journal.log || {
+	tail -n 40 build-fuzz/fuzz-journal.log >&2
+	exit 1
+}
+echo "fuzz journal: no crash" >&2

@@ -37,7 +37,8 @@ PROGRAM = textwrap.dedent('''
                              cmd_timeout=30)
     ex = XylemExecutor(label="slurm_cpu", provider=provider,
                        cores_per_worker=8, idle_timeout=2,
-                       address="127.0.0.1")
+                       address="127.0.0.1",
+                       worker_command=os.environ["XYLEM_WORKER_BIN"])
     # Parsl's strategy is named, as a Parsl user's config would: Xylem's
     # scaler, not this, sizes the executor's jobs.
     config = Config(executors=[ex], run_dir=sys.argv[1],
@@ -69,9 +70,13 @@ def test_parsl_slurm_provider_scaled_by_xylem(slurm_clean, xylem_bin,
                                              tmp_path):
     prog = tmp_path / "program.py"
     prog.write_text(PROGRAM)
-    build = Path(xylem_bin).resolve().parents[2]
+    # The extension from the plain build (a sanitized one needs its
+    # runtime preloaded into python); the workers are xylem_bin, which
+    # may be the sanitized build's.
+    build = os.environ.get("XYLEM_BUILD_DIR", str(REPO / "build"))
     env = dict(os.environ, SLURM_CONF=slurm_clean.env["SLURM_CONF"],
-               XYLEM_BUILD_DIR=str(build), PYTHONPATH=str(REPO / "python"))
+               XYLEM_BUILD_DIR=build, PYTHONPATH=str(REPO / "python"),
+               XYLEM_WORKER_BIN=xylem_bin)
     p = subprocess.run([sys.executable, str(prog), str(tmp_path / "run")],
                        env=env, capture_output=True, text=True,
                        timeout=180 * SLOW, cwd=tmp_path)
