@@ -120,15 +120,34 @@ int xy_local_tmpdir(struct xy_local *l, const char *prefix)
 	return 0;
 }
 
-/* The secret from secret_file (--secret-file), else from XYLEM_SECRET (as `xylem worker`
- * does), else 32 fresh random bytes written as hex to a 0600 file for the
- * local workers. The hex text itself is the secret, so the file holds
- * exactly what the manager uses. */
+/* Writes l's secret to a 0600 file in l's directory, for the local
+ * workers' --secret-file: 0, or -1 (said). */
+static int write_secret_file(struct xy_local *l)
+{
+	snprintf(l->secret_path, sizeof l->secret_path, "%s/secret", l->tmpdir);
+	int fd = open(l->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		      0600);
+	if (fd < 0 || write(fd, l->secret, l->secret_len) !=
+			      (ssize_t)l->secret_len || write(fd, "\n", 1) != 1) {
+		fprintf(stderr, "%s: cannot write %s: %s\n", l->who,
+			l->secret_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The secret from secret_file (--secret-file), else from XYLEM_SECRET (as
+ * `xylem worker` does), else 32 fresh random bytes as hex (the hex text
+ * itself is the secret). Local workers read the last two from a 0600
+ * file; XYLEM_SECRET is taken out of this process's environment, where
+ * tasks could read it (/proc/PID/environ of their worker's parent). */
 int xy_local_secret(struct xy_local *l, const char *secret_file)
 {
 	unsigned char raw[32];
 	char err[512];
-	int fd;
 
 	if (secret_file) {
 		l->secret = xy_read_secret(secret_file, &l->secret_len, err,
@@ -141,36 +160,23 @@ int xy_local_secret(struct xy_local *l, const char *secret_file)
 			 secret_file);
 		return 0;
 	}
-	if (getenv("XYLEM_SECRET") && *getenv("XYLEM_SECRET")) {
-		/* Local workers inherit the variable; no file is needed. */
-		l->secret = strdup(getenv("XYLEM_SECRET"));
-		l->secret_len = l->secret ? strlen(l->secret) : 0;
-		return l->secret ? 0 : -1;
-	}
-	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-		fprintf(stderr, "%s: no random bytes: %s\n",
-			l->who, strerror(errno));
+	errno = 0;
+	l->secret = xy_env_take("XYLEM_SECRET", &l->secret_len);
+	if (!l->secret && errno == ENOMEM)
 		return -1;
+	if (!l->secret) {
+		if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+			fprintf(stderr, "%s: no random bytes: %s\n", l->who,
+				strerror(errno));
+			return -1;
+		}
+		l->secret_len = 2 * sizeof raw;
+		l->secret = malloc(l->secret_len + 1);
+		if (!l->secret)
+			return -1;
+		xy_hex(raw, sizeof raw, l->secret);
 	}
-	l->secret_len = 2 * sizeof raw;
-	l->secret = malloc(l->secret_len + 2);
-	if (!l->secret)
-		return -1;
-	xy_hex(raw, sizeof raw, l->secret);
-	snprintf(l->secret_path, sizeof l->secret_path, "%s/secret", l->tmpdir);
-	fd = open(l->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	l->secret[l->secret_len] = '\n';
-	if (fd < 0 || write(fd, l->secret, l->secret_len + 1) !=
-			      (ssize_t)l->secret_len + 1) {
-		fprintf(stderr, "%s: cannot write %s: %s\n",
-			l->who, l->secret_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	l->secret[l->secret_len] = '\0';
-	close(fd);
-	return 0;
+	return write_secret_file(l);
 }
 
 /* The environment for local workers: ours, and XYLEM_LOG=warn unless the

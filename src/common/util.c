@@ -332,6 +332,26 @@ size_t xy_edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
+char *xy_env_take(const char *name, size_t *len)
+{
+	char *v = getenv(name);
+	if (!v || !*v)
+		return NULL;
+	size_t n = strlen(v);
+	char *copy = strdup(v);
+	if (!copy) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* In place: the initial environment lies in the process's own
+	 * stack, where /proc/PID/environ reads it. */
+	memset(v, 0, n);
+	unsetenv(name);
+	if (len)
+		*len = n;
+	return copy;
+}
+
 void xy_crash_point(const char *name)
 {
 	const char *at = getenv("XYLEM_CRASH_POINT");

@@ -49,6 +49,14 @@ int xy_unhex(const char *s, uint8_t *out, size_t n);
  * receives at most hostlen-1 bytes. */
 int xy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/* The value of the environment variable name (a malloc'd copy, its
+ * length in *len), taken out of the environment: the bytes of the value
+ * are overwritten where they were (so that /proc/PID/environ, which
+ * other processes of the same user can read, no longer shows them) and
+ * the variable is unset (so that children do not inherit it). NULL if
+ * it is not set or empty, or memory is short (errno ENOMEM). */
+char *xy_env_take(const char *name, size_t *len);
+
 /* A named crash point for durability tests (docs/durability.md): kills
  * this process with SIGKILL if the environment's XYLEM_CRASH_POINT is
  * name, at its XYLEM_CRASH_AFTER-th visit (default: the first). */

@@ -283,8 +283,8 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 static int load_secret(struct worker_config *cfg, const char *file)
 {
 	char err[512];
-	const char *env;
 
+	errno = 0;
 	if (file) {
 		cfg->secret = xy_read_secret(file, &cfg->secret_len, err,
 					     sizeof err);
@@ -294,15 +294,17 @@ static int load_secret(struct worker_config *cfg, const char *file)
 		}
 		return -1;
 	}
-	env = getenv("XYLEM_SECRET");
-	if (!env || !*env) {
+	/* Taken out of the environment: the tasks, this process's
+	 * children, could read it in /proc/PID/environ. */
+	cfg->secret = xy_env_take("XYLEM_SECRET", &cfg->secret_len);
+	if (!cfg->secret && errno == ENOMEM)
+		return 1;
+	if (!cfg->secret) {
 		fprintf(stderr, "xylem worker: no secret: use --secret-file F "
 				"or set XYLEM_SECRET\n");
 		return 2;
 	}
-	cfg->secret = strdup(env);
-	cfg->secret_len = strlen(env);
-	return cfg->secret ? -1 : 1;
+	return -1;
 }
 
 /* Parses argv (argv[0] is "worker"). Returns -1 to run, or the exit
