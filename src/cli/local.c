@@ -148,8 +148,11 @@ int xy_local_secret(struct xy_local *l, const char *secret_file)
 {
 	unsigned char raw[32];
 	char err[512];
+	size_t n;
+	char *env = xy_env_take("XYLEM_SECRET", &n); /* even if unused */
 
 	if (secret_file) {
+		free(env);
 		l->secret = xy_read_secret(secret_file, &l->secret_len, err,
 					   sizeof err);
 		if (!l->secret) {
@@ -160,8 +163,8 @@ int xy_local_secret(struct xy_local *l, const char *secret_file)
 			 secret_file);
 		return 0;
 	}
-	errno = 0;
-	l->secret = xy_env_take("XYLEM_SECRET", &l->secret_len);
+	l->secret = env;
+	l->secret_len = env ? n : 0;
 	if (!l->secret && errno == ENOMEM)
 		return -1;
 	if (!l->secret) {

@@ -172,7 +172,14 @@ int xy_cli_pools_file(const char *who, const char *path,
 	while (rc == 0 && getline(&line, &cap, f) >= 0) {
 		at++;
 		char *s = line + strspn(line, " \t");
-		s[strcspn(s, "#\r\n")] = 0; /* a comment runs to the end */
+		s[strcspn(s, "\r\n")] = 0;
+		/* A comment: '#' at the start or after a blank (a value such
+		 * as a path may hold one). */
+		for (char *h = s; (h = strchr(h, '#')); h++)
+			if (h == s || h[-1] == ' ' || h[-1] == '\t') {
+				*h = 0;
+				break;
+			}
 		for (size_t k = strlen(s); k && (s[k - 1] == ' ' ||
 						 s[k - 1] == '\t');)
 			s[--k] = 0;

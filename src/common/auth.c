@@ -51,8 +51,9 @@ static void hmac(const void *secret, size_t secret_len, const uint8_t *msg,
 	    HMAC(EVP_sha256(), secret_len ? secret : &empty, (int)secret_len,
 		 msg, n, out, &outlen) && outlen == XY_MAC_LEN)
 		return;
-	XY_LOGE("auth", "HMAC-SHA256 failed (%s): the MAC is refused",
-		ERR_error_string(ERR_get_error(), NULL));
+	char why[256];
+	ERR_error_string_n(ERR_get_error(), why, sizeof why);
+	XY_LOGE("auth", "HMAC-SHA256 failed (%s): the MAC is refused", why);
 	if (RAND_bytes(out, XY_MAC_LEN) == 1)
 		return;
 	uint64_t mix[4] = {xy_mono_us(), (uint64_t)(uintptr_t)out,

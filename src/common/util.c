@@ -335,8 +335,10 @@ size_t xy_edit_distance(const char *a, const char *b)
 char *xy_env_take(const char *name, size_t *len)
 {
 	char *v = getenv(name);
-	if (!v || !*v)
+	if (!v || !*v) {
+		errno = 0;
 		return NULL;
+	}
 	size_t n = strlen(v);
 	char *copy = strdup(v);
 	if (!copy) {

@@ -54,7 +54,7 @@ int xy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
  * are overwritten where they were (so that /proc/PID/environ, which
  * other processes of the same user can read, no longer shows them) and
  * the variable is unset (so that children do not inherit it). NULL if
- * it is not set or empty, or memory is short (errno ENOMEM). */
+ * it is not set or empty (errno 0), or memory is short (ENOMEM). */
 char *xy_env_take(const char *name, size_t *len);
 
 /* A named crash point for durability tests (docs/durability.md): kills

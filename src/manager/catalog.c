@@ -610,6 +610,7 @@ void xy_catalog_start_hashing(struct xy_catalog *c)
 	while (c->to_hash) {
 		struct xy_file *f = c->to_hash;
 		c->to_hash = f->qnext;
+		f->in_queue = 0;
 		f->qnext = NULL;
 		if (f->state != FILE_QUEUED) {
 			xy_catalog_file_decref(f);
@@ -710,6 +711,20 @@ static int need_unpacked(struct xy_catalog *c, struct xy_file *f,
 	return r;
 }
 
+/* f is to be hashed: QUEUED, and on the queue once (a file queued, then
+ * named as an output, then found done by the journal is queued again
+ * while it is still there). The queue holds a reference. */
+static void queue_hash(struct xy_catalog *c, struct xy_file *f)
+{
+	f->state = FILE_QUEUED;
+	if (f->in_queue)
+		return;
+	f->in_queue = 1;
+	f->qnext = c->to_hash;
+	c->to_hash = f;
+	xy_catalog_file_incref(f);
+}
+
 int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		    struct xy_task *t)
 {
@@ -722,10 +737,7 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 		f->state = FILE_NEW;
 	switch (f->state) {
 	case FILE_NEW:
-		f->state = FILE_QUEUED;
-		f->qnext = c->to_hash;
-		c->to_hash = f;
-		xy_catalog_file_incref(f); /* the queue's */
+		queue_hash(c, f);
 		return add_waiter(f, t) < 0 ? -1 : 0;
 	case FILE_QUEUED:
 	case FILE_HASHING:
@@ -847,10 +859,7 @@ void xy_catalog_file_reset(struct xy_catalog *c, struct xy_file *f)
 void xy_catalog_file_rehash(struct xy_catalog *c, struct xy_file *f)
 {
 	xy_catalog_file_set_object(c, f, NULL);
-	f->state = FILE_QUEUED;
-	f->qnext = c->to_hash;
-	c->to_hash = f;
-	xy_catalog_file_incref(f); /* the queue's */
+	queue_hash(c, f);
 	if (f->unpacked)
 		f->unpacked->state = FILE_NEW;
 }

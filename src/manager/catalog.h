@@ -33,6 +33,7 @@ struct xy_file {
 	char *error;
 	struct xy_file *next; /* the catalogue's table by path or URL */
 	struct xy_file *qnext; /* queued for hashing */
+	int in_queue;          /* on that queue (its state may have moved) */
 	/* References (catalog.c, "When a file is freed"): the program's,
 	 * one per declaration less its releases, and the manager's own.
 	 * With neither left it joins the catalogue's dead list (dnext) and

@@ -483,6 +483,10 @@ int xy_journal_compact(struct xy_journal *j,
 	if (replace_file(j, "log.tmp", "log", NULL, 0, NULL) < 0) {
 		xy_fail(err, errlen, errno, "%s/log: %s", j->dir,
 			strerror(errno));
+		/* Renamed, but the directory not synced: the old log (our
+		 * fd) is no longer the one in the directory. */
+		if (faccessat(j->dirfd, "log.tmp", F_OK, 0) < 0)
+			j->failed = 1;
 		goto done;
 	}
 	XY_CRASH_POINT("compact-after-log-rename");

@@ -133,7 +133,8 @@ static void put_id(EVP_MD_CTX *c, const struct xy_file *f)
 }
 
 /* t's fingerprint into fp: 0, or -1 if an input has no content yet or
- * the digest cannot be had. */
+ * the digest cannot be had. A library's own code is in it only through
+ * the library's declared inputs (xy_manager_add_library_inputs). */
 static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++)
@@ -161,8 +162,12 @@ static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
 	n = t->n_inputs;
 	EVP_DigestUpdate(c, &n, sizeof n);
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		/* The kind too: an archive given whole or unpacked is the
+		 * same object, but not the same input. */
+		uint8_t kind = xy_input_kind(t, t->inputs[i].file);
 		put_str(c, t->inputs[i].as);
 		put_id(c, t->inputs[i].file);
+		EVP_DigestUpdate(c, &kind, 1);
 	}
 	n = t->n_outputs;
 	EVP_DigestUpdate(c, &n, sizeof n);

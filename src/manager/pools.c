@@ -59,6 +59,7 @@
 #define BACKOFF_MS 1000     /* after one failure; doubled for each more */
 #define DRAIN_GRACE_S 50    /* jobs get SIGUSR1 60 s before walltime */
 #define CMD_OUTPUT_MAX 65536
+#define ANSWER_MS 120000    /* an external provider's, for a submission */
 
 enum job_state { JOB_SUBMITTING, JOB_PENDING, JOB_CONNECTED, JOB_ENDED };
 
@@ -79,6 +80,7 @@ struct job {
 	int proc_live;
 	int inquest;         /* slurm: asking why it left the queue */
 	int cmds;            /* commands in flight that hold it (cmd_run) */
+	uint64_t asked;      /* external: loop ms its submission began */
 	char batch_state[16]; /* slurm: as squeue last said */
 	char why[300];       /* why it ended */
 	struct job *next;
@@ -757,8 +759,21 @@ static const struct provider slurm_provider = {"slurm", slurm_submit,
  * and answers with xy_pools_job_answer; it also says when a job ends. */
 static int external_submit(struct pool *p, struct job *j)
 {
+	j->asked = uv_now(&p->ps->m->loop);
 	p->hook_submit(p->hook_arg, p->conf.name, j->name);
 	return 0;
+}
+
+/* Submissions the application has not answered in ANSWER_MS fail (a
+ * provider stuck, or a program that never answers): else eight of them
+ * would stop the pool for good. A late id is then cancelled
+ * (xy_pools_job_answer says the job is gone). */
+static void external_overdue(struct pool *p, uint64_t now)
+{
+	for (struct job *j = p->jobs; j; j = j->next)
+		if (j->state == JOB_SUBMITTING && !j->queued && j->asked &&
+		    now - j->asked > ANSWER_MS)
+			submit_failed(j, "the provider did not answer in 120 s");
 }
 
 static void external_cancel(struct pool *p, struct job *j)
@@ -784,6 +799,8 @@ int xy_pools_job_answer(struct xy_pools *ps, const char *name, const char *id,
 		job_submitted(j, id);
 	else if (j->state == JOB_SUBMITTING)
 		submit_failed(j, why && *why ? why : "the provider refused it");
+	else if (id && *id && !j->id[0])
+		return -1; /* given up on before its id came: cancel it */
 	else if (why && *why)
 		job_end(j, why); /* nothing if it had ended already */
 	return 0;
@@ -1007,6 +1024,8 @@ static void on_tick(uv_timer_t *h)
 	for (int i = 0; i < ps->n; i++) {
 		struct pool *p = ps->pools[i];
 		release_idle(p, now);
+		if (p->prov == &external_provider)
+			external_overdue(p, now);
 		if (p->prov->poll && count(p, JOB_PENDING) &&
 		    now - p->last_poll >= POLL_EVERY_MS) {
 			p->last_poll = now;

@@ -20,8 +20,6 @@
 #include "util.h"
 #include "xplan.h"
 
-#define HAND_OFF_ROUNDS 2
-
 /* How long a worker's failure to store an object (NO_ROOM) keeps objects
  * as large away from it: its disk may have been filled by a sandbox or
  * by evictable objects meanwhile gone. */
@@ -345,17 +343,17 @@ void xy_wtable_drained(struct xy_wtable *wt, struct xy_worker *w)
 	    w->told_stop || !w->conn)
 		return;
 	/* Then the last copies it holds of files still named go to other
-	 * workers (a temp would otherwise be made again); the copies' ends
-	 * call this again. A round whose copies fail is tried once more. */
-	if (w->hand_offs < HAND_OFF_ROUNDS) {
-		w->hand_offs++;
+	 * workers (a temp would otherwise be made again), a few at a time:
+	 * each copy's end calls this again. About two tries an object, so
+	 * that an heir that keeps failing cannot hold the drain forever. */
+	if (w->hand_offs <= 2 * (int64_t)w->n_held + 8) {
 		int n = xy_xplan_hand_off(wt->m->xplan, w);
 		if (n > 0) {
+			w->hand_offs += n;
 			XY_LOGI("manager", "worker %s drains: %d last copies "
 				"go to other workers first", w->name, n);
 			return;
 		}
-		w->hand_offs = HAND_OFF_ROUNDS; /* nothing to hand off */
 	}
 	if (xy_conn_send(w->conn, XY_MSG_SHUTDOWN, NULL) == 0) {
 		w->told_stop = 1;

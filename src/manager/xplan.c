@@ -293,13 +293,9 @@ static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
 		struct xy_worker *s = r->worker;
-		if (!r->ready || s == dest)
+		if (!r->ready || s == dest || !s->ready)
 			continue;
-		/* A draining worker still serves, as a last resort: its
-		 * last copies are handed off from it (xy_xplan_hand_off). */
-		if (!s->ready && !(s->draining && !s->told_stop && s->conn))
-			continue;
-		if (!s->ready || resting(s, o, now)) {
+		if (resting(s, o, now)) {
 			if (!rested || s->serving < rested->serving)
 				rested = s;
 			continue;
@@ -452,16 +448,20 @@ static void unlink_fetch(struct xy_xplan *x, struct fetch *f)
 		xy_catalog_consider(x->m->catalog, f->obj);
 }
 
-/* Chooses where dest gets o from, in f (zeroed), and links f in. */
+/* Chooses where dest gets o from (from, if given), in f (zeroed), and
+ * links f in. */
 static void plan_fetch(struct xy_xplan *x, struct fetch *f,
-		       struct xy_object *o, struct xy_worker *w)
+		       struct xy_object *o, struct xy_worker *w,
+		       struct xy_worker *from)
 {
 	struct fetch *pred = NULL;
 	struct xy_worker *src;
 	int manager = 0, none;
 	f->obj = o;
 	f->dest = w;
-	if (o->chunks.n >= 2 && idle_source(x, o, w, &src))
+	if (from)
+		src = from;
+	else if (o->chunks.n >= 2 && idle_source(x, o, w, &src))
 		manager = !src;
 	else if (!(pred = chain_tail(x, o, w)))
 		src = pick_source(x, o, w, &manager, &none);
@@ -480,10 +480,12 @@ static void plan_fetch(struct xy_xplan *x, struct fetch *f,
 	link_fetch(x, f);
 }
 
-/* Sends w a FETCH of o: 0, or -1 (ENOMEM) with nothing planned, sent or
- * recorded. */
-static int send_fetch(struct xy_xplan *x, struct xy_object *o,
-		      xy_cache_level level, struct xy_worker *w)
+/* Sends w a FETCH of o (from the worker from, if given; else from the
+ * sources the plan picks): 0, or -1 (ENOMEM) with nothing planned, sent
+ * or recorded. */
+static int send_fetch_from(struct xy_xplan *x, struct xy_object *o,
+			   xy_cache_level level, struct xy_worker *w,
+			   struct xy_worker *from)
 {
 	struct fetch *f = xy__calloc(x->m, 1, sizeof *f);
 	union xy_msg msg = {0};
@@ -496,7 +498,7 @@ static int send_fetch(struct xy_xplan *x, struct xy_object *o,
 		free(f);
 		return -1;
 	}
-	plan_fetch(x, f, o, w);
+	plan_fetch(x, f, o, w, from);
 	memcpy(m->id, o->id, XY_ID_LEN);
 	m->kind = o->kind;
 	m->level = (uint8_t)level;
@@ -519,6 +521,12 @@ static int send_fetch(struct xy_xplan *x, struct xy_object *o,
 	x->active++;
 	xy_manager_send(x->m, w, XY_MSG_FETCH, &msg);
 	return 0;
+}
+
+static int send_fetch(struct xy_xplan *x, struct xy_object *o,
+		      xy_cache_level level, struct xy_worker *w)
+{
+	return send_fetch_from(x, o, level, w, NULL);
 }
 
 int xy_xplan_stage(struct xy_xplan *x, struct xy_task *t,
@@ -891,8 +899,11 @@ static struct xy_worker *heir(struct xy_xplan *x, struct xy_object *o,
 
 int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w)
 {
-	int n = 0;
-	for (uint32_t i = 0; i < w->n_held; i++) {
+	/* At most as many at once as a source serves: w is the source of
+	 * each (no one else has them), and each one's end calls
+	 * xy_wtable_drained(w) for the next. */
+	int room = XY_SERVE_PER_SOURCE - w->serving, n = 0;
+	for (uint32_t i = 0; i < w->n_held && n < room; i++) {
 		struct xy_object *o = w->held[i];
 		struct replica *r = xy_catalog_replica_find(o, w);
 		if (!o->files || o->on_manager || !r || !r->ready ||
@@ -901,7 +912,7 @@ int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w)
 		struct xy_worker *to = heir(x, o, w);
 		if (!to)
 			break; /* no other worker */
-		if (send_fetch(x, o, (xy_cache_level)o->level, to) < 0)
+		if (send_fetch_from(x, o, (xy_cache_level)o->level, to, w) < 0)
 			break;
 		n++;
 	}

@@ -46,10 +46,12 @@ int xy_xplan_retrieve_cb(struct xy_xplan *x, struct xy_worker *w,
  * cannot be planned: nothing is sent. */
 int xy_xplan_copy(struct xy_xplan *x, struct xy_object *obj,
 		  xy_cache_level level, struct xy_worker *w);
-/* w drains: each object of which it holds the last copy, and that a
- * file still names, is sent (FETCH) to another ready worker, w its
- * source. Returns the copies begun (0: none needed, or no worker to
- * take them: a temp is then made again if a task needs it). */
+/* w drains: objects of which it holds the last copy, and that a file
+ * still names, are sent (FETCH) to other ready workers, w their source,
+ * as many at once as w may serve. Returns the copies begun (0: none
+ * needed, no room, or no worker to take them: a temp is then made
+ * again if a task needs it); each one's end calls xy_wtable_drained(w),
+ * which asks for the next. */
 int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w);
 /* Forgets w as a source (it is going away). */
 void xy_xplan_worker_gone(struct xy_xplan *x, struct xy_worker *w);

@@ -283,9 +283,13 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 static int load_secret(struct worker_config *cfg, const char *file)
 {
 	char err[512];
+	size_t n;
+	/* Taken out of the environment even when a file wins: the tasks,
+	 * this process's children, could read it in /proc/PID/environ. */
+	char *env = xy_env_take("XYLEM_SECRET", &n);
 
-	errno = 0;
 	if (file) {
+		free(env);
 		cfg->secret = xy_read_secret(file, &cfg->secret_len, err,
 					     sizeof err);
 		if (!cfg->secret) {
@@ -294,9 +298,8 @@ static int load_secret(struct worker_config *cfg, const char *file)
 		}
 		return -1;
 	}
-	/* Taken out of the environment: the tasks, this process's
-	 * children, could read it in /proc/PID/environ. */
-	cfg->secret = xy_env_take("XYLEM_SECRET", &cfg->secret_len);
+	cfg->secret = env;
+	cfg->secret_len = env ? n : 0;
 	if (!cfg->secret && errno == ENOMEM)
 		return 1;
 	if (!cfg->secret) {

@@ -262,3 +262,26 @@ def test_crash_points_lose_no_recorded_task(xylem, tmp_path):
             lines = [x for x in lines if x]
             assert lines[:5] == [f"chain {i}"] + \
                 [f"t{i}_{k}" for k in range(4)], (point, nth)
+
+
+def test_reader_listed_before_its_writer(xylem, tmp_path):
+    """A reader listed before the task that writes its input, with
+    another input being hashed: run again on the journal, the writer is
+    skipped and the run still ends (the output was queued for hashing
+    twice, which lost the queue's other files and hung)."""
+    marks = tmp_path / "marks"
+    (tmp_path / "in0").write_text("zero\n")
+    mid, out, cp = tmp_path / "mid", tmp_path / "out", tmp_path / "cp"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("t0", f"cp a b; echo t0 >> {marks}",
+             inputs=[(tmp_path / "in0", "a")], outputs=[(cp, "b")]),
+        task("reader", f"cat m > o; echo reader >> {marks}",
+             inputs=[(mid, "m")], outputs=[(out, "o")]),
+        task("writer", f"echo hi > m; echo writer >> {marks}",
+             outputs=[(mid, "m")])])
+    j = tmp_path / "journal"
+    assert run(xylem, wf, j).returncode == 0
+    r = run(xylem, wf, j, timeout=30)
+    assert r.returncode == 0, r.output
+    assert "(3 finished before: not run again)" in r.output, r.output
+    assert runs(marks) == {"t0": 1, "reader": 1, "writer": 1}

@@ -191,6 +191,11 @@ def test_pools_from_a_file(xylem, tmp_path):
     assert r.returncode == 2, r.output
     assert f"xylem run: {conf}:2: --pool: gpus wants a whole number" in \
         r.output, r.output
+    # A '#' inside a value is not a comment.
+    conf.write_text("name=cpu,cores=2#x  # a comment\n")
+    r = xylem.run("run", wf, "--pools", conf)
+    assert "cores wants a whole number from 1 to 1048576, not '2#x'" in \
+        r.output, r.output
     for text, says in [("# nothing\n\n", "no pool in it"),
                        (None, "No such file or directory")]:
         if text is None:

@@ -51,3 +51,17 @@ def test_worker_takes_the_secret_out_of_its_environment(xylem, tmp_path,
         environ = f.read()
     assert secret.encode() not in environ
     assert mgr.wait(30) == 0, mgr.output
+
+
+def test_secret_file_wins_and_the_variable_still_goes(xylem, tmp_path,
+                                                      secret_file):
+    """With both --secret-file and XYLEM_SECRET, the file's secret is
+    used, and the variable is still taken out of every environment."""
+    out = tmp_path / "out"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("walk", WALK, outputs=[(out, "out")])])
+    env = {**xylem.env, "XYLEM_SECRET": MARKER}
+    r = xylem.run("run", wf, "--workers", "1", "--secret-file",
+                  secret_file, timeout=60, env=env)
+    assert r.returncode == 0, r.output
+    assert out.read_text().startswith("0 of "), r.output

@@ -128,15 +128,20 @@ def test_evicted_temp_is_made_again(xylem, tmp_path, secret_file):
     assert "3 succeeded, 0 failed" in mgr.output, mgr.output
 
 
-def test_draining_holder_hands_its_temp_off(xylem, tmp_path, secret_file):
-    """A (1 core) writes a temp on w1; w2 (1 core) comes; w1 is drained
-    (SIGUSR1), and before it stops, the temp's last copy goes to w2. B
-    (2 cores) then runs on w3 with the temp from w2: A ran once."""
-    mid, out, marks = tmp_path / "mid", tmp_path / "out", tmp_path / "marks"
+def test_draining_holder_hands_its_temps_off(xylem, tmp_path, secret_file):
+    """A (1 core) writes 20 temps on w1 (more than a source serves at
+    once); w2 (1 core) comes; w1 is drained (SIGUSR1), and before it
+    stops, each temp's last copy goes to w2. B (2 cores) then runs on w3
+    with the temps from w2: A ran once."""
+    n = 20
+    out, marks = tmp_path / "out", tmp_path / "marks"
+    writes = "; ".join(f"echo made{i} > t{i}" for i in range(n))
     tasks = [
-        {"id": "a", "command": f"echo x >> {marks}; echo made > out",
-         "outputs": [temp_out(mid, "out")]},
-        task("b", "cat in > out", inputs=[(mid, "in")],
+        {"id": "a", "command": f"echo x >> {marks}; {writes}",
+         "outputs": [temp_out(tmp_path / f"mid{i}", f"t{i}")
+                     for i in range(n)]},
+        task("b", "cat " + " ".join(f"t{i}" for i in range(n)) + " > out",
+             inputs=[(tmp_path / f"mid{i}", f"t{i}") for i in range(n)],
              outputs=[(out, "out")], resources={"cores": 2}),
     ]
     wf = write_workflow(tmp_path / "wf.json", tasks)
@@ -152,7 +157,7 @@ def test_draining_holder_hands_its_temp_off(xylem, tmp_path, secret_file):
     assert w1.wait(30) == 0, w1.output
     xylem.worker(port, secret_file, 2)
     assert mgr.wait(60) == 0, mgr.output
-    assert out.read_text() == "made\n"
+    assert out.read_text() == "".join(f"made{i}\n" for i in range(n))
     assert marks.read_text() == "x\n", "a ran again: " + mgr.output
     assert "lost its last copy" not in mgr.output, mgr.output
     w2.signal(signal.SIGTERM)

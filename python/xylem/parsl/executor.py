@@ -240,6 +240,10 @@ class XylemExecutor(BlockProviderExecutor, RepresentationMixin):
         """The pool whose jobs the provider runs: Xylem's scaler sizes
         it."""
         p = self.provider
+        if p.max_blocks < 1:
+            raise ValueError(f"XylemExecutor {self.label!r}: the provider's"
+                             f" max_blocks is {p.max_blocks}: no worker"
+                             f" could ever come")
         walltime = getattr(p, "walltime", None)
         return xylem.Pool(
             _pool_name(self.label), self.cores_per_worker, provider=p, gpus=self.gpus_per_worker,
