@@ -20,7 +20,7 @@ static struct xy_pool pool(const char *name, int cores, int gpus,
 static struct xy_demand shape(int cores, int gpus, int64_t memory,
 			      int64_t count)
 {
-	struct xy_demand d = {{cores, gpus, memory, 0}, count};
+	struct xy_demand d = {{cores, gpus, memory, 0, 0}, count, 0};
 	return d;
 }
 
