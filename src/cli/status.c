@@ -232,11 +232,15 @@ static void print_worker(json_t *w)
 	json_t *tl = json_object_get(w, "time_left");
 	if (json_is_number(tl)) {
 		double v = json_number_value(tl);
-		if (v >= 3600)
-			snprintf(left, sizeof left, "%.0fh%02.0fm", floor(v / 3600),
-				 floor(fmod(v, 3600) / 60));
+		long sec = (long)floor(v);
+		if (sec >= 3600)
+			snprintf(left, sizeof left, "%ldh%02ldm", sec / 3600,
+				 sec % 3600 / 60);
+		else if (sec >= 60)
+			snprintf(left, sizeof left, "%ldm%02lds", sec / 60,
+				 sec % 60);
 		else
-			snprintf(left, sizeof left, "%.0fs", floor(v));
+			snprintf(left, sizeof left, "%lds", sec);
 	} else {
 		snprintf(left, sizeof left, "-");
 	}

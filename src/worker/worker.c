@@ -150,8 +150,9 @@ static const char usage_text[] =
 	"                        a job)\n"
 	"  --end-time EPOCH      the same, as seconds since the epoch\n"
 	"  --drain-lead S        drain (as on SIGUSR1) S seconds before that\n"
-	"                        end (default: 60); the manager gives it no\n"
-	"                        task whose time limit it could not finish\n"
+	"                        end (default: 60, or a quarter of a shorter\n"
+	"                        walltime); the manager gives it no task\n"
+	"                        whose time limit it could not finish\n"
 	"  --help                show this help\n"
 	"\n"
 	"Exit status: 0 when told to stop by the manager, drained, or on\n"
@@ -356,7 +357,7 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 	optind = 0; /* a fresh scan, whatever ran getopt before */
 	opterr = 0;
 	cfg->connect_timeout = CONNECT_TIMEOUT_S;
-	cfg->drain_lead = DRAIN_LEAD_S;
+	cfg->drain_lead = -1; /* not given: find_end sets it */
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
 		if (opt == 'h')
 			opt = O_HELP;
@@ -591,8 +592,8 @@ static void start_drain(struct xy_daemon *w, const char *why)
 		return;
 	}
 	w->draining = 1;
-	XY_LOGI("worker", "draining (%s): no new tasks; %zu to finish", why,
-		xy_tasks_count(w->tasks));
+	XY_LOGI("worker", "draining: no new tasks; %zu to finish (%s)",
+		xy_tasks_count(w->tasks), why);
 	send_msg(w, XY_MSG_DRAIN, NULL);
 	if (w->cfg.drain_grace > 0)
 		uv_timer_start(&w->drain_timer, on_drain_grace,
@@ -998,6 +999,14 @@ static void find_end(struct xy_daemon *w)
 			return;
 	}
 	w->has_end = 1;
+	/* The default lead is at most a quarter of the walltime, so that a
+	 * short one still leaves the worker time to work. */
+	if (w->cfg.drain_lead < 0) {
+		double quarter = (w->end_wall - xy_now()) / 4;
+		w->cfg.drain_lead = quarter < DRAIN_LEAD_S ? quarter : DRAIN_LEAD_S;
+		if (w->cfg.drain_lead < 0)
+			w->cfg.drain_lead = 0;
+	}
 	XY_LOGI("worker", "walltime: ends in %.0f s (from %s); drains %g s "
 		"before", w->end_wall - xy_now(), from, w->cfg.drain_lead);
 }
