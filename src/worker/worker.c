@@ -1007,7 +1007,7 @@ static void find_end(struct xy_daemon *w)
 		if (w->cfg.drain_lead < 0)
 			w->cfg.drain_lead = 0;
 	}
-	XY_LOGI("worker", "walltime: ends in %.0f s (from %s); drains %g s "
+	XY_LOGI("worker", "walltime: ends in %.0f s (from %s); drains %.0f s "
 		"before", w->end_wall - xy_now(), from, w->cfg.drain_lead);
 }
 
