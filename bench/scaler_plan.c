@@ -48,10 +48,10 @@ static double decision_ms(long tasks, int shapes, int workers, int repeats)
 		}
 	}
 	struct xy_pool pools[4] = {
-		{"cpu", {16, 0, 64000, 0}, 0, 0, 250, 1},
-		{"bigmem", {16, 0, 256000, 0}, 0, 0, 250, 0},
-		{"gpu", {16, 2, 64000, 0}, 0, 0, 250, 0},
-		{"gpu4", {32, 4, 128000, 0}, 0, 0, 250, 0},
+		{"cpu", {16, 0, 64000, 0, 0}, 0, 0, 250, 1},
+		{"bigmem", {16, 0, 256000, 0, 0}, 0, 0, 250, 0},
+		{"gpu", {16, 2, 64000, 0, 0}, 0, 0, 250, 0},
+		{"gpu4", {32, 4, 128000, 0, 0}, 0, 0, 250, 0},
 	};
 	struct xy_pool_count counts[4];
 	for (int i = 0; i < 4; i++)

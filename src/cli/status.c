@@ -7,6 +7,7 @@
  * or lacks a field still gets a readable answer.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,7 @@ static void print_tasks(json_t *root)
 
 static void print_worker(json_t *w)
 {
-	char cores[32], mem[32];
+	char cores[32], mem[32], left[32];
 	int p1, p2, p3, p4, p5, p6;
 	json_int_t total = int_of(w, "cores", &p1);
 	json_int_t used = int_of(w, "cores_used", &p2);
@@ -227,10 +228,26 @@ static void print_worker(json_t *w)
 		human_bytes((double)memory * 1e6, mem, sizeof mem);
 	else
 		snprintf(mem, sizeof mem, "-");
-	printf("  %-28s %-16s %-9s %-9s %4lld %7lld %7lld\n",
+	/* Its walltime: what is left for tasks, or "-" for no end. */
+	json_t *tl = json_object_get(w, "time_left");
+	if (json_is_number(tl)) {
+		double v = json_number_value(tl);
+		long sec = (long)floor(v);
+		if (sec >= 3600)
+			snprintf(left, sizeof left, "%ldh%02ldm", sec / 3600,
+				 sec % 3600 / 60);
+		else if (sec >= 60)
+			snprintf(left, sizeof left, "%ldm%02lds", sec / 60,
+				 sec % 60);
+		else
+			snprintf(left, sizeof left, "%lds", sec);
+	} else {
+		snprintf(left, sizeof left, "-");
+	}
+	printf("  %-28s %-16s %-9s %-9s %4lld %7lld %7lld %8s\n",
 	       str_of(w, "name", "?"), str_of(w, "host", "-"), cores, mem,
 	       (long long)(p4 ? gpus : 0), (long long)(p5 ? running : 0),
-	       (long long)(p6 ? done : 0));
+	       (long long)(p6 ? done : 0), left);
 }
 
 static void print_workers(json_t *root)
@@ -243,8 +260,8 @@ static void print_workers(json_t *root)
 	printf("workers  %zu\n", json_array_size(workers));
 	if (!json_array_size(workers))
 		return;
-	printf("  %-28s %-16s %-9s %-9s %4s %7s %7s\n", "NAME", "HOST",
-	       "CORES", "MEMORY", "GPUS", "RUNNING", "DONE");
+	printf("  %-28s %-16s %-9s %-9s %4s %7s %7s %8s\n", "NAME", "HOST",
+	       "CORES", "MEMORY", "GPUS", "RUNNING", "DONE", "LEFT");
 	json_array_foreach(workers, i, w)
 		if (json_is_object(w))
 			print_worker(w);

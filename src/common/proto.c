@@ -226,6 +226,9 @@ static void dec_hello(struct dec *d, union xy_msg *m)
 	h->gpus = xy_get_u32(&d->r);
 	h->xfer_host = dstr(d, XY_MAX_NAME, "xfer_host");
 	h->xfer_port = xy_get_u16(&d->r);
+	h->time_left_ms = xy_get_u64(&d->r);
+	if (h->time_left_ms > XY_MAX_TIME_LEFT_MS)
+		dfail(d, "time_left_ms past a year");
 	uint32_t n = dcount(d, XY_MAX_INVENTORY, ITEM_WIRE, "inventory");
 	h->items = dalloc(d, n, sizeof *h->items);
 	if (!h->items)
@@ -251,6 +254,11 @@ static void enc_hello(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u32(e->b, h->gpus);
 	estr(e, h->xfer_host, XY_MAX_NAME);
 	xy_buf_put_u16(e->b, h->xfer_port);
+	if (h->time_left_ms > XY_MAX_TIME_LEFT_MS) {
+		e->bad = 1;
+		return;
+	}
+	xy_buf_put_u64(e->b, h->time_left_ms);
 	if (!ecount(e, h->n_items, XY_MAX_INVENTORY, h->items))
 		return;
 	for (uint32_t i = 0; i < h->n_items; i++) {

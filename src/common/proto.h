@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 11
+#define XY_PROTO_VERSION 12
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -38,6 +38,7 @@
 #define XY_MAX_URL 8192               /* a URL in FETCH_URL */
 #define XY_URL_FETCHES 2              /* FETCH_URLs a worker runs at once */
 #define XY_CHUNK_MIN (1u << 18)       /* the smallest standard chunk */
+#define XY_MAX_TIME_LEFT_MS (UINT64_C(31536000) * 1000) /* a year, HELLO */
 
 #define XY_ID_LEN 32    /* an object id: SHA-256 of its content */
 #define XY_NONCE_LEN 32
@@ -160,6 +161,9 @@ struct xy_msg_hello {
 	uint32_t gpus;
 	char *xfer_host; /* "" means: the address this connection comes from */
 	uint16_t xfer_port;
+	/* Milliseconds from this HELLO until the worker stops running tasks
+	 * (its walltime, docs/worker.md "Walltime"); 0: no end known. */
+	uint64_t time_left_ms;
 	uint32_t n_items;
 	struct xy_inventory_item *items;
 };

@@ -395,9 +395,22 @@ static void local_exit(uv_process_t *proc, int64_t status, int sig)
 	uv_close((uv_handle_t *)proc, local_closed);
 }
 
+/* A local pool's walltime is its worker's --walltime (a batch job's
+ * comes from the job): the worker drains itself before it, as one in a
+ * Slurm job would. Returns the next free index of argv. */
+static int local_walltime(struct pool *p, char **argv, int k, char *buf)
+{
+	if (p->walltime <= 0)
+		return k;
+	snprintf(buf, 32, "%g", p->walltime);
+	argv[k++] = "--walltime";
+	argv[k++] = buf;
+	return k;
+}
+
 static int local_submit(struct pool *p, struct job *j)
 {
-	char addr[300], cores[16], mem[24], gpus[16];
+	char addr[300], cores[16], mem[24], gpus[16], wall[32];
 	char *argv[20];
 	worker_argv(j, addr, sizeof addr, argv);
 	int k = 7;
@@ -413,6 +426,7 @@ static int local_submit(struct pool *p, struct job *j)
 	snprintf(gpus, sizeof gpus, "%d", p->conf.node.gpus);
 	argv[k++] = "--gpus";
 	argv[k++] = gpus;
+	k = local_walltime(p, argv, k, wall);
 	argv[k] = NULL;
 	uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
 					 {.flags = UV_INHERIT_FD},
@@ -861,6 +875,13 @@ static void cancel_pending(struct pool *p, int n)
 	}
 }
 
+/* 1 if w has time left for a task of this time limit (0: none). */
+static int worker_has_time(const struct xy_worker *w, double limit)
+{
+	double left = xy_wtable_time_left(w);
+	return !limit || left < 0 || limit + XY_TIME_MARGIN_S <= left;
+}
+
 /* 1 if a pool's node or a connected worker (started with the run, or
  * by hand) could run a task asking need. */
 static int could_run(struct xy_pools *ps, const struct xy_res *need)
@@ -870,11 +891,48 @@ static int could_run(struct xy_pools *ps, const struct xy_res *need)
 			return 1;
 	for (struct xy_worker *w = xy_wtable_all(ps->m->wtable); w;
 	     w = w->next) {
-		struct xy_res have = {w->cores, w->gpus, w->memory, w->disk};
-		if (w->ready && xy_res_fits(&have, need))
+		struct xy_res have = {w->cores, w->gpus, w->memory, w->disk, 0};
+		if (w->ready && xy_res_fits(&have, need) &&
+		    worker_has_time(w, need->time))
 			return 1;
 	}
 	return 0;
+}
+
+/* Why no pool can run t: what it asks, and each pool's node and
+ * walltime (the walltime, and t's time limit, only where some pool or
+ * t has one, so that the message stays as it was without them). */
+static void unfit_why(struct xy_pools *ps, const struct xy_task *t,
+		      char *why, size_t n)
+{
+	int timed = t->time_limit > 0;
+	for (int i = 0; i < ps->n; i++)
+		timed |= ps->pools[i]->conf.node.time > 0;
+	int at = snprintf(why, n, "no pool can run it: it asks for %d cores, "
+			  "%d GPUs, %lld MB memory", t->cores, t->gpus,
+			  (long long)t->memory);
+	if (timed && at < (int)n)
+		at += t->time_limit > 0
+			      ? snprintf(why + at, n - at, ", %g s (time "
+					 "limit)", t->time_limit)
+			      : snprintf(why + at, n - at, ", no time limit");
+	if (at < (int)n)
+		at += snprintf(why + at, n - at, "; the pools offer");
+	for (int i = 0; i < ps->n && at < (int)n; i++) {
+		const struct xy_res *r = &ps->pools[i]->conf.node;
+		at += snprintf(why + at, n - at, "%s %s: %d cores, %d GPUs, "
+			       "%lld MB", i ? ";" : "", ps->pools[i]->conf.name,
+			       r->cores, r->gpus, (long long)r->memory);
+		if (timed && at < (int)n)
+			at += r->time > 0
+				      ? snprintf(why + at, n - at, ", walltime "
+						 "%g s", r->time)
+				      : snprintf(why + at, n - at,
+						 ", no walltime");
+	}
+	if (timed && at < (int)n)
+		snprintf(why + at, n - at, " (a walltime must exceed a time "
+			 "limit by %g s)", XY_WALLTIME_SLACK_S);
 }
 
 /* Fails the tasks of a shape whose largest no pool fits that nothing
@@ -885,11 +943,12 @@ static void fail_unfit(struct xy_pools *ps, const struct xy_demand *d)
 {
 	struct xy_task **tasks;
 	size_t n = xy_sched_shape_tasks(ps->m->sched, d->shape, &tasks);
-	struct xy_res last = {-1, 0, 0, 0};
+	struct xy_res last = {-1, 0, 0, 0, 0};
 	int last_fits = 0;
 	for (size_t k = 0; k < n; k++) {
 		struct xy_task *t = tasks[k];
-		struct xy_res need = {t->cores, t->gpus, t->memory, t->disk};
+		struct xy_res need = {t->cores, t->gpus, t->memory, t->disk,
+				      t->time_limit};
 		if (memcmp(&need, &last, sizeof need)) {
 			last = need;
 			last_fits = could_run(ps, &need);
@@ -897,17 +956,7 @@ static void fail_unfit(struct xy_pools *ps, const struct xy_demand *d)
 		if (last_fits)
 			continue;
 		char why[1024];
-		int at = snprintf(why, sizeof why, "no pool can run it: it asks"
-				  " for %d cores, %d GPUs, %lld MB memory; the"
-				  " pools offer", t->cores, t->gpus,
-				  (long long)t->memory);
-		for (int i = 0; i < ps->n && at < (int)sizeof why; i++) {
-			const struct xy_res *r = &ps->pools[i]->conf.node;
-			at += snprintf(why + at, sizeof why - at,
-				       "%s %s: %d cores, %d GPUs, %lld MB",
-				       i ? ";" : "", ps->pools[i]->conf.name,
-				       r->cores, r->gpus, (long long)r->memory);
-		}
+		unfit_why(ps, t, why, sizeof why);
 		XY_LOGW(WHO, "task %llu: %s", (unsigned long long)t->id, why);
 		xy_manager_task_fail(ps->m, t, XY_RESULT_UNSCHEDULABLE, why);
 	}
@@ -1377,7 +1426,7 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	p->prov = prov;
 	snprintf(p->conf.name, sizeof p->conf.name, "%s", o->name);
 	p->conf.node = (struct xy_res){o->cores, o->gpus, o->memory_mb,
-				       o->disk_mb};
+				       o->disk_mb, 0};
 	p->conf.min_workers = o->min_workers;
 	p->conf.max_workers = o->max_workers;
 	p->conf.backlog = o->backlog ? o->backlog : 4;
@@ -1386,6 +1435,7 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	p->hook_submit = o->submit;
 	p->hook_cancel = o->cancel;
 	p->hook_arg = o->hook_arg;
+	p->conf.node.time = p->walltime; /* its workers' time (scaler.h) */
 	p->idle_timeout = o->idle_timeout_s ? o->idle_timeout_s : 60;
 	int oom = 0;
 	p->partition = dup_or_null(o->partition, &oom);

@@ -32,7 +32,9 @@ int xy_res_fits(const struct xy_res *node, const struct xy_res *need)
 {
 	return node->cores >= need->cores && node->gpus >= need->gpus &&
 	       (!node->memory || node->memory >= need->memory) &&
-	       (!node->disk || node->disk >= need->disk);
+	       (!node->disk || node->disk >= need->disk) &&
+	       (!node->time || !need->time ||
+		need->time + XY_WALLTIME_SLACK_S <= node->time);
 }
 
 /* How many tasks asking `need` fit in `room`: the least over the

@@ -14,18 +14,28 @@
 
 #define XY_POOLS_MAX 16
 
+/* A pool's walltime must exceed a task's time limit by this many
+ * seconds for its workers to take the task: a worker connects a few
+ * seconds into its job, keeps the end of its walltime for handing back
+ * what runs (its drain lead less its grace: 10 s in a slurm pool's
+ * jobs), and the manager places a task only with XY_TIME_MARGIN_S to
+ * spare (wtable.h). */
+#define XY_WALLTIME_SLACK_S 30.0
+
 /* What a task asks for, or what a node offers. Memory and disk in MB;
- * 0 memory or disk in a node: not limited. */
+ * 0 memory or disk in a node: not limited. time: a task's time limit,
+ * or a node's walltime, in seconds; 0: none. */
 struct xy_res {
 	int cores, gpus;
 	int64_t memory, disk;
+	double time;
 };
 
 /* A pool: a batch-system target whose jobs each bring one worker of
  * shape `node`. */
 struct xy_pool {
 	char name[64];
-	struct xy_res node;
+	struct xy_res node; /* node.time: the jobs' walltime */
 	int min_workers, max_workers;
 	int backlog; /* jobs that may be pending at once */
 	int priority; /* higher first, when several pools fit a task */
@@ -38,7 +48,7 @@ struct xy_pool_count {
 };
 
 /* Queued tasks of one shape: what each asks for (the largest of the
- * shape, for memory and disk), and how many. */
+ * shape, for memory, disk and time limit), and how many. */
 struct xy_demand {
 	struct xy_res need;
 	int64_t count;
@@ -75,7 +85,9 @@ int xy_scaler_plan(const struct xy_pool *pools,
 		   const struct xy_pool_count *counts, int n_pools,
 		   const struct xy_demand *demand, size_t n, struct xy_plan *out);
 
-/* 1 if a node of shape `node` could ever run a task that asks `need`. */
+/* 1 if a node of shape `node` could ever run a task that asks `need`:
+ * its walltime, if it has one, longer than the task's time limit by
+ * XY_WALLTIME_SLACK_S. */
 int xy_res_fits(const struct xy_res *node, const struct xy_res *need);
 
 #endif

@@ -29,6 +29,7 @@
  * "room_anywhere").
  */
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,16 @@
 #define NOT_IN_HEAP UINT32_MAX
 
 /* Tasks that fit about the same workers: the cores and GPUs they ask
- * for, call or command, and the classes of their memory and disk (the
- * power of two at or above it; 0 for none), so that tasks that ask for
- * memory each by its own measure do not make a shape each. */
+ * for, call or command, and the classes of their memory, disk and time
+ * limit (the power of two at or above it, in MB or seconds; 0 for none),
+ * so that tasks that ask for memory each by its own measure do not make
+ * a shape each. The time limit is in the key, not beside it: a round
+ * parks a whole shape when its first task fits no free worker, and a
+ * task of a day must not hold up those of a minute behind it when only
+ * workers near their walltime are free. */
 struct shape {
 	int cores, gpus, call;
-	int mem_class, disk_class;
+	int mem_class, disk_class, time_class;
 	uint32_t hash;
 	struct shape *hnext;  /* the shapes' hash table */
 	struct shape *pnext;  /* the shapes parked in this round */
@@ -54,6 +59,7 @@ struct shape {
 	uint32_t n_levels, cap_levels;
 	int64_t count;
 	int64_t memory, disk; /* the most any of its tasks asked for */
+	double time_limit;    /* the same, in seconds */
 	uint64_t id;          /* never reused (xy_sched_demand) */
 	uint32_t heap_at;  /* its index in the heap, or NOT_IN_HEAP */
 	int parked;        /* out of the heap for this round: no free worker
@@ -251,10 +257,12 @@ static struct shape key_of(const struct xy_task *t)
 	struct shape k = {.cores = t->cores, .gpus = t->gpus,
 			  .call = t->library != NULL,
 			  .mem_class = size_class(t->memory),
-			  .disk_class = size_class(t->disk)};
+			  .disk_class = size_class(t->disk),
+			  .time_class = size_class((int64_t)ceil(t->time_limit))};
 	k.hash = ((uint32_t)k.cores * 2654435761u) ^
 		 ((uint32_t)k.gpus * 40503u) ^ ((uint32_t)k.call << 31) ^
-		 ((uint32_t)k.mem_class << 8) ^ ((uint32_t)k.disk_class << 16);
+		 ((uint32_t)k.mem_class << 8) ^ ((uint32_t)k.disk_class << 16) ^
+		 ((uint32_t)k.time_class << 24);
 	return k;
 }
 
@@ -262,7 +270,8 @@ static int same_key(const struct shape *a, const struct shape *b)
 {
 	return a->cores == b->cores && a->gpus == b->gpus &&
 	       a->call == b->call && a->mem_class == b->mem_class &&
-	       a->disk_class == b->disk_class;
+	       a->disk_class == b->disk_class &&
+	       a->time_class == b->time_class;
 }
 
 /* t's shape, made if new: O(1), whatever the number of shapes. */
@@ -401,6 +410,8 @@ static int push(struct xy_sched *s, struct xy_task *t, int front)
 		sh->memory = t->memory;
 	if (t->disk > sh->disk)
 		sh->disk = t->disk;
+	if (t->time_limit > sh->time_limit)
+		sh->time_limit = t->time_limit;
 	s->count++;
 	if (sh->heap_at == NOT_IN_HEAP) {
 		if (!sh->parked)
@@ -465,6 +476,7 @@ size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
 				out[n].need.gpus = sh->gpus;
 				out[n].need.memory = sh->memory;
 				out[n].need.disk = sh->disk;
+				out[n].need.time = sh->time_limit;
 				out[n].count = sh->count;
 				out[n].shape = sh->id;
 			}
@@ -504,12 +516,15 @@ void xy_sched_shape_refit(struct xy_sched *s, uint64_t id)
 	if (!sh)
 		return;
 	sh->memory = sh->disk = 0;
+	sh->time_limit = 0;
 	for (uint32_t i = 0; i < sh->n_levels; i++)
 		for (struct xy_task *t = sh->levels[i]->head; t; t = t->qnext) {
 			if (t->memory > sh->memory)
 				sh->memory = t->memory;
 			if (t->disk > sh->disk)
 				sh->disk = t->disk;
+			if (t->time_limit > sh->time_limit)
+				sh->time_limit = t->time_limit;
 		}
 }
 
@@ -559,7 +574,8 @@ static int could_run(const struct xy_worker *w, const struct xy_task *t)
 {
 	return w->ready && w->cores >= t->cores && w->gpus >= t->gpus &&
 	       (!t->memory || !w->memory || w->memory >= t->memory) &&
-	       (!t->disk || !w->disk || w->disk >= t->disk);
+	       (!t->disk || !w->disk || w->disk >= t->disk) &&
+	       xy_wtable_time_fits(w, t);
 }
 
 /* True if some worker that could run t has room for the inputs it would

@@ -56,7 +56,8 @@ size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
  * short). O(shapes + its tasks). */
 size_t xy_sched_shape_tasks(const struct xy_sched *s, uint64_t shape,
 			    struct xy_task ***out);
-/* The shape's memory and disk made again the most its tasks ask for
+/* The shape's memory, disk and time limit made again the most its tasks
+ * ask for
  * (they only grow as tasks come): after some of them left. */
 void xy_sched_shape_refit(struct xy_sched *s, uint64_t shape);
 /* Distinct shapes with queued tasks (for tests and status). */

@@ -4,6 +4,7 @@
  * is one pass over the workers, never over the tasks.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -21,6 +22,13 @@ static json_t *tasks_json(const struct xy_manager *m)
 			 (json_int_t)m->n_failed);
 }
 
+/* Seconds the worker has left for tasks (its walltime), or null. */
+static json_t *time_left_json(const struct xy_worker *w)
+{
+	double left = xy_wtable_time_left(w);
+	return left < 0 ? json_null() : json_real(floor(left * 10) / 10);
+}
+
 static json_t *workers_json(const struct xy_manager *m)
 {
 	json_t *arr = json_array();
@@ -31,7 +39,7 @@ static json_t *workers_json(const struct xy_manager *m)
 		json_array_append_new(
 			arr,
 			json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:i,s:i,"
-				  "s:I,s:i,s:b,s:i}",
+				  "s:I,s:i,s:b,s:i,s:o}",
 				  "name", w->name, "host",
 				  w->hostname ? w->hostname : w->addr, "cores",
 				  w->cores, "cores_used", xy_wtable_cores_busy(w),
@@ -43,7 +51,8 @@ static json_t *workers_json(const struct xy_manager *m)
 				  "gpus", w->gpus, "running", w->n_running,
 				  "done", (json_int_t)w->n_done, "objects",
 				  (int)w->n_held, "schedulable", w->ready,
-				  "source_cooldowns", xy_xplan_resting(w)));
+				  "source_cooldowns", xy_xplan_resting(w),
+				  "time_left", time_left_json(w)));
 	}
 	return arr;
 }

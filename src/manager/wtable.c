@@ -179,6 +179,9 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 	w->memory = (int64_t)h->memory_mb;
 	w->disk = (int64_t)h->disk_mb;
 	w->gpus = (int)h->gpus;
+	w->ends_at = h->time_left_ms
+			     ? xy_manager_now(wt->m) + h->time_left_ms / 1e3
+			     : 0;
 	/* What it holds is knowledge that saves fetches, not a duty: an
 	 * object memory is short for goes unrecorded, as if not held. */
 	uint32_t skipped = 0;
@@ -201,6 +204,9 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 	XY_LOGI("manager", "worker %s ready: %d cores, %lld MB memory, "
 		"%lld MB disk, %d gpus, %u cached objects", w->name, w->cores,
 		(long long)w->memory, (long long)w->disk, w->gpus, h->n_items);
+	if (h->time_left_ms)
+		XY_LOGI("manager", "worker %s: %.0f s left for tasks", w->name,
+			h->time_left_ms / 1e3);
 	xy_history_worker(wt->m->history, xy_now(), w->name, "ready", NULL);
 	xy_manager_wake(wt->m);
 }
@@ -272,9 +278,26 @@ void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w)
 	xy_catalog_copies_changed(wt->m->catalog);
 }
 
+double xy_wtable_time_left(const struct xy_worker *w)
+{
+	if (!w->ends_at)
+		return -1;
+	double left = w->ends_at - xy_manager_now(w->manager);
+	return left > 0 ? left : 0;
+}
+
+int xy_wtable_time_fits(const struct xy_worker *w, const struct xy_task *t)
+{
+	return !t->time_limit || !w->ends_at ||
+	       xy_manager_now(w->manager) + t->time_limit + XY_TIME_MARGIN_S <=
+		       w->ends_at;
+}
+
 int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t)
 {
 	if (!w->ready)
+		return 0;
+	if (!xy_wtable_time_fits(w, t))
 		return 0;
 	if (w->cores - w->cores_used < t->cores &&
 	    (!t->library || t->gpus || t->cores > w->cores ||

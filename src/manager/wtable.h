@@ -8,6 +8,10 @@
 #ifndef XY_MANAGER_WTABLE_H
 #define XY_MANAGER_WTABLE_H
 
+/* A task with a time limit goes only to a worker with at least its limit
+ * and this many seconds left (docs/scaling.md, "Walltimes"). */
+#define XY_TIME_MARGIN_S 5.0
+
 /*
  * A connected worker. wtable.c makes, changes and frees it, and its
  * readiness, resources, what is committed on it, its lists and whether it
@@ -63,6 +67,9 @@ struct xy_worker {
 		int ready, busy, cores, cores_busy;
 	} counted; /* its part of the table's sums (wtable.c) */
 	double connected_at;
+	/* When it stops running tasks (its walltime; HELLO's time_left_ms),
+	 * in seconds on xy_manager_now's clock; 0: no end known. */
+	double ends_at;
 	uint64_t last_heard; /* loop time of its last message */
 	uint64_t score_gen;
 	uint64_t score;
@@ -87,6 +94,12 @@ void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w);
 /* True if t may go to w now: within its free resources or, for a call
  * without GPUs, within its call window (docs/architecture.md). */
 int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t);
+/* True if w has time left to run t to its time limit, with
+ * XY_TIME_MARGIN_S to spare: a task with no limit, or a worker with no
+ * end, always has. */
+int xy_wtable_time_fits(const struct xy_worker *w, const struct xy_task *t);
+/* Seconds w has left (its ends_at less now, at least 0); -1: no end. */
+double xy_wtable_time_left(const struct xy_worker *w);
 /* w's cores not committed, less the window: negative while calls wait
  * on it for a core. */
 int xy_wtable_free_cores(const struct xy_worker *w);

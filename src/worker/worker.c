@@ -33,6 +33,7 @@
 #include "unpack.h"
 #include "urlfetch.h"
 #include "util.h"
+#include "walltime.h"
 #include "xfer.h"
 #include "xylem.h"
 
@@ -47,6 +48,10 @@
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 5000
 #define RETRY_NOTE_MS 60000
+/* The walltime (docs/worker.md, "Walltime"): drain this long before the
+ * end by default, and wait this long for squeue to say when it is. */
+#define DRAIN_LEAD_S 60.0
+#define SQUEUE_TIMEOUT_S 20.0
 
 enum phase { W_RUNNING, W_STOPPING, W_DONE };
 
@@ -63,6 +68,9 @@ struct worker_config {
 	double connect_timeout; /* seconds to wait for the manager; 0: once */
 	double drain_grace; /* after SIGUSR1, seconds before what runs is
 			    * returned; 0: none, wait for it to finish */
+	double end_time;   /* --end-time: seconds since the epoch; 0: none */
+	double walltime;   /* --walltime: seconds from the start; 0: none */
+	double drain_lead; /* drain this many seconds before the end */
 };
 
 /* Tries to reach the manager, until the first handshake is done. */
@@ -89,7 +97,11 @@ struct xy_daemon {
 	struct xy_conn *conn;
 	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t keepalive, stop_timer, retry_timer, drain_timer;
+	uv_timer_t end_timer; /* drains the worker a lead before its end */
 	int draining; /* SIGUSR1: said DRAIN, waits for SHUTDOWN */
+	int has_end;     /* its walltime is known */
+	double end_wall; /* its end, in seconds since the epoch */
+	uint64_t end_ms; /* the same on the loop's (monotonic) clock */
 	int handles_ready;
 	struct connecting cx;
 	enum phase phase;
@@ -132,6 +144,15 @@ static const char usage_text[] =
 	"                        0), return to the manager whatever still\n"
 	"                        runs after S seconds (default: 0, wait for\n"
 	"                        it to finish)\n"
+	"  --walltime S          this worker must end S seconds after it\n"
+	"                        starts (default: the Slurm job's end, from\n"
+	"                        SLURM_JOB_END_TIME or squeue; none outside\n"
+	"                        a job)\n"
+	"  --end-time EPOCH      the same, as seconds since the epoch\n"
+	"  --drain-lead S        drain (as on SIGUSR1) S seconds before that\n"
+	"                        end (default: 60, or a quarter of a shorter\n"
+	"                        walltime); the manager gives it no task\n"
+	"                        whose time limit it could not finish\n"
 	"  --help                show this help\n"
 	"\n"
 	"Exit status: 0 when told to stop by the manager, drained, or on\n"
@@ -184,6 +205,9 @@ enum {
 	O_XFER_HOST,
 	O_CONNECT_TIMEOUT,
 	O_DRAIN_GRACE,
+	O_WALLTIME,
+	O_END_TIME,
+	O_DRAIN_LEAD,
 	O_HELP
 };
 
@@ -198,6 +222,9 @@ static const struct option long_opts[] = {
 	{"transfer-host", required_argument, NULL, O_XFER_HOST},
 	{"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
 	{"drain-grace", required_argument, NULL, O_DRAIN_GRACE},
+	{"walltime", required_argument, NULL, O_WALLTIME},
+	{"end-time", required_argument, NULL, O_END_TIME},
+	{"drain-lead", required_argument, NULL, O_DRAIN_LEAD},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -248,6 +275,21 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 		return -1;
 	case O_DRAIN_GRACE:
 		if (parse_seconds("drain-grace", arg, &cfg->drain_grace))
+			return 2;
+		return -1;
+	case O_WALLTIME:
+		if (parse_seconds("walltime", arg, &cfg->walltime))
+			return 2;
+		if (cfg->walltime <= 0)
+			return usage_error("--walltime: must be more than 0");
+		return -1;
+	case O_END_TIME:
+		if (xy_walltime_parse_epoch(arg, &cfg->end_time) < 0)
+			return usage_error("--end-time: '%s' is not a time in "
+					   "seconds since the epoch", arg);
+		return -1;
+	case O_DRAIN_LEAD:
+		if (parse_seconds("drain-lead", arg, &cfg->drain_lead))
 			return 2;
 		return -1;
 	case O_HELP:
@@ -320,6 +362,7 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 	optind = 0; /* a fresh scan, whatever ran getopt before */
 	opterr = 0;
 	cfg->connect_timeout = CONNECT_TIMEOUT_S;
+	cfg->drain_lead = -1; /* not given: find_end sets it */
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
 		if (opt == 'h')
 			opt = O_HELP;
@@ -341,6 +384,9 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 	}
 	if (!target)
 		return usage_error("missing the manager's HOST:PORT");
+	if (cfg->walltime > 0 && cfg->end_time > 0)
+		return usage_error("--walltime and --end-time both say when "
+				   "to end: give one");
 	if (xy_parse_hostport(target, cfg->host, sizeof cfg->host,
 			      &cfg->port) < 0 ||
 	    cfg->port < 1 || cfg->port > 65535)
@@ -369,6 +415,20 @@ static void send_msg(struct xy_daemon *w, unsigned type, union xy_msg *m)
 			strerror(errno));
 }
 
+/* Milliseconds left in which a task can still run to its end; 0: no
+ * end known. */
+static uint64_t time_left_ms(struct xy_daemon *w)
+{
+	if (!w->has_end)
+		return 0;
+	uv_update_time(&w->loop);
+	uint64_t ms = xy_walltime_usable_ms((int64_t)w->end_ms -
+					    (int64_t)uv_now(&w->loop),
+					    w->cfg.drain_lead,
+					    w->cfg.drain_grace);
+	return ms < XY_MAX_TIME_LEFT_MS ? ms : XY_MAX_TIME_LEFT_MS;
+}
+
 static void send_hello(struct xy_daemon *w)
 {
 	union xy_msg m;
@@ -384,6 +444,7 @@ static void send_hello(struct xy_daemon *w)
 	m.hello.gpus = w->cfg.res.gpus;
 	m.hello.xfer_host = w->cfg.xfer_host ? w->cfg.xfer_host : "";
 	m.hello.xfer_port = (uint16_t)xy_xfer_server_port(w->xfer);
+	m.hello.time_left_ms = time_left_ms(w);
 	if (xy_cache_inventory(w->cache, &m.hello.items, &m.hello.n_items) < 0)
 		XY_LOGW("worker", "out of memory listing the cache");
 	send_msg(w, XY_MSG_HELLO, &m);
@@ -392,6 +453,8 @@ static void send_hello(struct xy_daemon *w)
 		" cached objects)", xy_conn_peer(w->conn), w->cfg.name,
 		m.hello.cores, m.hello.memory_mb, m.hello.disk_mb,
 		m.hello.gpus, m.hello.n_items);
+	if (w->has_end)
+		XY_LOGI("worker", "time left for tasks: %.0f s", m.hello.time_left_ms / 1e3);
 	free(m.hello.items);
 }
 
@@ -509,6 +572,7 @@ static void begin_stop(struct xy_daemon *w, int bye, const char *why)
 		xy_conn_close(w->conn, why);
 	uv_timer_stop(&w->keepalive);
 	uv_timer_stop(&w->retry_timer);
+	uv_timer_stop(&w->end_timer);
 	w->stop_deadline = uv_now(&w->loop) + STOP_WAIT_MS;
 	uv_timer_start(&w->stop_timer, on_stop_poll, STOP_POLL_MS,
 		       STOP_POLL_MS);
@@ -521,12 +585,10 @@ static void on_drain_grace(uv_timer_t *t)
 	begin_stop(w, 1, "drained: the grace ended, returning what runs");
 }
 
-/* SIGUSR1 (sbatch --signal, before a walltime; or by hand): take no new
- * task, finish what runs, and exit 0 when the manager says SHUTDOWN. */
-static void on_drain_signal(uv_signal_t *s, int signum)
+/* A drain: take no new task, finish what runs, and exit 0 when the
+ * manager says SHUTDOWN. */
+static void start_drain(struct xy_daemon *w, const char *why)
 {
-	struct xy_daemon *w = s->data;
-	(void)signum;
 	if (w->phase != W_RUNNING || w->draining)
 		return;
 	if (!w->conn || !w->connected) {
@@ -535,12 +597,30 @@ static void on_drain_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	w->draining = 1;
-	XY_LOGI("worker", "draining: no new tasks; %zu to finish",
-		xy_tasks_count(w->tasks));
+	XY_LOGI("worker", "draining: no new tasks; %zu to finish (%s)",
+		xy_tasks_count(w->tasks), why);
 	send_msg(w, XY_MSG_DRAIN, NULL);
 	if (w->cfg.drain_grace > 0)
 		uv_timer_start(&w->drain_timer, on_drain_grace,
 			       (uint64_t)(w->cfg.drain_grace * 1000), 0);
+}
+
+/* SIGUSR1: sbatch --signal, before a walltime; or by hand. */
+static void on_drain_signal(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	start_drain(s->data, "SIGUSR1");
+}
+
+/* A lead before the worker's end (its walltime): the same drain. */
+static void on_end_near(uv_timer_t *t)
+{
+	struct xy_daemon *w = t->data;
+	char why[96];
+
+	snprintf(why, sizeof why, "its walltime ends in %.0f s",
+		 ((int64_t)w->end_ms - (int64_t)uv_now(&w->loop)) / 1e3);
+	start_drain(w, why);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -895,17 +975,75 @@ static int start_parts(struct xy_daemon *w)
 	return 0;
 }
 
+/* When the worker must end: --end-time, --walltime, else its Slurm
+ * job's end. Asked before the loop runs (squeue blocks, briefly). */
+static void find_end(struct xy_daemon *w)
+{
+	const char *from = "";
+	char err[256] = "";
+	int r;
+
+	if (w->cfg.end_time > 0) {
+		w->end_wall = w->cfg.end_time;
+		from = "--end-time";
+	} else if (w->cfg.walltime > 0) {
+		w->end_wall = xy_now() + w->cfg.walltime;
+		from = "--walltime";
+	} else {
+		r = xy_walltime_slurm_end(getenv, SQUEUE_TIMEOUT_S,
+					  &w->end_wall, &from, err,
+					  sizeof err);
+		if (r < 0)
+			XY_LOGW("worker", "cannot tell when Slurm job %s ends "
+				"(%s): only SIGUSR1 will drain this worker",
+				getenv("SLURM_JOB_ID"), err);
+		else if (r == 0 && getenv("SLURM_JOB_ID"))
+			XY_LOGI("worker", "Slurm job %s: %s",
+				getenv("SLURM_JOB_ID"), from);
+		if (r <= 0)
+			return;
+	}
+	w->has_end = 1;
+	/* The default lead is at most a quarter of the walltime, so that a
+	 * short one still leaves the worker time to work. */
+	if (w->cfg.drain_lead < 0) {
+		double quarter = (w->end_wall - xy_now()) / 4;
+		w->cfg.drain_lead = quarter < DRAIN_LEAD_S ? quarter : DRAIN_LEAD_S;
+		if (w->cfg.drain_lead < 0)
+			w->cfg.drain_lead = 0;
+	}
+	XY_LOGI("worker", "walltime: ends in %.0f s (from %s); drains %.0f s "
+		"before", w->end_wall - xy_now(), from, w->cfg.drain_lead);
+}
+
+/* Puts the end on the loop's clock, and the drain a lead before it (at
+ * once if the end is nearer than the lead). */
+static void arm_end(struct xy_daemon *w)
+{
+	if (!w->has_end)
+		return;
+	uv_update_time(&w->loop);
+	int64_t left = (int64_t)((w->end_wall - xy_now()) * 1000);
+	int64_t lead = (int64_t)(w->cfg.drain_lead * 1000);
+	if (left < 0)
+		left = 0;
+	w->end_ms = uv_now(&w->loop) + (uint64_t)left;
+	uv_timer_start(&w->end_timer, on_end_near,
+		       left > lead ? (uint64_t)(left - lead) : 0, 0);
+}
+
 static void init_handles(struct xy_daemon *w)
 {
 	uv_signal_init(&w->loop, &w->sigterm);
 	uv_signal_init(&w->loop, &w->sigint);
 	uv_signal_init(&w->loop, &w->sigusr1);
 	uv_timer_init(&w->loop, &w->drain_timer);
+	uv_timer_init(&w->loop, &w->end_timer);
 	uv_timer_init(&w->loop, &w->keepalive);
 	uv_timer_init(&w->loop, &w->stop_timer);
 	uv_timer_init(&w->loop, &w->retry_timer);
 	w->sigterm.data = w->sigint.data = w->sigusr1.data = w;
-	w->drain_timer.data = w;
+	w->drain_timer.data = w->end_timer.data = w;
 	w->keepalive.data = w->stop_timer.data = w->retry_timer.data = w;
 	uv_signal_start(&w->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&w->sigint, on_signal, SIGINT);
@@ -943,6 +1081,7 @@ static int worker_setup(struct xy_daemon *w)
 {
 	char host[256] = "";
 
+	find_end(w);
 	if (uv_loop_init(&w->loop) < 0) {
 		XY_LOGE("worker", "cannot make an event loop");
 		return -1;
@@ -958,6 +1097,7 @@ static int worker_setup(struct xy_daemon *w)
 	if (open_cache(w) < 0 || start_parts(w) < 0)
 		return -1;
 	init_handles(w);
+	arm_end(w);
 	uv_update_time(&w->loop);
 	w->cx.start = uv_now(&w->loop);
 	w->cx.backoff = RETRY_FIRST_MS;
@@ -984,6 +1124,7 @@ static void worker_teardown(struct xy_daemon *w)
 		uv_close((uv_handle_t *)&w->sigterm, NULL);
 		uv_close((uv_handle_t *)&w->sigusr1, NULL);
 		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+		uv_close((uv_handle_t *)&w->end_timer, NULL);
 	}
 	xy_fetcher_stop(w->fetcher);
 	xy_unpacker_quiet(w->unpacker);

@@ -286,6 +286,58 @@ def test_drain_finishes_the_task_and_completes_the_job(pools, tmp_path):
     assert len(submitted(mgr.output)) == 1, mgr.output
 
 
+def test_worker_drains_itself_before_its_walltime(pools, tmp_path):
+    """A pool of one-minute jobs: the worker learns its job's end from
+    Slurm (squeue: Slurm 22.05 exports no SLURM_JOB_END_TIME), tells the
+    manager it has about 60 s, and drains itself 15 s before the end (a
+    quarter of a short walltime) on its own: the pool's SIGUSR1 backstop
+    is replaced here by SIGURG, which the worker ignores, so that only the
+    worker's own clock can drain it. Its running task (no time limit:
+    any worker takes it) finishes, the job COMPLETES, and the task queued behind runs
+    on a second job. Takes about 50 s: Slurm's shortest walltime is a
+    minute."""
+    flag, out = tmp_path / "go", tmp_path / "out"
+    out.mkdir()
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("held", f"echo $SLURM_JOB_ID > {tmp_path}/job; while [ ! -e"
+             f" {flag} ]; do sleep 0.1; done; echo done > o",
+             outputs=[(out / "held", "o")], retries=0),
+        task("tail", "echo $SLURM_JOB_ID > o", outputs=[(out / "tail", "o")],
+             priority=-1)])
+    mgr = pools.start("run", wf, "--quiet", "--secret-file",
+                      pools.secret_file, "--pool",
+                      pools.spec("cpu", 1, memory=500, walltime=60, max=1,
+                                 **{"sbatch-arg": "--signal=B:URG@1"}))
+    job = cluster.wait_until(lambda: (tmp_path / "job").exists() and
+                             (tmp_path / "job").read_text().strip(),
+                             30 * SLOW, 0.1)
+    assert job, mgr.output
+    (call,) = pools.spy.calls("sbatch")
+    assert "--time=1 --signal=B:USR1@60" in call, call
+    (name,) = submitted(mgr.output)
+    # The end reached the worker, and the manager knows its time left.
+    log = pools.job_log(name)
+    assert re.search(r"walltime: ends in (5\d|60) s \(from squeue\); "
+                     r"drains 1[45] s before", log), log
+    m = re.search(rf"worker {name}: (\d+) s left for tasks", mgr.output)
+    assert m and 50 <= int(m.group(1)) <= 60, mgr.output
+    # On time: 45 s in, give or take the worker's start.
+    assert cluster.wait_until(lambda: "draining" in pools.job_log(name),
+                              70, 0.2), pools.job_log(name)
+    log = pools.job_log(name)
+    assert re.search(r"draining: no new tasks; 1 to finish \(its walltime "
+                     r"ends in 1[45] s\)", log), log
+    mgr.wait_line(r"worker \S+ is draining: 1 tasks to finish", 10)
+    flag.touch()
+    assert mgr.wait(60) == 0, mgr.output
+    assert (out / "held").read_text() == "done\n"
+    assert pools.slurm.wait_job(job, "COMPLETED", 10 * SLOW) == "COMPLETED"
+    # The task behind ran on another job, not on the drained worker.
+    tail = (out / "tail").read_text().strip()
+    assert tail and tail != job, (tail, job)
+    assert len(submitted(mgr.output)) == 2, mgr.output
+
+
 def test_killed_manager_leaves_no_job(pools, tmp_path):
     """kill -9 of a manager with a running worker and jobs that cannot
     start yet (--begin in ten minutes): its watchdog cancels them all."""

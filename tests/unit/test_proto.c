@@ -71,7 +71,7 @@ static int sample(unsigned type, union xy_msg *m)
 	case XY_MSG_HELLO:
 		m->hello = (struct xy_msg_hello){
 			"host:1", "host", 16, 64000, 1000000, 2, "", 9123,
-			2, items};
+			3600000, 2, items};
 		return 1;
 	case XY_MSG_TASK:
 		m->task = (struct xy_msg_task){
@@ -691,6 +691,27 @@ static void t_oversized_counts(void)
 	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_HELLO, &m), -1);
 	XY_CHECK_EQ(b.len, 1);
 	XY_CHECK(!b.oom);
+	/* A worker's time left past a year is refused both ways. */
+	sample(XY_MSG_HELLO, &m);
+	m.hello.time_left_ms = XY_MAX_TIME_LEFT_MS + 1;
+	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_HELLO, &m), -1);
+	XY_CHECK_EQ(b.len, 1);
+	m.hello.time_left_ms = XY_MAX_TIME_LEFT_MS;
+	struct xy_buf hb;
+	encode(XY_MSG_HELLO, &m, &hb);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_HELLO, hb.data + 8, hb.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.hello.time_left_ms, XY_MAX_TIME_LEFT_MS);
+	xy_msg_free(XY_MSG_HELLO, &d);
+	/* The same bytes with the field one past the limit. */
+	size_t at = 8 + 4 + 6 + 4 + 4 + 4 + 8 + 8 + 4 + 4 + 2;
+	uint64_t over = XY_MAX_TIME_LEFT_MS + 1;
+	for (int i = 0; i < 8; i++)
+		hb.data[at + i] = (uint8_t)(over >> (8 * i));
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_HELLO, hb.data + 8, hb.len - 8, &d,
+				  err, sizeof err), -1);
+	XY_CHECK(strstr(err, "time_left_ms"));
+	xy_buf_free(&hb);
 	sample(XY_MSG_BYE, &m);
 	m.bye.task_ids = NULL; /* a count with no array */
 	XY_CHECK_EQ(xy_msg_encode(&b, XY_MSG_BYE, &m), -1);

@@ -20,7 +20,7 @@ static struct xy_pool pool(const char *name, int cores, int gpus,
 static struct xy_demand shape(int cores, int gpus, int64_t memory,
 			      int64_t count)
 {
-	struct xy_demand d = {{cores, gpus, memory, 0}, count};
+	struct xy_demand d = {{cores, gpus, memory, 0, 0}, count, 0};
 	return d;
 }
 
@@ -197,6 +197,49 @@ static void t_priority(void)
 	XY_CHECK_EQ(out.submit[0], 1);
 }
 
+/* A pool's walltime must exceed a task's time limit by the slack: a
+ * shape limited to 600 s never goes to a pool of 300 s, and fits no pool
+ * when that is the only one; without a limit, any pool's walltime will
+ * do, and a pool without a walltime takes any limit. */
+static void t_walltime(void)
+{
+	struct xy_pool pools[2] = {pool("short", 8, 0, 0, 10, 10),
+				   pool("long", 8, 0, 0, 10, 10)};
+	struct xy_pool_count c[2] = {{0, 0}, {0, 0}};
+	struct xy_demand d[2] = {shape(1, 0, 0, 8), shape(1, 0, 0, 8)};
+	struct xy_plan out;
+	pools[0].node.time = 300;
+	pools[0].priority = 1; /* preferred, where it fits */
+	pools[1].node.time = 3600;
+	d[0].need.time = 600;
+	plan(pools, c, 2, d, 2, &out);
+	XY_CHECK_EQ(out.submit[0], 1); /* the 8 without a limit */
+	XY_CHECK_EQ(out.placed[0], 8);
+	XY_CHECK_EQ(out.submit[1], 1); /* the 8 of 600 s */
+	XY_CHECK_EQ(out.placed[1], 8);
+	XY_CHECK_EQ(out.n_unfit, 0);
+	/* Exactly the slack: fits; a second less: does not. */
+	d[0].need.time = 300 - XY_WALLTIME_SLACK_S;
+	plan(pools, c, 2, d, 2, &out);
+	XY_CHECK_EQ(out.placed[0], 16);
+	d[0].need.time = 301 - XY_WALLTIME_SLACK_S;
+	plan(pools, c, 2, d, 2, &out);
+	XY_CHECK_EQ(out.placed[0], 8);
+	XY_CHECK_EQ(out.placed[1], 8);
+	/* Past every walltime: unfit, named so that its tasks fail. */
+	d[0].need.time = 4000;
+	plan(pools, c, 2, d, 2, &out);
+	XY_CHECK_EQ(out.n_unfit, 1);
+	XY_CHECK_EQ(out.unfit[0], 0);
+	XY_CHECK_EQ(out.unfit_tasks, 8);
+	XY_CHECK_EQ(out.submit[1], 0);
+	/* A pool without a walltime takes it. */
+	pools[1].node.time = 0;
+	plan(pools, c, 2, d, 2, &out);
+	XY_CHECK_EQ(out.n_unfit, 0);
+	XY_CHECK_EQ(out.placed[1], 8);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -207,6 +250,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_packing),
 		XY_TEST(t_cancel_and_minimum),
 		XY_TEST(t_priority),
+		XY_TEST(t_walltime),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

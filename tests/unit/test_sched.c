@@ -453,6 +453,55 @@ static void t_demand(void)
 	place_teardown(&p);
 }
 
+/* A task with a time limit goes only to a worker with that limit and
+ * XY_TIME_MARGIN_S left, on the manager's clock; tasks of a shorter
+ * limit behind it (another shape) are not held up; the demand carries
+ * the limit; once the clock passes, a worker's time runs out. */
+static void t_time_left(void)
+{
+	struct place p;
+	place_setup(&p);
+	struct xy_worker *a = worker(&p, "a", 4, 0);
+	a->ends_at = fake_now + 40;
+	struct xy_task *day = queued(&p, 1, 1, 0, 9);
+	xy_sched_remove(p.m.sched, day);
+	xy_task_set_time_limit(day, 86400);
+	XY_CHECK_EQ(xy_sched_push(p.m.sched, day), 0);
+	struct xy_task *brief = mk(2, 0);
+	xy_task_set_time_limit(brief, 35);
+	XY_CHECK_EQ(xy_sched_push(p.m.sched, brief), 0);
+	struct xy_task *over = mk(3, 0);
+	xy_task_set_time_limit(over, 36); /* 36 + 5 > 40 */
+	XY_CHECK_EQ(xy_sched_push(p.m.sched, over), 0);
+	struct xy_task *open = queued(&p, 4, 1, 0, 0);
+	XY_CHECK_EQ(xy_sched_shapes(p.m.sched), 3);
+	struct xy_demand d[4];
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 3);
+	int seen_day = 0;
+	for (int i = 0; i < 3; i++)
+		seen_day |= d[i].need.time == 86400;
+	XY_CHECK(seen_day);
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 2);
+	XY_CHECK(p.placed[0] == brief && p.on[0] == a);
+	XY_CHECK(p.placed[1] == open && p.on[1] == a);
+	XY_CHECK_EQ(xy_sched_count(p.m.sched), 2);
+	/* A worker without an end takes the day's task first. */
+	struct xy_worker *b = worker(&p, "b", 1, 0);
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 1);
+	XY_CHECK(p.placed[2] == day && p.on[2] == b);
+	/* 36 s left on a: not enough for 36 s and the margin... */
+	fake_now += 4;
+	XY_CHECK_EQ(xy_wtable_time_left(a), 36);
+	XY_CHECK_EQ(xy_sched_round(p.m.sched), 0);
+	XY_CHECK_EQ(xy_wtable_time_left(b), -1);
+	/* ...and none at all once its end has passed. */
+	fake_now += 100;
+	XY_CHECK_EQ(xy_wtable_time_left(a), 0);
+	XY_CHECK(!xy_wtable_time_fits(a, over));
+	place_teardown(&p);
+	fake_now -= 104;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -469,6 +518,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_memory_classes),
 		XY_TEST(t_free_and_window_lists),
 		XY_TEST(t_demand),
+		XY_TEST(t_time_left),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
