@@ -2,7 +2,7 @@
 (docs/scaling.md): the manager asks each pool for as many workers as the
 queued tasks need, within the pool's limits, and releases idle ones."""
 
-PROVIDERS = ("local", "slurm")
+PROVIDERS = ("local", "slurm", "gridengine")
 
 
 class Pool:
@@ -12,19 +12,22 @@ class Pool:
     cores, gpus, memory, disk: what each worker has (memory and disk in
         MB; 0: not stated). Only GPU tasks, or tasks that no pool without
         GPUs fits, cause a GPU pool's jobs.
-    provider: ``"local"`` (worker processes on this host) or ``"slurm"``
-        (``sbatch``, ``squeue`` and ``scancel`` on PATH).
+    provider: ``"local"`` (worker processes on this host), ``"slurm"``
+        (``sbatch``, ``squeue`` and ``scancel`` on PATH) or
+        ``"gridengine"`` (``qsub``, ``qstat``, ``qdel`` and ``qacct``).
     min_workers, max_workers: kept at least, had at most (0: no limit).
     backlog: jobs submitted but not yet connected, at most.
     priority: of the pools that fit a task, the highest is asked first.
-    walltime: seconds a job may run (Slurm ``--time``; 0: the
-        partition's); a worker drains 60 s before its end.
+    walltime: seconds a job may run (Slurm ``--time``, Grid Engine
+        ``-l h_rt``; 0: the partition's or queue's); a worker drains 60 s
+        before its end.
     idle_timeout: seconds a worker may stay idle before it is released.
     partition, sbatch_args: Slurm's ``--partition`` and more ``sbatch``
-        arguments.
+        arguments; for Grid Engine, the queue (``qsub -q``) and more
+        ``qsub`` arguments.
     manager_host: where workers reach the manager (default: 127.0.0.1
-        for local pools, this host's name for Slurm's).
-    log_dir: each Slurm worker's log, as ``DIR/NAME.log``.
+        for local pools, this host's name for batch systems').
+    log_dir: each batch worker's log, as ``DIR/NAME.log``.
     """
 
     def __init__(self, name, cores, *, provider="local", gpus=0, memory=0,
