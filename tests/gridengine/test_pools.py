@@ -177,7 +177,9 @@ def test_standing_manager_shows_jobs_and_releases_idle_workers(
     assert p["provider"] == "gridengine" and p["connected"] == 1, p
     assert [(j["id"], j["name"], j["state"], j["batch_state"])
             for j in p["jobs"]] == [(job, name, "connected", "r")], p
-    assert pools.ge.jobs().get(job) == (name, "r")
+    # "t" (transferring) lasts until the execd's next report, though
+    # the job runs.
+    assert pools.ge.jobs().get(job) in {(name, "r"), (name, "t")}
     flag.touch()
     assert client.wait(30) == 0, client.output
     mgr.wait_line(rf"pool cpu: releasing {name}, idle for", 10)
@@ -209,7 +211,8 @@ def test_killed_manager_leaves_no_job(pools, tmp_path):
     assert cluster.wait_until(lambda: len(pools.queued(prefix)) == 4,
                               10 * SLOW, 0.2), pools.queued(prefix)
     states = sorted(s for _, _, s in pools.queued(prefix))
-    assert states == ["hqw", "hqw", "hqw", "r"], states
+    assert states[:3] == ["hqw", "hqw", "hqw"], states
+    assert states[3] in ("r", "t"), states
     assert len(watchdogs(prefix)) == 1
     mgr.signal(signal.SIGKILL)
     pools.wait_no_jobs(prefix, 10)
