@@ -1623,7 +1623,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 				       o->name);
 	if (!prov)
 		return xy_fail(err, errlen, EINVAL, "pool %s: unknown provider"
-			       " '%s' (local, slurm or gridengine)", o->name, o->provider);
+			       " '%s' (local, slurm or gridengine)", o->name,
+			       o->provider);
 	if (ps->n == XY_POOLS_MAX)
 		return xy_fail(err, errlen, EINVAL, "at most %d pools",
 			       XY_POOLS_MAX);
