@@ -136,30 +136,32 @@ XY_API int xy_manager_shutdown_workers(struct xy_manager *m);
  * the shape given here; the manager asks for as many as the queued tasks
  * need, within the pool's limits, and releases idle ones
  * (docs/scaling.md). Providers: "local" (worker processes on this host),
- * "slurm" (sbatch, squeue, scancel on PATH) and "external" (the
- * application's own: the hooks below, and xy_manager_pool_job).
+ * "slurm" (sbatch, squeue, scancel on PATH), "gridengine" (qsub, qstat,
+ * qdel, qacct on PATH) and "external" (the application's own: the hooks
+ * below, and xy_manager_pool_job).
  */
 #define XY_POOL_BACKLOG_MAX 10000
 
 struct xy_pool_options {
 	const char *name;     /* 1 to 32 of [A-Za-z0-9_-]; unique */
-	const char *provider; /* "local" (NULL) or "slurm" */
+	const char *provider; /* "local" (NULL), "slurm" or "gridengine" */
 	int cores, gpus;      /* a worker's: cores at least 1 */
 	int64_t memory_mb, disk_mb; /* 0: not stated */
 	int min_workers, max_workers; /* max_workers 0: no limit */
 	int backlog;          /* jobs pending at once, at most
 			       * XY_POOL_BACKLOG_MAX; 0: 4 */
 	int priority;         /* of pools that fit a task, highest first */
-	double walltime_s;    /* slurm: a job's time limit; 0: the default */
+	double walltime_s;    /* a job's time limit (slurm --time, gridengine
+			       * -l h_rt); 0: the default */
 	double idle_timeout_s; /* a worker idle this long goes; 0: 60 */
-	const char *partition; /* slurm: --partition */
-	const char *const *extra_args; /* slurm: more sbatch arguments,
+	const char *partition; /* slurm: --partition; gridengine: -q */
+	const char *const *extra_args; /* more sbatch or qsub arguments,
 					* NULL-ended; NULL: none */
 	const char *xylem;    /* the program workers run; NULL: "xylem" */
 	const char *manager_host; /* where workers reach the manager; NULL:
 				   * 127.0.0.1 (local), this host's name
-				   * (slurm) */
-	const char *log_dir;  /* slurm: each worker's log, NAME.log; NULL:
+				   * (slurm, gridengine) */
+	const char *log_dir;  /* batch: each worker's log, NAME.log; NULL:
 			       * none */
 	/* external: the manager calls these on its loop thread, and they
 	 * must return at once. submit asks for a job whose worker is

@@ -31,7 +31,8 @@ debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
 if [ "$what" = test ]; then
 	debs+=(clang libclang-rt-14-dev iproute2 openmpi-bin libopenmpi-dev
 	       curl python-is-python3 util-linux mount findutils
-	       munge slurmctld slurmd slurm-client)
+	       munge slurmctld slurmd slurm-client
+	       gridengine-master gridengine-exec gridengine-client)
 	# clang and its runtime: the fuzz build; iproute2: the namespace
 	# tests; Open MPI: MPIFunction's tests; curl: the namespace
 	# benchmarks' baselines; python-is-python3: CWL conformance tools
@@ -40,6 +41,9 @@ if [ "$what" = test ]; then
 	# munge and Slurm: the Slurm tests' cluster (tests/slurm), which
 	# starts daemons of its own. Never slurm-wlm-emulator: its
 	# alternatives replace slurmd and slurmctld with front-end builds.
+	# Grid Engine: the gridengine tests' cell (tests/gridengine), made
+	# in a directory of its own; debconf's "configure automatically" is
+	# answered no, so the packages make no cell of their own.
 fi
 missing=()
 for p in "${debs[@]}"; do
@@ -50,9 +54,9 @@ if ((${#missing[@]})); then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	$SUDO apt-get update -qq
-	# Installing munge or slurmd would start its daemon; a policy-rc.d
-	# that refuses every start keeps them down (one already there is
-	# left alone).
+	# Installing munge, slurmd, gridengine-master or -exec would start
+	# its daemon; a policy-rc.d that refuses every start keeps them down
+	# (one already there is left alone).
 	policy=/usr/sbin/policy-rc.d
 	ours=
 	if [ ! -e "$policy" ]; then
@@ -60,6 +64,10 @@ if ((${#missing[@]})); then
 		trap '$SUDO rm -f "$policy"' EXIT
 		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
 		$SUDO chmod +x "$policy"
+	fi
+	if [[ " ${missing[*]} " == *" gridengine-"* ]]; then
+		echo "gridengine-common shared/gridengineconfig boolean false" |
+			$SUDO debconf-set-selections
 	fi
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
 		"${missing[@]}" >/dev/null

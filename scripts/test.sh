@@ -5,7 +5,8 @@
 # tests (pytest, real managers and workers), the Python package's tests,
 # the namespace cluster tests (root only: real network namespaces with
 # links capped by tc), the Slurm tests (root only: a real Slurm on
-# loopback, workers in its jobs), the CWL conformance suite
+# loopback, workers in its jobs), the Grid Engine tests (root only: a
+# real Grid Engine cell on this host), the CWL conformance suite
 # (scripts/cwl-conformance.sh),
 # and short fuzz runs of the message decoder and the journal's readers
 # (libFuzzer, clang). Python packages come from the checkout's virtual
@@ -30,6 +31,8 @@ echo "== namespace cluster tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/netns
 echo "== Slurm tests" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/slurm
+echo "== Grid Engine tests" >&2
+XYLEM_BIN=$PWD/build/src/cli/xylem python3 -m pytest -q tests/gridengine
 echo "== CWL v1.2 conformance (cwltest, when the suite is there)" >&2
 XYLEM_BIN=$PWD/build/src/cli/xylem bash scripts/cwl-conformance.sh
 
@@ -43,6 +46,8 @@ XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
 	python3 -m pytest -q tests/system
 XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
 	python3 -m pytest -q tests/slurm
+XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
+	python3 -m pytest -q tests/gridengine
 # Workers from the sanitized build; the extension from the plain one (a
 # sanitized extension needs the runtime preloaded into python itself).
 XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 
-PROVIDERS = ("local", "slurm")
+PROVIDERS = ("local", "slurm", "gridengine")
 BACKLOG_MAX = 10000  # XY_POOL_BACKLOG_MAX
 
 logger = logging.getLogger("xylem.pools")
@@ -27,22 +27,25 @@ class Pool:
         MB; 0: not stated). Only GPU tasks, or tasks that no pool without
         GPUs fits, cause a GPU pool's jobs.
     provider: ``"local"`` (worker processes on this host), ``"slurm"``
-        (``sbatch``, ``squeue`` and ``scancel`` on PATH), or a Parsl
-        ``ExecutionProvider`` (``SlurmProvider``, ``LocalProvider``...),
+        (``sbatch``, ``squeue`` and ``scancel`` on PATH),
+        ``"gridengine"`` (``qsub``, ``qstat``, ``qdel`` and ``qacct``), or a
+        Parsl ``ExecutionProvider`` (``SlurmProvider``, ``LocalProvider``...),
         or any object with its ``submit(command, tasks_per_node,
         job_name)``, ``status(job_ids)`` and ``cancel(job_ids)``: each job
         it submits runs one worker (``nodes_per_block`` must be 1).
     min_workers, max_workers: kept at least, had at most (0: no limit).
     backlog: jobs submitted but not yet connected, at most.
     priority: of the pools that fit a task, the highest is asked first.
-    walltime: seconds a job may run (Slurm ``--time``; 0: the
-        partition's); a worker drains 60 s before its end.
+    walltime: seconds a job may run (Slurm ``--time``, Grid Engine
+        ``-l h_rt``; 0: the partition's or queue's); a worker drains 60 s
+        before its end.
     idle_timeout: seconds a worker may stay idle before it is released.
     partition, sbatch_args: Slurm's ``--partition`` and more ``sbatch``
-        arguments.
+        arguments; for Grid Engine, the queue (``qsub -q``) and more
+        ``qsub`` arguments.
     manager_host: where workers reach the manager (default: 127.0.0.1
-        for local pools, this host's name for Slurm's).
-    log_dir: each Slurm worker's log, as ``DIR/NAME.log``.
+        for local pools, this host's name for batch systems').
+    log_dir: each batch worker's log, as ``DIR/NAME.log``.
     xylem, worker_options: with a provider object, the ``xylem`` program
         its jobs run (default: this one's) and more ``xylem worker``
         options, as a string.

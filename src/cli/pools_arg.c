@@ -68,10 +68,11 @@ static int apply(const char *who, struct xy_cli_pool *p, const char *key,
 		o->manager_host = v;
 	else if (!strcmp(key, "log-dir"))
 		o->log_dir = v;
-	else if (!strcmp(key, "sbatch-arg")) {
+	else if (!strcmp(key, "sbatch-arg") || !strcmp(key, "qsub-arg")) {
+		/* qsub-arg: the same list, named for Grid Engine's pools */
 		if (p->n_extra == EXTRA_MAX) {
-			fprintf(stderr, "%s: --pool: at most %d sbatch-arg\n",
-				who, EXTRA_MAX);
+			fprintf(stderr, "%s: --pool: at most %d sbatch-arg or"
+				" qsub-arg\n", who, EXTRA_MAX);
 			return -1;
 		}
 		p->extra[p->n_extra++] = v;
@@ -132,9 +133,10 @@ struct xy_cli_pool *xy_cli_pool_parse(const char *who, const char *spec)
 		goto bad;
 	}
 	if (p->o.provider && strcmp(p->o.provider, "local") &&
-	    strcmp(p->o.provider, "slurm")) {
-		fprintf(stderr, "%s: --pool: unknown provider '%s' (local or"
-			" slurm)\n", who, p->o.provider);
+	    strcmp(p->o.provider, "slurm") &&
+	    strcmp(p->o.provider, "gridengine")) {
+		fprintf(stderr, "%s: --pool: unknown provider '%s' (local,"
+			" slurm or gridengine)\n", who, p->o.provider);
 		goto bad;
 	}
 	return p;

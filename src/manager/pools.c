@@ -20,7 +20,8 @@
  * its log's last lines) so that the log and status say why.
  *
  * A manager killed with SIGKILL cancels nothing: the watchdog, a shell
- * started with the first slurm pool, does it for it (watchdog_start).
+ * started with the first slurm or gridengine pool, does it for it
+ * (watchdog_start).
  *
  * xy_pools_phase runs after each scheduling round: the pools' counts and
  * the queue by shape go to the plan (scaler.c), and its jobs to submit
@@ -34,6 +35,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -819,6 +821,307 @@ int xy_pools_job_answer(struct xy_pools *ps, const char *name, const char *id,
 		job_end(j, why); /* nothing if it had ended already */
 	return 0;
 }
+/* -------------------------------------------------- gridengine provider */
+
+/*
+ * Grid Engine (Debian's 8.1.9; Son of Grid Engine, Open Grid Scheduler):
+ * `qsub -terse` answers the job id; one `qstat -u USER` a poll lists
+ * every job of this user ("ID PRIOR NAME USER STATE ..."), and a pending
+ * job missing from it has ended; `qdel` cancels. A worker's slots are a
+ * parallel environment's (-pe smp CORES, unless the pool's extra
+ * arguments name one), its memory `-l mem_free=` a slot, its GPUs
+ * `-l gpu=` (a consumable a site defines), its walltime `-l h_rt=` with
+ * `s_rt=` 60 s before, which sends the worker SIGUSR1: it drains. The
+ * worker is started with the pool's shape on its command line (Grid
+ * Engine's NSLOTS says nothing of memory). A job in an error state (Eqw:
+ * it would wait forever) is deleted, with qstat's reason.
+ */
+
+/* 1 if s may go on a binary job's command line: qsub -b y joins the
+ * arguments with spaces and execd's shell splits them again. */
+static int ge_word_ok(const char *s)
+{
+	return s[strcspn(s, " \t\n'\"\\$`;&|<>()*?[]~#")] == 0;
+}
+
+static void qsub_done(void *arg, int status, const char *out)
+{
+	struct job *j = arg;
+	char id[32] = "";
+	/* -terse: "ID" (an array job's "ID.1-N:1", never ours). */
+	if (status == 0 && sscanf(out, "%31[0-9]", id) == 1) {
+		job_submitted(j, id);
+		submit_next(j->pool);
+		return;
+	}
+	if (status >= 128)
+		j->pool->ps->unsure = 1;
+	char why[400];
+	int at = snprintf(why, sizeof why, "qsub exited %d:", status);
+	const char *sep = " ";
+	for (const char *l = out; *l && at < (int)sizeof why - 1;) {
+		size_t len = strcspn(l, "\n");
+		if (len && strncmp(l, "Exiting.", len)) {
+			at += snprintf(why + at, sizeof why - at, "%s%.*s", sep,
+				       (int)len, l);
+			sep = "; ";
+		}
+		l += len + (l[len] == '\n');
+	}
+	submit_failed(j, why);
+	submit_next(j->pool);
+}
+
+static int ge_submit(struct pool *p, struct job *j)
+{
+	char addr[300], out[1200], pe[16], mem[48], gpu[32], rt[64], cores[16],
+		wmem[24], wgpus[16], grace[16];
+	char *argv[48 + 64];
+	char *wargv[10];
+	int k = 0;
+	worker_argv(j, addr, sizeof addr, wargv);
+	if (!ge_word_ok(p->xylem) || !ge_word_ok(addr)) {
+		submit_failed(j, "the xylem path or the manager's address "
+			      "holds a space or a shell character");
+		return -1;
+	}
+	int own_pe = 0;
+	for (int i = 0; p->extra && p->extra[i]; i++)
+		own_pe |= !strcmp(p->extra[i], "-pe");
+	argv[k++] = "qsub";
+	argv[k++] = "-terse";
+	argv[k++] = "-N";
+	argv[k++] = j->name;
+	argv[k++] = "-b";
+	argv[k++] = "y";
+	argv[k++] = "-V";
+	argv[k++] = "-cwd";
+	argv[k++] = "-j";
+	argv[k++] = "y";
+	argv[k++] = "-o";
+	if (p->log_dir)
+		snprintf(out, sizeof out, "%s/%s.log", p->log_dir, j->name);
+	else
+		snprintf(out, sizeof out, "/dev/null");
+	argv[k++] = out;
+	if (p->partition) {
+		argv[k++] = "-q";
+		argv[k++] = p->partition;
+	}
+	if (p->conf.node.cores > 1 && !own_pe) {
+		snprintf(pe, sizeof pe, "%d", p->conf.node.cores);
+		argv[k++] = "-pe";
+		argv[k++] = "smp";
+		argv[k++] = pe;
+	}
+	if (p->conf.node.memory) {
+		/* A consumable is asked for a slot: the worker's memory,
+		 * shared among its slots, rounded up. */
+		long long slot = (p->conf.node.memory + p->conf.node.cores - 1) /
+				 p->conf.node.cores;
+		snprintf(mem, sizeof mem, "mem_free=%lldM", slot);
+		argv[k++] = "-l";
+		argv[k++] = mem;
+	}
+	if (p->conf.node.gpus) {
+		snprintf(gpu, sizeof gpu, "gpu=%d", p->conf.node.gpus);
+		argv[k++] = "-l";
+		argv[k++] = gpu;
+	}
+	if (p->walltime > 0) {
+		long h = (long)ceil(p->walltime);
+		/* s_rt sends SIGUSR1: the worker drains before h_rt's
+		 * SIGKILL. */
+		if (h > 60)
+			snprintf(rt, sizeof rt, "h_rt=%ld,s_rt=%ld", h, h - 60);
+		else
+			snprintf(rt, sizeof rt, "h_rt=%ld", h);
+		argv[k++] = "-l";
+		argv[k++] = rt;
+	}
+	for (int i = 0; p->extra && p->extra[i] && k < 90; i++)
+		argv[k++] = p->extra[i];
+	for (int i = 0; wargv[i]; i++)
+		argv[k++] = wargv[i];
+	snprintf(grace, sizeof grace, "%d", DRAIN_GRACE_S);
+	argv[k++] = "--drain-grace";
+	argv[k++] = grace;
+	snprintf(cores, sizeof cores, "%d", p->conf.node.cores);
+	argv[k++] = "--cores";
+	argv[k++] = cores;
+	if (p->conf.node.memory) {
+		snprintf(wmem, sizeof wmem, "%lld",
+			 (long long)p->conf.node.memory);
+		argv[k++] = "--memory";
+		argv[k++] = wmem;
+	}
+	snprintf(wgpus, sizeof wgpus, "%d", p->conf.node.gpus);
+	argv[k++] = "--gpus";
+	argv[k++] = wgpus;
+	argv[k] = NULL;
+	char **env = secret_env(p->ps->m);
+	int rc = env ? cmd_run(p->ps, argv, env, qsub_done, j, j) : -1;
+	free_env(env);
+	if (rc < 0) {
+		submit_failed(j, "cannot run qsub");
+		return -1;
+	}
+	return 0;
+}
+
+/* The value after KEY (a line "KEY   VALUE") in qacct's text, the last
+ * record's, into buf ("" if none). */
+static void ge_field(const char *text, const char *key, char *buf, size_t n)
+{
+	size_t k = strlen(key);
+	buf[0] = 0;
+	for (const char *at = text; *at;) {
+		size_t len = strcspn(at, "\n");
+		if (len > k && !strncmp(at, key, k) && (at[k] == ' ' ||
+							at[k] == '\t')) {
+			const char *v = at + k + strspn(at + k, " \t");
+			size_t vl = len - (size_t)(v - at);
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			snprintf(buf, n, "%.*s", (int)(vl < n ? vl : n - 1), v);
+		}
+		at += len + (at[len] == '\n');
+	}
+}
+
+/* How j ended, from qacct (and the log's last lines), or why it was in
+ * an error state (qstat -j, then it is deleted). */
+static void ge_inquest_done(void *arg, int status, const char *out)
+{
+	struct job *j = arg;
+	char failed[120], code[80], tail[200], why[300];
+	(void)status;
+	j->inquest = 0;
+	if (j->batch_state[0] && strchr(j->batch_state, 'E')) {
+		last_line(out, tail, sizeof tail);
+		snprintf(why, sizeof why, "in error state %s, deleted: %s",
+			 j->batch_state, tail[0] ? tail : "qstat -j says no "
+			 "reason");
+		job_end(j, why);
+		return;
+	}
+	const char *log = strstr(out, "===\n");
+	char *acct = strndup(out, log ? (size_t)(log - out) : strlen(out));
+	ge_field(acct ? acct : "", "failed", failed, sizeof failed);
+	ge_field(acct ? acct : "", "exit_status", code, sizeof code);
+	free(acct);
+	last_line(log ? log + 4 : "", tail, sizeof tail);
+	int at = snprintf(why, sizeof why, "left the queue");
+	if (code[0])
+		at += snprintf(why + at, sizeof why - at, ", exit_status %s",
+			       code);
+	else
+		at += snprintf(why + at, sizeof why - at, " (qacct has no "
+			       "record of it)");
+	if (failed[0] && strcmp(failed, "0") && at < (int)sizeof why)
+		at += snprintf(why + at, sizeof why - at, ", failed %s",
+			       failed);
+	if (tail[0] && at < (int)sizeof why)
+		snprintf(why + at, sizeof why - at, "; its log ends: %s", tail);
+	job_end(j, why);
+}
+
+static void ge_inquest(struct job *j, int error_state)
+{
+	struct pool *p = j->pool;
+	char log[1100] = "";
+	if (p->log_dir)
+		snprintf(log, sizeof log, "%s/%s.log", p->log_dir, j->name);
+	/* qacct's record of a job (its last lines: failed, exit_status,
+	 * then usage) ends the text unless the log has lines: "===" marks
+	 * the record, so a log's last line is told from it. */
+	char *ended[] = {
+		"/bin/sh", "-c",
+		"qacct -j \"$1\" 2>/dev/null |"
+		" grep -E '^(failed|exit_status) ';"
+		" if [ -n \"$2\" ] && [ -s \"$2\" ]; then echo ===;"
+		" tail -n 5 \"$2\" 2>/dev/null; fi",
+		"xylem-inquest", j->id, log, NULL};
+	char *errored[] = {
+		"/bin/sh", "-c",
+		"qstat -j \"$1\" 2>/dev/null | grep -i '^error reason';"
+		" qdel \"$1\" >/dev/null 2>&1",
+		"xylem-inquest", j->id, NULL};
+	j->inquest = 1;
+	if (cmd_run(p->ps, error_state ? errored : ended, NULL,
+		    ge_inquest_done, j, j) < 0) {
+		j->inquest = 0;
+		job_end(j, "left the queue");
+	}
+}
+
+static void qstat_done(void *arg, int status, const char *out)
+{
+	struct pool *p = arg;
+	p->polling = 0;
+	if (status != 0) {
+		XY_LOGW(WHO, "pool %s: qstat exited %d: %.200s", p->conf.name,
+			status, out);
+		return;
+	}
+	/* Two header lines (none if no job), then "ID PRIOR NAME USER
+	 * STATE ..."; a pending job not listed has ended. */
+	for (struct job *j = p->jobs; j; j = j->next) {
+		if (j->state != JOB_PENDING || !j->id[0] || j->inquest)
+			continue;
+		char state[16] = "";
+		for (const char *at = out; *at;) {
+			char id[32], st[16];
+			if (sscanf(at, "%31s %*s %*s %*s %15s", id, st) == 2 &&
+			    !strcmp(id, j->id)) {
+				snprintf(state, sizeof state, "%s", st);
+				break;
+			}
+			at += strcspn(at, "\n");
+			at += *at == '\n';
+		}
+		if (state[0]) {
+			snprintf(j->batch_state, sizeof j->batch_state, "%s",
+				 state);
+			if (strchr(state, 'E') && !j->cancel)
+				ge_inquest(j, 1);
+		} else if (j->cancel)
+			job_end(j, "cancelled");
+		else
+			ge_inquest(j, 0);
+	}
+}
+
+static void ge_poll(struct pool *p)
+{
+	char user[64];
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(user, sizeof user, "%s", pw ? pw->pw_name : "");
+	char *argv[] = {"qstat", "-u", user, NULL};
+	if (p->polling || !user[0])
+		return;
+	p->polling = 1;
+	if (cmd_run(p->ps, argv, NULL, qstat_done, p, NULL) < 0)
+		p->polling = 0;
+}
+
+static void qdel_done(void *arg, int status, const char *out)
+{
+	(void)arg;
+	if (status != 0)
+		XY_LOGW(WHO, "qdel exited %d: %.200s", status, out);
+}
+
+static void ge_cancel(struct pool *p, struct job *j)
+{
+	char *argv[] = {"qdel", j->id, NULL};
+	XY_LOGI(WHO, "pool %s: cancelling job %s (%s)", p->conf.name, j->id,
+		j->name);
+	cmd_run(p->ps, argv, NULL, qdel_done, NULL, NULL);
+}
+
+static const struct provider gridengine_provider = {"gridengine", ge_submit,
+						    ge_poll, ge_cancel};
 
 /* --------------------------------------------------------------- plan */
 
@@ -1109,6 +1412,8 @@ void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w)
 	j->state = JOB_CONNECTED;
 	if (j->pool->prov == &slurm_provider) /* its worker runs: so does it */
 		snprintf(j->batch_state, sizeof j->batch_state, "RUNNING");
+	else if (j->pool->prov == &gridengine_provider)
+		snprintf(j->batch_state, sizeof j->batch_state, "r");
 	j->worker = w;
 	j->cancel = 0;
 	j->pool->fails = 0;
@@ -1133,25 +1438,40 @@ void xy_pools_worker_gone(struct xy_pools *ps, struct xy_worker *w)
 /*
  * A manager killed with SIGKILL (or dead of a crash) cancels none of its
  * jobs, and one still pending would start later for nobody. Its watchdog
- * does: a shell started with the first slurm pool, in a session of its
- * own (a ^C to the manager's process group does not reach it), deaf to
- * INT, TERM and HUP, reading its stdin. The other end of that pipe is
+ * does: a shell started with the first slurm or gridengine pool, in a
+ * session of its own (a ^C to the manager's process group does not
+ * reach it), deaf to INT, TERM and HUP, reading its stdin: each pool's
+ * provider, a line, as pools are added. The other end of that pipe is
  * this process's alone: libuv opens it close-on-exec, so neither the
  * batch system's commands nor local workers hold it. A clean end writes
  * "done" and the watchdog exits; any other end of this process closes
  * the pipe, the read sees end-of-file, and the watchdog cancels every
  * job of this user whose name starts with xy-<id>- (every job of this
- * manager), then once more 3 s later, for an sbatch that was in flight.
- * scancel --name matches whole names only, hence squeue and a filter.
+ * manager) in each batch system it was told of, then once more 3 s
+ * later, for an sbatch or qsub that was in flight. scancel --name
+ * matches whole names only, hence squeue and a filter; Grid Engine's
+ * qdel takes a name pattern.
  * Only async-signal-safe work happens in this process: libuv forks and
  * execs /bin/sh.
  */
 static const char watchdog_sh[] =
 	"trap '' INT TERM HUP\n"
-	"read -r said\n"
-	"[ \"$said\" = done ] && exit 0\n"
+	"slurm= ge=\n"
+	"while read -r said; do\n"
+	"	case $said in\n"
+	"	done) exit 0;;\n"
+	"	slurm) slurm=1;;\n"
+	"	gridengine) ge=1;;\n"
+	"	esac\n"
+	"done\n"
 	"for pause in 0 3; do\n"
 	"	sleep $pause\n"
+	"	if [ -n \"$ge\" ] && qdel -u \"$(id -un)\" \"$1*\" \\\n"
+	"		>/dev/null 2>&1; then\n"
+	"		echo \"xylem-watchdog: manager gone, deleted its Grid\" \\\n"
+	"			\"Engine jobs $1*\" >&2\n"
+	"	fi\n"
+	"	[ -z \"$slurm\" ] && continue\n"
 	"	ids=$(squeue -h -o '%i %j' -u \"$(id -u)\" |\n"
 	"		while read -r id name; do\n"
 	"			case $name in \"$1\"*) echo \"$id\";; esac\n"
@@ -1177,11 +1497,27 @@ static void watchdog_exit(uv_process_t *proc, int64_t status, int sig)
 	uv_close((uv_handle_t *)proc, watchdog_closed);
 }
 
-/* Starts the watchdog, once; a failure is logged, not fatal. */
-static void watchdog_start(struct xy_pools *ps)
+static void watchdog_spawn(struct xy_pools *ps);
+
+/* Starts the watchdog, once, and tells it which batch system's jobs to
+ * sweep (a line "slurm" or "gridengine" each); a failure is logged, not
+ * fatal. */
+static void watchdog_start(struct xy_pools *ps, const char *provider)
 {
-	if (ps->wd_live)
+	if (!ps->wd_live)
+		watchdog_spawn(ps);
+	if (!ps->wd_live || uv_is_closing((uv_handle_t *)&ps->wd_in))
 		return;
+	char line[32];
+	int n = snprintf(line, sizeof line, "%s\n", provider);
+	uv_buf_t b = uv_buf_init(line, (unsigned)n);
+	if (uv_try_write((uv_stream_t *)&ps->wd_in, &b, 1) != n)
+		XY_LOGW(WHO, "cannot tell the watchdog of %s's jobs: if this "
+			"manager is killed, they are left behind", provider);
+}
+
+static void watchdog_spawn(struct xy_pools *ps)
+{
 	char prefix[16];
 	snprintf(prefix, sizeof prefix, "xy-%s-", ps->id);
 	char *argv[] = {"/bin/sh", "-c", (char *)watchdog_sh,
@@ -1389,6 +1725,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 		prov = &slurm_provider;
 	else if (!strcmp(o->provider, "external"))
 		prov = &external_provider;
+	else if (!strcmp(o->provider, "gridengine"))
+		prov = &gridengine_provider;
 	if (!name_ok(o->name))
 		return xy_fail(err, errlen, EINVAL, "pool name '%s': 1 to 32 "
 			       "letters, digits, '-' or '_'",
@@ -1399,8 +1737,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 				       o->name);
 	if (!prov)
 		return xy_fail(err, errlen, EINVAL, "pool %s: unknown provider"
-			       " '%s' (local, slurm or external)", o->name,
-			       o->provider);
+			       " '%s' (local, slurm, gridengine or external)",
+			       o->name, o->provider);
 	if (prov == &external_provider && (!o->submit || !o->cancel))
 		return xy_fail(err, errlen, EINVAL, "pool %s: an external "
 			       "provider needs submit and cancel hooks",
@@ -1465,8 +1803,8 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 		uv_timer_start(&ps->tick, on_tick, TICK_MS, TICK_MS);
 		ps->ticking = 1;
 	}
-	if (prov == &slurm_provider)
-		watchdog_start(ps);
+	if (prov == &slurm_provider || prov == &gridengine_provider)
+		watchdog_start(ps, prov->name);
 	if (!ps->n)
 		ps->since = uv_now(&ps->m->loop);
 	ps->pools[ps->n++] = p;

@@ -1,7 +1,7 @@
 /*
  * pools.h: pools, a sub-context of the manager (pools.c). A pool is a
- * batch-system target (a provider: "local", "slurm", or "external":
- * the application's, through hooks) whose jobs each
+ * batch-system target (a provider: "local", "slurm", "gridengine", or
+ * "external": the application's, through hooks) whose jobs each
  * bring one worker shaped like the pool's node. After each scheduling
  * round the scaler's plan (scaler.h) says how many jobs each pool should
  * have; this module submits, watches, cancels and releases them

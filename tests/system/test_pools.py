@@ -118,7 +118,7 @@ def test_bad_pool_specs(xylem, tmp_path):
         assert says in r.output, (spec, r.output)
     r = xylem.run("run", wf, "--pool", "name=x,cores=1,provider=pbs")
     assert r.returncode != 0
-    assert "unknown provider 'pbs' (local or slurm)" in r.output, r.output
+    assert "unknown provider 'pbs' (local, slurm or gridengine)" in r.output, r.output
     r = xylem.run("run", wf, "--pool", "name=bad/name,cores=1")
     assert r.returncode != 0
     assert "pool name 'bad/name'" in r.output, r.output
@@ -159,7 +159,7 @@ def test_pool_numbers_must_be_finite_and_whole(xylem, tmp_path):
             ("name=x,cores=2.5", "cores wants a whole number"),
             ("name=x,cores=1,priority=inf", "priority wants a whole"),
             ("name=x,cores=1,provider=pbs",
-             "unknown provider 'pbs' (local or slurm)")]:
+             "unknown provider 'pbs' (local, slurm or gridengine)")]:
         r = xylem.run("run", wf, "--pool", spec)
         assert r.returncode == 2, (spec, r.output)
         assert says in r.output, (spec, r.output)
