@@ -375,6 +375,12 @@ struct xy_journal *xy_journal_open(const char *dir, enum xy_journal_mode mode,
 	}
 	j->dirfd = j->lockfd = j->logfd = -1;
 	j->mode = mode;
+	struct stat st;
+	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		xy_fail(err, errlen, ENOTDIR, "journal %s: not a directory (a "
+			"journal is a directory of its own)", dir);
+		goto error;
+	}
 	if (xy_mkdir_p(dir) < 0 ||
 	    (j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		xy_fail(err, errlen, errno, "journal %s: %s", dir,

@@ -113,6 +113,11 @@ def test_killed_run_does_not_redo_finished_tasks(xylem, tmp_path):
     wait_for(lambda: (tmp_path / "c_0_2").exists(), 10, what="c_0_2")
     os.kill(p.pid, signal.SIGKILL)
     p.wait(10)
+    # A file where the journal's directory should be.
+    (tmp_path / "file").write_text("x")
+    r = run(xylem, wf, tmp_path / "file")
+    assert r.returncode == 1, r.output
+    assert "not a directory" in r.output, r.output
     r = run(xylem, wf, j)
     assert r.returncode == 0, r.output
     counts = runs(marks)
