@@ -259,6 +259,22 @@ class _Options:
         return f"<xylem options {changed} of {self._executor!r}>"
 
 
+def _cores_here():
+    """The cores this process may use: inside a Slurm job the job's on
+    this node (SLURM_CPUS_ON_NODE), else those of its CPU affinity."""
+    if os.environ.get("SLURM_JOB_ID"):
+        try:
+            n = int(os.environ.get("SLURM_CPUS_ON_NODE", ""))
+            if n > 0:
+                return n
+        except ValueError:
+            pass
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _each_finally(steps):
     """Runs each of steps, the next in a finally of the one before: an
     interrupt (a Ctrl-C, or SIGTERM as SystemExit) in one still runs the
@@ -351,7 +367,7 @@ class Executor(cf.Executor):
                pythonpath, library_env, name, history, pools):
         if workers is None:
             # Pools bring the workers: none local unless asked for.
-            workers = 0 if pools else os.cpu_count() or 1
+            workers = 0 if pools else _cores_here()
         self._pools = pools
         # Pools' workers (a batch system's) connect from elsewhere.
         local_only = (not port and secret is None and secret_file is None

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "local.h"
+#include "resources.h"
 #include "util.h"
 #include "xylem.h"
 
@@ -93,7 +94,17 @@ int64_t xy_local_memory_mb(void)
 void xy_local_size(struct xy_local *l, int workers, int cores_per_worker)
 {
 	int cores = xy_local_cores();
+	int64_t memory = xy_local_memory_mb();
+	struct xy_resources job = {0};
 
+	/* Inside a Slurm job, the job's share of this node, as a worker
+	 * started there would offer (resources.h), not the whole host. */
+	if (getenv("SLURM_JOB_ID") &&
+	    xy_resources_find(&job, XY_RES_DISK, "/", getenv) == 1) {
+		cores = job.cores ? (int)job.cores : cores;
+		memory = job.memory_mb ? (int64_t)job.memory_mb : memory;
+	}
+	xy_resources_clear(&job);
 	l->n_workers = workers < 0 ? cores : workers;
 	l->worker_cores = cores_per_worker ? cores_per_worker
 			  : l->n_workers ? cores / l->n_workers : cores;
@@ -102,7 +113,7 @@ void xy_local_size(struct xy_local *l, int workers, int cores_per_worker)
 	/* Local workers share this machine's memory rather than each
 	 * offering all of it. */
 	if (l->n_workers)
-		l->worker_memory_mb = xy_local_memory_mb() / l->n_workers;
+		l->worker_memory_mb = memory / l->n_workers;
 }
 
 int xy_local_tmpdir(struct xy_local *l, const char *prefix)

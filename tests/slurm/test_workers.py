@@ -217,3 +217,24 @@ def test_drain_by_the_batch_shells_signal(slurm_clean, xylem, xylem_bin,
     assert (out / "slow").read_text() == f"{job}\n"
     assert w.wait_ended(job, "COMPLETED") == "COMPLETED"
     assert cluster.wait_until(lambda: not leftovers(job), 10), leftovers(job)
+
+
+def test_run_inside_a_job_sizes_its_workers_by_the_job(slurm_clean,
+                                                       xylem_bin, tmp_path):
+    """`xylem run` inside a batch job (-c 3 --mem 1200) gives its local
+    workers the job's share, not the host's: a 4-core task is refused
+    naming 3 cores, and a task the job fits runs."""
+    big = write_workflow(tmp_path / "big.json", [
+        task("big", "true", resources={"cores": 4})])
+    ok = write_workflow(tmp_path / "ok.json", [
+        task("ok", f"echo ok > {tmp_path}/ok.out", resources={"cores": 3})])
+    log = tmp_path / "job.log"
+    job = slurm_clean.sbatch(
+        "-p", "cpu", "-c", "3", "--mem", "1200", "-o", str(log),
+        "--wrap", f"{xylem_bin} run {big} --workers 1;"
+                  f" {xylem_bin} run {ok} --workers 1")
+    slurm_clean.wait_job(job, "COMPLETED", 60 * SLOW)
+    text = log.read_text()
+    assert 'task "big" asks for 4 cores, but each of the 1 local workers' \
+        ' has 3' in text, text
+    assert (tmp_path / "ok.out").read_text() == "ok\n", text
