@@ -59,7 +59,7 @@
 #define WHO "pools"
 #define TICK_MS 1000
 #define PLAN_EVERY_MS 20    /* at most one plan in this long */
-#define POLL_EVERY_MS 2000  /* squeue, while jobs are pending */
+#define POLL_EVERY_MS 2000  /* squeue or qstat, while jobs are pending */
 #define SUBMITS_AT_ONCE 8   /* a pool's submissions under way at most */
 #define FAILS_TO_PAUSE 5    /* submissions failed in a row */
 #define PAUSE_MS 60000
