@@ -1,5 +1,9 @@
 /*
- * pools.c: pools and their jobs (pools.h).
+ * pools.c: pools and their jobs (pools.h): the pools' core, with the
+ * local and external providers. The batch systems' providers are in
+ * pools_slurm.c and pools_gridengine.c; pools_int.h holds what they
+ * share with this file: the job and pool records, and the helpers here
+ * that run their commands and act on the answers.
  *
  * A job is one worker to come: its name (xy-<manager id>-<pool>-<seq>,
  * which the worker is started with and says in HELLO) ties the two. Its
@@ -10,14 +14,16 @@
  *         \__________________________________^ (refused, cancelled, lost)
  *
  * Providers run the batch system's commands as child processes of the
- * loop (cmd_run), never blocking it: `sbatch --parsable` (its answer is
- * the job id), one `squeue` a poll for every job of this user, `scancel`.
- * The local provider starts `xylem worker` itself; an external one
+ * loop (cmd_run), never blocking it: a submission command whose answer
+ * is the job id, one poll a while for every job of this user, a
+ * cancellation (xy__pools_submit_run, _poll_run, _cancel). The local
+ * provider starts `xylem worker` itself; an external one
  * hands each submission and cancellation to the application's hooks,
  * whose answers come back by xy_pools_job_answer. A pool has at most
  * SUBMITS_AT_ONCE submissions under way (submit_next). A job that leaves
- * Slurm's queue before its worker came is looked into (scontrol, and
- * its log's last lines) so that the log and status say why.
+ * a batch system's queue before its worker came is looked into (its
+ * provider's inquest, xy__pools_inquest_run) so that the log and status
+ * say why.
  *
  * A manager killed with SIGKILL cancels nothing: the watchdog, a shell
  * started with the first slurm or gridengine pool, does it for it
@@ -35,7 +41,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +51,7 @@
 #include "auth.h"
 #include "internal.h"
 #include "log.h"
+#include "pools_int.h"
 #include "scaler.h"
 #include "scheduler.h"
 #include "util.h"
@@ -53,73 +59,17 @@
 #define WHO "pools"
 #define TICK_MS 1000
 #define PLAN_EVERY_MS 20    /* at most one plan in this long */
-#define POLL_EVERY_MS 2000  /* squeue, while jobs are pending */
+#define POLL_EVERY_MS 2000  /* squeue or qstat, while jobs are pending */
 #define SUBMITS_AT_ONCE 8   /* a pool's submissions under way at most */
 #define FAILS_TO_PAUSE 5    /* submissions failed in a row */
 #define PAUSE_MS 60000
 #define UNFIT_GRACE_MS 2000 /* after the first pool, before unfit fails */
 #define BACKOFF_MS 1000     /* after one failure; doubled for each more */
-#define DRAIN_GRACE_S 50    /* jobs get SIGUSR1 60 s before walltime */
 #define CMD_OUTPUT_MAX 65536
 #define ANSWER_MS 120000    /* an external provider's, for a submission */
 
-enum job_state { JOB_SUBMITTING, JOB_PENDING, JOB_CONNECTED, JOB_ENDED };
-
 static const char *const job_states[] = {"submitting", "pending",
 					 "connected", "ended"};
-
-struct pool;
-
-struct job {
-	struct pool *pool;
-	char name[96]; /* the worker's --name */
-	char id[32];   /* the batch system's id; "" until it answers */
-	enum job_state state;
-	int cancel;    /* to be cancelled once its id is known */
-	int queued;    /* SUBMITTING, waiting for its turn (submit_next) */
-	struct xy_worker *worker;
-	uv_process_t proc;   /* local: the worker itself */
-	int proc_live;
-	int inquest;         /* slurm: asking why it left the queue */
-	int cmds;            /* commands in flight that hold it (cmd_run) */
-	uint64_t asked;      /* external: loop ms its submission began */
-	char batch_state[16]; /* slurm: as squeue last said */
-	char why[300];       /* why it ended */
-	struct job *next;
-};
-
-struct provider {
-	const char *name;
-	/* Starts j's submission; its answer comes later (job_submitted). */
-	int (*submit)(struct pool *p, struct job *j);
-	/* Asks for the state of every pending job (slurm only). */
-	void (*poll)(struct pool *p);
-	void (*cancel)(struct pool *p, struct job *j);
-};
-
-struct pool {
-	struct xy_pools *ps;
-	struct xy_pool conf; /* name, node, min, max, backlog, priority */
-	const struct provider *prov;
-	char *partition, *xylem, *host, *log_dir;
-	char **extra; /* NULL-ended */
-	/* external: the application's (struct xy_pool_options) */
-	void (*hook_submit)(void *arg, const char *pool, const char *job);
-	void (*hook_cancel)(void *arg, const char *pool, const char *job,
-			    const char *id);
-	void *hook_arg;
-	double walltime, idle_timeout;
-	struct job *jobs;
-	uint64_t seq;
-	int fails;            /* submissions failed in a row */
-	int in_flight;        /* submissions under way */
-	uint64_t paused_until; /* loop ms */
-	uint64_t last_poll;
-	int polling;
-	int64_t submitted, ended;
-	char why[200];
-	char last_failure[300];
-};
 
 struct xy_pools {
 	struct xy_manager *m;
@@ -359,8 +309,7 @@ static void submit_failed(struct job *j, const char *why)
 	note_failure(p, why);
 }
 
-/* The worker's command line for j: argv[], NULL-ended, in buf. */
-static void worker_argv(struct job *j, char *addr, size_t n, char **argv)
+int xy__pools_worker_argv(struct job *j, char *addr, size_t n, char **argv)
 {
 	struct pool *p = j->pool;
 	snprintf(addr, n, "%s:%d", p->host, p->ps->m->port);
@@ -373,6 +322,7 @@ static void worker_argv(struct job *j, char *addr, size_t n, char **argv)
 	argv[k++] = "--connect-timeout";
 	argv[k++] = "30";
 	argv[k] = NULL;
+	return k;
 }
 
 /* ------------------------------------------------------- local provider */
@@ -414,8 +364,7 @@ static int local_submit(struct pool *p, struct job *j)
 {
 	char addr[300], cores[16], mem[24], gpus[16], wall[32];
 	char *argv[20];
-	worker_argv(j, addr, sizeof addr, argv);
-	int k = 7;
+	int k = xy__pools_worker_argv(j, addr, sizeof addr, argv);
 	snprintf(cores, sizeof cores, "%d", p->conf.node.cores);
 	argv[k++] = "--cores";
 	argv[k++] = cores;
@@ -470,7 +419,7 @@ static void local_cancel(struct pool *p, struct job *j)
 static const struct provider local_provider = {"local", local_submit, NULL,
 					       local_cancel};
 
-/* ------------------------------------------------------- slurm provider */
+/* ---------------------------------------- batch systems' commands */
 
 /* The job's environment: this process's, with the secret (the worker
  * reads XYLEM_SECRET; sbatch passes the environment on). */
@@ -513,133 +462,27 @@ static void free_env(char **env)
 
 static void submit_next(struct pool *p);
 
-static void sbatch_done(void *arg, int status, const char *out)
+/* The helpers that pools_slurm.c and pools_gridengine.c share
+ * (pools_int.h says each one's contract). */
+
+void xy__pools_job_end(struct job *j, const char *why)
 {
-	struct job *j = arg;
-	char id[32] = "";
-	/* --parsable: "ID" or "ID;CLUSTER". */
-	if (status == 0 && sscanf(out, "%31[0-9_]", id) == 1) {
-		job_submitted(j, id);
-		submit_next(j->pool);
-		return;
-	}
-	if (status >= 128)
-		j->pool->ps->unsure = 1;
-	/* sbatch's own words, its lines joined. */
-	char why[400];
-	int at = snprintf(why, sizeof why, "sbatch exited %d:", status);
-	const char *sep = " ";
-	for (const char *l = out; *l && at < (int)sizeof why - 1;) {
-		size_t len = strcspn(l, "\n");
-		if (len) {
-			at += snprintf(why + at, sizeof why - at, "%s%.*s", sep,
-				       (int)len, l);
-			sep = "; ";
-		}
-		l += len + (l[len] == '\n');
-	}
+	job_end(j, why);
+}
+
+void xy__pools_submit_failed(struct job *j, const char *why)
+{
 	submit_failed(j, why);
-	submit_next(j->pool);
 }
 
-/* Quotes s for sh in single quotes into buf; -1 if it holds one. */
-static int quote(char *buf, size_t n, const char *s)
+void xy__pools_log_path(const struct job *j, char *buf, size_t n)
 {
-	if (strchr(s, '\'') || strlen(s) + 3 > n)
-		return -1;
-	snprintf(buf, n, "'%s'", s);
-	return 0;
-}
-
-static int slurm_submit(struct pool *p, struct job *j)
-{
-	char addr[300], xylem[1100], wrap[1600], cpus[24], mem[32], gres[32],
-		tlim[32], out[1200], name[120];
-	char *argv[40 + 64];
-	int k = 0;
-	char *wargv[10];
-	worker_argv(j, addr, sizeof addr, wargv);
-	char qaddr[320];
-	if (quote(xylem, sizeof xylem, p->xylem) < 0 ||
-	    quote(qaddr, sizeof qaddr, addr) < 0) {
-		submit_failed(j, "the xylem path or the manager's address "
-			      "holds a quote, or is too long");
-		return -1;
-	}
-	if (snprintf(wrap, sizeof wrap, "exec %s worker %s --name %s "
-		     "--connect-timeout 30 --drain-grace %d", xylem, qaddr,
-		     j->name, DRAIN_GRACE_S) >= (int)sizeof wrap) {
-		submit_failed(j, "the worker's command line is too long");
-		return -1;
-	}
-	argv[k++] = "sbatch";
-	argv[k++] = "--parsable";
-	snprintf(name, sizeof name, "--job-name=%s", j->name);
-	argv[k++] = name;
-	argv[k++] = "--nodes=1";
-	argv[k++] = "--ntasks=1";
-	snprintf(cpus, sizeof cpus, "--cpus-per-task=%d", p->conf.node.cores);
-	argv[k++] = cpus;
-	if (p->conf.node.memory) {
-		snprintf(mem, sizeof mem, "--mem=%lld",
-			 (long long)p->conf.node.memory);
-		argv[k++] = mem;
-	}
-	if (p->conf.node.gpus) {
-		snprintf(gres, sizeof gres, "--gres=gpu:%d",
-			 p->conf.node.gpus);
-		argv[k++] = gres;
-	}
-	if (p->partition) {
-		argv[k++] = "--partition";
-		argv[k++] = p->partition;
-	}
-	if (p->walltime > 0) {
-		long min = (long)((p->walltime + 59) / 60);
-		snprintf(tlim, sizeof tlim, "--time=%ld", min);
-		argv[k++] = tlim;
-		argv[k++] = "--signal=B:USR1@60";
-	}
-	if (p->log_dir)
-		snprintf(out, sizeof out, "--output=%s/%s.log", p->log_dir,
-			 j->name);
-	else
-		snprintf(out, sizeof out, "--output=/dev/null");
-	argv[k++] = out;
-	for (int i = 0; p->extra && p->extra[i] && k < 96; i++)
-		argv[k++] = p->extra[i];
-	argv[k++] = "--wrap";
-	argv[k++] = wrap;
-	argv[k] = NULL;
-	char **env = secret_env(p->ps->m);
-	int rc = env ? cmd_run(p->ps, argv, env, sbatch_done, j, j) : -1;
-	free_env(env);
-	if (rc < 0) {
-		submit_failed(j, "cannot run sbatch");
-		return -1;
-	}
-	return 0;
-}
-
-/* The value of KEY= in one line of `scontrol -o` into buf ("" if none). */
-static void field(const char *line, const char *key, char *buf, size_t n)
-{
-	size_t k = strlen(key);
-	const char *at = line;
 	buf[0] = 0;
-	while ((at = strstr(at, key))) {
-		if (at == line || at[-1] == ' ') {
-			size_t len = strcspn(at + k, " \n");
-			snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1),
-				 at + k);
-			return;
-		}
-		at += k;
-	}
+	if (j->pool->log_dir)
+		snprintf(buf, n, "%s/%s.log", j->pool->log_dir, j->name);
 }
 
-/* The last line of text that holds something, into buf. */
-static void last_line(const char *text, char *buf, size_t n)
+void xy__pools_last_line(const char *text, char *buf, size_t n)
 {
 	const char *best = NULL;
 	size_t best_len = 0;
@@ -655,119 +498,114 @@ static void last_line(const char *text, char *buf, size_t n)
 				       : 0, best ? best : "");
 }
 
-/* The inquest's answer: scontrol's line, then the log's last lines. */
-static void inquest_done(void *arg, int status, const char *out)
+int xy__pools_submit_run(struct pool *p, struct job *j, char **argv,
+			 void (*done)(void *job, int status, const char *out))
 {
-	struct job *j = arg;
-	char state[32], code[16], reason[64], tail[200], why[300];
-	(void)status;
-	j->inquest = 0;
-	size_t first = strcspn(out, "\n");
-	char *line = strndup(out, first);
-	field(line ? line : "", "JobState=", state, sizeof state);
-	field(line ? line : "", "ExitCode=", code, sizeof code);
-	field(line ? line : "", "Reason=", reason, sizeof reason);
-	free(line);
-	snprintf(j->batch_state, sizeof j->batch_state, "%.15s", state);
-	last_line(out + first, tail, sizeof tail);
-	int exit_code = 0, sig = 0;
-	sscanf(code, "%d:%d", &exit_code, &sig);
-	int at = snprintf(why, sizeof why, "left the queue");
-	if (state[0])
-		at += snprintf(why + at, sizeof why - at, " %s", state);
-	if (sig)
-		at += snprintf(why + at, sizeof why - at, ", signal %d", sig);
-	else if (state[0])
-		at += snprintf(why + at, sizeof why - at, ", exit %d",
-			       exit_code);
-	if (reason[0] && strcmp(reason, "None"))
-		at += snprintf(why + at, sizeof why - at, " (%s)", reason);
-	if (tail[0] && at < (int)sizeof why)
-		snprintf(why + at, sizeof why - at, "; its log ends: %s", tail);
-	job_end(j, why);
+	char **env = secret_env(p->ps->m);
+	int rc = env ? cmd_run(p->ps, argv, env, done, j, j) : -1;
+	free_env(env);
+	if (rc < 0) {
+		char why[64];
+		snprintf(why, sizeof why, "cannot run %s", argv[0]);
+		submit_failed(j, why);
+		return -1;
+	}
+	return 0;
 }
 
-/* j left the queue before its worker came: asks Slurm how it ended, and
- * reads the end of its log (if the pool keeps logs), then ends it. */
-static void inquest(struct job *j)
+void xy__pools_submit_answer(struct job *j, const char *cmd, int status,
+			     const char *out, const char *id,
+			     const char *skip)
 {
 	struct pool *p = j->pool;
-	char log[1100] = "";
-	if (p->log_dir)
-		snprintf(log, sizeof log, "%s/%s.log", p->log_dir, j->name);
-	char *argv[] = {"/bin/sh", "-c",
-			"scontrol -o show job \"$1\" 2>/dev/null || echo;"
-			" [ -z \"$2\" ] || tail -n 5 \"$2\" 2>/dev/null",
-			"xylem-inquest", j->id, log, NULL};
+	if (id[0]) {
+		job_submitted(j, id);
+		submit_next(p);
+		return;
+	}
+	if (status >= 128)
+		p->ps->unsure = 1;
+	/* The command's own words, its lines joined. */
+	char why[400];
+	int at = snprintf(why, sizeof why, "%s exited %d:", cmd, status);
+	const char *sep = " ";
+	for (const char *l = out; *l && at < (int)sizeof why - 1;) {
+		size_t len = strcspn(l, "\n");
+		if (len && !(skip && !strncmp(l, skip, len))) {
+			at += snprintf(why + at, sizeof why - at, "%s%.*s", sep,
+				       (int)len, l);
+			sep = "; ";
+		}
+		l += len + (l[len] == '\n');
+	}
+	submit_failed(j, why);
+	submit_next(p);
+}
+
+void xy__pools_poll_run(struct pool *p, char **argv,
+			void (*done)(void *pool, int status, const char *out))
+{
+	if (p->polling)
+		return;
+	p->polling = 1;
+	if (cmd_run(p->ps, argv, NULL, done, p, NULL) < 0)
+		p->polling = 0;
+}
+
+void xy__pools_poll_answer(struct pool *p, const char *cmd, int status,
+			   const char *out,
+			   int (*find)(const char *out, const char *id,
+				       char *state, size_t n),
+			   void (*listed)(struct job *j),
+			   void (*gone)(struct job *j))
+{
+	p->polling = 0;
+	if (status != 0) {
+		XY_LOGW(WHO, "pool %s: %s exited %d: %.200s", p->conf.name,
+			cmd, status, out);
+		return;
+	}
+	for (struct job *j = p->jobs; j; j = j->next) {
+		char state[sizeof j->batch_state];
+		if (j->state != JOB_PENDING || !j->id[0] || j->inquest)
+			continue;
+		if (find(out, j->id, state, sizeof state)) {
+			snprintf(j->batch_state, sizeof j->batch_state, "%s",
+				 state);
+			if (listed)
+				listed(j);
+		} else if (j->cancel)
+			job_end(j, "cancelled");
+		else
+			gone(j);
+	}
+}
+
+void xy__pools_inquest_run(struct job *j, char **argv,
+			   void (*done)(void *job, int status,
+					const char *out))
+{
 	j->inquest = 1;
-	if (cmd_run(p->ps, argv, NULL, inquest_done, j, j) < 0) {
+	if (cmd_run(j->pool->ps, argv, NULL, done, j, j) < 0) {
 		j->inquest = 0;
 		job_end(j, "left the queue");
 	}
 }
 
-static void squeue_done(void *arg, int status, const char *out)
+static void cancel_done(void *arg, int status, const char *out)
 {
-	struct pool *p = arg;
-	p->polling = 0;
-	if (status != 0) {
-		XY_LOGW(WHO, "pool %s: squeue exited %d: %.200s", p->conf.name,
-			status, out);
-		return;
-	}
-	/* Lines "ID STATE"; a pending job not listed has ended. */
-	for (struct job *j = p->jobs; j; j = j->next) {
-		if (j->state != JOB_PENDING || !j->id[0] || j->inquest)
-			continue;
-		const char *at = out, *state = NULL;
-		size_t n = strlen(j->id);
-		while (at && *at) {
-			if (!strncmp(at, j->id, n) && at[n] == ' ') {
-				state = at + n + 1;
-				break;
-			}
-			at = strchr(at, '\n');
-			at = at ? at + 1 : NULL;
-		}
-		if (state)
-			snprintf(j->batch_state, sizeof j->batch_state, "%.*s",
-				 (int)strcspn(state, " \n"), state);
-		else if (j->cancel)
-			job_end(j, "cancelled");
-		else
-			inquest(j);
-	}
-}
-
-static void slurm_poll(struct pool *p)
-{
-	char user[32];
-	snprintf(user, sizeof user, "--user=%u", (unsigned)getuid());
-	char *argv[] = {"squeue", "--noheader", "--format=%i %T", user, NULL};
-	if (p->polling)
-		return;
-	p->polling = 1;
-	if (cmd_run(p->ps, argv, NULL, squeue_done, p, NULL) < 0)
-		p->polling = 0;
-}
-
-static void scancel_done(void *arg, int status, const char *out)
-{
-	(void)arg;
 	if (status != 0)
-		XY_LOGW(WHO, "scancel exited %d: %.200s", status, out);
+		XY_LOGW(WHO, "%s exited %d: %.200s", (const char *)arg, status,
+			out);
 }
 
-static void slurm_cancel(struct pool *p, struct job *j)
+void xy__pools_cancel(struct pool *p, struct job *j, char *cmd)
 {
-	char *argv[] = {"scancel", j->id, NULL};
+	char *argv[] = {cmd, j->id, NULL};
 	XY_LOGI(WHO, "pool %s: cancelling job %s (%s)", p->conf.name, j->id,
 		j->name);
-	cmd_run(p->ps, argv, NULL, scancel_done, NULL, NULL);
+	cmd_run(p->ps, argv, NULL, cancel_done, cmd, NULL);
 }
-
-static const struct provider slurm_provider = {"slurm", slurm_submit,
-					       slurm_poll, slurm_cancel};
 
 /* ---------------------------------------------------- external provider */
 
@@ -821,308 +659,6 @@ int xy_pools_job_answer(struct xy_pools *ps, const char *name, const char *id,
 		job_end(j, why); /* nothing if it had ended already */
 	return 0;
 }
-/* -------------------------------------------------- gridengine provider */
-
-/*
- * Grid Engine (Debian's 8.1.9; Son of Grid Engine, Open Grid Scheduler):
- * `qsub -terse` answers the job id; one `qstat -u USER` a poll lists
- * every job of this user ("ID PRIOR NAME USER STATE ..."), and a pending
- * job missing from it has ended; `qdel` cancels. A worker's slots are a
- * parallel environment's (-pe smp CORES, unless the pool's extra
- * arguments name one), its memory `-l mem_free=` a slot, its GPUs
- * `-l gpu=` (a consumable a site defines), its walltime `-l h_rt=` with
- * `s_rt=` 60 s before, which sends the worker SIGUSR1: it drains. The
- * worker is started with the pool's shape on its command line (Grid
- * Engine's NSLOTS says nothing of memory). A job in an error state (Eqw:
- * it would wait forever) is deleted, with qstat's reason.
- */
-
-/* 1 if s may go on a binary job's command line: qsub -b y joins the
- * arguments with spaces and execd's shell splits them again. */
-static int ge_word_ok(const char *s)
-{
-	return s[strcspn(s, " \t\n'\"\\$`;&|<>()*?[]~#")] == 0;
-}
-
-static void qsub_done(void *arg, int status, const char *out)
-{
-	struct job *j = arg;
-	char id[32] = "";
-	/* -terse: "ID" (an array job's "ID.1-N:1", never ours). */
-	if (status == 0 && sscanf(out, "%31[0-9]", id) == 1) {
-		job_submitted(j, id);
-		submit_next(j->pool);
-		return;
-	}
-	if (status >= 128)
-		j->pool->ps->unsure = 1;
-	char why[400];
-	int at = snprintf(why, sizeof why, "qsub exited %d:", status);
-	const char *sep = " ";
-	for (const char *l = out; *l && at < (int)sizeof why - 1;) {
-		size_t len = strcspn(l, "\n");
-		if (len && strncmp(l, "Exiting.", len)) {
-			at += snprintf(why + at, sizeof why - at, "%s%.*s", sep,
-				       (int)len, l);
-			sep = "; ";
-		}
-		l += len + (l[len] == '\n');
-	}
-	submit_failed(j, why);
-	submit_next(j->pool);
-}
-
-static int ge_submit(struct pool *p, struct job *j)
-{
-	char addr[300], out[1200], pe[16], mem[48], gpu[32], rt[64], cores[16],
-		wmem[24], wgpus[16], grace[16];
-	char *argv[48 + 64];
-	char *wargv[10];
-	int k = 0;
-	worker_argv(j, addr, sizeof addr, wargv);
-	if (!ge_word_ok(p->xylem) || !ge_word_ok(addr)) {
-		submit_failed(j, "the xylem path or the manager's address "
-			      "holds a space or a shell character");
-		return -1;
-	}
-	int own_pe = 0;
-	for (int i = 0; p->extra && p->extra[i]; i++)
-		own_pe |= !strcmp(p->extra[i], "-pe");
-	argv[k++] = "qsub";
-	argv[k++] = "-terse";
-	argv[k++] = "-N";
-	argv[k++] = j->name;
-	argv[k++] = "-b";
-	argv[k++] = "y";
-	argv[k++] = "-V";
-	argv[k++] = "-cwd";
-	argv[k++] = "-j";
-	argv[k++] = "y";
-	argv[k++] = "-o";
-	if (p->log_dir)
-		snprintf(out, sizeof out, "%s/%s.log", p->log_dir, j->name);
-	else
-		snprintf(out, sizeof out, "/dev/null");
-	argv[k++] = out;
-	if (p->partition) {
-		argv[k++] = "-q";
-		argv[k++] = p->partition;
-	}
-	if (p->conf.node.cores > 1 && !own_pe) {
-		snprintf(pe, sizeof pe, "%d", p->conf.node.cores);
-		argv[k++] = "-pe";
-		argv[k++] = "smp";
-		argv[k++] = pe;
-	}
-	if (p->conf.node.memory) {
-		/* A consumable is asked for a slot: the worker's memory,
-		 * shared among its slots, rounded up. */
-		long long slot = (p->conf.node.memory + p->conf.node.cores - 1) /
-				 p->conf.node.cores;
-		snprintf(mem, sizeof mem, "mem_free=%lldM", slot);
-		argv[k++] = "-l";
-		argv[k++] = mem;
-	}
-	if (p->conf.node.gpus) {
-		snprintf(gpu, sizeof gpu, "gpu=%d", p->conf.node.gpus);
-		argv[k++] = "-l";
-		argv[k++] = gpu;
-	}
-	if (p->walltime > 0) {
-		long h = (long)ceil(p->walltime);
-		/* s_rt sends SIGUSR1: the worker drains before h_rt's
-		 * SIGKILL. */
-		if (h > 60)
-			snprintf(rt, sizeof rt, "h_rt=%ld,s_rt=%ld", h, h - 60);
-		else
-			snprintf(rt, sizeof rt, "h_rt=%ld", h);
-		argv[k++] = "-l";
-		argv[k++] = rt;
-	}
-	for (int i = 0; p->extra && p->extra[i] && k < 90; i++)
-		argv[k++] = p->extra[i];
-	for (int i = 0; wargv[i]; i++)
-		argv[k++] = wargv[i];
-	snprintf(grace, sizeof grace, "%d", DRAIN_GRACE_S);
-	argv[k++] = "--drain-grace";
-	argv[k++] = grace;
-	snprintf(cores, sizeof cores, "%d", p->conf.node.cores);
-	argv[k++] = "--cores";
-	argv[k++] = cores;
-	if (p->conf.node.memory) {
-		snprintf(wmem, sizeof wmem, "%lld",
-			 (long long)p->conf.node.memory);
-		argv[k++] = "--memory";
-		argv[k++] = wmem;
-	}
-	snprintf(wgpus, sizeof wgpus, "%d", p->conf.node.gpus);
-	argv[k++] = "--gpus";
-	argv[k++] = wgpus;
-	argv[k] = NULL;
-	char **env = secret_env(p->ps->m);
-	int rc = env ? cmd_run(p->ps, argv, env, qsub_done, j, j) : -1;
-	free_env(env);
-	if (rc < 0) {
-		submit_failed(j, "cannot run qsub");
-		return -1;
-	}
-	return 0;
-}
-
-/* The value after KEY (a line "KEY   VALUE") in qacct's text, the last
- * record's, into buf ("" if none). */
-static void ge_field(const char *text, const char *key, char *buf, size_t n)
-{
-	size_t k = strlen(key);
-	buf[0] = 0;
-	for (const char *at = text; *at;) {
-		size_t len = strcspn(at, "\n");
-		if (len > k && !strncmp(at, key, k) && (at[k] == ' ' ||
-							at[k] == '\t')) {
-			const char *v = at + k + strspn(at + k, " \t");
-			size_t vl = len - (size_t)(v - at);
-			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				vl--;
-			snprintf(buf, n, "%.*s", (int)(vl < n ? vl : n - 1), v);
-		}
-		at += len + (at[len] == '\n');
-	}
-}
-
-/* How j ended, from qacct (and the log's last lines), or why it was in
- * an error state (qstat -j, then it is deleted). */
-static void ge_inquest_done(void *arg, int status, const char *out)
-{
-	struct job *j = arg;
-	char failed[120], code[80], tail[200], why[300];
-	(void)status;
-	j->inquest = 0;
-	if (j->batch_state[0] && strchr(j->batch_state, 'E')) {
-		last_line(out, tail, sizeof tail);
-		snprintf(why, sizeof why, "in error state %s, deleted: %s",
-			 j->batch_state, tail[0] ? tail : "qstat -j says no "
-			 "reason");
-		job_end(j, why);
-		return;
-	}
-	const char *log = strstr(out, "===\n");
-	char *acct = strndup(out, log ? (size_t)(log - out) : strlen(out));
-	ge_field(acct ? acct : "", "failed", failed, sizeof failed);
-	ge_field(acct ? acct : "", "exit_status", code, sizeof code);
-	free(acct);
-	last_line(log ? log + 4 : "", tail, sizeof tail);
-	int at = snprintf(why, sizeof why, "left the queue");
-	if (code[0])
-		at += snprintf(why + at, sizeof why - at, ", exit_status %s",
-			       code);
-	else
-		at += snprintf(why + at, sizeof why - at, " (qacct has no "
-			       "record of it)");
-	if (failed[0] && strcmp(failed, "0") && at < (int)sizeof why)
-		at += snprintf(why + at, sizeof why - at, ", failed %s",
-			       failed);
-	if (tail[0] && at < (int)sizeof why)
-		snprintf(why + at, sizeof why - at, "; its log ends: %s", tail);
-	job_end(j, why);
-}
-
-static void ge_inquest(struct job *j, int error_state)
-{
-	struct pool *p = j->pool;
-	char log[1100] = "";
-	if (p->log_dir)
-		snprintf(log, sizeof log, "%s/%s.log", p->log_dir, j->name);
-	/* qacct's record of a job (its last lines: failed, exit_status,
-	 * then usage) ends the text unless the log has lines: "===" marks
-	 * the record, so a log's last line is told from it. */
-	char *ended[] = {
-		"/bin/sh", "-c",
-		"qacct -j \"$1\" 2>/dev/null |"
-		" grep -E '^(failed|exit_status) ';"
-		" if [ -n \"$2\" ] && [ -s \"$2\" ]; then echo ===;"
-		" tail -n 5 \"$2\" 2>/dev/null; fi",
-		"xylem-inquest", j->id, log, NULL};
-	char *errored[] = {
-		"/bin/sh", "-c",
-		"qstat -j \"$1\" 2>/dev/null | grep -i '^error reason';"
-		" qdel \"$1\" >/dev/null 2>&1",
-		"xylem-inquest", j->id, NULL};
-	j->inquest = 1;
-	if (cmd_run(p->ps, error_state ? errored : ended, NULL,
-		    ge_inquest_done, j, j) < 0) {
-		j->inquest = 0;
-		job_end(j, "left the queue");
-	}
-}
-
-static void qstat_done(void *arg, int status, const char *out)
-{
-	struct pool *p = arg;
-	p->polling = 0;
-	if (status != 0) {
-		XY_LOGW(WHO, "pool %s: qstat exited %d: %.200s", p->conf.name,
-			status, out);
-		return;
-	}
-	/* Two header lines (none if no job), then "ID PRIOR NAME USER
-	 * STATE ..."; a pending job not listed has ended. */
-	for (struct job *j = p->jobs; j; j = j->next) {
-		if (j->state != JOB_PENDING || !j->id[0] || j->inquest)
-			continue;
-		char state[16] = "";
-		for (const char *at = out; *at;) {
-			char id[32], st[16];
-			if (sscanf(at, "%31s %*s %*s %*s %15s", id, st) == 2 &&
-			    !strcmp(id, j->id)) {
-				snprintf(state, sizeof state, "%s", st);
-				break;
-			}
-			at += strcspn(at, "\n");
-			at += *at == '\n';
-		}
-		if (state[0]) {
-			snprintf(j->batch_state, sizeof j->batch_state, "%s",
-				 state);
-			if (strchr(state, 'E') && !j->cancel)
-				ge_inquest(j, 1);
-		} else if (j->cancel)
-			job_end(j, "cancelled");
-		else
-			ge_inquest(j, 0);
-	}
-}
-
-static void ge_poll(struct pool *p)
-{
-	char user[64];
-	struct passwd *pw = getpwuid(getuid());
-	snprintf(user, sizeof user, "%s", pw ? pw->pw_name : "");
-	char *argv[] = {"qstat", "-u", user, NULL};
-	if (p->polling || !user[0])
-		return;
-	p->polling = 1;
-	if (cmd_run(p->ps, argv, NULL, qstat_done, p, NULL) < 0)
-		p->polling = 0;
-}
-
-static void qdel_done(void *arg, int status, const char *out)
-{
-	(void)arg;
-	if (status != 0)
-		XY_LOGW(WHO, "qdel exited %d: %.200s", status, out);
-}
-
-static void ge_cancel(struct pool *p, struct job *j)
-{
-	char *argv[] = {"qdel", j->id, NULL};
-	XY_LOGI(WHO, "pool %s: cancelling job %s (%s)", p->conf.name, j->id,
-		j->name);
-	cmd_run(p->ps, argv, NULL, qdel_done, NULL, NULL);
-}
-
-static const struct provider gridengine_provider = {"gridengine", ge_submit,
-						    ge_poll, ge_cancel};
-
 /* --------------------------------------------------------------- plan */
 
 /* Starts the oldest waiting submissions, SUBMITS_AT_ONCE at most under
@@ -1410,9 +946,9 @@ void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w)
 	if (!j || j->state == JOB_ENDED)
 		return;
 	j->state = JOB_CONNECTED;
-	if (j->pool->prov == &slurm_provider) /* its worker runs: so does it */
+	if (j->pool->prov == &xy__pools_slurm) /* its worker runs: so does it */
 		snprintf(j->batch_state, sizeof j->batch_state, "RUNNING");
-	else if (j->pool->prov == &gridengine_provider)
+	else if (j->pool->prov == &xy__pools_gridengine)
 		snprintf(j->batch_state, sizeof j->batch_state, "r");
 	j->worker = w;
 	j->cancel = 0;
@@ -1722,11 +1258,11 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 	if (!o->provider || !strcmp(o->provider, "local"))
 		prov = &local_provider;
 	else if (!strcmp(o->provider, "slurm"))
-		prov = &slurm_provider;
+		prov = &xy__pools_slurm;
 	else if (!strcmp(o->provider, "external"))
 		prov = &external_provider;
 	else if (!strcmp(o->provider, "gridengine"))
-		prov = &gridengine_provider;
+		prov = &xy__pools_gridengine;
 	if (!name_ok(o->name))
 		return xy_fail(err, errlen, EINVAL, "pool name '%s': 1 to 32 "
 			       "letters, digits, '-' or '_'",
@@ -1803,7 +1339,7 @@ int xy_pools_add(struct xy_pools *ps, const struct xy_pool_options *o,
 		uv_timer_start(&ps->tick, on_tick, TICK_MS, TICK_MS);
 		ps->ticking = 1;
 	}
-	if (prov == &slurm_provider || prov == &gridengine_provider)
+	if (prov == &xy__pools_slurm || prov == &xy__pools_gridengine)
 		watchdog_start(ps, prov->name);
 	if (!ps->n)
 		ps->since = uv_now(&ps->m->loop);

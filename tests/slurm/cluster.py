@@ -39,9 +39,14 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from batch_common import (free_ports as _free_ports, pid_alive,  # noqa: E402
+                          processes_with, processes_with_env, wait_until)
 
 TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue",
          "scancel", "scontrol", "sinfo")
@@ -63,71 +68,8 @@ def check_available():
 
 
 def free_ports(n):
-    """A run of n consecutive TCP ports free on 127.0.0.1 now: Slurm's
-    node ports are written as a range, [first-last]."""
-    for _ in range(200):
-        base = 20000 + int.from_bytes(os.urandom(2), "little") % 30000
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise SlurmError(f"no run of {n} free ports found")
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is gone for our purposes: it holds no port and runs nothing.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
-    except OSError:
-        return False
-    return state.split()[0] != "Z"
-
-
-def wait_until(cond, timeout, interval=0.1):
-    """Polls cond() until it is true or timeout seconds pass; returns its
-    last value."""
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() >= end:
-            return value
-        time.sleep(interval)
-
-
-def processes_with(entry, needle):
-    """Pids of the live processes whose /proc/PID/ENTRY ("environ",
-    "cmdline": NUL-separated) holds needle as one of its strings."""
-    needle = needle.encode() + b"\0"
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == os.getpid():
-            continue
-        try:
-            text = (d / entry).read_bytes() + b"\0"
-        except OSError:
-            continue
-        if b"\0" + needle in b"\0" + text and pid_alive(int(d.name)):
-            pids.append(int(d.name))
-    return pids
-
-
-def processes_with_env(name, value):
-    """Pids of the processes whose environment holds name=value."""
-    return processes_with("environ", f"{name}={value}")
+    """A run of n consecutive TCP ports free on 127.0.0.1 now."""
+    return _free_ports(n, SlurmError)
 
 
 def make_device(path):
