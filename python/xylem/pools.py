@@ -46,8 +46,8 @@ class Pool:
     manager_host: where workers reach the manager (default: 127.0.0.1
         for local pools, this host's name for batch systems').
     log_dir: each batch worker's log, as ``DIR/NAME.log``.
-    xylem, worker_options: with a provider object, the ``xylem`` program
-        its jobs run (default: this one's) and more ``xylem worker``
+    xylem: the ``xylem`` program its workers run (default: this one's).
+    worker_options: with a provider object, more ``xylem worker``
         options, as a string.
     """
 
@@ -101,8 +101,9 @@ class Pool:
 
     def options(self, xylem):
         """The keyword arguments of the manager's add_pool, its workers
-        running the program at path xylem (with an object for provider,
-        add hooks)."""
+        running the program at path xylem unless the pool names its own
+        (with an object for provider, add hooks)."""
+        xylem = self.xylem or xylem
         return dict(name=self.name, cores=int(self.cores),
                     provider="external" if self.external else self.provider,
                     gpus=int(self.gpus),
