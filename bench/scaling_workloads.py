@@ -18,7 +18,11 @@ each on three systems one after the other in the same cluster:
           cpu1, cpu4, cpu8 (cores_per_worker 1, 4, 8 on partition cpu,
           max_blocks 6 each) and gpu (partition gpu, cores_per_worker 4,
           available_accelerators 2, max_blocks 2); an executor is made
-          only for the classes the workload has.
+          only for the classes the workload has. Its workers count the
+          host's CPUs, not the job's: PARSL_CORES=$SLURM_CPUS_ON_NODE.
+  static-cpu  (not run unless named) static on the six CPU nodes alone,
+          for workloads without GPU tasks: Xylem's and Parsl's CPU tasks
+          never go to the GPU nodes, static's do.
   xylem   xylem.Executor(workers=0, pools=[cpu: 8 cores, partition cpu,
           max 6; gpu: 8 cores and 2 GPUs, partition gpu, max 2]), idle
           timeout 30 s, backlog = max, tasks submitted with their cores
@@ -293,16 +297,20 @@ def xylem_submit(ex):
         sleep_task, t.duration)
 
 
-def run_static(bench, w, work):
+def run_static(bench, w, work, gpu_nodes=True):
     """A manager with no workers of its own, and one job a node holding a
-    worker for the whole run."""
+    worker for the whole run: every node, or (gpu_nodes false, for
+    workloads without GPU tasks) the CPU nodes alone."""
     import xylem
     secret = secret_file(work)
     ex = xylem.Executor(workers=0, secret_file=str(secret), name="static")
     try:
-        nodes = [("cpu", f"c{i}", []) for i in range(1, CPU_NODES + 1)] + \
-                [("gpu", f"g{i}", [f"--gres=gpu:{NODE_GPUS}"])
-                 for i in range(1, GPU_NODES + 1)]
+        nodes = [("cpu", f"c{i}", []) for i in range(1, CPU_NODES + 1)]
+        if gpu_nodes:
+            nodes += [("gpu", f"g{i}", [f"--gres=gpu:{NODE_GPUS}"])
+                      for i in range(1, GPU_NODES + 1)]
+        elif any(t.gpus for t in w.tasks):
+            raise ValueError("static-cpu: the workload has GPU tasks")
         for part, node, extra in nodes:
             bench.cluster.sbatch(
                 "-p", part, "-w", node, "-c", str(NODE_CORES), "--exclusive",
@@ -403,7 +411,12 @@ def run_parsl(bench, w, work):
         parsl.clear()
 
 
-SYSTEMS = {"static": run_static, "parsl": run_parsl, "xylem": run_xylem}
+def run_static_cpu(bench, w, work):
+    return run_static(bench, w, work, gpu_nodes=False)
+
+
+SYSTEMS = {"static": run_static, "static-cpu": run_static_cpu,
+           "parsl": run_parsl, "xylem": run_xylem}
 
 
 # ---------------------------------------------------------------- figures
@@ -499,6 +512,7 @@ def report(name, res, out):
         return
     checks = []
     for base, ch_target, t_target in (("static", 0.45, 1.10),
+                                      ("static-cpu", 0.45, 1.10),
                                       ("parsl", 0.6, 1.0)):
         b = res.get(base, {}).get("figures")
         if not b:
@@ -566,6 +580,9 @@ def main():
             w = WORKLOADS[name](args.scale)
             res = {}
             for s in systems:
+                if s == "static-cpu" and any(t.gpus for t in w.tasks):
+                    log(f"{name}: static-cpu skipped (GPU tasks)")
+                    continue
                 d = work / f"{name}-{s}"
                 d.mkdir()
                 n0 = bench.jobs_done()
