@@ -490,11 +490,11 @@ def fmt(x, spec=".2f"):
 def report(name, res, out):
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"\n== {name}")
-    p(f"{'system':8} {'tasks':>9} {'jobs':>5} {'alloc ch':>9} {'busy ch':>8}"
+    p(f"{'system':10} {'tasks':>9} {'jobs':>5} {'alloc ch':>9} {'busy ch':>8}"
       f" {'eff':>5} {'time s':>8}")
     for s, r in res.items():
         f = r["figures"]
-        p(f"{s:8} {f['succeeded']:>4}/{f['tasks']:<4} {f['jobs']:>5}"
+        p(f"{s:10} {f['succeeded']:>4}/{f['tasks']:<4} {f['jobs']:>5}"
           f" {f['allocated_core_h']:9.3f} {f['busy_core_h']:8.3f}"
           f" {fmt(f['efficiency']):>5} {fmt(f['time_to_solution_s'], '.1f'):>8}")
     if name in ("bursty",):
@@ -504,7 +504,7 @@ def report(name, res, out):
             for label, ph in r["figures"]["phases"].items():
                 if not label.startswith("burst"):
                     continue
-                p(f"  {s:8} {label}: {fmt(ph['first_sbatch_s'], '.3f'):>7}"
+                p(f"  {s:10} {label}: {fmt(ph['first_sbatch_s'], '.3f'):>7}"
                   f" / {fmt(ph['first_task_running_s'], '.2f'):>6}"
                   f" / {fmt(ph['full_capacity_s'], '.2f'):>6}")
     x = res.get("xylem", {}).get("figures")
@@ -547,6 +547,9 @@ def main():
     ap.add_argument("--systems", default="static,parsl,xylem")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--json")
+    ap.add_argument("--idle", type=float, default=IDLE,
+                    help="idle time before a worker or block is released"
+                    " (Xylem's idle_timeout, Parsl's max_idletime; 30)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (logs) and print it")
     args = ap.parse_args()
@@ -559,6 +562,8 @@ def main():
         print(f"skipped: {reason}", file=sys.stderr)
         return 77
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    global IDLE
+    IDLE = args.idle
 
     def on_term(*_):
         raise SystemExit(143)
@@ -571,7 +576,7 @@ def main():
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr,
               flush=True)
     bench = Bench(work, log)
-    out = {"scale": args.scale, "load_before": os.getloadavg(),
+    out = {"scale": args.scale, "idle": IDLE, "load_before": os.getloadavg(),
            "workloads": {}}
     try:
         bench.start()
