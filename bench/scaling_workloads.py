@@ -541,6 +541,7 @@ def report(name, res, out):
 
 
 def main():
+    global IDLE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", default="all",
                     choices=["all", *WORKLOADS])
@@ -562,7 +563,6 @@ def main():
         print(f"skipped: {reason}", file=sys.stderr)
         return 77
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
-    global IDLE
     IDLE = args.idle
 
     def on_term(*_):
