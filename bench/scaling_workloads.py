@@ -22,7 +22,8 @@ each on three systems one after the other in the same cluster:
           host's CPUs, not the job's: PARSL_CORES=$SLURM_CPUS_ON_NODE.
   static-cpu  (not run unless named) static on the six CPU nodes alone,
           for workloads without GPU tasks: Xylem's and Parsl's CPU tasks
-          never go to the GPU nodes, static's do.
+          never cause jobs on the GPU nodes, while static's GPU nodes run
+          CPU tasks too.
   xylem   xylem.Executor(workers=0, pools=[cpu: 8 cores, partition cpu,
           max 6; gpu: 8 cores and 2 GPUs, partition gpu, max 2]), idle
           timeout 30 s, backlog = max, tasks submitted with their cores
@@ -41,9 +42,13 @@ the same run are printed beside the issue's targets.
 Run as root from the top of the repository after a build:
 
     bench/scaling_workloads.py [--workload bursty|hetero|dag|all]
-        [--systems static,parsl,xylem] [--scale F] [--json FILE]
+        [--systems static,parsl,xylem] [--scale F] [--idle S]
+        [--json FILE] [--keep]
 
---scale multiplies every duration and gap (0.1 for a quick check). The
+--scale multiplies every duration and gap (0.1 for a quick check; the
+idle time, --idle, 30 s, is not scaled). Every system's jobs are
+cancelled after its run and the cluster is stopped however the script
+ends (SIGTERM and ^C included). The
 Xylem manager's log (XYLEM_LOG, default info) goes to stderr.
 """
 
@@ -51,10 +56,8 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
