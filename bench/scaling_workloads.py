@@ -614,6 +614,7 @@ def main():
             if args.json:
                 Path(args.json).write_text(json.dumps(out, indent=1))
     finally:
+        log("stopping the cluster")
         bench.stop()
         out["load_after"] = os.getloadavg()
         if args.json:
