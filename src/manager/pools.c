@@ -803,23 +803,6 @@ static void fail_unfit(struct xy_pools *ps, const struct xy_demand *d)
 	xy_sched_shape_refit(ps->m->sched, d->shape);
 }
 
-/*
- * Calls that workers hold beyond their cores, in their call windows
- * (wtable.c): they left the ready queue, so the scheduler's demand does
- * not count them, but they wait all the same. Counted as one-core tasks
- * (what calls mostly are), they keep the plan from cancelling the jobs
- * that would run them, as it did when the first workers of a burst
- * filled their windows.
- */
-static int64_t windowed_calls(struct xy_manager *m)
-{
-	int64_t n = 0;
-	for (struct xy_worker *w = xy_wtable_all(m->wtable); w; w = w->next)
-		if (w->ready && w->cores_used > w->cores)
-			n += w->cores_used - w->cores;
-	return n;
-}
-
 void xy_pools_phase(struct xy_pools *ps)
 {
 	if (!ps || !ps->n || ps->m->destroying)
@@ -842,27 +825,21 @@ void xy_pools_phase(struct xy_pools *ps)
 		if (now < p->paused_until)
 			conf[i].backlog = 0; /* no new jobs while paused */
 	}
-	/* One more entry than the queue's shapes: the calls waiting in
-	 * workers' call windows. */
 	struct xy_demand stack[64], *d = stack;
-	size_t n = xy_sched_demand(ps->m->sched, d, 63);
-	if (n > 63) {
-		d = malloc((n + 1) * sizeof *d);
+	size_t n = xy_sched_demand(ps->m->sched, d, 64);
+	if (n > 64) {
+		d = malloc(n * sizeof *d);
 		if (!d)
 			return;
 		n = xy_sched_demand(ps->m->sched, d, n);
 	}
-	int64_t windowed = windowed_calls(ps->m);
-	if (windowed > 0) /* shape 0: none of the scheduler's */
-		d[n++] = (struct xy_demand){{1, 0, 0, 0, 0}, windowed, 0};
 	struct xy_plan plan;
 	if (xy_scaler_plan(conf, counts, ps->n, d, n, &plan) == 0) {
 		/* Workers a run starts beside its pools connect in its
 		 * first moments: what they could run is not failed before. */
 		for (size_t u = 0; u < plan.n_unfit &&
 				   now - ps->since >= UNFIT_GRACE_MS; u++)
-			if (d[plan.unfit[u]].shape)
-				fail_unfit(ps, &d[plan.unfit[u]]);
+			fail_unfit(ps, &d[plan.unfit[u]]);
 		for (int i = 0; i < ps->n; i++) {
 			struct pool *p = ps->pools[i];
 			if (now >= p->paused_until)

@@ -162,29 +162,3 @@ def test_bad_provider_objects():
         nodes_per_block = 2
     with pytest.raises(ValueError, match="nodes_per_block must be 1"):
         xylem.Pool("p", 1, provider=Blocks())
-
-
-def test_calls_in_call_windows_still_count_as_demand(tmp_path):
-    """Four one-second calls on one-core workers, at most three: the
-    first worker to come takes three of them (one running, two in its
-    call window), leaving one queued. The two jobs still pending are
-    needed all the same: none is cancelled (before, the plan saw one
-    queued call and cancelled one of them)."""
-    import shutil
-    from xylem.workers import find_xylem
-    # Every worker after the first takes a second to start.
-    marks = tmp_path / "started"
-    wrapper = tmp_path / "slow-xylem"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"if [ -e {marks} ]; then sleep 1; fi; touch {marks}\n"
-        f'exec {shutil.which(find_xylem()) or find_xylem()} "$@"\n')
-    wrapper.chmod(0o755)
-    pool = xylem.Pool("win", cores=1, max_workers=3, backlog=3,
-                      idle_timeout=30, xylem=str(wrapper))
-    with xylem.Executor(pools=[pool]) as ex:
-        results = list(ex.map(slow_pid, range(4)))
-        assert [x for _, x in results] == list(range(4))
-        p = ex.status()["pools"][0]
-        cancelled = [j for j in p["jobs"] if j["cancelled"]]
-        assert p["submitted"] == 3 and not cancelled, p
