@@ -23,7 +23,10 @@ def free_ports(n, error=OSError):
     node ports are written as a range, [first-last]); raises error if
     200 tries found none."""
     for _ in range(200):
-        base = 20000 + int.from_bytes(os.urandom(2), "little") % 30000
+        # Below the kernel's ephemeral ports (32768 and up by default),
+        # which a busy machine may hand out between this check and the
+        # daemons' binding.
+        base = 20000 + int.from_bytes(os.urandom(2), "little") % 12000
         socks = []
         try:
             for p in range(base, base + n):

@@ -354,7 +354,7 @@ static int local_walltime(struct pool *p, char **argv, int k, char *buf)
 {
 	if (p->walltime <= 0)
 		return k;
-	snprintf(buf, 32, "%g", p->walltime);
+	snprintf(buf, 32, "%.0f", p->walltime);
 	argv[k++] = "--walltime";
 	argv[k++] = buf;
 	return k;
@@ -940,6 +940,31 @@ static struct job *job_named(struct xy_pools *ps, const char *name)
 	return NULL;
 }
 
+/*
+ * A fresh worker of p says how much time it has: that, not a walltime p
+ * was not told (the partition's) or one its start-up ate into, is what
+ * p's next workers will have for tasks. The plan then stops asking for
+ * jobs that could not take a task whose limit is too long (it asked
+ * again each time the last such worker went idle), and such a task
+ * fails as unschedulable. The most time any of p's workers reported
+ * counts, never more than p's walltime.
+ */
+static void learn_time(struct pool *p, struct xy_worker *w)
+{
+	double left = xy_wtable_time_left(w);
+	if (left < 0)
+		return; /* no end */
+	/* xy_res_fits wants the slack on top of a task's limit, and
+	 * placement XY_TIME_MARGIN_S: a node time of this fits a limit
+	 * exactly when the worker could take the task. */
+	double node = left - XY_TIME_MARGIN_S + XY_WALLTIME_SLACK_S;
+	if (node > p->seen_time)
+		p->seen_time = node;
+	p->conf.node.time = p->walltime > 0 && p->walltime < p->seen_time
+				    ? p->walltime
+				    : p->seen_time;
+}
+
 void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w)
 {
 	struct job *j = ps ? job_named(ps, w->name) : NULL;
@@ -955,6 +980,7 @@ void xy_pools_worker_ready(struct xy_pools *ps, struct xy_worker *w)
 	j->pool->fails = 0;
 	XY_LOGI(WHO, "pool %s: job %s's worker %s connected", j->pool->conf.name,
 		j->id, w->name);
+	learn_time(j->pool, w);
 }
 
 void xy_pools_worker_gone(struct xy_pools *ps, struct xy_worker *w)

@@ -44,7 +44,8 @@ static void qsub_done(void *arg, int status, const char *out)
 /* The words of a submission that ge_submit's helpers write. */
 struct words {
 	char pe[16], mem[48], gpu[32], rt[64]; /* qsub's */
-	char grace[16], cores[16], wmem[24], gpus[16]; /* the worker's */
+	char grace[16], cores[16], wmem[24], gpus[16], wall[32]; /* the
+								  * worker's */
 };
 
 /* What the job asks of Grid Engine (slots, memory, GPUs, walltime),
@@ -111,6 +112,15 @@ static int worker_shape(struct pool *p, struct words *w, char **argv,
 	snprintf(w->gpus, sizeof w->gpus, "%d", p->conf.node.gpus);
 	argv[k++] = "--gpus";
 	argv[k++] = w->gpus;
+	/* Its end, which Grid Engine does not tell it: it drains itself
+	 * before (s_rt's SIGUSR1 stays a backstop, which a queue's
+	 * `notify` may follow with a kill too soon), and the manager
+	 * places timed tasks by what it has left. */
+	if (p->walltime > 0) {
+		snprintf(w->wall, sizeof w->wall, "%.0f", p->walltime);
+		argv[k++] = "--walltime";
+		argv[k++] = w->wall;
+	}
 	return k;
 }
 

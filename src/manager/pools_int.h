@@ -60,6 +60,7 @@ struct pool {
 			    const char *id);
 	void *hook_arg;
 	double walltime, idle_timeout;
+	double seen_time; /* the most a fresh worker had (learn_time) */
 	struct job *jobs;
 	uint64_t seq;
 	int fails;            /* submissions failed in a row */

@@ -99,11 +99,17 @@ static int run_child(char *const argv[], double timeout_s, char *buf,
 	}
 	buf[got] = '\0';
 	close(fds[0]);
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+	int ws = 0;
+	pid_t r;
+	while ((r = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
 		;
 	if (status < 0)
 		return -1;
+	if (r < 0) { /* ECHILD: SIGCHLD ignored, say, by whoever started us */
+		snprintf(err, errlen, "%s: its exit status is lost: %s",
+			 argv[0], strerror(errno));
+		return -1;
+	}
 	if (WIFEXITED(ws))
 		return WEXITSTATUS(ws);
 	snprintf(err, errlen, "%s died of signal %d", argv[0], WTERMSIG(ws));

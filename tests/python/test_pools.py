@@ -162,3 +162,32 @@ def test_bad_provider_objects():
         nodes_per_block = 2
     with pytest.raises(ValueError, match="nodes_per_block must be 1"):
         xylem.Pool("p", 1, provider=Blocks())
+
+
+def test_pool_learns_its_workers_time(tmp_path):
+    """A pool told no walltime whose workers have an end all the same
+    (a partition's time limit; here a wrapper gives them --walltime 40):
+    once one has said how much time it has, a call limited to 100 s
+    fails as unschedulable, naming that time, instead of the pool asking
+    for job after job that cannot take it. A call that fits runs."""
+    import shutil
+    from xylem.workers import find_xylem
+    wrapper = tmp_path / "timed-xylem"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'exec {shutil.which(find_xylem()) or find_xylem()} "$@"'
+        " --walltime 40\n")
+    wrapper.chmod(0o755)
+    pool = xylem.Pool("timed", cores=1, max_workers=2, idle_timeout=30,
+                      xylem=str(wrapper))
+    with xylem.Executor(pools=[pool]) as ex:
+        assert ex.options(time_limit=10).submit(sum, [1, 2]).result(
+            timeout=60) == 3
+        t0 = time.monotonic()
+        f = ex.options(time_limit=100).submit(sum, [3, 4])
+        with pytest.raises(xylem.Unschedulable) as e:
+            f.result(timeout=60)
+        assert time.monotonic() - t0 < 20
+        assert "100 s (time limit)" in str(e.value), str(e.value)
+        p = ex.status()["pools"][0]
+        assert p["submitted"] == 1, p

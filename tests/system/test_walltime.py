@@ -62,7 +62,9 @@ def test_long_limit_goes_only_to_the_worker_with_time(xylem, tmp_path,
     assert str(cache_b) in (out / "long").read_text()
     assert a.wait(30) == 0, a.output
     assert b.wait(30) == 0, b.output
-    assert "time left for tasks: 4" in a.output, a.output
+    # 40 s, or 39 if its HELLO came more than half a second late.
+    assert re.search(r"time left for tasks: (39|40) s", a.output), \
+        a.output
 
 
 def test_short_limit_may_go_to_either(xylem, tmp_path, secret_file):
@@ -70,14 +72,21 @@ def test_short_limit_may_go_to_either(xylem, tmp_path, secret_file):
     2 s limited to 5 s, started together: both workers run some."""
     out = tmp_path / "out"
     out.mkdir()
+    # Each task waits for the flag, set once both workers are there, so
+    # that a worker slow to come (a loaded machine) still gets some.
+    flag = tmp_path / "go"
     wf = write_workflow(tmp_path / "wf.json", [
-        task(f"s{i}", "sleep 0.5; pwd > o", outputs=[(out / f"s{i}", "o")],
+        task(f"s{i}", f"while [ ! -e {flag} ]; do sleep 0.05; done;"
+             " sleep 0.5; pwd > o", outputs=[(out / f"s{i}", "o")],
              time_limit=5) for i in range(4)])
     mgr, port = xylem.manager(wf, secret_file)
     a = xylem.worker(port, secret_file, 1, "--walltime", "40",
                      "--drain-lead", "5", "--cache", tmp_path / "ca")
     b = xylem.worker(port, secret_file, 1, "--walltime", "600",
                      "--cache", tmp_path / "cb")
+    a.wait_line(r"connected to", 10)
+    b.wait_line(r"connected to", 10)
+    flag.touch()
     assert mgr.wait(60) == 0, mgr.output
     where = [(out / f"s{i}").read_text() for i in range(4)]
     assert any(str(tmp_path / "ca") in w for w in where), where
@@ -208,5 +217,8 @@ def test_limit_past_every_walltime_fails_at_once(xylem, tmp_path):
     names = re.findall(r"pool (\S+): submitted job \d+ \((\S+)\)", r.output)
     pools = [p for p, _ in names]
     assert "long" in pools and "short" in pools, r.output
-    assert re.search(r"worker xy-\w+-short-\d+: (59|60) s left for tasks",
-                     r.output), r.output
+    # The short pool's worker, if it came before the long one took both
+    # tasks (and its job was cancelled), was given its pool's walltime.
+    if re.search(r"worker xy-\w+-short-\d+ ready", r.output):
+        assert re.search(r"worker xy-\w+-short-\d+: (59|60) s left for"
+                         r" tasks", r.output), r.output
