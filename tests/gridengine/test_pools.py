@@ -139,8 +139,10 @@ def test_burst_scales_out_and_leaves_nothing(pools, tmp_path):
     assert len(calls) == 4, calls
     for c in calls:
         assert "-pe smp 4 -l mem_free=100M -l h_rt=600,s_rt=540" in c, c
+        # The worker's shape, and its end (Grid Engine tells it none).
         assert re.search(r" worker 127\.0\.0\.1:\d+ --name xy-\S+ .*"
-                         r"--cores 4 --memory 400 --gpus 0$", c), c
+                         r"--cores 4 --memory 400 --gpus 0"
+                         r" --walltime 600$", c), c
     ran = {(out / str(i)).read_text().strip() for i in range(16)}
     assert ran <= {i for i, _ in jobs}, (ran, jobs)
     prefix = prefix_of(jobs[0][1])
