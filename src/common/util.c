@@ -412,3 +412,18 @@ uint32_t xy_crc32c(uint32_t crc, const void *data, size_t n)
 		crc = crc32c_byte(crc, *p);
 	return ~crc;
 }
+
+int xy_write_all(int fd, const void *data, size_t n)
+{
+	const char *p = data;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}

@@ -32,6 +32,9 @@ int xy_mkdir_p(const char *path);
 /* rm -rf; tolerates a missing path; makes read-only directories writable
  * before removing them. Returns -1 with errno on failure. */
 int xy_rm_rf(const char *path);
+/* Writes all n bytes to a blocking fd, again after EINTR and short
+ * writes: 0, or -1 with errno. */
+int xy_write_all(int fd, const void *p, size_t n);
 /* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated
  * buffer. */
 char *xy_read_file(const char *path, size_t max, size_t *len);

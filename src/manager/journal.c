@@ -135,20 +135,6 @@ size_t xy_journal_pending(const struct xy_journal *j)
 
 /* ------------------------------------------------------------- writing */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int flush_to(struct xy_journal *j, int sync)
 {
 	if (j->failed) {
@@ -158,7 +144,7 @@ static int flush_to(struct xy_journal *j, int sync)
 	if (!j->len && !sync)
 		return 0;
 	XY_CRASH_POINT("journal-before-write");
-	if (write_all(j->logfd, j->buf, j->len) < 0)
+	if (xy_write_all(j->logfd, j->buf, j->len) < 0)
 		goto failed;
 	XY_CRASH_POINT("journal-after-write");
 	j->info.log_bytes += j->len;
@@ -444,7 +430,7 @@ static int replace_file(struct xy_journal *j, const char *tmp,
 					       O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, p, n) < 0 || fdatasync(fd) < 0) {
+	if (xy_write_all(fd, p, n) < 0 || fdatasync(fd) < 0) {
 		int e = errno;
 		close(fd);
 		unlinkat(j->dirfd, tmp, 0);

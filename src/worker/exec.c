@@ -102,21 +102,6 @@ int xy_sandbox_link(const char *sandbox, const char *name, const char *src,
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Copies a regular file to a fresh name in the sandbox (for an output that
  * is a symbolic link to a file outside it). */
 static int copy_in(const char *sandbox, const char *src, char *out,
@@ -142,7 +127,7 @@ static int copy_in(const char *sandbox, const char *src, char *out,
 		return -1;
 	}
 	while ((n = read(in, buf, sizeof buf)) > 0)
-		if (write_all(fd, buf, (size_t)n) < 0)
+		if (xy_write_all(fd, buf, (size_t)n) < 0)
 			break;
 	if (n == 0 && fstat(in, &st) == 0 && fchmod(fd, st.st_mode & 0777) == 0)
 		r = 0;
