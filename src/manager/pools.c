@@ -714,13 +714,6 @@ static void cancel_pending(struct pool *p, int n)
 	}
 }
 
-/* 1 if w has time left for a task of this time limit (0: none). */
-static int worker_has_time(const struct xy_worker *w, double limit)
-{
-	double left = xy_wtable_time_left(w);
-	return !limit || left < 0 || limit + XY_TIME_MARGIN_S <= left;
-}
-
 /* 1 if a pool's node or a connected worker (started with the run, or
  * by hand) could run a task asking need. */
 static int could_run(struct xy_pools *ps, const struct xy_res *need)
@@ -732,7 +725,7 @@ static int could_run(struct xy_pools *ps, const struct xy_res *need)
 	     w = w->next) {
 		struct xy_res have = {w->cores, w->gpus, w->memory, w->disk, 0};
 		if (w->ready && xy_res_fits(&have, need) &&
-		    worker_has_time(w, need->time))
+		    xy_wtable_has_time(w, need->time))
 			return 1;
 	}
 	return 0;

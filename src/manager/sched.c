@@ -371,6 +371,18 @@ static void level_drop(struct shape *sh, struct rq_level *l)
 
 /* ------------------------------------------------------------- the queue */
 
+/* What sh must be sized by once t is among its tasks: the most memory,
+ * disk and time any of them asks (a shape spans a power of two of each). */
+static void widen(struct shape *sh, const struct xy_task *t)
+{
+	if (t->memory > sh->memory)
+		sh->memory = t->memory;
+	if (t->disk > sh->disk)
+		sh->disk = t->disk;
+	if (t->time_limit > sh->time_limit)
+		sh->time_limit = t->time_limit;
+}
+
 /* Queues t at the front or the back of its level. At the front, t keeps
  * the sequence number it had, so that a task set aside in a round is
  * still the first of its shape. A shape set aside in this round goes
@@ -406,12 +418,7 @@ static int push(struct xy_sched *s, struct xy_task *t, int front)
 	}
 	l->count++;
 	sh->count++;
-	if (t->memory > sh->memory)
-		sh->memory = t->memory;
-	if (t->disk > sh->disk)
-		sh->disk = t->disk;
-	if (t->time_limit > sh->time_limit)
-		sh->time_limit = t->time_limit;
+	widen(sh, t);
 	s->count++;
 	if (sh->heap_at == NOT_IN_HEAP) {
 		if (!sh->parked)
@@ -518,14 +525,8 @@ void xy_sched_shape_refit(struct xy_sched *s, uint64_t id)
 	sh->memory = sh->disk = 0;
 	sh->time_limit = 0;
 	for (uint32_t i = 0; i < sh->n_levels; i++)
-		for (struct xy_task *t = sh->levels[i]->head; t; t = t->qnext) {
-			if (t->memory > sh->memory)
-				sh->memory = t->memory;
-			if (t->disk > sh->disk)
-				sh->disk = t->disk;
-			if (t->time_limit > sh->time_limit)
-				sh->time_limit = t->time_limit;
-		}
+		for (struct xy_task *t = sh->levels[i]->head; t; t = t->qnext)
+			widen(sh, t);
 }
 
 int64_t xy_sched_count(const struct xy_sched *s)

@@ -286,11 +286,16 @@ double xy_wtable_time_left(const struct xy_worker *w)
 	return left > 0 ? left : 0;
 }
 
+int xy_wtable_has_time(const struct xy_worker *w, double limit)
+{
+	return !limit || !w->ends_at ||
+	       xy_manager_now(w->manager) + limit + XY_TIME_MARGIN_S <=
+		       w->ends_at;
+}
+
 int xy_wtable_time_fits(const struct xy_worker *w, const struct xy_task *t)
 {
-	return !t->time_limit || !w->ends_at ||
-	       xy_manager_now(w->manager) + t->time_limit + XY_TIME_MARGIN_S <=
-		       w->ends_at;
+	return xy_wtable_has_time(w, t->time_limit);
 }
 
 int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t)

@@ -94,9 +94,11 @@ void xy_wtable_disable(struct xy_wtable *wt, struct xy_worker *w);
 /* True if t may go to w now: within its free resources or, for a call
  * without GPUs, within its call window (docs/architecture.md). */
 int xy_wtable_fits(const struct xy_worker *w, const struct xy_task *t);
-/* True if w has time left to run t to its time limit, with
- * XY_TIME_MARGIN_S to spare: a task with no limit, or a worker with no
- * end, always has. */
+/* True if w has time left to run a task of this time limit (seconds;
+ * 0: none) to its end, with XY_TIME_MARGIN_S to spare: a task with no
+ * limit, or a worker with no end, always has. */
+int xy_wtable_has_time(const struct xy_worker *w, double limit);
+/* xy_wtable_has_time for t's own limit. */
 int xy_wtable_time_fits(const struct xy_worker *w, const struct xy_task *t);
 /* Seconds w has left (its ends_at less now, at least 0); -1: no end. */
 double xy_wtable_time_left(const struct xy_worker *w);
