@@ -234,25 +234,30 @@ def test_crash_points_lose_no_recorded_task(xylem, tmp_path):
     for point, nth in points:
         d = tmp_path / f"{point}-{nth}"
         d.mkdir()
-        wf, marks = chains(d, n=2, length=4)
+        # One task at a time, each napping before it writes: an output
+        # in place then means its task's record was due before the
+        # crash's write (two at once, one could finish while the other's
+        # record was written, and be killed unrecorded with its output).
+        wf, marks = chains(d, n=2, length=4, sleep=0.1)
         j = d / "journal"
+        serial = ("--workers", "1", "--cores-per-worker", "1")
         env = {**xylem.env, "XYLEM_CRASH_POINT": point,
                "XYLEM_CRASH_AFTER": str(nth),
                "XYLEM_JOURNAL_COMPACT_BYTES": "200"}
         if point.startswith("compact"):
             # A log twice its table's size comes of records replaced:
             # a first run, then one with other inputs, which compacts.
-            assert xylem.run("run", wf, "--journal", j, "--workers", "1",
+            assert xylem.run("run", wf, "--journal", j, *serial,
                              timeout=60).returncode == 0
             for i in range(2):
                 (d / f"in_{i}").write_text(f"chain {i}\n\n")
             marks.unlink()
-        r = xylem.run("run", wf, "--journal", j, "--workers", "1",
+        r = xylem.run("run", wf, "--journal", j, *serial,
                       timeout=60, env=env)
         assert r.returncode == -signal.SIGKILL, (point, nth, r.output)
         before = runs(marks)
         recorded = {n for n in before if (d / f"c_{n[1:]}").exists()}
-        r = xylem.run("run", wf, "--journal", j, "--workers", "1",
+        r = xylem.run("run", wf, "--journal", j, *serial,
                       timeout=60)
         assert r.returncode == 0, (point, nth, r.output)
         after = runs(marks)
