@@ -103,6 +103,14 @@ struct xy_manager_options {
 	 * journal_sync: also fdatasync each turn's records. */
 	const char *journal;
 	int journal_sync;
+	/* TLS 1.3 on every connection (docs/security.md). tls_dir: the
+	 * directory of the manager's CA and certificate (ca.crt, ca.key,
+	 * server.crt, server.key; made if absent, 0600; a CA there is kept);
+	 * NULL: a private one under TMPDIR, removed by destroy. Workers and
+	 * clients verify the manager against its ca.crt
+	 * (xy_manager_tls_ca). no_tls: plain TCP, with a warning. */
+	const char *tls_dir;
+	int no_tls;
 };
 
 #define XY_CALL_WINDOW 2
@@ -123,6 +131,11 @@ XY_API void xy_manager_destroy(struct xy_manager *m);
 
 /* The TCP port the manager listens on (useful after port 0). */
 XY_API int xy_manager_port(const struct xy_manager *m);
+
+/* The path of the CA certificate that workers and clients verify the
+ * manager against (`xylem worker --tls-ca`), or NULL without TLS. Valid
+ * until destroy. */
+XY_API const char *xy_manager_tls_ca(const struct xy_manager *m);
 
 /* Tells connected workers to exit now, while the manager still runs (used
  * by `xylem run` for the workers it started, which it then waits for).

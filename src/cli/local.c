@@ -245,6 +245,12 @@ static pid_t spawn_worker(struct xy_local *l, int i, char **env)
 		argv[n++] = "--secret-file";
 		argv[n++] = l->secret_path;
 	}
+	if (xy_manager_tls_ca(l->m)) {
+		argv[n++] = "--tls-ca";
+		argv[n++] = (char *)xy_manager_tls_ca(l->m);
+	} else {
+		argv[n++] = "--no-tls";
+	}
 	argv[n] = NULL;
 	sigemptyset(&none);
 	pid = fork();
@@ -266,9 +272,13 @@ int xy_local_start_workers(struct xy_local *l)
 
 	if (l->n_workers == 0) {
 		fprintf(stderr, "%s: waiting for workers on port %d"
-			" (secret %s%s)\n", l->who, xy_manager_port(l->m),
+			" (secret %s%s) (%s%s)\n", l->who,
+			xy_manager_port(l->m),
 			l->secret_path[0] ? "file " : "from XYLEM_SECRET",
-			l->secret_path);
+			l->secret_path,
+			xy_manager_tls_ca(l->m) ? "TLS CA " : "no TLS",
+			xy_manager_tls_ca(l->m) ? xy_manager_tls_ca(l->m)
+						: "");
 		return 0;
 	}
 	l->workers = calloc((size_t)l->n_workers, sizeof(*l->workers));
@@ -348,6 +358,14 @@ int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt)
 
 	opt->secret = l->secret;
 	opt->secret_len = l->secret_len;
+	opt->no_tls = l->no_tls;
+	opt->tls_dir = l->tls_dir ? l->tls_dir : getenv("XYLEM_TLS_DIR");
+	if (opt->tls_dir && !*opt->tls_dir)
+		opt->tls_dir = NULL;
+	if (!opt->tls_dir && l->tmpdir[0]) {
+		snprintf(l->tls_path, sizeof l->tls_path, "%s/tls", l->tmpdir);
+		opt->tls_dir = l->tls_path;
+	}
 	if (!h || !*h || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") ||
 	    strlen(h) >= sizeof l->worker_host)
 		h = "127.0.0.1";

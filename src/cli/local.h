@@ -29,6 +29,11 @@ struct xy_local {
 	 * on, or 127.0.0.1 when it listens on every interface. */
 	char worker_host[64];
 	char secret_path[PATH_MAX];
+	/* TLS (docs/security.md): set before xy_local_manager. tls_dir
+	 * NULL: the manager's CA lives in tmpdir/tls, for this run only. */
+	const char *tls_dir;
+	int no_tls;
+	char tls_path[PATH_MAX];
 	struct xy_local_worker *workers;
 	int n_workers, worker_cores;
 	int64_t worker_memory_mb; /* 0: let each worker detect it */
@@ -64,8 +69,8 @@ int xy_local_tmpdir(struct xy_local *l, const char *prefix);
  * bytes as hex, written to a 0600 file in l->tmpdir for the workers. */
 int xy_local_secret(struct xy_local *l, const char *secret_file);
 
-/* Creates the manager with opt (its secret l's) as l->m; says why not
- * on stderr. */
+/* Creates the manager with opt (its secret and TLS choices l's) as l->m;
+ * says why not on stderr. */
 int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt);
 
 /* Starts l->n_workers workers of l->worker_cores cores each, connecting to

@@ -24,6 +24,8 @@ struct manager_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	const char *tls_dir;
+	int no_tls;
 	int workers;
 	int cores_per_worker; /* 0: cores / workers */
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
@@ -49,6 +51,11 @@ static void usage(FILE *out)
 		"  --cores-per-worker C  cores each local worker offers"
 		" (default: cores / N)\n"
 		"  --history DB          record tasks in an SQLite database\n"
+		"  --tls-dir DIR         keep the TLS CA and certificate in DIR"
+		" (default: a\n                        private directory for this"
+		" run; docs/security.md)\n"
+		"  --no-tls              plain TCP: no encryption, no"
+		" integrity\n"
 		"  --pool SPEC           a pool of workers from a batch system,"
 		" as KEY=VALUE,...\n"
 		"                        (name, provider, cores, memory, gpus,"
@@ -67,7 +74,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL, O_POOLS };
+	       O_POOL, O_POOLS, O_TLS_DIR, O_NO_TLS };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
@@ -77,6 +84,8 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"pool", required_argument, NULL, O_POOL},
 		{"pools", required_argument, NULL, O_POOLS},
+		{"tls-dir", required_argument, NULL, O_TLS_DIR},
+		{"no-tls", no_argument, NULL, O_NO_TLS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -92,6 +101,8 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
+		case O_TLS_DIR: o->tls_dir = optarg; break;
+		case O_NO_TLS: o->no_tls = 1; break;
 		case O_WORKERS:
 			bad |= xy_cli_int("xylem manager", "--workers", optarg,
 					  0, 4096, &o->workers);
@@ -150,6 +161,8 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager"};
 
+	l->tls_dir = o->tls_dir;
+	l->no_tls = o->no_tls;
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
 	    xy_local_secret(l, o->secret_file) < 0 ||
 	    xy_local_manager(l, &opt) < 0 ||
@@ -157,10 +170,12 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 			     (struct xy_cli_pool **)o->pools, o->n_pools) < 0)
 		return -1;
 	xy_local_size(l, o->workers, o->cores_per_worker);
-	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)\n",
-		xy_manager_port(l->m),
+	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)"
+		" (%s%s)\n", xy_manager_port(l->m),
 		l->secret_path[0] ? "file " : "from XYLEM_SECRET",
-		l->secret_path);
+		l->secret_path,
+		xy_manager_tls_ca(l->m) ? "TLS CA " : "no TLS",
+		xy_manager_tls_ca(l->m) ? xy_manager_tls_ca(l->m) : "");
 	return l->n_workers ? xy_local_start_workers(l) : 0;
 }
 

@@ -43,6 +43,8 @@ struct run_opts {
 	const char *history;
 	const char *journal;
 	int journal_sync;
+	const char *tls_dir;
+	int no_tls;
 	int cores_per_worker; /* 0: cores / workers */
 	int quiet;
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
@@ -98,6 +100,11 @@ static void usage(FILE *out)
 		"                        (default: XYLEM_SECRET, else a fresh"
 		" one)\n"
 		"  --history DB          record the run in an SQLite database\n"
+		"  --tls-dir DIR         keep the TLS CA and certificate in DIR"
+		" (default: a\n                        private directory for this"
+		" run; docs/security.md)\n"
+		"  --no-tls              plain TCP: no encryption, no"
+		" integrity\n"
 		"  --journal DIR         keep a journal there: run again on it,"
 		" the tasks that\n"
 		"                        finished (outputs unchanged) are not"
@@ -122,7 +129,8 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
-	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC };
+	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC,
+	       O_TLS_DIR, O_NO_TLS };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
@@ -135,6 +143,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"pool", required_argument, NULL, O_POOL},
 		{"pools", required_argument, NULL, O_POOLS},
+		{"tls-dir", required_argument, NULL, O_TLS_DIR},
+		{"no-tls", no_argument, NULL, O_NO_TLS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -170,6 +180,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_JOURNAL:
 			o->journal = optarg;
+			break;
+		case O_TLS_DIR:
+			o->tls_dir = optarg;
+			break;
+		case O_NO_TLS:
+			o->no_tls = 1;
 			break;
 		case O_JOURNAL_SYNC:
 			o->journal_sync = 1;
@@ -602,6 +618,8 @@ static void cleanup(struct run *r)
 /* Everything from the manager's start to the last task. */
 static int execute(struct run *r)
 {
+	r->local.tls_dir = r->o.tls_dir;
+	r->local.no_tls = r->o.no_tls;
 	if (xy_local_tmpdir(&r->local, "xylem-run") < 0 ||
 	    xy_local_secret(&r->local, r->o.secret_file) < 0 ||
 	    start_manager(r) < 0)

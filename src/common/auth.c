@@ -73,6 +73,15 @@ void xy_auth_mac(const void *secret, size_t secret_len, char which,
 	hmac(secret, secret_len, msg, sizeof msg, out);
 }
 
+void xy_auth_bind_key(const void *secret, size_t secret_len,
+		      const uint8_t binding[32], uint8_t out[XY_MAC_LEN])
+{
+	uint8_t msg[LABEL_LEN + 32];
+	memcpy(msg, "xylem-b", LABEL_LEN);
+	memcpy(msg + LABEL_LEN, binding, 32);
+	hmac(secret, secret_len, msg, sizeof msg, out);
+}
+
 int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
 	return CRYPTO_memcmp(a, b, n) ? -1 : 0;

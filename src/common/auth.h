@@ -28,6 +28,13 @@ void xy_auth_mac(const void *secret, size_t secret_len, char which,
 		 uint8_t role, const uint8_t a[XY_NONCE_LEN],
 		 const uint8_t b[XY_NONCE_LEN], uint8_t out[XY_MAC_LEN]);
 
+/* The key the MACs above use inside a TLS channel: HMAC(secret,
+ * "xylem-b" binding), binding being the channel's exporter value
+ * (tls.h, xy_tls_binding). A proof made on one TLS connection is
+ * worthless on another, so a relay cannot forward it. */
+void xy_auth_bind_key(const void *secret, size_t secret_len,
+		      const uint8_t binding[32], uint8_t out[XY_MAC_LEN]);
+
 /* Constant-time comparison; 0 if equal. */
 int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n);
 

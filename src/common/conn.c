@@ -18,9 +18,11 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "auth.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
 #define PREAUTH_MAX_FRAME 1024
@@ -28,6 +30,10 @@
 #define CLOSE_FLUSH_MS 2000
 #define READ_CHUNK 65536
 #define KEEPALIVE_S 60
+/* A TLS server that has heard nothing this long tells the peer, in
+ * plain text, that it speaks TLS: a plain client waits for the
+ * CHALLENGE, and a TLS one sends its hello at once. */
+#define PLAIN_HINT_MS 5000
 
 enum state {
 	S_CONNECTING,      /* client: resolving and connecting */
@@ -64,6 +70,16 @@ struct xy_conn {
 	struct xy_buf out;  /* frames queued for the next write */
 	struct xy_buf wbuf; /* frames being written */
 	struct xy_buf held; /* the owner's frames sent before READY */
+	/* TLS (opts.tls): OpenSSL reads the stream's bytes from rbio and
+	 * leaves its own in wbio; `out` then holds plain frames, and
+	 * `wbuf` the records being written. */
+	SSL *ssl;
+	BIO *rbio, *wbio;
+	struct xy_buf raw; /* a read when the shared buffer is busy */
+	int tls_up;        /* the TLS handshake is done */
+	int hint_done;     /* the plain-client check passed */
+	int heard;         /* some bytes came from the peer */
+	char tls_host[256]; /* client: the name the certificate must have */
 	char peer[80];
 	char peer_ip[64];
 	char reason[256];
@@ -76,6 +92,8 @@ static void conn_free(struct xy_conn *c)
 	if (c->secret)
 		OPENSSL_cleanse(c->secret, c->secret_len);
 	free(c->secret);
+	SSL_free(c->ssl);
+	xy_buf_free(&c->raw);
 	xy_buf_free(&c->in);
 	xy_buf_free(&c->out);
 	xy_buf_free(&c->wbuf);
@@ -110,15 +128,56 @@ static void finish_close(struct xy_conn *c)
 
 static void write_cb(uv_write_t *req, int status);
 
+/* TLS: encrypts the queued frames (once the handshake is done) and
+ * moves what OpenSSL wrote into wbuf. 0, or -1 (reason set). */
+static int tls_seal(struct xy_conn *c)
+{
+	if (c->tls_up && c->out.len) {
+		if (c->out.len > INT32_MAX ||
+		    SSL_write(c->ssl, c->out.data, (int)c->out.len) !=
+			    (int)c->out.len) {
+			char why[200];
+			snprintf(c->reason, sizeof c->reason, "TLS write: %s",
+				 xy_tls_error(c->ssl, why, sizeof why));
+			return -1;
+		}
+		xy_buf_reset(&c->out);
+		if (c->out.cap > (1u << 20))
+			xy_buf_free(&c->out);
+	}
+	size_t n = BIO_ctrl_pending(c->wbio);
+	if (n == 0)
+		return 0;
+	if (xy_buf_reserve(&c->wbuf, n) < 0 ||
+	    BIO_read(c->wbio, c->wbuf.data + c->wbuf.len, (int)n) != (int)n) {
+		snprintf(c->reason, sizeof c->reason, "out of memory");
+		return -1;
+	}
+	c->wbuf.len += n;
+	return 0;
+}
+
 /* Starts a write of everything queued, unless one is in flight. */
 static void flush(struct xy_conn *c)
 {
-	if (c->writing || c->out.len == 0 || c->shut)
+	if (c->writing || c->shut)
 		return;
-	struct xy_buf t = c->wbuf;
-	c->wbuf = c->out;
-	c->out = t;
-	xy_buf_reset(&c->out);
+	if (c->ssl) {
+		if (tls_seal(c) < 0) {
+			c->closing = 1;
+			finish_close(c);
+			return;
+		}
+		if (c->wbuf.len == 0)
+			return;
+	} else {
+		if (c->out.len == 0)
+			return;
+		struct xy_buf t = c->wbuf;
+		c->wbuf = c->out;
+		c->out = t;
+		xy_buf_reset(&c->out);
+	}
 	uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
 	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
 	if (rc < 0) {
@@ -370,6 +429,171 @@ static size_t parse_frames(struct xy_conn *c, const uint8_t *data,
 	return pos;
 }
 
+/* ---------------------------------------------------------------- TLS */
+
+/* The server's first step of the handshake of auth.h. */
+static int send_challenge(struct xy_conn *c)
+{
+	union xy_msg ch = {.challenge = {.magic = XY_PROTO_MAGIC,
+					 .version = XY_PROTO_VERSION}};
+	memcpy(ch.challenge.nonce, c->nonce_s, XY_NONCE_LEN);
+	return queue(c, &c->out, XY_MSG_CHALLENGE, &ch);
+}
+
+static int tls_start(struct xy_conn *c)
+{
+	if (!(c->ssl = SSL_new(c->opts.tls)) ||
+	    !(c->rbio = BIO_new(BIO_s_mem())) ||
+	    !(c->wbio = BIO_new(BIO_s_mem()))) {
+		BIO_free(c->rbio);
+		c->rbio = NULL;
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	if (c->server) {
+		SSL_set_accept_state(c->ssl);
+		return 0;
+	}
+	SSL_set_connect_state(c->ssl);
+	if (xy_tls_expect_host(c->ssl, c->tls_host) < 0) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* The TLS handshake is done: the secret becomes the key bound to this
+ * channel, and the handshake of auth.h begins inside it. */
+static void tls_established(struct xy_conn *c)
+{
+	uint8_t binding[XY_TLS_BINDING_LEN];
+	uint8_t *key = malloc(XY_MAC_LEN);
+
+	c->tls_up = 1;
+	if (!key || xy_tls_binding(c->ssl, binding) < 0) {
+		free(key);
+		fail(c, 0, "no TLS channel binding");
+		return;
+	}
+	xy_auth_bind_key(c->secret, c->secret_len, binding, key);
+	OPENSSL_cleanse(c->secret, c->secret_len);
+	free(c->secret);
+	c->secret = key;
+	c->secret_len = XY_MAC_LEN;
+	if (c->server && send_challenge(c) < 0)
+		fail(c, 0, "out of memory");
+}
+
+/* Advances the TLS handshake: 0, or -1 once it failed (closing). */
+static int tls_handshake(struct xy_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		tls_established(c);
+		flush(c);
+		return c->closing ? -1 : 0;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		flush(c);
+		return 0;
+	}
+	char why[256];
+	xy_tls_error(c->ssl, why, sizeof why);
+	c->refused = 1; /* a certificate or a version: trying again fails */
+	fail(c, 0, "TLS handshake failed: %s", why); /* sends the alert */
+	return -1;
+}
+
+/* Decrypts what OpenSSL has and parses the frames in it. */
+static void tls_read_plain(struct xy_conn *c)
+{
+	while (!c->closing) {
+		if (xy_buf_reserve(&c->in, READ_CHUNK) < 0) {
+			fail(c, 0, "out of memory");
+			return;
+		}
+		int r = SSL_read(c->ssl, c->in.data + c->in.len, READ_CHUNK);
+		if (r <= 0) {
+			int e = SSL_get_error(c->ssl, r);
+			char why[256];
+			if (e == SSL_ERROR_WANT_READ)
+				break;
+			if (e == SSL_ERROR_ZERO_RETURN) {
+				if (c->state != S_READY)
+					log_failure(c, "closed by peer");
+				xy_conn_close(c, "closed by peer");
+				return;
+			}
+			fail(c, 0, "TLS: %s",
+			     xy_tls_error(c->ssl, why, sizeof why));
+			return;
+		}
+		c->in.len += (size_t)r;
+		size_t want, used = parse_frames(c, c->in.data, c->in.len,
+						 &want);
+		if (c->closing)
+			return;
+		memmove(c->in.data, c->in.data + used, c->in.len - used);
+		c->in.len -= used;
+		if (want > c->in.len && xy_buf_reserve(&c->in, want) < 0) {
+			fail(c, 0, "out of memory for a frame of %zu bytes",
+			     want);
+			return;
+		}
+	}
+	if (c->in.len == 0)
+		xy_buf_free(&c->in); /* idle: hold no buffer */
+}
+
+/* Bytes from the stream on a TLS conn. */
+static void tls_input(struct xy_conn *c, const uint8_t *data, size_t n)
+{
+	if (!c->heard && !xy_tls_looks_tls(data, n)) {
+		c->refused = 1;
+		fail(c, 0, c->server
+				   ? "the peer does not speak TLS (a worker or"
+				     " client run with --no-tls?)"
+				   : "the manager does not speak TLS (run with"
+				     " --no-tls?): give both ends the same"
+				     " choice");
+		return;
+	}
+	c->heard = 1;
+	if (n > INT32_MAX || BIO_write(c->rbio, data, (int)n) != (int)n) {
+		fail(c, 0, "out of memory");
+		return;
+	}
+	if (!c->tls_up && tls_handshake(c) < 0)
+		return;
+	if (c->tls_up)
+		tls_read_plain(c);
+	if (!c->closing)
+		flush(c);
+}
+
+/* A TLS server heard nothing: the peer is likely a plain client waiting
+ * for the CHALLENGE. It is told so in a plain ERROR frame. */
+static void plain_hint(struct xy_conn *c)
+{
+	const char *why = "this manager speaks TLS: give the worker or"
+			  " client --tls-ca FILE (the manager's ca.crt)";
+	union xy_msg m = {.error = {.code = XY_ERR_VERSION,
+				    .text = (char *)why}};
+	if (!c->writing && xy_msg_encode(&c->wbuf, XY_MSG_ERROR, &m) == 0) {
+		uv_buf_t b = uv_buf_init((char *)c->wbuf.data,
+					 (unsigned)c->wbuf.len);
+		if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1,
+			     write_cb) == 0)
+			c->writing = 1;
+		else
+			xy_buf_reset(&c->wbuf);
+	}
+	log_failure(c, "no TLS hello: a client without TLS?");
+	xy_conn_close(c, "no TLS hello");
+}
+
 /*
  * Reads land in one buffer that a thread's conns share, and a conn keeps
  * in `in` only the start of a frame that has not all come: an idle conn
@@ -411,6 +635,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct xy_conn *c = h->data;
 	struct shared_read *s;
 	(void)suggested;
+	if (c->ssl) {
+		/* Raw records go straight into OpenSSL's BIO. */
+		c->shared_in = (s = shared_read()) && !s->busy;
+		if (c->shared_in)
+			*buf = uv_buf_init((char *)s->data, sizeof s->data);
+		else if (xy_buf_reserve(&c->raw, READ_CHUNK) < 0)
+			*buf = uv_buf_init(NULL, 0);
+		else
+			*buf = uv_buf_init((char *)c->raw.data, READ_CHUNK);
+		return;
+	}
 	c->shared_in = c->in.len == 0 && (s = shared_read()) && !s->busy;
 	if (c->shared_in) {
 		*buf = uv_buf_init((char *)s->data, sizeof s->data);
@@ -470,6 +705,19 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
+	if (c->ssl) {
+		tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
+	if (!c->heard && c->server && xy_tls_looks_tls((uint8_t *)buf->base,
+						       (size_t)nread)) {
+		c->refused = 1;
+		fail(c, XY_ERR_VERSION,
+		     "the peer speaks TLS, and this end runs without TLS"
+		     " (--no-tls): give both ends the same choice");
+		return;
+	}
+	c->heard = 1;
 	size_t want, used;
 	const uint8_t *data = (const uint8_t *)buf->base;
 	if (c->shared_in) {
@@ -493,7 +741,14 @@ static void timer_cb(uv_timer_t *t)
 	struct xy_conn *c = t->data;
 	if (c->closing)
 		finish_close(c); /* the flush at close took too long */
-	else if (c->state != S_READY)
+	else if (c->ssl && c->server && !c->hint_done) {
+		c->hint_done = 1;
+		if (!c->heard)
+			plain_hint(c);
+		else
+			uv_timer_start(t, timer_cb,
+				       HANDSHAKE_MS - PLAIN_HINT_MS, 0);
+	} else if (c->state != S_READY)
 		fail(c, XY_ERR_TIMEOUT, "handshake timed out");
 }
 
@@ -545,19 +800,18 @@ struct xy_conn *xy_conn_accept(uv_stream_t *server,
 	c->state = S_AWAIT_AUTH;
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
-	union xy_msg ch = {.challenge = {.magic = XY_PROTO_MAGIC,
-					 .version = XY_PROTO_VERSION}};
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
 	    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) < 0 ||
 	    xy_random(c->nonce_s, XY_NONCE_LEN) < 0 ||
+	    (opts->tls && tls_start(c) < 0) ||
 	    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) < 0)
 		goto error;
 	set_peer(c, (struct sockaddr *)&ss);
 	tune_socket(c);
-	memcpy(ch.challenge.nonce, c->nonce_s, XY_NONCE_LEN);
-	if (queue(c, &c->out, XY_MSG_CHALLENGE, &ch) < 0 || c->shut)
+	if (!c->ssl && (send_challenge(c) < 0 || c->shut))
 		goto error;
-	uv_timer_start(&c->timer, timer_cb, HANDSHAKE_MS, 0);
+	uv_timer_start(&c->timer, timer_cb,
+		       c->ssl ? PLAIN_HINT_MS : HANDSHAKE_MS, 0);
 	return c;
 error:
 	c->silent = 1;
@@ -581,9 +835,17 @@ static void connect_cb(uv_connect_t *req, int status)
 	}
 	tune_socket(c);
 	c->state = S_AWAIT_CHALLENGE;
+	if (c->opts.tls && tls_start(c) < 0) {
+		fail(c, 0, "cannot start TLS: out of memory");
+		return;
+	}
 	int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-	if (rc < 0)
+	if (rc < 0) {
 		fail(c, 0, "cannot read: %s", uv_strerror(rc));
+		return;
+	}
+	if (c->ssl)
+		tls_handshake(c); /* the client's hello */
 }
 
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
@@ -634,6 +896,7 @@ struct xy_conn *xy_conn_connect(uv_loop_t *loop, const char *host, int port,
 	c->state = S_CONNECTING;
 	snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
 	snprintf(c->peer_ip, sizeof c->peer_ip, "%s", host);
+	snprintf(c->tls_host, sizeof c->tls_host, "%s", host);
 	uv_timer_start(&c->timer, timer_cb, HANDSHAKE_MS, 0);
 	char portstr[16];
 	snprintf(portstr, sizeof portstr, "%d", port);
@@ -730,10 +993,12 @@ uint8_t xy_conn_role(const struct xy_conn *c)
 
 size_t xy_conn_pending(const struct xy_conn *c)
 {
-	return c->out.len + c->wbuf.len + c->held.len;
+	return c->out.len + c->wbuf.len + c->held.len +
+	       (c->wbio ? BIO_ctrl_pending(c->wbio) : 0);
 }
 
 size_t xy_conn_memory(const struct xy_conn *c)
 {
-	return c->in.cap + c->out.cap + c->wbuf.cap + c->held.cap;
+	return c->in.cap + c->out.cap + c->wbuf.cap + c->held.cap +
+	       c->raw.cap;
 }

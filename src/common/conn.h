@@ -7,6 +7,10 @@
  * messages cost one write. Before the handshake ends a frame may be at most
  * 1 KiB and the handshake must finish within 10 seconds.
  *
+ * With opts.tls, all of it runs inside TLS 1.3 (memory BIOs between
+ * OpenSSL and the stream). A TLS end meeting a plain one fails with a
+ * reason that says so, and counts as refused.
+ *
  * Lifetime: xy_conn_close marks the conn closing; on_close runs exactly
  * once, from libuv's close callback (never inside on_msg), and then the conn
  * is freed. The owner must drop its pointer in on_close.
@@ -14,6 +18,7 @@
 #ifndef XY_CONN_H
 #define XY_CONN_H
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "proto.h"
@@ -41,6 +46,13 @@ struct xy_conn_opts {
 	 * level only, for an owner that reports it itself (a worker that
 	 * retries while its manager is not up yet). */
 	int quiet;
+	/* TLS 1.3 (tls.h): a server context (xy_tls_server_ctx) for
+	 * accept, a verifying client one (xy_tls_client_ctx) for connect,
+	 * which then checks the server's certificate for the host it was
+	 * given. The handshake of auth.h runs inside, its MACs keyed to the
+	 * channel (xy_auth_bind_key). NULL: plain TCP. Not owned; it must
+	 * outlive the conn. */
+	SSL_CTX *tls;
 };
 
 /* Accepts a pending connection on server and starts the server side of the

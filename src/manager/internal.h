@@ -140,6 +140,7 @@ struct xy_manager {
 	char *name;
 	char *secret;
 	size_t secret_len;
+	struct xy_mtls *mtls; /* TLS (mtls.h) */
 	int port;
 	double started;
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mtls.h"
 #include "log.h"
 #include "memo.h"
 #include "pools.h"
@@ -838,6 +839,7 @@ static void on_connection(uv_stream_t *server, int status)
 		.on_msg = conn_msg,
 		.on_close = conn_close,
 		.data = p,
+		.tls = xy_mtls_ctx(m->mtls),
 	};
 	p->conn = xy_conn_accept(server, &o);
 	if (!p->conn) {
@@ -1084,6 +1086,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	}
 	memcpy(m->secret, opt->secret, opt->secret_len);
 	m->secret_len = opt->secret_len;
+	if (!(m->mtls = xy_mtls_create(opt, err, errlen)))
+		goto error;
 	if (!(m->catalog = xy_catalog_create(m, err, errlen)))
 		goto error;
 	m->wtable = xy_wtable_create(m);
@@ -1201,6 +1205,7 @@ void xy_manager_destroy(struct xy_manager *m)
 	xy_catalog_destroy(m->catalog);
 	uv_loop_close(&m->loop);
 	free(m->secret);
+	xy_mtls_destroy(m->mtls);
 	free(m->name);
 	free(m);
 }
@@ -1208,6 +1213,11 @@ void xy_manager_destroy(struct xy_manager *m)
 int xy_manager_port(const struct xy_manager *m)
 {
 	return m->port;
+}
+
+const char *xy_manager_tls_ca(const struct xy_manager *m)
+{
+	return xy_mtls_ca(m->mtls);
 }
 
 int xy_manager_shutdown_workers(struct xy_manager *m)

@@ -51,6 +51,7 @@
 #include "auth.h"
 #include "internal.h"
 #include "log.h"
+#include "mtls.h"
 #include "pools_int.h"
 #include "scaler.h"
 #include "scheduler.h"
@@ -422,20 +423,24 @@ static const struct provider local_provider = {"local", local_submit, NULL,
 /* ---------------------------------------- batch systems' commands */
 
 /* The job's environment: this process's, with the secret (the worker
- * reads XYLEM_SECRET; sbatch passes the environment on). */
+ * reads XYLEM_SECRET; sbatch passes the environment on) and the TLS
+ * choice (XYLEM_TLS_CA, or XYLEM_NO_TLS). */
 static char **secret_env(struct xy_manager *m)
 {
 	extern char **environ;
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **env = calloc(n + 2, sizeof *env);
+	char **env = calloc(n + 3, sizeof *env);
 	if (!env)
 		return NULL;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "XYLEM_SECRET=", 13))
+		if (strncmp(environ[i], "XYLEM_SECRET=", 13) &&
+		    strncmp(environ[i], "XYLEM_TLS_CA=", 13) &&
+		    strncmp(environ[i], "XYLEM_NO_TLS=", 13))
 			env[k++] = environ[i];
+	env[k++] = (char *)xy_mtls_env(m->mtls); /* not freed: m owns it */
 	size_t len = 13 + m->secret_len + 1;
 	char *s = malloc(len);
 	if (!s) {

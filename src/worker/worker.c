@@ -30,6 +30,7 @@
 #include "proto.h"
 #include "resources.h"
 #include "tasks.h"
+#include "tls.h"
 #include "unpack.h"
 #include "urlfetch.h"
 #include "util.h"
@@ -71,6 +72,9 @@ struct worker_config {
 	double end_time;   /* --end-time: seconds since the epoch; 0: none */
 	double walltime;   /* --walltime: seconds from the start; 0: none */
 	double drain_lead; /* drain this many seconds before the end */
+	const char *tls_ca; /* --tls-ca, else XYLEM_TLS_CA */
+	int no_tls;         /* --no-tls */
+	SSL_CTX *tls;       /* verifies the manager; NULL: plain TCP */
 };
 
 /* Tries to reach the manager, until the first handshake is done. */
@@ -120,6 +124,11 @@ static const char usage_text[] =
 	"\n"
 	"  --secret-file F       read the shared secret from F\n"
 	"                        (default: the XYLEM_SECRET variable)\n"
+	"  --tls-ca F            verify the manager's TLS certificate against\n"
+	"                        the CA in F, the manager's ca.crt (default:\n"
+	"                        the XYLEM_TLS_CA variable)\n"
+	"  --no-tls              plain TCP: no encryption, no integrity\n"
+	"                        (also XYLEM_NO_TLS=1)\n"
 	"  --cores N             cores to offer (default: the Slurm job's\n"
 	"                        SLURM_CPUS_ON_NODE, else all online)\n"
 	"  --memory MB           memory to offer (default: the Slurm job's\n"
@@ -208,6 +217,8 @@ enum {
 	O_WALLTIME,
 	O_END_TIME,
 	O_DRAIN_LEAD,
+	O_TLS_CA,
+	O_NO_TLS,
 	O_HELP
 };
 
@@ -225,6 +236,8 @@ static const struct option long_opts[] = {
 	{"walltime", required_argument, NULL, O_WALLTIME},
 	{"end-time", required_argument, NULL, O_END_TIME},
 	{"drain-lead", required_argument, NULL, O_DRAIN_LEAD},
+	{"tls-ca", required_argument, NULL, O_TLS_CA},
+	{"no-tls", no_argument, NULL, O_NO_TLS},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -256,6 +269,12 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 		return -1;
 	case O_CACHE:
 		cfg->cache_dir = arg;
+		return -1;
+	case O_TLS_CA:
+		cfg->tls_ca = arg;
+		return -1;
+	case O_NO_TLS:
+		cfg->no_tls = 1;
 		return -1;
 	case O_NAME:
 		if (!*arg || strlen(arg) >= XY_MAX_NAME)
@@ -352,6 +371,38 @@ static int load_secret(struct worker_config *cfg, const char *file)
 	return -1;
 }
 
+/* TLS: a client context that verifies the manager against --tls-ca (or
+ * XYLEM_TLS_CA), unless --no-tls. -1 to go on, or an exit status. */
+static int load_tls(struct worker_config *cfg)
+{
+	char err[1024];
+	const char *env = getenv("XYLEM_TLS_CA");
+
+	const char *off = getenv("XYLEM_NO_TLS");
+	if (!cfg->tls_ca && off && !strcmp(off, "1"))
+		cfg->no_tls = 1;
+	if (cfg->no_tls) {
+		if (cfg->tls_ca)
+			return usage_error("--tls-ca and --no-tls: give one");
+		XY_LOGW("worker", "TLS is OFF (--no-tls): commands, files and"
+			" results cross the network in plain text, and anyone"
+			" on the path can read or change them");
+		return -1;
+	}
+	if (!cfg->tls_ca && env && *env)
+		cfg->tls_ca = env;
+	if (!cfg->tls_ca)
+		return usage_error("no CA to verify the manager with: give "
+				   "--tls-ca F (the manager's ca.crt, which "
+				   "it names when it starts), or --no-tls");
+	cfg->tls = xy_tls_client_ctx(cfg->tls_ca, err, sizeof err);
+	if (!cfg->tls) {
+		fprintf(stderr, "xylem worker: %s\n", err);
+		return 2;
+	}
+	return -1;
+}
+
 /* Parses argv (argv[0] is "worker"). Returns -1 to run, or the exit
  * status to return at once. */
 static int parse_args(struct worker_config *cfg, int argc, char **argv)
@@ -391,7 +442,8 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 			      &cfg->port) < 0 ||
 	    cfg->port < 1 || cfg->port > 65535)
 		return usage_error("'%s' is not HOST:PORT", target);
-	return load_secret(cfg, secret_file);
+	r = load_secret(cfg, secret_file);
+	return r >= 0 ? r : load_tls(cfg);
 }
 
 static void free_config(struct worker_config *cfg)
@@ -401,6 +453,8 @@ static void free_config(struct worker_config *cfg)
 	free(cfg->secret);
 	free(cfg->name);
 	free(cfg->xfer_host);
+	SSL_CTX_free(cfg->tls);
+	cfg->tls = NULL;
 	xy_resources_clear(&cfg->res);
 }
 
@@ -1068,6 +1122,7 @@ static int connect_manager(struct xy_daemon *w)
 	co.on_msg = on_msg;
 	co.on_close = on_close;
 	co.data = w;
+	co.tls = w->cfg.tls;
 	w->conn = xy_conn_connect(&w->loop, w->cfg.host, w->cfg.port, &co);
 	if (!w->conn) {
 		XY_LOGE("worker", "cannot connect to %s:%d: out of memory",

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 # Under the sanitizers (scripts/test.sh sets XYLEM_SANITIZED) everything is
 # several times slower: every timeout stretches by this factor.
 SLOW = 4 if os.environ.get("XYLEM_SANITIZED") else 1
+
+# One test CA for the session's managers and workers (tests/tls_ca.py).
+sys.path.insert(0, str(REPO / "tests"))
+import tls_ca  # noqa: E402
+
+tls_ca.setup()
 
 
 def find_binary():
