@@ -1229,8 +1229,9 @@ static void free_handles(Manager *self)
 
 static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"port",    "host", "secret", "history",
-				 "name",    "call_window", NULL};
+	static char *kwlist[] = {"port",    "host",        "secret",
+				 "history", "name",        "call_window",
+				 "tls_dir", "no_tls",      NULL};
 	struct xy_manager_options o = {0};
 	Py_buffer secret = {0};
 	char err[ERRLEN] = "";
@@ -1241,9 +1242,10 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Manager is initialised");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzi", kwlist, &o.port,
-					 &o.host, &secret, &o.history, &o.name,
-					 &o.call_window))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzizp", kwlist,
+					 &o.port, &o.host, &secret, &o.history,
+					 &o.name, &o.call_window, &o.tls_dir,
+					 &o.no_tls))
 		return -1;
 	if (!secret.obj || secret.len == 0) {
 		if (secret.obj)
@@ -1318,6 +1320,14 @@ static PyObject *Manager_get_port(Manager *self, void *closure)
 	return PyLong_FromLong(self->port);
 }
 
+static PyObject *Manager_get_tls_ca(Manager *self, void *closure)
+{
+	const char *ca = self->m ? xy_manager_tls_ca(self->m) : NULL;
+	if (!ca)
+		Py_RETURN_NONE;
+	return PyUnicode_DecodeFSDefault(ca);
+}
+
 static PyObject *Manager_get_closed(Manager *self, void *closure)
 {
 	return PyBool_FromLong(!self->m || self->closing);
@@ -1374,6 +1384,9 @@ static PyMethodDef Manager_methods[] = {
 
 static PyGetSetDef Manager_getset[] = {
 	{"port", (getter)Manager_get_port, NULL, "the port listened on", NULL},
+	{"tls_ca", (getter)Manager_get_tls_ca, NULL,
+	 "the CA certificate workers verify the manager with (None: no TLS)",
+	 NULL},
 	{"closed", (getter)Manager_get_closed, NULL, "close() was called",
 	 NULL},
 	{NULL, NULL, NULL, NULL, NULL},

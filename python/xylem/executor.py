@@ -298,6 +298,11 @@ class Executor(cf.Executor):
     secret, secret_file: the shared secret (bytes, or a file holding it).
         Default: $XYLEM_SECRET, else a fresh one in a 0600 file, whose
         path is the secret_file attribute.
+    tls, tls_dir: TLS 1.3 on every connection (docs/security.md), on
+        unless tls=False (plain TCP, with a warning). tls_dir keeps the
+        manager's CA (default: $XYLEM_TLS_DIR, else a private directory
+        for this executor); workers started elsewhere verify the manager
+        with ``--tls-ca`` the tls_ca attribute.
     fresh: run each call in a fresh process instead of a warm library.
     python: the interpreter command workers run (default sys.executable;
         with an environment, its own python).
@@ -315,7 +320,8 @@ class Executor(cf.Executor):
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
-                 history=None, environment=None, pools=None):
+                 history=None, environment=None, pools=None, tls=True,
+                 tls_dir=None):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -353,6 +359,7 @@ class Executor(cf.Executor):
         self._libraries = {}   # Environment (or None) -> library name
         self._env_handles = {}  # Environment -> unpack handle
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-py-")
+        self._tls = (tls, tls_dir)
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
@@ -392,8 +399,14 @@ class Executor(cf.Executor):
         # Only its own workers can ever come: a task none of them can run
         # fails at once (_check_fits).
         self._local_only = local_only
+        tls, tls_dir = self._tls
+        if tls_dir is None:
+            tls_dir = (os.environ.get("XYLEM_TLS_DIR")
+                       or os.path.join(self._tmpdir, "tls"))
         self._manager = _core.Manager(port=port, host=host, secret=secret,
-                                      history=history, name=name)
+                                      history=history, name=name,
+                                      tls_dir=tls_dir, no_tls=not tls)
+        self.tls_ca = self._manager.tls_ca
         self._manager.set_callback(self._on_results)
         for pool in pools:
             opts = pool.options(find_xylem())
@@ -423,7 +436,8 @@ class Executor(cf.Executor):
         self._library = self._library_for(self._defaults["environment"])
         if workers > 0:
             self._local = LocalWorkers(workers, self._manager.port,
-                                       secret_file, self._tmpdir, cpw)
+                                       secret_file, self._tmpdir, cpw,
+                                       tls_ca=self.tls_ca)
 
     # ------------------------------------------------------------ public
 
@@ -976,6 +990,7 @@ class Executor(cf.Executor):
                "--secret-file", self.secret_file, "--cores",
                str(int(pool.cores)), "--gpus", str(int(pool.gpus)),
                "--connect-timeout", "30"]
+        cmd += ["--tls-ca", self.tls_ca] if self.tls_ca else ["--no-tls"]
         if pool.memory:
             cmd += ["--memory", str(int(pool.memory))]
         return " ".join(shlex.quote(a) for a in cmd) + \

@@ -78,7 +78,7 @@ class LocalWorkers:
     then sets no limit if it cannot tell either) and gpus. Disk and GPUs
     are found as a worker would find them."""
 
-    def __init__(self, n, port, secret_file, tmpdir, cores=1):
+    def __init__(self, n, port, secret_file, tmpdir, cores=1, tls_ca=None):
         self.procs = []
         binary = find_xylem()
         env = dict(os.environ)
@@ -91,6 +91,8 @@ class LocalWorkers:
             args = [binary, "worker", f"127.0.0.1:{port}",
                     "--secret-file", secret_file, "--cores", str(cores),
                     "--cache", cache]
+            # Verify the manager with its CA (None: it runs without TLS).
+            args += ["--tls-ca", tls_ca] if tls_ca else ["--no-tls"]
             # The shape given, not detected by each worker, so that the
             # executor knows it for certain.
             args += ["--gpus", str(self.shape["gpus"])]

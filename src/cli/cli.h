@@ -24,6 +24,14 @@ int xy_cli_cwl_exec(int argc, char **argv);
 int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
 	       int hi, int *out);
 
+/* The TLS context a client command verifies its manager with: from ca
+ * (--tls-ca; NULL: XYLEM_TLS_CA), or none (*out NULL) with no_tls
+ * (--no-tls, or XYLEM_NO_TLS=1), said loudly. -1 (said on stderr) if
+ * neither is given or the CA cannot be read. The caller frees *out. */
+struct ssl_ctx_st;
+int xy_cli_tls_client(const char *who, const char *ca, int no_tls,
+		      struct ssl_ctx_st **out);
+
 /* --pool KEY=VALUE,...: one pool (pools_arg.c, docs/cli.md). Parse
  * says what is wrong on stderr and returns NULL; add adds each to m,
  * its workers running this program, -1 (said on stderr) if one is

@@ -168,13 +168,15 @@ static void run_until(struct xy_client *c, const int *flag, double timeout)
 
 struct xy_client *xy_client_connect(const char *host, int port,
 				    const void *secret, size_t secret_len,
-				    double timeout, char *err, size_t errlen)
+				    SSL_CTX *tls, double timeout, char *err,
+				    size_t errlen)
 {
 	struct xy_client *c = calloc(1, sizeof *c);
 	char local[64];
 	struct xy_conn_opts o = {.secret = secret, .secret_len = secret_len,
 				 .role = XY_ROLE_CLIENT, .on_ready = on_ready,
-				 .on_msg = on_msg, .on_close = on_close};
+				 .on_msg = on_msg, .on_close = on_close,
+				 .tls = tls};
 
 	if (!c || !(c->secret = malloc(secret_len ? secret_len : 1))) {
 		free(c);

@@ -46,10 +46,14 @@ struct xy_client_task {
 
 /* Connects to the manager at host:port and proves the secret (copied),
  * within timeout seconds; starts the client's transfer server. Returns
- * NULL with a reason in err: EACCES if the manager refused the secret. */
+ * NULL with a reason in err: EACCES if the manager refused the secret.
+ * tls verifies the manager (xy_tls_client_ctx; NULL: plain TCP); not
+ * owned, it must outlive the client. */
+struct ssl_ctx_st;
 struct xy_client *xy_client_connect(const char *host, int port,
 				    const void *secret, size_t secret_len,
-				    double timeout, char *err, size_t errlen);
+				    struct ssl_ctx_st *tls, double timeout,
+				    char *err, size_t errlen);
 
 /* Hashes t's inputs (their content names them), offers them on the
  * transfer server, and sends SUBMIT. Returns the task's id (> 0), or 0

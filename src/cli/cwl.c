@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "cli.h"
 #include "client.h"
@@ -56,6 +57,8 @@ struct cwl_opts {
 	const char *secret_file;
 	const char *scratch; /* where literal files go; NULL: the run's own */
 	const char *manager; /* HOST:PORT of a standing manager, or NULL */
+	const char *tls_ca;  /* --tls-ca: verifies that manager */
+	int no_tls;
 	int quiet, print_tool, print_job, prepare;
 	const char *deliver; /* --deliver: a task's returned directory */
 };
@@ -100,6 +103,9 @@ static void usage(FILE *out)
 		"  --manager H:P      submit to the standing manager at H:P"
 		" (xylem manager)\n"
 		"                     instead of starting one\n"
+		"  --tls-ca F         with --manager: verify it against the CA"
+		" in F (its\n                     ca.crt; default: XYLEM_TLS_CA)\n"
+		"  --no-tls           with --manager: plain TCP\n"
 		"  --secret-file F    the shared secret (default: XYLEM_SECRET;"
 		" with no\n"
 		"                     --manager, else a fresh one)\n"
@@ -130,6 +136,8 @@ static const struct option longopts[] = {
 	{"quiet", no_argument, NULL, 'q'},
 	{"secret-file", required_argument, NULL, 's'},
 	{"manager", required_argument, NULL, 'm'},
+	{"tls-ca", required_argument, NULL, 'C'},
+	{"no-tls", no_argument, NULL, 'N'},
 	{"print-tool", no_argument, NULL, 'T'},
 	{"print-job", no_argument, NULL, 'J'},
 	{"prepare", no_argument, NULL, 'P'},
@@ -141,7 +149,7 @@ static const struct option longopts[] = {
 
 /* The run's options that still count after the tool, as users of other
  * runners type them (xylem cwl tool.cwl --outdir out job.yml). */
-static const char run_options[] = "oqsm";
+static const char run_options[] = "oqsmCN";
 
 static int set_option(struct cwl_opts *o, int c, char *arg)
 {
@@ -150,6 +158,8 @@ static int set_option(struct cwl_opts *o, int c, char *arg)
 	case 'q': o->quiet = 1; break;
 	case 's': o->secret_file = arg; break;
 	case 'm': o->manager = arg; break;
+	case 'C': o->tls_ca = arg; break;
+	case 'N': o->no_tls = 1; break;
 	case 'T': o->print_tool = 1; break;
 	case 'J': o->print_job = 1; break;
 	case 'P': o->prepare = 1; break;
@@ -948,9 +958,13 @@ static int run_remote(struct cwl_run *r)
 		return CWL_PERMANENT_FAIL;
 	/* The connection's own warnings would repeat what we say. */
 	xy_log_set_level(XY_LOG_ERROR);
+	SSL_CTX *tls = NULL;
+	if (xy_cli_tls_client("xylem cwl", r->o.tls_ca, r->o.no_tls, &tls) < 0)
+		return XY_EXIT_USAGE;
 	c = xy_client_connect(host, port, r->local.secret, r->local.secret_len,
-			      30, err, sizeof err);
+			      tls, 30, err, sizeof err);
 	if (!c) {
+		SSL_CTX_free(tls);
 		fprintf(stderr, "xylem cwl: %s %s: %s\n", r->o.manager,
 			errno == EACCES ? "refused the secret (check"
 			" --secret-file)" : "cannot be reached", err);
@@ -958,6 +972,7 @@ static int run_remote(struct cwl_run *r)
 	}
 	rc = remote_exchange(r, c);
 	xy_client_close(c);
+	SSL_CTX_free(tls);
 	return rc;
 }
 

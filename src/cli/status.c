@@ -35,11 +35,15 @@ struct status_query {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: xylem status HOST:PORT [--secret-file F] [--json]\n\n"
+		"usage: xylem status HOST:PORT [--secret-file F] [--json]"
+		" [--tls-ca F]\n\n"
 		"Asks a running manager for its tasks and workers.\n\n"
 		"options:\n"
 		"  --secret-file F  read the manager's shared secret from F\n"
 		"                   (default: the XYLEM_SECRET variable)\n"
+		"  --tls-ca F       verify the manager against the CA in F (its"
+		" ca.crt;\n                   default: XYLEM_TLS_CA)\n"
+		"  --no-tls         plain TCP (a manager run with --no-tls)\n"
 		"  --json           print the manager's JSON document as it"
 		" is\n"
 		"  --help           show this help\n\n"
@@ -97,9 +101,10 @@ static void on_timeout(uv_timer_t *t)
 /* Runs the exchange to its end. Returns the reply or NULL with a reason in
  * q->reason. */
 static char *query(struct status_query *q, const char *host, int port,
-		   const void *secret, size_t secret_len)
+		   const void *secret, size_t secret_len, SSL_CTX *tls)
 {
 	struct xy_conn_opts opts = {
+		.tls = tls,
 		.secret = secret,
 		.secret_len = secret_len,
 		.role = XY_ROLE_STATUS,
@@ -335,10 +340,13 @@ static void print_table(json_t *root)
 /* ------------------------------------------------------------- command */
 
 static int parse_args(int argc, char **argv, const char **where,
-		      const char **secret_file, int *as_json)
+		      const char **secret_file, int *as_json,
+		      const char **tls_ca, int *no_tls)
 {
 	static const struct option longopts[] = {
 		{"secret-file", required_argument, NULL, 's'},
+		{"tls-ca", required_argument, NULL, 'C'},
+		{"no-tls", no_argument, NULL, 'N'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -347,7 +355,11 @@ static int parse_args(int argc, char **argv, const char **where,
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 's') {
+		if (c == 'C') {
+			*tls_ca = optarg;
+		} else if (c == 'N') {
+			*no_tls = 1;
+		} else if (c == 's') {
 			*secret_file = optarg;
 		} else if (c == 'j') {
 			*as_json = 1;
@@ -392,14 +404,17 @@ static int show(const char *text, int as_json)
 
 int xy_cli_status(int argc, char **argv)
 {
-	const char *where = NULL, *secret_file = NULL;
+	const char *where = NULL, *secret_file = NULL, *tls_ca = NULL;
+	int no_tls = 0;
+	SSL_CTX *tls = NULL;
 	char host[256], err[512];
 	struct status_query q;
 	int as_json = 0, port, rc;
 	char *secret = NULL, *text;
 	size_t secret_len = 0;
 
-	rc = parse_args(argc, argv, &where, &secret_file, &as_json);
+	rc = parse_args(argc, argv, &where, &secret_file, &as_json, &tls_ca,
+			&no_tls);
 	if (rc >= 0)
 		return rc;
 	if (xy_parse_hostport(where, host, sizeof host, &port) < 0 ||
@@ -417,10 +432,15 @@ int xy_cli_status(int argc, char **argv)
 		secret = strdup(getenv("XYLEM_SECRET"));
 		secret_len = secret ? strlen(secret) : 0;
 	}
+	if (xy_cli_tls_client("xylem status", tls_ca, no_tls, &tls) < 0) {
+		free(secret);
+		return XY_EXIT_USAGE;
+	}
 	/* The connection's own warnings would repeat what we say below. */
 	xy_log_set_level(XY_LOG_ERROR);
 	memset(&q, 0, sizeof q);
-	text = query(&q, host, port, secret ? secret : "", secret_len);
+	text = query(&q, host, port, secret ? secret : "", secret_len, tls);
+	SSL_CTX_free(tls);
 	free(secret);
 	if (!text) {
 		if (strstr(q.reason, "secret") && !secret_len)

@@ -190,7 +190,8 @@ def test_remote_workers_with_port_and_secret_file(make_executor, tmp_path):
     f = ex.submit(pyfuncs.add, 20, 22)
     log = open(tmp_path / "worker.log", "w+")
     w = subprocess.Popen([find_xylem(), "worker", f"127.0.0.1:{ex.port}",
-                          "--secret-file", str(secret), "--cores", "1"],
+                          "--secret-file", str(secret), "--cores", "1",
+                          "--tls-ca", ex.tls_ca],
                          stdin=subprocess.DEVNULL, stderr=log)
     try:
         assert f.result(TIMEOUT) == 42

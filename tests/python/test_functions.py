@@ -161,7 +161,8 @@ def test_a_worker_that_joins_later_gets_the_function(make_executor,
     def worker(name):
         return subprocess.Popen(
             [find_xylem(), "worker", f"127.0.0.1:{ex.port}",
-             "--secret-file", str(secret), "--cores", "1", "--name", name],
+             "--secret-file", str(secret), "--cores", "1", "--name", name,
+             "--tls-ca", ex.tls_ca],
             stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = worker("first")
     try:

@@ -64,7 +64,8 @@ def test_more_than_any_local_worker_has_fails_at_once(ex, key):
 def _worker(ex, secret, cores):
     return subprocess.Popen([find_xylem(), "worker", f"127.0.0.1:{ex.port}",
                              "--secret-file", str(secret), "--cores",
-                             str(cores), "--gpus", "0"],
+                             str(cores), "--gpus", "0",
+                             "--tls-ca", ex.tls_ca],
                             stdin=subprocess.DEVNULL)
 
 

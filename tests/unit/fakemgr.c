@@ -111,6 +111,7 @@ void fm_start_worker(struct fm *f, const char *secret, const char *extra)
 	}
 	argv[argc++] = "--name";
 	argv[argc++] = "w1";
+	argv[argc++] = "--no-tls"; /* the fake manager speaks plain TCP */
 	if (extra)
 		argv[argc++] = (char *)extra;
 	argv[argc] = NULL;

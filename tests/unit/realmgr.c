@@ -37,6 +37,8 @@ pid_t rm_start_worker(struct xy_manager *m, const char *secret,
 	if (pid == 0) {
 		setenv("XYLEM_SECRET", secret, 1);
 		setenv("XYLEM_LOG", "warn", 1);
+		if (xy_manager_tls_ca(m))
+			setenv("XYLEM_TLS_CA", xy_manager_tls_ca(m), 1);
 		/* A fresh image: the manager's threads do not survive a
 		 * fork, and a lock one of them held would stay held. */
 		execv("/proc/self/exe", argv);
