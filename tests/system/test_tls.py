@@ -1,0 +1,362 @@
+"""TLS on the control channel (docs/security.md): nothing a workflow
+says crosses loopback in plain text; a worker refuses a manager whose
+certificate it cannot verify (another CA, expired, another name, none);
+a relay that changes one byte after the handshake gets the connection
+dropped and nothing run; a relay that ends TLS on both sides cannot
+forward the proof of the secret (channel binding)."""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+import tls_ca
+from helpers import task, wait_for, write_workflow
+
+MARKER = "xy-wire-marker-5c2e9a"
+
+
+def marker_workflow(tmp_path, n=3):
+    """Tasks whose commands carry MARKER (their outputs do not: file
+    bodies travel on transfer connections)."""
+    out = tmp_path / "out"
+    tasks = [task(f"t{i}", f"m={MARKER}-{i}; echo ${{#m}} > out",
+                  outputs=[(out / str(i), "out")]) for i in range(n)]
+    return write_workflow(tmp_path / "wf.json", tasks), out
+
+
+# ------------------------------------------------------------ capture
+
+def capture(tmp_path, run):
+    """The bytes tcpdump saw on loopback while run() ran."""
+    if not shutil.which("tcpdump") or os.geteuid() != 0:
+        pytest.skip("tcpdump (and root) needed to capture loopback")
+    pcap = tmp_path / "lo.pcap"
+    p = subprocess.Popen(["tcpdump", "-Z", "root", "-i", "lo", "-U", "-s", "0", "-w",
+                          str(pcap), "tcp"], stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        line = p.stderr.readline()  # "listening on lo, ..."
+        assert "listening" in line, line
+        time.sleep(1)  # it says so a little before it captures
+        run()
+        time.sleep(1)
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+    return pcap.read_bytes()
+
+
+def test_marker_never_on_the_wire(xylem, tmp_path):
+    wf, out = marker_workflow(tmp_path)
+
+    def run():
+        r = xylem.run("run", wf, "--workers", "2", timeout=60)
+        assert r.returncode == 0, r.output
+
+    wire = capture(tmp_path, run)
+    assert len(wire) > 2000  # the run was seen
+    assert sorted(p.name for p in out.iterdir()) == ["0", "1", "2"]
+    assert MARKER.encode() not in wire
+
+
+def test_marker_on_the_wire_without_tls(xylem, tmp_path):
+    """The same capture sees the marker in plain mode, so the test above
+    could fail; and both ends warn about it."""
+    wf, out = marker_workflow(tmp_path)
+    result = {}
+
+    def run():
+        result["r"] = xylem.run("run", wf, "--workers", "2", "--no-tls",
+                                timeout=60)
+
+    wire = capture(tmp_path, run)
+    r = result["r"]
+    assert r.returncode == 0, r.output
+    assert MARKER.encode() in wire
+    assert "TLS is OFF" in r.output
+
+
+# ------------------------------------------------------ certificates
+
+CA_CONF = """
+[ ca ]
+default_ca = own
+[ own ]
+dir = {d}
+database = {d}/index.txt
+new_certs_dir = {d}
+serial = {d}/serial
+default_md = sha256
+policy = any
+unique_subject = no
+[ any ]
+commonName = supplied
+[ ext ]
+subjectAltName = {san}
+basicConstraints = critical,CA:FALSE
+extendedKeyUsage = serverAuth
+"""
+
+
+def sign_server(ca_dir, out_dir, san="IP:127.0.0.1", start=None, end=None):
+    """A server key and certificate for san, signed by the CA in ca_dir,
+    into out_dir (server.key, server.crt, and the CA's ca.crt)."""
+    os.makedirs(out_dir, exist_ok=True)
+    work = os.path.join(out_dir, "work")
+    os.makedirs(work, exist_ok=True)
+    open(os.path.join(work, "index.txt"), "w").close()
+    with open(os.path.join(work, "serial"), "w") as f:
+        f.write("1000\n")
+    conf = os.path.join(work, "ca.cnf")
+    with open(conf, "w") as f:
+        f.write(CA_CONF.format(d=work, san=san))
+    key = os.path.join(out_dir, "server.key")
+    csr = os.path.join(work, "server.csr")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", csr, "-subj", "/CN=xylem test server"],
+                   check=True, capture_output=True)
+    dates = ["-startdate", start or "20200101000000Z",
+             "-enddate", end or "20991231000000Z"]
+    subprocess.run(["openssl", "ca", "-batch", "-config", conf, "-cert",
+                    os.path.join(ca_dir, "ca.crt"), "-keyfile",
+                    os.path.join(ca_dir, "ca.key"), "-in", csr, "-out",
+                    os.path.join(out_dir, "server.crt"), "-extensions",
+                    "ext", "-notext", *dates],
+                   check=True, capture_output=True)
+    shutil.copy(os.path.join(ca_dir, "ca.crt"),
+                os.path.join(out_dir, "ca.crt"))
+    shutil.rmtree(work)
+    return out_dir
+
+
+def refused(xylem, port, secret_file, *extra):
+    """Starts a worker that must give up: its exit status and output."""
+    w = xylem.worker(port, secret_file, 1, "--connect-timeout", "0", *extra)
+    rc = w.wait(30)
+    return rc, w.output
+
+
+def test_worker_refuses_a_manager_from_another_ca(xylem, tmp_path,
+                                                  secret_file):
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file)
+    other = tls_ca.make_ca(str(tmp_path / "other"), cn="another CA")
+    rc, output = refused(xylem, port, secret_file, "--tls-ca", other)
+    assert rc == 1, output
+    assert "certificate verify failed" in output, output
+    assert not out.exists() or not list(out.iterdir())
+    # The manager's own CA is accepted, and the run finishes.
+    xylem.worker(port, secret_file, 1)
+    assert mgr.wait(60) == 0, mgr.output
+
+
+def test_worker_refuses_an_expired_certificate(xylem, tmp_path,
+                                               secret_file):
+    ca = str(tmp_path / "ca")
+    tls_ca.make_ca(ca)
+    d = sign_server(ca, str(tmp_path / "tls"), start="20200101000000Z",
+                    end="20200201000000Z")
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file, "--tls-dir", d)
+    rc, output = refused(xylem, port, secret_file, "--tls-ca",
+                         os.path.join(ca, "ca.crt"))
+    assert rc == 1, output
+    assert "certificate has expired" in output, output
+
+
+def test_worker_checks_the_name_and_takes_a_given_certificate(
+        xylem, tmp_path, secret_file):
+    """A certificate of the user's own (docs/security.md): one for another
+    name is refused; one for 127.0.0.1 is used, and the run finishes."""
+    ca = str(tmp_path / "ca")
+    tls_ca.make_ca(ca)
+    wrong = sign_server(ca, str(tmp_path / "wrong"), san="DNS:elsewhere.test")
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file, "--tls-dir", wrong)
+    rc, output = refused(xylem, port, secret_file, "--tls-ca",
+                         os.path.join(ca, "ca.crt"))
+    assert rc == 1, output
+    assert "mismatch" in output, output
+    mgr.kill()
+    right = sign_server(ca, str(tmp_path / "right"))
+    mgr, port = xylem.manager(wf, secret_file, "--tls-dir", right)
+    xylem.worker(port, secret_file, 1, "--tls-ca",
+                 os.path.join(ca, "ca.crt"))
+    assert mgr.wait(60) == 0, mgr.output
+
+
+def test_tls_worker_and_plain_manager_refuse_each_other(xylem, tmp_path,
+                                                        secret_file):
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file, "--no-tls")
+    rc, output = refused(xylem, port, secret_file)
+    assert rc == 1, output
+    assert "does not speak TLS" in output, output
+    mgr.kill()
+    mgr, port = xylem.manager(wf, secret_file)
+    env = {k: v for k, v in xylem.env.items() if k != "XYLEM_TLS_CA"}
+    w = xylem.start("worker", f"127.0.0.1:{port}", "--secret-file",
+                    secret_file, "--connect-timeout", "0", "--no-tls",
+                    env=env)
+    assert w.wait(30) == 1, w.output
+    assert "speaks TLS" in w.output, w.output
+    assert "TLS is OFF" in w.output, w.output
+
+
+def test_worker_without_a_ca_is_told_what_to_give(xylem, tmp_path,
+                                                  secret_file):
+    env = {k: v for k, v in xylem.env.items() if k != "XYLEM_TLS_CA"}
+    r = xylem.run("worker", "127.0.0.1:1", "--secret-file", secret_file,
+                  env=env)
+    assert r.returncode == 2, r.output
+    assert "--tls-ca" in r.output and "--no-tls" in r.output, r.output
+
+
+def test_wrong_secret_refused_inside_tls(xylem, tmp_path, secret_file):
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file)
+    bad = tmp_path / "bad"
+    bad.write_text("not the secret\n")
+    bad.chmod(0o600)
+    rc, output = refused(xylem, port, str(bad))
+    assert rc == 1, output
+    assert "bad secret" in output, output
+
+
+# ------------------------------------------------------------ relays
+
+class Relay:
+    """A TCP relay on loopback to 127.0.0.1:target. With flip, it flips
+    one byte in the third encrypted record (TLS type 23) each worker
+    connection sends: the client's Finished is the first, so the third
+    is past the handshake. With tls=(cert, key, ca), it ends TLS on both
+    sides instead, and forwards the plain bytes."""
+
+    def __init__(self, target, flip=False, tls=None):
+        self.target = target
+        self.flip = flip
+        self.tls = tls
+        self.flipped = 0
+        self.conns = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+                if self.tls:
+                    cert, key, ca = self.tls
+                    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    sctx.load_cert_chain(cert, key)
+                    c = sctx.wrap_socket(c, server_side=True)
+                    cctx = ssl.create_default_context(cafile=ca)
+                    u = cctx.wrap_socket(u, server_hostname="127.0.0.1")
+            except (OSError, ssl.SSLError):
+                c.close()
+                continue
+            threading.Thread(target=self._pump, args=(c, u, self.flip),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, flip):
+        buf = b""
+        records = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not flip:
+                    dst.sendall(data)
+                    continue
+                buf += data
+                # Whole records only, so that the flip lands in a body.
+                while len(buf) >= 5 and len(buf) >= 5 + int.from_bytes(
+                        buf[3:5], "big"):
+                    n = 5 + int.from_bytes(buf[3:5], "big")
+                    rec = bytearray(buf[:n])
+                    buf = buf[n:]
+                    if rec[0] == 23:
+                        records += 1
+                        if records == 3:
+                            rec[5 + (n - 5) // 2] ^= 0x01
+                            self.flipped += 1
+                    dst.sendall(bytes(rec))
+        except (OSError, ssl.SSLError):
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_relay_that_flips_a_byte_gets_nothing_run(xylem, tmp_path,
+                                                  secret_file):
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file)
+    relay = Relay(port, flip=True)
+    try:
+        w = xylem.worker(relay.port, secret_file, 1, "--connect-timeout",
+                         "4")
+        wait_for(lambda: relay.flipped >= 1, 20, what="a flipped byte")
+        assert w.wait(30) == 1, w.output
+        assert not out.exists() or not list(out.iterdir())
+        assert mgr.p.poll() is None
+        # The manager saw the record fail its authentication.
+        wait_for(lambda: "bad record mac" in mgr.output.lower()
+                 or "decrypt" in mgr.output.lower(), 10,
+                 what="the manager's TLS error")
+    finally:
+        relay.close()
+    # The same relay, flipping nothing, carries a whole run: the test
+    # above would see a run if the flip went unnoticed.
+    relay = Relay(port)
+    try:
+        xylem.worker(relay.port, secret_file, 1)
+        assert mgr.wait(60) == 0, mgr.output
+    finally:
+        relay.close()
+
+
+def test_relay_ending_tls_cannot_forward_the_proof(xylem, tmp_path,
+                                                   secret_file):
+    """A relay with a certificate the worker trusts (signed by the same
+    CA) and a TLS connection of its own to the manager: the proofs of
+    the secret are bound to each TLS channel, so forwarding them fails."""
+    ca_dir = os.path.dirname(os.environ["XYLEM_TLS_CA"])
+    d = sign_server(ca_dir, str(tmp_path / "relay"))
+    wf, out = marker_workflow(tmp_path, 1)
+    mgr, port = xylem.manager(wf, secret_file)
+    relay = Relay(port, tls=(os.path.join(d, "server.crt"),
+                             os.path.join(d, "server.key"),
+                             os.environ["XYLEM_TLS_CA"]))
+    try:
+        rc, output = refused(xylem, relay.port, secret_file)
+        assert relay.conns >= 1
+        assert rc == 1, output
+        assert "secret" in output, output
+        assert not out.exists() or not list(out.iterdir())
+    finally:
+        relay.close()
