@@ -44,6 +44,7 @@ struct xy_client {
 	char *secret;
 	size_t secret_len;
 	int ready;     /* the handshake succeeded */
+	int tls;       /* transfers too run TLS */
 	int timed_out;
 	char reason[512]; /* why the connection closed */
 	struct pending *results, *results_tail;
@@ -186,6 +187,7 @@ struct xy_client *xy_client_connect(const char *host, int port,
 	memcpy(c->secret, secret, secret_len);
 	c->secret_len = secret_len;
 	snprintf(c->host, sizeof c->host, "%s", host);
+	c->tls = tls != NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	uv_loop_init(&c->loop);
 	uv_timer_init(&c->loop, &c->timer);
@@ -209,7 +211,7 @@ struct xy_client *xy_client_connect(const char *host, int port,
 			  : NULL;
 	if (!c->xfer && !*err)
 		xy_fail(err, errlen, EADDRNOTAVAIL, "no local address");
-	if (!c->xfer)
+	if (!c->xfer || (c->tls && xy_xfer_server_tls(c->xfer, err, errlen) < 0))
 		goto error;
 	return c;
 error:
@@ -312,7 +314,7 @@ int xy_client_fetch(struct xy_client *c, const struct xy_msg_result *r,
 	xy_token_issue(c->secret, c->secret_len, &c->last_expiry, o->id,
 		       RECEIVER, token);
 	st = xy_xfer_fetch(c->host, r->xfer_port, c->secret, c->secret_len,
-			   o->id, token, RECEIVER, dest, 0, NULL, why,
+			   c->tls, o->id, token, RECEIVER, dest, 0, NULL, why,
 			   sizeof why);
 	if (st != XY_OBJ_OK)
 		return xy_fail(err, errlen, EIO, "output %s: %s", o->name, why);

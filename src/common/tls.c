@@ -10,8 +10,13 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +26,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "auth.h"
 #include "util.h"
 
 #define CA_DAYS 3650
@@ -442,4 +448,267 @@ done:
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(srv_key);
 	return ctx;
+}
+
+/* ------------------------------------------------------------ transfers */
+
+#define PSK_ID "xylem-transfer"
+#define BRIDGE_BUF (256 * 1024)
+
+static int key_index = -1;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+		     long argl, void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (ptr)
+		OPENSSL_clear_free(ptr, XY_MAC_LEN);
+}
+
+static void key_index_make(void)
+{
+	key_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, key_free);
+}
+
+/* The PSK as a resumable session: TLS_AES_128_GCM_SHA256's hash. */
+static SSL_SESSION *psk_session(SSL *ssl)
+{
+	static const unsigned char aes128gcm[] = {0x13, 0x01};
+	const uint8_t *key = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
+						 key_index);
+	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcm);
+	SSL_SESSION *s = key && cipher ? SSL_SESSION_new() : NULL;
+	if (s && SSL_SESSION_set1_master_key(s, key, XY_MAC_LEN) == 1 &&
+	    SSL_SESSION_set_cipher(s, cipher) == 1 &&
+	    SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION) == 1)
+		return s;
+	SSL_SESSION_free(s);
+	return NULL;
+}
+
+static int use_psk(SSL *ssl, const EVP_MD *md, const unsigned char **id,
+		   size_t *idlen, SSL_SESSION **sess)
+{
+	SSL_SESSION *s = psk_session(ssl);
+	if (!s)
+		return 0;
+	if (md && SSL_CIPHER_get_handshake_digest(
+			  SSL_SESSION_get0_cipher(s)) != md) {
+		SSL_SESSION_free(s); /* a retry for another hash: none */
+		*sess = NULL;
+		*id = NULL;
+		*idlen = 0;
+		return 1;
+	}
+	*sess = s;
+	*id = (const unsigned char *)PSK_ID;
+	*idlen = sizeof PSK_ID - 1;
+	return 1;
+}
+
+static int find_psk(SSL *ssl, const unsigned char *id, size_t idlen,
+		    SSL_SESSION **sess)
+{
+	*sess = NULL;
+	if (idlen != sizeof PSK_ID - 1 || memcmp(id, PSK_ID, idlen) != 0)
+		return 1; /* unknown: the handshake fails (no certificate) */
+	*sess = psk_session(ssl);
+	return *sess ? 1 : 0;
+}
+
+SSL_CTX *xy_tls_psk_ctx(int server, const void *secret, size_t secret_len,
+			char *err, size_t errlen)
+{
+	/* A label of exactly 32 bytes, the length of a binding. */
+	static const char label[] = "xylem transfer pre-shared key v1";
+	uint8_t *key = OPENSSL_malloc(XY_MAC_LEN);
+	SSL_CTX *ctx = key ? new_ctx(server) : NULL;
+
+	pthread_once(&key_once, key_index_make);
+	if (!ctx || key_index < 0 ||
+	    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1) {
+		OPENSSL_free(key);
+		SSL_CTX_free(ctx);
+		fail_ssl(err, errlen, "cannot make a transfer TLS context");
+		return NULL;
+	}
+	_Static_assert(sizeof label - 1 == 32, "a binding's length");
+	xy_auth_bind_key(secret, secret_len, (const uint8_t *)label, key);
+	SSL_CTX_set_ex_data(ctx, key_index, key);
+	if (server)
+		SSL_CTX_set_psk_find_session_callback(ctx, find_psk);
+	else
+		SSL_CTX_set_psk_use_session_callback(ctx, use_psk);
+	return ctx;
+}
+
+struct xy_tls_bridge {
+	int net;
+	int app[2]; /* [0] the caller's, [1] the thread's */
+	SSL *ssl;
+	int server, timeout_ms;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0 handshaking, 1 relaying, -1 failed */
+	char why[256];
+};
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void bridge_set(struct xy_tls_bridge *b, int state)
+{
+	pthread_mutex_lock(&b->mu);
+	b->state = state;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* Relays until either side ends: 0 if the plain side ended (all of it
+ * sent), -1 on a failure. */
+static int relay(struct xy_tls_bridge *b, uint8_t *buf)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = b->net, .events = POLLIN},
+				      {.fd = b->app[1], .events = POLLIN}};
+		if (!SSL_pending(b->ssl) && poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (SSL_pending(b->ssl) || p[0].revents) {
+			int n = SSL_read(b->ssl, buf, BRIDGE_BUF);
+			if (n <= 0 || send_all(b->app[1], buf, (size_t)n) < 0)
+				return -1;
+		}
+		if (p[1].revents) {
+			ssize_t n = read(b->app[1], buf, BRIDGE_BUF);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0)
+				return 0;
+			if (n < 0 || SSL_write(b->ssl, buf, (int)n) != n)
+				return -1;
+		}
+	}
+}
+
+static void *bridge_main(void *arg)
+{
+	struct xy_tls_bridge *b = arg;
+	struct timeval tv = {b->timeout_ms / 1000,
+			     (b->timeout_ms % 1000) * 1000};
+	setsockopt(b->net, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(b->net, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int r = b->server ? SSL_accept(b->ssl) : SSL_connect(b->ssl);
+	if (r != 1) {
+		char why[200];
+		snprintf(b->why, sizeof b->why, "TLS handshake failed: %s",
+			 xy_tls_error(b->ssl, why, sizeof why));
+		shutdown(b->net, SHUT_RDWR);
+		bridge_set(b, -1);
+		return NULL;
+	}
+	bridge_set(b, 1);
+	uint8_t *buf = malloc(BRIDGE_BUF);
+	if (buf && relay(b, buf) == 0) {
+		SSL_shutdown(b->ssl); /* close_notify: the stream ended */
+		shutdown(b->net, SHUT_WR);
+	} else {
+		shutdown(b->net, SHUT_RDWR);
+	}
+	ERR_clear_error();
+	free(buf);
+	/* The caller sees the end: EOF, or EPIPE on its next write. */
+	shutdown(b->app[1], SHUT_RDWR);
+	return NULL;
+}
+
+struct xy_tls_bridge *xy_tls_bridge_start(int net, SSL_CTX *ctx, int server,
+					  int timeout_ms, char *err,
+					  size_t errlen)
+{
+	struct xy_tls_bridge *b = calloc(1, sizeof *b);
+	sigset_t all, old;
+	if (!b) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
+	b->net = net;
+	b->server = server;
+	b->timeout_ms = timeout_ms;
+	b->app[0] = b->app[1] = -1;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b->app) < 0 ||
+	    !(b->ssl = SSL_new(ctx)) || SSL_set_fd(b->ssl, net) != 1) {
+		xy_fail(err, errlen, errno ? errno : ENOMEM,
+			"cannot start TLS: %s", strerror(errno ? errno : ENOMEM));
+		goto error;
+	}
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	setsockopt(b->app[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&b->th, NULL, bridge_main, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		xy_fail(err, errlen, rc, "cannot start a thread");
+		goto error;
+	}
+	pthread_mutex_lock(&b->mu);
+	while (b->state == 0)
+		pthread_cond_wait(&b->cv, &b->mu);
+	pthread_mutex_unlock(&b->mu);
+	if (b->state < 0) {
+		pthread_join(b->th, NULL);
+		xy_fail(err, errlen, ECONNREFUSED, "%s", b->why);
+		b->th = 0;
+		goto error_joined;
+	}
+	return b;
+error:
+	b->th = 0;
+error_joined:
+	SSL_free(b->ssl);
+	if (b->app[0] >= 0)
+		close(b->app[0]);
+	if (b->app[1] >= 0)
+		close(b->app[1]);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	free(b);
+	return NULL;
+}
+
+int xy_tls_bridge_fd(const struct xy_tls_bridge *b)
+{
+	return b->app[0];
+}
+
+void xy_tls_bridge_end(struct xy_tls_bridge *b)
+{
+	if (!b)
+		return;
+	shutdown(b->app[0], SHUT_WR);
+	pthread_join(b->th, NULL);
+	close(b->app[0]);
+	close(b->app[1]);
+	SSL_free(b->ssl);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	free(b);
 }

@@ -72,3 +72,32 @@ const char *xy_tls_error(SSL *ssl, char *buf, size_t len);
 int xy_tls_looks_tls(const uint8_t *p, size_t n);
 
 #endif
+
+/* ------------------------------------------------------------ transfers
+ *
+ * Transfer connections (xfer.c) run TLS 1.3 with an external pre-shared
+ * key derived from the shared secret, with (EC)DHE for forward secrecy:
+ * only a host that knows the secret completes the handshake, either way.
+ * They run on blocking sockets through a bridge: a thread of its own
+ * speaks TLS on the socket, and the caller reads and writes plain bytes
+ * (and sendfile) on one end of a socket pair.
+ */
+
+/* A TLS 1.3 context keyed by the secret: server or client side. */
+SSL_CTX *xy_tls_psk_ctx(int server, const void *secret, size_t secret_len,
+			char *err, size_t errlen);
+
+struct xy_tls_bridge;
+
+/* Runs the handshake on the connected socket net within timeout_ms, in
+ * the bridge's own thread (every signal blocked there), then relays.
+ * NULL with a reason in err if the handshake failed. net stays the
+ * caller's: it closes it after xy_tls_bridge_end. */
+struct xy_tls_bridge *xy_tls_bridge_start(int net, SSL_CTX *ctx, int server,
+					  int timeout_ms, char *err,
+					  size_t errlen);
+/* The plain end: read and write it as the socket. */
+int xy_tls_bridge_fd(const struct xy_tls_bridge *b);
+/* Ends the plain side (what was written still goes out, then
+ * close_notify), joins the thread and frees b. end(NULL) does nothing. */
+void xy_tls_bridge_end(struct xy_tls_bridge *b);

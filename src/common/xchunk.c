@@ -143,13 +143,16 @@ static int recv_chunk(struct rx *rx, int sock)
 
 /* Asks src for the stream from the first unverified chunk. Returns OK
  * with the body about to follow on *sock, or why not. */
-static int request(struct rx *rx, const struct xy_source *src, int *sock)
+static int request(struct rx *rx, const struct xy_source *src, int *sock,
+		   int *tcp, struct xy_tls_bridge **br)
 {
 	const struct xy_xfer_spec *sp = rx->sp;
 	struct xy_msg_object hdr;
 	char err[200];
-	int fd = xy_xfer_connect(src->host, src->port, err, sizeof err);
-	if (fd < 0)
+	int fd;
+	*tcp = xy_xfer_open(src->host, src->port, sp->secret, sp->secret_len,
+			    sp->tls, br, &fd, err, sizeof err);
+	if (*tcp < 0)
 		return rx_fail(rx, XY_OBJ_FAILED, XY_BLAME_HOST, "%s", err);
 	*sock = fd;
 	uint8_t blame;
@@ -169,12 +172,12 @@ static int request(struct rx *rx, const struct xy_source *src, int *sock)
  * failure. */
 static int attempt(struct rx *rx, const struct xy_source *src)
 {
-	int sock = -1;
-	int st = request(rx, src, &sock);
+	int sock = -1, tcp = -1;
+	struct xy_tls_bridge *br = NULL;
+	int st = request(rx, src, &sock, &tcp, &br);
 	while (st == XY_OBJ_OK && rx->next < rx->sp->chunks->n)
 		st = recv_chunk(rx, sock);
-	if (sock >= 0)
-		close(sock);
+	xy_xfer_hangup(tcp, br);
 	return st;
 }
 

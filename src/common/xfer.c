@@ -36,6 +36,7 @@
 #include "auth.h"
 #include "log.h"
 #include "object.h"
+#include "tls.h"
 #include "util.h"
 
 #define PREAUTH_MAX 1024
@@ -72,6 +73,8 @@ struct slot {
 	struct xy_xfer_server *s;
 	pthread_t th;
 	int fd;
+	int io; /* what the connection is spoken on: fd, or its TLS bridge's */
+	struct xy_tls_bridge *br;
 	int used; /* a thread runs or awaits its join */
 	int done; /* the thread has finished */
 	char peer[80];
@@ -94,6 +97,7 @@ struct xy_xfer_server {
 	int active;
 	struct slot slots[XY_XFER_MAX_CONN];
 	int64_t corrupt_at; /* test hook; -1: off */
+	SSL_CTX *tls;       /* TLS keyed by the secret; NULL: plain */
 	int pstopping;      /* under plock */
 	/* objects being received, and tokens used */
 	pthread_mutex_t plock;
@@ -250,18 +254,18 @@ static int serve_complete(struct slot *sl, const struct xy_msg_get *g,
 			err[0] ? err : "offset past the end");
 		if (fd >= 0)
 			close(fd);
-		return send_object_header(sl->fd, XY_OBJ_FAILED, kind, 0);
+		return send_object_header(sl->io, XY_OBJ_FAILED, kind, 0);
 	}
-	if (send_object_header(sl->fd, XY_OBJ_OK, kind, size) < 0) {
+	if (send_object_header(sl->io, XY_OBJ_OK, kind, size) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
 	if (fd >= 0) {
-		rc = send_range(sl->fd, fd, g->offset, size, s->corrupt_at);
+		rc = send_range(sl->io, fd, g->offset, size, s->corrupt_at);
 		close(fd);
 	} else {
-		struct sink_ctx k = {sl->fd, 0, g->offset, size - g->offset,
+		struct sink_ctx k = {sl->io, 0, g->offset, size - g->offset,
 				     s->corrupt_at};
 		rc = xy_object_stream(path, kind, sock_sink, &k, -1, err,
 				      sizeof err);
@@ -321,7 +325,7 @@ static int serve_partial(struct slot *sl, const struct xy_msg_get *g,
 	uint64_t pos = g->offset, avail;
 	int rc = 0;
 	if (pos > p->size ||
-	    send_object_header(sl->fd, pos > p->size ? XY_OBJ_FAILED
+	    send_object_header(sl->io, pos > p->size ? XY_OBJ_FAILED
 						     : XY_OBJ_OK,
 			       p->kind, p->size) < 0 || pos > p->size)
 		rc = -1;
@@ -339,7 +343,7 @@ static int serve_partial(struct slot *sl, const struct xy_msg_get *g,
 		}
 		avail = p->verified;
 		pthread_mutex_unlock(&s->plock);
-		rc = send_range(sl->fd, p->fd, pos, avail, s->corrupt_at);
+		rc = send_range(sl->io, p->fd, pos, avail, s->corrupt_at);
 		if (rc == 0)
 			atomic_fetch_add(&s->bytes_sent, avail - pos);
 		pos = avail;
@@ -416,7 +420,7 @@ static int serve_get(struct slot *sl, const struct xy_msg_get *g)
 				 : errno == EACCES  ? "bad"
 						    : "used",
 			hex);
-		send_object_header(sl->fd, XY_OBJ_DENIED, 0, 0);
+		send_object_header(sl->io, XY_OBJ_DENIED, 0, 0);
 		return -1;
 	}
 	struct timespec until;
@@ -436,7 +440,7 @@ static int serve_get(struct slot *sl, const struct xy_msg_get *g)
 		     now_ts.tv_nsec >= until.tv_nsec))
 			break;
 	}
-	return send_object_header(sl->fd, XY_OBJ_NOT_FOUND, 0, 0);
+	return send_object_header(sl->io, XY_OBJ_NOT_FOUND, 0, 0);
 }
 
 /* ---- Publishing objects being received ---- */
@@ -511,17 +515,25 @@ static void *conn_main(void *arg)
 	char err[256];
 	uint8_t role = 0;
 	tune_socket(sl->fd, XY_XFER_TIMEOUT_MS);
-	if (xy_auth_server_fd(sl->fd, s->secret, s->secret_len, &role,
-			      XY_XFER_TIMEOUT_MS, err, sizeof err) < 0) {
+	sl->br = s->tls ? xy_tls_bridge_start(sl->fd, s->tls, 1,
+					      XY_XFER_TIMEOUT_MS, err,
+					      sizeof err)
+			: NULL;
+	sl->io = sl->br ? xy_tls_bridge_fd(sl->br) : sl->fd;
+	if (s->tls && !sl->br) {
+		XY_LOGW("xfer", "refused %s: %s", sl->peer, err);
+	} else if (xy_auth_server_fd(sl->io, s->secret, s->secret_len, &role,
+				     XY_XFER_TIMEOUT_MS, err,
+				     sizeof err) < 0) {
 		XY_LOGW("xfer", "refused %s: %s", sl->peer, err);
 	} else if (role != XY_ROLE_TRANSFER) {
 		union xy_msg e = {.error = {XY_ERR_PROTOCOL, "wrong role"}};
-		xy_fd_send_msg(sl->fd, XY_MSG_ERROR, &e, 1000, NULL, 0);
+		xy_fd_send_msg(sl->io, XY_MSG_ERROR, &e, 1000, NULL, 0);
 		XY_LOGW("xfer", "refused %s: role %u", sl->peer, role);
 	} else {
 		union xy_msg m;
 		/* An idle connection ends after XY_XFER_TIMEOUT_MS. */
-		while (xy_fd_recv_msg(sl->fd, XY_MSG_GET, &m, GET_MAX,
+		while (xy_fd_recv_msg(sl->io, XY_MSG_GET, &m, GET_MAX,
 				      XY_XFER_TIMEOUT_MS, err,
 				      sizeof err) == 0) {
 			int rc = serve_get(sl, &m.get);
@@ -530,6 +542,9 @@ static void *conn_main(void *arg)
 				break;
 		}
 	}
+	/* What was written goes out through TLS first. */
+	xy_tls_bridge_end(sl->br);
+	sl->br = NULL;
 	/* The peer sees EOF now; the descriptor stays ours until joined. */
 	shutdown(sl->fd, SHUT_RDWR);
 	pthread_mutex_lock(&s->lock);
@@ -745,6 +760,12 @@ error:
 	return NULL;
 }
 
+int xy_xfer_server_tls(struct xy_xfer_server *s, char *err, size_t errlen)
+{
+	s->tls = xy_tls_psk_ctx(1, s->secret, s->secret_len, err, errlen);
+	return s->tls ? 0 : -1;
+}
+
 int xy_xfer_server_port(const struct xy_xfer_server *s)
 {
 	return s->port;
@@ -793,6 +814,7 @@ void xy_xfer_server_stop(struct xy_xfer_server *s)
 	if (s->secret)
 		OPENSSL_cleanse(s->secret, s->secret_len);
 	free(s->secret);
+	SSL_CTX_free(s->tls);
 	free_tables(s);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
@@ -924,19 +946,52 @@ static int fetch_on(int fd, const void *secret, size_t secret_len,
 	return st;
 }
 
+int xy_xfer_open(const char *host, int port, const void *secret,
+		 size_t secret_len, int tls, struct xy_tls_bridge **br,
+		 int *io, char *err, size_t errlen)
+{
+	*br = NULL;
+	int fd = xy_xfer_connect(host, port, err, errlen);
+	*io = fd;
+	if (fd < 0 || !tls)
+		return fd;
+	SSL_CTX *ctx = xy_tls_psk_ctx(0, secret, secret_len, err, errlen);
+	if (ctx)
+		*br = xy_tls_bridge_start(fd, ctx, 0, XY_XFER_TIMEOUT_MS, err,
+					  errlen);
+	SSL_CTX_free(ctx); /* its bridge holds a reference */
+	if (!*br) {
+		close(fd);
+		*io = -1;
+		return -1;
+	}
+	*io = xy_tls_bridge_fd(*br);
+	return fd;
+}
+
+void xy_xfer_hangup(int fd, struct xy_tls_bridge *br)
+{
+	xy_tls_bridge_end(br);
+	if (fd >= 0)
+		close(fd);
+}
+
 int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
-			size_t secret_len, const uint8_t id[XY_ID_LEN],
+			size_t secret_len, int tls, const uint8_t id[XY_ID_LEN],
 			const uint8_t token[XY_TOKEN_LEN], const char *name,
 			const char *dest, int readonly, uint64_t *bytes,
 			uint8_t *blame, char *err, size_t errlen)
 {
 	uint8_t b = XY_BLAME_HOST;
 	int st = XY_OBJ_FAILED;
-	int fd = xy_xfer_connect(host, port, err, errlen);
+	struct xy_tls_bridge *br;
+	int io;
+	int fd = xy_xfer_open(host, port, secret, secret_len, tls, &br, &io,
+			      err, errlen);
 	if (fd >= 0) {
-		st = fetch_on(fd, secret, secret_len, id, token, name, dest,
+		st = fetch_on(io, secret, secret_len, id, token, name, dest,
 			      readonly, bytes, &b, err, errlen);
-		close(fd);
+		xy_xfer_hangup(fd, br);
 	}
 	if (blame)
 		*blame = st == XY_OBJ_OK ? XY_BLAME_NONE : b;
@@ -944,12 +999,13 @@ int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
 }
 
 int xy_xfer_fetch(const char *host, int port, const void *secret,
-		  size_t secret_len, const uint8_t id[XY_ID_LEN],
+		  size_t secret_len, int tls, const uint8_t id[XY_ID_LEN],
 		  const uint8_t token[XY_TOKEN_LEN], const char *name,
 		  const char *dest, int readonly, uint64_t *bytes, char *err,
 		  size_t errlen)
 {
-	return xy_xfer_fetch_blame(host, port, secret, secret_len, id, token,
+	return xy_xfer_fetch_blame(host, port, secret, secret_len, tls, id,
+				   token,
 				   name, dest, readonly, bytes, NULL, err,
 				   errlen);
 }

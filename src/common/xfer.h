@@ -52,6 +52,9 @@ struct xy_xfer_server *xy_xfer_server_start(const char *host, int port,
 					    xy_xfer_lookup_fn lookup,
 					    void *arg, char *err,
 					    size_t errlen);
+/* Serves over TLS 1.3 keyed by the secret (tls.h, "transfers"): call it
+ * before the port is given to anyone. 0, or -1 with a reason in err. */
+int xy_xfer_server_tls(struct xy_xfer_server *s, char *err, size_t errlen);
 int xy_xfer_server_port(const struct xy_xfer_server *s);
 uint64_t xy_xfer_server_bytes_sent(const struct xy_xfer_server *s);
 /* Stops accepting, closes open connections, joins every thread.
@@ -84,6 +87,16 @@ void xy_xfer_partial_end(struct xy_xfer_partial *p, int ok);
 /* Connects to host:port within a deadline: a blocking socket tuned for
  * transfers, or -1 with a reason in err. */
 int xy_xfer_connect(const char *host, int port, char *err, size_t errlen);
+/* Connects as xy_xfer_connect and, with tls, runs TLS 1.3 keyed by the
+ * secret over the socket: returns the socket (or -1 with a reason in
+ * err), with *io the descriptor to speak on (the socket, or the plain
+ * end of its TLS bridge, *br). xy_xfer_hangup ends both. */
+struct xy_tls_bridge;
+int xy_xfer_open(const char *host, int port, const void *secret,
+		 size_t secret_len, int tls, struct xy_tls_bridge **br,
+		 int *io, char *err, size_t errlen);
+void xy_xfer_hangup(int fd, struct xy_tls_bridge *br);
+
 /* The request half of a fetch on a connected fd: authenticates, sends
  * GET for id from offset (flags XY_GET_*) and reads the OBJECT header
  * into *hdr. Returns OK, with the body (hdr->size - offset bytes) about
@@ -103,7 +116,7 @@ int xy_xfer_request(int fd, const void *secret, size_t secret_len,
  * on success. Blocking: call it from a thread, never from an event
  * loop. */
 int xy_xfer_fetch(const char *host, int port, const void *secret,
-		  size_t secret_len, const uint8_t id[XY_ID_LEN],
+		  size_t secret_len, int tls, const uint8_t id[XY_ID_LEN],
 		  const uint8_t token[XY_TOKEN_LEN], const char *name,
 		  const char *dest, int readonly, uint64_t *bytes, char *err,
 		  size_t errlen);
@@ -113,7 +126,7 @@ int xy_xfer_fetch(const char *host, int port, const void *secret,
  * XY_BLAME_OBJECT (the source refused, lacked or broke off the
  * object, or sent a corrupt one). */
 int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
-			size_t secret_len, const uint8_t id[XY_ID_LEN],
+			size_t secret_len, int tls, const uint8_t id[XY_ID_LEN],
 			const uint8_t token[XY_TOKEN_LEN], const char *name,
 			const char *dest, int readonly, uint64_t *bytes,
 			uint8_t *blame, char *err, size_t errlen);
@@ -122,6 +135,7 @@ int xy_xfer_fetch_blame(const char *host, int port, const void *secret,
 struct xy_xfer_spec {
 	const void *secret;
 	size_t secret_len;
+	int tls; /* TLS keyed by the secret (xy_xfer_open) */
 	const uint8_t *id;
 	uint8_t kind;
 	uint64_t size;

@@ -25,6 +25,7 @@
 
 #include "auth.h"
 #include "internal.h"
+#include "mtls.h"
 #include "log.h"
 #include "util.h"
 
@@ -407,7 +408,7 @@ static void fetch_work(uv_work_t *req)
 	}
 	snprintf(tmp, sizeof tmp, "%s.%p", w->path, (void *)w);
 	w->status = xy_xfer_fetch(w->host, w->port, m->secret, m->secret_len,
-				  w->id, w->token, RECEIVER, tmp, 0, &w->bytes,
+				  xy_mtls_ctx(m->mtls) != NULL, w->id, w->token, RECEIVER, tmp, 0, &w->bytes,
 				  w->err, sizeof w->err);
 	if (w->status != XY_OBJ_OK)
 		return;

@@ -1114,7 +1114,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,
 				       xy_catalog_lookup, m->catalog, err,
 				       errlen);
-	if (!m->xfer)
+	if (!m->xfer || (xy_mtls_ctx(m->mtls) &&
+			 xy_xfer_server_tls(m->xfer, err, errlen) < 0))
 		goto error;
 	return m;
 error:

@@ -30,6 +30,7 @@
 
 #include "auth.h"
 #include "internal.h"
+#include "mtls.h"
 #include "log.h"
 #include "util.h"
 
@@ -728,7 +729,9 @@ static void retrieve_work(uv_work_t *req)
 		 (void *)j);
 	uint8_t blame;
 	j->status = xy_xfer_fetch_blame(j->host, j->port, x->secret,
-					x->secret_len, j->obj->id, j->token,
+					x->secret_len,
+					xy_mtls_ctx(x->m->mtls) != NULL,
+					j->obj->id, j->token,
 					MANAGER_NAME, tmp, 0, &j->bytes,
 					&blame, j->err, sizeof j->err);
 	if (j->status != XY_OBJ_OK) {

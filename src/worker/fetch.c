@@ -56,6 +56,7 @@ struct xy_fetcher {
 	const char *name;
 	void *secret;
 	size_t secret_len;
+	int tls;
 	uv_async_t async;
 	xy_fetch_done_cb cb;
 	void *arg;
@@ -126,7 +127,7 @@ static void run_whole(struct xy_fetcher *f, struct job *j)
 	for (uint32_t i = 0; i < j->n_sources; i++) {
 		j->status = xy_xfer_fetch_blame(
 			j->sources[i].host, j->sources[i].port, f->secret,
-			f->secret_len, j->id, j->token, f->name, j->dest, 1,
+			f->secret_len, f->tls, j->id, j->token, f->name, j->dest, 1,
 			&j->bytes, &j->blame[i], j->text, sizeof j->text);
 		if (j->status == XY_OBJ_OK || j->blame[i] == XY_BLAME_NONE)
 			return;
@@ -139,7 +140,7 @@ static void run_job(struct xy_fetcher *f, struct job *j)
 	if (j->chunks.n >= 2) {
 		struct xy_xfer_spec sp = {
 			.secret = f->secret, .secret_len = f->secret_len,
-			.id = j->id, .kind = j->kind, .size = j->size,
+			.tls = f->tls, .id = j->id, .kind = j->kind, .size = j->size,
 			.chunks = &j->chunks, .sources = j->sources,
 			.n_sources = j->n_sources, .token = j->token,
 			.name = f->name, .dest = j->dest, .readonly = 1,
@@ -309,6 +310,11 @@ void xy_fetcher_set_peer(struct xy_fetcher *f, struct xy_xfer_server *server,
 {
 	f->server = server;
 	f->name = name;
+}
+
+void xy_fetcher_set_tls(struct xy_fetcher *f, int on)
+{
+	f->tls = on;
 }
 
 void xy_fetcher_stop(struct xy_fetcher *f)

@@ -55,6 +55,10 @@ struct xy_fetcher *xy_fetcher_create(uv_loop_t *loop, struct xy_cache *cache,
 void xy_fetcher_set_peer(struct xy_fetcher *f, struct xy_xfer_server *server,
 			 const char *name);
 
+/* Fetches over TLS keyed by the secret (xy_xfer_open), as the servers
+ * of a manager with TLS serve. Before the first request. */
+void xy_fetcher_set_tls(struct xy_fetcher *f, int on);
+
 /* Stops the fetcher: fetches not started are dropped without a callback;
  * fetches in progress are given about a second to end, and are abandoned
  * (their threads left to finish alone, touching nothing of the loop or the

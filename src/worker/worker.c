@@ -970,7 +970,8 @@ static int start_parts(struct xy_daemon *w)
 	w->xfer = xy_xfer_server_start(NULL, 0, w->cfg.secret,
 				       w->cfg.secret_len, xy_cache_lookup,
 				       w->cache, err, sizeof err);
-	if (!w->xfer) {
+	if (!w->xfer || (w->cfg.tls &&
+			 xy_xfer_server_tls(w->xfer, err, sizeof err) < 0)) {
 		XY_LOGE("worker", "cannot start the transfer server: %s", err);
 		return -1;
 	}
@@ -991,6 +992,7 @@ static int start_parts(struct xy_daemon *w)
 		return -1;
 	}
 	xy_fetcher_set_peer(w->fetcher, w->xfer, w->cfg.name);
+	xy_fetcher_set_tls(w->fetcher, w->cfg.tls != NULL);
 	/* Test hook (docs/dataplane.md): serve chunk N of every stream with
 	 * one byte flipped. */
 	const char *corrupt = getenv("XYLEM_TEST_CORRUPT_CHUNK");

@@ -61,7 +61,7 @@ static void try(struct probe *p, const char *what, const uint8_t *tok)
 	char dest[4200], err[512] = "";
 	uint64_t bytes = 0;
 	snprintf(dest, sizeof dest, "%s/probe-%d", p->dir, p->n++);
-	int st = xy_xfer_fetch(p->host, p->port, p->secret, p->secret_len,
+	int st = xy_xfer_fetch(p->host, p->port, p->secret, p->secret_len, 0,
 			       p->id, tok, p->name, dest, 0, &bytes, err,
 			       sizeof err);
 	printf("%s %s\n", what, status_name(st));

@@ -1,5 +1,6 @@
-"""TLS on the control channel (docs/security.md): nothing a workflow
-says crosses loopback in plain text; a worker refuses a manager whose
+"""TLS on every channel (docs/security.md): nothing a workflow says or
+moves crosses loopback in plain text (commands, inputs, outputs, files
+between workers); a worker refuses a manager whose
 certificate it cannot verify (another CA, expired, another name, none);
 a relay that changes one byte after the handshake gets the connection
 dropped and nothing run; a relay that ends TLS on both sides cannot
@@ -23,11 +24,22 @@ MARKER = "xy-wire-marker-5c2e9a"
 
 
 def marker_workflow(tmp_path, n=3):
-    """Tasks whose commands carry MARKER (their outputs do not: file
-    bodies travel on transfer connections)."""
+    """Tasks whose commands, inputs and outputs carry MARKER: an input
+    from the manager, large enough to come in chunks, outputs the manager
+    fetches from the workers, and a last task that reads them all (from
+    the other worker, or the manager)."""
     out = tmp_path / "out"
-    tasks = [task(f"t{i}", f"m={MARKER}-{i}; echo ${{#m}} > out",
+    big = tmp_path / "big.txt"
+    line = f"{MARKER} in a file body\n".encode()
+    big.write_bytes(line * (3 * 1024 * 1024 // len(line)))
+    tasks = [task(f"t{i}", f"m={MARKER}-{i}; head -c 100 big > out;"
+                  " echo $m >> out",
+                  inputs=[(big, "big")],
                   outputs=[(out / str(i), "out")]) for i in range(n)]
+    tasks.append(task("all", "cat " + " ".join(f"in{i}" for i in range(n))
+                      + " > out",
+                      inputs=[(out / str(i), f"in{i}") for i in range(n)],
+                      outputs=[(out / "all", "out")]))
     return write_workflow(tmp_path / "wf.json", tasks), out
 
 
@@ -62,7 +74,10 @@ def test_marker_never_on_the_wire(xylem, tmp_path):
 
     wire = capture(tmp_path, run)
     assert len(wire) > 2000  # the run was seen
-    assert sorted(p.name for p in out.iterdir()) == ["0", "1", "2"]
+    assert sorted(p.name for p in out.iterdir()) == ["0", "1", "2", "all"]
+    got = (out / "all").read_text()
+    assert all(f"{MARKER}-{i}" in got for i in range(3)), got
+    assert f"{MARKER} in a file body" in got, got
     assert MARKER.encode() not in wire
 
 

@@ -143,7 +143,7 @@ static void t_fetch_inputs_outputs(void)
 	xy_token_make(SECRET, strlen(SECRET), want, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1",
 		      tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
-				  strlen(SECRET), want, tok, "w1", back, 0, &bytes,
+				  strlen(SECRET), 0, want, tok, "w1", back, 0, &bytes,
 				  err, sizeof err),
 		    XY_OBJ_OK);
 	body = xy_read_file(back, 100, &len);
@@ -252,7 +252,7 @@ static void t_dirs_forever_unlink(void)
 	xy_token_make(SECRET, strlen(SECRET), oid, ((uint64_t)time(NULL) + 60) * 1000000ull, "w1",
 		      tok);
 	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
-				  strlen(SECRET), oid, tok, "w1", back, 0, &bytes,
+				  strlen(SECRET), 0, oid, tok, "w1", back, 0, &bytes,
 				  err, sizeof err),
 		    XY_OBJ_OK);
 	fm_pathf(err, sizeof err, "test \"$(cat %s/deep/a)\" = one", back);
@@ -270,7 +270,7 @@ static void t_dirs_forever_unlink(void)
 	fm_got_free(fm_wait_for(&f, XY_MSG_TASK_DONE));
 	xy_rm_rf(back);
 	XY_CHECK(xy_xfer_fetch("127.0.0.1", f.worker_xfer_port, SECRET,
-			       strlen(SECRET), oid, tok, "w1", back, 0, &bytes, err,
+			       strlen(SECRET), 0, oid, tok, "w1", back, 0, &bytes, err,
 			       sizeof err) != XY_OBJ_OK);
 	fm_shutdown(&f);
 

@@ -247,7 +247,7 @@ static void t_local_failure(void)
 	char err[512];
 	xy_token_make(secret, strlen(secret), one.id, expiry(), "r1", tok);
 	XY_CHECK_EQ(xy_xfer_fetch_blame("127.0.0.1", xy_xfer_server_port(c),
-					secret, strlen(secret), one.id, tok,
+					secret, strlen(secret), 0, one.id, tok,
 					"r1", xy_test_path("got1"), 1, &bytes,
 					&who, err, sizeof err),
 		    XY_OBJ_NO_ROOM);
@@ -414,17 +414,17 @@ static void t_tokens(void)
 	uint64_t bytes;
 	/* Bound to the receiver's name. */
 	xy_token_make(secret, strlen(secret), h.id, expiry(), "r1", tok);
-	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
+	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret), 0,
 				  h.id, tok, "r2", xy_test_path("x"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_DENIED);
 	/* Used twice (a fetch and its retry), then refused as replayed. */
-	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
+	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret), 0,
 				  h.id, tok, "r1", xy_test_path("a"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_OK);
-	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
+	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret), 0,
 				  h.id, tok, "r1", xy_test_path("b"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_OK);
-	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret),
+	XY_CHECK_EQ(xy_xfer_fetch("127.0.0.1", port, secret, strlen(secret), 0,
 				  h.id, tok, "r1", xy_test_path("c"), 0, &bytes, err,
 				  sizeof err), XY_OBJ_DENIED);
 	xy_xfer_server_stop(a);
