@@ -358,7 +358,8 @@ int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt)
 
 	opt->secret = l->secret;
 	opt->secret_len = l->secret_len;
-	opt->no_tls = l->no_tls;
+	const char *off = getenv("XYLEM_NO_TLS");
+	opt->no_tls = l->no_tls || (off && !strcmp(off, "1"));
 	opt->tls_dir = l->tls_dir ? l->tls_dir : getenv("XYLEM_TLS_DIR");
 	if (opt->tls_dir && !*opt->tls_dir)
 		opt->tls_dir = NULL;

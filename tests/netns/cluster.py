@@ -44,6 +44,12 @@ import threading
 import time
 from pathlib import Path
 
+# One test CA for the managers and workers of a session (tests/tls_ca.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tls_ca  # noqa: E402
+
+tls_ca.setup()
+
 REPO = Path(__file__).resolve().parents[2]
 STATE_DIR = Path("/run/xylem-netns")
 NET_BASE = "10.213"     # subnets are NET_BASE.X.0/24
