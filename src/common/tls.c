@@ -703,7 +703,10 @@ void xy_tls_bridge_end(struct xy_tls_bridge *b)
 {
 	if (!b)
 		return;
-	shutdown(b->app[0], SHUT_WR);
+	/* What the caller wrote is still relayed (then EOF); what the
+	 * thread would still hand the caller fails, so that a thread blocked
+	 * on a caller that stopped reading (a fetch that failed) ends. */
+	shutdown(b->app[0], SHUT_RDWR);
 	pthread_join(b->th, NULL);
 	close(b->app[0]);
 	close(b->app[1]);

@@ -99,5 +99,6 @@ struct xy_tls_bridge *xy_tls_bridge_start(int net, SSL_CTX *ctx, int server,
 /* The plain end: read and write it as the socket. */
 int xy_tls_bridge_fd(const struct xy_tls_bridge *b);
 /* Ends the plain side (what was written still goes out, then
- * close_notify), joins the thread and frees b. end(NULL) does nothing. */
+ * close_notify; what was not read is dropped), joins the thread and
+ * frees b. end(NULL) does nothing. */
 void xy_tls_bridge_end(struct xy_tls_bridge *b);

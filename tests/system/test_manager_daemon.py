@@ -173,10 +173,11 @@ def status(xylem_bin, port, secret_file):
     return json.loads(r.stdout)["tasks"]
 
 
-def test_malformed_submit(xylem_bin, standing, secret_file, tmp_path):
+def test_malformed_submit(xylem_bin, plain_standing, secret_file,
+                          tmp_path):
     """A SUBMIT with an empty command closes that connection, with the
     reason in the manager's log, and nothing else."""
-    mgr, port = standing
+    mgr, port = plain_standing
     secret = open(secret_file, "rb").read().rstrip(b"\n")
     s = connect(port)
     nonce_s = read_challenge(s)
@@ -194,7 +195,7 @@ def test_malformed_submit(xylem_bin, standing, secret_file, tmp_path):
     assert closed
     mgr.wait_line(r"closing client \S+: SUBMIT with an empty command", 10)
     assert mgr.p.poll() is None
-    r = cwl(xylem_bin, port, secret_file, "--outdir", tmp_path / "o",
+    r = cwl(xylem_bin, port, secret_file, "--no-tls", "--outdir", tmp_path / "o",
             write(tmp_path / "t.cwl", """
                 cwlVersion: v1.2
                 class: CommandLineTool
@@ -225,6 +226,18 @@ def test_help(xylem_bin):
     assert r.returncode == 2
 
 
+@pytest.fixture
+def plain_standing(xylem, secret_file):
+    """`xylem manager --workers 1 --no-tls`, for the raw frames below,
+    which the test's Python speaks without TLS; returns (proc, port)."""
+    p = xylem.start("manager", "--workers", 1, "--port", 0,
+                    "--secret-file", secret_file, "--no-tls")
+    m = p.wait_line(r"listening on port (\d+)", 30)
+    port = int(m.group(1))
+    p.wait_line(r"worker \S+ ready", 30)
+    return p, port
+
+
 def client_socket(port, secret_file):
     """A raw client connection, authenticated with role CLIENT."""
     secret = open(secret_file, "rb").read().rstrip(b"\n")
@@ -236,10 +249,10 @@ def client_socket(port, secret_file):
     return s
 
 
-def test_unreachable_input(standing, secret_file):
+def test_unreachable_input(plain_standing, secret_file):
     """An input the manager cannot fetch from the client ends the task as
     INPUT_MISSING, in a RESULT, and the connection stays open."""
-    mgr, port = standing
+    mgr, port = plain_standing
     s = client_socket(port, secret_file)
     gone = socket.socket()
     gone.bind(("127.0.0.1", 0))
