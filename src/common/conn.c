@@ -429,171 +429,6 @@ static size_t parse_frames(struct xy_conn *c, const uint8_t *data,
 	return pos;
 }
 
-/* ---------------------------------------------------------------- TLS */
-
-/* The server's first step of the handshake of auth.h. */
-static int send_challenge(struct xy_conn *c)
-{
-	union xy_msg ch = {.challenge = {.magic = XY_PROTO_MAGIC,
-					 .version = XY_PROTO_VERSION}};
-	memcpy(ch.challenge.nonce, c->nonce_s, XY_NONCE_LEN);
-	return queue(c, &c->out, XY_MSG_CHALLENGE, &ch);
-}
-
-static int tls_start(struct xy_conn *c)
-{
-	if (!(c->ssl = SSL_new(c->opts.tls)) ||
-	    !(c->rbio = BIO_new(BIO_s_mem())) ||
-	    !(c->wbio = BIO_new(BIO_s_mem()))) {
-		BIO_free(c->rbio);
-		c->rbio = NULL;
-		ERR_clear_error();
-		return -1;
-	}
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	if (c->server) {
-		SSL_set_accept_state(c->ssl);
-		return 0;
-	}
-	SSL_set_connect_state(c->ssl);
-	if (xy_tls_expect_host(c->ssl, c->tls_host) < 0) {
-		ERR_clear_error();
-		return -1;
-	}
-	return 0;
-}
-
-/* The TLS handshake is done: the secret becomes the key bound to this
- * channel, and the handshake of auth.h begins inside it. */
-static void tls_established(struct xy_conn *c)
-{
-	uint8_t binding[XY_TLS_BINDING_LEN];
-	uint8_t *key = malloc(XY_MAC_LEN);
-
-	c->tls_up = 1;
-	if (!key || xy_tls_binding(c->ssl, binding) < 0) {
-		free(key);
-		fail(c, 0, "no TLS channel binding");
-		return;
-	}
-	xy_auth_bind_key(c->secret, c->secret_len, binding, key);
-	OPENSSL_cleanse(c->secret, c->secret_len);
-	free(c->secret);
-	c->secret = key;
-	c->secret_len = XY_MAC_LEN;
-	if (c->server && send_challenge(c) < 0)
-		fail(c, 0, "out of memory");
-}
-
-/* Advances the TLS handshake: 0, or -1 once it failed (closing). */
-static int tls_handshake(struct xy_conn *c)
-{
-	int r = SSL_do_handshake(c->ssl);
-	if (r == 1) {
-		tls_established(c);
-		flush(c);
-		return c->closing ? -1 : 0;
-	}
-	int e = SSL_get_error(c->ssl, r);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		flush(c);
-		return 0;
-	}
-	char why[256];
-	xy_tls_error(c->ssl, why, sizeof why);
-	c->refused = 1; /* a certificate or a version: trying again fails */
-	fail(c, 0, "TLS handshake failed: %s", why); /* sends the alert */
-	return -1;
-}
-
-/* Decrypts what OpenSSL has and parses the frames in it. */
-static void tls_read_plain(struct xy_conn *c)
-{
-	while (!c->closing) {
-		if (xy_buf_reserve(&c->in, READ_CHUNK) < 0) {
-			fail(c, 0, "out of memory");
-			return;
-		}
-		int r = SSL_read(c->ssl, c->in.data + c->in.len, READ_CHUNK);
-		if (r <= 0) {
-			int e = SSL_get_error(c->ssl, r);
-			char why[256];
-			if (e == SSL_ERROR_WANT_READ)
-				break;
-			if (e == SSL_ERROR_ZERO_RETURN) {
-				if (c->state != S_READY)
-					log_failure(c, "closed by peer");
-				xy_conn_close(c, "closed by peer");
-				return;
-			}
-			fail(c, 0, "TLS: %s",
-			     xy_tls_error(c->ssl, why, sizeof why));
-			return;
-		}
-		c->in.len += (size_t)r;
-		size_t want, used = parse_frames(c, c->in.data, c->in.len,
-						 &want);
-		if (c->closing)
-			return;
-		memmove(c->in.data, c->in.data + used, c->in.len - used);
-		c->in.len -= used;
-		if (want > c->in.len && xy_buf_reserve(&c->in, want) < 0) {
-			fail(c, 0, "out of memory for a frame of %zu bytes",
-			     want);
-			return;
-		}
-	}
-	if (c->in.len == 0)
-		xy_buf_free(&c->in); /* idle: hold no buffer */
-}
-
-/* Bytes from the stream on a TLS conn. */
-static void tls_input(struct xy_conn *c, const uint8_t *data, size_t n)
-{
-	if (!c->heard && !xy_tls_looks_tls(data, n)) {
-		c->refused = 1;
-		fail(c, 0, c->server
-				   ? "the peer does not speak TLS (a worker or"
-				     " client run with --no-tls?)"
-				   : "the manager does not speak TLS (run with"
-				     " --no-tls?): give both ends the same"
-				     " choice");
-		return;
-	}
-	c->heard = 1;
-	if (n > INT32_MAX || BIO_write(c->rbio, data, (int)n) != (int)n) {
-		fail(c, 0, "out of memory");
-		return;
-	}
-	if (!c->tls_up && tls_handshake(c) < 0)
-		return;
-	if (c->tls_up)
-		tls_read_plain(c);
-	if (!c->closing)
-		flush(c);
-}
-
-/* A TLS server heard nothing: the peer is likely a plain client waiting
- * for the CHALLENGE. It is told so in a plain ERROR frame. */
-static void plain_hint(struct xy_conn *c)
-{
-	const char *why = "this manager speaks TLS: give the worker or"
-			  " client --tls-ca FILE (the manager's ca.crt)";
-	union xy_msg m = {.error = {.code = XY_ERR_VERSION,
-				    .text = (char *)why}};
-	if (!c->writing && xy_msg_encode(&c->wbuf, XY_MSG_ERROR, &m) == 0) {
-		uv_buf_t b = uv_buf_init((char *)c->wbuf.data,
-					 (unsigned)c->wbuf.len);
-		if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1,
-			     write_cb) == 0)
-			c->writing = 1;
-		else
-			xy_buf_reset(&c->wbuf);
-	}
-	log_failure(c, "no TLS hello: a client without TLS?");
-	xy_conn_close(c, "no TLS hello");
-}
-
 /*
  * Reads land in one buffer that a thread's conns share, and a conn keeps
  * in `in` only the start of a frame that has not all come: an idle conn
@@ -682,6 +517,181 @@ static void keep_rest(struct xy_conn *c, const uint8_t *rest, size_t n,
 		fail(c, 0, "out of memory for a frame of %zu bytes", want);
 	else if (n == 0)
 		xy_buf_free(&c->in); /* idle: the shared buffer serves */
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+/* The server's first step of the handshake of auth.h. */
+static int send_challenge(struct xy_conn *c)
+{
+	union xy_msg ch = {.challenge = {.magic = XY_PROTO_MAGIC,
+					 .version = XY_PROTO_VERSION}};
+	memcpy(ch.challenge.nonce, c->nonce_s, XY_NONCE_LEN);
+	return queue(c, &c->out, XY_MSG_CHALLENGE, &ch);
+}
+
+static int tls_start(struct xy_conn *c)
+{
+	if (!(c->ssl = SSL_new(c->opts.tls)) ||
+	    !(c->rbio = BIO_new(BIO_s_mem())) ||
+	    !(c->wbio = BIO_new(BIO_s_mem()))) {
+		BIO_free(c->rbio);
+		c->rbio = NULL;
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	if (c->server) {
+		SSL_set_accept_state(c->ssl);
+		return 0;
+	}
+	SSL_set_connect_state(c->ssl);
+	if (xy_tls_expect_host(c->ssl, c->tls_host) < 0) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* The TLS handshake is done: the secret becomes the key bound to this
+ * channel, and the handshake of auth.h begins inside it. */
+static void tls_established(struct xy_conn *c)
+{
+	uint8_t binding[XY_TLS_BINDING_LEN];
+	uint8_t *key = malloc(XY_MAC_LEN);
+
+	c->tls_up = 1;
+	if (!key || xy_tls_binding(c->ssl, binding) < 0) {
+		free(key);
+		fail(c, 0, "no TLS channel binding");
+		return;
+	}
+	xy_auth_bind_key(c->secret, c->secret_len, binding, key);
+	OPENSSL_cleanse(c->secret, c->secret_len);
+	free(c->secret);
+	c->secret = key;
+	c->secret_len = XY_MAC_LEN;
+	if (c->server && send_challenge(c) < 0)
+		fail(c, 0, "out of memory");
+}
+
+/* Advances the TLS handshake: 0, or -1 once it failed (closing). */
+static int tls_handshake(struct xy_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		tls_established(c);
+		flush(c);
+		return c->closing ? -1 : 0;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		flush(c);
+		return 0;
+	}
+	char why[256];
+	xy_tls_error(c->ssl, why, sizeof why);
+	c->refused = 1; /* a certificate or a version: trying again fails */
+	fail(c, 0, "TLS handshake failed: %s", why); /* sends the alert */
+	return -1;
+}
+
+/* Decrypts what OpenSSL has and parses the frames in it. As a plain
+ * conn reads, a conn with no partial frame decrypts into the thread's
+ * shared buffer and keeps only the start of a frame that has not all
+ * come (keep_rest). */
+static void tls_read_plain(struct xy_conn *c)
+{
+	while (!c->closing) {
+		struct shared_read *sh = c->in.len ? NULL : shared_read();
+		uint8_t *dst;
+		if (sh && !sh->busy) {
+			dst = sh->data;
+		} else if (xy_buf_reserve(&c->in, READ_CHUNK) < 0) {
+			fail(c, 0, "out of memory");
+			return;
+		} else {
+			sh = NULL;
+			dst = c->in.data + c->in.len;
+		}
+		int r = SSL_read(c->ssl, dst, READ_CHUNK);
+		if (r <= 0) {
+			int e = SSL_get_error(c->ssl, r);
+			char why[256];
+			if (e == SSL_ERROR_WANT_READ)
+				break;
+			if (e == SSL_ERROR_ZERO_RETURN) {
+				if (c->state != S_READY)
+					log_failure(c, "closed by peer");
+				xy_conn_close(c, "closed by peer");
+				return;
+			}
+			fail(c, 0, "TLS: %s",
+			     xy_tls_error(c->ssl, why, sizeof why));
+			return;
+		}
+		size_t want, used;
+		if (sh) {
+			sh->busy = 1;
+			used = parse_frames(c, dst, (size_t)r, &want);
+			sh->busy = 0;
+			keep_rest(c, dst + used, (size_t)r - used, want);
+			continue;
+		}
+		c->in.len += (size_t)r;
+		used = parse_frames(c, c->in.data, c->in.len, &want);
+		if (used > 0 && !c->closing)
+			memmove(c->in.data, c->in.data + used,
+				c->in.len - used);
+		keep_rest(c, c->in.data, c->in.len - used, want);
+	}
+}
+
+/* Bytes from the stream on a TLS conn. */
+static void tls_input(struct xy_conn *c, const uint8_t *data, size_t n)
+{
+	if (!c->heard && !xy_tls_looks_tls(data, n)) {
+		c->refused = 1;
+		fail(c, 0, c->server
+				   ? "the peer does not speak TLS (a worker or"
+				     " client run with --no-tls?)"
+				   : "the manager does not speak TLS (run with"
+				     " --no-tls?): give both ends the same"
+				     " choice");
+		return;
+	}
+	c->heard = 1;
+	if (n > INT32_MAX || BIO_write(c->rbio, data, (int)n) != (int)n) {
+		fail(c, 0, "out of memory");
+		return;
+	}
+	if (!c->tls_up && tls_handshake(c) < 0)
+		return;
+	if (c->tls_up)
+		tls_read_plain(c);
+	if (!c->closing)
+		flush(c);
+}
+
+/* A TLS server heard nothing: the peer is likely a plain client waiting
+ * for the CHALLENGE. It is told so in a plain ERROR frame. */
+static void plain_hint(struct xy_conn *c)
+{
+	const char *why = "this manager speaks TLS: give the worker or"
+			  " client --tls-ca FILE (the manager's ca.crt)";
+	union xy_msg m = {.error = {.code = XY_ERR_VERSION,
+				    .text = (char *)why}};
+	if (!c->writing && xy_msg_encode(&c->wbuf, XY_MSG_ERROR, &m) == 0) {
+		uv_buf_t b = uv_buf_init((char *)c->wbuf.data,
+					 (unsigned)c->wbuf.len);
+		if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1,
+			     write_cb) == 0)
+			c->writing = 1;
+		else
+			xy_buf_reset(&c->wbuf);
+	}
+	log_failure(c, "no TLS hello: a client without TLS?");
+	xy_conn_close(c, "no TLS hello");
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
