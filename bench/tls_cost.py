@@ -49,13 +49,14 @@ with xylem.Executor(workers=2, tls=tls) as ex:
 '''
 
 
-def env_for(tls):
+def env_for(tls, quiet=True):
     env = dict(os.environ)
     for k in ("XYLEM_TLS_CA", "XYLEM_TLS_DIR", "XYLEM_NO_TLS"):
         env.pop(k, None)
     if not tls:
         env["XYLEM_NO_TLS"] = "1"
-    env.setdefault("XYLEM_LOG", "error")
+    if quiet:
+        env.setdefault("XYLEM_LOG", "error")
     return env
 
 
@@ -80,10 +81,15 @@ def calls_once(n, tls):
 
 
 def bcast_once(size_mib, tls):
+    # Its cluster waits for the workers' info lines: the log as it is.
     out = subprocess.run([sys.executable, str(REPO / "bench/broadcast.py"),
                           "--workers", "8", "--only", "xylem",
-                          "--size-mib", str(size_mib)], check=True,
-                         env=env_for(tls), capture_output=True, text=True)
+                          "--size-mib", str(size_mib)],
+                         env=env_for(tls, quiet=False), capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"broadcast.py: exit {out.returncode}:\n"
+                           f"{out.stdout}{out.stderr[-3000:]}")
     # The row for N = 8: "  8    limit |  secs     x   want".
     for line in out.stdout.splitlines():
         f = line.split()

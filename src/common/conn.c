@@ -602,7 +602,10 @@ static int tls_handshake(struct xy_conn *c)
  * come (keep_rest). */
 static void tls_read_plain(struct xy_conn *c)
 {
-	while (!c->closing) {
+	/* Until OpenSSL holds no more bytes: a last SSL_read only to hear
+	 * WANT_READ would cost a call a read. */
+	while (!c->closing &&
+	       (BIO_ctrl_pending(c->rbio) > 0 || SSL_pending(c->ssl) > 0)) {
 		struct shared_read *sh = c->in.len ? NULL : shared_read();
 		uint8_t *dst;
 		if (sh && !sh->busy) {
