@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "harness.h"
+#include "tls.h"
 #include "util.h"
 
 static const char secret[] = "s3cret";
@@ -42,6 +43,7 @@ static struct {
 	int port;
 	struct side srv, cli;
 	int want_closes;
+	SSL_CTX *srv_tls; /* the server's TLS; NULL: plain */
 } T;
 
 static void maybe_stop(void)
@@ -106,6 +108,7 @@ static void on_connection(uv_stream_t *server, int status)
 	XY_CHECK_EQ(status, 0);
 	struct xy_conn_opts o = {secret, strlen(secret), 0, on_ready, on_msg,
 				 on_close, &T.srv};
+	o.tls = T.srv_tls;
 	T.srv.c = xy_conn_accept(server, &o);
 	XY_CHECK(T.srv.c != NULL);
 }
@@ -498,6 +501,124 @@ static void t_large_messages(void)
 	XY_CHECK_EQ(T.srv.role, XY_ROLE_STATUS);
 }
 
+/* TLS (tls.h): a manager's context from a fresh CA directory, and a
+ * client's that verifies it against that CA's certificate (or
+ * another's). */
+static SSL_CTX *tls_server(const char *name)
+{
+	char dir[4200], err[256];
+	snprintf(dir, sizeof dir, "%s/%s", xy_test_tmpdir(), name);
+	SSL_CTX *ctx = xy_tls_manager_ctx(dir, NULL, err, sizeof err);
+	if (!ctx)
+		fprintf(stderr, "%s\n", err);
+	XY_CHECK(ctx != NULL);
+	return ctx;
+}
+
+static SSL_CTX *tls_client(const char *name)
+{
+	char ca[4200], err[256];
+	snprintf(ca, sizeof ca, "%s/%s/ca.crt", xy_test_tmpdir(), name);
+	SSL_CTX *ctx = xy_tls_client_ctx(ca, err, sizeof err);
+	XY_CHECK(ctx != NULL);
+	return ctx;
+}
+
+/* The handshake, held messages and a frame near the limit (many records
+ * and reads), all inside TLS. */
+static void t_tls_handshake_and_messages(void)
+{
+	setup(2);
+	T.srv_tls = tls_server("ca");
+	SSL_CTX *cli = tls_client("ca");
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_WORKER,
+				 on_ready, on_msg, on_close, &T.cli};
+	o.tls = cli;
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	XY_CHECK(T.cli.c != NULL);
+	union xy_msg m;
+	memset(&m, 0, sizeof m);
+	m.hello.name = "w1";
+	m.hello.hostname = "h";
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_HELLO, &m), 0);
+	size_t n = XY_MAX_STATUS;
+	char *json = malloc(n + 1);
+	memset(json, 'j', n);
+	json[n] = 0;
+	union xy_msg big = {.status_reply = {json}};
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_STATUS_REPLY, &big), 0);
+	free(json);
+	m.cancel.task_id = 7;
+	XY_CHECK_EQ(xy_conn_send(T.cli.c, XY_MSG_CANCEL, &m), 0);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.ready, 1);
+	XY_CHECK_EQ(T.cli.ready, 1);
+	XY_CHECK_EQ(T.srv.msgs, 3);
+	XY_CHECK_EQ(T.srv.types[0], XY_MSG_HELLO);
+	XY_CHECK_EQ(T.srv.types[1], XY_MSG_STATUS_REPLY);
+	XY_CHECK_EQ(T.srv.types[2], XY_MSG_CANCEL);
+	XY_CHECK_EQ(T.srv.last_task, 7);
+	XY_CHECK_EQ(T.cli.last_task, 4242);
+	XY_CHECK(!strcmp(T.cli.reason, "client done"));
+	SSL_CTX_free(T.srv_tls);
+	SSL_CTX_free(cli);
+}
+
+/* Inside TLS, a wrong secret is refused as before. */
+static void t_tls_wrong_secret(void)
+{
+	setup(2);
+	T.srv_tls = tls_server("ca");
+	SSL_CTX *cli = tls_client("ca");
+	struct xy_conn_opts o = {"wrong", 5, XY_ROLE_WORKER, on_ready, on_msg,
+				 on_close, &T.cli};
+	o.tls = cli;
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.ready + T.cli.ready, 0);
+	XY_CHECK(!strcmp(T.srv.reason, "bad secret"));
+	XY_CHECK_EQ(T.cli.refused, 1);
+	SSL_CTX_free(T.srv_tls);
+	SSL_CTX_free(cli);
+}
+
+/* A client that trusts another CA refuses the server: for good. */
+static void t_tls_other_ca(void)
+{
+	setup(2);
+	T.srv_tls = tls_server("ca");
+	SSL_CTX_free(tls_server("other")); /* makes other/ca.crt */
+	SSL_CTX *cli = tls_client("other");
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_WORKER,
+				 on_ready, on_msg, on_close, &T.cli};
+	o.tls = cli;
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.ready + T.cli.ready, 0);
+	XY_CHECK(strstr(T.cli.reason, "certificate verify failed") != NULL);
+	XY_CHECK_EQ(T.cli.refused, 1);
+	SSL_CTX_free(T.srv_tls);
+	SSL_CTX_free(cli);
+}
+
+/* A TLS client and a plain server: the client says why. */
+static void t_tls_client_plain_server(void)
+{
+	setup(2);
+	SSL_CTX_free(tls_server("ca")); /* makes ca/ca.crt */
+	SSL_CTX *cli = tls_client("ca");
+	struct xy_conn_opts o = {secret, strlen(secret), XY_ROLE_WORKER,
+				 on_ready, on_msg, on_close, &T.cli};
+	o.tls = cli;
+	T.cli.c = xy_conn_connect(&T.loop, "127.0.0.1", T.port, &o);
+	run_and_teardown();
+	XY_CHECK_EQ(T.srv.ready + T.cli.ready, 0);
+	XY_CHECK(strstr(T.cli.reason, "does not speak TLS") != NULL);
+	XY_CHECK(strstr(T.srv.reason, "speaks TLS") != NULL);
+	XY_CHECK_EQ(T.cli.refused, 1);
+	SSL_CTX_free(cli);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -511,6 +632,10 @@ int main(int argc, char **argv)
 		XY_TEST(t_close_inside_on_msg),
 		XY_TEST(t_frames_split_across_reads),
 		XY_TEST(t_large_messages),
+		XY_TEST(t_tls_handshake_and_messages),
+		XY_TEST(t_tls_wrong_secret),
+		XY_TEST(t_tls_other_ca),
+		XY_TEST(t_tls_client_plain_server),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
