@@ -103,6 +103,12 @@ struct xy_manager_options {
 	 * journal_sync: also fdatasync each turn's records. */
 	const char *journal;
 	int journal_sync;
+	/* Seconds a worker keeps its tasks, their results and its cache
+	 * once it loses this manager, trying to reconnect, so that a
+	 * manager started again on the journal adopts them (docs/
+	 * durability.md, "Workers outlive their manager"). 0: 300 with a
+	 * journal, none without; negative: none. */
+	double lease;
 };
 
 #define XY_CALL_WINDOW 2
