@@ -477,6 +477,7 @@ struct xy_stats {
 	int64_t files;   /* declared files the catalogue holds now */
 	int64_t objects; /* objects it knows now (idle ones included) */
 	int64_t tasks_skipped; /* finished from the journal, not run */
+	int64_t tasks_adopted; /* taken back from workers that kept them */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

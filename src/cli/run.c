@@ -590,6 +590,11 @@ static void print_summary(struct run *r)
 	if (st.tasks_skipped)
 		fprintf(stderr, " (%lld finished before: not run again)",
 			(long long)st.tasks_skipped);
+	if (st.tasks_adopted)
+		fprintf(stderr, " (%lld taken back from workers that kept"
+			" them)", (long long)st.tasks_adopted);
+	XY_LOGI("run", "file bodies: %lld bytes sent, %lld received",
+		(long long)st.bytes_sent, (long long)st.bytes_received);
 	fprintf(stderr, " in %.2f s (%.1f tasks/s)\n", wall,
 		wall > 0 ? (double)done / wall : 0.0);
 }

@@ -76,8 +76,13 @@ struct xy_adopt *xy_adopt_create(struct xy_manager *m, double wait_s)
 	a->m = m;
 	uv_timer_init(&m->loop, &a->timer);
 	a->timer.data = a;
-	uv_timer_start(&a->timer, on_wait_end, (uint64_t)(wait_s * 1000), 0);
 	uv_unref((uv_handle_t *)&a->timer);
+	/* Nothing ran when the manager before stopped: nothing to wait
+	 * for, and what workers bring back is of no use. */
+	a->over = !xy_memo_running_before(m->memo);
+	if (!a->over)
+		uv_timer_start(&a->timer, on_wait_end,
+			       (uint64_t)(wait_s * 1000), 0);
 	return a;
 }
 
@@ -177,6 +182,20 @@ void xy_adopt_unpark(struct xy_adopt *a, struct xy_task *t)
 		unpark(a, p);
 }
 
+static int offered(void *arg, const uint8_t *key)
+{
+	return find_offer(arg, key) != NULL;
+}
+
+/* Every task that ran under the manager before is adopted or forgotten:
+ * nothing is left to wait for (an offer that matters is always for such
+ * a task, whose RUN record its adoption replaces). */
+static void settled(struct xy_adopt *a)
+{
+	if (!a->over && !xy_memo_running_before(a->m->memo))
+		end_wait(a);
+}
+
 void xy_adopt_offers(struct xy_adopt *a, struct xy_worker *w,
 		     const struct xy_msg_hello *h)
 {
@@ -204,25 +223,27 @@ void xy_adopt_offers(struct xy_adopt *a, struct xy_worker *w,
 	if (h->n_held)
 		XY_LOGI(WHO, "worker %s came back holding %u tasks%s", w->name,
 			h->n_held, a->over ? " (too late: cancelled)" : "");
-	/* Parked tasks: those it brings back are adopted, those it ran and
-	 * did not keep are queued again. */
+	if (a->over)
+		return;
+	/* What ran there and it did not keep is forgotten; parked tasks it
+	 * brings back are adopted, the others it ran are queued again. */
+	xy_memo_forget_worker(a->m->memo, w->name, offered, a);
 	for (size_t i = 0; i < a->parked.n_slots; i++)
 		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
 		     p = n) {
 			n = p->next;
 			struct xy_task *t = p->t;
 			struct offer *o = find_offer(a, t->key);
-			const char *ran = xy_memo_ran_before(a->m->memo,
-							     t->key);
 			if (o) {
 				unpark(a, p);
 				adopt(a, o, t);
-			} else if (ran && !strcmp(ran, w->name)) {
+			} else if (!xy_memo_ran_before(a->m->memo, t->key)) {
 				unpark(a, p);
 				a->requeued++;
 				xy_manager_task_queue(a->m, t);
 			}
 		}
+	settled(a);
 }
 
 int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
@@ -232,6 +253,7 @@ int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
 	struct offer *o = find_offer(a, t->key);
 	if (o) {
 		adopt(a, o, t);
+		settled(a);
 		return 1;
 	}
 	if (a->over || !xy_memo_ran_before(a->m->memo, t->key))
@@ -267,6 +289,7 @@ void xy_adopt_worker_gone(struct xy_adopt *a, struct xy_worker *w)
 static void end_wait(struct xy_adopt *a)
 {
 	a->over = 1;
+	uv_timer_stop(&a->timer);
 	int64_t parked = 0;
 	for (size_t i = 0; i < a->parked.n_slots; i++)
 		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;

@@ -31,7 +31,7 @@
  * manager (WELCOME), and how long a manager started again waits for the
  * workers of the one before to come back (XYLEM_ADOPT_WAIT for tests). */
 #define LEASE_S 300.0
-#define ADOPT_WAIT_S 30.0
+#define ADOPT_WAIT_S 15.0
 
 static void set_state(struct xy_manager *m, struct xy_task *t,
 		      xy_task_state s)
@@ -1480,6 +1480,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	out->temps_remade = xy_lineage_remakes(m->lineage);
 	xy_catalog_counts(m->catalog, &out->files, &out->objects);
 	out->tasks_skipped = xy_memo_skipped(m->memo);
+	out->tasks_adopted = xy_adopt_adopted(m->adopt);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)

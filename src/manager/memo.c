@@ -568,6 +568,33 @@ const char *xy_memo_ran_before(struct xy_memo *memo,
 	return r->worker;
 }
 
+size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
+			     int (*kept)(void *, const uint8_t *), void *arg)
+{
+	size_t n = 0;
+	if (!memo)
+		return 0;
+	uint32_t now = current_epoch(memo);
+	for (size_t i = 0; memo->runs_before && i < memo->runs.n_slots; i++)
+		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
+		     r = next) {
+			next = r->next;
+			if (r->epoch >= now || strcmp(r->worker, worker) ||
+			    kept(arg, r->fp))
+				continue;
+			if (!memo->broken)
+				append_run(memo->j, REC_UNRUN, r->fp, NULL);
+			drop_run(memo, r);
+			n++;
+		}
+	return n;
+}
+
+size_t xy_memo_running_before(const struct xy_memo *memo)
+{
+	return memo ? memo->runs_before : 0;
+}
+
 size_t xy_memo_forget_before(struct xy_memo *memo)
 {
 	size_t n = 0;

@@ -50,6 +50,13 @@ void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t);
  * stopped, or NULL. */
 const char *xy_memo_ran_before(struct xy_memo *memo,
 			       const uint8_t key[XY_ID_LEN]);
+/* worker came back: the tasks that ran there under earlier managers and
+ * that it did not keep (kept(arg, key) is 0) are forgotten (UNRUN).
+ * Returns how many. */
+size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
+			     int (*kept)(void *, const uint8_t *), void *arg);
+/* How many tasks ran under earlier managers and are not yet settled. */
+size_t xy_memo_running_before(const struct xy_memo *memo);
 /* Forgets the tasks that were running under earlier managers (an UNRUN
  * record each): their workers did not bring them back. Returns how many. */
 size_t xy_memo_forget_before(struct xy_memo *memo);

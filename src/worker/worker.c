@@ -1223,6 +1223,8 @@ static int worker_setup(struct xy_daemon *w)
 		return -1;
 	init_handles(w);
 	arm_end(w);
+	if (w->cfg.lease >= 0)
+		w->lease_ms = (uint64_t)(w->cfg.lease * 1000);
 	uv_update_time(&w->loop);
 	w->cx.start = uv_now(&w->loop);
 	w->cx.limit = (uint64_t)(w->cfg.connect_timeout * 1000);

@@ -94,7 +94,7 @@ static int sample(unsigned type, union xy_msg *m)
 	case XY_MSG_LIBRARY:
 		m->task = (struct xy_msg_task){
 			0, "python3 -m xylem.library", 1, 0, 0, 0, 0,
-			2, env, 2, inputs, 0, NULL, "pylib", 4, "p\0ld"};
+			2, env, 2, inputs, 0, NULL, "pylib", 4, "p\0ld", {0}};
 		return 1;
 	case XY_MSG_FETCH:
 		m->fetch.id[0] = 0x11;
