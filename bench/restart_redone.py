@@ -24,8 +24,9 @@ For each: executions beyond one a task, the task-seconds redone (a task
 started k times counts k - 1 times its sleep), the wall time from the
 first manager's start to the second's end, and the redone work against
 "none" and "hq-like" of this run. Any task run twice in the xylem mode
-is a bug: the script says so and keeps the marks and the managers' logs
-(XYLEM_LOG=info).
+is a bug: the script says so, keeps the marks and the managers' logs
+(XYLEM_LOG=info) and exits 1, as it does when an output is wrong or a
+task never ended.
 
 usage: bench/restart_redone.py [--tasks 2000] [--workers 8] [--cores 2]
                                [--modes xylem,hq-like,none] [--json F]
@@ -156,6 +157,7 @@ class Run:
         self.secret.chmod(0o600)
         (d / "tmp").mkdir()
         self.workers = []
+        self.managers = []
         self.port = 0
 
     def manager(self, gen):
@@ -168,6 +170,7 @@ class Run:
             p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f,
                                  stderr=subprocess.STDOUT, env=self.env,
                                  start_new_session=True)
+        self.managers.append(p)
         m = wait_line(log, p, r"waiting for workers on port (\d+)", 60)
         self.port = int(m.group(1))
         return p, log
@@ -201,7 +204,8 @@ class Run:
         return killed
 
     def kill_all(self):
-        for w in self.workers:
+        """Whatever of this run is still there (after an error)."""
+        for w in self.managers + self.workers:
             if w.poll() is None:
                 w.kill()
                 w.wait(10)
@@ -369,7 +373,9 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     bug = results.get("xylem", {}).get("tasks_run_again", 0)
-    return 1 if bug else 0
+    bad = any(r["outputs_wrong"] or r["tasks_never_ended"]
+              for r in results.values())
+    return 1 if bug or bad else 0
 
 
 if __name__ == "__main__":
