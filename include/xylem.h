@@ -111,6 +111,12 @@ struct xy_manager_options {
 	 * (xy_manager_tls_ca). no_tls: plain TCP, with a warning. */
 	const char *tls_dir;
 	int no_tls;
+	/* Seconds a worker keeps its tasks, their results and its cache
+	 * once it loses this manager, trying to reconnect, so that a
+	 * manager started again on the journal adopts them (docs/
+	 * durability.md, "Workers outlive their manager"). 0: 300 with a
+	 * journal, none without; negative: none. */
+	double lease;
 };
 
 #define XY_CALL_WINDOW 2
@@ -484,6 +490,7 @@ struct xy_stats {
 	int64_t files;   /* declared files the catalogue holds now */
 	int64_t objects; /* objects it knows now (idle ones included) */
 	int64_t tasks_skipped; /* finished from the journal, not run */
+	int64_t tasks_adopted; /* taken back from workers that kept them */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

@@ -300,11 +300,22 @@ static int start_manager(struct run *r)
 		.journal = r->o.journal,
 		.journal_sync = r->o.journal_sync,
 	};
-	if (xy_local_manager(&r->local, &opt) < 0 ||
+	/* On a journal, the port of the manager before, where its workers
+	 * try to come back; another if it is taken. */
+	if (r->o.journal && !opt.port)
+		opt.port = xy_local_journal_port(r->o.journal);
+	if (opt.port && !r->o.port && xy_local_manager(&r->local, &opt) < 0) {
+		fprintf(stderr, "xylem run: the workers of the run before on"
+			" port %d cannot come back\n", opt.port);
+		opt.port = 0;
+	}
+	if ((!r->local.m && xy_local_manager(&r->local, &opt) < 0) ||
 	    xy_cli_pools_add("xylem run", r->local.m, r->o.pools,
 			     r->o.n_pools) < 0)
 		return -1;
 	r->m = r->local.m;
+	if (r->o.journal)
+		xy_local_journal_save_port(r->o.journal, xy_manager_port(r->m));
 	/* Never the secret itself: where it is, for `xylem status`. */
 	XY_LOGI("run", "listening on %s%s%s:%d (secret %s%s)",
 		opt.host && strchr(opt.host, ':') ? "[" : "",
@@ -581,6 +592,10 @@ static void print_summary(struct run *r)
 	if (r->failed > (int64_t)r->n_fails)
 		fprintf(stderr, "... and %lld more failed tasks\n",
 			(long long)(r->failed - (int64_t)r->n_fails));
+	struct xy_stats st;
+	xy_manager_stats(r->m, &st);
+	XY_LOGI("run", "file bodies: %lld bytes sent, %lld received",
+		(long long)st.bytes_sent, (long long)st.bytes_received);
 	if (r->o.quiet && !r->failed && !xy_local_stops())
 		return;
 	fprintf(stderr, "xylem run: %lld task%s: %lld succeeded, %lld failed",
@@ -590,11 +605,13 @@ static void print_summary(struct run *r)
 		fprintf(stderr, ", %lld cancelled",
 			(long long)((int64_t)r->n_submitted - r->succeeded -
 				    r->failed));
-	struct xy_stats st;
-	xy_manager_stats(r->m, &st);
 	if (st.tasks_skipped)
 		fprintf(stderr, " (%lld finished before: not run again)",
 			(long long)st.tasks_skipped);
+	if (st.tasks_adopted)
+		fprintf(stderr, " (%lld taken back from workers that kept"
+			" them)", (long long)st.tasks_adopted);
+
 	fprintf(stderr, " in %.2f s (%.1f tasks/s)\n", wall,
 		wall > 0 ? (double)done / wall : 0.0);
 }
@@ -620,6 +637,8 @@ static int execute(struct run *r)
 {
 	r->local.tls_dir = r->o.tls_dir;
 	r->local.no_tls = r->o.no_tls;
+	if (r->o.journal)
+		xy_local_journal(&r->local, r->o.journal);
 	if (xy_local_tmpdir(&r->local, "xylem-run") < 0 ||
 	    xy_local_secret(&r->local, r->o.secret_file) < 0 ||
 	    start_manager(r) < 0)
