@@ -375,3 +375,26 @@ def test_relay_ending_tls_cannot_forward_the_proof(xylem, tmp_path,
         assert not out.exists() or not list(out.iterdir())
     finally:
         relay.close()
+
+
+def test_ca_files_private_and_kept_beside_the_journal(xylem, tmp_path):
+    """Without XYLEM_TLS_DIR, a run on a journal keeps its CA in
+    JOURNAL/tls (0700, files 0600), and the next run on it uses the same
+    CA, so that workers that outlive a manager can verify the next."""
+    env = {k: v for k, v in xylem.env.items()
+           if k not in ("XYLEM_TLS_DIR", "XYLEM_TLS_CA")}
+    wf, out = marker_workflow(tmp_path, 1)
+    journal = tmp_path / "journal"
+    r = xylem.run("run", wf, "--workers", "1", "--journal", journal,
+                  env=env, timeout=60)
+    assert r.returncode == 0, r.output
+    tls = journal / "tls"
+    assert (tls.stat().st_mode & 0o777) == 0o700
+    for f in ("ca.crt", "ca.key"):
+        assert ((tls / f).stat().st_mode & 0o777) == 0o600, f
+    ca = (tls / "ca.crt").read_bytes()
+    r = xylem.run("run", wf, "--workers", "1", "--journal", journal,
+                  env=env, timeout=60)
+    assert r.returncode == 0, r.output
+    assert (tls / "ca.crt").read_bytes() == ca
+    assert not (tls / "server.key").exists()  # the server's key: memory
