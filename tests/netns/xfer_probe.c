@@ -61,7 +61,11 @@ static void try(struct probe *p, const char *what, const uint8_t *tok)
 	char dest[4200], err[512] = "";
 	uint64_t bytes = 0;
 	snprintf(dest, sizeof dest, "%s/probe-%d", p->dir, p->n++);
-	int st = xy_xfer_fetch(p->host, p->port, p->secret, p->secret_len, 0,
+	/* TLS as the workers run it (keyed by the secret), unless the
+	 * test runs without it. */
+	const char *off = getenv("XYLEM_NO_TLS");
+	int tls = !(off && !strcmp(off, "1"));
+	int st = xy_xfer_fetch(p->host, p->port, p->secret, p->secret_len, tls,
 			       p->id, tok, p->name, dest, 0, &bytes, err,
 			       sizeof err);
 	printf("%s %s\n", what, status_name(st));
