@@ -1,6 +1,7 @@
 /*
  * bench.h: what the C benchmarks share: a manager on loopback with the
- * benchmarks' secret, or the process ends saying why.
+ * benchmarks' secret, or the process ends saying why. It runs TLS, as
+ * managers do, unless XYLEM_NO_TLS=1.
  */
 #ifndef XY_BENCH_H
 #define XY_BENCH_H
@@ -16,9 +17,11 @@
 static inline struct xy_manager *bench_manager(void)
 {
 	char err[256];
+	const char *off = getenv("XYLEM_NO_TLS");
 	struct xy_manager_options o = {.host = "127.0.0.1",
 				       .secret = SECRET,
-				       .secret_len = strlen(SECRET)};
+				       .secret_len = strlen(SECRET),
+				       .no_tls = off && !strcmp(off, "1")};
 	struct xy_manager *m = xy_manager_create(&o, err, sizeof err);
 	if (!m) {
 		fprintf(stderr, "manager: %s\n", err);

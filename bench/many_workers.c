@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "bench.h"
+#include "tls.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
@@ -57,6 +58,7 @@ struct sim {
 	int port, id;
 	int n, started, closed;
 	struct simw *w;
+	SSL_CTX *tls; /* verifies the manager, as workers do; NULL: plain */
 };
 
 static void sim_connect(struct simw *sw);
@@ -129,7 +131,8 @@ static void sim_connect(struct simw *sw)
 				 .on_msg = sim_on_msg,
 				 .on_close = sim_on_close,
 				 .data = sw,
-				 .quiet = 1};
+				 .quiet = 1,
+				 .tls = sw->s->tls};
 
 	sw->c = xy_conn_connect(&sw->s->loop, "127.0.0.1", sw->s->port, &o);
 	if (!sw->c) {
@@ -151,13 +154,18 @@ static void sim_keepalive(uv_timer_t *h)
 
 /* A simulator process: n workers connected to port, until the manager
  * shuts them down. */
-static void simulate(int id, int port, int n)
+static void simulate(int id, int port, int n, const char *ca)
 {
 	struct sim s = {.port = port, .id = id, .n = n};
+	char err[256];
 
 	s.w = calloc((size_t)n, sizeof *s.w);
 	if (!s.w || uv_loop_init(&s.loop) < 0)
 		_exit(1);
+	if (ca && !(s.tls = xy_tls_client_ctx(ca, err, sizeof err))) {
+		fprintf(stderr, "simulator %d: %s\n", id, err);
+		_exit(1);
+	}
 	for (int i = 0; i < n; i++) {
 		s.w[i].s = &s;
 		s.w[i].idx = i;
@@ -232,7 +240,8 @@ static struct figures measure(int workers, long depth, long completions)
 	for (int i = 0; i < n_sims; i++) {
 		int share = workers / n_sims + (i < workers % n_sims);
 		if ((sims[i] = fork()) == 0)
-			simulate(i, xy_manager_port(m), share);
+			simulate(i, xy_manager_port(m), share,
+				 xy_manager_tls_ca(m));
 	}
 	/* The workers connect while the first tasks run; memory is read
 	 * once all are in, with the queue refilled to its depth. */
