@@ -488,6 +488,7 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 		return;
 	memcpy(e.fp, t->key, XY_ID_LEN);
 	e.has_place = place_of(t, e.place) == 0;
+	int recorded = 0;
 	struct out_stat outs[16];
 	e.outs = t->n_outputs <= 16 ? outs
 				    : calloc(t->n_outputs, sizeof *e.outs);
@@ -507,11 +508,15 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
 		       sizeof err) < 0)
 		goto oom;
+	recorded = 1;
 	goto done;
 oom:
 	XY_LOGW(WHO, "task %llu: not recorded: %s", (unsigned long long)t->id,
 		b.oom || !e.outs ? "out of memory" : strerror(errno));
 done:
+	/* Not recorded (a temp among its outputs): not running either. */
+	if (!recorded)
+		xy_memo_stopped(memo, t);
 	if (e.outs != outs)
 		free(e.outs);
 	xy_buf_free(&b);
@@ -532,19 +537,22 @@ static int append_run(struct xy_journal *j, unsigned type,
 	return ok ? 0 : -1;
 }
 
-void xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
-			const char *worker)
+int xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
+		       const char *worker)
 {
 	if (!memo || memo->broken || !t->key)
-		return;
+		return -1;
 	if (append_run(memo->j, REC_RUN, t->key, worker) < 0 ||
 	    set_run(memo, t->key, worker, current_epoch(memo)) < 0) {
 		XY_LOGW(WHO, "task %llu: its dispatch not recorded: %s",
 			(unsigned long long)t->id, strerror(errno));
-		return;
+		return -1;
 	}
-	if (xy_journal_write(memo->j) < 0)
+	if (xy_journal_write(memo->j) < 0) {
 		memo->broken = 1; /* journal.c said why */
+		return -1;
+	}
+	return 0;
 }
 
 void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t)
@@ -568,8 +576,9 @@ const char *xy_memo_ran_before(struct xy_memo *memo,
 	return r->worker;
 }
 
-size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
-			     int (*kept)(void *, const uint8_t *), void *arg)
+size_t xy_memo_forget(struct xy_memo *memo, const char *worker,
+		      int (*kept)(void *, const uint8_t *, const char *),
+		      void *arg)
 {
 	size_t n = 0;
 	if (!memo)
@@ -579,8 +588,9 @@ size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
 		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
 		     r = next) {
 			next = r->next;
-			if (r->epoch >= now || strcmp(r->worker, worker) ||
-			    kept(arg, r->fp))
+			if (r->epoch >= now ||
+			    (worker && strcmp(r->worker, worker)) ||
+			    kept(arg, r->fp, r->worker))
 				continue;
 			if (!memo->broken)
 				append_run(memo->j, REC_UNRUN, r->fp, NULL);
@@ -593,26 +603,6 @@ size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
 size_t xy_memo_running_before(const struct xy_memo *memo)
 {
 	return memo ? memo->runs_before : 0;
-}
-
-size_t xy_memo_forget_before(struct xy_memo *memo)
-{
-	size_t n = 0;
-	if (!memo)
-		return 0;
-	uint32_t now = current_epoch(memo);
-	for (size_t i = 0; memo->runs_before && i < memo->runs.n_slots; i++)
-		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
-		     r = next) {
-			next = r->next;
-			if (r->epoch >= now)
-				continue;
-			if (!memo->broken)
-				append_run(memo->j, REC_UNRUN, r->fp, NULL);
-			drop_run(memo, r);
-			n++;
-		}
-	return n;
 }
 
 /* The table as records, for a snapshot. */

@@ -1286,11 +1286,6 @@ int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids)
 
 /* ------------------------------------------------- a manager lost */
 
-static int has_key(const struct task *t)
-{
-	static const uint8_t zero[XY_ID_LEN];
-	return memcmp(t->spec.key, zero, XY_ID_LEN) != 0;
-}
 
 int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id)
 {
@@ -1312,11 +1307,10 @@ int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id)
 size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
 			 void *arg)
 {
-	struct task *t, *next, *keyless = NULL;
+	struct task *t, *next, *all = NULL;
 	size_t held = 0;
 
 	/* The table is rebuilt: a task moves to its new id's bucket. */
-	struct task *all = NULL;
 	for (size_t i = 0; i < TBUCKETS; i++) {
 		for (t = ts->table[i]; t; t = next) {
 			next = t->hnext;
@@ -1327,20 +1321,27 @@ size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
 	}
 	for (t = all; t; t = next) {
 		next = t->hnext;
-		if (!has_key(t)) {
-			t->hnext = keyless;
-			keyless = t;
-			table_put(t);
-			continue;
-		}
-		if (!(t->spec.task_id & XY_HELD_BIT))
+		if (xy_key_set(t->spec.key) &&
+		    !(t->spec.task_id & XY_HELD_BIT)) {
 			t->spec.task_id = next_id(arg);
+			held++;
+		}
 		table_put(t);
-		held++;
 	}
-	for (t = keyless; t; t = next) {
-		next = t->hnext;
-		xy_tasks_cancel(ts, t->spec.task_id);
+	/* Those without a key keep the lost manager's ids: cancelled (a
+	 * cancel takes the task out of the table, so each bucket is walked
+	 * again from its head), so that none meets an id of the next one. */
+	for (size_t i = 0; i < TBUCKETS; i++) {
+		int again = 1;
+		while (again) {
+			again = 0;
+			for (t = ts->table[i]; t; t = t->hnext)
+				if (!(t->spec.task_id & XY_HELD_BIT)) {
+					xy_tasks_cancel(ts, t->spec.task_id);
+					again = 1;
+					break;
+				}
+		}
 	}
 	return held;
 }
