@@ -133,7 +133,7 @@ def test_random_kills_never_redo_recorded_tasks(xylem, tmp_path):
     number of kills (default 20; hundreds for a soak outside CI)."""
     rng = random.Random(int(os.environ.get("XYLEM_KILL_SEED", "13")))
     n_kills = int(os.environ.get("XYLEM_KILLS", "20"))
-    chains_n, length = 4, max(12, n_kills // 2)
+    chains_n, length = 4, max(24, n_kills)
     wf, marks = chains(tmp_path, n=chains_n, length=length, sleep=0.2)
     j = tmp_path / "journal"
 
