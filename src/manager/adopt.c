@@ -251,6 +251,53 @@ static void cancel_all(struct xy_manager *m, struct xy_worker *w,
 	}
 }
 
+/* The parked task of key, or NULL. */
+static struct park *parked_of(struct xy_adopt *a, const uint8_t *key)
+{
+	for (struct park *p = xy_htab_first(&a->parked, key_hash(key)); p;
+	     p = xy_htab_next(&a->parked, p))
+		if (!memcmp(p->t->key, key, XY_ID_LEN))
+			return p;
+	return NULL;
+}
+
+/* w is back: of what ran there when the manager before stopped, what
+ * it kept and is parked here is adopted; what it did not keep is
+ * forgotten, and its parked tasks queued. Only w's own tasks are looked
+ * at (the journal indexes them by worker). */
+static void settle_worker(struct xy_adopt *a, struct xy_worker *w)
+{
+	uint8_t *keys;
+	int64_t n = xy_memo_keys_before(a->m->memo, w->name, &keys);
+	if (n < 0) {
+		XY_LOGW(WHO, "worker %s: out of memory settling its tasks; "
+			"the wait's end will", w->name);
+		return;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		const uint8_t *key = keys + i * XY_ID_LEN;
+		struct offer *o = find_offer(a, key, w->name);
+		struct park *p;
+		if (o) {
+			/* Kept: adopted once its task is ready. */
+			if ((p = parked_of(a, key))) {
+				struct xy_task *t = p->t;
+				unpark(a, p);
+				adopt(a, o, t);
+			}
+			continue;
+		}
+		xy_memo_forget_key(a->m->memo, key);
+		while ((p = parked_of(a, key))) {
+			struct xy_task *t = p->t;
+			unpark(a, p);
+			a->requeued++;
+			xy_manager_task_queue(a->m, t);
+		}
+	}
+	free(keys);
+}
+
 void xy_adopt_offers(struct xy_manager *m, struct xy_adopt *a,
 		     struct xy_worker *w, const struct xy_msg_hello *h)
 {
@@ -288,24 +335,7 @@ void xy_adopt_offers(struct xy_manager *m, struct xy_adopt *a,
 		XY_LOGI(WHO, "worker %s came back holding %u tasks, %lld of "
 			"them not wanted (cancelled)", w->name, h->n_held,
 			(long long)refused);
-	/* What ran there and it did not keep is forgotten; parked tasks it
-	 * brings back are adopted, the others it ran are queued again. */
-	xy_memo_forget(a->m->memo, w->name, offered, a);
-	for (size_t i = 0; i < a->parked.n_slots; i++)
-		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
-		     p = n) {
-			n = p->next;
-			struct xy_task *t = p->t;
-			struct offer *o = find_offer(a, t->key, w->name);
-			if (o) {
-				unpark(a, p);
-				adopt(a, o, t);
-			} else if (!xy_memo_ran_before(a->m->memo, t->key)) {
-				unpark(a, p);
-				a->requeued++;
-				xy_manager_task_queue(a->m, t);
-			}
-		}
+	settle_worker(a, w);
 	settled(a);
 }
 
@@ -368,7 +398,7 @@ static void end_wait(struct xy_adopt *a)
 		}
 	/* Offers still wanted stay, for tasks not ready yet (an input
 	 * being hashed, a writer running again): their RUN records too. */
-	size_t forgot = xy_memo_forget(a->m->memo, NULL, offered, a);
+	size_t forgot = xy_memo_forget(a->m->memo, offered, a);
 	XY_LOGI(WHO, "the wait for workers of the earlier manager is over: "
 		"%lld tasks adopted, %lld run again (%lld of them waited for "
 		"a worker that did not come back), %lld running held tasks "

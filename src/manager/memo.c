@@ -60,12 +60,14 @@ struct run {
 	uint32_t epoch;
 	char *worker;
 	struct run *next;
+	struct run *wnext; /* earlier epochs': the by-worker table's chain */
 };
 
 struct xy_memo {
 	struct xy_manager *m;
 	struct xy_journal *j;
 	struct xy_htab runs;   /* struct run by fingerprint */
+	struct xy_htab before; /* those of earlier epochs by worker name */
 	size_t runs_before;    /* those of earlier epochs */
 	struct xy_htab table;  /* entries by fingerprint (next) */
 	struct xy_htab places; /* those with a place, by it (pnext) */
@@ -152,8 +154,10 @@ static uint32_t current_epoch(const struct xy_memo *memo)
 
 static void drop_run(struct xy_memo *memo, struct run *r)
 {
-	if (r->epoch < current_epoch(memo))
+	if (r->epoch < current_epoch(memo)) {
 		memo->runs_before--;
+		xy_htab_remove(&memo->before, r, xy_str_hash(r->worker));
+	}
 	xy_htab_remove(&memo->runs, r, fp_hash(r->fp));
 	free(r->worker);
 	free(r);
@@ -174,10 +178,17 @@ static int set_run(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN],
 		drop_run(memo, old);
 	memcpy(r->fp, fp, XY_ID_LEN);
 	r->epoch = epoch;
-	if (epoch < current_epoch(memo))
+	if (epoch < current_epoch(memo)) {
 		memo->runs_before++;
+		xy_htab_insert(&memo->before, r, xy_str_hash(worker));
+	}
 	xy_htab_insert(&memo->runs, r, fp_hash(fp));
 	return 0;
+}
+
+static uint32_t before_hash(const void *node)
+{
+	return xy_str_hash(((const struct run *)node)->worker);
 }
 
 /* ---------------------------------------------------------- fingerprint */
@@ -385,11 +396,14 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 				  entry_hash) < 0 ||
 	    xy_htab_init(&memo->runs, offsetof(struct run, next),
 			 run_hash) < 0 ||
+	    xy_htab_init(&memo->before, offsetof(struct run, wnext),
+			 before_hash) < 0 ||
 	    xy_htab_init(&memo->places, offsetof(struct entry, pnext),
 			 place_hash) < 0) {
 		if (memo) {
 			xy_htab_free(&memo->table);
 			xy_htab_free(&memo->runs);
+			xy_htab_free(&memo->before);
 		}
 		free(memo);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
@@ -436,6 +450,7 @@ void xy_memo_destroy(struct xy_memo *memo)
 	xy_htab_free(&memo->table);
 	xy_htab_free(&memo->places);
 	xy_htab_free(&memo->runs);
+	xy_htab_free(&memo->before);
 	free(memo);
 }
 
@@ -576,7 +591,7 @@ const char *xy_memo_ran_before(struct xy_memo *memo,
 	return r->worker;
 }
 
-size_t xy_memo_forget(struct xy_memo *memo, const char *worker,
+size_t xy_memo_forget(struct xy_memo *memo,
 		      int (*kept)(void *, const uint8_t *, const char *),
 		      void *arg)
 {
@@ -588,9 +603,7 @@ size_t xy_memo_forget(struct xy_memo *memo, const char *worker,
 		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
 		     r = next) {
 			next = r->next;
-			if (r->epoch >= now ||
-			    (worker && strcmp(r->worker, worker)) ||
-			    kept(arg, r->fp, r->worker))
+			if (r->epoch >= now || kept(arg, r->fp, r->worker))
 				continue;
 			if (!memo->broken)
 				append_run(memo->j, REC_UNRUN, r->fp, NULL);
@@ -598,6 +611,43 @@ size_t xy_memo_forget(struct xy_memo *memo, const char *worker,
 			n++;
 		}
 	return n;
+}
+
+int64_t xy_memo_keys_before(struct xy_memo *memo, const char *worker,
+			    uint8_t **keys)
+{
+	size_t n = 0, cap = 0;
+	*keys = NULL;
+	if (!memo || !memo->runs_before)
+		return 0;
+	for (struct run *r = xy_htab_first(&memo->before, xy_str_hash(worker));
+	     r; r = xy_htab_next(&memo->before, r)) {
+		if (strcmp(r->worker, worker))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			uint8_t *k = realloc(*keys, cap * XY_ID_LEN);
+			if (!k) {
+				free(*keys);
+				*keys = NULL;
+				return -1;
+			}
+			*keys = k;
+		}
+		memcpy(*keys + n++ * XY_ID_LEN, r->fp, XY_ID_LEN);
+	}
+	return (int64_t)n;
+}
+
+void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN])
+{
+	struct run *r;
+	if (!memo || !(r = find_run(memo, key)) ||
+	    r->epoch >= current_epoch(memo))
+		return;
+	if (!memo->broken)
+		append_run(memo->j, REC_UNRUN, r->fp, NULL);
+	drop_run(memo, r);
 }
 
 size_t xy_memo_running_before(const struct xy_memo *memo)

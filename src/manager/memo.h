@@ -54,11 +54,18 @@ void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t);
 const char *xy_memo_ran_before(struct xy_memo *memo,
 			       const uint8_t key[XY_ID_LEN]);
 /* Forgets (an UNRUN record each) the tasks that were running under
- * earlier managers, on worker (NULL: any), except those for which
- * kept(arg, key, their worker) says 1. Returns how many. */
-size_t xy_memo_forget(struct xy_memo *memo, const char *worker,
+ * earlier managers, except those for which kept(arg, key, their worker)
+ * says 1. Returns how many. */
+size_t xy_memo_forget(struct xy_memo *memo,
 		      int (*kept)(void *, const uint8_t *, const char *),
 		      void *arg);
+/* The keys of the tasks that were running on worker under earlier
+ * managers, as a malloc'd array of n * XY_ID_LEN bytes (NULL when none).
+ * Returns n, or -1 on ENOMEM. */
+int64_t xy_memo_keys_before(struct xy_memo *memo, const char *worker,
+			    uint8_t **keys);
+/* Forgets one such task (an UNRUN record). */
+void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN]);
 /* How many tasks ran under earlier managers and are not yet settled. */
 size_t xy_memo_running_before(const struct xy_memo *memo);
 
