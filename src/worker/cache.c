@@ -886,9 +886,13 @@ static int part_path(struct xy_cache *c, const struct entry *e, int part,
 static int prints(struct xy_cache *c, const char *path, uint64_t *full,
 		  uint64_t *noc, char *err, size_t errlen)
 {
-	if (xy_guard_print(path, c->guard_key, full, NULL, err, errlen) < 0)
+	uint64_t p[2];
+
+	if (xy_guard_print(path, c->guard_key, p, NULL, err, errlen) < 0)
 		return -1;
-	return xy_guard_print(path, c->guard_key ^ 1, noc, NULL, err, errlen);
+	*full = p[0];
+	*noc = p[1];
+	return 0;
 }
 
 static struct entry *locked_find(struct xy_cache *c,
@@ -969,6 +973,14 @@ int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		return 1;
 	}
 	return settle(c, e, path, err, errlen);
+}
+
+int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		     int part)
+{
+	struct entry *e = locked_find(c, id);
+
+	return e && e->printed[part];
 }
 
 void xy_cache_reseal(struct xy_cache *c, const uint8_t id[XY_ID_LEN])

@@ -166,6 +166,10 @@ enum { XY_CACHE_OBJECT = 0, XY_CACHE_EXPANSION = 1 };
 int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		   int part, char *err, size_t errlen);
 
+/* 1 if part of object id has its fingerprint recorded, else 0. */
+int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		     int part);
+
 /* After the worker's own link or unlink of file object id (either sets
  * its ctime): records its fingerprint again, if nothing but its ctime
  * differs from the one recorded. */

@@ -41,9 +41,10 @@ static uint64_t name_hash(uint64_t key, const char *s, size_t n)
 	return h;
 }
 
-/* One entry's part of the print: its relative name and what stat says. */
-static uint64_t entry_print(uint64_t key, const char *rel, size_t rel_len,
-			    const struct stat *st)
+/* One entry's part of both prints (sum[0] with ctime, sum[1] without):
+ * its relative name and what stat says. */
+static void entry_print(uint64_t key, const char *rel, size_t rel_len,
+			const struct stat *st, uint64_t sum[2])
 {
 	uint64_t h = name_hash(key, rel, rel_len);
 
@@ -53,9 +54,10 @@ static uint64_t entry_print(uint64_t key, const char *rel, size_t rel_len,
 	h = mix(h, (uint64_t)st->st_size);
 	h = mix(h, (uint64_t)st->st_mtim.tv_sec);
 	h = mix(h, (uint64_t)st->st_mtim.tv_nsec);
+	sum[1] += h;
 	h = mix(h, (uint64_t)st->st_ctim.tv_sec);
 	h = mix(h, (uint64_t)st->st_ctim.tv_nsec);
-	return h;
+	sum[0] += h;
 }
 
 struct frame {
@@ -64,7 +66,7 @@ struct frame {
 };
 
 /* Walks the directory open as fd (taken), adding into *sum. */
-static int walk(int fd, uint64_t key, uint64_t *sum, uint64_t *count,
+static int walk(int fd, uint64_t key, uint64_t sum[2], uint64_t *count,
 		char *err, size_t errlen)
 {
 	static const size_t max = XY_GUARD_MAX_DEPTH;
@@ -112,7 +114,7 @@ static int walk(int fd, uint64_t key, uint64_t *sum, uint64_t *count,
 				    rel + 1);
 			break;
 		}
-		*sum += entry_print(key, rel, f->len + 1 + n, &st);
+		entry_print(key, rel, f->len + 1 + n, &st, sum);
 		(*count)++;
 		if (!S_ISDIR(st.st_mode))
 			continue;
@@ -138,27 +140,28 @@ static int walk(int fd, uint64_t key, uint64_t *sum, uint64_t *count,
 	return r;
 }
 
-int xy_guard_print(const char *path, uint64_t key, uint64_t *print,
+int xy_guard_print(const char *path, uint64_t key, uint64_t print[2],
 		   uint64_t *n, char *err, size_t errlen)
 {
-	uint64_t sum, count = 1;
+	uint64_t sum[2] = {0, 0}, count = 1;
 	struct stat st;
 	int fd;
 
 	if (lstat(path, &st) < 0)
 		return xy_fail(err, errlen, errno, "cannot stat %s: %s", path,
 			       strerror(errno));
-	sum = entry_print(key, "", 0, &st);
+	entry_print(key, "", 0, &st, sum);
 	if (S_ISDIR(st.st_mode)) {
 		fd = open(path,
 			  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return xy_fail(err, errlen, errno, "cannot open %s: %s",
 				       path, strerror(errno));
-		if (walk(fd, key, &sum, &count, err, errlen) < 0)
+		if (walk(fd, key, sum, &count, err, errlen) < 0)
 			return -1;
 	}
-	*print = mix(sum, count);
+	print[0] = mix(sum[0], count);
+	print[1] = mix(sum[1], count);
 	if (n)
 		*n = count;
 	return 0;

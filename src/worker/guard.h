@@ -24,12 +24,14 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-/* The fingerprint of the file or directory at path under key. Returns 0,
+/* The fingerprints of the file or directory at path under key: print[0]
+ * of all the above, print[1] of all but ctime (which the worker's own
+ * link or unlink of a file moves; cache.c, xy_cache_reseal). Returns 0,
  * or -1 with errno and a reason in err (a path that is gone, a directory
  * deeper than XY_GUARD_MAX_DEPTH, an unreadable directory). Counts the
  * inodes visited into *n when n is not NULL. */
 #define XY_GUARD_MAX_DEPTH 256
-int xy_guard_print(const char *path, uint64_t key, uint64_t *print,
+int xy_guard_print(const char *path, uint64_t key, uint64_t print[2],
 		   uint64_t *n, char *err, size_t errlen);
 
 /* Removes the sandbox's name for a file input, walking its parents

@@ -923,14 +923,25 @@ static void altered(struct xy_tasks *ts, const uint8_t id_in[XY_ID_LEN],
 }
 
 /* Before input i is lent: is it as it was? Returns 0, or -1 if t has been
- * ended because it was not. */
+ * ended because it was not. A directory (or an expansion) is walked only
+ * when it is lent to another running task now, or never was: otherwise
+ * the check after the last task that had it still holds, since nothing
+ * reaches it through a sandbox but a task lent it. A file costs two
+ * lstat calls and is always checked. */
 static int guard_before(struct task *t, uint32_t i)
 {
 	struct xy_task_input *in = &t->spec.inputs[i];
+	struct xy_cache *c = t->ts->o.cache;
+	struct xy_cache_info info;
 	char how[256];
 
-	if (xy_cache_guard(t->ts->o.cache, in->id, input_part(in), how,
-			   sizeof how) != 1)
+	if (xy_cache_guarded(c, in->id, input_part(in)) &&
+	    (input_part(in) == XY_CACHE_EXPANSION ||
+	     (xy_cache_find(c, in->id, &info) == 0 &&
+	      info.kind == XY_KIND_DIR)) &&
+	    !count_lent(t->ts, in->id))
+		return 0; /* checked when last given back, lent to none since */
+	if (xy_cache_guard(c, in->id, input_part(in), how, sizeof how) != 1)
 		return 0;
 	altered(t->ts, in->id, how);
 	return t->reported ? -1 : 0;
