@@ -8,8 +8,9 @@
 # the directory (after it; before it only when another task has it lent).
 #
 # Baseline in the same run: the same workflow through XYLEM_BASE_BIN, a
-# build without the check (the commit before it: `git worktree add
-# /tmp/base cbade7b~1 && (cd /tmp/base && bash scripts/build.sh build)`).
+# build without the check: the commit before "worker: cached objects lent
+# to tasks are fingerprinted" (git archive it into a directory and run
+# scripts/build.sh build there).
 # Prints the time a task with each, the difference (the check) and the
 # ratio.
 #
