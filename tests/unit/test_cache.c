@@ -18,6 +18,7 @@
 
 #include "cache.h"
 #include "exec.h"
+#include "guard.h"
 #include "harness.h"
 #include "object.h"
 #include "util.h"
@@ -815,6 +816,46 @@ static void t_guard(void)
 	xy_cache_close(c);
 }
 
+/* xy_guard_unlink takes out a file input's name only while it is the
+ * cached inode, and never through a parent the task made a symbolic link:
+ * what it finds there instead is left alone. */
+static void t_guard_unlink(void)
+{
+	const char *top = path_in(xy_test_tmpdir(), "gu");
+	char sb[PATH_MAX / 2], outside[PATH_MAX / 2], obj[PATH_MAX / 2];
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(sb, sizeof sb, "%s/sandbox", top);
+	snprintf(outside, sizeof outside, "%s/outside", top);
+	snprintf(obj, sizeof obj, "%s/object", top);
+	XY_CHECK(xy_mkdir_p(sb) == 0 && xy_mkdir_p(outside) == 0);
+	write_file(obj, "cached");
+	XY_CHECK(stat(obj, &st) == 0);
+	/* In place: removed. */
+	snprintf(p, sizeof p, "%s/a", sb);
+	XY_CHECK(mkdir(p, 0755) == 0);
+	snprintf(p, sizeof p, "%s/a/in", sb);
+	XY_CHECK(link(obj, p) == 0);
+	XY_CHECK(xy_guard_unlink(sb, "a/in", &st) == 0);
+	XY_CHECK(!exists(p));
+	/* Replaced by another file: left. */
+	write_file(p, "mine");
+	XY_CHECK(xy_guard_unlink(sb, "a/in", &st) < 0);
+	XY_CHECK(exists(p));
+	/* Its parent made a symbolic link to a directory holding a link to
+	 * the same inode: not followed, nothing removed there. */
+	XY_CHECK(unlink(p) == 0);
+	snprintf(p, sizeof p, "%s/a", sb);
+	XY_CHECK(rmdir(p) == 0);
+	XY_CHECK(symlink(outside, p) == 0);
+	snprintf(p, sizeof p, "%s/in", outside);
+	XY_CHECK(link(obj, p) == 0);
+	XY_CHECK(xy_guard_unlink(sb, "a/in", &st) < 0);
+	XY_CHECK(exists(p));
+	xy_rm_rf(top);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -833,6 +874,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_outputs_held_until_released),
 		XY_TEST(t_drop_dirs_off_the_loop),
 		XY_TEST(t_guard),
+		XY_TEST(t_guard_unlink),
 		XY_TEST(t_sandbox_link),
 		XY_TEST(t_sandbox_hostile_names),
 		XY_TEST(t_sandbox_outputs),
