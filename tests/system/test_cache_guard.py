@@ -147,3 +147,34 @@ def test_forever_object_is_not_kept_altered(xylem, tmp_path, secret_file):
     xylem.worker(port, secret_file, 1, "--cache", cache)
     assert mgr.wait(60) == 0, mgr.output
     assert out.read_bytes() == GOOD
+
+
+def test_shared_input_written_is_settled_by_reruns(xylem, tmp_path):
+    """Two tasks lent one object at once, one of them writing it: the
+    worker cannot tell which wrote, so both fail WORKER_FAILED, to be run
+    again (retries untouched), and the object is dropped. The writer,
+    run again at once with a fresh copy while the reader's first run
+    still holds the old one, is then alone with what it writes and fails
+    for good saying so; the reader, run again after, reads the right
+    bytes. Its first run read the written bytes, and its output was not
+    kept."""
+    data = tmp_path / "data"
+    data.write_bytes(GOOD)
+    out = tmp_path / "reader.out"
+    tasks = [
+        {"id": "writer", "command": "echo EVIL > in; sleep 0.3",
+         "inputs": [{"path": str(data), "as": "in"}]},
+        {"id": "reader", "command": "sleep 1.5; cat in > out",
+         "inputs": [{"path": str(data), "as": "in"}],
+         "outputs": [{"path": str(out), "as": "out"}]},
+    ]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    env = {**xylem.env, "XYLEM_LOG": "info"}
+    r = xylem.run("run", wf, "--workers", "1", "--cores-per-worker", "2",
+                  env=env, timeout=120)
+    assert r.returncode == 1, r.output
+    assert r.output.count("a task altered it") >= 2, r.output
+    assert re.search(r'failed: task "writer".*\n.*the task modified its '
+                     r"input 'in'", r.output), r.output
+    assert "1 succeeded, 1 failed" in r.output, r.output  # the reader
+    assert out.read_bytes() == GOOD, r.output
