@@ -42,6 +42,7 @@ struct entry {
 	 * the first loan on; the second leaves ctime out (xy_cache_reseal). */
 	uint64_t print[2], print_noc[2];
 	uint8_t printed[2];
+	uint8_t checked[2]; /* found intact by xy_cache_guard at least once */
 	struct entry *next; /* bucket chain */
 };
 
@@ -692,18 +693,23 @@ void xy_cache_unreserve(struct xy_cache *c, uint64_t size)
 
 /* ------------------------------------------------------------ changes */
 
+static void seal_new(struct xy_cache *c, struct entry *e);
+
 int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		    uint8_t kind, uint8_t level, uint64_t size)
 {
 	struct entry *e;
-	int r = 0;
+	int r = 0, added = 0, moved = 0;
 
 	if (level > XY_CACHE_FOREVER)
 		level = XY_CACHE_FOREVER;
 	pthread_mutex_lock(&c->mu);
 	e = find(c, id);
 	if (e) {
+		uint8_t was = e->level;
+
 		raise_level(c, e, level);
+		moved = was != XY_CACHE_FOREVER && e->level == XY_CACHE_FOREVER;
 		e->last_use = ++c->clock;
 		/* Wanted again (a FETCH, an output): an UNLINK still waiting
 		 * for its last user no longer applies, or the manager would
@@ -711,12 +717,18 @@ int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		e->unlink_pending = 0;
 	} else if (!(e = add(c, id, kind, level, size))) {
 		r = -1;
+	} else {
+		added = 1;
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (r < 0) {
 		errno = ENOMEM;
 		return r;
 	}
+	if (added)
+		seal_new(c, e);
+	else if (moved) /* the rename into forever/ set its ctime */
+		xy_cache_reseal(c, id);
 	evict(c, id);
 	return 0;
 }
@@ -936,6 +948,20 @@ static int settle(struct xy_cache *c, struct entry *e, const char *path,
 	return 0;
 }
 
+/* An object just inserted (its hash checked as it arrived, or just
+ * computed for an output) is printed at once, so that a change made in
+ * the cache directory before its first loan is caught too. Objects found
+ * in forever/ at start are printed at their first loan. */
+static void seal_new(struct xy_cache *c, struct entry *e)
+{
+	char path[PATH_MAX], why[256];
+
+	if (part_path(c, e, XY_CACHE_OBJECT, path, sizeof path) == 0 &&
+	    prints(c, path, &e->print[0], &e->print_noc[0], why,
+		   sizeof why) == 0)
+		e->printed[0] = 1;
+}
+
 int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		   int part, char *err, size_t errlen)
 {
@@ -962,17 +988,23 @@ int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		e->print[part] = full;
 		e->print_noc[part] = noc;
 		e->printed[part] = 1;
+		e->checked[part] = 1;
 		return 0;
 	}
-	if (full == e->print[part])
+	if (full == e->print[part]) {
+		e->checked[part] = 1;
 		return 0;
+	}
 	if (part == XY_CACHE_EXPANSION) {
 		/* No id to hash it against: the worker never touches what
 		 * lies inside an expansion, so any change is a task's. */
 		snprintf(err, errlen, "its expansion changed");
 		return 1;
 	}
-	return settle(c, e, path, err, errlen);
+	if (settle(c, e, path, err, errlen))
+		return 1;
+	e->checked[part] = 1;
+	return 0;
 }
 
 int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
@@ -980,7 +1012,7 @@ int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 {
 	struct entry *e = locked_find(c, id);
 
-	return e && e->printed[part];
+	return e && e->checked[part];
 }
 
 void xy_cache_reseal(struct xy_cache *c, const uint8_t id[XY_ID_LEN])

@@ -157,8 +157,10 @@ int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
  * lent and checked before each loan and after each task that had it. */
 enum { XY_CACHE_OBJECT = 0, XY_CACHE_EXPANSION = 1 };
 
-/* Checks part (the object, or its archive expansion) of object id: the
- * first call records its fingerprint, later ones compare. A difference in
+/* Checks part (the object, or its archive expansion) of object id
+ * against its fingerprint, recorded when the object was inserted (an
+ * object found in forever/ at open, and an expansion: at the first
+ * check). A difference in
  * an object is settled by hashing it again: the same content (only its
  * metadata moved: a rename, a link, a chmod) is made read-only again and
  * recorded anew. Returns 0 if intact, 1 if altered (err says how), -1
@@ -166,7 +168,8 @@ enum { XY_CACHE_OBJECT = 0, XY_CACHE_EXPANSION = 1 };
 int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		   int part, char *err, size_t errlen);
 
-/* 1 if part of object id has its fingerprint recorded, else 0. */
+/* 1 if part of object id has been checked by xy_cache_guard and found
+ * intact at least once, else 0. */
 int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		     int part);
 

@@ -763,7 +763,7 @@ static void t_evict_spares_pinned(void)
 	xy_cache_close(c);
 }
 
-/* xy_cache_guard: the first check records, an untouched object passes, a
+/* xy_cache_guard: an untouched object passes, a
  * rewrite of the same size with its mtime put back is caught (ctime), a
  * rename or chmod that leaves the bytes alone passes after a rehash (and
  * the mode is read-only again), a link by the worker is resealed, and an
@@ -813,6 +813,20 @@ static void t_guard(void)
 	XY_CHECK(!exists(path));
 	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) < 0);
 	XY_CHECK_EQ(errno, ENOENT);
+	/* Printed when inserted: a change in the cache directory before the
+	 * first loan is caught at that loan. */
+	put_text(c, "abcdefghij", XY_CACHE_WORKFLOW, a);
+	XY_CHECK(xy_cache_path(c, a, XY_CACHE_WORKFLOW, path, sizeof path) ==
+		 0);
+	XY_CHECK(chmod(path, 0644) == 0);
+	write_file(path, "ABCDEFGHIJ");
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 1);
+	/* A rise to FOREVER moves it (a rename, which sets ctime): still
+	 * intact, without a rehash. */
+	put_text(c, "klmnopqrst", XY_CACHE_WORKFLOW, a);
+	XY_CHECK(xy_cache_insert(c, a, XY_KIND_FILE, XY_CACHE_FOREVER, 10) ==
+		 0);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 0);
 	xy_cache_close(c);
 }
 
