@@ -93,16 +93,25 @@ static void free_node(uv_handle_t *h)
 	free(h->data);
 }
 
-void xy_adopt_destroy(struct xy_adopt *a)
+/* Frees w's offers (every one, w NULL), giving nothing back. */
+static void drop_offers(struct xy_adopt *a, const struct xy_worker *w)
 {
-	if (!a)
-		return;
 	for (size_t i = 0; i < a->offers.n_slots; i++)
 		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
 		     o = n) {
 			n = o->next;
+			if (w && o->w != w)
+				continue;
+			xy_htab_remove(&a->offers, o, key_hash(o->key));
 			free(o);
 		}
+}
+
+void xy_adopt_destroy(struct xy_adopt *a)
+{
+	if (!a)
+		return;
+	drop_offers(a, NULL);
 	for (size_t i = 0; i < a->parked.n_slots; i++)
 		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
 		     p = n) {
@@ -367,17 +376,8 @@ int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
 
 void xy_adopt_worker_gone(struct xy_adopt *a, struct xy_worker *w)
 {
-	if (!a)
-		return;
-	for (size_t i = 0; i < a->offers.n_slots; i++)
-		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
-		     o = n) {
-			n = o->next;
-			if (o->w != w)
-				continue;
-			xy_htab_remove(&a->offers, o, key_hash(o->key));
-			free(o);
-		}
+	if (a)
+		drop_offers(a, w);
 }
 
 /* The wait's end: parked tasks queued, what ran on workers that did

@@ -27,6 +27,15 @@ def sleepers(d, n, seconds, inputs=()):
     return write_workflow(d / "wf.json", tasks), marks
 
 
+def external(xylem, wf, secret_file, env, *extra):
+    """`xylem run WF --workers 0` waiting for external workers on a free
+    port: (the process, its port)."""
+    p = xylem.start("run", wf, *extra, "--workers", "0", "--port", 0,
+                    "--secret-file", secret_file, env=env)
+    m = p.wait_line(r"waiting for workers on port (\d+)", 30)
+    return p, int(m.group(1))
+
+
 def counts(marks):
     c = {}
     if marks.exists():
@@ -75,10 +84,7 @@ def test_tasks_that_finished_while_away(xylem, tmp_path, secret_file):
     wf, marks = sleepers(tmp_path, 4, 1, inputs=[(big, "in_big")])
     j = tmp_path / "journal"
     env = env_with(xylem)
-    p = xylem.start("run", wf, "--journal", j, "--workers", "0", "--port",
-                    0, "--secret-file", secret_file, env=env)
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env, "--journal", j)
     for _ in range(2):
         xylem.worker(port, secret_file, 2)
     wait_for(lambda: sum(k.startswith("start") for k in counts(marks)) == 4,
@@ -109,10 +115,7 @@ def test_worker_whose_lease_ran_out(xylem, tmp_path, secret_file):
     wf, marks = sleepers(tmp_path, 1, 6)
     j = tmp_path / "journal"
     env = env_with(xylem, XYLEM_ADOPT_WAIT="3")
-    p = xylem.start("run", wf, "--journal", j, "--workers", "0", "--port",
-                    0, "--secret-file", secret_file, env=env)
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env, "--journal", j)
     w = xylem.worker(port, secret_file, 1, "--lease", "2")
     wait_for(lambda: counts(marks).get("start s0"), 30, what="the task")
     os.kill(p.pid, signal.SIGKILL)
@@ -137,11 +140,8 @@ def test_a_manager_that_does_not_know_them_cancels_them(
     the new run's own task runs."""
     wf, marks = sleepers(tmp_path, 1, 8)
     env = env_with(xylem)
-    p = xylem.start("run", wf, "--journal", tmp_path / "j1", "--workers",
-                    "0", "--port", 0, "--secret-file", secret_file,
-                    env=env)
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env, "--journal",
+                       tmp_path / "j1")
     w = xylem.worker(port, secret_file, 1, "--lease", "60")
     wait_for(lambda: counts(marks).get("start s0"), 30, what="the task")
     os.kill(p.pid, signal.SIGKILL)
@@ -240,10 +240,7 @@ def test_lease_without_a_journal(xylem, tmp_path, secret_file):
     could take it back); the next manager's tasks, whose ids are the
     same, run and write their own outputs."""
     wf, marks = sleepers(tmp_path, 3, 4)
-    p = xylem.start("run", wf, "--workers", "0", "--port", 0,
-                    "--secret-file", secret_file, env=env_with(xylem))
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env_with(xylem))
     xylem.worker(port, secret_file, 3, "--lease", "60")
     wait_for(lambda: sum(k.startswith("start") for k in counts(marks)) == 3,
              30, what="three tasks started")
