@@ -161,10 +161,16 @@ def test_shared_input_written_is_settled_by_reruns(xylem, tmp_path):
     data = tmp_path / "data"
     data.write_bytes(GOOD)
     out = tmp_path / "reader.out"
+    # The writer writes only once the reader runs (a flag outside the
+    # sandboxes): under load it could otherwise be done before the
+    # reader starts, and be alone with the object at once.
+    flag = tmp_path / "reader_started"
     tasks = [
-        {"id": "writer", "command": "echo EVIL > in; sleep 0.3",
+        {"id": "writer", "command": f"while [ ! -e {flag} ]; do sleep"
+         f" 0.05; done; echo EVIL > in; sleep 0.3",
          "inputs": [{"path": str(data), "as": "in"}]},
-        {"id": "reader", "command": "sleep 1.5; cat in > out",
+        {"id": "reader", "command": f"touch {flag}; sleep 1.5;"
+         f" cat in > out",
          "inputs": [{"path": str(data), "as": "in"}],
          "outputs": [{"path": str(out), "as": "out"}]},
     ]
