@@ -310,12 +310,19 @@ class Executor(cf.Executor):
         processes), as many as the queued calls need, within each pool's
         limits (docs/scaling.md). With pools, workers defaults to 0, and
         a call no pool's worker could run fails with xylem.Unschedulable.
+    journal: a directory (made if needed) where the manager records each
+        call and command that finished well, with its result: the same
+        program run again on it gets those Futures' results without
+        running them again (docs/durability.md). journal_sync: also
+        fdatasync the records, to survive a machine's crash, not only the
+        program's.
     """
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
-                 history=None, environment=None, pools=None):
+                 history=None, environment=None, pools=None, journal=None,
+                 journal_sync=False):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -353,10 +360,12 @@ class Executor(cf.Executor):
         self._libraries = {}   # Environment (or None) -> library name
         self._env_handles = {}  # Environment -> unpack handle
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-py-")
+        self._journal = None if journal is None else \
+            os.path.abspath(os.fspath(journal))
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
-                        name, history, list(pools or ()))
+                        name, history, list(pools or ()), journal_sync)
         except BaseException:
             self._close()
             raise
@@ -364,7 +373,7 @@ class Executor(cf.Executor):
         _interrupt.watch_sigterm(_live)
 
     def _start(self, workers, port, host, secret, secret_file, cpw, python,
-               pythonpath, library_env, name, history, pools):
+               pythonpath, library_env, name, history, pools, journal_sync):
         if workers is None:
             # Pools bring the workers: none local unless asked for.
             workers = 0 if pools else _cores_here()
@@ -393,7 +402,9 @@ class Executor(cf.Executor):
         # fails at once (_check_fits).
         self._local_only = local_only
         self._manager = _core.Manager(port=port, host=host, secret=secret,
-                                      history=history, name=name)
+                                      history=history, name=name,
+                                      journal=self._journal,
+                                      journal_sync=bool(journal_sync))
         self._manager.set_callback(self._on_results)
         for pool in pools:
             opts = pool.options(find_xylem())
@@ -642,13 +653,26 @@ class Executor(cf.Executor):
         with self._declare_lock:
             name = self._libraries.get(environment)
             if name is None:
-                name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+                name = self._library_name(environment)
                 self._manager.declare_library(
                     name, f"{self._python_in(environment)} -m"
                     " xylem.library", env=self._process_env(environment),
                     environment=self._environment_handle(environment))
                 self._libraries[environment] = name
         return name
+
+    def _library_name(self, environment):
+        """A fresh name; with a journal, one that the same program gives
+        the same library in a later run, since a call's library is part
+        of what the journal knows it by: a digest of the interpreter
+        command, its version and the environment's archive."""
+        if self._journal is None:
+            return f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+        import hashlib
+        what = repr((self._python_in(environment), sys.version_info[:2],
+                     None if environment is None else
+                     (environment.source, environment.cache)))
+        return "xylem-py-" + hashlib.sha256(what.encode()).hexdigest()[:16]
 
     def _call_spec(self, future, fn, args, kwargs, env, environment=None):
         payload, inputs = self._encode(fn, args, kwargs, env)
@@ -679,7 +703,8 @@ class Executor(cf.Executor):
         return _Pending(future, "fresh", result_path=path), spec
 
     def _shell_spec(self, future, shell, args, kwargs):
-        command, marker = shell.wrapper(shell.format(*args, **kwargs))
+        command, marker = shell.wrapper(shell.format(*args, **kwargs),
+                                        stable=self._journal is not None)
         spec = {"command": command}
         if shell.time_limit():
             spec["time_limit"] = float(shell.time_limit())

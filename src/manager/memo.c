@@ -13,6 +13,7 @@
  * that read them wait for that.
  */
 #include "memo.h"
+#include "memo_results.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -61,6 +62,7 @@ struct xy_memo {
 	uint64_t table_bytes; /* the payloads of the table's records */
 	uint64_t compact_min;
 	int64_t compactions;
+	struct xy_memo_results *results; /* outputs (memo_results.c) */
 };
 
 static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
@@ -225,6 +227,9 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	struct xy_memo *memo = arg;
 	(void)epoch;
 	(void)seq;
+	if (type == XY_MEMO_REC_RESULT)
+		return xy_memo_results_replay(memo->results, data, len, err,
+					      errlen);
 	if (type != REC_DONE) {
 		snprintf(err, errlen, "unknown record type %u (a newer "
 			 "xylem's journal?)", type);
@@ -270,6 +275,11 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	return 0;
 }
 
+static int known(void *arg, const uint8_t *fp)
+{
+	return find(arg, fp) != NULL;
+}
+
 struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 			     char *err, size_t errlen)
 {
@@ -285,6 +295,11 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		return NULL;
 	}
 	memo->m = m;
+	if (!(memo->results = xy_memo_results_create(dir, sync))) {
+		xy_memo_destroy(memo);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
 	const char *min = getenv("XYLEM_JOURNAL_COMPACT_BYTES");
 	memo->compact_min = min ? strtoull(min, NULL, 10) : COMPACT_MIN;
 	memo->j = xy_journal_open(dir, sync ? XY_JOURNAL_SYNC
@@ -296,6 +311,8 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		errno = e;
 		return NULL;
 	}
+	xy_memo_results_prune(memo->results, known, memo);
+	xy_memo_results_sweep(memo->results);
 	const struct xy_journal_info *in = xy_journal_info(memo->j);
 	XY_LOGI(WHO, "%s: epoch %u, %llu records replayed in %.3f s; %zu "
 		"finished tasks known", dir, in->epoch,
@@ -309,6 +326,7 @@ void xy_memo_destroy(struct xy_memo *memo)
 	if (!memo)
 		return;
 	xy_journal_close(memo->j);
+	xy_memo_results_destroy(memo->results);
 	for (size_t i = 0; i < memo->table.n_slots; i++)
 		for (struct entry *e = xy_htab_slot(&memo->table, i), *n; e;
 		     e = n) {
@@ -348,6 +366,8 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		    size != e->outs[i].size || mtime != e->outs[i].mtime_ns)
 			return 0; /* gone or changed: it runs again */
 	}
+	if (xy_memo_results_restore(memo->results, fp, t) < 0)
+		return 0;
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		xy_catalog_file_rehash(memo->m->catalog, t->outputs[i].file);
 	memo->skipped++;
@@ -377,7 +397,9 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	}
 	encode(&e, &b);
 	char err[256];
-	if (b.oom || !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
+	if (b.oom ||
+	    xy_memo_results_record(memo->results, memo->j, e.fp, t) < 0 ||
+	    !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
 	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
 		       sizeof err) < 0)
 		goto oom;
@@ -391,10 +413,12 @@ done:
 	xy_buf_free(&b);
 }
 
-/* The table as records, for a snapshot. */
+/* The table as records, for a snapshot: results first, as in the log. */
 static int dump(void *arg, struct xy_journal *snap)
 {
 	struct xy_memo *memo = arg;
+	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0)
+		return -1;
 	struct xy_buf b;
 	xy_buf_init(&b);
 	for (size_t i = 0; i < memo->table.n_slots; i++)
@@ -425,7 +449,9 @@ void xy_memo_flush(struct xy_memo *memo)
 	 * up: a snapshot of the table replaces them. A failed compaction
 	 * leaves the journal as it was. */
 	uint64_t log = xy_journal_info(memo->j)->log_bytes;
-	uint64_t snap = memo->table_bytes + 28 * memo->table.count;
+	uint64_t snap = memo->table_bytes + 28 * memo->table.count +
+			xy_memo_results_bytes(memo->results) +
+			28 * xy_memo_results_count(memo->results);
 	if (log <= memo->compact_min || log <= 2 * snap)
 		return;
 	char err[512];
@@ -436,6 +462,7 @@ void xy_memo_flush(struct xy_memo *memo)
 		return;
 	}
 	memo->compactions++;
+	xy_memo_results_sweep(memo->results);
 	XY_LOGI(WHO, "compacted: %llu bytes of log into a snapshot of %zu "
 		"tasks in %.3f s", (unsigned long long)log, memo->table.count,
 		xy_mono() - t0);
