@@ -213,3 +213,10 @@ with xylem.Executor(workers=1, journal=journal, journal_sync=True) as ex:
     assert len(os.listdir(journal / "results")) == 1
     assert (journal / "snapshot").exists()
     assert out.read_text() == "3"
+
+
+def test_a_second_executor_on_a_journal_is_refused(tmp_path, make_executor):
+    ex = make_executor(workers=1, journal=tmp_path / "j")
+    with pytest.raises(OSError, match="in use by another manager"):
+        make_executor(workers=1, journal=tmp_path / "j")
+    assert ex.submit(pow, 2, 5).result(timeout=TIMEOUT) == 32
