@@ -19,8 +19,10 @@ is run again on its journal (a fresh executor): every call is answered
 from the journal, none runs.
 
 Prints each mode's calls/s and the ratios to no journal (target: the
-default mode under 5% slower, a ratio of at least 0.95), and the
-journal's size.
+default mode under 5% slower, a ratio of at least 0.95), the CPU time a
+call costs the program's process (its manager's thread included; the
+least of the rounds: on a loaded machine a steadier figure than the
+rate), and the journal's size.
 
     XYLEM_BUILD_DIR=$PWD/build PYTHONPATH=$PWD/python \\
         bench/journal_calls.py [--calls N] [--rounds R]
@@ -28,6 +30,7 @@ journal's size.
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -46,13 +49,16 @@ def one(mode, n, warmup, journal):
     with xylem.Executor(workers=2, **kw) as ex:
         for f in [ex.submit(noop, -1 - i) for i in range(warmup)]:
             f.result(timeout=120)
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         futures = [ex.submit(noop, i) for i in range(n)]
         for i, f in enumerate(futures):
             assert f.result(timeout=300) == i
         secs = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
         skipped = ex.stats()["tasks_skipped"]
-    return secs, skipped
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return secs, cpu, skipped
 
 
 def main():
@@ -63,17 +69,18 @@ def main():
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="xylem-bench-")
     try:
-        best = {}
+        best, cpu = {}, {}
         journal = os.path.join(work, "j")
         for _ in range(a.rounds):
             for mode in ("none", "journal", "sync"):
                 shutil.rmtree(journal, ignore_errors=True)
-                secs, _ = one(mode, a.calls, a.warmup, journal)
+                secs, c, _ = one(mode, a.calls, a.warmup, journal)
                 best[mode] = min(best.get(mode, secs), secs)
+                cpu[mode] = min(cpu.get(mode, c), c)
         size = sum(os.path.getsize(os.path.join(journal, f))
                    for f in ("log", "snapshot")
                    if os.path.exists(os.path.join(journal, f)))
-        again, skipped = one("journal", a.calls, a.warmup, journal)
+        again, _, skipped = one("journal", a.calls, a.warmup, journal)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     n = a.calls
@@ -87,6 +94,11 @@ def main():
     r = best["none"] / best["sync"]
     print(f"  journal_sync:        {n / best['sync']:9.1f} calls/s"
           f"  ({best['sync']:.3f} s)  ratio {r:.3f}")
+    us = {m: cpu[m] * 1e6 / n for m in cpu}
+    print(f"  CPU of the program's process (manager thread included), a"
+          f" call: none {us['none']:.1f} us, journal {us['journal']:.1f} us"
+          f" (+{us['journal'] - us['none']:.1f}), sync {us['sync']:.1f} us"
+          f" (+{us['sync'] - us['none']:.1f})")
     print(f"  journal size:        {size} bytes"
           f" ({size / (n + a.warmup):.0f} B a call)")
     print(f"  run again (all from the journal): {n / again:9.1f} calls/s"

@@ -230,6 +230,9 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	if (type == XY_MEMO_REC_RESULT)
 		return xy_memo_results_replay(memo->results, data, len, err,
 					      errlen);
+	if (type == XY_MEMO_REC_CLIENT)
+		return xy_memo_results_client_replay(memo->results, data, len,
+						     err, errlen);
 	if (type != REC_DONE) {
 		snprintf(err, errlen, "unknown record type %u (a newer "
 			 "xylem's journal?)", type);
@@ -352,7 +355,9 @@ static int stat_ns(const char *path, uint64_t *size, int64_t *mtime_ns)
 int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 {
 	uint8_t fp[XY_ID_LEN];
-	if (!memo || t->internal || fingerprint(t, fp) < 0)
+	/* An empty table (a first run) knows nothing: spare the digest. */
+	if (!memo || t->internal || !memo->table.count ||
+	    fingerprint(t, fp) < 0)
 		return 0;
 	struct entry *e = find(memo, fp);
 	if (!e || e->n_out != t->n_outputs)
@@ -481,4 +486,36 @@ int64_t xy_memo_known(const struct xy_memo *memo)
 uint32_t xy_memo_epoch(const struct xy_memo *memo)
 {
 	return memo ? xy_journal_info(memo->j)->epoch : 0;
+}
+
+/* ------------------------------------------------------------ clients */
+
+const void *xy_memo_client_find(struct xy_memo *memo, const uint8_t *key,
+				size_t *len)
+{
+	return memo ? xy_memo_results_client_find(memo->results, key, len)
+		    : NULL;
+}
+
+int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
+			  const void *data, size_t len)
+{
+	if (!memo || memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	if (xy_memo_results_client_record(memo->results, memo->j, key, data,
+					  len) < 0)
+		return -1;
+	xy_memo_flush(memo);
+	if (memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+const char *xy_memo_dir(const struct xy_memo *memo)
+{
+	return memo ? xy_memo_results_base(memo->results) : NULL;
 }

@@ -56,11 +56,22 @@ struct result {
 	struct result *next;
 };
 
+/* A client's finished task: its key and client.c's bytes. */
+struct client_rec {
+	uint8_t key[XY_ID_LEN];
+	void *data;
+	uint32_t len;
+	struct client_rec *next;
+};
+
 struct xy_memo_results {
-	char *dir; /* dir/results */
+	char *base; /* the journal's directory */
+	char *dir;  /* base/results */
 	int sync;
 	struct xy_htab table;
 	uint64_t bytes;
+	struct xy_htab clients; /* client_rec by key */
+	uint64_t client_bytes;
 };
 
 static uint32_t fp_hash(const uint8_t *fp)
@@ -73,6 +84,11 @@ static uint32_t fp_hash(const uint8_t *fp)
 static uint32_t result_hash(const void *node)
 {
 	return fp_hash(((const struct result *)node)->fp);
+}
+
+static uint32_t client_hash(const void *node)
+{
+	return fp_hash(((const struct client_rec *)node)->key);
 }
 
 static struct result *find(struct xy_memo_results *r, const uint8_t *fp)
@@ -99,9 +115,19 @@ struct xy_memo_results *xy_memo_results_create(const char *dir, int sync)
 		return NULL;
 	r->sync = sync;
 	size_t n = strlen(dir) + sizeof "/results";
-	if (!(r->dir = malloc(n)) ||
-	    xy_htab_init(&r->table, offsetof(struct result, next),
+	if (!(r->base = strdup(dir)) || !(r->dir = malloc(n)) ||
+	    xy_htab_init(&r->clients, offsetof(struct client_rec, next),
+			 client_hash) < 0) {
+		free(r->base);
+		free(r->dir);
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (xy_htab_init(&r->table, offsetof(struct result, next),
 			 result_hash) < 0) {
+		xy_htab_free(&r->clients);
+		free(r->base);
 		free(r->dir);
 		free(r);
 		errno = ENOMEM;
@@ -123,6 +149,15 @@ void xy_memo_results_destroy(struct xy_memo_results *r)
 			free(e);
 		}
 	xy_htab_free(&r->table);
+	for (size_t i = 0; i < r->clients.n_slots; i++)
+		for (struct client_rec *c = xy_htab_slot(&r->clients, i), *n;
+		     c; c = n) {
+			n = c->next;
+			free(c->data);
+			free(c);
+		}
+	xy_htab_free(&r->clients);
+	free(r->base);
 	free(r->dir);
 	free(r);
 }
@@ -337,8 +372,96 @@ int xy_memo_results_dump(struct xy_memo_results *r, struct xy_journal *snap,
 				return -1;
 			}
 		}
+	for (size_t i = 0; i < r->clients.n_slots; i++)
+		for (struct client_rec *c = xy_htab_slot(&r->clients, i); c;
+		     c = c->next) {
+			xy_buf_reset(&b);
+			xy_buf_put_raw(&b, c->key, XY_ID_LEN);
+			xy_buf_put_raw(&b, c->data, c->len);
+			if (b.oom || !xy_journal_append(snap, XY_MEMO_REC_CLIENT,
+							b.data, b.len)) {
+				xy_buf_free(&b);
+				errno = ENOMEM;
+				return -1;
+			}
+		}
 	xy_buf_free(&b);
 	return 0;
+}
+
+/* ------------------------------------------------------------ clients */
+
+static struct client_rec *client_find(struct xy_memo_results *r,
+				      const uint8_t *key)
+{
+	for (struct client_rec *c = xy_htab_first(&r->clients, fp_hash(key));
+	     c; c = xy_htab_next(&r->clients, c))
+		if (!memcmp(c->key, key, XY_ID_LEN))
+			return c;
+	return NULL;
+}
+
+int xy_memo_results_client_replay(struct xy_memo_results *r,
+				  const void *data, size_t len, char *err,
+				  size_t errlen)
+{
+	if (len < XY_ID_LEN) {
+		snprintf(err, errlen, "a malformed CLIENT record");
+		return -1;
+	}
+	struct client_rec *c = calloc(1, sizeof *c);
+	if (!c || !(c->data = malloc(len - XY_ID_LEN + 1))) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(c->key, data, XY_ID_LEN);
+	c->len = (uint32_t)(len - XY_ID_LEN);
+	memcpy(c->data, (const uint8_t *)data + XY_ID_LEN, c->len);
+	struct client_rec *old = client_find(r, c->key);
+	if (old) {
+		r->client_bytes -= old->len + XY_ID_LEN;
+		xy_htab_remove(&r->clients, old, fp_hash(old->key));
+		free(old->data);
+		free(old);
+	}
+	r->client_bytes += len;
+	xy_htab_insert(&r->clients, c, fp_hash(c->key));
+	return 0;
+}
+
+const void *xy_memo_results_client_find(struct xy_memo_results *r,
+					const uint8_t *key, size_t *len)
+{
+	struct client_rec *c = client_find(r, key);
+	if (!c)
+		return NULL;
+	*len = c->len;
+	return c->data;
+}
+
+int xy_memo_results_client_record(struct xy_memo_results *r,
+				  struct xy_journal *j, const uint8_t *key,
+				  const void *data, size_t len)
+{
+	struct xy_buf b;
+	char err[64];
+	xy_buf_init(&b);
+	xy_buf_put_raw(&b, key, XY_ID_LEN);
+	xy_buf_put_raw(&b, data, len);
+	int ok = !b.oom &&
+		 xy_journal_append(j, XY_MEMO_REC_CLIENT, b.data, b.len) &&
+		 xy_memo_results_client_replay(r, b.data, b.len, err,
+					       sizeof err) == 0;
+	if (!ok && b.oom)
+		errno = ENOMEM;
+	xy_buf_free(&b);
+	return ok ? 0 : -1;
+}
+
+const char *xy_memo_results_base(const struct xy_memo_results *r)
+{
+	return r->base;
 }
 
 void xy_memo_results_sweep(struct xy_memo_results *r)
@@ -369,10 +492,10 @@ void xy_memo_results_sweep(struct xy_memo_results *r)
 
 uint64_t xy_memo_results_bytes(const struct xy_memo_results *r)
 {
-	return r ? r->bytes : 0;
+	return r ? r->bytes + r->client_bytes : 0;
 }
 
 size_t xy_memo_results_count(const struct xy_memo_results *r)
 {
-	return r ? r->table.count : 0;
+	return r ? r->table.count + r->clients.count : 0;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #define XY_MEMO_REC_RESULT 10 /* the journal record's type */
+#define XY_MEMO_REC_CLIENT 11 /* a client's finished task (client.c) */
 
 struct xy_journal;
 struct xy_memo_results;
@@ -66,6 +67,23 @@ void xy_memo_results_prune(struct xy_memo_results *r, xy_memo_known_fn known,
 /* Removes the files under dir/results that no known result names (left
  * by a crash between a file and its record, or by results forgotten). */
 void xy_memo_results_sweep(struct xy_memo_results *r);
+
+/* Clients' finished tasks (client.c, docs/durability.md, "Clients"):
+ * each a key (a digest of the SUBMIT) and bytes that only client.c
+ * reads. Replay of a CLIENT record: 0, or -1 with the reason in err. */
+int xy_memo_results_client_replay(struct xy_memo_results *r,
+				  const void *data, size_t len, char *err,
+				  size_t errlen);
+/* The bytes recorded for key, or NULL; *len their length. */
+const void *xy_memo_results_client_find(struct xy_memo_results *r,
+					const uint8_t *key, size_t *len);
+/* Appends key's CLIENT record to j's buffer and keeps it. 0, or -1
+ * with errno. */
+int xy_memo_results_client_record(struct xy_memo_results *r,
+				  struct xy_journal *j, const uint8_t *key,
+				  const void *data, size_t len);
+/* The journal's directory. */
+const char *xy_memo_results_base(const struct xy_memo_results *r);
 
 /* The payload bytes a snapshot of the results would take, and their
  * count, for the compaction's estimate. */
