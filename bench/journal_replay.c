@@ -2,8 +2,9 @@
  * journal_replay.c: a journal of N finished tasks: its size, the time to
  * replay it (xy_memo_open), and what compaction does to both
  * (docs/durability.md). Records are made the way the manager makes them,
- * through memo.c's own functions (xy_memo_finished, xy_memo_flush every
- * TURN tasks, as once per loop turn), for two kinds of task:
+ * through memo.c's own functions (xy_memo_try when a task is ready,
+ * xy_memo_finished when it ends, xy_memo_flush every TURN tasks, as once
+ * per loop turn), for two kinds of task:
  *
  *   command  `true I` with one output file, each at a path of its own
  *            (a DONE record with a place: 113 B with its header)
@@ -102,7 +103,14 @@ static void record(struct xy_memo *memo, const char *kind, long n, int gen)
 			t.n_outputs = 1;
 			f.producer = &t;
 		}
+		/* As the manager does: the fingerprint when the task is
+		 * ready (not known: it runs), the record when it ends. */
+		if (xy_memo_try(memo, &t)) {
+			fprintf(stderr, "task %ld known already\n", i);
+			exit(1);
+		}
 		xy_memo_finished(memo, &t);
+		free(t.key);
 		if ((i + 1) % TURN == 0)
 			xy_memo_flush(memo);
 	}

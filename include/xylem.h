@@ -103,6 +103,12 @@ struct xy_manager_options {
 	 * journal_sync: also fdatasync each turn's records. */
 	const char *journal;
 	int journal_sync;
+	/* Seconds a worker keeps its tasks, their results and its cache
+	 * once it loses this manager, trying to reconnect, so that a
+	 * manager started again on the journal adopts them (docs/
+	 * durability.md, "Workers outlive their manager"). 0: 300 with a
+	 * journal, none without; negative: none. */
+	double lease;
 };
 
 #define XY_CALL_WINDOW 2
@@ -471,6 +477,7 @@ struct xy_stats {
 	int64_t files;   /* declared files the catalogue holds now */
 	int64_t objects; /* objects it knows now (idle ones included) */
 	int64_t tasks_skipped; /* finished from the journal, not run */
+	int64_t tasks_adopted; /* taken back from workers that kept them */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

@@ -13,11 +13,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "local.h"
+#include "log.h"
 #include "resources.h"
 #include "util.h"
 #include "xylem.h"
@@ -155,13 +157,85 @@ static int write_secret_file(struct xy_local *l)
  * itself is the secret). Local workers read the last two from a 0600
  * file; XYLEM_SECRET is taken out of this process's environment, where
  * tasks could read it (/proc/PID/environ of their worker's parent). */
+void xy_local_journal(struct xy_local *l, const char *dir)
+{
+	l->journal = dir;
+}
+
+/* dir/secret, made with 32 random bytes as hex if it is not there. */
+static const char *journal_secret(struct xy_local *l, char *path, size_t len)
+{
+	unsigned char raw[32];
+	char hex[2 * sizeof raw + 2];
+
+	if (mkdir(l->journal, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: cannot make %s: %s\n", l->who, l->journal,
+			strerror(errno));
+		return NULL;
+	}
+	snprintf(path, len, "%s/secret", l->journal);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return path;
+	if (fd < 0 || getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+		fprintf(stderr, "%s: cannot make %s: %s\n", l->who, path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	xy_hex(raw, sizeof raw, hex);
+	size_t n = strlen(hex);
+	hex[n++] = '\n';
+	int bad = xy_write_all(fd, hex, n) < 0 || fsync(fd) < 0;
+	close(fd);
+	if (bad) {
+		fprintf(stderr, "%s: cannot write %s: %s\n", l->who, path,
+			strerror(errno));
+		unlink(path);
+		return NULL;
+	}
+	return path;
+}
+
+int xy_local_journal_port(const char *dir)
+{
+	char path[PATH_MAX];
+	int port = 0;
+
+	snprintf(path, sizeof path, "%s/port", dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &port) != 1 || port < 1 || port > 65535)
+			port = 0;
+		fclose(f);
+	}
+	return port;
+}
+
+void xy_local_journal_save_port(const char *dir, int port)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+
+	snprintf(path, sizeof path, "%s/port", dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 ||
+	    rename(tmp, path) < 0)
+		XY_LOGW("run", "cannot save the port in %s: %s", path,
+			strerror(errno));
+}
+
 int xy_local_secret(struct xy_local *l, const char *secret_file)
 {
 	unsigned char raw[32];
-	char err[512];
+	char err[512], kept[PATH_MAX];
 	size_t n;
 	char *env = xy_env_take("XYLEM_SECRET", &n); /* even if unused */
 
+	if (!secret_file && !env && l->journal &&
+	    !(secret_file = journal_secret(l, kept, sizeof kept)))
+		return -1;
 	if (secret_file) {
 		free(env);
 		l->secret = xy_read_secret(secret_file, &l->secret_len, err,
@@ -251,9 +325,11 @@ static pid_t spawn_worker(struct xy_local *l, int i, char **env)
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
+		if (!l->journal) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != parent)
+				_exit(127);
+		}
 		execve("/proc/self/exe", argv, env);
 		_exit(127);
 	}

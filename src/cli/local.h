@@ -32,6 +32,9 @@ struct xy_local {
 	struct xy_local_worker *workers;
 	int n_workers, worker_cores;
 	int64_t worker_memory_mb; /* 0: let each worker detect it */
+	/* A journal's directory (xy_local_journal): the secret kept there,
+	 * and local workers that outlive this program. NULL: none. */
+	const char *journal;
 };
 
 /* After a first stop signal, how long a command waits for its cancelled
@@ -63,6 +66,15 @@ int xy_local_tmpdir(struct xy_local *l, const char *prefix);
 /* The secret from secret_file, else from XYLEM_SECRET, else 32 random
  * bytes as hex, written to a 0600 file in l->tmpdir for the workers. */
 int xy_local_secret(struct xy_local *l, const char *secret_file);
+/* With a journal in dir, before xy_local_secret: a secret not given is
+ * kept in dir/secret (made once, 0600), so that workers of a manager
+ * that died can reach the next one; local workers are not killed when
+ * this program dies (they keep their tasks for the lease). */
+void xy_local_journal(struct xy_local *l, const char *dir);
+/* The port a manager on the journal in dir listened on, or 0. */
+int xy_local_journal_port(const char *dir);
+/* Remembers the port for the next manager on the journal. */
+void xy_local_journal_save_port(const char *dir, int port);
 
 /* Creates the manager with opt (its secret l's) as l->m; says why not
  * on stderr. */

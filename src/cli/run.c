@@ -284,11 +284,22 @@ static int start_manager(struct run *r)
 		.journal = r->o.journal,
 		.journal_sync = r->o.journal_sync,
 	};
-	if (xy_local_manager(&r->local, &opt) < 0 ||
+	/* On a journal, the port of the manager before, where its workers
+	 * try to come back; another if it is taken. */
+	if (r->o.journal && !opt.port)
+		opt.port = xy_local_journal_port(r->o.journal);
+	if (opt.port && !r->o.port && xy_local_manager(&r->local, &opt) < 0) {
+		fprintf(stderr, "xylem run: the workers of the run before on"
+			" port %d cannot come back\n", opt.port);
+		opt.port = 0;
+	}
+	if ((!r->local.m && xy_local_manager(&r->local, &opt) < 0) ||
 	    xy_cli_pools_add("xylem run", r->local.m, r->o.pools,
 			     r->o.n_pools) < 0)
 		return -1;
 	r->m = r->local.m;
+	if (r->o.journal)
+		xy_local_journal_save_port(r->o.journal, xy_manager_port(r->m));
 	/* Never the secret itself: where it is, for `xylem status`. */
 	XY_LOGI("run", "listening on %s%s%s:%d (secret %s%s)",
 		opt.host && strchr(opt.host, ':') ? "[" : "",
@@ -579,6 +590,11 @@ static void print_summary(struct run *r)
 	if (st.tasks_skipped)
 		fprintf(stderr, " (%lld finished before: not run again)",
 			(long long)st.tasks_skipped);
+	if (st.tasks_adopted)
+		fprintf(stderr, " (%lld taken back from workers that kept"
+			" them)", (long long)st.tasks_adopted);
+	XY_LOGI("run", "file bodies: %lld bytes sent, %lld received",
+		(long long)st.bytes_sent, (long long)st.bytes_received);
 	fprintf(stderr, " in %.2f s (%.1f tasks/s)\n", wall,
 		wall > 0 ? (double)done / wall : 0.0);
 }
@@ -602,6 +618,8 @@ static void cleanup(struct run *r)
 /* Everything from the manager's start to the last task. */
 static int execute(struct run *r)
 {
+	if (r->o.journal)
+		xy_local_journal(&r->local, r->o.journal);
 	if (xy_local_tmpdir(&r->local, "xylem-run") < 0 ||
 	    xy_local_secret(&r->local, r->o.secret_file) < 0 ||
 	    start_manager(r) < 0)

@@ -214,6 +214,7 @@ static void free_error(union xy_msg *m)
 
 /* HELLO */
 #define ITEM_WIRE (XY_ID_LEN + 8 + 1 + 1)
+#define HELD_WIRE (8 + XY_ID_LEN + 1 + 4 + 8 + 8 + 4)
 
 static void dec_hello(struct dec *d, union xy_msg *m)
 {
@@ -231,7 +232,7 @@ static void dec_hello(struct dec *d, union xy_msg *m)
 		dfail(d, "time_left_ms past a year");
 	uint32_t n = dcount(d, XY_MAX_INVENTORY, ITEM_WIRE, "inventory");
 	h->items = dalloc(d, n, sizeof *h->items);
-	if (!h->items)
+	if (n && !h->items)
 		return;
 	h->n_items = n;
 	for (uint32_t i = 0; i < n; i++) {
@@ -240,6 +241,23 @@ static void dec_hello(struct dec *d, union xy_msg *m)
 		it->size = xy_get_u64(&d->r);
 		it->kind = xy_get_u8(&d->r);
 		it->level = xy_get_u8(&d->r);
+	}
+	n = dcount(d, XY_MAX_HELD, HELD_WIRE, "held tasks");
+	h->held = dalloc(d, n, sizeof *h->held);
+	if (n && !h->held)
+		return;
+	h->n_held = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct xy_held_task *ht = &h->held[i];
+		ht->id = xy_get_u64(&d->r);
+		xy_get_raw(&d->r, ht->key, XY_ID_LEN);
+		ht->finished = xy_get_u8(&d->r);
+		ht->cores = xy_get_u32(&d->r);
+		ht->memory_mb = xy_get_u64(&d->r);
+		ht->disk_mb = xy_get_u64(&d->r);
+		ht->gpus = xy_get_u32(&d->r);
+		if (!d->r.err && (!(ht->id & XY_HELD_BIT) || ht->finished > 1))
+			dfail(d, "held task %u is malformed", i);
 	}
 }
 
@@ -268,6 +286,18 @@ static void enc_hello(struct enc *e, const union xy_msg *m)
 		xy_buf_put_u8(e->b, it->kind);
 		xy_buf_put_u8(e->b, it->level);
 	}
+	if (!ecount(e, h->n_held, XY_MAX_HELD, h->held))
+		return;
+	for (uint32_t i = 0; i < h->n_held; i++) {
+		const struct xy_held_task *ht = &h->held[i];
+		xy_buf_put_u64(e->b, ht->id);
+		xy_buf_put_raw(e->b, ht->key, XY_ID_LEN);
+		xy_buf_put_u8(e->b, ht->finished);
+		xy_buf_put_u32(e->b, ht->cores);
+		xy_buf_put_u64(e->b, ht->memory_mb);
+		xy_buf_put_u64(e->b, ht->disk_mb);
+		xy_buf_put_u32(e->b, ht->gpus);
+	}
 }
 
 static void free_hello(union xy_msg *m)
@@ -276,6 +306,38 @@ static void free_hello(union xy_msg *m)
 	free(m->hello.hostname);
 	free(m->hello.xfer_host);
 	free(m->hello.items);
+	free(m->hello.held);
+}
+
+/* WELCOME */
+static void dec_welcome(struct dec *d, union xy_msg *m)
+{
+	m->welcome.epoch = xy_get_u32(&d->r);
+	m->welcome.lease_ms = xy_get_u64(&d->r);
+	if (m->welcome.lease_ms > XY_MAX_TIME_LEFT_MS)
+		dfail(d, "lease_ms past a year");
+}
+
+static void enc_welcome(struct enc *e, const union xy_msg *m)
+{
+	xy_buf_put_u32(e->b, m->welcome.epoch);
+	xy_buf_put_u64(e->b, m->welcome.lease_ms);
+}
+
+/* ADOPT */
+static void dec_adopt(struct dec *d, union xy_msg *m)
+{
+	m->adopt.held_id = xy_get_u64(&d->r);
+	m->adopt.task_id = xy_get_u64(&d->r);
+	if (!d->r.err && (!(m->adopt.held_id & XY_HELD_BIT) ||
+			  (m->adopt.task_id & XY_HELD_BIT)))
+		dfail(d, "ADOPT ids are malformed");
+}
+
+static void enc_adopt(struct enc *e, const union xy_msg *m)
+{
+	xy_buf_put_u64(e->b, m->adopt.held_id);
+	xy_buf_put_u64(e->b, m->adopt.task_id);
 }
 
 /* TASK */
@@ -350,6 +412,7 @@ static void dec_task(struct dec *d, union xy_msg *m)
 	t->disk_mb = xy_get_u64(&d->r);
 	t->gpus = xy_get_u32(&d->r);
 	t->time_limit_ms = xy_get_u64(&d->r);
+	xy_get_raw(&d->r, t->key, XY_ID_LEN);
 	if (dec_env(d, &t->n_env, &t->env) < 0)
 		return;
 	dec_task_files(d, t);
@@ -372,6 +435,7 @@ static void enc_task(struct enc *e, const union xy_msg *m)
 	xy_buf_put_u64(e->b, t->disk_mb);
 	xy_buf_put_u32(e->b, t->gpus);
 	xy_buf_put_u64(e->b, t->time_limit_ms);
+	xy_buf_put_raw(e->b, t->key, XY_ID_LEN);
 	if (!enc_env(e, t->n_env, t->env))
 		return;
 	if (!ecount(e, t->n_inputs, XY_MAX_FILES, t->inputs))
@@ -963,6 +1027,8 @@ static const struct msg_ops {
 	[XY_MSG_RELEASE] = {"RELEASE", dec_unlink, enc_unlink, NULL},
 	[XY_MSG_SHUTDOWN] = {"SHUTDOWN", NULL, NULL, NULL},
 	[XY_MSG_DRAIN] = {"DRAIN", NULL, NULL, NULL},
+	[XY_MSG_WELCOME] = {"WELCOME", dec_welcome, enc_welcome, NULL},
+	[XY_MSG_ADOPT] = {"ADOPT", dec_adopt, enc_adopt, NULL},
 	[XY_MSG_BYE] = {"BYE", dec_bye, enc_bye, free_bye},
 	[XY_MSG_STATUS_REQ] = {"STATUS_REQ", NULL, NULL, NULL},
 	[XY_MSG_STATUS_REPLY] = {"STATUS_REPLY", dec_status_reply,

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 12
+#define XY_PROTO_VERSION 13
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -32,6 +32,7 @@
 #define XY_MAX_ENV 4096               /* environment variables per task */
 #define XY_MAX_FILES 65536            /* inputs or outputs per task */
 #define XY_MAX_INVENTORY 1000000      /* cached objects in a hello */
+#define XY_MAX_HELD 1000000           /* held tasks in a hello */
 #define XY_MAX_STATUS (8u << 20)      /* status JSON */
 #define XY_MAX_CHUNKS 4096            /* chunks in an object's chunk list */
 #define XY_MAX_SOURCES 4              /* sources in a FETCH */
@@ -69,6 +70,8 @@ enum xy_msg_type {
 	XY_MSG_URL_DONE = 24,     /* w -> m: what the URL turned out to be */
 	XY_MSG_RELEASE = 25,      /* m -> w: an output is back; may be evicted */
 	XY_MSG_DRAIN = 26,        /* w -> m: no new tasks; SHUTDOWN once idle */
+	XY_MSG_WELCOME = 27,      /* m -> w: epoch and lease, after HELLO */
+	XY_MSG_ADOPT = 28,        /* m -> w: a held task is now this task */
 	/* transfer connections (xfer.h) */
 	XY_MSG_GET = 30,    /* client -> transfer server */
 	XY_MSG_OBJECT = 31, /* reply header; the body follows unframed */
@@ -152,6 +155,22 @@ struct xy_inventory_item {
 	uint8_t level;
 };
 
+/* A task a worker held while it had no manager (docs/durability.md,
+ * "Workers outlive their manager"): running, or finished with its
+ * TASK_DONE kept. id is the worker's own name for it (XY_HELD_BIT set),
+ * key the fingerprint its TASK carried; a running one still takes the
+ * resources below. */
+#define XY_HELD_BIT (UINT64_C(1) << 63)
+struct xy_held_task {
+	uint64_t id;
+	uint8_t key[XY_ID_LEN];
+	uint8_t finished;
+	uint32_t cores;
+	uint64_t memory_mb;
+	uint64_t disk_mb;
+	uint32_t gpus;
+};
+
 struct xy_msg_hello {
 	char *name;     /* unique worker name, e.g. host:pid */
 	char *hostname;
@@ -166,6 +185,23 @@ struct xy_msg_hello {
 	uint64_t time_left_ms;
 	uint32_t n_items;
 	struct xy_inventory_item *items;
+	uint32_t n_held;
+	struct xy_held_task *held;
+};
+
+/* WELCOME: the manager's epoch (its journal's; 0 without one) and how
+ * long the worker keeps its tasks and cache once it loses the manager,
+ * waiting to reconnect (0: it stops at once, as before). */
+struct xy_msg_welcome {
+	uint32_t epoch;
+	uint64_t lease_ms;
+};
+
+/* ADOPT: the held task held_id is now task_id of this manager; a
+ * finished one sends its TASK_DONE under that id. */
+struct xy_msg_adopt {
+	uint64_t held_id;
+	uint64_t task_id;
 };
 
 struct xy_task_input {
@@ -205,6 +241,10 @@ struct xy_msg_task {
 	char *library;
 	size_t payload_len;
 	char *payload;
+	/* The task's fingerprint when the manager keeps a journal (all
+	 * zeros: none), on the wire after time_limit_ms: a worker that
+	 * outlives its manager reports its tasks by it. */
+	uint8_t key[XY_ID_LEN];
 };
 
 /* An object's chunk list: the SHA-256 of each chunk_size piece of its
@@ -385,6 +425,8 @@ union xy_msg {
 	struct xy_msg_auth_ok auth_ok;
 	struct xy_msg_error error;
 	struct xy_msg_hello hello;
+	struct xy_msg_welcome welcome;
+	struct xy_msg_adopt adopt;
 	struct xy_msg_task task;
 	struct xy_msg_fetch fetch;
 	struct xy_msg_cache_update cache_update;

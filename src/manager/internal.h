@@ -107,6 +107,10 @@ struct xy_task {
 	struct xy_task *anext;     /* set aside in a round (sched.c) */
 	struct xy_task *hnext;     /* id hash chain */
 	int skipped;  /* finished from the journal, not run (memo.c) */
+	/* With a journal: its fingerprint, set when it is ready (memo.c),
+	 * which workers that outlive their manager know it by (adopt.c). */
+	uint8_t *key;
+	int parked; /* waits for its worker to come back (adopt.c) */
 	int internal; /* a remake of lost temps (lineage.c) or a client's
 		       * task (client.c, job set): never returned by wait */
 	struct client_job *job; /* the client's job it runs for */
@@ -154,6 +158,8 @@ struct xy_manager {
 	struct xy_clients *clients;
 	struct xy_pools *pools;
 	struct xy_memo *memo; /* NULL without a journal */
+	struct xy_adopt *adopt; /* with a journal: tasks workers kept */
+	uint64_t lease_ms; /* WELCOME's: how long workers keep their tasks */
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */
@@ -219,6 +225,12 @@ double xy_manager_now(const struct xy_manager *m);
 
 /* Task life cycle, called by the sub-contexts. */
 void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t);
+/* t is ready and neither the journal nor a worker has it: queued. */
+void xy_manager_task_queue(struct xy_manager *m, struct xy_task *t);
+/* t is the task w held under held_id since an earlier manager (adopt.c):
+ * it runs (or finished) there, committed to w as if sent. */
+void xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
+			   struct xy_worker *w, uint64_t held_id);
 void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 			  xy_result r, const char *why);
 void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,

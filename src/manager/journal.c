@@ -169,6 +169,11 @@ int xy_journal_flush(struct xy_journal *j)
 	return flush_to(j, j->mode == XY_JOURNAL_SYNC);
 }
 
+int xy_journal_write(struct xy_journal *j)
+{
+	return flush_to(j, 0);
+}
+
 /* ------------------------------------------------------------- reading */
 
 /* 1 if a whole record with a good checksum starts at p (n bytes left). */

@@ -62,6 +62,9 @@ uint64_t xy_journal_append(struct xy_journal *j, unsigned type,
 /* Writes every buffered record with one write (and fdatasync in sync
  * mode). 0, or -1 with errno: the journal is then failed for good. */
 int xy_journal_flush(struct xy_journal *j);
+/* The same without fdatasync, whatever the mode: what is written survives
+ * the process's death, not the machine's. */
+int xy_journal_write(struct xy_journal *j);
 /* Buffered bytes not yet flushed. */
 size_t xy_journal_pending(const struct xy_journal *j);
 

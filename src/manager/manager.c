@@ -20,12 +20,18 @@
 
 #include "internal.h"
 #include "log.h"
+#include "adopt.h"
 #include "memo.h"
 #include "pools.h"
 #include "util.h"
 
 #define WHO "manager"
 #define MAX_WORKER_LOSSES 10
+/* With a journal: how long workers keep their tasks once they lose this
+ * manager (WELCOME), and how long a manager started again waits for the
+ * workers of the one before to come back (XYLEM_ADOPT_WAIT for tests). */
+#define LEASE_S 300.0
+#define ADOPT_WAIT_S 15.0
 
 static void set_state(struct xy_manager *m, struct xy_task *t,
 		      xy_task_state s)
@@ -191,10 +197,12 @@ static void finish(struct xy_manager *m, struct xy_task *t)
 		m->done_tail = t;
 	}
 	history_task(m, t, "done", t->error);
-	if (t->result != XY_RESULT_SUCCESS)
+	if (t->result != XY_RESULT_SUCCESS) {
+		xy_memo_stopped(m->memo, t);
 		fail_outputs(m, t);
-	else if (!t->skipped)
+	} else if (!t->skipped) {
 		xy_memo_finished(m->memo, t);
+	}
 	if (t->internal)
 		retire_internal(m, t);
 }
@@ -218,6 +226,8 @@ void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 		return;
 	if (t->state == XY_TASK_READY)
 		xy_sched_remove(m->sched, t);
+	if (t->parked)
+		xy_adopt_unpark(m->adopt, t);
 	for (uint32_t i = 0; i < t->n_inputs; i++)
 		xy_catalog_remove_waiter(t->inputs[i].file, t);
 	t->result = r;
@@ -230,6 +240,13 @@ void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t)
 {
 	if (m->memo && xy_memo_try(m->memo, t))
 		return;
+	if (m->adopt && xy_adopt_try(m->adopt, t))
+		return;
+	xy_manager_task_queue(m, t);
+}
+
+void xy_manager_task_queue(struct xy_manager *m, struct xy_task *t)
+{
 	if (xy_sched_push(m->sched, t) < 0) {
 		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
 				     "the manager is out of memory");
@@ -301,6 +318,43 @@ static void task_message(struct xy_task *t, struct xy_msg_task *tm,
 	tm->library = t->library;
 	tm->payload = t->payload;
 	tm->payload_len = t->payload_len;
+	if (t->key)
+		memcpy(tm->key, t->key, XY_ID_LEN);
+}
+
+/* t runs on w from now: committed there, and recorded in the journal
+ * before anything about it goes to w. */
+static void commit_to(struct xy_manager *m, struct xy_task *t,
+		      struct xy_worker *w)
+{
+	set_state(m, t, XY_TASK_RUNNING);
+	t->failure = XY_FAILURE_NONE; /* this attempt's, from its TASK_DONE */
+	xy_wtable_commit(m->wtable, w, t);
+	t->attempts++;
+	t->times.dispatched = xy_now();
+	free(t->worker_name);
+	t->worker_name = strdup(w->name);
+	xy_memo_dispatched(m->memo, t, w->name);
+}
+
+void xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
+			   struct xy_worker *w, uint64_t held_id)
+{
+	union xy_msg msg = {.adopt = {.held_id = held_id, .task_id = t->id}};
+
+	/* What it still waits for there is fetched as for a dispatch. */
+	if (xy_xplan_stage(m->xplan, t, w) < 0) {
+		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
+				     "the manager is out of memory");
+		return;
+	}
+	commit_to(m, t, w);
+	if (xy_manager_send(m, w, XY_MSG_ADOPT, &msg) < 0) {
+		xy_wtable_release(m->wtable, w, t);
+		xy_manager_task_lost(m, t, "could not be adopted");
+		return;
+	}
+	history_task(m, t, "adopted", NULL);
 }
 
 void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
@@ -326,13 +380,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 		return;
 	}
 	task_message(t, &msg.task, in, out);
-	set_state(m, t, XY_TASK_RUNNING);
-	t->failure = XY_FAILURE_NONE; /* this attempt's, from its TASK_DONE */
-	xy_wtable_commit(m->wtable, w, t);
-	t->attempts++;
-	t->times.dispatched = xy_now();
-	free(t->worker_name);
-	t->worker_name = strdup(w->name);
+	commit_to(m, t, w);
 	int rc = xy_manager_send(m, w, XY_MSG_TASK, &msg);
 	free(in);
 	free(out);
@@ -351,6 +399,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 void xy_manager_task_lost(struct xy_manager *m, struct xy_task *t,
 			  const char *why)
 {
+	xy_memo_stopped(m->memo, t);
 	if (t->cancel_requested) {
 		t->result = XY_RESULT_CANCELLED;
 		set_error(t, "cancelled");
@@ -655,6 +704,19 @@ static void on_hello(struct xy_manager *m, struct xy_worker *w,
 		return;
 	}
 	xy_wtable_hello(m->wtable, w, &msg->hello);
+	union xy_msg welcome = {.welcome = {.epoch = xy_memo_epoch(m->memo),
+					    .lease_ms = m->lease_ms}};
+	xy_manager_send(m, w, XY_MSG_WELCOME, &welcome);
+	if (m->adopt) {
+		xy_adopt_offers(m->adopt, w, &msg->hello);
+	} else {
+		/* Tasks of a manager this one knows nothing of. */
+		for (uint32_t i = 0; i < msg->hello.n_held; i++) {
+			union xy_msg c = {.cancel = {
+				.task_id = msg->hello.held[i].id}};
+			xy_manager_send(m, w, XY_MSG_CANCEL, &c);
+		}
+	}
 	xy_pools_worker_ready(m->pools, w);
 }
 
@@ -804,6 +866,7 @@ static void conn_close(struct xy_conn *c, const char *reason)
 		xy_clients_remove(m->clients, p->client, reason);
 	} else if (p->worker) {
 		p->worker->conn = NULL;
+		xy_adopt_worker_gone(m->adopt, p->worker);
 		xy_wtable_remove(m->wtable, p->worker, reason);
 	} else if (xy_conn_role(c) == 0) {
 		xy_history_worker(m->history, xy_now(), xy_conn_peer(c),
@@ -1105,6 +1168,18 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 						     opt->journal_sync, err,
 						     errlen)))
 		goto error;
+	if (m->memo) {
+		const char *wait = getenv("XYLEM_ADOPT_WAIT");
+		m->adopt = xy_adopt_create(m, wait ? atof(wait) : ADOPT_WAIT_S);
+		if (!m->adopt) {
+			xy_fail(err, errlen, ENOMEM, "out of memory");
+			goto error;
+		}
+		m->lease_ms = (uint64_t)(1000 * (opt->lease > 0 ? opt->lease
+								 : LEASE_S));
+	}
+	if (opt->lease < 0)
+		m->lease_ms = 0;
 	/* Clients' tasks are recorded too, their outputs kept under it. */
 	if (m->memo && xy_clients_journal(m->clients, opt->journal) < 0) {
 		xy_fail(err, errlen, errno, "journal %s: cannot make its "
@@ -1173,6 +1248,8 @@ void xy_manager_destroy(struct xy_manager *m)
 		close_handle((uv_handle_t *)&m->listener);
 	for (size_t i = 0; i < m->n_peers; i++)
 		xy_conn_close(m->peers[i]->conn, "manager is closing");
+	xy_adopt_destroy(m->adopt);
+	m->adopt = NULL;
 	close_handle((uv_handle_t *)&m->prepare);
 	close_handle((uv_handle_t *)&m->idle);
 	close_handle((uv_handle_t *)&m->timer);
@@ -1409,6 +1486,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	out->temps_remade = xy_lineage_remakes(m->lineage);
 	xy_catalog_counts(m->catalog, &out->files, &out->objects);
 	out->tasks_skipped = xy_memo_skipped(m->memo);
+	out->tasks_adopted = xy_adopt_adopted(m->adopt);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)

@@ -30,6 +30,8 @@
 
 #define WHO "journal"
 #define REC_DONE 1
+#define REC_RUN 2   /* a task sent to a worker: fingerprint, worker */
+#define REC_UNRUN 3 /* it stopped running without a DONE: fingerprint */
 #define OUTPUTS_MAX 100000
 /* The log is compacted once it holds more than this, and more than
  * twice what a snapshot of the table would (XYLEM_JOURNAL_COMPACT_BYTES
@@ -52,9 +54,20 @@ struct entry {
 	struct entry *next, *pnext; /* the two tables' chains */
 };
 
+/* A task running on a worker, by the journal: sent in this epoch, or
+ * running when an earlier manager stopped (epoch below the current). */
+struct run {
+	uint8_t fp[XY_ID_LEN];
+	uint32_t epoch;
+	char *worker;
+	struct run *next;
+};
+
 struct xy_memo {
 	struct xy_manager *m;
 	struct xy_journal *j;
+	struct xy_htab runs;   /* struct run by fingerprint */
+	size_t runs_before;    /* those of earlier epochs */
 	struct xy_htab table;  /* entries by fingerprint (next) */
 	struct xy_htab places; /* those with a place, by it (pnext) */
 	int64_t skipped;
@@ -116,6 +129,57 @@ static void entry_free(struct entry *e)
 	if (e)
 		free(e->outs);
 	free(e);
+}
+
+static uint32_t run_hash(const void *node)
+{
+	return fp_hash(((const struct run *)node)->fp);
+}
+
+static struct run *find_run(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN])
+{
+	for (struct run *r = xy_htab_first(&memo->runs, fp_hash(fp)); r;
+	     r = xy_htab_next(&memo->runs, r))
+		if (!memcmp(r->fp, fp, XY_ID_LEN))
+			return r;
+	return NULL;
+}
+
+static uint32_t current_epoch(const struct xy_memo *memo)
+{
+	/* During replay the journal is not open yet: every record is of an
+	 * earlier epoch. */
+	return memo->j ? xy_journal_info(memo->j)->epoch : UINT32_MAX;
+}
+
+static void drop_run(struct xy_memo *memo, struct run *r)
+{
+	if (r->epoch < current_epoch(memo))
+		memo->runs_before--;
+	xy_htab_remove(&memo->runs, r, fp_hash(r->fp));
+	free(r->worker);
+	free(r);
+}
+
+/* fp runs on worker (epoch: the manager's that sent it), in place of
+ * what the table had for fp. -1 on ENOMEM. */
+static int set_run(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN],
+		   const char *worker, uint32_t epoch)
+{
+	struct run *r = calloc(1, sizeof *r);
+	if (!r || !(r->worker = strdup(worker))) {
+		free(r);
+		return -1;
+	}
+	struct run *old = find_run(memo, fp);
+	if (old)
+		drop_run(memo, old);
+	memcpy(r->fp, fp, XY_ID_LEN);
+	r->epoch = epoch;
+	if (epoch < current_epoch(memo))
+		memo->runs_before++;
+	xy_htab_insert(&memo->runs, r, fp_hash(fp));
+	return 0;
 }
 
 /* ---------------------------------------------------------- fingerprint */
@@ -221,23 +285,9 @@ static void encode(const struct entry *e, struct xy_buf *b)
 
 /* Takes the DONE record in (data, len) into the tables, in place of an
  * older one of the same fingerprint or the same place. */
-static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
-		      const void *data, size_t len, char *err, size_t errlen)
+static int replay_done(struct xy_memo *memo, const void *data, size_t len,
+		       char *err, size_t errlen)
 {
-	struct xy_memo *memo = arg;
-	(void)epoch;
-	(void)seq;
-	if (type == XY_MEMO_REC_RESULT)
-		return xy_memo_results_replay(memo->results, data, len, err,
-					      errlen);
-	if (type == XY_MEMO_REC_CLIENT)
-		return xy_memo_results_client_replay(memo->results, data, len,
-						     err, errlen);
-	if (type != REC_DONE) {
-		snprintf(err, errlen, "unknown record type %u (a newer "
-			 "xylem's journal?)", type);
-		return -1;
-	}
 	struct xy_reader r;
 	xy_reader_init(&r, data, len);
 	struct entry *e = calloc(1, sizeof *e);
@@ -275,7 +325,64 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	xy_htab_insert(&memo->table, e, fp_hash(e->fp));
 	if (e->has_place)
 		xy_htab_insert(&memo->places, e, fp_hash(e->place));
+	struct run *run = find_run(memo, e->fp);
+	if (run)
+		drop_run(memo, run);
 	return 0;
+}
+
+/* A RUN record (fingerprint, worker name) or an UNRUN (fingerprint). */
+static int replay_run(struct xy_memo *memo, unsigned type, uint32_t epoch,
+		      const void *data, size_t len, char *err, size_t errlen)
+{
+	struct xy_reader r;
+	uint8_t fp[XY_ID_LEN];
+	char *worker = NULL;
+	xy_reader_init(&r, data, len);
+	xy_get_raw(&r, fp, XY_ID_LEN);
+	if (type == REC_RUN)
+		worker = xy_get_str(&r, XY_MAX_NAME);
+	if (r.err || r.left || (type == REC_RUN && !worker)) {
+		free(worker);
+		snprintf(err, errlen, "a malformed %s record",
+			 type == REC_RUN ? "RUN" : "UNRUN");
+		return -1;
+	}
+	int rc = 0;
+	if (type == REC_RUN) {
+		rc = set_run(memo, fp, worker, epoch);
+	} else {
+		struct run *old = find_run(memo, fp);
+		if (old)
+			drop_run(memo, old);
+	}
+	free(worker);
+	if (rc < 0)
+		snprintf(err, errlen, "out of memory");
+	return rc;
+}
+
+static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
+		      const void *data, size_t len, char *err, size_t errlen)
+{
+	struct xy_memo *memo = arg;
+	(void)seq;
+	switch (type) {
+	case REC_DONE:
+		return replay_done(memo, data, len, err, errlen);
+	case REC_RUN:
+	case REC_UNRUN:
+		return replay_run(memo, type, epoch, data, len, err, errlen);
+	case XY_MEMO_REC_RESULT:
+		return xy_memo_results_replay(memo->results, data, len, err,
+					      errlen);
+	case XY_MEMO_REC_CLIENT:
+		return xy_memo_results_client_replay(memo->results, data, len,
+						     err, errlen);
+	}
+	snprintf(err, errlen, "unknown record type %u (a newer xylem's "
+		 "journal?)", type);
+	return -1;
 }
 
 static int known(void *arg, const uint8_t *fp)
@@ -289,10 +396,14 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 	struct xy_memo *memo = calloc(1, sizeof *memo);
 	if (!memo || xy_htab_init(&memo->table, offsetof(struct entry, next),
 				  entry_hash) < 0 ||
+	    xy_htab_init(&memo->runs, offsetof(struct run, next),
+			 run_hash) < 0 ||
 	    xy_htab_init(&memo->places, offsetof(struct entry, pnext),
 			 place_hash) < 0) {
-		if (memo)
+		if (memo) {
 			xy_htab_free(&memo->table);
+			xy_htab_free(&memo->runs);
+		}
 		free(memo);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
@@ -318,9 +429,9 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 	xy_memo_results_sweep(memo->results);
 	const struct xy_journal_info *in = xy_journal_info(memo->j);
 	XY_LOGI(WHO, "%s: epoch %u, %llu records replayed in %.3f s; %zu "
-		"finished tasks known", dir, in->epoch,
+		"finished tasks known, %zu were running", dir, in->epoch,
 		(unsigned long long)in->records, in->replay_seconds,
-		memo->table.count);
+		memo->table.count, memo->runs_before);
 	return memo;
 }
 
@@ -336,8 +447,16 @@ void xy_memo_destroy(struct xy_memo *memo)
 			n = e->next;
 			entry_free(e);
 		}
+	for (size_t i = 0; i < memo->runs.n_slots; i++)
+		for (struct run *r = xy_htab_slot(&memo->runs, i), *n; r;
+		     r = n) {
+			n = r->next;
+			free(r->worker);
+			free(r);
+		}
 	xy_htab_free(&memo->table);
 	xy_htab_free(&memo->places);
+	xy_htab_free(&memo->runs);
 	free(memo);
 }
 
@@ -354,12 +473,16 @@ static int stat_ns(const char *path, uint64_t *size, int64_t *mtime_ns)
 
 int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 {
-	uint8_t fp[XY_ID_LEN];
-	/* An empty table (a first run) knows nothing: spare the digest. */
-	if (!memo || t->internal || !memo->table.count ||
-	    fingerprint(t, fp) < 0)
+	if (!memo || t->internal)
 		return 0;
-	struct entry *e = find(memo, fp);
+	if (!t->key && !(t->key = malloc(XY_ID_LEN)))
+		return 0;
+	if (fingerprint(t, t->key) < 0) {
+		free(t->key);
+		t->key = NULL;
+		return 0;
+	}
+	struct entry *e = find(memo, t->key);
 	if (!e || e->n_out != t->n_outputs)
 		return 0;
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
@@ -371,7 +494,7 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		    size != e->outs[i].size || mtime != e->outs[i].mtime_ns)
 			return 0; /* gone or changed: it runs again */
 	}
-	if (xy_memo_results_restore(memo->results, fp, t) < 0)
+	if (xy_memo_results_restore(memo->results, t->key, t) < 0)
 		return 0;
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		xy_catalog_file_rehash(memo->m->catalog, t->outputs[i].file);
@@ -383,9 +506,10 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 {
 	struct entry e = {.n_out = t->n_outputs};
-	if (!memo || memo->broken || t->internal ||
-	    t->result != XY_RESULT_SUCCESS || fingerprint(t, e.fp) < 0)
+	if (!memo || memo->broken || !t->key ||
+	    t->result != XY_RESULT_SUCCESS)
 		return;
+	memcpy(e.fp, t->key, XY_ID_LEN);
 	e.has_place = place_of(t, e.place) == 0;
 	struct out_stat outs[16];
 	e.outs = t->n_outputs <= 16 ? outs
@@ -418,12 +542,117 @@ done:
 	xy_buf_free(&b);
 }
 
+/* ------------------------------------------------- running tasks */
+
+static int append_run(struct xy_journal *j, unsigned type,
+		      const uint8_t fp[XY_ID_LEN], const char *worker)
+{
+	struct xy_buf b;
+	xy_buf_init(&b);
+	xy_buf_put_raw(&b, fp, XY_ID_LEN);
+	if (type == REC_RUN)
+		xy_buf_put_str(&b, worker);
+	int ok = !b.oom && xy_journal_append(j, type, b.data, b.len);
+	xy_buf_free(&b);
+	return ok ? 0 : -1;
+}
+
+void xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
+			const char *worker)
+{
+	if (!memo || memo->broken || !t->key)
+		return;
+	if (append_run(memo->j, REC_RUN, t->key, worker) < 0 ||
+	    set_run(memo, t->key, worker, current_epoch(memo)) < 0) {
+		XY_LOGW(WHO, "task %llu: its dispatch not recorded: %s",
+			(unsigned long long)t->id, strerror(errno));
+		return;
+	}
+	if (xy_journal_write(memo->j) < 0)
+		memo->broken = 1; /* journal.c said why */
+}
+
+void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t)
+{
+	struct run *r;
+	if (!memo || memo->broken || !t->key || !(r = find_run(memo, t->key)))
+		return;
+	if (append_run(memo->j, REC_UNRUN, t->key, NULL) < 0)
+		XY_LOGW(WHO, "task %llu: its end not recorded: %s",
+			(unsigned long long)t->id, strerror(errno));
+	drop_run(memo, r);
+}
+
+const char *xy_memo_ran_before(struct xy_memo *memo,
+			       const uint8_t key[XY_ID_LEN])
+{
+	struct run *r;
+	if (!memo || !memo->runs_before || !(r = find_run(memo, key)) ||
+	    r->epoch >= current_epoch(memo))
+		return NULL;
+	return r->worker;
+}
+
+size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
+			     int (*kept)(void *, const uint8_t *), void *arg)
+{
+	size_t n = 0;
+	if (!memo)
+		return 0;
+	uint32_t now = current_epoch(memo);
+	for (size_t i = 0; memo->runs_before && i < memo->runs.n_slots; i++)
+		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
+		     r = next) {
+			next = r->next;
+			if (r->epoch >= now || strcmp(r->worker, worker) ||
+			    kept(arg, r->fp))
+				continue;
+			if (!memo->broken)
+				append_run(memo->j, REC_UNRUN, r->fp, NULL);
+			drop_run(memo, r);
+			n++;
+		}
+	return n;
+}
+
+size_t xy_memo_running_before(const struct xy_memo *memo)
+{
+	return memo ? memo->runs_before : 0;
+}
+
+size_t xy_memo_forget_before(struct xy_memo *memo)
+{
+	size_t n = 0;
+	if (!memo)
+		return 0;
+	uint32_t now = current_epoch(memo);
+	for (size_t i = 0; memo->runs_before && i < memo->runs.n_slots; i++)
+		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
+		     r = next) {
+			next = r->next;
+			if (r->epoch >= now)
+				continue;
+			if (!memo->broken)
+				append_run(memo->j, REC_UNRUN, r->fp, NULL);
+			drop_run(memo, r);
+			n++;
+		}
+	return n;
+}
+
 /* The table as records, for a snapshot: results first, as in the log. */
 static int dump(void *arg, struct xy_journal *snap)
 {
 	struct xy_memo *memo = arg;
 	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0)
 		return -1;
+	for (size_t i = 0; i < memo->runs.n_slots; i++)
+		for (struct run *r = xy_htab_slot(&memo->runs, i); r;
+		     r = r->next)
+			if (append_run(snap, REC_RUN, r->fp, r->worker) < 0) {
+				errno = ENOMEM;
+				return -1;
+			}
 	struct xy_buf b;
 	xy_buf_init(&b);
 	for (size_t i = 0; i < memo->table.n_slots; i++)

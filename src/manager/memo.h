@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct xy_manager;
 struct xy_memo;
 struct xy_task;
@@ -25,15 +27,40 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 /* Flushes, closes the journal, frees. NULL does nothing. */
 void xy_memo_destroy(struct xy_memo *memo);
 
-/* t is ready (every input has its content): if the journal has it, with
- * its outputs where they were, t is finished as a success without being
- * run (its outputs hashed again from their paths) and 1 is returned;
- * else 0. */
+/* t is ready (every input has its content): its fingerprint becomes its
+ * key (t->key, for the records below and for adoption). If the journal
+ * has it, with its outputs where they were, t is finished as a success
+ * without being run (its outputs hashed again from their paths) and 1 is
+ * returned; else 0. */
 int xy_memo_try(struct xy_memo *memo, struct xy_task *t);
 /* t finished well, its outputs back: the record goes to the journal's
  * buffer (xy_memo_flush writes it). Tasks with temps among their outputs
  * are not recorded. */
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t);
+/* t goes to worker: a RUN record, written at once (not synced), before
+ * its TASK goes out, so that a manager started again on the journal
+ * knows it ran there and waits for that worker to bring it back
+ * (adopt.c). Only tasks with a key (a fingerprint, set by xy_memo_try). */
+void xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
+			const char *worker);
+/* t stopped running without a DONE (failed, lost, cancelled): an UNRUN
+ * record goes to the turn's buffer. */
+void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t);
+/* The worker a task of this key was running on when an earlier manager
+ * stopped, or NULL. */
+const char *xy_memo_ran_before(struct xy_memo *memo,
+			       const uint8_t key[XY_ID_LEN]);
+/* worker came back: the tasks that ran there under earlier managers and
+ * that it did not keep (kept(arg, key) is 0) are forgotten (UNRUN).
+ * Returns how many. */
+size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
+			     int (*kept)(void *, const uint8_t *), void *arg);
+/* How many tasks ran under earlier managers and are not yet settled. */
+size_t xy_memo_running_before(const struct xy_memo *memo);
+/* Forgets the tasks that were running under earlier managers (an UNRUN
+ * record each): their workers did not bring them back. Returns how many. */
+size_t xy_memo_forget_before(struct xy_memo *memo);
+
 /* Writes the records of this loop turn (one write): before any of their
  * tasks is handed to the program. */
 void xy_memo_flush(struct xy_memo *memo);

@@ -89,6 +89,7 @@ void xy_task_delete(struct xy_task *t)
 	free(t->tag);
 	free(t->library);
 	free(t->payload);
+	free(t->key);
 	xy_task_free_results(t);
 	free(t);
 }

@@ -179,6 +179,13 @@ static struct task **slot(struct xy_tasks *ts, uint64_t id)
 	return pp;
 }
 
+static void table_put(struct task *t)
+{
+	struct xy_tasks *ts = t->ts;
+	t->hnext = ts->table[t->spec.task_id % TBUCKETS];
+	ts->table[t->spec.task_id % TBUCKETS] = t;
+}
+
 static void table_del(struct task *t)
 {
 	struct task **pp = slot(t->ts, t->spec.task_id);
@@ -552,7 +559,7 @@ static void report(struct task *t, int result, const char *message,
 	t->reported = 1;
 	table_del(t);
 	if (!t->ts->quiet)
-		t->ts->o.on_done(t->ts->o.arg, &d);
+		t->ts->o.on_done(t->ts->o.arg, &d, t->spec.key);
 }
 
 /* Reports the task's end and lets go of its inputs and GPUs; the sandbox
@@ -689,8 +696,7 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
 	t->pool_fd = -1;
 	t->spec = *m;
 	memset(m, 0, sizeof *m);
-	t->hnext = ts->table[t->spec.task_id % TBUCKETS];
-	ts->table[t->spec.task_id % TBUCKETS] = t;
+	table_put(t);
 	ts->count++;
 	t->state = T_WAITING;
 	list_add(&ts->waiting, t);
@@ -1275,6 +1281,96 @@ int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids)
 		v = NULL;
 	}
 	*ids = v;
+	return (int64_t)n;
+}
+
+/* ------------------------------------------------- a manager lost */
+
+static int has_key(const struct task *t)
+{
+	static const uint8_t zero[XY_ID_LEN];
+	return memcmp(t->spec.key, zero, XY_ID_LEN) != 0;
+}
+
+int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id)
+{
+	struct task *t = *slot(ts, old);
+	if (!t) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (*slot(ts, new_id)) {
+		errno = EEXIST;
+		return -1;
+	}
+	table_del(t);
+	t->spec.task_id = new_id;
+	table_put(t);
+	return 0;
+}
+
+size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
+			 void *arg)
+{
+	struct task *t, *next, *keyless = NULL;
+	size_t held = 0;
+
+	/* The table is rebuilt: a task moves to its new id's bucket. */
+	struct task *all = NULL;
+	for (size_t i = 0; i < TBUCKETS; i++) {
+		for (t = ts->table[i]; t; t = next) {
+			next = t->hnext;
+			t->hnext = all;
+			all = t;
+		}
+		ts->table[i] = NULL;
+	}
+	for (t = all; t; t = next) {
+		next = t->hnext;
+		if (!has_key(t)) {
+			t->hnext = keyless;
+			keyless = t;
+			table_put(t);
+			continue;
+		}
+		if (!(t->spec.task_id & XY_HELD_BIT))
+			t->spec.task_id = next_id(arg);
+		table_put(t);
+		held++;
+	}
+	for (t = keyless; t; t = next) {
+		next = t->hnext;
+		xy_tasks_cancel(ts, t->spec.task_id);
+	}
+	return held;
+}
+
+int64_t xy_tasks_held(struct xy_tasks *ts, struct xy_held_task **out)
+{
+	struct xy_held_task *v = NULL;
+	size_t n = 0;
+	struct task *t;
+
+	*out = NULL;
+	if (ts->count && !(v = calloc(ts->count, sizeof *v)))
+		return -1;
+	for (size_t i = 0; i < TBUCKETS; i++)
+		for (t = ts->table[i]; t; t = t->hnext) {
+			if (!(t->spec.task_id & XY_HELD_BIT))
+				continue;
+			struct xy_held_task *h = &v[n++];
+			h->id = t->spec.task_id;
+			memcpy(h->key, t->spec.key, XY_ID_LEN);
+			h->cores = t->spec.cores;
+			h->memory_mb = t->spec.memory_mb;
+			h->disk_mb = t->spec.disk_mb;
+			h->gpus = t->spec.gpus;
+		}
+	if (!n) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
 	return (int64_t)n;
 }
 

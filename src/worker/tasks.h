@@ -25,8 +25,10 @@
 
 struct xy_tasks;
 
-/* Reports a task's end; m is valid during the call only. */
-typedef void (*xy_tasks_done_fn)(void *arg, const struct xy_msg_task_done *m);
+/* Reports a task's end; m is valid during the call only. key is the
+ * fingerprint its TASK carried (all zeros: none). */
+typedef void (*xy_tasks_done_fn)(void *arg, const struct xy_msg_task_done *m,
+				 const uint8_t key[XY_ID_LEN]);
 
 struct xy_tasks_opts {
 	uv_loop_t *loop;
@@ -81,6 +83,20 @@ void xy_tasks_reap(struct xy_tasks *ts);
 /* The ids of the tasks not yet reported done, as a malloc'd array (NULL
  * when none). Returns the count, or -1 on ENOMEM. */
 int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids);
+
+/* The manager is gone (docs/durability.md, "Workers outlive their
+ * manager"): every unfinished task with a key is renamed to a fresh held
+ * id (next_id(arg), XY_HELD_BIT set), so that ids of a later manager
+ * never meet it; one without a key, which no manager can adopt, is
+ * cancelled. Returns the count held. */
+size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
+			 void *arg);
+/* The unfinished held tasks, for HELLO, as a malloc'd array (NULL when
+ * none). Returns the count, or -1 on ENOMEM. */
+int64_t xy_tasks_held(struct xy_tasks *ts, struct xy_held_task **out);
+/* ADOPT: the unfinished task old is task new from now on. Returns -1
+ * (ENOENT) if there is no such task, (EEXIST) if new is taken. */
+int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id);
 
 /* Shutting down: no more reports; every process group is killed (and
  * every instance serving a call) and every unfinished task ends

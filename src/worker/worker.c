@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "exec.h"
 #include "fetch.h"
+#include "hold.h"
 #include "library.h"
 #include "log.h"
 #include "proto.h"
@@ -71,11 +72,13 @@ struct worker_config {
 	double end_time;   /* --end-time: seconds since the epoch; 0: none */
 	double walltime;   /* --walltime: seconds from the start; 0: none */
 	double drain_lead; /* drain this many seconds before the end */
+	double lease; /* --lease: seconds; < 0: the manager's (WELCOME) */
 };
 
 /* Tries to reach the manager, until the first handshake is done. */
 struct connecting {
 	uint64_t start;     /* loop ms (monotonic) of the first try */
+	uint64_t limit;     /* ms from start to give up */
 	uint64_t backoff;   /* ms: the next pause before jitter */
 	uint64_t next_note; /* loop ms of the next "still waiting" line */
 	unsigned tries;
@@ -94,10 +97,13 @@ struct xy_daemon {
 	struct xy_tasks *tasks;
 	struct xy_unpacker *unpacker;
 	struct xy_urlfetch *urls;
+	struct xy_hold *hold; /* reports kept for a manager that comes back */
 	struct xy_conn *conn;
 	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t keepalive, stop_timer, retry_timer, drain_timer;
 	uv_timer_t end_timer; /* drains the worker a lead before its end */
+	uint64_t lease_ms; /* keep tasks and cache this long without one */
+	int lost; /* the manager was lost; the lease runs until it is back */
 	int draining; /* SIGUSR1: said DRAIN, waits for SHUTDOWN */
 	int has_end;     /* its walltime is known */
 	double end_wall; /* its end, in seconds since the epoch */
@@ -140,6 +146,13 @@ static const char usage_text[] =
 	"                        (default: 300; 0: try once); a manager\n"
 	"                        that refuses the secret or the version\n"
 	"                        ends the worker at once\n"
+	"  --lease S             once the manager is lost, keep running"
+	" tasks, their\n"
+	"                        results and the cache for S seconds,"
+	" trying to\n"
+	"                        reconnect (default: what the manager says:"
+	" 300\n"
+	"                        when it keeps a journal, else 0: stop)\n"
 	"  --drain-grace S       on SIGUSR1 (a drain: no new tasks, then exit\n"
 	"                        0), return to the manager whatever still\n"
 	"                        runs after S seconds (default: 0, wait for\n"
@@ -208,6 +221,7 @@ enum {
 	O_WALLTIME,
 	O_END_TIME,
 	O_DRAIN_LEAD,
+	O_LEASE,
 	O_HELP
 };
 
@@ -225,6 +239,7 @@ static const struct option long_opts[] = {
 	{"walltime", required_argument, NULL, O_WALLTIME},
 	{"end-time", required_argument, NULL, O_END_TIME},
 	{"drain-lead", required_argument, NULL, O_DRAIN_LEAD},
+	{"lease", required_argument, NULL, O_LEASE},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -290,6 +305,10 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 		return -1;
 	case O_DRAIN_LEAD:
 		if (parse_seconds("drain-lead", arg, &cfg->drain_lead))
+			return 2;
+		return -1;
+	case O_LEASE:
+		if (parse_seconds("lease", arg, &cfg->lease))
 			return 2;
 		return -1;
 	case O_HELP:
@@ -363,6 +382,7 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 	opterr = 0;
 	cfg->connect_timeout = CONNECT_TIMEOUT_S;
 	cfg->drain_lead = -1; /* not given: find_end sets it */
+	cfg->lease = -1;
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
 		if (opt == 'h')
 			opt = O_HELP;
@@ -447,6 +467,11 @@ static void send_hello(struct xy_daemon *w)
 	m.hello.time_left_ms = time_left_ms(w);
 	if (xy_cache_inventory(w->cache, &m.hello.items, &m.hello.n_items) < 0)
 		XY_LOGW("worker", "out of memory listing the cache");
+	int64_t n = xy_tasks_held(w->tasks, &m.hello.held);
+	m.hello.n_held = n > 0 ? (uint32_t)n : 0;
+	if (n < 0 || xy_hold_list(w->hold, &m.hello.held,
+				  &m.hello.n_held) < 0)
+		XY_LOGW("worker", "out of memory listing the held tasks");
 	send_msg(w, XY_MSG_HELLO, &m);
 	XY_LOGI("worker", "connected to %s as %s (%" PRIu32 " cores, %" PRIu64
 		" MB memory, %" PRIu64 " MB disk, %" PRIu32 " GPUs, %" PRIu32
@@ -455,7 +480,11 @@ static void send_hello(struct xy_daemon *w)
 		m.hello.gpus, m.hello.n_items);
 	if (w->has_end)
 		XY_LOGI("worker", "time left for tasks: %.0f s", m.hello.time_left_ms / 1e3);
+	if (m.hello.n_held)
+		XY_LOGI("worker", "held for the manager: %" PRIu32 " tasks",
+			m.hello.n_held);
 	free(m.hello.items);
+	free(m.hello.held);
 }
 
 static void send_cache_update(struct xy_daemon *w,
@@ -492,13 +521,38 @@ static void on_evicted(void *arg, const uint8_t id[XY_ID_LEN], uint8_t kind,
 	send_cache_update(arg, &r);
 }
 
-/* tasks.c reports a task's end. */
-static void on_task_done(void *arg, const struct xy_msg_task_done *d)
+static uint64_t next_held_id(void *arg)
 {
+	struct xy_daemon *w = arg;
+	return xy_hold_new_id(w->hold);
+}
+
+static int has_key(const uint8_t key[XY_ID_LEN])
+{
+	static const uint8_t zero[XY_ID_LEN];
+	return memcmp(key, zero, XY_ID_LEN) != 0;
+}
+
+/* tasks.c reports a task's end. A held task's report waits for its
+ * ADOPT; one sent is kept a while if its manager keeps a journal, since
+ * the manager may die before it records it (hold.h). */
+static void on_task_done(void *arg, const struct xy_msg_task_done *d,
+			 const uint8_t key[XY_ID_LEN])
+{
+	struct xy_daemon *w = arg;
 	union xy_msg m;
 
+	if (d->task_id & XY_HELD_BIT) {
+		if (d->result != XY_RESULT_CANCELLED &&
+		    xy_hold_keep(w->hold, d, key) < 0)
+			XY_LOGW("worker", "out of memory keeping a held "
+				"task's report");
+		return;
+	}
 	m.task_done = *d;
-	send_msg(arg, XY_MSG_TASK_DONE, &m);
+	send_msg(w, XY_MSG_TASK_DONE, &m);
+	if (w->lease_ms && has_key(key))
+		xy_hold_sent(w->hold, d, key);
 }
 
 /* fetch.c reports a fetch's end: one CACHE_UPDATE per FETCH it answers,
@@ -721,6 +775,9 @@ static void handle_fetch_url(struct xy_daemon *w, union xy_msg *m)
 
 static void handle_cancel(struct xy_daemon *w, union xy_msg *m)
 {
+	if ((m->cancel.task_id & XY_HELD_BIT) &&
+	    xy_hold_drop(w->hold, m->cancel.task_id))
+		return;
 	if (xy_tasks_cancel(w->tasks, m->cancel.task_id) < 0)
 		XY_LOGD("worker", "cancel: no task %" PRIu64,
 			m->cancel.task_id);
@@ -741,6 +798,36 @@ static void handle_keepalive(struct xy_daemon *w, union xy_msg *m)
 {
 }
 
+static void handle_welcome(struct xy_daemon *w, union xy_msg *m)
+{
+	if (w->cfg.lease < 0)
+		w->lease_ms = m->welcome.lease_ms;
+	XY_LOGD("worker", "manager epoch %" PRIu32 ", lease %.0f s",
+		m->welcome.epoch, w->lease_ms / 1e3);
+}
+
+/* A held task is the manager's task_id now: a running one is renamed, a
+ * finished one sends its kept report under the new id. */
+static void handle_adopt(struct xy_daemon *w, union xy_msg *m)
+{
+	uint64_t held = m->adopt.held_id, id = m->adopt.task_id;
+	union xy_msg d;
+
+	if (xy_tasks_rekey(w->tasks, held, id) == 0) {
+		XY_LOGD("worker", "held task %" PRIu64 " is task %" PRIu64
+			" now", held & ~XY_HELD_BIT, id);
+		return;
+	}
+	int r = xy_hold_adopt(w->hold, held, id, &d);
+	if (r <= 0) {
+		XY_LOGW("worker", "ADOPT: %s held task %" PRIu64,
+			r < 0 ? "cannot report" : "no", held & ~XY_HELD_BIT);
+		return;
+	}
+	send_msg(w, XY_MSG_TASK_DONE, &d);
+	xy_msg_free(XY_MSG_TASK_DONE, &d);
+}
+
 static void handle_shutdown(struct xy_daemon *w, union xy_msg *m)
 {
 	w->exit_code = 0;
@@ -759,6 +846,8 @@ static const handler_fn handlers[XY_MSG_MAX] = {
 	[XY_MSG_RELEASE] = handle_release,
 	[XY_MSG_SHUTDOWN] = handle_shutdown,
 	[XY_MSG_LIBRARY] = handle_library,
+	[XY_MSG_WELCOME] = handle_welcome,
+	[XY_MSG_ADOPT] = handle_adopt,
 };
 
 static void on_msg(struct xy_conn *c, unsigned type, union xy_msg *m)
@@ -783,6 +872,10 @@ static void on_ready(struct xy_conn *c, uint8_t role)
 	struct xy_daemon *w = xy_conn_data(c);
 
 	w->connected = 1;
+	if (w->lost)
+		XY_LOGI("worker", "reconnected to the manager after %.1f s",
+			(uv_now(&w->loop) - w->cx.start) / 1e3);
+	w->lost = 0;
 	send_hello(w);
 	uv_timer_start(&w->keepalive, on_keepalive, KEEPALIVE_MS,
 		       KEEPALIVE_MS);
@@ -824,7 +917,7 @@ static int retry_later(struct xy_daemon *w, const char *reason)
 
 	uv_update_time(&w->loop);
 	now = uv_now(&w->loop);
-	limit = (uint64_t)(w->cfg.connect_timeout * 1000);
+	limit = cx->limit;
 	waited = now - cx->start;
 	if (waited >= limit)
 		return -1;
@@ -834,7 +927,7 @@ static int retry_later(struct xy_daemon *w, const char *reason)
 	if (cx->tries == 1) {
 		XY_LOGI("worker", "waiting for the manager at %s:%d (%s);"
 			" trying again for up to %g s", w->cfg.host,
-			w->cfg.port, reason, w->cfg.connect_timeout);
+			w->cfg.port, reason, limit / 1e3);
 		cx->next_note = now + RETRY_NOTE_MS;
 	} else if (now >= cx->next_note) {
 		XY_LOGI("worker", "still waiting for the manager at %s:%d"
@@ -846,6 +939,26 @@ static int retry_later(struct xy_daemon *w, const char *reason)
 	return 0;
 }
 
+/* The manager is lost, but its lease says it may come back: what runs
+ * goes on under held ids, what was reported is held too, the cache stays,
+ * and tries to reconnect start again, for the lease. */
+static void keep_for_lease(struct xy_daemon *w)
+{
+	size_t n = xy_tasks_hold_all(w->tasks, next_held_id, w);
+	xy_hold_lost(w->hold);
+	w->connected = 0;
+	w->lost = 1;
+	uv_timer_stop(&w->keepalive);
+	uv_update_time(&w->loop);
+	w->cx.start = uv_now(&w->loop);
+	w->cx.limit = w->lease_ms;
+	w->cx.backoff = RETRY_FIRST_MS;
+	w->cx.tries = 1;
+	XY_LOGI("worker", "keeping %zu running and %zu finished tasks and the"
+		" cache for the lease's %.0f s while the manager is away", n,
+		xy_hold_count(w->hold), w->lease_ms / 1e3);
+}
+
 static void on_close(struct xy_conn *c, const char *reason)
 {
 	struct xy_daemon *w = xy_conn_data(c);
@@ -853,6 +966,13 @@ static void on_close(struct xy_conn *c, const char *reason)
 	w->conn = NULL;
 	if (w->phase != W_RUNNING)
 		return;
+	if (w->connected && w->lease_ms) {
+		XY_LOGW("worker", "lost the manager at %s:%d: %s", w->cfg.host,
+			w->cfg.port, reason);
+		keep_for_lease(w);
+		if (retry_later(w, reason) == 0)
+			return;
+	}
 	if (w->connected) {
 		XY_LOGE("worker", "lost the manager at %s:%d: %s", w->cfg.host,
 			w->cfg.port, reason);
@@ -861,6 +981,10 @@ static void on_close(struct xy_conn *c, const char *reason)
 			" %s", w->cfg.host, w->cfg.port, reason);
 	} else if (retry_later(w, reason) == 0) {
 		return;
+	} else if (w->lost) {
+		XY_LOGE("worker", "the manager at %s:%d did not come back in"
+			" the lease's %.0f s (%s)", w->cfg.host, w->cfg.port,
+			w->lease_ms / 1e3, reason);
 	} else if (w->cfg.connect_timeout > 0) {
 		XY_LOGE("worker", "cannot connect to the manager at %s:%d:"
 			" %s (gave up after %g s, %u tr%s; see"
@@ -968,7 +1092,8 @@ static int start_parts(struct xy_daemon *w)
 	to.on_done = on_task_done;
 	to.arg = w;
 	w->tasks = xy_tasks_create(&to);
-	if (!w->tasks) {
+	w->hold = xy_hold_create();
+	if (!w->tasks || !w->hold) {
 		XY_LOGE("worker", "out of memory");
 		return -1;
 	}
@@ -1098,8 +1223,11 @@ static int worker_setup(struct xy_daemon *w)
 		return -1;
 	init_handles(w);
 	arm_end(w);
+	if (w->cfg.lease >= 0)
+		w->lease_ms = (uint64_t)(w->cfg.lease * 1000);
 	uv_update_time(&w->loop);
 	w->cx.start = uv_now(&w->loop);
+	w->cx.limit = (uint64_t)(w->cfg.connect_timeout * 1000);
 	w->cx.backoff = RETRY_FIRST_MS;
 	w->cx.seed = (unsigned)getpid() ^ (unsigned)uv_hrtime();
 	return connect_manager(w);
@@ -1134,6 +1262,7 @@ static void worker_teardown(struct xy_daemon *w)
 	if (w->loop_ready) {
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 		xy_tasks_destroy(w->tasks);
+		xy_hold_destroy(w->hold);
 		xy_unpacker_destroy(w->unpacker);
 		xy_urlfetch_destroy(w->urls);
 		if (uv_loop_close(&w->loop) < 0)

@@ -189,3 +189,25 @@ class Xylem:
     def cleanup(self):
         for p in reversed(self.procs):
             p.kill()
+        # Local workers of a run on a journal outlive it (their lease):
+        # those whose cache is under this test's directory go too.
+        for pid in leftovers(self.tmp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def leftovers(tmp):
+    """Pids of processes whose command line names a path under tmp."""
+    mark = str(tmp).encode()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if mark in (d / "cmdline").read_bytes():
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids

@@ -19,6 +19,11 @@ static struct xy_inventory_item items[2] = {
 	{.id = {1, 2, 3}, .size = 1000, .kind = XY_KIND_FILE, .level = 2},
 	{.id = {9}, .size = 1ull << 40, .kind = XY_KIND_DIR, .level = 3},
 };
+static struct xy_held_task held[2] = {
+	{.id = XY_HELD_BIT | 1, .key = {0x55}, .finished = 0, .cores = 2,
+	 .memory_mb = 512, .disk_mb = 10, .gpus = 1},
+	{.id = XY_HELD_BIT | 2, .key = {0x66}, .finished = 1},
+};
 static struct xy_env_var env[2] = {{"PATH", "/bin:/usr/bin"}, {"EMPTY", ""}};
 static struct xy_task_input inputs[2] = {
 	{.id = {7}, .kind = XY_KIND_FILE, .level = 1, .name = "in/data.txt"},
@@ -71,17 +76,25 @@ static int sample(unsigned type, union xy_msg *m)
 	case XY_MSG_HELLO:
 		m->hello = (struct xy_msg_hello){
 			"host:1", "host", 16, 64000, 1000000, 2, "", 9123,
-			3600000, 2, items};
+			3600000, 2, items, 2, held};
+		return 1;
+	case XY_MSG_WELCOME:
+		m->welcome.epoch = 7;
+		m->welcome.lease_ms = 300000;
+		return 1;
+	case XY_MSG_ADOPT:
+		m->adopt.held_id = XY_HELD_BIT | 3;
+		m->adopt.task_id = 99;
 		return 1;
 	case XY_MSG_TASK:
 		m->task = (struct xy_msg_task){
 			42, "echo hi > out.txt", 2, 512, 100, 1, 5000,
-			2, env, 2, inputs, 1, outputs, "", 0, NULL};
+			2, env, 2, inputs, 1, outputs, "", 0, NULL, {0x77}};
 		return 1;
 	case XY_MSG_LIBRARY:
 		m->task = (struct xy_msg_task){
 			0, "python3 -m xylem.library", 1, 0, 0, 0, 0,
-			2, env, 2, inputs, 0, NULL, "pylib", 4, "p\0ld"};
+			2, env, 2, inputs, 0, NULL, "pylib", 4, "p\0ld", {0}};
 		return 1;
 	case XY_MSG_FETCH:
 		m->fetch.id[0] = 0x11;
@@ -282,7 +295,7 @@ static void t_round_trip_every_type(void)
 		xy_buf_free(&b2);
 		n++;
 	}
-	XY_CHECK_EQ(n, 25);
+	XY_CHECK_EQ(n, 27);
 	xy_test_check_no_leaks();
 }
 
@@ -298,6 +311,7 @@ static void t_decoded_fields(void)
 	XY_CHECK_EQ(d.task.task_id, 42);
 	XY_CHECK(!strcmp(d.task.command, "echo hi > out.txt"));
 	XY_CHECK_EQ(d.task.time_limit_ms, 5000);
+	XY_CHECK_EQ(d.task.key[0], 0x77);
 	XY_CHECK_EQ(d.task.n_env, 2);
 	XY_CHECK(!strcmp(d.task.env[0].value, "/bin:/usr/bin"));
 	XY_CHECK(!strcmp(d.task.env[1].value, ""));
@@ -602,7 +616,7 @@ static void t_unknown_types(void)
 {
 	union xy_msg d;
 	char err[128];
-	static const unsigned bad[] = {0, 5, 9, 27, 29, 32, 1000};
+	static const unsigned bad[] = {0, 5, 9, 29, 32, 1000};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		XY_CHECK_EQ(xy_msg_decode(bad[i], NULL, 0, &d, err,
 					  sizeof err), -1);
@@ -649,6 +663,8 @@ static void task_head(struct xy_buf *b)
 	xy_buf_put_u64(b, 0);
 	xy_buf_put_u32(b, 0);
 	xy_buf_put_u64(b, 0);
+	uint8_t key[XY_ID_LEN] = {0};
+	xy_buf_put_raw(b, key, XY_ID_LEN);
 }
 
 static void t_oversized_counts(void)
@@ -862,6 +878,45 @@ static void t_free_tolerates_null(void)
 	xy_msg_free(XY_MSG_TASK, NULL);
 }
 
+/* HELLO's held tasks and ADOPT: a held id without XY_HELD_BIT, an
+ * ADOPT naming a held id as the new one, are refused. */
+static void t_held_tasks(void)
+{
+	union xy_msg m, d;
+	struct xy_buf b;
+	char err[256];
+
+	sample(XY_MSG_HELLO, &m);
+	encode(XY_MSG_HELLO, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_HELLO, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), 0);
+	XY_CHECK_EQ(d.hello.n_held, 2);
+	XY_CHECK_EQ(d.hello.held[0].id, XY_HELD_BIT | 1);
+	XY_CHECK_EQ(d.hello.held[0].key[0], 0x55);
+	XY_CHECK_EQ(d.hello.held[0].cores, 2);
+	XY_CHECK_EQ(d.hello.held[0].gpus, 1);
+	XY_CHECK_EQ(d.hello.held[1].finished, 1);
+	xy_msg_free(XY_MSG_HELLO, &d);
+	xy_buf_free(&b);
+
+	struct xy_held_task bad[1] = {{.id = 5}};
+	m.hello.n_held = 1;
+	m.hello.held = bad;
+	encode(XY_MSG_HELLO, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_HELLO, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), -1);
+	XY_CHECK(strstr(err, "held task 0") != NULL);
+	xy_buf_free(&b);
+
+	sample(XY_MSG_ADOPT, &m);
+	m.adopt.task_id = XY_HELD_BIT | 4;
+	encode(XY_MSG_ADOPT, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_ADOPT, b.data + 8, b.len - 8, &d, err,
+				  sizeof err), -1);
+	xy_buf_free(&b);
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -881,6 +936,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_oversized_strings),
 		XY_TEST(t_hostile_sandbox_names),
 		XY_TEST(t_free_tolerates_null),
+		XY_TEST(t_held_tasks),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

@@ -1,0 +1,322 @@
+/*
+ * adopt.c: tasks workers kept while their manager was away; see adopt.h.
+ * Offers and parked tasks are tables by key. The wait ends on a timer
+ * (unreferenced, so it never keeps a finished run's loop alive).
+ */
+#include "adopt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "htab.h"
+#include "internal.h"
+#include "log.h"
+#include "memo.h"
+
+#define WHO "journal"
+
+struct offer {
+	uint8_t key[XY_ID_LEN];
+	struct xy_worker *w;
+	uint64_t held_id;
+	struct xy_held_task res; /* what a running one takes on w */
+	struct offer *next;
+};
+
+struct park {
+	struct xy_task *t;
+	struct park *next;
+};
+
+struct xy_adopt {
+	struct xy_manager *m;
+	struct xy_htab offers; /* struct offer by key */
+	struct xy_htab parked; /* struct park by its task's key */
+	uv_timer_t timer;
+	int over; /* the wait has ended */
+	int64_t adopted, requeued, cancelled;
+};
+
+static uint32_t key_hash(const uint8_t key[XY_ID_LEN])
+{
+	uint32_t h;
+	memcpy(&h, key, sizeof h);
+	return h;
+}
+
+static uint32_t offer_hash(const void *node)
+{
+	return key_hash(((const struct offer *)node)->key);
+}
+
+static uint32_t park_hash(const void *node)
+{
+	return key_hash(((const struct park *)node)->t->key);
+}
+
+static void end_wait(struct xy_adopt *a);
+
+static void on_wait_end(uv_timer_t *h)
+{
+	end_wait(h->data);
+}
+
+struct xy_adopt *xy_adopt_create(struct xy_manager *m, double wait_s)
+{
+	struct xy_adopt *a = calloc(1, sizeof *a);
+	if (!a || xy_htab_init(&a->offers, offsetof(struct offer, next),
+			       offer_hash) < 0 ||
+	    xy_htab_init(&a->parked, offsetof(struct park, next),
+			 park_hash) < 0) {
+		if (a)
+			xy_htab_free(&a->offers);
+		free(a);
+		return NULL;
+	}
+	a->m = m;
+	uv_timer_init(&m->loop, &a->timer);
+	a->timer.data = a;
+	uv_unref((uv_handle_t *)&a->timer);
+	/* Nothing ran when the manager before stopped: nothing to wait
+	 * for, and what workers bring back is of no use. */
+	a->over = !xy_memo_running_before(m->memo);
+	if (!a->over)
+		uv_timer_start(&a->timer, on_wait_end,
+			       (uint64_t)(wait_s * 1000), 0);
+	return a;
+}
+
+static void free_node(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void xy_adopt_destroy(struct xy_adopt *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->offers.n_slots; i++)
+		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
+		     o = n) {
+			n = o->next;
+			free(o);
+		}
+	for (size_t i = 0; i < a->parked.n_slots; i++)
+		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
+		     p = n) {
+			n = p->next;
+			p->t->parked = 0;
+			free(p);
+		}
+	xy_htab_free(&a->offers);
+	xy_htab_free(&a->parked);
+	/* The struct goes with the timer's handle, once the loop closes
+	 * it. */
+	uv_timer_stop(&a->timer);
+	uv_close((uv_handle_t *)&a->timer, free_node);
+}
+
+static struct offer *find_offer(struct xy_adopt *a,
+				const uint8_t key[XY_ID_LEN])
+{
+	for (struct offer *o = xy_htab_first(&a->offers, key_hash(key)); o;
+	     o = xy_htab_next(&a->offers, o))
+		if (!memcmp(o->key, key, XY_ID_LEN))
+			return o;
+	return NULL;
+}
+
+static struct park *find_park(struct xy_adopt *a, const struct xy_task *t)
+{
+	for (struct park *p = xy_htab_first(&a->parked, key_hash(t->key)); p;
+	     p = xy_htab_next(&a->parked, p))
+		if (p->t == t)
+			return p;
+	return NULL;
+}
+
+/* Takes o out of the table and gives back what it reserved on its
+ * worker; the caller frees it. */
+static void take_offer(struct xy_adopt *a, struct offer *o)
+{
+	xy_htab_remove(&a->offers, o, key_hash(o->key));
+	if (!o->res.finished)
+		xy_wtable_reserve(a->m->wtable, o->w, (int)o->res.cores,
+				  (int)o->res.gpus, (int64_t)o->res.memory_mb,
+				  (int64_t)o->res.disk_mb, -1);
+}
+
+static void cancel_offer(struct xy_adopt *a, struct offer *o)
+{
+	union xy_msg msg = {.cancel = {.task_id = o->held_id}};
+	take_offer(a, o);
+	if (o->w->conn)
+		xy_manager_send(a->m, o->w, XY_MSG_CANCEL, &msg);
+	a->cancelled++;
+	free(o);
+}
+
+static void adopt(struct xy_adopt *a, struct offer *o, struct xy_task *t)
+{
+	take_offer(a, o);
+	XY_LOGI(WHO, "task %llu: adopted from worker %s, where it %s",
+		(unsigned long long)t->id, o->w->name,
+		o->res.finished ? "finished" : "runs");
+	xy_manager_task_adopt(a->m, t, o->w, o->held_id);
+	a->adopted++;
+	free(o);
+}
+
+/* t leaves the parked table (the caller queues or adopts it). */
+static void unpark(struct xy_adopt *a, struct park *p)
+{
+	xy_htab_remove(&a->parked, p, key_hash(p->t->key));
+	p->t->parked = 0;
+	free(p);
+}
+
+void xy_adopt_unpark(struct xy_adopt *a, struct xy_task *t)
+{
+	struct park *p;
+	if (a && t->parked && (p = find_park(a, t)))
+		unpark(a, p);
+}
+
+static int offered(void *arg, const uint8_t *key)
+{
+	return find_offer(arg, key) != NULL;
+}
+
+/* Every task that ran under the manager before is adopted or forgotten:
+ * nothing is left to wait for (an offer that matters is always for such
+ * a task, whose RUN record its adoption replaces). */
+static void settled(struct xy_adopt *a)
+{
+	if (!a->over && !xy_memo_running_before(a->m->memo))
+		end_wait(a);
+}
+
+void xy_adopt_offers(struct xy_adopt *a, struct xy_worker *w,
+		     const struct xy_msg_hello *h)
+{
+	for (uint32_t i = 0; i < h->n_held; i++) {
+		const struct xy_held_task *ht = &h->held[i];
+		struct offer *o = calloc(1, sizeof *o);
+		if (!o) {
+			XY_LOGW(WHO, "worker %s: out of memory taking its "
+				"held tasks", w->name);
+			break;
+		}
+		memcpy(o->key, ht->key, XY_ID_LEN);
+		o->w = w;
+		o->held_id = ht->id;
+		o->res = *ht;
+		if (!ht->finished)
+			xy_wtable_reserve(a->m->wtable, w, (int)ht->cores,
+					  (int)ht->gpus,
+					  (int64_t)ht->memory_mb,
+					  (int64_t)ht->disk_mb, 1);
+		xy_htab_insert(&a->offers, o, key_hash(o->key));
+		if (a->over)
+			cancel_offer(a, o);
+	}
+	if (h->n_held)
+		XY_LOGI(WHO, "worker %s came back holding %u tasks%s", w->name,
+			h->n_held, a->over ? " (too late: cancelled)" : "");
+	if (a->over)
+		return;
+	/* What ran there and it did not keep is forgotten; parked tasks it
+	 * brings back are adopted, the others it ran are queued again. */
+	xy_memo_forget_worker(a->m->memo, w->name, offered, a);
+	for (size_t i = 0; i < a->parked.n_slots; i++)
+		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
+		     p = n) {
+			n = p->next;
+			struct xy_task *t = p->t;
+			struct offer *o = find_offer(a, t->key);
+			if (o) {
+				unpark(a, p);
+				adopt(a, o, t);
+			} else if (!xy_memo_ran_before(a->m->memo, t->key)) {
+				unpark(a, p);
+				a->requeued++;
+				xy_manager_task_queue(a->m, t);
+			}
+		}
+	settled(a);
+}
+
+int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
+{
+	if (!a || !t->key)
+		return 0;
+	struct offer *o = find_offer(a, t->key);
+	if (o) {
+		adopt(a, o, t);
+		settled(a);
+		return 1;
+	}
+	if (a->over || !xy_memo_ran_before(a->m->memo, t->key))
+		return 0;
+	struct park *p = calloc(1, sizeof *p);
+	if (!p)
+		return 0;
+	p->t = t;
+	t->parked = 1;
+	xy_htab_insert(&a->parked, p, key_hash(t->key));
+	XY_LOGD(WHO, "task %llu: waits for worker %s, where it ran",
+		(unsigned long long)t->id,
+		xy_memo_ran_before(a->m->memo, t->key));
+	return 1;
+}
+
+void xy_adopt_worker_gone(struct xy_adopt *a, struct xy_worker *w)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->offers.n_slots; i++)
+		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
+		     o = n) {
+			n = o->next;
+			if (o->w != w)
+				continue;
+			xy_htab_remove(&a->offers, o, key_hash(o->key));
+			free(o);
+		}
+}
+
+/* The wait's end: parked tasks queued, offers cancelled. */
+static void end_wait(struct xy_adopt *a)
+{
+	a->over = 1;
+	uv_timer_stop(&a->timer);
+	int64_t parked = 0;
+	for (size_t i = 0; i < a->parked.n_slots; i++)
+		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
+		     p = n) {
+			n = p->next;
+			struct xy_task *t = p->t;
+			unpark(a, p);
+			parked++;
+			xy_manager_task_queue(a->m, t);
+		}
+	for (size_t i = 0; i < a->offers.n_slots; i++)
+		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
+		     o = n) {
+			n = o->next;
+			cancel_offer(a, o);
+		}
+	size_t forgot = xy_memo_forget_before(a->m->memo);
+	XY_LOGI(WHO, "the wait for workers of the earlier manager is over: "
+		"%lld tasks adopted, %lld run again (%lld of them waited for "
+		"a worker that did not come back), %lld held tasks cancelled "
+		"on workers, %zu forgotten", (long long)a->adopted,
+		(long long)(a->requeued + parked), (long long)parked,
+		(long long)a->cancelled, forgot);
+	xy_manager_wake(a->m);
+}
+
+int64_t xy_adopt_adopted(const struct xy_adopt *a)
+{
+	return a ? a->adopted : 0;
+}
