@@ -225,6 +225,43 @@ def _xylem_only_dir(tmpdir):
     return d
 
 
+def _journal_secret(journal):
+    """journal/secret, made with 32 random bytes (hex) if it is not there
+    yet, as `xylem run --journal` does."""
+    path = os.path.join(journal, "secret")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def _journal_port(journal):
+    """The port the manager listened on in the run before (0: none)."""
+    if journal is None:
+        return 0
+    try:
+        with open(os.path.join(journal, "port")) as f:
+            port = int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+    return port if 0 < port < 65536 else 0
+
+
+def _save_journal_port(journal, port):
+    path = os.path.join(journal, "port")
+    try:
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{port}\n")
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        warnings.warn(f"xylem: cannot keep the port in {path}: {e}")
+
+
 def _read_secret(path):
     with open(path, "rb") as f:
         s = f.read().rstrip(b"\r\n")
@@ -381,6 +418,13 @@ class Executor(cf.Executor):
         # Pools' workers (a batch system's) connect from elsewhere.
         local_only = (not port and secret is None and secret_file is None
                       and workers > 0 and not pools)
+        if self._journal is not None:
+            # The workers of a run before may still hold its calls (for
+            # their lease): the same port and secret let them back in.
+            os.makedirs(self._journal, mode=0o700, exist_ok=True)
+            if secret is None and secret_file is None and \
+                    not os.environ.get("XYLEM_SECRET"):
+                secret_file = _journal_secret(self._journal)
         if secret_file is not None:
             secret = _read_secret(secret_file)
         elif secret is None and os.environ.get("XYLEM_SECRET"):
@@ -401,10 +445,23 @@ class Executor(cf.Executor):
         # Only its own workers can ever come: a task none of them can run
         # fails at once (_check_fits).
         self._local_only = local_only
-        self._manager = _core.Manager(port=port, host=host, secret=secret,
-                                      history=history, name=name,
-                                      journal=self._journal,
-                                      journal_sync=bool(journal_sync))
+        kept_port = _journal_port(self._journal) if not port else 0
+        try:
+            self._manager = _core.Manager(
+                port=kept_port or port, host=host, secret=secret,
+                history=history, name=name, journal=self._journal,
+                journal_sync=bool(journal_sync))
+        except OSError:
+            if not kept_port:
+                raise
+            # Taken by another program since: workers of the run before
+            # cannot come back, and their calls run again.
+            self._manager = _core.Manager(
+                port=port, host=host, secret=secret, history=history,
+                name=name, journal=self._journal,
+                journal_sync=bool(journal_sync))
+        if self._journal is not None:
+            _save_journal_port(self._journal, self._manager.port)
         self._manager.set_callback(self._on_results)
         for pool in pools:
             opts = pool.options(find_xylem())

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -142,7 +141,44 @@ def test_a_lost_result_file_runs_its_call_again(tmp_path, prog):
     assert results(second) == results(first)
 
 
-def test_killed_half_way_runs_only_what_was_not_finished(tmp_path, prog):
+def test_killed_half_way_every_call_runs_once(tmp_path, prog):
+    """The program is killed with SIGKILL after half its results; its
+    local workers live on (their lease) with the calls they hold. Run
+    again on the journal, on the port and secret kept there, it gets
+    every result: finished calls from the journal, the others adopted
+    from the workers that come back, or run; no call runs twice."""
+    journal, marks = tmp_path / "journal", tmp_path / "marks"
+    n = 12
+    args = [sys.executable, str(prog), str(journal), str(marks), str(n)]
+    p = subprocess.Popen(args, env=env_for(1, NAP=0.3),
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True, start_new_session=True)
+    seen = 0
+    try:
+        while seen < n // 2:
+            line = p.stdout.readline()
+            assert line, "the program ended early"
+            seen += line.startswith("R ")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # its workers have their own
+        p.wait(timeout=TIMEOUT)
+    assert (journal / "port").exists() and (journal / "secret").exists()
+    out = run_prog(prog, journal, marks, n, run=2, NAP=0.3)
+    assert [line for line in out if line.startswith("R ")] == [
+        f"R {i} {i * i} {9000 if i % 3 == 0 else 3}" for i in range(n)]
+    ran = [m.split(" ", 1)[1] for m in marks.read_text().splitlines()]
+    assert sorted(ran) == sorted([f"call {i}" for i in range(n)] +
+                                 ["shell", "fails 1"]), ran
+    skipped = int(next(x for x in out if x.startswith("SKIPPED"))[8:])
+    assert n // 2 <= skipped < n + 2
+
+
+def test_killed_with_its_workers_runs_only_what_was_not_finished(
+        tmp_path, prog):
+    """The program and its workers killed with SIGKILL half way (the
+    machine's crash, as far as they know): run again, no call whose
+    Future the program saw resolved runs again, and every result is
+    right."""
     journal, marks = tmp_path / "journal", tmp_path / "marks"
     n = 12
     args = [sys.executable, str(prog), str(journal), str(marks), str(n)]
@@ -150,32 +186,46 @@ def test_killed_half_way_runs_only_what_was_not_finished(tmp_path, prog):
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          text=True, start_new_session=True)
     seen = []
-    deadline = time.monotonic() + TIMEOUT
     try:
-        while len(seen) < n // 2 and time.monotonic() < deadline:
+        while len(seen) < n // 2:
             line = p.stdout.readline()
             assert line, "the program ended early"
             if line.startswith("R "):
                 seen.append(int(line.split()[1]))
     finally:
-        # The program, its manager and its workers: all at once.
+        workers = worker_pids(journal)
         os.killpg(p.pid, signal.SIGKILL)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
         p.wait(timeout=TIMEOUT)
-    assert len(seen) == n // 2
-    time.sleep(0.5)  # nothing of the first run is left to write a mark
+    assert workers
     ran_first = marks_of(marks, 1)
-    out = run_prog(prog, journal, marks, n, run=2)
+    out = run_prog(prog, journal, marks, n, run=2,
+                   XYLEM_ADOPT_WAIT=1)
     ran_again = [int(m.split()[1]) for m in marks_of(marks, 2)
                  if m.startswith("call ")]
     # A call whose Future the program saw resolved was recorded first.
     assert not set(seen) & set(ran_again), (seen, ran_again)
-    # Every call's result is right, whichever run it came from.
     assert [line for line in out if line.startswith("R ")] == [
         f"R {i} {i * i} {9000 if i % 3 == 0 else 3}" for i in range(n)]
-    # Calls that never ran before all ran now; none ran twice here.
     never = {i for i in range(n) if f"call {i}" not in ran_first}
     assert never <= set(ran_again)
     assert len(ran_again) == len(set(ran_again)) < n
+
+
+def worker_pids(journal):
+    """The `xylem worker` processes connected to the port kept in the
+    journal (the program's local workers)."""
+    port = (journal / "port").read_text().strip()
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in cmd and f"127.0.0.1:{port}".encode() in cmd:
+            pids.append(int(d.name))
+    return pids
 
 
 def test_sync_mode_and_compaction_bound_the_results(tmp_path):
