@@ -18,6 +18,7 @@
 
 #include "harness.h"
 #include "journal.h"
+#include "util.h"
 
 #define MAX_SEEN 4096
 
@@ -221,6 +222,31 @@ static void t_flipped_bit(void)
 	xy_journal_close(j);
 }
 
+/* A record of an epoch older than the one before it (a stale manager's,
+ * written past the lock), its checksum right: refused, naming it. */
+static void t_wrong_epoch(void)
+{
+	char log[600], dir[512], err[512];
+	snprintf(dir, sizeof dir, "%s", xy_test_path("j"));
+	three_records(dir, log, sizeof log);
+	int fd = open(log, O_RDWR);
+	XY_CHECK(fd >= 0);
+	uint8_t rec[28 + 5];
+	/* "alpha", after the epoch's own header-only record. */
+	XY_CHECK(pread(fd, rec, sizeof rec, 28) == (ssize_t)sizeof rec);
+	memset(rec + 16, 0, 4);
+	uint32_t crc = xy_crc32c(xy_crc32c(0, rec + 12, 16), rec + 28, 5);
+	memcpy(rec + 8, &crc, 4); /* little-endian, as this machine */
+	XY_CHECK(pwrite(fd, rec, sizeof rec, 28) == (ssize_t)sizeof rec);
+	close(fd);
+	struct seen s;
+	memset(&s, 0, sizeof s);
+	XY_CHECK(!xy_journal_open(dir, XY_JOURNAL_PROCESS, record, &s, err,
+				  sizeof err));
+	XY_CHECK_EQ(errno, EINVAL);
+	XY_CHECK(strstr(err, "with epoch 0: out of order"));
+}
+
 /* A callback's refusal fails the open with its reason. */
 static void t_refused_record(void)
 {
@@ -396,6 +422,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_torn_tail_every_byte),
 		XY_TEST(t_flipped_bit),
 		XY_TEST(t_refused_record),
+		XY_TEST(t_wrong_epoch),
 		XY_TEST(t_compact),
 		XY_TEST(t_compact_crash_points),
 		XY_TEST(t_flush_crash_points),
