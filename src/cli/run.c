@@ -576,6 +576,10 @@ static void print_summary(struct run *r)
 	if (r->failed > (int64_t)r->n_fails)
 		fprintf(stderr, "... and %lld more failed tasks\n",
 			(long long)(r->failed - (int64_t)r->n_fails));
+	struct xy_stats st;
+	xy_manager_stats(r->m, &st);
+	XY_LOGI("run", "file bodies: %lld bytes sent, %lld received",
+		(long long)st.bytes_sent, (long long)st.bytes_received);
 	if (r->o.quiet && !r->failed && !xy_local_stops())
 		return;
 	fprintf(stderr, "xylem run: %lld task%s: %lld succeeded, %lld failed",
@@ -585,16 +589,13 @@ static void print_summary(struct run *r)
 		fprintf(stderr, ", %lld cancelled",
 			(long long)((int64_t)r->n_submitted - r->succeeded -
 				    r->failed));
-	struct xy_stats st;
-	xy_manager_stats(r->m, &st);
 	if (st.tasks_skipped)
 		fprintf(stderr, " (%lld finished before: not run again)",
 			(long long)st.tasks_skipped);
 	if (st.tasks_adopted)
 		fprintf(stderr, " (%lld taken back from workers that kept"
 			" them)", (long long)st.tasks_adopted);
-	XY_LOGI("run", "file bodies: %lld bytes sent, %lld received",
-		(long long)st.bytes_sent, (long long)st.bytes_received);
+
 	fprintf(stderr, " in %.2f s (%.1f tasks/s)\n", wall,
 		wall > 0 ? (double)done / wall : 0.0);
 }

@@ -34,7 +34,9 @@ struct xy_adopt {
 	struct xy_htab parked; /* struct park by its task's key */
 	uv_timer_t timer;
 	int over; /* the wait has ended */
-	int64_t adopted, requeued, cancelled;
+	int64_t adopted, requeued;
+	int64_t cancelled; /* running held tasks killed on their workers */
+	int64_t dropped;   /* finished ones' reports not needed */
 };
 
 static uint32_t key_hash(const uint8_t key[XY_ID_LEN])
@@ -152,7 +154,10 @@ static void cancel_offer(struct xy_adopt *a, struct offer *o)
 	take_offer(a, o);
 	if (o->w->conn)
 		xy_manager_send(a->m, o->w, XY_MSG_CANCEL, &msg);
-	a->cancelled++;
+	if (o->res.finished)
+		a->dropped++;
+	else
+		a->cancelled++;
 	free(o);
 }
 
@@ -309,10 +314,11 @@ static void end_wait(struct xy_adopt *a)
 	size_t forgot = xy_memo_forget_before(a->m->memo);
 	XY_LOGI(WHO, "the wait for workers of the earlier manager is over: "
 		"%lld tasks adopted, %lld run again (%lld of them waited for "
-		"a worker that did not come back), %lld held tasks cancelled "
-		"on workers, %zu forgotten", (long long)a->adopted,
+		"a worker that did not come back), %lld running held tasks "
+		"cancelled on workers, %lld kept reports not needed (their "
+		"tasks were recorded), %zu forgotten", (long long)a->adopted,
 		(long long)(a->requeued + parked), (long long)parked,
-		(long long)a->cancelled, forgot);
+		(long long)a->cancelled, (long long)a->dropped, forgot);
 	xy_manager_wake(a->m);
 }
 
