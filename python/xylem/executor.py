@@ -350,9 +350,11 @@ class Executor(cf.Executor):
     journal: a directory (made if needed) where the manager records each
         call and command that finished well, with its result: the same
         program run again on it gets those Futures' results without
-        running them again (docs/durability.md). journal_sync: also
-        fdatasync the records, to survive a machine's crash, not only the
-        program's.
+        running them again, and the calls its local workers (which
+        outlive a killed program for their lease) still hold, since the
+        manager's port and secret are kept there too (docs/python.md,
+        "Journal"). journal_sync: also fdatasync the records, to survive
+        a machine's crash, not only the program's.
     """
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
