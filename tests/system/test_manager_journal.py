@@ -124,6 +124,10 @@ def test_a_client_reattaches_to_its_restarted_manager(xylem, tmp_path,
            tmp_path / "o0", 0)
     waiting = [client(xylem, mgr, tool, jobs[n], tmp_path / f"o{n}")
                for n in (1, 2)]
+    # Both clients connected and submitted (a client that cannot reach
+    # its manager at the start gives up), and one task running at least.
+    wait_for(lambda: mgr.p.output.count(" runs as ") >= 3, TIMEOUT,
+             what="both tasks submitted")
     wait_for(lambda: len(starts(marks)) >= 2, TIMEOUT,
              what="a second task to start")
     mgr.kill()
