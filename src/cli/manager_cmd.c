@@ -24,6 +24,8 @@ struct manager_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	const char *journal;
+	int journal_sync;
 	int workers;
 	int cores_per_worker; /* 0: cores / workers */
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
@@ -49,6 +51,11 @@ static void usage(FILE *out)
 		"  --cores-per-worker C  cores each local worker offers"
 		" (default: cores / N)\n"
 		"  --history DB          record tasks in an SQLite database\n"
+		"  --journal DIR         record clients' finished tasks in DIR:"
+		" started again on it,\n"
+		"                        a task it finished is answered without"
+		" running\n"
+		"  --journal-sync        also fdatasync the journal each turn\n"
 		"  --pool SPEC           a pool of workers from a batch system,"
 		" as KEY=VALUE,...\n"
 		"                        (name, provider, cores, memory, gpus,"
@@ -67,12 +74,14 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL, O_POOLS };
+	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"journal", required_argument, NULL, O_JOURNAL},
+		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"pool", required_argument, NULL, O_POOL},
@@ -92,6 +101,8 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
+		case O_JOURNAL: o->journal = optarg; break;
+		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_WORKERS:
 			bad |= xy_cli_int("xylem manager", "--workers", optarg,
 					  0, 4096, &o->workers);
@@ -115,6 +126,11 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 				" missing value: '%s'\n", argv[optind - 1]);
 			bad = 1;
 		}
+	}
+	if (!bad && o->journal_sync && !o->journal) {
+		fprintf(stderr, "xylem manager: --journal-sync needs "
+			"--journal DIR\n");
+		bad = 1;
 	}
 	if (!bad && optind < argc) {
 		fprintf(stderr, "xylem manager: unexpected argument '%s'\n",
@@ -148,7 +164,8 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 {
 	struct xy_manager_options opt = {
 		.host = o->host, .port = o->port, .history = o->history,
-		.name = "xylem-manager"};
+		.name = "xylem-manager", .journal = o->journal,
+		.journal_sync = o->journal_sync};
 
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
 	    xy_local_secret(l, o->secret_file) < 0 ||

@@ -330,15 +330,21 @@ void xy_catalog_set_chunks(struct xy_object *o, struct xy_chunks *chunks)
 void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
 		      const char *path)
 {
-	uint32_t h = id_hash(o->id);
 	o->on_manager = 1;
+	xy_catalog_serve_id(c, o->id, o->kind, path);
+}
+
+void xy_catalog_serve_id(struct xy_catalog *c, const uint8_t *id,
+			 uint8_t kind, const char *path)
+{
+	uint32_t h = id_hash(id);
 	pthread_mutex_lock(&c->lock);
 	struct served *s;
 	for (s = xy_htab_first(&c->served, h); s; s = s->next)
-		if (!memcmp(s->id, o->id, XY_ID_LEN))
+		if (!memcmp(s->id, id, XY_ID_LEN))
 			break;
 	if (!s && (s = calloc(1, sizeof *s))) {
-		memcpy(s->id, o->id, XY_ID_LEN);
+		memcpy(s->id, id, XY_ID_LEN);
 		xy_htab_insert(&c->served, s, h);
 	}
 	if (s) {
@@ -347,7 +353,7 @@ void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
 			free(s->path);
 			s->path = p;
 		}
-		s->kind = o->kind;
+		s->kind = kind;
 	}
 	pthread_mutex_unlock(&c->lock);
 }

@@ -1185,6 +1185,12 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
+	/* Clients' tasks are recorded too, their outputs kept under it. */
+	if (m->memo && xy_clients_journal(m->clients, opt->journal) < 0) {
+		xy_fail(err, errlen, errno, "journal %s: cannot make its "
+			"store: %s", opt->journal, strerror(errno));
+		goto error;
+	}
 	if (listen_on(m, opt->host, opt->port, err, errlen) < 0)
 		goto error;
 	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,

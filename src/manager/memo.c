@@ -13,6 +13,7 @@
  * that read them wait for that.
  */
 #include "memo.h"
+#include "memo_results.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -76,6 +77,7 @@ struct xy_memo {
 	uint64_t table_bytes; /* the payloads of the table's records */
 	uint64_t compact_min;
 	int64_t compactions;
+	struct xy_memo_results *results; /* outputs (memo_results.c) */
 };
 
 static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
@@ -382,10 +384,21 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	case REC_RUN:
 	case REC_UNRUN:
 		return replay_run(memo, type, epoch, data, len, err, errlen);
+	case XY_MEMO_REC_RESULT:
+		return xy_memo_results_replay(memo->results, data, len, err,
+					      errlen);
+	case XY_MEMO_REC_CLIENT:
+		return xy_memo_results_client_replay(memo->results, data, len,
+						     err, errlen);
 	}
 	snprintf(err, errlen, "unknown record type %u (a newer xylem's "
 		 "journal?)", type);
 	return -1;
+}
+
+static int known(void *arg, const uint8_t *fp)
+{
+	return find(arg, fp) != NULL;
 }
 
 struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
@@ -410,6 +423,11 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		return NULL;
 	}
 	memo->m = m;
+	if (!(memo->results = xy_memo_results_create(dir, sync))) {
+		xy_memo_destroy(memo);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
 	const char *min = getenv("XYLEM_JOURNAL_COMPACT_BYTES");
 	memo->compact_min = min ? strtoull(min, NULL, 10) : COMPACT_MIN;
 	memo->j = xy_journal_open(dir, sync ? XY_JOURNAL_SYNC
@@ -421,6 +439,8 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		errno = e;
 		return NULL;
 	}
+	xy_memo_results_prune(memo->results, known, memo);
+	xy_memo_results_sweep(memo->results);
 	const struct xy_journal_info *in = xy_journal_info(memo->j);
 	XY_LOGI(WHO, "%s: epoch %u, %llu records replayed in %.3f s; %zu "
 		"finished tasks known, %zu were running", dir, in->epoch,
@@ -434,6 +454,7 @@ void xy_memo_destroy(struct xy_memo *memo)
 	if (!memo)
 		return;
 	xy_journal_close(memo->j);
+	xy_memo_results_destroy(memo->results);
 	for (size_t i = 0; i < memo->table.n_slots; i++)
 		for (struct entry *e = xy_htab_slot(&memo->table, i), *n; e;
 		     e = n) {
@@ -488,6 +509,8 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		    size != e->outs[i].size || mtime != e->outs[i].mtime_ns)
 			return 0; /* gone or changed: it runs again */
 	}
+	if (xy_memo_results_restore(memo->results, t->key, t) < 0)
+		return 0;
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		xy_catalog_file_rehash(memo->m->catalog, t->outputs[i].file);
 	memo->skipped++;
@@ -519,7 +542,9 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	}
 	encode(&e, &b);
 	char err[256];
-	if (b.oom || !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
+	if (b.oom ||
+	    xy_memo_results_record(memo->results, memo->j, e.fp, t) < 0 ||
+	    !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
 	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
 		       sizeof err) < 0)
 		goto oom;
@@ -655,10 +680,12 @@ size_t xy_memo_running_before(const struct xy_memo *memo)
 	return memo ? memo->runs_before : 0;
 }
 
-/* The table as records, for a snapshot. */
+/* The table as records, for a snapshot: results first, as in the log. */
 static int dump(void *arg, struct xy_journal *snap)
 {
 	struct xy_memo *memo = arg;
+	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0)
+		return -1;
 	for (size_t i = 0; i < memo->runs.n_slots; i++)
 		for (struct run *r = xy_htab_slot(&memo->runs, i); r;
 		     r = r->next)
@@ -696,7 +723,9 @@ void xy_memo_flush(struct xy_memo *memo)
 	 * up: a snapshot of the table replaces them. A failed compaction
 	 * leaves the journal as it was. */
 	uint64_t log = xy_journal_info(memo->j)->log_bytes;
-	uint64_t snap = memo->table_bytes + 28 * memo->table.count;
+	uint64_t snap = memo->table_bytes + 28 * memo->table.count +
+			xy_memo_results_bytes(memo->results) +
+			28 * xy_memo_results_count(memo->results);
 	if (log <= memo->compact_min || log <= 2 * snap)
 		return;
 	char err[512];
@@ -707,6 +736,7 @@ void xy_memo_flush(struct xy_memo *memo)
 		return;
 	}
 	memo->compactions++;
+	xy_memo_results_sweep(memo->results);
 	XY_LOGI(WHO, "compacted: %llu bytes of log into a snapshot of %zu "
 		"tasks in %.3f s", (unsigned long long)log, memo->table.count,
 		xy_mono() - t0);
@@ -725,4 +755,36 @@ int64_t xy_memo_known(const struct xy_memo *memo)
 uint32_t xy_memo_epoch(const struct xy_memo *memo)
 {
 	return memo ? xy_journal_info(memo->j)->epoch : 0;
+}
+
+/* ------------------------------------------------------------ clients */
+
+const void *xy_memo_client_find(struct xy_memo *memo, const uint8_t *key,
+				size_t *len)
+{
+	return memo ? xy_memo_results_client_find(memo->results, key, len)
+		    : NULL;
+}
+
+int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
+			  const void *data, size_t len)
+{
+	if (!memo || memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	if (xy_memo_results_client_record(memo->results, memo->j, key, data,
+					  len) < 0)
+		return -1;
+	xy_memo_flush(memo);
+	if (memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+const char *xy_memo_dir(const struct xy_memo *memo)
+{
+	return memo ? xy_memo_results_base(memo->results) : NULL;
 }

@@ -73,6 +73,17 @@ size_t xy_memo_running_before(const struct xy_memo *memo);
  * tasks is handed to the program. */
 void xy_memo_flush(struct xy_memo *memo);
 
+/* Clients' finished tasks (client.c): the bytes recorded under key (a
+ * digest of a SUBMIT), or NULL, their length in *len. */
+const void *xy_memo_client_find(struct xy_memo *memo, const uint8_t *key,
+				size_t *len);
+/* Records key's bytes and writes the journal at once (the RESULT that
+ * depends on it is sent next). 0, or -1 with errno. */
+int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
+			  const void *data, size_t len);
+/* The journal's directory. */
+const char *xy_memo_dir(const struct xy_memo *memo);
+
 /* Counts, for stats and status. */
 int64_t xy_memo_skipped(const struct xy_memo *memo);
 int64_t xy_memo_known(const struct xy_memo *memo);
