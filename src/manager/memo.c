@@ -67,6 +67,8 @@ struct run {
 struct xy_memo {
 	struct xy_manager *m;
 	struct xy_journal *j;
+	EVP_MD *sha256;  /* fetched once */
+	EVP_MD_CTX *ctx; /* for each fingerprint, in turn */
 	struct xy_htab runs;   /* struct run by fingerprint */
 	struct xy_htab before; /* those of earlier epochs by worker name */
 	size_t runs_before;    /* those of earlier epochs */
@@ -209,19 +211,35 @@ static void put_id(EVP_MD_CTX *c, const struct xy_file *f)
 	EVP_DigestUpdate(c, f && f->obj ? f->obj->id : none, XY_ID_LEN);
 }
 
+/* The memo's SHA-256 context, started afresh (the algorithm fetched
+ * once at open: a fetch each digest cost as much as the digest), or
+ * NULL. */
+static EVP_MD_CTX *digest_begin(struct xy_memo *memo)
+{
+	if (!memo->ctx || EVP_DigestInit_ex(memo->ctx, memo->sha256, NULL) != 1)
+		return NULL;
+	return memo->ctx;
+}
+
+static int digest_end(EVP_MD_CTX *c, uint8_t out[XY_ID_LEN])
+{
+	unsigned len = 0;
+	return EVP_DigestFinal_ex(c, out, &len) == 1 && len == XY_ID_LEN ? 0
+									 : -1;
+}
+
 /* t's fingerprint into fp: 0, or -1 if an input has no content yet or
  * the digest cannot be had. A library's own code is in it only through
  * the library's declared inputs (xy_manager_add_library_inputs). */
-static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
+static int fingerprint(struct xy_memo *memo, const struct xy_task *t,
+		       uint8_t fp[XY_ID_LEN])
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++)
 		if (!t->inputs[i].file->obj)
 			return -1;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(c);
+	EVP_MD_CTX *c = digest_begin(memo);
+	if (!c)
 		return -1;
-	}
 	put_str(c, "xylem task 1");
 	put_str(c, t->command);
 	put_str(c, t->library);
@@ -252,29 +270,20 @@ static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
 		put_str(c, t->outputs[i].as);
 		put_str(c, t->outputs[i].file->path);
 	}
-	unsigned len = 0;
-	int ok = EVP_DigestFinal_ex(c, fp, &len) == 1 && len == XY_ID_LEN;
-	EVP_MD_CTX_free(c);
-	return ok ? 0 : -1;
+	return digest_end(c, fp);
 }
 
 /* The digest of t's outputs' paths into place: 0, or -1 if t has no
  * output (nothing of it is ever rewritten) or no digest. */
-static int place_of(const struct xy_task *t, uint8_t place[XY_ID_LEN])
+static int place_of(struct xy_memo *memo, const struct xy_task *t,
+		    uint8_t place[XY_ID_LEN])
 {
-	if (!t->n_outputs)
+	EVP_MD_CTX *c;
+	if (!t->n_outputs || !(c = digest_begin(memo)))
 		return -1;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(c);
-		return -1;
-	}
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		put_str(c, t->outputs[i].file->path);
-	unsigned len = 0;
-	int ok = EVP_DigestFinal_ex(c, place, &len) == 1 && len == XY_ID_LEN;
-	EVP_MD_CTX_free(c);
-	return ok ? 0 : -1;
+	return digest_end(c, place);
 }
 
 /* ---------------------------------------------------------- the records */
@@ -423,6 +432,13 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		return NULL;
 	}
 	memo->m = m;
+	memo->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	memo->ctx = EVP_MD_CTX_new();
+	if (!memo->sha256 || !memo->ctx) {
+		xy_memo_destroy(memo);
+		xy_fail(err, errlen, ENOMEM, "no SHA-256 from OpenSSL");
+		return NULL;
+	}
 	if (!(memo->results = xy_memo_results_create(dir, sync))) {
 		xy_memo_destroy(memo);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
@@ -454,6 +470,8 @@ void xy_memo_destroy(struct xy_memo *memo)
 	if (!memo)
 		return;
 	xy_journal_close(memo->j);
+	EVP_MD_CTX_free(memo->ctx);
+	EVP_MD_free(memo->sha256);
 	xy_memo_results_destroy(memo->results);
 	for (size_t i = 0; i < memo->table.n_slots; i++)
 		for (struct entry *e = xy_htab_slot(&memo->table, i), *n; e;
@@ -492,7 +510,7 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		return 0;
 	if (!t->key && !(t->key = malloc(XY_ID_LEN)))
 		return 0;
-	if (fingerprint(t, t->key) < 0) {
+	if (fingerprint(memo, t, t->key) < 0) {
 		free(t->key);
 		t->key = NULL;
 		return 0;
@@ -525,7 +543,7 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	    t->result != XY_RESULT_SUCCESS)
 		return;
 	memcpy(e.fp, t->key, XY_ID_LEN);
-	e.has_place = place_of(t, e.place) == 0;
+	e.has_place = place_of(memo, t, e.place) == 0;
 	int recorded = 0;
 	struct out_stat outs[16];
 	e.outs = t->n_outputs <= 16 ? outs
