@@ -115,8 +115,11 @@ struct xy_manager_options {
 	 * once it loses this manager, trying to reconnect, so that a
 	 * manager started again on the journal adopts them (docs/
 	 * durability.md, "Workers outlive their manager"). 0: 300 with a
-	 * journal, none without; negative: none. */
+	 * journal, none without; negative: none. At most a day. */
 	double lease;
+	/* With a journal: seconds to wait for the workers of the manager
+	 * before to bring back the tasks they kept. 0: 15. */
+	double adopt_wait;
 };
 
 #define XY_CALL_WINDOW 2

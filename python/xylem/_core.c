@@ -1112,7 +1112,7 @@ static PyObject *Manager_stats(Manager *self, PyObject *unused)
 	if (run_sync(self, &s) < 0)
 		return NULL;
 	return Py_BuildValue(
-		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsdsdsLsL}", "tasks_waiting",
+		"{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsdsdsLsLsL}", "tasks_waiting",
 		st->tasks_waiting, "tasks_ready", st->tasks_ready,
 		"tasks_running", st->tasks_running, "tasks_done",
 		st->tasks_done, "tasks_succeeded", st->tasks_succeeded,
@@ -1123,7 +1123,8 @@ static PyObject *Manager_stats(Manager *self, PyObject *unused)
 		st->bytes_received, "transfers_active", st->transfers_active,
 		"decisions", st->decisions, "decision_seconds",
 		st->decision_seconds, "send_seconds", st->send_seconds,
-		"files", st->files, "objects", st->objects);
+		"files", st->files, "objects", st->objects, "tasks_skipped",
+		st->tasks_skipped);
 }
 
 static void status_body(Manager *self, struct sync *s)
@@ -1231,7 +1232,8 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"port",    "host",        "secret",
 				 "history", "name",        "call_window",
-				 "tls_dir", "no_tls",      NULL};
+				 "journal", "journal_sync", "tls_dir",
+				 "no_tls",  NULL};
 	struct xy_manager_options o = {0};
 	Py_buffer secret = {0};
 	char err[ERRLEN] = "";
@@ -1242,10 +1244,10 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Manager is initialised");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzizp", kwlist,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzizpzp", kwlist,
 					 &o.port, &o.host, &secret, &o.history,
-					 &o.name, &o.call_window, &o.tls_dir,
-					 &o.no_tls))
+					 &o.name, &o.call_window, &o.journal,
+					 &o.journal_sync, &o.tls_dir, &o.no_tls))
 		return -1;
 	if (!secret.obj || secret.len == 0) {
 		if (secret.obj)
@@ -1397,10 +1399,12 @@ static PyTypeObject ManagerType = {
 	.tp_basicsize = sizeof(Manager),
 	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "Manager(port=0, host=None, *, secret, history=None,"
-		  " name=None, call_window=0)\n\nA Xylem manager whose event"
+		  " name=None, call_window=0, journal=None,"
+		  " journal_sync=False)\n\nA Xylem manager whose event"
 		  " loop runs on a thread of its own. call_window: calls a"
 		  " worker may hold per core beyond its free cores (0: the"
-		  " default, negative: none).",
+		  " default, negative: none). journal: a directory whose"
+		  " finished tasks are not run again (docs/durability.md).",
 	.tp_new = PyType_GenericNew,
 	.tp_init = (initproc)Manager_init,
 	.tp_dealloc = (destructor)Manager_dealloc,

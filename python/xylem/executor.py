@@ -225,6 +225,43 @@ def _xylem_only_dir(tmpdir):
     return d
 
 
+def _journal_secret(journal):
+    """journal/secret, made with 32 random bytes (hex) if it is not there
+    yet, as `xylem run --journal` does."""
+    path = os.path.join(journal, "secret")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def _journal_port(journal):
+    """The port the manager listened on in the run before (0: none)."""
+    if journal is None:
+        return 0
+    try:
+        with open(os.path.join(journal, "port")) as f:
+            port = int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+    return port if 0 < port < 65536 else 0
+
+
+def _save_journal_port(journal, port):
+    path = os.path.join(journal, "port")
+    try:
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{port}\n")
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        warnings.warn(f"xylem: cannot keep the port in {path}: {e}")
+
+
 def _read_secret(path):
     with open(path, "rb") as f:
         s = f.read().rstrip(b"\r\n")
@@ -315,13 +352,21 @@ class Executor(cf.Executor):
         processes), as many as the queued calls need, within each pool's
         limits (docs/scaling.md). With pools, workers defaults to 0, and
         a call no pool's worker could run fails with xylem.Unschedulable.
+    journal: a directory (made if needed) where the manager records each
+        call and command that finished well, with its result: the same
+        program run again on it gets those Futures' results without
+        running them again, and the calls its local workers (which
+        outlive a killed program for their lease) still hold, since the
+        manager's port and secret are kept there too (docs/python.md,
+        "Journal"). journal_sync: also fdatasync the records, to survive
+        a machine's crash, not only the program's.
     """
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
-                 history=None, environment=None, pools=None, tls=True,
-                 tls_dir=None):
+                 history=None, environment=None, pools=None, journal=None,
+                 journal_sync=False, tls=True, tls_dir=None):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -359,11 +404,13 @@ class Executor(cf.Executor):
         self._libraries = {}   # Environment (or None) -> library name
         self._env_handles = {}  # Environment -> unpack handle
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-py-")
+        self._journal = None if journal is None else \
+            os.path.abspath(os.fspath(journal))
         self._tls = (tls, tls_dir)
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
-                        name, history, list(pools or ()))
+                        name, history, list(pools or ()), journal_sync)
         except BaseException:
             self._close()
             raise
@@ -371,7 +418,7 @@ class Executor(cf.Executor):
         _interrupt.watch_sigterm(_live)
 
     def _start(self, workers, port, host, secret, secret_file, cpw, python,
-               pythonpath, library_env, name, history, pools):
+               pythonpath, library_env, name, history, pools, journal_sync):
         if workers is None:
             # Pools bring the workers: none local unless asked for.
             workers = 0 if pools else _cores_here()
@@ -379,6 +426,13 @@ class Executor(cf.Executor):
         # Pools' workers (a batch system's) connect from elsewhere.
         local_only = (not port and secret is None and secret_file is None
                       and workers > 0 and not pools)
+        if self._journal is not None:
+            # The workers of a run before may still hold its calls (for
+            # their lease): the same port and secret let them back in.
+            os.makedirs(self._journal, mode=0o700, exist_ok=True)
+            if secret is None and secret_file is None and \
+                    not os.environ.get("XYLEM_SECRET"):
+                secret_file = _journal_secret(self._journal)
         if secret_file is not None:
             secret = _read_secret(secret_file)
         elif secret is None and os.environ.get("XYLEM_SECRET"):
@@ -399,13 +453,30 @@ class Executor(cf.Executor):
         # Only its own workers can ever come: a task none of them can run
         # fails at once (_check_fits).
         self._local_only = local_only
+        kept_port = _journal_port(self._journal) if not port else 0
         tls, tls_dir = self._tls
         if tls_dir is None:
+            # With a journal, beside it: the next executor on it keeps
+            # the CA.
             tls_dir = (os.environ.get("XYLEM_TLS_DIR")
-                       or os.path.join(self._tmpdir, "tls"))
-        self._manager = _core.Manager(port=port, host=host, secret=secret,
-                                      history=history, name=name,
-                                      tls_dir=tls_dir, no_tls=not tls)
+                       or os.path.join(self._journal or self._tmpdir, "tls"))
+        tls_opts = {"tls_dir": tls_dir, "no_tls": not tls}
+        try:
+            self._manager = _core.Manager(
+                port=kept_port or port, host=host, secret=secret,
+                history=history, name=name, journal=self._journal,
+                journal_sync=bool(journal_sync), **tls_opts)
+        except OSError:
+            if not kept_port:
+                raise
+            # Taken by another program since: workers of the run before
+            # cannot come back, and their calls run again.
+            self._manager = _core.Manager(
+                port=port, host=host, secret=secret, history=history,
+                name=name, journal=self._journal,
+                journal_sync=bool(journal_sync), **tls_opts)
+        if self._journal is not None:
+            _save_journal_port(self._journal, self._manager.port)
         self.tls_ca = self._manager.tls_ca
         self._manager.set_callback(self._on_results)
         for pool in pools:
@@ -656,13 +727,26 @@ class Executor(cf.Executor):
         with self._declare_lock:
             name = self._libraries.get(environment)
             if name is None:
-                name = f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+                name = self._library_name(environment)
                 self._manager.declare_library(
                     name, f"{self._python_in(environment)} -m"
                     " xylem.library", env=self._process_env(environment),
                     environment=self._environment_handle(environment))
                 self._libraries[environment] = name
         return name
+
+    def _library_name(self, environment):
+        """A fresh name; with a journal, one that the same program gives
+        the same library in a later run, since a call's library is part
+        of what the journal knows it by: a digest of the interpreter
+        command, its version and the environment's archive."""
+        if self._journal is None:
+            return f"xylem-py-{os.getpid()}-{next(_library_numbers)}"
+        import hashlib
+        what = repr((self._python_in(environment), sys.version_info[:2],
+                     None if environment is None else
+                     (environment.source, environment.cache)))
+        return "xylem-py-" + hashlib.sha256(what.encode()).hexdigest()[:16]
 
     def _call_spec(self, future, fn, args, kwargs, env, environment=None):
         payload, inputs = self._encode(fn, args, kwargs, env)
@@ -693,7 +777,8 @@ class Executor(cf.Executor):
         return _Pending(future, "fresh", result_path=path), spec
 
     def _shell_spec(self, future, shell, args, kwargs):
-        command, marker = shell.wrapper(shell.format(*args, **kwargs))
+        command, marker = shell.wrapper(shell.format(*args, **kwargs),
+                                        stable=self._journal is not None)
         spec = {"command": command}
         if shell.time_limit():
             spec["time_limit"] = float(shell.time_limit())

@@ -11,6 +11,7 @@ is killed and returns exit code 124, as timeout(1) does.
 """
 
 import collections
+import hashlib
 import os
 import shlex
 import signal
@@ -59,12 +60,19 @@ class ShellFunction:
         """The command line for these arguments."""
         return self.template.format(*args, **kwargs)
 
-    def wrapper(self, command):
+    def wrapper(self, command, stable=False):
         """The sh script that runs command with its walltime, then prints
         a header line (a marker, the exit code and both sizes) and the two
         tails. The marker is fresh for each call, so that nothing the
-        command prints can pass for it."""
-        marker = "XYSH-" + uuid.uuid4().hex
+        command prints can pass for it; stable (an Executor with a
+        journal): it is a digest of the command instead, so that the same
+        call is the same task in a later run (a command cannot print the
+        digest of itself by chance)."""
+        if stable:
+            marker = "XYSH-" + hashlib.sha256(
+                b"xylem shell marker\0" + command.encode()).hexdigest()[:32]
+        else:
+            marker = "XYSH-" + uuid.uuid4().hex
         run = f"/bin/sh -c {shlex.quote(command)}"
         if self.walltime is not None:
             run = f"timeout -k {KILL_AFTER} {self.walltime:g} {run}"

@@ -875,6 +875,7 @@ static int remote_fetch(struct cwl_run *r, struct xy_client *c,
 	for (uint32_t i = 0; i < res->n_outputs; i++) {
 		snprintf(dest, sizeof dest, "%s/%s", r->local.tmpdir,
 			 res->outputs[i].name);
+		xy_rm_rf(dest); /* a try cut short by a lost manager */
 		if (xy_client_fetch(c, res, i, dest, err, errlen) < 0)
 			return -1;
 	}
@@ -900,23 +901,28 @@ static int wait_result(struct xy_client *c, struct xy_msg_result *res,
 }
 
 /* Submits the task to the manager named by --manager, waits for it,
- * fetches its outputs and classifies it as run_task does. */
-static int remote_exchange(struct cwl_run *r, struct xy_client *c)
+ * fetches its outputs and classifies it as run_task does. *lost is set
+ * if the manager went away meanwhile (the connection reset, or an
+ * output could not be fetched): the caller may try again, with err. */
+static int remote_exchange(struct cwl_run *r, struct xy_client *c,
+			   int *lost, char *err, size_t errlen)
 {
 	struct xy_client_task ct;
 	struct xy_client_input *inputs = NULL;
 	struct xy_msg_result res;
 	json_t *plan = NULL;
-	char err[2048] = "";
 	int rc = CWL_PERMANENT_FAIL;
 
+	*lost = 0;
 	if (remote_task(r, &ct, &inputs, &plan) < 0)
 		fprintf(stderr, "xylem cwl: cannot write %s: %s\n", JOB_FILE,
 			strerror(errno));
-	else if (!xy_client_submit(c, &ct, err, sizeof err) ||
-		 wait_result(c, &res, err, sizeof err) < 0) {
+	else if (!xy_client_submit(c, &ct, err, errlen) ||
+		 wait_result(c, &res, err, errlen) < 0) {
 		if (xy_local_stops())
 			rc = xy_local_stop_status();
+		else if (errno == ECONNRESET)
+			*lost = 1;
 		else
 			fprintf(stderr, "xylem cwl: %s: %s\n", r->o.manager,
 				err);
@@ -925,8 +931,8 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c)
 		struct outcome o = {(xy_result)res.result, res.exit_code,
 				    res.output, res.output_len, res.message};
 		if (o.result == XY_RESULT_SUCCESS &&
-		    remote_fetch(r, c, &res, err, sizeof err) < 0)
-			fprintf(stderr, "xylem cwl: %s\n", err);
+		    remote_fetch(r, c, &res, err, errlen) < 0)
+			*lost = 1;
 		else
 			rc = xy_local_stops() ? xy_local_stop_status()
 					: classify(r, &o);
@@ -937,10 +943,57 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c)
 	return rc;
 }
 
+/* Submits the task to the manager at host:port, verified with tls, and
+ * waits for it; a manager lost on the way (restarted, on its journal) is
+ * reached again and the task submitted again, for up to XYLEM_RECONNECT
+ * seconds (default 120): a manager that finished it answers from its
+ * journal (docs/durability.md, "Clients"). */
+static int remote_rounds(struct cwl_run *r, const char *host, int port,
+			 SSL_CTX *tls)
+{
+	char err[1024] = "";
+	struct xy_client *c;
+	int rc;
+
+	const char *env = getenv("XYLEM_RECONNECT");
+	double window = env ? atof(env) : 120, deadline = -1;
+	char why[2048] = "";
+	for (;;) {
+		c = xy_client_connect(host, port, r->local.secret,
+				      r->local.secret_len, tls, 30, err,
+				      sizeof err);
+		if (!c && deadline >= 0 && errno != EACCES &&
+		    xy_mono() < deadline && !xy_local_stops()) {
+			usleep(200000);
+			continue;
+		}
+		if (!c) {
+			fprintf(stderr, "xylem cwl: %s %s: %s\n", r->o.manager,
+				errno == EACCES ? "refused the secret (check"
+				" --secret-file)" : "cannot be reached", err);
+			return CWL_PERMANENT_FAIL;
+		}
+		int lost;
+		rc = remote_exchange(r, c, &lost, why, sizeof why);
+		xy_client_close(c);
+		if (!lost || xy_local_stops())
+			return rc;
+		if (deadline < 0)
+			deadline = xy_mono() + window;
+		if (xy_mono() >= deadline) {
+			fprintf(stderr, "xylem cwl: %s: %s (gave up after "
+				"%.0f s)\n", r->o.manager, why, window);
+			return rc;
+		}
+		fprintf(stderr, "xylem cwl: lost the manager at %s (%s): "
+			"submitting again once it is back\n", r->o.manager,
+			why);
+	}
+}
+
 static int run_remote(struct cwl_run *r)
 {
-	char host[256], err[1024] = "";
-	struct xy_client *c;
+	char host[256];
 	int port, rc;
 
 	if (xy_parse_hostport(r->o.manager, host, sizeof host, &port) < 0 ||
@@ -961,17 +1014,7 @@ static int run_remote(struct cwl_run *r)
 	SSL_CTX *tls = NULL;
 	if (xy_cli_tls_client("xylem cwl", r->o.tls_ca, r->o.no_tls, &tls) < 0)
 		return XY_EXIT_USAGE;
-	c = xy_client_connect(host, port, r->local.secret, r->local.secret_len,
-			      tls, 30, err, sizeof err);
-	if (!c) {
-		SSL_CTX_free(tls);
-		fprintf(stderr, "xylem cwl: %s %s: %s\n", r->o.manager,
-			errno == EACCES ? "refused the secret (check"
-			" --secret-file)" : "cannot be reached", err);
-		return CWL_PERMANENT_FAIL;
-	}
-	rc = remote_exchange(r, c);
-	xy_client_close(c);
+	rc = remote_rounds(r, host, port, tls);
 	SSL_CTX_free(tls);
 	return rc;
 }

@@ -152,11 +152,6 @@ static int write_secret_file(struct xy_local *l)
 	return 0;
 }
 
-/* The secret from secret_file (--secret-file), else from XYLEM_SECRET (as
- * `xylem worker` does), else 32 fresh random bytes as hex (the hex text
- * itself is the secret). Local workers read the last two from a 0600
- * file; XYLEM_SECRET is taken out of this process's environment, where
- * tasks could read it (/proc/PID/environ of their worker's parent). */
 void xy_local_journal(struct xy_local *l, const char *dir)
 {
 	l->journal = dir;
@@ -226,6 +221,11 @@ void xy_local_journal_save_port(const char *dir, int port)
 			strerror(errno));
 }
 
+/* The secret from secret_file (--secret-file), else from XYLEM_SECRET (as
+ * `xylem worker` does), else, with a journal, the one kept in it,
+ * else 32 fresh random bytes as hex (the hex text itself is the secret). Local workers read the last two from a 0600
+ * file; XYLEM_SECRET is taken out of this process's environment, where
+ * tasks could read it (/proc/PID/environ of their worker's parent). */
 int xy_local_secret(struct xy_local *l, const char *secret_file)
 {
 	unsigned char raw[32];

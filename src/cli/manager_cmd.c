@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "local.h"
@@ -24,6 +25,8 @@ struct manager_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	const char *journal;
+	int journal_sync;
 	const char *tls_dir;
 	int no_tls;
 	int workers;
@@ -51,6 +54,11 @@ static void usage(FILE *out)
 		"  --cores-per-worker C  cores each local worker offers"
 		" (default: cores / N)\n"
 		"  --history DB          record tasks in an SQLite database\n"
+		"  --journal DIR         record clients' finished tasks in DIR:"
+		" started again on it,\n"
+		"                        a task it finished is answered without"
+		" running\n"
+		"  --journal-sync        also fdatasync the journal each turn\n"
 		"  --tls-dir DIR         keep the TLS CA and certificate in DIR"
 		" (default: a\n                        private directory for this"
 		" run; docs/security.md)\n"
@@ -74,12 +82,14 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL, O_POOLS, O_TLS_DIR, O_NO_TLS };
+	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"journal", required_argument, NULL, O_JOURNAL},
+		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
 		{"pool", required_argument, NULL, O_POOL},
@@ -101,6 +111,8 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
+		case O_JOURNAL: o->journal = optarg; break;
+		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_TLS_DIR: o->tls_dir = optarg; break;
 		case O_NO_TLS: o->no_tls = 1; break;
 		case O_WORKERS:
@@ -126,6 +138,11 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 				" missing value: '%s'\n", argv[optind - 1]);
 			bad = 1;
 		}
+	}
+	if (!bad && o->journal_sync && !o->journal) {
+		fprintf(stderr, "xylem manager: --journal-sync needs "
+			"--journal DIR\n");
+		bad = 1;
 	}
 	if (!bad && optind < argc) {
 		fprintf(stderr, "xylem manager: unexpected argument '%s'\n",
@@ -159,9 +176,18 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 {
 	struct xy_manager_options opt = {
 		.host = o->host, .port = o->port, .history = o->history,
-		.name = "xylem-manager"};
+		.name = "xylem-manager", .journal = o->journal,
+		.journal_sync = o->journal_sync};
 
-	l->tls_dir = o->tls_dir;
+	/* With a journal, the CA is kept there: workers that outlive this
+	 * manager verify the next one on it. */
+	l->tls_dir = o->tls_dir ? o->tls_dir : getenv("XYLEM_TLS_DIR");
+	if ((!l->tls_dir || !*l->tls_dir) && o->journal) {
+		snprintf(l->tls_path, sizeof l->tls_path, "%s/tls", o->journal);
+		l->tls_dir = l->tls_path;
+		if (mkdir(o->journal, 0700) < 0 && errno != EEXIST)
+			l->tls_dir = NULL; /* the manager says why */
+	}
 	l->no_tls = o->no_tls;
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
 	    xy_local_secret(l, o->secret_file) < 0 ||

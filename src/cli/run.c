@@ -299,6 +299,11 @@ static int start_manager(struct run *r)
 		.name = r->wf->name ? r->wf->name : "xylem-run",
 		.journal = r->o.journal,
 		.journal_sync = r->o.journal_sync,
+		/* For tests: how long a run on a journal waits for the
+		 * workers of the run before (docs/durability.md). */
+		.adopt_wait = getenv("XYLEM_ADOPT_WAIT")
+				      ? atof(getenv("XYLEM_ADOPT_WAIT"))
+				      : 0,
 	};
 	/* On a journal, the port of the manager before, where its workers
 	 * try to come back; another if it is taken. */

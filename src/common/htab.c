@@ -95,3 +95,11 @@ void xy_htab_remove(struct xy_htab *h, void *node, uint32_t hash)
 			return;
 		}
 }
+
+uint32_t xy_str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}

@@ -31,6 +31,9 @@ int xy_htab_init(struct xy_htab *h, size_t link,
 /* Frees the buckets (not the nodes); the table is then empty and must be
  * initialised again before use. */
 void xy_htab_free(struct xy_htab *h);
+/* FNV-1a of a string, for tables keyed by names and paths. */
+uint32_t xy_str_hash(const char *s);
+
 /* The first node of the chain where nodes of this hash are. */
 void *xy_htab_first(const struct xy_htab *h, uint32_t hash);
 /* The node after node in its chain, or NULL. */

@@ -1050,6 +1050,12 @@ static const struct msg_ops *lookup(unsigned type)
 	return &ops[type];
 }
 
+int xy_key_set(const uint8_t key[XY_ID_LEN])
+{
+	static const uint8_t zero[XY_ID_LEN];
+	return memcmp(key, zero, XY_ID_LEN) != 0;
+}
+
 const char *xy_msg_name(unsigned type)
 {
 	const struct msg_ops *o = lookup(type);

@@ -450,6 +450,9 @@ uint32_t xy_chunk_size_for(uint64_t size);
 /* ceil(size / chunk_size) if that is 2 or more, else 0 (no list). */
 uint64_t xy_chunk_count(uint64_t size, uint32_t chunk_size);
 
+/* 1 if a TASK's key is set (not all zeros). */
+int xy_key_set(const uint8_t key[XY_ID_LEN]);
+
 /* Name of a message type for logs ("TASK"), or "?" if unknown. */
 const char *xy_msg_name(unsigned type);
 

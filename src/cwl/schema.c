@@ -17,6 +17,10 @@
 /* SchemaDefRequirement types may refer to each other; no sane chain is
  * longer than this, and a cycle would otherwise recurse forever. */
 #define TYPE_DEPTH_MAX 32
+/* Names expanded in one type at most: a record whose fields name other
+ * records can double the work at each level, so depth alone does not
+ * bound it (32 levels of two fields each would be 2^32 copies). */
+#define TYPE_EXPANSIONS_MAX 10000
 
 static const char *const primitives[] = {
 	"null", "boolean", "int", "long", "float", "double", "string",
@@ -63,12 +67,14 @@ struct norm {
 	const json_t *defs; /* short name -> raw definition */
 	const json_t *ns;   /* $namespaces */
 	int output;
-	int depth;
+	int depth;       /* names being expanded, one inside another */
+	long expansions; /* names expanded so far, in all */
 	char *err;
 	size_t errlen;
 };
 
 static json_t *norm_type(struct norm *n, const json_t *t, const json_t *at);
+static json_t *field_norm(struct norm *n, const json_t *f);
 
 static int fail(struct norm *n, const json_t *at, const char *what,
 		const json_t *v)
@@ -121,6 +127,10 @@ static json_t *norm_name(struct norm *n, const char *s, const json_t *at)
 		fail(n, at, "type definitions nest too deeply", NULL);
 		return NULL;
 	}
+	if (++n->expansions > TYPE_EXPANSIONS_MAX) {
+		fail(n, at, "type definitions expand to too many types", NULL);
+		return NULL;
+	}
 	n->depth++;
 	out = norm_type(n, def, def);
 	n->depth--;
@@ -152,8 +162,7 @@ static json_t *norm_fields(struct norm *n, const json_t *fields,
 				rec = json_pack("{s:O}", "type", v);
 			json_object_set_new(rec, "name", json_string(k));
 			copy_where(rec, v, fields);
-			f = cwl_field_norm(rec, n->defs, n->ns, n->output, n->err,
-					   n->errlen);
+			f = field_norm(n, rec);
 			json_decref(rec);
 			if (!f || json_array_append_new(out, f) < 0)
 				goto fail;
@@ -165,8 +174,7 @@ static json_t *norm_fields(struct norm *n, const json_t *fields,
 		goto fail;
 	}
 	json_array_foreach(fields, i, v) {
-		f = cwl_field_norm(v, n->defs, n->ns, n->output, n->err,
-				   n->errlen);
+		f = field_norm(n, v);
 		if (!f || json_array_append_new(out, f) < 0)
 			goto fail;
 	}
@@ -367,57 +375,71 @@ json_t *cwl_format_expand(const json_t *fmt, const json_t *ns)
 
 /* Shared by inputs, outputs and record fields: the name key made short,
  * the type normalized, secondaryFiles made canonical, format expanded. */
-static int param_norm(json_t *p, const char *key, const json_t *defs,
-		      const json_t *ns, int output, char *err, size_t errlen)
+/* The fields of a record are normalised inside the record's own
+ * normalisation (n): the depth and the count of names expanded carry on,
+ * so a type that names itself through a field ends at TYPE_DEPTH_MAX
+ * instead of recursing until the stack overflows. */
+static int param_norm(struct norm *n, json_t *p, const char *key)
 {
 	const char *name = json_string_value(json_object_get(p, key));
 	const json_t *v;
-	json_t *n;
+	json_t *t;
 
 	if (name)
 		json_object_set_new(p, key, json_string(cwl_short_name(name)));
 	if ((v = json_object_get(p, "type"))) {
-		n = cwl_type_norm(v, defs, ns, output, p, err, errlen);
-		if (!n)
+		t = norm_type(n, v, p);
+		if (!t)
 			return -1;
-		json_object_set_new(p, "type", n);
+		json_object_set_new(p, "type", t);
 	}
 	if ((v = json_object_get(p, "secondaryFiles"))) {
-		n = cwl_secondary_norm(v, output, p, err, errlen);
-		if (!n)
+		t = cwl_secondary_norm(v, n->output, p, n->err, n->errlen);
+		if (!t)
 			return -1;
-		json_object_set_new(p, "secondaryFiles", n);
+		json_object_set_new(p, "secondaryFiles", t);
 	}
 	if ((v = json_object_get(p, "format")))
-		json_object_set_new(p, "format", cwl_format_expand(v, ns));
+		json_object_set_new(p, "format", cwl_format_expand(v, n->ns));
 	return 0;
 }
 
-json_t *cwl_field_norm(const json_t *f, const json_t *defs, const json_t *ns,
-		       int output, char *err, size_t errlen)
+static json_t *field_norm(struct norm *n, const json_t *f)
 {
 	char where[512];
 	json_t *out;
 
 	if (!json_is_object(f) || !json_is_string(json_object_get(f, "name")) ||
 	    !json_object_get(f, "type")) {
-		xy_fail(err, errlen, EINVAL, "%s: a record field needs a 'name' and "
-			 "a 'type'", cwl_where(f, where, sizeof where));
+		xy_fail(n->err, n->errlen, EINVAL, "%s: a record field needs a "
+			"'name' and a 'type'", cwl_where(f, where, sizeof where));
 		return NULL;
 	}
 	out = json_deep_copy(f);
 	cwl_where_copy(out, f);
-	if (param_norm(out, "name", defs, ns, output, err, errlen) < 0) {
+	if (param_norm(n, out, "name") < 0) {
 		json_decref(out);
 		return NULL;
 	}
 	return out;
 }
 
+json_t *cwl_field_norm(const json_t *f, const json_t *defs, const json_t *ns,
+		       int output, char *err, size_t errlen)
+{
+	struct norm n = {.defs = defs, .ns = ns, .output = output,
+			 .err = err, .errlen = errlen};
+
+	return field_norm(&n, f);
+}
+
 int cwl_param_norm(json_t *p, const json_t *defs, const json_t *ns,
 		   int output, char *err, size_t errlen)
 {
-	return param_norm(p, "id", defs, ns, output, err, errlen);
+	struct norm n = {.defs = defs, .ns = ns, .output = output,
+			 .err = err, .errlen = errlen};
+
+	return param_norm(&n, p, "id");
 }
 
 /* ------------------------------------------------------- input object */

@@ -93,16 +93,25 @@ static void free_node(uv_handle_t *h)
 	free(h->data);
 }
 
-void xy_adopt_destroy(struct xy_adopt *a)
+/* Frees w's offers (every one, w NULL), giving nothing back. */
+static void drop_offers(struct xy_adopt *a, const struct xy_worker *w)
 {
-	if (!a)
-		return;
 	for (size_t i = 0; i < a->offers.n_slots; i++)
 		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
 		     o = n) {
 			n = o->next;
+			if (w && o->w != w)
+				continue;
+			xy_htab_remove(&a->offers, o, key_hash(o->key));
 			free(o);
 		}
+}
+
+void xy_adopt_destroy(struct xy_adopt *a)
+{
+	if (!a)
+		return;
+	drop_offers(a, NULL);
 	for (size_t i = 0; i < a->parked.n_slots; i++)
 		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
 		     p = n) {
@@ -118,14 +127,37 @@ void xy_adopt_destroy(struct xy_adopt *a)
 	uv_close((uv_handle_t *)&a->timer, free_node);
 }
 
+/* worker's offer of key, a running one first (a finished one may be an
+ * earlier attempt's report), or NULL. */
 static struct offer *find_offer(struct xy_adopt *a,
-				const uint8_t key[XY_ID_LEN])
+				const uint8_t key[XY_ID_LEN],
+				const char *worker)
 {
+	struct offer *found = NULL;
 	for (struct offer *o = xy_htab_first(&a->offers, key_hash(key)); o;
-	     o = xy_htab_next(&a->offers, o))
-		if (!memcmp(o->key, key, XY_ID_LEN))
+	     o = xy_htab_next(&a->offers, o)) {
+		if (memcmp(o->key, key, XY_ID_LEN) || strcmp(o->w->name, worker))
+			continue;
+		if (!o->res.finished)
 			return o;
-	return NULL;
+		found = found ? found : o;
+	}
+	return found;
+}
+
+/* An offer is wanted if its task was running on its worker when the
+ * manager before stopped (the RUN record names that worker): any other
+ * is an attempt the manager before had moved on from. */
+static int wanted(struct xy_adopt *a, const struct offer *o)
+{
+	const char *ran = xy_memo_ran_before(a->m->memo, o->key);
+	return ran && !strcmp(ran, o->w->name);
+}
+
+/* For xy_memo_forget: a task that ran on worker and that it offers. */
+static int offered(void *arg, const uint8_t *key, const char *worker)
+{
+	return find_offer(arg, key, worker) != NULL;
 }
 
 static struct park *find_park(struct xy_adopt *a, const struct xy_task *t)
@@ -143,17 +175,24 @@ static void take_offer(struct xy_adopt *a, struct offer *o)
 {
 	xy_htab_remove(&a->offers, o, key_hash(o->key));
 	if (!o->res.finished)
-		xy_wtable_reserve(a->m->wtable, o->w, (int)o->res.cores,
-				  (int)o->res.gpus, (int64_t)o->res.memory_mb,
-				  (int64_t)o->res.disk_mb, -1);
+		xy_wtable_unreserve(a->m->wtable, o->w, (int)o->res.cores,
+				    (int)o->res.gpus,
+				    (int64_t)o->res.memory_mb,
+				    (int64_t)o->res.disk_mb);
+}
+
+static void send_cancel(struct xy_adopt *a, struct xy_worker *w,
+			uint64_t held_id)
+{
+	union xy_msg msg = {.cancel = {.task_id = held_id}};
+	if (w->conn)
+		xy_manager_send(a->m, w, XY_MSG_CANCEL, &msg);
 }
 
 static void cancel_offer(struct xy_adopt *a, struct offer *o)
 {
-	union xy_msg msg = {.cancel = {.task_id = o->held_id}};
 	take_offer(a, o);
-	if (o->w->conn)
-		xy_manager_send(a->m, o->w, XY_MSG_CANCEL, &msg);
+	send_cancel(a, o->w, o->held_id);
 	if (o->res.finished)
 		a->dropped++;
 	else
@@ -167,8 +206,10 @@ static void adopt(struct xy_adopt *a, struct offer *o, struct xy_task *t)
 	XY_LOGI(WHO, "task %llu: adopted from worker %s, where it %s",
 		(unsigned long long)t->id, o->w->name,
 		o->res.finished ? "finished" : "runs");
-	xy_manager_task_adopt(a->m, t, o->w, o->held_id);
-	a->adopted++;
+	if (xy_manager_task_adopt(a->m, t, o->w, o->held_id) == 0)
+		a->adopted++;
+	else
+		send_cancel(a, o->w, o->held_id); /* not ours: it goes */
 	free(o);
 }
 
@@ -187,11 +228,6 @@ void xy_adopt_unpark(struct xy_adopt *a, struct xy_task *t)
 		unpark(a, p);
 }
 
-static int offered(void *arg, const uint8_t *key)
-{
-	return find_offer(arg, key) != NULL;
-}
-
 /* Every task that ran under the manager before is adopted or forgotten:
  * nothing is left to wait for (an offer that matters is always for such
  * a task, whose RUN record its adoption replaces). */
@@ -201,53 +237,114 @@ static void settled(struct xy_adopt *a)
 		end_wait(a);
 }
 
-void xy_adopt_offers(struct xy_adopt *a, struct xy_worker *w,
-		     const struct xy_msg_hello *h)
+/* The resources a held task says it takes, within w's own. */
+static void clamp(struct xy_held_task *r, const struct xy_worker *w)
 {
+	if (r->cores > (uint32_t)w->cores)
+		r->cores = (uint32_t)w->cores;
+	if (r->gpus > (uint32_t)w->gpus)
+		r->gpus = (uint32_t)w->gpus;
+	if (r->memory_mb > (uint64_t)w->memory)
+		r->memory_mb = (uint64_t)w->memory;
+	if (r->disk_mb > (uint64_t)w->disk)
+		r->disk_mb = (uint64_t)w->disk;
+}
+
+/* Without a journal, held tasks are another manager's: cancelled. */
+static void cancel_all(struct xy_manager *m, struct xy_worker *w,
+		       const struct xy_msg_hello *h)
+{
+	for (uint32_t i = 0; i < h->n_held; i++) {
+		union xy_msg c = {.cancel = {.task_id = h->held[i].id}};
+		xy_manager_send(m, w, XY_MSG_CANCEL, &c);
+	}
+}
+
+/* The parked task of key, or NULL. */
+static struct park *parked_of(struct xy_adopt *a, const uint8_t *key)
+{
+	for (struct park *p = xy_htab_first(&a->parked, key_hash(key)); p;
+	     p = xy_htab_next(&a->parked, p))
+		if (!memcmp(p->t->key, key, XY_ID_LEN))
+			return p;
+	return NULL;
+}
+
+/* w is back: of what ran there when the manager before stopped, what
+ * it kept and is parked here is adopted; what it did not keep is
+ * forgotten, and its parked tasks queued. Only w's own tasks are looked
+ * at (the journal indexes them by worker). */
+static void settle_worker(struct xy_adopt *a, struct xy_worker *w)
+{
+	uint8_t *keys;
+	int64_t n = xy_memo_keys_before(a->m->memo, w->name, &keys);
+	if (n < 0) {
+		XY_LOGW(WHO, "worker %s: out of memory settling its tasks; "
+			"the wait's end will", w->name);
+		return;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		const uint8_t *key = keys + i * XY_ID_LEN;
+		struct offer *o = find_offer(a, key, w->name);
+		struct park *p;
+		if (o) {
+			/* Kept: adopted once its task is ready. */
+			if ((p = parked_of(a, key))) {
+				struct xy_task *t = p->t;
+				unpark(a, p);
+				adopt(a, o, t);
+			}
+			continue;
+		}
+		xy_memo_forget_key(a->m->memo, key);
+		while ((p = parked_of(a, key))) {
+			struct xy_task *t = p->t;
+			unpark(a, p);
+			a->requeued++;
+			xy_manager_task_queue(a->m, t);
+		}
+	}
+	free(keys);
+}
+
+void xy_adopt_offers(struct xy_manager *m, struct xy_adopt *a,
+		     struct xy_worker *w, const struct xy_msg_hello *h)
+{
+	if (!a) {
+		cancel_all(m, w, h);
+		return;
+	}
+	int64_t refused = 0;
 	for (uint32_t i = 0; i < h->n_held; i++) {
 		const struct xy_held_task *ht = &h->held[i];
 		struct offer *o = calloc(1, sizeof *o);
 		if (!o) {
 			XY_LOGW(WHO, "worker %s: out of memory taking its "
 				"held tasks", w->name);
-			break;
+			send_cancel(a, w, ht->id);
+			continue;
 		}
 		memcpy(o->key, ht->key, XY_ID_LEN);
 		o->w = w;
 		o->held_id = ht->id;
 		o->res = *ht;
+		clamp(&o->res, w);
 		if (!ht->finished)
-			xy_wtable_reserve(a->m->wtable, w, (int)ht->cores,
-					  (int)ht->gpus,
-					  (int64_t)ht->memory_mb,
-					  (int64_t)ht->disk_mb, 1);
+			xy_wtable_reserve(a->m->wtable, w, (int)o->res.cores,
+					  (int)o->res.gpus,
+					  (int64_t)o->res.memory_mb,
+					  (int64_t)o->res.disk_mb);
 		xy_htab_insert(&a->offers, o, key_hash(o->key));
-		if (a->over)
+		if (!wanted(a, o)) {
 			cancel_offer(a, o);
+			refused++;
+		}
 	}
 	if (h->n_held)
-		XY_LOGI(WHO, "worker %s came back holding %u tasks%s", w->name,
-			h->n_held, a->over ? " (too late: cancelled)" : "");
-	if (a->over)
-		return;
-	/* What ran there and it did not keep is forgotten; parked tasks it
-	 * brings back are adopted, the others it ran are queued again. */
-	xy_memo_forget_worker(a->m->memo, w->name, offered, a);
-	for (size_t i = 0; i < a->parked.n_slots; i++)
-		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;
-		     p = n) {
-			n = p->next;
-			struct xy_task *t = p->t;
-			struct offer *o = find_offer(a, t->key);
-			if (o) {
-				unpark(a, p);
-				adopt(a, o, t);
-			} else if (!xy_memo_ran_before(a->m->memo, t->key)) {
-				unpark(a, p);
-				a->requeued++;
-				xy_manager_task_queue(a->m, t);
-			}
-		}
+		XY_LOGI(WHO, "worker %s came back holding %u tasks, %lld of "
+			"them not wanted (cancelled)", w->name, h->n_held,
+			(long long)refused);
+	settle_worker(a, w);
 	settled(a);
 }
 
@@ -255,13 +352,16 @@ int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
 {
 	if (!a || !t->key)
 		return 0;
-	struct offer *o = find_offer(a, t->key);
+	const char *ran = xy_memo_ran_before(a->m->memo, t->key);
+	if (!ran)
+		return 0;
+	struct offer *o = find_offer(a, t->key, ran);
 	if (o) {
 		adopt(a, o, t);
 		settled(a);
 		return 1;
 	}
-	if (a->over || !xy_memo_ran_before(a->m->memo, t->key))
+	if (a->over)
 		return 0;
 	struct park *p = calloc(1, sizeof *p);
 	if (!p)
@@ -270,27 +370,18 @@ int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
 	t->parked = 1;
 	xy_htab_insert(&a->parked, p, key_hash(t->key));
 	XY_LOGD(WHO, "task %llu: waits for worker %s, where it ran",
-		(unsigned long long)t->id,
-		xy_memo_ran_before(a->m->memo, t->key));
+		(unsigned long long)t->id, ran);
 	return 1;
 }
 
 void xy_adopt_worker_gone(struct xy_adopt *a, struct xy_worker *w)
 {
-	if (!a)
-		return;
-	for (size_t i = 0; i < a->offers.n_slots; i++)
-		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
-		     o = n) {
-			n = o->next;
-			if (o->w != w)
-				continue;
-			xy_htab_remove(&a->offers, o, key_hash(o->key));
-			free(o);
-		}
+	if (a)
+		drop_offers(a, w);
 }
 
-/* The wait's end: parked tasks queued, offers cancelled. */
+/* The wait's end: parked tasks queued, what ran on workers that did
+ * not come back forgotten. */
 static void end_wait(struct xy_adopt *a)
 {
 	a->over = 1;
@@ -305,13 +396,9 @@ static void end_wait(struct xy_adopt *a)
 			parked++;
 			xy_manager_task_queue(a->m, t);
 		}
-	for (size_t i = 0; i < a->offers.n_slots; i++)
-		for (struct offer *o = xy_htab_slot(&a->offers, i), *n; o;
-		     o = n) {
-			n = o->next;
-			cancel_offer(a, o);
-		}
-	size_t forgot = xy_memo_forget_before(a->m->memo);
+	/* Offers still wanted stay, for tasks not ready yet (an input
+	 * being hashed, a writer running again): their RUN records too. */
+	size_t forgot = xy_memo_forget(a->m->memo, offered, a);
 	XY_LOGI(WHO, "the wait for workers of the earlier manager is over: "
 		"%lld tasks adopted, %lld run again (%lld of them waited for "
 		"a worker that did not come back), %lld running held tasks "

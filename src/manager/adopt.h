@@ -26,11 +26,12 @@ struct xy_adopt *xy_adopt_create(struct xy_manager *m, double wait_s);
 /* destroy(NULL) does nothing. Parked tasks stay as they are. */
 void xy_adopt_destroy(struct xy_adopt *a);
 
-/* w's HELLO listed these held tasks: each becomes an offer (a running
- * one's resources reserved on w), and parked tasks of w that it did not
- * bring back are queued. After the wait, every one is cancelled at once. */
-void xy_adopt_offers(struct xy_adopt *a, struct xy_worker *w,
-		     const struct xy_msg_hello *h);
+/* w's HELLO listed these held tasks: each that ran on w when the
+ * manager before stopped becomes an offer (a running one's resources
+ * reserved on w), any other is cancelled on w (every one, a is NULL:
+ * no journal); parked tasks w ran and did not keep are queued. */
+void xy_adopt_offers(struct xy_manager *m, struct xy_adopt *a,
+		     struct xy_worker *w, const struct xy_msg_hello *h);
 /* t is ready and has a key: 1 if it was adopted or parked, 0 to queue
  * it. */
 int xy_adopt_try(struct xy_adopt *a, struct xy_task *t);

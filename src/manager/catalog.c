@@ -76,14 +76,6 @@ struct hash_job {
 	char err[512];
 };
 
-static uint32_t str_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 /* An id is a SHA-256: any four of its bytes are a good hash. */
 static uint32_t id_hash(const uint8_t id[XY_ID_LEN])
 {
@@ -95,7 +87,7 @@ static uint32_t id_hash(const uint8_t id[XY_ID_LEN])
 static uint32_t file_hash(const void *node)
 {
 	const struct xy_file *f = node;
-	return str_hash(f->url ? f->url : f->path);
+	return xy_str_hash(f->url ? f->url : f->path);
 }
 
 static uint32_t object_hash(const void *node)
@@ -245,7 +237,7 @@ struct xy_file *xy_catalog_unnamed(struct xy_catalog *c, xy_cache_level level)
 static struct xy_file *find_or_add(struct xy_catalog *c, const char *key,
 				   int url, xy_cache_level level)
 {
-	uint32_t h = str_hash(key);
+	uint32_t h = xy_str_hash(key);
 	for (struct xy_file *f = xy_htab_first(&c->files, h); f; f = f->next) {
 		const char *name = url ? f->url : f->path;
 		if (name && !strcmp(name, key)) {
@@ -338,15 +330,21 @@ void xy_catalog_set_chunks(struct xy_object *o, struct xy_chunks *chunks)
 void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
 		      const char *path)
 {
-	uint32_t h = id_hash(o->id);
 	o->on_manager = 1;
+	xy_catalog_serve_id(c, o->id, o->kind, path);
+}
+
+void xy_catalog_serve_id(struct xy_catalog *c, const uint8_t *id,
+			 uint8_t kind, const char *path)
+{
+	uint32_t h = id_hash(id);
 	pthread_mutex_lock(&c->lock);
 	struct served *s;
 	for (s = xy_htab_first(&c->served, h); s; s = s->next)
-		if (!memcmp(s->id, o->id, XY_ID_LEN))
+		if (!memcmp(s->id, id, XY_ID_LEN))
 			break;
 	if (!s && (s = calloc(1, sizeof *s))) {
-		memcpy(s->id, o->id, XY_ID_LEN);
+		memcpy(s->id, id, XY_ID_LEN);
 		xy_htab_insert(&c->served, s, h);
 	}
 	if (s) {
@@ -355,7 +353,7 @@ void xy_catalog_serve(struct xy_catalog *c, struct xy_object *o,
 			free(s->path);
 			s->path = p;
 		}
-		s->kind = o->kind;
+		s->kind = kind;
 	}
 	pthread_mutex_unlock(&c->lock);
 }

@@ -121,6 +121,10 @@ void xy_catalog_set_chunks(struct xy_object *obj, struct xy_chunks *chunks);
 /* Makes the manager serve obj from path (thread-safe table). */
 void xy_catalog_serve(struct xy_catalog *c, struct xy_object *obj,
 		      const char *path);
+/* The same for an object the catalogue does not hold: a client's output
+ * kept in the journal's store from an earlier run (client.c). */
+void xy_catalog_serve_id(struct xy_catalog *c, const uint8_t *id,
+			 uint8_t kind, const char *path);
 /* The file f now has obj (its producer succeeded, or hashing finished):
  * wakes its waiters. */
 void xy_catalog_file_ready(struct xy_catalog *c, struct xy_file *f,

@@ -17,6 +17,7 @@
  * tasks; nothing else is lost.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "internal.h"
 #include "mtls.h"
 #include "log.h"
+#include "memo.h"
 #include "util.h"
 
 #define WHO "manager"
@@ -61,6 +63,8 @@ struct client_job {
 	int work;           /* thread-pool jobs in flight */
 	char *why;          /* the first input that could not be had */
 	int oom;            /* memory was short for its work */
+	int keyed;          /* journaled under key when it succeeds */
+	uint8_t key[XY_ID_LEN];
 	struct client_job *prev, *next;
 };
 
@@ -70,6 +74,7 @@ struct xy_clients {
 	uint64_t seq;
 	uint64_t last_expiry; /* tokens get distinct expiries */
 	char store[DIR_LEN], jobdir[DIR_LEN];
+	int journal; /* the store is the journal's (xy_clients_journal) */
 };
 
 /* An input brought from a client's transfer server into the store. */
@@ -218,6 +223,10 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 	free(outs);
 }
 
+static int journal_answer(struct xy_clients *cs, struct client *cl,
+			  const struct xy_msg_submit *s, uint8_t *key);
+static void journal_record(struct client_job *j);
+
 static void settle_work(uv_work_t *req)
 {
 	struct settle_work *w = req->data;
@@ -254,6 +263,8 @@ static void settle_done(uv_work_t *req, int status)
 	for (uint32_t i = 0; i < w->n && !cs->m->destroying; i++)
 		xy_catalog_serve(cs->m->catalog, t->outputs[i].file->obj,
 				 w->to[i]);
+	if (j->keyed && t->result == XY_RESULT_SUCCESS && !cs->m->destroying)
+		journal_record(j);
 	if (j->cl && !cs->m->destroying)
 		send_result(j, t->result, NULL);
 	settle_free(w);
@@ -523,10 +534,18 @@ static void on_submit(struct xy_clients *cs, struct client *cl,
 	const char *why = bad_submit(cs, cl, &msg->submit);
 	struct client_job *j;
 
+	uint8_t key[XY_ID_LEN];
+	int keyed = 0;
 	if (why) {
 		XY_LOGW(WHO, "closing client %s: %s", cl->addr, why);
 		xy_conn_close(cl->conn, why);
 		return;
+	}
+	if (cs->journal) {
+		int r = journal_answer(cs, cl, &msg->submit, key);
+		if (r > 0)
+			return; /* answered from the journal */
+		keyed = r == 0;
 	}
 	if (!(j = calloc(1, sizeof *j))) {
 		xy_conn_close(cl->conn, "out of memory");
@@ -536,6 +555,8 @@ static void on_submit(struct xy_clients *cs, struct client *cl,
 	j->cl = cl;
 	j->cid = msg->submit.id;
 	j->seq = ++cs->seq;
+	j->keyed = keyed;
+	memcpy(j->key, key, sizeof key);
 	cl->jobs++;
 	j->sub = *msg; /* stolen: the conn frees an empty message */
 	memset(msg, 0, sizeof *msg);
@@ -563,4 +584,174 @@ void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
 	snprintf(why, sizeof why, "unexpected %s", xy_msg_name(type));
 	XY_LOGW(WHO, "closing client %s: %s", cl->addr, why);
 	xy_conn_close(cl->conn, why);
+}
+
+/* ------------------------------------------------------------ journal */
+
+/*
+ * With a journal (`xylem manager --journal DIR`, docs/durability.md,
+ * "Clients"), a client's task that succeeded is recorded under its key,
+ * a SHA-256 over what makes its results what they are (the SUBMIT's
+ * command, environment, inputs' names and content ids, and outputs'
+ * names), with its RESULT's content (exit code, output, and its outputs'
+ * names, ids, kinds and sizes); its outputs stay in the store, which is
+ * DIR/store. A SUBMIT whose key is recorded, and whose outputs are all
+ * still in the store, is answered at once from the record without
+ * running: so a client that lost its manager resubmits what it has no
+ * RESULT for, and only what had not finished runs.
+ */
+
+int xy_clients_journal(struct xy_clients *cs, const char *dir)
+{
+	char jobs[DIR_LEN];
+	if (snprintf(cs->store, sizeof cs->store, "%.4000s/store", dir) >=
+		    (int)sizeof cs->store ||
+	    snprintf(jobs, sizeof jobs, "%.4000s/jobs", dir) >=
+		    (int)sizeof jobs) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* A job's directory from a run that was killed: nothing of it is
+	 * recorded. On the store's file system, so that outputs are
+	 * renamed into the store. */
+	xy_rm_rf(jobs);
+	if (xy_mkdir_p(cs->store) < 0 || xy_mkdir_p(jobs) < 0)
+		return -1;
+	memcpy(cs->jobdir, jobs, sizeof jobs);
+	cs->journal = 1;
+	return 0;
+}
+
+static void key_str(EVP_MD_CTX *c, const char *s)
+{
+	uint64_t n = strlen(s);
+	EVP_DigestUpdate(c, &n, sizeof n);
+	EVP_DigestUpdate(c, s, n);
+}
+
+static int submit_key(const struct xy_msg_submit *s, uint8_t *key)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned len = 0;
+	uint64_t n;
+	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c);
+		return -1;
+	}
+	key_str(c, "xylem client task 1");
+	key_str(c, s->command);
+	n = s->n_env;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	for (uint32_t i = 0; i < s->n_env; i++) {
+		key_str(c, s->env[i].name);
+		key_str(c, s->env[i].value);
+	}
+	n = s->n_inputs;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	for (uint32_t i = 0; i < s->n_inputs; i++) {
+		key_str(c, s->inputs[i].name);
+		EVP_DigestUpdate(c, s->inputs[i].id, XY_ID_LEN);
+		EVP_DigestUpdate(c, &s->inputs[i].kind, 1);
+	}
+	n = s->n_outputs;
+	EVP_DigestUpdate(c, &n, sizeof n);
+	for (uint32_t i = 0; i < s->n_outputs; i++)
+		key_str(c, s->outputs[i]);
+	int ok = EVP_DigestFinal_ex(c, key, &len) == 1 && len == XY_ID_LEN;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+/* The record: exit code, output, then each output's name, id, kind and
+ * size. */
+static void journal_record(struct client_job *j)
+{
+	struct xy_task *t = j->t;
+	struct xy_buf b;
+	size_t n = t->output ? t->output_len : 0;
+	size_t keep = n > XY_MAX_OUTPUT ? XY_MAX_OUTPUT : n;
+
+	xy_buf_init(&b);
+	xy_buf_put_u32(&b, (uint32_t)t->exit_code);
+	xy_buf_put_bytes(&b, keep ? t->output + (n - keep) : "", keep);
+	xy_buf_put_u32(&b, t->n_outputs);
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_object *o = t->outputs[i].file->obj;
+		xy_buf_put_str(&b, t->outputs[i].as);
+		xy_buf_put_raw(&b, o->id, XY_ID_LEN);
+		xy_buf_put_u8(&b, o->kind);
+		xy_buf_put_u64(&b, o->size);
+	}
+	if (b.oom ||
+	    xy_memo_client_record(j->cs->m->memo, j->key, b.data, b.len) < 0)
+		XY_LOGW(WHO, "client task %llu: not recorded: %s",
+			(unsigned long long)j->cid,
+			b.oom ? "out of memory" : strerror(errno));
+	xy_buf_free(&b);
+}
+
+/* With the journal's key of s in key: 1 if s was answered from the
+ * journal; 0 if not (it runs, and is recorded under key); -1 if it has
+ * no key (it runs, unrecorded). */
+static int journal_answer(struct xy_clients *cs, struct client *cl,
+			  const struct xy_msg_submit *s, uint8_t *key)
+{
+	struct xy_manager *m = cs->m;
+	size_t len = 0;
+	if (submit_key(s, key) < 0)
+		return -1;
+	const void *data = xy_memo_client_find(m->memo, key, &len);
+	if (!data)
+		return 0;
+	union xy_msg msg = {0};
+	struct xy_msg_result *res = &msg.result;
+	struct xy_reader r;
+	char path[PATH_LEN], hex[2 * XY_ID_LEN + 1];
+	struct stat st;
+	int ok = 1;
+
+	xy_reader_init(&r, data, len);
+	res->id = s->id;
+	res->result = XY_RESULT_SUCCESS;
+	res->message = "";
+	res->xfer_port = (uint16_t)xy_xfer_server_port(m->xfer);
+	res->exit_code = (int32_t)xy_get_u32(&r);
+	/* The reader's bytes are copies, freed below. */
+	res->output = xy_get_bytes(&r, XY_MAX_OUTPUT, &res->output_len);
+	res->n_outputs = xy_get_count(&r, CLIENT_FILES_MAX);
+	if (!r.err && res->n_outputs &&
+	    !(res->outputs = calloc(res->n_outputs, sizeof *res->outputs)))
+		ok = 0;
+	for (uint32_t i = 0; ok && !r.err && i < res->n_outputs; i++) {
+		struct xy_result_output *o = &res->outputs[i];
+		o->name = xy_get_str(&r, XY_MAX_NAME);
+		xy_get_raw(&r, o->id, XY_ID_LEN);
+		o->kind = xy_get_u8(&r);
+		o->size = xy_get_u64(&r);
+		if (r.err)
+			break;
+		xy_hex(o->id, XY_ID_LEN, hex);
+		snprintf(path, sizeof path, "%s/%s", cs->store, hex);
+		/* An output gone from the store: the task runs again. */
+		if (lstat(path, &st) < 0 ||
+		    (S_ISREG(st.st_mode) && (uint64_t)st.st_size != o->size))
+			ok = 0;
+	}
+	ok = ok && !r.err && !r.left;
+	for (uint32_t i = 0; ok && i < res->n_outputs; i++) {
+		xy_hex(res->outputs[i].id, XY_ID_LEN, hex);
+		snprintf(path, sizeof path, "%s/%s", cs->store, hex);
+		xy_catalog_serve_id(m->catalog, res->outputs[i].id,
+				    res->outputs[i].kind, path);
+	}
+	if (ok) {
+		if (xy_conn_send(cl->conn, XY_MSG_RESULT, &msg) < 0)
+			xy_conn_close(cl->conn, "cannot send a RESULT");
+		XY_LOGI(WHO, "client %s: task %llu finished before (the "
+			"journal): not run again", cl->addr,
+			(unsigned long long)s->id);
+	}
+	res->message = NULL;
+	xy_msg_free(XY_MSG_RESULT, &msg);
+	return ok ? 1 : 0;
 }

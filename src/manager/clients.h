@@ -10,6 +10,10 @@
 /* Programs that submit tasks over the control port with role CLIENT
  * (client.c, docs/architecture.md "Clients"). */
 struct xy_clients *xy_clients_create(struct xy_manager *m);
+/* Keeps the store (and jobs' directories) under the journal's directory
+ * dir, and records clients' tasks there (docs/durability.md, "Clients").
+ * 0, or -1 with errno. */
+int xy_clients_journal(struct xy_clients *cs, const char *dir);
 /* Frees every job left; tasks still in the manager's table are its. */
 void xy_clients_destroy(struct xy_clients *cs);
 /* A connection authenticated as a client; NULL on ENOMEM. */

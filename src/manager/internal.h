@@ -229,9 +229,10 @@ void xy_manager_task_ready(struct xy_manager *m, struct xy_task *t);
 /* t is ready and neither the journal nor a worker has it: queued. */
 void xy_manager_task_queue(struct xy_manager *m, struct xy_task *t);
 /* t is the task w held under held_id since an earlier manager (adopt.c):
- * it runs (or finished) there, committed to w as if sent. */
-void xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
-			   struct xy_worker *w, uint64_t held_id);
+ * it runs (or finished) there, committed to w as if sent. -1 if it
+ * could not be (t failed or was requeued). */
+int xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
+			  struct xy_worker *w, uint64_t held_id);
 void xy_manager_task_fail(struct xy_manager *m, struct xy_task *t,
 			  xy_result r, const char *why);
 void xy_manager_task_requeue(struct xy_manager *m, struct xy_task *t,

@@ -39,6 +39,7 @@ struct xy_journal {
 	enum xy_journal_mode mode;
 	uint8_t *buf; /* records appended, not yet written */
 	size_t len, cap;
+	size_t unsynced; /* bytes written, not yet synced (sync mode) */
 	uint64_t seq; /* the last given */
 	uint32_t epoch;
 	int failed; /* a write or sync failed: nothing more is written */
@@ -130,7 +131,7 @@ static uint64_t append(struct xy_journal *j, unsigned type, const void *data,
 
 size_t xy_journal_pending(const struct xy_journal *j)
 {
-	return j->len;
+	return j->len + (j->mode == XY_JOURNAL_SYNC ? j->unsynced : 0);
 }
 
 /* ------------------------------------------------------------- writing */
@@ -149,9 +150,12 @@ static int flush_to(struct xy_journal *j, int sync)
 	XY_CRASH_POINT("journal-after-write");
 	j->info.log_bytes += j->len;
 	j->info.last_seq = j->seq;
+	j->unsynced += j->len;
 	j->len = 0;
 	if (sync && fdatasync(j->logfd) < 0)
 		goto failed;
+	if (sync)
+		j->unsynced = 0;
 	if (sync)
 		XY_CRASH_POINT("journal-after-sync");
 	return 0;

@@ -65,7 +65,8 @@ int xy_journal_flush(struct xy_journal *j);
 /* The same without fdatasync, whatever the mode: what is written survives
  * the process's death, not the machine's. */
 int xy_journal_write(struct xy_journal *j);
-/* Buffered bytes not yet flushed. */
+/* Bytes a flush has to deal with: buffered, and in sync mode also
+ * written but not yet synced (xy_journal_write). */
 size_t xy_journal_pending(const struct xy_journal *j);
 
 /* Replaces the snapshot and the log by the state that dump appends to

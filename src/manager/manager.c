@@ -30,9 +30,10 @@
 #define MAX_WORKER_LOSSES 10
 /* With a journal: how long workers keep their tasks once they lose this
  * manager (WELCOME), and how long a manager started again waits for the
- * workers of the one before to come back (XYLEM_ADOPT_WAIT for tests). */
+ * workers of the one before to come back (options lease, adopt_wait). */
 #define LEASE_S 300.0
 #define ADOPT_WAIT_S 15.0
+#define LEASE_MAX_S 86400.0 /* a day: WELCOME refuses more than a year */
 
 static void set_state(struct xy_manager *m, struct xy_task *t,
 		      xy_task_state s)
@@ -324,9 +325,9 @@ static void task_message(struct xy_task *t, struct xy_msg_task *tm,
 }
 
 /* t runs on w from now: committed there, and recorded in the journal
- * before anything about it goes to w. */
-static void commit_to(struct xy_manager *m, struct xy_task *t,
-		      struct xy_worker *w)
+ * before anything about it goes to w. Returns 0 if it was recorded. */
+static int commit_to(struct xy_manager *m, struct xy_task *t,
+		     struct xy_worker *w)
 {
 	set_state(m, t, XY_TASK_RUNNING);
 	t->failure = XY_FAILURE_NONE; /* this attempt's, from its TASK_DONE */
@@ -335,11 +336,11 @@ static void commit_to(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
-	xy_memo_dispatched(m->memo, t, w->name);
+	return xy_memo_dispatched(m->memo, t, w->name);
 }
 
-void xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
-			   struct xy_worker *w, uint64_t held_id)
+int xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
+			  struct xy_worker *w, uint64_t held_id)
 {
 	union xy_msg msg = {.adopt = {.held_id = held_id, .task_id = t->id}};
 
@@ -347,15 +348,16 @@ void xy_manager_task_adopt(struct xy_manager *m, struct xy_task *t,
 	if (xy_xplan_stage(m->xplan, t, w) < 0) {
 		xy_manager_task_fail(m, t, XY_RESULT_MANAGER_FAILED,
 				     "the manager is out of memory");
-		return;
+		return -1;
 	}
 	commit_to(m, t, w);
 	if (xy_manager_send(m, w, XY_MSG_ADOPT, &msg) < 0) {
 		xy_wtable_release(m->wtable, w, t);
 		xy_manager_task_lost(m, t, "could not be adopted");
-		return;
+		return -1;
 	}
 	history_task(m, t, "adopted", NULL);
+	return 0;
 }
 
 void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
@@ -381,7 +383,9 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 		return;
 	}
 	task_message(t, &msg.task, in, out);
-	commit_to(m, t, w);
+	/* Not recorded: no worker keeps it for a later manager. */
+	if (commit_to(m, t, w) < 0)
+		memset(msg.task.key, 0, XY_ID_LEN);
 	int rc = xy_manager_send(m, w, XY_MSG_TASK, &msg);
 	free(in);
 	free(out);
@@ -708,16 +712,7 @@ static void on_hello(struct xy_manager *m, struct xy_worker *w,
 	union xy_msg welcome = {.welcome = {.epoch = xy_memo_epoch(m->memo),
 					    .lease_ms = m->lease_ms}};
 	xy_manager_send(m, w, XY_MSG_WELCOME, &welcome);
-	if (m->adopt) {
-		xy_adopt_offers(m->adopt, w, &msg->hello);
-	} else {
-		/* Tasks of a manager this one knows nothing of. */
-		for (uint32_t i = 0; i < msg->hello.n_held; i++) {
-			union xy_msg c = {.cancel = {
-				.task_id = msg->hello.held[i].id}};
-			xy_manager_send(m, w, XY_MSG_CANCEL, &c);
-		}
-	}
+	xy_adopt_offers(m, m->adopt, w, &msg->hello);
 	xy_pools_worker_ready(m->pools, w);
 }
 
@@ -1103,6 +1098,24 @@ static int listen_on(struct xy_manager *m, const char *host, int port,
 	return 0;
 }
 
+/* With a journal: the lease workers get, and the wait for those of the
+ * manager before. */
+static int start_adoption(struct xy_manager *m,
+			  const struct xy_manager_options *opt)
+{
+	if (!m->memo)
+		return 0;
+	double wait = opt->adopt_wait > 0 ? opt->adopt_wait : ADOPT_WAIT_S;
+	double lease = opt->lease > 0 ? opt->lease : LEASE_S;
+	if (wait > LEASE_MAX_S)
+		wait = LEASE_MAX_S;
+	if (lease > LEASE_MAX_S)
+		lease = LEASE_MAX_S;
+	m->lease_ms = opt->lease < 0 ? 0 : (uint64_t)(1000 * lease);
+	m->adopt = xy_adopt_create(m, wait);
+	return m->adopt ? 0 : -1;
+}
+
 struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 				     char *err, size_t errlen)
 {
@@ -1172,18 +1185,16 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 						     opt->journal_sync, err,
 						     errlen)))
 		goto error;
-	if (m->memo) {
-		const char *wait = getenv("XYLEM_ADOPT_WAIT");
-		m->adopt = xy_adopt_create(m, wait ? atof(wait) : ADOPT_WAIT_S);
-		if (!m->adopt) {
-			xy_fail(err, errlen, ENOMEM, "out of memory");
-			goto error;
-		}
-		m->lease_ms = (uint64_t)(1000 * (opt->lease > 0 ? opt->lease
-								 : LEASE_S));
+	if (start_adoption(m, opt) < 0) {
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		goto error;
 	}
-	if (opt->lease < 0)
-		m->lease_ms = 0;
+	/* Clients' tasks are recorded too, their outputs kept under it. */
+	if (m->memo && xy_clients_journal(m->clients, opt->journal) < 0) {
+		xy_fail(err, errlen, errno, "journal %s: cannot make its "
+			"store: %s", opt->journal, strerror(errno));
+		goto error;
+	}
 	if (listen_on(m, opt->host, opt->port, err, errlen) < 0)
 		goto error;
 	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,

@@ -13,6 +13,7 @@
  * that read them wait for that.
  */
 #include "memo.h"
+#include "memo_results.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -60,12 +61,16 @@ struct run {
 	uint32_t epoch;
 	char *worker;
 	struct run *next;
+	struct run *wnext; /* earlier epochs': the by-worker table's chain */
 };
 
 struct xy_memo {
 	struct xy_manager *m;
 	struct xy_journal *j;
+	EVP_MD *sha256;  /* fetched once */
+	EVP_MD_CTX *ctx; /* for each fingerprint, in turn */
 	struct xy_htab runs;   /* struct run by fingerprint */
+	struct xy_htab before; /* those of earlier epochs by worker name */
 	size_t runs_before;    /* those of earlier epochs */
 	struct xy_htab table;  /* entries by fingerprint (next) */
 	struct xy_htab places; /* those with a place, by it (pnext) */
@@ -74,6 +79,7 @@ struct xy_memo {
 	uint64_t table_bytes; /* the payloads of the table's records */
 	uint64_t compact_min;
 	int64_t compactions;
+	struct xy_memo_results *results; /* outputs (memo_results.c) */
 };
 
 static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
@@ -152,8 +158,10 @@ static uint32_t current_epoch(const struct xy_memo *memo)
 
 static void drop_run(struct xy_memo *memo, struct run *r)
 {
-	if (r->epoch < current_epoch(memo))
+	if (r->epoch < current_epoch(memo)) {
 		memo->runs_before--;
+		xy_htab_remove(&memo->before, r, xy_str_hash(r->worker));
+	}
 	xy_htab_remove(&memo->runs, r, fp_hash(r->fp));
 	free(r->worker);
 	free(r);
@@ -174,10 +182,17 @@ static int set_run(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN],
 		drop_run(memo, old);
 	memcpy(r->fp, fp, XY_ID_LEN);
 	r->epoch = epoch;
-	if (epoch < current_epoch(memo))
+	if (epoch < current_epoch(memo)) {
 		memo->runs_before++;
+		xy_htab_insert(&memo->before, r, xy_str_hash(worker));
+	}
 	xy_htab_insert(&memo->runs, r, fp_hash(fp));
 	return 0;
+}
+
+static uint32_t before_hash(const void *node)
+{
+	return xy_str_hash(((const struct run *)node)->worker);
 }
 
 /* ---------------------------------------------------------- fingerprint */
@@ -196,19 +211,35 @@ static void put_id(EVP_MD_CTX *c, const struct xy_file *f)
 	EVP_DigestUpdate(c, f && f->obj ? f->obj->id : none, XY_ID_LEN);
 }
 
+/* The memo's SHA-256 context, started afresh (the algorithm fetched
+ * once at open: a fetch each digest cost as much as the digest), or
+ * NULL. */
+static EVP_MD_CTX *digest_begin(struct xy_memo *memo)
+{
+	if (!memo->ctx || EVP_DigestInit_ex(memo->ctx, memo->sha256, NULL) != 1)
+		return NULL;
+	return memo->ctx;
+}
+
+static int digest_end(EVP_MD_CTX *c, uint8_t out[XY_ID_LEN])
+{
+	unsigned len = 0;
+	return EVP_DigestFinal_ex(c, out, &len) == 1 && len == XY_ID_LEN ? 0
+									 : -1;
+}
+
 /* t's fingerprint into fp: 0, or -1 if an input has no content yet or
  * the digest cannot be had. A library's own code is in it only through
  * the library's declared inputs (xy_manager_add_library_inputs). */
-static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
+static int fingerprint(struct xy_memo *memo, const struct xy_task *t,
+		       uint8_t fp[XY_ID_LEN])
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++)
 		if (!t->inputs[i].file->obj)
 			return -1;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(c);
+	EVP_MD_CTX *c = digest_begin(memo);
+	if (!c)
 		return -1;
-	}
 	put_str(c, "xylem task 1");
 	put_str(c, t->command);
 	put_str(c, t->library);
@@ -239,29 +270,20 @@ static int fingerprint(const struct xy_task *t, uint8_t fp[XY_ID_LEN])
 		put_str(c, t->outputs[i].as);
 		put_str(c, t->outputs[i].file->path);
 	}
-	unsigned len = 0;
-	int ok = EVP_DigestFinal_ex(c, fp, &len) == 1 && len == XY_ID_LEN;
-	EVP_MD_CTX_free(c);
-	return ok ? 0 : -1;
+	return digest_end(c, fp);
 }
 
 /* The digest of t's outputs' paths into place: 0, or -1 if t has no
  * output (nothing of it is ever rewritten) or no digest. */
-static int place_of(const struct xy_task *t, uint8_t place[XY_ID_LEN])
+static int place_of(struct xy_memo *memo, const struct xy_task *t,
+		    uint8_t place[XY_ID_LEN])
 {
-	if (!t->n_outputs)
+	EVP_MD_CTX *c;
+	if (!t->n_outputs || !(c = digest_begin(memo)))
 		return -1;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(c);
-		return -1;
-	}
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		put_str(c, t->outputs[i].file->path);
-	unsigned len = 0;
-	int ok = EVP_DigestFinal_ex(c, place, &len) == 1 && len == XY_ID_LEN;
-	EVP_MD_CTX_free(c);
-	return ok ? 0 : -1;
+	return digest_end(c, place);
 }
 
 /* ---------------------------------------------------------- the records */
@@ -371,10 +393,21 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	case REC_RUN:
 	case REC_UNRUN:
 		return replay_run(memo, type, epoch, data, len, err, errlen);
+	case XY_MEMO_REC_RESULT:
+		return xy_memo_results_replay(memo->results, data, len, err,
+					      errlen);
+	case XY_MEMO_REC_CLIENT:
+		return xy_memo_results_client_replay(memo->results, data, len,
+						     err, errlen);
 	}
 	snprintf(err, errlen, "unknown record type %u (a newer xylem's "
 		 "journal?)", type);
 	return -1;
+}
+
+static int known(void *arg, const uint8_t *fp)
+{
+	return find(arg, fp) != NULL;
 }
 
 struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
@@ -385,17 +418,32 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 				  entry_hash) < 0 ||
 	    xy_htab_init(&memo->runs, offsetof(struct run, next),
 			 run_hash) < 0 ||
+	    xy_htab_init(&memo->before, offsetof(struct run, wnext),
+			 before_hash) < 0 ||
 	    xy_htab_init(&memo->places, offsetof(struct entry, pnext),
 			 place_hash) < 0) {
 		if (memo) {
 			xy_htab_free(&memo->table);
 			xy_htab_free(&memo->runs);
+			xy_htab_free(&memo->before);
 		}
 		free(memo);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
 	}
 	memo->m = m;
+	memo->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	memo->ctx = EVP_MD_CTX_new();
+	if (!memo->sha256 || !memo->ctx) {
+		xy_memo_destroy(memo);
+		xy_fail(err, errlen, ENOMEM, "no SHA-256 from OpenSSL");
+		return NULL;
+	}
+	if (!(memo->results = xy_memo_results_create(dir, sync))) {
+		xy_memo_destroy(memo);
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+		return NULL;
+	}
 	const char *min = getenv("XYLEM_JOURNAL_COMPACT_BYTES");
 	memo->compact_min = min ? strtoull(min, NULL, 10) : COMPACT_MIN;
 	memo->j = xy_journal_open(dir, sync ? XY_JOURNAL_SYNC
@@ -407,6 +455,8 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		errno = e;
 		return NULL;
 	}
+	xy_memo_results_prune(memo->results, known, memo);
+	xy_memo_results_sweep(memo->results);
 	const struct xy_journal_info *in = xy_journal_info(memo->j);
 	XY_LOGI(WHO, "%s: epoch %u, %llu records replayed in %.3f s; %zu "
 		"finished tasks known, %zu were running", dir, in->epoch,
@@ -420,6 +470,9 @@ void xy_memo_destroy(struct xy_memo *memo)
 	if (!memo)
 		return;
 	xy_journal_close(memo->j);
+	EVP_MD_CTX_free(memo->ctx);
+	EVP_MD_free(memo->sha256);
+	xy_memo_results_destroy(memo->results);
 	for (size_t i = 0; i < memo->table.n_slots; i++)
 		for (struct entry *e = xy_htab_slot(&memo->table, i), *n; e;
 		     e = n) {
@@ -436,6 +489,7 @@ void xy_memo_destroy(struct xy_memo *memo)
 	xy_htab_free(&memo->table);
 	xy_htab_free(&memo->places);
 	xy_htab_free(&memo->runs);
+	xy_htab_free(&memo->before);
 	free(memo);
 }
 
@@ -456,7 +510,7 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		return 0;
 	if (!t->key && !(t->key = malloc(XY_ID_LEN)))
 		return 0;
-	if (fingerprint(t, t->key) < 0) {
+	if (fingerprint(memo, t, t->key) < 0) {
 		free(t->key);
 		t->key = NULL;
 		return 0;
@@ -473,6 +527,8 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		    size != e->outs[i].size || mtime != e->outs[i].mtime_ns)
 			return 0; /* gone or changed: it runs again */
 	}
+	if (xy_memo_results_restore(memo->results, t->key, t) < 0)
+		return 0;
 	for (uint32_t i = 0; i < t->n_outputs; i++)
 		xy_catalog_file_rehash(memo->m->catalog, t->outputs[i].file);
 	memo->skipped++;
@@ -487,7 +543,8 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	    t->result != XY_RESULT_SUCCESS)
 		return;
 	memcpy(e.fp, t->key, XY_ID_LEN);
-	e.has_place = place_of(t, e.place) == 0;
+	e.has_place = place_of(memo, t, e.place) == 0;
+	int recorded = 0;
 	struct out_stat outs[16];
 	e.outs = t->n_outputs <= 16 ? outs
 				    : calloc(t->n_outputs, sizeof *e.outs);
@@ -503,15 +560,21 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	}
 	encode(&e, &b);
 	char err[256];
-	if (b.oom || !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
+	if (b.oom ||
+	    xy_memo_results_record(memo->results, memo->j, e.fp, t) < 0 ||
+	    !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
 	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
 		       sizeof err) < 0)
 		goto oom;
+	recorded = 1;
 	goto done;
 oom:
 	XY_LOGW(WHO, "task %llu: not recorded: %s", (unsigned long long)t->id,
 		b.oom || !e.outs ? "out of memory" : strerror(errno));
 done:
+	/* Not recorded (a temp among its outputs): not running either. */
+	if (!recorded)
+		xy_memo_stopped(memo, t);
 	if (e.outs != outs)
 		free(e.outs);
 	xy_buf_free(&b);
@@ -532,19 +595,22 @@ static int append_run(struct xy_journal *j, unsigned type,
 	return ok ? 0 : -1;
 }
 
-void xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
-			const char *worker)
+int xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
+		       const char *worker)
 {
 	if (!memo || memo->broken || !t->key)
-		return;
+		return -1;
 	if (append_run(memo->j, REC_RUN, t->key, worker) < 0 ||
 	    set_run(memo, t->key, worker, current_epoch(memo)) < 0) {
 		XY_LOGW(WHO, "task %llu: its dispatch not recorded: %s",
 			(unsigned long long)t->id, strerror(errno));
-		return;
+		return -1;
 	}
-	if (xy_journal_write(memo->j) < 0)
+	if (xy_journal_write(memo->j) < 0) {
 		memo->broken = 1; /* journal.c said why */
+		return -1;
+	}
+	return 0;
 }
 
 void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t)
@@ -568,8 +634,9 @@ const char *xy_memo_ran_before(struct xy_memo *memo,
 	return r->worker;
 }
 
-size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
-			     int (*kept)(void *, const uint8_t *), void *arg)
+size_t xy_memo_forget(struct xy_memo *memo,
+		      int (*kept)(void *, const uint8_t *, const char *),
+		      void *arg)
 {
 	size_t n = 0;
 	if (!memo)
@@ -579,8 +646,7 @@ size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
 		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
 		     r = next) {
 			next = r->next;
-			if (r->epoch >= now || strcmp(r->worker, worker) ||
-			    kept(arg, r->fp))
+			if (r->epoch >= now || kept(arg, r->fp, r->worker))
 				continue;
 			if (!memo->broken)
 				append_run(memo->j, REC_UNRUN, r->fp, NULL);
@@ -588,6 +654,43 @@ size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
 			n++;
 		}
 	return n;
+}
+
+int64_t xy_memo_keys_before(struct xy_memo *memo, const char *worker,
+			    uint8_t **keys)
+{
+	size_t n = 0, cap = 0;
+	*keys = NULL;
+	if (!memo || !memo->runs_before)
+		return 0;
+	for (struct run *r = xy_htab_first(&memo->before, xy_str_hash(worker));
+	     r; r = xy_htab_next(&memo->before, r)) {
+		if (strcmp(r->worker, worker))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			uint8_t *k = realloc(*keys, cap * XY_ID_LEN);
+			if (!k) {
+				free(*keys);
+				*keys = NULL;
+				return -1;
+			}
+			*keys = k;
+		}
+		memcpy(*keys + n++ * XY_ID_LEN, r->fp, XY_ID_LEN);
+	}
+	return (int64_t)n;
+}
+
+void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN])
+{
+	struct run *r;
+	if (!memo || !(r = find_run(memo, key)) ||
+	    r->epoch >= current_epoch(memo))
+		return;
+	if (!memo->broken)
+		append_run(memo->j, REC_UNRUN, r->fp, NULL);
+	drop_run(memo, r);
 }
 
 size_t xy_memo_running_before(const struct xy_memo *memo)
@@ -595,30 +698,12 @@ size_t xy_memo_running_before(const struct xy_memo *memo)
 	return memo ? memo->runs_before : 0;
 }
 
-size_t xy_memo_forget_before(struct xy_memo *memo)
-{
-	size_t n = 0;
-	if (!memo)
-		return 0;
-	uint32_t now = current_epoch(memo);
-	for (size_t i = 0; memo->runs_before && i < memo->runs.n_slots; i++)
-		for (struct run *r = xy_htab_slot(&memo->runs, i), *next; r;
-		     r = next) {
-			next = r->next;
-			if (r->epoch >= now)
-				continue;
-			if (!memo->broken)
-				append_run(memo->j, REC_UNRUN, r->fp, NULL);
-			drop_run(memo, r);
-			n++;
-		}
-	return n;
-}
-
-/* The table as records, for a snapshot. */
+/* The table as records, for a snapshot: results first, as in the log. */
 static int dump(void *arg, struct xy_journal *snap)
 {
 	struct xy_memo *memo = arg;
+	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0)
+		return -1;
 	for (size_t i = 0; i < memo->runs.n_slots; i++)
 		for (struct run *r = xy_htab_slot(&memo->runs, i); r;
 		     r = r->next)
@@ -656,7 +741,9 @@ void xy_memo_flush(struct xy_memo *memo)
 	 * up: a snapshot of the table replaces them. A failed compaction
 	 * leaves the journal as it was. */
 	uint64_t log = xy_journal_info(memo->j)->log_bytes;
-	uint64_t snap = memo->table_bytes + 28 * memo->table.count;
+	uint64_t snap = memo->table_bytes + 28 * memo->table.count +
+			xy_memo_results_bytes(memo->results) +
+			28 * xy_memo_results_count(memo->results);
 	if (log <= memo->compact_min || log <= 2 * snap)
 		return;
 	char err[512];
@@ -667,6 +754,7 @@ void xy_memo_flush(struct xy_memo *memo)
 		return;
 	}
 	memo->compactions++;
+	xy_memo_results_sweep(memo->results);
 	XY_LOGI(WHO, "compacted: %llu bytes of log into a snapshot of %zu "
 		"tasks in %.3f s", (unsigned long long)log, memo->table.count,
 		xy_mono() - t0);
@@ -685,4 +773,36 @@ int64_t xy_memo_known(const struct xy_memo *memo)
 uint32_t xy_memo_epoch(const struct xy_memo *memo)
 {
 	return memo ? xy_journal_info(memo->j)->epoch : 0;
+}
+
+/* ------------------------------------------------------------ clients */
+
+const void *xy_memo_client_find(struct xy_memo *memo, const uint8_t *key,
+				size_t *len)
+{
+	return memo ? xy_memo_results_client_find(memo->results, key, len)
+		    : NULL;
+}
+
+int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
+			  const void *data, size_t len)
+{
+	if (!memo || memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	if (xy_memo_results_client_record(memo->results, memo->j, key, data,
+					  len) < 0)
+		return -1;
+	xy_memo_flush(memo);
+	if (memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+const char *xy_memo_dir(const struct xy_memo *memo)
+{
+	return memo ? xy_memo_results_base(memo->results) : NULL;
 }

@@ -37,33 +37,52 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t);
  * buffer (xy_memo_flush writes it). Tasks with temps among their outputs
  * are not recorded. */
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t);
-/* t goes to worker: a RUN record, written at once (not synced), before
- * its TASK goes out, so that a manager started again on the journal
- * knows it ran there and waits for that worker to bring it back
- * (adopt.c). Only tasks with a key (a fingerprint, set by xy_memo_try). */
-void xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
-			const char *worker);
-/* t stopped running without a DONE (failed, lost, cancelled): an UNRUN
- * record goes to the turn's buffer. */
+/* t goes to worker: a RUN record, written at once (not synced: the
+ * turn's flush syncs it in sync mode), before its TASK goes out, so that
+ * a manager started again on the journal knows it ran there and waits
+ * for that worker to bring it back (adopt.c). Only tasks with a key (a
+ * fingerprint, set by xy_memo_try). -1 if it is not recorded (no key,
+ * or the journal failed): its TASK then goes without a key, and no
+ * worker keeps it for a later manager. */
+int xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
+		       const char *worker);
+/* t stopped running without a DONE (failed, lost, cancelled, or
+ * finished unrecorded): an UNRUN record goes to the turn's buffer. */
 void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t);
 /* The worker a task of this key was running on when an earlier manager
  * stopped, or NULL. */
 const char *xy_memo_ran_before(struct xy_memo *memo,
 			       const uint8_t key[XY_ID_LEN]);
-/* worker came back: the tasks that ran there under earlier managers and
- * that it did not keep (kept(arg, key) is 0) are forgotten (UNRUN).
- * Returns how many. */
-size_t xy_memo_forget_worker(struct xy_memo *memo, const char *worker,
-			     int (*kept)(void *, const uint8_t *), void *arg);
+/* Forgets (an UNRUN record each) the tasks that were running under
+ * earlier managers, except those for which kept(arg, key, their worker)
+ * says 1. Returns how many. */
+size_t xy_memo_forget(struct xy_memo *memo,
+		      int (*kept)(void *, const uint8_t *, const char *),
+		      void *arg);
+/* The keys of the tasks that were running on worker under earlier
+ * managers, as a malloc'd array of n * XY_ID_LEN bytes (NULL when none).
+ * Returns n, or -1 on ENOMEM. */
+int64_t xy_memo_keys_before(struct xy_memo *memo, const char *worker,
+			    uint8_t **keys);
+/* Forgets one such task (an UNRUN record). */
+void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN]);
 /* How many tasks ran under earlier managers and are not yet settled. */
 size_t xy_memo_running_before(const struct xy_memo *memo);
-/* Forgets the tasks that were running under earlier managers (an UNRUN
- * record each): their workers did not bring them back. Returns how many. */
-size_t xy_memo_forget_before(struct xy_memo *memo);
 
 /* Writes the records of this loop turn (one write): before any of their
  * tasks is handed to the program. */
 void xy_memo_flush(struct xy_memo *memo);
+
+/* Clients' finished tasks (client.c): the bytes recorded under key (a
+ * digest of a SUBMIT), or NULL, their length in *len. */
+const void *xy_memo_client_find(struct xy_memo *memo, const uint8_t *key,
+				size_t *len);
+/* Records key's bytes and writes the journal at once (the RESULT that
+ * depends on it is sent next). 0, or -1 with errno. */
+int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
+			  const void *data, size_t len);
+/* The journal's directory. */
+const char *xy_memo_dir(const struct xy_memo *memo);
 
 /* Counts, for stats and status. */
 int64_t xy_memo_skipped(const struct xy_memo *memo);

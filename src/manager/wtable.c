@@ -334,16 +334,27 @@ void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 	note_change(wt, w);
 }
 
-void xy_wtable_reserve(struct xy_wtable *wt, struct xy_worker *w, int cores,
-		       int gpus, int64_t memory, int64_t disk, int sign)
+static void reserve(struct xy_wtable *wt, struct xy_worker *w, int cores,
+		    int gpus, int64_t memory, int64_t disk, int sign)
 {
 	w->cores_used += sign * cores;
 	w->gpus_used += sign * gpus;
 	w->memory_used += sign * memory;
 	w->disk_used += sign * disk;
 	note_change(wt, w);
-	if (sign < 0)
-		xy_manager_wake(wt->m);
+}
+
+void xy_wtable_reserve(struct xy_wtable *wt, struct xy_worker *w, int cores,
+		       int gpus, int64_t memory, int64_t disk)
+{
+	reserve(wt, w, cores, gpus, memory, disk, 1);
+}
+
+void xy_wtable_unreserve(struct xy_wtable *wt, struct xy_worker *w,
+			 int cores, int gpus, int64_t memory, int64_t disk)
+{
+	reserve(wt, w, cores, gpus, memory, disk, -1);
+	xy_manager_wake(wt->m);
 }
 
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,

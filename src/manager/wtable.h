@@ -110,9 +110,11 @@ int xy_wtable_cores_busy(const struct xy_worker *w);
 void xy_wtable_commit(struct xy_wtable *wt, struct xy_worker *w,
 		      struct xy_task *t);
 /* Resources on w that a task held since an earlier manager takes
- * (adopt.c): sign 1 reserves them, -1 gives them back. */
+ * (adopt.c), until it is adopted (committed as its own) or cancelled. */
 void xy_wtable_reserve(struct xy_wtable *wt, struct xy_worker *w, int cores,
-		       int gpus, int64_t memory, int64_t disk, int sign);
+		       int gpus, int64_t memory, int64_t disk);
+void xy_wtable_unreserve(struct xy_wtable *wt, struct xy_worker *w,
+			 int cores, int gpus, int64_t memory, int64_t disk);
 void xy_wtable_release(struct xy_wtable *wt, struct xy_worker *w,
 		       struct xy_task *t);
 /* w takes no new task, and is told to stop once it runs nothing and

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "auth.h"
+#include "guard.h"
 #include "log.h"
 #include "object.h"
 #include "util.h"
@@ -36,6 +38,11 @@ struct entry {
 	uint32_t held; /* of refs: outputs the manager has not yet taken */
 	uint64_t size;
 	uint64_t last_use; /* c->clock at the last lookup, incref or insert */
+	/* Fingerprints (guard.h) of the object and of its expansion, from
+	 * the first loan on; the second leaves ctime out (xy_cache_reseal). */
+	uint64_t print[2], print_noc[2];
+	uint8_t printed[2];
+	uint8_t checked[2]; /* found intact by xy_cache_guard at least once */
 	struct entry *next; /* bucket chain */
 };
 
@@ -61,6 +68,7 @@ struct xy_cache {
 	void *evict_arg;
 	uv_loop_t *loop;     /* directories dropped are removed on its pool */
 	uint64_t trash_seq;  /* names them in tmp/ meanwhile */
+	uint64_t guard_key;  /* keys the fingerprints: random per cache */
 };
 
 /* ------------------------------------------------------------ the table */
@@ -432,6 +440,12 @@ struct xy_cache *xy_cache_open(const char *dir, char *err, size_t errlen)
 	}
 	c->lock_fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
+	if (xy_random(&c->guard_key, sizeof c->guard_key) < 0) {
+		xy_fail(err, errlen, EIO, "no random bytes for the cache");
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return NULL;
+	}
 	c->mask = 255;
 	c->buckets = calloc(c->mask + 1, sizeof *c->buckets);
 	if (!c->buckets) {
@@ -679,18 +693,23 @@ void xy_cache_unreserve(struct xy_cache *c, uint64_t size)
 
 /* ------------------------------------------------------------ changes */
 
+static void seal_new(struct xy_cache *c, struct entry *e);
+
 int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		    uint8_t kind, uint8_t level, uint64_t size)
 {
 	struct entry *e;
-	int r = 0;
+	int r = 0, added = 0, moved = 0;
 
 	if (level > XY_CACHE_FOREVER)
 		level = XY_CACHE_FOREVER;
 	pthread_mutex_lock(&c->mu);
 	e = find(c, id);
 	if (e) {
+		uint8_t was = e->level;
+
 		raise_level(c, e, level);
+		moved = was != XY_CACHE_FOREVER && e->level == XY_CACHE_FOREVER;
 		e->last_use = ++c->clock;
 		/* Wanted again (a FETCH, an output): an UNLINK still waiting
 		 * for its last user no longer applies, or the manager would
@@ -698,12 +717,18 @@ int xy_cache_insert(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
 		e->unlink_pending = 0;
 	} else if (!(e = add(c, id, kind, level, size))) {
 		r = -1;
+	} else {
+		added = 1;
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (r < 0) {
 		errno = ENOMEM;
 		return r;
 	}
+	if (added)
+		seal_new(c, e);
+	else if (moved) /* the rename into forever/ set its ctime */
+		xy_cache_reseal(c, id);
 	evict(c, id);
 	return 0;
 }
@@ -855,4 +880,176 @@ int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
 	*items = v;
 	*n = (uint32_t)k;
 	return 0;
+}
+
+/* ------------------------------------------------- objects lent to tasks */
+
+/* The path of part (XY_GUARD_OBJECT or _EXPANSION) of e; the caller
+ * holds no lock (entries change only on the loop thread). */
+static int part_path(struct xy_cache *c, const struct entry *e, int part,
+		     char *path, size_t len)
+{
+	if (part == XY_CACHE_EXPANSION)
+		return xy_cache_unpacked_path(c, e->id, path, len);
+	return xy_cache_path(c, e->id, e->level, path, len);
+}
+
+/* Both prints of what is at path now. */
+static int prints(struct xy_cache *c, const char *path, uint64_t *full,
+		  uint64_t *noc, char *err, size_t errlen)
+{
+	uint64_t p[2];
+
+	if (xy_guard_print(path, c->guard_key, p, NULL, err, errlen) < 0)
+		return -1;
+	*full = p[0];
+	*noc = p[1];
+	return 0;
+}
+
+static struct entry *locked_find(struct xy_cache *c,
+				 const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	pthread_mutex_unlock(&c->mu);
+	return e;
+}
+
+/* The prints differ: hashing the object again tells a change of its
+ * content from one of its metadata alone (a task that renamed, linked or
+ * chmodded its input, the worker's own hashing of an output that is the
+ * same inode). Intact, it is made read-only again and printed anew. */
+static int settle(struct xy_cache *c, struct entry *e, const char *path,
+		  char *err, size_t errlen)
+{
+	uint8_t id[XY_ID_LEN], kind;
+	uint64_t size;
+	char why[256];
+
+	if (xy_object_hash(path, id, &kind, &size, why, sizeof why) < 0) {
+		snprintf(err, errlen, "cannot hash it again: %s", why);
+		return 1;
+	}
+	if (memcmp(id, e->id, XY_ID_LEN) != 0) {
+		snprintf(err, errlen, "its content changed");
+		return 1;
+	}
+	if (xy_object_make_readonly(path) < 0 ||
+	    prints(c, path, &e->print[0], &e->print_noc[0], why,
+		   sizeof why) < 0) {
+		snprintf(err, errlen, "cannot seal it again: %s", why);
+		return 1;
+	}
+	XY_LOGI("cache", "%.12s... was touched but not changed (rehashed)",
+		strrchr(path, '/') + 1);
+	return 0;
+}
+
+/* An object just inserted (its hash checked as it arrived, or just
+ * computed for an output) is printed at once, so that a change made in
+ * the cache directory before its first loan is caught too. Objects found
+ * in forever/ at start are printed at their first loan. */
+static void seal_new(struct xy_cache *c, struct entry *e)
+{
+	char path[PATH_MAX], why[256];
+
+	if (part_path(c, e, XY_CACHE_OBJECT, path, sizeof path) == 0 &&
+	    prints(c, path, &e->print[0], &e->print_noc[0], why,
+		   sizeof why) == 0)
+		e->printed[0] = 1;
+}
+
+int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		   int part, char *err, size_t errlen)
+{
+	struct entry *e = locked_find(c, id);
+	char path[PATH_MAX], why[256];
+	uint64_t full, noc;
+
+	if (!e || part_path(c, e, part, path, sizeof path) < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (prints(c, path, &full, &noc, why, sizeof why) < 0) {
+		if (errno == ENOENT && part == XY_CACHE_OBJECT) {
+			snprintf(err, errlen, "it is gone (%s)", why);
+			return 1;
+		}
+		if (part == XY_CACHE_EXPANSION) {
+			snprintf(err, errlen, "%s", why);
+			return 1;
+		}
+		return settle(c, e, path, err, errlen);
+	}
+	if (!e->printed[part]) {
+		e->print[part] = full;
+		e->print_noc[part] = noc;
+		e->printed[part] = 1;
+		e->checked[part] = 1;
+		return 0;
+	}
+	if (full == e->print[part]) {
+		e->checked[part] = 1;
+		return 0;
+	}
+	if (part == XY_CACHE_EXPANSION) {
+		/* No id to hash it against: the worker never touches what
+		 * lies inside an expansion, so any change is a task's. */
+		snprintf(err, errlen, "its expansion changed");
+		return 1;
+	}
+	if (settle(c, e, path, err, errlen))
+		return 1;
+	e->checked[part] = 1;
+	return 0;
+}
+
+int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		     int part)
+{
+	struct entry *e = locked_find(c, id);
+
+	return e && e->checked[part];
+}
+
+void xy_cache_reseal(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
+{
+	struct entry *e = locked_find(c, id);
+	char path[PATH_MAX], why[256];
+	uint64_t full, noc;
+
+	if (!e || !e->printed[XY_CACHE_OBJECT] ||
+	    part_path(c, e, XY_CACHE_OBJECT, path, sizeof path) < 0 ||
+	    prints(c, path, &full, &noc, why, sizeof why) < 0)
+		return;
+	/* Only ctime may have moved (the link count did): anything else
+	 * left for the next check to find. */
+	if (noc == e->print_noc[XY_CACHE_OBJECT])
+		e->print[XY_CACHE_OBJECT] = full;
+}
+
+void xy_cache_drop_altered(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+			   const char *why)
+{
+	struct entry *e;
+	char hex[HEX_LEN + 1], path[PATH_MAX];
+
+	pthread_mutex_lock(&c->mu);
+	e = find(c, id);
+	if (e)
+		take(c, e);
+	pthread_mutex_unlock(&c->mu);
+	if (!e)
+		return;
+	xy_hex(id, XY_ID_LEN, hex);
+	XY_LOGW("cache", "dropped %.12s...: a task altered it (%s)", hex, why);
+	if (xy_cache_path(c, e->id, e->level, path, sizeof path) == 0)
+		discard(c, path);
+	remove_unpacked(c, e->id);
+	if (c->on_evict)
+		c->on_evict(c->evict_arg, id, e->kind, e->size);
+	free(e);
 }

@@ -150,4 +150,38 @@ size_t xy_cache_count(struct xy_cache *c);
 int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
 		       uint32_t *n);
 
+/* Objects lent to tasks (guard.h). A task's file inputs are hard links
+ * to the cache's inodes and its directory inputs symbolic links to the
+ * cache's directories; a task that runs as root, or that chmods them
+ * first, can write to them. So what is lent is fingerprinted when first
+ * lent and checked before each loan and after each task that had it. */
+enum { XY_CACHE_OBJECT = 0, XY_CACHE_EXPANSION = 1 };
+
+/* Checks part (the object, or its archive expansion) of object id
+ * against its fingerprint, recorded when the object was inserted (an
+ * object found in forever/ at open, and an expansion: at the first
+ * check). A difference in
+ * an object is settled by hashing it again: the same content (only its
+ * metadata moved: a rename, a link, a chmod) is made read-only again and
+ * recorded anew. Returns 0 if intact, 1 if altered (err says how), -1
+ * (ENOENT) if not cached. Runs on the loop; a rehash blocks it. */
+int xy_cache_guard(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		   int part, char *err, size_t errlen);
+
+/* 1 if part of object id has been checked by xy_cache_guard and found
+ * intact at least once, else 0. */
+int xy_cache_guarded(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+		     int part);
+
+/* After the worker's own link or unlink of file object id (either sets
+ * its ctime): records its fingerprint again, if nothing but its ctime
+ * differs from the one recorded. */
+void xy_cache_reseal(struct xy_cache *c, const uint8_t id[XY_ID_LEN]);
+
+/* Drops object id (and its expansion) now, whoever references it: a task
+ * altered it. Reported through the eviction callback, as an eviction is,
+ * so the manager forgets this copy. why goes in the log. */
+void xy_cache_drop_altered(struct xy_cache *c, const uint8_t id[XY_ID_LEN],
+			   const char *why);
+
 #endif

@@ -216,6 +216,23 @@ int xy_hold_adopt(struct xy_hold *h, uint64_t held_id, uint64_t task_id,
 	return 1;
 }
 
+static void forget_in(struct klist *l, const uint8_t key[XY_ID_LEN])
+{
+	for (struct kept *k = l->head, *next; k; k = next) {
+		next = k->next;
+		if (!memcmp(k->key, key, XY_ID_LEN)) {
+			kl_del(l, k);
+			kept_free(k);
+		}
+	}
+}
+
+void xy_hold_forget_key(struct xy_hold *h, const uint8_t key[XY_ID_LEN])
+{
+	forget_in(&h->sent, key);
+	forget_in(&h->held, key);
+}
+
 int xy_hold_drop(struct xy_hold *h, uint64_t held_id)
 {
 	struct kept *k = find(h, held_id);

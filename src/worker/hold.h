@@ -41,11 +41,14 @@ void xy_hold_lost(struct xy_hold *h);
 /* Appends the held TASK_DONEs to *v (n entries, realloc'd), as finished
  * held tasks for HELLO. -1 on ENOMEM (*v and *n as they were). */
 int xy_hold_list(struct xy_hold *h, struct xy_held_task **v, uint32_t *n);
-/* ADOPT of a held TASK_DONE: 1 with *m decoded, its task id now task_id
- * (send it, then xy_msg_free(XY_MSG_TASK_DONE, m)), and kept as sent; 0 if none is held
- * under held_id; -1 if it cannot be decoded (ENOMEM). */
+/* ADOPT of a held TASK_DONE: 1 with *m decoded, its id now task_id
+ * (send it, then xy_msg_free(XY_MSG_TASK_DONE, m)), kept as sent; 0 if
+ * none is held under held_id; -1 if it cannot be decoded (ENOMEM). */
 int xy_hold_adopt(struct xy_hold *h, uint64_t held_id, uint64_t task_id,
 		  union xy_msg *m);
+/* A TASK with key came: the reports kept of earlier attempts of that
+ * task are dropped (a later manager must not take one for this one). */
+void xy_hold_forget_key(struct xy_hold *h, const uint8_t key[XY_ID_LEN]);
 /* Drops a held TASK_DONE. Returns 1 if there was one. */
 int xy_hold_drop(struct xy_hold *h, uint64_t held_id);
 /* How many are held (not counting those only kept after sending). */

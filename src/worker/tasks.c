@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "object.h"
 #include "util.h"
@@ -52,6 +53,7 @@ struct task {
 	int state;
 	uint32_t missing; /* inputs not yet cached */
 	uint8_t *held;    /* per input: we hold a cache reference (HELD_*) */
+	uint8_t *lent;    /* per input: linked into the sandbox (held + n) */
 	char *sandbox;
 	uint64_t pooled; /* k if the sandbox is the pool's .free-<k> */
 	int pool_fd;     /* that directory, open; or -1 */
@@ -59,6 +61,8 @@ struct task {
 	struct xy_lib_call call; /* a call handed to a library instance */
 	int busy; /* thread pool work in flight */
 	unsigned reported : 1, in_lib : 1, has_cores : 1;
+	unsigned tainted : 1; /* an input it was lent was altered */
+	int taint_result;     /* then: its result, and message says why */
 	uint32_t *gpu_ids;
 	uint32_t n_gpu_own; /* the first n_gpu_own of gpu_ids are ours */
 	uint64_t start_us, end_us;
@@ -118,6 +122,7 @@ struct collect {
 static void task_end(struct task *t, int result, const char *message,
 		     struct xy_done_output *outs, uint32_t n);
 static void pool_pop(struct xy_tasks *ts);
+static void guard_end(struct task *t);
 
 static int is_call(const struct task *t)
 {
@@ -514,6 +519,7 @@ static void maybe_retire(struct task *t)
 	if (!t->reported || t->proc || t->in_lib || t->busy ||
 	    t->list == &t->ts->dead)
 		return;
+	guard_end(t); /* ended with its process alive (a cancel) */
 	if (t->sandbox)
 		sandbox_release(t);
 	t->state = T_ENDED;
@@ -569,6 +575,15 @@ static void task_end(struct task *t, int result, const char *message,
 {
 	if (t->reported)
 		return;
+	if (!t->proc && !t->in_lib)
+		guard_end(t);
+	if (t->tainted) {
+		for (uint32_t i = 0; i < n; i++)
+			xy_cache_release_output(t->ts->o.cache, outs[i].id);
+		result = t->taint_result;
+		message = t->message;
+		n = 0;
+	}
 	if (result != XY_RESULT_SUCCESS)
 		XY_LOGD("tasks", "task %" PRIu64 ": result %d: %s",
 			t->spec.task_id, result, message ? message : "");
@@ -687,13 +702,14 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
 		return -1;
 	}
 	t = calloc(1, sizeof *t);
-	if (!t || (m->n_inputs && !(t->held = calloc(m->n_inputs, 1)))) {
+	if (!t || (m->n_inputs && !(t->held = calloc(m->n_inputs, 2)))) {
 		free(t);
 		errno = ENOMEM;
 		return -1;
 	}
 	t->ts = ts;
 	t->pool_fd = -1;
+	t->lent = t->held ? t->held + m->n_inputs : NULL;
 	t->spec = *m;
 	memset(m, 0, sizeof *m);
 	table_put(t);
@@ -792,6 +808,194 @@ void xy_tasks_object_ready(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN],
 	}
 }
 
+/* ------------------------------------------- inputs lent (guard.h) */
+
+/*
+ * A task's inputs are the cache's own inodes (file inputs hard-linked,
+ * directories and expansions symbolically linked), read-only by their
+ * modes, which stop neither root nor their owner's chmod. So each is
+ * checked against its fingerprint before it is lent and after the task
+ * that had it (cache.h, xy_cache_guard). An object found altered is
+ * dropped from the cache (the manager fetches it again when needed), and
+ * the tasks it was lent to fail: when one task alone had it, that task
+ * altered it and fails APP_FAILED saying so; when several shared it, any
+ * of them may have, and each fails WORKER_FAILED (run again, retries
+ * untouched: the guilty one is caught alone in the end or runs out of
+ * worker failures). Tasks holding it but not yet lent it fail
+ * WORKER_FAILED at once, to be run again with a fresh copy.
+ */
+
+static int input_part(const struct xy_task_input *in)
+{
+	return in->kind >= XY_INPUT_UNPACK ? XY_CACHE_EXPANSION
+					   : XY_CACHE_OBJECT;
+}
+
+static void taint(struct task *t, int result, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void taint(struct task *t, int result, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->reported || t->tainted)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(t->message, sizeof t->message, fmt, ap);
+	va_end(ap);
+	t->tainted = 1;
+	t->taint_result = result;
+}
+
+/* Lets go of t's references on id; the name it had it under, or NULL if
+ * none. *was_lent says whether it was linked into t's sandbox. */
+static const char *let_go(struct task *t, const uint8_t id[XY_ID_LEN],
+			  int *was_lent)
+{
+	const char *name = NULL;
+
+	*was_lent = 0;
+	for (uint32_t i = 0; t->held && i < t->spec.n_inputs; i++) {
+		struct xy_task_input *in = &t->spec.inputs[i];
+
+		if (memcmp(in->id, id, XY_ID_LEN))
+			continue;
+		if (t->lent[i])
+			*was_lent = 1;
+		if (t->held[i]) {
+			xy_cache_decref(t->ts->o.cache, id);
+			name = in->name;
+		}
+		t->held[i] = 0;
+		t->lent[i] = 0;
+	}
+	return name;
+}
+
+static uint32_t count_lent(struct xy_tasks *ts, const uint8_t id[XY_ID_LEN])
+{
+	uint32_t n = 0;
+
+	for (struct task *t = ts->running.head; t; t = t->next)
+		for (uint32_t i = 0; t->lent && i < t->spec.n_inputs; i++)
+			if (t->lent[i] &&
+			    !memcmp(t->spec.inputs[i].id, id, XY_ID_LEN)) {
+				n++;
+				break;
+			}
+	return n;
+}
+
+static void altered(struct xy_tasks *ts, const uint8_t id_in[XY_ID_LEN],
+		    const char *how)
+{
+	struct tlist *lists[] = {&ts->running, &ts->ready, &ts->waiting};
+	uint32_t lent;
+	uint8_t id[XY_ID_LEN];
+
+	memcpy(id, id_in, XY_ID_LEN);
+	lent = count_lent(ts, id);
+	for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+		struct task *t, *next;
+
+		for (t = lists[k]->head; t; t = next) {
+			const char *name;
+			int was_lent;
+
+			next = t->next;
+			if (!(name = let_go(t, id, &was_lent)) || t->reported)
+				continue;
+			if (was_lent && lent == 1)
+				taint(t, XY_RESULT_APP_FAILED,
+				      "the task modified its input '%s', a "
+				      "cached object it may only read (%s): "
+				      "dropped from this worker's cache",
+				      name, how);
+			else if (was_lent)
+				taint(t, XY_RESULT_WORKER_FAILED,
+				      "input '%s' was modified while the task "
+				      "ran, by it or by one of the %u other "
+				      "tasks it was lent to on this worker "
+				      "(%s): dropped from the cache, to be "
+				      "fetched again", name, lent - 1, how);
+			else
+				task_fail(t, XY_RESULT_WORKER_FAILED,
+					  "input '%s' was dropped from this "
+					  "worker's cache: a task altered it "
+					  "(%s)", name, how);
+		}
+	}
+	xy_cache_drop_altered(ts->o.cache, id, how);
+}
+
+/* Before input i is lent: is it as it was? Returns 0, or -1 if t has been
+ * ended because it was not. A directory (or an expansion) is walked only
+ * when it is lent to another running task now, or never was: otherwise
+ * the check after the last task that had it still holds, since nothing
+ * reaches it through a sandbox but a task lent it. A file costs two
+ * lstat calls and is always checked. */
+static int guard_before(struct task *t, uint32_t i)
+{
+	struct xy_task_input *in = &t->spec.inputs[i];
+	struct xy_cache *c = t->ts->o.cache;
+	struct xy_cache_info info;
+	char how[256];
+
+	if (xy_cache_guarded(c, in->id, input_part(in)) &&
+	    (input_part(in) == XY_CACHE_EXPANSION ||
+	     (xy_cache_find(c, in->id, &info) == 0 &&
+	      info.kind == XY_KIND_DIR)) &&
+	    !count_lent(t->ts, in->id))
+		return 0; /* checked when last given back, lent to none since */
+	if (xy_cache_guard(c, in->id, input_part(in), how, sizeof how) != 1)
+		return 0;
+	altered(t->ts, in->id, how);
+	return t->reported ? -1 : 0;
+}
+
+/* Input i is linked in: a hard link set the file's ctime. */
+static void guard_lent(struct task *t, uint32_t i, uint8_t kind)
+{
+	struct xy_task_input *in = &t->spec.inputs[i];
+
+	t->lent[i] = 1;
+	if (kind == XY_KIND_FILE && input_part(in) == XY_CACHE_OBJECT)
+		xy_cache_reseal(t->ts->o.cache, in->id);
+}
+
+/* The task's processes are gone: checks what it was lent, and takes its
+ * names for file inputs out of its sandbox (the unlink, which sets the
+ * file's ctime, is done here and recorded, not left to the sandbox's
+ * removal on the thread pool at a time no check knows of). */
+static void guard_end(struct task *t)
+{
+	struct xy_cache *c = t->ts->o.cache;
+	struct xy_cache_info info;
+	char how[256], path[PATH_MAX];
+	struct stat st;
+
+	for (uint32_t i = 0; t->lent && i < t->spec.n_inputs; i++) {
+		struct xy_task_input *in = &t->spec.inputs[i];
+
+		if (!t->lent[i])
+			continue;
+		if (xy_cache_guard(c, in->id, input_part(in), how,
+				   sizeof how) == 1) {
+			altered(t->ts, in->id, how);
+			continue;
+		}
+		t->lent[i] = 0;
+		if (input_part(in) != XY_CACHE_OBJECT || !t->sandbox ||
+		    xy_cache_find(c, in->id, &info) < 0 ||
+		    info.kind != XY_KIND_FILE ||
+		    xy_cache_path(c, in->id, info.level, path, sizeof path) < 0 ||
+		    lstat(path, &st) < 0)
+			continue;
+		if (xy_guard_unlink(t->sandbox, in->name, &st) == 0)
+			xy_cache_reseal(c, in->id);
+	}
+}
+
 /* ----------------------------------------------------------- starting */
 
 /* True if every input's sandbox name is one component (pool_use). */
@@ -850,6 +1054,8 @@ static int link_inputs(struct task *t, char *err, size_t errlen)
 	for (uint32_t i = 0; i < t->spec.n_inputs; i++) {
 		struct xy_task_input *in = &t->spec.inputs[i];
 
+		if (guard_before(t, i) < 0)
+			return XY_RESULT_WORKER_FAILED; /* t has ended */
 		if (xy_unpack_input_path(t->ts->o.cache, in, path, sizeof path,
 					 &kind) < 0) {
 			xy_fail(err, errlen, ENOENT,
@@ -862,6 +1068,7 @@ static int link_inputs(struct task *t, char *err, size_t errlen)
 					       errno == EEXIST
 				       ? XY_RESULT_APP_FAILED
 				       : XY_RESULT_WORKER_FAILED;
+		guard_lent(t, i, kind);
 	}
 	return -1;
 }
@@ -1286,11 +1493,6 @@ int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids)
 
 /* ------------------------------------------------- a manager lost */
 
-static int has_key(const struct task *t)
-{
-	static const uint8_t zero[XY_ID_LEN];
-	return memcmp(t->spec.key, zero, XY_ID_LEN) != 0;
-}
 
 int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id)
 {
@@ -1312,11 +1514,10 @@ int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id)
 size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
 			 void *arg)
 {
-	struct task *t, *next, *keyless = NULL;
+	struct task *t, *next, *all = NULL;
 	size_t held = 0;
 
 	/* The table is rebuilt: a task moves to its new id's bucket. */
-	struct task *all = NULL;
 	for (size_t i = 0; i < TBUCKETS; i++) {
 		for (t = ts->table[i]; t; t = next) {
 			next = t->hnext;
@@ -1327,20 +1528,27 @@ size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
 	}
 	for (t = all; t; t = next) {
 		next = t->hnext;
-		if (!has_key(t)) {
-			t->hnext = keyless;
-			keyless = t;
-			table_put(t);
-			continue;
-		}
-		if (!(t->spec.task_id & XY_HELD_BIT))
+		if (xy_key_set(t->spec.key) &&
+		    !(t->spec.task_id & XY_HELD_BIT)) {
 			t->spec.task_id = next_id(arg);
+			held++;
+		}
 		table_put(t);
-		held++;
 	}
-	for (t = keyless; t; t = next) {
-		next = t->hnext;
-		xy_tasks_cancel(ts, t->spec.task_id);
+	/* Those without a key keep the lost manager's ids: cancelled (a
+	 * cancel takes the task out of the table, so each bucket is walked
+	 * again from its head), so that none meets an id of the next one. */
+	for (size_t i = 0; i < TBUCKETS; i++) {
+		int again = 1;
+		while (again) {
+			again = 0;
+			for (t = ts->table[i]; t; t = t->hnext)
+				if (!(t->spec.task_id & XY_HELD_BIT)) {
+					xy_tasks_cancel(ts, t->spec.task_id);
+					again = 1;
+					break;
+				}
+		}
 	}
 	return held;
 }

@@ -581,11 +581,6 @@ static uint64_t next_held_id(void *arg)
 	return xy_hold_new_id(w->hold);
 }
 
-static int has_key(const uint8_t key[XY_ID_LEN])
-{
-	static const uint8_t zero[XY_ID_LEN];
-	return memcmp(key, zero, XY_ID_LEN) != 0;
-}
 
 /* tasks.c reports a task's end. A held task's report waits for its
  * ADOPT; one sent is kept a while if its manager keeps a journal, since
@@ -605,7 +600,7 @@ static void on_task_done(void *arg, const struct xy_msg_task_done *d,
 	}
 	m.task_done = *d;
 	send_msg(w, XY_MSG_TASK_DONE, &m);
-	if (w->lease_ms && has_key(key))
+	if (w->lease_ms && xy_key_set(key))
 		xy_hold_sent(w->hold, d, key);
 }
 
@@ -750,6 +745,8 @@ static void handle_task(struct xy_daemon *w, union xy_msg *m)
 	uint64_t id = m->task.task_id;
 	union xy_msg d;
 
+	if (xy_key_set(m->task.key))
+		xy_hold_forget_key(w->hold, m->task.key);
 	if (xy_tasks_submit(w->tasks, &m->task) == 0)
 		return;
 	if (errno == EEXIST) {

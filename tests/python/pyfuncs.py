@@ -127,3 +127,17 @@ def interval(seconds):
     start = time.time()
     time.sleep(seconds)
     return os.getpid(), start, time.time()
+
+
+def clobber(name):
+    """Writes over an input file in the sandbox (made writable first, as
+    a task of the worker's own user could): what no call may do."""
+    os.chmod(name, 0o644)
+    with open(name, "w") as f:
+        f.write("EVIL\n")
+    return "written"
+
+
+def read_text(name):
+    with open(name) as f:
+        return f.read()

@@ -133,8 +133,22 @@ class Proc:
             self.p.wait(5)
             pytest.fail(f"{' '.join(self.args[1:3])} did not exit within"
                         f" {timeout} s:\n{self.output}")
-        self.reader.join(5)
+        self.drain()
         return rc
+
+    def drain(self):
+        """Reads what is left of the output: until the end, or until it
+        has been quiet for 0.2 s (local workers that outlive a run on a
+        journal keep its output open), or 5 s."""
+        end = time.monotonic() + 5
+        seen = -1
+        while self.reader.is_alive() and time.monotonic() < end:
+            with self.lock:
+                now = len(self.lines)
+            if now == seen:
+                break
+            seen = now
+            self.reader.join(0.2)
 
     def signal(self, sig):
         if self.p.poll() is None:

@@ -27,6 +27,15 @@ def sleepers(d, n, seconds, inputs=()):
     return write_workflow(d / "wf.json", tasks), marks
 
 
+def external(xylem, wf, secret_file, env, *extra):
+    """`xylem run WF --workers 0` waiting for external workers on a free
+    port: (the process, its port)."""
+    p = xylem.start("run", wf, *extra, "--workers", "0", "--port", 0,
+                    "--secret-file", secret_file, env=env)
+    m = p.wait_line(r"waiting for workers on port (\d+)", 30)
+    return p, int(m.group(1))
+
+
 def counts(marks):
     c = {}
     if marks.exists():
@@ -75,10 +84,7 @@ def test_tasks_that_finished_while_away(xylem, tmp_path, secret_file):
     wf, marks = sleepers(tmp_path, 4, 1, inputs=[(big, "in_big")])
     j = tmp_path / "journal"
     env = env_with(xylem)
-    p = xylem.start("run", wf, "--journal", j, "--workers", "0", "--port",
-                    0, "--secret-file", secret_file, env=env)
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env, "--journal", j)
     for _ in range(2):
         xylem.worker(port, secret_file, 2)
     wait_for(lambda: sum(k.startswith("start") for k in counts(marks)) == 4,
@@ -109,10 +115,7 @@ def test_worker_whose_lease_ran_out(xylem, tmp_path, secret_file):
     wf, marks = sleepers(tmp_path, 1, 6)
     j = tmp_path / "journal"
     env = env_with(xylem, XYLEM_ADOPT_WAIT="3")
-    p = xylem.start("run", wf, "--journal", j, "--workers", "0", "--port",
-                    0, "--secret-file", secret_file, env=env)
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env, "--journal", j)
     w = xylem.worker(port, secret_file, 1, "--lease", "2")
     wait_for(lambda: counts(marks).get("start s0"), 30, what="the task")
     os.kill(p.pid, signal.SIGKILL)
@@ -137,11 +140,8 @@ def test_a_manager_that_does_not_know_them_cancels_them(
     the new run's own task runs."""
     wf, marks = sleepers(tmp_path, 1, 8)
     env = env_with(xylem)
-    p = xylem.start("run", wf, "--journal", tmp_path / "j1", "--workers",
-                    "0", "--port", 0, "--secret-file", secret_file,
-                    env=env)
-    port = int(p.wait_line(r"waiting for workers on port (\d+)", 30)
-               .group(1))
+    p, port = external(xylem, wf, secret_file, env, "--journal",
+                       tmp_path / "j1")
     w = xylem.worker(port, secret_file, 1, "--lease", "60")
     wait_for(lambda: counts(marks).get("start s0"), 30, what="the task")
     os.kill(p.pid, signal.SIGKILL)
@@ -156,7 +156,8 @@ def test_a_manager_that_does_not_know_them_cancels_them(
     assert counts(marks2) == {"start s0": 1, "end s0": 1}
     time.sleep(9)  # past the first task's end, had it lived
     assert counts(marks) == {"start s0": 1}, counts(marks)
-    assert "came back holding 1 tasks (too late: cancelled)" in r.output, \
+    assert "came back holding 1 tasks, 1 of them not wanted (cancelled)" \
+        in r.output, \
         r.output
     w.kill()
 
@@ -231,3 +232,80 @@ def test_random_kills_run_each_task_once(xylem, tmp_path, secret_file):
                 [f"t{c}_{k}" for k in range(4)], (rounds, lines)
         fan = (tmp_path / "fan_0").read_text()
         assert all(f"t{c}_3" in fan for c in range(8))
+
+
+def test_lease_without_a_journal(xylem, tmp_path, secret_file):
+    """A worker given a lease whose manager keeps no journal: what ran
+    has no key, so it is cancelled when the manager goes (no manager
+    could take it back); the next manager's tasks, whose ids are the
+    same, run and write their own outputs."""
+    wf, marks = sleepers(tmp_path, 3, 4)
+    p, port = external(xylem, wf, secret_file, env_with(xylem))
+    xylem.worker(port, secret_file, 3, "--lease", "60")
+    wait_for(lambda: sum(k.startswith("start") for k in counts(marks)) == 3,
+             30, what="three tasks started")
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    other = tmp_path / "other"
+    other.mkdir()
+    tasks = [task(f"n{i}", f"echo new{i} > out", outputs=[
+        (other / f"new_{i}", "out")]) for i in range(3)]
+    wf2 = write_workflow(other / "wf.json", tasks)
+    r = xylem.run("run", wf2, "--workers", "0", "--port", port,
+                  "--secret-file", secret_file, env=env_with(xylem),
+                  timeout=60)
+    assert r.returncode == 0, r.output
+    for i in range(3):
+        assert (other / f"new_{i}").read_text() == f"new{i}\n"
+    time.sleep(4)  # past the first tasks' end, had they lived
+    assert not any(k.startswith("end") for k in counts(marks)), \
+        counts(marks)
+
+
+def test_a_retry_is_taken_back_not_its_failed_attempt(xylem, tmp_path):
+    """A task fails once and is retried; the manager is killed while the
+    retry runs. The worker still holds the first attempt's report (a
+    failure) beside the retry: the manager started again takes the
+    running retry, not the stale failure, and the task runs twice in
+    all (its failure and its retry), not three times."""
+    marks = tmp_path / "marks"
+    flag = tmp_path / "failed_once"
+    cmd = (f"if [ -e {flag} ]; then echo start >> {marks}; sleep 3;"
+           f" echo ok > out; echo end >> {marks};"
+           f" else touch {flag}; echo failed >> {marks}; exit 1; fi")
+    wf = write_workflow(tmp_path / "wf.json", [task(
+        "r", cmd, outputs=[(tmp_path / "out", "out")], retries=1)])
+    j = tmp_path / "journal"
+    env = env_with(xylem)
+    p = xylem.start("run", wf, "--journal", j, "--workers", "1",
+                    "--cores-per-worker", "1", env=env)
+    wait_for(lambda: counts(marks).get("start"), 30, what="the retry")
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    r = xylem.run("run", wf, "--journal", j, "--workers", "1",
+                  "--cores-per-worker", "1", env=env, timeout=60)
+    assert r.returncode == 0, r.output
+    assert counts(marks) == {"failed": 1, "start": 1, "end": 1}, \
+        (counts(marks), r.output)
+    assert (tmp_path / "out").read_text() == "ok\n"
+
+
+def test_a_task_with_a_temp_leaves_no_wait(xylem, tmp_path):
+    """A task that writes a temp is not recorded (a temp lives on
+    workers only): it must not stay 'running' in the journal either, or
+    each later run on the journal waits for it in vain."""
+    mid, out = tmp_path / "mid", tmp_path / "out"
+    wf = write_workflow(tmp_path / "wf.json", [
+        task("a", "echo hi > t", outputs=[]) | {"outputs": [
+            {"path": str(mid), "as": "t", "temp": True}]},
+        task("b", "cat t > out", inputs=[(mid, "t")],
+             outputs=[(out, "out")])])
+    j = tmp_path / "journal"
+    env = {**xylem.env, "XYLEM_ADOPT_WAIT": "30"}
+    for _ in range(2):
+        start = time.monotonic()
+        r = xylem.run("run", wf, "--journal", j, "--workers", "1",
+                      env=env, timeout=60)
+        assert r.returncode == 0, r.output
+        assert time.monotonic() - start < 20, r.output
+    assert out.read_text() == "hi\n"

@@ -6,6 +6,7 @@
  * that links inputs and finds outputs, which must refuse hostile names.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 
 #include "cache.h"
 #include "exec.h"
+#include "guard.h"
 #include "harness.h"
 #include "object.h"
 #include "util.h"
@@ -761,6 +763,113 @@ static void t_evict_spares_pinned(void)
 	xy_cache_close(c);
 }
 
+/* xy_cache_guard: an untouched object passes, a
+ * rewrite of the same size with its mtime put back is caught (ctime), a
+ * rename or chmod that leaves the bytes alone passes after a rehash (and
+ * the mode is read-only again), a link by the worker is resealed, and an
+ * altered object dropped is reported as an eviction. */
+static void t_guard(void)
+{
+	struct xy_cache *c = open_in("g");
+	struct evictions ev;
+	uint8_t a[XY_ID_LEN];
+	char path[PATH_MAX], other[PATH_MAX], how[256];
+	struct stat st;
+	struct timespec ts[2];
+	FILE *f;
+
+	memset(&ev, 0, sizeof ev);
+	xy_cache_set_budget(c, 0, note_eviction, &ev);
+	put_text(c, "0123456789", XY_CACHE_WORKFLOW, a);
+	XY_CHECK(xy_cache_path(c, a, XY_CACHE_WORKFLOW, path, sizeof path) ==
+		 0);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 0);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 0);
+	/* The worker's own hard link moves ctime: resealed, still intact. */
+	snprintf(other, sizeof other, "%s/lent", xy_cache_sandboxes(c));
+	XY_CHECK(link(path, other) == 0);
+	xy_cache_reseal(c, a);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 0);
+	/* A chmod alone: rehashed, intact, read-only again. */
+	XY_CHECK(chmod(other, 0644) == 0);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 0);
+	XY_CHECK(stat(path, &st) == 0);
+	XY_CHECK_EQ(st.st_mode & 0222, 0);
+	/* Same size, mtime put back: ctime gives it away, the hash confirms. */
+	XY_CHECK(stat(path, &st) == 0);
+	XY_CHECK(chmod(other, 0644) == 0);
+	XY_CHECK((f = fopen(other, "r+")));
+	fputs("X", f);
+	XY_CHECK(fclose(f) == 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	XY_CHECK(utimensat(AT_FDCWD, other, ts, 0) == 0);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 1);
+	XY_CHECK(strstr(how, "content changed"));
+	xy_cache_drop_altered(c, a, how);
+	XY_CHECK_EQ(ev.n, 1);
+	XY_CHECK(!memcmp(ev.ids[0], a, XY_ID_LEN));
+	XY_CHECK(xy_cache_find(c, a, NULL) < 0);
+	XY_CHECK(!exists(path));
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) < 0);
+	XY_CHECK_EQ(errno, ENOENT);
+	/* Printed when inserted: a change in the cache directory before the
+	 * first loan is caught at that loan. */
+	put_text(c, "abcdefghij", XY_CACHE_WORKFLOW, a);
+	XY_CHECK(xy_cache_path(c, a, XY_CACHE_WORKFLOW, path, sizeof path) ==
+		 0);
+	XY_CHECK(chmod(path, 0644) == 0);
+	write_file(path, "ABCDEFGHIJ");
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 1);
+	/* A rise to FOREVER moves it (a rename, which sets ctime): still
+	 * intact, without a rehash. */
+	put_text(c, "klmnopqrst", XY_CACHE_WORKFLOW, a);
+	XY_CHECK(xy_cache_insert(c, a, XY_KIND_FILE, XY_CACHE_FOREVER, 10) ==
+		 0);
+	XY_CHECK(xy_cache_guard(c, a, XY_CACHE_OBJECT, how, sizeof how) == 0);
+	xy_cache_close(c);
+}
+
+/* xy_guard_unlink takes out a file input's name only while it is the
+ * cached inode, and never through a parent the task made a symbolic link:
+ * what it finds there instead is left alone. */
+static void t_guard_unlink(void)
+{
+	const char *top = path_in(xy_test_tmpdir(), "gu");
+	char sb[PATH_MAX / 2], outside[PATH_MAX / 2], obj[PATH_MAX / 2];
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(sb, sizeof sb, "%s/sandbox", top);
+	snprintf(outside, sizeof outside, "%s/outside", top);
+	snprintf(obj, sizeof obj, "%s/object", top);
+	XY_CHECK(xy_mkdir_p(sb) == 0 && xy_mkdir_p(outside) == 0);
+	write_file(obj, "cached");
+	XY_CHECK(stat(obj, &st) == 0);
+	/* In place: removed. */
+	snprintf(p, sizeof p, "%s/a", sb);
+	XY_CHECK(mkdir(p, 0755) == 0);
+	snprintf(p, sizeof p, "%s/a/in", sb);
+	XY_CHECK(link(obj, p) == 0);
+	XY_CHECK(xy_guard_unlink(sb, "a/in", &st) == 0);
+	XY_CHECK(!exists(p));
+	/* Replaced by another file: left. */
+	write_file(p, "mine");
+	XY_CHECK(xy_guard_unlink(sb, "a/in", &st) < 0);
+	XY_CHECK(exists(p));
+	/* Its parent made a symbolic link to a directory holding a link to
+	 * the same inode: not followed, nothing removed there. */
+	XY_CHECK(unlink(p) == 0);
+	snprintf(p, sizeof p, "%s/a", sb);
+	XY_CHECK(rmdir(p) == 0);
+	XY_CHECK(symlink(outside, p) == 0);
+	snprintf(p, sizeof p, "%s/in", outside);
+	XY_CHECK(link(obj, p) == 0);
+	XY_CHECK(xy_guard_unlink(sb, "a/in", &st) < 0);
+	XY_CHECK(exists(p));
+	xy_rm_rf(top);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -778,6 +887,8 @@ int main(int argc, char **argv)
 		XY_TEST(t_reserve_makes_room),
 		XY_TEST(t_outputs_held_until_released),
 		XY_TEST(t_drop_dirs_off_the_loop),
+		XY_TEST(t_guard),
+		XY_TEST(t_guard_unlink),
 		XY_TEST(t_sandbox_link),
 		XY_TEST(t_sandbox_hostile_names),
 		XY_TEST(t_sandbox_outputs),

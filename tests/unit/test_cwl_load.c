@@ -282,6 +282,31 @@ static void t_tool_refusals(void)
 	xy_test_check_no_leaks();
 }
 
+/* A SchemaDefRequirement type that names itself through a record field
+ * is refused (it recursed until the stack overflowed: fuzz_cwl), and so
+ * is one whose fields double the types at each level. */
+static void t_tool_recursive_types(void)
+{
+	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\n"
+		     "requirements:\n  SchemaDefRequirement:\n    types:\n"
+		     "      - name: r\n        type: record\n"
+		     "        fields:\n          self: r\n"
+		     "inputs:\n  x: r\noutputs: []\n",
+		     CWL_PERMANENT_FAIL, "nest too deeply");
+	char doc[8192];
+	int n = snprintf(doc, sizeof doc, "cwlVersion: v1.2\nclass: "
+			 "CommandLineTool\nrequirements:\n  "
+			 "SchemaDefRequirement:\n    types:\n"
+			 "      - {name: t0, type: record, fields: {a: int}}\n");
+	for (int i = 1; i < 30; i++)
+		n += snprintf(doc + n, sizeof doc - n,
+			      "      - {name: t%d, type: record, fields: "
+			      "{a: t%d, b: t%d}}\n", i, i - 1, i - 1);
+	snprintf(doc + n, sizeof doc - n, "inputs:\n  x: t29\noutputs: []\n");
+	tool_refused(doc, CWL_PERMANENT_FAIL, "too many types");
+	xy_test_check_no_leaks();
+}
+
 static json_t *job_tool(void)
 {
 	mkdir(xy_test_path("data"), 0755);
@@ -431,6 +456,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_tool_canonical),
 		XY_TEST(t_tool_graph_and_import),
 		XY_TEST(t_tool_refusals),
+		XY_TEST(t_tool_recursive_types),
 		XY_TEST(t_job_fill),
 		XY_TEST(t_job_errors),
 		XY_TEST(t_job_dir_literal),

@@ -407,10 +407,24 @@ static void t_sync_mode(void)
 	XY_CHECK(j);
 	put(j, 9, "synced");
 	XY_CHECK_EQ(xy_journal_flush(j), 0);
+	XY_CHECK_EQ(xy_journal_pending(j), 0);
+	/* Written without a sync (a RUN record before its TASK): the next
+	 * flush still has it to sync, though nothing is buffered. */
+	put(j, 9, "written");
+	XY_CHECK_EQ(xy_journal_write(j), 0);
+	XY_CHECK(xy_journal_pending(j) > 0);
+	XY_CHECK_EQ(xy_journal_flush(j), 0);
+	XY_CHECK_EQ(xy_journal_pending(j), 0);
 	xy_journal_close(j);
 	j = open_j(dir, &s);
-	XY_CHECK_EQ(s.n, 1);
+	XY_CHECK_EQ(s.n, 2);
 	XY_CHECK_EQ(s.type[0], 9);
+	xy_journal_close(j);
+	/* In the default mode a write leaves nothing to do. */
+	j = open_j(dir, &s);
+	put(j, 9, "plain");
+	XY_CHECK_EQ(xy_journal_write(j), 0);
+	XY_CHECK_EQ(xy_journal_pending(j), 0);
 	xy_journal_close(j);
 }
 
