@@ -58,6 +58,7 @@ struct xy_conn {
 	int gai_pending; /* the lookup still owns gai */
 	int silent;      /* failed in accept: free without on_close */
 	int writing;     /* wreq is in flight with `wbuf` */
+	int corked;      /* queue frames, write none (xy_conn_cork) */
 	int refused;     /* the handshake failed for good (xy_conn_refused) */
 	int shared_in;   /* alloc_cb gave the thread's shared read buffer */
 	uint8_t role;
@@ -218,9 +219,16 @@ static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
 {
 	if (xy_msg_encode(b, type, m) < 0)
 		return -1;
-	if (b == &c->out)
+	if (b == &c->out && !c->corked)
 		flush(c);
 	return 0;
+}
+
+void xy_conn_cork(struct xy_conn *c, int corked)
+{
+	c->corked = corked;
+	if (!corked && c->state == S_READY)
+		flush(c);
 }
 
 static void log_failure(struct xy_conn *c, const char *reason)

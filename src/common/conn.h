@@ -67,6 +67,11 @@ struct xy_conn *xy_conn_connect(uv_loop_t *loop, const char *host, int port,
 
 /* Queues a message. Returns -1 if the conn is closing or out of memory. */
 int xy_conn_send(struct xy_conn *c, unsigned type, const union xy_msg *m);
+/* While corked, frames sent queue without being written; uncorking
+ * writes what queued (one write). The manager corks its workers' conns
+ * for a scheduling round, so that the journal's records of the round are
+ * written before its TASKs go (docs/durability.md). */
+void xy_conn_cork(struct xy_conn *c, int corked);
 void xy_conn_close(struct xy_conn *c, const char *reason);
 int xy_conn_closing(const struct xy_conn *c);
 /* 1 if the handshake failed for a reason that trying again would not

@@ -161,6 +161,11 @@ struct xy_manager {
 	struct xy_memo *memo; /* NULL without a journal */
 	struct xy_adopt *adopt; /* with a journal: tasks workers kept */
 	uint64_t lease_ms; /* WELCOME's: how long workers keep their tasks */
+	/* With a journal, a scheduling round's messages wait in the conns
+	 * of these workers until its RUN records are written. */
+	int corking;
+	struct xy_worker **corked;
+	size_t n_corked, cap_corked;
 
 	uint64_t next_task_id;
 	struct xy_task **task_table; /* id hash, chained through hnext */

@@ -52,6 +52,52 @@ static void set_state(struct xy_manager *m, struct xy_task *t,
 		(*counts[s])++;
 }
 
+/* A scheduling round with a journal: what it sends w waits in w's conn
+ * until the round's RUN records are written (uncork_all). If the list
+ * cannot grow, the records so far are written now instead. */
+static void cork(struct xy_manager *m, struct xy_worker *w)
+{
+	if (m->n_corked == m->cap_corked) {
+		size_t cap = m->cap_corked ? 2 * m->cap_corked : 16;
+		struct xy_worker **v = realloc(m->corked, cap * sizeof *v);
+		if (!v) {
+			xy_memo_write(m->memo);
+			return;
+		}
+		m->corked = v;
+		m->cap_corked = cap;
+	}
+	m->corked[m->n_corked++] = w;
+	w->corked = 1;
+	xy_conn_cork(w->conn, 1);
+}
+
+/* The round is over: its records written, then its messages. */
+static void uncork_all(struct xy_manager *m)
+{
+	m->corking = 0;
+	if (!m->n_corked)
+		return;
+	xy_memo_write(m->memo);
+	for (size_t i = 0; i < m->n_corked; i++) {
+		struct xy_worker *w = m->corked[i];
+		w->corked = 0;
+		if (w->conn)
+			xy_conn_cork(w->conn, 0);
+	}
+	m->n_corked = 0;
+}
+
+/* w goes: off the corked list. */
+static void uncork_gone(struct xy_manager *m, struct xy_worker *w)
+{
+	for (size_t i = 0; w->corked && i < m->n_corked; i++)
+		if (m->corked[i] == w) {
+			m->corked[i] = m->corked[--m->n_corked];
+			w->corked = 0;
+		}
+}
+
 void xy_manager_wake(struct xy_manager *m)
 {
 	m->sched_dirty = 1;
@@ -60,9 +106,10 @@ void xy_manager_wake(struct xy_manager *m)
 int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 		    const union xy_msg *msg)
 {
-	(void)m;
 	if (!w->conn)
 		return -1;
+	if (m->corking && !w->corked)
+		cork(m, w);
 	return xy_conn_send(w->conn, type, msg);
 }
 
@@ -861,6 +908,7 @@ static void conn_close(struct xy_conn *c, const char *reason)
 	if (p->client) {
 		xy_clients_remove(m->clients, p->client, reason);
 	} else if (p->worker) {
+		uncork_gone(m, p->worker);
 		p->worker->conn = NULL;
 		xy_adopt_worker_gone(m->adopt, p->worker);
 		xy_wtable_remove(m->wtable, p->worker, reason);
@@ -922,7 +970,9 @@ static void schedule_phase(struct xy_manager *m)
 	xy_urls_phase(m->urls);
 	if (m->sched_dirty) {
 		m->sched_dirty = 0;
+		m->corking = m->memo != NULL;
 		xy_sched_round(m->sched);
+		uncork_all(m);
 	}
 	xy_pools_phase(m->pools);
 	xy_catalog_phase(m->catalog);
@@ -1277,6 +1327,7 @@ void xy_manager_destroy(struct xy_manager *m)
 	xy_manager_free_libraries(m);
 	pthread_mutex_destroy(&m->post_lock);
 	free(m->peers);
+	free(m->corked);
 	xy_clients_destroy(m->clients);
 	for (uint64_t i = 0; i < m->task_table_size; i++)
 		for (struct xy_task *t = m->task_table[i], *n; t; t = n) {

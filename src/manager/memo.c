@@ -606,11 +606,13 @@ int xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
 			(unsigned long long)t->id, strerror(errno));
 		return -1;
 	}
-	if (xy_journal_write(memo->j) < 0) {
-		memo->broken = 1; /* journal.c said why */
-		return -1;
-	}
 	return 0;
+}
+
+void xy_memo_write(struct xy_memo *memo)
+{
+	if (memo && !memo->broken && xy_journal_write(memo->j) < 0)
+		memo->broken = 1; /* journal.c said why */
 }
 
 void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t)

@@ -37,15 +37,18 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t);
  * buffer (xy_memo_flush writes it). Tasks with temps among their outputs
  * are not recorded. */
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t);
-/* t goes to worker: a RUN record, written at once (not synced: the
- * turn's flush syncs it in sync mode), before its TASK goes out, so that
- * a manager started again on the journal knows it ran there and waits
- * for that worker to bring it back (adopt.c). Only tasks with a key (a
- * fingerprint, set by xy_memo_try). -1 if it is not recorded (no key,
- * or the journal failed): its TASK then goes without a key, and no
- * worker keeps it for a later manager. */
+/* t goes to worker: a RUN record to the buffer, which the manager
+ * writes (xy_memo_write) at the end of the scheduling round, before the
+ * round's TASKs leave their workers' conns (not synced: the turn's flush
+ * syncs it in sync mode), so that a manager started again on the
+ * journal knows it ran there and waits for that worker to bring it back
+ * (adopt.c). Only tasks with a key (a fingerprint, set by xy_memo_try).
+ * -1 if it is not recorded (no key, or the journal failed): its TASK
+ * then goes without a key, and no worker keeps it for a later manager. */
 int xy_memo_dispatched(struct xy_memo *memo, struct xy_task *t,
 		       const char *worker);
+/* Writes what is buffered (one write, no sync). */
+void xy_memo_write(struct xy_memo *memo);
 /* t stopped running without a DONE (failed, lost, cancelled, or
  * finished unrecorded): an UNRUN record goes to the turn's buffer. */
 void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t);

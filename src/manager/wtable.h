@@ -61,6 +61,7 @@ struct xy_worker {
 	int on_free; /* which of those, or 0 */
 	int draining;  /* said DRAIN: SHUTDOWN once it runs nothing */
 	int told_stop; /* SHUTDOWN sent to it alone (drained) */
+	int corked;    /* on the manager's corked list (manager.c) */
 	int64_t hand_offs; /* copies of its last copies begun (drained) */
 	struct xy_worker *next, *prev; /* all workers */
 	struct {

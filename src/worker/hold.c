@@ -6,10 +6,12 @@
 #include "hold.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "htab.h"
 #include "log.h"
 
 /* Kept after sending: at most this many, and this many bytes. The window
@@ -18,12 +20,16 @@
 #define SENT_MAX 4096
 #define SENT_BYTES (16u << 20)
 
+struct klist;
+
 struct kept {
 	uint64_t id;
 	uint8_t key[XY_ID_LEN];
 	uint8_t *frame;
 	size_t len;
-	struct kept *prev, *next;
+	struct kept *prev, *next; /* its list's */
+	struct klist *on;         /* that list */
+	struct kept *knext;       /* the by-key table's chain */
 };
 
 struct klist {
@@ -34,11 +40,25 @@ struct klist {
 struct xy_hold {
 	struct klist sent; /* oldest first */
 	struct klist held;
+	struct xy_htab bykey; /* every entry, by key (a TASK drops its key's) */
 	uint64_t seq;
 };
 
+static uint32_t key_hash(const uint8_t key[XY_ID_LEN])
+{
+	uint32_t h;
+	memcpy(&h, key, sizeof h);
+	return h;
+}
+
+static uint32_t kept_hash(const void *node)
+{
+	return key_hash(((const struct kept *)node)->key);
+}
+
 static void kl_add(struct klist *l, struct kept *k)
 {
+	k->on = l;
 	k->next = NULL;
 	k->prev = l->tail;
 	if (l->tail)
@@ -62,35 +82,39 @@ static void kl_del(struct klist *l, struct kept *k)
 		l->tail = k->prev;
 	l->n--;
 	l->bytes -= k->len;
+	k->on = NULL;
 }
 
-static void kept_free(struct kept *k)
+/* Takes k off its list and out of the table, and frees it. */
+static void drop_kept(struct xy_hold *h, struct kept *k)
 {
-	if (k)
-		free(k->frame);
+	if (k->on)
+		kl_del(k->on, k);
+	xy_htab_remove(&h->bykey, k, key_hash(k->key));
+	free(k->frame);
 	free(k);
-}
-
-static void kl_clear(struct klist *l)
-{
-	struct kept *k;
-	while ((k = l->head)) {
-		kl_del(l, k);
-		kept_free(k);
-	}
 }
 
 struct xy_hold *xy_hold_create(void)
 {
-	return calloc(1, sizeof(struct xy_hold));
+	struct xy_hold *h = calloc(1, sizeof *h);
+	if (h && xy_htab_init(&h->bykey, offsetof(struct kept, knext),
+			      kept_hash) < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
 }
 
 void xy_hold_destroy(struct xy_hold *h)
 {
 	if (!h)
 		return;
-	kl_clear(&h->sent);
-	kl_clear(&h->held);
+	while (h->sent.head)
+		drop_kept(h, h->sent.head);
+	while (h->held.head)
+		drop_kept(h, h->held.head);
+	xy_htab_free(&h->bykey);
 	free(h);
 }
 
@@ -99,9 +123,10 @@ uint64_t xy_hold_new_id(struct xy_hold *h)
 	return XY_HELD_BIT | ++h->seq;
 }
 
-/* d as a kept entry under id, or NULL on ENOMEM. */
-static struct kept *keep(const struct xy_msg_task_done *d, uint64_t id,
-			 const uint8_t key[XY_ID_LEN])
+/* d as a kept entry under id, in the table (on no list yet), or NULL
+ * on ENOMEM. */
+static struct kept *keep(struct xy_hold *h, const struct xy_msg_task_done *d,
+			 uint64_t id, const uint8_t key[XY_ID_LEN])
 {
 	struct kept *k = calloc(1, sizeof *k);
 	struct xy_buf b;
@@ -121,23 +146,21 @@ static struct kept *keep(const struct xy_msg_task_done *d, uint64_t id,
 	k->len = b.len;
 	k->id = id;
 	memcpy(k->key, key, XY_ID_LEN);
+	xy_htab_insert(&h->bykey, k, key_hash(key));
 	return k;
 }
 
 static void add_sent(struct xy_hold *h, struct kept *k)
 {
 	kl_add(&h->sent, k);
-	while (h->sent.n > SENT_MAX || h->sent.bytes > SENT_BYTES) {
-		struct kept *old = h->sent.head;
-		kl_del(&h->sent, old);
-		kept_free(old);
-	}
+	while (h->sent.n > SENT_MAX || h->sent.bytes > SENT_BYTES)
+		drop_kept(h, h->sent.head);
 }
 
 void xy_hold_sent(struct xy_hold *h, const struct xy_msg_task_done *d,
 		  const uint8_t key[XY_ID_LEN])
 {
-	struct kept *k = keep(d, d->task_id, key);
+	struct kept *k = keep(h, d, d->task_id, key);
 	if (!k) {
 		XY_LOGW("worker", "task %llu: out of memory keeping its "
 			"report", (unsigned long long)d->task_id);
@@ -151,7 +174,7 @@ int xy_hold_keep(struct xy_hold *h, const struct xy_msg_task_done *d,
 {
 	uint64_t id = d->task_id & XY_HELD_BIT ? d->task_id
 					       : xy_hold_new_id(h);
-	struct kept *k = keep(d, id, key);
+	struct kept *k = keep(h, d, id, key);
 	if (!k)
 		return -1;
 	kl_add(&h->held, k);
@@ -216,21 +239,14 @@ int xy_hold_adopt(struct xy_hold *h, uint64_t held_id, uint64_t task_id,
 	return 1;
 }
 
-static void forget_in(struct klist *l, const uint8_t key[XY_ID_LEN])
-{
-	for (struct kept *k = l->head, *next; k; k = next) {
-		next = k->next;
-		if (!memcmp(k->key, key, XY_ID_LEN)) {
-			kl_del(l, k);
-			kept_free(k);
-		}
-	}
-}
-
 void xy_hold_forget_key(struct xy_hold *h, const uint8_t key[XY_ID_LEN])
 {
-	forget_in(&h->sent, key);
-	forget_in(&h->held, key);
+	struct kept *k = xy_htab_first(&h->bykey, key_hash(key)), *next;
+	for (; k; k = next) {
+		next = xy_htab_next(&h->bykey, k);
+		if (!memcmp(k->key, key, XY_ID_LEN))
+			drop_kept(h, k);
+	}
 }
 
 int xy_hold_drop(struct xy_hold *h, uint64_t held_id)
@@ -238,8 +254,7 @@ int xy_hold_drop(struct xy_hold *h, uint64_t held_id)
 	struct kept *k = find(h, held_id);
 	if (!k)
 		return 0;
-	kl_del(&h->held, k);
-	kept_free(k);
+	drop_kept(h, k);
 	return 1;
 }
 

@@ -101,12 +101,41 @@ static void t_sent_is_bounded(void)
 	xy_test_check_no_leaks();
 }
 
+/* A new TASK of a key drops what was kept of that key (an earlier
+ * attempt's report), sent or held, and nothing else. */
+static void t_forget_key(void)
+{
+	struct xy_hold *h = xy_hold_create();
+	struct xy_done_output o = {.name = "out", .id = {1}, .size = 1};
+	uint8_t a[XY_ID_LEN] = {0xa}, b[XY_ID_LEN] = {0xb};
+	for (uint64_t i = 1; i <= 3; i++) {
+		struct xy_msg_task_done d = report(i, &o);
+		xy_hold_sent(h, &d, a);
+	}
+	struct xy_msg_task_done d = report(4, &o);
+	xy_hold_sent(h, &d, b);
+	d = report(xy_hold_new_id(h), &o);
+	XY_CHECK_EQ(xy_hold_keep(h, &d, a), 0);
+	xy_hold_forget_key(h, a);
+	XY_CHECK_EQ(xy_hold_count(h), 0);
+	xy_hold_lost(h);
+	struct xy_held_task *v = NULL;
+	uint32_t n = 0;
+	XY_CHECK_EQ(xy_hold_list(h, &v, &n), 0);
+	XY_CHECK_EQ(n, 1);
+	XY_CHECK_EQ(v[0].key[0], 0xb);
+	free(v);
+	xy_hold_destroy(h);
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
 		XY_TEST(t_lost_then_adopted),
 		XY_TEST(t_kept_and_dropped),
 		XY_TEST(t_sent_is_bounded),
+		XY_TEST(t_forget_key),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
