@@ -89,8 +89,10 @@ run command_line_tool "$floor_clt" --tags command_line_tool
 secret="$scratch/secret"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret"
 chmod 600 "$secret"
+# Over TLS, as by default: the manager keeps its CA in a directory of the
+# scratch copy, and the clients verify it against that CA.
 "$xylem" manager --host 127.0.0.1 --workers 1 --secret-file "$secret" \
-	2>"$scratch/manager.log" &
+	--tls-dir "$scratch/tls" 2>"$scratch/manager.log" &
 mgr=$!
 trap 'kill $mgr 2>/dev/null; wait $mgr 2>/dev/null; rm -rf "$scratch"' EXIT
 port=""
@@ -106,5 +108,5 @@ if [ -z "$port" ]; then
 fi
 run required-via-manager "$floor_required" --tags required \
 	--exclude-tags workflow,expression_tool -- cwl --manager \
-	"127.0.0.1:$port" --secret-file "$secret"
+	"127.0.0.1:$port" --secret-file "$secret" --tls-ca "$scratch/tls/ca.crt"
 exit $status
