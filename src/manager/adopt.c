@@ -14,6 +14,12 @@
 #include "memo.h"
 
 #define WHO "journal"
+/* With a journal: how long workers keep their tasks once they lose this
+ * manager (WELCOME), and how long a manager started again waits for the
+ * workers of the one before to come back (options lease, adopt_wait). */
+#define LEASE_S 300.0
+#define ADOPT_WAIT_S 15.0
+#define LEASE_MAX_S 86400.0 /* a day: WELCOME refuses more than a year */
 
 struct offer {
 	uint8_t key[XY_ID_LEN];
@@ -412,4 +418,69 @@ static void end_wait(struct xy_adopt *a)
 int64_t xy_adopt_adopted(const struct xy_adopt *a)
 {
 	return a ? a->adopted : 0;
+}
+
+/* ------------------------------------------ starting, and TASKs held back */
+
+/* With a journal: the lease workers get, and the wait for those of the
+ * manager before. */
+int xy_adopt_start(struct xy_manager *m, const struct xy_manager_options *opt)
+{
+	if (!m->memo)
+		return 0;
+	double wait = opt->adopt_wait > 0 ? opt->adopt_wait : ADOPT_WAIT_S;
+	double lease = opt->lease > 0 ? opt->lease : LEASE_S;
+	if (wait > LEASE_MAX_S)
+		wait = LEASE_MAX_S;
+	if (lease > LEASE_MAX_S)
+		lease = LEASE_MAX_S;
+	m->lease_ms = opt->lease < 0 ? 0 : (uint64_t)(1000 * lease);
+	m->adopt = xy_adopt_create(m, wait);
+	return m->adopt ? 0 : -1;
+}
+
+/* A scheduling round with a journal: what it sends w waits in w's conn
+ * until the round's RUN records are written (xy_adopt_uncork_all). If the list
+ * cannot grow, the records so far are written now instead. */
+void xy_adopt_cork(struct xy_manager *m, struct xy_worker *w)
+{
+	if (m->n_corked == m->cap_corked) {
+		size_t cap = m->cap_corked ? 2 * m->cap_corked : 16;
+		struct xy_worker **v = realloc(m->corked, cap * sizeof *v);
+		if (!v) {
+			xy_memo_write(m->memo);
+			return;
+		}
+		m->corked = v;
+		m->cap_corked = cap;
+	}
+	m->corked[m->n_corked++] = w;
+	w->corked = 1;
+	xy_conn_cork(w->conn, 1);
+}
+
+/* The round is over: its records written, then its messages. */
+void xy_adopt_uncork_all(struct xy_manager *m)
+{
+	m->corking = 0;
+	if (!m->n_corked)
+		return;
+	xy_memo_write(m->memo);
+	for (size_t i = 0; i < m->n_corked; i++) {
+		struct xy_worker *w = m->corked[i];
+		w->corked = 0;
+		if (w->conn)
+			xy_conn_cork(w->conn, 0);
+	}
+	m->n_corked = 0;
+}
+
+/* w goes: off the corked list. */
+void xy_adopt_uncork_gone(struct xy_manager *m, struct xy_worker *w)
+{
+	for (size_t i = 0; w->corked && i < m->n_corked; i++)
+		if (m->corked[i] == w) {
+			m->corked[i] = m->corked[--m->n_corked];
+			w->corked = 0;
+		}
 }

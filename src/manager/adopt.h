@@ -17,6 +17,7 @@
 #include "proto.h"
 
 struct xy_manager;
+struct xy_manager_options;
 struct xy_task;
 struct xy_worker;
 struct xy_adopt;
@@ -39,6 +40,19 @@ int xy_adopt_try(struct xy_adopt *a, struct xy_task *t);
 void xy_adopt_unpark(struct xy_adopt *a, struct xy_task *t);
 /* w is gone: its offers go with it. */
 void xy_adopt_worker_gone(struct xy_adopt *a, struct xy_worker *w);
+/* With a journal (opt->journal opened as m->memo): the lease WELCOME
+ * gives workers, and the wait for those of the manager before. -1 on
+ * ENOMEM. Without one, nothing. */
+int xy_adopt_start(struct xy_manager *m, const struct xy_manager_options *opt);
+/* A scheduling round with a journal (m->corking): what it sends w waits
+ * in w's conn (corked) until xy_adopt_uncork_all, after the round, has
+ * written the round's RUN records; then the conns are written. If the
+ * list of corked workers cannot grow, the records so far are written at
+ * once instead. xy_adopt_uncork_gone takes a worker that goes off the
+ * list. */
+void xy_adopt_cork(struct xy_manager *m, struct xy_worker *w);
+void xy_adopt_uncork_all(struct xy_manager *m);
+void xy_adopt_uncork_gone(struct xy_manager *m, struct xy_worker *w);
 /* Counts, for stats and logs. */
 int64_t xy_adopt_adopted(const struct xy_adopt *a);
 

@@ -28,12 +28,6 @@
 
 #define WHO "manager"
 #define MAX_WORKER_LOSSES 10
-/* With a journal: how long workers keep their tasks once they lose this
- * manager (WELCOME), and how long a manager started again waits for the
- * workers of the one before to come back (options lease, adopt_wait). */
-#define LEASE_S 300.0
-#define ADOPT_WAIT_S 15.0
-#define LEASE_MAX_S 86400.0 /* a day: WELCOME refuses more than a year */
 
 static void set_state(struct xy_manager *m, struct xy_task *t,
 		      xy_task_state s)
@@ -52,52 +46,6 @@ static void set_state(struct xy_manager *m, struct xy_task *t,
 		(*counts[s])++;
 }
 
-/* A scheduling round with a journal: what it sends w waits in w's conn
- * until the round's RUN records are written (uncork_all). If the list
- * cannot grow, the records so far are written now instead. */
-static void cork(struct xy_manager *m, struct xy_worker *w)
-{
-	if (m->n_corked == m->cap_corked) {
-		size_t cap = m->cap_corked ? 2 * m->cap_corked : 16;
-		struct xy_worker **v = realloc(m->corked, cap * sizeof *v);
-		if (!v) {
-			xy_memo_write(m->memo);
-			return;
-		}
-		m->corked = v;
-		m->cap_corked = cap;
-	}
-	m->corked[m->n_corked++] = w;
-	w->corked = 1;
-	xy_conn_cork(w->conn, 1);
-}
-
-/* The round is over: its records written, then its messages. */
-static void uncork_all(struct xy_manager *m)
-{
-	m->corking = 0;
-	if (!m->n_corked)
-		return;
-	xy_memo_write(m->memo);
-	for (size_t i = 0; i < m->n_corked; i++) {
-		struct xy_worker *w = m->corked[i];
-		w->corked = 0;
-		if (w->conn)
-			xy_conn_cork(w->conn, 0);
-	}
-	m->n_corked = 0;
-}
-
-/* w goes: off the corked list. */
-static void uncork_gone(struct xy_manager *m, struct xy_worker *w)
-{
-	for (size_t i = 0; w->corked && i < m->n_corked; i++)
-		if (m->corked[i] == w) {
-			m->corked[i] = m->corked[--m->n_corked];
-			w->corked = 0;
-		}
-}
-
 void xy_manager_wake(struct xy_manager *m)
 {
 	m->sched_dirty = 1;
@@ -109,7 +57,7 @@ int xy_manager_send(struct xy_manager *m, struct xy_worker *w, unsigned type,
 	if (!w->conn)
 		return -1;
 	if (m->corking && !w->corked)
-		cork(m, w);
+		xy_adopt_cork(m, w);
 	return xy_conn_send(w->conn, type, msg);
 }
 
@@ -908,7 +856,7 @@ static void conn_close(struct xy_conn *c, const char *reason)
 	if (p->client) {
 		xy_clients_remove(m->clients, p->client, reason);
 	} else if (p->worker) {
-		uncork_gone(m, p->worker);
+		xy_adopt_uncork_gone(m, p->worker);
 		p->worker->conn = NULL;
 		xy_adopt_worker_gone(m->adopt, p->worker);
 		xy_wtable_remove(m->wtable, p->worker, reason);
@@ -972,7 +920,7 @@ static void schedule_phase(struct xy_manager *m)
 		m->sched_dirty = 0;
 		m->corking = m->memo != NULL;
 		xy_sched_round(m->sched);
-		uncork_all(m);
+		xy_adopt_uncork_all(m);
 	}
 	xy_pools_phase(m->pools);
 	xy_catalog_phase(m->catalog);
@@ -1148,24 +1096,6 @@ static int listen_on(struct xy_manager *m, const char *host, int port,
 	return 0;
 }
 
-/* With a journal: the lease workers get, and the wait for those of the
- * manager before. */
-static int start_adoption(struct xy_manager *m,
-			  const struct xy_manager_options *opt)
-{
-	if (!m->memo)
-		return 0;
-	double wait = opt->adopt_wait > 0 ? opt->adopt_wait : ADOPT_WAIT_S;
-	double lease = opt->lease > 0 ? opt->lease : LEASE_S;
-	if (wait > LEASE_MAX_S)
-		wait = LEASE_MAX_S;
-	if (lease > LEASE_MAX_S)
-		lease = LEASE_MAX_S;
-	m->lease_ms = opt->lease < 0 ? 0 : (uint64_t)(1000 * lease);
-	m->adopt = xy_adopt_create(m, wait);
-	return m->adopt ? 0 : -1;
-}
-
 struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 				     char *err, size_t errlen)
 {
@@ -1235,7 +1165,7 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 						     opt->journal_sync, err,
 						     errlen)))
 		goto error;
-	if (start_adoption(m, opt) < 0) {
+	if (xy_adopt_start(m, opt) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
 	}
