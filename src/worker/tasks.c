@@ -32,71 +32,7 @@
 
 extern char **environ;
 
-#define TBUCKETS 1024
-
-/* held[i]: the input's object is referenced; an archive input may still
- * wait for its expansion. */
-enum { HELD_NO = 0, HELD_YES = 1, HELD_UNPACKING = 2 };
-#define POOL_MAX 64
-
-enum { T_WAITING, T_READY, T_RUNNING, T_COLLECTING, T_ENDED };
-
-struct task;
-
-struct tlist {
-	struct task *head, *tail;
-};
-
-struct task {
-	struct xy_tasks *ts;
-	struct xy_msg_task spec; /* stolen from the TASK message */
-	int state;
-	uint32_t missing; /* inputs not yet cached */
-	uint8_t *held;    /* per input: we hold a cache reference (HELD_*) */
-	uint8_t *lent;    /* per input: linked into the sandbox (held + n) */
-	char *sandbox;
-	uint64_t pooled; /* k if the sandbox is the pool's .free-<k> */
-	int pool_fd;     /* that directory, open; or -1 */
-	struct xy_proc *proc;
-	struct xy_lib_call call; /* a call handed to a library instance */
-	int busy; /* thread pool work in flight */
-	unsigned reported : 1, in_lib : 1, has_cores : 1;
-	unsigned tainted : 1; /* an input it was lent was altered */
-	int taint_result;     /* then: its result, and message says why */
-	uint32_t *gpu_ids;
-	uint32_t n_gpu_own; /* the first n_gpu_own of gpu_ids are ours */
-	uint64_t start_us, end_us;
-	int result; /* decided at exit, before the outputs are taken */
-	uint8_t failure; /* xy_failure: what failed a call */
-	int32_t exit_code;
-	char *output;
-	size_t output_len;
-	int truncated;
-	char message[512];
-	struct task *hnext;
-	struct task *prev, *next;
-	struct tlist *list;
-};
-
-struct xy_tasks {
-	struct xy_tasks_opts o;
-	struct task *table[TBUCKETS];
-	struct tlist waiting, ready, running, dead;
-	size_t count;
-	uint8_t *gpu_busy;
-	uint32_t n_gpus;
-	char **gpu_name; /* each GPU's id for CUDA_VISIBLE_DEVICES, or NULL */
-	char *gpu_names; /* the strings gpu_name points into */
-	uint32_t cores_busy; /* of the tasks started and not yet reported */
-	uint64_t seq;
-	int quiet; /* shutting down: report nothing */
-	struct pool_dir {
-		uint64_t k; /* sandbox/.free-<k> */
-		int fd;     /* it, open, or -1 */
-	} pool[POOL_MAX]; /* empty sandboxes, the newest last */
-	int pool_n;
-	uint64_t pool_seq;
-};
+#include "tasks_int.h"
 
 struct out_res {
 	char path[PATH_MAX];
@@ -175,7 +111,7 @@ static void list_move(struct tlist *l, struct task *t)
 	list_add(l, t);
 }
 
-static struct task **slot(struct xy_tasks *ts, uint64_t id)
+struct task **xy_tasks_slot(struct xy_tasks *ts, uint64_t id)
 {
 	struct task **pp = &ts->table[id % TBUCKETS];
 
@@ -184,16 +120,16 @@ static struct task **slot(struct xy_tasks *ts, uint64_t id)
 	return pp;
 }
 
-static void table_put(struct task *t)
+void xy_tasks_table_put(struct task *t)
 {
 	struct xy_tasks *ts = t->ts;
 	t->hnext = ts->table[t->spec.task_id % TBUCKETS];
 	ts->table[t->spec.task_id % TBUCKETS] = t;
 }
 
-static void table_del(struct task *t)
+void xy_tasks_table_del(struct task *t)
 {
-	struct task **pp = slot(t->ts, t->spec.task_id);
+	struct task **pp = xy_tasks_slot(t->ts, t->spec.task_id);
 
 	if (*pp == t)
 		*pp = t->hnext;
@@ -563,7 +499,7 @@ static void report(struct task *t, int result, const char *message,
 	d.n_outputs = n;
 	d.outputs = outs;
 	t->reported = 1;
-	table_del(t);
+	xy_tasks_table_del(t);
 	if (!t->ts->quiet)
 		t->ts->o.on_done(t->ts->o.arg, &d, t->spec.key);
 }
@@ -697,7 +633,7 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
 {
 	struct task *t;
 
-	if (*slot(ts, m->task_id)) {
+	if (*xy_tasks_slot(ts, m->task_id)) {
 		errno = EEXIST;
 		return -1;
 	}
@@ -712,7 +648,7 @@ int xy_tasks_submit(struct xy_tasks *ts, struct xy_msg_task *m)
 	t->lent = t->held ? t->held + m->n_inputs : NULL;
 	t->spec = *m;
 	memset(m, 0, sizeof *m);
-	table_put(t);
+	xy_tasks_table_put(t);
 	ts->count++;
 	t->state = T_WAITING;
 	list_add(&ts->waiting, t);
@@ -1457,7 +1393,7 @@ static void on_call_done(struct xy_lib_call *c, struct xy_lib_result *r)
 
 int xy_tasks_cancel(struct xy_tasks *ts, uint64_t task_id)
 {
-	struct task *t = *slot(ts, task_id);
+	struct task *t = *xy_tasks_slot(ts, task_id);
 
 	if (!t) {
 		errno = ENOENT;
@@ -1488,97 +1424,6 @@ int64_t xy_tasks_unfinished(struct xy_tasks *ts, uint64_t **ids)
 		v = NULL;
 	}
 	*ids = v;
-	return (int64_t)n;
-}
-
-/* ------------------------------------------------- a manager lost */
-
-
-int xy_tasks_rekey(struct xy_tasks *ts, uint64_t old, uint64_t new_id)
-{
-	struct task *t = *slot(ts, old);
-	if (!t) {
-		errno = ENOENT;
-		return -1;
-	}
-	if (*slot(ts, new_id)) {
-		errno = EEXIST;
-		return -1;
-	}
-	table_del(t);
-	t->spec.task_id = new_id;
-	table_put(t);
-	return 0;
-}
-
-size_t xy_tasks_hold_all(struct xy_tasks *ts, uint64_t (*next_id)(void *),
-			 void *arg)
-{
-	struct task *t, *next, *all = NULL;
-	size_t held = 0;
-
-	/* The table is rebuilt: a task moves to its new id's bucket. */
-	for (size_t i = 0; i < TBUCKETS; i++) {
-		for (t = ts->table[i]; t; t = next) {
-			next = t->hnext;
-			t->hnext = all;
-			all = t;
-		}
-		ts->table[i] = NULL;
-	}
-	for (t = all; t; t = next) {
-		next = t->hnext;
-		if (xy_key_set(t->spec.key) &&
-		    !(t->spec.task_id & XY_HELD_BIT)) {
-			t->spec.task_id = next_id(arg);
-			held++;
-		}
-		table_put(t);
-	}
-	/* Those without a key keep the lost manager's ids: cancelled (a
-	 * cancel takes the task out of the table, so each bucket is walked
-	 * again from its head), so that none meets an id of the next one. */
-	for (size_t i = 0; i < TBUCKETS; i++) {
-		int again = 1;
-		while (again) {
-			again = 0;
-			for (t = ts->table[i]; t; t = t->hnext)
-				if (!(t->spec.task_id & XY_HELD_BIT)) {
-					xy_tasks_cancel(ts, t->spec.task_id);
-					again = 1;
-					break;
-				}
-		}
-	}
-	return held;
-}
-
-int64_t xy_tasks_held(struct xy_tasks *ts, struct xy_held_task **out)
-{
-	struct xy_held_task *v = NULL;
-	size_t n = 0;
-	struct task *t;
-
-	*out = NULL;
-	if (ts->count && !(v = calloc(ts->count, sizeof *v)))
-		return -1;
-	for (size_t i = 0; i < TBUCKETS; i++)
-		for (t = ts->table[i]; t; t = t->hnext) {
-			if (!(t->spec.task_id & XY_HELD_BIT))
-				continue;
-			struct xy_held_task *h = &v[n++];
-			h->id = t->spec.task_id;
-			memcpy(h->key, t->spec.key, XY_ID_LEN);
-			h->cores = t->spec.cores;
-			h->memory_mb = t->spec.memory_mb;
-			h->disk_mb = t->spec.disk_mb;
-			h->gpus = t->spec.gpus;
-		}
-	if (!n) {
-		free(v);
-		v = NULL;
-	}
-	*out = v;
 	return (int64_t)n;
 }
 
