@@ -26,6 +26,11 @@
 #include "pools.h"
 #include "util.h"
 
+/* Connections the kernel holds for us before we accept them: a storm of
+ * workers that start together (a whole job array) must not have its SYNs
+ * dropped, which costs each a retransmission of a second or more. The
+ * kernel caps it at net.core.somaxconn (4096 on Linux since 5.4). */
+#define XY_LISTEN_BACKLOG 4096
 #define WHO "manager"
 #define MAX_WORKER_LOSSES 10
 
@@ -1082,7 +1087,7 @@ static int listen_on(struct xy_manager *m, const char *host, int port,
 	m->listening = 1;
 	rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&sa, 0);
 	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&m->listener, 511,
+		rc = uv_listen((uv_stream_t *)&m->listener, XY_LISTEN_BACKLOG,
 			       on_connection);
 	if (rc < 0)
 		return xy_fail(err, errlen, -rc, "cannot listen on %s:%d: %s",
