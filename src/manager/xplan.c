@@ -73,8 +73,15 @@ struct cooldown {
 	uint8_t id[XY_ID_LEN];  /* REST_OBJECT */
 	double until, span;
 	struct cooldown *next;
-	char receiver[];        /* REST_PAIR: its name; "" otherwise */
+	char receiver[];        /* REST_PAIR: its host (host_of); "" else */
 };
+
+/* Where w runs, as a receiver's rest names it: its host's name (workers
+ * on one host share their path to a source), else its own. */
+static const char *host_of(const struct xy_worker *w)
+{
+	return w->hostname && *w->hostname ? w->hostname : w->name;
+}
 
 /* Does c keep its worker from serving o to dest (NULL: anyone)? */
 static int covers(const struct cooldown *c, const struct xy_object *o,
@@ -84,7 +91,7 @@ static int covers(const struct cooldown *c, const struct xy_object *o,
 	case REST_OBJECT:
 		return o && !memcmp(c->id, o->id, XY_ID_LEN);
 	case REST_PAIR:
-		return dest && !strcmp(c->receiver, dest->name);
+		return dest && !strcmp(c->receiver, host_of(dest));
 	default:
 		return 1;
 	}
@@ -225,21 +232,22 @@ static void prune(struct xy_xplan *x, struct xy_worker *w, double now)
  * its host unreachable, w for dest alone (PAIR), which says as much of
  * dest's side and of the path as of w; or, when another receiver could
  * not reach w either within cool_cap (its PAIR record is still kept),
- * w for everyone (ALL): two ends that fail at one host blame the host. */
+ * w for everyone (ALL): two ends that fail at one host blame the host.
+ * Receivers are told apart by host: workers on one host share a path. */
 static enum rest_scope blame_scope(const struct xy_worker *w, uint8_t blame,
 				   const struct xy_worker *dest)
 {
 	if (blame != XY_BLAME_HOST)
 		return REST_OBJECT;
 	for (const struct cooldown *c = w->cooling; c; c = c->next)
-		if (c->scope == REST_PAIR && strcmp(c->receiver, dest->name))
+		if (c->scope == REST_PAIR && strcmp(c->receiver, host_of(dest)))
 			return REST_ALL;
 	return REST_PAIR;
 }
 
 static const char *const scope_words[] = {
 	[REST_OBJECT] = "for this object",
-	[REST_PAIR] = "for this receiver: it could not reach its host",
+	[REST_PAIR] = "for the receiver's host: it could not reach this one",
 	[REST_ALL] = "for every object: receivers on two hosts could not "
 		     "reach it",
 };
@@ -257,7 +265,7 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 	if (c && now < c->until)
 		return;
 	if (!c) {
-		size_t name = scope == REST_PAIR ? strlen(dest->name) : 0;
+		size_t name = scope == REST_PAIR ? strlen(host_of(dest)) : 0;
 		/* A rest that cannot be recorded is not taken: the source
 		 * stays in use, as before it was blamed. */
 		if (!(c = xy__calloc(x->m, 1, sizeof *c + name + 1))) {
@@ -267,7 +275,7 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 		}
 		c->scope = scope;
 		memcpy(c->id, o->id, XY_ID_LEN);
-		memcpy(c->receiver, dest->name, name);
+		memcpy(c->receiver, host_of(dest), name);
 		c->next = w->cooling;
 		w->cooling = c;
 		c->span = x->cool_base;
