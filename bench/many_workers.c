@@ -97,13 +97,13 @@ static struct figures measure(int workers, long depth, long completions)
 	f.task_bytes = (double)(h1 - h0) / (double)depth;
 	for (int i = 0; i < n_sims; i++) {
 		int share = workers / n_sims + (i < workers % n_sims);
-		struct xy_sim_opts so = {
+		struct bench_sim_opts so = {
 			.id = i, .host = "127.0.0.1",
 			.port = xy_manager_port(m), .n = share,
 			.connecting = CONNECTING_MAX, .secret = SECRET,
 			.ca = xy_manager_tls_ca(m), .report_fd = -1};
 		if ((sims[i] = fork()) == 0)
-			xy_sim_run(&so);
+			bench_sim_run(&so);
 	}
 	/* The workers connect while the first tasks run; memory is read
 	 * once all are in, with the queue refilled to its depth. */

@@ -26,7 +26,7 @@ struct simw {
 };
 
 struct sim {
-	const struct xy_sim_opts *o;
+	const struct bench_sim_opts *o;
 	uv_loop_t loop;
 	uv_timer_t keepalive;
 	int started, ready, closed;
@@ -148,7 +148,7 @@ static void sim_keepalive(uv_timer_t *h)
 			xy_conn_send(s->w[i].c, XY_MSG_KEEPALIVE, &m);
 }
 
-void xy_sim_run(const struct xy_sim_opts *o)
+void bench_sim_run(const struct bench_sim_opts *o)
 {
 	struct sim s = {.o = o};
 	char err[256];

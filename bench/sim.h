@@ -8,7 +8,7 @@
 #ifndef XY_BENCH_SIM_H
 #define XY_BENCH_SIM_H
 
-struct xy_sim_opts {
+struct bench_sim_opts {
 	int id;            /* names the workers sim-ID-I */
 	const char *host;
 	int port;
@@ -22,6 +22,6 @@ struct xy_sim_opts {
 
 /* Runs the simulator until the manager shuts every worker down, then
  * _exit(0)s; _exit(1) if it cannot start. Meant for a forked child. */
-void xy_sim_run(const struct xy_sim_opts *o) __attribute__((noreturn));
+void bench_sim_run(const struct bench_sim_opts *o) __attribute__((noreturn));
 
 #endif

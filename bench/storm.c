@@ -110,13 +110,13 @@ int main(int argc, char **argv)
 		return 1;
 	for (int i = 0; i < procs; i++) {
 		int share = workers / procs + (i < workers % procs);
-		struct xy_sim_opts o = {.id = i, .host = host, .port = port,
+		struct bench_sim_opts o = {.id = i, .host = host, .port = port,
 					.n = share, .connecting = share,
 					.secret = secret, .ca = ca,
 					.report_fd = p[1]};
 		if ((sims[i] = fork()) == 0) {
 			close(p[0]);
-			xy_sim_run(&o);
+			bench_sim_run(&o);
 		}
 	}
 	close(p[1]);

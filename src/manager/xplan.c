@@ -76,11 +76,13 @@ struct cooldown {
 	char receiver[];        /* REST_PAIR: its host (host_of); "" else */
 };
 
-/* Where w runs, as a receiver's rest names it: its host's name (workers
- * on one host share their path to a source), else its own. */
+/* Where w runs, as a receiver's rest names it: the address its
+ * connection comes from (workers on one host share their path to a
+ * source; a host name can be shared by hosts, as in network namespaces),
+ * else its name. */
 static const char *host_of(const struct xy_worker *w)
 {
-	return w->hostname && *w->hostname ? w->hostname : w->name;
+	return w->addr && *w->addr ? w->addr : w->name;
 }
 
 /* Does c keep its worker from serving o to dest (NULL: anyone)? */

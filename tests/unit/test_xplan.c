@@ -47,6 +47,9 @@ static struct xy_xplan *setup(struct env *e)
 {
 	char err[256];
 	static const char *names[] = {"A", "B", "C", "D", "E", "F"};
+	/* Each on a host of its own, as a receiver's rest tells them apart. */
+	static const char *addrs[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3",
+				      "10.0.0.4", "10.0.0.5", "10.0.0.6"};
 	memset(e, 0, sizeof *e);
 	e->m.clock = fake_clock;
 	e->m.catalog = xy_catalog_create(&e->m, err, sizeof err);
@@ -55,7 +58,7 @@ static struct xy_xplan *setup(struct env *e)
 	XY_CHECK(e->m.xplan);
 	for (int i = 0; i < 6; i++) {
 		e->w[i].name = (char *)names[i];
-		e->w[i].addr = "127.0.0.1";
+		e->w[i].addr = (char *)addrs[i];
 		e->w[i].xfer_port = 9000 + i;
 		e->w[i].greeted = e->w[i].ready = 1;
 		e->w[i].manager = &e->m;
