@@ -1,0 +1,437 @@
+/*
+ * spawn.c: the endpoint's privileged half (spawn.h, docs/endpoint.md).
+ *
+ * It reads nothing that a client wrote: the front (endpoint.c), which runs
+ * unprivileged, parses requests and hands over the client's connection
+ * with a one-byte operation. Who the client is comes from the kernel
+ * (SO_PEERCRED on that connection), so a front that lies cannot start a
+ * manager for anyone who did not connect. A user's manager is forked
+ * here, becomes the user for good before it touches any file, and then
+ * execs `xylem manager` with a journal in the user's home.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn.h"
+
+#define MANAGERS_MAX 1024
+#define PW_BUF 4096
+#define SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
+
+/* The managers this spawner started and that still run. */
+struct running {
+	uid_t uid;
+	pid_t pid;
+};
+
+struct spawner {
+	const struct xy_ep_config *cfg;
+	const char *exe;
+	struct running managers[MANAGERS_MAX];
+	int n_managers;
+};
+
+/* An account being served: its passwd entry and the strings it points
+ * into. */
+struct account {
+	struct passwd pw;
+	char buf[PW_BUF];
+	char dir[4096]; /* HOME/.xylem/endpoint */
+};
+
+/* ------------------------------------------------------ the socketpair */
+
+void xy_spawn_close_from(int lo, int keep)
+{
+	if (keep >= lo) {
+		if (keep > lo)
+			close_range((unsigned)lo, (unsigned)keep - 1, 0);
+		lo = keep + 1;
+	}
+	close_range((unsigned)lo, ~0U, 0);
+}
+
+int xy_spawn_pass(int sock, char op, int client)
+{
+	char data = op;
+	struct iovec iov = {.iov_base = &data, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof ctl.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	memset(&ctl, 0, sizeof ctl);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &client, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* The next request: 1 with *op and *fd, 0 when the front is gone. A
+ * message without exactly one descriptor is dropped (its descriptors
+ * closed) and reads as op 0. */
+static int take(int sock, char *op, int *fd)
+{
+	char data = 0;
+	struct iovec iov = {.iov_base = &data, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof ctl.buf};
+	ssize_t n;
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 0;
+	*op = 0;
+	*fd = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c;
+	     c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+			if (*fd < 0 && k == 1)
+				*fd = f;
+			else
+				close(f);
+		}
+	}
+	if (*fd >= 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		*op = data;
+	return 1;
+}
+
+/* One line to the client, without waiting on it: a client that does not
+ * read loses its answer, and nobody else waits for it. */
+static void reply(int fd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void reply(int fd, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < sizeof line)
+		(void)send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* ------------------------------------------------------------- policy */
+
+/* Fills a with the account on the other end of fd, if the configuration
+ * lets it in: 0, or -1 with why in err. */
+static int admit(const struct xy_ep_config *cfg, int fd, struct account *a,
+		 char *err, size_t len)
+{
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+	struct passwd *res = NULL;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+		snprintf(err, len, "cannot tell who connected: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if (getpwuid_r(cr.uid, &a->pw, a->buf, sizeof a->buf, &res) != 0 ||
+	    !res) {
+		snprintf(err, len, "uid %ld has no account here", (long)cr.uid);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		/* An endpoint of one user serves that user only. */
+		if (cr.uid != geteuid()) {
+			snprintf(err, len, "this endpoint serves only uid %ld",
+				 (long)geteuid());
+			return -1;
+		}
+	} else if (cr.uid == 0) {
+		snprintf(err, len, "root may not use the endpoint");
+		return -1;
+	} else if ((long)cr.uid < cfg->uid_min) {
+		snprintf(err, len, "%s (uid %ld) is a system account: the "
+			 "endpoint serves uids from %ld", a->pw.pw_name,
+			 (long)cr.uid, cfg->uid_min);
+		return -1;
+	}
+	if (cfg->n_users) {
+		int i = 0;
+		while (i < cfg->n_users && strcmp(cfg->users[i], a->pw.pw_name))
+			i++;
+		if (i == cfg->n_users) {
+			snprintf(err, len, "%s is not among the endpoint's "
+				 "users", a->pw.pw_name);
+			return -1;
+		}
+	}
+	if (a->pw.pw_dir[0] != '/') {
+		snprintf(err, len, "%s has no home directory", a->pw.pw_name);
+		return -1;
+	}
+	snprintf(a->dir, sizeof a->dir, "%s/.xylem/endpoint", a->pw.pw_dir);
+	return 0;
+}
+
+/* ------------------------------------------- the user's manager, forked */
+
+static _Noreturn void fail(int errfd, const char *what)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+
+	if (n > 0)
+		(void)!write(errfd, msg, (size_t)n < sizeof msg ? (size_t)n
+								: sizeof msg);
+	_exit(127);
+}
+
+/* Becomes a's user for good: groups, then gid, then uid; then checks that
+ * root cannot be had back. */
+static void become(const struct account *a, int errfd)
+{
+	uid_t u = a->pw.pw_uid;
+	gid_t g = a->pw.pw_gid;
+
+	if (geteuid() == 0) {
+		if (initgroups(a->pw.pw_name, g) < 0)
+			fail(errfd, "initgroups");
+		if (setresgid(g, g, g) < 0)
+			fail(errfd, "setresgid");
+		if (setresuid(u, u, u) < 0)
+			fail(errfd, "setresuid");
+		if (setuid(0) == 0 || seteuid(0) == 0) {
+			errno = EPERM;
+			fail(errfd, "root could be regained");
+		}
+	}
+	if (getuid() != u || geteuid() != u || getgid() != g) {
+		errno = EPERM;
+		fail(errfd, "the account change did not hold");
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(errfd, "no_new_privs");
+}
+
+/* As the user, now: the state directory and the log. */
+static void settle(const struct account *a, int errfd)
+{
+	char path[4200];
+	struct stat st;
+	int fd;
+
+	umask(077);
+	if (chdir(a->pw.pw_dir) < 0)
+		fail(errfd, "cannot enter the home directory");
+	if (mkdir(".xylem", 0700) < 0 && errno != EEXIST)
+		fail(errfd, "cannot make ~/.xylem");
+	if (mkdir(a->dir, 0700) < 0 && errno != EEXIST)
+		fail(errfd, "cannot make ~/.xylem/endpoint");
+	if (lstat(a->dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != a->pw.pw_uid) {
+		errno = ENOTDIR;
+		fail(errfd, "~/.xylem/endpoint is not the user's directory");
+	}
+	snprintf(path, sizeof path, "%s/manager.log", a->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		fail(errfd, "cannot open ~/.xylem/endpoint/manager.log");
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 ||
+	    dup2(fd, 2) < 0)
+		fail(errfd, "cannot set up the standard descriptors");
+	/* Everything else goes: the spawner's socket and whatever it held. */
+	xy_spawn_close_from(3, errfd);
+}
+
+static _Noreturn void exec_manager(const struct spawner *s,
+				   const struct account *a, int errfd)
+{
+	char journal[4200], idle[16], workers[16], cores[16];
+	char home[4200], user[80], logname[80], shell[4200];
+	char *argv[16], *envp[8];
+	int n = 0;
+
+	snprintf(journal, sizeof journal, "%s/journal", a->dir);
+	snprintf(idle, sizeof idle, "%d", s->cfg->idle_exit);
+	snprintf(workers, sizeof workers, "%d", s->cfg->workers);
+	snprintf(cores, sizeof cores, "%d", s->cfg->cores_per_worker);
+	argv[n++] = "xylem";
+	argv[n++] = "manager";
+	argv[n++] = "--host";
+	argv[n++] = "127.0.0.1";
+	argv[n++] = "--journal";
+	argv[n++] = journal;
+	argv[n++] = "--idle-exit";
+	argv[n++] = idle;
+	argv[n++] = "--workers";
+	argv[n++] = workers;
+	if (s->cfg->cores_per_worker > 0) {
+		argv[n++] = "--cores-per-worker";
+		argv[n++] = cores;
+	}
+	argv[n] = NULL;
+	snprintf(home, sizeof home, "HOME=%s", a->pw.pw_dir);
+	snprintf(user, sizeof user, "USER=%s", a->pw.pw_name);
+	snprintf(logname, sizeof logname, "LOGNAME=%s", a->pw.pw_name);
+	snprintf(shell, sizeof shell, "SHELL=%s",
+		 a->pw.pw_shell && *a->pw.pw_shell ? a->pw.pw_shell
+						    : "/bin/sh");
+	n = 0;
+	envp[n++] = home;
+	envp[n++] = user;
+	envp[n++] = logname;
+	envp[n++] = shell;
+	envp[n++] = "PATH=" SAFE_PATH;
+	envp[n] = NULL;
+	execve(s->exe, argv, envp);
+	fail(errfd, "cannot run the manager");
+}
+
+/* Forks a's manager: its pid, or -1 with why in err (the child says what
+ * failed through a pipe that exec closes). */
+static pid_t start(const struct spawner *s, const struct account *a,
+		   char *err, size_t len)
+{
+	int p[2];
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, len, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, len, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		close(p[0]);
+		setsid();
+		become(a, p[1]);
+		settle(a, p[1]);
+		exec_manager(s, a, p[1]);
+	}
+	close(p[1]);
+	do
+		n = read(p[0], err, len - 1);
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n > 0) {
+		err[n] = '\0';
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
+/* ------------------------------------------------------------ serving */
+
+/* Forgets managers that exited (idle, or killed). */
+static void reap(struct spawner *s)
+{
+	pid_t pid;
+
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+		for (int i = 0; i < s->n_managers; i++)
+			if (s->managers[i].pid == pid) {
+				s->managers[i] = s->managers[--s->n_managers];
+				break;
+			}
+}
+
+static struct running *find(struct spawner *s, uid_t uid)
+{
+	for (int i = 0; i < s->n_managers; i++)
+		if (s->managers[i].uid == uid)
+			return &s->managers[i];
+	return NULL;
+}
+
+/* A client asked for its manager: started if it does not run. */
+static void serve_manager(struct spawner *s, int fd)
+{
+	struct account a;
+	char err[512];
+
+	if (admit(s->cfg, fd, &a, err, sizeof err) < 0) {
+		fprintf(stderr, "xylem endpoint: refused: %s\n", err);
+		reply(fd, "error %s\n", err);
+		return;
+	}
+	reap(s);
+	int fresh = !find(s, a.pw.pw_uid);
+	if (fresh) {
+		if (s->n_managers == MANAGERS_MAX) {
+			reply(fd, "error the endpoint runs as many managers as"
+			      " it may\n");
+			return;
+		}
+		pid_t pid = start(s, &a, err, sizeof err);
+		if (pid < 0) {
+			fprintf(stderr, "xylem endpoint: cannot start %s's "
+				"manager: %s\n", a.pw.pw_name, err);
+			reply(fd, "error cannot start your manager: %s\n", err);
+			return;
+		}
+		s->managers[s->n_managers++] =
+			(struct running){.uid = a.pw.pw_uid, .pid = pid};
+		fprintf(stderr, "xylem endpoint: started %s's manager (pid "
+			"%ld)\n", a.pw.pw_name, (long)pid);
+	}
+	reply(fd, "ok %s %s %s\n", fresh ? "started" : "running",
+	      a.pw.pw_name, a.dir);
+}
+
+int xy_spawn_serve(int sock, const struct xy_ep_config *cfg, const char *exe)
+{
+	static struct spawner s; /* a daemon's own state (STYLE.md) */
+	char op;
+	int fd;
+
+	s.cfg = cfg;
+	s.exe = exe;
+	xy_spawn_close_from(3, sock); /* root keeps nothing it was handed */
+	signal(SIGPIPE, SIG_IGN);
+	while (take(sock, &op, &fd)) {
+		if (op == XY_EP_OP_MANAGER)
+			serve_manager(&s, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* The front is gone: managers run on, each until idle. */
+	return 0;
+}

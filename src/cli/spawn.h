@@ -1,0 +1,43 @@
+/*
+ * spawn.h: the endpoint's privileged half (spawn.c). `xylem endpoint`
+ * (endpoint.c) forks it before it drops root; from then on the two speak
+ * only over a socketpair, and the front hands it each client's connection.
+ * The spawner asks the kernel who is on the other end (SO_PEERCRED),
+ * checks the configuration, and starts that user's own manager under the
+ * user's account (docs/endpoint.md).
+ */
+#ifndef XY_CLI_SPAWN_H
+#define XY_CLI_SPAWN_H
+
+#include <sys/types.h>
+
+#define XY_EP_USERS_MAX 64
+#define XY_EP_NAME_MAX 32
+
+/* The administrator's configuration (endpoint.c reads it). */
+struct xy_ep_config {
+	char users[XY_EP_USERS_MAX][XY_EP_NAME_MAX]; /* none: any account */
+	int n_users;
+	long uid_min;  /* accounts below it are refused (default 1000) */
+	int idle_exit; /* a user's manager exits after so many idle seconds */
+	int workers;   /* local workers each user's manager starts */
+	int cores_per_worker; /* 0: the manager's default */
+};
+
+/* The one request the front passes on, with the client's socket. */
+#define XY_EP_OP_MANAGER 'M'
+
+/* Serves requests from sock (the front's end of the socketpair) until the
+ * front closes it; exe is this program's path, run as each user's
+ * manager. Returns the process's exit status. Never returns while the
+ * front lives. */
+int xy_spawn_serve(int sock, const struct xy_ep_config *cfg,
+		   const char *exe);
+
+/* Passes client, with op, to the spawner over sock: 0, or -1 with errno. */
+int xy_spawn_pass(int sock, char op, int client);
+
+/* Closes every descriptor from lo up, but keep (-1: none). */
+void xy_spawn_close_from(int lo, int keep);
+
+#endif
