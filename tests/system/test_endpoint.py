@@ -141,6 +141,10 @@ def endpoint(accounts, place):
     ep.stop()
     for u in USERS:
         _kill_user(u)
+        log = os.path.join(accounts[u].pw_dir, ".xylem", "endpoint",
+                           "manager.log")
+        if os.path.exists(log):  # a sanitized build's findings land here
+            assert "Sanitizer" not in open(log).read(), log
         shutil.rmtree(os.path.join(accounts[u].pw_dir, ".xylem"),
                       ignore_errors=True)
         shutil.rmtree(os.path.join(accounts[u].pw_dir, "out"),
