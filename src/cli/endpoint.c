@@ -311,50 +311,130 @@ static int drop_root(const char *run_as)
 	return 0;
 }
 
-/* One client: its request line, then its connection to the spawner. The
- * spawner answers it directly. */
-static void serve_client(int spawner, int fd)
-{
-	struct timeval tv = {.tv_sec = 2};
-	char req[REQUEST_MAX + 1];
-	size_t n = 0;
-	ssize_t k;
+/* Clients whose request line has not come yet: at most PENDING_MAX in
+ * all and PER_USER_MAX of one account, each for REQUEST_SECONDS, so that
+ * one user who opens connections and sends nothing cannot keep the
+ * endpoint from the others. */
+#define PENDING_MAX 256
+#define PER_USER_MAX 8
+#define REQUEST_SECONDS 2.0
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	while (n < REQUEST_MAX && !memchr(req, '\n', n) &&
-	       (k = read(fd, req + n, REQUEST_MAX - n)) > 0)
-		n += (size_t)k;
-	req[n] = '\0';
-	if (strcmp(req, "manager\n") == 0) {
-		if (xy_spawn_pass(spawner, XY_EP_OP_MANAGER, fd) < 0)
+struct pending {
+	int fd;
+	uid_t uid;
+	double deadline; /* xy_mono() */
+	size_t n;
+	char req[REQUEST_MAX + 1];
+};
+
+struct front {
+	int lfd, spawner;
+	struct pending clients[PENDING_MAX];
+	int n;
+};
+
+static void say(int fd, const char *line)
+{
+	(void)send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void drop(struct front *f, int i)
+{
+	close(f->clients[i].fd);
+	f->clients[i] = f->clients[--f->n];
+}
+
+/* Takes every connection waiting, refusing a user's beyond PER_USER_MAX
+ * at once. */
+static void take_clients(struct front *f)
+{
+	while (f->n < PENDING_MAX) {
+		struct ucred cr;
+		socklen_t cl = sizeof cr;
+		int fd = accept4(f->lfd, NULL, NULL,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK), mine = 0;
+		if (fd < 0)
+			return;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+			close(fd);
+			continue;
+		}
+		for (int i = 0; i < f->n; i++)
+			mine += f->clients[i].uid == cr.uid;
+		if (mine >= PER_USER_MAX) {
+			say(fd, "error too many requests at once from your "
+				"account\n");
+			close(fd);
+			continue;
+		}
+		f->clients[f->n++] = (struct pending){
+			.fd = fd, .uid = cr.uid,
+			.deadline = xy_mono() + REQUEST_SECONDS};
+	}
+}
+
+/* Reads what client i sent; once its line is whole (or cannot be), hands
+ * it to the spawner or refuses it, and forgets it. */
+static void read_client(struct front *f, int i)
+{
+	struct pending *c = &f->clients[i];
+	ssize_t k = read(c->fd, c->req + c->n, REQUEST_MAX - c->n);
+
+	if (k < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (k > 0)
+		c->n += (size_t)k;
+	c->req[c->n] = '\0';
+	if (k > 0 && c->n < REQUEST_MAX && !memchr(c->req, '\n', c->n))
+		return;
+	if (strcmp(c->req, "manager\n") == 0) {
+		if (xy_spawn_pass(f->spawner, XY_EP_OP_MANAGER, c->fd) < 0)
 			fprintf(stderr, WHO ": the spawner is gone: %s\n",
 				strerror(errno));
-		return;
+	} else if (k > 0 || c->n) {
+		say(c->fd, "error unknown request (want 'manager')\n");
 	}
-	static const char bad[] = "error unknown request (want 'manager')\n";
-	(void)send(fd, bad, sizeof bad - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	drop(f, i);
 }
 
 static int serve(int lfd, int spawner)
 {
-	struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
-			      {.fd = spawner, .events = POLLIN}};
+	static struct front f; /* a daemon's own state (STYLE.md) */
+	static struct pollfd p[PENDING_MAX + 2];
 
+	f.lfd = lfd;
+	f.spawner = spawner;
+	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	while (!xy_local_stops()) {
-		if (poll(p, 2, 250) < 0 && errno != EINTR)
+		p[0] = (struct pollfd){.fd = f.n < PENDING_MAX ? lfd : -1,
+				       .events = POLLIN};
+		p[1] = (struct pollfd){.fd = spawner, .events = POLLIN};
+		for (int i = 0; i < f.n; i++)
+			p[i + 2] = (struct pollfd){.fd = f.clients[i].fd,
+						   .events = POLLIN};
+		int n = f.n;
+		if (poll(p, (nfds_t)n + 2, 100) < 0 && errno != EINTR)
 			return -1;
 		if (p[1].revents) {
 			fprintf(stderr, WHO ": the spawner exited\n");
 			return -1;
 		}
-		if (!(p[0].revents & POLLIN))
-			continue;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			serve_client(spawner, fd);
-			close(fd);
+		double now = xy_mono();
+		/* From the end, so that drop() moves only served slots. */
+		for (int i = n - 1; i >= 0; i--) {
+			if (p[i + 2].revents)
+				read_client(&f, i);
+			else if (now > f.clients[i].deadline) {
+				say(f.clients[i].fd, "error no request within"
+				    " 2 s\n");
+				drop(&f, i);
+			}
 		}
+		if (p[0].revents & POLLIN)
+			take_clients(&f);
 	}
+	for (int i = f.n - 1; i >= 0; i--)
+		drop(&f, i);
 	return 0;
 }
 

@@ -323,3 +323,31 @@ def test_an_endpoint_of_one_user_serves_that_user_alone(accounts, place):
         _kill_user("xyept_a")
         shutil.rmtree(os.path.join(accounts["xyept_a"].pw_dir, ".xylem"),
                       ignore_errors=True)
+
+
+def test_a_flood_from_one_user_leaves_the_others_served(endpoint, accounts):
+    # A holds 20 connections open without a request: 8 wait their 2 s, the
+    # rest are refused at once; B is answered meanwhile, at once.
+    script = ("import socket,sys,time\n"
+              "ss=[]\n"
+              "for i in range(20):\n"
+              "  s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+              "  ss.append(s)\n"
+              "time.sleep(0.3)\n"
+              "print('ready', flush=True)\n"
+              "refused=0\n"
+              "for s in ss:\n"
+              "  s.settimeout(5); d=s.recv(200)\n"
+              "  refused+=d.startswith(b'error too many requests')\n"
+              "print('refused', refused, flush=True)\n")
+    a = subprocess.Popen(["runuser", "-u", "xyept_a", "--", "python3", "-u",
+                          "-c", script, endpoint.sock],
+                         stdout=subprocess.PIPE, text=True)
+    assert a.stdout.readline().strip() == "ready"
+    t = time.monotonic()
+    env = endpoint.env_of("xyept_b")
+    assert time.monotonic() - t < 1.5
+    assert env["XYLEM_MANAGER"].startswith("127.0.0.1:")
+    out, _ = a.communicate(timeout=20)
+    assert out.strip() == "refused 12"
+    assert not _pids("xyept_a", "xylem manager")
