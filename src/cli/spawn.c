@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,8 +26,12 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "util.h"
 
 #define MANAGERS_MAX 1024
+#define RESTARTS_MAX 5        /* a manager that dies more often than */
+#define RESTART_WINDOW_S 60.0 /* this is left down until asked again */
+#define TICK_MS 250           /* how soon a death is seen */
 #define PW_BUF 4096
 #define SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
 
@@ -34,6 +39,8 @@
 struct running {
 	uid_t uid;
 	pid_t pid;
+	double since;  /* xy_mono() when the restarts below began */
+	int restarts;  /* since then */
 };
 
 struct spawner {
@@ -145,39 +152,32 @@ static void reply(int fd, const char *fmt, ...)
 
 /* ------------------------------------------------------------- policy */
 
-/* Fills a with the account on the other end of fd, if the configuration
- * lets it in: 0, or -1 with why in err. */
-static int admit(const struct xy_ep_config *cfg, int fd, struct account *a,
-		 char *err, size_t len)
+/* Fills a with uid's account, if the configuration lets it in: 0, or -1
+ * with why in err. */
+static int admit_uid(const struct xy_ep_config *cfg, uid_t uid,
+		     struct account *a, char *err, size_t len)
 {
-	struct ucred cr;
-	socklen_t cl = sizeof cr;
 	struct passwd *res = NULL;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
-		snprintf(err, len, "cannot tell who connected: %s",
-			 strerror(errno));
-		return -1;
-	}
-	if (getpwuid_r(cr.uid, &a->pw, a->buf, sizeof a->buf, &res) != 0 ||
+	if (getpwuid_r(uid, &a->pw, a->buf, sizeof a->buf, &res) != 0 ||
 	    !res) {
-		snprintf(err, len, "uid %ld has no account here", (long)cr.uid);
+		snprintf(err, len, "uid %ld has no account here", (long)uid);
 		return -1;
 	}
 	if (geteuid() != 0) {
 		/* An endpoint of one user serves that user only. */
-		if (cr.uid != geteuid()) {
+		if (uid != geteuid()) {
 			snprintf(err, len, "this endpoint serves only uid %ld",
 				 (long)geteuid());
 			return -1;
 		}
-	} else if (cr.uid == 0) {
+	} else if (uid == 0) {
 		snprintf(err, len, "root may not use the endpoint");
 		return -1;
-	} else if ((long)cr.uid < cfg->uid_min) {
+	} else if ((long)uid < cfg->uid_min) {
 		snprintf(err, len, "%s (uid %ld) is a system account: the "
 			 "endpoint serves uids from %ld", a->pw.pw_name,
-			 (long)cr.uid, cfg->uid_min);
+			 (long)uid, cfg->uid_min);
 		return -1;
 	}
 	if (cfg->n_users) {
@@ -196,6 +196,21 @@ static int admit(const struct xy_ep_config *cfg, int fd, struct account *a,
 	}
 	snprintf(a->dir, sizeof a->dir, "%s/.xylem/endpoint", a->pw.pw_dir);
 	return 0;
+}
+
+/* The same for the account on the other end of fd, as the kernel says. */
+static int admit(const struct xy_ep_config *cfg, int fd, struct account *a,
+		 char *err, size_t len)
+{
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+		snprintf(err, len, "cannot tell who connected: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return admit_uid(cfg, cr.uid, a, err, len);
 }
 
 /* ------------------------------------------- the user's manager, forked */
@@ -360,17 +375,60 @@ static pid_t start(const struct spawner *s, const struct account *a,
 
 /* ------------------------------------------------------------ serving */
 
-/* Forgets managers that exited (idle, or killed). */
+/* A manager that died (killed, or failed) comes back at once, on its
+ * journal and its port, so that its workers and clients find it again;
+ * one that exited 0 (idle, or stopped by a signal it caught) is
+ * forgotten until its user asks again. */
+static void restart(struct spawner *s, struct running *r, int status)
+{
+	struct account a;
+	char err[512];
+	double now = xy_mono();
+
+	if (now - r->since > RESTART_WINDOW_S) {
+		r->since = now;
+		r->restarts = 0;
+	}
+	if (++r->restarts > RESTARTS_MAX) {
+		fprintf(stderr, "xylem endpoint: uid %ld's manager died %d "
+			"times within %.0f s: left down until asked again\n",
+			(long)r->uid, RESTARTS_MAX, RESTART_WINDOW_S);
+		r->pid = 0;
+		return;
+	}
+	if (admit_uid(s->cfg, r->uid, &a, err, sizeof err) < 0 ||
+	    (r->pid = start(s, &a, err, sizeof err)) < 0) {
+		fprintf(stderr, "xylem endpoint: cannot start uid %ld's "
+			"manager again: %s\n", (long)r->uid, err);
+		r->pid = 0;
+		return;
+	}
+	fprintf(stderr, "xylem endpoint: %s's manager died (%s %d); started "
+		"again (pid %ld)\n", a.pw.pw_name,
+		WIFSIGNALED(status) ? "signal" : "exit status",
+		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+		(long)r->pid);
+}
+
+/* Managers that exited: forgotten, or started again. */
 static void reap(struct spawner *s)
 {
 	pid_t pid;
+	int status;
 
-	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-		for (int i = 0; i < s->n_managers; i++)
-			if (s->managers[i].pid == pid) {
-				s->managers[i] = s->managers[--s->n_managers];
-				break;
-			}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < s->n_managers; i++) {
+			struct running *r = &s->managers[i];
+			if (r->pid != pid)
+				continue;
+			if (!WIFEXITED(status) || WEXITSTATUS(status))
+				restart(s, r, status);
+			else
+				r->pid = 0;
+			if (!r->pid)
+				*r = s->managers[--s->n_managers];
+			break;
+		}
 }
 
 static struct running *find(struct spawner *s, uid_t uid)
@@ -407,8 +465,8 @@ static void serve_manager(struct spawner *s, int fd)
 			reply(fd, "error cannot start your manager: %s\n", err);
 			return;
 		}
-		s->managers[s->n_managers++] =
-			(struct running){.uid = a.pw.pw_uid, .pid = pid};
+		s->managers[s->n_managers++] = (struct running){
+			.uid = a.pw.pw_uid, .pid = pid, .since = xy_mono()};
 		fprintf(stderr, "xylem endpoint: started %s's manager (pid "
 			"%ld)\n", a.pw.pw_name, (long)pid);
 	}
@@ -426,7 +484,13 @@ int xy_spawn_serve(int sock, const struct xy_ep_config *cfg, const char *exe)
 	s.exe = exe;
 	xy_spawn_close_from(3, sock); /* root keeps nothing it was handed */
 	signal(SIGPIPE, SIG_IGN);
-	while (take(sock, &op, &fd)) {
+	for (;;) {
+		struct pollfd p = {.fd = sock, .events = POLLIN};
+		reap(&s);
+		if (poll(&p, 1, TICK_MS) <= 0)
+			continue; /* a tick, or a signal: reap again */
+		if (!take(sock, &op, &fd))
+			break;
 		if (op == XY_EP_OP_MANAGER)
 			serve_manager(&s, fd);
 		if (fd >= 0)

@@ -24,13 +24,17 @@ USERS = ("xyept_a", "xyept_b", "xyept_c")  # c is not allowed by the config
 
 TOOL = """cwlVersion: v1.2
 class: CommandLineTool
-baseCommand: [sh, -c, 'echo ran >> "$HOME_COUNT"; id -u']
+baseCommand: [sh, -c, 'echo ran >> "$HOME_COUNT"; sleep "$SLOW"; id -u']
 requirements:
   EnvVarRequirement:
     envDef:
       HOME_COUNT: $(inputs.count)
+      SLOW: $(inputs.slow)
 inputs:
   count: string
+  slow:
+    type: string
+    default: "0"
 outputs:
   out: stdout
 stdout: id.txt
@@ -112,19 +116,32 @@ class Endpoint:
         assert r.returncode == 0, r.stderr
         return dict(line.split("=", 1) for line in r.stdout.split())
 
-    def run_tool(self, user, env, count):
+    def run_tool(self, user, env, count, wait=True, slow=0):
         job = os.path.join(self.place, f"job-{user}.json")
         with open(job, "w") as f:
-            f.write('{"count": "%s"}' % count)
+            f.write('{"count": "%s", "slow": "%d"}' % (count, slow))
         os.chmod(job, 0o644)
         home = pwd.getpwnam(user).pw_dir
-        return subprocess.run(
-            ["runuser", "-u", user, "--", self.exe, "cwl", "--manager",
-             env["XYLEM_MANAGER"], "--secret-file",
-             env["XYLEM_SECRET_FILE"], "--tls-ca", env["XYLEM_TLS_CA"],
-             "--outdir", os.path.join(home, "out"),
-             os.path.join(self.place, "tool.cwl"), job],
-            capture_output=True, text=True, timeout=60, cwd="/")
+        cmd = ["runuser", "-u", user, "--", self.exe, "cwl", "--manager",
+               env["XYLEM_MANAGER"], "--secret-file",
+               env["XYLEM_SECRET_FILE"], "--tls-ca", env["XYLEM_TLS_CA"],
+               "--outdir", os.path.join(home, "out"),
+               os.path.join(self.place, "tool.cwl"), job]
+        if not wait:
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True,
+                                    cwd="/")
+        return subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=60, cwd="/")
+
+    def spawned(self):
+        """The managers the spawner started that still run."""
+        spawner = subprocess.run(
+            ["pgrep", "-u", "root", "-f", "xylem endpoint --socket " +
+             re.escape(self.sock)], capture_output=True, text=True)
+        kids = subprocess.run(["pgrep", "-P", spawner.stdout.strip()],
+                              capture_output=True, text=True)
+        return kids.stdout.split()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -229,7 +246,7 @@ def test_refused_accounts_start_nothing(endpoint, accounts, who, why):
     assert r.returncode == 1
     assert why in r.stderr, r.stderr
     assert why in endpoint.text()
-    assert not _pids(who, "xylem manager")
+    assert not endpoint.spawned()
     if who in accounts:
         assert not os.path.exists(
             os.path.join(accounts[who].pw_dir, ".xylem"))
@@ -351,3 +368,26 @@ def test_a_flood_from_one_user_leaves_the_others_served(endpoint, accounts):
     out, _ = a.communicate(timeout=20)
     assert out.strip() == "refused 12"
     assert not _pids("xyept_a", "xylem manager")
+
+
+def test_a_killed_manager_comes_back_and_its_client_finishes(endpoint,
+                                                             accounts):
+    u = "xyept_a"
+    count = os.path.join(accounts[u].pw_dir, "count")
+    env = endpoint.env_of(u)
+    client = endpoint.run_tool(u, env, count, wait=False, slow=2)
+    wait_for(lambda: os.path.exists(count), 20, what="the task to start")
+    (pid,) = _pids(u, "xylem manager")
+    os.kill(pid, signal.SIGKILL)
+    # The spawner sees it die and starts it again, on its journal and
+    # its port: the client, reconnecting, finds it there.
+    wait_for(lambda: "manager died (signal 9); started again"
+             in endpoint.text(), 10, what="the manager to be restarted")
+    (pid2,) = wait_for(lambda: _pids(u, "xylem manager"), 10,
+                       what="the new manager")
+    assert pid2 != pid
+    out, err = client.communicate(timeout=90)
+    assert client.returncode == 0, out + err
+    out = os.path.join(accounts[u].pw_dir, "out", "id.txt")
+    assert open(out).read().strip() == str(accounts[u].pw_uid)
+    assert endpoint.env_of(u)["XYLEM_MANAGER"] == env["XYLEM_MANAGER"]
