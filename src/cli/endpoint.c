@@ -65,7 +65,8 @@ static void usage(FILE *out)
 		"  --config FILE   the administrator's settings: KEY = VALUE"
 		" lines (users,\n"
 		"                  uid_min, idle_exit, workers,"
-		" cores_per_worker; docs/endpoint.md)\n"
+		" cores_per_worker, python,\n"
+		"                  environment; docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
 		"  --wait S        connect: seconds to wait for the manager"
@@ -155,6 +156,26 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 			 "characters", XY_EP_USERS_MAX, XY_EP_NAME_MAX - 1);
 		return -1;
 	}
+	if (strcmp(key, "python") == 0) {
+		free(cfg->python);
+		if (*v != '/' || !(cfg->python = strdup(v))) {
+			snprintf(err, len, "python wants an absolute path, not "
+				 "'%s'", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "environment") == 0) {
+		if (cfg->n_env == XY_EP_ENV_MAX || !strchr(v, '=') || *v == '=') {
+			snprintf(err, len, "environment wants KEY=VALUE (at "
+				 "most %d of them), not '%s'", XY_EP_ENV_MAX, v);
+			return -1;
+		}
+		if (!(cfg->env[cfg->n_env] = strdup(v)))
+			return -1;
+		cfg->n_env++;
+		return 0;
+	}
 	if (strcmp(key, "uid_min") == 0) {
 		errno = 0;
 		cfg->uid_min = strtol(v, &end, 10);
@@ -178,7 +199,7 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		return 0;
 	}
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
-		 " workers, cores_per_worker)", key);
+		 " workers, cores_per_worker, python, environment)", key);
 	return -1;
 }
 
@@ -387,12 +408,16 @@ static void read_client(struct front *f, int i)
 	c->req[c->n] = '\0';
 	if (k > 0 && c->n < REQUEST_MAX && !memchr(c->req, '\n', c->n))
 		return;
-	if (strcmp(c->req, "manager\n") == 0) {
-		if (xy_spawn_pass(f->spawner, XY_EP_OP_MANAGER, c->fd) < 0)
+	char op = strcmp(c->req, "manager\n") == 0  ? XY_EP_OP_MANAGER
+		  : strcmp(c->req, "python\n") == 0 ? XY_EP_OP_PYTHON
+						    : 0;
+	if (op) {
+		if (xy_spawn_pass(f->spawner, op, c->fd) < 0)
 			fprintf(stderr, WHO ": the spawner is gone: %s\n",
 				strerror(errno));
 	} else if (k > 0 || c->n) {
-		say(c->fd, "error unknown request (want 'manager')\n");
+		say(c->fd, "error unknown request (want 'manager' or "
+			   "'python')\n");
 	}
 	drop(f, i);
 }

@@ -38,6 +38,7 @@
 /* The managers this spawner started and that still run. */
 struct running {
 	uid_t uid;
+	char kind;     /* XY_EP_OP_MANAGER or XY_EP_OP_PYTHON */
 	pid_t pid;
 	double since;  /* xy_mono() when the restarts below began */
 	int restarts;  /* since then */
@@ -253,8 +254,8 @@ static void become(const struct account *a, int errfd)
 		fail(errfd, "no_new_privs");
 }
 
-/* As the user, now: the state directory and the log. */
-static void settle(const struct account *a, int errfd)
+/* As the user, now: the state directory and the log (DIR/log). */
+static void settle(const struct account *a, const char *log, int errfd)
 {
 	char path[4200];
 	struct stat st;
@@ -272,11 +273,11 @@ static void settle(const struct account *a, int errfd)
 		errno = ENOTDIR;
 		fail(errfd, "~/.xylem/endpoint is not the user's directory");
 	}
-	snprintf(path, sizeof path, "%s/manager.log", a->dir);
+	snprintf(path, sizeof path, "%s/%s", a->dir, log);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
 		  0600);
 	if (fd < 0)
-		fail(errfd, "cannot open ~/.xylem/endpoint/manager.log");
+		fail(errfd, "cannot open the log in ~/.xylem/endpoint");
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 ||
 	    dup2(fd, 2) < 0)
@@ -285,18 +286,55 @@ static void settle(const struct account *a, int errfd)
 	xy_spawn_close_from(3, errfd);
 }
 
-static _Noreturn void exec_manager(const struct spawner *s,
-				   const struct account *a, int errfd)
+/* The environment a user's manager starts with: the account's own
+ * variables, a safe PATH, and the administrator's `environment` lines;
+ * nothing of the endpoint's. */
+static void user_env(const struct spawner *s, const struct account *a,
+		     char bufs[4][4200], char **envp)
 {
-	char journal[4200], idle[16], workers[16], cores[16];
-	char home[4200], user[80], logname[80], shell[4200];
-	char *argv[16], *envp[8];
 	int n = 0;
 
-	snprintf(journal, sizeof journal, "%s/journal", a->dir);
+	snprintf(bufs[0], 4200, "HOME=%s", a->pw.pw_dir);
+	snprintf(bufs[1], 4200, "USER=%s", a->pw.pw_name);
+	snprintf(bufs[2], 4200, "LOGNAME=%s", a->pw.pw_name);
+	snprintf(bufs[3], 4200, "SHELL=%s",
+		 a->pw.pw_shell && *a->pw.pw_shell ? a->pw.pw_shell : "/bin/sh");
+	for (int i = 0; i < 4; i++)
+		envp[n++] = bufs[i];
+	envp[n++] = "PATH=" SAFE_PATH;
+	for (int i = 0; i < s->cfg->n_env; i++)
+		envp[n++] = (char *)s->cfg->env[i];
+	envp[n] = NULL;
+}
+
+static _Noreturn void exec_manager(const struct spawner *s,
+				   const struct account *a, char kind,
+				   int errfd)
+{
+	char journal[4200], idle[16], workers[16], cores[16], bufs[4][4200];
+	char *argv[20], *envp[8 + XY_EP_ENV_MAX];
+	int n = 0;
+
 	snprintf(idle, sizeof idle, "%d", s->cfg->idle_exit);
 	snprintf(workers, sizeof workers, "%d", s->cfg->workers);
 	snprintf(cores, sizeof cores, "%d", s->cfg->cores_per_worker);
+	user_env(s, a, bufs, envp);
+	if (kind == XY_EP_OP_PYTHON) {
+		snprintf(journal, sizeof journal, "%s/python", a->dir);
+		argv[n++] = (char *)s->cfg->python;
+		argv[n++] = "-m";
+		argv[n++] = "xylem.endpoint";
+		argv[n++] = "serve";
+		argv[n++] = journal;
+		argv[n++] = "--idle-exit";
+		argv[n++] = idle;
+		argv[n++] = "--workers";
+		argv[n++] = workers;
+		argv[n] = NULL;
+		execve(s->cfg->python, argv, envp);
+		fail(errfd, "cannot run the session server");
+	}
+	snprintf(journal, sizeof journal, "%s/journal", a->dir);
 	argv[n++] = "xylem";
 	argv[n++] = "manager";
 	argv[n++] = "--host";
@@ -312,19 +350,6 @@ static _Noreturn void exec_manager(const struct spawner *s,
 		argv[n++] = cores;
 	}
 	argv[n] = NULL;
-	snprintf(home, sizeof home, "HOME=%s", a->pw.pw_dir);
-	snprintf(user, sizeof user, "USER=%s", a->pw.pw_name);
-	snprintf(logname, sizeof logname, "LOGNAME=%s", a->pw.pw_name);
-	snprintf(shell, sizeof shell, "SHELL=%s",
-		 a->pw.pw_shell && *a->pw.pw_shell ? a->pw.pw_shell
-						    : "/bin/sh");
-	n = 0;
-	envp[n++] = home;
-	envp[n++] = user;
-	envp[n++] = logname;
-	envp[n++] = shell;
-	envp[n++] = "PATH=" SAFE_PATH;
-	envp[n] = NULL;
 	execve(s->exe, argv, envp);
 	fail(errfd, "cannot run the manager");
 }
@@ -332,7 +357,7 @@ static _Noreturn void exec_manager(const struct spawner *s,
 /* Forks a's manager: its pid, or -1 with why in err (the child says what
  * failed through a pipe that exec closes). */
 static pid_t start(const struct spawner *s, const struct account *a,
-		   char *err, size_t len)
+		   char kind, char *err, size_t len)
 {
 	int p[2];
 	pid_t pid;
@@ -357,8 +382,9 @@ static pid_t start(const struct spawner *s, const struct account *a,
 		close(p[0]);
 		setsid();
 		become(a, p[1]);
-		settle(a, p[1]);
-		exec_manager(s, a, p[1]);
+		settle(a, kind == XY_EP_OP_PYTHON ? "python.log"
+						    : "manager.log", p[1]);
+		exec_manager(s, a, kind, p[1]);
 	}
 	close(p[1]);
 	do
@@ -397,14 +423,15 @@ static void restart(struct spawner *s, struct running *r, int status)
 		return;
 	}
 	if (admit_uid(s->cfg, r->uid, &a, err, sizeof err) < 0 ||
-	    (r->pid = start(s, &a, err, sizeof err)) < 0) {
+	    (r->pid = start(s, &a, r->kind, err, sizeof err)) < 0) {
 		fprintf(stderr, "xylem endpoint: cannot start uid %ld's "
 			"manager again: %s\n", (long)r->uid, err);
 		r->pid = 0;
 		return;
 	}
-	fprintf(stderr, "xylem endpoint: %s's manager died (%s %d); started "
+	fprintf(stderr, "xylem endpoint: %s's %s died (%s %d); started "
 		"again (pid %ld)\n", a.pw.pw_name,
+		r->kind == XY_EP_OP_PYTHON ? "session server" : "manager",
 		WIFSIGNALED(status) ? "signal" : "exit status",
 		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
 		(long)r->pid);
@@ -431,17 +458,21 @@ static void reap(struct spawner *s)
 		}
 }
 
-static struct running *find(struct spawner *s, uid_t uid)
+static struct running *find(struct spawner *s, uid_t uid, char kind)
 {
 	for (int i = 0; i < s->n_managers; i++)
-		if (s->managers[i].uid == uid)
+		if (s->managers[i].uid == uid && s->managers[i].kind == kind)
 			return &s->managers[i];
 	return NULL;
 }
 
-/* A client asked for its manager: started if it does not run. */
-static void serve_manager(struct spawner *s, int fd)
+/* A client asked for its manager (kind: a `xylem manager`, or a Python
+ * session server): started if it does not run. */
+static void serve_manager(struct spawner *s, int fd, char kind)
 {
+	const char *what = kind == XY_EP_OP_PYTHON ? "session server"
+						    : "manager";
+
 	struct account a;
 	char err[512];
 
@@ -450,25 +481,31 @@ static void serve_manager(struct spawner *s, int fd)
 		reply(fd, "error %s\n", err);
 		return;
 	}
+	if (kind == XY_EP_OP_PYTHON && !s->cfg->python) {
+		reply(fd, "error the endpoint runs no Python (no 'python' in "
+		      "its configuration)\n");
+		return;
+	}
 	reap(s);
-	int fresh = !find(s, a.pw.pw_uid);
+	int fresh = !find(s, a.pw.pw_uid, kind);
 	if (fresh) {
 		if (s->n_managers == MANAGERS_MAX) {
 			reply(fd, "error the endpoint runs as many managers as"
 			      " it may\n");
 			return;
 		}
-		pid_t pid = start(s, &a, err, sizeof err);
+		pid_t pid = start(s, &a, kind, err, sizeof err);
 		if (pid < 0) {
 			fprintf(stderr, "xylem endpoint: cannot start %s's "
-				"manager: %s\n", a.pw.pw_name, err);
-			reply(fd, "error cannot start your manager: %s\n", err);
+				"%s: %s\n", a.pw.pw_name, what, err);
+			reply(fd, "error cannot start your %s: %s\n", what, err);
 			return;
 		}
 		s->managers[s->n_managers++] = (struct running){
-			.uid = a.pw.pw_uid, .pid = pid, .since = xy_mono()};
-		fprintf(stderr, "xylem endpoint: started %s's manager (pid "
-			"%ld)\n", a.pw.pw_name, (long)pid);
+			.uid = a.pw.pw_uid, .kind = kind, .pid = pid,
+			.since = xy_mono()};
+		fprintf(stderr, "xylem endpoint: started %s's %s (pid %ld)\n",
+			a.pw.pw_name, what, (long)pid);
 	}
 	reply(fd, "ok %s %s %s\n", fresh ? "started" : "running",
 	      a.pw.pw_name, a.dir);
@@ -491,8 +528,8 @@ int xy_spawn_serve(int sock, const struct xy_ep_config *cfg, const char *exe)
 			continue; /* a tick, or a signal: reap again */
 		if (!take(sock, &op, &fd))
 			break;
-		if (op == XY_EP_OP_MANAGER)
-			serve_manager(&s, fd);
+		if (op == XY_EP_OP_MANAGER || op == XY_EP_OP_PYTHON)
+			serve_manager(&s, fd, op);
 		if (fd >= 0)
 			close(fd);
 	}

@@ -13,6 +13,7 @@
 
 #define XY_EP_USERS_MAX 64
 #define XY_EP_NAME_MAX 32
+#define XY_EP_ENV_MAX 16
 
 /* The administrator's configuration (endpoint.c reads it). */
 struct xy_ep_config {
@@ -22,10 +23,15 @@ struct xy_ep_config {
 	int idle_exit; /* a user's manager exits after so many idle seconds */
 	int workers;   /* local workers each user's manager starts */
 	int cores_per_worker; /* 0: the manager's default */
+	char *python; /* the interpreter of session servers; NULL: none */
+	char *env[XY_EP_ENV_MAX]; /* KEY=VALUE for users' managers */
+	int n_env;
 };
 
-/* The one request the front passes on, with the client's socket. */
+/* The requests the front passes on, with the client's socket: a user's
+ * `xylem manager`, or a user's Python session server. */
 #define XY_EP_OP_MANAGER 'M'
+#define XY_EP_OP_PYTHON 'P'
 
 /* Serves requests from sock (the front's end of the socketpair) until the
  * front closes it; exe is this program's path, run as each user's
