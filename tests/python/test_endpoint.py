@@ -227,3 +227,24 @@ def test_a_killed_session_server_loses_no_call(endpoint, accounts, tree):
     assert pid2 != pid
     log = (tree / "ep.log").read_text()
     assert "session server died (signal 9); started again" in log
+
+
+def test_shell_functions_through_the_endpoint(endpoint, accounts, tree):
+    r = run_as("xyepy_b", tree, """
+        import sys, xylem
+        with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
+            ok = ex.submit(xylem.ShellFunction("echo out {0}; echo err >&2;"
+                                               " id -u"), "hi").result()
+            print(ok.returncode, ok.stdout.split(), ok.stderr.strip())
+            slow = ex.submit(xylem.ShellFunction("sleep 30", walltime=1))
+            try:
+                r = slow.result(timeout=60)
+                print("walltime", r.returncode)
+            except Exception as e:
+                print("walltime", type(e).__name__)
+    """, endpoint)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first, second = r.stdout.splitlines()
+    uid = accounts["xyepy_b"].pw_uid
+    assert first == "0 ['out', 'hi', '%d'] err" % uid
+    assert second.startswith("walltime") and second != "walltime 0", second
