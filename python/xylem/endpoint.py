@@ -67,24 +67,51 @@ def _read_frame(sock):
 
 def _dumps_result(ok, value):
     """A call's outcome as bytes: the value, or the exception (one that
-    does not pickle becomes a RuntimeError with its text)."""
+    does not pickle, or is over the frame's limit, becomes a RuntimeError
+    that says so)."""
     import cloudpickle
+    what = "result" if ok else "exception"
     try:
-        return ok, cloudpickle.dumps(value)
+        data = cloudpickle.dumps(value)
     except Exception as e:  # noqa: BLE001 - any pickling failure
-        what = "result" if ok else "exception"
         return False, cloudpickle.dumps(RuntimeError(
-            "the call's %s could not be pickled: %r (%s)" % (what, value, e)))
+            "the call's %s could not be pickled: %s" % (what, e)))
+    if len(data) > FRAME_MAX - 4096:
+        return False, cloudpickle.dumps(RuntimeError(
+            "the call's %s is %d bytes pickled, over the endpoint's limit"
+            " of %d" % (what, len(data), FRAME_MAX - 4096)))
+    return ok, data
 
 
 # ------------------------------------------------------------------ server
 
 class _Conn:
-    """A client's connection, and the lock its writers take."""
+    """A client's connection and its writer thread: frames are queued
+    and written there, so that a client that stops reading holds up
+    nobody but itself."""
 
     def __init__(self, sock):
+        import queue
         self.sock = sock
-        self.lock = threading.Lock()
+        self.queue = queue.SimpleQueue()
+        threading.Thread(target=self._write, daemon=True).start()
+
+    def send(self, obj):
+        self.queue.put(_frame(obj))
+
+    def close(self):
+        self.queue.put(None)
+
+    def _write(self):
+        while True:
+            data = self.queue.get()
+            if data is None:
+                break
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                break
+        self.sock.close()
 
 
 class _Session:
@@ -189,12 +216,9 @@ class Server:
         if conn:
             self._send(conn, ("result", seq, ok, data))
 
-    def _send(self, conn, obj):
-        try:
-            with conn.lock:
-                conn.sock.sendall(_frame(obj))
-        except OSError:
-            pass
+    @staticmethod
+    def _send(conn, obj):
+        conn.send(obj)
 
     def _hello(self, conn, sid):
         with self.lock:
@@ -205,6 +229,10 @@ class Server:
             if s is None:
                 self._send(conn, ("error", "no session %r here (your "
                                   "sessions: ex.session of each)" % (sid,)))
+                return None
+            if s.conn is not None:
+                self._send(conn, ("error", "session %s is attached to "
+                                  "another client now" % sid))
                 return None
             s.conn = conn
             self._send(conn, ("welcome", sid, sorted(s.calls)))
@@ -255,7 +283,7 @@ class Server:
                 if s is not None and s.conn is conn:
                     s.conn = None
                 self.busy_since = time.monotonic()
-            sock.close()
+            conn.close()
 
     def _idle(self):
         with self.lock:
@@ -281,6 +309,12 @@ class Server:
                   % self.idle_exit, file=sys.stderr, flush=True)
         finally:
             self.sock.close()
+            # Gone from the file system too: a client finds no server
+            # rather than a dead socket, and asks the endpoint again.
+            try:
+                os.unlink(os.path.join(self.dir, "session.sock"))
+            except OSError:
+                pass
             self.ex.shutdown(wait=False, cancel_futures=True)
 
 
@@ -311,6 +345,34 @@ def _ask(path, what, timeout=ASK_TIMEOUT):
         raise PermissionError("the endpoint refused: " +
                               line.decode(errors="replace")[6:].strip())
     raise ConnectionError("no answer from the endpoint at %s" % path)
+
+
+def _own_dir(directory):
+    """The endpoint's answer came through its front: trusted only if it
+    names this user's own ~/.xylem/endpoint, theirs and 0700."""
+    import pwd
+    import stat
+    want = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".xylem",
+                        "endpoint")
+    try:
+        st = os.lstat(directory)
+    except OSError:
+        st = None
+    if directory != want or st is None or not stat.S_ISDIR(st.st_mode) \
+            or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError("the endpoint named %s, not your own %s "
+                              "(yours, mode 0700): not trusted"
+                              % (directory, want))
+    return directory
+
+
+def _check_peer(sock):
+    """The session server must be this user's own process."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                            struct.calcsize("3i"))
+    if struct.unpack("3i", creds)[1] != os.getuid():
+        raise PermissionError("the session socket is served by another "
+                              "account")
 
 
 class EndpointExecutor(concurrent.futures.Executor):
@@ -346,13 +408,21 @@ class EndpointExecutor(concurrent.futures.Executor):
 
     # -- connection
     def _connect(self):
-        directory = _ask(self._path, "python", self._timeout)
-        path = os.path.join(directory, "python", "session.sock")
         end = time.monotonic() + self._timeout
+        tries = 0
         while True:
+            # Asked again at each try: a server that went idle just as
+            # the endpoint said it runs is started again.
+            if tries % 25 == 0:
+                directory = _own_dir(_ask(self._path, "python",
+                                          self._timeout))
+                path = os.path.join(directory, "python", "session.sock")
+            tries += 1
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
+                s.settimeout(self._timeout)
                 s.connect(path)
+                _check_peer(s)
                 break
             except OSError as e:
                 s.close()
@@ -365,6 +435,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                 time.sleep(0.02)
         s.sendall(_frame(("hello", self.session)))
         msg = _read_frame(s)
+        s.settimeout(None)
         if msg[0] != "welcome":
             s.close()
             raise ValueError(msg[1] if msg[0] == "error" else
@@ -384,6 +455,10 @@ class EndpointExecutor(concurrent.futures.Executor):
             self._wake.notify_all()
 
     def _reconnect(self):
+        try:
+            self._sock.close()  # the server sees us gone, and detaches
+        except OSError:
+            pass
         while not self._closed:
             try:
                 self._connect()
@@ -448,6 +523,10 @@ class EndpointExecutor(concurrent.futures.Executor):
     def submit(self, fn, /, *args, **kwargs):
         import cloudpickle
         payload = cloudpickle.dumps((fn, args, kwargs))
+        if len(payload) > FRAME_MAX - 4096:
+            raise ValueError("the call is %d bytes pickled, over the "
+                             "endpoint's limit of %d" % (
+                                 len(payload), FRAME_MAX - 4096))
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit after shutdown")
@@ -483,6 +562,10 @@ class EndpointExecutor(concurrent.futures.Executor):
         may forget them. wait=False: waits only until the server has
         written down every call (flush), and leaves the results there
         for a later Executor(endpoint=..., session=ex.session)."""
+        if cancel_futures:
+            # Only here: the session server runs every call it accepted.
+            for f in self.futures():
+                f.cancel()
         if wait and not cancel_futures:
             concurrent.futures.wait(self.futures())
         if not self.flush(2 * self._timeout):

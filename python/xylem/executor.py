@@ -383,7 +383,9 @@ class Executor(cf.Executor):
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
                  history=None, environment=None, pools=None, journal=None,
-                 journal_sync=False, tls=True, tls_dir=None):
+                 journal_sync=False, tls=True, tls_dir=None, endpoint=None,
+                 session=None):
+        # endpoint= and session= are __new__'s (None here).
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}

@@ -295,8 +295,12 @@ static int listen_at(const char *path)
 		}
 		unlink(path);
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
+	/* Made 0666 as it is bound: no chmod by path after, which a link
+	 * swapped in meanwhile would redirect. */
+	mode_t old = umask(0111);
+	int bound = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (bound < 0 || listen(fd, 128) < 0) {
 		fprintf(stderr, WHO ": cannot listen on %s: %s\n", path,
 			strerror(errno));
 		close(fd);
@@ -305,27 +309,39 @@ static int listen_at(const char *path)
 	return fd;
 }
 
-/* Root gives itself up for good: the front serves as run_as. */
-static int drop_root(const char *run_as)
+/* The account the front serves as (root only): run_as, else nobody;
+ * its uid in *uid. 0, or -1 (said on stderr). */
+static int front_account(const char *run_as, uid_t *uid, gid_t *gid)
 {
+	const char *name = run_as ? run_as : "nobody";
 	struct passwd *pw;
 
+	*uid = geteuid();
+	*gid = getegid();
 	if (geteuid() != 0)
 		return 0;
-	if (!(pw = getpwnam(run_as ? run_as : "nobody"))) {
-		fprintf(stderr, WHO ": no account '%s' to serve as\n",
-			run_as ? run_as : "nobody");
+	if (!(pw = getpwnam(name))) {
+		fprintf(stderr, WHO ": no account '%s' to serve as\n", name);
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
 		fprintf(stderr, WHO ": --run-as must not be root\n");
 		return -1;
 	}
-	if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid,
-						pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0 ||
-	    setuid(0) == 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		fprintf(stderr, WHO ": cannot become %s: %s\n", pw->pw_name,
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+/* Root gives itself up for good: the front serves as uid, gid. */
+static int drop_root(uid_t uid, gid_t gid)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0 || setuid(0) == 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		fprintf(stderr, WHO ": cannot become uid %ld: %s\n", (long)uid,
 			strerror(errno));
 		return -1;
 	}
@@ -412,9 +428,14 @@ static void read_client(struct front *f, int i)
 		  : strcmp(c->req, "python\n") == 0 ? XY_EP_OP_PYTHON
 						    : 0;
 	if (op) {
-		if (xy_spawn_pass(f->spawner, op, c->fd) < 0)
-			fprintf(stderr, WHO ": the spawner is gone: %s\n",
-				strerror(errno));
+		if (xy_cli_spawn_pass(f->spawner, op, c->fd) < 0) {
+			if (errno == EAGAIN)
+				say(c->fd, "error the endpoint is busy: ask "
+					   "again\n");
+			else
+				fprintf(stderr, WHO ": the spawner is gone: "
+					"%s\n", strerror(errno));
+		}
 	} else if (k > 0 || c->n) {
 		say(c->fd, "error unknown request (want 'manager' or "
 			   "'python')\n");
@@ -468,11 +489,14 @@ static int run_endpoint(const struct ep_opts *o)
 	static struct xy_ep_config cfg;
 	char exe[PATH_MAX];
 	int sp[2], lfd, rc;
+	uid_t uid;
+	gid_t gid;
 	pid_t pid;
 
-	if (config_read(o->config, &cfg) < 0)
+	if (config_read(o->config, &cfg) < 0 ||
+	    front_account(o->run_as, &uid, &gid) < 0)
 		return XY_EXIT_FAIL;
-	xy_spawn_close_from(3, -1); /* nothing inherited reaches a user */
+	xy_cli_spawn_close_from(3, -1); /* nothing inherited reaches a user */
 	if (!realpath("/proc/self/exe", exe)) {
 		fprintf(stderr, WHO ": cannot find this program: %s\n",
 			strerror(errno));
@@ -485,17 +509,18 @@ static int run_endpoint(const struct ep_opts *o)
 	if (pid == 0) {
 		close(sp[0]);
 		signal(SIGINT, SIG_IGN); /* the front stops it, by closing */
-		_exit(xy_spawn_serve(sp[1], &cfg, exe));
+		_exit(xy_cli_spawn_serve(sp[1], &cfg, exe, o->socket, uid));
 	}
 	close(sp[1]);
+	fcntl(sp[0], F_SETFL, O_NONBLOCK); /* a spawner behind: "busy" */
 	xy_local_catch_signals();
 	rc = XY_EXIT_FAIL;
-	if ((lfd = listen_at(o->socket)) >= 0 && drop_root(o->run_as) == 0) {
+	if ((lfd = listen_at(o->socket)) >= 0 && drop_root(uid, gid) == 0) {
 		fprintf(stderr, WHO ": serving %s (as uid %ld; users' "
 			"managers run as themselves)\n", o->socket,
 			(long)getuid());
 		rc = serve(lfd, sp[0]) == 0 ? XY_EXIT_OK : XY_EXIT_FAIL;
-		unlink(o->socket);
+		/* The spawner removes the socket when we close our end. */
 	}
 	if (lfd >= 0)
 		close(lfd);
@@ -571,24 +596,56 @@ static int saved_port(const char *journal, double since)
 	return xy_local_journal_port(journal);
 }
 
+/* Is dir this user's own ~/.xylem/endpoint, theirs and 0700? The
+ * answer came through the front: trusted only if it names what this
+ * process would find by itself. */
+static int own_dir(const char *dir)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char want[4200];
+	struct stat st;
+
+	if (!pw) {
+		fprintf(stderr, WHO ": uid %ld has no account here\n",
+			(long)getuid());
+		return -1;
+	}
+	snprintf(want, sizeof want, "%s/.xylem/endpoint", pw->pw_dir);
+	if (strcmp(dir, want) || lstat(dir, &st) < 0 ||
+	    !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+	    (st.st_mode & 077)) {
+		fprintf(stderr, WHO ": the endpoint named %s, not your own "
+			"%s (yours, mode 0700): not trusted\n", dir, want);
+		return -1;
+	}
+	return 0;
+}
+
 static int run_connect(const struct ep_opts *o)
 {
 	char dir[4096], journal[4200];
-	double until, asked = xy_now() - 0.1; /* a file time lags a little */
+	double until = xy_mono() + o->wait, again = 0, asked = 0;
 	int port = 0, fresh = 0;
 
-	if (ask(o, dir, sizeof dir, &fresh) < 0)
-		return XY_EXIT_FAIL;
-	snprintf(journal, sizeof journal, "%s/journal", dir);
-	until = xy_mono() + o->wait;
-	while (!(port = saved_port(journal, fresh ? asked : 0))) {
-		if (xy_mono() > until) {
-			fprintf(stderr, WHO ": your manager did not listen "
-				"within %d s; its log: %s/manager.log\n",
-				o->wait, dir);
-			return XY_EXIT_FAIL;
+	do {
+		/* Asked again when a "running" manager shows no port for a
+		 * second: it went idle just as the endpoint answered. */
+		if (xy_mono() >= again) {
+			asked = xy_now() - 0.1; /* a file time lags a little */
+			if (ask(o, dir, sizeof dir, &fresh) < 0 ||
+			    own_dir(dir) < 0)
+				return XY_EXIT_FAIL;
+			snprintf(journal, sizeof journal, "%s/journal", dir);
+			again = fresh ? until : xy_mono() + 1;
 		}
+		if ((port = saved_port(journal, fresh ? asked : 0)))
+			break;
 		usleep(20000);
+	} while (xy_mono() < until);
+	if (!port) {
+		fprintf(stderr, WHO ": your manager did not listen within %d s;"
+			" its log: %s/manager.log\n", o->wait, dir);
+		return XY_EXIT_FAIL;
 	}
 	printf("XYLEM_MANAGER=127.0.0.1:%d\nXYLEM_SECRET_FILE=%s/secret\n"
 	       "XYLEM_TLS_CA=%s/tls/ca.crt\n", port, journal, journal);

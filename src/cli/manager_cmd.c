@@ -259,9 +259,14 @@ int xy_cli_manager(int argc, char **argv)
 	xy_local_catch_signals();
 	rc = start(&o, &l) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
 	if (rc == XY_EXIT_OK) {
-		if (serve(l.m, &l, o.idle_exit))
+		if (serve(l.m, &l, o.idle_exit)) {
 			fprintf(stderr, "xylem manager: idle for %d s, "
 				"stopping\n", o.idle_exit);
+			/* Gone: a client that finds no port asks its
+			 * endpoint again rather than calling a dead one. */
+			if (o.journal)
+				xy_local_journal_forget_port(o.journal);
+		}
 		else
 			fprintf(stderr, "xylem manager: stopping on signal "
 				"%d\n", xy_local_stop_signal());

@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,14 +34,28 @@
 #define RESTARTS_MAX 5        /* a manager that dies more often than */
 #define RESTART_WINDOW_S 60.0 /* this is left down until asked again */
 #define TICK_MS 250           /* how soon a death is seen */
+#define START_S 10.0          /* a start that takes longer is killed */
+#define WAITING_MAX 8         /* clients waiting on one start */
 #define PW_BUF 4096
 #define SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
 
-/* The managers this spawner started and that still run. */
+/* A manager this spawner started: starting (its child has not exec'd
+ * yet: the pipe that exec closes is open), or running. A start never
+ * blocks the spawner: a user whose home hangs (a FIFO for a log, a hung
+ * file system) costs only their own start, killed after START_S. */
 struct running {
 	uid_t uid;
 	char kind;     /* XY_EP_OP_MANAGER or XY_EP_OP_PYTHON */
 	pid_t pid;
+	int starting;  /* the child has not exec'd yet */
+	int pipe;      /* while starting: what the child says if it fails */
+	double deadline;
+	int clients[WAITING_MAX]; /* waiting for the start's answer */
+	int n_clients;
+	char err[256];
+	size_t n_err;
+	char name[XY_EP_NAME_MAX]; /* the account, for answers and logs */
+	char *dir;
 	double since;  /* xy_mono() when the restarts below began */
 	int restarts;  /* since then */
 };
@@ -47,6 +63,8 @@ struct running {
 struct spawner {
 	const struct xy_ep_config *cfg;
 	const char *exe;
+	const char *socket; /* the endpoint's, the only one clients reach */
+	uid_t front;        /* the front's account: never served */
 	struct running managers[MANAGERS_MAX];
 	int n_managers;
 };
@@ -61,7 +79,7 @@ struct account {
 
 /* ------------------------------------------------------ the socketpair */
 
-void xy_spawn_close_from(int lo, int keep)
+void xy_cli_spawn_close_from(int lo, int keep)
 {
 	if (keep >= lo) {
 		if (keep > lo)
@@ -71,7 +89,7 @@ void xy_spawn_close_from(int lo, int keep)
 	close_range((unsigned)lo, ~0U, 0);
 }
 
-int xy_spawn_pass(int sock, char op, int client)
+int xy_cli_spawn_pass(int sock, char op, int client)
 {
 	char data = op;
 	struct iovec iov = {.iov_base = &data, .iov_len = 1};
@@ -89,7 +107,7 @@ int xy_spawn_pass(int sock, char op, int client)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &client, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	return sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
 }
 
 /* The next request: 1 with *op and *fd, 0 when the front is gone. A
@@ -274,16 +292,22 @@ static void settle(const struct account *a, const char *log, int errfd)
 		fail(errfd, "~/.xylem/endpoint is not the user's directory");
 	}
 	snprintf(path, sizeof path, "%s/%s", a->dir, log);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
+	/* O_NONBLOCK: a FIFO planted as the log does not hold the open. */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+			O_NONBLOCK, 0600);
 	if (fd < 0)
 		fail(errfd, "cannot open the log in ~/.xylem/endpoint");
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		fail(errfd, "the log in ~/.xylem/endpoint is not a plain file");
+	}
+	fcntl(fd, F_SETFL, O_APPEND);
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 ||
 	    dup2(fd, 2) < 0)
 		fail(errfd, "cannot set up the standard descriptors");
 	/* Everything else goes: the spawner's socket and whatever it held. */
-	xy_spawn_close_from(3, errfd);
+	xy_cli_spawn_close_from(3, errfd);
 }
 
 /* The environment a user's manager starts with: the account's own
@@ -354,27 +378,22 @@ static _Noreturn void exec_manager(const struct spawner *s,
 	fail(errfd, "cannot run the manager");
 }
 
-/* Forks a's manager: its pid, or -1 with why in err (the child says what
- * failed through a pipe that exec closes). */
-static pid_t start(const struct spawner *s, const struct account *a,
-		   char kind, char *err, size_t len)
+/* Forks r's manager for a, as r->kind says: 0 with r starting (the
+ * child reports a failure through r->pipe, which exec closes), or -1
+ * with why in r->err. */
+static int begin(const struct spawner *s, struct running *r,
+		 const struct account *a)
 {
 	int p[2];
-	pid_t pid;
-	ssize_t n;
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, len, "pipe: %s", strerror(errno));
+	r->n_err = 0;
+	r->err[0] = '\0';
+	if (pipe2(p, O_CLOEXEC) < 0 || (r->pid = fork()) < 0) {
+		snprintf(r->err, sizeof r->err, "cannot fork: %s",
+			 strerror(errno));
 		return -1;
 	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, len, "fork: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
+	if (r->pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -382,30 +401,86 @@ static pid_t start(const struct spawner *s, const struct account *a,
 		close(p[0]);
 		setsid();
 		become(a, p[1]);
-		settle(a, kind == XY_EP_OP_PYTHON ? "python.log"
-						    : "manager.log", p[1]);
-		exec_manager(s, a, kind, p[1]);
+		settle(a, r->kind == XY_EP_OP_PYTHON ? "python.log"
+						      : "manager.log", p[1]);
+		exec_manager(s, a, r->kind, p[1]);
 	}
 	close(p[1]);
-	do
-		n = read(p[0], err, len - 1);
-	while (n < 0 && errno == EINTR);
-	close(p[0]);
-	if (n > 0) {
-		err[n] = '\0';
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return pid;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	r->pipe = p[0];
+	r->starting = 1;
+	r->deadline = xy_mono() + START_S;
+	return 0;
 }
 
 /* ------------------------------------------------------------ serving */
 
+static const char *what(const struct running *r)
+{
+	return r->kind == XY_EP_OP_PYTHON ? "session server" : "manager";
+}
+
+static void forget(struct spawner *s, struct running *r)
+{
+	for (int i = 0; i < r->n_clients; i++)
+		close(r->clients[i]);
+	if (r->starting)
+		close(r->pipe);
+	free(r->dir);
+	*r = s->managers[--s->n_managers];
+}
+
+/* r's start ended: it runs (every client waiting is told where), or it
+ * failed (they are told why, and r is forgotten). */
+static void started(struct spawner *s, struct running *r, const char *why)
+{
+	close(r->pipe);
+	r->starting = 0;
+	for (int i = 0; i < r->n_clients; i++)
+		if (why)
+			reply(r->clients[i], "error cannot start your %s: %s\n",
+			      what(r), why);
+		else
+			reply(r->clients[i], "ok started %s %s\n", r->name,
+			      r->dir);
+	if (why) {
+		fprintf(stderr, "xylem endpoint: cannot start %s's %s: %s\n",
+			r->name, what(r), why);
+		if (r->pid > 0)
+			kill(r->pid, SIGKILL); /* reaped as a stranger */
+		forget(s, r);
+		return;
+	}
+	for (int i = 0; i < r->n_clients; i++)
+		close(r->clients[i]);
+	r->n_clients = 0;
+	fprintf(stderr, "xylem endpoint: started %s's %s (pid %ld)\n",
+		r->name, what(r), (long)r->pid);
+}
+
+/* What a starting child said: nothing yet, a failure (text, then EOF),
+ * or EOF alone: it exec'd. */
+static void read_start(struct spawner *s, struct running *r)
+{
+	ssize_t n = read(r->pipe, r->err + r->n_err,
+			 sizeof r->err - 1 - r->n_err);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		r->n_err += (size_t)n;
+		r->err[r->n_err] = '\0';
+		if (r->n_err < sizeof r->err - 1)
+			return;
+	}
+	started(s, r, r->n_err ? r->err : NULL);
+}
+
 /* A manager that died (killed, or failed) comes back at once, on its
  * journal and its port, so that its workers and clients find it again;
  * one that exited 0 (idle, or stopped by a signal it caught) is
- * forgotten until its user asks again. */
-static void restart(struct spawner *s, struct running *r, int status)
+ * forgotten until its user asks again. Returns 1 if r was kept. */
+static int restart(struct spawner *s, struct running *r, int status)
 {
 	struct account a;
 	char err[512];
@@ -416,28 +491,29 @@ static void restart(struct spawner *s, struct running *r, int status)
 		r->restarts = 0;
 	}
 	if (++r->restarts > RESTARTS_MAX) {
-		fprintf(stderr, "xylem endpoint: uid %ld's manager died %d "
-			"times within %.0f s: left down until asked again\n",
-			(long)r->uid, RESTARTS_MAX, RESTART_WINDOW_S);
-		r->pid = 0;
-		return;
+		fprintf(stderr, "xylem endpoint: %s's %s died %d times within"
+			" %.0f s: left down until asked again\n", r->name,
+			what(r), RESTARTS_MAX, RESTART_WINDOW_S);
+		return 0;
 	}
-	if (admit_uid(s->cfg, r->uid, &a, err, sizeof err) < 0 ||
-	    (r->pid = start(s, &a, r->kind, err, sizeof err)) < 0) {
-		fprintf(stderr, "xylem endpoint: cannot start uid %ld's "
-			"manager again: %s\n", (long)r->uid, err);
-		r->pid = 0;
-		return;
-	}
-	fprintf(stderr, "xylem endpoint: %s's %s died (%s %d); started "
-		"again (pid %ld)\n", a.pw.pw_name,
-		r->kind == XY_EP_OP_PYTHON ? "session server" : "manager",
+	fprintf(stderr, "xylem endpoint: %s's %s died (%s %d); starting it "
+		"again\n", r->name, what(r),
 		WIFSIGNALED(status) ? "signal" : "exit status",
-		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-		(long)r->pid);
+		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	if (admit_uid(s->cfg, r->uid, &a, err, sizeof err) < 0) {
+		fprintf(stderr, "xylem endpoint: not again: %s\n", err);
+		return 0;
+	}
+	if (begin(s, r, &a) < 0) {
+		fprintf(stderr, "xylem endpoint: not again: %s\n", r->err);
+		return 0;
+	}
+	return 1;
 }
 
-/* Managers that exited: forgotten, or started again. */
+/* Children that exited: a running manager is forgotten or started
+ * again; one that died while starting fails its start (its pipe says
+ * why, or its EOF came first). Others (killed starts) are just reaped. */
 static void reap(struct spawner *s)
 {
 	pid_t pid;
@@ -448,12 +524,18 @@ static void reap(struct spawner *s)
 			struct running *r = &s->managers[i];
 			if (r->pid != pid)
 				continue;
-			if (!WIFEXITED(status) || WEXITSTATUS(status))
-				restart(s, r, status);
-			else
+			if (r->starting) {
 				r->pid = 0;
-			if (!r->pid)
-				*r = s->managers[--s->n_managers];
+				read_start(s, r);
+				if (r->starting && r->n_err == 0)
+					started(s, r, "it exited at once; see"
+						" its log in ~/.xylem/endpoint");
+			} else if ((!WIFEXITED(status) || WEXITSTATUS(status)) &&
+				   restart(s, r, status)) {
+				/* starting again */
+			} else {
+				forget(s, r);
+			}
 			break;
 		}
 }
@@ -466,73 +548,154 @@ static struct running *find(struct spawner *s, uid_t uid, char kind)
 	return NULL;
 }
 
+/* Is fd a connection accepted on the endpoint's own socket? The front
+ * could pass one it made to another service, whose owner SO_PEERCRED
+ * would then name. */
+static int from_endpoint(const struct spawner *s, int fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof sa;
+	int type = 0;
+	socklen_t tl = sizeof type;
+
+	memset(&sa, 0, sizeof sa);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+	       type == SOCK_STREAM &&
+	       getsockname(fd, (struct sockaddr *)&sa, &len) == 0 &&
+	       sa.sun_family == AF_UNIX &&
+	       len > offsetof(struct sockaddr_un, sun_path) &&
+	       strncmp(sa.sun_path, s->socket, sizeof sa.sun_path) == 0;
+}
+
 /* A client asked for its manager (kind: a `xylem manager`, or a Python
- * session server): started if it does not run. */
+ * session server): started if it does not run; fd is kept until the
+ * start's answer if one is under way. */
 static void serve_manager(struct spawner *s, int fd, char kind)
 {
-	const char *what = kind == XY_EP_OP_PYTHON ? "session server"
-						    : "manager";
-
+	struct running *r;
 	struct account a;
 	char err[512];
 
-	if (admit(s->cfg, fd, &a, err, sizeof err) < 0) {
+	if (!from_endpoint(s, fd)) {
+		fprintf(stderr, "xylem endpoint: refused a connection that "
+			"did not come through the endpoint's socket\n");
+		close(fd);
+		return;
+	}
+	reap(s); /* a manager that just went idle is not "running" */
+	if (admit(s->cfg, fd, &a, err, sizeof err) < 0 ||
+	    (a.pw.pw_uid == s->front && geteuid() == 0 &&
+	     snprintf(err, sizeof err, "the endpoint's own account may not "
+		      "use it") > 0)) {
 		fprintf(stderr, "xylem endpoint: refused: %s\n", err);
 		reply(fd, "error %s\n", err);
-		return;
-	}
-	if (kind == XY_EP_OP_PYTHON && !s->cfg->python) {
+	} else if (kind == XY_EP_OP_PYTHON && !s->cfg->python) {
 		reply(fd, "error the endpoint runs no Python (no 'python' in "
 		      "its configuration)\n");
+	} else if ((r = find(s, a.pw.pw_uid, kind)) && !r->starting) {
+		reply(fd, "ok running %s %s\n", a.pw.pw_name, a.dir);
+	} else if (r && r->n_clients < WAITING_MAX) {
+		r->clients[r->n_clients++] = fd;
 		return;
-	}
-	reap(s);
-	int fresh = !find(s, a.pw.pw_uid, kind);
-	if (fresh) {
-		if (s->n_managers == MANAGERS_MAX) {
-			reply(fd, "error the endpoint runs as many managers as"
-			      " it may\n");
+	} else if (r || s->n_managers == MANAGERS_MAX) {
+		reply(fd, "error the endpoint is busy: ask again\n");
+	} else {
+		r = &s->managers[s->n_managers++];
+		*r = (struct running){.uid = a.pw.pw_uid, .kind = kind,
+				      .since = xy_mono(), .pipe = -1,
+				      .dir = strdup(a.dir)};
+		snprintf(r->name, sizeof r->name, "%s", a.pw.pw_name);
+		if (!r->dir || begin(s, r, &a) < 0) {
+			reply(fd, "error cannot start your %s: %s\n", what(r),
+			      r->dir ? r->err : "out of memory");
+			forget(s, r);
+		} else {
+			r->clients[r->n_clients++] = fd;
 			return;
 		}
-		pid_t pid = start(s, &a, kind, err, sizeof err);
-		if (pid < 0) {
-			fprintf(stderr, "xylem endpoint: cannot start %s's "
-				"%s: %s\n", a.pw.pw_name, what, err);
-			reply(fd, "error cannot start your %s: %s\n", what, err);
-			return;
-		}
-		s->managers[s->n_managers++] = (struct running){
-			.uid = a.pw.pw_uid, .kind = kind, .pid = pid,
-			.since = xy_mono()};
-		fprintf(stderr, "xylem endpoint: started %s's %s (pid %ld)\n",
-			a.pw.pw_name, what, (long)pid);
 	}
-	reply(fd, "ok %s %s %s\n", fresh ? "started" : "running",
-	      a.pw.pw_name, a.dir);
+	close(fd);
 }
 
-int xy_spawn_serve(int sock, const struct xy_ep_config *cfg, const char *exe)
+/* Waits for the socket, the starts' pipes, or the next deadline or
+ * tick; then reads the starts that spoke and fails those past due. */
+static void wait_turn(struct spawner *s, int sock, struct pollfd *p)
+{
+	struct running *idx[MANAGERS_MAX];
+	int n = 1, timeout = TICK_MS;
+	double now = xy_mono();
+
+	p[0] = (struct pollfd){.fd = sock, .events = POLLIN};
+	for (int i = 0; i < s->n_managers; i++) {
+		struct running *r = &s->managers[i];
+		if (!r->starting)
+			continue;
+		idx[n] = r;
+		p[n++] = (struct pollfd){.fd = r->pipe, .events = POLLIN};
+		int ms = (int)((r->deadline - now) * 1e3) + 1;
+		timeout = ms < timeout ? (ms > 0 ? ms : 0) : timeout;
+	}
+	if (poll(p, (nfds_t)n, timeout) < 0)
+		p[0].revents = 0;
+	now = xy_mono();
+	/* From the end: started() and forget() move the last entry. */
+	for (int i = n - 1; i >= 1; i--) {
+		struct running *r = idx[i];
+		if (p[i].revents)
+			read_start(s, r);
+		else if (now > r->deadline)
+			started(s, r, "it did not start within 10 s (a FIFO, "
+				"or a file system that hangs, under "
+				"~/.xylem/endpoint?)");
+	}
+}
+
+static void remove_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    strlen(path) >= sizeof sa.sun_path)
+		return;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		unlink(path);
+	if (fd >= 0)
+		close(fd);
+}
+
+int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
+		       const char *exe, const char *sock_path, uid_t front)
 {
 	static struct spawner s; /* a daemon's own state (STYLE.md) */
+	static struct pollfd p[MANAGERS_MAX + 1];
 	char op;
 	int fd;
 
 	s.cfg = cfg;
 	s.exe = exe;
-	xy_spawn_close_from(3, sock); /* root keeps nothing it was handed */
+	s.socket = sock_path;
+	s.front = front;
+	xy_cli_spawn_close_from(3, sock); /* root keeps nothing it was handed */
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
-		struct pollfd p = {.fd = sock, .events = POLLIN};
 		reap(&s);
-		if (poll(&p, 1, TICK_MS) <= 0)
-			continue; /* a tick, or a signal: reap again */
+		wait_turn(&s, sock, p);
+		if (!p[0].revents)
+			continue; /* a tick, or a start that spoke */
 		if (!take(sock, &op, &fd))
 			break;
 		if (op == XY_EP_OP_MANAGER || op == XY_EP_OP_PYTHON)
 			serve_manager(&s, fd, op);
-		if (fd >= 0)
+		else if (fd >= 0)
 			close(fd);
 	}
-	/* The front is gone: managers run on, each until idle. */
+	/* The front is gone: managers run on, each until idle. The socket,
+	 * in a directory the front may not write, is root's to remove, if
+	 * nobody answers on it (not another endpoint's). */
+	remove_socket(sock_path);
 	return 0;
 }

@@ -34,16 +34,18 @@ struct xy_ep_config {
 #define XY_EP_OP_PYTHON 'P'
 
 /* Serves requests from sock (the front's end of the socketpair) until the
- * front closes it; exe is this program's path, run as each user's
- * manager. Returns the process's exit status. Never returns while the
- * front lives. */
-int xy_spawn_serve(int sock, const struct xy_ep_config *cfg,
-		   const char *exe);
+ * front closes it, then removes the endpoint's socket; exe is this
+ * program's path, run as each user's manager; only connections accepted
+ * on sock_path are served, and never the front's account `front`.
+ * Returns the process's exit status. */
+int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
+		       const char *exe, const char *sock_path, uid_t front);
 
-/* Passes client, with op, to the spawner over sock: 0, or -1 with errno. */
-int xy_spawn_pass(int sock, char op, int client);
+/* Passes client, with op, to the spawner over sock without waiting: 0,
+ * or -1 with errno (EAGAIN: the spawner is behind). */
+int xy_cli_spawn_pass(int sock, char op, int client);
 
 /* Closes every descriptor from lo up, but keep (-1: none). */
-void xy_spawn_close_from(int lo, int keep);
+void xy_cli_spawn_close_from(int lo, int keep);
 
 #endif

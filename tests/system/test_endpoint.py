@@ -160,7 +160,7 @@ def endpoint(accounts, place):
         _kill_user(u)
         log = os.path.join(accounts[u].pw_dir, ".xylem", "endpoint",
                            "manager.log")
-        if os.path.exists(log):  # a sanitized build's findings land here
+        if os.path.isfile(log):  # a sanitized build's findings land here
             assert "Sanitizer" not in open(log).read(), log
         shutil.rmtree(os.path.join(accounts[u].pw_dir, ".xylem"),
                       ignore_errors=True)
@@ -264,20 +264,47 @@ def test_a_garbled_request_is_refused(endpoint, accounts):
 
 
 def test_a_planted_symlink_is_not_followed(endpoint, accounts, place):
-    # A points ~/.xylem/endpoint at a directory that is not theirs: the
-    # manager, already A, refuses to keep its state there.
+    # A points ~/.xylem at a directory of root's, 0700: a manager that
+    # touched it as root would write there; as A it cannot even look.
     home = accounts["xyept_a"].pw_dir
-    target = os.path.join(place, "elsewhere")
-    os.mkdir(target, 0o777)
-    os.chmod(target, 0o777)
+    target = os.path.join(place, "roots")
+    os.mkdir(target, 0o700)
+    subprocess.run(["runuser", "-u", "xyept_a", "--", "ln", "-s", target,
+                    f"{home}/.xylem"], check=True)
+    r = endpoint.connect("xyept_a")
+    assert r.returncode == 1
+    assert "cannot make ~/.xylem/endpoint" in r.stderr, r.stderr
+    assert os.listdir(target) == []
+    assert not endpoint.spawned()
+    os.unlink(f"{home}/.xylem")
+    # And a link as ~/.xylem/endpoint itself, to a directory A may
+    # write: not the user's own directory, refused.
+    other = os.path.join(place, "elsewhere")
+    os.mkdir(other)
+    os.chmod(other, 0o777)
     subprocess.run(["runuser", "-u", "xyept_a", "--", "sh", "-c",
-                    f"mkdir -p {home}/.xylem && ln -s {target} "
+                    f"mkdir -p {home}/.xylem && ln -s {other} "
                     f"{home}/.xylem/endpoint"], check=True)
     r = endpoint.connect("xyept_a")
     assert r.returncode == 1
     assert "is not the user's directory" in r.stderr, r.stderr
-    assert os.listdir(target) == []
-    assert not _pids("xyept_a", "xylem manager")
+    assert os.listdir(other) == []
+
+
+def test_a_fifo_as_the_log_holds_up_nobody(endpoint, accounts):
+    # A plants a FIFO where its manager's log goes: its own start fails
+    # at once (opened without waiting for a reader: ENXIO) instead of
+    # hanging the spawner, and B is served.
+    home = accounts["xyept_a"].pw_dir
+    subprocess.run(["runuser", "-u", "xyept_a", "--", "sh", "-c",
+                    f"mkdir -p -m 700 {home}/.xylem/endpoint && mkfifo "
+                    f"{home}/.xylem/endpoint/manager.log"], check=True)
+    t = time.monotonic()
+    r = endpoint.connect("xyept_a")
+    assert r.returncode == 1
+    assert "cannot open the log" in r.stderr, r.stderr
+    assert endpoint.env_of("xyept_b")["XYLEM_MANAGER"]
+    assert time.monotonic() - t < 5
 
 
 def test_idle_manager_exits_and_comes_back_from_its_journal(endpoint,
@@ -298,7 +325,11 @@ def test_idle_manager_exits_and_comes_back_from_its_journal(endpoint,
     # same task is answered from it and does not run a second time.
     env2 = endpoint.env_of(u)
     (pid2,) = _pids(u, "xylem manager")
-    assert pid2 != pid and env2 == env
+    # Same secret and CA; the port is any free one (an idle manager
+    # forgets its port, so that no client calls a dead one).
+    assert pid2 != pid
+    assert env2["XYLEM_SECRET_FILE"] == env["XYLEM_SECRET_FILE"]
+    assert env2["XYLEM_TLS_CA"] == env["XYLEM_TLS_CA"]
     r = endpoint.run_tool(u, env2, count)
     assert r.returncode == 0, r.stdout + r.stderr
     assert open(count).read() == "ran\n"
@@ -381,7 +412,7 @@ def test_a_killed_manager_comes_back_and_its_client_finishes(endpoint,
     os.kill(pid, signal.SIGKILL)
     # The spawner sees it die and starts it again, on its journal and
     # its port: the client, reconnecting, finds it there.
-    wait_for(lambda: "manager died (signal 9); started again"
+    wait_for(lambda: "manager died (signal 9); starting it again"
              in endpoint.text(), 10, what="the manager to be restarted")
     (pid2,) = wait_for(lambda: _pids(u, "xylem manager"), 10,
                        what="the new manager")
