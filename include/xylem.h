@@ -494,6 +494,8 @@ struct xy_stats {
 	int64_t objects; /* objects it knows now (idle ones included) */
 	int64_t tasks_skipped; /* finished from the journal, not run */
 	int64_t tasks_adopted; /* taken back from workers that kept them */
+	int64_t clients_connected; /* programs submitting to it (xylem cwl
+				    * --manager), connected now */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

@@ -360,13 +360,32 @@ class Executor(cf.Executor):
         manager's port and secret are kept there too (docs/python.md,
         "Journal"). journal_sync: also fdatasync the records, to survive
         a machine's crash, not only the program's.
+
+    endpoint: "unix:PATH", a shared endpoint's socket (docs/endpoint.md):
+        the calls run on your own session server there, not in this
+        process; session= re-attaches to an earlier one (ex.session). The
+        executor is then an xylem.endpoint.EndpointExecutor.
     """
+
+    def __new__(cls, *args, endpoint=None, session=None, **kwargs):
+        if endpoint is None:
+            if session is not None:
+                raise TypeError("session= needs endpoint=")
+            return super().__new__(cls)
+        if args or kwargs:
+            raise TypeError("with endpoint=, an Executor takes session= "
+                            "only; the endpoint's administrator sets the "
+                            "rest")
+        from .endpoint import EndpointExecutor
+        return EndpointExecutor(endpoint, session=session)
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
                  history=None, environment=None, pools=None, journal=None,
-                 journal_sync=False, tls=True, tls_dir=None):
+                 journal_sync=False, tls=True, tls_dir=None, endpoint=None,
+                 session=None):
+        # endpoint= and session= are __new__'s (None here).
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}

@@ -208,6 +208,14 @@ int xy_local_journal_port(const char *dir)
 	return port;
 }
 
+void xy_local_journal_forget_port(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof path, "%s/port", dir);
+	unlink(path);
+}
+
 void xy_local_journal_save_port(const char *dir, int port)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];

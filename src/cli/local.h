@@ -81,6 +81,8 @@ void xy_local_journal(struct xy_local *l, const char *dir);
 int xy_local_journal_port(const char *dir);
 /* Remembers the port for the next manager on the journal. */
 void xy_local_journal_save_port(const char *dir, int port);
+/* Removes DIR/port (a manager that stops for good, not for a restart). */
+void xy_local_journal_forget_port(const char *dir);
 
 /* Creates the manager with opt (its secret and TLS choices l's) as l->m;
  * says why not on stderr. */

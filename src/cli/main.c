@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{"manager", xy_cli_manager, "run a standing manager that clients submit to"},
 	{"cwl", xy_cli_cwl, "run a CWL CommandLineTool, locally or on a manager"},
 	{"cwl-exec", xy_cli_cwl_exec, "run a CWL tool in a task (xylem cwl runs it)"},
+	{"endpoint", xy_cli_endpoint, "serve several users, each with a manager of their own"},
 	{"status", xy_cli_status, "show a running manager's tasks and workers"},
 	{"worker", xy_worker_main, "run a worker that connects to a manager"},
 	{"version", cmd_version, "print the version"},

@@ -31,6 +31,7 @@ struct manager_opts {
 	int no_tls;
 	int workers;
 	int cores_per_worker; /* 0: cores / workers */
+	int idle_exit; /* seconds with no work and no client; 0: never */
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
 	int n_pools;
 };
@@ -72,6 +73,10 @@ static void usage(FILE *out)
 		" docs/cli.md); repeatable\n"
 		"  --pools FILE          pools from a file: a SPEC a line, '#'"
 		" comments\n"
+		"  --idle-exit S         exit 0 after S seconds with no task"
+		" and no client\n"
+		"                        (an endpoint's managers;"
+		" docs/endpoint.md)\n"
 		"  --help                show this help\n\n"
 		"It prints 'xylem manager: listening on port P' on stderr when"
 		" ready.\nExit status: 0 after a signal, 1 if it cannot start,"
@@ -82,7 +87,8 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS };
+	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS,
+	       O_IDLE_EXIT };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
@@ -96,6 +102,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		{"pools", required_argument, NULL, O_POOLS},
 		{"tls-dir", required_argument, NULL, O_TLS_DIR},
 		{"no-tls", no_argument, NULL, O_NO_TLS},
+		{"idle-exit", required_argument, NULL, O_IDLE_EXIT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -115,6 +122,10 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_TLS_DIR: o->tls_dir = optarg; break;
 		case O_NO_TLS: o->no_tls = 1; break;
+		case O_IDLE_EXIT:
+			bad |= xy_cli_int("xylem manager", "--idle-exit", optarg,
+					  1, 1 << 30, &o->idle_exit);
+			break;
 		case O_WORKERS:
 			bad |= xy_cli_int("xylem manager", "--workers", optarg,
 					  0, 4096, &o->workers);
@@ -156,10 +167,24 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 	return -1;
 }
 
-/* Runs the manager until a signal; says once if every local worker
- * exited. Embedded programs' tasks never come here: wait returns none. */
-static void serve(struct xy_manager *m, struct xy_local *l)
+/* Has m had no task and no client since *since (monotonic seconds)? */
+static int idle_for(const struct xy_manager *m, double *since, double now)
 {
+	struct xy_stats st;
+
+	xy_manager_stats(m, &st);
+	if (st.tasks_waiting + st.tasks_ready + st.tasks_running +
+	    st.transfers_active + st.clients_connected)
+		*since = now;
+	return (int)(now - *since);
+}
+
+/* Runs the manager until a signal, or until it was idle for idle_exit
+ * seconds (1 then); says once if every local worker exited. Embedded
+ * programs' tasks never come here: wait returns none. */
+static int serve(struct xy_manager *m, struct xy_local *l, int idle_exit)
+{
+	double since = xy_mono();
 	int warned = 0;
 
 	while (!xy_local_stops()) {
@@ -169,7 +194,10 @@ static void serve(struct xy_manager *m, struct xy_local *l)
 				" exited\n");
 			warned = 1;
 		}
+		if (idle_exit && idle_for(m, &since, xy_mono()) >= idle_exit)
+			return 1;
 	}
+	return 0;
 }
 
 static int start(const struct manager_opts *o, struct xy_local *l)
@@ -189,12 +217,21 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 			l->tls_dir = NULL; /* the manager says why */
 	}
 	l->no_tls = o->no_tls;
+	/* With a journal, the secret and the port are kept there too: the
+	 * next start takes them again, and clients find it (endpoint.c). */
+	if (o->journal) {
+		xy_local_journal(l, o->journal);
+		if (!opt.port)
+			opt.port = xy_local_journal_port(o->journal);
+	}
 	if (xy_local_tmpdir(l, "xylem-manager") < 0 ||
 	    xy_local_secret(l, o->secret_file) < 0 ||
 	    xy_local_manager(l, &opt) < 0 ||
 	    xy_cli_pools_add("xylem manager", l->m,
 			     (struct xy_cli_pool **)o->pools, o->n_pools) < 0)
 		return -1;
+	if (o->journal)
+		xy_local_journal_save_port(o->journal, xy_manager_port(l->m));
 	xy_local_size(l, o->workers, o->cores_per_worker);
 	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)"
 		" (%s%s)\n", xy_manager_port(l->m),
@@ -222,9 +259,17 @@ int xy_cli_manager(int argc, char **argv)
 	xy_local_catch_signals();
 	rc = start(&o, &l) < 0 ? XY_EXIT_FAIL : XY_EXIT_OK;
 	if (rc == XY_EXIT_OK) {
-		serve(l.m, &l);
-		fprintf(stderr, "xylem manager: stopping on signal %d\n",
-			xy_local_stop_signal());
+		if (serve(l.m, &l, o.idle_exit)) {
+			fprintf(stderr, "xylem manager: idle for %d s, "
+				"stopping\n", o.idle_exit);
+			/* Gone: a client that finds no port asks its
+			 * endpoint again rather than calling a dead one. */
+			if (o.journal)
+				xy_local_journal_forget_port(o.journal);
+		}
+		else
+			fprintf(stderr, "xylem manager: stopping on signal "
+				"%d\n", xy_local_stop_signal());
 	}
 	xy_local_free(&l);
 	for (int i = 0; i < o.n_pools; i++)

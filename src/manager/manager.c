@@ -1489,6 +1489,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	xy_catalog_counts(m->catalog, &out->files, &out->objects);
 	out->tasks_skipped = xy_memo_skipped(m->memo);
 	out->tasks_adopted = xy_adopt_adopted(m->adopt);
+	out->clients_connected = xy_clients_connected(m->clients);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)
