@@ -114,14 +114,34 @@ static const char *task_name(const struct xy_task *t, char *buf, size_t n)
 	return buf;
 }
 
+/* The output a history event keeps: a command's stdout and stderr, or
+ * the log of a call's library instance that ended during it; never a
+ * call's reply, which is a pickle. Only once the attempt ended. */
+static const char *history_output(const struct xy_task *t,
+				  const char *event, size_t *len)
+{
+	*len = 0;
+	if (!t->output || (strcmp(event, "done") && strcmp(event, "retry")))
+		return NULL;
+	if (t->library && t->failure == XY_FAILURE_NONE)
+		return NULL;
+	*len = t->output_len;
+	return t->output;
+}
+
 static void history_task(struct xy_manager *m, struct xy_task *t,
 			 const char *event, const char *detail)
 {
+	const char *out;
+	size_t len;
+
 	if (!m->history)
 		return;
+	out = history_output(t, event, &len);
 	xy_history_task(m->history, xy_now(), t->id, t->tag, event,
 			t->worker ? t->worker->name : t->worker_name,
-			t->attempts, (int)t->result, t->exit_code, detail);
+			t->attempts, (int)t->result, t->exit_code, detail,
+			out, len);
 }
 
 /* t failed for good: nothing it was to write will come, so whoever waits
@@ -1161,6 +1181,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	if (opt->history &&
 	    !(m->history = xy_history_open(opt->history, m->name, err, errlen)))
 		goto error;
+	if (opt->history_output)
+		xy_history_set_output_max(m->history, opt->history_output);
 	if (opt->journal && !(m->memo = xy_memo_open(m, opt->journal,
 						     opt->journal_sync, err,
 						     errlen)))
