@@ -48,6 +48,7 @@ struct xy_history {
 	sqlite3_stmt *end_run;
 	int64_t run;
 	long output_max; /* bytes of a task's output kept; <0: none */
+	char *path;
 
 	pthread_t thread;
 	int thread_started;
@@ -364,10 +365,20 @@ struct xy_history *xy_history_open(const char *path, const char *manager_name,
 		return NULL;
 	}
 	h->output_max = XY_HISTORY_OUTPUT_DEFAULT;
+	if (!(h->path = strdup(path))) {
+		xy_fail(err, errlen, ENOMEM, "history: out of memory");
+		goto error;
+	}
 	if (open_db(h, path, manager_name, err, errlen) < 0)
 		goto error;
 	if (start_thread(h, err, errlen) < 0)
 		goto error;
+	/* Absolute, for a status client in another directory. */
+	char *abs = realpath(path, NULL);
+	if (abs) {
+		free(h->path);
+		h->path = abs;
+	}
 	return h;
 error:
 	xy_history_close(h);
@@ -406,6 +417,7 @@ void xy_history_close(struct xy_history *h)
 		XY_LOGW("history", "%llu events dropped: the disk did not keep up",
 			(unsigned long long)h->dropped);
 	close_db(h);
+	free(h->path);
 	free(h);
 }
 
@@ -465,6 +477,11 @@ static void note_oom(struct xy_history *h)
 	pthread_mutex_lock(&h->lock);
 	h->dropped++;
 	pthread_mutex_unlock(&h->lock);
+}
+
+const char *xy_history_path(const struct xy_history *h)
+{
+	return h ? h->path : NULL;
 }
 
 void xy_history_set_output_max(struct xy_history *h, long max)

@@ -21,6 +21,9 @@ struct xy_history *xy_history_open(const char *path, const char *manager_name,
  * close(NULL) does nothing. */
 void xy_history_close(struct xy_history *h);
 
+/* The path it was opened with, or NULL for h NULL. */
+const char *xy_history_path(const struct xy_history *h);
+
 /* Bytes of a task's output (its tail) that the history keeps by
  * default; xy_history_set_output_max changes it (0 or less: none). */
 #define XY_HISTORY_OUTPUT_DEFAULT 4096
