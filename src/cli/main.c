@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{"cwl", xy_cli_cwl, "run a CWL CommandLineTool, locally or on a manager"},
 	{"cwl-exec", xy_cli_cwl_exec, "run a CWL tool in a task (xylem cwl runs it)"},
 	{"status", xy_cli_status, "show a running manager's tasks and workers"},
+	{"report", xy_cli_report, "write a run's history as one HTML page"},
 	{"worker", xy_worker_main, "run a worker that connects to a manager"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "show this help, or a command's (xylem help run)"},

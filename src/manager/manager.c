@@ -129,6 +129,25 @@ static const char *history_output(const struct xy_task *t,
 	return t->output;
 }
 
+/* For the history's dispatched event, before t's inputs are staged on
+ * w: how many inputs it has and how many w holds already (cache hits,
+ * which the run report counts). */
+static void history_cached(const struct xy_task *t,
+			   const struct xy_worker *w, char *buf, size_t n)
+{
+	uint32_t hits = 0;
+
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		const struct xy_object *o = t->inputs[i].file->obj;
+		const struct replica *r =
+			o ? xy_catalog_replica_find((struct xy_object *)o,
+						    (struct xy_worker *)w)
+			  : NULL;
+		hits += r && r->ready;
+	}
+	snprintf(buf, n, "inputs %u, cached %u", t->n_inputs, hits);
+}
+
 static void history_task(struct xy_manager *m, struct xy_task *t,
 			 const char *event, const char *detail)
 {
@@ -387,6 +406,8 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	 * that cannot go fails as the manager's fault (requeued, it would
 	 * be picked again at once, in this same round); the fetches sent
 	 * for it go on, recorded as any other. */
+	char cached[64];
+	history_cached(t, w, cached, sizeof cached);
 	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
 	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
 		free(in);
@@ -410,7 +431,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 		xy_manager_task_lost(m, t, "could not be sent to its worker");
 		return;
 	}
-	history_task(m, t, "dispatched", NULL);
+	history_task(m, t, "dispatched", cached);
 }
 
 /* The worker t ran on was lost (disconnected, killed, or a transfer
