@@ -25,6 +25,8 @@ struct manager_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	long history_output; /* --history-output: bytes; 0: default */
+	const char *log_dir; /* --log-dir: local workers' logs kept there */
 	const char *journal;
 	int journal_sync;
 	const char *tls_dir;
@@ -54,6 +56,10 @@ static void usage(FILE *out)
 		"  --cores-per-worker C  cores each local worker offers"
 		" (default: cores / N)\n"
 		"  --history DB          record tasks in an SQLite database\n"
+		"  --history-output N    bytes of each task's output (its tail)"
+		" the\n                        history keeps (default 4096; 0:"
+		" none)\n"
+		"  --log-dir DIR         keep the local workers' logs in DIR\n"
 		"  --journal DIR         record clients' finished tasks in DIR:"
 		" started again on it,\n"
 		"                        a task it finished is answered without"
@@ -82,12 +88,15 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS };
+	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS,
+	       O_HISTORY_OUTPUT, O_LOG_DIR };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"history-output", required_argument, NULL, O_HISTORY_OUTPUT},
+		{"log-dir", required_argument, NULL, O_LOG_DIR},
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"workers", required_argument, NULL, O_WORKERS},
@@ -111,6 +120,14 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
+		case O_LOG_DIR: o->log_dir = optarg; break;
+		case O_HISTORY_OUTPUT: {
+			int v;
+			bad |= xy_cli_int("xylem manager", "--history-output",
+					  optarg, 0, 1 << 20, &v) < 0;
+			o->history_output = v ? v : -1;
+			break;
+		}
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_TLS_DIR: o->tls_dir = optarg; break;
@@ -177,7 +194,8 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 	struct xy_manager_options opt = {
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager", .journal = o->journal,
-		.journal_sync = o->journal_sync};
+		.journal_sync = o->journal_sync,
+		.history_output = o->history_output};
 
 	/* With a journal, the CA is kept there: workers that outlive this
 	 * manager verify the next one on it. */
@@ -195,6 +213,7 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 	    xy_cli_pools_add("xylem manager", l->m,
 			     (struct xy_cli_pool **)o->pools, o->n_pools) < 0)
 		return -1;
+	l->log_dir = o->log_dir;
 	xy_local_size(l, o->workers, o->cores_per_worker);
 	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)"
 		" (%s%s)\n", xy_manager_port(l->m),

@@ -166,3 +166,33 @@ def test_progress_in_jupyter(make_executor, monkeypatch):
     assert [k for k, _ in shown].count("display") == 1
     assert "5/5 done" in shown[-1][1]
     assert "<progress" in shown[-1][1]
+
+
+def test_worker_log_dir_keeps_library_output(make_executor, tmp_path):
+    """`xylem worker --log-dir`: the worker's log and each library
+    instance's output are files that outlive the worker."""
+    import subprocess
+    from xylem.workers import find_xylem
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    logs = tmp_path / "logs"
+    ex = make_executor(workers=0, secret_file=str(secret))
+    w = subprocess.Popen(
+        [find_xylem(), "worker", f"127.0.0.1:{ex.port}", "--secret-file",
+         str(secret), "--cores", "1", "--name", "w1", "--tls-ca",
+         ex.tls_ca, "--log-dir", str(logs)],
+        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert ex.submit(chatty, 11).result(timeout=TIMEOUT) == 12
+        ex.shutdown(wait=True)
+        w.wait(TIMEOUT)
+    finally:
+        w.kill()
+    names = os.listdir(logs)
+    worker_logs = [n for n in names if n.startswith("worker-w1-")]
+    lib_logs = [n for n in names if n.startswith("library-")]
+    assert len(worker_logs) == 1 and lib_logs, names
+    assert "connected to" in (logs / worker_logs[0]).read_text()
+    text = "".join((logs / n).read_text() for n in lib_logs)
+    assert "stdout line 11" in text and "stderr line 11" in text

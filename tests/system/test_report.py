@@ -181,3 +181,19 @@ def test_report_in_chromium(xylem, finished_run, tmp_path):
                      r'</script>', html, re.S).group(1)
     doc = json.loads(data)
     assert doc["counts"]["tasks"] == 6
+
+
+def test_log_dir_keeps_worker_logs(xylem, tmp_path):
+    logs = tmp_path / "logs"
+    wf = write_workflow(tmp_path / "wf.json",
+                        [task(f"t{i}", "true") for i in range(4)])
+    r = xylem.run("run", wf, "--workers", "2", "--log-dir", logs,
+                  timeout=60)
+    assert r.returncode == 0, r.output
+    files = sorted(logs.glob("worker-*.log"))
+    assert len(files) == 2, files
+    for f in files:
+        text = f.read_text()
+        # The worker's info lines, kept after it exited.
+        assert "connected to 127.0.0.1:" in text, text
+        assert "stopping" in text, text
