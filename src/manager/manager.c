@@ -406,8 +406,9 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	 * that cannot go fails as the manager's fault (requeued, it would
 	 * be picked again at once, in this same round); the fetches sent
 	 * for it go on, recorded as any other. */
-	char cached[64];
-	history_cached(t, w, cached, sizeof cached);
+	char cached[64] = "";
+	if (m->history) /* a pass over the inputs' replicas: only for it */
+		history_cached(t, w, cached, sizeof cached);
 	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
 	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
 		free(in);
@@ -431,7 +432,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 		xy_manager_task_lost(m, t, "could not be sent to its worker");
 		return;
 	}
-	history_task(m, t, "dispatched", cached);
+	history_task(m, t, "dispatched", cached[0] ? cached : NULL);
 }
 
 /* The worker t ran on was lost (disconnected, killed, or a transfer

@@ -197,3 +197,26 @@ def test_log_dir_keeps_worker_logs(xylem, tmp_path):
         # The worker's info lines, kept after it exited.
         assert "connected to 127.0.0.1:" in text, text
         assert "stopping" in text, text
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="no chromium (scripts/deps.sh)")
+def test_report_cache_hits(xylem, tmp_path):
+    """Tasks reading one file on one one-core worker: the first fetches
+    it, the others find it cached; the page says so."""
+    data = tmp_path / "shared.txt"
+    data.write_text("shared\n")
+    wf = write_workflow(tmp_path / "wf.json", [
+        task(f"r{i}", "cat in", inputs=[(data, "in")]) for i in range(3)])
+    db = tmp_path / "run.db"
+    r = xylem.run("run", wf, "--workers", "1", "--cores-per-worker", "1",
+                  "--history", db, timeout=60)
+    assert r.returncode == 0, r.output
+    details = sorted(d for (d,) in query(
+        db, "SELECT detail FROM task_events WHERE event = 'dispatched'"))
+    assert details == ["inputs 1, cached 0", "inputs 1, cached 1",
+                       "inputs 1, cached 1"], details
+    page = tmp_path / "r.html"
+    assert xylem.run("report", db, "-o", page).returncode == 0
+    dom = chromium("--dump-dom", page.as_uri())
+    m = re.search(r'id="cache-hit"[^>]*>([^<]*)<', dom)
+    assert m and m.group(1) == "66.7% of 3 inputs", m and m.group(1)
