@@ -120,6 +120,9 @@ struct xy_manager_options {
 	/* With a journal: seconds to wait for the workers of the manager
 	 * before to bring back the tasks they kept. 0: 15. */
 	double adopt_wait;
+	/* Bytes of each task's stdout and stderr (the tail) that the
+	 * history keeps (docs/history.md). 0: 4096; negative: none. */
+	long history_output;
 };
 
 #define XY_CALL_WINDOW 2

@@ -33,7 +33,9 @@ if [ "$what" = test ]; then
 	       tcpdump openssl
 	       curl python-is-python3 util-linux mount findutils
 	       munge slurmctld slurmd slurm-client
-	       gridengine-master gridengine-exec gridengine-client)
+	       gridengine-master gridengine-exec gridengine-client
+	       chromium)
+	# chromium: the run report's tests open the page headless;
 	# tcpdump and openssl: the TLS tests (a capture on loopback, and
 	# certificates of other CAs, expired, for other names);
 	# clang and its runtime: the fuzz build; iproute2: the namespace

@@ -51,6 +51,8 @@ from .environment import Environment
 from .files import File, Temp
 from .pools import ProviderJobs
 from .shell import ShellFunction
+from . import _printed
+from . import shell as shell_mod
 from .workers import LocalWorkers, find_xylem
 
 # Executors not yet shut down, which the interpreter's exit shuts down.
@@ -159,7 +161,7 @@ class _Pending:
     """What the executor keeps about a task until its result comes."""
 
     __slots__ = ("future", "kind", "result_path", "shell", "marker", "app",
-                 "back")
+                 "back", "tag")
 
     def __init__(self, future, kind, result_path=None, shell=None,
                  marker=None, app=None, back=None):
@@ -170,6 +172,7 @@ class _Pending:
         self.marker = marker
         self.app = app    # a CWLApp, and the directory its outputs reach
         self.back = back
+        self.tag = None   # the task's tag (_printed.default_tag)
 
 
 # The package's own directory, and the one holding it (an installed
@@ -383,9 +386,10 @@ class Executor(cf.Executor):
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
                  history=None, environment=None, pools=None, journal=None,
-                 journal_sync=False, tls=True, tls_dir=None, endpoint=None,
-                 session=None):
+                 journal_sync=False, tls=True, tls_dir=None,
+                 call_output="terminal", endpoint=None, session=None):
         # endpoint= and session= are __new__'s (None here).
+        self._call_output = _printed.check(call_output)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -667,6 +671,9 @@ class Executor(cf.Executor):
                 pending, spec = self._call_spec(future, fn, args, kwargs,
                                                 opts["env"], environment)
             spec.update(self._resources(opts, spec))
+            if spec.get("tag") is None:
+                spec["tag"] = _printed.default_tag(fn)
+            pending.tag = spec["tag"]
             self._check_fits(spec)
         except Exception as e:
             # A Future that fails at once loses nothing else (docs:
@@ -1029,17 +1036,22 @@ class Executor(cf.Executor):
                 return "err", TaskFailed(
                     "the shell wrapper's output was cut or garbled",
                     _text(output), exit_code, worker)
+            if r.returncode and getattr(p.shell, "check", False):
+                return "err", _shell_failed(r, worker)
             return "ok", r
         if p.kind == "fresh":
             with open(p.result_path, "rb") as f:
                 output = f.read()
         try:
-            return _calls.decode_reply(output)
+            reply = _calls.decode_reply(output)
         except Exception as e:
             err = PickleError(f"the result could not be unpickled here:"
                               f" {type(e).__name__}: {e}")
             err.__cause__ = e
             return "err", err
+        if len(reply) > 2:
+            _printed.show(self._call_output, p.tag, reply[2])
+        return reply[:2]
 
     # ---------------------------------------------------------- shutdown
 
@@ -1278,6 +1290,20 @@ def _failure(kind, result, exit_code, output, error, worker, failure):
         return TaskFailed(f"the Python process running the call failed:"
                           f" {error or f'exit status {exit_code}'}", *args)
     return TaskFailed(error or f"failed with exit status {exit_code}", *args)
+
+
+def _shell_failed(r, worker):
+    """The TaskFailed of a ShellFunction(check=True) that exited non-zero:
+    its output is the command's stderr tail, then its stdout tail."""
+    text = r.stderr
+    if r.stdout:
+        text = (text + "\n" if text and not text.endswith("\n") else text) \
+            + r.stdout
+    why = "the command was killed at its walltime" \
+        if r.returncode == shell_mod.EXIT_TIMEOUT else \
+        f"the command exited with status {r.returncode}"
+    return TaskFailed(why, text, r.returncode, worker,
+                      _core.result_string(_core.RESULT_APP_FAILED))
 
 
 def _shutdown_all():

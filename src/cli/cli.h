@@ -14,6 +14,7 @@
 
 int xy_cli_run(int argc, char **argv);
 int xy_cli_status(int argc, char **argv);
+int xy_cli_report(int argc, char **argv);
 int xy_cli_manager(int argc, char **argv);
 int xy_cli_cwl(int argc, char **argv);
 int xy_cli_cwl_exec(int argc, char **argv);

@@ -41,6 +41,9 @@ struct xy_local {
 	/* A journal's directory (xy_local_journal): the secret kept there,
 	 * and local workers that outlive this program. NULL: none. */
 	const char *journal;
+	/* --log-dir: local workers keep their logs there (xylem worker
+	 * --log-dir), at their own level. NULL: none. */
+	const char *log_dir;
 };
 
 /* After a first stop signal, how long a command waits for its cancelled

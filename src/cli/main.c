@@ -30,6 +30,7 @@ static const struct command commands[] = {
 	{"cwl-exec", xy_cli_cwl_exec, "run a CWL tool in a task (xylem cwl runs it)"},
 	{"endpoint", xy_cli_endpoint, "serve several users, each with a manager of their own"},
 	{"status", xy_cli_status, "show a running manager's tasks and workers"},
+	{"report", xy_cli_report, "write a run's history as one HTML page"},
 	{"worker", xy_worker_main, "run a worker that connects to a manager"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "show this help, or a command's (xylem help run)"},

@@ -25,6 +25,8 @@ struct manager_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	long history_output; /* --history-output: bytes; 0: default */
+	const char *log_dir; /* --log-dir: local workers' logs kept there */
 	const char *journal;
 	int journal_sync;
 	const char *tls_dir;
@@ -55,6 +57,10 @@ static void usage(FILE *out)
 		"  --cores-per-worker C  cores each local worker offers"
 		" (default: cores / N)\n"
 		"  --history DB          record tasks in an SQLite database\n"
+		"  --history-output N    bytes of each task's output (its tail)"
+		" the\n                        history keeps (default 4096; 0:"
+		" none)\n"
+		"  --log-dir DIR         keep the local workers' logs in DIR\n"
 		"  --journal DIR         record clients' finished tasks in DIR:"
 		" started again on it,\n"
 		"                        a task it finished is answered without"
@@ -88,12 +94,14 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
 	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS,
-	       O_IDLE_EXIT };
+	       O_IDLE_EXIT, O_HISTORY_OUTPUT, O_LOG_DIR };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"history-output", required_argument, NULL, O_HISTORY_OUTPUT},
+		{"log-dir", required_argument, NULL, O_LOG_DIR},
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"workers", required_argument, NULL, O_WORKERS},
@@ -118,6 +126,14 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
+		case O_LOG_DIR: o->log_dir = optarg; break;
+		case O_HISTORY_OUTPUT: {
+			int v;
+			bad |= xy_cli_int("xylem manager", "--history-output",
+					  optarg, 0, 1 << 20, &v) < 0;
+			o->history_output = v ? v : -1;
+			break;
+		}
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_TLS_DIR: o->tls_dir = optarg; break;
@@ -205,7 +221,8 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 	struct xy_manager_options opt = {
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager", .journal = o->journal,
-		.journal_sync = o->journal_sync};
+		.journal_sync = o->journal_sync,
+		.history_output = o->history_output};
 
 	/* With a journal, the CA is kept there: workers that outlive this
 	 * manager verify the next one on it. */
@@ -232,6 +249,7 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 		return -1;
 	if (o->journal)
 		xy_local_journal_save_port(o->journal, xy_manager_port(l->m));
+	l->log_dir = o->log_dir;
 	xy_local_size(l, o->workers, o->cores_per_worker);
 	fprintf(stderr, "xylem manager: listening on port %d (secret %s%s)"
 		" (%s%s)\n", xy_manager_port(l->m),

@@ -41,6 +41,8 @@ struct run_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	long history_output; /* --history-output: bytes; 0: default */
+	const char *log_dir; /* --log-dir: local workers' logs kept there */
 	const char *journal;
 	int journal_sync;
 	const char *tls_dir;
@@ -100,6 +102,10 @@ static void usage(FILE *out)
 		"                        (default: XYLEM_SECRET, else a fresh"
 		" one)\n"
 		"  --history DB          record the run in an SQLite database\n"
+		"  --history-output N    bytes of each task's output (its tail)"
+		" the\n                        history keeps (default 4096; 0:"
+		" none)\n"
+		"  --log-dir DIR         keep the local workers' logs in DIR\n"
 		"  --tls-dir DIR         keep the TLS CA and certificate in DIR"
 		" (default: a\n                        private directory for this"
 		" run; docs/security.md)\n"
@@ -130,13 +136,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
 	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC,
-	       O_TLS_DIR, O_NO_TLS };
+	       O_TLS_DIR, O_NO_TLS, O_HISTORY_OUTPUT, O_LOG_DIR };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"history-output", required_argument, NULL, O_HISTORY_OUTPUT},
+		{"log-dir", required_argument, NULL, O_LOG_DIR},
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
@@ -174,6 +182,16 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_SECRET:
 			o->secret_file = optarg;
+			break;
+		case O_HISTORY_OUTPUT: {
+			int v;
+			bad |= xy_cli_int("xylem run", "--history-output",
+					  optarg, 0, 1 << 20, &v) < 0;
+			o->history_output = v ? v : -1;
+			break;
+		}
+		case O_LOG_DIR:
+			o->log_dir = optarg;
 			break;
 		case O_HISTORY:
 			o->history = optarg;
@@ -296,6 +314,7 @@ static int start_manager(struct run *r)
 		.host = listen_host(r),
 		.port = r->o.port,
 		.history = r->o.history,
+		.history_output = r->o.history_output,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
 		.journal = r->o.journal,
 		.journal_sync = r->o.journal_sync,
@@ -684,6 +703,7 @@ int xy_cli_run(int argc, char **argv)
 	/* Pools bring the workers: none local unless asked for. */
 	if (r.o.n_pools && r.o.workers < 0)
 		r.o.workers = 0;
+	l->log_dir = r.o.log_dir;
 	xy_local_size(l, r.o.workers, r.o.cores_per_worker);
 	if (check_fits(&r) < 0) {
 		cleanup(&r);

@@ -119,14 +119,53 @@ static const char *task_name(const struct xy_task *t, char *buf, size_t n)
 	return buf;
 }
 
+/* The output a history event keeps: a command's stdout and stderr, or
+ * the log of a call's library instance that ended during it; never a
+ * call's reply, which is a pickle. Only once the attempt ended. */
+static const char *history_output(const struct xy_task *t,
+				  const char *event, size_t *len)
+{
+	*len = 0;
+	if (!t->output || (strcmp(event, "done") && strcmp(event, "retry")))
+		return NULL;
+	if (t->library && t->failure == XY_FAILURE_NONE)
+		return NULL;
+	*len = t->output_len;
+	return t->output;
+}
+
+/* For the history's dispatched event, before t's inputs are staged on
+ * w: how many inputs it has and how many w holds already (cache hits,
+ * which the run report counts). */
+static void history_cached(const struct xy_task *t,
+			   const struct xy_worker *w, char *buf, size_t n)
+{
+	uint32_t hits = 0;
+
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		const struct xy_object *o = t->inputs[i].file->obj;
+		const struct replica *r =
+			o ? xy_catalog_replica_find((struct xy_object *)o,
+						    (struct xy_worker *)w)
+			  : NULL;
+		hits += r && r->ready;
+	}
+	snprintf(buf, n, "inputs %u, cached %u", t->n_inputs, hits);
+}
+
 static void history_task(struct xy_manager *m, struct xy_task *t,
 			 const char *event, const char *detail)
 {
+	const char *out;
+	size_t len;
+
 	if (!m->history)
 		return;
+	out = history_output(t, event, &len);
 	xy_history_task(m->history, xy_now(), t->id, t->tag, event,
 			t->worker ? t->worker->name : t->worker_name,
-			t->attempts, (int)t->result, t->exit_code, detail);
+			t->attempts, (int)t->result, t->exit_code, detail,
+			out, len);
 }
 
 /* t failed for good: nothing it was to write will come, so whoever waits
@@ -372,6 +411,9 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	 * that cannot go fails as the manager's fault (requeued, it would
 	 * be picked again at once, in this same round); the fetches sent
 	 * for it go on, recorded as any other. */
+	char cached[64] = "";
+	if (m->history) /* a pass over the inputs' replicas: only for it */
+		history_cached(t, w, cached, sizeof cached);
 	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
 	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
 		free(in);
@@ -395,7 +437,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 		xy_manager_task_lost(m, t, "could not be sent to its worker");
 		return;
 	}
-	history_task(m, t, "dispatched", NULL);
+	history_task(m, t, "dispatched", cached[0] ? cached : NULL);
 }
 
 /* The worker t ran on was lost (disconnected, killed, or a transfer
@@ -1166,6 +1208,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	if (opt->history &&
 	    !(m->history = xy_history_open(opt->history, m->name, err, errlen)))
 		goto error;
+	if (opt->history_output)
+		xy_history_set_output_max(m->history, opt->history_output);
 	if (opt->journal && !(m->memo = xy_memo_open(m, opt->journal,
 						     opt->journal_sync, err,
 						     errlen)))

@@ -663,7 +663,8 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 	}
 	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
 			    w->name, u->size, u->elapsed_us / 1e6,
-			    u->status == XY_OBJ_OK ? "ok" : u->text);
+			    u->status == XY_OBJ_OK ? "ok" : u->text,
+			    xy_catalog_object_name(f->obj));
 }
 
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
@@ -822,7 +823,7 @@ static void retrieve_done(uv_work_t *req, int status)
 	xy_history_transfer(x->m->history, xy_now(), j->obj->hex, j->worker,
 			    "manager", j->bytes,
 			    xy_manager_now(x->m) - j->started,
-			    ok ? "ok" : j->err);
+			    ok ? "ok" : j->err, j->path);
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
