@@ -33,6 +33,7 @@ struct manager_opts {
 	int cores_per_worker; /* 0: cores / workers */
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
 	int n_pools;
+	const char *http; /* --http [HOST:]PORT: the dashboard */
 };
 
 static void usage(FILE *out)
@@ -72,6 +73,11 @@ static void usage(FILE *out)
 		" docs/cli.md); repeatable\n"
 		"  --pools FILE          pools from a file: a SPEC a line, '#'"
 		" comments\n"
+		"  --http [HOST:]PORT    serve the live dashboard and /metrics"
+		" there (HOST:\n"
+		"                        127.0.0.1 if absent; another host"
+		" needs the token\n"
+		"                        in the address printed)\n"
 		"  --help                show this help\n\n"
 		"It prints 'xylem manager: listening on port P' on stderr when"
 		" ready.\nExit status: 0 after a signal, 1 if it cannot start,"
@@ -82,12 +88,14 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
-	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS };
+	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS,
+	       O_HTTP };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"http", required_argument, NULL, O_HTTP},
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"workers", required_argument, NULL, O_WORKERS},
@@ -111,6 +119,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			break;
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_HISTORY: o->history = optarg; break;
+		case O_HTTP: o->http = optarg; break;
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_TLS_DIR: o->tls_dir = optarg; break;
@@ -177,7 +186,7 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 	struct xy_manager_options opt = {
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager", .journal = o->journal,
-		.journal_sync = o->journal_sync};
+		.journal_sync = o->journal_sync, .http = o->http};
 
 	/* With a journal, the CA is kept there: workers that outlive this
 	 * manager verify the next one on it. */
@@ -202,6 +211,9 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 		l->secret_path,
 		xy_manager_tls_ca(l->m) ? "TLS CA " : "no TLS",
 		xy_manager_tls_ca(l->m) ? xy_manager_tls_ca(l->m) : "");
+	if (xy_manager_http_url(l->m))
+		fprintf(stderr, "xylem manager: dashboard at %s\n",
+			xy_manager_http_url(l->m));
 	return l->n_workers ? xy_local_start_workers(l) : 0;
 }
 
