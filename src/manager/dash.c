@@ -85,7 +85,7 @@ struct xy_dash {
 	int need_token;
 	char host[64];
 	char token[33];
-	char url[256];
+	char url[512];
 	double started;
 
 	struct tagsum tags[MAX_TAGS];
@@ -269,10 +269,6 @@ static void on_state(struct xy_dash *d, struct xy_task *t, int from)
 	if (from == XY_TASK_RUNNING)
 		stream_event(d, t, 'e',
 			     to == XY_TASK_DONE ? (int)t->result : -1);
-	if (to == XY_TASK_RUNNING) {
-		stream_event(d, t, 's', 0);
-		count_cache(d, t);
-	}
 	if (b == S_FAILED)
 		record_failure(d, t);
 	d->dirty = 1;
@@ -325,6 +321,12 @@ void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
 		break;
 	case XY_DASH_STATE:
 		on_state(d, ev->task, ev->from);
+		break;
+	case XY_DASH_DISPATCHED:
+		if (ev->task->dash_tag) {
+			stream_event(d, ev->task, 's', 0);
+			count_cache(d, ev->task);
+		}
 		break;
 	case XY_DASH_TRANSFER:
 		on_transfer(d, ev);

@@ -31,6 +31,7 @@ const char *xy_dash_url(const struct xy_dash *d);
 enum xy_dash_kind {
 	XY_DASH_SUBMITTED, /* task entered the table, WAITING */
 	XY_DASH_STATE,     /* task went from `from` to its state now */
+	XY_DASH_DISPATCHED, /* task is committed to its worker, t->worker */
 	XY_DASH_TRANSFER,  /* a transfer ended: src, dest, bytes, ok */
 };
 

@@ -334,6 +334,8 @@ static int commit_to(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_DISPATCHED,
+						    .task = t});
 	return xy_memo_dispatched(m->memo, t, w->name);
 }
 
