@@ -22,6 +22,7 @@
 #include "http.h"
 #include "internal.h"
 #include "log.h"
+#include "mtls.h"
 #include "util.h"
 
 #define WHO "dashboard"
@@ -83,6 +84,7 @@ struct xy_dash {
 	struct xy_http *http;
 	uv_timer_t timer;
 	int need_token;
+	int tls; /* HTTPS, with the manager's certificate */
 	char host[64];
 	char token[33];
 	char url[512];
@@ -675,8 +677,9 @@ static void on_request(void *arg, struct xy_http_conn *c,
 		char hdr[256];
 		snprintf(hdr, sizeof hdr,
 			 "Set-Cookie: xylem_token=%s; Path=/; HttpOnly; "
-			 "SameSite=Strict\r\nLocation: %.*s\r\n",
-			 d->token, (int)r->path.n, r->path.p);
+			 "SameSite=Strict%s\r\nLocation: %.*s\r\n",
+			 d->token, d->tls ? "; Secure" : "", (int)r->path.n,
+			 r->path.p);
 		xy_http_respond(c, 302, "text/plain", hdr, "", 0);
 		return;
 	}
@@ -837,7 +840,11 @@ struct xy_dash *xy_dash_create(struct xy_manager *m, const char *spec,
 	     (const unsigned char *)label, sizeof label - 1, mac, &maclen);
 	for (int i = 0; i < 16; i++)
 		snprintf(d->token + 2 * i, 3, "%02x", mac[i]);
-	d->http = xy_http_create(&m->loop, d->host, port, on_request,
+	/* Beyond loopback, over TLS when the manager has it: the token
+	 * does not cross the network in the clear. */
+	SSL_CTX *ctx = d->need_token ? xy_mtls_ctx(m->mtls) : NULL;
+	d->tls = ctx != NULL;
+	d->http = xy_http_create(&m->loop, d->host, port, ctx, on_request,
 				 on_stream_closed, d, err, errlen);
 	if (!d->http) {
 		free(d);
@@ -848,15 +855,20 @@ struct xy_dash *xy_dash_create(struct xy_manager *m, const char *spec,
 	if (!strcmp(d->host, "0.0.0.0") || !strcmp(d->host, "::"))
 		gethostname(shown, sizeof shown - 1);
 	int v6 = strchr(shown, ':') != NULL;
-	snprintf(d->url, sizeof d->url, "http://%s%s%s:%d/%s%s", v6 ? "[" : "",
+	snprintf(d->url, sizeof d->url, "%s://%s%s%s:%d/%s%s",
+		 d->tls ? "https" : "http", v6 ? "[" : "",
 		 shown, v6 ? "]" : "", xy_http_port(d->http),
 		 d->need_token ? "?token=" : "", d->need_token ? d->token : "");
 	uv_timer_init(&m->loop, &d->timer);
 	d->timer.data = d;
 	uv_timer_start(&d->timer, on_tick, TICK_MS, TICK_MS);
 	uv_unref((uv_handle_t *)&d->timer);
-	XY_LOGI(WHO, "serving on %s:%d%s", d->host, xy_http_port(d->http),
-		d->need_token ? " (token required)" : "");
+	XY_LOGI(WHO, "serving on %s:%d%s%s", d->host, xy_http_port(d->http),
+		d->need_token ? " (token required)" : "",
+		d->tls ? " over TLS" : "");
+	if (d->need_token && !d->tls)
+		XY_LOGW(WHO, "serving beyond loopback without TLS (--no-tls):"
+			" its token crosses the network in the clear");
 	return d;
 }
 

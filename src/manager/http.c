@@ -5,11 +5,16 @@
  * and a connection stays open after one unless the client asked it not
  * to. A connection turned into an event stream only writes from then on.
  * Objects are freed in their close callbacks, never in a read callback.
+ * With a TLS context, each connection runs TLS through a pair of memory
+ * BIOs: what the socket gives goes into the session, what the session
+ * writes goes to the socket, so that the loop never blocks on either.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/err.h>
 
 #include "http.h"
 #include "log.h"
@@ -30,6 +35,9 @@ struct xy_http_conn {
 	int close_after; /* close once what is queued is written */
 	int closing;
 	int head;        /* the request being answered is a HEAD */
+	SSL *ssl;        /* with TLS: the session, between rbio and wbio */
+	BIO *rbio, *wbio;
+	char *raw;       /* with TLS: what the socket read, encrypted */
 	struct xy_http_conn *prev, *next;
 };
 
@@ -39,6 +47,7 @@ struct xy_http {
 	xy_http_handler handler;
 	xy_http_closed closed;
 	void *arg;
+	SSL_CTX *tls;
 	struct xy_http_conn *conns;
 	int n_conns;
 };
@@ -53,6 +62,8 @@ struct wreq {
 static void on_conn_closed(uv_handle_t *hd)
 {
 	struct xy_http_conn *c = hd->data;
+	SSL_free(c->ssl); /* and its BIOs */
+	free(c->raw);
 	free(c->in);
 	free(c);
 }
@@ -87,8 +98,8 @@ static void on_written(uv_write_t *req, int status)
 		conn_close(c);
 }
 
-static void conn_write(struct xy_http_conn *c, const char *a, size_t na,
-		       const char *b, size_t nb)
+static void raw_write(struct xy_http_conn *c, const char *a, size_t na,
+		      const char *b, size_t nb)
 {
 	if (c->closing)
 		return;
@@ -128,6 +139,34 @@ static const char *reason(int status)
 	case 505: return "HTTP Version Not Supported";
 	default: return "Error";
 	}
+}
+
+/* Sends what the TLS session has written to the socket. */
+static void tls_flush(struct xy_http_conn *c)
+{
+	char buf[16384];
+	int n;
+	while (!c->closing && (n = BIO_read(c->wbio, buf, sizeof buf)) > 0)
+		raw_write(c, buf, (size_t)n, NULL, 0);
+}
+
+static void conn_write(struct xy_http_conn *c, const char *a, size_t na,
+		       const char *b, size_t nb)
+{
+	if (!c->ssl) {
+		raw_write(c, a, na, b, nb);
+		return;
+	}
+	if (c->closing)
+		return;
+	/* Memory BIOs take everything: SSL_write does not come back short. */
+	if ((na && SSL_write(c->ssl, a, (int)na) <= 0) ||
+	    (nb && SSL_write(c->ssl, b, (int)nb) <= 0)) {
+		ERR_clear_error();
+		conn_close(c);
+		return;
+	}
+	tls_flush(c);
 }
 
 void xy_http_respond(struct xy_http_conn *c, int status, const char *type,
@@ -183,6 +222,12 @@ static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
 {
 	struct xy_http_conn *c = hd->data;
 	(void)hint;
+	if (c->ssl) {
+		if (!c->raw)
+			c->raw = malloc(16384);
+		*buf = c->raw ? uv_buf_init(c->raw, 16384) : uv_buf_init(NULL, 0);
+		return;
+	}
 	if (!c->in)
 		c->in = malloc(XY_HTTP_MAX_HEAD);
 	*buf = c->in ? uv_buf_init(c->in + c->in_len,
@@ -226,10 +271,52 @@ static void serve(struct xy_http_conn *c)
 	}
 }
 
+/* With TLS: feeds what came to the session, and takes out what it can
+ * of the requests, as much as c's buffer has room for, serving them as
+ * they come. */
+static void tls_read(struct xy_http_conn *c, const char *data, size_t n)
+{
+	if (BIO_write(c->rbio, data, (int)n) != (int)n) {
+		conn_close(c);
+		return;
+	}
+	if (!c->in && !(c->in = malloc(XY_HTTP_MAX_HEAD))) {
+		conn_close(c);
+		return;
+	}
+	for (;;) {
+		int got = 0;
+		if (c->in_len < XY_HTTP_MAX_HEAD)
+			got = SSL_read(c->ssl, c->in + c->in_len,
+				       (int)(XY_HTTP_MAX_HEAD - c->in_len));
+		if (got <= 0) {
+			int e = got < 0 ? SSL_get_error(c->ssl, got)
+					: c->in_len < XY_HTTP_MAX_HEAD
+						  ? SSL_get_error(c->ssl, got)
+						  : SSL_ERROR_WANT_READ;
+			ERR_clear_error();
+			tls_flush(c); /* the handshake's answers */
+			if (e != SSL_ERROR_WANT_READ &&
+			    e != SSL_ERROR_WANT_WRITE)
+				conn_close(c);
+			return;
+		}
+		c->in_len += (size_t)got;
+		size_t before = c->in_len;
+		serve(c);
+		if (c->closing || c->stream || c->close_after)
+			return;
+		if (c->in_len == XY_HTTP_MAX_HEAD && c->in_len == before &&
+		    !c->skip) {
+			conn_close(c);
+			return;
+		}
+	}
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct xy_http_conn *c = s->data;
-	(void)buf;
 	if (nread < 0) {
 		conn_close(c);
 		return;
@@ -238,6 +325,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (c->stream || c->close_after)
 		return; /* nothing more is read from it */
+	if (c->ssl) {
+		tls_read(c, buf->base, (size_t)nread);
+		return;
+	}
 	c->in_len += (size_t)nread;
 	serve(c);
 	if (!c->closing && !c->stream && c->in_len == XY_HTTP_MAX_HEAD &&
@@ -272,12 +363,25 @@ static void on_connection(uv_stream_t *server, int status)
 	h->conns = c;
 	h->n_conns++;
 	uv_tcp_nodelay(&c->tcp, 1);
+	if (h->tls) {
+		c->ssl = SSL_new(h->tls);
+		c->rbio = BIO_new(BIO_s_mem());
+		c->wbio = BIO_new(BIO_s_mem());
+		if (!c->ssl || !c->rbio || !c->wbio) {
+			BIO_free(c->rbio);
+			BIO_free(c->wbio);
+			conn_close(c);
+			return;
+		}
+		SSL_set_bio(c->ssl, c->rbio, c->wbio); /* ssl owns them now */
+		SSL_set_accept_state(c->ssl);
+	}
 	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
 		conn_close(c);
 }
 
 struct xy_http *xy_http_create(uv_loop_t *loop, const char *host, int port,
-			       xy_http_handler handler,
+			       SSL_CTX *tls, xy_http_handler handler,
 			       xy_http_closed closed, void *arg,
 			       char *err, size_t errlen)
 {
@@ -289,6 +393,7 @@ struct xy_http *xy_http_create(uv_loop_t *loop, const char *host, int port,
 		return NULL;
 	}
 	h->handler = handler;
+	h->tls = tls;
 	h->closed = closed;
 	h->arg = arg;
 	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) &&

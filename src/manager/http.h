@@ -11,6 +11,7 @@
 #define XY_MANAGER_HTTP_H
 
 #include <stddef.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "httpparse.h"
@@ -25,10 +26,11 @@ typedef void (*xy_http_handler)(void *arg, struct xy_http_conn *c,
 /* A stream's connection closed: c is gone after this returns. */
 typedef void (*xy_http_closed)(void *arg, struct xy_http_conn *c);
 
-/* Listens on host:port (port 0: any free one) on loop. NULL with a
- * reason in err. */
+/* Listens on host:port (port 0: any free one) on loop; with tls (not
+ * NULL, kept by the caller while h lives), HTTPS only. NULL with a reason
+ * in err. */
 struct xy_http *xy_http_create(uv_loop_t *loop, const char *host, int port,
-			       xy_http_handler handler,
+			       SSL_CTX *tls, xy_http_handler handler,
 			       xy_http_closed closed, void *arg,
 			       char *err, size_t errlen);
 /* Closes the listener and every connection (closed() is not called).

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import time
 from urllib.parse import urlsplit
 
@@ -28,9 +29,14 @@ def run_with_dashboard(xylem, tmp_path, tasks, *extra):
     return p, url
 
 
-def get(url, path, headers=None):
+def get(url, path, headers=None, ca=None):
     u = urlsplit(url)
-    c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=ca)
+        c = http.client.HTTPSConnection(u.hostname, u.port, timeout=10,
+                                        context=ctx)
+    else:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
     c.request("GET", path, headers=headers or {})
     r = c.getresponse()
     body = r.read()
@@ -213,28 +219,47 @@ def test_metrics_parsed_by_prometheus(xylem, tmp_path):
     p.wait(30)
 
 
-def test_exposed_dashboard_needs_its_token(xylem, tmp_path, secret_file):
+@pytest.mark.parametrize("tls", [True, False])
+def test_exposed_dashboard_needs_its_token(xylem, tmp_path, secret_file, tls):
+    """Beyond loopback: the token, and HTTPS with the manager's
+    certificate unless the manager runs without TLS."""
     p = xylem.start("manager", "--secret-file", secret_file, "--http",
-                    "0.0.0.0:0")
-    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+                    "0.0.0.0:0", *([] if tls else ["--no-tls"]))
+    url = p.wait_line(r"dashboard at (https?://\S+)", 30).group(1)
+    ca = p.wait_line(r"TLS CA (\S+)\)", 5).group(1) if tls else None
+    assert url.startswith("https://" if tls else "http://")
     token = re.search(r"\?token=([0-9a-f]{32})$", url).group(1)
-    base = f"http://127.0.0.1:{urlsplit(url).port}"
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://127.0.0.1:{urlsplit(url).port}"
     for path in ("/", "/metrics", "/events", "/api/state", "/app.js"):
-        r, _ = get(base, path)
+        r, _ = get(base, path, ca=ca)
         assert r.status == 401, path
-    r, _ = get(base, "/metrics", {"Authorization": "Bearer " + "0" * 32})
+    r, _ = get(base, "/metrics", {"Authorization": "Bearer " + "0" * 32},
+               ca=ca)
     assert r.status == 401
-    r, _ = get(base, "/metrics?token=" + token[:-1] + "x")
+    r, _ = get(base, "/metrics?token=" + token[:-1] + "x", ca=ca)
     assert r.status == 401
-    r, body = get(base, "/metrics", {"Authorization": "Bearer " + token})
+    r, body = get(base, "/metrics", {"Authorization": "Bearer " + token},
+                  ca=ca)
     assert r.status == 200 and b"xylem_tasks" in body
     # The address printed: the token moves into a cookie.
-    r, _ = get(base, "/?token=" + token)
+    r, _ = get(base, "/?token=" + token, ca=ca)
     assert r.status == 302 and r.getheader("Location") == "/"
-    cookie = r.getheader("Set-Cookie").split(";")[0]
-    assert "HttpOnly" in r.getheader("Set-Cookie")
-    r, body = get(base, "/", {"Cookie": cookie})
+    cookie = r.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and ("; Secure" in cookie) == tls
+    r, body = get(base, "/", {"Cookie": cookie.split(";")[0]}, ca=ca)
     assert r.status == 200 and b"<title>Xylem dashboard" in body
+    if tls:
+        # Plain HTTP gets nothing from it: no page, no token, no data.
+        s = socket.create_connection(("127.0.0.1", urlsplit(url).port),
+                                     timeout=10)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            reply = s.recv(4096)
+        except ConnectionResetError:
+            reply = b""
+        assert b"xylem_tasks" not in reply and b"HTTP/1.1 200" not in reply
+        s.close()
     p.signal(signal.SIGINT)
     assert p.wait(30) == 0
 
