@@ -116,21 +116,24 @@ struct xy_dash {
 /* ---------------------------------------------------------------- sums */
 
 /* The tag a task counts under: its own (less a trailing number, so that
- * step-1, step-2 ... count as step), a call's library, or its command's
- * first word without the directory. */
+ * step-1, step-2 ... and step[1], step[2] ... count as step), a call's
+ * library, or its command's first word without the directory. */
 static void tag_of(const struct xy_task *t, char *out, size_t n)
 {
 	const char *s = t->tag;
 	size_t len;
 	if (s && *s) {
 		len = strlen(s);
+		const char *br = strrchr(s, '[');
 		size_t k = len;
-		while (k && s[k - 1] >= '0' && s[k - 1] <= '9')
-			k--;
-		if (k > 1 && k < len && strchr("-_.[:", s[k - 1]))
-			len = k - 1;
-		else if (k > 1 && k < len - 0 && s[len - 1] == ']')
-			len = k;
+		if (br && br > s && s[len - 1] == ']') {
+			len = (size_t)(br - s);
+		} else {
+			while (k && s[k - 1] >= '0' && s[k - 1] <= '9')
+				k--;
+			if (k > 1 && k < len && strchr("-_.:", s[k - 1]))
+				len = k - 1;
+		}
 	} else if (t->library) {
 		snprintf(out, n, "%s()", t->library);
 		return;
@@ -674,17 +677,23 @@ static void on_request(void *arg, struct xy_http_conn *c,
 	}
 	if (d->need_token && xy_http_param(r->query, '&', "token").n) {
 		/* The token moves to a cookie, and out of the address. */
-		char hdr[256];
+		char hdr[768];
+		struct xy_http_str to = r->path;
+		if (to.n > 256)
+			to = (struct xy_http_str){"/", 1};
 		snprintf(hdr, sizeof hdr,
 			 "Set-Cookie: xylem_token=%s; Path=/; HttpOnly; "
 			 "SameSite=Strict%s\r\nLocation: %.*s\r\n",
-			 d->token, d->tls ? "; Secure" : "", (int)r->path.n,
-			 r->path.p);
+			 d->token, d->tls ? "; Secure" : "", (int)to.n, to.p);
 		xy_http_respond(c, 302, "text/plain", hdr, "", 0);
 		return;
 	}
 	if (xy_http_eq(r->path, "/events")) {
-		open_stream(d, c, r);
+		if (xy_http_is_head(r))
+			xy_http_respond(c, 200, "text/event-stream", NULL, "",
+					0);
+		else
+			open_stream(d, c, r);
 		return;
 	}
 	if (xy_http_eq(r->path, "/api/state")) {
