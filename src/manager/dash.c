@@ -115,6 +115,35 @@ struct xy_dash {
 
 /* ---------------------------------------------------------------- sums */
 
+/* Replaces with '?' each byte of s that is not part of a well-formed
+ * UTF-8 sequence (an output's tail may begin inside one; a command may be
+ * in any encoding): JSON strings must be UTF-8. */
+static void utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (p && *p) {
+		int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2
+			: (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		int ok = n > 0;
+		for (int i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (ok && n > 1) {
+			uint32_t c = p[0] & (0xff >> (n + 1));
+			for (int i = 1; i < n; i++)
+				c = c << 6 | (p[i] & 0x3f);
+			static const uint32_t least[] = {0, 0, 0x80, 0x800,
+							 0x10000};
+			ok = c >= least[n] && c <= 0x10ffff &&
+			     (c < 0xd800 || c > 0xdfff);
+		}
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 /* The tag a task counts under: its own (less a trailing number, so that
  * step-1, step-2 ... and step[1], step[2] ... count as step), a call's
  * library, or its command's first word without the directory. */
@@ -177,6 +206,7 @@ static int tag_index(struct xy_dash *d, const struct xy_task *t)
 	if (d->n_tags == MAX_TAGS)
 		return MAX_TAGS - 1;
 	snprintf(d->tags[d->n_tags].name, sizeof name, "%s", name);
+	utf8_clean(d->tags[d->n_tags].name);
 	return d->last_tag = d->n_tags++;
 }
 
@@ -208,6 +238,7 @@ static void stream_event(struct xy_dash *d, const struct xy_task *t,
 	snprintf(e->worker, sizeof e->worker, "%s",
 		 t->worker ? t->worker->name
 			   : t->worker_name ? t->worker_name : "");
+	utf8_clean(e->worker);
 }
 
 static char *tail_of(const char *s, size_t len)
@@ -241,6 +272,9 @@ static void record_failure(struct xy_dash *d, const struct xy_task *t)
 		 t->worker_name ? t->worker_name : "");
 	f->error = t->error ? strndup(t->error, 4000) : NULL;
 	f->output = tail_of(t->output, t->output_len);
+	utf8_clean(f->worker);
+	utf8_clean(f->error);
+	utf8_clean(f->output);
 	d->n_fails++;
 }
 
@@ -306,6 +340,7 @@ static void on_transfer(struct xy_dash *d, const struct xy_dash_ev *ev)
 			d->n_src++;
 			snprintf(d->src[i].name, sizeof d->src[i].name, "%s",
 				 src);
+			utf8_clean(d->src[i].name);
 			d->src[i].kind = k;
 		}
 	}
@@ -627,6 +662,10 @@ static void open_stream(struct xy_dash *d, struct xy_http_conn *c,
 		resume = *num && !*end && last <= d->seq &&
 			 d->seq - last < RING && last > 0;
 	}
+	/* An event that could not be made (memory was short) is a gap:
+	 * a snapshot then. */
+	for (uint64_t id = last + 1; resume && id <= d->seq; id++)
+		resume = d->ring[id % RING].id == id && d->ring[id % RING].text;
 	if (resume) {
 		for (uint64_t id = last + 1; id <= d->seq; id++) {
 			struct ring_ev *e = &d->ring[id % RING];
