@@ -577,6 +577,11 @@ static void push(struct xy_dash *d)
 		xy_http_stream_send(d->streams[i], text, len);
 }
 
+void xy__dash_push(struct xy_dash *d)
+{
+	push(d);
+}
+
 static void on_tick(uv_timer_t *h)
 {
 	struct xy_dash *d = h->data;

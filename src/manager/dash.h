@@ -44,6 +44,10 @@ struct xy_dash_ev {
 	int ok;
 };
 
+/* Makes the next event now, as the timer does every half second when
+ * something changed: for unit tests. */
+void xy__dash_push(struct xy_dash *d);
+
 /* Records one event; d may be NULL (no dashboard): nothing. Cheap: it
  * updates sums and queues at most a small record for the next push. */
 void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev);
