@@ -573,7 +573,9 @@ static void push(struct xy_dash *d)
 	d->fails_sent = d->n_fails;
 	d->dirty = 0;
 	d->last_push = xy_mono();
-	for (int i = 0; text && i < d->n_streams; i++)
+	/* Downwards: a stream closed by the send (too far behind) is
+	 * replaced in the array by the last one, already served. */
+	for (int i = d->n_streams - 1; text && i >= 0; i--)
 		xy_http_stream_send(d->streams[i], text, len);
 }
 
