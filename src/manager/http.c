@@ -10,6 +10,7 @@
  * writes goes to the socket, so that the loop never blocks on either.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,6 +381,21 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(c);
 }
 
+/* A host name's first address, once, at start (not on the loop's path). */
+static int resolve(const char *host, int port, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	if (getaddrinfo(host, NULL, &hints, &res) || !res)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	freeaddrinfo(res);
+	return 0;
+}
+
 struct xy_http *xy_http_create(uv_loop_t *loop, const char *host, int port,
 			       SSL_CTX *tls, xy_http_handler handler,
 			       xy_http_closed closed, void *arg,
@@ -397,8 +413,9 @@ struct xy_http *xy_http_create(uv_loop_t *loop, const char *host, int port,
 	h->closed = closed;
 	h->arg = arg;
 	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) &&
-	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) {
-		xy_fail(err, errlen, EINVAL, "dashboard: bad address \"%s\"",
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) &&
+	    resolve(host, port, &ss) < 0) {
+		xy_fail(err, errlen, EINVAL, "dashboard: cannot resolve \"%s\"",
 			host);
 		free(h);
 		return NULL;
