@@ -362,7 +362,10 @@ class Executor(cf.Executor):
         outlive a killed program for their lease) still hold, since the
         manager's port and secret are kept there too (docs/python.md,
         "Journal"). journal_sync: also fdatasync the records, to survive
-        a machine's crash, not only the program's.
+        a machine's crash, not only the program's. http: serve the live
+        dashboard and /metrics on "[HOST:]PORT" (or a port, on loopback;
+        0: any free one), at the address in the dashboard_url attribute
+        (docs/observability.md).
 
     endpoint: "unix:PATH", a shared endpoint's socket (docs/endpoint.md):
         the calls run on your own session server there, not in this
@@ -387,7 +390,8 @@ class Executor(cf.Executor):
                  python=None, pythonpath=None, library_env=None, name=None,
                  history=None, environment=None, pools=None, journal=None,
                  journal_sync=False, tls=True, tls_dir=None,
-                 call_output="terminal", endpoint=None, session=None):
+                 call_output="terminal", http=None, endpoint=None,
+                 session=None):
         # endpoint= and session= are __new__'s (None here).
         self._call_output = _printed.check(call_output)
         self._lock = threading.Lock()
@@ -430,6 +434,10 @@ class Executor(cf.Executor):
         self._journal = None if journal is None else \
             os.path.abspath(os.fspath(journal))
         self._tls = (tls, tls_dir)
+        # The live dashboard (docs/observability.md): "[HOST:]PORT", or a
+        # port; dashboard_url says where it is.
+        self._http = None if http is None else str(http)
+        self.dashboard_url = None
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
@@ -483,7 +491,8 @@ class Executor(cf.Executor):
             # the CA.
             tls_dir = (os.environ.get("XYLEM_TLS_DIR")
                        or os.path.join(self._journal or self._tmpdir, "tls"))
-        tls_opts = {"tls_dir": tls_dir, "no_tls": not tls}
+        tls_opts = {"tls_dir": tls_dir, "no_tls": not tls,
+                    "http": self._http}
         try:
             self._manager = _core.Manager(
                 port=kept_port or port, host=host, secret=secret,
@@ -501,6 +510,7 @@ class Executor(cf.Executor):
         if self._journal is not None:
             _save_journal_port(self._journal, self._manager.port)
         self.tls_ca = self._manager.tls_ca
+        self.dashboard_url = self._manager.http_url
         self._manager.set_callback(self._on_results)
         for pool in pools:
             opts = pool.options(find_xylem())

@@ -36,6 +36,7 @@ struct manager_opts {
 	int idle_exit; /* seconds with no work and no client; 0: never */
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
 	int n_pools;
+	const char *http; /* --http [HOST:]PORT: the dashboard */
 };
 
 static void usage(FILE *out)
@@ -83,6 +84,11 @@ static void usage(FILE *out)
 		" and no client\n"
 		"                        (an endpoint's managers;"
 		" docs/endpoint.md)\n"
+		"  --http [HOST:]PORT    serve the live dashboard and /metrics"
+		" there (HOST:\n"
+		"                        127.0.0.1 if absent; another host"
+		" needs the token\n"
+		"                        in the address printed)\n"
 		"  --help                show this help\n\n"
 		"It prints 'xylem manager: listening on port P' on stderr when"
 		" ready.\nExit status: 0 after a signal, 1 if it cannot start,"
@@ -94,7 +100,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 {
 	enum { O_HOST = 256, O_PORT, O_SECRET, O_HISTORY, O_WORKERS, O_CPW,
 	       O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC, O_TLS_DIR, O_NO_TLS,
-	       O_IDLE_EXIT, O_HISTORY_OUTPUT, O_LOG_DIR };
+	       O_IDLE_EXIT, O_HISTORY_OUTPUT, O_LOG_DIR, O_HTTP };
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
@@ -102,6 +108,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 		{"history", required_argument, NULL, O_HISTORY},
 		{"history-output", required_argument, NULL, O_HISTORY_OUTPUT},
 		{"log-dir", required_argument, NULL, O_LOG_DIR},
+		{"http", required_argument, NULL, O_HTTP},
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"workers", required_argument, NULL, O_WORKERS},
@@ -134,6 +141,7 @@ static int parse_args(int argc, char **argv, struct manager_opts *o)
 			o->history_output = v ? v : -1;
 			break;
 		}
+		case O_HTTP: o->http = optarg; break;
 		case O_JOURNAL: o->journal = optarg; break;
 		case O_JOURNAL_SYNC: o->journal_sync = 1; break;
 		case O_TLS_DIR: o->tls_dir = optarg; break;
@@ -222,7 +230,7 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 		.host = o->host, .port = o->port, .history = o->history,
 		.name = "xylem-manager", .journal = o->journal,
 		.journal_sync = o->journal_sync,
-		.history_output = o->history_output};
+		.history_output = o->history_output, .http = o->http};
 
 	/* With a journal, the CA is kept there: workers that outlive this
 	 * manager verify the next one on it. */
@@ -257,6 +265,9 @@ static int start(const struct manager_opts *o, struct xy_local *l)
 		l->secret_path,
 		xy_manager_tls_ca(l->m) ? "TLS CA " : "no TLS",
 		xy_manager_tls_ca(l->m) ? xy_manager_tls_ca(l->m) : "");
+	if (xy_manager_http_url(l->m))
+		fprintf(stderr, "xylem manager: dashboard at %s\n",
+			xy_manager_http_url(l->m));
 	return l->n_workers ? xy_local_start_workers(l) : 0;
 }
 

@@ -44,11 +44,14 @@ static void set_state(struct xy_manager *m, struct xy_task *t,
 		[XY_TASK_DONE] = &m->n_done,
 		[XY_TASK_RETURNED] = NULL,
 	};
+	xy_task_state from = t->state;
 	if (counts[t->state])
 		(*counts[t->state])--;
 	t->state = s;
 	if (counts[s])
 		(*counts[s])++;
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_STATE,
+						    .task = t, .from = from});
 }
 
 void xy_manager_wake(struct xy_manager *m)
@@ -375,6 +378,8 @@ static int commit_to(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_DISPATCHED,
+						    .task = t});
 	return xy_memo_dispatched(m->memo, t, w->name);
 }
 
@@ -1226,6 +1231,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	}
 	if (listen_on(m, opt->host, opt->port, err, errlen) < 0)
 		goto error;
+	if (opt->http && !(m->dash = xy_dash_create(m, opt->http, err, errlen)))
+		goto error;
 	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,
 				       xy_catalog_lookup, m->catalog, err,
 				       errlen);
@@ -1285,6 +1292,8 @@ void xy_manager_destroy(struct xy_manager *m)
 	 * until every close and every hashing or retrieval job is done. */
 	if (m->listening)
 		close_handle((uv_handle_t *)&m->listener);
+	xy_dash_destroy(m->dash);
+	m->dash = NULL;
 	for (size_t i = 0; i < m->n_peers; i++)
 		xy_conn_close(m->peers[i]->conn, "manager is closing");
 	xy_adopt_destroy(m->adopt);
@@ -1443,6 +1452,8 @@ static void enter_table(struct xy_manager *m, struct xy_task *t,
 	t->state = XY_TASK_WAITING;
 	m->n_waiting++;
 	history_task(m, t, event, t->command);
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_SUBMITTED,
+						    .task = t});
 }
 
 uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
@@ -1551,4 +1562,14 @@ int xy_manager_pool_job(struct xy_manager *m, const char *job, const char *id,
 			const char *why)
 {
 	return xy_pools_job_answer(m->pools, job, id, why);
+}
+
+int xy_manager_http_port(const struct xy_manager *m)
+{
+	return m->dash ? xy_dash_port(m->dash) : 0;
+}
+
+const char *xy_manager_http_url(const struct xy_manager *m)
+{
+	return m->dash ? xy_dash_url(m->dash) : NULL;
 }

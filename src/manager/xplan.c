@@ -665,6 +665,9 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 			    w->name, u->size, u->elapsed_us / 1e6,
 			    u->status == XY_OBJ_OK ? "ok" : u->text,
 			    xy_catalog_object_name(f->obj));
+	xy_dash_event(x->m->dash, &(struct xy_dash_ev){
+		.kind = XY_DASH_TRANSFER, .src = src, .dest = w->name,
+		.bytes = u->size, .ok = u->status == XY_OBJ_OK});
 }
 
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
@@ -824,6 +827,9 @@ static void retrieve_done(uv_work_t *req, int status)
 			    "manager", j->bytes,
 			    xy_manager_now(x->m) - j->started,
 			    ok ? "ok" : j->err, j->path);
+	xy_dash_event(x->m->dash, &(struct xy_dash_ev){
+		.kind = XY_DASH_TRANSFER, .src = j->worker, .dest = "manager",
+		.bytes = j->bytes, .ok = ok});
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
@@ -976,4 +982,24 @@ int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w)
 int xy_xplan_busy(const struct xy_xplan *x)
 {
 	return x->retrievals > 0;
+}
+
+/* The broadcast chains in flight, for the dashboard (dash.c): each fetch
+ * that heads a chain (no predecessor, a successor), with its length. */
+int xy_xplan_chains(const struct xy_xplan *x, struct xy_xplan_chain *out,
+		    int max)
+{
+	int n = 0;
+	for (const struct fetch *f = x->fetches; f && n < max; f = f->next) {
+		if (f->pred || !f->succ)
+			continue;
+		int len = 0;
+		for (const struct fetch *g = f; g; g = g->succ)
+			len++;
+		out[n].hex = f->obj->hex;
+		out[n].size = f->obj->size;
+		out[n].length = len;
+		n++;
+	}
+	return n;
 }
