@@ -51,6 +51,7 @@ struct cur {
 	long long id;
 	char *tag, *worker, *detail, *output;
 	double disp, done;
+	double res[3]; /* cores, memory (MB), GPUs held while it runs */
 	int has_done, result, exit_code, retries;
 };
 
@@ -60,6 +61,7 @@ struct agg {
 	long long tasks, succeeded, failed, unfinished, retries;
 	long long inputs, cached;
 	double *started, *finished, *failed_bins, *busy;
+	double *held[3]; /* cores, memory, GPUs in use: unit-seconds per bin */
 	struct group *groups;
 	size_t n_groups;
 	struct group other;
@@ -149,19 +151,26 @@ static int bin_of(const struct agg *a, double t)
 	return b < 0 ? 0 : b >= a->o->bins ? a->o->bins - 1 : b;
 }
 
-/* Adds the interval [s, e] to per-bin busy time (task-seconds). */
-static void cover(const struct agg *a, double *busy, double s, double e)
+/* Adds the interval [s, e], times weight, to per-bin busy time
+ * (task-seconds, or core-seconds, ...). */
+static void cover_w(const struct agg *a, double *busy, double s, double e,
+		    double weight)
 {
 	int bs = bin_of(a, s), be = bin_of(a, e);
 
 	if (bs == be) {
-		busy[bs] += e - s;
+		busy[bs] += (e - s) * weight;
 		return;
 	}
-	busy[bs] += a->t0 + (bs + 1) * a->width - s;
+	busy[bs] += (a->t0 + (bs + 1) * a->width - s) * weight;
 	for (int b = bs + 1; b < be; b++)
-		busy[b] += a->width;
-	busy[be] += e - (a->t0 + be * a->width);
+		busy[b] += a->width * weight;
+	busy[be] += (e - (a->t0 + be * a->width)) * weight;
+}
+
+static void cover(const struct agg *a, double *busy, double s, double e)
+{
+	cover_w(a, busy, s, e, 1);
 }
 
 static void note_slow(struct agg *a, const struct cur *c, double secs)
@@ -244,19 +253,29 @@ static void finish_task(struct agg *a, struct cur *c)
 	a->started[bin_of(a, c->disp)]++;
 	cover(a, a->busy, c->disp, c->done);
 	cover(a, g->busy, c->disp, c->done);
+	for (int i = 0; i < 3; i++)
+		if (c->res[i] > 0)
+			cover_w(a, a->held[i], c->disp, c->done, c->res[i]);
 	push_duration(g, secs);
 	note_slow(a, c, secs);
 }
 
-/* "inputs N, cached K" on a dispatched event (manager.c). */
-static void note_cached(struct agg *a, const char *detail)
+/* "inputs N, cached K, cores C, memory_mb M, gpus G" on a dispatched
+ * event (manager.c); a history from before the resources counts a core
+ * a task. */
+static void note_dispatch(struct agg *a, struct cur *c, const char *detail)
 {
+	static const char *const keys[3] = {"cores ", "memory_mb ", "gpus "};
 	const char *p = strstr(detail, "inputs ");
 	const char *q = strstr(detail, "cached ");
 
 	if (p && q) {
 		a->inputs += strtoll(p + 7, NULL, 10);
 		a->cached += strtoll(q + 7, NULL, 10);
+	}
+	for (int i = 0; i < 3; i++) {
+		const char *k = strstr(detail, keys[i]);
+		c->res[i] = k ? strtod(k + strlen(keys[i]), NULL) : i == 0;
 	}
 }
 
@@ -275,7 +294,7 @@ static void on_event(struct agg *a, struct cur *c, sqlite3_stmt *st)
 	if (!strcmp(ev, "dispatched") || !strcmp(ev, "adopted")) {
 		c->disp = sqlite3_column_double(st, 2);
 		set_str(&c->worker, col(st, 4));
-		note_cached(a, col(st, 7));
+		note_dispatch(a, c, col(st, 7));
 	} else if (!strcmp(ev, "retry")) {
 		c->retries++;
 	} else if (!strcmp(ev, "done")) {
@@ -549,9 +568,14 @@ static json_t *document(sqlite3 *db, struct agg *a)
 			  bins_json(a->failed_bins, a->o->bins, 1)));
 	json_object_set_new(
 		doc, "concurrency",
-		json_pack("{s:o,s:o}", "running",
+		json_pack("{s:o,s:o,s:o,s:o,s:o}", "running",
 			  bins_json(a->busy, a->o->bins, 1 / a->width),
-			  "workers", workers_json(db, a)));
+			  "workers", workers_json(db, a), "cores",
+			  bins_json(a->held[0], a->o->bins, 1 / a->width),
+			  "memory_mb",
+			  bins_json(a->held[1], a->o->bins, 1 / a->width),
+			  "gpus",
+			  bins_json(a->held[2], a->o->bins, 1 / a->width)));
 	json_object_set_new(doc, "tags", groups_json(a));
 	json_object_set_new(doc, "transfers", transfers_json(db, a));
 	json_object_set_new(doc, "slowest", slow_json(a));
@@ -727,6 +751,8 @@ static void agg_free(struct agg *a)
 	free(a->finished);
 	free(a->failed_bins);
 	free(a->busy);
+	for (int i = 0; i < 3; i++)
+		free(a->held[i]);
 	json_decref(a->failed_list);
 }
 
@@ -762,6 +788,8 @@ int xy_cli_report(int argc, char **argv)
 	a.finished = xcalloc((size_t)o.bins, sizeof(double));
 	a.failed_bins = xcalloc((size_t)o.bins, sizeof(double));
 	a.busy = xcalloc((size_t)o.bins, sizeof(double));
+	for (int i = 0; i < 3; i++)
+		a.held[i] = xcalloc((size_t)o.bins, sizeof(double));
 	a.failed_list = json_array();
 	if (stream_tasks(db, &a) < 0) {
 		fprintf(stderr, "xylem report: %s: %s\n", o.history,

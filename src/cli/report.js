@@ -185,6 +185,15 @@
   chart(section("Concurrency: tasks running (task slots), by tag"), series, {stack: true});
   chart(section("Concurrency: workers connected"),
         [{name: "workers", values: D.concurrency.workers}], {height: 120});
+  if (D.concurrency.cores) {
+    var res = section("Resources in use (mean over each " + secs(D.bin_width) + ")");
+    res.id = "resources";
+    chart(res, [{name: "cores", values: D.concurrency.cores}], {height: 120});
+    if (D.concurrency.gpus.some(function (v) { return v > 0; }))
+      chart(res, [{name: "GPUs", values: D.concurrency.gpus}], {height: 120});
+    if (D.concurrency.memory_mb.some(function (v) { return v > 0; }))
+      chart(res, [{name: "memory (MB)", values: D.concurrency.memory_mb}], {height: 120});
+  }
 
   var boxSec = section("Durations per tag (dispatch to done): min, quartiles, max");
   boxes(boxSec, D.tags);

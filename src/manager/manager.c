@@ -139,7 +139,8 @@ static const char *history_output(const struct xy_task *t,
 
 /* For the history's dispatched event, before t's inputs are staged on
  * w: how many inputs it has and how many w holds already (cache hits,
- * which the run report counts). */
+ * which the run report counts), and the cores, memory and GPUs it
+ * holds. */
 static void history_cached(const struct xy_task *t,
 			   const struct xy_worker *w, char *buf, size_t n)
 {
@@ -153,7 +154,12 @@ static void history_cached(const struct xy_task *t,
 			  : NULL;
 		hits += r && r->ready;
 	}
-	snprintf(buf, n, "inputs %u, cached %u", t->n_inputs, hits);
+	/* And what it holds while it runs: the report's use of each
+	 * resource over time. */
+	snprintf(buf, n, "inputs %u, cached %u, cores %d, memory_mb %lld, "
+		 "gpus %d", t->n_inputs, hits, t->cores > 0 ? t->cores : 1,
+		 (long long)(t->memory > 0 ? t->memory : 0),
+		 t->gpus > 0 ? t->gpus : 0);
 }
 
 static void history_task(struct xy_manager *m, struct xy_task *t,
@@ -416,7 +422,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	 * that cannot go fails as the manager's fault (requeued, it would
 	 * be picked again at once, in this same round); the fetches sent
 	 * for it go on, recorded as any other. */
-	char cached[64] = "";
+	char cached[160] = "";
 	if (m->history) /* a pass over the inputs' replicas: only for it */
 		history_cached(t, w, cached, sizeof cached);
 	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||

@@ -220,3 +220,34 @@ def test_report_cache_hits(xylem, tmp_path):
     dom = chromium("--dump-dom", page.as_uri())
     m = re.search(r'id="cache-hit"[^>]*>([^<]*)<', dom)
     assert m and m.group(1) == "66.7% of 3 inputs", m and m.group(1)
+
+
+def test_report_resources_in_use(xylem, tmp_path):
+    # Tasks that hold 2 cores and 300 MB each: the report's cores and
+    # memory over time add up, bin by bin, to what each task held for as
+    # long as it ran (from the history's own times).
+    db = tmp_path / "run.db"
+    tasks = [task(f"hold-{i}", "sleep 0.4",
+                  resources={"cores": 2, "memory": 300}) for i in range(4)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    r = xylem.run("run", wf, "--workers", "1", "--cores-per-worker", "4",
+                  "--history", db, timeout=90)
+    assert r.returncode == 0, r.output
+    page = tmp_path / "report.html"
+    r = xylem.run("report", db, "-o", page, timeout=60)
+    assert r.returncode == 0, r.output
+    html = page.read_text()
+    doc = json.loads(re.search(r'<script id="data" type="application/json">'
+                               r'(.*?)</script>', html, re.S).group(1))
+    spans = query(db, "SELECT max(CASE WHEN event = 'done' THEN time END) -"
+                  " max(CASE WHEN event = 'dispatched' THEN time END)"
+                  " FROM task_events GROUP BY task_id")
+    held = sum(s for (s,) in spans)
+    width = doc["bin_width"]
+    cores = sum(doc["concurrency"]["cores"]) * width
+    memory = sum(doc["concurrency"]["memory_mb"]) * width
+    assert cores == pytest.approx(2 * held, rel=0.02, abs=0.01)
+    assert memory == pytest.approx(300 * held, rel=0.02, abs=1)
+    assert max(doc["concurrency"]["cores"]) <= 4 + 1e-6
+    dom = chromium("--dump-dom", page.as_uri())
+    assert 'id="resources"' in dom
