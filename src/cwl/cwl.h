@@ -176,6 +176,13 @@ json_t *cwl_inputs_fill(const json_t *tool, const json_t *job,
 int cwl_inputs_files(const json_t *tool, json_t *job, const char *scratch,
 		     char *err, size_t errlen);
 
+/* As cwl_inputs_files, for a workflow step's job: with attached set, a
+ * secondary file the tool requires must already be among the File's
+ * secondaryFiles (as the reference runner checks a step's inputs), not
+ * looked for beside it. */
+int cwl__inputs_files(const json_t *tool, json_t *job, const char *scratch,
+		      int attached, char *err, size_t errlen);
+
 /* -------------------------------------------------------- File objects */
 
 /* Completes a File or Directory object that has a path or location:

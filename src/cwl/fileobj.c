@@ -492,6 +492,7 @@ struct walk {
 	const char *scratch;
 	struct cwl_expr *x;
 	int phase; /* 1: complete and read; 2: secondaryFiles and format */
+	int attached; /* secondaryFiles must be there already (a step's) */
 	char *err;
 	size_t errlen;
 };
@@ -580,6 +581,13 @@ static int add_secondary(struct walk *w, json_t *f, const json_t *name,
 		return 0;
 	if (has_secondary(f, json_string_value(name)))
 		return 0;
+	if (w->attached) {
+		if (required)
+			snprintf(w->err, w->errlen, "missing required secondary "
+				 "file '%s' of %s", json_string_value(name),
+				 json_string_value(json_object_get(f, "path")));
+		return required ? -1 : 0;
+	}
 	if (asprintf(&p, "%s/%s", dir, json_string_value(name)) < 0)
 		return -1;
 	if (stat(p, &st) < 0) {
@@ -836,8 +844,14 @@ static int walk(struct walk *w, json_t *v, const json_t *t,
 int cwl_inputs_files(const json_t *tool, json_t *job, const char *scratch,
 		     char *err, size_t errlen)
 {
+	return cwl__inputs_files(tool, job, scratch, 0, err, errlen);
+}
+
+int cwl__inputs_files(const json_t *tool, json_t *job, const char *scratch,
+		      int attached, char *err, size_t errlen)
+{
 	struct walk w = {.tool = tool, .job = job, .scratch = scratch,
-			 .err = err, .errlen = errlen};
+			 .attached = attached, .err = err, .errlen = errlen};
 	const json_t *p;
 	char where[512];
 	size_t i;

@@ -35,6 +35,9 @@ static const char *const known_classes[] = {
 
 
 static int bad(struct tl *t, const json_t *at, const char *fmt,
+	       const char *arg);
+
+static int bad(struct tl *t, const json_t *at, const char *fmt,
 	       const char *arg)
 {
 	char where[512], what[512];
@@ -246,6 +249,18 @@ static int req_check(struct tl *t, const json_t *r, const char *cls)
 	    !(json_is_integer(v) && json_integer_value(v) >= 0))
 		return bad(t, r, "ToolTimeLimit 'timelimit' must be a "
 			   "non-negative int or an expression%s", NULL);
+	if (strcmp(cls, "ResourceRequirement") == 0 && !cwl__load_v12(t)) {
+		const char *k;
+
+		/* Fractional resources came with v1.2; before, they are
+		 * longs, as the reference runner checks. */
+		json_object_foreach((json_t *)r, k, v)
+			if (json_is_real(v) && json_real_value(v) !=
+			    (double)(json_int_t)json_real_value(v))
+				return bad(t, r, "ResourceRequirement '%s' must"
+					   " be a whole number before cwlVersion"
+					   " v1.2", k);
+	}
 	return 0;
 }
 
@@ -905,4 +920,12 @@ json_t *cwl__load_embedded(struct tl *parent, const json_t *proc)
 	free(t.path);
 	free(t.uri);
 	return out;
+}
+
+int cwl__load_v12(const struct tl *t)
+{
+	const char *v = json_string_value(json_object_get(t->out,
+							  "cwlVersion"));
+
+	return !v || strncmp(v, "v1.2", 4) == 0;
 }

@@ -30,6 +30,8 @@ int cwl__load_bad(struct tl *t, const json_t *at, const char *fmt,
 json_t *cwl__load_params(struct tl *t, const char *key, int output);
 json_t *cwl__load_reqs(struct tl *t, const json_t *v, int hint);
 int cwl__load_id_matches(const json_t *p, const char *frag);
+/* 1 if the process being loaded is v1.2 (or later). */
+int cwl__load_v12(const struct tl *t);
 
 /* The canonical form of a process embedded in parent's document (a
  * step's inline run, or a $graph entry it names); NULL with parent's err

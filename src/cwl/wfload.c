@@ -244,8 +244,14 @@ static json_t *step_one(struct tl *t, const json_t *s, const char *id)
 		json_object_set_new(st, "scatter", str_list(v, 1));
 	if ((v = json_object_get(s, "scatterMethod")))
 		json_object_set(st, "scatterMethod", (json_t *)v);
-	if ((v = json_object_get(s, "when")))
+	if ((v = json_object_get(s, "when"))) {
+		if (!cwl__load_v12(t)) {
+			cwl__load_bad(t, s, "a step's 'when' needs cwlVersion "
+				      "v1.2%s", NULL);
+			goto fail;
+		}
 		json_object_set(st, "when", (json_t *)v);
+	}
 	if (!(run = step_run(t, s)))
 		goto fail;
 	json_object_set_new(st, "run", run);

@@ -64,6 +64,7 @@ struct cwl_wf {
 	struct frame *frames, *queue;
 	size_t running;
 	int finished;
+	int status; /* why it failed, if not CWL_PERMANENT_FAIL */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -188,8 +189,8 @@ static int job_run(struct cwl_wf *w, struct job *j, char *err, size_t errlen)
 		dir = id;
 		in = cwl_inputs_fill(j->proc, j->inputs, dir, err, errlen);
 		free(dir);
-		if (!in || cwl_inputs_files(j->proc, in, w->ops.scratch, err,
-					    errlen) < 0) {
+		if (!in || cwl__inputs_files(j->proc, in, w->ops.scratch, 1,
+					     err, errlen) < 0) {
 			json_decref(in);
 			return -1;
 		}
@@ -205,6 +206,15 @@ static int job_run(struct cwl_wf *w, struct job *j, char *err, size_t errlen)
 			return -1;
 		job_done(w, j, out);
 		return 0;
+	}
+	if (json_is_true(json_object_get(cwl_requirement(
+		    j->proc, "InplaceUpdateRequirement", NULL), "inplaceUpdate"))) {
+		/* The tool would change a file that other steps read; its
+		 * task changes a copy in its sandbox. */
+		w->status = CWL_UNSUPPORTED;
+		return xy_fail(err, errlen, ENOTSUP, "InplaceUpdateRequirement"
+			       " in a workflow: a step's task works on copies "
+			       "of its inputs, not in place");
 	}
 	j->handle = w->ops.submit(w->ops.arg, j->proc, j->inputs, err, errlen);
 	if (!j->handle)
@@ -488,8 +498,11 @@ int cwl_wf_advance(struct cwl_wf *w, int *status, char *err, size_t errlen)
 		return -1;
 	if (!w->finished && w->root && !w->root->handle &&
 	    !w->root->outputs && !w->frames) {
-		if (job_run(w, w->root, err, errlen) < 0)
+		if (job_run(w, w->root, err, errlen) < 0) {
+			if (w->status)
+				*status = w->status;
 			return -1;
+		}
 	}
 	while (w->queue || w->done_head) {
 		while (w->done_head) {
@@ -510,8 +523,11 @@ int cwl_wf_advance(struct cwl_wf *w, int *status, char *err, size_t errlen)
 
 			w->queue = f->next_q;
 			f->queued = 0;
-			if (frame_scan(w, f, err, errlen) < 0)
+			if (frame_scan(w, f, err, errlen) < 0) {
+				if (w->status)
+					*status = w->status;
 				return -1;
+			}
 		}
 	}
 	*status = CWL_OK;
