@@ -297,7 +297,7 @@ static json_int_t stage_one(struct staging *s, const json_t *obj,
 	char name[PATH_MAX + 64];
 	const json_t *r;
 
-	if (!path)
+	if (!path || path[0] != '/') /* already a sandbox name (a temp's) */
 		return k;
 	base = basename_of(obj, path);
 	if ((r = find_root(s, path, base)))

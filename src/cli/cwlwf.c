@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@
 /* One submitted tool. */
 struct wtask {
 	uint64_t id;
+	unsigned n;          /* its directory is t/N */
+	struct xy_file *out; /* local runs: its out/, a temp */
+	int fetched;         /* that temp brought here */
 	char dir[PATH_MAX];
 	json_t *plan;
 	struct xy_client_input *inputs; /* remote: what was offered */
@@ -47,6 +51,8 @@ struct wfrun {
 	struct cwl_run *r;
 	struct xy_client *c; /* --manager */
 	struct wtask *tasks;
+	json_t *by_n;        /* "N" -> its struct wtask, as an integer */
+	json_t *mounts;      /* while one task is prepared: [[wtask, name]] */
 	unsigned n;
 	int workers;
 };
@@ -58,6 +64,108 @@ static struct wtask *task_find(struct wfrun *w, uint64_t id)
 	for (t = w->tasks; t && t->id != id; t = t->next)
 		;
 	return t;
+}
+
+/* ------------------------------------------------------------- temps */
+
+/* Local runs keep each task's out/ on the worker as a temp: the task that
+ * reads one of its files mounts the temp (at in/tK, K numbering the temps
+ * it reads) and reads the file inside it; only the result object comes
+ * back. The paths the engine sees are those the files would have in the
+ * task's directory here, t/N/out/REL; a temp is fetched to that directory
+ * when the engine must read a file itself, and for the workflow's
+ * outputs. */
+
+/* The task whose out/ holds path, and where path's part inside it
+ * starts; NULL if path is not in a temp. */
+static struct wtask *temp_of(struct wfrun *w, const char *path,
+			     const char **rest)
+{
+	const char *tmp = w->r->local.tmpdir, *p;
+	char key[32];
+	struct wtask *t;
+	size_t n = strlen(tmp);
+
+	if (!path || strncmp(path, tmp, n) || strncmp(path + n, "/t/", 3))
+		return NULL;
+	p = path + n + 3;
+	n = strspn(p, "0123456789");
+	if (!n || n > 20 || strncmp(p + n, "/out", 4) ||
+	    (p[n + 4] != '\0' && p[n + 4] != '/'))
+		return NULL;
+	snprintf(key, sizeof key, "%.*s", (int)n, p);
+	t = (struct wtask *)(intptr_t)json_integer_value(
+		json_object_get(w->by_n, key));
+	if (!t || !t->out)
+		return NULL;
+	*rest = p + n + 4;
+	return t;
+}
+
+/* Rewrites an object in a temp to its name in the sandbox of the task
+ * being prepared, adding the temp to w->mounts. */
+static int to_mount(json_t *obj, int nested, void *arg)
+{
+	struct wfrun *w = arg;
+	const char *path = json_string_value(json_object_get(obj, "path"));
+	const char *rest, *name = NULL;
+	struct wtask *t = temp_of(w, path, &rest);
+	char buf[2 * PATH_MAX];
+	const json_t *m;
+	size_t i;
+
+	(void)nested;
+	if (!t)
+		return 0;
+	json_array_foreach(w->mounts, i, m)
+		if ((struct wtask *)(intptr_t)json_integer_value(
+			    json_array_get(m, 0)) == t)
+			name = json_string_value(json_array_get(m, 1));
+	if (!name) {
+		snprintf(buf, sizeof buf, "in/t%zu",
+			 json_array_size(w->mounts) + 1);
+		json_array_append_new(w->mounts, json_pack(
+			"[I, s]", (json_int_t)(intptr_t)t, buf));
+		name = json_string_value(json_array_get(json_array_get(
+			w->mounts, json_array_size(w->mounts) - 1), 1));
+	}
+	snprintf(buf, sizeof buf, "%s%s", name, rest);
+	json_object_set_new(obj, "path", json_string(buf));
+	json_object_set_new(obj, "location", json_string(buf));
+	json_object_del(obj, "dirname");
+	return 0;
+}
+
+static int fetch_one(json_t *obj, int nested, void *arg)
+{
+	struct wfrun *w = arg;
+	const char *rest;
+	struct wtask *t = temp_of(w, json_string_value(json_object_get(
+		obj, "path")), &rest);
+	char dest[PATH_MAX + 8], err[1024] = "";
+
+	(void)nested;
+	if (!t || t->fetched)
+		return 0;
+	snprintf(dest, sizeof dest, "%s/out", t->dir);
+	if (xy_manager_fetch(w->r->m, t->out, dest, -1, err, sizeof err) < 0) {
+		fprintf(stderr, "xylem cwl: fetching a step's outputs: %s\n",
+			err);
+		return -1;
+	}
+	t->fetched = 1;
+	return 0;
+}
+
+/* ops.localize: the temps that v's files live in, fetched. */
+static int localize(void *arg, const json_t *v, char *err, size_t errlen)
+{
+	struct wfrun *w = arg;
+
+	if (cwl__walk((json_t *)v, 0, fetch_one, w))
+		return xy_fail(err, errlen, EIO, "cannot fetch a step's "
+			       "outputs");
+	return 0;
 }
 
 /* A directory for the next task, its staged job document, and the plan
@@ -82,6 +190,10 @@ static struct wtask *prepare(struct wfrun *w, const json_t *tool,
 			strerror(errno));
 		goto fail;
 	}
+	t->n = w->n;
+	json_array_clear(w->mounts);
+	if (!w->c)
+		cwl__walk(jc, 0, to_mount, w);
 	t->plan = cwl__plan_inputs(jc, tc);
 	doc = json_pack("{s:o, s:o, s:o}", "tool", tc, "job", jc, "runtime",
 			cwl__runtime_json(rt));
@@ -94,6 +206,13 @@ static struct wtask *prepare(struct wfrun *w, const json_t *tool,
 	}
 	t->next = w->tasks;
 	w->tasks = t;
+	{
+		char key[32];
+
+		snprintf(key, sizeof key, "%u", t->n);
+		json_object_set_new(w->by_n, key, json_integer(
+			(json_int_t)(intptr_t)t));
+	}
 	return t;
 fail:
 	json_decref(jc);
@@ -139,19 +258,27 @@ static uint64_t submit_local(void *arg, const json_t *tool, const json_t *job,
 			json_array_get(pair, 1)), err, errlen) < 0)
 			goto out;
 	}
+	json_array_foreach(w->mounts, i, pair) {
+		struct wtask *from = (struct wtask *)(intptr_t)
+			json_integer_value(json_array_get(pair, 0));
+
+		if (xy_task_add_input(t, from->out, json_string_value(
+			json_array_get(pair, 1)), err, errlen) < 0)
+			goto out;
+	}
 	f = xy_manager_declare_buffer(r->m, text, strlen(text), XY_CACHE_TASK,
 				      err, errlen);
 	if (!f || xy_task_add_input(t, f, JOB_FILE, err, errlen) < 0)
 		goto out;
-	for (i = 0; i < 2; i++) {
-		snprintf(path, sizeof path, "%s/%s", wt->dir,
-			 cwl__task_outputs[i]);
-		f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err,
-					    errlen);
-		if (!f || xy_task_add_output(t, f, cwl__task_outputs[i], err,
-					     errlen) < 0)
-			goto out;
-	}
+	/* out/ stays on the worker; the result object comes back. */
+	wt->out = xy_manager_declare_temp(r->m, XY_CACHE_WORKFLOW, err,
+					  errlen);
+	snprintf(path, sizeof path, "%s/" RESULT_FILE, wt->dir);
+	f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err, errlen);
+	if (!wt->out || !f ||
+	    xy_task_add_output(t, wt->out, "out", err, errlen) < 0 ||
+	    xy_task_add_output(t, f, RESULT_FILE, err, errlen) < 0)
+		goto out;
 	/* The task asks for at most the worker's cores; the tool still sees
 	 * what it asked for as runtime.cores. */
 	xy_task_set_cores(t, rt.cores < r->local.worker_cores ? (int)rt.cores
@@ -485,7 +612,9 @@ static int drive(struct wfrun *w, struct cwl_wf *wf)
 			return status;
 		}
 		if (rc == 1)
-			return deliver(w->r, cwl_wf_outputs(wf)) < 0 ?
+			return (!w->c && localize(w, cwl_wf_outputs(wf), err,
+						  sizeof err) < 0) ||
+			       deliver(w->r, cwl_wf_outputs(wf)) < 0 ?
 				CWL_PERMANENT_FAIL : CWL_OK;
 		if (!cwl_wf_running(wf)) {
 			fprintf(stderr, "xylem cwl: the workflow is stuck: no "
@@ -499,10 +628,11 @@ static int drive(struct wfrun *w, struct cwl_wf *wf)
 
 int cwl__run_workflow(struct cwl_run *r)
 {
-	struct wfrun w = {.r = r};
+	struct wfrun w = {.r = r, .by_n = json_object(),
+			  .mounts = json_array()};
 	char scratch[PATH_MAX];
 	struct cwl_wf_ops ops = {r->o.manager ? submit_remote : submit_local,
-				 &w, scratch};
+				 &w, scratch, r->o.manager ? NULL : localize};
 	struct cwl_wf *wf;
 	SSL_CTX *tls = NULL;
 	int rc = -1;
@@ -529,6 +659,8 @@ int cwl__run_workflow(struct cwl_run *r)
 		free(t->inputs);
 		free(t);
 	}
+	json_decref(w.by_n);
+	json_decref(w.mounts);
 	if (xy_local_stops())
 		rc = xy_local_stop_status();
 	return rc;

@@ -358,6 +358,11 @@ struct cwl_wf_ops {
 			   char *err, size_t errlen);
 	void *arg;
 	const char *scratch; /* where literals go; outlives the run */
+	/* May be NULL. Makes every File and Directory in v readable here
+	 * (their files may live only on workers until then): called before
+	 * the engine reads files itself (loadContents, loadListing). 0, or -1
+	 * with err. */
+	int (*localize)(void *arg, const json_t *v, char *err, size_t errlen);
 };
 
 struct cwl_wf;

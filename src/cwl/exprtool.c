@@ -56,7 +56,7 @@ json_t *cwl__exprtool_run(const json_t *tool, const json_t *inputs,
 			 json_object_get(tool, "id"), "inputs",
 			 json_object_get(tool, "outputs"), "requirements",
 			 json_object_get(tool, "requirements"));
-	if (cwl_inputs_files(fake, out, scratch, err, errlen) < 0)
+	if (cwl__inputs_files(fake, out, scratch, 1, err, errlen) < 0)
 		goto fail;
 	json_array_foreach(json_object_get(tool, "outputs"), i, p) {
 		const char *id = json_string_value(json_object_get(p, "id"));

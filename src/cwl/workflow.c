@@ -172,6 +172,35 @@ static int frame_new(struct cwl_wf *w, struct job *j, char *err,
 	return 0;
 }
 
+/* 1 if reading the inputs of proc reads files (contents, listings). */
+static int reads_files(const json_t *v)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if (reads_files(x))
+				return 1;
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x)
+			if ((!strcmp(k, "loadContents") && json_is_true(x)) ||
+			    (!strcmp(k, "loadListing") && json_is_string(x) &&
+			     strcmp(json_string_value(x), "no_listing")) ||
+			    reads_files(x))
+				return 1;
+	}
+	return 0;
+}
+
+static int localize(struct cwl_wf *w, const json_t *v, char *err,
+		    size_t errlen)
+{
+	return w->ops.localize ? w->ops.localize(w->ops.arg, v, err, errlen)
+			       : 0;
+}
+
 /* Starts job j: a task, an evaluation here, or a frame. Its inputs are
  * checked against the process's and completed first (defaults, Files),
  * except the root's, which cwl_load_job did. */
@@ -187,6 +216,13 @@ static int job_run(struct cwl_wf *w, struct job *j, char *err, size_t errlen)
 		if (id && strrchr(id, '/'))
 			*strrchr(id, '/') = '\0';
 		dir = id;
+		if ((reads_files(json_object_get(j->proc, "inputs")) ||
+		     cwl_requirement(j->proc, "LoadListingRequirement",
+				     NULL)) &&
+		    localize(w, j->inputs, err, errlen) < 0) {
+			free(dir);
+			return -1;
+		}
 		in = cwl_inputs_fill(j->proc, j->inputs, dir, err, errlen);
 		free(dir);
 		if (!in || cwl__inputs_files(j->proc, in, w->ops.scratch, 1,
@@ -241,7 +277,8 @@ static int step_ready(const struct step *s)
 /* valueFrom of each step input, with inputs the job's values before any
  * valueFrom and self the input's own; then `when`. Returns 1 to run,
  * 0 to skip, -1 on error. */
-static int job_values(struct step *s, json_t *io, char *err, size_t errlen)
+static int job_values(struct cwl_wf *w, struct step *s, json_t *io,
+		      char *err, size_t errlen)
 {
 	json_t *before = json_deep_copy(io), *v;
 	const json_t *p, *when = json_object_get(s->def, "when");
@@ -249,6 +286,9 @@ static int job_values(struct step *s, json_t *io, char *err, size_t errlen)
 	size_t i;
 	int rc = 1;
 
+	if (reads_files(json_object_get(s->def, "in")) &&
+	    localize(w, before, err, errlen) < 0)
+		goto fail;
 	json_array_foreach(json_object_get(s->def, "in"), i, p) {
 		const char *id = json_string_value(json_object_get(p, "id"));
 		json_t *self = json_object_get(before, id);
@@ -317,7 +357,7 @@ static int step_start(struct cwl_wf *w, struct step *s, char *err,
 	s->jobs = calloc(s->n + 1, sizeof *s->jobs);
 	for (i = 0; s->jobs && i < s->n; i++) {
 		json_t *in = json_deep_copy(json_array_get(list, i));
-		int run = job_values(s, in, err, errlen);
+		int run = job_values(w, s, in, err, errlen);
 		struct job *j;
 
 		if (run < 0) {

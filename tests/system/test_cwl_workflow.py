@@ -202,3 +202,71 @@ def test_workflow_on_a_standing_manager(xylem, xylem_bin, tmp_path,
                                                      "count.txt")
     assert (tmp_path / "out" / "count.txt").read_text().strip() == "5"
     assert mgr.p.poll() is None, mgr.output
+
+
+def test_intermediate_files_stay_on_the_worker(xylem_bin, tmp_path):
+    """A file one step makes and the next reads is a temp: it is never
+    copied back to the command's side (its t/N/out directory there never
+    appears, only the step's result object), and only the workflow's
+    output reaches --outdir."""
+    write(tmp_path / "make.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [sh, -c, "head -c 3000000 /dev/zero > big.bin"]
+        inputs: []
+        outputs:
+          big: {type: File, outputBinding: {glob: big.bin}}
+        """)
+    write(tmp_path / "use.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        requirements: {ShellCommandRequirement: {}}
+        arguments:
+          - valueFrom: >-
+              wc -c < $(inputs.f.path) > n.txt;
+              touch $(inputs.flag); sleep 2
+            shellQuote: false
+        inputs:
+          f: File
+          flag: string
+        outputs:
+          n: {type: File, outputBinding: {glob: n.txt}}
+        """)
+    wf = write(tmp_path / "wf.cwl", """
+        cwlVersion: v1.2
+        class: Workflow
+        inputs:
+          flag: string
+        outputs:
+          n: {type: File, outputSource: use/n}
+        steps:
+          make: {run: make.cwl, in: [], out: [big]}
+          use: {run: use.cwl, in: {f: make/big, flag: flag}, out: [n]}
+        """)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    flag = tmp_path / "flag"
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.Popen([xylem_bin, "cwl", "--quiet", "--outdir",
+                          str(tmp_path / "out"), str(wf), "--flag",
+                          str(flag)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait = 0
+        while not flag.exists() and wait < TIMEOUT * 10:
+            assert p.poll() is None, p.communicate()
+            subprocess.run(["sleep", "0.1"])
+            wait += 1
+        assert flag.exists()
+        runs = list(tmp.glob("xylem-cwl-*/t"))
+        assert len(runs) == 1, list(tmp.rglob("*"))
+        made = sorted(x.name for x in (runs[0] / "1").iterdir())
+        assert made == ["cwl-result.json"]
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert (tmp_path / "out" / "n.txt").read_text().strip() == "3000000"
+    assert sorted(os.listdir(tmp_path / "out")) == ["n.txt"]

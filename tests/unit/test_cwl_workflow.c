@@ -77,7 +77,7 @@ static json_t *run(const char *wf_text, const char *job_text, int *st,
 		   struct fake *f)
 {
 	json_t *wf = load("wf.cwl", wf_text, st), *job, *out = NULL;
-	struct cwl_wf_ops ops = {fake_submit, f, xy_test_tmpdir()};
+	struct cwl_wf_ops ops = {fake_submit, f, xy_test_tmpdir(), NULL};
 	struct cwl_wf *w;
 	int rc;
 
