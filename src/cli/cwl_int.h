@@ -48,7 +48,12 @@ struct cwl_run {
 };
 
 /* The task's command and outputs, wherever it is submitted from. */
-#define TASK_COMMAND "exec \"$XYLEM_EXE\" cwl-exec " JOB_FILE
+/* xylem-cwl-exec beside the worker's program if it is there (it loads
+ * far fewer libraries than xylem: a tool run starts faster), else the
+ * worker's own `xylem cwl-exec`. */
+#define TASK_COMMAND                                                      \
+	"e=\"${XYLEM_EXE%/*}/xylem-cwl-exec\"; [ -x \"$e\" ] || "        \
+	"exec \"$XYLEM_EXE\" cwl-exec " JOB_FILE "; exec \"$e\" " JOB_FILE
 extern const char *const cwl__task_outputs[2];
 
 typedef int (*visit_fn)(json_t *obj, int nested, void *arg);
