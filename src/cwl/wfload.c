@@ -67,6 +67,7 @@ static json_t *step_in(struct tl *t, const json_t *v)
 				p = json_deep_copy(x);
 			else
 				p = json_pack("{s:O}", "source", x);
+			cwl_where_copy(p, json_is_object(x) ? x : v);
 			json_object_set_new(p, "id", json_string(k));
 			json_array_append_new(out, p);
 		}
@@ -79,7 +80,9 @@ static json_t *step_in(struct tl *t, const json_t *v)
 					      " an 'id'%s", NULL);
 				return NULL;
 			}
-			json_array_append_new(out, json_deep_copy(x));
+			p = json_deep_copy(x);
+			cwl_where_copy(p, x);
+			json_array_append_new(out, p);
 		}
 	} else if (v && !json_is_null(v)) {
 		json_decref(out);
@@ -218,6 +221,52 @@ static int source_norm(struct tl *t, json_t *list, const json_t *at)
 	return 0;
 }
 
+static const char *const step_fields[] = {
+	"id", "in", "out", "run", "requirements", "hints", "label", "doc",
+	"scatter", "scatterMethod", "when", NULL,
+};
+static const char *const step_in_fields[] = {
+	"id", "source", "linkMerge", "pickValue", "loadContents",
+	"loadListing", "label", "default", "valueFrom", NULL,
+};
+
+/* A field the spec does not define is refused with the one it resembles,
+ * as a tool's are (load.c); namespaced fields and $ directives pass. */
+static int check_keys(struct tl *t, const json_t *m, const char *const *ok,
+		      const char *what)
+{
+	const char *key, *best_name;
+	const json_t *v;
+	char msg[256];
+
+	json_object_foreach((json_t *)m, key, v) {
+		size_t best = 3, d;
+		const char *const *f;
+
+		if (key[0] == '$' || strchr(key, ':'))
+			continue;
+		best_name = NULL;
+		for (f = ok; *f; f++) {
+			if ((d = xy_edit_distance(key, *f)) == 0)
+				break;
+			if (d < best) {
+				best = d;
+				best_name = *f;
+			}
+		}
+		if (*f)
+			continue;
+		if (best_name)
+			snprintf(msg, sizeof msg, "unknown field '%.64s' of %s "
+				 "(did you mean '%s'?)", key, what, best_name);
+		else
+			snprintf(msg, sizeof msg, "unknown field '%.64s' of %s",
+				 key, what);
+		return cwl__load_bad(t, json_is_object(v) ? v : m, "%s", msg);
+	}
+	return 0;
+}
+
 static json_t *step_one(struct tl *t, const json_t *s, const char *id)
 {
 	char dir[PATH_MAX];
@@ -227,8 +276,18 @@ static json_t *step_one(struct tl *t, const json_t *s, const char *id)
 
 	json_object_set_new(st, "id", json_string(cwl_short_name(id)));
 	cwl_where_copy(st, s);
-	if (!(in = step_in(t, json_object_get(s, "in"))))
+	if (!json_is_object(s)) {
+		cwl__load_bad(t, t->proc, "step '%s' must be a map", id);
 		goto fail;
+	}
+	if (check_keys(t, s, step_fields, "a workflow step") < 0 ||
+	    !(in = step_in(t, json_object_get(s, "in"))))
+		goto fail;
+	json_array_foreach(in, i, v)
+		if (check_keys(t, v, step_in_fields, "a step input") < 0) {
+			json_decref(in);
+			goto fail;
+		}
 	doc_dir(t, dir, sizeof dir);
 	json_array_foreach(in, i, v)
 		cwl_files_resolve(json_object_get(v, "default"), dir);

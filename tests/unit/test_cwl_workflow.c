@@ -176,6 +176,17 @@ static void t_canonical_workflow(void)
 		 "outputs: {}\nsteps:\n  s1: {run: echo.cwl, in: {}, when: "
 		 "$(true), out: [out]}\n", &st);
 	XY_CHECK(t == NULL && strstr(err, "'when' needs cwlVersion v1.2"));
+	/* A misspelt field of a step, or of a step input, at its line. */
+	t = load("w.cwl", "cwlVersion: v1.2\nclass: Workflow\ninputs: {}\n"
+		 "outputs: {}\nsteps:\n  s1:\n    run: echo.cwl\n    in: {}\n"
+		 "    out: []\n    scater: x\n", &st);
+	XY_CHECK(t == NULL && strstr(err, "w.cwl:7: unknown field 'scater' "
+				     "of a workflow step (did you mean "
+				     "'scatter'?)"));
+	t = load("w.cwl", "cwlVersion: v1.2\nclass: Workflow\ninputs: {}\n"
+		 "outputs: {}\nsteps:\n  s1:\n    run: echo.cwl\n    in:\n"
+		 "      x: {defualt: 1}\n    out: []\n", &st);
+	XY_CHECK(t == NULL && strstr(err, "w.cwl:9: unknown field 'defualt'"));
 	/* A document whose step runs itself does not loop for ever. */
 	t = load("self.cwl", "cwlVersion: v1.2\nclass: Workflow\ninputs: {}\n"
 		 "outputs: {}\nsteps:\n  s1: {run: self.cwl, in: {}, out: []}\n",
