@@ -120,6 +120,25 @@ static int relativize(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
+/* The input an output updates in place, by its name in the sandbox,
+ * which the submitting side maps back to its own path. */
+static int updates_relative(json_t *obj, int nested, void *arg)
+{
+	const char *sandbox = arg;
+	const char *u = json_string_value(json_object_get(obj,
+							  "xylem:updates"));
+	size_t n = strlen(sandbox);
+
+	(void)nested;
+	if (!u)
+		return 0;
+	if (strncmp(u, sandbox, n) || u[n] != '/')
+		json_object_del(obj, "xylem:updates");
+	else
+		json_object_set_new(obj, "xylem:updates", json_string(u + n + 1));
+	return 0;
+}
+
 static int load_runtime(const json_t *doc, const char *sandbox,
 			struct cwl_runtime *rt, char *outdir, char *tmpdir)
 {
@@ -174,6 +193,7 @@ int xy_cli_cwl_exec(int argc, char **argv)
 	if (!out)
 		fprintf(stderr, "xylem cwl-exec: %s\n", err);
 	else if (cwl__walk(out, 0, relativize, outdir) ||
+		 cwl__walk(out, 0, updates_relative, sandbox) ||
 		 json_dump_file(out, RESULT_FILE, JSON_COMPACT) < 0)
 		status = CWL_PERMANENT_FAIL;
 	else

@@ -43,6 +43,7 @@ struct wtask {
 	int fetched;         /* that temp brought here */
 	char dir[PATH_MAX];
 	json_t *plan;
+	json_t *mounts; /* the temps it reads: [[wtask, name]] */
 	struct xy_client_input *inputs; /* remote: what was offered */
 	struct wtask *next;
 };
@@ -195,6 +196,7 @@ static struct wtask *prepare(struct wfrun *w, const json_t *tool,
 	if (!w->c)
 		cwl__walk(jc, 0, to_mount, w);
 	t->plan = cwl__plan_inputs(jc, tc);
+	t->mounts = json_deep_copy(w->mounts);
 	doc = json_pack("{s:o, s:o, s:o}", "tool", tc, "job", jc, "runtime",
 			cwl__runtime_json(rt));
 	jc = tc = NULL;
@@ -217,8 +219,10 @@ static struct wtask *prepare(struct wfrun *w, const json_t *tool,
 fail:
 	json_decref(jc);
 	json_decref(tc);
-	if (t)
+	if (t) {
 		json_decref(t->plan);
+		json_decref(t->mounts);
+	}
 	free(*text);
 	*text = NULL;
 	free(t);
@@ -365,6 +369,53 @@ static int absolute(json_t *obj, int nested, void *arg)
 	return cwl__set_path(obj, path);
 }
 
+/* The path here of name (a sandbox name under a planned input or a
+ * mounted temp of task t), or NULL. */
+static char *path_here(const struct wtask *t, const char *name)
+{
+	const json_t *e;
+	char *out = NULL;
+	size_t i;
+
+	json_array_foreach(t->plan, i, e) {
+		const char *n = json_string_value(json_array_get(e, 1));
+		size_t len = strlen(n);
+
+		if (!strncmp(name, n, len) && (!name[len] || name[len] == '/') &&
+		    asprintf(&out, "%s%s", json_string_value(json_array_get(
+			    e, 0)), name + len) >= 0)
+			return out;
+	}
+	json_array_foreach(t->mounts, i, e) {
+		const struct wtask *from = (const struct wtask *)(intptr_t)
+			json_integer_value(json_array_get(e, 0));
+		const char *n = json_string_value(json_array_get(e, 1));
+		size_t len = strlen(n);
+
+		if (!strncmp(name, n, len) && (!name[len] || name[len] == '/') &&
+		    asprintf(&out, "%s/out%s", from->dir, name + len) >= 0)
+			return out;
+	}
+	return NULL;
+}
+
+/* An output that updates an input in place names the input's path here
+ * (for the engine), not its name in the sandbox. */
+static int updates_here(json_t *obj, int nested, void *arg)
+{
+	const char *u = json_string_value(json_object_get(obj,
+							  "xylem:updates"));
+	char *here = u ? path_here(arg, u) : NULL;
+
+	(void)nested;
+	if (here)
+		json_object_set_new(obj, "xylem:updates", json_string(here));
+	else if (u)
+		json_object_del(obj, "xylem:updates");
+	free(here);
+	return 0;
+}
+
 /* The output object of task t, whose outputs are back in its directory;
  * NULL if it cannot be read. */
 static json_t *task_result(struct wtask *t)
@@ -379,7 +430,7 @@ static json_t *task_result(struct wtask *t)
 		fprintf(stderr, "xylem cwl: a step's result: %s\n", je.text);
 		return NULL;
 	}
-	if (cwl__walk(v, 0, absolute, out)) {
+	if (cwl__walk(v, 0, absolute, out) || cwl__walk(v, 0, updates_here, t)) {
 		json_decref(v);
 		return NULL;
 	}
@@ -656,6 +707,7 @@ int cwl__run_workflow(struct cwl_run *r)
 
 		w.tasks = t->next;
 		json_decref(t->plan);
+		json_decref(t->mounts);
 		free(t->inputs);
 		free(t);
 	}

@@ -63,6 +63,7 @@ struct cwl_wf {
 	struct job *root, *jobs, *done_head, *done_tail;
 	struct frame *frames, *queue;
 	size_t running;
+	json_t *updated; /* path -> the object a tool updated it into */
 	int finished;
 	int status; /* why it failed, if not CWL_PERMANENT_FAIL */
 };
@@ -243,20 +244,72 @@ static int job_run(struct cwl_wf *w, struct job *j, char *err, size_t errlen)
 		job_done(w, j, out);
 		return 0;
 	}
-	if (json_is_true(json_object_get(cwl_requirement(
-		    j->proc, "InplaceUpdateRequirement", NULL), "inplaceUpdate"))) {
-		/* The tool would change a file that other steps read; its
-		 * task changes a copy in its sandbox. */
-		w->status = CWL_UNSUPPORTED;
-		return xy_fail(err, errlen, ENOTSUP, "InplaceUpdateRequirement"
-			       " in a workflow: a step's task works on copies "
-			       "of its inputs, not in place");
-	}
 	j->handle = w->ops.submit(w->ops.arg, j->proc, j->inputs, err, errlen);
 	if (!j->handle)
 		return -1;
 	w->running++;
 	return 0;
+}
+
+/* ------------------------------------------------- updates in place */
+
+/* Takes the "xylem:updates" marks off a tool's outputs, remembering
+ * each: the input at that path now reads as this object. */
+static void note_updates(struct cwl_wf *w, json_t *v)
+{
+	const char *k, *u;
+	json_t *x;
+	size_t i;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			note_updates(w, x);
+	} else if (json_is_object(v)) {
+		if ((u = json_string_value(json_object_get(v, "xylem:updates")))) {
+			char *old = strdup(u);
+
+			json_object_del(v, "xylem:updates");
+			if (old)
+				json_object_set_new(w->updated, old,
+						    json_deep_copy(v));
+			free(old);
+		}
+		json_object_foreach(v, k, x)
+			note_updates(w, x);
+	}
+}
+
+/* v with every File or Directory that a tool has since updated in place
+ * (InplaceUpdateRequirement) replaced by what it became. */
+static void apply_updates(const struct cwl_wf *w, json_t *v)
+{
+	const char *k;
+	json_t *x, *to;
+	size_t i;
+
+	if (!json_object_size(w->updated))
+		return;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x) {
+			to = cwl_is_fileobj(x) ? json_object_get(w->updated,
+				json_string_value(json_object_get(x, "path"))
+				?: "") : NULL;
+			if (to)
+				json_array_set(v, i, json_deep_copy(to) ?: x);
+			else
+				apply_updates(w, x);
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, x) {
+			to = cwl_is_fileobj(x) ? json_object_get(w->updated,
+				json_string_value(json_object_get(x, "path"))
+				?: "") : NULL;
+			if (to)
+				json_object_set_new(v, k, json_deep_copy(to));
+			else
+				apply_updates(w, x);
+		}
+	}
 }
 
 /* ------------------------------------------------------------- steps */
@@ -345,6 +398,7 @@ static int step_start(struct cwl_wf *w, struct step *s, char *err,
 		json_object_set_new(io, json_string_value(json_object_get(p,
 							"id")), v);
 	}
+	apply_updates(w, io);
 	if (json_array_size(scatter))
 		list = cwl__scatter_jobs(io, scatter, json_string_value(
 			json_object_get(s->def, "scatterMethod")), &s->dims,
@@ -449,6 +503,15 @@ static int frame_finish(struct cwl_wf *w, struct frame *f, char *err,
 			json_decref(out);
 			return -1;
 		}
+		apply_updates(w, v);
+		if (cwl_is_fileobj(v) && json_object_get(w->updated,
+			json_string_value(json_object_get(v, "path")) ?: "")) {
+			json_t *a = json_pack("[o]", v);
+
+			apply_updates(w, a);
+			v = json_incref(json_array_get(a, 0));
+			json_decref(a);
+		}
 		const json_t *t = json_object_get(p, "type");
 
 		if (!(json_is_string(t) && !strcmp(json_string_value(t), "Any"))
@@ -493,6 +556,7 @@ struct cwl_wf *cwl_wf_new(const json_t *process, const json_t *inputs,
 	if (!w)
 		return NULL;
 	w->ops = *ops;
+	w->updated = json_object();
 	w->root = job_new(w, NULL, 0, json_deep_copy(process),
 			  json_deep_copy(inputs));
 	if (!w->root) {
@@ -528,6 +592,7 @@ void cwl_wf_free(struct cwl_wf *w)
 		json_decref(j->outputs);
 		free(j);
 	}
+	json_decref(w->updated);
 	free(w);
 }
 
@@ -592,6 +657,7 @@ int cwl_wf_task_done(struct cwl_wf *w, uint64_t handle, json_t *outputs,
 		(void)status;
 		return -1;
 	}
+	note_updates(w, outputs);
 	job_done(w, j, outputs);
 	return 0;
 }

@@ -58,10 +58,23 @@ static uint64_t fake_submit(void *arg, const json_t *tool, const json_t *job,
 
 	(void)e;
 	(void)elen;
-	if (strstr(json_string_value(json_object_get(tool, "id")), "inc"))
+	if (strstr(json_string_value(json_object_get(tool, "id")), "inc")) {
 		out = json_pack("{s:I}", "out", json_integer_value(x) + 1);
-	else
+	} else if (strstr(json_string_value(json_object_get(tool, "id")),
+			  "upd")) {
+		/* A tool that updates its File x in place: its output is
+		 * the new file, marked as cwl-exec marks it. */
+		json_t *nf = json_deep_copy(x);
+
+		json_object_set_new(nf, "path", json_string("/new/f.txt"));
+		json_object_set_new(nf, "size", json_integer(99));
+		json_object_set(nf, "xylem:updates",
+				json_object_get(x, "path"));
+		out = json_pack("{s:o}", "out", nf);
+	}
+	else {
 		out = json_pack("{s:O}", "out", x ? x : json_null());
+	}
 	json_array_append_new(f->pending, json_pack("[I,o]",
 						    (json_int_t)++f->next, out));
 	f->submitted++;
@@ -334,6 +347,44 @@ static void t_parallel_and_subworkflow(void)
 	xy_test_check_no_leaks();
 }
 
+/* A step that updates a File in place (InplaceUpdateRequirement): steps
+ * that read the file afterwards, and the outputs, get the new one; the
+ * mark never reaches the output object. */
+static void t_update_in_place(void)
+{
+	struct fake f = {0};
+	int st;
+	json_t *o;
+
+	put("echo.cwl", echo_tool);
+	put("upd.cwl", echo_tool);
+	put("f.txt", "old\n");
+	o = run("cwlVersion: v1.2\nclass: Workflow\n"
+		"inputs:\n  f: File\n"
+		"outputs:\n"
+		"  before: {type: Any, outputSource: s0/out}\n"
+		"  after: {type: Any, outputSource: s2/out}\n"
+		"  original: {type: Any, outputSource: f}\n"
+		"steps:\n"
+		"  s0: {run: echo.cwl, in: {x: f}, out: [out]}\n"
+		"  s1: {run: upd.cwl, in: {x: s0/out}, out: [out]}\n"
+		"  s2: {run: echo.cwl, in: {x: f, w: s1/out}, out: [out]}\n",
+		"f: {class: File, path: f.txt}\n", &st, &f);
+	XY_CHECK(o != NULL);
+	XY_CHECK(!strcmp(json_string_value(json_object_get(json_object_get(
+		o, "after"), "path")), "/new/f.txt"));
+	XY_CHECK(!strcmp(json_string_value(json_object_get(json_object_get(
+		o, "original"), "path")), "/new/f.txt"));
+	XY_CHECK(!strcmp(json_string_value(json_object_get(json_object_get(
+		o, "before"), "path")), "/new/f.txt"));
+	char *text = json_dumps(o, 0);
+
+	XY_CHECK(text && !strstr(text, "xylem:updates"));
+	free(text);
+	json_decref(o);
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -342,6 +393,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_value_from_and_when),
 		XY_TEST(t_scatter),
 		XY_TEST(t_parallel_and_subworkflow),
+		XY_TEST(t_update_in_place),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
