@@ -75,9 +75,12 @@ json_t *cwl__link_value(const json_t *state, const json_t *param,
 			if (!sv)
 				sv = json_null();
 			if (!strcmp(merge, "merge_flattened") &&
-			    json_is_array(sv))
-				json_array_extend(v, json_deep_copy(sv));
-			else
+			    json_is_array(sv)) {
+				json_t *items = json_deep_copy(sv);
+
+				json_array_extend(v, items);
+				json_decref(items);
+			} else
 				json_array_append_new(v, json_deep_copy(sv));
 		}
 	}

@@ -295,7 +295,7 @@ static void apply_updates(const struct cwl_wf *w, json_t *v)
 				json_string_value(json_object_get(x, "path"))
 				?: "") : NULL;
 			if (to)
-				json_array_set(v, i, json_deep_copy(to) ?: x);
+				json_array_set_new(v, i, json_deep_copy(to));
 			else
 				apply_updates(w, x);
 		}
