@@ -5,11 +5,13 @@
  * submitting side; every CommandLineTool it reaches becomes a task like
  * the one `xylem cwl TOOL` submits (cwl.c), on the run's local manager
  * (started at the first task, so that a workflow of expressions starts
- * none) or on a standing manager (--manager). Each task's out/ and
- * result come back to a directory of its own under the run's temporary
- * directory, t/N/, where later steps read them; the files the workflow's
- * output object names are moved (or, if they are not the run's own,
- * copied) to --outdir at the end.
+ * none) or on a standing manager (--manager). Each task has a directory
+ * of its own under the run's temporary directory, t/N/: its result
+ * object comes back there; its out/ stays on the worker as a temp (local
+ * runs: see "temps" below) or comes back there too (--manager, whose
+ * protocol has no temps). The files the workflow's output object names
+ * are moved (or, if they are not the run's own, copied) to --outdir at
+ * the end.
  */
 #include <errno.h>
 #include <libgen.h>
