@@ -178,7 +178,12 @@ int xy_cli_cwl_exec(int argc, char **argv)
 			"\n");
 		return argc == 2 ? XY_EXIT_OK : XY_EXIT_USAGE;
 	}
-	doc = json_load_file(argv[1], 0, &je);
+	/* A small job document comes in the task's environment instead of
+	 * as a file (cwlwf.c): one transfer less for each tool run. */
+	if (access(argv[1], F_OK) != 0 && getenv(JOB_ENV))
+		doc = json_loads(getenv(JOB_ENV), 0, &je);
+	else
+		doc = json_load_file(argv[1], 0, &je);
 	if (!doc || !getcwd(sandbox, sizeof sandbox) ||
 	    load_runtime(doc, sandbox, &rt, outdir, tmpdir) < 0) {
 		fprintf(stderr, "xylem cwl-exec: %s: %s\n", argv[1],
@@ -198,6 +203,16 @@ int xy_cli_cwl_exec(int argc, char **argv)
 		status = CWL_PERMANENT_FAIL;
 	else
 		status = CWL_OK;
+	if (status == CWL_OK && getenv(RESULT_ENV)) {
+		char *line = json_dumps(out, JSON_COMPACT);
+
+		/* After whatever the tool wrote, on a line of its own. */
+		fflush(stderr);
+		if (line)
+			printf("\n" RESULT_MARK "%s\n", line);
+		fflush(stdout);
+		free(line);
+	}
 	json_decref(out);
 	json_decref(doc);
 	return status;

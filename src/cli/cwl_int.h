@@ -47,6 +47,17 @@ struct cwl_run {
 	char outdir[PATH_MAX];
 };
 
+/* A job document that fits (JOB_ENV_MAX bytes) may come in this
+ * environment variable of the task instead of as JOB_FILE. */
+#define JOB_ENV "XYLEM_CWL_JOB"
+#define JOB_ENV_MAX (32 * 1024)
+
+/* With RESULT_ENV set in its environment, cwl-exec also prints the
+ * output object as the last line of its output, after RESULT_MARK, so
+ * that it comes back with the task's captured output (cwlwf.c). */
+#define RESULT_ENV "XYLEM_CWL_RESULT_LINE"
+#define RESULT_MARK "\036xylem-cwl-result "
+
 /* The task's command and outputs, wherever it is submitted from. */
 /* xylem-cwl-exec beside the worker's program if it is there (it loads
  * far fewer libraries than xylem: a tool run starts faster), else the

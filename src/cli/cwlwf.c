@@ -42,6 +42,7 @@ struct wtask {
 	uint64_t id;
 	unsigned n;          /* its directory is t/N */
 	struct xy_file *out; /* local runs: its out/, a temp */
+	struct xy_file *result; /* local runs: its RESULT_FILE, a temp */
 	int fetched;         /* that temp brought here */
 	char dir[PATH_MAX];
 	json_t *plan;
@@ -272,15 +273,29 @@ static uint64_t submit_local(void *arg, const json_t *tool, const json_t *job,
 			json_array_get(pair, 1)), err, errlen) < 0)
 			goto out;
 	}
-	f = xy_manager_declare_buffer(r->m, text, strlen(text), XY_CACHE_TASK,
-				      err, errlen);
-	if (!f || xy_task_add_input(t, f, JOB_FILE, err, errlen) < 0)
-		goto out;
-	/* out/ stays on the worker; the result object comes back. */
+	if (strlen(text) <= JOB_ENV_MAX) {
+		/* In the TASK message itself: no transfer of its own. */
+		if (xy_task_set_env(t, JOB_ENV, text) < 0) {
+			xy_fail(err, errlen, errno, "cannot set %s", JOB_ENV);
+			goto out;
+		}
+	} else {
+		f = xy_manager_declare_buffer(r->m, text, strlen(text),
+					      XY_CACHE_TASK, err, errlen);
+		if (!f || xy_task_add_input(t, f, JOB_FILE, err, errlen) < 0)
+			goto out;
+	}
+	/* out/ stays on the worker; the result object comes back in the
+	 * task's output, or, if that lost it, from its temp. */
 	wt->out = xy_manager_declare_temp(r->m, XY_CACHE_WORKFLOW, err,
 					  errlen);
-	snprintf(path, sizeof path, "%s/" RESULT_FILE, wt->dir);
-	f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err, errlen);
+	f = wt->result = xy_manager_declare_temp(r->m, XY_CACHE_WORKFLOW, err,
+						 errlen);
+	(void)path;
+	if (xy_task_set_env(t, RESULT_ENV, "1") < 0) {
+		xy_fail(err, errlen, errno, "cannot set %s", RESULT_ENV);
+		goto out;
+	}
 	if (!wt->out || !f ||
 	    xy_task_add_output(t, wt->out, "out", err, errlen) < 0 ||
 	    xy_task_add_output(t, f, RESULT_FILE, err, errlen) < 0)
@@ -418,17 +433,40 @@ static int updates_here(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
-/* The output object of task t, whose outputs are back in its directory;
- * NULL if it cannot be read. */
-static json_t *task_result(struct wtask *t)
+/* Where the result line starts in a task's output, or NULL. */
+static const char *result_line(const char *output, size_t len)
 {
-	char path[2 * PATH_MAX], out[2 * PATH_MAX];
+	const char *p, *last = NULL;
+
+	for (p = output; p && p < output + len;
+	     p = memmem(p + 1, (size_t)(output + len - p - 1), RESULT_MARK,
+			strlen(RESULT_MARK)))
+		if (!strncmp(p, RESULT_MARK, strlen(RESULT_MARK)))
+			last = p;
+	return last;
+}
+
+/* The output object of task t: from its output's result line, else from
+ * its result file (fetched here first if it is a temp); NULL if it
+ * cannot be read. */
+static json_t *task_result(struct wfrun *w, struct wtask *t,
+			   const char *line)
+{
+	char path[2 * PATH_MAX], out[2 * PATH_MAX], err[1024] = "";
 	json_error_t je;
-	json_t *v;
+	json_t *v = NULL;
 
 	snprintf(path, sizeof path, "%s/" RESULT_FILE, t->dir);
 	snprintf(out, sizeof out, "%s/out", t->dir);
-	if (!(v = json_load_file(path, 0, &je))) {
+	if (line)
+		v = json_loadb(line + strlen(RESULT_MARK),
+			       strcspn(line, "\n") - strlen(RESULT_MARK), 0, &je);
+	if (!v && t->result && xy_manager_fetch(w->r->m, t->result, path, -1,
+						 err, sizeof err) < 0) {
+		fprintf(stderr, "xylem cwl: a step's result: %s\n", err);
+		return NULL;
+	}
+	if (!v && !(v = json_load_file(path, 0, &je))) {
 		fprintf(stderr, "xylem cwl: a step's result: %s\n", je.text);
 		return NULL;
 	}
@@ -446,10 +484,15 @@ static int task_back(struct wfrun *w, struct cwl_wf *wf, uint64_t id,
 		     size_t len, const char *error)
 {
 	struct wtask *t = task_find(w, id);
+	const char *line = output ? result_line(output, len) : NULL;
 	json_t *out;
 
 	if (!t)
 		return -1; /* not ours */
+	/* What the tool said, without the result line (and the line break
+	 * cwl-exec put before it). */
+	if (line)
+		len = (size_t)(line - output) - (line > output);
 	if (len && (result != XY_RESULT_SUCCESS || !w->r->o.quiet))
 		fwrite(output, 1, len, stderr);
 	if (result != XY_RESULT_SUCCESS) {
@@ -462,7 +505,7 @@ static int task_back(struct wfrun *w, struct cwl_wf *wf, uint64_t id,
 		return code == CWL_UNSUPPORTED || code == CWL_TEMPORARY_FAIL
 			       ? code : CWL_PERMANENT_FAIL;
 	}
-	if (!(out = task_result(t)))
+	if (!(out = task_result(w, t, line)))
 		return CWL_PERMANENT_FAIL;
 	cwl_wf_task_done(wf, id, out, CWL_OK);
 	return -1;

@@ -207,8 +207,7 @@ def test_workflow_on_a_standing_manager(xylem, xylem_bin, tmp_path,
 def test_intermediate_files_stay_on_the_worker(xylem_bin, tmp_path):
     """A file one step makes and the next reads is a temp: it is never
     copied back to the command's side (its t/N/out directory there never
-    appears, only the step's result object), and only the workflow's
-    output reaches --outdir."""
+    appears), and only the workflow's output reaches --outdir."""
     write(tmp_path / "make.cwl", """
         cwlVersion: v1.2
         class: CommandLineTool
@@ -260,8 +259,9 @@ def test_intermediate_files_stay_on_the_worker(xylem_bin, tmp_path):
         assert flag.exists()
         runs = list(tmp.glob("xylem-cwl-*/t"))
         assert len(runs) == 1, list(tmp.rglob("*"))
-        made = sorted(x.name for x in (runs[0] / "1").iterdir())
-        assert made == ["cwl-result.json"]
+        # Nothing of step 1 came back: its out/ is a temp, and its
+        # result object came with the task's output.
+        assert list((runs[0] / "1").iterdir()) == []
         out, err = p.communicate(timeout=TIMEOUT)
     finally:
         if p.poll() is None:
@@ -270,3 +270,44 @@ def test_intermediate_files_stay_on_the_worker(xylem_bin, tmp_path):
     assert p.returncode == 0, err
     assert (tmp_path / "out" / "n.txt").read_text().strip() == "3000000"
     assert sorted(os.listdir(tmp_path / "out")) == ["n.txt"]
+
+
+def test_a_result_too_large_for_the_output_is_fetched(xylem_bin, tmp_path):
+    """A step's output object comes back as the last line of its task's
+    output; one past what a task's output keeps (1 MiB, here 20 files of
+    60 KiB read with loadContents) is fetched from its temp instead."""
+    write(tmp_path / "many.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [sh, -c, 'for i in $(seq 10 29); do
+          head -c 61440 /dev/zero | tr "\\\\0" x > $i.txt; done']
+        inputs: []
+        outputs:
+          fs:
+            type: File[]
+            outputBinding: {glob: "*.txt", loadContents: true}
+        """)
+    wf = write(tmp_path / "wf.cwl", """
+        cwlVersion: v1.2
+        class: Workflow
+        requirements: {InlineJavascriptRequirement: {}}
+        inputs: []
+        outputs:
+          n: {type: int, outputSource: count/n}
+        steps:
+          many: {run: many.cwl, in: [], out: [fs]}
+          count:
+            run:
+              class: ExpressionTool
+              inputs: {fs: 'File[]'}
+              outputs: {n: int}
+              expression: >-
+                $({n: inputs.fs.map(function(f) {
+                  return f.contents.length; }).reduce(function(a, b) {
+                  return a + b; }, 0)})
+            in: {fs: many/fs}
+            out: [n]
+        """)
+    r = cwl(xylem_bin, "--quiet", "--outdir", tmp_path / "out", wf)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"n": 20 * 61440}
