@@ -1,5 +1,6 @@
 /*
- * cwl.h: the CWL v1.2 CommandLineTool runner (docs/cwl.md).
+ * cwl.h: the CWL v1.2 runner (docs/cwl.md): CommandLineTools, and the
+ * ExpressionTools and Workflows of the "workflow" part at the end.
  *
  * Three stages, each a file group:
  *
@@ -24,8 +25,9 @@
  *
  * The canonical tool (what cwl_load_tool returns, what exec reads):
  *
- *   class        "CommandLineTool" (an ExpressionTool or Workflow is
- *                refused with CWL_UNSUPPORTED)
+ *   class        "CommandLineTool" ("ExpressionTool" and "Workflow": see
+ *                "workflow" below; "Operation" is refused with
+ *                CWL_UNSUPPORTED)
  *   cwlVersion   "v1.2" (v1.0 and v1.1 are accepted as they are)
  *   id           the document's URI, with its fragment
  *   inputs       array of parameters: {"id": short name, "type": T, and
@@ -380,7 +382,11 @@ void cwl_wf_free(struct cwl_wf *w);
 int cwl_wf_advance(struct cwl_wf *w, int *status, char *err, size_t errlen);
 
 /* The task handle came back: outputs (taken; paths absolute) or, when it
- * failed, NULL and its CWL status. Returns -1 for an unknown handle. */
+ * failed, NULL and its CWL status (the run is over then: nothing more is
+ * evaluated; the caller stops with that status). Returns -1 for an
+ * unknown handle or a failed task. An output that a tool updated in place
+ * carries "xylem:updates", the path of the input it replaces (cwl-exec
+ * marks it; the engine takes the mark off). */
 int cwl_wf_task_done(struct cwl_wf *w, uint64_t handle, json_t *outputs,
 		     int status);
 
