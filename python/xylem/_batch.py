@@ -54,6 +54,7 @@ class Batching:
         self.grow = {}          # digest -> next size before a measurement
         self.lock = threading.Lock()
         self.queue = []
+        self.armed = False      # a flush is posted: submits queue
         self.bursts = 0         # batches of submits sent (stats)
         self.burst_calls = 0    # calls they carried
 
@@ -87,11 +88,26 @@ class Batching:
                 and _resources_plain(opts))
 
     def submit(self, opts, fn, args, kwargs):
-        """Queues the call for the manager's thread, which sends what is
-        queued by then together (flush): a lone call goes as soon as that
-        thread runs, as any submit does; calls made faster than it runs
-        share messages."""
+        """The first call of a burst: None, and the caller sends it at
+        once as any submit (so a lone call waits for nothing), while the
+        manager's thread is asked to flush. Later calls, until that flush
+        runs, are queued and their Future returned: the flush sends them
+        together. So calls made faster than the manager's thread turns
+        share messages, and a lone call costs what it did."""
         ex = self.ex
+        with self.lock:
+            if not self.armed:
+                self.armed = True
+                first = True
+            else:
+                first = False
+        if first:
+            try:
+                ex._manager.post(self.flush)
+            except Exception:
+                with self.lock:
+                    self.armed = False
+            return None
         from .executor import _Future, _Pending, _pickle_error
         with ex._lock:
             if ex._shutdown:
@@ -114,23 +130,15 @@ class Batching:
         with ex._lock:
             ex._pending[key] = pending
         with self.lock:
-            self.queue.append((key, pending, fn, digest, fn_bytes, args,
-                               kwargs, opts))
-            first = len(self.queue) == 1
-        if first:
-            try:
-                ex._manager.post(self.flush)
-            except Exception as e:
-                self._fail_queued(e)
+            queued = self.armed
+            if queued:
+                self.queue.append((key, pending, fn, digest, fn_bytes,
+                                   args, kwargs, opts))
+        if not queued:
+            # The flush ran meanwhile: this one alone, at once.
+            self._send_one((key, pending, fn, digest, fn_bytes, args,
+                            kwargs, opts))
         return future
-
-    def _fail_queued(self, e):
-        with self.lock:
-            q, self.queue = self.queue, []
-        for key, pending, *_ in q:
-            self.ex._pending.pop(key, None)
-            if pending.future.set_running_or_notify_cancel():
-                pending.future.set_exception(e)
 
     def flush(self):
         """On the manager's thread: sends the queued calls, those of the
@@ -139,6 +147,7 @@ class Batching:
         ex._loop_ident = threading.get_ident()
         with self.lock:
             q, self.queue = self.queue, []
+            self.armed = False
         groups = {}
         with ex._lock:
             live = ex._pending

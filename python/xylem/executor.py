@@ -632,8 +632,11 @@ class Executor(cf.Executor):
     def _submit(self, opts, fn, args, kwargs):
         fresh = self._fresh if opts["fresh"] is None else opts["fresh"]
         if self._batching.takes(opts, fn, fresh):
-            # Sent with the rest of its burst (_batch.py).
-            return self._batching.submit(opts, fn, args, kwargs)
+            # Sent with the rest of its burst (_batch.py), unless it is
+            # the first of one.
+            f = self._batching.submit(opts, fn, args, kwargs)
+            if f is not None:
+                return f
         if opts["environment"] is None and \
                 self._defaults["environment"] is not None:
             opts = dict(opts, environment=self._defaults["environment"])
