@@ -9,7 +9,7 @@
 #   bench/task_array.sh [N]   (default 1000000)
 set -eu
 N=${1:-1000000}
-XYLEM=${XYLEM_BIN:-$(dirname "$0")/../build/src/cli/xylem}
+XYLEM=$(realpath "${XYLEM_BIN:-$(dirname "$0")/../build/src/cli/xylem}")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"
