@@ -27,7 +27,7 @@ from . import _calls
 # What a chunk should take on its worker: long enough that a message's
 # cost (some tens of microseconds on each hop) is small beside it, short
 # enough that results stream back and the load spreads.
-TARGET_S = 0.004
+TARGET_S = 0.010
 # The most calls in a chunk (and in a batch of submits): bounds the
 # memory held per chunk on every side.
 CHUNK_MAX = 4096
