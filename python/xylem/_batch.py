@@ -43,6 +43,19 @@ def _resources_plain(opts):
             and not opts["time_limit"])
 
 
+class _Queued:
+    """A submit waiting for the flush, with what it was given and what
+    the submitting thread worked out (its function's pickle or
+    reference, its library)."""
+
+    __slots__ = ("key", "pending", "fn", "digest", "fn_bytes", "ref",
+                 "library", "args", "kwargs", "opts")
+
+    def __init__(self, *values):
+        for k, v in zip(self.__slots__, values):
+            setattr(self, k, v)
+
+
 class Batching:
     """An executor's batching state: the measured cost of each function's
     calls, and the burst of submits waiting for the manager's thread."""
@@ -117,27 +130,33 @@ class Batching:
         future = _Future()
         future._xy_executor = ex
         future._xy_on_cancel = functools.partial(ex._cancelled, key)
+        if opts["environment"] is None and \
+                ex._defaults["environment"] is not None:
+            opts = dict(opts, environment=ex._defaults["environment"])
         try:
             digest, fn_bytes = ex._pickles.get(fn)
         except Exception as e:
             future.set_running_or_notify_cancel()
             future.set_exception(_pickle_error(fn, e))
             return future
-        if opts["environment"] is None and \
-                ex._defaults["environment"] is not None:
-            opts = dict(opts, environment=ex._defaults["environment"])
+        # What may take the executor's declare lock happens here, on the
+        # submitting thread: the flush runs on the manager's thread,
+        # which must never wait for that lock (executor.py).
+        ref = ex._function_refs.get(digest, fn_bytes)
+        library = ex._library_for(opts["environment"])
         pending = _Pending(future, "call")
+        entry = _Queued(key, pending, fn, digest,
+                        fn_bytes if ref is None else None, ref, library,
+                        args, kwargs, opts)
         with ex._lock:
             ex._pending[key] = pending
         with self.lock:
             queued = self.armed
             if queued:
-                self.queue.append((key, pending, fn, digest, fn_bytes,
-                                   args, kwargs, opts))
+                self.queue.append(entry)
         if not queued:
             # The flush ran meanwhile: this one alone, at once.
-            self._send_one((key, pending, fn, digest, fn_bytes, args,
-                            kwargs, opts))
+            self._send_one(entry)
         return future
 
     def flush(self):
@@ -148,72 +167,98 @@ class Batching:
         with self.lock:
             q, self.queue = self.queue, []
             self.armed = False
-        groups = {}
         with ex._lock:
             live = ex._pending
-            q = [e for e in q if e[0] in live]  # not cancelled meanwhile
+            q = [e for e in q if e.key in live]  # not cancelled meanwhile
+        groups = {}
         for e in q:
-            o = e[7]
-            groups.setdefault((o["environment"], o["priority"], o["tag"]),
+            o = e.opts
+            groups.setdefault((e.library, o["priority"], o["tag"]),
                               []).append(e)
         cores = None
         for group in groups.values():
-            if len(group) == 1:
-                self._send_one(group[0])
-                continue
-            if cores is None:
-                try:
+            try:
+                if len(group) == 1:
+                    self._send_one(group[0])
+                    continue
+                if cores is None:
                     cores = max(1, ex._manager.stats()["cores_total"])
-                except Exception:
-                    cores = 1
-            # Enough batches to keep every core busy, each within what
-            # the functions' measured cost says a chunk should hold.
-            most = max(1, min(BURST_MAX, -(-len(group) // cores)))
-            size = max(1, min(self.size(e[3], most) for e in group))
-            for i in range(0, len(group), size):
-                piece = group[i:i + size]
-                if len(piece) == 1:
-                    self._send_one(piece[0])
-                else:
-                    self._send_batch(piece)
+                # Enough batches to keep every core busy, each within
+                # what the functions' measured cost says a chunk should
+                # hold.
+                most = max(1, min(BURST_MAX, -(-len(group) // cores)))
+                size = max(1, min(self.size(e.digest, most) for e in group))
+                for i in range(0, len(group), size):
+                    piece = group[i:i + size]
+                    if len(piece) == 1:
+                        self._send_one(piece[0])
+                    else:
+                        self._send_batch(piece)
+            except BaseException as e:
+                # Not expected; but no queued Future may be left pending.
+                for entry in group:
+                    self._fail(entry, e)
 
-    def _send_one(self, entry):
+    def _fail(self, entry, exc):
+        with self.ex._lock:
+            if self.ex._pending.pop(entry.key, None) is None:
+                return
+        f = entry.pending.future
+        if not f.done() and f.set_running_or_notify_cancel():
+            f.set_exception(exc)
+
+    def _send_one(self, e):
         """A queued call alone, as submit() would have sent it."""
         ex = self.ex
-        key, pending, fn, _, _, args, kwargs, opts = entry
-        spec = {}
         try:
-            environment = opts["environment"]
-            _, spec = ex._call_spec(pending.future, fn, args, kwargs,
-                                    opts["env"], environment)
-            spec.update(ex._resources(opts, spec))
-            ex._manager.submit(key, **{k: v for k, v in spec.items()
-                                       if k != "release"})
-        except Exception as e:
-            with ex._lock:
-                ex._pending.pop(key, None)
-            if pending.future.set_running_or_notify_cancel():
-                pending.future.set_exception(e)
+            env = e.opts["env"]
+            if e.ref is None:
+                payload = _calls.encode_call(e.digest, e.fn_bytes, e.args,
+                                             e.kwargs, env)
+                inputs = []
+            else:
+                payload = _calls.encode_call(e.digest, _calls.FN_FILE,
+                                             e.args, e.kwargs, env)
+                inputs = [(e.ref, _calls.FN_FILE)]
+        except Exception as x:
+            from .executor import _pickle_error
+            return self._fail(e, _pickle_error(e.fn, x))
+        own = []
+        try:
+            if len(payload) > _calls.MESSAGE_MAX:
+                # Too large for a message: the payload travels as a file
+                # (declared without the declare lock; on the manager's
+                # thread this runs at once).
+                h = ex._manager.declare_buffer(payload, "task")
+                own.append(h)
+                inputs.append((h, _calls.CALL_FILE))
+                payload = _calls.encode_indirect(_calls.CALL_FILE)
+            spec = {"inputs": inputs}
+            spec.update(ex._resources(e.opts, spec))
+            spec.pop("env", None)
+            ex._manager.submit(e.key, library=e.library, payload=payload,
+                               **spec)
+        except Exception as x:
+            self._fail(e, x)
         finally:
             from .executor import _give_back
-            for h in spec.get("release", ()):
+            for h in own:
                 _give_back(ex._manager, h)
 
     def _send_batch(self, piece):
         """Several queued calls as one task."""
         ex = self.ex
-        from .executor import _Pending, _pickle_error
+        from .executor import _Pending
         fns, inputs = {}, []
-        for _, _, fn, digest, fn_bytes, *_ in piece:
-            if digest not in fns:
-                ref = ex._function_refs.get(digest, fn_bytes)
-                if ref is None:
-                    fns[digest] = fn_bytes
+        for e in piece:
+            if e.digest not in fns:
+                if e.ref is None:
+                    fns[e.digest] = e.fn_bytes
                 else:
                     name = f"{_calls.FN_FILE}.{len(inputs)}"
-                    fns[digest] = name
-                    inputs.append((ref, name))
-        calls = [(e[3], e[5], e[6], e[7]["env"]) for e in piece]
+                    fns[e.digest] = name
+                    inputs.append((e.ref, name))
+        calls = [(e.digest, e.args, e.kwargs, e.opts["env"]) for e in piece]
         try:
             payload = _calls.encode_batch(fns, calls)
         except Exception:
@@ -222,26 +267,22 @@ class Batching:
             for e in piece:
                 self._send_one(e)
             return
-        opts = piece[0][7]
         with ex._lock:
             key = next(ex._keys)
             p = _Pending(cf.Future(), "burst")
-            p.back = [(e[0], e[1], e[3]) for e in piece]
+            p.back = [(e.key, e.pending, e.digest) for e in piece]
             ex._pending[key] = p
         spec = {"inputs": inputs}
-        spec.update(ex._resources(opts, spec))
+        spec.update(ex._resources(piece[0].opts, spec))
         spec.pop("env", None)
         try:
-            ex._manager.submit(key, library=ex._library_for(
-                opts["environment"]), payload=payload, **spec)
-        except Exception as e:
+            ex._manager.submit(key, library=piece[0].library,
+                               payload=payload, **spec)
+        except Exception as x:
             with ex._lock:
                 ex._pending.pop(key, None)
-            for k, sub, _ in p.back:
-                with ex._lock:
-                    ex._pending.pop(k, None)
-                if sub.future.set_running_or_notify_cancel():
-                    sub.future.set_exception(e)
+            for e in piece:
+                self._fail(e, x)
             return
         self.bursts += 1
         self.burst_calls += len(piece)

@@ -188,3 +188,16 @@ def test_parsl_apps_packed(tmp_path):
         b = xe._xy._batching
         assert b.burst_calls > 0 and b.bursts < b.burst_calls
     parsl.clear()
+
+
+def test_burst_with_a_large_function(make_executor):
+    """A function whose pickle travels by reference (over 4 KiB), in
+    bursts and in map chunks: each call still gets it."""
+    import functools
+    ex = make_executor()
+    big = functools.partial(pyfuncs.nbytes, b"x" * 8000)
+    fs = [ex.submit(big) for _ in range(400)]
+    assert [f.result(TIMEOUT) for f in fs] == [8000] * 400
+    assert ex._batching.burst_calls > 0
+    same = functools.partial(pyfuncs.fail_at, bad=b"y" * 8000)
+    assert list(ex.map(same, range(500))) == list(range(500))
