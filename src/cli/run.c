@@ -521,6 +521,31 @@ static struct xy_task *make_task(struct run *r, const struct xy_wf_task *w,
 				 struct xy_file **files, char *err,
 				 size_t errlen);
 
+/* An index whose task could not be made (a path or name that its line
+ * makes unsafe, no memory): it counts as failed, with the reason. */
+static void array_task_not_made(struct run *r, const char *id,
+				const char *idx, const char *err)
+{
+	r->failed++;
+	if (r->n_fails < MAX_FAILURES_SHOWN) {
+		struct failure *f = &r->fails[r->n_fails];
+
+		f->result = "not submitted";
+		f->exit_code = -1;
+		f->error = strdup(err);
+		f->tail = strdup("");
+		if (asprintf(&f->tag, "%s[%s]", id, idx) < 0)
+			f->tag = NULL;
+		if (f->tag && f->error && f->tail) {
+			r->n_fails++;
+		} else {
+			free(f->tag);
+			free(f->error);
+			free(f->tail);
+		}
+	}
+}
+
 /* The manager's make function: task `index` of the array, its marks
  * replaced, XY_INDEX (and XY_LINE) in its environment, tagged ID[INDEX]. */
 static struct xy_task *make_array_task(void *arg, uint64_t index, char *err,
@@ -572,8 +597,7 @@ out:
 	free(copy.env);
 	free(tag);
 	if (!t)
-		fprintf(stderr, "xylem run: task \"%s[%s]\": %s\n", w->id, idx,
-			err);
+		array_task_not_made(c->r, w->id, idx, err);
 	return t;
 }
 

@@ -62,3 +62,18 @@ def test_array_bad_entries(xylem_bin, tmp_path):
         (tmp_path / "wf.json").write_text(json.dumps(wf))
         p = run(xylem_bin, tmp_path, "wf.json")
         assert p.returncode == 2, (arr, p.stderr)
+
+
+def test_array_unsafe_line_fails_its_index(xylem_bin, tmp_path):
+    """A line that makes a sandbox name unsafe fails that index alone."""
+    (tmp_path / "l.txt").write_text("good\n../bad\n")
+    wf = {"tasks": [{"id": "w", "array": {"lines": "l.txt"},
+                     "command": "echo hi > \"$XY_LINE\"",
+                     "outputs": [{"path": "o/${XY_INDEX}.txt",
+                                  "as": "${XY_LINE}"}]}]}
+    (tmp_path / "wf.json").write_text(json.dumps(wf))
+    p = run(xylem_bin, tmp_path, "wf.json")
+    assert p.returncode == 1
+    assert "2 tasks: 1 succeeded, 1 failed" in p.stderr, p.stderr
+    assert 'task "w[1]": not submitted' in p.stderr
+    assert (tmp_path / "o" / "0.txt").read_text() == "hi\n"
