@@ -11,8 +11,9 @@ chunk by chunk as chunks end.
 
 Chunk sizes follow the measured cost of a call: the library times each
 chunk's calls, and the next chunks of that function aim at TARGET_S
-seconds each. Before any measurement, chunks start at one call and
-double.
+seconds each. Before any measurement, a map's chunks hold one call (the
+first that returns measures the function); a burst's batches start at
+two calls and double.
 """
 
 import collections
@@ -80,11 +81,17 @@ class Batching:
         old = self.cost.get(digest)
         self.cost[digest] = per if old is None else (old + per) / 2
 
-    def size(self, digest, most):
+    def size(self, digest, most, grow=False):
         """Calls for the next chunk of digest's function: from its
-        measured cost, or, before any, one call and then twice the last."""
+        measured cost; before any, one call (a map: its first chunk
+        measures it within one call's time, and slow calls are never
+        queued behind each other), or with grow, one and then twice the
+        last (bursts, where only a batch measures, and whose batches
+        the caller spreads over the cores)."""
         per = self.cost.get(digest)
         if per is None:
+            if not grow:
+                return 1
             n = self.grow.get(digest, 1)
             self.grow[digest] = min(n * 2, most)
             return n
@@ -187,7 +194,8 @@ class Batching:
                 # what the functions' measured cost says a chunk should
                 # hold.
                 most = max(1, min(BURST_MAX, -(-len(group) // cores)))
-                size = max(1, min(self.size(e.digest, most) for e in group))
+                size = max(1, min(self.size(e.digest, most, grow=True)
+                                  for e in group))
                 for i in range(0, len(group), size):
                     piece = group[i:i + size]
                     if len(piece) == 1:
