@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -531,16 +532,26 @@ static int check_names(struct parse *ps, const struct xy_wf_task *t,
 }
 
 /* Lines of a file, as an array of {"lines": FILE} counts them: each
- * newline ends one, and a last line without one counts too. */
+ * newline ends one, and a last line without one counts too. Returns 0,
+ * -1 with errno set, or -2 if path is not a regular file. */
 static int count_lines(const char *path, uint64_t *n)
 {
 	FILE *f = fopen(path, "r");
 	char buf[65536];
 	size_t got;
 	int last = '\n';
+	struct stat st;
 
 	if (!f)
 		return -1;
+	/* A regular file only: a device or a pipe may never end. */
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = errno;
+
+		fclose(f);
+		errno = e;
+		return -2;
+	}
 	*n = 0;
 	while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
 		for (size_t i = 0; i < got; i++)
@@ -581,9 +592,14 @@ static int parse_array(struct parse *ps, json_t *obj, const char *who,
 	free(path);
 	if (!t->array_lines)
 		return oom(ps);
-	if (count_lines(t->array_lines, &t->array_n) < 0)
+	switch (count_lines(t->array_lines, &t->array_n)) {
+	case -1:
 		return perr(ps, "%s: array lines \"%s\": %s", who,
 			    t->array_lines, strerror(errno));
+	case -2:
+		return perr(ps, "%s: array lines \"%s\" is not a regular"
+			    " file", who, t->array_lines);
+	}
 	if (t->array_n == 0)
 		return perr(ps, "%s: array lines \"%s\" is empty", who,
 			    t->array_lines);

@@ -388,6 +388,9 @@ static void t_arrays(void)
 	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
 		" \"array\": {\"lines\": \"/nonexistent/l\"}}]}",
 		"/nonexistent/l");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": {\"lines\": \"/dev/zero\"}}]}",
+		"not a regular file");
 }
 
 int main(int argc, char **argv)
