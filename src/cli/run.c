@@ -579,7 +579,8 @@ static struct xy_task *make_array_task(void *arg, uint64_t index, char *err,
 	    asprintf(&tag, "%s[%s]", w->id, idx) < 0)
 		goto out;
 	copy.id = tag;
-	memcpy(copy.env, w->env, w->n_env * sizeof *copy.env);
+	if (w->n_env)
+		memcpy(copy.env, w->env, w->n_env * sizeof *copy.env);
 	copy.env[copy.n_env++] = (struct xy_wf_env){"XY_INDEX", idx};
 	if (c->lines)
 		copy.env[copy.n_env++] = (struct xy_wf_env){"XY_LINE", c->line};
