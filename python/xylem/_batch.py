@@ -429,8 +429,8 @@ class _MapRun:
         except Exception as e:
             # The first item that will not pickle ends the map there: the
             # ones before it go, it raises, and none after it is read.
-            bad = next(i for i, a in enumerate(chunk)
-                       if not _pickles(a))
+            bad = next((i for i, a in enumerate(chunk)
+                        if not _pickles(a)), 0)
             if bad:
                 self._send(chunk[:bad])
             fut.set_exception(_pickle_error(self.fn, e))
