@@ -26,18 +26,18 @@ Env: XYLEM_BUILD_DIR (default build/).
 """
 
 import argparse
-import glob
 import os
 import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "lib"))
+from accounts import world_tree  # noqa: E402
 USER = "xybench"
 
 CLIENT = """
@@ -79,23 +79,7 @@ print(json.dumps({"local": local, "endpoint": remote}))
 
 
 def tree(build):
-    import cloudpickle
-    d = Path(tempfile.mkdtemp(prefix="xybench-"))
-    shutil.copytree(REPO / "python" / "xylem", d / "lib" / "xylem",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
-    shutil.copytree(os.path.dirname(cloudpickle.__file__),
-                    d / "lib" / "cloudpickle",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (d / "build" / "python").mkdir(parents=True)
-    for so in glob.glob(str(build / "python" / "_core*.so")):
-        shutil.copy(so, d / "build" / "python")
-    (d / "build" / "src" / "cli").mkdir(parents=True)
-    shutil.copy(build / "src" / "cli" / "xylem",
-                d / "build" / "src" / "cli" / "xylem")
-    for root, _, files in os.walk(d):
-        os.chmod(root, 0o755)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o755)
+    d = world_tree(build, prefix="xybench-")
     (d / "client.py").write_text(textwrap.dedent(CLIENT))
     os.chmod(d / "client.py", 0o644)
     return d

@@ -6,13 +6,11 @@ lose no call."""
 
 import glob
 import os
-import pwd
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import TIMEOUT
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from accounts import local_accounts, world_tree  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("useradd") or
@@ -32,43 +33,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def accounts():
-    made = []
-    for u in USERS:
-        if subprocess.run(["id", u], capture_output=True).returncode:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", u],
-                           check=True)
-            made.append(u)
-    yield {u: pwd.getpwnam(u) for u in USERS}
-    for u in USERS:
-        subprocess.run(["pkill", "-KILL", "-u", u], check=False)
-    time.sleep(0.2)
-    for u in made:
-        subprocess.run(["userdel", "-r", u], capture_output=True)
+    with local_accounts(USERS) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
 def tree():
-    """What every account can run: the package, cloudpickle, the
-    extension and the program, in a 0755 directory (the checkout may sit
-    under root's 0700 home)."""
-    import cloudpickle
-    d = Path(tempfile.mkdtemp(prefix="xyepy-"))
-    build = Path(os.environ["XYLEM_BUILD_DIR"]).resolve()
-    shutil.copytree(REPO / "python" / "xylem", d / "lib" / "xylem",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
-    shutil.copytree(os.path.dirname(cloudpickle.__file__),
-                    d / "lib" / "cloudpickle",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (d / "build" / "python").mkdir(parents=True)
-    for so in glob.glob(str(build / "python" / "_core*.so")):
-        shutil.copy(so, d / "build" / "python")
-    (d / "build" / "src" / "cli").mkdir(parents=True)
-    exe = os.environ.get("XYLEM_BIN") or str(build / "src" / "cli" / "xylem")
-    shutil.copy(exe, d / "build" / "src" / "cli" / "xylem")
-    for root, dirs, files in os.walk(d):
-        os.chmod(root, 0o755)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o755)
+    d = world_tree(os.environ["XYLEM_BUILD_DIR"], os.environ.get("XYLEM_BIN"),
+                   prefix="xyepy-")
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -9,12 +9,17 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from helpers import wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from accounts import kill_user, local_accounts  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("useradd"),
@@ -41,24 +46,10 @@ stdout: id.txt
 """
 
 
-def _kill_user(name):
-    subprocess.run(["pkill", "-KILL", "-u", name], check=False)
-
-
 @pytest.fixture(scope="module")
 def accounts():
-    made = []
-    for u in USERS:
-        if subprocess.run(["id", u], capture_output=True).returncode:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", u],
-                           check=True)
-            made.append(u)
-    yield {u: pwd.getpwnam(u) for u in USERS}
-    for u in USERS:
-        _kill_user(u)
-    time.sleep(0.2)
-    for u in made:
-        subprocess.run(["userdel", "-r", u], capture_output=True)
+    with local_accounts(USERS) as made:
+        yield made
 
 
 @pytest.fixture
@@ -157,7 +148,7 @@ def endpoint(accounts, place):
     yield ep
     ep.stop()
     for u in USERS:
-        _kill_user(u)
+        kill_user(u)
         log = os.path.join(accounts[u].pw_dir, ".xylem", "endpoint",
                            "manager.log")
         if os.path.isfile(log):  # a sanitized build's findings land here
@@ -368,7 +359,7 @@ def test_an_endpoint_of_one_user_serves_that_user_alone(accounts, place):
         assert not _pids("xyept_b", "xylem manager")
     finally:
         ep.stop()
-        _kill_user("xyept_a")
+        kill_user("xyept_a")
         shutil.rmtree(os.path.join(accounts["xyept_a"].pw_dir, ".xylem"),
                       ignore_errors=True)
 
