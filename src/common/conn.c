@@ -12,6 +12,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "msgmac.h"
 #include "tls.h"
 #include "util.h"
 
@@ -81,6 +83,9 @@ struct xy_conn {
 	int hint_done;     /* the plain-client check passed */
 	int heard;         /* some bytes came from the peer */
 	char tls_host[256]; /* client: the name the certificate must have */
+	/* Without TLS, once READY: the MACs that tag every frame sent and
+	 * check every frame read (msgmac.h). */
+	struct xy_msgmac *mac_out, *mac_in;
 	char peer[80];
 	char peer_ip[64];
 	char reason[256];
@@ -94,6 +99,8 @@ static void conn_free(struct xy_conn *c)
 		OPENSSL_cleanse(c->secret, c->secret_len);
 	free(c->secret);
 	SSL_free(c->ssl);
+	xy_msgmac_destroy(c->mac_out);
+	xy_msgmac_destroy(c->mac_in);
 	xy_buf_free(&c->raw);
 	xy_buf_free(&c->in);
 	xy_buf_free(&c->out);
@@ -213,11 +220,32 @@ static void write_cb(uv_write_t *req, int status)
 		finish_close(c);
 }
 
+/* Without TLS: appends the tag of the frame at out[start..] (msgmac.h).
+ * A MAC that cannot be computed drops the frame and the conn. */
+static int tag_frame(struct xy_conn *c, size_t start)
+{
+	uint8_t tag[XY_MSGMAC_TAG];
+	if (xy_msgmac_sign(c->mac_out, c->out.data + start,
+			   c->out.len - start, tag) < 0) {
+		c->out.len = start;
+		XY_LOGE("conn", "closing %s: cannot compute a message MAC",
+			c->peer);
+		xy_conn_close(c, "cannot compute a message MAC");
+		errno = EIO;
+		return -1;
+	}
+	xy_buf_put_raw(&c->out, tag, sizeof tag);
+	return c->out.oom ? -1 : 0;
+}
+
 /* Queues a frame regardless of state (the handshake uses this). */
 static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
 		 const union xy_msg *m)
 {
+	size_t start = b->len;
 	if (xy_msg_encode(b, type, m) < 0)
+		return -1;
+	if (b == &c->out && c->mac_out && tag_frame(c, start) < 0)
 		return -1;
 	if (b == &c->out && !c->corked)
 		flush(c);
@@ -285,14 +313,53 @@ static void set_peer(struct xy_conn *c, const struct sockaddr *sa)
 		 sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
+/* Without TLS: the MACs of both directions, keyed by the secret and
+ * this handshake's nonces. 0, or -1 (closing). */
+static int mac_start(struct xy_conn *c)
+{
+	char out = c->server ? 's' : 'c', in = c->server ? 'c' : 's';
+	c->mac_out = xy_msgmac_create(c->secret, c->secret_len, out,
+				      c->nonce_s, c->nonce_c);
+	c->mac_in = xy_msgmac_create(c->secret, c->secret_len, in,
+				     c->nonce_s, c->nonce_c);
+	if (c->mac_out && c->mac_in)
+		return 0;
+	fail(c, 0, "cannot set up the message MAC");
+	return -1;
+}
+
+/* Moves the frames the owner sent before READY to `out`, each tagged
+ * when the conn has no TLS. */
+static void release_held(struct xy_conn *c)
+{
+	size_t pos = 0;
+	while (c->mac_out && pos + XY_FRAME_HEADER <= c->held.len) {
+		uint32_t flen;
+		uint16_t type;
+		if (xy_frame_parse(c->held.data + pos, &flen, &type) < 0)
+			break; /* encoded here: cannot happen */
+		size_t start = c->out.len, n = XY_FRAME_HEADER + (size_t)flen;
+		xy_buf_put_raw(&c->out, c->held.data + pos, n);
+		if (c->out.oom || tag_frame(c, start) < 0)
+			break;
+		pos += n;
+	}
+	if (!c->mac_out)
+		xy_buf_put_raw(&c->out, c->held.data, c->held.len);
+	xy_buf_free(&c->held);
+}
+
 static void handshake_done(struct xy_conn *c, uint8_t role)
 {
 	c->state = S_READY;
 	c->role = role;
 	uv_timer_stop(&c->timer);
+	if (!c->ssl && mac_start(c) < 0)
+		return;
 	if (c->held.len) {
-		xy_buf_put_raw(&c->out, c->held.data, c->held.len);
-		xy_buf_free(&c->held);
+		release_held(c);
+		if (c->closing)
+			return;
 		flush(c);
 	}
 	if (c->opts.on_ready)
@@ -314,6 +381,7 @@ static void on_auth(struct xy_conn *c, const struct xy_msg_auth *a)
 		return;
 	}
 	union xy_msg ok;
+	memcpy(c->nonce_c, a->nonce, XY_NONCE_LEN);
 	xy_auth_mac(c->secret, c->secret_len, 's', a->role, a->nonce,
 		    c->nonce_s, ok.auth_ok.mac);
 	queue(c, &c->out, XY_MSG_AUTH_OK, &ok);
@@ -419,14 +487,25 @@ static size_t parse_frames(struct xy_conn *c, const uint8_t *data,
 			     xy_msg_name(type), flen, max);
 			break;
 		}
-		if (len - pos - XY_FRAME_HEADER < flen) {
-			*want = XY_FRAME_HEADER + (size_t)flen;
+		size_t tag = c->mac_in ? XY_MSGMAC_TAG : 0;
+		if (len - pos - XY_FRAME_HEADER < flen + tag) {
+			*want = XY_FRAME_HEADER + (size_t)flen + tag;
 			break;
 		}
 		union xy_msg m;
 		char why[256];
 		const uint8_t *p = data + pos + XY_FRAME_HEADER;
-		pos += XY_FRAME_HEADER + flen;
+		if (tag && xy_msgmac_verify(c->mac_in, data + pos,
+					    XY_FRAME_HEADER + flen,
+					    p + flen) < 0) {
+			fail(c, XY_ERR_PROTOCOL,
+			     "message %" PRIu64 " (%s) failed its MAC: changed,"
+			     " replayed or out of order on the way; dropping"
+			     " the connection",
+			     xy_msgmac_seq(c->mac_in), xy_msg_name(type));
+			break;
+		}
+		pos += XY_FRAME_HEADER + flen + tag;
 		if (xy_msg_decode(type, p, flen, &m, why, sizeof why) < 0) {
 			fail(c, XY_ERR_PROTOCOL, "%s", why);
 			break;
