@@ -67,6 +67,36 @@ def mac(secret, which, role, a, b):
     return hmac.new(secret, msg, hashlib.sha256).digest()
 
 
+class MsgMac:
+    """One direction's message MACs after the handshake on a connection
+    without TLS (src/common/msgmac.h): key HMAC(secret, "xylem-m" dir
+    nonce_s nonce_c); each frame followed by the first 16 bytes of
+    HMAC(key, u64 seq || frame)."""
+
+    def __init__(self, secret, direction, nonce_s, nonce_c):
+        self.key = hmac.new(secret, b"xylem-m" + direction + nonce_s
+                            + nonce_c, hashlib.sha256).digest()
+        self.seq = 0
+
+    def tag(self, data):
+        t = hmac.new(self.key, struct.pack("<Q", self.seq) + data,
+                     hashlib.sha256).digest()[:16]
+        self.seq += 1
+        return t
+
+
+def send_tagged(s, out, f):
+    s.sendall(f + out.tag(f))
+
+
+def recv_tagged(s, into):
+    """A frame after the handshake, its tag checked."""
+    mtype, payload = recv_frame(s)
+    tag = recv_exact(s, 16)
+    assert tag == into.tag(frame(mtype, payload)), "a bad message MAC"
+    return mtype, payload
+
+
 def auth_frame(secret, role, nonce_s, nonce_c, wrong=False):
     m = mac(secret, b"c", role, nonce_s, nonce_c)
     if wrong:
@@ -126,9 +156,14 @@ def test_correct_handshake_and_status(manager):
     mtype, payload = recv_frame(s)
     assert mtype == AUTH_OK, payload
     assert payload == mac(secret, b"s", ROLE_STATUS, nonce_c, nonce_s)
-    s.sendall(frame(STATUS_REQ))
+    out = MsgMac(secret, b"c", nonce_s, nonce_c)
+    into = MsgMac(secret, b"s", nonce_s, nonce_c)
+    req = frame(STATUS_REQ)
+    s.sendall(req + out.tag(req))
     while True:
         mtype, payload = recv_frame(s)
+        tag = recv_exact(s, 16)
+        assert tag == into.tag(frame(mtype, payload)), "a bad message MAC"
         if mtype == STATUS_REPLY:
             break
     (n,) = struct.unpack("<I", payload[:4])
