@@ -57,7 +57,7 @@ XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
 XYLEM_BIN=$PWD/build-asan/src/cli/xylem bash scripts/cwl-conformance.sh
 
 echo "== fuzz build (clang, address and undefined sanitizers)" >&2
-fuzz_targets="decode journal workflow cwl xfer"
+fuzz_targets="decode journal workflow cwl xfer tls"
 if [ ! -f build-fuzz/build.ninja ]; then
 	CC=clang meson setup build-fuzz -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null

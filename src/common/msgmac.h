@@ -7,10 +7,11 @@
  * Each direction has its own key, HMAC(secret, "xylem-m" dir nonce_s
  * nonce_c), so a key is worth nothing outside the one connection whose
  * handshake chose the nonces, and a frame cannot be reflected back to
- * its sender. The tag is the first XY_MSGMAC_TAG bytes of HMAC-SHA256(key,
- * seq || frame), seq being the count of frames sent before it in that
- * direction (u64, little-endian, never on the wire): a frame changed,
- * dropped, replayed or moved fails its tag.
+ * its sender. The tag is GMAC: the 16-byte tag of AES-256-GCM under that
+ * key, with nonce 0x00000000 || seq (u64, little-endian), no plaintext,
+ * and the frame (header and payload) as associated data. seq is the
+ * count of frames sent before it in that direction, never on the wire:
+ * a frame changed, dropped, replayed or moved fails its tag.
  *
  * Inside TLS, records are authenticated and ordered already, and conn.c
  * adds no tag.

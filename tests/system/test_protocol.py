@@ -67,22 +67,48 @@ def mac(secret, which, role, a, b):
     return hmac.new(secret, msg, hashlib.sha256).digest()
 
 
+def _libcrypto():
+    """OpenSSL's libcrypto through ctypes: Python's standard library has
+    no AES-GCM."""
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("crypto") or "libcrypto.so.3")
+    lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
+    lib.EVP_aes_256_gcm.restype = ctypes.c_void_p
+    for f in ("EVP_EncryptInit_ex", "EVP_EncryptUpdate",
+              "EVP_EncryptFinal_ex", "EVP_CIPHER_CTX_ctrl"):
+        getattr(lib, f).argtypes = None
+    return lib, ctypes
+
+
 class MsgMac:
     """One direction's message MACs after the handshake on a connection
     without TLS (src/common/msgmac.h): key HMAC(secret, "xylem-m" dir
-    nonce_s nonce_c); each frame followed by the first 16 bytes of
-    HMAC(key, u64 seq || frame)."""
+    nonce_s nonce_c); each frame followed by its GMAC, the tag of
+    AES-256-GCM under that key with nonce 0^4 || u64 seq, no plaintext,
+    the frame as associated data."""
 
     def __init__(self, secret, direction, nonce_s, nonce_c):
         self.key = hmac.new(secret, b"xylem-m" + direction + nonce_s
                             + nonce_c, hashlib.sha256).digest()
         self.seq = 0
+        self.lib, self.ct = _libcrypto()
 
     def tag(self, data):
-        t = hmac.new(self.key, struct.pack("<Q", self.seq) + data,
-                     hashlib.sha256).digest()[:16]
+        lib, ct = self.lib, self.ct
+        ctx = ct.c_void_p(lib.EVP_CIPHER_CTX_new())
+        iv = b"\0" * 4 + struct.pack("<Q", self.seq)
+        n, tag, scratch = ct.c_int(0), ct.create_string_buffer(16), \
+            ct.create_string_buffer(16)
+        assert lib.EVP_EncryptInit_ex(ctx, ct.c_void_p(lib.EVP_aes_256_gcm()),
+                                      None, self.key, iv) == 1
+        assert lib.EVP_EncryptUpdate(ctx, None, ct.byref(n), data,
+                                     len(data)) == 1
+        assert lib.EVP_EncryptFinal_ex(ctx, scratch, ct.byref(n)) == 1
+        assert lib.EVP_CIPHER_CTX_ctrl(ctx, 0x10, 16, tag) == 1  # GET_TAG
+        lib.EVP_CIPHER_CTX_free(ctx)
         self.seq += 1
-        return t
+        return tag.raw
 
 
 def send_tagged(s, out, f):
