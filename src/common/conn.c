@@ -628,10 +628,12 @@ static int tls_start(struct xy_conn *c)
 		return -1;
 	}
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	/* An idle conn holds no record buffers (some 34 KiB otherwise): a
-	 * manager keeps thousands of them. */
-	SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
 	if (c->server) {
+		/* An idle conn holds no record buffers (some 34 KiB
+		 * otherwise): a manager keeps thousands of them. A client
+		 * (a worker's one conn) keeps its buffers, and saves their
+		 * allocation for each record (bench_tls_records). */
+		SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
 		SSL_set_accept_state(c->ssl);
 		return 0;
 	}
