@@ -66,6 +66,20 @@ static int lookup(const char *word, struct account *a, char *err,
 	return 0;
 }
 
+/* 1 if the kernel refuses a hard link to a file the linker may not
+ * write (fs.protected_hardlinks). */
+static int hardlinks_protected(void)
+{
+	char c = 0;
+	FILE *f = fopen("/proc/sys/fs/protected_hardlinks", "r");
+	if (!f)
+		return 0;
+	if (fread(&c, 1, 1, f) != 1)
+		c = 0;
+	fclose(f);
+	return c == '1';
+}
+
 struct xy_taskusers *xy_taskusers_create(const char *list, char *err,
 					 size_t errlen)
 {
@@ -76,6 +90,15 @@ struct xy_taskusers *xy_taskusers_create(const char *list, char *err,
 	if (geteuid() != 0) {
 		xy_fail(err, errlen, EPERM, "--task-users: the worker must run"
 			" as root to run tasks under other accounts");
+		return NULL;
+	}
+	if (!hardlinks_protected()) {
+		xy_fail(err, errlen, EPERM, "--task-users: the kernel lets any"
+			" account hard-link files it cannot write"
+			" (fs.protected_hardlinks is not 1): a task could link"
+			" one of root's files as its output, which the worker"
+			" would then make read-only for all. Set"
+			" fs.protected_hardlinks = 1");
 		return NULL;
 	}
 	for (const char *p = list; *p; p++)
