@@ -10,7 +10,8 @@
 # (scripts/cwl-conformance.sh),
 # and short fuzz runs (libFuzzer, clang) of every reader of untrusted
 # input: the message decoder, the journal's readers, the workflow file,
-# the CWL runner's readers and the data plane's (XYLEM_FUZZ_SECONDS each,
+# the CWL runner's readers, the data plane's, and the certificates, keys
+# and TLS flights read with the MACs of --no-tls (XYLEM_FUZZ_SECONDS each,
 # 20 by default). Python packages come from the checkout's virtual
 # environment, which scripts/deps.sh makes (pinned: scripts/constraints.txt).
 set -euo pipefail

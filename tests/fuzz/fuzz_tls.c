@@ -33,6 +33,7 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "log.h"
 #include "msgmac.h"
 #include "proto.h"
@@ -82,10 +83,39 @@ static void pair_flights(const char *out, SSL_CTX *cctx, SSL_CTX *sctx,
 		SSL_do_handshake(s);
 		seed(out, "server-flight", 4, s2c);
 	}
-	SSL_free(c);
+	SSL_free(c); /* each BIO is held by both ends */
 	SSL_free(s);
-	BIO_free(c2s);
-	BIO_free(s2c);
+}
+
+/* Mode 5: three frames, tagged as a client's (see tagged_frames). */
+static void tagged_seed(const char *out)
+{
+	uint8_t ns[XY_NONCE_LEN] = {1}, nc[XY_NONCE_LEN] = {2};
+	struct xy_msgmac *mac = xy_msgmac_create(secret, sizeof secret - 1,
+						 'c', ns, nc);
+	union xy_msg m = {.cancel = {.task_id = 7}};
+	struct xy_buf b, all;
+	char path[4096];
+	xy_buf_init(&all);
+	xy_buf_put_u8(&all, 5);
+	for (int i = 0; i < 3; i++) {
+		uint8_t tag[XY_MSGMAC_TAG];
+		xy_buf_init(&b);
+		xy_msg_encode(&b, i == 1 ? XY_MSG_KEEPALIVE : XY_MSG_CANCEL,
+			      i == 1 ? NULL : &m);
+		xy_msgmac_sign(mac, b.data, b.len, tag);
+		xy_buf_put_raw(&all, b.data, b.len);
+		xy_buf_put_raw(&all, tag, sizeof tag);
+		xy_buf_free(&b);
+	}
+	snprintf(path, sizeof path, "%s/tagged-frames", out);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		abort();
+	fwrite(all.data, 1, all.len, f);
+	fclose(f);
+	xy_buf_free(&all);
+	xy_msgmac_destroy(mac);
 }
 
 static void write_seeds(const char *out)
@@ -98,6 +128,7 @@ static void write_seeds(const char *out)
 		abort();
 	pair_flights(out, pc, psk_server, 0);
 	pair_flights(out, verifier, m, 1);
+	tagged_seed(out);
 	SSL_CTX_free(pc);
 	SSL_CTX_free(m);
 }
