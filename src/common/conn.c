@@ -235,7 +235,11 @@ static int tag_frame(struct xy_conn *c, size_t start)
 		return -1;
 	}
 	xy_buf_put_raw(&c->out, tag, sizeof tag);
-	return c->out.oom ? -1 : 0;
+	if (!c->out.oom)
+		return 0;
+	xy_conn_close(c, "out of memory"); /* a frame without its tag */
+	errno = ENOMEM;
+	return -1;
 }
 
 /* Queues a frame regardless of state (the handshake uses this). */
