@@ -5,9 +5,11 @@
  * buffer while one write is in flight, and go out together when it ends.
  * Reads go into a buffer shared by the thread's conns (alloc_cb).
  *
- * A conn holds two handles, the TCP stream and a timer (the handshake
- * deadline, and later the bound on flushing at close). It is freed only
- * after both have closed and any address lookup has returned.
+ * A conn holds four handles: the TCP stream, a timer (the handshake
+ * deadline, and later the bound on flushing at close), and a prepare and
+ * a check handle that flush what the loop turn queued (schedule_flush).
+ * It is freed only after all have closed and any address lookup has
+ * returned.
  */
 #include "conn.h"
 
@@ -48,6 +50,8 @@ enum state {
 struct xy_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uv_prepare_t prep; /* with check: the flush at the turn's end */
+	uv_check_t check;
 	uv_getaddrinfo_t gai;
 	uv_connect_t creq;
 	uv_write_t wreq;
@@ -60,6 +64,7 @@ struct xy_conn {
 	int gai_pending; /* the lookup still owns gai */
 	int silent;      /* failed in accept: free without on_close */
 	int writing;     /* wreq is in flight with `wbuf` */
+	int scheduled;   /* prep and check are started (schedule_flush) */
 	int corked;      /* queue frames, write none (xy_conn_cork) */
 	int refused;     /* the handshake failed for good (xy_conn_refused) */
 	int shared_in;   /* alloc_cb gave the thread's shared read buffer */
@@ -129,9 +134,11 @@ static void finish_close(struct xy_conn *c)
 	c->closing = 1;
 	if (!c->reason[0])
 		snprintf(c->reason, sizeof c->reason, "closed");
-	c->handles = 2;
+	c->handles = 4;
 	uv_close((uv_handle_t *)&c->tcp, close_cb);
 	uv_close((uv_handle_t *)&c->timer, close_cb);
+	uv_close((uv_handle_t *)&c->prep, close_cb);
+	uv_close((uv_handle_t *)&c->check, close_cb);
 }
 
 static void write_cb(uv_write_t *req, int status);
@@ -242,6 +249,45 @@ static int tag_frame(struct xy_conn *c, size_t start)
 	return -1;
 }
 
+/*
+ * What a loop turn queues is written once, at the turn's end: one
+ * SSL_write (one record, with TLS) and one write for all the frames a
+ * turn's handlers sent on this conn, where writing the first at once
+ * would cost a record and a write of its own. The check phase (after
+ * the I/O callbacks) flushes what they queued; the prepare phase
+ * (before the loop polls) what timers, or check callbacks after ours,
+ * queued. Neither makes the loop wake up more.
+ */
+static void turn_end(struct xy_conn *c)
+{
+	if (!c->scheduled)
+		return;
+	c->scheduled = 0;
+	uv_prepare_stop(&c->prep);
+	uv_check_stop(&c->check);
+	if (!c->corked && !c->closing)
+		flush(c);
+}
+
+static void prep_cb(uv_prepare_t *h)
+{
+	turn_end(h->data);
+}
+
+static void check_cb(uv_check_t *h)
+{
+	turn_end(h->data);
+}
+
+static void schedule_flush(struct xy_conn *c)
+{
+	if (c->scheduled || c->shut)
+		return;
+	c->scheduled = 1;
+	uv_prepare_start(&c->prep, prep_cb);
+	uv_check_start(&c->check, check_cb);
+}
+
 /* Queues a frame regardless of state (the handshake uses this). */
 static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
 		 const union xy_msg *m)
@@ -252,7 +298,7 @@ static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
 	if (b == &c->out && c->mac_out && tag_frame(c, start) < 0)
 		return -1;
 	if (b == &c->out && !c->corked)
-		flush(c);
+		schedule_flush(c);
 	return 0;
 }
 
@@ -885,6 +931,10 @@ static struct xy_conn *conn_new(uv_loop_t *loop,
 	snprintf(c->peer_ip, sizeof c->peer_ip, "?");
 	uv_tcp_init(loop, &c->tcp);
 	uv_timer_init(loop, &c->timer);
+	uv_prepare_init(loop, &c->prep);
+	uv_check_init(loop, &c->check);
+	c->prep.data = c;
+	c->check.data = c;
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->wreq.data = c;
