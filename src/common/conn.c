@@ -5,9 +5,9 @@
  * buffer while one write is in flight, and go out together when it ends.
  * Reads go into a buffer shared by the thread's conns (alloc_cb).
  *
- * A conn holds four handles: the TCP stream, a timer (the handshake
- * deadline, and later the bound on flushing at close), and a prepare and
- * a check handle that flush what the loop turn queued (schedule_flush).
+ * A conn holds three handles: the TCP stream, a timer (the handshake
+ * deadline, and later the bound on flushing at close), and a check
+ * handle that flushes what message handlers queued (schedule_flush).
  * It is freed only after all have closed and any address lookup has
  * returned.
  */
@@ -50,8 +50,7 @@ enum state {
 struct xy_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
-	uv_prepare_t prep; /* with check: the flush at the turn's end */
-	uv_check_t check;
+	uv_check_t check; /* the flush after the turn's I/O callbacks */
 	uv_getaddrinfo_t gai;
 	uv_connect_t creq;
 	uv_write_t wreq;
@@ -64,7 +63,7 @@ struct xy_conn {
 	int gai_pending; /* the lookup still owns gai */
 	int silent;      /* failed in accept: free without on_close */
 	int writing;     /* wreq is in flight with `wbuf` */
-	int scheduled;   /* prep and check are started (schedule_flush) */
+	int scheduled;   /* check is started (schedule_flush) */
 	int corked;      /* queue frames, write none (xy_conn_cork) */
 	int refused;     /* the handshake failed for good (xy_conn_refused) */
 	int shared_in;   /* alloc_cb gave the thread's shared read buffer */
@@ -134,10 +133,9 @@ static void finish_close(struct xy_conn *c)
 	c->closing = 1;
 	if (!c->reason[0])
 		snprintf(c->reason, sizeof c->reason, "closed");
-	c->handles = 4;
+	c->handles = 3;
 	uv_close((uv_handle_t *)&c->tcp, close_cb);
 	uv_close((uv_handle_t *)&c->timer, close_cb);
-	uv_close((uv_handle_t *)&c->prep, close_cb);
 	uv_close((uv_handle_t *)&c->check, close_cb);
 }
 
@@ -250,41 +248,36 @@ static int tag_frame(struct xy_conn *c, size_t start)
 }
 
 /*
- * What a loop turn queues is written once, at the turn's end: one
- * SSL_write (one record, with TLS) and one write for all the frames a
- * turn's handlers sent on this conn, where writing the first at once
- * would cost a record and a write of its own. The check phase (after
- * the I/O callbacks) flushes what they queued; the prepare phase
- * (before the loop polls) what timers, or check callbacks after ours,
- * queued. Neither makes the loop wake up more.
+ * Frames that message handlers send while the loop runs its I/O
+ * callbacks (a reply, the next TASK for the worker that said TASK_DONE,
+ * from any conn of the thread) are written once per conn, in the check
+ * phase right after those callbacks: one SSL_write (one record, with
+ * TLS) and one write for all of them, where writing the first at once
+ * would cost a record and a write of its own. Frames sent anywhere else
+ * (timers, the manager's scheduling phase) are written at once, as the
+ * loop may poll next; what they send while that write is in flight
+ * goes when it ends. Neither way makes the loop wake up more.
  */
-static void turn_end(struct xy_conn *c)
+static __thread int in_io; /* read_cb is running, on this thread */
+
+static void check_cb(uv_check_t *h)
 {
-	if (!c->scheduled)
-		return;
+	struct xy_conn *c = h->data;
 	c->scheduled = 0;
-	uv_prepare_stop(&c->prep);
 	uv_check_stop(&c->check);
 	if (!c->corked && !c->closing)
 		flush(c);
 }
 
-static void prep_cb(uv_prepare_t *h)
-{
-	turn_end(h->data);
-}
-
-static void check_cb(uv_check_t *h)
-{
-	turn_end(h->data);
-}
-
 static void schedule_flush(struct xy_conn *c)
 {
+	if (!in_io) {
+		flush(c);
+		return;
+	}
 	if (c->scheduled || c->shut)
 		return;
 	c->scheduled = 1;
-	uv_prepare_start(&c->prep, prep_cb);
 	uv_check_start(&c->check, check_cb);
 }
 
@@ -814,8 +807,10 @@ static void tls_input(struct xy_conn *c, const uint8_t *data, size_t n)
 		return;
 	if (c->tls_up)
 		tls_read_plain(c);
-	if (!c->closing)
-		flush(c);
+	/* What OpenSSL wrote in reading (an alert, a key update) goes with
+	 * the handlers' frames, after the turn's I/O callbacks. */
+	if (!c->closing && BIO_ctrl_pending(c->wbio) > 0)
+		schedule_flush(c);
 }
 
 /* A TLS server heard nothing: the peer is likely a plain client waiting
@@ -839,7 +834,16 @@ static void plain_hint(struct xy_conn *c)
 	xy_conn_close(c, "no TLS hello");
 }
 
+static void read_bytes(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	in_io++;
+	read_bytes(s, nread, buf);
+	in_io--;
+}
+
+static void read_bytes(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct xy_conn *c = s->data;
 	if (c->closing)
@@ -931,9 +935,7 @@ static struct xy_conn *conn_new(uv_loop_t *loop,
 	snprintf(c->peer_ip, sizeof c->peer_ip, "?");
 	uv_tcp_init(loop, &c->tcp);
 	uv_timer_init(loop, &c->timer);
-	uv_prepare_init(loop, &c->prep);
 	uv_check_init(loop, &c->check);
-	c->prep.data = c;
 	c->check.data = c;
 	c->tcp.data = c;
 	c->timer.data = c;
