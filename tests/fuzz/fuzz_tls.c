@@ -133,6 +133,12 @@ static void write_seeds(const char *out)
 	SSL_CTX_free(m);
 }
 
+static void remove_dirs(void)
+{
+	xy_rm_rf(dir);
+	xy_rm_rf(ca_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char err[256], ca[128];
@@ -144,6 +150,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(ca_dir, sizeof ca_dir, "/tmp/xylem-fuzz-tls-ca-XXXXXX");
 	if (!mkdtemp(dir) || !mkdtemp(ca_dir))
 		abort();
+	atexit(remove_dirs);
 	/* A real CA, for the verifying client of mode 4. */
 	SSL_CTX *m = xy_tls_manager_ctx(ca_dir, "localhost", err, sizeof err);
 	snprintf(ca, sizeof ca, "%s/" XY_TLS_CA_CERT, ca_dir);
