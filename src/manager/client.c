@@ -75,6 +75,7 @@ struct xy_clients {
 	uint64_t last_expiry; /* tokens get distinct expiries */
 	char store[DIR_LEN], jobdir[DIR_LEN];
 	int journal; /* the store is the journal's (xy_clients_journal) */
+	int64_t connected; /* clients connected now */
 };
 
 /* An input brought from a client's transfer server into the store. */
@@ -157,6 +158,7 @@ struct client *xy_clients_add(struct xy_clients *cs, struct xy_conn *c)
 	}
 	cl->cs = cs;
 	cl->conn = c;
+	cs->connected++;
 	XY_LOGI(WHO, "client %s connected", xy_conn_peer(c));
 	return cl;
 }
@@ -177,10 +179,16 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 		if (j->in_table && !cs->m->destroying)
 			xy_manager_task_cancel(cs->m, j->t);
 	}
+	cs->connected--;
 	XY_LOGI(WHO, "client %s left (%s)%s", cl->addr, reason,
 		n ? ", its tasks are cancelled" : "");
 	free(cl->addr);
 	free(cl);
+}
+
+int64_t xy_clients_connected(const struct xy_clients *cs)
+{
+	return cs->connected;
 }
 
 /* ------------------------------------------------------------ RESULT */
