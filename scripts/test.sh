@@ -10,8 +10,9 @@
 # (scripts/cwl-conformance.sh),
 # and short fuzz runs (libFuzzer, clang) of every reader of untrusted
 # input: the message decoder, the journal's readers, the workflow file,
-# the CWL runner's readers, the dashboard's HTTP parser and the data
-# plane's (XYLEM_FUZZ_SECONDS each,
+# the CWL runner's readers, the dashboard's HTTP parser, the data plane's,
+# and the certificates, keys and TLS flights read with the MACs of
+# --no-tls (XYLEM_FUZZ_SECONDS each,
 # 20 by default). Python packages come from the checkout's virtual
 # environment, which scripts/deps.sh makes (pinned: scripts/constraints.txt).
 set -euo pipefail
@@ -58,7 +59,7 @@ XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
 XYLEM_BIN=$PWD/build-asan/src/cli/xylem bash scripts/cwl-conformance.sh
 
 echo "== fuzz build (clang, address and undefined sanitizers)" >&2
-fuzz_targets="decode journal workflow cwl xfer http"
+fuzz_targets="decode journal workflow cwl xfer http tls"
 if [ ! -f build-fuzz/build.ninja ]; then
 	CC=clang meson setup build-fuzz -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null

@@ -130,6 +130,12 @@ int xy_local_tmpdir(struct xy_local *l, const char *prefix)
 		l->tmpdir[0] = '\0';
 		return -1;
 	}
+	/* Local workers that run tasks under accounts of their own
+	 * (docs/security.md) have their caches in here: those accounts
+	 * must pass through it, not list it (the secret in it is 0600). */
+	const char *users = getenv("XYLEM_TASK_USERS");
+	if (users && *users && geteuid() == 0)
+		chmod(l->tmpdir, 0711);
 	return 0;
 }
 

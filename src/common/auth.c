@@ -82,6 +82,19 @@ void xy_auth_bind_key(const void *secret, size_t secret_len,
 	hmac(secret, secret_len, msg, sizeof msg, out);
 }
 
+void xy_auth_msg_key(const void *secret, size_t secret_len, char dir,
+		     const uint8_t nonce_s[XY_NONCE_LEN],
+		     const uint8_t nonce_c[XY_NONCE_LEN],
+		     uint8_t out[XY_MAC_LEN])
+{
+	uint8_t msg[LABEL_LEN + 1 + 2 * XY_NONCE_LEN];
+	memcpy(msg, "xylem-m", LABEL_LEN);
+	msg[LABEL_LEN] = (uint8_t)dir;
+	memcpy(msg + LABEL_LEN + 1, nonce_s, XY_NONCE_LEN);
+	memcpy(msg + LABEL_LEN + 1 + XY_NONCE_LEN, nonce_c, XY_NONCE_LEN);
+	hmac(secret, secret_len, msg, sizeof msg, out);
+}
+
 int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
 	return CRYPTO_memcmp(a, b, n) ? -1 : 0;
@@ -315,6 +328,16 @@ static void send_error(int fd, uint32_t code, const char *text)
 int xy_auth_client_fd(int fd, const void *secret, size_t secret_len,
 		      uint8_t role, int timeout_ms, char *err, size_t errlen)
 {
+	return xy_auth_client_fd_nonces(fd, secret, secret_len, role,
+					timeout_ms, NULL, NULL, err, errlen);
+}
+
+int xy_auth_client_fd_nonces(int fd, const void *secret, size_t secret_len,
+			     uint8_t role, int timeout_ms,
+			     uint8_t nonce_s[XY_NONCE_LEN],
+			     uint8_t nonce_c[XY_NONCE_LEN], char *err,
+			     size_t errlen)
+{
 	uint64_t deadline = deadline_of(timeout_ms);
 	union xy_msg ch, au = {0}, ok;
 	if (xy_fd_recv_msg(fd, XY_MSG_CHALLENGE, &ch, PREAUTH_MAX, timeout_ms,
@@ -345,6 +368,10 @@ int xy_auth_client_fd(int fd, const void *secret, size_t secret_len,
 	if (xy_auth_equal(want, ok.auth_ok.mac, XY_MAC_LEN) != 0)
 		return xy_fail(err, errlen, EACCES,
 			       "server did not prove the secret");
+	if (nonce_s)
+		memcpy(nonce_s, ch.challenge.nonce, XY_NONCE_LEN);
+	if (nonce_c)
+		memcpy(nonce_c, au.auth.nonce, XY_NONCE_LEN);
 	return 0;
 }
 

@@ -35,6 +35,14 @@ void xy_auth_mac(const void *secret, size_t secret_len, char which,
 void xy_auth_bind_key(const void *secret, size_t secret_len,
 		      const uint8_t binding[32], uint8_t out[XY_MAC_LEN]);
 
+/* The key of one direction's message MACs on a connection without TLS
+ * (msgmac.h): HMAC(secret, "xylem-m" dir nonce_s nonce_c), dir 's' for
+ * server to client, 'c' for client to server. */
+void xy_auth_msg_key(const void *secret, size_t secret_len, char dir,
+		     const uint8_t nonce_s[XY_NONCE_LEN],
+		     const uint8_t nonce_c[XY_NONCE_LEN],
+		     uint8_t out[XY_MAC_LEN]);
+
 /* Constant-time comparison; 0 if equal. */
 int xy_auth_equal(const uint8_t *a, const uint8_t *b, size_t n);
 
@@ -68,6 +76,13 @@ uint64_t xy_token_expiry(const uint8_t tok[XY_TOKEN_LEN]);
  * client's role. */
 int xy_auth_client_fd(int fd, const void *secret, size_t secret_len,
 		      uint8_t role, int timeout_ms, char *err, size_t errlen);
+/* The client's handshake that also gives the two nonces (NULL: not
+ * wanted), for a peer that then tags its frames (msgmac.h). */
+int xy_auth_client_fd_nonces(int fd, const void *secret, size_t secret_len,
+			     uint8_t role, int timeout_ms,
+			     uint8_t nonce_s[XY_NONCE_LEN],
+			     uint8_t nonce_c[XY_NONCE_LEN], char *err,
+			     size_t errlen);
 int xy_auth_server_fd(int fd, const void *secret, size_t secret_len,
 		      uint8_t *role, int timeout_ms, char *err, size_t errlen);
 

@@ -5,13 +5,16 @@
  * buffer while one write is in flight, and go out together when it ends.
  * Reads go into a buffer shared by the thread's conns (alloc_cb).
  *
- * A conn holds two handles, the TCP stream and a timer (the handshake
- * deadline, and later the bound on flushing at close). It is freed only
- * after both have closed and any address lookup has returned.
+ * A conn holds three handles: the TCP stream, a timer (the handshake
+ * deadline, and later the bound on flushing at close), and a check
+ * handle that flushes what message handlers queued (schedule_flush).
+ * It is freed only after all have closed and any address lookup has
+ * returned.
  */
 #include "conn.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "msgmac.h"
 #include "tls.h"
 #include "util.h"
 
@@ -46,6 +50,7 @@ enum state {
 struct xy_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uv_check_t check; /* the flush after the turn's I/O callbacks */
 	uv_getaddrinfo_t gai;
 	uv_connect_t creq;
 	uv_write_t wreq;
@@ -58,6 +63,7 @@ struct xy_conn {
 	int gai_pending; /* the lookup still owns gai */
 	int silent;      /* failed in accept: free without on_close */
 	int writing;     /* wreq is in flight with `wbuf` */
+	int scheduled;   /* check is started (schedule_flush) */
 	int corked;      /* queue frames, write none (xy_conn_cork) */
 	int refused;     /* the handshake failed for good (xy_conn_refused) */
 	int shared_in;   /* alloc_cb gave the thread's shared read buffer */
@@ -81,6 +87,9 @@ struct xy_conn {
 	int hint_done;     /* the plain-client check passed */
 	int heard;         /* some bytes came from the peer */
 	char tls_host[256]; /* client: the name the certificate must have */
+	/* Without TLS, once READY: the MACs that tag every frame sent and
+	 * check every frame read (msgmac.h). */
+	struct xy_msgmac *mac_out, *mac_in;
 	char peer[80];
 	char peer_ip[64];
 	char reason[256];
@@ -94,6 +103,8 @@ static void conn_free(struct xy_conn *c)
 		OPENSSL_cleanse(c->secret, c->secret_len);
 	free(c->secret);
 	SSL_free(c->ssl);
+	xy_msgmac_destroy(c->mac_out);
+	xy_msgmac_destroy(c->mac_in);
 	xy_buf_free(&c->raw);
 	xy_buf_free(&c->in);
 	xy_buf_free(&c->out);
@@ -122,9 +133,10 @@ static void finish_close(struct xy_conn *c)
 	c->closing = 1;
 	if (!c->reason[0])
 		snprintf(c->reason, sizeof c->reason, "closed");
-	c->handles = 2;
+	c->handles = 3;
 	uv_close((uv_handle_t *)&c->tcp, close_cb);
 	uv_close((uv_handle_t *)&c->timer, close_cb);
+	uv_close((uv_handle_t *)&c->check, close_cb);
 }
 
 static void write_cb(uv_write_t *req, int status);
@@ -213,14 +225,73 @@ static void write_cb(uv_write_t *req, int status)
 		finish_close(c);
 }
 
+/* Without TLS: appends the tag of the frame at out[start..] (msgmac.h).
+ * A MAC that cannot be computed drops the frame and the conn. */
+static int tag_frame(struct xy_conn *c, size_t start)
+{
+	uint8_t tag[XY_MSGMAC_TAG];
+	if (xy_msgmac_sign(c->mac_out, c->out.data + start,
+			   c->out.len - start, tag) < 0) {
+		c->out.len = start;
+		XY_LOGE("conn", "closing %s: cannot compute a message MAC",
+			c->peer);
+		xy_conn_close(c, "cannot compute a message MAC");
+		errno = EIO;
+		return -1;
+	}
+	xy_buf_put_raw(&c->out, tag, sizeof tag);
+	if (!c->out.oom)
+		return 0;
+	xy_conn_close(c, "out of memory"); /* a frame without its tag */
+	errno = ENOMEM;
+	return -1;
+}
+
+/*
+ * Frames that message handlers send while the loop runs its I/O
+ * callbacks (a reply, the next TASK for the worker that said TASK_DONE,
+ * from any conn of the thread) are written once per conn, in the check
+ * phase right after those callbacks: one SSL_write (one record, with
+ * TLS) and one write for all of them, where writing the first at once
+ * would cost a record and a write of its own. Frames sent anywhere else
+ * (timers, the manager's scheduling phase) are written at once, as the
+ * loop may poll next; what they send while that write is in flight
+ * goes when it ends. Neither way makes the loop wake up more.
+ */
+static __thread int in_io; /* read_cb is running, on this thread */
+
+static void check_cb(uv_check_t *h)
+{
+	struct xy_conn *c = h->data;
+	c->scheduled = 0;
+	uv_check_stop(&c->check);
+	if (!c->corked && !c->closing)
+		flush(c);
+}
+
+static void schedule_flush(struct xy_conn *c)
+{
+	if (!in_io) {
+		flush(c);
+		return;
+	}
+	if (c->scheduled || c->shut)
+		return;
+	c->scheduled = 1;
+	uv_check_start(&c->check, check_cb);
+}
+
 /* Queues a frame regardless of state (the handshake uses this). */
 static int queue(struct xy_conn *c, struct xy_buf *b, unsigned type,
 		 const union xy_msg *m)
 {
+	size_t start = b->len;
 	if (xy_msg_encode(b, type, m) < 0)
 		return -1;
+	if (b == &c->out && c->mac_out && tag_frame(c, start) < 0)
+		return -1;
 	if (b == &c->out && !c->corked)
-		flush(c);
+		schedule_flush(c);
 	return 0;
 }
 
@@ -285,14 +356,53 @@ static void set_peer(struct xy_conn *c, const struct sockaddr *sa)
 		 sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
+/* Without TLS: the MACs of both directions, keyed by the secret and
+ * this handshake's nonces. 0, or -1 (closing). */
+static int mac_start(struct xy_conn *c)
+{
+	char out = c->server ? 's' : 'c', in = c->server ? 'c' : 's';
+	c->mac_out = xy_msgmac_create(c->secret, c->secret_len, out,
+				      c->nonce_s, c->nonce_c);
+	c->mac_in = xy_msgmac_create(c->secret, c->secret_len, in,
+				     c->nonce_s, c->nonce_c);
+	if (c->mac_out && c->mac_in)
+		return 0;
+	fail(c, 0, "cannot set up the message MAC");
+	return -1;
+}
+
+/* Moves the frames the owner sent before READY to `out`, each tagged
+ * when the conn has no TLS. */
+static void release_held(struct xy_conn *c)
+{
+	size_t pos = 0;
+	while (c->mac_out && pos + XY_FRAME_HEADER <= c->held.len) {
+		uint32_t flen;
+		uint16_t type;
+		if (xy_frame_parse(c->held.data + pos, &flen, &type) < 0)
+			break; /* encoded here: cannot happen */
+		size_t start = c->out.len, n = XY_FRAME_HEADER + (size_t)flen;
+		xy_buf_put_raw(&c->out, c->held.data + pos, n);
+		if (c->out.oom || tag_frame(c, start) < 0)
+			break;
+		pos += n;
+	}
+	if (!c->mac_out)
+		xy_buf_put_raw(&c->out, c->held.data, c->held.len);
+	xy_buf_free(&c->held);
+}
+
 static void handshake_done(struct xy_conn *c, uint8_t role)
 {
 	c->state = S_READY;
 	c->role = role;
 	uv_timer_stop(&c->timer);
+	if (!c->ssl && mac_start(c) < 0)
+		return;
 	if (c->held.len) {
-		xy_buf_put_raw(&c->out, c->held.data, c->held.len);
-		xy_buf_free(&c->held);
+		release_held(c);
+		if (c->closing)
+			return;
 		flush(c);
 	}
 	if (c->opts.on_ready)
@@ -314,6 +424,7 @@ static void on_auth(struct xy_conn *c, const struct xy_msg_auth *a)
 		return;
 	}
 	union xy_msg ok;
+	memcpy(c->nonce_c, a->nonce, XY_NONCE_LEN);
 	xy_auth_mac(c->secret, c->secret_len, 's', a->role, a->nonce,
 		    c->nonce_s, ok.auth_ok.mac);
 	queue(c, &c->out, XY_MSG_AUTH_OK, &ok);
@@ -419,14 +530,25 @@ static size_t parse_frames(struct xy_conn *c, const uint8_t *data,
 			     xy_msg_name(type), flen, max);
 			break;
 		}
-		if (len - pos - XY_FRAME_HEADER < flen) {
-			*want = XY_FRAME_HEADER + (size_t)flen;
+		size_t tag = c->mac_in ? XY_MSGMAC_TAG : 0;
+		if (len - pos - XY_FRAME_HEADER < flen + tag) {
+			*want = XY_FRAME_HEADER + (size_t)flen + tag;
 			break;
 		}
 		union xy_msg m;
 		char why[256];
 		const uint8_t *p = data + pos + XY_FRAME_HEADER;
-		pos += XY_FRAME_HEADER + flen;
+		if (tag && xy_msgmac_verify(c->mac_in, data + pos,
+					    XY_FRAME_HEADER + flen,
+					    p + flen) < 0) {
+			fail(c, XY_ERR_PROTOCOL,
+			     "message %" PRIu64 " (%s) failed its MAC: changed,"
+			     " replayed or out of order on the way; dropping"
+			     " the connection",
+			     xy_msgmac_seq(c->mac_in), xy_msg_name(type));
+			break;
+		}
+		pos += XY_FRAME_HEADER + flen + tag;
 		if (xy_msg_decode(type, p, flen, &m, why, sizeof why) < 0) {
 			fail(c, XY_ERR_PROTOCOL, "%s", why);
 			break;
@@ -549,10 +671,12 @@ static int tls_start(struct xy_conn *c)
 		return -1;
 	}
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	/* An idle conn holds no record buffers (some 34 KiB otherwise): a
-	 * manager keeps thousands of them. */
-	SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
 	if (c->server) {
+		/* An idle conn holds no record buffers (some 34 KiB
+		 * otherwise): a manager keeps thousands of them. A client
+		 * (a worker's one conn) keeps its buffers, and saves their
+		 * allocation for each record (bench_tls_records). */
+		SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
 		SSL_set_accept_state(c->ssl);
 		return 0;
 	}
@@ -683,8 +807,10 @@ static void tls_input(struct xy_conn *c, const uint8_t *data, size_t n)
 		return;
 	if (c->tls_up)
 		tls_read_plain(c);
-	if (!c->closing)
-		flush(c);
+	/* What OpenSSL wrote in reading (an alert, a key update) goes with
+	 * the handlers' frames, after the turn's I/O callbacks. */
+	if (!c->closing && BIO_ctrl_pending(c->wbio) > 0)
+		schedule_flush(c);
 }
 
 /* A TLS server heard nothing: the peer is likely a plain client waiting
@@ -708,7 +834,16 @@ static void plain_hint(struct xy_conn *c)
 	xy_conn_close(c, "no TLS hello");
 }
 
+static void read_bytes(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	in_io++;
+	read_bytes(s, nread, buf);
+	in_io--;
+}
+
+static void read_bytes(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct xy_conn *c = s->data;
 	if (c->closing)
@@ -800,6 +935,8 @@ static struct xy_conn *conn_new(uv_loop_t *loop,
 	snprintf(c->peer_ip, sizeof c->peer_ip, "?");
 	uv_tcp_init(loop, &c->tcp);
 	uv_timer_init(loop, &c->timer);
+	uv_check_init(loop, &c->check);
+	c->check.data = c;
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->wreq.data = c;

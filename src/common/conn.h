@@ -9,7 +9,9 @@
  *
  * With opts.tls, all of it runs inside TLS 1.3 (memory BIOs between
  * OpenSSL and the stream). A TLS end meeting a plain one fails with a
- * reason that says so, and counts as refused.
+ * reason that says so, and counts as refused. Without TLS, every frame
+ * after the handshake carries a MAC (msgmac.h); one that fails closes
+ * the conn before on_msg sees it.
  *
  * Lifetime: xy_conn_close marks the conn closing; on_close runs exactly
  * once, from libuv's close callback (never inside on_msg), and then the conn

@@ -873,10 +873,20 @@ int xy_object_recv(int fd, uint8_t kind, uint64_t size,
 	return in.status;
 }
 
+/* An object made by a task under another account (a worker run as root
+ * with --task-users) becomes the worker's, so that no task of that
+ * account may chmod or write it once it is cached. */
+static int own(const char *path, const struct stat *st)
+{
+	if (st->st_uid == geteuid() || geteuid() != 0)
+		return 0;
+	return lchown(path, geteuid(), getegid());
+}
+
 static int readonly_walk(char *path, size_t len)
 {
 	struct stat st;
-	if (lstat(path, &st) < 0)
+	if (lstat(path, &st) < 0 || own(path, &st) < 0)
 		return -1;
 	if (S_ISLNK(st.st_mode))
 		return 0;

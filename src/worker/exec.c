@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -878,6 +879,58 @@ static struct xy_proc *proc_new(struct xy_exec *x, const struct xy_proc_opts *o)
  * that neither the dup2 onto 0-2 clobbers it nor a dup2 onto itself (which
  * would keep the flag on older C libraries) is needed.
  */
+/*
+ * The child of a task under an account of its own (o->as_user). It
+ * runs between fork and exec, so it calls only what is safe there: it
+ * sets the signals and descriptors as posix_spawn would, drops root for
+ * good (groups, then group, then user; and checks that root cannot be
+ * had back), then enters the sandbox as that account.
+ */
+static void child_as_user(const struct xy_proc_opts *o, char **args, int wfd,
+			  int fd3)
+{
+	static const char why[] = "xylem worker: cannot switch to the task's"
+				  " account\n";
+	struct sigaction dfl;
+	sigset_t none;
+	int nul;
+
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL); /* SIGKILL, SIGSTOP: EINVAL */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (setsid() < 0 || nul < 0 || dup2(wfd, 1) < 0 || dup2(wfd, 2) < 0 ||
+	    (fd3 >= 0 && dup2(fd3, 3) < 0) ||
+	    (nul == 0 ? fcntl(0, F_SETFD, 0) : dup2(nul, 0)) < 0)
+		_exit(126);
+	if (setgroups(1, &o->gid) < 0 || setgid(o->gid) < 0 ||
+	    setuid(o->uid) < 0 || setuid(0) == 0 || chdir(o->cwd) < 0) {
+		ssize_t w = write(2, why, sizeof why - 1);
+		(void)w;
+		_exit(126);
+	}
+	execve("/bin/sh", args, o->env);
+	_exit(127);
+}
+
+/* fork, not posix_spawn: the switch of account needs code in the child.
+ * It costs the copy of the worker's page tables that posix_spawn's vfork
+ * avoids. Returns 0 or an errno value, as posix_spawn does. */
+static int spawn_as_user(pid_t *pid, const struct xy_proc_opts *o,
+			 char **args, int wfd, int fd3)
+{
+	pid_t c = fork();
+	if (c < 0)
+		return errno;
+	if (c == 0)
+		child_as_user(o, args, wfd, fd3);
+	*pid = c;
+	return 0;
+}
+
 static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 {
 	char *args[] = {"sh", "-c", (char *)o->command, NULL};
@@ -894,6 +947,14 @@ static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 			if (fd3 < 0)
 				return -errno;
 		}
+	}
+	if (o->as_user) {
+		r = spawn_as_user(&pid, o, args, wfd, fd3);
+		if (copy >= 0)
+			close(copy);
+		if (r)
+			return -r;
+		goto started;
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -917,6 +978,7 @@ static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 		close(copy);
 	if (r)
 		return -r;
+started:
 	p->pid = pid;
 	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (p->pidfd < 0) {

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "proto.h"
@@ -114,6 +115,12 @@ struct xy_proc_opts {
 			      * (--log-dir); the process takes it */
 	int fd3;             /* with give_fd3: the child's descriptor 3 */
 	int give_fd3;
+	/* With as_user: the child runs under uid and gid (and no other
+	 * group), switched to before it reaches cwd (taskusers.h). The
+	 * worker must be root then. */
+	int as_user;
+	uid_t uid;
+	gid_t gid;
 	xy_proc_done_cb on_done;
 	void *arg;
 };

@@ -33,6 +33,7 @@
 extern char **environ;
 
 #include "tasks_int.h"
+#include "taskusers.h"
 
 struct out_res {
 	char path[PATH_MAX];
@@ -189,6 +190,7 @@ static void task_free(struct task *t)
 		close(t->pool_fd);
 	m.task = t->spec;
 	xy_msg_free(XY_MSG_TASK, &m);
+	xy_taskusers_release(t->ts->o.users, t->account);
 	free(t->held);
 	free(t->sandbox);
 	free(t->gpu_ids);
@@ -1120,6 +1122,23 @@ static void call_start(struct task *t)
 	t->start_us = wall_us();
 }
 
+/* With task accounts (opts.users): the task's account, and its sandbox
+ * made that account's, 0700 (taskusers.h). 0, or -1 with err. */
+static int give_account(struct task *t, char *err, size_t errlen)
+{
+	struct xy_taskusers *u = t->ts->o.users;
+	if (!u)
+		return 0;
+	if (!t->account)
+		t->account = xy_taskusers_claim(u);
+	if (xy_taskusers_give(u, t->account, t->sandbox) < 0)
+		return xy_fail(err, errlen, errno,
+			       "cannot give sandbox %s to account %s: %s",
+			       t->sandbox, xy_taskusers_name(u, t->account),
+			       strerror(errno));
+	return 0;
+}
+
 static void task_start(struct task *t)
 {
 	struct xy_proc_opts po;
@@ -1144,6 +1163,10 @@ static void task_start(struct task *t)
 		call_start(t);
 		return;
 	}
+	if (give_account(t, err, sizeof err) < 0) {
+		task_fail(t, XY_RESULT_WORKER_FAILED, "%s", err);
+		return;
+	}
 	memset(&env, 0, sizeof env);
 	if (build_env(t, &env, &wrapped) < 0) {
 		xy_env_free(&env);
@@ -1160,6 +1183,11 @@ static void task_start(struct task *t)
 	po.time_limit_ms = t->spec.time_limit_ms;
 	po.on_done = on_proc_done;
 	po.arg = t;
+	if (t->account) {
+		po.as_user = 1;
+		po.uid = xy_taskusers_uid(t->ts->o.users, t->account);
+		po.gid = xy_taskusers_gid(t->ts->o.users, t->account);
+	}
 	t->proc = xy_proc_spawn(t->ts->o.exec, &po, err, sizeof err);
 	xy_env_free(&env);
 	free(wrapped);
@@ -1314,6 +1342,9 @@ static void on_proc_done(struct xy_proc *p, struct xy_proc_result *r,
 
 	t->proc = NULL;
 	xy_proc_release(p);
+	/* Its account's processes end before its outputs are taken. */
+	xy_taskusers_release(t->ts->o.users, t->account);
+	t->account = 0;
 	t->end_us = wall_us();
 	t->exit_code = r->exit_code;
 	t->output = r->output;

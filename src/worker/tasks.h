@@ -41,6 +41,9 @@ struct xy_tasks_opts {
 	/* Their ids, comma-separated ("2,3"; copied), or NULL: 0 to gpus-1. */
 	const char *gpu_ids;
 	uint32_t cores; /* started tasks' cores stay within it; 0: no limit */
+	/* The accounts command tasks run under (taskusers.h), or NULL:
+	 * the worker's own. */
+	struct xy_taskusers *users;
 	xy_tasks_done_fn on_done;
 	void *arg;
 };

@@ -35,6 +35,7 @@ struct task {
 	uint64_t pooled; /* k if the sandbox is the pool's .free-<k> */
 	int pool_fd;     /* that directory, open; or -1 */
 	struct xy_proc *proc;
+	int account; /* xy_taskusers_claim's result, or 0: the worker's */
 	struct xy_lib_call call; /* a call handed to a library instance */
 	int busy; /* thread pool work in flight */
 	unsigned reported : 1, in_lib : 1, has_cores : 1;

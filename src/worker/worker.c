@@ -32,6 +32,7 @@
 #include "proto.h"
 #include "resources.h"
 #include "tasks.h"
+#include "taskusers.h"
 #include "tls.h"
 #include "unpack.h"
 #include "urlfetch.h"
@@ -78,6 +79,8 @@ struct worker_config {
 	int no_tls;         /* --no-tls */
 	SSL_CTX *tls;       /* verifies the manager; NULL: plain TCP */
 	double lease; /* --lease: seconds; < 0: the manager's (WELCOME) */
+	const char *task_users_arg;  /* --task-users, else XYLEM_TASK_USERS */
+	struct xy_taskusers *users; /* from it; NULL: tasks run as us */
 	const char *log_dir; /* --log-dir: logs kept there (logdir.h) */
 };
 
@@ -135,8 +138,12 @@ static const char usage_text[] =
 	"  --tls-ca F            verify the manager's TLS certificate against\n"
 	"                        the CA in F, the manager's ca.crt (default:\n"
 	"                        the XYLEM_TLS_CA variable)\n"
-	"  --no-tls              plain TCP: no encryption, no integrity\n"
-	"                        (also XYLEM_NO_TLS=1)\n"
+	"  --no-tls              plain TCP: no encryption; each message still\n"
+	"                        carries a MAC (also XYLEM_NO_TLS=1)\n"
+	"  --task-users LIST     as root: run each command task under one of\n"
+	"                        these accounts (names or uids, comma-\n"
+	"                        separated), its sandbox theirs, mode 0700\n"
+	"                        (also XYLEM_TASK_USERS)\n"
 	"  --cores N             cores to offer (default: the Slurm job's\n"
 	"                        SLURM_CPUS_ON_NODE, else all online)\n"
 	"  --memory MB           memory to offer (default: the Slurm job's\n"
@@ -240,6 +247,7 @@ enum {
 	O_TLS_CA,
 	O_NO_TLS,
 	O_LEASE,
+	O_TASK_USERS,
 	O_LOG_DIR,
 	O_HELP
 };
@@ -261,6 +269,7 @@ static const struct option long_opts[] = {
 	{"tls-ca", required_argument, NULL, O_TLS_CA},
 	{"no-tls", no_argument, NULL, O_NO_TLS},
 	{"lease", required_argument, NULL, O_LEASE},
+	{"task-users", required_argument, NULL, O_TASK_USERS},
 	{"log-dir", required_argument, NULL, O_LOG_DIR},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
@@ -302,6 +311,9 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 		return -1;
 	case O_NO_TLS:
 		cfg->no_tls = 1;
+		return -1;
+	case O_TASK_USERS:
+		cfg->task_users_arg = arg;
 		return -1;
 	case O_NAME:
 		if (!*arg || strlen(arg) >= XY_MAX_NAME)
@@ -434,6 +446,25 @@ static int load_tls(struct worker_config *cfg)
 	return -1;
 }
 
+/* --task-users (else XYLEM_TASK_USERS): the accounts tasks run under.
+ * -1 to go on, or an exit status. */
+static int load_task_users(struct worker_config *cfg)
+{
+	const char *list = cfg->task_users_arg;
+	char err[512];
+
+	if (!list && (list = getenv("XYLEM_TASK_USERS")) && !*list)
+		list = NULL;
+	if (!list)
+		return -1;
+	cfg->users = xy_taskusers_create(list, err, sizeof err);
+	if (!cfg->users) {
+		fprintf(stderr, "xylem worker: %s\n", err);
+		return 2;
+	}
+	return -1;
+}
+
 /* Parses argv (argv[0] is "worker"). Returns -1 to run, or the exit
  * status to return at once. */
 static int parse_args(struct worker_config *cfg, int argc, char **argv)
@@ -475,11 +506,15 @@ static int parse_args(struct worker_config *cfg, int argc, char **argv)
 	    cfg->port < 1 || cfg->port > 65535)
 		return usage_error("'%s' is not HOST:PORT", target);
 	r = load_secret(cfg, secret_file);
-	return r >= 0 ? r : load_tls(cfg);
+	if (r < 0)
+		r = load_tls(cfg);
+	return r >= 0 ? r : load_task_users(cfg);
 }
 
 static void free_config(struct worker_config *cfg)
 {
+	xy_taskusers_destroy(cfg->users);
+	cfg->users = NULL;
 	if (cfg->secret)
 		memset(cfg->secret, 0, cfg->secret_len);
 	free(cfg->secret);
@@ -1100,6 +1135,16 @@ static int start_parts(struct xy_daemon *w)
 	struct xy_tasks_opts to;
 	char err[512];
 
+	if (w->cfg.users) {
+		if (xy_taskusers_open_cache(xy_cache_root(w->cache), err,
+					    sizeof err) < 0) {
+			XY_LOGE("worker", "%s", err);
+			return -1;
+		}
+		XY_LOGI("worker", "tasks run under %zu account%s of their own",
+			xy_taskusers_count(w->cfg.users),
+			xy_taskusers_count(w->cfg.users) == 1 ? "" : "s");
+	}
 	w->xfer = xy_xfer_server_start(NULL, 0, w->cfg.secret,
 				       w->cfg.secret_len, xy_cache_lookup,
 				       w->cache, err, sizeof err);
@@ -1155,6 +1200,7 @@ static int start_parts(struct xy_daemon *w)
 	to.gpus = w->cfg.res.gpus;
 	to.gpu_ids = w->cfg.res.gpu_ids;
 	to.cores = w->cfg.res.cores;
+	to.users = w->cfg.users;
 	to.on_done = on_task_done;
 	to.arg = w;
 	w->tasks = xy_tasks_create(&to);

@@ -17,8 +17,9 @@ import textwrap
 import pytest
 
 from helpers import SLOW, wait_for
-from test_protocol import (auth_frame, closed_by_manager, connect, frame,
-                           read_challenge, recv_frame)
+from test_protocol import (MsgMac, auth_frame, closed_by_manager, connect,
+                           frame, read_challenge, recv_frame, recv_tagged,
+                           send_tagged)
 
 TIMEOUT = 60 * SLOW
 ROLE_CLIENT = 4
@@ -180,17 +181,18 @@ def test_malformed_submit(xylem_bin, plain_standing, secret_file,
     mgr, port = plain_standing
     secret = open(secret_file, "rb").read().rstrip(b"\n")
     s = connect(port)
-    nonce_s = read_challenge(s)
-    s.sendall(auth_frame(secret, ROLE_CLIENT, nonce_s, os.urandom(32)))
+    nonce_s, nonce_c = read_challenge(s), os.urandom(32)
+    s.sendall(auth_frame(secret, ROLE_CLIENT, nonce_s, nonce_c))
     mtype, _ = recv_frame(s)
     assert mtype == AUTH_OK
+    out = MsgMac(secret, b"c", nonce_s, nonce_c)
 
     def string(b):
         return struct.pack("<I", len(b)) + b
     payload = (struct.pack("<Q", 1) + string(b"") + string(b"")
                + struct.pack("<IQQIQ", 1, 0, 0, 0, 0)
                + struct.pack("<III", 0, 0, 0) + struct.pack("<H", 0))
-    s.sendall(frame(SUBMIT, payload))
+    send_tagged(s, out, frame(SUBMIT, payload))
     closed, _ = closed_by_manager(s)
     assert closed
     mgr.wait_line(r"closing client \S+: SUBMIT with an empty command", 10)
@@ -242,18 +244,20 @@ def client_socket(port, secret_file):
     """A raw client connection, authenticated with role CLIENT."""
     secret = open(secret_file, "rb").read().rstrip(b"\n")
     s = connect(port)
-    nonce_s = read_challenge(s)
-    s.sendall(auth_frame(secret, ROLE_CLIENT, nonce_s, os.urandom(32)))
+    nonce_s, nonce_c = read_challenge(s), os.urandom(32)
+    s.sendall(auth_frame(secret, ROLE_CLIENT, nonce_s, nonce_c))
     mtype, _ = recv_frame(s)
     assert mtype == AUTH_OK
-    return s
+    # Frames from here on carry MACs (no TLS): one per direction.
+    return (s, MsgMac(secret, b"c", nonce_s, nonce_c),
+            MsgMac(secret, b"s", nonce_s, nonce_c))
 
 
 def test_unreachable_input(plain_standing, secret_file):
     """An input the manager cannot fetch from the client ends the task as
     INPUT_MISSING, in a RESULT, and the connection stays open."""
     mgr, port = plain_standing
-    s = client_socket(port, secret_file)
+    s, out, into = client_socket(port, secret_file)
     gone = socket.socket()
     gone.bind(("127.0.0.1", 0))
     dead_port = gone.getsockname()[1]
@@ -266,9 +270,9 @@ def test_unreachable_input(plain_standing, secret_file):
                + struct.pack("<IQQIQ", 1, 0, 0, 0, 0)
                + struct.pack("<II", 0, 1) + inp + struct.pack("<I", 0)
                + struct.pack("<H", dead_port))
-    s.sendall(frame(SUBMIT, payload))
+    send_tagged(s, out, frame(SUBMIT, payload))
     while True:
-        mtype, body = recv_frame(s)
+        mtype, body = recv_tagged(s, into)
         if mtype == RESULT:
             break
     cid, result, code, n = struct.unpack("<QBiI", body[:17])

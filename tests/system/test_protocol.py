@@ -19,7 +19,7 @@ import pytest
 from helpers import task, write_workflow
 
 MAGIC = 0x4D4C5958  # "XYLM"
-VERSION = 13
+VERSION = 14
 CHALLENGE, AUTH, AUTH_OK, ERROR = 1, 2, 3, 4
 STATUS_REQ, STATUS_REPLY = 20, 21
 ROLE_STATUS = 2
@@ -65,6 +65,62 @@ def read_challenge(s):
 def mac(secret, which, role, a, b):
     msg = b"xylem-" + which + bytes([role]) + a + b
     return hmac.new(secret, msg, hashlib.sha256).digest()
+
+
+def _libcrypto():
+    """OpenSSL's libcrypto through ctypes: Python's standard library has
+    no AES-GCM."""
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("crypto") or "libcrypto.so.3")
+    lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
+    lib.EVP_aes_256_gcm.restype = ctypes.c_void_p
+    for f in ("EVP_EncryptInit_ex", "EVP_EncryptUpdate",
+              "EVP_EncryptFinal_ex", "EVP_CIPHER_CTX_ctrl"):
+        getattr(lib, f).argtypes = None
+    return lib, ctypes
+
+
+class MsgMac:
+    """One direction's message MACs after the handshake on a connection
+    without TLS (src/common/msgmac.h): key HMAC(secret, "xylem-m" dir
+    nonce_s nonce_c); each frame followed by its GMAC, the tag of
+    AES-256-GCM under that key with nonce 0^4 || u64 seq, no plaintext,
+    the frame as associated data."""
+
+    def __init__(self, secret, direction, nonce_s, nonce_c):
+        self.key = hmac.new(secret, b"xylem-m" + direction + nonce_s
+                            + nonce_c, hashlib.sha256).digest()
+        self.seq = 0
+        self.lib, self.ct = _libcrypto()
+
+    def tag(self, data):
+        lib, ct = self.lib, self.ct
+        ctx = ct.c_void_p(lib.EVP_CIPHER_CTX_new())
+        iv = b"\0" * 4 + struct.pack("<Q", self.seq)
+        n, tag, scratch = ct.c_int(0), ct.create_string_buffer(16), \
+            ct.create_string_buffer(16)
+        assert lib.EVP_EncryptInit_ex(ctx, ct.c_void_p(lib.EVP_aes_256_gcm()),
+                                      None, self.key, iv) == 1
+        assert lib.EVP_EncryptUpdate(ctx, None, ct.byref(n), data,
+                                     len(data)) == 1
+        assert lib.EVP_EncryptFinal_ex(ctx, scratch, ct.byref(n)) == 1
+        assert lib.EVP_CIPHER_CTX_ctrl(ctx, 0x10, 16, tag) == 1  # GET_TAG
+        lib.EVP_CIPHER_CTX_free(ctx)
+        self.seq += 1
+        return tag.raw
+
+
+def send_tagged(s, out, f):
+    s.sendall(f + out.tag(f))
+
+
+def recv_tagged(s, into):
+    """A frame after the handshake, its tag checked."""
+    mtype, payload = recv_frame(s)
+    tag = recv_exact(s, 16)
+    assert tag == into.tag(frame(mtype, payload)), "a bad message MAC"
+    return mtype, payload
 
 
 def auth_frame(secret, role, nonce_s, nonce_c, wrong=False):
@@ -126,9 +182,14 @@ def test_correct_handshake_and_status(manager):
     mtype, payload = recv_frame(s)
     assert mtype == AUTH_OK, payload
     assert payload == mac(secret, b"s", ROLE_STATUS, nonce_c, nonce_s)
-    s.sendall(frame(STATUS_REQ))
+    out = MsgMac(secret, b"c", nonce_s, nonce_c)
+    into = MsgMac(secret, b"s", nonce_s, nonce_c)
+    req = frame(STATUS_REQ)
+    s.sendall(req + out.tag(req))
     while True:
         mtype, payload = recv_frame(s)
+        tag = recv_exact(s, 16)
+        assert tag == into.tag(frame(mtype, payload)), "a bad message MAC"
         if mtype == STATUS_REPLY:
             break
     (n,) = struct.unpack("<I", payload[:4])

@@ -7,6 +7,7 @@ dropped and nothing run; a relay that ends TLS on both sides cannot
 forward the proof of the secret (channel binding)."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -398,3 +399,140 @@ def test_ca_files_private_and_kept_beside_the_journal(xylem, tmp_path):
     assert r.returncode == 0, r.output
     assert (tls / "ca.crt").read_bytes() == ca
     assert not (tls / "server.key").exists()  # the server's key: memory
+
+
+# ------------------------------------------- --no-tls: MACs on messages
+
+class FrameRelay:
+    """A plain TCP relay on loopback to 127.0.0.1:target for --no-tls
+    connections. It reads the manager's frames (u32 length, u16 type,
+    u16 flags, payload; after AUTH_OK each followed by its 16-byte tag)
+    and, in the first TASK of each connection, flips one payload byte
+    (mode "flip") or sends the frame and its tag twice ("replay");
+    mode None forwards everything as it is."""
+
+    TASK, AUTH_OK = 11, 3
+
+    def __init__(self, target, mode=None):
+        self.target, self.mode = target, mode
+        self.done = 0  # TASKs flipped or replayed
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            threading.Thread(target=self._frames, args=(u, c),
+                             daemon=True).start()
+            threading.Thread(target=self._raw, args=(c, u),
+                             daemon=True).start()
+
+    @staticmethod
+    def _end(*socks):
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _raw(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        self._end(src, dst)
+
+    def _frames(self, src, dst):
+        buf, tagged, touched = b"", False, False
+        try:
+            while data := src.recv(65536):
+                buf += data
+                while len(buf) >= 8:
+                    n = 8 + int.from_bytes(buf[:4], "little")
+                    typ = int.from_bytes(buf[4:6], "little")
+                    n += 16 if tagged else 0
+                    if len(buf) < n:
+                        break
+                    frame, buf = bytearray(buf[:n]), buf[n:]
+                    out = bytes(frame)
+                    if typ == self.TASK and self.mode and not touched:
+                        touched = True
+                        self.done += 1
+                        if self.mode == "flip":
+                            frame[8 + (n - 24) // 2] ^= 0x01
+                            out = bytes(frame)
+                        else:
+                            out = bytes(frame) * 2
+                    dst.sendall(out)
+                    tagged = tagged or typ == self.AUTH_OK
+        except OSError:
+            pass
+        self._end(src, dst)
+
+    def close(self):
+        self.sock.close()
+
+
+def ran_workflow(tmp_path):
+    """One task that leaves a file where the test looks, when it runs."""
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    return write_workflow(tmp_path / "wf.json", [
+        task("t", f"touch {ran}/$$; echo ok > out",
+             outputs=[(tmp_path / "out.txt", "out")])]), ran
+
+
+def test_no_tls_relay_that_flips_a_byte_gets_nothing_run(xylem, tmp_path,
+                                                         secret_file):
+    wf, ran = ran_workflow(tmp_path)
+    mgr, port = xylem.manager(wf, secret_file, "--no-tls")
+    relay = FrameRelay(port, "flip")
+    try:
+        w = xylem.worker(relay.port, secret_file, 1, "--no-tls",
+                         "--connect-timeout", "4")
+        wait_for(lambda: relay.done >= 1, 20, what="a flipped TASK")
+        wait_for(lambda: "failed its MAC" in w.output, 10,
+                 what="the worker's refusal")
+        assert re.search(r"message \d+ \(TASK\) failed its MAC", w.output)
+        time.sleep(1)
+        assert not list(ran.iterdir()), w.output  # nothing ran
+        assert mgr.p.poll() is None
+        w.kill()
+    finally:
+        relay.close()
+    # The same relay, changing nothing, carries the whole run: the test
+    # above would see a run if the relay or the flip were off.
+    relay = FrameRelay(port)
+    try:
+        xylem.worker(relay.port, secret_file, 1, "--no-tls")
+        assert mgr.wait(60) == 0, mgr.output
+        assert len(list(ran.iterdir())) == 1
+    finally:
+        relay.close()
+
+
+def test_no_tls_relay_that_replays_a_message_is_refused(xylem, tmp_path,
+                                                        secret_file):
+    wf, ran = ran_workflow(tmp_path)
+    mgr, port = xylem.manager(wf, secret_file, "--no-tls")
+    relay = FrameRelay(port, "replay")
+    try:
+        w = xylem.worker(relay.port, secret_file, 1, "--no-tls",
+                         "--connect-timeout", "4")
+        wait_for(lambda: relay.done >= 1, 20, what="a replayed TASK")
+        wait_for(lambda: "failed its MAC" in w.output, 10,
+                 what="the worker's refusal")
+        assert re.search(r"message \d+ \(TASK\) failed its MAC: changed,"
+                         r" replayed or out of order", w.output), w.output
+        assert "closing" in w.output
+        w.kill()
+    finally:
+        relay.close()

@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "harness.h"
+#include "msgmac.h"
 #include "util.h"
 
 static const char secret[] = "correct horse";
@@ -59,6 +60,65 @@ static void t_mac_layout(void)
 	/* An empty secret still works (and differs). */
 	xy_auth_mac("", 0, 'c', XY_ROLE_WORKER, a, b, other);
 	XY_CHECK(xy_auth_equal(mac, other, 32) != 0);
+}
+
+/* The message MACs of connections without TLS (msgmac.h): the
+ * documented layout (key from the secret, direction and nonces; GMAC
+ * with the sequence number as nonce), checked against OpenSSL directly;
+ * a replay, a frame out of order, the other direction's key, another
+ * connection's nonces: refused. */
+static void t_msgmac(void)
+{
+	uint8_t ns[XY_NONCE_LEN], nc[XY_NONCE_LEN], key[32], t[2][16];
+	const uint8_t f0[] = "frame zero", f1[] = "frame one";
+	memset(ns, 0x33, sizeof ns);
+	memset(nc, 0x44, sizeof nc);
+	struct xy_msgmac *s = xy_msgmac_create(secret, strlen(secret), 'c',
+					       ns, nc);
+	XY_CHECK(s != NULL);
+	XY_CHECK_EQ(xy_msgmac_sign(s, f0, sizeof f0, t[0]), 0);
+	XY_CHECK_EQ(xy_msgmac_sign(s, f1, sizeof f1, t[1]), 0);
+
+	/* The layout: key = HMAC(secret, "xylem-m" 'c' ns nc); the tag of
+	 * frame 1 is AES-256-GCM's with nonce 0^4 || 1 (LE), f1 as AAD. */
+	uint8_t msg[7 + 1 + 64], iv[12] = {0}, want[16], fin[16];
+	unsigned klen = 32;
+	int n;
+	memcpy(msg, "xylem-m", 7);
+	msg[7] = 'c';
+	memcpy(msg + 8, ns, 32);
+	memcpy(msg + 40, nc, 32);
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, sizeof msg, key,
+	     &klen);
+	iv[4] = 1;
+	EVP_CIPHER_CTX *g = EVP_CIPHER_CTX_new();
+	XY_CHECK_EQ(EVP_EncryptInit_ex(g, EVP_aes_256_gcm(), NULL, key, iv), 1);
+	XY_CHECK_EQ(EVP_EncryptUpdate(g, NULL, &n, f1, sizeof f1), 1);
+	XY_CHECK_EQ(EVP_EncryptFinal_ex(g, fin, &n), 1);
+	XY_CHECK_EQ(EVP_CIPHER_CTX_ctrl(g, EVP_CTRL_GCM_GET_TAG, 16, want), 1);
+	EVP_CIPHER_CTX_free(g);
+	XY_CHECK(!memcmp(want, t[1], 16));
+
+	/* In order: accepted; again, or out of order: refused. */
+	struct xy_msgmac *r = xy_msgmac_create(secret, strlen(secret), 'c',
+					       ns, nc);
+	XY_CHECK_EQ(xy_msgmac_verify(r, f1, sizeof f1, t[1]), -1);
+	XY_CHECK_EQ(xy_msgmac_seq(r), 0);
+	XY_CHECK_EQ(xy_msgmac_verify(r, f0, sizeof f0, t[0]), 0);
+	XY_CHECK_EQ(xy_msgmac_verify(r, f0, sizeof f0, t[0]), -1);
+	XY_CHECK_EQ(xy_msgmac_verify(r, f1, sizeof f1, t[1]), 0);
+	XY_CHECK_EQ(xy_msgmac_seq(r), 2);
+	xy_msgmac_destroy(r);
+	/* The other direction, or other nonces: another key. */
+	r = xy_msgmac_create(secret, strlen(secret), 's', ns, nc);
+	XY_CHECK_EQ(xy_msgmac_verify(r, f0, sizeof f0, t[0]), -1);
+	xy_msgmac_destroy(r);
+	nc[0] ^= 1;
+	r = xy_msgmac_create(secret, strlen(secret), 'c', ns, nc);
+	XY_CHECK_EQ(xy_msgmac_verify(r, f0, sizeof f0, t[0]), -1);
+	xy_msgmac_destroy(r);
+	xy_msgmac_destroy(s);
+	xy_msgmac_destroy(NULL);
 }
 
 /* An HMAC that OpenSSL cannot compute (a key longer than it takes)
@@ -285,6 +345,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_random),
 		XY_TEST(t_mac_layout),
 		XY_TEST(t_mac_fails_closed),
+		XY_TEST(t_msgmac),
 		XY_TEST(t_tokens),
 		XY_TEST(t_handshake_ok),
 		XY_TEST(t_handshake_wrong_secret),

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "harness.h"
+#include "msgmac.h"
 #include "tls.h"
 #include "util.h"
 
@@ -365,14 +366,82 @@ struct raw_client {
 		       * time, the rest 7000 at a time */
 	const void *tail; /* then, after a pause, these */
 	size_t n_tail;
+	int raw; /* send the bytes as they are, not as tagged frames */
+	/* After tagging: M_FLIP changes the first frame's last payload
+	 * byte, M_REPLAY sends everything twice, M_SWAP sends the second
+	 * frame (with its tag) before the first. */
+	int mutate;
 };
+
+enum { M_NONE, M_FLIP, M_REPLAY, M_SWAP };
+
+/* Rewrites the frames in b[0..n) as a conn without TLS sends them, each
+ * followed by its tag (msgmac.h), into out. */
+static void tag_frames(struct xy_msgmac *mac, const uint8_t *b, size_t n,
+		       struct xy_buf *out)
+{
+	for (size_t pos = 0; pos + XY_FRAME_HEADER <= n;) {
+		size_t len = XY_FRAME_HEADER + (b[pos] | b[pos + 1] << 8 |
+						b[pos + 2] << 16 |
+						(size_t)b[pos + 3] << 24);
+		uint8_t tag[XY_MSGMAC_TAG];
+		XY_CHECK_EQ(xy_msgmac_sign(mac, b + pos, len, tag), 0);
+		xy_buf_put_raw(out, b + pos, len);
+		xy_buf_put_raw(out, tag, sizeof tag);
+		pos += len;
+	}
+}
+
+/* The client's MAC after its handshake, for the frames of a raw client. */
+static struct xy_msgmac *raw_mac(const uint8_t *ns, const uint8_t *nc)
+{
+	return xy_msgmac_create(secret, strlen(secret), 'c', ns, nc);
+}
+
+static void mutate(int how, struct xy_buf *b)
+{
+	size_t first = XY_FRAME_HEADER + (b->data[0] | b->data[1] << 8) +
+		       XY_MSGMAC_TAG;
+	if (how == M_FLIP) {
+		b->data[first - XY_MSGMAC_TAG - 1] ^= 0x01;
+	} else if (how == M_REPLAY) {
+		size_t n = b->len;
+		xy_buf_reserve(b, n);
+		memcpy(b->data + n, b->data, n);
+		b->len = 2 * n;
+	} else if (how == M_SWAP) {
+		uint8_t *copy = malloc(b->len);
+		size_t rest = b->len - first;
+		memcpy(copy, b->data + first, rest);
+		memcpy(copy + rest, b->data, first);
+		memcpy(b->data, copy, b->len);
+		free(copy);
+	}
+}
 
 static void *raw_client_thread(void *arg)
 {
 	struct raw_client *r = arg;
 	int fd = raw_connect(r->port);
-	r->rc = xy_auth_client_fd(fd, secret, strlen(secret), XY_ROLE_WORKER,
-				  5000, NULL, 0);
+	uint8_t ns[XY_NONCE_LEN], nc[XY_NONCE_LEN];
+	struct xy_buf tagged, tail;
+	r->rc = xy_auth_client_fd_nonces(fd, secret, strlen(secret),
+					 XY_ROLE_WORKER, 5000, ns, nc, NULL, 0);
+	xy_buf_init(&tagged);
+	xy_buf_init(&tail);
+	if (r->rc == 0 && !r->raw) {
+		/* Frames as a conn without TLS sends them: tagged. */
+		struct xy_msgmac *mac = raw_mac(ns, nc);
+		XY_CHECK(mac != NULL);
+		tag_frames(mac, r->bytes, r->n, &tagged);
+		tag_frames(mac, r->tail, r->n_tail, &tail);
+		xy_msgmac_destroy(mac);
+		mutate(r->mutate, &tagged);
+		r->bytes = tagged.data;
+		r->n = tagged.len;
+		r->tail = tail.data;
+		r->n_tail = tail.len;
+	}
 	const struct timespec nap = {0, 2000000};
 	for (size_t at = 0, k; r->rc == 0 && at < r->n; at += k) {
 		k = !r->piece ? r->n : at < 64 ? r->piece : 7000;
@@ -392,6 +461,8 @@ static void *raw_client_thread(void *arg)
 	while (xy_fd_read_all(fd, &c, 1, 5000) == 0)
 		;
 	close(fd);
+	xy_buf_free(&tagged);
+	xy_buf_free(&tail);
 	return NULL;
 }
 
@@ -411,6 +482,51 @@ static void t_bad_frame_after_auth(void)
 	XY_CHECK_EQ(T.srv.msgs, 0);
 	XY_CHECK_EQ(T.srv.closes, 1);
 	XY_CHECK(strstr(T.srv.reason, "TASK: truncated"));
+}
+
+/* Without TLS every frame after the handshake carries a MAC over its
+ * bytes and its place in the stream: a frame changed on the way, sent
+ * again, moved, or sent without a tag, is refused and the conn dropped
+ * before its handler sees it. */
+static void t_mac_refuses(void)
+{
+	static const struct {
+		int mutate, raw;
+		unsigned delivered;
+		const char *why;
+	} cases[] = {
+		{M_NONE, 0, 3, "all came"},
+		{M_FLIP, 0, 0, "message 0 (CANCEL) failed its MAC"},
+		{M_REPLAY, 0, 3, "message 3 (CANCEL) failed its MAC"},
+		{M_SWAP, 0, 0, "message 0 (KEEPALIVE) failed its MAC"},
+		{M_NONE, 1, 0, "failed its MAC"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		setup(1);
+		/* Else the server closes at the first bad tag. */
+		if (!cases[i].mutate && !cases[i].raw)
+			T.srv.close_after = 3;
+		struct xy_buf b;
+		xy_buf_init(&b);
+		union xy_msg m = {.cancel = {.task_id = 7}};
+		xy_msg_encode(&b, XY_MSG_CANCEL, &m);
+		xy_msg_encode(&b, XY_MSG_KEEPALIVE, NULL);
+		m.cancel.task_id = 8;
+		xy_msg_encode(&b, XY_MSG_CANCEL, &m);
+		struct raw_client r = {T.port, b.data, b.len, -1, 0, NULL, 0,
+				       cases[i].raw, cases[i].mutate};
+		pthread_t th;
+		pthread_create(&th, NULL, raw_client_thread, &r);
+		run_and_teardown();
+		pthread_join(th, NULL);
+		xy_buf_free(&b);
+		XY_CHECK_EQ(r.rc, 0);
+		XY_CHECK_EQ(T.srv.msgs, cases[i].delivered);
+		XY_CHECK_EQ(T.srv.closes, 1);
+		if (!strstr(T.srv.reason, cases[i].why))
+			fprintf(stderr, "case %zu: %s\n", i, T.srv.reason);
+		XY_CHECK(strstr(T.srv.reason, cases[i].why));
+	}
 }
 
 static void t_close_inside_on_msg(void)
@@ -629,6 +745,7 @@ int main(int argc, char **argv)
 		XY_TEST_T(t_handshake_timeout, 20),
 		XY_TEST(t_preauth_oversized_frame),
 		XY_TEST(t_bad_frame_after_auth),
+		XY_TEST(t_mac_refuses),
 		XY_TEST(t_close_inside_on_msg),
 		XY_TEST(t_frames_split_across_reads),
 		XY_TEST(t_large_messages),
