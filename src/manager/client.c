@@ -543,7 +543,8 @@ static const char *bad_submit(struct xy_clients *cs, struct client *cl,
 	if (cl->jobs >= CLIENT_JOBS_MAX)
 		return "more than " STR(CLIENT_JOBS_MAX) " tasks not yet answered";
 	for (struct client_job *j = cs->jobs; j; j = j->next)
-		if (j->cl == cl && j->cid == s->id)
+		if (j->cl == cl && j->cid == s->id &&
+		    !(j->session_job && xy_key_set(s->key)))
 			return "SUBMIT with the id of a task not yet answered";
 	if (names_repeat(s))
 		return "SUBMIT names a sandbox path twice";
