@@ -27,6 +27,7 @@
 #include "auth.h"
 #include "internal.h"
 #include "clients_int.h"
+#include "release.h"
 #include "mtls.h"
 #include "log.h"
 #include "memo.h"
@@ -239,6 +240,7 @@ static void settle_done(uv_work_t *req, int status)
 		journal_record(j);
 	if ((j->cl || j->acc) && !cs->m->destroying)
 		send_result(j, t->result, NULL);
+	xy_release_task_done(cs->m->release, t); /* after its record */
 	settle_free(w);
 	job_free(j);
 }
@@ -289,6 +291,7 @@ void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t)
 	if ((j->cl || j->acc) && !cs->m->destroying)
 		send_result(j, XY_RESULT_MANAGER_FAILED,
 			    "the manager is out of memory");
+	xy_release_task_done(cs->m->release, t);
 	job_free(j);
 }
 

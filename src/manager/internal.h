@@ -160,6 +160,7 @@ struct xy_manager {
 	struct xy_pools *pools;
 	struct xy_memo *memo; /* NULL without a journal */
 	struct xy_adopt *adopt; /* with a journal: tasks workers kept */
+	struct xy_release *release; /* RELEASEs after records (release.c) */
 	uint64_t lease_ms; /* WELCOME's: how long workers keep their tasks */
 	/* With a journal, a scheduling round's messages wait in the conns
 	 * of these workers until its RUN records are written. */

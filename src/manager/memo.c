@@ -72,6 +72,7 @@ struct xy_memo {
 	struct xy_htab runs;   /* struct run by fingerprint */
 	struct xy_htab before; /* those of earlier epochs by worker name */
 	size_t runs_before;    /* those of earlier epochs */
+	int sync;              /* --journal-sync */
 	struct xy_htab table;  /* entries by fingerprint (next) */
 	struct xy_htab places; /* those with a place, by it (pnext) */
 	int64_t skipped;
@@ -448,6 +449,7 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		return NULL;
 	}
 	memo->m = m;
+	memo->sync = sync;
 	memo->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 	memo->ctx = EVP_MD_CTX_new();
 	if (!memo->sha256 || !memo->ctx) {
@@ -821,6 +823,11 @@ int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
 		return -1;
 	}
 	return 0;
+}
+
+int xy_memo_sync_mode(const struct xy_memo *memo)
+{
+	return memo && memo->sync;
 }
 
 int xy_memo_client_put(struct xy_memo *memo, unsigned type, const void *data,

@@ -97,4 +97,7 @@ uint32_t xy_memo_epoch(const struct xy_memo *memo);
 int xy_memo_client_put(struct xy_memo *memo, unsigned type, const void *data,
 		       size_t len, const uint8_t *unrun);
 
+/* 1 in --journal-sync mode: outputs are synced before their records. */
+int xy_memo_sync_mode(const struct xy_memo *memo);
+
 #endif
