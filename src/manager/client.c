@@ -199,6 +199,7 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 static int journal_answer(struct xy_clients *cs, struct client *cl,
 			  const struct xy_msg_submit *s, uint8_t *key);
 static void journal_record(struct client_job *j);
+static int submit_key(const struct xy_msg_submit *s, uint8_t *key);
 
 static void settle_work(uv_work_t *req)
 {
@@ -361,6 +362,10 @@ static void job_staged(struct client_job *j)
 		job_free(j);
 		return;
 	}
+	/* Made again from its record: recorded by content too, as when it
+	 * came. */
+	if (j->resumed)
+		j->keyed = submit_key(&j->sub.submit, j->key) == 0;
 	j->t = make_task(j, err, sizeof err);
 	if (j->t && j->session_job && !(j->t->key = malloc(XY_ID_LEN))) {
 		xy_task_delete(j->t);
@@ -580,7 +585,10 @@ static void on_submit(struct xy_clients *cs, struct client *cl,
 		if (r > 0)
 			return; /* the same job: never a second one */
 		session_job = r == 0;
-	} else if (cs->journal) {
+	}
+	if (cs->journal) {
+		/* The same task's content finished before (any session's,
+		 * or none): its recorded RESULT. */
 		int r = journal_answer(cs, cl, &msg->submit, key);
 		if (r > 0)
 			return; /* answered from the journal */
