@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "client.h"
 #include "tls.h"
@@ -135,5 +136,11 @@ int main(int argc, char **argv)
 	}
 	printf("done %d reconnects %d dups %d failed %d\n", done, reconnects,
 	       dups, failed);
+	for (int i = 1; i <= n; i++)
+		free(cmds[i]);
+	free(cmds);
+	free(answered);
+	free(secret);
+	SSL_CTX_free(tls);
 	return done == n && !failed ? 0 : 1;
 }
