@@ -476,8 +476,10 @@ int xy_clients__known(struct xy_clients *cs, struct client *cl,
 int xy_clients__track(struct client_job *j)
 {
 	struct xy_cjournal *cj = j->cs->cj;
-	struct accepted *a = calloc(1, sizeof *a);
-	if (!a)
+	struct accepted *a = acc_find(cj, j->jkey);
+	if (a)	/* recorded, its job lost (unreadable): recorded again */
+		acc_drop(cj, a);
+	if (!(a = calloc(1, sizeof *a)))
 		return -1;
 	memcpy(a->jkey, j->jkey, XY_ID_LEN);
 	a->sess = j->sess;
