@@ -414,8 +414,8 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	case XY_MEMO_REC_SESSION:
 		if (type == XY_MEMO_REC_ANSWER && len >= 2 * XY_ID_LEN)
 			drop_key_run(memo, (const uint8_t *)data + XY_ID_LEN);
-		return xy_clients_replay(memo->m->clients, type, data, len,
-					 err, errlen);
+		return xy_clients_replay(memo->m ? memo->m->clients : NULL,
+					 type, data, len, err, errlen);
 	}
 	snprintf(err, errlen, "unknown record type %u (a newer xylem's "
 		 "journal?)", type);
@@ -725,7 +725,7 @@ static int dump(void *arg, struct xy_journal *snap)
 {
 	struct xy_memo *memo = arg;
 	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0 ||
-	    xy_clients_dump(memo->m->clients, snap) < 0)
+	    (memo->m && xy_clients_dump(memo->m->clients, snap) < 0))
 		return -1;
 	for (size_t i = 0; i < memo->runs.n_slots; i++)
 		for (struct run *r = xy_htab_slot(&memo->runs, i); r;
