@@ -155,3 +155,18 @@ def test_sync_mode_syncs_outputs_before_their_record(xylem_bin, tmp_path):
         assert dirsync, o
         assert at < first_done or min(dirsync) < max(
             e[1] for e in ev if e[0] == "done-write"), o
+
+
+def test_a_new_journal_with_a_secret_file_keeps_its_ca(xylem, tmp_path,
+                                                       secret_file):
+    """`xylem run --journal NEW --secret-file S` with TLS and no CA given:
+    the journal's directory is made for its CA (the secret file meant
+    nothing had made it before; bench/restart_redone.py runs so)."""
+    env = {k: v for k, v in xylem.env.items()
+           if k not in ("XYLEM_TLS_DIR", "XYLEM_TLS_CA", "XYLEM_NO_TLS")}
+    wf = write_workflow(tmp_path / "wf.json", [task("a", "true")])
+    journal = tmp_path / "new-journal"
+    r = xylem.run("run", wf, "--workers", "1", "--journal", journal,
+                  "--secret-file", secret_file, env=env, timeout=60)
+    assert r.returncode == 0, r.output
+    assert (journal / "tls" / "ca.crt").exists()
