@@ -1,9 +1,8 @@
 /*
  * many_workers.c: one manager with thousands of workers and a deep queue
- * (issue 11). The workers are simulated: a few processes, each holding
- * many control connections on one libuv loop, speaking the real protocol
- * (handshake, HELLO, KEEPALIVE) and answering every TASK with a TASK_DONE
- * at once, so that what is measured is the manager. The manager runs in
+ * (issue 11). The workers are simulated (sim.h): a few processes, each
+ * holding many control connections, speaking the real protocol and
+ * answering every TASK at once, so that what is measured is the manager. The manager runs in
  * this process, through the public C API, and the queue is kept at its
  * depth by submitting one `true` task per completion.
  *
@@ -32,153 +31,12 @@
 #include <uv.h>
 
 #include "bench.h"
-#include "tls.h"
-#include "conn.h"
 #include "log.h"
-#include "proto.h"
+#include "sim.h"
 #include "xylem.h"
 
 #define SIMULATORS 4
 #define CONNECTING_MAX 128 /* connections a simulator opens at once */
-
-/* ----------------------------------------------------- the simulators */
-
-struct sim;
-
-/* One simulated worker: its connection, made again until it is in. */
-struct simw {
-	struct sim *s;
-	struct xy_conn *c;
-	int idx, ready;
-};
-
-struct sim {
-	uv_loop_t loop;
-	uv_timer_t keepalive;
-	int port, id;
-	int n, started, closed;
-	struct simw *w;
-	SSL_CTX *tls; /* verifies the manager, as workers do; NULL: plain */
-};
-
-static void sim_connect(struct simw *sw);
-
-static void sim_on_ready(struct xy_conn *c, uint8_t role)
-{
-	struct simw *sw = xy_conn_data(c);
-	struct sim *s = sw->s;
-	char name[64];
-	union xy_msg m;
-
-	(void)role;
-	memset(&m, 0, sizeof m);
-	snprintf(name, sizeof name, "sim-%d-%d", s->id, sw->idx);
-	m.hello.name = name;
-	m.hello.hostname = "sim";
-	m.hello.cores = 1;
-	m.hello.memory_mb = 1024;
-	m.hello.disk_mb = 1024;
-	m.hello.xfer_host = "";
-	m.hello.xfer_port = 1;
-	xy_conn_send(c, XY_MSG_HELLO, &m);
-	sw->ready = 1;
-	if (s->started < s->n)
-		sim_connect(&s->w[s->started++]);
-}
-
-static void sim_on_msg(struct xy_conn *c, unsigned type, union xy_msg *msg)
-{
-	union xy_msg m;
-
-	if (type == XY_MSG_SHUTDOWN) {
-		xy_conn_close(c, "shut down");
-		return;
-	}
-	if (type != XY_MSG_TASK)
-		return;
-	memset(&m, 0, sizeof m);
-	m.task_done.task_id = msg->task.task_id;
-	m.task_done.output = "";
-	m.task_done.message = "";
-	xy_conn_send(c, XY_MSG_TASK_DONE, &m);
-}
-
-/* A connection that ended before its handshake did (the manager too busy
- * to answer in time) is made again, as a real worker does. */
-static void sim_on_close(struct xy_conn *c, const char *reason)
-{
-	struct simw *sw = xy_conn_data(c);
-	struct sim *s = sw->s;
-
-	(void)reason;
-	sw->c = NULL;
-	if (!sw->ready) {
-		sim_connect(sw);
-		return;
-	}
-	if (++s->closed == s->n) {
-		uv_timer_stop(&s->keepalive);
-		uv_close((uv_handle_t *)&s->keepalive, NULL);
-	}
-}
-
-static void sim_connect(struct simw *sw)
-{
-	struct xy_conn_opts o = {.secret = SECRET,
-				 .secret_len = strlen(SECRET),
-				 .role = XY_ROLE_WORKER,
-				 .on_ready = sim_on_ready,
-				 .on_msg = sim_on_msg,
-				 .on_close = sim_on_close,
-				 .data = sw,
-				 .quiet = 1,
-				 .tls = sw->s->tls};
-
-	sw->c = xy_conn_connect(&sw->s->loop, "127.0.0.1", sw->s->port, &o);
-	if (!sw->c) {
-		fprintf(stderr, "simulator %d: cannot connect\n", sw->s->id);
-		exit(1);
-	}
-}
-
-static void sim_keepalive(uv_timer_t *h)
-{
-	struct sim *s = h->data;
-	union xy_msg m;
-
-	memset(&m, 0, sizeof m);
-	for (int i = 0; i < s->started; i++)
-		if (s->w[i].c && s->w[i].ready && !xy_conn_closing(s->w[i].c))
-			xy_conn_send(s->w[i].c, XY_MSG_KEEPALIVE, &m);
-}
-
-/* A simulator process: n workers connected to port, until the manager
- * shuts them down. */
-static void simulate(int id, int port, int n, const char *ca)
-{
-	struct sim s = {.port = port, .id = id, .n = n};
-	char err[256];
-
-	s.w = calloc((size_t)n, sizeof *s.w);
-	if (!s.w || uv_loop_init(&s.loop) < 0)
-		_exit(1);
-	if (ca && !(s.tls = xy_tls_client_ctx(ca, err, sizeof err))) {
-		fprintf(stderr, "simulator %d: %s\n", id, err);
-		_exit(1);
-	}
-	for (int i = 0; i < n; i++) {
-		s.w[i].s = &s;
-		s.w[i].idx = i;
-	}
-	xy_log_set_level(XY_LOG_ERROR);
-	uv_timer_init(&s.loop, &s.keepalive);
-	s.keepalive.data = &s;
-	uv_timer_start(&s.keepalive, sim_keepalive, 10000, 10000);
-	while (s.started < CONNECTING_MAX && s.started < n)
-		sim_connect(&s.w[s.started++]);
-	uv_run(&s.loop, UV_RUN_DEFAULT);
-	_exit(0);
-}
 
 /* ------------------------------------------------------------ manager */
 
@@ -239,9 +97,13 @@ static struct figures measure(int workers, long depth, long completions)
 	f.task_bytes = (double)(h1 - h0) / (double)depth;
 	for (int i = 0; i < n_sims; i++) {
 		int share = workers / n_sims + (i < workers % n_sims);
+		struct bench_sim_opts so = {
+			.id = i, .host = "127.0.0.1",
+			.port = xy_manager_port(m), .n = share,
+			.connecting = CONNECTING_MAX, .secret = SECRET,
+			.ca = xy_manager_tls_ca(m), .report_fd = -1};
 		if ((sims[i] = fork()) == 0)
-			simulate(i, xy_manager_port(m), share,
-				 xy_manager_tls_ca(m));
+			bench_sim_run(&so);
 	}
 	/* The workers connect while the first tasks run; memory is read
 	 * once all are in, with the queue refilled to its depth. */

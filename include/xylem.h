@@ -120,6 +120,14 @@ struct xy_manager_options {
 	/* With a journal: seconds to wait for the workers of the manager
 	 * before to bring back the tasks they kept. 0: 15. */
 	double adopt_wait;
+	/* Bytes of each task's stdout and stderr (the tail) that the
+	 * history keeps (docs/history.md). 0: 4096; negative: none. */
+	long history_output;
+	/* The live dashboard and /metrics (docs/observability.md), served
+	 * on "[HOST:]PORT" from the manager's own loop; HOST 127.0.0.1 if
+	 * absent, PORT 0 any free one. A host that is not loopback
+	 * requires the token in xy_manager_http_url. NULL: none. */
+	const char *http;
 };
 
 #define XY_CALL_WINDOW 2
@@ -140,6 +148,11 @@ XY_API void xy_manager_destroy(struct xy_manager *m);
 
 /* The TCP port the manager listens on (useful after port 0). */
 XY_API int xy_manager_port(const struct xy_manager *m);
+/* The dashboard's port, 0 without one (xy_manager_options.http). */
+XY_API int xy_manager_http_port(const struct xy_manager *m);
+/* The dashboard's address to open, with its token when one is required,
+ * owned by m; NULL without a dashboard. */
+XY_API const char *xy_manager_http_url(const struct xy_manager *m);
 
 /* The path of the CA certificate that workers and clients verify the
  * manager against (`xylem worker --tls-ca`), or NULL without TLS. Valid
@@ -494,6 +507,8 @@ struct xy_stats {
 	int64_t objects; /* objects it knows now (idle ones included) */
 	int64_t tasks_skipped; /* finished from the journal, not run */
 	int64_t tasks_adopted; /* taken back from workers that kept them */
+	int64_t clients_connected; /* programs submitting to it (xylem cwl
+				    * --manager), connected now */
 };
 XY_API void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out);
 

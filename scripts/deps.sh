@@ -33,7 +33,10 @@ if [ "$what" = test ]; then
 	       tcpdump openssl strace
 	       curl python-is-python3 util-linux mount findutils
 	       munge slurmctld slurmd slurm-client
-	       gridengine-master gridengine-exec gridengine-client)
+	       gridengine-master gridengine-exec gridengine-client
+	       chromium chromium-driver)
+	# chromium (and its driver): the run report's and the dashboard's
+	# tests open the pages headless;
 	# tcpdump and openssl: the TLS tests (a capture on loopback, and
 	# certificates of other CAs, expired, for other names);
 	# strace: the journal's ordering tests (a RELEASE after the DONE
@@ -46,6 +49,8 @@ if [ "$what" = test ]; then
 	# munge and Slurm: the Slurm tests' cluster (tests/slurm), which
 	# starts daemons of its own. Never slurm-wlm-emulator: its
 	# alternatives replace slurmd and slurmctld with front-end builds.
+	# chromium and chromium-driver: the dashboard's tests open it in a
+	# real headless browser (tests/system/test_dashboard.py, Selenium).
 	# Grid Engine: the gridengine tests' cell (tests/gridengine), made
 	# in a directory of its own; debconf's "configure automatically" is
 	# answered no, so the packages make no cell of their own.
@@ -96,7 +101,8 @@ fi
 # come from the constraints file.
 pkgs=(meson ninja meson-python cloudpickle)
 if [ "$what" = test ]; then
-	pkgs+=(pytest "parsl[monitoring]" pandas cwltest)
+	pkgs+=(pytest "parsl[monitoring]" pandas cwltest selenium
+	       prometheus_client)
 fi
 constraints=$top/scripts/constraints.txt
 stamp="$venv/.xylem-deps-$what"

@@ -10,7 +10,8 @@
 # (scripts/cwl-conformance.sh),
 # and short fuzz runs (libFuzzer, clang) of every reader of untrusted
 # input: the message decoder, the journal's readers, the workflow file,
-# the CWL runner's readers and the data plane's (XYLEM_FUZZ_SECONDS each,
+# the CWL runner's readers, the dashboard's HTTP parser and the data
+# plane's (XYLEM_FUZZ_SECONDS each,
 # 20 by default). Python packages come from the checkout's virtual
 # environment, which scripts/deps.sh makes (pinned: scripts/constraints.txt).
 set -euo pipefail
@@ -57,7 +58,7 @@ XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
 XYLEM_BIN=$PWD/build-asan/src/cli/xylem bash scripts/cwl-conformance.sh
 
 echo "== fuzz build (clang, address and undefined sanitizers)" >&2
-fuzz_targets="decode journal workflow cwl xfer"
+fuzz_targets="decode journal workflow cwl xfer http"
 if [ ! -f build-fuzz/build.ninja ]; then
 	CC=clang meson setup build-fuzz -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
@@ -68,9 +69,10 @@ ninja -C build-fuzz $(printf 'tests/fuzz/fuzz_%s ' $fuzz_targets) >/dev/null
 # the tree (tests/fuzz/corpus/<target>/; new inputs go to the build's own
 # corpus, never into the tree): the message decoder, the journal's
 # readers, the workflow file, the CWL runner's readers, and what the data
-# plane reads from a peer. Five targets at 20 s keep the stage, build
-# included, near two minutes (1 min 46 s with the build up to date, on
-# the 2-core development machine under load).
+# plane reads from a peer, and the dashboard's HTTP requests. Five
+# targets at 20 s kept the stage, build included, near two minutes
+# (1 min 46 s with the build up to date, on the 2-core development
+# machine under load); the sixth adds 20 s.
 for target in $fuzz_targets; do
 	echo "== fuzz $target for ${fuzz_seconds}s" >&2
 	mkdir -p "build-fuzz/corpus-$target"

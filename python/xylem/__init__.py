@@ -63,6 +63,7 @@ from .environment import Environment
 from .files import File, Temp
 from .mpi import MPIFunction
 from .pools import Pool
+from .progress import Progress, progress
 from .shell import ShellFunction, ShellResult
 
 __version__ = "0.1.0"
@@ -73,6 +74,7 @@ __all__ = [
     "TaskFailed", "LibraryCrashed", "InterpreterMismatch", "InputMissing",
     "ResourcesExhausted", "WorkerFailed", "ManagerFailed", "Unschedulable",
     "PickleError",
+    "Progress", "progress",
     "RemoteError",
     "RemoteTraceback",
 ]

@@ -24,12 +24,17 @@ A payload is a pickled tuple, one of:
 
 A reply is a pickled tuple, one of:
 
-    ("ok", value)
-    ("err", exc_bytes, type_name, message, traceback_text)
+    ("ok", value[, printed])
+    ("err", exc_bytes, type_name, message, traceback_text[, printed])
         exc_bytes is the pickled exception, or None if it could not be
         pickled or would not unpickle; the strings let the manager side
         build a stand-in (errors.RemoteError) if exc_bytes is None or
         cannot be loaded there.
+    printed, present only when the call wrote to sys.stdout or
+    sys.stderr, is (stdout_text, stderr_text), the tail of each
+    (PRINTED_MAX characters); the executor shows it to the caller
+    (docs/python.md, "What a function prints"). What the call writes
+    still reaches the process's own output too (the instance's log).
 """
 
 import hashlib
@@ -281,9 +286,10 @@ def _type_name(exc):
     return "%s.%s" % (mod, t.__qualname__)
 
 
-def error_reply(exc, tb_text=None):
+def error_reply(exc, tb_text=None, printed=None):
     """The reply for an exception: itself if it survives a pickle round
-    trip here, else only its type name, message and traceback."""
+    trip here, else only its type name, message and traceback; and what
+    the call printed, if anything."""
     if tb_text is None:
         tb_text = "".join(traceback.format_exception(
             type(exc), exc, exc.__traceback__))
@@ -296,19 +302,19 @@ def error_reply(exc, tb_text=None):
         pickle.loads(exc_bytes)  # many exceptions pickle but do not load
     except Exception:
         exc_bytes = None
-    return pickle.dumps(("err", exc_bytes, _type_name(exc), message,
-                         tb_text))
+    reply = ("err", exc_bytes, _type_name(exc), message, tb_text)
+    return pickle.dumps(reply + (printed,) if printed else reply)
 
 
-def _result_reply(value, limit):
+def _result_reply(value, limit, printed=None):
+    reply = ("ok", value, printed) if printed else ("ok", value)
     try:
         if _plain((value,)):
             # Most results: plain pickle writes these as cloudpickle
             # would, at a tenth of the cost.
-            data = pickle.dumps(("ok", value),
-                                protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         else:
-            data = _cloudpickle().dumps(("ok", value))
+            data = _cloudpickle().dumps(reply)
     except Exception as e:
         err = _pickle_error("the result (%s) could not be pickled: %s: %s"
                             % (type(value).__name__, type(e).__name__, e))
@@ -318,7 +324,7 @@ def _result_reply(value, limit):
             "the result is %d bytes pickled, over the %d a call may return;"
             " write it to an output file (xylem.File) instead"
             % (len(data), limit))
-        return error_reply(err, tb_text="")
+        return error_reply(err, tb_text="", printed=printed)
     return data
 
 
@@ -327,6 +333,73 @@ def _pickle_error(text):
     # keep this file importable on its own.
     from xylem.errors import PickleError
     return PickleError(text)
+
+
+# The tail of each of a call's stdout and stderr that its reply carries.
+PRINTED_MAX = 64 * 1024
+
+
+class _Tee:
+    """Stands in for sys.stdout or sys.stderr during a call: writes go on
+    to the real stream and are kept (their last PRINTED_MAX characters)
+    for the reply."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._parts = []
+        self._size = 0
+
+    def write(self, s):
+        if self._stream is not None:
+            try:
+                self._stream.write(s)
+            except Exception:
+                pass
+        if not isinstance(s, str):
+            s = str(s)
+        self._parts.append(s)
+        self._size += len(s)
+        if self._size > 2 * PRINTED_MAX:
+            self._parts = [self.text()]
+            self._size = len(self._parts[0])
+        return len(s)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if self._stream is not None:
+            self._stream.flush()
+
+    def text(self):
+        return "".join(self._parts)[-PRINTED_MAX:]
+
+    def __getattr__(self, name):  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
+
+
+def _call_printing(env, fn, args, kwargs):
+    """(value, printed) of _with_env, printed as in a reply (None when
+    nothing was written). Raises what the call raised; what it printed
+    is then in _last_printed[0]."""
+    import sys
+    out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        value = _with_env(env, fn, args, kwargs)
+    finally:
+        sys.stdout, sys.stderr = saved
+        printed = (out.text(), err.text()) if out._size or err._size \
+            else None
+        _last_printed[0] = printed
+    return value, printed
+
+
+# What the last call printed, for its error reply (one call at a time per
+# process: a library serves its calls in turn).
+_last_printed = [None]
 
 
 def _with_env(env, fn, args, kwargs):
@@ -360,12 +433,12 @@ def run_call(payload, cache, limit=MESSAGE_MAX):
     except BaseException as e:
         return error_reply(e)
     try:
-        value = _with_env(env, fn, args, kwargs)
+        value, printed = _call_printing(env, fn, args, kwargs)
     except BaseException as e:
         # SystemExit and KeyboardInterrupt too: they are the call's, and
         # the library stays up for the next one.
-        return error_reply(e, _user_traceback(e))
-    return _result_reply(value, limit)
+        return error_reply(e, _user_traceback(e), _last_printed[0])
+    return _result_reply(value, limit, printed)
 
 
 def _user_traceback(e):
@@ -385,7 +458,7 @@ def decode_reply(data):
     if reply[0] == "ok":
         return reply
     from xylem.errors import RemoteError, RemoteTraceback
-    _, exc_bytes, type_name, message, tb_text = reply
+    _, exc_bytes, type_name, message, tb_text = reply[:5]
     exc = None
     if exc_bytes is not None:
         try:
@@ -396,4 +469,4 @@ def decode_reply(data):
         exc = RemoteError(type_name, message)
     if tb_text:
         exc.__cause__ = RemoteTraceback('\n"""\n%s"""' % tb_text)
-    return ("err", exc)
+    return ("err", exc) + reply[5:]

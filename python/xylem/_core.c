@@ -1233,7 +1233,7 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"port",    "host",        "secret",
 				 "history", "name",        "call_window",
 				 "journal", "journal_sync", "tls_dir",
-				 "no_tls",  NULL};
+				 "no_tls",  "http",        NULL};
 	struct xy_manager_options o = {0};
 	Py_buffer secret = {0};
 	char err[ERRLEN] = "";
@@ -1244,10 +1244,11 @@ static int Manager_init(Manager *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Manager is initialised");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzizpzp", kwlist,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iz$y*zzizpzpz", kwlist,
 					 &o.port, &o.host, &secret, &o.history,
 					 &o.name, &o.call_window, &o.journal,
-					 &o.journal_sync, &o.tls_dir, &o.no_tls))
+					 &o.journal_sync, &o.tls_dir, &o.no_tls,
+					 &o.http))
 		return -1;
 	if (!secret.obj || secret.len == 0) {
 		if (secret.obj)
@@ -1330,6 +1331,14 @@ static PyObject *Manager_get_tls_ca(Manager *self, void *closure)
 	return PyUnicode_DecodeFSDefault(ca);
 }
 
+static PyObject *Manager_get_http_url(Manager *self, void *closure)
+{
+	const char *url = self->m ? xy_manager_http_url(self->m) : NULL;
+	if (!url)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(url);
+}
+
 static PyObject *Manager_get_closed(Manager *self, void *closure)
 {
 	return PyBool_FromLong(!self->m || self->closing);
@@ -1386,6 +1395,9 @@ static PyMethodDef Manager_methods[] = {
 
 static PyGetSetDef Manager_getset[] = {
 	{"port", (getter)Manager_get_port, NULL, "the port listened on", NULL},
+	{"http_url", (getter)Manager_get_http_url, NULL,
+	 "the dashboard's address, with its token if one is needed (None:"
+	 " no dashboard)", NULL},
 	{"tls_ca", (getter)Manager_get_tls_ca, NULL,
 	 "the CA certificate workers verify the manager with (None: no TLS)",
 	 NULL},

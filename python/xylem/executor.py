@@ -51,6 +51,8 @@ from .environment import Environment
 from .files import File, Temp
 from .pools import ProviderJobs
 from .shell import ShellFunction
+from . import _printed
+from . import shell as shell_mod
 from .workers import LocalWorkers, find_xylem
 
 # Executors not yet shut down, which the interpreter's exit shuts down.
@@ -159,7 +161,7 @@ class _Pending:
     """What the executor keeps about a task until its result comes."""
 
     __slots__ = ("future", "kind", "result_path", "shell", "marker", "app",
-                 "back")
+                 "back", "tag")
 
     def __init__(self, future, kind, result_path=None, shell=None,
                  marker=None, app=None, back=None):
@@ -170,6 +172,7 @@ class _Pending:
         self.marker = marker
         self.app = app    # a CWLApp, and the directory its outputs reach
         self.back = back
+        self.tag = None   # the task's tag (_printed.default_tag)
 
 
 # The package's own directory, and the one holding it (an installed
@@ -359,14 +362,38 @@ class Executor(cf.Executor):
         outlive a killed program for their lease) still hold, since the
         manager's port and secret are kept there too (docs/python.md,
         "Journal"). journal_sync: also fdatasync the records, to survive
-        a machine's crash, not only the program's.
+        a machine's crash, not only the program's. http: serve the live
+        dashboard and /metrics on "[HOST:]PORT" (or a port, on loopback;
+        0: any free one), at the address in the dashboard_url attribute
+        (docs/observability.md).
+
+    endpoint: "unix:PATH", a shared endpoint's socket (docs/endpoint.md):
+        the calls run on your own session server there, not in this
+        process; session= re-attaches to an earlier one (ex.session). The
+        executor is then an xylem.endpoint.EndpointExecutor.
     """
+
+    def __new__(cls, *args, endpoint=None, session=None, **kwargs):
+        if endpoint is None:
+            if session is not None:
+                raise TypeError("session= needs endpoint=")
+            return super().__new__(cls)
+        if args or kwargs:
+            raise TypeError("with endpoint=, an Executor takes session= "
+                            "only; the endpoint's administrator sets the "
+                            "rest")
+        from .endpoint import EndpointExecutor
+        return EndpointExecutor(endpoint, session=session)
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,
                  python=None, pythonpath=None, library_env=None, name=None,
                  history=None, environment=None, pools=None, journal=None,
-                 journal_sync=False, tls=True, tls_dir=None):
+                 journal_sync=False, tls=True, tls_dir=None,
+                 call_output="terminal", http=None, endpoint=None,
+                 session=None):
+        # endpoint= and session= are __new__'s (None here).
+        self._call_output = _printed.check(call_output)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = {}
@@ -407,6 +434,10 @@ class Executor(cf.Executor):
         self._journal = None if journal is None else \
             os.path.abspath(os.fspath(journal))
         self._tls = (tls, tls_dir)
+        # The live dashboard (docs/observability.md): "[HOST:]PORT", or a
+        # port; dashboard_url says where it is.
+        self._http = None if http is None else str(http)
+        self.dashboard_url = None
         try:
             self._start(workers, port, host, secret, secret_file,
                         cores_per_worker, python, pythonpath, library_env,
@@ -460,7 +491,8 @@ class Executor(cf.Executor):
             # the CA.
             tls_dir = (os.environ.get("XYLEM_TLS_DIR")
                        or os.path.join(self._journal or self._tmpdir, "tls"))
-        tls_opts = {"tls_dir": tls_dir, "no_tls": not tls}
+        tls_opts = {"tls_dir": tls_dir, "no_tls": not tls,
+                    "http": self._http}
         try:
             self._manager = _core.Manager(
                 port=kept_port or port, host=host, secret=secret,
@@ -478,6 +510,7 @@ class Executor(cf.Executor):
         if self._journal is not None:
             _save_journal_port(self._journal, self._manager.port)
         self.tls_ca = self._manager.tls_ca
+        self.dashboard_url = self._manager.http_url
         self._manager.set_callback(self._on_results)
         for pool in pools:
             opts = pool.options(find_xylem())
@@ -648,6 +681,9 @@ class Executor(cf.Executor):
                 pending, spec = self._call_spec(future, fn, args, kwargs,
                                                 opts["env"], environment)
             spec.update(self._resources(opts, spec))
+            if spec.get("tag") is None:
+                spec["tag"] = _printed.default_tag(fn)
+            pending.tag = spec["tag"]
             self._check_fits(spec)
         except Exception as e:
             # A Future that fails at once loses nothing else (docs:
@@ -1010,17 +1046,22 @@ class Executor(cf.Executor):
                 return "err", TaskFailed(
                     "the shell wrapper's output was cut or garbled",
                     _text(output), exit_code, worker)
+            if r.returncode and getattr(p.shell, "check", False):
+                return "err", _shell_failed(r, worker)
             return "ok", r
         if p.kind == "fresh":
             with open(p.result_path, "rb") as f:
                 output = f.read()
         try:
-            return _calls.decode_reply(output)
+            reply = _calls.decode_reply(output)
         except Exception as e:
             err = PickleError(f"the result could not be unpickled here:"
                               f" {type(e).__name__}: {e}")
             err.__cause__ = e
             return "err", err
+        if len(reply) > 2:
+            _printed.show(self._call_output, p.tag, reply[2])
+        return reply[:2]
 
     # ---------------------------------------------------------- shutdown
 
@@ -1259,6 +1300,20 @@ def _failure(kind, result, exit_code, output, error, worker, failure):
         return TaskFailed(f"the Python process running the call failed:"
                           f" {error or f'exit status {exit_code}'}", *args)
     return TaskFailed(error or f"failed with exit status {exit_code}", *args)
+
+
+def _shell_failed(r, worker):
+    """The TaskFailed of a ShellFunction(check=True) that exited non-zero:
+    its output is the command's stderr tail, then its stdout tail."""
+    text = r.stderr
+    if r.stdout:
+        text = (text + "\n" if text and not text.endswith("\n") else text) \
+            + r.stdout
+    why = "the command was killed at its walltime" \
+        if r.returncode == shell_mod.EXIT_TIMEOUT else \
+        f"the command exited with status {r.returncode}"
+    return TaskFailed(why, text, r.returncode, worker,
+                      _core.result_string(_core.RESULT_APP_FAILED))
 
 
 def _shutdown_all():

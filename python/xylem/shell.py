@@ -37,9 +37,12 @@ class ShellFunction:
 
     walltime: seconds the command may run (None: no limit).
     tail: how many bytes of the end of stdout and of stderr to return.
+    check: a non-zero exit fails the Future with TaskFailed (its output
+    the tails of stderr and stdout) instead of returning a ShellResult,
+    as subprocess.run(check=True) raises.
     """
 
-    def __init__(self, template, walltime=None, tail=16384):
+    def __init__(self, template, walltime=None, tail=16384, check=False):
         if not isinstance(template, str):
             raise TypeError("the template must be a str")
         if walltime is not None and walltime <= 0:
@@ -49,6 +52,7 @@ class ShellFunction:
         self.template = template
         self.walltime = walltime
         self.tail = tail
+        self.check = bool(check)
         self.__name__ = template.split(None, 1)[0] if template.strip() \
             else "shell"
 

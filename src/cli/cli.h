@@ -14,9 +14,11 @@
 
 int xy_cli_run(int argc, char **argv);
 int xy_cli_status(int argc, char **argv);
+int xy_cli_report(int argc, char **argv);
 int xy_cli_manager(int argc, char **argv);
 int xy_cli_cwl(int argc, char **argv);
 int xy_cli_cwl_exec(int argc, char **argv);
+int xy_cli_endpoint(int argc, char **argv);
 
 /* Parses option opt's value s as an integer from lo to hi into *out;
  * otherwise says so on stderr, as `who: --opt wants a number ...`, and

@@ -42,6 +42,7 @@
 #include "cwl.h"
 #include "local.h"
 #include "log.h"
+#include "progress.h"
 #include "util.h"
 #include "xylem.h"
 
@@ -782,8 +783,12 @@ static struct xy_task *wait_task(struct cwl_run *r, uint64_t id)
 {
 	double deadline = 0;
 	struct xy_task *t;
+	struct xy_progress p;
 
+	/* The progress line of xylem run (progress.h), for the one task. */
+	xy_progress_init(&p, stderr, !r->o.quiet);
 	for (;;) {
+		xy_progress_manager(&p, r->m, 1, 0);
 		if (xy_local_stops() && !deadline) {
 			fprintf(stderr, "xylem cwl: interrupted, cancelling"
 				" the task\n");
@@ -795,8 +800,10 @@ static struct xy_task *wait_task(struct cwl_run *r, uint64_t id)
 			return NULL;
 		}
 		t = xy_manager_wait(r->m, WAIT_SLICE_S);
-		if (t || errno != ETIMEDOUT)
+		if (t || errno != ETIMEDOUT) {
+			xy_progress_clear(&p);
 			return t;
+		}
 	}
 }
 
@@ -883,21 +890,38 @@ static int remote_fetch(struct cwl_run *r, struct xy_client *c,
 	return 0;
 }
 
-/* Waits for the RESULT in slices, so that a signal is seen; closing the
- * connection then makes the manager cancel the task. -1 with EINTR. */
-static int wait_result(struct xy_client *c, struct xy_msg_result *res,
-		       char *err, size_t errlen)
+/* One slice of wait_result: 0 with the result, -1 on failure, 1 to go
+ * on waiting. */
+static int wait_slice(struct xy_client *c, struct xy_msg_result *res,
+		      char *err, size_t errlen)
 {
+	if (xy_local_stops()) {
+		fprintf(stderr, "xylem cwl: interrupted, cancelling the task\n");
+		return xy_fail(err, errlen, EINTR, "interrupted");
+	}
+	if (xy_client_wait(c, WAIT_SLICE_S, res, err, errlen) == 0)
+		return 0;
+	return errno == ETIMEDOUT ? 1 : -1;
+}
+
+/* Waits for the RESULT in slices, so that a signal is seen; closing the
+ * connection then makes the manager cancel the task. -1 with EINTR. The
+ * progress line shows the one task running meanwhile. */
+static int wait_result(struct xy_client *c, struct xy_msg_result *res,
+		       char *err, size_t errlen, int quiet)
+{
+	const struct xy_progress_counts one = {0, 1, 1, 0};
+	struct xy_progress p;
+	int rc;
+
+	xy_progress_init(&p, stderr, !quiet);
 	for (;;) {
-		if (xy_local_stops()) {
-			fprintf(stderr, "xylem cwl: interrupted, cancelling"
-				" the task\n");
-			return xy_fail(err, errlen, EINTR, "interrupted");
+		xy_progress_update(&p, &one, 0);
+		rc = wait_slice(c, res, err, errlen);
+		if (rc <= 0) {
+			xy_progress_clear(&p);
+			return rc;
 		}
-		if (xy_client_wait(c, WAIT_SLICE_S, res, err, errlen) == 0)
-			return 0;
-		if (errno != ETIMEDOUT)
-			return -1;
 	}
 }
 
@@ -925,7 +949,7 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c,
 			strerror(errno));
 	else if (xy_client_attach(c, session, 0, err, errlen) < 0 ||
 		 !xy_client_submit_keyed(c, &ct, 1, key, err, errlen) ||
-		 wait_result(c, &res, err, errlen) < 0) {
+		 wait_result(c, &res, err, errlen, r->o.quiet) < 0) {
 		if (xy_local_stops())
 			rc = xy_local_stop_status();
 		else if (errno == ECONNRESET)

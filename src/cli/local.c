@@ -208,6 +208,14 @@ int xy_local_journal_port(const char *dir)
 	return port;
 }
 
+void xy_local_journal_forget_port(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof path, "%s/port", dir);
+	unlink(path);
+}
+
 void xy_local_journal_save_port(const char *dir, int port)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
@@ -270,7 +278,7 @@ int xy_local_secret(struct xy_local *l, const char *secret_file)
 /* The environment for local workers: ours, and XYLEM_LOG=warn unless the
  * user chose a level, so that a terminal is not filled with each worker's
  * info lines. */
-static char **worker_env(void)
+static char **worker_env(int quiet_log)
 {
 	static char quiet[] = "XYLEM_LOG=warn";
 	size_t n = 0;
@@ -282,7 +290,7 @@ static char **worker_env(void)
 	if (!env)
 		return NULL;
 	memcpy(env, environ, n * sizeof(*env));
-	if (!getenv("XYLEM_LOG"))
+	if (!getenv("XYLEM_LOG") && quiet_log)
 		env[n] = quiet;
 	return env;
 }
@@ -292,7 +300,7 @@ static char **worker_env(void)
  * then stops the workers in order; and it dies with us if we are killed. */
 static pid_t spawn_worker(struct xy_local *l, int i, char **env)
 {
-	char where[96], cores[16], memory[32], *argv[16];
+	char where[96], cores[16], memory[32], *argv[18];
 	pid_t parent = getpid(), pid;
 	sigset_t none;
 	int n = 0;
@@ -314,6 +322,10 @@ static pid_t spawn_worker(struct xy_local *l, int i, char **env)
 	if (l->worker_memory_mb > 0) {
 		argv[n++] = "--memory";
 		argv[n++] = memory;
+	}
+	if (l->log_dir) {
+		argv[n++] = "--log-dir";
+		argv[n++] = (char *)l->log_dir;
 	}
 	if (l->secret_path[0]) {
 		argv[n++] = "--secret-file";
@@ -358,7 +370,7 @@ int xy_local_start_workers(struct xy_local *l)
 		return 0;
 	}
 	l->workers = calloc((size_t)l->n_workers, sizeof(*l->workers));
-	env = worker_env();
+	env = worker_env(!l->log_dir);
 	if (!l->workers || !env) {
 		free(env);
 		fprintf(stderr, "%s: out of memory\n", l->who);

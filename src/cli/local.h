@@ -41,6 +41,9 @@ struct xy_local {
 	/* A journal's directory (xy_local_journal): the secret kept there,
 	 * and local workers that outlive this program. NULL: none. */
 	const char *journal;
+	/* --log-dir: local workers keep their logs there (xylem worker
+	 * --log-dir), at their own level. NULL: none. */
+	const char *log_dir;
 };
 
 /* After a first stop signal, how long a command waits for its cancelled
@@ -81,6 +84,8 @@ void xy_local_journal(struct xy_local *l, const char *dir);
 int xy_local_journal_port(const char *dir);
 /* Remembers the port for the next manager on the journal. */
 void xy_local_journal_save_port(const char *dir, int port);
+/* Removes DIR/port (a manager that stops for good, not for a restart). */
+void xy_local_journal_forget_port(const char *dir);
 
 /* Creates the manager with opt (its secret and TLS choices l's) as l->m;
  * says why not on stderr. */

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xylem.h"
+
 #define TTY_INTERVAL 0.1
 #define LOG_INTERVAL 5.0
 
@@ -67,6 +69,22 @@ void xy_progress_update(struct xy_progress *p,
 	p->last = now;
 	fputs(line, p->out);
 	fflush(p->out);
+}
+
+void xy_progress_manager(struct xy_progress *p, const struct xy_manager *m,
+			 int64_t total, int force)
+{
+	struct xy_progress_counts c;
+	struct xy_stats st;
+
+	if (!p->enabled)
+		return;
+	xy_manager_stats(m, &st);
+	c.done = st.tasks_done + st.tasks_succeeded + st.tasks_failed;
+	c.failed = st.tasks_failed;
+	c.running = st.tasks_running;
+	c.total = total > c.done ? total : c.done;
+	xy_progress_update(p, &c, force);
 }
 
 void xy_progress_clear(struct xy_progress *p)

@@ -30,6 +30,12 @@ void xy_progress_init(struct xy_progress *p, FILE *out, int enabled);
  * if force). */
 void xy_progress_update(struct xy_progress *p,
 			const struct xy_progress_counts *c, int force);
+/* Shows m's task counts (xy_manager_stats) against total, as
+ * xy_progress_update does: for a command that waits on one manager
+ * without counting its tasks itself (xylem cwl). */
+struct xy_manager;
+void xy_progress_manager(struct xy_progress *p, const struct xy_manager *m,
+			 int64_t total, int force);
 /* Erases the terminal line, so that later output starts clean. */
 void xy_progress_clear(struct xy_progress *p);
 /* Seconds since xy_progress_init. */

@@ -41,6 +41,8 @@ struct run_opts {
 	int port;
 	const char *secret_file;
 	const char *history;
+	long history_output; /* --history-output: bytes; 0: default */
+	const char *log_dir; /* --log-dir: local workers' logs kept there */
 	const char *journal;
 	int journal_sync;
 	const char *tls_dir;
@@ -49,6 +51,8 @@ struct run_opts {
 	int quiet;
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
 	int n_pools;
+	const char *http;   /* --http [HOST:]PORT: the dashboard */
+	double http_linger; /* --http-linger S: served on after the run */
 };
 
 struct failure {
@@ -100,6 +104,10 @@ static void usage(FILE *out)
 		"                        (default: XYLEM_SECRET, else a fresh"
 		" one)\n"
 		"  --history DB          record the run in an SQLite database\n"
+		"  --history-output N    bytes of each task's output (its tail)"
+		" the\n                        history keeps (default 4096; 0:"
+		" none)\n"
+		"  --log-dir DIR         keep the local workers' logs in DIR\n"
 		"  --tls-dir DIR         keep the TLS CA and certificate in DIR"
 		" (default: a\n                        private directory for this"
 		" run; docs/security.md)\n"
@@ -120,6 +128,14 @@ static void usage(FILE *out)
 		" comments\n"
 		"  --quiet               no progress line and no summary unless"
 		" a task fails\n"
+		"  --http [HOST:]PORT    serve the live dashboard and /metrics"
+		" there (HOST:\n"
+		"                        127.0.0.1 if absent; PORT 0: any free"
+		" one; another\n"
+		"                        host needs the token in the address"
+		" printed)\n"
+		"  --http-linger S       keep serving it S seconds after the"
+		" run ends\n"
 		"  --help                show this help\n\n"
 		"Exit status: 0 if every task succeeded, 1 if one failed, 2 for"
 		" a bad\ncommand line or workflow file, 130 if interrupted.\n");
@@ -130,13 +146,16 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
 	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC,
-	       O_TLS_DIR, O_NO_TLS };
+	       O_TLS_DIR, O_NO_TLS, O_HISTORY_OUTPUT, O_LOG_DIR, O_HTTP,
+	       O_HTTP_LINGER };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
 		{"port", required_argument, NULL, O_PORT},
 		{"secret-file", required_argument, NULL, O_SECRET},
 		{"history", required_argument, NULL, O_HISTORY},
+		{"history-output", required_argument, NULL, O_HISTORY_OUTPUT},
+		{"log-dir", required_argument, NULL, O_LOG_DIR},
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"journal-sync", no_argument, NULL, O_JOURNAL_SYNC},
 		{"cores-per-worker", required_argument, NULL, O_CPW},
@@ -145,6 +164,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"pools", required_argument, NULL, O_POOLS},
 		{"tls-dir", required_argument, NULL, O_TLS_DIR},
 		{"no-tls", no_argument, NULL, O_NO_TLS},
+		{"http", required_argument, NULL, O_HTTP},
+		{"http-linger", required_argument, NULL, O_HTTP_LINGER},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -175,6 +196,16 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case O_SECRET:
 			o->secret_file = optarg;
 			break;
+		case O_HISTORY_OUTPUT: {
+			int v;
+			bad |= xy_cli_int("xylem run", "--history-output",
+					  optarg, 0, 1 << 20, &v) < 0;
+			o->history_output = v ? v : -1;
+			break;
+		}
+		case O_LOG_DIR:
+			o->log_dir = optarg;
+			break;
 		case O_HISTORY:
 			o->history = optarg;
 			break;
@@ -192,6 +223,13 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_QUIET:
 			o->quiet = 1;
+			break;
+		case O_HTTP:
+			o->http = optarg;
+			break;
+		case O_HTTP_LINGER:
+			o->http_linger = atof(optarg);
+			bad |= o->http_linger < 0;
 			break;
 		case O_POOL:
 			bad |= xy_cli_pool_arg("xylem run", optarg, o->pools,
@@ -290,15 +328,50 @@ static const char *listen_host(const struct run *r)
 	return NULL;
 }
 
+/* Says where the manager listens and how to reach it: workers from
+ * elsewhere, `xylem status`, and the dashboard's address. */
+static void announce(struct run *r, const char *host)
+{
+	char h[300], name[256] = "HOST";
+	const char *ca = xy_manager_tls_ca(r->m);
+	const char *url = xy_manager_http_url(r->m);
+	if (r->o.quiet && !url)
+		return;
+	snprintf(h, sizeof h, "%s%s%s", host && strchr(host, ':') ? "[" : "",
+		 host ? host : (gethostname(name, sizeof name - 1), name),
+		 host && strchr(host, ':') ? "]" : "");
+	fprintf(stderr, "xylem run: manager on %s:%d; status: xylem status "
+		"%s:%d%s%s%s%s\n", h, xy_manager_port(r->m), h,
+		xy_manager_port(r->m),
+		r->local.secret_path[0] ? " --secret-file " : "",
+		r->local.secret_path, ca ? " --tls-ca " : " --no-tls",
+		ca ? ca : "");
+	if (url)
+		fprintf(stderr, "xylem run: dashboard at %s\n", url);
+}
+
+/* --http-linger: the dashboard stays up a while after the run (until a
+ * signal), showing how it ended. */
+static void linger(struct run *r)
+{
+	double end = xy_mono() + r->o.http_linger;
+	if (!xy_manager_http_url(r->m) || r->o.http_linger <= 0)
+		return;
+	while (xy_mono() < end && !xy_local_stops())
+		xy_manager_run(r->m, 0.25);
+}
+
 static int start_manager(struct run *r)
 {
 	struct xy_manager_options opt = {
 		.host = listen_host(r),
 		.port = r->o.port,
 		.history = r->o.history,
+		.history_output = r->o.history_output,
 		.name = r->wf->name ? r->wf->name : "xylem-run",
 		.journal = r->o.journal,
 		.journal_sync = r->o.journal_sync,
+		.http = r->o.http,
 		/* For tests: how long a run on a journal waits for the
 		 * workers of the run before (docs/durability.md). */
 		.adopt_wait = getenv("XYLEM_ADOPT_WAIT")
@@ -329,6 +402,7 @@ static int start_manager(struct run *r)
 		xy_manager_port(r->m),
 		r->local.secret_path[0] ? "file " : "from XYLEM_SECRET",
 		r->local.secret_path);
+	announce(r, opt.host);
 	return 0;
 }
 
@@ -655,6 +729,7 @@ static int execute(struct run *r)
 		return XY_EXIT_FAIL;
 	wait_all(r);
 	print_summary(r);
+	linger(r);
 	if (xy_local_stops())
 		return xy_local_stop_status();
 	return r->failed || r->workers_gone ? XY_EXIT_FAIL : XY_EXIT_OK;
@@ -684,6 +759,7 @@ int xy_cli_run(int argc, char **argv)
 	/* Pools bring the workers: none local unless asked for. */
 	if (r.o.n_pools && r.o.workers < 0)
 		r.o.workers = 0;
+	l->log_dir = r.o.log_dir;
 	xy_local_size(l, r.o.workers, r.o.cores_per_worker);
 	if (check_fits(&r) < 0) {
 		cleanup(&r);

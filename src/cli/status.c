@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -19,6 +20,7 @@
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
+#include "status_history.h"
 #include "util.h"
 
 #define STATUS_TIMEOUT_MS 10000
@@ -35,9 +37,13 @@ struct status_query {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: xylem status HOST:PORT [--secret-file F] [--json]"
-		" [--tls-ca F]\n\n"
-		"Asks a running manager for its tasks and workers.\n\n"
+		"usage: xylem status HOST:PORT [TASK] [options]\n"
+		"       xylem status HISTORY [TASK] [options]\n\n"
+		"Asks a running manager for its tasks and workers, or reads a"
+		" run's\nhistory (an SQLite file from --history). With"
+		" TASK (a task id, or a tag:\na workflow task's name, a Python"
+		" function's), shows that task's events\nand the tail of its"
+		" output; a live manager must keep a history for that.\n\n"
 		"options:\n"
 		"  --secret-file F  read the manager's shared secret from F\n"
 		"                   (default: the XYLEM_SECRET variable)\n"
@@ -46,10 +52,19 @@ static void usage(FILE *out)
 		"  --no-tls         plain TCP (a manager run with --no-tls)\n"
 		"  --json           print the manager's JSON document as it"
 		" is\n"
+		"  --tasks          also list a live manager's tasks (from its"
+		" history)\n"
+		"  --state S        only tasks waiting, running, succeeded,"
+		" failed or done\n"
+		"  --tag T          only tasks tagged T\n"
+		"  --worker W       only tasks that ran last on worker W\n"
+		"  --limit N        list at most N tasks (default 50; 0: all)\n"
+		"  --run N          the Nth run in the history (default: its"
+		" last)\n"
 		"  --help           show this help\n\n"
 		"Exit status: 0 on an answer, 1 if the manager could not be"
 		" reached,\nrefused the secret or did not answer within 10 s,"
-		" 2 for a bad command line.\n");
+		" or the task is unknown,\n2 for a bad command line.\n");
 }
 
 /* ------------------------------------------------------------ the query */
@@ -180,33 +195,39 @@ static void print_manager(json_t *root)
 	printf("\n");
 }
 
+/* The task counters as one sentence. The manager's "done" counts tasks
+ * finished but not yet returned to the program, "succeeded" and "failed"
+ * those returned: printed side by side as bare words they read as if
+ * nothing were done ("done 0 succeeded 4"), so each is named for what it
+ * counts. */
 static void print_tasks(json_t *root)
 {
-	static const char *const states[] = {"waiting", "ready", "running",
-					     "done", "succeeded", "failed"};
+	static const char *const known[] = {"waiting", "ready", "running",
+					    "done", "succeeded", "failed"};
 	json_t *tasks = json_object_get(root, "tasks");
+	json_int_t n[6];
+	int has[6];
 	const char *key;
 	json_t *v;
 
 	if (!json_is_object(tasks))
 		return;
-	printf("tasks   ");
-	for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
-		int present;
-		json_int_t n = int_of(tasks, states[i], &present);
-
-		if (present)
-			printf(" %s %lld", states[i], (long long)n);
-	}
+	for (int i = 0; i < 6; i++)
+		n[i] = int_of(tasks, known[i], &has[i]);
+	printf("tasks    %lld returned (%lld succeeded, %lld failed),"
+	       " %lld finished and not yet returned, %lld running,"
+	       " %lld ready, %lld waiting",
+	       (long long)(n[4] + n[5]), (long long)n[4], (long long)n[5],
+	       (long long)n[3], (long long)n[2], (long long)n[1],
+	       (long long)n[0]);
 	/* Any state this version does not know of, too. */
 	json_object_foreach(tasks, key, v) {
 		size_t i = 0;
 
-		while (i < sizeof states / sizeof states[0] &&
-		       strcmp(key, states[i]))
+		while (i < 6 && strcmp(key, known[i]))
 			i++;
-		if (i == sizeof states / sizeof states[0] && json_is_integer(v))
-			printf(" %s %lld", key, (long long)json_integer_value(v));
+		if (i == 6 && json_is_integer(v))
+			printf(", %s %lld", key, (long long)json_integer_value(v));
 	}
 	printf("\n");
 }
@@ -339,47 +360,108 @@ static void print_table(json_t *root)
 
 /* ------------------------------------------------------------- command */
 
-static int parse_args(int argc, char **argv, const char **where,
-		      const char **secret_file, int *as_json,
-		      const char **tls_ca, int *no_tls)
+struct status_args {
+	const char *where, *task, *secret_file, *tls_ca;
+	int as_json, no_tls, tasks;
+	struct xy_status_filter filter;
+};
+
+static int bad_usage(const char *fmt, const char *arg)
 {
+	fprintf(stderr, "xylem status: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see 'xylem status --help')\n");
+	return XY_EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, struct status_args *a)
+{
+	enum { O_STATE = 256, O_TAG, O_WORKER, O_LIMIT, O_RUN, O_TASKS };
 	static const struct option longopts[] = {
 		{"secret-file", required_argument, NULL, 's'},
 		{"tls-ca", required_argument, NULL, 'C'},
 		{"no-tls", no_argument, NULL, 'N'},
 		{"json", no_argument, NULL, 'j'},
+		{"state", required_argument, NULL, O_STATE},
+		{"tag", required_argument, NULL, O_TAG},
+		{"worker", required_argument, NULL, O_WORKER},
+		{"limit", required_argument, NULL, O_LIMIT},
+		{"run", required_argument, NULL, O_RUN},
+		{"tasks", no_argument, NULL, O_TASKS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	static const char *const states[] = {"waiting", "running", "succeeded",
+					     "failed", "done", NULL};
+	char *end;
 	int c;
 
+	a->filter.limit = 50;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'C') {
-			*tls_ca = optarg;
-		} else if (c == 'N') {
-			*no_tls = 1;
-		} else if (c == 's') {
-			*secret_file = optarg;
-		} else if (c == 'j') {
-			*as_json = 1;
-		} else if (c == 'h') {
+		switch (c) {
+		case 'C': a->tls_ca = optarg; break;
+		case 'N': a->no_tls = 1; break;
+		case 's': a->secret_file = optarg; break;
+		case 'j': a->as_json = 1; break;
+		case O_TAG: a->filter.tag = optarg; a->tasks = 1; break;
+		case O_WORKER: a->filter.worker = optarg; a->tasks = 1; break;
+		case O_TASKS: a->tasks = 1; break;
+		case O_STATE:
+			a->filter.state = optarg;
+			a->tasks = 1;
+			for (c = 0; states[c] && strcmp(states[c], optarg); c++)
+				;
+			if (!states[c])
+				return bad_usage("--state is one of waiting,"
+						 " running, succeeded, failed,"
+						 " done, not '%s'", optarg);
+			break;
+		case O_LIMIT:
+		case O_RUN: {
+			long long v = strtoll(optarg, &end, 10);
+			if (!*optarg || *end || v < 0)
+				return bad_usage("not a count: '%s'", optarg);
+			if (c == O_LIMIT)
+				a->filter.limit = v;
+			else
+				a->filter.run = v;
+			break;
+		}
+		case 'h':
 			usage(stdout);
 			return XY_EXIT_OK;
-		} else {
-			fprintf(stderr, "xylem status: unknown option or"
-				" missing value: '%s'\n(see 'xylem status"
-				" --help')\n", argv[optind - 1]);
-			return XY_EXIT_USAGE;
+		default:
+			return bad_usage("unknown option or missing value: '%s'",
+					 argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "xylem status: %s\n(see 'xylem status --help')\n",
-			optind < argc ? "give one HOST:PORT" : "no HOST:PORT given");
-		return XY_EXIT_USAGE;
-	}
-	*where = argv[optind];
+	if (optind >= argc || optind < argc - 2)
+		return bad_usage("%s", optind < argc ? "give HOST:PORT or"
+				 " HISTORY, and at most one TASK" :
+				 "no HOST:PORT or HISTORY given");
+	a->where = argv[optind];
+	a->task = optind + 1 < argc ? argv[optind + 1] : NULL;
 	return -1;
+}
+
+/* The task view of a live manager's answer: from the history it names. */
+static int show_history_of(const char *text, const struct status_args *a)
+{
+	json_t *root = json_loads(text, 0, NULL);
+	const char *path = str_of(root, "history", NULL);
+	int rc;
+
+	if (!path) {
+		fprintf(stderr, "xylem status: %s keeps no run history, where"
+			" tasks are listed (start it with --history FILE)\n",
+			a->where);
+		json_decref(root);
+		return XY_EXIT_FAIL;
+	}
+	rc = xy_status_history(path, a->task, &a->filter);
+	json_decref(root);
+	return rc;
 }
 
 static int show(const char *text, int as_json)
@@ -402,28 +484,37 @@ static int show(const char *text, int as_json)
 	return XY_EXIT_OK;
 }
 
+static int is_file(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 int xy_cli_status(int argc, char **argv)
 {
-	const char *where = NULL, *secret_file = NULL, *tls_ca = NULL;
-	int no_tls = 0;
+	struct status_args a;
 	SSL_CTX *tls = NULL;
 	char host[256], err[512];
 	struct status_query q;
-	int as_json = 0, port, rc;
+	int port, rc;
 	char *secret = NULL, *text;
 	size_t secret_len = 0;
 
-	rc = parse_args(argc, argv, &where, &secret_file, &as_json, &tls_ca,
-			&no_tls);
+	memset(&a, 0, sizeof a);
+	rc = parse_args(argc, argv, &a);
 	if (rc >= 0)
 		return rc;
-	if (xy_parse_hostport(where, host, sizeof host, &port) < 0 ||
+	if (is_file(a.where))
+		return xy_status_history(a.where, a.task, &a.filter);
+	if (xy_parse_hostport(a.where, host, sizeof host, &port) < 0 ||
 	    port <= 0) {
-		fprintf(stderr, "xylem status: '%s' is not HOST:PORT\n", where);
+		fprintf(stderr, "xylem status: '%s' is neither HOST:PORT nor a"
+			" history file\n", a.where);
 		return XY_EXIT_USAGE;
 	}
-	if (secret_file) {
-		secret = xy_read_secret(secret_file, &secret_len, err, sizeof err);
+	if (a.secret_file) {
+		secret = xy_read_secret(a.secret_file, &secret_len, err,
+					sizeof err);
 		if (!secret) {
 			fprintf(stderr, "xylem status: %s\n", err);
 			return XY_EXIT_FAIL;
@@ -432,7 +523,7 @@ int xy_cli_status(int argc, char **argv)
 		secret = strdup(getenv("XYLEM_SECRET"));
 		secret_len = secret ? strlen(secret) : 0;
 	}
-	if (xy_cli_tls_client("xylem status", tls_ca, no_tls, &tls) < 0) {
+	if (xy_cli_tls_client("xylem status", a.tls_ca, a.no_tls, &tls) < 0) {
 		free(secret);
 		return XY_EXIT_USAGE;
 	}
@@ -443,6 +534,7 @@ int xy_cli_status(int argc, char **argv)
 	SSL_CTX_free(tls);
 	free(secret);
 	if (!text) {
+		const char *where = a.where;
 		if (strstr(q.reason, "secret") && !secret_len)
 			fprintf(stderr, "xylem status: %s wants its shared"
 				" secret, and none was given (--secret-file F,"
@@ -456,7 +548,15 @@ int xy_cli_status(int argc, char **argv)
 				" manager: ", q.reason);
 		return XY_EXIT_FAIL;
 	}
-	rc = show(text, as_json);
+	if (a.task)
+		rc = show_history_of(text, &a);
+	else {
+		rc = show(text, a.as_json);
+		if (rc == XY_EXIT_OK && a.tasks && !a.as_json) {
+			printf("\n");
+			rc = show_history_of(text, &a);
+		}
+	}
 	free(text);
 	return rc;
 }

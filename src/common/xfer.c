@@ -51,7 +51,7 @@ struct xy_xfer_partial {
 	uint8_t id[XY_ID_LEN];
 	uint8_t kind;
 	uint64_t size;
-	uint64_t verified;
+	uint64_t written; /* bytes in the file, from 0 (may go back) */
 	int fd;
 	int state; /* P_RECEIVING, P_DONE or P_FAILED */
 	int refs;  /* the receiver's, and one per reader */
@@ -317,7 +317,7 @@ static struct xy_xfer_partial *partial_get(struct xy_xfer_server *s,
 	return p;
 }
 
-/* Sends p's stream from offset as its verified bytes grow. */
+/* Sends p's stream from offset as its written bytes grow. */
 static int serve_partial(struct slot *sl, const struct xy_msg_get *g,
 			 struct xy_xfer_partial *p)
 {
@@ -333,7 +333,7 @@ static int serve_partial(struct slot *sl, const struct xy_msg_get *g,
 	while (rc == 0 && pos < p->size) {
 		struct timespec until;
 		deadline_after(&until, XY_XFER_TIMEOUT_MS);
-		while (p->verified <= pos && p->state == P_RECEIVING &&
+		while (p->written <= pos && p->state == P_RECEIVING &&
 		       !s->pstopping && rc == 0)
 			rc = pthread_cond_timedwait(&s->pcond, &s->plock,
 						    &until) ? -1 : 0;
@@ -341,7 +341,7 @@ static int serve_partial(struct slot *sl, const struct xy_msg_get *g,
 			rc = -1;
 			break;
 		}
-		avail = p->verified;
+		avail = p->written;
 		pthread_mutex_unlock(&s->plock);
 		rc = send_range(sl->io, p->fd, pos, avail, s->corrupt_at);
 		if (rc == 0)
@@ -471,12 +471,12 @@ struct xy_xfer_partial *xy_xfer_partial_begin(struct xy_xfer_server *s,
 	return p;
 }
 
-void xy_xfer_partial_progress(struct xy_xfer_partial *p, uint64_t verified)
+void xy_xfer_partial_progress(struct xy_xfer_partial *p, uint64_t written)
 {
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->s->plock);
-	p->verified = verified;
+	p->written = written;
 	pthread_cond_broadcast(&p->s->pcond);
 	pthread_mutex_unlock(&p->s->plock);
 }
@@ -489,7 +489,7 @@ void xy_xfer_partial_end(struct xy_xfer_partial *p, int ok)
 	pthread_mutex_lock(&s->plock);
 	p->state = ok ? P_DONE : P_FAILED;
 	if (ok)
-		p->verified = p->size;
+		p->written = p->size;
 	for (struct xy_xfer_partial **pp = &s->partials; *pp;
 	     pp = &(*pp)->next) {
 		if (*pp == p) {

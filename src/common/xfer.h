@@ -12,7 +12,9 @@
  *
  * Pipelined broadcast (docs/dataplane.md): a GET may start at an offset,
  * and with XY_GET_PARTIAL the server also answers from an object that its
- * host is still receiving, sending verified bytes as they come. A
+ * host is still receiving, sending its bytes as they come (cut-through:
+ * as they are written, before their chunk is verified; each receiver
+ * verifies every chunk itself). A
  * receiver publishes such an object with xy_xfer_partial_begin; the
  * table of them is shared by the receiving thread and every connection
  * thread, under a mutex with a condition variable that progress
@@ -76,9 +78,10 @@ struct xy_xfer_partial *xy_xfer_partial_begin(struct xy_xfer_server *s,
 					      const uint8_t id[XY_ID_LEN],
 					      uint8_t kind, uint64_t size,
 					      int fd);
-/* The first `verified` bytes of the stream are verified and may be
- * served. */
-void xy_xfer_partial_progress(struct xy_xfer_partial *p, uint64_t verified);
+/* The first `written` bytes of the stream are in the file and may be
+ * served. It may go back (a chunk cut short is taken again, from
+ * another source); readers then wait for it to pass them again. */
+void xy_xfer_partial_progress(struct xy_xfer_partial *p, uint64_t written);
 /* Ends the publication: ok means the whole stream is verified (readers
  * finish from the file), else readers still waiting are cut off. p is
  * freed when its last reader is done. end(NULL) does nothing. */

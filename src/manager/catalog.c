@@ -1138,3 +1138,17 @@ void xy_catalog_counts(const struct xy_catalog *c, int64_t *files,
 	*files = c->n_files;
 	*objects = (int64_t)c->objects.count;
 }
+
+const char *xy_catalog_object_name(const struct xy_object *obj)
+{
+	for (const struct xy_file *f = obj ? obj->files : NULL; f;
+	     f = f->onext) {
+		if (f->path)
+			return f->path;
+		if (f->url)
+			return f->url;
+		if (f->label)
+			return f->label;
+	}
+	return NULL;
+}

@@ -202,4 +202,8 @@ void xy_catalog_phase(struct xy_catalog *c);
 void xy_catalog_counts(const struct xy_catalog *c, int64_t *files,
 		       int64_t *objects);
 
+/* A name for obj for people and the history: the path, URL or label of
+ * one of its files, or NULL if it has none with a name. */
+const char *xy_catalog_object_name(const struct xy_object *obj);
+
 #endif

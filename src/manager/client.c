@@ -119,6 +119,7 @@ struct client *xy_clients_add(struct xy_clients *cs, struct xy_conn *c)
 	}
 	cl->cs = cs;
 	cl->conn = c;
+	cs->connected++;
 	XY_LOGI(WHO, "client %s connected", xy_conn_peer(c));
 	return cl;
 }
@@ -147,11 +148,17 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 		if (j->in_table && !cs->m->destroying)
 			xy_manager_task_cancel(cs->m, j->t);
 	}
+	cs->connected--;
 	XY_LOGI(WHO, "client %s left (%s)%s%s", cl->addr, reason,
 		n ? ", its tasks are cancelled" : "",
 		kept ? ", its session's tasks run on" : "");
 	free(cl->addr);
 	free(cl);
+}
+
+int64_t xy_clients_connected(const struct xy_clients *cs)
+{
+	return cs->connected;
 }
 
 /* ------------------------------------------------------------ RESULT */

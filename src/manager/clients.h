@@ -24,6 +24,8 @@ void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
 /* Its connection closed: its tasks are cancelled, cl is freed. */
 void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 		       const char *reason);
+/* How many clients are connected now. */
+int64_t xy_clients_connected(const struct xy_clients *cs);
 /* t, a client's task, is finished and out of the manager's table: its
  * job owns it now, and answers the client. */
 void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t);

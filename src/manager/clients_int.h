@@ -66,6 +66,7 @@ struct xy_clients {
 	char store[DIR_LEN], jobdir[DIR_LEN];
 	int journal; /* the store is the journal's (xy_clients_journal) */
 	struct xy_cjournal *cj; /* sessions (clients_journal.c) */
+	int64_t connected; /* clients connected now */
 };
 
 /* clients_journal.c, for client.c (docs/durability.md, "Clients"). */

@@ -27,7 +27,7 @@
 #define QUEUE_MAX (1 << 20)
 
 enum ev_kind { EV_TASK, EV_WORKER, EV_TRANSFER };
-enum { S_A, S_B, S_C, S_D, NSTR };
+enum { S_A, S_B, S_C, S_D, S_E, NSTR };
 
 /* One queued event. The strings live in the same allocation, after the
  * struct; a NULL string stays NULL. Which fields mean what depends on kind
@@ -47,6 +47,8 @@ struct xy_history {
 	sqlite3_stmt *ins[3]; /* indexed by enum ev_kind */
 	sqlite3_stmt *end_run;
 	int64_t run;
+	long output_max; /* bytes of a task's output kept; <0: none */
+	char *path;
 
 	pthread_t thread;
 	int thread_started;
@@ -65,12 +67,12 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS task_events ("
 	" run INTEGER, time REAL, task_id INTEGER, tag TEXT, event TEXT,"
 	" worker TEXT, attempt INTEGER, result INTEGER, exit_code INTEGER,"
-	" detail TEXT);"
+	" detail TEXT, output TEXT);"
 	"CREATE TABLE IF NOT EXISTS worker_events ("
 	" run INTEGER, time REAL, worker TEXT, event TEXT, detail TEXT);"
 	"CREATE TABLE IF NOT EXISTS transfers ("
 	" run INTEGER, time REAL, object TEXT, source TEXT, dest TEXT,"
-	" bytes INTEGER, seconds REAL, status TEXT);"
+	" bytes INTEGER, seconds REAL, status TEXT, path TEXT, kind TEXT);"
 	"CREATE INDEX IF NOT EXISTS task_events_task"
 	" ON task_events(task_id);"
 	"CREATE INDEX IF NOT EXISTS task_events_run_task"
@@ -78,15 +80,24 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS worker_events_worker"
 	" ON worker_events(worker);";
 
+/* Columns added after the first schema: a file written by an older
+ * version gets them when opened (the ALTER fails, harmlessly, where the
+ * column exists already). */
+static const char *const added_columns[] = {
+	"ALTER TABLE task_events ADD COLUMN output TEXT",
+	"ALTER TABLE transfers ADD COLUMN path TEXT",
+	"ALTER TABLE transfers ADD COLUMN kind TEXT",
+};
+
 static const char *const insert_sql[3] = {
 	[EV_TASK] = "INSERT INTO task_events (run, time, task_id, tag, event,"
-		    " worker, attempt, result, exit_code, detail)"
-		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		    " worker, attempt, result, exit_code, detail, output)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[EV_WORKER] = "INSERT INTO worker_events (run, time, worker, event,"
 		      " detail) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[EV_TRANSFER] = "INSERT INTO transfers (run, time, object, source,"
-			" dest, bytes, seconds, status)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			" dest, bytes, seconds, status, path, kind)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
 
 static int db_fail(struct xy_history *h, const char *path, const char *what,
@@ -170,6 +181,9 @@ static int open_db(struct xy_history *h, const char *path, const char *name,
 	    sqlite3_exec(h->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(h, path, "cannot create the schema", err,
 			       errlen);
+	for (size_t i = 0; i < sizeof added_columns / sizeof *added_columns;
+	     i++)
+		sqlite3_exec(h->db, added_columns[i], NULL, NULL, NULL);
 	if (prepare_all(h, path, err, errlen) < 0)
 		return -1;
 	return add_run(h, path, name, err, errlen);
@@ -181,6 +195,22 @@ static void bind_str(sqlite3_stmt *st, int col, const char *s)
 		sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, col);
+}
+
+/* Where a transfer's bytes came from, as the report groups them: the
+ * manager, a URL, or a peer worker; "return" for an output a worker sends
+ * back to the manager. */
+static const char *transfer_kind(const char *source, const char *dest)
+{
+	if (!source)
+		return NULL;
+	if (strcmp(source, "manager") == 0)
+		return "manager";
+	if (strstr(source, "://"))
+		return "url";
+	if (dest && strcmp(dest, "manager") == 0)
+		return "return";
+	return "peer";
 }
 
 /* Binds e to its kind's statement, columns in the order of insert_sql. */
@@ -201,6 +231,7 @@ static sqlite3_stmt *bind_event(struct xy_history *h, const struct event *e)
 		sqlite3_bind_int(st, 8, e->result);
 		sqlite3_bind_int(st, 9, e->exit_code);
 		bind_str(st, 10, e->s[S_D]); /* detail */
+		bind_str(st, 11, e->s[S_E]); /* output */
 		break;
 	case EV_WORKER:
 		bind_str(st, 3, e->s[S_A]); /* worker */
@@ -214,6 +245,8 @@ static sqlite3_stmt *bind_event(struct xy_history *h, const struct event *e)
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)e->u);
 		sqlite3_bind_double(st, 7, e->seconds);
 		bind_str(st, 8, e->s[S_D]); /* status */
+		bind_str(st, 9, e->s[S_E]); /* path */
+		bind_str(st, 10, transfer_kind(e->s[S_B], e->s[S_C]));
 		break;
 	}
 	return st;
@@ -331,10 +364,21 @@ struct xy_history *xy_history_open(const char *path, const char *manager_name,
 		xy_fail(err, errlen, ENOMEM, "history: out of memory");
 		return NULL;
 	}
+	h->output_max = XY_HISTORY_OUTPUT_DEFAULT;
+	if (!(h->path = strdup(path))) {
+		xy_fail(err, errlen, ENOMEM, "history: out of memory");
+		goto error;
+	}
 	if (open_db(h, path, manager_name, err, errlen) < 0)
 		goto error;
 	if (start_thread(h, err, errlen) < 0)
 		goto error;
+	/* Absolute, for a status client in another directory. */
+	char *abs = realpath(path, NULL);
+	if (abs) {
+		free(h->path);
+		h->path = abs;
+	}
 	return h;
 error:
 	xy_history_close(h);
@@ -373,6 +417,7 @@ void xy_history_close(struct xy_history *h)
 		XY_LOGW("history", "%llu events dropped: the disk did not keep up",
 			(unsigned long long)h->dropped);
 	close_db(h);
+	free(h->path);
 	free(h);
 }
 
@@ -434,17 +479,50 @@ static void note_oom(struct xy_history *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
+const char *xy_history_path(const struct xy_history *h)
+{
+	return h ? h->path : NULL;
+}
+
+void xy_history_set_output_max(struct xy_history *h, long max)
+{
+	if (h)
+		h->output_max = max;
+}
+
+/* The tail of a task's output that the history keeps, as a string (a NUL
+ * inside ends it), in buf, or NULL for none. */
+static const char *output_tail(const struct xy_history *h, const char *out,
+			       size_t len, char **buf)
+{
+	size_t keep;
+
+	*buf = NULL;
+	if (!out || !len || h->output_max <= 0)
+		return NULL;
+	keep = len < (size_t)h->output_max ? len : (size_t)h->output_max;
+	*buf = malloc(keep + 1);
+	if (!*buf)
+		return NULL;
+	memcpy(*buf, out + (len - keep), keep);
+	(*buf)[keep] = '\0';
+	return *buf;
+}
+
 void xy_history_task(struct xy_history *h, double t, uint64_t task_id,
 		     const char *tag, const char *event, const char *worker,
 		     int attempt, int result, int exit_code,
-		     const char *detail)
+		     const char *detail, const char *output, size_t output_len)
 {
-	const char *str[NSTR] = {tag, event, worker, detail};
 	struct event *e;
+	char *tail;
 
 	if (!h)
 		return;
+	const char *str[NSTR] = {tag, event, worker, detail,
+				 output_tail(h, output, output_len, &tail)};
 	e = event_new(EV_TASK, t, str);
+	free(tail);
 	if (!e) {
 		note_oom(h);
 		return;
@@ -459,7 +537,7 @@ void xy_history_task(struct xy_history *h, double t, uint64_t task_id,
 void xy_history_worker(struct xy_history *h, double t, const char *worker,
 		       const char *event, const char *detail)
 {
-	const char *str[NSTR] = {worker, event, detail, NULL};
+	const char *str[NSTR] = {worker, event, detail, NULL, NULL};
 	struct event *e;
 
 	if (!h)
@@ -474,9 +552,10 @@ void xy_history_worker(struct xy_history *h, double t, const char *worker,
 
 void xy_history_transfer(struct xy_history *h, double t, const char *object,
 			 const char *source, const char *dest,
-			 uint64_t bytes, double seconds, const char *status)
+			 uint64_t bytes, double seconds, const char *status,
+			 const char *path)
 {
-	const char *str[NSTR] = {object, source, dest, status};
+	const char *str[NSTR] = {object, source, dest, status, path};
 	struct event *e;
 
 	if (!h)

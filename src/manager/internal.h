@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "dash.h"
 #include "history.h"
 #include "proto.h"
 #include "xfer.h"
@@ -114,6 +115,7 @@ struct xy_task {
 	int internal; /* a remake of lost temps (lineage.c) or a client's
 		       * task (client.c, job set): never returned by wait */
 	struct client_job *job; /* the client's job it runs for */
+	int dash_tag; /* dash.c: its tag's place in the dashboard, plus one */
 };
 
 /* The sandbox name a task's environment is mounted at (unpack.c). */
@@ -161,6 +163,7 @@ struct xy_manager {
 	struct xy_memo *memo; /* NULL without a journal */
 	struct xy_adopt *adopt; /* with a journal: tasks workers kept */
 	struct xy_release *release; /* RELEASEs after records (release.c) */
+	struct xy_dash *dash; /* the live dashboard (dash.h); NULL: none */
 	uint64_t lease_ms; /* WELCOME's: how long workers keep their tasks */
 	/* With a journal, a scheduling round's messages wait in the conns
 	 * of these workers until its RUN records are written. */

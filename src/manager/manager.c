@@ -27,6 +27,11 @@
 #include "pools.h"
 #include "util.h"
 
+/* Connections the kernel holds for us before we accept them: a storm of
+ * workers that start together (a whole job array) must not have its SYNs
+ * dropped, which costs each a retransmission of a second or more. The
+ * kernel caps it at net.core.somaxconn (4096 on Linux since 5.4). */
+#define XY_LISTEN_BACKLOG 4096
 #define WHO "manager"
 #define MAX_WORKER_LOSSES 10
 
@@ -40,11 +45,14 @@ static void set_state(struct xy_manager *m, struct xy_task *t,
 		[XY_TASK_DONE] = &m->n_done,
 		[XY_TASK_RETURNED] = NULL,
 	};
+	xy_task_state from = t->state;
 	if (counts[t->state])
 		(*counts[t->state])--;
 	t->state = s;
 	if (counts[s])
 		(*counts[s])++;
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_STATE,
+						    .task = t, .from = from});
 }
 
 void xy_manager_wake(struct xy_manager *m)
@@ -115,14 +123,59 @@ static const char *task_name(const struct xy_task *t, char *buf, size_t n)
 	return buf;
 }
 
+/* The output a history event keeps: a command's stdout and stderr, or
+ * the log of a call's library instance that ended during it; never a
+ * call's reply, which is a pickle. Only once the attempt ended. */
+static const char *history_output(const struct xy_task *t,
+				  const char *event, size_t *len)
+{
+	*len = 0;
+	if (!t->output || (strcmp(event, "done") && strcmp(event, "retry")))
+		return NULL;
+	if (t->library && t->failure == XY_FAILURE_NONE)
+		return NULL;
+	*len = t->output_len;
+	return t->output;
+}
+
+/* For the history's dispatched event, before t's inputs are staged on
+ * w: how many inputs it has and how many w holds already (cache hits,
+ * which the run report counts), and the cores, memory and GPUs it
+ * holds. */
+static void history_cached(const struct xy_task *t,
+			   const struct xy_worker *w, char *buf, size_t n)
+{
+	uint32_t hits = 0;
+
+	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		const struct xy_object *o = t->inputs[i].file->obj;
+		const struct replica *r =
+			o ? xy_catalog_replica_find((struct xy_object *)o,
+						    (struct xy_worker *)w)
+			  : NULL;
+		hits += r && r->ready;
+	}
+	/* And what it holds while it runs: the report's use of each
+	 * resource over time. */
+	snprintf(buf, n, "inputs %u, cached %u, cores %d, memory_mb %lld, "
+		 "gpus %d", t->n_inputs, hits, t->cores > 0 ? t->cores : 1,
+		 (long long)(t->memory > 0 ? t->memory : 0),
+		 t->gpus > 0 ? t->gpus : 0);
+}
+
 static void history_task(struct xy_manager *m, struct xy_task *t,
 			 const char *event, const char *detail)
 {
+	const char *out;
+	size_t len;
+
 	if (!m->history)
 		return;
+	out = history_output(t, event, &len);
 	xy_history_task(m->history, xy_now(), t->id, t->tag, event,
 			t->worker ? t->worker->name : t->worker_name,
-			t->attempts, (int)t->result, t->exit_code, detail);
+			t->attempts, (int)t->result, t->exit_code, detail,
+			out, len);
 }
 
 /* t failed for good: nothing it was to write will come, so whoever waits
@@ -334,6 +387,8 @@ static int commit_to(struct xy_manager *m, struct xy_task *t,
 	t->times.dispatched = xy_now();
 	free(t->worker_name);
 	t->worker_name = strdup(w->name);
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_DISPATCHED,
+						    .task = t});
 	return xy_memo_dispatched(m->memo, t, w->name);
 }
 
@@ -370,6 +425,9 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 	 * that cannot go fails as the manager's fault (requeued, it would
 	 * be picked again at once, in this same round); the fetches sent
 	 * for it go on, recorded as any other. */
+	char cached[160] = "";
+	if (m->history) /* a pass over the inputs' replicas: only for it */
+		history_cached(t, w, cached, sizeof cached);
 	if (!in || !out || xy_xplan_stage(m->xplan, t, w) < 0 ||
 	    (t->library && xy_manager_send_library(m, w, t->library) < 0)) {
 		free(in);
@@ -393,7 +451,7 @@ void xy_manager_task_dispatch(struct xy_manager *m, struct xy_task *t,
 		xy_manager_task_lost(m, t, "could not be sent to its worker");
 		return;
 	}
-	history_task(m, t, "dispatched", NULL);
+	history_task(m, t, "dispatched", cached[0] ? cached : NULL);
 }
 
 /* The worker t ran on was lost (disconnected, killed, or a transfer
@@ -1087,7 +1145,7 @@ static int listen_on(struct xy_manager *m, const char *host, int port,
 	m->listening = 1;
 	rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&sa, 0);
 	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&m->listener, 511,
+		rc = uv_listen((uv_stream_t *)&m->listener, XY_LISTEN_BACKLOG,
 			       on_connection);
 	if (rc < 0)
 		return xy_fail(err, errlen, -rc, "cannot listen on %s:%d: %s",
@@ -1167,6 +1225,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	if (opt->history &&
 	    !(m->history = xy_history_open(opt->history, m->name, err, errlen)))
 		goto error;
+	if (opt->history_output)
+		xy_history_set_output_max(m->history, opt->history_output);
 	if (opt->journal && !(m->memo = xy_memo_open(m, opt->journal,
 						     opt->journal_sync, err,
 						     errlen)))
@@ -1182,6 +1242,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 		goto error;
 	}
 	if (listen_on(m, opt->host, opt->port, err, errlen) < 0)
+		goto error;
+	if (opt->http && !(m->dash = xy_dash_create(m, opt->http, err, errlen)))
 		goto error;
 	m->xfer = xy_xfer_server_start(opt->host, 0, m->secret, m->secret_len,
 				       xy_catalog_lookup, m->catalog, err,
@@ -1242,6 +1304,8 @@ void xy_manager_destroy(struct xy_manager *m)
 	 * until every close and every hashing or retrieval job is done. */
 	if (m->listening)
 		close_handle((uv_handle_t *)&m->listener);
+	xy_dash_destroy(m->dash);
+	m->dash = NULL;
 	for (size_t i = 0; i < m->n_peers; i++)
 		xy_conn_close(m->peers[i]->conn, "manager is closing");
 	xy_adopt_destroy(m->adopt);
@@ -1402,6 +1466,8 @@ static void enter_table(struct xy_manager *m, struct xy_task *t,
 	t->state = XY_TASK_WAITING;
 	m->n_waiting++;
 	history_task(m, t, event, t->command);
+	xy_dash_event(m->dash, &(struct xy_dash_ev){.kind = XY_DASH_SUBMITTED,
+						    .task = t});
 }
 
 uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
@@ -1492,6 +1558,7 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 	xy_catalog_counts(m->catalog, &out->files, &out->objects);
 	out->tasks_skipped = xy_memo_skipped(m->memo);
 	out->tasks_adopted = xy_adopt_adopted(m->adopt);
+	out->clients_connected = xy_clients_connected(m->clients);
 }
 
 char *xy_manager_status_json(const struct xy_manager *m)
@@ -1509,4 +1576,14 @@ int xy_manager_pool_job(struct xy_manager *m, const char *job, const char *id,
 			const char *why)
 {
 	return xy_pools_job_answer(m->pools, job, id, why);
+}
+
+int xy_manager_http_port(const struct xy_manager *m)
+{
+	return m->dash ? xy_dash_port(m->dash) : 0;
+}
+
+const char *xy_manager_http_url(const struct xy_manager *m)
+{
+	return m->dash ? xy_dash_url(m->dash) : NULL;
 }

@@ -72,6 +72,10 @@ char *xy_status_build(const struct xy_manager *m)
 		(json_int_t)st.files, "objects", (json_int_t)st.objects);
 	if (!doc)
 		return NULL;
+	/* Where `xylem status HOST:PORT TASK` reads a task's events. */
+	if (m->history)
+		json_object_set_new(doc, "history",
+				    json_string(xy_history_path(m->history)));
 	char *s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	return s;

@@ -209,7 +209,7 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 		XY_LOGW(WHO, "%s had no room for %s (%s): another worker will "
 			"fetch it", w->name, f->url, d->text ? d->text : "");
 		xy_history_transfer(u->m->history, xy_now(), "", f->url,
-				    w->name, 0, secs, d->text);
+				    w->name, 0, secs, d->text, f->url);
 		xy_wtable_mark_no_room(w, d->size, xy_manager_now(u->m));
 		f->state = FILE_QUEUED;
 		xy_urls_start(u, f); /* with the fetch's reference */
@@ -226,7 +226,10 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 			 tail);
 		XY_LOGW(WHO, "%s", why);
 		xy_history_transfer(u->m->history, xy_now(), "", f->url,
-				    w->name, 0, secs, d->text);
+				    w->name, 0, secs, d->text, f->url);
+		xy_dash_event(u->m->dash, &(struct xy_dash_ev){
+			.kind = XY_DASH_TRANSFER, .src = f->url,
+			.dest = w->name});
 		f->state = FILE_MISSING;
 		xy_catalog_file_failed(c, f, why);
 		xy_catalog_file_decref(f);
@@ -247,7 +250,10 @@ void xy_urls_done(struct xy_urls *u, struct xy_worker *w,
 	 * again when a task needs it (xy_catalog_need). */
 	xy_catalog_replica_add(o, w, 1);
 	xy_history_transfer(u->m->history, xy_now(), o->hex, f->url, w->name,
-			    d->size, secs, "ok");
+			    d->size, secs, "ok", f->url);
+	xy_dash_event(u->m->dash, &(struct xy_dash_ev){
+		.kind = XY_DASH_TRANSFER, .src = f->url, .dest = w->name,
+		.bytes = d->size, .ok = 1});
 	xy_catalog_file_ready(c, f, o);
 	xy_catalog_file_decref(f);
 	xy_manager_wake(u->m);

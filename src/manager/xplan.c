@@ -14,8 +14,9 @@
  *
  * Source cooldown: a worker that a receiver blames in CACHE_UPDATE (it
  * could not be reached, or its copy was missing, refused or corrupt, or
- * its stream broke) rests as a source for a while, for that object or,
- * if its host failed, for every object; the planner uses other sources
+ * its stream broke) rests as a source for a while: for that object; or,
+ * its host unreachable, for that receiver, and for everyone once a
+ * second receiver cannot reach it either; the planner uses other sources
  * meanwhile, and a resting one only when no other copy exists. A
  * receiver that fails on its own side blames no source; if its disk was
  * full (NO_ROOM), objects as large go elsewhere for a while (wtable.c,
@@ -61,23 +62,44 @@ struct fetch {
 	struct fetch *oprev, *onext; /* the object's (obj->fetching) */
 };
 
-/* A rest from serving: w is not asked for the object with this id (all:
- * for anything) until `until`. span doubles when a source fails again
- * soon after its rest ended, up to the cap, and falls back to the base
- * after a quiet while. Kept on the worker (w->cooling) until it serves
- * again or goes. By id, not by object: an object may be freed (no file
- * has it) and made again while the rest lasts. */
+/* A rest from serving: w is not asked for the object with this id, or
+ * (PAIR) by this receiver for anything, or (ALL) for anything by anyone,
+ * until `until`. span doubles when a source fails again soon after its
+ * rest ended, up to the cap, and falls back to the base after a quiet
+ * while. Kept on the worker (w->cooling) until it serves again or goes.
+ * By id and by name, not by pointer: an object may be freed and made
+ * again, and a receiver may leave and come back, while the rest lasts. */
+enum rest_scope { REST_OBJECT, REST_PAIR, REST_ALL };
+
 struct cooldown {
-	uint8_t id[XY_ID_LEN];
-	int all;
+	enum rest_scope scope;
+	uint8_t id[XY_ID_LEN];  /* REST_OBJECT */
 	double until, span;
 	struct cooldown *next;
+	char receiver[];        /* REST_PAIR: its host (host_of); "" else */
 };
 
-/* Does c cover o (NULL: the rest for every object)? */
-static int covers(const struct cooldown *c, const struct xy_object *o)
+/* Where w runs, as a receiver's rest names it: the address its
+ * connection comes from (workers on one host share their path to a
+ * source; a host name can be shared by hosts, as in network namespaces),
+ * else its name. */
+static const char *host_of(const struct xy_worker *w)
 {
-	return c->all || (o && !memcmp(c->id, o->id, XY_ID_LEN));
+	return w->addr && *w->addr ? w->addr : w->name;
+}
+
+/* Does c keep its worker from serving o to dest (NULL: anyone)? */
+static int covers(const struct cooldown *c, const struct xy_object *o,
+		  const struct xy_worker *dest)
+{
+	switch (c->scope) {
+	case REST_OBJECT:
+		return o && !memcmp(c->id, o->id, XY_ID_LEN);
+	case REST_PAIR:
+		return dest && !strcmp(c->receiver, host_of(dest));
+	default:
+		return 1;
+	}
 }
 
 struct retrieve_job {
@@ -174,23 +196,25 @@ int64_t xy_xplan_bytes_received(const struct xy_xplan *x)
 
 /* ------------------------------------------------------ source cooldown */
 
-/* w's record for scope: o, or NULL for its rest for every object. */
+/* w's record of that scope (for o, or for dest), or NULL. */
 static struct cooldown *cooldown_find(struct xy_worker *w,
-				      const struct xy_object *scope)
+				      enum rest_scope scope,
+				      const struct xy_object *o,
+				      const struct xy_worker *dest)
 {
-	struct cooldown *c = w->cooling;
-	while (c && (scope ? c->all || memcmp(c->id, scope->id, XY_ID_LEN)
-			   : !c->all))
-		c = c->next;
-	return c;
+	for (struct cooldown *c = w->cooling; c; c = c->next)
+		if (c->scope == scope && (scope == REST_ALL ||
+					  covers(c, o, dest)))
+			return c;
+	return NULL;
 }
 
-/* Is w resting as a source of o at time now? */
+/* Is w resting as a source of o for dest at time now? */
 static int resting(const struct xy_worker *w, const struct xy_object *o,
-		   double now)
+		   const struct xy_worker *dest, double now)
 {
 	for (const struct cooldown *c = w->cooling; c; c = c->next)
-		if (covers(c, o) && now < c->until)
+		if (covers(c, o, dest) && now < c->until)
 			return 1;
 	return 0;
 }
@@ -210,29 +234,54 @@ static void prune(struct xy_xplan *x, struct xy_worker *w, double now)
 	}
 }
 
-/* dest blamed w for o: w rests, for o or (blame HOST) for everything. A
+/* The scope of a rest for dest's blame of w: its copy of o (OBJECT); or,
+ * its host unreachable, w for dest alone (PAIR), which says as much of
+ * dest's side and of the path as of w; or, when another receiver could
+ * not reach w either within cool_cap (its PAIR record is still kept),
+ * w for everyone (ALL): two ends that fail at one host blame the host.
+ * Receivers are told apart by host: workers on one host share a path. */
+static enum rest_scope blame_scope(const struct xy_worker *w, uint8_t blame,
+				   const struct xy_worker *dest)
+{
+	if (blame != XY_BLAME_HOST)
+		return REST_OBJECT;
+	for (const struct cooldown *c = w->cooling; c; c = c->next)
+		if (c->scope == REST_PAIR && strcmp(c->receiver, host_of(dest)))
+			return REST_ALL;
+	return REST_PAIR;
+}
+
+static const char *const scope_words[] = {
+	[REST_OBJECT] = "for this object",
+	[REST_PAIR] = "for the receiver's host: it could not reach this one",
+	[REST_ALL] = "for every object: receivers on two hosts could not "
+		     "reach it",
+};
+
+/* dest blamed w for o: w rests, in the scope blame_scope() says. A
  * failure reported while w already rests came from a fetch planned
  * before its rest began, and does not lengthen it. */
 static void cool(struct xy_xplan *x, struct xy_worker *w,
 		 struct xy_object *o, uint8_t blame, struct xy_worker *dest)
 {
-	struct xy_object *scope = blame == XY_BLAME_HOST ? NULL : o;
 	double now = xy_manager_now(x->m);
 	prune(x, w, now);
-	struct cooldown *c = cooldown_find(w, scope);
+	enum rest_scope scope = blame_scope(w, blame, dest);
+	struct cooldown *c = cooldown_find(w, scope, o, dest);
 	if (c && now < c->until)
 		return;
 	if (!c) {
+		size_t name = scope == REST_PAIR ? strlen(host_of(dest)) : 0;
 		/* A rest that cannot be recorded is not taken: the source
 		 * stays in use, as before it was blamed. */
-		if (!(c = xy__calloc(x->m, 1, sizeof *c))) {
+		if (!(c = xy__calloc(x->m, 1, sizeof *c + name + 1))) {
 			XY_LOGW("manager", "source %s does not rest: the "
 				"manager is out of memory", w->name);
 			return;
 		}
-		c->all = !scope;
-		if (scope)
-			memcpy(c->id, scope->id, XY_ID_LEN);
+		c->scope = scope;
+		memcpy(c->id, o->id, XY_ID_LEN);
+		memcpy(c->receiver, host_of(dest), name);
 		c->next = w->cooling;
 		w->cooling = c;
 		c->span = x->cool_base;
@@ -243,17 +292,17 @@ static void cool(struct xy_xplan *x, struct xy_worker *w,
 	}
 	c->until = now + c->span;
 	XY_LOGW("manager", "source %s rests for %.3g s (%s): %s could not "
-		"get %.12s from it", w->name, c->span,
-		scope ? "for this object" : "for every object, its host failed",
+		"get %.12s from it", w->name, c->span, scope_words[scope],
 		dest->name, o->hex);
 }
 
-/* w served o to the end: whatever it was blamed for before is over. */
-static void warm(struct xy_worker *w, const struct xy_object *o)
+/* w served o to dest to the end: whatever kept it from that is over. */
+static void warm(struct xy_worker *w, const struct xy_object *o,
+		 const struct xy_worker *dest)
 {
 	for (struct cooldown **pp = &w->cooling; *pp;) {
 		struct cooldown *c = *pp;
-		if (!covers(c, o)) {
+		if (!covers(c, o, dest)) {
 			pp = &c->next;
 			continue;
 		}
@@ -300,7 +349,7 @@ static struct xy_worker *pick_source(struct xy_xplan *x, struct xy_object *o,
 		struct xy_worker *s = r->worker;
 		if (!r->ready || s == dest || !s->ready)
 			continue;
-		if (resting(s, o, now)) {
+		if (resting(s, o, dest, now)) {
 			if (!rested || s->serving < rested->serving)
 				rested = s;
 			continue;
@@ -362,7 +411,7 @@ static struct fetch *chain_tail(struct xy_xplan *x, struct xy_object *o,
 	double now = o->fetching ? xy_manager_now(x->m) : 0;
 	for (struct fetch *f = o->fetching; f; f = f->onext)
 		if (!f->succ && f->dest != dest && f->dest->ready &&
-		    !resting(f->dest, o, now))
+		    !resting(f->dest, o, dest, now))
 			return f;
 	return NULL;
 }
@@ -375,7 +424,8 @@ static int idle_source(struct xy_xplan *x, struct xy_object *o,
 	for (uint32_t i = 0; i < o->n_replicas; i++) {
 		struct replica *r = &o->replicas[i];
 		if (r->ready && r->worker != dest && r->worker->ready &&
-		    r->worker->serving == 0 && !resting(r->worker, o, now)) {
+		    r->worker->serving == 0 &&
+		    !resting(r->worker, o, dest, now)) {
 			*src = r->worker;
 			return 1;
 		}
@@ -396,7 +446,7 @@ static void plan_sources(struct xy_xplan *x, struct fetch *f,
 				f->n_alt < XY_MAX_SOURCES - o->on_manager;
 		     i++)
 			if (pred->alt[i] != f->dest &&
-			    !resting(pred->alt[i], o, now))
+			    !resting(pred->alt[i], o, f->dest, now))
 				f->alt[f->n_alt++] = pred->alt[i];
 	} else if (!manager && f->src) {
 		f->alt[f->n_alt++] = f->src;
@@ -584,7 +634,7 @@ static const char *judge_sources(struct xy_xplan *x, struct fetch *f,
 			return "manager";
 		if (!s)
 			return "(gone)";
-		warm(s, f->obj);
+		warm(s, f->obj, f->dest);
 		return s->name;
 	}
 	return who;
@@ -617,7 +667,11 @@ static void fetch_reported(struct xy_xplan *x, struct xy_worker *w,
 	}
 	xy_history_transfer(x->m->history, xy_now(), f->obj->hex, src,
 			    w->name, u->size, u->elapsed_us / 1e6,
-			    u->status == XY_OBJ_OK ? "ok" : u->text);
+			    u->status == XY_OBJ_OK ? "ok" : u->text,
+			    xy_catalog_object_name(f->obj));
+	xy_dash_event(x->m->dash, &(struct xy_dash_ev){
+		.kind = XY_DASH_TRANSFER, .src = src, .dest = w->name,
+		.bytes = u->size, .ok = u->status == XY_OBJ_OK});
 }
 
 void xy_xplan_update(struct xy_xplan *x, struct xy_worker *w,
@@ -785,7 +839,10 @@ static void retrieve_done(uv_work_t *req, int status)
 	xy_history_transfer(x->m->history, xy_now(), j->obj->hex, j->worker,
 			    "manager", j->bytes,
 			    xy_manager_now(x->m) - j->started,
-			    ok ? "ok" : j->err);
+			    ok ? "ok" : j->err, j->path);
+	xy_dash_event(x->m->dash, &(struct xy_dash_ev){
+		.kind = XY_DASH_TRANSFER, .src = j->worker, .dest = "manager",
+		.bytes = j->bytes, .ok = ok});
 	char why[700];
 	snprintf(why, sizeof why, "output %s could not be brought back: %s",
 		 j->path, j->err);
@@ -940,4 +997,24 @@ int xy_xplan_hand_off(struct xy_xplan *x, struct xy_worker *w)
 int xy_xplan_busy(const struct xy_xplan *x)
 {
 	return x->retrievals > 0;
+}
+
+/* The broadcast chains in flight, for the dashboard (dash.c): each fetch
+ * that heads a chain (no predecessor, a successor), with its length. */
+int xy_xplan_chains(const struct xy_xplan *x, struct xy_xplan_chain *out,
+		    int max)
+{
+	int n = 0;
+	for (const struct fetch *f = x->fetches; f && n < max; f = f->next) {
+		if (f->pred || !f->succ)
+			continue;
+		int len = 0;
+		for (const struct fetch *g = f; g; g = g->succ)
+			len++;
+		out[n].hex = f->obj->hex;
+		out[n].size = f->obj->size;
+		out[n].length = len;
+		n++;
+	}
+	return n;
 }

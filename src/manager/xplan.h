@@ -70,6 +70,16 @@ int xy_xplan_sources(struct xy_xplan *x, const struct xy_object *o,
 		     const struct xy_worker *dest, struct xy_worker **out,
 		     int max);
 int64_t xy_xplan_active(const struct xy_xplan *x);
+/* A broadcast chain in flight: an object streamed through `length`
+ * workers one after the other (docs/architecture.md). */
+struct xy_xplan_chain {
+	const char *hex; /* the object's id, valid until the next turn */
+	uint64_t size;
+	int length;
+};
+/* Up to max chains into out; their number. */
+int xy_xplan_chains(const struct xy_xplan *x, struct xy_xplan_chain *out,
+		    int max);
 int xy_xplan_busy(const struct xy_xplan *x);
 int64_t xy_xplan_bytes_received(const struct xy_xplan *x);
 

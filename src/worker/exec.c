@@ -406,6 +406,7 @@ struct xy_proc {
 	unsigned exited : 1, eof : 1, done : 1, released : 1, killed : 1,
 		du_busy : 1;
 	int over; /* killed past a limit */
+	int log_fd; /* a copy of the output goes here; 0: none */
 	int64_t exit_status;
 	int term_signal;
 	uint64_t start_ms, exit_ms, last_du_ms;
@@ -438,6 +439,8 @@ static void free_proc(struct xy_proc *p)
 	x->nprocs--;
 	free(p->ring.data);
 	free(p->cwd);
+	if (p->log_fd > 0)
+		close(p->log_fd);
 	free(p);
 	if (x->closing && x->tick_closed && !x->nprocs)
 		free(x);
@@ -548,12 +551,31 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = sizeof p->x->readbuf;
 }
 
+/* Appends output to the process's log file (--log-dir). A small local
+ * write; one that fails stops the copy, never the process. */
+static void log_copy(struct xy_proc *p, const char *d, size_t n)
+{
+	while (p->log_fd > 0 && n) {
+		ssize_t w = write(p->log_fd, d, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(p->log_fd);
+			p->log_fd = 0;
+			return;
+		}
+		d += w;
+		n -= (size_t)w;
+	}
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct xy_proc *p = s->data;
 
 	if (n > 0) {
 		ring_append(&p->ring, buf->base, (size_t)n);
+		log_copy(p, buf->base, (size_t)n);
 	} else if (n < 0) {
 		p->eof = 1;
 		uv_read_stop(s);
@@ -831,6 +853,7 @@ static struct xy_proc *proc_new(struct xy_exec *x, const struct xy_proc_opts *o)
 	p->disk_mb = o->disk_mb;
 	p->time_limit_ms = o->time_limit_ms;
 	p->ring.max = o->log_max ? o->log_max : XY_MAX_OUTPUT;
+	p->log_fd = o->log_fd;
 	p->on_done = o->on_done;
 	p->arg = o->arg;
 	p->next = x->procs;
@@ -916,6 +939,8 @@ struct xy_proc *xy_proc_spawn(struct xy_exec *x, const struct xy_proc_opts *o,
 
 	p = proc_new(x, o);
 	if (!p) {
+		if (o->log_fd > 0)
+			close(o->log_fd);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		return NULL;
 	}

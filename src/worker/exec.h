@@ -110,6 +110,8 @@ struct xy_proc_opts {
 	uint64_t disk_mb;    /* 0: not limited; measured under cwd */
 	uint64_t time_limit_ms; /* 0: none */
 	size_t log_max;      /* output bytes kept; 0: XY_MAX_OUTPUT */
+	int log_fd;          /* > 0: its output is also appended here
+			      * (--log-dir); the process takes it */
 	int fd3;             /* with give_fd3: the child's descriptor 3 */
 	int give_fd3;
 	xy_proc_done_cb on_done;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logdir.h"
 #include "unpack.h"
 #include "util.h"
 #include "xylem.h"
@@ -783,6 +784,8 @@ static int inst_spawn(struct lib_inst *i, char *err, size_t errlen)
 	po.memory_mb = i->tmpl->m.memory_mb;
 	po.disk_mb = i->tmpl->m.disk_mb;
 	po.log_max = LOG_MAX;
+	po.log_fd = xy_logdir_open(i->L->o.log_dir, "library", i->lib->name,
+				   i->n);
 	po.fd3 = sv[1];
 	po.give_fd3 = 1;
 	po.on_done = on_inst_exit;

@@ -64,6 +64,9 @@ struct xy_libs_opts {
 	uv_loop_t *loop;
 	struct xy_cache *cache;
 	struct xy_exec *exec;
+	/* --log-dir: each instance's output is also kept in a file there
+	 * (logdir.h); NULL: only its tail, in memory. */
+	const char *log_dir;
 };
 
 /* Returns NULL on ENOMEM. The parts in opts must outlive the result. */

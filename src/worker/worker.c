@@ -28,6 +28,7 @@
 #include "hold.h"
 #include "library.h"
 #include "log.h"
+#include "logdir.h"
 #include "proto.h"
 #include "resources.h"
 #include "tasks.h"
@@ -77,6 +78,7 @@ struct worker_config {
 	int no_tls;         /* --no-tls */
 	SSL_CTX *tls;       /* verifies the manager; NULL: plain TCP */
 	double lease; /* --lease: seconds; < 0: the manager's (WELCOME) */
+	const char *log_dir; /* --log-dir: logs kept there (logdir.h) */
 };
 
 /* Tries to reach the manager, until the first handshake is done. */
@@ -162,6 +164,11 @@ static const char usage_text[] =
 	"                        reconnect (default: what the manager says:"
 	" 300\n"
 	"                        when it keeps a journal, else 0: stop)\n"
+	"  --log-dir DIR         keep this worker's log (info level) and its"
+	" library\n"
+	"                        instances' output in files under DIR,"
+	" which\n"
+	"                        outlive it (default: the log on stderr)\n"
 	"  --drain-grace S       on SIGUSR1 (a drain: no new tasks, then exit\n"
 	"                        0), return to the manager whatever still\n"
 	"                        runs after S seconds (default: 0, wait for\n"
@@ -233,6 +240,7 @@ enum {
 	O_TLS_CA,
 	O_NO_TLS,
 	O_LEASE,
+	O_LOG_DIR,
 	O_HELP
 };
 
@@ -253,6 +261,7 @@ static const struct option long_opts[] = {
 	{"tls-ca", required_argument, NULL, O_TLS_CA},
 	{"no-tls", no_argument, NULL, O_NO_TLS},
 	{"lease", required_argument, NULL, O_LEASE},
+	{"log-dir", required_argument, NULL, O_LOG_DIR},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -284,6 +293,9 @@ static int apply_option(struct worker_config *cfg, int opt, const char *arg,
 		return -1;
 	case O_CACHE:
 		cfg->cache_dir = arg;
+		return -1;
+	case O_LOG_DIR:
+		cfg->log_dir = arg;
 		return -1;
 	case O_TLS_CA:
 		cfg->tls_ca = arg;
@@ -1102,6 +1114,7 @@ static int start_parts(struct xy_daemon *w)
 		lo.loop = &w->loop;
 		lo.cache = w->cache;
 		lo.exec = w->exec;
+		lo.log_dir = w->cfg.log_dir;
 		w->libs = xy_libs_create(&lo);
 	}
 	w->fetcher = xy_fetcher_create(&w->loop, w->cache, w->cfg.secret,
@@ -1387,6 +1400,20 @@ static void export_exe(void)
 	}
 }
 
+/* --log-dir: the log goes to a file there from now on. */
+static int start_log_dir(struct worker_config *cfg)
+{
+	char err[512];
+
+	if (xy_logdir_redirect(cfg->log_dir, cfg->name, err, sizeof err) < 0) {
+		fprintf(stderr, "xylem worker: %s\n", err);
+		return -1;
+	}
+	XY_LOGI("worker", "logging to %s for manager %s:%d", cfg->log_dir,
+		cfg->host, cfg->port);
+	return 0;
+}
+
 int xy_worker_main(int argc, char **argv)
 {
 	struct xy_daemon w;
@@ -1399,6 +1426,10 @@ int xy_worker_main(int argc, char **argv)
 		return r;
 	}
 	xy_log_set_level(XY_LOG_INFO);
+	if (w.cfg.log_dir && start_log_dir(&w.cfg) < 0) {
+		free_config(&w.cfg);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	seal_inherited_fds();
 	export_exe();

@@ -48,8 +48,8 @@ def test_status_shows_waiting_tasks(xylem, waiting_manager, secret_file):
     r = xylem.run("status", f"127.0.0.1:{port}", "--secret-file", secret_file,
                   timeout=20)
     assert r.returncode == 0, r.output
-    assert "waiting 1" in r.output
-    assert "ready 2" in r.output
+    assert "1 waiting" in r.output
+    assert "2 ready" in r.output
     assert "workers  0" in r.output
 
 

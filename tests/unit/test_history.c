@@ -65,11 +65,11 @@ static void t_single_events_land(void)
 		fprintf(stderr, "open: %s\n", err);
 	XY_CHECK(h != NULL);
 	xy_history_task(h, 100.5, 7, "sort1", "done", "w1", 2, 1, 3,
-			"exit code 3");
-	xy_history_task(h, 101.0, 8, NULL, "submitted", NULL, 0, 0, 0, NULL);
+			"exit code 3", NULL, 0);
+	xy_history_task(h, 101.0, 8, NULL, "submitted", NULL, 0, 0, 0, NULL, NULL, 0);
 	xy_history_worker(h, 99.0, "w1", "connected", "4 cores");
 	xy_history_transfer(h, 100.0, "abcd", "manager", "w1", 12345, 0.25,
-			    "ok");
+			    "ok", "/data/in.txt");
 	xy_history_close(h);
 
 	XY_CHECK_EQ(query_int(path, "SELECT count(*) FROM task_events"), 2);
@@ -105,7 +105,7 @@ static void *produce(void *arg)
 	for (int i = 0; i < p->n; i++) {
 		snprintf(tag, sizeof tag, "t%d", p->base + i);
 		xy_history_task(p->h, 1.0 + i, (uint64_t)(p->base + i), tag,
-				"done", "w", 1, 0, 0, NULL);
+				"done", "w", 1, 0, 0, NULL, NULL, 0);
 		if (i % 1000 == 0)
 			xy_history_worker(p->h, 1.0, "w", "keepalive", NULL);
 	}
@@ -153,7 +153,7 @@ static void t_trickle(void)
 	h = xy_history_open(path, "trickle", err, sizeof err);
 	XY_CHECK(h != NULL);
 	for (int i = 0; i < 5; i++) {
-		xy_history_task(h, i, i, "x", "done", NULL, 1, 0, 0, NULL);
+		xy_history_task(h, i, i, "x", "done", NULL, 1, 0, 0, NULL, NULL, 0);
 		usleep(80 * 1000);
 	}
 	/* Written before close: the linger is far shorter than this. */
@@ -170,13 +170,13 @@ static void t_second_open_appends(void)
 	db_path(path, sizeof path);
 	h = xy_history_open(path, "first", err, sizeof err);
 	XY_CHECK(h != NULL);
-	xy_history_task(h, 1, 1, "a", "done", NULL, 1, 0, 0, NULL);
+	xy_history_task(h, 1, 1, "a", "done", NULL, 1, 0, 0, NULL, NULL, 0);
 	xy_history_close(h);
 
 	h = xy_history_open(path, "second", err, sizeof err);
 	XY_CHECK(h != NULL);
-	xy_history_task(h, 2, 1, "a", "done", NULL, 1, 0, 0, NULL);
-	xy_history_task(h, 3, 2, "b", "done", NULL, 1, 0, 0, NULL);
+	xy_history_task(h, 2, 1, "a", "done", NULL, 1, 0, 0, NULL, NULL, 0);
+	xy_history_task(h, 3, 2, "b", "done", NULL, 1, 0, 0, NULL, NULL, 0);
 	xy_history_close(h);
 
 	XY_CHECK_EQ(query_int(path, "SELECT count(*) FROM runs"), 2);
@@ -230,10 +230,93 @@ static void t_unwritable_path(void)
 	XY_CHECK(strstr(err, "nonexistent-xylem-dir") != NULL);
 }
 
+/* A task's output keeps its tail, at the limit set; transfers carry the
+ * file's path and their kind. */
+static void t_output_and_paths(void)
+{
+	char path[4096], err[256] = "", big[10000];
+	struct xy_history *h;
+	char *v;
+
+	db_path(path, sizeof path);
+	h = xy_history_open(path, "out", err, sizeof err);
+	XY_CHECK(h != NULL);
+	memset(big, 'a', sizeof big);
+	memcpy(big + sizeof big - 4, "TAIL", 4);
+	xy_history_task(h, 1, 1, "a", "done", "w", 1, 1, 2, "exit 2", big,
+			sizeof big);
+	xy_history_set_output_max(h, 10);
+	xy_history_task(h, 2, 2, "b", "done", "w", 1, 0, 0, NULL,
+			"0123456789abcdef", 16);
+	xy_history_set_output_max(h, 0);
+	xy_history_task(h, 3, 3, "c", "done", "w", 1, 0, 0, NULL, "x", 1);
+	xy_history_transfer(h, 1, "ab", "manager", "w", 1, 0.1, "ok", "/p");
+	xy_history_transfer(h, 1, "ab", "w", "w2", 1, 0.1, "ok", NULL);
+	xy_history_transfer(h, 1, "ab", "https://x/y", "w", 1, 0.1, "ok",
+			    "https://x/y");
+	xy_history_transfer(h, 1, "ab", "w", "manager", 1, 0.1, "ok", "o");
+	xy_history_close(h);
+
+	XY_CHECK_EQ(query_int(path, "SELECT length(output) FROM task_events"
+				    " WHERE task_id = 1"),
+		    XY_HISTORY_OUTPUT_DEFAULT);
+	v = query_text(path, "SELECT substr(output, -4) FROM task_events"
+			     " WHERE task_id = 1");
+	XY_CHECK(v && strcmp(v, "TAIL") == 0);
+	free(v);
+	v = query_text(path, "SELECT output FROM task_events"
+			     " WHERE task_id = 2");
+	XY_CHECK(v && strcmp(v, "6789abcdef") == 0);
+	free(v);
+	XY_CHECK_EQ(query_int(path, "SELECT count(*) FROM task_events"
+				    " WHERE task_id = 3 AND output IS NULL"),
+		    1);
+	v = query_text(path, "SELECT group_concat(kind, ',') FROM"
+			     " (SELECT kind FROM transfers ORDER BY rowid)");
+	XY_CHECK(v && strcmp(v, "manager,peer,url,return") == 0);
+	free(v);
+	XY_CHECK_EQ(query_int(path, "SELECT count(*) FROM transfers"
+				    " WHERE path = '/p'"), 1);
+}
+
+/* A history file written before the output, path and kind columns gets
+ * them when opened again. */
+static void t_old_schema_upgraded(void)
+{
+	char path[4096], err[256] = "";
+	struct xy_history *h;
+	sqlite3 *db = NULL;
+
+	db_path(path, sizeof path);
+	XY_CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	XY_CHECK(sqlite3_exec(db,
+			      "CREATE TABLE runs (id INTEGER PRIMARY KEY,"
+			      " manager TEXT, started REAL, ended REAL);"
+			      "CREATE TABLE task_events (run INTEGER, time"
+			      " REAL, task_id INTEGER, tag TEXT, event TEXT,"
+			      " worker TEXT, attempt INTEGER, result INTEGER,"
+			      " exit_code INTEGER, detail TEXT);"
+			      "CREATE TABLE transfers (run INTEGER, time REAL,"
+			      " object TEXT, source TEXT, dest TEXT, bytes"
+			      " INTEGER, seconds REAL, status TEXT);",
+			      NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	h = xy_history_open(path, "new", err, sizeof err);
+	XY_CHECK(h != NULL);
+	xy_history_task(h, 1, 1, "a", "done", "w", 1, 0, 0, NULL, "hi", 2);
+	xy_history_transfer(h, 1, "ab", "manager", "w", 1, 0.1, "ok", "/p");
+	xy_history_close(h);
+	XY_CHECK_EQ(query_int(path, "SELECT count(*) FROM task_events"
+				    " WHERE output = 'hi'"), 1);
+	XY_CHECK_EQ(query_int(path, "SELECT count(*) FROM transfers"
+				    " WHERE path = '/p' AND kind = 'manager'"),
+		    1);
+}
+
 static void t_close_null(void)
 {
 	xy_history_close(NULL);
-	xy_history_task(NULL, 1, 1, "a", "done", NULL, 1, 0, 0, NULL);
+	xy_history_task(NULL, 1, 1, "a", "done", NULL, 1, 0, 0, NULL, NULL, 0);
 }
 
 int main(int argc, char **argv)
@@ -245,6 +328,8 @@ int main(int argc, char **argv)
 		XY_TEST(t_second_open_appends),
 		XY_TEST(t_wal_mode),
 		XY_TEST(t_unwritable_path),
+		XY_TEST(t_output_and_paths),
+		XY_TEST(t_old_schema_upgraded),
 		XY_TEST(t_close_null),
 		{0},
 	};

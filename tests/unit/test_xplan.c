@@ -5,7 +5,9 @@
  * so that each case reads the plan straight from the planner and plays
  * the receivers' CACHE_UPDATEs by hand. Cases: a source blamed for one
  * object rests for that object only, and chains and new fetches go
- * around it; a host blamed rests for every object; a rest ends, and
+ * around it; a host that one receiver cannot reach rests for that
+ * receiver alone, and for everyone once a second one cannot; a rest
+ * ends, and
  * doubles when the source fails again soon after; the last copy is
  * still used while it rests; a source that delivers is trusted again; a
  * resting receiver takes no successor; a receiver that fails on its own
@@ -45,6 +47,9 @@ static struct xy_xplan *setup(struct env *e)
 {
 	char err[256];
 	static const char *names[] = {"A", "B", "C", "D", "E", "F"};
+	/* Each on a host of its own, as a receiver's rest tells them apart. */
+	static const char *addrs[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3",
+				      "10.0.0.4", "10.0.0.5", "10.0.0.6"};
 	memset(e, 0, sizeof *e);
 	e->m.clock = fake_clock;
 	e->m.catalog = xy_catalog_create(&e->m, err, sizeof err);
@@ -53,7 +58,7 @@ static struct xy_xplan *setup(struct env *e)
 	XY_CHECK(e->m.xplan);
 	for (int i = 0; i < 6; i++) {
 		e->w[i].name = (char *)names[i];
-		e->w[i].addr = "127.0.0.1";
+		e->w[i].addr = (char *)addrs[i];
 		e->w[i].xfer_port = 9000 + i;
 		e->w[i].greeted = e->w[i].ready = 1;
 		e->w[i].manager = &e->m;
@@ -150,12 +155,44 @@ static void t_host_blame(void)
 	struct xy_object *o = object(&e, 1, 4 * MIB, "AB");
 	struct xy_object *o2 = object(&e, 2, 512 * 1024, "AB");
 	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
-	/* A fetch that went on past A, and succeeded from B's copy. */
+	/* A fetch that went on past A, and succeeded from B's copy: D could
+	 * not reach A's host. That may be D's side or the path: A rests for
+	 * D alone, for every object, and serves the others. */
 	report(&e, o, D, XY_OBJ_OK, XY_BLAME_HOST, 0);
 	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 1);
-	/* Its host failed: A rests for o2 too, on the whole-object path. */
-	XY_CHECK(!strcmp(plan(&e, o2, C), "B"));
-	XY_CHECK(!strcmp(plan(&e, o2, E), "B"));
+	XY_CHECK(!strcmp(plan(&e, o2, D), "B"));
+	XY_CHECK(!strcmp(plan(&e, o2, C), "A"));
+	/* C cannot reach it either (and got o2 elsewhere): two receivers,
+	 * one host at fault. A rests for everyone now; E is served by C,
+	 * the least busy copy left. */
+	report(&e, o2, C, XY_OBJ_OK, XY_BLAME_HOST, 0);
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 2);
+	XY_CHECK(!strcmp(plan(&e, o2, E), "C"));
+	teardown(&e);
+}
+
+static void t_pair_rest_ends_for_its_receiver(void)
+{
+	struct env e;
+	struct xy_xplan *x = setup(&e);
+	xy_xplan_set_cooldown(x, 0.3, 2.0);
+	struct xy_object *o = object(&e, 1, 512 * 1024, "AB");
+	struct xy_object *o2 = object(&e, 2, 512 * 1024, "A");
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	report(&e, o, D, XY_OBJ_FAILED, XY_BLAME_HOST, 0);
+	/* For D, A is the last copy of o2: asked all the same. */
+	XY_CHECK(!strcmp(plan(&e, o2, D), "A"));
+	report(&e, o2, D, XY_OBJ_FAILED, XY_BLAME_HOST, 0);
+	/* The same receiver again is no second witness: A still serves E. */
+	XY_CHECK(!strcmp(plan(&e, o, E), "A"));
+	report(&e, o, E, XY_OBJ_OK, XY_BLAME_NONE, 0);
+	/* The rest for D ends. */
+	fake_now += 0.4;
+	XY_CHECK_EQ(xy_xplan_resting(&e.w[A]), 0);
+	XY_CHECK(!strcmp(plan(&e, o, D), "A"));
+	/* D gets it from A: trusted again by D. */
+	report(&e, o, D, XY_OBJ_OK, XY_BLAME_NONE, 0);
+	XY_CHECK(e.w[A].cooling == NULL);
 	teardown(&e);
 }
 
@@ -375,6 +412,7 @@ int main(int argc, char **argv)
 	static const struct xy_test tests[] = {
 		XY_TEST(t_object_blame),
 		XY_TEST(t_host_blame),
+		XY_TEST(t_pair_rest_ends_for_its_receiver),
 		XY_TEST(t_rest_ends_and_doubles),
 		XY_TEST(t_last_copy_and_recovery),
 		XY_TEST(t_resting_tail_skipped),

@@ -1,0 +1,51 @@
+/*
+ * spawn.h: the endpoint's privileged half (spawn.c). `xylem endpoint`
+ * (endpoint.c) forks it before it drops root; from then on the two speak
+ * only over a socketpair, and the front hands it each client's connection.
+ * The spawner asks the kernel who is on the other end (SO_PEERCRED),
+ * checks the configuration, and starts that user's own manager under the
+ * user's account (docs/endpoint.md).
+ */
+#ifndef XY_CLI_SPAWN_H
+#define XY_CLI_SPAWN_H
+
+#include <sys/types.h>
+
+#define XY_EP_USERS_MAX 64
+#define XY_EP_NAME_MAX 32
+#define XY_EP_ENV_MAX 16
+
+/* The administrator's configuration (endpoint.c reads it). */
+struct xy_ep_config {
+	char users[XY_EP_USERS_MAX][XY_EP_NAME_MAX]; /* none: any account */
+	int n_users;
+	long uid_min;  /* accounts below it are refused (default 1000) */
+	int idle_exit; /* a user's manager exits after so many idle seconds */
+	int workers;   /* local workers each user's manager starts */
+	int cores_per_worker; /* 0: the manager's default */
+	char *python; /* the interpreter of session servers; NULL: none */
+	char *env[XY_EP_ENV_MAX]; /* KEY=VALUE for users' managers */
+	int n_env;
+};
+
+/* The requests the front passes on, with the client's socket: a user's
+ * `xylem manager`, or a user's Python session server. */
+#define XY_EP_OP_MANAGER 'M'
+#define XY_EP_OP_PYTHON 'P'
+
+/* Serves requests from sock (the front's end of the socketpair) until the
+ * front closes it, then removes the endpoint's socket; exe is this
+ * program's path, run as each user's manager; only connections accepted
+ * on sock_path are served, and never the front's account `front`.
+ * Returns the process's exit status. */
+int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
+		       const char *exe, const char *sock_path, uid_t front);
+
+/* Passes client, with op, to the spawner over sock without waiting: 0,
+ * or -1 with errno (EAGAIN: the spawner is behind). */
+int xy_cli_spawn_pass(int sock, char op, int client);
+
+/* Closes every descriptor from lo up, but keep (-1: none). */
+void xy_cli_spawn_close_from(int lo, int keep);
+
+#endif

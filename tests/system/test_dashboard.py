@@ -1,0 +1,299 @@
+"""The live dashboard (docs/observability.md): opened in a real headless
+Chromium during and after a real `xylem run`, its numbers held against
+the run's own summary, every request the page makes checked to go to the
+manager alone, and a screenshot kept in the test's directory; the event
+stream resumed without a gap after a reconnection; /metrics read by
+prometheus_client's parser; a dashboard on an address other than
+loopback refusing whoever lacks its token."""
+
+import http.client
+import json
+import re
+import shutil
+import signal
+import socket
+import ssl
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import task, wait_for, write_workflow
+
+
+def run_with_dashboard(xylem, tmp_path, tasks, *extra):
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    p = xylem.start("run", wf, "--workers", "2", "--http", "0",
+                    "--http-linger", "120", *extra)
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    return p, url
+
+
+def get(url, path, headers=None, ca=None):
+    u = urlsplit(url)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=ca)
+        c = http.client.HTTPSConnection(u.hostname, u.port, timeout=10,
+                                        context=ctx)
+    else:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    c.request("GET", path, headers=headers or {})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r, body
+
+
+def summary(p):
+    m = p.wait_line(r"(\d+) tasks: (\d+) succeeded, (\d+) failed", 60)
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def chrome():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium and chromium-driver are not installed")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
+              "--disable-dev-shm-usage", "--window-size=1400,1200",
+              "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync",
+              "--disable-default-apps"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    from selenium.webdriver.chrome.service import Service
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")),
+                            options=opts)
+
+
+def text(driver, id_):
+    return driver.find_element("id", id_).text
+
+
+def test_dashboard_in_chromium(xylem, tmp_path):
+    flag = tmp_path / "go"
+    tasks = [task(f"echo-{i}", f"echo {i}") for i in range(30)]
+    tasks += [task(f"bad-{i}", f"echo oops-{i}; echo to-stderr >&2; exit 3")
+              for i in range(2)]
+    tasks.append(task("hold", f"while [ ! -e {flag} ]; do sleep 0.05;"
+                      " done"))
+    p, url = run_with_dashboard(xylem, tmp_path, tasks)
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+    driver = chrome()
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(url)
+        wait_for(lambda: text(driver, "conn") == "live", 30,
+                 what="the page to connect")
+        # During the run: the held task shows as running, in its row.
+        wait_for(lambda: text(driver, "n-running") == "1", 30,
+                 what="the held task running on the page")
+        assert "hold" in text(driver, "tags")
+        driver.save_screenshot(str(tmp_path / "dashboard-running.png"))
+        flag.touch()
+        total, ok, failed = summary(p)
+        assert (total, ok, failed) == (33, 31, 2)
+        wait_for(lambda: text(driver, "n-succeeded") == str(ok), 30,
+                 what="the page's succeeded count")
+        assert text(driver, "n-failed") == str(failed)
+        assert text(driver, "n-total") == str(total)
+        assert text(driver, "n-running") == "0"
+        tags = text(driver, "tags")
+        assert re.search(r"echo 0 0 0 30 0", tags), tags
+        assert re.search(r"bad 0 0 0 0 2", tags), tags
+        fails = text(driver, "fails")
+        assert "exited with status 3" in fails and "oops-" in fails, fails
+        assert "2 connected" in text(driver, "n-workers")
+        driver.save_screenshot(str(tmp_path / "dashboard.png"))
+        assert (tmp_path / "dashboard.png").stat().st_size > 10000
+        # Every request the page made went to the manager.
+        urls = []
+        for entry in driver.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg["method"] == "Network.requestWillBeSent":
+                urls.append(msg["params"]["request"]["url"])
+        assert any(u.endswith("/events") for u in urls), urls
+        assert any(u.endswith("/app.js") for u in urls), urls
+        foreign = [u for u in urls if not u.startswith(origin + "/")]
+        assert not foreign, foreign
+    finally:
+        driver.quit()
+    # The linger ends at the signal: the run exits as interrupted, and
+    # cleanly (a sanitized build would abort on a leak).
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 130
+
+
+def read_events(sock_file, n):
+    """The next n events from an SSE stream: (id, type, data) each."""
+    out, ev = [], {}
+    while len(out) < n:
+        line = sock_file.readline()
+        if not line:
+            raise EOFError("stream closed")
+        line = line.decode().rstrip("\n")
+        if not line:
+            if "data" in ev:
+                out.append((int(ev["id"]), ev["event"],
+                            json.loads(ev["data"])))
+            ev = {}
+            continue
+        k, _, v = line.partition(": ")
+        ev[k] = v
+    return out
+
+
+def open_stream(port, last=None):
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    req = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if last is not None:
+        req += f"Last-Event-ID: {last}\r\n"
+    s.sendall((req + "\r\n").encode())
+    f = s.makefile("rb")
+    while f.readline() not in (b"\r\n", b""):
+        pass  # the response head
+    return s, f
+
+
+def test_event_stream_resumes_without_gap(xylem, tmp_path, secret_file):
+    p = xylem.start("manager", "--secret-file", secret_file, "--http", "0")
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    port = urlsplit(url).port
+    s, f = open_stream(port)
+    (first,) = read_events(f, 1)
+    assert first[1] == "snapshot" and first[2]["full"]
+    updates = read_events(f, 2)
+    ids = [first[0]] + [e[0] for e in updates]
+    assert [e[1] for e in updates] == ["update", "update"]
+    assert ids[1] == ids[0] + 1 and ids[2] == ids[1] + 1, ids
+    s.close()
+    # Away while the manager pushes at least two more events.
+    time.sleep(5)
+    s, f = open_stream(port, last=ids[-1])
+    resumed = read_events(f, 3)
+    assert [e[1] for e in resumed] == ["update"] * 3, resumed
+    assert [e[0] for e in resumed] == [ids[-1] + 1 + i for i in range(3)]
+    s.close()
+    # An id the ring does not hold: a snapshot, numbered as the latest.
+    s, f = open_stream(port, last=10 ** 9)
+    (snap,) = read_events(f, 1)
+    assert snap[1] == "snapshot" and snap[0] >= resumed[-1][0]
+    s.close()
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 0
+
+
+def test_metrics_parsed_by_prometheus(xylem, tmp_path):
+    parser = pytest.importorskip("prometheus_client.parser")
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"x" * 200000)
+    tasks = [task(f"cat-{i}", "wc -c < in > out",
+                  inputs=[(data, "in")],
+                  outputs=[(tmp_path / f"out{i}", "out")]) for i in range(4)]
+    tasks.append(task("fail", "exit 1"))
+    p, url = run_with_dashboard(xylem, tmp_path, tasks)
+    total, ok, failed = summary(p)
+    r, body = get(url, "/metrics")
+    assert r.status == 200
+    assert r.getheader("Content-Type").startswith("text/plain; version=0.0.4")
+    samples = {}
+    for fam in parser.text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            key = s.name + json.dumps(s.labels, sort_keys=True)
+            samples[key] = s.value
+    assert samples['xylem_tasks{"state": "succeeded"}'] == ok == 4
+    assert samples['xylem_tasks{"state": "failed"}'] == failed == 1
+    assert samples['xylem_tasks{"state": "running"}'] == 0
+    assert samples['xylem_queue_depth{}'] == 0
+    assert samples['xylem_workers{"state": "connected"}'] == 2
+    # The input went to each worker once (from the manager), the outputs
+    # came back: bytes by kind.
+    assert samples['xylem_transfer_bytes_total{"kind": "manager"}'] >= 200000
+    assert samples['xylem_transfer_bytes_total{"kind": "output"}'] > 0
+    assert samples['xylem_transfers_total{"kind": "output", "status": "ok"}'] == 4
+    hits = samples['xylem_cache_lookups_total{"result": "hit"}']
+    misses = samples['xylem_cache_lookups_total{"result": "miss"}']
+    assert hits + misses == 4 and misses >= 1
+    assert samples['xylem_scheduler_decision_seconds_count{}'] >= total
+    assert samples['xylem_scheduler_decision_seconds_sum{}'] > 0
+    # The linger ends at the signal: the run exits as interrupted, and
+    # cleanly (a sanitized build would abort on a leak).
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 130
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_exposed_dashboard_needs_its_token(xylem, tmp_path, secret_file, tls):
+    """Beyond loopback: the token, and HTTPS with the manager's
+    certificate unless the manager runs without TLS."""
+    p = xylem.start("manager", "--secret-file", secret_file, "--http",
+                    "0.0.0.0:0", *([] if tls else ["--no-tls"]))
+    url = p.wait_line(r"dashboard at (https?://\S+)", 30).group(1)
+    ca = p.wait_line(r"TLS CA (\S+)\)", 5).group(1) if tls else None
+    assert url.startswith("https://" if tls else "http://")
+    token = re.search(r"\?token=([0-9a-f]{32})$", url).group(1)
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://127.0.0.1:{urlsplit(url).port}"
+    for path in ("/", "/metrics", "/events", "/api/state", "/app.js"):
+        r, _ = get(base, path, ca=ca)
+        assert r.status == 401, path
+    r, _ = get(base, "/metrics", {"Authorization": "Bearer " + "0" * 32},
+               ca=ca)
+    assert r.status == 401
+    r, _ = get(base, "/metrics?token=" + token[:-1] + "x", ca=ca)
+    assert r.status == 401
+    r, body = get(base, "/metrics", {"Authorization": "Bearer " + token},
+                  ca=ca)
+    assert r.status == 200 and b"xylem_tasks" in body
+    # The address printed: the token moves into a cookie.
+    r, _ = get(base, "/?token=" + token, ca=ca)
+    assert r.status == 302 and r.getheader("Location") == "/"
+    cookie = r.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and ("; Secure" in cookie) == tls
+    r, body = get(base, "/", {"Cookie": cookie.split(";")[0]}, ca=ca)
+    assert r.status == 200 and b"<title>Xylem dashboard" in body
+    if tls:
+        # Plain HTTP gets nothing from it: no page, no token, no data.
+        s = socket.create_connection(("127.0.0.1", urlsplit(url).port),
+                                     timeout=10)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            reply = s.recv(4096)
+        except ConnectionResetError:
+            reply = b""
+        assert b"xylem_tasks" not in reply and b"HTTP/1.1 200" not in reply
+        s.close()
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 0
+
+
+def test_loopback_dashboard_answers_loopback_names_only(xylem, tmp_path,
+                                                        secret_file):
+    """With no token (on loopback), a Host naming another site (a page
+    that rebound its name to 127.0.0.1) is refused; keep-alive holds
+    several requests on one connection; a malformed one is answered 400
+    and the connection closed."""
+    p = xylem.start("manager", "--secret-file", secret_file, "--http", "0")
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    port = urlsplit(url).port
+    r, _ = get(url, "/metrics", {"Host": "evil.example:%d" % port})
+    assert r.status == 403
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for path in ("/", "/app.css", "/app.js", "/metrics", "/nowhere"):
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        assert r.status == (404 if path == "/nowhere" else 200), path
+    c.close()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+    reply = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400")
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 0
