@@ -396,6 +396,24 @@ XY_API int xy_task_set_tag(struct xy_task *t, const char *tag);
 XY_API uint64_t xy_manager_submit(struct xy_manager *m, struct xy_task *t,
 				  char *err, size_t errlen);
 
+/* Makes a task for index i (0 <= i < n) of an array: the caller owns
+ * nothing it returns. NULL skips the index, with a reason in err; NULL
+ * with errno ECANCELED drops every index not yet made. */
+typedef struct xy_task *(*xy_array_make_fn)(void *arg, uint64_t index,
+					   char *err, size_t errlen);
+
+/* Submits a task array: n tasks that the manager holds as one record and
+ * makes with make(arg, index, ...), in index order, only while its
+ * scheduler has room for more (about twice the connected cores); each
+ * made task is then submitted, run, retried and returned by wait as any
+ * task. Counts n tasks outstanding at once. release(arg), if not NULL,
+ * runs when every index has been made, or at destroy. Returns 0, or -1
+ * with a reason in err. Call it as xy_manager_submit is called. */
+XY_API int xy_manager_submit_array(struct xy_manager *m, uint64_t n,
+				   xy_array_make_fn make, void *arg,
+				   void (*release)(void *arg), char *err,
+				   size_t errlen);
+
 /* Cancels a submitted task; it comes back from wait as CANCELLED.
  * Returns -1 with errno ENOENT if the id is unknown or already done. */
 XY_API int xy_manager_cancel(struct xy_manager *m, uint64_t id);

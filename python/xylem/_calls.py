@@ -21,6 +21,22 @@ A payload is a pickled tuple, one of:
     ("file", name)
         the real payload is the file `name` in the call's sandbox (used
         when it is larger than a call message may be).
+    ("map", digest, fn, arg_tuples)
+        a chunk of Executor.map: fn(*a) for each a in arg_tuples, in
+        order, in one message (docs/python.md, "Batched calls").
+    ("batch", fns, calls)
+        a burst of submits sent together: fns maps each digest to its fn
+        (as above), calls is a list of (digest, args, kwargs, env).
+
+A chunk's or a batch's reply is one pickled tuple:
+
+    ("batch", seconds, values, errors)
+        seconds is the time the calls took together (what the executor
+        sizes its chunks by); values the results in order (None where a
+        call raised) and errors a dict {index: error reply bytes}; or,
+        when the values would not pickle together or are too large
+        together, values is None and errors a list of one reply (bytes,
+        as below) per call.
 
 A reply is a pickled tuple, one of:
 
@@ -428,6 +444,8 @@ def run_call(payload, cache, limit=MESSAGE_MAX):
         if call[0] == "file":
             with open(call[1], "rb") as f:
                 call = pickle.loads(f.read())
+        if call[0] in ("map", "batch"):
+            return run_batch(call, cache, limit)
         _, digest, fn, args, kwargs, env = call
         fn = cache.get(digest, fn)
     except BaseException as e:
@@ -470,3 +488,99 @@ def decode_reply(data):
     if tb_text:
         exc.__cause__ = RemoteTraceback('\n"""\n%s"""' % tb_text)
     return ("err", exc) + reply[5:]
+
+
+# ------------------------------------------------------------- batches
+
+
+def run_batch(call, cache, limit=MESSAGE_MAX):
+    """Runs a "map" chunk or a "batch" of calls (see the module's text)
+    and returns its one reply. A call that raises costs only its own
+    result: the others still run and return theirs."""
+    import time
+    if call[0] == "map":
+        _, digest, fn, arg_tuples = call
+        f = cache.get(digest, fn)
+        jobs = ((f, a, None, None) for a in arg_tuples)
+        n = len(arg_tuples)
+    else:
+        _, fns, calls = call
+        got = {d: cache.get(d, fn) for d, fn in fns.items()}
+        jobs = ((got[d], a, k, e) for d, a, k, e in calls)
+        n = len(calls)
+    values = [None] * n
+    errors = {}
+    t0 = time.perf_counter()
+    for i, (f, args, kwargs, env) in enumerate(jobs):
+        try:
+            if env:
+                values[i] = _with_env(env, f, args, kwargs or {})
+            elif kwargs:
+                values[i] = f(*args, **kwargs)
+            else:
+                values[i] = f(*args)
+        except BaseException as e:
+            values[i] = None
+            errors[i] = error_reply(e, _user_traceback(e))
+    seconds = time.perf_counter() - t0
+    try:
+        if _plain(values):
+            data = pickle.dumps(("batch", seconds, values, errors),
+                                protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            data = _cloudpickle().dumps(("batch", seconds, values, errors))
+        if limit is None or len(data) <= limit:
+            return data
+    except Exception:
+        pass
+    # One reply per call, so that a value that will not pickle, or is
+    # too large, fails its own call only; the largest go first while the
+    # whole is over the limit.
+    replies = [errors[i] if i in errors else _result_reply(v, limit)
+               for i, v in enumerate(values)]
+    total = sum(len(r) for r in replies)
+    for i in sorted(range(n), key=lambda j: -len(replies[j])):
+        if limit is None or total <= limit - 4096:
+            break
+        total -= len(replies[i])
+        replies[i] = error_reply(_pickle_error(
+            "the results of this chunk of calls are over the %d bytes a"
+            " message may carry together; this one is %d bytes pickled:"
+            " use a smaller chunksize, or write it to an output file"
+            % (limit, len(replies[i]))), tb_text="")
+        total += len(replies[i])
+    return pickle.dumps(("batch", seconds, None, replies),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def encode_map(digest, fn, arg_tuples):
+    """The payload of a map chunk; raises whatever pickling raises."""
+    call = ("map", digest, fn, arg_tuples)
+    if _plain(arg_tuples):
+        return pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+    return _cloudpickle().dumps(call)
+
+
+def encode_batch(fns, calls):
+    """The payload of a batch of calls (digest, args, kwargs, env)."""
+    call = ("batch", fns, calls)
+    if all(_plain(a) and (not k or _plain(k.values())) for _, a, k, _ in calls):
+        return pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+    return _cloudpickle().dumps(call)
+
+
+def decode_batch(data):
+    """(seconds, values, errors) from a chunk's reply: values one per
+    call, in order (None where it raised), errors {index: exception}.
+    Raises if the reply cannot be unpickled here."""
+    _, seconds, values, errors = pickle.loads(data)
+    if values is None:
+        values, errs = [], {}
+        for i, r in enumerate(errors):
+            kind, v = decode_reply(r)[:2]
+            values.append(v if kind == "ok" else None)
+            if kind != "ok":
+                errs[i] = v
+        return seconds, values, errs
+    return seconds, values, {i: decode_reply(r)[1]
+                             for i, r in errors.items()}

@@ -1344,7 +1344,67 @@ static PyObject *Manager_get_closed(Manager *self, void *closure)
 	return PyBool_FromLong(!self->m || self->closing);
 }
 
+/* ----------------------------------------------------------------- post */
+
+/*
+ * post(fn): fn() runs on the loop thread, with the GIL taken on the loop
+ * thread's own state, after everything posted before it (submits
+ * included). The executor's burst of submits uses it: calls queued while
+ * the loop is busy are sent together when it runs (docs/python.md,
+ * "Batched calls"). Fire-and-forget: an exception fn raises is reported
+ * as unraisable. A post that never runs (the manager closed first) keeps
+ * its reference to fn.
+ */
+struct py_post {
+	Manager *self;
+	PyObject *fn;
+};
+
+static void py_post_closure(struct xy_manager *m, void *arg)
+{
+	struct py_post *p = arg;
+	PyObject *r;
+
+	(void)m;
+	if (!finalizing()) {
+		PyEval_RestoreThread(p->self->tstate);
+		r = PyObject_CallNoArgs(p->fn);
+		if (!r)
+			PyErr_WriteUnraisable(p->fn);
+		Py_XDECREF(r);
+		Py_DECREF(p->fn);
+		p->self->tstate = PyEval_SaveThread();
+	}
+	free(p);
+}
+
+static PyObject *Manager_post(Manager *self, PyObject *fn)
+{
+	struct py_post *p;
+
+	if (!PyCallable_Check(fn)) {
+		PyErr_SetString(PyExc_TypeError, "post() takes a callable");
+		return NULL;
+	}
+	if (check_open(self) < 0)
+		return NULL;
+	p = malloc(sizeof *p);
+	if (!p)
+		return PyErr_NoMemory();
+	Py_INCREF(fn);
+	*p = (struct py_post){self, fn};
+	if (xy_manager_post(self->m, py_post_closure, p) < 0) {
+		Py_DECREF(fn);
+		free(p);
+		return PyErr_SetFromErrno(PyExc_OSError);
+	}
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef Manager_methods[] = {
+	{"post", (PyCFunction)Manager_post, METH_O,
+	 "post(fn): fn() on the manager's thread, after what was posted"
+	 " before"},
 	{"submit", (PyCFunction)(void (*)(void))Manager_submit,
 	 METH_VARARGS | METH_KEYWORDS,
 	 "submit(key, *, command=None, library=None, payload=b'', inputs=(),"

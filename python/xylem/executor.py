@@ -41,7 +41,7 @@ import time
 import warnings
 import weakref
 
-from . import _calls, _core, _interrupt
+from . import _batch, _calls, _core, _interrupt
 from ._callbacks import Callbacks
 from .cwl import CWLApp
 from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
@@ -289,9 +289,10 @@ class _Options:
     def submit(self, fn, /, *args, **kwargs):
         return self._executor._submit(self._opts, fn, args, kwargs)
 
-    def map(self, fn, *iterables, **kw):
-        # The standard implementation, which calls self.submit.
-        return cf.Executor.map(self, fn, *iterables, **kw)
+    def map(self, fn, *iterables, timeout=None, chunksize=None):
+        # In chunks, as the Executor's (_batch.py).
+        return _batch.map_calls(self._executor, self._opts, fn, iterables,
+                                timeout, chunksize)
 
     def __repr__(self):
         changed = {k: v for k, v in self._opts.items()
@@ -427,6 +428,8 @@ class Executor(cf.Executor):
             lambda data: self._manager.declare_buffer(data, "workflow"),
             self._declare_lock)
         self._loop_ident = None  # the manager thread's, once it calls back
+        # Map chunks and bursts of submits sent together (_batch.py).
+        self._batching = _batch.Batching(self)
         self._defaults = _check_options({"environment": environment})
         self._libraries = {}   # Environment (or None) -> library name
         self._env_handles = {}  # Environment -> unpack handle
@@ -563,6 +566,15 @@ class Executor(cf.Executor):
         a ShellFunction, which runs as a command."""
         return self._submit(self._defaults, fn, args, kwargs)
 
+    def map(self, fn, *iterables, timeout=None, chunksize=None):
+        """As concurrent.futures.Executor.map, results in order, with
+        the calls sent in chunks of chunksize calls (default: sized from
+        their measured cost), each one message, and the input read ahead
+        by a bounded number of chunks (docs/python.md, "Batched
+        calls")."""
+        return _batch.map_calls(self, self._defaults, fn, iterables,
+                                timeout, chunksize)
+
     def stats(self):
         """The manager's counters (tasks, workers, cores, bytes, files
         and objects in its catalogue)."""
@@ -652,6 +664,12 @@ class Executor(cf.Executor):
 
     def _submit(self, opts, fn, args, kwargs):
         fresh = self._fresh if opts["fresh"] is None else opts["fresh"]
+        if self._batching.takes(opts, fn, fresh):
+            # Sent with the rest of its burst (_batch.py), unless it is
+            # the first of one.
+            f = self._batching.submit(opts, fn, args, kwargs)
+            if f is not None:
+                return f
         if opts["environment"] is None and \
                 self._defaults["environment"] is not None:
             opts = dict(opts, environment=self._defaults["environment"])
@@ -1037,6 +1055,9 @@ class Executor(cf.Executor):
                                 exit_code, output, error)
         if p.kind == "cwl":
             shutil.rmtree(p.back, ignore_errors=True)
+        if p.kind in ("chunk", "burst"):
+            return self._batching.outcome(p, result, exit_code, output,
+                                          error, worker, failure)
         if result != _core.RESULT_SUCCESS:
             return "err", _failure(p.kind, result, exit_code, output, error,
                                    worker, failure)

@@ -40,47 +40,14 @@
 #include "cli.h"
 #include "client.h"
 #include "cwl.h"
+#include "cwl_int.h"
 #include "local.h"
 #include "log.h"
 #include "progress.h"
 #include "util.h"
 #include "xylem.h"
 
-#define JOB_FILE "cwl-job.json"
-#define RESULT_FILE "cwl-result.json"
-#define SUBDIR_MAX (PATH_MAX + 8) /* the sandbox's out/ and tmp/ */
-#define WAIT_SLICE_S 0.25
 
-struct cwl_opts {
-	const char *tool, *job;
-	char **inputs;  /* after the tool: --INPUT VALUE ..., n_inputs of them */
-	int n_inputs;
-	const char *outdir;
-	const char *secret_file;
-	const char *scratch; /* where literal files go; NULL: the run's own */
-	const char *manager; /* HOST:PORT of a standing manager, or NULL */
-	const char *tls_ca;  /* --tls-ca: verifies that manager */
-	int no_tls;
-	int quiet, print_tool, print_job, prepare;
-	const char *deliver; /* --deliver: a task's returned directory */
-};
-
-/* The files and directories to stage, as task inputs. */
-struct staging {
-	json_t *roots; /* [{path, base, name, k}]: source, basename, sandbox
-			* name, its directory's number */
-	json_t *names; /* sandbox names taken -> their source path */
-	json_int_t next_k;
-};
-
-struct cwl_run {
-	struct cwl_opts o;
-	struct xy_local local;
-	struct xy_manager *m;
-	json_t *tool, *job;
-	struct cwl_runtime rt;
-	char outdir[PATH_MAX];
-};
 
 static void usage(FILE *out)
 {
@@ -89,8 +56,10 @@ static void usage(FILE *out)
 		" [--INPUT VALUE ...]\n\n"
 		"Runs a CWL v1.2 CommandLineTool as a Xylem task on a local"
 		" worker (or on a\nstanding manager's workers, --manager) and"
-		" prints its output object as JSON\non stdout."
-		" TOOL may end in #ID to pick a process from a packed"
+		" prints its output object as JSON\non stdout. A Workflow"
+		" runs each tool it reaches as such a task, as soon as\nits"
+		" inputs are ready; an ExpressionTool is evaluated here.\n"
+		"TOOL may end in #ID to pick a process from a packed"
 		" document.\nThe tool's inputs come from the job file, or"
 		" as options after the tool\n(--text notes.txt --top 3; a"
 		" path relative to the current directory; a\nboolean input"
@@ -249,56 +218,6 @@ static int parse_args(int argc, char **argv, struct cwl_opts *o)
 	return after_tool(o, argc, argv, optind + 1);
 }
 
-/* ------------------------------------------------------------ walking */
-
-typedef int (*visit_fn)(json_t *obj, int nested, void *arg);
-
-/* Calls fn on every File and Directory in v, depth first, the object
- * before its secondary files and listing; `nested` says it lies inside a
- * Directory's listing. A non-zero return stops the walk. */
-static int walk(json_t *v, int nested, visit_fn fn, void *arg)
-{
-	const char *key;
-	json_t *x;
-	size_t i;
-	int r;
-
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-			if ((r = walk(x, nested, fn, arg)))
-				return r;
-		return 0;
-	}
-	if (!json_is_object(v))
-		return 0;
-	if (!cwl_is_fileobj(v)) {
-		json_object_foreach(v, key, x)
-			if ((r = walk(x, nested, fn, arg)))
-				return r;
-		return 0;
-	}
-	if ((r = fn(v, nested, arg)))
-		return r;
-	if ((r = walk(json_object_get(v, "secondaryFiles"), nested, fn, arg)))
-		return r;
-	return walk(json_object_get(v, "listing"), 1, fn, arg);
-}
-
-/* Sets path, location and dirname of obj from path. */
-static int set_path(json_t *obj, const char *path)
-{
-	char *uri = cwl_path_to_uri(path), dir[2 * PATH_MAX];
-
-	if (!uri)
-		return -1;
-	snprintf(dir, sizeof dir, "%s", path);
-	json_object_set_new(obj, "path", json_string(path));
-	json_object_set_new(obj, "location", json_string(uri));
-	json_object_set_new(obj, "dirname", json_string(dirname(dir)));
-	free(uri);
-	return 0;
-}
-
 /* ------------------------------------------------------------- staging */
 
 static const char *basename_of(const json_t *obj, const char *path)
@@ -333,7 +252,7 @@ static json_int_t stage_one(struct staging *s, const json_t *obj,
 	char name[PATH_MAX + 64];
 	const json_t *r;
 
-	if (!path)
+	if (!path || path[0] != '/') /* already a sandbox name (a temp's) */
 		return k;
 	base = basename_of(obj, path);
 	if ((r = find_root(s, path, base)))
@@ -412,16 +331,16 @@ static int to_sandbox(json_t *obj, int nested, void *arg)
  * requirements (InitialWorkDir listings may name files) to stage, as
  * [[manager path, sandbox name]]; their paths are rewritten to those
  * names. */
-static json_t *plan_inputs(json_t *job, json_t *tool)
+json_t *cwl__plan_inputs(json_t *job, json_t *tool)
 {
 	struct staging s = {json_array(), json_object(), 0};
 	json_t *plan = json_array(), *r;
 	size_t i;
 
-	walk(job, 0, stage_root, &s);
-	walk(json_object_get(tool, "requirements"), 0, stage_root, &s);
-	walk(job, 0, to_sandbox, &s);
-	walk(json_object_get(tool, "requirements"), 0, to_sandbox, &s);
+	cwl__walk(job, 0, stage_root, &s);
+	cwl__walk(json_object_get(tool, "requirements"), 0, stage_root, &s);
+	cwl__walk(job, 0, to_sandbox, &s);
+	cwl__walk(json_object_get(tool, "requirements"), 0, to_sandbox, &s);
 	json_array_foreach(s.roots, i, r)
 		json_array_append_new(plan, json_pack(
 			"[O, O]", json_object_get(r, "path"),
@@ -450,7 +369,7 @@ static int stage_inputs(struct cwl_run *r, struct xy_task *t,
 	return 0;
 }
 
-static json_t *runtime_json(const struct cwl_runtime *rt)
+json_t *cwl__runtime_json(const struct cwl_runtime *rt)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:f}", "cores",
 			 (json_int_t)rt->cores, "ram", (json_int_t)rt->ram,
@@ -465,20 +384,19 @@ static json_t *task_doc(struct cwl_run *r, json_t **plan)
 {
 	json_t *job = json_deep_copy(r->job), *tool = json_deep_copy(r->tool);
 
-	*plan = job && tool ? plan_inputs(job, tool) : NULL;
+	*plan = job && tool ? cwl__plan_inputs(job, tool) : NULL;
 	if (!*plan) {
 		json_decref(job);
 		json_decref(tool);
 		return NULL;
 	}
 	return json_pack("{s:o, s:o, s:o}", "tool", tool, "job", job,
-			 "runtime", runtime_json(&r->rt));
+			 "runtime", cwl__runtime_json(&r->rt));
 }
 
 /* The one task: `cwl-exec` on the staged job, out/ and the result back,
  * wherever it is submitted from (here, a standing manager, Python). */
-#define TASK_COMMAND "exec \"$XYLEM_EXE\" cwl-exec " JOB_FILE
-static const char *const task_outputs[] = {"out", RESULT_FILE};
+const char *const cwl__task_outputs[2] = {"out", RESULT_FILE};
 
 static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 {
@@ -496,10 +414,10 @@ static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 		goto out;
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s/%s", r->local.tmpdir,
-			 task_outputs[i]);
+			 cwl__task_outputs[i]);
 		f = xy_manager_declare_file(r->m, path, XY_CACHE_TASK, err,
 					    errlen);
-		if (!f || xy_task_add_output(t, f, task_outputs[i], err,
+		if (!f || xy_task_add_output(t, f, cwl__task_outputs[i], err,
 					     errlen) < 0)
 			goto out;
 	}
@@ -528,7 +446,7 @@ static int print_prepared(struct cwl_run *r)
 	json_t *all = doc ? json_pack("{s:o, s:o, s:s, s:[s,s], s:i}", "doc",
 				      doc, "inputs", plan, "command",
 				      TASK_COMMAND, "outputs",
-				      task_outputs[0], task_outputs[1],
+				      cwl__task_outputs[0], cwl__task_outputs[1],
 				      "cores", (int)r->rt.cores)
 			  : NULL;
 
@@ -549,7 +467,7 @@ static int print_prepared(struct cwl_run *r)
  * moved with the directory that held it. Across file systems rename fails
  * with EXDEV, and that is reported: put $TMPDIR on the file system of
  * --outdir. */
-static int move(const char *src, const char *dst, char *err, size_t errlen)
+int cwl__move(const char *src, const char *dst, char *err, size_t errlen)
 {
 	char dir[2 * PATH_MAX];
 	struct stat st;
@@ -585,7 +503,7 @@ static int move_all(const char *from, const char *to, char *err,
 			continue;
 		snprintf(src, sizeof src, "%s/%s", from, e->d_name);
 		snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
-		rc = move(src, dst, err, errlen);
+		rc = cwl__move(src, dst, err, errlen);
 	}
 	closedir(d);
 	return rc;
@@ -612,14 +530,14 @@ static int relocate(json_t *obj, int nested, void *arg)
 		return 0;
 	if (!strcmp(rel, ".")) /* the output directory itself */
 		return move_all(rl->from, rl->to, rl->err, rl->errlen) < 0 ||
-		       set_path(obj, rl->to) < 0 ? -1 : 0;
+		       cwl__set_path(obj, rl->to) < 0 ? -1 : 0;
 	/* The result came from the task: nothing it names may lead out of
 	 * --outdir, whatever the tool wrote. */
 	if (xy_check_sandbox_name(rel, rl->err, rl->errlen) < 0)
 		return -1;
 	snprintf(src, sizeof src, "%s/%s", rl->from, rel);
 	snprintf(dst, sizeof dst, "%s/%s", rl->to, rel);
-	if (move(src, dst, rl->err, rl->errlen) < 0 || set_path(obj, dst) < 0)
+	if (cwl__move(src, dst, rl->err, rl->errlen) < 0 || cwl__set_path(obj, dst) < 0)
 		return -1;
 	return 0;
 }
@@ -656,7 +574,7 @@ static void print_real(FILE *out, double x)
 }
 
 /* The output object as JSON, indented by 4 with sorted keys. */
-static void print_value(FILE *out, const json_t *v, int depth)
+void cwl__print_value(FILE *out, const json_t *v, int depth)
 {
 	const char *key;
 	size_t i, n = 0;
@@ -667,7 +585,7 @@ static void print_value(FILE *out, const json_t *v, int depth)
 		fputc('[', out);
 		for (i = 0; i < json_array_size(v); i++) {
 			fprintf(out, "%s\n%*s", i ? "," : "", 4 * (depth + 1), "");
-			print_value(out, json_array_get(v, i), depth + 1);
+			cwl__print_value(out, json_array_get(v, i), depth + 1);
 		}
 		fprintf(out, "\n%*s]", 4 * depth, "");
 	} else if (json_is_object(v) && json_object_size(v)) {
@@ -684,7 +602,7 @@ static void print_value(FILE *out, const json_t *v, int depth)
 			fprintf(out, "%s\n%*s", i ? "," : "", 4 * (depth + 1), "");
 			json_dumpf(k, out, JSON_ENCODE_ANY);
 			fputs(": ", out);
-			print_value(out, json_object_get(v, keys[i]), depth + 1);
+			cwl__print_value(out, json_object_get(v, keys[i]), depth + 1);
 			json_decref(k);
 		}
 		fprintf(out, "\n%*s}", 4 * depth, "");
@@ -710,14 +628,14 @@ static int deliver(struct cwl_run *r, const char *back, char *err,
 	if (!out)
 		return xy_fail(err, errlen, EINVAL, "the task's result: %s",
 			       je.text);
-	if (xy_mkdir_p(r->outdir) < 0 || walk(out, 0, relocate, &rl)) {
+	if (xy_mkdir_p(r->outdir) < 0 || cwl__walk(out, 0, relocate, &rl)) {
 		if (!*err)
 			xy_fail(err, errlen, errno, "cannot use %s: %s",
 				r->outdir, strerror(errno));
 		json_decref(out);
 		return -1;
 	}
-	print_value(stdout, out, 0);
+	cwl__print_value(stdout, out, 0);
 	fputc('\n', stdout);
 	fflush(stdout);
 	json_decref(out);
@@ -761,7 +679,7 @@ static int classify(struct cwl_run *r, const struct outcome *o)
 
 /* ----------------------------------------------------------------- cwl */
 
-static int start(struct cwl_run *r)
+int cwl__start(struct cwl_run *r)
 {
 	struct xy_manager_options opt = {.host = "127.0.0.1", .name = "xylem-cwl"};
 	int cores = xy_local_cores();
@@ -868,7 +786,7 @@ static int remote_task(struct cwl_run *r, struct xy_client_task *ct,
 		.command = TASK_COMMAND,
 		.tag = r->o.tool, .cores = (int)r->rt.cores,
 		.inputs = *inputs, .n_inputs = (uint32_t)n + 1,
-		.outputs = task_outputs, .n_outputs = 2};
+		.outputs = cwl__task_outputs, .n_outputs = 2};
 	return 0;
 }
 
@@ -1084,7 +1002,7 @@ static int tool_files(struct cwl_run *r, char *err)
 	if (!realpath(dir, full))
 		return 0; /* the loader read it; nothing to resolve here */
 	cwl_files_resolve(reqs, dirname(full));
-	return walk(reqs, 0, complete_one, err) ? -1 : 0;
+	return cwl__walk(reqs, 0, complete_one, err) ? -1 : 0;
 }
 
 static int load(struct cwl_run *r, const char *scratch)
@@ -1124,6 +1042,13 @@ static int load(struct cwl_run *r, const char *scratch)
 	if (cwl_resources(r->tool, r->job, &r->rt, err, sizeof err) < 0) {
 		fprintf(stderr, "xylem cwl: %s\n", err);
 		return CWL_PERMANENT_FAIL;
+	}
+	if (r->o.prepare && strcmp(json_string_value(json_object_get(
+		r->tool, "class")), "CommandLineTool") != 0) {
+		fprintf(stderr, "xylem cwl: --prepare takes a CommandLineTool;"
+			" run a %s with xylem cwl itself\n",
+			json_string_value(json_object_get(r->tool, "class")));
+		return CWL_UNSUPPORTED;
 	}
 	return r->o.prepare ? print_prepared(r) : CWL_OK;
 }
@@ -1175,117 +1100,17 @@ int xy_cli_cwl(int argc, char **argv)
 		rc = xy_local_stop_status();
 	else if (rc == -1)
 		rc = XY_EXIT_OK;
+	else if (rc == CWL_OK &&
+		 strcmp(json_string_value(json_object_get(r.tool, "class")),
+			"CommandLineTool") != 0)
+		rc = cwl__run_workflow(&r);
 	else if (rc == CWL_OK && r.o.manager)
 		rc = run_remote(&r);
 	else if (rc == CWL_OK)
-		rc = start(&r) < 0 ? CWL_PERMANENT_FAIL : run_task(&r);
+		rc = cwl__start(&r) < 0 ? CWL_PERMANENT_FAIL : run_task(&r);
 	xy_local_free(&r.local);
 	json_decref(r.tool);
 	json_decref(r.job);
 	return rc;
 }
 
-/* ------------------------------------------------------------ cwl-exec */
-
-/* Sandbox-relative paths of the job become absolute. */
-static int absolutize(json_t *obj, int nested, void *arg)
-{
-	const char *sandbox = arg;
-	const char *rel = json_string_value(json_object_get(obj, "path"));
-	char path[2 * PATH_MAX];
-
-	if (!rel || rel[0] == '/')
-		return 0;
-	snprintf(path, sizeof path, "%s/%s", sandbox, rel);
-	return set_path(obj, path);
-}
-
-/* Paths under out/ become relative to it. */
-static int relativize(json_t *obj, int nested, void *arg)
-{
-	const char *outdir = arg;
-	const char *path = json_string_value(json_object_get(obj, "path"));
-	size_t n = strlen(outdir);
-	char *rel;
-
-	if (!path)
-		return 0;
-	if (!strcmp(path, outdir)) { /* a glob of "." */
-		json_object_set_new(obj, "path", json_string("."));
-		json_object_set_new(obj, "location", json_string("."));
-		json_object_del(obj, "dirname");
-		return 0;
-	}
-	if (strncmp(path, outdir, n) || path[n] != '/' ||
-	    xy_check_sandbox_name(path + n + 1, NULL, 0) < 0) {
-		fprintf(stderr, "xylem cwl-exec: output %s is outside %s\n",
-			path, outdir);
-		return -1;
-	}
-	rel = strdup(path + n + 1);
-	json_object_set_new(obj, "path", json_string(rel));
-	json_object_set_new(obj, "location", json_string(rel));
-	json_object_del(obj, "dirname");
-	free(rel);
-	return 0;
-}
-
-static int load_runtime(const json_t *doc, const char *sandbox,
-			struct cwl_runtime *rt, char *outdir, char *tmpdir)
-{
-	const json_t *j = json_object_get(doc, "runtime");
-
-	snprintf(outdir, SUBDIR_MAX, "%s/out", sandbox);
-	snprintf(tmpdir, SUBDIR_MAX, "%s/tmp", sandbox);
-	if ((mkdir(outdir, 0755) < 0 && errno != EEXIST) ||
-	    (mkdir(tmpdir, 0700) < 0 && errno != EEXIST))
-		return -1;
-	rt->outdir = outdir;
-	rt->tmpdir = tmpdir;
-	rt->cores = json_integer_value(json_object_get(j, "cores"));
-	rt->ram = json_integer_value(json_object_get(j, "ram"));
-	rt->outdir_size = json_integer_value(json_object_get(j, "outdirSize"));
-	rt->tmpdir_size = json_integer_value(json_object_get(j, "tmpdirSize"));
-	rt->time_limit = json_number_value(json_object_get(j, "timelimit"));
-	return 0;
-}
-
-int xy_cli_cwl_exec(int argc, char **argv)
-{
-	char sandbox[PATH_MAX], outdir[SUBDIR_MAX], tmpdir[SUBDIR_MAX];
-	char err[4096] = "";
-	struct cwl_runtime rt;
-	json_error_t je;
-	json_t *doc, *job, *out;
-	int status = CWL_PERMANENT_FAIL;
-
-	if (argc != 2 || xy_cli_wants_help(argc, argv)) {
-		fprintf(argc == 2 ? stdout : stderr,
-			"usage: xylem cwl-exec JOB.json\n\nRuns a CWL tool"
-			" inside a task's sandbox; `xylem cwl` submits it."
-			"\n");
-		return argc == 2 ? XY_EXIT_OK : XY_EXIT_USAGE;
-	}
-	doc = json_load_file(argv[1], 0, &je);
-	if (!doc || !getcwd(sandbox, sizeof sandbox) ||
-	    load_runtime(doc, sandbox, &rt, outdir, tmpdir) < 0) {
-		fprintf(stderr, "xylem cwl-exec: %s: %s\n", argv[1],
-			doc ? strerror(errno) : je.text);
-		json_decref(doc);
-		return CWL_PERMANENT_FAIL;
-	}
-	job = json_object_get(doc, "job");
-	walk(job, 0, absolutize, sandbox);
-	out = cwl_exec_tool(json_object_get(doc, "tool"), job, &rt, &status,
-			    err, sizeof err);
-	if (!out)
-		fprintf(stderr, "xylem cwl-exec: %s\n", err);
-	else if (walk(out, 0, relativize, outdir) ||
-		 json_dump_file(out, RESULT_FILE, JSON_COMPACT) < 0)
-		status = CWL_PERMANENT_FAIL;
-	else
-		status = CWL_OK;
-	json_decref(out);
-	json_decref(doc);
-	return status;
-}

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "local.h"
 #include "log.h"
@@ -49,6 +51,12 @@ struct run_opts {
 	int no_tls;
 	int cores_per_worker; /* 0: cores / workers */
 	int quiet;
+	/* The command-line array: --array N or --each-line FILE, and the
+	 * command after the options; --retries for its tasks. */
+	long long array_n;
+	const char *each_line;
+	const char *array_command;
+	int retries;
 	struct xy_cli_pool *pools[XY_CLI_POOLS_MAX];
 	int n_pools;
 	const char *http;   /* --http [HOST:]PORT: the dashboard */
@@ -68,8 +76,9 @@ struct run {
 	struct xy_workflow *wf;
 	struct xy_manager *m;
 	struct xy_local local; /* directory, secret, local workers */
-	uint64_t *ids; /* by workflow task index */
-	size_t n_submitted;
+	uint64_t *ids; /* by workflow task index, 0 for an array */
+	size_t n_ids;
+	size_t n_submitted; /* tasks, an array's each counted */
 	int64_t succeeded, failed, cancelled;
 	struct failure fails[MAX_FAILURES_SHOWN];
 	size_t n_fails;
@@ -77,12 +86,21 @@ struct run {
 	int workers_gone; /* every local worker exited during the run */
 };
 
+/* True if a path of the workflow is an array task's, with a mark to
+ * replace per index (declared per task, not once). */
+static int templated(const char *path)
+{
+	return strstr(path, XY_WF_INDEX_MARK) || strstr(path, XY_WF_LINE_MARK);
+}
+
 /* ------------------------------------------------------------ arguments */
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: xylem run WORKFLOW.json [options]\n\n"
+		"usage: xylem run WORKFLOW.json [options]\n"
+		"       xylem run (--array N | --each-line FILE) [options] --"
+		" COMMAND\n\n"
 		"Runs every task of a workflow file (docs/workflow.md) and waits"
 		" for them.\nLocal workers are started unless --workers 0 is"
 		" given.\n\noptions:\n"
@@ -126,6 +144,14 @@ static void usage(FILE *out)
 		"                        --workers defaults to 0\n"
 		"  --pools FILE          pools from a file: a SPEC a line, '#'"
 		" comments\n"
+		"  --array N -- CMD      instead of a workflow file: N tasks"
+		" running CMD, with\n"
+		"                        XY_INDEX set to 0..N-1"
+		" (docs/workflow.md, \"Task arrays\")\n"
+		"  --each-line FILE -- CMD  a task per line of FILE, with"
+		" XY_LINE and XY_INDEX\n"
+		"  --retries K           with --array or --each-line: runs of"
+		" a failed task\n"
 		"  --quiet               no progress line and no summary unless"
 		" a task fails\n"
 		"  --http [HOST:]PORT    serve the live dashboard and /metrics"
@@ -147,7 +173,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
 	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC,
 	       O_TLS_DIR, O_NO_TLS, O_HISTORY_OUTPUT, O_LOG_DIR, O_HTTP,
-	       O_HTTP_LINGER };
+	       O_HTTP_LINGER, O_ARRAY, O_EACH_LINE, O_RETRIES };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
@@ -166,12 +192,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"no-tls", no_argument, NULL, O_NO_TLS},
 		{"http", required_argument, NULL, O_HTTP},
 		{"http-linger", required_argument, NULL, O_HTTP_LINGER},
+		{"array", required_argument, NULL, O_ARRAY},
+		{"each-line", required_argument, NULL, O_EACH_LINE},
+		{"retries", required_argument, NULL, O_RETRIES},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, bad = 0;
 
-	*o = (struct run_opts){.workers = -1};
+	*o = (struct run_opts){.workers = -1, .retries = -1};
 	opterr = 0;
 	/* GNU getopt moves the operands to the end, so options may come
 	 * before or after the workflow file. */
@@ -231,6 +260,21 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->http_linger = atof(optarg);
 			bad |= o->http_linger < 0;
 			break;
+		case O_ARRAY: {
+			int n = 0;
+
+			bad |= xy_cli_int("xylem run", "--array", optarg, 1,
+					  1000000000, &n);
+			o->array_n = n;
+			break;
+		}
+		case O_EACH_LINE:
+			o->each_line = optarg;
+			break;
+		case O_RETRIES:
+			bad |= xy_cli_int("xylem run", "--retries", optarg, 0,
+					  1000000, &o->retries);
+			break;
 		case O_POOL:
 			bad |= xy_cli_pool_arg("xylem run", optarg, o->pools,
 					       &o->n_pools) < 0;
@@ -247,6 +291,23 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 				" value: '%s'\n", argv[optind - 1]);
 			bad = 1;
 		}
+	}
+	if (o->array_n || o->each_line) {
+		/* xylem run --array N [options] -- COMMAND: the command is
+		 * the rest, one argument (given to /bin/sh -c). */
+		if (o->array_n && o->each_line) {
+			fprintf(stderr, "xylem run: --array and --each-line"
+				" exclude each other\n");
+			bad = 1;
+		}
+		if (optind + 1 == argc)
+			o->array_command = argv[optind++];
+		else if (!bad) {
+			fprintf(stderr, "xylem run: --array and --each-line take"
+				" one command after the options (quote it)\n");
+			bad = 1;
+		}
+		o->workflow = "command line";
 	}
 	if (optind < argc)
 		o->workflow = argv[optind++];
@@ -309,7 +370,8 @@ static void warn_missing_inputs(struct run *r)
 	for (size_t i = 0; i < r->wf->n_paths; i++) {
 		const struct xy_wf_path *p = &r->wf->paths[i];
 
-		if (p->producer < 0 && !p->url && access(p->full, F_OK) != 0)
+		if (p->producer < 0 && !p->url && !templated(p->written) &&
+		    access(p->full, F_OK) != 0)
 			fprintf(stderr, "xylem run: warning: input \"%s\" does"
 				" not exist and no task writes it\n", p->written);
 	}
@@ -434,6 +496,259 @@ static int make_output_dirs(struct run *r)
 	return 0;
 }
 
+/* ---------------------------------------------------------- task arrays */
+
+/* What the manager's array record points at: the workflow's task, the
+ * files declared once, and the lines file read as indexes are made. */
+struct array_ctx {
+	struct run *r;
+	const struct xy_wf_task *w;
+	struct xy_file **files; /* by path index; a copy of submit_all's */
+	size_t n_paths;
+	FILE *lines;
+	char *line;
+	size_t line_cap;
+	char cwd[4096];
+};
+
+/* s with every mark replaced: a new string, or NULL without memory. */
+static char *subst(const char *s, const char *index, const char *line)
+{
+	size_t cap = strlen(s) + 1, len = 0;
+	char *out = malloc(cap);
+
+	while (out && *s) {
+		const char *v = NULL;
+		size_t skip = 1, n;
+
+		if (!strncmp(s, XY_WF_INDEX_MARK, strlen(XY_WF_INDEX_MARK)))
+			v = index, skip = strlen(XY_WF_INDEX_MARK);
+		else if (line && !strncmp(s, XY_WF_LINE_MARK,
+					  strlen(XY_WF_LINE_MARK)))
+			v = line, skip = strlen(XY_WF_LINE_MARK);
+		n = v ? strlen(v) : 1;
+		if (len + n + 1 > cap) {
+			char *grown = realloc(out, (cap = 2 * (len + n + 1)));
+
+			if (!grown)
+				free(out);
+			out = grown;
+			if (!out)
+				break;
+		}
+		memcpy(out + len, v ? v : s, n);
+		len += n;
+		s += skip;
+	}
+	if (out)
+		out[len] = '\0';
+	return out;
+}
+
+/* Entries of one array task: marks replaced, templated paths declared
+ * into c->files (given back by the caller once the task holds them). */
+static int subst_files(struct array_ctx *c, const struct xy_wf_file *in,
+		       size_t n, struct xy_wf_file *out, const char *idx,
+		       char *err, size_t errlen)
+{
+	for (size_t j = 0; j < n; j++) {
+		out[j] = in[j];
+		out[j].as = subst(in[j].as, idx, c->line);
+		out[j].path = NULL;
+		if (!out[j].as)
+			return -1;
+		if (!templated(in[j].path))
+			continue;
+		char *p = subst(in[j].path, idx, c->line), *full = p;
+
+		if (p && p[0] != '/' &&
+		    asprintf(&full, "%s/%s", c->cwd, p) < 0)
+			full = NULL;
+		if (full != p)
+			free(p);
+		out[j].path = full;
+		if (!full)
+			return -1;
+		c->files[in[j].ref] = xy_manager_declare_file(
+			c->r->m, full, in[j].cache, err, errlen);
+		if (!c->files[in[j].ref])
+			return -1;
+	}
+	return 0;
+}
+
+static void free_files_copy(struct array_ctx *c, const struct xy_wf_file *in,
+			    struct xy_wf_file *f, size_t n)
+{
+	for (size_t j = 0; f && j < n; j++) {
+		free(f[j].as);
+		if (f[j].path && c->files[in[j].ref]) {
+			xy_file_release(c->files[in[j].ref]);
+			c->files[in[j].ref] = NULL;
+		}
+		free(f[j].path);
+	}
+	free(f);
+}
+
+static struct xy_task *make_task(struct run *r, const struct xy_wf_task *w,
+				 struct xy_file **files, char *err,
+				 size_t errlen);
+
+/* An index whose task could not be made (a path or name that its line
+ * makes unsafe, no memory): it counts as failed, with the reason. */
+static void array_task_not_made(struct run *r, const char *id,
+				const char *idx, const char *err)
+{
+	r->failed++;
+	if (r->n_fails < MAX_FAILURES_SHOWN) {
+		struct failure *f = &r->fails[r->n_fails];
+
+		f->result = "not submitted";
+		f->exit_code = -1;
+		f->error = strdup(err);
+		f->tail = strdup("");
+		if (asprintf(&f->tag, "%s[%s]", id, idx) < 0)
+			f->tag = NULL;
+		if (f->tag && f->error && f->tail) {
+			r->n_fails++;
+		} else {
+			free(f->tag);
+			free(f->error);
+			free(f->tail);
+		}
+	}
+}
+
+/* The manager's make function: task `index` of the array, its marks
+ * replaced, XY_INDEX (and XY_LINE) in its environment, tagged ID[INDEX]. */
+static struct xy_task *make_array_task(void *arg, uint64_t index, char *err,
+				       size_t errlen)
+{
+	struct array_ctx *c = arg;
+	const struct xy_wf_task *w = c->w;
+	struct xy_wf_task copy = *w;
+	char idx[32], *tag = NULL;
+	struct xy_task *t = NULL;
+	ssize_t got;
+
+	if (xy_local_stops()) {
+		errno = ECANCELED;
+		return NULL;
+	}
+	snprintf(idx, sizeof idx, "%llu", (unsigned long long)index);
+	if (c->lines) {
+		got = getline(&c->line, &c->line_cap, c->lines);
+		if (got < 0) {
+			errno = ECANCELED; /* the file shrank: no more */
+			return NULL;
+		}
+		if (got && c->line[got - 1] == '\n')
+			c->line[got - 1] = '\0';
+	}
+	copy.inputs = calloc(w->n_inputs + 1, sizeof *copy.inputs);
+	copy.outputs = calloc(w->n_outputs + 1, sizeof *copy.outputs);
+	copy.env = calloc(w->n_env + 2, sizeof *copy.env);
+	if (!copy.inputs || !copy.outputs || !copy.env ||
+	    asprintf(&tag, "%s[%s]", w->id, idx) < 0)
+		goto out;
+	copy.id = tag;
+	if (w->n_env)
+		memcpy(copy.env, w->env, w->n_env * sizeof *copy.env);
+	copy.env[copy.n_env++] = (struct xy_wf_env){"XY_INDEX", idx};
+	if (c->lines)
+		copy.env[copy.n_env++] = (struct xy_wf_env){"XY_LINE", c->line};
+	if (subst_files(c, w->inputs, w->n_inputs, copy.inputs, idx, err,
+			errlen) < 0 ||
+	    subst_files(c, w->outputs, w->n_outputs, copy.outputs, idx, err,
+			errlen) < 0)
+		goto out;
+	t = make_task(c->r, &copy, c->files, err, errlen);
+out:
+	if (!t && !err[0])
+		snprintf(err, errlen, "%s", strerror(errno ? errno : ENOMEM));
+	free_files_copy(c, w->inputs, copy.inputs, w->n_inputs);
+	free_files_copy(c, w->outputs, copy.outputs, w->n_outputs);
+	free(copy.env);
+	free(tag);
+	if (!t)
+		array_task_not_made(c->r, w->id, idx, err);
+	return t;
+}
+
+static void array_ctx_free(void *arg)
+{
+	struct array_ctx *c = arg;
+
+	if (c->lines)
+		fclose(c->lines);
+	free(c->line);
+	free(c->files);
+	free(c);
+}
+
+static int submit_array(struct run *r, const struct xy_wf_task *w,
+			struct xy_file **files, char *err, size_t errlen)
+{
+	struct array_ctx *c = calloc(1, sizeof *c);
+
+	if (!c || !(c->files = calloc(r->wf->n_paths + 1, sizeof *files))) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(c->files, files, r->wf->n_paths * sizeof *files);
+	c->r = r;
+	c->w = w;
+	if (!getcwd(c->cwd, sizeof c->cwd) ||
+	    (w->array_lines && !(c->lines = fopen(w->array_lines, "r")))) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		array_ctx_free(c);
+		return -1;
+	}
+	if (xy_manager_submit_array(r->m, w->array_n, make_array_task, c,
+				    array_ctx_free, err, errlen) < 0) {
+		array_ctx_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* The workflow of `xylem run --array N -- COMMAND` (or --each-line):
+ * one array task, named "array". */
+static struct xy_workflow *array_workflow(const struct run_opts *o,
+					  char *err, size_t errlen)
+{
+	json_t *task = json_pack("{s:s, s:s}", "id", "array", "command",
+				 o->array_command);
+	json_t *root = NULL, *arr;
+	struct xy_workflow *w = NULL;
+	char cwd[4096], *text = NULL;
+
+	if (!task)
+		goto out;
+	arr = o->each_line ? json_pack("{s:s}", "lines", o->each_line)
+			   : json_pack("{s:I}", "range",
+				       (json_int_t)o->array_n);
+	if (!arr || json_object_set_new(task, "array", arr) < 0)
+		goto out;
+	if (o->retries >= 0 &&
+	    json_object_set_new(task, "retries", json_integer(o->retries)) < 0)
+		goto out;
+	root = json_pack("{s:[O]}", "tasks", task);
+	text = root ? json_dumps(root, 0) : NULL;
+	if (text && getcwd(cwd, sizeof cwd))
+		w = xy_workflow_parse(text, strlen(text), "command line", cwd,
+				      err, errlen);
+out:
+	if (!w && !err[0])
+		snprintf(err, errlen, "%s", strerror(errno ? errno : ENOMEM));
+	free(text);
+	json_decref(root);
+	json_decref(task);
+	return w;
+}
+
 /* --------------------------------------------------------------- tasks */
 
 static struct xy_task *make_task(struct run *r, const struct xy_wf_task *w,
@@ -494,6 +809,8 @@ static int submit_all(struct run *r)
 	for (size_t i = 0; i < r->wf->n_paths; i++) {
 		const struct xy_wf_path *p = &r->wf->paths[i];
 
+		if (templated(p->written))
+			continue; /* an array task's: declared per index */
 		if (p->temp)
 			files[i] = xy_manager_declare_temp(r->m, p->cache, err,
 							   sizeof err);
@@ -512,7 +829,19 @@ static int submit_all(struct run *r)
 	}
 	for (size_t i = 0; i < r->wf->n_tasks; i++) {
 		const struct xy_wf_task *w = &r->wf->tasks[i];
-		struct xy_task *t = make_task(r, w, files, err, sizeof err);
+		struct xy_task *t;
+
+		r->n_ids = i + 1;
+		if (w->array_n) {
+			if (submit_array(r, w, files, err, sizeof err) < 0) {
+				fprintf(stderr, "xylem run: task \"%s\": %s\n",
+					w->id, err);
+				goto out;
+			}
+			r->n_submitted += w->array_n;
+			continue;
+		}
+		t = make_task(r, w, files, err, sizeof err);
 
 		if (t && !(r->ids[i] = xy_manager_submit(r->m, t, err, sizeof err)))
 			xy_task_delete(t);
@@ -533,8 +862,9 @@ out:
 /* Cancels every submitted task; those already done answer ENOENT. */
 static void cancel_all(struct run *r)
 {
-	for (size_t i = 0; i < r->n_submitted; i++)
-		xy_manager_cancel(r->m, r->ids[i]);
+	for (size_t i = 0; i < r->n_ids; i++)
+		if (r->ids[i])
+			xy_manager_cancel(r->m, r->ids[i]);
 }
 
 /* -------------------------------------------------------------- waiting */
@@ -750,7 +1080,8 @@ int xy_cli_run(int argc, char **argv)
 		return rc;
 	}
 	xy_log_set_level(XY_LOG_WARN);
-	r.wf = xy_workflow_load(r.o.workflow, err, sizeof err);
+	r.wf = r.o.array_command ? array_workflow(&r.o, err, sizeof err)
+				 : xy_workflow_load(r.o.workflow, err, sizeof err);
 	if (!r.wf) {
 		fprintf(stderr, "xylem run: %s\n", err);
 		cleanup(&r);

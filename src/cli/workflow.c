@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -293,7 +294,8 @@ static const char *const file_keys[] = {"path", "url", "as", "cache",
 					"temp", "unpack", NULL};
 static const char *const task_keys[] = {
 	"id", "command", "inputs", "outputs", "env", "resources", "retries",
-	"priority", "time_limit", NULL};
+	"priority", "time_limit", "array", NULL};
+static const char *const array_keys[] = {"range", "lines", NULL};
 static const char *const resource_keys[] = {"cores", "memory", "disk",
 					    "gpus", NULL};
 static const char *const top_keys[] = {"name", "tasks", NULL};
@@ -529,6 +531,81 @@ static int check_names(struct parse *ps, const struct xy_wf_task *t,
 	return rc;
 }
 
+/* Lines of a file, as an array of {"lines": FILE} counts them: each
+ * newline ends one, and a last line without one counts too. Returns 0,
+ * -1 with errno set, or -2 if path is not a regular file. */
+static int count_lines(const char *path, uint64_t *n)
+{
+	FILE *f = fopen(path, "r");
+	char buf[65536];
+	size_t got;
+	int last = '\n';
+	struct stat st;
+
+	if (!f)
+		return -1;
+	/* A regular file only: a device or a pipe may never end. */
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = errno;
+
+		fclose(f);
+		errno = e;
+		return -2;
+	}
+	*n = 0;
+	while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+		for (size_t i = 0; i < got; i++)
+			*n += buf[i] == '\n';
+		last = buf[got - 1];
+	}
+	*n += last != '\n';
+	fclose(f);
+	return 0;
+}
+
+/* "array": {"range": N} or {"lines": FILE}. */
+static int parse_array(struct parse *ps, json_t *obj, const char *who,
+		       struct xy_wf_task *t)
+{
+	json_t *range, *lines;
+	long long n;
+	char *path;
+
+	if (!json_is_object(obj))
+		return perr(ps, "%s: \"array\" must be an object", who);
+	if (check_keys(ps, obj, array_keys, who) < 0)
+		return -1;
+	range = json_object_get(obj, "range");
+	lines = json_object_get(obj, "lines");
+	if (!range == !lines)
+		return perr(ps, "%s: \"array\" takes one of \"range\" and"
+			    " \"lines\"", who);
+	if (range) {
+		if (get_int(ps, range, who, "range", 1, 1000000000, &n) < 0)
+			return -1;
+		t->array_n = (uint64_t)n;
+		return 0;
+	}
+	if (get_string(ps, lines, who, "lines", &path) < 0)
+		return -1;
+	t->array_lines = resolve_path(ps->basedir, path);
+	free(path);
+	if (!t->array_lines)
+		return oom(ps);
+	switch (count_lines(t->array_lines, &t->array_n)) {
+	case -1:
+		return perr(ps, "%s: array lines \"%s\": %s", who,
+			    t->array_lines, strerror(errno));
+	case -2:
+		return perr(ps, "%s: array lines \"%s\" is not a regular"
+			    " file", who, t->array_lines);
+	}
+	if (t->array_n == 0)
+		return perr(ps, "%s: array lines \"%s\" is empty", who,
+			    t->array_lines);
+	return 0;
+}
+
 static int parse_task(struct parse *ps, json_t *obj, size_t index)
 {
 	struct xy_wf_task *t = &ps->w->tasks[index];
@@ -554,6 +631,8 @@ static int parse_task(struct parse *ps, json_t *obj, size_t index)
 	    parse_resources(ps, x, who, t) < 0)
 		return -1;
 	if (parse_policies(ps, obj, who, t) < 0)
+		return -1;
+	if ((x = json_object_get(obj, "array")) && parse_array(ps, x, who, t) < 0)
 		return -1;
 	return check_names(ps, t, who);
 }
@@ -796,6 +875,7 @@ void xy_workflow_free(struct xy_workflow *w)
 
 		free(t->id);
 		free(t->command);
+		free(t->array_lines);
 		free_files(t->inputs, t->n_inputs);
 		free_files(t->outputs, t->n_outputs);
 		for (size_t j = 0; j < t->n_env; j++) {

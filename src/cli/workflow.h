@@ -57,7 +57,16 @@ struct xy_wf_task {
 	int has_priority;
 	double priority;
 	double time_limit; /* seconds; 0: none */
+	/* "array": its number of tasks (0: not an array), and with
+	 * {"lines": FILE} the file, made absolute (else NULL). */
+	uint64_t array_n;
+	char *array_lines;
 };
+
+/* The marks that an array task's paths and sandbox names may hold,
+ * replaced by its index and its line (docs/workflow.md). */
+#define XY_WF_INDEX_MARK "${XY_INDEX}"
+#define XY_WF_LINE_MARK "${XY_LINE}"
 
 struct xy_workflow {
 	char *name; /* the optional top-level "name", or NULL */

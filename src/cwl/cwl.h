@@ -1,5 +1,6 @@
 /*
- * cwl.h: the CWL v1.2 CommandLineTool runner (docs/cwl.md).
+ * cwl.h: the CWL v1.2 runner (docs/cwl.md): CommandLineTools, and the
+ * ExpressionTools and Workflows of the "workflow" part at the end.
  *
  * Three stages, each a file group:
  *
@@ -24,8 +25,9 @@
  *
  * The canonical tool (what cwl_load_tool returns, what exec reads):
  *
- *   class        "CommandLineTool" (an ExpressionTool or Workflow is
- *                refused with CWL_UNSUPPORTED)
+ *   class        "CommandLineTool" ("ExpressionTool" and "Workflow": see
+ *                "workflow" below; "Operation" is refused with
+ *                CWL_UNSUPPORTED)
  *   cwlVersion   "v1.2" (v1.0 and v1.1 are accepted as they are)
  *   id           the document's URI, with its fragment
  *   inputs       array of parameters: {"id": short name, "type": T, and
@@ -176,6 +178,13 @@ json_t *cwl_inputs_fill(const json_t *tool, const json_t *job,
 int cwl_inputs_files(const json_t *tool, json_t *job, const char *scratch,
 		     char *err, size_t errlen);
 
+/* As cwl_inputs_files, for a workflow step's job: with attached set, a
+ * secondary file the tool requires must already be among the File's
+ * secondaryFiles (as the reference runner checks a step's inputs), not
+ * looked for beside it. */
+int cwl__inputs_files(const json_t *tool, json_t *job, const char *scratch,
+		      int attached, char *err, size_t errlen);
+
 /* -------------------------------------------------------- File objects */
 
 /* Completes a File or Directory object that has a path or location:
@@ -323,5 +332,78 @@ int cwl_copy_path(const char *src, const char *dst, char *err, size_t errlen);
 json_t *cwl_collect_outputs(struct cwl_expr *x, const json_t *tool,
 			    const json_t *inputs, const json_t *runtime,
 			    const char *outdir, char *err, size_t errlen);
+
+/* -------------------------------------------------------------- workflow */
+
+/* Workflows and ExpressionTools (workflow.c, scatter.c, exprtool.c,
+ * docs/cwl.md "Workflows"). The canonical Workflow adds to a tool's
+ * class, cwlVersion, id, inputs, outputs, requirements and hints:
+ *
+ *   outputs[].outputSource   array of sources (below), maybe empty
+ *   steps    array of {"id": short, "in": [{"id": short, "source": [..],
+ *            and as given linkMerge, pickValue, default, valueFrom,
+ *            loadContents}], "out": [short ids], "run": the canonical
+ *            process, "requirements", "hints" (maps, as a tool's),
+ *            "scatter": [input ids]?, "scatterMethod"?, "when"?}
+ *
+ * A source is "INPUT" (the workflow's) or "STEP/OUTPUT". An ExpressionTool
+ * has "expression" (a string) where a tool has its command.
+ *
+ * The engine runs one process, evaluating steps as their sources become
+ * known: ExpressionTools and subworkflows here, each CommandLineTool
+ * handed to ops->submit, which makes it a task and later reports it with
+ * cwl_wf_task_done. Nothing blocks: the caller waits for its tasks. */
+struct cwl_wf_ops {
+	/* Starts tool (effective requirements merged in) on job (checked,
+	 * Files completed). Returns a handle > 0, or 0 with err. */
+	uint64_t (*submit)(void *arg, const json_t *tool, const json_t *job,
+			   char *err, size_t errlen);
+	void *arg;
+	const char *scratch; /* where literals go; outlives the run */
+	/* May be NULL. Makes every File and Directory in v readable here
+	 * (their files may live only on workers until then): called before
+	 * the engine reads files itself (loadContents, loadListing). 0, or -1
+	 * with err. */
+	int (*localize)(void *arg, const json_t *v, char *err, size_t errlen);
+};
+
+struct cwl_wf;
+
+/* An engine for process on inputs (the checked input object, as
+ * cwl_load_job gives it). Neither is taken; both must outlive it. */
+struct cwl_wf *cwl_wf_new(const json_t *process, const json_t *inputs,
+			  const struct cwl_wf_ops *ops);
+void cwl_wf_free(struct cwl_wf *w);
+
+/* Evaluates everything that can be evaluated now, submitting the tools
+ * whose inputs are ready. Returns 1 when the process has finished (its
+ * output object in cwl_wf_outputs), 0 when it waits on submitted tasks,
+ * -1 when it failed (err; *status the CWL exit status). */
+int cwl_wf_advance(struct cwl_wf *w, int *status, char *err, size_t errlen);
+
+/* The task handle came back: outputs (taken; paths absolute) or, when it
+ * failed, NULL and its CWL status (the run is over then: nothing more is
+ * evaluated; the caller stops with that status). Returns -1 for an
+ * unknown handle or a failed task. An output that a tool updated in place
+ * carries "xylem:updates", the path of the input it replaces (cwl-exec
+ * marks it; the engine takes the mark off). */
+int cwl_wf_task_done(struct cwl_wf *w, uint64_t handle, json_t *outputs,
+		     int status);
+
+/* Tasks submitted and not reported yet. */
+size_t cwl_wf_running(const struct cwl_wf *w);
+
+/* The output object once cwl_wf_advance returned 1 (borrowed). */
+const json_t *cwl_wf_outputs(const struct cwl_wf *w);
+
+/* Internal to the engine's files. */
+json_t *cwl__link_value(const json_t *state, const json_t *param,
+			const char *srckey, char *err, size_t errlen);
+json_t *cwl__scatter_jobs(const json_t *io, const json_t *names,
+			  const char *method, json_t **dims, char *err,
+			  size_t errlen);
+json_t *cwl__scatter_gather(const json_t *flat, const json_t *dims);
+json_t *cwl__exprtool_run(const json_t *tool, const json_t *inputs,
+			  const char *scratch, char *err, size_t errlen);
 
 #endif

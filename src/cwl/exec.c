@@ -196,6 +196,7 @@ struct stage {
 	const json_t *runtime;
 	const char *outdir;
 	json_t *moved; /* old path -> new path */
+	json_t *writable; /* new path -> old path, of writable copies */
 	char *err;
 	size_t errlen;
 };
@@ -365,6 +366,8 @@ static int stage_existing(struct stage *s, json_t *item, const char *src,
 	}
 	if (!rc)
 		json_object_set_new(s->moved, src, json_string(dst));
+	if (!rc && json_is_true(json_object_get(item, "writable")))
+		json_object_set_new(s->writable, dst, json_string(src));
 	return rc;
 }
 
@@ -767,17 +770,42 @@ static json_t *run_and_collect(struct stage *s, const json_t *tool,
 	return out;
 }
 
+/* With InplaceUpdateRequirement, an output that is the writable copy of
+ * an input says which input it updates ("xylem:updates", the input's
+ * path): a workflow then gives the new object to the steps that read the
+ * old one (docs/cwl.md, "Workflows"). */
+static void mark_updates(json_t *v, const json_t *writable)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			mark_updates(x, writable);
+	} else if (cwl_is_fileobj(v)) {
+		const json_t *src = json_object_get(writable, json_string_value(
+			json_object_get(v, "path")) ?: "");
+
+		if (src)
+			json_object_set(v, "xylem:updates", (json_t *)src);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, x)
+			mark_updates(x, writable);
+	}
+}
+
 json_t *cwl_exec_tool(const json_t *given, const json_t *job,
 		      const struct cwl_runtime *rt, int *status, char *err,
 		      size_t errlen)
 {
 	json_t *tool = with_job_requirements(given, job);
 	struct stage s = {NULL, json_deep_copy(job), runtime_object(rt),
-			  rt->outdir, json_object(), err, errlen};
+			  rt->outdir, json_object(), json_object(), err, errlen};
 	struct proc p = {0};
 	json_t *cmd = NULL, *out = NULL;
 	*status = CWL_PERMANENT_FAIL;
-	if (!s.inputs || !s.runtime || !s.moved) {
+	if (!s.inputs || !s.runtime || !s.moved || !s.writable) {
 		xy_fail(err, errlen, ENOMEM, "no memory");
 		goto done;
 	}
@@ -785,6 +813,9 @@ json_t *cwl_exec_tool(const json_t *given, const json_t *job,
 	s.x = cwl_expr_new(tool, err, errlen);
 	if (s.x && prepare(&s, tool, rt, &p, &cmd) == 0)
 		out = run_and_collect(&s, tool, &p, status);
+	if (out && json_is_true(json_object_get(cwl_requirement(
+		    tool, "InplaceUpdateRequirement", NULL), "inplaceUpdate")))
+		mark_updates(out, s.writable);
 done:
 	if (!out && *status == CWL_OK)
 		*status = CWL_PERMANENT_FAIL;
@@ -797,6 +828,7 @@ done:
 	json_decref(s.inputs);
 	json_decref((json_t *)s.runtime);
 	json_decref(s.moved);
+	json_decref(s.writable);
 	cwl_expr_free(s.x);
 	json_decref(tool);
 	return out;

@@ -492,6 +492,7 @@ struct walk {
 	const char *scratch;
 	struct cwl_expr *x;
 	int phase; /* 1: complete and read; 2: secondaryFiles and format */
+	int attached; /* secondaryFiles must be there already (a step's) */
 	char *err;
 	size_t errlen;
 };
@@ -517,19 +518,34 @@ static json_t *eval(struct walk *w, const json_t *v, const json_t *self)
 			     w->err, w->errlen);
 }
 
+/* In a step's job (w->attached), an object that an earlier step or the
+ * workflow's own inputs completed is taken as it is: its file may live
+ * only on a worker (a temp, docs/cwl.md "Workflows"). */
+static int trusted(const struct walk *w, const json_t *o)
+{
+	return w->attached && json_is_string(json_object_get(o, "path")) &&
+	       json_is_string(json_object_get(o, "basename")) &&
+	       (!cwl_is_class(o, "File") ||
+		(json_object_get(o, "size") && json_object_get(o, "checksum")));
+}
+
 static int file_phase1(struct walk *w, json_t *f, const json_t *holder)
 {
 	const json_t *ib = json_object_get(holder, "inputBinding");
 	json_t *sf;
 	size_t i;
 
-	if (is_literal(f)) {
+	if (trusted(w, f)) {
+		/* as completed before */
+	} else if (is_literal(f)) {
 		if (write_literal(f, w->scratch, w->err, w->errlen) < 0)
 			return -1;
 	} else if (cwl_file_complete(f, 1, w->err, w->errlen) < 0) {
 		return -1;
 	}
 	json_array_foreach(json_object_get(f, "secondaryFiles"), i, sf) {
+		if (trusted(w, sf))
+			continue;
 		if (is_literal(sf) ?
 		    write_literal(sf, w->scratch, w->err, w->errlen) < 0 :
 		    cwl_file_complete(sf, 1, w->err, w->errlen) < 0)
@@ -580,6 +596,13 @@ static int add_secondary(struct walk *w, json_t *f, const json_t *name,
 		return 0;
 	if (has_secondary(f, json_string_value(name)))
 		return 0;
+	if (w->attached) {
+		if (required)
+			snprintf(w->err, w->errlen, "missing required secondary "
+				 "file '%s' of %s", json_string_value(name),
+				 json_string_value(json_object_get(f, "path")));
+		return required ? -1 : 0;
+	}
 	if (asprintf(&p, "%s/%s", dir, json_string_value(name)) < 0)
 		return -1;
 	if (stat(p, &st) < 0) {
@@ -729,6 +752,8 @@ static int complete_listing(struct walk *w, json_t *d, int depth)
 	if (depth > TREE_DEPTH_MAX)
 		return 0;
 	json_array_foreach(json_object_get(d, "listing"), i, e) {
+		if (trusted(w, e))
+			continue;
 		if (is_literal(e) || cwl_file_complete(e, 0, w->err,
 						       w->errlen) < 0 ||
 		    complete_listing(w, e, depth + 1) < 0) {
@@ -747,10 +772,10 @@ static int dir_in(struct walk *w, json_t *d, const json_t *holder)
 
 	if (w->phase != 1)
 		return 0;
-	if (is_literal(d))
+	if (is_literal(d) && !trusted(w, d))
 		return write_literal(d, w->scratch, w->err, w->errlen);
-	if (cwl_file_complete(d, 0, w->err, w->errlen) < 0 ||
-	    complete_listing(w, d, 0) < 0)
+	if ((!trusted(w, d) && cwl_file_complete(d, 0, w->err, w->errlen) < 0)
+	    || complete_listing(w, d, 0) < 0)
 		return -1;
 	if (depth && strcmp(depth, "no_listing") != 0 &&
 	    !json_object_get(d, "listing"))
@@ -836,8 +861,14 @@ static int walk(struct walk *w, json_t *v, const json_t *t,
 int cwl_inputs_files(const json_t *tool, json_t *job, const char *scratch,
 		     char *err, size_t errlen)
 {
+	return cwl__inputs_files(tool, job, scratch, 0, err, errlen);
+}
+
+int cwl__inputs_files(const json_t *tool, json_t *job, const char *scratch,
+		      int attached, char *err, size_t errlen)
+{
 	struct walk w = {.tool = tool, .job = job, .scratch = scratch,
-			 .err = err, .errlen = errlen};
+			 .attached = attached, .err = err, .errlen = errlen};
 	const json_t *p;
 	char where[512];
 	size_t i;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cwl.h"
+#include "load_int.h"
 #include "util.h"
 
 /* The requirement classes this runner knows. DockerRequirement is known
@@ -31,18 +32,10 @@ static const char *const known_classes[] = {
 	NULL,
 };
 
-struct tl {
-	char *path;         /* absolute path of the document */
-	char *uri;          /* its file:// URI */
-	json_t *root;       /* the whole document */
-	const json_t *proc; /* the CommandLineTool in it */
-	const json_t *ns;   /* $namespaces */
-	json_t *defs;       /* SchemaDefRequirement: short name -> type */
-	json_t *out;        /* the canonical tool */
-	int status;
-	char *err;
-	size_t errlen;
-};
+
+
+static int bad(struct tl *t, const json_t *at, const char *fmt,
+	       const char *arg);
 
 static int bad(struct tl *t, const json_t *at, const char *fmt,
 	       const char *arg)
@@ -111,16 +104,16 @@ static int check_class(struct tl *t)
 	if (!cls)
 		return bad(t, t->proc, "missing 'class' (expected "
 			   "CommandLineTool)%s", NULL);
-	if (strcmp(cls, "ExpressionTool") == 0 ||
-	    strcmp(cls, "Workflow") == 0 || strcmp(cls, "Operation") == 0) {
+	if (strcmp(cls, "Operation") == 0) {
 		bad(t, t->proc, "class %s is not supported by this runner "
-		    "(only CommandLineTool)", cls);
+		    "(it has no implementation to run)", cls);
 		t->status = CWL_UNSUPPORTED;
 		return -1;
 	}
-	if (strcmp(cls, "CommandLineTool") != 0)
+	if (strcmp(cls, "CommandLineTool") != 0 &&
+	    strcmp(cls, "ExpressionTool") != 0 && strcmp(cls, "Workflow") != 0)
 		return bad(t, t->proc, "unknown class '%s' (expected "
-			   "CommandLineTool)", cls);
+			   "CommandLineTool, ExpressionTool or Workflow)", cls);
 	if (!ver)
 		return bad(t, t->proc, "missing 'cwlVersion' (expected "
 			   "v1.2)%s", NULL);
@@ -140,6 +133,14 @@ static const char *const tool_fields[] = {
 	"stdin", "stdout", "stderr", "successCodes", "temporaryFailCodes",
 	"permanentFailCodes", NULL,
 };
+static const char *const exprtool_fields[] = {
+	"class", "cwlVersion", "id", "label", "doc", "intent", "inputs",
+	"outputs", "requirements", "hints", "expression", NULL,
+};
+static const char *const workflow_fields[] = {
+	"class", "cwlVersion", "id", "label", "doc", "intent", "inputs",
+	"outputs", "requirements", "hints", "steps", NULL,
+};
 
 /* A field that is not the spec's is an error, as in the reference
  * runner, so that a typo (baseComand) fails at load rather than as an
@@ -148,6 +149,9 @@ static const char *const tool_fields[] = {
 static int check_fields(struct tl *t)
 {
 	const char *key, *hint;
+	const char *cls = json_string_value(json_object_get(t->proc, "class"));
+	const char *const *fields = !strcmp(cls, "Workflow") ? workflow_fields
+		: !strcmp(cls, "ExpressionTool") ? exprtool_fields : tool_fields;
 	const json_t *v;
 	char what[160];
 
@@ -158,7 +162,7 @@ static int check_fields(struct tl *t)
 		if (key[0] == '$' || strchr(key, ':'))
 			continue;
 		hint = NULL;
-		for (f = tool_fields; *f; f++) {
+		for (f = fields; *f; f++) {
 			d = xy_edit_distance(key, *f);
 			if (d == 0)
 				break;
@@ -174,7 +178,7 @@ static int check_fields(struct tl *t)
 				 " you mean '%s'?)", key, hint);
 		else
 			snprintf(what, sizeof what, "unknown field '%.64s' of a"
-				 " CommandLineTool", key);
+				 " %s", key, cls);
 		return bad(t, v, "%s", what);
 	}
 	return 0;
@@ -245,6 +249,18 @@ static int req_check(struct tl *t, const json_t *r, const char *cls)
 	    !(json_is_integer(v) && json_integer_value(v) >= 0))
 		return bad(t, r, "ToolTimeLimit 'timelimit' must be a "
 			   "non-negative int or an expression%s", NULL);
+	if (strcmp(cls, "ResourceRequirement") == 0 && !cwl__load_v12(t)) {
+		const char *k;
+
+		/* Fractional resources came with v1.2; before, they are
+		 * longs, as the reference runner checks. */
+		json_object_foreach((json_t *)r, k, v)
+			if (json_is_real(v) && json_real_value(v) !=
+			    (double)(json_int_t)json_real_value(v))
+				return bad(t, r, "ResourceRequirement '%s' must"
+					   " be a whole number before cwlVersion"
+					   " v1.2", k);
+	}
 	return 0;
 }
 
@@ -652,18 +668,25 @@ static void copy_meta(struct tl *t)
 		json_object_set(t->out, "$namespaces", (json_t *)t->ns);
 }
 
-static int build(struct tl *t, const char *frag)
+/* The process t->proc (picked, or embedded in a workflow) into t->out. */
+static int build_proc(struct tl *t, const char *frag)
 {
+	const char *cls;
 	json_t *in, *out;
 
-	if (pick(t, frag) < 0 || check_class(t) < 0 || check_fields(t) < 0)
+	if (check_class(t) < 0 || check_fields(t) < 0)
 		return -1;
 	t->ns = json_object_get(t->proc, "$namespaces");
 	if (!t->ns)
 		t->ns = json_object_get(t->root, "$namespaces");
 	tool_id(t, frag);
 	copy_meta(t);
-	if (requirements(t) < 0 || streams(t) < 0)
+	cls = json_string_value(json_object_get(t->out, "class"));
+	if (requirements(t) < 0)
+		return -1;
+	if (strcmp(cls, "CommandLineTool") != 0)
+		return cwl__load_other(t);
+	if (streams(t) < 0)
 		return -1;
 	in = params(t, "inputs", 0);
 	if (!in)
@@ -679,6 +702,13 @@ static int build(struct tl *t, const char *frag)
 		return -1;
 	cwl_where_copy(t->out, t->proc);
 	return 0;
+}
+
+static int build(struct tl *t, const char *frag)
+{
+	if (pick(t, frag) < 0)
+		return -1;
+	return build_proc(t, frag);
 }
 
 /* The document's absolute path and the fragment after '#', if any. */
@@ -713,8 +743,14 @@ static int split_ref(struct tl *t, const char *tool, char **frag)
 json_t *cwl_load_tool(const char *tool, int *status, char *err,
 		      size_t errlen)
 {
+	return cwl__load_file(tool, 0, status, err, errlen);
+}
+
+json_t *cwl__load_file(const char *tool, int depth, int *status, char *err,
+		       size_t errlen)
+{
 	struct tl t = {.err = err, .errlen = errlen,
-		       .status = CWL_PERMANENT_FAIL};
+		       .status = CWL_PERMANENT_FAIL, .depth = depth};
 	char *frag = NULL;
 	json_t *out = NULL;
 
@@ -836,4 +872,60 @@ const json_t *cwl_requirement(const json_t *tool, const char *cls, int *hint)
 	if (r && hint)
 		*hint = 1;
 	return r;
+}
+
+/* ------------------------------------------------ for wfload.c */
+
+int cwl__load_bad(struct tl *t, const json_t *at, const char *fmt,
+		  const char *arg)
+{
+	return bad(t, at, fmt, arg);
+}
+
+json_t *cwl__load_params(struct tl *t, const char *key, int output)
+{
+	return params(t, key, output);
+}
+
+json_t *cwl__load_reqs(struct tl *t, const json_t *v, int hint)
+{
+	return reqs(t, v, hint);
+}
+
+int cwl__load_id_matches(const json_t *p, const char *frag)
+{
+	return id_matches(p, frag);
+}
+
+json_t *cwl__load_embedded(struct tl *parent, const json_t *proc)
+{
+	struct tl t = {.err = parent->err, .errlen = parent->errlen,
+		       .status = CWL_PERMANENT_FAIL, .root = parent->root,
+		       .proc = proc};
+	json_t *out = NULL;
+
+	t.depth = parent->depth + 1;
+	t.path = strdup(parent->path);
+	t.uri = strdup(parent->uri);
+	t.defs = json_deep_copy(parent->defs);
+	t.out = json_object();
+	if (t.path && t.uri && t.defs && build_proc(&t, NULL) == 0) {
+		out = t.out;
+		t.out = NULL;
+		t.status = CWL_OK;
+	}
+	parent->status = t.status;
+	json_decref(t.out);
+	json_decref(t.defs);
+	free(t.path);
+	free(t.uri);
+	return out;
+}
+
+int cwl__load_v12(const struct tl *t)
+{
+	const char *v = json_string_value(json_object_get(t->out,
+							  "cwlVersion"));
+
+	return !v || strncmp(v, "v1.2", 4) == 0;
 }

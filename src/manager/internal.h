@@ -161,6 +161,7 @@ struct xy_manager {
 	struct xy_clients *clients;
 	struct xy_pools *pools;
 	struct xy_memo *memo; /* NULL without a journal */
+	struct xy_array *arrays; /* task arrays not yet all made (array.c) */
 	struct xy_adopt *adopt; /* with a journal: tasks workers kept */
 	struct xy_release *release; /* RELEASEs after records (release.c) */
 	struct xy_dash *dash; /* the live dashboard (dash.h); NULL: none */
@@ -297,5 +298,11 @@ void xy_manager_turn(struct xy_manager *m, double deadline);
 void xy_task_free_results(struct xy_task *t);
 /* status.c */
 char *xy_status_build(const struct xy_manager *m);
+
+/* Task arrays (array.c): makes the next indexes while the scheduler has
+ * room, in the schedule phase; frees the records at destroy. */
+void xy__array_phase(struct xy_manager *m);
+void xy__array_destroy(struct xy_manager *m);
+size_t xy__array_record_size(void);
 
 #endif

@@ -978,6 +978,7 @@ static void schedule_phase(struct xy_manager *m)
 	xy_lineage_phase(m->lineage);
 	xy_catalog_start_hashing(m->catalog);
 	xy_urls_phase(m->urls);
+	xy__array_phase(m);
 	if (m->sched_dirty) {
 		m->sched_dirty = 0;
 		m->corking = m->memo != NULL;
@@ -1294,6 +1295,7 @@ void xy_manager_destroy(struct xy_manager *m)
 	 * asked, with status 0, rather than as abandoned. */
 	tell_workers_to_stop(m);
 	/* Jobs whose workers have not come are cancelled. */
+	xy__array_destroy(m);
 	xy_pools_destroy(m->pools);
 	m->pools = NULL;
 	/* Threads that read the catalogue stop first. */

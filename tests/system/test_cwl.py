@@ -348,3 +348,31 @@ def test_deliver_moves_outputs_and_refuses_escapes(xylem_bin, tmp_path):
     assert ".." in r.stderr, r.stderr
     assert (back / "out" / "b.txt").exists()
     assert not (dst / "out").exists()
+
+
+def test_task_runs_the_small_exec_beside_the_worker(xylem_bin, tmp_path):
+    """The task runs xylem-cwl-exec when it sits beside the worker's
+    program, else the worker's own `xylem cwl-exec`: the tool's parent
+    process says which."""
+    tool = write(tmp_path / "parent.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [sh, -c, 'cat /proc/$PPID/comm']
+        inputs: []
+        stdout: parent.txt
+        outputs:
+          parent: {type: stdout}
+        """)
+    helper = os.path.join(os.path.dirname(xylem_bin), "xylem-cwl-exec")
+    assert os.access(helper, os.X_OK)
+    r = cwl(xylem_bin, "--quiet", "--outdir", tmp_path / "a", tool)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a" / "parent.txt").read_text().strip() == \
+        "xylem-cwl-exec"[:15]
+    alone = tmp_path / "bin" / "xylem"
+    alone.parent.mkdir()
+    alone.write_bytes(open(xylem_bin, "rb").read())
+    alone.chmod(0o755)
+    r = cwl(alone, "--quiet", "--outdir", tmp_path / "b", tool)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b" / "parent.txt").read_text().strip() == "xylem"

@@ -243,10 +243,8 @@ static void t_tool_graph_and_import(void)
 
 static void t_tool_refusals(void)
 {
-	tool_refused("cwlVersion: v1.2\nclass: Workflow\ninputs: []\n"
-		     "outputs: []\nsteps: []\n", CWL_UNSUPPORTED, "Workflow");
-	tool_refused("cwlVersion: v1.2\nclass: ExpressionTool\ninputs: []\n"
-		     "outputs: []\n", CWL_UNSUPPORTED, "ExpressionTool");
+	tool_refused("cwlVersion: v1.2\nclass: Operation\ninputs: []\n"
+		     "outputs: []\n", CWL_UNSUPPORTED, "Operation");
 	tool_refused("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\n"
 		     "outputs: []\nrequirements: [{class: MadeUpRequirement}]\n",
 		     CWL_UNSUPPORTED, "MadeUpRequirement");

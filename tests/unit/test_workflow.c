@@ -346,6 +346,53 @@ static void t_long_chain(void)
 	free(text);
 }
 
+static void t_arrays(void)
+{
+	char path[4096], text[8192];
+	struct xy_workflow *w;
+	FILE *f;
+
+	w = parse("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		  " \"array\": {\"range\": 1000000},"
+		  " \"outputs\": [{\"path\": \"o/${XY_INDEX}\", \"as\": \"o\"}]}]}");
+	XY_CHECK(w != NULL);
+	XY_CHECK_EQ((int64_t)w->tasks[0].array_n, 1000000);
+	XY_CHECK(w->tasks[0].array_lines == NULL);
+	xy_workflow_free(w);
+	/* Lines: a last line without a newline counts. */
+	snprintf(path, sizeof path, "%s/lines.txt", xy_test_tmpdir());
+	f = fopen(path, "w");
+	XY_CHECK(f != NULL);
+	fputs("a\nb b\n\nc", f);
+	fclose(f);
+	snprintf(text, sizeof text, "{\"tasks\": [{\"id\": \"a\", \"command\":"
+		 " \"true\", \"array\": {\"lines\": \"%s\"}}]}", path);
+	w = parse(text);
+	XY_CHECK(w != NULL);
+	XY_CHECK_EQ((int64_t)w->tasks[0].array_n, 4);
+	XY_CHECK(strcmp(w->tasks[0].array_lines, path) == 0);
+	xy_workflow_free(w);
+	f = fopen(path, "w");
+	XY_CHECK(f != NULL);
+	fclose(f);
+	REFUSED(text, "task \"a\"", "is empty");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": {\"range\": 0}}]}", "task \"a\"", "\"range\"");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": {\"range\": 2, \"lines\": \"x\"}}]}",
+		"one of \"range\" and \"lines\"");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": {\"rnage\": 2}}]}", "rnage");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": 5}]}", "must be an object");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": {\"lines\": \"/nonexistent/l\"}}]}",
+		"/nonexistent/l");
+	REFUSED("{\"tasks\": [{\"id\": \"a\", \"command\": \"true\","
+		" \"array\": {\"lines\": \"/dev/zero\"}}]}",
+		"not a regular file");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -361,6 +408,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_two_writers),
 		XY_TEST(t_temps),
 		XY_TEST(t_cycle),
+		XY_TEST(t_arrays),
 		XY_TEST_T(t_long_chain, 120), /* slow under the sanitizers */
 		{0},
 	};
