@@ -30,7 +30,7 @@ debs=(build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev
 # tar, bzip2, xz-utils and unzip: workers expand archives with them.
 if [ "$what" = test ]; then
 	debs+=(clang libclang-rt-14-dev iproute2 openmpi-bin libopenmpi-dev
-	       tcpdump openssl
+	       tcpdump openssl strace
 	       curl python-is-python3 util-linux mount findutils
 	       munge slurmctld slurmd slurm-client
 	       gridengine-master gridengine-exec gridengine-client
@@ -39,6 +39,8 @@ if [ "$what" = test ]; then
 	# tests open the pages headless;
 	# tcpdump and openssl: the TLS tests (a capture on loopback, and
 	# certificates of other CAs, expired, for other names);
+	# strace: the journal's ordering tests (a RELEASE after the DONE
+	# record's write, outputs synced before it: test_journal_order.py);
 	# clang and its runtime: the fuzz build; iproute2: the namespace
 	# tests; Open MPI: MPIFunction's tests; curl: the namespace
 	# benchmarks' baselines; python-is-python3: CWL conformance tools

@@ -240,6 +240,28 @@ static int offer_inputs(struct xy_client *c, const struct xy_client_task *t,
 uint64_t xy_client_submit(struct xy_client *c, const struct xy_client_task *t,
 			  char *err, size_t errlen)
 {
+	return xy_client_submit_keyed(c, t, 0, NULL, err, errlen);
+}
+
+int xy_client_attach(struct xy_client *c, const uint8_t session[XY_ID_LEN],
+		     uint64_t after, char *err, size_t errlen)
+{
+	union xy_msg msg = {0};
+
+	memcpy(msg.attach.session, session, XY_ID_LEN);
+	msg.attach.after = after;
+	if (!c->conn)
+		return xy_fail(err, errlen, ECONNRESET, "the manager closed "
+			       "the connection: %s", c->reason);
+	if (xy_conn_send(c->conn, XY_MSG_ATTACH, &msg) < 0)
+		return xy_fail(err, errlen, errno, "cannot send ATTACH");
+	return 0;
+}
+
+uint64_t xy_client_submit_keyed(struct xy_client *c,
+				const struct xy_client_task *t, uint64_t id,
+				const uint8_t *key, char *err, size_t errlen)
+{
 	union xy_msg msg = {0};
 	struct xy_msg_submit *s = &msg.submit;
 	struct xy_submit_input *in = calloc(t->n_inputs + 1, sizeof *in);
@@ -251,7 +273,11 @@ uint64_t xy_client_submit(struct xy_client *c, const struct xy_client_task *t,
 	}
 	if (offer_inputs(c, t, in, err, errlen) < 0)
 		goto out;
-	s->id = ++c->next_id;
+	s->id = id ? id : ++c->next_id;
+	if (id >= c->next_id)
+		c->next_id = id;
+	if (key)
+		memcpy(s->key, key, XY_ID_LEN);
 	s->tag = (char *)(t->tag ? t->tag : "");
 	s->command = (char *)t->command;
 	s->cores = (uint32_t)(t->cores > 0 ? t->cores : 1);

@@ -61,6 +61,23 @@ struct xy_client *xy_client_connect(const char *host, int port,
 uint64_t xy_client_submit(struct xy_client *c, const struct xy_client_task *t,
 			  char *err, size_t errlen);
 
+/* Sessions (docs/durability.md, "Clients"): names this connection's
+ * session (a random id the program keeps across connections) and the
+ * last RESULT seq of it that the program saw; a manager with a journal
+ * then sends every RESULT of the session after it, and those of its tasks
+ * still to end, here. 0, or -1 with a reason in err. */
+int xy_client_attach(struct xy_client *c, const uint8_t session[XY_ID_LEN],
+		     uint64_t after, char *err, size_t errlen);
+/* As xy_client_submit, with the program's id for the task (0: the next)
+ * and its idempotency key in the session (NULL: none): the same key
+ * submitted again, on this connection or a later one, even to a manager
+ * started again on its journal, is the same task, never a second run. A
+ * program may get the RESULT of a key twice (sent again after ATTACH and
+ * answering the SUBMIT again): it takes the first. */
+uint64_t xy_client_submit_keyed(struct xy_client *c,
+				const struct xy_client_task *t, uint64_t id,
+				const uint8_t *key, char *err, size_t errlen);
+
 /* Waits up to timeout seconds (negative: no limit) for the RESULT of any
  * submitted task, into *out, which the caller frees with
  * xy_client_result_free. Returns 0, or -1: ETIMEDOUT, or ECONNRESET if

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "cli.h"
@@ -847,8 +848,13 @@ static int wait_result(struct xy_client *c, struct xy_msg_result *res,
  * if the manager went away meanwhile (the connection reset, or an
  * output could not be fetched): the caller may try again, with err. */
 static int remote_exchange(struct cwl_run *r, struct xy_client *c,
-			   int *lost, char *err, size_t errlen)
+			   const uint8_t *session, int *lost, char *err,
+			   size_t errlen)
 {
+	/* The task is key 1 of this run's session: submitted again to a
+	 * manager that restarted, it is the same task (its RESULT comes
+	 * again if it ended meanwhile), never a second run. */
+	static const uint8_t key[XY_ID_LEN] = {1};
 	struct xy_client_task ct;
 	struct xy_client_input *inputs = NULL;
 	struct xy_msg_result res;
@@ -859,7 +865,8 @@ static int remote_exchange(struct cwl_run *r, struct xy_client *c,
 	if (remote_task(r, &ct, &inputs, &plan) < 0)
 		fprintf(stderr, "xylem cwl: cannot write %s: %s\n", JOB_FILE,
 			strerror(errno));
-	else if (!xy_client_submit(c, &ct, err, errlen) ||
+	else if (xy_client_attach(c, session, 0, err, errlen) < 0 ||
+		 !xy_client_submit_keyed(c, &ct, 1, key, err, errlen) ||
 		 wait_result(c, &res, err, errlen, r->o.quiet) < 0) {
 		if (xy_local_stops())
 			rc = xy_local_stop_status();
@@ -900,6 +907,11 @@ static int remote_rounds(struct cwl_run *r, const char *host, int port,
 	const char *env = getenv("XYLEM_RECONNECT");
 	double window = env ? atof(env) : 120, deadline = -1;
 	char why[2048] = "";
+	uint8_t session[XY_ID_LEN];
+	if (RAND_bytes(session, sizeof session) != 1) {
+		fprintf(stderr, "xylem cwl: no random bytes for a session\n");
+		return CWL_PERMANENT_FAIL;
+	}
 	for (;;) {
 		c = xy_client_connect(host, port, r->local.secret,
 				      r->local.secret_len, tls, 30, err,
@@ -916,7 +928,7 @@ static int remote_rounds(struct cwl_run *r, const char *host, int port,
 			return CWL_PERMANENT_FAIL;
 		}
 		int lost;
-		rc = remote_exchange(r, c, &lost, why, sizeof why);
+		rc = remote_exchange(r, c, session, &lost, why, sizeof why);
 		xy_client_close(c);
 		if (!lost || xy_local_stops())
 			return rc;

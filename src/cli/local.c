@@ -463,6 +463,11 @@ int xy_local_manager(struct xy_local *l, struct xy_manager_options *opt)
 		snprintf(l->tls_path, sizeof l->tls_path, "%s/tls",
 			 l->journal ? l->journal : l->tmpdir);
 		opt->tls_dir = l->tls_path;
+		/* A new journal given a secret file: its directory is not
+		 * made yet (the manager says why if it cannot be). */
+		if (l->journal && mkdir(l->journal, 0700) < 0 &&
+		    errno != EEXIST)
+			opt->tls_dir = NULL;
 	}
 	if (!h || !*h || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") ||
 	    strlen(h) >= sizeof l->worker_host)

@@ -887,6 +887,7 @@ static void dec_submit(struct dec *d, union xy_msg *m)
 	if (dec_env(d, &s->n_env, &s->env) == 0)
 		dec_submit_files(d, s);
 	s->xfer_port = xy_get_u16(&d->r);
+	xy_get_raw(&d->r, s->key, XY_ID_LEN);
 }
 
 static void enc_submit(struct enc *e, const union xy_msg *m)
@@ -916,6 +917,7 @@ static void enc_submit(struct enc *e, const union xy_msg *m)
 	for (uint32_t i = 0; i < s->n_outputs; i++)
 		estr(e, s->outputs[i], XY_MAX_NAME);
 	xy_buf_put_u16(e->b, s->xfer_port);
+	xy_buf_put_raw(e->b, s->key, XY_ID_LEN);
 }
 
 static void free_submit(union xy_msg *m)
@@ -939,6 +941,21 @@ static void free_submit(union xy_msg *m)
 /* RESULT */
 #define RESULT_OUTPUT_WIRE (4 + XY_ID_LEN + 1 + 8)
 
+static void dec_result_outputs(struct dec *d, struct xy_msg_result *r)
+{
+	uint32_t n = r->n_outputs;
+	for (uint32_t i = 0; i < n; i++) {
+		struct xy_result_output *o = &r->outputs[i];
+		o->name = dstr(d, XY_MAX_NAME, "output name");
+		dsandbox(d, o->name, "output", i);
+		xy_get_raw(&d->r, o->id, XY_ID_LEN);
+		o->kind = xy_get_u8(&d->r);
+		if (!d->r.err && o->kind > XY_KIND_DIR)
+			dfail(d, "output %u has unknown kind %u", i, o->kind);
+		o->size = xy_get_u64(&d->r);
+	}
+}
+
 static void dec_result(struct dec *d, union xy_msg *m)
 {
 	struct xy_msg_result *r = &m->result;
@@ -954,19 +971,34 @@ static void dec_result(struct dec *d, union xy_msg *m)
 	r->xfer_port = xy_get_u16(&d->r);
 	uint32_t n = dcount(d, XY_MAX_FILES, RESULT_OUTPUT_WIRE, "outputs");
 	r->outputs = dalloc(d, n, sizeof *r->outputs);
-	if (!r->outputs)
+	if (n && !r->outputs)
 		return;
 	r->n_outputs = n;
-	for (uint32_t i = 0; i < n; i++) {
-		struct xy_result_output *o = &r->outputs[i];
-		o->name = dstr(d, XY_MAX_NAME, "output name");
-		dsandbox(d, o->name, "output", i);
-		xy_get_raw(&d->r, o->id, XY_ID_LEN);
-		o->kind = xy_get_u8(&d->r);
-		if (!d->r.err && o->kind > XY_KIND_DIR)
-			dfail(d, "output %u has unknown kind %u", i, o->kind);
-		o->size = xy_get_u64(&d->r);
-	}
+	dec_result_outputs(d, r);
+	r->seq = xy_get_u64(&d->r);
+}
+
+/* ATTACH, ACCEPTED */
+static void dec_attach(struct dec *d, union xy_msg *m)
+{
+	xy_get_raw(&d->r, m->attach.session, XY_ID_LEN);
+	m->attach.after = xy_get_u64(&d->r);
+}
+
+static void enc_attach(struct enc *e, const union xy_msg *m)
+{
+	xy_buf_put_raw(e->b, m->attach.session, XY_ID_LEN);
+	xy_buf_put_u64(e->b, m->attach.after);
+}
+
+static void dec_accepted(struct dec *d, union xy_msg *m)
+{
+	m->accepted.id = xy_get_u64(&d->r);
+}
+
+static void enc_accepted(struct enc *e, const union xy_msg *m)
+{
+	xy_buf_put_u64(e->b, m->accepted.id);
 }
 
 static void enc_result(struct enc *e, const union xy_msg *m)
@@ -991,6 +1023,7 @@ static void enc_result(struct enc *e, const union xy_msg *m)
 		xy_buf_put_u8(e->b, o->kind);
 		xy_buf_put_u64(e->b, o->size);
 	}
+	xy_buf_put_u64(e->b, r->seq);
 }
 
 static void free_result(union xy_msg *m)
@@ -1041,6 +1074,8 @@ static const struct msg_ops {
 	[XY_MSG_OBJECT] = {"OBJECT", dec_object, enc_object, NULL},
 	[XY_MSG_SUBMIT] = {"SUBMIT", dec_submit, enc_submit, free_submit},
 	[XY_MSG_RESULT] = {"RESULT", dec_result, enc_result, free_result},
+	[XY_MSG_ATTACH] = {"ATTACH", dec_attach, enc_attach, NULL},
+	[XY_MSG_ACCEPTED] = {"ACCEPTED", dec_accepted, enc_accepted, NULL},
 };
 
 static const struct msg_ops *lookup(unsigned type)

@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 14
+#define XY_PROTO_VERSION 15
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -78,7 +78,9 @@ enum xy_msg_type {
 	/* client connections: a program submits to a standing manager */
 	XY_MSG_SUBMIT = 40, /* client -> m: run this task */
 	XY_MSG_RESULT = 41, /* m -> client: what became of it */
-	XY_MSG_MAX = 42
+	XY_MSG_ATTACH = 42,   /* client -> m: its session, results seen */
+	XY_MSG_ACCEPTED = 43, /* m -> client: a SUBMIT is recorded */
+	XY_MSG_MAX = 44
 };
 
 /* GET flags. PARTIAL: the server may answer from an object it is still
@@ -392,6 +394,9 @@ struct xy_msg_submit {
 	uint32_t n_outputs;
 	char **outputs; /* sandbox names */
 	uint16_t xfer_port;
+	/* The client's idempotency key within its session (ATTACH); all
+	 * zeros: none. The same key again names the same task. */
+	uint8_t key[XY_ID_LEN];
 };
 
 /* An output of a finished client task, served by the manager's transfer
@@ -416,6 +421,21 @@ struct xy_msg_result {
 	uint16_t xfer_port;
 	uint32_t n_outputs;
 	struct xy_result_output *outputs;
+	uint64_t seq; /* its number among its session's results; 0: none */
+};
+
+/* ATTACH: the client's session (a random id it keeps), and the last
+ * RESULT seq of that session it saw: the manager sends every RESULT of
+ * the session after it, and those of its tasks still to end. */
+struct xy_msg_attach {
+	uint8_t session[XY_ID_LEN];
+	uint64_t after;
+};
+
+/* ACCEPTED: the SUBMIT of id is accepted (with a journal: recorded), so
+ * it runs, and its RESULT comes, even if the manager is killed. */
+struct xy_msg_accepted {
+	uint64_t id;
 };
 
 /* Every decoded message. The member matches the type. */
@@ -442,6 +462,8 @@ union xy_msg {
 	struct xy_msg_object object;
 	struct xy_msg_submit submit;
 	struct xy_msg_result result;
+	struct xy_msg_attach attach;
+	struct xy_msg_accepted accepted;
 };
 
 /* The chunk size for an object of this size: XY_CHUNK_MIN, or a multiple

@@ -26,6 +26,8 @@
 
 #include "auth.h"
 #include "internal.h"
+#include "clients_int.h"
+#include "release.h"
 #include "mtls.h"
 #include "log.h"
 #include "memo.h"
@@ -34,49 +36,6 @@
 #define WHO "manager"
 /* The receiver name in the tokens the manager shows a client's server. */
 #define RECEIVER "manager"
-#define DIR_LEN 4120 /* the staging directory's, and objects/ or jobs/ */
-#define PATH_LEN (DIR_LEN + XY_MAX_NAME + 32)
-
-/* A client's share of the manager: files in one SUBMIT, and tasks not
- * yet answered (the duplicate-id check walks these). */
-#define CLIENT_FILES_MAX 4096
-#define CLIENT_JOBS_MAX 10000
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-struct client {
-	struct xy_clients *cs;
-	struct xy_conn *conn;
-	char *addr; /* where its transfer server is: the peer's ip */
-	int jobs;   /* its jobs not yet answered */
-};
-
-/* One SUBMIT, from its arrival to its RESULT. */
-struct client_job {
-	struct xy_clients *cs;
-	struct client *cl;  /* NULL once the client is gone */
-	uint64_t cid;       /* the client's id for it */
-	uint64_t seq;       /* ours: names its directory under jobs/ */
-	union xy_msg sub;   /* the SUBMIT, until the task is made */
-	struct xy_task *t;  /* once made */
-	int in_table;       /* t is in the manager's table, not ours */
-	int work;           /* thread-pool jobs in flight */
-	char *why;          /* the first input that could not be had */
-	int oom;            /* memory was short for its work */
-	int keyed;          /* journaled under key when it succeeds */
-	uint8_t key[XY_ID_LEN];
-	struct client_job *prev, *next;
-};
-
-struct xy_clients {
-	struct xy_manager *m;
-	struct client_job *jobs; /* every job, of every client */
-	uint64_t seq;
-	uint64_t last_expiry; /* tokens get distinct expiries */
-	char store[DIR_LEN], jobdir[DIR_LEN];
-	int journal; /* the store is the journal's (xy_clients_journal) */
-	int64_t connected; /* clients connected now */
-};
 
 /* An input brought from a client's transfer server into the store. */
 struct fetch_work {
@@ -123,6 +82,7 @@ static void job_free(struct client_job *j)
 {
 	struct xy_clients *cs = j->cs;
 
+	xy_clients__untrack(j);
 	if (j->cl)
 		j->cl->jobs--;
 	if (j->prev)
@@ -145,6 +105,7 @@ void xy_clients_destroy(struct xy_clients *cs)
 	/* Tasks still in the manager's table are freed with it. */
 	while (cs->jobs)
 		job_free(cs->jobs);
+	xy_clients__free_journal(cs);
 	free(cs);
 }
 
@@ -168,11 +129,19 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 {
 	int n = 0;
 
+	int kept = 0;
+	xy_clients__detach(cs, cl);
 	for (struct client_job *j = cs->jobs; j; j = j->next) {
 		if (j->cl != cl)
 			continue;
 		j->cl = NULL;
 		cl->jobs--;
+		/* Accepted in a session: it runs on, for the session's
+		 * next ATTACH. */
+		if (j->recorded) {
+			kept++;
+			continue;
+		}
 		n++;
 		/* A running task is told to stop; its job ends when it
 		 * does. A job still fetching ends when its fetches do. */
@@ -180,8 +149,9 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 			xy_manager_task_cancel(cs->m, j->t);
 	}
 	cs->connected--;
-	XY_LOGI(WHO, "client %s left (%s)%s", cl->addr, reason,
-		n ? ", its tasks are cancelled" : "");
+	XY_LOGI(WHO, "client %s left (%s)%s%s", cl->addr, reason,
+		n ? ", its tasks are cancelled" : "",
+		kept ? ", its session's tasks run on" : "");
 	free(cl->addr);
 	free(cl);
 }
@@ -224,9 +194,11 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 		res->n_outputs = t->n_outputs;
 		res->outputs = outs;
 	}
-	if (xy_conn_send(j->cl->conn, XY_MSG_RESULT, &msg) < 0)
+	if (j->recorded)
+		xy_clients__answer(j, res); /* recorded, then sent */
+	else if (j->cl && xy_conn_send(j->cl->conn, XY_MSG_RESULT, &msg) < 0)
 		xy_conn_close(j->cl->conn, "cannot send a RESULT");
-	XY_LOGI(WHO, "client %s: task %llu %s", j->cl->addr,
+	XY_LOGI(WHO, "client %s: task %llu %s", j->cl ? j->cl->addr : "(away)",
 		(unsigned long long)j->cid, xy_result_string(r));
 	free(outs);
 }
@@ -234,6 +206,7 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 static int journal_answer(struct xy_clients *cs, struct client *cl,
 			  const struct xy_msg_submit *s, uint8_t *key);
 static void journal_record(struct client_job *j);
+static int submit_key(const struct xy_msg_submit *s, uint8_t *key);
 
 static void settle_work(uv_work_t *req)
 {
@@ -273,8 +246,9 @@ static void settle_done(uv_work_t *req, int status)
 				 w->to[i]);
 	if (j->keyed && t->result == XY_RESULT_SUCCESS && !cs->m->destroying)
 		journal_record(j);
-	if (j->cl && !cs->m->destroying)
+	if ((j->cl || j->acc) && !cs->m->destroying)
 		send_result(j, t->result, NULL);
+	xy_release_task_done(cs->m->release, t); /* after its record */
 	settle_free(w);
 	job_free(j);
 }
@@ -322,9 +296,10 @@ void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t)
 		return;
 	if (w)
 		settle_free(w);
-	if (j->cl && !cs->m->destroying)
+	if ((j->cl || j->acc) && !cs->m->destroying)
 		send_result(j, XY_RESULT_MANAGER_FAILED,
 			    "the manager is out of memory");
+	xy_release_task_done(cs->m->release, t);
 	job_free(j);
 }
 
@@ -379,7 +354,7 @@ static void job_staged(struct client_job *j)
 	struct xy_manager *m = j->cs->m;
 	char err[1024] = "";
 
-	if (!j->cl || m->destroying) {
+	if ((!j->cl && !j->resumed) || m->destroying) {
 		job_free(j);
 		return;
 	}
@@ -394,7 +369,32 @@ static void job_staged(struct client_job *j)
 		job_free(j);
 		return;
 	}
+	/* Made again from its record: recorded by content too, as when it
+	 * came. */
+	if (j->resumed)
+		j->keyed = submit_key(&j->sub.submit, j->key) == 0;
 	j->t = make_task(j, err, sizeof err);
+	if (j->t && j->session_job && !(j->t->key = malloc(XY_ID_LEN))) {
+		xy_task_delete(j->t);
+		j->t = NULL;
+		snprintf(err, sizeof err, "out of memory");
+	}
+	if (j->t && j->session_job) {
+		/* Its RUN records and its worker's keeping go by this key;
+		 * accepted once recorded. */
+		memcpy(j->t->key, j->jkey, XY_ID_LEN);
+		if (!j->resumed && xy_clients__accept(j) < 0) {
+			xy_task_delete(j->t);
+			j->t = NULL;
+			send_result(j, XY_RESULT_MANAGER_FAILED,
+				    "the manager's journal cannot record the task");
+			job_free(j);
+			return;
+		}
+	} else if (j->t) {
+		union xy_msg acc = {.accepted = {.id = j->cid}};
+		xy_conn_send(j->cl->conn, XY_MSG_ACCEPTED, &acc);
+	}
 	if (j->t) {
 		j->t->job = j;
 		j->in_table = 1;
@@ -407,9 +407,38 @@ static void job_staged(struct client_job *j)
 	job_free(j);
 	return;
 submitted:
-	XY_LOGI(WHO, "client %s: task %llu runs as %llu", j->cl->addr,
+	XY_LOGI(WHO, "client %s: task %llu runs as %llu",
+		j->cl ? j->cl->addr : "(away)",
 		(unsigned long long)j->cid, (unsigned long long)j->t->id);
 	xy_msg_free(XY_MSG_SUBMIT, &j->sub);
+}
+
+struct client_job *xy_clients__job_new(struct xy_clients *cs,
+				       struct client *cl)
+{
+	struct client_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->cs = cs;
+	j->cl = cl;
+	j->seq = ++cs->seq;
+	if (cl)
+		cl->jobs++;
+	j->next = cs->jobs;
+	if (cs->jobs)
+		cs->jobs->prev = j;
+	cs->jobs = j;
+	return j;
+}
+
+void xy_clients__job_free(struct client_job *j)
+{
+	job_free(j);
+}
+
+void xy_clients__start(struct client_job *j)
+{
+	job_staged(j);
 }
 
 /* ---------------------------------------------------------- fetching */
@@ -529,7 +558,8 @@ static const char *bad_submit(struct xy_clients *cs, struct client *cl,
 	if (cl->jobs >= CLIENT_JOBS_MAX)
 		return "more than " STR(CLIENT_JOBS_MAX) " tasks not yet answered";
 	for (struct client_job *j = cs->jobs; j; j = j->next)
-		if (j->cl == cl && j->cid == s->id)
+		if (j->cl == cl && j->cid == s->id &&
+		    !(j->session_job && xy_key_set(s->key)))
 			return "SUBMIT with the id of a task not yet answered";
 	if (names_repeat(s))
 		return "SUBMIT names a sandbox path twice";
@@ -549,29 +579,47 @@ static void on_submit(struct xy_clients *cs, struct client *cl,
 		xy_conn_close(cl->conn, why);
 		return;
 	}
+	uint8_t jkey[XY_ID_LEN];
+	int session_job = 0;
+	if (cs->journal && xy_key_set(msg->submit.key)) {
+		if (!cl->sess) {
+			XY_LOGW(WHO, "closing client %s: SUBMIT with a key "
+				"before ATTACH", cl->addr);
+			xy_conn_close(cl->conn, "SUBMIT with a key before ATTACH");
+			return;
+		}
+		int r = xy_clients__known(cs, cl, &msg->submit, jkey);
+		if (r > 0)
+			return; /* the same job: never a second one */
+		session_job = r == 0;
+	}
 	if (cs->journal) {
+		/* The same task's content finished before (any session's,
+		 * or none): its recorded RESULT. */
 		int r = journal_answer(cs, cl, &msg->submit, key);
 		if (r > 0)
 			return; /* answered from the journal */
 		keyed = r == 0;
 	}
-	if (!(j = calloc(1, sizeof *j))) {
+	if (!(j = xy_clients__job_new(cs, cl))) {
 		xy_conn_close(cl->conn, "out of memory");
 		return;
 	}
-	j->cs = cs;
-	j->cl = cl;
 	j->cid = msg->submit.id;
-	j->seq = ++cs->seq;
 	j->keyed = keyed;
 	memcpy(j->key, key, sizeof key);
-	cl->jobs++;
 	j->sub = *msg; /* stolen: the conn frees an empty message */
 	memset(msg, 0, sizeof *msg);
-	j->next = cs->jobs;
-	if (cs->jobs)
-		cs->jobs->prev = j;
-	cs->jobs = j;
+	if (session_job) {
+		j->session_job = 1;
+		j->sess = cl->sess;
+		memcpy(j->jkey, jkey, XY_ID_LEN);
+		if (xy_clients__track(j) < 0) {
+			job_free(j);
+			xy_conn_close(cl->conn, "out of memory");
+			return;
+		}
+	}
 	for (uint32_t i = 0; i < j->sub.submit.n_inputs; i++)
 		start_fetch(j, &j->sub.submit.inputs[i]);
 	if (j->work == 0)
@@ -589,6 +637,10 @@ void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
 	}
 	if (type == XY_MSG_KEEPALIVE)
 		return;
+	if (type == XY_MSG_ATTACH) {
+		xy_clients__attach(cs, cl, &msg->attach);
+		return;
+	}
 	snprintf(why, sizeof why, "unexpected %s", xy_msg_name(type));
 	XY_LOGW(WHO, "closing client %s: %s", cl->addr, why);
 	xy_conn_close(cl->conn, why);
@@ -627,6 +679,7 @@ int xy_clients_journal(struct xy_clients *cs, const char *dir)
 		return -1;
 	memcpy(cs->jobdir, jobs, sizeof jobs);
 	cs->journal = 1;
+	xy_clients__resume(cs);
 	return 0;
 }
 

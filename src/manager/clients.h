@@ -30,4 +30,11 @@ int64_t xy_clients_connected(const struct xy_clients *cs);
  * job owns it now, and answers the client. */
 void xy_clients_task_done(struct xy_clients *cs, struct xy_task *t);
 
+/* The journal's client records at its opening (memo.c's replay: SUBMIT,
+ * ANSWER and SESSION records, clients_journal.c), and as a snapshot's. */
+struct xy_journal;
+int xy_clients_replay(struct xy_clients *cs, unsigned type, const void *data,
+		      size_t len, char *err, size_t errlen);
+int xy_clients_dump(struct xy_clients *cs, struct xy_journal *snap);
+
 #endif

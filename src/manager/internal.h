@@ -163,6 +163,7 @@ struct xy_manager {
 	struct xy_memo *memo; /* NULL without a journal */
 	struct xy_array *arrays; /* task arrays not yet all made (array.c) */
 	struct xy_adopt *adopt; /* with a journal: tasks workers kept */
+	struct xy_release *release; /* RELEASEs after records (release.c) */
 	struct xy_dash *dash; /* the live dashboard (dash.h); NULL: none */
 	uint64_t lease_ms; /* WELCOME's: how long workers keep their tasks */
 	/* With a journal, a scheduling round's messages wait in the conns

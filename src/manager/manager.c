@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "release.h"
 #include "mtls.h"
 #include "log.h"
 #include "adopt.h"
@@ -253,6 +254,8 @@ static void finish(struct xy_manager *m, struct xy_task *t)
 	} else if (!t->skipped) {
 		xy_memo_finished(m->memo, t);
 	}
+	if (!t->job) /* a client's: after its ANSWER record (client.c) */
+		xy_release_task_done(m->release, t);
 	if (t->internal)
 		retire_internal(m, t);
 }
@@ -917,6 +920,7 @@ static void conn_close(struct xy_conn *c, const char *reason)
 		xy_adopt_uncork_gone(m, p->worker);
 		p->worker->conn = NULL;
 		xy_adopt_worker_gone(m->adopt, p->worker);
+		xy_release_worker_gone(m->release, p->worker);
 		xy_wtable_remove(m->wtable, p->worker, reason);
 	} else if (xy_conn_role(c) == 0) {
 		xy_history_worker(m->history, xy_now(), xy_conn_peer(c),
@@ -1037,6 +1041,7 @@ static void run_once(struct xy_manager *m, uint64_t ms)
 	 * the finished tasks, not after; and the journal has them first. */
 	schedule_phase(m);
 	xy_memo_flush(m->memo);
+	xy_release_send(m);
 }
 
 static struct xy_task *pop_done(struct xy_manager *m)
@@ -1212,7 +1217,8 @@ struct xy_manager *xy_manager_create(const struct xy_manager_options *opt,
 	m->urls = xy_urls_create(m);
 	m->clients = xy_clients_create(m);
 	m->pools = xy_pools_create(m);
-	if (!m->wtable || !m->sched || !m->xplan || !m->lineage || !m->urls ||
+	m->release = xy_release_create();
+	if (!m->release || !m->wtable || !m->sched || !m->xplan || !m->lineage || !m->urls ||
 	    !m->clients || !m->pools || table_grow(m) < 0) {
 		xy_fail(err, errlen, ENOMEM, "out of memory");
 		goto error;
@@ -1325,6 +1331,8 @@ void xy_manager_destroy(struct xy_manager *m)
 	free(m->peers);
 	free(m->corked);
 	xy_clients_destroy(m->clients);
+	xy_release_destroy(m->release);
+	m->release = NULL;
 	for (uint64_t i = 0; i < m->task_table_size; i++)
 		for (struct xy_task *t = m->task_table[i], *n; t; t = n) {
 			n = t->hnext;

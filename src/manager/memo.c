@@ -72,6 +72,7 @@ struct xy_memo {
 	struct xy_htab runs;   /* struct run by fingerprint */
 	struct xy_htab before; /* those of earlier epochs by worker name */
 	size_t runs_before;    /* those of earlier epochs */
+	int sync;              /* --journal-sync */
 	struct xy_htab table;  /* entries by fingerprint (next) */
 	struct xy_htab places; /* those with a place, by it (pnext) */
 	int64_t skipped;
@@ -382,6 +383,15 @@ static int replay_run(struct xy_memo *memo, unsigned type, uint32_t epoch,
 	return rc;
 }
 
+/* A client's job answered: its task runs no more, whatever UNRUN a torn
+ * tail cut. */
+static void drop_key_run(struct xy_memo *memo, const uint8_t *key)
+{
+	struct run *r = find_run(memo, key);
+	if (r)
+		drop_run(memo, r);
+}
+
 static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 		      const void *data, size_t len, char *err, size_t errlen)
 {
@@ -399,6 +409,13 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	case XY_MEMO_REC_CLIENT:
 		return xy_memo_results_client_replay(memo->results, data, len,
 						     err, errlen);
+	case XY_MEMO_REC_SUBMIT:
+	case XY_MEMO_REC_ANSWER:
+	case XY_MEMO_REC_SESSION:
+		if (type == XY_MEMO_REC_ANSWER && len >= 2 * XY_ID_LEN)
+			drop_key_run(memo, (const uint8_t *)data + XY_ID_LEN);
+		return xy_clients_replay(memo->m ? memo->m->clients : NULL,
+					 type, data, len, err, errlen);
 	}
 	snprintf(err, errlen, "unknown record type %u (a newer xylem's "
 		 "journal?)", type);
@@ -432,6 +449,7 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		return NULL;
 	}
 	memo->m = m;
+	memo->sync = sync;
 	memo->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 	memo->ctx = EVP_MD_CTX_new();
 	if (!memo->sha256 || !memo->ctx) {
@@ -539,7 +557,8 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 {
 	struct entry e = {.n_out = t->n_outputs};
-	if (!memo || memo->broken || !t->key ||
+	/* A client's task (internal, keyed) ends with its ANSWER record. */
+	if (!memo || memo->broken || !t->key || t->internal ||
 	    t->result != XY_RESULT_SUCCESS)
 		return;
 	memcpy(e.fp, t->key, XY_ID_LEN);
@@ -618,7 +637,8 @@ void xy_memo_write(struct xy_memo *memo)
 void xy_memo_stopped(struct xy_memo *memo, struct xy_task *t)
 {
 	struct run *r;
-	if (!memo || memo->broken || !t->key || !(r = find_run(memo, t->key)))
+	if (!memo || memo->broken || !t->key || t->internal ||
+	    !(r = find_run(memo, t->key)))
 		return;
 	if (append_run(memo->j, REC_UNRUN, t->key, NULL) < 0)
 		XY_LOGW(WHO, "task %llu: its end not recorded: %s",
@@ -704,7 +724,8 @@ size_t xy_memo_running_before(const struct xy_memo *memo)
 static int dump(void *arg, struct xy_journal *snap)
 {
 	struct xy_memo *memo = arg;
-	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0)
+	if (xy_memo_results_dump(memo->results, snap, known, memo) < 0 ||
+	    (memo->m && xy_clients_dump(memo->m->clients, snap) < 0))
 		return -1;
 	for (size_t i = 0; i < memo->runs.n_slots; i++)
 		for (struct run *r = xy_htab_slot(&memo->runs, i); r;
@@ -796,6 +817,33 @@ int xy_memo_client_record(struct xy_memo *memo, const uint8_t *key,
 	if (xy_memo_results_client_record(memo->results, memo->j, key, data,
 					  len) < 0)
 		return -1;
+	xy_memo_flush(memo);
+	if (memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+int xy_memo_sync_mode(const struct xy_memo *memo)
+{
+	return memo && memo->sync;
+}
+
+int xy_memo_client_put(struct xy_memo *memo, unsigned type, const void *data,
+		       size_t len, const uint8_t *unrun)
+{
+	struct run *r;
+	if (!memo || memo->broken) {
+		errno = EIO;
+		return -1;
+	}
+	if (!xy_journal_append(memo->j, type, data, len))
+		return -1;
+	if (unrun && (r = find_run(memo, unrun))) {
+		append_run(memo->j, REC_UNRUN, unrun, NULL);
+		drop_run(memo, r);
+	}
 	xy_memo_flush(memo);
 	if (memo->broken) {
 		errno = EIO;

@@ -92,4 +92,12 @@ int64_t xy_memo_skipped(const struct xy_memo *memo);
 int64_t xy_memo_known(const struct xy_memo *memo);
 uint32_t xy_memo_epoch(const struct xy_memo *memo);
 
+/* Appends a client's record (clients_journal.c) and, if unrun names a
+ * running task, its UNRUN; writes them at once. 0, or -1 with errno. */
+int xy_memo_client_put(struct xy_memo *memo, unsigned type, const void *data,
+		       size_t len, const uint8_t *unrun);
+
+/* 1 in --journal-sync mode: outputs are synced before their records. */
+int xy_memo_sync_mode(const struct xy_memo *memo);
+
 #endif

@@ -16,6 +16,11 @@
 
 #define XY_MEMO_REC_RESULT 10 /* the journal record's type */
 #define XY_MEMO_REC_CLIENT 11 /* a client's finished task (client.c) */
+/* A session's accepted SUBMIT, its job's answer, the session's numbering
+ * (clients_journal.c). */
+#define XY_MEMO_REC_SUBMIT 12
+#define XY_MEMO_REC_ANSWER 13
+#define XY_MEMO_REC_SESSION 14
 
 struct xy_journal;
 struct xy_memo_results;

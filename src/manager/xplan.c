@@ -31,6 +31,9 @@
 
 #include "auth.h"
 #include "internal.h"
+#include "release.h"
+#include "outsync.h"
+#include "memo.h"
 #include "mtls.h"
 #include "log.h"
 #include "util.h"
@@ -118,6 +121,7 @@ struct retrieve_job {
 	int status;
 	int local; /* the failure was the manager's own (mkdir, writing,
 		    * rename) */
+	int sync;  /* --journal-sync: synced before and after its rename */
 	char err[512];
 };
 
@@ -795,9 +799,18 @@ static void retrieve_work(uv_work_t *req)
 		return;
 	}
 	struct stat st;
+	if (j->sync && xy_outsync_tree(tmp) < 0) {
+		snprintf(j->err, sizeof j->err, "cannot sync %s: %s", j->path,
+			 strerror(errno));
+		xy_rm_rf(tmp);
+		j->status = XY_OBJ_FAILED;
+		j->local = 1;
+		return;
+	}
 	if (j->obj->kind == XY_KIND_DIR && lstat(j->path, &st) == 0)
 		xy_rm_rf(j->path);
-	if (rename(tmp, j->path) < 0) {
+	if (rename(tmp, j->path) < 0 ||
+	    (j->sync && xy_outsync_parent(j->path) < 0)) {
 		snprintf(j->err, sizeof j->err, "cannot rename to %s: %s",
 			 j->path, strerror(errno));
 		xy_rm_rf(tmp);
@@ -847,7 +860,8 @@ static void retrieve_done(uv_work_t *req, int status)
 		/* The output is back, or given up: its worker (if still
 		 * here) may evict it now. */
 		if (j->w)
-			xy_manager_release(x->m, j->w, j->obj->id);
+			xy_manager_release_after(x->m, j->t, j->w,
+						 j->obj->id);
 		xy_manager_retrieved(x->m, j->t, ok, j->local,
 				     ok ? NULL : why);
 	} else {
@@ -877,6 +891,7 @@ static int retrieve_start(struct xy_xplan *x, struct retrieve_job *j,
 	j->worker = xy__strdup(x->m, w->name);
 	j->w = w;
 	j->started = xy_manager_now(x->m);
+	j->sync = xy_memo_sync_mode(x->m->memo);
 	make_token(x, obj->id, MANAGER_NAME, j->token);
 	/* uv_queue_work fails only on bad arguments. */
 	if (!j->host || !j->path || !j->worker ||

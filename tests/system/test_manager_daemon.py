@@ -191,7 +191,8 @@ def test_malformed_submit(xylem_bin, plain_standing, secret_file,
         return struct.pack("<I", len(b)) + b
     payload = (struct.pack("<Q", 1) + string(b"") + string(b"")
                + struct.pack("<IQQIQ", 1, 0, 0, 0, 0)
-               + struct.pack("<III", 0, 0, 0) + struct.pack("<H", 0))
+               + struct.pack("<III", 0, 0, 0) + struct.pack("<H", 0)
+               + bytes(32))  # no key
     send_tagged(s, out, frame(SUBMIT, payload))
     closed, _ = closed_by_manager(s)
     assert closed
@@ -269,7 +270,7 @@ def test_unreachable_input(plain_standing, secret_file):
     payload = (struct.pack("<Q", 9) + string(b"") + string(b"cat in.txt")
                + struct.pack("<IQQIQ", 1, 0, 0, 0, 0)
                + struct.pack("<II", 0, 1) + inp + struct.pack("<I", 0)
-               + struct.pack("<H", dead_port))
+               + struct.pack("<H", dead_port) + bytes(32))  # no key
     send_tagged(s, out, frame(SUBMIT, payload))
     while True:
         mtype, body = recv_tagged(s, into)

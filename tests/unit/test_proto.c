@@ -164,12 +164,21 @@ static int sample(unsigned type, union xy_msg *m)
 		m->submit = (struct xy_msg_submit){
 			7, "tool.cwl", "exec \"$XYLEM_EXE\" cwl-exec x", 2, 100,
 			0, 0, 60000, 2, env, 2, submit_inputs, 2,
-			submit_outputs, 40001};
+			submit_outputs, 40001, {0x5e, 0x11}};
 		return 1;
 	case XY_MSG_RESULT:
 		m->result = (struct xy_msg_result){
 			7, 1, 33, "failed", 4, "o\0ut", 40002, 2,
-			result_outputs};
+			result_outputs, 12345};
+		return 1;
+	case XY_MSG_ATTACH:
+		memset(&m->attach, 0, sizeof m->attach);
+		m->attach.session[0] = 0xa5;
+		m->attach.session[31] = 0x5a;
+		m->attach.after = 1ull << 40;
+		return 1;
+	case XY_MSG_ACCEPTED:
+		m->accepted.id = 77;
 		return 1;
 	case XY_MSG_OBJECT:
 		m->object.status = XY_OBJ_OK;
@@ -295,7 +304,7 @@ static void t_round_trip_every_type(void)
 		xy_buf_free(&b2);
 		n++;
 	}
-	XY_CHECK_EQ(n, 27);
+	XY_CHECK_EQ(n, 29);
 	xy_test_check_no_leaks();
 }
 
@@ -403,6 +412,9 @@ static void t_client_messages(void)
 	XY_CHECK_EQ(d.submit.n_outputs, 2);
 	XY_CHECK(!strcmp(d.submit.outputs[1], "cwl-result.json"));
 	XY_CHECK_EQ(d.submit.xfer_port, 40001);
+	XY_CHECK_EQ(d.submit.key[0], 0x5e);
+	XY_CHECK_EQ(d.submit.key[1], 0x11);
+	XY_CHECK(xy_key_set(d.submit.key));
 	xy_msg_free(XY_MSG_SUBMIT, &d);
 	xy_buf_free(&b);
 
@@ -416,6 +428,7 @@ static void t_client_messages(void)
 	XY_CHECK_EQ(d.result.output_len, 4);
 	XY_CHECK(!memcmp(d.result.output, "o\0ut", 4));
 	XY_CHECK_EQ(d.result.xfer_port, 40002);
+	XY_CHECK_EQ(d.result.seq, 12345);
 	XY_CHECK_EQ(d.result.n_outputs, 2);
 	XY_CHECK_EQ(d.result.outputs[0].kind, XY_KIND_DIR);
 	XY_CHECK_EQ(d.result.outputs[1].size, 12);
@@ -917,6 +930,44 @@ static void t_held_tasks(void)
 	xy_test_check_no_leaks();
 }
 
+/* Sessions (protocol 14): a RESULT without outputs still carries its
+ * number; ATTACH and ACCEPTED keep their fields; a SUBMIT cut before its
+ * key is refused. */
+static void t_session_messages(void)
+{
+	union xy_msg m = {0}, d;
+	struct xy_buf b;
+	char err[256];
+
+	m.result = (struct xy_msg_result){.id = 3, .message = "",
+					  .seq = 99};
+	encode(XY_MSG_RESULT, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_RESULT, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.result.seq, 99);
+	XY_CHECK_EQ(d.result.n_outputs, 0);
+	xy_msg_free(XY_MSG_RESULT, &d);
+	xy_buf_free(&b);
+
+	sample(XY_MSG_ATTACH, &m);
+	encode(XY_MSG_ATTACH, &m, &b);
+	XY_CHECK_EQ(b.len, 8 + 32 + 8);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_ATTACH, b.data + 8, b.len - 8, &d,
+				  err, sizeof err), 0);
+	XY_CHECK_EQ(d.attach.session[31], 0x5a);
+	XY_CHECK_EQ(d.attach.after, 1ull << 40);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_ATTACH, b.data + 8, b.len - 9, &d,
+				  err, sizeof err), -1);
+	xy_buf_free(&b);
+
+	sample(XY_MSG_SUBMIT, &m);
+	encode(XY_MSG_SUBMIT, &m, &b);
+	XY_CHECK_EQ(xy_msg_decode(XY_MSG_SUBMIT, b.data + 8, b.len - 8 - 1,
+				  &d, err, sizeof err), -1);
+	xy_buf_free(&b);
+	xy_test_check_no_leaks();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
@@ -937,6 +988,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_hostile_sandbox_names),
 		XY_TEST(t_free_tolerates_null),
 		XY_TEST(t_held_tasks),
+		XY_TEST(t_session_messages),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);
