@@ -140,8 +140,20 @@ class Endpoint:
             self.proc.wait(10)
 
 
+def _clean_homes(accounts):
+    """What the tests leave in the accounts' homes, links included."""
+    for u in USERS:
+        for name in (".xylem", "out", "count"):
+            path = os.path.join(accounts[u].pw_dir, name)
+            if os.path.islink(path) or os.path.isfile(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def endpoint(accounts, place):
+    _clean_homes(accounts)
     ep = Endpoint(place, "# the test's endpoint\n"
                   "users = xyept_a, xyept_b\nidle_exit = 3\nworkers = 1\n")
     ep.wait_serving()
@@ -153,12 +165,7 @@ def endpoint(accounts, place):
                            "manager.log")
         if os.path.isfile(log):  # a sanitized build's findings land here
             assert "Sanitizer" not in open(log).read(), log
-        shutil.rmtree(os.path.join(accounts[u].pw_dir, ".xylem"),
-                      ignore_errors=True)
-        shutil.rmtree(os.path.join(accounts[u].pw_dir, "out"),
-                      ignore_errors=True)
-        if os.path.exists(os.path.join(accounts[u].pw_dir, "count")):
-            os.unlink(os.path.join(accounts[u].pw_dir, "count"))
+    _clean_homes(accounts)
 
 
 def _pids(user, pattern):
