@@ -26,7 +26,7 @@ static int cmd_help(int argc, char **argv);
 static const struct command commands[] = {
 	{"run", xy_cli_run, "run a workflow file on local or remote workers"},
 	{"manager", xy_cli_manager, "run a standing manager that clients submit to"},
-	{"cwl", xy_cli_cwl, "run a CWL CommandLineTool, locally or on a manager"},
+	{"cwl", xy_cli_cwl, "run a CWL tool or workflow, locally or on a manager"},
 	{"cwl-exec", xy_cli_cwl_exec, "run a CWL tool in a task (xylem cwl runs it)"},
 	{"endpoint", xy_cli_endpoint, "serve several users, each with a manager of their own"},
 	{"status", xy_cli_status, "show a running manager's tasks and workers"},
