@@ -56,7 +56,8 @@ XYLEM_BIN=$PWD/build-asan/src/cli/xylem XYLEM_SANITIZED=1 \
 # sanitized extension needs the runtime preloaded into python itself).
 XYLEM_BUILD_DIR=$PWD/build XYLEM_BIN=$PWD/build-asan/src/cli/xylem \
 	XYLEM_SANITIZED=1 PYTHONPATH=$PWD/python python3 -m pytest -q tests/python
-XYLEM_BIN=$PWD/build-asan/src/cli/xylem bash scripts/cwl-conformance.sh
+XYLEM_BIN=$PWD/build-asan/src/cli/xylem CWL_SUITE_RUNS=required \
+	bash scripts/cwl-conformance.sh
 
 echo "== fuzz build (clang, address and undefined sanitizers)" >&2
 fuzz_targets="decode journal workflow cwl xfer http tls"

@@ -126,13 +126,23 @@ class Endpoint:
                               timeout=60, cwd="/")
 
     def spawned(self):
-        """The managers the spawner started that still run."""
+        """The managers the spawner started that still run (a refused
+        start's child, killed, is reaped within the spawner's 250 ms
+        tick: it is waited out, not counted)."""
         spawner = subprocess.run(
             ["pgrep", "-u", "root", "-f", "xylem endpoint --socket " +
              re.escape(self.sock)], capture_output=True, text=True)
-        kids = subprocess.run(["pgrep", "-P", spawner.stdout.strip()],
-                              capture_output=True, text=True)
-        return kids.stdout.split()
+
+        def alive():
+            ps = subprocess.run(["ps", "--ppid", spawner.stdout.strip(),
+                                 "-o", "pid=,stat="], capture_output=True,
+                                text=True)
+            return [line.split()[0] for line in ps.stdout.splitlines()
+                    if not line.split()[1].startswith("Z")]
+        end = time.monotonic() + 5
+        while alive() and time.monotonic() < end:
+            time.sleep(0.05)
+        return alive()
 
     def stop(self):
         if self.proc.poll() is None:
