@@ -103,7 +103,10 @@ class Batching:
         """True if a submit of fn with opts may wait for the burst."""
         from .cwl import CWLApp
         from .shell import ShellFunction
+        # Not while pools size the workers from the queued tasks: a batch
+        # is one task, and would hide its calls' demand from the scaler.
         return (self.submits and not fresh and self.ex._journal is None
+                and not self.ex._pools
                 and not isinstance(fn, (ShellFunction, CWLApp))
                 and _resources_plain(opts))
 
