@@ -945,13 +945,11 @@ static int remote_rounds(struct cwl_run *r, const char *host, int port,
 	}
 }
 
-static int run_remote(struct cwl_run *r)
+int cwl__remote_setup(struct cwl_run *r, char *host, size_t len, int *port,
+		      SSL_CTX **tls)
 {
-	char host[256];
-	int port, rc;
-
-	if (xy_parse_hostport(r->o.manager, host, sizeof host, &port) < 0 ||
-	    port <= 0) {
+	if (xy_parse_hostport(r->o.manager, host, len, port) < 0 ||
+	    *port <= 0) {
 		fprintf(stderr, "xylem cwl: --manager '%s' is not HOST:PORT\n",
 			r->o.manager);
 		return XY_EXIT_USAGE;
@@ -965,9 +963,19 @@ static int run_remote(struct cwl_run *r)
 		return CWL_PERMANENT_FAIL;
 	/* The connection's own warnings would repeat what we say. */
 	xy_log_set_level(XY_LOG_ERROR);
-	SSL_CTX *tls = NULL;
-	if (xy_cli_tls_client("xylem cwl", r->o.tls_ca, r->o.no_tls, &tls) < 0)
+	if (xy_cli_tls_client("xylem cwl", r->o.tls_ca, r->o.no_tls, tls) < 0)
 		return XY_EXIT_USAGE;
+	return -1;
+}
+
+static int run_remote(struct cwl_run *r)
+{
+	char host[256];
+	int port, rc;
+	SSL_CTX *tls = NULL;
+
+	if ((rc = cwl__remote_setup(r, host, sizeof host, &port, &tls)) >= 0)
+		return rc;
 	rc = remote_rounds(r, host, port, tls);
 	SSL_CTX_free(tls);
 	return rc;

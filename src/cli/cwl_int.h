@@ -91,4 +91,11 @@ int cwl__start(struct cwl_run *r);
  * Returns the CWL exit status. */
 int cwl__run_workflow(struct cwl_run *r);
 
+/* --manager: its address into host and *port, the secret into r->local,
+ * the TLS context that verifies it into *tls (the caller frees it).
+ * -1 to go on, or the exit status (said on stderr). */
+struct ssl_ctx_st;
+int cwl__remote_setup(struct cwl_run *r, char *host, size_t len, int *port,
+		      struct ssl_ctx_st **tls);
+
 #endif

@@ -668,22 +668,10 @@ static int connect_remote(struct wfrun *w, SSL_CTX **tls)
 	char host[256], err[1024] = "";
 	int port;
 
-	if (xy_parse_hostport(r->o.manager, host, sizeof host, &port) < 0 ||
-	    port <= 0) {
-		fprintf(stderr, "xylem cwl: --manager '%s' is not HOST:PORT\n",
-			r->o.manager);
-		return XY_EXIT_USAGE;
-	}
-	if (!r->o.secret_file && !getenv("XYLEM_SECRET")) {
-		fprintf(stderr, "xylem cwl: --manager needs the manager's"
-			" secret: --secret-file F or XYLEM_SECRET\n");
-		return XY_EXIT_USAGE;
-	}
-	if (xy_local_secret(&r->local, r->o.secret_file) < 0)
-		return CWL_PERMANENT_FAIL;
-	xy_log_set_level(XY_LOG_ERROR);
-	if (xy_cli_tls_client("xylem cwl", r->o.tls_ca, r->o.no_tls, tls) < 0)
-		return XY_EXIT_USAGE;
+	int rc;
+
+	if ((rc = cwl__remote_setup(r, host, sizeof host, &port, tls)) >= 0)
+		return rc;
 	w->c = xy_client_connect(host, port, r->local.secret,
 				 r->local.secret_len, *tls, 30, err, sizeof err);
 	if (!w->c) {
