@@ -1152,3 +1152,42 @@ const char *xy_catalog_object_name(const struct xy_object *obj)
 	}
 	return NULL;
 }
+
+/* ------------------------------------ the public API's files (xylem.h) */
+
+struct xy_file *xy_manager_declare_file(struct xy_manager *m,
+					const char *path,
+					xy_cache_level level, char *err,
+					size_t errlen)
+{
+	if (!path || !*path) {
+		xy_fail(err, errlen, EINVAL, "a file needs a path");
+		return NULL;
+	}
+	if (xy_catalog_check_level(level, err, errlen) < 0)
+		return NULL;
+	struct xy_file *f = xy_catalog_file(m->catalog, path, level);
+	if (!f)
+		xy_fail(err, errlen, ENOMEM, "out of memory");
+	return f;
+}
+
+struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
+					  const void *data, size_t len,
+					  xy_cache_level level, char *err,
+					  size_t errlen)
+{
+	if (!data && len) {
+		xy_fail(err, errlen, EINVAL, "a buffer of %zu bytes needs "
+			"data", len);
+		return NULL;
+	}
+	if (xy_catalog_check_level(level, err, errlen) < 0)
+		return NULL;
+	return xy_catalog_buffer(m->catalog, data, len, level, err, errlen);
+}
+
+const char *xy_file_path(const struct xy_file *f)
+{
+	return f->path;
+}

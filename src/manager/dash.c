@@ -957,3 +957,15 @@ const char *xy_dash_url(const struct xy_dash *d)
 {
 	return d->url;
 }
+
+/* ------------------------------------- the public API's dashboard */
+
+int xy_manager_http_port(const struct xy_manager *m)
+{
+	return m->dash ? xy_dash_port(m->dash) : 0;
+}
+
+const char *xy_manager_http_url(const struct xy_manager *m)
+{
+	return m->dash ? xy_dash_url(m->dash) : NULL;
+}

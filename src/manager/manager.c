@@ -1373,43 +1373,6 @@ int xy_manager_shutdown_workers(struct xy_manager *m)
 	return n;
 }
 
-struct xy_file *xy_manager_declare_file(struct xy_manager *m,
-					const char *path,
-					xy_cache_level level, char *err,
-					size_t errlen)
-{
-	if (!path || !*path) {
-		xy_fail(err, errlen, EINVAL, "a file needs a path");
-		return NULL;
-	}
-	if (xy_catalog_check_level(level, err, errlen) < 0)
-		return NULL;
-	struct xy_file *f = xy_catalog_file(m->catalog, path, level);
-	if (!f)
-		xy_fail(err, errlen, ENOMEM, "out of memory");
-	return f;
-}
-
-struct xy_file *xy_manager_declare_buffer(struct xy_manager *m,
-					  const void *data, size_t len,
-					  xy_cache_level level, char *err,
-					  size_t errlen)
-{
-	if (!data && len) {
-		xy_fail(err, errlen, EINVAL, "a buffer of %zu bytes needs "
-			"data", len);
-		return NULL;
-	}
-	if (xy_catalog_check_level(level, err, errlen) < 0)
-		return NULL;
-	return xy_catalog_buffer(m->catalog, data, len, level, err, errlen);
-}
-
-const char *xy_file_path(const struct xy_file *f)
-{
-	return f->path;
-}
-
 static int check_submit(struct xy_manager *m, struct xy_task *t, char *err,
 			size_t errlen)
 {
@@ -1535,57 +1498,4 @@ void xy_manager_task_cancel(struct xy_manager *m, struct xy_task *t)
 int64_t xy_manager_outstanding(const struct xy_manager *m)
 {
 	return m->n_tasks;
-}
-
-void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
-{
-	int busy;
-	memset(out, 0, sizeof *out);
-	out->tasks_waiting = m->n_waiting;
-	out->tasks_ready = xy_sched_count(m->sched);
-	out->tasks_running = m->n_running;
-	out->tasks_done = m->n_done;
-	out->tasks_succeeded = m->n_succeeded;
-	out->tasks_failed = m->n_failed;
-	out->workers_connected = xy_wtable_count(m->wtable, &busy,
-						 &out->cores_total,
-						 &out->cores_used);
-	out->workers_busy = busy;
-	out->bytes_sent = (int64_t)xy_xfer_server_bytes_sent(m->xfer);
-	out->bytes_received = xy_xplan_bytes_received(m->xplan);
-	out->transfers_active = xy_xplan_active(m->xplan);
-	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds,
-		       &out->send_seconds);
-	out->temps_remade = xy_lineage_remakes(m->lineage);
-	xy_catalog_counts(m->catalog, &out->files, &out->objects);
-	out->tasks_skipped = xy_memo_skipped(m->memo);
-	out->tasks_adopted = xy_adopt_adopted(m->adopt);
-	out->clients_connected = xy_clients_connected(m->clients);
-}
-
-char *xy_manager_status_json(const struct xy_manager *m)
-{
-	return xy_status_build(m);
-}
-
-int xy_manager_add_pool(struct xy_manager *m, const struct xy_pool_options *o,
-			char *err, size_t errlen)
-{
-	return xy_pools_add(m->pools, o, err, errlen);
-}
-
-int xy_manager_pool_job(struct xy_manager *m, const char *job, const char *id,
-			const char *why)
-{
-	return xy_pools_job_answer(m->pools, job, id, why);
-}
-
-int xy_manager_http_port(const struct xy_manager *m)
-{
-	return m->dash ? xy_dash_port(m->dash) : 0;
-}
-
-const char *xy_manager_http_url(const struct xy_manager *m)
-{
-	return m->dash ? xy_dash_url(m->dash) : NULL;
 }

@@ -1416,3 +1416,17 @@ json_t *xy_pools_status(const struct xy_pools *ps)
 	}
 	return arr;
 }
+
+/* ----------------------------------------- the public API's pools */
+
+int xy_manager_add_pool(struct xy_manager *m, const struct xy_pool_options *o,
+			char *err, size_t errlen)
+{
+	return xy_pools_add(m->pools, o, err, errlen);
+}
+
+int xy_manager_pool_job(struct xy_manager *m, const char *job, const char *id,
+			const char *why)
+{
+	return xy_pools_job_answer(m->pools, job, id, why);
+}

@@ -7,7 +7,11 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "adopt.h"
 #include "internal.h"
+#include "memo.h"
 #include "pools.h"
 #include "util.h"
 
@@ -79,4 +83,37 @@ char *xy_status_build(const struct xy_manager *m)
 	char *s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	return s;
+}
+
+/* ---------------------------------------- the public API's status */
+
+void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
+{
+	int busy;
+	memset(out, 0, sizeof *out);
+	out->tasks_waiting = m->n_waiting;
+	out->tasks_ready = xy_sched_count(m->sched);
+	out->tasks_running = m->n_running;
+	out->tasks_done = m->n_done;
+	out->tasks_succeeded = m->n_succeeded;
+	out->tasks_failed = m->n_failed;
+	out->workers_connected = xy_wtable_count(m->wtable, &busy,
+						 &out->cores_total,
+						 &out->cores_used);
+	out->workers_busy = busy;
+	out->bytes_sent = (int64_t)xy_xfer_server_bytes_sent(m->xfer);
+	out->bytes_received = xy_xplan_bytes_received(m->xplan);
+	out->transfers_active = xy_xplan_active(m->xplan);
+	xy_sched_stats(m->sched, &out->decisions, &out->decision_seconds,
+		       &out->send_seconds);
+	out->temps_remade = xy_lineage_remakes(m->lineage);
+	xy_catalog_counts(m->catalog, &out->files, &out->objects);
+	out->tasks_skipped = xy_memo_skipped(m->memo);
+	out->tasks_adopted = xy_adopt_adopted(m->adopt);
+	out->clients_connected = xy_clients_connected(m->clients);
+}
+
+char *xy_manager_status_json(const struct xy_manager *m)
+{
+	return xy_status_build(m);
 }
