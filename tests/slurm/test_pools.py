@@ -244,6 +244,11 @@ def test_scancel_of_running_workers_loses_nothing(pools, tmp_path):
     assert jobs, mgr.output
     victims = random.sample(sorted(jobs), 2)
     pools.slurm.run("scancel", *victims)
+    # The tasks go on only once the pool has asked for a replacement:
+    # released at once, they would fit on the two workers left and the
+    # run could end before the scaler looks again.
+    assert cluster.wait_until(lambda: len(submitted(mgr.output)) > 4,
+                              30 * SLOW, 0.1), mgr.output
     flag.touch()
     assert mgr.wait(60) == 0, mgr.output
     assert "16 tasks: 16 succeeded, 0 failed" in mgr.output, mgr.output
