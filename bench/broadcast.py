@@ -72,6 +72,9 @@ def parse_args(argv):
     ap.add_argument("--only", default="xylem,single,tree,ring",
                     help="which of xylem,single,tree,chain,ring to measure"
                     " (all but chain)")
+    ap.add_argument("--details", action="store_true",
+                    help="print where each xylem run's time went (copy"
+                    " times, plan shape, failed fetches) to stderr")
     a = ap.parse_args(argv)
     a.ns = sorted({int(n) for n in a.workers.split(",")})
     a.methods = [m for m in ("xylem", "single", "tree", "chain", "ring")
@@ -120,7 +123,47 @@ def xylem_span(db, obj_id, n):
     return max(t for _, t, _ in rows) - start
 
 
-def run_xylem(c, n, obj, obj_id, limit, work):
+def xylem_details(db, obj_id):
+    """Where a run's time went, from its history: the copies' completion
+    times from the first dispatch (quantiles), the plan's shape (copies
+    served by the manager, relay depth) and every failed fetch by cause.
+    For blaming a slow large-N run on the plan, on failures, or on the
+    machine (a relay chain just as slow in the same run)."""
+    with sqlite3.connect(db) as con:
+        first = con.execute("SELECT min(time) FROM task_events"
+                            " WHERE event = 'dispatched'").fetchone()[0]
+        rows = con.execute("SELECT source, dest, time, seconds, status"
+                           " FROM transfers WHERE object = ? AND"
+                           " dest != 'manager'", (obj_id,)).fetchall()
+    ok = sorted((t - first, s, src, dst) for src, dst, t, s, st in rows
+                if st == "ok")
+    if not ok:
+        return "no copies"
+    done = [t for t, _, _, _ in ok]
+    q = [done[min(len(done) - 1, int(f * len(done)))]
+         for f in (0.1, 0.5, 0.9)] + [done[-1]]
+    parent = {dst: src for _, _, src, dst in ok}
+    depth = {}
+    for d in parent:
+        k, hop = 0, d
+        while hop in parent and k <= len(parent):
+            hop, k = parent[hop], k + 1
+        depth[d] = k
+    fails = {}
+    for _, _, _, _, st in rows:
+        if st != "ok":
+            fails[st] = fails.get(st, 0) + 1
+    longest = max(ok, key=lambda r: r[1])
+    from_manager = sum(1 for v in parent.values() if v == "manager")
+    return (f"copies done at {q[0]:.1f}/{q[1]:.1f}/{q[2]:.1f}/{q[3]:.1f} s"
+            f" (p10/p50/p90/last); {from_manager} served by"
+            f" the manager; relay depth max {max(depth.values())};"
+            f" longest copy {longest[1]:.1f} s ({longest[2]} -> {longest[3]});"
+            f" failed fetches {sum(fails.values())}"
+            + (f" {fails}" if fails else ""))
+
+
+def run_xylem(c, n, obj, obj_id, limit, work, details=False):
     """One run of the manager and n workers; returns the span."""
     run_dir = work / f"xylem-{n}"
     bar = run_dir / "barrier"
@@ -128,6 +171,8 @@ def run_xylem(c, n, obj, obj_id, limit, work):
     patience = 4 * n * limit + 120
     write_workflow(run_dir / "wf.json", obj, n, bar, patience)
     db = nsbench.run_xylem(c, run_dir, n, 1, patience + 60)
+    if details:
+        print(f"xylem N={n}: {xylem_details(db, obj_id)}", file=sys.stderr)
     return xylem_span(db, obj_id, n)
 
 
@@ -314,7 +359,8 @@ def main(argv):
         obj_id = sha256_file(obj) if "xylem" in a.methods else None
         header(a, limit)
         for n in a.ns:
-            res = measure(c, n, a.methods, obj, obj_id, size, limit, work)
+            res = measure(c, n, a.methods, obj, obj_id, size, limit, work,
+                          a.details)
             row(n, limit, a.methods, res)
     print("target: xylem <= 1.25 at every N (principle 4)" +
           (", or <= 1.10 x chain (issue 19)" if "chain" in a.methods
@@ -322,13 +368,13 @@ def main(argv):
     return 0
 
 
-def measure(c, n, methods, obj, obj_id, size, limit, work):
+def measure(c, n, methods, obj, obj_id, size, limit, work, details=False):
     """Runs each method for this N (the ring needs N >= 2); removes the
     copies afterwards."""
     res = {}
     for m in methods:
         if m == "xylem":
-            res[m] = run_xylem(c, n, obj, obj_id, limit, work)
+            res[m] = run_xylem(c, n, obj, obj_id, limit, work, details)
         elif m == "chain":
             res[m] = run_chain(c, n, obj, size, work)
         elif m != "ring" or n >= 2:

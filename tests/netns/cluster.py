@@ -53,6 +53,7 @@ tls_ca.setup()
 REPO = Path(__file__).resolve().parents[2]
 STATE_DIR = Path("/run/xylem-netns")
 NET_BASE = "10.213"     # subnets are NET_BASE.X.0/24
+MAX_WORKERS = 244       # .10 to .254 of a subnet
 IFACE = "eth0"          # a host's interface, inside its namespace
 BRIDGE = "br0"
 MANAGER = "manager"
@@ -426,8 +427,9 @@ class Cluster:
 
     def __init__(self, n_workers, rate="200mbit", manager_rate=None,
                  prefix=None, workdir=None, binary=None, mtu=1500):
-        if not 1 <= n_workers <= 200:
-            raise ValueError("n_workers: 1 to 200")
+        # Worker i is .(10+i) of the /24: 244 workers fill it.
+        if not 1 <= n_workers <= MAX_WORKERS:
+            raise ValueError(f"n_workers: 1 to {MAX_WORKERS}")
         if not MTU_MIN <= mtu <= MTU_MAX:
             raise ValueError(f"mtu: {MTU_MIN} to {MTU_MAX}")
         self.mtu = mtu
