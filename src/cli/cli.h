@@ -34,6 +34,20 @@ struct ssl_ctx_st;
 int xy_cli_tls_client(const char *who, const char *ca, int no_tls,
 		      struct ssl_ctx_st **out);
 
+/* `xylem run WORKFLOW --manager HOST:PORT` (run_remote.c): the tasks
+ * submitted to a standing manager as its client. Returns the exit status
+ * (XY_EXIT_*, or 128 + a signal). */
+struct xy_workflow;
+struct xy_run_remote_opts {
+	const char *manager;     /* HOST:PORT */
+	const char *secret_file; /* NULL: XYLEM_SECRET_FILE, XYLEM_SECRET */
+	const char *tls_ca;      /* NULL: XYLEM_TLS_CA */
+	int no_tls;
+	int quiet;
+};
+int xy_run_remote(const struct xy_workflow *wf,
+		  const struct xy_run_remote_opts *o);
+
 /* --pool KEY=VALUE,...: one pool (pools_arg.c, docs/cli.md). Parse
  * says what is wrong on stderr and returns NULL; add adds each to m,
  * its workers running this program, -1 (said on stderr) if one is

@@ -61,6 +61,8 @@ struct run_opts {
 	int n_pools;
 	const char *http;   /* --http [HOST:]PORT: the dashboard */
 	double http_linger; /* --http-linger S: served on after the run */
+	const char *manager; /* --manager HOST:PORT: run_remote.c */
+	const char *tls_ca;  /* --tls-ca, with --manager */
 };
 
 struct failure {
@@ -162,9 +164,48 @@ static void usage(FILE *out)
 		" printed)\n"
 		"  --http-linger S       keep serving it S seconds after the"
 		" run ends\n"
+		"  --manager HOST:PORT   submit to a standing manager (xylem"
+		" manager, or\n"
+		"                        a user's manager on an endpoint: xylem"
+		" endpoint\n"
+		"                        connect) instead of running one; needs"
+		" its secret\n"
+		"                        (--secret-file, XYLEM_SECRET_FILE or"
+		" XYLEM_SECRET)\n"
+		"                        and its CA (--tls-ca, XYLEM_TLS_CA) or"
+		" --no-tls\n"
+		"  --tls-ca FILE         with --manager: the manager's CA"
+		" certificate\n"
 		"  --help                show this help\n\n"
 		"Exit status: 0 if every task succeeded, 1 if one failed, 2 for"
 		" a bad\ncommand line or workflow file, 130 if interrupted.\n");
+}
+
+/* --manager runs nothing here: the options of a local run are refused
+ * with it, and --tls-ca is refused without it. */
+static int check_manager_opts(const struct run_opts *o)
+{
+	const char *local = o->workers >= 0 ? "--workers"
+			    : o->host ? "--host" : o->port ? "--port"
+			    : o->history ? "--history"
+			    : o->history_output ? "--history-output"
+			    : o->log_dir ? "--log-dir" : o->journal ? "--journal"
+			    : o->journal_sync ? "--journal-sync"
+			    : o->tls_dir ? "--tls-dir"
+			    : o->cores_per_worker ? "--cores-per-worker"
+			    : o->n_pools ? "--pool" : o->http ? "--http"
+			    : o->array_command ? "--array/--each-line" : NULL;
+
+	if (o->manager && local) {
+		fprintf(stderr, "xylem run: %s is for a run with its own"
+			" manager, not with --manager\n", local);
+		return 1;
+	}
+	if (!o->manager && o->tls_ca) {
+		fprintf(stderr, "xylem run: --tls-ca goes with --manager\n");
+		return 1;
+	}
+	return 0;
 }
 
 /* Returns -1 to go on, or the exit status to end with. */
@@ -173,7 +214,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	enum { O_WORKERS = 256, O_HOST, O_PORT, O_SECRET, O_HISTORY, O_CPW,
 	       O_QUIET, O_POOL, O_POOLS, O_JOURNAL, O_JOURNAL_SYNC,
 	       O_TLS_DIR, O_NO_TLS, O_HISTORY_OUTPUT, O_LOG_DIR, O_HTTP,
-	       O_HTTP_LINGER, O_ARRAY, O_EACH_LINE, O_RETRIES };
+	       O_HTTP_LINGER, O_ARRAY, O_EACH_LINE, O_RETRIES, O_MANAGER,
+	       O_TLS_CA };
 	static const struct option longopts[] = {
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"host", required_argument, NULL, O_HOST},
@@ -195,6 +237,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"array", required_argument, NULL, O_ARRAY},
 		{"each-line", required_argument, NULL, O_EACH_LINE},
 		{"retries", required_argument, NULL, O_RETRIES},
+		{"manager", required_argument, NULL, O_MANAGER},
+		{"tls-ca", required_argument, NULL, O_TLS_CA},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -275,6 +319,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			bad |= xy_cli_int("xylem run", "--retries", optarg, 0,
 					  1000000, &o->retries);
 			break;
+		case O_MANAGER:
+			o->manager = optarg;
+			break;
+		case O_TLS_CA:
+			o->tls_ca = optarg;
+			break;
 		case O_POOL:
 			bad |= xy_cli_pool_arg("xylem run", optarg, o->pools,
 					       &o->n_pools) < 0;
@@ -320,6 +370,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "xylem run: no workflow file given\n");
 		bad = 1;
 	}
+	if (!bad)
+		bad = check_manager_opts(o);
 	if (bad) {
 		fprintf(stderr, "(see 'xylem run --help')\n");
 		return XY_EXIT_USAGE;
@@ -470,32 +522,6 @@ static int start_manager(struct run *r)
 
 /* Outputs land at their paths when their tasks end: make the directories
  * that will hold them now. */
-static int make_output_dirs(struct run *r)
-{
-	for (size_t i = 0; i < r->wf->n_paths; i++) {
-		const struct xy_wf_path *p = &r->wf->paths[i];
-		char *dir, *slash;
-		int rc;
-
-		if (p->producer < 0 || p->temp)
-			continue;
-		dir = strdup(p->full);
-		if (!dir)
-			return -1;
-		slash = strrchr(dir, '/');
-		if (slash && slash != dir)
-			*slash = '\0';
-		rc = slash && slash != dir ? xy_mkdir_p(dir) : 0;
-		if (rc < 0)
-			fprintf(stderr, "xylem run: cannot make directory %s for"
-				" \"%s\": %s\n", dir, p->written, strerror(errno));
-		free(dir);
-		if (rc < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* ---------------------------------------------------------- task arrays */
 
 /* What the manager's array record points at: the workflow's task, the
@@ -1052,7 +1078,8 @@ static int execute(struct run *r)
 	    xy_local_secret(&r->local, r->o.secret_file) < 0 ||
 	    start_manager(r) < 0)
 		return XY_EXIT_FAIL;
-	if (make_output_dirs(r) < 0 || submit_all(r) < 0)
+	if (xy_workflow_output_dirs(r->wf, "xylem run") < 0 ||
+	    submit_all(r) < 0)
 		return XY_EXIT_FAIL;
 	xy_local_catch_signals();
 	if (r->n_submitted && xy_local_start_workers(&r->local) < 0)
@@ -1086,6 +1113,16 @@ int xy_cli_run(int argc, char **argv)
 		fprintf(stderr, "xylem run: %s\n", err);
 		cleanup(&r);
 		return XY_EXIT_USAGE;
+	}
+	if (r.o.manager) {
+		struct xy_run_remote_opts ro = {
+			.manager = r.o.manager, .secret_file = r.o.secret_file,
+			.tls_ca = r.o.tls_ca, .no_tls = r.o.no_tls,
+			.quiet = r.o.quiet,
+		};
+		rc = xy_run_remote(r.wf, &ro);
+		cleanup(&r);
+		return rc;
 	}
 	/* Pools bring the workers: none local unless asked for. */
 	if (r.o.n_pools && r.o.workers < 0)

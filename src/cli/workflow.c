@@ -891,3 +891,31 @@ void xy_workflow_free(struct xy_workflow *w)
 	free(w->name);
 	free(w);
 }
+
+/* The directory of every path a task writes (not temps). */
+int xy_workflow_output_dirs(const struct xy_workflow *wf, const char *who)
+{
+	for (size_t i = 0; i < wf->n_paths; i++) {
+		const struct xy_wf_path *p = &wf->paths[i];
+		char *dir, *slash;
+		int rc;
+
+		if (p->producer < 0 || p->temp)
+			continue;
+		dir = strdup(p->full);
+		if (!dir)
+			return -1;
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir)
+			*slash = '\0';
+		rc = slash && slash != dir ? xy_mkdir_p(dir) : 0;
+		if (rc < 0)
+			fprintf(stderr, "%s: cannot make directory %s for"
+				" \"%s\": %s\n", who, dir, p->written,
+				strerror(errno));
+		free(dir);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}

@@ -90,6 +90,10 @@ struct xy_workflow *xy_workflow_parse(const char *text, size_t len,
 				      const char *label, const char *basedir,
 				      char *err, size_t errlen);
 
+/* Makes the directory of every path a task of wf writes (temps aside):
+ * 0, or -1 said on stderr after who. */
+int xy_workflow_output_dirs(const struct xy_workflow *wf, const char *who);
+
 /* Frees w and everything it holds. xy_workflow_free(NULL) does nothing. */
 void xy_workflow_free(struct xy_workflow *w);
 

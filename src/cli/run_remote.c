@@ -1,0 +1,428 @@
+/*
+ * run_remote.c: `xylem run WORKFLOW --manager HOST:PORT`: the workflow's
+ * tasks submitted to a standing manager (`xylem manager`, or a user's own
+ * manager on an endpoint: `xylem endpoint connect`) as its client
+ * (client.c), instead of to a manager of this run's own. A task is
+ * submitted once every task that writes one of its inputs has succeeded;
+ * its outputs are fetched to their paths when it ends, and a failed task
+ * runs again up to its retries. A temp of the workflow passes through
+ * this side (a private directory), since SUBMIT names files, not temps;
+ * URL inputs, archives to unpack and task arrays are refused with the
+ * reason (docs/cli.md, "xylem run against a standing manager").
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "cli.h"
+#include "client.h"
+#include "local.h"
+#include "log.h"
+#include "progress.h"
+#include "util.h"
+#include "workflow.h"
+#include "xylem.h"
+
+enum { R_WAITING, R_QUEUED, R_DONE, R_FAILED, R_SKIPPED };
+
+struct rtask {
+	const struct xy_wf_task *w;
+	int state;
+	int runs;       /* submissions so far */
+	size_t waiting; /* producers of its inputs not yet done */
+	size_t *after;  /* the tasks that read one of its outputs */
+	size_t n_after;
+};
+
+struct remote {
+	const struct xy_run_remote_opts *o;
+	const struct xy_workflow *wf;
+	struct rtask *t;
+	struct xy_client *c;
+	size_t *by_id; /* client task id - 1 -> workflow task index */
+	size_t n_ids, cap_ids;
+	char scratch[PATH_MAX]; /* temps pass through here; "" until made */
+	int64_t done, failed, skipped, queued;
+	struct xy_progress progress;
+};
+
+/* ------------------------------------------------------------- checks */
+
+/* What SUBMIT cannot carry yet: refused before anything runs. */
+static int check_supported(const struct xy_workflow *wf)
+{
+	for (size_t i = 0; i < wf->n_tasks; i++) {
+		const struct xy_wf_task *w = &wf->tasks[i];
+		const char *why = NULL;
+
+		if (w->array_n || w->array_lines)
+			why = "is a task array";
+		for (size_t k = 0; !why && k < w->n_inputs; k++) {
+			if (w->inputs[k].unpack)
+				why = "has an archive to unpack";
+			else if (wf->paths[w->inputs[k].ref].url)
+				why = "has a URL input";
+		}
+		if (why) {
+			fprintf(stderr, "xylem run: task \"%s\" %s, which"
+				" --manager does not take yet: run it with"
+				" local workers (without --manager)\n", w->id,
+				why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Each task's producers (counted) and dependents (listed). */
+static int link_tasks(struct remote *r)
+{
+	const struct xy_workflow *wf = r->wf;
+
+	r->t = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof *r->t);
+	if (!r->t)
+		return -1;
+	for (size_t i = 0; i < wf->n_tasks; i++)
+		r->t[i].w = &wf->tasks[i];
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < wf->n_tasks; i++) {
+			const struct xy_wf_task *w = &wf->tasks[i];
+			for (size_t k = 0; k < w->n_inputs; k++) {
+				long p = wf->paths[w->inputs[k].ref].producer;
+				if (p < 0 || (size_t)p == i)
+					continue;
+				struct rtask *src = &r->t[p];
+				if (pass == 0) {
+					src->n_after++;
+					r->t[i].waiting++;
+				} else {
+					src->after[src->n_after++] = i;
+				}
+			}
+		}
+		for (size_t i = 0; pass == 0 && i < wf->n_tasks; i++) {
+			r->t[i].after = calloc(r->t[i].n_after + 1,
+					       sizeof *r->t[i].after);
+			if (!r->t[i].after)
+				return -1;
+			r->t[i].n_after = 0;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- paths */
+
+/* Where path ref is on this side: its own path, or a temp's place in the
+ * scratch directory (made on first use). */
+static const char *local_path(struct remote *r, size_t ref, char *buf,
+			      size_t len)
+{
+	const struct xy_wf_path *p = &r->wf->paths[ref];
+
+	if (!p->temp)
+		return p->full;
+	if (!*r->scratch) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(r->scratch, sizeof r->scratch,
+			 "%s/xylem-run-temps-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(r->scratch)) {
+			fprintf(stderr, "xylem run: cannot make a directory"
+				" for temps: %s\n", strerror(errno));
+			*r->scratch = '\0';
+			return NULL;
+		}
+	}
+	if (snprintf(buf, len, "%s/%zu", r->scratch, ref) >= (int)len)
+		return NULL;
+	return buf;
+}
+
+/* ----------------------------------------------------------- submit */
+
+static int remember_id(struct remote *r, uint64_t id, size_t task)
+{
+	if (id > r->cap_ids) {
+		size_t cap = r->cap_ids ? 2 * r->cap_ids : 64;
+		while (cap < id)
+			cap *= 2;
+		size_t *n = realloc(r->by_id, cap * sizeof *n);
+		if (!n)
+			return -1;
+		r->by_id = n;
+		r->cap_ids = cap;
+	}
+	r->by_id[id - 1] = task;
+	if (id > r->n_ids)
+		r->n_ids = id;
+	return 0;
+}
+
+static int submit(struct remote *r, size_t i)
+{
+	const struct xy_wf_task *w = r->t[i].w;
+	struct xy_client_input in[w->n_inputs ? w->n_inputs : 1];
+	const char *outs[w->n_outputs ? w->n_outputs : 1];
+	struct xy_env_var env[w->n_env ? w->n_env : 1];
+	char paths[w->n_inputs ? w->n_inputs : 1][PATH_MAX], err[1024] = "";
+
+	for (size_t k = 0; k < w->n_inputs; k++) {
+		in[k].path = local_path(r, w->inputs[k].ref, paths[k],
+					sizeof paths[k]);
+		in[k].name = w->inputs[k].as;
+		if (!in[k].path)
+			return -1;
+	}
+	for (size_t k = 0; k < w->n_outputs; k++)
+		outs[k] = w->outputs[k].as;
+	for (size_t k = 0; k < w->n_env; k++)
+		env[k] = (struct xy_env_var){.name = w->env[k].name,
+					     .value = w->env[k].value};
+	struct xy_client_task t = {
+		.command = w->command, .tag = w->id, .cores = w->cores,
+		.memory_mb = w->memory_mb, .disk_mb = w->disk_mb,
+		.gpus = w->gpus, .time_limit = w->time_limit,
+		.env = env, .n_env = (uint32_t)w->n_env,
+		.inputs = in, .n_inputs = (uint32_t)w->n_inputs,
+		.outputs = outs, .n_outputs = (uint32_t)w->n_outputs,
+	};
+	uint64_t id = xy_client_submit(r->c, &t, err, sizeof err);
+	if (!id) {
+		fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id, err);
+		return -1;
+	}
+	if (remember_id(r, id, i) < 0)
+		return -1;
+	r->t[i].state = R_QUEUED;
+	r->t[i].runs++;
+	r->queued++;
+	return 0;
+}
+
+/* ------------------------------------------------------------ results */
+
+/* Fetches every output of i's result to its path (a temp's: scratch). */
+static int fetch_outputs(struct remote *r, size_t i,
+			 const struct xy_msg_result *res, char *err,
+			 size_t errlen)
+{
+	const struct xy_wf_task *w = r->t[i].w;
+	char buf[PATH_MAX];
+
+	for (size_t k = 0; k < w->n_outputs; k++) {
+		uint32_t j = 0;
+		while (j < res->n_outputs &&
+		       strcmp(res->outputs[j].name, w->outputs[k].as) != 0)
+			j++;
+		if (j == res->n_outputs) {
+			snprintf(err, errlen, "the manager sent no output"
+				 " \"%s\"", w->outputs[k].as);
+			return -1;
+		}
+		const char *dest = local_path(r, w->outputs[k].ref, buf,
+					      sizeof buf);
+		if (!dest)
+			return -1;
+		/* It fetches to a neighbour and renames that into place. */
+		xy_rm_rf(dest);
+		if (xy_client_fetch(r->c, res, j, dest, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Every task below i that can no longer run. */
+static void skip_after(struct remote *r, size_t i)
+{
+	for (size_t k = 0; k < r->t[i].n_after; k++) {
+		struct rtask *d = &r->t[r->t[i].after[k]];
+		if (d->state != R_WAITING)
+			continue;
+		d->state = R_SKIPPED;
+		r->skipped++;
+		fprintf(stderr, "xylem run: task \"%s\" not run: its input"
+			" from \"%s\" was not made\n", d->w->id,
+			r->t[i].w->id);
+		skip_after(r, r->t[i].after[k]);
+	}
+}
+
+static void show_failure(const struct rtask *t, const struct xy_msg_result *res,
+			 const char *why)
+{
+	fprintf(stderr, "xylem run: failed: task \"%s\": %s", t->w->id,
+		why && *why ? why : xy_result_string((xy_result)res->result));
+	if (res->exit_code && !(why && *why))
+		fprintf(stderr, " (exit code %d)", res->exit_code);
+	fputc('\n', stderr);
+	if (res->output_len) {
+		/* Its last lines: the tail the manager kept. */
+		const char *s = res->output, *end = s + res->output_len;
+		int lines = 0;
+		while (end > s && lines <= 10)
+			if (*--end == '\n' && end + 1 < s + res->output_len)
+				lines++;
+		if (lines > 10)
+			end++;
+		fprintf(stderr, "  %.*s%s", (int)(s + res->output_len - end),
+			end, s[res->output_len - 1] == '\n' ? "" : "\n");
+	}
+}
+
+/* One RESULT: outputs fetched, dependents released, or a retry. */
+static int take(struct remote *r, const struct xy_msg_result *res)
+{
+	char err[1024] = "";
+
+	if (res->id == 0 || res->id > r->n_ids)
+		return 0; /* not ours (a duplicate after a retry) */
+	size_t i = r->by_id[res->id - 1];
+	struct rtask *t = &r->t[i];
+	if (t->state != R_QUEUED)
+		return 0;
+	r->queued--;
+	int ok = res->result == XY_RESULT_SUCCESS && res->exit_code == 0 &&
+		 fetch_outputs(r, i, res, err, sizeof err) == 0;
+	if (!ok && t->runs <= (t->w->retries > 0 ? t->w->retries : 0)) {
+		xy_progress_clear(&r->progress);
+		fprintf(stderr, "xylem run: task \"%s\" failed (%s); running"
+			" it again (run %d of %d)\n", t->w->id,
+			*err ? err : *res->message ? res->message
+			: xy_result_string((xy_result)res->result),
+			t->runs + 1, t->w->retries + 1);
+		return submit(r, i);
+	}
+	if (!ok) {
+		t->state = R_FAILED;
+		r->failed++;
+		show_failure(t, res, *err ? err : res->message);
+		skip_after(r, i);
+		return 0;
+	}
+	t->state = R_DONE;
+	r->done++;
+	for (size_t k = 0; k < t->n_after; k++) {
+		struct rtask *d = &r->t[t->after[k]];
+		if (d->state == R_WAITING && --d->waiting == 0 &&
+		    submit(r, t->after[k]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ the run */
+
+static void progress(struct remote *r, int force)
+{
+	struct xy_progress_counts c = {
+		.done = r->done + r->failed, .total = (int64_t)r->wf->n_tasks,
+		.running = r->queued, .failed = r->failed,
+	};
+	xy_progress_update(&r->progress, &c, force);
+}
+
+static int exchange(struct remote *r)
+{
+	char err[1024] = "";
+
+	for (size_t i = 0; i < r->wf->n_tasks; i++)
+		if (r->t[i].waiting == 0 && submit(r, i) < 0)
+			return XY_EXIT_FAIL;
+	while (r->queued > 0) {
+		struct xy_msg_result res;
+		if (xy_local_stops())
+			return xy_local_stop_status();
+		if (xy_client_wait(r->c, 0.5, &res, err, sizeof err) < 0) {
+			if (errno == ETIMEDOUT) {
+				progress(r, 0);
+				continue;
+			}
+			xy_progress_clear(&r->progress);
+			fprintf(stderr, "xylem run: lost the manager at %s:"
+				" %s\n", r->o->manager, err);
+			return XY_EXIT_FAIL;
+		}
+		int rc = take(r, &res);
+		xy_client_result_free(&res);
+		if (rc < 0)
+			return XY_EXIT_FAIL;
+		progress(r, 0);
+	}
+	xy_progress_clear(&r->progress);
+	if (r->o->quiet && !r->failed && !r->skipped)
+		return XY_EXIT_OK;
+	fprintf(stderr, "xylem run: %zu tasks: %lld succeeded, %lld failed%s"
+		" in %.2f s (manager %s)\n", r->wf->n_tasks,
+		(long long)r->done, (long long)r->failed,
+		r->skipped ? ", some not run" : "",
+		xy_progress_elapsed(&r->progress), r->o->manager);
+	return r->failed || r->skipped ? XY_EXIT_FAIL : XY_EXIT_OK;
+}
+
+int xy_run_remote(const struct xy_workflow *wf,
+		  const struct xy_run_remote_opts *o)
+{
+	struct remote r = {.o = o, .wf = wf};
+	struct xy_local local = {.who = "xylem run"};
+	char host[256], err[1024] = "";
+	int port, rc = XY_EXIT_FAIL;
+	SSL_CTX *tls = NULL;
+
+	if (check_supported(wf) < 0)
+		return XY_EXIT_USAGE;
+	if (xy_parse_hostport(o->manager, host, sizeof host, &port) < 0 ||
+	    port <= 0) {
+		fprintf(stderr, "xylem run: --manager '%s' is not HOST:PORT\n",
+			o->manager);
+		return XY_EXIT_USAGE;
+	}
+	const char *secret_file = o->secret_file ? o->secret_file
+						 : getenv("XYLEM_SECRET_FILE");
+	if (!secret_file && !getenv("XYLEM_SECRET")) {
+		fprintf(stderr, "xylem run: --manager needs the manager's"
+			" secret: --secret-file F, XYLEM_SECRET_FILE or"
+			" XYLEM_SECRET\n");
+		return XY_EXIT_USAGE;
+	}
+	if (xy_local_secret(&local, secret_file) < 0)
+		return XY_EXIT_FAIL;
+	if (xy_workflow_output_dirs(wf, "xylem run") < 0)
+		goto out;
+	if (xy_cli_tls_client("xylem run", o->tls_ca, o->no_tls, &tls) < 0) {
+		rc = XY_EXIT_USAGE;
+		goto out;
+	}
+	if (link_tasks(&r) < 0) {
+		fprintf(stderr, "xylem run: out of memory\n");
+		goto out;
+	}
+	/* The connection's own warnings would repeat what we say. */
+	xy_log_set_level(XY_LOG_ERROR);
+	r.c = xy_client_connect(host, port, local.secret, local.secret_len,
+				tls, 30, err, sizeof err);
+	if (!r.c) {
+		fprintf(stderr, "xylem run: %s %s: %s\n", o->manager,
+			errno == EACCES ? "refused the secret (check"
+			" --secret-file)" : "cannot be reached", err);
+		goto out;
+	}
+	xy_local_catch_signals();
+	xy_progress_init(&r.progress, stderr, !o->quiet);
+	rc = exchange(&r);
+out:
+	xy_client_close(r.c);
+	SSL_CTX_free(tls);
+	if (*r.scratch)
+		xy_rm_rf(r.scratch);
+	for (size_t i = 0; r.t && i < wf->n_tasks; i++)
+		free(r.t[i].after);
+	free(r.t);
+	free(r.by_id);
+	xy_local_free(&local);
+	return rc;
+}

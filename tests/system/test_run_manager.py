@@ -1,0 +1,113 @@
+"""`xylem run WORKFLOW --manager HOST:PORT` (docs/cli.md, "xylem run
+against a standing manager"): a workflow's tasks submitted to a standing
+`xylem manager` as its client, in dependency order, outputs fetched to
+their paths, a temp passed through the client's side, failed tasks run
+again up to their retries, and what SUBMIT cannot carry refused before
+anything runs."""
+
+import json
+
+from test_manager_journal import Standing
+
+
+def write_wf(path, tasks):
+    path.write_text(json.dumps({"name": "remote", "tasks": tasks}))
+    return path
+
+
+def run(xylem, mgr, wf, *extra, cwd=None):
+    return xylem.run("run", wf, "--manager", f"127.0.0.1:{mgr.port}",
+                     "--secret-file", mgr.secret_file, *extra, cwd=cwd)
+
+
+def test_a_workflow_runs_on_a_standing_manager(xylem, tmp_path, secret_file):
+    """A three-task workflow (a temp between two of them, one task that
+    fails once and has a retry): every output lands at its path with the
+    right bytes, each task ran as often as it should, the temp is nowhere
+    in the workflow's directory, and the manager's worker ran it all."""
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    marks = tmp_path / "marks"
+    (tmp_path / "in.txt").write_text("hello\n")
+    flaky = (f"echo c >> {marks}; [ $(grep -c c {marks}) -ge 2 ] || exit 5;"
+             " wc -c < in > out")
+    wf = write_wf(tmp_path / "wf.json", [
+        {"id": "a", "command": f"echo a >> {marks}; tr a-z A-Z < in > out",
+         "inputs": [{"path": "in.txt", "as": "in"}],
+         "outputs": [{"path": "mid", "as": "out", "temp": True}]},
+        {"id": "b", "command": f"echo b >> {marks}; cat in in > out",
+         "inputs": [{"path": "mid", "as": "in"}],
+         "outputs": [{"path": "res/b.txt", "as": "out"}]},
+        {"id": "c", "command": flaky, "retries": 1,
+         "inputs": [{"path": "in.txt", "as": "in"}],
+         "outputs": [{"path": "res/c.txt", "as": "out"}]}])
+    r = run(xylem, mgr, wf, "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.output + mgr.p.output
+    assert (tmp_path / "res/b.txt").read_text() == "HELLO\nHELLO\n"
+    assert (tmp_path / "res/c.txt").read_text().strip() == "6"
+    assert sorted(marks.read_text().split()) == ["a", "b", "c", "c"]
+    assert not (tmp_path / "mid").exists()
+    assert 'task "c" failed (exited with status 5); running it again' \
+        ' (run 2 of 2)' in r.output, r.output
+    assert "succeeded" not in r.output, r.output  # --quiet
+    # A second run is a second run: the standing manager has no workflow
+    # of this client's to remember (--journal is the local run's).
+    r = run(xylem, mgr, wf, cwd=tmp_path)
+    assert r.returncode == 0, r.output
+    assert "3 tasks: 3 succeeded, 0 failed" in r.output, r.output
+
+
+def test_a_failed_task_stops_what_reads_its_output(xylem, tmp_path,
+                                                   secret_file):
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    wf = write_wf(tmp_path / "wf.json", [
+        {"id": "bad", "command": "echo oops; exit 3",
+         "outputs": [{"path": "x", "as": "out"}]},
+        {"id": "after", "command": "cat in > out",
+         "inputs": [{"path": "x", "as": "in"}],
+         "outputs": [{"path": "y", "as": "out"}]},
+        {"id": "other", "command": "echo fine > out",
+         "outputs": [{"path": "z", "as": "out"}]}])
+    r = run(xylem, mgr, wf, cwd=tmp_path)
+    assert r.returncode == 1, r.output
+    assert 'failed: task "bad"' in r.output and "oops" in r.output, r.output
+    assert 'task "after" not run: its input from "bad" was not made' \
+        in r.output, r.output
+    assert (tmp_path / "z").read_text() == "fine\n"
+    assert not (tmp_path / "y").exists()
+
+
+def test_what_manager_mode_cannot_take_is_refused(xylem, tmp_path,
+                                                  secret_file):
+    """Local-run options, and inputs SUBMIT does not carry yet (an
+    archive to unpack, a URL, a task array), are refused with the reason
+    and exit 2, before anything is submitted; so is a missing secret."""
+    (tmp_path / "a.tar").write_bytes(b"")
+    plain = write_wf(tmp_path / "plain.json", [
+        {"id": "t", "command": "true"}])
+    cases = [
+        (plain, ["--workers", "2"], "--workers is for a run with its own"
+         " manager"),
+        (plain, ["--journal", str(tmp_path / "j")], "--journal is for a"),
+        (write_wf(tmp_path / "unpack.json", [
+            {"id": "u", "command": "ls in",
+             "inputs": [{"path": "a.tar", "as": "in", "unpack": True}]}]),
+         [], 'task "u" has an archive to unpack'),
+        (write_wf(tmp_path / "url.json", [
+            {"id": "w", "command": "cat in",
+             "inputs": [{"url": "http://127.0.0.1:9/x", "as": "in"}]}]),
+         [], 'task "w" has a URL input'),
+        (write_wf(tmp_path / "array.json", [
+            {"id": "arr", "command": "true", "array": {"range": 3}}]),
+         [], 'task "arr" is a task array'),
+    ]
+    for wf, extra, said in cases:
+        r = xylem.run("run", wf, "--manager", "127.0.0.1:9",
+                      "--secret-file", secret_file, *extra, cwd=tmp_path)
+        assert r.returncode == 2 and said in r.output, (wf, r.output)
+    env = dict(xylem.env)
+    env.pop("XYLEM_SECRET", None)
+    env.pop("XYLEM_SECRET_FILE", None)
+    r = xylem.run("run", plain, "--manager", "127.0.0.1:9", env=env)
+    assert r.returncode == 2 and "needs the manager's secret" in r.output
+    r = xylem.run("run", plain, "--tls-ca", "x", env=env)
+    assert r.returncode == 2 and "--tls-ca goes with --manager" in r.output
