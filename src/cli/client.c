@@ -329,6 +329,13 @@ int xy_client_wait(struct xy_client *c, double timeout,
 	return 0;
 }
 
+int xy_client_connected(struct xy_client *c)
+{
+	if (c->conn)
+		uv_run(&c->loop, UV_RUN_NOWAIT);
+	return c->conn != NULL;
+}
+
 int xy_client_fetch(struct xy_client *c, const struct xy_msg_result *r,
 		    uint32_t i, const char *dest, char *err, size_t errlen)
 {

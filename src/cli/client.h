@@ -86,6 +86,11 @@ int xy_client_wait(struct xy_client *c, double timeout,
 		   struct xy_msg_result *out, char *err, size_t errlen);
 void xy_client_result_free(struct xy_msg_result *r);
 
+/* 1 while the control connection is open (what the manager has sent
+ * so far is read, without waiting), 0 once it closed: a failed fetch
+ * from a manager that is gone says so. */
+int xy_client_connected(struct xy_client *c);
+
 /* Fetches output i of result r from the manager into dest (which must not
  * exist), verifying its content. Returns 0, or -1 with a reason in err. */
 int xy_client_fetch(struct xy_client *c, const struct xy_msg_result *r,

@@ -5,7 +5,13 @@
  * (client.c), instead of to a manager of this run's own. A task is
  * submitted once every task that writes one of its inputs has succeeded;
  * its outputs are fetched to their paths when it ends, and a failed task
- * runs again up to its retries. A temp of the workflow passes through
+ * runs again up to its retries. The run is one session of the manager's
+ * (docs/durability.md, "Clients"), each submission keyed by its task and
+ * run: a manager lost on the way and started again on its journal is
+ * reached again (for XYLEM_RECONNECT seconds, default 120), the tasks
+ * still out are submitted again under their keys, and what ended
+ * meanwhile is answered from its journal: nothing runs twice. A temp of
+ * the workflow passes through
  * this side (a private directory), since SUBMIT names files, not temps;
  * URL inputs, archives to unpack and task arrays are refused with the
  * reason (docs/cli.md, "xylem run against a standing manager").
@@ -17,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "cli.h"
@@ -33,7 +40,8 @@ enum { R_WAITING, R_QUEUED, R_DONE, R_FAILED, R_SKIPPED };
 struct rtask {
 	const struct xy_wf_task *w;
 	int state;
-	int runs;       /* submissions so far */
+	int runs;       /* runs asked for so far */
+	uint64_t id;    /* the client id of its latest run */
 	size_t waiting; /* producers of its inputs not yet done */
 	size_t *after;  /* the tasks that read one of its outputs */
 	size_t n_after;
@@ -44,6 +52,8 @@ struct remote {
 	const struct xy_workflow *wf;
 	struct rtask *t;
 	struct xy_client *c;
+	uint8_t session[XY_ID_LEN];
+	uint64_t seen; /* the last RESULT seq taken in full */
 	size_t *by_id; /* client task id - 1 -> workflow task index */
 	size_t n_ids, cap_ids;
 	char scratch[PATH_MAX]; /* temps pass through here; "" until made */
@@ -163,7 +173,20 @@ static int remember_id(struct remote *r, uint64_t id, size_t task)
 	return 0;
 }
 
-static int submit(struct remote *r, size_t i)
+/* The key of task i's run-th run in this session: never all zeros, and
+ * another for each run (a retry is a new task, not the same again). */
+static void task_key(size_t i, int run, uint8_t key[XY_ID_LEN])
+{
+	uint64_t n = (uint64_t)i + 1;
+
+	memset(key, 0, XY_ID_LEN);
+	memcpy(key, &n, sizeof n);
+	memcpy(key + sizeof n, &run, sizeof run);
+}
+
+/* Sends task i's latest run (again, after a reconnect: the same id and
+ * key). -1 with errno ECONNRESET if the manager is gone. */
+static int send_task(struct remote *r, size_t i)
 {
 	const struct xy_wf_task *w = r->t[i].w;
 	struct xy_client_input in[w->n_inputs ? w->n_inputs : 1];
@@ -191,17 +214,32 @@ static int submit(struct remote *r, size_t i)
 		.inputs = in, .n_inputs = (uint32_t)w->n_inputs,
 		.outputs = outs, .n_outputs = (uint32_t)w->n_outputs,
 	};
-	uint64_t id = xy_client_submit(r->c, &t, err, sizeof err);
-	if (!id) {
-		fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id, err);
+	uint8_t key[XY_ID_LEN];
+	task_key(i, r->t[i].runs, key);
+	if (!xy_client_submit_keyed(r->c, &t, r->t[i].id, key, err,
+				    sizeof err)) {
+		if (errno != ECONNRESET)
+			fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id,
+				err);
 		return -1;
 	}
-	if (remember_id(r, id, i) < 0)
-		return -1;
-	r->t[i].state = R_QUEUED;
-	r->t[i].runs++;
-	r->queued++;
 	return 0;
+}
+
+/* A new run of task i, sent now if connected. */
+static int submit(struct remote *r, size_t i)
+{
+	struct rtask *t = &r->t[i];
+
+	if (remember_id(r, r->n_ids + 1, i) < 0)
+		return -1;
+	t->id = r->n_ids;
+	t->runs++;
+	t->state = R_QUEUED;
+	r->queued++;
+	if (!r->c || send_task(r, i) == 0)
+		return 0;
+	return errno == ECONNRESET ? 0 : -1; /* sent again on reconnect */
 }
 
 /* ------------------------------------------------------------ results */
@@ -283,11 +321,15 @@ static int take(struct remote *r, const struct xy_msg_result *res)
 		return 0; /* not ours (a duplicate after a retry) */
 	size_t i = r->by_id[res->id - 1];
 	struct rtask *t = &r->t[i];
-	if (t->state != R_QUEUED)
+	if (t->state != R_QUEUED || t->id != res->id)
 		return 0;
+	int ok = res->result == XY_RESULT_SUCCESS && res->exit_code == 0;
+	if (ok && fetch_outputs(r, i, res, err, sizeof err) < 0) {
+		if (!xy_client_connected(r->c))
+			return -2; /* fetched again once the manager is back */
+		ok = 0;
+	}
 	r->queued--;
-	int ok = res->result == XY_RESULT_SUCCESS && res->exit_code == 0 &&
-		 fetch_outputs(r, i, res, err, sizeof err) == 0;
 	if (!ok && t->runs <= (t->w->retries > 0 ? t->w->retries : 0)) {
 		xy_progress_clear(&r->progress);
 		fprintf(stderr, "xylem run: task \"%s\" failed (%s); running"
@@ -326,9 +368,71 @@ static void progress(struct remote *r, int force)
 	xy_progress_update(&r->progress, &c, force);
 }
 
-static int exchange(struct remote *r)
+/* Where the manager is, and how to prove who we are to it. */
+struct target {
+	char host[256];
+	int port;
+	SSL_CTX *tls;
+	const struct xy_local *local;
+};
+
+/* Connects (again), attaches the session where it was left and sends
+ * every run still out, under its id and key. 0, or -1 with a reason in
+ * err: errno EACCES if the manager refused the secret. */
+static int connect_session(struct remote *r, const struct target *to,
+			   char *err, size_t errlen)
+{
+	r->c = xy_client_connect(to->host, to->port, to->local->secret,
+				 to->local->secret_len, to->tls, 30, err,
+				 errlen);
+	if (!r->c)
+		return -1;
+	if (xy_client_attach(r->c, r->session, r->seen, err, errlen) < 0)
+		goto lost;
+	for (size_t i = 0; i < r->wf->n_tasks; i++)
+		if (r->t[i].state == R_QUEUED && send_task(r, i) < 0)
+			goto lost;
+	return 0;
+lost:
+	xy_client_close(r->c);
+	r->c = NULL;
+	errno = ECONNRESET;
+	return -1;
+}
+
+/* The manager is gone: tries again until it is back or the window set
+ * by XYLEM_RECONNECT (seconds, default 120) has passed since it went.
+ * 0 reconnected, 1 not yet, -1 given up (said). */
+static int reconnect(struct remote *r, const struct target *to,
+		     double *deadline)
+{
+	const char *env = getenv("XYLEM_RECONNECT");
+	char err[1024] = "";
+
+	if (*deadline < 0) {
+		*deadline = xy_mono() + (env ? atof(env) : 120);
+		xy_progress_clear(&r->progress);
+		fprintf(stderr, "xylem run: lost the manager at %s: submitting"
+			" the %lld tasks still out again once it is back\n",
+			r->o->manager, (long long)r->queued);
+	}
+	if (connect_session(r, to, err, sizeof err) == 0) {
+		*deadline = -1;
+		return 0;
+	}
+	if (errno != EACCES && xy_mono() < *deadline) {
+		usleep(200000);
+		return 1;
+	}
+	fprintf(stderr, "xylem run: %s: %s%s\n", r->o->manager, err,
+		errno == EACCES ? "" : " (gave up waiting for it)");
+	return -1;
+}
+
+static int exchange(struct remote *r, const struct target *to)
 {
 	char err[1024] = "";
+	double deadline = -1;
 
 	for (size_t i = 0; i < r->wf->n_tasks; i++)
 		if (r->t[i].waiting == 0 && submit(r, i) < 0)
@@ -337,20 +441,30 @@ static int exchange(struct remote *r)
 		struct xy_msg_result res;
 		if (xy_local_stops())
 			return xy_local_stop_status();
+		if (!r->c) {
+			int rc = reconnect(r, to, &deadline);
+			if (rc < 0)
+				return XY_EXIT_FAIL;
+			continue;
+		}
 		if (xy_client_wait(r->c, 0.5, &res, err, sizeof err) < 0) {
-			if (errno == ETIMEDOUT) {
-				progress(r, 0);
-				continue;
+			if (errno != ETIMEDOUT) {
+				xy_client_close(r->c);
+				r->c = NULL;
 			}
-			xy_progress_clear(&r->progress);
-			fprintf(stderr, "xylem run: lost the manager at %s:"
-				" %s\n", r->o->manager, err);
-			return XY_EXIT_FAIL;
+			progress(r, 0);
+			continue;
 		}
 		int rc = take(r, &res);
+		if (rc == 0 && res.seq > r->seen)
+			r->seen = res.seq;
 		xy_client_result_free(&res);
-		if (rc < 0)
+		if (rc == -2) {
+			xy_client_close(r->c);
+			r->c = NULL;
+		} else if (rc < 0) {
 			return XY_EXIT_FAIL;
+		}
 		progress(r, 0);
 	}
 	xy_progress_clear(&r->progress);
@@ -369,14 +483,14 @@ int xy_run_remote(const struct xy_workflow *wf,
 {
 	struct remote r = {.o = o, .wf = wf};
 	struct xy_local local = {.who = "xylem run"};
-	char host[256], err[1024] = "";
-	int port, rc = XY_EXIT_FAIL;
-	SSL_CTX *tls = NULL;
+	struct target to = {.local = &local};
+	char err[1024] = "";
+	int rc = XY_EXIT_FAIL;
 
 	if (check_supported(wf) < 0)
 		return XY_EXIT_USAGE;
-	if (xy_parse_hostport(o->manager, host, sizeof host, &port) < 0 ||
-	    port <= 0) {
+	if (xy_parse_hostport(o->manager, to.host, sizeof to.host,
+			      &to.port) < 0 || to.port <= 0) {
 		fprintf(stderr, "xylem run: --manager '%s' is not HOST:PORT\n",
 			o->manager);
 		return XY_EXIT_USAGE;
@@ -393,19 +507,19 @@ int xy_run_remote(const struct xy_workflow *wf,
 		return XY_EXIT_FAIL;
 	if (xy_workflow_output_dirs(wf, "xylem run") < 0)
 		goto out;
-	if (xy_cli_tls_client("xylem run", o->tls_ca, o->no_tls, &tls) < 0) {
+	if (xy_cli_tls_client("xylem run", o->tls_ca, o->no_tls,
+			      &to.tls) < 0) {
 		rc = XY_EXIT_USAGE;
 		goto out;
 	}
-	if (link_tasks(&r) < 0) {
-		fprintf(stderr, "xylem run: out of memory\n");
+	if (link_tasks(&r) < 0 ||
+	    RAND_bytes(r.session, sizeof r.session) != 1) {
+		fprintf(stderr, "xylem run: out of memory or random bytes\n");
 		goto out;
 	}
 	/* The connection's own warnings would repeat what we say. */
 	xy_log_set_level(XY_LOG_ERROR);
-	r.c = xy_client_connect(host, port, local.secret, local.secret_len,
-				tls, 30, err, sizeof err);
-	if (!r.c) {
+	if (connect_session(&r, &to, err, sizeof err) < 0) {
 		fprintf(stderr, "xylem run: %s %s: %s\n", o->manager,
 			errno == EACCES ? "refused the secret (check"
 			" --secret-file)" : "cannot be reached", err);
@@ -413,10 +527,10 @@ int xy_run_remote(const struct xy_workflow *wf,
 	}
 	xy_local_catch_signals();
 	xy_progress_init(&r.progress, stderr, !o->quiet);
-	rc = exchange(&r);
+	rc = exchange(&r, &to);
 out:
 	xy_client_close(r.c);
-	SSL_CTX_free(tls);
+	SSL_CTX_free(to.tls);
 	if (*r.scratch)
 		xy_rm_rf(r.scratch);
 	for (size_t i = 0; r.t && i < wf->n_tasks; i++)

@@ -6,8 +6,10 @@ again up to their retries, and what SUBMIT cannot carry refused before
 anything runs."""
 
 import json
+import signal
 
-from test_manager_journal import Standing
+from helpers import SLOW, wait_for
+from test_manager_journal import TIMEOUT, Standing, free_port
 
 
 def write_wf(path, tasks):
@@ -111,3 +113,70 @@ def test_what_manager_mode_cannot_take_is_refused(xylem, tmp_path,
     assert r.returncode == 2 and "needs the manager's secret" in r.output
     r = xylem.run("run", plain, "--tls-ca", "x", env=env)
     assert r.returncode == 2 and "--tls-ca goes with --manager" in r.output
+
+
+def test_a_killed_manager_loses_nothing_and_runs_nothing_twice(
+        xylem, tmp_path, secret_file):
+    """The manager (with a journal; its worker a process of its own that
+    outlives it) is killed with SIGKILL while tasks run and others wait
+    on them, then started again on its journal and port: `xylem run`
+    reaches it again, submits what was out under the same keys, and
+    every task ran exactly once, its outputs right."""
+    port, journal = free_port(), tmp_path / "journal"
+    marks = tmp_path / "marks"
+
+    def manager():
+        p = xylem.start("manager", "--workers", 0, "--port", port, "--host",
+                        "127.0.0.1", "--secret-file", secret_file,
+                        "--journal", journal)
+        p.wait_line(r"listening on port", 30)
+        return p
+    mgr = manager()
+    worker = xylem.start("worker", f"127.0.0.1:{port}", "--secret-file",
+                         secret_file, "--cores", 4)
+    mgr.wait_line(r"worker \S+ ready", 30)
+    tasks = [{"id": f"t{i}",
+              "command": f"echo t{i} >> {marks}; sleep {2 * SLOW};"
+                         f" echo {i} > out",
+              "outputs": [{"path": str(tmp_path / f"out/t{i}"), "as": "out"}]}
+             for i in range(3)]
+    tasks.append({"id": "sum", "command": f"echo sum >> {marks};"
+                  " cat a b > out",
+                  "inputs": [{"path": str(tmp_path / "out/t0"), "as": "a"},
+                             {"path": str(tmp_path / "out/t1"), "as": "b"}],
+                  "outputs": [{"path": str(tmp_path / "out/sum"),
+                               "as": "out"}]})
+    wf = write_wf(tmp_path / "wf.json", tasks)
+    client = xylem.start("run", wf, "--manager", f"127.0.0.1:{port}",
+                         "--secret-file", secret_file)
+    wait_for(lambda: marks.exists() and
+             len(marks.read_text().split()) >= 3, TIMEOUT,
+             what="three tasks running")
+    mgr.signal(signal.SIGKILL)
+    mgr.wait(30)
+    client.wait_line(r"lost the manager at .* submitting the \d+ tasks"
+                     r" still out again", TIMEOUT)
+    mgr = manager()
+    assert client.wait(TIMEOUT) == 0, client.output + mgr.output
+    for i in range(3):
+        assert (tmp_path / f"out/t{i}").read_text() == f"{i}\n"
+    assert (tmp_path / "out/sum").read_text() == "0\n1\n"
+    assert sorted(marks.read_text().split()) == ["sum", "t0", "t1", "t2"], \
+        (marks.read_text(), mgr.output, worker.output)
+    # The three were running when the manager died: the worker kept them
+    # and the manager took them back (not "ran them again").
+    assert mgr.output.count("adopted from worker") == 3, mgr.output
+
+
+def test_a_manager_that_does_not_come_back_is_given_up_on(xylem, tmp_path,
+                                                         secret_file):
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    wf = write_wf(tmp_path / "wf.json", [
+        {"id": "nap", "command": f"sleep {10 * SLOW}"}])
+    env = dict(xylem.env, XYLEM_RECONNECT="1")
+    client = xylem.start("run", wf, "--manager", f"127.0.0.1:{mgr.port}",
+                         "--secret-file", secret_file, env=env)
+    mgr.p.wait_line(r" runs as ", TIMEOUT)
+    mgr.kill()
+    assert client.wait(TIMEOUT) == 1, client.output
+    assert "gave up waiting for it" in client.output, client.output
