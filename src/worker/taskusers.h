@@ -1,15 +1,15 @@
 /*
  * taskusers.h: the accounts a worker started as root runs its command
  * tasks and library instances under (`xylem worker --task-users
- * NAME[,NAME...]`, or XYLEM_TASK_USERS). Each task gets an account that no other running
- * task of this worker has, while there are enough; its sandbox is made
- * that account's, mode 0700, so tasks under different accounts cannot
- * read each other's sandboxes, and the cache's objects (root's, 0444 and
- * 0555) are theirs to read but not to write or chmod. Pairs with tasks.c
- * (claim at start, release at the end), library.c (an instance holds
- * its account while it lives, and serves calls under it) and exec.c (the switch of
- * account in the child). docs/security.md, "Tasks under accounts of
- * their own".
+ * NAME[,NAME...]`, or XYLEM_TASK_USERS). Each task gets an account that
+ * no other running task of this worker has, while there are enough; its
+ * sandbox is made that account's, mode 0700, so tasks under different
+ * accounts cannot read each other's sandboxes, and the cache's objects
+ * (root's, 0444 and 0555) are theirs to read but not to write or chmod.
+ * Pairs with tasks.c (claim at start, release at the end), library.c (an
+ * instance holds its account while it lives, and serves calls under it)
+ * and exec.c (the switch of account in the child). docs/security.md,
+ * "Tasks under accounts of their own".
  */
 #ifndef XY_TASKUSERS_H
 #define XY_TASKUSERS_H
