@@ -91,3 +91,32 @@ def leave_behind(pidfile):
     with open(pidfile, "w") as f:
         f.write(str(p.pid))
     return p.pid
+
+
+def plant_later(meeting, delay=1.0):
+    """Leaves a thread in the library instance that, once the call has
+    returned, tries to put a file in the call's sandbox (as anything left
+    under the account could), and says in meeting/planted how it went.
+    Returns the sandbox's path."""
+    import threading
+    box = os.getcwd()
+
+    def later():
+        time.sleep(delay)
+        try:
+            with open(os.path.join(box, "planted"), "w") as f:
+                f.write("left by an earlier call\n")
+            how = "planted"
+        except OSError as e:
+            how = type(e).__name__
+        part = os.path.join(meeting, "planted.part")
+        with open(part, "w") as f:
+            f.write(how)
+        os.rename(part, os.path.join(meeting, "planted"))
+
+    threading.Thread(target=later, daemon=True).start()
+    return box
+
+
+def listing():
+    return os.getcwd(), sorted(os.listdir("."))

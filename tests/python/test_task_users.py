@@ -118,3 +118,22 @@ def test_what_a_warm_call_leaves_running_ends_with_its_instance(
     while alive(pid) and time.monotonic() < end:
         time.sleep(0.05)
     assert not alive(pid), f"process {pid} outlived its instance"
+
+
+def test_a_sandbox_is_taken_back_before_it_is_pooled(make_executor,
+                                                     accounts, meeting):
+    """What lives on under the account after a warm call (here a thread
+    of its instance) cannot add to the call's sandbox once the call is
+    over: the next call that gets it finds it empty."""
+    ex = make_executor(workers=1, cores_per_worker=1)
+    box = ex.submit(fu.plant_later, meeting).result(TIMEOUT)
+    done = os.path.join(meeting, "planted")
+    end = time.monotonic() + TIMEOUT
+    while not os.path.exists(done) and time.monotonic() < end:
+        time.sleep(0.05)
+    with open(done) as f:
+        assert f.read() == "PermissionError"
+    st = os.stat(box)
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o755)
+    where, names = ex.submit(fu.listing).result(TIMEOUT)
+    assert names == [], (where, names)
