@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -255,6 +256,16 @@ int xy_taskusers_give(const struct xy_taskusers *u, int k, const char *path)
 	return 0;
 }
 
+/* Removes one ACL of a directory; 0 when it has none, or when the file
+ * system has none. */
+static int no_acl(int fd, const char *name)
+{
+	if (fremovexattr(fd, name) == 0 || errno == ENODATA ||
+	    errno == ENOTSUP)
+		return 0;
+	return -1;
+}
+
 int xy_taskusers_take_back(int fd, const char *path)
 {
 	int own = fd < 0, r = -1;
@@ -262,7 +273,12 @@ int xy_taskusers_take_back(int fd, const char *path)
 	if (own && (fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 					    O_CLOEXEC)) < 0)
 		return -1;
-	if (fchown(fd, geteuid(), getegid()) == 0 && fchmod(fd, 0755) == 0)
+	/* ACLs the account may have set while it owned the directory go
+	 * too: a default ACL would give it a share of the next task's
+	 * files. */
+	if (fchown(fd, geteuid(), getegid()) == 0 && fchmod(fd, 0755) == 0 &&
+	    no_acl(fd, "system.posix_acl_access") == 0 &&
+	    no_acl(fd, "system.posix_acl_default") == 0)
 		r = 0;
 	if (own) {
 		int e = errno;

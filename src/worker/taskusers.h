@@ -51,7 +51,7 @@ const char *xy_taskusers_name(const struct xy_taskusers *u, int k);
 /* Gives the sandbox at path to account k, mode 0700. 0 or -1 (errno). */
 int xy_taskusers_give(const struct xy_taskusers *u, int k, const char *path);
 /* Takes a sandbox to be pooled back from its account: root's again,
- * 0755, so that nothing left under the account (a library instance that
+ * 0755, with no ACL, so that nothing left under the account (a library instance that
  * lives on, a task's leftover while its account is shared) can add to it
  * before the next task has it; the check that it is empty comes after.
  * fd is the open directory, or -1 and path names it (never followed if

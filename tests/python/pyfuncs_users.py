@@ -96,7 +96,8 @@ def leave_behind(pidfile):
 def plant_later(meeting, delay=1.0):
     """Leaves a thread in the library instance that, once the call has
     returned, tries to put a file in the call's sandbox (as anything left
-    under the account could), and says in meeting/planted how it went.
+    under the account could), and says in meeting/planted how it went;
+    and sets a default ACL on the sandbox that names this account.
     Returns the sandbox's path."""
     import threading
     box = os.getcwd()
@@ -115,6 +116,14 @@ def plant_later(meeting, delay=1.0):
         os.rename(part, os.path.join(meeting, "planted"))
 
     threading.Thread(target=later, daemon=True).start()
+    # A default ACL on the sandbox, which the call owns: new files in it
+    # would give this account a share of them.
+    import struct
+    entries = [(0x01, 7, 0xffffffff), (0x02, 7, os.getuid()),
+               (0x04, 5, 0xffffffff), (0x10, 7, 0xffffffff),
+               (0x20, 0, 0xffffffff)]
+    os.setxattr(box, "system.posix_acl_default", struct.pack("<I", 2) +
+                b"".join(struct.pack("<HHI", *e) for e in entries))
     return box
 
 

@@ -11,6 +11,7 @@ running is killed when its instance ends.
 The accounts are made with useradd and removed afterwards; the tests
 skip when not run as root."""
 
+import errno
 import os
 import pwd
 import shutil
@@ -122,9 +123,11 @@ def test_what_a_warm_call_leaves_running_ends_with_its_instance(
 
 def test_a_sandbox_is_taken_back_before_it_is_pooled(make_executor,
                                                      accounts, meeting):
-    """What lives on under the account after a warm call (here a thread
-    of its instance) cannot add to the call's sandbox once the call is
-    over: the next call that gets it finds it empty."""
+    """A call's sandbox is pooled for the next call (before, one of a
+    task account was removed instead), and taken back first: what lives
+    on under the account after a warm call (here a thread of its
+    instance) cannot add to it once the call is over, and a default ACL
+    the call set on it is gone; the next call finds it empty."""
     ex = make_executor(workers=1, cores_per_worker=1)
     box = ex.submit(fu.plant_later, meeting).result(TIMEOUT)
     done = os.path.join(meeting, "planted")
@@ -135,5 +138,8 @@ def test_a_sandbox_is_taken_back_before_it_is_pooled(make_executor,
         assert f.read() == "PermissionError"
     st = os.stat(box)
     assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o755)
+    with pytest.raises(OSError) as e:
+        os.getxattr(box, "system.posix_acl_default")
+    assert e.value.errno == errno.ENODATA
     where, names = ex.submit(fu.listing).result(TIMEOUT)
     assert names == [], (where, names)
