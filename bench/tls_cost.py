@@ -7,7 +7,11 @@ Without TLS every control message carries a MAC (msgmac.h), so the
 plain figures include that.
 
   noop    --tasks (3,000) `true` tasks through `xylem run --workers 2
-          --cores-per-worker 1 --quiet`, timed around the command
+          --cores-per-worker 1 --quiet`, timed around the command; the
+          CPU time of the run (user + system, of every process it made,
+          the tasks' included) is printed too: on a shared machine it
+          moves far less than the wall time (tls_cycle.py says where
+          the difference goes)
   calls   --calls (10,000) no-op warm Python calls through
           xylem.Executor(workers=2) (all submitted, then all waited for),
           timed from the first submit to the last result, each executor
@@ -27,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,6 +58,9 @@ with xylem.Executor(workers=2, tls=tls) as ex:
 '''
 
 
+CPU = {True: [], False: []}  # noop_once's CPU seconds, by TLS or not
+
+
 def env_for(tls, quiet=True):
     env = dict(os.environ)
     for k in ("XYLEM_TLS_CA", "XYLEM_TLS_DIR", "XYLEM_NO_TLS"):
@@ -67,10 +75,14 @@ def env_for(tls, quiet=True):
 def noop_once(wf, tls):
     argv = [XYLEM, "run", wf, "--workers", "2", "--cores-per-worker", "1",
             "--quiet"] + ([] if tls else ["--no-tls"])
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     subprocess.run(argv, check=True, env=env_for(tls),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - t0
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU[tls].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return wall
 
 
 def calls_once(n, tls):
@@ -148,6 +160,11 @@ def main(argv):
             print(f"no-op tasks ({a.tasks}, median of {a.rounds}): TLS "
                   f"{a.tasks / t:8.1f} tasks/s, plain {a.tasks / p:8.1f}"
                   f" tasks/s; time ratio {r:.3f} (target < 1.10)")
+            ct, cp = statistics.median(CPU[True]), \
+                statistics.median(CPU[False])
+            print(f"  CPU of a run (median): TLS {ct:.2f} s, plain {cp:.2f}"
+                  f" s; ratio {ct / cp:.3f}, TLS's "
+                  f"{(ct - cp) / a.tasks * 1e6:.0f} us a task")
         if a.only in (None, "calls"):
             print(f"warm calls ({a.calls}):", flush=True)
             t, p, r = rounds_of(a.rounds, calls_once, a.calls)

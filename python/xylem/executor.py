@@ -218,12 +218,24 @@ def _program_paths():
     return paths
 
 
+def _open_to_task_users(tmpdir):
+    """Local workers that run calls and commands under accounts of their
+    own (XYLEM_TASK_USERS, as root; docs/security.md) keep their caches in
+    tmpdir, and those accounts import xylem from it (_xylem_only_dir):
+    they may pass through it, not list it, as `xylem run` does its own
+    directory. The secret file in it stays 0600, the TLS directory
+    0700."""
+    if os.environ.get("XYLEM_TASK_USERS") and os.geteuid() == 0:
+        os.chmod(tmpdir, 0o711)
+
+
 def _xylem_only_dir(tmpdir):
     """A directory holding only the xylem package (a symbolic link to
     this one), for the PYTHONPATH of library and runner processes: the
     directory that holds the package itself may be site-packages."""
     d = os.path.join(tmpdir, "pythonpath")
     os.mkdir(d)
+    os.chmod(d, 0o755)  # for task accounts too, whatever the umask
     os.symlink(_PACKAGE_DIR, os.path.join(d, "xylem"))
     return d
 
@@ -434,6 +446,7 @@ class Executor(cf.Executor):
         self._libraries = {}   # Environment (or None) -> library name
         self._env_handles = {}  # Environment -> unpack handle
         self._tmpdir = tempfile.mkdtemp(prefix="xylem-py-")
+        _open_to_task_users(self._tmpdir)
         self._journal = None if journal is None else \
             os.path.abspath(os.fspath(journal))
         self._tls = (tls, tls_dir)

@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "logdir.h"
+#include "taskusers.h"
 #include "unpack.h"
 #include "util.h"
 #include "xylem.h"
@@ -63,6 +64,7 @@ struct lib_inst {
 	int holds;     /* the socket handle, the process, setting up */
 	unsigned sock_open : 1, broken : 1, dead : 1, retiring : 1;
 	int fault;     /* a result for the worker's own failures, or 0 */
+	int account;   /* its task account (taskusers.h), or 0: the worker's */
 	struct xy_proc *proc;
 	uv_pipe_t sock;
 	struct xy_lib_call *call;   /* being served */
@@ -318,6 +320,9 @@ static void inst_end(struct lib_inst *i, int sync)
 	idle_del(i);
 	i->state = I_ENDED;
 	sock_close(i);
+	/* What is left under its account ends before its sandbox goes. */
+	xy_taskusers_release(i->L->o.users, i->account);
+	i->account = 0;
 	if (i->sandbox)
 		sandbox_remove(i->L, i->sandbox, sync);
 	i->sandbox = NULL;
@@ -403,6 +408,15 @@ static void serve(struct lib_inst *i, struct xy_lib_call *c)
 	if (!w) {
 		inst_fail(i, XY_RESULT_WORKER_FAILED,
 			  "out of memory sending a call");
+		return;
+	}
+	if (i->account && xy_taskusers_give(i->L->o.users, i->account,
+					    c->sandbox) < 0) {
+		free(w);
+		inst_fail(i, XY_RESULT_WORKER_FAILED,
+			  "cannot give the call's sandbox to account %s: %s",
+			  xy_taskusers_name(i->L->o.users, i->account),
+			  strerror(errno));
 		return;
 	}
 	put_le32(w->hdr, (uint32_t)(8 + 4 + plen + c->payload_len));
@@ -698,6 +712,13 @@ static int inst_sandbox(struct lib_inst *i, char *err, size_t errlen)
 		if (errno != EEXIST || tries == 100)
 			return XY_RESULT_WORKER_FAILED;
 	}
+	if (i->account && xy_taskusers_give(i->L->o.users, i->account,
+					    i->sandbox) < 0) {
+		xy_fail(err, errlen, errno, "cannot give %s to account %s: %s",
+			i->sandbox, xy_taskusers_name(i->L->o.users, i->account),
+			strerror(errno));
+		return XY_RESULT_WORKER_FAILED;
+	}
 	for (uint32_t k = 0; k < m->n_inputs; k++) {
 		const struct xy_task_input *in = &m->inputs[k];
 
@@ -788,6 +809,11 @@ static int inst_spawn(struct lib_inst *i, char *err, size_t errlen)
 				   i->n);
 	po.fd3 = sv[1];
 	po.give_fd3 = 1;
+	if (i->account) {
+		po.as_user = 1;
+		po.uid = xy_taskusers_uid(i->L->o.users, i->account);
+		po.gid = xy_taskusers_gid(i->L->o.users, i->account);
+	}
 	po.on_done = on_inst_exit;
 	po.arg = i;
 	i->proc = xy_proc_spawn(i->L->o.exec, &po, err, errlen);
@@ -826,6 +852,8 @@ static int inst_start(struct xy_libs *L, struct lib *b, struct lib_inst **out,
 		L->insts->prev = i;
 	L->insts = i;
 	L->n_insts++;
+	if (L->o.users)
+		i->account = xy_taskusers_claim(L->o.users);
 	result = inst_sandbox(i, err, errlen);
 	if (result < 0)
 		result = inst_spawn(i, err, errlen);
@@ -912,6 +940,20 @@ int xy_libs_defined(const struct xy_libs *L, const char *name)
 	return L && name && lib_find(L, name) != NULL;
 }
 
+/* The idle instance a call goes to: the most recent, or with task
+ * accounts the most recent whose account no running task or other
+ * instance shares (its sandbox then hides from all but this call), if
+ * any. */
+static struct lib_inst *idle_pick(struct xy_libs *L, struct lib *b)
+{
+	if (!L->o.users)
+		return b->idle;
+	for (struct lib_inst *i = b->idle; i; i = i->inext)
+		if (xy_taskusers_holders(L->o.users, i->account) == 1)
+			return i;
+	return b->idle;
+}
+
 /* A starting instance of b's current template that no call waits for
  * (its call was cancelled): the next call takes it rather than start
  * another. */
@@ -944,7 +986,7 @@ int xy_libs_call(struct xy_libs *L, struct xy_lib_call *c, char *err,
 		xy_fail(err, errlen, ESHUTDOWN, "the worker is stopping");
 		return XY_RESULT_WORKER_FAILED;
 	}
-	i = b->idle;
+	i = idle_pick(L, b);
 	if (i) {
 		idle_del(i);
 		serve(i, c);

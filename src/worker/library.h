@@ -22,6 +22,7 @@
 
 struct xy_libs;
 struct xy_lib_call;
+struct xy_taskusers;
 
 /* How a call ended. output is NUL-terminated and owned by the callback:
  * the reply on SUCCESS, else the tail of the instance's log. */
@@ -67,6 +68,11 @@ struct xy_libs_opts {
 	/* --log-dir: each instance's output is also kept in a file there
 	 * (logdir.h); NULL: only its tail, in memory. */
 	const char *log_dir;
+	/* --task-users (taskusers.h), or NULL: instances run as the worker.
+	 * Else each instance claims an account as it starts and holds it
+	 * until it ends; its sandbox and that of each call it serves are the
+	 * account's, 0700 (docs/security.md). */
+	struct xy_taskusers *users;
 };
 
 /* Returns NULL on ENOMEM. The parts in opts must outlive the result. */

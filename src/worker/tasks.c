@@ -365,6 +365,14 @@ static int pool_take(struct xy_tasks *ts, const char *path)
 	return -1;
 }
 
+/* With task accounts: a sandbox is root's again before it is checked
+ * for pooling (taskusers.h, xy_taskusers_take_back). 0, or -1: remove
+ * it instead. */
+static int take_back(struct xy_tasks *ts, int fd, const char *path)
+{
+	return ts->o.users ? xy_taskusers_take_back(fd, path) : 0;
+}
+
 /* Pools an empty sandbox, or removes it. Takes path. A pool directory
  * used in place (t->pooled, pool_use) goes back under its own name,
  * checked through the descriptor it keeps; any other is renamed. */
@@ -381,7 +389,8 @@ static void sandbox_release(struct task *t)
 		 * here, whatever the call did with them meanwhile. */
 		for (uint32_t i = 0; i < t->spec.n_inputs; i++)
 			unlinkat(t->pool_fd, t->spec.inputs[i].name, 0);
-		if (room && empty_dir(t->pool_fd)) {
+		if (room && take_back(ts, t->pool_fd, path) == 0 &&
+		    empty_dir(t->pool_fd)) {
 			pool_push(ts, t->pooled, t->pool_fd);
 			t->pool_fd = -1;
 			free(path);
@@ -389,7 +398,7 @@ static void sandbox_release(struct task *t)
 		}
 		close(t->pool_fd);
 		t->pool_fd = -1;
-	} else if (room && reusable(path)) {
+	} else if (room && take_back(ts, -1, path) == 0 && reusable(path)) {
 		k = ++ts->pool_seq;
 		pool_name(ts, k, name, sizeof name);
 		if (rename(path, name) == 0) {

@@ -6,6 +6,7 @@
 #include "taskusers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -25,7 +27,7 @@
 struct account {
 	uid_t uid;
 	gid_t gid;
-	unsigned holders; /* running tasks under it */
+	unsigned holders; /* running tasks and library instances */
 	char name[64];
 };
 
@@ -252,4 +254,41 @@ int xy_taskusers_give(const struct xy_taskusers *u, int k, const char *path)
 	if (lchown(path, a->uid, a->gid) < 0 || chmod(path, 0700) < 0)
 		return -1;
 	return 0;
+}
+
+/* Removes one ACL of a directory; 0 when it has none, or when the file
+ * system has none. */
+static int no_acl(int fd, const char *name)
+{
+	if (fremovexattr(fd, name) == 0 || errno == ENODATA ||
+	    errno == ENOTSUP)
+		return 0;
+	return -1;
+}
+
+int xy_taskusers_take_back(int fd, const char *path)
+{
+	int own = fd < 0, r = -1;
+
+	if (own && (fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC)) < 0)
+		return -1;
+	/* ACLs the account may have set while it owned the directory go
+	 * too: a default ACL would give it a share of the next task's
+	 * files. */
+	if (fchown(fd, geteuid(), getegid()) == 0 && fchmod(fd, 0755) == 0 &&
+	    no_acl(fd, "system.posix_acl_access") == 0 &&
+	    no_acl(fd, "system.posix_acl_default") == 0)
+		r = 0;
+	if (own) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return r;
+}
+
+unsigned xy_taskusers_holders(const struct xy_taskusers *u, int k)
+{
+	return u && k > 0 && (size_t)k <= u->n ? u->a[k - 1].holders : 0;
 }

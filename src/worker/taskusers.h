@@ -1,14 +1,15 @@
 /*
  * taskusers.h: the accounts a worker started as root runs its command
- * tasks under (`xylem worker --task-users NAME[,NAME...]`, or
- * XYLEM_TASK_USERS). Each task gets an account that no other running
- * task of this worker has, while there are enough; its sandbox is made
- * that account's, mode 0700, so tasks under different accounts cannot
- * read each other's sandboxes, and the cache's objects (root's, 0444 and
- * 0555) are theirs to read but not to write or chmod. Pairs with tasks.c
- * (claim at start, release at the end) and exec.c (the switch of
- * account in the child). docs/security.md, "Tasks under accounts of
- * their own".
+ * tasks and library instances under (`xylem worker --task-users
+ * NAME[,NAME...]`, or XYLEM_TASK_USERS). Each task gets an account that
+ * no other running task of this worker has, while there are enough; its
+ * sandbox is made that account's, mode 0700, so tasks under different
+ * accounts cannot read each other's sandboxes, and the cache's objects
+ * (root's, 0444 and 0555) are theirs to read but not to write or chmod.
+ * Pairs with tasks.c (claim at start, release at the end), library.c (an
+ * instance holds its account while it lives, and serves calls under it)
+ * and exec.c (the switch of account in the child). docs/security.md,
+ * "Tasks under accounts of their own".
  */
 #ifndef XY_TASKUSERS_H
 #define XY_TASKUSERS_H
@@ -49,5 +50,14 @@ const char *xy_taskusers_name(const struct xy_taskusers *u, int k);
 
 /* Gives the sandbox at path to account k, mode 0700. 0 or -1 (errno). */
 int xy_taskusers_give(const struct xy_taskusers *u, int k, const char *path);
+/* Takes a sandbox to be pooled back from its account: root's again,
+ * 0755, with no ACL, so that nothing left under the account (a library instance that
+ * lives on, a task's leftover while its account is shared) can add to it
+ * before the next task has it; the check that it is empty comes after.
+ * fd is the open directory, or -1 and path names it (never followed if
+ * it is a link). 0 or -1 (errno). */
+int xy_taskusers_take_back(int fd, const char *path);
+/* How many running tasks and library instances hold account k. */
+unsigned xy_taskusers_holders(const struct xy_taskusers *u, int k);
 
 #endif

@@ -140,9 +140,9 @@ static const char usage_text[] =
 	"                        the XYLEM_TLS_CA variable)\n"
 	"  --no-tls              plain TCP: no encryption; each message still\n"
 	"                        carries a MAC (also XYLEM_NO_TLS=1)\n"
-	"  --task-users LIST     as root: run each command task under one of\n"
-	"                        these accounts (names or uids, comma-\n"
-	"                        separated), its sandbox theirs, mode 0700\n"
+	"  --task-users LIST     as root: run each task and library instance\n"
+	"                        under one of these accounts (names or uids,\n"
+	"                        comma-separated), its sandbox theirs, 0700\n"
 	"                        (also XYLEM_TASK_USERS)\n"
 	"  --cores N             cores to offer (default: the Slurm job's\n"
 	"                        SLURM_CPUS_ON_NODE, else all online)\n"
@@ -1160,6 +1160,7 @@ static int start_parts(struct xy_daemon *w)
 		lo.cache = w->cache;
 		lo.exec = w->exec;
 		lo.log_dir = w->cfg.log_dir;
+		lo.users = w->cfg.users;
 		w->libs = xy_libs_create(&lo);
 	}
 	w->fetcher = xy_fetcher_create(&w->loop, w->cache, w->cfg.secret,
