@@ -486,7 +486,11 @@ def _tls_pump(tls, plain):
                 try:
                     data = tls.recv(1 << 16)
                     if not data:
-                        break  # the server ended it
+                        # The server ended it: what it said before
+                        # still reaches the client (a refusal, say).
+                        plain.setblocking(True)
+                        plain.sendall(inn)
+                        break
                     inn += data
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     pass

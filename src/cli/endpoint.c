@@ -546,7 +546,7 @@ static int serve(int lfd, int spawner, int tls_lfd,
  * below 1024; the CA's directory), before the front drops it. 0, or -1
  * (said on stderr). */
 static int listen_tls(const struct ep_opts *o, struct xy_ep_tls *t,
-		      int *fd)
+		      int *fd, char *addr, size_t addrlen)
 {
 	char host[256], err[512];
 	int port;
@@ -561,6 +561,8 @@ static int listen_tls(const struct ep_opts *o, struct xy_ep_tls *t,
 		fprintf(stderr, WHO ": %s\n", err);
 		return -1;
 	}
+	snprintf(addr, addrlen, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+		 port);
 	fprintf(stderr, WHO ": listening on %s:%d (TLS 1.3, a client "
 		"certificate of %s/tls/ca.crt required)\n", host, port,
 		t->state);
@@ -594,12 +596,16 @@ static int run_endpoint(const struct ep_opts *o)
 	cfg.state = tls.state = state;
 	if (o->listen) {
 		/* The CA is made (or read) once, here, as root. */
-		snprintf(listen_s, sizeof listen_s, "%s", o->listen);
-		cfg.listen = listen_s;
 		if (xy_ep_ca_init(state, err, sizeof err) < 0) {
 			fprintf(stderr, WHO ": %s\n", err);
 			return XY_EXIT_FAIL;
 		}
+		/* Before the spawner: it tells enrolling users the address
+		 * with the port the listener got. */
+		if (listen_tls(o, &tls, &tls_lfd, listen_s,
+			       sizeof listen_s) < 0)
+			return XY_EXIT_FAIL;
+		cfg.listen = listen_s;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return XY_EXIT_FAIL;
@@ -616,7 +622,7 @@ static int run_endpoint(const struct ep_opts *o)
 	rc = XY_EXIT_FAIL;
 	tls.spawner = sp[0];
 	if ((lfd = listen_at(o->socket)) >= 0 &&
-	    listen_tls(o, &tls, &tls_lfd) == 0 && drop_root(uid, gid) == 0) {
+	    drop_root(uid, gid) == 0) {
 		fprintf(stderr, WHO ": serving %s (as uid %ld; users' "
 			"managers run as themselves)\n", o->socket,
 			(long)getuid());

@@ -267,7 +267,8 @@ static int issued_set(const char *state, const char *name,
 		if (sscanf(line, "%255s %255s", a, b) != 2)
 			continue;
 		if (strcmp(a, name) == 0)
-			snprintf(old, XY_EP_SERIAL_MAX, "%s", b);
+			snprintf(old, XY_EP_SERIAL_MAX, "%.*s",
+				 (int)XY_EP_SERIAL_MAX - 1, b);
 		else
 			fprintf(f, "%s %s\n", a, b);
 	}

@@ -150,7 +150,7 @@ static int spawner_answer(int rp, char *name, size_t nlen, char *why,
 			    c->cmsg_len == CMSG_LEN(sizeof(int)))
 				memcpy(&fd, CMSG_DATA(c), sizeof fd);
 		if (fd >= 0 && buf[0] == 'S' && !(msg.msg_flags & MSG_CTRUNC)) {
-			snprintf(name, nlen, "%s", buf + 1);
+			snprintf(name, nlen, "%.*s", (int)nlen - 1, buf + 1);
 			return fd;
 		}
 		if (fd >= 0)
@@ -159,10 +159,10 @@ static int spawner_answer(int rp, char *name, size_t nlen, char *why,
 		if (strncmp(buf, "ok ", 3) == 0)
 			continue; /* started, or running: the connection comes */
 		if (strncmp(buf, "error ", 6) == 0)
-			snprintf(why, wlen, "%s", buf + 6);
+			snprintf(why, wlen, "%.*s", (int)wlen - 1, buf + 6);
 		else
 			snprintf(why, wlen, "cannot reach your session server: "
-				 "%s", buf);
+				 "%.*s", (int)wlen / 2, buf);
 		return -1;
 	}
 }

@@ -684,7 +684,8 @@ static void reach_session(const struct account *a, int out)
 	until = xy_mono() + 20;
 	for (;;) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+		snprintf(sa.sun_path, sizeof sa.sun_path, "%.*s",
+			 (int)sizeof sa.sun_path - 1, path);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0 &&
 		    connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)

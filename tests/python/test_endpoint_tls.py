@@ -224,7 +224,8 @@ def test_enroll_then_calls_over_tls_run_as_the_user(endpoint, accounts,
         assert re.search(r"Uid:\s+%d\s+%d\s+%d\s+%d" % ((uid,) * 4), st)
     # The front, which terminates TLS, still runs as nobody.
     front = subprocess.check_output(["pgrep", "-u", "nobody", "-f",
-                                     "xylem endpoint --socket"], text=True)
+                                     "xylem endpoint --socket " +
+                                     re.escape(endpoint.sock)], text=True)
     assert len(front.split()) == 1
 
 
@@ -414,6 +415,7 @@ def test_a_certificate_reaches_its_own_sessions_only(endpoint, accounts,
         with xylem.Executor(endpoint=sys.argv[1], **files) as ex:
             print(ex.submit(os.getuid).result(timeout=120))
     """, endpoint.address, a_files, session, user="xyepy_tb")
+    assert len(r.stdout.splitlines()) == 2, r.stdout + r.stderr
     first, second = r.stdout.splitlines()
     assert first.startswith("refused: no session"), r.stdout + r.stderr
     assert second == str(accounts["xyepy_ta"].pw_uid)
