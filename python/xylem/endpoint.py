@@ -422,6 +422,7 @@ def _tls_open(host, port, files, timeout):
     where = "%s:%d" % (host, port)
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as e:
         raise ConnectionError("cannot reach the endpoint at %s: %s"
                               % (where, e)) from None

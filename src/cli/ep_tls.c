@@ -13,6 +13,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -310,6 +312,8 @@ void xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
 		}
 		c->t = t;
 		c->fd = fd;
+		/* Small frames, a request and its answer: no Nagle delay. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 		if (getnameinfo((struct sockaddr *)&sa, sl, c->peer,
 				sizeof c->peer, NULL, 0, NI_NUMERICHOST) != 0)
 			snprintf(c->peer, sizeof c->peer, "?");
