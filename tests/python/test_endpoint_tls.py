@@ -121,13 +121,13 @@ def _session_servers(user):
     return [int(p) for p in r.stdout.split()]
 
 
-def client(tree, script, *args, user=None):
+def client(tree, script, *args, user=None, env=()):
     """Runs a client script (as user, or as root: a laptop's user is
     nobody the endpoint knows), with the tree's package."""
     path = tree / ("client-%d.py" % time.monotonic_ns())
     path.write_text(textwrap.dedent(script))
     os.chmod(path, 0o644)
-    cmd = ["env", "PYTHONPATH=%s" % (tree / "lib"),
+    cmd = ["env"] + list(env) + ["PYTHONPATH=%s" % (tree / "lib"),
            "XYLEM_BUILD_DIR=%s" % (tree / "build"), PYTHON, "-u",
            str(path)] + [str(a) for a in args]
     if user:
@@ -152,6 +152,8 @@ CALL = """
     d = sys.argv[2]
     files = dict(tls_cert=d + "/client.crt", tls_key=d + "/client.key",
                  tls_ca=d + "/ca.crt")
+    if "XYLEM_ENDPOINT_CERT" in os.environ:
+        files = {}  # the environment names them
     def f(x):
         return x * x, os.getuid()
     try:
@@ -214,7 +216,12 @@ def test_enroll_then_calls_over_tls_run_as_the_user(endpoint, accounts,
     # here): the calls run as A, whoever runs the client.
     for u in USERS:
         files = client_files(accounts, u, tempfile.mkdtemp())
-        r = client(tree, CALL, endpoint.address, files)
+        # A's files named by options, B's by the environment.
+        env = () if u == USERS[0] else [
+            "XYLEM_ENDPOINT_%s=%s/%s" % (k, files, f) for k, f in (
+                ("CERT", "client.crt"), ("KEY", "client.key"),
+                ("CA", "ca.crt"))]
+        r = client(tree, CALL, endpoint.address, files, env=env)
         assert r.stdout.startswith("ok "), r.stdout + r.stderr
         uid = accounts[u].pw_uid
         assert r.stdout.split(" ", 2)[2].strip() == str(
