@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """No-op Python calls through a shared endpoint, against the in-process
-executor, in the same run (issue 15; DESIGN.md, Benchmarks).
+executor, in the same run (issue 15; DESIGN.md, Benchmarks): through its
+Unix socket, and through its TLS listener on loopback (a remote user's
+path: TLS 1.3, a client certificate from `xylem endpoint enroll`, the
+front relaying to the session server).
 
 Needs root: it makes an account (xybench), starts `xylem endpoint` as
-root, and runs the client as that account. For each of the in-process
-Executor(workers=1) and Executor(endpoint=...) it measures:
+root, enrolls the account, and runs the client as that account. For each
+of the in-process Executor(workers=1), Executor(endpoint="unix:...") and
+Executor(endpoint="127.0.0.1:PORT") it measures:
 
   latency     submission to result of one no-op call at a time (p50, p99)
   throughput  a burst of --calls no-op calls, submitted at once, to the
@@ -12,7 +16,8 @@ Executor(workers=1) and Executor(endpoint=...) it measures:
   cold start  (endpoint) from Executor(endpoint=...) with no session
               server running to the first result, its local worker
               included; the in-process figure is Executor() to the first
-              result
+              result; over TLS (measured last, the session server runs):
+              the connection, the handshake and the first result
 
 and prints each endpoint figure beside the in-process one, with their
 ratio. Targets (issue 15): p50 at most 2 ms, 10,000 calls/s, cold start
@@ -74,7 +79,8 @@ local = measure(lambda: xylem.Executor(
     workers=1, pythonpath=os.environ["PYTHONPATH"]), n_lat, n_burst)
 remote = measure(lambda: xylem.Executor(endpoint="unix:" + sock), n_lat,
                  n_burst)
-print(json.dumps({"local": local, "endpoint": remote}))
+tls = measure(lambda: xylem.Executor(endpoint=sys.argv[4]), n_lat, n_burst)
+print(json.dumps({"local": local, "endpoint": remote, "tls": tls}))
 """
 
 
@@ -106,18 +112,26 @@ def main():
         "\nenvironment = XYLEM_BUILD_DIR=%s\n" % (
             USER, python, d / "lib", d / "build"))
     log = open(d / "ep.log", "w")
-    ep = subprocess.Popen([str(d / "build/src/cli/xylem"), "endpoint",
-                           "--socket", str(d / "ep.sock"), "--config",
-                           str(d / "ep.conf")], stdout=log,
-                          stderr=subprocess.STDOUT)
+    exe = str(d / "build/src/cli/xylem")
+    ep = subprocess.Popen([exe, "endpoint", "--socket", str(d / "ep.sock"),
+                           "--listen", "127.0.0.1:0", "--state",
+                           str(d / "state"), "--config", str(d / "ep.conf")],
+                          stdout=log, stderr=subprocess.STDOUT)
     try:
         while "serving" not in (d / "ep.log").read_text():
             time.sleep(0.05)
+        import re
+        port = re.search(r"listening on 127\.0\.0\.1:(\d+)",
+                         (d / "ep.log").read_text()).group(1)
+        subprocess.run(["runuser", "-u", USER, "--", exe, "endpoint",
+                        "enroll", "--socket", str(d / "ep.sock")],
+                       check=True, capture_output=True, cwd="/")
         r = subprocess.run(
             ["runuser", "-u", USER, "--", "env", "PYTHONPATH=%s" % (
                 d / "lib"), "XYLEM_BUILD_DIR=%s" % (d / "build"), python,
              str(d / "client.py"), str(a.latency), str(a.calls),
-             str(d / "ep.sock")], capture_output=True, text=True, cwd="/")
+             str(d / "ep.sock"), "127.0.0.1:" + port], capture_output=True,
+            text=True, cwd="/")
         if r.returncode:
             sys.exit("endpoint_calls: the client failed:\n" + r.stderr)
         import json
@@ -127,18 +141,22 @@ def main():
         ep.wait(10)
         subprocess.run(["pkill", "-KILL", "-u", USER], check=False)
         shutil.rmtree(d, ignore_errors=True)
-    loc, rem = f["local"], f["endpoint"]
-    print("no-op Python calls, 1 worker; endpoint against the in-process "
-          "executor, same run")
-    print("  %-22s %12s %12s %8s" % ("", "in-process", "endpoint", "ratio"))
+    loc, rem, tls = f["local"], f["endpoint"], f["tls"]
+    print("no-op Python calls, 1 worker; the endpoint (Unix socket, TLS "
+          "listener on loopback)\nagainst the in-process executor, same run")
+    print("  %-22s %12s %12s %8s %12s %8s" % (
+        "", "in-process", "unix", "ratio", "tls", "ratio"))
     for key, name, unit, scale in (
             ("p50", "latency p50", "ms", 1e3), ("p99", "latency p99", "ms",
                                                   1e3),
             ("rate", "throughput", "calls/s", 1),
-            ("cold", "cold start", "ms", 1e3)):
-        print("  %-22s %12.3f %12.3f %8.2f   %s" % (
+            ("cold", "first result", "ms", 1e3)):
+        print("  %-22s %12.3f %12.3f %8.2f %12.3f %8.2f   %s" % (
             name, loc[key] * scale, rem[key] * scale, rem[key] / loc[key],
-            unit))
+            tls[key] * scale, tls[key] / loc[key], unit))
+    print("first result: in-process and unix from cold (a new session "
+          "server); tls with\nthe session server running (connect, "
+          "handshake, first call)")
     print("targets: p50 <= 2 ms, >= 10,000 calls/s, cold start <= 200 ms;"
           " Globus Compute: 76 ms, ~256 calls/s")
 

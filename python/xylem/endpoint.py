@@ -375,19 +375,163 @@ def _check_peer(sock):
                               "account")
 
 
+# ------------------------------------------------ client: remote users (TLS)
+
+_TLS_FILES = (("tls_cert", "XYLEM_ENDPOINT_CERT", "client.crt"),
+              ("tls_key", "XYLEM_ENDPOINT_KEY", "client.key"),
+              ("tls_ca", "XYLEM_ENDPOINT_CA", "ca.crt"))
+
+
+def _tls_target(endpoint, given):
+    """For endpoint="HOST:PORT": (host, port, (cert, key, ca)), the files
+    from given (tls_cert=, ...), else the environment, else what `xylem
+    endpoint enroll` wrote to ~/.xylem/endpoint-client."""
+    host, sep, port = endpoint.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") \
+        else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("endpoint= wants 'unix:PATH' (the endpoint's "
+                         "socket) or 'HOST:PORT' (its TLS listener), not "
+                         "%r" % (endpoint,))
+    base = os.path.join(os.path.expanduser("~"), ".xylem",
+                        "endpoint-client")
+    files = []
+    for opt, env, name in _TLS_FILES:
+        path = given.get(opt) or os.environ.get(env) or \
+            os.path.join(base, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                "no %s at %s (%s= or %s; `xylem endpoint enroll` on the "
+                "login node writes it: docs/endpoint.md)" % (
+                    name, path, opt, env))
+        files.append(path)
+    return host, int(port), tuple(files)
+
+
+def _tls_open(host, port, files, timeout):
+    """A connection to this user's session server through the endpoint's
+    TLS listener: TLS 1.3, the server checked against the endpoint's CA
+    and name, this user's certificate presented. Returns the plain end of
+    a socket pair that a thread of its own relays (_tls_pump)."""
+    import ssl
+    cert, key, ca = files
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(ca)
+    ctx.load_cert_chain(cert, key)
+    where = "%s:%d" % (host, port)
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as e:
+        raise ConnectionError("cannot reach the endpoint at %s: %s"
+                              % (where, e)) from None
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname=host)
+        tls.sendall(b"python\n")
+        line = b""
+        # A byte at a time: nothing past the answer's line is taken.
+        while not line.endswith(b"\n") and len(line) < 4096:
+            chunk = tls.recv(1)
+            if not chunk:
+                break
+            line += chunk
+    except ssl.SSLError as e:
+        raw.close()
+        raise PermissionError("the endpoint at %s refused the TLS "
+                              "connection: %s" % (where, e)) from None
+    except OSError as e:
+        raw.close()
+        raise ConnectionError("the endpoint at %s closed: %s"
+                              % (where, e)) from None
+    text = line.decode(errors="replace").strip()
+    if not text.startswith("ok "):
+        tls.close()
+        if text.startswith("error "):
+            raise PermissionError("the endpoint refused: " + text[6:])
+        raise ConnectionError("no answer from the endpoint at %s" % where)
+    mine, theirs = socket.socketpair()
+    mine.settimeout(timeout)  # for the welcome; _hello clears it
+    threading.Thread(target=_tls_pump, args=(tls, theirs),
+                     daemon=True).start()
+    return mine
+
+
+def _tls_pump(tls, plain):
+    """Relays between tls and plain until either ends. One thread owns
+    the TLS connection: Python's ssl does not take a read and a write on
+    one connection from two threads at once."""
+    import select
+    import ssl
+    cap, chunk = 4 << 20, 1 << 20
+    tls.setblocking(False)
+    plain.setblocking(False)
+    out, inn, plain_open = b"", b"", True
+    try:
+        while plain_open or out:
+            rl = ([plain] if plain_open and len(out) < cap else []) + \
+                 ([tls] if len(inn) < cap else [])
+            wl = ([tls] if out else []) + ([plain] if inn else [])
+            if tls in rl and tls.pending():
+                ready, wready = [tls], wl
+            else:
+                ready, wready, _ = select.select(rl, wl, [])
+            if plain in ready:
+                try:
+                    data = plain.recv(1 << 16)
+                    out += data
+                    plain_open = bool(data)
+                except BlockingIOError:
+                    pass
+            if tls in ready:
+                try:
+                    data = tls.recv(1 << 16)
+                    if not data:
+                        # The server ended it: what it said before
+                        # still reaches the client (a refusal, say).
+                        plain.setblocking(True)
+                        plain.sendall(inn)
+                        break
+                    inn += data
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            if out and tls in wready:
+                try:
+                    out = out[tls.send(out[:chunk]):]
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            if inn and plain in wready:
+                try:
+                    inn = inn[plain.send(inn):]
+                except BlockingIOError:
+                    pass
+    except OSError:
+        pass
+    finally:
+        plain.close()
+        tls.close()
+
+
 class EndpointExecutor(concurrent.futures.Executor):
     """Calls run by the user's session server behind a shared endpoint.
 
-    endpoint: "unix:PATH", the endpoint's socket. session: a session id
+    endpoint: "unix:PATH", the endpoint's socket, or "HOST:PORT", its TLS
+    listener (tls_cert=, tls_key=, tls_ca=: this user's enrolled files;
+    _tls_target says where they are looked for). session: a session id
     to re-attach to (ex.session of an earlier executor), or None for a
     new one. Calls take what a local Executor's take; their futures
     resolve as results come back, also across a reconnect.
     """
 
-    def __init__(self, endpoint, session=None, timeout=ASK_TIMEOUT):
-        if not isinstance(endpoint, str) or not endpoint.startswith("unix:"):
-            raise ValueError("endpoint= wants 'unix:PATH' (the endpoint's"
-                             " socket), not %r" % (endpoint,))
+    def __init__(self, endpoint, session=None, timeout=ASK_TIMEOUT,
+                 tls_cert=None, tls_key=None, tls_ca=None):
+        if not isinstance(endpoint, str):
+            raise ValueError("endpoint= wants 'unix:PATH' or 'HOST:PORT',"
+                             " not %r" % (endpoint,))
+        self._tls = None
+        if not endpoint.startswith("unix:"):
+            self._tls = _tls_target(endpoint, {
+                "tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca})
         self._path = endpoint[5:]
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -408,6 +552,14 @@ class EndpointExecutor(concurrent.futures.Executor):
 
     # -- connection
     def _connect(self):
+        if self._tls is not None:
+            host, port, files = self._tls
+            s = _tls_open(host, port, files, self._timeout)
+        else:
+            s = self._unix_connect()
+        self._hello(s)
+
+    def _unix_connect(self):
         end = time.monotonic() + self._timeout
         tries = 0
         while True:
@@ -433,6 +585,9 @@ class EndpointExecutor(concurrent.futures.Executor):
                             path, self._timeout, e,
                             os.path.join(directory, "python.log"))) from None
                 time.sleep(0.02)
+        return s
+
+    def _hello(self, s):
         s.sendall(_frame(("hello", self.session)))
         msg = _read_frame(s)
         s.settimeout(None)

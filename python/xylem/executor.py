@@ -380,10 +380,15 @@ class Executor(cf.Executor):
         0: any free one), at the address in the dashboard_url attribute
         (docs/observability.md).
 
-    endpoint: "unix:PATH", a shared endpoint's socket (docs/endpoint.md):
-        the calls run on your own session server there, not in this
-        process; session= re-attaches to an earlier one (ex.session). The
-        executor is then an xylem.endpoint.EndpointExecutor.
+    endpoint: "unix:PATH", a shared endpoint's socket, or "HOST:PORT",
+        its TLS listener (docs/endpoint.md): the calls run on your own
+        session server there, not in this process; session= re-attaches
+        to an earlier one (ex.session). Over TLS, tls_cert=, tls_key=
+        and tls_ca= name the files `xylem endpoint enroll` wrote
+        (default: XYLEM_ENDPOINT_CERT, XYLEM_ENDPOINT_KEY,
+        XYLEM_ENDPOINT_CA, else ~/.xylem/endpoint-client/client.crt,
+        client.key, ca.crt). The executor is then an
+        xylem.endpoint.EndpointExecutor.
     """
 
     def __new__(cls, *args, endpoint=None, session=None, **kwargs):
@@ -391,12 +396,15 @@ class Executor(cf.Executor):
             if session is not None:
                 raise TypeError("session= needs endpoint=")
             return super().__new__(cls)
+        # A remote endpoint's client files (docs/endpoint.md).
+        tls_files = {k: kwargs.pop(k) for k in ("tls_cert", "tls_key",
+                                                "tls_ca") if k in kwargs}
         if args or kwargs:
             raise TypeError("with endpoint=, an Executor takes session= "
-                            "only; the endpoint's administrator sets the "
-                            "rest")
+                            "and tls_cert=, tls_key=, tls_ca= only; the "
+                            "endpoint's administrator sets the rest")
         from .endpoint import EndpointExecutor
-        return EndpointExecutor(endpoint, session=session)
+        return EndpointExecutor(endpoint, session=session, **tls_files)
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,

@@ -29,27 +29,36 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "cli.h"
+#include "ep_ca.h"
+#include "ep_tls.h"
 #include "local.h"
 #include "spawn.h"
 #include "util.h"
 
 #define WHO "xylem endpoint"
-#define REQUEST_MAX 256
+#define REQUEST_MAX 2048 /* an enroll line carries a request */
 
 struct ep_opts {
 	const char *socket;
 	const char *config;
 	const char *run_as;
+	const char *listen; /* HOST:PORT for remote users (TLS), or NULL */
+	const char *state;  /* the CA's directory */
 	int wait; /* connect: seconds to wait for the manager */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: xylem endpoint --socket PATH [--config FILE]"
-		" [--run-as USER]\n"
-		"       xylem endpoint connect --socket PATH [--wait S]\n\n"
+		"usage: xylem endpoint --socket PATH [--listen HOST:PORT]"
+		" [--state DIR]\n"
+		"                      [--config FILE] [--run-as USER]\n"
+		"       xylem endpoint connect --socket PATH [--wait S]\n"
+		"       xylem endpoint enroll --socket PATH [--dir DIR]\n"
+		"       xylem endpoint revoke [--state DIR] USER|SERIAL\n\n"
 		"The first form serves a shared endpoint: each local user"
 		" who connects to the\nUnix socket PATH gets a manager of"
 		" their own, run under their own account,\nwith its journal"
@@ -62,11 +71,19 @@ static void usage(FILE *out)
 		" XYLEM_SECRET_FILE and XYLEM_TLS_CA as shell lines.\n\n"
 		"options:\n"
 		"  --socket PATH   the endpoint's Unix socket\n"
+		"  --listen HOST:PORT  also serve remote users over TLS 1.3,"
+		" each with a client\n"
+		"                  certificate of the endpoint's CA"
+		" ('xylem endpoint enroll')\n"
+		"  --state DIR     the CA, and the lists of issued and revoked"
+		" certificates\n"
+		"                  (default /var/lib/xylem/endpoint)\n"
 		"  --config FILE   the administrator's settings: KEY = VALUE"
 		" lines (users,\n"
 		"                  uid_min, idle_exit, workers,"
 		" cores_per_worker, python,\n"
-		"                  environment; docs/endpoint.md)\n"
+		"                  environment, cert_days;"
+		" docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
 		"  --wait S        connect: seconds to wait for the manager"
@@ -79,12 +96,15 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct ep_opts *o)
 {
-	enum { O_SOCKET = 256, O_CONFIG, O_RUN_AS, O_WAIT };
+	enum { O_SOCKET = 256, O_CONFIG, O_RUN_AS, O_WAIT, O_LISTEN,
+	       O_STATE };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"config", required_argument, NULL, O_CONFIG},
 		{"run-as", required_argument, NULL, O_RUN_AS},
 		{"wait", required_argument, NULL, O_WAIT},
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"state", required_argument, NULL, O_STATE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -97,6 +117,8 @@ static int parse_args(int argc, char **argv, struct ep_opts *o)
 		case O_SOCKET: o->socket = optarg; break;
 		case O_CONFIG: o->config = optarg; break;
 		case O_RUN_AS: o->run_as = optarg; break;
+		case O_LISTEN: o->listen = optarg; break;
+		case O_STATE: o->state = optarg; break;
 		case O_WAIT:
 			bad |= xy_cli_int(WHO, "--wait", optarg, 1, 3600,
 					  &o->wait);
@@ -146,6 +168,7 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		{"idle_exit", &cfg->idle_exit, 1, 1 << 30},
 		{"workers", &cfg->workers, 0, 4096},
 		{"cores_per_worker", &cfg->cores_per_worker, 1, 1 << 20},
+		{"cert_days", &cfg->cert_days, 1, 3650},
 	};
 	char *end;
 
@@ -199,7 +222,7 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		return 0;
 	}
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
-		 " workers, cores_per_worker, python, environment)", key);
+		 " workers, cores_per_worker, python, environment, cert_days)", key);
 	return -1;
 }
 
@@ -229,6 +252,7 @@ static int config_read(const char *path, struct xy_ep_config *cfg)
 	cfg->uid_min = 1000;
 	cfg->idle_exit = 300;
 	cfg->workers = 1;
+	cfg->cert_days = 365;
 	if (!path)
 		return 0;
 	if (!(f = fopen(path, "re"))) {
@@ -366,6 +390,8 @@ struct pending {
 
 struct front {
 	int lfd, spawner;
+	int tls_lfd;                /* -1: no --listen */
+	const struct xy_ep_tls *tls;
 	struct pending clients[PENDING_MAX];
 	int n;
 };
@@ -410,6 +436,29 @@ static void take_clients(struct front *f)
 	}
 }
 
+/* "enroll BASE64": the request, decoded, goes to the spawner with the
+ * connection, whose peer the kernel names there. */
+static void pass_enroll(struct front *f, struct pending *c)
+{
+	static unsigned char der[REQUEST_MAX];
+	char *b64 = c->req + 7;
+	size_t len = strcspn(b64, "\n");
+	int n, pad = 0;
+
+	while (pad < 2 && len > (size_t)pad && b64[len - 1 - pad] == '=')
+		pad++;
+	n = len % 4 ? -1 : EVP_DecodeBlock(der, (unsigned char *)b64,
+					   (int)len);
+	if (n <= pad) {
+		say(c->fd, "error enroll wants a certificate request (DER, "
+			   "base64)\n");
+		return;
+	}
+	if (xy_cli_spawn_pass_data(f->spawner, XY_EP_OP_ENROLL, der,
+				   (size_t)(n - pad), c->fd) < 0)
+		say(c->fd, "error the endpoint is busy: ask again\n");
+}
+
 /* Reads what client i sent; once its line is whole (or cannot be), hands
  * it to the spawner or refuses it, and forgets it. */
 static void read_client(struct front *f, int i)
@@ -427,7 +476,9 @@ static void read_client(struct front *f, int i)
 	char op = strcmp(c->req, "manager\n") == 0  ? XY_EP_OP_MANAGER
 		  : strcmp(c->req, "python\n") == 0 ? XY_EP_OP_PYTHON
 						    : 0;
-	if (op) {
+	if (strncmp(c->req, "enroll ", 7) == 0 && c->req[c->n - 1] == '\n') {
+		pass_enroll(f, c);
+	} else if (op) {
 		if (xy_cli_spawn_pass(f->spawner, op, c->fd) < 0) {
 			if (errno == EAGAIN)
 				say(c->fd, "error the endpoint is busy: ask "
@@ -437,19 +488,22 @@ static void read_client(struct front *f, int i)
 					"%s\n", strerror(errno));
 		}
 	} else if (k > 0 || c->n) {
-		say(c->fd, "error unknown request (want 'manager' or "
-			   "'python')\n");
+		say(c->fd, "error unknown request (want 'manager', 'python' "
+			   "or 'enroll')\n");
 	}
 	drop(f, i);
 }
 
-static int serve(int lfd, int spawner)
+static int serve(int lfd, int spawner, int tls_lfd,
+		 const struct xy_ep_tls *tls)
 {
 	static struct front f; /* a daemon's own state (STYLE.md) */
-	static struct pollfd p[PENDING_MAX + 2];
+	static struct pollfd p[PENDING_MAX + 3];
 
 	f.lfd = lfd;
 	f.spawner = spawner;
+	f.tls_lfd = tls_lfd;
+	f.tls = tls;
 	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	while (!xy_local_stops()) {
 		p[0] = (struct pollfd){.fd = f.n < PENDING_MAX ? lfd : -1,
@@ -459,7 +513,9 @@ static int serve(int lfd, int spawner)
 			p[i + 2] = (struct pollfd){.fd = f.clients[i].fd,
 						   .events = POLLIN};
 		int n = f.n;
-		if (poll(p, (nfds_t)n + 2, 100) < 0 && errno != EINTR)
+		/* Remote users' connections: a thread each (ep_tls.c). */
+		p[n + 2] = (struct pollfd){.fd = tls_lfd, .events = POLLIN};
+		if (poll(p, (nfds_t)n + 3, 100) < 0 && errno != EINTR)
 			return -1;
 		if (p[1].revents) {
 			fprintf(stderr, WHO ": the spawner exited\n");
@@ -478,17 +534,48 @@ static int serve(int lfd, int spawner)
 		}
 		if (p[0].revents & POLLIN)
 			take_clients(&f);
+		if (p[n + 2].revents & POLLIN)
+			xy_ep_tls_accept(tls, tls_lfd);
 	}
 	for (int i = f.n - 1; i >= 0; i--)
 		drop(&f, i);
 	return 0;
 }
 
+/* --listen: the TLS listener and its context, made while root (a port
+ * below 1024; the CA's directory), before the front drops it. 0, or -1
+ * (said on stderr). */
+static int listen_tls(const struct ep_opts *o, struct xy_ep_tls *t,
+		      int *fd, char *addr, size_t addrlen)
+{
+	char host[256], err[512];
+	int port;
+
+	*fd = -1;
+	if (!o->listen)
+		return 0;
+	if ((*fd = xy_ep_tls_listen(o->listen, host, sizeof host, &port, err,
+				    sizeof err)) < 0 ||
+	    !(t->ctx = xy_ep_ca_listener_ctx(t->state, host, err,
+					     sizeof err))) {
+		fprintf(stderr, WHO ": %s\n", err);
+		return -1;
+	}
+	snprintf(addr, addrlen, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+		 port);
+	fprintf(stderr, WHO ": listening on %s:%d (TLS 1.3, a client "
+		"certificate of %s/tls/ca.crt required)\n", host, port,
+		t->state);
+	return 0;
+}
+
 static int run_endpoint(const struct ep_opts *o)
 {
 	static struct xy_ep_config cfg;
-	char exe[PATH_MAX];
-	int sp[2], lfd, rc;
+	static char state[4200], listen_s[300];
+	static struct xy_ep_tls tls;
+	char exe[PATH_MAX], err[512];
+	int sp[2], lfd, rc, tls_lfd = -1;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -501,6 +588,24 @@ static int run_endpoint(const struct ep_opts *o)
 		fprintf(stderr, WHO ": cannot find this program: %s\n",
 			strerror(errno));
 		return XY_EXIT_FAIL;
+	}
+	if (o->state)
+		snprintf(state, sizeof state, "%s", o->state);
+	else
+		xy_ep_ca_default_state(state, sizeof state);
+	cfg.state = tls.state = state;
+	if (o->listen) {
+		/* The CA is made (or read) once, here, as root. */
+		if (xy_ep_ca_init(state, err, sizeof err) < 0) {
+			fprintf(stderr, WHO ": %s\n", err);
+			return XY_EXIT_FAIL;
+		}
+		/* Before the spawner: it tells enrolling users the address
+		 * with the port the listener got. */
+		if (listen_tls(o, &tls, &tls_lfd, listen_s,
+			       sizeof listen_s) < 0)
+			return XY_EXIT_FAIL;
+		cfg.listen = listen_s;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return XY_EXIT_FAIL;
@@ -515,15 +620,21 @@ static int run_endpoint(const struct ep_opts *o)
 	fcntl(sp[0], F_SETFL, O_NONBLOCK); /* a spawner behind: "busy" */
 	xy_local_catch_signals();
 	rc = XY_EXIT_FAIL;
-	if ((lfd = listen_at(o->socket)) >= 0 && drop_root(uid, gid) == 0) {
+	tls.spawner = sp[0];
+	if ((lfd = listen_at(o->socket)) >= 0 &&
+	    drop_root(uid, gid) == 0) {
 		fprintf(stderr, WHO ": serving %s (as uid %ld; users' "
 			"managers run as themselves)\n", o->socket,
 			(long)getuid());
-		rc = serve(lfd, sp[0]) == 0 ? XY_EXIT_OK : XY_EXIT_FAIL;
+		rc = serve(lfd, sp[0], tls_lfd, &tls) == 0 ? XY_EXIT_OK
+							    : XY_EXIT_FAIL;
 		/* The spawner removes the socket when we close our end. */
 	}
 	if (lfd >= 0)
 		close(lfd);
+	if (tls_lfd >= 0)
+		close(tls_lfd);
+	SSL_CTX_free(tls.ctx);
 	close(sp[0]);
 	waitpid(pid, NULL, 0);
 	return rc;
@@ -658,6 +769,10 @@ int xy_cli_endpoint(int argc, char **argv)
 	int connect = argc > 1 && strcmp(argv[1], "connect") == 0;
 	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "enroll") == 0)
+		return xy_cli_endpoint_enroll(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "revoke") == 0)
+		return xy_cli_endpoint_revoke(argc - 1, argv + 1);
 	if ((rc = parse_args(argc - connect, argv + connect, &o)) >= 0)
 		return rc;
 	return connect ? run_connect(&o) : run_endpoint(&o);

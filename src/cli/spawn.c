@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ep_ca.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -91,8 +92,14 @@ void xy_cli_spawn_close_from(int lo, int keep)
 
 int xy_cli_spawn_pass(int sock, char op, int client)
 {
-	char data = op;
-	struct iovec iov = {.iov_base = &data, .iov_len = 1};
+	return xy_cli_spawn_pass_data(sock, op, NULL, 0, client);
+}
+
+int xy_cli_spawn_pass_data(int sock, char op, const void *data, size_t n,
+			   int client)
+{
+	static __thread char buf[1 + XY_EP_DATA_MAX];
+	struct iovec iov = {.iov_base = buf, .iov_len = 1 + n};
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -102,21 +109,30 @@ int xy_cli_spawn_pass(int sock, char op, int client)
 			     .msg_controllen = sizeof ctl.buf};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
+	if (n > XY_EP_DATA_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	buf[0] = op;
+	if (n)
+		memcpy(buf + 1, data, n);
 	memset(&ctl, 0, sizeof ctl);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &client, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
+	return sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+			       (ssize_t)(1 + n)
+		       ? 0
+		       : -1;
 }
 
-/* The next request: 1 with *op and *fd, 0 when the front is gone. A
- * message without exactly one descriptor is dropped (its descriptors
- * closed) and reads as op 0. */
-static int take(int sock, char *op, int *fd)
+/* The next request: 1 with *op, *fd and its data (after op, *n bytes),
+ * 0 when the front is gone. A message without exactly one descriptor,
+ * or cut short, is dropped (its descriptors closed) and reads as op 0. */
+static int take(int sock, char *op, int *fd, char *data, size_t *len)
 {
-	char data = 0;
-	struct iovec iov = {.iov_base = &data, .iov_len = 1};
+	struct iovec iov = {.iov_base = data, .iov_len = 1 + XY_EP_DATA_MAX};
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(4 * sizeof(int))];
@@ -147,8 +163,9 @@ static int take(int sock, char *op, int *fd)
 				close(f);
 		}
 	}
+	*len = (size_t)n - 1;
 	if (*fd >= 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-		*op = data;
+		*op = data[0];
 	return 1;
 }
 
@@ -567,12 +584,58 @@ static int from_endpoint(const struct spawner *s, int fd)
 	       strncmp(sa.sun_path, s->socket, sizeof sa.sun_path) == 0;
 }
 
-/* A client asked for its manager (kind: a `xylem manager`, or a Python
- * session server): started if it does not run; fd is kept until the
- * start's answer if one is under way. */
-static void serve_manager(struct spawner *s, int fd, char kind)
+/* The account a, admitted by the configuration, is not the front's own:
+ * 0, or -1 with why in err. */
+static int not_front(const struct spawner *s, const struct account *a,
+		     char *err, size_t len)
+{
+	if (a->pw.pw_uid == s->front && geteuid() == 0) {
+		snprintf(err, len, "the endpoint's own account may not use it");
+		return -1;
+	}
+	return 0;
+}
+
+/* a's manager or session server (kind) is started if it does not run;
+ * fd gets the answer, and is kept until the start's answer if one is
+ * under way. */
+static void ensure(struct spawner *s, int fd, const struct account *a,
+		   char kind)
 {
 	struct running *r;
+
+	if (kind == XY_EP_OP_PYTHON && !s->cfg->python) {
+		reply(fd, "error the endpoint runs no Python (no 'python' in "
+		      "its configuration)\n");
+	} else if ((r = find(s, a->pw.pw_uid, kind)) && !r->starting) {
+		reply(fd, "ok running %s %s\n", a->pw.pw_name, a->dir);
+	} else if (r && r->n_clients < WAITING_MAX) {
+		r->clients[r->n_clients++] = fd;
+		return;
+	} else if (r || s->n_managers == MANAGERS_MAX) {
+		reply(fd, "error the endpoint is busy: ask again\n");
+	} else {
+		r = &s->managers[s->n_managers++];
+		*r = (struct running){.uid = a->pw.pw_uid, .kind = kind,
+				      .since = xy_mono(), .pipe = -1,
+				      .dir = strdup(a->dir)};
+		snprintf(r->name, sizeof r->name, "%s", a->pw.pw_name);
+		if (!r->dir || begin(s, r, a) < 0) {
+			reply(fd, "error cannot start your %s: %s\n", what(r),
+			      r->dir ? r->err : "out of memory");
+			forget(s, r);
+		} else {
+			r->clients[r->n_clients++] = fd;
+			return;
+		}
+	}
+	close(fd);
+}
+
+/* A client asked for its manager (kind: a `xylem manager`, or a Python
+ * session server). */
+static void serve_manager(struct spawner *s, int fd, char kind)
+{
 	struct account a;
 	char err[512];
 
@@ -584,36 +647,139 @@ static void serve_manager(struct spawner *s, int fd, char kind)
 	}
 	reap(s); /* a manager that just went idle is not "running" */
 	if (admit(s->cfg, fd, &a, err, sizeof err) < 0 ||
-	    (a.pw.pw_uid == s->front && geteuid() == 0 &&
-	     snprintf(err, sizeof err, "the endpoint's own account may not "
-		      "use it") > 0)) {
+	    not_front(s, &a, err, sizeof err) < 0) {
 		fprintf(stderr, "xylem endpoint: refused: %s\n", err);
 		reply(fd, "error %s\n", err);
-	} else if (kind == XY_EP_OP_PYTHON && !s->cfg->python) {
-		reply(fd, "error the endpoint runs no Python (no 'python' in "
-		      "its configuration)\n");
-	} else if ((r = find(s, a.pw.pw_uid, kind)) && !r->starting) {
-		reply(fd, "ok running %s %s\n", a.pw.pw_name, a.dir);
-	} else if (r && r->n_clients < WAITING_MAX) {
-		r->clients[r->n_clients++] = fd;
+		close(fd);
 		return;
-	} else if (r || s->n_managers == MANAGERS_MAX) {
-		reply(fd, "error the endpoint is busy: ask again\n");
-	} else {
-		r = &s->managers[s->n_managers++];
-		*r = (struct running){.uid = a.pw.pw_uid, .kind = kind,
-				      .since = xy_mono(), .pipe = -1,
-				      .dir = strdup(a.dir)};
-		snprintf(r->name, sizeof r->name, "%s", a.pw.pw_name);
-		if (!r->dir || begin(s, r, &a) < 0) {
-			reply(fd, "error cannot start your %s: %s\n", what(r),
-			      r->dir ? r->err : "out of memory");
-			forget(s, r);
-		} else {
-			r->clients[r->n_clients++] = fd;
-			return;
-		}
 	}
+	ensure(s, fd, &a, kind);
+}
+
+/* ------------------------------------------------------- remote users */
+
+/* Forks a child that becomes a's user for good, connects to a's session
+ * server (waiting for it to listen, up to 20 s), and hands that
+ * connection to the front through out: the session server sees its own
+ * user connect (SO_PEERCRED), as from the Unix socket. The front gets a
+ * connection to a's server this way only: it cannot make one itself. */
+static void reach_session(const struct account *a, int out)
+{
+	char path[4300];
+	double until;
+	int fd;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		reply(out, "cannot fork: %s\n", strerror(errno));
+	if (pid != 0)
+		return; /* the child is reaped as a stranger */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	become(a, out);
+	xy_cli_spawn_close_from(3, out);
+	alarm(30);
+	snprintf(path, sizeof path, "%s/python/session.sock", a->dir);
+	until = xy_mono() + 20;
+	for (;;) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		snprintf(sa.sun_path, sizeof sa.sun_path, "%.*s",
+			 (int)sizeof sa.sun_path - 1, path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			break;
+		if (fd >= 0)
+			close(fd);
+		if (xy_mono() > until) {
+			reply(out, "your session server did not listen "
+			      "within 20 s (its log: %s/python.log)\n", a->dir);
+			_exit(1);
+		}
+		usleep(20000);
+	}
+	_exit(xy_cli_spawn_pass_data(out, 'S', a->pw.pw_name,
+				     strlen(a->pw.pw_name), fd) < 0);
+}
+
+/* A remote user's request, passed by the TLS front with the client's
+ * certificate: the front vouches, and the spawner checks for itself that
+ * the certificate is the CA's, valid, not revoked, and the current one
+ * of the account it names. fd is the front's end for the answers. */
+static void serve_tls(struct spawner *s, int fd, const char *data,
+		      size_t len)
+{
+	struct account a;
+	struct passwd pw, *res = NULL;
+	char err[512], name[XY_EP_NAME_MAX], buf[PW_BUF];
+	int out;
+
+	err[0] = '\0';
+	if (len < 1 || data[0] != XY_EP_OP_PYTHON || !s->cfg->listen)
+		snprintf(err, sizeof err, "unknown request (want 'python')");
+	else if (xy_ep_ca_check(s->cfg->state, (const uint8_t *)data + 1,
+				len - 1, name, sizeof name, err,
+				sizeof err) < 0)
+		; /* err says why */
+	else if (getpwnam_r(name, &pw, buf, sizeof buf, &res) != 0 || !res)
+		snprintf(err, sizeof err, "%s has no account here", name);
+	else if (admit_uid(s->cfg, pw.pw_uid, &a, err, sizeof err) < 0 ||
+		 not_front(s, &a, err, sizeof err) < 0)
+		; /* err says why */
+	else if (strcmp(a.pw.pw_name, name) != 0)
+		snprintf(err, sizeof err, "%s is not the account of uid %ld",
+			 name, (long)pw.pw_uid);
+	if (err[0]) {
+		fprintf(stderr, "xylem endpoint: refused a TLS client: %s\n",
+			err);
+		reply(fd, "error %s\n", err);
+		close(fd);
+		return;
+	}
+	reap(s);
+	out = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	ensure(s, fd, &a, XY_EP_OP_PYTHON);
+	if (out >= 0 && s->cfg->python)
+		reach_session(&a, out);
+	if (out >= 0)
+		close(out);
+}
+
+/* `xylem endpoint enroll`: a certificate for the account the kernel
+ * names, whatever the request's subject says. */
+static void serve_enroll(struct spawner *s, int fd, const char *data,
+			 size_t len)
+{
+	struct account a;
+	char err[512], serial[XY_EP_SERIAL_MAX], head[512];
+	char *pem = NULL;
+
+	if (!from_endpoint(s, fd)) {
+		close(fd);
+		return;
+	}
+	if (admit(s->cfg, fd, &a, err, sizeof err) < 0 ||
+	    not_front(s, &a, err, sizeof err) < 0 ||
+	    (!s->cfg->listen &&
+	     snprintf(err, sizeof err, "this endpoint has no TLS listener "
+		      "(--listen): nothing to enroll for") > 0) ||
+	    xy_ep_ca_issue(s->cfg->state, a.pw.pw_name,
+			   (const uint8_t *)data, len, s->cfg->cert_days, &pem,
+			   serial, err, sizeof err) < 0) {
+		fprintf(stderr, "xylem endpoint: refused to enroll: %s\n",
+			err);
+		reply(fd, "error %s\n", err);
+		close(fd);
+		return;
+	}
+	fprintf(stderr, "xylem endpoint: issued %s a client certificate "
+		"(serial %s)\n", a.pw.pw_name, serial);
+	snprintf(head, sizeof head, "ok enrolled %s %s %s\n", a.pw.pw_name,
+		 serial, s->cfg->listen);
+	(void)send(fd, head, strlen(head), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)send(fd, pem, strlen(pem), MSG_DONTWAIT | MSG_NOSIGNAL);
+	free(pem);
 	close(fd);
 }
 
@@ -672,6 +838,8 @@ int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
 {
 	static struct spawner s; /* a daemon's own state (STYLE.md) */
 	static struct pollfd p[MANAGERS_MAX + 1];
+	static char data[1 + XY_EP_DATA_MAX];
+	size_t len;
 	char op;
 	int fd;
 
@@ -686,10 +854,14 @@ int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
 		wait_turn(&s, sock, p);
 		if (!p[0].revents)
 			continue; /* a tick, or a start that spoke */
-		if (!take(sock, &op, &fd))
+		if (!take(sock, &op, &fd, data, &len))
 			break;
 		if (op == XY_EP_OP_MANAGER || op == XY_EP_OP_PYTHON)
 			serve_manager(&s, fd, op);
+		else if (op == XY_EP_OP_TLS)
+			serve_tls(&s, fd, data + 1, len);
+		else if (op == XY_EP_OP_ENROLL)
+			serve_enroll(&s, fd, data + 1, len);
 		else if (fd >= 0)
 			close(fd);
 	}

@@ -26,12 +26,25 @@ struct xy_ep_config {
 	char *python; /* the interpreter of session servers; NULL: none */
 	char *env[XY_EP_ENV_MAX]; /* KEY=VALUE for users' managers */
 	int n_env;
+	int cert_days;       /* client certificates' validity (default 365) */
+	const char *state;   /* the state directory: the CA (ep_ca.h) */
+	const char *listen;  /* --listen HOST:PORT, or NULL */
 };
 
 /* The requests the front passes on, with the client's socket: a user's
  * `xylem manager`, or a user's Python session server. */
 #define XY_EP_OP_MANAGER 'M'
 #define XY_EP_OP_PYTHON 'P'
+/* A remote user's request (ep_tls.c): the data is the kind ('P') and the
+ * client's certificate (DER), which the spawner checks itself; the
+ * descriptor is the front's end of a socketpair for the answers, and for
+ * the connection to the user's session server. */
+#define XY_EP_OP_TLS 'T'
+/* `xylem endpoint enroll`: the data is a certificate request (DER); the
+ * descriptor is the client's connection, whose peer the kernel names. */
+#define XY_EP_OP_ENROLL 'E'
+/* The most data one request carries. */
+#define XY_EP_DATA_MAX 16384
 
 /* Serves requests from sock (the front's end of the socketpair) until the
  * front closes it, then removes the endpoint's socket; exe is this
@@ -44,6 +57,9 @@ int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
 /* Passes client, with op, to the spawner over sock without waiting: 0,
  * or -1 with errno (EAGAIN: the spawner is behind). */
 int xy_cli_spawn_pass(int sock, char op, int client);
+/* The same with data (at most XY_EP_DATA_MAX bytes) after op. */
+int xy_cli_spawn_pass_data(int sock, char op, const void *data, size_t n,
+			   int client);
 
 /* Closes every descriptor from lo up, but keep (-1: none). */
 void xy_cli_spawn_close_from(int lo, int keep);

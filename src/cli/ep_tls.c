@@ -1,0 +1,334 @@
+/*
+ * ep_tls.c: the front's TLS listener (ep_tls.h, docs/endpoint.md,
+ * "Remote users"). It runs in the front, unprivileged, a thread for each
+ * connection: TLS 1.3 with a client certificate of the endpoint's CA (the
+ * handshake checks the signature and the validity), the revocation list
+ * (read on every connection), one request line ("python"), then the
+ * spawner, which checks the certificate again by itself and hands back a
+ * connection to that user's session server, made as the user. From then
+ * on the thread relays bytes both ways until either side ends.
+ */
+#include "ep_tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "ep_ca.h"
+#include "spawn.h"
+#include "tls.h"
+#include "util.h"
+
+#define WHO "xylem endpoint"
+#define CONNS_MAX 1024      /* TLS clients at once */
+#define HELLO_MS 5000       /* handshake and request line */
+#define SPAWNER_MS 30000    /* the spawner's answer, a start included */
+#define LINE_MAX_ 256
+#define RELAY_BUF (64 * 1024)
+
+static atomic_int n_conns;
+
+struct conn {
+	const struct xy_ep_tls *t;
+	int fd;
+	char peer[INET6_ADDRSTRLEN + 8];
+};
+
+int xy_ep_tls_listen(const char *hostport, char *host, size_t hostlen,
+		     int *port, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				 .ai_socktype = SOCK_STREAM},
+			*ai = NULL;
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof sa;
+	char ps[16];
+	int fd = -1, one = 1, rc;
+
+	if (xy_parse_hostport(hostport, host, hostlen, port) < 0)
+		return xy_fail(err, errlen, EINVAL, "--listen wants HOST:PORT,"
+			       " not '%s'", hostport);
+	snprintf(ps, sizeof ps, "%d", *port);
+	if ((rc = getaddrinfo(host, ps, &hints, &ai)) != 0)
+		return xy_fail(err, errlen, EINVAL, "cannot resolve %s: %s",
+			       host, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+		xy_fail(err, errlen, errno, "cannot listen on %s: %s",
+			hostport, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	*port = ntohs(sa.ss_family == AF_INET6
+			      ? ((struct sockaddr_in6 *)&sa)->sin6_port
+			      : ((struct sockaddr_in *)&sa)->sin_port);
+	return fd;
+}
+
+static void set_timeout(int fd, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static void say(SSL *ssl, const char *fmt, const char *arg)
+{
+	char line[1100];
+	int n = snprintf(line, sizeof line, fmt, arg);
+	if (n > 0)
+		SSL_write(ssl, line, n < (int)sizeof line ? n : (int)sizeof line);
+}
+
+/* The request line, without its newline: 0, or -1 (closed, too long, or
+ * not within HELLO_MS). A byte at a time: nothing after the newline is
+ * taken from the stream (the client waits for the answer anyway). */
+static int read_line(SSL *ssl, char *line, size_t max)
+{
+	size_t n = 0;
+	while (n < max - 1) {
+		if (SSL_read(ssl, line + n, 1) != 1)
+			return -1;
+		if (line[n] == '\n') {
+			line[n] = '\0';
+			return 0;
+		}
+		n++;
+	}
+	return -1;
+}
+
+/* The spawner's answers on rp, until the connection to the session
+ * server comes (its descriptor; the account's name into name) or a
+ * refusal (why into why): the descriptor, or -1. */
+static int spawner_answer(int rp, char *name, size_t nlen, char *why,
+			  size_t wlen)
+{
+	for (;;) {
+		char buf[1100];
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} ctl;
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctl.b,
+				     .msg_controllen = sizeof ctl.b};
+		ssize_t n = recvmsg(rp, &msg, MSG_CMSG_CLOEXEC);
+		int fd = -1;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(why, wlen, "the endpoint did not answer");
+			return -1;
+		}
+		buf[n] = '\0';
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c;
+		     c = CMSG_NXTHDR(&msg, c))
+			if (c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_RIGHTS &&
+			    c->cmsg_len == CMSG_LEN(sizeof(int)))
+				memcpy(&fd, CMSG_DATA(c), sizeof fd);
+		if (fd >= 0 && buf[0] == 'S' && !(msg.msg_flags & MSG_CTRUNC)) {
+			snprintf(name, nlen, "%.*s", (int)nlen - 1, buf + 1);
+			return fd;
+		}
+		if (fd >= 0)
+			close(fd);
+		buf[strcspn(buf, "\n")] = '\0';
+		if (strncmp(buf, "ok ", 3) == 0)
+			continue; /* started, or running: the connection comes */
+		if (strncmp(buf, "error ", 6) == 0)
+			snprintf(why, wlen, "%.*s", (int)wlen - 1, buf + 6);
+		else
+			snprintf(why, wlen, "cannot reach your session server: "
+				 "%.*s", (int)wlen / 2, buf);
+		return -1;
+	}
+}
+
+/* Asks the spawner for cert's user's session server: its connection, or
+ * -1 with why. */
+static int ask_spawner(const struct xy_ep_tls *t, X509 *cert, char *name,
+		       size_t nlen, char *why, size_t wlen)
+{
+	static __thread uint8_t data[XY_EP_DATA_MAX];
+	unsigned char *p = data + 1;
+	int rp[2], n = i2d_X509(cert, NULL), fd;
+
+	if (n <= 0 || n > XY_EP_DATA_MAX - 1) {
+		snprintf(why, wlen, "the certificate is too large");
+		return -1;
+	}
+	data[0] = XY_EP_OP_PYTHON;
+	i2d_X509(cert, &p);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rp) < 0) {
+		snprintf(why, wlen, "the endpoint is out of descriptors");
+		return -1;
+	}
+	if (xy_cli_spawn_pass_data(t->spawner, XY_EP_OP_TLS, data,
+				   (size_t)n + 1, rp[1]) < 0) {
+		snprintf(why, wlen, "the endpoint is busy: ask again");
+		close(rp[0]);
+		close(rp[1]);
+		return -1;
+	}
+	close(rp[1]);
+	set_timeout(rp[0], SPAWNER_MS);
+	fd = spawner_answer(rp[0], name, nlen, why, wlen);
+	close(rp[0]);
+	return fd;
+}
+
+/* Bytes both ways between the client (ssl on net) and the session
+ * server (sess) until either ends. */
+static void relay(SSL *ssl, int net, int sess)
+{
+	char *buf = malloc(RELAY_BUF);
+
+	set_timeout(net, 0);
+	while (buf) {
+		struct pollfd p[2] = {{.fd = net, .events = POLLIN},
+				      {.fd = sess, .events = POLLIN}};
+		if (!SSL_pending(ssl) && poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (SSL_pending(ssl) || p[0].revents) {
+			int n = SSL_read(ssl, buf, RELAY_BUF);
+			if (n <= 0 || xy_write_all(sess, buf, (size_t)n) < 0)
+				break;
+		}
+		if (p[1].revents) {
+			ssize_t n = read(sess, buf, RELAY_BUF);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				SSL_shutdown(ssl); /* the server ended it */
+				break;
+			}
+			if (SSL_write(ssl, buf, (int)n) != n)
+				break;
+		}
+	}
+	free(buf);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	SSL *ssl = SSL_new(c->t->ctx);
+	char err[512], line[LINE_MAX_], serial[XY_EP_SERIAL_MAX] = "?";
+	char name[64] = "";
+	X509 *cert;
+	int sess = -1, rv = 0;
+
+	set_timeout(c->fd, HELLO_MS);
+	if (!ssl || SSL_set_fd(ssl, c->fd) != 1 || SSL_accept(ssl) != 1) {
+		fprintf(stderr, WHO ": refused a TLS client at %s: %s\n",
+			c->peer, xy_tls_error(ssl, err, sizeof err));
+		goto done;
+	}
+	cert = SSL_get0_peer_certificate(ssl);
+	if (!cert || xy_ep_ca_serial(cert, serial) < 0 ||
+	    (rv = xy_ep_ca_revoked(c->t->state, serial)) != 0) {
+		snprintf(err, sizeof err, "your certificate (serial %s) is %s",
+			 serial, cert && rv < 0 ? "not checkable now (the "
+			 "revocation list cannot be read)" : "revoked");
+		goto refuse;
+	}
+	if (read_line(ssl, line, sizeof line) < 0) {
+		snprintf(err, sizeof err, "no request within %d s",
+			 HELLO_MS / 1000);
+		goto refuse;
+	}
+	if (strcmp(line, "python") != 0) {
+		snprintf(err, sizeof err, "unknown request (want 'python'; "
+			 "who you are is your certificate's to say)");
+		goto refuse;
+	}
+	if ((sess = ask_spawner(c->t, cert, name, sizeof name, err,
+				sizeof err)) < 0)
+		goto refuse;
+	say(ssl, "ok %s\n", name);
+	relay(ssl, c->fd, sess);
+	goto done;
+refuse:
+	fprintf(stderr, WHO ": refused a TLS client at %s (certificate serial "
+		"%s): %s\n", c->peer, serial, err);
+	say(ssl, "error %s\n", err);
+	SSL_shutdown(ssl);
+done:
+	ERR_clear_error();
+	if (sess >= 0)
+		close(sess);
+	SSL_free(ssl);
+	close(c->fd);
+	free(c);
+	atomic_fetch_sub(&n_conns, 1);
+	return NULL;
+}
+
+void xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
+{
+	for (;;) {
+		struct sockaddr_storage sa;
+		socklen_t sl = sizeof sa;
+		int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+		struct conn *c;
+		pthread_t th;
+		pthread_attr_t at;
+		sigset_t all, old;
+
+		if (fd < 0)
+			return;
+		if (atomic_load(&n_conns) >= CONNS_MAX ||
+		    !(c = calloc(1, sizeof *c))) {
+			close(fd);
+			continue;
+		}
+		c->t = t;
+		c->fd = fd;
+		/* Small frames, a request and its answer: no Nagle delay. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+		if (getnameinfo((struct sockaddr *)&sa, sl, c->peer,
+				sizeof c->peer, NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(c->peer, sizeof c->peer, "?");
+		atomic_fetch_add(&n_conns, 1);
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&at, 256 * 1024);
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		if (pthread_create(&th, &at, conn_main, c) != 0) {
+			close(fd);
+			free(c);
+			atomic_fetch_sub(&n_conns, 1);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&at);
+	}
+}
