@@ -64,9 +64,26 @@ static uint32_t park_hash(const void *node)
 
 static void end_wait(struct xy_adopt *a);
 
+/* The wait for the temps of the manager before (memo.c) ends only on
+ * the timer: which workers held them is known, but not whether a task
+ * still to become ready will need one. Tasks waiting for such a temp
+ * then have it made again (catalog.c). */
+static void end_temps_wait(struct xy_adopt *a)
+{
+	if (!xy_memo_temps_wait(a->m->memo))
+		return;
+	xy_memo_temps_wait_over(a->m->memo);
+	XY_LOGI(WHO, "the wait for the temps of the earlier manager is over");
+	xy_catalog_copies_changed(a->m->catalog);
+	xy_manager_wake(a->m);
+}
+
 static void on_wait_end(uv_timer_t *h)
 {
-	end_wait(h->data);
+	struct xy_adopt *a = h->data;
+	if (!a->over)
+		end_wait(a);
+	end_temps_wait(a);
 }
 
 struct xy_adopt *xy_adopt_create(struct xy_manager *m, double wait_s)
@@ -88,7 +105,7 @@ struct xy_adopt *xy_adopt_create(struct xy_manager *m, double wait_s)
 	/* Nothing ran when the manager before stopped: nothing to wait
 	 * for, and what workers bring back is of no use. */
 	a->over = !xy_memo_running_before(m->memo);
-	if (!a->over)
+	if (!a->over || xy_memo_temps_wait(m->memo))
 		uv_timer_start(&a->timer, on_wait_end,
 			       (uint64_t)(wait_s * 1000), 0);
 	return a;
@@ -352,6 +369,9 @@ void xy_adopt_offers(struct xy_manager *m, struct xy_adopt *a,
 			(long long)refused);
 	settle_worker(a, w);
 	settled(a);
+	/* Its inventory may hold temps that tasks wait for. */
+	if (xy_memo_temps_wait(m->memo))
+		xy_catalog_copies_changed(m->catalog);
 }
 
 int xy_adopt_try(struct xy_adopt *a, struct xy_task *t)
@@ -391,7 +411,8 @@ void xy_adopt_worker_gone(struct xy_adopt *a, struct xy_worker *w)
 static void end_wait(struct xy_adopt *a)
 {
 	a->over = 1;
-	uv_timer_stop(&a->timer);
+	if (!xy_memo_temps_wait(a->m->memo))
+		uv_timer_stop(&a->timer);
 	int64_t parked = 0;
 	for (size_t i = 0; i < a->parked.n_slots; i++)
 		for (struct park *p = xy_htab_slot(&a->parked, i), *n; p;

@@ -29,6 +29,7 @@
 #include "htab.h"
 #include "internal.h"
 #include "log.h"
+#include "memo.h"
 #include "object.h"
 #include "util.h"
 
@@ -649,8 +650,9 @@ static int await_copy(struct xy_catalog *c, struct xy_file *f,
 	if (add_waiter(f, t) < 0)
 		return -1;
 	if (!f->awaiting) {
-		XY_LOGI("manager", "%s: its last copy is gone, another is on "
-			"its way: waiting for it", xy_file_label(f));
+		XY_LOGI("manager", "%s: no copy is ready, one may come (on "
+			"its way, or on a worker of the manager before): "
+			"waiting for it", xy_file_label(f));
 		f->awaiting = 1;
 		f->anext = c->awaiting;
 		c->awaiting = f;
@@ -662,13 +664,14 @@ static int await_copy(struct xy_catalog *c, struct xy_file *f,
 /* How a temp's wait for a copy ends: 1 the copy landed, -1 none is left
  * on its way, 0 still waiting. A temp made or written again meanwhile
  * (no longer READY) has nothing to wait for: its waiters wait on that. */
-static int copy_outcome(const struct xy_file *f)
+static int copy_outcome(struct xy_catalog *c, const struct xy_file *f)
 {
 	if (f->state != FILE_READY || !f->obj)
 		return 2;
 	if (xy_catalog_has_source(f->obj))
 		return 1;
-	return xy_catalog_copy_in_flight(f->obj) ? 0 : -1;
+	return xy_catalog_copy_in_flight(f->obj) ||
+		       xy_memo_temp_awaited(c->m->memo, f) ? 0 : -1;
 }
 
 void xy_catalog_copies_changed(struct xy_catalog *c)
@@ -676,7 +679,7 @@ void xy_catalog_copies_changed(struct xy_catalog *c)
 	struct xy_file **pp = &c->awaiting;
 	while (*pp) {
 		struct xy_file *f = *pp;
-		int r = copy_outcome(f);
+		int r = copy_outcome(c, f);
 		if (r == 0) {
 			pp = &f->anext;
 			continue;
@@ -744,7 +747,18 @@ int xy_catalog_need(struct xy_catalog *c, struct xy_file *f,
 	case FILE_READY:
 		if (f->obj && xy_catalog_has_source(f->obj))
 			return 1;
-		if (f->temp && xy_catalog_copy_in_flight(f->obj))
+		/* Given by the journal, with no copy (yet): a reader not
+		 * yet looked up in the journal may have finished before,
+		 * and then needs no copy (memo.c finds it when it is ready;
+		 * one that must run comes back here, its key set, from the
+		 * scheduler, which finds no source). */
+		if (f->temp && !t->key && !t->internal &&
+		    xy_memo_temp_restored(c->m->memo, f))
+			return 1;
+		/* A copy on its way, or a worker of the manager before
+		 * that may bring one back (memo.c): waited for. */
+		if (f->temp && (xy_catalog_copy_in_flight(f->obj) ||
+				xy_memo_temp_awaited(c->m->memo, f)))
 			return await_copy(c, f, t);
 		if (f->temp) {
 			/* Its last copy is gone: made again by its

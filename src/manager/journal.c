@@ -8,10 +8,16 @@
  * snapshot starts with a SNAP record whose payload is the last sequence
  * number it covers; the log's records at or below it are skipped.
  *
- * Reading maps each file and walks it (scan). The first record that is
- * cut short or fails its checksum ends the walk: if a good record follows
- * anywhere after it, the damage is in the middle and open refuses;
- * otherwise it is a torn tail, and the log is truncated there.
+ * Format 2 (magic "XYJ2"): each flush (one write) ends with a COMMIT
+ * record naming the flush's records (their first seq, their count, a
+ * CRC over their checksums, their bytes). Reading maps each file and
+ * walks it (scan): a flush's records are handed to the caller only once
+ * its COMMIT mark is read and matches them. What follows the last
+ * commit mark (a flush cut short, torn pages, garbage) is a torn tail,
+ * cut off and never replayed, unless a whole later flush that was
+ * written once everything before it was durable follows the damage:
+ * then the damage is in the middle, and open refuses. Format 1 records
+ * ("XYJ1", no commit marks) are read as flushes of one record each.
  */
 #include "journal.h"
 
@@ -29,9 +35,13 @@
 #include "util.h"
 
 #define WHO "journal"
-#define MAGIC 0x314a5958u /* "XYJ1" little-endian */
+#define MAGIC1 0x314a5958u /* "XYJ1" little-endian: format 1, read only */
+#define MAGIC 0x324a5958u  /* "XYJ2": format 2, with commit marks */
 #define HEADER 28
 #define SNAP 0xffffu /* a snapshot's first record: its last seq */
+#define COMMIT 0xfffeu /* ends a flush: see struct commit */
+#define COMMIT_LEN 28
+#define DURABLE_BEFORE 1u /* a COMMIT's flag: all before it was durable */
 
 struct xy_journal {
 	char *dir;
@@ -39,6 +49,7 @@ struct xy_journal {
 	enum xy_journal_mode mode;
 	uint8_t *buf; /* records appended, not yet written */
 	size_t len, cap;
+	uint32_t nrec, crcs; /* buffered records: count, CRC of checksums */
 	size_t unsynced; /* bytes written, not yet synced (sync mode) */
 	uint64_t seq; /* the last given */
 	uint32_t epoch;
@@ -84,7 +95,7 @@ static uint64_t append(struct xy_journal *j, unsigned type, const void *data,
 uint64_t xy_journal_append(struct xy_journal *j, unsigned type,
 			   const void *data, size_t len)
 {
-	if (type >= SNAP) {
+	if (type >= COMMIT) {
 		errno = EINVAL;
 		return 0;
 	}
@@ -126,7 +137,67 @@ static uint64_t append(struct xy_journal *j, unsigned type, const void *data,
 		memcpy(rec + HEADER, data, len);
 	put32(rec + 8, checksum(rec, len));
 	j->len += HEADER + len;
+	if (type != COMMIT) {
+		j->nrec++;
+		j->crcs = xy_crc32c(j->crcs, rec + 8, 4);
+	}
 	return j->seq;
+}
+
+/* A COMMIT record's payload, all little-endian:
+ *   u64 first   the seq of the flush's first record
+ *   u32 count   its records, the COMMIT not counted
+ *   u32 crcs    CRC-32C over their checksums (4 bytes each), in order
+ *   u64 bytes   the records' bytes, headers included, before the COMMIT
+ *   u32 flags   DURABLE_BEFORE: when this flush was written, all before it
+ *               was durable in the journal's mode (written; in sync mode,
+ *               synced) */
+struct commit {
+	uint64_t first, bytes;
+	uint32_t count, crcs, flags;
+};
+
+static void get_commit(const uint8_t *payload, struct commit *c)
+{
+	c->first = get64(payload);
+	c->count = get32(payload + 8);
+	c->crcs = get32(payload + 12);
+	c->bytes = get64(payload + 16);
+	c->flags = get32(payload + 24);
+}
+
+/* Ends the buffered records (if any) with their COMMIT record. */
+static int commit(struct xy_journal *j, uint32_t flags)
+{
+	if (!j->nrec)
+		return 0;
+	uint8_t c[COMMIT_LEN];
+	put64(c, j->seq - j->nrec + 1);
+	put32(c + 8, j->nrec);
+	put32(c + 12, j->crcs);
+	put64(c + 16, j->len);
+	put32(c + 24, flags);
+	if (!append(j, COMMIT, c, sizeof c))
+		return -1;
+	j->nrec = j->crcs = 0;
+	return 0;
+}
+
+/* Writes the buffer; with the crash point "journal-before-commit" armed,
+ * in two writes, the process killed between the records and their
+ * COMMIT (a flush cut short). */
+static int write_flush(struct xy_journal *j)
+{
+	const char *cp = getenv("XYLEM_CRASH_POINT");
+	size_t body = 0;
+	if (cp && !strcmp(cp, "journal-before-commit") &&
+	    j->len >= HEADER + COMMIT_LEN) {
+		body = j->len - HEADER - COMMIT_LEN;
+		if (xy_write_all(j->logfd, j->buf, body) < 0)
+			return -1;
+		XY_CRASH_POINT("journal-before-commit");
+	}
+	return xy_write_all(j->logfd, j->buf + body, j->len - body);
 }
 
 size_t xy_journal_pending(const struct xy_journal *j)
@@ -144,8 +215,14 @@ static int flush_to(struct xy_journal *j, int sync)
 	}
 	if (!j->len && !sync)
 		return 0;
+	/* In sync mode a flush written after an unsynced one is not durable
+	 * before it is synced with it: replay may cut both. */
+	uint32_t flags = j->mode == XY_JOURNAL_SYNC && j->unsynced
+				 ? 0 : DURABLE_BEFORE;
+	if (commit(j, flags) < 0)
+		goto failed;
 	XY_CRASH_POINT("journal-before-write");
-	if (xy_write_all(j->logfd, j->buf, j->len) < 0)
+	if (j->len && write_flush(j) < 0)
 		goto failed;
 	XY_CRASH_POINT("journal-after-write");
 	j->info.log_bytes += j->len;
@@ -183,83 +260,175 @@ int xy_journal_write(struct xy_journal *j)
 /* 1 if a whole record with a good checksum starts at p (n bytes left). */
 static int good_record(const uint8_t *p, size_t n)
 {
-	if (n < HEADER || get32(p) != MAGIC)
+	if (n < HEADER || (get32(p) != MAGIC && get32(p) != MAGIC1))
 		return 0;
 	uint32_t len = get32(p + 4);
 	return len <= XY_JOURNAL_RECORD_MAX && len <= n - HEADER &&
 	       checksum(p, len) == get32(p + 8);
 }
 
+static unsigned rec_type(const uint8_t *rec)
+{
+	return rec[12] | (unsigned)rec[13] << 8;
+}
+
 struct scan {
 	const char *file; /* for messages */
 	uint64_t skip_to; /* records at or below this seq are skipped */
-	uint64_t prev_seq; /* 0: none yet */
-	uint32_t max_epoch;
+	uint64_t prev_seq; /* the last committed record's; 0: none yet */
+	uint32_t max_epoch; /* the last committed record's */
 	uint64_t snap_seq; /* a snapshot's SNAP record */
-	size_t end; /* where the good records end */
+	size_t end; /* where the committed records end */
 };
 
-/* Walks n bytes of records at p, handing each to fn. 0, with s->end
- * short of n for a torn tail; -1 with the reason in err for damage
- * before the end, a broken sequence, or fn's refusal. */
+/* Hands the checked records of p[from, to) to fn. */
+static int apply(struct scan *s, const uint8_t *p, size_t from, size_t to,
+		 struct xy_journal *j, xy_journal_replay_fn fn, void *arg,
+		 char *err, size_t errlen)
+{
+	for (size_t at = from; at < to;) {
+		const uint8_t *rec = p + at;
+		uint32_t len = get32(rec + 4);
+		unsigned type = rec_type(rec);
+		uint64_t seq = get64(rec + 20);
+		at += HEADER + len;
+		if (type == SNAP) {
+			s->snap_seq = get64(rec + HEADER);
+			continue;
+		}
+		if (type == COMMIT || type == XY_JOURNAL_EPOCH ||
+		    seq <= s->skip_to)
+			continue;
+		j->info.records++;
+		char why[256] = "";
+		if (fn(arg, type, get32(rec + 16), seq, rec + HEADER, len, why,
+		       sizeof why))
+			return xy_fail(err, errlen, EINVAL, "%s: record %llu "
+				       "at offset %zu: %s", s->file,
+				       (unsigned long long)seq,
+				       (size_t)(rec - p), why[0] ? why :
+				       "refused");
+	}
+	return 0;
+}
+
+/* Where a whole flush after offset d ends (its COMMIT's offset) whose
+ * COMMIT says all before it was durable when it was written, or a
+ * format-1 record (each durable once written); 0 if none. Such a flush
+ * makes damage at d real: it was not a write cut short. */
+static size_t durable_flush_after(const uint8_t *p, size_t n, size_t d)
+{
+	for (size_t k = d + 1; k + HEADER <= n; k++) {
+		if (!good_record(p + k, n - k))
+			continue;
+		if (get32(p + k) == MAGIC1)
+			return k;
+		struct commit c;
+		if (rec_type(p + k) != COMMIT ||
+		    get32(p + k + 4) != COMMIT_LEN)
+			continue;
+		get_commit(p + k + HEADER, &c);
+		if (!(c.flags & DURABLE_BEFORE) || !c.count ||
+		    c.bytes >= k - d)
+			continue; /* not durable, or d is inside it */
+		size_t at = k - c.bytes;
+		uint32_t count = 0, crcs = 0;
+		uint64_t want = c.first;
+		while (at < k && good_record(p + at, k - at) &&
+		       get32(p + at) == MAGIC && rec_type(p + at) != COMMIT &&
+		       get64(p + at + 20) == want) {
+			crcs = xy_crc32c(crcs, p + at + 8, 4);
+			count++;
+			want++;
+			at += HEADER + get32(p + at + 4);
+		}
+		if (at == k && count == c.count && crcs == c.crcs &&
+		    get64(p + k + 20) == want)
+			return k;
+	}
+	return 0;
+}
+
+/* Walks n bytes of records at p, checking each, and hands each flush's
+ * records to fn once its COMMIT is read and matches them. 0, with s->end
+ * short of n for a torn tail (the records after the last commit mark);
+ * -1 with the reason in err for damage followed by a durable whole flush,
+ * or fn's refusal. */
 static int scan(struct scan *s, const uint8_t *p, size_t n,
 		struct xy_journal *j, xy_journal_replay_fn fn, void *arg,
 		char *err, size_t errlen)
 {
-	size_t at = 0;
+	size_t at = 0, from = 0; /* from: the open flush's first record */
+	uint64_t prev = s->prev_seq, first = 0;
+	uint32_t epoch_max = s->max_epoch, count = 0, crcs = 0;
+	char why[160] = "";
 	while (at < n) {
-		if (!good_record(p + at, n - at)) {
-			for (size_t k = at + 1; k + HEADER <= n; k++)
-				if (good_record(p + k, n - k))
-					return xy_fail(
-						err, errlen, EINVAL,
-						"%s: damaged record at offset "
-						"%zu, with good records after "
-						"it (at %zu): not replayed; "
-						"move the journal aside to "
-						"start afresh", s->file, at, k);
-			break; /* a torn tail */
-		}
 		const uint8_t *rec = p + at;
-		uint32_t len = get32(rec + 4);
-		unsigned type = rec[12] | (unsigned)rec[13] << 8;
-		uint32_t epoch = get32(rec + 16);
+		if (!good_record(rec, n - at)) {
+			snprintf(why, sizeof why, "damaged record");
+			break;
+		}
+		uint32_t len = get32(rec + 4), epoch = get32(rec + 16);
+		unsigned type = rec_type(rec);
 		uint64_t seq = get64(rec + 20);
 		/* After a snapshot, the log goes on from its last record
-		 * (or still holds older ones, skipped below). */
-		uint64_t want = s->prev_seq ? s->prev_seq + 1 : seq;
-		if (!s->prev_seq && s->skip_to && seq > s->skip_to + 1)
+		 * (or still holds older ones, skipped by apply). */
+		uint64_t want = prev ? prev + 1 : seq;
+		if (!prev && s->skip_to && seq > s->skip_to + 1)
 			want = s->skip_to + 1;
-		if (seq != want || epoch < s->max_epoch)
-			return xy_fail(err, errlen, EINVAL, "%s: record %llu "
-				       "at offset %zu follows %llu of epoch "
-				       "%u with epoch %u: out of order",
-				       s->file, (unsigned long long)seq, at,
-				       (unsigned long long)s->prev_seq,
-				       s->max_epoch, epoch);
-		s->prev_seq = seq;
-		s->max_epoch = epoch;
+		if (seq != want || epoch < epoch_max) {
+			snprintf(why, sizeof why, "record %llu follows %llu of "
+				 "epoch %u with epoch %u: out of order",
+				 (unsigned long long)seq,
+				 (unsigned long long)prev, epoch_max, epoch);
+			break;
+		}
+		if (type == SNAP && (len != 8 || seq != 1)) {
+			snprintf(why, sizeof why, "a snapshot's header in the "
+				 "wrong place");
+			break;
+		}
+		int old = get32(rec) == MAGIC1;
+		if (old && count) {
+			snprintf(why, sizeof why, "a format-1 record in a "
+				 "flush");
+			break;
+		}
+		if (type == COMMIT && !old) {
+			struct commit c = {0};
+			if (len == COMMIT_LEN)
+				get_commit(rec + HEADER, &c);
+			if (len != COMMIT_LEN || !count || c.count != count ||
+			    c.first != first || c.crcs != crcs ||
+			    c.bytes != at - from) {
+				snprintf(why, sizeof why, "a commit mark that "
+					 "does not match its flush");
+				break;
+			}
+		}
+		prev = seq;
+		epoch_max = epoch;
 		at += HEADER + len;
-		if (type == SNAP) {
-			if (len != 8 || seq != 1)
-				return xy_fail(err, errlen, EINVAL, "%s: a "
-					       "snapshot's header in the "
-					       "wrong place", s->file);
-			s->snap_seq = get64(rec + HEADER);
+		if (old || type == COMMIT) { /* a flush is whole */
+			if (apply(s, p, from, at, j, fn, arg, err, errlen) < 0)
+				return -1;
+			s->prev_seq = prev;
+			s->max_epoch = epoch_max;
+			from = at;
+			count = crcs = 0;
 			continue;
 		}
-		if (seq <= s->skip_to || type == XY_JOURNAL_EPOCH)
-			continue;
-		j->info.records++;
-		char why[256] = "";
-		if (fn(arg, type, epoch, seq, rec + HEADER, len, why,
-		       sizeof why))
-			return xy_fail(err, errlen, EINVAL, "%s: record %llu "
-				       "at offset %zu: %s", s->file,
-				       (unsigned long long)seq, at - HEADER -
-				       len, why[0] ? why : "refused");
+		if (!count++)
+			first = seq;
+		crcs = xy_crc32c(crcs, rec + 8, 4);
 	}
-	s->end = at;
+	s->end = from;
+	size_t later = at < n ? durable_flush_after(p, n, at) : 0;
+	if (later)
+		return xy_fail(err, errlen, EINVAL, "%s: %s at offset %zu, "
+			       "with good records after it (a whole flush at "
+			       "%zu): not replayed; move the journal aside to "
+			       "start afresh", s->file, why, at, later);
 	return 0;
 }
 
@@ -316,7 +485,8 @@ static int replay(struct xy_journal *j, xy_journal_replay_fn fn, void *arg,
 	if (log.end < size) {
 		j->info.cut_bytes = size - log.end;
 		XY_LOGW(WHO, "%s/log: a torn tail of %zu bytes at offset %zu "
-			"is cut off", j->dir, size - log.end, log.end);
+			"(after the last commit mark) is cut off, not "
+			"replayed", j->dir, size - log.end, log.end);
 		if (ftruncate(j->logfd, (off_t)log.end) < 0 ||
 		    fdatasync(j->logfd) < 0)
 			return xy_fail(err, errlen, errno, "%s/log: %s", j->dir,
@@ -467,7 +637,7 @@ int xy_journal_compact(struct xy_journal *j,
 	put64(last, j->seq);
 	int rc = -1;
 	if (!append(&snap, SNAP, last, sizeof last) ||
-	    dump(arg, &snap) < 0) {
+	    dump(arg, &snap) < 0 || commit(&snap, DURABLE_BEFORE) < 0) {
 		xy_fail(err, errlen, errno ? errno : EINVAL, "%s: the "
 			"snapshot could not be made: %s", j->dir,
 			strerror(errno ? errno : EINVAL));

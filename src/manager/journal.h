@@ -14,7 +14,7 @@
 
 #define XY_JOURNAL_RECORD_MAX (16u << 20) /* a payload's bytes, at most */
 #define XY_JOURNAL_EPOCH 0 /* the type of journal.c's own record; the
-			    * caller's are 1 to 0xfffe */
+			    * caller's are 1 to 0xfffd */
 
 struct xy_journal;
 
@@ -54,7 +54,7 @@ void xy_journal_close(struct xy_journal *j);
 
 const struct xy_journal_info *xy_journal_info(const struct xy_journal *j);
 
-/* Buffers a record of type 1 to 0xfffe; returns its sequence number, or
+/* Buffers a record of type 1 to 0xfffd; returns its sequence number, or
  * 0 with errno (EMSGSIZE over XY_JOURNAL_RECORD_MAX, EINVAL for a type
  * out of range, ENOMEM, EIO once a flush has failed). */
 uint64_t xy_journal_append(struct xy_journal *j, unsigned type,

@@ -32,6 +32,8 @@
 #define REC_DONE 1
 #define REC_RUN 2   /* a task sent to a worker: fingerprint, worker */
 #define REC_UNRUN 3 /* it stopped running without a DONE: fingerprint */
+#define REC_DONE_TEMPS 4 /* a DONE of a task with temps among its outputs */
+#define TEMP_MTIME INT64_MIN /* out_stat.mtime_ns of a temp output */
 #define OUTPUTS_MAX 100000
 /* The log is compacted once it holds more than this, and more than
  * twice what a snapshot of the table would (XYLEM_JOURNAL_COMPACT_BYTES
@@ -49,9 +51,25 @@ struct entry {
 	uint32_t n_out;
 	struct out_stat {
 		uint64_t size;
-		int64_t mtime_ns;
+		int64_t mtime_ns; /* TEMP_MTIME: a temp, its id in temps */
 	} *outs;
+	/* A task with temps among its outputs (REC_DONE_TEMPS): each temp's
+	 * object (NULL otherwise), and the worker that held it when its task
+	 * finished ("" if none). */
+	struct temp_out {
+		uint8_t id[XY_ID_LEN];
+		uint8_t kind;
+	} *temps;
+	char *worker;
 	struct entry *next, *pnext; /* the two tables' chains */
+};
+
+/* A temp given its object by the journal (restore_temps): the worker that
+ * held it, for the wait for workers of the manager before. */
+struct restored {
+	uint8_t id[XY_ID_LEN];
+	char *worker;
+	struct restored *next;
 };
 
 /* A task running on a worker, by the journal: sent in this epoch, or
@@ -76,6 +94,9 @@ struct xy_memo {
 	struct xy_htab table;  /* entries by fingerprint (next) */
 	struct xy_htab places; /* those with a place, by it (pnext) */
 	int64_t skipped;
+	size_t n_temps;  /* entries with temps */
+	struct xy_htab restored; /* struct restored by object id */
+	int temps_wait;  /* a temp of the manager before may yet come back */
 	int broken; /* the journal failed: nothing more is recorded */
 	uint64_t table_bytes; /* the payloads of the table's records */
 	uint64_t compact_min;
@@ -110,14 +131,16 @@ static struct entry *find_place(struct xy_memo *memo,
 	return NULL;
 }
 
+static void entry_free(struct entry *e);
+
 static void drop(struct xy_memo *memo, struct entry *e)
 {
 	memo->table_bytes -= e->bytes;
+	memo->n_temps -= e->temps != NULL;
 	xy_htab_remove(&memo->table, e, fp_hash(e->fp));
 	if (e->has_place)
 		xy_htab_remove(&memo->places, e, fp_hash(e->place));
-	free(e->outs);
-	free(e);
+	entry_free(e);
 }
 
 static struct entry *find(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN])
@@ -131,9 +154,17 @@ static struct entry *find(struct xy_memo *memo, const uint8_t fp[XY_ID_LEN])
 
 static void entry_free(struct entry *e)
 {
-	if (e)
+	if (e) {
 		free(e->outs);
+		free(e->temps);
+		free(e->worker);
+	}
 	free(e);
+}
+
+static uint32_t restored_hash(const void *node)
+{
+	return fp_hash(((const struct restored *)node)->id);
 }
 
 static uint32_t run_hash(const void *node)
@@ -290,8 +321,12 @@ static int place_of(struct xy_memo *memo, const struct xy_task *t,
 /* ---------------------------------------------------------- the records */
 
 /* A DONE record: fingerprint, place (a flag, then the digest), the
- * outputs' sizes and times. */
-static void encode(const struct entry *e, struct xy_buf *b)
+ * outputs' sizes and times. A DONE_TEMPS record (a task with temps among
+ * its outputs: no place) has, for each output, a flag (1: a temp) and
+ * then either the size and time or the temp's object id, kind and size,
+ * and at the end the name of the worker that held the temps. Returns the
+ * record's type. */
+static unsigned encode(const struct entry *e, struct xy_buf *b)
 {
 	xy_buf_put_raw(b, e->fp, XY_ID_LEN);
 	xy_buf_put_u8(b, e->has_place);
@@ -299,15 +334,26 @@ static void encode(const struct entry *e, struct xy_buf *b)
 		xy_buf_put_raw(b, e->place, XY_ID_LEN);
 	xy_buf_put_u32(b, e->n_out);
 	for (uint32_t k = 0; k < e->n_out; k++) {
+		int temp = e->outs[k].mtime_ns == TEMP_MTIME;
+		if (e->temps)
+			xy_buf_put_u8(b, (uint8_t)temp);
+		if (temp) {
+			xy_buf_put_raw(b, e->temps[k].id, XY_ID_LEN);
+			xy_buf_put_u8(b, e->temps[k].kind);
+		}
 		xy_buf_put_u64(b, e->outs[k].size);
-		xy_buf_put_i64(b, e->outs[k].mtime_ns);
+		if (!temp)
+			xy_buf_put_i64(b, e->outs[k].mtime_ns);
 	}
+	if (e->temps)
+		xy_buf_put_str(b, e->worker ? e->worker : "");
+	return e->temps ? REC_DONE_TEMPS : REC_DONE;
 }
 
 /* Takes the DONE record in (data, len) into the tables, in place of an
  * older one of the same fingerprint or the same place. */
-static int replay_done(struct xy_memo *memo, const void *data, size_t len,
-		       char *err, size_t errlen)
+static int replay_done(struct xy_memo *memo, unsigned type,
+		       const void *data, size_t len, char *err, size_t errlen)
 {
 	struct xy_reader r;
 	xy_reader_init(&r, data, len);
@@ -321,17 +367,27 @@ static int replay_done(struct xy_memo *memo, const void *data, size_t len,
 	if (e->has_place)
 		xy_get_raw(&r, e->place, XY_ID_LEN);
 	e->n_out = xy_get_count(&r, OUTPUTS_MAX);
+	int temps = type == REC_DONE_TEMPS;
 	if (!r.err && e->n_out &&
-	    !(e->outs = calloc(e->n_out, sizeof *e->outs))) {
+	    (!(e->outs = calloc(e->n_out, sizeof *e->outs)) ||
+	     (temps && !(e->temps = calloc(e->n_out, sizeof *e->temps))))) {
 		entry_free(e);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (uint32_t i = 0; !r.err && i < e->n_out; i++) {
+		int temp = temps && xy_get_u8(&r);
+		if (temp) {
+			xy_get_raw(&r, e->temps[i].id, XY_ID_LEN);
+			e->temps[i].kind = xy_get_u8(&r);
+		}
 		e->outs[i].size = xy_get_u64(&r);
-		e->outs[i].mtime_ns = xy_get_i64(&r);
+		e->outs[i].mtime_ns = temp ? TEMP_MTIME : xy_get_i64(&r);
 	}
-	if (r.err || r.left || e->has_place > 1) {
+	if (temps && !r.err)
+		e->worker = xy_get_str(&r, XY_MAX_NAME);
+	if (r.err || r.left || e->has_place > 1 ||
+	    (temps && (!e->temps || !e->worker || e->has_place))) {
 		entry_free(e);
 		snprintf(err, errlen, "a malformed DONE record");
 		return -1;
@@ -343,6 +399,7 @@ static int replay_done(struct xy_memo *memo, const void *data, size_t len,
 		drop(memo, old);
 	e->bytes = (uint32_t)len;
 	memo->table_bytes += len;
+	memo->n_temps += e->temps != NULL;
 	xy_htab_insert(&memo->table, e, fp_hash(e->fp));
 	if (e->has_place)
 		xy_htab_insert(&memo->places, e, fp_hash(e->place));
@@ -399,7 +456,8 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	(void)seq;
 	switch (type) {
 	case REC_DONE:
-		return replay_done(memo, data, len, err, errlen);
+	case REC_DONE_TEMPS:
+		return replay_done(memo, type, data, len, err, errlen);
 	case REC_RUN:
 	case REC_UNRUN:
 		return replay_run(memo, type, epoch, data, len, err, errlen);
@@ -438,11 +496,14 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 	    xy_htab_init(&memo->before, offsetof(struct run, wnext),
 			 before_hash) < 0 ||
 	    xy_htab_init(&memo->places, offsetof(struct entry, pnext),
-			 place_hash) < 0) {
+			 place_hash) < 0 ||
+	    xy_htab_init(&memo->restored, offsetof(struct restored, next),
+			 restored_hash) < 0) {
 		if (memo) {
 			xy_htab_free(&memo->table);
 			xy_htab_free(&memo->runs);
 			xy_htab_free(&memo->before);
+			xy_htab_free(&memo->places);
 		}
 		free(memo);
 		xy_fail(err, errlen, ENOMEM, "out of memory");
@@ -473,6 +534,7 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		errno = e;
 		return NULL;
 	}
+	memo->temps_wait = memo->n_temps > 0;
 	xy_memo_results_prune(memo->results, known, memo);
 	xy_memo_results_sweep(memo->results);
 	const struct xy_journal_info *in = xy_journal_info(memo->j);
@@ -504,6 +566,14 @@ void xy_memo_destroy(struct xy_memo *memo)
 			free(r->worker);
 			free(r);
 		}
+	for (size_t i = 0; i < memo->restored.n_slots; i++)
+		for (struct restored *r = xy_htab_slot(&memo->restored, i), *n;
+		     r; r = n) {
+			n = r->next;
+			free(r->worker);
+			free(r);
+		}
+	xy_htab_free(&memo->restored);
 	xy_htab_free(&memo->table);
 	xy_htab_free(&memo->places);
 	xy_htab_free(&memo->runs);
@@ -520,6 +590,76 @@ static int stat_ns(const char *path, uint64_t *size, int64_t *mtime_ns)
 	*mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
 		    st.st_mtim.tv_nsec;
 	return 0;
+}
+
+static struct restored *find_restored(struct xy_memo *memo,
+				      const uint8_t id[XY_ID_LEN])
+{
+	for (struct restored *r = xy_htab_first(&memo->restored, fp_hash(id));
+	     r; r = xy_htab_next(&memo->restored, r))
+		if (!memcmp(r->id, id, XY_ID_LEN))
+			return r;
+	return NULL;
+}
+
+/* The objects of t's temps as e recorded them (known already if a
+ * worker that came back holds them), set on the temps; they are made
+ * ready with t's finish. -1 on ENOMEM: t runs. */
+static int restore_temps(struct xy_memo *memo, const struct entry *e,
+			 struct xy_task *t)
+{
+	for (uint32_t i = 0; e->temps && i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		if (!f->temp)
+			continue;
+		struct xy_object *o = xy_catalog_object(
+			memo->m->catalog, e->temps[i].id, e->temps[i].kind,
+			e->outs[i].size);
+		if (!o)
+			return -1;
+		xy_catalog_file_set_object(memo->m->catalog, f, o);
+		/* Where a copy may come from, while the wait lasts. */
+		struct restored *r;
+		if (find_restored(memo, o->id))
+			continue;
+		if (!(r = calloc(1, sizeof *r)) ||
+		    !(r->worker = strdup(e->worker))) {
+			free(r);
+			continue; /* no wait for it: made again if need be */
+		}
+		memcpy(r->id, o->id, XY_ID_LEN);
+		xy_htab_insert(&memo->restored, r, fp_hash(r->id));
+	}
+	return 0;
+}
+
+int xy_memo_temp_restored(struct xy_memo *memo, const struct xy_file *f)
+{
+	return memo && f->temp && f->obj && find_restored(memo, f->obj->id);
+}
+
+int xy_memo_temp_awaited(struct xy_memo *memo, const struct xy_file *f)
+{
+	const struct restored *r;
+	if (!memo || !memo->temps_wait || !f->temp || !f->obj ||
+	    !(r = find_restored(memo, f->obj->id)) || !*r->worker)
+		return 0;
+	for (struct xy_worker *w = xy_wtable_all(memo->m->wtable); w;
+	     w = w->next)
+		if (w->greeted && w->name && !strcmp(w->name, r->worker))
+			return 0; /* back: its inventory said what it holds */
+	return 1;
+}
+
+int xy_memo_temps_wait(const struct xy_memo *memo)
+{
+	return memo && memo->temps_wait;
+}
+
+void xy_memo_temps_wait_over(struct xy_memo *memo)
+{
+	if (memo)
+		memo->temps_wait = 0;
 }
 
 int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
@@ -540,15 +680,25 @@ int xy_memo_try(struct xy_memo *memo, struct xy_task *t)
 		uint64_t size;
 		int64_t mtime;
 		struct xy_file *f = t->outputs[i].file;
-		if (f->temp || f->producer != t ||
-		    stat_ns(f->path, &size, &mtime) < 0 ||
+		if (f->producer != t ||
+		    f->temp != (e->outs[i].mtime_ns == TEMP_MTIME))
+			return 0;
+		if (f->temp)
+			continue; /* its copies are the workers' to say */
+		if (stat_ns(f->path, &size, &mtime) < 0 ||
 		    size != e->outs[i].size || mtime != e->outs[i].mtime_ns)
 			return 0; /* gone or changed: it runs again */
 	}
-	if (xy_memo_results_restore(memo->results, t->key, t) < 0)
+	if (restore_temps(memo, e, t) < 0 ||
+	    xy_memo_results_restore(memo->results, t->key, t) < 0)
 		return 0;
-	for (uint32_t i = 0; i < t->n_outputs; i++)
-		xy_catalog_file_rehash(memo->m->catalog, t->outputs[i].file);
+	for (uint32_t i = 0; i < t->n_outputs; i++) {
+		struct xy_file *f = t->outputs[i].file;
+		if (f->temp)
+			xy_catalog_file_ready(memo->m->catalog, f, f->obj);
+		else
+			xy_catalog_file_rehash(memo->m->catalog, f);
+	}
 	memo->skipped++;
 	xy_manager_task_skip(memo->m, t, "finished before (the journal)");
 	return 1;
@@ -562,27 +712,42 @@ void xy_memo_finished(struct xy_memo *memo, struct xy_task *t)
 	    t->result != XY_RESULT_SUCCESS)
 		return;
 	memcpy(e.fp, t->key, XY_ID_LEN);
-	e.has_place = place_of(memo, t, e.place) == 0;
-	int recorded = 0;
+	int recorded = 0, temps = 0;
+	for (uint32_t i = 0; i < t->n_outputs; i++)
+		temps |= t->outputs[i].file->temp;
+	/* Temps have no path: a task with one has no place. */
+	e.has_place = !temps && place_of(memo, t, e.place) == 0;
 	struct out_stat outs[16];
 	e.outs = t->n_outputs <= 16 ? outs
 				    : calloc(t->n_outputs, sizeof *e.outs);
+	if (temps)
+		e.temps = calloc(t->n_outputs, sizeof *e.temps);
 	struct xy_buf b;
 	xy_buf_init(&b);
-	if (!e.outs)
+	if (!e.outs || (temps && !e.temps))
 		goto oom;
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
 		struct xy_file *f = t->outputs[i].file;
-		if (f->temp || stat_ns(f->path, &e.outs[i].size,
-				       &e.outs[i].mtime_ns) < 0)
+		if (f->temp && f->producer == t && f->obj &&
+		    f->state == FILE_READY) {
+			memcpy(e.temps[i].id, f->obj->id, XY_ID_LEN);
+			e.temps[i].kind = f->obj->kind;
+			e.outs[i].size = f->obj->size;
+			e.outs[i].mtime_ns = TEMP_MTIME;
+			struct xy_worker *w = xy_catalog_holder(f->obj);
+			if (w && w->name && !e.worker)
+				e.worker = w->name;
+		} else if (f->temp || stat_ns(f->path, &e.outs[i].size,
+					      &e.outs[i].mtime_ns) < 0) {
 			goto done; /* nothing there to find again */
+		}
 	}
-	encode(&e, &b);
+	unsigned type = encode(&e, &b);
 	char err[256];
 	if (b.oom ||
 	    xy_memo_results_record(memo->results, memo->j, e.fp, t) < 0 ||
-	    !xy_journal_append(memo->j, REC_DONE, b.data, b.len) ||
-	    replay_one(memo, REC_DONE, 0, 0, b.data, b.len, err,
+	    !xy_journal_append(memo->j, type, b.data, b.len) ||
+	    replay_one(memo, type, 0, 0, b.data, b.len, err,
 		       sizeof err) < 0)
 		goto oom;
 	recorded = 1;
@@ -596,6 +761,7 @@ done:
 		xy_memo_stopped(memo, t);
 	if (e.outs != outs)
 		free(e.outs);
+	free(e.temps);
 	xy_buf_free(&b);
 }
 
@@ -740,8 +906,8 @@ static int dump(void *arg, struct xy_journal *snap)
 		for (struct entry *e = xy_htab_slot(&memo->table, i); e;
 		     e = e->next) {
 			xy_buf_reset(&b);
-			encode(e, &b);
-			if (b.oom || !xy_journal_append(snap, REC_DONE, b.data,
+			unsigned type = encode(e, &b);
+			if (b.oom || !xy_journal_append(snap, type, b.data,
 							b.len)) {
 				xy_buf_free(&b);
 				errno = ENOMEM;

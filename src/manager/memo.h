@@ -34,8 +34,10 @@ void xy_memo_destroy(struct xy_memo *memo);
  * returned; else 0. */
 int xy_memo_try(struct xy_memo *memo, struct xy_task *t);
 /* t finished well, its outputs back: the record goes to the journal's
- * buffer (xy_memo_flush writes it). Tasks with temps among their outputs
- * are not recorded. */
+ * buffer (xy_memo_flush writes it). A temp among its outputs is recorded
+ * by its object (id, kind, size) and the worker that holds it; t found
+ * again by xy_memo_try gives its temps those objects, whose copies the
+ * workers' inventories tell (docs/durability.md, "Temps"). */
 void xy_memo_finished(struct xy_memo *memo, struct xy_task *t);
 /* t goes to worker: a RUN record to the buffer, which the manager
  * writes (xy_memo_write) at the end of the scheduling round, before the
@@ -69,6 +71,20 @@ int64_t xy_memo_keys_before(struct xy_memo *memo, const char *worker,
 			    uint8_t **keys);
 /* Forgets one such task (an UNRUN record). */
 void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN]);
+/* 1 if f is a temp that a task found finished by the journal gave an
+ * object, that has no copy, and whose worker (the one that held it when
+ * its task finished, under a manager before) has not come back yet while
+ * the wait for such workers goes on: a task that needs it waits (catalog.c)
+ * rather than have it made again. */
+struct xy_file;
+int xy_memo_temp_awaited(struct xy_memo *memo, const struct xy_file *f);
+/* 1 if f is a temp that a task found finished by the journal gave an
+ * object (whether or not a copy is known). */
+int xy_memo_temp_restored(struct xy_memo *memo, const struct xy_file *f);
+/* 1 while that wait goes on (the journal knew temps at open); the wait's
+ * end (adopt.c) calls xy_memo_temps_wait_over. */
+int xy_memo_temps_wait(const struct xy_memo *memo);
+void xy_memo_temps_wait_over(struct xy_memo *memo);
 /* How many tasks ran under earlier managers and are not yet settled. */
 size_t xy_memo_running_before(const struct xy_memo *memo);
 

@@ -848,6 +848,12 @@ int xy_cache_unlink(struct xy_cache *c, const uint8_t id[XY_ID_LEN])
 int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
 		       uint32_t *n)
 {
+	return xy_cache_inventory_from(c, XY_CACHE_FOREVER, items, n);
+}
+
+int xy_cache_inventory_from(struct xy_cache *c, int level,
+			    struct xy_inventory_item **items, uint32_t *n)
+{
 	struct xy_inventory_item *v = NULL;
 	size_t i, k = 0;
 
@@ -862,8 +868,7 @@ int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
 	}
 	for (i = 0; i <= c->mask; i++) {
 		for (struct entry *e = c->buckets[i]; e; e = e->next) {
-			if (e->level != XY_CACHE_FOREVER ||
-			    k >= XY_MAX_INVENTORY)
+			if (e->level < level || k >= XY_MAX_INVENTORY)
 				continue;
 			memcpy(v[k].id, e->id, XY_ID_LEN);
 			v[k].size = e->size;

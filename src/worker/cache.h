@@ -149,6 +149,11 @@ size_t xy_cache_count(struct xy_cache *c);
  * that the caller frees (NULL when *n is 0). Returns -1 on ENOMEM. */
 int xy_cache_inventory(struct xy_cache *c, struct xy_inventory_item **items,
 		       uint32_t *n);
+/* The same for the objects of level at least level: a worker back to its
+ * manager after losing it lists its workflow's objects too (a temp the
+ * manager's journal knows; docs/durability.md, "Temps at a restart"). */
+int xy_cache_inventory_from(struct xy_cache *c, int level,
+			    struct xy_inventory_item **items, uint32_t *n);
 
 /* Objects lent to tasks (guard.h). A task's file inputs are hard links
  * to the cache's inodes and its directory inputs symbolic links to the

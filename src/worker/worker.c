@@ -550,7 +550,9 @@ static uint64_t time_left_ms(struct xy_daemon *w)
 	return ms < XY_MAX_TIME_LEFT_MS ? ms : XY_MAX_TIME_LEFT_MS;
 }
 
-static void send_hello(struct xy_daemon *w)
+/* back: the manager was lost and this is its reconnection (the lease):
+ * the cache's workflow objects, kept meanwhile, are listed too. */
+static void send_hello(struct xy_daemon *w, int back)
 {
 	union xy_msg m;
 	char host[256] = "";
@@ -566,7 +568,9 @@ static void send_hello(struct xy_daemon *w)
 	m.hello.xfer_host = w->cfg.xfer_host ? w->cfg.xfer_host : "";
 	m.hello.xfer_port = (uint16_t)xy_xfer_server_port(w->xfer);
 	m.hello.time_left_ms = time_left_ms(w);
-	if (xy_cache_inventory(w->cache, &m.hello.items, &m.hello.n_items) < 0)
+	if (xy_cache_inventory_from(w->cache, back ? XY_CACHE_WORKFLOW
+						 : XY_CACHE_FOREVER,
+				    &m.hello.items, &m.hello.n_items) < 0)
 		XY_LOGW("worker", "out of memory listing the cache");
 	int64_t n = xy_tasks_held(w->tasks, &m.hello.held);
 	m.hello.n_held = n > 0 ? (uint32_t)n : 0;
@@ -973,8 +977,9 @@ static void on_ready(struct xy_conn *c, uint8_t role)
 	if (w->lost)
 		XY_LOGI("worker", "reconnected to the manager after %.1f s",
 			(uv_now(&w->loop) - w->cx.start) / 1e3);
+	int back = w->lost;
 	w->lost = 0;
-	send_hello(w);
+	send_hello(w, back);
 	uv_timer_start(&w->keepalive, on_keepalive, KEEPALIVE_MS,
 		       KEEPALIVE_MS);
 }

@@ -222,11 +222,13 @@ def test_compaction_keeps_what_matters(xylem, tmp_path):
 
 def test_crash_points_lose_no_recorded_task(xylem, tmp_path):
     """The manager killed at named crash points (docs/durability.md:
-    before and after the Nth write of the journal, and in each step of a
+    before and after the Nth write of the journal, between its records
+    and its commit mark, and in each step of a
     compaction, its bound made small), then run again to the end: every
     output is right, and a task recorded before the crash (its output in
     place) does not run again."""
     points = [("journal-before-write", n) for n in (2, 4)] + \
+             [("journal-before-commit", n) for n in (2, 4)] + \
              [("journal-after-write", n) for n in (1, 3, 5)] + \
              [(p, 1) for p in ("compact-after-snapshot-write",
                                "compact-after-snapshot-rename",
@@ -260,6 +262,11 @@ def test_crash_points_lose_no_recorded_task(xylem, tmp_path):
         r = xylem.run("run", wf, "--journal", j, *serial,
                       timeout=60)
         assert r.returncode == 0, (point, nth, r.output)
+        if point == "journal-before-commit":
+            # The flush's records were written, its commit mark not:
+            # cut, never replayed, and the journal goes on.
+            assert "(after the last commit mark) is cut off" in r.output, \
+                r.output
         after = runs(marks)
         # A task whose output is there ran before: if it was recorded
         # (the crash came after its record's write) it must not run

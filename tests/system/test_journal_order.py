@@ -16,7 +16,7 @@ import pytest
 
 from helpers import task, write_workflow
 
-MAGIC = b"XYJ1"
+MAGIC = b"XYJ2"  # the journal's format 2 (docs/durability.md)
 REC_DONE = 1
 
 

@@ -9,6 +9,7 @@ import json
 import signal
 import socket
 import subprocess
+import time
 
 from helpers import SLOW, wait_for
 from test_manager_daemon import write
@@ -132,6 +133,10 @@ def test_a_client_reattaches_to_its_restarted_manager(xylem, tmp_path,
     wait_for(lambda: len(starts(marks)) >= 2, TIMEOUT,
              what="a second task to start")
     mgr.kill()
+    # A TASK sent just before the kill may write its mark just after:
+    # nothing new starts while the manager is dead, so a moment later the
+    # marks are those of every task that ran under it.
+    time.sleep(0.5 * SLOW)
     started = starts(marks)[1:]  # running (they nap), none finished
     for c in waiting:
         c.wait_line(r"lost the manager .* submitting again", TIMEOUT)
