@@ -129,3 +129,57 @@ def test_literal_file_default(ex, tmp_path):
     app = CWLApp(tool, executor=ex, outdir=tmp_path / "o")
     out = app().result(timeout=TIMEOUT)
     assert open(out["out"]).read() == "hello"
+
+
+def test_a_workflow_runs_whole_on_the_executor(ex, tmp_path):
+    """A Workflow document is an app too: `xylem cwl --manager` runs it
+    against the executor's own manager, each tool step a task on its
+    workers, and the Future's result is the workflow's output object."""
+    (tmp_path / "upper.cwl").write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [tr, a-z, A-Z]
+        stdin: $(inputs.src.path)
+        stdout: upper.txt
+        inputs: {src: File}
+        outputs: {up: stdout}
+        """).lstrip())
+    (tmp_path / "count.cwl").write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [wc, -c]
+        stdin: $(inputs.f.path)
+        stdout: count.txt
+        inputs: {f: File}
+        outputs: {n: stdout}
+        """).lstrip())
+    wf = tmp_path / "wf.cwl"
+    wf.write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: Workflow
+        inputs: {src: File}
+        outputs:
+          up: {type: File, outputSource: upper/up}
+          n: {type: File, outputSource: count/n}
+        steps:
+          upper: {run: upper.cwl, in: {src: src}, out: [up]}
+          count: {run: count.cwl, in: {f: upper/up}, out: [n]}
+        """).lstrip())
+    (tmp_path / "in.txt").write_text("hello\n")
+    before = ex.stats()["tasks_done"]
+    app = CWLApp(wf, executor=ex, outdir=tmp_path / "results")
+    assert app.cls == "Workflow" and app.inputs == ["src"]
+    out = app(src=tmp_path / "in.txt").result(timeout=TIMEOUT)
+    assert open(out["up"]).read() == "HELLO\n"
+    assert open(out["n"]).read().strip() == "6"
+    assert out["n"].startswith(str(tmp_path / "results" / "cwl-"))
+    # Its two tool steps were tasks of this executor's manager.
+    assert ex.stats()["tasks_done"] - before == 2
+    # A missing input fails the Future with CWLError; a name the
+    # workflow lacks with TypeError, as for a tool.
+    with pytest.raises(CWLError, match="nope.txt"):
+        app(src=tmp_path / "nope.txt").result(timeout=TIMEOUT)
+    with pytest.raises(TypeError, match="colour"):
+        app(src=tmp_path / "in.txt", colour=1).result(timeout=TIMEOUT)
+    with pytest.raises(CWLError, match="no Parsl app"):
+        app.parsl_app()
