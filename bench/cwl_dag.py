@@ -13,10 +13,11 @@ every runner produced the same final file.
 
 cwltool is looked for as $CWLTOOL, then on PATH, then in the virtual
 environment bench/cwl_scatter.py installs; Toil as $TOIL_CWL_RUNNER, then
-on PATH ("toil-cwl-runner"), else it is left out (say --no-toil to leave
-it out anyway). Neither is used outside bench/.
+on PATH, then in the virtual environment `bench/cwl_scatter.py --toil`
+makes (--toil here makes it too; --no-toil leaves Toil out). Neither is
+used outside bench/.
 
-    bench/cwl_dag.py [--layers 15] [--width 20] [--rounds 1]
+    bench/cwl_dag.py [--layers 15] [--width 20] [--rounds 1] [--toil]
 """
 
 import argparse
@@ -29,7 +30,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cwl_scatter import TOP, cpu, find_cwltool  # noqa: E402
+from cwl_scatter import (TOP, cpu, find_cwltool, find_toil,  # noqa: E402
+                         toil_cmd)
 
 TOOL = """\
 cwlVersion: v1.2
@@ -66,12 +68,6 @@ def workflow(layers, width):
     return "\n".join(lines) + "\n"
 
 
-def find_toil():
-    exe = os.environ.get("TOIL_CWL_RUNNER") or shutil.which(
-        "toil-cwl-runner")
-    return exe
-
-
 def timed(cmd, cwd, out):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -94,11 +90,13 @@ def main():
     ap.add_argument("--width", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-toil", action="store_true")
+    ap.add_argument("--toil", action="store_true",
+                    help="install Toil (pinned) if it is not found")
     a = ap.parse_args()
     xylem = os.environ.get("XYLEM_BIN",
                            os.path.join(TOP, "build/src/cli/xylem"))
     runners = {"xylem cwl": None, "cwltool --parallel": find_cwltool()}
-    toil = None if a.no_toil else find_toil()
+    toil = None if a.no_toil else find_toil(install=a.toil)
     if toil:
         runners["toil-cwl-runner"] = toil
     d = tempfile.mkdtemp(prefix="xylem-cwl-dag-")
@@ -122,10 +120,7 @@ def main():
                                    "job.json"],
         }
         if toil:
-            cmds["toil-cwl-runner"] = [
-                toil, "--no-container", "--logLevel", "ERROR", "--outdir",
-                out, "--jobStore", f"{d}/jobstore", "--clean", "always",
-                "wf.cwl", "job.json"]
+            cmds["toil-cwl-runner"] = toil_cmd(toil, d, out)
         best, cpus, digests = {}, {}, {}
         for _ in range(a.rounds):
             for name, cmd in cmds.items():
@@ -150,7 +145,7 @@ def main():
                       f"{x / best[name]:.3f} wall, "
                       f"{cpus['xylem cwl'] / cpus[name]:.3f} CPU")
         if not toil and not a.no_toil:
-            print("  (toil-cwl-runner not found: set TOIL_CWL_RUNNER)")
+            print("  (toil-cwl-runner not found: --toil installs it)")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
