@@ -87,7 +87,12 @@ def find_toil(install=False):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
         subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q",
                         TOIL_PIN], check=True)
-    return exe if os.path.exists(exe) else None
+    if not os.path.exists(exe):
+        return None
+    # Its jobs run `_toil_worker` from its environment's bin.
+    os.environ["PATH"] = os.path.dirname(exe) + os.pathsep + \
+        os.environ.get("PATH", "")
+    return exe
 
 
 def toil_cmd(toil, d, out):
