@@ -155,24 +155,46 @@ static int to_mount(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
-static int fetch_one(json_t *obj, int nested, void *arg)
+/* The temps that localize brings here, collected first so that their
+ * transfers run side by side (a scatter's outputs are hundreds). */
+struct to_fetch {
+	struct wfrun *w;
+	struct xy_file **files;
+	char **paths;
+	struct wtask **tasks;
+	size_t n, cap;
+};
+
+static int collect_one(json_t *obj, int nested, void *arg)
 {
-	struct wfrun *w = arg;
+	struct to_fetch *tf = arg;
 	const char *rest;
-	struct wtask *t = temp_of(w, json_string_value(json_object_get(
+	struct wtask *t = temp_of(tf->w, json_string_value(json_object_get(
 		obj, "path")), &rest);
-	char dest[PATH_MAX + 8], err[1024] = "";
 
 	(void)nested;
 	if (!t || t->fetched)
 		return 0;
-	snprintf(dest, sizeof dest, "%s/out", t->dir);
-	if (xy_manager_fetch(w->r->m, t->out, dest, -1, err, sizeof err) < 0) {
-		fprintf(stderr, "xylem cwl: fetching a step's outputs: %s\n",
-			err);
-		return -1;
+	t->fetched = 1; /* once in the list; undone if the fetch fails */
+	if (tf->n == tf->cap) {
+		size_t cap = tf->cap ? 2 * tf->cap : 16;
+		struct xy_file **f = realloc(tf->files, cap * sizeof *f);
+		if (f)
+			tf->files = f;
+		char **p = realloc(tf->paths, cap * sizeof *p);
+		if (p)
+			tf->paths = p;
+		struct wtask **ts = realloc(tf->tasks, cap * sizeof *ts);
+		if (ts)
+			tf->tasks = ts;
+		if (!f || !p || !ts)
+			return -1;
+		tf->cap = cap;
 	}
-	t->fetched = 1;
+	if (asprintf(&tf->paths[tf->n], "%s/out", t->dir) < 0)
+		return -1;
+	tf->files[tf->n] = t->out;
+	tf->tasks[tf->n++] = t;
 	return 0;
 }
 
@@ -180,8 +202,30 @@ static int fetch_one(json_t *obj, int nested, void *arg)
 static int localize(void *arg, const json_t *v, char *err, size_t errlen)
 {
 	struct wfrun *w = arg;
+	struct to_fetch tf = {.w = w};
+	char why[1024] = "";
+	int rc = 0;
 
-	if (cwl__walk((json_t *)v, 0, fetch_one, w))
+	if (cwl__walk((json_t *)v, 0, collect_one, &tf)) {
+		xy_fail(why, sizeof why, ENOMEM, "out of memory");
+		rc = -1;
+	} else if (tf.n && xy_manager_fetch_all(w->r->m, tf.files,
+				(const char *const *)tf.paths, tf.n, -1, why,
+				sizeof why) < 0) {
+		rc = -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "xylem cwl: fetching a step's outputs: %s\n",
+			why);
+		for (size_t i = 0; i < tf.n; i++)
+			tf.tasks[i]->fetched = 0;
+	}
+	for (size_t i = 0; i < tf.n; i++)
+		free(tf.paths[i]);
+	free(tf.files);
+	free(tf.paths);
+	free(tf.tasks);
+	if (rc < 0)
 		return xy_fail(err, errlen, EIO, "cannot fetch a step's "
 			       "outputs");
 	return 0;
