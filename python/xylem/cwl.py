@@ -238,6 +238,12 @@ class CWLApp:
         ex's manager, in a thread of its own; a Future of its outputs."""
         fut = Future()
         fut.set_running_or_notify_cancel()
+        if not hasattr(ex, "port") or not hasattr(ex, "secret_file"):
+            fut.set_exception(CWLError(
+                f"{os.path.basename(self.tool)}: a {self.cls} runs on an"
+                " executor with a manager in this process (xylem.Executor),"
+                f" not on {type(ex).__name__}", 33))
+            return fut
         try:  # a bad argument fails the Future, as for a tool
             job = self._job(kwargs)
             os.makedirs(self.outdir, exist_ok=True)

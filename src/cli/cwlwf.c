@@ -175,7 +175,6 @@ static int collect_one(json_t *obj, int nested, void *arg)
 	(void)nested;
 	if (!t || t->fetched)
 		return 0;
-	t->fetched = 1; /* once in the list; undone if the fetch fails */
 	if (tf->n == tf->cap) {
 		size_t cap = tf->cap ? 2 * tf->cap : 16;
 		struct xy_file **f = realloc(tf->files, cap * sizeof *f);
@@ -195,6 +194,7 @@ static int collect_one(json_t *obj, int nested, void *arg)
 		return -1;
 	tf->files[tf->n] = t->out;
 	tf->tasks[tf->n++] = t;
+	t->fetched = 1; /* listed once; undone if the fetch fails */
 	return 0;
 }
 

@@ -190,3 +190,7 @@ def test_a_workflow_runs_whole_on_the_executor(ex, tmp_path):
         app(src=tmp_path / "in.txt", colour=1).result(timeout=TIMEOUT)
     with pytest.raises(CWLError, match="no Parsl app"):
         app.parsl_app()
+    # An executor without a manager here (an endpoint's) cannot run it.
+    with pytest.raises(CWLError, match="runs on an executor with a manager"):
+        CWLApp(wf, executor=object())(src=tmp_path / "in.txt").result(
+            timeout=TIMEOUT)
