@@ -97,3 +97,57 @@ def test_workflow_survives_a_manager_kill(xylem, xylem_bin, tmp_path,
     o = json.loads(out)["o"]
     assert open(o["path"]).read().split() == ["in", "s1", "s2", "s3", "s4"]
     assert "attached to its session" in mgr.log()
+
+
+def test_scatter_survives_a_manager_kill(xylem, xylem_bin, tmp_path,
+                                         secret_file):
+    """A scatter of 8 jobs on a worker of 2 cores, the manager killed
+    while the first two run and the other six wait in its queue: all
+    eight unanswered tasks are submitted again, each job runs exactly
+    once, and the outputs come in the scatter's order."""
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    xylem.worker(mgr.port, secret_file, 2, "--lease", 120)
+    chain(tmp_path / "wf", 1)  # writes step.cwl
+    wf = write(tmp_path / "wf" / "scatter.cwl", """
+        cwlVersion: v1.2
+        class: Workflow
+        requirements: {ScatterFeatureRequirement: {}}
+        inputs: {src: File, names: 'string[]', marks: string, pause: int}
+        outputs:
+          o: {type: 'File[]', outputSource: s/o}
+        steps:
+          s:
+            run: step.cwl
+            scatter: name
+            in: {f: src, name: names, marks: marks, pause: pause}
+            out: [o]
+        """)
+    write(tmp_path / "in.txt", "in\n")
+    marks = tmp_path / "marks"
+    names = [f"j{i}" for i in range(8)]
+    args = [xylem_bin, "cwl", "--quiet", "--manager",
+            f"127.0.0.1:{mgr.port}", "--secret-file", str(secret_file),
+            "--outdir", str(tmp_path / "out"), str(wf), "--src",
+            str(tmp_path / "in.txt"), "--marks", str(marks), "--pause", "2"]
+    for n in names:
+        args += ["--names", n]
+    p = subprocess.Popen(args, env=xylem.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: marks.exists() and
+                 len(marks.read_text().split()) >= 2, "no job began",
+                 proc=p)
+        mgr.kill()
+        time.sleep(1)
+        mgr.start()
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err + mgr.log()[-4000:]
+    assert "lost the manager" in err, err
+    assert sorted(marks.read_text().split()) == names, \
+        (marks.read_text(), mgr.log()[-4000:])
+    outs = json.loads(out)["o"]
+    assert [open(o["path"]).read().split()[-1] for o in outs] == names
