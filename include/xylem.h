@@ -314,6 +314,16 @@ XY_API int xy_file_is_temp(const struct xy_file *f);
 XY_API int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
 			    const char *path, double timeout, char *err,
 			    size_t errlen);
+/* As xy_manager_fetch for n temps at once: files[i] to paths[i] (the
+ * caller's arrays, not kept), their transfers run side by side (as many
+ * as the manager's transfer threads take) instead of one after another.
+ * Returns 0 once every one is there, or -1 with errno and a reason in err
+ * at the first that cannot be had (EINVAL, ENOENT, EIO) or after timeout
+ * seconds in all (ETIMEDOUT); those still coming are left to finish. */
+XY_API int xy_manager_fetch_all(struct xy_manager *m,
+				struct xy_file *const *files,
+				const char *const *paths, size_t n,
+				double timeout, char *err, size_t errlen);
 
 /*
  * A URL (http, https, ftp, ftps) that workers fetch themselves: the

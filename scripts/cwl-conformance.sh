@@ -7,10 +7,17 @@
 # each run's counts and the failing tests, and fails if fewer pass than
 # the floors below, which hold what the runner passes today, so that a
 # regression stops CI. The tests it does not pass are the 15 that need a
-# container (DockerRequirement as a requirement: no container runtime
-# here, so `xylem cwl` answers 33 and cwltest reports them unsupported;
-# cwloutput_nolimit is tagged required, so cwltest counts its 33 as a
-# failure).
+# container (DockerRequirement as a requirement: there is no container
+# runtime here, so `xylem cwl` answers 33, as the specification asks of a
+# runner that lacks a required feature, and as `cwltool --no-container`
+# answers them). cwltest reports 14 of them unsupported; the 15th,
+# cwloutput_nolimit, is tagged `required` in this copy of the suite, and
+# cwltest counts a 33 on a required test as a failure (upstream dropped
+# the tag: cwl-v1.2 PR #173 took `required` off the tests with a process
+# requirement in `requirements`, and the suite's current index tags it
+# [command_line_tool] only). It is listed below as an expected container
+# failure: counted apart, and only while it fails with 33 for its
+# DockerRequirement. Any other failure is a regression.
 #
 #   scripts/cwl-conformance.sh [SUITE_DIR]
 #
@@ -24,6 +31,10 @@ suite=${1:-${CWL_SUITE:-$top/../shared/cwl-v1.2}}
 jobs=${CWL_JOBS:-2}
 floor_required=${CWL_FLOOR_REQUIRED:-83}
 floor_all=${CWL_FLOOR_ALL:-363}
+# Tests that need a container and that cwltest counts as failed rather
+# than unsupported (see above): ID=REASON, one per line.
+expected_container_failures='cwloutput_nolimit=DockerRequirement in requirements (docker.io/python:3-slim), no container runtime: exit 33; tagged required in this copy of the suite only'
+export XY_CWL_EXPECTED="$expected_container_failures"
 
 if [ ! -f "$suite/conformance_tests.yaml" ]; then
 	echo "cwl-conformance: no suite at $suite (set CWL_SUITE); skipped" >&2
@@ -57,23 +68,37 @@ except (OSError, ET.ParseError) as e:
     print(f"cwl-conformance: {name}: no report ({e})", file=sys.stderr)
     print(0)
     sys.exit()
-passed, failed, unsupported = 0, [], []
+import os
+expected = dict(line.split("=", 1) for line in
+                os.environ.get("XY_CWL_EXPECTED", "").splitlines() if "=" in line)
+passed, failed, unsupported, container = 0, [], [], []
 for c in cases:
-    bad = [x.tag for x in c if x.tag in ("failure", "error", "skipped")]
+    bad = [x for x in c if x.tag in ("failure", "error", "skipped")]
     label = c.get("name") or c.get("classname")
+    short = c.get("file") or ""
+    text = " ".join((x.get("message") or "") + (x.text or "") for x in bad)
+    err = "".join(x.text or "" for x in c if x.tag == "system-err")
     if not bad:
         passed += 1
-    elif bad[0] == "skipped":
+    elif bad[0].tag == "skipped":
         unsupported.append(label)
+    elif (short in expected and "exit status 33" in text
+          and "DockerRequirement" in err):
+        container.append(f"{short}: {expected[short]}")
     else:
-        failed.append(label)
+        failed.append(f"{short}: {label}" if short else label)
 print(f"cwl-conformance: {name}: {passed} passed, {len(failed)} failed,"
-      f" {len(unsupported)} unsupported (floor {floor})", file=sys.stderr)
+      f" {len(unsupported)} unsupported, {len(container)} expected container"
+      f" failures (floor {floor})", file=sys.stderr)
 for label in failed:
     print(f"  failed: {label}", file=sys.stderr)
+for label in container:
+    print(f"  needs a container (expected): {label}", file=sys.stderr)
 for label in unsupported:
     print(f"  unsupported: {label}", file=sys.stderr)
-print(passed)
+# A failure that is not an expected container failure fails the run,
+# whatever the floor.
+print(passed if not failed else -1)
 PY
 )
 	if [ "$passed" -lt "$floor" ]; then

@@ -1,5 +1,5 @@
-"""xylem.cwl.CWLApp: a CWL CommandLineTool as a Python callable
-(docs/cwl.md, "From Python and Parsl").
+"""xylem.cwl.CWLApp: a CWL CommandLineTool, Workflow or ExpressionTool
+as a Python callable (docs/cwl.md, "From Python and Parsl").
 
     app = CWLApp("sort.cwl", executor=ex)
     out = app(input_file="data.txt", reverse=True).result()
@@ -12,6 +12,12 @@ declared data, staged to the worker; its output directory comes back to a
 fresh directory under ``outdir``, and the Future's result is the output
 object with every File and Directory replaced by its path.
 
+A Workflow (or an ExpressionTool) is run whole by the C runner, `xylem
+cwl --manager`, against the executor's own manager: each of its
+CommandLineTool steps is a task on the executor's workers, intermediate
+files pass between them, and the Future's result is the workflow's
+output object, paths under a fresh directory in ``outdir``.
+
 Under Parsl, ``app.parsl_app()`` gives a function that the DataFlowKernel
 runs on ``xylem.parsl.XylemExecutor``; its Parsl File arguments and its
 output directory are the task's data needs (see that method).
@@ -22,6 +28,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
+from concurrent.futures import Future
 
 from .errors import TaskFailed
 from .files import File
@@ -159,12 +167,14 @@ def _run_in_sandbox(doc, names, dst, inputs=(), outputs=()):
 
 
 class CWLApp:
-    """A CommandLineTool, loaded and checked now. Call it with keyword
-    arguments named after the tool's inputs (paths or xylem.File for
-    File and Directory inputs); it returns a Future of the output object.
-    ``executor`` is a xylem.Executor (default: one made on first call);
-    ``outdir`` holds a fresh directory per call (default: the current
-    directory)."""
+    """A CommandLineTool, Workflow or ExpressionTool, loaded and checked
+    now. Call it with keyword arguments named after its inputs (paths or
+    xylem.File for File and Directory inputs); it returns a Future of the
+    output object. ``executor`` is a xylem.Executor (default: one made on
+    first call); ``outdir`` holds a fresh directory per call (default:
+    the current directory). A tool is one task; a workflow is run by
+    `xylem cwl` against the executor's manager, each of its tool steps a
+    task on the executor's workers (``self.cls`` says which)."""
 
     def __init__(self, tool, executor=None, outdir=None):
         self.tool = os.path.abspath(os.fspath(tool))
@@ -172,6 +182,7 @@ class CWLApp:
         self._executor = executor
         self._own = None
         doc = json.loads(self._xylem("--print-tool", self.tool))
+        self.cls = doc.get("class", "CommandLineTool")
         self.inputs = [p["id"] for p in doc.get("inputs", [])]
         self._types = {p["id"]: p.get("type")
                        for p in doc.get("inputs", [])}
@@ -194,18 +205,22 @@ class CWLApp:
         runner: {"doc": ..., "inputs": [[path, sandbox name], ...]}.
         File and Directory literals are written under scratch, which the
         caller keeps until the task has staged them."""
-        unknown = sorted(set(kwargs) - set(self.inputs))
-        if unknown:
-            raise TypeError(f"{os.path.basename(self.tool)} has no input"
-                            f" {', '.join(unknown)} (its inputs:"
-                            f" {', '.join(self.inputs) or 'none'})")
-        job = {k: _job_value(v, self._types.get(k))
-               for k, v in kwargs.items()}
+        job = self._job(kwargs)
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
             json.dump(job, f)
             f.flush()
             return json.loads(self._xylem("--prepare", "--scratch", scratch,
                                           self.tool, f.name))
+
+    def _job(self, kwargs):
+        """The job object for a call, its arguments checked by name."""
+        unknown = sorted(set(kwargs) - set(self.inputs))
+        if unknown:
+            raise TypeError(f"{os.path.basename(self.tool)} has no input"
+                            f" {', '.join(unknown)} (its inputs:"
+                            f" {', '.join(self.inputs) or 'none'})")
+        return {k: _job_value(v, self._types.get(k))
+                for k, v in kwargs.items()}
 
     def __call__(self, **kwargs):
         ex = self._executor
@@ -214,7 +229,65 @@ class CWLApp:
                 from .executor import Executor
                 self._own = Executor()
             ex = self._own
+        if self.cls != "CommandLineTool":
+            return self._run_whole(ex, kwargs)
         return ex.submit(self, **kwargs)
+
+    def _run_whole(self, ex, kwargs):
+        """A Workflow or ExpressionTool: `xylem cwl --manager` against
+        ex's manager, in a thread of its own; a Future of its outputs."""
+        fut = Future()
+        fut.set_running_or_notify_cancel()
+        if not hasattr(ex, "port") or not hasattr(ex, "secret_file"):
+            fut.set_exception(CWLError(
+                f"{os.path.basename(self.tool)}: a {self.cls} runs on an"
+                " executor with a manager in this process (xylem.Executor),"
+                f" not on {type(ex).__name__}", 33))
+            return fut
+        try:  # a bad argument fails the Future, as for a tool
+            job = self._job(kwargs)
+            os.makedirs(self.outdir, exist_ok=True)
+            dst = tempfile.mkdtemp(prefix="cwl-", dir=self.outdir)
+            fd, job_path = tempfile.mkstemp(prefix="xylem-cwl-job-",
+                                            suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump(job, f)
+        except (TypeError, OSError) as e:
+            fut.set_exception(e)
+            return fut
+        cmd = [find_xylem(), "cwl", "--quiet", "--outdir", dst,
+               "--manager", f"127.0.0.1:{ex.port}",
+               "--secret-file", ex.secret_file]
+        cmd += ["--tls-ca", ex.tls_ca] if ex.tls_ca else ["--no-tls"]
+        cmd += [self.tool, job_path]
+        name = os.path.basename(self.tool)
+
+        def run():
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError as e:
+                fut.set_exception(CWLError(f"{name}: {e}"))
+                return
+            finally:
+                try:
+                    os.unlink(job_path)
+                except OSError:
+                    pass
+            if r.returncode != 0:
+                what = STATUS.get(r.returncode, f"exit {r.returncode}")
+                fut.set_exception(CWLError(
+                    f"{name}: {what}\n{r.stderr}".rstrip(),
+                    r.returncode if r.returncode > 0 else 1, r.stderr))
+                return
+            try:
+                fut.set_result(_as_paths(json.loads(r.stdout)))
+            except ValueError as e:
+                fut.set_exception(CWLError(f"{name}: its output object"
+                                           f" could not be read: {e}",
+                                           1, r.stderr))
+        threading.Thread(target=run, name=f"xylem-cwl {name}",
+                         daemon=True).start()
+        return fut
 
     # The executor's side (executor.py): the task, then its result.
 
@@ -269,6 +342,9 @@ class CWLApp:
         ``outdir``. The job is prepared here, by the C runner; the Files
         become the task's inputs, and that directory its one output, so
         the executor stages both like any Parsl data."""
+        if self.cls != "CommandLineTool":
+            raise CWLError(f"{os.path.basename(self.tool)}: a {self.cls}"
+                           " has no Parsl app (call the CWLApp itself)", 33)
         import parsl
         from parsl.data_provider.files import File as ParslFile
 

@@ -11,7 +11,10 @@
  * runs: see "temps" below) or comes back there too (--manager, whose
  * protocol has no temps). The files the workflow's output object names
  * are moved (or, if they are not the run's own, copied) to --outdir at
- * the end.
+ * the end. With --manager, the run is a session of the manager's
+ * (docs/durability.md, "Sessions") and each task a keyed SUBMIT: a
+ * manager lost mid-workflow is reached again and every task still
+ * unanswered submitted again, the same task, never a second run.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "cli.h"
@@ -48,6 +52,10 @@ struct wtask {
 	json_t *plan;
 	json_t *mounts; /* the temps it reads: [[wtask, name]] */
 	struct xy_client_input *inputs; /* remote: what was offered */
+	struct xy_client_task ct;       /* remote: what SUBMIT sends */
+	char *tag;
+	int answered; /* remote: its RESULT was taken (a second is dropped) */
+	int fetch_tries; /* remote: its outputs could not be fetched */
 	struct wtask *next;
 };
 
@@ -59,6 +67,13 @@ struct wfrun {
 	json_t *mounts;      /* while one task is prepared: [[wtask, name]] */
 	unsigned n;
 	int workers;
+	/* --manager: where it is, and this run's session there. */
+	char host[256];
+	int port;
+	SSL_CTX *tls;
+	uint8_t session[XY_ID_LEN];
+	uint64_t seq; /* the last RESULT seq of the session taken in full */
+	double window; /* XYLEM_RECONNECT: how long to wait for it */
 };
 
 static struct wtask *task_find(struct wfrun *w, uint64_t id)
@@ -140,24 +155,46 @@ static int to_mount(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
-static int fetch_one(json_t *obj, int nested, void *arg)
+/* The temps that localize brings here, collected first so that their
+ * transfers run side by side (a scatter's outputs are hundreds). */
+struct to_fetch {
+	struct wfrun *w;
+	struct xy_file **files;
+	char **paths;
+	struct wtask **tasks;
+	size_t n, cap;
+};
+
+static int collect_one(json_t *obj, int nested, void *arg)
 {
-	struct wfrun *w = arg;
+	struct to_fetch *tf = arg;
 	const char *rest;
-	struct wtask *t = temp_of(w, json_string_value(json_object_get(
+	struct wtask *t = temp_of(tf->w, json_string_value(json_object_get(
 		obj, "path")), &rest);
-	char dest[PATH_MAX + 8], err[1024] = "";
 
 	(void)nested;
 	if (!t || t->fetched)
 		return 0;
-	snprintf(dest, sizeof dest, "%s/out", t->dir);
-	if (xy_manager_fetch(w->r->m, t->out, dest, -1, err, sizeof err) < 0) {
-		fprintf(stderr, "xylem cwl: fetching a step's outputs: %s\n",
-			err);
-		return -1;
+	if (tf->n == tf->cap) {
+		size_t cap = tf->cap ? 2 * tf->cap : 16;
+		struct xy_file **f = realloc(tf->files, cap * sizeof *f);
+		if (f)
+			tf->files = f;
+		char **p = realloc(tf->paths, cap * sizeof *p);
+		if (p)
+			tf->paths = p;
+		struct wtask **ts = realloc(tf->tasks, cap * sizeof *ts);
+		if (ts)
+			tf->tasks = ts;
+		if (!f || !p || !ts)
+			return -1;
+		tf->cap = cap;
 	}
-	t->fetched = 1;
+	if (asprintf(&tf->paths[tf->n], "%s/out", t->dir) < 0)
+		return -1;
+	tf->files[tf->n] = t->out;
+	tf->tasks[tf->n++] = t;
+	t->fetched = 1; /* listed once; undone if the fetch fails */
 	return 0;
 }
 
@@ -165,8 +202,30 @@ static int fetch_one(json_t *obj, int nested, void *arg)
 static int localize(void *arg, const json_t *v, char *err, size_t errlen)
 {
 	struct wfrun *w = arg;
+	struct to_fetch tf = {.w = w};
+	char why[1024] = "";
+	int rc = 0;
 
-	if (cwl__walk((json_t *)v, 0, fetch_one, w))
+	if (cwl__walk((json_t *)v, 0, collect_one, &tf)) {
+		xy_fail(why, sizeof why, ENOMEM, "out of memory");
+		rc = -1;
+	} else if (tf.n && xy_manager_fetch_all(w->r->m, tf.files,
+				(const char *const *)tf.paths, tf.n, -1, why,
+				sizeof why) < 0) {
+		rc = -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "xylem cwl: fetching a step's outputs: %s\n",
+			why);
+		for (size_t i = 0; i < tf.n; i++)
+			tf.tasks[i]->fetched = 0;
+	}
+	for (size_t i = 0; i < tf.n; i++)
+		free(tf.paths[i]);
+	free(tf.files);
+	free(tf.paths);
+	free(tf.tasks);
+	if (rc < 0)
 		return xy_fail(err, errlen, EIO, "cannot fetch a step's "
 			       "outputs");
 	return 0;
@@ -320,6 +379,17 @@ out:
 	return id;
 }
 
+/* SUBMIT of task wt, keyed by its number in this run's session. */
+static uint64_t send_keyed(struct wfrun *w, struct wtask *wt, char *err,
+			   size_t errlen)
+{
+	uint8_t key[XY_ID_LEN] = {0};
+
+	for (int i = 0; i < 8; i++)
+		key[XY_ID_LEN - 1 - i] = (uint8_t)((uint64_t)wt->n >> (8 * i));
+	return xy_client_submit_keyed(w->c, &wt->ct, wt->id, key, err, errlen);
+}
+
 static uint64_t submit_remote(void *arg, const json_t *tool,
 			      const json_t *job, char *err, size_t errlen)
 {
@@ -327,7 +397,6 @@ static uint64_t submit_remote(void *arg, const json_t *tool,
 	struct cwl_runtime rt;
 	char *text = NULL, path[2 * PATH_MAX];
 	struct wtask *wt = prepare(w, tool, job, &rt, &text, err, errlen);
-	struct xy_client_task ct;
 	const json_t *pair;
 	size_t i, n;
 	FILE *fp;
@@ -354,12 +423,20 @@ static uint64_t submit_remote(void *arg, const json_t *tool,
 	wt->inputs[n].path = json_string_value(json_array_get(
 		json_array_get(wt->plan, n), 0));
 	wt->inputs[n].name = JOB_FILE;
-	ct = (struct xy_client_task){
-		.command = TASK_COMMAND, .tag = tag_of(tool),
+	wt->tag = strdup(tag_of(tool) ? tag_of(tool) : "");
+	if (!wt->tag)
+		return 0;
+	wt->ct = (struct xy_client_task){
+		.command = TASK_COMMAND, .tag = wt->tag,
 		.cores = (int)rt.cores, .inputs = wt->inputs,
 		.n_inputs = (uint32_t)n + 1, .outputs = cwl__task_outputs,
 		.n_outputs = 2};
-	wt->id = xy_client_submit(w->c, &ct, err, errlen);
+	/* The task's number is its id and its key in the session: the same
+	 * on every connection. A lost connection is not a failure here: the
+	 * task goes again with the others once the manager is back. */
+	wt->id = wt->n;
+	if (!send_keyed(w, wt, err, errlen) && errno != ECONNRESET)
+		return 0;
 	return wt->id;
 }
 
@@ -511,6 +588,59 @@ static int task_back(struct wfrun *w, struct cwl_wf *wf, uint64_t id,
 	return -1;
 }
 
+/* Connects to --manager, attaches this run's session (with the last seq
+ * taken) and submits again every task not answered. 0, or -1 with a
+ * reason in err (errno ECONNRESET if the manager went away again). */
+static int attach(struct wfrun *w, char *err, size_t errlen)
+{
+	struct cwl_run *r = w->r;
+	struct wtask *t;
+
+	w->c = xy_client_connect(w->host, w->port, r->local.secret,
+				 r->local.secret_len, w->tls, 30, err, errlen);
+	if (!w->c)
+		return -1;
+	if (xy_client_attach(w->c, w->session, w->seq, err, errlen) < 0)
+		return -1;
+	for (t = w->tasks; t; t = t->next)
+		if (t->id && !t->answered && !send_keyed(w, t, err, errlen))
+			return -1;
+	return 0;
+}
+
+/* The manager went away (the connection closed): reached again every
+ * 0.2 s for up to XYLEM_RECONNECT seconds (a manager started again on
+ * its journal knows the session's tasks). -1 once it is back, else a
+ * CWL status. err holds why it went. */
+static int reconnect(struct wfrun *w, const char *why)
+{
+	double deadline = xy_mono() + w->window;
+	char err[1024] = "";
+
+	fprintf(stderr, "xylem cwl: lost the manager at %s (%s): submitting "
+		"the unfinished steps again once it is back\n",
+		w->r->o.manager, why);
+	for (;;) {
+		xy_client_close(w->c);
+		w->c = NULL;
+		if (xy_local_stops())
+			return xy_local_stop_status();
+		if (attach(w, err, sizeof err) == 0)
+			return -1;
+		if (errno == EACCES) {
+			fprintf(stderr, "xylem cwl: %s refused the secret\n",
+				w->r->o.manager);
+			return CWL_PERMANENT_FAIL;
+		}
+		if (xy_mono() >= deadline) {
+			fprintf(stderr, "xylem cwl: %s: %s (gave up after %.0f"
+				" s)\n", w->r->o.manager, err, w->window);
+			return CWL_PERMANENT_FAIL;
+		}
+		usleep(200000);
+	}
+}
+
 /* Waits for one task, here or on --manager; its status as task_back's. */
 static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 {
@@ -522,7 +652,7 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 				" the workflow's tasks\n");
 			return xy_local_stop_status();
 		}
-		if (!w->c) {
+		if (!w->r->o.manager) {
 			struct xy_task *t = xy_manager_wait(w->r->m,
 							    WAIT_SLICE_S);
 			size_t len = 0;
@@ -551,12 +681,21 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 				   sizeof err) < 0) {
 			if (errno == ETIMEDOUT)
 				continue;
+			if (errno == ECONNRESET) {
+				if ((rc = reconnect(w, err)) >= 0)
+					return rc;
+				continue;
+			}
 			fprintf(stderr, "xylem cwl: %s: %s\n", w->r->o.manager,
 				err);
 			return CWL_PERMANENT_FAIL;
 		}
 		t = task_find(w, res.id);
-		if (t && res.result == XY_RESULT_SUCCESS) {
+		if (!t || t->answered) { /* sent again: the first counts */
+			xy_client_result_free(&res);
+			continue;
+		}
+		if (res.result == XY_RESULT_SUCCESS) {
 			for (uint32_t i = 0; i < res.n_outputs && rc < 0; i++) {
 				char dest[2 * PATH_MAX];
 
@@ -564,16 +703,31 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 					 res.outputs[i].name);
 				xy_rm_rf(dest);
 				if (xy_client_fetch(w->c, &res, i, dest, err,
-						    sizeof err) < 0) {
-					fprintf(stderr, "xylem cwl: %s\n", err);
-					rc = CWL_PERMANENT_FAIL;
-				}
+						    sizeof err) < 0)
+					rc = 0;
 			}
 		}
+		if (rc == 0 && ++t->fetch_tries >= 3) {
+			fprintf(stderr, "xylem cwl: %s\n", err);
+			rc = CWL_PERMANENT_FAIL;
+		} else if (rc == 0) {
+			/* The manager went away before its outputs came: its
+			 * RESULT comes again once it is back (seq not
+			 * acknowledged). */
+			xy_client_result_free(&res);
+			xy_client_close(w->c);
+			w->c = NULL;
+			if ((rc = reconnect(w, err)) >= 0)
+				return rc;
+			continue;
+		}
+		t->answered = 1;
+		if (res.seq > w->seq)
+			w->seq = res.seq;
 		if (rc < 0)
 			rc = task_back(w, wf, res.id, (xy_result)res.result,
-				       res.exit_code, res.output,
-				       res.output_len, res.message);
+			       res.exit_code, res.output, res.output_len,
+			       res.message);
 		xy_client_result_free(&res);
 		return rc;
 	}
@@ -665,16 +819,20 @@ static int deliver(struct cwl_run *r, const json_t *outputs)
 static int connect_remote(struct wfrun *w, SSL_CTX **tls)
 {
 	struct cwl_run *r = w->r;
-	char host[256], err[1024] = "";
-	int port;
-
+	char err[1024] = "";
+	const char *env = getenv("XYLEM_RECONNECT");
 	int rc;
 
-	if ((rc = cwl__remote_setup(r, host, sizeof host, &port, tls)) >= 0)
+	if ((rc = cwl__remote_setup(r, w->host, sizeof w->host, &w->port,
+				    tls)) >= 0)
 		return rc;
-	w->c = xy_client_connect(host, port, r->local.secret,
-				 r->local.secret_len, *tls, 30, err, sizeof err);
-	if (!w->c) {
+	w->tls = *tls;
+	w->window = env ? atof(env) : 120;
+	if (RAND_bytes(w->session, sizeof w->session) != 1) {
+		fprintf(stderr, "xylem cwl: no random bytes for a session\n");
+		return CWL_PERMANENT_FAIL;
+	}
+	if (attach(w, err, sizeof err) < 0) {
 		fprintf(stderr, "xylem cwl: %s %s: %s\n", r->o.manager,
 			errno == EACCES ? "refused the secret (check "
 			"--secret-file)" : "cannot be reached", err);
@@ -742,6 +900,7 @@ int cwl__run_workflow(struct cwl_run *r)
 		json_decref(t->plan);
 		json_decref(t->mounts);
 		free(t->inputs);
+		free(t->tag);
 		free(t);
 	}
 	json_decref(w.by_n);

@@ -440,3 +440,93 @@ int xy_manager_fetch(struct xy_manager *m, struct xy_file *f,
 	xy_catalog_file_decref(f);
 	return rc;
 }
+
+/* ------------------------------------------------------- many at once */
+
+#define FETCH_ALL_IN_FLIGHT 64
+
+/* fetch_all's state of one temp: started (fb set), or done. */
+struct fetch_one {
+	struct fetch_back *fb;
+	int done;
+};
+
+/* One pass over the temps: collects those that came, starts those that
+ * can be, up to FETCH_ALL_IN_FLIGHT at once. Returns how many are left,
+ * or -1 with a reason in err. */
+static long fetch_all_pass(struct xy_manager *m, struct xy_file *const *files,
+			   const char *const *paths, struct fetch_one *st,
+			   size_t n, char *err, size_t errlen)
+{
+	size_t i, in_flight = 0;
+	long left = 0;
+
+	for (i = 0; i < n; i++)
+		if (!st[i].done && st[i].fb && !st[i].fb->done)
+			in_flight++;
+	for (i = 0; i < n; i++) {
+		if (st[i].done)
+			continue;
+		if (st[i].fb && st[i].fb->done) {
+			int ok = st[i].fb->ok;
+
+			if (!ok)
+				xy_fail(err, errlen, EIO, "%s", st[i].fb->why);
+			free(st[i].fb);
+			st[i].fb = NULL;
+			st[i].done = 1;
+			if (!ok)
+				return -1;
+			continue;
+		}
+		left++;
+		if (st[i].fb || in_flight >= FETCH_ALL_IN_FLIGHT)
+			continue;
+		int r = fetch_start(m, files[i], paths[i], &st[i].fb, err,
+				    errlen);
+		if (r < 0)
+			return -1;
+		in_flight += r == 1;
+	}
+	return left;
+}
+
+int xy_manager_fetch_all(struct xy_manager *m, struct xy_file *const *files,
+			 const char *const *paths, size_t n, double timeout,
+			 char *err, size_t errlen)
+{
+	double deadline = timeout >= 0 ? xy_mono() + timeout : -1;
+	struct fetch_one *st;
+	long left;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!files[i] || !files[i]->temp || !paths[i] || !*paths[i])
+			return xy_fail(err, errlen, EINVAL,
+				       "fetch needs temps and paths");
+	if (!(st = calloc(n ? n : 1, sizeof *st)))
+		return xy_fail(err, errlen, ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		xy_catalog_file_incref(files[i]);
+	for (;;) {
+		left = fetch_all_pass(m, files, paths, st, n, err, errlen);
+		if (left <= 0)
+			break;
+		if (deadline >= 0 && xy_mono() >= deadline) {
+			xy_fail(err, errlen, ETIMEDOUT, "fetching %ld temps: "
+				"timed out", left);
+			left = -1;
+			break;
+		}
+		xy_manager_turn(m, deadline);
+	}
+	for (i = 0; i < n; i++) {
+		if (st[i].fb && !st[i].fb->done)
+			st[i].fb->abandoned = 1; /* its callback frees it */
+		else
+			free(st[i].fb);
+		xy_catalog_file_decref(files[i]);
+	}
+	free(st);
+	return left < 0 ? -1 : 0;
+}

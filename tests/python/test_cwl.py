@@ -129,3 +129,68 @@ def test_literal_file_default(ex, tmp_path):
     app = CWLApp(tool, executor=ex, outdir=tmp_path / "o")
     out = app().result(timeout=TIMEOUT)
     assert open(out["out"]).read() == "hello"
+
+
+def done_on_workers(ex):
+    return sum(w["done"] for w in ex.status()["workers"])
+
+
+def test_a_workflow_runs_whole_on_the_executor(ex, tmp_path):
+    """A Workflow document is an app too: `xylem cwl --manager` runs it
+    against the executor's own manager, each tool step a task on its
+    workers, and the Future's result is the workflow's output object."""
+    (tmp_path / "upper.cwl").write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [tr, a-z, A-Z]
+        stdin: $(inputs.src.path)
+        stdout: upper.txt
+        inputs: {src: File}
+        outputs: {up: stdout}
+        """).lstrip())
+    (tmp_path / "count.cwl").write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [wc, -c]
+        stdin: $(inputs.f.path)
+        stdout: count.txt
+        inputs: {f: File}
+        outputs: {n: stdout}
+        """).lstrip())
+    wf = tmp_path / "wf.cwl"
+    wf.write_text(textwrap.dedent("""
+        cwlVersion: v1.2
+        class: Workflow
+        inputs: {src: File}
+        outputs:
+          up: {type: File, outputSource: upper/up}
+          n: {type: File, outputSource: count/n}
+        steps:
+          upper: {run: upper.cwl, in: {src: src}, out: [up]}
+          count: {run: count.cwl, in: {f: upper/up}, out: [n]}
+        """).lstrip())
+    (tmp_path / "in.txt").write_text("hello\n")
+    before = done_on_workers(ex)
+    app = CWLApp(wf, executor=ex, outdir=tmp_path / "results")
+    assert app.cls == "Workflow" and app.inputs == ["src"]
+    out = app(src=tmp_path / "in.txt").result(timeout=TIMEOUT)
+    assert open(out["up"]).read() == "HELLO\n"
+    assert open(out["n"]).read().strip() == "6"
+    assert out["n"].startswith(str(tmp_path / "results" / "cwl-"))
+    # Its two tool steps were tasks of this executor's manager.
+    # Its two tool steps ran on this executor's workers (the clients'
+    # tasks are the manager's own: its counts of the program's tasks
+    # leave them out, the workers' do not).
+    assert done_on_workers(ex) - before == 2
+    # A missing input fails the Future with CWLError; a name the
+    # workflow lacks with TypeError, as for a tool.
+    with pytest.raises(CWLError, match="nope.txt"):
+        app(src=tmp_path / "nope.txt").result(timeout=TIMEOUT)
+    with pytest.raises(TypeError, match="colour"):
+        app(src=tmp_path / "in.txt", colour=1).result(timeout=TIMEOUT)
+    with pytest.raises(CWLError, match="no Parsl app"):
+        app.parsl_app()
+    # An executor without a manager here (an endpoint's) cannot run it.
+    with pytest.raises(CWLError, match="runs on an executor with a manager"):
+        CWLApp(wf, executor=object())(src=tmp_path / "in.txt").result(
+            timeout=TIMEOUT)

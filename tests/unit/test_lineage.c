@@ -272,6 +272,59 @@ static void t_fetch_back(void)
 	finish(m, w, 2);
 }
 
+/* Many temps fetched at once (xy_manager_fetch_all): each to its path,
+ * one of them lost and made again on the way; a file that is not a temp
+ * is refused before anything starts. */
+static void t_fetch_all(void)
+{
+	struct xy_manager *m = mk();
+	pid_t w[2] = {start_worker(m, "w1"), 0};
+	rm_await_workers(m, 1);
+	char err[256], text[32], marks[16][1024], paths[16][1024];
+	struct xy_file *temps[16];
+	const char *dst[16];
+	enum { N = 12 };
+
+	for (int i = 0; i < N; i++) {
+		snprintf(marks[i], sizeof marks[i], "%s", xy_test_path("m"));
+		snprintf(marks[i] + strlen(marks[i]), 8, "%d", i);
+		snprintf(paths[i], sizeof paths[i], "%s", xy_test_path("all"));
+		snprintf(paths[i] + strlen(paths[i]), 16, "/b%d", i);
+		dst[i] = paths[i];
+		temps[i] = xy_manager_declare_temp(m, 1, err, sizeof err);
+		snprintf(text, sizeof text, "t%d", i);
+		run(m, task(writer(marks[i], text), NULL, temps[i]),
+		    XY_RESULT_SUCCESS);
+	}
+	struct xy_file *f = xy_manager_declare_file(m, paths[0], 1, err,
+						    sizeof err);
+	struct xy_file *bad[2] = {temps[0], f};
+	XY_CHECK(xy_manager_fetch_all(m, bad, dst, 2, 1, err, sizeof err) < 0 &&
+		 errno == EINVAL);
+	XY_CHECK(access(paths[0], F_OK) < 0);
+	XY_CHECK(xy_manager_fetch_all(m, temps, dst, N, 30, err,
+				      sizeof err) == 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(text, sizeof text, "t%d\n", i);
+		XY_CHECK(!strcmp(rm_slurp(paths[i]), text));
+		XY_CHECK_EQ(runs(marks[i]), 1);
+	}
+	/* Every copy lost: each is made again, once, for the fetch. */
+	kill_worker(m, w[0], 0);
+	w[0] = 0;
+	w[1] = start_worker(m, "w2");
+	for (int i = 0; i < N; i++)
+		snprintf(paths[i] + strlen(paths[i]), 8, ".2");
+	if (xy_manager_fetch_all(m, temps, dst, N, 60, err, sizeof err) < 0)
+		fprintf(stderr, "fetch_all: %s\n", err);
+	for (int i = 0; i < N; i++) {
+		snprintf(text, sizeof text, "t%d\n", i);
+		XY_CHECK(!strcmp(rm_slurp(paths[i]), text));
+		XY_CHECK_EQ(runs(marks[i]), 2);
+	}
+	finish(m, w, 2);
+}
+
 /* Two copies wanted: the writer's worker dies, the other copy serves,
  * nothing runs again. */
 static void t_replica_spares_rerun(void)
@@ -397,6 +450,7 @@ int main(int argc, char **argv)
 		XY_TEST_T(t_lost_holder_remade_transitively, 60),
 		XY_TEST_T(t_rerun_fails, 60),
 		XY_TEST_T(t_fetch_back, 60),
+		XY_TEST_T(t_fetch_all, 120),
 		XY_TEST_T(t_replica_spares_rerun, 60),
 		XY_TEST_T(t_remake_keeps_environment, 60),
 		XY_TEST_T(t_released_temp_read_later, 60),
