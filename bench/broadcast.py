@@ -17,6 +17,10 @@ in the same run:
           (python3 -m http.server there, curl on the workers, all at once)
   tree    a binary tree of whole-file copies over HTTP: in round k every
           host that has the file serves it to one that has not
+  plain   xylem with XYLEM_NO_TLS=1 (manager and workers: plain TCP,
+          each control message MACed, peer transfers by sendfile and
+          checked by their chunks' hashes): like for like with the chain,
+          which encrypts nothing; xylem against plain is TLS's cost
   chain   a plain relay chain over the same hosts: the manager host sends
           the file over TCP to worker 1, which writes each block it reads
           to disk and to worker 2 at once, and so on (a small Python relay
@@ -70,14 +74,15 @@ def parse_args(argv):
     ap.add_argument("--workers", default="2,4,8,16",
                     help="comma-separated values of N (2,4,8,16)")
     ap.add_argument("--only", default="xylem,single,tree,ring",
-                    help="which of xylem,single,tree,chain,ring to measure"
-                    " (all but chain)")
+                    help="which of xylem,plain,single,tree,chain,ring to"
+                    " measure (all but plain and chain)")
     ap.add_argument("--details", action="store_true",
                     help="print where each xylem run's time went (copy"
                     " times, plan shape, failed fetches) to stderr")
     a = ap.parse_args(argv)
     a.ns = sorted({int(n) for n in a.workers.split(",")})
-    a.methods = [m for m in ("xylem", "single", "tree", "chain", "ring")
+    a.methods = [m for m in ("xylem", "plain", "single", "tree", "chain",
+                             "ring")
                  if m in a.only.split(",")]
     if not a.ns or a.ns[0] < 1 or a.size_mib < 1:
         ap.error("--workers and --size-mib must be positive")
@@ -163,16 +168,19 @@ def xylem_details(db, obj_id):
             + (f" {fails}" if fails else ""))
 
 
-def run_xylem(c, n, obj, obj_id, limit, work, details=False):
-    """One run of the manager and n workers; returns the span."""
-    run_dir = work / f"xylem-{n}"
+def run_xylem(c, n, obj, obj_id, limit, work, details=False, plain=False):
+    """One run of the manager and n workers (plain: with no TLS, as the
+    chain sends); returns the span."""
+    run_dir = work / f"{'plain' if plain else 'xylem'}-{n}"
     bar = run_dir / "barrier"
     bar.mkdir(parents=True)
     patience = 4 * n * limit + 120
     write_workflow(run_dir / "wf.json", obj, n, bar, patience)
-    db = nsbench.run_xylem(c, run_dir, n, 1, patience + 60)
+    db = nsbench.run_xylem(c, run_dir, n, 1, patience + 60,
+                           {"XYLEM_NO_TLS": "1"} if plain else None)
     if details:
-        print(f"xylem N={n}: {xylem_details(db, obj_id)}", file=sys.stderr)
+        print(f"{'plain' if plain else 'xylem'} N={n}:"
+              f" {xylem_details(db, obj_id)}", file=sys.stderr)
     return xylem_span(db, obj_id, n)
 
 
@@ -314,7 +322,8 @@ def run_chain(c, n, obj, size, work):
 # ---------------------------------------------------------------- report
 
 # What each method should cost, in units of size/bandwidth.
-EXPECT = {"xylem": lambda n: "<=1.25", "single": lambda n: f"~{n}",
+EXPECT = {"xylem": lambda n: "<=1.25", "plain": lambda n: "<=1.25",
+          "single": lambda n: f"~{n}",
           "tree": lambda n: f"~{math.ceil(math.log2(n + 1))}",
           "chain": lambda n: "~1", "ring": lambda n: "~1"}
 
@@ -345,7 +354,8 @@ def main(argv):
     if reason:
         print(f"broadcast: skipped: {reason}", file=sys.stderr)
         return 77
-    if "xylem" in a.methods and not cluster.xylem_binary():
+    uses_xylem = "xylem" in a.methods or "plain" in a.methods
+    if uses_xylem and not cluster.xylem_binary():
         print("broadcast: no xylem binary (XYLEM_BIN or build/src/cli/xylem)",
               file=sys.stderr)
         return 1
@@ -356,7 +366,7 @@ def main(argv):
         work.mkdir()
         obj = work / "object.bin"
         write_random(obj, size)
-        obj_id = sha256_file(obj) if "xylem" in a.methods else None
+        obj_id = sha256_file(obj) if uses_xylem else None
         header(a, limit)
         for n in a.ns:
             res = measure(c, n, a.methods, obj, obj_id, size, limit, work,
@@ -375,6 +385,9 @@ def measure(c, n, methods, obj, obj_id, size, limit, work, details=False):
     for m in methods:
         if m == "xylem":
             res[m] = run_xylem(c, n, obj, obj_id, limit, work, details)
+        elif m == "plain":
+            res[m] = run_xylem(c, n, obj, obj_id, limit, work, details,
+                               plain=True)
         elif m == "chain":
             res[m] = run_chain(c, n, obj, size, work)
         elif m != "ring" or n >= 2:

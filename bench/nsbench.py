@@ -86,7 +86,7 @@ def sha256_file(path):
             h.update(b)
 
 
-def run_xylem(c, run_dir, n_workers, cores, timeout):
+def run_xylem(c, run_dir, n_workers, cores, timeout, env=None):
     """`xylem run run_dir/wf.json --workers 0` on the cluster's manager
     host and one `xylem worker --cores cores` on each of the first
     n_workers worker hosts, with a fresh secret; waits for the run to end
@@ -99,8 +99,8 @@ def run_xylem(c, run_dir, n_workers, cores, timeout):
     secret.chmod(0o600)
     db = run_dir / "run.db"
     mgr, _ = c.start_manager(run_dir / "wf.json", secret, "--history", db,
-                             "--quiet", cwd=run_dir)
-    workers = [c.start_worker(i, secret, cores=cores, wait=False)
+                             "--quiet", cwd=run_dir, env=env)
+    workers = [c.start_worker(i, secret, cores=cores, wait=False, env=env)
                for i in range(n_workers)]
     for w in workers:
         w.wait_line(r"connected to ", 30)

@@ -57,6 +57,7 @@ struct remote {
 	size_t *by_id; /* client task id - 1 -> workflow task index */
 	size_t n_ids, cap_ids;
 	char scratch[PATH_MAX]; /* temps pass through here; "" until made */
+	char **temp_path;       /* by path index: a temp's place in scratch */
 	int64_t done, failed, skipped, queued;
 	struct xy_progress progress;
 };
@@ -129,14 +130,16 @@ static int link_tasks(struct remote *r)
 /* ------------------------------------------------------------- paths */
 
 /* Where path ref is on this side: its own path, or a temp's place in the
- * scratch directory (made on first use). */
-static const char *local_path(struct remote *r, size_t ref, char *buf,
-			      size_t len)
+ * scratch directory (made on first use). NULL (said) if that fails. */
+static const char *local_path(struct remote *r, size_t ref)
 {
 	const struct xy_wf_path *p = &r->wf->paths[ref];
+	char buf[PATH_MAX];
 
 	if (!p->temp)
 		return p->full;
+	if (r->temp_path[ref])
+		return r->temp_path[ref];
 	if (!*r->scratch) {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(r->scratch, sizeof r->scratch,
@@ -148,9 +151,13 @@ static const char *local_path(struct remote *r, size_t ref, char *buf,
 			return NULL;
 		}
 	}
-	if (snprintf(buf, len, "%s/%zu", r->scratch, ref) >= (int)len)
+	if (snprintf(buf, sizeof buf, "%s/%zu", r->scratch, ref) >=
+		    (int)sizeof buf ||
+	    !(r->temp_path[ref] = strdup(buf))) {
+		fprintf(stderr, "xylem run: no room for a temp's path\n");
 		return NULL;
-	return buf;
+	}
+	return r->temp_path[ref];
 }
 
 /* ----------------------------------------------------------- submit */
@@ -189,17 +196,22 @@ static void task_key(size_t i, int run, uint8_t key[XY_ID_LEN])
 static int send_task(struct remote *r, size_t i)
 {
 	const struct xy_wf_task *w = r->t[i].w;
-	struct xy_client_input in[w->n_inputs ? w->n_inputs : 1];
-	const char *outs[w->n_outputs ? w->n_outputs : 1];
-	struct xy_env_var env[w->n_env ? w->n_env : 1];
-	char paths[w->n_inputs ? w->n_inputs : 1][PATH_MAX], err[1024] = "";
+	/* On the heap: a gather task may have thousands of inputs. */
+	struct xy_client_input *in = calloc(w->n_inputs + 1, sizeof *in);
+	const char **outs = calloc(w->n_outputs + 1, sizeof *outs);
+	struct xy_env_var *env = calloc(w->n_env + 1, sizeof *env);
+	char err[1024] = "";
+	int rc = -1;
 
+	if (!in || !outs || !env) {
+		fprintf(stderr, "xylem run: out of memory\n");
+		goto out;
+	}
 	for (size_t k = 0; k < w->n_inputs; k++) {
-		in[k].path = local_path(r, w->inputs[k].ref, paths[k],
-					sizeof paths[k]);
+		in[k].path = local_path(r, w->inputs[k].ref);
 		in[k].name = w->inputs[k].as;
 		if (!in[k].path)
-			return -1;
+			goto out;
 	}
 	for (size_t k = 0; k < w->n_outputs; k++)
 		outs[k] = w->outputs[k].as;
@@ -216,14 +228,18 @@ static int send_task(struct remote *r, size_t i)
 	};
 	uint8_t key[XY_ID_LEN];
 	task_key(i, r->t[i].runs, key);
-	if (!xy_client_submit_keyed(r->c, &t, r->t[i].id, key, err,
-				    sizeof err)) {
-		if (errno != ECONNRESET)
-			fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id,
-				err);
-		return -1;
-	}
-	return 0;
+	if (xy_client_submit_keyed(r->c, &t, r->t[i].id, key, err,
+				   sizeof err))
+		rc = 0;
+	else if (errno != ECONNRESET)
+		fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id, err);
+out:
+	free(in);
+	free(outs);
+	free(env);
+	if (rc < 0 && errno != ECONNRESET)
+		errno = EINVAL;
+	return rc;
 }
 
 /* A new run of task i, sent now if connected. */
@@ -244,13 +260,27 @@ static int submit(struct remote *r, size_t i)
 
 /* ------------------------------------------------------------ results */
 
+/* Renames part over dest; a directory in the way (the old output, where
+ * either is a directory) is removed first. */
+static int put_in_place(const char *part, const char *dest)
+{
+	if (rename(part, dest) == 0)
+		return 0;
+	if (errno != EISDIR && errno != ENOTEMPTY && errno != EEXIST &&
+	    errno != ENOTDIR)
+		return -1;
+	if (xy_rm_rf(dest) < 0)
+		return -1;
+	return rename(part, dest);
+}
+
 /* Fetches every output of i's result to its path (a temp's: scratch). */
 static int fetch_outputs(struct remote *r, size_t i,
 			 const struct xy_msg_result *res, char *err,
 			 size_t errlen)
 {
 	const struct xy_wf_task *w = r->t[i].w;
-	char buf[PATH_MAX];
+	char part[PATH_MAX + 16];
 
 	for (size_t k = 0; k < w->n_outputs; k++) {
 		uint32_t j = 0;
@@ -262,32 +292,48 @@ static int fetch_outputs(struct remote *r, size_t i,
 				 " \"%s\"", w->outputs[k].as);
 			return -1;
 		}
-		const char *dest = local_path(r, w->outputs[k].ref, buf,
-					      sizeof buf);
+		const char *dest = local_path(r, w->outputs[k].ref);
 		if (!dest)
 			return -1;
-		/* It fetches to a neighbour and renames that into place. */
-		xy_rm_rf(dest);
-		if (xy_client_fetch(r->c, res, j, dest, err, errlen) < 0)
+		/* The old output goes only once the new one is here whole. */
+		snprintf(part, sizeof part, "%s.xylem-new", dest);
+		xy_rm_rf(part);
+		if (xy_client_fetch(r->c, res, j, part, err, errlen) < 0)
 			return -1;
+		if (put_in_place(part, dest) < 0) {
+			snprintf(err, errlen, "cannot put %s in place: %s",
+				 dest, strerror(errno));
+			xy_rm_rf(part);
+			return -1;
+		}
 	}
 	return 0;
 }
 
-/* Every task below i that can no longer run. */
+/* Every task below i that can no longer run: a walk with a list of its
+ * own (a chain may be as long as the workflow). */
 static void skip_after(struct remote *r, size_t i)
 {
-	for (size_t k = 0; k < r->t[i].n_after; k++) {
-		struct rtask *d = &r->t[r->t[i].after[k]];
-		if (d->state != R_WAITING)
-			continue;
-		d->state = R_SKIPPED;
-		r->skipped++;
-		fprintf(stderr, "xylem run: task \"%s\" not run: its input"
-			" from \"%s\" was not made\n", d->w->id,
-			r->t[i].w->id);
-		skip_after(r, r->t[i].after[k]);
+	size_t *todo = malloc(r->wf->n_tasks * sizeof *todo), n = 0;
+
+	if (!todo)
+		return; /* they stay waiting: the run ends failed anyway */
+	todo[n++] = i;
+	while (n > 0) {
+		size_t from = todo[--n];
+		for (size_t k = 0; k < r->t[from].n_after; k++) {
+			size_t d = r->t[from].after[k];
+			if (r->t[d].state != R_WAITING)
+				continue;
+			r->t[d].state = R_SKIPPED;
+			r->skipped++;
+			fprintf(stderr, "xylem run: task \"%s\" not run: its"
+				" input from \"%s\" was not made\n",
+				r->t[d].w->id, r->t[from].w->id);
+			todo[n++] = d;
+		}
 	}
+	free(todo);
 }
 
 static void show_failure(const struct rtask *t, const struct xy_msg_result *res,
@@ -512,7 +558,8 @@ int xy_run_remote(const struct xy_workflow *wf,
 		rc = XY_EXIT_USAGE;
 		goto out;
 	}
-	if (link_tasks(&r) < 0 ||
+	r.temp_path = calloc(wf->n_paths + 1, sizeof *r.temp_path);
+	if (!r.temp_path || link_tasks(&r) < 0 ||
 	    RAND_bytes(r.session, sizeof r.session) != 1) {
 		fprintf(stderr, "xylem run: out of memory or random bytes\n");
 		goto out;
@@ -535,6 +582,9 @@ out:
 		xy_rm_rf(r.scratch);
 	for (size_t i = 0; r.t && i < wf->n_tasks; i++)
 		free(r.t[i].after);
+	for (size_t i = 0; r.temp_path && i < wf->n_paths; i++)
+		free(r.temp_path[i]);
+	free(r.temp_path);
 	free(r.t);
 	free(r.by_id);
 	xy_local_free(&local);

@@ -180,3 +180,35 @@ def test_a_manager_that_does_not_come_back_is_given_up_on(xylem, tmp_path,
     mgr.kill()
     assert client.wait(TIMEOUT) == 1, client.output
     assert "gave up waiting for it" in client.output, client.output
+
+
+def test_a_wide_gather_and_a_long_broken_chain(xylem, tmp_path, secret_file):
+    """A task with 3,000 inputs (it overflowed the stack once), and a
+    chain of 5,000 whose head fails: every other task is reported not
+    run, and an output from an earlier run stays where it was."""
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(3000):
+        (parts / f"p{i}").write_text(f"{i}\n")
+    gather = [{"id": "gather", "command": "cat p* | wc -l > out",
+               "inputs": [{"path": str(parts / f"p{i}"), "as": f"p{i}"}
+                          for i in range(3000)],
+               "outputs": [{"path": str(tmp_path / "count"), "as": "out"}]}]
+    r = run(xylem, mgr, write_wf(tmp_path / "gather.json", gather))
+    assert r.returncode == 0, r.output
+    assert (tmp_path / "count").read_text().strip() == "3000"
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c/l0").write_text("kept\n")
+    chain = [{"id": "l0", "command": "exit 1",
+              "outputs": [{"path": str(tmp_path / "c/l0"), "as": "out"}]}]
+    chain += [{"id": f"l{i}", "command": "cat in > out",
+               "inputs": [{"path": str(tmp_path / f"c/l{i - 1}"),
+                           "as": "in"}],
+               "outputs": [{"path": str(tmp_path / f"c/l{i}"), "as": "out"}]}
+              for i in range(1, 5000)]
+    r = run(xylem, mgr, write_wf(tmp_path / "chain.json", chain))
+    assert r.returncode == 1, r.output[-2000:]
+    assert r.output.count("not run: its input from") == 4999
+    assert "5000 tasks: 0 succeeded, 1 failed, some not run" in r.output
+    assert (tmp_path / "c/l0").read_text() == "kept\n"
