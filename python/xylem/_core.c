@@ -288,7 +288,7 @@ static void deliver(Manager *self)
 		t = xy_manager_wait(self->m, 0);
 		if (!t)
 			break;
-		keymap_del(&self->keys, xy_task_user(t));
+		xy_keymap_del(&self->keys, xy_task_user(t));
 		b.tasks[b.n++] = t;
 	}
 	b.refused = self->refused;
@@ -369,7 +369,7 @@ static Py_ssize_t handle_slot(Manager *self, PyObject *handle)
 	if (h == -1 && PyErr_Occurred())
 		return -1;
 	i = h < 0 ? self->files.cap
-		  : keymap_find(&self->files, (uint64_t)h + 1);
+		  : xy_keymap_find(&self->files, (uint64_t)h + 1);
 	if (i == self->files.cap) {
 		PyErr_Format(PyExc_ValueError, "no file handle %zd", h);
 		return -1;
@@ -528,7 +528,7 @@ static void submit_closure(struct xy_manager *m, void *arg)
 
 	id = xy_manager_submit(m, p->t, err, sizeof err);
 	if (id) {
-		keymap_put(&p->self->keys, p->key, id);
+		xy_keymap_put(&p->self->keys, p->key, id);
 	} else {
 		xy_task_delete(p->t);
 		r = calloc(1, sizeof *r);
@@ -647,7 +647,7 @@ static PyObject *new_handle(Manager *self, struct xy_file *f)
 	/* The same path declared again: its handle, found in O(1) (a scan of
 	 * every handle made it quadratic over a long run). */
 	handle = PyDict_GetItemWithError(self->handles, key);
-	i = handle ? keymap_find(&self->uses,
+	i = handle ? xy_keymap_find(&self->uses,
 				 PyLong_AsUnsignedLongLong(handle) + 1)
 		   : self->uses.cap;
 	if (i < self->uses.cap) {
@@ -662,16 +662,16 @@ static PyObject *new_handle(Manager *self, struct xy_file *f)
 	if (PyErr_Occurred() ||
 	    !(handle = PyLong_FromUnsignedLongLong(self->next_handle)))
 		goto fail;
-	if (keymap_put(&self->files, self->next_handle + 1,
+	if (xy_keymap_put(&self->files, self->next_handle + 1,
 		       (uint64_t)(uintptr_t)f) < 0 ||
-	    keymap_put(&self->uses, self->next_handle + 1, 1) < 0) {
-		keymap_del(&self->files, self->next_handle + 1);
+	    xy_keymap_put(&self->uses, self->next_handle + 1, 1) < 0) {
+		xy_keymap_del(&self->files, self->next_handle + 1);
 		PyErr_NoMemory();
 		goto fail;
 	}
 	if (PyDict_SetItem(self->handles, key, handle) < 0) {
-		keymap_del(&self->files, self->next_handle + 1);
-		keymap_del(&self->uses, self->next_handle + 1);
+		xy_keymap_del(&self->files, self->next_handle + 1);
+		xy_keymap_del(&self->uses, self->next_handle + 1);
 		goto fail;
 	}
 	self->next_handle++;
@@ -700,10 +700,10 @@ static PyObject *Manager_release(Manager *self, PyObject *handle)
 		return NULL;
 	key = self->files.keys[i];
 	f = (struct xy_file *)(uintptr_t)self->files.ids[i];
-	u = keymap_find(&self->uses, key);
+	u = xy_keymap_find(&self->uses, key);
 	if (--self->uses.ids[u] == 0) {
-		keymap_del(&self->files, key);
-		keymap_del(&self->uses, key);
+		xy_keymap_del(&self->files, key);
+		xy_keymap_del(&self->uses, key);
 		addr = PyLong_FromVoidPtr(f);
 		if (!addr || PyDict_DelItem(self->handles, addr) < 0)
 			PyErr_Clear(); /* an address left behind is harmless */
@@ -992,7 +992,7 @@ static PyObject *Manager_pool_job(Manager *self, PyObject *args)
 
 static void cancel_body(Manager *self, struct sync *s)
 {
-	size_t i = keymap_find(&self->keys, s->u64);
+	size_t i = xy_keymap_find(&self->keys, s->u64);
 
 	s->num = i < self->keys.cap &&
 		 xy_manager_cancel(self->m, self->keys.ids[i]) == 0;

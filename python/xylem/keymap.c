@@ -29,13 +29,13 @@ static int grow(struct keymap *km)
 	km->n = 0;
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.keys[i])
-			keymap_put(km, old.keys[i], old.ids[i]);
+			xy_keymap_put(km, old.keys[i], old.ids[i]);
 	free(old.keys);
 	free(old.ids);
 	return 0;
 }
 
-int keymap_put(struct keymap *km, uint64_t key, uint64_t id)
+int xy_keymap_put(struct keymap *km, uint64_t key, uint64_t id)
 {
 	size_t i;
 
@@ -52,7 +52,7 @@ int keymap_put(struct keymap *km, uint64_t key, uint64_t id)
 }
 
 /* The slot holding key, or cap if it is absent. */
-size_t keymap_find(const struct keymap *km, uint64_t key)
+size_t xy_keymap_find(const struct keymap *km, uint64_t key)
 {
 	if (!km->cap || !key)
 		return km->cap;
@@ -68,9 +68,9 @@ size_t keymap_find(const struct keymap *km, uint64_t key)
  * tombstones accumulate: an entry at j moves into the hole at i unless its
  * home slot lies cyclically in (i, j].
  */
-void keymap_del(struct keymap *km, uint64_t key)
+void xy_keymap_del(struct keymap *km, uint64_t key)
 {
-	size_t mask = km->cap - 1, i = keymap_find(km, key), j, k;
+	size_t mask = km->cap - 1, i = xy_keymap_find(km, key), j, k;
 
 	if (i == km->cap)
 		return;

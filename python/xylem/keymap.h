@@ -18,10 +18,10 @@ struct keymap {
 };
 
 /* Sets key's value (key != 0): 0, or -1 without memory (km unchanged). */
-int keymap_put(struct keymap *km, uint64_t key, uint64_t id);
+int xy_keymap_put(struct keymap *km, uint64_t key, uint64_t id);
 /* The slot holding key, or km->cap if it is absent. */
-size_t keymap_find(const struct keymap *km, uint64_t key);
+size_t xy_keymap_find(const struct keymap *km, uint64_t key);
 /* Removes key, if present. */
-void keymap_del(struct keymap *km, uint64_t key);
+void xy_keymap_del(struct keymap *km, uint64_t key);
 
 #endif

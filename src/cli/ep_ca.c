@@ -194,7 +194,8 @@ static int list_find(const char *path, int col, const char *key,
 		char a[256], b[256];
 		if (sscanf(line, "%255s %255s", a, b) != 2)
 			continue;
-		if (strcasecmp(col ? b : a, key) == 0) {
+		/* Account names are case-sensitive; serials are hex. */
+		if ((col ? strcasecmp(b, key) : strcmp(a, key)) == 0) {
 			found = 1;
 			if (other)
 				snprintf(other, olen, "%s", col ? a : b);

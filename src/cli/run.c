@@ -520,8 +520,6 @@ static int start_manager(struct run *r)
 	return 0;
 }
 
-/* Outputs land at their paths when their tasks end: make the directories
- * that will hold them now. */
 /* ---------------------------------------------------------- task arrays */
 
 /* What the manager's array record points at: the workflow's task, the

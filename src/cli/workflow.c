@@ -892,7 +892,8 @@ void xy_workflow_free(struct xy_workflow *w)
 	free(w);
 }
 
-/* The directory of every path a task writes (not temps). */
+/* Outputs land at their paths when their tasks end: the directories that
+ * will hold them are made before any task runs (temps have none). */
 int xy_workflow_output_dirs(const struct xy_workflow *wf, const char *who)
 {
 	for (size_t i = 0; i < wf->n_paths; i++) {

@@ -376,8 +376,10 @@ static int replay_done(struct xy_memo *memo, unsigned type,
 		return -1;
 	}
 	for (uint32_t i = 0; !r.err && i < e->n_out; i++) {
-		int temp = temps && xy_get_u8(&r);
-		if (temp) {
+		int temp = temps ? xy_get_u8(&r) : 0;
+		if (temp > 1)
+			r.err = 1; /* a flag: 0 or 1 */
+		if (temp == 1) {
 			xy_get_raw(&r, e->temps[i].id, XY_ID_LEN);
 			e->temps[i].kind = xy_get_u8(&r);
 		}
@@ -756,7 +758,8 @@ oom:
 	XY_LOGW(WHO, "task %llu: not recorded: %s", (unsigned long long)t->id,
 		b.oom || !e.outs ? "out of memory" : strerror(errno));
 done:
-	/* Not recorded (a temp among its outputs): not running either. */
+	/* Not recorded (an output gone, a temp not ready, out of memory or
+	 * the journal failed): not running either. */
 	if (!recorded)
 		xy_memo_stopped(memo, t);
 	if (e.outs != outs)
