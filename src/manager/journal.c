@@ -353,7 +353,8 @@ static size_t durable_flush_after(const uint8_t *p, size_t n, size_t d)
  * records to fn once its COMMIT is read and matches them. 0, with s->end
  * short of n for a torn tail (the records after the last commit mark);
  * -1 with the reason in err for damage followed by a durable whole flush,
- * or fn's refusal. */
+ * for a whole record out of its place (sequence, epoch), or fn's
+ * refusal. */
 static int scan(struct scan *s, const uint8_t *p, size_t n,
 		struct xy_journal *j, xy_journal_replay_fn fn, void *arg,
 		char *err, size_t errlen)
@@ -362,6 +363,7 @@ static int scan(struct scan *s, const uint8_t *p, size_t n,
 	uint64_t prev = s->prev_seq, first = 0;
 	uint32_t epoch_max = s->max_epoch, count = 0, crcs = 0;
 	char why[160] = "";
+	int sound = 0; /* the record that stopped the walk is whole */
 	while (at < n) {
 		const uint8_t *rec = p + at;
 		if (!good_record(rec, n - at)) {
@@ -376,6 +378,9 @@ static int scan(struct scan *s, const uint8_t *p, size_t n,
 		uint64_t want = prev ? prev + 1 : seq;
 		if (!prev && s->skip_to && seq > s->skip_to + 1)
 			want = s->skip_to + 1;
+		/* A whole record (its checksum holds) in the wrong place is
+		 * no torn write: two writers, or a bug; refused, not cut. */
+		sound = 1;
 		if (seq != want || epoch < epoch_max) {
 			snprintf(why, sizeof why, "record %llu follows %llu of "
 				 "epoch %u with epoch %u: out of order",
@@ -394,6 +399,7 @@ static int scan(struct scan *s, const uint8_t *p, size_t n,
 				 "flush");
 			break;
 		}
+		sound = 0;
 		if (type == COMMIT && !old) {
 			struct commit c = {0};
 			if (len == COMMIT_LEN)
@@ -423,6 +429,10 @@ static int scan(struct scan *s, const uint8_t *p, size_t n,
 		crcs = xy_crc32c(crcs, rec + 8, 4);
 	}
 	s->end = from;
+	if (at < n && sound)
+		return xy_fail(err, errlen, EINVAL, "%s: %s at offset %zu: not"
+			       " replayed; move the journal aside to start"
+			       " afresh", s->file, why, at);
 	size_t later = at < n ? durable_flush_after(p, n, at) : 0;
 	if (later)
 		return xy_fail(err, errlen, EINVAL, "%s: %s at offset %zu, "

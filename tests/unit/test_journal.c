@@ -334,6 +334,29 @@ static void t_wrong_epoch(void)
 	XY_CHECK(strstr(err, "with epoch 0: out of order"));
 }
 
+/* A whole record repeated at the end (a second writer, or a bug): its
+ * checksum holds, so it is no torn write; refused, not cut, though no
+ * flush follows it. */
+static void t_whole_record_out_of_place(void)
+{
+	char log[600], dir[512], err[512];
+	snprintf(dir, sizeof dir, "%s", xy_test_path("j"));
+	three_records(dir, log, sizeof log);
+	int fd = open(log, O_RDWR | O_APPEND);
+	XY_CHECK(fd >= 0);
+	uint8_t rec[28 + 5];
+	XY_CHECK(pread(fd, rec, sizeof rec, EPOCH_FLUSH) ==
+		 (ssize_t)sizeof rec);
+	XY_CHECK(write(fd, rec, sizeof rec) == (ssize_t)sizeof rec);
+	close(fd);
+	struct seen s;
+	memset(&s, 0, sizeof s);
+	XY_CHECK(!xy_journal_open(dir, XY_JOURNAL_PROCESS, record, &s, err,
+				  sizeof err));
+	XY_CHECK_EQ(errno, EINVAL);
+	XY_CHECK(strstr(err, "out of order"));
+}
+
 /* A callback's refusal fails the open with its reason. */
 static void t_refused_record(void)
 {
@@ -631,6 +654,7 @@ int main(int argc, char **argv)
 		XY_TEST(t_flipped_bit),
 		XY_TEST(t_refused_record),
 		XY_TEST(t_wrong_epoch),
+		XY_TEST(t_whole_record_out_of_place),
 		XY_TEST(t_compact),
 		XY_TEST(t_compact_crash_points),
 		XY_TEST(t_flush_crash_points),
