@@ -97,12 +97,48 @@ struct xy_memo {
 	size_t n_temps;  /* entries with temps */
 	struct xy_htab restored; /* struct restored by object id */
 	int temps_wait;  /* a temp of the manager before may yet come back */
+	struct xy_htab back; /* struct back_name: workers greeted meanwhile */
 	int broken; /* the journal failed: nothing more is recorded */
 	uint64_t table_bytes; /* the payloads of the table's records */
 	uint64_t compact_min;
 	int64_t compactions;
 	struct xy_memo_results *results; /* outputs (memo_results.c) */
 };
+
+/* A worker that greeted this manager while it waits for temps' holders:
+ * by name, so that xy_memo_temp_awaited is one lookup, not a walk over
+ * every worker for every file (a restart with 10,000 workers). */
+struct back_name {
+	struct back_name *next;
+	char name[];
+};
+
+static uint32_t back_hash(const void *node)
+{
+	return xy_str_hash(((const struct back_name *)node)->name);
+}
+
+static struct back_name *find_back(const struct xy_memo *memo,
+				   const char *name)
+{
+	uint32_t h = xy_str_hash(name);
+	for (struct back_name *b = xy_htab_first(&memo->back, h); b;
+	     b = xy_htab_next(&memo->back, b))
+		if (!strcmp(b->name, name))
+			return b;
+	return NULL;
+}
+
+static void free_back(struct xy_memo *memo)
+{
+	for (size_t i = 0; i < memo->back.n_slots; i++)
+		for (struct back_name *b = xy_htab_slot(&memo->back, i), *n;
+		     b; b = n) {
+			n = b->next;
+			free(b);
+		}
+	xy_htab_free(&memo->back);
+}
 
 static uint32_t fp_hash(const uint8_t fp[XY_ID_LEN])
 {
@@ -500,8 +536,11 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 	    xy_htab_init(&memo->places, offsetof(struct entry, pnext),
 			 place_hash) < 0 ||
 	    xy_htab_init(&memo->restored, offsetof(struct restored, next),
-			 restored_hash) < 0) {
+			 restored_hash) < 0 ||
+	    xy_htab_init(&memo->back, offsetof(struct back_name, next),
+			 back_hash) < 0) {
 		if (memo) {
+			xy_htab_free(&memo->restored);
 			xy_htab_free(&memo->table);
 			xy_htab_free(&memo->runs);
 			xy_htab_free(&memo->before);
@@ -576,6 +615,7 @@ void xy_memo_destroy(struct xy_memo *memo)
 			free(r);
 		}
 	xy_htab_free(&memo->restored);
+	free_back(memo);
 	xy_htab_free(&memo->table);
 	xy_htab_free(&memo->places);
 	xy_htab_free(&memo->runs);
@@ -646,11 +686,20 @@ int xy_memo_temp_awaited(struct xy_memo *memo, const struct xy_file *f)
 	if (!memo || !memo->temps_wait || !f->temp || !f->obj ||
 	    !(r = find_restored(memo, f->obj->id)) || !*r->worker)
 		return 0;
-	for (struct xy_worker *w = xy_wtable_all(memo->m->wtable); w;
-	     w = w->next)
-		if (w->greeted && w->name && !strcmp(w->name, r->worker))
-			return 0; /* back: its inventory said what it holds */
-	return 1;
+	/* Back: its inventory said what it holds. */
+	return !find_back(memo, r->worker);
+}
+
+void xy_memo_worker_back(struct xy_memo *memo, const char *name)
+{
+	if (!memo || !memo->temps_wait || !name || find_back(memo, name))
+		return;
+	size_t n = strlen(name) + 1;
+	struct back_name *b = malloc(sizeof *b + n);
+	if (!b)
+		return; /* its temps are waited for until the wait ends */
+	memcpy(b->name, name, n);
+	xy_htab_insert(&memo->back, b, xy_str_hash(name));
 }
 
 int xy_memo_temps_wait(const struct xy_memo *memo)
@@ -660,8 +709,12 @@ int xy_memo_temps_wait(const struct xy_memo *memo)
 
 void xy_memo_temps_wait_over(struct xy_memo *memo)
 {
-	if (memo)
-		memo->temps_wait = 0;
+	if (!memo)
+		return;
+	memo->temps_wait = 0;
+	free_back(memo);
+	xy_htab_init(&memo->back, offsetof(struct back_name, next),
+		     back_hash); /* empty; on failure, n_slots 0: unused */
 }
 
 int xy_memo_try(struct xy_memo *memo, struct xy_task *t)

@@ -78,6 +78,9 @@ void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN]);
  * rather than have it made again. */
 struct xy_file;
 int xy_memo_temp_awaited(struct xy_memo *memo, const struct xy_file *f);
+/* A worker named name greeted this manager (wtable.c): while the wait
+ * goes on, its restored temps are no longer awaited. */
+void xy_memo_worker_back(struct xy_memo *memo, const char *name);
 /* 1 if f is a temp that a task found finished by the journal gave an
  * object (whether or not a copy is known). */
 int xy_memo_temp_restored(struct xy_memo *memo, const struct xy_file *f);

@@ -17,6 +17,7 @@
 #include "internal.h"
 #include "pools.h"
 #include "log.h"
+#include "memo.h"
 #include "util.h"
 #include "xplan.h"
 
@@ -214,6 +215,7 @@ void xy_wtable_hello(struct xy_wtable *wt, struct xy_worker *w,
 void xy_wtable_ready(struct xy_wtable *wt, struct xy_worker *w)
 {
 	w->greeted = 1;
+	xy_memo_worker_back(wt->m->memo, w->name);
 	w->ready = 1;
 	w->last_busy = uv_now(&wt->m->loop);
 	note_change(wt, w);
