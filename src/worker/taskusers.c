@@ -33,6 +33,7 @@ struct account {
 
 struct xy_taskusers {
 	size_t n;
+	int shared; /* said that accounts are shared, until one is free */
 	struct account a[];
 };
 
@@ -198,6 +199,12 @@ int xy_taskusers_claim(struct xy_taskusers *u)
 	for (size_t i = 1; i < u->n; i++)
 		if (u->a[i].holders < u->a[best].holders)
 			best = i;
+	if (u->a[best].holders && !u->shared)
+		XY_LOGW("tasks", "every task account is held (%zu: running"
+			" tasks and idle library instances): %s is now shared,"
+			" and its tasks can reach each other; give more"
+			" accounts to --task-users", u->n, u->a[best].name);
+	u->shared = u->a[best].holders > 0;
 	u->a[best].holders++;
 	return (int)best + 1;
 }
