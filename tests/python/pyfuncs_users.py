@@ -93,17 +93,26 @@ def leave_behind(pidfile):
     return p.pid
 
 
-def plant_later(meeting, delay=1.0):
+def plant_later(meeting, patience=30.0):
     """Leaves a thread in the library instance that, once the call has
-    returned, tries to put a file in the call's sandbox (as anything left
-    under the account could), and says in meeting/planted how it went;
-    and sets a default ACL on the sandbox that names this account.
+    returned and its sandbox was taken back (root's again: no fixed
+    sleep to race a loaded machine), or after patience seconds if it
+    never is, tries to put a file in the call's sandbox (as anything
+    left under the account could), and says in meeting/planted how it
+    went; and sets a default ACL on the sandbox that names this account.
     Returns the sandbox's path."""
     import threading
     box = os.getcwd()
 
     def later():
-        time.sleep(delay)
+        end = time.monotonic() + patience
+        while time.monotonic() < end:
+            try:
+                if os.stat(box).st_uid == 0:
+                    break
+            except OSError:
+                break
+            time.sleep(0.02)
         try:
             with open(os.path.join(box, "planted"), "w") as f:
                 f.write("left by an earlier call\n")
