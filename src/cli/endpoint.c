@@ -66,7 +66,9 @@ static void usage(FILE *out)
 		" lines (users,\n"
 		"                  uid_min, idle_exit, workers,"
 		" cores_per_worker, python,\n"
-		"                  environment; docs/endpoint.md)\n"
+		"                  environment, max_queued,"
+		" max_result_bytes, retention,\n"
+		"                  option NAME; docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
 		"  --wait S        connect: seconds to wait for the manager"
@@ -148,7 +150,10 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		{"cores_per_worker", &cfg->cores_per_worker, 1, 1 << 20},
 	};
 	char *end;
+	int mine = xy_cli_ep_limits_line(cfg, key, v, err, len);
 
+	if (mine)
+		return mine < 0 ? -1 : 0;
 	if (strcmp(key, "users") == 0) {
 		if (config_users(cfg, v) == 0)
 			return 0;
@@ -199,7 +204,8 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		return 0;
 	}
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
-		 " workers, cores_per_worker, python, environment)", key);
+		 " workers, cores_per_worker, python, environment, max_queued,"
+		 " max_result_bytes, retention, option NAME)", key);
 	return -1;
 }
 
