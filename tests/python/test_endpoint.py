@@ -292,11 +292,12 @@ def test_a_killed_session_server_runs_each_call_exactly_once(
     with serving(accounts, tree) as sock:
         client = run_as("xyepy_a", tree, EFFECT + """
 ex = xylem.Executor(endpoint="unix:" + sys.argv[1])
-rng = random.Random(7)
 futs = []
 for burst in range(4):
-    futs += [ex.submit(effect, sys.argv[2], i, rng.uniform(0.05, 0.25))
+    futs += [ex.submit(effect, sys.argv[2], i, 0.1 + i % 4 * 0.1)
              for i in range(burst * 10, burst * 10 + 10)]
+    # The same call again: a call of its own, which runs too.
+    futs.append(ex.submit(effect, sys.argv[2], burst * 10, 0.1))
     time.sleep(0.4)
 ex.flush()
 print([f.result(timeout=300) for f in futs])
@@ -307,10 +308,15 @@ ex.shutdown()
         out, err = client.communicate(timeout=8 * TIMEOUT)
         assert client.returncode == 0, out + err
         results, count = out.splitlines()
-        assert results == str([i * i for i in range(n)])
-        assert count == str(n)
+        want = []
+        for burst in range(4):
+            want += [i * i for i in range(burst * 10, burst * 10 + 10)]
+            want.append((burst * 10) ** 2)
+        assert results == str(want)
+        assert count == str(n + 4)
         ran = effects.read_text().split()
-        assert sorted(map(int, ran)) == list(range(n)), \
+        assert sorted(map(int, ran)) == sorted(
+            list(range(n)) + [0, 10, 20, 30]), \
             (sorted(map(int, ran)), _python_log(accounts, "xyepy_a"))
         log = (tree / "ep.log").read_text()
         assert log.count("session server died (signal 9)") == 4
