@@ -322,7 +322,8 @@ ex.shutdown()
         assert log.count("session server died (signal 9)") == 4
 
 
-LIMITS = """max_queued = 8
+LIMITS = """cores_per_worker = 2
+max_queued = 8
 max_result_bytes = 64K
 option cores = int 1..2
 option time_limit = float 0.5..60
