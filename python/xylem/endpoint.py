@@ -109,8 +109,16 @@ class Limits:
     retention) and `--option NAME=SPEC` (SPEC: "int LO..HI", "float
     LO..HI" or "enum A, B"), checked when it read its configuration."""
 
-    def __init__(self, limits=(), options=()):
+    def __init__(self, limits=(), options=(), pools=()):
         self.max_queued = self.max_result_bytes = self.retention = None
+        # The pools a user may ask for: name -> (provider, cores,
+        # max_workers, the users it is for, or None: every user).
+        self.pools = {}
+        for kv in pools:
+            name, spec = kv.split("=", 1)
+            words = spec.replace(",", " ").split()
+            self.pools[name] = (words[0], int(words[1]), int(words[2]),
+                                set(words[3:]) or None)
         for kv in limits:
             key, value = kv.split("=", 1)
             if key not in ("max_queued", "max_result_bytes", "retention"):
@@ -131,6 +139,21 @@ class Limits:
                 self.schema[name] = (kind, conv(lo), conv(hi))
             else:
                 raise ValueError("option %s: bad schema %r" % (name, spec))
+
+    def check_pools(self, names, user):
+        """None if user may ask for every pool in names, else why not."""
+        if not isinstance(names, (list, tuple)) or \
+                not all(isinstance(n, str) for n in names):
+            return "pools= wants a list of pool names"
+        for name in names:
+            pool = self.pools.get(name)
+            if pool is None:
+                return "no pool %r here (the administrator offers: %s)" % (
+                    name, ", ".join(sorted(self.pools)) or "none")
+            if pool[3] is not None and user not in pool[3]:
+                return ("pool %r is not one the administrator lets you ask "
+                        "for" % name)
+        return None
 
     def check(self, opts):
         """None if every option in opts is within the schema, else why
@@ -308,6 +331,7 @@ class Server:
         self.sessions = {}
         self.held = 0       # bytes of results not acknowledged
         self.throttled = False
+        self.granted = set()  # pools added to the executor
         self.swept = 0.0
         self.compact_bytes = int(os.environ.get(
             "XYLEM_ENDPOINT_COMPACT_BYTES", COMPACT_BYTES))
@@ -517,7 +541,34 @@ class Server:
         conn.send(("accepted", seq))
         self._run(s, seq, payload, opts)
 
-    def _hello(self, conn, sid):
+    def _grant_pools(self, names):
+        """Under the lock: adds the pools named (checked) that this
+        server's executor does not have yet; they stay while it runs."""
+        from .executor import find_xylem
+        from .pools import Pool
+        for name in names:
+            if name in self.granted:
+                continue
+            provider, cores, most, _ = self.limits.pools[name]
+            pool = Pool(name, cores, provider=provider, max_workers=most)
+            self.ex._manager.add_pool(**pool.options(find_xylem()))
+            self.ex._pools.append(pool)
+            # Workers other than its own may come now: a call that none
+            # of them fits waits for the pool's, rather than failing.
+            self.ex._local_only = False
+            self.granted.add(name)
+            _log("pool %s (%s, %d cores, at most %d workers) added",
+                 name, provider, cores, most)
+
+    def _hello(self, conn, sid, asks=None):
+        import pwd
+        asks = asks if isinstance(asks, dict) else {}
+        if asks.get("pools"):
+            why = self.limits.check_pools(
+                asks["pools"], pwd.getpwuid(os.getuid()).pw_name)
+            if why:
+                conn.send(("error", why))
+                return None
         try:
             cores = self.ex.stats()["cores_total"]  # map's chunks
         except Exception:  # noqa: BLE001 - a hint only
@@ -536,6 +587,12 @@ class Server:
                            "another client now" % sid))
                 return None
             s.conn = conn
+            try:
+                self._grant_pools(asks.get("pools") or ())
+            except (OSError, ValueError) as e:
+                s.conn = None
+                conn.send(("error", "cannot add the pools: %s" % e))
+                return None
             conn.send(("welcome", sid, sorted(s.calls),
                        {"next": s.next, "dropped": sorted(s.dropped),
                         "cores": cores}))
@@ -556,7 +613,8 @@ class Server:
             while True:
                 msg = _read_frame(sock)
                 if msg[0] == "hello" and s is None:
-                    s = self._hello(conn, msg[1])
+                    s = self._hello(conn, msg[1],
+                                    msg[2] if len(msg) > 2 else None)
                     if s is None:
                         return
                 elif msg[0] == "submit" and s is not None:
@@ -700,7 +758,8 @@ class EndpointExecutor(concurrent.futures.Executor):
     resolve as results come back, also across a reconnect.
     """
 
-    def __init__(self, endpoint, session=None, timeout=ASK_TIMEOUT):
+    def __init__(self, endpoint, session=None, timeout=ASK_TIMEOUT,
+                 pools=None):
         if not isinstance(endpoint, str) or not endpoint.startswith("unix:"):
             raise ValueError("endpoint= wants 'unix:PATH' (the endpoint's"
                              " socket), not %r" % (endpoint,))
@@ -715,6 +774,9 @@ class EndpointExecutor(concurrent.futures.Executor):
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self.session = session
+        # The administrator's pools this session asks for (by name).
+        self._asks = {"pools": list(pools) if isinstance(
+            pools, (list, tuple)) else pools} if pools else {}
         self._sock = None
         self._connect()
         self._threads = [threading.Thread(target=f, daemon=True)
@@ -749,7 +811,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                             path, self._timeout, e,
                             os.path.join(directory, "python.log"))) from None
                 time.sleep(0.02)
-        s.sendall(_frame(("hello", self.session)))
+        s.sendall(_frame(("hello", self.session, self._asks)))
         msg = _read_frame(s)
         s.settimeout(None)
         if msg[0] != "welcome":
@@ -1015,12 +1077,15 @@ def main(argv=None):
     s.add_argument("--cores-per-worker", type=int, default=1)
     s.add_argument("--limit", action="append", default=[],
                    help="KEY=VALUE: max_queued, max_result_bytes, retention")
+    s.add_argument("--pool", action="append", default=[],
+                   help="NAME=PROVIDER CORES MAX_WORKERS [USER...]: a pool "
+                   "users may ask for")
     s.add_argument("--option", action="append", default=[],
                    help="NAME=SPEC: an option users may set, and its type")
     a = ap.parse_args(argv)
     os.umask(0o077)
     Server(a.dir, workers=a.workers, idle_exit=a.idle_exit,
-           limits=Limits(a.limit, a.option),
+           limits=Limits(a.limit, a.option, a.pool),
            cores_per_worker=a.cores_per_worker).serve_forever()
     return 0
 

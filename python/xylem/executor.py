@@ -370,8 +370,9 @@ class Executor(cf.Executor):
 
     endpoint: "unix:PATH", a shared endpoint's socket (docs/endpoint.md):
         the calls run on your own session server there, not in this
-        process; session= re-attaches to an earlier one (ex.session). The
-        executor is then an xylem.endpoint.EndpointExecutor.
+        process; session= re-attaches to an earlier one (ex.session);
+        pools= names pools the administrator offers. The executor is
+        then an xylem.endpoint.EndpointExecutor.
     """
 
     def __new__(cls, *args, endpoint=None, session=None, **kwargs):
@@ -379,12 +380,13 @@ class Executor(cf.Executor):
             if session is not None:
                 raise TypeError("session= needs endpoint=")
             return super().__new__(cls)
+        pools = kwargs.pop("pools", None)
         if args or kwargs:
             raise TypeError("with endpoint=, an Executor takes session= "
-                            "only; the endpoint's administrator sets the "
-                            "rest")
+                            "and pools= (names) only; the endpoint's "
+                            "administrator sets the rest")
         from .endpoint import EndpointExecutor
-        return EndpointExecutor(endpoint, session=session)
+        return EndpointExecutor(endpoint, session=session, pools=pools)
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,

@@ -68,7 +68,8 @@ static void usage(FILE *out)
 		" cores_per_worker, python,\n"
 		"                  environment, max_queued,"
 		" max_result_bytes, retention,\n"
-		"                  option NAME; docs/endpoint.md)\n"
+		"                  option NAME, pool NAME;"
+		" docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
 		"  --wait S        connect: seconds to wait for the manager"
@@ -205,7 +206,7 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 	}
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
 		 " workers, cores_per_worker, python, environment, max_queued,"
-		 " max_result_bytes, retention, option NAME)", key);
+		 " max_result_bytes, retention, option NAME, pool NAME)", key);
 	return -1;
 }
 

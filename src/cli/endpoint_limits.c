@@ -4,7 +4,8 @@
  * configuration beside endpoint.c's own settings. Each setting is checked
  * here, once, with its type and range, and becomes arguments of the
  * session servers the spawner starts (`--limit KEY=VALUE`, `--option
- * NAME=SPEC`), which enforce them (python/xylem/endpoint.py).
+ * NAME=SPEC`, `--pool NAME=SPEC`), which enforce them
+ * (python/xylem/endpoint.py).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -109,6 +110,44 @@ static int check_schema(const char *name, const char *spec, char *err,
 	return -1;
 }
 
+/* "PROVIDER CORES MAX_WORKERS [USER, ...]" for pool name: 0, or -1. */
+static int check_pool(const char *name, const char *v, char *err,
+		      size_t len)
+{
+	static const char *const providers[] = {"local", "slurm",
+						"gridengine", NULL};
+	char provider[16];
+	long cores, max;
+	int used = 0, i;
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 32 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+				       != n) {
+		snprintf(err, len, "a pool's name is 1 to 32 letters, digits, "
+			 "'-' and '_', not '%s'", name);
+		return -1;
+	}
+	if (sscanf(v, "%15s %ld %ld%n", provider, &cores, &max, &used) != 3)
+		goto bad;
+	for (i = 0; providers[i]; i++)
+		if (strcmp(provider, providers[i]) == 0)
+			break;
+	if (!providers[i] || cores < 1 || cores > 4096 || max < 1 ||
+	    max > 100000)
+		goto bad;
+	for (const char *p = v + used; *p; p++)
+		if (!strchr(" ,\t", *p) &&
+		    !strchr("abcdefghijklmnopqrstuvwxyz0123456789_-.", *p))
+			goto bad;
+	return 0;
+bad:
+	snprintf(err, len, "pool %s wants 'PROVIDER CORES MAX_WORKERS [USER, "
+		 "...]' (local, slurm or gridengine; 1 to 4096 cores; 1 to "
+		 "100000 workers), not '%s'", name, v);
+	return -1;
+}
+
 int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 			  const char *v, char *err, size_t len)
 {
@@ -127,6 +166,14 @@ int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 		if (check_schema(name, v, err, len) < 0)
 			return -1;
 		return add_arg(cfg, "--option", name, v) < 0 ? -1 : 1;
+	}
+	if (strncmp(key, "pool ", 5) == 0) {
+		const char *name = key + 5;
+		while (*name == ' ')
+			name++;
+		if (check_pool(name, v, err, len) < 0)
+			return -1;
+		return add_arg(cfg, "--pool", name, v) < 0 ? -1 : 1;
 	}
 	if (strcmp(key, "max_queued") == 0) {
 		if (number(v, NULL, NULL, 1, 1000000000, &n) < 0) {

@@ -34,7 +34,7 @@ struct xy_ep_config {
 };
 
 /* One limits setting (max_queued, max_result_bytes, retention, option
- * NAME) into cfg: 1, or 0 if key is none of them, or -1 with why in
+ * NAME, pool NAME) into cfg: 1, or 0 if key is none of them, or -1 with why in
  * err. */
 int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 			  const char *v, char *err, size_t len);

@@ -568,3 +568,45 @@ with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
         uid = accounts["xyepy_b"].pw_uid
         assert lines[3] == "0 %s" % [
             "rank=0 of 2 uid=%d" % uid, "rank=1 of 2 uid=%d" % uid], lines
+
+
+def test_a_user_asks_for_the_pools_offered_to_them(accounts, tree):
+    extra = ("option cores = int 1..2\n"
+             "pool big = local 2 1\n"
+             "pool bs = local 1 1 xyepy_b\n")
+    with serving(accounts, tree, extra) as sock:
+        r = run_as("xyepy_a", tree, """
+import sys, xylem
+def f(x):
+    return x * 2
+for pools in (["bs"], ["nope"], "big", ["big", "bs"]):
+    try:
+        xylem.Executor(endpoint="unix:" + sys.argv[1], pools=pools)
+        print("attached")
+    except ValueError as e:
+        print("refused:", e)
+# Its own server's one-core worker cannot run a two-core call ...
+ex = xylem.Executor(endpoint="unix:" + sys.argv[1])
+try:
+    ex.options(cores=2).submit(f, 1).result(60)
+except ValueError as e:
+    print("no pool:", "asks for 2 cores" in str(e))
+ex.shutdown()
+# ... and the pool offered to everyone can.
+with xylem.Executor(endpoint="unix:" + sys.argv[1], pools=["big"]) as ex:
+    print("big:", ex.options(cores=2).submit(f, 21).result(120))
+""", sock)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.splitlines() == [
+            "refused: pool 'bs' is not one the administrator lets you ask "
+            "for",
+            "refused: no pool 'nope' here (the administrator offers: big, "
+            "bs)",
+            "refused: pools= wants a list of pool names",
+            "refused: pool 'bs' is not one the administrator lets you ask "
+            "for",
+            "no pool: True",
+            "big: 42"], r.stdout + _python_log(accounts, "xyepy_a")
+        assert "pool big (local, 2 cores, at most 1 workers) added" in \
+            _python_log(accounts, "xyepy_a")
+        assert "pool bs" not in _python_log(accounts, "xyepy_a")

@@ -375,6 +375,10 @@ def test_config_must_be_roots_and_well_formed(accounts, place):
     ("option cores = text", "option cores wants 'int LO..HI'"),
     ("option tag = enum ,", "option tag wants"),
     ("retension = 5", "unknown setting 'retension'"),
+    ("pool gpu = pbs 4 2", "pool gpu wants 'PROVIDER CORES MAX_WORKERS"),
+    ("pool gpu = local 4", "pool gpu wants"),
+    ("pool gpu = slurm 4 0", "pool gpu wants"),
+    ("pool g/x = local 4 1", "a pool's name is 1 to 32 letters"),
 ])
 def test_limits_with_a_wrong_type_stop_the_endpoint(accounts, place, line,
                                                      why):
