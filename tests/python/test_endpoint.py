@@ -610,3 +610,26 @@ with xylem.Executor(endpoint="unix:" + sys.argv[1], pools=["big"]) as ex:
         assert "pool big (local, 2 cores, at most 1 workers) added" in \
             _python_log(accounts, "xyepy_a")
         assert "pool bs" not in _python_log(accounts, "xyepy_a")
+
+
+def test_a_call_running_when_its_server_is_killed_is_adopted(accounts,
+                                                             tree):
+    # The server dies while the call runs on its worker: the restarted
+    # server takes the call's result from that worker, which kept it;
+    # the call started once.
+    effects = _home(accounts, "xyepy_a") / "adopted"
+    with serving(accounts, tree) as sock:
+        client = run_as("xyepy_a", tree, EFFECT + """
+ex = xylem.Executor(endpoint="unix:" + sys.argv[1])
+f = ex.submit(effect, sys.argv[2], 5, 3.0)
+print(f.result(120))
+ex.shutdown()
+""", sock, effects, wait=False)
+        end = time.monotonic() + TIMEOUT
+        while not effects.exists():
+            assert time.monotonic() < end and client.poll() is None
+            time.sleep(0.02)
+        os.kill(_wait_server("xyepy_a"), signal.SIGKILL)
+        out, err = client.communicate(timeout=4 * TIMEOUT)
+        assert client.returncode == 0 and out.strip() == "25", out + err
+        assert effects.read_text() == "5\n"
