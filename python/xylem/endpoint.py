@@ -226,15 +226,49 @@ class _Conn:
         self.queue.put(None)
 
     def _write(self):
+        import queue
         while True:
-            data = self.queue.get()
-            if data is None:
-                break
+            # Every frame queued meanwhile goes in one write.
+            out = [self.queue.get()]
+            while out[-1] is not None:
+                try:
+                    out.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = out[-1] is None
             try:
-                self.sock.sendall(data)
+                self.sock.sendall(b"".join(out[:-1] if stop else out))
             except OSError:
                 break
+            if stop:
+                break
         self.sock.close()
+
+
+class _Reader:
+    """Frames read from a socket through a buffer: a burst of them costs
+    a few recv calls, not two each."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise ConnectionError("the connection closed")
+            self.buf += chunk
+
+    def frame(self):
+        self._fill(FRAME.size)
+        (n,) = FRAME.unpack_from(self.buf)
+        if n > FRAME_MAX:
+            raise ConnectionError("a frame of %d bytes is over the limit" % n)
+        self._fill(FRAME.size + n)
+        data = bytes(self.buf[FRAME.size:FRAME.size + n])
+        del self.buf[:FRAME.size + n]
+        return pickle.loads(data)
 
 
 class _Session:
@@ -609,9 +643,10 @@ class Server:
             return
         conn = _Conn(sock)
         s = None
+        reader = _Reader(sock)
         try:
             while True:
-                msg = _read_frame(sock)
+                msg = reader.frame()
                 if msg[0] == "hello" and s is None:
                     s = self._hello(conn, msg[1],
                                     msg[2] if len(msg) > 2 else None)
