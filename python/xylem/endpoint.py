@@ -806,7 +806,10 @@ class EndpointExecutor(concurrent.futures.Executor):
         self._unaccepted = set()  # sent, not yet written down by the server
         self._next = 1
         self._out = collections.deque()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # the sender's
+        # flush()'s: woken when no call is left unaccepted, not at each
+        # frame (a wake per frame costs the receiver a thread switch).
+        self._settled = threading.Condition(self._lock)
         self._closed = False
         self.session = session
         # The administrator's pools this session asks for (by name).
@@ -871,6 +874,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                              for seq, p in sorted(self._pending.items()))
             self._sock = s
             self._wake.notify_all()
+            self._settled.notify_all()
 
     def _reconnect(self):
         try:
@@ -900,14 +904,14 @@ class EndpointExecutor(concurrent.futures.Executor):
                     fut = self._futures.get(msg[1])
                     self._pending.pop(msg[1], None)
                     self._unaccepted.discard(msg[1])
-                    self._wake.notify_all()
+                    self._accepted_all()
                 if fut is not None and not fut.done():
                     fut.set_exception(Refused(msg[2]))
                 continue
             if msg[0] == "accepted":
                 with self._lock:
                     self._unaccepted.discard(msg[1])
-                    self._wake.notify_all()
+                    self._accepted_all()
                 continue
             if msg[0] != "result":
                 continue
@@ -917,7 +921,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                     seq, concurrent.futures.Future())
                 self._pending.pop(seq, None)
                 self._unaccepted.discard(seq)
-                self._wake.notify_all()
+                self._accepted_all()
             if fut.done():
                 continue
             try:
@@ -945,6 +949,12 @@ class EndpointExecutor(concurrent.futures.Executor):
                 sock.sendall(data)
             except OSError:
                 pass  # the receiver reconnects and sends _pending again
+
+    def _accepted_all(self):
+        """Under the lock: wakes flush() once nothing waits for the
+        server."""
+        if not self._unaccepted:
+            self._settled.notify_all()
 
     def _drop_results(self, seqs):
         """Under the lock: the server dropped these results after the
@@ -1051,7 +1061,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self._wake.wait(left if left is not None else 1.0)
+                self._settled.wait(left if left is not None else 1.0)
         return True
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -1075,6 +1085,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                 self._out.append(_frame(("ack", max(done))))
             self._closed = True
             self._wake.notify_all()
+            self._settled.notify_all()
         self._threads[1].join(5)
         if self._sock:
             self._sock.close()
