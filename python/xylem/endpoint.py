@@ -673,7 +673,9 @@ class Server:
                 self.room.notify_all()
 
     def _sweep(self):
-        """Drops the results older than the retention, unacknowledged."""
+        """Drops the results older than the retention, unacknowledged.
+        Their age is by the wall clock, which a restart does not reset
+        (the results' times are in the session log)."""
         keep = self.limits.retention
         now = time.time()
         if not keep or now - self.swept < 1.0:
