@@ -92,16 +92,22 @@ static int check_schema(const char *name, const char *spec, char *err,
 				return 0;
 	} else if (strncmp(spec, "int ", 4) == 0 ||
 		   strncmp(spec, "float ", 6) == 0) {
+		/* Split at "..": strtod would take "1." of "1..2". */
 		int is_int = spec[0] == 'i';
-		const char *p = spec + (is_int ? 4 : 6);
+		const char *p = spec + (is_int ? 4 : 6), *dots = strstr(p, "..");
+		char lo_s[64];
 		double lo, hi;
-		errno = 0;
-		lo = is_int ? (double)strtoll(p, &end, 10) : strtod(p, &end);
-		if (!errno && end != p && strncmp(end, "..", 2) == 0) {
-			p = end + 2;
+		if (dots && (size_t)(dots - p) < sizeof lo_s) {
+			memcpy(lo_s, p, dots - p);
+			lo_s[dots - p] = '\0';
+			errno = 0;
+			lo = is_int ? (double)strtoll(lo_s, &end, 10)
+				    : strtod(lo_s, &end);
+			int lo_ok = !errno && end != lo_s && !*end;
+			p = dots + 2;
 			hi = is_int ? (double)strtoll(p, &end, 10)
 				    : strtod(p, &end);
-			if (!errno && end != p && !*end && lo <= hi)
+			if (lo_ok && !errno && end != p && !*end && lo <= hi)
 				return 0;
 		}
 	}

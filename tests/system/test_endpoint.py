@@ -373,6 +373,8 @@ def test_config_must_be_roots_and_well_formed(accounts, place):
     ("option cores = int 5..1", "option cores wants 'int LO..HI', 'float "
      "LO..HI' or 'enum A, B, ...', not 'int 5..1'"),
     ("option cores = text", "option cores wants 'int LO..HI'"),
+    ("option cores = int 1.5..2", "option cores wants 'int LO..HI'"),
+    ("option disk = float 1..x", "option disk wants"),
     ("option tag = enum ,", "option tag wants"),
     ("retension = 5", "unknown setting 'retension'"),
     ("pool gpu = pbs 4 2", "pool gpu wants 'PROVIDER CORES MAX_WORKERS"),
@@ -387,8 +389,8 @@ def test_limits_with_a_wrong_type_stop_the_endpoint(accounts, place, line,
     cfg = os.path.join(place, "endpoint.conf")
     with open(cfg, "w") as f:
         f.write("users = xyept_a\nretention = 1d\nmax_result_bytes = 2G\n"
-                "option cores = int 1..4\noption tag = enum a, b\n%s\n"
-                % line)
+                "option cores = int 1..4\noption time_limit = float 1..60"
+                "\n%s\n" % line)
     p = subprocess.run([os.path.join(place, "xylem"), "endpoint",
                         "--socket", os.path.join(place, "x.sock"),
                         "--config", cfg], capture_output=True, text=True,
