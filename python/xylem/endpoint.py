@@ -1009,8 +1009,12 @@ class EndpointExecutor(concurrent.futures.Executor):
                             raise value
                         yield value
             finally:
+                # The chunks not yet read are not wanted: cancelled, and
+                # marked so (a future only cancel()ed stays not done
+                # to concurrent.futures.wait).
                 for f in futs:
-                    f.cancel()
+                    if f.cancel():
+                        f.set_running_or_notify_cancel()
         return results()
 
     def acknowledge(self):
@@ -1076,7 +1080,10 @@ class EndpointExecutor(concurrent.futures.Executor):
             for f in self.futures():
                 f.cancel()
         if wait and not cancel_futures:
-            concurrent.futures.wait(self.futures())
+            # Not those the program cancelled: concurrent.futures.wait
+            # counts a future only cancel()ed as not done, for ever.
+            concurrent.futures.wait([f for f in self.futures()
+                                     if not f.cancelled()])
         if not self.flush(2 * self._timeout):
             raise ConnectionError(
                 "%d calls were not written down by your session server "

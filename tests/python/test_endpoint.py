@@ -545,8 +545,9 @@ def sq(x):
         raise ValueError("seventy-seven")
     return x * x
 with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
+    print("attached", file=sys.stderr, flush=True)
     print(list(ex.map(sq, range(50), chunksize=8)) ==
-          [x * x for x in range(50)])
+          [x * x for x in range(50)], flush=True)
     print(len(ex.futures()))
     got = []
     try:
@@ -557,9 +558,19 @@ with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
     mf = xylem.MPIFunction(
         "sh -c 'echo rank=$OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE"
         " uid=$(id -u)'", ranks=2)
+    print("mpi", file=sys.stderr, flush=True)
     res = ex.submit(mf).result(120)
     print(res.returncode, sorted(res.stdout.splitlines()))
-""", sock)
+""", sock, wait=False)
+        try:
+            out, err = r.communicate(timeout=4 * TIMEOUT)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["pkill", "-KILL", "-u", "xyepy_b", "-f",
+                            "client-"], check=False)
+            out, err = r.communicate(timeout=30)
+            pytest.fail("hung: %s %s %s" % (out, err, _python_log(
+                accounts, "xyepy_b")))
+        r.stdout, r.stderr = out, err
         assert r.returncode == 0, r.stdout + r.stderr
         lines = r.stdout.splitlines()
         assert lines[0] == "True"
