@@ -83,7 +83,128 @@ def _dumps_result(ok, value):
     return ok, data
 
 
+# ------------------------------------------------------------------ limits
+
+# The per-call options an administrator's schema may name (endpoint.c
+# checks the same list when it reads its configuration).
+OPTION_NAMES = ("cores", "memory", "disk", "gpus", "retries", "time_limit",
+                "priority", "tag")
+COMPACT_BYTES = 1 << 20
+
+
+class Refused(PermissionError):
+    """A call the session server did not take: outside the
+    administrator's limits or schema (the message says which). Nothing
+    of it was recorded or run."""
+
+
+class ResultDropped(Exception):
+    """The call ran, but its result was dropped unacknowledged after the
+    administrator's retention (docs/endpoint.md, "Limits")."""
+
+
+class Limits:
+    """The administrator's limits on a user's sessions, given by the
+    endpoint as `--limit KEY=VALUE` (max_queued, max_result_bytes,
+    retention) and `--option NAME=SPEC` (SPEC: "int LO..HI", "float
+    LO..HI" or "enum A, B"), checked when it read its configuration."""
+
+    def __init__(self, limits=(), options=(), pools=()):
+        self.max_queued = self.max_result_bytes = self.retention = None
+        # The pools a user may ask for: name -> (provider, cores,
+        # max_workers, the users it is for, or None: every user).
+        self.pools = {}
+        for kv in pools:
+            name, spec = kv.split("=", 1)
+            words = spec.replace(",", " ").split()
+            self.pools[name] = (words[0], int(words[1]), int(words[2]),
+                                set(words[3:]) or None)
+        for kv in limits:
+            key, value = kv.split("=", 1)
+            if key not in ("max_queued", "max_result_bytes", "retention"):
+                raise ValueError("unknown limit %r" % key)
+            setattr(self, key, int(value))
+        self.schema = {}
+        for kv in options:
+            name, spec = kv.split("=", 1)
+            kind, _, rest = spec.strip().partition(" ")
+            if name not in OPTION_NAMES:
+                raise ValueError("option %r cannot be set by users" % name)
+            if kind == "enum":
+                self.schema[name] = (kind, [w.strip() for w in
+                                            rest.split(",") if w.strip()])
+            elif kind in ("int", "float"):
+                conv = int if kind == "int" else float
+                lo, hi = rest.split("..")
+                self.schema[name] = (kind, conv(lo), conv(hi))
+            else:
+                raise ValueError("option %s: bad schema %r" % (name, spec))
+
+    def check_pools(self, names, user):
+        """None if user may ask for every pool in names, else why not."""
+        if not isinstance(names, (list, tuple)) or \
+                not all(isinstance(n, str) for n in names):
+            return "pools= wants a list of pool names"
+        for name in names:
+            pool = self.pools.get(name)
+            if pool is None:
+                return "no pool %r here (the administrator offers: %s)" % (
+                    name, ", ".join(sorted(self.pools)) or "none")
+            if pool[3] is not None and user not in pool[3]:
+                return ("pool %r is not one the administrator lets you ask "
+                        "for" % name)
+        return None
+
+    def check(self, opts):
+        """None if every option in opts is within the schema, else why
+        not (the first one outside it)."""
+        if not isinstance(opts, dict):
+            return "the options must be a dict"
+        for k, v in sorted(opts.items(), key=lambda kv: str(kv[0])):
+            rule = self.schema.get(k)
+            if rule is None:
+                return ("option %r is not one the administrator lets you set"
+                        " (you may set: %s)" % (k, ", ".join(
+                            sorted(self.schema)) or "none"))
+            if rule[0] == "enum":
+                if not isinstance(v, str) or v not in rule[1]:
+                    return "option %s=%r: must be one of %s" % (
+                        k, v, ", ".join(rule[1]))
+                continue
+            want = int if rule[0] == "int" else (int, float)
+            if isinstance(v, bool) or not isinstance(v, want):
+                return "option %s=%r: must be an %s" % (
+                    k, v, "int" if rule[0] == "int" else "int or a float")
+            if not rule[1] <= v <= rule[2]:
+                return "option %s=%r: must be from %s to %s" % (
+                    k, v, rule[1], rule[2])
+        return None
+
+
 # ------------------------------------------------------------------ server
+
+def _call(session, seq, payload):
+    """A session's call, as the worker's library runs it. The session and
+    the call's number are arguments so that each call is a task of its
+    own to the session server's journal, the same one across the
+    server's restarts: a call that ran while the server was killed is
+    adopted from its worker, or answered from the journal, not run
+    again; two equal calls are two calls."""
+    fn, args, kwargs = pickle.loads(payload)
+    return fn(*args, **kwargs)
+
+
+def _chunk(fn, items):
+    """A chunk of a map: [(True, value) or (False, exception)] for each
+    argument tuple, in order."""
+    out = []
+    for args in items:
+        try:
+            out.append((True, fn(*args)))
+        except Exception as e:  # noqa: BLE001 - raised at its place
+            out.append((False, e))
+    return out
+
 
 class _Conn:
     """A client's connection and its writer thread: frames are queued
@@ -93,6 +214,7 @@ class _Conn:
     def __init__(self, sock):
         import queue
         self.sock = sock
+        self.closed = False
         self.queue = queue.SimpleQueue()
         threading.Thread(target=self._write, daemon=True).start()
 
@@ -100,51 +222,164 @@ class _Conn:
         self.queue.put(_frame(obj))
 
     def close(self):
+        self.closed = True
         self.queue.put(None)
 
     def _write(self):
+        import queue
         while True:
-            data = self.queue.get()
-            if data is None:
-                break
+            # Every frame queued meanwhile goes in one write.
+            out = [self.queue.get()]
+            while out[-1] is not None:
+                try:
+                    out.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = out[-1] is None
             try:
-                self.sock.sendall(data)
+                self.sock.sendall(b"".join(out[:-1] if stop else out))
             except OSError:
+                break
+            if stop:
                 break
         self.sock.close()
 
 
+class _Reader:
+    """Frames read from a socket through a buffer: a burst of them costs
+    a few recv calls, not two each."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise ConnectionError("the connection closed")
+            self.buf += chunk
+
+    def frame(self):
+        self._fill(FRAME.size)
+        (n,) = FRAME.unpack_from(self.buf)
+        if n > FRAME_MAX:
+            raise ConnectionError("a frame of %d bytes is over the limit" % n)
+        self._fill(FRAME.size + n)
+        data = bytes(self.buf[FRAME.size:FRAME.size + n])
+        del self.buf[:FRAME.size + n]
+        return pickle.loads(data)
+
+
 class _Session:
+    """A session's calls, and its log: every record is a frame; `live`
+    counts the bytes of the records still needed, per call, so that the
+    log is rewritten once most of it is dead (compact)."""
+
     def __init__(self, sid, path):
         self.id = sid
-        self.calls = {}       # seq -> (ok, data) or None while it runs
-        self.payloads = {}    # seq -> payload, for calls still running
+        self.path = path
+        self.calls = {}       # seq -> (ok, data, time) or None while it runs
+        self.payloads = {}    # seq -> (payload, options), while it runs
+        self.dropped = set()  # results dropped after retention, not acked
+        self.next = 1         # no call number below it is taken again
         self.conn = None
+        self.live = {}        # seq -> bytes of its records in the log
+        self.live_bytes = 0
         self.log = open(path, "ab", buffering=0)
+        self.size = os.fstat(self.log.fileno()).st_size
 
-    def record(self, *rec):
-        self.log.write(_frame(rec))
+    def record(self, *rec, seq=None):
+        data = _frame(rec)
+        self.log.write(data)
+        self.size += len(data)
+        if seq is not None:
+            self.live[seq] = self.live.get(seq, 0) + len(data)
+            self.live_bytes += len(data)
+
+    def forget(self, seq):
+        self.live_bytes -= self.live.pop(seq, 0)
+
+    def compact(self, crash):
+        """Rewrites the log with only what is live: the numbering, the
+        calls still running and the results not acknowledged. Written to
+        a temporary file and synced, renamed over the log, and the
+        directory synced: a kill at any point leaves the old log or the
+        new one, whole."""
+        tmp = self.path + ".tmp"
+        out, live = [_frame(("next", self.next))], {}
+        if self.dropped:
+            out.append(_frame(("dropped", sorted(self.dropped))))
+        for seq in sorted(self.calls):
+            n = 0
+            if seq in self.payloads:
+                out.append(_frame(("submit", seq) + self.payloads[seq]))
+                n += len(out[-1])
+            if self.calls[seq] is not None:
+                out.append(_frame(("result", seq) + self.calls[seq]))
+                n += len(out[-1])
+            live[seq] = n
+        data = b"".join(out)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
+                     os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            crash("compact-before-sync")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        crash("compact-before-rename")
+        os.rename(tmp, self.path)
+        crash("compact-after-rename")
+        dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self.log.close()
+        self.log = open(self.path, "ab", buffering=0)
+        self.size = len(data)
+        self.live, self.live_bytes = live, sum(live.values())
+
+
+def _log(what, *args):
+    print("xylem endpoint session server: " + what % args, file=sys.stderr,
+          flush=True)
 
 
 class Server:
     """The session server: one per user, started by the endpoint."""
 
-    def __init__(self, directory, workers=1, idle_exit=300):
+    def __init__(self, directory, workers=1, idle_exit=300, limits=None,
+                 cores_per_worker=1):
         from .executor import Executor
         self.dir = os.path.abspath(directory)
         os.makedirs(os.path.join(self.dir, "sessions"), 0o700,
                     exist_ok=True)
         self.idle_exit = idle_exit
+        self.limits = limits or Limits()
         self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)  # max_queued
         self.sessions = {}
+        self.held = 0       # bytes of results not acknowledged
+        self.throttled = False
+        self.granted = set()  # pools added to the executor
+        self.swept = 0.0
+        self.compact_bytes = int(os.environ.get(
+            "XYLEM_ENDPOINT_COMPACT_BYTES", COMPACT_BYTES))
         self.busy_since = time.monotonic()
         # The administrator's PYTHONPATH (the endpoint's `environment`)
         # is where this package and cloudpickle are: calls need both.
-        self.ex = Executor(workers=workers,
+        self.ex = Executor(workers=workers, cores_per_worker=cores_per_worker,
                            journal=os.path.join(self.dir, "journal"),
                            pythonpath=os.environ.get("PYTHONPATH"))
-        for name in sorted(os.listdir(os.path.join(self.dir, "sessions"))):
-            if name.endswith(".log"):
+        sessions = os.path.join(self.dir, "sessions")
+        for name in sorted(os.listdir(sessions)):
+            if name.endswith(".tmp"):  # a compaction cut short
+                os.unlink(os.path.join(sessions, name))
+            elif name.endswith(".log"):
                 self._replay(name[:-4])
         path = os.path.join(self.dir, "session.sock")
         if os.path.exists(path):
@@ -155,15 +390,26 @@ class Server:
         self.sock.listen(128)
         self.sock.settimeout(0.5)
 
+    def _crash(self, point):
+        """A crash point for the tests (XYLEM_ENDPOINT_CRASH=POINT): the
+        first time it is reached, the server kills itself."""
+        if os.environ.get("XYLEM_ENDPOINT_CRASH") != point:
+            return
+        mark = os.path.join(self.dir, "crashed-" + point)
+        if not os.path.exists(mark):
+            open(mark, "w").close()
+            os.kill(os.getpid(), 9)
+
     def _log_path(self, sid):
         return os.path.join(self.dir, "sessions", sid + ".log")
 
     def _replay(self, sid):
         """Reads a session's log back; a torn last frame is cut off."""
         path = self._log_path(sid)
-        calls, payloads, good = {}, {}, 0
         with open(path, "rb") as f:
             data = f.read()
+        good = 0
+        recs = []
         while good + FRAME.size <= len(data):
             (n,) = FRAME.unpack_from(data, good)
             if good + FRAME.size + n > len(data):
@@ -174,29 +420,80 @@ class Server:
             except Exception:  # noqa: BLE001 - a torn or bad record
                 break
             good += FRAME.size + n
-            if rec[0] == "submit":
-                calls.setdefault(rec[1], None)
-                payloads[rec[1]] = rec[2]
-            elif rec[0] == "result":
-                calls[rec[1]] = (rec[2], rec[3])
-                payloads.pop(rec[1], None)
-            elif rec[0] == "ack":
-                for seq in [s for s in calls if s <= rec[1]
-                            and calls[s] is not None]:
-                    del calls[seq]
+            recs.append((rec, FRAME.size + n))
         if good < len(data):
             with open(path, "r+b") as f:
                 f.truncate(good)
         s = _Session(sid, path)
-        s.calls, s.payloads = calls, payloads
+        for rec, size in recs:
+            self._apply(s, rec, size)
         self.sessions[sid] = s
-        for seq, payload in sorted(payloads.items()):
-            self._run(s, seq, payload)
+        for seq, (payload, opts) in sorted(s.payloads.items()):
+            self._run(s, seq, payload, opts)
 
-    def _run(self, s, seq, payload):
+    def _apply(self, s, rec, size):
+        """One record of a session's log, read back."""
+        kind = rec[0]
+        if kind == "submit":
+            seq = rec[1]
+            s.calls.setdefault(seq, None)
+            s.payloads[seq] = (rec[2], rec[3] if len(rec) > 3 else {})
+            s.next = max(s.next, seq + 1)
+            s.live[seq] = s.live.get(seq, 0) + size
+            s.live_bytes += size
+        elif kind == "result":
+            seq = rec[1]
+            when = rec[4] if len(rec) > 4 else time.time()
+            s.calls[seq] = (rec[2], rec[3], when)
+            s.payloads.pop(seq, None)
+            s.next = max(s.next, seq + 1)
+            s.live[seq] = s.live.get(seq, 0) + size
+            s.live_bytes += size
+            self.held += len(rec[3])
+        elif kind == "ack":
+            self._forget_acked(s, rec[1])
+        elif kind in ("drop", "dropped"):
+            for seq in rec[1]:
+                r = s.calls.pop(seq, None)
+                if r is not None:
+                    self.held -= len(r[1])
+                s.forget(seq)
+                s.dropped.add(seq)
+        elif kind == "next":
+            s.next = max(s.next, rec[1])
+
+    def _forget_acked(self, s, upto):
+        for seq in [q for q, r in s.calls.items()
+                    if q <= upto and r is not None]:
+            self.held -= len(s.calls.pop(seq)[1])
+            s.forget(seq)
+        s.dropped = {q for q in s.dropped if q > upto}
+
+    def _maybe_compact(self, s):
+        """Under the lock: rewrites s's log once most of it is dead."""
+        if s.size >= self.compact_bytes and s.live_bytes * 2 < s.size:
+            before = s.size
+            try:
+                s.compact(self._crash)
+            except OSError as e:
+                _log("session %s: cannot compact its log: %s", s.id, e)
+                return
+            _log("session %s: log compacted, %d bytes to %d", s.id, before,
+                 s.size)
+
+    def _run(self, s, seq, payload, opts):
+        from .shell import ShellFunction
         try:
             fn, args, kwargs = pickle.loads(payload)
-            fut = self.ex.submit(fn, *args, **kwargs)
+            if isinstance(fn, ShellFunction):
+                # A command: the call's number in its environment makes
+                # it a task of its own (see _call).
+                env = {"XYLEM_ENDPOINT_CALL": "%s:%d" % (s.id, seq)}
+                fut = self.ex.options(env=env, **opts).submit(
+                    fn, *args, **kwargs)
+            else:
+                ex = self.ex.options(**opts) if opts else self.ex
+                fut = ex.submit(_call, s.id, seq, payload)
         except Exception as e:  # noqa: BLE001 - the call cannot start
             fut = concurrent.futures.Future()
             fut.set_exception(e)
@@ -208,37 +505,134 @@ class Server:
         except BaseException as e:  # noqa: BLE001 - the call's own failure
             ok, data = _dumps_result(False, e)
         with self.lock:
-            s.calls[seq] = (ok, data)
+            if seq not in s.payloads:
+                return  # answered already
+            when = time.time()
+            s.calls[seq] = (ok, data, when)
             s.payloads.pop(seq, None)
-            s.record("result", seq, ok, data)
+            s.record("result", seq, ok, data, when, seq=seq)
+            self.held += len(data)
             conn = s.conn
             self.busy_since = time.monotonic()
+            self.room.notify_all()
         if conn:
-            self._send(conn, ("result", seq, ok, data))
+            conn.send(("result", seq, ok, data))
 
-    @staticmethod
-    def _send(conn, obj):
-        conn.send(obj)
+    def _queued(self):
+        return sum(len(s.payloads) for s in self.sessions.values())
 
-    def _hello(self, conn, sid):
+    def _throttle(self, conn):
+        """Holds the connection's reading while the user has max_queued
+        calls queued: the client's writes then wait in its socket, and
+        its flush() until there is room."""
+        limit = self.limits.max_queued
+        if not limit:
+            return
+        with self.lock:
+            while self._queued() >= limit and not conn.closed:
+                if not self.throttled:
+                    self.throttled = True
+                    _log("throttled: %d calls queued (max_queued %d)",
+                         self._queued(), limit)
+                self.room.wait(1.0)
+            self.throttled = False
+
+    def _refusal(self, s, seq, opts):
+        """Under the lock: why the submission of seq is refused, or
+        None."""
+        if not isinstance(seq, int) or seq < 1:
+            return "a call number must be an int from 1"
+        if seq < s.next or seq in s.dropped:
+            return ("call %d of this session was answered and acknowledged,"
+                    " or its result dropped: it does not run again" % seq)
+        why = self.limits.check(opts)
+        if why:
+            return why
+        cap = self.limits.max_result_bytes
+        if cap and self.held > cap:
+            return ("your sessions hold %d bytes of results not "
+                    "acknowledged, over the administrator's "
+                    "max_result_bytes of %d: collect them and acknowledge "
+                    "them (ex.acknowledge(), or shutdown()) first"
+                    % (self.held, cap))
+        return None
+
+    def _submit(self, s, conn, seq, payload, opts):
+        self._throttle(conn)
+        with self.lock:
+            if seq in s.calls:  # sent again after a reconnect
+                conn.send(("accepted", seq))
+                return
+            why = self._refusal(s, seq, opts)
+            if why:
+                conn.send(("refused", seq, why))
+                return
+            s.calls[seq] = None
+            s.payloads[seq] = (payload, opts)
+            s.next = seq + 1
+            s.record("submit", seq, payload, opts, seq=seq)
+        # Written down: the client may go now.
+        conn.send(("accepted", seq))
+        self._run(s, seq, payload, opts)
+
+    def _grant_pools(self, names):
+        """Under the lock: adds the pools named (checked) that this
+        server's executor does not have yet; they stay while it runs."""
+        from .executor import find_xylem
+        from .pools import Pool
+        for name in names:
+            if name in self.granted:
+                continue
+            provider, cores, most, _ = self.limits.pools[name]
+            pool = Pool(name, cores, provider=provider, max_workers=most)
+            self.ex._manager.add_pool(**pool.options(find_xylem()))
+            self.ex._pools.append(pool)
+            # Workers other than its own may come now: a call that none
+            # of them fits waits for the pool's, rather than failing.
+            self.ex._local_only = False
+            self.granted.add(name)
+            _log("pool %s (%s, %d cores, at most %d workers) added",
+                 name, provider, cores, most)
+
+    def _hello(self, conn, sid, asks=None):
+        import pwd
+        asks = asks if isinstance(asks, dict) else {}
+        if asks.get("pools"):
+            why = self.limits.check_pools(
+                asks["pools"], pwd.getpwuid(os.getuid()).pw_name)
+            if why:
+                conn.send(("error", why))
+                return None
+        try:
+            cores = self.ex.stats()["cores_total"]  # map's chunks
+        except Exception:  # noqa: BLE001 - a hint only
+            cores = 0
         with self.lock:
             if sid is None:
                 sid = uuid.uuid4().hex
-                s = self.sessions[sid] = _Session(sid, self._log_path(sid))
+                self.sessions[sid] = _Session(sid, self._log_path(sid))
             s = self.sessions.get(sid) if isinstance(sid, str) else None
             if s is None:
-                self._send(conn, ("error", "no session %r here (your "
-                                  "sessions: ex.session of each)" % (sid,)))
+                conn.send(("error", "no session %r here (your "
+                           "sessions: ex.session of each)" % (sid,)))
                 return None
             if s.conn is not None:
-                self._send(conn, ("error", "session %s is attached to "
-                                  "another client now" % sid))
+                conn.send(("error", "session %s is attached to "
+                           "another client now" % sid))
                 return None
             s.conn = conn
-            self._send(conn, ("welcome", sid, sorted(s.calls)))
+            try:
+                self._grant_pools(asks.get("pools") or ())
+            except (OSError, ValueError) as e:
+                s.conn = None
+                conn.send(("error", "cannot add the pools: %s" % e))
+                return None
+            conn.send(("welcome", sid, sorted(s.calls),
+                       {"next": s.next, "dropped": sorted(s.dropped),
+                        "cores": cores}))
             done = [(seq, r) for seq, r in sorted(s.calls.items()) if r]
-        for seq, (ok, data) in done:
-            self._send(conn, ("result", seq, ok, data))
+        for seq, (ok, data, _) in done:
+            conn.send(("result", seq, ok, data))
         return s
 
     def _serve(self, sock):
@@ -249,31 +643,23 @@ class Server:
             return
         conn = _Conn(sock)
         s = None
+        reader = _Reader(sock)
         try:
             while True:
-                msg = _read_frame(sock)
+                msg = reader.frame()
                 if msg[0] == "hello" and s is None:
-                    s = self._hello(conn, msg[1])
+                    s = self._hello(conn, msg[1],
+                                    msg[2] if len(msg) > 2 else None)
                     if s is None:
                         return
                 elif msg[0] == "submit" and s is not None:
-                    seq, payload = msg[1], msg[2]
-                    with self.lock:
-                        if seq in s.calls:  # sent again after a reconnect
-                            self._send(conn, ("accepted", seq))
-                            continue
-                        s.calls[seq] = None
-                        s.payloads[seq] = payload
-                        s.record("submit", seq, payload)
-                    # Written down: the client may go now.
-                    self._send(conn, ("accepted", seq))
-                    self._run(s, seq, payload)
+                    self._submit(s, conn, msg[1], msg[2],
+                                 msg[3] if len(msg) > 3 else {})
                 elif msg[0] == "ack" and s is not None:
                     with self.lock:
-                        for seq in [q for q, r in s.calls.items()
-                                    if q <= msg[1] and r is not None]:
-                            del s.calls[seq]
+                        self._forget_acked(s, msg[1])
                         s.record("ack", msg[1])
+                        self._maybe_compact(s)
                 else:
                     return
         except (ConnectionError, OSError, EOFError, pickle.PickleError):
@@ -283,7 +669,34 @@ class Server:
                 if s is not None and s.conn is conn:
                     s.conn = None
                 self.busy_since = time.monotonic()
-            conn.close()
+                conn.close()
+                self.room.notify_all()
+
+    def _sweep(self):
+        """Drops the results older than the retention, unacknowledged.
+        Their age is by the wall clock, which a restart does not reset
+        (the results' times are in the session log)."""
+        keep = self.limits.retention
+        now = time.time()
+        if not keep or now - self.swept < 1.0:
+            return
+        self.swept = now
+        with self.lock:
+            for s in self.sessions.values():
+                old = sorted(q for q, r in s.calls.items()
+                             if r is not None and r[2] < now - keep)
+                if not old:
+                    continue
+                for seq in old:
+                    self.held -= len(s.calls.pop(seq)[1])
+                    s.forget(seq)
+                s.dropped.update(old)
+                s.record("drop", old)
+                _log("session %s: dropped %d results unacknowledged for "
+                     "more than %d s (retention): calls %s", s.id, len(old),
+                     keep, ", ".join(map(str, old[:20])) +
+                     (" ..." if len(old) > 20 else ""))
+                self._maybe_compact(s)
 
     def _idle(self):
         with self.lock:
@@ -293,11 +706,10 @@ class Server:
             return time.monotonic() - self.busy_since >= self.idle_exit
 
     def serve_forever(self):
-        print("xylem endpoint session server: serving %s" %
-              os.path.join(self.dir, "session.sock"), file=sys.stderr,
-              flush=True)
+        _log("serving %s", os.path.join(self.dir, "session.sock"))
         try:
             while not (self.idle_exit and self._idle()):
+                self._sweep()
                 try:
                     conn, _ = self.sock.accept()
                 except socket.timeout:
@@ -305,8 +717,7 @@ class Server:
                 conn.settimeout(None)
                 threading.Thread(target=self._serve, args=(conn,),
                                  daemon=True).start()
-            print("xylem endpoint session server: idle for %d s, stopping"
-                  % self.idle_exit, file=sys.stderr, flush=True)
+            _log("idle for %d s, stopping", self.idle_exit)
         finally:
             self.sock.close()
             # Gone from the file system too: a client finds no server
@@ -524,7 +935,7 @@ class EndpointExecutor(concurrent.futures.Executor):
     """
 
     def __init__(self, endpoint, session=None, timeout=ASK_TIMEOUT,
-                 tls_cert=None, tls_key=None, tls_ca=None):
+                 tls_cert=None, tls_key=None, tls_ca=None, pools=None):
         if not isinstance(endpoint, str):
             raise ValueError("endpoint= wants 'unix:PATH' or 'HOST:PORT',"
                              " not %r" % (endpoint,))
@@ -540,9 +951,15 @@ class EndpointExecutor(concurrent.futures.Executor):
         self._unaccepted = set()  # sent, not yet written down by the server
         self._next = 1
         self._out = collections.deque()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # the sender's
+        # flush()'s: woken when no call is left unaccepted, not at each
+        # frame (a wake per frame costs the receiver a thread switch).
+        self._settled = threading.Condition(self._lock)
         self._closed = False
         self.session = session
+        # The administrator's pools this session asks for (by name).
+        self._asks = {"pools": list(pools) if isinstance(
+            pools, (list, tuple)) else pools} if pools else {}
         self._sock = None
         self._connect()
         self._threads = [threading.Thread(target=f, daemon=True)
@@ -588,15 +1005,20 @@ class EndpointExecutor(concurrent.futures.Executor):
         return s
 
     def _hello(self, s):
-        s.sendall(_frame(("hello", self.session)))
+        s.sendall(_frame(("hello", self.session, self._asks)))
         msg = _read_frame(s)
         s.settimeout(None)
         if msg[0] != "welcome":
             s.close()
             raise ValueError(msg[1] if msg[0] == "error" else
                              "unexpected answer %r" % (msg[0],))
+        info = msg[3] if len(msg) > 3 else {}
         with self._lock:
             self.session = msg[1]
+            self._server_cores = info.get("cores", 0)
+            # Numbers taken before (acknowledged since) are not reused.
+            self._next = max(self._next, info.get("next", 1))
+            self._drop_results(info.get("dropped", ()))
             for seq in msg[2]:
                 if seq not in self._futures:
                     self._futures[seq] = concurrent.futures.Future()
@@ -604,10 +1026,11 @@ class EndpointExecutor(concurrent.futures.Executor):
                 self._next = max(self._next, seq + 1)
             # What was sent but not answered goes again: the server
             # runs each call number once.
-            self._out.extend(_frame(("submit", seq, p))
+            self._out.extend(_frame(("submit", seq) + p)
                              for seq, p in sorted(self._pending.items()))
             self._sock = s
             self._wake.notify_all()
+            self._settled.notify_all()
 
     def _reconnect(self):
         try:
@@ -632,10 +1055,19 @@ class EndpointExecutor(concurrent.futures.Executor):
                 if self._closed or not self._reconnect():
                     return
                 continue
+            if msg[0] == "refused":
+                with self._lock:
+                    fut = self._futures.get(msg[1])
+                    self._pending.pop(msg[1], None)
+                    self._unaccepted.discard(msg[1])
+                    self._accepted_all()
+                if fut is not None and not fut.done():
+                    fut.set_exception(Refused(msg[2]))
+                continue
             if msg[0] == "accepted":
                 with self._lock:
                     self._unaccepted.discard(msg[1])
-                    self._wake.notify_all()
+                    self._accepted_all()
                 continue
             if msg[0] != "result":
                 continue
@@ -645,7 +1077,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                     seq, concurrent.futures.Future())
                 self._pending.pop(seq, None)
                 self._unaccepted.discard(seq)
-                self._wake.notify_all()
+                self._accepted_all()
             if fut.done():
                 continue
             try:
@@ -674,8 +1106,88 @@ class EndpointExecutor(concurrent.futures.Executor):
             except OSError:
                 pass  # the receiver reconnects and sends _pending again
 
+    def _accepted_all(self):
+        """Under the lock: wakes flush() once nothing waits for the
+        server."""
+        if not self._unaccepted:
+            self._settled.notify_all()
+
+    def _drop_results(self, seqs):
+        """Under the lock: the server dropped these results after the
+        administrator's retention; their futures say so."""
+        for seq in seqs:
+            self._pending.pop(seq, None)
+            self._unaccepted.discard(seq)
+            fut = self._futures.setdefault(seq, concurrent.futures.Future())
+            if not fut.done():
+                fut.set_exception(ResultDropped(
+                    "call %d's result was dropped by your session server: "
+                    "unacknowledged for longer than the administrator's "
+                    "retention" % seq))
+
     # -- the Executor interface
     def submit(self, fn, /, *args, **kwargs):
+        return self._submit({}, fn, args, kwargs)
+
+    def options(self, **opts):
+        """A view whose calls carry these options (those the
+        administrator's schema lets users set: docs/endpoint.md,
+        "Limits"); a call with an option outside it fails with Refused."""
+        return _EndpointOptions(self, opts)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None):
+        """As concurrent.futures.Executor.map, results in order, with the
+        calls sent in chunks of chunksize (default: enough chunks for
+        about four per core of the session server), each one call of
+        the session."""
+        return self._map({}, fn, iterables, timeout, chunksize)
+
+    def _map(self, opts, fn, iterables, timeout, chunksize):
+        if chunksize is not None and (not isinstance(chunksize, int)
+                                      or chunksize < 1):
+            raise ValueError("chunksize must be an int >= 1")
+        end = None if timeout is None else time.monotonic() + timeout
+        items = list(zip(*iterables))
+        if chunksize is None:
+            per = 4 * max(1, getattr(self, "_server_cores", 0) or 1)
+            chunksize = max(1, min(1024, -(-len(items) // per)))
+        futs = [self._submit(opts, _chunk, (fn, items[i:i + chunksize]), {})
+                for i in range(0, len(items), chunksize)]
+
+        def results():
+            try:
+                for f in futs:
+                    left = None if end is None else end - time.monotonic()
+                    for ok, value in f.result(left):
+                        if not ok:
+                            raise value
+                        yield value
+            finally:
+                # The chunks not yet read are not wanted: cancelled, and
+                # marked so (a future only cancel()ed stays not done
+                # to concurrent.futures.wait).
+                for f in futs:
+                    if f.cancel():
+                        f.set_running_or_notify_cancel()
+        return results()
+
+    def acknowledge(self):
+        """Tells the server that every result up to the first call still
+        without one was received: it forgets them (and its hold on the
+        administrator's max_result_bytes). Returns how many calls that
+        covers."""
+        with self._lock:
+            upto = 0
+            for seq in sorted(self._futures):
+                if not self._futures[seq].done():
+                    break
+                upto = seq
+            if upto:
+                self._out.append(_frame(("ack", upto)))
+                self._wake.notify_all()
+            return upto
+
+    def _submit(self, opts, fn, args, kwargs):
         import cloudpickle
         payload = cloudpickle.dumps((fn, args, kwargs))
         if len(payload) > FRAME_MAX - 4096:
@@ -688,9 +1200,9 @@ class EndpointExecutor(concurrent.futures.Executor):
             seq = self._next
             self._next += 1
             fut = self._futures[seq] = concurrent.futures.Future()
-            self._pending[seq] = payload
+            self._pending[seq] = (payload, dict(opts))
             self._unaccepted.add(seq)
-            self._out.append(_frame(("submit", seq, payload)))
+            self._out.append(_frame(("submit", seq, payload, dict(opts))))
             self._wake.notify_all()
         return fut
 
@@ -709,7 +1221,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self._wake.wait(left if left is not None else 1.0)
+                self._settled.wait(left if left is not None else 1.0)
         return True
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -722,7 +1234,10 @@ class EndpointExecutor(concurrent.futures.Executor):
             for f in self.futures():
                 f.cancel()
         if wait and not cancel_futures:
-            concurrent.futures.wait(self.futures())
+            # Not those the program cancelled: concurrent.futures.wait
+            # counts a future only cancel()ed as not done, for ever.
+            concurrent.futures.wait([f for f in self.futures()
+                                     if not f.cancelled()])
         if not self.flush(2 * self._timeout):
             raise ConnectionError(
                 "%d calls were not written down by your session server "
@@ -733,9 +1248,26 @@ class EndpointExecutor(concurrent.futures.Executor):
                 self._out.append(_frame(("ack", max(done))))
             self._closed = True
             self._wake.notify_all()
+            self._settled.notify_all()
         self._threads[1].join(5)
         if self._sock:
             self._sock.close()
+
+
+class _EndpointOptions:
+    """EndpointExecutor.options(): submit and map with these options."""
+
+    def __init__(self, ex, opts):
+        self._ex, self._opts = ex, dict(opts)
+
+    def options(self, **more):
+        return _EndpointOptions(self._ex, dict(self._opts, **more))
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._ex._submit(self._opts, fn, args, kwargs)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None):
+        return self._ex._map(self._opts, fn, iterables, timeout, chunksize)
 
 
 # ------------------------------------------------------------------ main
@@ -751,9 +1283,19 @@ def main(argv=None):
     s.add_argument("dir")
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--idle-exit", type=int, default=300)
+    s.add_argument("--cores-per-worker", type=int, default=1)
+    s.add_argument("--limit", action="append", default=[],
+                   help="KEY=VALUE: max_queued, max_result_bytes, retention")
+    s.add_argument("--pool", action="append", default=[],
+                   help="NAME=PROVIDER CORES MAX_WORKERS [USER...]: a pool "
+                   "users may ask for")
+    s.add_argument("--option", action="append", default=[],
+                   help="NAME=SPEC: an option users may set, and its type")
     a = ap.parse_args(argv)
     os.umask(0o077)
-    Server(a.dir, workers=a.workers, idle_exit=a.idle_exit).serve_forever()
+    Server(a.dir, workers=a.workers, idle_exit=a.idle_exit,
+           limits=Limits(a.limit, a.option, a.pool),
+           cores_per_worker=a.cores_per_worker).serve_forever()
     return 0
 
 

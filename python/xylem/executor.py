@@ -387,8 +387,8 @@ class Executor(cf.Executor):
         and tls_ca= name the files `xylem endpoint enroll` wrote
         (default: XYLEM_ENDPOINT_CERT, XYLEM_ENDPOINT_KEY,
         XYLEM_ENDPOINT_CA, else ~/.xylem/endpoint-client/client.crt,
-        client.key, ca.crt). The executor is then an
-        xylem.endpoint.EndpointExecutor.
+        client.key, ca.crt); pools= names pools the administrator
+        offers. The executor is then an xylem.endpoint.EndpointExecutor.
     """
 
     def __new__(cls, *args, endpoint=None, session=None, **kwargs):
@@ -399,12 +399,15 @@ class Executor(cf.Executor):
         # A remote endpoint's client files (docs/endpoint.md).
         tls_files = {k: kwargs.pop(k) for k in ("tls_cert", "tls_key",
                                                 "tls_ca") if k in kwargs}
+        pools = kwargs.pop("pools", None)
         if args or kwargs:
-            raise TypeError("with endpoint=, an Executor takes session= "
-                            "and tls_cert=, tls_key=, tls_ca= only; the "
-                            "endpoint's administrator sets the rest")
+            raise TypeError("with endpoint=, an Executor takes session=, "
+                            "pools= (names) and tls_cert=, tls_key=, "
+                            "tls_ca= only; the endpoint's administrator "
+                            "sets the rest")
         from .endpoint import EndpointExecutor
-        return EndpointExecutor(endpoint, session=session, **tls_files)
+        return EndpointExecutor(endpoint, session=session, pools=pools,
+                                **tls_files)
 
     def __init__(self, workers=None, *, port=0, host=None, secret=None,
                  secret_file=None, cores_per_worker=1, fresh=False,

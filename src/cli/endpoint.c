@@ -82,7 +82,9 @@ static void usage(FILE *out)
 		" lines (users,\n"
 		"                  uid_min, idle_exit, workers,"
 		" cores_per_worker, python,\n"
-		"                  environment, cert_days;"
+		"                  environment, cert_days, max_queued,"
+		" max_result_bytes,\n"
+		"                  retention, option NAME, pool NAME;"
 		" docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
@@ -171,7 +173,10 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		{"cert_days", &cfg->cert_days, 1, 3650},
 	};
 	char *end;
+	int mine = xy_cli_ep_limits_line(cfg, key, v, err, len);
 
+	if (mine)
+		return mine < 0 ? -1 : 0;
 	if (strcmp(key, "users") == 0) {
 		if (config_users(cfg, v) == 0)
 			return 0;
@@ -222,7 +227,9 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		return 0;
 	}
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
-		 " workers, cores_per_worker, python, environment, cert_days)", key);
+		 " workers, cores_per_worker, python, environment, cert_days,"
+		 " max_queued, max_result_bytes, retention, option NAME,"
+		 " pool NAME)", key);
 	return -1;
 }
 

@@ -353,7 +353,7 @@ static _Noreturn void exec_manager(const struct spawner *s,
 				   int errfd)
 {
 	char journal[4200], idle[16], workers[16], cores[16], bufs[4][4200];
-	char *argv[20], *envp[8 + XY_EP_ENV_MAX];
+	char *argv[20 + XY_EP_SESSION_ARGS_MAX], *envp[8 + XY_EP_ENV_MAX];
 	int n = 0;
 
 	snprintf(idle, sizeof idle, "%d", s->cfg->idle_exit);
@@ -371,6 +371,12 @@ static _Noreturn void exec_manager(const struct spawner *s,
 		argv[n++] = idle;
 		argv[n++] = "--workers";
 		argv[n++] = workers;
+		if (s->cfg->cores_per_worker > 0) {
+			argv[n++] = "--cores-per-worker";
+			argv[n++] = cores;
+		}
+		for (int i = 0; i < s->cfg->n_session_args; i++)
+			argv[n++] = s->cfg->session_args[i];
 		argv[n] = NULL;
 		execve(s->cfg->python, argv, envp);
 		fail(errfd, "cannot run the session server");

@@ -14,6 +14,7 @@
 #define XY_EP_USERS_MAX 64
 #define XY_EP_NAME_MAX 32
 #define XY_EP_ENV_MAX 16
+#define XY_EP_SESSION_ARGS_MAX 64
 
 /* The administrator's configuration (endpoint.c reads it). */
 struct xy_ep_config {
@@ -29,7 +30,17 @@ struct xy_ep_config {
 	int cert_days;       /* client certificates' validity (default 365) */
 	const char *state;   /* the state directory: the CA (ep_ca.h) */
 	const char *listen;  /* --listen HOST:PORT, or NULL */
+	/* Limits on users' Python sessions (endpoint_limits.c): arguments
+	 * of each session server, "--limit" or "--option" then KEY=VALUE. */
+	char *session_args[XY_EP_SESSION_ARGS_MAX];
+	int n_session_args;
 };
+
+/* One limits setting (max_queued, max_result_bytes, retention, option
+ * NAME, pool NAME) into cfg: 1, or 0 if key is none of them, or -1 with why in
+ * err. */
+int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
+			  const char *v, char *err, size_t len);
 
 /* The requests the front passes on, with the client's socket: a user's
  * `xylem manager`, or a user's Python session server. */

@@ -362,6 +362,44 @@ def test_config_must_be_roots_and_well_formed(accounts, place):
     assert not os.path.exists(os.path.join(place, "x.sock"))
 
 
+@pytest.mark.parametrize("line,why", [
+    ("max_queued = lots", "max_queued wants a number from 1 to 1000000000,"
+     " not 'lots'"),
+    ("max_queued = 0", "max_queued wants a number from 1"),
+    ("max_result_bytes = 12Q", "max_result_bytes wants a size from 1K"),
+    ("retention = -5", "retention wants a time from 1 s"),
+    ("option walltime = int 1..2", "option 'walltime' is not one users can"
+     " set"),
+    ("option cores = int 5..1", "option cores wants 'int LO..HI', 'float "
+     "LO..HI' or 'enum A, B, ...', not 'int 5..1'"),
+    ("option cores = text", "option cores wants 'int LO..HI'"),
+    ("option cores = int 1.5..2", "option cores wants 'int LO..HI'"),
+    ("option disk = float 1..x", "option disk wants"),
+    ("option tag = enum ,", "option tag wants"),
+    ("retension = 5", "unknown setting 'retension'"),
+    ("pool gpu = pbs 4 2", "pool gpu wants 'PROVIDER CORES MAX_WORKERS"),
+    ("pool gpu = local 4", "pool gpu wants"),
+    ("pool gpu = slurm 4 0", "pool gpu wants"),
+    ("pool g/x = local 4 1", "a pool's name is 1 to 32 letters"),
+])
+def test_limits_with_a_wrong_type_stop_the_endpoint(accounts, place, line,
+                                                     why):
+    # Limits on users' Python sessions: a wrong value or an unknown key
+    # stops the endpoint, naming the file and the line.
+    cfg = os.path.join(place, "endpoint.conf")
+    with open(cfg, "w") as f:
+        f.write("users = xyept_a\nretention = 1d\nmax_result_bytes = 2G\n"
+                "option cores = int 1..4\noption time_limit = float 1..60"
+                "\n%s\n" % line)
+    p = subprocess.run([os.path.join(place, "xylem"), "endpoint",
+                        "--socket", os.path.join(place, "x.sock"),
+                        "--config", cfg], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 1, p.stderr
+    assert "endpoint.conf:6: " + why in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(place, "x.sock"))
+
+
 def test_an_endpoint_of_one_user_serves_that_user_alone(accounts, place):
     os.chmod(place, 0o777)  # A makes its socket here
     ep = Endpoint(place, None, user="xyept_a")
