@@ -407,9 +407,19 @@ static void drop(struct front *f, int i)
 	f->clients[i] = f->clients[--f->n];
 }
 
+/* Out of descriptors (EMFILE, ENFILE...) in accept: the listener,
+ * still readable, is not polled for so long, rather than spun on. */
+#define PAUSE_SECONDS 0.2
+
+static int out_of_fds(void)
+{
+	return errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	       errno == ENOMEM;
+}
+
 /* Takes every connection waiting, refusing a user's beyond PER_USER_MAX
- * at once. */
-static void take_clients(struct front *f)
+ * at once: 0, or -1 when accept ran out of descriptors. */
+static int take_clients(struct front *f)
 {
 	while (f->n < PENDING_MAX) {
 		struct ucred cr;
@@ -417,7 +427,7 @@ static void take_clients(struct front *f)
 		int fd = accept4(f->lfd, NULL, NULL,
 				 SOCK_CLOEXEC | SOCK_NONBLOCK), mine = 0;
 		if (fd < 0)
-			return;
+			return out_of_fds() ? -1 : 0;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
 			close(fd);
 			continue;
@@ -434,6 +444,7 @@ static void take_clients(struct front *f)
 			.fd = fd, .uid = cr.uid,
 			.deadline = xy_mono() + REQUEST_SECONDS};
 	}
+	return 0;
 }
 
 /* Looks at what client i sent, without taking it from the socket
@@ -488,6 +499,7 @@ static int serve(int lfd, int spawner, int tls_lfd,
 {
 	static struct front f; /* a daemon's own state (STYLE.md) */
 	static struct pollfd p[PENDING_MAX + 3];
+	double unix_pause = 0, tls_pause = 0;
 
 	f.lfd = lfd;
 	f.spawner = spawner;
@@ -495,8 +507,10 @@ static int serve(int lfd, int spawner, int tls_lfd,
 	f.tls = tls;
 	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	while (!xy_local_stops()) {
-		p[0] = (struct pollfd){.fd = f.n < PENDING_MAX ? lfd : -1,
-				       .events = POLLIN};
+		double t0 = xy_mono();
+		p[0] = (struct pollfd){
+			.fd = f.n < PENDING_MAX && t0 >= unix_pause ? lfd : -1,
+			.events = POLLIN};
 		p[1] = (struct pollfd){.fd = spawner, .events = POLLIN};
 		/* A client whose line has begun is not polled (what it
 		 * sent stays in its socket, readable): looked at each tick. */
@@ -506,7 +520,8 @@ static int serve(int lfd, int spawner, int tls_lfd,
 				.events = POLLIN};
 		int n = f.n;
 		/* Remote users' connections: a thread each (ep_tls.c). */
-		p[n + 2] = (struct pollfd){.fd = tls_lfd, .events = POLLIN};
+		p[n + 2] = (struct pollfd){
+			.fd = t0 >= tls_pause ? tls_lfd : -1, .events = POLLIN};
 		if (poll(p, (nfds_t)n + 3, 100) < 0 && errno != EINTR)
 			return -1;
 		if (p[1].revents) {
@@ -525,10 +540,11 @@ static int serve(int lfd, int spawner, int tls_lfd,
 				drop(&f, i);
 			}
 		}
-		if (p[0].revents & POLLIN)
-			take_clients(&f);
-		if (p[n + 2].revents & POLLIN)
-			xy_ep_tls_accept(tls, tls_lfd);
+		if ((p[0].revents & POLLIN) && take_clients(&f) < 0)
+			unix_pause = xy_mono() + PAUSE_SECONDS;
+		if ((p[n + 2].revents & POLLIN) &&
+		    xy_ep_tls_accept(tls, tls_lfd) < 0)
+			tls_pause = xy_mono() + PAUSE_SECONDS;
 	}
 	for (int i = f.n - 1; i >= 0; i--)
 		drop(&f, i);

@@ -450,3 +450,59 @@ def test_enroll_is_refused_to_accounts_the_endpoint_does_not_serve(
     assert "issued" not in os.listdir(endpoint.state)
     assert os.listdir(d + "/c") == []
     shutil.rmtree(d)
+
+
+def _drip(sock, data, start, limit):
+    """Sends data a byte every 0.5 s on sock until the endpoint answers
+    or closes (how long after start it took), or limit s (None)."""
+    import select
+    for b in data:
+        try:
+            sock.send(bytes([b]))
+        except OSError:
+            return time.monotonic() - start
+        r, _, _ = select.select([sock], [], [], 0.5)
+        if r:
+            return time.monotonic() - start
+        if time.monotonic() - start > limit:
+            return None
+    return None
+
+
+def test_a_slow_client_is_cut_after_5_s_in_all_while_others_are_served(
+        endpoint, accounts, tree):
+    for u in USERS:
+        assert endpoint.enroll(u).returncode == 0
+    a = client_files(accounts, USERS[0])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(a + "/ca.crt")
+    ctx.load_cert_chain(a + "/client.crt", a + "/client.key")
+    # The handshake a byte every 0.5 s (each read of the endpoint's gets
+    # one well within its 5 s): cut at 5 s in all.
+    out = ssl.MemoryBIO()
+    hello = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="127.0.0.1")
+    with pytest.raises(ssl.SSLWantReadError):
+        hello.do_handshake()
+    client_hello = out.read()
+    assert len(client_hello) > 40
+    with socket.create_connection(("127.0.0.1", endpoint.port)) as raw:
+        start = time.monotonic()
+        took = _drip(raw, client_hello, start, 12)
+        assert took is not None and 4.5 < took < 8, took
+    # The request line a byte every 0.5 s after a whole handshake.
+    with socket.create_connection(("127.0.0.1", endpoint.port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            start = time.monotonic()
+            # Meanwhile another user is served, on both paths.
+            assert endpoint.enroll(USERS[1]).returncode == 0
+            b = client_files(accounts, USERS[1], tempfile.mkdtemp())
+            assert tls_line(endpoint.port, {
+                "ca": b + "/ca.crt", "cert": b + "/client.crt",
+                "key": b + "/client.key"}, b"hello\n").startswith(
+                    "error unknown request")
+            took = _drip(s, b"pytho" * 8, start, 12)
+            assert took is not None and 4.5 < took < 8, took
+            assert s.recv(200).startswith(b"error no request within 5 s")
+    assert "no handshake within 5 s" in endpoint.log()
+    assert not _session_servers(USERS[0])
