@@ -355,14 +355,19 @@ done:
 }
 
 /* So many clients at once that each has its descriptors, and the Unix
- * path (the front's pending clients) keeps UNIX_FDS. */
+ * path (the front's pending clients) keeps UNIX_FDS (or half the limit,
+ * if that is less). */
 static int max_conns(void)
 {
 	struct rlimit rl;
 	long n = CONNS_MAX;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		n = ((long)rl.rlim_cur - UNIX_FDS) / CONN_FDS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY) {
+		long lim = (long)rl.rlim_cur,
+		     keep = UNIX_FDS < lim / 2 ? UNIX_FDS : lim / 2;
+		n = (lim - keep) / CONN_FDS;
+	}
 	return n < 1 ? 1 : n > CONNS_MAX ? CONNS_MAX : (int)n;
 }
 

@@ -81,7 +81,11 @@ def _clean(accounts):
 
 
 @pytest.fixture
-def endpoint(accounts, tree):
+def endpoint(request, accounts, tree):
+    """The endpoint, run under a wrapper command (a list, "{tree}" in it
+    replaced) where the test parametrizes it indirectly."""
+    wrap = [w.replace("{tree}", str(tree))
+            for w in getattr(request, "param", [])]
     _clean(accounts)
     shutil.rmtree(tree / "state", ignore_errors=True)
     cfg = tree / "endpoint.conf"
@@ -91,7 +95,7 @@ def endpoint(accounts, tree):
         % (", ".join(USERS), PYTHON, tree / "lib", tree / "build"))
     os.chmod(cfg, 0o644)
     log = open(tree / "ep.log", "w")
-    p = subprocess.Popen([str(tree / "build" / "src" / "cli" / "xylem"),
+    p = subprocess.Popen(wrap + [str(tree / "build" / "src" / "cli" / "xylem"),
                           "endpoint", "--socket", str(tree / "ep.sock"),
                           "--listen", "127.0.0.1:0", "--state",
                           str(tree / "state"), "--config", str(cfg)],
@@ -102,6 +106,12 @@ def endpoint(accounts, tree):
             (tree / "ep.log").read_text()
         time.sleep(0.05)
     yield Endpoint(tree, p)
+    if wrap:  # the front itself, the wrapper's child: it may not pass
+        # the signal on (strace detaches)
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)],
+                              capture_output=True, text=True).stdout
+        for k in kids.split():
+            os.kill(int(k), 15)
     p.terminate()
     p.wait(10)
     log.close()
@@ -506,3 +516,46 @@ def test_a_slow_client_is_cut_after_5_s_in_all_while_others_are_served(
             assert s.recv(200).startswith(b"error no request within 5 s")
     assert "no handshake within 5 s" in endpoint.log()
     assert not _session_servers(USERS[0])
+
+
+@pytest.mark.parametrize("endpoint", [["strace", "-f", "-e", "trace=openat",
+                                       "-o", "{tree}/strace.out"]],
+                         indirect=True)
+def test_the_ca_key_is_read_by_a_child_never_by_the_front(endpoint, accounts,
+                                                          tree):
+    assert endpoint.enroll(USERS[0]).returncode == 0
+    lines = (tree / "strace.out").read_text().splitlines()
+    front = lines[0].split()[0]  # the first process: the front to be
+    readers = {ln.split()[0] for ln in lines if "/tls/ca.key" in ln and
+               "openat(" in ln and "= -1" not in ln}
+    # Made at start by a child, read by the listener's child and the
+    # spawner (the enrollment); the front itself, never.
+    assert readers and front not in readers, (front, readers)
+
+
+@pytest.mark.parametrize("endpoint", [["prlimit", "--nofile=200:200", "--"]],
+                         indirect=True)
+def test_more_tls_clients_than_descriptors_lock_out_nobody(endpoint,
+                                                           accounts, tree):
+    """Connections that never handshake, more than the front has
+    descriptors for: the front neither spins on a listener it cannot
+    accept from nor stops serving local users."""
+    pid = endpoint.proc.pid
+
+    def cpu():
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    socks = [socket.create_connection(("127.0.0.1", endpoint.port))
+             for _ in range(300)]
+    try:
+        time.sleep(0.5)
+        c0, t0 = cpu(), time.monotonic()
+        r = endpoint.enroll(USERS[0])  # a local user, on the Unix path
+        assert r.returncode == 0, r.stdout + r.stderr
+        time.sleep(max(0.0, 2.5 - (time.monotonic() - t0)))
+        used = (cpu() - c0) / (time.monotonic() - t0)
+        assert used < 0.3, used  # spinning: about 1.0
+    finally:
+        for s in socks:
+            s.close()
