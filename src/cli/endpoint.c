@@ -39,7 +39,7 @@
 #include "util.h"
 
 #define WHO "xylem endpoint"
-#define REQUEST_MAX 2048 /* an enroll line carries a request */
+#define REQUEST_MAX XY_EP_ENROLL_MAX /* an enroll line carries a request */
 
 struct ep_opts {
 	const char *socket;
@@ -414,9 +414,19 @@ static void drop(struct front *f, int i)
 	f->clients[i] = f->clients[--f->n];
 }
 
+/* Out of descriptors (EMFILE, ENFILE...) in accept: the listener,
+ * still readable, is not polled for so long, rather than spun on. */
+#define PAUSE_SECONDS 0.2
+
+static int out_of_fds(void)
+{
+	return errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	       errno == ENOMEM;
+}
+
 /* Takes every connection waiting, refusing a user's beyond PER_USER_MAX
- * at once. */
-static void take_clients(struct front *f)
+ * at once: 0, or -1 when accept ran out of descriptors. */
+static int take_clients(struct front *f)
 {
 	while (f->n < PENDING_MAX) {
 		struct ucred cr;
@@ -424,7 +434,7 @@ static void take_clients(struct front *f)
 		int fd = accept4(f->lfd, NULL, NULL,
 				 SOCK_CLOEXEC | SOCK_NONBLOCK), mine = 0;
 		if (fd < 0)
-			return;
+			return out_of_fds() ? -1 : 0;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
 			close(fd);
 			continue;
@@ -441,51 +451,40 @@ static void take_clients(struct front *f)
 			.fd = fd, .uid = cr.uid,
 			.deadline = xy_mono() + REQUEST_SECONDS};
 	}
+	return 0;
 }
 
-/* "enroll BASE64": the request, decoded, goes to the spawner with the
- * connection, whose peer the kernel names there. */
-static void pass_enroll(struct front *f, struct pending *c)
-{
-	static unsigned char der[REQUEST_MAX];
-	char *b64 = c->req + 7;
-	size_t len = strcspn(b64, "\n");
-	int n, pad = 0;
-
-	while (pad < 2 && len > (size_t)pad && b64[len - 1 - pad] == '=')
-		pad++;
-	n = len % 4 ? -1 : EVP_DecodeBlock(der, (unsigned char *)b64,
-					   (int)len);
-	if (n <= pad) {
-		say(c->fd, "error enroll wants a certificate request (DER, "
-			   "base64)\n");
-		return;
-	}
-	if (xy_cli_spawn_pass_data(f->spawner, XY_EP_OP_ENROLL, der,
-				   (size_t)(n - pad), c->fd) < 0)
-		say(c->fd, "error the endpoint is busy: ask again\n");
-}
-
-/* Reads what client i sent; once its line is whole (or cannot be), hands
- * it to the spawner or refuses it, and forgets it. */
-static void read_client(struct front *f, int i)
+/* Looks at what client i sent, without taking it from the socket
+ * (MSG_PEEK); once its line is whole (or cannot be), hands the
+ * connection to the spawner or refuses it, and forgets it: 1, or 0 while
+ * the line is not whole. "manager" and "python" are taken off the socket
+ * before it goes; "enroll BASE64" stays there for the spawner to read
+ * itself, from the peer the kernel names: a front taken over cannot pass
+ * a request of its own with another user's connection. */
+static int read_client(struct front *f, int i)
 {
 	struct pending *c = &f->clients[i];
-	ssize_t k = read(c->fd, c->req + c->n, REQUEST_MAX - c->n);
+	ssize_t k = recv(c->fd, c->req, REQUEST_MAX, MSG_PEEK | MSG_DONTWAIT);
+	char *nl, op;
+	size_t line;
 
 	if (k < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (k > 0)
-		c->n += (size_t)k;
+		return 0;
+	c->n = k > 0 ? (size_t)k : 0;
 	c->req[c->n] = '\0';
-	if (k > 0 && c->n < REQUEST_MAX && !memchr(c->req, '\n', c->n))
-		return;
-	char op = strcmp(c->req, "manager\n") == 0  ? XY_EP_OP_MANAGER
-		  : strcmp(c->req, "python\n") == 0 ? XY_EP_OP_PYTHON
-						    : 0;
-	if (strncmp(c->req, "enroll ", 7) == 0 && c->req[c->n - 1] == '\n') {
-		pass_enroll(f, c);
-	} else if (op) {
+	nl = memchr(c->req, '\n', c->n);
+	if (k > 0 && !nl && c->n < REQUEST_MAX)
+		return 0; /* not polled until then: looked at every tick */
+	line = nl ? (size_t)(nl - c->req) + 1 : 0;
+	op = line == 8 && memcmp(c->req, "manager\n", 8) == 0  ? XY_EP_OP_MANAGER
+	     : line == 7 && memcmp(c->req, "python\n", 7) == 0 ? XY_EP_OP_PYTHON
+	     : line > 7 && memcmp(c->req, "enroll ", 7) == 0    ? XY_EP_OP_ENROLL
+								   : 0;
+	if (op == XY_EP_OP_MANAGER || op == XY_EP_OP_PYTHON) {
+		if (read(c->fd, c->req, line) != (ssize_t)line)
+			op = 0; /* cannot be: the line was there */
+	}
+	if (op) {
 		if (xy_cli_spawn_pass(f->spawner, op, c->fd) < 0) {
 			if (errno == EAGAIN)
 				say(c->fd, "error the endpoint is busy: ask "
@@ -494,11 +493,12 @@ static void read_client(struct front *f, int i)
 				fprintf(stderr, WHO ": the spawner is gone: "
 					"%s\n", strerror(errno));
 		}
-	} else if (k > 0 || c->n) {
+	} else if (c->n) {
 		say(c->fd, "error unknown request (want 'manager', 'python' "
 			   "or 'enroll')\n");
 	}
 	drop(f, i);
+	return 1;
 }
 
 static int serve(int lfd, int spawner, int tls_lfd,
@@ -506,6 +506,7 @@ static int serve(int lfd, int spawner, int tls_lfd,
 {
 	static struct front f; /* a daemon's own state (STYLE.md) */
 	static struct pollfd p[PENDING_MAX + 3];
+	double unix_pause = 0, tls_pause = 0;
 
 	f.lfd = lfd;
 	f.spawner = spawner;
@@ -513,15 +514,21 @@ static int serve(int lfd, int spawner, int tls_lfd,
 	f.tls = tls;
 	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	while (!xy_local_stops()) {
-		p[0] = (struct pollfd){.fd = f.n < PENDING_MAX ? lfd : -1,
-				       .events = POLLIN};
+		double t0 = xy_mono();
+		p[0] = (struct pollfd){
+			.fd = f.n < PENDING_MAX && t0 >= unix_pause ? lfd : -1,
+			.events = POLLIN};
 		p[1] = (struct pollfd){.fd = spawner, .events = POLLIN};
+		/* A client whose line has begun is not polled (what it
+		 * sent stays in its socket, readable): looked at each tick. */
 		for (int i = 0; i < f.n; i++)
-			p[i + 2] = (struct pollfd){.fd = f.clients[i].fd,
-						   .events = POLLIN};
+			p[i + 2] = (struct pollfd){
+				.fd = f.clients[i].n ? -1 : f.clients[i].fd,
+				.events = POLLIN};
 		int n = f.n;
 		/* Remote users' connections: a thread each (ep_tls.c). */
-		p[n + 2] = (struct pollfd){.fd = tls_lfd, .events = POLLIN};
+		p[n + 2] = (struct pollfd){
+			.fd = t0 >= tls_pause ? tls_lfd : -1, .events = POLLIN};
 		if (poll(p, (nfds_t)n + 3, 100) < 0 && errno != EINTR)
 			return -1;
 		if (p[1].revents) {
@@ -531,18 +538,20 @@ static int serve(int lfd, int spawner, int tls_lfd,
 		double now = xy_mono();
 		/* From the end, so that drop() moves only served slots. */
 		for (int i = n - 1; i >= 0; i--) {
-			if (p[i + 2].revents)
-				read_client(&f, i);
-			else if (now > f.clients[i].deadline) {
+			if ((p[i + 2].revents || f.clients[i].n) &&
+			    read_client(&f, i))
+				continue;
+			if (now > f.clients[i].deadline) {
 				say(f.clients[i].fd, "error no request within"
 				    " 2 s\n");
 				drop(&f, i);
 			}
 		}
-		if (p[0].revents & POLLIN)
-			take_clients(&f);
-		if (p[n + 2].revents & POLLIN)
-			xy_ep_tls_accept(tls, tls_lfd);
+		if ((p[0].revents & POLLIN) && take_clients(&f) < 0)
+			unix_pause = xy_mono() + PAUSE_SECONDS;
+		if ((p[n + 2].revents & POLLIN) &&
+		    xy_ep_tls_accept(tls, tls_lfd) < 0)
+			tls_pause = xy_mono() + PAUSE_SECONDS;
 	}
 	for (int i = f.n - 1; i >= 0; i--)
 		drop(&f, i);

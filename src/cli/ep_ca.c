@@ -48,6 +48,10 @@ int xy_ep_ca_init(const char *state, char *err, size_t len)
 	struct stat st;
 	SSL_CTX *ctx;
 	char parent[PATH_LEN], *slash;
+	int p[2], status = 0;
+	size_t n = 0;
+	ssize_t k;
+	pid_t pid;
 
 	snprintf(parent, sizeof parent, "%s", state);
 	if ((slash = strrchr(parent, '/')) && slash != parent) {
@@ -62,13 +66,37 @@ int xy_ep_ca_init(const char *state, char *err, size_t len)
 		return xy_fail(err, len, EPERM, "%s must be a directory of "
 			       "uid %ld that nobody else may write", state,
 			       (long)geteuid());
-	/* Made (or read) here, at start: a CA of tls.c's making, whose
-	 * server context is dropped; the listener makes its own. */
+	/* Made (or read) at start: a CA of tls.c's making, whose server
+	 * context is dropped; the listener makes its own. In a child, as
+	 * server_pem() does: the caller becomes the front, and the CA's
+	 * key never enters its memory. The child's error comes by a pipe. */
 	path_of(tls, state, "tls");
-	if (!(ctx = xy_tls_manager_ctx(tls, NULL, err, len)))
-		return -1;
-	SSL_CTX_free(ctx);
-	return 0;
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+		return xy_fail(err, len, errno, "cannot fork: %s",
+			       strerror(errno));
+	if (pid == 0) {
+		close(p[0]);
+		ctx = xy_tls_manager_ctx(tls, NULL, err, len);
+		if (!ctx)
+			(void)xy_write_all(p[1], err, strlen(err));
+		_exit(ctx ? 0 : 1);
+	}
+	close(p[1]);
+	err[0] = '\0';
+	while ((k = read(p[0], err + n, len - 1 - n)) != 0 && n < len - 1)
+		if (k > 0)
+			n += (size_t)k;
+		else if (errno != EINTR)
+			break;
+	err[n] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (!n)
+		snprintf(err, len, "cannot make or read the CA in %s", tls);
+	return -1;
 }
 
 /* The listener's certificate and key, PEM, made by a child: the CA's key
@@ -277,10 +305,13 @@ static int issued_set(const char *state, const char *name,
 	free(data);
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
 		fclose(f);
+		unlink(tmp);
 		return xy_fail(err, len, EIO, "cannot write %s", tmp);
 	}
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
 		return xy_fail(err, len, EIO, "cannot write %s", path);
+	}
 	return 0;
 }
 
@@ -317,7 +348,12 @@ int xy_ep_ca_revoke(const char *state, const char *what,
 		size_t i = 0;
 		while (what[i] && isxdigit((unsigned char)what[i]))
 			i++;
-		if (found < 0 || i == 0 || what[i] || i >= XY_EP_SERIAL_MAX) {
+		if (found < 0) {
+			close(lock);
+			return xy_fail(err, len, errno, "cannot read %s: %s",
+				       path, strerror(errno));
+		}
+		if (i == 0 || what[i] || i >= XY_EP_SERIAL_MAX) {
 			close(lock);
 			return xy_fail(err, len, EINVAL, "'%s' is neither an "
 				       "enrolled account nor a serial", what);

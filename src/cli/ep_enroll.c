@@ -149,15 +149,19 @@ static char *ask_enroll(const char *path, const char *b64)
 		return NULL;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (xy_write_all(fd, "enroll ", 7) < 0 ||
-	    xy_write_all(fd, b64, strlen(b64)) < 0 ||
-	    xy_write_all(fd, "\n", 1) < 0) {
+	/* One write: the front looks at the line when it is whole. */
+	char *line = malloc(strlen(b64) + 9);
+	if (line)
+		sprintf(line, "enroll %s\n", b64);
+	if (!line || xy_write_all(fd, line, strlen(line)) < 0) {
+		free(line);
 		fprintf(stderr, WHO ": the endpoint at %s closed: %s\n", path,
 			strerror(errno));
 		close(fd);
 		free(ans);
 		return NULL;
 	}
+	free(line);
 	while (n < ANSWER_MAX && (k = read(fd, ans + n, ANSWER_MAX - n)) > 0)
 		n += (size_t)k;
 	close(fd);

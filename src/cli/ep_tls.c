@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,13 +36,16 @@
 #include "util.h"
 
 #define WHO "xylem endpoint"
-#define CONNS_MAX 1024      /* TLS clients at once */
-#define HELLO_MS 5000       /* handshake and request line */
+#define CONNS_MAX 1024      /* TLS clients at once, at most */
+#define CONN_FDS 4          /* a client's descriptors, at most */
+#define UNIX_FDS 320        /* kept for the Unix path and the rest */
+#define HELLO_MS 5000       /* handshake and request line, together */
 #define SPAWNER_MS 30000    /* the spawner's answer, a start included */
 #define LINE_MAX_ 256
 #define RELAY_BUF (64 * 1024)
 
 static atomic_int n_conns;
+static int conns_max; /* from RLIMIT_NOFILE, at the first accept */
 
 struct conn {
 	const struct xy_ep_tls *t;
@@ -101,15 +106,47 @@ static void say(SSL *ssl, const char *fmt, const char *arg)
 		SSL_write(ssl, line, n < (int)sizeof line ? n : (int)sizeof line);
 }
 
+/* Waits for what ssl wants (after a call that returned r) until
+ * deadline (xy_mono()): 0 to call again, or -1 (an error, or time up).
+ * The socket is non-blocking: a client that sends a byte now and then
+ * gets no more than HELLO_MS in all for its handshake and its line. */
+static int wait_for(SSL *ssl, int fd, int r, double deadline)
+{
+	int e = SSL_get_error(ssl, r), ms;
+	struct pollfd p = {.fd = fd};
+
+	if (e == SSL_ERROR_WANT_READ)
+		p.events = POLLIN;
+	else if (e == SSL_ERROR_WANT_WRITE)
+		p.events = POLLOUT;
+	else
+		return -1;
+	for (;;) {
+		ms = (int)((deadline - xy_mono()) * 1e3);
+		if (ms <= 0)
+			return -1;
+		int k = poll(&p, 1, ms);
+		if (k > 0)
+			return 0;
+		if (k == 0 || errno != EINTR)
+			return -1;
+	}
+}
+
 /* The request line, without its newline: 0, or -1 (closed, too long, or
- * not within HELLO_MS). A byte at a time: nothing after the newline is
- * taken from the stream (the client waits for the answer anyway). */
-static int read_line(SSL *ssl, char *line, size_t max)
+ * not by deadline). A byte at a time: nothing after the newline is taken
+ * from the stream (the client waits for the answer anyway). */
+static int read_line(SSL *ssl, int fd, char *line, size_t max,
+		     double deadline)
 {
 	size_t n = 0;
 	while (n < max - 1) {
-		if (SSL_read(ssl, line + n, 1) != 1)
-			return -1;
+		int r = SSL_read(ssl, line + n, 1);
+		if (r != 1) {
+			if (wait_for(ssl, fd, r, deadline) < 0)
+				return -1;
+			continue;
+		}
 		if (line[n] == '\n') {
 			line[n] = '\0';
 			return 0;
@@ -117,6 +154,12 @@ static int read_line(SSL *ssl, char *line, size_t max)
 		n++;
 	}
 	return -1;
+}
+
+static void set_blocking(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, on ? fl & ~O_NONBLOCK : fl | O_NONBLOCK);
 }
 
 /* The spawner's answers on rp, until the connection to the session
@@ -246,12 +289,28 @@ static void *conn_main(void *arg)
 	X509 *cert;
 	int sess = -1, rv = 0;
 
+	double deadline = xy_mono() + HELLO_MS / 1e3;
+	int r;
+
+	/* The handshake and the line by a deadline, without blocking;
+	 * answers and the relay, blocking (writes within HELLO_MS). */
 	set_timeout(c->fd, HELLO_MS);
-	if (!ssl || SSL_set_fd(ssl, c->fd) != 1 || SSL_accept(ssl) != 1) {
+	set_blocking(c->fd, 0);
+	if (!ssl || SSL_set_fd(ssl, c->fd) != 1) {
 		fprintf(stderr, WHO ": refused a TLS client at %s: %s\n",
 			c->peer, xy_tls_error(ssl, err, sizeof err));
 		goto done;
 	}
+	while ((r = SSL_accept(ssl)) != 1)
+		if (wait_for(ssl, c->fd, r, deadline) < 0) {
+			fprintf(stderr, WHO ": refused a TLS client at %s: "
+				"%s\n", c->peer,
+				SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ ||
+				SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE
+					? "no handshake within 5 s"
+					: xy_tls_error(ssl, err, sizeof err));
+			goto done;
+		}
 	cert = SSL_get0_peer_certificate(ssl);
 	if (!cert || xy_ep_ca_serial(cert, serial) < 0 ||
 	    (rv = xy_ep_ca_revoked(c->t->state, serial)) != 0) {
@@ -260,7 +319,9 @@ static void *conn_main(void *arg)
 			 "revocation list cannot be read)" : "revoked");
 		goto refuse;
 	}
-	if (read_line(ssl, line, sizeof line) < 0) {
+	r = read_line(ssl, c->fd, line, sizeof line, deadline);
+	set_blocking(c->fd, 1);
+	if (r < 0) {
 		snprintf(err, sizeof err, "no request within %d s",
 			 HELLO_MS / 1000);
 		goto refuse;
@@ -277,6 +338,7 @@ static void *conn_main(void *arg)
 	relay(ssl, c->fd, sess);
 	goto done;
 refuse:
+	set_blocking(c->fd, 1);
 	fprintf(stderr, WHO ": refused a TLS client at %s (certificate serial "
 		"%s): %s\n", c->peer, serial, err);
 	say(ssl, "error %s\n", err);
@@ -292,8 +354,27 @@ done:
 	return NULL;
 }
 
-void xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
+/* So many clients at once that each has its descriptors, and the Unix
+ * path (the front's pending clients) keeps UNIX_FDS (or half the limit,
+ * if that is less). */
+static int max_conns(void)
 {
+	struct rlimit rl;
+	long n = CONNS_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY) {
+		long lim = (long)rl.rlim_cur,
+		     keep = UNIX_FDS < lim / 2 ? UNIX_FDS : lim / 2;
+		n = (lim - keep) / CONN_FDS;
+	}
+	return n < 1 ? 1 : n > CONNS_MAX ? CONNS_MAX : (int)n;
+}
+
+int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
+{
+	if (!conns_max)
+		conns_max = max_conns();
 	for (;;) {
 		struct sockaddr_storage sa;
 		socklen_t sl = sizeof sa;
@@ -304,8 +385,11 @@ void xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
 		sigset_t all, old;
 
 		if (fd < 0)
-			return;
-		if (atomic_load(&n_conns) >= CONNS_MAX ||
+			return errno == EMFILE || errno == ENFILE ||
+				       errno == ENOBUFS || errno == ENOMEM
+				       ? -1
+				       : 0;
+		if (atomic_load(&n_conns) >= conns_max ||
 		    !(c = calloc(1, sizeof *c))) {
 			close(fd);
 			continue;

@@ -28,8 +28,11 @@ int xy_ep_tls_listen(const char *hostport, char *host, size_t hostlen,
 /* Takes every connection waiting on lfd; each gets a thread of its own
  * that runs the handshake, checks the certificate against the revocation
  * list, reads the request, asks the spawner, and then relays bytes
- * between the client and the user's session server. */
-void xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd);
+ * between the client and the user's session server. Clients beyond
+ * what RLIMIT_NOFILE leaves room for (the Unix path keeps its share) are
+ * closed at once. 0, or -1 when accept failed for want of descriptors or
+ * memory (EMFILE, ENFILE): the caller stops polling lfd for a while. */
+int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd);
 
 /* `xylem endpoint enroll` and `xylem endpoint revoke` (argv[0] is the
  * subcommand): the process exit status. */

@@ -27,6 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "ep_ca.h"
 #include "spawn.h"
 #include "util.h"
@@ -604,20 +606,22 @@ static int not_front(const struct spawner *s, const struct account *a,
 
 /* a's manager or session server (kind) is started if it does not run;
  * fd gets the answer, and is kept until the start's answer if one is
- * under way. */
-static void ensure(struct spawner *s, int fd, const struct account *a,
+ * under way. 0, or -1 when the answer was an error. */
+static int ensure(struct spawner *s, int fd, const struct account *a,
 		   char kind)
 {
 	struct running *r;
+	int rc = -1;
 
 	if (kind == XY_EP_OP_PYTHON && !s->cfg->python) {
 		reply(fd, "error the endpoint runs no Python (no 'python' in "
 		      "its configuration)\n");
 	} else if ((r = find(s, a->pw.pw_uid, kind)) && !r->starting) {
 		reply(fd, "ok running %s %s\n", a->pw.pw_name, a->dir);
+		rc = 0;
 	} else if (r && r->n_clients < WAITING_MAX) {
 		r->clients[r->n_clients++] = fd;
-		return;
+		return 0;
 	} else if (r || s->n_managers == MANAGERS_MAX) {
 		reply(fd, "error the endpoint is busy: ask again\n");
 	} else {
@@ -632,10 +636,11 @@ static void ensure(struct spawner *s, int fd, const struct account *a,
 			forget(s, r);
 		} else {
 			r->clients[r->n_clients++] = fd;
-			return;
+			return 0;
 		}
 	}
 	close(fd);
+	return rc;
 }
 
 /* A client asked for its manager (kind: a `xylem manager`, or a Python
@@ -659,7 +664,7 @@ static void serve_manager(struct spawner *s, int fd, char kind)
 		close(fd);
 		return;
 	}
-	ensure(s, fd, &a, kind);
+	(void)ensure(s, fd, &a, kind);
 }
 
 /* ------------------------------------------------------- remote users */
@@ -683,8 +688,8 @@ static void reach_session(const struct account *a, int out)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	xy_cli_spawn_close_from(3, out); /* root's descriptors: before */
 	become(a, out);
-	xy_cli_spawn_close_from(3, out);
 	alarm(30);
 	snprintf(path, sizeof path, "%s/python/session.sock", a->dir);
 	until = xy_mono() + 20;
@@ -745,21 +750,61 @@ static void serve_tls(struct spawner *s, int fd, const char *data,
 	}
 	reap(s);
 	out = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	ensure(s, fd, &a, XY_EP_OP_PYTHON);
-	if (out >= 0 && s->cfg->python)
+	/* No child waits on a session server whose start was refused. */
+	if (ensure(s, fd, &a, XY_EP_OP_PYTHON) == 0 && out >= 0)
 		reach_session(&a, out);
 	if (out >= 0)
 		close(out);
 }
 
-/* `xylem endpoint enroll`: a certificate for the account the kernel
- * names, whatever the request's subject says. */
-static void serve_enroll(struct spawner *s, int fd, const char *data,
-			 size_t len)
+/* The request of `xylem endpoint enroll`, "enroll BASE64\n", read here
+ * from the client's own socket (fd): the front only peeked at it, and
+ * cannot put bytes in that socket's queue, so the request is the one the
+ * peer the kernel names sent. The whole line is there when the front
+ * passes the connection; if not (a front that lies), it is refused,
+ * without waiting. The request, DER, into der: its length, or -1 with
+ * why in err. */
+static int enroll_request(int fd, unsigned char *der, size_t max, char *err,
+			  size_t len)
 {
+	char line[XY_EP_ENROLL_MAX + 1], *b64 = line + 7;
+	ssize_t k;
+	size_t n;
+	int d, pad = 0;
+
+	do
+		k = recv(fd, line, XY_EP_ENROLL_MAX, MSG_DONTWAIT);
+	while (k < 0 && errno == EINTR);
+	line[k > 0 ? k : 0] = '\0';
+	if (k < 8 || strncmp(line, "enroll ", 7) != 0 ||
+	    !memchr(line, '\n', (size_t)k)) {
+		snprintf(err, len, "no enroll request on the connection");
+		return -1;
+	}
+	n = strcspn(b64, "\n");
+	while (pad < 2 && n > (size_t)pad && b64[n - 1 - pad] == '=')
+		pad++;
+	d = n % 4 || n / 4 * 3 > max ? -1
+				     : EVP_DecodeBlock(der, (unsigned char *)b64,
+						       (int)n);
+	if (d <= pad) {
+		snprintf(err, len, "enroll wants a certificate request (DER, "
+			 "base64)");
+		return -1;
+	}
+	return d - pad;
+}
+
+/* `xylem endpoint enroll`: a certificate for the account the kernel
+ * names, whatever the request's subject says, for the request read from
+ * that account's connection (fd) here. */
+static void serve_enroll(struct spawner *s, int fd)
+{
+	static unsigned char der[XY_EP_ENROLL_MAX];
 	struct account a;
 	char err[512], serial[XY_EP_SERIAL_MAX], head[512];
 	char *pem = NULL;
+	int n = -1;
 
 	if (!from_endpoint(s, fd)) {
 		close(fd);
@@ -770,9 +815,10 @@ static void serve_enroll(struct spawner *s, int fd, const char *data,
 	    (!s->cfg->listen &&
 	     snprintf(err, sizeof err, "this endpoint has no TLS listener "
 		      "(--listen): nothing to enroll for") > 0) ||
-	    xy_ep_ca_issue(s->cfg->state, a.pw.pw_name,
-			   (const uint8_t *)data, len, s->cfg->cert_days, &pem,
-			   serial, err, sizeof err) < 0) {
+	    (n = enroll_request(fd, der, sizeof der, err, sizeof err)) < 0 ||
+	    xy_ep_ca_issue(s->cfg->state, a.pw.pw_name, der, (size_t)n,
+			   s->cfg->cert_days, &pem, serial, err,
+			   sizeof err) < 0) {
 		fprintf(stderr, "xylem endpoint: refused to enroll: %s\n",
 			err);
 		reply(fd, "error %s\n", err);
@@ -867,7 +913,7 @@ int xy_cli_spawn_serve(int sock, const struct xy_ep_config *cfg,
 		else if (op == XY_EP_OP_TLS)
 			serve_tls(&s, fd, data + 1, len);
 		else if (op == XY_EP_OP_ENROLL)
-			serve_enroll(&s, fd, data + 1, len);
+			serve_enroll(&s, fd);
 		else if (fd >= 0)
 			close(fd);
 	}

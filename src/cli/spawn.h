@@ -51,9 +51,13 @@ int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
  * descriptor is the front's end of a socketpair for the answers, and for
  * the connection to the user's session server. */
 #define XY_EP_OP_TLS 'T'
-/* `xylem endpoint enroll`: the data is a certificate request (DER); the
- * descriptor is the client's connection, whose peer the kernel names. */
+/* `xylem endpoint enroll`: no data; the descriptor is the client's
+ * connection, whose peer the kernel names, with its request line
+ * ("enroll BASE64\n", at most XY_EP_ENROLL_MAX bytes) still unread: the
+ * spawner reads the request from it, so that a front cannot pair its own
+ * request with another user's connection. */
 #define XY_EP_OP_ENROLL 'E'
+#define XY_EP_ENROLL_MAX 2048
 /* The most data one request carries. */
 #define XY_EP_DATA_MAX 16384
 
