@@ -286,12 +286,27 @@ class _Session:
         self.conn = None
         self.live = {}        # seq -> bytes of its records in the log
         self.live_bytes = 0
-        self.log = open(path, "ab", buffering=0)
-        self.size = os.fstat(self.log.fileno()).st_size
+        # Opened on the first write, closed once the session is idle: a
+        # server keeps no descriptor for each session it ever had.
+        self.log = None
+        try:
+            self.size = os.stat(path).st_size
+        except FileNotFoundError:
+            self.size = 0
 
     def record(self, *rec, seq=None):
         data = _frame(rec)
-        self.log.write(data)
+        try:
+            if self.log is None:
+                self.log = open(self.path, "ab", buffering=0)
+            self.log.write(data)
+        except (OSError, ValueError) as e:
+            # A record half written, or not at all, after which memory
+            # would say more than the log: the server ends, and the one
+            # the spawner starts reads the log back (a torn last record
+            # cut) while the client sends again what it has no answer
+            # for.
+            _fatal("session %s: cannot write its log: %s" % (self.id, e))
         self.size += len(data)
         if seq is not None:
             self.live[seq] = self.live.get(seq, 0) + len(data)
@@ -299,6 +314,14 @@ class _Session:
 
     def forget(self, seq):
         self.live_bytes -= self.live.pop(seq, 0)
+
+    def rest(self):
+        """Closes the log's descriptor while nothing runs and no client
+        is attached (the next write opens it again)."""
+        if self.log is not None and self.conn is None and \
+                not self.payloads:
+            self.log.close()
+            self.log = None
 
     def compact(self, crash):
         """Rewrites the log with only what is live: the numbering, the
@@ -333,13 +356,20 @@ class _Session:
         crash("compact-before-rename")
         os.rename(tmp, self.path)
         crash("compact-after-rename")
-        dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        self.log.close()
-        self.log = open(self.path, "ab", buffering=0)
+            dfd = os.open(os.path.dirname(self.path), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            if self.log is not None:
+                self.log.close()
+            self.log = open(self.path, "ab", buffering=0)
+        except OSError as e:
+            # The old log is gone and the new one may not be written
+            # to: the server ends, and its successor reads the new one.
+            _fatal("session %s: cannot go on after compacting its log:"
+                   " %s" % (self.id, e))
         self.size = len(data)
         self.live, self.live_bytes = live, sum(live.values())
 
@@ -347,6 +377,14 @@ class _Session:
 def _log(what, *args):
     print("xylem endpoint session server: " + what % args, file=sys.stderr,
           flush=True)
+
+
+def _fatal(why):
+    """Ends the session server at once (the spawner starts it again, and
+    it reads its logs back): for a log whose state on disk this process
+    can no longer be sure of."""
+    _log("%s: exiting, to start again from the logs", why)
+    os._exit(75)
 
 
 class Server:
@@ -425,6 +463,7 @@ class Server:
             with open(path, "r+b") as f:
                 f.truncate(good)
         s = _Session(sid, path)
+        s.size = good
         for rec, size in recs:
             self._apply(s, rec, size)
         self.sessions[sid] = s
@@ -567,10 +606,11 @@ class Server:
             if why:
                 conn.send(("refused", seq, why))
                 return
+            # Written down first: memory says no more than the log.
+            s.record("submit", seq, payload, opts, seq=seq)
             s.calls[seq] = None
             s.payloads[seq] = (payload, opts)
             s.next = seq + 1
-            s.record("submit", seq, payload, opts, seq=seq)
         # Written down: the client may go now.
         conn.send(("accepted", seq))
         self._run(s, seq, payload, opts)
@@ -668,6 +708,7 @@ class Server:
             with self.lock:
                 if s is not None and s.conn is conn:
                     s.conn = None
+                    s.rest()
                 self.busy_since = time.monotonic()
                 conn.close()
                 self.room.notify_all()
@@ -951,6 +992,7 @@ class EndpointExecutor(concurrent.futures.Executor):
         self._unaccepted = set()  # sent, not yet written down by the server
         self._next = 1
         self._out = collections.deque()
+        self._acked = 0  # the last call number acknowledged
         self._wake = threading.Condition(self._lock)  # the sender's
         # flush()'s: woken when no call is left unaccepted, not at each
         # frame (a wake per frame costs the receiver a thread switch).
@@ -1024,10 +1066,16 @@ class EndpointExecutor(concurrent.futures.Executor):
                     self._futures[seq] = concurrent.futures.Future()
                 self._unaccepted.discard(seq)
                 self._next = max(self._next, seq + 1)
-            # What was sent but not answered goes again: the server
-            # runs each call number once.
+            # What was sent but not answered goes again, in order and
+            # before anything queued meanwhile (every queued submit is in
+            # _pending: a later number first would make the server take
+            # the earlier ones for answered): the server runs each call
+            # number once. The last acknowledgement goes after them.
+            self._out.clear()
             self._out.extend(_frame(("submit", seq) + p)
                              for seq, p in sorted(self._pending.items()))
+            if self._acked:
+                self._out.append(_frame(("ack", self._acked)))
             self._sock = s
             self._wake.notify_all()
             self._settled.notify_all()
@@ -1183,6 +1231,7 @@ class EndpointExecutor(concurrent.futures.Executor):
                     break
                 upto = seq
             if upto:
+                self._acked = max(self._acked, upto)
                 self._out.append(_frame(("ack", upto)))
                 self._wake.notify_all()
             return upto

@@ -25,6 +25,10 @@ int xy_cli_endpoint(int argc, char **argv);
  * returns -1. */
 int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
 	       int hi, int *out);
+/* XYLEM_RECONNECT: how long a client waits for a lost manager to come
+ * back, in seconds (default 120; a bad value is said after who, and the
+ * default used). */
+double xy_cli_reconnect_window(const char *who);
 
 /* The TLS context a client command verifies its manager with: from ca
  * (--tls-ca; NULL: XYLEM_TLS_CA), or none (*out NULL) with no_tls

@@ -296,11 +296,16 @@ uint64_t xy_client_submit_keyed(struct xy_client *c,
 	if (!c->conn)
 		xy_fail(err, errlen, ECONNRESET, "the manager closed the "
 			"connection: %s", c->reason);
-	else if (xy_conn_send(c->conn, XY_MSG_SUBMIT, &msg) < 0)
-		xy_fail(err, errlen, errno, "the task is over the protocol's "
-			"limits or the connection is closing");
-	else
+	else if (xy_conn_send(c->conn, XY_MSG_SUBMIT, &msg) < 0) {
+		/* Closing (EPIPE: the manager went) reads as closed, so that
+		 * a caller that reconnects on ECONNRESET does so here too. */
+		int closing = errno == EPIPE;
+		xy_fail(err, errlen, closing ? ECONNRESET : errno, "%s",
+			closing ? "the manager closed the connection"
+				: "the task is over the protocol's limits");
+	} else {
 		rc = 0;
+	}
 out:
 	free(in);
 	return rc < 0 ? 0 : s->id;

@@ -904,8 +904,7 @@ static int remote_rounds(struct cwl_run *r, const char *host, int port,
 	struct xy_client *c;
 	int rc;
 
-	const char *env = getenv("XYLEM_RECONNECT");
-	double window = env ? atof(env) : 120, deadline = -1;
+	double window = xy_cli_reconnect_window("xylem cwl"), deadline = -1;
 	char why[2048] = "";
 	uint8_t session[XY_ID_LEN];
 	if (RAND_bytes(session, sizeof session) != 1) {

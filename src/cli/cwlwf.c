@@ -820,14 +820,13 @@ static int connect_remote(struct wfrun *w, SSL_CTX **tls)
 {
 	struct cwl_run *r = w->r;
 	char err[1024] = "";
-	const char *env = getenv("XYLEM_RECONNECT");
 	int rc;
 
 	if ((rc = cwl__remote_setup(r, w->host, sizeof w->host, &w->port,
 				    tls)) >= 0)
 		return rc;
 	w->tls = *tls;
-	w->window = env ? atof(env) : 120;
+	w->window = xy_cli_reconnect_window("xylem cwl");
 	if (RAND_bytes(w->session, sizeof w->session) != 1) {
 		fprintf(stderr, "xylem cwl: no random bytes for a session\n");
 		return CWL_PERMANENT_FAIL;

@@ -97,7 +97,9 @@ static int check_schema(const char *name, const char *spec, char *err,
 		const char *p = spec + (is_int ? 4 : 6), *dots = strstr(p, "..");
 		char lo_s[64];
 		double lo, hi;
-		if (dots && (size_t)(dots - p) < sizeof lo_s) {
+		/* Decimal only: Python's float() takes no hex, inf or nan. */
+		if (dots && (size_t)(dots - p) < sizeof lo_s &&
+		    strspn(p, "0123456789+-.eE") == strlen(p)) {
 			memcpy(lo_s, p, dots - p);
 			lo_s[dots - p] = '\0';
 			errno = 0;
@@ -139,8 +141,10 @@ static int check_pool(const char *name, const char *v, char *err,
 	for (i = 0; providers[i]; i++)
 		if (strcmp(provider, providers[i]) == 0)
 			break;
+	/* The number ends where a word does ("10abc" and "10.5" are not
+	 * numbers to the session server's int() either). */
 	if (!providers[i] || cores < 1 || cores > 4096 || max < 1 ||
-	    max > 100000)
+	    max > 100000 || (v[used] && !strchr(" ,\t", v[used])))
 		goto bad;
 	for (const char *p = v + used; *p; p++)
 		if (!strchr(" ,\t", *p) &&

@@ -64,6 +64,25 @@ int xy_cli_int(const char *who, const char *opt, const char *s, int lo,
 	return 0;
 }
 
+double xy_cli_reconnect_window(const char *who)
+{
+	const char *env = getenv("XYLEM_RECONNECT");
+	char *end;
+
+	if (!env)
+		return 120;
+	/* Whole seconds, bounded: atof took "x" for 0 (no wait at all)
+	 * and "nan" for a wait that never ends. */
+	errno = 0;
+	long n = strtol(env, &end, 10);
+	if (errno || end == env || *end || n < 0 || n > 86400) {
+		fprintf(stderr, "%s: XYLEM_RECONNECT wants seconds from 0 to"
+			" 86400, not '%s': 120 it is\n", who, env);
+		return 120;
+	}
+	return (double)n;
+}
+
 int xy_cli_wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {

@@ -452,11 +452,10 @@ lost:
 static int reconnect(struct remote *r, const struct target *to,
 		     double *deadline)
 {
-	const char *env = getenv("XYLEM_RECONNECT");
 	char err[1024] = "";
 
 	if (*deadline < 0) {
-		*deadline = xy_mono() + (env ? atof(env) : 120);
+		*deadline = xy_mono() + xy_cli_reconnect_window("xylem run");
 		xy_progress_clear(&r->progress);
 		fprintf(stderr, "xylem run: lost the manager at %s: submitting"
 			" the %lld tasks still out again once it is back\n",

@@ -644,3 +644,25 @@ ex.shutdown()
         out, err = client.communicate(timeout=4 * TIMEOUT)
         assert client.returncode == 0 and out.strip() == "25", out + err
         assert effects.read_text() == "5\n"
+
+
+def test_many_sessions_keep_no_descriptor_each(endpoint, accounts, tree):
+    """Sixty clients, one session each, one after the other: the session
+    server's open descriptors stay about where they were (a server that
+    kept each session's log open ran out of them after about a thousand
+    clients, and every restart reopened them all)."""
+    script = """
+        import sys, xylem
+        for _ in range(int(sys.argv[2])):
+            with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
+                assert ex.submit(abs, -3).result(60) == 3
+    """
+    r = run_as("xyepy_a", tree, script, endpoint, 2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (pid,) = _session_servers("xyepy_a")
+    before = len(os.listdir(f"/proc/{pid}/fd"))
+    r = run_as("xyepy_a", tree, script, endpoint, 60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _session_servers("xyepy_a") == [pid]
+    after = len(os.listdir(f"/proc/{pid}/fd"))
+    assert after < before + 10, (before, after)

@@ -380,6 +380,11 @@ def test_config_must_be_roots_and_well_formed(accounts, place):
     ("pool gpu = pbs 4 2", "pool gpu wants 'PROVIDER CORES MAX_WORKERS"),
     ("pool gpu = local 4", "pool gpu wants"),
     ("pool gpu = slurm 4 0", "pool gpu wants"),
+    # Numbers the session server's int() and float() would not take.
+    ("pool gpu = slurm 4 10abc", "pool gpu wants"),
+    ("pool gpu = slurm 4 10.5", "pool gpu wants"),
+    ("option disk = float 0x1p0..2", "option disk wants"),
+    ("option disk = float 1..inf", "option disk wants"),
     ("pool g/x = local 4 1", "a pool's name is 1 to 32 letters"),
 ])
 def test_limits_with_a_wrong_type_stop_the_endpoint(accounts, place, line,
