@@ -219,7 +219,8 @@ class _Conn:
         threading.Thread(target=self._write, daemon=True).start()
 
     def send(self, obj):
-        self.queue.put(_frame(obj))
+        if not self.closed:  # a client gone: nothing piles up for it
+            self.queue.put(_frame(obj))
 
     def close(self):
         self.closed = True
@@ -239,6 +240,14 @@ class _Conn:
             try:
                 self.sock.sendall(b"".join(out[:-1] if stop else out))
             except OSError:
+                # Gone: say so (a throttled reader waits on it), and
+                # wake the reader in recv, which then ends the session's
+                # attachment.
+                self.closed = True
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 break
             if stop:
                 break
@@ -561,20 +570,22 @@ class Server:
         return sum(len(s.payloads) for s in self.sessions.values())
 
     def _throttle(self, conn):
-        """Holds the connection's reading while the user has max_queued
-        calls queued: the client's writes then wait in its socket, and
-        its flush() until there is room."""
+        """Under the lock, which it lets go while it waits: holds the
+        connection's reading while the user has max_queued calls queued
+        (the client's writes then wait in its socket, and its flush()
+        until there is room). The caller inserts the call under the same
+        hold of the lock, so that several connections cannot all pass
+        at the limit."""
         limit = self.limits.max_queued
         if not limit:
             return
-        with self.lock:
-            while self._queued() >= limit and not conn.closed:
-                if not self.throttled:
-                    self.throttled = True
-                    _log("throttled: %d calls queued (max_queued %d)",
-                         self._queued(), limit)
-                self.room.wait(1.0)
-            self.throttled = False
+        while self._queued() >= limit and not conn.closed:
+            if not self.throttled:
+                self.throttled = True
+                _log("throttled: %d calls queued (max_queued %d)",
+                     self._queued(), limit)
+            self.room.wait(1.0)
+        self.throttled = False
 
     def _refusal(self, s, seq, opts):
         """Under the lock: why the submission of seq is refused, or
@@ -597,8 +608,8 @@ class Server:
         return None
 
     def _submit(self, s, conn, seq, payload, opts):
-        self._throttle(conn)
         with self.lock:
+            self._throttle(conn)
             if seq in s.calls:  # sent again after a reconnect
                 conn.send(("accepted", seq))
                 return

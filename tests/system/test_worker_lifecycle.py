@@ -136,7 +136,9 @@ def test_handshake_cut_short_is_retried(xylem, secret_file):
         srv.close()
     assert w.wait(10) == 1, w.output
     assert accepted >= 2, (accepted, w.output)
-    assert "closed by peer" in w.output, w.output
+    # Closed before or after the worker's first bytes arrived: a FIN
+    # ("closed by peer"), or, those bytes unread, a reset.
+    assert re.search(r"(closed|reset) by peer", w.output), w.output
     assert "gave up after 2 s" in w.output, w.output
 
 
