@@ -48,8 +48,10 @@ struct xy_http_str xy_http_param(struct xy_http_str s, char sep,
 				 const char *name)
 {
 	size_t nl = strlen(name);
+	if (!s.p) /* no such part: NULL + 0 is undefined, even for 0 */
+		return (struct xy_http_str){NULL, 0};
 	const char *p = s.p, *end = s.p + s.n;
-	while (p && p < end) {
+	while (p < end) {
 		const char *e = memchr(p, sep, (size_t)(end - p));
 		if (!e)
 			e = end;
@@ -64,6 +66,8 @@ struct xy_http_str xy_http_param(struct xy_http_str s, char sep,
 /* Does the comma-separated list v hold the token tok? */
 static int has_token(struct xy_http_str v, const char *tok)
 {
+	if (!v.p)
+		return 0;
 	const char *p = v.p, *end = v.p + v.n;
 	while (p < end) {
 		const char *e = memchr(p, ',', (size_t)(end - p));
