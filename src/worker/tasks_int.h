@@ -82,4 +82,14 @@ struct task **xy_tasks_slot(struct xy_tasks *ts, uint64_t id);
 void xy_tasks_table_put(struct task *t);
 void xy_tasks_table_del(struct task *t);
 
+/* The pool of empty sandboxes (tasks_pool.c). pop forgets the newest,
+ * closing its descriptor; take moves the newest to path (0, or -1: EEXIST
+ * if path is taken, the entry kept); use makes a pooled directory t's
+ * sandbox as it is (a warm call: 0, or -1 with errno); release pools t's
+ * empty sandbox or removes it, and takes t->sandbox. */
+void xy_tasks_pool_pop(struct xy_tasks *ts);
+int xy_tasks_pool_take(struct xy_tasks *ts, const char *path);
+int xy_tasks_pool_use(struct task *t);
+void xy_tasks_sandbox_release(struct task *t);
+
 #endif
