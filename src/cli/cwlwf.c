@@ -315,7 +315,7 @@ static uint64_t submit_local(void *arg, const json_t *tool, const json_t *job,
 		return 0;
 	}
 	if (!(wt = prepare(w, tool, job, &rt, &text, err, errlen)) ||
-	    !(t = xy_task_create(TASK_COMMAND)))
+	    !(t = xy_task_create(r->command)))
 		goto out;
 	json_array_foreach(wt->plan, i, pair) {
 		f = xy_manager_declare_file(r->m, json_string_value(
