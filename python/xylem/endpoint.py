@@ -98,6 +98,23 @@ class Refused(PermissionError):
     of it was recorded or run."""
 
 
+class CertificateRefused(Refused):
+    """The endpoint refuses this client's certificate: revoked (by the
+    administrator, or by a later `xylem endpoint enroll` of the same
+    account), or not one it issued. A connection cut or refused for it
+    is not tried again: every call without a result fails with it, and
+    the executor takes no more (docs/endpoint.md, "Revoking")."""
+
+
+def _tls_refusal(why):
+    """The exception for an endpoint's refusal of a TLS client: one of
+    the certificate's is for good; others (busy, a start that failed)
+    are worth another try."""
+    if "certificate" in why and "not checkable" not in why:
+        return CertificateRefused("the endpoint refused: " + why)
+    return PermissionError("the endpoint refused: " + why)
+
+
 class ResultDropped(Exception):
     """The call ran, but its result was dropped unacknowledged after the
     administrator's retention (docs/endpoint.md, "Limits")."""
@@ -901,8 +918,10 @@ def _tls_open(host, port, files, timeout):
             line += chunk
     except ssl.SSLError as e:
         raw.close()
-        raise PermissionError("the endpoint at %s refused the TLS "
-                              "connection: %s" % (where, e)) from None
+        why = "the endpoint at %s refused the TLS connection: %s" % (
+            where, e)
+        raise (CertificateRefused if "certificate" in str(e) else
+               PermissionError)(why) from None
     except OSError as e:
         raw.close()
         raise ConnectionError("the endpoint at %s closed: %s"
@@ -911,7 +930,7 @@ def _tls_open(host, port, files, timeout):
     if not text.startswith("ok "):
         tls.close()
         if text.startswith("error "):
-            raise PermissionError("the endpoint refused: " + text[6:])
+            raise _tls_refusal(text[6:])
         raise ConnectionError("no answer from the endpoint at %s" % where)
     mine, theirs = socket.socketpair()
     mine.settimeout(timeout)  # for the welcome; _hello clears it
@@ -1100,9 +1119,28 @@ class EndpointExecutor(concurrent.futures.Executor):
             try:
                 self._connect()
                 return True
+            except CertificateRefused as e:
+                self._refused_for_good(e)
             except (OSError, ValueError):
                 time.sleep(0.2)
         return False
+
+    def _refused_for_good(self, why):
+        """The endpoint cut the connection and refuses the certificate
+        (revoked): every call without a result fails with why, and the
+        executor is closed (submit raises why)."""
+        with self._lock:
+            self._broken = why
+            self._closed = True
+            futs = [f for f in self._futures.values() if not f.done()]
+            self._pending.clear()
+            self._unaccepted.clear()
+            self._out.clear()
+            self._wake.notify_all()
+            self._settled.notify_all()
+        for f in futs:
+            if f.set_running_or_notify_cancel():
+                f.set_exception(why)
 
     # -- threads
     def _receive(self):
@@ -1256,7 +1294,8 @@ class EndpointExecutor(concurrent.futures.Executor):
                                  len(payload), FRAME_MAX - 4096))
         with self._lock:
             if self._closed:
-                raise RuntimeError("cannot submit after shutdown")
+                raise getattr(self, "_broken", None) or \
+                    RuntimeError("cannot submit after shutdown")
             seq = self._next
             self._next += 1
             fut = self._futures[seq] = concurrent.futures.Future()

@@ -552,6 +552,8 @@ static int serve(int lfd, int spawner, int tls_lfd,
 		if ((p[n + 2].revents & POLLIN) &&
 		    xy_ep_tls_accept(tls, tls_lfd) < 0)
 			tls_pause = xy_mono() + PAUSE_SECONDS;
+		if (tls_lfd >= 0)
+			xy_ep_tls_watch(tls); /* revoked: open ones are cut */
 	}
 	for (int i = f.n - 1; i >= 0; i--)
 		drop(&f, i);

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -44,8 +45,13 @@
 #define LINE_MAX_ 256
 #define RELAY_BUF (64 * 1024)
 
+#define RECHECK_MS 1000     /* a relay looks at revoke_gen so often */
+
 static atomic_int n_conns;
 static int conns_max; /* from RLIMIT_NOFILE, at the first accept */
+/* Bumped by the front's loop (xy_ep_tls_watch) when the revocation list
+ * changes: each relay then checks its certificate's serial again. */
+static atomic_uint revoke_gen;
 
 struct conn {
 	const struct xy_ep_tls *t;
@@ -245,21 +251,54 @@ static int ask_spawner(const struct xy_ep_tls *t, X509 *cert, char *name,
 	return fd;
 }
 
+/* Is the serial of a relaying client revoked since the list last
+ * changed (*gen: the generation it was checked at)? 1 if it is now. */
+static int revoked_since(const struct conn *c, const char *serial,
+			 const char *name, unsigned *gen)
+{
+	unsigned now = atomic_load(&revoke_gen);
+	int rv;
+
+	if (now == *gen)
+		return 0;
+	*gen = now;
+	if ((rv = xy_ep_ca_revoked(c->t->state, serial)) < 0)
+		fprintf(stderr, WHO ": cannot read the revocation list to "
+			"check %s's open connection from %s (serial %s): kept "
+			"until the list changes again\n", name, c->peer, serial);
+	if (rv != 1)
+		return 0;
+	fprintf(stderr, WHO ": cut %s's TLS connection from %s: its "
+		"certificate (serial %s) was revoked\n", name, c->peer, serial);
+	return 1;
+}
+
 /* Bytes both ways between the client (ssl on net) and the session
- * server (sess) until either ends. */
-static void relay(SSL *ssl, int net, int sess)
+ * server (sess) until either ends, or the client's certificate (serial,
+ * of the account name) is revoked: the relay wakes every RECHECK_MS to
+ * see whether the revocation list changed since generation gen (taken
+ * before the connection's first check). */
+static void relay(const struct conn *c, SSL *ssl, int sess,
+		  const char *serial, const char *name, unsigned gen)
 {
 	char *buf = malloc(RELAY_BUF);
+	int net = c->fd;
 
 	set_timeout(net, 0);
 	while (buf) {
 		struct pollfd p[2] = {{.fd = net, .events = POLLIN},
 				      {.fd = sess, .events = POLLIN}};
-		if (!SSL_pending(ssl) && poll(p, 2, -1) < 0) {
+		int k = 0;
+		if (!SSL_pending(ssl) &&
+		    (k = poll(p, 2, RECHECK_MS)) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (revoked_since(c, serial, name, &gen))
+			break;
+		if (k == 0 && !SSL_pending(ssl))
+			continue;
 		if (SSL_pending(ssl) || p[0].revents) {
 			int n = SSL_read(ssl, buf, RELAY_BUF);
 			if (n <= 0 || xy_write_all(sess, buf, (size_t)n) < 0)
@@ -280,6 +319,30 @@ static void relay(SSL *ssl, int net, int sess)
 	free(buf);
 }
 
+void xy_ep_tls_watch(const struct xy_ep_tls *t)
+{
+	static struct stat last;
+	static int seen;
+	static double next;
+	char path[4300];
+	struct stat st;
+
+	if (xy_mono() < next)
+		return;
+	next = xy_mono() + 0.2;
+	snprintf(path, sizeof path, "%s/revoked", t->state);
+	if (stat(path, &st) < 0)
+		memset(&st, 0, sizeof st);
+	if (seen && st.st_ino == last.st_ino && st.st_size == last.st_size &&
+	    st.st_mtim.tv_sec == last.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == last.st_mtim.tv_nsec)
+		return;
+	if (seen)
+		atomic_fetch_add(&revoke_gen, 1);
+	seen = 1;
+	last = st;
+}
+
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
@@ -288,6 +351,7 @@ static void *conn_main(void *arg)
 	char name[64] = "";
 	X509 *cert;
 	int sess = -1, rv = 0;
+	unsigned gen = atomic_load(&revoke_gen); /* before the check below */
 
 	double deadline = xy_mono() + HELLO_MS / 1e3;
 	int r;
@@ -335,7 +399,7 @@ static void *conn_main(void *arg)
 				sizeof err)) < 0)
 		goto refuse;
 	say(ssl, "ok %s\n", name);
-	relay(ssl, c->fd, sess);
+	relay(c, ssl, sess, serial, name, gen);
 	goto done;
 refuse:
 	set_blocking(c->fd, 1);

@@ -34,6 +34,12 @@ int xy_ep_tls_listen(const char *hostport, char *host, size_t hostlen,
  * memory (EMFILE, ENFILE): the caller stops polling lfd for a while. */
 int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd);
 
+/* Called by the front's loop at each turn (every 100 ms at most): when
+ * STATE/revoked changed since the last call, every relaying connection
+ * checks its certificate's serial again, and one now revoked is cut
+ * (within about a second, with a line in the endpoint's log). */
+void xy_ep_tls_watch(const struct xy_ep_tls *t);
+
 /* `xylem endpoint enroll` and `xylem endpoint revoke` (argv[0] is the
  * subcommand): the process exit status. */
 int xy_cli_endpoint_enroll(int argc, char **argv);

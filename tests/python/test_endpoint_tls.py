@@ -352,6 +352,83 @@ def test_forged_expired_revoked_and_missing_certificates_are_refused(
     shutil.rmtree(work, ignore_errors=True)
 
 
+HOLD = """
+    import os, sys, time, xylem
+    from xylem.endpoint import CertificateRefused
+    d, go = sys.argv[2], sys.argv[3]
+    files = dict(tls_cert=d + "/client.crt", tls_key=d + "/client.key",
+                 tls_ca=d + "/ca.crt")
+    def f(x):
+        return x + 1, os.getuid()
+    ex = xylem.Executor(endpoint=sys.argv[1], **files)
+    print("first", ex.submit(f, 1).result(timeout=120), flush=True)
+    while not os.path.exists(go):  # the connection stays open, idle
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    try:
+        fu = ex.submit(f, 2)
+        print("second", fu.result(timeout=60), flush=True)
+    except CertificateRefused as e:
+        print("cut %.1f s: %s" % (time.monotonic() - t0, e), flush=True)
+    try:
+        xylem.Executor(endpoint=sys.argv[1], **files)
+        print("reconnected", flush=True)
+    except CertificateRefused as e:
+        print("again refused:", e, flush=True)
+"""
+
+
+def test_a_revoked_certificate_s_open_connection_is_cut(endpoint, accounts,
+                                                        tree):
+    """A's and B's clients each hold a connection open; root revokes A's
+    certificate: A's relay is cut within about a second (the endpoint's
+    log says so), A's next call fails with CertificateRefused and A
+    cannot connect again; B's connection goes on."""
+    work = tempfile.mkdtemp()
+    procs = {}
+    for u in USERS:
+        assert endpoint.enroll(u).returncode == 0
+        files = client_files(accounts, u, os.path.join(work, u))
+        path = tree / ("hold-%s.py" % u)
+        path.write_text(textwrap.dedent(HOLD))
+        procs[u] = subprocess.Popen(
+            ["env", "PYTHONPATH=%s" % (tree / "lib"),
+             "XYLEM_BUILD_DIR=%s" % (tree / "build"), PYTHON, "-u",
+             str(path), endpoint.address, files, os.path.join(work, "go")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd="/")
+    for u, p in procs.items():
+        line = p.stdout.readline()
+        assert line.startswith("first (2, %d)" % accounts[u].pw_uid), \
+            line + p.stderr.read()
+    assert "cut " not in endpoint.log()
+    r = subprocess.run([endpoint.exe, "endpoint", "revoke", "--state",
+                        str(endpoint.state), "xyepy_ta"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    # Cut while idle, within a few seconds, and said in the log.
+    end = time.monotonic() + 5
+    want = "cut xyepy_ta's TLS connection from 127.0.0.1: its " \
+           "certificate (serial"
+    while want not in endpoint.log():
+        assert time.monotonic() < end, endpoint.log()
+        time.sleep(0.1)
+    Path(work, "go").write_text("")
+    out = {u: p.communicate(timeout=4 * TIMEOUT) for u, p in procs.items()}
+    a, b = out["xyepy_ta"][0], out["xyepy_tb"][0]
+    m = re.search(r"cut ([0-9.]+) s: .*is revoked", a)
+    assert m and float(m.group(1)) < 5, a + out["xyepy_ta"][1]
+    assert "again refused: " in a and "is revoked" in a.split(
+        "again refused: ")[1], a
+    assert "reconnected" not in a
+    # B, not revoked, was not cut.
+    assert "second (3, %d)" % accounts["xyepy_tb"].pw_uid in b, \
+        b + out["xyepy_tb"][1]
+    assert "reconnected" in b
+    assert "cut xyepy_tb" not in endpoint.log()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def test_a_request_naming_another_user_is_issued_for_the_asker(
         endpoint, accounts, tree):
     # A sends a certificate request whose subject says B: the endpoint
