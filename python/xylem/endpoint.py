@@ -128,6 +128,10 @@ class Limits:
 
     def __init__(self, limits=(), options=(), pools=()):
         self.max_queued = self.max_result_bytes = self.retention = None
+        # The user's caps on the workers and cores of this server, its
+        # own and its pools' together (the endpoint's max_workers,
+        # max_cores and `user NAME` lines).
+        self.max_workers = self.max_cores = None
         # The pools a user may ask for: name -> (provider, cores,
         # max_workers, the users it is for, or None: every user).
         self.pools = {}
@@ -138,7 +142,8 @@ class Limits:
                                 set(words[3:]) or None)
         for kv in limits:
             key, value = kv.split("=", 1)
-            if key not in ("max_queued", "max_result_bytes", "retention"):
+            if key not in ("max_queued", "max_result_bytes", "retention",
+                           "max_workers", "max_cores"):
                 raise ValueError("unknown limit %r" % key)
             setattr(self, key, int(value))
         self.schema = {}
@@ -170,6 +175,63 @@ class Limits:
             if pool[3] is not None and user not in pool[3]:
                 return ("pool %r is not one the administrator lets you ask "
                         "for" % name)
+        return None
+
+    def pool_room(self, name, used):
+        """How many workers pool name may have within the user's caps,
+        with used = (workers, cores) held already (the server's own and
+        the pools granted, each at its most): (n, None), n at most the
+        pool's own, or (0, why) if not one fits."""
+        provider, cores, most, _ = self.pools[name]
+        room = most
+        if self.max_workers:
+            room = min(room, self.max_workers - used[0])
+        if self.max_cores:
+            room = min(room, (self.max_cores - used[1]) // cores)
+        if room >= 1:
+            return room, None
+        return 0, ("pool %r (%d cores a worker) does not fit your limits: "
+                   "your session server has %d workers and %d cores, of "
+                   "the administrator's max_workers %s and max_cores %s" % (
+                       name, cores, used[0], used[1],
+                       self.max_workers or "(none)",
+                       self.max_cores or "(none)"))
+
+    def check_call(self, payload):
+        """None if what the call's function implies is within the
+        schema, else why not: a ShellFunction's walltime is a time limit
+        (checked against `time_limit`'s range), an MPIFunction's ranks
+        are cores (against `cores`'s), on one node. Only where the
+        schema bounds them: the function is unpickled for it (once more
+        than to run it), outside the server's lock. A payload that does
+        not unpickle fails when it runs, as before."""
+        if "time_limit" not in self.schema and "cores" not in self.schema:
+            return None
+        from .shell import ShellFunction
+        from .mpi import MPIFunction
+        try:
+            fn = pickle.loads(payload)[0]
+        except Exception:  # noqa: BLE001 - its run says why
+            return None
+        if not isinstance(fn, ShellFunction):
+            return None
+        implied = [("ShellFunction walltime", "time_limit",
+                    getattr(fn, "walltime", None))]
+        if isinstance(fn, MPIFunction):
+            nodes = getattr(fn, "nodes", 1)
+            if nodes != 1 or isinstance(nodes, bool):
+                return ("MPIFunction nodes=%r: the endpoint runs an MPI "
+                        "call's ranks on one node (nodes=1)" % (nodes,))
+            implied.append(("MPIFunction ranks", "cores",
+                            getattr(fn, "ranks", None)))
+        for what, name, v in implied:
+            rule = self.schema.get(name)
+            if v is None or rule is None or rule[0] == "enum":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                    not rule[1] <= v <= rule[2]:
+                return ("%s=%r: must be from %s to %s (the administrator's"
+                        " range for %s)" % (what, v, rule[1], rule[2], name))
         return None
 
     def check(self, opts):
@@ -430,6 +492,9 @@ class Server:
         self.held = 0       # bytes of results not acknowledged
         self.throttled = False
         self.granted = set()  # pools added to the executor
+        # Workers and cores held, at their most: the server's own, then
+        # each pool granted (within the user's caps, Limits.pool_room).
+        self.held_size = [workers, workers * cores_per_worker]
         self.swept = 0.0
         self.compact_bytes = int(os.environ.get(
             "XYLEM_ENDPOINT_COMPACT_BYTES", COMPACT_BYTES))
@@ -625,12 +690,14 @@ class Server:
         return None
 
     def _submit(self, s, conn, seq, payload, opts):
+        # What the function implies (walltime, ranks), outside the lock.
+        implied = self.limits.check_call(payload)
         with self.lock:
             self._throttle(conn)
             if seq in s.calls:  # sent again after a reconnect
                 conn.send(("accepted", seq))
                 return
-            why = self._refusal(s, seq, opts)
+            why = self._refusal(s, seq, opts) or implied
             if why:
                 conn.send(("refused", seq, why))
                 return
@@ -652,6 +719,7 @@ class Server:
             if name in self.granted:
                 continue
             provider, cores, most, _ = self.limits.pools[name]
+            most = self._fit_pool(name, most)
             pool = Pool(name, cores, provider=provider, max_workers=most)
             self.ex._manager.add_pool(**pool.options(find_xylem()))
             self.ex._pools.append(pool)
@@ -662,12 +730,43 @@ class Server:
             _log("pool %s (%s, %d cores, at most %d workers) added",
                  name, provider, cores, most)
 
+    def _fit_pool(self, name, most):
+        """Under the lock: pool name's most workers, cut to the user's
+        caps, which it then holds (the caller grants it)."""
+        room, why = self.limits.pool_room(name, self.held_size)
+        if why:  # another session's grant took the room meanwhile
+            raise ValueError(why)
+        if room < most:
+            _log("pool %s: at most %d workers, not %d (the user's "
+                 "max_workers %s, max_cores %s)", name, room, most,
+                 self.limits.max_workers, self.limits.max_cores)
+        cores = self.limits.pools[name][1]
+        self.held_size[0] += room
+        self.held_size[1] += room * cores
+        return room
+
+    def _pools_refusal(self, names):
+        """Why the pools asked for cannot all be granted within the
+        user's caps (each new one needs room for a worker), or None."""
+        with self.lock:
+            used = list(self.held_size)
+            for name in dict.fromkeys(names):
+                if name in self.granted:
+                    continue
+                room, why = self.limits.pool_room(name, used)
+                if why:
+                    return why
+                used[0] += room
+                used[1] += room * self.limits.pools[name][1]
+        return None
+
     def _hello(self, conn, sid, asks=None):
         import pwd
         asks = asks if isinstance(asks, dict) else {}
         if asks.get("pools"):
             why = self.limits.check_pools(
-                asks["pools"], pwd.getpwuid(os.getuid()).pw_name)
+                asks["pools"], pwd.getpwuid(os.getuid()).pw_name) or \
+                self._pools_refusal(asks["pools"])
             if why:
                 conn.send(("error", why))
                 return None
@@ -1384,7 +1483,8 @@ def main(argv=None):
     s.add_argument("--idle-exit", type=int, default=300)
     s.add_argument("--cores-per-worker", type=int, default=1)
     s.add_argument("--limit", action="append", default=[],
-                   help="KEY=VALUE: max_queued, max_result_bytes, retention")
+                   help="KEY=VALUE: max_queued, max_result_bytes, "
+                   "retention, max_workers, max_cores")
     s.add_argument("--pool", action="append", default=[],
                    help="NAME=PROVIDER CORES MAX_WORKERS [USER...]: a pool "
                    "users may ask for")

@@ -84,8 +84,9 @@ static void usage(FILE *out)
 		" cores_per_worker, python,\n"
 		"                  environment, cert_days, max_queued,"
 		" max_result_bytes,\n"
-		"                  retention, option NAME, pool NAME;"
-		" docs/endpoint.md)\n"
+		"                  retention, option NAME, pool NAME,"
+		" max_workers,\n"
+		"                  max_cores, user NAME; docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
 		"  --wait S        connect: seconds to wait for the manager"
@@ -229,7 +230,7 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
 		 " workers, cores_per_worker, python, environment, cert_days,"
 		 " max_queued, max_result_bytes, retention, option NAME,"
-		 " pool NAME)", key);
+		 " pool NAME, max_workers, max_cores, user NAME)", key);
 	return -1;
 }
 
