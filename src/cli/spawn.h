@@ -28,6 +28,8 @@ struct xy_ep_config {
 	char *env[XY_EP_ENV_MAX]; /* KEY=VALUE for users' managers */
 	int n_env;
 	int cert_days;       /* client certificates' validity (default 365) */
+	int tls_keepalive;   /* seconds a TLS client may be silent before
+				keepalive probes (default 60) */
 	const char *state;   /* the state directory: the CA (ep_ca.h) */
 	const char *listen;  /* --listen HOST:PORT, or NULL */
 	/* Limits on users' Python sessions (endpoint_limits.c): arguments
