@@ -36,6 +36,9 @@ import uuid
 FRAME = struct.Struct(">I")
 FRAME_MAX = 64 << 20
 ASK_TIMEOUT = 30.0
+# A session's client that answers no ping within so long, when another
+# client of the user asks for the session, loses it (Server._take_over).
+PROBE_S = float(os.environ.get("XYLEM_ENDPOINT_PROBE_S", "2"))
 
 
 # ------------------------------------------------------------------ frames
@@ -294,6 +297,7 @@ class _Conn:
         import queue
         self.sock = sock
         self.closed = False
+        self.heard = 0.0  # when it last answered a ping (monotonic)
         self.queue = queue.SimpleQueue()
         threading.Thread(target=self._write, daemon=True).start()
 
@@ -666,7 +670,9 @@ class Server:
                 self.throttled = True
                 _log("throttled: %d calls queued (max_queued %d)",
                      self._queued(), limit)
+            conn.throttled = True  # alive: not taken over (_take_over)
             self.room.wait(1.0)
+        conn.throttled = False
         self.throttled = False
 
     def _refusal(self, s, seq, opts):
@@ -760,6 +766,44 @@ class Server:
                 used[1] += room * self.limits.pools[name][1]
         return None
 
+    def _take_over(self, s):
+        """Under the lock (let go while it waits): s is attached, and a
+        new client of this user asks for it. The attached client is
+        pinged; if nothing answers within PROBE_S (a half-open
+        connection: a client whose host vanished behind the TLS relay,
+        or a stopped process), its connection is closed and True
+        returned: the new client takes the session. False if it answers,
+        or is throttled (its frames wait unread: alive)."""
+        old = s.conn
+        t0 = time.monotonic()
+        old.send(("ping", t0))
+        while s.conn is old and not old.closed and old.heard < t0 and \
+                not getattr(old, "throttled", False):
+            left = t0 + PROBE_S - time.monotonic()
+            if left <= 0:
+                break
+            self.room.wait(left)
+        if s.conn is not old or old.closed:
+            return s.conn is None  # it left meanwhile: free
+        if old.heard >= t0 or getattr(old, "throttled", False):
+            return False
+        _log("session %s: its client did not answer within %.0f s: taken "
+             "over by a new client", s.id, PROBE_S)
+        s.conn = None
+        old.closed = True
+        try:
+            old.sock.shutdown(socket.SHUT_RDWR)  # its reader ends
+        except OSError:
+            pass
+        old.close()
+        return True
+
+    def _pong(self, conn):
+        """The client answered _take_over's ping: alive."""
+        with self.lock:
+            conn.heard = time.monotonic()
+            self.room.notify_all()
+
     def _hello(self, conn, sid, asks=None):
         import pwd
         asks = asks if isinstance(asks, dict) else {}
@@ -783,7 +827,7 @@ class Server:
                 conn.send(("error", "no session %r here (your "
                            "sessions: ex.session of each)" % (sid,)))
                 return None
-            if s.conn is not None:
+            if s.conn is not None and not self._take_over(s):
                 conn.send(("error", "session %s is attached to "
                            "another client now" % sid))
                 return None
@@ -822,6 +866,8 @@ class Server:
                 elif msg[0] == "submit" and s is not None:
                     self._submit(s, conn, msg[1], msg[2],
                                  msg[3] if len(msg) > 3 else {})
+                elif msg[0] == "pong":
+                    self._pong(conn)
                 elif msg[0] == "ack" and s is not None:
                     with self.lock:
                         self._forget_acked(s, msg[1])
@@ -1259,6 +1305,11 @@ class EndpointExecutor(concurrent.futures.Executor):
                     self._accepted_all()
                 if fut is not None and not fut.done():
                     fut.set_exception(Refused(msg[2]))
+                continue
+            if msg[0] == "ping":  # the server asks whether we live
+                with self._lock:
+                    self._out.append(_frame(("pong", msg[1])))
+                    self._wake.notify_all()
                 continue
             if msg[0] == "accepted":
                 with self._lock:

@@ -1,6 +1,7 @@
-"""The administrator's caps on a user's workers and cores, and the
+"""The administrator's caps on a user's workers and cores, the
 schema's bounds on what a call's function implies (docs/endpoint.md,
-"Limits"): a real `xylem endpoint` started as root, real accounts made
+"Limits"), and a session taken over from a client that no longer
+answers ("Python sessions"): a real `xylem endpoint` started as root, real accounts made
 by the test (their own names, so that this file runs beside
 test_endpoint.py), clients run as those users."""
 
@@ -9,6 +10,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -236,3 +238,62 @@ def test_caps_with_a_wrong_value_stop_the_endpoint(tree):
                            text=True, timeout=30)
         assert r.returncode == 1, (line, r.stderr)
         assert "bad.conf:2: " + want in r.stderr, (line, r.stderr)
+
+
+HOLDER = """
+import sys, time, xylem
+ex = xylem.Executor(endpoint="unix:" + sys.argv[1])
+print(ex.session, ex.submit(pow, 3, 2).result(60), flush=True)
+time.sleep(600)
+"""
+
+TAKER = """
+import sys, time, xylem
+t0 = time.monotonic()
+try:
+    ex = xylem.Executor(endpoint="unix:" + sys.argv[1], session=sys.argv[2])
+    print("attached %.1f" % (time.monotonic() - t0),
+          [f.result(60) for f in ex.futures()])
+    ex.shutdown()
+except ValueError as e:
+    print("refused:", e)
+"""
+
+
+def test_a_session_whose_client_does_not_answer_is_taken_over(accounts,
+                                                              tree):
+    with serving(accounts, tree, "workers = 1\n") as sock:
+        path = tree / "holder.py"
+        path.write_text(HOLDER)
+        os.chmod(path, 0o644)
+        holder = subprocess.Popen(
+            ["runuser", "-u", "xyepy_la", "--", "env", "PYTHONPATH=%s" % (
+                tree / "lib"), "XYLEM_BUILD_DIR=%s" % (tree / "build"),
+             PYTHON, "-u", str(path), sock], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd="/")
+        try:
+            line = holder.stdout.readline().split()
+            assert len(line) == 2 and line[1] == "9", line
+            session = line[0]
+            # Alive (it answers the server's ping): the session stays its.
+            r = run_as("xyepy_la", tree, TAKER, sock, session)
+            assert r.stdout.strip() == ("refused: session %s is attached "
+                                        "to another client now" % session), \
+                r.stdout + r.stderr
+            # Stopped, its connection open: half-open. Taken over.
+            pids = subprocess.check_output(
+                ["pgrep", "-u", "xyepy_la", "-f", str(path)],
+                text=True).split()
+            for pid in pids:
+                os.kill(int(pid), signal.SIGSTOP)
+            r = run_as("xyepy_la", tree, TAKER, sock, session)
+            m = re.fullmatch(r"attached ([0-9.]+) \[9\]", r.stdout.strip())
+            assert m and float(m.group(1)) < 10, r.stdout + r.stderr
+            assert "session %s: its client did not answer within 2 s: " \
+                "taken over by a new client" % session in \
+                _python_log(accounts, "xyepy_la")
+        finally:
+            holder.kill()
+            subprocess.run(["pkill", "-KILL", "-u", "xyepy_la", "-f",
+                            str(path)], check=False)
+            holder.wait()
