@@ -71,6 +71,7 @@ def serving(accounts, tree, extra):
         p.terminate()
         p.wait(10)
         log.close()
+        assert "Sanitizer" not in (tree / "ep.log").read_text()
         for u in USERS:
             subprocess.run(["pkill", "-KILL", "-u", u], check=False)
             for f in glob.glob(os.path.join(accounts[u].pw_dir, ".xylem",
@@ -221,6 +222,7 @@ with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
 
 
 def test_caps_with_a_wrong_value_stop_the_endpoint(tree):
+    """(And tls_keepalive, read beside them.)"""
     for line, want in (
             ("max_workers = 0", "max_workers wants a number from 1"),
             ("max_cores = lots", "max_cores wants a number from 1"),
@@ -228,7 +230,9 @@ def test_caps_with_a_wrong_value_stop_the_endpoint(tree):
              "'max_workers N, max_cores M'"),
             ("user xyepy_la = max_gpus 2", "user xyepy_la wants"),
             ("user xyepy_la = max_workers 2, max_workers 3",
-             "user xyepy_la wants")):
+             "user xyepy_la wants"),
+            ("tls_keepalive = 0", "tls_keepalive wants a number from 1 to "
+             "7200")):
         cfg = tree / "bad.conf"
         cfg.write_text("workers = 1\n" + line + "\n")
         os.chmod(cfg, 0o644)
