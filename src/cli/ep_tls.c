@@ -6,7 +6,11 @@
  * (read on every connection), one request line ("python"), then the
  * spawner, which checks the certificate again by itself and hands back a
  * connection to that user's session server, made as the user. From then
- * on the thread relays bytes both ways until either side ends.
+ * on the thread relays bytes both ways until either side ends, the
+ * client's certificate is revoked (the front's loop watches the list,
+ * xy_ep_tls_watch), or the client stops answering TCP keepalive. One
+ * source address gets a bounded share of the connections (struct
+ * source), so that a flood from it does not lock the others out.
  */
 #include "ep_tls.h"
 
@@ -420,8 +424,12 @@ static void relay(const struct conn *c, SSL *ssl, int sess,
 				SSL_shutdown(ssl); /* the server ended it */
 				break;
 			}
-			if (SSL_write(ssl, buf, (int)n) != n)
+			int w = SSL_write(ssl, buf, (int)n);
+			if (w != n) {
+				if (SSL_get_error(ssl, w) == SSL_ERROR_SYSCALL)
+					net_err = errno;
 				break;
+			}
 		}
 	}
 	free(buf);
