@@ -684,6 +684,7 @@ def test_a_flood_from_one_address_leaves_the_others_served(endpoint,
     finally:
         for s in flood:
             s.close()
+        shutil.rmtree(os.path.dirname(files["ca"]), ignore_errors=True)
 
 
 NS, V0, V1 = "xyept_ns", "xyept_v0", "xyept_v1"
@@ -775,3 +776,4 @@ def test_a_vanished_client_s_relay_is_released(far_host, endpoint, accounts,
     finally:
         p.kill()
         p.wait()
+        shutil.rmtree(files, ignore_errors=True)
