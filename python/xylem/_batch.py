@@ -200,7 +200,8 @@ class Batching:
         for group in groups.values():
             try:
                 # With pools, a call of a function not yet measured goes
-                # alone, as a batch of one that measures it (the module's text, "Pools").
+                # alone, as a batch of one that measures it (the
+                # module's text, "Pools").
                 measure = pooled and any(e.digest not in self.cost
                                          for e in group)
                 if len(group) == 1 and not measure:
@@ -215,8 +216,7 @@ class Batching:
                 if measure:
                     size = 1
                 else:
-                    size = max(1, min(self.size(e.digest, most,
-                                                grow=not pooled)
+                    size = max(1, min(self.size(e.digest, most, grow=True)
                                       for e in group))
                 for i in range(0, len(group), size):
                     piece = group[i:i + size]
