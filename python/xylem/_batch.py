@@ -216,8 +216,10 @@ class Batching:
                 if measure:
                     size = 1
                 else:
-                    size = max(1, min(self.size(e.digest, most, grow=True)
-                                      for e in group))
+                    # Each function once: size(grow=True) doubles its
+                    # next batch at every call.
+                    size = max(1, min(self.size(d, most, grow=True)
+                                      for d in {e.digest for e in group}))
                 for i in range(0, len(group), size):
                     piece = group[i:i + size]
                     if len(piece) == 1 and not measure:
