@@ -327,9 +327,12 @@ static void on_transfer(struct xy_dash *d, const struct xy_dash_ev *ev)
 	}
 	d->xbytes[k] += ev->bytes;
 	d->xcount[k]++;
+	/* A source is a name and a kind: a worker serves peer copies and
+	 * returns outputs, two sums apart. */
 	int i = 0;
-	while (i < d->n_src && strncmp(d->src[i].name, src,
-				       sizeof d->src[i].name - 1))
+	while (i < d->n_src && (d->src[i].kind != k ||
+				strncmp(d->src[i].name, src,
+					sizeof d->src[i].name - 1)))
 		i++;
 	if (i == d->n_src) {
 		if (d->n_src == MAX_SOURCES) {

@@ -297,3 +297,43 @@ def test_loopback_dashboard_answers_loopback_names_only(xylem, tmp_path,
     assert reply.startswith(b"HTTP/1.1 400")
     p.signal(signal.SIGINT)
     assert p.wait(30) == 0
+
+
+def test_bytes_per_source_kept_apart_by_kind(xylem, tmp_path, secret_file):
+    """One worker (big) both serves a peer copy of a temp and returns an
+    output: its two kinds of bytes are two sources, not one sum."""
+    go, blocking = tmp_path / "go", tmp_path / "blocking"
+    gate = f"while [ ! -e {go} ]; do sleep 0.05; done"
+    tasks = [
+        {"id": "make", "priority": 3,
+         "command": "head -c 300000 /dev/zero > big; head -c 5000 /dev/zero"
+                    " > back",
+         "outputs": [{"path": str(tmp_path / "t"), "as": "big",
+                      "temp": True},
+                     {"path": str(tmp_path / "back"), "as": "back"}]},
+        {"id": "block", "priority": 2,
+         "command": f"touch {blocking}; {gate}"},
+        {"id": "use", "priority": 1, "command": "wc -c < big > n",
+         "inputs": [{"path": str(tmp_path / "t"), "as": "big"}],
+         "outputs": [{"path": str(tmp_path / "n"), "as": "n"}]},
+    ]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    mgr, port = xylem.manager(wf, secret_file, "--http", "0",
+                              "--http-linger", "120")
+    url = mgr.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    xylem.worker(port, secret_file, 1, "--name", "big")
+    wait_for(blocking.exists, 30, what="make to end and block to start")
+    xylem.worker(port, secret_file, 1, "--name", "other")
+    wait_for((tmp_path / "n").exists, 60, what="use to end on other")
+    go.touch()
+    total, ok, failed = summary(mgr)
+    assert (total, ok, failed) == (3, 3, 0)
+    assert (tmp_path / "n").read_text().strip() == "300000"
+    r, body = get(url, "/api/state")
+    srcs = {(s[0], s[1]): (s[2], s[3]) for s in json.loads(body)["xfer"]["sources"]}
+    assert srcs.get(("big", "peer")) == (300000, 1), srcs
+    assert srcs[("big", "output")][0] >= 5000, srcs
+    assert srcs[("big", "output")][0] < 300000, srcs
+    assert srcs[("other", "output")][0] > 0, srcs
+    mgr.signal(signal.SIGINT)
+    assert mgr.wait(30) == 130
