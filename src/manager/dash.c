@@ -384,8 +384,10 @@ static json_t *counts_json(const struct xy_dash *d)
 	const struct xy_manager *m = d->m;
 	struct xy_stats st;
 	xy_manager_stats(m, &st);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
-			 "waiting", (json_int_t)st.tasks_waiting, "ready",
+	/* pending: array indexes not made yet, in waiting but in no tag. */
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+			 "waiting", (json_int_t)st.tasks_waiting, "pending",
+			 (json_int_t)xy__array_pending(m), "ready",
 			 (json_int_t)st.tasks_ready, "running",
 			 (json_int_t)st.tasks_running, "done",
 			 (json_int_t)st.tasks_done, "returned_ok",
@@ -784,14 +786,19 @@ char *xy_dash_metrics(struct xy_dash *d, size_t *len)
 	for (int i = 0; i < d->n_tags; i++)
 		for (int k = 0; k < N_STATES; k++)
 			by_state[k] += d->tags[i].n[k];
+	/* An array's indexes not made yet are tasks that wait, in no tag;
+	 * they have no dependencies, so they queue for a worker too. */
+	int64_t pending = xy__array_pending(d->m);
+	by_state[S_WAITING] += pending;
 	fprintf(f, "# HELP xylem_tasks Tasks by state (succeeded and failed:"
 		" finished, returned or not).\n# TYPE xylem_tasks gauge\n");
 	for (int k = 0; k < N_STATES; k++)
 		fprintf(f, "xylem_tasks{state=\"%s\"} %lld\n", state_names[k],
 			(long long)by_state[k]);
 	fprintf(f, "# HELP xylem_queue_depth Tasks ready and waiting for a"
-		" worker.\n# TYPE xylem_queue_depth gauge\n"
-		"xylem_queue_depth %lld\n", (long long)st.tasks_ready);
+		" worker (an array's indexes not made yet included).\n"
+		"# TYPE xylem_queue_depth gauge\nxylem_queue_depth %lld\n",
+		(long long)(st.tasks_ready + pending));
 	fprintf(f, "# HELP xylem_workers Workers connected and busy.\n"
 		"# TYPE xylem_workers gauge\nxylem_workers{state=\"connected\"}"
 		" %lld\nxylem_workers{state=\"busy\"} %lld\n",

@@ -9,10 +9,12 @@ loopback refusing whoever lacks its token."""
 import http.client
 import json
 import re
+import shlex
 import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -337,3 +339,46 @@ def test_bytes_per_source_kept_apart_by_kind(xylem, tmp_path, secret_file):
     assert srcs[("other", "output")][0] > 0, srcs
     mgr.signal(signal.SIGINT)
     assert mgr.wait(30) == 130
+
+
+def metric_samples(body):
+    parser = pytest.importorskip("prometheus_client.parser")
+    samples = {}
+    for fam in parser.text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            samples[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+    return samples
+
+
+def test_array_indexes_not_made_count_as_waiting(xylem, tmp_path):
+    """An array of 5000 with no worker: the manager makes a window of
+    tasks; the rest, not made yet, still wait, on /metrics, on the page's
+    state and in `xylem status`."""
+    p = xylem.start("run", "--array", "5000", "--workers", "0", "--http",
+                    "0", "--", "true")
+    st = p.wait_line(r"status: (xylem status .*)", 30).group(1)
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    p.wait_line(r"waiting for workers", 30)
+
+    def metrics():
+        r, body = get(url, "/metrics")
+        return metric_samples(body)
+
+    m = wait_for(lambda: (lambda m: m if m['xylem_tasks{"state": "ready"}']
+                          else None)(metrics()), 30,
+                 what="the first indexes made")
+    waiting = m['xylem_tasks{"state": "waiting"}']
+    ready = m['xylem_tasks{"state": "ready"}']
+    assert 0 < ready < 5000 and waiting + ready == 5000, m
+    assert m['xylem_queue_depth{}'] == 5000, m
+    r, body = get(url, "/api/state")
+    c = json.loads(body)["counts"]
+    assert c["pending"] == waiting and c["waiting"] >= c["pending"], c
+    args = shlex.split(st)
+    out = subprocess.run([xylem.bin] + args[1:], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    mt = re.search(r"(\d+) ready, (\d+) waiting", out.stdout)
+    assert mt and int(mt.group(1)) + int(mt.group(2)) == 5000, out.stdout
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 130

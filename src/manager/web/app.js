@@ -88,6 +88,8 @@
   function render(doc) {
     const sum = [0, 0, 0, 0, 0];
     for (const t of tags) for (let k = 0; k < 5; k++) sum[k] += t[k + 1];
+    // An array's indexes not made yet wait, in no tag.
+    sum[0] += (doc.counts && doc.counts.pending) || 0;
     const total = sum.reduce((a, b) => a + b, 0);
     STATES.forEach((s, k) => { $("n-" + s).textContent = sum[k]; });
     $("n-total").textContent = total;
