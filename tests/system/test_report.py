@@ -5,6 +5,7 @@ Chromium (docs/history.md, docs/observability.md)."""
 
 import json
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -255,3 +256,22 @@ def test_report_resources_in_use(xylem, tmp_path):
     assert max(doc["concurrency"]["cores"]) <= 4 + 1e-6
     dom = chromium("--dump-dom", page.as_uri())
     assert 'id="resources"' in dom
+
+
+def test_run_says_how_to_reach_its_manager(xylem, tmp_path):
+    """`xylem run --workers 0` prints the `xylem status` command that
+    reaches its manager and the `xylem worker` command that serves it;
+    both work as printed, against the live manager."""
+    wf = write_workflow(tmp_path / "wf.json", [task("hello", "echo hi")])
+    p = xylem.start("run", wf, "--workers", "0")
+    st = p.wait_line(r"status: (xylem status .*)", 30).group(1)
+    wk = p.wait_line(r"start a worker: (xylem worker .*)", 30).group(1)
+    r = subprocess.run([xylem.bin] + shlex.split(st)[1:],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"tasks +0 returned .* 1 ready", r.stdout), r.stdout
+    w = xylem.start(*shlex.split(wk)[1:])
+    assert p.wait(60) == 0, p.output
+    assert "1 task: 1 succeeded, 0 failed" in p.output, p.output
+    w.signal(2)
+    w.wait(30)
