@@ -413,6 +413,18 @@ static json_t *tags_json(const struct xy_dash *d)
 	return a;
 }
 
+/* Bytes of the objects w holds or is fetching, as the manager knows
+ * them (the catalogue's sizes): its cache in use. O(its objects), for
+ * the workers shown only, once a push. */
+static int64_t held_bytes(const struct xy_worker *w)
+{
+	int64_t n = 0;
+
+	for (uint32_t i = 0; i < w->n_held; i++)
+		n += (int64_t)w->held[i]->size;
+	return n;
+}
+
 static json_t *workers_json(const struct xy_dash *d)
 {
 	json_t *a = json_array();
@@ -425,7 +437,7 @@ static json_t *workers_json(const struct xy_dash *d)
 			continue;
 		shown++;
 		json_array_append_new(
-			a, json_pack("[s,s,i,i,I,I,I,I,i,i,I,b]", w->name,
+			a, json_pack("[s,s,i,i,I,I,I,I,i,i,I,b,I]", w->name,
 				     w->hostname ? w->hostname : w->addr,
 				     w->cores, xy_wtable_cores_busy(w),
 				     (json_int_t)w->memory,
@@ -433,7 +445,8 @@ static json_t *workers_json(const struct xy_dash *d)
 				     (json_int_t)w->disk,
 				     (json_int_t)w->disk_used,
 				     (int)w->n_held, w->n_running,
-				     (json_int_t)w->n_done, w->ready));
+				     (json_int_t)w->n_done, w->ready,
+				     (json_int_t)held_bytes(w)));
 	}
 	return json_pack("{s:i,s:o}", "n", n, "list", a);
 }

@@ -382,3 +382,24 @@ def test_array_indexes_not_made_count_as_waiting(xylem, tmp_path):
     assert mt and int(mt.group(1)) + int(mt.group(2)) == 5000, out.stdout
     p.signal(signal.SIGINT)
     assert p.wait(30) == 130
+
+
+def test_workers_cache_in_bytes(xylem, tmp_path):
+    """The workers table gives each worker's cache in bytes as well as
+    objects: the input it fetched and the outputs it wrote."""
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"x" * 300000)
+    tasks = [task(f"cat-{i}", f"head -c {1000 * (i + 1)} in > out",
+                  inputs=[(data, "in")],
+                  outputs=[(tmp_path / f"out{i}", "out")]) for i in range(3)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    p = xylem.start("run", wf, "--workers", "1", "--http", "0",
+                    "--http-linger", "120")
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    assert summary(p) == (3, 3, 0)
+    r, body = get(url, "/api/state")
+    (w,) = json.loads(body)["workers"]["list"]
+    assert w[8] == 4, w  # the input and three outputs
+    assert w[12] == 300000 + 1000 + 2000 + 3000, w
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 130

@@ -124,7 +124,8 @@
       cell(tr, w[3] + " / " + w[2], "num");
       cell(tr, w[5] + " / " + w[4], "num");
       cell(tr, w[7] + " / " + w[6], "num");
-      cell(tr, w[8], "num"); cell(tr, w[9], "num"); cell(tr, w[10], "num");
+      cell(tr, w[8], "num"); cell(tr, fmtBytes(w[12] || 0), "num");
+      cell(tr, w[9], "num"); cell(tr, w[10], "num");
     });
     const X = doc.xfer;
     fill("kinds", Object.entries(X.kinds), (tr, [k, v]) => {
