@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dash.h"
@@ -111,6 +112,9 @@ struct xy_dash {
 	int dirty;
 	struct xy_http_conn *streams[MAX_STREAMS];
 	int n_streams;
+	/* CPU seconds spent in the hooks and pushes (the HTTP server counts
+	 * its own): xylem_dashboard_seconds_total. */
+	double cpu;
 };
 
 /* ---------------------------------------------------------------- sums */
@@ -352,10 +356,8 @@ static void on_transfer(struct xy_dash *d, const struct xy_dash_ev *ev)
 	d->dirty = 1;
 }
 
-void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
+static void dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
 {
-	if (!d)
-		return;
 	switch (ev->kind) {
 	case XY_DASH_SUBMITTED:
 		ev->task->dash_tag = tag_index(d, ev->task) + 1;
@@ -375,6 +377,17 @@ void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
 		on_transfer(d, ev);
 		break;
 	}
+}
+
+void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
+{
+	double c0;
+
+	if (!d)
+		return;
+	c0 = xy_http_cpu_now();
+	dash_event(d, ev);
+	d->cpu += xy_http_cpu_now() - c0;
 }
 
 /* --------------------------------------------------------------- JSON */
@@ -597,16 +610,28 @@ static void push(struct xy_dash *d)
 		xy_http_stream_send(d->streams[i], text, len);
 }
 
+/* A push and the writes it queues, counted in d->cpu. */
+static void push_counted(struct xy_dash *d)
+{
+	double c0 = xy_http_cpu_now();
+
+	push(d);
+	d->cpu += xy_http_cpu_now() - c0;
+}
+
 void xy__dash_push(struct xy_dash *d)
 {
-	push(d);
+	push_counted(d);
 }
 
 static void on_tick(uv_timer_t *h)
 {
 	struct xy_dash *d = h->data;
+	double c0 = xy_http_cpu_now();
+
 	if (d->dirty || d->n_batch || xy_mono() - d->last_push >= 2.0)
 		push(d);
+	d->cpu += xy_http_cpu_now() - c0;
 }
 
 /* ------------------------------------------------------------ routes */
@@ -849,6 +874,20 @@ char *xy_dash_metrics(struct xy_dash *d, size_t *len)
 		"xylem_scheduler_decision_seconds_sum %.9f\n"
 		"xylem_scheduler_decision_seconds_count %lld\n",
 		st.decision_seconds, (long long)st.decisions);
+	/* The dashboard's own cost, and the manager's CPU to set it
+	 * against: this process's (for xylem run, the manager and nothing
+	 * else; workers are processes of their own). */
+	struct timespec pc;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &pc);
+	fprintf(f, "# HELP xylem_dashboard_seconds CPU time the manager's"
+		" thread spent on the dashboard: its hooks, pushes and HTTP"
+		" callbacks.\n# TYPE xylem_dashboard_seconds counter\n"
+		"xylem_dashboard_seconds_total %.6f\n",
+		d->cpu + xy_http_cpu_seconds(d->http));
+	fprintf(f, "# HELP process_cpu_seconds Total user and system CPU"
+		" time of the manager's process.\n# TYPE process_cpu_seconds"
+		" counter\nprocess_cpu_seconds_total %.6f\n",
+		(double)pc.tv_sec + (double)pc.tv_nsec / 1e9);
 	fprintf(f, "# HELP xylem_uptime_seconds Seconds since the manager"
 		" started.\n# TYPE xylem_uptime_seconds gauge\n"
 		"xylem_uptime_seconds %.3f\n", xy_mono() - d->m->started);

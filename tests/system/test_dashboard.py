@@ -403,3 +403,27 @@ def test_workers_cache_in_bytes(xylem, tmp_path):
     assert w[12] == 300000 + 1000 + 2000 + 3000, w
     p.signal(signal.SIGINT)
     assert p.wait(30) == 130
+
+
+def test_dashboard_cpu_counted(xylem, tmp_path, secret_file):
+    """xylem_dashboard_seconds_total: the manager's CPU spent on the
+    dashboard grows as a client reads events, and is part of the
+    process's CPU (process_cpu_seconds_total) beside it."""
+    p = xylem.start("manager", "--secret-file", secret_file, "--http", "0")
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    r, body = get(url, "/metrics")
+    m0 = metric_samples(body)
+    s0 = m0["xylem_dashboard_seconds_total{}"]
+    assert s0 > 0 and m0["process_cpu_seconds_total{}"] > s0, m0
+    s, f = open_stream(urlsplit(url).port)
+    read_events(f, 3)
+    s.close()
+    for _ in range(20):
+        get(url, "/api/state")
+    r, body = get(url, "/metrics")
+    m1 = metric_samples(body)
+    s1 = m1["xylem_dashboard_seconds_total{}"]
+    assert s1 > s0, (m0, m1)
+    assert m1["process_cpu_seconds_total{}"] > s1
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 0
