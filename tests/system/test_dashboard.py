@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import task, wait_for, write_workflow
+from helpers import browser_missing, task, wait_for, write_workflow
 
 
 def run_with_dashboard(xylem, tmp_path, tasks, *extra):
@@ -52,9 +52,12 @@ def summary(p):
 
 
 def chrome():
-    webdriver = pytest.importorskip("selenium.webdriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        browser_missing("selenium is not installed")
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("chromium and chromium-driver are not installed")
+        browser_missing("chromium and chromium-driver are not installed")
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
@@ -73,14 +76,40 @@ def text(driver, id_):
     return driver.find_element("id", id_).text
 
 
+def table(driver, id_):
+    """A table's body rows, each a list of its cells' texts."""
+    rows = driver.find_elements("css selector", f"#{id_} tbody tr")
+    return [[td.text for td in r.find_elements("tag name", "td")]
+            for r in rows]
+
+
+def stream_drawn(driver):
+    """The task stream's rows and bars drawn, and its coloured pixels."""
+    c = driver.find_element("id", "stream")
+    painted = driver.execute_script(
+        "const c = document.getElementById('stream');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width,"
+        " c.height).data; let n = 0;"
+        "for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;")
+    return (int(c.get_attribute("data-rows") or 0),
+            int(c.get_attribute("data-bars") or 0), painted)
+
+
 def test_dashboard_in_chromium(xylem, tmp_path):
     flag = tmp_path / "go"
-    tasks = [task(f"echo-{i}", f"echo {i}") for i in range(30)]
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"d" * 100000)
+    tasks = [task(f"echo-{i}", f"echo {i}; wc -c < in",
+                  inputs=[(data, "in")]) for i in range(28)]
+    tasks += [task(f"echo-{i}", f"echo {i} > out",
+                   outputs=[(tmp_path / f"out{i}", "out")])
+              for i in range(28, 30)]
     tasks += [task(f"bad-{i}", f"echo oops-{i}; echo to-stderr >&2; exit 3")
               for i in range(2)]
     tasks.append(task("hold", f"while [ ! -e {flag} ]; do sleep 0.05;"
                       " done"))
-    p, url = run_with_dashboard(xylem, tmp_path, tasks)
+    p, url = run_with_dashboard(xylem, tmp_path, tasks,
+                                "--cores-per-worker", "2")
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     driver = chrome()
     try:
@@ -92,6 +121,12 @@ def test_dashboard_in_chromium(xylem, tmp_path):
         wait_for(lambda: text(driver, "n-running") == "1", 30,
                  what="the held task running on the page")
         assert "hold" in text(driver, "tags")
+        # The task stream: a row per worker slot seen, the held task's
+        # bar drawn in it.
+        rows, bars, painted = wait_for(
+            lambda: (lambda s: s if s[1] >= 1 else None)(
+                stream_drawn(driver)), 30, what="the task stream's bars")
+        assert rows >= 1 and painted > 0, (rows, bars, painted)
         driver.save_screenshot(str(tmp_path / "dashboard-running.png"))
         flag.touch()
         total, ok, failed = summary(p)
@@ -107,6 +142,32 @@ def test_dashboard_in_chromium(xylem, tmp_path):
         fails = text(driver, "fails")
         assert "exited with status 3" in fails and "oops-" in fails, fails
         assert "2 connected" in text(driver, "n-workers")
+        # Workers: both, each with the two cores it offers, none in use,
+        # and the tasks each ran adding up to the run's.
+        workers = table(driver, "workers")
+        assert len(workers) == 2, workers
+        assert all(w[2] == "0 / 2" for w in workers), workers
+        assert sum(int(w[8]) for w in workers) == total, workers
+        # Transfers: the input went from the manager (to each worker
+        # that ran a task reading it, 100000 bytes each), the outputs
+        # came back; the same bytes per source.
+        kinds = {r[0]: r for r in table(driver, "kinds")}
+        assert set(kinds) == {"manager", "peer", "url", "output"}, kinds
+        r, body = get(url, "/api/state")
+        X = json.loads(body)["xfer"]["kinds"]
+        assert X["manager"][0] in (100000, 200000), X
+        assert kinds["manager"][1] == {100000: "97.7 KiB",
+                                       200000: "195.3 KiB"}[X["manager"][0]]
+        assert kinds["manager"][2] == str(X["manager"][1])
+        assert X["output"][1] == 2 and kinds["output"][2] == "2", kinds
+        assert kinds["output"][1] == f"{X['output'][0]} B", kinds
+        sources = table(driver, "sources")
+        assert ["manager", "manager", kinds["manager"][1],
+                kinds["manager"][2]] in sources, sources
+        # The stream keeps the bars of the tasks that ended while the
+        # page was open (60 s shown): the held one's at least.
+        rows, bars, painted = stream_drawn(driver)
+        assert rows >= 1 and bars >= 1 and painted > 0, (rows, bars)
         driver.save_screenshot(str(tmp_path / "dashboard.png"))
         assert (tmp_path / "dashboard.png").stat().st_size > 10000
         # Every request the page made went to the manager.

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from helpers import task, wait_for, write_workflow
+from helpers import browser_missing, task, wait_for, write_workflow
 
 
 def query(db, sql):
@@ -139,6 +139,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chromium(*args):
+    if not CHROMIUM:
+        browser_missing("chromium is not installed")
     r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox",
                         "--disable-gpu", *args], capture_output=True,
                        text=True, timeout=120)
@@ -146,7 +148,6 @@ def chromium(*args):
     return r.stdout
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="no chromium (scripts/deps.sh)")
 def test_report_in_chromium(xylem, finished_run, tmp_path):
     page = tmp_path / "report.html"
     r = xylem.run("report", finished_run, "-o", page, timeout=60)
@@ -204,7 +205,6 @@ def test_log_dir_keeps_worker_logs(xylem, tmp_path):
         assert "stopping" in text, text
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="no chromium (scripts/deps.sh)")
 def test_report_cache_hits(xylem, tmp_path):
     """Tasks reading one file on one one-core worker: the first fetches
     it, the others find it cached; the page says so."""

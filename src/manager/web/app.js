@@ -171,16 +171,20 @@
     const index = new Map(rows.map((r, i) => [r, i]));
     const rh = rows.length ? Math.max(1, Math.min(16, h / rows.length)) : 16;
     const t1 = now(), t0 = t1 - WINDOW, x = (t) => (t - t0) / WINDOW * w;
+    let drawn = 0;
     const colors = {ok: "#4b6", bad: "#e44", run: "#39f", lost: "#aaa"};
     const bar = (row, a, b, col) => {
       const i = index.get(row);
       if (i === undefined || b < t0) return;
       g.fillStyle = col;
+      drawn++;
       g.fillRect(x(Math.max(a, t0)), i * rh, Math.max(1, x(b) - x(Math.max(a, t0))), rh - 1);
     };
     for (const b of bars) bar(b.worker + "/" + b.slot, b.start, b.end,
       b.result === 0 ? colors.ok : b.result < 0 ? colors.lost : colors.bad);
     for (const r of running.values()) bar(r.worker + "/" + r.slot, r.start, t1, colors.run);
+    // What was drawn, for scripts and tests (a canvas has no text).
+    c.dataset.rows = rows.length; c.dataset.bars = drawn;
     requestAnimationFrame(draw);
   }
 
