@@ -305,5 +305,6 @@ char *xy_status_build(const struct xy_manager *m);
 void xy__array_phase(struct xy_manager *m);
 void xy__array_destroy(struct xy_manager *m);
 size_t xy__array_record_size(void);
+int64_t xy__array_pending(const struct xy_manager *m);
 
 #endif
