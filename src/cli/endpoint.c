@@ -265,6 +265,7 @@ static int config_read(const char *path, struct xy_ep_config *cfg)
 	cfg->workers = 1;
 	cfg->cert_days = 365;
 	cfg->tls_keepalive = 60;
+	cfg->machine_cores = xy_local_cores();
 	if (!path)
 		return 0;
 	if (!(f = fopen(path, "re"))) {

@@ -229,9 +229,14 @@ void xy_cli_ep_limits_size(const struct xy_ep_config *cfg, const char *name,
 	}
 	if (sz->max_cores && w > 0) {
 		/* The manager's default is the machine's cores over its
-		 * workers: with a cap, its share of the cap instead. */
+		 * workers: with a cap, its share of the cap instead, never
+		 * of more cores than the machine has. */
+		int room = sz->max_cores;
+
+		if (cfg->machine_cores > 0 && cfg->machine_cores < room)
+			room = cfg->machine_cores;
 		if (c == 0)
-			c = python ? 1 : sz->max_cores / w;
+			c = python ? 1 : room / w;
 		if (c < 1)
 			c = 1;
 		if (c > sz->max_cores) {

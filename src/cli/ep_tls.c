@@ -366,11 +366,15 @@ static int revoked_since(const struct conn *c, const char *serial,
 
 	if (now == *gen)
 		return 0;
+	/* The list unreadable: cut, as a handshake would be refused (the
+	 * client reconnects and is checked again, closed if that fails). */
+	if ((rv = xy_ep_ca_revoked(c->t->state, serial)) < 0) {
+		fprintf(stderr, WHO ": cut %s's TLS connection from %s: "
+			"cannot read the revocation list to check its "
+			"certificate (serial %s)\n", name, c->peer, serial);
+		return 1;
+	}
 	*gen = now;
-	if ((rv = xy_ep_ca_revoked(c->t->state, serial)) < 0)
-		fprintf(stderr, WHO ": cannot read the revocation list to "
-			"check %s's open connection from %s (serial %s): kept "
-			"until the list changes again\n", name, c->peer, serial);
 	if (rv != 1)
 		return 0;
 	fprintf(stderr, WHO ": cut %s's TLS connection from %s: its "

@@ -32,8 +32,9 @@ int xy_ep_tls_listen(const char *hostport, char *host, size_t hostlen,
  * between the client and the user's session server. Clients beyond
  * what RLIMIT_NOFILE leaves room for (the Unix path keeps its share) are
  * closed at once, and so are those of a source address (IPv6: a /64)
- * that has 8 handshakes, or a quarter of the slots, at once already. 0, or -1 when accept failed for want of descriptors or
- * memory (EMFILE, ENFILE): the caller stops polling lfd for a while. */
+ * that has 8 handshakes, or a quarter of the slots, at once already.
+ * 0, or -1 when accept failed for want of descriptors or memory (EMFILE,
+ * ENFILE): the caller stops polling lfd for a while. */
 int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd);
 
 /* Called by the front's loop at each turn (every 100 ms at most): when

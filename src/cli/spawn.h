@@ -46,6 +46,9 @@ struct xy_ep_config {
 		int max_workers, max_cores; /* 0: the global one */
 	} caps[XY_EP_USERS_MAX];
 	int n_caps;
+	/* This machine's cores (xy_local_cores), which a cap's share never
+	 * exceeds; 0: unknown. */
+	int machine_cores;
 };
 
 /* A user's manager or session server, sized within the user's caps:
@@ -64,8 +67,8 @@ void xy_cli_ep_limits_size(const struct xy_ep_config *cfg, const char *name,
 			   int python, struct xy_ep_size *sz);
 
 /* One limits setting (max_queued, max_result_bytes, retention, option
- * NAME, pool NAME, max_workers, max_cores, user NAME) into cfg: 1, or 0 if key is none of them, or -1 with why in
- * err. */
+ * NAME, pool NAME, max_workers, max_cores, user NAME) into cfg: 1, or 0
+ * if key is none of them, or -1 with why in err. */
 int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 			  const char *v, char *err, size_t len);
 

@@ -870,10 +870,11 @@ static struct xy_proc *proc_new(struct xy_exec *x, const struct xy_proc_opts *o)
  * Starts /bin/sh -c COMMAND (or, for a command the shell would only split
  * into words, the program itself: spawn_direct) with stdout and stderr on
  * the write end of one pipe, so the two interleave as the task wrote
- * them, stdin on /dev/null, in a session (and so a process group) of its own. posix_spawn rather
- * than uv_spawn: glibc starts the child with vfork semantics instead of
- * copying the worker's page tables, which is most of the cost of a short
- * task. The exit is watched through a pidfd on the loop.
+ * them, stdin on /dev/null, in a session (and so a process group) of its
+ * own. posix_spawn rather than uv_spawn: glibc starts the child with vfork
+ * semantics instead of copying the worker's page tables, which is most of
+ * the cost of a short task. The exit is watched through a pidfd on the
+ * loop.
  *
  * Every descriptor of the worker is close-on-exec; the child keeps only
  * what dup2 gives it, since dup2 clears that flag on the new descriptor.
@@ -941,14 +942,14 @@ static int spawn_direct(pid_t *pid, const struct xy_proc_opts *o,
 			const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *at)
 {
-	char *argv[XY_SIMPLECMD_MAX_WORDS + 1], *buf, path[PATH_MAX];
+	char *argv[XY_SIMPLECMD_MAX_WORDS + 1], *buf;
 	int r = -1;
 
 	if (!(buf = malloc(strlen(o->command) + 1)))
 		return -1;
 	if (xy_simplecmd_parse(o->command, buf, argv) > 0 &&
-	    xy_simplecmd_find(argv[0], o->env, path, sizeof path) == 0)
-		r = posix_spawn(pid, path, fa, at, argv, o->env);
+	    xy_simplecmd_env_plain(o->env))
+		r = posix_spawn(pid, argv[0], fa, at, argv, o->env);
 	free(buf);
 	return r;
 }

@@ -764,6 +764,8 @@ static int inst_env(struct lib_inst *i, struct xy_env *env, char **wrapped)
 	if (xy_unpack_activate(env, i->sandbox, m->inputs, m->n_inputs,
 			       m->command, wrapped) < 0)
 		return -1;
+	if (xy_env_set(env, "PWD", i->sandbox) < 0) /* as tasks.c's */
+		return -1;
 	return xy_env_set(env, "XYLEM_SANDBOX", i->sandbox);
 }
 

@@ -4,10 +4,7 @@
  */
 #include "simplecmd.h"
 
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* Characters that mean nothing to sh outside quotes, in any position of
  * a word after the first ('~' and '#' mean something at a word's start,
@@ -16,26 +13,6 @@ static int plain_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9') || strchr("_./,:+@%=-", c);
-}
-
-/* Names the shell runs itself, whatever PATH holds: the reserved words
- * and dash's builtins. */
-static int shell_own(const char *w)
-{
-	static const char *const own[] = {
-		"!", "{", "}", "case", "do", "done", "elif", "else", "esac",
-		"fi", "for", "if", "in", "then", "until", "while", ".", ":",
-		"[", "alias", "bg", "break", "cd", "chdir", "command",
-		"continue", "echo", "eval", "exec", "exit", "export", "false",
-		"fc", "fg", "getopts", "hash", "jobs", "kill", "local",
-		"printf", "pwd", "read", "readonly", "return", "set", "shift",
-		"test", "times", "trap", "true", "type", "ulimit", "umask",
-		"unalias", "unset", "wait", NULL};
-
-	for (int i = 0; own[i]; i++)
-		if (!strcmp(w, own[i]))
-			return 1;
-	return 0;
 }
 
 int xy_simplecmd_parse(const char *command, char *buf, char **argv)
@@ -74,54 +51,35 @@ int xy_simplecmd_parse(const char *command, char *buf, char **argv)
 		memmove(argv, argv + 1, (size_t)n * sizeof *argv);
 		n--;
 	}
-	/* An empty first word ('') is "not found" to sh; one with '=' may be
-	 * an assignment; the shell's own names stay the shell's. */
-	if (n == 0 || !argv[0][0] || strchr(argv[0], '=') ||
-	    shell_own(argv[0]))
+	/* A program named by a path: no PATH search, and no builtin,
+	 * reserved word or function has such a name. One with '=' may be
+	 * an assignment. */
+	if (n == 0 || !strchr(argv[0], '/') || strchr(argv[0], '='))
 		return 0;
 	return n;
 }
 
-static int executable_file(const char *path)
+static int name_char(char c, int first)
 {
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	       access(path, X_OK) == 0;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+	       (!first && c >= '0' && c <= '9');
 }
 
-int xy_simplecmd_find(const char *argv0, char *const *env, char *path,
-		      size_t pathlen)
+int xy_simplecmd_env_plain(char *const *env)
 {
-	const char *dirs = NULL;
-	size_t name = strlen(argv0);
+	for (size_t i = 0; env && env[i]; i++) {
+		const char *eq = strchr(env[i], '=');
+		size_t len;
 
-	if (strchr(argv0, '/')) {
-		if (name >= pathlen)
-			return -1;
-		memcpy(path, argv0, name + 1);
-		return 0;
-	}
-	for (char *const *e = env; e && *e; e++) /* the last, as dash */
-		if (!strncmp(*e, "PATH=", 5))
-			dirs = *e + 5;
-	if (!dirs)
-		return -1;
-	for (;;) {
-		const char *end = strchr(dirs, ':');
-		size_t len = end ? (size_t)(end - dirs) : strlen(dirs);
-
-		if (len == 0 || dirs[0] != '/')
-			return -1;
-		if (len + 1 + name < pathlen) {
-			memcpy(path, dirs, len);
-			path[len] = '/';
-			memcpy(path + len + 1, argv0, name + 1);
-			if (executable_file(path))
+		if (!eq || eq == env[i])
+			return 0;
+		len = (size_t)(eq - env[i]);
+		for (size_t k = 0; k < len; k++)
+			if (!name_char(env[i][k], k == 0))
 				return 0;
-		}
-		if (!end)
-			return -1;
-		dirs = end + 1;
+		for (size_t j = 0; j < i; j++)
+			if (!strncmp(env[j], env[i], len + 1))
+				return 0;
 	}
+	return 1;
 }

@@ -904,6 +904,10 @@ static int build_env(struct task *t, struct xy_env *env, char **wrapped)
 	if (xy_unpack_activate(env, t->sandbox, t->spec.inputs,
 			       t->spec.n_inputs, t->spec.command, wrapped) < 0)
 		return -1;
+	/* PWD the sandbox, as the shell would make it (it resets a PWD that
+	 * is not its directory), for a task started without one too. */
+	if (xy_env_set(env, "PWD", t->sandbox) < 0)
+		return -1;
 	return xy_env_set(env, "XYLEM_SANDBOX", t->sandbox);
 }
 

@@ -234,6 +234,15 @@ static void t_caps_size_a_user_s_workers(void)
 	XY_CHECK(sz.workers == 4 && sz.cores == 1);
 	xy_cli_ep_limits_size(&conf, "dave", 0, &sz);
 	XY_CHECK(sz.workers == 4 && sz.cores == 0);
+	/* A cap above the machine's cores shares the machine's: bob's 64
+	 * on a 16-core machine, 6 workers (his own max_workers 9): 2 each,
+	 * not 10 (64 / 6) that are not there. */
+	conf.machine_cores = 16;
+	xy_cli_ep_limits_size(&conf, "bob", 0, &sz);
+	XY_CHECK(sz.workers == 6 && sz.cores == 2);
+	conf.machine_cores = 2;
+	xy_cli_ep_limits_size(&conf, "alice", 0, &sz);
+	XY_CHECK(sz.workers == 4 && sz.cores == 1);
 	for (int i = 0; i < conf.n_session_args; i++)
 		if (i % 2)
 			free(conf.session_args[i]);
