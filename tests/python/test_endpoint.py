@@ -646,6 +646,73 @@ ex.shutdown()
         assert effects.read_text() == "5\n"
 
 
+def _log_records(path):
+    """The records of a session log (frames: a 4-byte length, a pickle)."""
+    import pickle
+    import struct
+    data, out, at = path.read_bytes(), [], 0
+    while at + 4 <= len(data):
+        (n,) = struct.unpack_from(">I", data, at)
+        out.append(pickle.loads(data[at + 4:at + 4 + n]))
+        at += 4 + n
+    return out
+
+
+def test_a_server_killed_while_a_group_of_calls_runs_runs_each_once(
+        accounts, tree):
+    # A burst of calls that arrive together runs as groups, one task
+    # each, recorded in the session log before they are submitted. The
+    # server is killed while a group is half run on its worker: the
+    # restarted server submits the same group again (the same task to
+    # its journal), which is adopted from the worker; every call gives
+    # one result and ran once.
+    effects = _home(accounts, "xyepy_a") / "grouped"
+    n = 24
+    with serving(accounts, tree) as sock:
+        client = run_as("xyepy_a", tree, EFFECT + """
+ex = xylem.Executor(endpoint="unix:" + sys.argv[1])
+futs = [ex.submit(effect, sys.argv[2], i, 0.15) for i in range(%d)]
+ex.flush()
+print(ex.session, flush=True)
+print([f.result(timeout=300) for f in futs])
+ex.shutdown(wait=False)
+""" % n, sock, effects, wait=False)
+        session = client.stdout.readline().strip()
+        end = time.monotonic() + 2 * TIMEOUT
+
+        def runs():
+            return len(effects.read_text().split()) if effects.exists() \
+                else 0
+        # Killed in the second group (calls 9 to 16), with two of its
+        # calls run: not the first task of its function either (whose
+        # pickle could travel otherwise after a restart).
+        while runs() < 10:
+            assert time.monotonic() < end and client.poll() is None
+            time.sleep(0.01)
+        os.kill(_wait_server("xyepy_a"), signal.SIGKILL)
+        ran_before = runs()
+        out, err = client.communicate(timeout=8 * TIMEOUT)
+        assert client.returncode == 0, out + err
+        assert out.strip() == str([i * i for i in range(n)])
+        ran = sorted(map(int, effects.read_text().split()))
+        assert ran == list(range(n)), (ran, _python_log(accounts,
+                                                         "xyepy_a"))
+        assert ran_before < n  # killed before the calls were all run
+        log = _home(accounts, "xyepy_a") / ".xylem" / "endpoint" / \
+            "python" / "sessions" / (session + ".log")
+        recs = _log_records(log)
+        groups = [r[1:] for r in recs if r[0] == "group"]
+        # Grouped (up to 8 calls of a function not measured yet), each
+        # group recorded after its calls' submit records.
+        assert groups and all(1 < c <= 8 for _, c in groups), groups
+        for k, r in enumerate(recs):
+            if r[0] == "group":
+                before = {q[1] for q in recs[:k] if q[0] == "submit"}
+                assert before >= set(range(r[1], r[1] + r[2]))
+        assert (tree / "ep.log").read_text().count(
+            "session server died (signal 9)") == 1
+
+
 def _fd_targets(pid):
     """What each of a process's open descriptors names."""
     out = []
