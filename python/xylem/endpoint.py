@@ -437,10 +437,14 @@ class Server:
 
     def __init__(self, directory, workers=1, idle_exit=300, limits=None,
                  cores_per_worker=1):
-        from .executor import Executor
         self.dir = os.path.abspath(directory)
         os.makedirs(os.path.join(self.dir, "sessions"), 0o700,
                     exist_ok=True)
+        self._listen()
+        # Listening before the executor starts (and its extension
+        # loads): a client's hello waits in the socket meanwhile,
+        # rather than the client trying to connect again and again.
+        from .executor import Executor
         self.idle_exit = idle_exit
         self.limits = limits or Limits()
         self.lock = threading.Lock()
@@ -466,6 +470,18 @@ class Server:
                 os.unlink(os.path.join(sessions, name))
             elif name.endswith(".log"):
                 self._replay(name[:-4])
+
+    def _listen(self):
+        """Takes DIR/server.lock (one server a directory: a second one
+        would take the socket from the first and then fail on the
+        journal), and listens on DIR/session.sock."""
+        import fcntl
+        self.lockfile = open(os.path.join(self.dir, "server.lock"), "a")
+        try:
+            fcntl.flock(self.lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError("another session server serves %s" % self.dir) \
+                from None
         path = os.path.join(self.dir, "session.sock")
         if os.path.exists(path):
             os.unlink(path)
@@ -1194,6 +1210,11 @@ def _tls_pump(tls, plain):
         tls.close()
 
 
+def _client_imports():
+    import cloudpickle  # noqa: F401
+    from . import shell  # noqa: F401
+
+
 class EndpointExecutor(concurrent.futures.Executor):
     """Calls run by the user's session server behind a shared endpoint.
 
@@ -1237,6 +1258,9 @@ class EndpointExecutor(concurrent.futures.Executor):
         self._asks["frames"] = 2
         self._fnpickles = FunctionPickles()
         self._sock = None
+        # What the first submit needs, imported while the endpoint
+        # starts the session server (a cold start's critical path).
+        threading.Thread(target=_client_imports, daemon=True).start()
         self._connect()
         self._threads = [threading.Thread(target=f, daemon=True)
                          for f in (self._receive, self._sender)]
@@ -1258,7 +1282,7 @@ class EndpointExecutor(concurrent.futures.Executor):
         while True:
             # Asked again at each try: a server that went idle just as
             # the endpoint said it runs is started again.
-            if tries % 25 == 0:
+            if tries % 100 == 0:
                 directory = _own_dir(_ask(self._path, "python",
                                           self._timeout))
                 path = os.path.join(directory, "python", "session.sock")
@@ -1277,7 +1301,8 @@ class EndpointExecutor(concurrent.futures.Executor):
                         "%.0f s: %s (its log: %s)" % (
                             path, self._timeout, e,
                             os.path.join(directory, "python.log"))) from None
-                time.sleep(0.02)
+                # A server being started listens within some 100 ms.
+                time.sleep(0.005)
         return s
 
     def _hello(self, s):
