@@ -713,6 +713,39 @@ ex.shutdown(wait=False)
             "session server died (signal 9)") == 1
 
 
+def test_a_group_whose_results_pass_the_cap_sends_the_rest_again(
+        accounts, tree):
+    # A group stops running its calls once their results pass 1 MiB
+    # (its reply is one message); the calls it left become a group of
+    # their own, recorded before it is submitted: every call runs once
+    # and gives its result.
+    effects = _home(accounts, "xyepy_b") / "big"
+    with serving(accounts, tree) as sock:
+        r = run_as("xyepy_b", tree, EFFECT + """
+def big(path, i):
+    effect(path, i, 0.0)
+    return bytes([i]) * 300000
+with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
+    futs = [ex.submit(big, sys.argv[2], i) for i in range(8)]
+    print(all(f.result(120) == bytes([i]) * 300000
+              for i, f in enumerate(futs)), flush=True)
+    time.sleep(0.2)
+    # The log copied before the acknowledgement of shutdown compacts it.
+    log = os.path.expanduser("~/.xylem/endpoint/python/sessions/%s.log"
+                             % ex.session)
+    open(sys.argv[3], "wb").write(open(log, "rb").read())
+""", sock, effects, _home(accounts, "xyepy_b") / "log.copy")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.strip() == "True"
+        log = _home(accounts, "xyepy_b") / "log.copy"
+        groups = [x[1:] for x in _log_records(log) if x[0] == "group"]
+        # 8 calls, a group of them; it ran 4 (1.2 MB), then a group of
+        # the 4 left.
+        assert groups == [(1, 8), (5, 4)], groups
+        assert sorted(map(int, effects.read_text().split())) == \
+            list(range(8))
+
+
 def _fd_targets(pid):
     """What each of a process's open descriptors names."""
     out = []
