@@ -249,44 +249,57 @@ class _Conn:
 
 class _Reader:
     """Frames read from a socket through a buffer: a burst of them costs
-    a few recv calls, not two each."""
+    a few recv calls, not two each. Frames are taken from an offset
+    (pos); the buffer is trimmed only before it is filled again."""
 
     def __init__(self, sock):
         self.sock = sock
         self.buf = bytearray()
+        self.pos = 0
+
+    def _recv(self, n, flags=0):
+        if self.pos:
+            del self.buf[:self.pos]
+            self.pos = 0
+        chunk = self.sock.recv(max(65536, n), flags)
+        if not chunk:
+            raise ConnectionError("the connection closed")
+        self.buf += chunk
 
     def _fill(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            if not chunk:
-                raise ConnectionError("the connection closed")
-            self.buf += chunk
+        while len(self.buf) - self.pos < n:
+            self._recv(n - (len(self.buf) - self.pos))
+
+    def _whole(self):
+        have = len(self.buf) - self.pos
+        if have < FRAME.size:
+            return False
+        (n,) = FRAME.unpack_from(self.buf, self.pos)
+        return have >= FRAME.size + n
 
     def ready(self):
         """True if a whole frame is buffered, after taking what the
         socket holds already (without waiting for more)."""
-        if len(self.buf) < 1 << 20:
+        if self._whole():
+            return True
+        if len(self.buf) - self.pos < 1 << 20:
             try:
-                chunk = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                self._recv(1 << 20, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
-                chunk = None
-            if chunk:
-                self.buf += chunk
-            # (b"": closed; the next frame() says so.)
-        if len(self.buf) < FRAME.size:
-            return False
-        (n,) = FRAME.unpack_from(self.buf)
-        return len(self.buf) >= FRAME.size + n
+                pass
+            except ConnectionError:
+                return True  # the next frame() says so
+        return self._whole()
 
     def frame(self):
         self._fill(FRAME.size)
-        (n,) = FRAME.unpack_from(self.buf)
+        (n,) = FRAME.unpack_from(self.buf, self.pos)
         if n > FRAME_MAX:
             raise ConnectionError("a frame of %d bytes is over the limit" % n)
         self._fill(FRAME.size + n)
-        data = bytes(self.buf[FRAME.size:FRAME.size + n])
-        del self.buf[:FRAME.size + n]
-        return pickle.loads(data)
+        start = self.pos + FRAME.size
+        self.pos = start + n
+        return pickle.loads(bytes(self.buf[start:self.pos]))
 
 
 class _Session:
