@@ -15,7 +15,7 @@ import collections
 import pickle
 import time
 
-from ._calls import _plain
+from ._calls import MESSAGE_MAX, _plain
 
 FRAME_MAX = 64 << 20
 
@@ -59,6 +59,8 @@ BATCH_CALLS = 512
 BATCH_BYTES = 1 << 20
 BATCH_REPLY = 1 << 20
 BATCH_ONE_MAX = 6 << 20
+# A call alone: its reply is one message of the executor's too.
+CALL_ONE_MAX = MESSAGE_MAX - 4096
 # What a group's calls should take together (s), once their function's
 # cost is known (before, UNKNOWN_CALLS a group): as the local executor's
 # bursts (docs/python.md, "Batched calls").
@@ -94,9 +96,17 @@ def _call(session, seq, payload):
     own to the session server's journal, the same one across the
     server's restarts: a call that ran while the server was killed is
     adopted from its worker, or answered from the journal, not run
-    again; two equal calls are two calls."""
-    fn, args, kwargs = _load(payload)
-    return fn(*args, **kwargs)
+    again; two equal calls are two calls. Returns (seconds, ok, bytes):
+    the time the call took (the server sizes the groups of its function
+    by it) and its outcome pickled (_dumps_result), as _batch does."""
+    t0 = time.perf_counter()
+    try:
+        fn, args, kwargs = _load(payload)
+        ok, value = True, fn(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - the call's own
+        ok, value = False, e
+    return (time.perf_counter() - t0,) + _dumps_result(ok, value,
+                                                       CALL_ONE_MAX)
 
 
 def _batch(session, first, payloads):

@@ -636,17 +636,26 @@ class Server:
                 fn, args, kwargs = pickle.loads(payload)
                 fut = self.ex.options(env=env, **opts).submit(
                     fn, *args, **kwargs)
+                timed = False
             else:
                 ex = self.ex.options(**opts) if opts else self.ex
                 fut = ex.submit(_call, s.id, seq, payload)
+                timed = True
         except Exception as e:  # noqa: BLE001 - the call cannot start
             fut = concurrent.futures.Future()
             fut.set_exception(e)
-        fut.add_done_callback(lambda f: self._done(s, seq, f))
+            timed = False
+        fut.add_done_callback(lambda f: self._done(s, seq, f, timed, meta))
 
-    def _done(self, s, seq, fut):
+    def _done(self, s, seq, fut, timed=False, meta=None):
         try:
-            ok, data = _dumps_result(True, fut.result())
+            value = fut.result()
+            if timed:  # _call's (seconds, ok, data)
+                seconds, ok, data = value
+                if isinstance(meta, bytes):
+                    self.costs[meta] = seconds
+            else:
+                ok, data = _dumps_result(True, value)
         except BaseException as e:  # noqa: BLE001 - the call's own failure
             ok, data = _dumps_result(False, e)
         with self.lock:
