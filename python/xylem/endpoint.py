@@ -772,6 +772,9 @@ class Server:
         call checked (refused, or sent again), written down, accepted;
         the new ones grouped (_groups) and submitted, a task a group."""
         limit = self.limits.max_queued
+        # Asked of the executor outside the lock (_groups spreads a
+        # burst over its cores).
+        cores = self._cores() if len(msgs) > 1 else 1
         i = 0
         while i < len(msgs):
             with self.lock:
@@ -796,7 +799,7 @@ class Server:
                     s.next = seq + 1
                     acc.append(seq)
                     new.append(seq)
-                groups = self._groups(s, new)
+                groups = self._groups(s, new, cores)
                 grouped = set()
                 for first in groups:
                     n = len(s.groups[first][0])
@@ -824,7 +827,7 @@ class Server:
                 pass
         return self.cores
 
-    def _groups(self, s, seqs):
+    def _groups(self, s, seqs, cores):
         """Under the lock: makes groups (s.groups) of the calls seqs
         (new, in order) that arrived together, and returns their first
         numbers. A group is consecutive numbers of Python calls with the
@@ -856,7 +859,7 @@ class Server:
             size = UNKNOWN_CALLS if cost is None else \
                 int(BATCH_SECONDS / max(cost, 1e-7))
             size = max(1, min(size, BATCH_CALLS,
-                              -(-len(run) // self._cores())))
+                              -(-len(run) // cores)))
             i = 0
             while i < len(run):
                 group, nbytes = [], 0
