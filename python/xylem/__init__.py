@@ -59,12 +59,14 @@ from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      ManagerFailed, PickleError, RemoteError,
                      RemoteTraceback, ResourcesExhausted, TaskFailed,
                      Unschedulable, WorkerFailed, XylemError)
-from .environment import Environment
-from .files import File, Temp
-from .mpi import MPIFunction
-from .pools import Pool
-from .progress import Progress, progress
-from .shell import ShellFunction, ShellResult
+
+# The rest on first use too (PEP 562): a library process, or the
+# endpoint's session server, starts without importing them (shutil,
+# tarfile, subprocess, logging: some 50 ms of a cold start).
+_LAZY = {"Environment": "environment", "File": "files", "Temp": "files",
+         "MPIFunction": "mpi", "Pool": "pools", "Progress": "progress",
+         "progress": "progress", "ShellFunction": "shell",
+         "ShellResult": "shell"}
 
 __version__ = "0.1.0"
 
@@ -90,4 +92,10 @@ def __getattr__(name):
     if name == "Executor":
         from .executor import Executor
         return Executor
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module("." + _LAZY[name], __name__),
+                        name)
+        globals()[name] = value
+        return value
     raise AttributeError("module 'xylem' has no attribute %r" % name)

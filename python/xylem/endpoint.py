@@ -33,8 +33,16 @@ import threading
 import time
 import uuid
 
+from ._calls import FunctionPickles, _plain
+# What the worker's library runs for a session's calls: a module of its
+# own (light to import, and pickled by reference, the same at each of
+# the server's starts: the server runs as __main__, whose functions
+# cloudpickle would copy by value).
+from ._epcalls import (BATCH_BYTES, BATCH_CALLS, BATCH_SECONDS, FRAME_MAX,
+                       PAYLOAD_V2, UNKNOWN_CALLS, _batch, _call, _chunk,
+                       _dumps_result)
+
 FRAME = struct.Struct(">I")
-FRAME_MAX = 64 << 20
 ASK_TIMEOUT = 30.0
 # A session's client that answers no ping within so long, when another
 # client of the user asks for the session, loses it (Server._take_over).
@@ -68,24 +76,6 @@ def _read_frame(sock):
     return pickle.loads(_read_exact(sock, n))
 
 
-def _dumps_result(ok, value):
-    """A call's outcome as bytes: the value, or the exception (one that
-    does not pickle, or is over the frame's limit, becomes a RuntimeError
-    that says so)."""
-    import cloudpickle
-    what = "result" if ok else "exception"
-    try:
-        data = cloudpickle.dumps(value)
-    except Exception as e:  # noqa: BLE001 - any pickling failure
-        return False, cloudpickle.dumps(RuntimeError(
-            "the call's %s could not be pickled: %s" % (what, e)))
-    if len(data) > FRAME_MAX - 4096:
-        return False, cloudpickle.dumps(RuntimeError(
-            "the call's %s is %d bytes pickled, over the endpoint's limit"
-            " of %d" % (what, len(data), FRAME_MAX - 4096)))
-    return ok, data
-
-
 # ------------------------------------------------------------------ limits
 
 # The per-call options an administrator's schema may name (endpoint.c
@@ -109,12 +99,18 @@ class CertificateRefused(Refused):
     the executor takes no more (docs/endpoint.md, "Revoking")."""
 
 
+# How the endpoint begins a refusal of the certificate for good (it does
+# not verify, is revoked or superseded: src/cli/ep_ca.h).
+_CERT_REFUSED = "certificate refused for good: "
+
+
 def _tls_refusal(why):
-    """The exception for an endpoint's refusal of a TLS client: one of
-    the certificate's is for good; others (busy, a start that failed)
-    are worth another try."""
-    if "certificate" in why and "not checkable" not in why:
-        return CertificateRefused("the endpoint refused: " + why)
+    """The exception for an endpoint's refusal of a TLS client: one the
+    endpoint marks as the certificate's for good; others (busy, a list
+    it could not read, a start that failed) are worth another try."""
+    if why.startswith(_CERT_REFUSED):
+        return CertificateRefused("the endpoint refused: " +
+                                  why[len(_CERT_REFUSED):])
     return PermissionError("the endpoint refused: " + why)
 
 
@@ -213,7 +209,9 @@ class Limits:
         from .shell import ShellFunction
         from .mpi import MPIFunction
         try:
-            fn = pickle.loads(payload)[0]
+            call = pickle.loads(payload)
+            fn = pickle.loads(call[2]) if len(call) == 5 and \
+                call[0] == PAYLOAD_V2 else call[0]
         except Exception:  # noqa: BLE001 - its run says why
             return None
         if not isinstance(fn, ShellFunction):
@@ -265,29 +263,6 @@ class Limits:
 
 # ------------------------------------------------------------------ server
 
-def _call(session, seq, payload):
-    """A session's call, as the worker's library runs it. The session and
-    the call's number are arguments so that each call is a task of its
-    own to the session server's journal, the same one across the
-    server's restarts: a call that ran while the server was killed is
-    adopted from its worker, or answered from the journal, not run
-    again; two equal calls are two calls."""
-    fn, args, kwargs = pickle.loads(payload)
-    return fn(*args, **kwargs)
-
-
-def _chunk(fn, items):
-    """A chunk of a map: [(True, value) or (False, exception)] for each
-    argument tuple, in order."""
-    out = []
-    for args in items:
-        try:
-            out.append((True, fn(*args)))
-        except Exception as e:  # noqa: BLE001 - raised at its place
-            out.append((False, e))
-    return out
-
-
 class _Conn:
     """A client's connection and its writer thread: frames are queued
     and written there, so that a client that stops reading holds up
@@ -298,12 +273,39 @@ class _Conn:
         self.sock = sock
         self.closed = False
         self.heard = 0.0  # when it last answered a ping (monotonic)
+        self.probe = None  # the last ping's token
         self.queue = queue.SimpleQueue()
         threading.Thread(target=self._write, daemon=True).start()
+
+        # A client that said it reads "results" and "accepted" frames
+        # for several calls at once (its hello's asks: frames >= 2).
+        self.many = False
 
     def send(self, obj):
         if not self.closed:  # a client gone: nothing piles up for it
             self.queue.put(_frame(obj))
+
+    def results(self, results):
+        """[(seq, ok, data)], in one frame to a client that reads it."""
+        if self.many:
+            self.send(("results", results))
+        else:
+            for r in results:
+                self.send(("result",) + r)
+
+    def accepted(self, seqs):
+        """Calls written down, in runs of consecutive numbers."""
+        if not self.many:
+            for seq in seqs:
+                self.send(("accepted", seq))
+            return
+        i = 0
+        while i < len(seqs):
+            j = i + 1
+            while j < len(seqs) and seqs[j] == seqs[j - 1] + 1:
+                j += 1
+            self.send(("accepted", seqs[i], j - i))
+            i = j
 
     def close(self):
         self.closed = True
@@ -339,28 +341,57 @@ class _Conn:
 
 class _Reader:
     """Frames read from a socket through a buffer: a burst of them costs
-    a few recv calls, not two each."""
+    a few recv calls, not two each. Frames are taken from an offset
+    (pos); the buffer is trimmed only before it is filled again."""
 
     def __init__(self, sock):
         self.sock = sock
         self.buf = bytearray()
+        self.pos = 0
+
+    def _recv(self, n, flags=0):
+        if self.pos:
+            del self.buf[:self.pos]
+            self.pos = 0
+        chunk = self.sock.recv(max(65536, n), flags)
+        if not chunk:
+            raise ConnectionError("the connection closed")
+        self.buf += chunk
 
     def _fill(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            if not chunk:
-                raise ConnectionError("the connection closed")
-            self.buf += chunk
+        while len(self.buf) - self.pos < n:
+            self._recv(n - (len(self.buf) - self.pos))
+
+    def _whole(self):
+        have = len(self.buf) - self.pos
+        if have < FRAME.size:
+            return False
+        (n,) = FRAME.unpack_from(self.buf, self.pos)
+        return have >= FRAME.size + n
+
+    def ready(self):
+        """True if a whole frame is buffered, after taking what the
+        socket holds already (without waiting for more)."""
+        if self._whole():
+            return True
+        if len(self.buf) - self.pos < 1 << 20:
+            try:
+                self._recv(1 << 20, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except ConnectionError:
+                return True  # the next frame() says so
+        return self._whole()
 
     def frame(self):
         self._fill(FRAME.size)
-        (n,) = FRAME.unpack_from(self.buf)
+        (n,) = FRAME.unpack_from(self.buf, self.pos)
         if n > FRAME_MAX:
             raise ConnectionError("a frame of %d bytes is over the limit" % n)
         self._fill(FRAME.size + n)
-        data = bytes(self.buf[FRAME.size:FRAME.size + n])
-        del self.buf[:FRAME.size + n]
-        return pickle.loads(data)
+        start = self.pos + FRAME.size
+        self.pos = start + n
+        return pickle.loads(bytes(self.buf[start:self.pos]))
 
 
 class _Session:
@@ -372,7 +403,15 @@ class _Session:
         self.id = sid
         self.path = path
         self.calls = {}       # seq -> (ok, data, time) or None while it runs
-        self.payloads = {}    # seq -> (payload, options), while it runs
+        self.payloads = {}    # seq -> (payload, options[, meta]), while
+        # it runs; meta: the function's digest (a Python call that may be
+        # grouped), "shell" or "map" (one task each), absent: unknown
+        # (an older client's: the server looks inside the payload).
+        # Groups of calls run as one task each (Server._groups), while
+        # one of their calls runs: first -> ([payload, ...] of every call
+        # first, first + 1, ..., (options, meta)), the same task again
+        # after a restart.
+        self.groups = {}
         self.dropped = set()  # results dropped after retention, not acked
         self.next = 1         # no call number below it is taken again
         self.conn = None
@@ -387,7 +426,14 @@ class _Session:
             self.size = 0
 
     def record(self, *rec, seq=None):
-        data = _frame(rec)
+        self.records([(rec, seq)])
+
+    def records(self, recs):
+        """Appends [(record, seq or None)] to the log in one write."""
+        if not recs:
+            return
+        frames = [_frame(rec) for rec, _ in recs]
+        data = b"".join(frames)
         try:
             if self.log is None:
                 self.log = open(self.path, "ab", buffering=0)
@@ -400,9 +446,10 @@ class _Session:
             # for.
             _fatal("session %s: cannot write its log: %s" % (self.id, e))
         self.size += len(data)
-        if seq is not None:
-            self.live[seq] = self.live.get(seq, 0) + len(data)
-            self.live_bytes += len(data)
+        for (_, seq), frame in zip(recs, frames):
+            if seq is not None:
+                self.live[seq] = self.live.get(seq, 0) + len(frame)
+                self.live_bytes += len(frame)
 
     def forget(self, seq):
         self.live_bytes -= self.live.pop(seq, 0)
@@ -425,13 +472,24 @@ class _Session:
         out, live = [_frame(("next", self.next))], {}
         if self.dropped:
             out.append(_frame(("dropped", sorted(self.dropped))))
-        for seq in sorted(self.calls):
+        # A group still running keeps every call's submit record, those
+        # answered too: a restart submits the same task again.
+        grouped = {}
+        for first, (payloads, extra) in self.groups.items():
+            for i, payload in enumerate(payloads):
+                grouped[first + i] = (payload,) + extra
+        for seq in sorted(set(self.calls) | set(grouped)):
             n = 0
-            if seq in self.payloads:
-                out.append(_frame(("submit", seq) + self.payloads[seq]))
+            if seq in self.payloads or seq in grouped:
+                out.append(_frame(("submit", seq) + (
+                    self.payloads.get(seq) or grouped[seq])))
                 n += len(out[-1])
-            if self.calls[seq] is not None:
+            if self.calls.get(seq) is not None:
                 out.append(_frame(("result", seq) + self.calls[seq]))
+                n += len(out[-1])
+            if seq in self.groups:
+                out.append(_frame(("group", seq,
+                                   len(self.groups[seq][0]))))
                 n += len(out[-1])
             live[seq] = n
         data = b"".join(out)
@@ -484,10 +542,14 @@ class Server:
 
     def __init__(self, directory, workers=1, idle_exit=300, limits=None,
                  cores_per_worker=1):
-        from .executor import Executor
         self.dir = os.path.abspath(directory)
         os.makedirs(os.path.join(self.dir, "sessions"), 0o700,
                     exist_ok=True)
+        self._listen()
+        # Listening before the executor starts (and its extension
+        # loads): a client's hello waits in the socket meanwhile,
+        # rather than the client trying to connect again and again.
+        from .executor import Executor
         self.idle_exit = idle_exit
         self.limits = limits or Limits()
         self.lock = threading.Lock()
@@ -499,6 +561,8 @@ class Server:
         # Workers and cores held, at their most: the server's own, then
         # each pool granted (within the user's caps, Limits.pool_room).
         self.held_size = [workers, workers * cores_per_worker]
+        self.costs = {}     # a function's digest -> seconds a call
+        self.cores, self.cores_at = 1, -1e9
         self.swept = 0.0
         self.compact_bytes = int(os.environ.get(
             "XYLEM_ENDPOINT_COMPACT_BYTES", COMPACT_BYTES))
@@ -514,6 +578,18 @@ class Server:
                 os.unlink(os.path.join(sessions, name))
             elif name.endswith(".log"):
                 self._replay(name[:-4])
+
+    def _listen(self):
+        """Takes DIR/server.lock (one server a directory: a second one
+        would take the socket from the first and then fail on the
+        journal), and listens on DIR/session.sock."""
+        import fcntl
+        self.lockfile = open(os.path.join(self.dir, "server.lock"), "a")
+        try:
+            fcntl.flock(self.lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError("another session server serves %s" % self.dir) \
+                from None
         path = os.path.join(self.dir, "session.sock")
         if os.path.exists(path):
             os.unlink(path)
@@ -559,11 +635,32 @@ class Server:
                 f.truncate(good)
         s = _Session(sid, path)
         s.size = good
+        submitted, groups = {}, {}
         for rec, size in recs:
             self._apply(s, rec, size)
+            if rec[0] == "submit":
+                submitted[rec[1]] = rec[2:]
+            elif rec[0] == "group":
+                groups[rec[1]] = rec[2]
         self.sessions[sid] = s
-        for seq, (payload, opts) in sorted(s.payloads.items()):
-            self._run(s, seq, payload, opts)
+        # A group one of whose calls has no result yet is submitted
+        # again whole: the same task (the journal answers it, or adopts
+        # it from its worker); the results of those answered already
+        # are not taken twice (_group_done).
+        grouped = set()
+        for first, count in sorted(groups.items()):
+            seqs = range(first, first + count)
+            if not any(q in s.payloads for q in seqs) or \
+                    not all(q in submitted for q in seqs):
+                continue
+            extra = tuple(submitted[first][1:])
+            s.groups[first] = ([submitted[q][0] for q in seqs], extra)
+            grouped.update(seqs)
+        for seq, p in sorted(s.payloads.items()):
+            if seq not in grouped:
+                self._run(s, seq, *p)
+        for first in sorted(s.groups):
+            self._run_group(s, first)
 
     def _apply(self, s, rec, size):
         """One record of a session's log, read back."""
@@ -571,7 +668,8 @@ class Server:
         if kind == "submit":
             seq = rec[1]
             s.calls.setdefault(seq, None)
-            s.payloads[seq] = (rec[2], rec[3] if len(rec) > 3 else {})
+            s.payloads[seq] = (rec[2], rec[3] if len(rec) > 3 else {}) + \
+                tuple(rec[4:5])
             s.next = max(s.next, seq + 1)
             s.live[seq] = s.live.get(seq, 0) + size
             s.live_bytes += size
@@ -595,6 +693,9 @@ class Server:
                 s.dropped.add(seq)
         elif kind == "next":
             s.next = max(s.next, rec[1])
+        elif kind == "group" and rec[1] in s.live:
+            s.live[rec[1]] += size
+            s.live_bytes += size
 
     def _forget_acked(self, s, upto):
         for seq in [q for q, r in s.calls.items()
@@ -615,27 +716,41 @@ class Server:
             _log("session %s: log compacted, %d bytes to %d", s.id, before,
                  s.size)
 
-    def _run(self, s, seq, payload, opts):
+    def _run(self, s, seq, payload, opts, meta=None):
         from .shell import ShellFunction
         try:
-            fn, args, kwargs = pickle.loads(payload)
+            # A Python call (its meta the function's digest) runs as
+            # _call without the server unpickling it: only a client's
+            # "shell", or an unknown kind, is looked inside.
+            fn = None if meta not in (None, "shell") else \
+                pickle.loads(payload)[0]
             if isinstance(fn, ShellFunction):
                 # A command: the call's number in its environment makes
                 # it a task of its own (see _call).
                 env = {"XYLEM_ENDPOINT_CALL": "%s:%d" % (s.id, seq)}
+                fn, args, kwargs = pickle.loads(payload)
                 fut = self.ex.options(env=env, **opts).submit(
                     fn, *args, **kwargs)
+                timed = False
             else:
                 ex = self.ex.options(**opts) if opts else self.ex
                 fut = ex.submit(_call, s.id, seq, payload)
+                timed = True
         except Exception as e:  # noqa: BLE001 - the call cannot start
             fut = concurrent.futures.Future()
             fut.set_exception(e)
-        fut.add_done_callback(lambda f: self._done(s, seq, f))
+            timed = False
+        fut.add_done_callback(lambda f: self._done(s, seq, f, timed, meta))
 
-    def _done(self, s, seq, fut):
+    def _done(self, s, seq, fut, timed=False, meta=None):
         try:
-            ok, data = _dumps_result(True, fut.result())
+            value = fut.result()
+            if timed:  # _call's (seconds, ok, data)
+                seconds, ok, data = value
+                if isinstance(meta, bytes):
+                    self.costs[meta] = seconds
+            else:
+                ok, data = _dumps_result(True, value)
         except BaseException as e:  # noqa: BLE001 - the call's own failure
             ok, data = _dumps_result(False, e)
         with self.lock:
@@ -650,7 +765,61 @@ class Server:
             self.busy_since = time.monotonic()
             self.room.notify_all()
         if conn:
-            conn.send(("result", seq, ok, data))
+            conn.results([(seq, ok, data)])
+
+    def _run_group(self, s, first):
+        """Submits the group of calls from first (s.groups) as one task,
+        _batch(SESSION, FIRST, PAYLOADS)."""
+        payloads, (opts, _) = s.groups[first]
+        try:
+            ex = self.ex.options(**opts) if opts else self.ex
+            fut = ex.submit(_batch, s.id, first, payloads)
+        except Exception as e:  # noqa: BLE001 - the group cannot start
+            fut = concurrent.futures.Future()
+            fut.set_exception(e)
+        fut.add_done_callback(lambda f: self._group_done(s, first, f))
+
+    def _group_done(self, s, first, fut):
+        """A group's results: each call's recorded, in one write, and
+        sent in one frame; the calls it left (over BATCH_REPLY) become a
+        group of their own, recorded before it is submitted."""
+        try:
+            per_call, outs = fut.result()
+        except BaseException as e:  # noqa: BLE001 - the group's task failed
+            per_call, outs = None, None
+            failed = _dumps_result(False, e)
+        rest = None
+        with self.lock:
+            payloads, extra = s.groups[first]
+            count = len(payloads)
+            if outs is None:
+                outs = [failed] * count
+            elif per_call is not None:
+                self.costs[extra[1]] = per_call
+            when, recs, sent = time.time(), [], []
+            for seq, (ok, data) in zip(range(first, first + count), outs):
+                if seq not in s.payloads:
+                    continue  # answered already
+                s.calls[seq] = (ok, data, when)
+                del s.payloads[seq]
+                recs.append((("result", seq, ok, data, when), seq))
+                self.held += len(data)
+                sent.append((seq, ok, data))
+            del s.groups[first]
+            left = first + len(outs)
+            if len(outs) < count and left not in s.groups and \
+                    left in s.payloads:
+                s.groups[left] = (payloads[len(outs):], extra)
+                recs.append((("group", left, count - len(outs)), left))
+                rest = left
+            s.records(recs)
+            conn = s.conn
+            self.busy_since = time.monotonic()
+            self.room.notify_all()
+        if conn and sent:
+            conn.results(sent)
+        if rest is not None:
+            self._run_group(s, rest)
 
     def _queued(self):
         return sum(len(s.payloads) for s in self.sessions.values())
@@ -695,26 +864,115 @@ class Server:
                     % (self.held, cap))
         return None
 
-    def _submit(self, s, conn, seq, payload, opts):
-        # What the function implies (walltime, ranks), outside the lock.
-        implied = self.limits.check_call(payload)
-        with self.lock:
-            self._throttle(conn)
-            if seq in s.calls:  # sent again after a reconnect
-                conn.send(("accepted", seq))
-                return
-            why = self._refusal(s, seq, opts) or implied
-            if why:
-                conn.send(("refused", seq, why))
-                return
-            # Written down first: memory says no more than the log.
-            s.record("submit", seq, payload, opts, seq=seq)
-            s.calls[seq] = None
-            s.payloads[seq] = (payload, opts)
-            s.next = seq + 1
-        # Written down: the client may go now.
-        conn.send(("accepted", seq))
-        self._run(s, seq, payload, opts)
+    def _submit(self, s, conn, msgs):
+        """Takes the submit frames msgs, that arrived together: each
+        call checked (refused, or sent again), written down, accepted;
+        the new ones grouped (_groups) and submitted, a task a group."""
+        limit = self.limits.max_queued
+        # Asked of the executor outside the lock (_groups spreads a
+        # burst over its cores), and so is what each call's function
+        # implies (walltime, ranks).
+        cores = self._cores() if len(msgs) > 1 else 1
+        implied = [self.limits.check_call(m[2]) for m in msgs]
+        i = 0
+        while i < len(msgs):
+            with self.lock:
+                self._throttle(conn)
+                room = max(1, limit - self._queued()) if limit else len(msgs)
+                take = list(zip(msgs[i:i + room], implied[i:i + room]))
+                i += room
+                acc, new, recs = [], [], []
+                for msg, why_fn in take:
+                    seq, payload = msg[1], msg[2]
+                    opts = msg[3] if len(msg) > 3 else {}
+                    if isinstance(seq, int) and seq in s.calls:
+                        acc.append(seq)  # sent again after a reconnect
+                        continue
+                    why = self._refusal(s, seq, opts) or why_fn
+                    if why:
+                        conn.send(("refused", seq, why))
+                        continue
+                    p = (payload, opts) + tuple(msg[4:5])
+                    recs.append((("submit", seq) + p, seq))
+                    s.calls[seq] = None
+                    s.payloads[seq] = p
+                    s.next = seq + 1
+                    acc.append(seq)
+                    new.append(seq)
+                groups = self._groups(s, new, cores)
+                grouped = set()
+                for first in groups:
+                    n = len(s.groups[first][0])
+                    recs.append((("group", first, n), first))
+                    grouped.update(range(first, first + n))
+                # Written down first, in one write: memory says no more
+                # than the log.
+                s.records(recs)
+            # Written down: the client may go now.
+            conn.accepted(acc)
+            for first in groups:
+                self._run_group(s, first)
+            for seq in new:
+                if seq not in grouped:
+                    self._run(s, seq, *s.payloads[seq])
+
+    def _cores(self):
+        """The executor's connected cores, looked up once a second."""
+        now = time.monotonic()
+        if now - self.cores_at > 1.0:
+            self.cores_at = now
+            try:
+                self.cores = max(1, self.ex.stats()["cores_total"])
+            except Exception:  # noqa: BLE001 - a hint only
+                pass
+        return self.cores
+
+    def _groups(self, s, seqs, cores):
+        """Under the lock: makes groups (s.groups) of the calls seqs
+        (new, in order) that arrived together, and returns their first
+        numbers. A group is consecutive numbers of Python calls with the
+        same options, none asking for retries or a time limit (which
+        count per task), at most BATCH_CALLS and BATCH_BYTES; as many
+        as the function's measured cost puts in BATCH_SECONDS (before a
+        measurement, UNKNOWN_CALLS), and spread over the connected cores
+        (a burst of slow calls is not run one after another). A call
+        alone stays a task of its own (_call): it waits for nothing."""
+        if len(seqs) < 2:
+            return []
+        runs, run = [], [seqs[0]]
+        for seq in seqs[1:]:
+            a, b = s.payloads[run[-1]], s.payloads[seq]
+            if seq == run[-1] + 1 and a[1:] == b[1:]:
+                run.append(seq)
+            else:
+                runs.append(run)
+                run = [seq]
+        runs.append(run)
+        firsts = []
+        for run in runs:
+            opts, meta = s.payloads[run[0]][1], \
+                (s.payloads[run[0]][2:] or (None,))[0]
+            if len(run) < 2 or not isinstance(meta, bytes) or \
+                    opts.get("retries") or opts.get("time_limit"):
+                continue
+            cost = self.costs.get(meta)
+            size = UNKNOWN_CALLS if cost is None else \
+                int(BATCH_SECONDS / max(cost, 1e-7))
+            size = max(1, min(size, BATCH_CALLS,
+                              -(-len(run) // cores)))
+            i = 0
+            while i < len(run):
+                group, nbytes = [], 0
+                while i < len(run) and len(group) < size and \
+                        (not group or nbytes < BATCH_BYTES):
+                    nbytes += len(s.payloads[run[i]][0])
+                    group.append(run[i])
+                    i += 1
+                if len(group) > 1:
+                    s.groups[group[0]] = (
+                        [s.payloads[q][0] for q in group], (opts, meta))
+                    firsts.append(group[0])
+        return firsts
 
     def _grant_pools(self, names):
         """Under the lock: adds the pools named (checked) that this
@@ -775,7 +1033,13 @@ class Server:
         returned: the new client takes the session. False if it answers,
         or is throttled (its frames wait unread: alive)."""
         old = s.conn
+        if not old.many:
+            # A client older than pings (its hello asked for no frames
+            # of several calls, which came with them) would not answer:
+            # it keeps its session, as before.
+            return False
         t0 = time.monotonic()
+        old.probe = t0
         old.send(("ping", t0))
         while s.conn is old and not old.closed and old.heard < t0 and \
                 not getattr(old, "throttled", False):
@@ -798,11 +1062,13 @@ class Server:
         old.close()
         return True
 
-    def _pong(self, conn):
-        """The client answered _take_over's ping: alive."""
+    def _pong(self, conn, token):
+        """The client answered _take_over's ping (token: the probe's):
+        alive. A late answer to an earlier probe says nothing now."""
         with self.lock:
-            conn.heard = time.monotonic()
-            self.room.notify_all()
+            if token is not None and token == getattr(conn, "probe", None):
+                conn.heard = time.monotonic()
+                self.room.notify_all()
 
     def _hello(self, conn, sid, asks=None):
         import pwd
@@ -832,6 +1098,8 @@ class Server:
                            "another client now" % sid))
                 return None
             s.conn = conn
+            conn.many = isinstance(asks.get("frames"), int) and \
+                asks["frames"] >= 2
             try:
                 self._grant_pools(asks.get("pools") or ())
             except (OSError, ValueError) as e:
@@ -842,8 +1110,7 @@ class Server:
                        {"next": s.next, "dropped": sorted(s.dropped),
                         "cores": cores}))
             done = [(seq, r) for seq, r in sorted(s.calls.items()) if r]
-        for seq, (ok, data, _) in done:
-            conn.send(("result", seq, ok, data))
+        conn.results([(seq, ok, data) for seq, (ok, data, _) in done])
         return s
 
     def _serve(self, sock):
@@ -856,18 +1123,28 @@ class Server:
         s = None
         reader = _Reader(sock)
         try:
+            msg = None
             while True:
-                msg = reader.frame()
+                msg = msg or reader.frame()
                 if msg[0] == "hello" and s is None:
                     s = self._hello(conn, msg[1],
                                     msg[2] if len(msg) > 2 else None)
                     if s is None:
                         return
                 elif msg[0] == "submit" and s is not None:
-                    self._submit(s, conn, msg[1], msg[2],
-                                 msg[3] if len(msg) > 3 else {})
+                    # With those that arrived with it (a burst the
+                    # client wrote at once): they may be grouped.
+                    msgs, msg = [msg], None
+                    while len(msgs) < 4 * BATCH_CALLS and reader.ready():
+                        msg = reader.frame()
+                        if msg[0] != "submit":
+                            break
+                        msgs.append(msg)
+                        msg = None
+                    self._submit(s, conn, msgs)
+                    continue
                 elif msg[0] == "pong":
-                    self._pong(conn)
+                    self._pong(conn, msg[1] if len(msg) > 1 else None)
                 elif msg[0] == "ack" and s is not None:
                     with self.lock:
                         self._forget_acked(s, msg[1])
@@ -875,6 +1152,7 @@ class Server:
                         self._maybe_compact(s)
                 else:
                     return
+                msg = None
         except (ConnectionError, OSError, EOFError, pickle.PickleError):
             pass
         finally:
@@ -1139,6 +1417,11 @@ def _tls_pump(tls, plain):
         tls.close()
 
 
+def _client_imports():
+    import cloudpickle  # noqa: F401
+    from . import shell  # noqa: F401
+
+
 class EndpointExecutor(concurrent.futures.Executor):
     """Calls run by the user's session server behind a shared endpoint.
 
@@ -1177,7 +1460,14 @@ class EndpointExecutor(concurrent.futures.Executor):
         # The administrator's pools this session asks for (by name).
         self._asks = {"pools": list(pools) if isinstance(
             pools, (list, tuple)) else pools} if pools else {}
+        # This client reads "results" and "accepted" frames for several
+        # calls at once.
+        self._asks["frames"] = 2
+        self._fnpickles = FunctionPickles()
         self._sock = None
+        # What the first submit needs, imported while the endpoint
+        # starts the session server (a cold start's critical path).
+        threading.Thread(target=_client_imports, daemon=True).start()
         self._connect()
         self._threads = [threading.Thread(target=f, daemon=True)
                          for f in (self._receive, self._sender)]
@@ -1199,7 +1489,7 @@ class EndpointExecutor(concurrent.futures.Executor):
         while True:
             # Asked again at each try: a server that went idle just as
             # the endpoint said it runs is started again.
-            if tries % 25 == 0:
+            if tries % 100 == 0:
                 directory = _own_dir(_ask(self._path, "python",
                                           self._timeout))
                 path = os.path.join(directory, "python", "session.sock")
@@ -1218,7 +1508,8 @@ class EndpointExecutor(concurrent.futures.Executor):
                         "%.0f s: %s (its log: %s)" % (
                             path, self._timeout, e,
                             os.path.join(directory, "python.log"))) from None
-                time.sleep(0.02)
+                # A server being started listens within some 100 ms.
+                time.sleep(0.005)
         return s
 
     def _hello(self, s):
@@ -1289,13 +1580,19 @@ class EndpointExecutor(concurrent.futures.Executor):
 
     # -- threads
     def _receive(self):
+        reader = None
         while not self._closed:
             sock = self._sock
+            if reader is None or reader.sock is not sock:
+                reader = _Reader(sock)  # buffered: a burst, few recvs
             try:
-                msg = _read_frame(sock)
+                msg = reader.frame()
             except (OSError, EOFError, pickle.PickleError):
                 if self._closed or not self._reconnect():
                     return
+                continue
+            if msg[0] == "results":
+                self._results(msg[1])
                 continue
             if msg[0] == "refused":
                 with self._lock:
@@ -1312,29 +1609,45 @@ class EndpointExecutor(concurrent.futures.Executor):
                     self._wake.notify_all()
                 continue
             if msg[0] == "accepted":
+                # ("accepted", SEQ[, COUNT]): SEQ .. SEQ + COUNT - 1.
+                count = msg[2] if len(msg) > 2 else 1
                 with self._lock:
-                    self._unaccepted.discard(msg[1])
+                    if count == 1:
+                        self._unaccepted.discard(msg[1])
+                    else:
+                        self._unaccepted.difference_update(
+                            range(msg[1], msg[1] + count))
                     self._accepted_all()
                 continue
-            if msg[0] != "result":
-                continue
-            _, seq, ok, data = msg
-            with self._lock:
-                fut = self._futures.setdefault(
-                    seq, concurrent.futures.Future())
+            if msg[0] == "result":
+                self._results((msg[1:],))
+
+    def _results(self, results):
+        """[(seq, ok, data)] from the server: each future resolved."""
+        futs = []
+        with self._lock:
+            for seq, ok, data in results:
+                fut = self._futures.get(seq)
+                if fut is None:
+                    fut = self._futures[seq] = concurrent.futures.Future()
                 self._pending.pop(seq, None)
                 self._unaccepted.discard(seq)
-                self._accepted_all()
+                futs.append((fut, ok, data))
+            self._accepted_all()
+        for fut, ok, data in futs:
             if fut.done():
                 continue
             try:
                 value = pickle.loads(data)
             except Exception as e:  # noqa: BLE001 - say why, on the future
                 ok, value = False, e
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+            try:
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+            except concurrent.futures.InvalidStateError:
+                pass  # cancelled meanwhile
 
     def _sender(self):
         while True:
@@ -1398,7 +1711,8 @@ class EndpointExecutor(concurrent.futures.Executor):
         if chunksize is None:
             per = 4 * max(1, getattr(self, "_server_cores", 0) or 1)
             chunksize = max(1, min(1024, -(-len(items) // per)))
-        futs = [self._submit(opts, _chunk, (fn, items[i:i + chunksize]), {})
+        futs = [self._submit(opts, _chunk, (fn, items[i:i + chunksize]), {},
+                             "map")
                 for i in range(0, len(items), chunksize)]
 
         def results():
@@ -1435,9 +1749,21 @@ class EndpointExecutor(concurrent.futures.Executor):
                 self._wake.notify_all()
             return upto
 
-    def _submit(self, opts, fn, args, kwargs):
+    def _submit(self, opts, fn, args, kwargs, meta=None):
         import cloudpickle
-        payload = cloudpickle.dumps((fn, args, kwargs))
+        from .shell import ShellFunction
+        if isinstance(fn, ShellFunction):
+            payload, meta = cloudpickle.dumps((fn, args, kwargs)), "shell"
+        else:
+            # The function pickled once (the local executor's cache:
+            # docs/python.md, "Warm and fresh"), and plain arguments
+            # with plain pickle: most of a call's cost here.
+            digest, data = self._fnpickles.get(fn)
+            call = (PAYLOAD_V2, digest, data, args, kwargs)
+            payload = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL) \
+                if _plain(args) and _plain(kwargs.values()) \
+                else cloudpickle.dumps(call)
+            meta = meta or digest
         if len(payload) > FRAME_MAX - 4096:
             raise ValueError("the call is %d bytes pickled, over the "
                              "endpoint's limit of %d" % (
@@ -1449,9 +1775,10 @@ class EndpointExecutor(concurrent.futures.Executor):
             seq = self._next
             self._next += 1
             fut = self._futures[seq] = concurrent.futures.Future()
-            self._pending[seq] = (payload, dict(opts))
+            self._pending[seq] = (payload, dict(opts), meta)
             self._unaccepted.add(seq)
-            self._out.append(_frame(("submit", seq, payload, dict(opts))))
+            self._out.append(_frame(("submit", seq, payload, dict(opts),
+                                     meta)))
             self._wake.notify_all()
         return fut
 

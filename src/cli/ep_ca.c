@@ -560,14 +560,18 @@ int xy_ep_ca_check(const char *state, const uint8_t *der, size_t n,
 		goto done;
 	}
 	if ((k = xy_ep_ca_revoked(state, serial)) != 0) {
-		xy_fail(err, len, EACCES, k < 0 ? "the revocation list cannot "
-			"be read" : "the certificate (serial %s) is revoked",
-			serial);
+		xy_fail(err, len, k < 0 ? EIO : EACCES, k < 0 ? "the "
+			"revocation list cannot be read" : "the certificate "
+			"(serial %s) is revoked", serial);
 		goto done;
 	}
 	path_of(path, state, "issued");
-	if (list_find(path, 0, name, cur, sizeof cur) != 1 ||
-	    strcasecmp(cur, serial)) {
+	if ((k = list_find(path, 0, name, cur, sizeof cur)) < 0) {
+		xy_fail(err, len, EIO, "the list of issued certificates "
+			"cannot be read");
+		goto done;
+	}
+	if (k != 1 || strcasecmp(cur, serial)) {
 		xy_fail(err, len, EACCES, "the certificate (serial %s) is not "
 			"%s's current one", serial, name);
 		goto done;

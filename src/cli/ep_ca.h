@@ -24,6 +24,10 @@
 #include <openssl/ssl.h>
 
 #define XY_EP_SERIAL_MAX 64 /* a serial's hex digits, with room */
+/* How a refusal of a client's certificate for good begins on the wire
+ * ("error " XY_EP_CERT_REFUSED WHY): the client stops trying then
+ * (python/xylem/endpoint.py); other refusals may pass later. */
+#define XY_EP_CERT_REFUSED "certificate refused for good: "
 
 /* Makes STATE (0711) and its CA if they are not there; checks that STATE
  * is a directory of this process's user that nobody else may write. */

@@ -502,9 +502,13 @@ static void *conn_main(void *arg)
 	cert = SSL_get0_peer_certificate(ssl);
 	if (!cert || xy_ep_ca_serial(cert, serial) < 0 ||
 	    (rv = xy_ep_ca_revoked(c->t->state, serial)) != 0) {
-		snprintf(err, sizeof err, "your certificate (serial %s) is %s",
-			 serial, cert && rv < 0 ? "not checkable now (the "
-			 "revocation list cannot be read)" : "revoked");
+		if (cert && rv < 0)
+			snprintf(err, sizeof err, "your certificate (serial %s)"
+				 " is not checkable now (the revocation list "
+				 "cannot be read)", serial);
+		else
+			snprintf(err, sizeof err, XY_EP_CERT_REFUSED "your "
+				 "certificate (serial %s) is revoked", serial);
 		goto refuse;
 	}
 	r = read_line(ssl, c->fd, line, sizeof line, deadline);

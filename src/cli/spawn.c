@@ -755,8 +755,18 @@ static void serve_tls(struct spawner *s, int fd, const char *data,
 		snprintf(err, sizeof err, "unknown request (want 'python')");
 	else if (xy_ep_ca_check(s->cfg->state, (const uint8_t *)data + 1,
 				len - 1, name, sizeof name, err,
-				sizeof err) < 0)
-		; /* err says why */
+				sizeof err) < 0) {
+		/* A certificate refused for good (EACCES: it does not verify,
+		 * is revoked or superseded) says so in words the client
+		 * matches: it stops trying. Anything else may pass later. */
+		if (errno == EACCES) {
+			char why[sizeof err];
+
+			snprintf(why, sizeof why, "%s", err);
+			snprintf(err, sizeof err, XY_EP_CERT_REFUSED "%s",
+				 why);
+		}
+	}
 	else if (getpwnam_r(name, &pw, buf, sizeof buf, &res) != 0 || !res)
 		snprintf(err, sizeof err, "%s has no account here", name);
 	else if (admit_uid(s->cfg, pw.pw_uid, &a, err, sizeof err) < 0 ||

@@ -646,6 +646,106 @@ ex.shutdown()
         assert effects.read_text() == "5\n"
 
 
+def _log_records(path):
+    """The records of a session log (frames: a 4-byte length, a pickle)."""
+    import pickle
+    import struct
+    data, out, at = path.read_bytes(), [], 0
+    while at + 4 <= len(data):
+        (n,) = struct.unpack_from(">I", data, at)
+        out.append(pickle.loads(data[at + 4:at + 4 + n]))
+        at += 4 + n
+    return out
+
+
+def test_a_server_killed_while_a_group_of_calls_runs_runs_each_once(
+        accounts, tree):
+    # A burst of calls that arrive together runs as groups, one task
+    # each, recorded in the session log before they are submitted. The
+    # server is killed while a group is half run on its worker: the
+    # restarted server submits the same group again (the same task to
+    # its journal), which is adopted from the worker; every call gives
+    # one result and ran once.
+    effects = _home(accounts, "xyepy_a") / "grouped"
+    n = 24
+    with serving(accounts, tree) as sock:
+        client = run_as("xyepy_a", tree, EFFECT + """
+ex = xylem.Executor(endpoint="unix:" + sys.argv[1])
+futs = [ex.submit(effect, sys.argv[2], i, 0.15) for i in range(%d)]
+ex.flush()
+print(ex.session, flush=True)
+print([f.result(timeout=300) for f in futs])
+ex.shutdown(wait=False)
+""" % n, sock, effects, wait=False)
+        session = client.stdout.readline().strip()
+        end = time.monotonic() + 2 * TIMEOUT
+
+        def runs():
+            return len(effects.read_text().split()) if effects.exists() \
+                else 0
+        # Killed in the second group (calls 9 to 16), with two of its
+        # calls run: not the first task of its function either (whose
+        # pickle could travel otherwise after a restart).
+        while runs() < 10:
+            assert time.monotonic() < end and client.poll() is None
+            time.sleep(0.01)
+        os.kill(_wait_server("xyepy_a"), signal.SIGKILL)
+        ran_before = runs()
+        out, err = client.communicate(timeout=8 * TIMEOUT)
+        assert client.returncode == 0, out + err
+        assert out.strip() == str([i * i for i in range(n)])
+        ran = sorted(map(int, effects.read_text().split()))
+        assert ran == list(range(n)), (ran, _python_log(accounts,
+                                                         "xyepy_a"))
+        assert ran_before < n  # killed before the calls were all run
+        log = _home(accounts, "xyepy_a") / ".xylem" / "endpoint" / \
+            "python" / "sessions" / (session + ".log")
+        recs = _log_records(log)
+        groups = [r[1:] for r in recs if r[0] == "group"]
+        # Grouped (up to 8 calls of a function not measured yet), each
+        # group recorded after its calls' submit records.
+        assert groups and all(1 < c <= 8 for _, c in groups), groups
+        for k, r in enumerate(recs):
+            if r[0] == "group":
+                before = {q[1] for q in recs[:k] if q[0] == "submit"}
+                assert before >= set(range(r[1], r[1] + r[2]))
+        assert (tree / "ep.log").read_text().count(
+            "session server died (signal 9)") == 1
+
+
+def test_a_group_whose_results_pass_the_cap_sends_the_rest_again(
+        accounts, tree):
+    # A group stops running its calls once their results pass 1 MiB
+    # (its reply is one message); the calls it left become a group of
+    # their own, recorded before it is submitted: every call runs once
+    # and gives its result.
+    effects = _home(accounts, "xyepy_b") / "big"
+    with serving(accounts, tree) as sock:
+        r = run_as("xyepy_b", tree, EFFECT + """
+def big(path, i):
+    effect(path, i, 0.0)
+    return bytes([i]) * 300000
+with xylem.Executor(endpoint="unix:" + sys.argv[1]) as ex:
+    futs = [ex.submit(big, sys.argv[2], i) for i in range(8)]
+    print(all(f.result(120) == bytes([i]) * 300000
+              for i, f in enumerate(futs)), flush=True)
+    time.sleep(0.2)
+    # The log copied before the acknowledgement of shutdown compacts it.
+    log = os.path.expanduser("~/.xylem/endpoint/python/sessions/%s.log"
+                             % ex.session)
+    open(sys.argv[3], "wb").write(open(log, "rb").read())
+""", sock, effects, _home(accounts, "xyepy_b") / "log.copy")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.strip() == "True"
+        log = _home(accounts, "xyepy_b") / "log.copy"
+        groups = [x[1:] for x in _log_records(log) if x[0] == "group"]
+        # 8 calls, a group of them; it ran 4 (1.2 MB), then a group of
+        # the 4 left.
+        assert groups == [(1, 8), (5, 4)], groups
+        assert sorted(map(int, effects.read_text().split())) == \
+            list(range(8))
+
+
 def _fd_targets(pid):
     """What each of a process's open descriptors names."""
     out = []
