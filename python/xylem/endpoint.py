@@ -917,7 +917,11 @@ class Server:
                     self._run(s, seq, *s.payloads[seq])
 
     def _cores(self):
-        """The executor's connected cores, looked up once a second."""
+        """The cores a burst is spread over: the executor's connected
+        cores (looked up once a second), or the server's own workers'
+        when more (while they connect, after a start: a burst of slow
+        calls grouped for fewer cores would run one after another on
+        them)."""
         now = time.monotonic()
         if now - self.cores_at > 1.0:
             self.cores_at = now
@@ -925,7 +929,7 @@ class Server:
                 self.cores = max(1, self.ex.stats()["cores_total"])
             except Exception:  # noqa: BLE001 - a hint only
                 pass
-        return self.cores
+        return max(self.cores, self.held_size[1])
 
     def _groups(self, s, seqs, cores):
         """Under the lock: makes groups (s.groups) of the calls seqs

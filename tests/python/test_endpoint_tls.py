@@ -331,7 +331,7 @@ def test_forged_expired_revoked_and_missing_certificates_are_refused(
     crt, key = _openssl_ca(rogue, ca, endpoint.state / "tls" / "ca.key",
                            "xyepy_ta")
     _refused(endpoint, {"ca": ca, "cert": crt, "key": key},
-             "error the certificate")
+             "error certificate refused for good: the certificate")
     assert "is not xyepy_ta's current one" in endpoint.log()
     # Enrolled, then revoked by root: refused by the front.
     assert endpoint.enroll("xyepy_ta").returncode == 0
@@ -777,3 +777,20 @@ def test_a_vanished_client_s_relay_is_released(far_host, endpoint, accounts,
         p.kill()
         p.wait()
         shutil.rmtree(files, ignore_errors=True)
+
+
+def test_only_a_refusal_marked_for_good_stops_the_client():
+    """The client gives up (CertificateRefused) only on the endpoint's
+    mark; a refusal that may pass later (a list the spawner could not
+    read, a busy endpoint) stays a PermissionError, and it tries again."""
+    from xylem.endpoint import CertificateRefused, _tls_refusal
+    e = _tls_refusal("certificate refused for good: the certificate "
+                     "(serial 12) is revoked")
+    assert isinstance(e, CertificateRefused) and "is revoked" in str(e)
+    assert "for good" not in str(e)
+    for why in ("cannot check the certificate: EPROTO",
+                "the list of issued certificates cannot be read",
+                "your certificate (serial 12) is not checkable now",
+                "too many connections"):
+        e = _tls_refusal(why)
+        assert type(e) is PermissionError, why
