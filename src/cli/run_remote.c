@@ -11,10 +11,11 @@
  * reached again (for XYLEM_RECONNECT seconds, default 120), the tasks
  * still out are submitted again under their keys, and what ended
  * meanwhile is answered from its journal: nothing runs twice. A temp of
- * the workflow passes through
- * this side (a private directory), since SUBMIT names files, not temps;
- * URL inputs, archives to unpack and task arrays are refused with the
- * reason (docs/cli.md, "xylem run against a standing manager").
+ * the workflow is a temp of the run's session on the manager, named by
+ * its path: it stays on the worker that wrote it and never comes here.
+ * URL inputs and archives to unpack go as such in SUBMIT; task arrays
+ * are refused with the reason (docs/cli.md, "xylem run against a
+ * standing manager").
  */
 #include <errno.h>
 #include <limits.h>
@@ -56,8 +57,6 @@ struct remote {
 	uint64_t seen; /* the last RESULT seq taken in full */
 	size_t *by_id; /* client task id - 1 -> workflow task index */
 	size_t n_ids, cap_ids;
-	char scratch[PATH_MAX]; /* temps pass through here; "" until made */
-	char **temp_path;       /* by path index: a temp's place in scratch */
 	int64_t done, failed, skipped, queued;
 	struct xy_progress progress;
 };
@@ -73,12 +72,6 @@ static int check_supported(const struct xy_workflow *wf)
 
 		if (w->array_n || w->array_lines)
 			why = "is a task array";
-		for (size_t k = 0; !why && k < w->n_inputs; k++) {
-			if (w->inputs[k].unpack)
-				why = "has an archive to unpack";
-			else if (wf->paths[w->inputs[k].ref].url)
-				why = "has a URL input";
-		}
 		if (why) {
 			fprintf(stderr, "xylem run: task \"%s\" %s, which"
 				" --manager does not take yet: run it with"
@@ -127,39 +120,6 @@ static int link_tasks(struct remote *r)
 	return 0;
 }
 
-/* ------------------------------------------------------------- paths */
-
-/* Where path ref is on this side: its own path, or a temp's place in the
- * scratch directory (made on first use). NULL (said) if that fails. */
-static const char *local_path(struct remote *r, size_t ref)
-{
-	const struct xy_wf_path *p = &r->wf->paths[ref];
-	char buf[PATH_MAX];
-
-	if (!p->temp)
-		return p->full;
-	if (r->temp_path[ref])
-		return r->temp_path[ref];
-	if (!*r->scratch) {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(r->scratch, sizeof r->scratch,
-			 "%s/xylem-run-temps-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (!mkdtemp(r->scratch)) {
-			fprintf(stderr, "xylem run: cannot make a directory"
-				" for temps: %s\n", strerror(errno));
-			*r->scratch = '\0';
-			return NULL;
-		}
-	}
-	if (snprintf(buf, sizeof buf, "%s/%zu", r->scratch, ref) >=
-		    (int)sizeof buf ||
-	    !(r->temp_path[ref] = strdup(buf))) {
-		fprintf(stderr, "xylem run: no room for a temp's path\n");
-		return NULL;
-	}
-	return r->temp_path[ref];
-}
-
 /* ----------------------------------------------------------- submit */
 
 static int remember_id(struct remote *r, uint64_t id, size_t task)
@@ -198,7 +158,8 @@ static int send_task(struct remote *r, size_t i)
 	const struct xy_wf_task *w = r->t[i].w;
 	/* On the heap: a gather task may have thousands of inputs. */
 	struct xy_client_input *in = calloc(w->n_inputs + 1, sizeof *in);
-	const char **outs = calloc(w->n_outputs + 1, sizeof *outs);
+	const char **outs = calloc(2 * w->n_outputs + 1, sizeof *outs);
+	const char **temps = outs + w->n_outputs;
 	struct xy_env_var *env = calloc(w->n_env + 1, sizeof *env);
 	char err[1024] = "";
 	int rc = -1;
@@ -208,13 +169,21 @@ static int send_task(struct remote *r, size_t i)
 		goto out;
 	}
 	for (size_t k = 0; k < w->n_inputs; k++) {
-		in[k].path = local_path(r, w->inputs[k].ref);
+		const struct xy_wf_path *p = &r->wf->paths[w->inputs[k].ref];
 		in[k].name = w->inputs[k].as;
-		if (!in[k].path)
-			goto out;
+		in[k].unpack = w->inputs[k].unpack;
+		if (p->temp)
+			in[k].temp = p->full; /* the session's temp of that name */
+		else if (p->url)
+			in[k].url = p->full;
+		else
+			in[k].path = p->full;
 	}
-	for (size_t k = 0; k < w->n_outputs; k++)
+	for (size_t k = 0; k < w->n_outputs; k++) {
+		const struct xy_wf_path *p = &r->wf->paths[w->outputs[k].ref];
 		outs[k] = w->outputs[k].as;
+		temps[k] = p->temp ? p->full : NULL;
+	}
 	for (size_t k = 0; k < w->n_env; k++)
 		env[k] = (struct xy_env_var){.name = w->env[k].name,
 					     .value = w->env[k].value};
@@ -225,6 +194,7 @@ static int send_task(struct remote *r, size_t i)
 		.env = env, .n_env = (uint32_t)w->n_env,
 		.inputs = in, .n_inputs = (uint32_t)w->n_inputs,
 		.outputs = outs, .n_outputs = (uint32_t)w->n_outputs,
+		.output_temps = temps,
 	};
 	uint8_t key[XY_ID_LEN];
 	task_key(i, r->t[i].runs, key);
@@ -274,7 +244,8 @@ static int put_in_place(const char *part, const char *dest)
 	return rename(part, dest);
 }
 
-/* Fetches every output of i's result to its path (a temp's: scratch). */
+/* Fetches every output of i's result to its path; a temp stays on its
+ * worker. */
 static int fetch_outputs(struct remote *r, size_t i,
 			 const struct xy_msg_result *res, char *err,
 			 size_t errlen)
@@ -283,7 +254,10 @@ static int fetch_outputs(struct remote *r, size_t i,
 	char part[PATH_MAX + 16];
 
 	for (size_t k = 0; k < w->n_outputs; k++) {
+		const struct xy_wf_path *p = &r->wf->paths[w->outputs[k].ref];
 		uint32_t j = 0;
+		if (p->temp)
+			continue;
 		while (j < res->n_outputs &&
 		       strcmp(res->outputs[j].name, w->outputs[k].as) != 0)
 			j++;
@@ -292,9 +266,7 @@ static int fetch_outputs(struct remote *r, size_t i,
 				 " \"%s\"", w->outputs[k].as);
 			return -1;
 		}
-		const char *dest = local_path(r, w->outputs[k].ref);
-		if (!dest)
-			return -1;
+		const char *dest = p->full;
 		/* The old output goes only once the new one is here whole. */
 		snprintf(part, sizeof part, "%s.xylem-new", dest);
 		xy_rm_rf(part);
@@ -474,6 +446,21 @@ static int reconnect(struct remote *r, const struct target *to,
 	return -1;
 }
 
+/* The run's temps are named no more: the manager may let them go. */
+static void drop_temps(struct remote *r)
+{
+	const char **names = calloc(r->wf->n_paths + 1, sizeof *names);
+	uint32_t n = 0;
+	char err[256];
+
+	for (size_t i = 0; names && i < r->wf->n_paths; i++)
+		if (r->wf->paths[i].temp)
+			names[n++] = r->wf->paths[i].full;
+	if (names && r->c)
+		xy_client_drop(r->c, names, n, err, sizeof err);
+	free(names);
+}
+
 static int exchange(struct remote *r, const struct target *to)
 {
 	char err[1024] = "";
@@ -513,6 +500,7 @@ static int exchange(struct remote *r, const struct target *to)
 		progress(r, 0);
 	}
 	xy_progress_clear(&r->progress);
+	drop_temps(r);
 	if (r->o->quiet && !r->failed && !r->skipped)
 		return XY_EXIT_OK;
 	fprintf(stderr, "xylem run: %zu tasks: %lld succeeded, %lld failed%s"
@@ -557,8 +545,7 @@ int xy_run_remote(const struct xy_workflow *wf,
 		rc = XY_EXIT_USAGE;
 		goto out;
 	}
-	r.temp_path = calloc(wf->n_paths + 1, sizeof *r.temp_path);
-	if (!r.temp_path || link_tasks(&r) < 0 ||
+	if (link_tasks(&r) < 0 ||
 	    RAND_bytes(r.session, sizeof r.session) != 1) {
 		fprintf(stderr, "xylem run: out of memory or random bytes\n");
 		goto out;
@@ -577,13 +564,8 @@ int xy_run_remote(const struct xy_workflow *wf,
 out:
 	xy_client_close(r.c);
 	SSL_CTX_free(to.tls);
-	if (*r.scratch)
-		xy_rm_rf(r.scratch);
 	for (size_t i = 0; r.t && i < wf->n_tasks; i++)
 		free(r.t[i].after);
-	for (size_t i = 0; r.temp_path && i < wf->n_paths; i++)
-		free(r.temp_path[i]);
-	free(r.temp_path);
 	free(r.t);
 	free(r.by_id);
 	xy_local_free(&local);

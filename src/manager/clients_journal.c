@@ -117,6 +117,11 @@ static struct session *session_get(struct xy_cjournal *cj,
 	return s;
 }
 
+const uint8_t *xy_clients__session_id(const struct session *s)
+{
+	return s->id;
+}
+
 static struct accepted *acc_find(struct xy_cjournal *cj, const uint8_t *k)
 {
 	for (struct accepted *a = xy_htab_first(&cj->accepted, key_hash(k));
