@@ -439,3 +439,43 @@ def test_an_old_version_client_is_refused(plain_standing):
     assert code == 3, p  # version mismatch
     assert b"15" in p and b"16" in p, p
     mgr.wait_line(r"refused .*version", 10)
+
+
+def test_a_lost_temp_is_made_again_from_its_writer(xylem, tmp_path,
+                                                   secret_file):
+    """A client's temp whose only worker is killed (SIGKILL) after its
+    writer's RESULT: its reader, submitted afterwards, still succeeds on
+    another worker, because the manager runs the writer again from the
+    copy it kept (lineage), as for a local run's temp."""
+    port = free_port()
+    xylem.env = dict(xylem.env, XYLEM_NO_TLS="1")
+    xylem.env.pop("XYLEM_TLS_CA", None)
+    mgr = xylem.start("manager", "--workers", 0, "--port", port, "--host",
+                      "127.0.0.1", "--secret-file", secret_file, "--no-tls")
+    mgr.wait_line(r"listening on port", 30)
+
+    def worker(name):
+        return xylem.start("worker", f"127.0.0.1:{port}", "--secret-file",
+                           secret_file, "--cores", 1, "--no-tls",
+                           "--name", name, "--cache", tmp_path / name)
+    w1 = worker("w1")
+    mgr.wait_line(r"worker w1 ready", 30)
+    secret = open(secret_file, "rb").read().rstrip(b"\n")
+    marks = tmp_path / "marks"
+    c = RawClient(port, secret)
+    assert c.first[0] == 3, c.first
+    c.send(submit_frame(1, f"echo w >> {marks}; echo hi > out", [],
+                        [("out", "t")]))
+    tid, result, _, message, _ = c.result()
+    assert (tid, result) == (1, 0), message
+    w1.signal(signal.SIGKILL)
+    w1.wait(30)
+    mgr.wait_line(r"worker w1 .*(gone|lost|left|closed)", 30)
+    worker("w2")
+    mgr.wait_line(r"worker w2 ready", 30)
+    c.send(submit_frame(2, "tr a-z A-Z < in > out", [("in", FROM_TEMP, "t")],
+                        [("out", "")]))
+    tid, result, _, message, outs = c.result()
+    assert (tid, result) == (2, 0), message + mgr.output
+    assert outs == {"out": hashlib.sha256(b"HI\n").hexdigest()}
+    assert marks.read_text() == "w\nw\n", mgr.output
