@@ -90,18 +90,14 @@ def test_a_failed_task_stops_what_reads_its_output(xylem, tmp_path,
 
 def test_what_manager_mode_cannot_take_is_refused(xylem, tmp_path,
                                                   secret_file):
-    """Local-run options, and what SUBMIT does not carry yet (a task
-    array), are refused with the reason and exit 2, before anything is
-    submitted; so is a missing secret."""
+    """Local-run options are refused with the reason and exit 2, before
+    anything is submitted; so is a missing secret."""
     plain = write_wf(tmp_path / "plain.json", [
         {"id": "t", "command": "true"}])
     cases = [
         (plain, ["--workers", "2"], "--workers is for a run with its own"
          " manager"),
         (plain, ["--journal", str(tmp_path / "j")], "--journal is for a"),
-        (write_wf(tmp_path / "array.json", [
-            {"id": "arr", "command": "true", "array": {"range": 3}}]),
-         [], 'task "arr" is a task array'),
     ]
     for wf, extra, said in cases:
         r = xylem.run("run", wf, "--manager", "127.0.0.1:9",
@@ -479,3 +475,40 @@ def test_a_lost_temp_is_made_again_from_its_writer(xylem, tmp_path,
     assert (tid, result) == (2, 0), message + mgr.output
     assert outs == {"out": hashlib.sha256(b"HI\n").hexdigest()}
     assert marks.read_text() == "w\nw\n", mgr.output
+
+
+def test_task_arrays_through_a_standing_manager(xylem, tmp_path,
+                                                secret_file):
+    """A range array and a lines array, expanded by the client (an index a
+    SUBMIT, XY_INDEX and XY_LINE set, the marks in paths and names
+    replaced), one index failing once and run again alone, a task after
+    the array; and an array of 1,500 indexes, more than the client keeps
+    out at once (1,000)."""
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    marks = tmp_path / "marks"
+    (tmp_path / "words.txt").write_text("red\ngreen\nblue")
+    (tmp_path / "in").mkdir()
+    for word in ("red", "green", "blue"):
+        (tmp_path / f"in/{word}.txt").write_text(f"a {word} thing\n")
+    flaky = (f"echo $XY_INDEX >> {marks};"
+             f" [ $XY_INDEX != 2 ] || [ $(grep -c '^2$' {marks}) -ge 2 ]"
+             " || exit 4; echo $((XY_INDEX * XY_INDEX)) > out")
+    wf = write_wf(tmp_path / "wf.json", [
+        {"id": "sq", "array": {"range": 5}, "retries": 1, "command": flaky,
+         "outputs": [{"path": "res/sq-${XY_INDEX}.txt", "as": "out"}]},
+        {"id": "up", "array": {"lines": "words.txt"},
+         "command": 'tr a-z A-Z < "$XY_LINE.in" > up.txt',
+         "inputs": [{"path": "in/${XY_LINE}.txt", "as": "${XY_LINE}.in"}],
+         "outputs": [{"path": "up/${XY_INDEX}.txt", "as": "up.txt"}]},
+        {"id": "many", "array": {"range": 1500}, "command": "true"}])
+    r = run(xylem, mgr, wf, cwd=tmp_path)
+    assert r.returncode == 0, r.output[-3000:] + mgr.p.output[-3000:]
+    for i in range(5):
+        assert (tmp_path / f"res/sq-{i}.txt").read_text() == f"{i * i}\n"
+    assert [(tmp_path / f"up/{i}.txt").read_text() for i in range(3)] == \
+        ["A RED THING\n", "A GREEN THING\n", "A BLUE THING\n"]
+    assert sorted(marks.read_text().split()) == ["0", "1", "2", "2", "3",
+                                                 "4"]
+    assert 'task "sq[2]" failed (exited with status 4); running it again' \
+        ' (run 2 of 2)' in r.output, r.output
+    assert "1508 tasks: 1508 succeeded, 0 failed" in r.output, r.output
