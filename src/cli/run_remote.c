@@ -54,6 +54,7 @@ struct rtask {
 	 * ended; its lines file, read as indexes are submitted. */
 	uint64_t n_idx, next_idx, n_out, n_ok, n_bad;
 	FILE *lines;
+	int remakes; /* times its temps' writers ran again for it */
 };
 
 /* One submission: a task's run, or an array index's. */
@@ -493,6 +494,48 @@ static int task_ended(struct remote *r, size_t i, int ok)
 	return 0;
 }
 
+/* A manager started again on its journal knows no temps of the run's:
+ * a task that read one answers "names nothing". Its temps' writers
+ * then run again, and it after them. 1 if so; 0 if nothing can. */
+static int remake_temps(struct remote *r, size_t i,
+			const struct xy_msg_result *res)
+{
+	struct rtask *t = &r->t[i];
+	size_t n = 0;
+
+	if (res->result != XY_RESULT_INPUT_MISSING || t->n_idx ||
+	    !strstr(res->message, "names nothing") || t->remakes >= 3)
+		return 0;
+	for (size_t k = 0; k < t->w->n_inputs; k++) {
+		const struct xy_wf_path *p = &r->wf->paths[t->w->inputs[k].ref];
+		struct rtask *w = p->producer >= 0 ? &r->t[p->producer] : NULL;
+		if (!p->temp || !w || w->n_idx ||
+		    (w->state != R_DONE && w->state != R_QUEUED))
+			continue;
+		n++;
+		if (w->state == R_QUEUED)
+			continue; /* already running again */
+		xy_progress_clear(&r->progress);
+		fprintf(stderr, "xylem run: temp %s was lost with the manager:"
+			" running \"%s\" again for \"%s\"\n", p->written,
+			w->w->id, t->w->id);
+		r->done--;
+		/* Its other readers still to run wait for it again. */
+		for (size_t d = 0; d < w->n_after; d++)
+			if (w->after[d] != i &&
+			    r->t[w->after[d]].state == R_WAITING)
+				r->t[w->after[d]].waiting++;
+		if (submit(r, (size_t)p->producer) < 0)
+			return -1;
+	}
+	if (!n)
+		return 0;
+	t->remakes++;
+	t->state = R_WAITING;
+	t->waiting = n;
+	return 1;
+}
+
 /* One RESULT: outputs fetched, dependents released, or a retry. */
 static int take(struct remote *r, const struct xy_msg_result *res)
 {
@@ -511,6 +554,12 @@ static int take(struct remote *r, const struct xy_msg_result *res)
 	}
 	sb->live = 0;
 	r->queued--;
+	if (!ok) {
+		int rc = remake_temps(r, i, res);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+		sb = &r->subs[res->id - 1]; /* submissions may have moved */
+	}
 	sub_tag(r, sb, tag, sizeof tag);
 	if (!ok && sb->run <= (t->w->retries > 0 ? t->w->retries : 0)) {
 		xy_progress_clear(&r->progress);

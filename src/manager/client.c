@@ -184,7 +184,9 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 	res->result = (uint8_t)r;
 	res->exit_code = t ? t->exit_code : -1;
 	res->message = (char *)(why ? why : t && t->error ? t->error : "");
-	res->xfer_port = (uint16_t)xy_xfer_server_port(m->xfer);
+	/* A job made again from its record at a start may be answered
+	 * before the transfer server is up (an input gone meanwhile). */
+	res->xfer_port = m->xfer ? (uint16_t)xy_xfer_server_port(m->xfer) : 0;
 	if (t && t->output) {
 		size_t n = t->output_len;
 		res->output_len = n > XY_MAX_OUTPUT ? XY_MAX_OUTPUT : n;

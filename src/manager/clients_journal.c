@@ -315,9 +315,12 @@ void xy_clients__resume(struct xy_clients *cs)
 	struct xy_cjournal *cj = cs->cj;
 	size_t n = 0, bad = 0;
 
+	/* A job answered at once (an input gone) drops its entry: the walk
+	 * keeps the next one first. */
 	for (size_t i = 0; cj && i < cj->accepted.n_slots; i++)
-		for (struct accepted *a = xy_htab_slot(&cj->accepted, i); a;
-		     a = a->hnext) {
+		for (struct accepted *a = xy_htab_slot(&cj->accepted, i),
+				     *next; a; a = next) {
+			next = a->hnext;
 			struct client_job *j;
 			char err[256];
 			size_t off = 2 * XY_ID_LEN;

@@ -512,3 +512,45 @@ def test_task_arrays_through_a_standing_manager(xylem, tmp_path,
     assert 'task "sq[2]" failed (exited with status 4); running it again' \
         ' (run 2 of 2)' in r.output, r.output
     assert "1508 tasks: 1508 succeeded, 0 failed" in r.output, r.output
+
+
+def test_temps_lost_with_a_killed_manager_are_made_again(
+        xylem, tmp_path, secret_file):
+    """The manager (with a journal) is killed while B, which reads A's
+    temp, runs; started again, it knows no temps of the run: B's task,
+    made again from its record, answers that its temp names nothing,
+    and `xylem run` runs A again, then B, and the run succeeds."""
+    port, journal = free_port(), tmp_path / "journal"
+    marks = tmp_path / "marks"
+
+    def manager():
+        p = xylem.start("manager", "--workers", 0, "--port", port, "--host",
+                        "127.0.0.1", "--secret-file", secret_file,
+                        "--journal", journal)
+        p.wait_line(r"listening on port", 30)
+        return p
+    mgr = manager()
+    xylem.start("worker", f"127.0.0.1:{port}", "--secret-file", secret_file,
+                "--cores", 2)
+    mgr.wait_line(r"worker \S+ ready", 30)
+    wf = write_wf(tmp_path / "wf.json", [
+        {"id": "a", "command": f"echo a >> {marks}; echo made > out",
+         "outputs": [{"path": str(tmp_path / "mid"), "as": "out",
+                      "temp": True}]},
+        {"id": "b", "command": f"echo b >> {marks}; sleep {2 * SLOW};"
+                               " tr a-z A-Z < in > out",
+         "inputs": [{"path": str(tmp_path / "mid"), "as": "in"}],
+         "outputs": [{"path": str(tmp_path / "res"), "as": "out"}]}])
+    client = xylem.start("run", wf, "--manager", f"127.0.0.1:{port}",
+                         "--secret-file", secret_file)
+    wait_for(lambda: marks.exists() and "b" in marks.read_text().split(),
+             TIMEOUT, what="b running")
+    mgr.signal(signal.SIGKILL)
+    mgr.wait(30)
+    mgr = manager()
+    assert client.wait(TIMEOUT) == 0, client.output + mgr.output
+    assert (tmp_path / "res").read_text() == "MADE\n"
+    assert "was lost with the manager: running \"a\" again for \"b\"" \
+        in client.output, client.output
+    assert "2 tasks: 2 succeeded, 0 failed" in client.output, client.output
+    assert marks.read_text().split().count("a") == 2, marks.read_text()
