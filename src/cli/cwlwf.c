@@ -7,9 +7,9 @@
  * (started at the first task, so that a workflow of expressions starts
  * none) or on a standing manager (--manager). Each task has a directory
  * of its own under the run's temporary directory, t/N/: its result
- * object comes back there; its out/ stays on the worker as a temp (local
- * runs: see "temps" below) or comes back there too (--manager, whose
- * protocol has no temps). The files the workflow's output object names
+ * object comes back there; its out/ stays on the worker as a temp (see
+ * "temps" below: with --manager, a temp of the run's session named by
+ * the path of that out/ here). The files the workflow's output object names
  * are moved (or, if they are not the run's own, copied) to --outdir at
  * the end. With --manager, the run is a session of the manager's
  * (docs/durability.md, "Sessions") and each task a keyed SUBMIT: a
@@ -46,6 +46,8 @@ struct wtask {
 	uint64_t id;
 	unsigned n;          /* its directory is t/N */
 	struct xy_file *out; /* local runs: its out/, a temp */
+	char *tname; /* --manager: its out/'s temp in the session */
+	const char *out_temps[2]; /* --manager: SUBMIT's, {tname, NULL} */
 	struct xy_file *result; /* local runs: its RESULT_FILE, a temp */
 	int fetched;         /* that temp brought here */
 	char dir[PATH_MAX];
@@ -74,7 +76,18 @@ struct wfrun {
 	uint8_t session[XY_ID_LEN];
 	uint64_t seq; /* the last RESULT seq of the session taken in full */
 	double window; /* XYLEM_RECONNECT: how long to wait for it */
+	/* RESULTs of steps that came while temps were brought back. */
+	struct stashed *stash, *stash_tail;
 };
+
+struct stashed {
+	struct xy_msg_result res;
+	struct stashed *next;
+};
+
+/* The ids of the tasks that bring a temp back (--manager): past any
+ * step's number. */
+#define BRING_ID (1ull << 62)
 
 static struct wtask *task_find(struct wfrun *w, uint64_t id)
 {
@@ -115,7 +128,7 @@ static struct wtask *temp_of(struct wfrun *w, const char *path,
 	snprintf(key, sizeof key, "%.*s", (int)n, p);
 	t = (struct wtask *)(intptr_t)json_integer_value(
 		json_object_get(w->by_n, key));
-	if (!t || !t->out)
+	if (!t || (!t->out && !t->tname))
 		return NULL;
 	*rest = p + n + 4;
 	return t;
@@ -198,6 +211,9 @@ static int collect_one(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
+static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
+		      char *why, size_t whylen);
+
 /* ops.localize: the temps that v's files live in, fetched. */
 static int localize(void *arg, const json_t *v, char *err, size_t errlen)
 {
@@ -209,6 +225,8 @@ static int localize(void *arg, const json_t *v, char *err, size_t errlen)
 	if (cwl__walk((json_t *)v, 0, collect_one, &tf)) {
 		xy_fail(why, sizeof why, ENOMEM, "out of memory");
 		rc = -1;
+	} else if (tf.n && w->r->o.manager) {
+		rc = bring_back(w, tf.tasks, tf.n, why, sizeof why);
 	} else if (tf.n && xy_manager_fetch_all(w->r->m, tf.files,
 				(const char *const *)tf.paths, tf.n, -1, why,
 				sizeof why) < 0) {
@@ -255,8 +273,7 @@ static struct wtask *prepare(struct wfrun *w, const json_t *tool,
 	}
 	t->n = w->n;
 	json_array_clear(w->mounts);
-	if (!w->c)
-		cwl__walk(jc, 0, to_mount, w);
+	cwl__walk(jc, 0, to_mount, w);
 	t->plan = cwl__plan_inputs(jc, tc);
 	t->mounts = json_deep_copy(w->mounts);
 	doc = json_pack("{s:o, s:o, s:o}", "tool", tc, "job", jc, "runtime",
@@ -412,25 +429,39 @@ static uint64_t submit_remote(void *arg, const json_t *tool,
 	}
 	free(text);
 	n = json_array_size(wt->plan);
-	if (!(wt->inputs = calloc(n + 1, sizeof *wt->inputs)))
+	size_t nm = json_array_size(wt->mounts);
+	if (!(wt->inputs = calloc(n + nm + 1, sizeof *wt->inputs)))
 		return 0;
 	json_array_foreach(wt->plan, i, pair) {
 		wt->inputs[i].path = json_string_value(json_array_get(pair, 0));
 		wt->inputs[i].name = json_string_value(json_array_get(pair, 1));
 	}
+	/* The out/ of earlier steps it reads: their temps, where they are. */
+	json_array_foreach(wt->mounts, i, pair) {
+		const struct wtask *from = (const struct wtask *)(intptr_t)
+			json_integer_value(json_array_get(pair, 0));
+		wt->inputs[n + i].temp = from->tname;
+		wt->inputs[n + i].name = json_string_value(json_array_get(pair,
+									  1));
+	}
+	n += nm;
 	/* path lives as long as the task: keep it in the plan. */
 	json_array_append_new(wt->plan, json_pack("[s,s]", path, JOB_FILE));
 	wt->inputs[n].path = json_string_value(json_array_get(
-		json_array_get(wt->plan, n), 0));
+		json_array_get(wt->plan, json_array_size(wt->plan) - 1), 0));
 	wt->inputs[n].name = JOB_FILE;
 	wt->tag = strdup(tag_of(tool) ? tag_of(tool) : "");
-	if (!wt->tag)
+	/* Its out/ stays on the worker: a temp named by its path here. */
+	if (!wt->tag || asprintf(&wt->tname, "%s/out", wt->dir) < 0) {
+		wt->tname = NULL;
 		return 0;
+	}
+	wt->out_temps[0] = wt->tname;
 	wt->ct = (struct xy_client_task){
 		.command = TASK_COMMAND, .tag = wt->tag,
 		.cores = (int)rt.cores, .inputs = wt->inputs,
 		.n_inputs = (uint32_t)n + 1, .outputs = cwl__task_outputs,
-		.n_outputs = 2};
+		.n_outputs = 2, .output_temps = wt->out_temps};
 	/* The task's number is its id and its key in the session: the same
 	 * on every connection. A lost connection is not a failure here: the
 	 * task goes again with the others once the manager is back. */
@@ -677,7 +708,13 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 		struct wtask *t;
 		int rc = -1;
 
-		if (xy_client_wait(w->c, WAIT_SLICE_S, &res, err,
+		if (w->stash) {
+			struct stashed *st = w->stash;
+			if (!(w->stash = st->next))
+				w->stash_tail = NULL;
+			res = st->res;
+			free(st);
+		} else if (xy_client_wait(w->c, WAIT_SLICE_S, &res, err,
 				   sizeof err) < 0) {
 			if (errno == ETIMEDOUT)
 				continue;
@@ -731,6 +768,100 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 		xy_client_result_free(&res);
 		return rc;
 	}
+}
+
+/* ------------------------------------------------- temps via --manager */
+
+/*
+ * A step's out/ that the engine must read here (a loadContents or
+ * loadListing it evaluates, the workflow's outputs) is brought back by a
+ * task of its own: it mounts the temp and copies it to an output that
+ * comes back, `in` to `out`, to t/N/out here. What comes meanwhile for
+ * the steps is kept for wait_one.
+ */
+static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
+		      char *why, size_t whylen)
+{
+	static const char *const outs[1] = {"out"};
+	size_t left = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct xy_client_input in = {.name = "in", .temp = ts[i]->tname};
+		struct xy_client_task ct = {
+			.command = "cp -RL in out", .tag = "cwl-bring-back",
+			.inputs = &in, .n_inputs = 1, .outputs = outs,
+			.n_outputs = 1};
+		if (!w->c || !xy_client_submit_keyed(w->c, &ct,
+						     BRING_ID + ts[i]->n, NULL,
+						     why, whylen))
+			return -1;
+		left++;
+	}
+	while (left > 0 && rc == 0) {
+		struct xy_msg_result res;
+		if (xy_client_wait(w->c, -1, &res, why, whylen) < 0)
+			return -1;
+		if (res.id < BRING_ID) {
+			struct stashed *st = calloc(1, sizeof *st);
+			if (!st) {
+				xy_client_result_free(&res);
+				return xy_fail(why, whylen, ENOMEM,
+					       "out of memory");
+			}
+			st->res = res;
+			if (w->stash_tail)
+				w->stash_tail->next = st;
+			else
+				w->stash = st;
+			w->stash_tail = st;
+			continue;
+		}
+		struct wtask *t = NULL;
+		for (size_t i = 0; i < n; i++)
+			if (ts[i]->n == res.id - BRING_ID)
+				t = ts[i];
+		char dest[2 * PATH_MAX];
+		if (!t) {
+			xy_client_result_free(&res);
+			continue;
+		}
+		left--;
+		snprintf(dest, sizeof dest, "%s/out", t->dir);
+		xy_rm_rf(dest);
+		if (res.result != XY_RESULT_SUCCESS || res.exit_code != 0 ||
+		    res.n_outputs != 1) {
+			xy_fail(why, whylen, EIO, "step %u's out/ could not be"
+				" brought back: %s", t->n, *res.message
+				? res.message
+				: xy_result_string((xy_result)res.result));
+			rc = -1;
+		} else if (xy_client_fetch(w->c, &res, 0, dest, why,
+					   whylen) < 0) {
+			rc = -1;
+		}
+		xy_client_result_free(&res);
+	}
+	return rc;
+}
+
+/* The run's temps are named no more: the manager may let them go. */
+static void drop_temps(struct wfrun *w)
+{
+	const char **names;
+	uint32_t n = 0;
+	char err[256];
+
+	for (struct wtask *t = w->tasks; t; t = t->next)
+		n += t->tname != NULL;
+	if (!w->c || !n || !(names = calloc(n, sizeof *names)))
+		return;
+	n = 0;
+	for (struct wtask *t = w->tasks; t; t = t->next)
+		if (t->tname)
+			names[n++] = t->tname;
+	xy_client_drop(w->c, names, n, err, sizeof err);
+	free(names);
 }
 
 /* ----------------------------------------------------------- delivery */
@@ -853,8 +984,8 @@ static int drive(struct wfrun *w, struct cwl_wf *wf)
 			return status;
 		}
 		if (rc == 1)
-			return (!w->c && localize(w, cwl_wf_outputs(wf), err,
-						  sizeof err) < 0) ||
+			return localize(w, cwl_wf_outputs(wf), err,
+					sizeof err) < 0 ||
 			       deliver(w->r, cwl_wf_outputs(wf)) < 0 ?
 				CWL_PERMANENT_FAIL : CWL_OK;
 		if (!cwl_wf_running(wf)) {
@@ -873,7 +1004,7 @@ int cwl__run_workflow(struct cwl_run *r)
 			  .mounts = json_array()};
 	char scratch[PATH_MAX];
 	struct cwl_wf_ops ops = {r->o.manager ? submit_remote : submit_local,
-				 &w, scratch, r->o.manager ? NULL : localize};
+				 &w, scratch, localize};
 	struct cwl_wf *wf;
 	SSL_CTX *tls = NULL;
 	int rc = -1;
@@ -890,8 +1021,15 @@ int cwl__run_workflow(struct cwl_run *r)
 		rc = drive(&w, wf);
 	}
 	cwl_wf_free(wf);
+	drop_temps(&w);
 	xy_client_close(w.c);
 	SSL_CTX_free(tls);
+	while (w.stash) {
+		struct stashed *st = w.stash;
+		w.stash = st->next;
+		xy_client_result_free(&st->res);
+		free(st);
+	}
 	while (w.tasks) {
 		struct wtask *t = w.tasks;
 
@@ -900,6 +1038,7 @@ int cwl__run_workflow(struct cwl_run *r)
 		json_decref(t->mounts);
 		free(t->inputs);
 		free(t->tag);
+		free(t->tname);
 		free(t);
 	}
 	json_decref(w.by_n);

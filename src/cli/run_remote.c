@@ -504,7 +504,9 @@ static int remake_temps(struct remote *r, size_t i,
 	size_t n = 0;
 
 	if (res->result != XY_RESULT_INPUT_MISSING || t->n_idx ||
-	    !strstr(res->message, "names nothing") || t->remakes >= 3)
+	    (!strstr(res->message, "names nothing") &&
+	     !strstr(res->message, "no task can make it again")) ||
+	    t->remakes >= 3)
 		return 0;
 	for (size_t k = 0; k < t->w->n_inputs; k++) {
 		const struct xy_wf_path *p = &r->wf->paths[t->w->inputs[k].ref];

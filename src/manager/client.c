@@ -261,6 +261,8 @@ static void settle_done(uv_work_t *req, int status)
 				 t->outputs[w->out[i]].file->obj, w->to[i]);
 	if (j->keyed && t->result == XY_RESULT_SUCCESS && !cs->m->destroying)
 		journal_record(j);
+	if (t->result == XY_RESULT_SUCCESS && !cs->m->destroying)
+		xy_clients__temps_made(j); /* recorded before its answer */
 	if ((j->cl || j->acc) && !cs->m->destroying)
 		send_result(j, t->result, NULL);
 	xy_release_task_done(cs->m->release, t); /* after its record */

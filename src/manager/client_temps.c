@@ -10,6 +10,13 @@
  * arrives, in order, so that a reader may follow its writer at once;
  * the job holds a reference on each file it bound until it ends. Pairs
  * with client.c through clients_int.h.
+ *
+ * With a journal, a session's temp is recorded (CTEMP: its session, its
+ * name, and once its writer succeeded its object and the worker that
+ * held it; or that it was dropped), so that a manager started again
+ * gives it back to the session with that object, waiting for that
+ * worker's inventory as for a local run's temp (memo.c, "Temps at a
+ * restart").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +25,10 @@
 
 #include "clients_int.h"
 #include "htab.h"
+#include "journal.h"
 #include "log.h"
+#include "memo.h"
+#include "memo_results.h"
 #include "util.h"
 
 #define WHO "manager"
@@ -27,7 +37,14 @@
 struct ctemp {
 	uint8_t scope[XY_ID_LEN];
 	char *name;
-	struct xy_file *f; /* the client's handle on it */
+	struct xy_file *f; /* the client's handle on it; NULL while pending */
+	int session;       /* scope is a session's: journaled */
+	/* Replayed from the journal, given back at the start (pending). */
+	int pending;
+	uint8_t id[XY_ID_LEN];
+	uint8_t kind;
+	uint64_t size;
+	char *worker;
 	struct ctemp *hnext;
 	struct ctemp *prev, *next; /* every temp, for a scope's drop */
 };
@@ -84,6 +101,35 @@ static struct ctemp *find(struct xy_ctemps *ct, const uint8_t *scope,
 	return NULL;
 }
 
+/* A CTEMP record: scope, live, name, and for a made temp its object
+ * and worker. */
+static void record(struct xy_clients *cs, const struct ctemp *t, int live)
+{
+	struct xy_buf b;
+	const struct xy_object *o = live && t->f ? t->f->obj : NULL;
+	const struct xy_worker *w = o ? xy_catalog_holder(o) : NULL;
+
+	if (!cs->journal || !t->session || !cs->m->memo)
+		return;
+	xy_buf_init(&b);
+	xy_buf_put_raw(&b, t->scope, XY_ID_LEN);
+	xy_buf_put_u8(&b, live ? 1 : 0);
+	xy_buf_put_str(&b, t->name);
+	if (live) {
+		if (!o)
+			return;
+		xy_buf_put_raw(&b, o->id, XY_ID_LEN);
+		xy_buf_put_u8(&b, o->kind);
+		xy_buf_put_u64(&b, o->size);
+		xy_buf_put_str(&b, w && w->name ? w->name : "");
+	}
+	if (b.oom || xy_memo_client_put(cs->m->memo, XY_MEMO_REC_CTEMP, b.data,
+					b.len, NULL) < 0)
+		XY_LOGW(WHO, "temp %s: not recorded: %s", t->name,
+			b.oom ? "out of memory" : strerror(errno));
+	xy_buf_free(&b);
+}
+
 static void forget(struct xy_ctemps *ct, struct ctemp *t, int release)
 {
 	xy_htab_remove(&ct->by_name, t, node_hash(t));
@@ -93,16 +139,24 @@ static void forget(struct xy_ctemps *ct, struct ctemp *t, int release)
 		ct->all = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
-	if (release)
+	if (release && t->f)
 		xy_file_release(t->f);
 	free(t->name);
+	free(t->worker);
 	free(t);
+}
+
+/* Forgets t, and says so in the journal. */
+static void drop_one(struct xy_clients *cs, struct ctemp *t)
+{
+	record(cs, t, 0);
+	forget(cs->ct, t, 1);
 }
 
 /* A new temp under name in scope (one named so before is forgotten:
  * its readers already bound keep it). NULL on ENOMEM. */
 static struct xy_file *declare(struct xy_clients *cs, const uint8_t *scope,
-			       const char *name)
+			       const char *name, int session)
 {
 	struct xy_ctemps *ct = ct_get(cs);
 	struct ctemp *t = ct ? calloc(1, sizeof *t) : NULL;
@@ -128,8 +182,9 @@ static struct xy_file *declare(struct xy_clients *cs, const uint8_t *scope,
 	t->f->label = label;
 	struct ctemp *old = find(ct, scope, name);
 	if (old)
-		forget(ct, old, 1);
+		drop_one(cs, old);
 	memcpy(t->scope, scope, XY_ID_LEN);
+	t->session = session;
 	xy_htab_insert(&ct->by_name, t, node_hash(t));
 	t->next = ct->all;
 	if (ct->all)
@@ -193,13 +248,19 @@ int xy_clients__bind(struct client_job *j)
 	struct xy_msg_submit *s = &j->sub.submit;
 	uint32_t n = s->n_inputs + s->n_outputs;
 
-	if (j->cl)
+	if (j->cl) {
 		memcpy(j->scope, j->cl->scope, XY_ID_LEN);
-	else if (j->sess)
+		j->scope_session = j->cl->sess != NULL;
+	} else if (j->sess) {
 		memcpy(j->scope, xy_clients__session_id(j->sess), XY_ID_LEN);
-	if (!(j->in_files = calloc(n ? n : 1, sizeof *j->in_files)))
+		j->scope_session = 1;
+	}
+	if (!(j->in_files = calloc(n ? n : 1, sizeof *j->in_files)) ||
+	    (s->n_outputs &&
+	     !(j->out_names = calloc(s->n_outputs, sizeof *j->out_names))))
 		return -1;
 	j->n_bound = n;
+	j->n_out_names = s->n_outputs;
 	j->out_files = j->in_files + s->n_inputs;
 	for (uint32_t i = 0; i < s->n_inputs; i++)
 		if (bind_input(j, i) < 0)
@@ -207,8 +268,9 @@ int xy_clients__bind(struct client_job *j)
 	for (uint32_t i = 0; !j->why && i < s->n_outputs; i++) {
 		if (!*s->temps[i])
 			continue;
-		struct xy_file *f = declare(j->cs, j->scope, s->temps[i]);
-		if (!f)
+		struct xy_file *f = declare(j->cs, j->scope, s->temps[i],
+					    j->scope_session);
+		if (!f || !(j->out_names[i] = strdup(s->temps[i])))
 			return -1;
 		xy_catalog_file_incref(f);
 		j->out_files[i] = f;
@@ -225,6 +287,146 @@ void xy_clients__unbind(struct client_job *j)
 			xy_catalog_file_decref(j->in_files[i]);
 	free(j->in_files);
 	j->in_files = j->out_files = NULL;
+	for (uint32_t i = 0; j->out_names && i < j->n_out_names; i++)
+		free(j->out_names[i]);
+	free(j->out_names);
+	j->out_names = NULL;
+}
+
+void xy_clients__temps_made(struct client_job *j)
+{
+	struct xy_ctemps *ct = j->cs->ct;
+
+	for (uint32_t i = 0; ct && j->out_names && i < j->n_out_names; i++) {
+		struct ctemp *t = j->out_names[i]
+			? find(ct, j->scope, j->out_names[i]) : NULL;
+		/* Still the temp of that name (not written again since). */
+		if (t && t->f == j->out_files[i])
+			record(j->cs, t, 1);
+	}
+}
+
+int xy_clients__temp_replay(struct xy_clients *cs, const void *data,
+			    size_t len, char *err, size_t errlen)
+{
+	struct xy_reader r;
+	uint8_t scope[XY_ID_LEN], id[XY_ID_LEN] = {0}, kind = 0;
+	uint64_t size = 0;
+	char *name, *worker = NULL;
+
+	xy_reader_init(&r, data, len);
+	xy_get_raw(&r, scope, XY_ID_LEN);
+	int live = xy_get_u8(&r);
+	name = xy_get_str(&r, XY_MAX_NAME);
+	if (live == 1) {
+		xy_get_raw(&r, id, XY_ID_LEN);
+		kind = xy_get_u8(&r);
+		size = xy_get_u64(&r);
+		worker = xy_get_str(&r, XY_MAX_NAME);
+	}
+	if (r.err || r.left || live > 1 || !name || (live && !worker) ||
+	    kind > XY_KIND_DIR) {
+		free(name);
+		free(worker);
+		snprintf(err, errlen, "a client temp record is malformed");
+		return -1;
+	}
+	struct xy_ctemps *ct = cs ? ct_get(cs) : NULL;
+	struct ctemp *t = ct ? find(ct, scope, name) : NULL;
+	if (!cs || !live) {
+		if (t)
+			forget(ct, t, 1);
+		free(name);
+		free(worker);
+		return 0;
+	}
+	if (!ct || (!t && !(t = calloc(1, sizeof *t)))) {
+		free(name);
+		free(worker);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (t->name) { /* named again: the latest */
+		free(name);
+		free(t->worker);
+	} else {
+		t->name = name;
+		memcpy(t->scope, scope, XY_ID_LEN);
+		xy_htab_insert(&ct->by_name, t, node_hash(t));
+		t->next = ct->all;
+		if (ct->all)
+			ct->all->prev = t;
+		ct->all = t;
+	}
+	t->session = 1;
+	t->pending = 1;
+	memcpy(t->id, id, XY_ID_LEN);
+	t->kind = kind;
+	t->size = size;
+	t->worker = worker;
+	return 0;
+}
+
+void xy_clients__temps_restore(struct xy_clients *cs)
+{
+	struct xy_manager *m = cs->m;
+	int n = 0;
+
+	for (struct ctemp *t = cs->ct ? cs->ct->all : NULL, *next; t;
+	     t = next) {
+		char err[256], *label = NULL;
+		next = t->next;
+		if (!t->pending)
+			continue;
+		struct xy_object *o = xy_catalog_object(m->catalog, t->id,
+							t->kind, t->size);
+		struct xy_file *f = o ? xy_manager_declare_temp(
+			m, XY_CACHE_WORKFLOW, err, sizeof err) : NULL;
+		if (!f || asprintf(&label, "temp %s", t->name) < 0) {
+			if (f)
+				xy_file_release(f);
+			forget(cs->ct, t, 0);
+			continue;
+		}
+		free(f->label);
+		f->label = label;
+		xy_catalog_file_set_object(m->catalog, f, o);
+		xy_catalog_file_ready(m->catalog, f, o);
+		xy_memo_restore_temp(m->memo, t->id, t->worker);
+		t->f = f;
+		t->pending = 0;
+		n++;
+	}
+	if (n)
+		XY_LOGI(WHO, "%d temps of clients' sessions known again from "
+			"the journal", n);
+}
+
+int xy_clients__temps_dump(struct xy_clients *cs, struct xy_journal *snap)
+{
+	int ok = 1;
+	/* What a snapshot keeps: each made temp of a session, as the last
+	 * record of it said. */
+	for (struct ctemp *t = cs->ct ? cs->ct->all : NULL; ok && t;
+	     t = t->next) {
+		const struct xy_object *o = t->f ? t->f->obj : NULL;
+		const struct xy_worker *w = o ? xy_catalog_holder(o) : NULL;
+		struct xy_buf b;
+		if (!t->session || !o || t->f->state != FILE_READY)
+			continue;
+		xy_buf_init(&b);
+		xy_buf_put_raw(&b, t->scope, XY_ID_LEN);
+		xy_buf_put_u8(&b, 1);
+		xy_buf_put_str(&b, t->name);
+		xy_buf_put_raw(&b, o->id, XY_ID_LEN);
+		xy_buf_put_u8(&b, o->kind);
+		xy_buf_put_u64(&b, o->size);
+		xy_buf_put_str(&b, w && w->name ? w->name : "");
+		ok = !b.oom && xy_journal_append(snap, XY_MEMO_REC_CTEMP,
+						 b.data, b.len);
+		xy_buf_free(&b);
+	}
+	return ok ? 0 : -1;
 }
 
 void xy_clients__drop(struct xy_clients *cs, struct client *cl,
@@ -233,7 +435,7 @@ void xy_clients__drop(struct xy_clients *cs, struct client *cl,
 	for (uint32_t i = 0; cs->ct && i < d->n_temps; i++) {
 		struct ctemp *t = find(cs->ct, cl->scope, d->temps[i]);
 		if (t)
-			forget(cs->ct, t, 1);
+			drop_one(cs, t);
 	}
 }
 

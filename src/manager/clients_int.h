@@ -64,7 +64,10 @@ struct client_job {
 	 * of the job's; NULL where none (client_temps.c). */
 	struct xy_file **in_files, **out_files;
 	uint32_t n_bound;
+	char **out_names; /* its outputs' temp names (NULL: not a temp) */
+	uint32_t n_out_names;
 	uint8_t scope[XY_ID_LEN];
+	int scope_session; /* the scope is a session's: journaled */
 	struct client_job *prev, *next;
 };
 
@@ -132,6 +135,16 @@ void xy_clients__drop(struct xy_clients *cs, struct client *cl,
 /* Every temp of a scope forgotten (a client without a session left). */
 void xy_clients__drop_scope(struct xy_clients *cs, const uint8_t *scope);
 void xy_clients__free_temps(struct xy_clients *cs);
+/* j succeeded: its temps, still named so, recorded with their objects. */
+void xy_clients__temps_made(struct client_job *j);
+/* A CTEMP record replayed (cs NULL: only checked); -1 if malformed. */
+int xy_clients__temp_replay(struct xy_clients *cs, const void *data,
+			    size_t len, char *err, size_t errlen);
+/* At a start, before jobs are made again: the journal's temps given
+ * back to their sessions. */
+void xy_clients__temps_restore(struct xy_clients *cs);
+/* A snapshot's CTEMP records. 0, or -1. */
+int xy_clients__temps_dump(struct xy_clients *cs, struct xy_journal *snap);
 /* clients_journal.c's: a session's id. */
 const uint8_t *xy_clients__session_id(const struct session *s);
 

@@ -229,6 +229,8 @@ int xy_clients_replay(struct xy_clients *cs, unsigned type, const void *data,
 	uint8_t sid[XY_ID_LEN], jkey[XY_ID_LEN];
 	uint64_t seq = 0, acked = 0;
 
+	if (type == XY_MEMO_REC_CTEMP)
+		return xy_clients__temp_replay(cs, data, len, err, errlen);
 	xy_reader_init(&r, data, len);
 	xy_get_raw(&r, sid, XY_ID_LEN);
 	if (type == XY_MEMO_REC_SESSION) {
@@ -305,6 +307,7 @@ int xy_clients_dump(struct xy_clients *cs, struct xy_journal *snap)
 				ok = xy_journal_append(snap, XY_MEMO_REC_SUBMIT,
 						       a->data, a->len) != 0;
 	xy_buf_free(&b);
+	ok = ok && xy_clients__temps_dump(cs, snap) == 0;
 	if (!ok)
 		errno = ENOMEM;
 	return ok ? 0 : -1;
@@ -315,6 +318,7 @@ void xy_clients__resume(struct xy_clients *cs)
 	struct xy_cjournal *cj = cs->cj;
 	size_t n = 0, bad = 0;
 
+	xy_clients__temps_restore(cs);
 	/* A job answered at once (an input gone) drops its entry: the walk
 	 * keeps the next one first. */
 	for (size_t i = 0; cj && i < cj->accepted.n_slots; i++)
