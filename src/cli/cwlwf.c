@@ -100,7 +100,8 @@ static struct wtask *task_find(struct wfrun *w, uint64_t id)
 
 /* ------------------------------------------------------------- temps */
 
-/* Local runs keep each task's out/ on the worker as a temp: the task that
+/* Each task's out/ stays on the worker as a temp (with --manager, the
+ * session's temp named by its path here, brought back by bring_back): the task that
  * reads one of its files mounts the temp (at in/tK, K numbering the temps
  * it reads) and reads the file inside it; only the result object comes
  * back. The paths the engine sees are those the files would have in the
