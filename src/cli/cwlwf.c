@@ -801,8 +801,13 @@ static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
 	}
 	while (left > 0 && rc == 0) {
 		struct xy_msg_result res;
-		if (xy_client_wait(w->c, -1, &res, why, whylen) < 0)
-			return -1;
+		if (xy_local_stops())
+			return xy_fail(why, whylen, ECANCELED, "interrupted");
+		if (xy_client_wait(w->c, WAIT_SLICE_S, &res, why, whylen) < 0) {
+			if (errno == ETIMEDOUT)
+				continue;
+			return -1; /* the manager went: the run fails */
+		}
 		if (res.id < BRING_ID) {
 			struct stashed *st = calloc(1, sizeof *st);
 			if (!st) {
