@@ -78,6 +78,7 @@ struct wfrun {
 	double window; /* XYLEM_RECONNECT: how long to wait for it */
 	/* RESULTs of steps that came while temps were brought back. */
 	struct stashed *stash, *stash_tail;
+	uint64_t brought; /* bring-back tasks sent so far */
 };
 
 struct stashed {
@@ -774,31 +775,94 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 /* ------------------------------------------------- temps via --manager */
 
 /*
- * A step's out/ that the engine must read here (a loadContents or
- * loadListing it evaluates, the workflow's outputs) is brought back by a
- * task of its own: it mounts the temp and copies it to an output that
- * comes back, `in` to `out`, to t/N/out here. What comes meanwhile for
- * the steps is kept for wait_one.
+ * Steps' out/ that the engine must read here (a loadContents or
+ * loadListing it evaluates, the workflow's outputs) are brought back by
+ * one task for up to BRING_MAX of them: it mounts temp K at iK and
+ * copies it to the output oK (`cp -RL iK oK`), which comes back to
+ * t/N/out here. What comes meanwhile for the steps is kept for
+ * wait_one.
  */
+#define BRING_MAX 1000
+
+/* The bring-back task of ts[0..n), sent as id. */
+static int bring_send(struct wfrun *w, struct wtask **ts, size_t n,
+		      uint64_t id, char *why, size_t whylen)
+{
+	struct xy_client_input *in = calloc(n, sizeof *in);
+	char **names = calloc(2 * n, sizeof *names), *cmd = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&cmd, &len);
+	int rc = -1;
+
+	if (!in || !names || !f)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (asprintf(&names[2 * i], "i%zu", i) < 0 ||
+		    asprintf(&names[2 * i + 1], "o%zu", i) < 0)
+			goto out;
+		in[i] = (struct xy_client_input){.name = names[2 * i],
+						 .temp = ts[i]->tname};
+		fprintf(f, "%scp -RL i%zu o%zu", i ? " && " : "", i, i);
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		goto out;
+	}
+	f = NULL;
+	const char **outs = calloc(n, sizeof *outs);
+	if (!outs)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		outs[i] = names[2 * i + 1];
+	struct xy_client_task ct = {
+		.command = cmd, .tag = "cwl-bring-back", .inputs = in,
+		.n_inputs = (uint32_t)n, .outputs = outs,
+		.n_outputs = (uint32_t)n};
+	rc = w->c && xy_client_submit_keyed(w->c, &ct, id, NULL, why, whylen)
+		? 0 : -1;
+	free(outs);
+out:
+	if (f)
+		fclose(f);
+	if (rc < 0 && !*why)
+		xy_fail(why, whylen, ENOMEM, "out of memory");
+	for (size_t i = 0; names && i < 2 * n; i++)
+		free(names[i]);
+	free(names);
+	free(in);
+	free(cmd);
+	return rc;
+}
+
+/* Keeps a step's RESULT that came while temps were brought back. */
+static int stash(struct wfrun *w, struct xy_msg_result *res)
+{
+	struct stashed *st = calloc(1, sizeof *st);
+	if (!st) {
+		xy_client_result_free(res);
+		return -1;
+	}
+	st->res = *res;
+	if (w->stash_tail)
+		w->stash_tail->next = st;
+	else
+		w->stash = st;
+	w->stash_tail = st;
+	return 0;
+}
+
 static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
 		      char *why, size_t whylen)
 {
-	static const char *const outs[1] = {"out"};
-	size_t left = 0;
+	uint64_t first = BRING_ID + w->brought, left = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		struct xy_client_input in = {.name = "in", .temp = ts[i]->tname};
-		struct xy_client_task ct = {
-			.command = "cp -RL in out", .tag = "cwl-bring-back",
-			.inputs = &in, .n_inputs = 1, .outputs = outs,
-			.n_outputs = 1};
-		if (!w->c || !xy_client_submit_keyed(w->c, &ct,
-						     BRING_ID + ts[i]->n, NULL,
-						     why, whylen))
+	for (size_t at = 0; at < n; at += BRING_MAX, left++)
+		if (bring_send(w, ts + at, n - at < BRING_MAX ? n - at
+			       : BRING_MAX, first + left, why, whylen) < 0)
 			return -1;
-		left++;
-	}
+	w->brought += left;
+	uint64_t sent = left;
 	while (left > 0 && rc == 0) {
 		struct xy_msg_result res;
 		if (xy_local_stops())
@@ -809,42 +873,41 @@ static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
 			return -1; /* the manager went: the run fails */
 		}
 		if (res.id < BRING_ID) {
-			struct stashed *st = calloc(1, sizeof *st);
-			if (!st) {
-				xy_client_result_free(&res);
+			if (stash(w, &res) < 0)
 				return xy_fail(why, whylen, ENOMEM,
 					       "out of memory");
-			}
-			st->res = res;
-			if (w->stash_tail)
-				w->stash_tail->next = st;
-			else
-				w->stash = st;
-			w->stash_tail = st;
 			continue;
 		}
-		struct wtask *t = NULL;
-		for (size_t i = 0; i < n; i++)
-			if (ts[i]->n == res.id - BRING_ID)
-				t = ts[i];
-		char dest[2 * PATH_MAX];
-		if (!t) {
+		if (res.id < first || res.id >= first + sent) {
 			xy_client_result_free(&res);
-			continue;
+			continue; /* an earlier bring-back's, given up on */
 		}
+		size_t at = (size_t)(res.id - first) * BRING_MAX;
+		size_t k = n - at < BRING_MAX ? n - at : BRING_MAX;
 		left--;
-		snprintf(dest, sizeof dest, "%s/out", t->dir);
-		xy_rm_rf(dest);
 		if (res.result != XY_RESULT_SUCCESS || res.exit_code != 0 ||
-		    res.n_outputs != 1) {
-			xy_fail(why, whylen, EIO, "step %u's out/ could not be"
-				" brought back: %s", t->n, *res.message
-				? res.message
+		    res.n_outputs != k) {
+			xy_fail(why, whylen, EIO, "steps' out/ could not be"
+				" brought back: %s", *res.message ? res.message
 				: xy_result_string((xy_result)res.result));
 			rc = -1;
-		} else if (xy_client_fetch(w->c, &res, 0, dest, why,
-					   whylen) < 0) {
-			rc = -1;
+		}
+		for (size_t i = 0; rc == 0 && i < k; i++) {
+			char dest[2 * PATH_MAX], name[32];
+			uint32_t j = 0;
+			snprintf(name, sizeof name, "o%zu", i);
+			while (j < res.n_outputs &&
+			       strcmp(res.outputs[j].name, name))
+				j++;
+			snprintf(dest, sizeof dest, "%s/out", ts[at + i]->dir);
+			xy_rm_rf(dest);
+			if (j == res.n_outputs ||
+			    xy_client_fetch(w->c, &res, j, dest, why,
+					    whylen) < 0) {
+				if (j == res.n_outputs)
+					xy_fail(why, whylen, EIO, "no %s", name);
+				rc = -1;
+			}
 		}
 		xy_client_result_free(&res);
 	}
