@@ -392,6 +392,13 @@ XY_API void xy_task_set_gpus(struct xy_task *t, int gpus);
 XY_API void xy_task_set_retries(struct xy_task *t, int retries);
 XY_API void xy_task_set_priority(struct xy_task *t, double priority);
 XY_API void xy_task_set_time_limit(struct xy_task *t, double seconds);
+/* A call that carries a batch of calls (the Python package's bursts and
+ * map chunks) says how many: the scaler counts it as that many tasks of
+ * its shape when it sizes pools (docs/scaling.md, "Batched calls"), so
+ * that batching never changes how many workers a burst asks for. 1 by
+ * default; values below 1 mean 1. Scheduling is unchanged: the task
+ * still takes its own cores on one worker. */
+XY_API void xy_task_set_calls(struct xy_task *t, int calls);
 /* A free-form label kept with the task (the workflow's task id). */
 XY_API int xy_task_set_tag(struct xy_task *t, const char *tag);
 

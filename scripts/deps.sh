@@ -102,7 +102,7 @@ fi
 pkgs=(meson ninja meson-python cloudpickle)
 if [ "$what" = test ]; then
 	pkgs+=(pytest "parsl[monitoring]" pandas cwltest selenium
-	       prometheus_client)
+	       prometheus_client nbclient ipykernel)
 fi
 constraints=$top/scripts/constraints.txt
 stamp="$venv/.xylem-deps-$what"

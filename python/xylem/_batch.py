@@ -14,12 +14,23 @@ chunk's calls, and the next chunks of that function aim at TARGET_S
 seconds each. Before any measurement, a map's chunks hold one call (the
 first that returns measures the function); a burst's batches start at
 two calls and double.
+
+Pools. With pools (the scaler sizes them from the queued tasks), a
+batch or a chunk tells the manager how many calls it carries (submit's
+calls=), and the scaler counts it as that many one-core tasks, so
+batching never changes how many workers a burst asks for. And since only
+a measured function can be batched without risk of queueing slow calls
+behind each other on the first worker to come, while the others start
+to find nothing, a burst's calls of a function not yet measured each go
+alone, as a batch of one (which measures it); from the first
+measurement on, batches aim at TARGET_S each, as without pools.
 """
 
 import collections
 import concurrent.futures as cf
 import functools
 import itertools
+import os
 import threading
 import time
 
@@ -63,7 +74,9 @@ class Batching:
 
     def __init__(self, ex, submits=True):
         self.ex = ex
-        self.submits = submits  # coalesce bursts of submit()
+        # Coalesce bursts of submit(); XYLEM_NO_BURSTS=1 turns it off
+        # (for benchmarks: bench/parsl_perf_ab.sh).
+        self.submits = submits and os.environ.get("XYLEM_NO_BURSTS") != "1"
         self.cost = {}          # function digest -> seconds per call
         self.grow = {}          # digest -> next size before a measurement
         self.lock = threading.Lock()
@@ -103,10 +116,7 @@ class Batching:
         """True if a submit of fn with opts may wait for the burst."""
         from .cwl import CWLApp
         from .shell import ShellFunction
-        # Not while pools size the workers from the queued tasks: a batch
-        # is one task, and would hide its calls' demand from the scaler.
         return (self.submits and not fresh and self.ex._journal is None
-                and not self.ex._pools
                 and not isinstance(fn, (ShellFunction, CWLApp))
                 and _resources_plain(opts))
 
@@ -186,9 +196,15 @@ class Batching:
             groups.setdefault((e.library, o["priority"], o["tag"]),
                               []).append(e)
         cores = None
+        pooled = bool(ex._pools)
         for group in groups.values():
             try:
-                if len(group) == 1:
+                # With pools, a call of a function not yet measured goes
+                # alone, as a batch of one that measures it (the
+                # module's text, "Pools").
+                measure = pooled and any(e.digest not in self.cost
+                                         for e in group)
+                if len(group) == 1 and not measure:
                     self._send_one(group[0])
                     continue
                 if cores is None:
@@ -197,11 +213,16 @@ class Batching:
                 # what the functions' measured cost says a chunk should
                 # hold.
                 most = max(1, min(BURST_MAX, -(-len(group) // cores)))
-                size = max(1, min(self.size(e.digest, most, grow=True)
-                                  for e in group))
+                if measure:
+                    size = 1
+                else:
+                    # Each function once: size(grow=True) doubles its
+                    # next batch at every call.
+                    size = max(1, min(self.size(d, most, grow=True)
+                                      for d in {e.digest for e in group}))
                 for i in range(0, len(group), size):
                     piece = group[i:i + size]
-                    if len(piece) == 1:
+                    if len(piece) == 1 and not measure:
                         self._send_one(piece[0])
                     else:
                         self._send_batch(piece)
@@ -287,8 +308,9 @@ class Batching:
         spec.update(ex._resources(piece[0].opts, spec))
         spec.pop("env", None)
         try:
+            # calls: the scaler counts the batch as its calls ("Pools").
             ex._manager.submit(key, library=piece[0].library,
-                               payload=payload, **spec)
+                               payload=payload, calls=len(piece), **spec)
         except Exception as x:
             with ex._lock:
                 ex._pending.pop(key, None)
@@ -461,7 +483,7 @@ class _MapRun:
             ex._pending[key] = p
         try:
             ex._manager.submit(key, library=self.library, payload=payload,
-                               **spec)
+                               calls=len(chunk), **spec)
         except Exception as e:
             with ex._lock:
                 ex._pending.pop(key, None)

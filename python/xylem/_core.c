@@ -550,8 +550,9 @@ static PyObject *Manager_submit(Manager *self, PyObject *args, PyObject *kw)
 				 "inputs",  "outputs", "env",     "cores",
 				 "memory",  "disk",    "gpus",    "retries",
 				 "priority", "time_limit", "tag", "environment",
-				 NULL};
+				 "calls", NULL};
 	struct task_spec sp = {.cores = 1};
+	int calls = 1; /* a batch: the calls it carries, for the scaler */
 	unsigned long long key;
 	const char *command = NULL, *library = NULL;
 	Py_buffer payload = {0};
@@ -559,10 +560,11 @@ static PyObject *Manager_submit(Manager *self, PyObject *args, PyObject *kw)
 	struct xy_task *t = NULL;
 
 	if (!PyArg_ParseTupleAndKeywords(
-		    args, kw, "K|$zzy*OOOiLLiiddzO", kwlist, &key, &command,
+		    args, kw, "K|$zzy*OOOiLLiiddzOi", kwlist, &key, &command,
 		    &library, &payload, &sp.inputs, &sp.outputs, &sp.env,
 		    &sp.cores, &sp.memory, &sp.disk, &sp.gpus, &sp.retries,
-		    &sp.priority, &sp.time_limit, &sp.tag, &sp.environment))
+		    &sp.priority, &sp.time_limit, &sp.tag, &sp.environment,
+		    &calls))
 		return NULL;
 	if (key == 0) {
 		PyErr_SetString(PyExc_ValueError, "key must be positive");
@@ -573,6 +575,7 @@ static PyObject *Manager_submit(Manager *self, PyObject *args, PyObject *kw)
 	t = new_task(command, library, &payload);
 	if (!t || apply_spec(self, t, &sp) < 0)
 		goto fail;
+	xy_task_set_calls(t, calls);
 	xy_task_set_user(t, key);
 	p = malloc(sizeof *p);
 	if (!p) {
@@ -1319,9 +1322,10 @@ static PyMethodDef Manager_methods[] = {
 	 "submit(key, *, command=None, library=None, payload=b'', inputs=(),"
 	 " outputs=(), env=None, cores=1, memory=0, disk=0, gpus=0,"
 	 " retries=0, priority=0.0, time_limit=0.0, tag=None,"
-	 " environment=None)\n"
+	 " environment=None, calls=1)\n"
 	 "Hands a command task or a call to the manager; its result comes"
-	 " back\nthrough the callback under `key`."},
+	 " back\nthrough the callback under `key`. calls: the calls a batch"
+	 " carries\n(the scaler counts it as that many)."},
 	{"declare_file", (PyCFunction)Manager_declare_file, METH_VARARGS,
 	 "declare_file(path, cache='workflow') -> handle"},
 	{"declare_buffer", (PyCFunction)Manager_declare_buffer, METH_VARARGS,

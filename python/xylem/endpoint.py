@@ -36,6 +36,9 @@ import uuid
 FRAME = struct.Struct(">I")
 FRAME_MAX = 64 << 20
 ASK_TIMEOUT = 30.0
+# A session's client that answers no ping within so long, when another
+# client of the user asks for the session, loses it (Server._take_over).
+PROBE_S = float(os.environ.get("XYLEM_ENDPOINT_PROBE_S", "2"))
 
 
 # ------------------------------------------------------------------ frames
@@ -98,6 +101,23 @@ class Refused(PermissionError):
     of it was recorded or run."""
 
 
+class CertificateRefused(Refused):
+    """The endpoint refuses this client's certificate: revoked (by the
+    administrator, or by a later `xylem endpoint enroll` of the same
+    account), or not one it issued. A connection cut or refused for it
+    is not tried again: every call without a result fails with it, and
+    the executor takes no more (docs/endpoint.md, "Revoking")."""
+
+
+def _tls_refusal(why):
+    """The exception for an endpoint's refusal of a TLS client: one of
+    the certificate's is for good; others (busy, a start that failed)
+    are worth another try."""
+    if "certificate" in why and "not checkable" not in why:
+        return CertificateRefused("the endpoint refused: " + why)
+    return PermissionError("the endpoint refused: " + why)
+
+
 class ResultDropped(Exception):
     """The call ran, but its result was dropped unacknowledged after the
     administrator's retention (docs/endpoint.md, "Limits")."""
@@ -111,6 +131,10 @@ class Limits:
 
     def __init__(self, limits=(), options=(), pools=()):
         self.max_queued = self.max_result_bytes = self.retention = None
+        # The user's caps on the workers and cores of this server, its
+        # own and its pools' together (the endpoint's max_workers,
+        # max_cores and `user NAME` lines).
+        self.max_workers = self.max_cores = None
         # The pools a user may ask for: name -> (provider, cores,
         # max_workers, the users it is for, or None: every user).
         self.pools = {}
@@ -121,7 +145,8 @@ class Limits:
                                 set(words[3:]) or None)
         for kv in limits:
             key, value = kv.split("=", 1)
-            if key not in ("max_queued", "max_result_bytes", "retention"):
+            if key not in ("max_queued", "max_result_bytes", "retention",
+                           "max_workers", "max_cores"):
                 raise ValueError("unknown limit %r" % key)
             setattr(self, key, int(value))
         self.schema = {}
@@ -153,6 +178,63 @@ class Limits:
             if pool[3] is not None and user not in pool[3]:
                 return ("pool %r is not one the administrator lets you ask "
                         "for" % name)
+        return None
+
+    def pool_room(self, name, used):
+        """How many workers pool name may have within the user's caps,
+        with used = (workers, cores) held already (the server's own and
+        the pools granted, each at its most): (n, None), n at most the
+        pool's own, or (0, why) if not one fits."""
+        provider, cores, most, _ = self.pools[name]
+        room = most
+        if self.max_workers:
+            room = min(room, self.max_workers - used[0])
+        if self.max_cores:
+            room = min(room, (self.max_cores - used[1]) // cores)
+        if room >= 1:
+            return room, None
+        return 0, ("pool %r (%d cores a worker) does not fit your limits: "
+                   "your session server has %d workers and %d cores, of "
+                   "the administrator's max_workers %s and max_cores %s" % (
+                       name, cores, used[0], used[1],
+                       self.max_workers or "(none)",
+                       self.max_cores or "(none)"))
+
+    def check_call(self, payload):
+        """None if what the call's function implies is within the
+        schema, else why not: a ShellFunction's walltime is a time limit
+        (checked against `time_limit`'s range), an MPIFunction's ranks
+        are cores (against `cores`'s), on one node. Only where the
+        schema bounds them: the function is unpickled for it (once more
+        than to run it), outside the server's lock. A payload that does
+        not unpickle fails when it runs, as before."""
+        if "time_limit" not in self.schema and "cores" not in self.schema:
+            return None
+        from .shell import ShellFunction
+        from .mpi import MPIFunction
+        try:
+            fn = pickle.loads(payload)[0]
+        except Exception:  # noqa: BLE001 - its run says why
+            return None
+        if not isinstance(fn, ShellFunction):
+            return None
+        implied = [("ShellFunction walltime", "time_limit",
+                    getattr(fn, "walltime", None))]
+        if isinstance(fn, MPIFunction):
+            nodes = getattr(fn, "nodes", 1)
+            if nodes != 1 or isinstance(nodes, bool):
+                return ("MPIFunction nodes=%r: the endpoint runs an MPI "
+                        "call's ranks on one node (nodes=1)" % (nodes,))
+            implied.append(("MPIFunction ranks", "cores",
+                            getattr(fn, "ranks", None)))
+        for what, name, v in implied:
+            rule = self.schema.get(name)
+            if v is None or rule is None or rule[0] == "enum":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                    not rule[1] <= v <= rule[2]:
+                return ("%s=%r: must be from %s to %s (the administrator's"
+                        " range for %s)" % (what, v, rule[1], rule[2], name))
         return None
 
     def check(self, opts):
@@ -215,6 +297,7 @@ class _Conn:
         import queue
         self.sock = sock
         self.closed = False
+        self.heard = 0.0  # when it last answered a ping (monotonic)
         self.queue = queue.SimpleQueue()
         threading.Thread(target=self._write, daemon=True).start()
 
@@ -413,6 +496,9 @@ class Server:
         self.held = 0       # bytes of results not acknowledged
         self.throttled = False
         self.granted = set()  # pools added to the executor
+        # Workers and cores held, at their most: the server's own, then
+        # each pool granted (within the user's caps, Limits.pool_room).
+        self.held_size = [workers, workers * cores_per_worker]
         self.swept = 0.0
         self.compact_bytes = int(os.environ.get(
             "XYLEM_ENDPOINT_COMPACT_BYTES", COMPACT_BYTES))
@@ -584,7 +670,9 @@ class Server:
                 self.throttled = True
                 _log("throttled: %d calls queued (max_queued %d)",
                      self._queued(), limit)
+            conn.throttled = True  # alive: not taken over (_take_over)
             self.room.wait(1.0)
+        conn.throttled = False
         self.throttled = False
 
     def _refusal(self, s, seq, opts):
@@ -608,12 +696,14 @@ class Server:
         return None
 
     def _submit(self, s, conn, seq, payload, opts):
+        # What the function implies (walltime, ranks), outside the lock.
+        implied = self.limits.check_call(payload)
         with self.lock:
             self._throttle(conn)
             if seq in s.calls:  # sent again after a reconnect
                 conn.send(("accepted", seq))
                 return
-            why = self._refusal(s, seq, opts)
+            why = self._refusal(s, seq, opts) or implied
             if why:
                 conn.send(("refused", seq, why))
                 return
@@ -635,6 +725,7 @@ class Server:
             if name in self.granted:
                 continue
             provider, cores, most, _ = self.limits.pools[name]
+            most = self._fit_pool(name, most)
             pool = Pool(name, cores, provider=provider, max_workers=most)
             self.ex._manager.add_pool(**pool.options(find_xylem()))
             self.ex._pools.append(pool)
@@ -645,12 +736,81 @@ class Server:
             _log("pool %s (%s, %d cores, at most %d workers) added",
                  name, provider, cores, most)
 
+    def _fit_pool(self, name, most):
+        """Under the lock: pool name's most workers, cut to the user's
+        caps, which it then holds (the caller grants it)."""
+        room, why = self.limits.pool_room(name, self.held_size)
+        if why:  # another session's grant took the room meanwhile
+            raise ValueError(why)
+        if room < most:
+            _log("pool %s: at most %d workers, not %d (the user's "
+                 "max_workers %s, max_cores %s)", name, room, most,
+                 self.limits.max_workers, self.limits.max_cores)
+        cores = self.limits.pools[name][1]
+        self.held_size[0] += room
+        self.held_size[1] += room * cores
+        return room
+
+    def _pools_refusal(self, names):
+        """Why the pools asked for cannot all be granted within the
+        user's caps (each new one needs room for a worker), or None."""
+        with self.lock:
+            used = list(self.held_size)
+            for name in dict.fromkeys(names):
+                if name in self.granted:
+                    continue
+                room, why = self.limits.pool_room(name, used)
+                if why:
+                    return why
+                used[0] += room
+                used[1] += room * self.limits.pools[name][1]
+        return None
+
+    def _take_over(self, s):
+        """Under the lock (let go while it waits): s is attached, and a
+        new client of this user asks for it. The attached client is
+        pinged; if nothing answers within PROBE_S (a half-open
+        connection: a client whose host vanished behind the TLS relay,
+        or a stopped process), its connection is closed and True
+        returned: the new client takes the session. False if it answers,
+        or is throttled (its frames wait unread: alive)."""
+        old = s.conn
+        t0 = time.monotonic()
+        old.send(("ping", t0))
+        while s.conn is old and not old.closed and old.heard < t0 and \
+                not getattr(old, "throttled", False):
+            left = t0 + PROBE_S - time.monotonic()
+            if left <= 0:
+                break
+            self.room.wait(left)
+        if s.conn is not old or old.closed:
+            return s.conn is None  # it left meanwhile: free
+        if old.heard >= t0 or getattr(old, "throttled", False):
+            return False
+        _log("session %s: its client did not answer within %.0f s: taken "
+             "over by a new client", s.id, PROBE_S)
+        s.conn = None
+        old.closed = True
+        try:
+            old.sock.shutdown(socket.SHUT_RDWR)  # its reader ends
+        except OSError:
+            pass
+        old.close()
+        return True
+
+    def _pong(self, conn):
+        """The client answered _take_over's ping: alive."""
+        with self.lock:
+            conn.heard = time.monotonic()
+            self.room.notify_all()
+
     def _hello(self, conn, sid, asks=None):
         import pwd
         asks = asks if isinstance(asks, dict) else {}
         if asks.get("pools"):
             why = self.limits.check_pools(
-                asks["pools"], pwd.getpwuid(os.getuid()).pw_name)
+                asks["pools"], pwd.getpwuid(os.getuid()).pw_name) or \
+                self._pools_refusal(asks["pools"])
             if why:
                 conn.send(("error", why))
                 return None
@@ -667,7 +827,7 @@ class Server:
                 conn.send(("error", "no session %r here (your "
                            "sessions: ex.session of each)" % (sid,)))
                 return None
-            if s.conn is not None:
+            if s.conn is not None and not self._take_over(s):
                 conn.send(("error", "session %s is attached to "
                            "another client now" % sid))
                 return None
@@ -706,6 +866,8 @@ class Server:
                 elif msg[0] == "submit" and s is not None:
                     self._submit(s, conn, msg[1], msg[2],
                                  msg[3] if len(msg) > 3 else {})
+                elif msg[0] == "pong":
+                    self._pong(conn)
                 elif msg[0] == "ack" and s is not None:
                     with self.lock:
                         self._forget_acked(s, msg[1])
@@ -901,8 +1063,10 @@ def _tls_open(host, port, files, timeout):
             line += chunk
     except ssl.SSLError as e:
         raw.close()
-        raise PermissionError("the endpoint at %s refused the TLS "
-                              "connection: %s" % (where, e)) from None
+        why = "the endpoint at %s refused the TLS connection: %s" % (
+            where, e)
+        raise (CertificateRefused if "certificate" in str(e) else
+               PermissionError)(why) from None
     except OSError as e:
         raw.close()
         raise ConnectionError("the endpoint at %s closed: %s"
@@ -911,7 +1075,7 @@ def _tls_open(host, port, files, timeout):
     if not text.startswith("ok "):
         tls.close()
         if text.startswith("error "):
-            raise PermissionError("the endpoint refused: " + text[6:])
+            raise _tls_refusal(text[6:])
         raise ConnectionError("no answer from the endpoint at %s" % where)
     mine, theirs = socket.socketpair()
     mine.settimeout(timeout)  # for the welcome; _hello clears it
@@ -1100,9 +1264,28 @@ class EndpointExecutor(concurrent.futures.Executor):
             try:
                 self._connect()
                 return True
+            except CertificateRefused as e:
+                self._refused_for_good(e)
             except (OSError, ValueError):
                 time.sleep(0.2)
         return False
+
+    def _refused_for_good(self, why):
+        """The endpoint cut the connection and refuses the certificate
+        (revoked): every call without a result fails with why, and the
+        executor is closed (submit raises why)."""
+        with self._lock:
+            self._broken = why
+            self._closed = True
+            futs = [f for f in self._futures.values() if not f.done()]
+            self._pending.clear()
+            self._unaccepted.clear()
+            self._out.clear()
+            self._wake.notify_all()
+            self._settled.notify_all()
+        for f in futs:
+            if f.set_running_or_notify_cancel():
+                f.set_exception(why)
 
     # -- threads
     def _receive(self):
@@ -1122,6 +1305,11 @@ class EndpointExecutor(concurrent.futures.Executor):
                     self._accepted_all()
                 if fut is not None and not fut.done():
                     fut.set_exception(Refused(msg[2]))
+                continue
+            if msg[0] == "ping":  # the server asks whether we live
+                with self._lock:
+                    self._out.append(_frame(("pong", msg[1])))
+                    self._wake.notify_all()
                 continue
             if msg[0] == "accepted":
                 with self._lock:
@@ -1256,7 +1444,8 @@ class EndpointExecutor(concurrent.futures.Executor):
                                  len(payload), FRAME_MAX - 4096))
         with self._lock:
             if self._closed:
-                raise RuntimeError("cannot submit after shutdown")
+                raise getattr(self, "_broken", None) or \
+                    RuntimeError("cannot submit after shutdown")
             seq = self._next
             self._next += 1
             fut = self._futures[seq] = concurrent.futures.Future()
@@ -1345,7 +1534,8 @@ def main(argv=None):
     s.add_argument("--idle-exit", type=int, default=300)
     s.add_argument("--cores-per-worker", type=int, default=1)
     s.add_argument("--limit", action="append", default=[],
-                   help="KEY=VALUE: max_queued, max_result_bytes, retention")
+                   help="KEY=VALUE: max_queued, max_result_bytes, "
+                   "retention, max_workers, max_cores")
     s.add_argument("--pool", action="append", default=[],
                    help="NAME=PROVIDER CORES MAX_WORKERS [USER...]: a pool "
                    "users may ask for")

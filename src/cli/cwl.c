@@ -400,7 +400,7 @@ const char *const cwl__task_outputs[2] = {"out", RESULT_FILE};
 
 static struct xy_task *make_task(struct cwl_run *r, char *err, size_t errlen)
 {
-	struct xy_task *t = xy_task_create(TASK_COMMAND);
+	struct xy_task *t = xy_task_create(r->command);
 	json_t *plan = NULL, *doc = task_doc(r, &plan);
 	char path[PATH_MAX], *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	struct xy_file *f;
@@ -679,6 +679,27 @@ static int classify(struct cwl_run *r, const struct outcome *o)
 
 /* ----------------------------------------------------------------- cwl */
 
+/* The local worker is this very program: TASK_COMMAND's search for
+ * xylem-cwl-exec is done once, here, and the command left is one the
+ * worker starts without /bin/sh (a process start less a tool run). */
+static void local_command(struct cwl_run *r)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+	snprintf(r->command, sizeof r->command, "%s", TASK_COMMAND);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	if (!(slash = strrchr(exe, '/')) || strchr(exe, '\''))
+		return;
+	snprintf(slash + 1, sizeof exe - (size_t)(slash + 1 - exe),
+		 "xylem-cwl-exec");
+	if (access(exe, X_OK) == 0)
+		snprintf(r->command, sizeof r->command, "exec '%s' %s", exe,
+			 JOB_FILE);
+}
+
 int cwl__start(struct cwl_run *r)
 {
 	struct xy_manager_options opt = {.host = "127.0.0.1", .name = "xylem-cwl"};
@@ -688,6 +709,7 @@ int cwl__start(struct cwl_run *r)
 	    xy_local_manager(&r->local, &opt) < 0)
 		return -1;
 	r->m = r->local.m;
+	local_command(r);
 	r->local.n_workers = 1;
 	r->local.worker_cores = cores > r->rt.cores ? cores : (int)r->rt.cores;
 	return 0;

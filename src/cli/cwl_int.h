@@ -45,6 +45,10 @@ struct cwl_run {
 	json_t *tool, *job;
 	struct cwl_runtime rt;
 	char outdir[PATH_MAX];
+	/* The task's command on this run's own local workers: TASK_COMMAND,
+	 * or (cwl__start) that command with the path of xylem-cwl-exec
+	 * written in, which the worker runs without a shell. */
+	char command[PATH_MAX + 64];
 };
 
 /* A job document that fits (JOB_ENV_MAX bytes) may come in this
@@ -83,7 +87,8 @@ json_t *cwl__runtime_json(const struct cwl_runtime *rt);
 void cwl__print_value(FILE *out, const json_t *v, int depth);
 /* Moves src to dst, making dst's directory. */
 int cwl__move(const char *src, const char *dst, char *err, size_t errlen);
-/* A manager on 127.0.0.1 for the run, its one worker not started yet. */
+/* A manager on 127.0.0.1 for the run, its one worker not started yet;
+ * r->command set for that worker. */
 int cwl__start(struct cwl_run *r);
 
 /* cwlwf.c: runs a Workflow or an ExpressionTool (r->tool, r->job),

@@ -36,6 +36,7 @@
 #include "cwl_int.h"
 #include "local.h"
 #include "log.h"
+#include "progress.h"
 #include "util.h"
 #include "xylem.h"
 
@@ -79,6 +80,10 @@ struct wfrun {
 	/* RESULTs of steps that came while temps were brought back. */
 	struct stashed *stash, *stash_tail;
 	uint64_t brought; /* bring-back tasks sent so far */
+	/* The progress line (progress.h): jobs done of those known so far
+	 * (a scatter's jobs become known as its step starts). */
+	struct xy_progress prog;
+	int64_t done, failed;
 };
 
 struct stashed {
@@ -334,7 +339,7 @@ static uint64_t submit_local(void *arg, const json_t *tool, const json_t *job,
 		return 0;
 	}
 	if (!(wt = prepare(w, tool, job, &rt, &text, err, errlen)) ||
-	    !(t = xy_task_create(TASK_COMMAND)))
+	    !(t = xy_task_create(r->command)))
 		goto out;
 	json_array_foreach(wt->plan, i, pair) {
 		f = xy_manager_declare_file(r->m, json_string_value(
@@ -599,6 +604,8 @@ static int task_back(struct wfrun *w, struct cwl_wf *wf, uint64_t id,
 
 	if (!t)
 		return -1; /* not ours */
+	w->done++;
+	w->failed += result != XY_RESULT_SUCCESS;
 	/* What the tool said, without the result line (and the line break
 	 * cwl-exec put before it). */
 	if (line)
@@ -674,13 +681,29 @@ static int reconnect(struct wfrun *w, const char *why)
 	}
 }
 
+/* The progress line for the workflow's jobs: done of those submitted so
+ * far (w->n counts every job prepared), as xylem cwl TOOL shows its one
+ * task. */
+static void show_progress(struct wfrun *w, struct cwl_wf *wf)
+{
+	struct xy_progress_counts c;
+
+	c.done = w->done;
+	c.failed = w->failed;
+	c.running = (int64_t)cwl_wf_running(wf);
+	c.total = (int64_t)w->n > c.done ? (int64_t)w->n : c.done;
+	xy_progress_update(&w->prog, &c, 0);
+}
+
 /* Waits for one task, here or on --manager; its status as task_back's. */
 static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 {
 	char err[1024] = "";
 
 	for (;;) {
+		show_progress(w, wf);
 		if (xy_local_stops()) {
+			xy_progress_clear(&w->prog);
 			fprintf(stderr, "xylem cwl: interrupted, cancelling"
 				" the workflow's tasks\n");
 			return xy_local_stop_status();
@@ -699,6 +722,7 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 					"tasks: %s\n", strerror(errno));
 				return CWL_PERMANENT_FAIL;
 			}
+			xy_progress_clear(&w->prog);
 			o = xy_task_output(t, &len);
 			rc = task_back(w, wf, xy_task_id(t), xy_task_result(t),
 				       xy_task_exit_code(t), o, len,
@@ -721,14 +745,17 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 			if (errno == ETIMEDOUT)
 				continue;
 			if (errno == ECONNRESET) {
+				xy_progress_clear(&w->prog);
 				if ((rc = reconnect(w, err)) >= 0)
 					return rc;
 				continue;
 			}
+			xy_progress_clear(&w->prog);
 			fprintf(stderr, "xylem cwl: %s: %s\n", w->r->o.manager,
 				err);
 			return CWL_PERMANENT_FAIL;
 		}
+		xy_progress_clear(&w->prog);
 		t = task_find(w, res.id);
 		if (!t || t->answered) { /* sent again: the first counts */
 			xy_client_result_free(&res);
@@ -1062,7 +1089,9 @@ static int drive(struct wfrun *w, struct cwl_wf *wf)
 				"step can run\n");
 			return CWL_PERMANENT_FAIL;
 		}
-		if ((rc = wait_one(w, wf)) >= 0)
+		rc = wait_one(w, wf);
+		xy_progress_clear(&w->prog);
+		if (rc >= 0)
 			return rc;
 	}
 }
@@ -1079,6 +1108,7 @@ int cwl__run_workflow(struct cwl_run *r)
 	int rc = -1;
 
 	snprintf(scratch, sizeof scratch, "%s/literals", r->local.tmpdir);
+	xy_progress_init(&w.prog, stderr, !r->o.quiet);
 	if (r->o.manager && (rc = connect_remote(&w, &tls)) >= 0) {
 		SSL_CTX_free(tls);
 		return rc;

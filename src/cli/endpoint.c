@@ -82,9 +82,11 @@ static void usage(FILE *out)
 		" lines (users,\n"
 		"                  uid_min, idle_exit, workers,"
 		" cores_per_worker, python,\n"
-		"                  environment, cert_days, max_queued,"
-		" max_result_bytes,\n"
-		"                  retention, option NAME, pool NAME;"
+		"                  environment, cert_days, tls_keepalive,"
+		" max_queued,\n"
+		"                  max_result_bytes, retention, option NAME,"
+		" pool NAME,\n"
+		"                  max_workers, max_cores, user NAME;"
 		" docs/endpoint.md)\n"
 		"  --run-as USER   the account the front serves as (root"
 		" only; default nobody)\n"
@@ -171,6 +173,7 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 		{"workers", &cfg->workers, 0, 4096},
 		{"cores_per_worker", &cfg->cores_per_worker, 1, 1 << 20},
 		{"cert_days", &cfg->cert_days, 1, 3650},
+		{"tls_keepalive", &cfg->tls_keepalive, 1, 7200},
 	};
 	char *end;
 	int mine = xy_cli_ep_limits_line(cfg, key, v, err, len);
@@ -228,8 +231,9 @@ static int config_line(struct xy_ep_config *cfg, char *key, char *v,
 	}
 	snprintf(err, len, "unknown setting '%s' (users, uid_min, idle_exit,"
 		 " workers, cores_per_worker, python, environment, cert_days,"
+		 " tls_keepalive,"
 		 " max_queued, max_result_bytes, retention, option NAME,"
-		 " pool NAME)", key);
+		 " pool NAME, max_workers, max_cores, user NAME)", key);
 	return -1;
 }
 
@@ -260,6 +264,7 @@ static int config_read(const char *path, struct xy_ep_config *cfg)
 	cfg->idle_exit = 300;
 	cfg->workers = 1;
 	cfg->cert_days = 365;
+	cfg->tls_keepalive = 60;
 	if (!path)
 		return 0;
 	if (!(f = fopen(path, "re"))) {
@@ -552,6 +557,8 @@ static int serve(int lfd, int spawner, int tls_lfd,
 		if ((p[n + 2].revents & POLLIN) &&
 		    xy_ep_tls_accept(tls, tls_lfd) < 0)
 			tls_pause = xy_mono() + PAUSE_SECONDS;
+		if (tls_lfd >= 0)
+			xy_ep_tls_watch(tls); /* revoked: open ones are cut */
 	}
 	for (int i = f.n - 1; i >= 0; i--)
 		drop(&f, i);
@@ -610,6 +617,7 @@ static int run_endpoint(const struct ep_opts *o)
 	else
 		xy_ep_ca_default_state(state, sizeof state);
 	cfg.state = tls.state = state;
+	tls.keepalive = cfg.tls_keepalive;
 	if (o->listen) {
 		/* The CA is made (or read) once, here, as root. */
 		if (xy_ep_ca_init(state, err, sizeof err) < 0) {

@@ -5,7 +5,10 @@
  * here, once, with its type and range, and becomes arguments of the
  * session servers the spawner starts (`--limit KEY=VALUE`, `--option
  * NAME=SPEC`, `--pool NAME=SPEC`), which enforce them
- * (python/xylem/endpoint.py).
+ * (python/xylem/endpoint.py). The caps on a user's workers and cores
+ * (max_workers, max_cores, `user NAME = ...`) size the manager and the
+ * session server the spawner starts (xy_cli_ep_limits_size), and go to
+ * the session server too, which fits the pools it grants within them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -158,6 +161,92 @@ bad:
 	return -1;
 }
 
+#define CAP_MAX (1 << 20) /* workers or cores a cap may name */
+
+/* "max_workers N, max_cores M" (either, both) for user name: 0, or -1. */
+static int user_caps(struct xy_ep_config *cfg, const char *name,
+		     const char *v, char *err, size_t len)
+{
+	struct xy_ep_caps c = {0};
+	char buf[256], *save, *w;
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= XY_EP_NAME_MAX || strpbrk(name, " \t,") ||
+	    cfg->n_caps == XY_EP_USERS_MAX || strlen(v) >= sizeof buf) {
+		snprintf(err, len, "user wants an account name (at most %d "
+			 "users), not '%s'", XY_EP_USERS_MAX, name);
+		return -1;
+	}
+	snprintf(c.name, sizeof c.name, "%s", name);
+	snprintf(buf, sizeof buf, "%s", v);
+	for (w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		char key[32];
+		long k;
+		int used = 0;
+		if (sscanf(w, " %31s %ld %n", key, &k, &used) != 2 ||
+		    w[used] || k < 1 || k > CAP_MAX)
+			goto bad;
+		if (strcmp(key, "max_workers") == 0 && !c.max_workers)
+			c.max_workers = (int)k;
+		else if (strcmp(key, "max_cores") == 0 && !c.max_cores)
+			c.max_cores = (int)k;
+		else
+			goto bad;
+	}
+	if (!c.max_workers && !c.max_cores)
+		goto bad;
+	for (int i = 0; i < cfg->n_caps; i++)
+		if (strcmp(cfg->caps[i].name, name) == 0) {
+			snprintf(err, len, "user %s is set twice", name);
+			return -1;
+		}
+	cfg->caps[cfg->n_caps++] = c;
+	return 0;
+bad:
+	snprintf(err, len, "user %s wants 'max_workers N, max_cores M' (either"
+		 " or both, 1 to %d), not '%s'", name, CAP_MAX, v);
+	return -1;
+}
+
+void xy_cli_ep_limits_size(const struct xy_ep_config *cfg, const char *name,
+			   int python, struct xy_ep_size *sz)
+{
+	int w = cfg->workers, c = cfg->cores_per_worker;
+
+	sz->max_workers = cfg->max_workers;
+	sz->max_cores = cfg->max_cores;
+	for (int i = 0; i < cfg->n_caps; i++)
+		if (strcmp(cfg->caps[i].name, name) == 0) {
+			if (cfg->caps[i].max_workers)
+				sz->max_workers = cfg->caps[i].max_workers;
+			if (cfg->caps[i].max_cores)
+				sz->max_cores = cfg->caps[i].max_cores;
+		}
+	sz->capped = 0;
+	if (sz->max_workers && w > sz->max_workers) {
+		w = sz->max_workers;
+		sz->capped = 1;
+	}
+	if (sz->max_cores && w > 0) {
+		/* The manager's default is the machine's cores over its
+		 * workers: with a cap, its share of the cap instead. */
+		if (c == 0)
+			c = python ? 1 : sz->max_cores / w;
+		if (c < 1)
+			c = 1;
+		if (c > sz->max_cores) {
+			c = sz->max_cores;
+			sz->capped = 1;
+		}
+		if (w > sz->max_cores / c) {
+			w = sz->max_cores / c;
+			sz->capped = 1;
+		}
+	}
+	sz->workers = w;
+	sz->cores = c;
+}
+
 int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 			  const char *v, char *err, size_t len)
 {
@@ -176,6 +265,21 @@ int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 		if (check_schema(name, v, err, len) < 0)
 			return -1;
 		return add_arg(cfg, "--option", name, v) < 0 ? -1 : 1;
+	}
+	if (strncmp(key, "user ", 5) == 0) {
+		const char *name = key + 5;
+		while (*name == ' ')
+			name++;
+		return user_caps(cfg, name, v, err, len) < 0 ? -1 : 1;
+	}
+	if (strcmp(key, "max_workers") == 0 || strcmp(key, "max_cores") == 0) {
+		if (number(v, NULL, NULL, 1, CAP_MAX, &n) < 0) {
+			snprintf(err, len, "%s wants a number from 1 to %d, not "
+				 "'%s'", key, CAP_MAX, v);
+			return -1;
+		}
+		*(key[4] == 'w' ? &cfg->max_workers : &cfg->max_cores) = (int)n;
+		return 1;
 	}
 	if (strncmp(key, "pool ", 5) == 0) {
 		const char *name = key + 5;

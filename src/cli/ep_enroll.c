@@ -55,7 +55,8 @@ static void revoke_usage(FILE *out)
 		"Revokes USER's current client certificate, or the one with"
 		" SERIAL (hex), in\nthe endpoint's state directory DIR"
 		" (default /var/lib/xylem/endpoint). The\nendpoint refuses it"
-		" from its next connection on.\n\n"
+		" from its next connection on, and cuts the connections\n"
+		"open with it within about a second.\n\n"
 		"Exit status: 0 revoked, 1 failed, 2 a bad command line.\n");
 }
 
@@ -313,6 +314,7 @@ int xy_cli_endpoint_revoke(int argc, char **argv)
 		return XY_EXIT_FAIL;
 	}
 	printf("revoked certificate %s (%s): the endpoint refuses it from its"
-	       " next connection on\n", serial, argv[optind]);
+	       " next connection on, and cuts those open with it\n", serial,
+	       argv[optind]);
 	return XY_EXIT_OK;
 }

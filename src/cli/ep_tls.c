@@ -6,7 +6,11 @@
  * (read on every connection), one request line ("python"), then the
  * spawner, which checks the certificate again by itself and hands back a
  * connection to that user's session server, made as the user. From then
- * on the thread relays bytes both ways until either side ends.
+ * on the thread relays bytes both ways until either side ends, the
+ * client's certificate is revoked (the front's loop watches the list,
+ * xy_ep_tls_watch), or the client stops answering TCP keepalive. One
+ * source address gets a bounded share of the connections (struct
+ * source), so that a flood from it does not lock the others out.
  */
 #include "ep_tls.h"
 
@@ -25,6 +29,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -44,14 +49,102 @@
 #define LINE_MAX_ 256
 #define RELAY_BUF (64 * 1024)
 
+#define RECHECK_MS 1000     /* a relay looks at revoke_gen so often */
+
 static atomic_int n_conns;
 static int conns_max; /* from RLIMIT_NOFILE, at the first accept */
+/* Bumped by the front's loop (xy_ep_tls_watch) when the revocation list
+ * changes: each relay then checks its certificate's serial again. */
+static atomic_uint revoke_gen;
+
+#define HELLOS_PER_ADDR 8 /* handshakes at once from one address */
+
+/* The connections of one source address (an IPv4 address, or an IPv6
+ * /64: one host's share of a network), so that a flood from one cannot
+ * take every slot from the others. */
+struct source {
+	uint8_t key[16];
+	int conns;  /* connections at once, relaying or not */
+	int hellos; /* of them, before the relay: handshake, line, spawner */
+};
+
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct source sources[CONNS_MAX];
+static int n_sources;
 
 struct conn {
 	const struct xy_ep_tls *t;
 	int fd;
+	uint8_t key[16]; /* its source's */
+	int hello;       /* counted in its source's hellos */
 	char peer[INET6_ADDRSTRLEN + 8];
 };
+
+/* The key of sa's source: an IPv4 address (mapped or not), or an IPv6
+ * address's first 64 bits. */
+static void source_key(const struct sockaddr_storage *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (sa->ss_family == AF_INET) {
+		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->ss_family == AF_INET6) {
+		const uint8_t *a =
+			((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(
+			    &((const struct sockaddr_in6 *)sa)->sin6_addr))
+			memcpy(key + 12, a + 12, 4);
+		else {
+			memcpy(key, a, 8);
+			key[15] = 6; /* not an IPv4 address's key */
+		}
+	}
+}
+
+/* Takes a slot of key's source for a new connection (in its
+ * handshake): 0, or -1 if the source has HELLOS_PER_ADDR handshakes or
+ * per_addr connections at once already. */
+static int source_take(const uint8_t key[16], int per_addr)
+{
+	struct source *src = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&sources_lock);
+	for (int i = 0; i < n_sources && !src; i++)
+		if (memcmp(sources[i].key, key, 16) == 0)
+			src = &sources[i];
+	if (!src && n_sources < CONNS_MAX) {
+		src = &sources[n_sources++];
+		*src = (struct source){0};
+		memcpy(src->key, key, 16);
+	}
+	if (src && src->hellos < HELLOS_PER_ADDR && src->conns < per_addr) {
+		src->hellos++;
+		src->conns++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&sources_lock);
+	return rc;
+}
+
+/* Gives back c's handshake slot (hello: it relays now) or, with hello
+ * 0, its connection's (it ended). */
+static void source_give(struct conn *c, int hello)
+{
+	pthread_mutex_lock(&sources_lock);
+	for (int i = 0; i < n_sources; i++) {
+		struct source *src = &sources[i];
+		if (memcmp(src->key, c->key, 16))
+			continue;
+		if (c->hello) {
+			src->hellos--;
+			c->hello = 0;
+		}
+		if (!hello && --src->conns == 0)
+			*src = sources[--n_sources];
+		break;
+	}
+	pthread_mutex_unlock(&sources_lock);
+}
 
 int xy_ep_tls_listen(const char *hostport, char *host, size_t hostlen,
 		     int *port, char *err, size_t errlen)
@@ -156,6 +249,24 @@ static int read_line(SSL *ssl, int fd, char *line, size_t max,
 	return -1;
 }
 
+/* TCP keepalive on a client's connection: silent for idle seconds, it
+ * is probed every idle / 4 (at least 1 s), and after 4 probes without
+ * an answer the kernel fails it (ETIMEDOUT): a client that vanished
+ * (a laptop that left, a cut network) does not hold its relay, its
+ * thread and its session for ever. Writes left unacknowledged as long
+ * fail it too (TCP_USER_TIMEOUT). */
+static void set_keepalive(int fd, int idle)
+{
+	int one = 1, intvl = idle / 4 > 0 ? idle / 4 : 1, cnt = 4;
+	unsigned user = (unsigned)(idle + 4 * intvl) * 1000u;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof user);
+}
+
 static void set_blocking(int fd, int on)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -245,23 +356,63 @@ static int ask_spawner(const struct xy_ep_tls *t, X509 *cert, char *name,
 	return fd;
 }
 
+/* Is the serial of a relaying client revoked since the list last
+ * changed (*gen: the generation it was checked at)? 1 if it is now. */
+static int revoked_since(const struct conn *c, const char *serial,
+			 const char *name, unsigned *gen)
+{
+	unsigned now = atomic_load(&revoke_gen);
+	int rv;
+
+	if (now == *gen)
+		return 0;
+	*gen = now;
+	if ((rv = xy_ep_ca_revoked(c->t->state, serial)) < 0)
+		fprintf(stderr, WHO ": cannot read the revocation list to "
+			"check %s's open connection from %s (serial %s): kept "
+			"until the list changes again\n", name, c->peer, serial);
+	if (rv != 1)
+		return 0;
+	fprintf(stderr, WHO ": cut %s's TLS connection from %s: its "
+		"certificate (serial %s) was revoked\n", name, c->peer, serial);
+	return 1;
+}
+
 /* Bytes both ways between the client (ssl on net) and the session
- * server (sess) until either ends. */
-static void relay(SSL *ssl, int net, int sess)
+ * server (sess) until either ends, or the client's certificate (serial,
+ * of the account name) is revoked: the relay wakes every RECHECK_MS to
+ * see whether the revocation list changed since generation gen (taken
+ * before the connection's first check). */
+static void relay(const struct conn *c, SSL *ssl, int sess,
+		  const char *serial, const char *name, unsigned gen)
 {
 	char *buf = malloc(RELAY_BUF);
+	int net = c->fd, net_err = 0;
 
 	set_timeout(net, 0);
 	while (buf) {
 		struct pollfd p[2] = {{.fd = net, .events = POLLIN},
 				      {.fd = sess, .events = POLLIN}};
-		if (!SSL_pending(ssl) && poll(p, 2, -1) < 0) {
+		int k = 0;
+		if (!SSL_pending(ssl) &&
+		    (k = poll(p, 2, RECHECK_MS)) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (revoked_since(c, serial, name, &gen))
+			break;
+		if (k == 0 && !SSL_pending(ssl))
+			continue;
 		if (SSL_pending(ssl) || p[0].revents) {
+			socklen_t el = sizeof net_err;
+			if ((p[0].revents & POLLERR) &&
+			    getsockopt(net, SOL_SOCKET, SO_ERROR, &net_err,
+				       &el) == 0 && net_err)
+				break;
 			int n = SSL_read(ssl, buf, RELAY_BUF);
+			if (n <= 0 && SSL_get_error(ssl, n) == SSL_ERROR_SYSCALL)
+				net_err = errno;
 			if (n <= 0 || xy_write_all(sess, buf, (size_t)n) < 0)
 				break;
 		}
@@ -273,11 +424,43 @@ static void relay(SSL *ssl, int net, int sess)
 				SSL_shutdown(ssl); /* the server ended it */
 				break;
 			}
-			if (SSL_write(ssl, buf, (int)n) != n)
+			int w = SSL_write(ssl, buf, (int)n);
+			if (w != n) {
+				if (SSL_get_error(ssl, w) == SSL_ERROR_SYSCALL)
+					net_err = errno;
 				break;
+			}
 		}
 	}
 	free(buf);
+	if (net_err == ETIMEDOUT)
+		fprintf(stderr, WHO ": released %s's relay from %s: the client "
+			"did not answer (keepalive, %d s)\n", name, c->peer,
+			c->t->keepalive);
+}
+
+void xy_ep_tls_watch(const struct xy_ep_tls *t)
+{
+	static struct stat last;
+	static int seen;
+	static double next;
+	char path[4300];
+	struct stat st;
+
+	if (xy_mono() < next)
+		return;
+	next = xy_mono() + 0.2;
+	snprintf(path, sizeof path, "%s/revoked", t->state);
+	if (stat(path, &st) < 0)
+		memset(&st, 0, sizeof st);
+	if (seen && st.st_ino == last.st_ino && st.st_size == last.st_size &&
+	    st.st_mtim.tv_sec == last.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == last.st_mtim.tv_nsec)
+		return;
+	if (seen)
+		atomic_fetch_add(&revoke_gen, 1);
+	seen = 1;
+	last = st;
 }
 
 static void *conn_main(void *arg)
@@ -288,6 +471,7 @@ static void *conn_main(void *arg)
 	char name[64] = "";
 	X509 *cert;
 	int sess = -1, rv = 0;
+	unsigned gen = atomic_load(&revoke_gen); /* before the check below */
 
 	double deadline = xy_mono() + HELLO_MS / 1e3;
 	int r;
@@ -335,7 +519,8 @@ static void *conn_main(void *arg)
 				sizeof err)) < 0)
 		goto refuse;
 	say(ssl, "ok %s\n", name);
-	relay(ssl, c->fd, sess);
+	source_give(c, 1); /* relaying: its source may start another */
+	relay(c, ssl, sess, serial, name, gen);
 	goto done;
 refuse:
 	set_blocking(c->fd, 1);
@@ -349,6 +534,7 @@ done:
 		close(sess);
 	SSL_free(ssl);
 	close(c->fd);
+	source_give(c, 0);
 	free(c);
 	atomic_fetch_sub(&n_conns, 1);
 	return NULL;
@@ -394,10 +580,23 @@ int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
 			close(fd);
 			continue;
 		}
+		/* One address gets HELLOS_PER_ADDR handshakes at once and a
+		 * quarter of the slots (at least as many): a flood from it
+		 * leaves the others theirs. */
+		source_key(&sa, c->key);
+		if (source_take(c->key, conns_max / 4 > HELLOS_PER_ADDR
+						? conns_max / 4
+						: HELLOS_PER_ADDR) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->hello = 1;
 		c->t = t;
 		c->fd = fd;
 		/* Small frames, a request and its answer: no Nagle delay. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+		set_keepalive(fd, t->keepalive > 0 ? t->keepalive : 60);
 		if (getnameinfo((struct sockaddr *)&sa, sl, c->peer,
 				sizeof c->peer, NULL, 0, NI_NUMERICHOST) != 0)
 			snprintf(c->peer, sizeof c->peer, "?");
@@ -409,6 +608,7 @@ int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd)
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		if (pthread_create(&th, &at, conn_main, c) != 0) {
 			close(fd);
+			source_give(c, 0);
 			free(c);
 			atomic_fetch_sub(&n_conns, 1);
 		}

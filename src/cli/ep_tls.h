@@ -17,6 +17,7 @@ struct xy_ep_tls {
 	SSL_CTX *ctx;
 	int spawner;
 	const char *state;
+	int keepalive; /* tls_keepalive: seconds silent before probes */
 };
 
 /* A listening TCP socket (non-blocking) at hostport, HOST:PORT (PORT 0:
@@ -30,9 +31,16 @@ int xy_ep_tls_listen(const char *hostport, char *host, size_t hostlen,
  * list, reads the request, asks the spawner, and then relays bytes
  * between the client and the user's session server. Clients beyond
  * what RLIMIT_NOFILE leaves room for (the Unix path keeps its share) are
- * closed at once. 0, or -1 when accept failed for want of descriptors or
+ * closed at once, and so are those of a source address (IPv6: a /64)
+ * that has 8 handshakes, or a quarter of the slots, at once already. 0, or -1 when accept failed for want of descriptors or
  * memory (EMFILE, ENFILE): the caller stops polling lfd for a while. */
 int xy_ep_tls_accept(const struct xy_ep_tls *t, int lfd);
+
+/* Called by the front's loop at each turn (every 100 ms at most): when
+ * STATE/revoked changed since the last call, every relaying connection
+ * checks its certificate's serial again, and one now revoked is cut
+ * (within about a second, with a line in the endpoint's log). */
+void xy_ep_tls_watch(const struct xy_ep_tls *t);
 
 /* `xylem endpoint enroll` and `xylem endpoint revoke` (argv[0] is the
  * subcommand): the process exit status. */

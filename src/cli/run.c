@@ -460,6 +460,13 @@ static void announce(struct run *r, const char *host)
 		r->local.secret_path[0] ? " --secret-file " : "",
 		r->local.secret_path, ca ? " --tls-ca " : " --no-tls",
 		ca ? ca : "");
+	/* --workers 0: the command that starts a worker for it. */
+	if (r->local.n_workers == 0)
+		fprintf(stderr, "xylem run: start a worker: xylem worker "
+			"%s:%d%s%s%s%s\n", h, xy_manager_port(r->m),
+			r->local.secret_path[0] ? " --secret-file " : "",
+			r->local.secret_path, ca ? " --tls-ca " : " --no-tls",
+			ca ? ca : "");
 	if (url)
 		fprintf(stderr, "xylem run: dashboard at %s\n", url);
 }

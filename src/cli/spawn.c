@@ -352,15 +352,18 @@ static void user_env(const struct spawner *s, const struct account *a,
 
 static _Noreturn void exec_manager(const struct spawner *s,
 				   const struct account *a, char kind,
-				   int errfd)
+				   const struct xy_ep_size *sz, int errfd)
 {
 	char journal[4200], idle[16], workers[16], cores[16], bufs[4][4200];
-	char *argv[20 + XY_EP_SESSION_ARGS_MAX], *envp[8 + XY_EP_ENV_MAX];
+	char maxw[32], maxc[32];
+	char *argv[24 + XY_EP_SESSION_ARGS_MAX], *envp[8 + XY_EP_ENV_MAX];
 	int n = 0;
 
 	snprintf(idle, sizeof idle, "%d", s->cfg->idle_exit);
-	snprintf(workers, sizeof workers, "%d", s->cfg->workers);
-	snprintf(cores, sizeof cores, "%d", s->cfg->cores_per_worker);
+	snprintf(workers, sizeof workers, "%d", sz->workers);
+	snprintf(cores, sizeof cores, "%d", sz->cores);
+	snprintf(maxw, sizeof maxw, "max_workers=%d", sz->max_workers);
+	snprintf(maxc, sizeof maxc, "max_cores=%d", sz->max_cores);
 	user_env(s, a, bufs, envp);
 	if (kind == XY_EP_OP_PYTHON) {
 		snprintf(journal, sizeof journal, "%s/python", a->dir);
@@ -373,12 +376,21 @@ static _Noreturn void exec_manager(const struct spawner *s,
 		argv[n++] = idle;
 		argv[n++] = "--workers";
 		argv[n++] = workers;
-		if (s->cfg->cores_per_worker > 0) {
+		if (sz->cores > 0) {
 			argv[n++] = "--cores-per-worker";
 			argv[n++] = cores;
 		}
 		for (int i = 0; i < s->cfg->n_session_args; i++)
 			argv[n++] = s->cfg->session_args[i];
+		/* The pools it grants fit within the user's caps. */
+		if (sz->max_workers) {
+			argv[n++] = "--limit";
+			argv[n++] = maxw;
+		}
+		if (sz->max_cores) {
+			argv[n++] = "--limit";
+			argv[n++] = maxc;
+		}
 		argv[n] = NULL;
 		execve(s->cfg->python, argv, envp);
 		fail(errfd, "cannot run the session server");
@@ -394,7 +406,7 @@ static _Noreturn void exec_manager(const struct spawner *s,
 	argv[n++] = idle;
 	argv[n++] = "--workers";
 	argv[n++] = workers;
-	if (s->cfg->cores_per_worker > 0) {
+	if (sz->cores > 0) {
 		argv[n++] = "--cores-per-worker";
 		argv[n++] = cores;
 	}
@@ -403,16 +415,28 @@ static _Noreturn void exec_manager(const struct spawner *s,
 	fail(errfd, "cannot run the manager");
 }
 
+static const char *what(const struct running *r);
+
 /* Forks r's manager for a, as r->kind says: 0 with r starting (the
  * child reports a failure through r->pipe, which exec closes), or -1
  * with why in r->err. */
 static int begin(const struct spawner *s, struct running *r,
 		 const struct account *a)
 {
+	struct xy_ep_size sz;
 	int p[2];
 
 	r->n_err = 0;
 	r->err[0] = '\0';
+	xy_cli_ep_limits_size(s->cfg, a->pw.pw_name, r->kind == XY_EP_OP_PYTHON,
+			      &sz);
+	if (sz.capped)
+		fprintf(stderr, "xylem endpoint: capped %s's %s to %d workers"
+			" of %d cores (workers %d, cores_per_worker %d; the "
+			"user's max_workers %d, max_cores %d; 0: none)\n",
+			a->pw.pw_name, what(r), sz.workers, sz.cores,
+			s->cfg->workers, s->cfg->cores_per_worker,
+			sz.max_workers, sz.max_cores);
 	if (pipe2(p, O_CLOEXEC) < 0 || (r->pid = fork()) < 0) {
 		snprintf(r->err, sizeof r->err, "cannot fork: %s",
 			 strerror(errno));
@@ -428,7 +452,7 @@ static int begin(const struct spawner *s, struct running *r,
 		become(a, p[1]);
 		settle(a, r->kind == XY_EP_OP_PYTHON ? "python.log"
 						      : "manager.log", p[1]);
-		exec_manager(s, a, r->kind, p[1]);
+		exec_manager(s, a, r->kind, &sz, p[1]);
 	}
 	close(p[1]);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);

@@ -28,16 +28,43 @@ struct xy_ep_config {
 	char *env[XY_EP_ENV_MAX]; /* KEY=VALUE for users' managers */
 	int n_env;
 	int cert_days;       /* client certificates' validity (default 365) */
+	int tls_keepalive;   /* seconds a TLS client may be silent before
+				keepalive probes (default 60) */
 	const char *state;   /* the state directory: the CA (ep_ca.h) */
 	const char *listen;  /* --listen HOST:PORT, or NULL */
 	/* Limits on users' Python sessions (endpoint_limits.c): arguments
 	 * of each session server, "--limit" or "--option" then KEY=VALUE. */
 	char *session_args[XY_EP_SESSION_ARGS_MAX];
 	int n_session_args;
+	/* The most workers and cores of a user's manager, and of a user's
+	 * session server with the pools it was granted (endpoint_limits.c):
+	 * every user's (max_workers, max_cores; 0: none), and the users'
+	 * own (`user NAME = ...` lines), which take their place. */
+	int max_workers, max_cores;
+	struct xy_ep_caps {
+		char name[XY_EP_NAME_MAX];
+		int max_workers, max_cores; /* 0: the global one */
+	} caps[XY_EP_USERS_MAX];
+	int n_caps;
 };
 
+/* A user's manager or session server, sized within the user's caps:
+ * its local workers and each one's cores (0: the manager's default),
+ * and the caps themselves (0: none), for the session server's check of
+ * the pools it is asked for. */
+struct xy_ep_size {
+	int workers, cores;
+	int max_workers, max_cores;
+	int capped; /* workers or cores were cut to fit */
+};
+
+/* The size of name's manager (python 0) or session server (python 1:
+ * its workers' default is 1 core) under cfg. */
+void xy_cli_ep_limits_size(const struct xy_ep_config *cfg, const char *name,
+			   int python, struct xy_ep_size *sz);
+
 /* One limits setting (max_queued, max_result_bytes, retention, option
- * NAME, pool NAME) into cfg: 1, or 0 if key is none of them, or -1 with why in
+ * NAME, pool NAME, max_workers, max_cores, user NAME) into cfg: 1, or 0 if key is none of them, or -1 with why in
  * err. */
 int xy_cli_ep_limits_line(struct xy_ep_config *cfg, const char *key,
 			  const char *v, char *err, size_t len);

@@ -109,6 +109,18 @@ void xy__array_phase(struct xy_manager *m)
 	}
 }
 
+/* Indexes of every array not made yet: tasks that wait, counted
+ * nowhere else (status, the dashboard and /metrics add them to the
+ * waiting). O(arrays), which are few. */
+int64_t xy__array_pending(const struct xy_manager *m)
+{
+	int64_t n = 0;
+
+	for (const struct xy_array *a = m->arrays; a; a = a->next)
+		n += (int64_t)(a->n - a->made);
+	return n;
+}
+
 /* Frees the arrays' records at destroy. */
 void xy__array_destroy(struct xy_manager *m)
 {

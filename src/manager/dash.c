@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dash.h"
@@ -111,6 +112,11 @@ struct xy_dash {
 	int dirty;
 	struct xy_http_conn *streams[MAX_STREAMS];
 	int n_streams;
+	/* CPU seconds spent in the hooks and pushes (the HTTP server counts
+	 * its own): xylem_dashboard_seconds_total. */
+	double cpu;
+	uint32_t rng; /* picks the hook calls timed (xy_dash_event) */
+	double clock_cost; /* seconds: an empty interval's reading */
 };
 
 /* ---------------------------------------------------------------- sums */
@@ -327,9 +333,12 @@ static void on_transfer(struct xy_dash *d, const struct xy_dash_ev *ev)
 	}
 	d->xbytes[k] += ev->bytes;
 	d->xcount[k]++;
+	/* A source is a name and a kind: a worker serves peer copies and
+	 * returns outputs, two sums apart. */
 	int i = 0;
-	while (i < d->n_src && strncmp(d->src[i].name, src,
-				       sizeof d->src[i].name - 1))
+	while (i < d->n_src && (d->src[i].kind != k ||
+				strncmp(d->src[i].name, src,
+					sizeof d->src[i].name - 1)))
 		i++;
 	if (i == d->n_src) {
 		if (d->n_src == MAX_SOURCES) {
@@ -349,10 +358,8 @@ static void on_transfer(struct xy_dash *d, const struct xy_dash_ev *ev)
 	d->dirty = 1;
 }
 
-void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
+static void dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
 {
-	if (!d)
-		return;
 	switch (ev->kind) {
 	case XY_DASH_SUBMITTED:
 		ev->task->dash_tag = tag_index(d, ev->task) + 1;
@@ -374,6 +381,48 @@ void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
 	}
 }
 
+/* A hook call costs about as much as the two clock readings that would
+ * time it (a system call each, ~0.3 us): one call in SAMPLE, drawn at
+ * random (calls come in a fixed pattern per task, which a fixed stride
+ * would alias), is timed and counted SAMPLE times, less what the clock
+ * itself adds to an interval (d->clock_cost, measured at create). */
+#define SAMPLE 32
+
+void xy_dash_event(struct xy_dash *d, const struct xy_dash_ev *ev)
+{
+	double c0;
+
+	if (!d)
+		return;
+	/* xorshift32: cheap, and enough to pick calls. */
+	d->rng ^= d->rng << 13;
+	d->rng ^= d->rng >> 17;
+	d->rng ^= d->rng << 5;
+	if (d->rng % SAMPLE) {
+		dash_event(d, ev);
+		return;
+	}
+	c0 = xy_http_cpu_now();
+	dash_event(d, ev);
+	c0 = xy_http_cpu_now() - c0 - d->clock_cost;
+	d->cpu += SAMPLE * (c0 > 0 ? c0 : 0);
+}
+
+/* The least time two clock readings in a row measure: what the clock
+ * adds to each interval it times. */
+static double clock_cost(void)
+{
+	double least = 1;
+
+	for (int i = 0; i < 64; i++) {
+		double a = xy_http_cpu_now(), b = xy_http_cpu_now();
+
+		if (b - a < least)
+			least = b - a;
+	}
+	return least;
+}
+
 /* --------------------------------------------------------------- JSON */
 
 static json_t *counts_json(const struct xy_dash *d)
@@ -381,8 +430,10 @@ static json_t *counts_json(const struct xy_dash *d)
 	const struct xy_manager *m = d->m;
 	struct xy_stats st;
 	xy_manager_stats(m, &st);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
-			 "waiting", (json_int_t)st.tasks_waiting, "ready",
+	/* pending: array indexes not made yet, in waiting but in no tag. */
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+			 "waiting", (json_int_t)st.tasks_waiting, "pending",
+			 (json_int_t)xy__array_pending(m), "ready",
 			 (json_int_t)st.tasks_ready, "running",
 			 (json_int_t)st.tasks_running, "done",
 			 (json_int_t)st.tasks_done, "returned_ok",
@@ -408,6 +459,18 @@ static json_t *tags_json(const struct xy_dash *d)
 	return a;
 }
 
+/* Bytes of the objects w holds or is fetching, as the manager knows
+ * them (the catalogue's sizes): its cache in use. O(its objects), for
+ * the workers shown only, once a push. */
+static int64_t held_bytes(const struct xy_worker *w)
+{
+	int64_t n = 0;
+
+	for (uint32_t i = 0; i < w->n_held; i++)
+		n += (int64_t)w->held[i]->size;
+	return n;
+}
+
 static json_t *workers_json(const struct xy_dash *d)
 {
 	json_t *a = json_array();
@@ -420,7 +483,7 @@ static json_t *workers_json(const struct xy_dash *d)
 			continue;
 		shown++;
 		json_array_append_new(
-			a, json_pack("[s,s,i,i,I,I,I,I,i,i,I,b]", w->name,
+			a, json_pack("[s,s,i,i,I,I,I,I,i,i,I,b,I]", w->name,
 				     w->hostname ? w->hostname : w->addr,
 				     w->cores, xy_wtable_cores_busy(w),
 				     (json_int_t)w->memory,
@@ -428,7 +491,8 @@ static json_t *workers_json(const struct xy_dash *d)
 				     (json_int_t)w->disk,
 				     (json_int_t)w->disk_used,
 				     (int)w->n_held, w->n_running,
-				     (json_int_t)w->n_done, w->ready));
+				     (json_int_t)w->n_done, w->ready,
+				     (json_int_t)held_bytes(w)));
 	}
 	return json_pack("{s:i,s:o}", "n", n, "list", a);
 }
@@ -579,16 +643,28 @@ static void push(struct xy_dash *d)
 		xy_http_stream_send(d->streams[i], text, len);
 }
 
+/* A push and the writes it queues, counted in d->cpu. */
+static void push_counted(struct xy_dash *d)
+{
+	double c0 = xy_http_cpu_now();
+
+	push(d);
+	d->cpu += xy_http_cpu_now() - c0;
+}
+
 void xy__dash_push(struct xy_dash *d)
 {
-	push(d);
+	push_counted(d);
 }
 
 static void on_tick(uv_timer_t *h)
 {
 	struct xy_dash *d = h->data;
+	double c0 = xy_http_cpu_now();
+
 	if (d->dirty || d->n_batch || xy_mono() - d->last_push >= 2.0)
 		push(d);
+	d->cpu += xy_http_cpu_now() - c0;
 }
 
 /* ------------------------------------------------------------ routes */
@@ -781,14 +857,19 @@ char *xy_dash_metrics(struct xy_dash *d, size_t *len)
 	for (int i = 0; i < d->n_tags; i++)
 		for (int k = 0; k < N_STATES; k++)
 			by_state[k] += d->tags[i].n[k];
+	/* An array's indexes not made yet are tasks that wait, in no tag;
+	 * they have no dependencies, so they queue for a worker too. */
+	int64_t pending = xy__array_pending(d->m);
+	by_state[S_WAITING] += pending;
 	fprintf(f, "# HELP xylem_tasks Tasks by state (succeeded and failed:"
 		" finished, returned or not).\n# TYPE xylem_tasks gauge\n");
 	for (int k = 0; k < N_STATES; k++)
 		fprintf(f, "xylem_tasks{state=\"%s\"} %lld\n", state_names[k],
 			(long long)by_state[k]);
 	fprintf(f, "# HELP xylem_queue_depth Tasks ready and waiting for a"
-		" worker.\n# TYPE xylem_queue_depth gauge\n"
-		"xylem_queue_depth %lld\n", (long long)st.tasks_ready);
+		" worker (an array's indexes not made yet included).\n"
+		"# TYPE xylem_queue_depth gauge\nxylem_queue_depth %lld\n",
+		(long long)(st.tasks_ready + pending));
 	fprintf(f, "# HELP xylem_workers Workers connected and busy.\n"
 		"# TYPE xylem_workers gauge\nxylem_workers{state=\"connected\"}"
 		" %lld\nxylem_workers{state=\"busy\"} %lld\n",
@@ -826,6 +907,20 @@ char *xy_dash_metrics(struct xy_dash *d, size_t *len)
 		"xylem_scheduler_decision_seconds_sum %.9f\n"
 		"xylem_scheduler_decision_seconds_count %lld\n",
 		st.decision_seconds, (long long)st.decisions);
+	/* The dashboard's own cost, and the manager's CPU to set it
+	 * against: this process's (for xylem run, the manager and nothing
+	 * else; workers are processes of their own). */
+	struct timespec pc;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &pc);
+	fprintf(f, "# HELP xylem_dashboard_seconds CPU time the manager's"
+		" thread spent on the dashboard: its hooks, pushes and HTTP"
+		" callbacks.\n# TYPE xylem_dashboard_seconds counter\n"
+		"xylem_dashboard_seconds_total %.6f\n",
+		d->cpu + xy_http_cpu_seconds(d->http));
+	fprintf(f, "# HELP process_cpu_seconds Total user and system CPU"
+		" time of the manager's process.\n# TYPE process_cpu_seconds"
+		" counter\nprocess_cpu_seconds_total %.6f\n",
+		(double)pc.tv_sec + (double)pc.tv_nsec / 1e9);
 	fprintf(f, "# HELP xylem_uptime_seconds Seconds since the manager"
 		" started.\n# TYPE xylem_uptime_seconds gauge\n"
 		"xylem_uptime_seconds %.3f\n", xy_mono() - d->m->started);
@@ -887,6 +982,8 @@ struct xy_dash *xy_dash_create(struct xy_manager *m, const char *spec,
 	}
 	d->m = m;
 	d->started = xy_mono();
+	d->rng = 2463534242u; /* any seed but 0 */
+	d->clock_cost = clock_cost();
 	d->need_token = !is_loopback(d->host);
 	uint8_t mac[32];
 	unsigned maclen = 0;

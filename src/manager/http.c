@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
@@ -51,6 +52,7 @@ struct xy_http {
 	SSL_CTX *tls;
 	struct xy_http_conn *conns;
 	int n_conns;
+	double cpu; /* seconds spent in its callbacks (xy_http_cpu_seconds) */
 };
 
 struct wreq {
@@ -87,10 +89,42 @@ static void conn_close(struct xy_http_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
+double xy_http_cpu_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double xy_http_cpu_seconds(const struct xy_http *h)
+{
+	return h ? h->cpu : 0;
+}
+
+static void written(struct wreq *w, struct xy_http_conn *c, int status);
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
 	struct xy_http_conn *c = w->c;
+	struct xy_http *h = c->h;
+	double c0;
+
+	/* A closing connection's writes end as the server may be freed
+	 * (xy_http_destroy): not counted, h not touched. */
+	if (c->closing) {
+		written(w, c, status);
+		return;
+	}
+	c0 = xy_http_cpu_now();
+	written(w, c, status);
+	h->cpu += xy_http_cpu_now() - c0;
+}
+
+static void written(struct wreq *w, struct xy_http_conn *c, int status)
+{
 	c->queued -= w->len;
 	free(w);
 	if (c->closing)
@@ -315,9 +349,9 @@ static void tls_read(struct xy_http_conn *c, const char *data, size_t n)
 	}
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void conn_read(struct xy_http_conn *c, ssize_t nread,
+		      const uv_buf_t *buf)
 {
-	struct xy_http_conn *c = s->data;
 	if (nread < 0) {
 		conn_close(c);
 		return;
@@ -339,11 +373,34 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* The callbacks below count their CPU time into h->cpu: what a reader
+ * of the dashboard costs the manager's loop. */
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct xy_http_conn *c = s->data;
+	struct xy_http *h = c->h;
+	double c0 = xy_http_cpu_now();
+
+	conn_read(c, nread, buf);
+	h->cpu += xy_http_cpu_now() - c0;
+}
+
+static void accept_one(struct xy_http *h, uv_stream_t *server);
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct xy_http *h = server->data;
+	double c0;
+
 	if (status < 0)
 		return;
+	c0 = xy_http_cpu_now();
+	accept_one(h, server);
+	h->cpu += xy_http_cpu_now() - c0;
+}
+
+static void accept_one(struct xy_http *h, uv_stream_t *server)
+{
 	struct xy_http_conn *c = calloc(1, sizeof *c);
 	if (!c || uv_tcp_init(server->loop, &c->tcp)) {
 		free(c);

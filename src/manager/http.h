@@ -50,6 +50,13 @@ void xy_http_stream_start(struct xy_http_conn *c);
  * (more than a few MiB queued) is closed. */
 void xy_http_stream_send(struct xy_http_conn *c, const char *data,
 			 size_t len);
+/* The calling thread's CPU time, in seconds (CLOCK_THREAD_CPUTIME_ID):
+ * what the dashboard's cost is measured with. */
+double xy_http_cpu_now(void);
+/* CPU seconds the server's callbacks have spent so far (accepting,
+ * reading, parsing, the handler's answers, writes ended): part of the
+ * dashboard's cost (xylem_dashboard_seconds_total). */
+double xy_http_cpu_seconds(const struct xy_http *h);
 /* The request line's method was HEAD. */
 int xy_http_is_head(const struct xy_http_req *req);
 

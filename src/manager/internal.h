@@ -116,6 +116,7 @@ struct xy_task {
 		       * task (client.c, job set): never returned by wait */
 	struct client_job *job; /* the client's job it runs for */
 	int dash_tag; /* dash.c: its tag's place in the dashboard, plus one */
+	int calls; /* the calls a batch stands for, 0 or 1: one (sched.c) */
 };
 
 /* The sandbox name a task's environment is mounted at (unpack.c). */
@@ -304,5 +305,6 @@ char *xy_status_build(const struct xy_manager *m);
 void xy__array_phase(struct xy_manager *m);
 void xy__array_destroy(struct xy_manager *m);
 size_t xy__array_record_size(void);
+int64_t xy__array_pending(const struct xy_manager *m);
 
 #endif

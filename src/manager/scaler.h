@@ -48,7 +48,8 @@ struct xy_pool_count {
 };
 
 /* Queued tasks of one shape: what each asks for (the largest of the
- * shape, for memory, disk and time limit), and how many. */
+ * shape, for memory, disk and time limit), and how many (a batch of calls
+ * counts as its calls). */
 struct xy_demand {
 	struct xy_res need;
 	int64_t count;

@@ -58,6 +58,7 @@ struct shape {
 	struct rq_level **levels; /* highest priority first */
 	uint32_t n_levels, cap_levels;
 	int64_t count;
+	int64_t calls; /* the calls its tasks stand for (batches: more) */
 	int64_t memory, disk; /* the most any of its tasks asked for */
 	double time_limit;    /* the same, in seconds */
 	uint64_t id;          /* never reused (xy_sched_demand) */
@@ -383,6 +384,13 @@ static void widen(struct shape *sh, const struct xy_task *t)
 		sh->time_limit = t->time_limit;
 }
 
+/* The calls t stands for in the demand: a batch of calls, its calls;
+ * anything else, one. */
+static int64_t task_calls(const struct xy_task *t)
+{
+	return t->calls > 1 ? t->calls : 1;
+}
+
 /* Queues t at the front or the back of its level. At the front, t keeps
  * the sequence number it had, so that a task set aside in a round is
  * still the first of its shape. A shape set aside in this round goes
@@ -418,6 +426,7 @@ static int push(struct xy_sched *s, struct xy_task *t, int front)
 	}
 	l->count++;
 	sh->count++;
+	sh->calls += task_calls(t);
 	widen(sh, t);
 	s->count++;
 	if (sh->heap_at == NOT_IN_HEAP) {
@@ -453,6 +462,7 @@ void xy_sched_remove(struct xy_sched *s, struct xy_task *t)
 	t->level = NULL;
 	l->count--;
 	sh->count--;
+	sh->calls -= task_calls(t);
 	s->count--;
 	if (!l->head)
 		level_drop(sh, l);
@@ -484,7 +494,9 @@ size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,
 				out[n].need.memory = sh->memory;
 				out[n].need.disk = sh->disk;
 				out[n].need.time = sh->time_limit;
-				out[n].count = sh->count;
+				/* In calls: a batch counts as the calls it
+				 * carries (xy_task_set_calls). */
+				out[n].count = sh->calls;
 				out[n].shape = sh->id;
 			}
 			n++;

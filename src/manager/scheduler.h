@@ -46,7 +46,8 @@ struct xy_task *xy_sched_pop(struct xy_sched *s);
 void xy_sched_remove(struct xy_sched *s, struct xy_task *t);
 int64_t xy_sched_count(const struct xy_sched *s);
 /* The queue by shape, for the scaler: what each shape's tasks ask for
- * (the most of any, for memory and disk) and how many are queued, into
+ * (the most of any, for memory and disk) and how many are queued (in
+ * calls: a batch counts as the calls it carries, xy_task_set_calls), into
  * out[0..max). Returns the number of shapes, which may be more than max:
  * O(shapes + the table's buckets), whatever the number of tasks. */
 size_t xy_sched_demand(const struct xy_sched *s, struct xy_demand *out,

@@ -18,7 +18,8 @@
 static json_t *tasks_json(const struct xy_manager *m)
 {
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "waiting",
-			 (json_int_t)m->n_waiting, "ready",
+			 (json_int_t)(m->n_waiting + xy__array_pending(m)),
+			 "ready",
 			 (json_int_t)xy_sched_count(m->sched), "running",
 			 (json_int_t)m->n_running, "done",
 			 (json_int_t)m->n_done, "succeeded",
@@ -91,7 +92,8 @@ void xy_manager_stats(const struct xy_manager *m, struct xy_stats *out)
 {
 	int busy;
 	memset(out, 0, sizeof *out);
-	out->tasks_waiting = m->n_waiting;
+	/* An array's indexes not made yet wait too (array.c). */
+	out->tasks_waiting = m->n_waiting + xy__array_pending(m);
 	out->tasks_ready = xy_sched_count(m->sched);
 	out->tasks_running = m->n_running;
 	out->tasks_done = m->n_done;

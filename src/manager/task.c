@@ -180,6 +180,12 @@ void xy_task_set_cores(struct xy_task *t, int cores)
 		t->cores = cores > 0 ? cores : 1;
 }
 
+void xy_task_set_calls(struct xy_task *t, int calls)
+{
+	if (!frozen(t))
+		t->calls = calls > 1 ? calls : 0;
+}
+
 void xy_task_set_memory(struct xy_task *t, int64_t mb)
 {
 	if (!frozen(t))

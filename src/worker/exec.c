@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "simplecmd.h"
 #include "util.h"
 
 #define TICK_MS 100      /* monitor period */
@@ -866,9 +867,10 @@ static struct xy_proc *proc_new(struct xy_exec *x, const struct xy_proc_opts *o)
 }
 
 /*
- * Starts /bin/sh -c COMMAND with stdout and stderr on the write end of one
- * pipe, so the two interleave as the task wrote them, stdin on /dev/null,
- * in a session (and so a process group) of its own. posix_spawn rather
+ * Starts /bin/sh -c COMMAND (or, for a command the shell would only split
+ * into words, the program itself: spawn_direct) with stdout and stderr on
+ * the write end of one pipe, so the two interleave as the task wrote
+ * them, stdin on /dev/null, in a session (and so a process group) of its own. posix_spawn rather
  * than uv_spawn: glibc starts the child with vfork semantics instead of
  * copying the worker's page tables, which is most of the cost of a short
  * task. The exit is watched through a pidfd on the loop.
@@ -931,6 +933,26 @@ static int spawn_as_user(pid_t *pid, const struct xy_proc_opts *o,
 	return 0;
 }
 
+/* A command that sh would only split into words (simplecmd.h) is run
+ * without it: posix_spawn straight to the program, one process start a
+ * task fewer. Returns what posix_spawn does, or -1 when the command is
+ * the shell's (then nothing was started). */
+static int spawn_direct(pid_t *pid, const struct xy_proc_opts *o,
+			const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *at)
+{
+	char *argv[XY_SIMPLECMD_MAX_WORDS + 1], *buf, path[PATH_MAX];
+	int r = -1;
+
+	if (!(buf = malloc(strlen(o->command) + 1)))
+		return -1;
+	if (xy_simplecmd_parse(o->command, buf, argv) > 0 &&
+	    xy_simplecmd_find(argv[0], o->env, path, sizeof path) == 0)
+		r = posix_spawn(pid, path, fa, at, argv, o->env);
+	free(buf);
+	return r;
+}
+
 static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 {
 	char *args[] = {"sh", "-c", (char *)o->command, NULL};
@@ -971,7 +993,11 @@ static int spawn(struct xy_proc *p, const struct xy_proc_opts *o, int wfd)
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID |
 					      POSIX_SPAWN_SETSIGMASK |
 					      POSIX_SPAWN_SETSIGDEF);
-	r = posix_spawn(&pid, "/bin/sh", &fa, &at, args, o->env);
+	/* A program that could not be started (not executable, a script
+	 * with no #! line) goes to the shell, which says why or runs it. */
+	r = spawn_direct(&pid, o, &fa, &at);
+	if (r != 0)
+		r = posix_spawn(&pid, "/bin/sh", &fa, &at, args, o->env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (copy >= 0)

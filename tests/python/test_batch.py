@@ -201,3 +201,38 @@ def test_burst_with_a_large_function(make_executor):
     assert ex._batching.burst_calls > 0
     same = functools.partial(pyfuncs.fail_at, bad=b"y" * 8000)
     assert list(ex.map(same, range(500))) == list(range(500))
+
+
+
+def test_parsl_apps_packed_with_a_provider(tmp_path):
+    """With a provider, whose jobs Xylem's scaler sizes, apps submitted
+    faster than they run still travel in batches once their function is
+    measured (before, each alone), and the scaler still asks for the
+    jobs that many tasks would need: its maximum here."""
+    parsl = pytest.importorskip("parsl")
+    from parsl import python_app
+    from parsl.config import Config
+    from parsl.providers import LocalProvider
+    from xylem.parsl import XylemExecutor
+
+    @python_app
+    def nap(s):
+        import time
+        time.sleep(s)
+        return s
+
+    provider = LocalProvider(init_blocks=0, min_blocks=0, max_blocks=3)
+    xe = XylemExecutor(label="xylem_bursts", cores_per_worker=2,
+                       provider=provider, idle_timeout=30)
+    config = Config(executors=[xe], run_dir=str(tmp_path / "runinfo"),
+                    strategy="none")
+    with parsl.load(config):
+        b = xe._xy._batching
+        n = 3000
+        fs = [nap(0.0002) for _ in range(n)]
+        assert [f.result(TIMEOUT) for f in fs] == [0.0002] * n
+        tasks = (n - b.burst_calls) + b.bursts
+        assert b.burst_calls > b.bursts and tasks < n, tasks
+        pool = xe._xy.status()["pools"][0]
+        assert pool["submitted"] == 3, pool
+    parsl.clear()

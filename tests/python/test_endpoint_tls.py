@@ -57,9 +57,9 @@ class Endpoint:
         self.sock = str(tree / "ep.sock")
         self.state = tree / "state"
         self.exe = str(tree / "build" / "src" / "cli" / "xylem")
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.log())
-        self.port = int(m.group(1))
-        self.address = "127.0.0.1:%d" % self.port
+        m = re.search(r"listening on ([0-9.]+):(\d+)", self.log())
+        self.port = int(m.group(2))
+        self.address = "%s:%d" % (m.group(1), self.port)
 
     def log(self):
         return (self.tree / "ep.log").read_text()
@@ -83,21 +83,26 @@ def _clean(accounts):
 @pytest.fixture
 def endpoint(request, accounts, tree):
     """The endpoint, run under a wrapper command (a list, "{tree}" in it
-    replaced) where the test parametrizes it indirectly."""
-    wrap = [w.replace("{tree}", str(tree))
-            for w in getattr(request, "param", [])]
+    replaced) where the test parametrizes it indirectly; or a dict of
+    wrap (that list), extra (configuration lines) and listen (HOST)."""
+    param = getattr(request, "param", [])
+    if not isinstance(param, dict):
+        param = {"wrap": param}
+    wrap = [w.replace("{tree}", str(tree)) for w in param.get("wrap", [])]
     _clean(accounts)
     shutil.rmtree(tree / "state", ignore_errors=True)
     cfg = tree / "endpoint.conf"
     cfg.write_text(
         "users = %s\nidle_exit = 30\nworkers = 1\npython = %s\n"
         "environment = PYTHONPATH=%s\nenvironment = XYLEM_BUILD_DIR=%s\n"
-        % (", ".join(USERS), PYTHON, tree / "lib", tree / "build"))
+        % (", ".join(USERS), PYTHON, tree / "lib", tree / "build") +
+        param.get("extra", ""))
     os.chmod(cfg, 0o644)
     log = open(tree / "ep.log", "w")
     p = subprocess.Popen(wrap + [str(tree / "build" / "src" / "cli" / "xylem"),
                           "endpoint", "--socket", str(tree / "ep.sock"),
-                          "--listen", "127.0.0.1:0", "--state",
+                          "--listen", param.get("listen", "127.0.0.1") +
+                          ":0", "--state",
                           str(tree / "state"), "--config", str(cfg)],
                          stdout=log, stderr=subprocess.STDOUT)
     end = time.monotonic() + TIMEOUT
@@ -352,6 +357,83 @@ def test_forged_expired_revoked_and_missing_certificates_are_refused(
     shutil.rmtree(work, ignore_errors=True)
 
 
+HOLD = """
+    import os, sys, time, xylem
+    from xylem.endpoint import CertificateRefused
+    d, go = sys.argv[2], sys.argv[3]
+    files = dict(tls_cert=d + "/client.crt", tls_key=d + "/client.key",
+                 tls_ca=d + "/ca.crt")
+    def f(x):
+        return x + 1, os.getuid()
+    ex = xylem.Executor(endpoint=sys.argv[1], **files)
+    print("first", ex.submit(f, 1).result(timeout=120), flush=True)
+    while not os.path.exists(go):  # the connection stays open, idle
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    try:
+        fu = ex.submit(f, 2)
+        print("second", fu.result(timeout=60), flush=True)
+    except CertificateRefused as e:
+        print("cut %.1f s: %s" % (time.monotonic() - t0, e), flush=True)
+    try:
+        xylem.Executor(endpoint=sys.argv[1], **files)
+        print("reconnected", flush=True)
+    except CertificateRefused as e:
+        print("again refused:", e, flush=True)
+"""
+
+
+def test_a_revoked_certificate_s_open_connection_is_cut(endpoint, accounts,
+                                                        tree):
+    """A's and B's clients each hold a connection open; root revokes A's
+    certificate: A's relay is cut within about a second (the endpoint's
+    log says so), A's next call fails with CertificateRefused and A
+    cannot connect again; B's connection goes on."""
+    work = tempfile.mkdtemp()
+    procs = {}
+    for u in USERS:
+        assert endpoint.enroll(u).returncode == 0
+        files = client_files(accounts, u, os.path.join(work, u))
+        path = tree / ("hold-%s.py" % u)
+        path.write_text(textwrap.dedent(HOLD))
+        procs[u] = subprocess.Popen(
+            ["env", "PYTHONPATH=%s" % (tree / "lib"),
+             "XYLEM_BUILD_DIR=%s" % (tree / "build"), PYTHON, "-u",
+             str(path), endpoint.address, files, os.path.join(work, "go")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd="/")
+    for u, p in procs.items():
+        line = p.stdout.readline()
+        assert line.startswith("first (2, %d)" % accounts[u].pw_uid), \
+            line + p.stderr.read()
+    assert "cut " not in endpoint.log()
+    r = subprocess.run([endpoint.exe, "endpoint", "revoke", "--state",
+                        str(endpoint.state), "xyepy_ta"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    # Cut while idle, within a few seconds, and said in the log.
+    end = time.monotonic() + 5
+    want = "cut xyepy_ta's TLS connection from 127.0.0.1: its " \
+           "certificate (serial"
+    while want not in endpoint.log():
+        assert time.monotonic() < end, endpoint.log()
+        time.sleep(0.1)
+    Path(work, "go").write_text("")
+    out = {u: p.communicate(timeout=4 * TIMEOUT) for u, p in procs.items()}
+    a, b = out["xyepy_ta"][0], out["xyepy_tb"][0]
+    m = re.search(r"cut ([0-9.]+) s: .*is revoked", a)
+    assert m and float(m.group(1)) < 5, a + out["xyepy_ta"][1]
+    assert "again refused: " in a and "is revoked" in a.split(
+        "again refused: ")[1], a
+    assert "reconnected" not in a
+    # B, not revoked, was not cut.
+    assert "second (3, %d)" % accounts["xyepy_tb"].pw_uid in b, \
+        b + out["xyepy_tb"][1]
+    assert "reconnected" in b
+    assert "cut xyepy_tb" not in endpoint.log()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def test_a_request_naming_another_user_is_issued_for_the_asker(
         endpoint, accounts, tree):
     # A sends a certificate request whose subject says B: the endpoint
@@ -561,3 +643,137 @@ def test_more_tls_clients_than_descriptors_lock_out_nobody(endpoint,
     finally:
         for s in socks:
             s.close()
+
+
+def _tls_files(accounts, user):
+    d = client_files(accounts, user, tempfile.mkdtemp())
+    return {"ca": d + "/ca.crt", "cert": d + "/client.crt",
+            "key": d + "/client.key"}
+
+
+@pytest.mark.parametrize("endpoint", [["prlimit", "--nofile=200:200", "--"]],
+                         indirect=True)
+def test_a_flood_from_one_address_leaves_the_others_served(endpoint,
+                                                           accounts, tree):
+    """With room for 25 TLS clients (a descriptor limit of 200), 60
+    connections from 127.0.0.2 that never handshake get 8 slots (the
+    others are closed at once), and a user at 127.0.0.1 is served."""
+    assert endpoint.enroll(USERS[0]).returncode == 0
+    files = _tls_files(accounts, USERS[0])
+    flood = []
+    try:
+        for _ in range(60):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", endpoint.port))
+            flood.append(s)
+        time.sleep(0.5)
+        closed = 0
+        for s in flood:
+            s.setblocking(False)
+            try:
+                closed += s.recv(1) == b""
+            except BlockingIOError:
+                pass  # held: in its handshake, until 5 s
+            except ConnectionResetError:
+                closed += 1
+        assert closed == 52, closed
+        t0 = time.monotonic()
+        assert tls_line(endpoint.port, files) == "ok xyepy_ta\n"
+        assert time.monotonic() - t0 < 3
+    finally:
+        for s in flood:
+            s.close()
+        shutil.rmtree(os.path.dirname(files["ca"]), ignore_errors=True)
+
+
+NS, V0, V1 = "xyept_ns", "xyept_v0", "xyept_v1"
+
+
+@pytest.fixture
+def far_host():
+    """A network namespace joined by a veth pair, 10.231.7.1 here and
+    10.231.7.2 there: a client whose link the test can cut."""
+    def ip(*args, check=True):
+        return subprocess.run(["ip"] + list(args), check=check,
+                              capture_output=True)
+    ip("netns", "del", NS, check=False)
+    ip("link", "del", V0, check=False)
+    ip("netns", "add", NS)
+    try:
+        ip("link", "add", V0, "type", "veth", "peer", "name", V1)
+        ip("link", "set", V1, "netns", NS)
+        ip("addr", "add", "10.231.7.1/24", "dev", V0)
+        ip("link", "set", V0, "up")
+        ip("-n", NS, "addr", "add", "10.231.7.2/24", "dev", V1)
+        ip("-n", NS, "link", "set", V1, "up")
+        ip("-n", NS, "link", "set", "lo", "up")
+        yield "10.231.7.2"
+    finally:
+        ip("netns", "del", NS, check=False)
+        ip("link", "del", V0, check=False)
+
+
+FAR = """
+    import sys, time, xylem
+    d = sys.argv[2]
+    ex = xylem.Executor(endpoint=sys.argv[1], tls_cert=d + "/client.crt",
+                        tls_key=d + "/client.key", tls_ca=d + "/ca.crt")
+    print(ex.session, ex.submit(pow, 2, 5).result(timeout=120), flush=True)
+    time.sleep(600)
+"""
+
+BACK = """
+    import sys, xylem
+    d = sys.argv[2]
+    ex = xylem.Executor(endpoint=sys.argv[1], session=sys.argv[3],
+                        tls_cert=d + "/client.crt",
+                        tls_key=d + "/client.key", tls_ca=d + "/ca.crt")
+    print("back", [f.result(timeout=60) for f in ex.futures()], flush=True)
+    ex.shutdown()
+"""
+
+
+@pytest.mark.parametrize("endpoint", [{"extra": "tls_keepalive = 2\n",
+                                       "listen": "10.231.7.1"}],
+                         indirect=True)
+def test_a_vanished_client_s_relay_is_released(far_host, endpoint, accounts,
+                                               tree):
+    """A client on another host (a network namespace) whose link goes
+    down without a word: keepalive (tls_keepalive 2 s) releases its
+    relay within seconds, with a line in the log, and its session can be
+    attached again from elsewhere."""
+    assert endpoint.enroll(USERS[0]).returncode == 0
+    files = client_files(accounts, USERS[0], tempfile.mkdtemp())
+    path = tree / "far.py"
+    path.write_text(textwrap.dedent(FAR))
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", NS, "env", "PYTHONPATH=%s" % (tree / "lib"),
+         "XYLEM_BUILD_DIR=%s" % (tree / "build"), PYTHON, "-u", str(path),
+         endpoint.address, files], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd="/")
+    try:
+        line = p.stdout.readline().split()
+        assert len(line) == 2 and line[1] == "32", line + [p.stderr.read()]
+        session = line[0]
+        # The relayed connection is probed when silent.
+        ss = subprocess.run(["ss", "-tnoH", "state", "established",
+                             "( sport = :%d )" % endpoint.port],
+                            capture_output=True, text=True).stdout
+        assert "10.231.7.2" in ss and "keepalive" in ss, ss
+        subprocess.run(["ip", "-n", NS, "link", "set", V1, "down"],
+                       check=True)
+        p.kill()  # its kernel's FIN and RST go nowhere now
+        end = time.monotonic() + 30
+        want = ("released xyepy_ta's relay from 10.231.7.2: the client "
+                "did not answer (keepalive, 2 s)")
+        while want not in endpoint.log():
+            assert time.monotonic() < end, endpoint.log()
+            time.sleep(0.2)
+        # The session is free again: attached from this host.
+        r = client(tree, BACK, endpoint.address, files, session)
+        assert r.stdout.strip() == "back [32]", r.stdout + r.stderr
+    finally:
+        p.kill()
+        p.wait()
+        shutil.rmtree(files, ignore_errors=True)

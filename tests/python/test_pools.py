@@ -191,3 +191,54 @@ def test_pool_learns_its_workers_time(tmp_path):
         assert "100 s (time limit)" in str(e.value), str(e.value)
         p = ex.status()["pools"][0]
         assert p["submitted"] == 1, p
+
+
+# ------------------------------------------------ bursts under a pool
+
+def nap(s):
+    import time
+    time.sleep(s)
+    return s
+
+
+def _pool_idle(ex, timeout=30):
+    """Waits until the pool has no worker, connected or pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = ex.status()["pools"][0]
+        if not p["connected"] and not p["pending"]:
+            return p
+        time.sleep(0.1)
+    raise AssertionError(f"the pool kept its workers: {p}")
+
+
+def test_burst_under_a_pool_is_batched_and_asks_for_every_call():
+    # A burst of one-core calls of a measured function travels in
+    # batches, and the scaler still asks for workers for every call: a
+    # batch counts as the calls it carries (docs/python.md, "Batched
+    # calls"). 32 calls on 4-core workers: 8 workers, as without bursts.
+    pool = xylem.Pool("burst", cores=4, max_workers=8, backlog=8,
+                      idle_timeout=1)
+    with xylem.Executor(pools=[pool]) as ex:
+        b = ex._batching
+        # Not measured yet: the calls each go alone (a batch of one,
+        # which measures the function), so slow calls are never queued
+        # behind each other before the pool's workers come.
+        for _ in range(3):
+            fs = [ex.submit(nap, 0.002) for _ in range(8)]
+            assert [f.result(timeout=120) for f in fs] == [0.002] * 8
+            if b.cost:
+                break
+        assert b.cost, "no batch measured the function"
+        assert b.burst_calls == b.bursts, "a call of an unmeasured" \
+            " function was batched with others"
+        before = _pool_idle(ex)["submitted"]
+        bursts, calls = b.bursts, b.burst_calls
+        n = 32
+        fs = [ex.submit(nap, 0.002) for _ in range(n)]
+        assert [f.result(timeout=120) for f in fs] == [0.002] * n
+        batched = b.burst_calls - calls
+        tasks = (n - batched) + (b.bursts - bursts)
+        assert tasks < n / 2, (tasks, batched)
+        p = ex.status()["pools"][0]
+        assert p["submitted"] - before == n // 4, p

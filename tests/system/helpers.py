@@ -55,6 +55,17 @@ def task(tid, command, inputs=(), outputs=(), **extra):
     return t
 
 
+def browser_missing(why):
+    """A browser test's tool is missing: a failure (scripts/deps.sh
+    installs Chromium, its driver and Selenium for the tests), or a skip
+    where XYLEM_ALLOW_NO_BROWSER=1 says a machine may lack them (never
+    set by scripts/test.sh)."""
+    if os.environ.get("XYLEM_ALLOW_NO_BROWSER") == "1":
+        pytest.skip(why)
+    pytest.fail(f"{why} (scripts/deps.sh test installs it; "
+                "XYLEM_ALLOW_NO_BROWSER=1 skips instead)")
+
+
 def wait_for(cond, timeout, interval=0.05, what="condition"):
     """Polls cond() until it is true; fails the test after timeout."""
     end = time.monotonic() + timeout * SLOW

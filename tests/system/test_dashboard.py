@@ -9,16 +9,18 @@ loopback refusing whoever lacks its token."""
 import http.client
 import json
 import re
+import shlex
 import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import task, wait_for, write_workflow
+from helpers import browser_missing, task, wait_for, write_workflow
 
 
 def run_with_dashboard(xylem, tmp_path, tasks, *extra):
@@ -50,9 +52,12 @@ def summary(p):
 
 
 def chrome():
-    webdriver = pytest.importorskip("selenium.webdriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        browser_missing("selenium is not installed")
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("chromium and chromium-driver are not installed")
+        browser_missing("chromium and chromium-driver are not installed")
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
@@ -71,14 +76,40 @@ def text(driver, id_):
     return driver.find_element("id", id_).text
 
 
+def table(driver, id_):
+    """A table's body rows, each a list of its cells' texts."""
+    rows = driver.find_elements("css selector", f"#{id_} tbody tr")
+    return [[td.text for td in r.find_elements("tag name", "td")]
+            for r in rows]
+
+
+def stream_drawn(driver):
+    """The task stream's rows and bars drawn, and its coloured pixels."""
+    c = driver.find_element("id", "stream")
+    painted = driver.execute_script(
+        "const c = document.getElementById('stream');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width,"
+        " c.height).data; let n = 0;"
+        "for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n;")
+    return (int(c.get_attribute("data-rows") or 0),
+            int(c.get_attribute("data-bars") or 0), painted)
+
+
 def test_dashboard_in_chromium(xylem, tmp_path):
     flag = tmp_path / "go"
-    tasks = [task(f"echo-{i}", f"echo {i}") for i in range(30)]
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"d" * 100000)
+    tasks = [task(f"echo-{i}", f"echo {i}; wc -c < in",
+                  inputs=[(data, "in")]) for i in range(28)]
+    tasks += [task(f"echo-{i}", f"echo {i} > out",
+                   outputs=[(tmp_path / f"out{i}", "out")])
+              for i in range(28, 30)]
     tasks += [task(f"bad-{i}", f"echo oops-{i}; echo to-stderr >&2; exit 3")
               for i in range(2)]
     tasks.append(task("hold", f"while [ ! -e {flag} ]; do sleep 0.05;"
                       " done"))
-    p, url = run_with_dashboard(xylem, tmp_path, tasks)
+    p, url = run_with_dashboard(xylem, tmp_path, tasks,
+                                "--cores-per-worker", "2")
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     driver = chrome()
     try:
@@ -90,6 +121,12 @@ def test_dashboard_in_chromium(xylem, tmp_path):
         wait_for(lambda: text(driver, "n-running") == "1", 30,
                  what="the held task running on the page")
         assert "hold" in text(driver, "tags")
+        # The task stream: a row per worker slot seen, the held task's
+        # bar drawn in it.
+        rows, bars, painted = wait_for(
+            lambda: (lambda s: s if s[1] >= 1 else None)(
+                stream_drawn(driver)), 30, what="the task stream's bars")
+        assert rows >= 1 and painted > 0, (rows, bars, painted)
         driver.save_screenshot(str(tmp_path / "dashboard-running.png"))
         flag.touch()
         total, ok, failed = summary(p)
@@ -105,6 +142,32 @@ def test_dashboard_in_chromium(xylem, tmp_path):
         fails = text(driver, "fails")
         assert "exited with status 3" in fails and "oops-" in fails, fails
         assert "2 connected" in text(driver, "n-workers")
+        # Workers: both, each with the two cores it offers, none in use,
+        # and the tasks each ran adding up to the run's.
+        workers = table(driver, "workers")
+        assert len(workers) == 2, workers
+        assert all(w[2] == "0 / 2" for w in workers), workers
+        assert sum(int(w[8]) for w in workers) == total, workers
+        # Transfers: the input went from the manager (to each worker
+        # that ran a task reading it, 100000 bytes each), the outputs
+        # came back; the same bytes per source.
+        kinds = {r[0]: r for r in table(driver, "kinds")}
+        assert set(kinds) == {"manager", "peer", "url", "output"}, kinds
+        r, body = get(url, "/api/state")
+        X = json.loads(body)["xfer"]["kinds"]
+        assert X["manager"][0] in (100000, 200000), X
+        assert kinds["manager"][1] == {100000: "97.7 KiB",
+                                       200000: "195.3 KiB"}[X["manager"][0]]
+        assert kinds["manager"][2] == str(X["manager"][1])
+        assert X["output"][1] == 2 and kinds["output"][2] == "2", kinds
+        assert kinds["output"][1] == f"{X['output'][0]} B", kinds
+        sources = table(driver, "sources")
+        assert ["manager", "manager", kinds["manager"][1],
+                kinds["manager"][2]] in sources, sources
+        # The stream keeps the bars of the tasks that ended while the
+        # page was open (60 s shown): the held one's at least.
+        rows, bars, painted = stream_drawn(driver)
+        assert rows >= 1 and bars >= 1 and painted > 0, (rows, bars)
         driver.save_screenshot(str(tmp_path / "dashboard.png"))
         assert (tmp_path / "dashboard.png").stat().st_size > 10000
         # Every request the page made went to the manager.
@@ -295,5 +358,133 @@ def test_loopback_dashboard_answers_loopback_names_only(xylem, tmp_path,
             break
         reply += chunk
     assert reply.startswith(b"HTTP/1.1 400")
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 0
+
+
+def test_bytes_per_source_kept_apart_by_kind(xylem, tmp_path, secret_file):
+    """One worker (big) both serves a peer copy of a temp and returns an
+    output: its two kinds of bytes are two sources, not one sum."""
+    go, blocking = tmp_path / "go", tmp_path / "blocking"
+    gate = f"while [ ! -e {go} ]; do sleep 0.05; done"
+    tasks = [
+        {"id": "make", "priority": 3,
+         "command": "head -c 300000 /dev/zero > big; head -c 5000 /dev/zero"
+                    " > back",
+         "outputs": [{"path": str(tmp_path / "t"), "as": "big",
+                      "temp": True},
+                     {"path": str(tmp_path / "back"), "as": "back"}]},
+        {"id": "block", "priority": 2,
+         "command": f"touch {blocking}; {gate}"},
+        {"id": "use", "priority": 1, "command": "wc -c < big > n",
+         "inputs": [{"path": str(tmp_path / "t"), "as": "big"}],
+         "outputs": [{"path": str(tmp_path / "n"), "as": "n"}]},
+    ]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    mgr, port = xylem.manager(wf, secret_file, "--http", "0",
+                              "--http-linger", "120")
+    url = mgr.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    xylem.worker(port, secret_file, 1, "--name", "big")
+    wait_for(blocking.exists, 30, what="make to end and block to start")
+    xylem.worker(port, secret_file, 1, "--name", "other")
+    wait_for((tmp_path / "n").exists, 60, what="use to end on other")
+    go.touch()
+    total, ok, failed = summary(mgr)
+    assert (total, ok, failed) == (3, 3, 0)
+    assert (tmp_path / "n").read_text().strip() == "300000"
+    r, body = get(url, "/api/state")
+    srcs = {(s[0], s[1]): (s[2], s[3]) for s in json.loads(body)["xfer"]["sources"]}
+    assert srcs.get(("big", "peer")) == (300000, 1), srcs
+    assert srcs[("big", "output")][0] >= 5000, srcs
+    assert srcs[("big", "output")][0] < 300000, srcs
+    assert srcs[("other", "output")][0] > 0, srcs
+    mgr.signal(signal.SIGINT)
+    assert mgr.wait(30) == 130
+
+
+def metric_samples(body):
+    parser = pytest.importorskip("prometheus_client.parser")
+    samples = {}
+    for fam in parser.text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            samples[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+    return samples
+
+
+def test_array_indexes_not_made_count_as_waiting(xylem, tmp_path):
+    """An array of 5000 with no worker: the manager makes a window of
+    tasks; the rest, not made yet, still wait, on /metrics, on the page's
+    state and in `xylem status`."""
+    p = xylem.start("run", "--array", "5000", "--workers", "0", "--http",
+                    "0", "--", "true")
+    st = p.wait_line(r"status: (xylem status .*)", 30).group(1)
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    p.wait_line(r"waiting for workers", 30)
+
+    def metrics():
+        r, body = get(url, "/metrics")
+        return metric_samples(body)
+
+    m = wait_for(lambda: (lambda m: m if m['xylem_tasks{"state": "ready"}']
+                          else None)(metrics()), 30,
+                 what="the first indexes made")
+    waiting = m['xylem_tasks{"state": "waiting"}']
+    ready = m['xylem_tasks{"state": "ready"}']
+    assert 0 < ready < 5000 and waiting + ready == 5000, m
+    assert m['xylem_queue_depth{}'] == 5000, m
+    r, body = get(url, "/api/state")
+    c = json.loads(body)["counts"]
+    assert c["pending"] == waiting and c["waiting"] >= c["pending"], c
+    args = shlex.split(st)
+    out = subprocess.run([xylem.bin] + args[1:], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    mt = re.search(r"(\d+) ready, (\d+) waiting", out.stdout)
+    assert mt and int(mt.group(1)) + int(mt.group(2)) == 5000, out.stdout
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 130
+
+
+def test_workers_cache_in_bytes(xylem, tmp_path):
+    """The workers table gives each worker's cache in bytes as well as
+    objects: the input it fetched and the outputs it wrote."""
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"x" * 300000)
+    tasks = [task(f"cat-{i}", f"head -c {1000 * (i + 1)} in > out",
+                  inputs=[(data, "in")],
+                  outputs=[(tmp_path / f"out{i}", "out")]) for i in range(3)]
+    wf = write_workflow(tmp_path / "wf.json", tasks)
+    p = xylem.start("run", wf, "--workers", "1", "--http", "0",
+                    "--http-linger", "120")
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    assert summary(p) == (3, 3, 0)
+    r, body = get(url, "/api/state")
+    (w,) = json.loads(body)["workers"]["list"]
+    assert w[8] == 4, w  # the input and three outputs
+    assert w[12] == 300000 + 1000 + 2000 + 3000, w
+    p.signal(signal.SIGINT)
+    assert p.wait(30) == 130
+
+
+def test_dashboard_cpu_counted(xylem, tmp_path, secret_file):
+    """xylem_dashboard_seconds_total: the manager's CPU spent on the
+    dashboard grows as a client reads events, and is part of the
+    process's CPU (process_cpu_seconds_total) beside it."""
+    p = xylem.start("manager", "--secret-file", secret_file, "--http", "0")
+    url = p.wait_line(r"dashboard at (http://\S+)", 30).group(1)
+    r, body = get(url, "/metrics")
+    m0 = metric_samples(body)
+    s0 = m0["xylem_dashboard_seconds_total{}"]
+    assert s0 > 0 and m0["process_cpu_seconds_total{}"] > s0, m0
+    s, f = open_stream(urlsplit(url).port)
+    read_events(f, 3)
+    s.close()
+    for _ in range(20):
+        get(url, "/api/state")
+    r, body = get(url, "/metrics")
+    m1 = metric_samples(body)
+    s1 = m1["xylem_dashboard_seconds_total{}"]
+    assert s1 > s0, (m0, m1)
+    assert m1["process_cpu_seconds_total{}"] > s1
     p.signal(signal.SIGINT)
     assert p.wait(30) == 0

@@ -5,13 +5,14 @@ Chromium (docs/history.md, docs/observability.md)."""
 
 import json
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
 
 import pytest
 
-from helpers import task, wait_for, write_workflow
+from helpers import browser_missing, task, wait_for, write_workflow
 
 
 def query(db, sql):
@@ -138,6 +139,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chromium(*args):
+    if not CHROMIUM:
+        browser_missing("chromium is not installed")
     r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox",
                         "--disable-gpu", *args], capture_output=True,
                        text=True, timeout=120)
@@ -145,7 +148,6 @@ def chromium(*args):
     return r.stdout
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="no chromium (scripts/deps.sh)")
 def test_report_in_chromium(xylem, finished_run, tmp_path):
     page = tmp_path / "report.html"
     r = xylem.run("report", finished_run, "-o", page, timeout=60)
@@ -203,7 +205,6 @@ def test_log_dir_keeps_worker_logs(xylem, tmp_path):
         assert "stopping" in text, text
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="no chromium (scripts/deps.sh)")
 def test_report_cache_hits(xylem, tmp_path):
     """Tasks reading one file on one one-core worker: the first fetches
     it, the others find it cached; the page says so."""
@@ -255,3 +256,22 @@ def test_report_resources_in_use(xylem, tmp_path):
     assert max(doc["concurrency"]["cores"]) <= 4 + 1e-6
     dom = chromium("--dump-dom", page.as_uri())
     assert 'id="resources"' in dom
+
+
+def test_run_says_how_to_reach_its_manager(xylem, tmp_path):
+    """`xylem run --workers 0` prints the `xylem status` command that
+    reaches its manager and the `xylem worker` command that serves it;
+    both work as printed, against the live manager."""
+    wf = write_workflow(tmp_path / "wf.json", [task("hello", "echo hi")])
+    p = xylem.start("run", wf, "--workers", "0")
+    st = p.wait_line(r"status: (xylem status .*)", 30).group(1)
+    wk = p.wait_line(r"start a worker: (xylem worker .*)", 30).group(1)
+    r = subprocess.run([xylem.bin] + shlex.split(st)[1:],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"tasks +0 returned .* 1 ready", r.stdout), r.stdout
+    w = xylem.start(*shlex.split(wk)[1:])
+    assert p.wait(60) == 0, p.output
+    assert "1 task: 1 succeeded, 0 failed" in p.output, p.output
+    w.signal(2)
+    w.wait(30)

@@ -189,10 +189,61 @@ static void t_front_cannot_enroll_for_another_user(void)
 	free(own);
 }
 
+/* The caps on a user's workers and cores size what the spawner starts:
+ * the user's own line over the global one, cores over workers. */
+static void t_caps_size_a_user_s_workers(void)
+{
+	static struct xy_ep_config conf;
+	struct xy_ep_size sz;
+	char err[256];
+
+	memset(&conf, 0, sizeof conf);
+	conf.workers = 6;
+	conf.cores_per_worker = 2;
+	XY_CHECK(xy_cli_ep_limits_line(&conf, "max_workers", "4", err,
+				       sizeof err) == 1);
+	XY_CHECK(xy_cli_ep_limits_line(&conf, "user alice", "max_cores 5",
+				       err, sizeof err) == 1);
+	XY_CHECK(xy_cli_ep_limits_line(&conf, "user bob", "max_workers 9, "
+				       "max_cores 64", err, sizeof err) == 1);
+	XY_CHECK(xy_cli_ep_limits_line(&conf, "user bob", "max_workers 1",
+				       err, sizeof err) == -1);
+	XY_CHECK(strstr(err, "set twice"));
+	XY_CHECK(xy_cli_ep_limits_line(&conf, "user carol", "max_workers -1",
+				       err, sizeof err) == -1);
+	XY_CHECK(xy_cli_ep_limits_line(&conf, "max_cores", "0", err,
+				       sizeof err) == -1);
+	/* Anyone: 6 workers cut to 4, of 2 cores. */
+	xy_cli_ep_limits_size(&conf, "dave", 0, &sz);
+	XY_CHECK(sz.workers == 4 && sz.cores == 2 && sz.capped);
+	XY_CHECK(sz.max_workers == 4 && sz.max_cores == 0);
+	/* alice: 4 workers (the global cap), 5 cores: 2 of 2 cores. */
+	xy_cli_ep_limits_size(&conf, "alice", 1, &sz);
+	XY_CHECK(sz.workers == 2 && sz.cores == 2 && sz.capped);
+	XY_CHECK(sz.max_workers == 4 && sz.max_cores == 5);
+	/* bob: his own caps leave the configuration's 6 of 2 as they are. */
+	xy_cli_ep_limits_size(&conf, "bob", 0, &sz);
+	XY_CHECK(sz.workers == 6 && sz.cores == 2 && !sz.capped);
+	/* A worker wider than the cores cap is narrowed to it. */
+	conf.cores_per_worker = 8;
+	xy_cli_ep_limits_size(&conf, "alice", 0, &sz);
+	XY_CHECK(sz.workers == 1 && sz.cores == 5 && sz.capped);
+	/* No cores_per_worker: the manager's workers share the cap. */
+	conf.cores_per_worker = 0;
+	xy_cli_ep_limits_size(&conf, "alice", 0, &sz);
+	XY_CHECK(sz.workers == 4 && sz.cores == 1);
+	xy_cli_ep_limits_size(&conf, "dave", 0, &sz);
+	XY_CHECK(sz.workers == 4 && sz.cores == 0);
+	for (int i = 0; i < conf.n_session_args; i++)
+		if (i % 2)
+			free(conf.session_args[i]);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct xy_test tests[] = {
 		XY_TEST(t_front_cannot_enroll_for_another_user),
+		XY_TEST(t_caps_size_a_user_s_workers),
 		{0},
 	};
 	return xy_test_main(argc, argv, tests);

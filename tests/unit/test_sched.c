@@ -450,6 +450,27 @@ static void t_demand(void)
 	XY_CHECK_EQ(d[1 - one].need.cores, 2);
 	XY_CHECK_EQ(d[1 - one].count, 2);
 	XY_CHECK_EQ(d[1 - one].need.memory, 2500);
+	/* A task that carries a batch of calls counts as its calls, as
+	 * long as it is queued. */
+	xy_sched_remove(p.m.sched, t[0]);
+	xy_task_set_calls(t[0], 40);
+	XY_CHECK_EQ(xy_sched_push(p.m.sched, t[0]), 0);
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 2);
+	one = d[0].need.cores == 1 ? 0 : 1;
+	XY_CHECK_EQ(d[one].count, 42);
+	XY_CHECK_EQ(d[1 - one].count, 2);
+	XY_CHECK_EQ(xy_sched_count(p.m.sched), 5); /* still five tasks */
+	xy_sched_remove(p.m.sched, t[0]);
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 2);
+	one = d[0].need.cores == 1 ? 0 : 1;
+	XY_CHECK_EQ(d[one].count, 2);
+	xy_sched_remove(p.m.sched, t[1]);
+	xy_sched_remove(p.m.sched, t[2]);
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 1); /* shape dropped */
+	XY_CHECK_EQ(xy_sched_push(p.m.sched, t[0]), 0);
+	XY_CHECK_EQ(xy_sched_demand(p.m.sched, d, 4), 2);
+	one = d[0].need.cores == 1 ? 0 : 1;
+	XY_CHECK_EQ(d[one].count, 40);
 	place_teardown(&p);
 }
 

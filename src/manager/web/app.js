@@ -88,6 +88,8 @@
   function render(doc) {
     const sum = [0, 0, 0, 0, 0];
     for (const t of tags) for (let k = 0; k < 5; k++) sum[k] += t[k + 1];
+    // An array's indexes not made yet wait, in no tag.
+    sum[0] += (doc.counts && doc.counts.pending) || 0;
     const total = sum.reduce((a, b) => a + b, 0);
     STATES.forEach((s, k) => { $("n-" + s).textContent = sum[k]; });
     $("n-total").textContent = total;
@@ -122,7 +124,8 @@
       cell(tr, w[3] + " / " + w[2], "num");
       cell(tr, w[5] + " / " + w[4], "num");
       cell(tr, w[7] + " / " + w[6], "num");
-      cell(tr, w[8], "num"); cell(tr, w[9], "num"); cell(tr, w[10], "num");
+      cell(tr, w[8], "num"); cell(tr, fmtBytes(w[12] || 0), "num");
+      cell(tr, w[9], "num"); cell(tr, w[10], "num");
     });
     const X = doc.xfer;
     fill("kinds", Object.entries(X.kinds), (tr, [k, v]) => {
@@ -168,16 +171,20 @@
     const index = new Map(rows.map((r, i) => [r, i]));
     const rh = rows.length ? Math.max(1, Math.min(16, h / rows.length)) : 16;
     const t1 = now(), t0 = t1 - WINDOW, x = (t) => (t - t0) / WINDOW * w;
+    let drawn = 0;
     const colors = {ok: "#4b6", bad: "#e44", run: "#39f", lost: "#aaa"};
     const bar = (row, a, b, col) => {
       const i = index.get(row);
       if (i === undefined || b < t0) return;
       g.fillStyle = col;
+      drawn++;
       g.fillRect(x(Math.max(a, t0)), i * rh, Math.max(1, x(b) - x(Math.max(a, t0))), rh - 1);
     };
     for (const b of bars) bar(b.worker + "/" + b.slot, b.start, b.end,
       b.result === 0 ? colors.ok : b.result < 0 ? colors.lost : colors.bad);
     for (const r of running.values()) bar(r.worker + "/" + r.slot, r.start, t1, colors.run);
+    // What was drawn, for scripts and tests (a canvas has no text).
+    c.dataset.rows = rows.length; c.dataset.bars = drawn;
     requestAnimationFrame(draw);
   }
 
