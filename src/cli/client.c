@@ -224,9 +224,21 @@ static int offer_inputs(struct xy_client *c, const struct xy_client_task *t,
 			struct xy_submit_input *in, char *err, size_t errlen)
 {
 	for (uint32_t i = 0; i < t->n_inputs; i++) {
+		const struct xy_client_input *ti = &t->inputs[i];
 		char why[512];
 
-		in[i].name = (char *)t->inputs[i].name;
+		in[i].name = (char *)ti->name;
+		in[i].unpack = ti->unpack ? 1 : 0;
+		in[i].ref = (char *)"";
+		if (!ti->path) {
+			in[i].from = ti->temp ? XY_FROM_TEMP : XY_FROM_URL;
+			in[i].ref = (char *)(ti->temp ? ti->temp : ti->url);
+			if (!in[i].ref || !*in[i].ref)
+				return xy_fail(err, errlen, EINVAL, "input %s:"
+					       " no path, temp or URL",
+					       ti->name);
+			continue;
+		}
 		if (xy_object_hash(t->inputs[i].path, in[i].id, &in[i].kind,
 				   &in[i].size, why, sizeof why) < 0)
 			return xy_fail(err, errlen, errno, "input %s: %s",
@@ -292,6 +304,16 @@ uint64_t xy_client_submit_keyed(struct xy_client *c,
 	s->inputs = in;
 	s->n_outputs = t->n_outputs;
 	s->outputs = (char **)t->outputs;
+	if (t->n_outputs && t->output_temps) {
+		s->temps = calloc(t->n_outputs, sizeof *s->temps);
+		if (!s->temps) {
+			xy_fail(err, errlen, ENOMEM, "out of memory");
+			goto out;
+		}
+		for (uint32_t i = 0; i < t->n_outputs; i++)
+			s->temps[i] = (char *)(t->output_temps[i]
+						       ? t->output_temps[i] : "");
+	}
 	s->xfer_port = (uint16_t)xy_xfer_server_port(c->xfer);
 	if (!c->conn)
 		xy_fail(err, errlen, ECONNRESET, "the manager closed the "
@@ -308,7 +330,23 @@ uint64_t xy_client_submit_keyed(struct xy_client *c,
 	}
 out:
 	free(in);
+	free(s->temps);
 	return rc < 0 ? 0 : s->id;
+}
+
+int xy_client_drop(struct xy_client *c, const char *const *temps, uint32_t n,
+		   char *err, size_t errlen)
+{
+	union xy_msg msg = {.drop = {.n_temps = n, .temps = (char **)temps}};
+
+	if (!n)
+		return 0;
+	if (!c->conn)
+		return xy_fail(err, errlen, ECONNRESET, "the manager closed "
+			       "the connection: %s", c->reason);
+	if (xy_conn_send(c->conn, XY_MSG_DROP, &msg) < 0)
+		return xy_fail(err, errlen, errno, "cannot send DROP");
+	return 0;
 }
 
 int xy_client_wait(struct xy_client *c, double timeout,

@@ -22,10 +22,17 @@
 
 struct xy_client;
 
-/* An input: the local file or directory at path, mounted at name. */
+/* An input mounted at name: the local file or directory at path; or
+ * (path NULL) the temp of this client's named temp (an output of an
+ * earlier task of its session or connection, left on the workers), or
+ * the URL url, which a worker fetches. With unpack, the task sees the
+ * archive's expansion, a directory. */
 struct xy_client_input {
 	const char *path;
 	const char *name;
+	const char *temp;
+	const char *url;
+	int unpack;
 };
 
 /* A command task, as SUBMIT carries it. */
@@ -42,6 +49,10 @@ struct xy_client_task {
 	uint32_t n_inputs;
 	const char *const *outputs; /* sandbox names brought back */
 	uint32_t n_outputs;
+	/* NULL, or n_outputs names: where one is not NULL, that output is
+	 * not brought back but left on its worker as this client's temp of
+	 * that name (a name written again names the new one). */
+	const char *const *output_temps;
 };
 
 /* Connects to the manager at host:port and proves the secret (copied),
@@ -77,6 +88,13 @@ int xy_client_attach(struct xy_client *c, const uint8_t session[XY_ID_LEN],
 uint64_t xy_client_submit_keyed(struct xy_client *c,
 				const struct xy_client_task *t, uint64_t id,
 				const uint8_t *key, char *err, size_t errlen);
+
+/* Tells the manager that the client names these temps no more, so that
+ * workers may delete them once no task needs them. A client without a
+ * session's temps go when it closes; a session's stay until dropped.
+ * 0, or -1 with a reason in err. */
+int xy_client_drop(struct xy_client *c, const char *const *temps, uint32_t n,
+		   char *err, size_t errlen);
 
 /* Waits up to timeout seconds (negative: no limit) for the RESULT of any
  * submitted task, into *out, which the caller frees with

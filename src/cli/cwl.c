@@ -803,7 +803,8 @@ static int remote_task(struct cwl_run *r, struct xy_client_task *ct,
 		(*inputs)[i].path = json_string_value(json_array_get(pair, 0));
 		(*inputs)[i].name = json_string_value(json_array_get(pair, 1));
 	}
-	(*inputs)[n] = (struct xy_client_input){job_path, JOB_FILE};
+	(*inputs)[n] = (struct xy_client_input){.path = job_path,
+						 .name = JOB_FILE};
 	*ct = (struct xy_client_task){
 		.command = TASK_COMMAND,
 		.tag = r->o.tool, .cores = (int)r->rt.cores,

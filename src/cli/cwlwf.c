@@ -7,9 +7,9 @@
  * (started at the first task, so that a workflow of expressions starts
  * none) or on a standing manager (--manager). Each task has a directory
  * of its own under the run's temporary directory, t/N/: its result
- * object comes back there; its out/ stays on the worker as a temp (local
- * runs: see "temps" below) or comes back there too (--manager, whose
- * protocol has no temps). The files the workflow's output object names
+ * object comes back there; its out/ stays on the worker as a temp (see
+ * "temps" below: with --manager, a temp of the run's session named by
+ * the path of that out/ here). The files the workflow's output object names
  * are moved (or, if they are not the run's own, copied) to --outdir at
  * the end. With --manager, the run is a session of the manager's
  * (docs/durability.md, "Sessions") and each task a keyed SUBMIT: a
@@ -47,6 +47,8 @@ struct wtask {
 	uint64_t id;
 	unsigned n;          /* its directory is t/N */
 	struct xy_file *out; /* local runs: its out/, a temp */
+	char *tname; /* --manager: its out/'s temp in the session */
+	const char *out_temps[2]; /* --manager: SUBMIT's, {tname, NULL} */
 	struct xy_file *result; /* local runs: its RESULT_FILE, a temp */
 	int fetched;         /* that temp brought here */
 	char dir[PATH_MAX];
@@ -75,11 +77,23 @@ struct wfrun {
 	uint8_t session[XY_ID_LEN];
 	uint64_t seq; /* the last RESULT seq of the session taken in full */
 	double window; /* XYLEM_RECONNECT: how long to wait for it */
+	/* RESULTs of steps that came while temps were brought back. */
+	struct stashed *stash, *stash_tail;
+	uint64_t brought; /* bring-back tasks sent so far */
 	/* The progress line (progress.h): jobs done of those known so far
 	 * (a scatter's jobs become known as its step starts). */
 	struct xy_progress prog;
 	int64_t done, failed;
 };
+
+struct stashed {
+	struct xy_msg_result res;
+	struct stashed *next;
+};
+
+/* The ids of the tasks that bring a temp back (--manager): past any
+ * step's number. */
+#define BRING_ID (1ull << 62)
 
 static struct wtask *task_find(struct wfrun *w, uint64_t id)
 {
@@ -92,7 +106,8 @@ static struct wtask *task_find(struct wfrun *w, uint64_t id)
 
 /* ------------------------------------------------------------- temps */
 
-/* Local runs keep each task's out/ on the worker as a temp: the task that
+/* Each task's out/ stays on the worker as a temp (with --manager, the
+ * session's temp named by its path here, brought back by bring_back): the task that
  * reads one of its files mounts the temp (at in/tK, K numbering the temps
  * it reads) and reads the file inside it; only the result object comes
  * back. The paths the engine sees are those the files would have in the
@@ -120,7 +135,7 @@ static struct wtask *temp_of(struct wfrun *w, const char *path,
 	snprintf(key, sizeof key, "%.*s", (int)n, p);
 	t = (struct wtask *)(intptr_t)json_integer_value(
 		json_object_get(w->by_n, key));
-	if (!t || !t->out)
+	if (!t || (!t->out && !t->tname))
 		return NULL;
 	*rest = p + n + 4;
 	return t;
@@ -203,6 +218,9 @@ static int collect_one(json_t *obj, int nested, void *arg)
 	return 0;
 }
 
+static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
+		      char *why, size_t whylen);
+
 /* ops.localize: the temps that v's files live in, fetched. */
 static int localize(void *arg, const json_t *v, char *err, size_t errlen)
 {
@@ -214,6 +232,8 @@ static int localize(void *arg, const json_t *v, char *err, size_t errlen)
 	if (cwl__walk((json_t *)v, 0, collect_one, &tf)) {
 		xy_fail(why, sizeof why, ENOMEM, "out of memory");
 		rc = -1;
+	} else if (tf.n && w->r->o.manager) {
+		rc = bring_back(w, tf.tasks, tf.n, why, sizeof why);
 	} else if (tf.n && xy_manager_fetch_all(w->r->m, tf.files,
 				(const char *const *)tf.paths, tf.n, -1, why,
 				sizeof why) < 0) {
@@ -260,8 +280,7 @@ static struct wtask *prepare(struct wfrun *w, const json_t *tool,
 	}
 	t->n = w->n;
 	json_array_clear(w->mounts);
-	if (!w->c)
-		cwl__walk(jc, 0, to_mount, w);
+	cwl__walk(jc, 0, to_mount, w);
 	t->plan = cwl__plan_inputs(jc, tc);
 	t->mounts = json_deep_copy(w->mounts);
 	doc = json_pack("{s:o, s:o, s:o}", "tool", tc, "job", jc, "runtime",
@@ -417,25 +436,39 @@ static uint64_t submit_remote(void *arg, const json_t *tool,
 	}
 	free(text);
 	n = json_array_size(wt->plan);
-	if (!(wt->inputs = calloc(n + 1, sizeof *wt->inputs)))
+	size_t nm = json_array_size(wt->mounts);
+	if (!(wt->inputs = calloc(n + nm + 1, sizeof *wt->inputs)))
 		return 0;
 	json_array_foreach(wt->plan, i, pair) {
 		wt->inputs[i].path = json_string_value(json_array_get(pair, 0));
 		wt->inputs[i].name = json_string_value(json_array_get(pair, 1));
 	}
+	/* The out/ of earlier steps it reads: their temps, where they are. */
+	json_array_foreach(wt->mounts, i, pair) {
+		const struct wtask *from = (const struct wtask *)(intptr_t)
+			json_integer_value(json_array_get(pair, 0));
+		wt->inputs[n + i].temp = from->tname;
+		wt->inputs[n + i].name = json_string_value(json_array_get(pair,
+									  1));
+	}
+	n += nm;
 	/* path lives as long as the task: keep it in the plan. */
 	json_array_append_new(wt->plan, json_pack("[s,s]", path, JOB_FILE));
 	wt->inputs[n].path = json_string_value(json_array_get(
-		json_array_get(wt->plan, n), 0));
+		json_array_get(wt->plan, json_array_size(wt->plan) - 1), 0));
 	wt->inputs[n].name = JOB_FILE;
 	wt->tag = strdup(tag_of(tool) ? tag_of(tool) : "");
-	if (!wt->tag)
+	/* Its out/ stays on the worker: a temp named by its path here. */
+	if (!wt->tag || asprintf(&wt->tname, "%s/out", wt->dir) < 0) {
+		wt->tname = NULL;
 		return 0;
+	}
+	wt->out_temps[0] = wt->tname;
 	wt->ct = (struct xy_client_task){
 		.command = TASK_COMMAND, .tag = wt->tag,
 		.cores = (int)rt.cores, .inputs = wt->inputs,
 		.n_inputs = (uint32_t)n + 1, .outputs = cwl__task_outputs,
-		.n_outputs = 2};
+		.n_outputs = 2, .output_temps = wt->out_temps};
 	/* The task's number is its id and its key in the session: the same
 	 * on every connection. A lost connection is not a failure here: the
 	 * task goes again with the others once the manager is back. */
@@ -701,7 +734,13 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 		struct wtask *t;
 		int rc = -1;
 
-		if (xy_client_wait(w->c, WAIT_SLICE_S, &res, err,
+		if (w->stash) {
+			struct stashed *st = w->stash;
+			if (!(w->stash = st->next))
+				w->stash_tail = NULL;
+			res = st->res;
+			free(st);
+		} else if (xy_client_wait(w->c, WAIT_SLICE_S, &res, err,
 				   sizeof err) < 0) {
 			if (errno == ETIMEDOUT)
 				continue;
@@ -758,6 +797,167 @@ static int wait_one(struct wfrun *w, struct cwl_wf *wf)
 		xy_client_result_free(&res);
 		return rc;
 	}
+}
+
+/* ------------------------------------------------- temps via --manager */
+
+/*
+ * Steps' out/ that the engine must read here (a loadContents or
+ * loadListing it evaluates, the workflow's outputs) are brought back by
+ * one task for up to BRING_MAX of them: it mounts temp K at iK and
+ * copies it to the output oK (`cp -RL iK oK`), which comes back to
+ * t/N/out here. What comes meanwhile for the steps is kept for
+ * wait_one.
+ */
+#define BRING_MAX 1000
+
+/* The bring-back task of ts[0..n), sent as id. */
+static int bring_send(struct wfrun *w, struct wtask **ts, size_t n,
+		      uint64_t id, char *why, size_t whylen)
+{
+	struct xy_client_input *in = calloc(n, sizeof *in);
+	char **names = calloc(2 * n, sizeof *names), *cmd = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&cmd, &len);
+	int rc = -1;
+
+	if (!in || !names || !f)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (asprintf(&names[2 * i], "i%zu", i) < 0 ||
+		    asprintf(&names[2 * i + 1], "o%zu", i) < 0)
+			goto out;
+		in[i] = (struct xy_client_input){.name = names[2 * i],
+						 .temp = ts[i]->tname};
+		fprintf(f, "%scp -RL i%zu o%zu", i ? " && " : "", i, i);
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		goto out;
+	}
+	f = NULL;
+	const char **outs = calloc(n, sizeof *outs);
+	if (!outs)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		outs[i] = names[2 * i + 1];
+	struct xy_client_task ct = {
+		.command = cmd, .tag = "cwl-bring-back", .inputs = in,
+		.n_inputs = (uint32_t)n, .outputs = outs,
+		.n_outputs = (uint32_t)n};
+	rc = w->c && xy_client_submit_keyed(w->c, &ct, id, NULL, why, whylen)
+		? 0 : -1;
+	free(outs);
+out:
+	if (f)
+		fclose(f);
+	if (rc < 0 && !*why)
+		xy_fail(why, whylen, ENOMEM, "out of memory");
+	for (size_t i = 0; names && i < 2 * n; i++)
+		free(names[i]);
+	free(names);
+	free(in);
+	free(cmd);
+	return rc;
+}
+
+/* Keeps a step's RESULT that came while temps were brought back. */
+static int stash(struct wfrun *w, struct xy_msg_result *res)
+{
+	struct stashed *st = calloc(1, sizeof *st);
+	if (!st) {
+		xy_client_result_free(res);
+		return -1;
+	}
+	st->res = *res;
+	if (w->stash_tail)
+		w->stash_tail->next = st;
+	else
+		w->stash = st;
+	w->stash_tail = st;
+	return 0;
+}
+
+static int bring_back(struct wfrun *w, struct wtask **ts, size_t n,
+		      char *why, size_t whylen)
+{
+	uint64_t first = BRING_ID + w->brought, left = 0;
+	int rc = 0;
+
+	for (size_t at = 0; at < n; at += BRING_MAX, left++)
+		if (bring_send(w, ts + at, n - at < BRING_MAX ? n - at
+			       : BRING_MAX, first + left, why, whylen) < 0)
+			return -1;
+	w->brought += left;
+	uint64_t sent = left;
+	while (left > 0 && rc == 0) {
+		struct xy_msg_result res;
+		if (xy_local_stops())
+			return xy_fail(why, whylen, ECANCELED, "interrupted");
+		if (xy_client_wait(w->c, WAIT_SLICE_S, &res, why, whylen) < 0) {
+			if (errno == ETIMEDOUT)
+				continue;
+			return -1; /* the manager went: the run fails */
+		}
+		if (res.id < BRING_ID) {
+			if (stash(w, &res) < 0)
+				return xy_fail(why, whylen, ENOMEM,
+					       "out of memory");
+			continue;
+		}
+		if (res.id < first || res.id >= first + sent) {
+			xy_client_result_free(&res);
+			continue; /* an earlier bring-back's, given up on */
+		}
+		size_t at = (size_t)(res.id - first) * BRING_MAX;
+		size_t k = n - at < BRING_MAX ? n - at : BRING_MAX;
+		left--;
+		if (res.result != XY_RESULT_SUCCESS || res.exit_code != 0 ||
+		    res.n_outputs != k) {
+			xy_fail(why, whylen, EIO, "steps' out/ could not be"
+				" brought back: %s", *res.message ? res.message
+				: xy_result_string((xy_result)res.result));
+			rc = -1;
+		}
+		for (size_t i = 0; rc == 0 && i < k; i++) {
+			char dest[2 * PATH_MAX], name[32];
+			uint32_t j = 0;
+			snprintf(name, sizeof name, "o%zu", i);
+			while (j < res.n_outputs &&
+			       strcmp(res.outputs[j].name, name))
+				j++;
+			snprintf(dest, sizeof dest, "%s/out", ts[at + i]->dir);
+			xy_rm_rf(dest);
+			if (j == res.n_outputs ||
+			    xy_client_fetch(w->c, &res, j, dest, why,
+					    whylen) < 0) {
+				if (j == res.n_outputs)
+					xy_fail(why, whylen, EIO, "no %s", name);
+				rc = -1;
+			}
+		}
+		xy_client_result_free(&res);
+	}
+	return rc;
+}
+
+/* The run's temps are named no more: the manager may let them go. */
+static void drop_temps(struct wfrun *w)
+{
+	const char **names;
+	uint32_t n = 0;
+	char err[256];
+
+	for (struct wtask *t = w->tasks; t; t = t->next)
+		n += t->tname != NULL;
+	if (!w->c || !n || !(names = calloc(n, sizeof *names)))
+		return;
+	n = 0;
+	for (struct wtask *t = w->tasks; t; t = t->next)
+		if (t->tname)
+			names[n++] = t->tname;
+	xy_client_drop(w->c, names, n, err, sizeof err);
+	free(names);
 }
 
 /* ----------------------------------------------------------- delivery */
@@ -880,8 +1080,8 @@ static int drive(struct wfrun *w, struct cwl_wf *wf)
 			return status;
 		}
 		if (rc == 1)
-			return (!w->c && localize(w, cwl_wf_outputs(wf), err,
-						  sizeof err) < 0) ||
+			return localize(w, cwl_wf_outputs(wf), err,
+					sizeof err) < 0 ||
 			       deliver(w->r, cwl_wf_outputs(wf)) < 0 ?
 				CWL_PERMANENT_FAIL : CWL_OK;
 		if (!cwl_wf_running(wf)) {
@@ -902,7 +1102,7 @@ int cwl__run_workflow(struct cwl_run *r)
 			  .mounts = json_array()};
 	char scratch[PATH_MAX];
 	struct cwl_wf_ops ops = {r->o.manager ? submit_remote : submit_local,
-				 &w, scratch, r->o.manager ? NULL : localize};
+				 &w, scratch, localize};
 	struct cwl_wf *wf;
 	SSL_CTX *tls = NULL;
 	int rc = -1;
@@ -920,8 +1120,15 @@ int cwl__run_workflow(struct cwl_run *r)
 		rc = drive(&w, wf);
 	}
 	cwl_wf_free(wf);
+	drop_temps(&w);
 	xy_client_close(w.c);
 	SSL_CTX_free(tls);
+	while (w.stash) {
+		struct stashed *st = w.stash;
+		w.stash = st->next;
+		xy_client_result_free(&st->res);
+		free(st);
+	}
 	while (w.tasks) {
 		struct wtask *t = w.tasks;
 
@@ -930,6 +1137,7 @@ int cwl__run_workflow(struct cwl_run *r)
 		json_decref(t->mounts);
 		free(t->inputs);
 		free(t->tag);
+		free(t->tname);
 		free(t);
 	}
 	json_decref(w.by_n);

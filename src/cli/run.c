@@ -545,35 +545,7 @@ struct array_ctx {
 /* s with every mark replaced: a new string, or NULL without memory. */
 static char *subst(const char *s, const char *index, const char *line)
 {
-	size_t cap = strlen(s) + 1, len = 0;
-	char *out = malloc(cap);
-
-	while (out && *s) {
-		const char *v = NULL;
-		size_t skip = 1, n;
-
-		if (!strncmp(s, XY_WF_INDEX_MARK, strlen(XY_WF_INDEX_MARK)))
-			v = index, skip = strlen(XY_WF_INDEX_MARK);
-		else if (line && !strncmp(s, XY_WF_LINE_MARK,
-					  strlen(XY_WF_LINE_MARK)))
-			v = line, skip = strlen(XY_WF_LINE_MARK);
-		n = v ? strlen(v) : 1;
-		if (len + n + 1 > cap) {
-			char *grown = realloc(out, (cap = 2 * (len + n + 1)));
-
-			if (!grown)
-				free(out);
-			out = grown;
-			if (!out)
-				break;
-		}
-		memcpy(out + len, v ? v : s, n);
-		len += n;
-		s += skip;
-	}
-	if (out)
-		out[len] = '\0';
-	return out;
+	return xy_wf_subst(s, index, line);
 }
 
 /* Entries of one array task: marks replaced, templated paths declared

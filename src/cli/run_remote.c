@@ -11,10 +11,11 @@
  * reached again (for XYLEM_RECONNECT seconds, default 120), the tasks
  * still out are submitted again under their keys, and what ended
  * meanwhile is answered from its journal: nothing runs twice. A temp of
- * the workflow passes through
- * this side (a private directory), since SUBMIT names files, not temps;
- * URL inputs, archives to unpack and task arrays are refused with the
- * reason (docs/cli.md, "xylem run against a standing manager").
+ * the workflow is a temp of the run's session on the manager, named by
+ * its path: it stays on the worker that wrote it and never comes here.
+ * URL inputs and archives to unpack go as such in SUBMIT. A task array
+ * is expanded here, an index a SUBMIT, at most ARRAY_WINDOW of them out
+ * at once (docs/cli.md, "xylem run against a standing manager").
  */
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +38,10 @@
 
 enum { R_WAITING, R_QUEUED, R_DONE, R_FAILED, R_SKIPPED };
 
+/* Array indexes out at once, all arrays together (a client may have
+ * 10,000 tasks not yet answered). */
+#define ARRAY_WINDOW 1000
+
 struct rtask {
 	const struct xy_wf_task *w;
 	int state;
@@ -45,6 +50,20 @@ struct rtask {
 	size_t waiting; /* producers of its inputs not yet done */
 	size_t *after;  /* the tasks that read one of its outputs */
 	size_t n_after;
+	/* A task array: its indexes, the next to submit, those out, those
+	 * ended; its lines file, read as indexes are submitted. */
+	uint64_t n_idx, next_idx, n_out, n_ok, n_bad;
+	FILE *lines;
+	int remakes; /* times its temps' writers ran again for it */
+};
+
+/* One submission: a task's run, or an array index's. */
+struct sub {
+	size_t task;
+	uint64_t index;
+	int run;
+	char *line; /* the index's XY_LINE, or NULL */
+	int live;   /* submitted, not answered */
 };
 
 struct remote {
@@ -54,41 +73,16 @@ struct remote {
 	struct xy_client *c;
 	uint8_t session[XY_ID_LEN];
 	uint64_t seen; /* the last RESULT seq taken in full */
-	size_t *by_id; /* client task id - 1 -> workflow task index */
+	struct sub *subs; /* by client task id - 1 */
 	size_t n_ids, cap_ids;
-	char scratch[PATH_MAX]; /* temps pass through here; "" until made */
-	char **temp_path;       /* by path index: a temp's place in scratch */
-	int64_t done, failed, skipped, queued;
+	size_t *arrays; /* the array tasks */
+	size_t n_arrays;
+	char cwd[PATH_MAX]; /* where an array's relative paths start */
+	int64_t done, failed, skipped, queued, total;
 	struct xy_progress progress;
 };
 
-/* ------------------------------------------------------------- checks */
-
-/* What SUBMIT cannot carry yet: refused before anything runs. */
-static int check_supported(const struct xy_workflow *wf)
-{
-	for (size_t i = 0; i < wf->n_tasks; i++) {
-		const struct xy_wf_task *w = &wf->tasks[i];
-		const char *why = NULL;
-
-		if (w->array_n || w->array_lines)
-			why = "is a task array";
-		for (size_t k = 0; !why && k < w->n_inputs; k++) {
-			if (w->inputs[k].unpack)
-				why = "has an archive to unpack";
-			else if (wf->paths[w->inputs[k].ref].url)
-				why = "has a URL input";
-		}
-		if (why) {
-			fprintf(stderr, "xylem run: task \"%s\" %s, which"
-				" --manager does not take yet: run it with"
-				" local workers (without --manager)\n", w->id,
-				why);
-			return -1;
-		}
-	}
-	return 0;
-}
+/* ------------------------------------------------------------- tasks */
 
 /* Each task's producers (counted) and dependents (listed). */
 static int link_tasks(struct remote *r)
@@ -98,8 +92,16 @@ static int link_tasks(struct remote *r)
 	r->t = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof *r->t);
 	if (!r->t)
 		return -1;
-	for (size_t i = 0; i < wf->n_tasks; i++)
+	r->arrays = calloc(wf->n_tasks + 1, sizeof *r->arrays);
+	if (!r->arrays)
+		return -1;
+	for (size_t i = 0; i < wf->n_tasks; i++) {
 		r->t[i].w = &wf->tasks[i];
+		r->t[i].n_idx = wf->tasks[i].array_n;
+		r->total += r->t[i].n_idx ? (int64_t)r->t[i].n_idx : 1;
+		if (r->t[i].n_idx)
+			r->arrays[r->n_arrays++] = i;
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < wf->n_tasks; i++) {
 			const struct xy_wf_task *w = &wf->tasks[i];
@@ -127,113 +129,159 @@ static int link_tasks(struct remote *r)
 	return 0;
 }
 
-/* ------------------------------------------------------------- paths */
-
-/* Where path ref is on this side: its own path, or a temp's place in the
- * scratch directory (made on first use). NULL (said) if that fails. */
-static const char *local_path(struct remote *r, size_t ref)
-{
-	const struct xy_wf_path *p = &r->wf->paths[ref];
-	char buf[PATH_MAX];
-
-	if (!p->temp)
-		return p->full;
-	if (r->temp_path[ref])
-		return r->temp_path[ref];
-	if (!*r->scratch) {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(r->scratch, sizeof r->scratch,
-			 "%s/xylem-run-temps-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (!mkdtemp(r->scratch)) {
-			fprintf(stderr, "xylem run: cannot make a directory"
-				" for temps: %s\n", strerror(errno));
-			*r->scratch = '\0';
-			return NULL;
-		}
-	}
-	if (snprintf(buf, sizeof buf, "%s/%zu", r->scratch, ref) >=
-		    (int)sizeof buf ||
-	    !(r->temp_path[ref] = strdup(buf))) {
-		fprintf(stderr, "xylem run: no room for a temp's path\n");
-		return NULL;
-	}
-	return r->temp_path[ref];
-}
-
 /* ----------------------------------------------------------- submit */
 
-static int remember_id(struct remote *r, uint64_t id, size_t task)
+/* A new submission's id (> 0), its record zeroed; 0 on ENOMEM. */
+static uint64_t new_sub(struct remote *r)
 {
-	if (id > r->cap_ids) {
+	if (r->n_ids == r->cap_ids) {
 		size_t cap = r->cap_ids ? 2 * r->cap_ids : 64;
-		while (cap < id)
-			cap *= 2;
-		size_t *n = realloc(r->by_id, cap * sizeof *n);
+		struct sub *n = realloc(r->subs, cap * sizeof *n);
 		if (!n)
-			return -1;
-		r->by_id = n;
+			return 0;
+		r->subs = n;
 		r->cap_ids = cap;
 	}
-	r->by_id[id - 1] = task;
-	if (id > r->n_ids)
-		r->n_ids = id;
-	return 0;
+	memset(&r->subs[r->n_ids], 0, sizeof *r->subs);
+	return ++r->n_ids;
 }
 
-/* The key of task i's run-th run in this session: never all zeros, and
- * another for each run (a retry is a new task, not the same again). */
-static void task_key(size_t i, int run, uint8_t key[XY_ID_LEN])
+/* The key of a submission in this session: never all zeros, and
+ * another for each task, index and run (a retry is a new task, not the
+ * same again). */
+static void task_key(const struct sub *s, uint8_t key[XY_ID_LEN])
 {
-	uint64_t n = (uint64_t)i + 1;
+	uint64_t n = (uint64_t)s->task + 1;
 
 	memset(key, 0, XY_ID_LEN);
 	memcpy(key, &n, sizeof n);
-	memcpy(key + sizeof n, &run, sizeof run);
+	memcpy(key + sizeof n, &s->run, sizeof s->run);
+	memcpy(key + sizeof n + sizeof s->run, &s->index, sizeof s->index);
 }
 
-/* Sends task i's latest run (again, after a reconnect: the same id and
- * key). -1 with errno ECONNRESET if the manager is gone. */
-static int send_task(struct remote *r, size_t i)
+static int templated(const char *path)
 {
-	const struct xy_wf_task *w = r->t[i].w;
+	return strstr(path, XY_WF_INDEX_MARK) || strstr(path, XY_WF_LINE_MARK);
+}
+
+/* What entry f of s's task names, marks replaced for an array's index:
+ * a path (absolute), a temp's name or a URL; a new string, or NULL. */
+static char *entry_path(struct remote *r, const struct sub *s,
+			const struct xy_wf_file *f)
+{
+	const struct xy_wf_path *p = &r->wf->paths[f->ref];
+	char idx[32], *v, *full;
+
+	if (!r->t[s->task].n_idx || !templated(f->path))
+		return strdup(p->full);
+	snprintf(idx, sizeof idx, "%llu", (unsigned long long)s->index);
+	if (!(v = xy_wf_subst(f->path, idx, s->line)) || p->url ||
+	    v[0] == '/')
+		return v;
+	if (asprintf(&full, "%s/%s", r->cwd, v) < 0)
+		full = NULL;
+	free(v);
+	return full;
+}
+
+/* Its sandbox name, marks replaced: a new string, or NULL. */
+static char *entry_as(struct remote *r, const struct sub *s,
+		      const struct xy_wf_file *f)
+{
+	char idx[32];
+
+	if (!r->t[s->task].n_idx)
+		return strdup(f->as);
+	snprintf(idx, sizeof idx, "%llu", (unsigned long long)s->index);
+	return xy_wf_subst(f->as, idx, s->line);
+}
+
+/* The tag of s: the task's id, with [INDEX] for an array's. */
+static void sub_tag(struct remote *r, const struct sub *s, char *buf,
+		    size_t len)
+{
+	const struct xy_wf_task *w = r->t[s->task].w;
+
+	if (r->t[s->task].n_idx)
+		snprintf(buf, len, "%s[%llu]", w->id,
+			 (unsigned long long)s->index);
+	else
+		snprintf(buf, len, "%s", w->id);
+}
+
+/* Sends submission id (again, after a reconnect: the same id and key).
+ * -1 with errno ECONNRESET if the manager is gone. */
+static int send_sub(struct remote *r, uint64_t id)
+{
+	const struct sub *sb = &r->subs[id - 1];
+	const struct xy_wf_task *w = r->t[sb->task].w;
+	size_t nf = w->n_inputs + w->n_outputs;
 	/* On the heap: a gather task may have thousands of inputs. */
 	struct xy_client_input *in = calloc(w->n_inputs + 1, sizeof *in);
-	const char **outs = calloc(w->n_outputs + 1, sizeof *outs);
-	struct xy_env_var *env = calloc(w->n_env + 1, sizeof *env);
-	char err[1024] = "";
-	int rc = -1;
+	const char **outs = calloc(2 * w->n_outputs + 1, sizeof *outs);
+	const char **temps = outs + w->n_outputs;
+	struct xy_env_var *env = calloc(w->n_env + 3, sizeof *env);
+	char **strs = calloc(2 * nf + 1, sizeof *strs); /* freed below */
+	char err[1024] = "", tag[256], idx[32];
+	int rc = -1, oom = !in || !outs || !env || !strs;
 
-	if (!in || !outs || !env) {
+	for (size_t k = 0; !oom && k < nf; k++) {
+		const struct xy_wf_file *f = k < w->n_inputs
+			? &w->inputs[k] : &w->outputs[k - w->n_inputs];
+		oom = !(strs[2 * k] = entry_path(r, sb, f)) ||
+		      !(strs[2 * k + 1] = entry_as(r, sb, f));
+	}
+	if (oom) {
 		fprintf(stderr, "xylem run: out of memory\n");
 		goto out;
 	}
 	for (size_t k = 0; k < w->n_inputs; k++) {
-		in[k].path = local_path(r, w->inputs[k].ref);
-		in[k].name = w->inputs[k].as;
-		if (!in[k].path)
-			goto out;
+		const struct xy_wf_path *p = &r->wf->paths[w->inputs[k].ref];
+		in[k].name = strs[2 * k + 1];
+		in[k].unpack = w->inputs[k].unpack;
+		if (p->temp)
+			in[k].temp = strs[2 * k]; /* the session's temp */
+		else if (p->url)
+			in[k].url = strs[2 * k];
+		else
+			in[k].path = strs[2 * k];
 	}
-	for (size_t k = 0; k < w->n_outputs; k++)
-		outs[k] = w->outputs[k].as;
+	for (size_t k = 0; k < w->n_outputs; k++) {
+		size_t j = w->n_inputs + k;
+		outs[k] = strs[2 * j + 1];
+		temps[k] = r->wf->paths[w->outputs[k].ref].temp ? strs[2 * j]
+								: NULL;
+	}
+	size_t n_env = w->n_env;
 	for (size_t k = 0; k < w->n_env; k++)
 		env[k] = (struct xy_env_var){.name = w->env[k].name,
 					     .value = w->env[k].value};
+	if (r->t[sb->task].n_idx) {
+		snprintf(idx, sizeof idx, "%llu", (unsigned long long)sb->index);
+		env[n_env++] = (struct xy_env_var){"XY_INDEX", idx};
+		if (sb->line)
+			env[n_env++] = (struct xy_env_var){"XY_LINE", sb->line};
+	}
+	sub_tag(r, sb, tag, sizeof tag);
 	struct xy_client_task t = {
-		.command = w->command, .tag = w->id, .cores = w->cores,
+		.command = w->command, .tag = tag, .cores = w->cores,
 		.memory_mb = w->memory_mb, .disk_mb = w->disk_mb,
 		.gpus = w->gpus, .time_limit = w->time_limit,
-		.env = env, .n_env = (uint32_t)w->n_env,
+		.env = env, .n_env = (uint32_t)n_env,
 		.inputs = in, .n_inputs = (uint32_t)w->n_inputs,
 		.outputs = outs, .n_outputs = (uint32_t)w->n_outputs,
+		.output_temps = temps,
 	};
 	uint8_t key[XY_ID_LEN];
-	task_key(i, r->t[i].runs, key);
-	if (xy_client_submit_keyed(r->c, &t, r->t[i].id, key, err,
-				   sizeof err))
+	task_key(sb, key);
+	if (xy_client_submit_keyed(r->c, &t, id, key, err, sizeof err))
 		rc = 0;
 	else if (errno != ECONNRESET)
-		fprintf(stderr, "xylem run: task \"%s\": %s\n", w->id, err);
+		fprintf(stderr, "xylem run: task \"%s\": %s\n", tag, err);
 out:
+	for (size_t k = 0; strs && k < 2 * nf; k++)
+		free(strs[k]);
+	free(strs);
 	free(in);
 	free(outs);
 	free(env);
@@ -242,20 +290,68 @@ out:
 	return rc;
 }
 
-/* A new run of task i, sent now if connected. */
+/* A new submission of task i (its index, its run; line is taken), sent
+ * now if connected. */
+static int submit_one(struct remote *r, size_t i, uint64_t index, int run,
+		      char *line)
+{
+	uint64_t id = new_sub(r);
+
+	if (!id) {
+		free(line);
+		return -1;
+	}
+	r->subs[id - 1] = (struct sub){.task = i, .index = index, .run = run,
+				       .line = line, .live = 1};
+	r->t[i].id = id;
+	r->queued++;
+	if (!r->c || send_sub(r, id) == 0)
+		return 0;
+	return errno == ECONNRESET ? 0 : -1; /* sent again on reconnect */
+}
+
+/* Submits more of array task i, while the window has room. */
+static int array_feed(struct remote *r, size_t i)
+{
+	struct rtask *t = &r->t[i];
+
+	while (t->state == R_QUEUED && t->next_idx < t->n_idx &&
+	       r->queued < ARRAY_WINDOW) {
+		char *line = NULL;
+		if (t->lines) {
+			size_t cap = 0;
+			ssize_t got = getline(&line, &cap, t->lines);
+			if (got < 0) {
+				/* The file shrank: no more indexes. */
+				free(line);
+				r->total -= (int64_t)(t->n_idx - t->next_idx);
+				t->n_idx = t->next_idx;
+				break;
+			}
+			if (got && line[got - 1] == '\n')
+				line[got - 1] = '\0';
+		}
+		t->n_out++;
+		if (submit_one(r, i, t->next_idx++, 1, line) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Task i's inputs are all made: its run, or its array's first indexes. */
 static int submit(struct remote *r, size_t i)
 {
 	struct rtask *t = &r->t[i];
 
-	if (remember_id(r, r->n_ids + 1, i) < 0)
-		return -1;
-	t->id = r->n_ids;
-	t->runs++;
 	t->state = R_QUEUED;
-	r->queued++;
-	if (!r->c || send_task(r, i) == 0)
-		return 0;
-	return errno == ECONNRESET ? 0 : -1; /* sent again on reconnect */
+	if (!t->n_idx)
+		return submit_one(r, i, 0, ++t->runs, NULL);
+	if (t->w->array_lines && !(t->lines = fopen(t->w->array_lines, "r"))) {
+		fprintf(stderr, "xylem run: task \"%s\": cannot read %s: %s\n",
+			t->w->id, t->w->array_lines, strerror(errno));
+		return -1;
+	}
+	return array_feed(r, i);
 }
 
 /* ------------------------------------------------------------ results */
@@ -274,38 +370,53 @@ static int put_in_place(const char *part, const char *dest)
 	return rename(part, dest);
 }
 
-/* Fetches every output of i's result to its path (a temp's: scratch). */
-static int fetch_outputs(struct remote *r, size_t i,
+/* Fetches every output of sb's result to its path; a temp stays on its
+ * worker. */
+static int fetch_outputs(struct remote *r, const struct sub *sb,
 			 const struct xy_msg_result *res, char *err,
 			 size_t errlen)
 {
-	const struct xy_wf_task *w = r->t[i].w;
+	const struct xy_wf_task *w = r->t[sb->task].w;
 	char part[PATH_MAX + 16];
 
 	for (size_t k = 0; k < w->n_outputs; k++) {
+		const struct xy_wf_path *p = &r->wf->paths[w->outputs[k].ref];
 		uint32_t j = 0;
-		while (j < res->n_outputs &&
-		       strcmp(res->outputs[j].name, w->outputs[k].as) != 0)
-			j++;
-		if (j == res->n_outputs) {
-			snprintf(err, errlen, "the manager sent no output"
-				 " \"%s\"", w->outputs[k].as);
+		if (p->temp)
+			continue;
+		char *as = entry_as(r, sb, &w->outputs[k]);
+		char *dest = entry_path(r, sb, &w->outputs[k]);
+		if (!as || !dest) {
+			free(as);
+			free(dest);
+			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		const char *dest = local_path(r, w->outputs[k].ref);
-		if (!dest)
-			return -1;
+		while (j < res->n_outputs &&
+		       strcmp(res->outputs[j].name, as) != 0)
+			j++;
+		int rc = 0;
+		if (j == res->n_outputs) {
+			snprintf(err, errlen, "the manager sent no output"
+				 " \"%s\"", as);
+			rc = -1;
+		}
 		/* The old output goes only once the new one is here whole. */
 		snprintf(part, sizeof part, "%s.xylem-new", dest);
-		xy_rm_rf(part);
-		if (xy_client_fetch(r->c, res, j, part, err, errlen) < 0)
-			return -1;
-		if (put_in_place(part, dest) < 0) {
+		if (rc == 0) {
+			xy_rm_rf(part);
+			rc = xy_client_fetch(r->c, res, j, part, err, errlen);
+		}
+		if (rc == 0 && put_in_place(part, dest) < 0) {
 			snprintf(err, errlen, "cannot put %s in place: %s",
 				 dest, strerror(errno));
 			xy_rm_rf(part);
-			return -1;
+			rc = -1;
 		}
+		free(as);
+		free(dest);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -336,10 +447,10 @@ static void skip_after(struct remote *r, size_t i)
 	free(todo);
 }
 
-static void show_failure(const struct rtask *t, const struct xy_msg_result *res,
+static void show_failure(const char *tag, const struct xy_msg_result *res,
 			 const char *why)
 {
-	fprintf(stderr, "xylem run: failed: task \"%s\": %s", t->w->id,
+	fprintf(stderr, "xylem run: failed: task \"%s\": %s", tag,
 		why && *why ? why : xy_result_string((xy_result)res->result));
 	if (res->exit_code && !(why && *why))
 		fprintf(stderr, " (exit code %d)", res->exit_code);
@@ -358,42 +469,22 @@ static void show_failure(const struct rtask *t, const struct xy_msg_result *res,
 	}
 }
 
-/* One RESULT: outputs fetched, dependents released, or a retry. */
-static int take(struct remote *r, const struct xy_msg_result *res)
+/* Task i ended (an array: every index): its dependents released, or
+ * skipped. */
+static int task_ended(struct remote *r, size_t i, int ok)
 {
-	char err[1024] = "";
-
-	if (res->id == 0 || res->id > r->n_ids)
-		return 0; /* not ours (a duplicate after a retry) */
-	size_t i = r->by_id[res->id - 1];
 	struct rtask *t = &r->t[i];
-	if (t->state != R_QUEUED || t->id != res->id)
-		return 0;
-	int ok = res->result == XY_RESULT_SUCCESS && res->exit_code == 0;
-	if (ok && fetch_outputs(r, i, res, err, sizeof err) < 0) {
-		if (!xy_client_connected(r->c))
-			return -2; /* fetched again once the manager is back */
-		ok = 0;
-	}
-	r->queued--;
-	if (!ok && t->runs <= (t->w->retries > 0 ? t->w->retries : 0)) {
-		xy_progress_clear(&r->progress);
-		fprintf(stderr, "xylem run: task \"%s\" failed (%s); running"
-			" it again (run %d of %d)\n", t->w->id,
-			*err ? err : *res->message ? res->message
-			: xy_result_string((xy_result)res->result),
-			t->runs + 1, t->w->retries + 1);
-		return submit(r, i);
+
+	if (t->lines) {
+		fclose(t->lines);
+		t->lines = NULL;
 	}
 	if (!ok) {
 		t->state = R_FAILED;
-		r->failed++;
-		show_failure(t, res, *err ? err : res->message);
 		skip_after(r, i);
 		return 0;
 	}
 	t->state = R_DONE;
-	r->done++;
 	for (size_t k = 0; k < t->n_after; k++) {
 		struct rtask *d = &r->t[t->after[k]];
 		if (d->state == R_WAITING && --d->waiting == 0 &&
@@ -403,12 +494,118 @@ static int take(struct remote *r, const struct xy_msg_result *res)
 	return 0;
 }
 
+/* A manager started again on its journal knows no temps of the run's:
+ * a task that read one answers "names nothing". Its temps' writers
+ * then run again, and it after them. 1 if so; 0 if nothing can. */
+static int remake_temps(struct remote *r, size_t i,
+			const struct xy_msg_result *res)
+{
+	struct rtask *t = &r->t[i];
+	size_t n = 0;
+
+	if (res->result != XY_RESULT_INPUT_MISSING || t->n_idx ||
+	    (!strstr(res->message, "names nothing") &&
+	     !strstr(res->message, "no task can make it again")) ||
+	    t->remakes >= 3)
+		return 0;
+	for (size_t k = 0; k < t->w->n_inputs; k++) {
+		const struct xy_wf_path *p = &r->wf->paths[t->w->inputs[k].ref];
+		struct rtask *w = p->producer >= 0 ? &r->t[p->producer] : NULL;
+		if (!p->temp || !w || w->n_idx ||
+		    (w->state != R_DONE && w->state != R_QUEUED))
+			continue;
+		n++;
+		if (w->state == R_QUEUED)
+			continue; /* already running again */
+		xy_progress_clear(&r->progress);
+		fprintf(stderr, "xylem run: temp %s was lost with the manager:"
+			" running \"%s\" again for \"%s\"\n", p->written,
+			w->w->id, t->w->id);
+		r->done--;
+		/* Its other readers still to run wait for it again. */
+		for (size_t d = 0; d < w->n_after; d++)
+			if (w->after[d] != i &&
+			    r->t[w->after[d]].state == R_WAITING)
+				r->t[w->after[d]].waiting++;
+		if (submit(r, (size_t)p->producer) < 0)
+			return -1;
+	}
+	if (!n)
+		return 0;
+	t->remakes++;
+	t->state = R_WAITING;
+	t->waiting = n;
+	return 1;
+}
+
+/* One RESULT: outputs fetched, dependents released, or a retry. */
+static int take(struct remote *r, const struct xy_msg_result *res)
+{
+	char err[1024] = "", tag[256];
+
+	if (res->id == 0 || res->id > r->n_ids || !r->subs[res->id - 1].live)
+		return 0; /* not ours, or a duplicate */
+	struct sub *sb = &r->subs[res->id - 1];
+	size_t i = sb->task;
+	struct rtask *t = &r->t[i];
+	int ok = res->result == XY_RESULT_SUCCESS && res->exit_code == 0;
+	if (ok && fetch_outputs(r, sb, res, err, sizeof err) < 0) {
+		if (!xy_client_connected(r->c))
+			return -2; /* fetched again once the manager is back */
+		ok = 0;
+	}
+	sb->live = 0;
+	r->queued--;
+	if (!ok) {
+		int rc = remake_temps(r, i, res);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+		sb = &r->subs[res->id - 1]; /* submissions may have moved */
+	}
+	sub_tag(r, sb, tag, sizeof tag);
+	if (!ok && sb->run <= (t->w->retries > 0 ? t->w->retries : 0)) {
+		xy_progress_clear(&r->progress);
+		fprintf(stderr, "xylem run: task \"%s\" failed (%s); running"
+			" it again (run %d of %d)\n", tag,
+			*err ? err : *res->message ? res->message
+			: xy_result_string((xy_result)res->result),
+			sb->run + 1, t->w->retries + 1);
+		char *line = sb->line; /* the new run's now */
+		sb->line = NULL;
+		if (!t->n_idx)
+			t->runs++;
+		return submit_one(r, i, sb->index, sb->run + 1, line);
+	}
+	free(sb->line);
+	sb->line = NULL;
+	if (ok) {
+		r->done++;
+	} else {
+		r->failed++;
+		show_failure(tag, res, *err ? err : res->message);
+	}
+	if (!t->n_idx)
+		return task_ended(r, i, ok);
+	t->n_out--;
+	if (ok)
+		t->n_ok++;
+	else
+		t->n_bad++;
+	if (t->n_ok + t->n_bad == t->n_idx)
+		return task_ended(r, i, t->n_bad == 0);
+	/* Room in the window: every array gets its share. */
+	for (size_t k = 0; k < r->n_arrays; k++)
+		if (array_feed(r, r->arrays[k]) < 0)
+			return -1;
+	return 0;
+}
+
 /* ------------------------------------------------------------ the run */
 
 static void progress(struct remote *r, int force)
 {
 	struct xy_progress_counts c = {
-		.done = r->done + r->failed, .total = (int64_t)r->wf->n_tasks,
+		.done = r->done + r->failed, .total = r->total,
 		.running = r->queued, .failed = r->failed,
 	};
 	xy_progress_update(&r->progress, &c, force);
@@ -435,8 +632,8 @@ static int connect_session(struct remote *r, const struct target *to,
 		return -1;
 	if (xy_client_attach(r->c, r->session, r->seen, err, errlen) < 0)
 		goto lost;
-	for (size_t i = 0; i < r->wf->n_tasks; i++)
-		if (r->t[i].state == R_QUEUED && send_task(r, i) < 0)
+	for (size_t id = 1; id <= r->n_ids; id++)
+		if (r->subs[id - 1].live && send_sub(r, id) < 0)
 			goto lost;
 	return 0;
 lost:
@@ -472,6 +669,21 @@ static int reconnect(struct remote *r, const struct target *to,
 	fprintf(stderr, "xylem run: %s: %s%s\n", r->o->manager, err,
 		errno == EACCES ? "" : " (gave up waiting for it)");
 	return -1;
+}
+
+/* The run's temps are named no more: the manager may let them go. */
+static void drop_temps(struct remote *r)
+{
+	const char **names = calloc(r->wf->n_paths + 1, sizeof *names);
+	uint32_t n = 0;
+	char err[256];
+
+	for (size_t i = 0; names && i < r->wf->n_paths; i++)
+		if (r->wf->paths[i].temp)
+			names[n++] = r->wf->paths[i].full;
+	if (names && r->c)
+		xy_client_drop(r->c, names, n, err, sizeof err);
+	free(names);
 }
 
 static int exchange(struct remote *r, const struct target *to)
@@ -513,10 +725,11 @@ static int exchange(struct remote *r, const struct target *to)
 		progress(r, 0);
 	}
 	xy_progress_clear(&r->progress);
+	drop_temps(r);
 	if (r->o->quiet && !r->failed && !r->skipped)
 		return XY_EXIT_OK;
-	fprintf(stderr, "xylem run: %zu tasks: %lld succeeded, %lld failed%s"
-		" in %.2f s (manager %s)\n", r->wf->n_tasks,
+	fprintf(stderr, "xylem run: %lld tasks: %lld succeeded, %lld failed%s"
+		" in %.2f s (manager %s)\n", (long long)r->total,
 		(long long)r->done, (long long)r->failed,
 		r->skipped ? ", some not run" : "",
 		xy_progress_elapsed(&r->progress), r->o->manager);
@@ -532,8 +745,6 @@ int xy_run_remote(const struct xy_workflow *wf,
 	char err[1024] = "";
 	int rc = XY_EXIT_FAIL;
 
-	if (check_supported(wf) < 0)
-		return XY_EXIT_USAGE;
 	if (xy_parse_hostport(o->manager, to.host, sizeof to.host,
 			      &to.port) < 0 || to.port <= 0) {
 		fprintf(stderr, "xylem run: --manager '%s' is not HOST:PORT\n",
@@ -557,8 +768,12 @@ int xy_run_remote(const struct xy_workflow *wf,
 		rc = XY_EXIT_USAGE;
 		goto out;
 	}
-	r.temp_path = calloc(wf->n_paths + 1, sizeof *r.temp_path);
-	if (!r.temp_path || link_tasks(&r) < 0 ||
+	if (!getcwd(r.cwd, sizeof r.cwd)) {
+		fprintf(stderr, "xylem run: cannot read the current directory:"
+			" %s\n", strerror(errno));
+		goto out;
+	}
+	if (link_tasks(&r) < 0 ||
 	    RAND_bytes(r.session, sizeof r.session) != 1) {
 		fprintf(stderr, "xylem run: out of memory or random bytes\n");
 		goto out;
@@ -577,15 +792,16 @@ int xy_run_remote(const struct xy_workflow *wf,
 out:
 	xy_client_close(r.c);
 	SSL_CTX_free(to.tls);
-	if (*r.scratch)
-		xy_rm_rf(r.scratch);
-	for (size_t i = 0; r.t && i < wf->n_tasks; i++)
+	for (size_t i = 0; r.t && i < wf->n_tasks; i++) {
 		free(r.t[i].after);
-	for (size_t i = 0; r.temp_path && i < wf->n_paths; i++)
-		free(r.temp_path[i]);
-	free(r.temp_path);
+		if (r.t[i].lines)
+			fclose(r.t[i].lines);
+	}
+	for (size_t i = 0; i < r.n_ids; i++)
+		free(r.subs[i].line);
+	free(r.subs);
+	free(r.arrays);
 	free(r.t);
-	free(r.by_id);
 	xy_local_free(&local);
 	return rc;
 }

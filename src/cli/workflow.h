@@ -97,6 +97,10 @@ int xy_workflow_output_dirs(const struct xy_workflow *wf, const char *who);
 /* Frees w and everything it holds. xy_workflow_free(NULL) does nothing. */
 void xy_workflow_free(struct xy_workflow *w);
 
+/* s with every mark replaced by index and line (line NULL: that mark
+ * stays): a new string, or NULL without memory. */
+char *xy_wf_subst(const char *s, const char *index, const char *line);
+
 /* The name of a cache level as written in a workflow ("workflow"). */
 const char *xy_wf_cache_name(xy_cache_level level);
 

@@ -845,6 +845,30 @@ static void enc_object(struct enc *e, const union xy_msg *m)
 /* SUBMIT */
 #define SUBMIT_INPUT_WIRE (4 + XY_ID_LEN + 1 + 8)
 
+/* 4 name + id + kind + size + from + 4 ref + unpack */
+#define SUBMIT_INPUT_WIRE (4 + XY_ID_LEN + 1 + 8 + 1 + 4 + 1)
+
+/* An input's source (since version 16): a temp's name or a URL, or
+ * nothing for the client's own object. */
+static void dec_submit_source(struct dec *d, struct xy_submit_input *in,
+			      uint32_t i)
+{
+	in->from = xy_get_u8(&d->r);
+	in->ref = dstr(d, XY_MAX_URL, "input source");
+	in->unpack = xy_get_u8(&d->r);
+	if (d->r.err)
+		return;
+	if (in->from > XY_FROM_URL)
+		dfail(d, "input %u has unknown source %u", i, in->from);
+	else if (in->unpack > 1)
+		dfail(d, "input %u has unpack %u", i, in->unpack);
+	else if ((in->from == XY_FROM_CLIENT) != !*in->ref)
+		dfail(d, "input %u: a source name goes with a temp or a URL,"
+		      " and only with one", i);
+	else if (in->from == XY_FROM_TEMP && strlen(in->ref) > XY_MAX_NAME)
+		dfail(d, "input %u: temp name over %u bytes", i, XY_MAX_NAME);
+}
+
 static void dec_submit_files(struct dec *d, struct xy_msg_submit *s)
 {
 	uint32_t n = dcount(d, XY_MAX_FILES, SUBMIT_INPUT_WIRE, "inputs");
@@ -861,15 +885,18 @@ static void dec_submit_files(struct dec *d, struct xy_msg_submit *s)
 		if (!d->r.err && in->kind > XY_KIND_DIR)
 			dfail(d, "input %u has unknown kind %u", i, in->kind);
 		in->size = xy_get_u64(&d->r);
+		dec_submit_source(d, in, i);
 	}
-	n = dcount(d, XY_MAX_FILES, 4, "outputs");
+	n = dcount(d, XY_MAX_FILES, 8, "outputs");
 	s->outputs = dalloc(d, n, sizeof *s->outputs);
-	if (n && !s->outputs)
+	s->temps = dalloc(d, n, sizeof *s->temps);
+	if (n && (!s->outputs || !s->temps))
 		return;
 	s->n_outputs = n;
 	for (uint32_t i = 0; i < n; i++) {
 		s->outputs[i] = dstr(d, XY_MAX_NAME, "output name");
 		dsandbox(d, s->outputs[i], "output", i);
+		s->temps[i] = dstr(d, XY_MAX_NAME, "output temp");
 	}
 }
 
@@ -911,11 +938,17 @@ static void enc_submit(struct enc *e, const union xy_msg *m)
 		xy_buf_put_raw(e->b, in->id, XY_ID_LEN);
 		xy_buf_put_u8(e->b, in->kind);
 		xy_buf_put_u64(e->b, in->size);
+		xy_buf_put_u8(e->b, in->from);
+		estr(e, in->ref ? in->ref : "", XY_MAX_URL);
+		xy_buf_put_u8(e->b, in->unpack);
 	}
 	if (!ecount(e, s->n_outputs, XY_MAX_FILES, s->outputs))
 		return;
-	for (uint32_t i = 0; i < s->n_outputs; i++)
+	for (uint32_t i = 0; i < s->n_outputs; i++) {
 		estr(e, s->outputs[i], XY_MAX_NAME);
+		estr(e, s->temps && s->temps[i] ? s->temps[i] : "",
+		     XY_MAX_NAME);
+	}
 	xy_buf_put_u16(e->b, s->xfer_port);
 	xy_buf_put_raw(e->b, s->key, XY_ID_LEN);
 }
@@ -930,12 +963,46 @@ static void free_submit(union xy_msg *m)
 		free(s->env[i].value);
 	}
 	free(s->env);
-	for (uint32_t i = 0; i < s->n_inputs && s->inputs; i++)
+	for (uint32_t i = 0; i < s->n_inputs && s->inputs; i++) {
 		free(s->inputs[i].name);
+		free(s->inputs[i].ref);
+	}
 	free(s->inputs);
 	for (uint32_t i = 0; i < s->n_outputs && s->outputs; i++)
 		free(s->outputs[i]);
 	free(s->outputs);
+	for (uint32_t i = 0; i < s->n_outputs && s->temps; i++)
+		free(s->temps[i]);
+	free(s->temps);
+}
+
+/* DROP */
+static void dec_drop(struct dec *d, union xy_msg *m)
+{
+	struct xy_msg_drop *p = &m->drop;
+	uint32_t n = dcount(d, XY_MAX_FILES, 4, "temps");
+	p->temps = dalloc(d, n, sizeof *p->temps);
+	if (n && !p->temps)
+		return;
+	p->n_temps = n;
+	for (uint32_t i = 0; i < n; i++)
+		p->temps[i] = dstr(d, XY_MAX_NAME, "temp name");
+}
+
+static void enc_drop(struct enc *e, const union xy_msg *m)
+{
+	const struct xy_msg_drop *p = &m->drop;
+	if (!ecount(e, p->n_temps, XY_MAX_FILES, p->temps))
+		return;
+	for (uint32_t i = 0; i < p->n_temps; i++)
+		estr(e, p->temps[i], XY_MAX_NAME);
+}
+
+static void free_drop(union xy_msg *m)
+{
+	for (uint32_t i = 0; i < m->drop.n_temps && m->drop.temps; i++)
+		free(m->drop.temps[i]);
+	free(m->drop.temps);
 }
 
 /* RESULT */
@@ -1076,6 +1143,7 @@ static const struct msg_ops {
 	[XY_MSG_RESULT] = {"RESULT", dec_result, enc_result, free_result},
 	[XY_MSG_ATTACH] = {"ATTACH", dec_attach, enc_attach, NULL},
 	[XY_MSG_ACCEPTED] = {"ACCEPTED", dec_accepted, enc_accepted, NULL},
+	[XY_MSG_DROP] = {"DROP", dec_drop, enc_drop, free_drop},
 };
 
 static const struct msg_ops *lookup(unsigned type)

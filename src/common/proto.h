@@ -19,7 +19,7 @@
 #include "buf.h"
 
 #define XY_PROTO_MAGIC 0x4d4c5958u /* "XYLM" */
-#define XY_PROTO_VERSION 15
+#define XY_PROTO_VERSION 16
 #define XY_FRAME_HEADER 8
 
 /* Hard limits. A frame or field past one is a protocol error. */
@@ -80,7 +80,8 @@ enum xy_msg_type {
 	XY_MSG_RESULT = 41, /* m -> client: what became of it */
 	XY_MSG_ATTACH = 42,   /* client -> m: its session, results seen */
 	XY_MSG_ACCEPTED = 43, /* m -> client: a SUBMIT is recorded */
-	XY_MSG_MAX = 44
+	XY_MSG_DROP = 44,     /* client -> m: temps it names no more */
+	XY_MSG_MAX = 45
 };
 
 /* GET flags. PARTIAL: the server may answer from an object it is still
@@ -365,13 +366,26 @@ struct xy_msg_object {
 	uint64_t size; /* the whole stream; size - offset bytes follow */
 };
 
-/* A client's task input: an object the client serves from its own
- * transfer server (kind FILE or DIR only), mounted at name. */
+/* Where a client's task input comes from (SUBMIT, since version 16). */
+enum {
+	XY_FROM_CLIENT = 0, /* the client's transfer server serves id */
+	XY_FROM_TEMP = 1,   /* ref names a temp of the client's (an output
+			     * of one of its SUBMITs): it stays on workers */
+	XY_FROM_URL = 2     /* ref is a URL that a worker fetches */
+};
+
+/* A client's task input, mounted at name: an object the client serves
+ * from its own transfer server (kind FILE or DIR only), a temp of the
+ * client's, or a URL; with unpack, the sandbox gets its expansion (an
+ * archive). id, kind and size are the client's object's, else zeros. */
 struct xy_submit_input {
 	char *name;
 	uint8_t id[XY_ID_LEN];
 	uint8_t kind;
 	uint64_t size; /* its stream's size */
+	uint8_t from;  /* XY_FROM_* */
+	char *ref;     /* the temp's name or the URL; "" from the client */
+	uint8_t unpack;
 };
 
 /* SUBMIT: a client asks a manager to run a command task. id is the
@@ -393,6 +407,10 @@ struct xy_msg_submit {
 	struct xy_submit_input *inputs;
 	uint32_t n_outputs;
 	char **outputs; /* sandbox names */
+	/* n_outputs names, one per output: "" brings it back to the client
+	 * (RESULT lists it); else the temp of the client's it becomes,
+	 * left on the worker, which later SUBMITs may read (XY_FROM_TEMP). */
+	char **temps;
 	uint16_t xfer_port;
 	/* The client's idempotency key within its session (ATTACH); all
 	 * zeros: none. The same key again names the same task. */
@@ -432,6 +450,13 @@ struct xy_msg_attach {
 	uint64_t after;
 };
 
+/* DROP: the client will name these temps of its own no more; the
+ * manager forgets them (workers delete them once no task needs them). */
+struct xy_msg_drop {
+	uint32_t n_temps;
+	char **temps;
+};
+
 /* ACCEPTED: the SUBMIT of id is accepted (with a journal: recorded), so
  * it runs, and its RESULT comes, even if the manager is killed. */
 struct xy_msg_accepted {
@@ -464,6 +489,7 @@ union xy_msg {
 	struct xy_msg_result result;
 	struct xy_msg_attach attach;
 	struct xy_msg_accepted accepted;
+	struct xy_msg_drop drop;
 };
 
 /* The chunk size for an object of this size: XY_CHUNK_MIN, or a multiple

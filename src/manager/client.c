@@ -56,7 +56,8 @@ struct fetch_work {
 struct settle_work {
 	uv_work_t req;
 	struct client_job *job;
-	char **from, **to; /* n_outputs each, NULL on failure */
+	char **from, **to; /* n each, NULL on failure */
+	uint32_t *out;     /* n: the task's output each one is */
 	uint32_t n;
 	char dir[PATH_LEN];
 };
@@ -83,6 +84,7 @@ static void job_free(struct client_job *j)
 	struct xy_clients *cs = j->cs;
 
 	xy_clients__untrack(j);
+	xy_clients__unbind(j);
 	if (j->cl)
 		j->cl->jobs--;
 	if (j->prev)
@@ -105,6 +107,7 @@ void xy_clients_destroy(struct xy_clients *cs)
 	/* Tasks still in the manager's table are freed with it. */
 	while (cs->jobs)
 		job_free(cs->jobs);
+	xy_clients__free_temps(cs);
 	xy_clients__free_journal(cs);
 	free(cs);
 }
@@ -119,6 +122,7 @@ struct client *xy_clients_add(struct xy_clients *cs, struct xy_conn *c)
 	}
 	cl->cs = cs;
 	cl->conn = c;
+	xy_clients__scope_new(cs, cl);
 	cs->connected++;
 	XY_LOGI(WHO, "client %s connected", xy_conn_peer(c));
 	return cl;
@@ -130,6 +134,10 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 	int n = 0;
 
 	int kept = 0;
+	/* A session's temps wait for its next connection; a connection's
+	 * own go with it. */
+	if (!cl->sess)
+		xy_clients__drop_scope(cs, cl->scope);
 	xy_clients__detach(cs, cl);
 	for (struct client_job *j = cs->jobs; j; j = j->next) {
 		if (j->cl != cl)
@@ -176,7 +184,9 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 	res->result = (uint8_t)r;
 	res->exit_code = t ? t->exit_code : -1;
 	res->message = (char *)(why ? why : t && t->error ? t->error : "");
-	res->xfer_port = (uint16_t)xy_xfer_server_port(m->xfer);
+	/* A job made again from its record at a start may be answered
+	 * before the transfer server is up (an input gone meanwhile). */
+	res->xfer_port = m->xfer ? (uint16_t)xy_xfer_server_port(m->xfer) : 0;
 	if (t && t->output) {
 		size_t n = t->output_len;
 		res->output_len = n > XY_MAX_OUTPUT ? XY_MAX_OUTPUT : n;
@@ -184,14 +194,18 @@ static void send_result(struct client_job *j, xy_result r, const char *why)
 	}
 	if (t && r == XY_RESULT_SUCCESS && t->n_outputs &&
 	    (outs = calloc(t->n_outputs, sizeof *outs))) {
+		uint32_t n = 0;
 		for (uint32_t i = 0; i < t->n_outputs; i++) {
 			struct xy_object *o = t->outputs[i].file->obj;
-			outs[i].name = t->outputs[i].as;
-			memcpy(outs[i].id, o->id, XY_ID_LEN);
-			outs[i].kind = o->kind;
-			outs[i].size = o->size;
+			if (t->outputs[i].file->temp)
+				continue; /* stays on its worker */
+			outs[n].name = t->outputs[i].as;
+			memcpy(outs[n].id, o->id, XY_ID_LEN);
+			outs[n].kind = o->kind;
+			outs[n].size = o->size;
+			n++;
 		}
-		res->n_outputs = t->n_outputs;
+		res->n_outputs = n;
 		res->outputs = outs;
 	}
 	if (j->recorded)
@@ -230,6 +244,7 @@ static void settle_free(struct settle_work *w)
 		free(w->to[i]);
 	free(w->from);
 	free(w->to);
+	free(w->out);
 	free(w);
 }
 
@@ -242,10 +257,12 @@ static void settle_done(uv_work_t *req, int status)
 
 	(void)status;
 	for (uint32_t i = 0; i < w->n && !cs->m->destroying; i++)
-		xy_catalog_serve(cs->m->catalog, t->outputs[i].file->obj,
-				 w->to[i]);
+		xy_catalog_serve(cs->m->catalog,
+				 t->outputs[w->out[i]].file->obj, w->to[i]);
 	if (j->keyed && t->result == XY_RESULT_SUCCESS && !cs->m->destroying)
 		journal_record(j);
+	if (t->result == XY_RESULT_SUCCESS && !cs->m->destroying)
+		xy_clients__temps_made(j); /* recorded before its answer */
 	if ((j->cl || j->acc) && !cs->m->destroying)
 		send_result(j, t->result, NULL);
 	xy_release_task_done(cs->m->release, t); /* after its record */
@@ -253,25 +270,31 @@ static void settle_done(uv_work_t *req, int status)
 	job_free(j);
 }
 
-/* The settling of a job's outputs, or NULL if memory is short. */
+/* The settling of a job's outputs (the first all of them, temps
+ * aside: they stay on workers), or NULL if memory is short. */
 static struct settle_work *settle_make(struct xy_clients *cs,
-				       struct client_job *j, uint32_t n)
+				       struct client_job *j, uint32_t all)
 {
 	struct settle_work *w = calloc(1, sizeof *w);
+	uint32_t n = 0;
 	if (!w)
 		return NULL;
 	w->req.data = w;
 	w->job = j;
-	w->n = n;
-	if (n && (!(w->from = calloc(n, sizeof *w->from)) ||
-		  !(w->to = calloc(n, sizeof *w->to)))) {
+	if (all && (!(w->from = calloc(all, sizeof *w->from)) ||
+		    !(w->to = calloc(all, sizeof *w->to)) ||
+		    !(w->out = calloc(all, sizeof *w->out)))) {
 		settle_free(w);
 		return NULL;
 	}
+	for (uint32_t i = 0; i < all; i++)
+		if (!j->t->outputs[i].file->temp)
+			w->out[n++] = i;
+	w->n = n;
 	snprintf(w->dir, sizeof w->dir, "%s/%llu", cs->jobdir,
 		 (unsigned long long)j->seq);
 	for (uint32_t i = 0; i < n; i++) {
-		struct xy_file *f = j->t->outputs[i].file;
+		struct xy_file *f = j->t->outputs[w->out[i]].file;
 		w->from[i] = strdup(f->path);
 		if (asprintf(&w->to[i], "%s/%s", cs->store, f->obj->hex) < 0)
 			w->to[i] = NULL;
@@ -316,18 +339,26 @@ static struct xy_task *make_task(struct client_job *j, char *err,
 	int bad = !t || (*s->tag && xy_task_set_tag(t, s->tag) < 0);
 
 	for (uint32_t i = 0; !bad && i < s->n_inputs; i++) {
+		struct xy_file *f = j->in_files[i];
 		xy_hex(s->inputs[i].id, XY_ID_LEN, hex);
 		snprintf(path, sizeof path, "%s/%s", cs->store, hex);
-		struct xy_file *f = xy_manager_declare_file(
-			cs->m, path, XY_CACHE_WORKFLOW, err, errlen);
+		if (!f && (f = xy_manager_declare_file(cs->m, path,
+						       XY_CACHE_WORKFLOW, err,
+						       errlen)) &&
+		    s->inputs[i].unpack)
+			f = xy_manager_declare_unpack(cs->m, f,
+						      XY_CACHE_WORKFLOW, err,
+						      errlen);
 		bad = !f || xy_task_add_input(t, f, s->inputs[i].name, err,
 					      errlen) < 0;
 	}
 	for (uint32_t i = 0; !bad && i < s->n_outputs; i++) {
 		snprintf(path, sizeof path, "%s/%llu/%s", cs->jobdir,
 			 (unsigned long long)j->seq, s->outputs[i]);
-		struct xy_file *f = xy_manager_declare_file(
-			cs->m, path, XY_CACHE_TASK, err, errlen);
+		struct xy_file *f = j->out_files[i];
+		if (!f)
+			f = xy_manager_declare_file(cs->m, path, XY_CACHE_TASK,
+						    err, errlen);
 		bad = !f || xy_task_add_output(t, f, s->outputs[i], err,
 					       errlen) < 0;
 	}
@@ -358,6 +389,8 @@ static void job_staged(struct client_job *j)
 		job_free(j);
 		return;
 	}
+	if (!j->in_files && xy_clients__bind(j) < 0)
+		j->oom = 1; /* made again from its record: bound now */
 	if (j->oom) {
 		send_result(j, XY_RESULT_MANAGER_FAILED, "the manager is out of"
 			    " memory");
@@ -398,7 +431,10 @@ static void job_staged(struct client_job *j)
 	if (j->t) {
 		j->t->job = j;
 		j->in_table = 1;
-		if (xy_manager_submit_internal(m, j->t, err, sizeof err))
+		/* Its temps can be made again from a copy of it, as a local
+		 * run's (lineage.c). */
+		if (xy_lineage_record(m->lineage, j->t, err, sizeof err) == 0 &&
+		    xy_manager_submit_internal(m, j->t, err, sizeof err))
 			goto submitted;
 		j->in_table = 0;
 		j->t->job = NULL;
@@ -551,8 +587,9 @@ static const char *bad_submit(struct xy_clients *cs, struct client *cl,
 {
 	if (!*s->command)
 		return "SUBMIT with an empty command";
-	if (s->n_inputs && !s->xfer_port)
-		return "SUBMIT with inputs but no transfer port";
+	for (uint32_t i = 0; i < s->n_inputs && !s->xfer_port; i++)
+		if (s->inputs[i].from == XY_FROM_CLIENT)
+			return "SUBMIT with inputs but no transfer port";
 	if (s->n_inputs + s->n_outputs > CLIENT_FILES_MAX)
 		return "SUBMIT with more than " STR(CLIENT_FILES_MAX) " files";
 	if (cl->jobs >= CLIENT_JOBS_MAX)
@@ -620,8 +657,12 @@ static void on_submit(struct xy_clients *cs, struct client *cl,
 			return;
 		}
 	}
+	/* Its temps bound now, in the order the SUBMITs came. */
+	if (xy_clients__bind(j) < 0)
+		j->oom = 1;
 	for (uint32_t i = 0; i < j->sub.submit.n_inputs; i++)
-		start_fetch(j, &j->sub.submit.inputs[i]);
+		if (j->sub.submit.inputs[i].from == XY_FROM_CLIENT)
+			start_fetch(j, &j->sub.submit.inputs[i]);
 	if (j->work == 0)
 		job_staged(j);
 }
@@ -639,6 +680,12 @@ void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
 		return;
 	if (type == XY_MSG_ATTACH) {
 		xy_clients__attach(cs, cl, &msg->attach);
+		if (cl->sess) /* its temps are its session's from now on */
+			memcpy(cl->scope, msg->attach.session, XY_ID_LEN);
+		return;
+	}
+	if (type == XY_MSG_DROP) {
+		xy_clients__drop(cs, cl, &msg->drop);
 		return;
 	}
 	snprintf(why, sizeof why, "unexpected %s", xy_msg_name(type));
@@ -692,9 +739,18 @@ static void key_str(EVP_MD_CTX *c, const char *s)
 
 static int submit_key(const struct xy_msg_submit *s, uint8_t *key)
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_MD_CTX *c;
 	unsigned len = 0;
 	uint64_t n;
+	/* A temp, a URL or an expansion is not named by its content here:
+	 * such a task has no key, and runs each time. */
+	for (uint32_t i = 0; i < s->n_inputs; i++)
+		if (s->inputs[i].from != XY_FROM_CLIENT || s->inputs[i].unpack)
+			return -1;
+	for (uint32_t i = 0; s->temps && i < s->n_outputs; i++)
+		if (*s->temps[i])
+			return -1;
+	c = EVP_MD_CTX_new();
 	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(c);
 		return -1;
@@ -738,6 +794,10 @@ static void journal_record(struct client_job *j)
 	xy_buf_put_u32(&b, t->n_outputs);
 	for (uint32_t i = 0; i < t->n_outputs; i++) {
 		struct xy_object *o = t->outputs[i].file->obj;
+		if (t->outputs[i].file->temp) {
+			b.oom = 1; /* never: such a SUBMIT has no key */
+			break;
+		}
 		xy_buf_put_str(&b, t->outputs[i].as);
 		xy_buf_put_raw(&b, o->id, XY_ID_LEN);
 		xy_buf_put_u8(&b, o->kind);

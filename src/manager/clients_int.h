@@ -17,6 +17,7 @@
 struct session;
 struct accepted;
 struct xy_cjournal;
+struct xy_ctemps;
 
 /* A client's share of the manager: files in one SUBMIT, and tasks not
  * yet answered (the duplicate-id check walks these). */
@@ -31,6 +32,9 @@ struct client {
 	char *addr; /* where its transfer server is: the peer's ip */
 	int jobs;   /* its jobs not yet answered */
 	struct session *sess; /* its ATTACH's, or NULL */
+	/* Where its temps' names live: its session's id once attached,
+	 * else its own (client_temps.c). */
+	uint8_t scope[XY_ID_LEN];
 };
 
 /* One SUBMIT, from its arrival to its RESULT. */
@@ -55,6 +59,15 @@ struct client_job {
 	uint8_t jkey[XY_ID_LEN];
 	struct session *sess;
 	struct accepted *acc;
+	/* The files its SUBMIT named that are not the client's own (temps,
+	 * URLs, expansions), by input then output, each with a reference
+	 * of the job's; NULL where none (client_temps.c). */
+	struct xy_file **in_files, **out_files;
+	uint32_t n_bound;
+	char **out_names; /* its outputs' temp names (NULL: not a temp) */
+	uint32_t n_out_names;
+	uint8_t scope[XY_ID_LEN];
+	int scope_session; /* the scope is a session's: journaled */
 	struct client_job *prev, *next;
 };
 
@@ -66,6 +79,8 @@ struct xy_clients {
 	char store[DIR_LEN], jobdir[DIR_LEN];
 	int journal; /* the store is the journal's (xy_clients_journal) */
 	struct xy_cjournal *cj; /* sessions (clients_journal.c) */
+	struct xy_ctemps *ct;   /* clients' temps (client_temps.c) */
+	uint64_t scopes;        /* connections' temp scopes given out */
 	int64_t connected; /* clients connected now */
 };
 
@@ -103,5 +118,34 @@ void xy_clients__job_free(struct client_job *j);
  * freed: its key forgotten if it was never recorded. */
 int xy_clients__track(struct client_job *j);
 void xy_clients__untrack(struct client_job *j);
+
+/* client_temps.c, for client.c: temps, URLs and archives in SUBMIT. */
+
+/* Gives cl a scope of its own for its temps' names. */
+void xy_clients__scope_new(struct xy_clients *cs, struct client *cl);
+/* Binds what j's SUBMIT names besides the client's objects, in its
+ * scope: a temp read (one that names nothing sets j->why), a URL, an
+ * expansion, a temp written (declared anew). -1 on ENOMEM. */
+int xy_clients__bind(struct client_job *j);
+/* Gives back the job's references on what it bound. */
+void xy_clients__unbind(struct client_job *j);
+/* DROP from cl: those temps' names are forgotten. */
+void xy_clients__drop(struct xy_clients *cs, struct client *cl,
+		      const struct xy_msg_drop *d);
+/* Every temp of a scope forgotten (a client without a session left). */
+void xy_clients__drop_scope(struct xy_clients *cs, const uint8_t *scope);
+void xy_clients__free_temps(struct xy_clients *cs);
+/* j succeeded: its temps, still named so, recorded with their objects. */
+void xy_clients__temps_made(struct client_job *j);
+/* A CTEMP record replayed (cs NULL: only checked); -1 if malformed. */
+int xy_clients__temp_replay(struct xy_clients *cs, const void *data,
+			    size_t len, char *err, size_t errlen);
+/* At a start, before jobs are made again: the journal's temps given
+ * back to their sessions. */
+void xy_clients__temps_restore(struct xy_clients *cs);
+/* A snapshot's CTEMP records. 0, or -1. */
+int xy_clients__temps_dump(struct xy_clients *cs, struct xy_journal *snap);
+/* clients_journal.c's: a session's id. */
+const uint8_t *xy_clients__session_id(const struct session *s);
 
 #endif

@@ -117,6 +117,11 @@ static struct session *session_get(struct xy_cjournal *cj,
 	return s;
 }
 
+const uint8_t *xy_clients__session_id(const struct session *s)
+{
+	return s->id;
+}
+
 static struct accepted *acc_find(struct xy_cjournal *cj, const uint8_t *k)
 {
 	for (struct accepted *a = xy_htab_first(&cj->accepted, key_hash(k));
@@ -224,6 +229,8 @@ int xy_clients_replay(struct xy_clients *cs, unsigned type, const void *data,
 	uint8_t sid[XY_ID_LEN], jkey[XY_ID_LEN];
 	uint64_t seq = 0, acked = 0;
 
+	if (type == XY_MEMO_REC_CTEMP)
+		return xy_clients__temp_replay(cs, data, len, err, errlen);
 	xy_reader_init(&r, data, len);
 	xy_get_raw(&r, sid, XY_ID_LEN);
 	if (type == XY_MEMO_REC_SESSION) {
@@ -300,6 +307,7 @@ int xy_clients_dump(struct xy_clients *cs, struct xy_journal *snap)
 				ok = xy_journal_append(snap, XY_MEMO_REC_SUBMIT,
 						       a->data, a->len) != 0;
 	xy_buf_free(&b);
+	ok = ok && xy_clients__temps_dump(cs, snap) == 0;
 	if (!ok)
 		errno = ENOMEM;
 	return ok ? 0 : -1;
@@ -310,9 +318,13 @@ void xy_clients__resume(struct xy_clients *cs)
 	struct xy_cjournal *cj = cs->cj;
 	size_t n = 0, bad = 0;
 
+	xy_clients__temps_restore(cs);
+	/* A job answered at once (an input gone) drops its entry: the walk
+	 * keeps the next one first. */
 	for (size_t i = 0; cj && i < cj->accepted.n_slots; i++)
-		for (struct accepted *a = xy_htab_slot(&cj->accepted, i); a;
-		     a = a->hnext) {
+		for (struct accepted *a = xy_htab_slot(&cj->accepted, i),
+				     *next; a; a = next) {
+			next = a->hnext;
 			struct client_job *j;
 			char err[256];
 			size_t off = 2 * XY_ID_LEN;

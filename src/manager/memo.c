@@ -97,6 +97,7 @@ struct xy_memo {
 	size_t n_temps;  /* entries with temps */
 	struct xy_htab restored; /* struct restored by object id */
 	int temps_wait;  /* a temp of the manager before may yet come back */
+	int client_temps; /* the journal named clients' temps (CTEMP) */
 	struct xy_htab back; /* struct back_name: workers greeted meanwhile */
 	int broken; /* the journal failed: nothing more is recorded */
 	uint64_t table_bytes; /* the payloads of the table's records */
@@ -505,6 +506,9 @@ static int replay_one(void *arg, unsigned type, uint32_t epoch, uint64_t seq,
 	case XY_MEMO_REC_CLIENT:
 		return xy_memo_results_client_replay(memo->results, data, len,
 						     err, errlen);
+	case XY_MEMO_REC_CTEMP:
+		memo->client_temps = 1;
+		/* fall through */
 	case XY_MEMO_REC_SUBMIT:
 	case XY_MEMO_REC_ANSWER:
 	case XY_MEMO_REC_SESSION:
@@ -575,7 +579,7 @@ struct xy_memo *xy_memo_open(struct xy_manager *m, const char *dir, int sync,
 		errno = e;
 		return NULL;
 	}
-	memo->temps_wait = memo->n_temps > 0;
+	memo->temps_wait = memo->n_temps > 0 || memo->client_temps;
 	xy_memo_results_prune(memo->results, known, memo);
 	xy_memo_results_sweep(memo->results);
 	const struct xy_journal_info *in = xy_journal_info(memo->j);
@@ -672,6 +676,22 @@ static int restore_temps(struct xy_memo *memo, const struct entry *e,
 		memcpy(r->id, o->id, XY_ID_LEN);
 		xy_htab_insert(&memo->restored, r, fp_hash(r->id));
 	}
+	return 0;
+}
+
+int xy_memo_restore_temp(struct xy_memo *memo, const uint8_t *id,
+			 const char *worker)
+{
+	struct restored *r;
+	if (!memo || find_restored(memo, id))
+		return 0;
+	if (!(r = calloc(1, sizeof *r)) ||
+	    !(r->worker = strdup(worker ? worker : ""))) {
+		free(r);
+		return -1;
+	}
+	memcpy(r->id, id, XY_ID_LEN);
+	xy_htab_insert(&memo->restored, r, fp_hash(r->id));
 	return 0;
 }
 

@@ -78,6 +78,11 @@ void xy_memo_forget_key(struct xy_memo *memo, const uint8_t key[XY_ID_LEN]);
  * rather than have it made again. */
 struct xy_file;
 int xy_memo_temp_awaited(struct xy_memo *memo, const struct xy_file *f);
+/* A client's temp restored from the journal (client_temps.c) with
+ * object id, last held by worker: waited for as a task's restored temp
+ * is. -1 on ENOMEM. */
+int xy_memo_restore_temp(struct xy_memo *memo, const uint8_t *id,
+			 const char *worker);
 /* A worker named name greeted this manager (wtable.c): while the wait
  * goes on, its restored temps are no longer awaited. */
 void xy_memo_worker_back(struct xy_memo *memo, const char *name);

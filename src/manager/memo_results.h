@@ -21,6 +21,8 @@
 #define XY_MEMO_REC_SUBMIT 12
 #define XY_MEMO_REC_ANSWER 13
 #define XY_MEMO_REC_SESSION 14
+/* A session's temp named or dropped (client_temps.c). */
+#define XY_MEMO_REC_CTEMP 15
 
 struct xy_journal;
 struct xy_memo_results;

@@ -52,6 +52,18 @@ def done_temps(fp_byte, obj_byte, size, worker):
             struct.pack("<I", len(w)) + w)
 
 
+def ctemp(session_byte, name, obj_byte=None, size=0, worker="w"):
+    """A CTEMP record (type 15, client_temps.c): a session's temp named
+    with its object and worker, or (no object) dropped."""
+    n = name.encode()
+    p = bytes([session_byte]) * 32
+    if obj_byte is None:
+        return p + b"\0" + struct.pack("<I", len(n)) + n
+    w = worker.encode()
+    return (p + b"\1" + struct.pack("<I", len(n)) + n + bytes([obj_byte]) * 32
+            + b"\0" + struct.pack("<Q", size) + struct.pack("<I", len(w)) + w)
+
+
 def main(d):
     log = Log()
     log.rec(0, b"")
@@ -71,6 +83,14 @@ def main(d):
     mid = bytearray(log.out)
     mid[len(whole) - 40] ^= 0x10  # inside the DONE_TEMPS flush
     seeds["log2-damaged-middle"] = bytes(mid)
+    ct = Log()
+    ct.rec(0, b"")
+    ct.commit()
+    ct.rec(15, ctemp(7, "/w/t1", 9, 12, "worker-1"))
+    ct.rec(15, ctemp(7, "/w/t2", 10, 3))
+    ct.rec(15, ctemp(7, "/w/t1"))
+    ct.commit()
+    seeds["log2-client-temps"] = ct.out
     for name, data in seeds.items():
         with open(os.path.join(d, name), "wb") as f:
             f.write(b"\0" + data)

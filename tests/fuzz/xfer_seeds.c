@@ -107,6 +107,34 @@ static void decode_seeds(void)
 	m.task.outputs = &o;
 	m.task.library = "";
 	payload("task", XY_MSG_TASK, &m);
+	/* SUBMIT of version 16: a client's object, a temp of the client's
+	 * and a URL to unpack; one output brought back, one a temp. */
+	struct xy_submit_input sin[3] = {
+		{.name = "in", .kind = 0, .size = 6, .ref = ""},
+		{.name = "mid", .from = XY_FROM_TEMP, .ref = "/w/t1"},
+		{.name = "pkg", .from = XY_FROM_URL, .unpack = 1,
+		 .ref = "http://127.0.0.1:8000/p.tgz"}};
+	char *souts[2] = {"out", "next"}, *stemps[2] = {"", "/w/t2"};
+	memset(&m, 0, sizeof m);
+	m.submit.id = 3;
+	m.submit.tag = "b";
+	m.submit.command = "cat in mid > out; cp -r pkg next";
+	m.submit.cores = 1;
+	m.submit.n_env = 1;
+	m.submit.env = &env;
+	m.submit.n_inputs = 3;
+	m.submit.inputs = sin;
+	m.submit.n_outputs = 2;
+	m.submit.outputs = souts;
+	m.submit.temps = stemps;
+	m.submit.xfer_port = 40000;
+	m.submit.key[0] = 1;
+	payload("submit-temps", XY_MSG_SUBMIT, &m);
+	char *dropped[2] = {"/w/t1", "/w/t2"};
+	memset(&m, 0, sizeof m);
+	m.drop.n_temps = 2;
+	m.drop.temps = dropped;
+	payload("drop", XY_MSG_DROP, &m);
 	memset(&m, 0, sizeof m);
 	m.get.name = "worker-a";
 	m.get.offset = 1 << 20;

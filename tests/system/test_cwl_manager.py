@@ -151,3 +151,61 @@ def test_scatter_survives_a_manager_kill(xylem, xylem_bin, tmp_path,
         (marks.read_text(), mgr.log()[-4000:])
     outs = json.loads(out)["o"]
     assert [open(o["path"]).read().split()[-1] for o in outs] == names
+
+
+def test_intermediate_files_stay_on_the_workers(xylem, xylem_bin, tmp_path,
+                                                secret_file):
+    """Through a standing manager, a file one step makes and the next
+    reads stays on the workers as a temp of the run's session: the step's
+    out/ never comes to this side, the manager's store never holds it
+    (only the workflow's output is brought back, by a task that copies
+    the temp), and only that output reaches --outdir."""
+    import hashlib
+    import os
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    xylem.worker(mgr.port, secret_file, 2)
+    write(tmp_path / "make.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: [sh, -c, "head -c 3000000 /dev/zero | tr '\\\\0' z > big.bin"]
+        inputs: []
+        outputs:
+          big: {type: File, outputBinding: {glob: big.bin}}
+        """)
+    write(tmp_path / "use.cwl", """
+        cwlVersion: v1.2
+        class: CommandLineTool
+        requirements: {ShellCommandRequirement: {}}
+        arguments:
+          - valueFrom: wc -c < $(inputs.f.path) > n.txt
+            shellQuote: false
+        inputs:
+          f: File
+        outputs:
+          n: {type: File, outputBinding: {glob: n.txt}}
+        """)
+    wf = write(tmp_path / "wf.cwl", """
+        cwlVersion: v1.2
+        class: Workflow
+        inputs: []
+        outputs:
+          n: {type: File, outputSource: use/n}
+        steps:
+          make: {run: make.cwl, in: [], out: [big]}
+          use: {run: use.cwl, in: {f: make/big}, out: [n]}
+        """)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(xylem.env, TMPDIR=str(tmp))
+    r = subprocess.run(
+        [xylem_bin, "cwl", "--quiet", "--manager", f"127.0.0.1:{mgr.port}",
+         "--secret-file", str(secret_file), "--outdir",
+         str(tmp_path / "out"), str(wf)], env=env, capture_output=True,
+        text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr + mgr.log()[-3000:]
+    assert (tmp_path / "out" / "n.txt").read_text().strip() == "3000000"
+    assert sorted(os.listdir(tmp_path / "out")) == ["n.txt"]
+    big = hashlib.sha256(b"z" * 3000000).hexdigest()
+    store = os.listdir(tmp_path / "journal" / "store")
+    assert big not in store, store
+    assert store, "the workflow's output came through the store"

@@ -266,7 +266,9 @@ def test_unreachable_input(plain_standing, secret_file):
 
     def string(b):
         return struct.pack("<I", len(b)) + b
-    inp = string(b"in.txt") + os.urandom(32) + struct.pack("<BQ", 0, 5)
+    # kind 0, size 5; from 0 (the client's), no ref, no unpack (v16)
+    inp = string(b"in.txt") + os.urandom(32) + struct.pack("<BQB", 0, 5, 0) \
+        + string(b"") + b"\0"
     payload = (struct.pack("<Q", 9) + string(b"") + string(b"cat in.txt")
                + struct.pack("<IQQIQ", 1, 0, 0, 0, 0)
                + struct.pack("<II", 0, 1) + inp + struct.pack("<I", 0)

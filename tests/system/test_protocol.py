@@ -19,7 +19,7 @@ import pytest
 from helpers import task, write_workflow
 
 MAGIC = 0x4D4C5958  # "XYLM"
-VERSION = 15
+VERSION = 16
 CHALLENGE, AUTH, AUTH_OK, ERROR = 1, 2, 3, 4
 STATUS_REQ, STATUS_REPLY = 20, 21
 ROLE_STATUS = 2

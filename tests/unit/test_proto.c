@@ -37,13 +37,18 @@ static struct xy_done_output done_outputs[2] = {
 	 .chunks = {30, 3, chunk_hashes}},
 };
 static uint64_t bye_ids[3] = {1, 2, 1ull << 63};
-static struct xy_submit_input submit_inputs[2] = {
+static struct xy_submit_input submit_inputs[4] = {
 	{.name = "in/1/data.txt", .id = {0x31}, .kind = XY_KIND_FILE,
 	 .size = 6},
 	{.name = "cwl-job.json", .id = {0x32}, .kind = XY_KIND_DIR,
 	 .size = 1ull << 35},
+	{.name = "mid", .from = XY_FROM_TEMP, .ref = "/w/t1"},
+	{.name = "pkg", .from = XY_FROM_URL, .ref = "http://h/p.tgz",
+	 .unpack = 1},
 };
 static char *submit_outputs[2] = {"out", "cwl-result.json"};
+static char *submit_temps[2] = {"", "/w/t2"};
+static char *drop_temps[2] = {"/w/t1", "/w/t2"};
 static struct xy_result_output result_outputs[2] = {
 	{.name = "out", .id = {0x41}, .kind = XY_KIND_DIR, .size = 90},
 	{.name = "cwl-result.json", .id = {0x42}, .kind = XY_KIND_FILE,
@@ -163,8 +168,8 @@ static int sample(unsigned type, union xy_msg *m)
 	case XY_MSG_SUBMIT:
 		m->submit = (struct xy_msg_submit){
 			7, "tool.cwl", "exec \"$XYLEM_EXE\" cwl-exec x", 2, 100,
-			0, 0, 60000, 2, env, 2, submit_inputs, 2,
-			submit_outputs, 40001, {0x5e, 0x11}};
+			0, 0, 60000, 2, env, 4, submit_inputs, 2,
+			submit_outputs, submit_temps, 40001, {0x5e, 0x11}};
 		return 1;
 	case XY_MSG_RESULT:
 		m->result = (struct xy_msg_result){
@@ -179,6 +184,10 @@ static int sample(unsigned type, union xy_msg *m)
 		return 1;
 	case XY_MSG_ACCEPTED:
 		m->accepted.id = 77;
+		return 1;
+	case XY_MSG_DROP:
+		m->drop.n_temps = 2;
+		m->drop.temps = drop_temps;
 		return 1;
 	case XY_MSG_OBJECT:
 		m->object.status = XY_OBJ_OK;
@@ -304,7 +313,7 @@ static void t_round_trip_every_type(void)
 		xy_buf_free(&b2);
 		n++;
 	}
-	XY_CHECK_EQ(n, 29);
+	XY_CHECK_EQ(n, 30);
 	xy_test_check_no_leaks();
 }
 
@@ -404,7 +413,15 @@ static void t_client_messages(void)
 	XY_CHECK_EQ(d.submit.time_limit_ms, 60000);
 	XY_CHECK_EQ(d.submit.n_env, 2);
 	XY_CHECK(!strcmp(d.submit.env[1].name, "EMPTY"));
-	XY_CHECK_EQ(d.submit.n_inputs, 2);
+	XY_CHECK_EQ(d.submit.n_inputs, 4);
+	XY_CHECK_EQ(d.submit.inputs[0].from, XY_FROM_CLIENT);
+	XY_CHECK(!strcmp(d.submit.inputs[0].ref, ""));
+	XY_CHECK_EQ(d.submit.inputs[2].from, XY_FROM_TEMP);
+	XY_CHECK(!strcmp(d.submit.inputs[2].ref, "/w/t1"));
+	XY_CHECK_EQ(d.submit.inputs[3].from, XY_FROM_URL);
+	XY_CHECK_EQ(d.submit.inputs[3].unpack, 1);
+	XY_CHECK(!strcmp(d.submit.temps[0], ""));
+	XY_CHECK(!strcmp(d.submit.temps[1], "/w/t2"));
 	XY_CHECK(!strcmp(d.submit.inputs[0].name, "in/1/data.txt"));
 	XY_CHECK_EQ(d.submit.inputs[1].kind, XY_KIND_DIR);
 	XY_CHECK_EQ(d.submit.inputs[1].size, 1ull << 35);
@@ -441,6 +458,26 @@ static void t_client_messages(void)
 	m.submit.inputs = &in;
 	m.submit.n_inputs = 1;
 	refused(XY_MSG_SUBMIT, &m, "unknown kind");
+	/* Version 16's sources: each names what it must, and only that. */
+	in = submit_inputs[2];
+	in.from = 3;
+	refused(XY_MSG_SUBMIT, &m, "unknown source");
+	in = submit_inputs[2];
+	in.ref = "";
+	refused(XY_MSG_SUBMIT, &m, "only with one");
+	in = submit_inputs[0];
+	in.ref = "stray";
+	refused(XY_MSG_SUBMIT, &m, "only with one");
+	in = submit_inputs[3];
+	in.unpack = 2;
+	refused(XY_MSG_SUBMIT, &m, "unpack 2");
+	char *long_name = malloc(XY_MAX_NAME + 2);
+	memset(long_name, 't', XY_MAX_NAME + 1);
+	long_name[XY_MAX_NAME + 1] = '\0';
+	in = submit_inputs[2];
+	in.ref = long_name;
+	refused(XY_MSG_SUBMIT, &m, "temp name over");
+	free(long_name);
 	struct xy_result_output out = result_outputs[0];
 	sample(XY_MSG_RESULT, &m);
 	out.kind = 9;
