@@ -60,12 +60,16 @@ from .errors import (InputMissing, InterpreterMismatch, LibraryCrashed,
                      RemoteTraceback, ResourcesExhausted, TaskFailed,
                      Unschedulable, WorkerFailed, XylemError)
 
+# progress is eager: its module shares the function's name, and an import
+# of the submodule (the lazy loading of Progress, say) would otherwise
+# leave xylem.progress the module. It imports only sys, threading, time.
+from .progress import Progress, progress  # noqa: E402
+
 # The rest on first use too (PEP 562): a library process, or the
 # endpoint's session server, starts without importing them (shutil,
 # tarfile, subprocess, logging: some 50 ms of a cold start).
 _LAZY = {"Environment": "environment", "File": "files", "Temp": "files",
-         "MPIFunction": "mpi", "Pool": "pools", "Progress": "progress",
-         "progress": "progress", "ShellFunction": "shell",
+         "MPIFunction": "mpi", "Pool": "pools", "ShellFunction": "shell",
          "ShellResult": "shell"}
 
 __version__ = "0.1.0"

@@ -286,9 +286,19 @@ class _Conn:
             self.queue.put(_frame(obj))
 
     def results(self, results):
-        """[(seq, ok, data)], in one frame to a client that reads it."""
+        """[(seq, ok, data)], in frames of several to a client that reads
+        them, each within half FRAME_MAX (a reattach sends every held
+        result at once: in one frame, 64 MiB of them failed every time)."""
         if self.many:
-            self.send(("results", results))
+            part, size = [], 0
+            for r in results:
+                if part and size + len(r[2]) > FRAME_MAX // 2:
+                    self.send(("results", part))
+                    part, size = [], 0
+                part.append(r)
+                size += len(r[2])
+            if part:
+                self.send(("results", part))
         else:
             for r in results:
                 self.send(("result",) + r)

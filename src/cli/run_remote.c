@@ -584,16 +584,19 @@ static int take(struct remote *r, const struct xy_msg_result *res)
 		r->failed++;
 		show_failure(tag, res, *err ? err : res->message);
 	}
-	if (!t->n_idx)
-		return task_ended(r, i, ok);
-	t->n_out--;
-	if (ok)
-		t->n_ok++;
-	else
-		t->n_bad++;
-	if (t->n_ok + t->n_bad == t->n_idx)
-		return task_ended(r, i, t->n_bad == 0);
-	/* Room in the window: every array gets its share. */
+	if (t->n_idx) {
+		t->n_out--;
+		if (ok)
+			t->n_ok++;
+		else
+			t->n_bad++;
+	}
+	if ((!t->n_idx || t->n_ok + t->n_bad == t->n_idx) &&
+	    task_ended(r, i, t->n_idx ? t->n_bad == 0 : ok) < 0)
+		return -1;
+	/* Room in the window, after any result (a plain task's too: an
+	 * array held back by a full window must not wait for a result of
+	 * its own that will never come): every array gets its share. */
 	for (size_t k = 0; k < r->n_arrays; k++)
 		if (array_feed(r, r->arrays[k]) < 0)
 			return -1;
@@ -726,6 +729,15 @@ static int exchange(struct remote *r, const struct target *to)
 	}
 	xy_progress_clear(&r->progress);
 	drop_temps(r);
+	/* Nothing left waiting or queued once nothing is submitted: a task
+	 * that is must not pass for done. */
+	for (size_t i = 0; i < r->wf->n_tasks; i++)
+		if (r->t[i].state == R_WAITING || r->t[i].state == R_QUEUED) {
+			fprintf(stderr, "xylem run: task \"%s\" was never "
+				"run to its end (a bug of xylem run)\n",
+				r->t[i].w->id);
+			r->skipped = 1;
+		}
 	if (r->o->quiet && !r->failed && !r->skipped)
 		return XY_EXIT_OK;
 	fprintf(stderr, "xylem run: %lld tasks: %lld succeeded, %lld failed%s"

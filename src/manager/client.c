@@ -134,9 +134,10 @@ void xy_clients_remove(struct xy_clients *cs, struct client *cl,
 	int n = 0;
 
 	int kept = 0;
-	/* A session's temps wait for its next connection; a connection's
-	 * own go with it. */
-	if (!cl->sess)
+	/* A session's temps wait for its next connection (also when a
+	 * newer connection took the session from this one); a
+	 * connection's own go with it. */
+	if (!cl->scope_session)
 		xy_clients__drop_scope(cs, cl->scope);
 	xy_clients__detach(cs, cl);
 	for (struct client_job *j = cs->jobs; j; j = j->next) {
@@ -679,9 +680,13 @@ void xy_clients_msg(struct xy_clients *cs, struct client *cl, unsigned type,
 	if (type == XY_MSG_KEEPALIVE)
 		return;
 	if (type == XY_MSG_ATTACH) {
-		xy_clients__attach(cs, cl, &msg->attach);
-		if (cl->sess) /* its temps are its session's from now on */
+		/* Its temps are its session's from now on (a refused ATTACH
+		 * closes the connection and changes nothing). */
+		if (xy_clients__attach(cs, cl, &msg->attach) == 0 &&
+		    cl->sess) {
 			memcpy(cl->scope, msg->attach.session, XY_ID_LEN);
+			cl->scope_session = 1;
+		}
 		return;
 	}
 	if (type == XY_MSG_DROP) {

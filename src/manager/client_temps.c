@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "clients_int.h"
 #include "htab.h"
 #include "journal.h"
@@ -82,11 +83,16 @@ static struct xy_ctemps *ct_get(struct xy_clients *cs)
 
 void xy_clients__scope_new(struct xy_clients *cs, struct client *cl)
 {
-	/* Sessions' ids are random; a connection's scope is a number with
-	 * a mark no random id is likely to have. */
+	/* Random: a session's id is the client's to choose, so a scope
+	 * another client could name (a counter) would let it reach this
+	 * connection's temps through an ATTACH. The counter only if the
+	 * generator fails. */
 	uint64_t n = ++cs->scopes;
-	memset(cl->scope, 0xa5, XY_ID_LEN);
-	memcpy(cl->scope, &n, sizeof n);
+
+	if (xy_random(cl->scope, XY_ID_LEN) < 0) {
+		memset(cl->scope, 0xa5, XY_ID_LEN);
+		memcpy(cl->scope, &n, sizeof n);
+	}
 }
 
 static struct ctemp *find(struct xy_ctemps *ct, const uint8_t *scope,

@@ -35,6 +35,7 @@ struct client {
 	/* Where its temps' names live: its session's id once attached,
 	 * else its own (client_temps.c). */
 	uint8_t scope[XY_ID_LEN];
+	int scope_session; /* scope is its session's: it outlives cl */
 };
 
 /* One SUBMIT, from its arrival to its RESULT. */

@@ -196,3 +196,16 @@ def test_worker_log_dir_keeps_library_output(make_executor, tmp_path):
     assert "connected to" in (logs / worker_logs[0]).read_text()
     text = "".join((logs / n).read_text() for n in lib_logs)
     assert "stdout line 11" in text and "stderr line 11" in text
+
+
+def test_progress_stays_the_function():
+    """xylem.progress is the function whatever was touched first (a lazy
+    load of Progress imported the submodule of the same name, which then
+    stood for xylem.progress: "module is not callable")."""
+    import subprocess
+    code = ("import xylem; xylem.Progress; import xylem.progress; "
+            "from xylem import *; "
+            "assert callable(xylem.progress) and callable(progress)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, env=dict(os.environ), timeout=60)
+    assert r.returncode == 0, r.stderr

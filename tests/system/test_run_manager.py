@@ -2,9 +2,9 @@
 against a standing manager"): a workflow's tasks submitted to a standing
 `xylem manager` as its client, in dependency order, outputs fetched to
 their paths, a temp left on the workers (never through the client),
-URL inputs and archives to unpack, failed tasks run again up to their
-retries, and what SUBMIT cannot carry (task arrays) refused before
-anything runs. The raw SUBMIT of protocol version 16 (temps named by the
+URL inputs and archives to unpack, task arrays expanded by the client,
+failed tasks run again up to their retries, and what manager mode cannot
+take refused before anything runs. The raw SUBMIT of protocol version 16 (temps named by the
 client, DROP, an old version refused) is spoken here in Python too."""
 
 import hashlib
@@ -512,6 +512,24 @@ def test_task_arrays_through_a_standing_manager(xylem, tmp_path,
     assert 'task "sq[2]" failed (exited with status 4); running it again' \
         ' (run 2 of 2)' in r.output, r.output
     assert "1508 tasks: 1508 succeeded, 0 failed" in r.output, r.output
+
+
+def test_an_array_behind_a_full_window_still_runs(xylem, tmp_path,
+                                                  secret_file):
+    """1,000 plain tasks fill the client's window before an array is
+    reached: the array's indexes go once plain tasks' results make room
+    (they were fed only after an index of their own, so the run ended
+    with the array never run, and said so with exit 0)."""
+    mgr = Standing(xylem, secret_file, tmp_path / "journal")
+    marks = tmp_path / "marks"
+    tasks = [{"id": f"p{i}", "command": "true"} for i in range(1000)]
+    tasks.append({"id": "arr", "array": {"range": 3},
+                  "command": f"echo $XY_INDEX >> {marks}"})
+    wf = write_wf(tmp_path / "wf.json", tasks)
+    r = run(xylem, mgr, wf, cwd=tmp_path)
+    assert r.returncode == 0, r.output[-3000:] + mgr.p.output[-3000:]
+    assert sorted(marks.read_text().split()) == ["0", "1", "2"]
+    assert "1003 tasks: 1003 succeeded, 0 failed" in r.output, r.output
 
 
 @pytest.mark.parametrize("journal", [True, False])
